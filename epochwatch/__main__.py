@@ -1,0 +1,5 @@
+import sys
+
+from epochwatch.cli import main
+
+sys.exit(main())

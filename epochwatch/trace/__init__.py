@@ -1,0 +1,1 @@
+"""The trace format: record types, the whole-line writer, the tolerant reader."""

@@ -1,0 +1,166 @@
+"""Stream records out of trace files, tolerating what crashes and full disks leave behind.
+
+The reader never loads a whole file: it yields one record at a time, so memory is
+bounded by the longest line (and lines over MAX_LINE_BYTES are skipped unread).
+Damage is counted, not fatal: a torn last line, a line that is not JSON, a JSON value
+that is not a record. A file is unusable only when nothing in it looks like a trace,
+or when it was written by a newer schema than this reader knows.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from epochwatch.trace.schema import RUN_START, SCHEMA_VERSION
+
+MAX_LINE_BYTES = 16 * 1024 * 1024
+# How many lines may pass without a single valid record before a file is called foreign.
+_FOREIGN_AFTER = 50
+_CHUNK = 1 << 20
+
+
+class TraceError(Exception):
+    """A file that cannot be read as a trace; the message is one line for the user."""
+
+
+@dataclass
+class ReadStats:
+    """What reading one file skipped, so reports can say so instead of hiding it."""
+
+    lines: int = 0
+    records: int = 0
+    skipped: int = 0
+    torn_tail: bool = False
+    bytes_read: int = 0
+    first_problems: list[str] = field(default_factory=list)
+
+    def skip(self, lineno: int, why: str) -> None:
+        self.skipped += 1
+        if len(self.first_problems) < 5:
+            self.first_problems.append(f"line {lineno}: {why}")
+
+    def summary(self) -> str:
+        if not self.skipped:
+            return "no lines skipped"
+        tail = " (torn last line)" if self.torn_tail else ""
+        return f"skipped {self.skipped} of {self.lines} lines{tail}"
+
+
+def _lines(fh: Any, stats: ReadStats) -> Iterator[tuple[bytes, bool]]:
+    """Yield (line, complete) from a binary file, skipping over-long lines without keeping them."""
+    buf = b""
+    oversize = False
+    while True:
+        chunk = fh.read(_CHUNK)
+        if not chunk:
+            break
+        stats.bytes_read += len(chunk)
+        buf += chunk
+        start = 0
+        while True:
+            nl = buf.find(b"\n", start)
+            if nl < 0:
+                break
+            if oversize:
+                oversize = False
+                yield b"", False  # the tail of an over-long line: reported once as skipped
+            else:
+                yield buf[start:nl], True
+            start = nl + 1
+        buf = buf[start:]
+        if len(buf) > MAX_LINE_BYTES:
+            buf = b""
+            oversize = True
+    if oversize:
+        yield b"", False
+    elif buf:
+        yield buf, False
+
+
+def iter_records(path: str | os.PathLike[str], stats: ReadStats | None = None) -> Iterator[dict[str, Any]]:
+    """Yield every valid record of one trace file, counting what was skipped into `stats`.
+
+    Raises TraceError for a file that cannot be opened, is not a trace at all, or was
+    written with a newer schema.
+    """
+    stats = stats if stats is not None else ReadStats()
+    p = Path(path)
+    try:
+        fh = p.open("rb")
+    except OSError as exc:
+        raise TraceError(f"{p}: cannot open ({exc.strerror or exc})") from None
+    with fh:
+        seen_valid = False
+        for line, complete in _lines(fh, stats):
+            stats.lines += 1
+            lineno = stats.lines
+            if not line.strip():
+                if not complete and not line:
+                    stats.skip(lineno, f"longer than {MAX_LINE_BYTES} bytes")
+                continue
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                if not complete:
+                    stats.torn_tail = True
+                    stats.skip(lineno, "torn last line")
+                else:
+                    stats.skip(lineno, "not JSON")
+                obj = None
+            if obj is not None and not (isinstance(obj, dict) and isinstance(obj.get("type"), str)):
+                stats.skip(lineno, "not a record (no string 'type')")
+                obj = None
+            if obj is None:
+                if not seen_valid and stats.lines >= _FOREIGN_AFTER:
+                    raise TraceError(f"{p}: not an epochwatch trace (no record in the first {stats.lines} lines)")
+                continue
+            if obj["type"] == RUN_START:
+                _check_schema(p, obj)
+            seen_valid = True
+            stats.records += 1
+            yield obj
+        if not seen_valid:
+            if stats.lines == 0:
+                raise TraceError(f"{p}: empty file")
+            raise TraceError(f"{p}: not an epochwatch trace (no valid record in {stats.lines} lines)")
+
+
+def _check_schema(path: Path, start: dict[str, Any]) -> None:
+    schema = start.get("schema")
+    if schema is None:
+        return
+    if not isinstance(schema, int) or isinstance(schema, bool):
+        raise TraceError(f"{path}: run_start has a schema version that is not an integer: {schema!r}")
+    if schema > SCHEMA_VERSION:
+        raise TraceError(
+            f"{path}: written with trace schema {schema}, this epochwatch reads up to {SCHEMA_VERSION}; "
+            "upgrade epochwatch"
+        )
+
+
+def find_traces(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[str]]:
+    """Expand files and directories into trace files; return (files, one-line problems).
+
+    Directories are searched recursively for `*.jsonl`, in a stable order, so gathered
+    trace trees from many hosts work as they are.
+    """
+    files: list[Path] = []
+    problems: list[str] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = sorted(q for q in p.rglob("*.jsonl") if q.is_file())
+            if not found:
+                problems.append(f"{p}: no *.jsonl traces in this directory")
+            files.extend(found)
+        elif p.exists():
+            files.append(p)
+        else:
+            problems.append(f"{p}: no such file or directory")
+    return files, problems

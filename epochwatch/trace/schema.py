@@ -1,0 +1,55 @@
+"""Record types and the schema version of the JSON Lines trace.
+
+A trace is one file per run; every line is one JSON object with at least `type` and
+`run_id`. docs/trace-format.md is the human contract; this module is the code's.
+Readers must accept unknown fields and unknown record types, so adding either is not
+a schema change. SCHEMA_VERSION only moves when a field changes meaning or goes away.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, Final
+
+SCHEMA_VERSION: Final = 1
+
+RUN_START: Final = "run_start"
+FIT_START: Final = "fit_start"
+EPOCH: Final = "epoch"
+FIT_END: Final = "fit_end"
+SAVE: Final = "save"
+RESTORE: Final = "restore"
+SAMPLE: Final = "sample"
+FINDING: Final = "finding"
+NOTICE: Final = "notice"
+RUN_END: Final = "run_end"
+
+KNOWN_TYPES: Final = frozenset(
+    {RUN_START, FIT_START, EPOCH, FIT_END, SAVE, RESTORE, SAMPLE, FINDING, NOTICE, RUN_END}
+)
+
+# How a run ended (`run_end.ended`). A trace with no run_end "ended abruptly".
+ENDED_COMPLETED: Final = "completed"
+ENDED_RAISED: Final = "raised"
+ENDED_INTERRUPTED: Final = "interrupted"
+ENDED_VANISHED: Final = "vanished"
+
+Record = dict[str, Any]
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def record(type_: str, run_id: str, **fields: Any) -> Record:
+    """Build a record with the fields every line carries, `t` being wall-clock seconds."""
+    return {"type": type_, "run_id": run_id, "t": time.time(), **fields}
+
+
+def safe_run_id(raw: str, max_len: int = 128) -> str:
+    """A run id that is also a safe file name: no separators, no dot-only names.
+
+    Run ids become file names (`<run_id>.jsonl`), so anything that could climb out of
+    a directory or hide a file is replaced, never trusted.
+    """
+    cleaned = _UNSAFE.sub("_", raw).strip("._-")[:max_len]
+    return cleaned or "run"

@@ -1,0 +1,52 @@
+"""Where a run's records go: the daemon when one is listening, else a file of our own.
+
+The hook only ever talks to a Sink. Both sinks take the same records and produce the
+same trace; the script's behaviour never depends on which one it got.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+from epochwatch.trace.writer import TraceWriter
+
+DEFAULT_TRACE_DIR = "./epochwatch-traces"
+DEFAULT_SOCKET = "/run/epochwatch/epochwatch.sock"
+
+
+class Sink(Protocol):
+    """Takes records in order. `write` must not block training for long; it may raise
+    OSError (full disk), which the caller reports once."""
+
+    description: str
+
+    def write(self, record: dict[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class FileSink:
+    """Embedded mode: the hook writes `$EPOCHWATCH_DIR/<run_id>.jsonl` itself."""
+
+    def __init__(self, directory: str | os.PathLike[str], run_id: str) -> None:
+        self.path = Path(directory) / f"{run_id}.jsonl"
+        self._writer = TraceWriter(self.path)
+        self.description = f"embedded trace {self.path}"
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._writer.write(record)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def trace_dir(environ: dict[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    return Path(env.get("EPOCHWATCH_DIR") or DEFAULT_TRACE_DIR)
+
+
+def open_sink(run_id: str, environ: dict[str, str] | None = None) -> Sink:
+    """The sink for a new run: the daemon's socket if it accepts, else an embedded file."""
+    return FileSink(trace_dir(environ), run_id)
