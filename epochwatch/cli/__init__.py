@@ -39,8 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -65,7 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             return 0
     except OSError as exc:
-        sys.stderr.write(f"epochwatch {command.name}: {exc.strerror or exc}: {exc.filename or ''}\n")
+        sys.stderr.write(
+            f"epochwatch {command.name}: {exc.strerror or exc}: {exc.filename or ''}\n"
+        )
         return 2
 
 

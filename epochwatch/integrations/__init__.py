@@ -1,0 +1,35 @@
+"""Everything that touches TF/Keras internals, installed only once the user imported them.
+
+INTEGRATIONS is the one place an integration is registered: (module that triggers it,
+install function). An install function receives the Recorder and may import
+TensorFlow/Keras freely, because by then the training script already has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from epochwatch.recorder import Recorder
+
+Install = Callable[["Recorder"], None]
+
+
+def _keras(recorder: Recorder) -> None:
+    from epochwatch.integrations import keras
+
+    keras.install(recorder)
+
+
+def _tf(recorder: Recorder) -> None:
+    from epochwatch.integrations import tf
+
+    tf.install(recorder)
+
+
+INTEGRATIONS: list[tuple[str, str, Install]] = [
+    # (trigger module, part name for error reports, install function)
+    ("tensorflow", "tensorflow integration", _tf),
+    ("keras", "keras integration", _keras),
+]

@@ -1,0 +1,391 @@
+"""Keras 3 (`keras` and `tf.keras`): every `Model.fit` gets one more callback.
+
+The callback overrides only begin/end hooks that Keras always calls synchronously:
+overriding any `*_batch_end` would switch off Keras 3's asynchronous callback dispatch
+(`CallbackList._configure_async_dispatch`) and slow training. Steps are timed from
+`on_train_batch_begin`, which costs a clock read and a list append, and never touches
+tensors, so it adds no device synchronisation.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import os
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from epochwatch.recorder import Recorder
+
+_ROLE_BY_CALLBACK = {
+    "ModelCheckpoint": ("filepath", "checkpoint"),
+    "BackupAndRestore": ("backup_dir", "backup"),
+    "TensorBoard": ("log_dir", "tensorboard"),
+}
+
+
+def install(recorder: Recorder) -> None:
+    import keras
+
+    model_cls = keras.Model
+    original = model_cls.fit
+    if getattr(original, "__epochwatch__", False):
+        return
+    signature = inspect.signature(original)
+    callback_cls = _callback_class(keras.callbacks.Callback, recorder)
+    step_cost = _calibrate_step_cost(callback_cls, recorder)
+    local = threading.local()
+
+    @functools.wraps(original)
+    def fit(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(local, "depth", 0) or not recorder.guard.enabled("keras integration"):
+            return original(self, *args, **kwargs)
+        prepared = recorder.guard.run(
+            "keras integration",
+            lambda: _prepare(recorder, signature, callback_cls, step_cost, self, args, kwargs),
+            None,
+        )
+        if prepared is None:
+            return original(self, *args, **kwargs)
+        call_args, call_kwargs, callback = prepared
+        local.depth = 1
+        try:
+            history = original(*call_args, **call_kwargs)
+        except BaseException:
+            recorder.guard.run("keras integration", lambda: callback.fit_finished(exc), None)
+            raise
+        finally:
+            local.depth = 0
+        recorder.guard.run("keras integration", lambda: callback.fit_finished(None), None)
+        return history
+
+    fit.__epochwatch__ = True  # type: ignore[attr-defined]
+    model_cls.fit = fit
+
+
+def _prepare(
+    recorder: Recorder,
+    signature: inspect.Signature,
+    callback_cls: type,
+    step_cost: float,
+    model: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> tuple[tuple[Any, ...], dict[str, Any], Any] | None:
+    """Bind fit's arguments and add our callback; None leaves the call untouched."""
+    t0 = time.perf_counter()
+    try:
+        bound = signature.bind(model, *args, **kwargs)
+    except TypeError:
+        return None  # let Keras raise its own error for a bad call
+    arguments = bound.arguments
+    user_callbacks = arguments.get("callbacks")
+    callback = callback_cls(arguments, step_cost)
+    if user_callbacks is None:
+        arguments["callbacks"] = [callback]
+    elif isinstance(user_callbacks, list | tuple):
+        arguments["callbacks"] = [*user_callbacks, callback]
+    elif hasattr(user_callbacks, "callbacks") and isinstance(user_callbacks.callbacks, list):
+        # A CallbackList the caller built: join it, configured the way it configures its own.
+        user_callbacks.callbacks.append(callback)
+        callback.set_model(model)
+        if getattr(user_callbacks, "params", None):
+            callback.set_params(user_callbacks.params)
+    else:
+        arguments["callbacks"] = [user_callbacks, callback]
+    recorder.add_overhead(time.perf_counter() - t0)
+    return bound.args, bound.kwargs, callback
+
+
+def _calibrate_step_cost(callback_cls: type, recorder: Recorder) -> float:
+    """What one on_train_batch_begin costs us, so overhead_seconds can include steps without
+    timing each one (a clock read per step to time a clock read would double the cost)."""
+    probe = callback_cls({}, 0.0)
+    n = 2000
+    t0 = time.perf_counter()
+    for i in range(n):
+        probe.on_train_batch_begin(i)
+    return (time.perf_counter() - t0) / n
+
+
+def _callback_class(base: type, recorder: Recorder) -> type:
+    class EpochwatchCallback(base):  # type: ignore[misc, valid-type]
+        """Feeds the Recorder from one fit; created per fit call."""
+
+        def __init__(self, fit_arguments: dict[str, Any], step_cost: float) -> None:
+            super().__init__()
+            self._arguments = fit_arguments
+            self._step_cost = step_cost
+            self._fit: int | None = None
+            self._step_starts: list[float] = []
+            self._val_start: float | None = None
+            self._val_seconds = 0.0
+            self._train_end: float | None = None
+            self._epochs_completed = 0
+            self._fit_start = time.perf_counter()
+
+        # -- fit ---------------------------------------------------------------------
+
+        def on_train_begin(self, logs: Any = None) -> None:
+            t0 = time.perf_counter()
+
+            def begin() -> None:
+                self._fit = recorder.next_fit_index()
+                block = _fit_block(self, self._fit, recorder)
+                recorder.start(training=block)
+                recorder.emit("fit_start", **block)
+                for path, role in block.get("watched", {}).items():
+                    recorder.watch(path, role)
+
+            recorder.guard.run("keras integration", begin, None)
+            recorder.add_overhead(time.perf_counter() - t0)
+
+        def fit_finished(self, exc: BaseException | None) -> None:
+            if recorder.in_epoch:
+                recorder.abandon_epoch()
+            if self._fit is None:
+                return
+            fields: dict[str, Any] = {
+                "fit": self._fit,
+                "epochs_completed": self._epochs_completed,
+                "seconds": round(time.perf_counter() - self._fit_start, 6),
+            }
+            if exc is None:
+                fields["ended"] = "completed"
+            elif isinstance(exc, KeyboardInterrupt):
+                fields["ended"] = "interrupted"
+            else:
+                fields["ended"] = "raised"
+                fields["exception"] = type(exc).__name__
+            recorder.emit("fit_end", **fields)
+
+        # -- epochs ------------------------------------------------------------------
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self._step_starts = []
+            self._val_start = None
+            self._val_seconds = 0.0
+            self._train_end = None
+            recorder.guard.run(
+                "keras integration", lambda: recorder.begin_epoch(epoch, "keras", self._fit), None
+            )
+
+        def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+            self._step_starts.append(time.perf_counter())
+
+        def on_test_begin(self, logs: Any = None) -> None:
+            now = time.perf_counter()
+            if self._train_end is None:
+                self._train_end = now
+            self._val_start = now
+
+        def on_test_end(self, logs: Any = None) -> None:
+            if self._val_start is not None:
+                self._val_seconds += time.perf_counter() - self._val_start
+                self._val_start = None
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            end = time.perf_counter()
+            t0 = end
+            fields = recorder.guard.run(
+                "keras integration", lambda: self._epoch_fields(logs, end), None
+            )
+            recorder.add_overhead(
+                len(self._step_starts) * self._step_cost + (time.perf_counter() - t0)
+            )
+            recorder.guard.run(
+                "keras integration", lambda: recorder.end_epoch(fields or {}, end_perf=end), None
+            )
+            self._epochs_completed += 1
+
+        def _epoch_fields(self, logs: Any, end: float) -> dict[str, Any]:
+            fields: dict[str, Any] = {}
+            per_call = max(1, int(getattr(self.model, "steps_per_execution", 1) or 1))
+            calls = len(self._step_starts)
+            steps = calls * per_call
+            total = (self.params or {}).get("steps")
+            if isinstance(total, int) and total > 0:
+                steps = min(steps, total)
+            fields["steps"] = steps
+            if calls:
+                spread = _step_spread(self._step_starts, self._train_end or end, per_call)
+                if spread:
+                    fields["step_seconds"] = spread
+            if self._val_seconds:
+                fields["val_seconds"] = round(self._val_seconds, 6)
+            metrics = {}
+            for key, value in (logs or {}).items():
+                try:
+                    metrics[key] = float(value)
+                except (TypeError, ValueError):
+                    continue
+            if metrics:
+                fields["metrics"] = metrics
+            optimizer = getattr(self.model, "optimizer", None)
+            if optimizer is not None:
+                lr = _number(lambda: optimizer.learning_rate)
+                if lr is not None:
+                    fields["lr"] = lr
+                iterations = _number(lambda: optimizer.iterations)
+                if iterations is not None:
+                    fields["iterations"] = int(iterations)
+            batch_size = _batch_size(self._arguments)
+            if batch_size is not None:
+                fields["batch_size"] = batch_size
+            return fields
+
+    return EpochwatchCallback
+
+
+def _number(get: Any) -> float | None:
+    try:
+        value = get()
+        if hasattr(value, "numpy"):
+            value = value.numpy()
+        return float(value)
+    except Exception:
+        return None
+
+
+def _step_spread(starts: list[float], train_end: float, per_call: int) -> dict[str, float] | None:
+    durations = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    durations.append(max(0.0, train_end - starts[-1]))
+    durations = sorted(d / per_call for d in durations)
+    n = len(durations)
+    if not n:
+        return None
+    return {
+        "min": round(durations[0], 7),
+        "median": round(durations[n // 2], 7),
+        "p90": round(durations[min(n - 1, int(n * 0.9))], 7),
+        "max": round(durations[-1], 7),
+    }
+
+
+def _batch_size(arguments: dict[str, Any]) -> int | None:
+    explicit = arguments.get("batch_size")
+    if isinstance(explicit, int):
+        return explicit
+    x = arguments.get("x")
+    spec = getattr(x, "element_spec", None)
+    if spec is not None:
+        first = spec[0] if isinstance(spec, tuple) else spec
+        if isinstance(first, dict) and first:
+            first = next(iter(first.values()))
+        shape = getattr(first, "shape", None)
+        if shape is not None and len(shape) and shape[0] is not None:
+            return int(shape[0])
+        return None
+    if hasattr(x, "shape") or isinstance(x, list | tuple | dict):
+        return 32  # Keras' default for arrays
+    return None
+
+
+def _describe_input(x: Any) -> dict[str, Any]:
+    """What was fed to fit, without reading any of it."""
+    out: dict[str, Any] = {"kind": type(x).__name__}
+    spec = getattr(x, "element_spec", None)
+    if spec is not None:
+        out["kind"] = "tf.data.Dataset"
+        out["element_spec"] = str(spec)[:2000]
+        try:
+            out["cardinality"] = int(x.cardinality())
+        except Exception:
+            pass
+        return out
+    arrays = (
+        x.items()
+        if isinstance(x, dict)
+        else enumerate(x)
+        if isinstance(x, list | tuple)
+        else [("x", x)]
+    )
+    shapes, dtypes = {}, {}
+    for key, value in arrays:
+        if hasattr(value, "shape") and hasattr(value, "dtype"):
+            shapes[str(key)] = list(value.shape)
+            dtypes[str(key)] = str(value.dtype)
+    if shapes:
+        out["shapes"], out["dtypes"] = shapes, dtypes
+    return out
+
+
+def _fit_block(callback: Any, fit_index: int, recorder: Recorder) -> dict[str, Any]:
+    """The `fit_start` record: the model, optimizer, data and callbacks of this fit."""
+    model = callback.model
+    arguments = callback._arguments
+    params = callback.params or {}
+    block: dict[str, Any] = {"fit": fit_index}
+    info: dict[str, Any] = {"name": getattr(model, "name", None), "class": type(model).__name__}
+    try:
+        info["params"] = int(model.count_params())
+        info["trainable_params"] = int(
+            sum(math.prod(int(d) for d in w.shape) for w in model.trainable_weights)
+        )
+    except Exception:
+        pass
+    info["layers"] = len(getattr(model, "layers", []) or [])
+    block["model"] = info
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None:
+        opt: dict[str, Any] = {"class": type(optimizer).__name__}
+        try:
+            opt["config"] = optimizer.get_config()
+        except Exception:
+            pass
+        block["optimizer"] = opt
+    loss = getattr(model, "loss", None)
+    if loss is not None:
+        block["loss"] = getattr(loss, "name", None) or getattr(loss, "__name__", None) or str(loss)
+    block["epochs"] = arguments.get("epochs", params.get("epochs"))
+    block["initial_epoch"] = arguments.get("initial_epoch", 0)
+    if params.get("steps"):
+        block["steps_per_epoch"] = params["steps"]
+    batch_size = _batch_size(arguments)
+    if batch_size is not None:
+        block["batch_size"] = batch_size
+    x = arguments.get("x")
+    if x is not None:
+        block["input"] = _describe_input(x)
+        y = arguments.get("y")
+        stats = recorder.guard.run("input statistics", lambda: _input_stats(x, y, batch_size), None)
+        if stats:
+            block["input_stats"] = stats
+    names, watched = [], {}
+    for cb in _user_callbacks(arguments.get("callbacks")):
+        name = type(cb).__name__
+        if name == "EpochwatchCallback":
+            continue
+        names.append(name)
+        attr_role = _ROLE_BY_CALLBACK.get(name)
+        if attr_role:
+            target = getattr(cb, attr_role[0], None)
+            if isinstance(target, str | os.PathLike):
+                path = os.fspath(target)
+                directory = os.path.dirname(path) if attr_role[1] == "checkpoint" else path
+                watched[os.path.abspath(directory or ".")] = attr_role[1]
+    block["callbacks"] = names
+    if watched:
+        block["watched"] = watched
+    return {k: v for k, v in block.items() if v is not None}
+
+
+def _user_callbacks(callbacks: Any) -> list[Any]:
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, list | tuple):
+        return list(callbacks)
+    inner = getattr(callbacks, "callbacks", None)
+    return list(inner) if isinstance(inner, list) else [callbacks]
+
+
+def _input_stats(x: Any, y: Any, batch_size: int | None) -> dict[str, Any] | None:
+    try:
+        from epochwatch.integrations.inputs import describe_inputs
+    except ImportError:
+        return None
+    stats: dict[str, Any] | None = describe_inputs(x, y, batch_size)
+    return stats

@@ -1,0 +1,247 @@
+"""TensorFlow internals: tf.function retraces and what caused them, the allocator, build info.
+
+Retraces are caught at `tracing_compilation._create_concrete_function`, which every
+`tf.function` (Keras' own train step included) calls exactly once per new concrete
+function, with the new function's FunctionType in hand. Comparing it with the same
+function's previous FunctionType names the argument that changed, which is the
+whole fix for the user ("`lr` is a Python float that changes every epoch").
+Everything here costs only at trace time, never per step.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from epochwatch.guard import Guard
+
+_MAX_DESCRIBE = 80
+_MAX_CAUSES = 5
+_MAX_FUNCTIONS = 200
+
+
+@dataclass
+class _FunctionTally:
+    total: int = 0
+    new: int = 0
+    causes: list[dict[str, str]] = field(default_factory=list)
+
+
+class RetraceLedger:
+    """Counts new traces per function between epoch ends; filled from TF's tracing thread(s)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._functions: dict[str, _FunctionTally] = {}
+        self._last_type: dict[str, Any] = {}
+        self._build_seconds = 0.0
+        self._live: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._depth = threading.local()
+
+    def traced(
+        self, name: str, function_type: Any, seconds: float, concrete: Any, outermost: bool
+    ) -> None:
+        causes = explain_retrace(self._last_type.get(name), function_type)
+        with self._lock:
+            tally = self._functions.get(name)
+            if tally is None:
+                if len(self._functions) >= _MAX_FUNCTIONS:
+                    name = "<other>"
+                tally = self._functions.setdefault(name, _FunctionTally())
+            tally.total += 1
+            tally.new += 1
+            for cause in causes:
+                if len(tally.causes) < _MAX_CAUSES and cause not in tally.causes:
+                    tally.causes.append(cause)
+            self._last_type[name] = function_type
+            if outermost:
+                self._build_seconds += seconds
+            try:
+                self._live.add(concrete)
+            except TypeError:
+                pass
+
+    def drain(self) -> dict[str, Any] | None:
+        """The `retraces` block for the epoch that just ended; resets the per-epoch counts."""
+        with self._lock:
+            functions = {
+                name: {"new": t.new, "total": t.total, "causes": list(t.causes)}
+                for name, t in self._functions.items()
+                if t.new
+            }
+            new = sum(f["new"] for f in functions.values())
+            block: dict[str, Any] = {
+                "new": new,
+                "graph_build_seconds": round(self._build_seconds, 6),
+                "live_concrete_functions": len(self._live),
+            }
+            if functions:
+                block["functions"] = functions
+            for t in self._functions.values():
+                t.new = 0
+                t.causes = []
+            self._build_seconds = 0.0
+        return block
+
+
+def describe(trace_type: Any) -> str:
+    """A short human description of one argument's trace type."""
+    value = getattr(trace_type, "value", _MISSING)
+    if value is not _MISSING and type(trace_type).__name__ == "Literal":
+        text = f"{type(value).__name__} {value!r}"
+    elif hasattr(trace_type, "shape") and hasattr(trace_type, "dtype"):
+        dtype = getattr(trace_type.dtype, "name", trace_type.dtype)
+        shape = getattr(trace_type.shape, "as_list", lambda: trace_type.shape)()
+        text = f"{type(trace_type).__name__}(shape={shape}, dtype={dtype})"
+    else:
+        text = repr(trace_type)
+    return text if len(text) <= _MAX_DESCRIBE else text[: _MAX_DESCRIBE - 1] + "…"
+
+
+_MISSING = object()
+
+
+def _diff(path: str, was: Any, now: Any, out: list[dict[str, str]]) -> None:
+    if len(out) >= _MAX_CAUSES or was == now:
+        return
+    if type(was) is not type(now):
+        out.append({"arg": path, "change": "type", "was": describe(was), "now": describe(now)})
+        return
+    kind = type(now).__name__
+    if kind == "Literal":
+        out.append({"arg": path, "change": "value", "was": describe(was), "now": describe(now)})
+        return
+    if hasattr(now, "shape") and hasattr(now, "dtype"):
+        change = "dtype" if was.dtype != now.dtype else "shape"
+        out.append({"arg": path, "change": change, "was": describe(was), "now": describe(now)})
+        return
+    was_map, now_map = getattr(was, "mapping", None), getattr(now, "mapping", None)
+    if isinstance(was_map, dict) and isinstance(now_map, dict):
+        if set(was_map) != set(now_map):
+            out.append(
+                {"arg": path, "change": "structure", "was": describe(was), "now": describe(now)}
+            )
+            return
+        for key in now_map:
+            _diff(f"{path}[{key!r}]", was_map[key], now_map[key], out)
+        return
+    was_c, now_c = getattr(was, "components", None), getattr(now, "components", None)
+    if isinstance(was_c, tuple | list) and isinstance(now_c, tuple | list):
+        if len(was_c) != len(now_c):
+            out.append(
+                {"arg": path, "change": "structure", "was": describe(was), "now": describe(now)}
+            )
+            return
+        for i, (a, b) in enumerate(zip(was_c, now_c, strict=True)):
+            _diff(f"{path}[{i}]", a, b, out)
+        return
+    out.append({"arg": path, "change": "type", "was": describe(was), "now": describe(now)})
+
+
+def explain_retrace(previous: Any, current: Any) -> list[dict[str, str]]:
+    """Which arguments differ between two FunctionTypes of the same function, and how."""
+    if previous is None:
+        return [{"arg": "*", "change": "new", "was": "", "now": "first trace"}]
+    out: list[dict[str, str]] = []
+    try:
+        prev_params = dict(previous.parameters)
+        cur_params = dict(current.parameters)
+    except Exception:
+        return out
+    for name, param in cur_params.items():
+        if name not in prev_params:
+            out.append(
+                {
+                    "arg": name,
+                    "change": "structure",
+                    "was": "absent",
+                    "now": describe(param.type_constraint),
+                }
+            )
+            continue
+        _diff(name, prev_params[name].type_constraint, param.type_constraint, out)
+    for name in prev_params:
+        if name not in cur_params and len(out) < _MAX_CAUSES:
+            out.append({"arg": name, "change": "structure", "was": "present", "now": "absent"})
+    if not out and getattr(previous, "captures", None) != getattr(current, "captures", None):
+        out.append(
+            {"arg": "<captures>", "change": "type", "was": "captured values", "now": "changed"}
+        )
+    return out
+
+
+def install_retrace_tracking(ledger: RetraceLedger, guard: Guard) -> None:
+    """Wrap TF's concrete-function factory; the wrapper never changes what TF returns or raises."""
+    from tensorflow.python.eager.polymorphic_function import tracing_compilation as tc
+
+    original = tc._create_concrete_function
+    if getattr(original, "__epochwatch__", False):
+        return
+    depth = threading.local()
+
+    def _create_concrete_function(
+        function_type: Any, type_context: Any, func_graph: Any, tracing_options: Any
+    ) -> Any:
+        level = getattr(depth, "n", 0)
+        depth.n = level + 1
+        start = time.perf_counter()
+        try:
+            concrete = original(function_type, type_context, func_graph, tracing_options)
+        finally:
+            depth.n = level
+        seconds = time.perf_counter() - start
+        name = str(getattr(tracing_options, "name", None) or "<anonymous>")
+        guard.run(
+            "retrace tracking",
+            lambda: ledger.traced(name, function_type, seconds, concrete, outermost=level == 0),
+            None,
+        )
+        return concrete
+
+    _create_concrete_function.__epochwatch__ = True  # type: ignore[attr-defined]
+    _create_concrete_function.__wrapped__ = original  # type: ignore[attr-defined]
+    tc._create_concrete_function = _create_concrete_function
+
+
+def allocator_source() -> Callable[[], dict[str, Any] | None]:
+    """A function returning TF's allocator current/peak bytes per logical GPU, or None without GPUs."""
+    import tensorflow as tf
+
+    devices: list[str] | None = None
+
+    def sample() -> dict[str, Any] | None:
+        nonlocal devices
+        if devices is None:
+            devices = [
+                d.name.replace("/device:", "") for d in tf.config.list_logical_devices("GPU")
+            ]
+        if not devices:
+            return None
+        out: dict[str, Any] = {}
+        for name in devices:
+            info = tf.config.experimental.get_memory_info(name)
+            out[name] = {"current_bytes": int(info["current"]), "peak_bytes": int(info["peak"])}
+        return out
+
+    return sample
+
+
+def build_info() -> dict[str, Any]:
+    """TF's CUDA/cuDNN build facts, JSON-safe."""
+    import tensorflow as tf
+
+    info = dict(tf.sysconfig.get_build_info())
+    return {k: v if isinstance(v, str | int | float | bool) else str(v) for k, v in info.items()}
+
+
+def install(recorder: Any) -> None:
+    """Wire TensorFlow into the recorder: retraces, allocator memory, build facts."""
+    ledger = RetraceLedger()
+    install_retrace_tracking(ledger, recorder.guard)
+    recorder.set_retrace_ledger(ledger)
+    recorder.add_epoch_source("tf_memory", allocator_source())
+    recorder.add_fingerprint_source("tf_build", build_info)
