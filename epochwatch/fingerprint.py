@@ -62,9 +62,7 @@ def environment(memory_limit: int | None = None) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "memory_total_bytes": vm.total,
-        "script": os.path.abspath(sys.argv[0])
-        if sys.argv and sys.argv[0] not in ("", "-c", "-m")
-        else None,
+        "script": os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] not in ("", "-c", "-m") else None,
         "argv": list(sys.argv),
         "cwd": os.getcwd(),
         "pid": os.getpid(),

@@ -92,9 +92,7 @@ def _excepthook_chain() -> None:
     """Remember an uncaught exception so run_end can say how the run ended."""
     previous = sys.excepthook
 
-    def excepthook(
-        exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
-    ) -> None:
+    def excepthook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
         global _uncaught
         _uncaught = exc
         previous(exc_type, exc, tb)

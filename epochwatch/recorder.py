@@ -111,9 +111,7 @@ class Recorder:
             self._started = True
             t0 = time.perf_counter()
             self._start_perf = t0
-            self._sink = self.guard.run(
-                "trace writer", lambda: open_sink(self.run_id, self.environ), None
-            )
+            self._sink = self.guard.run("trace writer", lambda: open_sink(self.run_id, self.environ), None)
             if self._sink is None:
                 return False
             self._setup_samplers()
@@ -241,9 +239,7 @@ class Recorder:
         with self._lock:
             self._epoch = None
 
-    def end_epoch(
-        self, fields: dict[str, Any] | None = None, end_perf: float | None = None
-    ) -> None:
+    def end_epoch(self, fields: dict[str, Any] | None = None, end_perf: float | None = None) -> None:
         """Close the open epoch and write its record, with every sampler's block."""
         t0 = time.perf_counter()
         with self._lock:
@@ -297,9 +293,7 @@ class Recorder:
             self._analyzer = self.guard.run("online detection", self._new_analyzer, None)
             if self._analyzer is None:
                 return []
-        found: list[dict[str, Any]] = self.guard.run(
-            "online detection", lambda: self._analyzer.add(rec), []
-        )
+        found: list[dict[str, Any]] = self.guard.run("online detection", lambda: self._analyzer.add(rec), [])
         return found
 
     def _new_analyzer(self) -> Any:

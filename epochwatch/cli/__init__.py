@@ -9,6 +9,7 @@ errors to exit codes so users see one line, never a traceback:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -57,15 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
-        # `epochwatch report ... | head`: the reader left; that is not an error.
-        try:
-            sys.stdout = None  # type: ignore[assignment]
-        finally:
-            return 0
+        # `epochwatch report ... | head`: the reader left; that is not an error. Point stdout
+        # at devnull so the interpreter's final flush does not complain a second time.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except OSError as exc:
-        sys.stderr.write(
-            f"epochwatch {command.name}: {exc.strerror or exc}: {exc.filename or ''}\n"
-        )
+        sys.stderr.write(f"epochwatch {command.name}: {exc.strerror or exc}: {exc.filename or ''}\n")
         return 2
 
 

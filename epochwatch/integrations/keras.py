@@ -9,8 +9,10 @@ tensors, so it adds no device synchronisation.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
+import itertools
 import math
 import os
 import threading
@@ -54,8 +56,9 @@ def install(recorder: Recorder) -> None:
         local.depth = 1
         try:
             history = original(*call_args, **call_kwargs)
-        except BaseException:
-            recorder.guard.run("keras integration", lambda: callback.fit_finished(exc), None)
+        except BaseException as exc:
+            failure = exc
+            recorder.guard.run("keras integration", lambda: callback.fit_finished(failure), None)
             raise
         finally:
             local.depth = 0
@@ -190,12 +193,8 @@ def _callback_class(base: type, recorder: Recorder) -> type:
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             end = time.perf_counter()
             t0 = end
-            fields = recorder.guard.run(
-                "keras integration", lambda: self._epoch_fields(logs, end), None
-            )
-            recorder.add_overhead(
-                len(self._step_starts) * self._step_cost + (time.perf_counter() - t0)
-            )
+            fields = recorder.guard.run("keras integration", lambda: self._epoch_fields(logs, end), None)
+            recorder.add_overhead(len(self._step_starts) * self._step_cost + (time.perf_counter() - t0))
             recorder.guard.run(
                 "keras integration", lambda: recorder.end_epoch(fields or {}, end_perf=end), None
             )
@@ -251,7 +250,7 @@ def _number(get: Any) -> float | None:
 
 
 def _step_spread(starts: list[float], train_end: float, per_call: int) -> dict[str, float] | None:
-    durations = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    durations = [b - a for a, b in itertools.pairwise(starts)]
     durations.append(max(0.0, train_end - starts[-1]))
     durations = sorted(d / per_call for d in durations)
     n = len(durations)
@@ -291,18 +290,10 @@ def _describe_input(x: Any) -> dict[str, Any]:
     if spec is not None:
         out["kind"] = "tf.data.Dataset"
         out["element_spec"] = str(spec)[:2000]
-        try:
+        with contextlib.suppress(Exception):
             out["cardinality"] = int(x.cardinality())
-        except Exception:
-            pass
         return out
-    arrays = (
-        x.items()
-        if isinstance(x, dict)
-        else enumerate(x)
-        if isinstance(x, list | tuple)
-        else [("x", x)]
-    )
+    arrays = x.items() if isinstance(x, dict) else enumerate(x) if isinstance(x, list | tuple) else [("x", x)]
     shapes, dtypes = {}, {}
     for key, value in arrays:
         if hasattr(value, "shape") and hasattr(value, "dtype"):
@@ -332,10 +323,8 @@ def _fit_block(callback: Any, fit_index: int, recorder: Recorder) -> dict[str, A
     optimizer = getattr(model, "optimizer", None)
     if optimizer is not None:
         opt: dict[str, Any] = {"class": type(optimizer).__name__}
-        try:
+        with contextlib.suppress(Exception):
             opt["config"] = optimizer.get_config()
-        except Exception:
-            pass
         block["optimizer"] = opt
     loss = getattr(model, "loss", None)
     if loss is not None:

@@ -10,6 +10,7 @@ Everything here costs only at trace time, never per step.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import weakref
@@ -42,9 +43,7 @@ class RetraceLedger:
         self._live: weakref.WeakSet[Any] = weakref.WeakSet()
         self._depth = threading.local()
 
-    def traced(
-        self, name: str, function_type: Any, seconds: float, concrete: Any, outermost: bool
-    ) -> None:
+    def traced(self, name: str, function_type: Any, seconds: float, concrete: Any, outermost: bool) -> None:
         causes = explain_retrace(self._last_type.get(name), function_type)
         with self._lock:
             tally = self._functions.get(name)
@@ -60,10 +59,8 @@ class RetraceLedger:
             self._last_type[name] = function_type
             if outermost:
                 self._build_seconds += seconds
-            try:
+            with contextlib.suppress(TypeError):
                 self._live.add(concrete)
-            except TypeError:
-                pass
 
     def drain(self) -> dict[str, Any] | None:
         """The `retraces` block for the epoch that just ended; resets the per-epoch counts."""
@@ -122,9 +119,7 @@ def _diff(path: str, was: Any, now: Any, out: list[dict[str, str]]) -> None:
     was_map, now_map = getattr(was, "mapping", None), getattr(now, "mapping", None)
     if isinstance(was_map, dict) and isinstance(now_map, dict):
         if set(was_map) != set(now_map):
-            out.append(
-                {"arg": path, "change": "structure", "was": describe(was), "now": describe(now)}
-            )
+            out.append({"arg": path, "change": "structure", "was": describe(was), "now": describe(now)})
             return
         for key in now_map:
             _diff(f"{path}[{key!r}]", was_map[key], now_map[key], out)
@@ -132,9 +127,7 @@ def _diff(path: str, was: Any, now: Any, out: list[dict[str, str]]) -> None:
     was_c, now_c = getattr(was, "components", None), getattr(now, "components", None)
     if isinstance(was_c, tuple | list) and isinstance(now_c, tuple | list):
         if len(was_c) != len(now_c):
-            out.append(
-                {"arg": path, "change": "structure", "was": describe(was), "now": describe(now)}
-            )
+            out.append({"arg": path, "change": "structure", "was": describe(was), "now": describe(now)})
             return
         for i, (a, b) in enumerate(zip(was_c, now_c, strict=True)):
             _diff(f"{path}[{i}]", a, b, out)
@@ -168,9 +161,7 @@ def explain_retrace(previous: Any, current: Any) -> list[dict[str, str]]:
         if name not in cur_params and len(out) < _MAX_CAUSES:
             out.append({"arg": name, "change": "structure", "was": "present", "now": "absent"})
     if not out and getattr(previous, "captures", None) != getattr(current, "captures", None):
-        out.append(
-            {"arg": "<captures>", "change": "type", "was": "captured values", "now": "changed"}
-        )
+        out.append({"arg": "<captures>", "change": "type", "was": "captured values", "now": "changed"})
     return out
 
 
@@ -216,9 +207,7 @@ def allocator_source() -> Callable[[], dict[str, Any] | None]:
     def sample() -> dict[str, Any] | None:
         nonlocal devices
         if devices is None:
-            devices = [
-                d.name.replace("/device:", "") for d in tf.config.list_logical_devices("GPU")
-            ]
+            devices = [d.name.replace("/device:", "") for d in tf.config.list_logical_devices("GPU")]
         if not devices:
             return None
         out: dict[str, Any] = {}

@@ -83,9 +83,7 @@ def _lines(fh: Any, stats: ReadStats) -> Iterator[tuple[bytes, bool]]:
         yield buf, False
 
 
-def iter_records(
-    path: str | os.PathLike[str], stats: ReadStats | None = None
-) -> Iterator[dict[str, Any]]:
+def iter_records(path: str | os.PathLike[str], stats: ReadStats | None = None) -> Iterator[dict[str, Any]]:
     """Yield every valid record of one trace file, counting what was skipped into `stats`.
 
     Raises TraceError for a file that cannot be opened, is not a trace at all, or was
@@ -132,9 +130,7 @@ def iter_records(
         if not seen_valid:
             if stats.lines == 0:
                 raise TraceError(f"{p}: empty file")
-            raise TraceError(
-                f"{p}: not an epochwatch trace (no valid record in {stats.lines} lines)"
-            )
+            raise TraceError(f"{p}: not an epochwatch trace (no valid record in {stats.lines} lines)")
 
 
 def _check_schema(path: Path, start: dict[str, Any]) -> None:
@@ -142,9 +138,7 @@ def _check_schema(path: Path, start: dict[str, Any]) -> None:
     if schema is None:
         return
     if not isinstance(schema, int) or isinstance(schema, bool):
-        raise TraceError(
-            f"{path}: run_start has a schema version that is not an integer: {schema!r}"
-        )
+        raise TraceError(f"{path}: run_start has a schema version that is not an integer: {schema!r}")
     if schema > SCHEMA_VERSION:
         raise TraceError(
             f"{path}: written with trace schema {schema}, this epochwatch reads up to {SCHEMA_VERSION}; "

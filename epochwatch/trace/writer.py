@@ -40,9 +40,7 @@ class TraceWriter:
     def __init__(self, path: str | os.PathLike[str], mode: int = 0o644) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd: int | None = os.open(
-            self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, mode
-        )
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, mode)
 
     def write(self, record: dict[str, Any]) -> None:
         self.write_line(dumps_line(record))
