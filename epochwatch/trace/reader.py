@@ -67,9 +67,9 @@ def _lines(fh: Any, stats: ReadStats) -> Iterator[tuple[bytes, bool]]:
             nl = buf.find(b"\n", start)
             if nl < 0:
                 break
-            if oversize:
+            if oversize or nl - start > MAX_LINE_BYTES:
                 oversize = False
-                yield b"", False  # the tail of an over-long line: reported once as skipped
+                yield b"", False  # an over-long line: reported once as skipped, never parsed
             else:
                 yield buf[start:nl], True
             start = nl + 1

@@ -1,0 +1,180 @@
+"""`import epochwatch.hook` on real Keras training (TF on the CPU), one fresh process per test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.support import child_env, of_type, read_single_trace, run_python, trace_files
+
+MODEL = """
+import numpy as np
+def make_data(n=512):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 8)).astype("float32")
+    return x, (x.sum(axis=1) > 0).astype("float32")
+def make_model(keras):
+    m = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
+                          keras.layers.Dense(1, activation="sigmoid")])
+    m.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy", metrics=["accuracy"])
+    return m
+"""
+
+
+def test_fit_with_validation_and_callbacks_writes_one_run(tmp_path: Path) -> None:
+    code = (
+        "import epochwatch.hook\nimport keras\n"
+        + MODEL
+        + """
+x, y = make_data()
+model = make_model(keras)
+cbs = [keras.callbacks.ModelCheckpoint("ckpt/e{epoch:02d}.weights.h5", save_weights_only=True),
+       keras.callbacks.EarlyStopping(monitor="val_loss", patience=50)]
+model.fit(x, y, batch_size=32, epochs=4, validation_split=0.25, callbacks=cbs, verbose=0)
+"""
+    )
+    env = child_env(tmp_path, EPOCHWATCH_FAKE_NVML="tests.fakes.fake_pynvml")
+    run_python(code, tmp_path, env=env)
+    records = read_single_trace(tmp_path)
+
+    assert records[0]["type"] == "run_start" and len(of_type(records, "run_start")) == 1
+    assert records[-1]["type"] == "run_end" and records[-1]["ended"] == "completed"
+    start = records[0]
+    assert start["schema"] == 1 and start["mode"] == "embedded"
+    assert start["env"]["packages"]["tensorflow"] and start["env"]["packages"]["keras"].startswith("3.")
+    assert start["env"]["gpus"][0]["name"] == "NVIDIA Fake A100" and start["env"]["driver"] == "550.54.15"
+    training = start["training"]
+    assert training["model"]["params"] == 8 * 16 + 16 + 16 + 1
+    assert training["optimizer"]["class"] == "Adam" and training["batch_size"] == 32
+    assert training["epochs"] == 4 and training["steps_per_epoch"] == 12
+    assert set(training["callbacks"]) == {"ModelCheckpoint", "EarlyStopping"}
+    assert training["watched"] == {str(tmp_path / "ckpt"): "checkpoint"}
+
+    epochs = of_type(records, "epoch")
+    assert [e["epoch"] for e in epochs] == [0, 1, 2, 3]
+    for i, e in enumerate(epochs):
+        assert e["source"] == "keras" and e["fit"] == 0
+        assert e["seconds"] > 0 and 0 <= e["overhead_seconds"] < e["seconds"]
+        assert e["end"] >= e["start"]
+        assert e["steps"] == 12
+        assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(e["metrics"])
+        assert abs(e["lr"] - 1e-3) < 1e-9
+        assert e["iterations"] == 12 * (i + 1)
+        assert e["batch_size"] == 32
+        assert e["val_seconds"] > 0
+        assert e["step_seconds"]["min"] <= e["step_seconds"]["median"] <= e["step_seconds"]["max"]
+        assert e["host"]["rss_bytes"] > 50 * 2**20 and e["host"]["threads"] >= 1
+        device = e["gpu"]["devices"][0]
+        assert device["process_memory_bytes"] >= 2**30 and device["memory_total_bytes"] == 40 * 2**30
+        assert device["throttle_reasons"] == ["sw_power_cap"]
+    # Keras traces its train step in the first epoch and (here) never again.
+    assert epochs[0]["retraces"]["new"] >= 1
+    assert all(e["retraces"]["new"] == 0 for e in epochs[1:])
+    # The checkpoint directory is watched and grows by one file per epoch.
+    ckpt = str(tmp_path / "ckpt")
+    files = [e["dirs"][ckpt]["files"] for e in epochs if ckpt in e.get("dirs", {})]
+    assert files and files[-1] >= 3 and files == sorted(files)
+    fit_end = of_type(records, "fit_end")
+    assert len(fit_end) == 1 and fit_end[0]["ended"] == "completed" and fit_end[0]["epochs_completed"] == 4
+
+
+def test_keras_imported_before_the_hook_and_no_gpu(tmp_path: Path) -> None:
+    code = (
+        "import tensorflow as tf\nkeras = tf.keras\n"
+        + MODEL
+        + """
+x, y = make_data()
+model = make_model(keras)
+import epochwatch.hook  # after TF and Keras are in use
+model.fit(x, y, batch_size=64, epochs=2, verbose=0)
+model.fit(x, y, batch_size=64, epochs=3, initial_epoch=2, verbose=0)
+"""
+    )
+    proc = run_python(code, tmp_path)
+    records = read_single_trace(tmp_path)
+    epochs = of_type(records, "epoch")
+    assert [(e["fit"], e["epoch"]) for e in epochs] == [(0, 0), (0, 1), (1, 2)]
+    assert [f["fit"] for f in of_type(records, "fit_start")] == [0, 1]
+    assert all("gpu" not in e for e in epochs)
+    # No GPU here: said once, and nothing else changes.
+    assert proc.stderr.count("GPU metrics unavailable") == 1
+
+
+def test_run_that_raises_mid_epoch_keeps_earlier_epochs(tmp_path: Path) -> None:
+    code = (
+        "import epochwatch.hook\nimport keras\n"
+        + MODEL
+        + """
+class Boom(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        if self._epoch == 2 and batch == 3:
+            raise ValueError("data loader exploded")
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+x, y = make_data()
+make_model(keras).fit(x, y, batch_size=32, epochs=5, callbacks=[Boom()], verbose=0)
+"""
+    )
+    proc = run_python(code, tmp_path, check=False)
+    assert proc.returncode == 1 and "data loader exploded" in proc.stderr
+    records = read_single_trace(tmp_path)
+    assert [e["epoch"] for e in of_type(records, "epoch")] == [0, 1]
+    (fit_end,) = of_type(records, "fit_end")
+    assert fit_end["ended"] == "raised" and fit_end["exception"] == "ValueError"
+    end = records[-1]
+    assert end["type"] == "run_end" and end["ended"] == "raised"
+    assert end["exception"] == "ValueError" and end["message"] == "data loader exploded"
+
+
+def test_disabled_writes_nothing(tmp_path: Path) -> None:
+    code = "import epochwatch.hook\nimport keras\n" + MODEL + "x, y = make_data()\nmake_model(keras).fit(x, y, epochs=2, verbose=0)\n"
+    proc = run_python(code, tmp_path, env=child_env(tmp_path, EPOCHWATCH_DISABLE="1"))
+    assert trace_files(tmp_path) == []
+    assert not (tmp_path / "traces").exists()
+    assert "epochwatch" not in proc.stderr
+
+
+def test_training_survives_every_part_failing(tmp_path: Path) -> None:
+    """Every sampler, the retrace ledger and the allocator source raise: training must not notice."""
+    code = (
+        """
+import epochwatch.hook
+from epochwatch.samplers import host, nvml, dirs
+from epochwatch.integrations import tf as tf_integration
+def boom(*a, **k):
+    raise RuntimeError("sampler on fire")
+host.HostSampler.sample = boom
+nvml.NvmlSampler.sample = boom
+dirs.DirsSampler.sample = boom
+tf_integration.RetraceLedger.drain = boom
+tf_integration.RetraceLedger.traced = boom
+tf_integration.allocator_source = lambda: boom
+import keras
+"""
+        + MODEL
+        + """
+x, y = make_data()
+h = make_model(keras).fit(x, y, batch_size=32, epochs=4, verbose=0)
+assert len(h.history["loss"]) == 4
+print("TRAINED")
+"""
+    )
+    env = child_env(tmp_path, EPOCHWATCH_FAKE_NVML="tests.fakes.fake_pynvml")
+    proc = run_python(code, tmp_path, env=env)
+    assert "TRAINED" in proc.stdout
+    for part in ("host sampler", "gpu sampler", "dirs sampler", "retrace tracking", "tf_memory"):
+        assert proc.stderr.count(f"epochwatch: {part} disabled") == 1, (part, proc.stderr)
+    records = read_single_trace(tmp_path)
+    epochs = of_type(records, "epoch")
+    assert len(epochs) == 4
+    assert all("host" not in e and "gpu" not in e and "retraces" not in e for e in epochs)
+    assert set(records[-1]["disabled"]) >= {"host sampler", "gpu sampler", "retrace tracking"}
+
+
+def test_unwritable_trace_dir_never_breaks_training(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the trace directory should be")
+    code = "import epochwatch.hook\nimport keras\n" + MODEL + "x, y = make_data()\nmake_model(keras).fit(x, y, epochs=2, verbose=0)\nprint('TRAINED')\n"
+    proc = run_python(code, tmp_path, env=child_env(tmp_path, EPOCHWATCH_DIR=str(blocker / "traces")))
+    assert "TRAINED" in proc.stdout
+    assert proc.stderr.count("epochwatch: trace writer disabled") == 1
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,83 @@
+"""Custom training loops: `hook.epoch`, `hook.log`, `hook.watch`, and retraces with their causes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.support import of_type, read_single_trace, run_python
+
+LOOP = """
+import os
+from epochwatch import hook
+import tensorflow as tf
+
+w = tf.Variable(tf.ones([4, 1]))
+opt = tf.keras.optimizers.SGD(0.01)
+
+@tf.function
+def train_step(x, y, lr):
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean((tf.matmul(x, w) - y) ** 2)
+    grads = tape.gradient(loss, [w])
+    w.assign_sub(lr * grads[0])
+    return loss
+
+x = tf.random.normal([32, 4]); y = tf.random.normal([32, 1])
+out = os.path.join(os.getcwd(), "outputs")
+os.makedirs(out)
+hook.watch(out)
+lr = 0.1
+for n in range(6):
+    with hook.epoch(n):
+        for step in range(5):
+            loss = train_step(x, y, lr)
+            hook.log(loss=loss, step_loss_python=float(step))
+        with open(os.path.join(out, f"dump-{n}.bin"), "wb") as f:
+            f.write(b"x" * 100_000)
+    lr = lr * 0.9   # a Python float that changes every epoch: one retrace per epoch
+"""
+
+
+def test_custom_loop_records_epochs_metrics_retraces_and_watched_dir(tmp_path: Path) -> None:
+    run_python(LOOP, tmp_path)
+    records = read_single_trace(tmp_path)
+    assert records[0]["type"] == "run_start" and "training" not in records[0]
+    assert records[-1]["type"] == "run_end" and records[-1]["ended"] == "completed"
+    epochs = of_type(records, "epoch")
+    assert [e["epoch"] for e in epochs] == list(range(6))
+    for e in epochs:
+        assert e["source"] == "loop" and "fit" not in e
+        assert e["steps"] == 5
+        assert e["metrics"]["step_loss_python"] == 2.0  # mean of 0..4
+        assert e["metrics"]["loss"] > 0
+        # Every epoch traces train_step once more, because `lr` changed value.
+        fn = e["retraces"]["functions"]["train_step"]
+        assert fn["new"] == 1 and fn["total"] == e["epoch"] + 1
+    causes = epochs[3]["retraces"]["functions"]["train_step"]["causes"]
+    assert causes == [{"arg": "lr", "change": "value", "was": "float 0.08100000000000002", "now": "float 0.07290000000000002"}]
+    assert epochs[0]["retraces"]["functions"]["train_step"]["causes"][0]["change"] == "new"
+    assert all(e["retraces"]["graph_build_seconds"] > 0 for e in epochs)
+
+    out = str(tmp_path / "outputs")
+    assert {"path": out, "role": "user"}.items() <= next(r for r in of_type(records, "watch") if r["path"] == out).items()
+    sizes = [e["dirs"][out]["bytes"] for e in epochs if out in e.get("dirs", {})]
+    assert sizes and sizes[-1] == 600_000 and sizes == sorted(sizes)
+
+
+def test_epoch_whose_body_raises_is_not_recorded(tmp_path: Path) -> None:
+    code = """
+from epochwatch import hook
+import tensorflow as tf
+for n in range(3):
+    try:
+        with hook.epoch(n):
+            hook.log(loss=tf.constant(1.0))
+            if n == 1:
+                raise RuntimeError("bad batch")
+    except RuntimeError:
+        pass
+"""
+    run_python(code, tmp_path)
+    records = read_single_trace(tmp_path)
+    assert [e["epoch"] for e in of_type(records, "epoch")] == [0, 2]
+    assert records[-1]["ended"] == "completed"
