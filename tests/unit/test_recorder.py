@@ -1,0 +1,114 @@
+"""The Recorder without TensorFlow: records, ordering, overhead, failing parts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from epochwatch.recorder import Recorder
+from epochwatch.trace.reader import iter_records
+
+
+@pytest.fixture
+def recorder(tmp_path: Path) -> Any:
+    rec = Recorder({"EPOCHWATCH_DIR": str(tmp_path / "traces"), "EPOCHWATCH_SOCKET": str(tmp_path / "none.sock")})
+    yield rec
+    rec.finish("completed")
+
+
+def _records(tmp_path: Path) -> list[dict[str, Any]]:
+    (trace,) = (tmp_path / "traces").glob("*.jsonl")
+    return list(iter_records(trace))
+
+
+def test_epochs_with_logged_values_get_their_mean(recorder: Recorder, tmp_path: Path) -> None:
+    for n in range(2):
+        recorder.begin_epoch(n, "loop")
+        for v in (1.0, 2.0, 6.0):
+            recorder.log({"loss": v})
+        recorder.end_epoch()
+    recorder.finish("completed")
+    records = _records(tmp_path)
+    assert [r["type"] for r in records][:1] == ["run_start"]
+    epochs = [r for r in records if r["type"] == "epoch"]
+    assert [e["metrics"]["loss"] for e in epochs] == [3.0, 3.0]
+    assert all(e["steps"] == 3 and e["overhead_seconds"] >= 0 for e in epochs)
+    end = records[-1]
+    assert end["type"] == "run_end" and end["epochs"] == 2 and end["overhead_seconds"] > 0
+
+
+def test_values_that_are_not_numbers_are_converted_at_epoch_end(recorder: Recorder, tmp_path: Path) -> None:
+    class Tensorish:
+        def __init__(self, v: float) -> None:
+            self.v = v
+            self.converted = False
+
+        def __float__(self) -> float:
+            self.converted = True
+            return self.v
+
+    values = [Tensorish(1.0), Tensorish(3.0)]
+    recorder.begin_epoch(0, "loop")
+    for v in values:
+        recorder.log({"loss": v, "name": "not a number"})
+    assert not any(v.converted for v in values)  # no sync per step
+    recorder.end_epoch()
+    recorder.finish("completed")
+    (epoch,) = [r for r in _records(tmp_path) if r["type"] == "epoch"]
+    assert epoch["metrics"] == {"loss": 2.0}
+
+
+def test_abandoned_epoch_writes_nothing(recorder: Recorder, tmp_path: Path) -> None:
+    recorder.begin_epoch(0, "loop")
+    recorder.abandon_epoch()
+    recorder.begin_epoch(1, "loop")
+    recorder.end_epoch()
+    recorder.finish("raised", ValueError("boom\nsecond line"))
+    records = _records(tmp_path)
+    assert [r["epoch"] for r in records if r["type"] == "epoch"] == [1]
+    assert records[-1]["ended"] == "raised" and records[-1]["exception"] == "ValueError"
+    assert records[-1]["message"] == "boom"
+
+
+class _FailingSink:
+    description = "a sink on a full disk"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.calls += 1
+        raise OSError(28, "No space left on device")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_failing_sink_is_reported_once_and_dropped(
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sink = _FailingSink()
+    monkeypatch.setattr("epochwatch.recorder.open_sink", lambda run_id, environ: sink)
+    for n in range(5):
+        recorder.begin_epoch(n, "loop")
+        recorder.end_epoch()
+    recorder.finish("completed")
+    err = capsys.readouterr().err
+    assert err.count("trace writer disabled: cannot write the trace (No space left on device)") == 1
+    assert sink.calls == 1
+
+
+def test_watch_before_and_after_start(recorder: Recorder, tmp_path: Path) -> None:
+    early, late = tmp_path / "early", tmp_path / "late"
+    early.mkdir()
+    late.mkdir()
+    recorder.watch(early)
+    recorder.begin_epoch(0, "loop")
+    recorder.watch(late)
+    recorder.watch(late)  # once only
+    recorder.end_epoch()
+    recorder.finish("completed")
+    watches = [(r["path"], r["role"]) for r in _records(tmp_path) if r["type"] == "watch"]
+    assert (str(early), "user") in watches and watches.count((str(late), "user")) == 1
