@@ -1,0 +1,406 @@
+"""NvmlSampler against a fake module shaped like pynvml (names and constant values as
+in nvidia-ml-py), plus the real pynvml on whatever this machine has."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from epochwatch.samplers.base import Sampler
+from epochwatch.samplers.nvml import NvmlSampler
+
+PACKAGE = Path(__file__).resolve().parents[2] / "epochwatch"
+
+# The real pynvml values (checked against the installed pynvml below).
+REASONS = {
+    "GpuIdle": 0x1,
+    "ApplicationsClocksSetting": 0x2,
+    "SwPowerCap": 0x4,
+    "HwSlowdown": 0x8,
+    "SyncBoost": 0x10,
+    "SwThermalSlowdown": 0x20,
+    "HwThermalSlowdown": 0x40,
+    "HwPowerBrakeSlowdown": 0x80,
+    "DisplayClockSetting": 0x100,
+}
+ERRORS = {
+    "NotSupported": 3,
+    "NoPermission": 4,
+    "DriverNotLoaded": 9,
+    "LibraryNotFound": 12,
+    "FunctionNotFound": 13,
+}
+
+
+@dataclass
+class Gpu:
+    name: str | bytes = "NVIDIA H100 80GB HBM3"
+    uuid: str = "GPU-00000000-0000-0000-0000-000000000000"
+    total: int = 80 << 30
+    used: int = 10 << 30
+    compute: list[tuple[int, int | None]] = field(default_factory=list)
+    graphics: list[tuple[int, int | None]] = field(default_factory=list)
+    util: tuple[int, int] = (87, 41)
+    temperature: int = 64
+    power_mw: int = 312_345
+    reasons: int = 0
+    unsupported: set[str] = field(default_factory=set)
+
+
+def fake_nvml(gpus: list[Gpu], *, init_error: str | None = None, driver: Any = b"550.54.15") -> Any:
+    """A module with pynvml's names; records calls in `calls`."""
+    mod: Any = types.ModuleType("fake_pynvml")
+    mod.calls = []
+
+    class NVMLError(Exception):
+        def __init__(self, value: int) -> None:
+            super().__init__(value)
+            self.value = value
+
+    mod.NVMLError = NVMLError
+    errors = {}
+    for name, code in ERRORS.items():
+        cls = type(
+            f"NVMLError_{name}", (NVMLError,), {"__init__": lambda self, c=code: NVMLError.__init__(self, c)}
+        )
+        setattr(mod, cls.__name__, cls)
+        errors[name] = cls
+    for suffix, value in REASONS.items():
+        setattr(mod, f"nvmlClocksEventReason{suffix}", value)
+        setattr(mod, f"nvmlClocksThrottleReason{suffix}", value)
+    mod.NVML_TEMPERATURE_GPU = 0
+
+    def call(name: str, handle: int) -> Gpu:
+        mod.calls.append(name)
+        if name in gpus[handle].unsupported:
+            raise errors["NotSupported"]()
+        return gpus[handle]
+
+    def init() -> None:
+        mod.calls.append("nvmlInit")
+        if init_error:
+            raise errors[init_error]()
+
+    mod.nvmlInit = init
+    mod.nvmlShutdown = lambda: mod.calls.append("nvmlShutdown")
+    mod.nvmlDeviceGetCount = lambda: len(gpus)
+    mod.nvmlDeviceGetHandleByIndex = lambda i: i
+    mod.nvmlSystemGetDriverVersion = lambda: driver
+    mod.nvmlDeviceGetName = lambda h: call("nvmlDeviceGetName", h).name
+    mod.nvmlDeviceGetUUID = lambda h: call("nvmlDeviceGetUUID", h).uuid
+
+    def memory(h: int) -> Any:
+        g = call("nvmlDeviceGetMemoryInfo", h)
+        return types.SimpleNamespace(total=g.total, used=g.used, free=g.total - g.used)
+
+    def procs(kind: str) -> Any:
+        def get(h: int) -> list[Any]:
+            g = call(f"nvmlDeviceGet{kind}RunningProcesses", h)
+            entries = g.compute if kind == "Compute" else g.graphics
+            return [types.SimpleNamespace(pid=p, usedGpuMemory=m) for p, m in entries]
+
+        return get
+
+    mod.nvmlDeviceGetMemoryInfo = memory
+    mod.nvmlDeviceGetComputeRunningProcesses = procs("Compute")
+    mod.nvmlDeviceGetGraphicsRunningProcesses = procs("Graphics")
+
+    def util(h: int) -> Any:
+        g = call("nvmlDeviceGetUtilizationRates", h)
+        return types.SimpleNamespace(gpu=g.util[0], memory=g.util[1])
+
+    def temperature(h: int, sensor: int) -> int:
+        assert sensor == mod.NVML_TEMPERATURE_GPU
+        return call("nvmlDeviceGetTemperature", h).temperature
+
+    mod.nvmlDeviceGetUtilizationRates = util
+    mod.nvmlDeviceGetTemperature = temperature
+    mod.nvmlDeviceGetPowerUsage = lambda h: call("nvmlDeviceGetPowerUsage", h).power_mw
+    mod.nvmlDeviceGetCurrentClocksEventReasons = lambda h: (
+        call("nvmlDeviceGetCurrentClocksEventReasons", h).reasons
+    )
+    mod.nvmlDeviceGetCurrentClocksThrottleReasons = lambda h: (
+        call("nvmlDeviceGetCurrentClocksThrottleReasons", h).reasons
+    )
+    return mod
+
+
+ME = os.getpid()
+OTHER = os.getppid()  # a pid that exists in our namespace
+INVISIBLE = 999_999_999  # above any pid_max: a pid from another namespace
+
+
+def two_gpus() -> list[Gpu]:
+    return [
+        Gpu(
+            name=b"NVIDIA A100-SXM4-40GB",
+            uuid="GPU-aaaa",
+            total=40 << 30,
+            used=3 << 30,
+            compute=[(OTHER, 3 << 30)],
+            reasons=REASONS["GpuIdle"],
+        ),
+        Gpu(
+            name="NVIDIA A100-SXM4-40GB",
+            uuid="GPU-bbbb",
+            total=40 << 30,
+            used=12 << 30,
+            compute=[(ME, 11 << 30), (OTHER, 1 << 30)],
+            reasons=REASONS["SwPowerCap"] | REASONS["HwSlowdown"] | REASONS["ApplicationsClocksSetting"],
+        ),
+    ]
+
+
+def test_fake_matches_real_pynvml() -> None:
+    pynvml = pytest.importorskip("pynvml")
+    for suffix, value in REASONS.items():
+        assert getattr(pynvml, f"nvmlClocksEventReason{suffix}") == value
+        assert getattr(pynvml, f"nvmlClocksThrottleReason{suffix}") == value
+    for name, code in ERRORS.items():
+        assert issubclass(getattr(pynvml, f"NVMLError_{name}"), pynvml.NVMLError)
+        assert getattr(pynvml, f"NVMLError_{name}")().value == code
+    assert pynvml.NVML_TEMPERATURE_GPU == 0
+
+
+def test_is_a_sampler() -> None:
+    sampler = NvmlSampler(nvml=fake_nvml(two_gpus()))
+    assert isinstance(sampler, Sampler)
+    assert sampler.name == "gpu"
+
+
+def test_two_devices_pid_on_one(capsys: pytest.CaptureFixture[str]) -> None:
+    sampler = NvmlSampler(nvml=fake_nvml(two_gpus()))
+    block = sampler.sample()
+    assert block is not None
+    d0, d1 = block["devices"]
+    assert d0 == {
+        "index": 0,
+        "name": "NVIDIA A100-SXM4-40GB",
+        "uuid": "GPU-aaaa",
+        "memory_used_bytes": 3 << 30,
+        "memory_total_bytes": 40 << 30,
+        "process_memory_bytes": 0,
+        "utilization_pct": 87,
+        "memory_utilization_pct": 41,
+        "temperature_c": 64,
+        "power_w": 312.3,
+        "throttle_reasons": [],
+    }
+    assert d1["index"] == 1 and d1["name"] == "NVIDIA A100-SXM4-40GB"
+    assert d1["process_memory_bytes"] == 11 << 30
+    assert d1["throttle_reasons"] == ["sw_power_cap", "hw_slowdown"]
+    assert capsys.readouterr().err == ""
+    sampler.close()
+
+
+def test_not_supported_fields_are_left_out() -> None:
+    gpus = two_gpus()
+    gpus[0].unsupported = {
+        "nvmlDeviceGetPowerUsage",
+        "nvmlDeviceGetTemperature",
+        "nvmlDeviceGetCurrentClocksEventReasons",
+        "nvmlDeviceGetCurrentClocksThrottleReasons",
+        "nvmlDeviceGetComputeRunningProcesses",
+        "nvmlDeviceGetGraphicsRunningProcesses",
+    }
+    block = NvmlSampler(nvml=fake_nvml(gpus)).sample()
+    assert block is not None
+    d0, d1 = block["devices"]
+    for key in ("power_w", "temperature_c", "throttle_reasons", "process_memory_bytes"):
+        assert key not in d0
+        assert key in d1
+    assert d0["memory_used_bytes"] == 3 << 30
+    assert None not in d0.values()
+
+
+def test_all_reason_names() -> None:
+    gpus = [Gpu(reasons=sum(REASONS.values()) | 0x10000)]
+    block = NvmlSampler(nvml=fake_nvml(gpus)).sample()
+    assert block is not None
+    assert block["devices"][0]["throttle_reasons"] == [
+        "sw_power_cap",
+        "hw_slowdown",
+        "sync_boost",
+        "sw_thermal_slowdown",
+        "hw_thermal_slowdown",
+        "hw_power_brake",
+        "display_clock_setting",
+        "unknown_0x10000",
+    ]
+
+
+def test_throttle_reasons_fall_back_to_the_old_name() -> None:
+    nvml = fake_nvml([Gpu(reasons=REASONS["HwThermalSlowdown"])])
+    del nvml.nvmlDeviceGetCurrentClocksEventReasons  # pynvml before 12.535
+    block = NvmlSampler(nvml=nvml).sample()
+    assert block is not None
+    assert block["devices"][0]["throttle_reasons"] == ["hw_thermal_slowdown"]
+    assert "nvmlDeviceGetCurrentClocksThrottleReasons" in nvml.calls
+
+
+def test_compute_and_graphics_context_is_not_counted_twice() -> None:
+    gpus = [Gpu(compute=[(ME, 2 << 30)], graphics=[(ME, 2 << 30), (OTHER, 1 << 20)])]
+    block = NvmlSampler(nvml=fake_nvml(gpus)).sample()
+    assert block is not None
+    assert block["devices"][0]["process_memory_bytes"] == 2 << 30
+
+
+def test_pid_hidden_by_another_namespace_is_unknown_not_zero() -> None:
+    gpus = [Gpu(compute=[(INVISIBLE, 5 << 30)])]
+    block = NvmlSampler(nvml=fake_nvml(gpus)).sample()
+    assert block is not None
+    assert "process_memory_bytes" not in block["devices"][0]
+
+
+def test_memory_not_measurable_is_left_out() -> None:
+    gpus = [Gpu(compute=[(ME, None)])]  # pynvml maps NVML_VALUE_NOT_AVAILABLE to None
+    block = NvmlSampler(nvml=fake_nvml(gpus)).sample()
+    assert block is not None
+    assert "process_memory_bytes" not in block["devices"][0]
+    assert NvmlSampler(nvml=fake_nvml(gpus)).gpu_processes() == [{"pid": ME, "device": 0}]
+
+
+def test_for_pid_shares_the_session() -> None:
+    nvml = fake_nvml(two_gpus())
+    sampler = NvmlSampler(ME, nvml=nvml)
+    other = sampler.for_pid(OTHER)
+    block = other.sample()
+    assert block is not None
+    assert [d["process_memory_bytes"] for d in block["devices"]] == [3 << 30, 1 << 30]
+    assert sampler.sample() is not None
+    assert nvml.calls.count("nvmlInit") == 1
+    other.close()
+    assert "nvmlShutdown" not in nvml.calls
+    sampler.close()
+    assert nvml.calls.count("nvmlShutdown") == 1
+
+
+def test_inventory() -> None:
+    sampler = NvmlSampler(nvml=fake_nvml(two_gpus()))
+    assert sampler.inventory() == {
+        "driver": "550.54.15",
+        "gpus": [
+            {"index": 0, "name": "NVIDIA A100-SXM4-40GB", "uuid": "GPU-aaaa", "memory_total_bytes": 40 << 30},
+            {"index": 1, "name": "NVIDIA A100-SXM4-40GB", "uuid": "GPU-bbbb", "memory_total_bytes": 40 << 30},
+        ],
+    }
+
+
+def test_gpu_processes() -> None:
+    sampler = NvmlSampler(nvml=fake_nvml(two_gpus()))
+    assert sorted(sampler.gpu_processes(), key=lambda p: (p["device"], p["pid"])) == sorted(
+        [
+            {"pid": OTHER, "device": 0, "used_memory_bytes": 3 << 30},
+            {"pid": ME, "device": 1, "used_memory_bytes": 11 << 30},
+            {"pid": OTHER, "device": 1, "used_memory_bytes": 1 << 30},
+        ],
+        key=lambda p: (p["device"], p["pid"]),
+    )
+
+
+def test_close_shuts_down_once_and_stops_sampling() -> None:
+    nvml = fake_nvml(two_gpus())
+    sampler = NvmlSampler(nvml=nvml)
+    sampler.sample()
+    sampler.close()
+    sampler.close()
+    assert nvml.calls.count("nvmlShutdown") == 1
+    assert sampler.sample() is None
+
+
+def test_close_before_use_never_initialises() -> None:
+    nvml = fake_nvml(two_gpus())
+    sampler = NvmlSampler(nvml=nvml)
+    sampler.close()
+    assert sampler.sample() is None
+    assert nvml.calls == []
+
+
+def _assert_unavailable_once(sampler: NvmlSampler, capsys: pytest.CaptureFixture[str], words: str) -> None:
+    assert sampler.sample() is None
+    assert sampler.sample() is None
+    assert sampler.inventory() is None
+    assert sampler.gpu_processes() == []
+    sampler.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("epochwatch: GPU metrics unavailable: ")
+    assert re.search(words, lines[0]), lines[0]
+
+
+@pytest.mark.parametrize(
+    "error, words",
+    [
+        ("LibraryNotFound", "libnvidia-ml"),
+        ("DriverNotLoaded", "driver is not loaded"),
+        ("NoPermission", "permission"),
+    ],
+)
+def test_init_failure(capsys: pytest.CaptureFixture[str], error: str, words: str) -> None:
+    nvml = fake_nvml(two_gpus(), init_error=error)
+    _assert_unavailable_once(NvmlSampler(nvml=nvml), capsys, words)
+    assert "nvmlShutdown" not in nvml.calls  # never initialised, nothing to shut down
+
+
+def test_pynvml_not_importable(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    _assert_unavailable_once(NvmlSampler(), capsys, "pynvml")
+
+
+def test_no_devices(capsys: pytest.CaptureFixture[str]) -> None:
+    nvml = fake_nvml([])
+    _assert_unavailable_once(NvmlSampler(nvml=nvml), capsys, "no NVIDIA GPU")
+    assert nvml.calls.count("nvmlShutdown") == 1  # the init is balanced
+
+
+def test_count_failing(capsys: pytest.CaptureFixture[str]) -> None:
+    nvml = fake_nvml(two_gpus())
+
+    def broken() -> int:
+        raise nvml.NVMLError_NotSupported()
+
+    nvml.nvmlDeviceGetCount = broken
+    _assert_unavailable_once(NvmlSampler(nvml=nvml), capsys, "count")
+
+
+def test_real_pynvml_never_raises(capsys: pytest.CaptureFixture[str]) -> None:
+    """On a machine without a GPU: None and one line. With one: a well-formed block."""
+    sampler = NvmlSampler()
+    try:
+        block = sampler.sample()
+        inventory = sampler.inventory()
+        processes = sampler.gpu_processes()
+    finally:
+        sampler.close()
+    err = capsys.readouterr().err
+    if block is None:
+        assert inventory is None and processes == []
+        assert err.count("GPU metrics unavailable") == 1
+        return
+    assert err == ""
+    assert inventory is not None and inventory["gpus"]
+    for device in block["devices"]:
+        assert {"index", "name", "uuid", "memory_used_bytes", "memory_total_bytes"} <= device.keys()
+        assert None not in device.values()
+        assert isinstance(device.get("throttle_reasons", []), list)
+
+
+def test_only_nvml_module_imports_pynvml() -> None:
+    pattern = re.compile(r"^\s*(import\s+pynvml|from\s+pynvml\s+import)|import_module\(\s*['\"]pynvml", re.M)
+    importers = sorted(
+        str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py") if pattern.search(path.read_text())
+    )
+    assert importers == ["samplers/nvml.py"]
+
+
+def test_importing_the_sampler_does_not_load_pynvml() -> None:
+    code = "import sys, epochwatch.samplers.nvml; assert 'pynvml' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
