@@ -105,8 +105,12 @@ def main() -> None:
     print(f"fit wall, hooked: {spread(hooked_wall)} s")
     print(f"hooked/plain wall ratio: {spread(wall_ratio)}")
     print(f"hooked/plain CPU  ratio: {spread(cpu_ratio)}")
-    print(f"hook's own accounting: sum(overhead_seconds)/sum(seconds) = {overhead / seconds:.4%} over {epochs} epochs")
-    print(f"mean overhead per epoch: {overhead / epochs * 1e6:.0f} us; mean epoch {seconds / epochs * 1e3:.1f} ms")
+    print(
+        f"hook's own accounting: sum(overhead_seconds)/sum(seconds) = {overhead / seconds:.4%} over {epochs} epochs"
+    )
+    print(
+        f"mean overhead per epoch: {overhead / epochs * 1e6:.0f} us; mean epoch {seconds / epochs * 1e3:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

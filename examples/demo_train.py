@@ -15,8 +15,8 @@ import epochwatch.hook  # noqa: F401  (attaches to every Keras fit in this proce
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
 
 class KeepsActivations(keras.callbacks.Callback):
@@ -52,7 +52,9 @@ def main() -> None:
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy", metrics=["accuracy"])
     checkpoints = os.path.join(args.workdir, "checkpoints")
     callbacks: list[keras.callbacks.Callback] = [
-        keras.callbacks.ModelCheckpoint(os.path.join(checkpoints, "epoch-{epoch:03d}.weights.h5"), save_weights_only=True)
+        keras.callbacks.ModelCheckpoint(
+            os.path.join(checkpoints, "epoch-{epoch:03d}.weights.h5"), save_weights_only=True
+        )
     ]
     if args.leak_mb > 0:
         callbacks.append(KeepsActivations(args.leak_mb))

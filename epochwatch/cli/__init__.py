@@ -14,11 +14,12 @@ import sys
 from collections.abc import Sequence
 
 from epochwatch import __version__
-from epochwatch.cli import report
+from epochwatch.cli import report, run
 from epochwatch.cli.base import Command, UsageError
 
 COMMANDS: list[Command] = [
     report.COMMAND,
+    run.COMMAND,
 ]
 
 

@@ -38,39 +38,39 @@ class NVMLError(Exception):
     pass
 
 
-class NVMLError_NotSupported(NVMLError):  # noqa: N801 (pynvml's names)
+class NVMLError_NotSupported(NVMLError):
     pass
 
 
-class NVMLError_LibraryNotFound(NVMLError):  # noqa: N801
+class NVMLError_LibraryNotFound(NVMLError):
     pass
 
 
-def nvmlInit() -> None:  # noqa: N802
+def nvmlInit() -> None:
     pass
 
 
-def nvmlShutdown() -> None:  # noqa: N802
+def nvmlShutdown() -> None:
     pass
 
 
-def nvmlSystemGetDriverVersion() -> str:  # noqa: N802
+def nvmlSystemGetDriverVersion() -> str:
     return "550.54.15"
 
 
-def nvmlDeviceGetCount() -> int:  # noqa: N802
+def nvmlDeviceGetCount() -> int:
     return 1
 
 
-def nvmlDeviceGetHandleByIndex(index: int) -> object:  # noqa: N802
+def nvmlDeviceGetHandleByIndex(index: int) -> object:
     return SimpleNamespace(index=index)
 
 
-def nvmlDeviceGetName(handle: object) -> str:  # noqa: N802
+def nvmlDeviceGetName(handle: object) -> str:
     return "NVIDIA Fake A100"
 
 
-def nvmlDeviceGetUUID(handle: object) -> str:  # noqa: N802
+def nvmlDeviceGetUUID(handle: object) -> str:
     return "GPU-00000000-fake-0000-0000-000000000000"
 
 
@@ -78,33 +78,36 @@ def _process_bytes() -> int:
     return GIB + _calls["memory"] * 64 * (1 << 20)
 
 
-def nvmlDeviceGetMemoryInfo(handle: object) -> SimpleNamespace:  # noqa: N802
+def nvmlDeviceGetMemoryInfo(handle: object) -> SimpleNamespace:
     _calls["memory"] += 1
     used = 2 * GIB + _process_bytes()
     return SimpleNamespace(total=40 * GIB, used=used, free=40 * GIB - used)
 
 
-def nvmlDeviceGetComputeRunningProcesses(handle: object) -> list[SimpleNamespace]:  # noqa: N802
-    return [SimpleNamespace(pid=os.getpid(), usedGpuMemory=_process_bytes()), SimpleNamespace(pid=1, usedGpuMemory=2 * GIB)]
+def nvmlDeviceGetComputeRunningProcesses(handle: object) -> list[SimpleNamespace]:
+    return [
+        SimpleNamespace(pid=os.getpid(), usedGpuMemory=_process_bytes()),
+        SimpleNamespace(pid=1, usedGpuMemory=2 * GIB),
+    ]
 
 
-def nvmlDeviceGetGraphicsRunningProcesses(handle: object) -> list[SimpleNamespace]:  # noqa: N802
+def nvmlDeviceGetGraphicsRunningProcesses(handle: object) -> list[SimpleNamespace]:
     return []
 
 
-def nvmlDeviceGetUtilizationRates(handle: object) -> SimpleNamespace:  # noqa: N802
+def nvmlDeviceGetUtilizationRates(handle: object) -> SimpleNamespace:
     return SimpleNamespace(gpu=50, memory=20)
 
 
-def nvmlDeviceGetTemperature(handle: object, sensor: int) -> int:  # noqa: N802
+def nvmlDeviceGetTemperature(handle: object, sensor: int) -> int:
     return 61
 
 
-def nvmlDeviceGetPowerUsage(handle: object) -> int:  # noqa: N802
+def nvmlDeviceGetPowerUsage(handle: object) -> int:
     return 250_000
 
 
-def nvmlDeviceGetCurrentClocksEventReasons(handle: object) -> int:  # noqa: N802
+def nvmlDeviceGetCurrentClocksEventReasons(handle: object) -> int:
     return nvmlClocksEventReasonSwPowerCap | nvmlClocksEventReasonGpuIdle
 
 

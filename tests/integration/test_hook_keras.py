@@ -126,7 +126,11 @@ make_model(keras).fit(x, y, batch_size=32, epochs=5, callbacks=[Boom()], verbose
 
 
 def test_disabled_writes_nothing(tmp_path: Path) -> None:
-    code = "import epochwatch.hook\nimport keras\n" + MODEL + "x, y = make_data()\nmake_model(keras).fit(x, y, epochs=2, verbose=0)\n"
+    code = (
+        "import epochwatch.hook\nimport keras\n"
+        + MODEL
+        + "x, y = make_data()\nmake_model(keras).fit(x, y, epochs=2, verbose=0)\n"
+    )
     proc = run_python(code, tmp_path, env=child_env(tmp_path, EPOCHWATCH_DISABLE="1"))
     assert trace_files(tmp_path) == []
     assert not (tmp_path / "traces").exists()
@@ -173,7 +177,11 @@ print("TRAINED")
 def test_unwritable_trace_dir_never_breaks_training(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the trace directory should be")
-    code = "import epochwatch.hook\nimport keras\n" + MODEL + "x, y = make_data()\nmake_model(keras).fit(x, y, epochs=2, verbose=0)\nprint('TRAINED')\n"
+    code = (
+        "import epochwatch.hook\nimport keras\n"
+        + MODEL
+        + "x, y = make_data()\nmake_model(keras).fit(x, y, epochs=2, verbose=0)\nprint('TRAINED')\n"
+    )
     proc = run_python(code, tmp_path, env=child_env(tmp_path, EPOCHWATCH_DIR=str(blocker / "traces")))
     assert "TRAINED" in proc.stdout
     assert proc.stderr.count("epochwatch: trace writer disabled") == 1

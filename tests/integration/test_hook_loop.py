@@ -54,12 +54,21 @@ def test_custom_loop_records_epochs_metrics_retraces_and_watched_dir(tmp_path: P
         fn = e["retraces"]["functions"]["train_step"]
         assert fn["new"] == 1 and fn["total"] == e["epoch"] + 1
     causes = epochs[3]["retraces"]["functions"]["train_step"]["causes"]
-    assert causes == [{"arg": "lr", "change": "value", "was": "float 0.08100000000000002", "now": "float 0.07290000000000002"}]
+    assert causes == [
+        {
+            "arg": "lr",
+            "change": "value",
+            "was": "float 0.08100000000000002",
+            "now": "float 0.07290000000000002",
+        }
+    ]
     assert epochs[0]["retraces"]["functions"]["train_step"]["causes"][0]["change"] == "new"
     assert all(e["retraces"]["graph_build_seconds"] > 0 for e in epochs)
 
     out = str(tmp_path / "outputs")
-    assert {"path": out, "role": "user"}.items() <= next(r for r in of_type(records, "watch") if r["path"] == out).items()
+    assert {"path": out, "role": "user"}.items() <= next(
+        r for r in of_type(records, "watch") if r["path"] == out
+    ).items()
     sizes = [e["dirs"][out]["bytes"] for e in epochs if out in e.get("dirs", {})]
     assert sizes and sizes[-1] == 600_000 and sizes == sorted(sizes)
 

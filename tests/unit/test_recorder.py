@@ -13,7 +13,9 @@ from epochwatch.trace.reader import iter_records
 
 @pytest.fixture
 def recorder(tmp_path: Path) -> Any:
-    rec = Recorder({"EPOCHWATCH_DIR": str(tmp_path / "traces"), "EPOCHWATCH_SOCKET": str(tmp_path / "none.sock")})
+    rec = Recorder(
+        {"EPOCHWATCH_DIR": str(tmp_path / "traces"), "EPOCHWATCH_SOCKET": str(tmp_path / "none.sock")}
+    )
     yield rec
     rec.finish("completed")
 

@@ -20,7 +20,9 @@ START = {"type": "run_start", "run_id": "r1", "schema": 1}
 
 
 def test_torn_last_line_is_skipped_and_counted(tmp_path: Path) -> None:
-    p = _write(tmp_path / "t.jsonl", START, {"type": "epoch", "run_id": "r1", "epoch": 0}, tail=b'{"type": "epo')
+    p = _write(
+        tmp_path / "t.jsonl", START, {"type": "epoch", "run_id": "r1", "epoch": 0}, tail=b'{"type": "epo'
+    )
     stats = ReadStats()
     records = list(iter_records(p, stats))
     assert [r["type"] for r in records] == ["run_start", "epoch"]
@@ -36,7 +38,9 @@ def test_unknown_fields_and_types_pass_through(tmp_path: Path) -> None:
 
 def test_garbage_lines_in_the_middle_are_skipped(tmp_path: Path) -> None:
     p = tmp_path / "t.jsonl"
-    p.write_bytes(dumps_line(START) + b"\x00\xff garbage\n[1, 2]\n\n" + dumps_line({"type": "epoch", "run_id": "r1"}))
+    p.write_bytes(
+        dumps_line(START) + b"\x00\xff garbage\n[1, 2]\n\n" + dumps_line({"type": "epoch", "run_id": "r1"})
+    )
     stats = ReadStats()
     assert [r["type"] for r in iter_records(p, stats)] == ["run_start", "epoch"]
     assert stats.skipped == 2 and not stats.torn_tail
