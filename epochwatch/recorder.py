@@ -115,7 +115,8 @@ class Recorder:
             if self._sink is None:
                 return False
             self._setup_samplers()
-            env = self.guard.run("fingerprint", self._fingerprint, {})
+            empty: dict[str, Any] = {}
+            env = self.guard.run("fingerprint", self._fingerprint, empty)
             rec = schema.record(
                 schema.RUN_START,
                 self.run_id,

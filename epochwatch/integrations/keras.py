@@ -115,7 +115,7 @@ def _calibrate_step_cost(callback_cls: type, recorder: Recorder) -> float:
 
 
 def _callback_class(base: type, recorder: Recorder) -> type:
-    class EpochwatchCallback(base):  # type: ignore[misc, valid-type]
+    class EpochwatchCallback(base):
         """Feeds the Recorder from one fit; created per fit call."""
 
         def __init__(self, fit_arguments: dict[str, Any], step_cost: float) -> None:

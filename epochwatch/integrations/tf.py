@@ -70,7 +70,7 @@ class RetraceLedger:
                 for name, t in self._functions.items()
                 if t.new
             }
-            new = sum(f["new"] for f in functions.values())
+            new = sum(t.new for t in self._functions.values())
             block: dict[str, Any] = {
                 "new": new,
                 "graph_build_seconds": round(self._build_seconds, 6),
