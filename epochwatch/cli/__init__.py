@@ -14,12 +14,14 @@ import sys
 from collections.abc import Sequence
 
 from epochwatch import __version__
-from epochwatch.cli import report, run
+from epochwatch.cli import daemon, report, run, status
 from epochwatch.cli.base import Command, UsageError
 
 COMMANDS: list[Command] = [
     report.COMMAND,
     run.COMMAND,
+    daemon.COMMAND,
+    status.COMMAND,
 ]
 
 

@@ -7,6 +7,8 @@ same trace; the script's behaviour never depends on which one it got.
 from __future__ import annotations
 
 import os
+import stat
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -48,5 +50,39 @@ def trace_dir(environ: dict[str, str] | None = None) -> Path:
 
 
 def open_sink(run_id: str, environ: dict[str, str] | None = None) -> Sink:
-    """The sink for a new run: the daemon's socket if it accepts, else an embedded file."""
-    return FileSink(trace_dir(environ), run_id)
+    """The sink for a new run: the daemon's socket if it accepts, else an embedded file.
+
+    No socket file at $EPOCHWATCH_SOCKET (the usual case without a daemon): embedded,
+    silently. A socket that does not answer, or a daemon that refuses the run: embedded,
+    and one line on stderr saying why.
+    """
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    directory = trace_dir(environ)
+    path = env.get("EPOCHWATCH_SOCKET") or DEFAULT_SOCKET
+    if _is_socket(path):
+        try:
+            from epochwatch.trace.socket_sink import DEFAULT_GRACE, SocketSink
+
+            return SocketSink(
+                path, run_id, directory, grace=_seconds(env.get("EPOCHWATCH_DAEMON_GRACE"), DEFAULT_GRACE)
+            )
+        except OSError as exc:
+            from epochwatch.guard import say
+
+            say(f"daemon at {path} not usable ({exc.strerror or exc}); writing the embedded trace")
+    return FileSink(directory, run_id)
+
+
+def _is_socket(path: str) -> bool:
+    try:
+        return stat.S_ISSOCK(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _seconds(raw: str | None, default: float) -> float:
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        return default
+    return value if value >= 0 else default

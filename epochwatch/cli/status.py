@@ -1,0 +1,130 @@
+"""`epochwatch status`: the runs attached to this host's daemon (yours; root sees all)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+import time
+from typing import Any
+
+from epochwatch.cli.base import UsageError
+from epochwatch.daemon import protocol as p
+from epochwatch.daemon.config import DEFAULT_SOCKET
+
+TIMEOUT = 3.0
+
+
+def query(path: str, timeout: float = TIMEOUT) -> list[dict[str, Any]]:
+    """Ask the daemon for its runs; raises UsageError with one line when it cannot."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        try:
+            sock.connect(path)
+        except FileNotFoundError:
+            raise UsageError(f"no daemon socket at {path} (is epochwatch.service running?)") from None
+        except ConnectionRefusedError:
+            raise UsageError(f"no daemon listening on {path} (connection refused)") from None
+        except PermissionError:
+            raise UsageError(f"not allowed to connect to {path} (permission denied)") from None
+        except OSError as exc:
+            raise UsageError(f"cannot connect to {path}: {exc.strerror or exc}") from None
+        sock.sendall(p.encode(p.hello_status()))
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                break
+            data += chunk
+    except TimeoutError:
+        raise UsageError(f"the daemon at {path} did not answer within {timeout:.0f} s") from None
+    except OSError as exc:
+        raise UsageError(f"lost the daemon at {path}: {exc.strerror or exc}") from None
+    finally:
+        sock.close()
+    try:
+        reply = p.decode(data)
+    except ValueError:
+        raise UsageError(f"the daemon at {path} sent something that is not a status reply") from None
+    if reply.get("op") == p.OP_ERROR:
+        raise UsageError(f"the daemon refused: {reply.get('error')}")
+    runs = reply.get("runs")
+    if reply.get("op") != p.OP_STATUS or not isinstance(runs, list):
+        raise UsageError(f"the daemon at {path} sent something that is not a status reply")
+    return runs
+
+
+def _user(uid: Any) -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(int(uid)).pw_name
+    except (KeyError, ValueError, TypeError, ImportError):
+        return str(uid)
+
+
+def _ago(t: Any, now: float) -> str:
+    if not isinstance(t, (int, float)):
+        return "-"
+    secs = max(0, int(now - t))
+    clock = time.strftime("%H:%M:%S", time.localtime(t))
+    if secs < 120:
+        return f"{clock} ({secs}s ago)"
+    if secs < 7200:
+        return f"{clock} ({secs // 60}m ago)"
+    return f"{clock} ({secs // 3600}h ago)"
+
+
+def render_text(runs: list[dict[str, Any]], out: Any, now: float | None = None) -> None:
+    now = time.time() if now is None else now
+    if not runs:
+        out.write("no runs attached\n")
+        return
+    header = ("RUN", "PID", "USER", "SCRIPT", "EPOCH", "LAST EPOCH", "FINDINGS")
+    rows = []
+    for r in runs:
+        findings = r.get("findings") or []
+        kinds = ", ".join(f"{f.get('kind')}({f.get('severity')})" for f in findings) or "-"
+        epoch = r.get("epoch")
+        state = "" if r.get("attached") else " [detached]"
+        rows.append(
+            (
+                f"{r.get('run_id')}{state}",
+                str(r.get("pid")),
+                _user(r.get("uid")),
+                os.path.basename(str(r.get("script") or "-")),
+                "-" if epoch is None else str(epoch),
+                _ago(r.get("last_epoch_t"), now),
+                kinds,
+            )
+        )
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    for row in (header, *rows):
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() + "\n")
+
+
+class StatusCommand:
+    name = "status"
+    help = "Show the runs attached to this host's daemon (yours; root sees every user's)."
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--socket", metavar="PATH", help=f"daemon socket (default $EPOCHWATCH_SOCKET or {DEFAULT_SOCKET})"
+        )
+        parser.add_argument("--format", choices=("text", "json"), default="text")
+
+    def run(self, args: argparse.Namespace) -> int:
+        path = args.socket or os.environ.get("EPOCHWATCH_SOCKET") or DEFAULT_SOCKET
+        runs = query(path)
+        if args.format == "json":
+            json.dump({"socket": path, "runs": runs}, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            render_text(runs, sys.stdout)
+        return 0
+
+
+COMMAND = StatusCommand()

@@ -1,0 +1,257 @@
+"""One client connection: framing, the hello, limits, and never trusting a byte of it.
+
+Lines are split here with a hard cap (`limits.max_line_bytes`): a longer line drops the
+connection before it is buffered whole. The first line must be a hello within
+`limits.hello_timeout_seconds`. Who the client is comes from SO_PEERCRED at accept time.
+Every problem a client can cause ends in one log line and, at worst, its own connection
+closed; nothing here raises into the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from epochwatch.daemon import protocol as p
+
+if TYPE_CHECKING:
+    from epochwatch.daemon.server import Daemon
+    from epochwatch.daemon.session import Session
+
+log = logging.getLogger("epochwatch.daemon")
+
+MAX_BAD_LINES = 20  # invalid lines tolerated on one connection before it is dropped
+MAX_WRITE_BUFFER = 1 << 20  # a client that does not read its acks is dropped past this
+
+
+class Connection(asyncio.Protocol):
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.transport: asyncio.Transport | None = None
+        self.pid = self.uid = self.gid = -1
+        self.counted = False
+        self.role: str | None = None
+        self.session: Session | None = None
+        self._buf = bytearray()
+        self._hello_timer: asyncio.TimerHandle | None = None
+        self._resume_handle: asyncio.TimerHandle | None = None
+        self._bad_lines = 0
+        self._acked = -1
+        self._throttled_logged = False
+        self.closed = False
+
+    # -- who ----------------------------------------------------------------------------------
+
+    def who(self) -> str:
+        if self.session is not None:
+            return f"run {self.session.run_id} (pid {self.pid}, uid {self.uid})"
+        return f"client pid {self.pid} uid {self.uid}"
+
+    # -- asyncio.Protocol ------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        try:
+            self.pid, self.uid, self.gid = p.peer_credentials(sock)
+        except OSError as exc:
+            log.warning("connection without peer credentials (%s); dropped", exc)
+            transport.abort()
+            self.closed = True
+            return
+        refused = self.daemon.limits.open_connection(self.uid)
+        if refused:
+            log.warning("%s refused: %s", self.who(), refused)
+            self.fail("limit", refused)
+            return
+        self.counted = True
+        timeout = self.daemon.cfg.limits.hello_timeout_seconds
+        self._hello_timer = asyncio.get_running_loop().call_later(timeout, self._no_hello, timeout)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        try:
+            self._take(data)
+        except Exception:  # a bug here must cost this connection, never the daemon
+            log.exception("%s: internal error; connection dropped", self.who())
+            self.fail("internal", "internal error in the daemon")
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        for handle in (self._hello_timer, self._resume_handle):
+            if handle is not None:
+                handle.cancel()
+        if self.counted:
+            self.counted = False
+            self.daemon.limits.close_connection(self.uid)
+        if self.session is not None:
+            session, self.session = self.session, None
+            self.daemon.detach(session, self)
+
+    # -- framing --------------------------------------------------------------------------------
+
+    def _take(self, data: bytes) -> None:
+        buf = self._buf
+        buf += data
+        limit = self.daemon.cfg.limits.max_line_bytes
+        lines = 0
+        start = 0
+        while not self.closed:
+            nl = buf.find(b"\n", start)
+            if nl < 0:
+                break
+            if nl - start > limit:
+                self._too_long(nl - start)
+                return
+            line = bytes(buf[start:nl])
+            start = nl + 1
+            lines += 1
+            if line.strip():
+                self._line(line)
+        if self.closed:
+            return
+        del buf[:start]
+        if len(buf) > limit:
+            self._too_long(len(buf))
+            return
+        if lines:
+            self._ack()
+            self._throttle(lines)
+
+    def _too_long(self, size: int) -> None:
+        limit = self.daemon.cfg.limits.max_line_bytes
+        log.warning("%s sent a line over %d bytes (%d so far); dropped", self.who(), limit, size)
+        self._buf.clear()
+        self.fail("too_long", f"line longer than {limit} bytes")
+
+    def _throttle(self, lines: int) -> None:
+        pause = self.daemon.limits.take(self.uid, lines)
+        if pause <= 0 or self.transport is None or self.closed:
+            return
+        if not self._throttled_logged:
+            self._throttled_logged = True
+            log.warning("%s is over the message rate of its uid; reading from it more slowly", self.who())
+        self.transport.pause_reading()
+        self._resume_handle = asyncio.get_running_loop().call_later(min(pause, 5.0), self._resume)
+
+    def _resume(self) -> None:
+        self._resume_handle = None
+        if not self.closed and self.transport is not None:
+            self.transport.resume_reading()
+
+    def _line(self, line: bytes) -> None:
+        try:
+            msg = p.decode(line)
+        except ValueError as exc:
+            self._bad(f"not valid JSON ({str(exc).splitlines()[0][:120]})")
+            return
+        op = msg.get("op")
+        if self.role is None:
+            self._hello(msg)
+        elif op == p.OP_REC and self.session is not None:
+            self._record(msg)
+        elif op == p.OP_BYE and self.session is not None:
+            self.daemon.bye(self.session, self)
+        else:
+            self._bad(f"unexpected message op={str(op)[:40]!r}")
+
+    def _bad(self, why: str) -> None:
+        self._bad_lines += 1
+        if self.role is None:
+            log.warning("%s: first line is not a hello: %s; dropped", self.who(), why)
+            self.fail("bad_hello", f"the first line must be a hello: {why}")
+            return
+        if self._bad_lines == 1:
+            log.warning("%s: %s; skipped (further bad lines are counted, not logged)", self.who(), why)
+        if self._bad_lines >= MAX_BAD_LINES:
+            log.warning("%s: %d bad lines; dropped", self.who(), self._bad_lines)
+            self.fail("bad_lines", f"{self._bad_lines} invalid lines")
+
+    # -- messages -------------------------------------------------------------------------------
+
+    def _no_hello(self, timeout: float) -> None:
+        self._hello_timer = None
+        if self.role is None and not self.closed:
+            log.warning("%s said nothing within %.0f s; dropped", self.who(), timeout)
+            self.fail("timeout", f"no hello within {timeout:.0f} s")
+
+    def _hello(self, msg: dict[str, Any]) -> None:
+        if msg.get("op") != p.OP_HELLO:
+            self._bad(f"op is {str(msg.get('op'))[:40]!r}, not 'hello'")
+            return
+        version = msg.get("protocol")
+        if version != p.PROTOCOL_VERSION:
+            log.warning(
+                "%s speaks protocol %r; this daemon speaks %d; dropped",
+                self.who(),
+                version,
+                p.PROTOCOL_VERSION,
+            )
+            self.fail(
+                "protocol",
+                f"unsupported protocol version {version!r}; this daemon speaks {p.PROTOCOL_VERSION} "
+                "(upgrade epochwatch on one side)",
+            )
+            return
+        if self._hello_timer is not None:
+            self._hello_timer.cancel()
+            self._hello_timer = None
+        role = msg.get("role")
+        if role == p.ROLE_STATUS:
+            self.role = role
+            self.send(
+                {"op": p.OP_STATUS, "protocol": p.PROTOCOL_VERSION, "runs": self.daemon.status_for(self.uid)}
+            )
+            self.close()
+        elif role == p.ROLE_RUN:
+            self.role = role
+            self.daemon.attach(self, msg)
+        else:
+            self._bad(f"unknown role {str(role)[:40]!r}")
+
+    def _record(self, msg: dict[str, Any]) -> None:
+        seq, rec = msg.get("seq"), msg.get("record")
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+            self._bad("a record without a valid seq")
+            return
+        if not isinstance(rec, dict) or not isinstance(rec.get("type"), str):
+            self._bad("a record that is not an object with a string 'type'")
+            return
+        assert self.session is not None
+        self.daemon.record(self.session, self, seq, rec)
+
+    # -- replies ----------------------------------------------------------------------------------
+
+    def _ack(self) -> None:
+        session = self.session
+        if session is None or self.closed:
+            return
+        done = session.next_seq - 1
+        if done > self._acked:
+            self._acked = done
+            self.send({"op": p.OP_ACK, "seq": done})
+
+    def send(self, msg: dict[str, Any]) -> None:
+        if self.transport is None or self.closed:
+            return
+        self.transport.write(p.encode(msg))
+        if self.transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
+            log.warning("%s does not read what the daemon sends; dropped", self.who())
+            self.transport.abort()
+            self.closed = True
+
+    def fail(self, code: str, message: str) -> None:
+        """Tell the client why in one message, then close."""
+        self.send({"op": p.OP_ERROR, "protocol": p.PROTOCOL_VERSION, "code": code, "error": message})
+        self.close()
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+        self.closed = True

@@ -1,0 +1,143 @@
+"""Who else is busy on this host: the processes taking the most CPU (and GPU memory).
+
+One scan of /proc serves every attached run (each run then leaves itself out), and it
+runs every `contention_interval_seconds`, not every second: reading /proc/<pid>/stat
+for a few hundred processes costs a few milliseconds, and contention that matters
+lasts longer than that. The scan reads the raw stat files rather than building psutil
+objects, to stay cheap.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+KEEP = 32  # busiest processes kept per scan; each run picks its top N from these
+
+
+def _read_stat(pid: str) -> tuple[str, float] | None:
+    """(comm, cpu seconds) of one process, or None if it went away or is unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    lpar, rpar = data.find(b"("), data.rfind(b")")
+    if lpar < 0 or rpar < 0:
+        return None
+    comm = data[lpar + 1 : rpar].decode(errors="replace")
+    fields = data[rpar + 2 :].split()
+    try:
+        # fields[0] is field 3 (state); utime and stime are fields 14 and 15
+        ticks = int(fields[11]) + int(fields[12])
+    except (IndexError, ValueError):
+        return None
+    return comm, ticks / _CLK_TCK
+
+
+def _host_cpu() -> tuple[float, float] | None:
+    """(busy, total) jiffies of all CPUs from /proc/stat."""
+    try:
+        with open("/proc/stat", "rb") as f:
+            line = f.readline()
+    except OSError:
+        return None
+    parts = line.split()
+    if not parts or parts[0] != b"cpu":
+        return None
+    values = [float(x) for x in parts[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0.0)
+    total = sum(values[:8])
+    return total - idle, total
+
+
+class ContentionScanner:
+    """Keeps the previous scan to turn CPU times into percentages between scans."""
+
+    def __init__(self, nvml_processes: Any = None) -> None:
+        self._prev: dict[str, tuple[str, float]] = {}
+        self._prev_time: float | None = None
+        self._prev_host: tuple[float, float] | None = None
+        self._nvml_processes = nvml_processes  # callable -> [{pid, device, used_memory_bytes}]
+        self._self = str(os.getpid())
+        self.latest: dict[str, Any] | None = None
+
+    def scan(self) -> dict[str, Any] | None:
+        """Scan now; returns {host_cpu_pct, cpu: [...], gpu: [...]} (None on the first call)."""
+        now = time.monotonic()
+        current: dict[str, tuple[str, float]] = {}
+        try:
+            pids = [p for p in os.listdir("/proc") if p.isdigit()]
+        except OSError:
+            return None
+        for pid in pids:
+            if pid == self._self:
+                continue
+            stat = _read_stat(pid)
+            if stat is not None:
+                current[pid] = stat
+        host = _host_cpu()
+        result: dict[str, Any] | None = None
+        if self._prev_time is not None and now > self._prev_time:
+            elapsed = now - self._prev_time
+            busy: list[tuple[float, int, str]] = []
+            for pid, (comm, cpu) in current.items():
+                before = self._prev.get(pid)
+                if before is None or before[0] != comm:
+                    continue
+                pct = 100.0 * (cpu - before[1]) / elapsed
+                if pct >= 1.0:
+                    busy.append((pct, int(pid), comm))
+            busy.sort(reverse=True)
+            result = {
+                "cpu": [
+                    {"pid": pid, "name": comm, "cpu_pct": round(pct, 1)} for pct, pid, comm in busy[:KEEP]
+                ]
+            }
+            if host is not None and self._prev_host is not None:
+                d_busy, d_total = host[0] - self._prev_host[0], host[1] - self._prev_host[1]
+                if d_total > 0:
+                    result["host_cpu_pct"] = round(100.0 * d_busy / d_total, 1)
+            gpu = self._gpu(current)
+            if gpu is not None:
+                result["gpu"] = gpu
+        self._prev, self._prev_time, self._prev_host = current, now, host
+        if result is not None:
+            self.latest = result
+        return result
+
+    def _gpu(self, names: dict[str, tuple[str, float]]) -> list[dict[str, Any]] | None:
+        if self._nvml_processes is None:
+            return None
+        try:
+            procs = self._nvml_processes()
+        except Exception:
+            self._nvml_processes = None
+            return None
+        if procs is None:
+            return None
+        out = []
+        for p in procs:
+            pid = p.get("pid")
+            entry = dict(p)
+            name = names.get(str(pid))
+            if name is not None:
+                entry["name"] = name[0]
+            out.append(entry)
+        out.sort(key=lambda e: e.get("used_memory_bytes") or 0, reverse=True)
+        return out[:KEEP]
+
+    def for_run(self, pid: int, top: int) -> dict[str, Any] | None:
+        """The latest scan without the run's own process, its top `top` entries."""
+        latest = self.latest
+        if latest is None:
+            return None
+        out: dict[str, Any] = {}
+        if "host_cpu_pct" in latest:
+            out["host_cpu_pct"] = latest["host_cpu_pct"]
+        out["cpu"] = [e for e in latest["cpu"] if e["pid"] != pid][:top]
+        if "gpu" in latest:
+            out["gpu"] = [e for e in latest["gpu"] if e.get("pid") != pid][:top]
+        return out

@@ -1,0 +1,67 @@
+"""Per-uid limits: connections, runs, and a message rate, so one user cannot starve others.
+
+The daemon asks before it accepts a connection or a run, and counts every message.
+Going over the rate does not drop anything: the daemon stops reading that uid's
+connections until its bucket refills, which slows only that uid's senders (whose
+hooks queue without blocking training).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from epochwatch.daemon.config import Limits
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    stamp: float = field(default_factory=time.monotonic)
+
+
+class UidLimits:
+    def __init__(self, cfg: Limits) -> None:
+        self.cfg = cfg
+        self.connections: dict[int, int] = defaultdict(int)
+        self.total_connections = 0
+        self._buckets: dict[int, _Bucket] = {}
+
+    def reconfigure(self, cfg: Limits) -> None:
+        self.cfg = cfg
+
+    def open_connection(self, uid: int) -> str | None:
+        """Count a new connection; returns why it is refused, or None when accepted."""
+        if self.total_connections >= self.cfg.max_connections:
+            return f"the daemon has {self.total_connections} connections, its limit"
+        if self.connections[uid] >= self.cfg.max_connections_per_uid:
+            return f"uid {uid} has {self.connections[uid]} connections, the per-uid limit"
+        self.connections[uid] += 1
+        self.total_connections += 1
+        return None
+
+    def close_connection(self, uid: int) -> None:
+        self.connections[uid] -= 1
+        self.total_connections -= 1
+        if self.connections[uid] <= 0:
+            del self.connections[uid]
+
+    def run_refused(self, uid: int, runs_of_uid: int) -> str | None:
+        if runs_of_uid >= self.cfg.max_runs_per_uid:
+            return f"uid {uid} has {runs_of_uid} runs attached, the per-uid limit"
+        return None
+
+    def take(self, uid: int, n: int = 1) -> float:
+        """Spend n messages; returns 0, or the seconds to pause reading when over the rate."""
+        now = time.monotonic()
+        rate, burst = self.cfg.messages_per_second_per_uid, float(self.cfg.message_burst_per_uid)
+        bucket = self._buckets.get(uid)
+        if bucket is None:
+            bucket = self._buckets[uid] = _Bucket(burst, now)
+        bucket.tokens = min(burst, bucket.tokens + (now - bucket.stamp) * rate)
+        bucket.stamp = now
+        bucket.tokens -= n
+        if bucket.tokens >= 0:
+            return 0.0
+        return -bucket.tokens / rate

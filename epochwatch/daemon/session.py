@@ -1,0 +1,376 @@
+"""One attached run inside the daemon: its trace, its samples, its findings, its end.
+
+A Session outlives connections: the hook may reconnect (same process, same token) after
+a network hiccup or a daemon restart and carry on where the trace ends. Everything here
+runs on the daemon's event loop thread; the only I/O is appending to the run's trace.
+Records from the hook are written in the order sent, each with the daemon's run id and
+the hook's `seq`; the daemon adds `peaks` to epochs, its own `sample`, `finding` and, for a
+process that went away without saying, `run_end` records.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from epochwatch import __version__
+from epochwatch.daemon.config import Sampling
+from epochwatch.daemon.runsamplers import NvmlHub, RunSamplers
+from epochwatch.daemon.sampling import Decimator, PeakTracker, compact_sample
+from epochwatch.daemon.store import SessionState, TraceFile
+from epochwatch.trace import schema
+
+log = logging.getLogger("epochwatch.daemon")
+Record = dict[str, Any]
+
+# RSS at or above this share of the memory limit in the last samples: "likely OOM-killed".
+NEAR_LIMIT = 0.9
+
+
+class Analyzer:
+    """OnlineAnalyzer behind a guard: missing package or a failing detector costs one log line."""
+
+    unavailable: str | None = None  # why online detection is off for every run, once
+
+    def __init__(self, run_id: str, enabled: bool) -> None:
+        self.run_id = run_id
+        self._impl: Any = None
+        self._failed = not enabled
+
+    def start(self, run_start: Record | None) -> None:
+        if self._failed or self._impl is not None:
+            return
+        try:
+            from epochwatch.analysis.online import OnlineAnalyzer
+        except ImportError as exc:
+            if Analyzer.unavailable is None:
+                Analyzer.unavailable = str(exc)
+                log.warning("online detection unavailable: %s", exc)
+            self._failed = True
+            return
+        try:
+            self._impl = OnlineAnalyzer(run_start)
+        except Exception as exc:
+            self._fail(exc)
+
+    def add(self, rec: Record) -> list[Record]:
+        if self._failed:
+            return []
+        if self._impl is None:
+            self.start(None)
+            if self._impl is None:
+                return []
+        try:
+            found = self._impl.add(rec)
+        except Exception as exc:
+            self._fail(exc)
+            return []
+        return [f for f in (found or []) if isinstance(f, dict)]
+
+    def _fail(self, exc: BaseException) -> None:
+        self._failed = True
+        log.error("run %s: online detection switched off: %s: %s", self.run_id, type(exc).__name__, exc)
+
+
+class Session:
+    def __init__(
+        self,
+        state: SessionState,
+        trace: TraceFile,
+        *,
+        sampling: Sampling,
+        online: bool,
+        hub: NvmlHub,
+        next_seq: int = 0,
+    ) -> None:
+        self.state = state
+        self.trace = trace
+        self.next_seq = next_seq
+        self.sampling = sampling
+        self.run_start: Record | None = None
+        self.analyzer = Analyzer(state.run_id, online)
+        self.peaks = PeakTracker()
+        self.decimator = Decimator(sampling, state.started)
+        self.samplers = RunSamplers(state.pid, state.run_id, hub) if state.pid > 0 else None
+        self.epochs = 0
+        self.last_epoch: int | None = None
+        self.last_epoch_t: float | None = None
+        self.last_epoch_seconds: float | None = None
+        self.findings: list[Record] = []
+        self._finding_keys: set[tuple[str, str]] = set()
+        self.watched: dict[str, str] = {}  # resolved path -> role
+        self.pending_watches: dict[str, str] = {}  # asked-for path that does not exist yet -> role
+        self.ended: str | None = None  # run_end.ended once the hook sent it
+        self.exited = False  # the process is gone
+        self.finished = False
+        self.connection: Any = None
+        self.detached_since: float | None = time.monotonic()
+        self.latest_sample: Record | None = None
+        self.gaps = 0
+        self.contention: Record | None = None
+        self.dirs: Record = {}
+
+    # -- identity --------------------------------------------------------------------------
+
+    @property
+    def run_id(self) -> str:
+        return self.state.run_id
+
+    @property
+    def uid(self) -> int:
+        return self.state.uid
+
+    @property
+    def pid(self) -> int:
+        return self.state.pid
+
+    @property
+    def trace_path(self) -> Path:
+        return self.trace.path
+
+    # -- records from the hook -------------------------------------------------------------
+
+    def accept(self, seq: int, rec: Record, peer: Record) -> Record | None:
+        """Write one hook record (numbered `seq`); returns it as written, or None if skipped.
+
+        A seq below next_seq is a replay of something already written and is skipped; a
+        seq above it means the hook dropped records while it could not send (it says so
+        in a notice), and is taken as it comes.
+        """
+        if seq < self.next_seq:
+            return None
+        if seq > self.next_seq:
+            self.gaps += seq - self.next_seq
+            log.warning(
+                "run %s: records %d..%d never arrived (the hook dropped them)",
+                self.run_id,
+                self.next_seq,
+                seq - 1,
+            )
+        type_ = rec.get("type")
+        rec["run_id"] = self.run_id
+        rec["seq"] = seq
+        if not isinstance(rec.get("t"), (int, float)):
+            rec["t"] = time.time()
+        if type_ == schema.RUN_START:
+            self._on_run_start(rec, peer)
+        elif type_ == schema.EPOCH:
+            self._on_epoch(rec)
+        elif type_ == schema.RUN_END:
+            ended = rec.get("ended")
+            self.ended = ended if isinstance(ended, str) else "unknown"
+        elif type_ == schema.FINDING:
+            key = (str(rec.get("kind")), str(rec.get("target")))
+            if key in self._finding_keys:
+                self.next_seq = seq + 1
+                return None  # the daemon already wrote this one
+            self._finding_keys.add(key)
+            self.findings.append(rec)
+        self.trace.write(rec)  # may raise OSError: then next_seq stays, and the hook resends
+        self.next_seq = seq + 1
+        if type_ != schema.FINDING:
+            self._analyze(rec)
+        return rec
+
+    def _on_run_start(self, rec: Record, peer: Record) -> None:
+        rec["mode"] = "daemon"
+        rec["daemon"] = {"epochwatch": __version__, "peer": peer}
+        self.run_start = rec
+        env = rec.get("env")
+        if isinstance(env, dict) and isinstance(env.get("script"), str) and not self.state.script:
+            self.state.script = env["script"]
+        self.analyzer.start(rec)
+
+    def _on_epoch(self, rec: Record) -> None:
+        start, end = rec.get("start"), rec.get("end")
+        peaks = self.peaks.peaks(
+            float(start) if isinstance(start, (int, float)) else None,
+            float(end) if isinstance(end, (int, float)) else None,
+        )
+        if peaks is not None:
+            rec["peaks"] = peaks
+        self._count_epoch(rec)
+
+    def _count_epoch(self, rec: Record) -> None:
+        self.epochs += 1
+        epoch = rec.get("epoch")
+        self.last_epoch = epoch if isinstance(epoch, int) else self.last_epoch
+        t = rec.get("t")
+        self.last_epoch_t = float(t) if isinstance(t, (int, float)) else time.time()
+        seconds = rec.get("seconds")
+        self.last_epoch_seconds = float(seconds) if isinstance(seconds, (int, float)) else None
+
+    def _analyze(self, rec: Record) -> None:
+        for finding in self.analyzer.add(rec):
+            self.write_finding(finding)
+
+    def write_finding(self, finding: Record) -> None:
+        key = (str(finding.get("kind")), str(finding.get("target")))
+        if key in self._finding_keys:
+            return
+        self._finding_keys.add(key)
+        rec = dict(finding)
+        rec["type"] = schema.FINDING
+        rec["run_id"] = self.run_id
+        rec.setdefault("t", time.time())
+        rec["source"] = "daemon"
+        self.findings.append(rec)
+        self.trace.write(rec)
+        log.warning(
+            "run %s: %s finding %s: %s",
+            self.run_id,
+            rec.get("severity", "info"),
+            rec.get("kind"),
+            rec.get("title"),
+        )
+
+    def restore_from_trace(self) -> None:
+        """Rebuild what a restarted daemon knew about this run from its trace."""
+        from epochwatch.trace.reader import TraceError, iter_records
+
+        new: list[Record] = []
+        try:
+            for rec in iter_records(self.trace_path):
+                type_ = rec.get("type")
+                if type_ == schema.RUN_START and self.run_start is None:
+                    self.run_start = rec
+                    self.analyzer.start(rec)
+                elif type_ == schema.EPOCH:
+                    self._count_epoch(rec)
+                elif type_ == schema.FINDING:
+                    self._finding_keys.add((str(rec.get("kind")), str(rec.get("target"))))
+                    self.findings.append(rec)
+                    continue
+                new.extend(self.analyzer.add(rec))
+        except TraceError as exc:
+            log.warning("run %s: could not read back its trace: %s", self.run_id, exc)
+        for finding in new:  # written after reading, not into the file being read
+            self.write_finding(finding)
+
+    # -- samples ---------------------------------------------------------------------------
+
+    def on_sample(self, sample: Record) -> None:
+        self.latest_sample = sample
+        self.peaks.add(sample)
+        out = self.decimator.add(sample)
+        if out is not None:
+            self._write_sample(out)
+
+    def _write_sample(self, sample: Record) -> None:
+        rec: Record = {"type": schema.SAMPLE, "run_id": self.run_id}
+        rec.update(sample)
+        if self.contention is not None:
+            rec["contention"] = self.contention
+        if self.dirs:
+            rec["dirs"] = self.dirs
+        self.trace.write(rec)
+        self._analyze(rec)
+
+    # -- the end ---------------------------------------------------------------------------
+
+    def write_vanished(self, *, daemon_was_down: bool = False) -> None:
+        """run_end for a process that went away without one: last samples, and why, if we can tell."""
+        now = time.time()
+        started = self.run_start.get("t") if self.run_start else None
+        rec: Record = {
+            "type": schema.RUN_END,
+            "run_id": self.run_id,
+            "t": now,
+            "ended": schema.ENDED_VANISHED,
+            "epochs": self.epochs,
+            "seconds": round(
+                now - float(started if isinstance(started, (int, float)) else self.state.started), 3
+            ),
+            "detected_by": "daemon",
+        }
+        if self.last_epoch is not None:
+            rec["last_epoch"] = self.last_epoch
+        last = [compact_sample(s) for s in self.peaks.last_raw]
+        if last:
+            rec["last_samples"] = last
+        hint = self.oom_hint() if not daemon_was_down else None
+        if daemon_was_down:
+            hint = (
+                "the process ended while the daemon was not running; if its hook fell back to "
+                "embedded mode, the rest of the run is in its own $EPOCHWATCH_DIR trace"
+            )
+        if hint:
+            rec["hint"] = hint
+        self.trace.write(rec)
+        self.ended = schema.ENDED_VANISHED
+
+    def oom_hint(self) -> str | None:
+        """Why the process likely died, when the last samples point at memory."""
+        samples = list(self.peaks.last_raw)
+        if not samples:
+            return None
+        rss = max((s.get("rss_bytes") or 0) for s in samples)
+        last = samples[-1]
+        limit = last.get("memory_limit_bytes")
+        if not isinstance(limit, (int, float)) and self.run_start:
+            env = self.run_start.get("env")
+            if isinstance(env, dict):
+                limit = env.get("memory_limit_bytes")
+        total = last.get("sys_total_bytes")
+        available = last.get("sys_available_bytes")
+        gib = 1 << 30
+        if isinstance(limit, (int, float)) and limit > 0 and rss >= NEAR_LIMIT * limit:
+            return (
+                f"RSS reached {rss / gib:.2f} GiB of its {limit / gib:.2f} GiB memory limit "
+                f"({100 * rss / limit:.0f}%) in the last seconds: it was most likely killed by the "
+                "OOM killer (check `journalctl -k | grep -i oom`); lower the batch size, fix the "
+                "memory growth, or raise the limit"
+            )
+        if (
+            isinstance(total, (int, float))
+            and isinstance(available, (int, float))
+            and total > 0
+            and (available < (1 - NEAR_LIMIT) * total or rss >= NEAR_LIMIT * total)
+        ):
+            return (
+                f"the host was nearly out of memory in the last seconds ({available / gib:.2f} GiB "
+                f"of {total / gib:.2f} GiB available, the process at {rss / gib:.2f} GiB): it was "
+                "most likely killed by the OOM killer (check `journalctl -k | grep -i oom`)"
+            )
+        return None
+
+    def flush(self) -> None:
+        """Write the open sample window (shutdown and run end)."""
+        out = self.decimator.flush()
+        if out is not None:
+            self._write_sample(out)
+
+    def close(self) -> None:
+        self.flush()
+        self.trace.close()
+
+    # -- status ----------------------------------------------------------------------------
+
+    def summary(self) -> Record:
+        out: Record = {
+            "run_id": self.run_id,
+            "pid": self.pid,
+            "uid": self.uid,
+            "script": self.state.script,
+            "started": self.state.started,
+            "attached": self.connection is not None,
+            "epochs": self.epochs,
+            "trace": str(self.trace_path),
+            "findings": [
+                {k: f.get(k) for k in ("kind", "severity", "title", "target", "epoch") if k in f}
+                for f in self.findings
+            ],
+        }
+        if self.last_epoch is not None:
+            out["epoch"] = self.last_epoch
+        if self.last_epoch_t is not None:
+            out["last_epoch_t"] = self.last_epoch_t
+        if self.last_epoch_seconds is not None:
+            out["last_epoch_seconds"] = self.last_epoch_seconds
+        if self.latest_sample is not None:
+            for key in ("rss_bytes", "cpu_pct"):
+                if key in self.latest_sample:
+                    out[key] = self.latest_sample[key]
+        return out

@@ -1,0 +1,187 @@
+"""Where the daemon keeps things on disk: trace files and the small per-run state files.
+
+The daemon alone chooses file names: a client's wished-for run id goes through
+`safe_run_id` and gets a numeric suffix when taken, and files are created with
+O_EXCL | O_NOFOLLOW, so no client input can name, replace or climb to another path.
+
+Layout under the state directory:
+  traces/<run_id>.jsonl     the trace (mode `trace_mode`, owned by the run's uid when root)
+  sessions/<run_id>.json    resume state of a run still going (mode 0600): token hash,
+                            uid, pid and the pid's start time; removed when the run ends.
+A restarted daemon reads sessions/ to take runs back, and finds the last record it has
+of each run by its `seq` at the end of the trace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from epochwatch.trace.schema import safe_run_id
+from epochwatch.trace.writer import dumps_line
+
+_TAIL_CHUNK = 64 * 1024
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def prepare_dirs(state_dir: Path) -> tuple[Path, Path]:
+    """Create traces/ (0711: users open their own trace by name, cannot list others')
+    and sessions/ (0700)."""
+    traces, sessions = state_dir / "traces", state_dir / "sessions"
+    for path, mode in ((state_dir, 0o755), (traces, 0o711), (sessions, 0o700)):
+        path.mkdir(mode=mode, parents=True, exist_ok=True)
+        if path is not state_dir:
+            with contextlib.suppress(OSError):
+                os.chmod(path, mode)
+    return traces, sessions
+
+
+class TraceFile:
+    """One trace, appended in whole lines by one os.write each (see trace/writer.py)."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd: int | None = fd
+        self.bytes_written = 0
+
+    @classmethod
+    def create(cls, traces: Path, wanted: str, *, uid: int, mode: int) -> TraceFile:
+        """A new trace for `wanted`, made unique: `name`, `name-2`, `name-3`, ..."""
+        base = safe_run_id(wanted or "run")
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        for n in range(1, 10_000):
+            run_id = base if n == 1 else f"{base[:120]}-{n}"
+            path = traces / f"{run_id}.jsonl"
+            try:
+                fd = os.open(path, flags, mode)
+            except FileExistsError:
+                continue
+            cls._own(fd, uid, mode)
+            return cls(path, fd)
+        raise OSError(f"no free trace name for {base!r}")
+
+    @classmethod
+    def reopen(cls, path: Path) -> TraceFile:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
+        return cls(path, fd)
+
+    @staticmethod
+    def _own(fd: int, uid: int, mode: int) -> None:
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, mode)  # the umask must not narrow what the config asked for
+        if os.geteuid() == 0 and uid != 0:
+            with contextlib.suppress(OSError):
+                os.fchown(fd, uid, -1)
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name[: -len(".jsonl")]
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.write_line(dumps_line(record))
+
+    def write_line(self, line: bytes) -> None:
+        if self._fd is None:
+            raise ValueError(f"trace {self.path} is closed")
+        view = memoryview(line)
+        while view:
+            n = os.write(self._fd, view)
+            view = view[n:]
+        self.bytes_written += len(line)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def last_seq(path: Path) -> int:
+    """The highest client `seq` in a trace (-1 when none), read from the end backwards."""
+    try:
+        fh = path.open("rb")
+    except OSError:
+        return -1
+    with fh:
+        end = fh.seek(0, os.SEEK_END)
+        tail = b""
+        pos = end
+        while pos > 0:
+            step = min(_TAIL_CHUNK, pos)
+            pos -= step
+            fh.seek(pos)
+            tail = fh.read(step) + tail
+            lines = tail.split(b"\n")
+            # the first piece may be a partial line unless we reached the start
+            complete = lines if pos == 0 else lines[1:]
+            for line in reversed(complete):
+                seq = _seq_of(line)
+                if seq is not None:
+                    return seq
+            tail = lines[0] if pos > 0 else b""
+        return -1
+
+
+def _seq_of(line: bytes) -> int | None:
+    if b'"seq"' not in line:
+        return None
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    seq = obj.get("seq") if isinstance(obj, dict) else None
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+
+
+@dataclass
+class SessionState:
+    """What a restarted daemon needs to take a run back and check who resumes it."""
+
+    run_id: str
+    token_sha256: str
+    uid: int
+    gid: int
+    pid: int
+    create_time: float
+    started: float
+    script: str = ""
+
+    def save(self, sessions: Path) -> None:
+        path = sessions / f"{self.run_id}.json"
+        tmp = sessions / f".{self.run_id}.json.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, orjson.dumps(asdict(self)))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+
+    @staticmethod
+    def remove(sessions: Path, run_id: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (sessions / f"{run_id}.json").unlink()
+
+    @classmethod
+    def load_all(cls, sessions: Path) -> tuple[list[SessionState], list[str]]:
+        """Every saved state, and one line for each file that could not be used."""
+        states: list[SessionState] = []
+        problems: list[str] = []
+        for path in sorted(sessions.glob("*.json")):
+            try:
+                data = orjson.loads(path.read_bytes())
+                state = cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+                if state.run_id != path.stem:
+                    raise ValueError("run id does not match the file name")
+                states.append(state)
+            except (OSError, ValueError, TypeError) as exc:
+                problems.append(f"{path}: {exc}")
+        return states, problems

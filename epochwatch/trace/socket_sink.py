@@ -1,0 +1,425 @@
+"""The hook's side of the daemon socket: records out, never blocking training.
+
+`write()` serialises the record, appends it to a bounded in-memory queue and wakes a
+background daemon thread; that is all the training thread ever does. The thread sends
+records, reads the daemon's acks and forgets what is acked. Records are numbered
+(`seq`), so after a lost connection (a daemon restart, say) the thread reconnects with
+backoff, says hello with the run's token, and replays from the first record the daemon
+does not have: a restart loses nothing and writes nothing twice.
+
+If the daemon does not come back within the grace period (EPOCHWATCH_DAEMON_GRACE,
+default 30 s), or is still away when the process exits, the sink falls back to the
+embedded trace ($EPOCHWATCH_DIR/<run_id>.jsonl): the run's header records, a notice
+saying where the earlier part went, and everything not yet acknowledged; later records
+are written there directly. It says so once on stderr.
+
+Bounds: at most MAX_PENDING records / MAX_PENDING_BYTES wait unacknowledged; past that
+the oldest are dropped (the daemon notes the gap in the trace). `close()` waits at most
+CLOSE_TIMEOUT seconds. The thread is a daemon thread: it never keeps a process alive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import socket
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from epochwatch.daemon import protocol as p
+from epochwatch.guard import say
+from epochwatch.trace.writer import TraceWriter, dumps_line
+
+CONNECT_TIMEOUT = 1.0
+HANDSHAKE_TIMEOUT = 3.0
+DEFAULT_GRACE = 30.0
+CLOSE_TIMEOUT = 3.0
+MAX_PENDING = 10_000
+MAX_PENDING_BYTES = 64 << 20
+MAX_PINNED = 64
+BACKOFF_FIRST, BACKOFF_MAX = 0.05, 2.0
+_PINNED_TYPES = frozenset({"run_start", "fit_start", "watch"})
+
+
+class DaemonRefused(OSError):
+    """The daemon answered the hello with an error (its message says why)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _handshake(
+    path: str, hello: dict[str, Any], timeout: float
+) -> tuple[socket.socket, dict[str, Any], bytes]:
+    """Connect, say hello, read the welcome; returns (socket, welcome, bytes after it)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        sock.settimeout(CONNECT_TIMEOUT)
+        sock.connect(path)
+        sock.settimeout(timeout)
+        sock.sendall(p.encode(hello))
+        buf = b""
+        while b"\n" not in buf:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionResetError("the daemon closed the connection during the hello")
+            buf += chunk
+            if len(buf) > p.MAX_LINE_BYTES:
+                raise ConnectionError("the daemon's welcome is too long")
+        line, _, rest = buf.partition(b"\n")
+        try:
+            reply = p.decode(line)
+        except ValueError:
+            raise ConnectionError("the daemon's welcome is not JSON") from None
+        if reply.get("op") == p.OP_ERROR:
+            raise DaemonRefused(str(reply.get("code", "")), str(reply.get("error", "refused")))
+        if reply.get("op") != p.OP_WELCOME or not isinstance(reply.get("run_id"), str):
+            raise ConnectionError("the daemon did not answer with a welcome")
+        sock.setblocking(False)
+        return sock, reply, rest
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _envelope(seq: int, line: bytes) -> bytes:
+    return b'{"op":"rec","seq":%d,"record":%s}\n' % (seq, line[:-1])
+
+
+class SocketSink:
+    """A Sink (see trace/sink.py) that sends records to the host daemon."""
+
+    def __init__(
+        self,
+        path: str,
+        run_id: str,
+        fallback_dir: str | os.PathLike[str],
+        *,
+        grace: float = DEFAULT_GRACE,
+        close_timeout: float = CLOSE_TIMEOUT,
+        max_pending: int = MAX_PENDING,
+        max_pending_bytes: int = MAX_PENDING_BYTES,
+    ) -> None:
+        self.path = path
+        self.run_id = run_id
+        self.fallback_dir = Path(fallback_dir)
+        self.grace = grace
+        self.close_timeout = close_timeout
+        self.max_pending = max_pending
+        self.max_pending_bytes = max_pending_bytes
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._pending: deque[tuple[int, bytes]] = deque()  # (seq, record line), not yet acked
+        self._pending_bytes = 0
+        self._pinned: list[tuple[int, bytes]] = []
+        self._seq = 0
+        self._acked = -1
+        self._sent_upto = -1
+        self.dropped = 0
+        self._file: TraceWriter | None = None
+        self._closing = False
+        self._closed = False
+        self._dead = False  # nowhere left to write: records are dropped
+        self._close_deadline = float("inf")
+        self._disconnected_at: float | None = None
+        self._resend_pinned = False
+        self.reconnects = 0
+
+        sock, welcome, rest = _handshake(path, p.hello_run(run_id, None, _client()), HANDSHAKE_TIMEOUT)
+        self._sock: socket.socket | None = sock
+        self._inbuf = bytearray(rest)
+        self._welcome(welcome)
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._thread = threading.Thread(target=self._run, name="epochwatch-sink", daemon=True)
+        self._thread.start()
+
+    def _welcome(self, welcome: dict[str, Any]) -> None:
+        self.daemon_run_id = str(welcome["run_id"])
+        self.token = str(welcome.get("token") or "")
+        self.daemon_trace = str(welcome.get("trace") or "")
+        self.description = f"daemon at {self.path} (run {self.daemon_run_id}, trace {self.daemon_trace})"
+
+    # -- the training thread's side --------------------------------------------------------------
+
+    @property
+    def remote_detection(self) -> bool:
+        """True while the daemon runs the online detectors for this run (the hook need not)."""
+        return self._file is None
+
+    @property
+    def fell_back(self) -> bool:
+        return self._file is not None
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Queue one record; never blocks on the daemon. After a fallback, writes the file."""
+        if os.getpid() != self._pid or self._closed or self._dead:
+            return  # a forked child has no sender thread; its parent owns the run
+        line = dumps_line(record)
+        with self._lock:
+            file = self._file
+            if file is None:
+                seq = self._seq
+                self._seq += 1
+                self._pending.append((seq, line))
+                self._pending_bytes += len(line)
+                if record.get("type") in _PINNED_TYPES and len(self._pinned) < MAX_PINNED:
+                    self._pinned.append((seq, line))
+                while len(self._pending) > self.max_pending or self._pending_bytes > self.max_pending_bytes:
+                    _, old = self._pending.popleft()
+                    self._pending_bytes -= len(old)
+                    self.dropped += 1
+        if file is not None:
+            file.write_line(line)  # as in embedded mode: an OSError reaches the hook's guard
+        else:
+            self._wake()
+
+    def close(self) -> None:
+        """Flush within close_timeout (fallback file for what the daemon did not take), then stop."""
+        if self._closed:
+            return
+        self._closed = True
+        if os.getpid() != self._pid:
+            return
+        with self._lock:
+            self._closing = True
+            self._close_deadline = time.monotonic() + self.close_timeout
+        self._wake()
+        self._thread.join(self.close_timeout + 1.0)
+        with self._lock:
+            left = bool(self._pending) and self._file is None
+        if left:
+            self._fall_back("the daemon did not take the last records before the process exited")
+        sock = self._sock
+        if sock is not None and not self._thread.is_alive():
+            self._sock = None
+            sock.close()
+        if self._file is not None:
+            self._file.close()
+        if not self._thread.is_alive():  # a stuck thread may still select on the pipe
+            for fd in (self._wake_r, self._wake_w):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+
+    # -- the sender thread -------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception as exc:  # never into the training process; keep the records
+            self._drop_connection()
+            self._fall_back(f"the daemon sender failed ({type(exc).__name__}: {exc})")
+
+    def _loop(self) -> None:
+        out = bytearray()
+        while self._file is None and not self._dead:
+            if self._sock is None:
+                out.clear()
+                if not self._reconnect():
+                    return
+                continue
+            with self._lock:
+                if not out:
+                    for seq, line in self._pending:
+                        if seq > self._sent_upto:
+                            out += _envelope(seq, line)
+                            self._sent_upto = seq
+                done = self._closing and self._acked >= self._seq - 1
+                deadline = self._close_deadline
+            if done:
+                self._say_bye()
+                return
+            if time.monotonic() > deadline:
+                return  # close() writes what is left to the embedded file
+            timeout = min(1.0, max(0.0, deadline - time.monotonic()))
+            sock_fd = self._sock.fileno()
+            try:
+                readable, writable, _ = select.select(
+                    [sock_fd, self._wake_r], [sock_fd] if out else [], [], timeout
+                )
+            except (OSError, ValueError):
+                self._drop_connection()
+                continue
+            if self._wake_r in readable:
+                with contextlib.suppress(OSError):
+                    os.read(self._wake_r, 4096)
+            try:
+                if sock_fd in readable and not self._receive():
+                    self._drop_connection()
+                    continue
+                if out and sock_fd in writable:
+                    n = self._sock.send(out)
+                    del out[:n]
+            except BlockingIOError:
+                pass
+            except OSError:
+                self._drop_connection()
+
+    def _receive(self) -> bool:
+        """Read acks; False when the daemon closed the connection."""
+        assert self._sock is not None
+        data = self._sock.recv(65536)
+        if not data:
+            return False
+        self._inbuf += data
+        while True:
+            nl = self._inbuf.find(b"\n")
+            if nl < 0:
+                break
+            line = bytes(self._inbuf[:nl])
+            del self._inbuf[: nl + 1]
+            try:
+                msg = p.decode(line)
+            except ValueError:
+                continue
+            if msg.get("op") == p.OP_ACK and isinstance(msg.get("seq"), int):
+                self._ack(msg["seq"])
+            elif msg.get("op") == p.OP_ERROR:
+                return False
+        return len(self._inbuf) <= p.MAX_LINE_BYTES
+
+    def _ack(self, seq: int) -> None:
+        with self._lock:
+            if seq <= self._acked:
+                return
+            self._acked = seq
+            while self._pending and self._pending[0][0] <= seq:
+                _, line = self._pending.popleft()
+                self._pending_bytes -= len(line)
+
+    def _drop_connection(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+        self._inbuf.clear()
+        with self._lock:
+            self._sent_upto = self._acked
+        if self._disconnected_at is None:
+            self._disconnected_at = time.monotonic()
+
+    def _reconnect(self) -> bool:
+        """Try until connected (True) or past the grace period / close deadline (fallback, False)."""
+        delay = BACKOFF_FIRST
+        while True:
+            now = time.monotonic()
+            since = now - (self._disconnected_at or now)
+            with self._lock:
+                deadline = self._close_deadline
+                closing = self._closing
+            if since > self.grace:
+                self._fall_back(
+                    f"the daemon at {self.path} went away and did not come back within {self.grace:.0f} s"
+                )
+                return False
+            if now > deadline:
+                return False
+            try:
+                self._resume()
+                return True
+            except DaemonRefused as exc:
+                if exc.code != "unknown_run":
+                    self._fall_back(f"the daemon at {self.path} refused to resume the run ({exc})")
+                    return False
+                self.token = ""  # it forgot us (state lost): start a new run there, header first
+                self._resend_pinned = True
+            except OSError:
+                pass
+            wait = min(delay, max(0.0, deadline - time.monotonic())) if closing else delay
+            with contextlib.suppress(OSError, ValueError):
+                readable, _, _ = select.select([self._wake_r], [], [], wait)
+                if readable:
+                    os.read(self._wake_r, 4096)
+            delay = min(delay * 2, BACKOFF_MAX)
+
+    def _resume(self) -> None:
+        hello = p.hello_run(self.run_id, self.token or None, _client())
+        sock, welcome, rest = _handshake(self.path, hello, HANDSHAKE_TIMEOUT)
+        next_seq = welcome.get("next_seq")
+        next_seq = next_seq if isinstance(next_seq, int) else 0
+        with self._lock:
+            if self._resend_pinned:
+                first = self._pending[0][0] if self._pending else self._seq
+                head = [(s, line) for s, line in self._pinned if s < first]
+                self._pending.extendleft(reversed(head))
+                self._pending_bytes += sum(len(line) for _, line in head)
+                self._resend_pinned = False
+                next_seq = 0
+            self._acked = next_seq - 1
+            while self._pending and self._pending[0][0] < next_seq:
+                _, line = self._pending.popleft()
+                self._pending_bytes -= len(line)
+            self._sent_upto = next_seq - 1
+        self._welcome(welcome)
+        self._sock = sock
+        self._inbuf = bytearray(rest)
+        self._disconnected_at = None
+        self.reconnects += 1
+
+    def _say_bye(self) -> None:
+        if self._sock is None:
+            return
+        try:
+            self._sock.setblocking(True)
+            self._sock.settimeout(0.5)
+            self._sock.sendall(p.encode({"op": p.OP_BYE}))
+        except OSError:
+            pass
+
+    # -- fallback ----------------------------------------------------------------------------------
+
+    def _fall_back(self, why: str) -> None:
+        """From now on write the embedded trace: header, a notice, then all that was not acked."""
+        with self._lock:
+            if self._file is not None or self._dead:
+                return
+            path = self.fallback_dir / f"{self.run_id}.jsonl"
+            try:
+                writer = TraceWriter(path)
+            except OSError as exc:
+                say(f"{why}; cannot write the embedded trace {path} either ({exc.strerror or exc})")
+                self._pending.clear()
+                self._pending_bytes = 0
+                self._dead = True
+                return
+            first = self._pending[0][0] if self._pending else self._seq
+            try:
+                for seq, line in self._pinned:
+                    if seq < first:
+                        writer.write_line(line)
+                if first > 0:
+                    writer.write(
+                        {
+                            "type": "notice",
+                            "run_id": self.run_id,
+                            "t": time.time(),
+                            "part": "daemon sink",
+                            "message": (
+                                f"records before this line went to the daemon at {self.path} as run "
+                                f"{self.daemon_run_id} ({self.daemon_trace}); {why}"
+                            ),
+                        }
+                    )
+                for _, line in self._pending:
+                    writer.write_line(line)
+            except OSError as exc:
+                say(f"{why}; writing the embedded trace {path} failed ({exc.strerror or exc})")
+            self._pending.clear()
+            self._pending_bytes = 0
+            self._file = writer
+            self.description = f"embedded trace {path} (after the daemon at {self.path})"
+        say(f"{why}; writing the embedded trace {path} from here on")
+
+
+def _client() -> str:
+    from epochwatch import __version__
+
+    return f"epochwatch {__version__}"
