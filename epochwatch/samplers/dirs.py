@@ -17,6 +17,9 @@ How it degrades, each said once on stderr and never raised:
 - When a watch cannot be added (the inotify watch or instance limit, ENOSPC/EMFILE, or
   no watchdog at all), the root is rescanned on the worker thread every few seconds
   instead (more seldom for big trees), still never on the caller's thread.
+- Events can be lost (inotify queue overflow, subdirectories watchdog could not watch,
+  NFS changes made elsewhere), so every root is also rescanned on the worker thread,
+  seldom (every 5 minutes, or 200 times its scan's cost if that is longer).
 - A root is left out of `totals()` while its first scan runs, so a half-counted tree is
   never mistaken for a shrinking or growing one.
 
@@ -43,9 +46,15 @@ from epochwatch.guard import say
 
 ROLES = frozenset({"checkpoint", "backup", "tensorboard", "temp", "user"})
 MAX_DIRS = 5000
-# Poll-mode rescans: at least this often apart, and at most 5% of the worker's time.
+# Poll-mode rescans: at least this far apart, and at most 5% of the worker's time.
 _POLL_MIN_SECONDS = 5.0
 _POLL_COST_FACTOR = 20.0
+# Roots kept current by events are rescanned too, seldom (at most 0.5% of the worker's
+# time): events can be lost (inotify queue overflow; watchdog skips subdirectories it
+# cannot watch at the watch limit; changes made by other hosts on NFS), and a lost event
+# would otherwise skew the totals for the rest of the run.
+_RECONCILE_MIN_SECONDS = 300.0
+_RECONCILE_COST_FACTOR = 200.0
 _STOP = object()
 
 
@@ -268,8 +277,7 @@ class DirWatcher:
         wait = self.idle_seconds
         now = time.monotonic()
         for root in self._live:
-            if root.poll:
-                wait = min(wait, max(0.0, root.next_poll - now))
+            wait = min(wait, max(0.0, root.next_poll - now))
         return wait
 
     def _do(self, task: tuple[str, Any]) -> None:
@@ -331,13 +339,17 @@ class DirWatcher:
             )
 
     def _set_poll_interval(self, root: _Root, cost: float) -> None:
-        root.poll_interval = max(_POLL_MIN_SECONDS, _POLL_COST_FACTOR * cost)
+        if root.poll:
+            root.poll_interval = max(_POLL_MIN_SECONDS, _POLL_COST_FACTOR * cost)
+        else:
+            root.poll_interval = max(_RECONCILE_MIN_SECONDS, _RECONCILE_COST_FACTOR * cost)
         root.next_poll = time.monotonic() + root.poll_interval
 
     def _poll_due(self) -> None:
+        """Rescan roots in poll mode when due, and the others when their (rare) check is."""
         now = time.monotonic()
         for root in self._live:
-            if not root.poll or now < root.next_poll or self._closing:
+            if now < root.next_poll or self._closing:
                 continue
             if not os.path.isdir(root.path):
                 self._lost(root)

@@ -185,6 +185,19 @@ def test_watch_limit_falls_back_to_polling(
     assert "inotify watch limit reached" in lines[0] and "rescanned" in lines[0]
 
 
+def test_lost_events_are_repaired_by_the_rare_rescan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dirs_module, "_RECONCILE_MIN_SECONDS", 0.1)
+    with DirWatcher(idle_seconds=0.05) as w:
+        write(tmp_path / "a", 1)
+        w.watch(tmp_path, "checkpoint")
+        wait_for(w, has(tmp_path, 1, 1))
+        assert w.status()[str(tmp_path)]["mode"] == "events"
+        monkeypatch.setattr(w, "_refresh", lambda path: None)  # every event from now on is lost
+        write(tmp_path / "sub" / "b", 10)
+        (tmp_path / "a").unlink()
+        wait_for(w, has(tmp_path, 10, 1))
+
+
 def test_not_a_directory(watcher: DirWatcher, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write(tmp_path / "file", 1)
     assert watcher.watch(tmp_path / "file", "user") is False
