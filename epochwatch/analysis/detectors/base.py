@@ -1,0 +1,36 @@
+"""The one protocol every detector follows.
+
+A detector is a pure function of a run as it stood after some epoch (a RunView) that
+returns the findings that hold at that epoch. The engine (analysis/engine.py) calls it
+after every epoch, online and in the offline replay, and turns "holds for `persistence`
+consecutive epochs" into one finding per (kind, target). So a detector never keeps
+state, never decides whether it already spoke, and stays cheap: it reads trailing
+windows, not the whole run. `view.done(kind, target)` says a finding was already
+reported, so a detector may skip the work for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from epochwatch.analysis.findings import Finding
+    from epochwatch.analysis.view import RunView
+
+
+@dataclass(frozen=True)
+class Detector:
+    """name: for messages. detect: RunView -> findings that hold now.
+
+    persistence: consecutive epochs a (kind, target) must hold before it is reported
+    (1 for events, e.g. a restore that went wrong; 3 for trends).
+    replay: True (default) evaluates after every epoch, also offline; False evaluates a
+    finished run once, at its end (for whole-run checks that are not about "when").
+    """
+
+    name: str
+    detect: Callable[[RunView], Iterable[Finding]]
+    persistence: int = 1
+    replay: bool = True

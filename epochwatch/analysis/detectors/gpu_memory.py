@@ -1,0 +1,81 @@
+"""gpu_memory_growth: memory on a GPU keeps rising, per device.
+
+Series: TF's allocator `tf_memory["GPU:i"].current_bytes` where the trace has it (what the
+model really holds; NVML cannot see inside TF's pre-allocated pool), else NVML's
+`process_memory_bytes` for device i. Lower envelope as for host memory (allocator
+chunks), the same decision rule. The limit is the device's `memory_total_bytes`.
+"""
+
+from __future__ import annotations
+
+from epochwatch.analysis import leaks
+from epochwatch.analysis.detectors.base import Detector
+from epochwatch.analysis.detectors.host_memory import ENVELOPE, RULE
+from epochwatch.analysis.findings import Finding
+from epochwatch.analysis.trend import assess_growth
+from epochwatch.analysis.units import fmt_bytes
+from epochwatch.analysis.view import RunView
+
+KIND = "gpu_memory_growth"
+PERSISTENCE = 3
+HINT = (
+    "tensors stay alive across epochs: look for Python lists of GPU tensors (outputs, losses "
+    "kept without .numpy()/float()), tf.Variables or models created every epoch, and "
+    "tf.function retracing (each trace keeps its own constants); "
+    "tf.config.experimental.get_memory_info('GPU:0') per epoch confirms the growth"
+)
+
+
+def _devices(view: RunView) -> list[tuple[str, str, str]]:
+    """(target, column, key) per device: TF's allocator first, NVML where TF says nothing."""
+    out: list[tuple[str, str, str]] = []
+    tf_keys = view.series.keys("tf_current")
+    for key in tf_keys:
+        out.append((key, "tf_current", key))
+    for key in view.series.keys("gpu_proc"):
+        target = f"GPU:{key}"
+        if target not in tf_keys:
+            out.append((target, "gpu_proc", key))
+    return out
+
+
+def detect(view: RunView) -> list[Finding]:
+    found: list[Finding] = []
+    for target, column, key in _devices(view):
+        if view.done(KIND, target):
+            continue
+        w = view.window(column, key, size=RULE.window, envelope=ENVELOPE)
+        g = assess_growth(w.values, RULE)
+        if g is None:
+            continue
+        index = target.split(":", 1)[1] if ":" in target else key
+        limit = view.latest("gpu_total", key=index)
+        peak_col = "tf_peak" if column == "tf_current" else "gpu_proc"
+        level = view.latest(peak_col, key=key)
+        if level != level:
+            level = view.latest(column, key=key)
+        proj = leaks.projection(view, level, limit, g.slope)
+        evidence = leaks.growth_evidence(view, g, w)
+        evidence.update(proj)
+        evidence["source"] = "TF allocator current_bytes" if column == "tf_current" else "NVML process memory"
+        evidence["level"] = level
+        name = view.series.gpu_names.get(index)
+        title = f"GPU memory on {target} grows {fmt_bytes(g.slope)} per epoch: {fmt_bytes(g.start)} -> {fmt_bytes(g.now)}"
+        when = leaks.when_text(proj)
+        if when:
+            title += f"; fills the device ({fmt_bytes(limit)}{', ' + name if name else ''}) {when}"
+        found.append(
+            Finding(
+                kind=KIND,
+                severity=leaks.severity(proj),
+                title=title,
+                evidence=evidence,
+                hint=HINT,
+                target=target,
+                epoch=view.epoch_number(view.last),
+            )
+        )
+    return found
+
+
+DETECTOR = Detector(name=KIND, detect=detect, persistence=PERSISTENCE)

@@ -1,0 +1,80 @@
+"""host_memory_growth: the floor of the process's RSS keeps rising.
+
+Series: each epoch's lowest RSS (the epoch-end `host.rss_bytes`, or the lowest 1 Hz
+sample in daemon mode), then a trailing minimum over ENVELOPE epochs, so allocator
+chunks and garbage-collection sawtooth do not count, only the floor. The projection
+uses the highest recent RSS (`peaks.rss_bytes` when the daemon sampled it) against the
+cgroup memory limit where set, else physical memory.
+"""
+
+from __future__ import annotations
+
+from epochwatch.analysis import leaks
+from epochwatch.analysis.detectors.base import Detector
+from epochwatch.analysis.findings import Finding
+from epochwatch.analysis.trend import GrowthRule, assess_growth
+from epochwatch.analysis.units import fmt_bytes
+from epochwatch.analysis.view import RunView
+
+KIND = "host_memory_growth"
+MIB = 1024.0 * 1024.0
+ENVELOPE = 3
+RULE = GrowthRule(
+    window=60,
+    min_points=10,
+    alpha=0.001,
+    min_rel_slope=0.001,
+    min_abs_slope=1 * MIB,
+    min_rel_growth=0.02,
+    newest_frac=0.4,
+    step_ratio=0.8,
+    autocorr=False,
+)
+PERSISTENCE = 3
+HINT = (
+    "something keeps a reference to data every epoch: look for callbacks or loops that append "
+    "model outputs, predictions, tensors or histories to a list (keep scalars with float(x) or "
+    "bounded deques), tf.data .cache() in memory on a growing dataset, models or tf.functions "
+    "created inside the loop (keras.backend.clear_session()), and new numpy arrays cached per epoch; "
+    "tracemalloc snapshots two epochs apart show where"
+)
+
+
+def detect(view: RunView) -> list[Finding]:
+    if view.done(KIND, None):
+        return []
+    w = view.window("rss_min", size=RULE.window, envelope=ENVELOPE)
+    g = assess_growth(w.values, RULE)
+    if g is None:
+        return []
+    peak = view.latest("rss_peak")
+    level = max(peak, view.latest("rss")) if peak == peak else view.latest("rss")
+    limit = view.latest("mem_limit")
+    limit_name = "cgroup memory limit"
+    if not (limit == limit and limit > 0):
+        limit = view.latest("sys_total")
+        limit_name = "physical memory"
+    proj = leaks.projection(view, level, limit, g.slope)
+    evidence = leaks.growth_evidence(view, g, w)
+    evidence.update(proj)
+    evidence["level"] = level
+    evidence["limit_name"] = limit_name
+    evidence["envelope_epochs"] = ENVELOPE
+    title = f"host memory grows {fmt_bytes(g.slope)} per epoch: {fmt_bytes(g.start)} -> {fmt_bytes(g.now)}"
+    when = leaks.when_text(proj)
+    if when:
+        title += f"; reaches the {limit_name} ({fmt_bytes(limit)}) {when}"
+    return [
+        Finding(
+            kind=KIND,
+            severity=leaks.severity(proj),
+            title=title,
+            evidence=evidence,
+            hint=HINT,
+            target=None,
+            epoch=view.epoch_number(view.last),
+        )
+    ]
+
+
+DETECTOR = Detector(name=KIND, detect=detect, persistence=PERSISTENCE)

@@ -1,0 +1,143 @@
+"""retrace_storm: a tf.function keeps making new traces after warm-up, per function.
+
+Traces are counts, not a trend: in the first epoch of a fit (and while compile is
+settling, see series.py) new traces are expected; after that, each one is news. A
+function is in a storm when it traced anew in at least MIN_HITS of its last RECENT
+non-warm-up epochs, or MIN_TOTAL times within the last WINDOW. The finding names the
+argument whose trace type keeps changing (`causes[].arg` in the trace) and how, which
+is what decides the fix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from epochwatch.analysis.detectors.base import Detector
+from epochwatch.analysis.findings import CRITICAL, WARNING, Finding
+from epochwatch.analysis.series import FunctionRetraces
+from epochwatch.analysis.view import RunView, window_epochs
+
+KIND = "retrace_storm"
+RECENT = 5
+MIN_HITS = 3
+WINDOW = 50
+MIN_TOTAL = 5
+PERSISTENCE = 2
+# Critical when building graphs takes this share of the recent epochs' time.
+CRITICAL_BUILD_SHARE = 0.25
+
+
+def _top_cause(info: FunctionRetraces, end: int) -> tuple[str, str, str, str] | None:
+    """(arg, change, was, now) of the most frequent cause before `end` that is not a first trace."""
+    for (arg, change), _count in info.causes_before(end).most_common():
+        if change != "new":
+            was, now = info.example(arg, change, end)
+            return arg, change, was, now
+    return None
+
+
+def _python_type(text: str) -> str:
+    word = text.split(" ", 1)[0] if text else ""
+    return word if word in ("float", "int", "bool", "str", "tuple", "list", "dict") else ""
+
+
+def hint_for(cause: tuple[str, str, str, str] | None) -> str:
+    if cause is None:
+        return (
+            "the function is traced anew without a changing argument: it is probably created again "
+            "every epoch (a tf.function or a model defined inside the loop); define it once, outside"
+        )
+    arg, change, was, now = cause
+    if change == "value":
+        kind = _python_type(now) or _python_type(was) or "scalar"
+        return (
+            f"argument `{arg}` is a Python {kind} whose value changes ({was} -> {now}); tf.function "
+            f"traces a new graph for every distinct Python value: pass it as a tensor "
+            f"(tf.constant({arg}, tf.float32)) or keep it in a tf.Variable and .assign() new values, "
+            f"or fix the signature with input_signature=[...] / reduce_retracing=True"
+        )
+    if change == "shape":
+        return (
+            f"argument `{arg}` changes shape ({was} -> {now}): give the function an input_signature "
+            f"with None in the dimension that varies (or reduce_retracing=True), or make batches the "
+            f"same shape (drop_remainder=True, padding or bucketing)"
+        )
+    if change == "dtype":
+        return f"argument `{arg}` changes dtype ({was} -> {now}): cast it to one dtype before the call"
+    if change == "type":
+        return (
+            f"argument `{arg}` is sometimes a Python value and sometimes a tensor ({was} -> {now}): "
+            f"always pass a tensor"
+        )
+    if change == "structure":
+        return (
+            "the function is called with a different nesting or number of arguments: keep the call "
+            "signature fixed (same keyword arguments, same nested structure)"
+        )
+    return f"argument `{arg}` keeps changing ({change}: {was} -> {now}): pass it as a tensor of a fixed signature"
+
+
+def _evaluate(view: RunView, name: str, info: FunctionRetraces) -> Finding | None:
+    s = view.series
+    col = s.column("fn_new", name)
+    if col is None:
+        return None
+    recent = list(s.indexes(view.end, RECENT))
+    if len(recent) < RECENT:
+        return None
+    hits = sum(1 for i in recent if s.value("fn_new", i, name) > 0)
+    window = list(s.indexes(view.end, WINDOW))
+    counts = [s.value("fn_new", i, name) for i in window]
+    total = sum(c for c in counts if c == c)
+    if hits < MIN_HITS and total < MIN_TOTAL:
+        return None
+    hit_idx = [i for i, c in zip(window, counts, strict=True) if c > 0]
+    build = sum(v for v in (s.value("graph_build", i) for i in recent) if v == v)
+    wall = sum(v for v in (s.value("seconds", i) for i in recent) if v == v)
+    share = build / wall if wall > 0 else 0.0
+    cause = _top_cause(info, view.end)
+    evidence: dict[str, Any] = {
+        "function": name,
+        "new_traces_after_warmup": int(total),
+        "epochs_with_new_traces": len(hit_idx),
+        "epochs": window_epochs(view, window),
+        "first_retrace_epoch": view.epoch_number(hit_idx[0]) if hit_idx else None,
+        "recent_epochs_with_new_traces": f"{hits} of {RECENT}",
+        "graph_build_share_recent": share,
+        "live_concrete_functions": view.latest("live_functions"),
+    }
+    if cause is not None:
+        evidence["argument"] = cause[0]
+        evidence["change"] = cause[1]
+        evidence["was"] = cause[2]
+        evidence["now"] = cause[3]
+        counted = info.causes_before(view.end).most_common(6)
+        evidence["causes"] = {f"{a}:{c}": n for (a, c), n in counted if c != "new"}
+    title = (
+        f"tf.function `{name}` retraced {int(total)} times after warm-up ({hits} of the last {RECENT} epochs)"
+    )
+    if cause is not None:
+        title += f"; argument `{cause[0]}` changes {cause[1]}"
+    return Finding(
+        kind=KIND,
+        severity=CRITICAL if share >= CRITICAL_BUILD_SHARE else WARNING,
+        title=title,
+        evidence=evidence,
+        hint=hint_for(cause),
+        target=name,
+        epoch=view.epoch_number(view.last),
+    )
+
+
+def detect(view: RunView) -> list[Finding]:
+    found: list[Finding] = []
+    for name, info in view.series.functions.items():
+        if view.done(KIND, name):
+            continue
+        f = _evaluate(view, name, info)
+        if f is not None:
+            found.append(f)
+    return found
+
+
+DETECTOR = Detector(name=KIND, detect=detect, persistence=PERSISTENCE)

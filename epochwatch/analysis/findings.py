@@ -1,0 +1,100 @@
+"""Findings: what a detector says, as a frozen record with evidence and a fix.
+
+Every finding carries numbers (`evidence`), a concrete `hint`, the `target` it is about
+(a function, a directory, a device; None for the run as a whole) and the `epoch` at
+which it was first detected. docs/findings.md describes every kind.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+INFO = "info"
+WARNING = "warning"
+CRITICAL = "critical"
+SEVERITIES = (INFO, WARNING, CRITICAL)
+RANK = {name: i for i, name in enumerate(SEVERITIES)}
+
+
+def severity_rank(severity: str) -> int:
+    return RANK.get(severity, 0)
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    severity: str
+    title: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    hint: str = ""
+    target: str | None = None
+    epoch: int | None = None
+
+    @property
+    def key(self) -> tuple[str, str | None]:
+        """Findings are reported once per kind and target."""
+        return (self.kind, self.target)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "severity": self.severity,
+            "title": self.title,
+            "evidence": clean(self.evidence),
+            "hint": self.hint,
+            "target": self.target,
+            "epoch": self.epoch,
+        }
+
+    def to_record(self, run_id: str) -> dict[str, Any]:
+        """The `finding` trace record (same fields as in report JSON)."""
+        return {"type": "finding", "run_id": run_id, "t": time.time(), **self.to_dict()}
+
+
+def from_record(rec: Mapping[str, Any]) -> Finding:
+    """A finding from a `finding` record in a trace (emitted online by the hook or daemon)."""
+    evidence = rec.get("evidence")
+    epoch = rec.get("epoch")
+    target = rec.get("target")
+    severity = str(rec.get("severity", INFO))
+    return Finding(
+        kind=str(rec.get("kind", "unknown")),
+        severity=severity if severity in RANK else INFO,
+        title=str(rec.get("title", "")),
+        evidence=dict(evidence) if isinstance(evidence, Mapping) else {},
+        hint=str(rec.get("hint", "")),
+        target=None if target is None else str(target),
+        epoch=epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None,
+    )
+
+
+def clean(value: Any) -> Any:
+    """JSON-safe evidence: no NaN or infinities (absent instead), floats to 6 significant digits."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        return float(f"{value:.6g}")
+    if isinstance(value, Mapping):
+        return {
+            str(k): clean(v) for k, v in value.items() if not (isinstance(v, float) and not math.isfinite(v))
+        }
+    if isinstance(value, list | tuple):
+        return [clean(v) for v in value]
+    return value
+
+
+def sort_findings(findings: list[Finding]) -> list[Finding]:
+    """Most severe first, then by the epoch they were found, then by kind."""
+    return sorted(
+        findings,
+        key=lambda f: (
+            -severity_rank(f.severity),
+            f.epoch if f.epoch is not None else 1 << 60,
+            f.kind,
+            f.target or "",
+        ),
+    )

@@ -1,0 +1,53 @@
+"""Online detection: feed records as they come, get new `finding` records back.
+
+The hook (embedded mode) and the daemon call `add` for every record of a run. Epoch
+records trigger one Engine step over a bounded run (the newest SERIES_LIMIT epochs of
+compact series, the newest few whole records), so the cost per epoch stays flat however
+long the run; other records only update state. A finding is returned once per (kind,
+target), after it held for its detector's persistence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from epochwatch.analysis.engine import Engine
+from epochwatch.analysis.series import EpochSeries
+from epochwatch.analysis.view import RunView
+from epochwatch.trace import schema
+from epochwatch.trace.run import Run
+
+SERIES_LIMIT = 256  # epochs of series kept; detector windows are at most ~100
+EPOCH_RECORDS = 16  # whole epoch records kept, for detectors that read records
+
+
+class OnlineAnalyzer:
+    def __init__(self, run_start: Mapping[str, Any] | None = None) -> None:
+        run_id = str(run_start.get("run_id", "run")) if run_start else "run"
+        self.run = Run(
+            run_id=run_id,
+            series=EpochSeries(limit=SERIES_LIMIT),
+            max_epoch_records=EPOCH_RECORDS,
+        )
+        self.engine = Engine()
+        if run_start:
+            self.add(dict(run_start))
+
+    def add(self, record: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Take one trace record; return finding records that are new with it."""
+        rec = record if isinstance(record, dict) else dict(record)
+        kind = rec.get("type")
+        if kind == schema.RUN_START and self.run.start is not None:
+            return []
+        if kind == schema.RUN_START or (self.run.start is None and self.run.run_id == "run"):
+            rid = rec.get("run_id")
+            if isinstance(rid, str) and rid:
+                self.run.run_id = rid
+        if kind == schema.FINDING:
+            return []  # our own output coming back (daemon reads the trace it writes)
+        self.run.add(rec)
+        if kind != schema.EPOCH:
+            return []
+        view = RunView(self.run)
+        return [f.to_record(self.run.run_id) for f in self.engine.step(view)]

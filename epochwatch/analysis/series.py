@@ -1,0 +1,368 @@
+"""Per-epoch series, kept as compact columns instead of whole epoch records.
+
+Detectors look at numbers per epoch (seconds, RSS, bytes of a directory, new traces of a
+function), never at raw 1 Hz samples. Folding each epoch record into typed arrays as it
+is read keeps a run of 100,000 epochs in a few tens of MB (8 bytes per value), where
+the records themselves would take gigabytes as Python dicts; and it is the same code
+the online analyzer runs with a bounded `limit`, so offline and online see the same
+numbers.
+
+A value that the record does not have is NaN: absent stays absent, never 0.
+Indexes are absolute (0 = the run's first epoch record), also after trimming.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from bisect import bisect_left
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+NAN = math.nan
+
+# Scalar columns: name -> path into the epoch record.
+SCALARS: dict[str, tuple[str, ...]] = {
+    "epoch": ("epoch",),
+    "fit": ("fit",),
+    "end": ("end",),
+    "seconds": ("seconds",),
+    "overhead": ("overhead_seconds",),
+    "steps": ("steps",),
+    "step_median": ("step_seconds", "median"),
+    "step_p90": ("step_seconds", "p90"),
+    "val_seconds": ("val_seconds",),
+    "loss": ("metrics", "loss"),
+    "val_loss": ("metrics", "val_loss"),
+    "lr": ("lr",),
+    "batch_size": ("batch_size",),
+    "rss": ("host", "rss_bytes"),
+    "swap": ("host", "swap_bytes"),
+    "cpu_seconds": ("host", "cpu_seconds"),
+    "threads": ("host", "threads"),
+    "open_fds": ("host", "open_fds"),
+    "sys_available": ("host", "sys_available_bytes"),
+    "sys_total": ("host", "sys_total_bytes"),
+    "sys_swap_used": ("host", "sys_swap_used_bytes"),
+    "mem_limit": ("host", "memory_limit_bytes"),
+    "rss_peak": ("peaks", "rss_bytes"),
+    "retrace_new": ("retraces", "new"),
+    "graph_build": ("retraces", "graph_build_seconds"),
+    "live_functions": ("retraces", "live_concrete_functions"),
+}
+# Filled from the samples between two epoch records (daemon mode), not from the epoch.
+SAMPLED = ("rss_min", "contention_cpu", "host_cpu_pct", "samples")
+# Keyed families: one column per device, directory or function.
+KEYED = (
+    "gpu_proc",
+    "gpu_used",
+    "gpu_total",
+    "gpu_throttled",
+    "gpu_util",
+    "tf_current",
+    "tf_peak",
+    "dir_bytes",
+    "dir_files",
+    "dir_free",
+    "fn_new",
+)
+HEAD = 8  # first values kept per column: the run's own baseline
+
+
+def _num(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return NAN
+    return float(value)
+
+
+def _get(rec: Mapping[str, Any], path: tuple[str, ...]) -> float:
+    cur: Any = rec
+    for part in path:
+        if not isinstance(cur, Mapping):
+            return NAN
+        cur = cur.get(part)
+    return _num(cur)
+
+
+def finite(values: Iterable[float]) -> list[float]:
+    return [v for v in values if v == v and v not in (math.inf, -math.inf)]
+
+
+EXAMPLES_KEPT = 4
+
+
+@dataclass
+class CauseLog:
+    """Where one (argument, change) made new traces: every epoch index (4 bytes each) and
+    the first and newest few was/now examples."""
+
+    indexes: array[int] = field(default_factory=lambda: array("l"))
+    first: list[tuple[int, str, str]] = field(default_factory=list)
+    recent: deque[tuple[int, str, str]] = field(default_factory=lambda: deque(maxlen=EXAMPLES_KEPT))
+
+    def add(self, index: int, was: str, now: str) -> None:
+        self.indexes.append(index)
+        if len(self.first) < EXAMPLES_KEPT:
+            self.first.append((index, was, now))
+        else:
+            self.recent.append((index, was, now))
+
+    def count_before(self, end: int) -> int:
+        return bisect_left(self.indexes, end)
+
+    def example_before(self, end: int) -> tuple[str, str]:
+        for index, was, now in [*reversed(self.recent), *reversed(self.first)]:
+            if index < end:
+                return was, now
+        return "", ""
+
+
+@dataclass
+class FunctionRetraces:
+    """What made one tf.function trace anew, so a finding can name the argument.
+
+    Kept per (arg, change) with epoch indexes, so a detector judging epoch k (offline
+    replay) counts only the causes seen before k, as the online analyzer did.
+    """
+
+    first_index: int = -1
+    causes: dict[tuple[str, str], CauseLog] = field(default_factory=dict)
+
+    def causes_before(self, end: int) -> Counter[tuple[str, str]]:
+        out: Counter[tuple[str, str]] = Counter()
+        for key, log in self.causes.items():
+            n = log.count_before(end)
+            if n:
+                out[key] = n
+        return out
+
+    def example(self, arg: str, change: str, end: int) -> tuple[str, str]:
+        log = self.causes.get((arg, change))
+        return log.example_before(end) if log is not None else ("", "")
+
+
+@dataclass
+class _Pending:
+    """Samples seen since the last epoch record (daemon traces interleave them)."""
+
+    rss_min: float = math.inf
+    rss_max: float = -math.inf
+    contention: float = 0.0
+    host_cpu: float = 0.0
+    host_cpu_n: int = 0
+    count: int = 0
+
+
+class EpochSeries:
+    """Columns of per-epoch numbers; `limit` keeps only the newest epochs (online use)."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = limit
+        self.count = 0  # epochs added in total
+        self.offset = 0  # absolute index of the first epoch still held
+        self.cols: dict[str, array[float]] = {name: array("d") for name in (*SCALARS, *SAMPLED)}
+        self.keyed: dict[str, dict[str, array[float]]] = {name: {} for name in KEYED}
+        self.warm = array("b")
+        self.head: dict[str, list[float]] = {}
+        self.dir_roles: dict[str, str] = {}
+        self.gpu_names: dict[str, str] = {}
+        self.gpu_reasons: dict[str, Counter[str]] = {}
+        self.functions: dict[str, FunctionRetraces] = {}
+        self._pending = _Pending()
+        self._segment: tuple[Any, Any] | None = None
+        self._segment_len = 0
+        self._last_epoch: float = NAN
+
+    # -- building -------------------------------------------------------------------------
+
+    def add_sample(self, rec: Mapping[str, Any]) -> None:
+        p = self._pending
+        p.count += 1
+        rss = _num(rec.get("rss_bytes"))
+        if rss == rss:
+            p.rss_min = min(p.rss_min, rss)
+            p.rss_max = max(p.rss_max, rss)
+        cont = rec.get("contention")
+        if isinstance(cont, Mapping):
+            busy = cont.get("cpu")
+            if isinstance(busy, list):
+                p.contention += sum(
+                    _num(e.get("cpu_pct"))
+                    for e in busy
+                    if isinstance(e, Mapping) and _num(e.get("cpu_pct")) == _num(e.get("cpu_pct"))
+                )
+            host = _num(cont.get("host_cpu_pct"))
+            if host == host:
+                p.host_cpu += host
+                p.host_cpu_n += 1
+
+    def add_epoch(self, rec: Mapping[str, Any]) -> None:
+        n_before = self.count - self.offset
+        values = {name: _get(rec, path) for name, path in SCALARS.items()}
+        p = self._pending
+        rss = values["rss"]
+        low = min(rss, p.rss_min) if rss == rss else (p.rss_min if p.count and p.rss_min < math.inf else NAN)
+        values["rss_min"] = low
+        if values["rss_peak"] != values["rss_peak"] and p.rss_max > -math.inf:
+            values["rss_peak"] = max(p.rss_max, rss) if rss == rss else p.rss_max
+        values["contention_cpu"] = p.contention / p.count if p.count else NAN
+        values["host_cpu_pct"] = p.host_cpu / p.host_cpu_n if p.host_cpu_n else NAN
+        values["samples"] = float(p.count)
+        self._pending = _Pending()
+        warm = self._is_warm(rec, values)
+        for name, col in self.cols.items():
+            v = values[name]
+            col.append(v)
+            if not warm and v == v:
+                head = self.head.setdefault(name, [])
+                if len(head) < HEAD:
+                    head.append(v)
+        self.warm.append(1 if warm else 0)
+        keyed = self._keyed_values(rec)
+        for family, cols in self.keyed.items():
+            default = 0.0 if family == "fn_new" else NAN
+            got = keyed.get(family, {})
+            for key in got:
+                if key not in cols:
+                    cols[key] = array("d", [default]) * n_before
+            for key, col in cols.items():
+                col.append(got.get(key, default))
+        self._retrace_details(rec)
+        self.count += 1
+        if self.limit is not None and self.count - self.offset > 2 * self.limit:
+            self._trim(self.count - self.offset - self.limit)
+
+    def _is_warm(self, rec: Mapping[str, Any], values: dict[str, float]) -> bool:
+        """The first epoch of each fit (or loop) is warm-up, and so are up to 3 more at its
+        start while they still make new traces (compile and first traces settling)."""
+        segment = (rec.get("fit"), rec.get("source"))
+        epoch = values["epoch"]
+        restarted = epoch == epoch and self._last_epoch == self._last_epoch and epoch <= self._last_epoch
+        self._last_epoch = epoch
+        if segment != self._segment or restarted:
+            self._segment = segment
+            self._segment_len = 1
+            return True
+        self._segment_len += 1
+        prev_warm = bool(self.warm[-1]) if len(self.warm) else False
+        new = values["retrace_new"]
+        return prev_warm and self._segment_len <= 4 and new == new and new > 0
+
+    def _keyed_values(self, rec: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        gpu = rec.get("gpu")
+        devices = gpu.get("devices") if isinstance(gpu, Mapping) else None
+        if isinstance(devices, list):
+            for i, dev in enumerate(devices):
+                if not isinstance(dev, Mapping):
+                    continue
+                key = str(dev.get("index", i))
+                if isinstance(dev.get("name"), str):
+                    self.gpu_names[key] = dev["name"]
+                out.setdefault("gpu_proc", {})[key] = _num(dev.get("process_memory_bytes"))
+                out.setdefault("gpu_used", {})[key] = _num(dev.get("memory_used_bytes"))
+                out.setdefault("gpu_total", {})[key] = _num(dev.get("memory_total_bytes"))
+                out.setdefault("gpu_util", {})[key] = _num(dev.get("utilization_pct"))
+                reasons = dev.get("throttle_reasons")
+                if isinstance(reasons, list):
+                    names = [str(r) for r in reasons]
+                    out.setdefault("gpu_throttled", {})[key] = 1.0 if names else 0.0
+                    if names:
+                        self.gpu_reasons.setdefault(key, Counter()).update(names)
+        tf_mem = rec.get("tf_memory")
+        if isinstance(tf_mem, Mapping):
+            for dev, block in tf_mem.items():
+                if isinstance(block, Mapping):
+                    out.setdefault("tf_current", {})[str(dev)] = _num(block.get("current_bytes"))
+                    out.setdefault("tf_peak", {})[str(dev)] = _num(block.get("peak_bytes"))
+        dirs = rec.get("dirs")
+        if isinstance(dirs, Mapping):
+            for path, block in dirs.items():
+                if isinstance(block, Mapping):
+                    key = str(path)
+                    out.setdefault("dir_bytes", {})[key] = _num(block.get("bytes"))
+                    out.setdefault("dir_files", {})[key] = _num(block.get("files"))
+                    free = _num(block.get("free_bytes", block.get("disk_free_bytes")))
+                    out.setdefault("dir_free", {})[key] = free
+                    if isinstance(block.get("role"), str):
+                        self.dir_roles[key] = block["role"]
+        retraces = rec.get("retraces")
+        functions = retraces.get("functions") if isinstance(retraces, Mapping) else None
+        if isinstance(functions, Mapping):
+            for name, block in functions.items():
+                if isinstance(block, Mapping):
+                    new = _num(block.get("new"))
+                    if new == new and new > 0:
+                        out.setdefault("fn_new", {})[str(name)] = new
+        return out
+
+    def _retrace_details(self, rec: Mapping[str, Any]) -> None:
+        retraces = rec.get("retraces")
+        functions = retraces.get("functions") if isinstance(retraces, Mapping) else None
+        if not isinstance(functions, Mapping):
+            return
+        for name, block in functions.items():
+            if not isinstance(block, Mapping):
+                continue
+            info = self.functions.get(str(name))
+            if info is None:
+                info = self.functions[str(name)] = FunctionRetraces(first_index=self.count)
+            causes = block.get("causes")
+            if isinstance(causes, list):
+                for cause in causes[:32]:
+                    if not isinstance(cause, Mapping):
+                        continue
+                    key = (str(cause.get("arg", "?"))[:120], str(cause.get("change", "?"))[:40])
+                    log = info.causes.get(key)
+                    if log is None:
+                        if len(info.causes) >= 64:
+                            continue
+                        log = info.causes[key] = CauseLog()
+                    log.add(self.count, str(cause.get("was", ""))[:120], str(cause.get("now", ""))[:120])
+
+    def _trim(self, drop: int) -> None:
+        for col in self.cols.values():
+            del col[:drop]
+        for family in self.keyed.values():
+            for key in list(family):
+                col = family[key]
+                del col[:drop]
+        del self.warm[:drop]
+        self.offset += drop
+
+    # -- reading --------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self.count
+
+    def column(self, name: str, key: str | None = None) -> array[float] | None:
+        if key is None:
+            return self.cols.get(name)
+        return self.keyed.get(name, {}).get(key)
+
+    def keys(self, family: str) -> list[str]:
+        return list(self.keyed.get(family, {}))
+
+    def value(self, name: str, index: int, key: str | None = None) -> float:
+        col = self.column(name, key)
+        i = index - self.offset
+        if col is None or i < 0 or i >= len(col):
+            return NAN
+        return col[i]
+
+    def is_warm(self, index: int) -> bool:
+        i = index - self.offset
+        return 0 <= i < len(self.warm) and bool(self.warm[i])
+
+    def indexes(self, end: int | None = None, size: int | None = None, warm: bool = False) -> Iterator[int]:
+        """Absolute indexes of the trailing `size` epochs before `end`, newest last."""
+        stop = self.count if end is None else min(end, self.count)
+        out: list[int] = []
+        i = stop - 1
+        while i >= self.offset and (size is None or len(out) < size):
+            if warm or not self.warm[i - self.offset]:
+                out.append(i)
+            i -= 1
+        return reversed(out)

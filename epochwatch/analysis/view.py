@@ -1,0 +1,142 @@
+"""RunView: a run as it stood after a given epoch, which is what every detector judges.
+
+Offline, the analysis replays a finished run one epoch at a time through views (so a
+report says what the online analyzer said, and when); online, the view is simply the
+run so far. Detectors read trailing windows of the per-epoch series through it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from epochwatch.analysis import trend
+from epochwatch.analysis.series import EpochSeries
+from epochwatch.trace.run import Run
+
+
+@dataclass(frozen=True)
+class Window:
+    """Trailing values of one series (warm-up epochs and absent values left out)."""
+
+    values: list[float]
+    indexes: list[int]  # absolute epoch indexes, aligned with values
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+@dataclass
+class RunView:
+    run: Run
+    end: int = -1  # epochs visible: indexes < end; -1 means all
+    done: Callable[[str, str | None], bool] = field(default=lambda kind, target: False)
+
+    def __post_init__(self) -> None:
+        if self.end < 0 or self.end > self.run.series.count:
+            self.end = self.run.series.count
+
+    @property
+    def series(self) -> EpochSeries:
+        return self.run.series
+
+    @property
+    def last(self) -> int:
+        """Absolute index of the newest visible epoch (-1: none)."""
+        return self.end - 1
+
+    def epoch_number(self, index: int) -> int:
+        """The epoch number the trace gave the epoch at `index` (its index when it gave none)."""
+        v = self.series.value("epoch", index)
+        return int(v) if v == v else index
+
+    def value(self, name: str, index: int | None = None, key: str | None = None) -> float:
+        return self.series.value(name, self.last if index is None else index, key)
+
+    def latest(self, name: str, key: str | None = None, back: int = 8) -> float:
+        """The newest present value of a series within the last `back` epochs (NaN: none)."""
+        for i in range(self.last, max(self.series.offset, self.end - back) - 1, -1):
+            v = self.series.value(name, i, key)
+            if v == v:
+                return v
+        return math.nan
+
+    def window(self, name: str, key: str | None = None, size: int = 60, envelope: int = 1) -> Window:
+        """The trailing `size` non-warm-up values of a series, optionally as a lower envelope.
+
+        With `envelope` k > 1 each value is the minimum of itself and the k - 1 values
+        before it (the floor under a sawtooth), computed before the window is cut.
+        """
+        col = self.series.column(name, key)
+        if col is None:
+            return Window([], [])
+        offset = self.series.offset
+        values: list[float] = []
+        indexes: list[int] = []
+        want = size + max(0, envelope - 1)
+        warm = self.series.warm
+        i = self.end - 1 - offset
+        while i >= 0 and len(values) < want:
+            v = col[i]
+            if v == v and not warm[i]:
+                values.append(v)
+                indexes.append(i + offset)
+            i -= 1
+        values.reverse()
+        indexes.reverse()
+        if envelope > 1:
+            # Only points with a full envelope behind them: a partial one at the start of a
+            # run would read as a flat stretch followed by growth.
+            values = trend.running_min(values, envelope)[envelope - 1 :]
+            indexes = indexes[envelope - 1 :]
+            if len(values) > size:
+                values = values[-size:]
+                indexes = indexes[-size:]
+        return Window(values, indexes)
+
+    def head(self, name: str) -> list[float]:
+        """The run's first non-warm-up values of a series: its own baseline."""
+        return list(self.series.head.get(name, []))
+
+    # -- what the run says about itself ------------------------------------------------------
+
+    @property
+    def start(self) -> dict[str, Any]:
+        return self.run.start or {}
+
+    @property
+    def training(self) -> dict[str, Any]:
+        training = self.start.get("training")
+        if isinstance(training, dict):
+            return training
+        return self.run.fits[0] if self.run.fits else {}
+
+    @property
+    def planned_epochs(self) -> int | None:
+        """Epochs the newest fit plans to run in total, when a Keras fit said so."""
+        fit = self.run.fits[-1] if self.run.fits else self.training
+        epochs = fit.get("epochs") if isinstance(fit, dict) else None
+        if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs > 0:
+            return epochs
+        return None
+
+    def epoch_seconds(self) -> float:
+        """Typical wall time per epoch recently (for "in about N hours")."""
+        w = self.window("seconds", size=10)
+        return trend.median(w.values) if w.values else math.nan
+
+    def epochs_left(self) -> int | None:
+        planned = self.planned_epochs
+        if planned is None:
+            return None
+        done = self.epoch_number(self.last) + 1
+        return max(0, planned - done)
+
+
+def window_epochs(view: RunView, indexes: Sequence[int]) -> list[int]:
+    """First and last epoch numbers of a window, for evidence."""
+    if not indexes:
+        return []
+    return [view.epoch_number(indexes[0]), view.epoch_number(indexes[-1])]
