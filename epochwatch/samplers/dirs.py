@@ -62,8 +62,9 @@ _STOP = object()
 class _Root:
     """One watched directory and its running totals."""
 
-    path: str
+    path: str  # resolved (realpath): what is watched and tracked
     role: str
+    label: str = ""  # absolute path as first given: what totals() reports it under
     owners: set[Hashable] = field(default_factory=set)
     state: str = "pending"  # pending -> scanning -> live; live -> pending when deleted; gone
     recursive: bool = True
@@ -135,6 +136,7 @@ class DirWatcher:
             raise ValueError(f"unknown role {role!r}; expected one of {sorted(ROLES)}")
         if self._closing:
             return False
+        label = os.path.abspath(os.fspath(path))
         root_path = self._norm(path)
         if os.path.exists(root_path):
             problem = None
@@ -152,7 +154,7 @@ class DirWatcher:
                 if root.role == "user":
                     root.role = role
                 return True
-            root = _Root(root_path, role, {owner}, queued=True)
+            root = _Root(root_path, role, label, {owner}, queued=True)
             self._roots[root_path] = root
             self._pending += (root,)
             self._start_worker()
@@ -179,7 +181,8 @@ class DirWatcher:
             self._tasks.put(("unschedule", watch))
 
     def totals(self, paths: Iterable[str | os.PathLike[str]] | None = None) -> dict[str, dict[str, Any]]:
-        """`{abs_path: {"bytes", "files", "role"}}` for each live root (or those of `paths`).
+        """`{abs_path: {"bytes", "files", "role"}}` for each live root (or those of `paths`),
+        keyed by the absolute path as first given to `watch()` (symlinks not resolved).
 
         Cheap: no lock and no walking. Roots still on their first scan, or not yet
         created, are left out. A root watched at its top level only adds
@@ -197,7 +200,7 @@ class DirWatcher:
             entry: dict[str, Any] = {"bytes": root.bytes, "files": root.files, "role": root.role}
             if not root.recursive:
                 entry["top_level_only"] = True
-            out[root.path] = entry
+            out[root.label] = entry
         return out
 
     def status(self) -> dict[str, dict[str, Any]]:
@@ -205,7 +208,7 @@ class DirWatcher:
         (events or poll, recursive or top level): for `epochwatch status` and tests."""
         with self._lock:
             return {
-                r.path: {
+                r.label: {
                     "role": r.role,
                     "state": r.state,
                     "recursive": r.recursive,
@@ -240,7 +243,8 @@ class DirWatcher:
         """The absolute, symlink-free path a root is watched and reported under.
 
         inotify reports events under the path it was given and does not follow a
-        symlinked root, so roots are resolved once; cached, as realpath stats each part.
+        symlinked root, so roots are watched resolved; two spellings of one directory
+        are one root. Cached, as realpath stats each part.
         """
         given = os.fspath(path)
         resolved = self._paths.get(given)

@@ -119,6 +119,19 @@ def test_nested_roots(watcher: DirWatcher, tmp_path: Path) -> None:
     wait_for(watcher, lambda t: str(temp) not in t and has(ckpt, 123, 3)(t))
 
 
+def test_symlinked_root_is_watched_and_reported_as_given(watcher: DirWatcher, tmp_path: Path) -> None:
+    real, link = tmp_path / "real", tmp_path / "link"
+    write(real / "a", 5)
+    link.symlink_to(real, target_is_directory=True)
+    assert watcher.watch(link, "checkpoint")
+    assert watcher.watch(real, "checkpoint")  # the same directory: one root
+    wait_for(watcher, has(link, 5, 1))
+    write(real / "b", 6)
+    totals = wait_for(watcher, has(link, 11, 2))
+    assert list(totals) == [str(link)]
+    assert watcher.totals([real]) == totals
+
+
 def test_root_created_after_watch(watcher: DirWatcher, tmp_path: Path) -> None:
     ckpt = tmp_path / "checkpoints" / "run1"
     assert watcher.watch(ckpt, "checkpoint")
