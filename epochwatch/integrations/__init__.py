@@ -8,7 +8,7 @@ TensorFlow/Keras freely, because by then the training script already has.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from epochwatch.recorder import Recorder
@@ -28,8 +28,16 @@ def _tf(recorder: Recorder) -> None:
     tf.install(recorder)
 
 
+def _saving() -> Any:
+    from epochwatch.integrations import saving
+
+    return saving
+
+
 INTEGRATIONS: list[tuple[str, str, Install]] = [
     # (trigger module, part name for error reports, install function)
     ("tensorflow", "tensorflow integration", _tf),
     ("keras", "keras integration", _keras),
+    ("tensorflow", "saving integration", lambda rec: _saving().install_tf(rec)),
+    ("keras", "saving integration", lambda rec: _saving().install_keras(rec)),
 ]

@@ -22,6 +22,7 @@ MODULES: tuple[str, ...] = (
     "gpu_pressure",
     "contention",
     "throttling",
+    "restore",
 )
 
 _loaded: tuple[Detector, ...] | None = None

@@ -18,11 +18,13 @@ after the restore:
 - `slow_restore`: load time against file size, with the format's expected cost.
 - `restore_slowdown`: post-restore epochs slower than the parent's steady state.
 
-`detect(run, context)` is a pure function of records. `context` may carry a `lineage`
-(offline: `build_lineage` over every run in the report); without one, a restore's own
-`parent` field (written by the hook at restore time) is followed to the parent's trace.
-Checks that need later records (epochs, fit_start) simply find nothing until they exist,
-so the same function serves the hook at restore time, at each epoch, and the report.
+`detect(run, context)` is a pure function of records. `context` may be (or carry, as
+`.lineage`) a Lineage; without one, a restore's own `parent` field (written by the hook at
+restore time, or by `build_lineage` offline) is followed to the parent's trace. Checks that
+need later records (epochs, fit_start) find nothing until those exist, so the same function
+serves the hook at restore time, at each epoch, the daemon's engine and the report.
+
+DETECTOR plugs it into the analysis registry (one finding per kind and restored path).
 """
 
 from __future__ import annotations
@@ -36,7 +38,17 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from epochwatch.analysis.lineage import MATCH_PATH, MATCH_SHA256, Lineage, Link, restored_at, saved_at
+from epochwatch.analysis.detectors.base import Detector
+from epochwatch.analysis.findings import Finding
+from epochwatch.analysis.lineage import (
+    MATCH_PATH,
+    MATCH_SHA256,
+    Lineage,
+    Link,
+    known_run,
+    restored_at,
+    saved_at,
+)
 from epochwatch.trace.reader import TraceError
 from epochwatch.trace.run import Run, load_run
 
@@ -177,6 +189,9 @@ def _parent_from_record(run: Run, restore: Record, loader: Callable[[Path], Run]
         candidates.append(run.path.parent / Path(trace).name)
     for path in candidates:
         key = str(path)
+        known = known_run(path)
+        if known is not None:
+            _PARENT_CACHE[key] = known
         if key not in _PARENT_CACHE:
             if len(_PARENT_CACHE) >= _PARENT_CACHE_MAX:
                 _PARENT_CACHE.pop(next(iter(_PARENT_CACHE)))
@@ -473,7 +488,7 @@ def _shifted_features(parent: dict[str, Any], child: dict[str, Any], group: str)
         p, c = parent[name], child[name]
         if not isinstance(p, dict) or not isinstance(c, dict):
             continue
-        label = f"{group}[{name}]"
+        label = group if name == group else f"{group}[{name}]"
         if p.get("shape") != c.get("shape") or p.get("dtype") != c.get("dtype"):
             out.append(
                 {
@@ -510,12 +525,11 @@ def _shifted_features(parent: dict[str, Any], child: dict[str, Any], group: str)
     return out
 
 
-def _feature_count(stats: dict[str, Any]) -> int:
+def _feature_count(groups: Any) -> int:
     n = 0
-    for group in ("inputs", "targets"):
-        for s in (stats.get(group) or {}).values():
-            if isinstance(s, dict):
-                n += max(1, len(s.get("mean") or []))
+    for s in (groups or {}).values():
+        if isinstance(s, dict):
+            n += max(1, len(s.get("mean") or []))
     return n
 
 
@@ -529,24 +543,29 @@ def check_inputs(r: Resume) -> list[Record]:
     targets = _shifted_features(p.get("targets") or {}, c.get("targets") or {}, "y")
     if not shifted and not targets:
         return []
-    worst = sorted(shifted + targets, key=lambda f: -float(f["z"]) if f["z"] != "inf" else -math.inf)
-    total = _feature_count(p)
-    strong = [f for f in shifted if isinstance(f["z"], int | float) and f["z"] >= 10]
-    severity = "critical" if shifted and len(strong) * 2 >= max(1, total) else "warning"
-    what = "inputs" if shifted else "targets"
+    worst = sorted(shifted + targets, key=lambda f: -f["z"])
+    n_inputs, n_targets = _feature_count(p.get("inputs")), _feature_count(p.get("targets"))
+    strong = [f for f in shifted if f["z"] >= 10]
+    severity = "critical" if shifted and len(strong) * 2 >= max(1, n_inputs) else "warning"
     for f in worst:
-        if f["z"] == math.inf:
+        if not math.isfinite(f["z"]):
             f["z"] = "inf"
+    parts = []
+    if shifted:
+        parts.append(f"{len(shifted)} of {n_inputs} input features")
+    if targets:
+        parts.append(f"{len(targets)} of {n_targets} target columns")
+    parent_id = r.link.parent if r.link else "?"
     return [
         finding(
             "input_distribution_shift",
             severity,
-            f"{len(shifted) + len(targets)} of {total} input features are distributed differently from "
-            f"run {r.link.parent if r.link else '?'}'s ({what})",
+            f"{' and '.join(parts)} are distributed differently from run {parent_id}'s",
             {
                 "shifted": worst[:6],
-                "features": total,
-                "shifted_count": len(shifted) + len(targets),
+                "input_features": n_inputs,
+                "shifted_inputs": len(shifted),
+                "shifted_targets": len(targets),
                 "parent_rows": p.get("rows"),
                 "child_rows": c.get("rows"),
                 **r.parent_evidence(),
@@ -847,3 +866,13 @@ CHECKS: tuple[Callable[[Resume], list[Record]], ...] = (
     check_slow_restore,
     check_slowdown,
 )
+
+
+def _detect_view(view: Any) -> list[Finding]:
+    """The registry's entry point: a RunView (with `.lineage` when the report has one)."""
+    return [Finding(**f) for f in detect(view.run, view)]
+
+
+# replay=False: judged on the run as it is (the restore, and the epochs after it), once
+# offline; the online engine runs it after every epoch, which is what a resumed run needs.
+DETECTOR = Detector("restore", _detect_view, persistence=1, replay=False)

@@ -1,0 +1,204 @@
+"""In the training process: find the parent of a restore, and raise restore findings while
+the resumed run is still going.
+
+At a restore (on the hashing thread, never the training thread) the watcher scans the
+trace directory for the save with the same hash (`lineage.find_parent`, bounded), loads
+that parent trace, writes the link into the restore record (`parent`), and returns the
+findings that can be judged already (checkpoint modified, optimizer not restored, versions,
+environment, slow restore). It then follows the run's own records: at the next `fit_start`
+and at each of the first epochs after the restore it runs the same detector again and
+writes any finding not written before (input shift and hyperparameters at fit start, loss
+jump after the first epoch, slowdown once warm-up is over). After WINDOW epochs past the
+restore it stops looking, so a long run pays nothing for an old restore.
+
+Records are followed through `Recorder.add_listener` when the Recorder has one, and
+otherwise by wrapping the Recorder's private `_write` (the one point every record passes);
+if neither works, only the restore-time findings are written.
+
+Findings are written here only in embedded mode. With a daemon, the daemon's online
+analyzer runs the same restore detector on the records it receives (the `parent` link
+found here travels in the restore record), so writing them here too would say it twice.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from epochwatch.analysis.detectors import restore as restore_detector
+from epochwatch.analysis.findings import clean
+from epochwatch.analysis.lineage import Lineage, Link, find_parent, restored_at
+from epochwatch.trace import schema
+from epochwatch.trace.reader import TraceError, iter_records
+from epochwatch.trace.run import Run, load_run
+
+Record = dict[str, Any]
+MAX_PARENT_BYTES = 256 * 1024 * 1024
+WINDOW = restore_detector.WINDOW + 2
+
+
+def _key(f: Record) -> tuple[Any, ...]:
+    return (f.get("kind"), f.get("target"))
+
+
+class ResumeWatcher:
+    """One per process; thread-safe. `on_restore` runs on the hashing thread, `observe` on
+    whichever thread writes a record."""
+
+    def __init__(self, recorder: Any, search_dirs: list[Path] | None = None) -> None:
+        self._recorder = recorder
+        self._dirs = search_dirs if search_dirs is not None else [Path(recorder.trace_dir)]
+        self._lock = threading.Lock()
+        self._child = Run(run_id=str(recorder.run_id))
+        self._parents: dict[str, Run] = {}
+        self._links: list[Link] = []
+        self._emitted: set[tuple[Any, ...]] = set()
+        self._mode: str | None = None
+        self.listening = _listen(recorder, self.observe)
+
+    # -- at the restore (hashing thread) -------------------------------------------------
+
+    def on_restore(self, record: Record) -> list[Record]:
+        """Link the restore to its parent (adds `parent` to the record); return findings."""
+        sha = record.get("sha256")
+        found = None
+        if isinstance(sha, str):
+            found = find_parent(
+                self._dirs,
+                sha,
+                record.get("path"),
+                exclude_run_id=self._child.run_id,
+                before=restored_at(record),
+            )
+        parent: Run | None = None
+        link: Link | None = None
+        if found is not None:
+            parent = self._load_parent(found.trace)
+            if parent is not None:
+                link = Link(self._child.run_id, parent.run_id, record, found.save, found.match)
+                record["parent"] = {**link.summary(), "trace": str(found.trace)}
+        embedded = self._embedded()  # before our lock: it may take the Recorder's
+        own_start = self._own_start() if self._child.start is None else None
+        with self._lock:
+            if self._child.start is None:
+                self._child.start = own_start
+            self._child.restores.append(record)
+            if parent is not None and link is not None:
+                self._parents[parent.run_id] = parent
+                self._links.append(link)
+            if not embedded:
+                return []
+            return self._new_findings()
+
+    def _embedded(self) -> bool:
+        """Whether this process writes its own trace (else a daemon analyses it).
+
+        Starts the run if needed (the restore record is about to, anyway); the answer is
+        kept, so later calls take no lock.
+        """
+        if self._mode is None:
+            try:
+                self._recorder.start()
+            except Exception:
+                return False
+            description = self._recorder.sink_description
+            if description is None:
+                return False
+            self._mode = "daemon" if "daemon" in description else "embedded"
+        return self._mode == "embedded"
+
+    def _load_parent(self, trace: Path) -> Run | None:
+        try:
+            if trace.stat().st_size > MAX_PARENT_BYTES:
+                return None
+            return load_run(trace)
+        except (OSError, TraceError):
+            return None
+
+    def _own_start(self) -> Record | None:
+        """Our run_start, if it was written before we could see it (embedded mode only)."""
+        path = Path(self._recorder.trace_dir) / f"{self._child.run_id}.jsonl"
+        try:
+            for rec in iter_records(path):
+                return rec if rec.get("type") == schema.RUN_START else None
+        except TraceError:
+            return None
+        return None
+
+    # -- after it (the writing thread) ---------------------------------------------------
+
+    def observe(self, rec: Record) -> None:
+        """See one record of our own run; run the detector after fit_start/epoch records."""
+        kind = rec.get("type")
+        if kind == schema.RUN_START:
+            with self._lock:
+                if self._child.start is None:
+                    self._child.start = rec
+            return
+        if kind == schema.FINDING:
+            with self._lock:
+                self._emitted.add(_key(rec))
+            return
+        if kind not in (schema.FIT_START, schema.EPOCH):
+            return  # restores arrive through on_restore (the same dict, with its parent)
+        with self._lock:
+            # Kept always, but bounded: the hash (and so on_restore) may finish after the
+            # fit_start and first epochs that follow the restore.
+            buffer = self._child.epochs if kind == schema.EPOCH else self._child.fits
+            buffer.append(rec)
+            if len(buffer) > WINDOW:
+                del buffer[0]
+            if not self._links or not self._active() or self._mode != "embedded":
+                return
+            found = self._new_findings()
+        for f in found:
+            self._recorder.emit(schema.FINDING, **f)
+
+    def _active(self) -> bool:
+        """Still within WINDOW epochs of the latest restore (call with the lock held)."""
+        last = max(restored_at(r) for r in self._child.restores)
+        after = sum(1 for e in self._child.epochs if float(e.get("start", 0.0)) >= last - 1e-3)
+        return after < WINDOW
+
+    def _new_findings(self) -> list[Record]:
+        """Findings of the child so far not yet written (call with the lock held)."""
+        lineage = Lineage(runs={self._child.run_id: self._child, **self._parents}, links=list(self._links))
+        out = []
+        for f in restore_detector.detect(self._child, lineage):
+            key = _key(f)
+            if key in self._emitted:
+                continue
+            self._emitted.add(key)
+            out.append({**f, "evidence": clean(f.get("evidence", {}))})
+        return out
+
+
+def _listen(recorder: Any, callback: Callable[[Record], None]) -> bool:
+    """Call `callback(record)` after each record the Recorder writes; False if we cannot."""
+    add = getattr(recorder, "add_listener", None)
+    if callable(add):
+        add(callback)
+        return True
+    write = getattr(recorder, "_write", None)
+    if not callable(write):
+        return False
+    existing: list[Callable[[Record], None]] | None = getattr(write, "__epochwatch_listeners__", None)
+    if existing is not None:
+        existing.append(callback)
+        return True
+    listeners: list[Callable[[Record], None]] = [callback]
+    guard = getattr(recorder, "guard", None)
+
+    def _write(rec: Record) -> None:
+        write(rec)
+        for listener in listeners:
+            if guard is not None:
+                guard.run("restore diagnostics", lambda listener=listener: listener(rec), None)
+            else:
+                listener(rec)
+
+    _write.__epochwatch_listeners__ = listeners  # type: ignore[attr-defined]
+    recorder._write = _write
+    return True

@@ -1,0 +1,215 @@
+"""The restore detector on recorded-shape runs: each finding kind, and a clean resume raising none."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from epochwatch.analysis.detectors import all_detectors
+from epochwatch.analysis.detectors import restore as det
+from epochwatch.analysis.engine import analyze
+from epochwatch.analysis.lineage import build_lineage
+from epochwatch.trace.run import Run
+from epochwatch.trace.writer import TraceWriter
+from tests.unit import restore_records as rr
+
+
+def findings(parent: Run | None, child: Run) -> dict[str, dict[str, Any]]:
+    runs = [child] if parent is None else [parent, child]
+    found = det.detect(child, build_lineage(runs))
+    kinds = [f["kind"] for f in found]
+    assert len(kinds) == len(set(kinds)), kinds
+    return {f["kind"]: f for f in found}
+
+
+def pair(**child: Any) -> tuple[Run, Run]:
+    return rr.make_run(rr.parent_records()), rr.make_run(rr.child_records(**child))
+
+
+def test_clean_resume_raises_nothing() -> None:
+    assert findings(*pair()) == {}
+
+
+def test_unrelated_restore_raises_nothing_that_needs_a_parent() -> None:
+    child = rr.make_run(rr.child_records(restore_over={"sha256": rr.OTHER_SHA, "path": "/elsewhere.keras"}))
+    assert findings(rr.make_run(rr.parent_records()), child) == {}
+
+
+def test_fresh_optimizer_after_load_weights() -> None:
+    warn = "UserWarning: Skipping variable loading for optimizer 'adam', because it has 2 variables"
+    parent, child = pair(
+        restore_over={
+            "format": "weights.h5",
+            "api": "Model.load_weights",
+            "optimizer": {"class": "Adam", "iterations": 0, "built": False, "variables": 2},
+            "iterations": 0,
+            "warnings": [warn],
+        },
+        start_step=0,
+    )
+    f = findings(parent, child)["optimizer_state_not_restored"]
+    assert f["severity"] == "warning" and f["target"] == rr.PATH and f["epoch"] == 5
+    ev = f["evidence"]
+    assert ev["steps_at_save"] == 500 and ev["steps_after_restore"] == 0
+    assert ev["parent_run"] == "parent" and ev["warnings"] == [warn]
+    assert "optimizer.build" in f["hint"]
+
+
+def test_fresh_optimizer_is_found_from_the_file_alone() -> None:
+    """No parent trace at all: the file's own step counter is the evidence."""
+    child = rr.make_run(
+        rr.child_records(
+            restore_over={"sha256": rr.OTHER_SHA, "optimizer": {"class": "Adam", "iterations": 0}},
+            start_step=0,
+        )
+    )
+    f = findings(None, child)["optimizer_state_not_restored"]
+    assert f["evidence"]["steps_at_save"] == 500 and "parent_run" not in f["evidence"]
+
+
+def test_file_without_optimizer_state_gets_the_save_hint() -> None:
+    parent, child = pair(
+        restore_over={"optimizer_included": False, "file_iterations": None, "optimizer": {"iterations": 0}},
+        start_step=0,
+    )
+    f = findings(parent, child)["optimizer_state_not_restored"]
+    assert "no optimizer state" in f["hint"]
+
+
+def test_restored_optimizer_later_is_not_a_finding() -> None:
+    """A TF checkpoint restores slots lazily: the first epoch shows the counter continued."""
+    parent, child = pair(restore_over={"format": "tf_checkpoint", "optimizer": {"iterations": 0}})
+    assert "optimizer_state_not_restored" not in findings(parent, child)
+
+
+def test_loss_jump_against_the_parents_variation() -> None:
+    parent, child = pair(losses=(2.5, 1.0, 0.7))
+    f = findings(parent, child)["loss_jump_after_restore"]
+    assert f["severity"] == "critical"  # more than doubled
+    ev = f["evidence"]
+    assert ev["parent_last_loss"] == pytest.approx(0.6)
+    assert ev["first_loss_after_restore"] == 2.5 and ev["jump_in_typical_changes"] > 10
+
+
+def test_small_rise_within_noise_is_not_a_jump() -> None:
+    parent, child = pair(losses=(0.64, 0.6, 0.55))
+    assert "loss_jump_after_restore" not in findings(parent, child)
+
+
+def test_learning_rate_and_batch_size_changes() -> None:
+    parent, child = pair(fit_over={"lr": 0.001, "batch_size": 128})
+    f = findings(parent, child)["hyperparameter_changed_after_restore"]
+    changes = {c["what"]: (c["parent"], c["child"]) for c in f["evidence"]["changes"]}
+    assert changes == {"learning_rate": (0.01, 0.001), "batch_size": (32, 128)}
+
+
+def test_optimizer_loss_and_schedule_changes() -> None:
+    schedule = {"class_name": "ExponentialDecay", "config": {"initial_learning_rate": 0.01}}
+    parent, child = pair(fit_over={"optimizer": "SGD", "loss": "mae", "lr": schedule})
+    changes = {
+        c["what"]
+        for c in findings(parent, child)["hyperparameter_changed_after_restore"]["evidence"]["changes"]
+    }
+    assert changes == {"optimizer", "loss", "learning_rate_schedule"}
+
+
+def test_optimizer_config_change() -> None:
+    parent, child = pair(fit_over={"beta_1": 0.5})
+    (change,) = findings(parent, child)["hyperparameter_changed_after_restore"]["evidence"]["changes"]
+    assert change == {"what": "optimizer.beta_1", "parent": 0.9, "child": 0.5}
+
+
+def test_raw_inputs_instead_of_standardized() -> None:
+    parent, child = pair(fit_over={"input_stats": rr.stats(mean=50.0, std=10.0)})
+    f = findings(parent, child)["input_distribution_shift"]
+    assert f["severity"] == "critical"
+    assert f["evidence"]["shifted_inputs"] == 3 and f["evidence"]["shifted"][0]["z"] == pytest.approx(50.0)
+    assert "Normalization" in f["hint"]
+
+
+def test_slightly_different_sample_is_not_a_shift() -> None:
+    parent, child = pair(fit_over={"input_stats": rr.stats(mean=0.2, std=1.1)})
+    assert "input_distribution_shift" not in findings(parent, child)
+
+
+def test_changed_input_structure_is_a_shift() -> None:
+    parent, child = pair(fit_over={"input_stats": rr.stats(features=5)})
+    f = findings(parent, child)["input_distribution_shift"]
+    assert f["evidence"]["shifted"][0]["change"] == "structure"
+
+
+def test_keras_version_in_the_file() -> None:
+    child = rr.make_run(rr.child_records(restore_over={"written_with": {"keras": "3.3.3"}}))
+    f = findings(None, child)["version_mismatch"]
+    assert f["severity"] == "warning"
+    (diff,) = f["evidence"]["differences"]
+    assert diff == {"package": "keras", "source": "file", "written_with": "3.3.3", "loaded_with": "3.15.1"}
+
+
+def test_tensorflow_version_of_the_parent() -> None:
+    parent, child = pair(env_over={"packages": {"tensorflow": "2.20.0", "keras": "3.15.1"}})
+    f = findings(parent, child)["version_mismatch"]
+    assert f["evidence"]["differences"][0]["source"] == "parent run"
+
+
+def test_environment_changed() -> None:
+    parent, child = pair(env_over={"gpus": [{"name": "NVIDIA A100"}], "cpu_count": 4, "driver": "535.1"})
+    f = findings(parent, child)["environment_changed"]
+    assert f["severity"] == "warning"
+    assert {c["what"] for c in f["evidence"]["changes"]} == {"gpus", "driver", "cpu_count"}
+
+
+def test_checkpoint_modified_same_path_other_bytes() -> None:
+    parent, child = pair(restore_over={"sha256": rr.OTHER_SHA})
+    found = findings(parent, child)
+    f = found["checkpoint_modified"]
+    assert f["evidence"]["saved_sha256"] == rr.SHA and f["evidence"]["restored_sha256"] == rr.OTHER_SHA
+    assert "same size" in f["title"]
+    # a path match is not a parent: nothing that compares with the parent is judged
+    assert set(found) == {"checkpoint_modified"}
+
+
+def test_slow_restore() -> None:
+    child = rr.make_run(rr.child_records(restore_over={"load_seconds": 60.0, "bytes": 2_000_000_000}))
+    f = findings(None, child)["slow_restore"]
+    assert f["evidence"]["expected_seconds"] == pytest.approx(11.0)
+    assert f["severity"] == "info"
+    fast = rr.make_run(rr.child_records(restore_over={"load_seconds": 9.0, "bytes": 2_000_000_000}))
+    assert findings(None, fast) == {}
+
+
+def test_restore_slowdown_after_warmup() -> None:
+    parent, child = pair(losses=(0.55, 0.5, 0.45, 0.4), seconds=(30.0, 25.0, 26.0, 25.0))
+    f = findings(parent, child)["restore_slowdown"]
+    assert f["evidence"]["ratio"] == pytest.approx(2.5)
+    assert f["evidence"]["child_epochs"] == [6, 7, 8]
+
+
+def test_warmup_epoch_alone_is_not_a_slowdown() -> None:
+    parent, child = pair(seconds=(40.0, 10.0, 10.0))
+    assert "restore_slowdown" not in findings(parent, child)
+
+
+def test_parent_found_through_the_restore_record(tmp_path: Path) -> None:
+    """Online traces carry `parent.trace`; the detector follows it without a lineage."""
+    trace = tmp_path / "parent.jsonl"
+    with TraceWriter(trace) as w:
+        for rec in rr.parent_records():
+            w.write(rec)
+    link = {"run_id": "parent", "trace": str(trace), "match": "sha256", "save_sha256": rr.SHA}
+    child = rr.make_run(rr.child_records(restore_over={"parent": link}, fit_over={"batch_size": 64}))
+    found = {f["kind"] for f in det.detect(child)}
+    assert found == {"hyperparameter_changed_after_restore"}
+
+
+def test_registered_in_the_engine(tmp_path: Path) -> None:
+    """The report's path: build_lineage links the runs, the engine's analyze finds the rest."""
+    assert "restore" in {d.name for d in all_detectors()}
+    parent = rr.make_run(rr.parent_records(), path=tmp_path / "parent.jsonl")  # never read: known
+    child = rr.make_run(rr.child_records(fit_over={"batch_size": 64}))
+    build_lineage([parent, child])
+    assert child.restores[0]["parent"]["trace"] == str(tmp_path / "parent.jsonl")
+    kinds = [f.kind for f in analyze(child)]
+    assert kinds == ["hyperparameter_changed_after_restore"]
