@@ -115,6 +115,10 @@ class Recorder:
             if self._sink is None:
                 return False
             self._setup_samplers()
+            # Prime: a first reading now gives epoch 0 its deltas (CPU time) and pays NVML's
+            # initialisation here rather than inside the first epoch.
+            for sampler in self._samplers:
+                self.guard.run(f"{sampler.name} sampler", sampler.sample, None)
             empty: dict[str, Any] = {}
             env = self.guard.run("fingerprint", self._fingerprint, empty)
             rec = schema.record(
