@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from epochwatch import __version__
-from epochwatch.cli import daemon, report, run, status
+from epochwatch.cli import compare, daemon, report, run, status
 from epochwatch.cli.base import Command, UsageError
 
 COMMANDS: list[Command] = [
@@ -22,6 +22,7 @@ COMMANDS: list[Command] = [
     run.COMMAND,
     daemon.COMMAND,
     status.COMMAND,
+    compare.COMMAND,
 ]
 
 

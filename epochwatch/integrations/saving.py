@@ -52,8 +52,8 @@ PART = "saving integration"
 # How long the process may wait at exit for hashes of its last saves (the save most likely
 # to be resumed from is the last one; without its hash the child cannot find this run).
 EXIT_HASH_SECONDS = 60.0
-# Callbacks whose saves and restores are named in `via`.
-_CALLBACKS = ("ModelCheckpoint", "BackupAndRestore")
+# Callers whose saves and restores are named in `via`.
+_CALLBACKS = ("ModelCheckpoint", "BackupAndRestore", "CheckpointManager")
 
 _local = threading.local()
 _state: dict[str, Any] = {}
@@ -198,7 +198,8 @@ def _model_fields(model: Any, include_optimizer: bool = True) -> dict[str, Any]:
 
 
 def _via() -> str | None:
-    """The Keras callback (ModelCheckpoint, BackupAndRestore) that made this call, if any."""
+    """The Keras callback (ModelCheckpoint, BackupAndRestore) or CheckpointManager that made
+    this call, if any: a few frames up the stack, read only when a save or restore happened."""
     frame: FrameType | None = sys._getframe(1)
     for _ in range(12):
         if frame is None:
@@ -352,7 +353,7 @@ def install_tf(recorder: Recorder) -> None:
         options = _arg(args, kwargs, 2, "options")
         if getattr(options, "experimental_enable_async_checkpoint", False):
             fields["async"] = True  # TF writes in the background: the bytes may not be there yet
-        events.saved(path, cfiles.TF_CHECKPOINT, _tf_label(), seconds, **fields)
+        events.saved(path, cfiles.TF_CHECKPOINT, _tf_label(), seconds, via=_via(), **fields)
 
     def on_restore(api: str) -> Callable[..., None]:
         def done(

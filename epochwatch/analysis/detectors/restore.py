@@ -45,6 +45,7 @@ from epochwatch.analysis.lineage import (
     MATCH_SHA256,
     Lineage,
     Link,
+    build_lineage,
     known_run,
     restored_at,
     saved_at,
@@ -123,6 +124,9 @@ class Resume:
     child_epochs: list[Record] = field(default_factory=list)
     parent_fit: Record | None = None
     parent_epochs: list[Record] = field(default_factory=list)
+    # True when two runs are compared side by side (`epochwatch compare`) rather than
+    # one resuming the other: the same checks, worded without "resumed".
+    compared: bool = False
 
     @property
     def target(self) -> str:
@@ -145,7 +149,9 @@ class Resume:
     def parent_evidence(self) -> dict[str, Any]:
         if self.link is None:
             return {}
-        out: dict[str, Any] = {"parent_run": self.link.parent, "saved_path": self.link.save.get("path")}
+        out: dict[str, Any] = {"parent_run": self.link.parent}
+        if self.link.save.get("path") is not None:
+            out["saved_path"] = self.link.save["path"]
         if self.parent_epochs and isinstance(self.parent_epochs[-1].get("epoch"), int):
             out["parent_epoch_at_save"] = self.parent_epochs[-1]["epoch"]
         return out
@@ -470,7 +476,8 @@ def check_hyperparameters(r: Resume) -> list[Record]:
         finding(
             "hyperparameter_changed_after_restore",
             "warning",
-            f"Resumed with different {names} than run {r.link.parent if r.link else '?'} used",
+            f"{'Ran' if r.compared else 'Resumed'} with different {names} than run "
+            f"{r.link.parent if r.link else '?'} used",
             {"changes": changes, **r.parent_evidence()},
             "If the change is intended (fine-tuning, a new schedule), expect the curve to move and compare "
             "against this run, not the parent. If not, resume with the parent's settings: reuse its "
@@ -662,7 +669,12 @@ def check_versions(r: Resume) -> list[Record]:
         finding(
             "version_mismatch",
             severity,
-            f"{os.path.basename(r.target)} was written with other versions than this run loads it with ({names})",
+            (
+                f"Ran with other versions than run {r.link.parent if r.link else '?'} ({names})"
+                if r.compared
+                else f"{os.path.basename(r.target)} was written with other versions than this run loads it "
+                f"with ({names})"
+            ),
             {"path": r.target, "differences": diffs, **r.parent_evidence()},
             "Loading across versions can silently change behaviour (renamed or re-ordered variables, "
             "skipped optimizer state, different defaults). Resume with the versions the checkpoint was "
@@ -713,7 +725,8 @@ def check_environment(r: Resume) -> list[Record]:
         finding(
             "environment_changed",
             severity,
-            f"Resumed on a different machine setup than run {r.link.parent if r.link else '?'} ({names})",
+            f"{'Ran' if r.compared else 'Resumed'} on a different machine setup than run "
+            f"{r.link.parent if r.link else '?'} ({names})",
             {"changes": changes, **r.parent_evidence()},
             "Epoch times and numerics are only comparable on the same hardware and software. If the "
             "resumed run is slower or its loss differs, check these first; pin the job to the same GPU "
@@ -842,7 +855,7 @@ def check_slowdown(r: Resume) -> list[Record]:
         finding(
             "restore_slowdown",
             "warning",
-            f"Epochs after the restore are {cm / pm:.1f}x slower per sample than run "
+            f"Epochs{'' if r.compared else ' after the restore'} are {cm / pm:.1f}x slower per sample than run "
             f"{r.link.parent if r.link else '?'}'s steady state",
             evidence,
             "Compare what differs (listed in the evidence): new tf.function retraces after warm-up "
@@ -876,3 +889,35 @@ def _detect_view(view: Any) -> list[Finding]:
 # replay=False: judged on the run as it is (the restore, and the epochs after it), once
 # offline; the online engine runs it after every epoch, which is what a resumed run needs.
 DETECTOR = Detector("restore", _detect_view, persistence=1, replay=False)
+
+
+# Checks that still mean something between two runs where neither restored the other.
+COMPARE_CHECKS: tuple[Callable[[Resume], list[Record]], ...] = (
+    check_hyperparameters,
+    check_inputs,
+    check_versions,
+    check_environment,
+    check_slowdown,
+)
+
+
+def compare_findings(base: Run, new: Run) -> list[Record]:
+    """What `new` implies against `base` (`epochwatch compare`).
+
+    If `new` restored a save of `base`, these are the restore findings of that link. If not,
+    `new` is judged as if it continued `base`: settings, inputs, versions, machine and speed
+    (never the loss jump or the optimizer, which need a real resume).
+    """
+    lineage = build_lineage([base, new])
+    linked = [r for r in resumes(new, lineage) if r.link is not None and r.link.parent == base.run_id]
+    if linked:
+        return [f for r in linked for check in CHECKS for f in check(r)]
+    pseudo: Record = {"path": f"run {new.run_id}", "restored_at": _ts(new.start or {}, "t")}
+    save: Record = {"saved_at": math.inf}
+    link = Link(new.run_id, base.run_id, pseudo, save, MATCH_SHA256)
+    r = Resume(new, pseudo, base, link, compared=True)
+    r.child_fit = new.fits[0] if new.fits else None
+    r.child_epochs = list(new.epochs[: WINDOW + 2])
+    r.parent_fit = base.fits[-1] if base.fits else None
+    r.parent_epochs = list(base.epochs)
+    return [f for check in COMPARE_CHECKS for f in check(r)]

@@ -1,0 +1,355 @@
+"""`epochwatch compare BASE NEW`: two runs side by side, what changed, and what it implies.
+
+Works on any two traces. When NEW restored a save of BASE (or the other way round) the
+lineage says so and the findings are the restore findings of that link; otherwise NEW is
+judged as if it continued BASE (settings, inputs, versions, machine, speed). Rows that
+differ are marked with `*`; "What changed" lists them in words.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import median
+from typing import IO, Any
+
+from epochwatch.analysis.detectors.restore import SHIFT_STD_RATIO, SHIFT_Z, compare_findings
+from epochwatch.analysis.findings import clean
+from epochwatch.analysis.lineage import MATCH_SHA256, build_lineage
+from epochwatch.analysis.units import fmt_number, fmt_seconds
+from epochwatch.cli.base import UsageError
+from epochwatch.trace.reader import TraceError, find_traces
+from epochwatch.trace.run import Run, load_run
+
+Record = dict[str, Any]
+MAX_FEATURES_SHOWN = 8
+# Epoch time rows are a change from this ratio on (noise below it on shared machines).
+TIME_RATIO = 1.25
+_RANK = {"info": 0, "warning": 1, "critical": 2}
+
+
+@dataclass
+class Row:
+    """One compared quantity; `changed` says whether the difference matters (marked `*`)."""
+
+    label: str
+    base: str
+    new: str
+    changed: bool
+
+
+@dataclass
+class Section:
+    title: str
+    rows: list[Row] = field(default_factory=list)
+
+    def add(self, label: str, base: Any, new: Any, changed: bool | None = None) -> None:
+        """Add a row; by default any difference between two known values is a change."""
+        b, n = _text(base), _text(new)
+        if changed is None:
+            changed = b != n and "-" not in (b, n)
+        self.rows.append(Row(label, b, n, changed))
+
+
+def sparkline(values: list[float], width: int = 24) -> str:
+    """A loss curve in block characters (bucket means; flat is all low blocks)."""
+    blocks = "▁▂▃▄▅▆▇█"
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return ""
+    n = len(finite)
+    pts = finite
+    if n > width:
+        pts = [
+            sum(finite[b * n // width : (b + 1) * n // width]) / ((b + 1) * n // width - b * n // width)
+            for b in range(width)
+        ]
+    lo, hi = min(pts), max(pts)
+    if hi - lo <= abs(hi) * 1e-9:
+        return blocks[0] * len(pts)
+    return "".join(blocks[min(len(blocks) - 1, int((p - lo) / (hi - lo) * len(blocks)))] for p in pts)
+
+
+def _text(v: Any) -> str:
+    if v is None or v == "" or v == []:
+        return "-"
+    if isinstance(v, float):
+        return fmt_number(v)
+    if isinstance(v, list | tuple):
+        return ", ".join(_text(x) for x in v)
+    return str(v)
+
+
+# -- what a run is, in rows ------------------------------------------------------------
+
+
+def _env(run: Run) -> Record:
+    env = (run.start or {}).get("env")
+    return env if isinstance(env, dict) else {}
+
+
+def _fit(run: Run) -> Record:
+    if run.fits:
+        return run.fits[0]
+    training = (run.start or {}).get("training")
+    return training if isinstance(training, dict) else {}
+
+
+def _lr(run: Run) -> Any:
+    rate = ((_fit(run).get("optimizer") or {}).get("config") or {}).get("learning_rate")
+    if isinstance(rate, dict):
+        return f"{rate.get('class_name', 'schedule')}"
+    if isinstance(rate, int | float):
+        return float(rate)
+    lrs = [e.get("lr") for e in run.epochs if isinstance(e.get("lr"), int | float)]
+    return lrs[0] if lrs else None
+
+
+def _losses(run: Run) -> list[float]:
+    out = []
+    for e in run.epochs:
+        v = (e.get("metrics") or {}).get("loss")
+        if isinstance(v, int | float):
+            out.append(float(v))
+    return out
+
+
+def _steady_seconds(run: Run) -> list[float]:
+    seen: set[Any] = set()
+    out = []
+    for e in run.epochs:
+        if e.get("fit") not in seen:
+            seen.add(e.get("fit"))
+            continue
+        if isinstance(e.get("seconds"), int | float):
+            out.append(float(e["seconds"]))
+    return out
+
+
+def _features(run: Run) -> dict[str, tuple[float, float]]:
+    stats = _fit(run).get("input_stats") or {}
+    out: dict[str, tuple[float, float]] = {}
+    for group, prefix in (("inputs", "x"), ("targets", "y")):
+        for name, s in (stats.get(group) or {}).items():
+            if not isinstance(s, dict):
+                continue
+            means, stds = s.get("mean") or [], s.get("std") or []
+            label = prefix if name == prefix else f"{prefix}[{name}]"
+            for i, (m, sd) in enumerate(zip(means, stds, strict=False)):
+                out[f"{label}[{i}]" if len(means) > 1 else label] = (m, sd)
+    return out
+
+
+def _mean_std(v: tuple[float, float] | None) -> str | None:
+    if v is None:
+        return None
+    return f"{fmt_number(v[0])} ± {fmt_number(v[1])}"
+
+
+def _shifted(b: tuple[float, float] | None, n: tuple[float, float] | None) -> bool:
+    """The restore detector's rule: mean moved by SHIFT_Z parent stds, or std by a factor."""
+    if b is None or n is None:
+        return False
+    (bm, bs), (nm, ns) = b, n
+    floor = 1e-6 * max(1.0, abs(bm))
+    ratio = ns / bs if bs > floor else (math.inf if ns > floor else 1.0)
+    return abs(nm - bm) / max(bs, floor) >= SHIFT_Z or not (1 / SHIFT_STD_RATIO < ratio < SHIFT_STD_RATIO)
+
+
+def _first_seconds(run: Run) -> float | None:
+    v = run.epochs[0].get("seconds") if run.epochs else None
+    return float(v) if isinstance(v, int | float) else None
+
+
+def _slower(b: float | None, n: float | None) -> bool:
+    return b is not None and n is not None and b > 0 and (n / b >= TIME_RATIO or b / n >= TIME_RATIO)
+
+
+def sections(base: Run, new: Run) -> list[Section]:
+    """The side-by-side table."""
+    be, ne = _env(base), _env(new)
+    fp = Section("Fingerprint")
+    fp.add("python", be.get("python"), ne.get("python"))
+    for pkg in ("tensorflow", "keras", "numpy"):
+        fp.add(pkg, (be.get("packages") or {}).get(pkg), (ne.get("packages") or {}).get(pkg))
+    gpus = [[g.get("name") for g in e.get("gpus") or [] if isinstance(g, dict)] or "none" for e in (be, ne)]
+    fp.add("gpus", gpus[0], gpus[1])
+    fp.add("driver", be.get("driver"), ne.get("driver"))
+    fp.add("cpu_count", be.get("cpu_count"), ne.get("cpu_count"))
+    fp.add("hostname", be.get("hostname"), ne.get("hostname"))
+
+    bf, nf = _fit(base), _fit(new)
+    tr = Section("Training")
+    models = [
+        f"{(f.get('model') or {}).get('class', '?')} ({(f.get('model') or {}).get('params', '?')} params)"
+        if f.get("model")
+        else None
+        for f in (bf, nf)
+    ]
+    tr.add("model", models[0], models[1])
+    tr.add("optimizer", (bf.get("optimizer") or {}).get("class"), (nf.get("optimizer") or {}).get("class"))
+    tr.add("learning rate", _lr(base), _lr(new))
+    tr.add("batch size", bf.get("batch_size"), nf.get("batch_size"))
+    tr.add("loss", bf.get("loss"), nf.get("loss"))
+    tr.add("input", (bf.get("input") or {}).get("kind"), (nf.get("input") or {}).get("kind"))
+    tr.add("steps per epoch", bf.get("steps_per_epoch"), nf.get("steps_per_epoch"))
+
+    inputs = Section("Input statistics (first batches: mean ± std)")
+    bx, nx = _features(base), _features(new)
+    names = sorted(set(bx) | set(nx), key=lambda n: (not _shifted(bx.get(n), nx.get(n)), n))
+    for name in names[:MAX_FEATURES_SHOWN]:
+        b, n = bx.get(name), nx.get(name)
+        inputs.add(name, _mean_std(b), _mean_std(n), _shifted(b, n))
+    if len(names) > MAX_FEATURES_SHOWN:
+        inputs.add("...", f"{len(bx)} features", f"{len(nx)} features", len(bx) != len(nx))
+
+    times = Section("Epoch time")
+    times.add("epochs", len(base.epochs), len(new.epochs), False)
+    bs, ns = _steady_seconds(base), _steady_seconds(new)
+    times.add(
+        "median (after warm-up)",
+        fmt_seconds(median(bs)) if bs else None,
+        fmt_seconds(median(ns)) if ns else None,
+        _slower(median(bs) if bs else None, median(ns) if ns else None),
+    )
+    first_b, first_n = (_first_seconds(r) for r in (base, new))
+    times.add(
+        "first epoch",
+        fmt_seconds(first_b) if first_b is not None else None,
+        fmt_seconds(first_n) if first_n is not None else None,
+        _slower(first_b, first_n),
+    )
+
+    curve = Section("Loss curve")
+    bl, nl = _losses(base), _losses(new)
+    curve.add("first", bl[0] if bl else None, nl[0] if nl else None, False)
+    curve.add("last", bl[-1] if bl else None, nl[-1] if nl else None, False)
+    curve.add("min", min(bl) if bl else None, min(nl) if nl else None, False)
+    curve.add("curve", sparkline(bl, 24) or None, sparkline(nl, 24) or None, False)
+    return [s for s in (fp, tr, inputs, times, curve) if s.rows]
+
+
+def relation(base: Run, new: Run) -> Record:
+    """How the two runs are related through their saves and restores."""
+    lineage = build_lineage([base, new])
+    for child, parent, word in ((new, base, "NEW resumed from BASE"), (base, new, "BASE resumed from NEW")):
+        for link in lineage.links_of(child.run_id):
+            if link.parent != parent.run_id:
+                continue
+            what = os.path.basename(str(link.restore.get("path", "?")))
+            if link.match == MATCH_SHA256:
+                step = link.save.get("iterations")
+                at = f", saved at step {step}" if isinstance(step, int) else ""
+                return {"relation": "resumed", "text": f"{word} (restored {what}{at})", "child": child.run_id}
+            return {"relation": "modified", "text": f"{word}'s path, but the file had changed ({what})"}
+    return {"relation": "unrelated", "text": "unrelated: no restore of one matches a save of the other"}
+
+
+def compare(base: Run, new: Run) -> Record:
+    """Everything `compare` says, as plain data (the JSON output)."""
+    rel = relation(base, new)
+    reverse = rel.get("child") == base.run_id  # BASE is the one that resumed
+    found = compare_findings(new, base) if reverse else compare_findings(base, new)
+    found = sorted(found, key=lambda f: (-_RANK.get(f["severity"], 0), f["kind"]))
+    secs = sections(base, new)
+    changes = [
+        f"{s.title.split(' (')[0]}: {r.label} {r.base} -> {r.new}" for s in secs for r in s.rows if r.changed
+    ]
+    return {
+        "base": {"run_id": base.run_id, "path": str(base.path) if base.path else None},
+        "new": {"run_id": new.run_id, "path": str(new.path) if new.path else None},
+        "relation": rel,
+        "sections": [
+            {
+                "title": s.title,
+                "rows": [
+                    {"label": r.label, "base": r.base, "new": r.new, "changed": r.changed} for r in s.rows
+                ],
+            }
+            for s in secs
+        ],
+        "changes": changes,
+        "findings": [{**f, "evidence": clean(f.get("evidence", {}))} for f in found],
+    }
+
+
+# -- rendering -------------------------------------------------------------------------
+
+
+def render_text(result: Record, out: IO[str]) -> None:
+    base, new = result["base"]["run_id"], result["new"]["run_id"]
+    out.write(f"BASE  {base}\nNEW   {new}\n{result['relation']['text']}\n")
+    width = max([len(r["label"]) for s in result["sections"] for r in s["rows"]] + [10]) + 2
+    col = max([len(r["base"]) for s in result["sections"] for r in s["rows"]] + [12]) + 2
+    col = min(col, 40)
+    for s in result["sections"]:
+        out.write(f"\n{s['title']}\n")
+        out.write(f"  {'':<{width}}{'BASE':<{col}}NEW\n")
+        for r in s["rows"]:
+            mark = "*" if r["changed"] else " "
+            out.write(f"{mark} {r['label']:<{width}}{r['base']:<{col}}{r['new']}\n")
+    out.write("\nWhat changed\n")
+    for line in result["changes"] or ["nothing in the rows above"]:
+        out.write(f"  - {line}\n")
+    out.write("\nFindings this implies\n")
+    if not result["findings"]:
+        out.write("  none\n")
+    for f in result["findings"]:
+        out.write(f"  [{f['severity']}] {f['kind']}: {f['title']}\n")
+        if f.get("hint"):
+            out.write(f"      fix: {f['hint']}\n")
+
+
+def _load(arg: str, role: str) -> Run:
+    path = Path(arg)
+    if path.is_dir():
+        files, _problems = find_traces([path])
+        if len(files) != 1:
+            raise UsageError(f"{role} {arg}: a directory must hold exactly one trace, found {len(files)}")
+        path = files[0]
+    elif not path.exists():
+        raise UsageError(f"{role} {arg}: no such file or directory")
+    try:
+        return load_run(path)
+    except TraceError as exc:
+        raise UsageError(f"{role}: {exc}") from None
+
+
+class CompareCommand:
+    name = "compare"
+    help = "Two runs side by side: what changed between them and what it implies."
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("base", metavar="BASE", help="trace file (or a directory with one trace)")
+        parser.add_argument("new", metavar="NEW", help="trace file (or a directory with one trace)")
+        parser.add_argument("--format", choices=("text", "json"), default="text")
+        parser.add_argument("--output", metavar="FILE", help="write here instead of stdout")
+
+    def run(self, args: argparse.Namespace) -> int:
+        base, new = _load(args.base, "BASE"), _load(args.new, "NEW")
+        result = compare(base, new)
+        out: IO[str] = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
+        try:
+            if args.format == "json":
+                json.dump(result, out, indent=2, default=_json_default)
+                out.write("\n")
+            else:
+                render_text(result, out)
+        finally:
+            if out is not sys.stdout:
+                out.close()
+        return 0
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return str(v)
+
+
+COMMAND = CompareCommand()

@@ -1,0 +1,107 @@
+"""The in-process resume watcher: parent found at restore time, findings written during the run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from epochwatch.checkpoints import files as cfiles
+from epochwatch.checkpoints.events import SaveEvents
+from epochwatch.checkpoints.hashing import hash_files
+from epochwatch.checkpoints.resume import ResumeWatcher
+from epochwatch.fingerprint import environment
+from epochwatch.recorder import Recorder
+from epochwatch.trace.reader import iter_records
+from epochwatch.trace.writer import TraceWriter
+from tests.unit import restore_records as rr
+
+
+@pytest.fixture
+def recorder(tmp_path: Path) -> Iterator[Recorder]:
+    rec = Recorder(
+        {"EPOCHWATCH_DIR": str(tmp_path / "traces"), "EPOCHWATCH_SOCKET": str(tmp_path / "none.sock")}
+    )
+    yield rec
+    rec.finish("completed")
+
+
+def own_records(recorder: Recorder) -> list[dict[str, Any]]:
+    return list(iter_records(Path(recorder.trace_dir) / f"{recorder.run_id}.jsonl"))
+
+
+def test_findings_appear_during_the_resumed_run(tmp_path: Path, recorder: Recorder) -> None:
+    ckpt = tmp_path / "model.keras"
+    ckpt.write_bytes(b"checkpoint bytes")
+    sha = hash_files(cfiles.snapshot([str(ckpt)]), None)
+    parent = rr.parent_records("parent")
+    parent[0]["env"] = environment()  # the same machine as this (child) run
+    for rec in parent:
+        if rec["type"] == "save":
+            rec.update(path=str(ckpt), sha256=sha)
+    with TraceWriter(tmp_path / "traces" / "parent.jsonl") as w:
+        for rec in parent:
+            w.write(rec)
+
+    watcher = ResumeWatcher(recorder)
+    assert watcher.listening
+    events = SaveEvents(recorder.emit, on_restore=watcher.on_restore)
+    events.restored(
+        str(ckpt),
+        cfiles.KERAS,
+        "keras.saving.load_model",
+        0.1,
+        [],
+        optimizer={"class": "Adam", "iterations": 0, "built": False},
+        iterations=0,
+    )
+    events.close(5)
+    recorder.emit(
+        "fit_start", **{k: v for k, v in rr.fit_start("x", 0).items() if k not in ("type", "run_id", "t")}
+    )
+    for n, loss in enumerate((3.0, 1.0)):
+        recorder.begin_epoch(5 + n, "loop")
+        recorder.end_epoch({"metrics": {"loss": loss}, "iterations": 100 * (n + 1), "steps": 100})
+
+    records = own_records(recorder)
+    (restore,) = [r for r in records if r["type"] == "restore"]
+    assert restore["parent"]["run_id"] == "parent" and restore["parent"]["match"] == "sha256"
+    kinds = [(r["kind"], i) for i, r in enumerate(records) if r["type"] == "finding"]
+    order = [r["type"] for r in records]
+    assert [k for k, _ in kinds] == ["optimizer_state_not_restored", "loss_jump_after_restore"]
+    # the optimizer finding right after the restore record, the loss jump after the first epoch
+    assert order[kinds[0][1] - 1] == "restore"
+    assert order[kinds[1][1] - 1] == "epoch"
+
+
+def test_no_parent_no_link_and_no_parent_findings(tmp_path: Path, recorder: Recorder) -> None:
+    ckpt = tmp_path / "lonely.keras"
+    ckpt.write_bytes(b"never saved by a traced run")
+    watcher = ResumeWatcher(recorder)
+    events = SaveEvents(recorder.emit, on_restore=watcher.on_restore)
+    events.restored(str(ckpt), cfiles.KERAS, "keras.saving.load_model", 0.1, [])
+    events.close(5)
+    recorder.begin_epoch(0, "loop")
+    recorder.end_epoch({"metrics": {"loss": 9.0}})
+    records = own_records(recorder)
+    (restore,) = [r for r in records if r["type"] == "restore"]
+    assert "parent" not in restore
+    assert not [r for r in records if r["type"] == "finding"]
+
+
+def test_listens_through_add_listener_when_the_recorder_has_one() -> None:
+    class Stub:
+        run_id = "stub"
+        trace_dir = "/nonexistent"
+
+        def __init__(self) -> None:
+            self.listeners: list[Any] = []
+
+        def add_listener(self, fn: Any) -> None:
+            self.listeners.append(fn)
+
+    stub = Stub()
+    watcher = ResumeWatcher(stub)
+    assert watcher.listening and stub.listeners == [watcher.observe]
