@@ -69,6 +69,9 @@ KEYED = (
     "fn_new",
 )
 HEAD = 8  # first values kept per column: the run's own baseline
+# Warm-up state per epoch (series.warm): the first epoch of a fit or loop (compile, first
+# traces), the few after it that still trace (settling), or steady.
+STEADY, SETTLING, FIRST = 0, 1, 2
 
 
 def _num(value: Any) -> float:
@@ -219,7 +222,7 @@ class EpochSeries:
                 head = self.head.setdefault(name, [])
                 if len(head) < HEAD:
                     head.append(v)
-        self.warm.append(1 if warm else 0)
+        self.warm.append(warm)
         keyed = self._keyed_values(rec)
         for family, cols in self.keyed.items():
             default = 0.0 if family == "fn_new" else NAN
@@ -234,7 +237,7 @@ class EpochSeries:
         if self.limit is not None and self.count - self.offset > 2 * self.limit:
             self._trim(self.count - self.offset - self.limit)
 
-    def _is_warm(self, rec: Mapping[str, Any], values: dict[str, float]) -> bool:
+    def _is_warm(self, rec: Mapping[str, Any], values: dict[str, float]) -> int:
         """The first epoch of each fit (or loop) is warm-up, and so are up to 3 more at its
         start while they still make new traces (compile and first traces settling)."""
         segment = (rec.get("fit"), rec.get("source"))
@@ -244,11 +247,11 @@ class EpochSeries:
         if segment != self._segment or restarted:
             self._segment = segment
             self._segment_len = 1
-            return True
+            return FIRST
         self._segment_len += 1
         prev_warm = bool(self.warm[-1]) if len(self.warm) else False
         new = values["retrace_new"]
-        return prev_warm and self._segment_len <= 4 and new == new and new > 0
+        return SETTLING if prev_warm and self._segment_len <= 4 and new == new and new > 0 else STEADY
 
     def _keyed_values(self, rec: Mapping[str, Any]) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
@@ -356,13 +359,20 @@ class EpochSeries:
         i = index - self.offset
         return 0 <= i < len(self.warm) and bool(self.warm[i])
 
-    def indexes(self, end: int | None = None, size: int | None = None, warm: bool = False) -> Iterator[int]:
-        """Absolute indexes of the trailing `size` epochs before `end`, newest last."""
+    def indexes(
+        self, end: int | None = None, size: int | None = None, warm: bool = False, settling: bool = False
+    ) -> Iterator[int]:
+        """Absolute indexes of the trailing `size` epochs before `end`, newest last.
+
+        Warm-up epochs are left out unless `warm`; with `settling`, only the first epoch of
+        each fit is left out (for counts such as new traces, where settling is the news).
+        """
         stop = self.count if end is None else min(end, self.count)
         out: list[int] = []
         i = stop - 1
+        skip = FIRST if settling else SETTLING
         while i >= self.offset and (size is None or len(out) < size):
-            if warm or not self.warm[i - self.offset]:
+            if warm or self.warm[i - self.offset] < skip:
                 out.append(i)
             i -= 1
         return reversed(out)

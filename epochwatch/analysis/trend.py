@@ -269,6 +269,8 @@ class GrowthRule:
     whole window's slope (a warm-up that has levelled off is not a leak).
     step_ratio: growth that a single level shift explains much better than a line
     (L1 residuals at most step_ratio of the line's) is a step, not a trend; 0 disables.
+    newest_alpha: when set, the newest half must also grow on its own, at this
+    one-sided Mann-Kendall level (uncorrected): a curve that has levelled off fails.
     autocorr: correct the Mann-Kendall variance for lag-1 autocorrelation. Right for
     noisy series (epoch times); wrong for smooth ones (memory, disk), where the residuals
     of a staircase or a curve look like strong autocorrelation and would hide a real
@@ -283,6 +285,7 @@ class GrowthRule:
     min_rel_growth: float = 0.05
     newest_frac: float = 0.4
     step_ratio: float = 0.8
+    newest_alpha: float | None = None
     autocorr: bool = True
 
 
@@ -349,6 +352,11 @@ def assess_growth(y: Sequence[float], rule: GrowthRule) -> Growth | None:
         return None
     newest = window[n // 2 :]
     if theil_sen_slope(newest) < rule.newest_frac * ts.slope:
+        return None
+    if (
+        rule.newest_alpha is not None
+        and normal_sf(_z(mk_score(newest), mk_variance(newest))) > rule.newest_alpha
+    ):
         return None
     if (
         rule.step_ratio > 0

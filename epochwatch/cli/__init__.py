@@ -14,11 +14,12 @@ import sys
 from collections.abc import Sequence
 
 from epochwatch import __version__
-from epochwatch.cli import compare, daemon, report, run, status
+from epochwatch.cli import check, compare, daemon, report, run, status
 from epochwatch.cli.base import Command, UsageError
 
 COMMANDS: list[Command] = [
     report.COMMAND,
+    check.COMMAND,
     run.COMMAND,
     daemon.COMMAND,
     status.COMMAND,

@@ -24,7 +24,7 @@ RECENT = 3
 BUSY_HOST_PCT = 85.0
 OTHERS_PCT = 100.0
 RULE = GrowthRule(min_rel_slope=0.002, min_rel_growth=0.10)
-PERSISTENCE = 3
+PERSISTENCE = 2
 HINT = (
     "other processes compete for the CPU: find them (`epochwatch status`, top), move them or this "
     "job, pin with taskset/cgroups, or lower tf.config.threading.set_inter_op_parallelism_threads / "

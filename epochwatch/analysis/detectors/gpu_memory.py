@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from epochwatch.analysis import leaks
 from epochwatch.analysis.detectors.base import Detector
-from epochwatch.analysis.detectors.host_memory import ENVELOPE, RULE
+from epochwatch.analysis.detectors.host_memory import ENVELOPE, PERSISTENCE, RULE
 from epochwatch.analysis.findings import Finding
 from epochwatch.analysis.trend import assess_growth
 from epochwatch.analysis.units import fmt_bytes
 from epochwatch.analysis.view import RunView
 
 KIND = "gpu_memory_growth"
-PERSISTENCE = 3
 HINT = (
     "tensors stay alive across epochs: look for Python lists of GPU tensors (outputs, losses "
     "kept without .numpy()/float()), tf.Variables or models created every epoch, and "

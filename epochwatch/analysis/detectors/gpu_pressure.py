@@ -21,7 +21,7 @@ RECENT = 3
 WARN_SHARE = 0.92
 CRITICAL_SHARE = 0.98
 OTHERS_SHARE = 0.10
-PERSISTENCE = 2
+PERSISTENCE = 1  # RECENT epochs in a row already
 HINT = (
     "the model is about to run out of GPU memory: lower the batch size, use mixed precision "
     "(keras.mixed_precision.set_global_policy('mixed_float16')), free tensors kept between steps, "

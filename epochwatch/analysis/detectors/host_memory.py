@@ -25,12 +25,13 @@ RULE = GrowthRule(
     alpha=0.001,
     min_rel_slope=0.001,
     min_abs_slope=1 * MIB,
-    min_rel_growth=0.02,
+    min_rel_growth=0.05,
     newest_frac=0.4,
     step_ratio=0.8,
+    newest_alpha=0.05,
     autocorr=False,
 )
-PERSISTENCE = 3
+PERSISTENCE = 4
 HINT = (
     "something keeps a reference to data every epoch: look for callbacks or loops that append "
     "model outputs, predictions, tensors or histories to a list (keep scalars with float(x) or "

@@ -1,9 +1,9 @@
 """retrace_storm: a tf.function keeps making new traces after warm-up, per function.
 
 Traces are counts, not a trend: in the first epoch of a fit (and while compile is
-settling, see series.py) new traces are expected; after that, each one is news. A
-function is in a storm when it traced anew in at least MIN_HITS of its last RECENT
-non-warm-up epochs, or MIN_TOTAL times within the last WINDOW. The finding names the
+settling, see series.py) new traces are expected; after that, each one is news (the first epoch of each fit is the
+only warm-up here). A function is in a storm when it traced anew in at least MIN_HITS of
+its last RECENT epochs, or MIN_TOTAL times within the last WINDOW. The finding names the
 argument whose trace type keeps changing (`causes[].arg` in the trace) and how, which
 is what decides the fix.
 """
@@ -82,11 +82,11 @@ def _evaluate(view: RunView, name: str, info: FunctionRetraces) -> Finding | Non
     col = s.column("fn_new", name)
     if col is None:
         return None
-    recent = list(s.indexes(view.end, RECENT))
-    if len(recent) < RECENT:
+    recent = list(s.indexes(view.end, RECENT, settling=True))
+    if len(recent) < MIN_HITS:
         return None
     hits = sum(1 for i in recent if s.value("fn_new", i, name) > 0)
-    window = list(s.indexes(view.end, WINDOW))
+    window = list(s.indexes(view.end, WINDOW, settling=True))
     counts = [s.value("fn_new", i, name) for i in window]
     total = sum(c for c in counts if c == c)
     if hits < MIN_HITS and total < MIN_TOTAL:
@@ -102,7 +102,7 @@ def _evaluate(view: RunView, name: str, info: FunctionRetraces) -> Finding | Non
         "epochs_with_new_traces": len(hit_idx),
         "epochs": window_epochs(view, window),
         "first_retrace_epoch": view.epoch_number(hit_idx[0]) if hit_idx else None,
-        "recent_epochs_with_new_traces": f"{hits} of {RECENT}",
+        "recent_epochs_with_new_traces": f"{hits} of {len(recent)}",
         "graph_build_share_recent": share,
         "live_concrete_functions": view.latest("live_functions"),
     }

@@ -75,8 +75,8 @@ def _severity(g: Growth, baseline: float) -> str:
 
 
 def _finding(view: RunView, what: str, target: str | None, g: Growth, w: Window) -> Finding:
-    head = view.head("seconds" if target is None else "step_median")
-    baseline = sorted(head)[len(head) // 2] if head else g.baseline
+    head = view.head("seconds" if target is None else "step_median")[:3]
+    baseline = sorted(head)[len(head) // 2] if head else g.baseline  # the run's first epochs
     evidence: dict[str, Any] = growth_evidence(view, g, w)
     evidence["run_baseline"] = baseline
     causes = likely_causes(view, w)

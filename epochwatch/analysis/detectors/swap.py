@@ -23,7 +23,7 @@ MIN_SWAP_SHARE = 0.05
 CRITICAL_SHARE = 0.25
 LOW_AVAILABLE = 0.10
 SYSTEM_RULE = GrowthRule(min_abs_slope=16 * MIB, min_rel_slope=0.0, min_rel_growth=0.0)
-PERSISTENCE = 2
+PERSISTENCE = 1  # RECENT epochs in a row already
 HINT = (
     "the job needs more memory than it gets: lower the batch size or the tf.data prefetch/shuffle "
     "buffers, fix any host memory growth, stop other memory-hungry processes, or run with more RAM; "

@@ -22,7 +22,7 @@ MIN_SHARE = 0.2
 MIN_EPOCHS = 3
 SLOWER_RATIO = 1.05
 SERIOUS = ("hw_slowdown", "hw_thermal_slowdown", "sw_thermal_slowdown", "hw_power_brake")
-PERSISTENCE = 3
+PERSISTENCE = 2
 HINT = (
     "the GPU slows its clocks: thermal reasons mean cooling (airflow, fan curve, a hot rack), "
     "power reasons a power cap (nvidia-smi -q -d PERFORMANCE,POWER shows which; a cap set with "

@@ -1,0 +1,58 @@
+"""Analysing trace files: what `report` and `check` share.
+
+Each file is read, replayed through the detectors and reduced to its findings; a file
+that cannot be used becomes a one-line problem and the others go on. Findings that the
+trace itself carries (written online by the hook or the daemon) are kept when the
+offline analysis did not find the same (kind, target), e.g. from detectors that need
+the live process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from epochwatch.analysis.engine import analyze
+from epochwatch.analysis.findings import Finding, from_record, sort_findings
+from epochwatch.trace.reader import TraceError, find_traces
+from epochwatch.trace.run import Run, load_run
+
+# Whole epoch records kept per run while reading (the series keep every epoch anyway).
+EPOCH_RECORDS = 2000
+
+
+@dataclass
+class Analysed:
+    path: Path
+    run: Run
+    findings: list[Finding]
+    recorded: list[Finding] = field(default_factory=list)  # from the trace, not found again
+
+
+def analyse_file(path: str | os.PathLike[str]) -> Analysed:
+    """One trace file's run and findings; raises TraceError when the file is unusable."""
+    run = load_run(path, max_epoch_records=EPOCH_RECORDS)
+    findings = analyze(run)
+    keys = {f.key for f in findings}
+    recorded = []
+    for rec in run.findings:
+        f = from_record(rec)
+        if f.key not in keys:
+            keys.add(f.key)
+            recorded.append(f)
+    return Analysed(Path(path), run, findings, sort_findings(recorded))
+
+
+def analyse_paths(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Analysed | str]:
+    """Each usable trace under `paths` as Analysed, each problem as a one-line string."""
+    files, problems = find_traces(paths)
+    yield from problems
+    for f in files:
+        try:
+            yield analyse_file(f)
+        except TraceError as exc:
+            yield str(exc)
+        except (OSError, ValueError, RecursionError) as exc:
+            yield f"{f}: cannot analyse ({type(exc).__name__}: {exc})".splitlines()[0]

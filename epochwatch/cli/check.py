@@ -1,0 +1,59 @@
+"""`epochwatch check PATH... [--fail-on info|warning|critical]`: a gate for scripts and CI.
+
+Prints one line per finding at or above the level, then a summary line. Exit status:
+0 clean; 1 findings at or above the level; 2 unusable input or arguments (a one-line
+reason on stderr per unusable path). Unusable input wins over findings: a gate that
+could not read a trace cannot vouch for it. Every usable trace is still checked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from epochwatch.analysis.files import Analysed, analyse_paths
+from epochwatch.analysis.findings import SEVERITIES, severity_rank
+from epochwatch.cli.base import UsageError
+
+
+class CheckCommand:
+    name = "check"
+    help = "Exit 1 when any trace has findings at or above a severity (0 clean, 2 unusable input)."
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("paths", nargs="+", metavar="PATH", help="trace files or directories of traces")
+        parser.add_argument(
+            "--fail-on",
+            choices=SEVERITIES,
+            default="warning",
+            help="lowest severity that fails (default: warning)",
+        )
+
+    def run(self, args: argparse.Namespace) -> int:
+        level = severity_rank(args.fail_on)
+        runs = failing = unusable = 0
+        for item in analyse_paths(args.paths):
+            if not isinstance(item, Analysed):
+                unusable += 1
+                sys.stderr.write(f"epochwatch check: {item}\n")
+                continue
+            runs += 1
+            for f in [*item.findings, *item.recorded]:
+                if severity_rank(f.severity) >= level:
+                    failing += 1
+                    target = f" [{f.target}]" if f.target else ""
+                    sys.stdout.write(f"{item.path}: {f.severity} {f.kind}{target}: {f.title}\n")
+        if not runs and not unusable:
+            raise UsageError("no traces to check")
+        verdict = "unusable input" if unusable else ("fail" if failing else "ok")
+        sys.stdout.write(
+            f"{verdict}: {runs} run(s) checked, {failing} finding(s) at or above {args.fail_on}"
+            + (f", {unusable} path(s) unusable" if unusable else "")
+            + "\n"
+        )
+        if unusable:
+            return 2
+        return 1 if failing else 0
+
+
+COMMAND = CheckCommand()

@@ -1,0 +1,39 @@
+"""Small unicode sparklines: a series squeezed into a fixed width of block characters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def buckets(values: Sequence[float], width: int) -> list[float]:
+    """Mean of each of `width` equal slices (NaN ignored; an empty slice is NaN)."""
+    n = len(values)
+    if n <= width:
+        return list(values)
+    out: list[float] = []
+    for b in range(width):
+        lo, hi = b * n // width, (b + 1) * n // width
+        part = [v for v in values[lo:hi] if v == v]
+        out.append(sum(part) / len(part) if part else float("nan"))
+    return out
+
+
+def sparkline(values: Sequence[float], width: int = 40) -> str:
+    """'▁▂▄█'-style line; absent values are spaces; a flat series is all '▁'."""
+    pts = buckets(values, width)
+    present = [v for v in pts if v == v]
+    if not present:
+        return ""
+    lo, hi = min(present), max(present)
+    span = hi - lo
+    chars = []
+    for v in pts:
+        if v != v:
+            chars.append(" ")
+        elif span <= abs(hi) * 1e-9 or span == 0:
+            chars.append(BLOCKS[0])
+        else:
+            chars.append(BLOCKS[min(len(BLOCKS) - 1, int((v - lo) / span * len(BLOCKS)))])
+    return "".join(chars)

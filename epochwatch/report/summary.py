@@ -1,0 +1,198 @@
+"""One run as a plain dict: what `report` prints (text) and emits (json).
+
+The dict is the JSON contract's run entry: `run_id`, `findings` (kind, severity,
+title, evidence, hint, target, epoch), plus the fingerprint summary, how the run ended,
+what reading skipped, and the epoch table.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from epochwatch.analysis.files import Analysed
+from epochwatch.analysis.series import EpochSeries
+from epochwatch.report.sparkline import sparkline
+
+# Epoch table columns: (name, unit).
+COLUMNS = (
+    ("epoch", "epoch"),
+    ("time", "seconds"),
+    ("loss", "number"),
+    ("rss", "bytes"),
+    ("gpu_mem", "bytes"),
+    ("retraces", "count"),
+    ("watched", "bytes"),
+)
+TABLE_ROWS_JSON = 10_000
+
+
+def _get(d: Any, *path: str) -> Any:
+    for p in path:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(p)
+    return d
+
+
+def _dict(d: Any) -> dict[str, Any]:
+    return d if isinstance(d, dict) else {}
+
+
+def fingerprint(start: dict[str, Any] | None) -> dict[str, Any]:
+    env = _dict(_get(start, "env"))
+    packages = _dict(env.get("packages"))
+    out: dict[str, Any] = {
+        "python": env.get("python"),
+        "tensorflow": packages.get("tensorflow"),
+        "keras": packages.get("keras"),
+        "numpy": packages.get("numpy"),
+        "hostname": env.get("hostname"),
+        "platform": env.get("platform"),
+        "cpu_count": env.get("cpu_count"),
+        "memory_total_bytes": env.get("memory_total_bytes"),
+        "memory_limit_bytes": env.get("memory_limit_bytes"),
+        "gpus": env.get("gpus") if isinstance(env.get("gpus"), list) else [],
+        "driver": env.get("driver"),
+        "tf_build": _dict(env.get("tf_build")),
+        "script": env.get("script"),
+        "mode": _get(start, "mode"),
+        "epochwatch": _get(start, "epochwatch"),
+    }
+    return {k: v for k, v in out.items() if v not in (None, {}, [])}
+
+
+def training(an: Analysed) -> dict[str, Any]:
+    run = an.run
+    fit = _dict(_get(run.start, "training") or (run.fits[0] if run.fits else None))
+    if not fit:
+        return {}
+    model = _dict(fit.get("model"))
+    optimizer = _dict(fit.get("optimizer"))
+    config = _dict(optimizer.get("config"))
+    out: dict[str, Any] = {
+        "model": model.get("name"),
+        "model_class": model.get("class"),
+        "params": model.get("params"),
+        "trainable_params": model.get("trainable_params"),
+        "optimizer": optimizer.get("class"),
+        "learning_rate": config.get("learning_rate"),
+        "loss": fit.get("loss"),
+        "batch_size": fit.get("batch_size"),
+        "epochs_planned": fit.get("epochs"),
+        "fits": len(run.fits) or None,
+    }
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _sum_keyed(series: EpochSeries, family: str, i: int) -> float:
+    vals = [series.value(family, i, key) for key in series.keys(family)]
+    vals = [v for v in vals if v == v]
+    return sum(vals) if vals else math.nan
+
+
+def table_row(series: EpochSeries, i: int) -> list[float]:
+    gpu = _sum_keyed(series, "tf_current", i)
+    if gpu != gpu:
+        gpu = _sum_keyed(series, "gpu_proc", i)
+    epoch = series.value("epoch", i)
+    return [
+        epoch if epoch == epoch else float(i),
+        series.value("seconds", i),
+        series.value("loss", i),
+        series.value("rss", i),
+        gpu,
+        series.value("retrace_new", i),
+        _sum_keyed(series, "dir_bytes", i),
+    ]
+
+
+def table_indexes(count: int, limit: int, edge: int = 5) -> tuple[list[int], int]:
+    """Which epochs a table shows: all up to `limit`, else the first and last `edge` and
+    evenly spaced ones between; returns (indexes, stride) with stride 1 for all."""
+    if count <= limit:
+        return list(range(count)), 1
+    middle = max(1, limit - 2 * edge)
+    stride = max(1, math.ceil((count - 2 * edge) / middle))
+    idx = list(range(edge)) + list(range(edge, count - edge, stride)) + list(range(count - edge, count))
+    return sorted(set(idx)), stride
+
+
+def _json_number(v: float) -> float | int | None:
+    if v != v or math.isinf(v):
+        return None
+    return int(v) if v.is_integer() and abs(v) < 2**53 else v
+
+
+def summarize(an: Analysed, table_limit: int = TABLE_ROWS_JSON) -> dict[str, Any]:
+    run = an.run
+    series = run.series
+    end = run.end or {}
+    stats = run.stats
+    findings = [{**f.to_dict(), "source": "analysis"} for f in an.findings]
+    findings += [{**f.to_dict(), "source": "trace"} for f in an.recorded]
+    idx, stride = table_indexes(series.count, table_limit) if series.offset == 0 else ([], 1)
+    rows = [[_json_number(v) for v in table_row(series, i)] for i in idx]
+    seconds = [v for v in series.cols["seconds"] if v == v]
+    overhead = [v for v in series.cols["overhead"] if v == v]
+    out: dict[str, Any] = {
+        "run_id": run.run_id,
+        "path": str(an.path),
+        "ended": run.ended,
+        "exception": end.get("exception"),
+        "message": end.get("message"),
+        "epochs": series.count,
+        "seconds": end.get("seconds"),
+        "epoch_seconds_total": sum(seconds),
+        "overhead_share": (sum(overhead) / sum(seconds))
+        if seconds and sum(seconds) > 0 and overhead
+        else None,
+        "read": {
+            "lines": stats.lines,
+            "records": stats.records,
+            "skipped": stats.skipped,
+            "torn_tail": stats.torn_tail,
+            "problems": list(stats.first_problems),
+            "bytes": stats.bytes_read,
+        },
+        "fingerprint": fingerprint(run.start),
+        "training": training(an),
+        "findings": findings,
+        "epoch_table": {
+            "columns": [name for name, _ in COLUMNS],
+            "units": [unit for _, unit in COLUMNS],
+            "rows": rows,
+            "stride": stride,
+            "decimated": stride > 1,
+        },
+    }
+    out["trends"] = trends(series)
+    if run.notices:
+        out["notices"] = [{"part": n.get("part"), "message": n.get("message")} for n in run.notices[:20]]
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def trends(series: EpochSeries, width: int = 40) -> dict[str, dict[str, Any]]:
+    """Per table column over every epoch held: first, last, min, max and a sparkline."""
+    n = series.count - series.offset
+    if n == 0:
+        return {}
+    step = max(1, n // (width * 8))  # enough points for the sparkline's buckets
+    idx = range(series.offset, series.count, step)
+    rows = [table_row(series, i) for i in idx]
+    out: dict[str, dict[str, Any]] = {}
+    for c, (name, _unit) in enumerate(COLUMNS):
+        if name == "epoch":
+            continue
+        col = [r[c] for r in rows]
+        present = [v for v in col if v == v]
+        if not present:
+            continue
+        out[name] = {
+            "first": _json_number(present[0]),
+            "last": _json_number(present[-1]),
+            "min": _json_number(min(present)),
+            "max": _json_number(max(present)),
+            "sparkline": sparkline(col, width),
+        }
+    return out

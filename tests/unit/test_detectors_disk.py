@@ -1,0 +1,77 @@
+"""disk_growth: per watched directory, with "full in about N epochs" from free space."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from epochwatch.analysis import synthetic as syn
+from epochwatch.analysis.engine import analyze
+from epochwatch.analysis.findings import Finding
+from epochwatch.trace.run import Run
+
+MIB = syn.MIB
+
+
+def _analyze(records: list[dict[str, Any]]) -> list[Finding]:
+    run = Run("t")
+    for r in records:
+        run.add(r)
+    return [f for f in analyze(run) if f.kind == "disk_growth"]
+
+
+def test_growing_checkpoint_dir_projects_from_free_space_measured_here(tmp_path: Path) -> None:
+    path = str(tmp_path)
+    found = _analyze(
+        syn.trace(30, lambda i: {"dirs": {path: {"bytes": 20 * MIB * i, "files": i, "role": "checkpoint"}}})
+    )
+    assert [f.target for f in found] == [path]
+    ev = found[0].evidence
+    assert ev["free_source"] == "measured on this host at analysis time"
+    assert ev["free_bytes"] > 0
+    assert abs(ev["epochs_to_limit"] - ev["free_bytes"] / ev["slope_per_epoch"]) < 1
+    assert "max_to_keep" in found[0].hint
+    assert "full in about" in found[0].title
+
+
+def test_free_space_from_the_trace_when_the_path_is_not_here() -> None:
+    path = "/nonexistent/epochwatch-test/ckpt"
+
+    def make(i: int) -> dict[str, Any]:
+        return {
+            "dirs": {
+                path: {"bytes": 100 * MIB * i, "files": i, "role": "tensorboard", "free_bytes": 2000 * MIB}
+            }
+        }
+
+    f = _analyze(syn.trace(30, make))[0]
+    assert f.evidence["free_source"] == "recorded in the trace"
+    assert f.severity == "critical"  # 2000 MiB free at 100 MiB/epoch: full within 50 epochs
+    assert "TensorBoard" in f.hint
+
+
+def test_rotation_with_a_flat_floor_is_quiet() -> None:
+    path = "/nonexistent/rot"
+    found = _analyze(
+        syn.trace(80, lambda i: {"dirs": {path: {"bytes": 100 * MIB * (3 + i % 4), "files": 3 + i % 4}}})
+    )
+    assert found == []
+
+
+def test_sawtooth_with_a_rising_floor_is_growth() -> None:
+    path = "/nonexistent/saw"
+
+    def make(i: int) -> dict[str, Any]:
+        cycle, pos = divmod(i, 5)
+        return {"dirs": {path: {"bytes": 100 * MIB * (3 + pos) + 60 * MIB * cycle, "files": 3 + pos + cycle}}}
+
+    assert [f.target for f in _analyze(syn.trace(60, make))] == [path]
+
+
+def test_many_small_files_is_info() -> None:
+    path = "/nonexistent/tmp"
+    found = _analyze(
+        syn.trace(40, lambda i: {"dirs": {path: {"bytes": 100 * i, "files": 2 * i, "role": "temp"}}})
+    )
+    assert [f.severity for f in found] == ["info"]
+    assert found[0].evidence["series"] == "files"

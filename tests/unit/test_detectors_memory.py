@@ -1,0 +1,120 @@
+"""host_memory_growth and gpu_memory_growth: floors that rise, projected to their limits."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from epochwatch.analysis import synthetic as syn
+from epochwatch.analysis.engine import analyze
+from epochwatch.analysis.findings import Finding
+from epochwatch.trace.run import Run
+
+GIB, MIB = syn.GIB, syn.MIB
+
+
+def _analyze(records: list[dict[str, Any]]) -> list[Finding]:
+    run = Run("t")
+    for r in records:
+        run.add(r)
+    return analyze(run)
+
+
+def _kind(found: list[Finding], kind: str) -> list[Finding]:
+    return [f for f in found if f.kind == kind]
+
+
+def test_leak_is_found_and_projected_to_the_cgroup_limit() -> None:
+    rng = random.Random(1)
+
+    def make(i: int) -> dict[str, Any]:
+        return {"host": syn.host_block(2 * GIB + 200 * MIB * i + rng.randint(0, 4) * MIB, limit=8 * GIB)}
+
+    f = _kind(_analyze(syn.trace(40, make)), "host_memory_growth")[0]
+    ev = f.evidence
+    assert ev["limit_name"] == "cgroup memory limit"
+    assert ev["limit"] == 8 * GIB
+    assert 190 * MIB < ev["slope_per_epoch"] < 210 * MIB
+    expected = (8 * GIB - ev["level"]) / ev["slope_per_epoch"]
+    assert abs(ev["epochs_to_limit"] - expected) < 1.0
+    assert "seconds_to_limit" in ev
+    assert "cgroup memory limit" in f.title
+    assert f.severity == "critical"  # no plan known and the limit is < 50 epochs away
+    assert "list" in f.hint
+
+
+def test_leak_slow_enough_for_the_plan_is_a_warning_and_one_that_is_not_is_critical() -> None:
+    def make(i: int) -> dict[str, Any]:
+        return {"host": syn.host_block(2 * GIB + 100 * MIB * i, total=64 * GIB)}
+
+    # About 600 epochs to 64 GiB: a 100-epoch plan finishes first, a 1000-epoch plan does not.
+    assert _kind(_analyze(syn.trace(40, make, planned=100)), "host_memory_growth")[0].severity == "warning"
+    assert _kind(_analyze(syn.trace(40, make, planned=1000)), "host_memory_growth")[0].severity == "critical"
+
+
+def test_sawtooth_with_a_flat_floor_is_not_a_leak() -> None:
+    def make(i: int) -> dict[str, Any]:
+        return {"host": syn.host_block(2 * GIB + 300 * MIB * (i % 4))}
+
+    assert _kind(_analyze(syn.trace(80, make)), "host_memory_growth") == []
+
+
+def test_warm_up_plateau_is_not_a_leak() -> None:
+    def make(i: int) -> dict[str, Any]:
+        return {"host": syn.host_block(2 * GIB + min(i, 6) * 200 * MIB)}
+
+    assert _kind(_analyze(syn.trace(60, make)), "host_memory_growth") == []
+
+
+def test_daemon_samples_give_the_epochs_minimum() -> None:
+    """Epoch-end RSS rises (a buffer held at the end of each epoch grows) but the lowest
+    sample in each epoch does not: the floor is flat, so no leak."""
+    records = syn.trace(40, lambda i: {"host": syn.host_block(2 * GIB + 40 * MIB * i)})
+    out: list[dict[str, Any]] = []
+    for rec in records:
+        if rec["type"] == "epoch":
+            out.append(
+                {"type": "sample", "run_id": "synthetic", "t": rec["start"] + 0.5, "rss_bytes": 2 * GIB}
+            )
+        out.append(rec)
+    assert _kind(_analyze(out), "host_memory_growth") == []
+    assert _kind(_analyze(records), "host_memory_growth") != []
+
+
+def _gpu(i: int, proc: float, *, tf: float | None = None, total: float = 16 * GIB) -> dict[str, Any]:
+    dev = {
+        "index": 0,
+        "name": "Fake GPU",
+        "memory_total_bytes": int(total),
+        "memory_used_bytes": int(proc),
+        "process_memory_bytes": int(proc),
+        "throttle_reasons": [],
+    }
+    rec: dict[str, Any] = {"gpu": {"devices": [dev]}}
+    if tf is not None:
+        rec["tf_memory"] = {"GPU:0": {"current_bytes": int(tf), "peak_bytes": int(tf * 1.1)}}
+    return rec
+
+
+def test_gpu_growth_from_the_tf_allocator_while_nvml_is_flat() -> None:
+    found = _kind(
+        _analyze(syn.trace(40, lambda i: _gpu(i, 3 * GIB, tf=1 * GIB + 100 * MIB * i, total=4 * GIB))),
+        "gpu_memory_growth",
+    )
+    assert [f.target for f in found] == ["GPU:0"]
+    ev = found[0].evidence
+    assert ev["source"].startswith("TF allocator")
+    assert ev["limit"] == 4 * GIB
+    assert found[0].severity == "critical"
+
+
+def test_gpu_staircase_from_nvml_is_growth() -> None:
+    found = _kind(
+        _analyze(syn.trace(50, lambda i: _gpu(i, 2 * GIB + 512 * MIB * (i // 5)))), "gpu_memory_growth"
+    )
+    assert [f.target for f in found] == ["GPU:0"]
+    assert found[0].evidence["source"] == "NVML process memory"
+
+
+def test_flat_gpu_memory_is_quiet() -> None:
+    assert _kind(_analyze(syn.trace(50, lambda i: _gpu(i, 4 * GIB, tf=3 * GIB))), "gpu_memory_growth") == []

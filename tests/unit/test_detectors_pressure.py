@@ -1,0 +1,153 @@
+"""swap_pressure, gpu_memory_pressure, host_contention, gpu_throttling."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from epochwatch.analysis import synthetic as syn
+from epochwatch.analysis.engine import analyze
+from epochwatch.analysis.findings import Finding
+from epochwatch.trace.run import Run
+
+GIB, MIB = syn.GIB, syn.MIB
+
+
+def _analyze(records: list[dict[str, Any]], kind: str) -> list[Finding]:
+    run = Run("t")
+    for r in records:
+        run.add(r)
+    return [f for f in analyze(run) if f.kind == kind]
+
+
+def test_process_swapped_out() -> None:
+    found = _analyze(
+        syn.trace(10, lambda i: {"host": syn.host_block(2 * GIB, swap=(1 * GIB if i >= 5 else 0))}),
+        "swap_pressure",
+    )
+    assert [(f.target, f.severity) for f in found] == [("process", "critical")]
+    assert found[0].epoch == 7  # swapped in epochs 5, 6 and 7
+
+
+def test_a_little_swap_is_quiet() -> None:
+    assert (
+        _analyze(syn.trace(20, lambda i: {"host": syn.host_block(4 * GIB, swap=10 * MIB)}), "swap_pressure")
+        == []
+    )
+
+
+def test_system_swapping_more_with_little_memory_left() -> None:
+    def make(i: int) -> dict[str, Any]:
+        return {"host": syn.host_block(2 * GIB, available=0.5 * GIB, sys_swap=100 * MIB * i)}
+
+    found = _analyze(syn.trace(30, make), "swap_pressure")
+    assert [f.target for f in found] == ["system"]
+
+
+def _gpu(
+    used: float, own: float, total: float = 16 * GIB, reasons: list[str] | None = None
+) -> dict[str, Any]:
+    return {
+        "index": 0,
+        "name": "Fake",
+        "memory_total_bytes": int(total),
+        "memory_used_bytes": int(used),
+        "process_memory_bytes": int(own),
+        "throttle_reasons": reasons or [],
+    }
+
+
+def test_tf_peak_near_the_total_is_pressure() -> None:
+    def make(i: int) -> dict[str, Any]:
+        return {
+            "gpu": {"devices": [_gpu(15.8 * GIB, 15.8 * GIB)]},
+            "tf_memory": {"GPU:0": {"current_bytes": int(14 * GIB), "peak_bytes": int(15.9 * GIB)}},
+        }
+
+    found = _analyze(syn.trace(6, make), "gpu_memory_pressure")
+    assert [(f.target, f.severity) for f in found] == [("GPU:0", "critical")]
+
+
+def test_tf_preallocation_alone_is_not_pressure() -> None:
+    found = _analyze(
+        syn.trace(10, lambda i: {"gpu": {"devices": [_gpu(15.8 * GIB, 15.8 * GIB)]}}), "gpu_memory_pressure"
+    )
+    assert found == []
+
+
+def test_other_processes_filling_the_gpu_is_pressure() -> None:
+    found = _analyze(
+        syn.trace(10, lambda i: {"gpu": {"devices": [_gpu(15 * GIB, 10 * GIB)]}}), "gpu_memory_pressure"
+    )
+    assert len(found) == 1
+    assert found[0].evidence["other_processes_bytes"] == 5 * GIB
+
+
+def test_contention_from_daemon_samples() -> None:
+    records = []
+    for rec in syn.trace(10, lambda i: {}):
+        if rec["type"] == "epoch":
+            cont = {"host_cpu_pct": 98.0, "cpu": [{"pid": 42, "name": "ffmpeg", "cpu_pct": 350.0}]}
+            records.append(
+                {
+                    "type": "sample",
+                    "run_id": "synthetic",
+                    "t": rec["start"],
+                    "rss_bytes": GIB,
+                    "contention": cont,
+                }
+            )
+        records.append(rec)
+    found = _analyze(records, "host_contention")
+    assert [f.severity for f in found] == ["warning"]
+    assert "ffmpeg" in found[0].title
+
+
+def test_busy_others_on_an_idle_host_are_not_contention() -> None:
+    records = []
+    for rec in syn.trace(10, lambda i: {}):
+        if rec["type"] == "epoch":
+            cont = {"host_cpu_pct": 40.0, "cpu": [{"pid": 42, "name": "x", "cpu_pct": 150.0}]}
+            records.append({"type": "sample", "run_id": "synthetic", "t": rec["start"], "contention": cont})
+        records.append(rec)
+    assert _analyze(records, "host_contention") == []
+
+
+def test_less_cpu_per_second_for_the_same_work() -> None:
+    rng = random.Random(1)
+
+    def make(i: int) -> dict[str, Any]:
+        wall = syn.noisy(rng, 1 + 0.03 * i, 0.02)
+        return {"seconds": wall, "host": syn.host_block(GIB, cpu=syn.noisy(rng, 0.95, 0.02))}
+
+    found = _analyze(syn.trace(40, make), "host_contention")
+    assert [f.severity for f in found] == ["info"]
+
+
+def test_throttled_epochs_that_are_slower() -> None:
+    def make(i: int) -> dict[str, Any]:
+        hot = i % 3 == 0
+        return {
+            "seconds": 1.3 if hot else 1.0,
+            "gpu": {"devices": [_gpu(GIB, GIB, reasons=["hw_thermal_slowdown"] if hot else [])]},
+        }
+
+    found = _analyze(syn.trace(30, make), "gpu_throttling")
+    assert [(f.target, f.severity) for f in found] == [("GPU:0", "warning")]
+    assert abs(found[0].evidence["epoch_time_ratio_throttled"] - 1.3) < 1e-6
+    assert found[0].evidence["reasons"] == {"hw_thermal_slowdown": 10}
+
+
+def test_power_cap_that_costs_nothing_is_info_and_rare_throttling_is_quiet() -> None:
+    capped = _analyze(
+        syn.trace(20, lambda i: {"gpu": {"devices": [_gpu(GIB, GIB, reasons=["sw_power_cap"])]}}),
+        "gpu_throttling",
+    )
+    assert [f.severity for f in capped] == ["info"]
+    rare = _analyze(
+        syn.trace(
+            40, lambda i: {"gpu": {"devices": [_gpu(GIB, GIB, reasons=["sw_power_cap"] if i == 7 else [])]}}
+        ),
+        "gpu_throttling",
+    )
+    assert rare == []

@@ -1,0 +1,109 @@
+"""retrace_storm: new traces after warm-up, naming the function and the changing argument."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from epochwatch.analysis import synthetic as syn
+from epochwatch.analysis.detectors.retraces import hint_for
+from epochwatch.analysis.engine import analyze
+from epochwatch.analysis.findings import Finding
+from epochwatch.trace.run import Run
+
+
+def _analyze(records: list[dict[str, Any]]) -> list[Finding]:
+    run = Run("t")
+    for r in records:
+        run.add(r)
+    return [f for f in analyze(run) if f.kind == "retrace_storm"]
+
+
+def _retraces(functions: dict[str, Any], build: float = 0.0) -> dict[str, Any]:
+    return {
+        "retraces": {
+            "new": sum(f["new"] for f in functions.values()),
+            "graph_build_seconds": build,
+            "live_concrete_functions": 3,
+            "functions": functions,
+        }
+    }
+
+
+def _first(name: str) -> dict[str, Any]:
+    return {
+        name: {
+            "new": 1,
+            "total": 1,
+            "causes": [{"arg": "*", "change": "new", "was": "", "now": "first trace"}],
+        }
+    }
+
+
+def test_python_float_argument_storm_is_named_with_the_fix() -> None:
+    def make(i: int) -> dict[str, Any]:
+        if i == 0:
+            return _retraces(_first("train_step"))
+        cause = {
+            "arg": "lr",
+            "change": "value",
+            "was": f"float {0.1 / i:.4f}",
+            "now": f"float {0.1 / (i + 1):.4f}",
+        }
+        return _retraces({"train_step": {"new": 1, "total": i + 1, "causes": [cause]}})
+
+    found = _analyze(syn.trace(12, make))
+    assert len(found) == 1
+    f = found[0]
+    assert f.target == "train_step"
+    assert f.evidence["argument"] == "lr"
+    assert f.evidence["change"] == "value"
+    assert "`train_step`" in f.title and "`lr`" in f.title
+    assert "Python float" in f.hint and "tf.Variable" in f.hint
+    assert f.epoch is not None and f.epoch <= 5
+    assert f.severity == "warning"
+
+
+def test_traces_only_while_warming_up_are_quiet() -> None:
+    def make(i: int) -> dict[str, Any]:
+        if i == 0:
+            return _retraces({**_first("train_step"), **_first("test_step")})
+        if i == 1:
+            shape = {
+                "arg": "x",
+                "change": "shape",
+                "was": "TensorSpec([32, 8])",
+                "now": "TensorSpec([16, 8])",
+            }
+            return _retraces({"train_step": {"new": 1, "total": 2, "causes": [shape]}})
+        return _retraces({})
+
+    assert _analyze(syn.trace(30, make)) == []
+
+
+def test_occasional_retraces_add_up() -> None:
+    def make(i: int) -> dict[str, Any]:
+        if i and i % 4 == 0:
+            c = {"arg": "x", "change": "shape", "was": "TensorSpec([32, 8])", "now": f"TensorSpec([{i}, 8])"}
+            return _retraces({"predict_fn": {"new": 1, "total": i, "causes": [c]}})
+        return _retraces({})
+
+    found = _analyze(syn.trace(40, make))
+    assert [f.target for f in found] == ["predict_fn"]
+    assert "input_signature" in found[0].hint
+
+
+def test_graph_building_eating_the_epoch_is_critical() -> None:
+    def make(i: int) -> dict[str, Any]:
+        c = {"arg": "n", "change": "value", "was": f"int {i}", "now": f"int {i + 1}"}
+        return {"seconds": 1.0, **_retraces({"step": {"new": 2, "total": 2 * i, "causes": [c]}}, build=0.5)}
+
+    found = _analyze(syn.trace(12, make))
+    assert found[0].severity == "critical"
+    assert "Python int" in found[0].hint
+
+
+def test_hints_by_kind_of_change() -> None:
+    assert "dtype" in hint_for(("x", "dtype", "float32", "float64"))
+    assert "nesting" in hint_for(("*", "structure", "", ""))
+    assert "always pass a tensor" in hint_for(("x", "type", "float 1.0", "Tensor"))
+    assert "defined inside the loop" in hint_for(None)

@@ -1,0 +1,129 @@
+"""slowdown: quiet on noise, early on ramps, and it names what moved with it."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from epochwatch.analysis import synthetic as syn
+from epochwatch.analysis.engine import analyze
+from epochwatch.analysis.findings import Finding
+from epochwatch.trace.run import Run
+
+
+def _run(records: list[dict[str, Any]]) -> Run:
+    run = Run("t")
+    for r in records:
+        run.add(r)
+    return run
+
+
+def _findings(n: int, make: Callable[[int], Mapping[str, Any]], **kw: Any) -> list[Finding]:
+    return analyze(_run(syn.trace(n, make, **kw)))
+
+
+def _of(findings: list[Finding], kind: str) -> list[Finding]:
+    return [f for f in findings if f.kind == kind]
+
+
+def test_noisy_healthy_run_has_no_slowdown() -> None:
+    for seed in range(5):
+        rng = random.Random(seed)
+
+        def make(i: int, rng: random.Random = rng) -> dict[str, Any]:
+            return {"seconds": 30.0 if i == 0 else syn.noisy(rng, 1.0, 0.15)}
+
+        found = _findings(80, make)
+        assert _of(found, "slowdown") == []
+
+
+def test_ramp_is_found_with_evidence() -> None:
+    rng = random.Random(1)
+    found = _of(
+        _findings(60, lambda i: {"seconds": 5.0 if i == 0 else syn.noisy(rng, 1 + 0.02 * i, 0.03)}),
+        "slowdown",
+    )
+    assert len(found) == 1
+    f = found[0]
+    assert f.target is None
+    assert f.epoch is not None and f.epoch < 30
+    ev = f.evidence
+    assert 0.01 < ev["relative_slope_per_epoch"] < 0.04
+    assert ev["p_value"] < 0.001
+    assert ev["start"] < ev["now"]
+    assert ev["epochs"][0] == 1  # epoch 0 was warm-up
+    assert ev["slope_ci95"][0] <= ev["slope_per_epoch"] <= ev["slope_ci95"][1]
+    assert f.hint
+    assert "epoch time grows" in f.title
+
+
+def test_severity_follows_growth_against_the_run_baseline() -> None:
+    rng = random.Random(2)
+    found = _of(_findings(40, lambda i: {"seconds": syn.noisy(rng, 1 + 0.15 * i, 0.02)}), "slowdown")
+    assert found and found[0].severity == "critical"  # doubled before the trend was sure enough
+
+
+def test_first_epoch_compile_time_is_not_a_trend() -> None:
+    rng = random.Random(3)
+    found = _findings(50, lambda i: {"seconds": 40.0 if i == 0 else syn.noisy(rng, 1.0, 0.05)})
+    assert _of(found, "slowdown") == []
+
+
+def test_growing_checkpoint_directory_is_the_likely_cause() -> None:
+    rng = random.Random(4)
+
+    def make(i: int) -> dict[str, Any]:
+        return {
+            "seconds": syn.noisy(rng, 1 + 0.02 * i, 0.03),
+            "host": syn.host_block(1 * syn.GIB + rng.randint(0, 5) * syn.MIB, cpu=0.9 * (1 + 0.02 * i)),
+            "dirs": {
+                "/data/ckpt": {"bytes": 1000 * i, "files": 3 * i + rng.randint(0, 1), "role": "checkpoint"}
+            },
+        }
+
+    f = _of(_findings(60, make), "slowdown")[0]
+    causes = f.evidence["likely_causes"]
+    assert causes[0]["series"] in ("files in /data/ckpt", "bytes in /data/ckpt")
+    assert "host RSS" not in [c["series"] for c in causes]
+    assert "/data/ckpt" in f.title
+    assert "max_to_keep" in f.hint
+
+
+def test_retracing_is_the_likely_cause() -> None:
+    rng = random.Random(5)
+
+    def make(i: int) -> dict[str, Any]:
+        return {
+            "seconds": syn.noisy(rng, 1 + 0.02 * i, 0.03),
+            "retraces": {
+                "new": 1,
+                "graph_build_seconds": 0.01 * i,
+                "live_concrete_functions": 5 + i,
+                "functions": {},
+            },
+        }
+
+    f = _of(_findings(60, make), "slowdown")[0]
+    assert f.evidence["likely_causes"][0]["column"] in ("live_functions", "graph_build")
+    assert "retrac" in f.hint
+
+
+def test_step_time_growth_hidden_by_epoch_time_is_found() -> None:
+    rng = random.Random(6)
+
+    def make(i: int) -> dict[str, Any]:
+        step = syn.noisy(rng, 0.01 * (1 + 0.03 * i), 0.03)
+        return {
+            "seconds": syn.noisy(rng, 1.0, 0.01),
+            "step_seconds": {"median": step, "p90": step, "min": step, "max": step},
+        }
+
+    found = _of(_findings(60, make), "slowdown")
+    assert [f.target for f in found] == ["step time"]
+
+
+def test_a_level_shift_is_not_a_slowdown() -> None:
+    rng = random.Random(7)
+    found = _findings(80, lambda i: {"seconds": syn.noisy(rng, 1.3 if i >= 40 else 1.0, 0.03)})
+    assert _of(found, "slowdown") == []

@@ -1,0 +1,157 @@
+"""`epochwatch report`: text and JSON from synthetic traces, unusable files, --output."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from epochwatch.analysis import synthetic as syn
+from epochwatch.analysis.files import analyse_file
+from epochwatch.cli import main
+from epochwatch.report import json as json_report
+from epochwatch.report import text as text_report
+from epochwatch.report.sparkline import sparkline
+from epochwatch.report.summary import summarize, table_indexes
+
+GIB, MIB = syn.GIB, syn.MIB
+
+
+def _leaky(tmp_path: Path, name: str = "leaky", n: int = 40) -> Path:
+    rng = random.Random(1)
+
+    def make(i: int) -> dict[str, Any]:
+        return {
+            "seconds": syn.noisy(rng, 1.0, 0.05),
+            "metrics": {"loss": 1.0 / (i + 1)},
+            "host": syn.host_block(2 * GIB + 100 * MIB * i),
+            "retraces": {"new": 3 if i == 0 else 0, "functions": {}},
+        }
+
+    return syn.write(tmp_path / f"{name}.jsonl", syn.trace(n, make, planned=n, run_id=name))
+
+
+def _healthy(tmp_path: Path, name: str = "healthy") -> Path:
+    rng = random.Random(2)
+    return syn.write(
+        tmp_path / f"{name}.jsonl",
+        syn.trace(
+            30, lambda i: {"seconds": syn.noisy(rng, 1.0, 0.05), "host": syn.host_block(GIB)}, run_id=name
+        ),
+    )
+
+
+def test_text_report_has_fingerprint_findings_then_table(tmp_path: Path) -> None:
+    out = io.StringIO()
+    text_report.render(out, [summarize(analyse_file(_leaky(tmp_path)))])
+    text = out.getvalue()
+    assert "== run leaky ==" in text
+    assert "python 3.11.7 · tensorflow 2.21.0 · keras 3.15.0" in text
+    assert "synthetic-host · 8 CPUs · 16.0 GiB memory" in text
+    assert (
+        "Sequential 'model': 1,234 params · Adam lr 0.001 · loss mse · batch 32 · 40 epochs planned" in text
+    )
+    assert "completed · 40 epochs" in text
+    assert "none skipped" in text
+    assert text.index("findings (") < text.index("epochs (40")
+    assert "host_memory_growth" in text and "fix:" in text and "evidence: slope 100 MiB/epoch" in text
+    header = next(line for line in text.splitlines() if "retraces" in line and "epoch" in line)
+    assert header.split() == ["epoch", "time", "loss", "RSS", "GPU", "mem", "retraces", "watched"]
+    assert "RSS       ▁" in text and "█" in text
+
+
+def test_long_runs_show_a_decimated_table(tmp_path: Path) -> None:
+    out = io.StringIO()
+    text_report.render(out, [summarize(analyse_file(_leaky(tmp_path, n=300)))])
+    assert "epochs (300, 39 shown)" in out.getvalue()
+    assert table_indexes(10, 40) == (list(range(10)), 1)
+    idx, stride = table_indexes(100_000, 40)
+    assert idx[:5] == [0, 1, 2, 3, 4] and idx[-1] == 99_999 and stride > 1 and len(idx) <= 45
+
+
+def test_json_report_follows_the_contract(tmp_path: Path) -> None:
+    out = io.StringIO()
+    json_report.render(out, [summarize(analyse_file(_leaky(tmp_path)))], ["bad.jsonl: empty file"])
+    doc = json.loads(out.getvalue())
+    assert doc["problems"] == ["bad.jsonl: empty file"]
+    run = doc["runs"][0]
+    assert run["run_id"] == "leaky"
+    f = run["findings"][0]
+    assert {"kind", "severity", "title", "evidence", "hint", "target", "epoch"} <= set(f)
+    assert f["kind"] == "host_memory_growth"
+    assert run["epoch_table"]["columns"] == ["epoch", "time", "loss", "rss", "gpu_mem", "retraces", "watched"]
+    assert len(run["epoch_table"]["rows"]) == 40
+    assert run["epoch_table"]["rows"][0][4] is None  # no GPU: absent, not 0
+    assert run["fingerprint"]["tensorflow"] == "2.21.0"
+
+
+def test_findings_recorded_in_the_trace_are_kept(tmp_path: Path) -> None:
+    records = syn.trace(5, lambda i: {})
+    records.insert(
+        3,
+        {
+            "type": "finding",
+            "run_id": "synthetic",
+            "kind": "slow_restore",
+            "severity": "warning",
+            "title": "restore took 40 s",
+            "evidence": {"load_seconds": 40},
+            "hint": "h",
+            "target": "/c",
+            "epoch": 1,
+        },
+    )
+    an = analyse_file(syn.write(tmp_path / "r.jsonl", records))
+    out = io.StringIO()
+    text_report.render(out, [summarize(an)])
+    assert "slow_restore @epoch 1 [from trace]: restore took 40 s" in out.getvalue()
+
+
+def test_cli_report_json_to_a_file_and_unusable_inputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _leaky(tmp_path)
+    (tmp_path / "empty.jsonl").write_bytes(b"")
+    (tmp_path / "foreign.jsonl").write_text("hello\n" * 60)
+    dest = tmp_path / "out" / "report.json"
+    dest.parent.mkdir()
+    assert main(["report", str(tmp_path), "--format", "json", "--output", str(dest)]) == 2
+    doc = json.loads(dest.read_text())
+    assert [r["run_id"] for r in doc["runs"]] == ["leaky"]
+    assert len(doc["problems"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert any("empty file" in line for line in err) and any(
+        "not an epochwatch trace" in line for line in err
+    )
+    assert all("Traceback" not in line for line in err)
+
+
+def test_cli_report_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _healthy(tmp_path)
+    assert main(["report", str(path)]) == 0
+    assert "findings  none" in capsys.readouterr().out
+    assert main(["report", str(tmp_path / "missing.jsonl")]) == 2
+    assert main(["report", "--format", "html", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "--format html is not available yet" in err
+    assert len([line for line in err.splitlines() if "html" in line]) == 1
+
+
+def test_torn_last_line_is_reported_not_fatal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _healthy(tmp_path)
+    with path.open("ab") as fh:
+        fh.write(b'{"type": "epoch", "run_id": "hea')
+    assert main(["report", str(path)]) == 0
+    assert "1 skipped, torn last line" in capsys.readouterr().out
+
+
+def test_sparkline() -> None:
+    assert sparkline([1, 2, 3, 4, 5, 6, 7, 8]) == "▁▂▃▄▅▆▇█"
+    assert sparkline([5, 5, 5]) == "▁▁▁"
+    assert sparkline([1, float("nan"), 3]) == "▁ █"
+    assert len(sparkline(list(range(1000)), width=40)) == 40
+    assert sparkline([]) == ""
