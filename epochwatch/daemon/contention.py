@@ -64,8 +64,9 @@ class ContentionScanner:
         self._self = str(os.getpid())
         self.latest: dict[str, Any] | None = None
 
-    def scan(self) -> dict[str, Any] | None:
-        """Scan now; returns {host_cpu_pct, cpu: [...], gpu: [...]} (None on the first call)."""
+    def scan(self, max_age: float = 60.0) -> dict[str, Any] | None:
+        """Scan now; returns {host_cpu_pct, cpu: [...], gpu: [...]}, or None when there is no
+        previous scan younger than `max_age` to compare with (this one then primes the next)."""
         now = time.monotonic()
         current: dict[str, tuple[str, float]] = {}
         try:
@@ -80,7 +81,7 @@ class ContentionScanner:
                 current[pid] = stat
         host = _host_cpu()
         result: dict[str, Any] | None = None
-        if self._prev_time is not None and now > self._prev_time:
+        if self._prev_time is not None and 0 < now - self._prev_time <= max_age:
             elapsed = now - self._prev_time
             busy: list[tuple[float, int, str]] = []
             for pid, (comm, cpu) in current.items():
@@ -104,8 +105,7 @@ class ContentionScanner:
             if gpu is not None:
                 result["gpu"] = gpu
         self._prev, self._prev_time, self._prev_host = current, now, host
-        if result is not None:
-            self.latest = result
+        self.latest = result
         return result
 
     def _gpu(self, names: dict[str, tuple[str, float]]) -> list[dict[str, Any]] | None:

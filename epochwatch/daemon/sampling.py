@@ -83,7 +83,8 @@ class Decimator:
         if self._window_start is None:
             self._window_start = t
         self._fold(sample)
-        if t - self._window_start + self.cfg.interval_seconds / 2 >= width:
+        step = self.cfg.interval_seconds  # a window of width w holds w/step samples, give or take jitter
+        if t - self._window_start + step >= width - step / 2:
             return self.flush()
         return None
 

@@ -85,6 +85,7 @@ class Daemon:
         self._traces = cfg.traces_dir
         self._sessions_dir = cfg.sessions_dir
         self._status_text = ""
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -273,6 +274,9 @@ class Daemon:
         )
         conn.send(self._welcome(session, token, resumed=False))
         self._update_status()
+        task = asyncio.get_running_loop().create_task(self._sample_new(session))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _resume(self, conn: Connection, token: Any) -> None:
         session = self.by_token.get(hash_token(token)) if isinstance(token, str) else None
@@ -540,12 +544,24 @@ class Daemon:
         now = time.monotonic()
         sessions = [s for s in self.sessions.values() if not s.finished]
         self._check_unseen(sessions, now)
+        scan = now >= self._contention_due and any(s.samplers is not None for s in sessions)
+        await self._sample(loop, sessions, scan)
+        if scan:
+            # A priming scan (nothing recent to compare with) is followed by a real one soon.
+            primed = self._contention.latest is None
+            self._contention_due = now + (1.0 if primed else self.cfg.sampling.contention_interval_seconds)
+
+    async def _sample_new(self, session: Session) -> None:
+        """A first sample right at attach, so even the first epoch has peaks."""
+        try:
+            await self._sample(asyncio.get_running_loop(), [session], scan=False)
+        except Exception:
+            log.exception("run %s: first sample failed", session.run_id)
+
+    async def _sample(self, loop: asyncio.AbstractEventLoop, sessions: list[Session], scan: bool) -> None:
         targets = [(s, s.samplers) for s in sessions if s.samplers is not None and not s.exited]
         if not targets:
             return
-        scan = now >= self._contention_due
-        if scan:
-            self._contention_due = now + self.cfg.sampling.contention_interval_seconds
         results = await loop.run_in_executor(
             self._pool, _sample_all, [t[1] for t in targets], self._contention if scan else None
         )
@@ -609,7 +625,7 @@ def _sample_all(
 
     if contention is not None:
         try:
-            contention.scan()
+            contention.scan(max_age=60.0)
         except Exception as exc:
             log.warning("contention scan failed: %s", exc)
     out: list[tuple[dict[str, Any] | None, bool]] = []

@@ -18,7 +18,7 @@ from typing import Any
 from epochwatch import __version__
 from epochwatch.daemon.config import Sampling
 from epochwatch.daemon.runsamplers import NvmlHub, RunSamplers
-from epochwatch.daemon.sampling import Decimator, PeakTracker, compact_sample
+from epochwatch.daemon.sampling import Decimator, PeakTracker, compact_sample, gpu_process_memory
 from epochwatch.daemon.store import SessionState, TraceFile
 from epochwatch.trace import schema
 
@@ -27,6 +27,18 @@ Record = dict[str, Any]
 
 # RSS at or above this share of the memory limit in the last samples: "likely OOM-killed".
 NEAR_LIMIT = 0.9
+
+
+def _epoch_end_values(rec: Record) -> dict[str, float]:
+    """rss and GPU process memory as the hook read them at the epoch end."""
+    out: dict[str, float] = {}
+    host = rec.get("host")
+    if isinstance(host, dict) and isinstance(host.get("rss_bytes"), (int, float)):
+        out["rss_bytes"] = host["rss_bytes"]
+    gpu = gpu_process_memory(rec)
+    if gpu is not None:
+        out["gpu_process_memory_bytes"] = gpu
+    return out
 
 
 class Analyzer:
@@ -159,6 +171,7 @@ class Session:
         elif type_ == schema.EPOCH:
             self._on_epoch(rec)
         elif type_ == schema.RUN_END:
+            self.flush()  # the open sample window goes before the last line
             ended = rec.get("ended")
             self.ended = ended if isinstance(ended, str) else "unknown"
         elif type_ == schema.FINDING:
@@ -179,7 +192,7 @@ class Session:
         rec["daemon"] = {"epochwatch": __version__, "peer": peer}
         self.run_start = rec
         env = rec.get("env")
-        if isinstance(env, dict) and isinstance(env.get("script"), str) and not self.state.script:
+        if isinstance(env, dict) and isinstance(env.get("script"), str) and env["script"]:
             self.state.script = env["script"]
         self.analyzer.start(rec)
 
@@ -189,6 +202,12 @@ class Session:
             float(start) if isinstance(start, (int, float)) else None,
             float(end) if isinstance(end, (int, float)) else None,
         )
+        own = _epoch_end_values(rec)  # the hook's own readings at the epoch end bound the peaks too
+        if own:
+            peaks = peaks if peaks is not None else {"samples": 0}
+            for key, value in own.items():
+                if value > peaks.get(key, float("-inf")):
+                    peaks[key] = value
         if peaks is not None:
             rec["peaks"] = peaks
         self._count_epoch(rec)
@@ -252,8 +271,12 @@ class Session:
     # -- samples ---------------------------------------------------------------------------
 
     def on_sample(self, sample: Record) -> None:
+        if self.ended is not None:
+            return  # run_end is the last line of a trace
         self.latest_sample = sample
         self.peaks.add(sample)
+        if self.run_start is None:
+            return  # run_start is the first line of a trace; peaks still count this sample
         out = self.decimator.add(sample)
         if out is not None:
             self._write_sample(out)
@@ -338,6 +361,8 @@ class Session:
 
     def flush(self) -> None:
         """Write the open sample window (shutdown and run end)."""
+        if self.ended is not None:
+            return
         out = self.decimator.flush()
         if out is not None:
             self._write_sample(out)

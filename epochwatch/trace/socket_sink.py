@@ -94,6 +94,8 @@ def _envelope(seq: int, line: bytes) -> bytes:
 class SocketSink:
     """A Sink (see trace/sink.py) that sends records to the host daemon."""
 
+    mode = "daemon"  # run_start.mode; the daemon sets it too
+
     def __init__(
         self,
         path: str,
@@ -317,7 +319,7 @@ class SocketSink:
                 closing = self._closing
             if since > self.grace:
                 self._fall_back(
-                    f"the daemon at {self.path} went away and did not come back within {self.grace:.0f} s"
+                    f"the daemon at {self.path} went away and did not come back within {self.grace:g} s"
                 )
                 return False
             if now > deadline:

@@ -1,0 +1,126 @@
+"""A Session on its own: records written in order with seq, replays skipped, daemon
+additions (peaks, findings, run_end for a vanished process, the OOM hint)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from epochwatch.daemon.config import Sampling
+from epochwatch.daemon.runsamplers import NvmlHub
+from epochwatch.daemon.session import Session
+from epochwatch.daemon.store import SessionState, TraceFile, prepare_dirs
+from epochwatch.trace.reader import iter_records
+
+GIB = 1 << 30
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> Iterator[Session]:
+    traces, _ = prepare_dirs(tmp_path)
+    trace = TraceFile.create(traces, "r", uid=os.getuid(), mode=0o640)
+    state = SessionState("r", "h", os.getuid(), os.getgid(), 0, 0.0, 1000.0)
+    s = Session(state, trace, sampling=Sampling(full_rate_seconds=1e9), online=False, hub=NvmlHub())
+    yield s
+    s.trace.close()
+
+
+def written(s: Session) -> list[dict[str, Any]]:
+    return list(iter_records(s.trace_path))
+
+
+PEER = {"pid": 1, "uid": 0, "gid": 0}
+
+
+def test_records_in_order_replays_skipped_and_gaps_noted(session: Session) -> None:
+    session.accept(
+        0, {"type": "run_start", "run_id": "client-id", "mode": "embedded", "env": {"script": "t.py"}}, PEER
+    )
+    assert session.accept(0, {"type": "run_start"}, PEER) is None  # a replay
+    session.on_sample({"t": 1001.0, "rss_bytes": 5 * GIB, "cpu_pct": 50.0})
+    session.accept(
+        1, {"type": "epoch", "epoch": 0, "start": 1000.5, "end": 1001.5, "host": {"rss_bytes": 6 * GIB}}, PEER
+    )
+    session.accept(5, {"type": "epoch", "epoch": 1}, PEER)  # 2..4 dropped by the hook
+    records = written(session)
+    assert [r["type"] for r in records] == ["run_start", "sample", "epoch", "epoch"]
+    assert all(r["run_id"] == "r" for r in records)
+    assert records[0]["mode"] == "daemon" and records[0]["daemon"]["peer"] == PEER
+    assert records[2]["peaks"] == {"rss_bytes": 6 * GIB, "cpu_pct": 50.0, "samples": 1}
+    assert session.next_seq == 6 and session.gaps == 3 and session.state.script == "t.py"
+    assert session.summary()["epoch"] == 1
+
+
+def test_no_sample_before_run_start_nor_after_run_end(session: Session) -> None:
+    session.on_sample({"t": 1.0, "rss_bytes": 1})
+    session.accept(0, {"type": "run_start"}, PEER)
+    session.accept(1, {"type": "run_end", "ended": "completed"}, PEER)
+    session.on_sample({"t": 2.0, "rss_bytes": 1})
+    session.close()
+    assert [r["type"] for r in written(session)] == ["run_start", "run_end"]
+
+
+def test_findings_are_written_once_per_kind_and_target(session: Session) -> None:
+    session.accept(0, {"type": "run_start"}, PEER)
+    finding = {"kind": "slowdown", "severity": "warning", "title": "slower", "target": "epoch", "epoch": 3}
+    session.write_finding(finding)
+    session.write_finding(dict(finding))
+    assert session.accept(1, {"type": "finding", **finding}, PEER) is None  # the hook found it too
+    records = written(session)
+    assert [r["type"] for r in records] == ["run_start", "finding"]
+    assert records[1]["source"] == "daemon" and session.next_seq == 2
+
+
+class _Found:
+    def __init__(self, run_start: Any) -> None:
+        self.n = 0
+
+    def add(self, rec: dict[str, Any]) -> list[dict[str, Any]]:
+        if rec["type"] == "epoch" and rec["epoch"] == 2:
+            return [
+                {"kind": "host_memory_growth", "severity": "warning", "title": "RSS grows", "target": "host"}
+            ]
+        return []
+
+
+def test_online_findings_go_to_the_trace_and_the_log(
+    session: Session, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import epochwatch.analysis.online as online
+
+    monkeypatch.setattr(online, "OnlineAnalyzer", _Found, raising=False)
+    session.analyzer._failed = False
+    session.accept(0, {"type": "run_start"}, PEER)
+    for n in range(4):
+        session.accept(n + 1, {"type": "epoch", "epoch": n}, PEER)
+    findings = [r for r in written(session) if r["type"] == "finding"]
+    assert len(findings) == 1 and findings[0]["kind"] == "host_memory_growth"
+    assert "run r: warning finding host_memory_growth: RSS grows" in caplog.text
+
+
+def test_vanished_run_end_with_last_samples_and_oom_hint(session: Session) -> None:
+    session.accept(0, {"type": "run_start", "env": {"memory_limit_bytes": 8 * GIB}}, PEER)
+    session.accept(1, {"type": "epoch", "epoch": 0}, PEER)
+    for t in range(12):
+        session.on_sample(
+            {"t": 1000.0 + t, "rss_bytes": (6 + t // 6) * GIB + t * 50_000_000, "sys_total_bytes": 64 * GIB}
+        )
+    session.write_vanished()
+    end = written(session)[-1]
+    assert end["type"] == "run_end" and end["ended"] == "vanished" and end["epochs"] == 1
+    assert len(end["last_samples"]) == 10 and end["last_epoch"] == 0
+    assert "OOM killer" in end["hint"] and "8.00 GiB memory limit" in end["hint"]
+
+
+def test_no_oom_hint_when_memory_was_fine(session: Session) -> None:
+    session.accept(0, {"type": "run_start"}, PEER)
+    session.on_sample(
+        {"t": 1.0, "rss_bytes": GIB, "sys_total_bytes": 64 * GIB, "sys_available_bytes": 40 * GIB}
+    )
+    assert session.oom_hint() is None
+    session.on_sample({"t": 2.0, "rss_bytes": GIB, "sys_total_bytes": 64 * GIB, "sys_available_bytes": GIB})
+    assert "host was nearly out of memory" in (session.oom_hint() or "")

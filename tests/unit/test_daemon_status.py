@@ -1,0 +1,46 @@
+"""`epochwatch status` rendering and its one-line failures."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from epochwatch.cli import main
+from epochwatch.cli.status import render_text
+
+
+def test_text_table() -> None:
+    out = io.StringIO()
+    runs = [
+        {
+            "run_id": "train-1",
+            "pid": 42,
+            "uid": 0,
+            "script": "/home/a/train.py",
+            "epoch": 7,
+            "last_epoch_t": 1000.0,
+            "attached": True,
+            "findings": [{"kind": "slowdown", "severity": "warning"}],
+        },
+        {"run_id": "train-2", "pid": 43, "uid": 0, "script": "", "attached": False, "findings": []},
+    ]
+    render_text(runs, out, now=1030.0)
+    lines = out.getvalue().splitlines()
+    assert lines[0].split() == ["RUN", "PID", "USER", "SCRIPT", "EPOCH", "LAST", "EPOCH", "FINDINGS"]
+    assert "train-1" in lines[1] and "train.py" in lines[1] and "(30s ago)" in lines[1]
+    assert "slowdown(warning)" in lines[1]
+    assert "train-2 [detached]" in lines[2] and lines[2].split()[4] == "-"
+    empty = io.StringIO()
+    render_text([], empty)
+    assert empty.getvalue() == "no runs attached\n"
+
+
+def test_no_daemon_is_exit_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "--socket", str(tmp_path / "none.sock")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("epochwatch status: no daemon socket at")
+    (tmp_path / "file.sock").write_text("")
+    assert main(["status", "--socket", str(tmp_path / "file.sock")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1

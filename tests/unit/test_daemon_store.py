@@ -1,0 +1,67 @@
+"""Trace files and run state on disk: daemon-made names, resume points, restart state."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from epochwatch.daemon.store import SessionState, TraceFile, hash_token, last_seq, prepare_dirs
+
+
+def test_names_are_sanitized_and_unique(tmp_path: Path) -> None:
+    traces, sessions = prepare_dirs(tmp_path)
+    assert (traces.stat().st_mode & 0o777, sessions.stat().st_mode & 0o777) == (0o711, 0o700)
+    made = [
+        TraceFile.create(traces, wanted, uid=os.getuid(), mode=0o640)
+        for wanted in ("a", "a", "../../etc/passwd", "", "..")
+    ]
+    try:
+        assert [t.run_id for t in made] == ["a", "a-2", "etc_passwd", "run", "run-2"]
+        assert all(t.path.parent == traces for t in made)
+        assert all(t.path.stat().st_mode & 0o777 == 0o640 for t in made)
+    finally:
+        for t in made:
+            t.close()
+
+
+def test_a_symlink_planted_under_a_name_is_not_followed(tmp_path: Path) -> None:
+    traces, _ = prepare_dirs(tmp_path)
+    target = tmp_path / "victim"
+    target.write_text("keep")
+    (traces / "x.jsonl").symlink_to(target)
+    t = TraceFile.create(traces, "x", uid=os.getuid(), mode=0o640)
+    t.write({"type": "run_start"})
+    t.close()
+    assert t.run_id == "x-2" and target.read_text() == "keep"
+    with pytest.raises(OSError):
+        TraceFile.reopen(traces / "x.jsonl")
+
+
+def test_last_seq_reads_from_the_end(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    assert last_seq(path) == -1
+    lines = [b'{"type":"run_start","seq":0}']
+    lines += [b'{"type":"sample","pad":"%s"}' % (b"x" * 3000) for _ in range(100)]  # > one 64 KiB chunk
+    lines += [b'{"type":"epoch","seq":7}'] + [
+        b'{"type":"sample","pad":"%s"}' % (b"y" * 3000) for _ in range(60)
+    ]
+    path.write_bytes(b"\n".join(lines) + b"\n{torn")
+    assert last_seq(path) == 7
+    path.write_bytes(b'{"type":"run_start","seq":0}\n' + b'{"type":"sample"}\n' * 30000)
+    assert last_seq(path) == 0
+
+
+def test_session_state_round_trip_and_bad_files(tmp_path: Path) -> None:
+    _, sessions = prepare_dirs(tmp_path)
+    state = SessionState("r1", hash_token("tok"), 1000, 1000, 42, 123.5, 1.0, "train.py")
+    state.save(sessions)
+    assert (sessions / "r1.json").stat().st_mode & 0o777 == 0o600
+    (sessions / "broken.json").write_text("{not json")
+    (sessions / "renamed.json").write_bytes((sessions / "r1.json").read_bytes())
+    states, problems = SessionState.load_all(sessions)
+    assert states == [state] and len(problems) == 2
+    SessionState.remove(sessions, "r1")
+    SessionState.remove(sessions, "r1")  # twice is fine
+    assert not (sessions / "r1.json").exists()

@@ -1,0 +1,305 @@
+"""SocketSink against a small in-process daemon on a real socket: never blocking, replay
+after a lost connection, the fallback to the embedded file, bounded close."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from epochwatch.trace import schema
+from epochwatch.trace.reader import iter_records
+from epochwatch.trace.sink import FileSink, open_sink
+from epochwatch.trace.socket_sink import SocketSink
+
+
+class FakeDaemon:
+    """Speaks the daemon's side of the protocol: welcome, ack, resume; can stop reading or go away."""
+
+    def __init__(
+        self, path: Path, *, read: bool = True, forget: bool = False, refuse: str | None = None
+    ) -> None:
+        self.path = path
+        self.read = read
+        self.forget = forget  # answer every resume with unknown_run
+        self.refuse = refuse
+        self.records: list[tuple[int, dict[str, Any]]] = []
+        self.hellos: list[dict[str, Any]] = []
+        self._thread: threading.Thread | None = None
+        self._stop_r, self._stop_w = os.pipe()
+
+    def start(self) -> FakeDaemon:
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        self._listener.bind(str(self.path))
+        self._listener.listen(16)
+        self._thread = threading.Thread(target=self._serve, name="fake-daemon")
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        os.write(self._stop_w, b"x")
+        assert self._thread is not None
+        self._thread.join(5)
+        os.read(self._stop_r, 16)
+        self._listener.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    def close(self) -> None:
+        os.close(self._stop_r)
+        os.close(self._stop_w)
+
+    @property
+    def next_seq(self) -> int:
+        return self.records[-1][0] + 1 if self.records else 0
+
+    def _serve(self) -> None:
+        sel = selectors.DefaultSelector()
+        sel.register(self._listener, selectors.EVENT_READ, "listen")
+        sel.register(self._stop_r, selectors.EVENT_READ, "stop")
+        bufs: dict[socket.socket, bytes] = {}
+        try:
+            while True:
+                for key, _ in sel.select(5):
+                    if key.data == "stop":
+                        return
+                    if key.data == "listen":
+                        conn, _ = self._listener.accept()
+                        bufs[conn] = b""
+                        sel.register(conn, selectors.EVENT_READ, "conn")
+                        continue
+                    conn = key.fileobj  # type: ignore[assignment]
+                    data = conn.recv(65536)
+                    if not data:
+                        sel.unregister(conn)
+                        conn.close()
+                        del bufs[conn]
+                        continue
+                    bufs[conn] += data
+                    while b"\n" in bufs[conn]:
+                        line, _, bufs[conn] = bufs[conn].partition(b"\n")
+                        self._message(conn, orjson.loads(line), sel)
+                        if conn not in bufs:
+                            break
+        finally:
+            for conn in list(bufs):
+                conn.close()
+            sel.close()
+
+    def _message(self, conn: socket.socket, msg: dict[str, Any], sel: selectors.BaseSelector) -> None:
+        if msg["op"] == "hello":
+            self.hellos.append(msg)
+            if self.refuse or (self.forget and msg.get("token")):
+                code = self.refuse or "unknown_run"
+                conn.sendall(orjson.dumps({"op": "error", "code": code, "error": f"no: {code}"}) + b"\n")
+                return
+            resumed = bool(msg.get("token"))
+            welcome = {
+                "op": "welcome",
+                "protocol": 1,
+                "run_id": "daemon-" + msg["run_id"],
+                "token": "tok",
+                "next_seq": self.next_seq if resumed else 0,
+                "resumed": resumed,
+                "trace": "/srv/x.jsonl",
+            }
+            if not resumed:
+                self.records.clear()
+            conn.sendall(orjson.dumps(welcome) + b"\n")
+            if not self.read:
+                sel.unregister(conn)  # from now on nothing is read: the client's buffers fill up
+        elif msg["op"] == "rec":
+            if msg["seq"] >= self.next_seq:
+                self.records.append((msg["seq"], msg["record"]))
+            conn.sendall(orjson.dumps({"op": "ack", "seq": msg["seq"]}) + b"\n")
+
+    def types(self) -> list[str]:
+        return [r["type"] for _, r in self.records]
+
+
+@pytest.fixture
+def sock_dir() -> Iterator[Path]:
+    d = Path(tempfile.mkdtemp(prefix="ews", dir="/tmp"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def fake(sock_dir: Path) -> Iterator[FakeDaemon]:
+    daemon = FakeDaemon(sock_dir / "d.sock").start()
+    yield daemon
+    with contextlib.suppress(Exception):
+        daemon.stop()
+    daemon.close()
+
+
+def rec(type_: str, **fields: Any) -> dict[str, Any]:
+    return schema.record(type_, "r1", **fields)
+
+
+def wait_until(cond: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met"
+        time.sleep(0.01)
+
+
+def test_records_arrive_in_order_and_close_flushes(fake: FakeDaemon, tmp_path: Path) -> None:
+    sink = SocketSink(str(fake.path), "r1", tmp_path)
+    assert "daemon at" in sink.description and "daemon-r1" in sink.description
+    thread = next(t for t in threading.enumerate() if t.name == "epochwatch-sink")
+    assert thread.daemon
+    sink.write(rec("run_start", schema=1))
+    for n in range(50):
+        sink.write(rec("epoch", epoch=n))
+    sink.write(rec("run_end", ended="completed"))
+    sink.close()
+    assert not thread.is_alive()
+    assert [s for s, _ in fake.records] == list(range(52))
+    assert fake.types()[0] == "run_start" and fake.types()[-1] == "run_end"
+    assert not (tmp_path / "r1.jsonl").exists()
+
+
+def test_write_never_blocks_when_the_daemon_stops_reading(
+    sock_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    daemon = FakeDaemon(sock_dir / "d.sock", read=False).start()
+    try:
+        sink = SocketSink(str(daemon.path), "r1", tmp_path, max_pending_bytes=2 << 20, close_timeout=0.5)
+        payload = "x" * 10_000
+        slowest = 0.0
+        t0 = time.monotonic()
+        sink.write(rec("run_start", schema=1))
+        for n in range(3000):  # 30 MB: far more than the socket buffers and the queue bound
+            a = time.perf_counter()
+            sink.write(rec("epoch", epoch=n, pad=payload))
+            slowest = max(slowest, time.perf_counter() - a)
+        assert time.monotonic() - t0 < 5.0
+        assert slowest < 0.05
+        assert sink.dropped > 0
+        t1 = time.monotonic()
+        sink.close()
+        assert time.monotonic() - t1 < 3.0
+        # What the daemon never took went to the embedded file, behind the run's header.
+        local = list(iter_records(tmp_path / "r1.jsonl"))
+        assert local[0]["type"] == "run_start" and local[1]["type"] == "notice"
+        assert local[-1]["epoch"] == 2999
+        assert capsys.readouterr().err.count("epochwatch:") == 1
+    finally:
+        daemon.stop()
+        daemon.close()
+
+
+def test_reconnects_and_replays_what_the_daemon_did_not_get(fake: FakeDaemon, tmp_path: Path) -> None:
+    sink = SocketSink(str(fake.path), "r1", tmp_path, grace=10.0)
+    sink.write(rec("run_start", schema=1))
+    for n in range(5):
+        sink.write(rec("epoch", epoch=n))
+    wait_until(lambda: fake.next_seq == 6)
+    fake.stop()
+    for n in range(5, 10):
+        sink.write(rec("epoch", epoch=n))  # buffered while the daemon is away
+    time.sleep(0.3)
+    fake.start()
+    sink.write(rec("run_end", ended="completed"))
+    sink.close()
+    assert [s for s, _ in fake.records] == list(range(12))
+    assert [r["epoch"] for _, r in fake.records if r["type"] == "epoch"] == list(range(10))
+    assert fake.hellos[-1]["token"] == "tok"
+    assert sink.reconnects >= 1 and not sink.fell_back
+
+
+def test_falls_back_to_the_embedded_file_after_the_grace_period(
+    fake: FakeDaemon, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sink = SocketSink(str(fake.path), "r1", tmp_path, grace=0.3)
+    sink.write(rec("run_start", schema=1))
+    sink.write(rec("epoch", epoch=0))
+    wait_until(lambda: fake.next_seq == 2)
+    fake.stop()
+    sink.write(rec("epoch", epoch=1))
+    wait_until(lambda: sink.fell_back, timeout=5.0)
+    sink.write(rec("epoch", epoch=2))
+    sink.write(rec("run_end", ended="completed"))
+    sink.close()
+    local = list(iter_records(tmp_path / "r1.jsonl"))
+    assert [r["type"] for r in local] == ["run_start", "notice", "epoch", "epoch", "run_end"]
+    assert "daemon-r1" in local[1]["message"]
+    assert [r["epoch"] for r in local if r["type"] == "epoch"] == [1, 2]
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "did not come back within 0.3 s" in err
+
+
+def test_a_daemon_that_forgot_the_run_gets_a_new_one_with_its_header(
+    fake: FakeDaemon, tmp_path: Path
+) -> None:
+    sink = SocketSink(str(fake.path), "r1", tmp_path, grace=10.0)
+    sink.write(rec("run_start", schema=1))
+    sink.write(rec("epoch", epoch=0))
+    wait_until(lambda: fake.next_seq == 2)
+    fake.stop()
+    fake.forget = True
+    sink.write(rec("epoch", epoch=1))
+    fake.start()
+    wait_until(lambda: any(h.get("token") for h in fake.hellos))
+    fake.forget = False  # the new hello (without a token) is welcomed as a new run
+    sink.close()
+    assert fake.types() == ["run_start", "epoch"]
+    assert [s for s, _ in fake.records] == [0, 2]
+
+
+def test_close_with_the_daemon_gone_saves_the_tail_locally(fake: FakeDaemon, tmp_path: Path) -> None:
+    sink = SocketSink(str(fake.path), "r1", tmp_path, grace=60.0, close_timeout=0.3)
+    sink.write(rec("run_start", schema=1))
+    wait_until(lambda: fake.next_seq == 1)
+    fake.stop()
+    sink.write(rec("run_end", ended="completed"))
+    t0 = time.monotonic()
+    sink.close()
+    assert time.monotonic() - t0 < 2.0
+    assert [r["type"] for r in iter_records(tmp_path / "r1.jsonl")] == ["run_start", "notice", "run_end"]
+
+
+def test_open_sink_picks_the_daemon_or_the_file(
+    sock_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = {"EPOCHWATCH_DIR": str(tmp_path), "EPOCHWATCH_SOCKET": str(sock_dir / "none.sock")}
+    sink = open_sink("r1", env)
+    assert isinstance(sink, FileSink)
+    sink.close()
+    assert capsys.readouterr().err == ""
+
+    refusing = FakeDaemon(sock_dir / "refuse.sock", refuse="limit").start()
+    try:
+        sink = open_sink("r2", {**env, "EPOCHWATCH_SOCKET": str(refusing.path)})
+        assert isinstance(sink, FileSink)
+        sink.close()
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "no: limit" in err
+    finally:
+        refusing.stop()
+        refusing.close()
+
+    working = FakeDaemon(sock_dir / "ok.sock").start()
+    try:
+        sink = open_sink(
+            "r3", {**env, "EPOCHWATCH_SOCKET": str(working.path), "EPOCHWATCH_DAEMON_GRACE": "5"}
+        )
+        assert isinstance(sink, SocketSink) and sink.grace == 5.0
+        sink.close()
+    finally:
+        working.stop()
+        working.close()
