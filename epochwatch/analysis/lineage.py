@@ -112,6 +112,31 @@ class Lineage:
         t = start.get("t", 0.0)
         return (float(t) if isinstance(t, int | float) else 0.0, run_id)
 
+    def annotate(self, run: Run) -> int:
+        """Give `run`'s restore records the `parent` link this lineage found for them.
+
+        For callers that scanned with `scan_lineage` and load each run fully later: the
+        restore detector then finds the parent from the record. Matches restores by
+        (restored_at, sha256, path); returns how many were linked.
+        """
+        count = 0
+        for restore in run.restores:
+            if "parent" in restore:
+                continue
+            for link in self.links_of(run.run_id):
+                r = link.restore
+                same = (restored_at(r), r.get("sha256"), r.get("path")) == (
+                    restored_at(restore),
+                    restore.get("sha256"),
+                    restore.get("path"),
+                )
+                parent = self.runs.get(link.parent)
+                if same and parent is not None and parent.path is not None:
+                    restore["parent"] = {**link.summary(), "trace": str(parent.path)}
+                    count += 1
+                    break
+        return count
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: `{"links": [{child, parent, match, restore_path, save_path, ...}]}`."""
         return {
@@ -253,6 +278,41 @@ def _link_for(
     if save.get("sha256") == sha:
         return None
     return Link(run_id, parent_id, restore, save, MATCH_PATH)
+
+
+def scan_lineage(files: Iterable[str | os.PathLike[str]]) -> Lineage:
+    """The lineage of many trace files, reading only their run_start, save and restore lines.
+
+    For `report`/`check` over a directory: a cheap first pass (a substring test per line,
+    JSON parsing only for the few save/restore records), so each run can then be loaded
+    and analysed one at a time with `lineage.annotate(run)` before the detectors run.
+    """
+    runs = []
+    for f in files:
+        path = Path(f)
+        run = Run(run_id=path.stem, path=path)
+        for line in _lines(path, MAX_BYTES):
+            if b'"run_start"' not in line and b'"save"' not in line and b'"restore"' not in line:
+                continue
+            try:
+                rec = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if not isinstance(rec, dict) or rec.get("type") not in ("run_start", "save", "restore"):
+                continue
+            if rec["type"] == "run_start":
+                run.run_id = str(rec.get("run_id", run.run_id))
+                run.start = {k: v for k, v in rec.items() if k != "training"}
+            elif rec["type"] == "save":
+                run.saves.append(rec)
+            else:
+                run.restores.append(rec)
+        runs.append(run)
+    lineage = build_lineage(runs)
+    for run in runs:  # stubs: never hand them to the detector as parents
+        if run.path is not None:
+            _KNOWN.pop(os.path.abspath(run.path), None)
+    return lineage
 
 
 # -- at restore time, from the hook ---------------------------------------------------

@@ -119,3 +119,20 @@ def test_annotate_restore_adds_the_link(tmp_path: Path) -> None:
     assert restore["parent"]["save_iterations"] == 500
     again = dict(restore)
     assert annotate_restore(again, [tmp_path], "child") is None  # already linked: left alone
+
+
+def test_scan_then_annotate_one_run_at_a_time(tmp_path: Path) -> None:
+    """The report's path: a cheap scan of every file, then each run loaded and analysed alone."""
+    from epochwatch.analysis.engine import analyze
+    from epochwatch.analysis.lineage import scan_lineage
+    from epochwatch.trace.run import load_run
+
+    parent = write_trace(tmp_path / "parent.jsonl", rr.parent_records())
+    child = write_trace(tmp_path / "child.jsonl", rr.child_records(fit_over={"batch_size": 64}))
+    lineage = scan_lineage([parent, child])
+    assert lineage.text_lines() == ["parent", "  child  <- model.keras (saved at step 500)"]
+    run = load_run(child)
+    assert lineage.annotate(run) == 1
+    assert run.restores[0]["parent"]["trace"] == str(parent)
+    assert [f.kind for f in analyze(run)] == ["hyperparameter_changed_after_restore"]
+    assert lineage.annotate(run) == 0  # already linked
