@@ -55,7 +55,7 @@ class ResumeWatcher:
         self._parents: dict[str, Run] = {}
         self._links: list[Link] = []
         self._emitted: set[tuple[Any, ...]] = set()
-        self._mode: str | None = None
+        self._started = False
         self.listening = _listen(recorder, self.observe)
 
     # -- at the restore (hashing thread) -------------------------------------------------
@@ -93,21 +93,19 @@ class ResumeWatcher:
             return self._new_findings()
 
     def _embedded(self) -> bool:
-        """Whether this process writes its own trace (else a daemon analyses it).
+        """Whether this process writes its own trace now (else a daemon analyses it).
 
-        Starts the run if needed (the restore record is about to, anyway); the answer is
-        kept, so later calls take no lock.
+        Starts the run if needed (the restore record is about to, anyway). A daemon sink's
+        description starts with "daemon"; one that fell back to a file mid-run does not.
         """
-        if self._mode is None:
+        if not self._started:
             try:
                 self._recorder.start()
             except Exception:
                 return False
-            description = self._recorder.sink_description
-            if description is None:
-                return False
-            self._mode = "daemon" if "daemon" in description else "embedded"
-        return self._mode == "embedded"
+            self._started = True
+        description = self._recorder.sink_description
+        return isinstance(description, str) and not description.startswith("daemon")
 
     def _load_parent(self, trace: Path) -> Run | None:
         try:
@@ -150,7 +148,7 @@ class ResumeWatcher:
             buffer.append(rec)
             if len(buffer) > WINDOW:
                 del buffer[0]
-            if not self._links or not self._active() or self._mode != "embedded":
+            if not self._links or not self._active() or not self._embedded():
                 return
             found = self._new_findings()
         for f in found:

@@ -81,10 +81,25 @@ def events_for(recorder: Recorder) -> SaveEvents:
         _state["events"] = events
         _state["watcher"] = watcher
         capture.install()
-        atexit.register(_close_at_exit)
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=events.worker.reset_after_fork)
         return events
+
+
+def _exit_hook() -> None:
+    """Register the exit flush on the first save/restore, not at install.
+
+    atexit runs handlers last-in first-out, and the hook writes run_end from its own
+    handler: ours must be registered after it to run before it. At install time that is not
+    certain (Keras may have been imported before `import epochwatch.hook`); by the first
+    save it is, since the hook registers at import.
+    """
+    if _state.get("exit_hook"):
+        return
+    with _state_lock:
+        if not _state.get("exit_hook"):
+            atexit.register(_close_at_exit)
+            _state["exit_hook"] = True
 
 
 def _close_at_exit() -> None:
@@ -123,6 +138,7 @@ def _wrap(
         finally:
             _local.depth = 0
         t1 = time.perf_counter()
+        _exit_hook()
         recorder.guard.run(PART, lambda: on_done(args, kwargs, result, seconds, messages), None)
         recorder.add_overhead(time.perf_counter() - t1)
         return result

@@ -14,17 +14,16 @@ from epochwatch.checkpoints import capture
 
 
 @pytest.fixture(autouse=True)
-def installed() -> Iterator[None]:
-    capture.install()
-    yield
-    capture.uninstall()
-
-
-def test_warnings_and_log_lines_are_captured_and_still_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+def installed(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Our wrapper over a showwarning that collects, so what is passed on can be checked."""
     shown: list[str] = []
-    capture.uninstall()
     monkeypatch.setattr(warnings, "showwarning", lambda message, *args: shown.append(str(message)))
     capture.install()
+    yield shown
+    capture.uninstall()
+
+
+def test_warnings_and_log_lines_are_captured_and_still_shown(installed: list[str]) -> None:
     with capture.capturing() as messages:
         warnings.warn(
             "Skipping variable loading for optimizer 'adam' (capture test 1)", UserWarning, stacklevel=1
@@ -35,7 +34,7 @@ def test_warnings_and_log_lines_are_captured_and_still_shown(monkeypatch: pytest
         "UserWarning: Skipping variable loading for optimizer 'adam' (capture test 1)",
         "WARNING tensorflow: Value in checkpoint could not be found: (root).x",
     ]
-    assert shown == ["Skipping variable loading for optimizer 'adam' (capture test 1)"]  # passed on
+    assert installed == ["Skipping variable loading for optimizer 'adam' (capture test 1)"]  # passed on
 
 
 def test_nothing_is_captured_outside_a_restore() -> None:
