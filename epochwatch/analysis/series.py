@@ -191,11 +191,10 @@ class EpochSeries:
         if isinstance(cont, Mapping):
             busy = cont.get("cpu")
             if isinstance(busy, list):
-                p.contention += sum(
-                    _num(e.get("cpu_pct"))
-                    for e in busy
-                    if isinstance(e, Mapping) and _num(e.get("cpu_pct")) == _num(e.get("cpu_pct"))
-                )
+                for e in busy:
+                    pct = e.get("cpu_pct") if isinstance(e, dict) else None
+                    if isinstance(pct, int | float) and pct == pct:
+                        p.contention += pct
             host = _num(cont.get("host_cpu_pct"))
             if host == host:
                 p.host_cpu += host

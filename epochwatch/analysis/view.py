@@ -77,15 +77,29 @@ class RunView:
         indexes: list[int] = []
         want = size + max(0, envelope - 1)
         warm = self.series.warm
-        i = self.end - 1 - offset
-        while i >= 0 and len(values) < want:
-            v = col[i]
-            if v == v and not warm[i]:
-                values.append(v)
-                indexes.append(i + offset)
-            i -= 1
-        values.reverse()
-        indexes.reverse()
+        stop = self.end - offset
+        span = want + 8
+        while True:  # slices in C, then filter; widen only when warm-up or gaps ate the window
+            lo = max(0, stop - span)
+            chunk = col[lo:stop].tolist()
+            total = sum(chunk)
+            if total == total and not any(warm[lo:stop]):  # no gaps, no warm-up: no filtering
+                values, indexes = chunk, list(range(lo + offset, stop + offset))
+                if len(values) >= want or lo == 0:
+                    break
+                span *= 4
+                continue
+            values, indexes = [], []
+            for i, v, w in zip(range(lo, stop), col[lo:stop], warm[lo:stop], strict=True):
+                if v == v and not w:
+                    values.append(v)
+                    indexes.append(i + offset)
+            if len(values) >= want or lo == 0:
+                break
+            span *= 4
+        if len(values) > want:
+            values = values[-want:]
+            indexes = indexes[-want:]
         if envelope > 1:
             # Only points with a full envelope behind them: a partial one at the start of a
             # run would read as a flat stretch followed by growth.

@@ -113,9 +113,7 @@ def _evaluate(view: RunView, name: str, info: FunctionRetraces) -> Finding | Non
         evidence["now"] = cause[3]
         counted = info.causes_before(view.end).most_common(6)
         evidence["causes"] = {f"{a}:{c}": n for (a, c), n in counted if c != "new"}
-    title = (
-        f"tf.function `{name}` retraced {int(total)} times after warm-up ({hits} of the last {RECENT} epochs)"
-    )
+    title = f"tf.function `{name}` retraced {int(total)} times after warm-up ({hits} of the last {len(recent)} epochs)"
     if cause is not None:
         title += f"; argument `{cause[0]}` changes {cause[1]}"
     return Finding(
