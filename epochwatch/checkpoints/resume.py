@@ -11,9 +11,9 @@ writes any finding not written before (input shift and hyperparameters at fit st
 jump after the first epoch, slowdown once warm-up is over). After WINDOW epochs past the
 restore it stops looking, so a long run pays nothing for an old restore.
 
-Records are followed through `Recorder.add_listener` when the Recorder has one, and
-otherwise by wrapping the Recorder's private `_write` (the one point every record passes);
-if neither works, only the restore-time findings are written.
+Records are followed, from the first restore on, through `Recorder.add_listener` when the
+Recorder has one, and otherwise by wrapping the Recorder's private `_write` (the one point
+every record passes); if neither works, only the restore-time findings are written.
 
 Findings are written here only in embedded mode. With a daemon, the daemon's online
 analyzer runs the same restore detector on the records it receives (the `parent` link
@@ -56,7 +56,18 @@ class ResumeWatcher:
         self._links: list[Link] = []
         self._emitted: set[tuple[Any, ...]] = set()
         self._started = False
-        self.listening = _listen(recorder, self.observe)
+        self._attach_lock = threading.Lock()
+        self.listening = False
+
+    def attach(self) -> bool:
+        """Start following the run's records (once). Called at the first restore, on the
+        restoring thread, so a process that never restores is never touched, and the
+        fit_start that follows a restore is seen."""
+        if not self.listening:
+            with self._attach_lock:
+                if not self.listening:
+                    self.listening = _listen(self._recorder, self.observe)
+        return self.listening
 
     # -- at the restore (hashing thread) -------------------------------------------------
 

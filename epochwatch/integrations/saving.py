@@ -261,6 +261,7 @@ def install_keras(recorder: Recorder) -> None:
             fields = _model_fields(model)
             fields.pop("optimizer_included", None)  # for a restore: what the file holds, found later
             fmt = cfiles.keras_format(path)
+            _state["watcher"].attach()
             events.restored(path, fmt, api, seconds, messages, via=_via(), **fields)
 
         return lambda original: _wrap(recorder, original, on_done, restore=True)
@@ -381,6 +382,7 @@ def install_tf(recorder: Recorder) -> None:
             fields = _checkpoint_fields(args[0])
             fields.pop("optimizer_included", None)
             fmt = cfiles.SAVED_MODEL if os.path.isdir(path) else cfiles.TF_CHECKPOINT
+            _state["watcher"].attach()
             events.restored(path, fmt, api, seconds, messages, via=_via(), **fields)
 
         return done
@@ -411,6 +413,7 @@ def install_tf(recorder: Recorder) -> None:
         root = result.get("root") if isinstance(result, dict) else None
         fields = _model_fields(root) if hasattr(root, "optimizer") else {}
         fields.pop("optimizer_included", None)
+        _state["watcher"].attach()
         events.restored(path, cfiles.SAVED_MODEL, "tf.saved_model.load", seconds, messages, **fields)
 
     for module_name, name, done, restore in (

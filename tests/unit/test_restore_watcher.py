@@ -46,7 +46,7 @@ def test_findings_appear_during_the_resumed_run(tmp_path: Path, recorder: Record
             w.write(rec)
 
     watcher = ResumeWatcher(recorder)
-    assert watcher.listening
+    assert not watcher.listening and watcher.attach() and watcher.listening
     events = SaveEvents(recorder.emit, on_restore=watcher.on_restore)
     events.restored(
         str(ckpt),
@@ -80,6 +80,7 @@ def test_no_parent_no_link_and_no_parent_findings(tmp_path: Path, recorder: Reco
     ckpt = tmp_path / "lonely.keras"
     ckpt.write_bytes(b"never saved by a traced run")
     watcher = ResumeWatcher(recorder)
+    watcher.attach()
     events = SaveEvents(recorder.emit, on_restore=watcher.on_restore)
     events.restored(str(ckpt), cfiles.KERAS, "keras.saving.load_model", 0.1, [])
     events.close(5)
@@ -104,4 +105,4 @@ def test_listens_through_add_listener_when_the_recorder_has_one() -> None:
 
     stub = Stub()
     watcher = ResumeWatcher(stub)
-    assert watcher.listening and stub.listeners == [watcher.observe]
+    assert watcher.attach() and watcher.attach() and stub.listeners == [watcher.observe]
