@@ -130,12 +130,11 @@ def _evidence(f: Mapping[str, Any]) -> str:
     if "epochs_to_limit" in ev:
         lim = f"limit {fmt_bytes(ev['limit'])}" if "limit" in ev else "limit"
         parts.append(f"{lim} in ~{ev['epochs_to_limit']:.0f} epochs")
-    for key in ("function", "argument", "change", "throttled_share", "share", "swapped_share", "free_source"):
-        if key in ev and key not in ("function",):
+    for key in ("argument", "change", "throttled_share", "share", "swapped_share", "free_source"):
+        if key in ev:
             v = ev[key]
-            parts.append(
-                f"{key.replace('_', ' ')} {fmt_pct(v) if isinstance(v, float) and 'share' in key else v}"
-            )
+            shown = fmt_pct(v) if isinstance(v, float) and key.endswith("share") else v
+            parts.append(f"{key.replace('_', ' ')} {shown}")
     return "; ".join(parts)
 
 
@@ -192,18 +191,8 @@ def render_table(out: IO[str], run: Mapping[str, Any], rows_limit: int = TEXT_TA
     cells = [[_fmt(u, v) for u, v in zip(units, row, strict=False)] for row in shown]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
     out.write("  " + "  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True)) + "\n")
-    prev = None
-    for row, c in zip(shown, cells, strict=True):
-        if (
-            prev is not None
-            and row[0] is not None
-            and prev is not None
-            and row[0] - prev > 1
-            and len(shown) < len(rows)
-        ):
-            pass
+    for c in cells:
         out.write("  " + "  ".join(x.rjust(w) for x, w in zip(c, widths, strict=True)) + "\n")
-        prev = row[0]
     trends = run.get("trends") or {}
     if trends:
         out.write("trends\n")
