@@ -84,6 +84,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.daemon.connections.discard(self)
         for handle in (self._hello_timer, self._resume_handle):
             if handle is not None:
                 handle.cancel()

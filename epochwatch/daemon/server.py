@@ -441,11 +441,18 @@ class Daemon:
         ended = session.ended
         try:
             session.flush()
-            if ended is None:
+            if ended is None and (session.run_start is not None or session.trace.bytes_written):
                 session.write_vanished()
         except OSError as exc:
             log.error("run %s: cannot write its trace: %s", session.run_id, exc)
+        empty = session.run_start is None and session.trace.bytes_written == 0
         self._forget(session)
+        if empty:  # it left before sending anything: no trace worth keeping
+            with contextlib.suppress(OSError):
+                session.trace_path.unlink()
+            log.info("run %s left before its first record; no trace kept", session.run_id)
+            self._update_status()
+            return
         if ended is None:
             hint = session.oom_hint()
             log.warning(

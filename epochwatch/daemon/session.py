@@ -25,6 +25,8 @@ from epochwatch.trace import schema
 log = logging.getLogger("epochwatch.daemon")
 Record = dict[str, Any]
 
+# A run whose hook was away longer than this when its process ended may have gone embedded.
+DETACHED_HINT_SECONDS = 5.0
 # RSS at or above this share of the memory limit in the last samples: "likely OOM-killed".
 NEAR_LIMIT = 0.9
 
@@ -160,6 +162,16 @@ class Session:
                 self.run_id,
                 self.next_seq,
                 seq - 1,
+            )
+            self.trace.write(
+                {
+                    "type": schema.NOTICE,
+                    "run_id": self.run_id,
+                    "t": time.time(),
+                    "part": "daemon",
+                    "message": f"records {self.next_seq}..{seq - 1} of the hook never arrived "
+                    "(it dropped them while the daemon could not take them)",
+                }
             )
         type_ = rec.get("type")
         rec["run_id"] = self.run_id
@@ -313,11 +325,17 @@ class Session:
         last = [compact_sample(s) for s in self.peaks.last_raw]
         if last:
             rec["last_samples"] = last
-        hint = self.oom_hint() if not daemon_was_down else None
+        hint = self.oom_hint()
+        away = time.monotonic() - self.detached_since if self.detached_since is not None else 0.0
         if daemon_was_down:
             hint = (
                 "the process ended while the daemon was not running; if its hook fell back to "
                 "embedded mode, the rest of the run is in its own $EPOCHWATCH_DIR trace"
+            )
+        elif hint is None and away > DETACHED_HINT_SECONDS:
+            hint = (
+                f"the hook had not been connected for {away:.0f} s when the process ended; if it fell "
+                "back to embedded mode, the rest of the run is in its own $EPOCHWATCH_DIR trace"
             )
         if hint:
             rec["hint"] = hint

@@ -487,3 +487,26 @@ def test_watch_records_are_checked_and_watched(tmp_path: Path) -> None:
         assert last[str(watched)] == {"bytes": 1000, "files": 1, "role": "checkpoint"}
         assert d.log().count("not watching relative/dir") == 1
         c.close()
+
+
+def test_online_detection_writes_findings_and_logs_them_once(tmp_path: Path) -> None:
+    with running_daemon(tmp_path) as d:
+        c = RawClient(d.socket)
+        c.hello("slowing")
+        c.record(0, "run_start", schema=1)
+        for n in range(25):
+            c.record(n + 1, "epoch", epoch=n, seconds=1.0 + 0.1 * n, host={"rss_bytes": 10**9 + 5 * 10**7 * n})
+        c.wait_ack(25)
+        records = d.trace("slowing")
+        findings = [r for r in records if r["type"] == "finding"]
+        kinds = sorted(f["kind"] for f in findings)
+        assert kinds == ["host_memory_growth", "slowdown"]
+        assert all(f["source"] == "daemon" and f["run_id"] == "slowing" for f in findings)
+        log = d.wait_log(r"finding slowdown")
+        assert log.count("finding slowdown") == 1 and log.count("finding host_memory_growth") == 1
+        # the hook may have found the same thing itself: written once only
+        dup = next(f for f in findings if f["kind"] == "slowdown")
+        c.record(26, "finding", kind="slowdown", target=dup.get("target"), severity="warning", title="dup")
+        c.wait_ack(26)
+        assert [r["type"] for r in d.trace("slowing")].count("finding") == 2
+        c.close()

@@ -140,7 +140,9 @@ def test_training_killed_is_noticed_as_vanished_within_5_seconds(tmp_path: Path)
     try:
         wait_for_line(proc, "EPOCH 1", timeout=90)
         files = d.trace_files()
-        wait_until(lambda: '"type":"epoch"' in d.trace_files()[0].read_text(), what="an epoch in the trace")
+        wait_until(
+            lambda: d.trace_files()[0].read_text().count('"type":"epoch"') >= 2, what="2 epochs in the trace"
+        )
         proc.send_signal(signal.SIGKILL)
         killed = time.monotonic()
         proc.communicate()

@@ -47,7 +47,8 @@ def test_records_in_order_replays_skipped_and_gaps_noted(session: Session) -> No
     )
     session.accept(5, {"type": "epoch", "epoch": 1}, PEER)  # 2..4 dropped by the hook
     records = written(session)
-    assert [r["type"] for r in records] == ["run_start", "sample", "epoch", "epoch"]
+    assert [r["type"] for r in records] == ["run_start", "sample", "epoch", "notice", "epoch"]
+    assert "records 2..4 of the hook never arrived" in records[3]["message"]
     assert all(r["run_id"] == "r" for r in records)
     assert records[0]["mode"] == "daemon" and records[0]["daemon"]["peer"] == PEER
     assert records[2]["peaks"] == {"rss_bytes": 6 * GIB, "cpu_pct": 50.0, "samples": 1}
