@@ -8,6 +8,7 @@ are reported once through the Guard and switch off only the failing part.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import tempfile
@@ -26,6 +27,14 @@ from epochwatch.trace import schema
 from epochwatch.trace.sink import Sink, open_sink, trace_dir
 
 EpochSource = Callable[[], "dict[str, Any] | None"]
+
+# Online detection (about 0.3 ms a step here) gets a starting allowance, then may take
+# this share of the training time: it runs at every epoch of short runs and of runs whose
+# epochs last more than ~0.1 s, and is thinned out only on long runs of tiny epochs.
+ANALYSIS_SHARE = 0.005
+ANALYSIS_START_CREDIT = 0.05
+ANALYSIS_CREDIT_CAP = 1.0
+_NOT_FED = frozenset({schema.EPOCH, schema.FINDING, schema.RUN_START, schema.RESTORE})
 
 
 def new_run_id() -> str:
@@ -71,6 +80,10 @@ class Recorder:
         self._watched: dict[str, str] = {}
         self._pending_watches: list[tuple[str, str]] = []
         self._analyzer: Any = None
+        self._analysis_credit = ANALYSIS_START_CREDIT
+        self._analysis_cost = 0.0
+        self._listeners: list[tuple[str, Callable[[dict[str, Any]], None]]] = []
+        self._finishers: list[Callable[[], None]] = []
         self._carry_overhead = 0.0
         self.overhead_total = 0.0
 
@@ -86,6 +99,16 @@ class Recorder:
 
     def set_retrace_ledger(self, ledger: Any) -> None:
         self._retraces = ledger
+
+    def add_listener(self, callback: Callable[[dict[str, Any]], None], part: str = "record listener") -> None:
+        """Call `callback(record)` after every record written (e.g. restore diagnostics
+        following the run's own records); a failure disables `part`, not the others."""
+        self._listeners.append((part, callback))
+
+    def on_finish(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` at the run's end, before run_end is written (e.g. to flush
+        background work whose records belong in the trace)."""
+        self._finishers.append(callback)
 
     def next_fit_index(self) -> int:
         with self._lock:
@@ -131,6 +154,8 @@ class Recorder:
             )
             if training:
                 rec["training"] = training
+            # Set up online detection now, outside any epoch (it imports the analysis).
+            self._analyzer = self.guard.run("online detection", lambda: self._new_analyzer(rec), None)
             rec["overhead_seconds"] = round(time.perf_counter() - t0, 6)
             self.overhead_total += rec["overhead_seconds"]
             self._write(rec)
@@ -142,6 +167,8 @@ class Recorder:
         with self._lock:
             if self._finished:
                 return
+            for callback in self._finishers:
+                self.guard.run("run end", callback, None)
             self._finished = True
             if self._sink is not None:
                 fields: dict[str, Any] = {
@@ -191,6 +218,15 @@ class Recorder:
                 "trace writer", f"cannot write the trace ({reason}); training continues untraced"
             )
             self._sink = None
+            return
+        analyzer = self._analyzer
+        # Epochs go through _analyze; restores are judged by the restore watcher
+        # (checkpoints/resume.py), which has the parent run at hand: feeding them here too
+        # would say each restore finding twice.
+        if analyzer is not None and rec["type"] not in _NOT_FED:
+            self.guard.run("online detection", lambda: analyzer.add(rec), None)
+        for part, listener in self._listeners:
+            self.guard.run(part, functools.partial(listener, rec), None)
 
     # -- epochs ----------------------------------------------------------------------
 
@@ -291,23 +327,37 @@ class Recorder:
             self.overhead_total += overhead
 
     def _analyze(self, rec: dict[str, Any]) -> list[dict[str, Any]]:
-        """Online detection in this process (embedded mode); the daemon does its own."""
-        if not self.guard.enabled("online detection"):
+        """Online detection in this process, within ANALYSIS_SHARE of the training time.
+
+        Every epoch is recorded; detectors run when the epochs since the last run have
+        earned their cost (on epochs of a second or more, that is every epoch). With a
+        daemon attached, the daemon detects and this process only keeps the record.
+        """
+        analyzer = self._analyzer
+        if analyzer is None or not self.guard.enabled("online detection"):
             return []
-        if self._analyzer is None:
-            self._analyzer = self.guard.run("online detection", self._new_analyzer, None)
-            if self._analyzer is None:
-                return []
-        found: list[dict[str, Any]] = self.guard.run("online detection", lambda: self._analyzer.add(rec), [])
+        sink = self._sink
+        by_daemon = sink is not None and sink.description.startswith("daemon")
+        self._analysis_credit = min(
+            self._analysis_credit + float(rec.get("seconds", 0.0)) * ANALYSIS_SHARE, ANALYSIS_CREDIT_CAP
+        )
+        evaluate = not by_daemon and self._analysis_credit >= self._analysis_cost
+        t0 = time.perf_counter()
+        found: list[dict[str, Any]] = self.guard.run(
+            "online detection", lambda: analyzer.add(rec, evaluate=evaluate), []
+        )
+        if evaluate:
+            self._analysis_cost = time.perf_counter() - t0
+            self._analysis_credit -= self._analysis_cost
         return found
 
-    def _new_analyzer(self) -> Any:
+    def _new_analyzer(self, run_start: dict[str, Any]) -> Any:
         try:
             from epochwatch.analysis.online import OnlineAnalyzer
         except ImportError:
             self.guard.disable("online detection", "analysis package not available")
             return None
-        return OnlineAnalyzer(None)
+        return OnlineAnalyzer(run_start)
 
     # -- directories -----------------------------------------------------------------
 

@@ -34,8 +34,12 @@ class OnlineAnalyzer:
         if run_start:
             self.add(dict(run_start))
 
-    def add(self, record: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """Take one trace record; return finding records that are new with it."""
+    def add(self, record: Mapping[str, Any], *, evaluate: bool = True) -> list[dict[str, Any]]:
+        """Take one trace record; return finding records that are new with it.
+
+        evaluate=False only records the epoch (no detector step): the hook uses it to keep
+        online detection within a time budget on very short epochs.
+        """
         rec = record if isinstance(record, dict) else dict(record)
         kind = rec.get("type")
         if kind == schema.RUN_START and self.run.start is not None:
@@ -47,7 +51,7 @@ class OnlineAnalyzer:
         if kind == schema.FINDING:
             return []  # our own output coming back (daemon reads the trace it writes)
         self.run.add(rec)
-        if kind != schema.EPOCH:
+        if kind != schema.EPOCH or not evaluate:
             return []
         view = RunView(self.run)
         return [f.to_record(self.run.run_id) for f in self.engine.step(view)]

@@ -11,9 +11,8 @@ writes any finding not written before (input shift and hyperparameters at fit st
 jump after the first epoch, slowdown once warm-up is over). After WINDOW epochs past the
 restore it stops looking, so a long run pays nothing for an old restore.
 
-Records are followed, from the first restore on, through `Recorder.add_listener` when the
-Recorder has one, and otherwise by wrapping the Recorder's private `_write` (the one point
-every record passes); if neither works, only the restore-time findings are written.
+Records are followed, from the first restore on, through `Recorder.add_listener`; without
+it (a stand-in recorder in tests), only the restore-time findings are written.
 
 Findings are written here only in embedded mode. With a daemon, the daemon's online
 analyzer runs the same restore detector on the records it receives (the `parent` link
@@ -187,27 +186,7 @@ class ResumeWatcher:
 def _listen(recorder: Any, callback: Callable[[Record], None]) -> bool:
     """Call `callback(record)` after each record the Recorder writes; False if we cannot."""
     add = getattr(recorder, "add_listener", None)
-    if callable(add):
-        add(callback)
-        return True
-    write = getattr(recorder, "_write", None)
-    if not callable(write):
+    if not callable(add):
         return False
-    existing: list[Callable[[Record], None]] | None = getattr(write, "__epochwatch_listeners__", None)
-    if existing is not None:
-        existing.append(callback)
-        return True
-    listeners: list[Callable[[Record], None]] = [callback]
-    guard = getattr(recorder, "guard", None)
-
-    def _write(rec: Record) -> None:
-        write(rec)
-        for listener in listeners:
-            if guard is not None:
-                guard.run("restore diagnostics", lambda listener=listener: listener(rec), None)
-            else:
-                listener(rec)
-
-    _write.__epochwatch_listeners__ = listeners  # type: ignore[attr-defined]
-    recorder._write = _write
+    add(callback, "restore diagnostics")
     return True

@@ -86,19 +86,17 @@ def events_for(recorder: Recorder) -> SaveEvents:
         return events
 
 
-def _exit_hook() -> None:
-    """Register the exit flush on the first save/restore, not at install.
-
-    atexit runs handlers last-in first-out, and the hook writes run_end from its own
-    handler: ours must be registered after it to run before it. At install time that is not
-    certain (Keras may have been imported before `import epochwatch.hook`); by the first
-    save it is, since the hook registers at import.
-    """
+def _exit_hook(recorder: Recorder) -> None:
+    """Flush pending hashes when the run ends, before run_end is written (once)."""
     if _state.get("exit_hook"):
         return
     with _state_lock:
         if not _state.get("exit_hook"):
-            atexit.register(_close_at_exit)
+            on_finish = getattr(recorder, "on_finish", None)
+            if callable(on_finish):
+                on_finish(_close_at_exit)
+            else:  # a stand-in recorder: flush at interpreter exit instead
+                atexit.register(_close_at_exit)
             _state["exit_hook"] = True
 
 
@@ -138,7 +136,7 @@ def _wrap(
         finally:
             _local.depth = 0
         t1 = time.perf_counter()
-        _exit_hook()
+        _exit_hook(recorder)
         recorder.guard.run(PART, lambda: on_done(args, kwargs, result, seconds, messages), None)
         recorder.add_overhead(time.perf_counter() - t1)
         return result

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from epochwatch.recorder import Recorder
+from epochwatch.recorder import ANALYSIS_START_CREDIT, Recorder
 from epochwatch.trace.reader import iter_records
 
 
@@ -114,3 +115,50 @@ def test_watch_before_and_after_start(recorder: Recorder, tmp_path: Path) -> Non
     recorder.finish("completed")
     watches = [(r["path"], r["role"]) for r in _records(tmp_path) if r["type"] == "watch"]
     assert (str(early), "user") in watches and watches.count((str(late), "user")) == 1
+
+
+class _SlowAnalyzer:
+    def __init__(self) -> None:
+        self.seen = 0
+        self.evaluated = 0
+
+    def add(self, record: dict[str, Any], *, evaluate: bool = True) -> list[dict[str, Any]]:
+        if record.get("type") == "epoch":
+            self.seen += 1
+            if evaluate:
+                self.evaluated += 1
+                time.sleep(0.002)
+        return []
+
+
+def test_online_detection_stays_within_its_time_budget(recorder: Recorder) -> None:
+    """Tiny epochs (1 ms): after the starting allowance, detectors run rarely, every epoch is kept."""
+    recorder.start()
+    slow = _SlowAnalyzer()
+    recorder._analyzer = slow
+    for n in range(300):
+        recorder._analyze({"type": "epoch", "seconds": 0.001, "epoch": n})
+    assert slow.seen == 300
+    allowance = ANALYSIS_START_CREDIT / 0.002
+    assert allowance * 0.5 <= slow.evaluated <= allowance * 1.5
+    # Long epochs earn their detection at every epoch.
+    slow.evaluated = 0
+    for n in range(20):
+        recorder._analyze({"type": "epoch", "seconds": 2.0, "epoch": 300 + n})
+    assert slow.evaluated == 20
+
+
+def test_listeners_see_every_record_and_finishers_run_before_run_end(
+    recorder: Recorder, tmp_path: Path
+) -> None:
+    seen: list[str] = []
+    recorder.add_listener(lambda rec: seen.append(rec["type"]))
+    recorder.add_listener(lambda rec: 1 / 0, "broken listener")  # disables only itself
+    recorder.on_finish(lambda: recorder.emit("notice", part="test", message="flushed"))
+    recorder.begin_epoch(0, "loop")
+    recorder.end_epoch()
+    recorder.finish("completed")
+    assert seen[0] == "run_start" and "epoch" in seen and seen[-1] == "run_end"
+    types = [r["type"] for r in _records(tmp_path)]
+    assert types.index("notice") < types.index("run_end")
+    assert "broken listener" in recorder.guard.disabled

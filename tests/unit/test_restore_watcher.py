@@ -100,7 +100,8 @@ def test_listens_through_add_listener_when_the_recorder_has_one() -> None:
         def __init__(self) -> None:
             self.listeners: list[Any] = []
 
-        def add_listener(self, fn: Any) -> None:
+        def add_listener(self, fn: Any, part: str) -> None:
+            assert part == "restore diagnostics"
             self.listeners.append(fn)
 
     stub = Stub()
