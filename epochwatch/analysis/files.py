@@ -10,13 +10,13 @@ the live process.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from epochwatch.analysis.engine import analyze
 from epochwatch.analysis.findings import Finding, from_record, sort_findings
-from epochwatch.trace.reader import TraceError, find_traces
+from epochwatch.trace.reader import ReadStats, TraceError, find_traces
 from epochwatch.trace.run import Run, load_run
 
 # Whole epoch records kept per run while reading (the series keep every epoch anyway).
@@ -31,9 +31,12 @@ class Analysed:
     recorded: list[Finding] = field(default_factory=list)  # from the trace, not found again
 
 
-def analyse_file(path: str | os.PathLike[str]) -> Analysed:
-    """One trace file's run and findings; raises TraceError when the file is unusable."""
-    run = load_run(path, max_epoch_records=EPOCH_RECORDS)
+def analyse_file(path: str | os.PathLike[str], on_read: Callable[[int], None] | None = None) -> Analysed:
+    """One trace file's run and findings; raises TraceError when the file is unusable.
+
+    `on_read` is called with the size of each chunk read (report's progress bar).
+    """
+    run = load_run(path, max_epoch_records=EPOCH_RECORDS, stats=ReadStats(on_read=on_read))
     findings = analyze(run)
     keys = {f.key for f in findings}
     recorded = []
@@ -45,13 +48,15 @@ def analyse_file(path: str | os.PathLike[str]) -> Analysed:
     return Analysed(Path(path), run, findings, sort_findings(recorded))
 
 
-def analyse_paths(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Analysed | str]:
+def analyse_paths(
+    paths: Iterable[str | os.PathLike[str]], on_read: Callable[[int], None] | None = None
+) -> Iterator[Analysed | str]:
     """Each usable trace under `paths` as Analysed, each problem as a one-line string."""
     files, problems = find_traces(paths)
     yield from problems
     for f in files:
         try:
-            yield analyse_file(f)
+            yield analyse_file(f, on_read)
         except TraceError as exc:
             yield str(exc)
         except (OSError, ValueError, RecursionError) as exc:

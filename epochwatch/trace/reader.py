@@ -10,7 +10,7 @@ or when it was written by a newer schema than this reader knows.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,8 @@ class ReadStats:
     torn_tail: bool = False
     bytes_read: int = 0
     first_problems: list[str] = field(default_factory=list)
+    # Called with each chunk's size as it is read (a progress bar); not part of the stats.
+    on_read: Callable[[int], None] | None = field(default=None, repr=False, compare=False)
 
     def skip(self, lineno: int, why: str) -> None:
         self.skipped += 1
@@ -61,6 +63,8 @@ def _lines(fh: Any, stats: ReadStats) -> Iterator[tuple[bytes, bool]]:
         if not chunk:
             break
         stats.bytes_read += len(chunk)
+        if stats.on_read is not None:
+            stats.on_read(len(chunk))
         buf += chunk
         start = 0
         while True:

@@ -96,12 +96,15 @@ class Run:
             self.end = rec
 
 
-def load_run(path: str | os.PathLike[str], max_epoch_records: int | None = None) -> Run:
+def load_run(
+    path: str | os.PathLike[str], max_epoch_records: int | None = None, stats: ReadStats | None = None
+) -> Run:
     """Read one trace file into a Run; raises TraceError for an unusable file.
 
-    `max_epoch_records` bounds the whole epoch records kept (see the module docstring).
+    `max_epoch_records` bounds the whole epoch records kept (see the module docstring);
+    `stats` (optional) collects what reading skipped, and reports bytes as they are read.
     """
-    stats = ReadStats()
+    stats = stats if stats is not None else ReadStats()
     run: Run | None = None
     for rec in iter_records(path, stats):
         if run is None:
