@@ -22,7 +22,7 @@ def _fmt(unit: str, v: Any) -> str:
     if unit == "seconds":
         return fmt_seconds(float(v))
     if unit in ("count", "epoch"):
-        return f"{int(v)}"
+        return f"{int(v)}" if float(v).is_integer() else fmt_number(float(v))
     return fmt_number(float(v))
 
 
@@ -113,7 +113,9 @@ def _read(run: Mapping[str, Any]) -> str:
 
 def _evidence(f: Mapping[str, Any]) -> str:
     ev = f.get("evidence") or {}
-    unit = "bytes" if f.get("kind") in _BYTES_KINDS else "seconds" if f.get("kind") == "slowdown" else ""
+    unit = ev.get("unit") or (
+        "bytes" if f.get("kind") in _BYTES_KINDS else "seconds" if f.get("kind") == "slowdown" else ""
+    )
     parts = []
     if "slope_per_epoch" in ev:
         slope = ev["slope_per_epoch"]

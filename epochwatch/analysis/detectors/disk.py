@@ -108,6 +108,7 @@ def _finding(view: RunView, path: str) -> Finding | None:
     assert gf is not None
     evidence.update(leaks.growth_evidence(view, gf, wf))
     evidence["series"] = "files"
+    evidence["unit"] = "count"  # slope, start and now are file counts, not bytes
     title = (
         f"{path} gains {gf.slope:.1f} files per epoch ({gf.start:.0f} -> {gf.now:.0f}); the bytes stay small"
     )
