@@ -123,6 +123,8 @@ class Connection(asyncio.Protocol):
             return
         if lines:
             self._ack()
+            if self.session is not None:
+                self.daemon.analyze(self.session)
             self._throttle(lines)
 
     def _too_long(self, size: int) -> None:
@@ -179,7 +181,15 @@ class Connection(asyncio.Protocol):
     def _no_hello(self, timeout: float) -> None:
         self._hello_timer = None
         if self.role is None and not self.closed:
-            log.warning("%s said nothing within %.0f s; dropped", self.who(), timeout)
+            if self._buf:
+                log.warning(
+                    "%s sent %d bytes but no hello line within %.0f s; dropped",
+                    self.who(),
+                    len(self._buf),
+                    timeout,
+                )
+            else:
+                log.warning("%s said nothing within %.0f s; dropped", self.who(), timeout)
             self.fail("timeout", f"no hello within {timeout:.0f} s")
 
     def _hello(self, msg: dict[str, Any]) -> None:

@@ -336,7 +336,7 @@ class Daemon:
             self._watch(session, rec)
         peer = {"pid": conn.pid, "uid": conn.uid, "gid": conn.gid}
         try:
-            session.accept(seq, rec, peer)
+            session.accept(seq, rec, peer, analyze=False)  # the connection analyzes after its ack
         except OSError as exc:
             log.error(
                 "run %s: cannot write its trace (%s); dropping the connection so the hook keeps its records",
@@ -344,6 +344,13 @@ class Daemon:
                 exc.strerror or exc,
             )
             conn.fail("internal", "the daemon cannot write the trace")
+
+    def analyze(self, session: Session) -> None:
+        """Run the detectors on what a connection just delivered (after its ack went out)."""
+        try:
+            session.analyze_pending()
+        except OSError as exc:
+            log.error("run %s: cannot write a finding: %s", session.run_id, exc)
 
     def _watch(self, session: Session, rec: dict[str, Any]) -> None:
         raw, role = rec.get("path"), rec.get("role")
@@ -440,6 +447,7 @@ class Daemon:
         session.finished = True
         ended = session.ended
         try:
+            session.analyze_pending()
             session.flush()
             if ended is None and (session.run_start is not None or session.trace.bytes_written):
                 session.write_vanished()

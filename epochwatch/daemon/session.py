@@ -25,6 +25,9 @@ from epochwatch.trace import schema
 log = logging.getLogger("epochwatch.daemon")
 Record = dict[str, Any]
 
+# Epochs (and what came with them) fed to the detectors again when a restarted daemon takes a
+# run back; OnlineAnalyzer keeps 256 epochs of series.
+REPLAY_EPOCHS = 300
 # A run whose hook was away longer than this when its process ended may have gone embedded.
 DETACHED_HINT_SECONDS = 5.0
 # RSS at or above this share of the memory limit in the last samples: "likely OOM-killed".
@@ -113,6 +116,7 @@ class Session:
         self.last_epoch_t: float | None = None
         self.last_epoch_seconds: float | None = None
         self.findings: list[Record] = []
+        self.pending_analysis: list[Record] = []
         self._finding_keys: set[tuple[str, str]] = set()
         self.watched: dict[str, str] = {}  # resolved path -> role
         self.pending_watches: dict[str, str] = {}  # asked-for path that does not exist yet -> role
@@ -146,8 +150,11 @@ class Session:
 
     # -- records from the hook -------------------------------------------------------------
 
-    def accept(self, seq: int, rec: Record, peer: Record) -> Record | None:
+    def accept(self, seq: int, rec: Record, peer: Record, *, analyze: bool = True) -> Record | None:
         """Write one hook record (numbered `seq`); returns it as written, or None if skipped.
+
+        With analyze=False the record waits in `pending_analysis` for `analyze_pending()`,
+        so the daemon can acknowledge a batch before spending time on the detectors.
 
         A seq below next_seq is a replay of something already written and is skipped; a
         seq above it means the hook dropped records while it could not send (it says so
@@ -183,7 +190,8 @@ class Session:
         elif type_ == schema.EPOCH:
             self._on_epoch(rec)
         elif type_ == schema.RUN_END:
-            self.flush()  # the open sample window goes before the last line
+            self.analyze_pending()  # findings of the last epochs, then
+            self.flush()  # the open sample window, go before the last line
             ended = rec.get("ended")
             self.ended = ended if isinstance(ended, str) else "unknown"
         elif type_ == schema.FINDING:
@@ -196,8 +204,16 @@ class Session:
         self.trace.write(rec)  # may raise OSError: then next_seq stays, and the hook resends
         self.next_seq = seq + 1
         if type_ != schema.FINDING:
-            self._analyze(rec)
+            if analyze:
+                self._analyze(rec)
+            else:
+                self.pending_analysis.append(rec)
         return rec
+
+    def analyze_pending(self) -> None:
+        pending, self.pending_analysis = self.pending_analysis, []
+        for rec in pending:
+            self._analyze(rec)
 
     def _on_run_start(self, rec: Record, peer: Record) -> None:
         rec["mode"] = "daemon"
@@ -258,25 +274,41 @@ class Session:
         )
 
     def restore_from_trace(self) -> None:
-        """Rebuild what a restarted daemon knew about this run from its trace."""
+        """Rebuild what a restarted daemon knew about this run from its trace.
+
+        The detectors only look at the newest few hundred epochs, so only the records from
+        the last REPLAY_EPOCHS epochs on are fed to them again: a restart with many long
+        runs attached stays quick. Findings already in the trace are not written again.
+        """
         from epochwatch.trace.reader import TraceError, iter_records
 
-        new: list[Record] = []
+        total = 0
         try:
             for rec in iter_records(self.trace_path):
                 type_ = rec.get("type")
-                if type_ == schema.RUN_START and self.run_start is None:
+                if type_ == schema.EPOCH:
+                    total += 1
+                    self._count_epoch(rec)
+                elif type_ == schema.RUN_START and self.run_start is None:
                     self.run_start = rec
                     self.analyzer.start(rec)
-                elif type_ == schema.EPOCH:
-                    self._count_epoch(rec)
                 elif type_ == schema.FINDING:
                     self._finding_keys.add((str(rec.get("kind")), str(rec.get("target"))))
                     self.findings.append(rec)
+            new: list[Record] = []
+            seen = 0
+            for rec in iter_records(self.trace_path):
+                type_ = rec.get("type")
+                if type_ == schema.EPOCH:
+                    seen += 1
+                if type_ in (schema.FINDING, schema.RUN_START) or (
+                    seen <= total - REPLAY_EPOCHS and type_ in (schema.EPOCH, schema.SAMPLE)
+                ):
                     continue
                 new.extend(self.analyzer.add(rec))
         except TraceError as exc:
             log.warning("run %s: could not read back its trace: %s", self.run_id, exc)
+            return
         for finding in new:  # written after reading, not into the file being read
             self.write_finding(finding)
 
@@ -386,6 +418,8 @@ class Session:
             self._write_sample(out)
 
     def close(self) -> None:
+        if self.ended is None:
+            self.analyze_pending()
         self.flush()
         self.trace.close()
 

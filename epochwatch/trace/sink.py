@@ -66,10 +66,13 @@ def open_sink(run_id: str, environ: dict[str, str] | None = None) -> Sink:
             return SocketSink(
                 path, run_id, directory, grace=_seconds(env.get("EPOCHWATCH_DAEMON_GRACE"), DEFAULT_GRACE)
             )
-        except OSError as exc:
+        except Exception as exc:  # whatever goes wrong with the daemon, the run is still traced
             from epochwatch.guard import say
 
-            say(f"daemon at {path} not usable ({exc.strerror or exc}); writing the embedded trace")
+            reason = (
+                exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+            )
+            say(f"daemon at {path} not usable ({reason}); writing the embedded trace")
     return FileSink(directory, run_id)
 
 

@@ -57,7 +57,7 @@ def _handshake(
     path: str, hello: dict[str, Any], timeout: float
 ) -> tuple[socket.socket, dict[str, Any], bytes]:
     """Connect, say hello, read the welcome; returns (socket, welcome, bytes after it)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # not inherited (PEP 446)
     try:
         sock.settimeout(CONNECT_TIMEOUT)
         sock.connect(path)
@@ -136,7 +136,9 @@ class SocketSink:
         self._sock: socket.socket | None = sock
         self._inbuf = bytearray(rest)
         self._welcome(welcome)
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._wake_r, self._wake_w = os.pipe()  # not inherited (PEP 446)
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
         self._thread = threading.Thread(target=self._run, name="epochwatch-sink", daemon=True)
         self._thread.start()
 

@@ -184,8 +184,10 @@ def test_bad_clients_cost_one_log_line_each_and_the_daemon_serves_others(tmp_pat
         assert reply["op"] == "error" and reply["code"] == "protocol" and "99" in reply["error"]
 
         silent = RawClient(d.socket)
+        mumbler = RawClient(d.socket)
+        mumbler.send(b"\xde\xad\xbe\xef" * 1000)  # no newline, ever
         t0 = time.monotonic()
-        assert silent.closed_by_peer()
+        assert silent.closed_by_peer() and mumbler.closed_by_peer()
         assert time.monotonic() - t0 < 4.0
 
         # Everything above cost its own connection only: a fresh client is served.
@@ -202,9 +204,10 @@ def test_bad_clients_cost_one_log_line_each_and_the_daemon_serves_others(tmp_pat
         assert log.count("sent a line over 1048576 bytes") == 1
         assert log.count("speaks protocol 99") == 1
         assert log.count("said nothing within 1 s") == 1
+        assert log.count("sent 4000 bytes but no hello line within 1 s") == 1
         assert "asked for '../../etc/passwd'" in log
         assert "Traceback" not in log
-        for c in (garbage, bad_json, huge, climber, old, silent, good):
+        for c in (garbage, bad_json, huge, climber, old, silent, mumbler, good):
             c.close()
 
 
@@ -495,8 +498,12 @@ def test_online_detection_writes_findings_and_logs_them_once(tmp_path: Path) -> 
         c.hello("slowing")
         c.record(0, "run_start", schema=1)
         for n in range(25):
-            c.record(n + 1, "epoch", epoch=n, seconds=1.0 + 0.1 * n, host={"rss_bytes": 10**9 + 5 * 10**7 * n})
+            c.record(
+                n + 1, "epoch", epoch=n, seconds=1.0 + 0.1 * n, host={"rss_bytes": 10**9 + 5 * 10**7 * n}
+            )
         c.wait_ack(25)
+        d.wait_log(r"finding slowdown")  # detectors run right after the ack
+        d.wait_log(r"finding host_memory_growth")
         records = d.trace("slowing")
         findings = [r for r in records if r["type"] == "finding"]
         kinds = sorted(f["kind"] for f in findings)
@@ -510,3 +517,44 @@ def test_online_detection_writes_findings_and_logs_them_once(tmp_path: Path) -> 
         c.wait_ack(26)
         assert [r["type"] for r in d.trace("slowing")].count("finding") == 2
         c.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to attach as another user")
+def test_another_users_run_is_theirs(tmp_path: Path) -> None:
+    """A run attached by uid 65534: its trace is handed to that uid; it sees the run, root too."""
+    from epochwatch.cli.status import query
+
+    with running_daemon(tmp_path) as d:
+        result_r, result_w = os.pipe()
+        go_r, go_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                c = RawClient(d.socket)
+                welcome = c.hello("nobodys-run")
+                c.record(0, "run_start", schema=1, env={"script": "theirs.py"})
+                c.wait_ack(0)
+                mine = query(str(d.socket))
+                os.write(result_w, json.dumps({"welcome": welcome, "mine": mine}).encode())
+                os.close(result_w)
+                os.read(go_r, 1)  # stay attached until the parent has looked
+            finally:
+                os._exit(0)
+        os.close(result_w)
+        with os.fdopen(result_r, "rb") as f:
+            got = json.loads(f.read())
+        try:
+            assert [r["run_id"] for r in got["mine"]] == ["nobodys-run"]
+            assert got["mine"][0]["uid"] == 65534 and got["mine"][0]["script"] == "theirs.py"
+            trace = Path(got["welcome"]["trace"])
+            st = trace.stat()
+            assert st.st_uid == 65534 and st.st_mode & 0o777 == 0o640
+            assert [r["run_id"] for r in query(str(d.socket))] == ["nobodys-run"]  # root sees all
+        finally:
+            os.write(go_w, b"x")
+            os.waitpid(pid, 0)
+            os.close(go_r)
+            os.close(go_w)
+        d.wait_log("run nobodys-run vanished", timeout=5.0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -125,3 +125,49 @@ def test_no_oom_hint_when_memory_was_fine(session: Session) -> None:
     assert session.oom_hint() is None
     session.on_sample({"t": 2.0, "rss_bytes": GIB, "sys_total_bytes": 64 * GIB, "sys_available_bytes": GIB})
     assert "host was nearly out of memory" in (session.oom_hint() or "")
+
+
+class _Counting:
+    fed: ClassVar[list[int]] = []
+
+    def __init__(self, run_start: Any) -> None:
+        _Counting.fed = []
+
+    def add(self, rec: dict[str, Any]) -> list[dict[str, Any]]:
+        if rec["type"] == "epoch":
+            _Counting.fed.append(rec["epoch"])
+            if rec["epoch"] == 4:  # found again on replay: already in the trace, not rewritten
+                return [{"kind": "slowdown", "target": "epoch", "severity": "warning", "title": "t"}]
+        return []
+
+
+def test_a_restarted_daemon_rebuilds_the_run_from_its_trace(
+    session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import epochwatch.analysis.online as online
+    import epochwatch.daemon.session as session_module
+
+    session.accept(0, {"type": "run_start", "env": {"script": "t.py"}}, PEER)
+    for n in range(6):
+        session.accept(n + 1, {"type": "epoch", "epoch": n, "seconds": 1.0}, PEER)
+    session.write_finding({"kind": "slowdown", "target": "epoch", "severity": "warning", "title": "t"})
+    session.trace.close()
+
+    monkeypatch.setattr(online, "OnlineAnalyzer", _Counting, raising=False)
+    monkeypatch.setattr(session_module, "REPLAY_EPOCHS", 2)
+    again = Session(
+        session.state,
+        TraceFile.reopen(session.trace_path),
+        sampling=Sampling(),
+        online=True,
+        hub=NvmlHub(),
+        next_seq=7,
+    )
+    again.restore_from_trace()
+    try:
+        assert again.epochs == 6 and again.last_epoch == 5 and again.run_start is not None
+        assert [f["kind"] for f in again.findings] == ["slowdown"]
+        assert _Counting.fed == [4, 5]  # only the newest epochs go through the detectors again
+        assert [r["type"] for r in written(again)].count("finding") == 1
+    finally:
+        again.trace.close()
