@@ -558,3 +558,17 @@ def test_another_users_run_is_theirs(tmp_path: Path) -> None:
             os.close(go_r)
             os.close(go_w)
         d.wait_log("run nobodys-run vanished", timeout=5.0)
+
+
+def test_the_daemon_never_imports_tensorflow(tmp_path: Path) -> None:
+    code = (
+        "import sys, runpy\n"
+        "sys.argv = ['epochwatch', 'daemon', '--help']\n"
+        "try:\n    runpy.run_module('epochwatch', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "import epochwatch.daemon.server, epochwatch.daemon.session, epochwatch.analysis.online\n"
+        "print(sorted(m for m in ('tensorflow', 'keras', 'torch') if m in sys.modules))\n"
+    )
+    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, env=base_env(), timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
