@@ -1,26 +1,51 @@
-"""`epochwatch report PATH... [--format text|json] [--output FILE]`: what happened in each run.
+"""`epochwatch report PATH... [--format text|json|html] [--output FILE]`: what happened in each run.
 
 Per run: the fingerprint, how it ended, the findings (most severe first) and the epoch
-table. Every trace is analysed even when others are unusable; exit status: 0 when every
-path gave a usable trace, 2 when any did not (each with a one-line reason on stderr,
-and listed under "unusable"/"problems" in the output) or when there was nothing to read.
+table; HTML adds plots (report/html.py) and the lineage of restored runs. Every trace is
+analysed even when others are unusable; exit status: 0 when every path gave a usable
+trace, 2 when any did not (each with a one-line reason on stderr, and listed under
+"unusable"/"problems" in the output) or when there was nothing to read. On a terminal,
+stderr shows a progress bar by bytes read while the traces are analysed.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
+from pathlib import Path
 from typing import IO, Any
 
 from epochwatch.analysis.files import Analysed, analyse_paths
+from epochwatch.analysis.lineage import Lineage, scan_lineage
 from epochwatch.cli.base import UsageError
+from epochwatch.report import figures, progress
+from epochwatch.report import html as html_report
 from epochwatch.report import json as json_report
 from epochwatch.report import text as text_report
 from epochwatch.report.summary import summarize
+from epochwatch.trace.reader import find_traces
 
 FORMATS = ("text", "json", "html")
-AVAILABLE = ("text", "json")
+
+
+def _size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def _counted(files: Sequence[Path], bar: progress.Progress | None) -> Iterator[Path]:
+    """The files, advancing `bar` by each one's size once the consumer moves past it."""
+    for f in files:
+        if bar is not None:
+            bar.set_name(f.name)
+        yield f
+        if bar is not None:
+            bar.advance(_size(f))
 
 
 class ReportCommand:
@@ -29,30 +54,60 @@ class ReportCommand:
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("paths", nargs="+", metavar="PATH", help="trace files or directories of traces")
-        parser.add_argument("--format", choices=FORMATS, default="text", help="text (default) or json")
+        parser.add_argument(
+            "--format",
+            choices=FORMATS,
+            default="text",
+            help="text (default), json, or html (one self-contained page with plots)",
+        )
         parser.add_argument("--output", "-o", metavar="FILE", help="write the report here instead of stdout")
 
     def run(self, args: argparse.Namespace) -> int:
-        if args.format not in AVAILABLE:
-            raise UsageError(f"--format {args.format} is not available yet; use text or json")
+        html = args.format == "html"
+        files, _ = find_traces(args.paths)
+        sizes = sum(_size(f) for f in files)
+        bar = progress.for_stream(sys.stderr, sizes * (2 if html else 1))
         runs: list[dict[str, Any]] = []
         problems: list[str] = []
-        for item in analyse_paths(args.paths):
-            if isinstance(item, Analysed):
-                runs.append(summarize(item))
-            else:
-                problems.append(item)
-                sys.stderr.write(f"epochwatch report: {item}\n")
+        lineage: Lineage | None = None
+        try:
+            if html:  # one cheap pass over save/restore lines: who resumed from whom
+                if bar is not None:
+                    bar.label = "lineage"
+                lineage = scan_lineage(_counted(files, bar))
+                if bar is not None:
+                    bar.label, bar.name = "reading", ""
+            for item in analyse_paths(args.paths, on_read=bar.advance if bar is not None else None):
+                if isinstance(item, Analysed):
+                    runs.append(self._summary(item, lineage))
+                else:
+                    problems.append(item)
+                    if bar is not None:
+                        bar.close()
+                    sys.stderr.write(f"epochwatch report: {item}\n")
+        finally:
+            if bar is not None:
+                bar.close()
         if not runs and not problems:
             raise UsageError("no traces to report on")
-        renderer = json_report if args.format == "json" else text_report
         with ExitStack() as stack:
             out: IO[str] = sys.stdout
             if args.output:
                 out = stack.enter_context(open(args.output, "w", encoding="utf-8"))
-            renderer.render(out, runs, problems)
+            if html:
+                html_report.render(out, runs, problems, lineage.to_dict() if lineage is not None else None)
+            else:
+                (json_report if args.format == "json" else text_report).render(out, runs, problems)
             out.flush()
         return 2 if problems else 0
+
+    @staticmethod
+    def _summary(item: Analysed, lineage: Lineage | None) -> dict[str, Any]:
+        summary = summarize(item)
+        if lineage is not None:
+            lineage.annotate(item.run)  # restores learn their parent run, for the plots' marks
+            summary["figures"] = figures.build(item, summary.get("findings") or [])["figures"]
+        return summary
 
 
 COMMAND = ReportCommand()

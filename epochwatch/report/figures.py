@@ -1,0 +1,466 @@
+"""What the HTML report plots for one run, as plain figure dicts (drawn by plots.py).
+
+This is the one place that reads a run's per-epoch columns for plotting: the epoch time
+with its fitted trend, the loss, host and GPU memory with their limits and the projection
+toward them, new traces per epoch and the watched directories; restores and findings are
+marked where they happened. Every series is decimated to at most plots.MAX_POINTS points
+(min/max per bucket), so a run of 100,000 epochs makes a report of the same size as one of
+1,000. The result is JSON-ready and holds no live objects.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from epochwatch.analysis import trend
+from epochwatch.analysis.files import Analysed
+from epochwatch.analysis.series import STEADY, EpochSeries
+from epochwatch.analysis.units import fmt_bytes, fmt_number, fmt_seconds
+from epochwatch.report.plots import MAX_POINTS, decimate
+
+Figure = dict[str, Any]
+# Theil-Sen is quadratic in the points: fit on at most this many, evenly spaced.
+TREND_POINTS = 300
+MAX_DIRS = 4
+# A limit farther above the data than this is named in the legend instead of drawn.
+LIMIT_IN_VIEW = 1.6
+
+FINDING_FIGURE = {
+    "slowdown": "time",
+    "host_contention": "time",
+    "gpu_throttling": "time",
+    "loss_jump_after_restore": "loss",
+    "hyperparameter_changed_after_restore": "loss",
+    "optimizer_state_not_restored": "loss",
+    "input_distribution_shift": "loss",
+    "host_memory_growth": "host_memory",
+    "swap_pressure": "host_memory",
+    "gpu_memory_growth": "gpu_memory",
+    "gpu_memory_pressure": "gpu_memory",
+    "retrace_storm": "retraces",
+    "disk_growth": "dirs",
+}
+
+
+def _num(v: float) -> float | None:
+    return v if v == v and not math.isinf(v) else None
+
+
+class _Axis:
+    """The x of each held epoch: its epoch number when those only go up, else its index."""
+
+    def __init__(self, series: EpochSeries) -> None:
+        self.series = series
+        self.idx = list(range(series.offset, series.count))
+        epochs = [series.value("epoch", i) for i in self.idx]
+        ordered = all(e == e for e in epochs) and all(b >= a for a, b in itertools.pairwise(epochs))
+        self.by_epoch = ordered
+        self.x: list[float] = epochs if ordered else [float(i) for i in self.idx]
+
+    def column(self, name: str, key: str | None = None) -> list[float | None]:
+        col = self.series.column(name, key)
+        if col is None:
+            return []
+        return [_num(v) for v in col]
+
+    def at_position(self, pos: int) -> float | None:
+        """x of a point between epoch records: `pos` epochs had been recorded."""
+        if not self.x:
+            return None
+        i = pos - self.series.offset
+        if i <= 0:
+            return self.x[0] - 0.5
+        if i >= len(self.x):
+            return self.x[-1] + 0.5
+        return (self.x[i - 1] + self.x[i]) / 2
+
+    def of_epoch(self, epoch: Any) -> float | None:
+        if not isinstance(epoch, int | float) or not self.x:
+            return None
+        if self.by_epoch:
+            return float(epoch)
+        return None
+
+
+def _series(
+    name: str, x: Sequence[float], y: Sequence[float | None], cls: str, **extra: Any
+) -> dict[str, Any]:
+    dx, dy = decimate(x, y, MAX_POINTS)
+    return {"name": name, "x": dx, "y": dy, "cls": cls, **extra}
+
+
+def _present(y: Sequence[float | None]) -> list[float]:
+    return [v for v in y if v is not None]
+
+
+def _fmt(unit: str, v: float) -> str:
+    if unit == "bytes":
+        return fmt_bytes(v)
+    if unit == "seconds":
+        return fmt_seconds(v)
+    return fmt_number(v)
+
+
+def _signed(unit: str, v: float) -> str:
+    if v == 0:
+        return "±0"
+    return ("+" if v > 0 else "-") + _fmt(unit, abs(v))
+
+
+def theil_sen_line(x: Sequence[float], y: Sequence[float | None], unit: str) -> dict[str, Any] | None:
+    """The Theil-Sen line through (x, y) as a figure line, fitted on at most TREND_POINTS."""
+    pts = [(a, b) for a, b in zip(x, y, strict=False) if b is not None]
+    if len(pts) < 3:
+        return None
+    if len(pts) > TREND_POINTS:
+        step = len(pts) / TREND_POINTS
+        pts = [pts[int(k * step)] for k in range(TREND_POINTS)] + [pts[-1]]
+    xs = [p[0] for p in pts]
+    fit = trend.theil_sen([p[1] for p in pts], xs)
+    x0, x1 = xs[0], xs[-1]
+    return {
+        "x0": x0,
+        "y0": fit.intercept + fit.slope * x0,
+        "x1": x1,
+        "y1": fit.intercept + fit.slope * x1,
+        "cls": "trend",
+        "label": f"Theil-Sen trend {_signed(unit, fit.slope)}/epoch",
+        "slope": fit.slope,
+    }
+
+
+def _window_line(ev: Mapping[str, Any], unit: str, what: str) -> dict[str, Any] | None:
+    """The detector's own fitted line over its window, from a growth finding's evidence."""
+    epochs = ev.get("epochs")
+    if not (isinstance(epochs, list) and len(epochs) == 2):
+        return None
+    if not all(isinstance(ev.get(k), int | float) for k in ("start", "now")):
+        return None
+    slope = ev.get("slope_per_epoch")
+    label = f"{what} trend" + (f" {_signed(unit, slope)}/epoch" if isinstance(slope, int | float) else "")
+    return {
+        "x0": epochs[0],
+        "y0": ev["start"],
+        "x1": epochs[1],
+        "y1": ev["now"],
+        "cls": "trend",
+        "label": label,
+    }
+
+
+def _finding(
+    findings: Sequence[Mapping[str, Any]], kind: str, target: str | None = "*"
+) -> Mapping[str, Any] | None:
+    for f in findings:
+        if f.get("kind") == kind and (target == "*" or f.get("target") == target):
+            return f
+    return None
+
+
+def _projection(
+    fig: Figure,
+    ev: Mapping[str, Any],
+    axis: _Axis,
+    planned_last: float | None,
+    limit: float | None,
+    limit_label: str,
+) -> None:
+    """Extend a leak's fitted line toward its limit, and put the limit in view when it is near."""
+    line = _window_line(ev, "bytes", "growth")
+    if line is None:
+        return
+    fig["lines"].append(line)
+    slope = ev.get("slope_per_epoch")
+    if not (isinstance(slope, int | float) and slope > 0) or not axis.x:
+        return
+    first, last = axis.x[0], axis.x[-1]
+    span = max(1.0, last - first)
+    horizon = max(planned_last or last, last + 0.25 * span)
+    to_limit = ev.get("epochs_to_limit")
+    x0, y0 = float(line["x1"]), float(line["y1"])
+    if limit is not None and isinstance(to_limit, int | float) and x0 + to_limit <= last + span:
+        x1 = x0 + float(to_limit)
+        for hl in fig["hlines"]:
+            hl["fit"] = True
+    else:
+        x1 = horizon
+    label = "projection"
+    if isinstance(to_limit, int | float):
+        label += f": {limit_label} in ~{to_limit:.0f} epochs"
+    fig["lines"].append(
+        {"x0": x0, "y0": y0, "x1": x1, "y1": y0 + slope * (x1 - x0), "cls": "projection", "label": label}
+    )
+    fig["x_max"] = x1
+
+
+def _limit(fig: Figure, value: float | None, name: str, data: Sequence[float]) -> None:
+    if value is None or value <= 0:
+        return
+    label = f"{name} {fmt_bytes(value)}"
+    near = bool(data) and value <= max(data) * LIMIT_IN_VIEW
+    fig["hlines"].append({"y": value, "label": label, "cls": "limit", "fit": near})
+    if not near:
+        fig["notes"].append(f"{label}, off the scale")
+
+
+def _new(fig_id: str, title: str, unit: str) -> Figure:
+    return {
+        "id": fig_id,
+        "title": title,
+        "unit": unit,
+        "series": [],
+        "lines": [],
+        "hlines": [],
+        "vlines": [],
+        "above": [],
+        "notes": [],
+    }
+
+
+def _latest(values: Sequence[float | None]) -> float | None:
+    for v in reversed(values):
+        if v is not None:
+            return v
+    return None
+
+
+def time_figure(axis: _Axis, findings: Sequence[Mapping[str, Any]]) -> Figure | None:
+    y = axis.column("seconds")
+    if not _present(y):
+        return None
+    fig = _new("time", "Epoch time", "seconds")
+    warm = [axis.series.warm[i - axis.series.offset] != STEADY for i in axis.idx]
+    steady = [v if not w else None for v, w in zip(y, warm, strict=True)]
+    steady_vals = _present(steady)
+    fig["series"].append(_series("epoch time", axis.x, y, "s0"))
+    if steady_vals:
+        cap = max(steady_vals) * 1.15
+        high = [
+            (x, v) for x, v, w in zip(axis.x, y, warm, strict=True) if w and v is not None and v > 2 * cap
+        ]
+        if high:  # warm-up (compile, first traces) would flatten everything else: clip it
+            fig["y_max"] = cap
+            fig["above"] = [{"x": x, "y": v, "label": f"warm-up {fmt_seconds(v)}"} for x, v in high[:5]]
+    f = _finding(findings, "slowdown", None)
+    line = _window_line(f.get("evidence") or {}, "seconds", "slowdown") if f and axis.by_epoch else None
+    if line is None:
+        line = theil_sen_line(axis.x, steady, "seconds")
+    if line is not None:
+        fig["lines"].append(line)
+    vals = _present(y)
+    fig["caption"] = (
+        f"{fmt_seconds(vals[0])} → {fmt_seconds(vals[-1])} (median {fmt_seconds(trend.median(vals))})"
+    )
+    return fig
+
+
+def loss_figure(axis: _Axis) -> Figure | None:
+    loss, val = axis.column("loss"), axis.column("val_loss")
+    if not _present(loss) and not _present(val):
+        return None
+    fig = _new("loss", "Loss", "number")
+    for name, y, cls in (("loss", loss, "s0"), ("val_loss", val, "s1")):
+        if _present(y):
+            fig["series"].append(_series(name, axis.x, y, cls))
+    vals = _present(loss) + _present(val)
+    if min(vals) > 0 and max(vals) / min(vals) > 50:
+        fig["log"] = True
+    last = _latest(loss)
+    fig["caption"] = f"last loss {fmt_number(last)}" if last is not None else ""
+    if _present(val):
+        fig["caption"] += (
+            "; " if fig["caption"] else ""
+        ) + f"val_loss {fmt_number(_latest(val) or math.nan)}"
+    return fig
+
+
+def host_memory_figure(
+    axis: _Axis, findings: Sequence[Mapping[str, Any]], planned_last: float | None
+) -> Figure | None:
+    rss = axis.column("rss")
+    if not _present(rss):
+        return None
+    fig = _new("host_memory", "Host memory (RSS)", "bytes")
+    fig["series"].append(_series("RSS at epoch end", axis.x, rss, "s0"))
+    peak = axis.column("rss_peak")
+    if _present(peak) and any(p != r for p, r in zip(peak, rss, strict=True) if p is not None):
+        fig["series"].append(_series("peak in epoch (daemon)", axis.x, peak, "s2"))
+    swap = axis.column("swap")
+    if any(v for v in swap if v):
+        fig["series"].append(_series("swapped out", axis.x, swap, "s3"))
+    limit = _latest(axis.column("mem_limit"))
+    name = "cgroup limit"
+    if limit is None:
+        limit, name = _latest(axis.column("sys_total")), "physical memory"
+    data = _present(rss) + _present(peak)
+    _limit(fig, limit, name, data)
+    f = _finding(findings, "host_memory_growth")
+    if f and axis.by_epoch:
+        _projection(fig, f.get("evidence") or {}, axis, planned_last, limit, name)
+    vals = _present(rss)
+    fig["caption"] = f"{fmt_bytes(vals[0])} → {fmt_bytes(vals[-1])} (max {fmt_bytes(max(data))})"
+    return fig
+
+
+def gpu_memory_figure(
+    axis: _Axis, findings: Sequence[Mapping[str, Any]], planned_last: float | None
+) -> Figure | None:
+    series = axis.series
+    fig = _new("gpu_memory", "GPU memory", "bytes")
+    data: list[float] = []
+    totals: dict[str, float] = {}
+    for n, key in enumerate(series.keys("tf_current")):
+        y = axis.column("tf_current", key)
+        if _present(y):
+            fig["series"].append(_series(f"{key} TF allocator", axis.x, y, f"s{n % 4}"))
+            data += _present(y)
+    for n, key in enumerate(series.keys("gpu_proc")):
+        y = axis.column("gpu_proc", key)
+        if _present(y):
+            name = series.gpu_names.get(key)
+            fig["series"].append(
+                _series(f"GPU:{key} process" + (f" ({name})" if name else ""), axis.x, y, f"s{(n + 1) % 4}")
+            )
+            data += _present(y)
+        total = _latest(axis.column("gpu_total", key))
+        if total is not None:
+            totals[key] = total
+    if not fig["series"]:
+        return None
+    for key, total in sorted(totals.items()):
+        _limit(fig, total, f"GPU:{key} total", data)
+    f = _finding(findings, "gpu_memory_growth")
+    if f and axis.by_epoch:
+        target = str(f.get("target") or "")
+        index = target.split(":", 1)[1] if ":" in target else ""
+        _projection(fig, f.get("evidence") or {}, axis, planned_last, totals.get(index), f"{target} total")
+    fig["caption"] = f"max {fmt_bytes(max(data))}" + (
+        f" of {fmt_bytes(max(totals.values()))}" if totals else ""
+    )
+    return fig
+
+
+def retrace_figure(axis: _Axis) -> Figure | None:
+    y = axis.column("retrace_new")
+    if not _present(y):
+        return None
+    fig = _new("retraces", "New tf.function traces per epoch", "count")
+    style = "bars" if len(axis.x) <= 400 else "line"
+    fig["series"].append(_series("new traces", axis.x, y, "s0", style=style))
+    warm = [axis.series.warm[i - axis.series.offset] for i in axis.idx]
+    later = sum(v for v, w in zip(y, warm, strict=True) if v and w == STEADY)
+    fig["caption"] = f"{int(sum(_present(y)))} in all, {int(later)} after warm-up"
+    fig["y_min"] = 0
+    return fig
+
+
+def dir_figures(axis: _Axis, findings: Sequence[Mapping[str, Any]]) -> list[Figure]:
+    series = axis.series
+    flagged = {str(f.get("target")) for f in findings if f.get("kind") == "disk_growth"}
+    ranked: list[tuple[int, float, str]] = []
+    for key in series.keys("dir_bytes"):
+        vals = _present(axis.column("dir_bytes", key))
+        if not vals:
+            continue
+        growth = (vals[-1] - vals[0]) / max(vals[0], 1.0)
+        ranked.append((0 if key in flagged else 1, -growth, key))
+    out: list[Figure] = []
+    for _, _, key in sorted(ranked)[:MAX_DIRS]:
+        role = series.dir_roles.get(key, "watched")
+        fig = _new(f"dirs:{key}", f"{role}: {key}", "bytes")
+        y = axis.column("dir_bytes", key)
+        fig["series"].append(_series("bytes", axis.x, y, "s0"))
+        files = _present(axis.column("dir_files", key))
+        vals = _present(y)
+        fig["caption"] = (
+            f"{fmt_bytes(vals[0])} → {fmt_bytes(vals[-1])} ({_signed('bytes', vals[-1] - vals[0])})"
+        )
+        if files:
+            fig["caption"] += f"; {int(files[0])} → {int(files[-1])} files"
+        free = _latest(axis.column("dir_free", key))
+        if free is not None:
+            fig["notes"].append(f"{fmt_bytes(free)} free on its file system")
+        f = _finding(findings, "disk_growth", key)
+        if f and axis.by_epoch:
+            ev = f.get("evidence") or {}
+            if ev.get("series") != "files":
+                line = _window_line(ev, "bytes", "growth")
+                if line is not None:
+                    fig["lines"].append(line)
+        out.append(fig)
+    return out
+
+
+def _restore_marks(an: Analysed, axis: _Axis) -> list[dict[str, Any]]:
+    run = an.run
+    marks = []
+    for restore, pos in zip(run.restores, run.restore_positions, strict=False):
+        x = axis.at_position(pos)
+        if x is None:
+            continue
+        name = os.path.basename(str(restore.get("path", "?")))
+        parent = restore.get("parent") if isinstance(restore.get("parent"), Mapping) else None
+        label = f"restored {name}"
+        if parent:
+            label += f" saved by run {parent.get('run_id')}"
+            if isinstance(parent.get("save_iterations"), int):
+                label += f" at step {parent['save_iterations']}"
+            if parent.get("match") == "path":
+                label += " (the file was modified since)"
+        marks.append({"x": x, "label": label, "short": "restore", "cls": "restore"})
+    return marks
+
+
+def _finding_marks(findings: Sequence[Mapping[str, Any]], axis: _Axis) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for f in findings:
+        fig_id = FINDING_FIGURE.get(str(f.get("kind")))
+        if fig_id == "dirs":
+            fig_id = f"dirs:{f.get('target')}"
+        x = axis.of_epoch(f.get("epoch"))
+        if fig_id is None or x is None:
+            continue
+        label = f"{f.get('kind')} reported at epoch {f.get('epoch')}: {f.get('title')}"
+        out.setdefault(fig_id, []).append(
+            {"x": x, "label": label, "short": str(f.get("kind")), "cls": "finding", "lane": 1}
+        )
+    return out
+
+
+def build(an: Analysed, findings: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The run's figures and restore marks: `{"figures": [...], "restores": [...]}`."""
+    series = an.run.series
+    axis = _Axis(series)
+    if not axis.x:
+        return {"figures": [], "restores": []}
+    planned = _planned_last(an, axis)
+    figs = [
+        time_figure(axis, findings),
+        loss_figure(axis),
+        host_memory_figure(axis, findings, planned),
+        gpu_memory_figure(axis, findings, planned),
+        retrace_figure(axis),
+        *dir_figures(axis, findings),
+    ]
+    restores = _restore_marks(an, axis)
+    by_figure = _finding_marks(findings, axis)
+    out = []
+    for fig in figs:
+        if fig is None:
+            continue
+        fig["vlines"] = [*restores, *by_figure.get(fig["id"], [])]
+        out.append(fig)
+    return {"figures": out, "restores": restores, "x_is_epoch": axis.by_epoch}
+
+
+def _planned_last(an: Analysed, axis: _Axis) -> float | None:
+    """The last epoch number the newest fit planned (Keras `epochs` counts from 0)."""
+    fit: Any = an.run.fits[-1] if an.run.fits else (an.run.start or {}).get("training")
+    epochs = fit.get("epochs") if isinstance(fit, Mapping) else None
+    if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs > 0 and axis.by_epoch:
+        return float(epochs - 1)
+    return None

@@ -1,0 +1,98 @@
+"""A finding's evidence as readable (name, value) pairs for the HTML report.
+
+Evidence is a free-form dict per finding kind (docs/findings.md); numbers read better in
+their units, so the unit comes from the key's suffix and from the finding's kind (a
+`slope_per_epoch` is bytes for a leak, seconds for a slowdown). Values are plain strings;
+the page escapes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from epochwatch.analysis.units import fmt_bytes, fmt_duration, fmt_number, fmt_pct, fmt_seconds
+
+BYTES_KINDS = {
+    "host_memory_growth",
+    "gpu_memory_growth",
+    "disk_growth",
+    "swap_pressure",
+    "gpu_memory_pressure",
+}
+# Keys in the finding's own unit (bytes for leaks, seconds for slowdowns).
+LEVEL_KEYS = {"slope_per_epoch", "slope_ci95", "start", "now", "baseline", "level", "limit", "run_baseline"}
+MAX_ITEMS = 9
+
+
+def _unit(kind: str, ev: Mapping[str, Any]) -> str:
+    if kind == "disk_growth" and ev.get("series") == "files":
+        return "count"
+    if kind in BYTES_KINDS:
+        return "bytes"
+    if kind == "slowdown":
+        return "seconds"
+    return "number"
+
+
+def _scalar(key: str, v: Any, unit: str) -> str:
+    if isinstance(v, bool) or v is None:
+        return str(v).lower()
+    if not isinstance(v, int | float):
+        text = str(v)
+        return text if len(text) <= 200 else text[:199] + "…"
+    if key == "bytes" or key.endswith("_bytes") or (unit == "bytes" and key in LEVEL_KEYS):
+        return fmt_bytes(float(v))
+    if key == "seconds_to_limit":
+        return fmt_duration(float(v))
+    if key.endswith("_seconds") or (unit == "seconds" and key in LEVEL_KEYS):
+        return fmt_seconds(float(v))
+    if key.endswith("share") or key.endswith("_ratio_share"):
+        return fmt_pct(float(v))
+    if key.startswith("p_value"):
+        return f"{v:.2g}"
+    if isinstance(v, int):
+        return f"{v:,}" if abs(v) >= 10_000 else str(v)
+    return fmt_number(float(v))
+
+
+def _value(key: str, v: Any, unit: str) -> str:
+    if isinstance(v, list):
+        if key == "likely_causes":
+            parts = []
+            for c in v[:6]:
+                if isinstance(c, Mapping):
+                    tau = c.get("tau")
+                    parts.append(
+                        f"{c.get('series')}" + (f" (tau {tau:.2f})" if isinstance(tau, int | float) else "")
+                    )
+            return ", ".join(parts) or "-"
+        if all(not isinstance(x, list | dict) for x in v):
+            sep = " – " if len(v) == 2 and key in ("epochs", "slope_ci95") else ", "
+            shown = [_scalar(key, x, unit) for x in v[:12]]
+            return sep.join(shown) + (", …" if len(v) > 12 else "")
+    if isinstance(v, Mapping | list):
+        text = orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
+        return text if len(text) <= 300 else text[:299] + "…"
+    return _scalar(key, v, unit)
+
+
+def items(finding: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The evidence's (label, value) pairs, the most telling first, at most MAX_ITEMS."""
+    ev = finding.get("evidence")
+    if not isinstance(ev, Mapping):
+        return []
+    unit = _unit(str(finding.get("kind")), ev)
+    first = ("slope_per_epoch", "slope_ci95", "p_value", "epochs", "start", "now", "limit", "epochs_to_limit")
+    keys = [k for k in first if k in ev] + [k for k in ev if k not in first]
+    return [(str(k).replace("_", " "), _value(str(k), ev[k], unit)) for k in keys[:MAX_ITEMS]]
+
+
+def raw(finding: Mapping[str, Any]) -> str:
+    """The whole evidence as indented JSON, for the page's 'all evidence' fold."""
+    ev = finding.get("evidence")
+    return orjson.dumps(
+        ev if ev is not None else {}, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str
+    ).decode()
