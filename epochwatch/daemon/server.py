@@ -102,8 +102,11 @@ class Daemon:
             raise StartError(
                 f"cannot use state directory {self.cfg.state_dir}: {exc.strerror or exc}"
             ) from None
-        self._adopt()
+        # Claim the socket first (refusing if another daemon is live), take the previous
+        # daemon's runs back, and only then accept: a resuming hook finds its run.
         self._server = await self._listen(loop)
+        self._adopt()
+        await self._server.start_serving()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
@@ -133,7 +136,9 @@ class Daemon:
         _clear_stale_socket(path)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            server = await loop.create_unix_server(lambda: self._new_connection(), path, backlog=1024)
+            server = await loop.create_unix_server(
+                lambda: self._new_connection(), path, backlog=1024, start_serving=False
+            )
         except OSError as exc:
             raise StartError(f"cannot listen on {path}: {exc.strerror or exc}") from None
         os.chmod(path, self.cfg.socket_mode)
