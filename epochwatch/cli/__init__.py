@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from epochwatch import __version__
-from epochwatch.cli import check, compare, daemon, report, run, status
+from epochwatch.cli import check, compare, daemon, report, run, status, top
 from epochwatch.cli.base import Command, UsageError
 
 COMMANDS: list[Command] = [
@@ -24,6 +24,7 @@ COMMANDS: list[Command] = [
     daemon.COMMAND,
     status.COMMAND,
     compare.COMMAND,
+    top.COMMAND,
 ]
 
 

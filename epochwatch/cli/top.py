@@ -1,0 +1,75 @@
+"""`epochwatch top [--socket PATH | --dir DIR] [--interval S]`: the runs on this host, live.
+
+Over the daemon (its status socket) or over a directory of traces (the newest ones,
+followed as they grow). Without either: the daemon when its socket exists, else
+$EPOCHWATCH_DIR (./epochwatch-traces). On a terminal the view refreshes in place until
+`q`; with --once, or when stdout is not a terminal, it prints one snapshot and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import curses
+import os
+import sys
+
+from epochwatch.cli.base import UsageError
+from epochwatch.daemon.config import DEFAULT_SOCKET
+from epochwatch.top import screen, view
+from epochwatch.top.daemon import DaemonSource
+from epochwatch.top.tail import DirSource
+
+DEFAULT_DIR = "epochwatch-traces"
+
+
+def choose_source(args: argparse.Namespace) -> DaemonSource | DirSource:
+    if args.dir:
+        return DirSource(args.dir)
+    socket_path = args.socket or os.environ.get("EPOCHWATCH_SOCKET") or DEFAULT_SOCKET
+    if args.socket or os.path.exists(socket_path):
+        source = DaemonSource(socket_path)
+        source.check()  # a daemon that cannot be asked at all: one line, exit 2
+        return source
+    return DirSource(os.environ.get("EPOCHWATCH_DIR") or DEFAULT_DIR)
+
+
+class TopCommand:
+    name = "top"
+    help = "Live view of the runs on this host: epoch, epoch time, memory, retraces, findings (q quits)."
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        where = parser.add_mutually_exclusive_group()
+        where.add_argument("--socket", metavar="PATH", help=f"the daemon's socket (default {DEFAULT_SOCKET})")
+        where.add_argument("--dir", metavar="DIR", help="a directory of traces instead of the daemon")
+        parser.add_argument(
+            "--interval", type=float, default=1.0, metavar="S", help="seconds between refreshes"
+        )
+        parser.add_argument("--once", action="store_true", help="print one snapshot and exit")
+
+    def run(self, args: argparse.Namespace) -> int:
+        if not args.interval > 0:
+            raise UsageError("--interval must be a positive number of seconds")
+        source = choose_source(args)
+        if args.once or not (sys.stdout.isatty() and sys.stdin.isatty()):
+            width, _ = view.terminal_size()
+            runs = source.poll()
+            lines = view.render(
+                runs,
+                max(view.MIN_WIDTH, width),
+                10_000,
+                source=source.label,
+                error=source.error,
+                footer=False,
+            )
+            for line in lines:
+                sys.stdout.write(line.text.rstrip() + "\n")
+            return 0
+        try:
+            return screen.run(source, max(0.1, args.interval))
+        except curses.error as exc:
+            raise UsageError(f"cannot drive this terminal ({exc}); try --once") from None
+        except KeyboardInterrupt:
+            return 0
+
+
+COMMAND = TopCommand()
