@@ -453,6 +453,8 @@ def build(an: Analysed, findings: Sequence[Mapping[str, Any]]) -> dict[str, Any]
         if fig is None:
             continue
         fig["vlines"] = [*restores, *by_figure.get(fig["id"], [])]
+        if not axis.by_epoch:  # epoch numbers restart (several fits or loops): plot in record order
+            fig["x_name"] = "epoch record"
         out.append(fig)
     return {"figures": out, "restores": restores, "x_is_epoch": axis.by_epoch}
 

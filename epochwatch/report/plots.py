@@ -14,7 +14,7 @@ A figure dict:
      "hlines": [{"y", "label", "cls": "limit"}],     # drawn only when inside the y range
      "vlines": [{"x", "label", "cls": "restore"|"finding"}],
      "above":  [{"x", "y", "label"}],                # points clipped at the top, e.g. warm-up
-     "x_max": number, "y_min": number, "y_max": number, "note": str}
+     "x_max": number, "y_min": number, "y_max": number, "x_name": "epoch"}
 
 Absent values are None (JSON null) and break a line. Every string is escaped here.
 """
@@ -281,7 +281,8 @@ def svg(fig: Mapping[str, Any], uid: str = "p") -> str:
     out.append(
         f'<line class="axis" x1="{_f(left)}" x2="{WIDTH - RIGHT}" y1="{_f(bottom)}" y2="{_f(bottom)}"/>'
     )
-    out.append(f'<text class="xname" x="{WIDTH - RIGHT}" y="{HEIGHT - 2}">epoch</text>')
+    xname = escape(str(fig.get("x_name", "epoch")))
+    out.append(f'<text class="xname" x="{WIDTH - RIGHT}" y="{HEIGHT - 2}">{xname}</text>')
     out.append("</g>")
     for hl in fig.get("hlines", []):
         if _ok(hl.get("y")) and frame.inside_y(hl["y"]):
