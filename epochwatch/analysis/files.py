@@ -16,6 +16,7 @@ from pathlib import Path
 
 from epochwatch.analysis.engine import analyze
 from epochwatch.analysis.findings import Finding, from_record, sort_findings
+from epochwatch.analysis.lineage import Lineage
 from epochwatch.trace.reader import ReadStats, TraceError, find_traces
 from epochwatch.trace.run import Run, load_run
 
@@ -31,12 +32,21 @@ class Analysed:
     recorded: list[Finding] = field(default_factory=list)  # from the trace, not found again
 
 
-def analyse_file(path: str | os.PathLike[str], on_read: Callable[[int], None] | None = None) -> Analysed:
+def analyse_file(
+    path: str | os.PathLike[str],
+    on_read: Callable[[int], None] | None = None,
+    lineage: Lineage | None = None,
+) -> Analysed:
     """One trace file's run and findings; raises TraceError when the file is unusable.
 
     `on_read` is called with the size of each chunk read (report's progress bar).
+    `lineage` (from scan_lineage over all the files) links this run's restores to the
+    runs that saved those bytes before the detectors run, so restore findings work on
+    traces gathered from many hosts, where the hook could not find the parent.
     """
     run = load_run(path, max_epoch_records=EPOCH_RECORDS, stats=ReadStats(on_read=on_read))
+    if lineage is not None:
+        lineage.annotate(run)
     findings = analyze(run)
     keys = {f.key for f in findings}
     recorded = []
@@ -49,14 +59,16 @@ def analyse_file(path: str | os.PathLike[str], on_read: Callable[[int], None] | 
 
 
 def analyse_paths(
-    paths: Iterable[str | os.PathLike[str]], on_read: Callable[[int], None] | None = None
+    paths: Iterable[str | os.PathLike[str]],
+    on_read: Callable[[int], None] | None = None,
+    lineage: Lineage | None = None,
 ) -> Iterator[Analysed | str]:
     """Each usable trace under `paths` as Analysed, each problem as a one-line string."""
     files, problems = find_traces(paths)
     yield from problems
     for f in files:
         try:
-            yield analyse_file(f, on_read)
+            yield analyse_file(f, on_read, lineage)
         except TraceError as exc:
             yield str(exc)
         except (OSError, ValueError, RecursionError) as exc:

@@ -13,7 +13,9 @@ import sys
 
 from epochwatch.analysis.files import Analysed, analyse_paths
 from epochwatch.analysis.findings import SEVERITIES, severity_rank
+from epochwatch.analysis.lineage import scan_lineage
 from epochwatch.cli.base import UsageError
+from epochwatch.trace.reader import find_traces
 
 
 class CheckCommand:
@@ -32,7 +34,9 @@ class CheckCommand:
     def run(self, args: argparse.Namespace) -> int:
         level = severity_rank(args.fail_on)
         runs = failing = unusable = 0
-        for item in analyse_paths(args.paths):
+        files, _ = find_traces(args.paths)
+        lineage = scan_lineage(files)  # restore findings across the given traces
+        for item in analyse_paths(args.paths, lineage=lineage):
             if not isinstance(item, Analysed):
                 unusable += 1
                 sys.stderr.write(f"epochwatch check: {item}\n")

@@ -66,20 +66,21 @@ class ReportCommand:
         html = args.format == "html"
         files, _ = find_traces(args.paths)
         sizes = sum(_size(f) for f in files)
-        bar = progress.for_stream(sys.stderr, sizes * (2 if html else 1))
+        bar = progress.for_stream(sys.stderr, sizes * 2)
         runs: list[dict[str, Any]] = []
         problems: list[str] = []
         lineage: Lineage | None = None
         try:
-            if html:  # one cheap pass over save/restore lines: who resumed from whom
-                if bar is not None:
-                    bar.label = "lineage"
-                lineage = scan_lineage(_counted(files, bar))
-                if bar is not None:
-                    bar.label, bar.name = "reading", ""
-            for item in analyse_paths(args.paths, on_read=bar.advance if bar is not None else None):
+            # One cheap pass over run_start/save/restore lines: who resumed from whom.
+            if bar is not None:
+                bar.label = "lineage"
+            lineage = scan_lineage(_counted(files, bar))
+            if bar is not None:
+                bar.label, bar.name = "reading", ""
+            on_read = bar.advance if bar is not None else None
+            for item in analyse_paths(args.paths, on_read=on_read, lineage=lineage):
                 if isinstance(item, Analysed):
-                    runs.append(self._summary(item, lineage))
+                    runs.append(self._summary(item, html))
                 else:
                     problems.append(item)
                     if bar is not None:
@@ -94,18 +95,20 @@ class ReportCommand:
             out: IO[str] = sys.stdout
             if args.output:
                 out = stack.enter_context(open(args.output, "w", encoding="utf-8"))
+            links = lineage.to_dict() if lineage is not None else None
             if html:
-                html_report.render(out, runs, problems, lineage.to_dict() if lineage is not None else None)
+                html_report.render(out, runs, problems, links)
+            elif args.format == "json":
+                json_report.render(out, runs, problems, links)
             else:
-                (json_report if args.format == "json" else text_report).render(out, runs, problems)
+                text_report.render(out, runs, problems, lineage.text_lines() if lineage is not None else ())
             out.flush()
         return 2 if problems else 0
 
     @staticmethod
-    def _summary(item: Analysed, lineage: Lineage | None) -> dict[str, Any]:
+    def _summary(item: Analysed, html: bool) -> dict[str, Any]:
         summary = summarize(item)
-        if lineage is not None:
-            lineage.annotate(item.run)  # restores learn their parent run, for the plots' marks
+        if html:  # restores already carry their parent (analyse_paths annotated them)
             summary["figures"] = figures.build(item, summary.get("findings") or [])["figures"]
         return summary
 

@@ -223,8 +223,18 @@ def render_run(out: IO[str], run: Mapping[str, Any]) -> None:
     render_table(out, run)
 
 
-def render(out: IO[str], runs: Iterable[Mapping[str, Any]], problems: Sequence[str] = ()) -> None:
+def render(
+    out: IO[str],
+    runs: Iterable[Mapping[str, Any]],
+    problems: Sequence[str] = (),
+    lineage: Sequence[str] = (),
+) -> None:
     first = True
+    if lineage:
+        out.write("lineage (which run resumed from which)\n")
+        for line in lineage:
+            out.write(f"  {line}\n")
+        first = False
     for run in runs:
         if not first:
             out.write("\n")
