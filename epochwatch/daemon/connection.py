@@ -98,11 +98,21 @@ class Connection(asyncio.Protocol):
     # -- framing --------------------------------------------------------------------------------
 
     def _take(self, data: bytes) -> None:
+        self._buf += data
+        if self._resume_handle is None:  # while throttled, lines wait in the buffer
+            self._process()
+
+    def _process(self) -> None:
+        """Handle the complete lines in the buffer, one rate-limit token each.
+
+        Over the uid's rate, the rest stays buffered, reading pauses, and `_resume`
+        carries on later: the limit holds per message, however the bytes arrived.
+        """
         buf = self._buf
-        buf += data
         limit = self.daemon.cfg.limits.max_line_bytes
         lines = 0
         start = 0
+        pause = 0.0
         while not self.closed:
             nl = buf.find(b"\n", start)
             if nl < 0:
@@ -115,17 +125,21 @@ class Connection(asyncio.Protocol):
             lines += 1
             if line.strip():
                 self._line(line)
+                pause = self.daemon.limits.take(self.uid)
+                if pause > 0:
+                    break
         if self.closed:
             return
         del buf[:start]
-        if len(buf) > limit:
+        if len(buf) > limit and b"\n" not in buf:
             self._too_long(len(buf))
             return
         if lines:
             self._ack()
             if self.session is not None:
                 self.daemon.analyze(self.session)
-            self._throttle(lines)
+        if pause > 0:
+            self._throttle(pause)
 
     def _too_long(self, size: int) -> None:
         limit = self.daemon.cfg.limits.max_line_bytes
@@ -133,9 +147,8 @@ class Connection(asyncio.Protocol):
         self._buf.clear()
         self.fail("too_long", f"line longer than {limit} bytes")
 
-    def _throttle(self, lines: int) -> None:
-        pause = self.daemon.limits.take(self.uid, lines)
-        if pause <= 0 or self.transport is None or self.closed:
+    def _throttle(self, pause: float) -> None:
+        if self.transport is None or self.closed:
             return
         if not self._throttled_logged:
             self._throttled_logged = True
@@ -145,8 +158,14 @@ class Connection(asyncio.Protocol):
 
     def _resume(self) -> None:
         self._resume_handle = None
-        if not self.closed and self.transport is not None:
-            self.transport.resume_reading()
+        if self.closed or self.transport is None:
+            return
+        self.transport.resume_reading()
+        try:
+            self._process()
+        except Exception:
+            log.exception("%s: internal error; connection dropped", self.who())
+            self.fail("internal", "internal error in the daemon")
 
     def _line(self, line: bytes) -> None:
         try:
