@@ -1,7 +1,7 @@
 """`epochwatch report PATH... [--format text|json|html] [--output FILE]`: what happened in each run.
 
 Per run: the fingerprint, how it ended, the findings (most severe first) and the epoch
-table; HTML adds plots (report/html.py) and the lineage of restored runs. Every trace is
+table, after the lineage of restored runs; HTML adds plots (report/html.py). Every trace is
 analysed even when others are unusable; exit status: 0 when every path gave a usable
 trace, 2 when any did not (each with a one-line reason on stderr, and listed under
 "unusable"/"problems" in the output) or when there was nothing to read. On a terminal,
