@@ -58,19 +58,20 @@ class DaemonProc:
         cmd = [PY, "-m", "epochwatch", "daemon", "--socket", str(self.socket), "--state-dir", str(self.state)]
         if self.config_path is not None:
             cmd += ["--config", str(self.config_path)]
+        before = self.log().count("listening on")  # the log is shared by restarts
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=self.env, cwd=self.root)
         if wait:
-            self.wait_ready()
+            self.wait_ready(before + 1)
         return self
 
-    def wait_ready(self, timeout: float = 20.0) -> None:
+    def wait_ready(self, count: int = 1, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise AssertionError(f"daemon exited {self.proc.returncode}:\n{self.log()}")
-            if "listening on" in self.log():
+            if self.log().count("listening on") >= count:
                 return
             time.sleep(0.05)
         raise AssertionError(f"daemon not ready in {timeout} s:\n{self.log()}")
