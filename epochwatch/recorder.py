@@ -68,6 +68,7 @@ class Recorder:
         self._sink: Sink | None = None
         self._started = False
         self._finished = False
+        self._finishing = False
         self._start_perf = 0.0
         self._epoch: _Epoch | None = None
         self._epochs_written = 0
@@ -165,10 +166,14 @@ class Recorder:
     def finish(self, ended: str, exc: BaseException | None = None) -> None:
         """Write run_end and release everything; called once at interpreter exit."""
         with self._lock:
-            if self._finished:
+            if self._finished or self._finishing:
                 return
-            for callback in self._finishers:
-                self.guard.run("run end", callback, None)
+            self._finishing = True
+        # Outside the lock: a finisher may wait for other threads that still emit records
+        # (the last saves' hashes), and they need the lock to write them.
+        for callback in self._finishers:
+            self.guard.run("run end", callback, None)
+        with self._lock:
             self._finished = True
             if self._sink is not None:
                 fields: dict[str, Any] = {

@@ -166,3 +166,21 @@ def test_listeners_see_every_record_and_finishers_run_before_run_end(
     types = [r["type"] for r in _records(tmp_path)]
     assert types.index("notice") < types.index("run_end")
     assert "broken listener" in recorder.guard.disabled
+
+
+def test_a_finisher_may_wait_for_a_thread_that_emits(recorder: Recorder, tmp_path: Path) -> None:
+    """The restore diagnostics flush their last hashes from a worker thread at the run's end."""
+    import threading
+
+    def flush() -> None:
+        worker = threading.Thread(target=lambda: recorder.emit("save", path="/x", sha256="0" * 64))
+        worker.start()
+        worker.join(timeout=5)
+        assert not worker.is_alive()
+
+    recorder.on_finish(flush)
+    recorder.begin_epoch(0, "loop")
+    recorder.end_epoch()
+    recorder.finish("completed")
+    types = [r["type"] for r in _records(tmp_path)]
+    assert types[-2:] == ["save", "run_end"]
