@@ -122,6 +122,11 @@ class Recorder:
         return self._started
 
     @property
+    def remote_detection(self) -> bool:
+        """True while a daemon runs the online detectors for this run (the hook need not)."""
+        return bool(getattr(self._sink, "remote_detection", False))
+
+    @property
     def sink_description(self) -> str | None:
         return self._sink.description if self._sink is not None else None
 
@@ -150,7 +155,7 @@ class Recorder:
                 self.run_id,
                 schema=schema.SCHEMA_VERSION,
                 epochwatch=__version__,
-                mode="daemon" if "daemon" in self._sink.description else "embedded",
+                mode=getattr(self._sink, "mode", "embedded"),
                 env=env,
             )
             if training:
@@ -341,12 +346,10 @@ class Recorder:
         analyzer = self._analyzer
         if analyzer is None or not self.guard.enabled("online detection"):
             return []
-        sink = self._sink
-        by_daemon = sink is not None and sink.description.startswith("daemon")
         self._analysis_credit = min(
             self._analysis_credit + float(rec.get("seconds", 0.0)) * ANALYSIS_SHARE, ANALYSIS_CREDIT_CAP
         )
-        evaluate = not by_daemon and self._analysis_credit >= self._analysis_cost
+        evaluate = not self.remote_detection and self._analysis_credit >= self._analysis_cost
         t0 = time.perf_counter()
         found: list[dict[str, Any]] = self.guard.run(
             "online detection", lambda: analyzer.add(rec, evaluate=evaluate), []

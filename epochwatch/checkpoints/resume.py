@@ -105,8 +105,8 @@ class ResumeWatcher:
     def _embedded(self) -> bool:
         """Whether this process writes its own trace now (else a daemon analyses it).
 
-        Starts the run if needed (the restore record is about to, anyway). A daemon sink's
-        description starts with "daemon"; one that fell back to a file mid-run does not.
+        Starts the run if needed (the restore record is about to, anyway). A daemon sink
+        that fell back to a file mid-run no longer detects remotely.
         """
         if not self._started:
             try:
@@ -114,8 +114,7 @@ class ResumeWatcher:
             except Exception:
                 return False
             self._started = True
-        description = self._recorder.sink_description
-        return isinstance(description, str) and not description.startswith("daemon")
+        return self._recorder.sink_description is not None and not self._recorder.remote_detection
 
     def _load_parent(self, trace: Path) -> Run | None:
         try:

@@ -32,6 +32,9 @@ class Sink(Protocol):
 class FileSink:
     """Embedded mode: the hook writes `$EPOCHWATCH_DIR/<run_id>.jsonl` itself."""
 
+    mode = "embedded"
+    remote_detection = False
+
     def __init__(self, directory: str | os.PathLike[str], run_id: str) -> None:
         self.path = Path(directory) / f"{run_id}.jsonl"
         self._writer = TraceWriter(self.path)
