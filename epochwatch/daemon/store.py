@@ -19,12 +19,11 @@ import hashlib
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import orjson
 
 from epochwatch.trace.schema import safe_run_id
-from epochwatch.trace.writer import dumps_line
+from epochwatch.trace.writer import TraceWriter
 
 _TAIL_CHUNK = 64 * 1024
 
@@ -45,13 +44,11 @@ def prepare_dirs(state_dir: Path) -> tuple[Path, Path]:
     return traces, sessions
 
 
-class TraceFile:
-    """One trace, appended in whole lines by one os.write each (see trace/writer.py)."""
+class TraceFile(TraceWriter):
+    """One trace the daemon keeps: a TraceWriter on a file only the daemon names."""
 
     def __init__(self, path: Path, fd: int) -> None:
-        self.path = path
-        self._fd: int | None = fd
-        self.bytes_written = 0
+        super().__init__(path, fd=fd)
 
     @classmethod
     def create(cls, traces: Path, wanted: str, *, uid: int, mode: int) -> TraceFile:
@@ -85,23 +82,6 @@ class TraceFile:
     @property
     def run_id(self) -> str:
         return self.path.name[: -len(".jsonl")]
-
-    def write(self, record: dict[str, Any]) -> None:
-        self.write_line(dumps_line(record))
-
-    def write_line(self, line: bytes) -> None:
-        if self._fd is None:
-            raise ValueError(f"trace {self.path} is closed")
-        view = memoryview(line)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
-        self.bytes_written += len(line)
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
 
 
 def last_seq(path: Path) -> int:

@@ -37,10 +37,15 @@ def dumps_line(record: dict[str, Any]) -> bytes:
 class TraceWriter:
     """Appends records to one trace file; raises OSError (e.g. a full disk) to its caller."""
 
-    def __init__(self, path: str | os.PathLike[str], mode: int = 0o644) -> None:
+    def __init__(self, path: str | os.PathLike[str], mode: int = 0o644, *, fd: int | None = None) -> None:
+        """Open (creating) `path` for appending, or adopt `fd` already opened on it with
+        O_APPEND (the daemon opens its files with O_EXCL | O_NOFOLLOW itself)."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, mode)
+        if fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, mode)
+        self._fd: int | None = fd
+        self.bytes_written = 0
 
     def write(self, record: dict[str, Any]) -> None:
         self.write_line(dumps_line(record))
@@ -53,6 +58,7 @@ class TraceWriter:
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
+        self.bytes_written += len(line)
 
     def close(self) -> None:
         if self._fd is not None:
