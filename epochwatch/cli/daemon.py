@@ -49,23 +49,50 @@ class DaemonCommand:
         parser.add_argument(
             "--config", metavar="FILE", help="TOML config (default /etc/epochwatch/daemon.toml when present)"
         )
+        parser.add_argument(
+            "--metrics-port",
+            metavar="PORT",
+            help="serve Prometheus metrics over HTTP on this port (default: off; 0 turns it off)",
+        )
+        parser.add_argument(
+            "--metrics-address",
+            metavar="ADDR",
+            help="address for --metrics-port (default 127.0.0.1; 0.0.0.0 for every interface)",
+        )
 
     def run(self, args: argparse.Namespace) -> int:
         from epochwatch.daemon.config import ConfigError, load_config
         from epochwatch.daemon.server import Daemon, StartError
 
+        flags = {
+            "socket": args.socket,
+            "state_dir": args.state_dir,
+            "metrics_port": _port(args.metrics_port),
+            "metrics_address": args.metrics_address,
+        }
         try:
-            cfg = load_config(args.config, socket=args.socket, state_dir=args.state_dir)
+            cfg = load_config(args.config, **flags)
         except ConfigError as exc:
             raise UsageError(str(exc)) from None
         setup_logging(cfg.log_level)
-        daemon = Daemon(
-            cfg, config_path=args.config, flags={"socket": args.socket, "state_dir": args.state_dir}
-        )
+        daemon = Daemon(cfg, config_path=args.config, flags=flags)
         try:
             return daemon.run()
         except StartError as exc:
             raise UsageError(str(exc)) from None
+
+
+def _port(text: str | None) -> int | None:
+    """--metrics-port as a number; a one-line usage error otherwise (argparse's would be two)."""
+    if text is None:
+        return None
+    try:
+        port = int(text, 10)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--metrics-port: expected a port number, 1 to 65535 (0: off), got {text!r}")
+    return port
 
 
 COMMAND = DaemonCommand()

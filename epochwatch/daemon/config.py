@@ -73,6 +73,10 @@ class DaemonConfig:
     trace_mode: int = 0o640
     online_detection: bool = True
     log_level: str = "info"
+    # Prometheus metrics over HTTP (docs/metrics.md): 0 is off. Loopback unless told otherwise:
+    # the metrics name runs, scripts and users, and the endpoint has no authentication.
+    metrics_port: int = 0
+    metrics_address: str = "127.0.0.1"
     sampling: Sampling = field(default_factory=Sampling)
     limits: Limits = field(default_factory=Limits)
 
@@ -85,7 +89,7 @@ class DaemonConfig:
         return Path(self.state_dir) / "sessions"
 
 
-RESTART_ONLY = ("socket", "state_dir", "socket_mode", "socket_group")
+RESTART_ONLY = ("socket", "state_dir", "socket_mode", "socket_group", "metrics_port", "metrics_address")
 _SECTIONS: dict[str, type] = {"sampling": Sampling, "limits": Limits}
 _MODES = ("socket_mode", "trace_mode")
 
@@ -146,13 +150,33 @@ def parse_config(text: str, source: str = "<config>") -> DaemonConfig:
         raise ConfigError(f"{source}: {exc}") from None
     if cfg.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"{source}: log_level must be debug, info, warning or error")
+    why = metrics_problem(cfg.metrics_port, cfg.metrics_address)
+    if why:
+        raise ConfigError(f"{source}: {why}")
     return cfg
 
 
-def load_config(path: str | None, *, socket: str | None = None, state_dir: str | None = None) -> DaemonConfig:
+def metrics_problem(port: int, address: str) -> str | None:
+    """Why a metrics port or address cannot be used, or None (whether it is free is seen at bind)."""
+    if not 0 <= port <= 65535:
+        return f"metrics_port must be 0 (off) to 65535, got {port}"
+    if not address.strip():
+        return "metrics_address must not be empty (0.0.0.0 listens on every interface)"
+    return None
+
+
+def load_config(
+    path: str | None,
+    *,
+    socket: str | None = None,
+    state_dir: str | None = None,
+    metrics_port: int | None = None,
+    metrics_address: str | None = None,
+) -> DaemonConfig:
     """The config from `path` (or the default file when it exists), with flags on top.
 
     An explicit path that cannot be read is an error; the default path may be absent.
+    A flag given as None is not given; `metrics_port=0` is given, and turns metrics off.
     """
     cfg = DaemonConfig()
     candidate = path or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).exists() else None)
@@ -167,6 +191,17 @@ def load_config(path: str | None, *, socket: str | None = None, state_dir: str |
         overrides["socket"] = socket
     if state_dir:
         overrides["state_dir"] = state_dir
+    if metrics_port is not None:
+        overrides["metrics_port"] = metrics_port
+    if metrics_address is not None:
+        overrides["metrics_address"] = metrics_address
+    if metrics_port is not None or metrics_address is not None:
+        why = metrics_problem(
+            overrides.get("metrics_port", cfg.metrics_port),
+            overrides.get("metrics_address", cfg.metrics_address),
+        )
+        if why:
+            raise ConfigError(why)
     return dataclasses.replace(cfg, **overrides) if overrides else cfg
 
 

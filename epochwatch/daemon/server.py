@@ -8,6 +8,10 @@ Process exits are seen through pidfds (instantly) with the 1 Hz sampler as a fal
 Signals: SIGTERM/SIGINT stop (read what is already sent, write the open sample windows,
 close every trace, exit 0: runs stay resumable by the next daemon); SIGHUP reloads the
 config file.
+
+With `metrics_port` set, Prometheus scrapes are served on the same loop (metrics_http), and
+the collector (metrics) reads the sessions when scraped: no thread, no lock, no cost between
+scrapes. Both modules (and prometheus_client) are imported only when metrics are on.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from epochwatch import __version__
 from epochwatch.daemon import protocol as p
@@ -41,6 +45,10 @@ from epochwatch.daemon.runsamplers import NvmlHub
 from epochwatch.daemon.session import Session
 from epochwatch.daemon.store import SessionState, TraceFile, hash_token, last_seq, prepare_dirs
 from epochwatch.daemon.watch import MISSING, ROLES, SharedWatcher, refuse_watch
+
+if TYPE_CHECKING:
+    from epochwatch.daemon.metrics import DaemonCollector
+    from epochwatch.daemon.metrics_http import MetricsServer
 
 log = logging.getLogger("epochwatch.daemon")
 
@@ -63,7 +71,7 @@ class Daemon:
         cfg: DaemonConfig,
         *,
         config_path: str | None = None,
-        flags: dict[str, str | None] | None = None,
+        flags: dict[str, Any] | None = None,
         notifier: Notifier | None = None,
     ) -> None:
         self.cfg = cfg
@@ -86,6 +94,8 @@ class Daemon:
         self._sessions_dir = cfg.sessions_dir
         self._status_text = ""
         self._tasks: set[asyncio.Task[None]] = set()
+        self.metrics: DaemonCollector | None = None  # with metrics_port set
+        self._metrics_server: MetricsServer | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -105,6 +115,13 @@ class Daemon:
         # Claim the socket first (refusing if another daemon is live), take the previous
         # daemon's runs back, and only then accept: a resuming hook finds its run.
         self._server = await self._listen(loop)
+        try:
+            await self._start_metrics()
+        except StartError:
+            self._server.close()
+            with contextlib.suppress(OSError):
+                os.unlink(self.cfg.socket)
+            raise
         self._adopt()
         await self._server.start_serving()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -150,6 +167,23 @@ class Daemon:
                 raise StartError(f"cannot give {path} to group {self.cfg.socket_group!r}: {exc}") from None
         return server
 
+    async def _start_metrics(self) -> None:
+        """Serve Prometheus metrics when metrics_port is set (off by default; docs/metrics.md)."""
+        if not self.cfg.metrics_port:
+            return
+        from epochwatch.daemon.metrics import DaemonCollector, registry_for
+        from epochwatch.daemon.metrics_http import MetricsServer, bind_problem
+
+        collector = DaemonCollector(lambda: self.sessions.values(), lambda: len(self.connections))
+        address, port = self.cfg.metrics_address, self.cfg.metrics_port
+        server = MetricsServer(registry_for(collector), address, port)
+        try:
+            await server.start()
+        except OSError as exc:
+            raise StartError(bind_problem(address, port, exc)) from None
+        self.metrics, self._metrics_server = collector, server
+        log.info("serving Prometheus metrics at %s", server.url)
+
     def _new_connection(self) -> Connection:
         conn = Connection(self)
         self.connections.add(conn)
@@ -162,6 +196,8 @@ class Daemon:
     async def _shutdown(self) -> None:
         if self._server is not None:
             self._server.close()
+        if self._metrics_server is not None:
+            self._metrics_server.close()
         # Let what clients already sent be read: it is written, not lost.
         await asyncio.sleep(STOP_DRAIN_SECONDS)
         attached = 0
@@ -193,7 +229,11 @@ class Daemon:
         self.notifier.reloading()
         try:
             new = load_config(
-                self.config_path, socket=self.flags.get("socket"), state_dir=self.flags.get("state_dir")
+                self.config_path,
+                socket=self.flags.get("socket"),
+                state_dir=self.flags.get("state_dir"),
+                metrics_port=self.flags.get("metrics_port"),
+                metrics_address=self.flags.get("metrics_address"),
             )
         except ConfigError as exc:
             log.error("config reload failed, keeping the running config: %s", exc)
@@ -466,6 +506,8 @@ class Daemon:
             log.info("run %s left before its first record; no trace kept", session.run_id)
             self._update_status()
             return
+        if self.metrics is not None:
+            self.metrics.run_ended(session)
         if ended is None:
             hint = session.oom_hint()
             log.warning(
@@ -535,6 +577,8 @@ class Daemon:
                 self._safely(session, session.trace.close)
                 SessionState.remove(self._sessions_dir, state.run_id)
                 log.warning("run %s vanished while the daemon was down (pid %d)", state.run_id, state.pid)
+                if self.metrics is not None:
+                    self.metrics.run_ended(session)
                 continue
             self._register(session)
             log.info(

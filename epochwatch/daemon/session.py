@@ -115,6 +115,7 @@ class Session:
         self.last_epoch: int | None = None
         self.last_epoch_t: float | None = None
         self.last_epoch_seconds: float | None = None
+        self.retraces = 0  # tf.function traces over the run's epochs (epoch.retraces.new), for metrics
         self.findings: list[Record] = []
         self.pending_analysis: list[Record] = []
         self._finding_keys: set[tuple[str, str]] = set()
@@ -248,6 +249,10 @@ class Session:
         self.last_epoch_t = float(t) if isinstance(t, (int, float)) else time.time()
         seconds = rec.get("seconds")
         self.last_epoch_seconds = float(seconds) if isinstance(seconds, (int, float)) else None
+        retraces = rec.get("retraces")
+        new = retraces.get("new") if isinstance(retraces, dict) else None
+        if isinstance(new, int) and not isinstance(new, bool) and new > 0:
+            self.retraces += new
 
     def _analyze(self, rec: Record) -> None:
         for finding in self.analyzer.add(rec):
