@@ -124,9 +124,16 @@ class HostSampler:
         except (FileNotFoundError, ProcessLookupError):
             raise psutil.NoSuchProcess(self.pid) from None
         out: dict[str, int] = {}
+        state = _state(data)
+        if state in (b"Z", b"X"):
+            raise psutil.ZombieProcess(self.pid)  # exited, not yet reaped: finished
         rss = _field(data, b"\nVmRSS:")
         if rss is not None:
             out["rss_bytes"] = rss * 1024  # kB in /proc means KiB
+        elif not self._own:
+            # A user process without VmRSS is in the middle of exiting (its memory is
+            # already released, its state not yet Z): as good as gone, not a 0-byte sample.
+            raise psutil.NoSuchProcess(self.pid)
         swap = _field(data, b"\nVmSwap:")
         if swap is not None:
             out["swap_bytes"] = swap * 1024
@@ -134,6 +141,15 @@ class HostSampler:
         if threads is not None:
             out["threads"] = threads
         return out
+
+
+def _state(data: bytes) -> bytes | None:
+    """The one-letter state of /proc/<pid>/status ("State:\tR (running)")."""
+    at = data.find(b"\nState:")
+    if at < 0:
+        return None
+    rest = data[at + 7 : at + 16].lstrip()
+    return rest[:1] or None
 
 
 def _read_proc(path: str) -> bytes:

@@ -228,3 +228,28 @@ def test_limit_without_proc(tmp_path: Path) -> None:
 def test_limit_real_system_does_not_raise() -> None:
     value = memory_limit_bytes()
     assert value is None or value > 0
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        # killed: memory released, state not yet Z (the window the daemon must not report as 0 B)
+        (b"Name:\tpython\nState:\tR (running)\nThreads:\t1\n", psutil.NoSuchProcess),
+        (b"Name:\tpython\nState:\tZ (zombie)\nThreads:\t1\n", psutil.ZombieProcess),
+        (b"Name:\tpython\nState:\tX (dead)\nVmRSS:\t 100 kB\n", psutil.ZombieProcess),
+    ],
+)
+def test_an_exiting_process_is_gone_not_a_sample_without_memory(
+    tmp_path: Path, status: bytes, error: type[Exception]
+) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        sampler = HostSampler(child.pid, detailed=True)
+        fake = tmp_path / "status"
+        fake.write_bytes(status)
+        sampler._status_path = str(fake)
+        with pytest.raises(error):
+            sampler.sample()
+    finally:
+        child.kill()
+        child.wait()
