@@ -1,0 +1,391 @@
+"""What each thing the hook does per epoch costs, in microseconds, so a regression points at its source.
+
+The whole-training overhead (bench/overhead.py) says whether the hook is cheap; this says
+where its time goes. Each primitive is called the way the hook calls it, on the data it
+sees in a real run (an epoch record shaped like a Keras epoch on this machine):
+
+- HostSampler.sample() on this process; NvmlSampler.sample() on the fake pynvml of
+  tests/fakes (there is no GPU here: this is our code's cost, not the driver's);
+- DirWatcher.totals() with three watched directories (200 files);
+- RetraceLedger.traced() for a retrace whose cause must be explained (a Python float that
+  changed, real TF FunctionTypes) and RetraceLedger.drain() at an epoch end, quiet and after
+  a retrace;
+- dumps_line() and TraceWriter.write() of one epoch record;
+- the Keras callback's on_train_batch_begin (the only per-step work);
+- OnlineAnalyzer.add() of one epoch after 10, 100 and 250 epochs;
+- SocketSink.write() of one epoch record to a running daemon (the training thread's part;
+  the sender thread's is in the process-CPU column);
+- the Recorder's whole epoch (begin_epoch + end_epoch, embedded, with its samplers, online
+  analysis and the write), as the sum to compare the parts against.
+
+Each figure is the median of --reps repetitions (a repetition times a batch of calls when
+one call is too short for the clock), as wall time and as the calling thread's CPU time
+(CLOCK_THREAD_CPUTIME_ID), which other processes on a busy machine barely disturb.
+
+    python bench/primitives.py [--reps 300] [--no-tf] [--no-daemon]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import harness
+
+sys.path.insert(0, str(harness.REPO))  # tests.fakes.fake_pynvml
+
+
+@dataclass
+class Figure:
+    name: str
+    per: str
+    wall_us: list[float]
+    cpu_us: list[float]
+    note: str = ""
+
+
+def measure(
+    name: str,
+    per: str,
+    fn: Callable[[], Any],
+    reps: int,
+    inner: int = 1,
+    setup: Callable[[], Any] | None = None,
+) -> Figure:
+    """Time `fn` `inner` times per repetition (after `setup`, untimed), `reps` repetitions."""
+    walls, cpus = [], []
+    for _ in range(max(3, reps // 20)):  # warm caches and lazy imports
+        if setup is not None:
+            setup()
+        fn()
+    for _ in range(reps):
+        if setup is not None:
+            setup()
+        c0, w0 = time.thread_time_ns(), time.perf_counter_ns()
+        for _ in range(inner):
+            fn()
+        w1, c1 = time.perf_counter_ns(), time.thread_time_ns()
+        walls.append((w1 - w0) / inner / 1e3)
+        cpus.append((c1 - c0) / inner / 1e3)
+    return Figure(name, per, walls, cpus)
+
+
+def epoch_record(run_id: str, i: int, rng: random.Random | None = None, leak: bool = False) -> dict[str, Any]:
+    """An epoch record as the hook writes it for a small Keras fit on a CPU host: noisy
+    epoch time, CPU time, RSS and temp-dir size, as a healthy run has them; `leak` adds
+    1% RSS and 1% epoch time per epoch (the detectors then do their full work)."""
+    rng = rng or random.Random(i)
+    grow = 1 + 0.01 * i if leak else 1.0
+    seconds = 0.25 * grow * math.exp(rng.gauss(0, 0.05))
+    t = 1.8e9 + 0.25 * i
+    rec: dict[str, Any] = {
+        "type": "epoch", "run_id": run_id, "t": t + seconds, "epoch": i, "fit": 0, "source": "keras",
+        "start": t, "end": t + seconds, "seconds": seconds, "overhead_seconds": 0.0011,
+        "steps": 58, "step_seconds": {"min": 0.0021, "median": seconds / 70, "p90": 0.0041, "max": 0.0197},
+        "val_seconds": 0.018, "metrics": {"loss": 0.7 / (1 + 0.1 * i), "accuracy": 0.6 + 0.001 * i,
+                                          "val_loss": 0.72 / (1 + 0.1 * i), "val_accuracy": 0.6},
+        "lr": 0.001, "iterations": 58 * (i + 1), "batch_size": 64,
+        "host": {"rss_bytes": int(747_282_432 * grow + rng.randrange(0, 1 << 20)), "swap_bytes": 0,
+                 "threads": 24, "cpu_user_seconds": 3.8 + 0.4 * i, "cpu_system_seconds": 0.5 + 0.01 * i,
+                 "cpu_seconds": seconds * 1.6 * math.exp(rng.gauss(0, 0.03)), "open_fds": 8,
+                 "sys_available_bytes": 23_942_828_032, "sys_total_bytes": 25_276_514_304,
+                 "sys_swap_used_bytes": 0},
+        "retraces": {"new": 0, "graph_build_seconds": 0.0, "live_concrete_functions": 6},
+        "dirs": {"/tmp": {"bytes": 1_000_000 + rng.randrange(0, 100_000), "files": 12, "role": "temp"}},
+    }  # fmt: skip
+    if i == 0:  # the compile epoch: Keras traces its functions once (the retrace detector then follows each)
+        first = [{"arg": "*", "change": "new", "was": "", "now": "first trace"}]
+        names = ("one_step_on_data", "multi_step_on_iterator", "initialize_variables", "Dataset_map_permutation",
+                 "Dataset_flat_map_slice_batch_indices", "Dataset_map_grab_batch")  # fmt: skip
+        rec["retraces"] = {
+            "new": len(names), "graph_build_seconds": 0.6, "live_concrete_functions": 6,
+            "functions": {n: {"new": 1, "total": 1, "causes": first} for n in names},
+        }  # fmt: skip
+    return rec
+
+
+def host_and_nvml(reps: int) -> list[Figure]:
+    from epochwatch.samplers.host import HostSampler
+    from epochwatch.samplers.nvml import NvmlSampler
+    from tests.fakes import fake_pynvml
+
+    host = HostSampler(os.getpid())
+    nvml = NvmlSampler(os.getpid(), nvml=fake_pynvml)
+    figs = [
+        measure("HostSampler.sample()", "epoch", host.sample, reps),
+        measure("NvmlSampler.sample() (fake pynvml, 1 GPU)", "epoch", nvml.sample, reps),
+    ]
+    nvml.close()
+    return figs
+
+
+def dirs(reps: int, work: Path) -> list[Figure]:
+    from epochwatch.samplers.dirs import DirWatcher
+
+    roots = []
+    for r, role in enumerate(("checkpoint", "tensorboard", "temp")):
+        root = work / f"dir{r}"
+        for d in range(4):
+            (root / f"sub{d}").mkdir(parents=True)
+            for f in range(200 // 12):
+                (root / f"sub{d}" / f"f{f}").write_bytes(b"x" * 1000)
+        roots.append((root, role))
+    watcher = DirWatcher()
+    try:
+        for root, role in roots:
+            watcher.watch(root, role)
+        deadline = time.monotonic() + 30
+        while len(watcher.totals()) < len(roots) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        fig = measure("DirWatcher.totals() (3 roots, 200 files)", "epoch", watcher.totals, reps, inner=10)
+    finally:
+        watcher.close()
+    return [fig]
+
+
+def retraces(reps: int) -> list[Figure]:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    from epochwatch.integrations.tf import RetraceLedger
+
+    @tf.function
+    def step(x: Any, lr: float) -> Any:
+        return x * lr
+
+    x = tf.ones([4])
+    a = step.get_concrete_function(x, 0.1)
+    b = step.get_concrete_function(x, 0.09)
+    ledger = RetraceLedger()
+    ledger.traced("step", a.function_type, 0.01, a, True)
+    flip = [a, b]
+
+    def traced() -> None:
+        flip.reverse()
+        ledger.traced("step", flip[0].function_type, 0.01, flip[0], True)
+
+    quiet = RetraceLedger()
+    quiet.traced("step", a.function_type, 0.01, a, True)
+    quiet.drain()
+    busy = RetraceLedger()
+    return [
+        measure("RetraceLedger.traced() (cause: a Python float)", "retrace", traced, reps),
+        measure("RetraceLedger.drain(), no retrace", "epoch", quiet.drain, reps),
+        measure(
+            "RetraceLedger.drain(), after one retrace",
+            "epoch",
+            busy.drain,
+            reps,
+            setup=lambda: busy.traced("step", flip[0].function_type, 0.01, flip[0], True),
+        ),
+    ]
+
+
+def writing(reps: int, work: Path) -> list[Figure]:
+    from epochwatch.trace.writer import TraceWriter, dumps_line
+
+    rec = epoch_record("bench", 7)
+    writer = TraceWriter(work / "bench.jsonl")
+    try:
+        figs = [
+            measure("dumps_line(epoch record)", "epoch", lambda: dumps_line(rec), reps, inner=10),
+            measure("TraceWriter.write(epoch record)", "epoch", lambda: writer.write(rec), reps),
+        ]
+    finally:
+        writer.close()
+    figs[-1].note = f"{len(dumps_line(rec))} bytes a record"
+    return figs
+
+
+def keras_step(reps: int) -> list[Figure]:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    from epochwatch.integrations.keras import _callback_class
+    from epochwatch.recorder import Recorder
+
+    cls = _callback_class(keras.callbacks.Callback, Recorder(environ={}))
+    cb = cls({}, 0.0)
+    inner = 1000
+
+    def batch() -> None:
+        for i in range(inner):
+            cb.on_train_batch_begin(i)
+
+    fig = measure("Keras callback on_train_batch_begin", "step", batch, reps, setup=cb._step_starts.clear)
+    fig.wall_us = [w / inner for w in fig.wall_us]
+    fig.cpu_us = [c / inner for c in fig.cpu_us]
+
+    # The callback's epoch-end reading of the model: metrics, learning rate and step count
+    # (two reads of optimizer variables), on a small compiled and trained model.
+    import numpy as np
+
+    model = keras.Sequential([keras.Input((20,)), keras.layers.Dense(8), keras.layers.Dense(1)])
+    model.compile("adam", "mse")
+    model.fit(np.zeros((64, 20), "float32"), np.zeros((64, 1), "float32"), epochs=1, verbose=0)
+    epoch_cb = cls({"batch_size": 64}, 0.0)
+    epoch_cb.set_model(model)
+    epoch_cb.set_params({"epochs": 1, "steps": 58})
+    epoch_cb._step_starts[:] = [i * 0.003 for i in range(58)]
+    logs = {"loss": 0.5, "accuracy": 0.7, "val_loss": 0.6, "val_accuracy": 0.65}
+    fields = measure(
+        "Keras callback epoch fields (metrics, lr, iterations, step spread)",
+        "epoch",
+        lambda: epoch_cb._epoch_fields(logs, 0.2),
+        reps,
+    )
+    return [fig, fields]
+
+
+def online(reps: int) -> list[Figure]:
+    from epochwatch.analysis.online import OnlineAnalyzer
+    from epochwatch.analysis.synthetic import run_start
+
+    figs = []
+    for leak in (False, True):
+        for n in (10, 100, 250):
+            rng = random.Random(n)
+            base = OnlineAnalyzer(run_start("bench"))
+            for i in range(n):
+                base.add(epoch_record("bench", i, rng, leak))
+            nxt = epoch_record("bench", n, rng, leak)
+            holder: list[OnlineAnalyzer] = []
+
+            def setup(base: OnlineAnalyzer = base, holder: list[OnlineAnalyzer] = holder) -> None:
+                holder[:] = [copy.deepcopy(base)]
+
+            def add(nxt: dict[str, Any] = nxt, holder: list[OnlineAnalyzer] = holder) -> None:
+                holder[0].add(dict(nxt))
+
+            what = "leaking, slowing run" if leak else "healthy run"
+            figs.append(
+                measure(
+                    f"OnlineAnalyzer.add(), epoch {n}, {what}", "epoch", add, max(20, reps // 5), setup=setup
+                )
+            )
+    return figs
+
+
+def socket_sink(reps: int, work: Path) -> list[Figure]:
+    from epochwatch.analysis.synthetic import run_start
+    from epochwatch.trace.socket_sink import SocketSink
+
+    with harness.running_daemon(work / "daemon") as (sock, _):
+        sink = SocketSink(str(sock), "bench-sink", work / "fallback")
+        try:
+            sink.write(run_start(sink.daemon_run_id))
+            counter = iter(range(10**9))
+            c0 = time.process_time()
+            fig = measure(
+                "SocketSink.write(epoch record) to a daemon",
+                "epoch",
+                lambda: sink.write(epoch_record(sink.daemon_run_id, next(counter))),
+                reps,
+            )
+            time.sleep(0.5)  # let the sender thread drain what is queued
+            per_record = (time.process_time() - c0) / (reps + max(3, reps // 20)) * 1e6
+            fig.note = f"whole process, sender thread included: {per_record:.0f} us CPU a record"
+        finally:
+            sink.close()
+    return [fig]
+
+
+def recorder_epoch(reps: int, work: Path) -> list[Figure]:
+    from epochwatch.recorder import Recorder
+
+    env = harness.child_env(work / "recorder")
+    tempfile.tempdir = env["TMPDIR"]  # the hook watches the temp dir: ours, not the machine's /tmp
+    rec = Recorder(environ=env)
+    # Back-to-back epochs last microseconds, so the detectors would exit early and flatter
+    # the total: the analysis is measured on realistic series above, and left out here.
+    rec.guard.disable("online detection", "measured separately by bench/primitives.py")
+    n = iter(range(10**9))
+    fields = {
+        k: v for k, v in epoch_record("x", 0).items() if k in ("steps", "step_seconds", "metrics", "lr")
+    }
+
+    def epoch() -> None:
+        rec.begin_epoch(next(n), "loop")
+        rec.end_epoch(dict(fields))
+
+    try:
+        fig = measure("Recorder epoch without online analysis (begin+end, embedded)", "epoch", epoch, reps)
+    finally:
+        rec.finish("completed")
+        tempfile.tempdir = None
+    fig.note = "host + dirs samplers, the record, the file write; no GPU here"
+    return [fig]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--reps", type=int, default=300, help="repetitions per primitive (default 300)")
+    p.add_argument("--no-tf", action="store_true", help="skip the parts that import TensorFlow/Keras")
+    p.add_argument("--no-daemon", action="store_true", help="skip the socket sink (starts a daemon)")
+    p.add_argument("--json", metavar="FILE", help="also write the raw results here")
+    a = p.parse_args(argv)
+    info = harness.print_machine()
+    meter = harness.LoadMeter()
+    figs: list[Figure] = []
+    with tempfile.TemporaryDirectory(prefix="epochwatch-prim-") as tmp:
+        work = Path(tmp)
+        figs += host_and_nvml(a.reps)
+        figs += dirs(a.reps, work)
+        figs += writing(a.reps, work)
+        figs += online(a.reps)
+        if not a.no_tf:
+            figs += retraces(a.reps)
+            figs += keras_step(a.reps)
+        if not a.no_daemon:
+            figs += socket_sink(a.reps, work)
+        figs += recorder_epoch(a.reps, work)
+    load = meter.stop()
+    print(f"\n{a.reps} repetitions each; {load.short()}")
+    print("| primitive | per | median us (wall) | p90 us (wall) | median us (thread CPU) | note |")
+    print("|---|---|---:|---:|---:|---|")
+    for f in figs:
+        p90 = statistics.quantiles(f.wall_us, n=10)[-1] if len(f.wall_us) >= 10 else max(f.wall_us)
+        print(
+            f"| {f.name} | {f.per} | {statistics.median(f.wall_us):.2f} | {p90:.2f} | "
+            f"{statistics.median(f.cpu_us):.2f} | {f.note} |"
+        )
+    med = {f.name: statistics.median(f.cpu_us) for f in figs}
+    steps = 58 * med.get("Keras callback on_train_batch_begin", 0.0)
+    analysis = med.get("OnlineAnalyzer.add(), epoch 100, healthy run", 0.0)
+    keras_fields = med.get("Keras callback epoch fields (metrics, lr, iterations, step spread)", 0.0)
+    whole = med.get("Recorder epoch without online analysis (begin+end, embedded)")
+    if whole is not None:
+        total = whole + analysis + steps + keras_fields
+        print(
+            f"\none Keras epoch of 58 steps on this host (Recorder epoch + analysis at epoch 100 + Keras epoch "
+            f"fields + 58 step hooks): {total:.0f} us of thread CPU = {total / 1000:.2f}% of a 0.1 s epoch, "
+            f"{total / 10000:.3f}% of a 1 s epoch"
+        )
+    harness.save_json(
+        a.json,
+        {
+            "machine": info,
+            "load": load,
+            "figures": [
+                {"name": f.name, "per": f.per, "wall_us": statistics.median(f.wall_us),
+                 "cpu_us": statistics.median(f.cpu_us), "note": f.note}
+                for f in figs
+            ],
+        },
+    )  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
