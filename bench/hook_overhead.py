@@ -91,14 +91,20 @@ def main() -> None:
                 f"hooked {hooked['wall']:.3f}s wall {hooked['cpu']:.3f}s cpu",
                 flush=True,
             )
-        overhead = seconds = 0.0
+        overhead = seconds = setup = 0.0
         epochs = 0
+        steady_overhead = steady_seconds = 0.0
         for trace in traces.glob("*.jsonl"):
             for rec in iter_records(trace):
+                if rec["type"] == "run_start":
+                    setup += rec.get("overhead_seconds", 0.0)
                 if rec["type"] == "epoch":
                     overhead += rec["overhead_seconds"]
                     seconds += rec["seconds"]
                     epochs += 1
+                    if rec.get("fit", 0) > 0:  # the timed fit: set-up and first traces are behind it
+                        steady_overhead += rec["overhead_seconds"]
+                        steady_seconds += rec["seconds"]
     print()
     print(f"small Keras model, {args.epochs} epochs per fit, {args.pairs} alternating pairs")
     print(f"fit wall, plain : {spread(plain_wall)} s")
@@ -107,6 +113,10 @@ def main() -> None:
     print(f"hooked/plain CPU  ratio: {spread(cpu_ratio)}")
     print(
         f"hook's own accounting: sum(overhead_seconds)/sum(seconds) = {overhead / seconds:.4%} over {epochs} epochs"
+    )
+    print(
+        f"  in the timed fits only: {steady_overhead / steady_seconds:.4%}; "
+        f"run set-up (run_start.overhead_seconds) {setup / max(1, args.pairs) * 1e3:.0f} ms per run"
     )
     print(
         f"mean overhead per epoch: {overhead / epochs * 1e6:.0f} us; mean epoch {seconds / epochs * 1e3:.1f} ms"

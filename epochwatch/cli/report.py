@@ -13,12 +13,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
-from epochwatch.analysis.files import Analysed, analyse_paths
+from epochwatch.analysis.files import Analysed, analyse_file
 from epochwatch.analysis.lineage import Lineage, scan_lineage
 from epochwatch.cli.base import UsageError
 from epochwatch.report import figures, progress
@@ -26,7 +28,7 @@ from epochwatch.report import html as html_report
 from epochwatch.report import json as json_report
 from epochwatch.report import text as text_report
 from epochwatch.report.summary import summarize
-from epochwatch.trace.reader import find_traces
+from epochwatch.trace.reader import TraceError, find_traces
 
 FORMATS = ("text", "json", "html")
 
@@ -61,10 +63,18 @@ class ReportCommand:
             help="text (default), json, or html (one self-contained page with plots)",
         )
         parser.add_argument("--output", "-o", metavar="FILE", help="write the report here instead of stdout")
+        parser.add_argument(
+            "--jobs",
+            "-j",
+            type=int,
+            default=0,
+            metavar="N",
+            help="analyse N traces at once in worker processes (default: one per CPU when there are several traces)",
+        )
 
     def run(self, args: argparse.Namespace) -> int:
         html = args.format == "html"
-        files, _ = find_traces(args.paths)
+        files, path_problems = find_traces(args.paths)
         sizes = sum(_size(f) for f in files)
         bar = progress.for_stream(sys.stderr, sizes * 2)
         runs: list[dict[str, Any]] = []
@@ -77,10 +87,9 @@ class ReportCommand:
             lineage = scan_lineage(_counted(files, bar))
             if bar is not None:
                 bar.label, bar.name = "reading", ""
-            on_read = bar.advance if bar is not None else None
-            for item in analyse_paths(args.paths, on_read=on_read, lineage=lineage):
-                if isinstance(item, Analysed):
-                    runs.append(self._summary(item, html))
+            for item in self._summaries(args, files, path_problems, lineage, bar):
+                if isinstance(item, dict):
+                    runs.append(item)
                 else:
                     problems.append(item)
                     if bar is not None:
@@ -105,12 +114,59 @@ class ReportCommand:
             out.flush()
         return 2 if problems else 0
 
+    def _summaries(
+        self,
+        args: argparse.Namespace,
+        files: Sequence[Path],
+        path_problems: Sequence[str],
+        lineage: Lineage,
+        bar: progress.Progress | None,
+    ) -> Iterator[dict[str, Any] | str]:
+        """Each trace's summary (or one-line problem), in file order; in parallel when asked.
+
+        Workers get a path and send back a plain summary dict, never a Run: a 1 GB trace
+        stays in its worker, and the parent holds only what it renders.
+        """
+        html = args.format == "html"
+        jobs = args.jobs if args.jobs > 0 else (os.cpu_count() or 1)
+        jobs = min(jobs, len(files))
+        yield from path_problems
+        if jobs <= 1:
+            on_read = bar.advance if bar is not None else None
+            for f in files:
+                yield _summarize_path(f, lineage, html, on_read)
+            return
+        try:
+            pool = ProcessPoolExecutor(max_workers=jobs)
+        except (OSError, ValueError, NotImplementedError):
+            yield from (_summarize_path(f, lineage, html, None) for f in files)
+            return
+        with pool:
+            work = partial(_summarize_path, lineage=lineage, html=html, on_read=None)
+            for f, item in zip(files, pool.map(work, files), strict=True):
+                if bar is not None:
+                    bar.set_name(f.name)
+                    bar.advance(_size(f))
+                yield item
+
     @staticmethod
     def _summary(item: Analysed, html: bool) -> dict[str, Any]:
         summary = summarize(item)
         if html:  # restores already carry their parent (analyse_paths annotated them)
             summary["figures"] = figures.build(item, summary.get("findings") or [])["figures"]
         return summary
+
+
+def _summarize_path(
+    path: Path, lineage: Lineage | None, html: bool, on_read: Callable[[int], None] | None
+) -> dict[str, Any] | str:
+    """One trace's summary, or its one-line problem (runs in a worker process with --jobs)."""
+    try:
+        return ReportCommand._summary(analyse_file(path, on_read, lineage), html)
+    except TraceError as exc:
+        return str(exc)
+    except (OSError, ValueError, RecursionError) as exc:
+        return f"{path}: cannot analyse ({type(exc).__name__}: {exc})".splitlines()[0]
 
 
 COMMAND = ReportCommand()

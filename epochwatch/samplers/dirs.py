@@ -58,6 +58,13 @@ _RECONCILE_COST_FACTOR = 200.0
 _STOP = object()
 
 
+# The shared temp directory holds every user's leftovers: scanning and watching all of it
+# would cost each training process seconds of CPU on a busy host. Past a few dozen
+# subdirectories it is counted at its top level, where NamedTemporaryFile(delete=False)
+# and mkstemp leftovers land.
+ROLE_MAX_DIRS = {"temp": 64}
+
+
 @dataclass(eq=False)
 class _Root:
     """One watched directory and its running totals."""
@@ -305,11 +312,12 @@ class DirWatcher:
         """pending -> scanning -> live: decide how to watch, watch, scan, publish."""
         if root.state != "pending" or self._closing or not os.path.isdir(root.path):
             return
-        recursive = _count_dirs(root.path, self.max_dirs) <= self.max_dirs
+        limit = min(self.max_dirs, ROLE_MAX_DIRS.get(root.role, self.max_dirs))
+        recursive = _count_dirs(root.path, limit) <= limit
         if not recursive:
             self._say_once(
                 f"top:{root.path}",
-                f"watching only the top level of {root.path}: more than {self.max_dirs} subdirectories",
+                f"watching only the top level of {root.path}: more than {limit} subdirectories",
             )
         with self._lock:
             if root.state != "pending":

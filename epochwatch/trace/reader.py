@@ -9,6 +9,7 @@ or when it was written by a newer schema than this reader knows.
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -154,11 +155,13 @@ def find_traces(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], li
     """Expand files and directories into trace files; return (files, one-line problems).
 
     Directories are searched recursively for `*.jsonl`, in a stable order, so gathered
-    trace trees from many hosts work as they are.
+    trace trees from many hosts work as they are. A path that does not exist but holds
+    glob characters is a pattern (`'hosts/*/traces'`, `'**/*.jsonl'`), for shells that did
+    not expand it (quoted, or too many names for one command line).
     """
     files: list[Path] = []
     problems: list[str] = []
-    for raw in paths:
+    for raw in _expand_globs(paths, problems):
         p = Path(raw)
         if p.is_dir():
             found = sorted(q for q in p.rglob("*.jsonl") if q.is_file())
@@ -170,3 +173,17 @@ def find_traces(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], li
         else:
             problems.append(f"{p}: no such file or directory")
     return files, problems
+
+
+def _expand_globs(
+    paths: Iterable[str | os.PathLike[str]], problems: list[str]
+) -> Iterator[str | os.PathLike[str]]:
+    for raw in paths:
+        text = os.fspath(raw)
+        if not os.path.exists(text) and any(c in text for c in "*?["):
+            matches = sorted(glob.glob(text, recursive=True))
+            if not matches:
+                problems.append(f"{text}: no file or directory matches this pattern")
+            yield from matches
+        else:
+            yield raw
