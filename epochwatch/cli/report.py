@@ -16,7 +16,6 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
-from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -137,13 +136,14 @@ class ReportCommand:
                 yield _summarize_path(f, lineage, html, on_read)
             return
         try:
-            pool = ProcessPoolExecutor(max_workers=jobs)
+            # The lineage goes to each worker once, not with every file.
+            pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init, initargs=(lineage, html))
         except (OSError, ValueError, NotImplementedError):
             yield from (_summarize_path(f, lineage, html, None) for f in files)
             return
         with pool:
-            work = partial(_summarize_path, lineage=lineage, html=html, on_read=None)
-            for f, item in zip(files, pool.map(work, files), strict=True):
+            chunk = max(1, min(16, len(files) // (jobs * 4)))
+            for f, item in zip(files, pool.map(_worker_summarize, files, chunksize=chunk), strict=True):
                 if bar is not None:
                     bar.set_name(f.name)
                     bar.advance(_size(f))
@@ -155,6 +155,17 @@ class ReportCommand:
         if html:  # restores already carry their parent (analyse_paths annotated them)
             summary["figures"] = figures.build(item, summary.get("findings") or [])["figures"]
         return summary
+
+
+_worker_state: dict[str, Any] = {}
+
+
+def _worker_init(lineage: Lineage | None, html: bool) -> None:
+    _worker_state["lineage"], _worker_state["html"] = lineage, html
+
+
+def _worker_summarize(path: Path) -> dict[str, Any] | str:
+    return _summarize_path(path, _worker_state["lineage"], _worker_state["html"], None)
 
 
 def _summarize_path(
