@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ import time
 from pathlib import Path
 
 import psutil
+from harness import running_daemon
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -80,76 +80,50 @@ def measure(load: int, seconds: float, epoch_seconds: float, work: Path) -> dict
     """Run one daemon with `load` fake runs; returns the daemon's figures."""
     run_dir = work / f"load-{load}"
     run_dir.mkdir()
-    sock = Path(tempfile.mkdtemp(prefix="ewb", dir="/tmp")) / "d.sock"
     log_path = run_dir / "daemon.log"
     fake = run_dir / "fake_train.py"
     fake.write_text(FAKE)
     stop = run_dir / "stop"
-    env = _env(sock, run_dir / "embedded")
-    with log_path.open("wb") as log:
-        daemon = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "epochwatch",
-                "daemon",
-                "--socket",
-                str(sock),
-                "--state-dir",
-                str(run_dir / "state"),
-            ],
-            stdout=log,
-            stderr=log,
-            env=env,
-        )
     fakes: list[subprocess.Popen[bytes]] = []
-    try:
-        _wait(lambda: "listening on" in log_path.read_text(), 30, "the daemon")
-        for _ in range(load):
-            fakes.append(
-                subprocess.Popen([sys.executable, str(fake), str(epoch_seconds), str(stop)], env=env)
-            )
-        _wait(lambda: log_path.read_text().count(" attached: pid ") >= load, 60, f"{load} runs to attach")
-        time.sleep(max(5.0, 2 * epoch_seconds))  # warm-up: first samples, first contention scans
-        proc = psutil.Process(daemon.pid)
-        cpu0 = sum(proc.cpu_times()[:2])
-        t0 = time.monotonic()
-        rss_max = 0
-        while time.monotonic() - t0 < seconds:
-            rss_max = max(rss_max, proc.memory_info().rss)
-            time.sleep(1.0)
-        elapsed = time.monotonic() - t0
-        cpu = sum(proc.cpu_times()[:2]) - cpu0
-        rss_end = proc.memory_info().rss
-        if any(f.poll() is not None for f in fakes):
-            raise SystemExit("a fake run died during the measurement")
-        stop.write_text("")
-        for f in fakes:
-            f.wait(30)
-        _wait(lambda: log_path.read_text().count(" ended: completed") >= load, 30, "the runs to end")
-        trace_bytes = sum(p.stat().st_size for p in (run_dir / "state" / "traces").glob("*.jsonl"))
-        daemon.send_signal(signal.SIGTERM)
-        rc = daemon.wait(30)
-        if rc != 0:
-            raise SystemExit(f"daemon exited {rc}; log in {log_path}")
-        return {
-            "load": load,
-            "seconds": elapsed,
-            "cpu_pct": 100.0 * cpu / elapsed,
-            "rss_mb": rss_end / 1e6,
-            "rss_max_mb": rss_max / 1e6,
-            "trace_kb_per_run_min": trace_bytes / 1e3 / load / ((elapsed + 10) / 60),
-        }
-    finally:
-        stop.write_text("")
-        for f in fakes:
-            if f.poll() is None:
-                f.kill()
-                f.wait()
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait()
-        shutil.rmtree(sock.parent, ignore_errors=True)
+    with running_daemon(run_dir) as (sock, proc):
+        env = _env(sock, run_dir / "embedded")
+        try:
+            for _ in range(load):
+                fakes.append(
+                    subprocess.Popen([sys.executable, str(fake), str(epoch_seconds), str(stop)], env=env)
+                )
+            _wait(lambda: log_path.read_text().count(" attached: pid ") >= load, 60, f"{load} runs to attach")
+            time.sleep(max(5.0, 2 * epoch_seconds))  # warm-up: first samples, first contention scans
+            cpu0 = sum(proc.cpu_times()[:2])
+            t0 = time.monotonic()
+            rss_max = 0
+            while time.monotonic() - t0 < seconds:
+                rss_max = max(rss_max, proc.memory_info().rss)
+                time.sleep(1.0)
+            elapsed = time.monotonic() - t0
+            cpu = sum(proc.cpu_times()[:2]) - cpu0
+            rss_end = proc.memory_info().rss
+            if any(f.poll() is not None for f in fakes):
+                raise SystemExit("a fake run died during the measurement")
+            stop.write_text("")
+            for f in fakes:
+                f.wait(30)
+            _wait(lambda: log_path.read_text().count(" ended: completed") >= load, 30, "the runs to end")
+        finally:
+            for f in fakes:
+                if f.poll() is None:
+                    f.kill()
+                    f.wait()
+    # After the daemon's SIGTERM flush (running_daemon checks it exited 0).
+    trace_bytes = sum(p.stat().st_size for p in (run_dir / "state" / "traces").glob("*.jsonl"))
+    return {
+        "load": load,
+        "seconds": elapsed,
+        "cpu_pct": 100.0 * cpu / elapsed,
+        "rss_mb": rss_end / 1e6,
+        "rss_max_mb": rss_max / 1e6,
+        "trace_kb_per_run_min": trace_bytes / 1e3 / load / ((elapsed + 10) / 60),
+    }
 
 
 def main() -> int:

@@ -271,14 +271,18 @@ def running_daemon(work: Path, *extra_args: str) -> Iterator[tuple[Path, psutil.
             time.sleep(0.1)
         yield sock, psutil.Process(proc.pid)
     finally:
-        if proc.poll() is None:
+        clean = proc.poll() is None
+        if clean:
             proc.send_signal(signal.SIGTERM)
             try:
-                proc.wait(30)
+                clean = proc.wait(30) == 0
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+                clean = False
         with contextlib.suppress(OSError):
             sock.unlink()
         with contextlib.suppress(OSError):
             sock_dir.rmdir()
+    if not clean:  # SIGTERM must flush and exit 0; anything else is a finding of the benchmark
+        raise RuntimeError(f"the daemon did not exit cleanly on SIGTERM; log in {log_path}")

@@ -121,6 +121,7 @@ def _callback_class(base: type, recorder: Recorder) -> type:
         def __init__(self, fit_arguments: dict[str, Any], step_cost: float) -> None:
             super().__init__()
             self._arguments = fit_arguments
+            self._batch_size = _batch_size(fit_arguments)  # fixed for the fit: read once, not per epoch
             self._step_cost = step_cost
             self._fit: int | None = None
             self._step_starts: list[float] = []
@@ -235,9 +236,8 @@ def _callback_class(base: type, recorder: Recorder) -> type:
                 iterations = _number(lambda: optimizer.iterations)
                 if iterations is not None:
                     fields["iterations"] = int(iterations)
-            batch_size = _batch_size(self._arguments)
-            if batch_size is not None:
-                fields["batch_size"] = batch_size
+            if self._batch_size is not None:
+                fields["batch_size"] = self._batch_size
             return fields
 
     return EpochwatchCallback
