@@ -13,7 +13,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from epochwatch.daemon import protocol as p
+from epochwatch.trace import protocol as p
 
 if TYPE_CHECKING:
     from epochwatch.daemon.server import Daemon

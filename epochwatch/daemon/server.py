@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from epochwatch import __version__
-from epochwatch.daemon import protocol as p
 from epochwatch.daemon.config import RESTART_ONLY, ConfigError, DaemonConfig, differences, load_config
 from epochwatch.daemon.connection import Connection
 from epochwatch.daemon.contention import ContentionScanner
@@ -45,6 +44,7 @@ from epochwatch.daemon.runsamplers import NvmlHub
 from epochwatch.daemon.session import Session
 from epochwatch.daemon.store import SessionState, TraceFile, hash_token, last_seq, prepare_dirs
 from epochwatch.daemon.watch import MISSING, ROLES, SharedWatcher, refuse_watch
+from epochwatch.trace import protocol as p
 
 if TYPE_CHECKING:
     from epochwatch.daemon.metrics import DaemonCollector
