@@ -145,9 +145,10 @@ class Connection(asyncio.Protocol):
             line = bytes(buf[start:nl])
             start = nl + 1
             if line.strip():
-                if self._line(line, batch):
-                    return True, 0.0
+                bye = self._line(line, batch)
                 pause = self.limits.take(self.uid)
+                if bye:
+                    return True, 0.0
                 if pause > 0:
                     break
         if self.closed:
