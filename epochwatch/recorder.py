@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from epochwatch import __version__
+from epochwatch import __version__, environment
 from epochwatch.guard import Guard, say
 from epochwatch.samplers.base import Sampler
 from epochwatch.trace import schema
-from epochwatch.trace.sink import Sink, open_sink, trace_dir
+from epochwatch.trace.sink import Sink, open_sink
 
 EpochSource = Callable[[], "dict[str, Any] | None"]
 
@@ -63,7 +63,7 @@ class Recorder:
         self.environ = dict(os.environ if environ is None else environ)
         self.guard = Guard()
         self.run_id = new_run_id()
-        self.trace_dir = trace_dir(self.environ)
+        self.trace_dir = environment.trace_dir(self.environ)
         self._lock = threading.RLock()
         self._sink: Sink | None = None
         self._started = False
@@ -401,7 +401,7 @@ class Recorder:
         if self._dirs is None:
             return
         defaults = [(tempfile.gettempdir(), "temp")]
-        extra = self.environ.get("EPOCHWATCH_WATCH", "")
+        extra = self.environ.get(environment.EPOCHWATCH_WATCH, "")
         defaults += [(p, "user") for p in extra.split(os.pathsep) if p.strip()]
         for path, role in defaults:
             absolute = os.path.abspath(path)
@@ -461,7 +461,7 @@ def _injected_nvml() -> Any:
 
     This is the one seam we cannot reach for real here; it is never set in production.
     """
-    name = os.environ.get("EPOCHWATCH_FAKE_NVML")
+    name = os.environ.get(environment.EPOCHWATCH_FAKE_NVML)
     if not name:
         return None
     import importlib

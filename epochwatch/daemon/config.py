@@ -19,9 +19,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - 3.10
     import tomli as tomllib
 
-from epochwatch.daemon.protocol import MAX_LINE_BYTES
+from epochwatch.environment import DEFAULT_SOCKET
+from epochwatch.trace.protocol import MAX_LINE_BYTES
 
-DEFAULT_SOCKET = "/run/epochwatch/epochwatch.sock"
 DEFAULT_STATE_DIR = "/var/lib/epochwatch"
 DEFAULT_CONFIG = "/etc/epochwatch/daemon.toml"
 

@@ -30,8 +30,9 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from epochwatch.daemon import protocol as p
 from epochwatch.guard import say
+from epochwatch.trace import protocol as p
+from epochwatch.trace.client import BadReply, DaemonRefused, handshake
 from epochwatch.trace.writer import TraceWriter, dumps_line
 
 CONNECT_TIMEOUT = 1.0
@@ -45,46 +46,18 @@ BACKOFF_FIRST, BACKOFF_MAX = 0.05, 2.0
 _PINNED_TYPES = frozenset({"run_start", "fit_start", "watch"})
 
 
-class DaemonRefused(OSError):
-    """The daemon answered the hello with an error (its message says why)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 def _handshake(
     path: str, hello: dict[str, Any], timeout: float
 ) -> tuple[socket.socket, dict[str, Any], bytes]:
-    """Connect, say hello, read the welcome; returns (socket, welcome, bytes after it)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # not inherited (PEP 446)
-    try:
-        sock.settimeout(CONNECT_TIMEOUT)
-        sock.connect(path)
-        sock.settimeout(timeout)
-        sock.sendall(p.encode(hello))
-        buf = b""
-        while b"\n" not in buf:
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise ConnectionResetError("the daemon closed the connection during the hello")
-            buf += chunk
-            if len(buf) > p.MAX_LINE_BYTES:
-                raise ConnectionError("the daemon's welcome is too long")
-        line, _, rest = buf.partition(b"\n")
-        try:
-            reply = p.decode(line)
-        except ValueError:
-            raise ConnectionError("the daemon's welcome is not JSON") from None
-        if reply.get("op") == p.OP_ERROR:
-            raise DaemonRefused(str(reply.get("code", "")), str(reply.get("error", "refused")))
-        if reply.get("op") != p.OP_WELCOME or not isinstance(reply.get("run_id"), str):
-            raise ConnectionError("the daemon did not answer with a welcome")
-        sock.setblocking(False)
-        return sock, reply, rest
-    except BaseException:
+    """Connect, say hello, read the welcome; returns (non-blocking socket, welcome, bytes after it)."""
+    sock, reply, rest = handshake(
+        path, hello, expect=p.OP_WELCOME, timeout=timeout, connect_timeout=CONNECT_TIMEOUT
+    )
+    if not isinstance(reply.get("run_id"), str):
         sock.close()
-        raise
+        raise BadReply("the daemon did not answer with a welcome")
+    sock.setblocking(False)
+    return sock, reply, rest
 
 
 def _envelope(seq: int, line: bytes) -> bytes:
