@@ -46,6 +46,7 @@ def scan_lineage(files: Iterable[str | os.PathLike[str]]) -> Lineage:
     For `report`/`check` over a directory: a cheap first pass (a substring test per line,
     JSON parsing only for the few save/restore records), so each run can then be loaded
     and analysed one at a time with `lineage.annotate(run)` before the detectors run.
+    The lineage's runs are stubs (run_start, saves, restores): never judge against them.
     """
     runs = []
     for f in files:
