@@ -16,7 +16,8 @@ from pathlib import Path
 
 from epochwatch.analysis.engine import analyze
 from epochwatch.analysis.findings import Finding, from_record, sort_findings
-from epochwatch.analysis.lineage import Lineage
+from epochwatch.analysis.restore.lineage import Lineage
+from epochwatch.analysis.restore.parents import ParentCache
 from epochwatch.trace.reader import ReadStats, TraceError, find_traces
 from epochwatch.trace.run import Run, load_run
 
@@ -36,18 +37,20 @@ def analyse_file(
     path: str | os.PathLike[str],
     on_read: Callable[[int], None] | None = None,
     lineage: Lineage | None = None,
+    parents: ParentCache | None = None,
 ) -> Analysed:
     """One trace file's run and findings; raises TraceError when the file is unusable.
 
     `on_read` is called with the size of each chunk read (report's progress bar).
     `lineage` (from scan_lineage over all the files) links this run's restores to the
     runs that saved those bytes before the detectors run, so restore findings work on
-    traces gathered from many hosts, where the hook could not find the parent.
+    traces gathered from many hosts, where the hook could not find the parent. `parents`
+    keeps the parent runs read for that across the files of one report.
     """
     run = load_run(path, max_epoch_records=EPOCH_RECORDS, stats=ReadStats(on_read=on_read))
     if lineage is not None:
         lineage.annotate(run)
-    findings = analyze(run)
+    findings = analyze(run, parents=parents)
     keys = {f.key for f in findings}
     recorded = []
     for rec in run.findings:
@@ -66,9 +69,10 @@ def analyse_paths(
     """Each usable trace under `paths` as Analysed, each problem as a one-line string."""
     files, problems = find_traces(paths)
     yield from problems
+    parents = ParentCache()
     for f in files:
         try:
-            yield analyse_file(f, on_read, lineage)
+            yield analyse_file(f, on_read, lineage, parents)
         except TraceError as exc:
             yield str(exc)
         except (OSError, ValueError, RecursionError) as exc:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from epochwatch.analysis.engine import Engine
+from epochwatch.analysis.restore.parents import ParentCache
 from epochwatch.analysis.series import EpochSeries
 from epochwatch.analysis.view import RunView
 from epochwatch.trace import schema
@@ -31,6 +32,7 @@ class OnlineAnalyzer:
             max_epoch_records=EPOCH_RECORDS,
         )
         self.engine = Engine()
+        self.parents = ParentCache()  # this run's parents, read once, not at every epoch
         if run_start:
             self.add(dict(run_start))
 
@@ -53,5 +55,5 @@ class OnlineAnalyzer:
         self.run.add(rec)
         if kind != schema.EPOCH or not evaluate:
             return []
-        view = RunView(self.run)
+        view = RunView(self.run, parents=self.parents)
         return [f.to_record(self.run.run_id) for f in self.engine.step(view)]

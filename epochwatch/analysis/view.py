@@ -10,11 +10,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from epochwatch.analysis import trend
 from epochwatch.analysis.series import EpochSeries
 from epochwatch.trace.run import Run
+
+if TYPE_CHECKING:
+    from epochwatch.analysis.restore.parents import ParentCache
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,9 @@ class RunView:
     run: Run
     end: int = -1  # epochs visible: indexes < end; -1 means all
     done: Callable[[str, str | None], bool] = field(default=lambda kind, target: False)
+    # Parent runs of this run's restores, by trace path: owned by whoever runs the analysis
+    # (the online analyzer, report/check); None: read for each evaluation.
+    parents: ParentCache | None = None
 
     def __post_init__(self) -> None:
         if self.end < 0 or self.end > self.run.series.count:

@@ -13,7 +13,7 @@ import sys
 
 from epochwatch.analysis.files import Analysed, analyse_paths
 from epochwatch.analysis.findings import SEVERITIES, severity_rank
-from epochwatch.analysis.lineage import scan_lineage
+from epochwatch.analysis.restore.scan import scan_lineage
 from epochwatch.cli.base import UsageError
 from epochwatch.trace.reader import find_traces
 

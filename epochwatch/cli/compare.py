@@ -18,9 +18,10 @@ from pathlib import Path
 from statistics import median
 from typing import IO, Any
 
-from epochwatch.analysis.detectors.restore import SHIFT_STD_RATIO, SHIFT_Z, compare_findings
 from epochwatch.analysis.findings import clean
-from epochwatch.analysis.lineage import MATCH_SHA256, build_lineage
+from epochwatch.analysis.restore import compare_findings, record_fields
+from epochwatch.analysis.restore.lineage import MATCH_SHA256, build_lineage
+from epochwatch.analysis.restore.settings import SHIFT_STD_RATIO, SHIFT_Z
 from epochwatch.analysis.units import fmt_number, fmt_seconds
 from epochwatch.cli.base import UsageError
 from epochwatch.trace.reader import TraceError, find_traces
@@ -254,7 +255,9 @@ def compare(base: Run, new: Run) -> Record:
     """Everything `compare` says, as plain data (the JSON output)."""
     rel = relation(base, new)
     reverse = rel.get("child") == base.run_id  # BASE is the one that resumed
-    found = compare_findings(new, base) if reverse else compare_findings(base, new)
+    found = [
+        record_fields(f) for f in (compare_findings(new, base) if reverse else compare_findings(base, new))
+    ]
     found = sorted(found, key=lambda f: (-_RANK.get(f["severity"], 0), f["kind"]))
     secs = sections(base, new)
     changes = [

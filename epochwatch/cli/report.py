@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from epochwatch.analysis.files import Analysed, analyse_file
-from epochwatch.analysis.lineage import Lineage, scan_lineage
+from epochwatch.analysis.restore.lineage import Lineage
+from epochwatch.analysis.restore.parents import ParentCache
+from epochwatch.analysis.restore.scan import scan_lineage
 from epochwatch.cli.base import UsageError
 from epochwatch.report import figures, progress
 from epochwatch.report import html as html_report
@@ -132,14 +134,16 @@ class ReportCommand:
         yield from path_problems
         if jobs <= 1:
             on_read = bar.advance if bar is not None else None
+            parents = ParentCache()
             for f in files:
-                yield _summarize_path(f, lineage, html, on_read)
+                yield _summarize_path(f, lineage, parents, html, on_read)
             return
         try:
             # The lineage goes to each worker once, not with every file.
             pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init, initargs=(lineage, html))
         except (OSError, ValueError, NotImplementedError):
-            yield from (_summarize_path(f, lineage, html, None) for f in files)
+            parents = ParentCache()
+            yield from (_summarize_path(f, lineage, parents, html, None) for f in files)
             return
         with pool:
             chunk = max(1, min(16, len(files) // (jobs * 4)))
@@ -162,18 +166,24 @@ _worker_state: dict[str, Any] = {}
 
 def _worker_init(lineage: Lineage | None, html: bool) -> None:
     _worker_state["lineage"], _worker_state["html"] = lineage, html
+    _worker_state["parents"] = ParentCache()  # each worker reads the parents it needs once
 
 
 def _worker_summarize(path: Path) -> dict[str, Any] | str:
-    return _summarize_path(path, _worker_state["lineage"], _worker_state["html"], None)
+    state = _worker_state
+    return _summarize_path(path, state["lineage"], state["parents"], state["html"], None)
 
 
 def _summarize_path(
-    path: Path, lineage: Lineage | None, html: bool, on_read: Callable[[int], None] | None
+    path: Path,
+    lineage: Lineage | None,
+    parents: ParentCache,
+    html: bool,
+    on_read: Callable[[int], None] | None,
 ) -> dict[str, Any] | str:
     """One trace's summary, or its one-line problem (runs in a worker process with --jobs)."""
     try:
-        return ReportCommand._summary(analyse_file(path, on_read, lineage), html)
+        return ReportCommand._summary(analyse_file(path, on_read, lineage, parents), html)
     except TraceError as exc:
         return str(exc)
     except (OSError, ValueError, RecursionError) as exc:
