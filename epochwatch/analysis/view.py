@@ -14,7 +14,7 @@ from typing import Any
 
 from epochwatch.analysis import trend
 from epochwatch.analysis.series import EpochSeries
-from epochwatch.trace.run import Run
+from epochwatch.analysis.run import Run
 
 
 @dataclass(frozen=True)

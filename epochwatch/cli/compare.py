@@ -24,7 +24,7 @@ from epochwatch.analysis.lineage import MATCH_SHA256, build_lineage
 from epochwatch.analysis.units import fmt_number, fmt_seconds
 from epochwatch.cli.base import UsageError
 from epochwatch.trace.reader import TraceError, find_traces
-from epochwatch.trace.run import Run, load_run
+from epochwatch.analysis.run import Run, load_run
 
 Record = dict[str, Any]
 MAX_FEATURES_SHOWN = 8

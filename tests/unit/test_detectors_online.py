@@ -12,7 +12,7 @@ from epochwatch.analysis.engine import Engine, analyze, replay_points
 from epochwatch.analysis.findings import Finding
 from epochwatch.analysis.online import SERIES_LIMIT, OnlineAnalyzer
 from epochwatch.analysis.view import RunView
-from epochwatch.trace.run import Run
+from epochwatch.analysis.run import Run
 
 GIB, MIB = syn.GIB, syn.MIB
 

@@ -8,7 +8,7 @@ from epochwatch.analysis import synthetic as syn
 from epochwatch.analysis.detectors.retraces import hint_for
 from epochwatch.analysis.engine import analyze
 from epochwatch.analysis.findings import Finding
-from epochwatch.trace.run import Run
+from epochwatch.analysis.run import Run
 
 
 def _analyze(records: list[dict[str, Any]]) -> list[Finding]:

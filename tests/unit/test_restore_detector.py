@@ -11,7 +11,7 @@ from epochwatch.analysis.detectors import all_detectors
 from epochwatch.analysis.detectors import restore as det
 from epochwatch.analysis.engine import analyze
 from epochwatch.analysis.lineage import build_lineage
-from epochwatch.trace.run import Run
+from epochwatch.analysis.run import Run
 from epochwatch.trace.writer import TraceWriter
 from tests.unit import restore_records as rr
 

@@ -1,0 +1,119 @@
+"""A run as the analysis sees it: one trace file folded into plain lists of records.
+
+Epoch, save, restore and finding records are kept (a run has thousands at most);
+1 Hz samples are not (a long run has millions): only their count and the most recent
+ones stay, so loading a run costs memory in epochs, not in hours of sampling.
+
+Every epoch is also folded into `series` (compact per-epoch columns, see
+epochwatch.analysis.series), which is what the detectors and the report's epoch table
+read. With `max_epoch_records` set, `epochs` keeps only the first and the most recent
+whole records (`epochs_dropped` counts the rest) while `series` still has every epoch:
+that is how `epochwatch report` reads a trace of any length in bounded memory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from epochwatch.analysis.series import EpochSeries
+from epochwatch.trace import schema
+from epochwatch.trace.reader import ReadStats, iter_records
+
+Record = dict[str, Any]
+RECENT_SAMPLES = 600
+
+
+@dataclass
+class Run:
+    run_id: str
+    path: Path | None = None
+    start: Record | None = None
+    fits: list[Record] = field(default_factory=list)
+    epochs: list[Record] = field(default_factory=list)
+    saves: list[Record] = field(default_factory=list)
+    restores: list[Record] = field(default_factory=list)
+    findings: list[Record] = field(default_factory=list)
+    notices: list[Record] = field(default_factory=list)
+    end: Record | None = None
+    sample_count: int = 0
+    recent_samples: deque[Record] = field(default_factory=lambda: deque(maxlen=RECENT_SAMPLES))
+    stats: ReadStats = field(default_factory=ReadStats)
+    series: EpochSeries = field(default_factory=EpochSeries)
+    max_epoch_records: int | None = None
+    epochs_dropped: int = 0
+    # How many epochs had been recorded when each save / restore came (aligned with
+    # saves / restores): where they sit among the epochs, also when `epochs` is bounded.
+    save_positions: list[int] = field(default_factory=list)
+    restore_positions: list[int] = field(default_factory=list)
+
+    @property
+    def epoch_count(self) -> int:
+        """Epoch records in the run, including any whose whole record was dropped."""
+        return self.series.count
+
+    @property
+    def ended(self) -> str:
+        """How the run ended, as the trace says; 'abruptly' when it never said."""
+        if self.end is None:
+            return "abruptly"
+        return str(self.end.get("ended", "unknown"))
+
+    def add(self, rec: Record) -> None:
+        kind = rec.get("type")
+        if kind == schema.EPOCH:
+            self.series.add_epoch(rec)
+            self.epochs.append(rec)
+            cap = self.max_epoch_records
+            if cap is not None and len(self.epochs) > cap:
+                head = max(1, cap // 4)
+                drop = max(1, min(len(self.epochs) - cap + cap // 4, len(self.epochs) - head - 1))
+                del self.epochs[head : head + drop]
+                self.epochs_dropped += drop
+        elif kind == schema.SAMPLE:
+            self.sample_count += 1
+            self.recent_samples.append(rec)
+            self.series.add_sample(rec)
+        elif kind == schema.RUN_START:
+            if self.start is None:
+                self.start = rec
+        elif kind == schema.FIT_START:
+            self.fits.append(rec)
+        elif kind == schema.SAVE:
+            self.saves.append(rec)
+            self.save_positions.append(self.series.count)
+        elif kind == schema.RESTORE:
+            self.restores.append(rec)
+            self.restore_positions.append(self.series.count)
+        elif kind == schema.FINDING:
+            self.findings.append(rec)
+        elif kind == schema.NOTICE:
+            self.notices.append(rec)
+        elif kind == schema.RUN_END:
+            self.end = rec
+
+
+def load_run(
+    path: str | os.PathLike[str], max_epoch_records: int | None = None, stats: ReadStats | None = None
+) -> Run:
+    """Read one trace file into a Run; raises TraceError for an unusable file.
+
+    `max_epoch_records` bounds the whole epoch records kept (see the module docstring);
+    `stats` (optional) collects what reading skipped, and reports bytes as they are read.
+    """
+    stats = stats if stats is not None else ReadStats()
+    run: Run | None = None
+    for rec in iter_records(path, stats):
+        if run is None:
+            run = Run(
+                run_id=str(rec.get("run_id", Path(path).stem)),
+                path=Path(path),
+                stats=stats,
+                max_epoch_records=max_epoch_records,
+            )
+        run.add(rec)
+    assert run is not None  # iter_records raises on a file without records
+    return run
