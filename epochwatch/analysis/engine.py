@@ -11,8 +11,8 @@ from collections.abc import Iterator, Sequence
 
 from epochwatch.analysis.detectors import Detector, all_detectors
 from epochwatch.analysis.findings import Finding, sort_findings
-from epochwatch.analysis.view import RunView
 from epochwatch.analysis.run import Run
+from epochwatch.analysis.view import RunView
 
 # Offline replay evaluates every epoch of runs up to this long; longer runs every epoch of
 # the first REPLAY_DENSE, then evenly spaced epochs (REPLAY_SPARSE more), and the last.

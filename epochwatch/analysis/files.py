@@ -17,8 +17,8 @@ from pathlib import Path
 from epochwatch.analysis.engine import analyze
 from epochwatch.analysis.findings import Finding, from_record, sort_findings
 from epochwatch.analysis.lineage import Lineage
-from epochwatch.trace.reader import ReadStats, TraceError, find_traces
 from epochwatch.analysis.run import Run, load_run
+from epochwatch.trace.reader import ReadStats, TraceError, find_traces
 
 # Whole epoch records kept per run while reading (the series keep every epoch anyway).
 EPOCH_RECORDS = 2000

@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from epochwatch.analysis.engine import Engine
+from epochwatch.analysis.run import Run
 from epochwatch.analysis.series import EpochSeries
 from epochwatch.analysis.view import RunView
 from epochwatch.trace import schema
-from epochwatch.analysis.run import Run
 
 SERIES_LIMIT = 256  # epochs of series kept; detector windows are at most ~100
 EPOCH_RECORDS = 16  # whole epoch records kept, for detectors that read records

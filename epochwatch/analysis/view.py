@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from epochwatch.analysis import trend
-from epochwatch.analysis.series import EpochSeries
 from epochwatch.analysis.run import Run
+from epochwatch.analysis.series import EpochSeries
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from prometheus_client import CollectorRegistry, PlatformCollector, ProcessColle
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from epochwatch import __version__
+from epochwatch.analysis.findings import SEVERITIES
 from epochwatch.trace import schema
 
 Family = GaugeMetricFamily | CounterMetricFamily
@@ -53,7 +54,6 @@ END_KINDS = (
     schema.ENDED_VANISHED,
     "other",
 )
-SEVERITIES = ("info", "warning", "critical")
 RUN_LABELS = ("run", "host", "script", "user")
 
 

@@ -16,6 +16,8 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from epochwatch.trace.schema import ROLES as ROLES  # re-exported for server.py; the home is trace.schema
+
 log = logging.getLogger("epochwatch.daemon")
 
 
@@ -47,7 +49,6 @@ def _allowed(st: os.stat_result, uid: int, groups: set[int], need: int) -> bool:
 
 
 MISSING = "does not exist yet"
-ROLES = frozenset({"checkpoint", "backup", "tensorboard", "temp", "user"})
 
 
 def refuse_watch(raw: Any, uid: int, gid: int) -> tuple[str | None, str]:

@@ -35,6 +35,10 @@ ENDED_RAISED: Final = "raised"
 ENDED_INTERRUPTED: Final = "interrupted"
 ENDED_VANISHED: Final = "vanished"
 
+# What a watched directory is for (`watched` in fit_start, `dirs.<path>.role` in epochs and
+# samples, the `watch` notice); the daemon reads any other role a client sends as "user".
+ROLES: Final = frozenset({"checkpoint", "backup", "tensorboard", "temp", "user"})
+
 Record = dict[str, Any]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

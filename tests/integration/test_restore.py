@@ -18,8 +18,8 @@ import pytest
 
 from epochwatch.analysis.detectors import restore as restore_detector
 from epochwatch.analysis.lineage import build_lineage
-from epochwatch.trace.reader import iter_records
 from epochwatch.analysis.run import load_run
+from epochwatch.trace.reader import iter_records
 from tests.support import child_env, of_type, run_python, trace_files
 
 pytestmark = pytest.mark.slow

@@ -11,8 +11,8 @@ from epochwatch.analysis.detectors import MODULES, Detector, all_detectors
 from epochwatch.analysis.engine import Engine, analyze, replay_points
 from epochwatch.analysis.findings import Finding
 from epochwatch.analysis.online import SERIES_LIMIT, OnlineAnalyzer
-from epochwatch.analysis.view import RunView
 from epochwatch.analysis.run import Run
+from epochwatch.analysis.view import RunView
 
 GIB, MIB = syn.GIB, syn.MIB
 
