@@ -1,4 +1,4 @@
-"""Analysing trace files: what `report` and `check` share.
+"""Analyzing trace files: what `report` and `check` share.
 
 Each file is read, replayed through the detectors and reduced to its findings; a file
 that cannot be used becomes a one-line problem and the others go on. Findings that the
@@ -25,18 +25,18 @@ EPOCH_RECORDS = 2000
 
 
 @dataclass
-class Analysed:
+class Analyzed:
     path: Path
     run: Run
     findings: list[Finding]
     recorded: list[Finding] = field(default_factory=list)  # from the trace, not found again
 
 
-def analyse_file(
+def analyze_file(
     path: str | os.PathLike[str],
     on_read: Callable[[int], None] | None = None,
     lineage: Lineage | None = None,
-) -> Analysed:
+) -> Analyzed:
     """One trace file's run and findings; raises TraceError when the file is unusable.
 
     `on_read` is called with the size of each chunk read (report's progress bar).
@@ -55,21 +55,21 @@ def analyse_file(
         if f.key not in keys:
             keys.add(f.key)
             recorded.append(f)
-    return Analysed(Path(path), run, findings, sort_findings(recorded))
+    return Analyzed(Path(path), run, findings, sort_findings(recorded))
 
 
-def analyse_paths(
+def analyze_paths(
     paths: Iterable[str | os.PathLike[str]],
     on_read: Callable[[int], None] | None = None,
     lineage: Lineage | None = None,
-) -> Iterator[Analysed | str]:
-    """Each usable trace under `paths` as Analysed, each problem as a one-line string."""
+) -> Iterator[Analyzed | str]:
+    """Each usable trace under `paths` as Analyzed, each problem as a one-line string."""
     files, problems = find_traces(paths)
     yield from problems
     for f in files:
         try:
-            yield analyse_file(f, on_read, lineage)
+            yield analyze_file(f, on_read, lineage)
         except TraceError as exc:
             yield str(exc)
         except (OSError, ValueError, RecursionError) as exc:
-            yield f"{f}: cannot analyse ({type(exc).__name__}: {exc})".splitlines()[0]
+            yield f"{f}: cannot analyze ({type(exc).__name__}: {exc})".splitlines()[0]

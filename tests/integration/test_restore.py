@@ -2,7 +2,7 @@
 
 The parent trains a tiny model on standardized inputs and saves it three ways. Each child
 resumes in a new interpreter (as a user would, with `import epochwatch.hook`) and the
-findings written *during* the child run are checked, then the same runs are analysed
+findings written *during* the child run are checked, then the same runs are analyzed
 offline (lineage + detector, as `report` does) to check both paths agree.
 """
 

@@ -122,7 +122,7 @@ def test_annotate_restore_adds_the_link(tmp_path: Path) -> None:
 
 
 def test_scan_then_annotate_one_run_at_a_time(tmp_path: Path) -> None:
-    """The report's path: a cheap scan of every file, then each run loaded and analysed alone."""
+    """The report's path: a cheap scan of every file, then each run loaded and analyzed alone."""
     from epochwatch.analysis.engine import analyze
     from epochwatch.analysis.lineage import scan_lineage
     from epochwatch.analysis.run import load_run
