@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from epochwatch.analysis.detectors import Detector, all_detectors
 from epochwatch.analysis.findings import Finding, sort_findings
 from epochwatch.analysis.run import Run
-from epochwatch.analysis.view import RunView
+from epochwatch.analysis.view import RunAtEpoch
 
 # Offline replay evaluates every epoch of runs up to this long; longer runs every epoch of
 # the first REPLAY_DENSE, then evenly spaced epochs (REPLAY_SPARSE more), and the last.
@@ -31,7 +31,7 @@ class Engine:
     def done(self, kind: str, target: str | None) -> bool:
         return (kind, target) in self.emitted
 
-    def step(self, view: RunView, *, replay_only: bool | None = None) -> list[Finding]:
+    def step(self, view: RunAtEpoch, *, replay_only: bool | None = None) -> list[Finding]:
         """Evaluate the detectors on `view`; return the findings reported for the first time.
 
         replay_only: True runs only replay detectors, False only whole-run ones, None all.
@@ -80,6 +80,6 @@ def analyze(run: Run, detectors: Sequence[Detector] | None = None) -> list[Findi
     engine = Engine(detectors)
     found: list[Finding] = []
     for end in replay_points(run.series.count):
-        found.extend(engine.step(RunView(run, end), replay_only=True))
-    found.extend(engine.step(RunView(run), replay_only=False))
+        found.extend(engine.step(RunAtEpoch(run, end), replay_only=True))
+    found.extend(engine.step(RunAtEpoch(run), replay_only=False))
     return sort_findings(found)

@@ -15,7 +15,7 @@ from typing import Any
 from epochwatch.analysis.engine import Engine
 from epochwatch.analysis.run import Run
 from epochwatch.analysis.series import EpochSeries
-from epochwatch.analysis.view import RunView
+from epochwatch.analysis.view import RunAtEpoch
 from epochwatch.trace import schema
 
 SERIES_LIMIT = 256  # epochs of series kept; detector windows are at most ~100
@@ -53,5 +53,5 @@ class OnlineAnalyzer:
         self.run.add(rec)
         if kind != schema.EPOCH or not evaluate:
             return []
-        view = RunView(self.run)
+        view = RunAtEpoch(self.run)
         return [f.to_record(self.run.run_id) for f in self.engine.step(view)]
