@@ -25,10 +25,6 @@ FINDING: Final = "finding"
 NOTICE: Final = "notice"
 RUN_END: Final = "run_end"
 
-KNOWN_TYPES: Final = frozenset(
-    {RUN_START, FIT_START, EPOCH, FIT_END, SAVE, RESTORE, SAMPLE, FINDING, NOTICE, RUN_END}
-)
-
 # How a run ended (`run_end.ended`). A trace with no run_end "ended abruptly".
 ENDED_COMPLETED: Final = "completed"
 ENDED_RAISED: Final = "raised"
