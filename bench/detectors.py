@@ -267,7 +267,8 @@ def run_scenario(args: tuple[int, int, int, int]) -> dict[str, Any]:
 
 def verify(index: int, runs: int, epochs: int, seed: int) -> tuple[int, int]:
     """Replays runs through OnlineAnalyzer on trace records; returns (agreeing, compared)."""
-    from epochwatch.analysis import synthetic as syn
+    import synthetic as syn
+
     from epochwatch.analysis.online import OnlineAnalyzer
 
     sc = SCENARIOS[index]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from epochwatch.analysis import synthetic as syn
+from bench import synthetic as syn
 from epochwatch.analysis.engine import analyze
 from epochwatch.analysis.findings import Finding
 from epochwatch.analysis.run import Run

@@ -6,7 +6,7 @@ import random
 import time
 from typing import Any
 
-from epochwatch.analysis import synthetic as syn
+from bench import synthetic as syn
 from epochwatch.analysis.detectors import MODULES, Detector, all_detectors
 from epochwatch.analysis.engine import Engine, analyze, replay_points
 from epochwatch.analysis.findings import Finding

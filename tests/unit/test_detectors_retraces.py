@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from epochwatch.analysis import synthetic as syn
+from bench import synthetic as syn
 from epochwatch.analysis.detectors.retraces import hint_for
 from epochwatch.analysis.engine import analyze
 from epochwatch.analysis.findings import Finding

@@ -6,7 +6,7 @@ import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from epochwatch.analysis import synthetic as syn
+from bench import synthetic as syn
 from epochwatch.analysis.engine import analyze
 from epochwatch.analysis.findings import Finding
 from epochwatch.analysis.run import Run

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from epochwatch.analysis import synthetic as syn
+from bench import synthetic as syn
 from epochwatch.analysis.files import analyze_file
 from epochwatch.cli import main
 from epochwatch.report import figures, plots

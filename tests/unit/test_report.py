@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from epochwatch.analysis import synthetic as syn
+from bench import synthetic as syn
 from epochwatch.analysis.files import analyze_file
 from epochwatch.cli import main
 from epochwatch.report import json as json_report
