@@ -249,8 +249,9 @@ def keras_step(reps: int) -> list[Figure]:
 
 
 def online(reps: int) -> list[Figure]:
+    from synthetic import run_start
+
     from epochwatch.analysis.online import OnlineAnalyzer
-    from epochwatch.analysis.synthetic import run_start
 
     figs = []
     for leak in (False, True):
@@ -278,7 +279,8 @@ def online(reps: int) -> list[Figure]:
 
 
 def socket_sink(reps: int, work: Path) -> list[Figure]:
-    from epochwatch.analysis.synthetic import run_start
+    from synthetic import run_start
+
     from epochwatch.trace.socket_sink import SocketSink
 
     with harness.running_daemon(work / "daemon") as (sock, _):

@@ -1,4 +1,4 @@
-"""Analysing trace files: what `report` and `check` share.
+"""Analyzing trace files: what `report` and `check` share.
 
 Each file is read, replayed through the detectors and reduced to its findings; a file
 that cannot be used becomes a one-line problem and the others go on. Findings that the
@@ -18,27 +18,27 @@ from epochwatch.analysis.engine import analyze
 from epochwatch.analysis.findings import Finding, from_record, sort_findings
 from epochwatch.analysis.restore.lineage import Lineage
 from epochwatch.analysis.restore.parents import ParentCache
+from epochwatch.analysis.run import Run, load_run
 from epochwatch.trace.reader import ReadStats, TraceError, find_traces
-from epochwatch.trace.run import Run, load_run
 
 # Whole epoch records kept per run while reading (the series keep every epoch anyway).
 EPOCH_RECORDS = 2000
 
 
 @dataclass
-class Analysed:
+class Analyzed:
     path: Path
     run: Run
     findings: list[Finding]
     recorded: list[Finding] = field(default_factory=list)  # from the trace, not found again
 
 
-def analyse_file(
+def analyze_file(
     path: str | os.PathLike[str],
     on_read: Callable[[int], None] | None = None,
     lineage: Lineage | None = None,
     parents: ParentCache | None = None,
-) -> Analysed:
+) -> Analyzed:
     """One trace file's run and findings; raises TraceError when the file is unusable.
 
     `on_read` is called with the size of each chunk read (report's progress bar).
@@ -58,22 +58,22 @@ def analyse_file(
         if f.key not in keys:
             keys.add(f.key)
             recorded.append(f)
-    return Analysed(Path(path), run, findings, sort_findings(recorded))
+    return Analyzed(Path(path), run, findings, sort_findings(recorded))
 
 
-def analyse_paths(
+def analyze_paths(
     paths: Iterable[str | os.PathLike[str]],
     on_read: Callable[[int], None] | None = None,
     lineage: Lineage | None = None,
-) -> Iterator[Analysed | str]:
-    """Each usable trace under `paths` as Analysed, each problem as a one-line string."""
+) -> Iterator[Analyzed | str]:
+    """Each usable trace under `paths` as Analyzed, each problem as a one-line string."""
     files, problems = find_traces(paths)
     yield from problems
     parents = ParentCache()
     for f in files:
         try:
-            yield analyse_file(f, on_read, lineage, parents)
+            yield analyze_file(f, on_read, lineage, parents)
         except TraceError as exc:
             yield str(exc)
         except (OSError, ValueError, RecursionError) as exc:
-            yield f"{f}: cannot analyse ({type(exc).__name__}: {exc})".splitlines()[0]
+            yield f"{f}: cannot analyze ({type(exc).__name__}: {exc})".splitlines()[0]

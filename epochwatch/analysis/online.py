@@ -14,10 +14,10 @@ from typing import Any
 
 from epochwatch.analysis.engine import Engine
 from epochwatch.analysis.restore.parents import ParentCache
+from epochwatch.analysis.run import Run
 from epochwatch.analysis.series import EpochSeries
-from epochwatch.analysis.view import RunView
+from epochwatch.analysis.view import RunAtEpoch
 from epochwatch.trace import schema
-from epochwatch.trace.run import Run
 
 SERIES_LIMIT = 256  # epochs of series kept; detector windows are at most ~100
 EPOCH_RECORDS = 16  # whole epoch records kept, for detectors that read records
@@ -55,5 +55,5 @@ class OnlineAnalyzer:
         self.run.add(rec)
         if kind != schema.EPOCH or not evaluate:
             return []
-        view = RunView(self.run, parents=self.parents)
+        view = RunAtEpoch(self.run, parents=self.parents)
         return [f.to_record(self.run.run_id) for f in self.engine.step(view)]

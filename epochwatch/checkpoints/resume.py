@@ -34,9 +34,9 @@ from epochwatch.analysis.findings import clean
 from epochwatch.analysis.restore.lineage import Lineage, Link, restored_at
 from epochwatch.analysis.restore.parents import read_parent
 from epochwatch.analysis.restore.scan import find_parent
+from epochwatch.analysis.run import Run
 from epochwatch.trace import schema
 from epochwatch.trace.reader import TraceError, iter_records
-from epochwatch.trace.run import Run
 
 Record = dict[str, Any]
 MAX_PARENT_BYTES = 256 * 1024 * 1024

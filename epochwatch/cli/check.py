@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from epochwatch.analysis.files import Analysed, analyse_paths
+from epochwatch.analysis.files import Analyzed, analyze_paths
 from epochwatch.analysis.findings import SEVERITIES, severity_rank
 from epochwatch.analysis.restore.scan import scan_lineage
 from epochwatch.cli.base import UsageError
@@ -36,8 +36,8 @@ class CheckCommand:
         runs = failing = unusable = 0
         files, _ = find_traces(args.paths)
         lineage = scan_lineage(files)  # restore findings across the given traces
-        for item in analyse_paths(args.paths, lineage=lineage):
-            if not isinstance(item, Analysed):
+        for item in analyze_paths(args.paths, lineage=lineage):
+            if not isinstance(item, Analyzed):
                 unusable += 1
                 sys.stderr.write(f"epochwatch check: {item}\n")
                 continue

@@ -18,20 +18,19 @@ from pathlib import Path
 from statistics import median
 from typing import IO, Any
 
-from epochwatch.analysis.findings import clean
+from epochwatch.analysis.findings import clean, severity_rank
 from epochwatch.analysis.restore import compare_findings, record_fields
 from epochwatch.analysis.restore.lineage import MATCH_SHA256, build_lineage
 from epochwatch.analysis.restore.settings import SHIFT_STD_RATIO, SHIFT_Z
+from epochwatch.analysis.run import Run, load_run
 from epochwatch.analysis.units import fmt_number, fmt_seconds
 from epochwatch.cli.base import UsageError
 from epochwatch.trace.reader import TraceError, find_traces
-from epochwatch.trace.run import Run, load_run
 
 Record = dict[str, Any]
 MAX_FEATURES_SHOWN = 8
 # Epoch time rows are a change from this ratio on (noise below it on shared machines).
 TIME_RATIO = 1.25
-_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 
 @dataclass
@@ -258,7 +257,7 @@ def compare(base: Run, new: Run) -> Record:
     found = [
         record_fields(f) for f in (compare_findings(new, base) if reverse else compare_findings(base, new))
     ]
-    found = sorted(found, key=lambda f: (-_RANK.get(f["severity"], 0), f["kind"]))
+    found = sorted(found, key=lambda f: (-severity_rank(f["severity"]), f["kind"]))
     secs = sections(base, new)
     changes = [
         f"{s.title.split(' (')[0]}: {r.label} {r.base} -> {r.new}" for s in secs for r in s.rows if r.changed

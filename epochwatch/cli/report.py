@@ -2,10 +2,10 @@
 
 Per run: the fingerprint, how it ended, the findings (most severe first) and the epoch
 table, after the lineage of restored runs; HTML adds plots (report/html.py). Every trace is
-analysed even when others are unusable; exit status: 0 when every path gave a usable
+analyzed even when others are unusable; exit status: 0 when every path gave a usable
 trace, 2 when any did not (each with a one-line reason on stderr, and listed under
 "unusable"/"problems" in the output) or when there was nothing to read. On a terminal,
-stderr shows a progress bar by bytes read while the traces are analysed.
+stderr shows a progress bar by bytes read while the traces are analyzed.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
-from epochwatch.analysis.files import Analysed, analyse_file
+from epochwatch.analysis.files import Analyzed, analyze_file
 from epochwatch.analysis.restore.lineage import Lineage
 from epochwatch.analysis.restore.parents import ParentCache
 from epochwatch.analysis.restore.scan import scan_lineage
@@ -53,7 +53,7 @@ def _counted(files: Sequence[Path], bar: progress.Progress | None) -> Iterator[P
 
 class ReportCommand:
     name = "report"
-    help = "Analyse trace files (or directories of traces): findings with evidence and fixes, epoch table."
+    help = "Analyze trace files (or directories of traces): findings with evidence and fixes, epoch table."
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("paths", nargs="+", metavar="PATH", help="trace files or directories of traces")
@@ -70,7 +70,7 @@ class ReportCommand:
             type=int,
             default=0,
             metavar="N",
-            help="analyse N traces at once in worker processes (default: one per CPU when there are several traces)",
+            help="analyze N traces at once in worker processes (default: one per CPU when there are several traces)",
         )
 
     def run(self, args: argparse.Namespace) -> int:
@@ -154,9 +154,9 @@ class ReportCommand:
                 yield item
 
     @staticmethod
-    def _summary(item: Analysed, html: bool) -> dict[str, Any]:
+    def _summary(item: Analyzed, html: bool) -> dict[str, Any]:
         summary = summarize(item)
-        if html:  # restores already carry their parent (analyse_paths annotated them)
+        if html:  # restores already carry their parent (analyze_paths annotated them)
             summary["figures"] = figures.build(item, summary.get("findings") or [])["figures"]
         return summary
 
@@ -183,11 +183,11 @@ def _summarize_path(
 ) -> dict[str, Any] | str:
     """One trace's summary, or its one-line problem (runs in a worker process with --jobs)."""
     try:
-        return ReportCommand._summary(analyse_file(path, on_read, lineage, parents), html)
+        return ReportCommand._summary(analyze_file(path, on_read, lineage, parents), html)
     except TraceError as exc:
         return str(exc)
     except (OSError, ValueError, RecursionError) as exc:
-        return f"{path}: cannot analyse ({type(exc).__name__}: {exc})".splitlines()[0]
+        return f"{path}: cannot analyze ({type(exc).__name__}: {exc})".splitlines()[0]
 
 
 COMMAND = ReportCommand()

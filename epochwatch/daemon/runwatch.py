@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 
 from epochwatch.daemon.session import Record, Session
-from epochwatch.daemon.watch import MISSING, ROLES, SharedWatcher, refuse_watch
+from epochwatch.daemon.watch import MISSING, SharedWatcher, refuse_watch
+from epochwatch.trace.schema import ROLES
 
 log = logging.getLogger("epochwatch.daemon")
 

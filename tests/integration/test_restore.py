@@ -2,7 +2,7 @@
 
 The parent trains a tiny model on standardized inputs and saves it three ways. Each child
 resumes in a new interpreter (as a user would, with `import epochwatch.hook`) and the
-findings written *during* the child run are checked, then the same runs are analysed
+findings written *during* the child run are checked, then the same runs are analyzed
 offline (lineage + detector, as `report` does) to check both paths agree.
 """
 
@@ -18,8 +18,8 @@ import pytest
 
 from epochwatch.analysis import restore as restore_analysis
 from epochwatch.analysis.restore.lineage import build_lineage
+from epochwatch.analysis.run import load_run
 from epochwatch.trace.reader import iter_records
-from epochwatch.trace.run import load_run
 from tests.support import child_env, of_type, run_python, trace_files
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from epochwatch.analysis import synthetic as syn
+from bench import synthetic as syn
 from epochwatch.cli import main
 
 GIB, MIB = syn.GIB, syn.MIB

@@ -12,7 +12,7 @@ from epochwatch.analysis import restore as det
 from epochwatch.analysis.detectors import all_detectors
 from epochwatch.analysis.engine import analyze
 from epochwatch.analysis.restore.lineage import build_lineage
-from epochwatch.trace.run import Run
+from epochwatch.analysis.run import Run
 from epochwatch.trace.writer import TraceWriter
 from tests.unit import restore_records as rr
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from epochwatch.analysis import synthetic as syn
+from bench import synthetic as syn
 from epochwatch.cli import main
 from epochwatch.top import tail, view
 from epochwatch.top.daemon import DaemonSource

@@ -11,10 +11,10 @@ from __future__ import annotations
 from epochwatch.analysis import restore
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import Finding
-from epochwatch.analysis.view import RunView
+from epochwatch.analysis.view import RunAtEpoch
 
 
-def detect(view: RunView) -> list[Finding]:
+def detect(view: RunAtEpoch) -> list[Finding]:
     return restore.detect(view.run, parents=view.parents)
 
 

@@ -20,7 +20,7 @@ from epochwatch.analysis.restore.progress import check_loss_jump, check_slowdown
 from epochwatch.analysis.restore.restored import check_modified, check_optimizer, check_slow_restore
 from epochwatch.analysis.restore.resume import Resume, resumes, side_by_side
 from epochwatch.analysis.restore.settings import check_hyperparameters, check_inputs
-from epochwatch.trace.run import Run
+from epochwatch.analysis.run import Run
 
 Check = Callable[[Resume], list[Finding]]
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from epochwatch.trace.run import Run
+from epochwatch.analysis.run import Run
 
 Record = dict[str, Any]
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from epochwatch.analysis.restore.lineage import MATCH_SHA256, Link, saved_at
+from epochwatch.analysis.run import Run, load_run
 from epochwatch.trace.reader import TraceError
-from epochwatch.trace.run import Run, load_run
 
 Record = dict[str, Any]
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from epochwatch.analysis.restore.lineage import MATCH_SHA256, Lineage, Link, restored_at, saved_at
 from epochwatch.analysis.restore.parents import ParentCache, parent_from_record
-from epochwatch.trace.run import Run
+from epochwatch.analysis.run import Run
 
 Record = dict[str, Any]
 

@@ -29,8 +29,8 @@ from epochwatch.analysis.restore.lineage import (
     restored_at,
     saved_at,
 )
+from epochwatch.analysis.run import Run
 from epochwatch.trace.reader import MAX_LINE_BYTES
-from epochwatch.trace.run import Run
 
 Record = dict[str, Any]
 
