@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from epochwatch.trace.reader import MAX_LINE_BYTES
+from epochwatch.trace.reader import MAX_LINE_BYTES, TraceError, open_regular
 from epochwatch.trace.run import Run
 
 Record = dict[str, Any]
@@ -406,8 +406,8 @@ def _newest_traces(dirs: Sequence[str | os.PathLike[str]], limit: int) -> list[P
 def _lines(path: Path, budget: int) -> Iterable[bytes]:
     """Whole lines of a file, skipping over-long ones, stopping once `budget` bytes are read."""
     try:
-        fh = path.open("rb")
-    except OSError:
+        fh = open_regular(path)  # a FIFO among the traces must not block the scan
+    except TraceError:
         return
     with fh:
         buf = b""

@@ -64,14 +64,34 @@ class DaemonRefused(OSError):
         self.code = code
 
 
-def _handshake(
-    path: str, hello: dict[str, Any], timeout: float
-) -> tuple[socket.socket, dict[str, Any], bytes]:
-    """Connect, say hello, read the welcome; returns (socket, welcome, bytes after it)."""
+def _connect_now(path: str) -> socket.socket | None:
+    """Connect without waiting: a dead socket (nobody listening) raises at once; a full
+    backlog gives None (the sender thread connects again, blocking there)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # not inherited (PEP 446)
+    sock.setblocking(False)
     try:
-        sock.settimeout(CONNECT_TIMEOUT)
         sock.connect(path)
+    except BlockingIOError:
+        sock.close()
+        return None
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _handshake(
+    path: str, hello: dict[str, Any], timeout: float, sock: socket.socket | None = None
+) -> tuple[socket.socket, dict[str, Any], bytes]:
+    """Connect (unless `sock` already is), say hello, read the welcome; returns (socket,
+    welcome, bytes after it)."""
+    connected = sock is not None
+    if sock is None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # not inherited (PEP 446)
+    try:
+        if not connected:
+            sock.settimeout(CONNECT_TIMEOUT)
+            sock.connect(path)
         sock.settimeout(timeout)
         sock.sendall(p.encode(hello))
         buf = b""
@@ -151,6 +171,8 @@ class SocketSink:
         self.description = f"daemon at {path} (connecting)"
         self._sock: socket.socket | None = None
         self._inbuf = bytearray()
+        # Only the hello may stall; a socket nobody listens on is refused here, at once.
+        self._first: socket.socket | None = _connect_now(path)
         self._wake_r, self._wake_w = os.pipe()  # not inherited (PEP 446)
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -231,8 +253,9 @@ class SocketSink:
     # -- the sender thread -------------------------------------------------------------------------
 
     def _run(self) -> None:
+        first, self._first = self._first, None
         try:
-            self._resume()
+            self._resume(first)
         except Exception as exc:  # refused, no answer, no socket: the run is traced here instead
             reason = (
                 exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
@@ -390,9 +413,9 @@ class SocketSink:
             if readable:
                 os.read(self._wake_r, 4096)
 
-    def _resume(self) -> None:
+    def _resume(self, connected: socket.socket | None = None) -> None:
         hello = p.hello_run(self.run_id, self.token or None, _client())
-        sock, welcome, rest = _handshake(self.path, hello, HANDSHAKE_TIMEOUT)
+        sock, welcome, rest = _handshake(self.path, hello, HANDSHAKE_TIMEOUT, connected)
         next_seq = welcome.get("next_seq")
         next_seq = next_seq if isinstance(next_seq, int) else 0
         with self._lock:
