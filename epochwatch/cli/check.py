@@ -15,6 +15,7 @@ from epochwatch.analysis.files import Analysed, analyse_paths
 from epochwatch.analysis.findings import SEVERITIES, severity_rank
 from epochwatch.analysis.lineage import scan_lineage
 from epochwatch.cli.base import UsageError
+from epochwatch.text_safety import escape
 from epochwatch.trace.reader import find_traces
 
 
@@ -39,14 +40,16 @@ class CheckCommand:
         for item in analyse_paths(args.paths, lineage=lineage):
             if not isinstance(item, Analysed):
                 unusable += 1
-                sys.stderr.write(f"epochwatch check: {item}\n")
+                sys.stderr.write(f"epochwatch check: {escape(item)}\n")
                 continue
             runs += 1
             for f in [*item.findings, *item.recorded]:
                 if severity_rank(f.severity) >= level:
                     failing += 1
-                    target = f" [{f.target}]" if f.target else ""
-                    sys.stdout.write(f"{item.path}: {f.severity} {f.kind}{target}: {f.title}\n")
+                    target = f" [{escape(f.target)}]" if f.target else ""
+                    sys.stdout.write(
+                        f"{escape(item.path)}: {escape(f.severity)} {escape(f.kind)}{target}: {escape(f.title)}\n"
+                    )
         if not runs and not unusable:
             raise UsageError("no traces to check")
         verdict = "unusable input" if unusable else ("fail" if failing else "ok")

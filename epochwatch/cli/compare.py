@@ -23,6 +23,7 @@ from epochwatch.analysis.findings import clean
 from epochwatch.analysis.lineage import MATCH_SHA256, build_lineage
 from epochwatch.analysis.units import fmt_number, fmt_seconds
 from epochwatch.cli.base import UsageError
+from epochwatch.text_safety import escape_tree
 from epochwatch.trace.reader import TraceError, find_traces
 from epochwatch.trace.run import Run, load_run
 
@@ -339,7 +340,7 @@ class CompareCommand:
                 json.dump(result, out, indent=2, default=_json_default)
                 out.write("\n")
             else:
-                render_text(result, out)
+                render_text(escape_tree(result), out)  # every string from the traces on one line
         finally:
             if out is not sys.stdout:
                 out.close()

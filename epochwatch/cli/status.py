@@ -13,6 +13,7 @@ from typing import Any
 from epochwatch.cli.base import UsageError
 from epochwatch.daemon import protocol as p
 from epochwatch.daemon.config import DEFAULT_SOCKET
+from epochwatch.text_safety import escape_tree
 
 TIMEOUT = 3.0
 
@@ -123,7 +124,7 @@ class StatusCommand:
             json.dump({"socket": path, "runs": runs}, sys.stdout, indent=2)
             sys.stdout.write("\n")
         else:
-            render_text(runs, sys.stdout)
+            render_text(escape_tree(runs), sys.stdout)  # script names and findings: other users' text
         return 0
 
 
