@@ -113,3 +113,11 @@ def test_daemon_log_lines_cannot_be_forged(formatter: logging.Formatter) -> None
     _assert_inert(text)
     lines = text.splitlines()
     assert len([ln for ln in lines if not ln.startswith("  ")]) == 2  # two messages, traceback indented
+
+
+def test_top_prints_trace_text_inert(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _evil_trace(tmp_path, "a")
+    assert main(["top", "--dir", str(tmp_path), "--once"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\r" not in out and "\u202e" not in out and "\x9b" not in out
+    assert not any(line.startswith(("<2>forged", "forged")) for line in out.splitlines())
