@@ -25,6 +25,9 @@ from typing import Any
 import orjson
 
 _OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+# orjson writes at most this many nested containers (it reads up to 1024): a record
+# nested deeper can be parsed but never written, so it is refused where it comes in.
+MAX_DEPTH = 254
 
 
 def _fallback(obj: Any) -> Any:
@@ -42,6 +45,28 @@ def _fallback(obj: Any) -> Any:
 def dumps_line(record: dict[str, Any]) -> bytes:
     """One record as one line of bytes, newline included."""
     return orjson.dumps(record, default=_fallback, option=_OPTS) + b"\n"
+
+
+def may_be_too_deep(line: bytes, limit: int = MAX_DEPTH) -> bool:
+    """A cheap test on a JSON line: False means it cannot nest deeper than `limit`."""
+    return line.count(b"[") + line.count(b"{") > limit
+
+
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether `value` nests dicts and lists more than `limit` levels deep (iterative)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 class TraceWriter:
