@@ -18,7 +18,7 @@ from typing import Any
 from epochwatch.samplers.base import Sampler
 
 DEADLINE = 0.1  # the longest an epoch end waits for a reading
-START_DEADLINE = 1.0  # run start: NVML's initialisation and the inventory may take longer
+START_DEADLINE = 5.0  # run start, once: nvmlInit without persistence mode takes seconds on big nodes
 # One call running this long is a hang, not a slow reading (nvmlInit without persistence
 # mode takes seconds on a large node; that is slow, not stuck).
 HANG_AFTER = 10.0
