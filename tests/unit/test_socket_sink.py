@@ -379,3 +379,25 @@ def test_a_stalled_daemon_never_holds_up_the_run(
     types = [r["type"] for r in iter_records(tmp_path / "r1.jsonl")]
     assert types == ["run_start", "epoch", "epoch", "epoch", "run_end"]
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_a_daemon_that_never_takes_the_run_back_means_the_embedded_trace(
+    sock_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Welcomed every time, dropped at every record: within the grace period, the run goes
+    to the embedded trace instead of cycling for ever with the records only in memory."""
+    daemon = FakeDaemon(sock_dir / "d.sock", drop_records=True).start()
+    try:
+        sink = SocketSink(str(daemon.path), "r1", tmp_path, grace=0.5, close_timeout=0.2)
+        sink.write(rec("run_start", schema=1))
+        sink.write(rec("epoch", epoch=0))
+        wait_until(lambda: sink.fell_back, timeout=8.0)
+        sink.write(rec("run_end", ended="completed"))
+        sink.close()
+    finally:
+        daemon.stop()
+        daemon.close()
+    types = [r["type"] for r in iter_records(tmp_path / "r1.jsonl")]
+    assert types[0] == "run_start" and types[-2:] == ["epoch", "run_end"], types
+    err = capsys.readouterr().err
+    assert err.count("No space left on device") == 1 and "within 0.5 s" in err, err
