@@ -15,11 +15,11 @@ welcomes the run and drops it at once (its disk is full) sees a few hellos a sec
 most, not thousands. What the daemon said when it dropped the run is said once.
 
 If the first hello fails (refused, or no answer within HANDSHAKE_TIMEOUT), or the
-daemon does not take the run back (acknowledge records) within the grace period (EPOCHWATCH_DAEMON_GRACE,
-default 30 s), or is still away when the process exits, the sink falls back to the
-embedded trace ($EPOCHWATCH_DIR/<run_id>.jsonl): the run's header records, a notice
-saying where the earlier part went, and everything not yet acknowledged; later records
-are written there directly. It says so once on stderr.
+daemon does not take the run back (acknowledge records) within the grace period
+(EPOCHWATCH_DAEMON_GRACE, default 30 s), or is still away when the process exits, the
+sink falls back to the embedded trace ($EPOCHWATCH_DIR/<run_id>.jsonl): the run's header
+records, a notice saying where the earlier part went, and everything not yet
+acknowledged; later records are written there directly. It says so once on stderr.
 
 Bounds: at most MAX_PENDING records / MAX_PENDING_BYTES wait unacknowledged; past that
 the oldest are dropped (the daemon notes the gap in the trace). `close()` waits at most
