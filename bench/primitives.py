@@ -116,17 +116,22 @@ def epoch_record(run_id: str, i: int, rng: random.Random | None = None, leak: bo
 
 
 def host_and_nvml(reps: int) -> list[Figure]:
+    from epochwatch.samplers.background import BackgroundSampler
     from epochwatch.samplers.host import HostSampler
     from epochwatch.samplers.nvml import NvmlSampler
     from tests.fakes import fake_pynvml
 
     host = HostSampler(os.getpid())
     nvml = NvmlSampler(os.getpid(), nvml=fake_pynvml)
+    # As the hook runs it: on a worker thread, within a deadline (a hung driver cannot stall an epoch).
+    background = BackgroundSampler(NvmlSampler(os.getpid(), nvml=fake_pynvml))
     figs = [
         measure("HostSampler.sample()", "epoch", host.sample, reps),
         measure("NvmlSampler.sample() (fake pynvml, 1 GPU)", "epoch", nvml.sample, reps),
+        measure("BackgroundSampler(NvmlSampler).sample() (the hook's way)", "epoch", background.sample, reps),
     ]
     nvml.close()
+    background.close()
     return figs
 
 

@@ -423,9 +423,11 @@ class Recorder:
             return HostSampler(pid)
 
         def gpu() -> Sampler:
+            from epochwatch.samplers.background import BackgroundSampler
             from epochwatch.samplers.nvml import NvmlSampler
 
-            return NvmlSampler(pid, nvml=_injected_nvml())
+            # NVML can hang in the driver: its calls run off the training thread.
+            return BackgroundSampler(NvmlSampler(pid, nvml=_injected_nvml()))
 
         for name, make in (("host", host), ("gpu", gpu)):
             sampler = self.guard.run(f"{name} sampler", make, None)

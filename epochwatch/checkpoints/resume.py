@@ -108,7 +108,7 @@ class ResumeWatcher:
             return self._new_findings()
 
     def _embedded(self) -> bool:
-        """Whether this process writes its own trace now (else a daemon analyses it).
+        """Whether this process writes its own trace now (else a daemon analyzes it).
 
         Starts the run if needed (the restore record is about to, anyway). A daemon sink
         that fell back to a file mid-run no longer detects remotely.

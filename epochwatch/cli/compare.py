@@ -25,6 +25,7 @@ from epochwatch.analysis.restore.settings import SHIFT_STD_RATIO, SHIFT_Z
 from epochwatch.analysis.run import Run, load_run
 from epochwatch.analysis.units import fmt_number, fmt_seconds
 from epochwatch.cli.base import UsageError
+from epochwatch.text_safety import escape_tree
 from epochwatch.trace.reader import TraceError, find_traces
 
 Record = dict[str, Any]
@@ -341,7 +342,7 @@ class CompareCommand:
                 json.dump(result, out, indent=2, default=_json_default)
                 out.write("\n")
             else:
-                render_text(result, out)
+                render_text(escape_tree(result), out)  # every string from the traces on one line
         finally:
             if out is not sys.stdout:
                 out.close()

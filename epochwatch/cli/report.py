@@ -29,6 +29,7 @@ from epochwatch.report import html as html_report
 from epochwatch.report import json as json_report
 from epochwatch.report import text as text_report
 from epochwatch.report.summary import summarize
+from epochwatch.text_safety import escape, escape_tree
 from epochwatch.trace.reader import TraceError, find_traces
 
 FORMATS = ("text", "json", "html")
@@ -77,7 +78,7 @@ class ReportCommand:
         html = args.format == "html"
         files, path_problems = find_traces(args.paths)
         sizes = sum(_size(f) for f in files)
-        bar = progress.for_stream(sys.stderr, sizes * 2)
+        bar = progress.for_stream(getattr(sys.stderr, "unsafe", sys.stderr), sizes * 2)
         runs: list[dict[str, Any]] = []
         problems: list[str] = []
         lineage: Lineage | None = None
@@ -95,7 +96,7 @@ class ReportCommand:
                     problems.append(item)
                     if bar is not None:
                         bar.close()
-                    sys.stderr.write(f"epochwatch report: {item}\n")
+                    sys.stderr.write(f"epochwatch report: {escape(item)}\n")
         finally:
             if bar is not None:
                 bar.close()
@@ -111,7 +112,9 @@ class ReportCommand:
             elif args.format == "json":
                 json_report.render(out, runs, problems, links)
             else:
-                text_report.render(out, runs, problems, lineage.text_lines() if lineage is not None else ())
+                # Every string from a trace on one line, inert on a terminal.
+                lines = lineage.text_lines() if lineage is not None else ()
+                text_report.render(out, escape_tree(runs), escape_tree(problems), escape_tree(list(lines)))
             out.flush()
         return 2 if problems else 0
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from epochwatch.cli.base import UsageError
 from epochwatch.environment import DEFAULT_SOCKET, socket_path
+from epochwatch.text_safety import escape_tree
 from epochwatch.trace.client import DaemonUnavailable, query_status
 
 TIMEOUT = 3.0
@@ -90,7 +91,7 @@ class StatusCommand:
             json.dump({"socket": path, "runs": runs}, sys.stdout, indent=2)
             sys.stdout.write("\n")
         else:
-            render_text(runs, sys.stdout)
+            render_text(escape_tree(runs), sys.stdout)  # script names and findings: other users' text
         return 0
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from epochwatch.trace import protocol as p
+from epochwatch.trace.writer import MAX_DEPTH, may_be_too_deep, too_deep
 
 if TYPE_CHECKING:
     from epochwatch.daemon.limits import UidLimits
@@ -196,6 +197,10 @@ class Connection(asyncio.Protocol):
         if self.role is None:
             self._hello(msg)
         elif op == p.OP_REC and self.session is not None:
+            if may_be_too_deep(line) and too_deep(msg.get("record")):  # parsed, but could never be written
+                log.warning("%s sent a record nested deeper than %d levels; dropped", self.who(), MAX_DEPTH)
+                self.fail("too_deep", f"a record nested deeper than {MAX_DEPTH} levels")
+                return False
             self._record(msg, batch)
         elif op == p.OP_BYE and self.session is not None:
             return True
@@ -236,7 +241,7 @@ class Connection(asyncio.Protocol):
             self._bad(f"op is {str(msg.get('op'))[:40]!r}, not 'hello'")
             return
         version = msg.get("protocol")
-        if version != p.PROTOCOL_VERSION:
+        if type(version) is not int or version != p.PROTOCOL_VERSION:  # not true, not 1.0
             log.warning(
                 "%s speaks protocol %r; this daemon speaks %d; dropped",
                 self.who(),

@@ -167,11 +167,17 @@ class Daemon:
         if not self.cfg.metrics_port:
             return
         from epochwatch.daemon.metrics import DaemonCollector, registry_for
-        from epochwatch.daemon.metrics_http import MetricsServer, bind_problem
+        from epochwatch.daemon.metrics_http import MetricsServer, bind_problem, read_token
 
+        token = ""
+        if self.cfg.metrics_token_file:
+            try:
+                token = read_token(self.cfg.metrics_token_file)
+            except (OSError, ValueError) as exc:
+                raise StartError(f"metrics_token_file {self.cfg.metrics_token_file}: {exc}") from None
         collector = DaemonCollector(lambda: self.registry.sessions.values(), lambda: len(self.connections))
         address, port = self.cfg.metrics_address, self.cfg.metrics_port
-        server = MetricsServer(registry_for(collector), address, port)
+        server = MetricsServer(registry_for(collector), address, port, token=token)
         try:
             await server.start()
         except OSError as exc:

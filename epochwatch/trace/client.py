@@ -48,20 +48,25 @@ def handshake(
     timeout: float,
     connect_timeout: float | None = None,
     max_reply: int | None = p.MAX_LINE_BYTES,
+    sock: socket.socket | None = None,
 ) -> tuple[socket.socket, dict[str, Any], bytes]:
     """Connect, say hello, read the reply; returns (blocking socket, reply, bytes after it).
 
     `expect` is the op the reply must have (welcome for a run, status for a status
-    question); `max_reply` caps the reply line (None: no cap). The socket is closed on
-    any failure and not inherited by children (PEP 446).
+    question); `max_reply` caps the reply line (None: no cap). `sock`: a socket already
+    connected to `path` (the hook connects at once and says hello later, off the training
+    thread). The socket is closed on any failure and not inherited by children (PEP 446).
     """
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    connected = sock is not None
+    if sock is None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.settimeout(timeout if connect_timeout is None else connect_timeout)
-        try:
-            sock.connect(path)
-        except OSError as exc:
-            raise Unreachable(exc.errno, exc.strerror or str(exc) or type(exc).__name__) from exc
+        if not connected:
+            sock.settimeout(timeout if connect_timeout is None else connect_timeout)
+            try:
+                sock.connect(path)
+            except OSError as exc:
+                raise Unreachable(exc.errno, exc.strerror or str(exc) or type(exc).__name__) from exc
         sock.settimeout(timeout)
         sock.sendall(p.encode(hello))
         buf = b""

@@ -49,8 +49,9 @@ def open_sink(run_id: str, environ: dict[str, str] | None = None) -> Sink:
     """The sink for a new run: the daemon's socket if it accepts, else an embedded file.
 
     No socket file at $EPOCHWATCH_SOCKET (the usual case without a daemon): embedded,
-    silently. A socket that does not answer, or a daemon that refuses the run: embedded,
-    and one line on stderr saying why.
+    silently. A socket there: a SocketSink, returned at once; it says hello on its own
+    thread, and a daemon that refuses the run or does not answer makes it write the
+    embedded trace instead, with one line on stderr saying why. Training never waits.
     """
     env: Mapping[str, str] = os.environ if environ is None else environ
     directory = environment.trace_dir(env)

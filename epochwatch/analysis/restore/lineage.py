@@ -8,7 +8,7 @@ not what was saved there (`checkpoint_modified`).
 
 This module works on runs in memory (`build_lineage`); scan.py builds the same from trace
 files without loading them whole, and finds a parent at restore time. A link travels in
-its restore record as the `parent` field (`Link.parent_field`), which is how a run analysed
+its restore record as the `parent` field (`Link.parent_field`), which is how a run analyzed
 alone later finds its parent (parents.py).
 
 Pure Python, no numpy: the CLI and the daemon use it too.
@@ -69,7 +69,7 @@ class Link:
 
     def parent_field(self, trace: str | os.PathLike[str]) -> dict[str, Any]:
         """The `parent` field of a restore record for this link (docs/trace-format.md): the
-        summary and the parent's trace, which a run analysed alone later follows."""
+        summary and the parent's trace, which a run analyzed alone later follows."""
         return {**self.summary(), "trace": str(trace)}
 
 

@@ -1,7 +1,7 @@
 """Finding the parent run of a restore that arrives alone, from its `parent` field.
 
 The hook (at restore time), `report` (from scan.py's lineage) or the daemon writes into a
-restore record where the parent's trace is (`Link.parent_field`). A run analysed alone
+restore record where the parent's trace is (`Link.parent_field`). A run analyzed alone
 follows that field to the trace. Loading a trace costs as much as reading it, and the
 online analysis judges restores after every epoch, so the loaded parents are kept in a
 ParentCache: an explicit object owned by whoever runs the analysis (the OnlineAnalyzer for

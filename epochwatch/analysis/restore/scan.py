@@ -1,7 +1,7 @@
 """Lineage from trace files without loading them whole.
 
 - `scan_lineage(files)` for `report`/`check` over many traces: only the run_start, save and
-  restore lines are parsed, so each run can then be loaded and analysed alone
+  restore lines are parsed, so each run can then be loaded and analyzed alone
   (`Lineage.annotate`).
 - `find_parent(dirs, sha256, path, ...)` for the hook at restore time: a bounded scan of
   the trace directory for the save, so findings can appear during the resumed run. It
@@ -30,7 +30,7 @@ from epochwatch.analysis.restore.lineage import (
     saved_at,
 )
 from epochwatch.analysis.run import Run
-from epochwatch.trace.reader import MAX_LINE_BYTES
+from epochwatch.trace.reader import MAX_LINE_BYTES, TraceError, open_regular
 
 Record = dict[str, Any]
 
@@ -45,7 +45,7 @@ def scan_lineage(files: Iterable[str | os.PathLike[str]]) -> Lineage:
 
     For `report`/`check` over a directory: a cheap first pass (a substring test per line,
     JSON parsing only for the few save/restore records), so each run can then be loaded
-    and analysed one at a time with `lineage.annotate(run)` before the detectors run.
+    and analyzed one at a time with `lineage.annotate(run)` before the detectors run.
     The lineage's runs are stubs (run_start, saves, restores): never judge against them.
     """
     runs = []
@@ -182,8 +182,8 @@ def _newest_traces(dirs: Sequence[str | os.PathLike[str]], limit: int) -> list[P
 def _lines(path: Path, budget: int) -> Iterable[bytes]:
     """Whole lines of a file, skipping over-long ones, stopping once `budget` bytes are read."""
     try:
-        fh = path.open("rb")
-    except OSError:
+        fh = open_regular(path)  # a FIFO among the traces must not block the scan
+    except TraceError:
         return
     with fh:
         buf = b""
