@@ -38,6 +38,7 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+from epochwatch.analysis import frameworks
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import Finding
 from epochwatch.analysis.lineage import (
@@ -85,6 +86,7 @@ EXPECTED_LOAD = {
     "weights.h5": (0.3, 300e6),
     "tf_checkpoint": (0.3, 500e6),
     "saved_model": (3.0, 200e6),  # restores concrete functions too
+    "torch": (0.3, 500e6),  # torch.load of a state-dict checkpoint (zip of tensors)
 }
 SLOW_RESTORE_FACTOR = 3.0
 SLOW_RESTORE_MIN_SECONDS = 5.0
@@ -286,8 +288,10 @@ def check_modified(r: Resume) -> list[Record]:
 def _child_start_step(r: Resume) -> tuple[int | None, str]:
     """The optimizer's step right after the restore, and where that number comes from."""
     first = r.child_epochs[0] if r.child_epochs else None
-    if first is not None and isinstance(first.get("iterations"), int) and isinstance(first.get("steps"), int):
-        return max(0, first["iterations"] - first["steps"]), "first epoch after the restore"
+    # A PyTorch loop's epochs count optimizer steps apart from logged batches (accumulation).
+    steps = first.get("optimizer_steps", first.get("steps")) if first is not None else None
+    if first is not None and isinstance(first.get("iterations"), int) and isinstance(steps, int):
+        return max(0, first["iterations"] - steps), "first epoch after the restore"
     opt = r.restore.get("optimizer")
     keras_file = r.restore.get("format") in ("keras", "h5", "weights.h5")
     if keras_file and isinstance(opt, dict) and isinstance(opt.get("iterations"), int):
@@ -341,6 +345,7 @@ def check_optimizer(r: Resume) -> list[Record]:
             "with `keras.models.load_model('ckpt.keras')`, or restore a `tf.train.Checkpoint` that tracks "
             "the optimizer."
         )
+    hint = frameworks.hint("optimizer_state_not_restored", frameworks.framework(r.run.start), hint)
     who = f"run {r.link.parent}" if r.by_hash and r.link is not None else "the file"
     return [
         finding(
@@ -403,11 +408,15 @@ def check_loss_jump(r: Resume) -> list[Record]:
             severity,
             f"Loss jumped from {last:.4g} to {child:.4g} ({ratio}) in the first epoch after the restore",
             {k: v for k, v in evidence.items() if v is not None},
-            "The resumed run is not continuing where its parent stopped. Look at the other restore "
-            "findings of this run for the cause: optimizer state not restored, inputs scaled differently "
-            "(input_distribution_shift), a changed learning rate, batch size or loss. Restore the full "
-            "state (model.save/.keras + load_model, or tf.train.Checkpoint with the optimizer) and feed "
-            "the inputs through the same preprocessing as the parent.",
+            frameworks.hint(
+                "loss_jump_after_restore",
+                frameworks.framework(r.run.start),
+                "The resumed run is not continuing where its parent stopped. Look at the other restore "
+                "findings of this run for the cause: optimizer state not restored, inputs scaled differently "
+                "(input_distribution_shift), a changed learning rate, batch size or loss. Restore the full "
+                "state (model.save/.keras + load_model, or tf.train.Checkpoint with the optimizer) and feed "
+                "the inputs through the same preprocessing as the parent.",
+            ),
             r.target,
             r.first_epoch,
         )
@@ -645,7 +654,7 @@ def check_versions(r: Resume) -> list[Record]:
     if r.by_hash and r.parent is not None:
         before = (((r.parent.start or {}).get("env") or {}).get("packages")) or {}
         listed = {d["package"] for d in diffs}
-        for pkg in ("keras", "tensorflow", "h5py"):
+        for pkg in ("keras", "tensorflow", "h5py", "torch", "jax"):
             if pkg in listed:
                 continue
             pv, cv = _version(before.get(pkg)), _version(now.get(pkg))
