@@ -70,7 +70,7 @@ def environment(memory_limit: int | None = None) -> dict[str, Any]:
         "uid": os.getuid() if hasattr(os, "getuid") else None,
         "packages": package_versions(),
         # The frameworks the script has imported by now (what decides which hints apply).
-        "frameworks": [name for name in _FRAMEWORKS if name in sys.modules],
+        "frameworks": [name for name in _FRAMEWORKS if sys.modules.get(name) is not None],
     }
     if memory_limit is not None:
         env["memory_limit_bytes"] = memory_limit

@@ -40,7 +40,7 @@ def build() -> tuple[
     model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.Tanh(), torch.nn.Linear(32, 1))
     optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.5)
-    scaler = torch.amp.GradScaler("cpu", enabled=False)  # a GPU run would enable it
+    scaler = torch.amp.GradScaler("cpu")  # "cuda" on a GPU, with torch.autocast around the forward
     return model, optimizer, scheduler, scaler
 
 

@@ -306,7 +306,7 @@ def explain_guard(reason: str) -> dict[str, str]:
     """One torch guard failure ("0/0: tensor 'x' size mismatch at index 0. expected 8, actual 9")
     as a retrace cause."""
     text = reason.split(": ", 1)[1] if re.match(r"^\d+/\d+: ", reason) else reason
-    text = " ".join(text.split())
+    text = " ".join(text.split("#", 1)[0].split())  # guards carry "# source line" comments
     match = _GUARD.search(text)
     if match:
         kind = match["kind"]
@@ -314,9 +314,10 @@ def explain_guard(reason: str) -> dict[str, str]:
         quoted = re.search(r"'([^']+)'", match["what"])
         arg = quoted.group(1) if quoted else match["what"][:80] or "?"
         return {"arg": arg, "change": change, "was": match["was"][:80], "now": match["now"].rstrip(".")[:80]}
-    value = re.search(r"L\['([^']+)'\]\s*==\s*(\S+)", text)
+    value = re.search(r"(?:L\['([^']+)'\]|^([\w.]+))\s*==\s*(\S+)", text)
     if value:
-        return {"arg": value.group(1), "change": "value", "was": value.group(2)[:80], "now": "another value"}
+        arg = value.group(1) or value.group(2)
+        return {"arg": arg, "change": "value", "was": value.group(3)[:80], "now": "another value"}
     return {"arg": "?", "change": "guard", "was": text[:80], "now": "failed"}
 
 
@@ -350,7 +351,8 @@ class CompileWatcher:
                 reasons = __original(cache_entries, frame, *args, **kwargs)
                 if not kwargs.get("skip_logging") and reasons:
                     name = str(getattr(getattr(frame, "f_code", None), "co_name", "<compiled>"))
-                    causes = [explain_guard(str(r)) for r in list(reasons)[:_MAX_REASONS]]
+                    # One reason per cached entry, newest first: the newest says what changed last.
+                    causes = [explain_guard(str(reasons[0]))]
                     guard.run("torch.compile tracking", lambda: ledger.count(name, causes, 0.0), None)
                 return reasons
 
