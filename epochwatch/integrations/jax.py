@@ -177,7 +177,10 @@ def install(recorder: Any) -> None:
     ledger = getattr(recorder, "retrace_ledger", None) or RetraceLedger()
     recorder.set_retrace_ledger(ledger)
     watcher = JitWatcher(ledger, recorder.guard)
-    monitoring.register_scalar_listener(watcher.on_scalar)
+    # Older JAX has no scalar events (no causes then) or no fun_name (counted as `<jit>`).
+    scalar = getattr(monitoring, "register_scalar_listener", None)
+    if scalar is not None:
+        scalar(watcher.on_scalar)
     monitoring.register_event_duration_secs_listener(watcher.on_duration)
     recorder.add_epoch_source("jax_memory", memory_source())
     recorder.add_fingerprint_source("jax", build_info)
