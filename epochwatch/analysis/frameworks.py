@@ -87,6 +87,27 @@ _HINTS: dict[tuple[str, str], str] = {
         "the function's inputs keep changing ({change}: {was} -> {now}): keep argument structure, shapes "
         "and dtypes fixed; jax.config.update('jax_explain_cache_misses', True) prints each reason"
     ),
+    ("host_memory_growth", TORCH): (
+        "something keeps a reference to data every epoch: look for lists that append losses or outputs "
+        "(keep `loss.item()`, not the tensor: a tensor that requires grad keeps its whole graph), "
+        "DataLoader workers that cache samples, modules or optimizers created inside the loop, and numpy "
+        "arrays cached per epoch; tracemalloc snapshots two epochs apart show where"
+    ),
+    ("host_memory_growth", JAX): (
+        "something keeps a reference to data every epoch: look for lists that append outputs or metrics "
+        "(keep float(x), not the array), functions jitted anew inside the loop (each compilation is "
+        "cached), and numpy arrays cached per epoch; tracemalloc snapshots two epochs apart show where"
+    ),
+    ("host_contention", TORCH): (
+        "other processes compete for the CPU: find them (`epochwatch status`, top), move them or this "
+        "job, pin with taskset/cgroups, or lower torch.set_num_threads() and the DataLoader's "
+        "num_workers to the cores that are free"
+    ),
+    ("host_contention", JAX): (
+        "other processes compete for the CPU: find them (`epochwatch status`, top), move them or this "
+        "job, pin with taskset/cgroups, or limit XLA's CPU threads (XLA_FLAGS="
+        "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=N) to the cores that are free"
+    ),
     ("optimizer_state_not_restored", TORCH): (
         "The checkpoint did not bring the optimizer's state back (`optimizer.state` was empty at the "
         "first step of the resumed run). Save all of it: `torch.save({'model': model.state_dict(), "

@@ -12,8 +12,9 @@ from torch's own global hooks instead:
   the first batch's input statistics. That lets the restore checks (optimizer state, loss
   jump, learning rate, input shift) judge a PyTorch resume exactly as a Keras one.
 - Inputs: a global forward pre-hook sees the first call of the outermost module (the model)
-  and keeps statistics of that batch; it is removed at the first optimizer step, so it costs
-  nothing after the first batch.
+  and keeps statistics of that batch; it is removed at the first optimizer step (or the
+  first epoch end, e.g. Keras on the torch backend, whose layers are torch modules but whose
+  optimizers are Keras'), so it costs nothing after the first batch.
 - CUDA memory (`torch_memory`): `memory_allocated` (live tensors), `max_memory_allocated`
   and `memory_reserved` (the caching allocator's pool) per device, only once the script has
   initialised CUDA (never initialised here). A leak grows `allocated`; a pool that grows
@@ -215,7 +216,7 @@ class LoopTracker:
         if self._top is not None and module is not self._top:
             return
         self._top = module
-        self._recorder.guard.run("input statistics", lambda: self._describe(module, args), None)
+        self._recorder.guard.run("torch input statistics", lambda: self._describe(module, args), None)
 
     def _post_forward(self, _module: Any, _args: Any, _output: Any) -> None:
         self._depth = max(0, self._depth - 1)
