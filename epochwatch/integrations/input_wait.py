@@ -7,7 +7,7 @@ depends on the input Keras was given (keras/src/trainers/data_adapters, Keras 3)
   compiled train function (`next(iterator)` in a tf.function), so Python never sees the
   wait. tf.data's autotune model of that iterator does: it keeps the consumer's last ~100
   gaps between `GetNext` calls (`ModelProto.gap_times`, the step's own time). The wait of
-  an epoch is its training time minus batches x the typical gap (source `tf.data`). The
+  an epoch is its training time minus the gaps within it (source `tf.data`). The
   model is read with `tf.data.experimental.get_model_proto` at the epoch's end, which
   costs about 0.1-0.2 ms, so it is read only while that stays under READ_SHARE of the
   training time after a 2 ms allowance (every epoch from ~0.5 s epochs on; a sample of
@@ -40,8 +40,6 @@ READ_SHARE = 0.0003
 READ_START_CREDIT = 0.002
 READ_CREDIT_CAP = 0.01
 FIRST_READ_GUESS = 0.0002
-# Gaps beyond this multiple of the median are between epochs (validation, callbacks).
-GAP_OUTLIER = 10.0
 SOURCE_TF_DATA = "tf.data"
 SOURCE_QUEUE = "queue"
 
@@ -132,10 +130,10 @@ class InputProbe:
         if gaps is None:
             self.model_readable = False  # no autotune model (disabled): say nothing
             return out
-        step = _typical_gap(gaps)
-        if step is None:
+        compute = _compute_seconds(gaps, batches)
+        if compute is None:
             return out
-        out["input_wait_seconds"] = round(max(0.0, min(train, train - batches * step)), 6)
+        out["input_wait_seconds"] = round(max(0.0, train - compute), 6)
         out["input_wait_source"] = SOURCE_TF_DATA
         return out
 
@@ -158,14 +156,21 @@ def _gap_seconds(iterator: Any) -> list[float] | None:
     return [g / 1e6 for g in proto.gap_times]
 
 
-def _typical_gap(gaps: list[float]) -> float | None:
-    """Mean gap without the between-epoch ones (validation, callbacks, the hook)."""
+def _compute_seconds(gaps: list[float], batches: int) -> float | None:
+    """The epoch's time outside `GetNext`, from the consumer's gaps (newest last).
+
+    The epoch's `batches - 1` newest gaps lie between its own `GetNext` calls; the time
+    after its last one (the last step) is one more typical gap. Older gaps span the epoch
+    boundary (validation, callbacks) and are left out. With more steps than TF keeps
+    gaps for (100), the kept ones stand for all (their mean).
+    """
     if not gaps:
         return None
-    ordered = sorted(gaps)
-    median = ordered[len(ordered) // 2]
-    kept = [g for g in ordered if g <= GAP_OUTLIER * median] or ordered
-    return sum(kept) / len(kept)
+    typical = sorted(gaps)[len(gaps) // 2]
+    inner = batches - 1
+    if inner <= len(gaps):
+        return sum(gaps[len(gaps) - inner :]) + typical if inner > 0 else typical
+    return sum(gaps) / len(gaps) * batches
 
 
 # -- patches into Keras ------------------------------------------------------------------

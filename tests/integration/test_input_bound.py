@@ -32,8 +32,8 @@ def tiny():
     return m
 
 def heavy():  # a step of several milliseconds on a CPU
-    m = keras.Sequential([keras.Input((64,)), keras.layers.Dense(512, activation="relu"),
-                          keras.layers.Dense(512, activation="relu"), keras.layers.Dense(1)])
+    m = keras.Sequential([keras.Input((64,)), keras.layers.Dense(1024, activation="relu"),
+                          keras.layers.Dense(1024, activation="relu"), keras.layers.Dense(1)])
     m.compile("sgd", "mse")
     return m
 
@@ -48,7 +48,7 @@ class Batches(keras.utils.PyDataset):
         return x[i * 32:(i + 1) * 32], y[i * 32:(i + 1) * 32]
 
 def slow_example(v):
-    time.sleep(0.0005)  # per-example work in Python
+    time.sleep(0.006)  # per-example work in Python, e.g. reading a file
     return v
 
 def mapped(ds):
@@ -71,25 +71,27 @@ def decoded():
             batch = np.asarray(rows, dtype=np.float32)
             yield batch, batch.sum(axis=1, keepdims=True)
 
-tiny().fit(decoded(), steps_per_epoch=16, epochs=6, verbose=0)
+tiny().fit(decoded(), steps_per_epoch=16, epochs=5, verbose=0)
 """
 )
 
-PY_DATASET_SLOW = PRELUDE + "tiny().fit(Batches(0.006), epochs=6, verbose=0)\n"
-PY_DATASET_WORKERS = PRELUDE + "heavy().fit(Batches(0.004, workers=4), epochs=6, verbose=0)\n"
+PY_DATASET_SLOW = PRELUDE + "tiny().fit(Batches(0.006), epochs=5, verbose=0)\n"
+PY_DATASET_WORKERS = PRELUDE + "heavy().fit(Batches(0.004, workers=4), epochs=5, verbose=0)\n"
 TF_DATA_SLOW = (
     PRELUDE
     + """
 MAP_KW = {}
-heavy().fit(mapped(tf.data.Dataset.from_tensor_slices((x, y))).batch(32), epochs=6, verbose=0)
+heavy().fit(mapped(tf.data.Dataset.from_tensor_slices((x[:96], y[:96]))).batch(8), epochs=5, verbose=0)
 """
 )
 TF_DATA_FAST = (
     PRELUDE
     + """
-MAP_KW = {"num_parallel_calls": 16}
-ds = mapped(tf.data.Dataset.from_tensor_slices((x, y))).batch(32).prefetch(tf.data.AUTOTUNE)
-heavy().fit(ds, epochs=6, verbose=0)
+MAP_KW = {"num_parallel_calls": 8}
+ds = mapped(tf.data.Dataset.from_tensor_slices((x[:96], y[:96]))).batch(8).prefetch(tf.data.AUTOTUNE)
+options = tf.data.Options()
+options.threading.private_threadpool_size = 16  # blocking per-example work: more threads than cores
+heavy().fit(ds.with_options(options), epochs=5, verbose=0)
 """
 )
 
@@ -122,7 +124,8 @@ def test_generator_decoding_examples_in_python_is_input_bound(tmp_path: Path) ->
     assert ev["producer_ms_per_batch"] > 0 and ev["source"] == "tf.data"
     assert "vectorise" in found["hint"] and "PyDataset" in found["hint"]
     epochs = of_type(records, "epoch")
-    assert all(e["input_producer_batches"] == 16 for e in epochs[1:]), epochs
+    produced = sum(e.get("input_producer_batches", 0) for e in epochs)
+    assert 16 * 5 <= produced <= 16 * 5 + 16, epochs  # each batch timed once (the producer runs ahead)
     assert all(e["steps_per_second"] > 0 and e["steps"] == 16 for e in epochs)
 
 
@@ -130,7 +133,12 @@ def test_py_dataset_without_workers_and_a_slow_getitem_is_input_bound(tmp_path: 
     records = _run(PY_DATASET_SLOW, tmp_path)
     (found,) = _input_bound(records, tmp_path)
     ev = found["evidence"]
-    assert ev["input"] == {"kind": "PyDataset", "workers": 1, "use_multiprocessing": False, "max_queue_size": 10}
+    assert ev["input"] == {
+        "kind": "PyDataset",
+        "workers": 1,
+        "use_multiprocessing": False,
+        "max_queue_size": 10,
+    }
     assert ev["producer_ms_per_batch"] >= 5.5, ev  # the 6 ms __getitem__, timed where it ran
     assert "workers" in found["hint"]
 
@@ -141,6 +149,7 @@ def test_tf_data_map_without_parallel_calls_or_prefetch_is_input_bound(tmp_path:
     ev = found["evidence"]
     assert ev["input"]["kind"] == "tf.data"
     assert ev["input"]["stages"] == ["from_tensor_slices", "map", "batch"]
+    assert ev["wait_ms_per_batch"] > ev["compute_ms_per_step"], ev
     assert ev["input"]["map_parallel_calls"] == [1] and ev["input"]["prefetch"] is False
     assert "num_parallel_calls=tf.data.AUTOTUNE" in found["hint"] and "prefetch" in found["hint"]
 
@@ -151,7 +160,7 @@ def test_tf_data_with_parallel_calls_and_prefetch_that_keeps_up_is_not(tmp_path:
     measured = [w for w, source in _waits(records)[1:] if source == "tf.data"]
     assert measured, _waits(records)  # measured, and found small: not absent
     start = of_type(records, "fit_start")[0]["input"]["settings"]
-    assert start["map_parallel_calls"] == [16] and start["prefetch"] is True
+    assert start["map_parallel_calls"] == [8] and start["prefetch"] is True
 
 
 def test_py_dataset_with_workers_that_keep_up_is_not(tmp_path: Path) -> None:

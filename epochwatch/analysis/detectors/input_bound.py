@@ -3,7 +3,7 @@
 Series: `input_wait_seconds` against the epoch's training time (`seconds` less
 `val_seconds`). The share must be high and stable: at least MIN_SHARE in each of the
 last RECENT measured steady epochs (warm-up left out; measured epochs within the last
-LOOKBACK), and at least WARNING_SHARE in their median. A healthy pipeline still shows a
+LOOKBACK, of at least MIN_STEPS steps), and at least WARNING_SHARE in their median. A healthy pipeline still shows a
 few percent of wait (the first batch of each epoch, a loaded machine), so the floor is
 far above that: a step that waits as long as it computes. The fix follows the input kind
 and its settings, recorded at fit_start (`input.settings`).
@@ -27,6 +27,9 @@ MIN_SHARE = 0.35
 WARNING_SHARE = 0.5
 CRITICAL_SHARE = 0.8  # the step waits four times as long as it computes
 MIN_WAIT_SECONDS = 0.05  # over the RECENT epochs: below that, nothing worth a finding
+# Epochs of fewer steps are left out: their wait is mostly the start of a new iterator
+# (Keras makes one per epoch for arrays and finite datasets), not a pipeline too slow.
+MIN_STEPS = 8
 SMALL_BATCH = 16
 
 
@@ -51,7 +54,9 @@ def _tf_data_fixes(settings: dict[str, Any]) -> list[str]:
     if isinstance(maps, list) and any(m == 1 for m in maps):
         fixes.append("run the map in parallel: .map(fn, num_parallel_calls=tf.data.AUTOTUNE)")
     if not settings.get("prefetch"):
-        fixes.append("end the pipeline with .prefetch(tf.data.AUTOTUNE) so batches are made while the step runs")
+        fixes.append(
+            "end the pipeline with .prefetch(tf.data.AUTOTUNE) so batches are made while the step runs"
+        )
     if not settings.get("cache"):
         fixes.append(
             ".cache() after the expensive deterministic steps (before random augmentation and shuffle) "
@@ -88,7 +93,11 @@ def hint_for(settings: dict[str, Any], batch_size: float) -> str:
         else:
             fixes = [
                 f"its {workers} {'process' if multi else 'thread'} workers do not keep up: more workers"
-                + ("" if multi else ", use_multiprocessing=True when __getitem__ is CPU-bound Python (threads share the GIL)"),
+                + (
+                    ""
+                    if multi
+                    else ", use_multiprocessing=True when __getitem__ is CPU-bound Python (threads share the GIL)"
+                ),
                 "a larger max_queue_size, a vectorised __getitem__, decoded data cached on local disk",
             ]
     elif kind == "tf.data":
@@ -114,7 +123,8 @@ def detect(view: RunView) -> list[Finding]:
     measured = []
     for i in view.series.indexes(view.end, LOOKBACK):
         wait, seconds = view.value("input_wait", i), view.value("seconds", i)
-        if wait != wait or seconds != seconds:
+        steps = view.value("steps", i)
+        if wait != wait or seconds != seconds or not steps >= MIN_STEPS:
             continue
         val = view.value("val_seconds", i)
         train = seconds - (val if val == val else 0.0)
