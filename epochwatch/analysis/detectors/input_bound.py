@@ -123,8 +123,8 @@ def detect(view: RunView) -> list[Finding]:
     measured = []
     for i in view.series.indexes(view.end, LOOKBACK):
         wait, seconds = view.value("input_wait", i), view.value("seconds", i)
-        steps = view.value("steps", i)
-        if wait != wait or seconds != seconds or not steps >= MIN_STEPS:
+        count = view.value("steps", i)
+        if wait != wait or seconds != seconds or not count >= MIN_STEPS:
             continue
         val = view.value("val_seconds", i)
         train = seconds - (val if val == val else 0.0)
