@@ -170,3 +170,42 @@ def test_py_dataset_with_workers_that_keep_up_is_not(tmp_path: Path) -> None:
     assert all(source == "queue" for _, source in waits), waits
     epochs = of_type(records, "epoch")
     assert all(e["input_wait_seconds"] < 0.3 * e["seconds"] for e in epochs[1:]), waits
+
+
+LOOP = """
+import time
+import numpy as np
+import tensorflow as tf
+from epochwatch import hook
+
+w = tf.Variable(tf.zeros([64, 1]))
+
+@tf.function
+def train_step(x, y):
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean((tf.matmul(x, w) - y) ** 2)
+    w.assign_sub(0.01 * tape.gradient(loss, w))
+    return loss
+
+def batches():
+    for _ in range(10):
+        time.sleep(0.008)  # reading and decoding a batch, one at a time
+        x = np.random.rand(32, 64).astype("float32")
+        yield x, x.sum(axis=1, keepdims=True)
+
+for n in range(5):
+    with hook.epoch(n):
+        for x, y in batches():
+            with hook.step():
+                loss = train_step(x, y)
+        hook.log(loss=loss)
+"""
+
+
+def test_a_custom_loop_that_marks_its_steps_waits_between_them(tmp_path: Path) -> None:
+    records = _run(LOOP, tmp_path)
+    epochs = of_type(records, "epoch")
+    assert all(e["steps"] == 10 and e["input_wait_source"] == "steps" for e in epochs), epochs
+    assert all(e["input_wait_seconds"] >= 10 * 0.008 for e in epochs), epochs
+    (found,) = _input_bound(records, tmp_path)
+    assert found["evidence"]["source"] == "steps" and found["epoch"] == 3
