@@ -378,9 +378,24 @@ def input_wait(reps: int) -> list[Figure]:
         fig.wall_us = [w / inner for w in fig.wall_us]
         fig.cpu_us = [c / inner for c in fig.cpu_us]
         figs.append(fig)
-    figs[
-        -1
-    ].note = "in the producer's thread (a tf.data thread on the TF backend); the bare row is its baseline"
+    producer_note = (
+        "in the producer's thread (a tf.data thread on the TF backend); the bare row is its baseline"
+    )
+    figs[-1].note = producer_note
+
+    from epochwatch.loop_steps import StepClock
+
+    clock = StepClock()
+
+    def loop_steps() -> None:
+        for _ in range(inner):
+            with clock:
+                pass
+
+    fig = measure("hook.step() enter+exit (custom loops)", "step", loop_steps, reps)
+    fig.wall_us = [w / inner for w in fig.wall_us]
+    fig.cpu_us = [c / inner for c in fig.cpu_us]
+    figs.append(fig)
     return figs
 
 
