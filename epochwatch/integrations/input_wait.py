@@ -65,6 +65,10 @@ class InputProbe:
         self._read_cost = 0.0
         self.model_readable = True
 
+    @property
+    def training(self) -> bool:
+        return self._training
+
     # -- called by the patched Keras pieces ----------------------------------------------
 
     def iterator_created(self, iterator: Any) -> None:
@@ -217,7 +221,7 @@ def install(report: Callable[[str, Exception], None]) -> None:
         def call(self: Any, *args: Any, **kwargs: Any) -> Any:
             source = original(self, *args, **kwargs)
             probe = _active
-            if probe is None:
+            if probe is None or not probe.training:  # validation's producer is not the step's
                 return source
             try:
                 probe.queue = queue_of(self)

@@ -76,7 +76,9 @@ tiny().fit(decoded(), steps_per_epoch=16, epochs=5, verbose=0)
 )
 
 PY_DATASET_SLOW = PRELUDE + "tiny().fit(Batches(0.006), epochs=5, verbose=0)\n"
-PY_DATASET_WORKERS = PRELUDE + "heavy().fit(Batches(0.004, workers=4), epochs=5, verbose=0)\n"
+PY_DATASET_WORKERS = PRELUDE + (
+    "heavy().fit(Batches(0.004, workers=4), validation_data=Batches(0.0), epochs=5, verbose=0)\n"
+)
 TF_DATA_SLOW = (
     PRELUDE
     + """
@@ -169,6 +171,8 @@ def test_py_dataset_with_workers_that_keep_up_is_not(tmp_path: Path) -> None:
     waits = _waits(records)
     assert all(source == "queue" for _, source in waits), waits
     epochs = of_type(records, "epoch")
+    assert all(e["input_producer_batches"] == 16 for e in epochs), epochs  # validation's not counted
+    assert all(e["val_seconds"] > 0 for e in epochs)
     assert all(e["input_wait_seconds"] < 0.3 * e["seconds"] for e in epochs[1:]), waits
 
 
