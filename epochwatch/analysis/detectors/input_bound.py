@@ -40,6 +40,15 @@ def _input_settings(view: RunView) -> dict[str, Any]:
     return dict(settings) if isinstance(settings, dict) else {}
 
 
+_LABELS = {
+    "generator": "the Python generator",
+    "PyDataset": "the PyDataset",
+    "tf.data": "the tf.data pipeline",
+    "arrays": "slicing the arrays",
+}
+_LABELS_DEFAULT = "the input"
+
+
 def _source(view: RunView) -> str | None:
     for rec in reversed(view.run.epochs):
         source = rec.get("input_wait_source")
@@ -164,14 +173,14 @@ def detect(view: RunView) -> list[Finding]:
         evidence["steps_per_second"] = rate
     if batch == batch:
         evidence["batch_size"] = batch
-    kind = settings.get("kind", "input")
+    kind = _LABELS.get(str(settings.get("kind")), _LABELS_DEFAULT)
     title = f"training waits for its input {fmt_pct(share)} of the time"
     if per_batch:
         title += (
             f" ({evidence['wait_ms_per_batch']:.1f} ms per batch waiting vs "
             f"{evidence['compute_ms_per_step']:.1f} ms computing)"
         )
-    title += f"; the {kind} does not keep up"
+    title += f"; {kind} does not keep up"
     severity = CRITICAL if share >= CRITICAL_SHARE else WARNING
     return [
         Finding(KIND, severity, title, evidence, hint_for(settings, batch), TARGET, view.epoch_number(last))
