@@ -111,7 +111,7 @@ class JitWatcher:
         self._pending.name = name
         self._pending.causes = causes
 
-    def on_duration(self, event: str, seconds: float, **kwargs: Any) -> None:
+    def on_duration(self, event: str, duration_secs: float, **kwargs: Any) -> None:
         if event == TRACE_EVENT:
             name = str(kwargs.get("fun_name") or "<jit>")
             causes = (
@@ -119,10 +119,12 @@ class JitWatcher:
             )
             self._pending.name = None
             self._guard.run(
-                "jax recompile tracking", lambda: self._ledger.count(name, causes, float(seconds)), None
+                "jax recompile tracking", lambda: self._ledger.count(name, causes, float(duration_secs)), None
             )
         elif event == COMPILE_EVENT:
-            self._guard.run("jax recompile tracking", lambda: self._ledger.count_build(float(seconds)), None)
+            self._guard.run(
+                "jax recompile tracking", lambda: self._ledger.count_build(float(duration_secs)), None
+            )
 
 
 def memory_source() -> Callable[[], dict[str, Any] | None]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from epochwatch.analysis import frameworks
 from epochwatch.analysis.findings import Finding
+from epochwatch.analysis.input_compare import INPUT_HINT, input_difference
 from epochwatch.analysis.restore.environment import gpu_names
 from epochwatch.analysis.restore.resume import WINDOW, Resume
 
@@ -164,18 +165,20 @@ def check_slowdown(r: Resume) -> list[Finding]:
             evidence[key] = {"parent": pe.get(key), "child": ce.get(key)}
     if gpu_names(pe) != gpu_names(ce):
         evidence["gpus"] = {"parent": gpu_names(pe), "child": gpu_names(ce)}
-    return [
-        Finding(
-            "restore_slowdown",
-            "warning",
-            f"Epochs{'' if r.compared else ' after the restore'} are {cm / pm:.1f}x slower per sample than run "
-            f"{r.link.parent if r.link else '?'}'s steady state",
-            evidence,
-            "Compare what differs (listed in the evidence): new tf.function retraces after warm-up "
-            "(inputs with changing shapes or Python values), a different input pipeline, batch size or "
-            "machine. If none differ, the checkpoint's host may have had warm caches: check the input "
-            "pipeline (prefetch, cache) and the disk the data is read from.",
-            r.target,
-            r.first_epoch,
-        )
-    ]
+    title = (
+        f"Epochs{'' if r.compared else ' after the restore'} are {cm / pm:.1f}x slower per sample than run "
+        f"{r.link.parent if r.link else '?'}'s steady state"
+    )
+    hint = (
+        "Compare what differs (listed in the evidence): new tf.function retraces after warm-up "
+        "(inputs with changing shapes or Python values), a different input pipeline, batch size or "
+        "machine. If none differ, the checkpoint's host may have had warm caches: check the input "
+        "pipeline (prefetch, cache) and the disk the data is read from."
+    )
+    inputs = input_difference(r.parent_fit, parent, r.child_fit, child)
+    if inputs is not None:
+        evidence["input"] = {k: v for k, v in inputs.items() if k not in ("explains", "summary")}
+        if inputs["explains"]:
+            title += f": {inputs['summary']}"
+            hint = INPUT_HINT
+    return [Finding("restore_slowdown", "warning", title, evidence, hint, r.target, r.first_epoch)]
