@@ -2,7 +2,8 @@
 
 `write()` serialises the record, appends it to a bounded in-memory queue and wakes a
 background daemon thread; that is all the training thread ever does. The thread sends
-records, reads the daemon's acks and forgets what is acked. Records are numbered
+records, reads the daemon's acks and forgets what is acked. Findings the daemon makes
+for the run come back as `finding` messages and go to `on_finding` (the console). Records are numbered
 (`seq`), so after a lost connection (a daemon restart, say) the thread reconnects with
 backoff, says hello with the run's token, and replays from the first record the daemon
 does not have: a restart loses nothing and writes nothing twice.
@@ -27,6 +28,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +133,7 @@ class SocketSink:
         self._disconnected_at: float | None = None
         self._resend_pinned = False
         self.reconnects = 0
+        self.on_finding: Callable[[dict[str, Any]], None] | None = None
 
         sock, welcome, rest = _handshake(path, p.hello_run(run_id, None, _client()), HANDSHAKE_TIMEOUT)
         self._sock: socket.socket | None = sock
@@ -158,6 +161,12 @@ class SocketSink:
     @property
     def fell_back(self) -> bool:
         return self._file is not None
+
+    @property
+    def trace_path(self) -> str:
+        """The daemon's trace of this run; the embedded file after a fallback."""
+        file = self._file
+        return str(file.path.resolve()) if file is not None else self.daemon_trace
 
     def write(self, record: dict[str, Any]) -> None:
         """Queue one record; never blocks on the daemon. After a fallback, writes the file."""
@@ -286,6 +295,10 @@ class SocketSink:
                 continue
             if msg.get("op") == p.OP_ACK and isinstance(msg.get("seq"), int):
                 self._ack(msg["seq"])
+            elif msg.get("op") == p.OP_FINDING and isinstance(msg.get("record"), dict):
+                tell = self.on_finding
+                if tell is not None:
+                    tell(msg["record"])  # the recorder guards its listeners
             elif msg.get("op") == p.OP_ERROR:
                 return False
         return len(self._inbuf) <= p.MAX_LINE_BYTES

@@ -95,8 +95,8 @@ model.fit(x, y, batch_size=64, epochs=3, initial_epoch=2, verbose=0)
     assert [(e["fit"], e["epoch"]) for e in epochs] == [(0, 0), (0, 1), (1, 2)]
     assert [f["fit"] for f in of_type(records, "fit_start")] == [0, 1]
     assert all("gpu" not in e for e in epochs)
-    # No GPU here: said once, and nothing else changes.
-    assert proc.stderr.count("GPU metrics unavailable") == 1
+    # No GPU here: how this machine is, not news: said only with EPOCHWATCH_DEBUG=1.
+    assert "GPU metrics unavailable" not in proc.stderr
 
 
 def test_run_that_raises_mid_epoch_keeps_earlier_epochs(tmp_path: Path) -> None:
