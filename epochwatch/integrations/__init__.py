@@ -28,6 +28,17 @@ def _tf(recorder: Recorder) -> None:
     tf.install(recorder)
 
 
+def _exporter(name: str) -> Install:
+    """Findings to a tool the script already uses (TensorBoard, W&B, MLflow): one module each."""
+
+    def install(recorder: Recorder) -> None:
+        import importlib
+
+        importlib.import_module(f"epochwatch.integrations.{name}").install(recorder)
+
+    return install
+
+
 def _saving() -> Any:
     from epochwatch.integrations import saving
 
@@ -40,4 +51,7 @@ INTEGRATIONS: list[tuple[str, str, Install]] = [
     ("keras", "keras integration", _keras),
     ("tensorflow", "saving integration", lambda rec: _saving().install_tf(rec)),
     ("keras", "saving integration", lambda rec: _saving().install_keras(rec)),
+    ("tensorflow", "tensorboard export", _exporter("tensorboard")),
+    ("wandb", "wandb export", _exporter("wandb")),
+    ("mlflow", "mlflow export", _exporter("mlflow")),
 ]
