@@ -492,4 +492,3 @@ class Recorder:
             if block:
                 env[name] = block
         return env
-

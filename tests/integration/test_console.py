@@ -38,7 +38,9 @@ model.fit(x, y, epochs=30, batch_size=64, verbose=0, callbacks=[KeepEverything()
 print("FIT RETURNED", file=sys.stderr, flush=True)
 """
 
-FINDING_LINE = re.compile(r"^epochwatch: (warning|critical) host_memory_growth: .+\(epoch \d+; more: epochwatch report .+\)$")
+FINDING_LINE = re.compile(
+    r"^epochwatch: (warning|critical) host_memory_growth: .+\(epoch \d+; more: epochwatch report .+\)$"
+)
 
 
 def _ours(stderr: str) -> list[str]:

@@ -111,7 +111,9 @@ def test_a_leak_reaches_tensorboard_wandb_and_mlflow(tmp_path: Path, monkeypatch
         assert run.data.tags["epochwatch.host_memory_growth"] in ("warning", "critical")
         # The file store keeps artifacts as plain files (downloading them starts a thread pool here).
         artifacts = Path(run.info.artifact_uri.removeprefix("file://"))
-        kinds = [f["kind"] for f in json.loads((artifacts / "epochwatch/findings.json").read_text())["findings"]]
+        kinds = [
+            f["kind"] for f in json.loads((artifacts / "epochwatch/findings.json").read_text())["findings"]
+        ]
         assert "host_memory_growth" in kinds
 
 
