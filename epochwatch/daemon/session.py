@@ -353,7 +353,7 @@ class Session:
         if self.contention is not None:
             rec["contention"] = self.contention
         if self.dirs:
-            rec["dirs"] = self.dirs
+            rec["dirs"] = schema.dirs_block(self.dirs)
         self.trace.write(rec)
         self._analyze(rec)
 

@@ -44,6 +44,7 @@ from typing import Any
 
 from epochwatch import notices
 from epochwatch.guard import say
+from epochwatch.trace import schema
 
 ROLES = frozenset({"checkpoint", "backup", "tensorboard", "temp", "user"})
 MAX_DIRS = 5000
@@ -628,8 +629,8 @@ class DirsSampler:
         self.watcher = watcher
         self.paths = None if paths is None else list(paths)
 
-    def sample(self) -> dict[str, Any] | None:
-        return self.watcher.totals(self.paths) or None
+    def sample(self) -> list[dict[str, Any]] | None:
+        return schema.dirs_block(self.watcher.totals(self.paths)) or None
 
     def close(self) -> None:
         """Nothing: the watcher's owner closes it."""

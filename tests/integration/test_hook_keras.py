@@ -71,7 +71,7 @@ model.fit(x, y, batch_size=32, epochs=4, validation_split=0.25, callbacks=cbs, v
     assert all(e["retraces"]["new"] == 0 for e in epochs[1:])
     # The checkpoint directory is watched and grows by one file per epoch.
     ckpt = str(tmp_path / "ckpt")
-    files = [e["dirs"][ckpt]["files"] for e in epochs if ckpt in e.get("dirs", {})]
+    files = [d["files"] for e in epochs for d in e.get("dirs", []) if d["path"] == ckpt]
     assert files and files[-1] >= 3 and files == sorted(files)
     fit_end = of_type(records, "fit_end")
     assert len(fit_end) == 1 and fit_end[0]["ended"] == "completed" and fit_end[0]["epochs_completed"] == 4

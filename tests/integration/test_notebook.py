@@ -86,7 +86,9 @@ def test_notebook_fits_are_runs_named_after_it_and_findings_show(
 
     kinds_line = _stream(nb.cells[3], "KINDS")
     assert "host_memory_growth" in kinds_line and "'severity'" in kinds_line and "'evidence'" in kinds_line
-    html = [o for o in nb.cells[3].outputs if o.get("output_type") == "execute_result"][0]["data"]["text/html"]
+    html = next(o for o in nb.cells[3].outputs if o.get("output_type") == "execute_result")["data"][
+        "text/html"
+    ]
     assert html.startswith("<iframe") and "host_memory_growth" in html
 
     traces = json.loads(_stream(nb.cells[4], "TRACES"))
