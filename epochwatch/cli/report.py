@@ -104,12 +104,18 @@ class ReportCommand:
             if args.output:
                 out = stack.enter_context(open(args.output, "w", encoding="utf-8"))
             links = lineage.to_dict() if lineage is not None else None
+            if out is sys.stdout and _same_screen():
+                problems_shown: list[str] = []  # each was said on stderr already, on the same screen
+            else:
+                problems_shown = problems
             if html:
                 html_report.render(out, runs, problems, links)
             elif args.format == "json":
                 json_report.render(out, runs, problems, links)
             else:
-                text_report.render(out, runs, problems, lineage.text_lines() if lineage is not None else ())
+                text_report.render(
+                    out, runs, problems_shown, lineage.text_lines() if lineage is not None else ()
+                )
             out.flush()
         return 2 if problems else 0
 
@@ -178,6 +184,14 @@ def _summarize_path(
         return str(exc)
     except (OSError, ValueError, RecursionError) as exc:
         return f"{path}: cannot analyse ({type(exc).__name__}: {exc})".splitlines()[0]
+
+
+def _same_screen() -> bool:
+    """stdout and stderr are one terminal: a problem said on stderr needs no second telling."""
+    try:
+        return sys.stdout.isatty() and sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 COMMAND = ReportCommand()
