@@ -46,7 +46,8 @@ def _report_page(trace: str) -> str | None:
 
         analysed = analyse_file(trace)
         summary = summarize(analysed)
-        summary["figures"] = figures.build(analysed, summary.get("findings") or [])["figures"]
+        built = figures.build(analysed, summary.get("findings") or [])
+        summary["figures"], summary["unchanged_dirs"] = built["figures"], built.get("unchanged_dirs", [])
         out = io.StringIO()
         html_report.render(out, [summary])
         return out.getvalue()

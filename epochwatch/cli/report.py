@@ -22,7 +22,7 @@ from typing import IO, Any
 from epochwatch.analysis.files import Analysed, analyse_file
 from epochwatch.analysis.lineage import Lineage, scan_lineage
 from epochwatch.cli.base import UsageError
-from epochwatch.report import figures, progress
+from epochwatch.report import figures, overlay, progress
 from epochwatch.report import html as html_report
 from epochwatch.report import json as json_report
 from epochwatch.report import text as text_report
@@ -104,6 +104,8 @@ class ReportCommand:
             if args.output:
                 out = stack.enter_context(open(args.output, "w", encoding="utf-8"))
             links = lineage.to_dict() if lineage is not None else None
+            if html and links:
+                overlay.overlay_parents(runs, links.get("links") or [])
             if out is sys.stdout and _same_screen():
                 problems_shown: list[str] = []  # each was said on stderr already, on the same screen
             else:
@@ -159,7 +161,8 @@ class ReportCommand:
     def _summary(item: Analysed, html: bool) -> dict[str, Any]:
         summary = summarize(item)
         if html:  # restores already carry their parent (analyse_paths annotated them)
-            summary["figures"] = figures.build(item, summary.get("findings") or [])["figures"]
+            built = figures.build(item, summary.get("findings") or [])
+            summary["figures"], summary["unchanged_dirs"] = built["figures"], built.get("unchanged_dirs", [])
         return summary
 
 
