@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from epochwatch.trace.schema import SCHEMA_VERSION
 from tests.support import child_env, of_type, read_single_trace, run_python, trace_files
 
 MODEL = """
@@ -39,7 +40,7 @@ model.fit(x, y, batch_size=32, epochs=4, validation_split=0.25, callbacks=cbs, v
     assert records[0]["type"] == "run_start" and len(of_type(records, "run_start")) == 1
     assert records[-1]["type"] == "run_end" and records[-1]["ended"] == "completed"
     start = records[0]
-    assert start["schema"] == 1 and start["mode"] == "embedded"
+    assert start["schema"] == SCHEMA_VERSION and start["mode"] == "embedded"
     assert start["env"]["packages"]["tensorflow"] and start["env"]["packages"]["keras"].startswith("3.")
     assert start["env"]["gpus"][0]["name"] == "NVIDIA Fake A100" and start["env"]["driver"] == "550.54.15"
     training = start["training"]
