@@ -4,14 +4,19 @@ Installed when the script imports mlflow (never imported here before that). The 
 the one active on the training thread at the fit's start (or at the finding): a daemon's
 findings arrive on the sink's thread, where MLflow's thread-local active run is unset.
 Tags `epochwatch.<kind>` = severity; artifact `epochwatch/findings.json` = every finding so
-far (rewritten at each), as in the report's JSON. EPOCHWATCH_MLFLOW=0 turns it off; a
-failure turns it off for the process (the Guard).
+far (rewritten at each), as in the report's JSON. The calls go to the tracking server
+from a background thread (a remote server must never hold up an epoch); the run's end waits
+for them at most FLUSH_SECONDS. EPOCHWATCH_MLFLOW=0 turns it off; a failure turns it off
+for the process (the Guard).
 """
 
 from __future__ import annotations
 
+import queue
 import sys
 import threading
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from epochwatch.analysis.findings import from_record
@@ -22,13 +27,40 @@ if TYPE_CHECKING:
 
 PART = "mlflow export"
 ARTIFACT = "epochwatch/findings.json"
+FLUSH_SECONDS = 5.0
 
 
 class MlflowExport:
-    def __init__(self) -> None:
+    def __init__(self, guard_run: Callable[[str, Callable[[], None], None], None] | None = None) -> None:
         self._lock = threading.Lock()
         self._run_id: str | None = None
         self._findings: dict[str, list[dict[str, Any]]] = {}
+        self._guard_run = guard_run
+        self._queue: queue.Queue[Callable[[], None]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+
+    def _submit(self, call: Callable[[], None]) -> None:
+        if self._guard_run is None:  # no guard to report through: call here
+            call()
+            return
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="epochwatch-mlflow", daemon=True)
+                self._thread.start()
+        self._queue.put(call)
+
+    def _work(self) -> None:
+        assert self._guard_run is not None
+        while True:
+            call = self._queue.get()
+            self._guard_run(PART, call, None)
+            self._queue.task_done()
+
+    def flush(self, *_args: Any) -> None:
+        """Wait (at most FLUSH_SECONDS) until what was queued reached the tracking server."""
+        deadline = time.monotonic() + FLUSH_SECONDS
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def _active(self) -> str | None:
         mlflow = sys.modules.get("mlflow")
@@ -53,14 +85,19 @@ class MlflowExport:
                 return
             found.append(finding)
             doc = {"findings": list(found)}
-        client = mlflow.MlflowClient()
-        client.set_tag(run_id, f"epochwatch.{finding['kind']}", finding["severity"])
-        client.log_dict(run_id, doc, ARTIFACT)
+
+        def send() -> None:
+            client = mlflow.MlflowClient()
+            client.set_tag(run_id, f"epochwatch.{finding['kind']}", finding["severity"])
+            client.log_dict(run_id, doc, ARTIFACT)
+
+        self._submit(send)
 
 
 def install(recorder: Recorder) -> None:
     if not enabled(recorder.environ, "EPOCHWATCH_MLFLOW"):
         return
-    export = MlflowExport()
+    export = MlflowExport(recorder.guard.run)
     recorder.add_listener(export.on_record, PART)
     recorder.add_finding_listener(export.on_finding, PART)
+    recorder.after_finish(export.flush)
