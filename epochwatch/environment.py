@@ -23,6 +23,15 @@ EPOCHWATCH_DISABLE = "EPOCHWATCH_DISABLE"
 EPOCHWATCH_DAEMON_GRACE = "EPOCHWATCH_DAEMON_GRACE"
 # Tests only: a pynvml-shaped module to import instead of pynvml (never set in production).
 EPOCHWATCH_FAKE_NVML = "EPOCHWATCH_FAKE_NVML"
+# Console lines while training: "1" silences them; "critical"/"warning"/"info" is the lowest
+# severity printed (the closing line stays).
+EPOCHWATCH_QUIET = "EPOCHWATCH_QUIET"
+# Anything but "" or "0": notices that repeat every run (no NVIDIA driver here) are said.
+EPOCHWATCH_DEBUG = "EPOCHWATCH_DEBUG"
+# "0" (or false/no/off): no findings to the script's TensorBoard log dir / W&B run / MLflow run.
+EPOCHWATCH_TENSORBOARD = "EPOCHWATCH_TENSORBOARD"
+EPOCHWATCH_WANDB = "EPOCHWATCH_WANDB"
+EPOCHWATCH_MLFLOW = "EPOCHWATCH_MLFLOW"
 # Set by `epochwatch run` for hooks/sitecustomize.py (which reads them by name: it runs
 # before epochwatch can be imported): attach, and where to import epochwatch from.
 EPOCHWATCH_RUN = "EPOCHWATCH_RUN"
@@ -48,3 +57,9 @@ def disabled(environ: Mapping[str, str] | None = None) -> bool:
     """$EPOCHWATCH_DISABLE set to anything but "" or "0"."""
     env = os.environ if environ is None else environ
     return env.get(EPOCHWATCH_DISABLE, "") not in ("", "0")
+
+
+def switched_on(name: str, environ: Mapping[str, str] | None = None) -> bool:
+    """An exporter's switch: on unless set to 0, false, no or off."""
+    env = os.environ if environ is None else environ
+    return env.get(name, "").strip().lower() not in ("0", "false", "no", "off")

@@ -12,6 +12,11 @@ custom-loop API:
                     ...
             hook.log(loss=loss, accuracy=acc)
     hook.watch("checkpoints/")
+    hook.findings()          # what was found so far, as in `epochwatch report --format json`
+
+Each finding (warning and up) is also said on stderr as it is found, and the run's end in
+one line with its trace (epochwatch/console.py; EPOCHWATCH_QUIET=1 silences them). In a
+notebook kernel each Keras fit is a run of its own, named after the notebook.
 
 Nothing here raises into training: errors are reported once on stderr and switch off
 only the part that failed. `EPOCHWATCH_DISABLE=1` makes all of it a no-op.
@@ -29,15 +34,17 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
-from epochwatch import environment
+from epochwatch import environment, notices
+from epochwatch.console import Console
 from epochwatch.guard import say
 from epochwatch.loop_steps import StepClock
 from epochwatch.recorder import Recorder
 from epochwatch.trace import schema
 
-__all__ = ["epoch", "log", "recorder", "step", "watch"]
+__all__ = ["epoch", "findings", "log", "recorder", "step", "watch"]
 
 _recorder: Recorder | None = None
+_console: Console | None = None
 _uncaught: BaseException | None = None
 _install_lock = threading.Lock()
 _steps = StepClock()
@@ -106,6 +113,17 @@ def watch(path: str | os.PathLike[str]) -> None:
     rec.guard.run("directory watching", lambda: rec.watch(path, "user"), None)
 
 
+def findings() -> list[dict[str, Any]]:
+    """The current run's findings so far: the dicts of the report's JSON (`kind`, `severity`,
+    `title`, `evidence`, `hint`, ...). In Jupyter the list displays as the HTML report."""
+    from epochwatch.notebook import Findings
+
+    console = _console
+    if console is None:
+        return Findings([])
+    return Findings(list(console.findings), console.trace)
+
+
 def _excepthook_chain() -> None:
     """Remember an uncaught exception so run_end can say how the run ended."""
     previous = sys.excepthook
@@ -135,6 +153,26 @@ def _at_exit() -> None:
         say(f"could not finish the trace: {err}")
 
 
+def _attach_console(rec: Recorder) -> None:
+    """Findings and the run's end on stderr; in a notebook, one run per fit."""
+    global _console
+    from epochwatch.runname import in_notebook
+
+    notices.in_training_process = True
+    console = Console(rec.environ.get(environment.EPOCHWATCH_QUIET))
+    _console = console
+
+    def on_record(record: dict[str, Any]) -> None:
+        if record.get("type") == schema.RUN_START:  # a new run (a notebook's next fit)
+            console.reset()
+            console.trace = rec.trace_path
+
+    rec.add_listener(on_record, "console")
+    rec.add_finding_listener(console.observe, "console")
+    rec.after_finish(console.close)
+    rec.per_fit_runs = in_notebook()
+
+
 def _install() -> None:
     global _recorder
     with _install_lock:
@@ -142,6 +180,7 @@ def _install() -> None:
             return
         rec = Recorder()
         _recorder = rec
+    _attach_console(rec)
     from epochwatch.integrations import INTEGRATIONS
     from epochwatch.postimport import when_imported
 

@@ -10,23 +10,22 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from epochwatch import __version__, environment
-from epochwatch.guard import Guard, say
+from epochwatch.guard import Guard
+from epochwatch.runname import new_run_id
 from epochwatch.samplers.base import Sampler
 from epochwatch.trace import schema
 from epochwatch.trace.sink import Sink, open_sink
 
 EpochSource = Callable[[], "dict[str, Any] | None"]
+__all__ = ["Recorder", "new_run_id"]
 
 # Online detection (about 0.3 ms a step here) gets a starting allowance, then may take
 # this share of the training time: it runs at every epoch of short runs and of runs whose
@@ -35,14 +34,6 @@ ANALYSIS_SHARE = 0.005
 ANALYSIS_START_CREDIT = 0.05
 ANALYSIS_CREDIT_CAP = 1.0
 _NOT_FED = frozenset({schema.EPOCH, schema.FINDING, schema.RUN_START, schema.RESTORE})
-
-
-def new_run_id() -> str:
-    """`<script>-<UTC time>-<pid>-<random>`: sortable, readable, unique across hosts."""
-    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else "python"
-    stem = Path(argv0).stem if argv0 not in ("-c", "-m") else "python"
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    return schema.safe_run_id(f"{stem}-{stamp}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
 
 
 @dataclass
@@ -86,8 +77,11 @@ class Recorder:
         self._analysis_cost = 0.0
         self._listeners: list[tuple[str, Callable[[dict[str, Any]], None]]] = []
         self._finishers: list[Callable[[], None]] = []
+        self._finding_listeners: list[tuple[str, Callable[[dict[str, Any]], None]]] = []
+        self._closers: list[Callable[[int, str | None], None]] = []
         self._carry_overhead = 0.0
         self.overhead_total = 0.0
+        self.per_fit_runs = False  # a notebook kernel: each fit ends its run (finish(reopen=True))
 
     # -- wiring, called by integrations ------------------------------------------------
 
@@ -118,6 +112,15 @@ class Recorder:
         following the run's own records); a failure disables `part`, not the others."""
         self._listeners.append((part, callback))
 
+    def add_finding_listener(self, callback: Callable[[dict[str, Any]], None], part: str) -> None:
+        """Call `callback(finding)` for each finding of the run: written here, or made by the
+        daemon and sent back (a repeat is possible: the console and exporters drop them)."""
+        self._finding_listeners.append((part, callback))
+
+    def after_finish(self, callback: Callable[[int, str | None], None]) -> None:
+        """Call `callback(epochs, trace_path)` once the run's trace is closed."""
+        self._closers.append(callback)
+
     def on_finish(self, callback: Callable[[], None]) -> None:
         """Call `callback()` at the run's end, before run_end is written (e.g. to flush
         background work whose records belong in the trace)."""
@@ -142,6 +145,12 @@ class Recorder:
     def sink_description(self) -> str | None:
         return self._sink.description if self._sink is not None else None
 
+    @property
+    def trace_path(self) -> str | None:
+        """Where this run's trace is (the daemon's file when a daemon holds it), once started."""
+        path = getattr(self._sink, "trace_path", None)
+        return str(path) if path else None
+
     # -- run lifecycle ---------------------------------------------------------------
 
     def start(self, training: dict[str, Any] | None = None) -> bool:
@@ -155,6 +164,8 @@ class Recorder:
             self._sink = self.guard.run("trace writer", lambda: open_sink(self.run_id, self.environ), None)
             if self._sink is None:
                 return False
+            if hasattr(self._sink, "on_finding"):  # the daemon's findings come back this way
+                self._sink.on_finding = self._tell_finding
             self._setup_samplers()
             # Prime: a first reading now gives epoch 0 its deltas (CPU time) and pays NVML's
             # initialisation here rather than inside the first epoch.
@@ -180,18 +191,23 @@ class Recorder:
             self._start_watching()
             return True
 
-    def finish(self, ended: str, exc: BaseException | None = None) -> None:
-        """Write run_end and release everything; called once at interpreter exit."""
+    def finish(self, ended: str, exc: BaseException | None = None, *, reopen: bool = False) -> None:
+        """Write run_end and release everything; called once at interpreter exit.
+
+        reopen=True (a notebook's fit ended, the kernel lives on): the next record starts
+        a new run with a new id, so each fit is a run of its own, ended when it ended.
+        """
         with self._lock:
-            if self._finished or self._finishing:
+            if self._finished or self._finishing or not self._started:
                 return
             self._finishing = True
         # Outside the lock: a finisher may wait for other threads that still emit records
         # (the last saves' hashes), and they need the lock to write them.
-        for callback in self._finishers:
+        for callback in self._finishers if not reopen else ():
             self.guard.run("run end", callback, None)
         with self._lock:
             self._finished = True
+            sink = self._sink
             if self._sink is not None:
                 fields: dict[str, Any] = {
                     "ended": ended,
@@ -209,6 +225,22 @@ class Recorder:
                     fields["disabled"] = disabled
                 self._write(schema.record(schema.RUN_END, self.run_id, **fields))
             self._close()
+            trace = getattr(sink, "trace_path", None)
+            where, epochs = (str(trace) if trace else None), self._epochs_written
+            for closer in self._closers:
+                self.guard.run("run end", functools.partial(closer, epochs, where), None)
+            if reopen:
+                self._reopen()
+
+    def _reopen(self) -> None:
+        """Back to before start(), with a new run id; watched directories carry over."""
+        self.run_id = new_run_id()
+        self._started = self._finished = self._finishing = False
+        self._epochs_written = self._fits = 0
+        self._samplers, self._dirs, self._analyzer = [], None, None
+        self._pending_watches = list(self._watched.items())
+        self._analysis_credit, self._analysis_cost = ANALYSIS_START_CREDIT, 0.0
+        self.overhead_total = self._carry_overhead = 0.0
 
     def _close(self) -> None:
         for sampler in self._samplers:
@@ -248,6 +280,12 @@ class Recorder:
         if analyzer is not None and rec["type"] not in _NOT_FED:
             self.guard.run("online detection", lambda: analyzer.add(rec), None)
         for part, listener in self._listeners:
+            self.guard.run(part, functools.partial(listener, rec), None)
+        if rec["type"] == schema.FINDING:
+            self._tell_finding(rec)
+
+    def _tell_finding(self, rec: dict[str, Any]) -> None:
+        for part, listener in self._finding_listeners:
             self.guard.run(part, functools.partial(listener, rec), None)
 
     # -- epochs ----------------------------------------------------------------------
@@ -442,10 +480,10 @@ class Recorder:
 
         def gpu() -> Sampler:
             from epochwatch.samplers.background import BackgroundSampler
-            from epochwatch.samplers.nvml import NvmlSampler
+            from epochwatch.samplers.nvml import NvmlSampler, injected_nvml
 
             # NVML can hang in the driver: its calls run off the training thread.
-            return BackgroundSampler(NvmlSampler(pid, nvml=_injected_nvml()))
+            return BackgroundSampler(NvmlSampler(pid, nvml=injected_nvml()))
 
         for name, make in (("host", host), ("gpu", gpu)):
             sampler = self.guard.run(f"{name} sampler", make, None)
@@ -474,20 +512,3 @@ class Recorder:
             if block:
                 env[name] = block
         return env
-
-
-def _injected_nvml() -> Any:
-    """Tests on machines without GPUs inject a pynvml-shaped module by name (EPOCHWATCH_FAKE_NVML).
-
-    This is the one seam we cannot reach for real here; it is never set in production.
-    """
-    name = os.environ.get(environment.EPOCHWATCH_FAKE_NVML)
-    if not name:
-        return None
-    import importlib
-
-    try:
-        return importlib.import_module(name)
-    except Exception as exc:
-        say(f"EPOCHWATCH_FAKE_NVML={name} could not be imported: {exc}")
-        return None

@@ -59,7 +59,8 @@ def main() -> None:
     if args.leak_mb > 0:
         callbacks.append(KeepsActivations(args.leak_mb))
     model.fit(x, y, batch_size=64, epochs=args.epochs, validation_split=0.2, callbacks=callbacks, verbose=0)
-    print(f"trained {args.epochs} epochs; trace in {os.environ.get('EPOCHWATCH_DIR', 'epochwatch-traces')}")
+    # Where the trace is (embedded, or the daemon's) is said by epochwatch's closing line on stderr.
+    print(f"trained {args.epochs} epochs")
 
 
 if __name__ == "__main__":

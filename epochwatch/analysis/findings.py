@@ -46,6 +46,7 @@ class Finding:
         return {
             "kind": self.kind,
             "severity": self.severity,
+            "severity_rank": severity_rank(self.severity),  # 0 info, 1 warning, 2 critical: sortable
             "title": self.title,
             "evidence": clean(self.evidence),
             "hint": self.hint,

@@ -21,6 +21,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from epochwatch.trace import schema
+
 NAN = math.nan
 
 # Scalar columns: name -> path into the epoch record.
@@ -293,17 +295,13 @@ class EpochSeries:
                     out.setdefault("tf_current", {})[str(dev)] = _num(block.get("current_bytes"))
                     out.setdefault("tf_peak", {})[str(dev)] = _num(block.get("peak_bytes"))
                     self.allocator_sources[str(dev)] = str(block.get("source") or source)[:60]
-        dirs = rec.get("dirs")
-        if isinstance(dirs, Mapping):
-            for path, block in dirs.items():
-                if isinstance(block, Mapping):
-                    key = str(path)
-                    out.setdefault("dir_bytes", {})[key] = _num(block.get("bytes"))
-                    out.setdefault("dir_files", {})[key] = _num(block.get("files"))
-                    free = _num(block.get("free_bytes", block.get("disk_free_bytes")))
-                    out.setdefault("dir_free", {})[key] = free
-                    if isinstance(block.get("role"), str):
-                        self.dir_roles[key] = block["role"]
+        for key, block in schema.dir_entries(rec.get("dirs")):
+            out.setdefault("dir_bytes", {})[key] = _num(block.get("bytes"))
+            out.setdefault("dir_files", {})[key] = _num(block.get("files"))
+            free = _num(block.get("free_bytes", block.get("disk_free_bytes")))
+            out.setdefault("dir_free", {})[key] = free
+            if isinstance(block.get("role"), str):
+                self.dir_roles[key] = block["role"]
         retraces = rec.get("retraces")
         functions = retraces.get("functions") if isinstance(retraces, Mapping) else None
         if isinstance(functions, Mapping):

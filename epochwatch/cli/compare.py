@@ -12,6 +12,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,7 +203,7 @@ def sections(base: Run, new: Run) -> list[Section]:
 
     inputs = Section("Input statistics (first batches: mean ± std)")
     bx, nx = _features(base), _features(new)
-    names = sorted(set(bx) | set(nx), key=lambda n: (not _shifted(bx.get(n), nx.get(n)), n))
+    names = sorted(set(bx) | set(nx), key=lambda n: (not _shifted(bx.get(n), nx.get(n)), natural_key(n)))
     for name in names[:MAX_FEATURES_SHOWN]:
         b, n = bx.get(name), nx.get(name)
         inputs.add(name, _mean_std(b), _mean_std(n), _shifted(b, n))
@@ -331,7 +332,7 @@ class CompareCommand:
         parser.add_argument("base", metavar="BASE", help="trace file (or a directory with one trace)")
         parser.add_argument("new", metavar="NEW", help="trace file (or a directory with one trace)")
         parser.add_argument("--format", choices=("text", "json"), default="text")
-        parser.add_argument("--output", metavar="FILE", help="write here instead of stdout")
+        parser.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
 
     def run(self, args: argparse.Namespace) -> int:
         base, new = _load(args.base, "BASE"), _load(args.new, "NEW")
@@ -347,6 +348,11 @@ class CompareCommand:
             if out is not sys.stdout:
                 out.close()
         return 0
+
+
+def natural_key(name: str) -> tuple[Any, ...]:
+    """Numbers inside names compare as numbers: x[2] before x[10]."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
 
 
 def _json_default(v: Any) -> Any:

@@ -24,7 +24,7 @@ from epochwatch.analysis.restore.lineage import Lineage
 from epochwatch.analysis.restore.parents import ParentCache
 from epochwatch.analysis.restore.scan import scan_lineage
 from epochwatch.cli.base import UsageError
-from epochwatch.report import figures, progress
+from epochwatch.report import figures, overlay, progress
 from epochwatch.report import html as html_report
 from epochwatch.report import json as json_report
 from epochwatch.report import text as text_report
@@ -107,6 +107,12 @@ class ReportCommand:
             if args.output:
                 out = stack.enter_context(open(args.output, "w", encoding="utf-8"))
             links = lineage.to_dict() if lineage is not None else None
+            if html and links:
+                overlay.overlay_parents(runs, links.get("links") or [])
+            if out is sys.stdout and _same_screen():
+                problems_shown: list[str] = []  # each was said on stderr already, on the same screen
+            else:
+                problems_shown = problems
             if html:
                 html_report.render(out, runs, problems, links)
             elif args.format == "json":
@@ -114,7 +120,9 @@ class ReportCommand:
             else:
                 # Every string from a trace on one line, inert on a terminal.
                 lines = lineage.text_lines() if lineage is not None else ()
-                text_report.render(out, escape_tree(runs), escape_tree(problems), escape_tree(list(lines)))
+                text_report.render(
+                    out, escape_tree(runs), escape_tree(problems_shown), escape_tree(list(lines))
+                )
             out.flush()
         return 2 if problems else 0
 
@@ -160,7 +168,8 @@ class ReportCommand:
     def _summary(item: Analyzed, html: bool) -> dict[str, Any]:
         summary = summarize(item)
         if html:  # restores already carry their parent (analyze_paths annotated them)
-            summary["figures"] = figures.build(item, summary.get("findings") or [])["figures"]
+            built = figures.build(item, summary.get("findings") or [])
+            summary["figures"], summary["unchanged_dirs"] = built["figures"], built.get("unchanged_dirs", [])
         return summary
 
 
@@ -191,6 +200,14 @@ def _summarize_path(
         return str(exc)
     except (OSError, ValueError, RecursionError) as exc:
         return f"{path}: cannot analyze ({type(exc).__name__}: {exc})".splitlines()[0]
+
+
+def _same_screen() -> bool:
+    """stdout and stderr are one terminal: a problem said on stderr needs no second telling."""
+    try:
+        return sys.stdout.isatty() and sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 COMMAND = ReportCommand()

@@ -21,6 +21,7 @@ from epochwatch.daemon.runsamplers import NvmlHub, RunSamplers
 from epochwatch.daemon.sampling import Decimator, PeakTracker, compact_sample, gpu_process_memory
 from epochwatch.daemon.store import SessionState, TraceFile
 from epochwatch.trace import schema
+from epochwatch.trace.protocol import OP_FINDING
 
 if TYPE_CHECKING:
     from epochwatch.daemon.peer import Peer
@@ -35,6 +36,8 @@ REPLAY_EPOCHS = 300
 DETACHED_HINT_SECONDS = 5.0
 # RSS at or above this share of the memory limit in the last samples: "likely OOM-killed".
 NEAR_LIMIT = 0.9
+# A finding sent back to its hook must fit the protocol's line limit with room to spare.
+MAX_FINDING_CHARS = 256 * 1024
 
 
 def _epoch_end_values(rec: Record) -> dict[str, float]:
@@ -273,6 +276,7 @@ class Session:
         rec["source"] = "daemon"
         self.findings.append(rec)
         self.trace.write(rec)
+        self._tell_hook(rec)
         log.warning(
             "run %s: %s finding %s: %s",
             self.run_id,
@@ -280,6 +284,19 @@ class Session:
             rec.get("kind"),
             rec.get("title"),
         )
+
+    def _tell_hook(self, rec: Record) -> None:
+        """Send the finding back to the hook, which prints it where the user looks (its stderr)."""
+        conn = self.connection
+        if conn is None:
+            return
+        msg: Record = {"op": OP_FINDING, "record": rec}
+        if len(str(rec)) > MAX_FINDING_CHARS:  # huge evidence: the line without it
+            msg["record"] = {k: v for k, v in rec.items() if k != "evidence"}
+        try:
+            conn.send(msg)
+        except Exception as exc:  # a slow or gone hook costs it the line, never the daemon
+            log.debug("run %s: finding not sent to the hook: %s", self.run_id, exc)
 
     def restore_from_trace(self) -> None:
         """Rebuild what a restarted daemon knew about this run from its trace.
@@ -339,7 +356,7 @@ class Session:
         if self.contention is not None:
             rec["contention"] = self.contention
         if self.dirs:
-            rec["dirs"] = self.dirs
+            rec["dirs"] = schema.dirs_block(self.dirs)
         self.trace.write(rec)
         self._analyze(rec)
 

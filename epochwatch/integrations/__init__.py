@@ -40,6 +40,17 @@ def _torch(recorder: Recorder) -> None:
     torch.install(recorder)
 
 
+def _exporter(name: str) -> Install:
+    """Findings to a tool the script already uses (TensorBoard, W&B, MLflow): one module each."""
+
+    def install(recorder: Recorder) -> None:
+        import importlib
+
+        importlib.import_module(f"epochwatch.integrations.{name}").install(recorder)
+
+    return install
+
+
 def _saving() -> Any:
     from epochwatch.integrations import saving
 
@@ -55,6 +66,9 @@ INTEGRATIONS: list[tuple[str, str, Install]] = [
     ("jax", "jax integration", _jax),
     ("torch", "torch integration", _torch),
     ("torch", "torch saving integration", lambda rec: _torch_saving().install(rec)),
+    ("tensorflow", "tensorboard export", _exporter("tensorboard")),
+    ("wandb", "wandb export", _exporter("wandb")),
+    ("mlflow", "mlflow export", _exporter("mlflow")),
 ]
 
 

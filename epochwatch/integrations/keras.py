@@ -177,6 +177,8 @@ def _callback_class(base: type, recorder: Recorder) -> type:
                 fields["ended"] = "raised"
                 fields["exception"] = type(exc).__name__
             recorder.emit("fit_end", **fields)
+            if recorder.per_fit_runs:  # a notebook: the fit was the run; the kernel lives on
+                recorder.finish(fields["ended"], reopen=True)
 
         # -- epochs ------------------------------------------------------------------
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,30 +19,18 @@ from epochwatch.analysis import trend
 from epochwatch.analysis.files import Analyzed
 from epochwatch.analysis.series import STEADY, EpochSeries
 from epochwatch.analysis.units import fmt_bytes, fmt_number, fmt_seconds
+from epochwatch.report import marks
 from epochwatch.report.plots import MAX_POINTS, decimate
 
 Figure = dict[str, Any]
 # Theil-Sen is quadratic in the points: fit on at most this many, evenly spaced.
 TREND_POINTS = 300
 MAX_DIRS = 4
+# A watched directory that moved less than this is "unchanged": no panel, one line.
+UNCHANGED_SHARE = 0.01
+UNCHANGED_BYTES = 64 * 1024
 # A limit farther above the data than this is named in the legend instead of drawn.
 LIMIT_IN_VIEW = 1.6
-
-FINDING_FIGURE = {
-    "slowdown": "time",
-    "host_contention": "time",
-    "gpu_throttling": "time",
-    "loss_jump_after_restore": "loss",
-    "hyperparameter_changed_after_restore": "loss",
-    "optimizer_state_not_restored": "loss",
-    "input_distribution_shift": "loss",
-    "host_memory_growth": "host_memory",
-    "swap_pressure": "host_memory",
-    "gpu_memory_growth": "gpu_memory",
-    "gpu_memory_pressure": "gpu_memory",
-    "retrace_storm": "retraces",
-    "disk_growth": "dirs",
-}
 
 
 def _num(v: float) -> float | None:
@@ -133,11 +120,29 @@ def theil_sen_line(x: Sequence[float], y: Sequence[float | None], unit: str) -> 
     }
 
 
-def _window_line(ev: Mapping[str, Any], unit: str, what: str) -> dict[str, Any] | None:
-    """The detector's own fitted line over its window, from a growth finding's evidence."""
+def _window_line(
+    ev: Mapping[str, Any],
+    unit: str,
+    what: str,
+    x: Sequence[float] = (),
+    y: Sequence[float | None] = (),
+) -> dict[str, Any] | None:
+    """A fitted line over the finding's window (its evidence's `epochs`).
+
+    Drawn through the plotted data: a Theil-Sen fit of (x, y) within the window. The
+    detector's own `start`/`now` may come from another series (a lower envelope, the
+    minimum within each epoch), which would put the line below the points it summarises;
+    they are used only when the plot has too few points in the window.
+    """
     epochs = ev.get("epochs")
     if not (isinstance(epochs, list) and len(epochs) == 2):
         return None
+    if all(isinstance(e, int | float) for e in epochs):
+        inside = [(a, b) for a, b in zip(x, y, strict=False) if epochs[0] <= a <= epochs[1]]
+        fitted = theil_sen_line([a for a, _ in inside], [b for _, b in inside], unit)
+        if fitted is not None:
+            fitted["label"] = f"{what} trend {_signed(unit, fitted['slope'])}/epoch"
+            return fitted
     if not all(isinstance(ev.get(k), int | float) for k in ("start", "now")):
         return None
     slope = ev.get("slope_per_epoch")
@@ -168,9 +173,10 @@ def _projection(
     planned_last: float | None,
     limit: float | None,
     limit_label: str,
+    y: Sequence[float | None] = (),
 ) -> None:
     """Extend a leak's fitted line toward its limit, and put the limit in view when it is near."""
-    line = _window_line(ev, "bytes", "growth")
+    line = _window_line(ev, "bytes", "growth", axis.x, y)
     if line is None:
         return
     fig["lines"].append(line)
@@ -246,7 +252,11 @@ def time_figure(axis: _Axis, findings: Sequence[Mapping[str, Any]]) -> Figure | 
             fig["y_max"] = cap
             fig["above"] = [{"x": x, "y": v, "label": f"warm-up {fmt_seconds(v)}"} for x, v in high[:5]]
     f = _finding(findings, "slowdown", None)
-    line = _window_line(f.get("evidence") or {}, "seconds", "slowdown") if f and axis.by_epoch else None
+    line = (
+        _window_line(f.get("evidence") or {}, "seconds", "slowdown", axis.x, steady)
+        if f and axis.by_epoch
+        else None
+    )
     if line is None:
         line = theil_sen_line(axis.x, steady, "seconds")
     if line is not None:
@@ -300,7 +310,7 @@ def host_memory_figure(
     _limit(fig, limit, name, data)
     f = _finding(findings, "host_memory_growth")
     if f and axis.by_epoch:
-        _projection(fig, f.get("evidence") or {}, axis, planned_last, limit, name)
+        _projection(fig, f.get("evidence") or {}, axis, planned_last, limit, name, rss)
     vals = _present(rss)
     fig["caption"] = f"{fmt_bytes(vals[0])} → {fmt_bytes(vals[-1])} (max {fmt_bytes(max(data))})"
     return fig
@@ -337,7 +347,12 @@ def gpu_memory_figure(
     if f and axis.by_epoch:
         target = str(f.get("target") or "")
         index = target.split(":", 1)[1] if ":" in target else ""
-        _projection(fig, f.get("evidence") or {}, axis, planned_last, totals.get(index), f"{target} total")
+        plotted = axis.column("tf_current", index) if index in series.keys("tf_current") else []
+        if not _present(plotted):
+            plotted = axis.column("gpu_proc", index)
+        _projection(
+            fig, f.get("evidence") or {}, axis, planned_last, totals.get(index), f"{target} total", plotted
+        )
     fig["caption"] = f"max {fmt_bytes(max(data))}" + (
         f" of {fmt_bytes(max(totals.values()))}" if totals else ""
     )
@@ -358,13 +373,25 @@ def retrace_figure(axis: _Axis) -> Figure | None:
     return fig
 
 
-def dir_figures(axis: _Axis, findings: Sequence[Mapping[str, Any]]) -> list[Figure]:
+def unchanged(sizes: Sequence[float], files: Sequence[float]) -> bool:
+    """A directory whose size moved less than UNCHANGED_SHARE of itself (and under
+    UNCHANGED_BYTES) and whose file count did not move: its panel would say nothing."""
+    span = max(sizes) - min(sizes)
+    same_files = not files or max(files) == min(files)
+    return same_files and span <= max(UNCHANGED_BYTES, UNCHANGED_SHARE * max(sizes))
+
+
+def dir_figures(axis: _Axis, findings: Sequence[Mapping[str, Any]], hidden: list[str]) -> list[Figure]:
+    """Panels of the watched directories that changed (the others' paths go to `hidden`)."""
     series = axis.series
     flagged = {str(f.get("target")) for f in findings if f.get("kind") == "disk_growth"}
     ranked: list[tuple[int, float, str]] = []
     for key in series.keys("dir_bytes"):
         vals = _present(axis.column("dir_bytes", key))
         if not vals:
+            continue
+        if key not in flagged and unchanged(vals, _present(axis.column("dir_files", key))):
+            hidden.append(key)
             continue
         growth = (vals[-1] - vals[0]) / max(vals[0], 1.0)
         ranked.append((0 if key in flagged else 1, -growth, key))
@@ -388,46 +415,10 @@ def dir_figures(axis: _Axis, findings: Sequence[Mapping[str, Any]]) -> list[Figu
         if f and axis.by_epoch:
             ev = f.get("evidence") or {}
             if ev.get("series") != "files":
-                line = _window_line(ev, "bytes", "growth")
+                line = _window_line(ev, "bytes", "growth", axis.x, y)
                 if line is not None:
                     fig["lines"].append(line)
         out.append(fig)
-    return out
-
-
-def _restore_marks(an: Analyzed, axis: _Axis) -> list[dict[str, Any]]:
-    run = an.run
-    marks = []
-    for restore, pos in zip(run.restores, run.restore_positions, strict=False):
-        x = axis.at_position(pos)
-        if x is None:
-            continue
-        name = os.path.basename(str(restore.get("path", "?")))
-        parent = restore.get("parent") if isinstance(restore.get("parent"), Mapping) else None
-        label = f"restored {name}"
-        if parent:
-            label += f" saved by run {parent.get('run_id')}"
-            if isinstance(parent.get("save_iterations"), int):
-                label += f" at step {parent['save_iterations']}"
-            if parent.get("match") == "path":
-                label += " (the file was modified since)"
-        marks.append({"x": x, "label": label, "short": "restore", "cls": "restore"})
-    return marks
-
-
-def _finding_marks(findings: Sequence[Mapping[str, Any]], axis: _Axis) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {}
-    for f in findings:
-        fig_id = FINDING_FIGURE.get(str(f.get("kind")))
-        if fig_id == "dirs":
-            fig_id = f"dirs:{f.get('target')}"
-        x = axis.of_epoch(f.get("epoch"))
-        if fig_id is None or x is None:
-            continue
-        label = f"{f.get('kind')} reported at epoch {f.get('epoch')}: {f.get('title')}"
-        out.setdefault(fig_id, []).append(
-            {"x": x, "label": label, "short": str(f.get("kind")), "cls": "finding", "lane": 1}
-        )
     return out
 
 
@@ -438,16 +429,17 @@ def build(an: Analyzed, findings: Sequence[Mapping[str, Any]]) -> dict[str, Any]
     if not axis.x:
         return {"figures": [], "restores": []}
     planned = _planned_last(an, axis)
+    hidden: list[str] = []
     figs = [
         time_figure(axis, findings),
         loss_figure(axis),
         host_memory_figure(axis, findings, planned),
         gpu_memory_figure(axis, findings, planned),
         retrace_figure(axis),
-        *dir_figures(axis, findings),
+        *dir_figures(axis, findings, hidden),
     ]
-    restores = _restore_marks(an, axis)
-    by_figure = _finding_marks(findings, axis)
+    restores = marks.restore_marks(an.run, axis)
+    by_figure = marks.finding_marks(findings, axis)
     out = []
     for fig in figs:
         if fig is None:
@@ -456,7 +448,13 @@ def build(an: Analyzed, findings: Sequence[Mapping[str, Any]]) -> dict[str, Any]
         if not axis.by_epoch:  # epoch numbers restart (several fits or loops): plot in record order
             fig["x_name"] = "epoch record"
         out.append(fig)
-    return {"figures": out, "restores": restores, "x_is_epoch": axis.by_epoch}
+    unchanged_dirs = [{"path": key, "role": series.dir_roles.get(key, "watched")} for key in hidden]
+    return {
+        "figures": out,
+        "restores": restores,
+        "x_is_epoch": axis.by_epoch,
+        "unchanged_dirs": unchanged_dirs,
+    }
 
 
 def _planned_last(an: Analyzed, axis: _Axis) -> float | None:

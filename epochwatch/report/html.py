@@ -293,6 +293,10 @@ def _run(out: IO[str], run: Mapping[str, Any], anchor: str) -> None:
         for i, fig in enumerate(figures):
             _figure(out, fig, f"{anchor}-{i}")
         out.write("</div>\n")
+    unchanged = run.get("unchanged_dirs") or []
+    if unchanged:
+        names = ", ".join(f"{d.get('path')} ({d.get('role')})" for d in unchanged)
+        out.write(f'<p class="note unchanged">Unchanged during the run, not plotted: {_e(names)}</p>\n')
     elif not run.get("epochs"):
         out.write('<p class="none">No epochs recorded: nothing to plot.</p>\n')
     _table(out, run)

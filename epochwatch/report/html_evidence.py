@@ -79,15 +79,57 @@ def _value(key: str, v: Any, unit: str) -> str:
     return _scalar(key, v, unit)
 
 
+# In a list of changes, the key that names each row (the rest is "before -> after").
+NAME_KEYS = ("what", "package", "name", "key", "argument", "series", "path")
+
+
+def _change(key: str, row: Mapping[str, Any], unit: str) -> str:
+    """`{"parent": a, "child": b}` (or written_with/loaded_with, was/now) as "a → b"."""
+    values = [v for k, v in row.items() if k not in NAME_KEYS]
+    if len(values) == 2 and all(not isinstance(v, Mapping | list) for v in values):
+        return f"{_scalar(key, values[0], unit)} → {_scalar(key, values[1], unit)}"
+    return ", ".join(
+        f"{k.replace('_', ' ')} {_value(k, v, unit)}" for k, v in row.items() if k not in NAME_KEYS
+    )
+
+
+def _rows(key: str, v: Any, unit: str) -> list[tuple[str, str]]:
+    """One evidence entry as rows: a list of named changes gives a row per change."""
+    label = key.replace("_", " ")
+    if isinstance(v, list) and v and all(isinstance(x, Mapping) for x in v):
+        named = [x for x in v if any(isinstance(x.get(n), str) for n in NAME_KEYS)]
+        if len(named) == len(v):
+            out = []
+            for x in v[:MAX_ITEMS]:
+                name = next(str(x[n]) for n in NAME_KEYS if isinstance(x.get(n), str))
+                out.append((f"{label}: {name}", _change(key, x, unit)))
+            return out
+    if isinstance(v, Mapping) and set(v) == {"parent", "child"}:
+        before, after = (
+            _value(key, v[k], unit) if v[k] not in ([], None) else "none" for k in ("parent", "child")
+        )
+        return [(label, f"{before} → {after}")]
+    if isinstance(v, Mapping) and v and all(not isinstance(x, Mapping | list) for x in v.values()):
+        return [(label, ", ".join(f"{k.replace('_', ' ')} {_scalar(str(k), x, unit)}" for k, x in v.items()))]
+    return [(label, _value(key, v, unit))]
+
+
 def items(finding: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The evidence's (label, value) pairs, the most telling first, at most MAX_ITEMS."""
+    """The evidence's (label, value) rows, the most telling first, at most MAX_ITEMS.
+
+    Lists of changes (restore findings: hyperparameters, versions) give one readable row
+    each ("optimizer.beta_1: 0.9 → 0.8"), never raw JSON.
+    """
     ev = finding.get("evidence")
     if not isinstance(ev, Mapping):
         return []
     unit = _unit(str(finding.get("kind")), ev)
     first = ("slope_per_epoch", "slope_ci95", "p_value", "epochs", "start", "now", "limit", "epochs_to_limit")
     keys = [k for k in first if k in ev] + [k for k in ev if k not in first]
-    return [(str(k).replace("_", " "), _value(str(k), ev[k], unit)) for k in keys[:MAX_ITEMS]]
+    out: list[tuple[str, str]] = []
+    for k in keys:
+        out += _rows(str(k), ev[k], unit)
+    return out[:MAX_ITEMS]
 
 
 def raw(finding: Mapping[str, Any]) -> str:

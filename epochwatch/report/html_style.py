@@ -50,6 +50,7 @@ svg.plot .s0{stroke:var(--s0);fill:var(--s0)}svg.plot .s1{stroke:var(--s1);fill:
 svg.plot .s2{stroke:var(--s2);fill:var(--s2)}svg.plot .s3{stroke:var(--s3);fill:var(--s3)}
 svg.plot path.line.s0,svg.plot path.line.s1,svg.plot path.line.s2,svg.plot path.line.s3{fill:none}
 svg.plot path.bar{stroke:none;opacity:.85}
+svg.plot .parent{stroke:#a8b0b9;fill:#a8b0b9}svg.plot path.line.parent{fill:none;stroke-width:2.4}
 svg.plot line.key{stroke-width:3}
 svg.plot .trend{stroke:#222;stroke-width:1.6;stroke-dasharray:6 3}
 svg.plot .projection{stroke:var(--crit);stroke-width:1.6;stroke-dasharray:3 3}

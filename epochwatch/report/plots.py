@@ -33,6 +33,8 @@ LEFT, RIGHT, BOTTOM = 48, 14, 30  # LEFT: the least; it grows with the widest y 
 LABEL_CHAR = 6.2  # width of one character of an 11px label, for the left margin
 LEGEND_ROW = 16
 MAX_POINTS = 1000
+# A y range spans at least this share of its level: changes under ~10% look flat, as they are.
+MIN_REL_SPAN = 0.2
 
 _BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
@@ -227,6 +229,24 @@ def _bounds(fig: Mapping[str, Any]) -> tuple[float, float, float, float]:
     return x0, x1, lo, hi
 
 
+def min_span(lo: float, hi: float) -> tuple[float, float]:
+    """Widen a zoomed-in y range to at least MIN_REL_SPAN of its level, around its middle.
+
+    Autoscaling alone stretches 541.0-541.7 MiB, or a +68 B change of a 10 MB directory,
+    over the whole panel, and a flat series looks like a leak. A range that starts at zero
+    is left alone; a widened one never goes below zero when the data do not.
+    """
+    level = max(abs(lo), abs(hi))
+    need = MIN_REL_SPAN * level
+    if lo == 0.0 or hi - lo >= need:
+        return lo, hi
+    mid = (lo + hi) / 2
+    new_lo, new_hi = mid - need / 2, mid + need / 2
+    if lo >= 0 > new_lo:
+        new_lo, new_hi = 0.0, max(hi, need)
+    return new_lo, new_hi
+
+
 def svg(fig: Mapping[str, Any], uid: str = "p") -> str:
     """One figure as an <svg> element (a string), sized by its viewBox.
 
@@ -251,6 +271,7 @@ def svg(fig: Mapping[str, Any], uid: str = "p") -> str:
             # Start at zero unless the data sit far above it (then zoom in on them).
             lo = lo - pad if lo < 0 or lo > (hi - lo) * 1.5 else 0.0
             hi = hi + pad
+        lo, hi = min_span(lo, hi)
         tick_v, tick_l = ticks(lo, hi, unit)
     if any(s.get("style") == "bars" for s in fig.get("series", [])):
         x0, x1 = x0 - 0.6, x1 + 0.6  # room for the first and last bar
@@ -284,17 +305,23 @@ def svg(fig: Mapping[str, Any], uid: str = "p") -> str:
     xname = escape(str(fig.get("x_name", "epoch")))
     out.append(f'<text class="xname" x="{WIDTH - RIGHT}" y="{HEIGHT - 2}">{xname}</text>')
     out.append("</g>")
-    for hl in fig.get("hlines", []):
+    labels = _Labels(left, top, bottom)
+    for p in fig.get("above", []):  # warm-up marks sit at the top edge: reserve their room first
+        if _ok(p.get("x")):
+            labels.reserve(frame.x(p["x"]) + 6, top + 8, len(str(p.get("label", ""))))
+    for hl in sorted(fig.get("hlines", []), key=lambda h: -h["y"] if _ok(h.get("y")) else 0.0):
         if _ok(hl.get("y")) and frame.inside_y(hl["y"]):
             y = frame.y(hl["y"])
             cls = escape(str(hl.get("cls", "limit")))
             out.append(
                 f'<line class="{cls}" x1="{_f(left)}" x2="{WIDTH - RIGHT}" y1="{_f(y)}" y2="{_f(y)}"/>'
             )
-            out.append(
-                f'<text class="hlab {cls}-lab" x="{WIDTH - RIGHT - 4}" y="{_f(y - 4)}">'
-                f"{escape(str(hl.get('label', '')))}</text>"
-            )
+            text = str(hl.get("label", ""))
+            ly = labels.place_right(WIDTH - RIGHT - 4, y - 4, len(text))
+            if ly is not None:
+                out.append(
+                    f'<text class="hlab {cls}-lab" x="{WIDTH - RIGHT - 4}" y="{_f(ly)}">{escape(text)}</text>'
+                )
     for vl in fig.get("vlines", []):
         if not _ok(vl.get("x")):
             continue
@@ -306,11 +333,14 @@ def svg(fig: Mapping[str, Any], uid: str = "p") -> str:
             f"<title>{label}</title></line>"
         )
         if vl.get("short"):
-            lane = int(vl.get("lane", 0))
-            out.append(
-                f'<text class="vlab {cls}-lab" x="{_f(x + 3)}" y="{_f(top + 10 + 12 * lane)}">'
-                f"{escape(str(vl['short']))}<title>{label}</title></text>"
-            )
+            short = str(vl["short"])
+            spot = labels.place_lane(x, int(vl.get("lane", 0)), len(short))
+            if spot is not None:  # no free lane: the line keeps its tooltip, the text is left out
+                lx, lane_y, anchor = spot
+                out.append(
+                    f'<text class="vlab {cls}-lab" x="{_f(lx)}" y="{_f(lane_y)}"{anchor}>'
+                    f"{escape(short)}<title>{label}</title></text>"
+                )
     out.append(f'<g clip-path="url(#{clip})">')
     for i, s in enumerate(fig.get("series", [])):
         out.append(_series(frame, s, escape(str(s.get("cls", f"s{i}")))))
@@ -332,6 +362,48 @@ def svg(fig: Mapping[str, Any], uid: str = "p") -> str:
             )
     out.append("</svg>")
     return "".join(out)
+
+
+class _Labels:
+    """Places text labels so that none overlaps another (boxes from LABEL_CHAR per character)."""
+
+    LANE = 12.0
+
+    def __init__(self, left: float, top: float, bottom: float) -> None:
+        self.left, self.top, self.bottom = left, top, bottom
+        self.boxes: list[tuple[float, float, float, float]] = []  # x0, y0, x1, y1
+
+    def _free(self, box: tuple[float, float, float, float]) -> bool:
+        x0, y0, x1, y1 = box
+        return all(x1 <= b[0] or x0 >= b[2] or y1 <= b[1] or y0 >= b[3] for b in self.boxes)
+
+    def reserve(self, x: float, baseline: float, chars: int) -> None:
+        self.boxes.append((x, baseline - 10, x + LABEL_CHAR * chars, baseline + 2))
+
+    def place_right(self, x_end: float, baseline: float, chars: int) -> float | None:
+        """A right-aligned label at or below `baseline`; None if no room is left."""
+        width = LABEL_CHAR * chars
+        y = baseline
+        while y <= self.bottom:
+            box = (x_end - width, y - 10, x_end, y + 2)
+            if self._free(box):
+                self.boxes.append(box)
+                return y
+            y += self.LANE
+        return None
+
+    def place_lane(self, x: float, lane: int, chars: int) -> tuple[float, float, str] | None:
+        """Beside a vertical line, in the first free lane from `lane` down: (x, y, anchor)."""
+        width = LABEL_CHAR * chars + 3
+        for n in range(lane, int((self.bottom - self.top - 10) // self.LANE)):
+            y = self.top + 10 + self.LANE * n
+            right = x + 3 + width <= WIDTH - RIGHT
+            x0 = x + 3 if right else x - 3 - width
+            box = (x0, y - 10, x0 + width, y + 2)
+            if self._free(box):
+                self.boxes.append(box)
+                return (x + 3, y, "") if right else (x - 3, y, ' text-anchor="end"')
+        return None
 
 
 def _series(frame: _Frame, s: Mapping[str, Any], cls: str) -> str:

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, Any
 
 from epochwatch.analysis.units import fmt_bytes, fmt_duration, fmt_number, fmt_pct, fmt_seconds
+from epochwatch.report import html_evidence
 
 TEXT_TABLE_ROWS = 40
 _BYTES_KINDS = {"host_memory_growth", "gpu_memory_growth", "disk_growth", "swap_pressure"}
@@ -141,6 +142,8 @@ def _evidence(f: Mapping[str, Any]) -> str:
             v = ev[key]
             shown = fmt_pct(v) if isinstance(v, float) and key.endswith("share") else v
             parts.append(f"{key.replace('_', ' ')} {shown}")
+    if not parts:  # every finding shows its evidence: the generic rows (restore findings, ...)
+        parts = [f"{label} {value}" for label, value in html_evidence.items(f)]
     return "; ".join(parts)
 
 

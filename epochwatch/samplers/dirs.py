@@ -42,7 +42,9 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from epochwatch import notices
 from epochwatch.guard import say
+from epochwatch.trace import schema
 from epochwatch.trace.schema import ROLES
 
 MAX_DIRS = 5000
@@ -318,6 +320,7 @@ class DirWatcher:
             self._say_once(
                 f"top:{root.path}",
                 f"watching only the top level of {root.path}: more than {limit} subdirectories",
+                per_host=True,
             )
         with self._lock:
             if root.state != "pending":
@@ -348,6 +351,7 @@ class DirWatcher:
                 "poll",
                 f"file-system events unavailable ({why}); watched directories are rescanned "
                 f"every few seconds instead, starting with {root.path}",
+                per_host=True,
             )
 
     def _set_poll_interval(self, root: _Root, cost: float) -> None:
@@ -600,12 +604,16 @@ class DirWatcher:
                 count += len(files)
         return size, count
 
-    def _say_once(self, key: str, message: str) -> None:
+    def _say_once(self, key: str, message: str, per_host: bool = False) -> None:
+        """Once per watcher; per_host: a fact of this machine, said once per host in training."""
         with self._lock:
             if key in self._said:
                 return
             self._said.add(key)
-        say(message)
+        if per_host:
+            notices.once_per_host(key, message)
+        else:
+            say(message)
 
 
 class DirsSampler:
@@ -621,8 +629,8 @@ class DirsSampler:
         self.watcher = watcher
         self.paths = None if paths is None else list(paths)
 
-    def sample(self) -> dict[str, Any] | None:
-        return self.watcher.totals(self.paths) or None
+    def sample(self) -> list[dict[str, Any]] | None:
+        return schema.dirs_block(self.watcher.totals(self.paths)) or None
 
     def close(self) -> None:
         """Nothing: the watcher's owner closes it."""

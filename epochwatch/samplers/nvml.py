@@ -18,6 +18,7 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from epochwatch import environment, notices
 from epochwatch.guard import say
 
 
@@ -39,6 +40,12 @@ class _NotAvailable:
 
 
 NA: Any = _NotAvailable()
+
+# Reasons that only say this machine has no NVIDIA GPU: debug-level in a training process.
+_NO_LIBRARY = "the NVML library (libnvidia-ml.so.1) is not installed; no NVIDIA driver here"
+_NO_DRIVER = "the NVIDIA driver is not loaded"
+_NO_GPU = "no NVIDIA GPU found"
+_NO_GPU_HERE = frozenset({_NO_LIBRARY, _NO_DRIVER, _NO_GPU})
 
 # Clock event ("throttle") reasons worth reporting: (pynvml constant suffix, our name,
 # its value in nvml.h, used when an older pynvml lacks the constant).
@@ -133,7 +140,10 @@ class _Library:
                 reason = self._start()
                 if reason is not None:
                     self._state = "unavailable"
-                    say(f"GPU metrics unavailable: {reason}")
+                    if reason in _NO_GPU_HERE:  # how this machine is, every run: not news
+                        notices.host_fact(f"GPU metrics unavailable: {reason}")
+                    else:
+                        notices.once_per_host(f"nvml:{reason}", f"GPU metrics unavailable: {reason}")
                 else:
                     self._state = "ready"
         return self._state == "ready"
@@ -152,7 +162,7 @@ class _Library:
         count = self.query("nvmlDeviceGetCount")
         if not isinstance(count, int) or count <= 0:
             self._shutdown()
-            return "no NVIDIA GPU found" if count == 0 else "NVML cannot count the GPUs"
+            return _NO_GPU if count == 0 else "NVML cannot count the GPUs"
         devices = []
         for index in range(count):
             handle = self.query("nvmlDeviceGetHandleByIndex", index)
@@ -185,9 +195,9 @@ class _Library:
             return isinstance(cls, type) and isinstance(exc, cls)
 
         if is_a("NVMLError_LibraryNotFound"):
-            return "the NVML library (libnvidia-ml.so.1) is not installed; no NVIDIA driver here"
+            return _NO_LIBRARY
         if is_a("NVMLError_DriverNotLoaded"):
-            return "the NVIDIA driver is not loaded"
+            return _NO_DRIVER
         if is_a("NVMLError_NoPermission"):
             return "no permission to use NVML"
         return f"nvmlInit failed ({_describe(exc)})"
@@ -387,3 +397,20 @@ def _larger(a: int | None, b: int | None) -> int | None:
     if b is None:
         return a
     return max(a, b)
+
+
+def injected_nvml() -> Any:
+    """Tests on machines without GPUs inject a pynvml-shaped module by name (EPOCHWATCH_FAKE_NVML).
+
+    This is the one seam we cannot reach for real here; it is never set in production.
+    """
+    name = os.environ.get(environment.EPOCHWATCH_FAKE_NVML)
+    if not name:
+        return None
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except Exception as exc:
+        say(f"EPOCHWATCH_FAKE_NVML={name} could not be imported: {exc}")
+        return None

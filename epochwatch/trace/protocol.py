@@ -12,6 +12,7 @@ so it stays light: no psutil, no asyncio.
                "next_seq": 0, "resumed": false, "trace": "<path>"}
     client -> {"op": "rec", "seq": 0, "record": {...}}        (seq counts from 0, no gaps)
     daemon -> {"op": "ack", "seq": 0}                         (all records <= seq are written)
+    daemon -> {"op": "finding", "record": {...}}              (a finding the daemon made for the run)
     client -> {"op": "bye"}                                   (optional, after the last record)
 
     client -> {"op": "hello", "protocol": 1, "role": "status"}
@@ -42,6 +43,7 @@ OP_ACK = "ack"
 OP_BYE = "bye"
 OP_STATUS = "status"
 OP_ERROR = "error"
+OP_FINDING = "finding"  # added within protocol 1: older hooks ignore ops they do not know
 
 ROLE_RUN = "run"
 ROLE_STATUS = "status"

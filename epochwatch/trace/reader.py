@@ -194,18 +194,27 @@ def find_traces(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], li
     """
     files: list[Path] = []
     problems: list[str] = []
+    seen: set[str] = set()  # a file named twice (`report d d`, `d d/x.jsonl`) is read once
+
+    def add(q: Path) -> None:
+        key = os.path.realpath(q)
+        if key not in seen:
+            seen.add(key)
+            files.append(q)
+
     for raw in _expand_globs(paths, problems):
         p = Path(raw)
         if p.is_dir():
             found = sorted(q for q in p.rglob("*.jsonl") if q.is_file())
             if not found:
                 problems.append(f"{p}: no *.jsonl traces in this directory")
-            files.extend(found)
+            for q in found:
+                add(q)
         elif p.exists():
-            files.append(p)
+            add(p)
         else:
             problems.append(f"{p}: no such file or directory")
-    return files, problems
+    return files, list(dict.fromkeys(problems))
 
 
 def _expand_globs(

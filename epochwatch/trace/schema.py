@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
-SCHEMA_VERSION: Final = 1
+# 2: `dirs` (epoch, sample) is a list of {path, role, bytes, files, ...}, not a dict keyed by
+# path, so tools can query it across runs and hosts; readers accept both (dir_entries).
+SCHEMA_VERSION: Final = 2
 
 RUN_START: Final = "run_start"
 FIT_START: Final = "fit_start"
@@ -53,3 +56,21 @@ def safe_run_id(raw: str, max_len: int = 128) -> str:
     """
     cleaned = _UNSAFE.sub("_", raw).strip("._-")[:max_len]
     return cleaned or "run"
+
+
+def dirs_block(totals: Mapping[str, Mapping[str, Any]]) -> list[Record]:
+    """A watcher's totals ({path: {bytes, files, role, ...}}) as the trace's `dirs` list."""
+    return [{"path": path, **block} for path, block in totals.items()]
+
+
+def dir_entries(block: Any) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(path, entry) for each watched directory of a `dirs` block, in either form:
+    the list of schema 2 or the {path: entry} dict of schema 1; anything else is skipped."""
+    if isinstance(block, Mapping):
+        for path, entry in block.items():
+            if isinstance(entry, Mapping):
+                yield str(path), entry
+    elif isinstance(block, list):
+        for entry in block:
+            if isinstance(entry, Mapping) and isinstance(entry.get("path"), str):
+                yield entry["path"], entry

@@ -36,6 +36,7 @@ class FileSink:
     def __init__(self, directory: str | os.PathLike[str], run_id: str) -> None:
         self.path = Path(directory) / f"{run_id}.jsonl"
         self._writer = TraceWriter(self.path)
+        self.trace_path = self.path.resolve()
         self.description = f"embedded trace {self.path}"
 
     def write(self, record: dict[str, Any]) -> None:

@@ -4,10 +4,11 @@
 background daemon thread; that is all the training thread ever does. Even the first
 connection and hello happen on that thread, so a daemon that accepts and then stalls
 costs the training nothing: records queue meanwhile. The thread sends records, reads
-the daemon's acks and forgets what is acked. Records are numbered (`seq`), so after a
-lost connection (a daemon restart, say) the thread reconnects, says hello with the
-run's token, and replays from the first record the daemon does not have: a restart
-loses nothing and writes nothing twice.
+the daemon's acks and forgets what is acked. Findings the daemon makes for the run come
+back as `finding` messages and go to `on_finding` (the console). Records are numbered
+(`seq`), so after a lost connection (a daemon restart, say) the thread reconnects with
+backoff, says hello with the run's token, and replays from the first record the daemon
+does not have: a restart loses nothing and writes nothing twice.
 
 Reconnects back off exponentially (BACKOFF_FIRST doubling to BACKOFF_MAX, with jitter)
 and the backoff only resets once a connection made progress (an ack), so a daemon that
@@ -36,6 +37,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +145,7 @@ class SocketSink:
         self._inbuf = bytearray()
         # Only the hello may stall; a socket nobody listens on is refused here, at once.
         self._first: socket.socket | None = _connect_now(path)
+        self.on_finding: Callable[[dict[str, Any]], None] | None = None
         self._wake_r, self._wake_w = os.pipe()  # not inherited (PEP 446)
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -165,6 +168,12 @@ class SocketSink:
     @property
     def fell_back(self) -> bool:
         return self._file is not None
+
+    @property
+    def trace_path(self) -> str:
+        """The daemon's trace of this run; the embedded file after a fallback."""
+        file = self._file
+        return str(file.path.resolve()) if file is not None else self.daemon_trace
 
     def write(self, record: dict[str, Any]) -> None:
         """Queue one record; never blocks on the daemon. After a fallback, writes the file."""
@@ -302,6 +311,10 @@ class SocketSink:
                 continue
             if msg.get("op") == p.OP_ACK and isinstance(msg.get("seq"), int):
                 self._ack(msg["seq"])
+            elif msg.get("op") == p.OP_FINDING and isinstance(msg.get("record"), dict):
+                tell = self.on_finding
+                if tell is not None:
+                    tell(msg["record"])  # the recorder guards its listeners
             elif msg.get("op") == p.OP_ERROR:
                 if not self._said_drop:
                     self._said_drop = True

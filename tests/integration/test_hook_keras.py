@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from epochwatch.trace.schema import SCHEMA_VERSION
 from tests.support import child_env, of_type, read_single_trace, run_python, trace_files
 
 MODEL = """
@@ -39,7 +40,7 @@ model.fit(x, y, batch_size=32, epochs=4, validation_split=0.25, callbacks=cbs, v
     assert records[0]["type"] == "run_start" and len(of_type(records, "run_start")) == 1
     assert records[-1]["type"] == "run_end" and records[-1]["ended"] == "completed"
     start = records[0]
-    assert start["schema"] == 1 and start["mode"] == "embedded"
+    assert start["schema"] == SCHEMA_VERSION and start["mode"] == "embedded"
     assert start["env"]["packages"]["tensorflow"] and start["env"]["packages"]["keras"].startswith("3.")
     assert start["env"]["gpus"][0]["name"] == "NVIDIA Fake A100" and start["env"]["driver"] == "550.54.15"
     training = start["training"]
@@ -71,7 +72,7 @@ model.fit(x, y, batch_size=32, epochs=4, validation_split=0.25, callbacks=cbs, v
     assert all(e["retraces"]["new"] == 0 for e in epochs[1:])
     # The checkpoint directory is watched and grows by one file per epoch.
     ckpt = str(tmp_path / "ckpt")
-    files = [e["dirs"][ckpt]["files"] for e in epochs if ckpt in e.get("dirs", {})]
+    files = [d["files"] for e in epochs for d in e.get("dirs", []) if d["path"] == ckpt]
     assert files and files[-1] >= 3 and files == sorted(files)
     fit_end = of_type(records, "fit_end")
     assert len(fit_end) == 1 and fit_end[0]["ended"] == "completed" and fit_end[0]["epochs_completed"] == 4
@@ -95,8 +96,8 @@ model.fit(x, y, batch_size=64, epochs=3, initial_epoch=2, verbose=0)
     assert [(e["fit"], e["epoch"]) for e in epochs] == [(0, 0), (0, 1), (1, 2)]
     assert [f["fit"] for f in of_type(records, "fit_start")] == [0, 1]
     assert all("gpu" not in e for e in epochs)
-    # No GPU here: said once, and nothing else changes.
-    assert proc.stderr.count("GPU metrics unavailable") == 1
+    # No GPU here: how this machine is, not news: said only with EPOCHWATCH_DEBUG=1.
+    assert "GPU metrics unavailable" not in proc.stderr
 
 
 def test_run_that_raises_mid_epoch_keeps_earlier_epochs(tmp_path: Path) -> None:

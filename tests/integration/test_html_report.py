@@ -184,13 +184,41 @@ def _traces(tmp_path: Path) -> Path:
         return {
             "seconds": syn.noisy(rng, 1.0 + 0.01 * i, 0.05) + (3.0 if i == 0 else 0.0),
             "metrics": {"loss": 1.0 / (i + 1), "val_loss": 1.2 / (i + 1) + 0.05},
-            "host": syn.host_block(2 * syn.GIB + 60 * syn.MIB * i, total=8 * syn.GIB),
+            # A sawtooth on the leak: the detector's lower envelope sits under the points.
+            "host": syn.host_block(
+                2 * syn.GIB + 60 * syn.MIB * i + 300 * syn.MIB * (i % 3), total=8 * syn.GIB
+            ),
             "retraces": {"new": 4 if i == 0 else (1 if i % 7 == 3 else 0), "functions": {}},
-            "dirs": {"/data/ckpt": {"bytes": 5 * syn.MIB * (i + 1), "files": i + 1, "role": "checkpoint"}},
+            "dirs": {
+                "/data/ckpt": {"bytes": 5 * syn.MIB * (i + 1), "files": i + 1, "role": "checkpoint"},
+                "/tmp": {
+                    "bytes": 10_000_000 + (68 if i > 30 else 0),
+                    "files": 40,
+                    "role": "temp",
+                },  # unchanged
+            },
+        }
+
+    def flat(i: int) -> dict[str, Any]:  # 541.0 -> 541.7 MiB: must look flat, not like a leak
+        return {
+            "seconds": syn.noisy(rng, 1.0, 0.02),
+            "host": syn.host_block(541 * syn.MIB + 0.035 * syn.MIB * i),
+        }
+
+    def fit(run_id: str, t: float, batch_size: int) -> dict[str, Any]:
+        return {
+            "type": "fit_start",
+            "run_id": run_id,
+            "t": t,
+            "fit": 0,
+            "epochs": 16,
+            "batch_size": batch_size,
         }
 
     syn.write(d / "leaky.jsonl", syn.trace(60, leaky, planned=100, run_id="leaky"))
+    syn.write(d / "flat.jsonl", syn.trace(20, flat, run_id="flat"))
     parent = syn.trace(8, lambda i: {"seconds": 1.0, "metrics": {"loss": 1.0 / (i + 1)}}, run_id="parent")
+    parent.insert(1, fit("parent", syn.T0 + 0.5, 32))
     parent.insert(-1, {"type": "save", "run_id": "parent", "t": syn.T0 + 9, "saved_at": syn.T0 + 9,
                        "path": "/ckpt/e7.keras", "format": "keras", "sha256": SHA, "iterations": 400})  # fmt: skip
     child = syn.trace(8, lambda i: {"seconds": 1.0, "metrics": {"loss": 0.12 + 0.03 * i}}, run_id="child")
@@ -200,6 +228,7 @@ def _traces(tmp_path: Path) -> Path:
             rec["epoch"] += 8
     child.insert(1, {"type": "restore", "run_id": "child", "t": syn.T0 + 100, "restored_at": syn.T0 + 100,
                      "path": "/ckpt/e7.keras", "format": "keras", "sha256": SHA})  # fmt: skip
+    child.insert(2, fit("child", syn.T0 + 100.5, 64))
     syn.write(d / "parent.jsonl", parent)
     syn.write(d / "child.jsonl", child)
     return d
@@ -224,7 +253,7 @@ def test_the_report_loads_offline_without_errors_and_shows_the_plots(tmp_path: P
         layout = browser.send(
             "Runtime.evaluate",
             {
-                "expression": """JSON.stringify({
+                "expression": r"""JSON.stringify({
                     plots: document.querySelectorAll('svg.plot').length,
                     drawn: [...document.querySelectorAll('svg.plot')].filter(s => {
                         const r = s.getBoundingClientRect(); return r.width > 400 && r.height > 150; }).length,
@@ -233,7 +262,42 @@ def test_the_report_loads_offline_without_errors_and_shows_the_plots(tmp_path: P
                     findings: document.querySelectorAll('.finding').length,
                     firstPlot: (() => { const r = document.querySelector('svg.plot').getBoundingClientRect();
                                         return [r.x, r.y, r.width, r.height]; })(),
-                    title: document.title})""",
+                    title: document.title,
+                    overlaps: [...document.querySelectorAll('svg.plot')].map(svg => {
+                        const boxes = [...svg.querySelectorAll('text')].map(t => t.getBoundingClientRect());
+                        let n = 0;
+                        for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+                            const a = boxes[i], b = boxes[j];
+                            const w = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+                            const h = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+                            if (w > 1 && h > 1) n++;
+                        }
+                        return n; }).reduce((a, b) => a + b, 0),
+                    ...(() => {
+                        const run = id => [...document.querySelectorAll('section.run')]
+                            .find(s => s.querySelector('h2').textContent === id);
+                        const fig = (id, title) => [...run(id).querySelectorAll('figure')]
+                            .find(f => f.querySelector('figcaption').textContent.startsWith(title));
+                        const points = path => [...path.getAttribute('d').matchAll(/[ML]([-\d.]+) ([-\d.]+)/g)]
+                            .map(m => [+m[1], +m[2]]);
+                        const flat = fig('flat', 'Host memory').querySelector('svg');
+                        const flatLine = flat.querySelector('path.line.s0').getBBox().height;
+                        const leakFig = fig('leaky', 'Host memory');
+                        const data = points(leakFig.querySelector('path.line.s0'));
+                        const tr = leakFig.querySelector('line.trend:not(.key)');
+                        const mx = (+tr.getAttribute('x1') + +tr.getAttribute('x2')) / 2;
+                        const my = (+tr.getAttribute('y1') + +tr.getAttribute('y2')) / 2;
+                        const near = data.filter(p => Math.abs(p[0] - mx) < 20).map(p => p[1]);
+                        const hyper = [...run('child').querySelectorAll('.finding')]
+                            .find(f => f.querySelector('.kind').textContent === 'hyperparameter_changed_after_restore');
+                        return {
+                            flatShare: flatLine / flat.viewBox.baseVal.height,
+                            trendY: my, nearMin: Math.min(...near), nearMax: Math.max(...near),
+                            leakyFigures: [...run('leaky').querySelectorAll('figcaption')].map(c => c.textContent),
+                            unchanged: (run('leaky').querySelector('p.unchanged') || {}).textContent || '',
+                            hyperRows: hyper ? [...hyper.querySelectorAll('dl div')].map(d => d.textContent) : [],
+                            parentCurves: run('child').querySelectorAll('svg.plot path.line.parent').length,
+                        }; })()})""",
                 "returnByValue": True,
             },
             session=session,
@@ -253,9 +317,20 @@ def test_the_report_loads_offline_without_errors_and_shows_the_plots(tmp_path: P
     (ARTIFACTS / "html-report.png").write_bytes(png)
 
     info = json.loads(layout)
-    assert info["title"] == "epochwatch report: 3 runs"
-    assert info["plots"] == 9 and info["drawn"] == 9, info  # leaky 5, parent 2, child 2
-    assert info["lines"] == 9 and info["restores"] >= 2 and info["findings"] >= 1, info
+    assert info["title"] == "epochwatch report: 4 runs"
+    assert info["plots"] == 11 and info["drawn"] == 11, (
+        info
+    )  # leaky 5 (/tmp hidden), flat 2, parent 2, child 2
+    assert info["restores"] >= 2 and info["findings"] >= 1, info
+    assert info["overlaps"] == 0, info  # no label runs into another
+    assert info["flatShare"] < 0.3, info  # 541.0 -> 541.7 MiB is drawn flat, not across the panel
+    middle = (info["nearMin"] + info["nearMax"]) / 2
+    spread = info["nearMax"] - info["nearMin"]
+    assert abs(info["trendY"] - middle) < 0.1 * spread + 1.5, info  # the fitted line goes through the data
+    assert not [t for t in info["leakyFigures"] if "/tmp" in t] and "/tmp (temp)" in info["unchanged"], info
+    assert any("batch_size" in r and "32 → 64" in r for r in info["hyperRows"]), info  # rows, not JSON
+    assert not [r for r in info["hyperRows"] if "{" in r], info
+    assert info["parentCurves"] == 2, info  # the parent's loss and epoch time under the child's
 
     problems = []
     for ev in browser.events:

@@ -104,3 +104,15 @@ def test_a_directory_with_one_trace_is_accepted(tmp_path: Path, capsys: pytest.C
     write(tmp_path / "c" / "child.jsonl", rr.child_records())
     code, out, _err = run_compare(capsys, str(tmp_path / "p"), str(tmp_path / "c"))
     assert code == 0 and "NEW resumed from BASE" in out
+
+
+def test_features_in_numeric_order_and_dash_o(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """x[2] comes before x[10] (not x[0], x[1], x[10], x[11], ...); `-o FILE` is accepted."""
+    base = write(tmp_path / "a.jsonl", rr.child_records("a", fit_over={"input_stats": rr.stats(features=12)}))
+    new = write(tmp_path / "child.jsonl", rr.child_records(fit_over={"input_stats": rr.stats(features=12)}))
+    out_file = tmp_path / "cmp.txt"
+    code, out, err = run_compare(capsys, str(base), str(new), "-o", str(out_file))
+    assert code == 0 and out == "" and err == ""
+    text = out_file.read_text()
+    rows = [line.split()[0] for line in text.splitlines() if line.strip().startswith("x[")]
+    assert rows[:8] == [f"x[{i}]" for i in range(8)], rows  # string order would put x[10], x[11] third

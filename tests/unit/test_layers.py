@@ -19,11 +19,11 @@ PACKAGE = Path(epochwatch.__file__).resolve().parent
 # and any layer below its own; not a layer above, and not another package of its layer.
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"__init__", "guard", "environment", "fingerprint", "postimport", "text_safety"}),
-    frozenset({"trace"}),
+    frozenset({"trace", "notices"}),
     frozenset({"samplers"}),
     frozenset({"analysis"}),
-    frozenset({"checkpoints", "report"}),
-    frozenset({"recorder", "loop_steps"}),
+    frozenset({"checkpoints", "report", "runname"}),
+    frozenset({"recorder", "loop_steps", "console", "notebook"}),
     frozenset({"integrations"}),
     frozenset({"hook", "daemon", "top"}),
     frozenset({"cli"}),

@@ -153,3 +153,51 @@ def test_sparkline() -> None:
     assert sparkline([1, float("nan"), 3]) == "▁ █"
     assert len(sparkline(list(range(1000)), width=40)) == 40
     assert sparkline([]) == ""
+
+
+def test_a_path_named_twice_is_read_once(tmp_path: Path) -> None:
+    from epochwatch.trace.reader import find_traces
+
+    path = _healthy(tmp_path)
+    files, problems = find_traces([tmp_path, tmp_path, path, tmp_path / "gone", tmp_path / "gone"])
+    assert files == [path]
+    assert problems == [f"{tmp_path / 'gone'}: no such file or directory"]
+
+
+def test_each_error_is_printed_once_on_a_terminal(tmp_path: Path) -> None:
+    """stdout and stderr on one terminal: the problem is said once (on stderr), not again in the report."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from tests.support import REPO
+
+    path = _healthy(tmp_path)
+    leader, follower = pty.openpty()
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "epochwatch", "report", str(path), str(tmp_path / "missing.jsonl")],
+        stdout=follower,
+        stderr=follower,
+        env=env,
+        timeout=120,
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    screen = b"".join(chunks).decode()
+    assert proc.returncode == 2
+    assert screen.count("missing.jsonl: no such file or directory") == 1, screen
+    assert "== run healthy ==" in screen

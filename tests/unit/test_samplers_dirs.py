@@ -67,7 +67,8 @@ def test_initial_scan_counts_what_is_there(watcher: DirWatcher, tmp_path: Path) 
     assert watcher.watch(tmp_path, "checkpoint")
     totals = wait_for(watcher, has(tmp_path, 1234, 2))
     assert totals[str(tmp_path)]["role"] == "checkpoint"
-    assert DirsSampler(watcher).sample() == totals
+    # The trace's form (schema 2): a list of {path, role, bytes, files}, queryable across runs.
+    assert DirsSampler(watcher).sample() == [{"path": p, **block} for p, block in totals.items()]
 
 
 def test_write_grow_delete(watcher: DirWatcher, tmp_path: Path) -> None:

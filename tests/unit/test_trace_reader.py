@@ -116,3 +116,27 @@ def test_writer_appends_whole_lines_and_reports_a_full_disk(tmp_path: Path) -> N
             full.write(START)
         assert info.value.errno == errno.ENOSPC
         full.close()
+
+
+def test_dirs_in_either_form_give_the_same_series() -> None:
+    """Schema 2 writes `dirs` as a list; traces of schema 1 (a dict keyed by path) still read."""
+    from epochwatch.analysis.series import EpochSeries
+    from epochwatch.trace.schema import dir_entries, dirs_block
+
+    totals = {
+        "/ck": {"bytes": 10, "files": 1, "role": "checkpoint"},
+        "/tmp": {"bytes": 5, "files": 2, "role": "temp"},
+    }
+    listed = dirs_block(totals)
+    assert listed == [
+        {"path": "/ck", "bytes": 10, "files": 1, "role": "checkpoint"},
+        {"path": "/tmp", "bytes": 5, "files": 2, "role": "temp"},
+    ]
+    assert {p: e["bytes"] for p, e in dir_entries(listed)} == {p: e["bytes"] for p, e in dir_entries(totals)}
+    assert list(dir_entries([{"bytes": 1}, "junk", {"path": 3}])) == []  # hostile entries are skipped
+    old, new = EpochSeries(), EpochSeries()
+    old.add_epoch({"type": "epoch", "epoch": 0, "seconds": 1.0, "dirs": totals})
+    new.add_epoch({"type": "epoch", "epoch": 0, "seconds": 1.0, "dirs": listed})
+    assert sorted(old.keys("dir_bytes")) == sorted(new.keys("dir_bytes")) == ["/ck", "/tmp"]
+    assert old.value("dir_bytes", 0, "/ck") == new.value("dir_bytes", 0, "/ck") == 10
+    assert old.dir_roles == new.dir_roles

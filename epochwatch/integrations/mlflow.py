@@ -1,0 +1,103 @@
+"""Findings into the active MLflow run: a tag per finding kind and a findings artifact.
+
+Installed when the script imports mlflow (never imported here before that). The run is
+the one active on the training thread at the fit's start (or at the finding): a daemon's
+findings arrive on the sink's thread, where MLflow's thread-local active run is unset.
+Tags `epochwatch.<kind>` = severity; artifact `epochwatch/findings.json` = every finding so
+far (rewritten at each), as in the report's JSON. The calls go to the tracking server
+from a background thread (a remote server must never hold up an epoch); the run's end waits
+for them at most FLUSH_SECONDS. EPOCHWATCH_MLFLOW=0 turns it off; a failure turns it off
+for the process (the Guard).
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from epochwatch import environment
+from epochwatch.analysis.findings import from_record
+
+if TYPE_CHECKING:
+    from epochwatch.recorder import Recorder
+
+PART = "mlflow export"
+ARTIFACT = "epochwatch/findings.json"
+FLUSH_SECONDS = 5.0
+
+
+class MlflowExport:
+    def __init__(self, guard_run: Callable[[str, Callable[[], None], None], None] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._run_id: str | None = None
+        self._findings: dict[str, list[dict[str, Any]]] = {}
+        self._guard_run = guard_run
+        self._queue: queue.Queue[Callable[[], None]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+
+    def _submit(self, call: Callable[[], None]) -> None:
+        if self._guard_run is None:  # no guard to report through: call here
+            call()
+            return
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="epochwatch-mlflow", daemon=True)
+                self._thread.start()
+        self._queue.put(call)
+
+    def _work(self) -> None:
+        assert self._guard_run is not None
+        while True:
+            call = self._queue.get()
+            self._guard_run(PART, call, None)
+            self._queue.task_done()
+
+    def flush(self, *_args: Any) -> None:
+        """Wait (at most FLUSH_SECONDS) until what was queued reached the tracking server."""
+        deadline = time.monotonic() + FLUSH_SECONDS
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def _active(self) -> str | None:
+        mlflow = sys.modules.get("mlflow")
+        run = mlflow.active_run() if mlflow is not None else None
+        if run is not None:
+            self._run_id = str(run.info.run_id)
+        return self._run_id
+
+    def on_record(self, rec: dict[str, Any]) -> None:
+        if rec.get("type") == "fit_start":
+            self._active()
+
+    def on_finding(self, rec: dict[str, Any]) -> None:
+        mlflow = sys.modules.get("mlflow")
+        run_id = self._active()
+        if mlflow is None or run_id is None:
+            return
+        finding = from_record(rec).to_dict()
+        with self._lock:
+            found = self._findings.setdefault(run_id, [])
+            if any((f["kind"], f["target"]) == (finding["kind"], finding["target"]) for f in found):
+                return
+            found.append(finding)
+            doc = {"findings": list(found)}
+
+        def send() -> None:
+            client = mlflow.MlflowClient()
+            client.set_tag(run_id, f"epochwatch.{finding['kind']}", finding["severity"])
+            client.log_dict(run_id, doc, ARTIFACT)
+
+        self._submit(send)
+
+
+def install(recorder: Recorder) -> None:
+    if not environment.switched_on(environment.EPOCHWATCH_MLFLOW, recorder.environ):
+        return
+    export = MlflowExport(recorder.guard.run)
+    recorder.add_listener(export.on_record, PART)
+    recorder.add_finding_listener(export.on_finding, PART)
+    recorder.after_finish(export.flush)

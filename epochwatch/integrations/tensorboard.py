@@ -1,0 +1,102 @@
+"""Findings into the fit's TensorBoard log directory, where users already look.
+
+When a fit has `keras.callbacks.TensorBoard(log_dir)` (the fit_start record lists its
+directory with the role "tensorboard"), each finding is written there as a text summary
+(`epochwatch/<kind>`, at the epoch it was found), and every epoch adds two cheap scalars,
+the hook's own overhead and the process's RSS, under `<log_dir>/epochwatch`: TensorBoard
+shows them beside `train/` and `validation/`. Written with tf.summary in the training
+process, only once TensorFlow is imported (this module is installed on its import).
+EPOCHWATCH_TENSORBOARD=0 turns it off; a failure turns it off for the process (the Guard).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING, Any
+
+from epochwatch import environment
+
+if TYPE_CHECKING:
+    from epochwatch.recorder import Recorder
+
+PART = "tensorboard export"
+SUBDIR = "epochwatch"
+
+
+class TensorBoardExport:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._logdir: str | None = None
+        self._writer: Any = None
+        self._epoch = 0
+
+    def on_record(self, rec: dict[str, Any]) -> None:
+        kind = rec.get("type")
+        if kind == "fit_start":
+            watched = rec.get("watched")
+            dirs = (
+                [p for p, role in watched.items() if role == "tensorboard"]
+                if isinstance(watched, dict)
+                else []
+            )
+            with self._lock:
+                if dirs and dirs[0] != self._logdir:
+                    self._close()
+                    self._logdir = os.path.join(dirs[0], SUBDIR)
+        elif kind == "epoch" and isinstance(rec.get("epoch"), int):
+            self._epoch = rec["epoch"]
+            host: dict[str, Any] = rec["host"] if isinstance(rec.get("host"), dict) else {}
+            scalars = {"overhead_seconds": rec.get("overhead_seconds"), "rss_bytes": host.get("rss_bytes")}
+            self._write(
+                lambda tf: [
+                    tf.summary.scalar(f"{SUBDIR}/{name}", float(value), step=self._epoch)
+                    for name, value in scalars.items()
+                    if isinstance(value, int | float)
+                ]
+            )
+        elif kind in ("fit_end", "run_end"):
+            with self._lock:
+                if self._writer is not None:
+                    self._writer.flush()
+
+    def on_finding(self, rec: dict[str, Any]) -> None:
+        epoch = rec.get("epoch") if isinstance(rec.get("epoch"), int) else self._epoch
+        text = _markdown(rec)
+        self._write(lambda tf: tf.summary.text(f"{SUBDIR}/{rec.get('kind')}", text, step=epoch), flush=True)
+
+    def _write(self, body: Any, flush: bool = False) -> None:
+        with self._lock:
+            if self._logdir is None:
+                return
+            import tensorflow as tf  # already imported by the script: this module installs on it
+
+            if self._writer is None:
+                self._writer = tf.summary.create_file_writer(self._logdir)
+            with tf.init_scope(), self._writer.as_default():
+                body(tf)
+            if flush:
+                self._writer.flush()
+
+    def _close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def _markdown(rec: dict[str, Any]) -> str:
+    lines = [f"**{rec.get('severity')}** `{rec.get('kind')}`: {rec.get('title')}", ""]
+    evidence = rec.get("evidence")
+    if isinstance(evidence, dict):
+        lines += [f"- {k}: {v}" for k, v in list(evidence.items())[:20] if not isinstance(v, dict | list)]
+    if rec.get("hint"):
+        lines += ["", f"Fix: {rec['hint']}"]
+    return "\n".join(lines)
+
+
+def install(recorder: Recorder) -> None:
+    if not environment.switched_on(environment.EPOCHWATCH_TENSORBOARD, recorder.environ):
+        return
+    export = TensorBoardExport()
+    recorder.add_listener(export.on_record, PART)
+    recorder.add_finding_listener(export.on_finding, PART)

@@ -1,0 +1,96 @@
+"""What the user sees on stderr while a real Keras fit trains (issue 14: the console).
+
+A leaking fit says its finding once, while it trains (before the script's own line after
+fit), and one closing line with the trace's path; EPOCHWATCH_QUIET=1 says neither; a
+CPU-only run says nothing about NVML; under a daemon the finding comes back over the
+socket and the closing line names the daemon's trace.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from tests.integration.daemon_harness import DaemonProc, base_env
+from tests.support import child_env, run_python, trace_files
+
+LEAK = """
+import sys
+import epochwatch.hook
+import numpy as np
+import keras
+
+np.random.seed(0)
+x = np.random.rand(256, 8).astype("float32")
+y = x.sum(axis=1, keepdims=True)
+model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
+model.compile("adam", "mse")
+
+class KeepEverything(keras.callbacks.Callback):
+    kept = []
+    def on_epoch_end(self, epoch, logs=None):
+        self.kept.append(np.full(3_000_000, float(epoch)))  # 24 MB a epoch, never freed
+
+model.fit(x, y, epochs=30, batch_size=64, verbose=0, callbacks=[KeepEverything()])
+print("FIT RETURNED", file=sys.stderr, flush=True)
+"""
+
+FINDING_LINE = re.compile(
+    r"^epochwatch: (warning|critical) host_memory_growth: .+\(epoch \d+; more: epochwatch report .+\)$"
+)
+
+
+def _ours(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("epochwatch:")]
+
+
+def test_a_leak_is_said_once_while_training_and_the_end_names_the_trace(tmp_path: Path) -> None:
+    env = child_env(tmp_path, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    proc = run_python(LEAK, tmp_path, env=env)
+    lines = proc.stderr.splitlines()
+    leak = [i for i, line in enumerate(lines) if FINDING_LINE.match(line)]
+    assert len(leak) == 1, proc.stderr[-3000:]
+    returned = lines.index("FIT RETURNED")
+    assert leak[0] < returned  # said while training, not at the end
+    (trace,) = trace_files(tmp_path)
+    closing = [line for line in lines[returned:] if line.startswith("epochwatch: 30 epochs")]
+    assert len(closing) == 1, proc.stderr[-3000:]
+    assert re.search(r"\b1 (warning|critical)\b", closing[0]) and str(trace.resolve()) in closing[0]
+    assert str(trace.resolve()) in lines[leak[0]]
+    assert not [line for line in _ours(proc.stderr) if "GPU" in line or "NVML" in line]  # CPU-only: quiet
+
+
+def test_quiet_says_nothing(tmp_path: Path) -> None:
+    env = child_env(tmp_path, EPOCHWATCH_QUIET="1", XDG_CACHE_HOME=str(tmp_path / "cache"))
+    proc = run_python(LEAK, tmp_path, env=env)
+    assert trace_files(tmp_path)  # still traced
+    ours = _ours(proc.stderr)
+    assert not [line for line in ours if "host_memory_growth" in line or "epochs," in line], ours
+
+
+def test_under_a_daemon_its_finding_comes_back_and_the_end_names_its_trace(tmp_path: Path) -> None:
+    d = DaemonProc(tmp_path).start()
+    try:
+        script = tmp_path / "train.py"
+        script.write_text(textwrap.dedent(LEAK))
+        env = base_env(
+            EPOCHWATCH_SOCKET=str(d.socket),
+            EPOCHWATCH_DIR=str(tmp_path / "traces"),
+            XDG_CACHE_HOME=str(tmp_path / "cache"),
+        )
+        proc = subprocess.run(
+            [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        (daemon_trace,) = d.trace_files()
+        lines = proc.stderr.splitlines()
+        leak = [line for line in lines if FINDING_LINE.match(line)]
+        assert len(leak) == 1, proc.stderr[-3000:]
+        closing = [line for line in lines if line.startswith("epochwatch: 30 epochs")]
+        assert len(closing) == 1 and str(daemon_trace) in closing[0], proc.stderr[-3000:]
+        assert not trace_files(tmp_path)
+    finally:
+        d.cleanup()

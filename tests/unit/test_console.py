@@ -1,0 +1,104 @@
+"""The console lines, the notices held back, the recorder's finding listeners and per-fit runs."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from epochwatch import notices
+from epochwatch.analysis.findings import Finding
+from epochwatch.console import Console, one_line, threshold
+from epochwatch.recorder import Recorder
+from epochwatch.trace.reader import iter_records
+
+
+def _finding(kind: str, severity: str, title: str = "t", target: str | None = None) -> dict[str, Any]:
+    return Finding(kind, severity, title, {"x": 1}, "fix it", target, 3).to_record("r")
+
+
+def test_quiet_settings() -> None:
+    assert threshold(None) == threshold("") == threshold("0") == 1  # warning and up
+    assert threshold("critical") == 2 and threshold("INFO") == 0
+    assert threshold("1") == threshold("yes") == 3  # silent
+
+
+def test_each_finding_once_at_its_level_and_a_closing_line() -> None:
+    out = io.StringIO()
+    console = Console(None, out)
+    console.trace = "/t/run.jsonl"
+    console.observe(_finding("slowdown", "warning", "epochs slow down"))
+    console.observe(_finding("slowdown", "warning", "epochs slow down"))  # the daemon's copy, say
+    console.observe(_finding("retrace_storm", "info"))  # below the level: kept, not printed
+    console.close(12, "/t/run.jsonl")
+    lines = out.getvalue().splitlines()
+    assert lines == [
+        "epochwatch: warning slowdown: epochs slow down (epoch 3; more: epochwatch report /t/run.jsonl)",
+        "epochwatch: 12 epochs, 1 warning, 1 info; trace /t/run.jsonl",
+    ]
+    assert [f["kind"] for f in console.findings] == ["slowdown", "retrace_storm"]
+    assert console.findings[0]["severity_rank"] == 1 and console.findings[0]["hint"] == "fix it"
+
+
+def test_quiet_prints_nothing_and_titles_stay_on_one_line() -> None:
+    out = io.StringIO()
+    console = Console("1", out)
+    console.observe(_finding("slowdown", "critical"))
+    console.close(3, None)
+    assert out.getvalue() == "" and len(console.findings) == 1
+    assert one_line("a\nb\x1b[31mc") == "a\\u000ab\\u001b[31mc"  # shown, not obeyed (text_safety.escape)
+
+
+def test_once_per_host_uses_a_marker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("EPOCHWATCH_DEBUG", raising=False)
+    monkeypatch.setattr(notices, "in_training_process", True)
+    notices.once_per_host("k", "the temp dir is big")
+    notices.once_per_host("k", "the temp dir is big")
+    notices.host_fact("no NVIDIA driver here")
+    assert capsys.readouterr().err.count("the temp dir is big") == 1
+    monkeypatch.setenv("EPOCHWATCH_DEBUG", "1")
+    notices.host_fact("no NVIDIA driver here")
+    assert "no NVIDIA driver here" in capsys.readouterr().err
+
+
+def test_a_failing_finding_listener_is_switched_off_once(tmp_path: Path, capsys: Any) -> None:
+    rec = Recorder({"EPOCHWATCH_DIR": str(tmp_path / "traces"), "EPOCHWATCH_SOCKET": str(tmp_path / "no")})
+    seen: list[str] = []
+
+    def broken(_f: dict[str, Any]) -> None:
+        raise RuntimeError("the tracking server said no")
+
+    rec.add_finding_listener(broken, "mlflow export")
+    rec.add_finding_listener(lambda f: seen.append(f["kind"]), "console")
+    for kind in ("slowdown", "disk_growth"):
+        rec.emit(
+            "finding", **{k: v for k, v in _finding(kind, "warning").items() if k not in ("type", "run_id")}
+        )
+    rec.finish("completed")
+    assert seen == ["slowdown", "disk_growth"]
+    err = capsys.readouterr().err
+    assert err.count("mlflow export disabled: RuntimeError: the tracking server said no") == 1
+
+
+def test_reopen_starts_a_new_run_after_each_fit(tmp_path: Path) -> None:
+    rec = Recorder({"EPOCHWATCH_DIR": str(tmp_path / "traces"), "EPOCHWATCH_SOCKET": str(tmp_path / "no")})
+    ended: list[tuple[int, str | None]] = []
+    rec.after_finish(lambda epochs, trace: ended.append((epochs, trace)))
+    first = rec.run_id
+    for n in range(2):
+        rec.begin_epoch(n, "loop")
+        rec.end_epoch()
+    rec.finish("completed", reopen=True)
+    assert rec.run_id != first and not rec.started
+    rec.begin_epoch(0, "loop")
+    rec.end_epoch()
+    rec.finish("completed")
+    traces = sorted((tmp_path / "traces").glob("*.jsonl"), key=lambda p: p.stat().st_mtime)
+    assert len(traces) == 2
+    for path, epochs in zip(traces, (2, 1), strict=True):
+        records = list(iter_records(path))
+        assert records[-1]["type"] == "run_end" and records[-1]["epochs"] == epochs
+    assert [e for e, _ in ended] == [2, 1] and all(t and t.endswith(".jsonl") for _, t in ended)
