@@ -214,6 +214,18 @@ class Session:
                 self.pending_analysis.append(rec)
         return rec
 
+    def notice(self, message: str, *, part: str = "daemon", **fields: Any) -> None:
+        """A `notice` from the daemon in the run's trace (and the log); a trace that cannot
+        be written costs the notice, never the caller."""
+        log.warning("run %s: %s", self.run_id, message)
+        rec: Record = {"type": schema.NOTICE, "run_id": self.run_id, "t": time.time(), "part": part}
+        rec.update(fields)
+        rec["message"] = message
+        try:
+            self.trace.write(rec)
+        except OSError as exc:
+            log.error("run %s: cannot write a notice: %s", self.run_id, exc.strerror or exc)
+
     def analyze_pending(self) -> None:
         pending, self.pending_analysis = self.pending_analysis, []
         for rec in pending:

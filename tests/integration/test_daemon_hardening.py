@@ -1,0 +1,73 @@
+"""Issue 18's daemon-side defects, each reproduced as another user against a real daemon.
+
+Every test here drives the root daemon from a process that really runs as uid 65534
+(`other_user.OtherUserClient`), since what matters is what that uid can make root do.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.integration.daemon_harness import running_daemon, wait_until
+from tests.integration.other_user import NOBODY, OtherUserClient, shared_tmp
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+
+
+def _samples(d, run_id: str) -> list[dict]:
+    return [r for r in d.trace(run_id) if r["type"] == "sample"]
+
+
+def test_a_watched_directory_replaced_by_a_link_or_a_private_one_is_not_walked(tmp_path: Path) -> None:
+    """Item 1: after a watched directory is deleted, its comeback is checked as the run's uid
+    and never followed through a symlink: a root-only directory's sizes stay out of the trace."""
+    with shared_tmp() as base, running_daemon(tmp_path) as d:
+        home = base / "home"
+        home.mkdir()
+        os.chown(home, NOBODY, NOBODY)
+        secret = base / "secret"
+        secret.mkdir(mode=0o700)
+        (secret / "key").write_bytes(b"s" * 5000)
+        linked, private = home / "linked", home / "private"
+        for path in (linked, private):
+            path.mkdir()
+            (path / "ckpt").write_bytes(b"c" * 100)
+            os.chown(path, NOBODY, NOBODY)
+            os.chown(path / "ckpt", NOBODY, NOBODY)
+        c = OtherUserClient(d.socket, "watcher")
+        run_id = c.welcome["run_id"]
+        c.record(0, "run_start", schema=1)
+        c.record(1, "watch", path=str(linked), role="checkpoint")
+        c.record(2, "watch", path=str(private), role="checkpoint")
+        c.wait_ack(2)
+
+        def both_counted() -> bool:
+            s = _samples(d, run_id)
+            return bool(s) and all(
+                s[-1].get("dirs", {}).get(str(p), {}).get("bytes") == 100 for p in (linked, private)
+            )
+
+        wait_until(both_counted, timeout=15.0, what="both directories counted")
+        shutil.rmtree(linked)
+        shutil.rmtree(private)
+        linked.symlink_to(secret)  # the user may: home is theirs
+        private.mkdir(mode=0o700)  # as if root made it there: the user cannot read it
+        (private / "key").write_bytes(b"p" * 7000)
+
+        def notices() -> list[dict]:
+            return [r for r in d.trace(run_id) if r["type"] == "notice" and r.get("part") == "dirs"]
+
+        n0 = len(_samples(d, run_id))
+        wait_until(lambda: len(_samples(d, run_id)) >= n0 + 4, timeout=15.0, what="four more samples")
+        for sample in _samples(d, run_id):
+            for path, entry in sample.get("dirs", {}).items():
+                assert entry["bytes"] in (0, 100), (path, entry)  # 5000 / 7000: leaked
+        wait_until(lambda: len(notices()) == 2, timeout=15.0, what="two notices")
+        c.close()
+        assert {n["path"] for n in notices()} == {str(linked), str(private)}
+        assert all(f"uid {NOBODY} cannot read it" in n["message"] for n in notices())
+        assert d.log().count("stopped watching") == 2  # said once each
