@@ -247,6 +247,16 @@ class RunRegistry:
         except OSError as exc:
             log.error("run %s: cannot write a sample: %s", session.run_id, exc)
 
+    def stop_sampling(self, session: Session, why: str) -> None:
+        """The run's process may not be looked at any more (runsamplers.ProcessChanged):
+        no more samples, said once in the trace and the log; its exit is still seen
+        (pidfd), its records still taken."""
+        samplers, session.samplers = session.samplers, None
+        if samplers is None:
+            return
+        self._offload(samplers.close)
+        session.notice(f"stopped sampling pid {session.pid}: {why}", part="sampler")
+
     # -- how a run ends --------------------------------------------------------------------------
 
     def _bye(self, session: Session, peer: Peer) -> None:

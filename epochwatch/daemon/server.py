@@ -40,7 +40,7 @@ from epochwatch.daemon.contention import ContentionScanner
 from epochwatch.daemon.limits import UidLimits
 from epochwatch.daemon.notify import Notifier, watchdog_interval
 from epochwatch.daemon.registry import RunRegistry
-from epochwatch.daemon.runsamplers import NvmlHub
+from epochwatch.daemon.runsamplers import NvmlHub, ProcessChanged
 from epochwatch.daemon.session import Session
 from epochwatch.daemon.store import prepare_dirs
 
@@ -286,8 +286,11 @@ class Daemon:
             self._pool, _sample_all, [t[1] for t in targets], self._contention if scan else None
         )
         top = self.cfg.sampling.contention_top
-        for (session, _), (sample, gone) in zip(targets, results, strict=True):
+        for (session, _), (sample, gone, changed) in zip(targets, results, strict=True):
             if session.finished:
+                continue
+            if changed:
+                self.registry.stop_sampling(session, changed)
                 continue
             if gone:
                 self.registry.process_exited(session)
@@ -322,8 +325,9 @@ class Daemon:
 
 def _sample_all(
     samplers: list[Any], contention: ContentionScanner | None
-) -> list[tuple[dict[str, Any] | None, bool]]:
-    """On the sampling thread: one sample per run, (sample, gone); and the contention scan."""
+) -> list[tuple[dict[str, Any] | None, bool, str]]:
+    """On the sampling thread: one sample per run, (sample, gone, why it may not be sampled
+    any more); and the contention scan."""
     import psutil
 
     if contention is not None:
@@ -331,15 +335,17 @@ def _sample_all(
             contention.scan(max_age=60.0)
         except Exception as exc:
             log.warning("contention scan failed: %s", exc)
-    out: list[tuple[dict[str, Any] | None, bool]] = []
+    out: list[tuple[dict[str, Any] | None, bool, str]] = []
     for sampler in samplers:
         try:
-            out.append((sampler.sample(), False))
+            out.append((sampler.sample(), False, ""))
         except psutil.NoSuchProcess:
-            out.append((None, True))
+            out.append((None, True, ""))
+        except ProcessChanged as exc:
+            out.append((None, False, str(exc)))
         except Exception as exc:
             log.warning("run %s: sample failed: %s: %s", sampler.run_id, type(exc).__name__, exc)
-            out.append((None, False))
+            out.append((None, False, ""))
     return out
 
 

@@ -113,7 +113,7 @@ class Session:
         self.analyzer = Analyzer(state.run_id, online)
         self.peaks = PeakTracker()
         self.decimator = Decimator(sampling, state.started)
-        self.samplers = RunSamplers(state.pid, state.run_id, hub) if state.pid > 0 else None
+        self.samplers = RunSamplers(state.pid, state.run_id, hub, state.uid) if state.pid > 0 else None
         self.epochs = 0
         self.last_epoch: int | None = None
         self.last_epoch_t: float | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,39 @@ def test_a_watched_directory_replaced_by_a_link_or_a_private_one_is_not_walked(t
         assert {n["path"] for n in notices()} == {str(linked), str(private)}
         assert all(f"uid {NOBODY} cannot read it" in n["message"] for n in notices())
         assert d.log().count("stopped watching") == 2  # said once each
+
+
+def _euid(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("Uid:"):
+                return int(line.split()[2])
+    return -1
+
+
+def test_a_process_that_execs_a_setuid_program_is_not_sampled_any_more(tmp_path: Path) -> None:
+    """Item 2: the run's process execs a setuid-root program (same pid, connection kept):
+    the daemon stops sampling it (no sample of the root process in the user's trace) and
+    says so once in the trace."""
+    with shared_tmp() as base, running_daemon(tmp_path) as d:
+        sleeper = base / "sleep"
+        shutil.copy2(shutil.which("sleep") or "/bin/sleep", sleeper)
+        os.chmod(sleeper, 0o4755)  # setuid root
+        c = OtherUserClient(d.socket, "setuid")
+        run_id = c.welcome["run_id"]
+        try:
+            c.record(0, "run_start", schema=1)
+            c.wait_ack(0)
+            wait_until(lambda: len(_samples(d, run_id)) >= 2, timeout=15.0, what="two samples")
+            c.exec(str(sleeper), "30")
+            wait_until(lambda: _euid(c.pid) == 0, timeout=10.0, what="the exec")
+            execed = time.time()
+            time.sleep(3.5)  # three ticks: no sample of the root process may come
+            late = [s for s in _samples(d, run_id) if s["t"] >= execed]
+            assert late == []
+            notices = [r for r in d.trace(run_id) if r["type"] == "notice" and r.get("part") == "sampler"]
+            assert len(notices) == 1 and "stopped sampling" in notices[0]["message"]
+            assert d.log().count("stopped sampling") == 1
+        finally:
+            os.kill(c.pid, 9)
+            c.close()
