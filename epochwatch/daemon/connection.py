@@ -146,7 +146,7 @@ class Connection(asyncio.Protocol):
             start = nl + 1
             if line.strip():
                 bye = self._line(line, batch)
-                pause = self.limits.take(self.uid)
+                pause = self.limits.take(self.uid, 1, len(line))
                 if bye:
                     return True, 0.0
                 if pause > 0:
@@ -170,7 +170,7 @@ class Connection(asyncio.Protocol):
             return
         if not self._throttled_logged:
             self._throttled_logged = True
-            log.warning("%s is over the message rate of its uid; reading from it more slowly", self.who())
+            log.warning("%s is over the message rate or the byte rate of its uid; reading from it more slowly", self.who())
         self.transport.pause_reading()
         self._resume_handle = asyncio.get_running_loop().call_later(min(pause, 5.0), self._resume)
 

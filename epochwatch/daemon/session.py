@@ -133,6 +133,7 @@ class Session:
         self.gaps = 0
         self.contention: Record | None = None
         self.dirs: Record = {}
+        self.write_problem: str | None = None  # why the trace could not be written, while so
 
     # -- identity --------------------------------------------------------------------------
 
@@ -205,7 +206,8 @@ class Session:
                 return None  # the daemon already wrote this one
             self._finding_keys.add(key)
             self.findings.append(rec)
-        self.trace.write(rec)  # may raise OSError: then next_seq stays, and the hook resends
+        # may raise OSError (a full disk, a byte limit): then next_seq stays, the hook resends
+        self.trace.write(rec, essential=type_ == schema.RUN_END)
         self.next_seq = seq + 1
         if type_ != schema.FINDING:
             if analyze:
@@ -214,15 +216,15 @@ class Session:
                 self.pending_analysis.append(rec)
         return rec
 
-    def notice(self, message: str, *, part: str = "daemon", **fields: Any) -> None:
+    def notice(self, message: str, *, part: str = "daemon", essential: bool = False, **fields: Any) -> None:
         """A `notice` from the daemon in the run's trace (and the log); a trace that cannot
-        be written costs the notice, never the caller."""
+        be written costs the notice, never the caller. `essential`: past the byte limits."""
         log.warning("run %s: %s", self.run_id, message)
         rec: Record = {"type": schema.NOTICE, "run_id": self.run_id, "t": time.time(), "part": part}
         rec.update(fields)
         rec["message"] = message
         try:
-            self.trace.write(rec)
+            self.trace.write(rec, essential=essential)
         except OSError as exc:
             log.error("run %s: cannot write a notice: %s", self.run_id, exc.strerror or exc)
 
@@ -391,7 +393,7 @@ class Session:
             )
         if hint:
             rec["hint"] = hint
-        self.trace.write(rec)
+        self.trace.write(rec, essential=True)
         self.ended = schema.ENDED_VANISHED
 
     def oom_hint(self) -> str | None:

@@ -19,11 +19,13 @@ import hashlib
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
+from epochwatch.daemon.quota import RunMeter
 from epochwatch.trace.schema import safe_run_id
-from epochwatch.trace.writer import TraceWriter
+from epochwatch.trace.writer import TraceWriter, dumps_line
 
 _TAIL_CHUNK = 64 * 1024
 
@@ -49,6 +51,18 @@ class TraceFile(TraceWriter):
 
     def __init__(self, path: Path, fd: int) -> None:
         super().__init__(path, fd=fd)
+        self.meter: RunMeter | None = None  # the registry's byte limits (quota.py)
+
+    def write(self, record: dict[str, Any], *, essential: bool = False) -> None:
+        self.write_line(dumps_line(record), essential=essential)
+
+    def write_line(self, line: bytes, *, essential: bool = False) -> None:
+        """Metered: a write over a byte limit raises TraceLimit before a byte is written."""
+        if self.meter is not None:
+            self.meter.check(len(line), essential=essential)
+        super().write_line(line)
+        if self.meter is not None:
+            self.meter.spent(len(line))
 
     @classmethod
     def create(cls, traces: Path, wanted: str, *, uid: int, mode: int) -> TraceFile:
