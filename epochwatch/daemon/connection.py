@@ -170,7 +170,10 @@ class Connection(asyncio.Protocol):
             return
         if not self._throttled_logged:
             self._throttled_logged = True
-            log.warning("%s is over the message rate or the byte rate of its uid; reading from it more slowly", self.who())
+            log.warning(
+                "%s is over the message rate or the byte rate of its uid; reading from it more slowly",
+                self.who(),
+            )
         self.transport.pause_reading()
         self._resume_handle = asyncio.get_running_loop().call_later(min(pause, 5.0), self._resume)
 

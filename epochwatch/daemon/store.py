@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from epochwatch.daemon.quota import RunMeter
+from epochwatch.daemon.safedirs import open_dir, subdir
 from epochwatch.trace.schema import safe_run_id
 from epochwatch.trace.writer import TraceWriter, dumps_line
 
@@ -36,13 +37,15 @@ def hash_token(token: str) -> str:
 
 def prepare_dirs(state_dir: Path) -> tuple[Path, Path]:
     """Create traces/ (0711: users open their own trace by name, cannot list others')
-    and sessions/ (0700)."""
+    and sessions/ (0700) in the state directory, all checked as safe (safedirs.py:
+    UnsafeDirectory when another user could swap something in) and moded by fd."""
     traces, sessions = state_dir / "traces", state_dir / "sessions"
-    for path, mode in ((state_dir, 0o755), (traces, 0o711), (sessions, 0o700)):
-        path.mkdir(mode=mode, parents=True, exist_ok=True)
-        if path is not state_dir:
-            with contextlib.suppress(OSError):
-                os.chmod(path, mode)
+    top = open_dir(state_dir, 0o755)
+    try:
+        for path, mode in ((traces, 0o711), (sessions, 0o700)):
+            os.close(subdir(top, path.name, mode, str(path)))
+    finally:
+        os.close(top)
     return traces, sessions
 
 
