@@ -54,10 +54,11 @@ class Analyzer:
 
     unavailable: str | None = None  # why online detection is off for every run, once
 
-    def __init__(self, run_id: str, enabled: bool) -> None:
+    def __init__(self, run_id: str, enabled: bool, parents: Any = None) -> None:
         self.run_id = run_id
         self._impl: Any = None
         self._failed = not enabled
+        self._parents = parents  # where restores find their parent runs (daemon/parents.py)
 
     def start(self, run_start: Record | None) -> None:
         if self._failed or self._impl is not None:
@@ -72,6 +73,8 @@ class Analyzer:
             return
         try:
             self._impl = OnlineAnalyzer(run_start)
+            if self._parents is not None:
+                self._impl.parents = self._parents
         except Exception as exc:
             self._fail(exc)
 
@@ -110,7 +113,9 @@ class Session:
         self.next_seq = next_seq
         self.sampling = sampling
         self.run_start: Record | None = None
-        self.analyzer = Analyzer(state.run_id, online)
+        from epochwatch.daemon.parents import DaemonParents
+
+        self.analyzer = Analyzer(state.run_id, online, DaemonParents(trace.path.parent, state.uid))
         self.peaks = PeakTracker()
         self.decimator = Decimator(sampling, state.started)
         self.samplers = RunSamplers(state.pid, state.run_id, hub, state.uid) if state.pid > 0 else None

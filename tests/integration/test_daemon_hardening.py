@@ -108,3 +108,52 @@ def test_a_process_that_execs_a_setuid_program_is_not_sampled_any_more(tmp_path:
         finally:
             os.kill(c.pid, 9)
             c.close()
+
+
+def _send_all(c, records: list[dict]) -> None:
+    for seq, rec in enumerate(records):
+        c.record(seq, rec["type"], **{k: v for k, v in rec.items() if k not in ("type", "run_id")})
+    c.wait_ack(len(records) - 1)
+
+
+def _restore_findings(d, run_id: str) -> list[dict]:
+    return [r for r in d.trace(run_id) if r["type"] == "finding" and "restore" in str(r.get("kind"))]
+
+
+def test_a_restore_names_its_parent_only_among_the_users_own_daemon_traces(tmp_path: Path) -> None:
+    """The daemon (root) follows a restore's `parent.trace` only to a trace of its own, of a
+    run of the same uid, by run id: never to a path the client names (a root-only file) nor
+    to another user's run."""
+    from tests.integration.daemon_harness import RawClient
+    from tests.unit import restore_records as rr
+
+    with shared_tmp() as base, running_daemon(tmp_path) as d:
+        outside = base / "outside.jsonl"  # a root-only file that happens to be a trace
+        from epochwatch.trace.writer import TraceWriter
+
+        with TraceWriter(outside) as w:
+            for rec in rr.parent_records("outside"):
+                w.write(rec)
+        os.chmod(outside, 0o600)
+        root_run = RawClient(d.socket)
+        root_parent = root_run.hello("rootparent")["run_id"]
+        _send_all(root_run, rr.parent_records("rootparent"))
+        mine = OtherUserClient(d.socket, "myparent")
+        my_parent = mine.welcome["run_id"]
+        _send_all(mine, rr.parent_records("myparent"))
+
+        def child(name: str, trace: str) -> str:
+            link = {"run_id": "p", "trace": trace, "match": "sha256", "save_sha256": rr.SHA}
+            c = OtherUserClient(d.socket, name)
+            _send_all(c, rr.child_records(name, restore_over={"parent": link}, fit_over={"batch_size": 64}))
+            return str(c.welcome["run_id"])
+
+        by_path = child("by-path", str(outside))
+        theirs = child("theirs", str(d.traces / f"{root_parent}.jsonl"))
+        own = child("own", f"/somewhere/else/{my_parent}.jsonl")
+        # the daemon analyzes a batch right after acknowledging it, on its one loop: by
+        # the time `own` was acknowledged, the two before it were analyzed
+        assert _restore_findings(d, by_path) == []  # root-only file: never read
+        assert _restore_findings(d, theirs) == []  # another uid's run: never read
+        wait_until(lambda: _restore_findings(d, own), timeout=15.0, what="the own parent's finding")
+        assert _restore_findings(d, own)[0]["evidence"]["parent_run"] == my_parent
