@@ -46,6 +46,7 @@ class Connection(asyncio.Protocol):
         self._hello_timer: asyncio.TimerHandle | None = None
         self._resume_handle: asyncio.TimerHandle | None = None
         self._bad_lines = 0
+        self._handover: int | None = None  # the hook took the records from this seq on
         self._throttled_logged = False
         self.closed = False
 
@@ -125,7 +126,7 @@ class Connection(asyncio.Protocol):
             bye, pause = self._read_lines(batch)
         finally:
             if (batch or bye) and self.session is not None:
-                self.registry.deliver(self.session, self, batch, bye=bye)
+                self.registry.deliver(self.session, self, batch, bye=bye, handover=self._handover)
         if pause > 0:
             self._throttle(pause)
 
@@ -202,6 +203,12 @@ class Connection(asyncio.Protocol):
             self._record(msg, batch)
         elif op == p.OP_BYE and self.session is not None:
             return True
+        elif op == p.OP_HANDOVER and self.session is not None:
+            seq = msg.get("seq")
+            if isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0:
+                self._handover = seq
+                return True  # like bye: the run's last message here
+            self._bad("a handover without a valid seq")
         else:
             self._bad(f"unexpected message op={str(op)[:40]!r}")
         return False

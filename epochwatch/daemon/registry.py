@@ -200,7 +200,13 @@ class RunRegistry:
     # -- records -----------------------------------------------------------------------------------
 
     def deliver(
-        self, session: Session, peer: Peer, batch: Sequence[tuple[int, Record]], *, bye: bool = False
+        self,
+        session: Session,
+        peer: Peer,
+        batch: Sequence[tuple[int, Record]],
+        *,
+        bye: bool = False,
+        handover: int | None = None,
     ) -> None:
         """Accept a batch of the hook's records, acknowledge it, then analyze it.
 
@@ -209,7 +215,12 @@ class RunRegistry:
         A trace that cannot be written drops the connection with nothing acknowledged: the
         hook keeps its records and resends them when it resumes. With `bye` (the hook's
         last message came after the batch) the run ends instead: nobody reads an ack.
+        With `handover` (the hook gave up waiting for this daemon and wrote the records from
+        that seq on to its embedded trace) those records are dropped, already written ones
+        cut back (Session.hand_over), and the run ends here: no record is in both traces.
         """
+        if handover is not None:
+            batch = [(seq, rec) for seq, rec in batch if seq < handover]
         first = session.next_seq
         creds = {"pid": peer.pid, "uid": peer.uid, "gid": peer.gid}
         for seq, rec in batch:
@@ -225,6 +236,11 @@ class RunRegistry:
         if session.write_problem is not None and session.next_seq > first:
             log.info("run %s: its trace is written again", session.run_id)
             session.write_problem = None
+        if handover is not None:
+            try:
+                session.hand_over(handover)
+            except OSError as exc:
+                self._cannot_write(session, exc)
         if bye:
             self._bye(session, peer)
             return

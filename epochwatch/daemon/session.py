@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,17 @@ Record = dict[str, Any]
 # Epochs (and what came with them) fed to the detectors again when a restarted daemon takes a
 # run back; OnlineAnalyzer keeps 256 epochs of series.
 REPLAY_EPOCHS = 300
+# Records the hook can hold unacknowledged (its queue): a handover never reaches further back.
+HOOK_QUEUE_RECORDS = 10_000
+# `ended` of a run whose hook took the rest over (no run_end in this trace: it is in the hook's).
+HANDED_OVER = "handed over to the hook"
+
+
+def _seq_at_least(rec: Record, first: int) -> bool:
+    seq = rec.get("seq")
+    return isinstance(seq, int) and seq >= first
+
+
 # A run whose hook was away longer than this when its process ended may have gone embedded.
 DETACHED_HINT_SECONDS = 5.0
 # RSS at or above this share of the memory limit in the last samples: "likely OOM-killed".
@@ -139,6 +151,9 @@ class Session:
         self.contention: Record | None = None
         self.dirs: Record = {}
         self.write_problem: str | None = None  # why the trace could not be written, while so
+        # (seq, offset in the trace before it) of the latest hook records, to cut back to
+        # at a handover; as many as the hook can hold unacknowledged
+        self.offsets: deque[tuple[int, int]] = deque(maxlen=HOOK_QUEUE_RECORDS)
 
     # -- identity --------------------------------------------------------------------------
 
@@ -212,7 +227,9 @@ class Session:
             self._finding_keys.add(key)
             self.findings.append(rec)
         # may raise OSError (a full disk, a byte limit): then next_seq stays, the hook resends
+        offset = self.trace.offset()
         self.trace.write(rec, essential=type_ == schema.RUN_END)
+        self.offsets.append((seq, offset))
         self.next_seq = seq + 1
         if type_ != schema.FINDING:
             if analyze:
@@ -232,6 +249,28 @@ class Session:
             self.trace.write(rec, essential=essential)
         except OSError as exc:
             log.error("run %s: cannot write a notice: %s", self.run_id, exc.strerror or exc)
+
+    def hand_over(self, first: int) -> None:
+        """The hook wrote records from `first` on to its embedded trace (it stopped waiting
+        for a stalled daemon): any of them already written here are cut off the end of this
+        trace (with whatever the daemon wrote after them), and a notice with `handover_seq`
+        says where the rest of the run is. The run then ends without a run_end here."""
+        cut = next((offset for seq, offset in self.offsets if seq >= first), None)
+        if cut is not None:
+            self.trace.truncate(cut)
+            dropped = self.next_seq - first
+            self.epochs = max(0, self.epochs - sum(1 for s, _ in self.offsets if s >= first))
+            self.offsets = deque(((s, o) for s, o in self.offsets if s < first), maxlen=HOOK_QUEUE_RECORDS)
+        else:
+            dropped = 0
+        self.pending_analysis = [r for r in self.pending_analysis if not _seq_at_least(r, first)]
+        self.ended = HANDED_OVER
+        self.notice(
+            f"the hook wrote records {first} on to its own embedded trace (the daemon was too slow "
+            f"to take them); {dropped} already written here were removed",
+            handover_seq=first,
+            essential=True,
+        )
 
     def analyze_pending(self) -> None:
         pending, self.pending_analysis = self.pending_analysis, []

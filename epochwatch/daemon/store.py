@@ -56,6 +56,16 @@ class TraceFile(TraceWriter):
         super().__init__(path, fd=fd)
         self.meter: RunMeter | None = None  # the registry's byte limits (quota.py)
 
+    def offset(self) -> int:
+        """Where the next record starts (the end of the file)."""
+        assert self._fd is not None
+        return os.fstat(self._fd).st_size
+
+    def truncate(self, size: int) -> None:
+        """Cut the trace back to `size` bytes (a handover: records that are the hook's now)."""
+        assert self._fd is not None
+        os.ftruncate(self._fd, size)
+
     def write(self, record: dict[str, Any], *, essential: bool = False) -> None:
         self.write_line(dumps_line(record), essential=essential)
 

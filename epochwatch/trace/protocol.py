@@ -13,6 +13,8 @@ so it stays light: no psutil, no asyncio.
     client -> {"op": "rec", "seq": 0, "record": {...}}        (seq counts from 0, no gaps)
     daemon -> {"op": "ack", "seq": 0}                         (all records <= seq are written)
     client -> {"op": "bye"}                                   (optional, after the last record)
+    client -> {"op": "handover", "seq": n}                    (records >= n went to the hook's
+                                                               embedded trace: not to be written)
 
     client -> {"op": "hello", "protocol": 1, "role": "status"}
     daemon -> {"op": "status", "runs": [...]}                 (then the daemon closes)
@@ -40,6 +42,7 @@ OP_WELCOME = "welcome"
 OP_REC = "rec"
 OP_ACK = "ack"
 OP_BYE = "bye"
+OP_HANDOVER = "handover"
 OP_STATUS = "status"
 OP_ERROR = "error"
 

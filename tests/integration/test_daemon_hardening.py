@@ -157,3 +157,41 @@ def test_a_restore_names_its_parent_only_among_the_users_own_daemon_traces(tmp_p
         assert _restore_findings(d, theirs) == []  # another uid's run: never read
         wait_until(lambda: _restore_findings(d, own), timeout=15.0, what="the own parent's finding")
         assert _restore_findings(d, own)[0]["evidence"]["parent_run"] == my_parent
+
+
+def test_a_stalled_daemon_and_the_hooks_takeover_write_no_epoch_twice(tmp_path: Path) -> None:
+    """Item 4: the daemon stalls (SIGSTOP) while the run ends; the hook writes what was not
+    acknowledged to its embedded trace after its close timeout and tells the daemon so; the
+    daemon, woken, drops those records: every epoch is in exactly one of the two traces."""
+    import signal
+
+    from epochwatch.trace.reader import iter_records
+    from tests.integration.daemon_harness import start_fake_run, wait_for_line
+
+    with running_daemon(tmp_path) as d:
+        proc = start_fake_run(tmp_path, d.socket, epochs=10, period=0.1)
+        try:
+            wait_for_line(proc, "EPOCH 2")
+            wait_until(lambda: 2 in _epochs_of(d.trace("fake-run")), timeout=10.0, what="epoch 2 written")
+            d.send_signal(signal.SIGSTOP)
+            try:
+                proc.communicate(timeout=60)
+            finally:
+                d.send_signal(signal.SIGCONT)
+            assert proc.returncode == 0
+            wait_until(lambda: "run fake-run ended" in d.log(), timeout=15.0, what="the run's end")
+            daemon_epochs = _epochs_of(d.trace("fake-run"))
+            embedded = _epochs_of(list(iter_records(tmp_path / "embedded" / "fake-run.jsonl")))
+            assert sorted(daemon_epochs + embedded) == list(range(10))  # each exactly once
+            assert embedded and daemon_epochs
+            notice = [r for r in d.trace("fake-run") if r.get("handover_seq") is not None]
+            assert len(notice) == 1
+            assert not any(r["type"] == "run_end" for r in d.trace("fake-run"))  # it is the hook's
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def _epochs_of(records: list[dict]) -> list[int]:
+    return [r["epoch"] for r in records if r["type"] == "epoch"]
