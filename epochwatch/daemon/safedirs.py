@@ -124,8 +124,11 @@ def subdir(parent: int, name: str, mode: int, path: str) -> int:
             raise UnsafeDirectory(f"{path} is a symlink or not a directory") from None
         raise
     try:
-        _check_own(os.fstat(fd), path)
-        os.fchmod(fd, mode)
+        st = os.fstat(fd)
+        _check_own(st, path)
+        if stat.S_IMODE(st.st_mode) != mode:
+            with contextlib.suppress(PermissionError):  # root's, seen by a non-root daemon
+                os.fchmod(fd, mode)
     except BaseException:
         os.close(fd)
         raise
