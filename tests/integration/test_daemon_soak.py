@@ -27,7 +27,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.integration.daemon_harness import RawClient, base_env, running_daemon, wait_until
+from tests.integration.daemon_harness import DaemonProc, RawClient, base_env, running_daemon, wait_until
 from tests.integration.other_user import NOBODY, shared_tmp
 
 pytestmark = [
@@ -117,74 +117,81 @@ def test_soak_150_clients_one_oversized_one_over_quota_and_a_training_run_as_ano
         assert d.proc is not None
         daemon = psutil.Process(d.proc.pid)
         training = _start_training_as_nobody(base, d.socket)
-        clients: list[tuple[RawClient, int]] = []
-        for i in range(CLIENTS - 2):
-            c = RawClient(d.socket, timeout=20.0)
-            c.hello(f"soak-{i}")
-            c.record(0, "run_start", schema=1)
-            clients.append((c, 1))
-        quota = RawClient(d.socket)
-        quota_welcome = quota.hello("quota")
-        quota.record(0, "run_start", schema=1)
-        quota_seq = 1
-        cpu0 = sum(daemon.cpu_times()[:2])
-        started = time.monotonic()
-        rss_max = 0
-        oversized = 0
-        second = 0
-        while time.monotonic() - started < SOAK_SECONDS:
-            second += 1
-            for n, (c, seq) in enumerate(clients):  # one epoch a second each
-                c.record(seq, "epoch", epoch=seq - 1, seconds=1.0)
-                clients[n] = (c, seq + 1)
-                _drain(c)
-            big = RawClient(d.socket)  # the oversized one: a 2 MiB line, dropped with its connection
-            big.hello(f"big-{second}")
-            oversized += 1
-            with contextlib.suppress(OSError):  # dropped before the line was all sent
-                big.send(
-                    b'{"op":"rec","seq":0,"record":{"type":"epoch","pad":"' + b"x" * (2 << 20) + b'"}}\n'
-                )
-            big.close()
-            # the quota one: 100 kB records until refused, then back with its token, like a hook
-            try:
-                for _ in range(5):
-                    quota.record(quota_seq, "epoch", epoch=quota_seq, pad="q" * 100_000)
-                    quota_seq += 1
-                alive = _drain(quota)
-            except OSError:
-                alive = False
-            if not alive:
-                quota.close()
-                quota = RawClient(d.socket)
-                quota_seq = quota.hello("quota", token=quota_welcome["token"])["next_seq"]
-            rss_max = max(rss_max, daemon.memory_info().rss)
-            time.sleep(max(0.0, started + second - time.monotonic()))
-        elapsed = time.monotonic() - started
-        cpu_pct = 100.0 * (sum(daemon.cpu_times()[:2]) - cpu0) / elapsed
-        out, err = training.communicate(timeout=240)
-        assert training.returncode == 0 and "TRAINED" in out, err[-3000:]
-        for c, seq in clients:
-            c.wait_ack(seq - 1)
-            c.close()
-        quota.close()
-        print(
-            f"soak: daemon {cpu_pct:.1f}% of a core, RSS max {rss_max / 1e6:.1f} MB, {oversized} oversized lines"
-        )
+        try:
+            _soak(d, daemon, training, base)
+        finally:
+            if training.poll() is None:
+                training.kill()
+                training.communicate()
 
-        trained = [p for p in d.trace_files() if p.stat().st_uid == NOBODY]
-        assert len(trained) == 1, [p.name for p in trained]
-        run_id = trained[0].name[: -len(".jsonl")]
-        wait_until(lambda: any(r["type"] == "run_end" for r in d.trace(run_id)), timeout=15.0, what="run_end")
-        epochs = [r["epoch"] for r in d.trace(run_id) if r["type"] == "epoch"]
-        assert epochs == list(range(EPOCHS))  # all, once each, in order
-        assert not (base / "train" / "embedded").exists()  # nothing had to fall back
-        sent = clients[0][1] - 1
-        for c_run in ("soak-0", f"soak-{CLIENTS // 2}", f"soak-{CLIENTS - 3}"):
-            assert [r["epoch"] for r in d.trace(c_run) if r["type"] == "epoch"] == list(range(sent))
-        assert d.log().count("run quota: cannot write its trace") == 1
-        wait_until(
-            lambda: d.log().count("sent a line over") == oversized, timeout=10.0, what="each big line said"
-        )
-        assert d.alive()
-        assert cpu_pct < MAX_CPU_PCT and rss_max / 1e6 < MAX_RSS_MB
+
+def _soak(d: DaemonProc, daemon: psutil.Process, training: subprocess.Popen[str], base: Path) -> None:
+    clients: list[tuple[RawClient, int]] = []
+    for i in range(CLIENTS - 2):
+        c = RawClient(d.socket, timeout=20.0)
+        c.hello(f"soak-{i}")
+        c.record(0, "run_start", schema=1)
+        clients.append((c, 1))
+    quota = RawClient(d.socket)
+    quota_welcome = quota.hello("quota")
+    quota.record(0, "run_start", schema=1)
+    quota_seq = 1
+    cpu0 = sum(daemon.cpu_times()[:2])
+    started = time.monotonic()
+    rss_max = 0
+    oversized = 0
+    second = 0
+    while time.monotonic() - started < SOAK_SECONDS:
+        second += 1
+        for n, (c, seq) in enumerate(clients):  # one epoch a second each
+            c.record(seq, "epoch", epoch=seq - 1, seconds=1.0)
+            clients[n] = (c, seq + 1)
+            _drain(c)
+        big = RawClient(d.socket)  # the oversized one: a 2 MiB line, dropped with its connection
+        big.hello(f"big-{second}")
+        oversized += 1
+        with contextlib.suppress(OSError):  # dropped before the line was all sent
+            big.send(b'{"op":"rec","seq":0,"record":{"type":"epoch","pad":"' + b"x" * (2 << 20) + b'"}}\n')
+        big.close()
+        # the quota one: 100 kB records until refused, then back with its token, like a hook
+        try:
+            for _ in range(5):
+                quota.record(quota_seq, "epoch", epoch=quota_seq, pad="q" * 100_000)
+                quota_seq += 1
+            alive = _drain(quota)
+        except OSError:
+            alive = False
+        if not alive:
+            quota.close()
+            quota = RawClient(d.socket)
+            quota_seq = quota.hello("quota", token=quota_welcome["token"])["next_seq"]
+        rss_max = max(rss_max, daemon.memory_info().rss)
+        time.sleep(max(0.0, started + second - time.monotonic()))
+    elapsed = time.monotonic() - started
+    cpu_pct = 100.0 * (sum(daemon.cpu_times()[:2]) - cpu0) / elapsed
+    out, err = training.communicate(timeout=240)
+    assert training.returncode == 0 and "TRAINED" in out, err[-3000:]
+    for c, seq in clients:
+        c.wait_ack(seq - 1)
+        c.close()
+    quota.close()
+    print(
+        f"soak: daemon {cpu_pct:.1f}% of a core, RSS max {rss_max / 1e6:.1f} MB, {oversized} oversized lines"
+    )
+
+    trained = [p for p in d.trace_files() if p.stat().st_uid == NOBODY]
+    assert len(trained) == 1, [p.name for p in trained]
+    run_id = trained[0].name[: -len(".jsonl")]
+    wait_until(lambda: any(r["type"] == "run_end" for r in d.trace(run_id)), timeout=15.0, what="run_end")
+    epochs = [r["epoch"] for r in d.trace(run_id) if r["type"] == "epoch"]
+    assert epochs == list(range(EPOCHS))  # all, once each, in order
+    assert not (base / "train" / "embedded").exists()  # nothing had to fall back
+    sent = clients[0][1] - 1
+    for c_run in ("soak-0", f"soak-{CLIENTS // 2}", f"soak-{CLIENTS - 3}"):
+        assert [r["epoch"] for r in d.trace(c_run) if r["type"] == "epoch"] == list(range(sent))
+    assert d.log().count("run quota: cannot write its trace") == 1
+    wait_until(
+        lambda: d.log().count("sent a line over") == oversized, timeout=10.0, what="each big line said"
+    )
+    assert d.alive()
+    assert cpu_pct < MAX_CPU_PCT and rss_max / 1e6 < MAX_RSS_MB
