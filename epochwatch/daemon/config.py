@@ -60,6 +60,15 @@ class Limits:
     hello_timeout_seconds: float = 10.0
     # Watched directories per run (from the hook's `watch` records).
     max_watches_per_run: int = 32
+    # Bytes, not only messages (docs/security.md): a token bucket per uid over the bytes
+    # received (over it, reading slows like the message rate) ...
+    bytes_per_second_per_uid: float = 8.0 * (1 << 20)
+    byte_burst_per_uid: int = 64 << 20
+    # ... and what the daemon writes: a run's trace, the traces of a uid's attached runs
+    # together (0: no limit), and free space it leaves on the traces' file system.
+    max_trace_bytes_per_run: int = 1 << 30
+    max_trace_bytes_per_uid: int = 4 << 30
+    min_free_bytes: int = 512 << 20
 
 
 @dataclass(frozen=True)

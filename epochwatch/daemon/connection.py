@@ -47,6 +47,7 @@ class Connection(asyncio.Protocol):
         self._hello_timer: asyncio.TimerHandle | None = None
         self._resume_handle: asyncio.TimerHandle | None = None
         self._bad_lines = 0
+        self._handover: int | None = None  # the hook took the records from this seq on
         self._throttled_logged = False
         self.closed = False
 
@@ -126,7 +127,7 @@ class Connection(asyncio.Protocol):
             bye, pause = self._read_lines(batch)
         finally:
             if (batch or bye) and self.session is not None:
-                self.registry.deliver(self.session, self, batch, bye=bye)
+                self.registry.deliver(self.session, self, batch, bye=bye, handover=self._handover)
         if pause > 0:
             self._throttle(pause)
 
@@ -147,7 +148,7 @@ class Connection(asyncio.Protocol):
             start = nl + 1
             if line.strip():
                 bye = self._line(line, batch)
-                pause = self.limits.take(self.uid)
+                pause = self.limits.take(self.uid, 1, len(line))
                 if bye:
                     return True, 0.0
                 if pause > 0:
@@ -171,7 +172,10 @@ class Connection(asyncio.Protocol):
             return
         if not self._throttled_logged:
             self._throttled_logged = True
-            log.warning("%s is over the message rate of its uid; reading from it more slowly", self.who())
+            log.warning(
+                "%s is over the message rate or the byte rate of its uid; reading from it more slowly",
+                self.who(),
+            )
         self.transport.pause_reading()
         self._resume_handle = asyncio.get_running_loop().call_later(min(pause, 5.0), self._resume)
 
@@ -204,6 +208,12 @@ class Connection(asyncio.Protocol):
             self._record(msg, batch)
         elif op == p.OP_BYE and self.session is not None:
             return True
+        elif op == p.OP_HANDOVER and self.session is not None:
+            seq = msg.get("seq")
+            if isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0:
+                self._handover = seq
+                return True  # like bye: the run's last message here
+            self._bad("a handover without a valid seq")
         else:
             self._bad(f"unexpected message op={str(op)[:40]!r}")
         return False

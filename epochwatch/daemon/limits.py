@@ -1,4 +1,4 @@
-"""Per-uid limits: connections, runs, and a message rate, so one user cannot starve others.
+"""Per-uid limits: connections, runs, and message and byte rates, so one user cannot starve others.
 
 The daemon asks before it accepts a connection or a run, and counts every message.
 Going over the rate does not drop anything: the daemon stops reading that uid's
@@ -27,6 +27,7 @@ class UidLimits:
         self.connections: dict[int, int] = defaultdict(int)
         self.total_connections = 0
         self._buckets: dict[int, _Bucket] = {}
+        self._byte_buckets: dict[int, _Bucket] = {}
 
     def reconfigure(self, cfg: Limits) -> None:
         self.cfg = cfg
@@ -52,16 +53,28 @@ class UidLimits:
             return f"uid {uid} has {runs_of_uid} runs attached, the per-uid limit"
         return None
 
-    def take(self, uid: int, n: int = 1) -> float:
-        """Spend n messages; returns 0, or the seconds to pause reading when over the rate."""
-        now = time.monotonic()
-        rate, burst = self.cfg.messages_per_second_per_uid, float(self.cfg.message_burst_per_uid)
-        bucket = self._buckets.get(uid)
-        if bucket is None:
-            bucket = self._buckets[uid] = _Bucket(burst, now)
-        bucket.tokens = min(burst, bucket.tokens + (now - bucket.stamp) * rate)
-        bucket.stamp = now
-        bucket.tokens -= n
-        if bucket.tokens >= 0:
-            return 0.0
-        return -bucket.tokens / rate
+    def take(self, uid: int, n: int = 1, nbytes: int = 0) -> float:
+        """Spend n messages of `nbytes` bytes; returns 0, or the seconds to pause reading
+        when over either rate."""
+        cfg = self.cfg
+        pause = _spend(self._buckets, uid, n, cfg.messages_per_second_per_uid, cfg.message_burst_per_uid)
+        if nbytes:
+            pause = max(
+                pause,
+                _spend(self._byte_buckets, uid, nbytes, cfg.bytes_per_second_per_uid, cfg.byte_burst_per_uid),
+            )
+        return pause
+
+
+def _spend(buckets: dict[int, _Bucket], uid: int, n: int, rate: float, burst_: int) -> float:
+    now = time.monotonic()
+    burst = float(burst_)
+    bucket = buckets.get(uid)
+    if bucket is None:
+        bucket = buckets[uid] = _Bucket(burst, now)
+    bucket.tokens = min(burst, bucket.tokens + (now - bucket.stamp) * rate)
+    bucket.stamp = now
+    bucket.tokens -= n
+    if bucket.tokens >= 0:
+        return 0.0
+    return -bucket.tokens / rate

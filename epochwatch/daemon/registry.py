@@ -29,6 +29,7 @@ from epochwatch.daemon.config import DaemonConfig
 from epochwatch.daemon.limits import UidLimits
 from epochwatch.daemon.peer import Peer
 from epochwatch.daemon.pidwatch import PidWatch, process_start_time
+from epochwatch.daemon.quota import DiskBudget, RunMeter, TraceLimit
 from epochwatch.daemon.runsamplers import NvmlHub
 from epochwatch.daemon.runwatch import RunWatches
 from epochwatch.daemon.session import Record, Session
@@ -63,6 +64,7 @@ class RunRegistry:
         self.watches = RunWatches(cfg.limits.max_watches_per_run)
         self._hub = hub
         self._traces = cfg.traces_dir
+        self.budget = DiskBudget(cfg.limits, cfg.traces_dir)
         self._sessions_dir = cfg.sessions_dir
         self._by_token: dict[str, Session] = {}
         self._pidwatches: dict[str, PidWatch] = {}
@@ -75,6 +77,7 @@ class RunRegistry:
         """A reloaded config: new sampling settings reach the runs already attached."""
         self.cfg = cfg
         self.watches.max_per_run = cfg.limits.max_watches_per_run
+        self.budget.reconfigure(cfg.limits)
         for session in self.sessions.values():
             session.sampling = cfg.sampling
             session.decimator.cfg = cfg.sampling
@@ -108,6 +111,7 @@ class RunRegistry:
             log.error("%s: cannot create a trace in %s: %s", _who(peer), self._traces, exc)
             peer.fail("internal", "the daemon cannot create a trace file")
             return None
+        trace.meter = RunMeter(self.budget, peer.uid)
         token = secrets.token_urlsafe(24)
         state = SessionState(
             run_id=trace.run_id,
@@ -196,7 +200,13 @@ class RunRegistry:
     # -- records -----------------------------------------------------------------------------------
 
     def deliver(
-        self, session: Session, peer: Peer, batch: Sequence[tuple[int, Record]], *, bye: bool = False
+        self,
+        session: Session,
+        peer: Peer,
+        batch: Sequence[tuple[int, Record]],
+        *,
+        bye: bool = False,
+        handover: int | None = None,
     ) -> None:
         """Accept a batch of the hook's records, acknowledge it, then analyze it.
 
@@ -205,7 +215,12 @@ class RunRegistry:
         A trace that cannot be written drops the connection with nothing acknowledged: the
         hook keeps its records and resends them when it resumes. With `bye` (the hook's
         last message came after the batch) the run ends instead: nobody reads an ack.
+        With `handover` (the hook gave up waiting for this daemon and wrote the records from
+        that seq on to its embedded trace) those records are dropped, already written ones
+        cut back (Session.hand_over), and the run ends here: no record is in both traces.
         """
+        if handover is not None:
+            batch = [(seq, rec) for seq, rec in batch if seq < handover]
         first = session.next_seq
         creds = {"pid": peer.pid, "uid": peer.uid, "gid": peer.gid}
         for seq, rec in batch:
@@ -214,13 +229,18 @@ class RunRegistry:
             try:
                 session.accept(seq, rec, creds, analyze=False)
             except OSError as exc:
-                log.error(
-                    "run %s: cannot write its trace (%s); dropping the connection so the hook keeps its records",
-                    session.run_id,
-                    exc.strerror or exc,
-                )
-                peer.fail("internal", "the daemon cannot write the trace")
+                self._cannot_write(session, exc)
+                code = exc.code if isinstance(exc, TraceLimit) else "disk_full"
+                peer.fail(code, f"the daemon cannot write the trace: {session.write_problem}")
                 return
+        if session.write_problem is not None and session.next_seq > first:
+            log.info("run %s: its trace is written again", session.run_id)
+            session.write_problem = None
+        if handover is not None:
+            try:
+                session.hand_over(handover)
+            except OSError as exc:
+                self._cannot_write(session, exc)
         if bye:
             self._bye(session, peer)
             return
@@ -229,7 +249,22 @@ class RunRegistry:
         try:
             session.analyze_pending()
         except OSError as exc:
-            log.error("run %s: cannot write a finding: %s", session.run_id, exc)
+            self._cannot_write(session, exc)
+
+    def _cannot_write(self, session: Session, exc: OSError) -> None:
+        """A write to the run's trace failed (a full disk, a byte limit): said once per run
+        and cause, in the log and, for a limit, in the trace itself. The hook is told on
+        each refused batch (`disk_full`/`trace_limit`) and keeps its records; it retries
+        with backoff, and falls back to its own file after its grace period."""
+        why = exc.strerror or str(exc) or type(exc).__name__
+        if session.write_problem == why:
+            return
+        session.write_problem = why
+        log.error(
+            "run %s: cannot write its trace (%s); the hook keeps its records and retries", session.run_id, why
+        )
+        if isinstance(exc, TraceLimit) and exc.code == "trace_limit":  # else no room for it either
+            session.notice(f"the daemon stopped writing this trace: {why}", part="limits", essential=True)
 
     # -- samples (from the server's tick) --------------------------------------------------------
 
@@ -245,7 +280,17 @@ class RunRegistry:
         try:
             session.on_sample(sample)
         except OSError as exc:
-            log.error("run %s: cannot write a sample: %s", session.run_id, exc)
+            self._cannot_write(session, exc)
+
+    def stop_sampling(self, session: Session, why: str) -> None:
+        """The run's process may not be looked at any more (runsamplers.ProcessChanged):
+        no more samples, said once in the trace and the log; its exit is still seen
+        (pidfd), its records still taken."""
+        samplers, session.samplers = session.samplers, None
+        if samplers is None:
+            return
+        self._offload(samplers.close)
+        session.notice(f"stopped sampling pid {session.pid}: {why}", part="sampler")
 
     # -- how a run ends --------------------------------------------------------------------------
 
@@ -336,6 +381,8 @@ class RunRegistry:
 
     def _forget(self, session: Session) -> None:
         _safely(session, session.trace.close)
+        if session.trace.meter is not None:
+            session.trace.meter.close()
         if session.samplers is not None:
             samplers = session.samplers
             session.samplers = None
@@ -376,6 +423,7 @@ class RunRegistry:
                 log.warning("run %s: cannot reopen its trace (%s); forgetting it", state.run_id, exc)
                 SessionState.remove(self._sessions_dir, state.run_id)
                 continue
+            trace.meter = RunMeter(self.budget, state.uid, _size(path))
             session = self._new_session(state, trace, next_seq=last_seq(path) + 1)
             session.restore_from_trace()
             alive = state.pid > 0 and process_start_time(state.pid) == state.create_time
@@ -411,6 +459,13 @@ class RunRegistry:
         uids = len({s.uid for s in self.sessions.values()})
         findings = sum(len(s.findings) for s in self.sessions.values())
         return f"{len(self.sessions)} runs ({attached} connected) from {uids} users; {findings} findings"
+
+
+def _size(path: Any) -> int:
+    try:
+        return int(path.stat().st_size)
+    except OSError:
+        return 0
 
 
 def _welcome(session: Session, token: str, *, resumed: bool) -> Record:

@@ -5,16 +5,43 @@ daemon's one NVML session for its per-process GPU memory (`NvmlSampler.for_pid`)
 sampler that fails for another reason than the process being gone is switched off for
 that run with one log line; the process being gone (psutil.NoSuchProcess) is passed up:
 that is how "vanished" is seen without a pidfd.
+
+The daemon reads a process as root on behalf of the run's user, so it samples only the
+process that user started: the real and effective uid must be the run's, and the
+credentials (uids, gids) and the executable must stay what they were at the first
+sample. A process that execs a setuid program keeps its pid but is no longer the user's
+to look at: `ProcessChanged` is raised (checked before and after each sample, so a
+sample straddling the exec is dropped too) and the registry stops sampling the run.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from typing import Any
 
 log = logging.getLogger("epochwatch.daemon")
+
+
+class ProcessChanged(Exception):
+    """The sampled process is no longer the one its user started (credentials or executable)."""
+
+
+def identity(pid: int) -> tuple[tuple[str, ...], tuple[str, ...], tuple[int, int]]:
+    """(uids, gids, executable (st_dev, st_ino)) of a process, from /proc; OSError when gone."""
+    uids: tuple[str, ...] = ()
+    gids: tuple[str, ...] = ()
+    with open(f"/proc/{pid}/status", "rb") as fh:
+        for raw in fh:
+            if raw.startswith(b"Uid:"):
+                uids = tuple(raw.decode().split()[1:])
+            elif raw.startswith(b"Gid:"):
+                gids = tuple(raw.decode().split()[1:])
+                break
+    st = os.stat(f"/proc/{pid}/exe")
+    return uids, gids, (st.st_dev, st.st_ino)
 
 
 class NvmlHub:
@@ -56,9 +83,11 @@ class NvmlHub:
 
 
 class RunSamplers:
-    def __init__(self, pid: int, run_id: str, hub: NvmlHub) -> None:
+    def __init__(self, pid: int, run_id: str, hub: NvmlHub, uid: int = -1) -> None:
         self.pid = pid
         self.run_id = run_id
+        self.uid = uid  # the run's (from the connection): the process must stay this user's
+        self._identity: Any = None
         self._hub = hub
         self._host: Any = None
         self._nvml: Any = None
@@ -86,6 +115,7 @@ class RunSamplers:
         """One sample (`t`, host fields flattened, `gpu`); raises psutil.NoSuchProcess when gone."""
         import psutil
 
+        self._check_identity()
         if not self._started:
             self._start()
         out: dict[str, Any] = {"t": time.time()}
@@ -103,7 +133,31 @@ class RunSamplers:
                     out["gpu"] = gpu
             except Exception as exc:
                 self._switch_off("gpu", exc)
+        self._check_identity()
         return out
+
+    def _check_identity(self) -> None:
+        """ProcessChanged unless the process is still the user's, as first seen."""
+        import psutil
+
+        try:
+            now = identity(self.pid)
+        except FileNotFoundError:
+            raise psutil.NoSuchProcess(self.pid) from None
+        except ProcessLookupError:
+            raise psutil.NoSuchProcess(self.pid) from None
+        except OSError as exc:
+            raise ProcessChanged(f"its /proc entry cannot be read ({exc.strerror or exc})") from None
+        uids = now[0]
+        if self.uid >= 0 and (len(uids) < 2 or uids[0] != str(self.uid) or uids[1] != str(self.uid)):
+            raise ProcessChanged(
+                f"its real/effective uid is {'/'.join(uids[:2]) or 'unknown'}, not the run's uid {self.uid}"
+            )
+        if self._identity is None:
+            self._identity = now
+        elif now != self._identity:
+            what = "credentials" if now[:2] != self._identity[:2] else "executable"
+            raise ProcessChanged(f"its {what} changed (a setuid or other program was executed)")
 
     def close(self) -> None:
         for sampler in (self._host, self._nvml):

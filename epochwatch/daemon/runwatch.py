@@ -47,7 +47,7 @@ class RunWatches:
             return None
         if len(session.watched) >= self.max_per_run:
             return f"the run already watches {len(session.watched)} directories, the limit"
-        why = self.watcher.watch(real, role, session.run_id)
+        why = self.watcher.watch(real, role, session.run_id, session.uid, session.state.gid)
         if why is None:
             session.watched[real] = role
         return why
@@ -67,7 +67,12 @@ class RunWatches:
                 log.info("run %s: watching %s (%s)", session.run_id, real, role)
 
     def totals(self, session: Session) -> Record:
-        """The sizes of the run's watched directories, for its samples."""
+        """The sizes of the run's watched directories, for its samples; a directory the run
+        lost at a re-check (deleted and replaced by one its uid cannot read) goes, said once
+        in the trace."""
+        for path, why in self.watcher.take_refusals(session.run_id):
+            if session.watched.pop(path, None) is not None:
+                session.notice(f"stopped watching {path}: {why}", part="dirs", path=path)
         return self.watcher.totals(list(session.watched))
 
     def release(self, session: Session) -> None:
@@ -76,6 +81,7 @@ class RunWatches:
             self.watcher.unwatch(path, session.run_id)
         session.watched.clear()
         session.pending_watches.clear()
+        self.watcher.forget(session.run_id)
 
     def close(self) -> None:
         self.watcher.close()

@@ -40,7 +40,8 @@ from epochwatch.daemon.contention import ContentionScanner
 from epochwatch.daemon.limits import UidLimits
 from epochwatch.daemon.notify import Notifier, watchdog_interval
 from epochwatch.daemon.registry import RunRegistry
-from epochwatch.daemon.runsamplers import NvmlHub
+from epochwatch.daemon.runsamplers import NvmlHub, ProcessChanged
+from epochwatch.daemon.safedirs import UnsafeDirectory, open_dir
 from epochwatch.daemon.session import Session
 from epochwatch.daemon.store import prepare_dirs
 
@@ -103,6 +104,8 @@ class Daemon:
         _raise_fd_limit()
         try:
             prepare_dirs(Path(self.cfg.state_dir))
+        except UnsafeDirectory as exc:
+            raise StartError(f"refusing state directory {self.cfg.state_dir}: {exc}") from None
         except OSError as exc:
             raise StartError(
                 f"cannot use state directory {self.cfg.state_dir}: {exc.strerror or exc}"
@@ -145,18 +148,29 @@ class Daemon:
 
     async def _listen(self, loop: asyncio.AbstractEventLoop) -> asyncio.AbstractServer:
         path = self.cfg.socket
+        try:  # nobody else may write where the socket goes: no symlink can be swapped in
+            os.close(open_dir(Path(path).parent, 0o755))
+        except UnsafeDirectory as exc:
+            raise StartError(f"refusing socket directory {Path(path).parent}: {exc}") from None
+        except OSError as exc:
+            raise StartError(
+                f"cannot use socket directory {Path(path).parent}: {exc.strerror or exc}"
+            ) from None
         _clear_stale_socket(path)
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # The socket gets its mode from the umask at bind: no chmod by path after it (a
+        # path can be swapped for a symlink between bind and chmod).
+        old_umask = os.umask(0o777 & ~self.cfg.socket_mode)
         try:
             server = await loop.create_unix_server(
                 lambda: self._new_connection(), path, backlog=1024, start_serving=False
             )
         except OSError as exc:
             raise StartError(f"cannot listen on {path}: {exc.strerror or exc}") from None
-        os.chmod(path, self.cfg.socket_mode)
+        finally:
+            os.umask(old_umask)
         if self.cfg.socket_group:
             try:
-                os.chown(path, -1, grp.getgrnam(self.cfg.socket_group).gr_gid)
+                os.lchown(path, -1, grp.getgrnam(self.cfg.socket_group).gr_gid)
             except (KeyError, OSError) as exc:
                 server.close()
                 raise StartError(f"cannot give {path} to group {self.cfg.socket_group!r}: {exc}") from None
@@ -292,8 +306,11 @@ class Daemon:
             self._pool, _sample_all, [t[1] for t in targets], self._contention if scan else None
         )
         top = self.cfg.sampling.contention_top
-        for (session, _), (sample, gone) in zip(targets, results, strict=True):
+        for (session, _), (sample, gone, changed) in zip(targets, results, strict=True):
             if session.finished:
+                continue
+            if changed:
+                self.registry.stop_sampling(session, changed)
                 continue
             if gone:
                 self.registry.process_exited(session)
@@ -328,8 +345,9 @@ class Daemon:
 
 def _sample_all(
     samplers: list[Any], contention: ContentionScanner | None
-) -> list[tuple[dict[str, Any] | None, bool]]:
-    """On the sampling thread: one sample per run, (sample, gone); and the contention scan."""
+) -> list[tuple[dict[str, Any] | None, bool, str]]:
+    """On the sampling thread: one sample per run, (sample, gone, why it may not be sampled
+    any more); and the contention scan."""
     import psutil
 
     if contention is not None:
@@ -337,15 +355,17 @@ def _sample_all(
             contention.scan(max_age=60.0)
         except Exception as exc:
             log.warning("contention scan failed: %s", exc)
-    out: list[tuple[dict[str, Any] | None, bool]] = []
+    out: list[tuple[dict[str, Any] | None, bool, str]] = []
     for sampler in samplers:
         try:
-            out.append((sampler.sample(), False))
+            out.append((sampler.sample(), False, ""))
         except psutil.NoSuchProcess:
-            out.append((None, True))
+            out.append((None, True, ""))
+        except ProcessChanged as exc:
+            out.append((None, False, str(exc)))
         except Exception as exc:
             log.warning("run %s: sample failed: %s: %s", sampler.run_id, type(exc).__name__, exc)
-            out.append((None, False))
+            out.append((None, False, ""))
     return out
 
 

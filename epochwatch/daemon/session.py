@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,17 @@ Record = dict[str, Any]
 # Epochs (and what came with them) fed to the detectors again when a restarted daemon takes a
 # run back; OnlineAnalyzer keeps 256 epochs of series.
 REPLAY_EPOCHS = 300
+# Records the hook can hold unacknowledged (its queue): a handover never reaches further back.
+HOOK_QUEUE_RECORDS = 10_000
+# `ended` of a run whose hook took the rest over (no run_end in this trace: it is in the hook's).
+HANDED_OVER = "handed over to the hook"
+
+
+def _seq_at_least(rec: Record, first: int) -> bool:
+    seq = rec.get("seq")
+    return isinstance(seq, int) and seq >= first
+
+
 # A run whose hook was away longer than this when its process ended may have gone embedded.
 DETACHED_HINT_SECONDS = 5.0
 # RSS at or above this share of the memory limit in the last samples: "likely OOM-killed".
@@ -57,10 +69,11 @@ class Analyzer:
 
     unavailable: str | None = None  # why online detection is off for every run, once
 
-    def __init__(self, run_id: str, enabled: bool) -> None:
+    def __init__(self, run_id: str, enabled: bool, parents: Any = None) -> None:
         self.run_id = run_id
         self._impl: Any = None
         self._failed = not enabled
+        self._parents = parents  # where restores find their parent runs (daemon/parents.py)
 
     def start(self, run_start: Record | None) -> None:
         if self._failed or self._impl is not None:
@@ -75,6 +88,8 @@ class Analyzer:
             return
         try:
             self._impl = OnlineAnalyzer(run_start)
+            if self._parents is not None:
+                self._impl.parents = self._parents
         except Exception as exc:
             self._fail(exc)
 
@@ -113,10 +128,12 @@ class Session:
         self.next_seq = next_seq
         self.sampling = sampling
         self.run_start: Record | None = None
-        self.analyzer = Analyzer(state.run_id, online)
+        from epochwatch.daemon.parents import DaemonParents
+
+        self.analyzer = Analyzer(state.run_id, online, DaemonParents(trace.path.parent, state.uid))
         self.peaks = PeakTracker()
         self.decimator = Decimator(sampling, state.started)
-        self.samplers = RunSamplers(state.pid, state.run_id, hub) if state.pid > 0 else None
+        self.samplers = RunSamplers(state.pid, state.run_id, hub, state.uid) if state.pid > 0 else None
         self.epochs = 0
         self.last_epoch: int | None = None
         self.last_epoch_t: float | None = None
@@ -136,6 +153,10 @@ class Session:
         self.gaps = 0
         self.contention: Record | None = None
         self.dirs: Record = {}
+        self.write_problem: str | None = None  # why the trace could not be written, while so
+        # (seq, offset in the trace before it) of the latest hook records, to cut back to
+        # at a handover; as many as the hook can hold unacknowledged
+        self.offsets: deque[tuple[int, int]] = deque(maxlen=HOOK_QUEUE_RECORDS)
 
     # -- identity --------------------------------------------------------------------------
 
@@ -208,7 +229,10 @@ class Session:
                 return None  # the daemon already wrote this one
             self._finding_keys.add(key)
             self.findings.append(rec)
-        self.trace.write(rec)  # may raise OSError: then next_seq stays, and the hook resends
+        # may raise OSError (a full disk, a byte limit): then next_seq stays, the hook resends
+        offset = self.trace.offset()
+        self.trace.write(rec, essential=type_ == schema.RUN_END)
+        self.offsets.append((seq, offset))
         self.next_seq = seq + 1
         if type_ != schema.FINDING:
             if analyze:
@@ -216,6 +240,40 @@ class Session:
             else:
                 self.pending_analysis.append(rec)
         return rec
+
+    def notice(self, message: str, *, part: str = "daemon", essential: bool = False, **fields: Any) -> None:
+        """A `notice` from the daemon in the run's trace (and the log); a trace that cannot
+        be written costs the notice, never the caller. `essential`: past the byte limits."""
+        log.warning("run %s: %s", self.run_id, message)
+        rec: Record = {"type": schema.NOTICE, "run_id": self.run_id, "t": time.time(), "part": part}
+        rec.update(fields)
+        rec["message"] = message
+        try:
+            self.trace.write(rec, essential=essential)
+        except OSError as exc:
+            log.error("run %s: cannot write a notice: %s", self.run_id, exc.strerror or exc)
+
+    def hand_over(self, first: int) -> None:
+        """The hook wrote records from `first` on to its embedded trace (it stopped waiting
+        for a stalled daemon): any of them already written here are cut off the end of this
+        trace (with whatever the daemon wrote after them), and a notice with `handover_seq`
+        says where the rest of the run is. The run then ends without a run_end here."""
+        cut = next((offset for seq, offset in self.offsets if seq >= first), None)
+        if cut is not None:
+            self.trace.truncate(cut)
+            dropped = self.next_seq - first
+            self.epochs = max(0, self.epochs - sum(1 for s, _ in self.offsets if s >= first))
+            self.offsets = deque(((s, o) for s, o in self.offsets if s < first), maxlen=HOOK_QUEUE_RECORDS)
+        else:
+            dropped = 0
+        self.pending_analysis = [r for r in self.pending_analysis if not _seq_at_least(r, first)]
+        self.ended = HANDED_OVER
+        self.notice(
+            f"the hook wrote records {first} on to its own embedded trace (the daemon was too slow "
+            f"to take them); {dropped} already written here were removed",
+            handover_seq=first,
+            essential=True,
+        )
 
     def analyze_pending(self) -> None:
         pending, self.pending_analysis = self.pending_analysis, []
@@ -396,7 +454,7 @@ class Session:
             )
         if hint:
             rec["hint"] = hint
-        self.trace.write(rec)
+        self.trace.write(rec, essential=True)
         self.ended = schema.ENDED_VANISHED
 
     def oom_hint(self) -> str | None:

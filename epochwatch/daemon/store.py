@@ -19,11 +19,14 @@ import hashlib
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
+from epochwatch.daemon.quota import RunMeter
+from epochwatch.daemon.safedirs import open_dir, subdir
 from epochwatch.trace.schema import safe_run_id
-from epochwatch.trace.writer import TraceWriter
+from epochwatch.trace.writer import TraceWriter, dumps_line
 
 _TAIL_CHUNK = 64 * 1024
 
@@ -34,13 +37,15 @@ def hash_token(token: str) -> str:
 
 def prepare_dirs(state_dir: Path) -> tuple[Path, Path]:
     """Create traces/ (0711: users open their own trace by name, cannot list others')
-    and sessions/ (0700)."""
+    and sessions/ (0700) in the state directory, all checked as safe (safedirs.py:
+    UnsafeDirectory when another user could swap something in) and moded by fd."""
     traces, sessions = state_dir / "traces", state_dir / "sessions"
-    for path, mode in ((state_dir, 0o755), (traces, 0o711), (sessions, 0o700)):
-        path.mkdir(mode=mode, parents=True, exist_ok=True)
-        if path is not state_dir:
-            with contextlib.suppress(OSError):
-                os.chmod(path, mode)
+    top = open_dir(state_dir, 0o755)
+    try:
+        for path, mode in ((traces, 0o711), (sessions, 0o700)):
+            os.close(subdir(top, path.name, mode, str(path)))
+    finally:
+        os.close(top)
     for path in (traces, sessions):
         _check_writable(path)
     return traces, sessions
@@ -64,6 +69,28 @@ class TraceFile(TraceWriter):
 
     def __init__(self, path: Path, fd: int) -> None:
         super().__init__(path, fd=fd)
+        self.meter: RunMeter | None = None  # the registry's byte limits (quota.py)
+
+    def offset(self) -> int:
+        """Where the next record starts (the end of the file)."""
+        assert self._fd is not None
+        return os.fstat(self._fd).st_size
+
+    def truncate(self, size: int) -> None:
+        """Cut the trace back to `size` bytes (a handover: records that are the hook's now)."""
+        assert self._fd is not None
+        os.ftruncate(self._fd, size)
+
+    def write(self, record: dict[str, Any], *, essential: bool = False) -> None:
+        self.write_line(dumps_line(record), essential=essential)
+
+    def write_line(self, line: bytes, *, essential: bool = False) -> None:
+        """Metered: a write over a byte limit raises TraceLimit before a byte is written."""
+        if self.meter is not None:
+            self.meter.check(len(line), essential=essential)
+        super().write_line(line)
+        if self.meter is not None:
+            self.meter.spent(len(line))
 
     @classmethod
     def create(cls, traces: Path, wanted: str, *, uid: int, mode: int) -> TraceFile:

@@ -6,6 +6,12 @@ could list the directory itself (search permission on every ancestor, read and s
 on the directory), using the uid and groups the kernel gave for the connection. The
 path is resolved first, so a symlink cannot point the daemon somewhere else. Two runs
 watching the same directory share one watch (the DirWatcher counts owners).
+
+The check is not only made when asked: a watched directory that is deleted and comes
+back (a user can replace it with a symlink to a directory only root may read) is checked
+again for each run that watches it before it is walked (`SharedWatcher._check`), and the
+walk itself never follows a symlink (samplers/dirs.py). A run that lost a directory that
+way is told through `take_refusals`.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import threading
+from collections.abc import Hashable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -95,20 +103,50 @@ class SharedWatcher:
     def __init__(self) -> None:
         self._watcher: Any = None
         self._broken: str | None = None
+        self._lock = threading.Lock()  # the two dicts below are read on the watcher's thread
+        self._creds: dict[Hashable, tuple[int, int]] = {}  # owner -> (uid, gid)
+        self._refused: dict[Hashable, list[tuple[str, str]]] = {}  # owner -> [(path, why)]
 
     def _ensure(self) -> Any:
         if self._watcher is None and self._broken is None:
             try:
                 from epochwatch.samplers.dirs import DirWatcher
 
-                self._watcher = DirWatcher()
+                self._watcher = DirWatcher(check=self._check)
             except Exception as exc:
                 self._broken = f"{type(exc).__name__}: {exc}"
                 log.warning("directory watching unavailable: %s", self._broken)
         return self._watcher
 
-    def watch(self, path: str, role: str, owner: str) -> str | None:
-        """Start (or share) a watch; returns why it failed, or None."""
+    def _check(self, path: str, owners: frozenset[Hashable]) -> Iterable[Hashable]:
+        """On the watcher's thread, before a root is (re)activated: the owners whose uid
+        may still read `path`, reached without a symlink (it was resolved when asked)."""
+        allowed = []
+        for owner in owners:
+            with self._lock:
+                creds = self._creds.get(owner)
+            if creds is None:
+                continue  # unknown owner: nothing vouches for it
+            why, real = refuse_watch(path, *creds)
+            if why is None and real != path:
+                why = "it became a symlink"
+            if why is None:
+                allowed.append(owner)
+                continue
+            log.warning("not watching %s for run %s any more: %s", path[:300], owner, why)
+            with self._lock:
+                self._refused.setdefault(owner, []).append((path, why))
+        return allowed
+
+    def take_refusals(self, owner: Hashable) -> list[tuple[str, str]]:
+        """(path, why) for each directory `owner` lost at a re-check since the last call."""
+        with self._lock:
+            return self._refused.pop(owner, [])
+
+    def watch(self, path: str, role: str, owner: str, uid: int = 0, gid: int = 0) -> str | None:
+        """Start (or share) a watch for `owner`, who is (uid, gid); returns why it failed, or None."""
+        with self._lock:
+            self._creds[owner] = (uid, gid)
         watcher = self._ensure()
         if watcher is None:
             return f"directory watching unavailable ({self._broken})"
@@ -124,6 +162,12 @@ class SharedWatcher:
                 self._watcher.unwatch(path, owner=owner)
             except Exception as exc:
                 log.warning("unwatching %s failed: %s", path, exc)
+
+    def forget(self, owner: Hashable) -> None:
+        """The owner's run ended (after it unwatched everything)."""
+        with self._lock:
+            self._creds.pop(owner, None)
+            self._refused.pop(owner, None)
 
     def totals(self, paths: list[str]) -> dict[str, Any]:
         if self._watcher is None or not paths:

@@ -24,7 +24,14 @@ How it degrades, each said once on stderr and never raised:
   never mistaken for a shrinking or growing one.
 
 Sizes are apparent sizes (st_size) of regular files; symlinks are neither followed nor
-counted, so a `latest -> ckpt-5` link does not count a checkpoint twice. Nested roots
+counted, so a `latest -> ckpt-5` link does not count a checkpoint twice. Roots are
+watched resolved, so no symlink is left on their path: every directory is opened one
+component at a time with O_NOFOLLOW (`_open_dir`) and files are stat'ed relative to it,
+so a root or a subdirectory swapped for a symlink is never followed (in the daemon,
+which runs as root, that would report the sizes of a directory its user cannot read).
+A `check` given by the owner of the watcher decides, at every activation of a root
+(the first and after its directory was deleted and came back), which owners may still
+have it: the daemon checks each run's uid there. Nested roots
 (a checkpoint directory inside a watched temp directory) share one size map and each
 report their own totals.
 """
@@ -38,12 +45,17 @@ import stat
 import threading
 import time
 import warnings
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from epochwatch import notices
 from epochwatch.guard import say
+from epochwatch.samplers.nofollow import count_dirs as _count_dirs
+from epochwatch.samplers.nofollow import ident as _ident
+from epochwatch.samplers.nofollow import is_dir as _is_dir
+from epochwatch.samplers.nofollow import list_dir as _list_dir
+from epochwatch.samplers.nofollow import lstat_at as _lstat_at
 from epochwatch.trace import schema
 from epochwatch.trace.schema import ROLES
 
@@ -58,6 +70,8 @@ _POLL_COST_FACTOR = 20.0
 _RECONCILE_MIN_SECONDS = 300.0
 _RECONCILE_COST_FACTOR = 200.0
 _STOP = object()
+# check(root path, its owners) -> the owners that may have it (see DirWatcher)
+Check = Callable[[str, frozenset[Hashable]], Iterable[Hashable]]
 
 
 # The shared temp directory holds every user's leftovers: scanning and watching all of it
@@ -84,6 +98,7 @@ class _Root:
     queued: bool = False
     poll_interval: float = _POLL_MIN_SECONDS
     next_poll: float = 0.0
+    ident: tuple[int, int] | None = None  # (st_dev, st_ino) of the directory activated
 
     @property
     def prefix(self) -> str:
@@ -112,8 +127,14 @@ class DirWatcher:
     all runs (each run passes its own `owner`); the hook has one per process.
     """
 
-    def __init__(self, *, max_dirs: int = MAX_DIRS, idle_seconds: float = 1.0) -> None:
+    def __init__(
+        self, *, max_dirs: int = MAX_DIRS, idle_seconds: float = 1.0, check: Check | None = None
+    ) -> None:
+        """`check`, when given, runs on the worker thread before each (re)activation of a
+        root: owners it leaves out lose the root (gone once it has none), so a directory
+        deleted and replaced is judged again."""
         self.max_dirs = max_dirs
+        self._check = check
         self.idle_seconds = idle_seconds
         self._lock = threading.Lock()
         self._roots: dict[str, _Root] = {}
@@ -198,7 +219,7 @@ class DirWatcher:
         `"top_level_only": True`.
         """
         for root in self._pending:
-            if not root.queued and not self._closing and os.path.isdir(root.path):
+            if not root.queued and not self._closing and _is_dir(root.path):
                 root.queued = True
                 self._tasks.put(("activate", root))
         wanted = None if paths is None else {self._norm(p) for p in paths}
@@ -307,12 +328,17 @@ class DirWatcher:
         for root in self._pending:
             if self._closing:
                 return
-            if os.path.isdir(root.path):
+            if os.path.lexists(root.path):  # a symlink too: the check refuses it
                 self._activate(root)
 
     def _activate(self, root: _Root) -> None:
         """pending -> scanning -> live: decide how to watch, watch, scan, publish."""
-        if root.state != "pending" or self._closing or not os.path.isdir(root.path):
+        if root.state != "pending" or self._closing or not os.path.lexists(root.path):
+            return
+        if self._check is not None and not self._still_allowed(root):
+            return
+        root.ident = _ident(root.path)
+        if root.ident is None:
             return
         limit = min(self.max_dirs, ROLE_MAX_DIRS.get(root.role, self.max_dirs))
         recursive = _count_dirs(root.path, limit) <= limit
@@ -354,6 +380,22 @@ class DirWatcher:
                 per_host=True,
             )
 
+    def _still_allowed(self, root: _Root) -> bool:
+        """Ask `check` about the root's owners; drop those refused, and the root with the last."""
+        assert self._check is not None
+        with self._lock:
+            owners = frozenset(root.owners)
+        allowed = set(self._check(root.path, owners))
+        with self._lock:
+            root.owners &= allowed | (root.owners - owners)  # owners added meanwhile stay
+            if root.owners:
+                return True
+            if self._roots.get(root.path) is root:
+                del self._roots[root.path]
+            self._forget(root)
+            root.state = "gone"
+        return False
+
     def _set_poll_interval(self, root: _Root, cost: float) -> None:
         if root.poll:
             root.poll_interval = max(_POLL_MIN_SECONDS, _POLL_COST_FACTOR * cost)
@@ -367,7 +409,7 @@ class DirWatcher:
         for root in self._live:
             if now < root.next_poll or self._closing:
                 continue
-            if not os.path.isdir(root.path):
+            if _ident(root.path) != root.ident:
                 self._lost(root)
                 continue
             started = time.monotonic()
@@ -377,7 +419,7 @@ class DirWatcher:
     def _lost(self, root: _Root) -> None:
         """A live root's directory was deleted: forget its files, wait for it to return."""
         with self._lock:
-            if root.state not in ("scanning", "live") or os.path.isdir(root.path):
+            if root.state not in ("scanning", "live") or _ident(root.path) == root.ident:
                 return
             self._forget(root)
             self._drop_dir(root.path)
@@ -469,18 +511,18 @@ class DirWatcher:
         walk = False
         activate = lost = None
         with self._lock:
-            info = _lstat(path)
+            info = _lstat_at(directory, name)
             if info is not None and stat.S_ISREG(info.st_mode):
                 if self._tracked(directory):
                     self._set(directory, name, info.st_size)
                 return
             was_file = self._drop_file(directory, name)
             root = self._roots.get(path)
+            if root is not None and root.state in ("scanning", "live") and _ident(path) != root.ident:
+                lost = root  # deleted, or replaced (by a symlink, another directory)
             if info is None:
                 if not was_file:
                     self._drop_dir(path)
-                if root is not None and root.state in ("scanning", "live"):
-                    lost = root
             elif stat.S_ISDIR(info.st_mode):
                 if root is not None and root.state == "pending" and not root.queued:
                     root.queued = True
@@ -509,11 +551,10 @@ class DirWatcher:
                 return
             directory = stack.pop()
             try:
-                with os.scandir(directory) as it:
-                    entries = list(it)
+                entries = _list_dir(directory)
             except OSError:
                 with self._lock:
-                    if not os.path.isdir(directory):
+                    if not _is_dir(directory):
                         self._drop_dir(directory)
                 continue
             visited.add(directory)
@@ -522,17 +563,14 @@ class DirWatcher:
                     continue
                 self._tree.setdefault(directory, {})
             names = set()
-            for entry in entries:
-                try:
-                    is_dir = entry.is_dir(follow_symlinks=False)
-                except OSError:
-                    continue
+            for name, is_dir, info in entries:
                 if is_dir:
                     if recursive:
-                        stack.append(entry.path)
+                        stack.append(os.path.join(directory, name))
                     continue
-                names.add(entry.name)
-                self._refresh_file(directory, entry.name)
+                names.add(name)
+                with self._lock:
+                    self._record(directory, name, info)
             with self._lock:
                 vanished = [n for n in self._tree.get(directory, ()) if n not in names]
             for name in vanished:
@@ -541,17 +579,20 @@ class DirWatcher:
             with self._lock:
                 unseen = [d for d in self._tree if root.covers(d) and d not in visited]
                 for directory in unseen:
-                    if not os.path.isdir(directory):
+                    if not _is_dir(directory):
                         self._drop_dir(directory)
 
     def _refresh_file(self, directory: str, name: str) -> None:
         with self._lock:
-            info = _lstat(os.path.join(directory, name))
-            if info is not None and stat.S_ISREG(info.st_mode):
-                if self._tracked(directory):
-                    self._set(directory, name, info.st_size)
-            else:
-                self._drop_file(directory, name)
+            self._record(directory, name, _lstat_at(directory, name))
+
+    def _record(self, directory: str, name: str, info: os.stat_result | None) -> None:
+        """A file's size as just stat'ed, or its absence (lock held)."""
+        if info is not None and stat.S_ISREG(info.st_mode):
+            if self._tracked(directory):
+                self._set(directory, name, info.st_size)
+        else:
+            self._drop_file(directory, name)
 
     def _tracked(self, directory: str) -> bool:
         """Whether files in `directory` belong to any scanning or live root (lock held)."""
@@ -634,35 +675,6 @@ class DirsSampler:
 
     def close(self) -> None:
         """Nothing: the watcher's owner closes it."""
-
-
-def _lstat(path: str) -> os.stat_result | None:
-    try:
-        return os.lstat(path)
-    except (OSError, ValueError):
-        return None
-
-
-def _count_dirs(path: str, limit: int) -> int:
-    """Subdirectories under `path`, counting stops once past `limit` (cheap: d_type only)."""
-    count = 0
-    stack = [path]
-    while stack:
-        try:
-            with os.scandir(stack.pop()) as it:
-                for entry in it:
-                    try:
-                        if not entry.is_dir(follow_symlinks=False):
-                            continue
-                    except OSError:
-                        continue
-                    count += 1
-                    if count > limit:
-                        return count
-                    stack.append(entry.path)
-        except OSError:
-            continue
-    return count
 
 
 def _describe(exc: BaseException) -> str:

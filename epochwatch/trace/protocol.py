@@ -14,6 +14,8 @@ so it stays light: no psutil, no asyncio.
     daemon -> {"op": "ack", "seq": 0}                         (all records <= seq are written)
     daemon -> {"op": "finding", "record": {...}}              (a finding the daemon made for the run)
     client -> {"op": "bye"}                                   (optional, after the last record)
+    client -> {"op": "handover", "seq": n}                    (records >= n went to the hook's
+                                                               embedded trace: not to be written)
 
     client -> {"op": "hello", "protocol": 1, "role": "status"}
     daemon -> {"op": "status", "runs": [...]}                 (then the daemon closes)
@@ -41,6 +43,7 @@ OP_WELCOME = "welcome"
 OP_REC = "rec"
 OP_ACK = "ack"
 OP_BYE = "bye"
+OP_HANDOVER = "handover"
 OP_STATUS = "status"
 OP_ERROR = "error"
 OP_FINDING = "finding"  # added within protocol 1: older hooks ignore ops they do not know

@@ -58,6 +58,12 @@ def open_sink(run_id: str, environ: dict[str, str] | None = None) -> Sink:
     directory = environment.trace_dir(env)
     path = environment.socket_path(env)
     if _is_socket(path):
+        why = untrusted_socket(path)
+        if why is not None:
+            from epochwatch.guard import say
+
+            say(f"the daemon socket {path} is not trusted ({why}); writing the embedded trace")
+            return FileSink(directory, run_id)
         try:
             from epochwatch.trace.socket_sink import DEFAULT_GRACE, SocketSink
 
@@ -75,6 +81,30 @@ def open_sink(run_id: str, environ: dict[str, str] | None = None) -> Sink:
             )
             say(f"daemon at {path} not usable ({reason}); writing the embedded trace")
     return FileSink(directory, run_id)
+
+
+def untrusted_socket(path: str) -> str | None:
+    """Why the hook will not talk to the socket at `path`, or None.
+
+    Whoever listens there learns the run's command line, working directory and
+    environment summary, so the socket must belong to root (the system daemon) or to
+    this user (their own daemon), in a directory that belongs to one of them and that
+    nobody else may write to (unless sticky), so it cannot be swapped after this check.
+    """
+    me = os.geteuid()
+    try:
+        real = os.path.realpath(path)
+        st = os.lstat(real)
+        parent = os.stat(os.path.dirname(real))
+    except OSError:
+        return None  # not there: connecting will say so
+    if st.st_uid not in (0, me):
+        return f"it belongs to uid {st.st_uid}, neither root nor you"
+    if parent.st_uid not in (0, me):
+        return f"its directory belongs to uid {parent.st_uid}, neither root nor you"
+    if parent.st_mode & 0o022 and not parent.st_mode & stat.S_ISVTX:
+        return "its directory is writable by other users"
+    return None
 
 
 def _is_socket(path: str) -> bool:

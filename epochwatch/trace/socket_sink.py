@@ -435,6 +435,10 @@ class SocketSink:
 
     # -- fallback ----------------------------------------------------------------------------------
 
+    def _hand_over(self, first: int) -> None:
+        if self._sock is not None and self.daemon_run_id:
+            _send_handover(self._sock, first)
+
     def _fall_back(self, why: str) -> None:
         """From now on write the embedded trace: header, a notice, then all that was not acked."""
         with self._lock:
@@ -450,6 +454,7 @@ class SocketSink:
                 self._dead = True
                 return
             first = self._pending[0][0] if self._pending else self._seq
+            self._hand_over(first)
             try:
                 for seq, line in self._pinned:
                     if seq < first:
@@ -488,6 +493,15 @@ def _as_embedded(line: bytes) -> bytes:
         return dumps_line(record)
     except (orjson.JSONDecodeError, TypeError):
         return line
+
+
+def _send_handover(sock: socket.socket, first: int) -> None:
+    """Tell a daemon that may still hold unread records of this run (it stalled) that the
+    records from `first` on are the embedded trace's now: it drops them instead of writing
+    them twice. Never waits: a full socket buffer loses the message, not time."""
+    with contextlib.suppress(OSError):
+        # the newline ends a record line the sender may have left half sent
+        sock.send(b"\n" + p.encode({"op": p.OP_HANDOVER, "seq": first}), socket.MSG_DONTWAIT)
 
 
 def _client() -> str:

@@ -171,3 +171,17 @@ def test_a_restarted_daemon_rebuilds_the_run_from_its_trace(
         assert [r["type"] for r in written(again)].count("finding") == 1
     finally:
         again.trace.close()
+
+
+def test_a_handover_cuts_back_what_the_hook_took_over(session: Session) -> None:
+    """Records the daemon wrote from the handover's seq on are cut off the trace (the hook's
+    embedded trace has them); earlier ones stay; a notice says where the rest is."""
+    session.accept(0, {"type": "run_start"}, PEER)
+    for n in range(5):
+        session.accept(n + 1, {"type": "epoch", "epoch": n}, PEER)
+    session.hand_over(4)  # epochs 3 and 4 (seq 4, 5) are the hook's
+    records = written(session)
+    assert [r.get("epoch") for r in records if r["type"] == "epoch"] == [0, 1, 2]
+    assert records[-1]["type"] == "notice" and records[-1]["handover_seq"] == 4
+    assert "2 already written here were removed" in records[-1]["message"]
+    assert session.epochs == 3 and session.ended is not None
