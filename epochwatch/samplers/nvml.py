@@ -1,4 +1,4 @@
-"""GPU memory, utilisation, temperature, power and throttling from NVML.
+"""GPU memory, utilisation, temperature, power and throttling from NVML, and who uses each GPU.
 
 The only module in epochwatch that imports pynvml (nvidia-ml-py), and only when a
 sampler first needs it, so importing the hook or the CLI never loads it. Modelled on
@@ -228,6 +228,7 @@ class NvmlSampler:
         self.pid = os.getpid() if pid is None else pid
         self._lib = _Library(nvml)
         self._owner = True
+        self._util = _ProcessUtilization()
 
     def for_pid(self, pid: int) -> NvmlSampler:
         """A sampler for another process sharing this one's NVML session (and its one
@@ -236,6 +237,7 @@ class NvmlSampler:
         other.pid = pid
         other._lib = self._lib
         other._owner = False
+        other._util = _ProcessUtilization()
         return other
 
     def sample(self) -> dict[str, Any] | None:
@@ -284,10 +286,14 @@ class NvmlSampler:
         return out
 
     def gpu_processes(self) -> list[dict[str, Any]]:
-        """Every process on every device: `{pid, device, used_memory_bytes}`, for the
-        daemon to see who else contends for the GPUs. Pids are as NVML reports them
-        (the host's pid namespace). `used_memory_bytes` is absent where NVML cannot
-        say (Windows WDDM, some containers)."""
+        """Every process on every device: `{pid, device, used_memory_bytes, sm_util_pct,
+        mem_util_pct}`, for the daemon to see who else contends for the GPUs. Pids are as
+        NVML reports them (the host's pid namespace). `used_memory_bytes` is absent where
+        NVML cannot say (Windows WDDM, some containers); the two utilisations (each
+        process's share of the SM and memory-controller time since the previous call) are
+        absent where the device or driver cannot give them (NotSupported, older drivers).
+        A process NVML lists is 0% busy when the utilisation call answered without it; a
+        pid that only the utilisation call still mentions has gone and is left out."""
         lib = self._lib
         if not lib.ready():
             return []
@@ -298,10 +304,15 @@ class NvmlSampler:
             for procs in lists:
                 for pid, used in _memory_by_pid(procs).items():
                     pids[pid] = _larger(pids[pid], used) if pid in pids else used
+            util = self._util.read(lib, handle, static["index"]) if pids else None
             for pid, used in sorted(pids.items()):
                 entry: dict[str, Any] = {"pid": pid, "device": static["index"]}
                 if used is not None:
                     entry["used_memory_bytes"] = used
+                if util is not None:
+                    sm, mem = util.get(pid, (0.0, 0.0))
+                    entry["sm_util_pct"] = sm
+                    entry["mem_util_pct"] = mem
                 out.append(entry)
         return out
 
@@ -361,6 +372,65 @@ class NvmlSampler:
         if unknown:
             reasons.append(f"unknown_{unknown:#x}")
         return reasons
+
+
+class _ProcessUtilization:
+    """Per-process SM and memory utilisation, each call covering the time since the last.
+
+    NVML keeps a short buffer of per-process samples and returns those newer than the
+    timestamp it is given; we keep the newest timestamp seen per device, so each call
+    averages the process's samples since the previous call (nvitop does the same).
+    `nvmlDeviceGetProcessesUtilizationInfo` (drivers from 550) is tried first, then
+    `nvmlDeviceGetProcessUtilization`; one that is missing or unsupported is not tried
+    again. NVML answers NotFound when no process had a sample since the timestamp:
+    that is an answer (nobody was busy), not a failure.
+    """
+
+    _FUNCTIONS = ("nvmlDeviceGetProcessesUtilizationInfo", "nvmlDeviceGetProcessUtilization")
+    _NOT_FOUND = 6  # NVML_ERROR_NOT_FOUND
+    _SUCCESS = 0  # pynvml raises NVMLError(SUCCESS) when the size probe finds nothing
+
+    def __init__(self) -> None:
+        self._seen: dict[int, int] = {}  # device index -> newest sample timestamp (microseconds)
+        self._broken: set[str] = set()
+
+    def read(self, lib: _Library, handle: Any, device: int) -> dict[int, tuple[float, float]] | None:
+        """{pid: (sm %, memory %)} since the previous call; None when NVML cannot say."""
+        for function in self._FUNCTIONS:
+            if function in self._broken:
+                continue
+            fn = getattr(lib.module, function, None)
+            if fn is None:
+                self._broken.add(function)
+                continue
+            try:
+                samples = fn(handle, self._seen.get(device, 0))
+            except Exception as exc:
+                if getattr(exc, "value", None) in (self._NOT_FOUND, self._SUCCESS):
+                    return {}
+                self._broken.add(function)
+                continue
+            return self._average(samples, device)
+        return None
+
+    def _average(self, samples: Iterable[Any], device: int) -> dict[int, tuple[float, float]]:
+        sums: dict[int, list[float]] = {}
+        newest = self._seen.get(device, 0)
+        for sample in samples or ():
+            pid, stamp = getattr(sample, "pid", None), getattr(sample, "timeStamp", None)
+            sm, mem = getattr(sample, "smUtil", None), getattr(sample, "memUtil", None)
+            if not isinstance(pid, int) or not isinstance(sm, int) or not isinstance(mem, int):
+                continue
+            if sm > 100 or mem > 100:
+                continue  # NVML marks "no value" with an out-of-range number on some drivers
+            if isinstance(stamp, int) and stamp > newest:
+                newest = stamp
+            acc = sums.setdefault(pid, [0.0, 0.0, 0.0])
+            acc[0] += sm
+            acc[1] += mem
+            acc[2] += 1
+        self._seen[device] = newest
+        return {pid: (round(a[0] / a[2], 1), round(a[1] / a[2], 1)) for pid, a in sums.items()}
 
 
 def _memory_by_pid(procs: Iterable[Any]) -> dict[int, int | None]:
