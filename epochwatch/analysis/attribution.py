@@ -7,7 +7,7 @@ as a screen), and then pass one test that a sceptic accepts:
 
 - `accounts`: the suspect is time spent inside the epoch (graph building, validation,
   the callbacks' own time) or scales it (steps per epoch), and its growth accounts for at
-  least ACCOUNT_SHARE of the epoch time's growth;
+  least ACCOUNT_SHARE of the epoch time's growth (Theil-Sen slopes, robust to odd slow epochs);
 - `mechanism`: a known mechanism ties it to the time: others compute on a GPU this run
   uses; others take the CPU of a busy host; new traces whose graph building accounts for
   the growth; a watched directory that grows while the added time is in the callbacks
@@ -31,6 +31,7 @@ from typing import Any
 
 from epochwatch.analysis import trend
 from epochwatch.analysis.view import RunAtEpoch, Window
+from epochwatch.analysis.waiting import share_of_added_time
 
 # The screen: a suspect must trend itself (one-sided Mann-Kendall, autocorrelation corrected) ...
 SUSPECT_ALPHA = 0.01
@@ -86,15 +87,6 @@ def _ends(values: Sequence[float]) -> tuple[float, float]:
     return trend.median(values[:k]), trend.median(values[-k:])
 
 
-def _growth(view: RunAtEpoch, name: str, indexes: list[int], key: str | None = None) -> float | None:
-    values = [view.series.value(name, i, key) for i in indexes]
-    values = [v for v in values if v == v]
-    if len(values) < max(6, len(indexes) // 2):
-        return None
-    start, now = _ends(values)
-    return now - start
-
-
 def _accounts(view: RunAtEpoch, sus: Suspect, times: Window, measure: str) -> dict[str, Any] | None:
     """Share of the time's growth that the suspect accounts for, when it is time inside the epoch."""
     if measure != "seconds":
@@ -109,14 +101,10 @@ def _accounts(view: RunAtEpoch, sus: Suspect, times: Window, measure: str) -> di
         if len(steps) < len(times.indexes) // 2:
             return None
         s_start, s_now = _ends(steps)
-        explained = t_start * (s_now / s_start - 1.0) if s_start > 0 else 0.0
+        share: float | None = t_start * (s_now / s_start - 1.0) / added if s_start > 0 else None
     else:
-        grown = _growth(view, sus.series, times.indexes, sus.key)
-        if grown is None:
-            return None
-        explained = grown
-    share = explained / added
-    if share < ACCOUNT_SHARE:
+        share = share_of_added_time(view, sus.series, sus.key, times)
+    if share is None or share < ACCOUNT_SHARE:
         return None
     return {"test": "accounts", "share_of_added_time": round(min(share, 9.99), 3)}
 

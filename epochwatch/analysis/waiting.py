@@ -24,7 +24,7 @@ BUSY_HOST_PCT = 85.0
 OTHERS_PCT = 100.0
 SHARE_DROP = 0.9  # CPU per wall second now at most this share of what it was
 CPU_EXPLAINS = 0.5  # added CPU time under half the added wall time: the rest is waiting
-WHERE_SHARE = 0.5
+WHERE_SHARE = 0.3  # as attribution.ACCOUNT_SHARE
 
 
 def _values(view: RunAtEpoch, name: str, indexes: Sequence[int]) -> list[float]:
@@ -34,6 +34,21 @@ def _values(view: RunAtEpoch, name: str, indexes: Sequence[int]) -> list[float]:
 def _ends(values: Sequence[float]) -> tuple[float, float]:
     k = max(3, len(values) // 10)
     return trend.median(values[:k]), trend.median(values[-k:])
+
+
+def share_of_added_time(view: RunAtEpoch, name: str, key: str | None, times: Window) -> float | None:
+    """The part of the time's growth over `times` that a seconds series inside the epoch
+    grew by: the ratio of their Theil-Sen slopes (robust to the odd slow epoch of a busy
+    host, where medians of the window's ends are not). None: too few values, or no growth."""
+    pairs = [(i, view.series.value(name, i, key)) for i in times.indexes]
+    pairs = [(i, v) for i, v in pairs if v == v]
+    if len(pairs) < max(6, len(times.indexes) // 2):
+        return None
+    time_slope = trend.theil_sen(times.values, [float(i) for i in times.indexes]).slope
+    if time_slope <= 0:
+        return None
+    slope = trend.theil_sen([v for _, v in pairs], [float(i) for i, _ in pairs]).slope
+    return slope / time_slope
 
 
 def _rises(values: Sequence[float]) -> bool:
@@ -88,35 +103,25 @@ def has_demand_readings(view: RunAtEpoch, indexes: Sequence[int]) -> bool:
 
 def _where(view: RunAtEpoch, times: Window) -> dict[str, Any]:
     """Which part of the epoch took the added time: a callback, validation, or the steps."""
-    t_start, t_now = _ends(times.values)
-    added = t_now - t_start
-    if added <= 0:
-        return {}
+    parts = [
+        ("cb_seconds", name, f"callback {name} (on_epoch_end)") for name in view.series.keys("cb_seconds")
+    ]
     best: tuple[float, str] | None = None
-    for name in view.series.keys("cb_seconds"):
-        vals = [view.series.value("cb_seconds", i, name) for i in times.indexes]
-        vals = [v for v in vals if v == v]
-        if len(vals) >= 6:
-            share = (_ends(vals)[1] - _ends(vals)[0]) / added
-            if share >= WHERE_SHARE and (best is None or share > best[0]):
-                best = (share, f"callback {name} (on_epoch_end)")
+    for group in (
+        parts,
+        [("callback_seconds", None, "the callbacks (on_epoch_end)"), ("val_seconds", None, "validation")],
+    ):
+        for name, key, what in group:
+            share = share_of_added_time(view, name, key, times)
+            if share is not None and share >= WHERE_SHARE and (best is None or share > best[0]):
+                best = (share, what)
+        if best is not None:
+            break
     if best is None:
-        for name, what in (
-            ("callback_seconds", "the callbacks (on_epoch_end)"),
-            ("val_seconds", "validation"),
-        ):
-            vals = _values(view, name, times.indexes)
-            if len(vals) >= 6:
-                share = (_ends(vals)[1] - _ends(vals)[0]) / added
-                if share >= WHERE_SHARE and (best is None or share > best[0]):
-                    best = (share, what)
-    if best is None:
-        med = _values(view, "step_median", times.indexes)
         steps = _values(view, "steps", times.indexes)
-        if len(med) >= 6 and steps:
-            share = (_ends(med)[1] - _ends(med)[0]) * trend.median(steps) / added
-            if share >= WHERE_SHARE:
-                best = (share, "the training steps")
+        share = share_of_added_time(view, "step_median", None, times)
+        if share is not None and steps and share * trend.median(steps) >= WHERE_SHARE:
+            best = (share * trend.median(steps), "the training steps")
     if best is None:
         return {
             "where": "not in the callbacks, validation or the steps the trace times (input, or between steps)"

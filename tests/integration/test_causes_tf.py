@@ -28,7 +28,7 @@ quiet, _peer = socket.socketpair()  # nothing is ever sent
 class Blocker(keras.callbacks.Callback):
     # Blocks a little longer every epoch: on a lock, on a local socket, in a sleep.
     def on_epoch_end(self, epoch, logs=None):
-        wait = 0.03 * epoch
+        wait = 0.04 * epoch
         if epoch % 3 == 0:
             held.acquire(timeout=wait)
         elif epoch % 3 == 1:
