@@ -275,6 +275,16 @@ class EpochSeries:
         for family, sums in (("gpu_others_sm", p.others_sm), ("gpu_self_sm", p.self_sm)):
             for dev, (total, n) in sums.items():
                 keyed.setdefault(family, {})[dev] = total / n
+        gpu = rec.get("gpu")
+        for i, dev in enumerate(gpu.get("devices") or () if isinstance(gpu, Mapping) else ()):
+            others = dev.get("others") if isinstance(dev, Mapping) else None
+            key = str(dev.get("index", i))[:16] if isinstance(dev, Mapping) else ""
+            if isinstance(others, list) and key not in p.others:
+                p.others[key] = [
+                    {k: e[k] for k in ("pid", "name", "sm_util_pct", "used_memory_bytes") if k in e}
+                    for e in others[:8]
+                    if isinstance(e, Mapping)
+                ]
         for dev, entries in p.others.items():
             history = self.gpu_others.setdefault(dev, [])
             pids = [e.get("pid") for e in entries]
@@ -327,6 +337,12 @@ class EpochSeries:
                 out.setdefault("gpu_used", {})[key] = _num(dev.get("memory_used_bytes"))
                 out.setdefault("gpu_total", {})[key] = _num(dev.get("memory_total_bytes"))
                 out.setdefault("gpu_util", {})[key] = _num(dev.get("utilization_pct"))
+                # The hook's own reading of who else computes on the device (embedded mode);
+                # the daemon's samples, where there are any, take precedence (add_epoch).
+                for family, field_ in (("gpu_others_sm", "others_sm_pct"), ("gpu_self_sm", "process_sm_pct")):
+                    share = _num(dev.get(field_))
+                    if share == share:
+                        out.setdefault(family, {})[key] = share
                 reasons = dev.get("throttle_reasons")
                 if isinstance(reasons, list):
                     names = [str(r) for r in reasons]

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from epochwatch.guard import say
+from epochwatch.samplers.nvml_processes import ProcessUtilization, comm
 
 
 class _NotAvailable:
@@ -228,7 +229,7 @@ class NvmlSampler:
         self.pid = os.getpid() if pid is None else pid
         self._lib = _Library(nvml)
         self._owner = True
-        self._util = _ProcessUtilization()
+        self._util = ProcessUtilization()
 
     def for_pid(self, pid: int) -> NvmlSampler:
         """A sampler for another process sharing this one's NVML session (and its one
@@ -237,7 +238,7 @@ class NvmlSampler:
         other.pid = pid
         other._lib = self._lib
         other._owner = False
-        other._util = _ProcessUtilization()
+        other._util = ProcessUtilization()
         return other
 
     def sample(self) -> dict[str, Any] | None:
@@ -252,9 +253,12 @@ class NvmlSampler:
             if memory is not NA:
                 device["memory_used_bytes"] = int(memory.used)
                 device["memory_total_bytes"] = int(memory.total)
-            mine = self._process_memory(handle)
+            lists = self._process_lists(handle)
+            mine = self._process_memory(lists)
             if mine is not None:
                 device["process_memory_bytes"] = mine
+            if mine:  # we are on this device and know our pid there: who else computes on it
+                device.update(self._shares(lists, handle, static["index"]))
             rates = lib.query("nvmlDeviceGetUtilizationRates", handle)
             if rates is not NA:
                 device["utilization_pct"] = rates.gpu
@@ -329,7 +333,38 @@ class NvmlSampler:
                 lists.append(procs)
         return lists
 
-    def _process_memory(self, handle: Any) -> int | None:
+    def _shares(self, lists: list[Iterable[Any]], handle: Any, index: int) -> dict[str, Any]:
+        """`process_sm_pct`, `others_sm_pct` and the busiest `others` on a device since the
+        previous sample (NVML per-process utilisation), so gpu_contention works without the
+        daemon; empty where NVML cannot say. Only pids in the process lists count: one that
+        only the utilisation call mentions has exited."""
+        util = self._util.read(self._lib, handle, index)
+        if util is None:
+            return {}
+        listed: dict[int, int | None] = {}
+        for procs in lists:
+            listed.update(_memory_by_pid(procs))
+        out: dict[str, Any] = {"process_sm_pct": util.get(self.pid, (0.0, 0.0))[0]}
+        others = sorted(
+            ((util.get(pid, (0.0, 0.0))[0], pid) for pid in listed if pid != self.pid), reverse=True
+        )
+        out["others_sm_pct"] = round(sum(sm for sm, _ in others), 1)
+        busy = []
+        for sm, pid in others[:3]:
+            if sm <= 0:
+                break
+            entry: dict[str, Any] = {"pid": pid, "sm_util_pct": sm}
+            if listed.get(pid) is not None:
+                entry["used_memory_bytes"] = listed[pid]
+            name = comm(pid)
+            if name:
+                entry["name"] = name
+            busy.append(entry)
+        if busy:
+            out["others"] = busy
+        return out
+
+    def _process_memory(self, lists: list[Iterable[Any]]) -> int | None:
         """This pid's memory on the device; 0 when NVML answered and the pid is not there.
 
         A process with both a compute and a graphics context appears in both lists with
@@ -338,7 +373,6 @@ class NvmlSampler:
         could be read, when NVML cannot measure it, or when the pid is absent but the
         lists hold pids we cannot see (we are in another pid namespace).
         """
-        lists = self._process_lists(handle)
         if not lists:
             return None
         found = False
@@ -372,65 +406,6 @@ class NvmlSampler:
         if unknown:
             reasons.append(f"unknown_{unknown:#x}")
         return reasons
-
-
-class _ProcessUtilization:
-    """Per-process SM and memory utilisation, each call covering the time since the last.
-
-    NVML keeps a short buffer of per-process samples and returns those newer than the
-    timestamp it is given; we keep the newest timestamp seen per device, so each call
-    averages the process's samples since the previous call (nvitop does the same).
-    `nvmlDeviceGetProcessesUtilizationInfo` (drivers from 550) is tried first, then
-    `nvmlDeviceGetProcessUtilization`; one that is missing or unsupported is not tried
-    again. NVML answers NotFound when no process had a sample since the timestamp:
-    that is an answer (nobody was busy), not a failure.
-    """
-
-    _FUNCTIONS = ("nvmlDeviceGetProcessesUtilizationInfo", "nvmlDeviceGetProcessUtilization")
-    _NOT_FOUND = 6  # NVML_ERROR_NOT_FOUND
-    _SUCCESS = 0  # pynvml raises NVMLError(SUCCESS) when the size probe finds nothing
-
-    def __init__(self) -> None:
-        self._seen: dict[int, int] = {}  # device index -> newest sample timestamp (microseconds)
-        self._broken: set[str] = set()
-
-    def read(self, lib: _Library, handle: Any, device: int) -> dict[int, tuple[float, float]] | None:
-        """{pid: (sm %, memory %)} since the previous call; None when NVML cannot say."""
-        for function in self._FUNCTIONS:
-            if function in self._broken:
-                continue
-            fn = getattr(lib.module, function, None)
-            if fn is None:
-                self._broken.add(function)
-                continue
-            try:
-                samples = fn(handle, self._seen.get(device, 0))
-            except Exception as exc:
-                if getattr(exc, "value", None) in (self._NOT_FOUND, self._SUCCESS):
-                    return {}
-                self._broken.add(function)
-                continue
-            return self._average(samples, device)
-        return None
-
-    def _average(self, samples: Iterable[Any], device: int) -> dict[int, tuple[float, float]]:
-        sums: dict[int, list[float]] = {}
-        newest = self._seen.get(device, 0)
-        for sample in samples or ():
-            pid, stamp = getattr(sample, "pid", None), getattr(sample, "timeStamp", None)
-            sm, mem = getattr(sample, "smUtil", None), getattr(sample, "memUtil", None)
-            if not isinstance(pid, int) or not isinstance(sm, int) or not isinstance(mem, int):
-                continue
-            if sm > 100 or mem > 100:
-                continue  # NVML marks "no value" with an out-of-range number on some drivers
-            if isinstance(stamp, int) and stamp > newest:
-                newest = stamp
-            acc = sums.setdefault(pid, [0.0, 0.0, 0.0])
-            acc[0] += sm
-            acc[1] += mem
-            acc[2] += 1
-        self._seen[device] = newest
-        return {pid: (round(a[0] / a[2], 1), round(a[1] / a[2], 1)) for pid, a in sums.items()}
 
 
 def _memory_by_pid(procs: Iterable[Any]) -> dict[int, int | None]:

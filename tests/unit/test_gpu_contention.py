@@ -161,3 +161,35 @@ def _synthetic(device_of_run: int) -> list[Finding]:
 def test_others_on_a_gpu_this_run_does_not_use_are_not_its_contention() -> None:
     assert [f.target for f in _synthetic(device_of_run=1)] == ["GPU:1"]
     assert _synthetic(device_of_run=0) == []
+
+
+def test_embedded_gpu_block_carries_the_shares(nvml: dict[str, Any]) -> None:
+    nvml["others"][OTHER] = 55
+    nvml["vanished"] = {424242: 90}
+    sampler = NvmlSampler(nvml=fake_pynvml)
+    (device,) = sampler.sample()["devices"]  # type: ignore[index]
+    assert device["process_sm_pct"] == 60.0 and device["others_sm_pct"] == 55.0
+    (other,) = device["others"]  # the idle GONE pid and the vanished one are not there
+    assert other["pid"] == OTHER and other["sm_util_pct"] == 55.0 and other["name"]
+    nvml["utilization"] = "not_supported"
+    (device,) = NvmlSampler(nvml=fake_pynvml).sample()["devices"]  # type: ignore[index]
+    assert not {"process_sm_pct", "others_sm_pct", "others"} & device.keys()
+
+
+def test_embedded_mode_finds_gpu_contention_without_the_daemon(nvml: dict[str, Any]) -> None:
+    """The hook's own gpu block (no daemon samples) is enough."""
+    rng = random.Random(6)
+    sampler = NvmlSampler(nvml=fake_pynvml)
+    records = [syn.run_start()]
+    t = syn.T0 + 1.0
+    for i in range(40):
+        nvml["others"][OTHER] = 70 if i >= 20 else 0
+        seconds = syn.noisy(rng, 1.5 if i >= 20 else 1.0, 0.02)
+        records.append(syn.epoch_record("synthetic", i, t, seconds, gpu=sampler.sample()))
+        t += seconds
+    run = Run("synthetic")
+    for rec in records:
+        run.add(rec)
+    (f,) = _of(analyze(run), "gpu_contention")
+    assert f.evidence["since_epoch"] == 20 and f.evidence["others_sm_pct"] == 70.0
+    assert f.evidence["processes"][0]["pid"] == OTHER

@@ -1,8 +1,9 @@
 """gpu_contention: other processes compute on a GPU this run uses, and the run slows.
 
-Series (daemon samples, see series.py): per device, the other processes' summed SM
-utilisation (`gpu_others_sm`) and the run's own (`gpu_self_sm`), each averaged over the
-samples within an epoch; NVML gives them per process where the GPU supports it. The
+Series (see series.py): per device, the other processes' summed SM utilisation
+(`gpu_others_sm`) and the run's own (`gpu_self_sm`), from the daemon's samples within an
+epoch (averaged) or else the hook's own `gpu` block; NVML gives them per process where the
+GPU supports it. The
 finding needs both halves: others take a real share of the device (at least
 OTHERS_SM_PCT in each of the last RECENT epochs) *and* this run's epochs (or steps) take
 at least SLOWER times as long as when the others were quiet. Others being busy on a GPU
@@ -105,7 +106,7 @@ def evaluate(view: RunAtEpoch, device: str) -> Finding | None:
         "recent_seconds": now,
         "slowdown_ratio": round(ratio, 3),
         "processes": processes,
-        "source": "daemon samples (NVML per-process utilisation)",
+        "source": "NVML per-process utilisation",
     }
     own = [view.value("gpu_self_sm", i, device) for i in recent]
     own = [v for v in own if v == v]
