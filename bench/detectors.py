@@ -12,9 +12,10 @@ checks that both flag the same epoch.
 Prints, per scenario, the share of runs flagged by epoch 10, 30 and 100 and the median
 delay (epochs from the fault's onset to the finding). Targets (issue 3): at most 1%
 flagged on i.i.d. noise and 5% at AR(1) rho 0.5; at least 95% of 1%/epoch ramps caught
-by epoch 30.
+by epoch 30. Then bench/attribution.py: a series that rises beside a slowdown without
+causing it must not be named as its likely cause in at least 95% of runs.
 
-    python bench/detectors.py [--runs 1000] [--epochs 100] [--seed 1] [--jobs 2] [--verify 20]
+    python bench/detectors.py [--runs 1000] [--epochs 100] [--seed 1] [--jobs 2] [--verify 20] [--attribution 200]
 """
 
 from __future__ import annotations
@@ -315,6 +316,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--verify", type=int, default=20, help="runs per scenario replayed through OnlineAnalyzer")
     p.add_argument("--only", help="scenarios whose name contains this")
+    p.add_argument(
+        "--attribution",
+        type=int,
+        default=200,
+        help="runs per attribution scenario (bench/attribution.py); 0: skip",
+    )
     a = p.parse_args(argv)
     picked = [i for i, s in enumerate(SCENARIOS) if not a.only or a.only in s.name]
     t0 = time.perf_counter()
@@ -368,6 +375,11 @@ def main(argv: list[str] | None = None) -> int:
             f"verify: the OnlineAnalyzer on trace records flagged the same epoch in {agree} of {total} runs"
         )
         ok &= agree == total
+    if a.attribution:
+        import attribution
+
+        print()
+        ok &= attribution.report(a.attribution, a.seed)
     return 0 if ok else 1
 
 

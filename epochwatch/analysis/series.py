@@ -56,6 +56,10 @@ SCALARS: dict[str, tuple[str, ...]] = {
     "retrace_new": ("retraces", "new"),
     "graph_build": ("retraces", "graph_build_seconds"),
     "live_functions": ("retraces", "live_concrete_functions"),
+    "runnable": ("host", "runnable"),
+    "cpus": ("host", "cpus"),
+    "cpu_pressure": ("host", "cpu_pressure_some_seconds"),
+    "callback_seconds": ("callbacks", "seconds"),
 }
 # Filled from the samples between two epoch records (daemon mode), not from the epoch.
 SAMPLED = ("rss_min", "contention_cpu", "host_cpu_pct", "samples")
@@ -72,6 +76,9 @@ KEYED = (
     "dir_files",
     "dir_free",
     "fn_new",
+    "cb_seconds",  # time in each callback's on_epoch_end, by class name (Keras)
+    "gpu_others_sm",  # SM utilisation of other processes on the device (daemon samples), summed
+    "gpu_self_sm",  # the run's own SM utilisation on the device (daemon samples)
 )
 # Epoch blocks holding a framework allocator's own bytes per device (`current_bytes`,
 # `peak_bytes`), read into the tf_current/tf_peak columns whichever framework wrote them.
@@ -80,6 +87,9 @@ ALLOCATOR_BLOCKS = {
     "torch_memory": "torch.cuda allocator",
     "jax_memory": "JAX device memory",
 }
+
+OTHERS_KEPT = 256  # changes of "who else is on a GPU" remembered per device
+
 HEAD = 8  # first values kept per column: the run's own baseline
 # Warm-up state per epoch (series.warm): the first epoch of a fit or loop (compile, first
 # traces), the few after it that still trace (settling), or steady.
@@ -167,6 +177,10 @@ class _Pending:
     host_cpu: float = 0.0
     host_cpu_n: int = 0
     count: int = 0
+    # device -> [sum, samples] of others' / the run's own SM utilisation
+    others_sm: dict[str, list[float]] = field(default_factory=dict)
+    self_sm: dict[str, list[float]] = field(default_factory=dict)
+    others: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # newest per device
 
 
 class EpochSeries:
@@ -186,6 +200,8 @@ class EpochSeries:
         self.allocator_sources: dict[str, str] = {}
         self.gpu_reasons: dict[str, Counter[str]] = {}
         self.functions: dict[str, FunctionRetraces] = {}
+        # device -> [(epoch index from which, the other processes seen on it)]
+        self.gpu_others: dict[str, list[tuple[int, list[dict[str, Any]]]]] = {}
         self._pending = _Pending()
         self._segment: tuple[Any, Any] | None = None
         self._segment_len = 0
@@ -212,6 +228,41 @@ class EpochSeries:
             if host == host:
                 p.host_cpu += host
                 p.host_cpu_n += 1
+            self._gpu_sample(p, cont)
+
+    @staticmethod
+    def _gpu_sample(p: _Pending, cont: Mapping[str, Any]) -> None:
+        """Per device: the others' summed SM utilisation and the run's own, where NVML gave it."""
+        others: dict[str, float] = {}
+        who: dict[str, list[dict[str, Any]]] = {}
+        entries = cont.get("gpu")
+        for e in entries if isinstance(entries, list) else ():
+            if not isinstance(e, Mapping) or isinstance(e.get("device"), bool):
+                continue
+            dev = str(e.get("device"))[:16]
+            who.setdefault(dev, []).append(
+                {k: e[k] for k in ("pid", "name", "user", "sm_util_pct", "used_memory_bytes") if k in e}
+            )
+            sm = _num(e.get("sm_util_pct"))
+            if sm == sm:
+                others[dev] = others.get(dev, 0.0) + sm
+        mine = cont.get("gpu_self")
+        for e in mine if isinstance(mine, list) else ():
+            if not isinstance(e, Mapping):
+                continue
+            dev = str(e.get("device"))[:16]
+            sm = _num(e.get("sm_util_pct"))
+            if sm == sm:
+                acc = p.self_sm.setdefault(dev, [0.0, 0.0])
+                acc[0] += sm
+                acc[1] += 1
+                others.setdefault(dev, 0.0)  # NVML answered for this device: no others is 0%
+        for dev, total in others.items():
+            acc = p.others_sm.setdefault(dev, [0.0, 0.0])
+            acc[0] += total
+            acc[1] += 1
+        for dev, entries_ in who.items():
+            p.others[dev] = entries_[:8]
 
     def add_epoch(self, rec: Mapping[str, Any]) -> None:
         n_before = self.count - self.offset
@@ -236,6 +287,27 @@ class EpochSeries:
                     head.append(v)
         self.warm.append(warm)
         keyed = self._keyed_values(rec)
+        for family, sums in (("gpu_others_sm", p.others_sm), ("gpu_self_sm", p.self_sm)):
+            for dev, (total, n) in sums.items():
+                keyed.setdefault(family, {})[dev] = total / n
+        gpu = rec.get("gpu")
+        for i, dev in enumerate(gpu.get("devices") or () if isinstance(gpu, Mapping) else ()):
+            others = dev.get("others") if isinstance(dev, Mapping) else None
+            key = str(dev.get("index", i))[:16] if isinstance(dev, Mapping) else ""
+            if isinstance(others, list) and key not in p.others:
+                p.others[key] = [
+                    {k: e[k] for k in ("pid", "name", "sm_util_pct", "used_memory_bytes") if k in e}
+                    for e in others[:8]
+                    if isinstance(e, Mapping)
+                ]
+        for dev, entries in p.others.items():
+            history = self.gpu_others.setdefault(dev, [])
+            pids = [e.get("pid") for e in entries]
+            if not history or [e.get("pid") for e in history[-1][1]] != pids:
+                history.append((self.count, entries))
+                del history[:-OTHERS_KEPT]
+            else:
+                history[-1] = (history[-1][0], entries)  # same processes: keep the newest figures
         for family, cols in self.keyed.items():
             default = 0.0 if family == "fn_new" else NAN
             got = keyed.get(family, {})
@@ -280,6 +352,12 @@ class EpochSeries:
                 out.setdefault("gpu_used", {})[key] = _num(dev.get("memory_used_bytes"))
                 out.setdefault("gpu_total", {})[key] = _num(dev.get("memory_total_bytes"))
                 out.setdefault("gpu_util", {})[key] = _num(dev.get("utilization_pct"))
+                # The hook's own reading of who else computes on the device (embedded mode);
+                # the daemon's samples, where there are any, take precedence (add_epoch).
+                for family, field_ in (("gpu_others_sm", "others_sm_pct"), ("gpu_self_sm", "process_sm_pct")):
+                    share = _num(dev.get(field_))
+                    if share == share:
+                        out.setdefault(family, {})[key] = share
                 reasons = dev.get("throttle_reasons")
                 if isinstance(reasons, list):
                     names = [str(r) for r in reasons]
@@ -302,6 +380,11 @@ class EpochSeries:
             out.setdefault("dir_free", {})[key] = free
             if isinstance(block.get("role"), str):
                 self.dir_roles[key] = block["role"]
+        callbacks = rec.get("callbacks")
+        by_class = callbacks.get("by_class") if isinstance(callbacks, Mapping) else None
+        if isinstance(by_class, Mapping):
+            for name, seconds in list(by_class.items())[:32]:
+                out.setdefault("cb_seconds", {})[str(name)[:120]] = _num(seconds)
         retraces = rec.get("retraces")
         functions = retraces.get("functions") if isinstance(retraces, Mapping) else None
         if isinstance(functions, Mapping):
@@ -355,6 +438,13 @@ class EpochSeries:
         if key is None:
             return self.cols.get(name)
         return self.keyed.get(name, {}).get(key)
+
+    def others_on_gpu(self, device: str, end: int) -> list[dict[str, Any]]:
+        """The other processes last seen on a GPU before epoch index `end` (daemon samples)."""
+        for index, entries in reversed(self.gpu_others.get(device, [])):
+            if index < end:
+                return entries
+        return []
 
     def keys(self, family: str) -> list[str]:
         return list(self.keyed.get(family, {}))

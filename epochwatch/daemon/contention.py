@@ -1,15 +1,18 @@
-"""Who else is busy on this host: the processes taking the most CPU (and GPU memory).
+"""Who else is busy on this host: the processes taking the most CPU, and who uses each GPU.
 
 One scan of /proc serves every attached run (each run then leaves itself out), and it
 runs every `contention_interval_seconds`, not every second: reading /proc/<pid>/stat
 for a few hundred processes costs a few milliseconds, and contention that matters
 lasts longer than that. The scan reads the raw stat files rather than building psutil
-objects, to stay cheap.
+objects, to stay cheap. GPU entries come from NVML (`NvmlSampler.gpu_processes`: memory,
+and each process's SM and memory utilisation since the previous scan where the GPU
+gives it), with the process's name and user added from /proc where it is still there.
 """
 
 from __future__ import annotations
 
 import os
+import pwd
 import time
 from typing import Any
 
@@ -62,6 +65,7 @@ class ContentionScanner:
         self._prev_host: tuple[float, float] | None = None
         self._nvml_processes = nvml_processes  # callable -> [{pid, device, used_memory_bytes}]
         self._self = str(os.getpid())
+        self._users: dict[int, str] = {}
         self.latest: dict[str, Any] | None = None
 
     def scan(self, max_age: float = 60.0) -> dict[str, Any] | None:
@@ -125,9 +129,30 @@ class ContentionScanner:
             name = names.get(str(pid))
             if name is not None:
                 entry["name"] = name[0]
+                user = self._user(pid)
+                if user is not None:
+                    entry["user"] = user
             out.append(entry)
-        out.sort(key=lambda e: e.get("used_memory_bytes") or 0, reverse=True)
+        out.sort(key=lambda e: (e.get("sm_util_pct") or 0, e.get("used_memory_bytes") or 0), reverse=True)
         return out[:KEEP]
+
+    def _user(self, pid: Any) -> str | None:
+        """The owner of /proc/<pid> by name (uid as text when unnamed); None if it has gone."""
+        if not isinstance(pid, int):
+            return None
+        try:
+            uid = os.stat(f"/proc/{pid}").st_uid
+        except OSError:
+            return None
+        name = self._users.get(uid)
+        if name is None:
+            try:
+                name = pwd.getpwuid(uid).pw_name
+            except (KeyError, OSError):
+                name = str(uid)
+            if len(self._users) < 1024:
+                self._users[uid] = name
+        return name
 
     def for_run(self, pid: int, top: int) -> dict[str, Any] | None:
         """The latest scan without the run's own process, its top `top` entries."""
@@ -139,5 +164,15 @@ class ContentionScanner:
             out["host_cpu_pct"] = latest["host_cpu_pct"]
         out["cpu"] = [e for e in latest["cpu"] if e["pid"] != pid][:top]
         if "gpu" in latest:
-            out["gpu"] = [e for e in latest["gpu"] if e.get("pid") != pid][:top]
+            mine = [e for e in latest["gpu"] if e.get("pid") == pid]
+            devices = {e.get("device") for e in mine}
+            others = [e for e in latest["gpu"] if e.get("pid") != pid]
+            others.sort(key=lambda e: e.get("device") not in devices)  # stable: busiest first within
+            out["gpu"] = others[:top]
+            # The devices the run itself is on, and its own share there: what gpu_contention
+            # compares the others against.
+            out["gpu_self"] = [
+                {k: e[k] for k in ("device", "used_memory_bytes", "sm_util_pct", "mem_util_pct") if k in e}
+                for e in mine
+            ]
         return out

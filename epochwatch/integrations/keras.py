@@ -4,7 +4,9 @@ The callback overrides only begin/end hooks that Keras always calls synchronousl
 overriding any `*_batch_end` would switch off Keras 3's asynchronous callback dispatch
 (`CallbackList._configure_async_dispatch`) and slow training. Steps are timed from
 `on_train_batch_begin`, which costs a clock read and a list append, and never touches
-tensors, so it adds no device synchronisation.
+tensors, so it adds no device synchronisation. The user's callbacks' own epoch-end time
+is measured by small clocks placed before each of them in the list (each also only
+overrides on_epoch_end): one clock read per callback per epoch.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from epochwatch.recorder import Recorder
 
+MAX_CLOCKED = 32  # callbacks timed one by one; longer lists are left as they are
 _ROLE_BY_CALLBACK = {
     "ModelCheckpoint": ("filepath", "checkpoint"),
     "BackupAndRestore": ("backup_dir", "backup"),
@@ -91,6 +94,8 @@ def _prepare(
     callback = callback_cls(arguments, step_cost)
     if user_callbacks is None:
         arguments["callbacks"] = [callback]
+    elif isinstance(user_callbacks, list | tuple) and len(user_callbacks) <= MAX_CLOCKED:
+        arguments["callbacks"] = [*callback.clocked(list(user_callbacks)), callback]
     elif isinstance(user_callbacks, list | tuple):
         arguments["callbacks"] = [*user_callbacks, callback]
     elif hasattr(user_callbacks, "callbacks") and isinstance(user_callbacks.callbacks, list):
@@ -117,6 +122,17 @@ def _calibrate_step_cost(callback_cls: type) -> float:
 
 
 def _callback_class(base: type, recorder: Recorder) -> type:
+    class EpochwatchClock(base):
+        """Placed before a user callback: notes when that callback's on_epoch_end starts."""
+
+        def __init__(self, marks: list[tuple[int, float]], slot: int) -> None:
+            super().__init__()
+            self._marks = marks
+            self._slot = slot
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            self._marks.append((self._slot, time.perf_counter()))
+
     class EpochwatchCallback(base):
         """Feeds the Recorder from one fit; created per fit call."""
 
@@ -134,6 +150,32 @@ def _callback_class(base: type, recorder: Recorder) -> type:
             self._fit_start = time.perf_counter()
             self._epoch_start = self._fit_start
             self._input = _input_probe(recorder, fit_arguments.get("x"))
+            self._marks: list[tuple[int, float]] = []
+            self._clocked: list[str] = []  # class name of the callback after each clock
+
+        def clocked(self, callbacks: list[Any]) -> list[Any]:
+            """The user's callbacks, each preceded by a clock that times its on_epoch_end."""
+            out: list[Any] = []
+            for cb in callbacks:
+                out.append(EpochwatchClock(self._marks, len(self._clocked)))
+                self._clocked.append(type(cb).__name__[:120])
+                out.append(cb)
+            return out
+
+        def _callback_times(self, end: float) -> dict[str, Any] | None:
+            """{"seconds": total, "by_class": {name: seconds}} for this epoch's on_epoch_end calls."""
+            marks = self._marks
+            if not marks or not self._clocked:
+                return None
+            by_class: dict[str, float] = {}
+            for n, (slot, t) in enumerate(marks):
+                until = marks[n + 1][1] if n + 1 < len(marks) else end
+                name = self._clocked[slot] if 0 <= slot < len(self._clocked) else "?"
+                by_class[name] = by_class.get(name, 0.0) + max(0.0, until - t)
+            return {
+                "seconds": round(max(0.0, end - marks[0][1]), 6),
+                "by_class": {k: round(v, 6) for k, v in by_class.items()},
+            }
 
         # -- fit ---------------------------------------------------------------------
 
@@ -184,6 +226,7 @@ def _callback_class(base: type, recorder: Recorder) -> type:
 
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             self._step_starts = []
+            self._marks.clear()
             self._val_start = None
             self._val_seconds = 0.0
             self._train_end = None
@@ -235,6 +278,9 @@ def _callback_class(base: type, recorder: Recorder) -> type:
                     fields["step_seconds"] = spread
             if self._val_seconds:
                 fields["val_seconds"] = round(self._val_seconds, 6)
+            callbacks = self._callback_times(end)
+            if callbacks:
+                fields["callbacks"] = callbacks
             metrics = {}
             for key, value in (logs or {}).items():
                 try:
@@ -384,7 +430,7 @@ def _fit_block(callback: Any, fit_index: int, recorder: Recorder) -> dict[str, A
     names, watched = [], {}
     for cb in _user_callbacks(arguments.get("callbacks")):
         name = type(cb).__name__
-        if name == "EpochwatchCallback":
+        if name in ("EpochwatchCallback", "EpochwatchClock"):
             continue
         names.append(name)
         attr_role = _ROLE_BY_CALLBACK.get(name)
@@ -394,10 +440,48 @@ def _fit_block(callback: Any, fit_index: int, recorder: Recorder) -> dict[str, A
                 path = os.fspath(target)
                 directory = os.path.dirname(path) if attr_role[1] == "checkpoint" else path
                 watched[os.path.abspath(directory or ".")] = attr_role[1]
+    distribution = _distribution(model)
+    if distribution:
+        block["distribution"] = distribution
     block["callbacks"] = names
     if watched:
         block["watched"] = watched
     return {k: v for k, v in block.items() if v is not None}
+
+
+def _distribution(model: Any) -> dict[str, Any] | None:
+    """The distribution strategy of the fit: its class, replicas in sync and workers.
+
+    tf.distribute (TensorFlow backend) through the model's strategy; Keras 3's own
+    `keras.distribution` (JAX) when one is set. None for the default, one-device strategy.
+    """
+    out: dict[str, Any] = {}
+    strategy = getattr(model, "distribute_strategy", None)
+    name = type(strategy).__name__ if strategy is not None else ""
+    if strategy is not None and "Default" not in name:
+        out["strategy"] = name
+        with contextlib.suppress(Exception):
+            out["replicas"] = int(strategy.num_replicas_in_sync)
+        with contextlib.suppress(Exception):
+            resolver = strategy.cluster_resolver
+            workers = resolver.cluster_spec().as_dict().get("worker") if resolver is not None else None
+            out["workers"] = len(workers) if workers else 1
+            if resolver is not None and workers:
+                out["worker_index"] = int(resolver.task_id)
+        out.setdefault("workers", 1)
+        return out
+    with contextlib.suppress(Exception):
+        import keras
+
+        dist = keras.distribution.distribution()
+        if dist is not None:
+            out["strategy"] = type(dist).__name__
+            mesh = getattr(dist, "device_mesh", None)
+            devices = getattr(mesh, "devices", None)
+            if devices is not None:
+                out["replicas"] = int(getattr(devices, "size", len(devices)))
+            return out
+    return None
 
 
 def _user_callbacks(callbacks: Any) -> list[Any]:

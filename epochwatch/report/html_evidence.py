@@ -65,8 +65,10 @@ def _value(key: str, v: Any, unit: str) -> str:
             for c in v[:6]:
                 if isinstance(c, Mapping):
                     tau = c.get("tau")
+                    test = f"{c['test']}, " if isinstance(c.get("test"), str) else ""
                     parts.append(
-                        f"{c.get('series')}" + (f" (tau {tau:.2f})" if isinstance(tau, int | float) else "")
+                        f"{c.get('series')}"
+                        + (f" ({test}tau {tau:.2f})" if isinstance(tau, int | float) else "")
                     )
             return ", ".join(parts) or "-"
         if all(not isinstance(x, list | dict) for x in v):

@@ -152,7 +152,8 @@ def _causes(f: Mapping[str, Any]) -> str:
     out = []
     for c in causes:
         if isinstance(c, Mapping):
-            out.append(f"{c.get('series')} (tau {c.get('tau', 0):.2f})")
+            test = f"{c['test']}, " if isinstance(c.get("test"), str) else ""
+            out.append(f"{c.get('series')} ({test}tau {c.get('tau', 0):.2f})")
     return ", ".join(out)
 
 

@@ -6,6 +6,13 @@ each, and lets psutil's `oneshot()` share one read of /proc/<pid>/stat between t
 times and the process state. `Process.memory_full_info()` would give swap too, but it
 parses smaps (about 9 ms for a TF process), so swap comes from `VmSwap` instead.
 
+Each sample also says whether other tasks want the CPU, which is what separates a process
+that waits (sleep, I/O, a lock) from one that competes for a core: the host's runnable
+tasks (`runnable`, from /proc/loadavg) against the CPUs this process may use (`cpus`), and
+the seconds during which some task stalled waiting for a CPU since the previous sample
+(`cpu_pressure_some_seconds`, from /proc/pressure/cpu where the kernel has PSI). Two small
+reads, a few microseconds each.
+
 The daemon samples attached processes at 1 Hz with `detailed=True` (CPU percent, I/O).
 A process that has gone (exited, reaped, or a zombie, or a pid reused by another
 process in detailed mode) raises `psutil.NoSuchProcess`: that is how the daemon learns a
@@ -63,6 +70,8 @@ class HostSampler:
         self._last_time: float | None = None
         self._limit: int | None = None
         self._limit_read_at = float("-inf")
+        self._cpus = _usable_cpus(self.pid)
+        self._pressure: float | None = None  # cumulative "some" stall seconds at the last sample
 
     def sample(self) -> dict[str, Any]:
         """One `host` block; raises psutil.NoSuchProcess when the process is gone."""
@@ -112,6 +121,23 @@ class HostSampler:
             self._limit_read_at = now
         if self._limit is not None:
             out["memory_limit_bytes"] = self._limit
+        if self._procfs:
+            out.update(self._cpu_demand())
+        return out
+
+    def _cpu_demand(self) -> dict[str, Any]:
+        """Runnable tasks, usable CPUs, and CPU stall seconds since the last sample."""
+        out: dict[str, Any] = {}
+        if self._cpus:
+            out["cpus"] = self._cpus
+        runnable = _runnable()
+        if runnable is not None:
+            out["runnable"] = runnable
+        total = _cpu_pressure_some()
+        if total is not None:
+            if self._pressure is not None and total >= self._pressure:
+                out["cpu_pressure_some_seconds"] = round(total - self._pressure, 6)
+            self._pressure = total
         return out
 
     def close(self) -> None:
@@ -193,6 +219,37 @@ def _try(fn: Any) -> Any:
     try:
         return fn()
     except (psutil.AccessDenied, NotImplementedError, PermissionError):
+        return None
+
+
+def _usable_cpus(pid: int) -> int | None:
+    try:
+        return len(os.sched_getaffinity(pid))
+    except (AttributeError, OSError):
+        return os.cpu_count()
+
+
+def _runnable() -> int | None:
+    """Tasks running or ready to run now, host-wide (the 4th field of /proc/loadavg: "3/812")."""
+    try:
+        data = _read_proc("/proc/loadavg")
+        return int(data.split()[3].split(b"/")[0])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _cpu_pressure_some() -> float | None:
+    """Cumulative seconds in which some task waited for a CPU (PSI "some total=" in microseconds)."""
+    try:
+        data = _read_proc("/proc/pressure/cpu")
+    except OSError:
+        return None
+    at = data.find(b"total=")
+    if not data.startswith(b"some") or at < 0:
+        return None
+    try:
+        return int(data[at + 6 :].split()[0]) / 1e6
+    except (IndexError, ValueError):
         return None
 
 

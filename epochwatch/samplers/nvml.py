@@ -1,4 +1,4 @@
-"""GPU memory, utilisation, temperature, power and throttling from NVML.
+"""GPU memory, utilisation, temperature, power and throttling from NVML, and who uses each GPU.
 
 The only module in epochwatch that imports pynvml (nvidia-ml-py), and only when a
 sampler first needs it, so importing the hook or the CLI never loads it. Modelled on
@@ -20,6 +20,7 @@ from typing import Any
 
 from epochwatch import environment, notices
 from epochwatch.guard import say
+from epochwatch.samplers.nvml_processes import ProcessUtilization, comm
 
 
 class _NotAvailable:
@@ -238,6 +239,7 @@ class NvmlSampler:
         self.pid = os.getpid() if pid is None else pid
         self._lib = _Library(nvml)
         self._owner = True
+        self._util = ProcessUtilization()
 
     def for_pid(self, pid: int) -> NvmlSampler:
         """A sampler for another process sharing this one's NVML session (and its one
@@ -246,6 +248,7 @@ class NvmlSampler:
         other.pid = pid
         other._lib = self._lib
         other._owner = False
+        other._util = ProcessUtilization()
         return other
 
     def sample(self) -> dict[str, Any] | None:
@@ -260,9 +263,12 @@ class NvmlSampler:
             if memory is not NA:
                 device["memory_used_bytes"] = int(memory.used)
                 device["memory_total_bytes"] = int(memory.total)
-            mine = self._process_memory(handle)
+            lists = self._process_lists(handle)
+            mine = self._process_memory(lists)
             if mine is not None:
                 device["process_memory_bytes"] = mine
+            if mine:  # we are on this device and know our pid there: who else computes on it
+                device.update(self._shares(lists, handle, static["index"]))
             rates = lib.query("nvmlDeviceGetUtilizationRates", handle)
             if rates is not NA:
                 device["utilization_pct"] = rates.gpu
@@ -294,10 +300,14 @@ class NvmlSampler:
         return out
 
     def gpu_processes(self) -> list[dict[str, Any]]:
-        """Every process on every device: `{pid, device, used_memory_bytes}`, for the
-        daemon to see who else contends for the GPUs. Pids are as NVML reports them
-        (the host's pid namespace). `used_memory_bytes` is absent where NVML cannot
-        say (Windows WDDM, some containers)."""
+        """Every process on every device: `{pid, device, used_memory_bytes, sm_util_pct,
+        mem_util_pct}`, for the daemon to see who else contends for the GPUs. Pids are as
+        NVML reports them (the host's pid namespace). `used_memory_bytes` is absent where
+        NVML cannot say (Windows WDDM, some containers); the two utilisations (each
+        process's share of the SM and memory-controller time since the previous call) are
+        absent where the device or driver cannot give them (NotSupported, older drivers).
+        A process NVML lists is 0% busy when the utilisation call answered without it; a
+        pid that only the utilisation call still mentions has gone and is left out."""
         lib = self._lib
         if not lib.ready():
             return []
@@ -308,10 +318,15 @@ class NvmlSampler:
             for procs in lists:
                 for pid, used in _memory_by_pid(procs).items():
                     pids[pid] = _larger(pids[pid], used) if pid in pids else used
+            util = self._util.read(lib, handle, static["index"]) if pids else None
             for pid, used in sorted(pids.items()):
                 entry: dict[str, Any] = {"pid": pid, "device": static["index"]}
                 if used is not None:
                     entry["used_memory_bytes"] = used
+                if util is not None:
+                    sm, mem = util.get(pid, (0.0, 0.0))
+                    entry["sm_util_pct"] = sm
+                    entry["mem_util_pct"] = mem
                 out.append(entry)
         return out
 
@@ -328,7 +343,38 @@ class NvmlSampler:
                 lists.append(procs)
         return lists
 
-    def _process_memory(self, handle: Any) -> int | None:
+    def _shares(self, lists: list[Iterable[Any]], handle: Any, index: int) -> dict[str, Any]:
+        """`process_sm_pct`, `others_sm_pct` and the busiest `others` on a device since the
+        previous sample (NVML per-process utilisation), so gpu_contention works without the
+        daemon; empty where NVML cannot say. Only pids in the process lists count: one that
+        only the utilisation call mentions has exited."""
+        util = self._util.read(self._lib, handle, index)
+        if util is None:
+            return {}
+        listed: dict[int, int | None] = {}
+        for procs in lists:
+            listed.update(_memory_by_pid(procs))
+        out: dict[str, Any] = {"process_sm_pct": util.get(self.pid, (0.0, 0.0))[0]}
+        others = sorted(
+            ((util.get(pid, (0.0, 0.0))[0], pid) for pid in listed if pid != self.pid), reverse=True
+        )
+        out["others_sm_pct"] = round(sum(sm for sm, _ in others), 1)
+        busy = []
+        for sm, pid in others[:3]:
+            if sm <= 0:
+                break
+            entry: dict[str, Any] = {"pid": pid, "sm_util_pct": sm}
+            if listed.get(pid) is not None:
+                entry["used_memory_bytes"] = listed[pid]
+            name = comm(pid)
+            if name:
+                entry["name"] = name
+            busy.append(entry)
+        if busy:
+            out["others"] = busy
+        return out
+
+    def _process_memory(self, lists: list[Iterable[Any]]) -> int | None:
         """This pid's memory on the device; 0 when NVML answered and the pid is not there.
 
         A process with both a compute and a graphics context appears in both lists with
@@ -337,7 +383,6 @@ class NvmlSampler:
         could be read, when NVML cannot measure it, or when the pid is absent but the
         lists hold pids we cannot see (we are in another pid namespace).
         """
-        lists = self._process_lists(handle)
         if not lists:
             return None
         found = False

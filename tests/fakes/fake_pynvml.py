@@ -2,10 +2,16 @@
 
 One device, "NVIDIA Fake A100", 40 GiB, on which the *current process* holds 1 GiB plus
 64 MiB per call of nvmlDeviceGetMemoryInfo (so growth is visible), 50% utilisation, and
-the sw_power_cap throttle reason set.
+the sw_power_cap throttle reason set. Pid 1 holds 2 GiB beside it.
 
 FAKE_NVML_HANG_SECONDS=<s> in the environment makes every utilisation query sleep that
 long, as a wedged driver does (read at each call, so a test can turn it on and off).
+
+Per-process utilisation (nvmlDeviceGetProcessUtilization) follows `STATE`, which a test
+may change between calls: `own_sm` for the current process, `others` as {pid: sm %} for
+pids in the process list (a pid there with no entry had no sample: idle), `vanished`
+as {pid: sm %} for processes that have a utilisation sample but already left the process
+list (exited between NVML's two calls), and `utilization` = "ok" | "not_supported".
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import os
 import time
 from types import SimpleNamespace
+from typing import Any
 
 NVML_TEMPERATURE_GPU = 0
 nvmlClocksEventReasonGpuIdle = 0x1
@@ -48,6 +55,13 @@ class NVMLError_NotSupported(NVMLError):
 
 class NVMLError_LibraryNotFound(NVMLError):
     pass
+
+
+class NVMLError_NotFound(NVMLError):
+    value = 6
+
+
+STATE: dict[str, Any] = {"own_sm": 40, "others": {1: 0}, "vanished": {}, "utilization": "ok", "clock": 0}
 
 
 def nvmlInit() -> None:
@@ -89,10 +103,25 @@ def nvmlDeviceGetMemoryInfo(handle: object) -> SimpleNamespace:
 
 
 def nvmlDeviceGetComputeRunningProcesses(handle: object) -> list[SimpleNamespace]:
-    return [
-        SimpleNamespace(pid=os.getpid(), usedGpuMemory=_process_bytes()),
-        SimpleNamespace(pid=1, usedGpuMemory=2 * GIB),
+    return [SimpleNamespace(pid=os.getpid(), usedGpuMemory=_process_bytes())] + [
+        SimpleNamespace(pid=pid, usedGpuMemory=2 * GIB) for pid in STATE["others"]
     ]
+
+
+def nvmlDeviceGetProcessUtilization(handle: object, last_seen: int) -> list[SimpleNamespace]:
+    if STATE["utilization"] == "not_supported":
+        raise NVMLError_NotSupported()
+    STATE["clock"] += 1_000_000  # one second of samples per call, in microseconds
+    now = STATE["clock"]
+    busy = {os.getpid(): STATE["own_sm"], **STATE["others"], **STATE["vanished"]}
+    samples = [
+        SimpleNamespace(pid=pid, timeStamp=now, smUtil=int(sm), memUtil=int(sm) // 2, encUtil=0, decUtil=0)
+        for pid, sm in busy.items()
+        if sm > 0 and now > last_seen
+    ]
+    if not samples:
+        raise NVMLError_NotFound()
+    return samples
 
 
 def nvmlDeviceGetGraphicsRunningProcesses(handle: object) -> list[SimpleNamespace]:

@@ -67,6 +67,11 @@ model.fit(x, y, batch_size=32, epochs=4, validation_split=0.25, callbacks=cbs, v
         device = e["gpu"]["devices"][0]
         assert device["process_memory_bytes"] >= 2**30 and device["memory_total_bytes"] == 40 * 2**30
         assert device["throttle_reasons"] == ["sw_power_cap"]
+        # per-process utilisation (the fake: this process 40%, pid 1 idle beside it)
+        assert device["process_sm_pct"] == 40.0 and device["others_sm_pct"] == 0.0
+        # the user's callbacks' own epoch-end time, by class
+        assert set(e["callbacks"]["by_class"]) == {"ModelCheckpoint", "EarlyStopping"}
+        assert 0 <= e["callbacks"]["seconds"] < e["seconds"]
     # Keras traces its train step in the first epoch and (here) never again.
     assert epochs[0]["retraces"]["new"] >= 1
     assert all(e["retraces"]["new"] == 0 for e in epochs[1:])

@@ -113,15 +113,46 @@ def test_busy_others_on_an_idle_host_are_not_contention() -> None:
     assert _analyze(records, "host_contention") == []
 
 
-def test_less_cpu_per_second_for_the_same_work() -> None:
+def _less_cpu_per_second(demand: str | None) -> list[dict[str, Any]]:
+    """The same CPU work per epoch spread over 3% more wall time every epoch; `demand` adds
+    the host's CPU demand rising with it ("pressure" or "runnable") or steady ("steady")."""
     rng = random.Random(1)
 
     def make(i: int) -> dict[str, Any]:
         wall = syn.noisy(rng, 1 + 0.03 * i, 0.02)
-        return {"seconds": wall, "host": syn.host_block(GIB, cpu=syn.noisy(rng, 0.95, 0.02))}
+        host = syn.host_block(GIB, cpu=syn.noisy(rng, 0.95, 0.02))
+        host["cpus"] = 4
+        if demand == "pressure":
+            host["cpu_pressure_some_seconds"] = wall * min(0.9, 0.02 * i)
+        elif demand == "runnable":
+            host["runnable"] = 4 + i // 3
+        elif demand == "steady":
+            host["runnable"] = 9 + rng.randint(-2, 2)  # a loaded shared machine, not growing
+            host["cpu_pressure_some_seconds"] = wall * rng.uniform(0.8, 0.95)
+        return {"seconds": wall, "host": host}
 
-    found = _analyze(syn.trace(40, make), "host_contention")
-    assert [f.severity for f in found] == ["info"]
+    return syn.trace(40, make)
+
+
+def test_less_cpu_per_second_while_others_want_the_cpu_is_contention() -> None:
+    for demand in ("pressure", "runnable"):
+        found = _analyze(_less_cpu_per_second(demand), "host_contention")
+        assert [f.severity for f in found] == ["info"], demand
+        assert "competition" in found[0].evidence
+        slow = _analyze(_less_cpu_per_second(demand), "slowdown")
+        assert slow and "waiting" not in slow[0].evidence
+
+
+def test_less_cpu_per_second_with_nobody_competing_is_waiting() -> None:
+    for demand in (None, "steady"):
+        assert _analyze(_less_cpu_per_second(demand), "host_contention") == [], demand
+        slow = _analyze(_less_cpu_per_second(demand), "slowdown")
+        assert len(slow) == 1
+        waiting = slow[0].evidence["waiting"]
+        assert waiting["competition"] == ("not measured" if demand is None else "none seen")
+        assert waiting["cpu_per_wall_second"][1] < waiting["cpu_per_wall_second"][0]
+        assert "the process waits" in slow[0].title
+        assert "sleep, I/O, a lock" in slow[0].hint
 
 
 def test_throttled_epochs_that_are_slower() -> None:

@@ -70,24 +70,44 @@ def test_first_epoch_compile_time_is_not_a_trend() -> None:
     assert _of(found, "slowdown") == []
 
 
-def test_growing_checkpoint_directory_is_the_likely_cause() -> None:
-    rng = random.Random(4)
+def _checkpointing(rng: random.Random, scanned: bool) -> Any:
+    """Epoch time grows 2% per epoch while a checkpoint directory fills; with `scanned`, the
+    added time is in a callback's on_epoch_end (which lists the directory)."""
 
     def make(i: int) -> dict[str, Any]:
-        return {
+        rec: dict[str, Any] = {
             "seconds": syn.noisy(rng, 1 + 0.02 * i, 0.03),
             "host": syn.host_block(1 * syn.GIB + rng.randint(0, 5) * syn.MIB, cpu=0.9 * (1 + 0.02 * i)),
             "dirs": {
                 "/data/ckpt": {"bytes": 1000 * i, "files": 3 * i + rng.randint(0, 1), "role": "checkpoint"}
             },
         }
+        if scanned:
+            scan = 0.02 * i * rng.uniform(0.9, 1.1)
+            rec["callbacks"] = {"seconds": 0.01 + scan, "by_class": {"PruneOld": scan, "CSVLogger": 0.01}}
+        return rec
 
-    f = _of(_findings(60, make), "slowdown")[0]
+    return make
+
+
+def test_directory_scanned_by_a_callback_is_the_likely_cause() -> None:
+    f = _of(_findings(60, _checkpointing(random.Random(4), scanned=True)), "slowdown")[0]
     causes = f.evidence["likely_causes"]
-    assert causes[0]["series"] in ("files in /data/ckpt", "bytes in /data/ckpt")
-    assert "host RSS" not in [c["series"] for c in causes]
-    assert "/data/ckpt" in f.title
-    assert "max_to_keep" in f.hint
+    names = [c["series"] for c in causes]
+    assert names[0] in ("time in callback PruneOld", "the callbacks' own time")
+    assert {c["test"] for c in causes} <= {"accounts", "mechanism", "differences", "detrended"}
+    ckpt = [c for c in causes if c["column"] in ("dir_files", "dir_bytes")]
+    assert ckpt and ckpt[0]["test"] == "mechanism" and "PruneOld" in ckpt[0]["mechanism"]
+    assert "host RSS" not in names
+    assert "PruneOld" in f.title
+
+
+def test_a_directory_that_only_grows_alongside_is_not_a_cause() -> None:
+    """The issue's false attribution: files in a checkpoint directory "explained" a slowdown
+    only because both rise."""
+    f = _of(_findings(60, _checkpointing(random.Random(4), scanned=False)), "slowdown")[0]
+    assert f.evidence["likely_causes"] == []
+    assert "/data/ckpt" not in f.title
 
 
 def test_retracing_is_the_likely_cause() -> None:

@@ -56,6 +56,37 @@ def test_linux_fields() -> None:
     assert block["open_fds"] >= 3
 
 
+@linux_only
+def test_cpu_demand_fields() -> None:
+    """Runnable tasks and usable CPUs each sample; CPU stall seconds from the second (a delta)."""
+    sampler = HostSampler()
+    first = sampler.sample()
+    assert first["cpus"] >= 1 and first["runnable"] >= 1  # this process is running while it reads
+    assert "cpu_pressure_some_seconds" not in first
+    second = sampler.sample()
+    if Path("/proc/pressure/cpu").exists():
+        assert second["cpu_pressure_some_seconds"] >= 0.0
+    else:
+        assert "cpu_pressure_some_seconds" not in second
+
+
+def test_cpu_demand_unreadable_is_absent(monkeypatch: pytest.MonkeyPatch) -> None:
+    from epochwatch.samplers import host
+
+    def unreadable(path: str) -> bytes:
+        if path in ("/proc/loadavg", "/proc/pressure/cpu"):
+            raise PermissionError(path)
+        return real(path)
+
+    real = host._read_proc
+    monkeypatch.setattr(host, "_read_proc", unreadable)
+    sampler = HostSampler()
+    sampler.sample()
+    block = sampler.sample()
+    assert "runnable" not in block and "cpu_pressure_some_seconds" not in block
+    _no_nones(block)
+
+
 def test_detailed_adds_cpu_pct_and_io() -> None:
     sampler = HostSampler(detailed=True)
     sampler.sample()

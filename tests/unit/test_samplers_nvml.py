@@ -3,6 +3,7 @@ in nvidia-ml-py), plus the real pynvml on whatever this machine has."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import subprocess
@@ -33,6 +34,7 @@ REASONS = {
 }
 ERRORS = {
     "NotSupported": 3,
+    "NotFound": 6,
     "NoPermission": 4,
     "DriverNotLoaded": 9,
     "LibraryNotFound": 12,
@@ -53,6 +55,8 @@ class Gpu:
     power_mw: int = 312_345
     reasons: int = 0
     unsupported: set[str] = field(default_factory=set)
+    # per-process utilisation samples: (pid, timestamp in microseconds, sm %, memory %)
+    proc_util: list[tuple[int, int, int, int]] = field(default_factory=list)
 
 
 def fake_nvml(gpus: list[Gpu], *, init_error: str | None = None, driver: Any = b"550.54.15") -> Any:
@@ -121,6 +125,22 @@ def fake_nvml(gpus: list[Gpu], *, init_error: str | None = None, driver: Any = b
         assert sensor == mod.NVML_TEMPERATURE_GPU
         return call("nvmlDeviceGetTemperature", h).temperature
 
+    def process_util(name: str) -> Any:
+        def get(h: int, last_seen: int) -> list[Any]:
+            mod.calls.append((name, last_seen))
+            g = call(name, h)
+            samples = [
+                types.SimpleNamespace(pid=p, timeStamp=ts, smUtil=sm, memUtil=mem, encUtil=0, decUtil=0)
+                for p, ts, sm, mem in g.proc_util
+                if ts > last_seen
+            ]
+            if not samples:
+                raise errors["NotFound"]()  # what NVML answers when nothing is newer than last_seen
+            return samples
+
+        return get
+
+    mod.nvmlDeviceGetProcessUtilization = process_util("nvmlDeviceGetProcessUtilization")
     mod.nvmlDeviceGetUtilizationRates = util
     mod.nvmlDeviceGetTemperature = temperature
     mod.nvmlDeviceGetPowerUsage = lambda h: call("nvmlDeviceGetPowerUsage", h).power_mw
@@ -168,6 +188,10 @@ def test_fake_matches_real_pynvml() -> None:
         assert issubclass(getattr(pynvml, f"NVMLError_{name}"), pynvml.NVMLError)
         assert getattr(pynvml, f"NVMLError_{name}")().value == code
     assert pynvml.NVML_TEMPERATURE_GPU == 0
+    for struct in (pynvml.c_nvmlProcessUtilizationSample_t, pynvml.c_nvmlProcessUtilizationInfo_v1_t):
+        assert {"pid", "timeStamp", "smUtil", "memUtil"} <= {name for name, _ in struct._fields_}
+    for function in ("nvmlDeviceGetProcessUtilization", "nvmlDeviceGetProcessesUtilizationInfo"):
+        assert list(inspect.signature(getattr(pynvml, function)).parameters) == ["handle", "timeStamp"]
 
 
 def test_is_a_sampler() -> None:
@@ -265,7 +289,8 @@ def test_memory_not_measurable_is_left_out() -> None:
     block = NvmlSampler(nvml=fake_nvml(gpus)).sample()
     assert block is not None
     assert "process_memory_bytes" not in block["devices"][0]
-    assert NvmlSampler(nvml=fake_nvml(gpus)).gpu_processes() == [{"pid": ME, "device": 0}]
+    idle = {"sm_util_pct": 0.0, "mem_util_pct": 0.0}
+    assert NvmlSampler(nvml=fake_nvml(gpus)).gpu_processes() == [{"pid": ME, "device": 0, **idle}]
 
 
 def test_for_pid_shares_the_session() -> None:
@@ -296,14 +321,79 @@ def test_inventory() -> None:
 
 def test_gpu_processes() -> None:
     sampler = NvmlSampler(nvml=fake_nvml(two_gpus()))
+    idle = {"sm_util_pct": 0.0, "mem_util_pct": 0.0}  # NVML had no utilisation samples: idle
     assert sorted(sampler.gpu_processes(), key=lambda p: (p["device"], p["pid"])) == sorted(
         [
-            {"pid": OTHER, "device": 0, "used_memory_bytes": 3 << 30},
-            {"pid": ME, "device": 1, "used_memory_bytes": 11 << 30},
-            {"pid": OTHER, "device": 1, "used_memory_bytes": 1 << 30},
+            {"pid": OTHER, "device": 0, "used_memory_bytes": 3 << 30, **idle},
+            {"pid": ME, "device": 1, "used_memory_bytes": 11 << 30, **idle},
+            {"pid": OTHER, "device": 1, "used_memory_bytes": 1 << 30, **idle},
         ],
         key=lambda p: (p["device"], p["pid"]),
     )
+
+
+def _by_pid(entries: list[dict[str, Any]], device: int) -> dict[int, dict[str, Any]]:
+    return {e["pid"]: e for e in entries if e["device"] == device}
+
+
+def test_gpu_processes_with_utilisation() -> None:
+    gpus = two_gpus()
+    gpus[1].proc_util = [(ME, 1_000, 80, 30), (OTHER, 1_000, 10, 5), (OTHER, 2_000, 30, 15)]
+    nvml = fake_nvml(gpus)  # has only the older call (pynvml before 12.550)
+    sampler = NvmlSampler(nvml=nvml)
+    first = sampler.gpu_processes()
+    d1 = _by_pid(first, 1)
+    assert (d1[ME]["sm_util_pct"], d1[ME]["mem_util_pct"]) == (80.0, 30.0)
+    assert (d1[OTHER]["sm_util_pct"], d1[OTHER]["mem_util_pct"]) == (20.0, 10.0)  # mean of its samples
+    assert d1[OTHER]["used_memory_bytes"] == 1 << 30
+    # device 0 answered NotFound (no samples at all): its one process was idle, not unknown
+    assert _by_pid(first, 0)[OTHER]["sm_util_pct"] == 0.0
+    # the next call asks only for samples newer than the newest seen, per device
+    gpus[1].proc_util.append((OTHER, 3_000, 90, 40))
+    second = _by_pid(sampler.gpu_processes(), 1)
+    assert second[OTHER]["sm_util_pct"] == 90.0 and second[ME]["sm_util_pct"] == 0.0
+    assert ("nvmlDeviceGetProcessUtilization", 2_000) in nvml.calls
+
+
+def test_newer_utilisation_call_is_preferred() -> None:
+    gpus = [Gpu(compute=[(OTHER, 1 << 30)])]
+    nvml = fake_nvml(gpus)
+    nvml.nvmlDeviceGetProcessesUtilizationInfo = lambda h, ts: [
+        types.SimpleNamespace(pid=OTHER, timeStamp=5, smUtil=55, memUtil=11, encUtil=0, decUtil=0)
+    ]
+    (entry,) = NvmlSampler(nvml=nvml).gpu_processes()
+    assert (entry["sm_util_pct"], entry["mem_util_pct"]) == (55.0, 11.0)
+    assert not any(isinstance(c, tuple) for c in nvml.calls)  # the older call was never needed
+
+
+def test_utilisation_not_supported_is_left_out() -> None:
+    gpus = [Gpu(compute=[(ME, 1 << 30), (OTHER, 2 << 30)], proc_util=[(OTHER, 10, 50, 20)])]
+    gpus[0].unsupported = {"nvmlDeviceGetProcessUtilization"}
+    nvml = fake_nvml(gpus)
+    sampler = NvmlSampler(nvml=nvml)
+    for _ in range(2):
+        entries = sampler.gpu_processes()
+        assert [sorted(e) for e in entries] == [["device", "pid", "used_memory_bytes"]] * 2
+    # unsupported once: not asked again (one failed call per scan would be waste)
+    assert sum(1 for c in nvml.calls if isinstance(c, tuple)) == 1
+
+
+def test_process_that_vanished_between_the_calls() -> None:
+    """NVML lists processes and their utilisation in two calls; a process can exit between
+    them. One that only the utilisation call mentions is gone and left out; one listed but
+    without a sample was idle."""
+    gone = INVISIBLE
+    gpus = [Gpu(compute=[(OTHER, 2 << 30)], proc_util=[(gone, 10, 70, 30), (ME, 10, 40, 10)])]
+    entries = NvmlSampler(nvml=fake_nvml(gpus)).gpu_processes()
+    assert entries == [
+        {"pid": OTHER, "device": 0, "used_memory_bytes": 2 << 30, "sm_util_pct": 0.0, "mem_util_pct": 0.0}
+    ]
+
+
+def test_utilisation_out_of_range_is_ignored() -> None:
+    gpus = [Gpu(compute=[(OTHER, 1 << 30)], proc_util=[(OTHER, 10, 0xFFFFFFFF, 3)])]
+    (entry,) = NvmlSampler(nvml=fake_nvml(gpus)).gpu_processes()
+    assert entry["sm_util_pct"] == 0.0
 
 
 def test_close_shuts_down_once_and_stops_sampling() -> None:

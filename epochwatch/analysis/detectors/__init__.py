@@ -21,6 +21,7 @@ MODULES: tuple[str, ...] = (
     "swap",
     "gpu_pressure",
     "contention",
+    "gpu_contention",
     "throttling",
     "input_bound",
     "restore",

@@ -5,8 +5,9 @@ Two signals. With the daemon's samples (`sample.contention`): the host is busy
 averaged per epoch, in each of the last RECENT epochs. From the epochs alone (no
 daemon, CPU-only runs): the process's CPU time per wall second of epoch keeps falling
 (the growth rule on wall seconds per CPU second) while its CPU time per epoch, the work
-itself, does not grow: the same work, spread over more wall time, is waiting for a CPU
-(or for I/O: so this one is reported as info).
+itself, does not grow, *and* other tasks want the CPU (waiting.competing: runnable tasks
+or CPU pressure stall rising with it). Without that evidence the process is waiting (a
+sleep, I/O, a lock), not competing, and the slowdown finding says so instead.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from epochwatch.analysis.findings import INFO, WARNING, Finding
 from epochwatch.analysis.leaks import growth_evidence
 from epochwatch.analysis.trend import GrowthRule, assess_growth, median
 from epochwatch.analysis.view import RunAtEpoch, Window, window_epochs
+from epochwatch.analysis.waiting import competing
 
 KIND = "host_contention"
 RECENT = 3
@@ -92,15 +94,19 @@ def _cpu_share(view: RunAtEpoch) -> Finding | None:
         return None
     if assess_growth(cpu, GrowthRule(alpha=0.05, min_rel_growth=0.0, step_ratio=0.0)) is not None:
         return None  # the work itself grows: not contention
+    demand = competing(view, indexes)
+    if demand is None:
+        return None  # less CPU per second with nobody wanting the CPU: waiting, not contention
     w = Window(wall_per_cpu, indexes)
     evidence = growth_evidence(view, g, w)
     evidence["source"] = "epoch CPU time vs wall time"
     evidence["cpu_seconds_per_epoch"] = median(cpu[-5:])
+    evidence["competition"] = demand
     title = (
         f"the process gets less CPU per wall second: {1 / g.start:.2f} -> {1 / g.now:.2f} CPU-seconds "
         f"per second over epochs {evidence['epochs'][0]}-{evidence['epochs'][-1]}, for the same work"
     )
-    # An inference (the wait could be I/O or sleeps too), hence info, not warning.
+    # An inference from the hook's own readings, hence info, not warning.
     return Finding(KIND, INFO, title, evidence, _hint(view), "cpu", view.epoch_number(view.last))
 
 

@@ -5,7 +5,8 @@ settling, see series.py) new traces are expected; after that, each one is news (
 only warm-up here). A function is in a storm when it traced anew in at least MIN_HITS of
 its last RECENT epochs, or MIN_TOTAL times within the last WINDOW. The finding names the
 argument whose trace type keeps changing (`causes[].arg` in the trace) and how, which
-is what decides the fix.
+is what decides the fix. Only the user's and Keras' functions are judged
+(analysis/functions.py): tf.data and tf.distribute trace their own every epoch by design.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from epochwatch.analysis import frameworks
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import CRITICAL, WARNING, Finding
+from epochwatch.analysis.functions import judged
 from epochwatch.analysis.series import FunctionRetraces
 from epochwatch.analysis.view import RunAtEpoch, window_epochs
 
@@ -138,7 +140,7 @@ def _evaluate(view: RunAtEpoch, name: str, info: FunctionRetraces) -> Finding | 
 def detect(view: RunAtEpoch) -> list[Finding]:
     found: list[Finding] = []
     for name, info in view.series.functions.items():
-        if view.done(KIND, name):
+        if view.done(KIND, name) or not judged(name):
             continue
         f = _evaluate(view, name, info)
         if f is not None:

@@ -16,6 +16,7 @@ from epochwatch.analysis.leaks import growth_evidence
 from epochwatch.analysis.trend import Growth, GrowthRule, assess_growth
 from epochwatch.analysis.units import fmt_seconds
 from epochwatch.analysis.view import RunAtEpoch, Window
+from epochwatch.analysis.waiting import assess as assess_waiting
 
 KIND = "slowdown"
 RULE = GrowthRule(
@@ -55,12 +56,24 @@ _HINTS = {
     "input_wait": "the steps wait longer for their input every epoch: the input pipeline slows down (data read "
     "from a slower or busier disk, a generator or PyDataset doing more work per batch, a tf.data cache or "
     "shuffle buffer that no longer fits); see input_bound for the fixes by input kind",
+    "gpu_others_sm": "other processes compute on a GPU this run uses: see gpu_contention (move one job "
+    "to a free GPU, or keep GPUs to one job)",
+    "callback_seconds": "the callbacks' own time grows: make on_epoch_end work constant per epoch "
+    "(no listing or re-reading of everything written so far, uploads in the background)",
+    "cb_seconds": "a callback's own time grows every epoch: make its on_epoch_end work constant "
+    "(no listing or re-reading of everything written so far, uploads in the background)",
     "steps": "epochs run more steps: the dataset grows (a repeat() without steps_per_epoch, or data "
     "appended every epoch)",
     "val_seconds": "validation takes longer: check validation_steps and what the validation set does",
     "gpu_throttled": "the GPU clocks down: see gpu_throttling (cooling, power cap)",
     "tf_current": "GPU memory grows with the slowdown: see gpu_memory_growth",
 }
+_WAITING_HINT = (
+    "the added time is spent off the CPU with no other process competing for it: the process waits "
+    "(a sleep, I/O, a lock, a remote call such as an upload or a metrics server); look at what the "
+    "named part does each epoch, e.g. py-spy dump --pid <pid> during a slow epoch, and make that wait "
+    "constant (bounded queues, uploads in the background, timeouts)"
+)
 _DEFAULT_HINT = (
     "compare a slow epoch with an early one in a profile (keras.callbacks.TensorBoard(profile_batch=(10, 20)) "
     "or tf.profiler); usual causes are Python-side state that grows every epoch (lists of outputs, "
@@ -82,15 +95,24 @@ def _finding(view: RunAtEpoch, what: str, target: str | None, g: Growth, w: Wind
     baseline = sorted(head)[len(head) // 2] if head else g.baseline  # the run's first epochs
     evidence: dict[str, Any] = growth_evidence(view, g, w)
     evidence["run_baseline"] = baseline
-    causes = likely_causes(view, w)
+    causes = likely_causes(view, w, measure="seconds" if target is None else "step_median")
     evidence["likely_causes"] = causes
     title = (
         f"{what} grows {100 * g.rel_slope:.1f}% per epoch: {fmt_seconds(g.start)} -> {fmt_seconds(g.now)} "
         f"over epochs {evidence['epochs'][0]}-{evidence['epochs'][-1]}"
     )
+    waiting = assess_waiting(view, w) if target is None else None
+    if waiting is not None:
+        evidence["waiting"] = waiting
     if causes:
-        title += f"; moves with {causes[0]['series']}"
+        title += f"; likely cause: {causes[0]['series']} ({causes[0]['test']})"
+    if waiting is not None:
+        title += "; the process waits (sleep, I/O, a lock or a remote call), nobody competes for the CPU"
+        if waiting.get("share_of_added_time"):
+            title += f"; the added time is in {waiting['where']}"
     hint = _HINTS.get(causes[0]["column"], _DEFAULT_HINT) if causes else _DEFAULT_HINT
+    if waiting is not None and not causes:
+        hint = _WAITING_HINT
     return Finding(
         kind=KIND,
         severity=_severity(g, baseline),

@@ -1,0 +1,161 @@
+"""Waiting or competing: why a process gets less CPU per wall second.
+
+When epochs take longer while the process's CPU time per epoch stays put, the added time
+is spent off the CPU. That is contention only if other tasks want the CPU: the host's
+runnable tasks exceed the CPUs, or CPU pressure stall (PSI `some`) rises, or (with the
+daemon) others use the CPU of a busy host. Otherwise the process waits: in a sleep, on
+I/O, a lock or a remote call. `competing` says which evidence of competition there is;
+`assess` describes the waiting for a slowdown, and where the time went where the trace
+can tell (the callbacks' own time, validation, the training steps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from epochwatch.analysis import trend
+from epochwatch.analysis.view import RunAtEpoch, Window
+
+RECENT = 5
+TREND_ALPHA = 0.01
+PRESSURE_SHARE = 0.05  # share of wall time some task stalled for a CPU, recently
+BUSY_HOST_PCT = 85.0
+OTHERS_PCT = 100.0
+SHARE_DROP = 0.9  # CPU per wall second now at most this share of what it was
+CPU_EXPLAINS = 0.5  # added CPU time under half the added wall time: the rest is waiting
+WHERE_SHARE = 0.3  # as attribution.ACCOUNT_SHARE
+
+
+def _values(view: RunAtEpoch, name: str, indexes: Sequence[int]) -> list[float]:
+    return [v for v in (view.series.value(name, i) for i in indexes) if v == v]
+
+
+def _ends(values: Sequence[float]) -> tuple[float, float]:
+    k = max(3, len(values) // 10)
+    return trend.median(values[:k]), trend.median(values[-k:])
+
+
+def share_of_added_time(view: RunAtEpoch, name: str, key: str | None, times: Window) -> float | None:
+    """The part of the time's growth over `times` that a seconds series inside the epoch
+    grew by: the ratio of their Theil-Sen slopes (robust to the odd slow epoch of a busy
+    host, where medians of the window's ends are not). None: too few values, or no growth."""
+    pairs = [(i, view.series.value(name, i, key)) for i in times.indexes]
+    pairs = [(i, v) for i, v in pairs if v == v]
+    if len(pairs) < max(6, len(times.indexes) // 2):
+        return None
+    time_slope = trend.theil_sen(times.values, [float(i) for i in times.indexes]).slope
+    if time_slope <= 0:
+        return None
+    slope = trend.theil_sen([v for _, v in pairs], [float(i) for i, _ in pairs]).slope
+    return slope / time_slope
+
+
+def _rises(values: Sequence[float]) -> bool:
+    return (
+        len(values) >= 8
+        and min(values) != max(values)
+        and trend.mann_kendall(values).p_increasing < TREND_ALPHA
+    )
+
+
+def competing(view: RunAtEpoch, indexes: Sequence[int]) -> dict[str, Any] | None:
+    """Evidence that other tasks want the CPU over these epochs, or None.
+
+    A level alone is not enough for the hook's own readings (a shared build machine is
+    always loaded): the demand must rise over the window, as the CPU share falls.
+    """
+    idx = list(indexes)
+    recent = idx[-RECENT:]
+    others = _values(view, "contention_cpu", recent)
+    host = _values(view, "host_cpu_pct", recent)
+    if others and host and trend.median(others) >= OTHERS_PCT and trend.median(host) >= BUSY_HOST_PCT:
+        return {
+            "evidence": "daemon samples",
+            "others_cpu_pct": trend.median(others),
+            "host_cpu_pct": trend.median(host),
+        }
+    shares = []
+    for i in idx:
+        stall, wall = view.series.value("cpu_pressure", i), view.series.value("seconds", i)
+        if stall == stall and wall == wall and wall > 0:
+            shares.append(min(1.0, stall / wall))
+    if shares and _rises(shares) and _ends(shares)[1] >= PRESSURE_SHARE:
+        start, now = _ends(shares)
+        return {"evidence": "CPU pressure stall (PSI some)", "stall_share": [round(start, 3), round(now, 3)]}
+    per_cpu = []
+    for i in idx:
+        runnable, cpus = view.series.value("runnable", i), view.series.value("cpus", i)
+        if runnable == runnable and cpus == cpus and cpus > 0:
+            per_cpu.append((runnable - 1) / cpus)  # the reader itself is one of them
+    if per_cpu and _rises(per_cpu) and _ends(per_cpu)[1] > 1.0:
+        start, now = _ends(per_cpu)
+        return {"evidence": "runnable tasks per CPU", "runnable_per_cpu": [round(start, 2), round(now, 2)]}
+    return None
+
+
+def has_demand_readings(view: RunAtEpoch, indexes: Sequence[int]) -> bool:
+    """Whether the trace carries any reading of CPU demand (else nothing can be told)."""
+    return any(
+        _values(view, name, indexes[-RECENT:]) for name in ("cpu_pressure", "runnable", "host_cpu_pct")
+    )
+
+
+def _where(view: RunAtEpoch, times: Window) -> dict[str, Any]:
+    """Which part of the epoch took the added time: a callback, validation, or the steps."""
+    parts = [
+        ("cb_seconds", name, f"callback {name} (on_epoch_end)") for name in view.series.keys("cb_seconds")
+    ]
+    best: tuple[float, str] | None = None
+    for group in (
+        parts,
+        [("callback_seconds", None, "the callbacks (on_epoch_end)"), ("val_seconds", None, "validation")],
+    ):
+        for name, key, what in group:
+            share = share_of_added_time(view, name, key, times)
+            if share is not None and share >= WHERE_SHARE and (best is None or share > best[0]):
+                best = (share, what)
+        if best is not None:
+            break
+    if best is None:
+        steps = _values(view, "steps", times.indexes)
+        share = share_of_added_time(view, "step_median", None, times)
+        if share is not None and steps and share * trend.median(steps) >= WHERE_SHARE:
+            best = (share * trend.median(steps), "the training steps")
+    if best is None:
+        return {
+            "where": "not in the callbacks, validation or the steps the trace times (input, or between steps)"
+        }
+    return {"where": best[1], "share_of_added_time": round(min(best[0], 9.99), 3)}
+
+
+def assess(view: RunAtEpoch, times: Window) -> dict[str, Any] | None:
+    """When the added time is not CPU work and nobody competes for the CPU: how the process waits."""
+    idx, ts = [], []
+    cpu = []
+    for i in times.indexes:
+        c = view.series.value("cpu_seconds", i)
+        wall = view.series.value("seconds", i)
+        if c == c and c > 0 and wall == wall and wall > 0:
+            idx.append(i)
+            ts.append(wall)
+            cpu.append(c)
+    if len(idx) < max(8, len(times.indexes) // 2):
+        return None
+    share = [c / t for c, t in zip(cpu, ts, strict=True)]
+    s_start, s_now = _ends(share)
+    t_start, t_now = _ends(ts)
+    c_start, c_now = _ends(cpu)
+    if s_start <= 0 or s_now > SHARE_DROP * s_start or t_now <= t_start:
+        return None
+    if c_now - c_start >= CPU_EXPLAINS * (t_now - t_start):
+        return None  # the added time is mostly CPU work: not waiting
+    if competing(view, idx) is not None:
+        return None
+    out: dict[str, Any] = {
+        "cpu_per_wall_second": [round(s_start, 3), round(s_now, 3)],
+        "cpu_seconds_per_epoch": [round(c_start, 4), round(c_now, 4)],
+        "competition": "none seen" if has_demand_readings(view, idx) else "not measured",
+    }
+    out.update(_where(view, times))
+    return out
