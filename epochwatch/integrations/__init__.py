@@ -28,6 +28,12 @@ def _tf(recorder: Recorder) -> None:
     tf.install(recorder)
 
 
+def _collectives(recorder: Recorder) -> None:
+    from epochwatch.integrations import collectives
+
+    collectives.install(recorder)
+
+
 def _saving() -> Any:
     from epochwatch.integrations import saving
 
@@ -37,6 +43,7 @@ def _saving() -> Any:
 INTEGRATIONS: list[tuple[str, str, Install]] = [
     # (trigger module, part name for error reports, install function)
     ("tensorflow", "tensorflow integration", _tf),
+    ("tensorflow", "collective timing", _collectives),
     ("keras", "keras integration", _keras),
     ("tensorflow", "saving integration", lambda rec: _saving().install_tf(rec)),
     ("keras", "saving integration", lambda rec: _saving().install_keras(rec)),
