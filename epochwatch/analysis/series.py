@@ -51,6 +51,7 @@ SCALARS: dict[str, tuple[str, ...]] = {
     "retrace_new": ("retraces", "new"),
     "graph_build": ("retraces", "graph_build_seconds"),
     "live_functions": ("retraces", "live_concrete_functions"),
+    "collective": ("collective", "seconds"),
 }
 # Filled from the samples between two epoch records (daemon mode), not from the epoch.
 SAMPLED = ("rss_min", "contention_cpu", "host_cpu_pct", "samples")

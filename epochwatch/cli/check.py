@@ -13,6 +13,7 @@ import sys
 
 from epochwatch.analysis.files import Analysed, analyse_paths
 from epochwatch.analysis.findings import SEVERITIES, severity_rank
+from epochwatch.analysis.jobs import build_jobs, worker_view
 from epochwatch.analysis.lineage import scan_lineage
 from epochwatch.cli.base import UsageError
 from epochwatch.trace.reader import find_traces
@@ -34,6 +35,7 @@ class CheckCommand:
     def run(self, args: argparse.Namespace) -> int:
         level = severity_rank(args.fail_on)
         runs = failing = unusable = 0
+        views = []
         files, _ = find_traces(args.paths)
         lineage = scan_lineage(files)  # restore findings across the given traces
         for item in analyse_paths(args.paths, lineage=lineage):
@@ -42,16 +44,28 @@ class CheckCommand:
                 sys.stderr.write(f"epochwatch check: {item}\n")
                 continue
             runs += 1
+            view = worker_view(item)
+            if view is not None:
+                views.append(view)
             for f in [*item.findings, *item.recorded]:
                 if severity_rank(f.severity) >= level:
                     failing += 1
                     target = f" [{f.target}]" if f.target else ""
                     sys.stdout.write(f"{item.path}: {f.severity} {f.kind}{target}: {f.title}\n")
+        jobs = build_jobs(views)
+        for job in jobs:  # job-level findings (e.g. straggler) count like any other
+            for f in job.findings:
+                if severity_rank(f.severity) >= level:
+                    failing += 1
+                    target = f" [{f.target}]" if f.target else ""
+                    sys.stdout.write(f"job {job.job_id}: {f.severity} {f.kind}{target}: {f.title}\n")
         if not runs and not unusable:
             raise UsageError("no traces to check")
         verdict = "unusable input" if unusable else ("fail" if failing else "ok")
         sys.stdout.write(
-            f"{verdict}: {runs} run(s) checked, {failing} finding(s) at or above {args.fail_on}"
+            f"{verdict}: {runs} run(s)"
+            + (f" in {len(jobs)} distributed job(s)" if jobs else "")
+            + f" checked, {failing} finding(s) at or above {args.fail_on}"
             + (f", {unusable} path(s) unusable" if unusable else "")
             + "\n"
         )

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from epochwatch.analysis.files import Analysed, analyse_file
+from epochwatch.analysis.jobs import jobs_report, worker_view
 from epochwatch.analysis.lineage import Lineage, scan_lineage
 from epochwatch.cli.base import UsageError
 from epochwatch.report import figures, progress
@@ -99,17 +100,21 @@ class ReportCommand:
                 bar.close()
         if not runs and not problems:
             raise UsageError("no traces to report on")
+        # Each run's worker view (made where it was analysed) feeds the job-level analysis.
+        jobs = jobs_report([view for r in runs if (view := r.pop(_WORKER, None))])
         with ExitStack() as stack:
             out: IO[str] = sys.stdout
             if args.output:
                 out = stack.enter_context(open(args.output, "w", encoding="utf-8"))
             links = lineage.to_dict() if lineage is not None else None
             if html:
-                html_report.render(out, runs, problems, links)
+                html_report.render(out, runs, problems, links, jobs=jobs)
             elif args.format == "json":
-                json_report.render(out, runs, problems, links)
+                json_report.render(out, runs, problems, links, jobs)
             else:
-                text_report.render(out, runs, problems, lineage.text_lines() if lineage is not None else ())
+                text_report.render(
+                    out, runs, problems, lineage.text_lines() if lineage is not None else (), jobs
+                )
             out.flush()
         return 2 if problems else 0
 
@@ -152,11 +157,15 @@ class ReportCommand:
     @staticmethod
     def _summary(item: Analysed, html: bool) -> dict[str, Any]:
         summary = summarize(item)
+        view = worker_view(item)
+        if view is not None:
+            summary[_WORKER] = view
         if html:  # restores already carry their parent (analyse_paths annotated them)
             summary["figures"] = figures.build(item, summary.get("findings") or [])["figures"]
         return summary
 
 
+_WORKER = "_worker_view"  # carried from a worker process to the parent, never rendered
 _worker_state: dict[str, Any] = {}
 
 
