@@ -28,6 +28,12 @@ def _tf(recorder: Recorder) -> None:
     tf.install(recorder)
 
 
+def _tf_keras(recorder: Recorder) -> None:
+    from epochwatch.integrations import keras
+
+    keras.install(recorder, "tf_keras")
+
+
 def _collectives(recorder: Recorder) -> None:
     from epochwatch.integrations import collectives
 
@@ -45,6 +51,7 @@ INTEGRATIONS: list[tuple[str, str, Install]] = [
     ("tensorflow", "tensorflow integration", _tf),
     ("tensorflow", "collective timing", _collectives),
     ("keras", "keras integration", _keras),
+    ("tf_keras", "tf_keras integration", _tf_keras),
     ("tensorflow", "saving integration", lambda rec: _saving().install_tf(rec)),
     ("keras", "saving integration", lambda rec: _saving().install_keras(rec)),
 ]

@@ -1,4 +1,5 @@
-"""Keras 3 (`keras` and `tf.keras`): every `Model.fit` gets one more callback.
+"""Keras 3 (`keras` and `tf.keras`) and legacy Keras 2 (`tf_keras`, what `tf.keras` is under
+`TF_USE_LEGACY_KERAS=1`): every `Model.fit` gets one more callback.
 
 The callback overrides only begin/end hooks that Keras always calls synchronously:
 overriding any `*_batch_end` would switch off Keras 3's asynchronous callback dispatch
@@ -29,9 +30,10 @@ _ROLE_BY_CALLBACK = {
 }
 
 
-def install(recorder: Recorder) -> None:
-    import keras
+def install(recorder: Recorder, module_name: str = "keras") -> None:
+    import importlib
 
+    keras = importlib.import_module(module_name)
     model_cls = keras.Model
     original = model_cls.fit
     if getattr(original, "__epochwatch__", False):
@@ -207,7 +209,8 @@ def _callback_class(base: type, recorder: Recorder) -> type:
 
         def _epoch_fields(self, logs: Any, end: float) -> dict[str, Any]:
             fields: dict[str, Any] = {}
-            per_call = max(1, int(getattr(self.model, "steps_per_execution", 1) or 1))
+            # A plain int in Keras 3, a (mirrored) tf.Variable in tf_keras.
+            per_call = max(1, int(_number(lambda: getattr(self.model, "steps_per_execution", 1)) or 1))
             calls = len(self._step_starts)
             steps = calls * per_call
             total = (self.params or {}).get("steps")

@@ -8,6 +8,7 @@ from epoch 3 on, the report over both traces names it `straggler`; a balanced jo
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import socket
 import subprocess
@@ -34,13 +35,14 @@ def _free_ports(n: int) -> list[int]:
             s.close()
 
 
-def _run_job(tmp_path: Path, slow_from: int) -> Path:
+def _run_job(tmp_path: Path, slow_from: int, mode: str = "loop") -> Path:
     tmp_path.mkdir(parents=True, exist_ok=True)
     ports = ",".join(str(p) for p in _free_ports(2))
-    env = child_env(tmp_path)
+    env = child_env(tmp_path, **({"TF_USE_LEGACY_KERAS": "1"} if mode == "fit" else {}))
+    args = [ports, str(EPOCHS), str(STEPS), str(slow_from), str(DELAY), mode]
     procs = [
         subprocess.Popen(
-            [sys.executable, str(WORKER), str(i), ports, str(EPOCHS), str(STEPS), str(slow_from), str(DELAY)],
+            [sys.executable, str(WORKER), str(i), *args],
             cwd=tmp_path,
             env=env,
             stdout=subprocess.PIPE,
@@ -129,3 +131,24 @@ def test_straggling_worker_is_named_and_a_balanced_job_has_none(tmp_path: Path) 
             assert block["calls"] == STEPS
             assert block["strategy"] == "CollectiveAllReduceStrategy" and block["replicas"] == 2
             assert 0 < block["seconds"] <= e["seconds"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("tf_keras") is None,
+    reason="legacy Keras 2 (tf-keras) is not installed: `pip install --no-deps tf-keras==<TF version>` (make setup does)",
+)
+def test_tf_keras_fit_under_the_strategy_is_traced_and_its_straggler_named(tmp_path: Path) -> None:
+    """Legacy Keras 2's fit supports MultiWorkerMirroredStrategy: its epochs are traced, with the
+    all-reduce step timed, and a callback that slows worker 1 from epoch 3 on makes it the straggler."""
+    traces = _run_job(tmp_path, SLOW_FROM, mode="fit")
+    doc = _report(traces)
+    for run in doc["runs"]:
+        assert run["epochs"] == EPOCHS
+    for f in sorted(traces.glob("*.jsonl")):
+        epochs = [r for r in map(json.loads, f.read_text().splitlines()) if r["type"] == "epoch"]
+        assert [e["source"] for e in epochs] == ["keras"] * EPOCHS
+        assert all(e["collective"]["calls"] == STEPS for e in epochs)
+    (job,) = doc["jobs"]
+    (found,) = [f for f in job["findings"] if f["kind"] == "straggler"]
+    assert found["target"] == "worker:1" and found["evidence"]["since_epoch"] == SLOW_FROM
