@@ -178,17 +178,9 @@ PLANTED = {
     "unscaled resume": "input scaling",
     "healthy resume": None,
 }
-STORMLOG_COVERS = {"host memory"}  # the only problem class its leak analysis speaks to
 TF_MESSAGES = {  # a problem class and the TF/Keras message that names it
     "retracing": re.compile(r"triggered tf\.function retracing"),
     "optimizer state": re.compile(r"Skipping variable loading for optimizer"),
-}
-EW_CLASS = {
-    "host_memory_growth": "host memory",
-    "slowdown": "slowdown",
-    "retrace_storm": "retracing",
-    "optimizer_state_not_restored": "optimizer state",
-    "input_distribution_shift": "input scaling",
 }
 WARNING_LINE = re.compile(r"^(W\d{4} |E\d{4} |WARNING|ERROR)|Warning: ")
 

@@ -211,7 +211,7 @@ SCENARIOS: tuple[Scenario, ...] = (
 
 
 def window(values: list[float], end: int, fam: Family) -> list[float]:
-    """The detector's window after epoch `end`, as RunView.window builds it (epoch 0 is warm-up)."""
+    """The detector's window after epoch `end`, as RunAtEpoch.window builds it (epoch 0 is warm-up)."""
     k = fam.envelope
     want = fam.rule.window + max(0, k - 1)
     vals = values[max(1, end + 1 - want) : end + 1]
@@ -267,7 +267,8 @@ def run_scenario(args: tuple[int, int, int, int]) -> dict[str, Any]:
 
 def verify(index: int, runs: int, epochs: int, seed: int) -> tuple[int, int]:
     """Replays runs through OnlineAnalyzer on trace records; returns (agreeing, compared)."""
-    from epochwatch.analysis import synthetic as syn
+    import synthetic as syn
+
     from epochwatch.analysis.online import OnlineAnalyzer
 
     sc = SCENARIOS[index]

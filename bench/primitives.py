@@ -116,17 +116,22 @@ def epoch_record(run_id: str, i: int, rng: random.Random | None = None, leak: bo
 
 
 def host_and_nvml(reps: int) -> list[Figure]:
+    from epochwatch.samplers.background import BackgroundSampler
     from epochwatch.samplers.host import HostSampler
     from epochwatch.samplers.nvml import NvmlSampler
     from tests.fakes import fake_pynvml
 
     host = HostSampler(os.getpid())
     nvml = NvmlSampler(os.getpid(), nvml=fake_pynvml)
+    # As the hook runs it: on a worker thread, within a deadline (a hung driver cannot stall an epoch).
+    background = BackgroundSampler(NvmlSampler(os.getpid(), nvml=fake_pynvml))
     figs = [
         measure("HostSampler.sample()", "epoch", host.sample, reps),
         measure("NvmlSampler.sample() (fake pynvml, 1 GPU)", "epoch", nvml.sample, reps),
+        measure("BackgroundSampler(NvmlSampler).sample() (the hook's way)", "epoch", background.sample, reps),
     ]
     nvml.close()
+    background.close()
     return figs
 
 
@@ -294,8 +299,9 @@ def keras_step(reps: int) -> list[Figure]:
 
 
 def online(reps: int) -> list[Figure]:
+    from synthetic import run_start
+
     from epochwatch.analysis.online import OnlineAnalyzer
-    from epochwatch.analysis.synthetic import run_start
 
     figs = []
     for leak in (False, True):
@@ -323,7 +329,8 @@ def online(reps: int) -> list[Figure]:
 
 
 def socket_sink(reps: int, work: Path) -> list[Figure]:
-    from epochwatch.analysis.synthetic import run_start
+    from synthetic import run_start
+
     from epochwatch.trace.socket_sink import SocketSink
 
     with harness.running_daemon(work / "daemon") as (sock, _):

@@ -16,8 +16,6 @@ from typing import Any
 
 import psutil
 
-from epochwatch.identity import identity
-
 # Packages whose versions change how training behaves or how checkpoints load.
 _PACKAGES = (
     "tensorflow",
@@ -70,7 +68,6 @@ def environment(memory_limit: int | None = None) -> dict[str, Any]:
         "pid": os.getpid(),
         "uid": os.getuid() if hasattr(os, "getuid") else None,
         "packages": package_versions(),
-        "distributed": identity(os.environ),
     }
     if memory_limit is not None:
         env["memory_limit_bytes"] = memory_limit

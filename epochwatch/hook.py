@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
+from epochwatch import environment
 from epochwatch.guard import say
 from epochwatch.recorder import Recorder
 from epochwatch.trace import schema
@@ -120,7 +121,7 @@ def _at_exit() -> None:
 def _install() -> None:
     global _recorder
     with _install_lock:
-        if _recorder is not None or os.environ.get("EPOCHWATCH_DISABLE", "") not in ("", "0"):
+        if _recorder is not None or environment.disabled():
             return
         rec = Recorder()
         _recorder = rec

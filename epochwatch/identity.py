@@ -142,20 +142,24 @@ _TORCHRUN = {
 
 
 def _job_id(
-    env: Mapping[str, str], slurm: dict[str, Any], torch: dict[str, Any], tf: dict[str, Any] | None
+    env: Mapping[str, str],
+    slurm: dict[str, Any],
+    torch: dict[str, Any],
+    tf: dict[str, Any] | None,
+    explicit: str | None,
 ) -> tuple[str, str] | None:
     """(job_id, where it came from), most specific first.
 
-    EPOCHWATCH_JOB_ID (set by the user or a manifest) wins; then Slurm's job and step
+    An explicit id (EPOCHWATCH_JOB_ID, set by the user or a manifest) wins; then Slurm's job and step
     (unique per submission; every task of an `srun` step shares them); torchrun's
     rendezvous run id; MPI's job namespace; then the TF_CONFIG cluster (the same list of
     addresses on every worker); then torchrun's or Horovod's rendezvous address. The
     address-based ids repeat when a job is rerun on the same addresses: the analysis
     splits such reruns apart (analysis/jobs.py).
     """
-    explicit = clean_text(env.get("EPOCHWATCH_JOB_ID"), 128)
-    if explicit:
-        return explicit, "EPOCHWATCH_JOB_ID"
+    given = clean_text(explicit, 128)
+    if given:
+        return given, "EPOCHWATCH_JOB_ID"
     if "job_id" in slurm:
         step = slurm.get("step_id")
         return f"slurm-{slurm['job_id']}" + (f".{step}" if step else ""), "slurm"
@@ -176,8 +180,11 @@ def _job_id(
     return None
 
 
-def identity(env: Mapping[str, str]) -> dict[str, Any] | None:
+def identity(env: Mapping[str, str], job_id: str | None = None) -> dict[str, Any] | None:
     """The fingerprint's `distributed` block, or None for a process no launcher placed in a job.
+
+    `job_id`: an explicit job id (the recorder passes $EPOCHWATCH_JOB_ID), which wins over
+    the launcher's.
 
     Keys (each only when known): job_id, job_source, rank, world_size, local_rank,
     local_world_size, worker (a readable name: "worker:1", "rank:3"), tf_config, slurm,
@@ -236,7 +243,7 @@ def identity(env: Mapping[str, str]) -> dict[str, Any] | None:
         env, "LOCAL_RANK", "HOROVOD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID"
     )
     local_world = _first_number(env, "LOCAL_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_SIZE")
-    job = _job_id(env, slurm, torch, tf)
+    job = _job_id(env, slurm, torch, tf, job_id)
     out: dict[str, Any] = {}
     if job is not None:
         out["job_id"], out["job_source"] = job

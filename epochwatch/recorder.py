@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from epochwatch import __version__
+from epochwatch import __version__, environment
+from epochwatch import environment as environment_vars
 from epochwatch.guard import Guard, say
 from epochwatch.samplers.base import Sampler
 from epochwatch.trace import schema
-from epochwatch.trace.sink import Sink, open_sink, trace_dir
+from epochwatch.trace.sink import Sink, open_sink
 
 EpochSource = Callable[[], "dict[str, Any] | None"]
 
@@ -63,7 +64,7 @@ class Recorder:
         self.environ = dict(os.environ if environ is None else environ)
         self.guard = Guard()
         self.run_id = new_run_id()
-        self.trace_dir = trace_dir(self.environ)
+        self.trace_dir = environment.trace_dir(self.environ)
         self._lock = threading.RLock()
         self._sink: Sink | None = None
         self._started = False
@@ -401,7 +402,7 @@ class Recorder:
         if self._dirs is None:
             return
         defaults = [(tempfile.gettempdir(), "temp")]
-        extra = self.environ.get("EPOCHWATCH_WATCH", "")
+        extra = self.environ.get(environment.EPOCHWATCH_WATCH, "")
         defaults += [(p, "user") for p in extra.split(os.pathsep) if p.strip()]
         for path, role in defaults:
             absolute = os.path.abspath(path)
@@ -423,9 +424,11 @@ class Recorder:
             return HostSampler(pid)
 
         def gpu() -> Sampler:
+            from epochwatch.samplers.background import BackgroundSampler
             from epochwatch.samplers.nvml import NvmlSampler
 
-            return NvmlSampler(pid, nvml=_injected_nvml())
+            # NVML can hang in the driver: its calls run off the training thread.
+            return BackgroundSampler(NvmlSampler(pid, nvml=_injected_nvml()))
 
         for name, make in (("host", host), ("gpu", gpu)):
             sampler = self.guard.run(f"{name} sampler", make, None)
@@ -434,6 +437,7 @@ class Recorder:
 
     def _fingerprint(self) -> dict[str, Any]:
         from epochwatch.fingerprint import environment
+        from epochwatch.identity import identity
 
         limit = None
         try:
@@ -443,6 +447,9 @@ class Recorder:
         except ImportError:
             pass
         env = environment(limit)
+        distributed = identity(self.environ, job_id=self.environ.get(environment_vars.EPOCHWATCH_JOB_ID))
+        if distributed:
+            env["distributed"] = distributed  # the job and this worker's place in it
         for sampler in self._samplers:
             inventory = getattr(sampler, "inventory", None)
             if callable(inventory):
@@ -461,7 +468,7 @@ def _injected_nvml() -> Any:
 
     This is the one seam we cannot reach for real here; it is never set in production.
     """
-    name = os.environ.get("EPOCHWATCH_FAKE_NVML")
+    name = os.environ.get(environment.EPOCHWATCH_FAKE_NVML)
     if not name:
         return None
     import importlib

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from epochwatch.analysis import trend
-from epochwatch.analysis.view import RunView, Window
+from epochwatch.analysis.view import RunAtEpoch, Window
 
 # A suspect must trend itself (one-sided Mann-Kendall, autocorrelation corrected) ...
 SUSPECT_ALPHA = 0.01
@@ -30,7 +30,7 @@ class Suspect:
     direction: int = 1  # -1: the suspect is a drop (e.g. CPU share)
 
 
-def _suspects(view: RunView) -> Iterator[Suspect]:
+def _suspects(view: RunAtEpoch) -> Iterator[Suspect]:
     s = view.series
     yield Suspect("retrace_new", None, "new tf.function traces per epoch")
     yield Suspect("live_functions", None, "live concrete functions")
@@ -54,7 +54,7 @@ def _suspects(view: RunView) -> Iterator[Suspect]:
         yield Suspect("tf_current", dev, f"TF memory on {dev}")
 
 
-def _aligned(view: RunView, sus: Suspect, indexes: list[int]) -> list[float]:
+def _aligned(view: RunAtEpoch, sus: Suspect, indexes: list[int]) -> list[float]:
     s = view.series
     if sus.series == "cpu_share":
         out = []
@@ -65,7 +65,7 @@ def _aligned(view: RunView, sus: Suspect, indexes: list[int]) -> list[float]:
     return [s.value(sus.series, i, sus.key) for i in indexes]
 
 
-def likely_causes(view: RunView, times: Window, top: int = 3) -> list[dict[str, Any]]:
+def likely_causes(view: RunAtEpoch, times: Window, top: int = 3) -> list[dict[str, Any]]:
     """Suspects that trend with the epoch time over `times`, best first."""
     ranked: list[tuple[float, dict[str, Any]]] = []
     for sus in _suspects(view):

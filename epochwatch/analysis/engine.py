@@ -8,11 +8,15 @@ the epoch it would have reported it.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from epochwatch.analysis.detectors import Detector, all_detectors
 from epochwatch.analysis.findings import Finding, sort_findings
-from epochwatch.analysis.view import RunView
-from epochwatch.trace.run import Run
+from epochwatch.analysis.run import Run
+from epochwatch.analysis.view import RunAtEpoch
+
+if TYPE_CHECKING:
+    from epochwatch.analysis.restore.parents import ParentCache
 
 # Offline replay evaluates every epoch of runs up to this long; longer runs every epoch of
 # the first REPLAY_DENSE, then evenly spaced epochs (REPLAY_SPARSE more), and the last.
@@ -31,7 +35,7 @@ class Engine:
     def done(self, kind: str, target: str | None) -> bool:
         return (kind, target) in self.emitted
 
-    def step(self, view: RunView, *, replay_only: bool | None = None) -> list[Finding]:
+    def step(self, view: RunAtEpoch, *, replay_only: bool | None = None) -> list[Finding]:
         """Evaluate the detectors on `view`; return the findings reported for the first time.
 
         replay_only: True runs only replay detectors, False only whole-run ones, None all.
@@ -71,15 +75,18 @@ def replay_points(n: int) -> Iterator[int]:
     yield n
 
 
-def analyze(run: Run, detectors: Sequence[Detector] | None = None) -> list[Finding]:
+def analyze(
+    run: Run, detectors: Sequence[Detector] | None = None, *, parents: ParentCache | None = None
+) -> list[Finding]:
     """Every finding for a finished (or interrupted) run, most severe first.
 
     Replays the run epoch by epoch through the same Engine the online analyzer uses,
-    then runs the whole-run detectors once on the complete run.
+    then runs the whole-run detectors once on the complete run. `parents`: the caller's
+    cache of parent runs (see RunAtEpoch), for callers that analyze many runs.
     """
     engine = Engine(detectors)
     found: list[Finding] = []
     for end in replay_points(run.series.count):
-        found.extend(engine.step(RunView(run, end), replay_only=True))
-    found.extend(engine.step(RunView(run), replay_only=False))
+        found.extend(engine.step(RunAtEpoch(run, end, parents=parents), replay_only=True))
+    found.extend(engine.step(RunAtEpoch(run, parents=parents), replay_only=False))
     return sort_findings(found)

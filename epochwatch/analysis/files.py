@@ -1,4 +1,4 @@
-"""Analysing trace files: what `report` and `check` share.
+"""Analyzing trace files: what `report` and `check` share.
 
 Each file is read, replayed through the detectors and reduced to its findings; a file
 that cannot be used becomes a one-line problem and the others go on. Findings that the
@@ -16,38 +16,41 @@ from pathlib import Path
 
 from epochwatch.analysis.engine import analyze
 from epochwatch.analysis.findings import Finding, from_record, sort_findings
-from epochwatch.analysis.lineage import Lineage
+from epochwatch.analysis.restore.lineage import Lineage
+from epochwatch.analysis.restore.parents import ParentCache
+from epochwatch.analysis.run import Run, load_run
 from epochwatch.trace.reader import ReadStats, TraceError, find_traces
-from epochwatch.trace.run import Run, load_run
 
 # Whole epoch records kept per run while reading (the series keep every epoch anyway).
 EPOCH_RECORDS = 2000
 
 
 @dataclass
-class Analysed:
+class Analyzed:
     path: Path
     run: Run
     findings: list[Finding]
     recorded: list[Finding] = field(default_factory=list)  # from the trace, not found again
 
 
-def analyse_file(
+def analyze_file(
     path: str | os.PathLike[str],
     on_read: Callable[[int], None] | None = None,
     lineage: Lineage | None = None,
-) -> Analysed:
+    parents: ParentCache | None = None,
+) -> Analyzed:
     """One trace file's run and findings; raises TraceError when the file is unusable.
 
     `on_read` is called with the size of each chunk read (report's progress bar).
     `lineage` (from scan_lineage over all the files) links this run's restores to the
     runs that saved those bytes before the detectors run, so restore findings work on
-    traces gathered from many hosts, where the hook could not find the parent.
+    traces gathered from many hosts, where the hook could not find the parent. `parents`
+    keeps the parent runs read for that across the files of one report.
     """
     run = load_run(path, max_epoch_records=EPOCH_RECORDS, stats=ReadStats(on_read=on_read))
     if lineage is not None:
         lineage.annotate(run)
-    findings = analyze(run)
+    findings = analyze(run, parents=parents)
     keys = {f.key for f in findings}
     recorded = []
     for rec in run.findings:
@@ -55,21 +58,22 @@ def analyse_file(
         if f.key not in keys:
             keys.add(f.key)
             recorded.append(f)
-    return Analysed(Path(path), run, findings, sort_findings(recorded))
+    return Analyzed(Path(path), run, findings, sort_findings(recorded))
 
 
-def analyse_paths(
+def analyze_paths(
     paths: Iterable[str | os.PathLike[str]],
     on_read: Callable[[int], None] | None = None,
     lineage: Lineage | None = None,
-) -> Iterator[Analysed | str]:
-    """Each usable trace under `paths` as Analysed, each problem as a one-line string."""
+) -> Iterator[Analyzed | str]:
+    """Each usable trace under `paths` as Analyzed, each problem as a one-line string."""
     files, problems = find_traces(paths)
     yield from problems
+    parents = ParentCache()
     for f in files:
         try:
-            yield analyse_file(f, on_read, lineage)
+            yield analyze_file(f, on_read, lineage, parents)
         except TraceError as exc:
             yield str(exc)
         except (OSError, ValueError, RecursionError) as exc:
-            yield f"{f}: cannot analyse ({type(exc).__name__}: {exc})".splitlines()[0]
+            yield f"{f}: cannot analyze ({type(exc).__name__}: {exc})".splitlines()[0]

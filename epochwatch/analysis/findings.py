@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+# The severities, least severe first: the one home of this vocabulary (check's --fail-on,
+# compare, top, the HTML report and the daemon's metrics all import it from here).
 INFO = "info"
 WARNING = "warning"
 CRITICAL = "critical"
@@ -21,6 +23,7 @@ RANK = {name: i for i, name in enumerate(SEVERITIES)}
 
 
 def severity_rank(severity: str) -> int:
+    """0 for info and for anything unknown (a trace may carry any string), then 1, 2."""
     return RANK.get(severity, 0)
 
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from epochwatch.analysis.files import Analysed
+from epochwatch.analysis.files import Analyzed
 from epochwatch.analysis.findings import Finding, sort_findings
 from epochwatch.analysis.series import FIRST
 
@@ -44,7 +44,7 @@ def _rounded(values: Iterable[float]) -> list[float | None]:
     return [None if v != v else round(v, 6) for v in values]
 
 
-def worker_view(an: Analysed) -> dict[str, Any] | None:
+def worker_view(an: Analyzed) -> dict[str, Any] | None:
     """What the job analysis needs from one analysed trace; None for a run outside any job."""
     start = an.run.start or {}
     env = start.get("env") if isinstance(start.get("env"), Mapping) else {}
@@ -80,7 +80,7 @@ def worker_view(an: Analysed) -> dict[str, Any] | None:
     }
 
 
-def _facts(an: Analysed) -> list[dict[str, float]]:
+def _facts(an: Analyzed) -> list[dict[str, float]]:
     """Per kept epoch record (the newest ones): the FACTS, for 'what differs on it'."""
     out: list[dict[str, float]] = []
     for rec in an.run.epochs[-200:]:

@@ -18,14 +18,14 @@ from typing import Any
 from epochwatch.analysis.findings import CRITICAL, INFO, WARNING
 from epochwatch.analysis.trend import Growth
 from epochwatch.analysis.units import fmt_duration
-from epochwatch.analysis.view import RunView, Window, window_epochs
+from epochwatch.analysis.view import RunAtEpoch, Window, window_epochs
 
 CRITICAL_EPOCHS = 50
 FAR_EPOCHS = 10_000
 FAR_SECONDS = 7 * 86400
 
 
-def projection(view: RunView, level: float, limit: float, slope: float) -> dict[str, Any]:
+def projection(view: RunAtEpoch, level: float, limit: float, slope: float) -> dict[str, Any]:
     """Epochs (and seconds, from recent epoch times) until `level` growing by `slope`
     per epoch reaches `limit`; empty when there is no limit or no growth."""
     if not (limit == limit and limit > 0 and slope > 0 and level == level):
@@ -65,7 +65,7 @@ def when_text(proj: dict[str, Any]) -> str:
     return text
 
 
-def growth_evidence(view: RunView, g: Growth, w: Window) -> dict[str, Any]:
+def growth_evidence(view: RunAtEpoch, g: Growth, w: Window) -> dict[str, Any]:
     """The numbers every growth finding quotes."""
     return {
         "slope_per_epoch": g.slope,

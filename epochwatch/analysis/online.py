@@ -13,10 +13,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from epochwatch.analysis.engine import Engine
+from epochwatch.analysis.restore.parents import ParentCache
+from epochwatch.analysis.run import Run
 from epochwatch.analysis.series import EpochSeries
-from epochwatch.analysis.view import RunView
+from epochwatch.analysis.view import RunAtEpoch
 from epochwatch.trace import schema
-from epochwatch.trace.run import Run
 
 SERIES_LIMIT = 256  # epochs of series kept; detector windows are at most ~100
 EPOCH_RECORDS = 16  # whole epoch records kept, for detectors that read records
@@ -31,6 +32,7 @@ class OnlineAnalyzer:
             max_epoch_records=EPOCH_RECORDS,
         )
         self.engine = Engine()
+        self.parents = ParentCache()  # this run's parents, read once, not at every epoch
         if run_start:
             self.add(dict(run_start))
 
@@ -53,5 +55,5 @@ class OnlineAnalyzer:
         self.run.add(rec)
         if kind != schema.EPOCH or not evaluate:
             return []
-        view = RunView(self.run)
+        view = RunAtEpoch(self.run, parents=self.parents)
         return [f.to_record(self.run.run_id) for f in self.engine.step(view)]

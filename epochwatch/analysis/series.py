@@ -131,7 +131,6 @@ class FunctionRetraces:
     replay) counts only the causes seen before k, as the online analyzer did.
     """
 
-    first_index: int = -1
     causes: dict[tuple[str, str], CauseLog] = field(default_factory=dict)
 
     def causes_before(self, end: int) -> Counter[tuple[str, str]]:
@@ -311,7 +310,7 @@ class EpochSeries:
                 continue
             info = self.functions.get(str(name))
             if info is None:
-                info = self.functions[str(name)] = FunctionRetraces(first_index=self.count)
+                info = self.functions[str(name)] = FunctionRetraces()
             causes = block.get("causes")
             if isinstance(causes, list):
                 for cause in causes[:32]:
@@ -354,10 +353,6 @@ class EpochSeries:
         if col is None or i < 0 or i >= len(col):
             return NAN
         return col[i]
-
-    def is_warm(self, index: int) -> bool:
-        i = index - self.offset
-        return 0 <= i < len(self.warm) and bool(self.warm[i])
 
     def indexes(
         self, end: int | None = None, size: int | None = None, warm: bool = False, settling: bool = False

@@ -1,4 +1,7 @@
-"""RunView: a run as it stood after a given epoch, which is what every detector judges.
+"""RunAtEpoch: a run as it stood after a given epoch, which is what every detector judges.
+
+(Not to be confused with the daemon's metrics snapshot of a live session: that one holds
+a few numbers for Prometheus; this one is the whole run, cut at an epoch.)
 
 Offline, the analysis replays a finished run one epoch at a time through views (so a
 report says what the online analyzer said, and when); online, the view is simply the
@@ -10,11 +13,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from epochwatch.analysis import trend
+from epochwatch.analysis.run import Run
 from epochwatch.analysis.series import EpochSeries
-from epochwatch.trace.run import Run
+
+if TYPE_CHECKING:
+    from epochwatch.analysis.restore.parents import ParentCache
 
 
 @dataclass(frozen=True)
@@ -29,10 +35,13 @@ class Window:
 
 
 @dataclass
-class RunView:
+class RunAtEpoch:
     run: Run
     end: int = -1  # epochs visible: indexes < end; -1 means all
     done: Callable[[str, str | None], bool] = field(default=lambda kind, target: False)
+    # Parent runs of this run's restores, by trace path: owned by whoever runs the analysis
+    # (the online analyzer, report/check); None: read for each evaluation.
+    parents: ParentCache | None = None
 
     def __post_init__(self) -> None:
         if self.end < 0 or self.end > self.run.series.count:
@@ -149,7 +158,7 @@ class RunView:
         return max(0, planned - done)
 
 
-def window_epochs(view: RunView, indexes: Sequence[int]) -> list[int]:
+def window_epochs(view: RunAtEpoch, indexes: Sequence[int]) -> list[int]:
     """First and last epoch numbers of a window, for evidence."""
     if not indexes:
         return []

@@ -10,7 +10,7 @@ file holds optimizer state) runs on the HashWorker, which then writes the record
 
 For a restore, once the hash is known, `on_restore` (set by the integration) may look up the
 run that saved those bytes, add a `parent` link to the record and return findings, which
-are written as `finding` records right after it; see `epochwatch.analysis.lineage`.
+are written as `finding` records right after it; see `epochwatch.analysis.restore`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 the resumed run is still going.
 
 At a restore (on the hashing thread, never the training thread) the watcher scans the
-trace directory for the save with the same hash (`lineage.find_parent`, bounded), loads
+trace directory for the save with the same hash (`restore.scan.find_parent`, bounded), loads
 that parent trace, writes the link into the restore record (`parent`), and returns the
 findings that can be judged already (checkpoint modified, optimizer not restored, versions,
 environment, slow restore). It then follows the run's own records: at the next `fit_start`
@@ -17,6 +17,9 @@ it (a stand-in recorder in tests), only the restore-time findings are written.
 Findings are written here only in embedded mode. With a daemon, the daemon's online
 analyzer runs the same restore detector on the records it receives (the `parent` link
 found here travels in the restore record), so writing them here too would say it twice.
+
+The analysis is epochwatch.analysis.restore; this module is only the training process's
+side of it: when to run it, on which records, and writing what it finds once.
 """
 
 from __future__ import annotations
@@ -26,16 +29,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from epochwatch.analysis.detectors import restore as restore_detector
+from epochwatch.analysis import restore
 from epochwatch.analysis.findings import clean
-from epochwatch.analysis.lineage import Lineage, Link, find_parent, restored_at
+from epochwatch.analysis.restore.lineage import Lineage, Link, restored_at
+from epochwatch.analysis.restore.parents import read_parent
+from epochwatch.analysis.restore.scan import find_parent
+from epochwatch.analysis.run import Run
 from epochwatch.trace import schema
 from epochwatch.trace.reader import TraceError, iter_records
-from epochwatch.trace.run import Run, load_run
 
 Record = dict[str, Any]
 MAX_PARENT_BYTES = 256 * 1024 * 1024
-WINDOW = restore_detector.WINDOW + 2
+WINDOW = restore.WINDOW + 2
 
 
 def _key(f: Record) -> tuple[Any, ...]:
@@ -85,10 +90,10 @@ class ResumeWatcher:
         parent: Run | None = None
         link: Link | None = None
         if found is not None:
-            parent = self._load_parent(found.trace)
+            parent = read_parent(found.trace, MAX_PARENT_BYTES)
             if parent is not None:
                 link = Link(self._child.run_id, parent.run_id, record, found.save, found.match)
-                record["parent"] = {**link.summary(), "trace": str(found.trace)}
+                record["parent"] = link.parent_field(found.trace)
         embedded = self._embedded()  # before our lock: it may take the Recorder's
         own_start = self._own_start() if self._child.start is None else None
         with self._lock:
@@ -103,7 +108,7 @@ class ResumeWatcher:
             return self._new_findings()
 
     def _embedded(self) -> bool:
-        """Whether this process writes its own trace now (else a daemon analyses it).
+        """Whether this process writes its own trace now (else a daemon analyzes it).
 
         Starts the run if needed (the restore record is about to, anyway). A daemon sink
         that fell back to a file mid-run no longer detects remotely.
@@ -115,14 +120,6 @@ class ResumeWatcher:
                 return False
             self._started = True
         return self._recorder.sink_description is not None and not self._recorder.remote_detection
-
-    def _load_parent(self, trace: Path) -> Run | None:
-        try:
-            if trace.stat().st_size > MAX_PARENT_BYTES:
-                return None
-            return load_run(trace)
-        except (OSError, TraceError):
-            return None
 
     def _own_start(self) -> Record | None:
         """Our run_start, if it was written before we could see it (embedded mode only)."""
@@ -173,12 +170,11 @@ class ResumeWatcher:
         """Findings of the child so far not yet written (call with the lock held)."""
         lineage = Lineage(runs={self._child.run_id: self._child, **self._parents}, links=list(self._links))
         out = []
-        for f in restore_detector.detect(self._child, lineage):
-            key = _key(f)
-            if key in self._emitted:
+        for f in restore.detect(self._child, lineage):
+            if f.key in self._emitted:
                 continue
-            self._emitted.add(key)
-            out.append({**f, "evidence": clean(f.get("evidence", {}))})
+            self._emitted.add(f.key)
+            out.append({**restore.record_fields(f), "evidence": clean(f.evidence)})
         return out
 
 

@@ -16,6 +16,11 @@ from collections.abc import Sequence
 from epochwatch import __version__
 from epochwatch.cli import check, compare, daemon, report, run, status, top
 from epochwatch.cli.base import Command, UsageError
+from epochwatch.text_safety import SafeStream, escape
+
+# Commands that print what traces and other users' runs contain: their stdout and stderr
+# escape anything that would act on a terminal (renderers escape single-line fields).
+_UNTRUSTED_OUTPUT = frozenset({"report", "check", "compare", "status"})
 
 COMMANDS: list[Command] = [
     report.COMMAND,
@@ -56,10 +61,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command is None:
         parser.print_help(sys.stderr)
         return 2
+    saved = sys.stdout, sys.stderr
+    if command.name in _UNTRUSTED_OUTPUT:
+        sys.stdout, sys.stderr = SafeStream(sys.stdout), SafeStream(sys.stderr)
     try:
         return command.run(args)
     except UsageError as exc:
-        sys.stderr.write(f"epochwatch {command.name}: {exc}\n")
+        sys.stderr.write(f"epochwatch {command.name}: {escape(exc)}\n")
         return 2
     except KeyboardInterrupt:
         return 130
@@ -70,8 +78,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except OSError as exc:
-        sys.stderr.write(f"epochwatch {command.name}: {exc.strerror or exc}: {exc.filename or ''}\n")
+        sys.stderr.write(
+            f"epochwatch {command.name}: {escape(exc.strerror or exc)}: {escape(exc.filename or '')}\n"
+        )
         return 2
+    finally:
+        sys.stdout, sys.stderr = saved
 
 
 if __name__ == "__main__":  # pragma: no cover

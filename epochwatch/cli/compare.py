@@ -18,19 +18,20 @@ from pathlib import Path
 from statistics import median
 from typing import IO, Any
 
-from epochwatch.analysis.detectors.restore import SHIFT_STD_RATIO, SHIFT_Z, compare_findings
-from epochwatch.analysis.findings import clean
-from epochwatch.analysis.lineage import MATCH_SHA256, build_lineage
+from epochwatch.analysis.findings import clean, severity_rank
+from epochwatch.analysis.restore import compare_findings, record_fields
+from epochwatch.analysis.restore.lineage import MATCH_SHA256, build_lineage
+from epochwatch.analysis.restore.settings import SHIFT_STD_RATIO, SHIFT_Z
+from epochwatch.analysis.run import Run, load_run
 from epochwatch.analysis.units import fmt_number, fmt_seconds
 from epochwatch.cli.base import UsageError
+from epochwatch.text_safety import escape_tree
 from epochwatch.trace.reader import TraceError, find_traces
-from epochwatch.trace.run import Run, load_run
 
 Record = dict[str, Any]
 MAX_FEATURES_SHOWN = 8
 # Epoch time rows are a change from this ratio on (noise below it on shared machines).
 TIME_RATIO = 1.25
-_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 
 @dataclass
@@ -254,8 +255,10 @@ def compare(base: Run, new: Run) -> Record:
     """Everything `compare` says, as plain data (the JSON output)."""
     rel = relation(base, new)
     reverse = rel.get("child") == base.run_id  # BASE is the one that resumed
-    found = compare_findings(new, base) if reverse else compare_findings(base, new)
-    found = sorted(found, key=lambda f: (-_RANK.get(f["severity"], 0), f["kind"]))
+    found = [
+        record_fields(f) for f in (compare_findings(new, base) if reverse else compare_findings(base, new))
+    ]
+    found = sorted(found, key=lambda f: (-severity_rank(f["severity"]), f["kind"]))
     secs = sections(base, new)
     changes = [
         f"{s.title.split(' (')[0]}: {r.label} {r.base} -> {r.new}" for s in secs for r in s.rows if r.changed
@@ -339,7 +342,7 @@ class CompareCommand:
                 json.dump(result, out, indent=2, default=_json_default)
                 out.write("\n")
             else:
-                render_text(result, out)
+                render_text(escape_tree(result), out)  # every string from the traces on one line
         finally:
             if out is not sys.stdout:
                 out.close()

@@ -6,13 +6,45 @@ import argparse
 import logging
 import os
 import sys
+from typing import Any
 
 from epochwatch.cli.base import UsageError
+from epochwatch.text_safety import escape, escape_lines
 
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 
 
-class _JournalFormatter(logging.Formatter):
+class _SafeFormatter(logging.Formatter):
+    """One log line per message, whatever clients put in it.
+
+    Log messages carry script names, run ids, watched paths and finding fields that
+    clients chose. The message (arguments included) is escaped here, at the one place
+    every log call passes, so no call site can forget: a newline cannot start a forged
+    line, an escape sequence cannot reach the terminal that tails the log. A traceback
+    keeps its lines, escaped and indented, so none of them can pose as a journald
+    `<priority>` prefix either.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        cached = record.exc_text  # another handler's unescaped traceback: make our own
+        record.exc_text = None
+        try:
+            return super().format(record)
+        finally:
+            record.exc_text = cached
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei: Any) -> str:
+        return "\n".join("  " + line for line in escape_lines(super().formatException(ei)).splitlines())
+
+    def formatStack(self, stack_info: str) -> str:
+        return "\n".join("  " + line for line in escape_lines(stack_info).splitlines())
+
+
+class _JournalFormatter(_SafeFormatter):
     """`<priority>message`: journald reads the level from the prefix and adds the time itself."""
 
     def format(self, record: logging.LogRecord) -> str:
@@ -24,7 +56,7 @@ def setup_logging(level: str) -> None:
     if os.environ.get("JOURNAL_STREAM"):
         handler.setFormatter(_JournalFormatter("%(message)s"))
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s epochwatch %(levelname)s %(message)s"))
+        handler.setFormatter(_SafeFormatter("%(asctime)s epochwatch %(levelname)s %(message)s"))
     root = logging.getLogger("epochwatch")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -2,10 +2,10 @@
 
 Per run: the fingerprint, how it ended, the findings (most severe first) and the epoch
 table, after the lineage of restored runs; HTML adds plots (report/html.py). Every trace is
-analysed even when others are unusable; exit status: 0 when every path gave a usable
+analyzed even when others are unusable; exit status: 0 when every path gave a usable
 trace, 2 when any did not (each with a one-line reason on stderr, and listed under
 "unusable"/"problems" in the output) or when there was nothing to read. On a terminal,
-stderr shows a progress bar by bytes read while the traces are analysed.
+stderr shows a progress bar by bytes read while the traces are analyzed.
 """
 
 from __future__ import annotations
@@ -19,15 +19,18 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
-from epochwatch.analysis.files import Analysed, analyse_file
+from epochwatch.analysis.files import Analyzed, analyze_file
 from epochwatch.analysis.jobs import jobs_report, worker_view
-from epochwatch.analysis.lineage import Lineage, scan_lineage
+from epochwatch.analysis.restore.lineage import Lineage
+from epochwatch.analysis.restore.parents import ParentCache
+from epochwatch.analysis.restore.scan import scan_lineage
 from epochwatch.cli.base import UsageError
 from epochwatch.report import figures, progress
 from epochwatch.report import html as html_report
 from epochwatch.report import json as json_report
 from epochwatch.report import text as text_report
 from epochwatch.report.summary import summarize
+from epochwatch.text_safety import escape, escape_tree
 from epochwatch.trace.reader import TraceError, find_traces
 
 FORMATS = ("text", "json", "html")
@@ -52,7 +55,7 @@ def _counted(files: Sequence[Path], bar: progress.Progress | None) -> Iterator[P
 
 class ReportCommand:
     name = "report"
-    help = "Analyse trace files (or directories of traces): findings with evidence and fixes, epoch table."
+    help = "Analyze trace files (or directories of traces): findings with evidence and fixes, epoch table."
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("paths", nargs="+", metavar="PATH", help="trace files or directories of traces")
@@ -69,14 +72,14 @@ class ReportCommand:
             type=int,
             default=0,
             metavar="N",
-            help="analyse N traces at once in worker processes (default: one per CPU when there are several traces)",
+            help="analyze N traces at once in worker processes (default: one per CPU when there are several traces)",
         )
 
     def run(self, args: argparse.Namespace) -> int:
         html = args.format == "html"
         files, path_problems = find_traces(args.paths)
         sizes = sum(_size(f) for f in files)
-        bar = progress.for_stream(sys.stderr, sizes * 2)
+        bar = progress.for_stream(getattr(sys.stderr, "unsafe", sys.stderr), sizes * 2)
         runs: list[dict[str, Any]] = []
         problems: list[str] = []
         lineage: Lineage | None = None
@@ -94,7 +97,7 @@ class ReportCommand:
                     problems.append(item)
                     if bar is not None:
                         bar.close()
-                    sys.stderr.write(f"epochwatch report: {item}\n")
+                    sys.stderr.write(f"epochwatch report: {escape(item)}\n")
         finally:
             if bar is not None:
                 bar.close()
@@ -112,8 +115,10 @@ class ReportCommand:
             elif args.format == "json":
                 json_report.render(out, runs, problems, links, jobs)
             else:
+                # Every string from a trace on one line, inert on a terminal.
+                lines = lineage.text_lines() if lineage is not None else ()
                 text_report.render(
-                    out, runs, problems, lineage.text_lines() if lineage is not None else (), jobs
+                    out, escape_tree(runs), escape_tree(problems), escape_tree(list(lines)), escape_tree(jobs)
                 )
             out.flush()
         return 2 if problems else 0
@@ -137,14 +142,16 @@ class ReportCommand:
         yield from path_problems
         if jobs <= 1:
             on_read = bar.advance if bar is not None else None
+            parents = ParentCache()
             for f in files:
-                yield _summarize_path(f, lineage, html, on_read)
+                yield _summarize_path(f, lineage, parents, html, on_read)
             return
         try:
             # The lineage goes to each worker once, not with every file.
             pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init, initargs=(lineage, html))
         except (OSError, ValueError, NotImplementedError):
-            yield from (_summarize_path(f, lineage, html, None) for f in files)
+            parents = ParentCache()
+            yield from (_summarize_path(f, lineage, parents, html, None) for f in files)
             return
         with pool:
             chunk = max(1, min(16, len(files) // (jobs * 4)))
@@ -155,12 +162,12 @@ class ReportCommand:
                 yield item
 
     @staticmethod
-    def _summary(item: Analysed, html: bool) -> dict[str, Any]:
+    def _summary(item: Analyzed, html: bool) -> dict[str, Any]:
         summary = summarize(item)
         view = worker_view(item)
         if view is not None:
             summary[_WORKER] = view
-        if html:  # restores already carry their parent (analyse_paths annotated them)
+        if html:  # restores already carry their parent (analyze_paths annotated them)
             summary["figures"] = figures.build(item, summary.get("findings") or [])["figures"]
         return summary
 
@@ -171,22 +178,28 @@ _worker_state: dict[str, Any] = {}
 
 def _worker_init(lineage: Lineage | None, html: bool) -> None:
     _worker_state["lineage"], _worker_state["html"] = lineage, html
+    _worker_state["parents"] = ParentCache()  # each worker reads the parents it needs once
 
 
 def _worker_summarize(path: Path) -> dict[str, Any] | str:
-    return _summarize_path(path, _worker_state["lineage"], _worker_state["html"], None)
+    state = _worker_state
+    return _summarize_path(path, state["lineage"], state["parents"], state["html"], None)
 
 
 def _summarize_path(
-    path: Path, lineage: Lineage | None, html: bool, on_read: Callable[[int], None] | None
+    path: Path,
+    lineage: Lineage | None,
+    parents: ParentCache,
+    html: bool,
+    on_read: Callable[[int], None] | None,
 ) -> dict[str, Any] | str:
     """One trace's summary, or its one-line problem (runs in a worker process with --jobs)."""
     try:
-        return ReportCommand._summary(analyse_file(path, on_read, lineage), html)
+        return ReportCommand._summary(analyze_file(path, on_read, lineage, parents), html)
     except TraceError as exc:
         return str(exc)
     except (OSError, ValueError, RecursionError) as exc:
-        return f"{path}: cannot analyse ({type(exc).__name__}: {exc})".splitlines()[0]
+        return f"{path}: cannot analyze ({type(exc).__name__}: {exc})".splitlines()[0]
 
 
 COMMAND = ReportCommand()

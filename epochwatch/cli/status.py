@@ -5,56 +5,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
 import time
 from typing import Any
 
 from epochwatch.cli.base import UsageError
-from epochwatch.daemon import protocol as p
-from epochwatch.daemon.config import DEFAULT_SOCKET
+from epochwatch.environment import DEFAULT_SOCKET, socket_path
+from epochwatch.text_safety import escape_tree
+from epochwatch.trace.client import DaemonUnavailable, query_status
 
 TIMEOUT = 3.0
 
 
 def query(path: str, timeout: float = TIMEOUT) -> list[dict[str, Any]]:
     """Ask the daemon for its runs; raises UsageError with one line when it cannot."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
     try:
-        try:
-            sock.connect(path)
-        except FileNotFoundError:
-            raise UsageError(f"no daemon socket at {path} (is epochwatch.service running?)") from None
-        except ConnectionRefusedError:
-            raise UsageError(f"no daemon listening on {path} (connection refused)") from None
-        except PermissionError:
-            raise UsageError(f"not allowed to connect to {path} (permission denied)") from None
-        except OSError as exc:
-            raise UsageError(f"cannot connect to {path}: {exc.strerror or exc}") from None
-        sock.sendall(p.encode(p.hello_status()))
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = sock.recv(1 << 16)
-            if not chunk:
-                break
-            data += chunk
-    except TimeoutError:
-        raise UsageError(f"the daemon at {path} did not answer within {timeout:.0f} s") from None
-    except OSError as exc:
-        raise UsageError(f"lost the daemon at {path}: {exc.strerror or exc}") from None
-    finally:
-        sock.close()
-    try:
-        reply = p.decode(data)
-    except ValueError:
-        raise UsageError(f"the daemon at {path} sent something that is not a status reply") from None
-    if reply.get("op") == p.OP_ERROR:
-        raise UsageError(f"the daemon refused: {reply.get('error')}")
-    runs = reply.get("runs")
-    if reply.get("op") != p.OP_STATUS or not isinstance(runs, list):
-        raise UsageError(f"the daemon at {path} sent something that is not a status reply")
-    return runs
+        return query_status(path, timeout)
+    except DaemonUnavailable as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _user(uid: Any) -> str:
@@ -117,13 +85,13 @@ class StatusCommand:
         parser.add_argument("--format", choices=("text", "json"), default="text")
 
     def run(self, args: argparse.Namespace) -> int:
-        path = args.socket or os.environ.get("EPOCHWATCH_SOCKET") or DEFAULT_SOCKET
+        path = args.socket or socket_path()
         runs = query(path)
         if args.format == "json":
             json.dump({"socket": path, "runs": runs}, sys.stdout, indent=2)
             sys.stdout.write("\n")
         else:
-            render_text(runs, sys.stdout)
+            render_text(escape_tree(runs), sys.stdout)  # script names and findings: other users' text
         return 0
 
 

@@ -14,23 +14,25 @@ import os
 import sys
 
 from epochwatch.cli.base import UsageError
-from epochwatch.daemon.config import DEFAULT_SOCKET
+from epochwatch.environment import DEFAULT_SOCKET, socket_path, trace_dir
 from epochwatch.top import screen, view
 from epochwatch.top.daemon import DaemonSource
 from epochwatch.top.tail import DirSource
-
-DEFAULT_DIR = "epochwatch-traces"
+from epochwatch.trace.client import DaemonUnavailable
 
 
 def choose_source(args: argparse.Namespace) -> DaemonSource | DirSource:
     if args.dir:
         return DirSource(args.dir)
-    socket_path = args.socket or os.environ.get("EPOCHWATCH_SOCKET") or DEFAULT_SOCKET
-    if args.socket or os.path.exists(socket_path):
-        source = DaemonSource(socket_path)
-        source.check()  # a daemon that cannot be asked at all: one line, exit 2
+    path = args.socket or socket_path()
+    if args.socket or os.path.exists(path):
+        source = DaemonSource(path)
+        try:
+            source.check()  # a daemon that cannot be asked at all: one line, exit 2
+        except DaemonUnavailable as exc:
+            raise UsageError(str(exc)) from None
         return source
-    return DirSource(os.environ.get("EPOCHWATCH_DIR") or DEFAULT_DIR)
+    return DirSource(trace_dir())
 
 
 class TopCommand:

@@ -1,5 +1,5 @@
 """The host daemon: one service that training processes on a host attach to.
 
-Importing this package is cheap: the hook imports `epochwatch.daemon.protocol` for the
-wire format, and nothing here imports TensorFlow, psutil or NVML at import time.
+Nothing outside the daemon imports this package: the wire format it speaks is
+`epochwatch.trace.protocol`. Nothing here imports TensorFlow, psutil or NVML at import time.
 """

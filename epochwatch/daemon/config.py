@@ -19,9 +19,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - 3.10
     import tomli as tomllib
 
-from epochwatch.daemon.protocol import MAX_LINE_BYTES
+from epochwatch.environment import DEFAULT_SOCKET
+from epochwatch.trace.protocol import MAX_LINE_BYTES
 
-DEFAULT_SOCKET = "/run/epochwatch/epochwatch.sock"
 DEFAULT_STATE_DIR = "/var/lib/epochwatch"
 DEFAULT_CONFIG = "/etc/epochwatch/daemon.toml"
 
@@ -77,6 +77,9 @@ class DaemonConfig:
     # the metrics name runs, scripts and users, and the endpoint has no authentication.
     metrics_port: int = 0
     metrics_address: str = "127.0.0.1"
+    # A file holding a bearer token (docs/security.md): scrapes must send
+    # `Authorization: Bearer <token>` (Prometheus: `authorization.credentials_file`).
+    metrics_token_file: str = ""
     sampling: Sampling = field(default_factory=Sampling)
     limits: Limits = field(default_factory=Limits)
 
@@ -89,7 +92,15 @@ class DaemonConfig:
         return Path(self.state_dir) / "sessions"
 
 
-RESTART_ONLY = ("socket", "state_dir", "socket_mode", "socket_group", "metrics_port", "metrics_address")
+RESTART_ONLY = (
+    "socket",
+    "state_dir",
+    "socket_mode",
+    "socket_group",
+    "metrics_port",
+    "metrics_address",
+    "metrics_token_file",
+)
 _SECTIONS: dict[str, type] = {"sampling": Sampling, "limits": Limits}
 _MODES = ("socket_mode", "trace_mode")
 

@@ -5,19 +5,25 @@ connection before it is buffered whole. The first line must be a hello within
 `limits.hello_timeout_seconds`. Who the client is comes from SO_PEERCRED at accept time.
 Every problem a client can cause ends in one log line and, at worst, its own connection
 closed; nothing here raises into the event loop.
+
+The runs themselves are the registry's: a connection hands it the hello, each batch of
+records it read (with a `bye` that ends them) and its own end, and is a Peer to it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from epochwatch.daemon import protocol as p
+from epochwatch.trace import protocol as p
+from epochwatch.trace.writer import MAX_DEPTH, may_be_too_deep, too_deep
 
 if TYPE_CHECKING:
-    from epochwatch.daemon.server import Daemon
-    from epochwatch.daemon.session import Session
+    from epochwatch.daemon.limits import UidLimits
+    from epochwatch.daemon.registry import RunRegistry
+    from epochwatch.daemon.session import Record, Session
 
 log = logging.getLogger("epochwatch.daemon")
 
@@ -26,8 +32,12 @@ MAX_WRITE_BUFFER = 1 << 20  # a client that does not read its acks is dropped pa
 
 
 class Connection(asyncio.Protocol):
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    def __init__(
+        self, registry: RunRegistry, limits: UidLimits, on_lost: Callable[[Connection], None]
+    ) -> None:
+        self.registry = registry
+        self.limits = limits
+        self._on_lost = on_lost
         self.transport: asyncio.Transport | None = None
         self.pid = self.uid = self.gid = -1
         self.counted = False
@@ -37,7 +47,6 @@ class Connection(asyncio.Protocol):
         self._hello_timer: asyncio.TimerHandle | None = None
         self._resume_handle: asyncio.TimerHandle | None = None
         self._bad_lines = 0
-        self._acked = -1
         self._throttled_logged = False
         self.closed = False
 
@@ -61,13 +70,13 @@ class Connection(asyncio.Protocol):
             transport.abort()
             self.closed = True
             return
-        refused = self.daemon.limits.open_connection(self.uid)
+        refused = self.limits.open_connection(self.uid)
         if refused:
             log.warning("%s refused: %s", self.who(), refused)
             self.fail("limit", refused)
             return
         self.counted = True
-        timeout = self.daemon.cfg.limits.hello_timeout_seconds
+        timeout = self.limits.cfg.hello_timeout_seconds
         self._hello_timer = asyncio.get_running_loop().call_later(timeout, self._no_hello, timeout)
 
     def data_received(self, data: bytes) -> None:
@@ -84,16 +93,16 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self.daemon.connections.discard(self)
+        self._on_lost(self)
         for handle in (self._hello_timer, self._resume_handle):
             if handle is not None:
                 handle.cancel()
         if self.counted:
             self.counted = False
-            self.daemon.limits.close_connection(self.uid)
+            self.limits.close_connection(self.uid)
         if self.session is not None:
             session, self.session = self.session, None
-            self.daemon.detach(session, self)
+            self.registry.detach(session, self)
 
     # -- framing --------------------------------------------------------------------------------
 
@@ -105,12 +114,26 @@ class Connection(asyncio.Protocol):
     def _process(self) -> None:
         """Handle the complete lines in the buffer, one rate-limit token each.
 
-        Over the uid's rate, the rest stays buffered, reading pauses, and `_resume`
-        carries on later: the limit holds per message, however the bytes arrived.
+        The records among them go to the registry as one batch when reading stops (the
+        buffer is done, the rate is spent, the client said bye or was dropped): it writes
+        them, acknowledges them, then analyzes them. Over the uid's rate, the rest stays
+        buffered, reading pauses, and `_resume` carries on later: the limit holds per
+        message, however the bytes arrived.
         """
+        batch: list[tuple[int, Record]] = []
+        bye, pause = False, 0.0
+        try:
+            bye, pause = self._read_lines(batch)
+        finally:
+            if (batch or bye) and self.session is not None:
+                self.registry.deliver(self.session, self, batch, bye=bye)
+        if pause > 0:
+            self._throttle(pause)
+
+    def _read_lines(self, batch: list[tuple[int, Record]]) -> tuple[bool, float]:
+        """Take lines until the buffer, the rate or the connection ends; (bye, pause)."""
         buf = self._buf
-        limit = self.daemon.cfg.limits.max_line_bytes
-        lines = 0
+        limit = self.limits.cfg.max_line_bytes
         start = 0
         pause = 0.0
         while not self.closed:
@@ -119,30 +142,26 @@ class Connection(asyncio.Protocol):
                 break
             if nl - start > limit:
                 self._too_long(nl - start)
-                return
+                return False, 0.0
             line = bytes(buf[start:nl])
             start = nl + 1
-            lines += 1
             if line.strip():
-                self._line(line)
-                pause = self.daemon.limits.take(self.uid)
+                bye = self._line(line, batch)
+                pause = self.limits.take(self.uid)
+                if bye:
+                    return True, 0.0
                 if pause > 0:
                     break
         if self.closed:
-            return
+            return False, 0.0
         del buf[:start]
         if len(buf) > limit and b"\n" not in buf:
             self._too_long(len(buf))
-            return
-        if lines:
-            self._ack()
-            if self.session is not None:
-                self.daemon.analyze(self.session)
-        if pause > 0:
-            self._throttle(pause)
+            return False, 0.0
+        return False, pause
 
     def _too_long(self, size: int) -> None:
-        limit = self.daemon.cfg.limits.max_line_bytes
+        limit = self.limits.cfg.max_line_bytes
         log.warning("%s sent a line over %d bytes (%d so far); dropped", self.who(), limit, size)
         self._buf.clear()
         self.fail("too_long", f"line longer than {limit} bytes")
@@ -167,21 +186,27 @@ class Connection(asyncio.Protocol):
             log.exception("%s: internal error; connection dropped", self.who())
             self.fail("internal", "internal error in the daemon")
 
-    def _line(self, line: bytes) -> None:
+    def _line(self, line: bytes, batch: list[tuple[int, Record]]) -> bool:
+        """One message; True when it is the run's bye (nothing after it is read)."""
         try:
             msg = p.decode(line)
         except ValueError as exc:
             self._bad(f"not valid JSON ({str(exc).splitlines()[0][:120]})")
-            return
+            return False
         op = msg.get("op")
         if self.role is None:
             self._hello(msg)
         elif op == p.OP_REC and self.session is not None:
-            self._record(msg)
+            if may_be_too_deep(line) and too_deep(msg.get("record")):  # parsed, but could never be written
+                log.warning("%s sent a record nested deeper than %d levels; dropped", self.who(), MAX_DEPTH)
+                self.fail("too_deep", f"a record nested deeper than {MAX_DEPTH} levels")
+                return False
+            self._record(msg, batch)
         elif op == p.OP_BYE and self.session is not None:
-            self.daemon.bye(self.session, self)
+            return True
         else:
             self._bad(f"unexpected message op={str(op)[:40]!r}")
+        return False
 
     def _bad(self, why: str) -> None:
         self._bad_lines += 1
@@ -216,7 +241,7 @@ class Connection(asyncio.Protocol):
             self._bad(f"op is {str(msg.get('op'))[:40]!r}, not 'hello'")
             return
         version = msg.get("protocol")
-        if version != p.PROTOCOL_VERSION:
+        if type(version) is not int or version != p.PROTOCOL_VERSION:  # not true, not 1.0
             log.warning(
                 "%s speaks protocol %r; this daemon speaks %d; dropped",
                 self.who(),
@@ -236,16 +261,20 @@ class Connection(asyncio.Protocol):
         if role == p.ROLE_STATUS:
             self.role = role
             self.send(
-                {"op": p.OP_STATUS, "protocol": p.PROTOCOL_VERSION, "runs": self.daemon.status_for(self.uid)}
+                {
+                    "op": p.OP_STATUS,
+                    "protocol": p.PROTOCOL_VERSION,
+                    "runs": self.registry.status_for(self.uid),
+                }
             )
             self.close()
         elif role == p.ROLE_RUN:
             self.role = role
-            self.daemon.attach(self, msg)
+            self.session = self.registry.attach(self, msg)
         else:
             self._bad(f"unknown role {str(role)[:40]!r}")
 
-    def _record(self, msg: dict[str, Any]) -> None:
+    def _record(self, msg: dict[str, Any], batch: list[tuple[int, Record]]) -> None:
         seq, rec = msg.get("seq"), msg.get("record")
         if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
             self._bad("a record without a valid seq")
@@ -253,19 +282,9 @@ class Connection(asyncio.Protocol):
         if not isinstance(rec, dict) or not isinstance(rec.get("type"), str):
             self._bad("a record that is not an object with a string 'type'")
             return
-        assert self.session is not None
-        self.daemon.record(self.session, self, seq, rec)
+        batch.append((seq, rec))
 
-    # -- replies ----------------------------------------------------------------------------------
-
-    def _ack(self) -> None:
-        session = self.session
-        if session is None or self.closed:
-            return
-        done = session.next_seq - 1
-        if done > self._acked:
-            self._acked = done
-            self.send({"op": p.OP_ACK, "seq": done})
+    # -- replies (the Peer the registry sees) -------------------------------------------------
 
     def send(self, msg: dict[str, Any]) -> None:
         if self.transport is None or self.closed:
@@ -277,11 +296,18 @@ class Connection(asyncio.Protocol):
             self.closed = True
 
     def fail(self, code: str, message: str) -> None:
-        """Tell the client why in one message, then close."""
+        """Tell the client why in one message, then hang up; the registry hears of it in
+        `connection_lost` (detach), as of any connection that ends."""
         self.send({"op": p.OP_ERROR, "protocol": p.PROTOCOL_VERSION, "code": code, "error": message})
-        self.close()
+        self._hang_up()
 
     def close(self) -> None:
+        """Hang up at the registry's (or the server's) request: the run is no longer ours,
+        so no detach follows."""
+        self.session = None
+        self._hang_up()
+
+    def _hang_up(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
         self.closed = True

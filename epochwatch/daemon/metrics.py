@@ -35,6 +35,7 @@ from prometheus_client import CollectorRegistry, PlatformCollector, ProcessColle
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from epochwatch import __version__
+from epochwatch.analysis.findings import SEVERITIES
 from epochwatch.trace import schema
 
 Family = GaugeMetricFamily | CounterMetricFamily
@@ -53,7 +54,6 @@ END_KINDS = (
     schema.ENDED_VANISHED,
     "other",
 )
-SEVERITIES = ("info", "warning", "critical")
 RUN_LABELS = ("run", "host", "script", "user")
 
 
@@ -140,7 +140,7 @@ SPECS: tuple[Spec, ...] = (
 
 
 @dataclass(frozen=True)
-class RunView:
+class RunMetrics:
     """What the metrics say about one run, read from its Session at one moment."""
 
     labels: tuple[str, str, str, str]  # RUN_LABELS
@@ -190,8 +190,8 @@ def end_kind(ended: Any) -> str:
     return ended if ended in END_KINDS else "other"
 
 
-def view_of(session: Any, host: str) -> RunView:
-    """A RunView of a live Session (attributes as in epochwatch.daemon.session.Session)."""
+def view_of(session: Any, host: str) -> RunMetrics:
+    """A RunMetrics of a live Session (attributes as in epochwatch.daemon.session.Session)."""
     start: dict[str, Any] | None = session.run_start if isinstance(session.run_start, dict) else None
     env: dict[str, Any] = _dict((start or {}).get("env"))
     script = env.get("script") if isinstance(env.get("script"), str) else None
@@ -214,7 +214,7 @@ def view_of(session: Any, host: str) -> RunView:
     sample = _dict(session.latest_sample)
     limit = _num(sample.get("memory_limit_bytes")) or _num(env.get("memory_limit_bytes"))
     user_cpu, system_cpu = _num(sample.get("cpu_user_seconds")), _num(sample.get("cpu_system_seconds"))
-    return RunView(
+    return RunMetrics(
         labels=labels,
         started=_num(session.state.started) or 0.0,
         connected=session.connection is not None,
@@ -274,7 +274,7 @@ def _findings(findings: Any) -> tuple[tuple[str, str, int], ...]:
     return tuple((kind, severity, n) for (kind, severity), n in sorted(counts.items()))
 
 
-def ended_view(view: RunView, ended: Any, t: float) -> RunView:
+def ended_view(view: RunMetrics, ended: Any, t: float) -> RunMetrics:
     """The view kept after a run ended: its totals and how it ended, not its process's gauges."""
     return dataclasses.replace(
         view,
@@ -314,7 +314,7 @@ class DaemonCollector:
         self._clock = clock
         self._keep = keep_ended_seconds
         self._max_runs = max_runs
-        self._ended: deque[RunView] = deque(maxlen=max_ended)
+        self._ended: deque[RunMetrics] = deque(maxlen=max_ended)
         self.ended_counts: dict[str, int] = dict.fromkeys(END_KINDS, 0)
         self._failed_logged = False
 
@@ -389,7 +389,7 @@ def _families() -> dict[str, Family]:
     return out
 
 
-def _add_run(fam: dict[str, Family], v: RunView) -> None:
+def _add_run(fam: dict[str, Family], v: RunMetrics) -> None:
     run = list(v.labels)
 
     def put(name: str, value: float | None, *extra: str) -> None:

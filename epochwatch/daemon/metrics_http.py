@@ -9,6 +9,10 @@ prometheus_client's own format negotiation (`choose_encoder`: Prometheus text or
 daemon's shutdown closes the listener and cancels scrapes in flight.
 
 Nothing a client sends can raise into the loop: every problem ends that connection.
+
+The metrics name every user's runs and scripts. With a token (`metrics_token_file`), a
+scrape without `Authorization: Bearer <token>` gets 401 and nothing else; without one,
+anyone who reaches the port sees everything (docs/security.md).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import asyncio
 import contextlib
 import errno
 import gzip
+import hmac
 import logging
 import os
 from typing import Any
@@ -34,8 +39,27 @@ PATHS = ("/metrics", "/")
 Response = tuple[str, list[tuple[str, str]], bytes]
 
 
-def answer(registry: Any, head: bytes) -> Response:
-    """(status, headers, body) for one request head (request line and headers, no body)."""
+def read_token(path: str) -> str:
+    """The bearer token in `path` (surrounding whitespace dropped); ValueError when unfit."""
+    with open(path, "rb") as fh:
+        raw = fh.read(4097)
+    try:
+        token = raw.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise ValueError("the token must be printable ASCII") from None
+    if len(raw) > 4096 or not token or not token.isprintable() or " " in token:
+        raise ValueError("the token must be 1 to 4096 printable ASCII characters without spaces")
+    return token
+
+
+def _authorized(headers: dict[str, str], token: str) -> bool:
+    scheme, _, given = headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def answer(registry: Any, head: bytes, token: str = "") -> Response:
+    """(status, headers, body) for one request head (request line and headers, no body);
+    with `token`, only for a request that carries it as a bearer token."""
     lines = head.decode("latin-1").split("\r\n")
     parts = lines[0].split(" ")
     if len(parts) != 3 or not parts[2].startswith("HTTP/"):
@@ -52,6 +76,9 @@ def answer(registry: Any, head: bytes) -> Response:
     if method not in ("GET", "HEAD"):
         status, hdrs, body = _plain("405 Method Not Allowed", "use GET\n")
         return status, [*hdrs, ("Allow", "GET, HEAD")], body
+    if token and not _authorized(headers, token):
+        status, hdrs, body = _plain("401 Unauthorized", "a bearer token is required\n")
+        return status, [*hdrs, ("WWW-Authenticate", 'Bearer realm="epochwatch"')], body
     path, _, query = target.partition("?")
     if path not in PATHS:
         return _plain("404 Not Found", "metrics are at /metrics\n")
@@ -90,8 +117,9 @@ def bind_problem(address: str, port: int, exc: OSError) -> str:
 class MetricsServer:
     """HTTP on `address:port` for `registry` (a prometheus_client CollectorRegistry)."""
 
-    def __init__(self, registry: Any, address: str, port: int) -> None:
+    def __init__(self, registry: Any, address: str, port: int, *, token: str = "") -> None:
         self.registry = registry
+        self.token = token
         self.address = address
         self.port = port
         self._server: asyncio.Server | None = None
@@ -129,7 +157,7 @@ class MetricsServer:
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT)
             except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
                 return  # silent, slow, oversized or gone: nothing worth answering
-            status, headers, body = answer(self.registry, head[:-4])
+            status, headers, body = answer(self.registry, head[:-4], self.token)
             lines = [f"HTTP/1.1 {status}", *(f"{k}: {v}" for k, v in headers)]
             lines += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
             writer.write("\r\n".join(lines).encode("latin-1"))

@@ -22,7 +22,6 @@ from typing import Any
 from epochwatch.daemon.config import Sampling
 
 Record = dict[str, Any]
-ENVELOPE_KEYS = ("rss_bytes", "cpu_pct", "gpu_process_memory_bytes")
 RECENT = 900  # compact samples kept per run for epoch peaks (15 min at 1 Hz)
 LAST_SAMPLES = 10  # raw samples kept for a vanished run's run_end
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from epochwatch import __version__
 from epochwatch.daemon.config import Sampling
@@ -21,6 +21,9 @@ from epochwatch.daemon.runsamplers import NvmlHub, RunSamplers
 from epochwatch.daemon.sampling import Decimator, PeakTracker, compact_sample, gpu_process_memory
 from epochwatch.daemon.store import SessionState, TraceFile
 from epochwatch.trace import schema
+
+if TYPE_CHECKING:
+    from epochwatch.daemon.peer import Peer
 
 log = logging.getLogger("epochwatch.daemon")
 Record = dict[str, Any]
@@ -124,7 +127,7 @@ class Session:
         self.ended: str | None = None  # run_end.ended once the hook sent it
         self.exited = False  # the process is gone
         self.finished = False
-        self.connection: Any = None
+        self.connection: Peer | None = None  # the hook's connection while it is attached
         self.detached_since: float | None = time.monotonic()
         self.latest_sample: Record | None = None
         self.gaps = 0

@@ -41,7 +41,22 @@ def prepare_dirs(state_dir: Path) -> tuple[Path, Path]:
         if path is not state_dir:
             with contextlib.suppress(OSError):
                 os.chmod(path, mode)
+    for path in (traces, sessions):
+        _check_writable(path)
     return traces, sessions
+
+
+def _check_writable(directory: Path) -> None:
+    """Raise OSError unless this process can create files in `directory`.
+
+    A daemon that listens but cannot write (a non-root daemon on root's state directory,
+    a read-only mount) would accept every run and lose it: better not to start. A real
+    create-and-remove, since permission bits do not tell about read-only mounts or ACLs.
+    """
+    probe = directory / f".write-test-{os.getpid()}"
+    fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    os.close(fd)
+    os.unlink(probe)
 
 
 class TraceFile(TraceWriter):

@@ -47,7 +47,6 @@ def _allowed(st: os.stat_result, uid: int, groups: set[int], need: int) -> bool:
 
 
 MISSING = "does not exist yet"
-ROLES = frozenset({"checkpoint", "backup", "tensorboard", "temp", "user"})
 
 
 def refuse_watch(raw: Any, uid: int, gid: int) -> tuple[str | None, str]:

@@ -40,7 +40,7 @@ def install(recorder: Recorder, module_name: str = "keras") -> None:
         return
     signature = inspect.signature(original)
     callback_cls = _callback_class(keras.callbacks.Callback, recorder)
-    step_cost = _calibrate_step_cost(callback_cls, recorder)
+    step_cost = _calibrate_step_cost(callback_cls)
     local = threading.local()
 
     @functools.wraps(original)
@@ -105,7 +105,7 @@ def _prepare(
     return bound.args, bound.kwargs, callback
 
 
-def _calibrate_step_cost(callback_cls: type, recorder: Recorder) -> float:
+def _calibrate_step_cost(callback_cls: type) -> float:
     """What one on_train_batch_begin costs us, so overhead_seconds can include steps without
     timing each one (a clock read per step to time a clock read would double the cost)."""
     probe = callback_cls({}, 0.0)
@@ -340,7 +340,7 @@ def _fit_block(callback: Any, fit_index: int, recorder: Recorder) -> dict[str, A
     block["initial_epoch"] = arguments.get("initial_epoch", 0)
     if params.get("steps"):
         block["steps_per_epoch"] = params["steps"]
-    batch_size = _batch_size(arguments)
+    batch_size = callback._batch_size  # read once, when the callback was made
     if batch_size is not None:
         block["batch_size"] = batch_size
     x = arguments.get("x")

@@ -41,7 +41,6 @@ class RetraceLedger:
         self._last_type: dict[str, Any] = {}
         self._build_seconds = 0.0
         self._live: weakref.WeakSet[Any] = weakref.WeakSet()
-        self._depth = threading.local()
 
     def traced(self, name: str, function_type: Any, seconds: float, concrete: Any, outermost: bool) -> None:
         causes = explain_retrace(self._last_type.get(name), function_type)

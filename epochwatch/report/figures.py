@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from epochwatch.analysis import trend
-from epochwatch.analysis.files import Analysed
+from epochwatch.analysis.files import Analyzed
 from epochwatch.analysis.series import STEADY, EpochSeries
 from epochwatch.analysis.units import fmt_bytes, fmt_number, fmt_seconds
 from epochwatch.report.plots import MAX_POINTS, decimate
@@ -395,7 +395,7 @@ def dir_figures(axis: _Axis, findings: Sequence[Mapping[str, Any]]) -> list[Figu
     return out
 
 
-def _restore_marks(an: Analysed, axis: _Axis) -> list[dict[str, Any]]:
+def _restore_marks(an: Analyzed, axis: _Axis) -> list[dict[str, Any]]:
     run = an.run
     marks = []
     for restore, pos in zip(run.restores, run.restore_positions, strict=False):
@@ -431,7 +431,7 @@ def _finding_marks(findings: Sequence[Mapping[str, Any]], axis: _Axis) -> dict[s
     return out
 
 
-def build(an: Analysed, findings: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def build(an: Analyzed, findings: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The run's figures and restore marks: `{"figures": [...], "restores": [...]}`."""
     series = an.run.series
     axis = _Axis(series)
@@ -459,7 +459,7 @@ def build(an: Analysed, findings: Sequence[Mapping[str, Any]]) -> dict[str, Any]
     return {"figures": out, "restores": restores, "x_is_epoch": axis.by_epoch}
 
 
-def _planned_last(an: Analysed, axis: _Axis) -> float | None:
+def _planned_last(an: Analyzed, axis: _Axis) -> float | None:
     """The last epoch number the newest fit planned (Keras `epochs` counts from 0)."""
     fit: Any = an.run.fits[-1] if an.run.fits else (an.run.start or {}).get("training")
     epochs = fit.get("epochs") if isinstance(fit, Mapping) else None

@@ -16,6 +16,7 @@ from html import escape
 from typing import IO, Any
 
 from epochwatch import __version__
+from epochwatch.analysis.findings import SEVERITIES
 from epochwatch.analysis.units import fmt_bytes, fmt_duration, fmt_number, fmt_pct, fmt_seconds
 from epochwatch.report import html_evidence, plots
 from epochwatch.report.html_style import CSS
@@ -23,7 +24,7 @@ from epochwatch.report.summary import table_indexes
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 TABLE_ROWS = 120
-SEVERITIES = ("critical", "warning", "info")
+MOST_SEVERE_FIRST = tuple(reversed(SEVERITIES))
 
 
 def _e(v: Any) -> str:
@@ -101,7 +102,7 @@ def _job(out: IO[str], job: Mapping[str, Any], anchors: Mapping[str, str]) -> No
 
 def _counts(findings: Sequence[Mapping[str, Any]]) -> str:
     parts = []
-    for sev in SEVERITIES:
+    for sev in MOST_SEVERE_FIRST:
         n = sum(1 for f in findings if f.get("severity") == sev)
         if n:
             parts.append(f'<span class="badge {sev}">{n} {sev}</span>')

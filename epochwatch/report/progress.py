@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import IO
 
 from epochwatch.analysis.units import fmt_bytes
+from epochwatch.text_safety import escape
 
 DELAY = 0.5
 INTERVAL = 0.1
@@ -66,7 +67,7 @@ class Progress:
 
     def set_name(self, name: str) -> None:
         """What is being read now (a file name), shown after the numbers."""
-        self.name = name
+        self.name = escape(name)
 
     def advance(self, n: int) -> None:
         self.done += n

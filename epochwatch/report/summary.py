@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from epochwatch.analysis.files import Analysed
+from epochwatch.analysis.files import Analyzed
 from epochwatch.analysis.series import EpochSeries
 from epochwatch.report.sparkline import sparkline
 
@@ -63,7 +63,7 @@ def fingerprint(start: dict[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v not in (None, {}, [])}
 
 
-def training(an: Analysed) -> dict[str, Any]:
+def training(an: Analyzed) -> dict[str, Any]:
     run = an.run
     fit = _dict(_get(run.start, "training") or (run.fits[0] if run.fits else None))
     if not fit:
@@ -125,7 +125,7 @@ def _json_number(v: float) -> float | int | None:
     return int(v) if v.is_integer() and abs(v) < 2**53 else v
 
 
-def summarize(an: Analysed, table_limit: int = TABLE_ROWS_JSON) -> dict[str, Any]:
+def summarize(an: Analyzed, table_limit: int = TABLE_ROWS_JSON) -> dict[str, Any]:
     run = an.run
     series = run.series
     end = run.end or {}

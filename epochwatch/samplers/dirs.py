@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from epochwatch.guard import say
+from epochwatch.trace.schema import ROLES
 
-ROLES = frozenset({"checkpoint", "backup", "tensorboard", "temp", "user"})
 MAX_DIRS = 5000
 # Poll-mode rescans: at least this far apart, and at most 5% of the worker's time.
 _POLL_MIN_SECONDS = 5.0

@@ -15,10 +15,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from epochwatch.cli.base import UsageError
-from epochwatch.cli.status import query
 from epochwatch.top.model import RunState, from_status
 from epochwatch.top.tail import TraceTail
+from epochwatch.trace.client import DaemonUnavailable, query_status
 
 Query = Callable[[str], list[dict[str, Any]]]
 KEEP_ENDED = 300.0  # seconds a run stays on screen after the daemon stopped listing it
@@ -27,7 +26,7 @@ KEEP_ENDED = 300.0  # seconds a run stays on screen after the daemon stopped lis
 class DaemonSource:
     def __init__(self, socket_path: str, ask: Query | None = None) -> None:
         self.socket_path = socket_path
-        self.ask: Query = ask or (lambda path: query(path, timeout=2.0))
+        self.ask: Query = ask or (lambda path: query_status(path, timeout=2.0))
         self.error: str | None = None
         self.tails: dict[str, TraceTail] = {}
         self.states: dict[str, RunState] = {}
@@ -38,13 +37,13 @@ class DaemonSource:
         return f"daemon at {self.socket_path}"
 
     def check(self) -> None:
-        """Raise UsageError (one line) when the daemon cannot be asked at all: at start-up."""
+        """Raise DaemonUnavailable (one line) when the daemon cannot be asked at all: at start-up."""
         self.ask(self.socket_path)
 
     def poll(self) -> list[RunState]:
         try:
             entries = self.ask(self.socket_path)
-        except UsageError as exc:
+        except DaemonUnavailable as exc:
             self.error = f"{exc}; showing the last known runs, retrying"
             return self._shown()
         self.error = None

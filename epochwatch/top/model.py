@@ -47,7 +47,6 @@ class RunState:
     gpu: float | None = None
     gpu_total: float | None = None
     retraces: int = 0  # new tf.function traces after each fit's first epoch
-    retraced_last: int = 0  # in the newest epoch
     findings: dict[tuple[str, str | None], Finding] = field(default_factory=dict)
     ended: str | None = None  # as run_end says; "gone" when the process is no longer there
     gone: bool = False  # no run_end, and its process is not there any more
@@ -145,7 +144,6 @@ class RunState:
                 self.gpu = sum(v for v in cur if v is not None) if any(v is not None for v in cur) else None
         retraces = rec.get("retraces")
         new = _num(retraces.get("new")) if isinstance(retraces, Mapping) else None
-        self.retraced_last = int(new or 0)
         if new and self._fit_epochs > 1:  # the first epoch of a fit traces by design
             self.retraces += int(new)
 

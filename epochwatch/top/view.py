@@ -15,13 +15,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from epochwatch.analysis.findings import RANK, severity_rank
 from epochwatch.analysis.units import fmt_bytes, fmt_number, fmt_seconds
 from epochwatch.report.sparkline import BLOCKS, sparkline
 from epochwatch.top.model import RunState
 
 MIN_WIDTH, MIN_HEIGHT = 40, 6
 ASCII_BLOCKS = "_.-:=+*#"
-SEVERITY_RANK = {"critical": 2, "warning": 1, "info": 0}
 SHORT_SEVERITY = {"critical": "crit", "warning": "warn", "info": "info"}
 
 Segment = tuple[str, str]  # (text, style); styles: header, error, title, dim, critical, warning, info
@@ -89,7 +89,7 @@ def _bytes(v: float | None) -> str:
 def _findings(r: RunState, _w: int, _now: float, _a: bool) -> str:
     if not r.findings:
         return "-"
-    worst = max(r.findings.values(), key=lambda f: SEVERITY_RANK.get(f.severity, 0))
+    worst = max(r.findings.values(), key=lambda f: severity_rank(f.severity))
     return f"{len(r.findings)} {SHORT_SEVERITY.get(worst.severity, worst.severity[:4])}"
 
 
@@ -175,8 +175,8 @@ def _row(r: RunState, cols: list[tuple[Column, int]], now: float, ascii_only: bo
         text = text.rjust(w) if c.right else (text if i == len(cols) - 1 else text.ljust(w))
         style = base
         if c.name == "FINDINGS" and r.findings:
-            worst = max(r.findings.values(), key=lambda f: SEVERITY_RANK.get(f.severity, 0))
-            style = worst.severity if worst.severity in SEVERITY_RANK else base
+            worst = max(r.findings.values(), key=lambda f: severity_rank(f.severity))
+            style = worst.severity if worst.severity in RANK else base
         line.segments.append((text, style))
         if i < len(cols) - 1:
             line.segments.append((" ", base))
@@ -256,15 +256,13 @@ def _finding_lines(runs: Sequence[RunState], width: int, ell: str) -> list[Line]
     items = []
     for r in runs:
         for f in r.findings.values():
-            items.append((not r.running, -SEVERITY_RANK.get(f.severity, 0), r.run_id, f))
+            items.append((not r.running, -severity_rank(f.severity), r.run_id, f))
     items.sort(key=lambda t: t[:3])
     out = []
     for _, _, run_id, f in items:
         sev = SHORT_SEVERITY.get(f.severity, f.severity[:4])
         text = f"{sev:<4} {clip(clean(run_id), 24, middle=True, ellipsis=ell)}  {clean(f.kind)}: {clean(f.title)}"
-        out.append(
-            Line([(clip(text, width, ellipsis=ell), f.severity if f.severity in SEVERITY_RANK else "")])
-        )
+        out.append(Line([(clip(text, width, ellipsis=ell), f.severity if f.severity in RANK else "")]))
     return out
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import os
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,40 @@ class ReadStats:
         return f"skipped {self.skipped} of {self.lines} lines{tail}"
 
 
+def open_regular(path: str | os.PathLike[str]) -> Any:
+    """Open a trace for reading in binary, refusing anything but a regular file.
+
+    A FIFO would block the open until someone writes to it, and a device such as
+    /dev/zero never ends: neither is a trace. The open is non-blocking and the check is
+    on the opened descriptor (fstat), so nothing can be swapped in between. Raises
+    TraceError with a one-line reason.
+    """
+    p = Path(path)
+    try:
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise TraceError(f"{p}: cannot open ({exc.strerror or exc})") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = _KINDS.get(stat.S_IFMT(mode), "special file")
+            raise TraceError(f"{p}: not a regular file (a {kind}); only regular files are traces")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+_KINDS = {
+    stat.S_IFIFO: "FIFO",
+    stat.S_IFCHR: "character device",
+    stat.S_IFBLK: "block device",
+    stat.S_IFSOCK: "socket",
+    stat.S_IFDIR: "directory",
+}
+
+
 def _lines(fh: Any, stats: ReadStats) -> Iterator[tuple[bytes, bool]]:
     """Yield (line, complete) from a binary file, skipping over-long lines without keeping them."""
     buf = b""
@@ -96,10 +131,7 @@ def iter_records(path: str | os.PathLike[str], stats: ReadStats | None = None) -
     """
     stats = stats if stats is not None else ReadStats()
     p = Path(path)
-    try:
-        fh = p.open("rb")
-    except OSError as exc:
-        raise TraceError(f"{p}: cannot open ({exc.strerror or exc})") from None
+    fh = open_regular(p)
     with fh:
         seen_valid = False
         for line, complete in _lines(fh, stats):
@@ -154,7 +186,8 @@ def _check_schema(path: Path, start: dict[str, Any]) -> None:
 def find_traces(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[str]]:
     """Expand files and directories into trace files; return (files, one-line problems).
 
-    Directories are searched recursively for `*.jsonl`, in a stable order, so gathered
+    Directories are searched recursively for `*.jsonl` regular files (a FIFO or a device
+    named so is passed over), in a stable order, so gathered
     trace trees from many hosts work as they are. A path that does not exist but holds
     glob characters is a pattern (`'hosts/*/traces'`, `'**/*.jsonl'`), for shells that did
     not expand it (quoted, or too many names for one command line).

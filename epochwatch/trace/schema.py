@@ -25,15 +25,15 @@ FINDING: Final = "finding"
 NOTICE: Final = "notice"
 RUN_END: Final = "run_end"
 
-KNOWN_TYPES: Final = frozenset(
-    {RUN_START, FIT_START, EPOCH, FIT_END, SAVE, RESTORE, SAMPLE, FINDING, NOTICE, RUN_END}
-)
-
 # How a run ended (`run_end.ended`). A trace with no run_end "ended abruptly".
 ENDED_COMPLETED: Final = "completed"
 ENDED_RAISED: Final = "raised"
 ENDED_INTERRUPTED: Final = "interrupted"
 ENDED_VANISHED: Final = "vanished"
+
+# What a watched directory is for (`watched` in fit_start, `dirs.<path>.role` in epochs and
+# samples, the `watch` notice); the daemon reads any other role a client sends as "user".
+ROLES: Final = frozenset({"checkpoint", "backup", "tensorboard", "temp", "user"})
 
 Record = dict[str, Any]
 

@@ -12,10 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from epochwatch import environment
 from epochwatch.trace.writer import TraceWriter
-
-DEFAULT_TRACE_DIR = "./epochwatch-traces"
-DEFAULT_SOCKET = "/run/epochwatch/epochwatch.sock"
 
 
 class Sink(Protocol):
@@ -47,27 +45,26 @@ class FileSink:
         self._writer.close()
 
 
-def trace_dir(environ: dict[str, str] | None = None) -> Path:
-    env = os.environ if environ is None else environ
-    return Path(env.get("EPOCHWATCH_DIR") or DEFAULT_TRACE_DIR)
-
-
 def open_sink(run_id: str, environ: dict[str, str] | None = None) -> Sink:
     """The sink for a new run: the daemon's socket if it accepts, else an embedded file.
 
     No socket file at $EPOCHWATCH_SOCKET (the usual case without a daemon): embedded,
-    silently. A socket that does not answer, or a daemon that refuses the run: embedded,
-    and one line on stderr saying why.
+    silently. A socket there: a SocketSink, returned at once; it says hello on its own
+    thread, and a daemon that refuses the run or does not answer makes it write the
+    embedded trace instead, with one line on stderr saying why. Training never waits.
     """
     env: Mapping[str, str] = os.environ if environ is None else environ
-    directory = trace_dir(environ)
-    path = env.get("EPOCHWATCH_SOCKET") or DEFAULT_SOCKET
+    directory = environment.trace_dir(env)
+    path = environment.socket_path(env)
     if _is_socket(path):
         try:
             from epochwatch.trace.socket_sink import DEFAULT_GRACE, SocketSink
 
             return SocketSink(
-                path, run_id, directory, grace=_seconds(env.get("EPOCHWATCH_DAEMON_GRACE"), DEFAULT_GRACE)
+                path,
+                run_id,
+                directory,
+                grace=_seconds(env.get(environment.EPOCHWATCH_DAEMON_GRACE), DEFAULT_GRACE),
             )
         except Exception as exc:  # whatever goes wrong with the daemon, the run is still traced
             from epochwatch.guard import say

@@ -1,17 +1,25 @@
 """The hook's side of the daemon socket: records out, never blocking training.
 
 `write()` serialises the record, appends it to a bounded in-memory queue and wakes a
-background daemon thread; that is all the training thread ever does. The thread sends
-records, reads the daemon's acks and forgets what is acked. Records are numbered
-(`seq`), so after a lost connection (a daemon restart, say) the thread reconnects with
-backoff, says hello with the run's token, and replays from the first record the daemon
-does not have: a restart loses nothing and writes nothing twice.
+background daemon thread; that is all the training thread ever does. Even the first
+connection and hello happen on that thread, so a daemon that accepts and then stalls
+costs the training nothing: records queue meanwhile. The thread sends records, reads
+the daemon's acks and forgets what is acked. Records are numbered (`seq`), so after a
+lost connection (a daemon restart, say) the thread reconnects, says hello with the
+run's token, and replays from the first record the daemon does not have: a restart
+loses nothing and writes nothing twice.
 
-If the daemon does not come back within the grace period (EPOCHWATCH_DAEMON_GRACE,
-default 30 s), or is still away when the process exits, the sink falls back to the
-embedded trace ($EPOCHWATCH_DIR/<run_id>.jsonl): the run's header records, a notice
-saying where the earlier part went, and everything not yet acknowledged; later records
-are written there directly. It says so once on stderr.
+Reconnects back off exponentially (BACKOFF_FIRST doubling to BACKOFF_MAX, with jitter)
+and the backoff only resets once a connection made progress (an ack), so a daemon that
+welcomes the run and drops it at once (its disk is full) sees a few hellos a second at
+most, not thousands. What the daemon said when it dropped the run is said once.
+
+If the first hello fails (refused, or no answer within HANDSHAKE_TIMEOUT), or the
+daemon does not take the run back (acknowledge records) within the grace period
+(EPOCHWATCH_DAEMON_GRACE, default 30 s), or is still away when the process exits, the
+sink falls back to the embedded trace ($EPOCHWATCH_DIR/<run_id>.jsonl): the run's header
+records, a notice saying where the earlier part went, and everything not yet
+acknowledged; later records are written there directly. It says so once on stderr.
 
 Bounds: at most MAX_PENDING records / MAX_PENDING_BYTES wait unacknowledged; past that
 the oldest are dropped (the daemon notes the gap in the trace). `close()` waits at most
@@ -22,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import select
 import socket
 import threading
@@ -30,8 +39,11 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from epochwatch.daemon import protocol as p
+import orjson
+
 from epochwatch.guard import say
+from epochwatch.trace import protocol as p
+from epochwatch.trace.client import BadReply, DaemonRefused, handshake
 from epochwatch.trace.writer import TraceWriter, dumps_line
 
 CONNECT_TIMEOUT = 1.0
@@ -45,46 +57,35 @@ BACKOFF_FIRST, BACKOFF_MAX = 0.05, 2.0
 _PINNED_TYPES = frozenset({"run_start", "fit_start", "watch"})
 
 
-class DaemonRefused(OSError):
-    """The daemon answered the hello with an error (its message says why)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _handshake(
-    path: str, hello: dict[str, Any], timeout: float
-) -> tuple[socket.socket, dict[str, Any], bytes]:
-    """Connect, say hello, read the welcome; returns (socket, welcome, bytes after it)."""
+def _connect_now(path: str) -> socket.socket | None:
+    """Connect without waiting: a dead socket (nobody listening) raises at once; a full
+    backlog gives None (the sender thread connects again, blocking there)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # not inherited (PEP 446)
+    sock.setblocking(False)
     try:
-        sock.settimeout(CONNECT_TIMEOUT)
         sock.connect(path)
-        sock.settimeout(timeout)
-        sock.sendall(p.encode(hello))
-        buf = b""
-        while b"\n" not in buf:
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise ConnectionResetError("the daemon closed the connection during the hello")
-            buf += chunk
-            if len(buf) > p.MAX_LINE_BYTES:
-                raise ConnectionError("the daemon's welcome is too long")
-        line, _, rest = buf.partition(b"\n")
-        try:
-            reply = p.decode(line)
-        except ValueError:
-            raise ConnectionError("the daemon's welcome is not JSON") from None
-        if reply.get("op") == p.OP_ERROR:
-            raise DaemonRefused(str(reply.get("code", "")), str(reply.get("error", "refused")))
-        if reply.get("op") != p.OP_WELCOME or not isinstance(reply.get("run_id"), str):
-            raise ConnectionError("the daemon did not answer with a welcome")
-        sock.setblocking(False)
-        return sock, reply, rest
+    except BlockingIOError:
+        sock.close()
+        return None
     except BaseException:
         sock.close()
         raise
+    return sock
+
+
+def _handshake(
+    path: str, hello: dict[str, Any], timeout: float, sock: socket.socket | None = None
+) -> tuple[socket.socket, dict[str, Any], bytes]:
+    """Connect (unless `sock` already is), say hello, read the welcome; returns (non-blocking
+    socket, welcome, bytes after it)."""
+    sock, reply, rest = handshake(
+        path, hello, expect=p.OP_WELCOME, timeout=timeout, connect_timeout=CONNECT_TIMEOUT, sock=sock
+    )
+    if not isinstance(reply.get("run_id"), str):
+        sock.close()
+        raise BadReply("the daemon did not answer with a welcome")
+    sock.setblocking(False)
+    return sock, reply, rest
 
 
 def _envelope(seq: int, line: bytes) -> bytes:
@@ -130,12 +131,18 @@ class SocketSink:
         self._close_deadline = float("inf")
         self._disconnected_at: float | None = None
         self._resend_pinned = False
+        self._connected_once = False
+        self._backoff = BACKOFF_FIRST  # the next reconnect's first wait; reset by progress
+        self._said_drop = False
         self.reconnects = 0
-
-        sock, welcome, rest = _handshake(path, p.hello_run(run_id, None, _client()), HANDSHAKE_TIMEOUT)
-        self._sock: socket.socket | None = sock
-        self._inbuf = bytearray(rest)
-        self._welcome(welcome)
+        self.daemon_run_id = ""
+        self.token = ""
+        self.daemon_trace = ""
+        self.description = f"daemon at {path} (connecting)"
+        self._sock: socket.socket | None = None
+        self._inbuf = bytearray()
+        # Only the hello may stall; a socket nobody listens on is refused here, at once.
+        self._first: socket.socket | None = _connect_now(path)
         self._wake_r, self._wake_w = os.pipe()  # not inherited (PEP 446)
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -216,6 +223,15 @@ class SocketSink:
     # -- the sender thread -------------------------------------------------------------------------
 
     def _run(self) -> None:
+        first, self._first = self._first, None
+        try:
+            self._resume(first)
+        except Exception as exc:  # refused, no answer, no socket: the run is traced here instead
+            reason = (
+                exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+            )
+            self._fall_back(f"daemon at {self.path} not usable ({reason})")
+            return
         try:
             self._loop()
         except Exception as exc:  # never into the training process; keep the records
@@ -287,6 +303,13 @@ class SocketSink:
             if msg.get("op") == p.OP_ACK and isinstance(msg.get("seq"), int):
                 self._ack(msg["seq"])
             elif msg.get("op") == p.OP_ERROR:
+                if not self._said_drop:
+                    self._said_drop = True
+                    say(
+                        f"the daemon at {self.path} dropped run {self.daemon_run_id}: "
+                        f"{str(msg.get('error') or msg.get('code') or 'no reason given')[:300]}; "
+                        "retrying with backoff"
+                    )
                 return False
         return len(self._inbuf) <= p.MAX_LINE_BYTES
 
@@ -295,6 +318,8 @@ class SocketSink:
             if seq <= self._acked:
                 return
             self._acked = seq
+            self._backoff = BACKOFF_FIRST  # this connection works: a later loss retries at once
+            self._disconnected_at = None
             while self._pending and self._pending[0][0] <= seq:
                 _, line = self._pending.popleft()
                 self._pending_bytes -= len(line)
@@ -311,14 +336,19 @@ class SocketSink:
             self._disconnected_at = time.monotonic()
 
     def _reconnect(self) -> bool:
-        """Try until connected (True) or past the grace period / close deadline (fallback, False)."""
-        delay = BACKOFF_FIRST
+        """Try until connected (True) or past the grace period / close deadline (fallback, False).
+
+        A connection that ended after making progress is retried at once (a daemon
+        restart); one that ended without (a daemon that drops the run) first waits.
+        """
+        delay = self._backoff
+        if delay > BACKOFF_FIRST:
+            self._pause(delay)
         while True:
             now = time.monotonic()
             since = now - (self._disconnected_at or now)
             with self._lock:
                 deadline = self._close_deadline
-                closing = self._closing
             if since > self.grace:
                 self._fall_back(
                     f"the daemon at {self.path} went away and did not come back within {self.grace:g} s"
@@ -328,6 +358,7 @@ class SocketSink:
                 return False
             try:
                 self._resume()
+                self._backoff = min(delay * 2, BACKOFF_MAX)  # until an ack says it works
                 return True
             except DaemonRefused as exc:
                 if exc.code != "unknown_run":
@@ -337,16 +368,24 @@ class SocketSink:
                 self._resend_pinned = True
             except OSError:
                 pass
-            wait = min(delay, max(0.0, deadline - time.monotonic())) if closing else delay
-            with contextlib.suppress(OSError, ValueError):
-                readable, _, _ = select.select([self._wake_r], [], [], wait)
-                if readable:
-                    os.read(self._wake_r, 4096)
+            self._pause(delay)
             delay = min(delay * 2, BACKOFF_MAX)
 
-    def _resume(self) -> None:
+    def _pause(self, delay: float) -> None:
+        """Wait about `delay` (jittered, so many clients do not retry in step), less when
+        closing; a write or close() wakes it."""
+        wait = delay * random.uniform(0.5, 1.0)
+        with self._lock:
+            if self._closing:
+                wait = min(wait, max(0.0, self._close_deadline - time.monotonic()))
+        with contextlib.suppress(OSError, ValueError):
+            readable, _, _ = select.select([self._wake_r], [], [], wait)
+            if readable:
+                os.read(self._wake_r, 4096)
+
+    def _resume(self, connected: socket.socket | None = None) -> None:
         hello = p.hello_run(self.run_id, self.token or None, _client())
-        sock, welcome, rest = _handshake(self.path, hello, HANDSHAKE_TIMEOUT)
+        sock, welcome, rest = _handshake(self.path, hello, HANDSHAKE_TIMEOUT, connected)
         next_seq = welcome.get("next_seq")
         next_seq = next_seq if isinstance(next_seq, int) else 0
         with self._lock:
@@ -365,8 +404,11 @@ class SocketSink:
         self._welcome(welcome)
         self._sock = sock
         self._inbuf = bytearray(rest)
-        self._disconnected_at = None
-        self.reconnects += 1
+        if not self._pending:  # else only an ack proves the daemon takes the run again
+            self._disconnected_at = None
+        if self._connected_once:
+            self.reconnects += 1
+        self._connected_once = True
 
     def _say_bye(self) -> None:
         if self._sock is None:
@@ -398,8 +440,8 @@ class SocketSink:
             try:
                 for seq, line in self._pinned:
                     if seq < first:
-                        writer.write_line(line)
-                if first > 0:
+                        writer.write_line(line if self._connected_once else _as_embedded(line))
+                if first > 0 and self._connected_once:
                     writer.write(
                         {
                             "type": "notice",
@@ -413,7 +455,7 @@ class SocketSink:
                         }
                     )
                 for _, line in self._pending:
-                    writer.write_line(line)
+                    writer.write_line(line if self._connected_once else _as_embedded(line))
             except OSError as exc:
                 say(f"{why}; writing the embedded trace {path} failed ({exc.strerror or exc})")
             self._pending.clear()
@@ -421,6 +463,18 @@ class SocketSink:
             self._file = writer
             self.description = f"embedded trace {path} (after the daemon at {self.path})"
         say(f"{why}; writing the embedded trace {path} from here on")
+
+
+def _as_embedded(line: bytes) -> bytes:
+    """A run_start queued for a daemon that never took the run: it was embedded after all."""
+    if not line.startswith(b'{"type":"run_start"'):
+        return line
+    try:
+        record = orjson.loads(line)
+        record["mode"] = "embedded"
+        return dumps_line(record)
+    except (orjson.JSONDecodeError, TypeError):
+        return line
 
 
 def _client() -> str:

@@ -3,11 +3,15 @@
 One device, "NVIDIA Fake A100", 40 GiB, on which the *current process* holds 1 GiB plus
 64 MiB per call of nvmlDeviceGetMemoryInfo (so growth is visible), 50% utilisation, and
 the sw_power_cap throttle reason set.
+
+FAKE_NVML_HANG_SECONDS=<s> in the environment makes every utilisation query sleep that
+long, as a wedged driver does (read at each call, so a test can turn it on and off).
 """
 
 from __future__ import annotations
 
 import os
+import time
 from types import SimpleNamespace
 
 NVML_TEMPERATURE_GPU = 0
@@ -96,6 +100,9 @@ def nvmlDeviceGetGraphicsRunningProcesses(handle: object) -> list[SimpleNamespac
 
 
 def nvmlDeviceGetUtilizationRates(handle: object) -> SimpleNamespace:
+    hang = float(os.environ.get("FAKE_NVML_HANG_SECONDS") or 0)
+    if hang > 0:
+        time.sleep(hang)
     return SimpleNamespace(gpu=50, memory=20)
 
 

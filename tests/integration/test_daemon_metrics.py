@@ -228,3 +228,32 @@ def test_a_port_in_use_stops_the_daemon_at_start_with_one_line(tmp_path: Path) -
 )
 def test_bad_metrics_arguments_are_one_line_errors(tmp_path: Path, args: list[str], says: str) -> None:
     assert says in _start_fails(tmp_path, *args)
+
+
+def test_with_a_token_file_only_scrapes_that_carry_it_see_the_runs(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cret-token\n")
+    port = free_port()
+    config = f'metrics_port = {port}\nmetrics_token_file = "{token_file}"\n'
+    d = MetricsDaemon(tmp_path, [], config=config).start()
+    try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        assert refused.value.code == 401 and b"epochwatch_" not in refused.value.read()
+        wrong = urllib.request.Request(
+            f"http://127.0.0.1:{port}/metrics", headers={"Authorization": "Bearer s3cret-tokeN"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(wrong, timeout=5)
+        assert refused.value.code == 401
+        right = urllib.request.Request(
+            f"http://127.0.0.1:{port}/metrics", headers={"Authorization": "Bearer s3cret-token"}
+        )
+        with urllib.request.urlopen(right, timeout=5) as resp:
+            assert resp.status == 200 and b"epochwatch_" in resp.read()
+    finally:
+        d.stop()
+        d.cleanup()
+    missing = f'metrics_port = {free_port()}\nmetrics_token_file = "{tmp_path / "nope"}"\n'
+    (tmp_path / "bad.toml").write_text(missing)
+    assert "metrics_token_file" in _start_fails(tmp_path, "--config", str(tmp_path / "bad.toml"))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from epochwatch.analysis.engine import analyze
-from epochwatch.trace.run import load_run
+from epochwatch.analysis.run import load_run
 from tests.support import child_env, of_type, read_single_trace, run_python, trace_files
 
 KERAS_PRELUDE = """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support import of_type, read_single_trace, run_python
+from tests.support import child_env, of_type, read_single_trace, run_python
 
 LOOP = """
 import os
@@ -92,3 +92,28 @@ for n in range(3):
     records = read_single_trace(tmp_path)
     assert [e["epoch"] for e in of_type(records, "epoch")] == [0, 2]
     assert records[-1]["ended"] == "completed"
+
+
+HANGING_GPU = """
+import time
+from epochwatch import hook
+for n in range(6):
+    with hook.epoch(n):
+        time.sleep(0.3)
+        hook.log(loss=1.0 / (n + 1))
+"""
+
+
+def test_a_hanging_gpu_driver_does_not_slow_the_epochs(tmp_path: Path) -> None:
+    """Every NVML utilisation query hangs 1 s: the epochs must not wait for it (they did:
+    each epoch took the hang on the training thread)."""
+    env = child_env(tmp_path, EPOCHWATCH_FAKE_NVML="tests.fakes.fake_pynvml", FAKE_NVML_HANG_SECONDS="1")
+    run_python(HANGING_GPU, tmp_path, env=env)
+    records = read_single_trace(tmp_path)
+    epochs = of_type(records, "epoch")
+    assert [e["epoch"] for e in epochs] == list(range(6))
+    # Epoch 0 also carries the run's start (imports, fingerprint, NVML's first answer).
+    overheads = [e["overhead_seconds"] for e in epochs[1:]]
+    assert max(overheads) < 0.5, overheads
+    assert records[0]["env"]["gpus"][0]["name"] == "NVIDIA Fake A100"  # the start waits for NVML, once
+    assert any("gpu" in e for e in epochs)  # the late readings still land in the trace

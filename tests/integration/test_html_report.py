@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from epochwatch.analysis import synthetic as syn
+from bench import synthetic as syn
 from epochwatch.cli import main
 
 REPO = Path(__file__).resolve().parents[2]

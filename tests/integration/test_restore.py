@@ -2,7 +2,7 @@
 
 The parent trains a tiny model on standardized inputs and saves it three ways. Each child
 resumes in a new interpreter (as a user would, with `import epochwatch.hook`) and the
-findings written *during* the child run are checked, then the same runs are analysed
+findings written *during* the child run are checked, then the same runs are analyzed
 offline (lineage + detector, as `report` does) to check both paths agree.
 """
 
@@ -16,15 +16,15 @@ from typing import Any
 
 import pytest
 
-from epochwatch.analysis.detectors import restore as restore_detector
-from epochwatch.analysis.lineage import build_lineage
+from epochwatch.analysis import restore as restore_analysis
+from epochwatch.analysis.restore.lineage import build_lineage
+from epochwatch.analysis.run import load_run
 from epochwatch.trace.reader import iter_records
-from epochwatch.trace.run import load_run
 from tests.support import child_env, of_type, run_python, trace_files
 
 pytestmark = pytest.mark.slow
 
-RESTORE_KINDS = set(restore_detector.KINDS)
+RESTORE_KINDS = set(restore_analysis.KINDS)
 
 PRELUDE = """
 import epochwatch.hook
@@ -92,7 +92,7 @@ def offline_kinds(root: Path, run_id: str) -> set[str]:
     runs = [load_run(p) for p in trace_files(root)]
     lineage = build_lineage(runs)
     (child,) = [r for r in runs if r.run_id == run_id]
-    return {f["kind"] for f in restore_detector.detect(child, lineage)}
+    return {f.kind for f in restore_analysis.detect(child, lineage)}
 
 
 def test_parent_saves_are_recorded_with_hashes(runs: Runs) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from epochwatch.analysis import synthetic as syn
+from bench import synthetic as syn
 from epochwatch.trace.writer import dumps_line
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from epochwatch.trace.run import Run
+from epochwatch.analysis.run import Run
 
 Record = dict[str, Any]
 

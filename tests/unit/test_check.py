@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from epochwatch.analysis import synthetic as syn
+from bench import synthetic as syn
 from epochwatch.cli import main
 
 GIB, MIB = syn.GIB, syn.MIB
@@ -83,3 +83,27 @@ def test_bad_arguments_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     empty_dir.mkdir()
     assert main(["check", str(empty_dir)]) == 2
     assert "no *.jsonl traces" in capsys.readouterr().err
+
+
+def test_skipped_lines_are_counted_and_fail_with_strict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _trace(tmp_path, "damaged", leak=False)
+    lines = path.read_bytes().splitlines(keepends=True)
+    # Most of the epochs torn or garbled, as a full disk and a bad copy leave them.
+    damaged = [
+        lines[0],
+        *(b"{not json\n" if i % 4 else line for i, line in enumerate(lines[1:-1])),
+        lines[-1],
+    ]
+    path.write_bytes(b"".join(damaged))
+    assert main(["check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{path}: skipped 30 of 42 lines" in out
+    assert (
+        out.splitlines()[-1].startswith("ok: 1 run(s) checked") and "30 line(s) skipped in 1 trace(s)" in out
+    )
+    assert main(["check", "--strict", str(path)]) == 2
+    assert capsys.readouterr().out.splitlines()[-1].startswith("unusable input:")
+    clean = _trace(tmp_path, "clean", leak=False)
+    assert main(["check", "--strict", str(clean)]) == 0

@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from epochwatch.analysis import synthetic as syn
+from bench import synthetic as syn
 from epochwatch.analysis.engine import analyze
 from epochwatch.analysis.findings import Finding
-from epochwatch.trace.run import Run
+from epochwatch.analysis.run import Run
 
 GIB, MIB = syn.GIB, syn.MIB
 

@@ -6,13 +6,13 @@ import random
 import time
 from typing import Any
 
-from epochwatch.analysis import synthetic as syn
+from bench import synthetic as syn
 from epochwatch.analysis.detectors import MODULES, Detector, all_detectors
 from epochwatch.analysis.engine import Engine, analyze, replay_points
 from epochwatch.analysis.findings import Finding
 from epochwatch.analysis.online import SERIES_LIMIT, OnlineAnalyzer
-from epochwatch.analysis.view import RunView
-from epochwatch.trace.run import Run
+from epochwatch.analysis.run import Run
+from epochwatch.analysis.view import RunAtEpoch
 
 GIB, MIB = syn.GIB, syn.MIB
 
@@ -101,7 +101,7 @@ class _Flaky:
     def __init__(self, holds: set[int]) -> None:
         self.holds = holds
 
-    def __call__(self, view: RunView) -> list[Finding]:
+    def __call__(self, view: RunAtEpoch) -> list[Finding]:
         return (
             [Finding("slowdown", "warning", "t", target="x", epoch=view.last)]
             if view.last in self.holds
@@ -116,7 +116,7 @@ def _step_all(detector: Detector, n: int) -> list[int | None]:
     for r in syn.trace(n, lambda i: {}):
         run.add(r)
         if r["type"] == "epoch":
-            out += [f.epoch for f in engine.step(RunView(run))]
+            out += [f.epoch for f in engine.step(RunAtEpoch(run))]
     return out
 
 

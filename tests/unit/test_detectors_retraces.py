@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from epochwatch.analysis import synthetic as syn
+from bench import synthetic as syn
 from epochwatch.analysis.detectors.retraces import hint_for
 from epochwatch.analysis.engine import analyze
 from epochwatch.analysis.findings import Finding
-from epochwatch.trace.run import Run
+from epochwatch.analysis.run import Run
 
 
 def _analyze(records: list[dict[str, Any]]) -> list[Finding]:

@@ -6,10 +6,10 @@ import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from epochwatch.analysis import synthetic as syn
+from bench import synthetic as syn
 from epochwatch.analysis.engine import analyze
 from epochwatch.analysis.findings import Finding
-from epochwatch.trace.run import Run
+from epochwatch.analysis.run import Run
 
 
 def _run(records: list[dict[str, Any]]) -> Run:

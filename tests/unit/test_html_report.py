@@ -12,8 +12,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from epochwatch.analysis import synthetic as syn
-from epochwatch.analysis.files import analyse_file
+from bench import synthetic as syn
+from epochwatch.analysis.files import analyze_file
 from epochwatch.cli import main
 from epochwatch.report import figures, plots
 from epochwatch.report import html as html_report
@@ -44,7 +44,7 @@ def _leaky(tmp_path: Path, n: int = 40, run_id: str = "leaky", **extra: Any) -> 
 def _page(*paths: Path, lineage: dict[str, Any] | None = None) -> str:
     runs = []
     for p in paths:
-        an = analyse_file(p)
+        an = analyze_file(p)
         s = summarize(an)
         s["figures"] = figures.build(an, s["findings"])["figures"]
         runs.append(s)
@@ -102,7 +102,7 @@ def test_everything_from_the_trace_is_escaped(tmp_path: Path) -> None:
 
 def test_long_runs_are_decimated_to_a_small_file(tmp_path: Path) -> None:
     path = _leaky(tmp_path, n=5000, run_id="long")
-    an = analyse_file(path)
+    an = analyze_file(path)
     figs = figures.build(an, [])["figures"]
     for fig in figs:
         for s in fig["series"]:

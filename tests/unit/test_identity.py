@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 from epochwatch.identity import identity
-from tests.support import REPO
+from epochwatch.recorder import Recorder
 
 
 def _tf_config(index: int, task_type: str = "worker", chief: bool = False) -> str:
@@ -95,7 +92,7 @@ def test_slurm_wins_over_torchrun_inside_it_and_explicit_job_id_wins_over_all() 
     env = {"SLURM_JOB_ID": "77", "RANK": "5", "WORLD_SIZE": "8", "MASTER_ADDR": "n1", "MASTER_PORT": "1"}
     d = identity(env)
     assert d is not None and d["job_id"] == "slurm-77" and d["rank"] == 5 and d["world_size"] == 8
-    d = identity({**env, "EPOCHWATCH_JOB_ID": "resnet-sweep-3"})
+    d = identity(env, job_id="resnet-sweep-3")
     assert d is not None and d["job_id"] == "resnet-sweep-3" and d["job_source"] == "EPOCHWATCH_JOB_ID"
 
 
@@ -159,17 +156,11 @@ def test_hostile_values_are_bounded_and_cleaned() -> None:
     assert d["kubernetes"]["pod"] == "ab"
 
 
-def test_fingerprint_of_a_real_process_carries_the_block() -> None:
-    code = "from epochwatch.fingerprint import environment; import json; print(json.dumps(environment()['distributed']))"
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "TF_CONFIG": _tf_config(2),
-        "POD_NAME": "w2",
-        "KUBERNETES_SERVICE_HOST": "x",
-    }
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, timeout=60
-    )
-    block = json.loads(out.stdout)
+def test_the_recorders_fingerprint_carries_the_block_and_the_explicit_job_id() -> None:
+    env = {"TF_CONFIG": _tf_config(2), "POD_NAME": "w2", "KUBERNETES_SERVICE_HOST": "x"}
+    block = Recorder(environ=env)._fingerprint()["distributed"]
     assert block["worker"] == "worker:2" and block["rank"] == 2 and block["kubernetes"]["pod"] == "w2"
+    assert block["job_source"] == "tf_config"
+    block = Recorder(environ={**env, "EPOCHWATCH_JOB_ID": "sweep-3"})._fingerprint()["distributed"]
+    assert block["job_id"] == "sweep-3" and block["job_source"] == "EPOCHWATCH_JOB_ID"
+    assert "distributed" not in Recorder(environ={"HOME": "/root"})._fingerprint()

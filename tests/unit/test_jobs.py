@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from epochwatch.analysis import synthetic as syn
-from epochwatch.analysis.files import analyse_file
+from bench import synthetic as syn
+from epochwatch.analysis.files import analyze_file
 from epochwatch.analysis.jobs import build_jobs, worker_view
 from epochwatch.cli import main
 
@@ -70,7 +70,7 @@ def _job(
 
 
 def _jobs(paths: list[Path]) -> list[Any]:
-    views = [v for p in paths if (v := worker_view(analyse_file(p))) is not None]
+    views = [v for p in paths if (v := worker_view(analyze_file(p))) is not None]
     return build_jobs(views)
 
 
@@ -169,7 +169,7 @@ def test_hostile_identity_in_a_trace_is_cleaned(tmp_path: Path) -> None:
 def test_the_job_slowdown_every_worker_sees_is_attributed_to_the_straggler(tmp_path: Path) -> None:
     grow = lambda w, i: 0.05 + (0.02 * i if w == 1 else 0.0)  # noqa: E731
     paths = _job(tmp_path, 3, 40, own=grow, cv=0.02)
-    views = [worker_view(analyse_file(p)) for p in paths]
+    views = [worker_view(analyze_file(p)) for p in paths]
     assert all(v is not None and v["slowdown"] for v in views)  # each trace alone: a slowdown
     (job,) = build_jobs([v for v in views if v is not None])
     (f,) = job.findings

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from epochwatch.analysis.lineage import MATCH_PATH, MATCH_SHA256, annotate_restore, build_lineage, find_parent
+from epochwatch.analysis.restore.lineage import MATCH_PATH, MATCH_SHA256, build_lineage
+from epochwatch.analysis.restore.scan import annotate_restore, find_parent
 from epochwatch.trace.writer import TraceWriter
 from tests.unit import restore_records as rr
 
@@ -122,10 +123,10 @@ def test_annotate_restore_adds_the_link(tmp_path: Path) -> None:
 
 
 def test_scan_then_annotate_one_run_at_a_time(tmp_path: Path) -> None:
-    """The report's path: a cheap scan of every file, then each run loaded and analysed alone."""
+    """The report's path: a cheap scan of every file, then each run loaded and analyzed alone."""
     from epochwatch.analysis.engine import analyze
-    from epochwatch.analysis.lineage import scan_lineage
-    from epochwatch.trace.run import load_run
+    from epochwatch.analysis.restore.scan import scan_lineage
+    from epochwatch.analysis.run import load_run
 
     parent = write_trace(tmp_path / "parent.jsonl", rr.parent_records())
     child = write_trace(tmp_path / "child.jsonl", rr.child_records(fit_over={"batch_size": 64}))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from epochwatch.analysis import synthetic as syn
+from bench import synthetic as syn
 from epochwatch.cli import main
 from epochwatch.report import progress
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from epochwatch.analysis import synthetic as syn
-from epochwatch.analysis.files import analyse_file
+from bench import synthetic as syn
+from epochwatch.analysis.files import analyze_file
 from epochwatch.cli import main
 from epochwatch.report import json as json_report
 from epochwatch.report import text as text_report
@@ -47,7 +47,7 @@ def _healthy(tmp_path: Path, name: str = "healthy") -> Path:
 
 def test_text_report_has_fingerprint_findings_then_table(tmp_path: Path) -> None:
     out = io.StringIO()
-    text_report.render(out, [summarize(analyse_file(_leaky(tmp_path)))])
+    text_report.render(out, [summarize(analyze_file(_leaky(tmp_path)))])
     text = out.getvalue()
     assert "== run leaky ==" in text
     assert "python 3.11.7 · tensorflow 2.21.0 · keras 3.15.0" in text
@@ -66,7 +66,7 @@ def test_text_report_has_fingerprint_findings_then_table(tmp_path: Path) -> None
 
 def test_long_runs_show_a_decimated_table(tmp_path: Path) -> None:
     out = io.StringIO()
-    text_report.render(out, [summarize(analyse_file(_leaky(tmp_path, n=300)))])
+    text_report.render(out, [summarize(analyze_file(_leaky(tmp_path, n=300)))])
     assert "epochs (300, 39 shown)" in out.getvalue()
     assert table_indexes(10, 40) == (list(range(10)), 1)
     idx, stride = table_indexes(100_000, 40)
@@ -75,7 +75,7 @@ def test_long_runs_show_a_decimated_table(tmp_path: Path) -> None:
 
 def test_json_report_follows_the_contract(tmp_path: Path) -> None:
     out = io.StringIO()
-    json_report.render(out, [summarize(analyse_file(_leaky(tmp_path)))], ["bad.jsonl: empty file"])
+    json_report.render(out, [summarize(analyze_file(_leaky(tmp_path)))], ["bad.jsonl: empty file"])
     doc = json.loads(out.getvalue())
     assert doc["problems"] == ["bad.jsonl: empty file"]
     run = doc["runs"][0]
@@ -105,7 +105,7 @@ def test_findings_recorded_in_the_trace_are_kept(tmp_path: Path) -> None:
             "epoch": 1,
         },
     )
-    an = analyse_file(syn.write(tmp_path / "r.jsonl", records))
+    an = analyze_file(syn.write(tmp_path / "r.jsonl", records))
     out = io.StringIO()
     text_report.render(out, [summarize(an)])
     assert "slow_restore @epoch 1 [from trace]: restore took 40 s" in out.getvalue()

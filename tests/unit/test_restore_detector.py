@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from epochwatch.analysis import restore as det
 from epochwatch.analysis.detectors import all_detectors
-from epochwatch.analysis.detectors import restore as det
 from epochwatch.analysis.engine import analyze
-from epochwatch.analysis.lineage import build_lineage
-from epochwatch.trace.run import Run
+from epochwatch.analysis.restore.lineage import build_lineage
+from epochwatch.analysis.run import Run
 from epochwatch.trace.writer import TraceWriter
 from tests.unit import restore_records as rr
 
 
 def findings(parent: Run | None, child: Run) -> dict[str, dict[str, Any]]:
     runs = [child] if parent is None else [parent, child]
-    found = det.detect(child, build_lineage(runs))
+    found = [asdict(f) for f in det.detect(child, build_lineage(runs))]
     kinds = [f["kind"] for f in found]
     assert len(kinds) == len(set(kinds)), kinds
     return {f["kind"]: f for f in found}
@@ -200,7 +201,7 @@ def test_parent_found_through_the_restore_record(tmp_path: Path) -> None:
             w.write(rec)
     link = {"run_id": "parent", "trace": str(trace), "match": "sha256", "save_sha256": rr.SHA}
     child = rr.make_run(rr.child_records(restore_over={"parent": link}, fit_over={"batch_size": 64}))
-    found = {f["kind"] for f in det.detect(child)}
+    found = {f.kind for f in det.detect(child)}
     assert found == {"hyperparameter_changed_after_restore"}
 
 
@@ -211,5 +212,5 @@ def test_registered_in_the_engine(tmp_path: Path) -> None:
     child = rr.make_run(rr.child_records(fit_over={"batch_size": 64}))
     build_lineage([parent, child])
     assert child.restores[0]["parent"]["trace"] == str(tmp_path / "parent.jsonl")
-    kinds = [f.kind for f in analyze(child)]
+    kinds = [f.kind for f in analyze(child, parents=det.ParentCache([parent]))]
     assert kinds == ["hyperparameter_changed_after_restore"]

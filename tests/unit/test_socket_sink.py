@@ -28,10 +28,19 @@ class FakeDaemon:
     """Speaks the daemon's side of the protocol: welcome, ack, resume; can stop reading or go away."""
 
     def __init__(
-        self, path: Path, *, read: bool = True, forget: bool = False, refuse: str | None = None
+        self,
+        path: Path,
+        *,
+        read: bool = True,
+        forget: bool = False,
+        refuse: str | None = None,
+        drop_records: bool = False,
+        answer: bool = True,
     ) -> None:
         self.path = path
         self.read = read
+        self.drop_records = drop_records  # a daemon whose disk is full: error, close, on every record
+        self.answer = answer  # False: accept and read, never say a word (a stalled daemon)
         self.forget = forget  # answer every resume with unknown_run
         self.refuse = refuse
         self.records: list[tuple[int, dict[str, Any]]] = []
@@ -91,7 +100,7 @@ class FakeDaemon:
                     bufs[conn] += data
                     while b"\n" in bufs[conn]:
                         line, _, bufs[conn] = bufs[conn].partition(b"\n")
-                        self._message(conn, orjson.loads(line), sel)
+                        self._message(conn, orjson.loads(line), sel, bufs)
                         if conn not in bufs:
                             break
         finally:
@@ -99,7 +108,11 @@ class FakeDaemon:
                 conn.close()
             sel.close()
 
-    def _message(self, conn: socket.socket, msg: dict[str, Any], sel: selectors.BaseSelector) -> None:
+    def _message(
+        self, conn: socket.socket, msg: dict[str, Any], sel: selectors.BaseSelector, bufs: dict[Any, bytes]
+    ) -> None:
+        if not self.answer:
+            return
         if msg["op"] == "hello":
             self.hellos.append(msg)
             if self.refuse or (self.forget and msg.get("token")):
@@ -121,6 +134,16 @@ class FakeDaemon:
             conn.sendall(orjson.dumps(welcome) + b"\n")
             if not self.read:
                 sel.unregister(conn)  # from now on nothing is read: the client's buffers fill up
+        elif msg["op"] == "rec" and self.drop_records:
+            error = {
+                "op": "error",
+                "code": "write",
+                "error": "cannot write the trace (No space left on device)",
+            }
+            conn.sendall(orjson.dumps(error) + b"\n")
+            sel.unregister(conn)
+            conn.close()
+            del bufs[conn]
         elif msg["op"] == "rec":
             if msg["seq"] >= self.next_seq:
                 self.records.append((msg["seq"], msg["record"]))
@@ -159,7 +182,8 @@ def wait_until(cond: Any, timeout: float = 5.0) -> None:
 
 def test_records_arrive_in_order_and_close_flushes(fake: FakeDaemon, tmp_path: Path) -> None:
     sink = SocketSink(str(fake.path), "r1", tmp_path)
-    assert "daemon at" in sink.description and "daemon-r1" in sink.description
+    wait_until(lambda: "daemon-r1" in sink.description)  # the hello happens on the sender thread
+    assert "daemon at" in sink.description
     thread = next(t for t in threading.enumerate() if t.name == "epochwatch-sink")
     assert thread.daemon
     sink.write(rec("run_start", schema=1))
@@ -285,10 +309,13 @@ def test_open_sink_picks_the_daemon_or_the_file(
     refusing = FakeDaemon(sock_dir / "refuse.sock", refuse="limit").start()
     try:
         sink = open_sink("r2", {**env, "EPOCHWATCH_SOCKET": str(refusing.path)})
-        assert isinstance(sink, FileSink)
+        sink.write(schema.record("run_start", "r2", schema=1, mode=getattr(sink, "mode", "embedded")))
         sink.close()
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "no: limit" in err
+        # The run is traced all the same, in the embedded file, and says so.
+        [start] = iter_records(tmp_path / "r2.jsonl")
+        assert start["mode"] == "embedded"
     finally:
         refusing.stop()
         refusing.close()
@@ -303,3 +330,74 @@ def test_open_sink_picks_the_daemon_or_the_file(
     finally:
         working.stop()
         working.close()
+
+
+def test_a_daemon_that_keeps_dropping_the_run_is_retried_with_backoff(
+    sock_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A daemon that cannot write (full disk) drops every connection at the first record:
+    the sink must not reconnect in a tight loop (thousands a second), and says it once."""
+    daemon = FakeDaemon(sock_dir / "d.sock", drop_records=True).start()
+    try:
+        sink = SocketSink(str(daemon.path), "r1", tmp_path, grace=60.0, close_timeout=0.2)
+        sink.write(rec("run_start", schema=1))
+        for n in range(5):
+            sink.write(rec("epoch", epoch=n))
+        time.sleep(2.0)
+        hellos = len(daemon.hellos)
+        sink.close()
+    finally:
+        daemon.stop()
+        daemon.close()
+    # 0.05 s doubling to a 2 s cap, with jitter: at most about 7 connections in 2 s.
+    assert 2 <= hellos <= 10, hellos
+    err = capsys.readouterr().err
+    assert err.count("No space left on device") == 1, err
+
+
+def test_a_stalled_daemon_never_holds_up_the_run(
+    sock_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A daemon that accepts but never answers: opening the sink and writing are immediate;
+    the records end in the embedded trace once the hello times out."""
+    daemon = FakeDaemon(sock_dir / "d.sock", answer=False).start()
+    try:
+        env = {"EPOCHWATCH_DIR": str(tmp_path), "EPOCHWATCH_SOCKET": str(daemon.path)}
+        t0 = time.perf_counter()
+        sink = open_sink("r1", env)
+        sink.write(rec("run_start", schema=1, mode=getattr(sink, "mode", "embedded")))
+        for n in range(3):
+            sink.write(rec("epoch", epoch=n))
+        started = time.perf_counter() - t0
+        wait_until(lambda: (tmp_path / "r1.jsonl").exists(), timeout=8.0)
+        sink.write(rec("run_end", ended="completed"))
+        sink.close()
+    finally:
+        daemon.stop()
+        daemon.close()
+    assert started < 0.5, started
+    types = [r["type"] for r in iter_records(tmp_path / "r1.jsonl")]
+    assert types == ["run_start", "epoch", "epoch", "epoch", "run_end"]
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_a_daemon_that_never_takes_the_run_back_means_the_embedded_trace(
+    sock_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Welcomed every time, dropped at every record: within the grace period, the run goes
+    to the embedded trace instead of cycling for ever with the records only in memory."""
+    daemon = FakeDaemon(sock_dir / "d.sock", drop_records=True).start()
+    try:
+        sink = SocketSink(str(daemon.path), "r1", tmp_path, grace=0.5, close_timeout=0.2)
+        sink.write(rec("run_start", schema=1))
+        sink.write(rec("epoch", epoch=0))
+        wait_until(lambda: sink.fell_back, timeout=8.0)
+        sink.write(rec("run_end", ended="completed"))
+        sink.close()
+    finally:
+        daemon.stop()
+        daemon.close()
+    types = [r["type"] for r in iter_records(tmp_path / "r1.jsonl")]
+    assert types[0] == "run_start" and types[-2:] == ["epoch", "run_end"], types
+    err = capsys.readouterr().err
+    assert err.count("No space left on device") == 1 and "within 0.5 s" in err, err

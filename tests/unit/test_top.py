@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from epochwatch.analysis import synthetic as syn
+from bench import synthetic as syn
 from epochwatch.cli import main
-from epochwatch.cli.base import UsageError
 from epochwatch.top import tail, view
 from epochwatch.top.daemon import DaemonSource
 from epochwatch.top.model import RunState
 from epochwatch.top.tail import DirSource, TraceTail
+from epochwatch.trace.client import DaemonUnavailable
 from epochwatch.trace.writer import dumps_line
 
 GIB, MIB = syn.GIB, syn.MIB
@@ -141,7 +141,7 @@ def test_daemon_source_uses_status_and_survives_the_daemon_going_away(tmp_path: 
             },
         ],
         [{"run_id": "d1", "pid": 77, "attached": True, "epochs": 3, "epoch": 2, "trace": str(trace)}],
-        UsageError("no daemon listening on /x.sock (connection refused)"),
+        DaemonUnavailable("no daemon listening on /x.sock (connection refused)"),
     ]
 
     def ask(_path: str) -> list[dict[str, Any]]:

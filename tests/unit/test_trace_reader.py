@@ -6,8 +6,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from epochwatch.analysis.run import load_run
 from epochwatch.trace.reader import MAX_LINE_BYTES, ReadStats, TraceError, find_traces, iter_records
-from epochwatch.trace.run import load_run
 from epochwatch.trace.writer import TraceWriter, dumps_line
 
 

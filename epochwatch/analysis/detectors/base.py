@@ -1,6 +1,6 @@
 """The one protocol every detector follows.
 
-A detector is a pure function of a run as it stood after some epoch (a RunView) that
+A detector is a pure function of a run as it stood after some epoch (a RunAtEpoch) that
 returns the findings that hold at that epoch. The engine (analysis/engine.py) calls it
 after every epoch, online and in the offline replay, and turns "holds for `persistence`
 consecutive epochs" into one finding per (kind, target). So a detector never keeps
@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from epochwatch.analysis.findings import Finding
-    from epochwatch.analysis.view import RunView
+    from epochwatch.analysis.view import RunAtEpoch
 
 
 @dataclass(frozen=True)
 class Detector:
-    """name: for messages. detect: RunView -> findings that hold now.
+    """name: for messages. detect: RunAtEpoch -> findings that hold now.
 
     persistence: consecutive epochs a (kind, target) must hold before it is reported
     (1 for events, e.g. a restore that went wrong; 3 for trends).
@@ -31,6 +31,6 @@ class Detector:
     """
 
     name: str
-    detect: Callable[[RunView], Iterable[Finding]]
+    detect: Callable[[RunAtEpoch], Iterable[Finding]]
     persistence: int = 1
     replay: bool = True

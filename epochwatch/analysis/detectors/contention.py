@@ -17,7 +17,7 @@ from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import INFO, WARNING, Finding
 from epochwatch.analysis.leaks import growth_evidence
 from epochwatch.analysis.trend import GrowthRule, assess_growth, median
-from epochwatch.analysis.view import RunView, Window, window_epochs
+from epochwatch.analysis.view import RunAtEpoch, Window, window_epochs
 
 KIND = "host_contention"
 RECENT = 3
@@ -32,7 +32,7 @@ HINT = (
 )
 
 
-def _sampled(view: RunView) -> Finding | None:
+def _sampled(view: RunAtEpoch) -> Finding | None:
     idx = list(view.series.indexes(view.end, RECENT, warm=True))
     if len(idx) < RECENT:
         return None
@@ -57,7 +57,7 @@ def _sampled(view: RunView) -> Finding | None:
     return Finding(KIND, WARNING, title, evidence, HINT, "cpu", view.epoch_number(view.last))
 
 
-def _busiest(view: RunView) -> list[dict[str, Any]]:
+def _busiest(view: RunAtEpoch) -> list[dict[str, Any]]:
     for sample in reversed(view.run.recent_samples):
         cont = sample.get("contention")
         if isinstance(cont, dict) and isinstance(cont.get("cpu"), list):
@@ -69,7 +69,7 @@ def _busiest(view: RunView) -> list[dict[str, Any]]:
     return []
 
 
-def _cpu_share(view: RunView) -> Finding | None:
+def _cpu_share(view: RunAtEpoch) -> Finding | None:
     if view.series.keys("gpu_total") or view.series.keys("tf_current"):
         return None  # GPU time is not CPU time: a GPU run's CPU share says little
     secs = view.window("seconds", size=RULE.window)
@@ -99,7 +99,7 @@ def _cpu_share(view: RunView) -> Finding | None:
     return Finding(KIND, INFO, title, evidence, HINT, "cpu", view.epoch_number(view.last))
 
 
-def detect(view: RunView) -> list[Finding]:
+def detect(view: RunAtEpoch) -> list[Finding]:
     if view.done(KIND, "cpu"):
         return []
     f = _sampled(view) or _cpu_share(view)

@@ -19,7 +19,7 @@ from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import INFO, Finding
 from epochwatch.analysis.trend import GrowthRule, assess_growth
 from epochwatch.analysis.units import fmt_bytes
-from epochwatch.analysis.view import RunView
+from epochwatch.analysis.view import RunAtEpoch
 
 KIND = "disk_growth"
 MIB = 1024.0 * 1024.0
@@ -66,7 +66,7 @@ _DEFAULT_HINT = (
 )
 
 
-def free_space(view: RunView, path: str) -> tuple[float, str]:
+def free_space(view: RunAtEpoch, path: str) -> tuple[float, str]:
     """(free bytes, where that number comes from)."""
     if os.path.isdir(path):
         try:
@@ -79,7 +79,7 @@ def free_space(view: RunView, path: str) -> tuple[float, str]:
     return float("nan"), "unknown"
 
 
-def _finding(view: RunView, path: str) -> Finding | None:
+def _finding(view: RunAtEpoch, path: str) -> Finding | None:
     wb = view.window("dir_bytes", path, size=BYTES_RULE.window, envelope=ENVELOPE)
     gb = assess_growth(wb.values, BYTES_RULE)
     wf = view.window("dir_files", path, size=FILES_RULE.window, envelope=ENVELOPE)
@@ -115,7 +115,7 @@ def _finding(view: RunView, path: str) -> Finding | None:
     return Finding(KIND, INFO, title, evidence, hint, path, epoch)
 
 
-def detect(view: RunView) -> list[Finding]:
+def detect(view: RunAtEpoch) -> list[Finding]:
     found: list[Finding] = []
     for path in view.series.keys("dir_bytes"):
         if view.done(KIND, path):

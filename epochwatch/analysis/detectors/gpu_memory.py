@@ -14,7 +14,7 @@ from epochwatch.analysis.detectors.host_memory import ENVELOPE, PERSISTENCE, RUL
 from epochwatch.analysis.findings import Finding
 from epochwatch.analysis.trend import assess_growth
 from epochwatch.analysis.units import fmt_bytes
-from epochwatch.analysis.view import RunView
+from epochwatch.analysis.view import RunAtEpoch
 
 KIND = "gpu_memory_growth"
 HINT = (
@@ -25,7 +25,7 @@ HINT = (
 )
 
 
-def _devices(view: RunView) -> list[tuple[str, str, str]]:
+def _devices(view: RunAtEpoch) -> list[tuple[str, str, str]]:
     """(target, column, key) per device: TF's allocator first, NVML where TF says nothing."""
     out: list[tuple[str, str, str]] = []
     tf_keys = view.series.keys("tf_current")
@@ -38,7 +38,7 @@ def _devices(view: RunView) -> list[tuple[str, str, str]]:
     return out
 
 
-def detect(view: RunView) -> list[Finding]:
+def detect(view: RunAtEpoch) -> list[Finding]:
     found: list[Finding] = []
     for target, column, key in _devices(view):
         if view.done(KIND, target):

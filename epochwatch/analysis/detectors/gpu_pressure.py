@@ -14,7 +14,7 @@ from typing import Any
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import CRITICAL, WARNING, Finding
 from epochwatch.analysis.units import fmt_bytes, fmt_pct
-from epochwatch.analysis.view import RunView, window_epochs
+from epochwatch.analysis.view import RunAtEpoch, window_epochs
 
 KIND = "gpu_memory_pressure"
 RECENT = 3
@@ -30,7 +30,7 @@ HINT = (
 )
 
 
-def _device(view: RunView, key: str) -> Finding | None:
+def _device(view: RunAtEpoch, key: str) -> Finding | None:
     idx = list(view.series.indexes(view.end, RECENT, warm=True))
     if len(idx) < RECENT:
         return None
@@ -77,7 +77,7 @@ def _device(view: RunView, key: str) -> Finding | None:
     return Finding(KIND, severity, title, evidence, HINT, target, view.epoch_number(view.last))
 
 
-def detect(view: RunView) -> list[Finding]:
+def detect(view: RunAtEpoch) -> list[Finding]:
     found = []
     for key in view.series.keys("gpu_total"):
         if not view.done(KIND, f"GPU:{key}"):

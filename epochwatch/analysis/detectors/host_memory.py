@@ -14,7 +14,7 @@ from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import Finding
 from epochwatch.analysis.trend import GrowthRule, assess_growth
 from epochwatch.analysis.units import fmt_bytes
-from epochwatch.analysis.view import RunView
+from epochwatch.analysis.view import RunAtEpoch
 
 KIND = "host_memory_growth"
 MIB = 1024.0 * 1024.0
@@ -41,7 +41,7 @@ HINT = (
 )
 
 
-def detect(view: RunView) -> list[Finding]:
+def detect(view: RunAtEpoch) -> list[Finding]:
     if view.done(KIND, None):
         return []
     w = view.window("rss_min", size=RULE.window, envelope=ENVELOPE)

@@ -15,7 +15,7 @@ from typing import Any
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import CRITICAL, WARNING, Finding
 from epochwatch.analysis.series import FunctionRetraces
-from epochwatch.analysis.view import RunView, window_epochs
+from epochwatch.analysis.view import RunAtEpoch, window_epochs
 
 KIND = "retrace_storm"
 RECENT = 5
@@ -77,7 +77,7 @@ def hint_for(cause: tuple[str, str, str, str] | None) -> str:
     return f"argument `{arg}` keeps changing ({change}: {was} -> {now}): pass it as a tensor of a fixed signature"
 
 
-def _evaluate(view: RunView, name: str, info: FunctionRetraces) -> Finding | None:
+def _evaluate(view: RunAtEpoch, name: str, info: FunctionRetraces) -> Finding | None:
     s = view.series
     col = s.column("fn_new", name)
     if col is None:
@@ -127,7 +127,7 @@ def _evaluate(view: RunView, name: str, info: FunctionRetraces) -> Finding | Non
     )
 
 
-def detect(view: RunView) -> list[Finding]:
+def detect(view: RunAtEpoch) -> list[Finding]:
     found: list[Finding] = []
     for name, info in view.series.functions.items():
         if view.done(KIND, name):

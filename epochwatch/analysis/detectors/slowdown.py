@@ -15,7 +15,7 @@ from epochwatch.analysis.findings import CRITICAL, INFO, WARNING, Finding
 from epochwatch.analysis.leaks import growth_evidence
 from epochwatch.analysis.trend import Growth, GrowthRule, assess_growth
 from epochwatch.analysis.units import fmt_seconds
-from epochwatch.analysis.view import RunView, Window
+from epochwatch.analysis.view import RunAtEpoch, Window
 
 KIND = "slowdown"
 RULE = GrowthRule(
@@ -74,7 +74,7 @@ def _severity(g: Growth, baseline: float) -> str:
     return INFO
 
 
-def _finding(view: RunView, what: str, target: str | None, g: Growth, w: Window) -> Finding:
+def _finding(view: RunAtEpoch, what: str, target: str | None, g: Growth, w: Window) -> Finding:
     head = view.head("seconds" if target is None else "step_median")[:3]
     baseline = sorted(head)[len(head) // 2] if head else g.baseline  # the run's first epochs
     evidence: dict[str, Any] = growth_evidence(view, g, w)
@@ -99,7 +99,7 @@ def _finding(view: RunView, what: str, target: str | None, g: Growth, w: Window)
     )
 
 
-def detect(view: RunView) -> list[Finding]:
+def detect(view: RunAtEpoch) -> list[Finding]:
     if not view.done(KIND, None):
         w = view.window("seconds", size=RULE.window)
         g = assess_growth(w.values, RULE)

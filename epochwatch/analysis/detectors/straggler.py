@@ -16,7 +16,7 @@ MEAN_SHARE on average; "since" is where the others' wait for it steps up (`_onse
 A balanced job with noise has small waits that change sides from epoch to epoch: no
 finding. With no straggler, collective time that grows on every worker at once (even on
 the one that waits least) is `communication_growth`, judged with the slowdown detector's
-trend rule. The job view is offline; JobView comes from analysis/jobs.py.
+trend rule. The job view is offline; analysis/jobs.py builds the jobs and calls detect_job.
 """
 
 from __future__ import annotations
@@ -24,15 +24,32 @@ from __future__ import annotations
 import math
 from collections import Counter
 from statistics import median
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from epochwatch.analysis.detectors.slowdown import RULE
 from epochwatch.analysis.findings import CRITICAL, WARNING, Finding
 from epochwatch.analysis.trend import assess_growth
 from epochwatch.analysis.units import fmt_seconds
 
-if TYPE_CHECKING:
-    from epochwatch.analysis.jobs import JobView
+
+class JobView(Protocol):
+    """What a job detector reads: one attempt of a job (analysis/jobs.py builds them)."""
+
+    workers: list[dict[str, Any]]  # worker views: run_id, worker, rank, hostname, facts, ...
+
+    @property
+    def epochs(self) -> int:
+        """Epochs every worker has (positions aligned across workers)."""
+        ...
+
+    def column(self, worker: int, name: str) -> list[float]:
+        """A worker's per-epoch `seconds` or `collective`, NaN where absent."""
+        ...
+
+    def warm(self, position: int) -> bool:
+        """Whether an epoch position is warm-up on any worker."""
+        ...
+
 
 KIND = "straggler"
 COMM_KIND = "communication_growth"

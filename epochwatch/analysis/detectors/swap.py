@@ -13,7 +13,7 @@ from epochwatch.analysis.findings import CRITICAL, WARNING, Finding
 from epochwatch.analysis.leaks import growth_evidence
 from epochwatch.analysis.trend import GrowthRule, assess_growth
 from epochwatch.analysis.units import fmt_bytes, fmt_pct
-from epochwatch.analysis.view import RunView, window_epochs
+from epochwatch.analysis.view import RunAtEpoch, window_epochs
 
 KIND = "swap_pressure"
 MIB = 1024.0 * 1024.0
@@ -31,7 +31,7 @@ HINT = (
 )
 
 
-def _process(view: RunView) -> Finding | None:
+def _process(view: RunAtEpoch) -> Finding | None:
     idx = list(view.series.indexes(view.end, RECENT, warm=True))
     if len(idx) < RECENT:
         return None
@@ -57,7 +57,7 @@ def _process(view: RunView) -> Finding | None:
     return Finding(KIND, severity, title, evidence, HINT, "process", view.epoch_number(view.last))
 
 
-def _system(view: RunView) -> Finding | None:
+def _system(view: RunAtEpoch) -> Finding | None:
     avail, total = view.latest("sys_available"), view.latest("sys_total")
     if not (avail == avail and total == total and total > 0 and avail / total < LOW_AVAILABLE):
         return None
@@ -75,7 +75,7 @@ def _system(view: RunView) -> Finding | None:
     return Finding(KIND, WARNING, title, evidence, HINT, "system", view.epoch_number(view.last))
 
 
-def detect(view: RunView) -> list[Finding]:
+def detect(view: RunAtEpoch) -> list[Finding]:
     found = []
     for target, check in (("process", _process), ("system", _system)):
         if not view.done(KIND, target):

@@ -14,7 +14,7 @@ from typing import Any
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import INFO, WARNING, Finding
 from epochwatch.analysis.trend import median
-from epochwatch.analysis.view import RunView, window_epochs
+from epochwatch.analysis.view import RunAtEpoch, window_epochs
 
 KIND = "gpu_throttling"
 WINDOW = 50
@@ -30,7 +30,7 @@ HINT = (
 )
 
 
-def _device(view: RunView, key: str) -> Finding | None:
+def _device(view: RunAtEpoch, key: str) -> Finding | None:
     w = view.window("gpu_throttled", key, size=WINDOW)
     if len(w) < MIN_EPOCHS:
         return None
@@ -65,7 +65,7 @@ def _device(view: RunView, key: str) -> Finding | None:
     return Finding(KIND, severity, title, evidence, HINT, f"GPU:{key}", view.epoch_number(view.last))
 
 
-def detect(view: RunView) -> list[Finding]:
+def detect(view: RunAtEpoch) -> list[Finding]:
     found = []
     for key in view.series.keys("gpu_throttled"):
         if not view.done(KIND, f"GPU:{key}"):

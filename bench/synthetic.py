@@ -2,6 +2,10 @@
 
 Real training is slow and cannot be told to leak 1% per epoch; the detectors are tested
 and tuned on records built here, and on a few real TF runs (tests/integration).
+
+Not part of the installed package: the benchmarks import it as `synthetic` (their own
+directory is on sys.path when run as scripts), the tests as `bench.synthetic` (pytest puts
+the repository root on sys.path, as tests/ is a package).
 """
 
 from __future__ import annotations

@@ -6,12 +6,10 @@ renamed, synced to buckets and back. The path is used for one thing only: a rest
 bytes match no save at all, but whose path was saved to before, restored something that is
 not what was saved there (`checkpoint_modified`).
 
-Two entry points:
-- `build_lineage(runs)` for offline analysis (report, check, compare) over loaded runs.
-- `find_parent(dirs, sha256, path, ...)` for the hook at restore time: a bounded scan of
-  the trace directory for the save, so findings can appear during the resumed run. It
-  reads the newest traces first, skips lines that cannot be save records without parsing
-  them, and stops at a file and byte budget.
+This module works on runs in memory (`build_lineage`); scan.py builds the same from trace
+files without loading them whole, and finds a parent at restore time. A link travels in
+its restore record as the `parent` field (`Link.parent_field`), which is how a run analyzed
+alone later finds its parent (parents.py).
 
 Pure Python, no numpy: the CLI and the daemon use it too.
 """
@@ -19,23 +17,13 @@ Pure Python, no numpy: the CLI and the daemon use it too.
 from __future__ import annotations
 
 import os
-import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import orjson
-
-from epochwatch.trace.reader import MAX_LINE_BYTES
-from epochwatch.trace.run import Run
+from epochwatch.analysis.run import Run
 
 Record = dict[str, Any]
-
-# find_parent budget: newest traces first, at most this many files and bytes read.
-MAX_FILES = 200
-MAX_BYTES = 512 * 1024 * 1024
-_CHUNK = 1 << 20
 
 MATCH_SHA256 = "sha256"
 MATCH_PATH = "path"  # same path, different bytes: the checkpoint was modified
@@ -79,6 +67,11 @@ class Link:
                 out[f"save_{key}"] = self.save[key]
         return out
 
+    def parent_field(self, trace: str | os.PathLike[str]) -> dict[str, Any]:
+        """The `parent` field of a restore record for this link (docs/trace-format.md): the
+        summary and the parent's trace, which a run analyzed alone later follows."""
+        return {**self.summary(), "trace": str(trace)}
+
 
 @dataclass
 class Lineage:
@@ -115,7 +108,7 @@ class Lineage:
     def annotate(self, run: Run) -> int:
         """Give `run`'s restore records the `parent` link this lineage found for them.
 
-        For callers that scanned with `scan_lineage` and load each run fully later: the
+        For callers that scanned with `scan.scan_lineage` and load each run fully later: the
         restore detector then finds the parent from the record. Matches restores by
         (restored_at, sha256, path); returns how many were linked.
         """
@@ -132,7 +125,7 @@ class Lineage:
                 )
                 parent = self.runs.get(link.parent)
                 if same and parent is not None and parent.path is not None:
-                    restore["parent"] = {**link.summary(), "trace": str(parent.path)}
+                    restore["parent"] = link.parent_field(parent.path)
                     count += 1
                     break
         return count
@@ -182,16 +175,6 @@ class Lineage:
         return lines
 
 
-# Runs that build_lineage has seen, by trace path: the restore detector follows a restore's
-# `parent.trace` to one of these instead of reading the file again.
-_KNOWN: weakref.WeakValueDictionary[str, Run] = weakref.WeakValueDictionary()
-
-
-def known_run(path: str | os.PathLike[str]) -> Run | None:
-    """A run already loaded by the caller of build_lineage, by its trace path."""
-    return _KNOWN.get(os.path.abspath(path))
-
-
 def build_lineage(runs: Iterable[Run]) -> Lineage:
     """Match every restore in `runs` to the save it restored (by hash; by path if modified).
 
@@ -202,9 +185,6 @@ def build_lineage(runs: Iterable[Run]) -> Lineage:
     gets one, so the restore detector finds its parent from the record alone.
     """
     by_id = {run.run_id: run for run in runs}
-    for run in by_id.values():
-        if run.path is not None:
-            _KNOWN[os.path.abspath(run.path)] = run
     saves_by_hash: dict[str, list[tuple[str, Record]]] = {}
     saves_by_path: dict[str, list[tuple[str, Record]]] = {}
     for run in by_id.values():
@@ -223,27 +203,8 @@ def build_lineage(runs: Iterable[Run]) -> Lineage:
                 lineage.links.append(link)
                 parent = by_id[link.parent]
                 if "parent" not in restore and parent.path is not None:
-                    restore["parent"] = {**link.summary(), "trace": str(parent.path)}
+                    restore["parent"] = link.parent_field(parent.path)
     return lineage
-
-
-def annotate_restore(
-    restore: Record, dirs: Sequence[str | os.PathLike[str]], run_id: str | None = None
-) -> Found | None:
-    """Add a `parent` field to a restore record from the traces under `dirs` (bounded).
-
-    For a process that stores traces (the daemon): call it on each restore record before
-    storing it, with the trace store's directory, so online and offline analysis see the
-    link. Returns what was found; leaves the record alone when nothing matches.
-    """
-    sha = restore.get("sha256")
-    if "parent" in restore or not isinstance(sha, str):
-        return None
-    found = find_parent(dirs, sha, restore.get("path"), exclude_run_id=run_id, before=restored_at(restore))
-    if found is not None:
-        link = Link(run_id or "", found.run_id, restore, found.save, found.match)
-        restore["parent"] = {**link.summary(), "trace": str(found.trace)}
-    return found
 
 
 def _latest_before(candidates: Sequence[tuple[str, Record]], when: float) -> tuple[str, Record] | None:
@@ -278,149 +239,3 @@ def _link_for(
     if save.get("sha256") == sha:
         return None
     return Link(run_id, parent_id, restore, save, MATCH_PATH)
-
-
-def scan_lineage(files: Iterable[str | os.PathLike[str]]) -> Lineage:
-    """The lineage of many trace files, reading only their run_start, save and restore lines.
-
-    For `report`/`check` over a directory: a cheap first pass (a substring test per line,
-    JSON parsing only for the few save/restore records), so each run can then be loaded
-    and analysed one at a time with `lineage.annotate(run)` before the detectors run.
-    """
-    runs = []
-    for f in files:
-        path = Path(f)
-        run = Run(run_id=path.stem, path=path)
-        for line in _lines(path, MAX_BYTES):
-            if b'"run_start"' not in line and b'"save"' not in line and b'"restore"' not in line:
-                continue
-            try:
-                rec = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            if not isinstance(rec, dict) or rec.get("type") not in ("run_start", "save", "restore"):
-                continue
-            if rec["type"] == "run_start":
-                run.run_id = str(rec.get("run_id", run.run_id))
-                run.start = {k: v for k, v in rec.items() if k != "training"}
-            elif rec["type"] == "save":
-                run.saves.append(rec)
-            else:
-                run.restores.append(rec)
-        runs.append(run)
-    lineage = build_lineage(runs)
-    for run in runs:  # stubs: never hand them to the detector as parents
-        if run.path is not None:
-            _KNOWN.pop(os.path.abspath(run.path), None)
-    return lineage
-
-
-# -- at restore time, from the hook ---------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Found:
-    """A save found in a trace file at restore time."""
-
-    trace: Path
-    run_id: str
-    save: Record
-    match: str
-
-
-def find_parent(
-    dirs: Sequence[str | os.PathLike[str]],
-    sha256: str,
-    path: str | None,
-    *,
-    exclude_run_id: str | None = None,
-    before: float | None = None,
-    max_files: int = MAX_FILES,
-    max_bytes: int = MAX_BYTES,
-) -> Found | None:
-    """The newest save of these bytes in the traces under `dirs` (or, failing that, the newest
-    save to `path` with other bytes), reading at most `max_files` files and `max_bytes`.
-
-    Files are visited newest first (by modification time); a line is parsed only if it
-    contains both `"save"` and the hash or the path, so a trace of a million samples costs a
-    substring search per line, not a JSON parse.
-    """
-    files = _newest_traces(dirs, max_files)
-    sha_b = sha256.encode()
-    path_b = orjson.dumps(path)[1:-1] if path else None
-    budget = max_bytes
-    by_path: Found | None = None
-    for trace in files:
-        if exclude_run_id and trace.stem == exclude_run_id:
-            continue
-        best: Record | None = None
-        path_best: Record | None = None
-        for line in _lines(trace, budget):
-            budget -= len(line) + 1
-            if b'"save"' not in line:
-                continue
-            has_sha = sha_b in line
-            if not has_sha and (path_b is None or path_b not in line):
-                continue
-            try:
-                rec = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            if not isinstance(rec, dict) or rec.get("type") != "save":
-                continue
-            if before is not None and saved_at(rec) > before + 1.0:
-                continue
-            if rec.get("sha256") == sha256:
-                if best is None or saved_at(rec) >= saved_at(best):
-                    best = rec
-            elif (
-                path is not None
-                and rec.get("path") == path
-                and isinstance(rec.get("sha256"), str)
-                and (path_best is None or saved_at(rec) >= saved_at(path_best))
-            ):
-                path_best = rec
-        if best is not None:
-            return Found(trace, str(best.get("run_id", trace.stem)), best, MATCH_SHA256)
-        if path_best is not None and (by_path is None or saved_at(path_best) > saved_at(by_path.save)):
-            by_path = Found(trace, str(path_best.get("run_id", trace.stem)), path_best, MATCH_PATH)
-        if budget <= 0:
-            break
-    return by_path
-
-
-def _newest_traces(dirs: Sequence[str | os.PathLike[str]], limit: int) -> list[Path]:
-    found: list[tuple[float, Path]] = []
-    for d in dirs:
-        try:
-            with os.scandir(d) as it:
-                for entry in it:
-                    if entry.name.endswith(".jsonl") and entry.is_file():
-                        found.append((entry.stat().st_mtime, Path(entry.path)))
-        except OSError:
-            continue
-    found.sort(key=lambda item: item[0], reverse=True)
-    return [p for _mtime, p in found[:limit]]
-
-
-def _lines(path: Path, budget: int) -> Iterable[bytes]:
-    """Whole lines of a file, skipping over-long ones, stopping once `budget` bytes are read."""
-    try:
-        fh = path.open("rb")
-    except OSError:
-        return
-    with fh:
-        buf = b""
-        read = 0
-        while read < budget:
-            chunk = fh.read(min(_CHUNK, budget - read))
-            if not chunk:
-                break
-            read += len(chunk)
-            buf += chunk
-            *complete, buf = buf.split(b"\n")
-            yield from complete
-            if len(buf) > MAX_LINE_BYTES:
-                buf = b""
-        if buf and not fh.read(1):  # a last line without newline, if the file really ended
-            yield buf

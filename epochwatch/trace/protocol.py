@@ -3,8 +3,9 @@
 Newline-delimited JSON over a Unix stream socket, one object per line, at most
 MAX_LINE_BYTES per line. The first line a client sends is a hello naming the protocol
 version and the role; everything about who the client is comes from the kernel
-(SO_PEERCRED), never from the hello. Both sides import this module, so it stays light:
-no psutil, no asyncio.
+(SO_PEERCRED), never from the hello. Both sides import this module (it lives below both:
+the hook's sink and `status`/`top` connect through `trace/client.py`, the daemon serves it),
+so it stays light: no psutil, no asyncio.
 
     client -> {"op": "hello", "protocol": 1, "role": "run", "run_id": "<wanted>", "token": null}
     daemon -> {"op": "welcome", "protocol": 1, "run_id": "<given>", "token": "<secret>",

@@ -1,0 +1,162 @@
+"""Checks on what was restored: the file itself, the optimizer state in it, how long it took.
+
+- `checkpoint_modified`: the bytes restored are not the bytes last saved at that path.
+- `optimizer_state_not_restored`: a fresh optimizer (step 0) where the parent or the file
+  had taken N steps.
+- `slow_restore`: load time against file size, with the format's expected cost.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from epochwatch.analysis.findings import Finding
+from epochwatch.analysis.restore.lineage import MATCH_PATH, restored_at, saved_at
+from epochwatch.analysis.restore.resume import Resume
+
+# slow restore: (fixed seconds, bytes per second) a healthy local load of each format takes.
+EXPECTED_LOAD = {
+    "keras": (1.0, 200e6),  # unzip, rebuild and compile the model, read HDF5 in the zip
+    "h5": (1.0, 200e6),
+    "weights.h5": (0.3, 300e6),
+    "tf_checkpoint": (0.3, 500e6),
+    "saved_model": (3.0, 200e6),  # restores concrete functions too
+}
+SLOW_RESTORE_FACTOR = 3.0
+SLOW_RESTORE_MIN_SECONDS = 5.0
+
+
+def check_modified(r: Resume) -> list[Finding]:
+    if r.link is None or r.link.match != MATCH_PATH:
+        return []
+    save, restore = r.link.save, r.restore
+    same_size = save.get("bytes") == restore.get("bytes")
+    evidence = {
+        "path": r.target,
+        "saved_by_run": r.link.parent,
+        "saved_sha256": save.get("sha256"),
+        "saved_bytes": save.get("bytes"),
+        "saved_at": saved_at(save),
+        "restored_sha256": restore.get("sha256"),
+        "restored_bytes": restore.get("bytes"),
+        "restored_at": restored_at(restore),
+    }
+    size = "the same size but different content" if same_size else "a different size"
+    return [
+        Finding(
+            "checkpoint_modified",
+            "warning",
+            f"Restored {os.path.basename(r.target)} is not the file run {r.link.parent} saved there ({size})",
+            evidence,
+            f"Something rewrote {r.target} after it was saved: another job saving to the same path, an "
+            "interrupted copy or sync, or a manual edit. Give each run its own checkpoint path (put the run "
+            f"id or a timestamp in it), check `sha256sum {r.target}` against {save.get('sha256')}, and "
+            "restore the checkpoint whose hash matches.",
+            r.target,
+            r.first_epoch,
+        )
+    ]
+
+
+def check_optimizer(r: Resume) -> list[Finding]:
+    restore = r.restore
+    saved_steps = None
+    if r.by_hash and r.save is not None and isinstance(r.save.get("iterations"), int):
+        saved_steps = r.save["iterations"]
+    file_steps = restore.get("file_iterations") if isinstance(restore.get("file_iterations"), int) else None
+    steps = max((s for s in (saved_steps, file_steps) if s is not None), default=None)
+    if not steps:
+        return []
+    start, source = r.child_start_step()
+    if start is None or start > 0:
+        return []
+    opt = restore.get("optimizer") if isinstance(restore.get("optimizer"), dict) else {}
+    warnings = [w for w in restore.get("warnings", []) if "optimizer" in w.lower()]
+    in_file = restore.get("optimizer_included")
+    evidence: dict[str, Any] = {
+        "path": r.target,
+        "format": restore.get("format"),
+        "api": restore.get("api"),
+        "steps_at_save": steps,
+        "steps_after_restore": start,
+        "measured_from": source,
+        **r.parent_evidence(),
+    }
+    if in_file is not None:
+        evidence["file_has_optimizer_state"] = in_file
+    if "file_optimizer_variables" in restore:
+        evidence["file_optimizer_variables"] = restore["file_optimizer_variables"]
+    if opt:
+        evidence["optimizer_after_restore"] = opt
+    if warnings:
+        evidence["warnings"] = warnings[:3]
+    if in_file is False:
+        hint = (
+            "The file has no optimizer state. Save it with the model: `model.save('ckpt.keras')` (the "
+            "optimizer is included by default; for .h5 do not pass include_optimizer=False), or a "
+            "`tf.train.Checkpoint(model=model, optimizer=model.optimizer)`."
+        )
+    else:
+        hint = (
+            "The file holds the optimizer state but it was not loaded: `load_weights` into a model whose "
+            "optimizer has not been built yet skips it. Build it first (`model.compile(...)`, then "
+            "`model.optimizer.build(model.trainable_variables)`, then `model.load_weights(...)`), or resume "
+            "with `keras.models.load_model('ckpt.keras')`, or restore a `tf.train.Checkpoint` that tracks "
+            "the optimizer."
+        )
+    who = f"run {r.link.parent}" if r.by_hash and r.link is not None else "the file"
+    return [
+        Finding(
+            "optimizer_state_not_restored",
+            "warning",
+            f"Optimizer restarted from step 0 after restoring {os.path.basename(r.target)}; {who} was at step {steps}",
+            evidence,
+            hint + " A fresh Adam/RMSprop has no moment estimates and takes large early steps, which "
+            "shows as a loss jump after the resume.",
+            r.target,
+            r.first_epoch,
+        )
+    ]
+
+
+def check_slow_restore(r: Resume) -> list[Finding]:
+    seconds, size = r.restore.get("load_seconds"), r.restore.get("bytes")
+    fmt = str(r.restore.get("format"))
+    if not isinstance(seconds, int | float) or not isinstance(size, int) or fmt not in EXPECTED_LOAD:
+        return []
+    fixed, rate = EXPECTED_LOAD[fmt]
+    expected = fixed + size / rate
+    if seconds < SLOW_RESTORE_MIN_SECONDS or seconds < SLOW_RESTORE_FACTOR * expected:
+        return []
+    evidence: dict[str, Any] = {
+        "path": r.target,
+        "format": fmt,
+        "bytes": size,
+        "load_seconds": seconds,
+        "mb_per_second": round(size / seconds / 1e6, 1) if seconds else None,
+        "expected_seconds": round(expected, 2),
+    }
+    if r.save is not None and isinstance(r.save.get("save_seconds"), int | float):
+        evidence["parent_save_seconds"] = r.save["save_seconds"]
+    format_hint = {
+        "keras": "A .keras load unzips the archive, rebuilds and compiles the model before reading "
+        "weights; for frequent resumes a `.weights.h5` into an already built model, or a "
+        "tf.train.Checkpoint, skips the rebuild.",
+        "h5": "Legacy .h5 loads rebuild the model from its config; prefer .weights.h5 or a tf.train.Checkpoint.",
+        "saved_model": "tf.saved_model.load restores every traced function as well as the variables; to "
+        "resume training, a tf.train.Checkpoint of the model and optimizer loads only the variables.",
+    }.get(fmt, "")
+    return [
+        Finding(
+            "slow_restore",
+            "warning" if seconds >= 10 * expected else "info",
+            f"Restoring {os.path.basename(r.target)} took {seconds:.1f} s for {size / 1e6:.0f} MB "
+            f"(about {expected:.1f} s expected for {fmt})",
+            evidence,
+            "Check where the file lives: a network or object-store mount, or a cold cache, makes restores "
+            "slow; copy it to local disk first. " + format_hint,
+            r.target,
+            r.first_epoch,
+        )
+    ]

@@ -1,0 +1,451 @@
+"""The runs the daemon keeps: attach, resume, records, watches, how each one ends, and status.
+
+A run (a Session) outlives its connections: the hook may reconnect with its token after a
+hiccup or a daemon restart and carry on where the trace ends. The registry knows a client
+only as a Peer (its credentials, send, fail, close), never the socket or the server; the
+server hands it the config and four callbacks (status changed, a run ended, a run attached,
+run this blocking close off the loop).
+
+Which directories a run watches is runwatch.py's policy, asked here.
+
+The way of a record is one-directional: Connection -> RunRegistry.deliver -> Session.accept.
+`deliver` writes the batch, acknowledges it, and only then runs the detectors, so the hook's
+ack never waits on analysis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from epochwatch import __version__
+from epochwatch.daemon.config import DaemonConfig
+from epochwatch.daemon.limits import UidLimits
+from epochwatch.daemon.peer import Peer
+from epochwatch.daemon.pidwatch import PidWatch, process_start_time
+from epochwatch.daemon.runsamplers import NvmlHub
+from epochwatch.daemon.runwatch import RunWatches
+from epochwatch.daemon.session import Record, Session
+from epochwatch.daemon.store import SessionState, TraceFile, hash_token, last_seq
+from epochwatch.trace import protocol as p
+
+log = logging.getLogger("epochwatch.daemon")
+
+# After the process is gone but its connection is still open, wait this long for the
+# connection to close (and its last records to be read) before writing run_end.
+EXIT_DRAIN_SECONDS = 2.0
+# A run whose process the daemon cannot see (another pid namespace) and that disconnected
+# without run_end is declared vanished after this long without a resume.
+UNSEEN_DETACH_SECONDS = 60.0
+
+
+class RunRegistry:
+    def __init__(
+        self,
+        cfg: DaemonConfig,
+        limits: UidLimits,
+        hub: NvmlHub,
+        *,
+        on_change: Callable[[], None],
+        on_end: Callable[[Session], None],
+        on_attach: Callable[[Session], None],
+        offload: Callable[[Callable[[], None]], object],
+    ) -> None:
+        self.cfg = cfg
+        self.limits = limits
+        self.sessions: dict[str, Session] = {}
+        self.watches = RunWatches(cfg.limits.max_watches_per_run)
+        self._hub = hub
+        self._traces = cfg.traces_dir
+        self._sessions_dir = cfg.sessions_dir
+        self._by_token: dict[str, Session] = {}
+        self._pidwatches: dict[str, PidWatch] = {}
+        self._on_change = on_change
+        self._on_end = on_end
+        self._on_attach = on_attach
+        self._offload = offload
+
+    def reconfigure(self, cfg: DaemonConfig) -> None:
+        """A reloaded config: new sampling settings reach the runs already attached."""
+        self.cfg = cfg
+        self.watches.max_per_run = cfg.limits.max_watches_per_run
+        for session in self.sessions.values():
+            session.sampling = cfg.sampling
+            session.decimator.cfg = cfg.sampling
+
+    # -- a run arrives ---------------------------------------------------------------------------
+
+    def runs_of(self, uid: int) -> int:
+        return sum(1 for s in self.sessions.values() if s.uid == uid)
+
+    def attach(self, peer: Peer, hello: dict[str, Any]) -> Session | None:
+        """A run's hello: a new run, or a resume with its token. Returns the run the peer now
+        feeds, or None when refused (the peer has been told why)."""
+        token = hello.get("token")
+        if token is not None:
+            return self._resume(peer, token)
+        refused = self.limits.run_refused(peer.uid, self.runs_of(peer.uid))
+        if refused:
+            log.warning("%s: new run refused: %s", _who(peer), refused)
+            peer.fail("limit", refused)
+            return None
+        wanted = hello.get("run_id")
+        wanted = wanted if isinstance(wanted, str) else "run"
+        create_time = process_start_time(peer.pid)
+        if peer.pid > 0 and create_time is None:
+            log.warning("%s: the process is gone already; refused", _who(peer))
+            peer.fail("refused", "the connecting process cannot be seen by the daemon")
+            return None
+        try:
+            trace = TraceFile.create(self._traces, wanted[:200], uid=peer.uid, mode=self.cfg.trace_mode)
+        except OSError as exc:
+            log.error("%s: cannot create a trace in %s: %s", _who(peer), self._traces, exc)
+            peer.fail("internal", "the daemon cannot create a trace file")
+            return None
+        token = secrets.token_urlsafe(24)
+        state = SessionState(
+            run_id=trace.run_id,
+            token_sha256=hash_token(token),
+            uid=peer.uid,
+            gid=peer.gid,
+            pid=peer.pid,
+            create_time=create_time or 0.0,
+            started=time.time(),
+            script=_script_of(peer.pid),
+        )
+        try:
+            state.save(self._sessions_dir)
+        except OSError as exc:
+            log.warning(
+                "run %s: cannot save its resume state (%s); it cannot survive a daemon restart",
+                state.run_id,
+                exc,
+            )
+        session = self._new_session(state, trace)
+        self._register(session)
+        self._connect(session, peer)
+        asked = f" (asked for {wanted[:80]!r})" if wanted != state.run_id else ""
+        log.info(
+            "run %s attached: pid %d, uid %d, %s%s",
+            state.run_id,
+            peer.pid,
+            peer.uid,
+            state.script or "unknown script",
+            asked,
+        )
+        peer.send(_welcome(session, token, resumed=False))
+        self._on_change()
+        self._on_attach(session)
+        return session
+
+    def _resume(self, peer: Peer, token: Any) -> Session | None:
+        session = self._by_token.get(hash_token(token)) if isinstance(token, str) else None
+        if session is None or session.finished:
+            log.warning("%s: resume with an unknown token; refused (it may start a new run)", _who(peer))
+            peer.fail("unknown_run", "this daemon does not know that run; start a new one")
+            return None
+        if session.uid != peer.uid or (session.pid > 0 and session.pid != peer.pid):
+            log.warning(
+                "%s: resume of run %s refused: it belongs to pid %d uid %d",
+                _who(peer),
+                session.run_id,
+                session.pid,
+                session.uid,
+            )
+            peer.fail("refused", "that run belongs to another process")
+            return None
+        old = session.connection
+        if old is not None and old is not peer:
+            old.close()
+        self._connect(session, peer)
+        log.info("run %s resumed by pid %d at record %d", session.run_id, peer.pid, session.next_seq)
+        peer.send(_welcome(session, token, resumed=True))
+        self._on_change()
+        return session
+
+    def _new_session(self, state: SessionState, trace: TraceFile, next_seq: int = 0) -> Session:
+        return Session(
+            state,
+            trace,
+            sampling=self.cfg.sampling,
+            online=self.cfg.online_detection,
+            hub=self._hub,
+            next_seq=next_seq,
+        )
+
+    def _register(self, session: Session) -> None:
+        self.sessions[session.run_id] = session
+        self._by_token[session.state.token_sha256] = session
+        if session.pid > 0:
+            watch = PidWatch.open(
+                session.pid, session.state.create_time, functools.partial(self.process_exited, session)
+            )
+            if watch is not None:
+                self._pidwatches[session.run_id] = watch
+
+    def _connect(self, session: Session, peer: Peer) -> None:
+        session.connection = peer
+        session.detached_since = None
+
+    # -- records -----------------------------------------------------------------------------------
+
+    def deliver(
+        self, session: Session, peer: Peer, batch: Sequence[tuple[int, Record]], *, bye: bool = False
+    ) -> None:
+        """Accept a batch of the hook's records, acknowledge it, then analyze it.
+
+        Each record is written in order (a `watch` record starts its watch first); one ack
+        covers the batch; only then do the detectors run, so the ack never waits on them.
+        A trace that cannot be written drops the connection with nothing acknowledged: the
+        hook keeps its records and resends them when it resumes. With `bye` (the hook's
+        last message came after the batch) the run ends instead: nobody reads an ack.
+        """
+        first = session.next_seq
+        creds = {"pid": peer.pid, "uid": peer.uid, "gid": peer.gid}
+        for seq, rec in batch:
+            if rec.get("type") == "watch":
+                self.watches.ask(session, rec)
+            try:
+                session.accept(seq, rec, creds, analyze=False)
+            except OSError as exc:
+                log.error(
+                    "run %s: cannot write its trace (%s); dropping the connection so the hook keeps its records",
+                    session.run_id,
+                    exc.strerror or exc,
+                )
+                peer.fail("internal", "the daemon cannot write the trace")
+                return
+        if bye:
+            self._bye(session, peer)
+            return
+        if session.next_seq > first:
+            peer.send({"op": p.OP_ACK, "seq": session.next_seq - 1})
+        try:
+            session.analyze_pending()
+        except OSError as exc:
+            log.error("run %s: cannot write a finding: %s", session.run_id, exc)
+
+    # -- samples (from the server's tick) --------------------------------------------------------
+
+    def live(self) -> list[Session]:
+        return [s for s in self.sessions.values() if not s.finished]
+
+    def take_sample(self, session: Session, sample: Record, contention: Record | None) -> None:
+        """One sample of the run's process, with the host's contention and its watched dirs."""
+        session.contention = contention
+        if session.pending_watches:
+            self.watches.check_pending(session)
+        session.dirs = self.watches.totals(session)
+        try:
+            session.on_sample(sample)
+        except OSError as exc:
+            log.error("run %s: cannot write a sample: %s", session.run_id, exc)
+
+    # -- how a run ends --------------------------------------------------------------------------
+
+    def _bye(self, session: Session, peer: Peer) -> None:
+        peer.close()
+        session.connection = None
+        if session.ended is None:
+            log.info("run %s: its hook said goodbye without run_end", session.run_id)
+        self._finish(session)
+
+    def detach(self, session: Session, peer: Peer) -> None:
+        """The connection of a run closed (connection_lost)."""
+        if session.connection is peer:
+            session.connection = None
+            session.detached_since = time.monotonic()
+        if session.finished:
+            return
+        if session.ended is None and not session.exited and session.pid > 0:
+            # Killed processes close their sockets: look before waiting for a resume.
+            session.exited = process_start_time(session.pid) != session.state.create_time
+        if session.ended is not None or session.exited:
+            self._finish(session)
+        else:
+            log.info("run %s: connection lost without run_end; waiting for it to come back", session.run_id)
+            self._on_change()
+
+    def process_exited(self, session: Session) -> None:
+        """The run's process is gone (pidfd or a failed sample)."""
+        if session.exited or session.finished:
+            return
+        session.exited = True
+        if session.connection is None:
+            self._finish(session)
+            return
+        # Its socket closes with it; read what it sent before deciding how it ended.
+        loop = asyncio.get_running_loop()
+        loop.call_later(EXIT_DRAIN_SECONDS, self._exit_drained, session)
+
+    def _exit_drained(self, session: Session) -> None:
+        if not session.finished:
+            peer = session.connection
+            if peer is not None:
+                peer.close()
+                session.connection = None
+            self._finish(session)
+
+    def expire_unseen(self, now: float) -> None:
+        """Runs whose process the daemon cannot see, gone quiet too long: vanished."""
+        for s in self.live():
+            unseen = s.pid <= 0 and s.connection is None and s.detached_since is not None
+            if unseen and now - (s.detached_since or now) > UNSEEN_DETACH_SECONDS:
+                self._finish(s)
+
+    def _finish(self, session: Session) -> None:
+        """End a run: run_end if the hook did not write one, close, forget."""
+        if session.finished:
+            return
+        session.finished = True
+        ended = session.ended
+        try:
+            session.analyze_pending()
+            session.flush()
+            if ended is None and (session.run_start is not None or session.trace.bytes_written):
+                session.write_vanished()
+        except OSError as exc:
+            log.error("run %s: cannot write its trace: %s", session.run_id, exc)
+        empty = session.run_start is None and session.trace.bytes_written == 0
+        self._forget(session)
+        if empty:  # it left before sending anything: no trace worth keeping
+            with contextlib.suppress(OSError):
+                session.trace_path.unlink()
+            log.info("run %s left before its first record; no trace kept", session.run_id)
+            self._on_change()
+            return
+        self._on_end(session)
+        if ended is None:
+            hint = session.oom_hint()
+            log.warning(
+                "run %s vanished: pid %d exited without run_end after %d epochs%s",
+                session.run_id,
+                session.pid,
+                session.epochs,
+                f"; {hint}" if hint else "",
+            )
+        else:
+            log.info("run %s ended: %s after %d epochs", session.run_id, ended, session.epochs)
+        self._on_change()
+
+    def _forget(self, session: Session) -> None:
+        _safely(session, session.trace.close)
+        if session.samplers is not None:
+            samplers = session.samplers
+            session.samplers = None
+            self._offload(samplers.close)
+        self.watches.release(session)
+        watch = self._pidwatches.pop(session.run_id, None)
+        if watch is not None:
+            watch.close()
+        SessionState.remove(self._sessions_dir, session.run_id)
+        self.sessions.pop(session.run_id, None)
+        self._by_token.pop(session.state.token_sha256, None)
+
+    def close_all(self) -> int:
+        """The daemon stops: write and close every trace, keep the runs resumable by the next
+        daemon. Returns how many were connected."""
+        attached = 0
+        for session in list(self.sessions.values()):
+            attached += session.connection is not None
+            session.connection = None
+            _safely(session, session.close)
+        for watch in self._pidwatches.values():
+            watch.close()
+        self._pidwatches.clear()
+        self.watches.close()
+        return attached
+
+    # -- restart: take back the runs of the previous daemon -------------------------------------
+
+    def adopt(self) -> None:
+        states, problems = SessionState.load_all(self._sessions_dir)
+        for problem in problems:
+            log.warning("ignoring unreadable run state %s", problem)
+        for state in states:
+            path = self._traces / f"{state.run_id}.jsonl"
+            try:
+                trace = TraceFile.reopen(path)
+            except OSError as exc:
+                log.warning("run %s: cannot reopen its trace (%s); forgetting it", state.run_id, exc)
+                SessionState.remove(self._sessions_dir, state.run_id)
+                continue
+            session = self._new_session(state, trace, next_seq=last_seq(path) + 1)
+            session.restore_from_trace()
+            alive = state.pid > 0 and process_start_time(state.pid) == state.create_time
+            if not alive:
+                session.finished = True
+                try:
+                    session.write_vanished(daemon_was_down=True)
+                except OSError as exc:
+                    log.error("run %s: cannot write its trace: %s", state.run_id, exc)
+                _safely(session, session.trace.close)
+                SessionState.remove(self._sessions_dir, state.run_id)
+                log.warning("run %s vanished while the daemon was down (pid %d)", state.run_id, state.pid)
+                self._on_end(session)
+                continue
+            self._register(session)
+            log.info(
+                "run %s taken back: pid %d, uid %d, waiting for its hook to resume at record %d",
+                state.run_id,
+                state.pid,
+                state.uid,
+                session.next_seq,
+            )
+
+    # -- status ----------------------------------------------------------------------------------
+
+    def status_for(self, uid: int) -> list[Record]:
+        """Runs a uid may see: its own; root sees all."""
+        return [s.summary() for s in self.sessions.values() if uid == 0 or s.uid == uid]
+
+    def describe(self) -> str:
+        """One line for systemd's status."""
+        attached = sum(1 for s in self.sessions.values() if s.connection is not None)
+        uids = len({s.uid for s in self.sessions.values()})
+        findings = sum(len(s.findings) for s in self.sessions.values())
+        return f"{len(self.sessions)} runs ({attached} connected) from {uids} users; {findings} findings"
+
+
+def _welcome(session: Session, token: str, *, resumed: bool) -> Record:
+    return {
+        "op": p.OP_WELCOME,
+        "protocol": p.PROTOCOL_VERSION,
+        "run_id": session.run_id,
+        "token": token,
+        "next_seq": session.next_seq,
+        "resumed": resumed,
+        "trace": str(session.trace_path),
+        "daemon": __version__,
+    }
+
+
+def _who(peer: Peer) -> str:
+    """A peer that feeds no run yet, for log lines."""
+    return f"client pid {peer.pid} uid {peer.uid}"
+
+
+def _safely(session: Session, fn: Callable[[], object]) -> None:
+    try:
+        fn()
+    except Exception as exc:
+        log.error("run %s: %s: %s", session.run_id, type(exc).__name__, exc)
+
+
+def _script_of(pid: int) -> str:
+    """The script a process runs, from its command line (for logs and status until run_start)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return ""
+    for arg in argv[1:]:
+        if not arg.startswith("-"):
+            return arg[:300]
+    return argv[0][:300] if argv else ""

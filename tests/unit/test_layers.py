@@ -1,0 +1,112 @@
+"""The import graph keeps the layers of docs/architecture.md: no import runs up, no circle.
+
+Read from the source (every import statement, the ones inside functions and under
+TYPE_CHECKING too: a reader follows those as well), so it costs a parse of the package,
+not an import of it.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import epochwatch
+
+PACKAGE = Path(epochwatch.__file__).resolve().parent
+
+# Bottom to top, as docs/architecture.md draws them. A module may import its own package
+# and any layer below its own; not a layer above, and not another package of its layer.
+LAYERS: tuple[frozenset[str], ...] = (
+    frozenset({"__init__", "guard", "environment", "fingerprint", "identity", "postimport", "text_safety"}),
+    frozenset({"trace"}),
+    frozenset({"samplers"}),
+    frozenset({"analysis"}),
+    frozenset({"checkpoints", "report"}),
+    frozenset({"recorder"}),
+    frozenset({"integrations"}),
+    frozenset({"hook", "daemon", "top"}),
+    frozenset({"cli"}),
+    frozenset({"__main__"}),
+)
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        if parts[-1] == "__init__" and len(parts) > 1:
+            parts.pop()
+        out[".".join(parts)] = path
+    return out
+
+
+def _imports(path: Path, modules: dict[str, Path]) -> Iterator[str]:
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                yield sub if sub in modules else node.module
+        elif isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    return {m: {t for t in _imports(p, modules) if t in modules and t != m} for m, p in modules.items()}
+
+
+def _unit(module: str) -> str:
+    """The layer member a module belongs to: its package under epochwatch, or itself."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def _layer(unit: str) -> int:
+    for i, members in enumerate(LAYERS):
+        if unit in members:
+            return i
+    raise AssertionError(f"epochwatch.{unit} is in no layer: add it to LAYERS and docs/architecture.md")
+
+
+def test_no_import_runs_up_the_layers() -> None:
+    wrong = set()
+    for module, targets in _graph().items():
+        src = _unit(module)
+        for target in targets:
+            dst = _unit(target)
+            if dst != src and _layer(dst) >= _layer(src):
+                wrong.add((module, target))
+    assert wrong == set(), "imports that run up (or across) the layers of docs/architecture.md"
+
+
+def test_no_import_circle() -> None:
+    graph = _graph()
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    circles: set[tuple[str, ...]] = set()
+
+    def visit(v: str) -> None:  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            part = []
+            while True:
+                w = stack.pop()
+                part.append(w)
+                if w == v:
+                    break
+            if len(part) > 1:
+                circles.add(tuple(sorted(part)))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    assert circles == set(), "modules that import each other"
