@@ -77,14 +77,6 @@ _COMM_HINT = (
 )
 
 
-def _row(job: JobView, p: int) -> tuple[list[float], list[float]] | None:
-    secs = [job.column(w, "seconds")[p] for w in range(len(job.workers))]
-    coll = [job.column(w, "collective")[p] for w in range(len(job.workers))]
-    if any(v != v for v in secs + coll):
-        return None
-    return secs, coll
-
-
 def _epoch_number(job: JobView, worker: int, p: int) -> int:
     numbers = job.workers[worker].get("epoch_numbers") or []
     value = numbers[p] if p < len(numbers) else None
@@ -95,13 +87,16 @@ def detect_job(job: JobView) -> list[Finding]:
     n = len(job.workers)
     if n < 2 or job.epochs == 0:
         return []
+    # Per steady epoch position: every worker's epoch seconds and collective seconds.
+    seconds = [job.column(w, "seconds") for w in range(n)]
+    collective = [job.column(w, "collective") for w in range(n)]
     rows: list[tuple[int, list[float], list[float]]] = []
     for p in range(job.epochs):
-        if job.warm(p):
+        secs = [col[p] for col in seconds]
+        coll = [col[p] for col in collective]
+        if job.warm(p) or any(v != v for v in secs + coll):
             continue
-        row = _row(job, p)
-        if row is not None:
-            rows.append((p, *row))
+        rows.append((p, secs, coll))
     if len(rows) < MIN_EPOCHS:
         return []
     found = _straggler(job, rows)
@@ -142,19 +137,26 @@ def _straggler(job: JobView, rows: list[tuple[int, list[float], list[float]]]) -
 def _onset(series: list[float]) -> int:
     """Where the wait began: the split into a before and an after (at least MIN_EPOCHS long)
     with the least squared error, when the before waited less than half as much; else 0
-    (the worker lagged from the start)."""
+    (the worker lagged from the start). Linear in the epochs (prefix sums)."""
     n = len(series)
+    sums, squares = [0.0], [0.0]
+    for v in series:
+        sums.append(sums[-1] + v)
+        squares.append(squares[-1] + v * v)
+
+    def sse(a: int, b: int) -> float:  # squared error of series[a:b] around its mean
+        total = sums[b] - sums[a]
+        return (squares[b] - squares[a]) - total * total / (b - a)
+
     best, best_k = math.inf, 0
     for k in range(1, n - MIN_EPOCHS + 1):
-        before, after = series[:k], series[k:]
-        mb, ma = sum(before) / k, sum(after) / (n - k)
-        sse = sum((v - mb) ** 2 for v in before) + sum((v - ma) ** 2 for v in after)
-        if sse < best:
-            best, best_k = sse, k
+        err = sse(0, k) + sse(k, n)
+        if err < best:
+            best, best_k = err, k
     if best_k:
-        mb = sum(series[:best_k]) / best_k
-        ma = sum(series[best_k:]) / (n - best_k)
-        if mb < ma / 2:
+        before = sums[best_k] / best_k
+        after = (sums[n] - sums[best_k]) / (n - best_k)
+        if before < after / 2:
             return best_k
     return 0
 
