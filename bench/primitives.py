@@ -12,6 +12,9 @@ sees in a real run (an epoch record shaped like a Keras epoch on this machine):
   a retrace;
 - dumps_line() and TraceWriter.write() of one epoch record;
 - the Keras callback's on_train_batch_begin (the only per-step work);
+- input wait (integrations/input_wait.py): the probe's per-epoch bookkeeping, one read of
+  tf.data's autotune model (sampled: at most READ_SHARE of training time) and the timing
+  wrapper around each producer call (in the producer's thread, per batch);
 - OnlineAnalyzer.add() of one epoch after 10, 100 and 250 epochs;
 - SocketSink.write() of one epoch record to a running daemon (the training thread's part;
   the sender thread's is in the process-CPU column);
@@ -380,6 +383,74 @@ def recorder_epoch(reps: int, work: Path) -> list[Figure]:
     return [fig]
 
 
+def input_wait(reps: int) -> list[Figure]:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    from epochwatch.integrations.input_wait import READ_SHARE, InputProbe, _compute_seconds, _gap_seconds
+
+    probe = InputProbe()
+    probe.model_readable = False  # the per-epoch part alone: no model read
+
+    def bookkeeping() -> None:
+        probe.begin_epoch(time.perf_counter())
+        probe.epoch_fields(time.perf_counter(), 58, None)
+
+    figs = [measure("input probe epoch bookkeeping (no model read)", "epoch", bookkeeping, reps, inner=100)]
+
+    iterator = iter(tf.data.Dataset.range(10_000).map(lambda v: v * 2).prefetch(2))
+    for _ in range(150):  # a full window of gaps
+        next(iterator)
+    read = measure(
+        "input wait: tf.data model read + gaps arithmetic",
+        "read",
+        lambda: _compute_seconds(_gap_seconds(iterator) or [], 58),
+        reps,
+    )
+    read.note = f"sampled: at most {READ_SHARE:.2%} of training time after a 2 ms allowance"
+    figs.append(read)
+
+    def batches() -> Any:
+        while True:
+            yield 1
+
+    bare, timed = batches(), probe.timed(batches())
+    inner = 1000
+
+    def run_bare() -> None:
+        for _ in range(inner):
+            next(bare)
+
+    def run_timed() -> None:
+        for _ in range(inner):
+            next(timed)
+
+    for name, fn in (("bare generator next()", run_bare), ("timed producer next()", run_timed)):
+        fig = measure(name, "batch", fn, reps)
+        fig.wall_us = [w / inner for w in fig.wall_us]
+        fig.cpu_us = [c / inner for c in fig.cpu_us]
+        figs.append(fig)
+    producer_note = (
+        "in the producer's thread (a tf.data thread on the TF backend); the bare row is its baseline"
+    )
+    figs[-1].note = producer_note
+
+    from epochwatch.loop_steps import StepClock
+
+    clock = StepClock()
+
+    def loop_steps() -> None:
+        for _ in range(inner):
+            with clock:
+                pass
+
+    fig = measure("hook.step() enter+exit (custom loops)", "step", loop_steps, reps)
+    fig.wall_us = [w / inner for w in fig.wall_us]
+    fig.cpu_us = [c / inner for c in fig.cpu_us]
+    figs.append(fig)
+    return figs
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--reps", type=int, default=300, help="repetitions per primitive (default 300)")
@@ -400,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
             figs += retraces(a.reps)
             figs += collectives(a.reps)
             figs += keras_step(a.reps)
+            figs += input_wait(a.reps)
         if not a.no_daemon:
             figs += socket_sink(a.reps, work)
         figs += recorder_epoch(a.reps, work)
@@ -418,12 +490,24 @@ def main(argv: list[str] | None = None) -> int:
     analysis = med.get("OnlineAnalyzer.add(), epoch 100, healthy run", 0.0)
     keras_fields = med.get("Keras callback epoch fields (metrics, lr, iterations, step spread)", 0.0)
     whole = med.get("Recorder epoch without online analysis (begin+end, embedded)")
+    # Input wait: the probe's bookkeeping every epoch, plus the model read amortised over a
+    # 0.14 s epoch (it may take READ_SHARE of training time; less when a read costs more).
+    probe = med.get("input probe epoch bookkeeping (no model read)", 0.0)
+    read = med.get("input wait: tf.data model read + gaps arithmetic", 0.0)
+    read_share = min(read, 0.0003 * 0.14e6)
     if whole is not None:
-        total = whole + analysis + steps + keras_fields
+        total = whole + analysis + steps + keras_fields + probe + read_share
         print(
             f"\none Keras epoch of 58 steps on this host (Recorder epoch + analysis at epoch 100 + Keras epoch "
-            f"fields + 58 step hooks): {total:.0f} us of thread CPU = {total / 1000:.2f}% of a 0.1 s epoch, "
-            f"{total / 10000:.3f}% of a 1 s epoch"
+            f"fields + 58 step hooks + input wait {probe + read_share:.0f} us): {total:.0f} us of thread CPU = "
+            f"{total / 1000:.2f}% of a 0.1 s epoch, {total / 10000:.3f}% of a 1 s epoch"
+        )
+    if read:
+        timed = med.get("timed producer next()", 0.0) - med.get("bare generator next()", 0.0)
+        print(
+            f"input wait: {probe:.1f} us per epoch of bookkeeping; a model read {read:.0f} us, taken at most "
+            f"every {read / (0.0003 * 1e6):.2f} s of training ({read_share:.0f} us a 0.14 s epoch); "
+            f"{timed:.2f} us per batch in the producer's thread"
         )
     harness.save_json(
         a.json,

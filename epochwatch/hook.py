@@ -7,7 +7,9 @@ custom-loop API:
     from epochwatch import hook
     for n in range(epochs):
         with hook.epoch(n):
-            ...
+            for x, y in batches:
+                with hook.step():  # optional: the time between steps is the input wait
+                    ...
             hook.log(loss=loss, accuracy=acc)
     hook.watch("checkpoints/")
 
@@ -29,14 +31,17 @@ from typing import Any
 
 from epochwatch import environment
 from epochwatch.guard import say
+from epochwatch.loop_steps import StepClock
 from epochwatch.recorder import Recorder
 from epochwatch.trace import schema
 
-__all__ = ["epoch", "log", "recorder", "watch"]
+__all__ = ["epoch", "log", "recorder", "step", "watch"]
 
 _recorder: Recorder | None = None
 _uncaught: BaseException | None = None
 _install_lock = threading.Lock()
+_steps = StepClock()
+_no_step = contextlib.nullcontext()
 
 
 def recorder() -> Recorder | None:
@@ -57,6 +62,7 @@ def epoch(number: int) -> Iterator[None]:
         return
     t0 = time.perf_counter()
     rec.guard.run("loop API", lambda: rec.begin_epoch(int(number), "loop"), None)
+    _steps.begin(time.perf_counter())
     rec.add_overhead(time.perf_counter() - t0)
     try:
         yield
@@ -64,7 +70,18 @@ def epoch(number: int) -> Iterator[None]:
         rec.guard.run("loop API", rec.abandon_epoch, None)
         raise
     end = time.perf_counter()
-    rec.guard.run("loop API", lambda: rec.end_epoch({}, end_perf=end), None)
+    rec.guard.run("loop API", lambda: rec.end_epoch(_steps.fields(end), end_perf=end), None)
+
+
+def step() -> contextlib.AbstractContextManager[Any]:
+    """Mark one training step of a custom loop: `with hook.step(): train_step(x, y)`.
+
+    Optional. Where a loop marks its steps, the time from the epoch's start to its first
+    step and between one step's end and the next one's start (fetching the batch, anything
+    else outside the steps) is recorded as the epoch's `input_wait_seconds`, with the step
+    count and steps per second. Two clock reads a step.
+    """
+    return _steps if _recorder is not None else _no_step
 
 
 def log(**metrics: Any) -> None:

@@ -44,6 +44,7 @@ def _suspects(view: RunAtEpoch) -> Iterator[Suspect]:
     yield Suspect("sys_swap_used", None, "system swap used")
     yield Suspect("contention_cpu", None, "CPU use of other processes")
     yield Suspect("cpu_share", None, "CPU time per wall second (drop)", -1)
+    yield Suspect("input_wait", None, "time waiting for input")
     yield Suspect("steps", None, "steps per epoch")
     yield Suspect("val_seconds", None, "validation time")
     yield Suspect("threads", None, "threads")

@@ -1,4 +1,4 @@
-"""Everything that touches TF/Keras internals, installed only once the user imported them.
+"""Everything that touches TF/Keras/JAX/PyTorch internals, installed only once the user imported them.
 
 INTEGRATIONS is the one place an integration is registered: (module that triggers it,
 install function). An install function receives the Recorder and may import
@@ -40,6 +40,18 @@ def _collectives(recorder: Recorder) -> None:
     collectives.install(recorder)
 
 
+def _jax(recorder: Recorder) -> None:
+    from epochwatch.integrations import jax
+
+    jax.install(recorder)
+
+
+def _torch(recorder: Recorder) -> None:
+    from epochwatch.integrations import torch
+
+    torch.install(recorder)
+
+
 def _saving() -> Any:
     from epochwatch.integrations import saving
 
@@ -54,4 +66,13 @@ INTEGRATIONS: list[tuple[str, str, Install]] = [
     ("tf_keras", "tf_keras integration", _tf_keras),
     ("tensorflow", "saving integration", lambda rec: _saving().install_tf(rec)),
     ("keras", "saving integration", lambda rec: _saving().install_keras(rec)),
+    ("jax", "jax integration", _jax),
+    ("torch", "torch integration", _torch),
+    ("torch", "torch saving integration", lambda rec: _torch_saving().install(rec)),
 ]
+
+
+def _torch_saving() -> Any:
+    from epochwatch.integrations import torch_saving
+
+    return torch_saving

@@ -34,12 +34,17 @@ def install(recorder: Recorder, module_name: str = "keras") -> None:
     import importlib
 
     keras = importlib.import_module(module_name)
+    legacy = module_name != "keras"  # tf_keras: Keras 2, TensorFlow only, no Keras 3 internals
+    if not legacy:
+        recorder.add_fingerprint_source("keras_backend", keras.backend.backend)
     model_cls = keras.Model
     original = model_cls.fit
     if getattr(original, "__epochwatch__", False):
         return
     signature = inspect.signature(original)
-    callback_cls = _callback_class(keras.callbacks.Callback, recorder)
+    callback_cls = _callback_class(keras.callbacks.Callback, recorder, input_timing=not legacy)
+    if not legacy:  # input timing hooks Keras 3's data adapters
+        recorder.guard.run("input timing", lambda: _install_input_timing(recorder), None)
     step_cost = _calibrate_step_cost(callback_cls)
     local = threading.local()
 
@@ -116,7 +121,7 @@ def _calibrate_step_cost(callback_cls: type) -> float:
     return (time.perf_counter() - t0) / n
 
 
-def _callback_class(base: type, recorder: Recorder) -> type:
+def _callback_class(base: type, recorder: Recorder, input_timing: bool = True) -> type:
     class EpochwatchCallback(base):
         """Feeds the Recorder from one fit; created per fit call."""
 
@@ -132,6 +137,8 @@ def _callback_class(base: type, recorder: Recorder) -> type:
             self._train_end: float | None = None
             self._epochs_completed = 0
             self._fit_start = time.perf_counter()
+            self._epoch_start = self._fit_start
+            self._input = _input_probe(recorder, fit_arguments.get("x")) if input_timing else None
 
         # -- fit ---------------------------------------------------------------------
 
@@ -151,9 +158,13 @@ def _callback_class(base: type, recorder: Recorder) -> type:
                     recorder.watch(path, role)
 
             recorder.guard.run("keras integration", begin, None)
+            _activate_input(self._input)
             recorder.add_overhead(time.perf_counter() - t0 - setup)
 
         def fit_finished(self, exc: BaseException | None) -> None:
+            if self._input is not None:
+                _activate_input(None)
+                self._input.close()
             if recorder.in_epoch:
                 recorder.abandon_epoch()
             if self._fit is None:
@@ -182,6 +193,9 @@ def _callback_class(base: type, recorder: Recorder) -> type:
             recorder.guard.run(
                 "keras integration", lambda: recorder.begin_epoch(epoch, "keras", self._fit), None
             )
+            self._epoch_start = time.perf_counter()
+            if self._input is not None:
+                self._input.begin_epoch(self._epoch_start)
 
         def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
             self._step_starts.append(time.perf_counter())
@@ -190,6 +204,8 @@ def _callback_class(base: type, recorder: Recorder) -> type:
             now = time.perf_counter()
             if self._train_end is None:
                 self._train_end = now
+                if self._input is not None:
+                    self._input.end_training()
             self._val_start = now
 
         def on_test_end(self, logs: Any = None) -> None:
@@ -241,6 +257,17 @@ def _callback_class(base: type, recorder: Recorder) -> type:
                     fields["iterations"] = int(iterations)
             if self._batch_size is not None:
                 fields["batch_size"] = self._batch_size
+            train_end = self._train_end or end
+            if steps and train_end > self._epoch_start:
+                fields["steps_per_second"] = round(steps / (train_end - self._epoch_start), 3)
+            probe = self._input
+            if probe is not None:
+                last = self._step_starts[-1] if self._step_starts else None
+                wait = recorder.guard.run(
+                    "input timing", lambda: probe.epoch_fields(train_end, steps, last), None
+                )
+                if wait:
+                    fields.update(wait)
             return fields
 
     return EpochwatchCallback
@@ -293,6 +320,10 @@ def _batch_size(arguments: dict[str, Any]) -> int | None:
 def _describe_input(x: Any) -> dict[str, Any]:
     """What was fed to fit, without reading any of it."""
     out: dict[str, Any] = {"kind": type(x).__name__}
+    with contextlib.suppress(Exception):
+        from epochwatch.integrations.input_wait import settings
+
+        out["settings"] = settings(x)
     spec = getattr(x, "element_spec", None)
     if spec is not None:
         out["kind"] = "tf.data.Dataset"
@@ -317,6 +348,10 @@ def _fit_block(callback: Any, fit_index: int, recorder: Recorder) -> dict[str, A
     arguments = callback._arguments
     params = callback.params or {}
     block: dict[str, Any] = {"fit": fit_index}
+    with contextlib.suppress(Exception):
+        import keras
+
+        block["backend"] = str(keras.backend.backend())
     info: dict[str, Any] = {"name": getattr(model, "name", None), "class": type(model).__name__}
     try:
         info["params"] = int(model.count_params())
@@ -385,3 +420,34 @@ def _input_stats(x: Any, y: Any, batch_size: int | None) -> dict[str, Any] | Non
         return None
     stats: dict[str, Any] | None = describe_inputs(x, y, batch_size)
     return stats
+
+
+# -- input wait (integrations/input_wait.py) ------------------------------------------------
+
+
+def _install_input_timing(recorder: Recorder) -> None:
+    from epochwatch.integrations import input_wait
+
+    def report(part: str, exc: Exception) -> None:
+        recorder.guard.disable(part, f"{type(exc).__name__}: {exc}")
+
+    input_wait.install(report)
+
+
+def _input_probe(recorder: Recorder, x: Any) -> Any:
+    """The fit's input probe, or None when input timing is off or there is no input."""
+    if x is None or not recorder.guard.enabled("input timing"):
+        return None
+
+    def make() -> Any:
+        from epochwatch.integrations.input_wait import InputProbe
+
+        return InputProbe()
+
+    return recorder.guard.run("input timing", make, None)
+
+
+def _activate_input(probe: Any) -> None:
+    from epochwatch.integrations import input_wait
+
+    input_wait.activate(probe)

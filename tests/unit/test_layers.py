@@ -23,7 +23,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"samplers"}),
     frozenset({"analysis"}),
     frozenset({"checkpoints", "report"}),
-    frozenset({"recorder"}),
+    frozenset({"recorder", "loop_steps"}),
     frozenset({"integrations"}),
     frozenset({"hook", "daemon", "top"}),
     frozenset({"cli"}),

@@ -22,6 +22,7 @@ MODULES: tuple[str, ...] = (
     "gpu_pressure",
     "contention",
     "throttling",
+    "input_bound",
     "restore",
 )
 

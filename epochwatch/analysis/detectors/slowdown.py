@@ -52,6 +52,9 @@ _HINTS = {
     "tf.config.threading inter/intra op threads to what is free",
     "cpu_share": "this process gets less CPU per wall second: other processes or I/O waits; check "
     "`epochwatch status` / top while it runs",
+    "input_wait": "the steps wait longer for their input every epoch: the input pipeline slows down (data read "
+    "from a slower or busier disk, a generator or PyDataset doing more work per batch, a tf.data cache or "
+    "shuffle buffer that no longer fits); see input_bound for the fixes by input kind",
     "steps": "epochs run more steps: the dataset grows (a repeat() without steps_per_epoch, or data "
     "appended every epoch)",
     "val_seconds": "validation takes longer: check validation_steps and what the validation set does",

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from statistics import median
 from typing import Any
 
+from epochwatch.analysis import frameworks
 from epochwatch.analysis.findings import Finding
+from epochwatch.analysis.input_compare import INPUT_HINT, input_difference
 from epochwatch.analysis.restore.environment import gpu_names
 from epochwatch.analysis.restore.resume import WINDOW, Resume
 
@@ -76,11 +78,15 @@ def check_loss_jump(r: Resume) -> list[Finding]:
             severity,
             f"Loss jumped from {last:.4g} to {child:.4g} ({ratio}) in the first epoch after the restore",
             {k: v for k, v in evidence.items() if v is not None},
-            "The resumed run is not continuing where its parent stopped. Look at the other restore "
-            "findings of this run for the cause: optimizer state not restored, inputs scaled differently "
-            "(input_distribution_shift), a changed learning rate, batch size or loss. Restore the full "
-            "state (model.save/.keras + load_model, or tf.train.Checkpoint with the optimizer) and feed "
-            "the inputs through the same preprocessing as the parent.",
+            frameworks.hint(
+                "loss_jump_after_restore",
+                frameworks.framework(r.run.start),
+                "The resumed run is not continuing where its parent stopped. Look at the other restore "
+                "findings of this run for the cause: optimizer state not restored, inputs scaled differently "
+                "(input_distribution_shift), a changed learning rate, batch size or loss. Restore the full "
+                "state (model.save/.keras + load_model, or tf.train.Checkpoint with the optimizer) and feed "
+                "the inputs through the same preprocessing as the parent.",
+            ),
             r.target,
             r.first_epoch,
         )
@@ -159,18 +165,20 @@ def check_slowdown(r: Resume) -> list[Finding]:
             evidence[key] = {"parent": pe.get(key), "child": ce.get(key)}
     if gpu_names(pe) != gpu_names(ce):
         evidence["gpus"] = {"parent": gpu_names(pe), "child": gpu_names(ce)}
-    return [
-        Finding(
-            "restore_slowdown",
-            "warning",
-            f"Epochs{'' if r.compared else ' after the restore'} are {cm / pm:.1f}x slower per sample than run "
-            f"{r.link.parent if r.link else '?'}'s steady state",
-            evidence,
-            "Compare what differs (listed in the evidence): new tf.function retraces after warm-up "
-            "(inputs with changing shapes or Python values), a different input pipeline, batch size or "
-            "machine. If none differ, the checkpoint's host may have had warm caches: check the input "
-            "pipeline (prefetch, cache) and the disk the data is read from.",
-            r.target,
-            r.first_epoch,
-        )
-    ]
+    title = (
+        f"Epochs{'' if r.compared else ' after the restore'} are {cm / pm:.1f}x slower per sample than run "
+        f"{r.link.parent if r.link else '?'}'s steady state"
+    )
+    hint = (
+        "Compare what differs (listed in the evidence): new tf.function retraces after warm-up "
+        "(inputs with changing shapes or Python values), a different input pipeline, batch size or "
+        "machine. If none differ, the checkpoint's host may have had warm caches: check the input "
+        "pipeline (prefetch, cache) and the disk the data is read from."
+    )
+    inputs = input_difference(r.parent_fit, parent, r.child_fit, child)
+    if inputs is not None:
+        evidence["input"] = {k: v for k, v in inputs.items() if k not in ("explains", "summary")}
+        if inputs["explains"]:
+            title += f": {inputs['summary']}"
+            hint = INPUT_HINT
+    return [Finding("restore_slowdown", "warning", title, evidence, hint, r.target, r.first_epoch)]

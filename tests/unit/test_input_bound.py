@@ -1,0 +1,136 @@
+"""input_bound on epoch records, its hints by input kind, slowdown attributed to input wait,
+and the pure parts of the input timing (integrations/input_wait.py)."""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+from bench import synthetic as syn
+from epochwatch.analysis.detectors.input_bound import hint_for
+from epochwatch.analysis.engine import analyze
+from epochwatch.analysis.findings import Finding
+from epochwatch.analysis.run import Run
+from epochwatch.integrations.input_wait import InputProbe, _compute_seconds
+
+PY_DATASET = {"kind": "PyDataset", "workers": 1, "use_multiprocessing": False, "max_queue_size": 10}
+
+
+def _records(
+    shares: list[float], steps: int = 16, settings: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    def make(i: int) -> dict[str, Any]:
+        return {
+            "seconds": 1.0,
+            "steps": steps,
+            "batch_size": 32,
+            "steps_per_second": steps / 1.0,
+            "input_wait_seconds": shares[i],
+            "input_wait_source": "tf.data",
+            "input_producer_seconds": shares[i] + 0.05,
+        }
+
+    records = syn.trace(len(shares), make)
+    fit_start = {
+        "type": "fit_start",
+        "run_id": "synthetic",
+        "t": syn.T0 + 0.5,
+        "fit": 0,
+        "batch_size": 32,
+        "input": {"kind": "Batches", "settings": settings or PY_DATASET},
+    }
+    return [records[0], fit_start, *records[1:]]
+
+
+def _found(records: list[dict[str, Any]], kind: str = "input_bound") -> list[Finding]:
+    run = Run("t")
+    for r in records:
+        run.add(r)
+    return [f for f in analyze(run) if f.kind == kind]
+
+
+def test_a_steady_high_wait_is_input_bound_with_its_evidence_and_fix() -> None:
+    (f,) = _found(_records([0.9, 0.6, 0.62, 0.65, 0.6, 0.61]))
+    assert (f.severity, f.target, f.epoch) == ("warning", "input", 3)  # epoch 0 is warm-up
+    ev = f.evidence
+    assert ev["wait_shares"] == [0.6, 0.62, 0.65] and ev["epochs"] == [1, 3]
+    assert abs(ev["wait_ms_per_batch"] - 1000 * 0.62 / 16) < 1e-9
+    assert abs(ev["compute_ms_per_step"] - 1000 * 0.38 / 16) < 1e-9
+    assert ev["input"] == PY_DATASET and ev["source"] == "tf.data" and ev["batch_size"] == 32
+    assert "workers" in f.hint and "use_multiprocessing=True" in f.hint
+    assert "62.0%" in f.title and "PyDataset" in f.title
+
+
+def test_critical_when_the_step_waits_four_times_as_long_as_it_computes() -> None:
+    (f,) = _found(_records([0.9, 0.85, 0.9, 0.88]))
+    assert f.severity == "critical"
+
+
+def test_a_healthy_pipeline_and_single_spikes_are_quiet() -> None:
+    rng = random.Random(1)
+    assert _found(_records([0.9] + [rng.uniform(0.0, 0.3) for _ in range(40)])) == []
+    spikes = [0.9] + [0.9 if i % 3 == 0 else 0.1 for i in range(40)]
+    assert _found(_records(spikes)) == []
+    # high in every epoch but never the majority of the time: not "the input is the limit"
+    assert _found(_records([0.9] + [0.4] * 10)) == []
+
+
+def test_epochs_of_few_steps_are_left_out() -> None:
+    assert _found(_records([0.9, 0.7, 0.7, 0.7, 0.7], steps=3)) == []
+
+
+def test_without_a_measured_wait_nothing_is_said() -> None:
+    records = syn.trace(10, lambda i: {"seconds": 1.0, "steps": 16})
+    assert _found(records) == []
+
+
+def test_hints_follow_the_input_kind_and_what_its_settings_lack() -> None:
+    tf_slow = {"kind": "tf.data", "stages": ["from_tensor_slices", "map", "batch"], "map_parallel_calls": [1]}
+    hint = hint_for({**tf_slow, "prefetch": False, "cache": False}, 32)
+    assert "num_parallel_calls=tf.data.AUTOTUNE" in hint and ".prefetch(tf.data.AUTOTUNE)" in hint
+    assert ".cache()" in hint
+    tuned = hint_for({**tf_slow, "map_parallel_calls": [-1], "prefetch": True, "cache": True}, 32)
+    assert "num_parallel_calls" not in tuned and ".prefetch(" not in tuned
+    assert "use_multiprocessing=True" in hint_for({"kind": "PyDataset", "workers": 4}, 32)
+    assert "vectorise" in hint_for({"kind": "generator"}, 32)
+    assert "larger batch" in hint_for({"kind": "generator"}, 8)
+    assert "larger batch" not in hint_for({"kind": "generator"}, 64)
+    assert "prefetch" in hint_for({}, float("nan"))
+
+
+def test_a_slowdown_whose_input_wait_grows_names_the_input() -> None:
+    rng = random.Random(3)
+
+    def make(i: int) -> dict[str, Any]:
+        wait = 0.1 + 0.02 * i  # the wait is what grows; the compute stays at 1 s
+        return {"seconds": (1.0 + wait) * rng.uniform(0.98, 1.02), "steps": 16, "input_wait_seconds": wait}
+
+    (f,) = _found(syn.trace(60, make), "slowdown")
+    causes = f.evidence["likely_causes"]
+    assert causes[0]["column"] == "input_wait", causes
+    assert "input" in f.title and "input_bound" in f.hint
+
+
+def test_compute_time_from_the_consumers_gaps() -> None:
+    gaps = [9.0, 0.01, 0.02, 0.01, 0.02]  # newest last; the first spans the epoch boundary
+    assert abs(_compute_seconds(gaps, 5) - (0.06 + 0.02)) < 1e-12  # 4 inner gaps + one typical
+    assert _compute_seconds([], 5) is None
+    assert abs(_compute_seconds([0.01] * 100, 300) - 3.0) < 1e-9  # more steps than TF keeps gaps for
+
+
+def test_producer_timing_and_queue_wait() -> None:
+    def slow() -> Any:
+        for i in range(5):
+            time.sleep(0.002)
+            yield i
+
+    probe = InputProbe()
+    probe.begin_epoch(time.perf_counter())
+    assert list(probe.timed(slow())) == [0, 1, 2, 3, 4]
+    assert probe.producer_calls == 5 and probe.producer_seconds >= 0.009
+    probe.queue = True  # PyDataset with workers: the consumer's get() is the wait
+    fields = probe.epoch_fields(time.perf_counter(), 5, None)
+    assert fields["input_wait_source"] == "queue"
+    assert fields["input_wait_seconds"] == fields["input_producer_seconds"] >= 0.009
+    assert fields["input_producer_batches"] == 5
