@@ -12,6 +12,10 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[cpu,dev]'
+	# tf-keras (legacy Keras 2, for the distributed fit test) at TF's version; --no-deps because it
+	# requires the full `tensorflow` dist, which would replace tensorflow-cpu.
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps \
+	  "tf-keras==$$($(PY) -c 'import tensorflow as tf; print(".".join(tf.__version__.split(".")[:2]))').*"
 	touch $@
 
 setup: $(VENV)/.installed

@@ -200,6 +200,51 @@ def retraces(reps: int) -> list[Figure]:
     ]
 
 
+def collectives(reps: int) -> list[Figure]:
+    """The collective-timing wrapper around ConcreteFunction._call_flat, against the plain call
+    measured in the same run (alternating, so both see the same load)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+    from tensorflow.python.eager.polymorphic_function import concrete_function as cf
+
+    from epochwatch.guard import Guard
+    from epochwatch.integrations.collectives import CollectiveClock, install_call_timing
+
+    plain = cf.ConcreteFunction._call_flat
+    clock = CollectiveClock()
+    install_call_timing(clock, Guard())
+    wrapped = cf.ConcreteFunction._call_flat
+
+    @tf.function
+    def step(x: Any) -> Any:
+        return x + 1.0
+
+    x = tf.ones([4])
+    step(x)
+    inner = 100
+    runs: dict[str, list[Figure]] = {"plain": [], "wrapped": []}
+
+    def calls() -> None:
+        step(x)
+
+    try:
+        for _ in range(5):
+            for name, impl in (("plain", plain), ("wrapped", wrapped)):
+                cf.ConcreteFunction._call_flat = impl
+                runs[name].append(measure(name, "call", calls, max(3, reps // 10), inner=inner))
+    finally:
+        cf.ConcreteFunction._call_flat = plain
+    base = Figure("tf.function call, plain (baseline)", "call", [], [])
+    timed = Figure("tf.function call, collective timing installed (no collective op)", "call", [], [])
+    for fig, name in ((base, "plain"), (timed, "wrapped")):
+        for part in runs[name]:
+            fig.wall_us += part.wall_us
+            fig.cpu_us += part.cpu_us
+    ratio = statistics.median(timed.cpu_us) / statistics.median(base.cpu_us)
+    timed.note = f"{ratio:.3f}x the plain call's thread CPU"
+    return [base, timed, measure("CollectiveClock.drain()", "epoch", clock.drain, reps)]
+
+
 def writing(reps: int, work: Path) -> list[Figure]:
     from epochwatch.trace.writer import TraceWriter, dumps_line
 
@@ -424,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
         figs += online(a.reps)
         if not a.no_tf:
             figs += retraces(a.reps)
+            figs += collectives(a.reps)
             figs += keras_step(a.reps)
             figs += input_wait(a.reps)
         if not a.no_daemon:

@@ -491,7 +491,8 @@ class Recorder:
                 self._samplers.append(sampler)
 
     def _fingerprint(self) -> dict[str, Any]:
-        from epochwatch.fingerprint import environment
+        from epochwatch.fingerprint import environment as host_environment
+        from epochwatch.identity import identity
 
         limit = None
         try:
@@ -500,7 +501,10 @@ class Recorder:
             limit = memory_limit_bytes()
         except ImportError:
             pass
-        env = environment(limit)
+        env = host_environment(limit)
+        distributed = identity(self.environ, job_id=self.environ.get(environment.EPOCHWATCH_JOB_ID))
+        if distributed:
+            env["distributed"] = distributed  # the job and this worker's place in it
         for sampler in self._samplers:
             inventory = getattr(sampler, "inventory", None)
             if callable(inventory):

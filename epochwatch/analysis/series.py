@@ -60,6 +60,7 @@ SCALARS: dict[str, tuple[str, ...]] = {
     "cpus": ("host", "cpus"),
     "cpu_pressure": ("host", "cpu_pressure_some_seconds"),
     "callback_seconds": ("callbacks", "seconds"),
+    "collective": ("collective", "seconds"),
 }
 # Filled from the samples between two epoch records (daemon mode), not from the epoch.
 SAMPLED = ("rss_min", "contention_cpu", "host_cpu_pct", "samples")

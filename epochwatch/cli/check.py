@@ -16,6 +16,7 @@ import sys
 
 from epochwatch.analysis.files import Analyzed, analyze_paths
 from epochwatch.analysis.findings import SEVERITIES, severity_rank
+from epochwatch.analysis.jobs import build_jobs, worker_view
 from epochwatch.analysis.restore.scan import scan_lineage
 from epochwatch.cli.base import UsageError
 from epochwatch.text_safety import escape
@@ -43,6 +44,7 @@ class CheckCommand:
     def run(self, args: argparse.Namespace) -> int:
         level = severity_rank(args.fail_on)
         runs = failing = unusable = damaged = skipped = 0
+        views = []
         files, _ = find_traces(args.paths)
         lineage = scan_lineage(files)  # restore findings across the given traces
         for item in analyze_paths(args.paths, lineage=lineage):
@@ -51,6 +53,9 @@ class CheckCommand:
                 sys.stderr.write(f"epochwatch check: {escape(item)}\n")
                 continue
             runs += 1
+            view = worker_view(item)
+            if view is not None:
+                views.append(view)
             stats = item.run.stats
             if stats.skipped:
                 damaged += 1
@@ -65,11 +70,22 @@ class CheckCommand:
                     sys.stdout.write(
                         f"{escape(item.path)}: {escape(f.severity)} {escape(f.kind)}{target}: {escape(f.title)}\n"
                     )
+        jobs = build_jobs(views)
+        for job in jobs:  # job-level findings (e.g. straggler) count like any other
+            for f in job.findings:
+                if severity_rank(f.severity) >= level:
+                    failing += 1
+                    target = f" [{escape(f.target)}]" if f.target else ""
+                    sys.stdout.write(
+                        f"job {escape(job.job_id)}: {escape(f.severity)} {escape(f.kind)}{target}: {escape(f.title)}\n"
+                    )
         if not runs and not unusable:
             raise UsageError("no traces to check")
         verdict = "unusable input" if unusable else ("fail" if failing else "ok")
         sys.stdout.write(
-            f"{verdict}: {runs} run(s) checked, {failing} finding(s) at or above {args.fail_on}"
+            f"{verdict}: {runs} run(s)"
+            + (f" in {len(jobs)} distributed job(s)" if jobs else "")
+            + f" checked, {failing} finding(s) at or above {args.fail_on}"
             + (f", {skipped} line(s) skipped in {damaged} trace(s)" if skipped else "")
             + (f", {unusable} path(s) unusable" if unusable else "")
             + "\n"

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from epochwatch.analysis.files import Analyzed, analyze_file
+from epochwatch.analysis.jobs import jobs_report, worker_view
 from epochwatch.analysis.restore.lineage import Lineage
 from epochwatch.analysis.restore.parents import ParentCache
 from epochwatch.analysis.restore.scan import scan_lineage
@@ -102,6 +103,8 @@ class ReportCommand:
                 bar.close()
         if not runs and not problems:
             raise UsageError("no traces to report on")
+        # Each run's worker view (made where it was analysed) feeds the job-level analysis.
+        jobs = jobs_report([view for r in runs if (view := r.pop(_WORKER, None))])
         with ExitStack() as stack:
             out: IO[str] = sys.stdout
             if args.output:
@@ -114,14 +117,18 @@ class ReportCommand:
             else:
                 problems_shown = problems
             if html:
-                html_report.render(out, runs, problems, links)
+                html_report.render(out, runs, problems, links, jobs=jobs)
             elif args.format == "json":
-                json_report.render(out, runs, problems, links)
+                json_report.render(out, runs, problems, links, jobs)
             else:
                 # Every string from a trace on one line, inert on a terminal.
                 lines = lineage.text_lines() if lineage is not None else ()
                 text_report.render(
-                    out, escape_tree(runs), escape_tree(problems_shown), escape_tree(list(lines))
+                    out,
+                    escape_tree(runs),
+                    escape_tree(problems_shown),
+                    escape_tree(list(lines)),
+                    escape_tree(jobs),
                 )
             out.flush()
         return 2 if problems else 0
@@ -167,12 +174,16 @@ class ReportCommand:
     @staticmethod
     def _summary(item: Analyzed, html: bool) -> dict[str, Any]:
         summary = summarize(item)
+        view = worker_view(item)
+        if view is not None:
+            summary[_WORKER] = view
         if html:  # restores already carry their parent (analyze_paths annotated them)
             built = figures.build(item, summary.get("findings") or [])
             summary["figures"], summary["unchanged_dirs"] = built["figures"], built.get("unchanged_dirs", [])
         return summary
 
 
+_WORKER = "_worker_view"  # carried from a worker process to the parent, never rendered
 _worker_state: dict[str, Any] = {}
 
 

@@ -28,6 +28,18 @@ def _tf(recorder: Recorder) -> None:
     tf.install(recorder)
 
 
+def _tf_keras(recorder: Recorder) -> None:
+    from epochwatch.integrations import keras
+
+    keras.install(recorder, "tf_keras")
+
+
+def _collectives(recorder: Recorder) -> None:
+    from epochwatch.integrations import collectives
+
+    collectives.install(recorder)
+
+
 def _jax(recorder: Recorder) -> None:
     from epochwatch.integrations import jax
 
@@ -60,7 +72,9 @@ def _saving() -> Any:
 INTEGRATIONS: list[tuple[str, str, Install]] = [
     # (trigger module, part name for error reports, install function)
     ("tensorflow", "tensorflow integration", _tf),
+    ("tensorflow", "collective timing", _collectives),
     ("keras", "keras integration", _keras),
+    ("tf_keras", "tf_keras integration", _tf_keras),
     ("tensorflow", "saving integration", lambda rec: _saving().install_tf(rec)),
     ("keras", "saving integration", lambda rec: _saving().install_keras(rec)),
     ("jax", "jax integration", _jax),

@@ -1,4 +1,5 @@
-"""Keras 3 (`keras` and `tf.keras`): every `Model.fit` gets one more callback.
+"""Keras 3 (`keras` and `tf.keras`) and legacy Keras 2 (`tf_keras`, what `tf.keras` is under
+`TF_USE_LEGACY_KERAS=1`): every `Model.fit` gets one more callback.
 
 The callback overrides only begin/end hooks that Keras always calls synchronously:
 overriding any `*_batch_end` would switch off Keras 3's asynchronous callback dispatch
@@ -32,17 +33,21 @@ _ROLE_BY_CALLBACK = {
 }
 
 
-def install(recorder: Recorder) -> None:
-    import keras
+def install(recorder: Recorder, module_name: str = "keras") -> None:
+    import importlib
 
-    recorder.add_fingerprint_source("keras_backend", keras.backend.backend)
+    keras = importlib.import_module(module_name)
+    legacy = module_name != "keras"  # tf_keras: Keras 2, TensorFlow only, no Keras 3 internals
+    if not legacy:
+        recorder.add_fingerprint_source("keras_backend", keras.backend.backend)
     model_cls = keras.Model
     original = model_cls.fit
     if getattr(original, "__epochwatch__", False):
         return
     signature = inspect.signature(original)
-    callback_cls = _callback_class(keras.callbacks.Callback, recorder)
-    recorder.guard.run("input timing", lambda: _install_input_timing(recorder), None)
+    callback_cls = _callback_class(keras.callbacks.Callback, recorder, input_timing=not legacy)
+    if not legacy:  # input timing hooks Keras 3's data adapters
+        recorder.guard.run("input timing", lambda: _install_input_timing(recorder), None)
     step_cost = _calibrate_step_cost(callback_cls)
     local = threading.local()
 
@@ -121,7 +126,7 @@ def _calibrate_step_cost(callback_cls: type) -> float:
     return (time.perf_counter() - t0) / n
 
 
-def _callback_class(base: type, recorder: Recorder) -> type:
+def _callback_class(base: type, recorder: Recorder, input_timing: bool = True) -> type:
     class EpochwatchClock(base):
         """Placed before a user callback: notes when that callback's on_epoch_end starts."""
 
@@ -149,7 +154,7 @@ def _callback_class(base: type, recorder: Recorder) -> type:
             self._epochs_completed = 0
             self._fit_start = time.perf_counter()
             self._epoch_start = self._fit_start
-            self._input = _input_probe(recorder, fit_arguments.get("x"))
+            self._input = _input_probe(recorder, fit_arguments.get("x")) if input_timing else None
             self._marks: list[tuple[int, float]] = []
             self._clocked: list[str] = []  # class name of the callback after each clock
 
@@ -265,7 +270,8 @@ def _callback_class(base: type, recorder: Recorder) -> type:
 
         def _epoch_fields(self, logs: Any, end: float) -> dict[str, Any]:
             fields: dict[str, Any] = {}
-            per_call = max(1, int(getattr(self.model, "steps_per_execution", 1) or 1))
+            # A plain int in Keras 3, a (mirrored) tf.Variable in tf_keras.
+            per_call = max(1, int(_number(lambda: getattr(self.model, "steps_per_execution", 1)) or 1))
             calls = len(self._step_starts)
             steps = calls * per_call
             total = (self.params or {}).get("steps")

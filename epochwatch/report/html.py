@@ -38,6 +38,7 @@ def render(
     lineage: Mapping[str, Any] | None = None,
     *,
     generated: float | None = None,
+    jobs: Sequence[Mapping[str, Any]] = (),
 ) -> None:
     """Write the page to `out`. Each run: summary.py's dict, plus `figures` to plot."""
     runs = list(runs)
@@ -70,6 +71,8 @@ def render(
         w("</ul></section>\n")
     if lineage:
         _lineage(out, lineage, anchors)
+    for job in jobs:
+        _job(out, job, anchors)
     for run in runs:
         _run(out, run, anchors[str(run.get("run_id"))])
     w(
@@ -77,6 +80,24 @@ def render(
     )
     w("purple: a restore; amber: where a finding was reported. Memory is the epoch-end reading.</footer>\n")
     w("</main></body></html>\n")
+
+
+def _job(out: IO[str], job: Mapping[str, Any], anchors: Mapping[str, str]) -> None:
+    """A distributed job: its workers (linked to their runs) and its job-level findings."""
+    workers = job.get("workers") or []
+    out.write(f'<section class="job"><h2>Job {_e(job.get("job_id"))}</h2>\n<ul>')
+    for w in workers:
+        rid = str(w.get("run_id"))
+        link = f'<a href="#{anchors[rid]}">{_e(rid)}</a>' if rid in anchors else _e(rid)
+        out.write(f"<li>{_e(w.get('worker'))} on {_e(w.get('hostname') or '?')}: {link}</li>")
+    out.write("</ul>\n")
+    findings = job.get("findings") or []
+    out.write(f"<h3>Job findings ({len(findings)})</h3>\n")
+    if not findings:
+        out.write('<p class="none">No straggler: the workers kept pace with each other.</p>\n')
+    for f in findings:
+        _finding(out, f)
+    out.write("</section>\n")
 
 
 def _counts(findings: Sequence[Mapping[str, Any]]) -> str:

@@ -59,6 +59,7 @@ def fingerprint(start: dict[str, Any] | None) -> dict[str, Any]:
         "driver": env.get("driver"),
         "tf_build": _dict(env.get("tf_build")),
         "script": env.get("script"),
+        "distributed": _dict(env.get("distributed")),
         "mode": _get(start, "mode"),
         "epochwatch": _get(start, "epochwatch"),
     }

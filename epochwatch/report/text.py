@@ -231,14 +231,45 @@ def render_run(out: IO[str], run: Mapping[str, Any]) -> None:
     render_table(out, run)
 
 
+def render_job(out: IO[str], job: Mapping[str, Any]) -> None:
+    """One distributed job: its workers, then its job-level findings (e.g. straggler)."""
+    workers = job.get("workers") or []
+    of = f" of {job['world_size']}" if job.get("world_size") else ""
+    missing = "" if job.get("complete", True) else " (some workers' traces are missing)"
+    out.write(
+        f"== job {job.get('job_id')} ({job.get('source') or '?'}): {len(workers)} workers{of}, "
+        f"{job.get('epochs', 0)} epochs in common{missing} ==\n"
+    )
+    for w in workers:
+        coll = w.get("collective_seconds_total")
+        share = (
+            f", {fmt_pct(coll / w['epoch_seconds_total'])} in the all-reduce step"
+            if isinstance(coll, int | float) and w.get("epoch_seconds_total")
+            else ""
+        )
+        out.write(
+            f"  {w.get('worker')!s:<12} {w.get('hostname') or '?'} · {w.get('run_id')} · "
+            f"{w.get('epochs', 0)} epochs, {fmt_seconds(float(w.get('epoch_seconds_total') or 0))}{share}\n"
+        )
+    render_findings(out, job.get("findings") or [])
+
+
 def render(
     out: IO[str],
     runs: Iterable[Mapping[str, Any]],
     problems: Sequence[str] = (),
     lineage: Sequence[str] = (),
+    jobs: Sequence[Mapping[str, Any]] = (),
 ) -> None:
     first = True
+    for job in jobs:
+        if not first:
+            out.write("\n")
+        first = False
+        render_job(out, job)
     if lineage:
+        if not first:
+            out.write("\n")
         out.write("lineage (which run resumed from which)\n")
         for line in lineage:
             out.write(f"  {line}\n")

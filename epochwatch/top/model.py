@@ -51,6 +51,8 @@ class RunState:
     ended: str | None = None  # as run_end says; "gone" when the process is no longer there
     gone: bool = False  # no run_end, and its process is not there any more
     attached: bool | None = None  # daemon: the hook is connected now
+    worker: str | None = None  # its place in a distributed job (env.distributed.worker)
+    collective_share: float | None = None  # the newest epoch's share in the all-reduce step
     last_seen: float | None = None  # wall time of the newest record
     _fit_epochs: int = 0
 
@@ -102,6 +104,9 @@ class RunState:
             self.hostname = str(env["hostname"]) if env.get("hostname") else None
             self.started = t
             self.memory_limit = _num(env.get("memory_limit_bytes")) or _num(env.get("memory_total_bytes"))
+            distributed = env.get("distributed")
+            if isinstance(distributed, Mapping) and distributed.get("worker"):
+                self.worker = str(distributed["worker"])
             training = rec.get("training")
             if isinstance(training, Mapping):
                 self._fit(training)
@@ -126,6 +131,10 @@ class RunState:
         seconds = _num(rec.get("seconds"))
         if seconds is not None:
             self.epoch_seconds.append(seconds)
+        collective = rec.get("collective")
+        in_step = _num(collective.get("seconds")) if isinstance(collective, Mapping) else None
+        if in_step is not None and seconds:
+            self.collective_share = min(1.0, in_step / seconds)
         self.last_epoch_t = _num(rec.get("end")) or _num(rec.get("t")) or self.last_epoch_t
         metrics = rec.get("metrics")
         if isinstance(metrics, Mapping):

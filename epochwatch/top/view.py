@@ -93,6 +93,12 @@ def _findings(r: RunState, _w: int, _now: float, _a: bool) -> str:
     return f"{len(r.findings)} {SHORT_SEVERITY.get(worst.severity, worst.severity[:4])}"
 
 
+def _allreduce(r: RunState, _w: int, _now: float, _a: bool) -> str:
+    """The newest epoch's share spent in the all-reduce step: of several workers of one job on
+    this host, the one with the lowest share is the one the others wait for."""
+    return "-" if r.collective_share is None else f"{100 * r.collective_share:.0f}%"
+
+
 def _age(r: RunState, _w: int, now: float, _a: bool) -> str:
     if r.last_epoch_t is None:
         return "-"
@@ -131,6 +137,8 @@ COLUMNS = (
     Column("GPU", 8, 3, True, lambda r, w, n, a: _bytes(r.gpu)),
     Column("RETR", 4, 3, True, lambda r, w, n, a: str(r.retraces)),
     Column("LOSS", 8, 7, True, lambda r, w, n, a: "-" if r.loss is None else fmt_number(r.loss)),
+    Column("WORKER", 8, 6, False, lambda r, w, n, a: r.worker or "-"),
+    Column("ALLRED", 6, 6, True, _allreduce),
     Column("FINDINGS", 8, 1, False, _findings),
 )
 

@@ -167,6 +167,27 @@ def test_daemon_source_uses_status_and_survives_the_daemon_going_away(tmp_path: 
     assert "connection refused" in lines[1].text
 
 
+def test_workers_of_a_job_show_their_place_and_share_in_the_all_reduce() -> None:
+    runs = []
+    for k, share in ((0, 0.6), (1, 0.1)):
+        s = RunState(f"w{k}")
+        recs = _records(run_id=s.run_id, n=3)
+        recs[0]["env"]["distributed"] = {"job_id": "tf-1", "worker": f"worker:{k}"}
+        for rec in recs:
+            if rec["type"] == "epoch":
+                rec["collective"] = {"seconds": share * rec["seconds"], "calls": 10}
+            s.add(rec)
+        runs.append(s)
+    assert [(r.worker, round(r.collective_share or 0, 2)) for r in runs] == [
+        ("worker:0", 0.6),
+        ("worker:1", 0.1),
+    ]
+    lines = view.render(runs, 160, 24, source="traces in /tmp/x", now=syn.T0 + 100)
+    assert "WORKER" in lines[1].text and "ALLRED" in lines[1].text
+    text = "\n".join(line.text for line in lines)
+    assert "worker:1" in text and "10%" in text and "60%" in text
+
+
 def test_the_screen_fits_80x24_and_says_so_when_too_small() -> None:
     runs = []
     for k in range(30):

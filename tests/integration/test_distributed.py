@@ -1,0 +1,154 @@
+"""A real 2-worker MultiWorkerMirroredStrategy job on localhost, traced, then reported as one job.
+
+Two processes, each with its TF_CONFIG, talk over loopback (RING collectives over gRPC on
+CPU); a custom loop runs `strategy.run` inside a `tf.function` with a gradient all-reduce
+every step (tests/integration/mwms_worker.py). When worker 1's own work per step grows
+from epoch 3 on, the report over both traces names it `straggler`; a balanced job has none.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import child_env
+
+WORKER = Path(__file__).with_name("mwms_worker.py")
+EPOCHS, STEPS, SLOW_FROM, DELAY = 6, 15, 3, 0.015
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _run_job(tmp_path: Path, slow_from: int, mode: str = "loop") -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    ports = ",".join(str(p) for p in _free_ports(2))
+    env = child_env(tmp_path, **({"TF_USE_LEGACY_KERAS": "1"} if mode == "fit" else {}))
+    args = [ports, str(EPOCHS), str(STEPS), str(slow_from), str(DELAY), mode]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), str(i), *args],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    outputs = []
+    try:
+        for p in procs:
+            out, _ = p.communicate(timeout=240)
+            outputs.append(out)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, out in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, out[-6000:]
+    return tmp_path / "traces"
+
+
+def _report(traces: Path) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "epochwatch", "report", str(traces), "--format", "json"],
+        env=child_env(traces.parent),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc: dict[str, Any] = json.loads(proc.stdout)
+    return doc
+
+
+def _check(traces: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "epochwatch", "check", str(traces)],
+        env=child_env(traces.parent),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.slow
+def test_straggling_worker_is_named_and_a_balanced_job_has_none(tmp_path: Path) -> None:
+    slow = _run_job(tmp_path / "slow", SLOW_FROM)
+    doc = _report(slow)
+    assert len(doc["runs"]) == 2
+    for run in doc["runs"]:
+        ident = run["fingerprint"]["distributed"]
+        assert ident["job_source"] == "tf_config" and ident["world_size"] == 2
+    (job,) = doc["jobs"]
+    assert job["complete"] and len(job["workers"]) == 2
+    assert [w["worker"] for w in job["workers"]] == ["worker:0", "worker:1"]
+    assert job["epochs"] == EPOCHS
+    stragglers = [f for f in job["findings"] if f["kind"] == "straggler"]
+    assert len(stragglers) == 1, job["findings"]
+    found = stragglers[0]
+    assert found["target"] == "worker:1"
+    ev = found["evidence"]
+    assert ev["worker"] == "worker:1" and ev["rank"] == 1
+    assert ev["since_epoch"] == SLOW_FROM
+    # the others wait about what worker 1 sleeps (DELAY x STEPS per epoch), and its own time shows it
+    assert ev["others_wait_seconds_per_epoch"] > 0.5 * DELAY * STEPS
+    assert ev["own_seconds_per_epoch"] > ev["others_own_seconds_per_epoch"] + 0.5 * DELAY * STEPS
+    assert sorted(job["run_ids"]) == sorted(run["run_id"] for run in doc["runs"])
+    check = _check(slow)
+    assert check.returncode == 1
+    assert "straggler [worker:1]" in check.stdout
+
+    balanced = _run_job(tmp_path / "balanced", -1)
+    doc = _report(balanced)
+    (job,) = doc["jobs"]
+    assert len(job["workers"]) == 2
+    assert [f for f in job["findings"] if f["kind"] == "straggler"] == []
+    assert _check(balanced).returncode == 0
+    # What each worker recorded: time in calls of the all-reduce step, per epoch, and the strategy.
+    for f in sorted(balanced.glob("*.jsonl")):
+        epochs = [r for r in map(json.loads, f.read_text().splitlines()) if r["type"] == "epoch"]
+        assert len(epochs) == EPOCHS
+        for e in epochs:
+            block = e["collective"]
+            assert block["calls"] == STEPS
+            assert block["strategy"] == "CollectiveAllReduceStrategy" and block["replicas"] == 2
+            assert 0 < block["seconds"] <= e["seconds"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("tf_keras") is None,
+    reason="legacy Keras 2 (tf-keras) is not installed: `pip install --no-deps tf-keras==<TF version>` (make setup does)",
+)
+def test_tf_keras_fit_under_the_strategy_is_traced_and_its_straggler_named(tmp_path: Path) -> None:
+    """Legacy Keras 2's fit supports MultiWorkerMirroredStrategy: its epochs are traced, with the
+    all-reduce step timed, and a callback that slows worker 1 from epoch 3 on makes it the straggler."""
+    traces = _run_job(tmp_path, SLOW_FROM, mode="fit")
+    doc = _report(traces)
+    for run in doc["runs"]:
+        assert run["epochs"] == EPOCHS
+    for f in sorted(traces.glob("*.jsonl")):
+        epochs = [r for r in map(json.loads, f.read_text().splitlines()) if r["type"] == "epoch"]
+        assert [e["source"] for e in epochs] == ["keras"] * EPOCHS
+        assert all(e["collective"]["calls"] == STEPS for e in epochs)
+    (job,) = doc["jobs"]
+    (found,) = [f for f in job["findings"] if f["kind"] == "straggler"]
+    assert found["target"] == "worker:1" and found["evidence"]["since_epoch"] == SLOW_FROM
