@@ -28,13 +28,12 @@ from epochwatch.trace.sink import Sink, open_sink
 
 EpochSource = Callable[[], "dict[str, Any] | None"]
 
-# Online detection (about 0.3 ms a step here) gets a starting allowance, then may take
-# this share of the training time: it runs at every epoch of short runs and of runs whose
-# epochs last more than ~0.1 s, and is thinned out only on long runs of tiny epochs.
-ANALYSIS_SHARE = 0.005
-ANALYSIS_START_CREDIT = 0.05
-ANALYSIS_CREDIT_CAP = 1.0
+# Records the online analysis does not take from _write: epochs go to it from end_epoch,
+# run_start when it is made, findings are its own; restores are judged by the restore
+# watcher (checkpoints/resume.py), which has the parent run at hand: feeding them here
+# too would say each restore finding twice.
 _NOT_FED = frozenset({schema.EPOCH, schema.FINDING, schema.RUN_START, schema.RESTORE})
+MAX_FINDINGS = 1000  # kept for `findings()`; one per (kind, target), so a run rarely has 20
 
 
 def new_run_id() -> str:
@@ -80,13 +79,14 @@ class Recorder:
         self._dirs: Any = None
         self._watched: dict[str, str] = {}
         self._pending_watches: list[tuple[str, str]] = []
-        self._analyzer: Any = None
-        self._analysis_credit = ANALYSIS_START_CREDIT
-        self._analysis_cost = 0.0
+        self._analysis: Any = None  # an AnalysisWorker (analysis/worker.py): detection off this thread
+        self._findings: list[dict[str, Any]] = []
         self._listeners: list[tuple[str, Callable[[dict[str, Any]], None]]] = []
         self._finishers: list[Callable[[], None]] = []
         self._carry_overhead = 0.0
+        self._background_counted = 0.0  # the hook's threads' CPU already in overhead_seconds
         self.overhead_total = 0.0
+        self.overhead_background = 0.0
 
     # -- wiring, called by integrations ------------------------------------------------
 
@@ -160,9 +160,9 @@ class Recorder:
             )
             if training:
                 rec["training"] = training
-            # Set up online detection now, outside any epoch (it imports the analysis).
-            self._analyzer = self.guard.run("online detection", lambda: self._new_analyzer(rec), None)
-            rec["overhead_seconds"] = round(time.perf_counter() - t0, 6)
+            # Online detection runs on its own thread, which also imports and builds it.
+            self._analysis = self.guard.run("online detection", lambda: self._new_analysis(rec), None)
+            rec["overhead_seconds"] = round(time.perf_counter() - t0 + self._background_cpu(), 6)
             self.overhead_total += rec["overhead_seconds"]
             self._write(rec)
             self._start_watching()
@@ -175,17 +175,23 @@ class Recorder:
                 return
             self._finishing = True
         # Outside the lock: a finisher may wait for other threads that still emit records
-        # (the last saves' hashes), and they need the lock to write them.
+        # (the last saves' hashes), and they need the lock to write them; so does the
+        # analysis thread, writing the last epochs' findings.
         for callback in self._finishers:
             self.guard.run("run end", callback, None)
+        analysis = self._analysis
+        if analysis is not None:
+            self.guard.run("online detection", analysis.close, None)
         with self._lock:
             self._finished = True
             if self._sink is not None:
+                self.overhead_total += self._background_cpu()
                 fields: dict[str, Any] = {
                     "ended": ended,
                     "epochs": self._epochs_written,
                     "seconds": round(time.perf_counter() - self._start_perf, 3),
                     "overhead_seconds": round(self.overhead_total, 6),
+                    "overhead_background_seconds": round(self.overhead_background, 6),
                 }
                 if exc is not None:
                     fields["exception"] = type(exc).__name__
@@ -229,12 +235,9 @@ class Recorder:
             )
             self._sink = None
             return
-        analyzer = self._analyzer
-        # Epochs go through _analyze; restores are judged by the restore watcher
-        # (checkpoints/resume.py), which has the parent run at hand: feeding them here too
-        # would say each restore finding twice.
-        if analyzer is not None and rec["type"] not in _NOT_FED:
-            self.guard.run("online detection", lambda: analyzer.add(rec), None)
+        analysis = self._analysis
+        if analysis is not None and rec["type"] not in _NOT_FED:
+            self._submit(analysis, rec)
         for part, listener in self._listeners:
             self.guard.run(part, functools.partial(listener, rec), None)
 
@@ -327,45 +330,80 @@ class Recorder:
                 block = self.guard.run("retrace tracking", self._retraces.drain, None)
                 if block:
                     rec["retraces"] = block
-            findings = self._analyze(rec)
-            overhead = epoch.overhead + (time.perf_counter() - t0)
+            # The training thread's time (wall: waits count) plus the CPU the hook's own
+            # threads used since the last record (analysis, samplers, sender, watcher).
+            overhead = epoch.overhead + (time.perf_counter() - t0) + self._background_cpu()
             rec["overhead_seconds"] = round(overhead, 6)
             self._write(rec)
-            for finding in findings:
-                self._write(finding)
+            analysis = self._analysis
+            if analysis is not None:
+                # A daemon attached runs the detectors; this process then only keeps the record.
+                self._submit(analysis, rec, judge=not self.remote_detection)
             self._epochs_written += 1
             self.overhead_total += overhead
 
-    def _analyze(self, rec: dict[str, Any]) -> list[dict[str, Any]]:
-        """Online detection in this process, within ANALYSIS_SHARE of the training time.
+    # -- online detection, on its own thread -------------------------------------------
 
-        Every epoch is recorded; detectors run when the epochs since the last run have
-        earned their cost (on epochs of a second or more, that is every epoch). With a
-        daemon attached, the daemon detects and this process only keeps the record.
-        """
-        analyzer = self._analyzer
-        if analyzer is None or not self.guard.enabled("online detection"):
-            return []
-        self._analysis_credit = min(
-            self._analysis_credit + float(rec.get("seconds", 0.0)) * ANALYSIS_SHARE, ANALYSIS_CREDIT_CAP
-        )
-        evaluate = not self.remote_detection and self._analysis_credit >= self._analysis_cost
-        t0 = time.perf_counter()
-        found: list[dict[str, Any]] = self.guard.run(
-            "online detection", lambda: analyzer.add(rec, evaluate=evaluate), []
-        )
-        if evaluate:
-            self._analysis_cost = time.perf_counter() - t0
-            self._analysis_credit -= self._analysis_cost
-        return found
+    def findings(self) -> list[dict[str, Any]]:
+        """The finding records online detection wrote so far (embedded mode), oldest first."""
+        with self._lock:
+            return list(self._findings)
 
-    def _new_analyzer(self, run_start: dict[str, Any]) -> Any:
-        try:
+    def flush_analysis(self, timeout: float = 5.0) -> bool:
+        """Wait until online detection has judged every epoch recorded so far (for tests,
+        and for callers that want the findings of the epoch that just ended)."""
+        analysis = self._analysis
+        return True if analysis is None else bool(analysis.drain(timeout))
+
+    def _submit(self, analysis: Any, rec: dict[str, Any], judge: bool = True) -> None:
+        if not self.guard.enabled("online detection"):
+            return
+        if not analysis.submit(rec, judge=judge):
+            self.guard.disable(
+                "online detection",
+                "it fell behind the training by more than "
+                f"{analysis.limit} records; the trace stays complete (run `epochwatch report` on it)",
+            )
+
+    def _new_analysis(self, run_start: dict[str, Any]) -> Any:
+        from epochwatch.analysis.worker import AnalysisWorker
+
+        def make() -> Any:
             from epochwatch.analysis.online import OnlineAnalyzer
-        except ImportError:
-            self.guard.disable("online detection", "analysis package not available")
-            return None
-        return OnlineAnalyzer(run_start)
+
+            return OnlineAnalyzer(run_start)
+
+        def failed(exc: BaseException) -> None:
+            reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+            self.guard.disable("online detection", reason)
+
+        return AnalysisWorker(make, self._write_findings, failed)
+
+    def _write_findings(self, found: list[dict[str, Any]]) -> None:
+        """On the analysis thread: write new findings after the epoch that raised them."""
+        with self._lock:
+            for finding in found:
+                if len(self._findings) < MAX_FINDINGS:
+                    self._findings.append(finding)
+                if not self._finished:
+                    self._write(finding)
+
+    def _background_cpu(self) -> float:
+        """CPU seconds the hook's own threads used since the last call (to be charged now).
+
+        Each part that runs a thread keeps `cpu_seconds`, its thread's `time.thread_time()`
+        after each piece of work; the sum grows only, so the difference is new work.
+        """
+        parts: list[Any] = [self._analysis, self._sink, self._dirs, *self._samplers]
+        total = 0.0
+        for part in parts:
+            seconds = getattr(part, "cpu_seconds", None)
+            if isinstance(seconds, int | float):
+                total += seconds
+        new = max(0.0, total - self._background_counted)
+        self._background_counted = max(total, self._background_counted)
+        self.overhead_background += new
+        return new
 
     # -- directories -----------------------------------------------------------------
 

@@ -64,6 +64,7 @@ class BackgroundSampler:
         self._job: _Job | None = None
         self._hung = False
         self._thread: threading.Thread | None = None
+        self.cpu_seconds = 0.0  # the worker thread's CPU time so far: the hook's overhead counts it
 
     # -- the Sampler protocol, on the training thread ------------------------------------------
 
@@ -150,4 +151,5 @@ class BackgroundSampler:
             except BaseException as exc:  # handed to the training thread's Guard
                 job.error = exc
             self._busy_since = None
+            self.cpu_seconds = time.thread_time()
             job.done.set()

@@ -129,6 +129,12 @@ class DirWatcher:
         self._paths: dict[str, str] = {}  # as given -> as watched (realpath), a cache
         self._said: set[str] = set()
         self._closing = False
+        self._thread_cpu: dict[str, float] = {}  # thread -> its CPU time after its latest work
+
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU time of the worker and observer threads so far (the hook counts it as overhead)."""
+        return sum(self._thread_cpu.values())
 
     # public API
 
@@ -283,6 +289,7 @@ class DirWatcher:
                 self._poll_due()
             except Exception as exc:
                 self._say_once("worker", f"directory watcher error: {type(exc).__name__}: {exc}")
+            self._thread_cpu["worker"] = time.thread_time()
 
     def _wait_seconds(self) -> float:
         wait = self.idle_seconds
@@ -459,6 +466,7 @@ class DirWatcher:
                     self._refresh(os.fsdecode(raw))
         except Exception as exc:
             self._say_once("event", f"directory watcher error: {type(exc).__name__}: {exc}")
+        self._thread_cpu["observer"] = time.thread_time()
 
     def _refresh(self, path: str) -> None:
         directory, name = os.path.split(path)
