@@ -87,6 +87,10 @@ class Recorder:
         self._background_counted = 0.0  # the hook's threads' CPU already in overhead_seconds
         self.overhead_total = 0.0
         self.overhead_background = 0.0
+        # Set by the hook from integrations/tensors.py: sums a metric's tensors on their
+        # device (one transfer an epoch) and converts one tensor without autograd warnings.
+        self.tensor_reducer: Callable[[list[Any]], tuple[float, int] | None] | None = None
+        self.tensor_scalar: Callable[[Any], float | None] | None = None
 
     # -- wiring, called by integrations ------------------------------------------------
 
@@ -268,22 +272,34 @@ class Recorder:
         epoch = self._epoch
         if epoch is None:
             return
+        sums, counts, pending = epoch.sums, epoch.counts, epoch.pending
         for key, value in metrics.items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                epoch.sums[key] = epoch.sums.get(key, 0.0) + float(value)
-                epoch.counts[key] = epoch.counts.get(key, 0) + 1
+            if type(value) is float or type(value) is int:
+                sums[key] = sums.get(key, 0.0) + value
+                counts[key] = counts.get(key, 0) + 1
             else:
-                pending = epoch.pending.setdefault(key, [])
-                pending.append(value)
-                if len(pending) >= 1024:  # bound memory: fold (this converts, so it may sync once)
+                kept = pending.get(key)
+                if kept is None:
+                    kept = pending[key] = []
+                kept.append(value)
+                if len(kept) >= 1024:  # bound memory: fold (one transfer per 1024 values)
                     self._fold(epoch, key)
 
-    @staticmethod
-    def _fold(epoch: _Epoch, key: str) -> None:
-        for value in epoch.pending.pop(key, []):
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
+    def _fold(self, epoch: _Epoch, key: str) -> None:
+        values = epoch.pending.pop(key, [])
+        reduce = self.tensor_reducer
+        reduced = self.guard.run("tensor metrics", lambda: reduce(values), None) if reduce else None
+        if reduced is not None:
+            total, n = reduced
+            epoch.sums[key] = epoch.sums.get(key, 0.0) + total
+            epoch.counts[key] = epoch.counts.get(key, 0) + n
+            return
+        convert = self.tensor_scalar or _float_or_none
+        for value in values:
+            if isinstance(value, bool):
+                continue
+            number = convert(value)
+            if number is None:
                 continue
             epoch.sums[key] = epoch.sums.get(key, 0.0) + number
             epoch.counts[key] = epoch.counts.get(key, 0) + 1
@@ -494,6 +510,13 @@ class Recorder:
             if block:
                 env[name] = block
         return env
+
+
+def _float_or_none(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _injected_nvml() -> Any:
