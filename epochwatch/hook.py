@@ -132,6 +132,7 @@ def _install() -> None:
     from epochwatch.integrations.tensors import reduce_sum, scalar
 
     rec.tensor_reducer, rec.tensor_scalar = reduce_sum, scalar
+    rec.prepare_in_background()
     from epochwatch.integrations import INTEGRATIONS
     from epochwatch.postimport import when_imported
 

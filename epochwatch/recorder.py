@@ -87,6 +87,8 @@ class Recorder:
         self._background_counted = 0.0  # the hook's threads' CPU already in overhead_seconds
         self.overhead_total = 0.0
         self.overhead_background = 0.0
+        self._warmup_cpu = 0.0
+        self._samplers_made = False
         # Set by the hook from integrations/tensors.py: sums a metric's tensors on their
         # device (one transfer an epoch) and converts one tensor without autograd warnings.
         self.tensor_reducer: Callable[[list[Any]], tuple[float, int] | None] | None = None
@@ -136,6 +138,33 @@ class Recorder:
 
     # -- run lifecycle ---------------------------------------------------------------
 
+    def prepare_in_background(self) -> None:
+        """Import now, on a thread, what the run's start needs (samplers, psutil, the
+        fingerprint's package versions, the analysis, the directory watcher), so that the
+        first epoch pays for readings, not imports. Its CPU time is counted like the
+        other threads'; if the run starts first, the imports simply happen there."""
+
+        def warm() -> None:
+            try:
+                import platform
+
+                from epochwatch.fingerprint import package_versions
+
+                with self._lock:
+                    if not self._started:
+                        self._setup_samplers()  # and starts NVML's initialisation on its thread
+                package_versions()  # fills the cache of installed-package lookups
+                platform.platform()  # caches uname -p, a subprocess (~40 ms)
+                import epochwatch.analysis.online
+                import epochwatch.analysis.worker
+                import epochwatch.samplers.dirs  # noqa: F401
+            except Exception:  # the run's start imports again and reports its own failures
+                pass
+            finally:
+                self._warmup_cpu = time.thread_time()
+
+        threading.Thread(target=warm, name="epochwatch-warmup", daemon=True).start()
+
     def start(self, training: dict[str, Any] | None = None) -> bool:
         """Write run_start once; returns whether the run is being recorded."""
         with self._lock:
@@ -148,10 +177,12 @@ class Recorder:
             if self._sink is None:
                 return False
             self._setup_samplers()
-            # Prime: a first reading now gives epoch 0 its deltas (CPU time) and pays NVML's
-            # initialisation here rather than inside the first epoch.
+            # Prime: a first reading now gives epoch 0 its deltas (CPU time). The GPU
+            # sampler primes on its own thread (NVML's initialisation), usually started
+            # by the warm-up long before; its inventory below waits for it if needed.
             for sampler in self._samplers:
-                self.guard.run(f"{sampler.name} sampler", sampler.sample, None)
+                prime = getattr(sampler, "prime", None)
+                self.guard.run(f"{sampler.name} sampler", prime if callable(prime) else sampler.sample, None)
             empty: dict[str, Any] = {}
             env = self.guard.run("fingerprint", self._fingerprint, empty)
             rec = schema.record(
@@ -411,7 +442,7 @@ class Recorder:
         after each piece of work; the sum grows only, so the difference is new work.
         """
         parts: list[Any] = [self._analysis, self._sink, self._dirs, *self._samplers]
-        total = 0.0
+        total = self._warmup_cpu
         for part in parts:
             seconds = getattr(part, "cpu_seconds", None)
             if isinstance(seconds, int | float):
@@ -469,6 +500,9 @@ class Recorder:
     # -- setup -----------------------------------------------------------------------
 
     def _setup_samplers(self) -> None:
+        if self._samplers_made:
+            return
+        self._samplers_made = True
         pid = os.getpid()
 
         def host() -> Sampler:
@@ -487,6 +521,9 @@ class Recorder:
             sampler = self.guard.run(f"{name} sampler", make, None)
             if sampler is not None:
                 self._samplers.append(sampler)
+                prime = getattr(sampler, "prime", None)
+                if callable(prime):
+                    self.guard.run(f"{name} sampler", prime, None)
 
     def _fingerprint(self) -> dict[str, Any]:
         from epochwatch.fingerprint import environment

@@ -64,6 +64,7 @@ class BackgroundSampler:
         self._job: _Job | None = None
         self._hung = False
         self._thread: threading.Thread | None = None
+        self._inventory: _Job | None = None  # asked for early by prime()
         self.cpu_seconds = 0.0  # the worker thread's CPU time so far: the hook's overhead counts it
 
     # -- the Sampler protocol, on the training thread ------------------------------------------
@@ -90,11 +91,22 @@ class BackgroundSampler:
             return previous.outcome()  # the reading that came in after the last epoch's deadline
         return None
 
+    def prime(self) -> None:
+        """Start the first reading and the inventory now, without waiting for either (the
+        first call pays the driver's initialisation, up to seconds): `inventory()` then
+        finds its answer ready, and the first epoch's reading has a previous one."""
+        if self._hung or self._job is not None:
+            return
+        self._job = self._submit(self._sampler.sample)
+        inventory = getattr(self._sampler, "inventory", None)
+        if callable(inventory) and self._inventory is None:
+            self._inventory = self._submit(inventory)
+
     def inventory(self) -> dict[str, Any] | None:
         inventory = getattr(self._sampler, "inventory", None)
         if not callable(inventory) or self._hung:
             return None
-        job = self._submit(inventory)
+        job, self._inventory = self._inventory or self._submit(inventory), None
         inv: dict[str, Any] | None = self._wait(job, self.start_deadline)
         return inv
 
