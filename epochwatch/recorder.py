@@ -197,7 +197,9 @@ class Recorder:
                 rec["training"] = training
             # Online detection runs on its own thread, which also imports and builds it.
             self._analysis = self.guard.run("online detection", lambda: self._new_analysis(rec), None)
-            rec["overhead_seconds"] = round(time.perf_counter() - t0 + self._background_cpu(), 6)
+            background = self._background_cpu()
+            rec["overhead_seconds"] = round(time.perf_counter() - t0 + background, 6)
+            rec["overhead_background_seconds"] = round(background, 6)
             self.overhead_total += rec["overhead_seconds"]
             self._write(rec)
             self._start_watching()
@@ -379,8 +381,10 @@ class Recorder:
                     rec["retraces"] = block
             # The training thread's time (wall: waits count) plus the CPU the hook's own
             # threads used since the last record (analysis, samplers, sender, watcher).
-            overhead = epoch.overhead + (time.perf_counter() - t0) + self._background_cpu()
+            background = self._background_cpu()
+            overhead = epoch.overhead + (time.perf_counter() - t0) + background
             rec["overhead_seconds"] = round(overhead, 6)
+            rec["overhead_background_seconds"] = round(background, 6)
             self._write(rec)
             analysis = self._analysis
             if analysis is not None:

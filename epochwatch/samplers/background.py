@@ -75,8 +75,8 @@ class BackgroundSampler:
         Raises SamplerHung when a call has been running longer than `hang_after`, and
         whatever the wrapped sampler raised (the caller's Guard handles both once).
         """
-        if self._hung:
-            return None
+        if self._hung or getattr(self._sampler, "unavailable", False):
+            return None  # hung, or no GPU at all: no hand-off to the worker every epoch
         previous = self._job
         if previous is not None and not previous.done.is_set():
             job = previous  # still running: wait for it, not for a second one behind it

@@ -238,6 +238,11 @@ class NvmlSampler:
         other._owner = False
         return other
 
+    @property
+    def unavailable(self) -> bool:
+        """True once NVML failed to start (no driver, no GPU): no reading will ever come."""
+        return self._lib._state in ("unavailable", "closed")
+
     def sample(self) -> dict[str, Any] | None:
         """`{"devices": [...]}` per docs/trace-format.md; None when NVML is unavailable."""
         lib = self._lib
