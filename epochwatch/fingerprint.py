@@ -29,6 +29,7 @@ _PACKAGES = (
     "jax",
     "torch",
 )
+_FRAMEWORKS = ("tensorflow", "keras", "torch", "jax")
 _DIST_NAMES = {
     "tensorflow": ("tensorflow", "tensorflow-cpu", "tf-nightly"),
     "tf_keras": ("tf-keras",),
@@ -76,6 +77,8 @@ def environment(memory_limit: int | None = None) -> dict[str, Any]:
         "pid": os.getpid(),
         "uid": os.getuid() if hasattr(os, "getuid") else None,
         "packages": package_versions(),
+        # The frameworks the script has imported by now (what decides which hints apply).
+        "frameworks": [name for name in _FRAMEWORKS if sys.modules.get(name) is not None],
     }
     if memory_limit is not None:
         env["memory_limit_bytes"] = memory_limit

@@ -75,6 +75,7 @@ class Recorder:
         self._samplers: list[Sampler] = []
         self._epoch_sources: dict[str, EpochSource] = {}
         self._fingerprint_sources: dict[str, EpochSource] = {}
+        self._field_sources: dict[str, EpochSource] = {}
         self._retraces: Any = None
         self._dirs: Any = None
         self._watched: dict[str, str] = {}
@@ -104,8 +105,19 @@ class Recorder:
         """Something that adds one block to run_start's `env` (e.g. `tf_build`)."""
         self._fingerprint_sources[name] = source
 
+    def add_epoch_fields(self, name: str, source: EpochSource) -> None:
+        """Something that adds top-level fields to every epoch record where the record has
+        none of its own (e.g. a PyTorch loop's `lr` and `iterations`, which Keras' callback
+        fills in for a fit)."""
+        self._field_sources[name] = source
+
     def set_retrace_ledger(self, ledger: Any) -> None:
         self._retraces = ledger
+
+    @property
+    def retrace_ledger(self) -> Any:
+        """The ledger set so far (TF, JAX and torch.compile share one), or None."""
+        return self._retraces
 
     def add_listener(self, callback: Callable[[dict[str, Any]], None], part: str = "record listener") -> None:
         """Call `callback(record)` after every record written (e.g. restore diagnostics
@@ -283,10 +295,13 @@ class Recorder:
     def begin_epoch(self, number: int, source: str, fit: int | None = None) -> None:
         t0 = time.perf_counter()
         with self._lock:
+            starting = not self._started
             if not self.start():
                 return
-            self._epoch = _Epoch(number, source, fit, time.time(), t0)
-            self._epoch.overhead = self._carry_overhead + (time.perf_counter() - t0)
+            # The run's set-up is run_start's overhead: not charged to the first epoch as well.
+            t1 = time.perf_counter() if starting else t0
+            self._epoch = _Epoch(number, source, fit, time.time(), t1)
+            self._epoch.overhead = self._carry_overhead + (time.perf_counter() - t1)
             self._carry_overhead = 0.0
 
     @property
@@ -375,6 +390,9 @@ class Recorder:
                 block = self.guard.run(name, source, None)
                 if block:
                     rec[name] = block
+            for name, source in self._field_sources.items():
+                for key, value in (self.guard.run(name, source, None) or {}).items():
+                    rec.setdefault(key, value)
             if self._retraces is not None:
                 block = self.guard.run("retrace tracking", self._retraces.drain, None)
                 if block:

@@ -68,6 +68,13 @@ KEYED = (
     "dir_free",
     "fn_new",
 )
+# Epoch blocks holding a framework allocator's own bytes per device (`current_bytes`,
+# `peak_bytes`), read into the tf_current/tf_peak columns whichever framework wrote them.
+ALLOCATOR_BLOCKS = {
+    "tf_memory": "TF allocator",
+    "torch_memory": "torch.cuda allocator",
+    "jax_memory": "JAX device memory",
+}
 HEAD = 8  # first values kept per column: the run's own baseline
 # Warm-up state per epoch (series.warm): the first epoch of a fit or loop (compile, first
 # traces), the few after it that still trace (settling), or steady.
@@ -173,6 +180,8 @@ class EpochSeries:
         self.head: dict[str, list[float]] = {}
         self.dir_roles: dict[str, str] = {}
         self.gpu_names: dict[str, str] = {}
+        # Which framework's allocator a device's tf_current/tf_peak came from (evidence).
+        self.allocator_sources: dict[str, str] = {}
         self.gpu_reasons: dict[str, Counter[str]] = {}
         self.functions: dict[str, FunctionRetraces] = {}
         self._pending = _Pending()
@@ -279,12 +288,15 @@ class EpochSeries:
                     out.setdefault("gpu_throttled", {})[key] = 1.0 if names else 0.0
                     if names:
                         self.gpu_reasons.setdefault(key, Counter()).update(names)
-        tf_mem = rec.get("tf_memory")
-        if isinstance(tf_mem, Mapping):
-            for dev, block in tf_mem.items():
+        for family, source in ALLOCATOR_BLOCKS.items():
+            mem = rec.get(family)
+            if not isinstance(mem, Mapping):
+                continue
+            for dev, block in mem.items():
                 if isinstance(block, Mapping):
                     out.setdefault("tf_current", {})[str(dev)] = _num(block.get("current_bytes"))
                     out.setdefault("tf_peak", {})[str(dev)] = _num(block.get("peak_bytes"))
+                    self.allocator_sources[str(dev)] = str(block.get("source") or source)[:60]
         dirs = rec.get("dirs")
         if isinstance(dirs, Mapping):
             for path, block in dirs.items():

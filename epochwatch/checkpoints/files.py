@@ -19,6 +19,7 @@ H5 = "h5"  # legacy whole-model HDF5 (.h5/.hdf5)
 WEIGHTS_H5 = "weights.h5"  # Keras weights-only HDF5 (.weights.h5, or sharded .weights.json)
 TF_CHECKPOINT = "tf_checkpoint"
 SAVED_MODEL = "saved_model"
+TORCH = "torch"  # torch.save of a state dict or a checkpoint dict (one file)
 
 # A save directory with more files than this is not walked on the training thread's behalf.
 MAX_FILES = 10_000

@@ -24,6 +24,8 @@ _WEIGHTS_MEMBER = "model.weights.h5"
 
 def inspect_file(path: str, fmt: str) -> dict[str, Any]:
     """`{"optimizer_included": bool, "file_optimizer_variables": n}`, or {} when unknown."""
+    if fmt not in (KERAS, WEIGHTS_H5, H5):
+        return {}  # not a Keras file: h5py (and the import it costs) has nothing to read
     try:
         import h5py  # Keras needs it for these formats, so it is importable when they are used
     except ImportError:

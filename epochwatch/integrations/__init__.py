@@ -1,4 +1,4 @@
-"""Everything that touches TF/Keras internals, installed only once the user imported them.
+"""Everything that touches TF/Keras/JAX/PyTorch internals, installed only once the user imported them.
 
 INTEGRATIONS is the one place an integration is registered: (module that triggers it,
 install function). An install function receives the Recorder and may import
@@ -28,6 +28,18 @@ def _tf(recorder: Recorder) -> None:
     tf.install(recorder)
 
 
+def _jax(recorder: Recorder) -> None:
+    from epochwatch.integrations import jax
+
+    jax.install(recorder)
+
+
+def _torch(recorder: Recorder) -> None:
+    from epochwatch.integrations import torch
+
+    torch.install(recorder)
+
+
 def _saving() -> Any:
     from epochwatch.integrations import saving
 
@@ -40,4 +52,13 @@ INTEGRATIONS: list[tuple[str, str, Install]] = [
     ("keras", "keras integration", _keras),
     ("tensorflow", "saving integration", lambda rec: _saving().install_tf(rec)),
     ("keras", "saving integration", lambda rec: _saving().install_keras(rec)),
+    ("jax", "jax integration", _jax),
+    ("torch", "torch integration", _torch),
+    ("torch", "torch saving integration", lambda rec: _torch_saving().install(rec)),
 ]
+
+
+def _torch_saving() -> Any:
+    from epochwatch.integrations import torch_saving
+
+    return torch_saving

@@ -32,6 +32,7 @@ _ROLE_BY_CALLBACK = {
 def install(recorder: Recorder) -> None:
     import keras
 
+    recorder.add_fingerprint_source("keras_backend", keras.backend.backend)
     model_cls = keras.Model
     original = model_cls.fit
     if getattr(original, "__epochwatch__", False):
@@ -314,6 +315,10 @@ def _fit_block(callback: Any, fit_index: int, recorder: Recorder) -> dict[str, A
     arguments = callback._arguments
     params = callback.params or {}
     block: dict[str, Any] = {"fit": fit_index}
+    with contextlib.suppress(Exception):
+        import keras
+
+        block["backend"] = str(keras.backend.backend())
     info: dict[str, Any] = {"name": getattr(model, "name", None), "class": type(model).__name__}
     try:
         info["params"] = int(model.count_params())

@@ -86,6 +86,14 @@ def events_for(recorder: Recorder) -> SaveEvents:
         return events
 
 
+def follow_restores() -> None:
+    """Start following the run's records after a restore (another framework's integration
+    calls this at its restores, as the Keras and TF ones do)."""
+    watcher = _state.get("watcher")
+    if watcher is not None:
+        watcher.attach()
+
+
 def _exit_hook(recorder: Recorder) -> None:
     """Flush pending hashes when the run ends, before run_end is written (once)."""
     if _state.get("exit_hook"):

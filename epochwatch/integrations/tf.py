@@ -44,6 +44,12 @@ class RetraceLedger:
 
     def traced(self, name: str, function_type: Any, seconds: float, concrete: Any, outermost: bool) -> None:
         causes = explain_retrace(self._last_type.get(name), function_type)
+        self.count(name, causes, seconds if outermost else 0.0, concrete)
+        self._last_type[name] = function_type
+
+    def count(self, name: str, causes: list[dict[str, str]], seconds: float, live: Any = None) -> None:
+        """One new trace (or compilation) of `name`, with its causes: what every framework's
+        integration reports (tf.function traces, JAX jit cache misses, torch.compile recompiles)."""
         with self._lock:
             tally = self._functions.get(name)
             if tally is None:
@@ -55,11 +61,15 @@ class RetraceLedger:
             for cause in causes:
                 if len(tally.causes) < _MAX_CAUSES and cause not in tally.causes:
                     tally.causes.append(cause)
-            self._last_type[name] = function_type
-            if outermost:
-                self._build_seconds += seconds
-            with contextlib.suppress(TypeError):
-                self._live.add(concrete)
+            self._build_seconds += seconds
+            if live is not None:
+                with contextlib.suppress(TypeError):
+                    self._live.add(live)
+
+    def count_build(self, seconds: float) -> None:
+        """Time spent compiling what was traced (JAX reports it apart from the trace)."""
+        with self._lock:
+            self._build_seconds += seconds
 
     def drain(self) -> dict[str, Any] | None:
         """The `retraces` block for the epoch that just ended; resets the per-epoch counts."""
@@ -228,7 +238,7 @@ def build_info() -> dict[str, Any]:
 
 def install(recorder: Any) -> None:
     """Wire TensorFlow into the recorder: retraces, allocator memory, build facts."""
-    ledger = RetraceLedger()
+    ledger = getattr(recorder, "retrace_ledger", None) or RetraceLedger()
     install_retrace_tracking(ledger, recorder.guard)
     recorder.set_retrace_ledger(ledger)
     recorder.add_epoch_source("tf_memory", allocator_source())

@@ -172,7 +172,11 @@ def _meta(out: IO[str], run: Mapping[str, Any]) -> None:
     if isinstance(run.get("overhead_share"), int | float):
         parts.append(f"epochwatch overhead {fmt_pct(run['overhead_share'])} of epoch time")
     rows.append(("ended", " · ".join(parts)))
-    versions = [f"{k} {fp[k]}" for k in ("python", "tensorflow", "keras", "numpy") if fp.get(k)]
+    versions = [
+        f"{k} {fp[k]}"
+        for k in ("python", "tensorflow", "keras", "keras_backend", "torch", "jax", "numpy")
+        if fp.get(k)
+    ]
     if versions:
         rows.append(("versions", " · ".join(versions)))
     host = [str(fp.get("hostname", "?"))]

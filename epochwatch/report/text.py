@@ -27,7 +27,11 @@ def _fmt(unit: str, v: Any) -> str:
 
 
 def _versions(fp: Mapping[str, Any]) -> str:
-    parts = [f"{name} {fp[name]}" for name in ("python", "tensorflow", "keras", "numpy") if fp.get(name)]
+    parts = [
+        f"{name} {fp[name]}"
+        for name in ("python", "tensorflow", "keras", "keras_backend", "torch", "jax", "numpy")
+        if fp.get(name)
+    ]
     return " · ".join(parts) or "-"
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from epochwatch.analysis import frameworks
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import INFO, WARNING, Finding
 from epochwatch.analysis.leaks import growth_evidence
@@ -30,6 +31,10 @@ HINT = (
     "job, pin with taskset/cgroups, or lower tf.config.threading.set_inter_op_parallelism_threads / "
     "set_intra_op_parallelism_threads and tf.data num_parallel_calls to the cores that are free"
 )
+
+
+def _hint(view: RunAtEpoch) -> str:
+    return frameworks.hint(KIND, frameworks.framework(view.start), HINT)
 
 
 def _sampled(view: RunAtEpoch) -> Finding | None:
@@ -54,7 +59,7 @@ def _sampled(view: RunAtEpoch) -> Finding | None:
     title = f"other processes use {median(others):.0f}% CPU while the host is busy"
     if busiest:
         title += f" (busiest: {busiest[0]['name']})"
-    return Finding(KIND, WARNING, title, evidence, HINT, "cpu", view.epoch_number(view.last))
+    return Finding(KIND, WARNING, title, evidence, _hint(view), "cpu", view.epoch_number(view.last))
 
 
 def _busiest(view: RunAtEpoch) -> list[dict[str, Any]]:
@@ -96,7 +101,7 @@ def _cpu_share(view: RunAtEpoch) -> Finding | None:
         f"per second over epochs {evidence['epochs'][0]}-{evidence['epochs'][-1]}, for the same work"
     )
     # An inference (the wait could be I/O or sleeps too), hence info, not warning.
-    return Finding(KIND, INFO, title, evidence, HINT, "cpu", view.epoch_number(view.last))
+    return Finding(KIND, INFO, title, evidence, _hint(view), "cpu", view.epoch_number(view.last))
 
 
 def detect(view: RunAtEpoch) -> list[Finding]:

@@ -1,14 +1,15 @@
 """gpu_memory_growth: memory on a GPU keeps rising, per device.
 
-Series: TF's allocator `tf_memory["GPU:i"].current_bytes` where the trace has it (what the
-model really holds; NVML cannot see inside TF's pre-allocated pool), else NVML's
+Series: the framework allocator's `current_bytes` where the trace has it (`tf_memory`,
+`torch_memory` or `jax_memory["GPU:i"]`: what the model really holds; NVML cannot see inside
+TF's or JAX's pre-allocated pool, nor tell PyTorch's cache from live tensors), else NVML's
 `process_memory_bytes` for device i. Lower envelope as for host memory (allocator
 chunks), the same decision rule. The limit is the device's `memory_total_bytes`.
 """
 
 from __future__ import annotations
 
-from epochwatch.analysis import leaks
+from epochwatch.analysis import frameworks, leaks
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.detectors.host_memory import ENVELOPE, PERSISTENCE, RULE
 from epochwatch.analysis.findings import Finding
@@ -56,10 +57,15 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         proj = leaks.projection(view, level, limit, g.slope)
         evidence = leaks.growth_evidence(view, g, w)
         evidence.update(proj)
-        evidence["source"] = "TF allocator current_bytes" if column == "tf_current" else "NVML process memory"
+        if column == "tf_current":
+            source = view.series.allocator_sources.get(key, "TF allocator")
+            evidence["source"] = f"{source} current_bytes" if "allocator" in source else source
+        else:
+            evidence["source"] = "NVML process memory"
         evidence["level"] = level
         name = view.series.gpu_names.get(index)
-        title = f"GPU memory on {target} grows {fmt_bytes(g.slope)} per epoch: {fmt_bytes(g.start)} -> {fmt_bytes(g.now)}"
+        what = "GPU memory" if not target.startswith("CPU") else "Device memory (JAX, host-backed)"
+        title = f"{what} on {target} grows {fmt_bytes(g.slope)} per epoch: {fmt_bytes(g.start)} -> {fmt_bytes(g.now)}"
         when = leaks.when_text(proj)
         if when:
             title += f"; fills the device ({fmt_bytes(limit)}{', ' + name if name else ''}) {when}"
@@ -69,7 +75,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
                 severity=leaks.severity(proj),
                 title=title,
                 evidence=evidence,
-                hint=HINT,
+                hint=frameworks.hint(KIND, frameworks.framework(view.start), HINT),
                 target=target,
                 epoch=view.epoch_number(view.last),
             )

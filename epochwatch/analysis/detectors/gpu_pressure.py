@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from epochwatch.analysis import frameworks
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import CRITICAL, WARNING, Finding
 from epochwatch.analysis.units import fmt_bytes, fmt_pct
@@ -45,7 +46,7 @@ def _device(view: RunAtEpoch, key: str) -> Finding | None:
         peak = view.value("tf_peak", i, target)
         if peak == peak:
             shares.append(peak / total)
-            source = "TF allocator peak"
+            source = f"{view.series.allocator_sources.get(target, 'TF allocator')} peak"
             continue
         used, own = view.value("gpu_used", i, key), view.value("gpu_proc", i, key)
         if not (used == used and own == own):
@@ -74,7 +75,8 @@ def _device(view: RunAtEpoch, key: str) -> Finding | None:
     if others:
         title += f"; other processes hold {fmt_bytes(others)}"
     severity = CRITICAL if share >= CRITICAL_SHARE else WARNING
-    return Finding(KIND, severity, title, evidence, HINT, target, view.epoch_number(view.last))
+    hint = frameworks.hint(KIND, frameworks.framework(view.start), HINT)
+    return Finding(KIND, severity, title, evidence, hint, target, view.epoch_number(view.last))
 
 
 def detect(view: RunAtEpoch) -> list[Finding]:

@@ -9,7 +9,7 @@ cgroup memory limit where set, else physical memory.
 
 from __future__ import annotations
 
-from epochwatch.analysis import leaks
+from epochwatch.analysis import frameworks, leaks
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import Finding
 from epochwatch.analysis.trend import GrowthRule, assess_growth
@@ -71,7 +71,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
             severity=leaks.severity(proj),
             title=title,
             evidence=evidence,
-            hint=HINT,
+            hint=frameworks.hint(KIND, frameworks.framework(view.start), HINT),
             target=None,
             epoch=view.epoch_number(view.last),
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from epochwatch.analysis import frameworks
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import CRITICAL, WARNING, Finding
 from epochwatch.analysis.series import FunctionRetraces
@@ -41,7 +42,13 @@ def _python_type(text: str) -> str:
     return word if word in ("float", "int", "bool", "str", "tuple", "list", "dict") else ""
 
 
-def hint_for(cause: tuple[str, str, str, str] | None) -> str:
+def hint_for(cause: tuple[str, str, str, str] | None, fw: str = frameworks.TENSORFLOW) -> str:
+    if fw != frameworks.TENSORFLOW:
+        arg, change, was, now = cause if cause is not None else ("", "none", "", "")
+        topic = change if change in ("none", "shape", "value", "dtype") else "other"
+        return frameworks.hint(
+            f"{KIND}:{topic}", fw, hint_for(cause), arg=arg, change=change, was=was, now=now
+        )
     if cause is None:
         return (
             "the function is traced anew without a changing argument: it is probably created again "
@@ -118,7 +125,8 @@ def _evaluate(
         evidence["now"] = cause[3]
         counted = info.causes_before(view.end).most_common(6)
         evidence["causes"] = {f"{a}:{c}": n for (a, c), n in counted if c != "new"}
-    title = f"tf.function `{name}` retraced {int(total)} times after warm-up ({hits} of the last {len(recent)} epochs)"
+    fw = frameworks.framework(view.start)
+    title = f"{frameworks.COMPILED[fw]} `{name}` retraced {int(total)} times after warm-up ({hits} of the last {len(recent)} epochs)"
     if cause is not None:
         title += f"; argument `{cause[0]}` changes {cause[1]}"
     return Finding(
@@ -126,7 +134,7 @@ def _evaluate(
         severity=CRITICAL if share >= CRITICAL_BUILD_SHARE else WARNING,
         title=title,
         evidence=evidence,
-        hint=hint_for(cause),
+        hint=hint_for(cause, fw),
         target=name,
         epoch=view.epoch_number(view.last),
     )

@@ -68,7 +68,7 @@ def check_versions(r: Resume) -> list[Finding]:
     if r.by_hash and r.parent is not None:
         before = (((r.parent.start or {}).get("env") or {}).get("packages")) or {}
         listed = {d["package"] for d in diffs}
-        for pkg in ("keras", "tensorflow", "h5py"):
+        for pkg in ("keras", "tensorflow", "h5py", "torch", "jax"):
             if pkg in listed:
                 continue
             pv, cv = _version(before.get(pkg)), _version(now.get(pkg))

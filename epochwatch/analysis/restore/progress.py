@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from statistics import median
 from typing import Any
 
+from epochwatch.analysis import frameworks
 from epochwatch.analysis.findings import Finding
 from epochwatch.analysis.restore.environment import gpu_names
 from epochwatch.analysis.restore.resume import WINDOW, Resume
@@ -76,11 +77,15 @@ def check_loss_jump(r: Resume) -> list[Finding]:
             severity,
             f"Loss jumped from {last:.4g} to {child:.4g} ({ratio}) in the first epoch after the restore",
             {k: v for k, v in evidence.items() if v is not None},
-            "The resumed run is not continuing where its parent stopped. Look at the other restore "
-            "findings of this run for the cause: optimizer state not restored, inputs scaled differently "
-            "(input_distribution_shift), a changed learning rate, batch size or loss. Restore the full "
-            "state (model.save/.keras + load_model, or tf.train.Checkpoint with the optimizer) and feed "
-            "the inputs through the same preprocessing as the parent.",
+            frameworks.hint(
+                "loss_jump_after_restore",
+                frameworks.framework(r.run.start),
+                "The resumed run is not continuing where its parent stopped. Look at the other restore "
+                "findings of this run for the cause: optimizer state not restored, inputs scaled differently "
+                "(input_distribution_shift), a changed learning rate, batch size or loss. Restore the full "
+                "state (model.save/.keras + load_model, or tf.train.Checkpoint with the optimizer) and feed "
+                "the inputs through the same preprocessing as the parent.",
+            ),
             r.target,
             r.first_epoch,
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from epochwatch.analysis import frameworks
 from epochwatch.analysis.findings import Finding
 from epochwatch.analysis.restore.lineage import MATCH_PATH, restored_at, saved_at
 from epochwatch.analysis.restore.resume import Resume
@@ -22,6 +23,7 @@ EXPECTED_LOAD = {
     "weights.h5": (0.3, 300e6),
     "tf_checkpoint": (0.3, 500e6),
     "saved_model": (3.0, 200e6),  # restores concrete functions too
+    "torch": (0.3, 500e6),  # torch.load of a state-dict checkpoint (zip of tensors)
 }
 SLOW_RESTORE_FACTOR = 3.0
 SLOW_RESTORE_MIN_SECONDS = 5.0
@@ -105,6 +107,7 @@ def check_optimizer(r: Resume) -> list[Finding]:
             "with `keras.models.load_model('ckpt.keras')`, or restore a `tf.train.Checkpoint` that tracks "
             "the optimizer."
         )
+    hint = frameworks.hint("optimizer_state_not_restored", frameworks.framework(r.run.start), hint)
     who = f"run {r.link.parent}" if r.by_hash and r.link is not None else "the file"
     return [
         Finding(

@@ -70,12 +70,10 @@ class Resume:
     def child_start_step(self) -> tuple[int | None, str]:
         """The optimizer's step right after the restore, and where that number comes from."""
         first = self.child_epochs[0] if self.child_epochs else None
-        if (
-            first is not None
-            and isinstance(first.get("iterations"), int)
-            and isinstance(first.get("steps"), int)
-        ):
-            return max(0, first["iterations"] - first["steps"]), "first epoch after the restore"
+        # A PyTorch loop's epochs count optimizer steps apart from logged batches (accumulation).
+        steps = first.get("optimizer_steps", first.get("steps")) if first is not None else None
+        if first is not None and isinstance(first.get("iterations"), int) and isinstance(steps, int):
+            return max(0, first["iterations"] - steps), "first epoch after the restore"
         opt = self.restore.get("optimizer")
         keras_file = self.restore.get("format") in ("keras", "h5", "weights.h5")
         if keras_file and isinstance(opt, dict) and isinstance(opt.get("iterations"), int):

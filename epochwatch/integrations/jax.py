@@ -1,0 +1,186 @@
+"""JAX (plain, or as Keras' backend): jit recompilations as retraces, the device allocator.
+
+Recompilations: JAX reports every top-level jit trace through `jax.monitoring`: a scalar
+event `/jax/core/compile/jaxpr_trace_duration` when tracing starts and a duration event of
+the same name when it ends, both with `fun_name`, and `backend_compile_duration` for the
+XLA compile that follows. A trace is a jit cache miss, so each one counts as a new trace of
+`fun_name` in the same `retraces` block tf.function traces use (retrace_storm reads it
+unchanged). The cause: at the start event, the frame that is about to trace holds the
+abstract input types (`in_type`) and the argument names (`dbg.arg_names`); comparing them
+with the same function's previous trace names the argument whose shape or dtype changed.
+That frame is JAX-internal and may change between versions: when it is not found, the
+trace is counted without a cause. Costs only at trace time, never per step.
+
+Memory: `device.memory_stats()` (`bytes_in_use`, `peak_bytes_in_use`, `bytes_limit`) per
+device, read at each epoch end. NVML cannot see inside JAX's pool (it reserves 75% of a GPU
+up front), so this is the only view of a device leak. CPU devices return None there; for
+them the live arrays' bytes per device (`jax.live_arrays()`) stand in, which is what a
+callback that keeps device arrays grows.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from epochwatch.guard import Guard
+from epochwatch.integrations.tf import RetraceLedger
+
+TRACE_EVENT = "/jax/core/compile/jaxpr_trace_duration"
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+_MAX_CAUSES = 5
+_MAX_FRAMES = 12
+
+
+def _avals(in_type: Any) -> list[tuple[Any, str]] | None:
+    """(shape, dtype) per flat argument of an `in_type` (a FlatTree or a tuple of avals)."""
+    values = getattr(in_type, "vals", in_type)
+    try:
+        return [(tuple(getattr(a, "shape", ())), str(getattr(a, "dtype", "?"))) for a in values]
+    except TypeError:
+        return None
+
+
+def _describe(aval: tuple[Any, str]) -> str:
+    return f"{aval[1]}{list(aval[0])}"
+
+
+def explain(
+    previous: list[tuple[Any, str]] | None, current: list[tuple[Any, str]], names: Any
+) -> list[dict[str, str]]:
+    """Which flat arguments changed shape or dtype since the previous trace of a function."""
+    if previous is None:
+        return [{"arg": "*", "change": "new", "was": "", "now": "first trace"}]
+    if len(previous) != len(current):
+        return [
+            {
+                "arg": "*",
+                "change": "structure",
+                "was": f"{len(previous)} arrays",
+                "now": f"{len(current)} arrays",
+            }
+        ]
+    labels = list(names) if isinstance(names, tuple | list) and len(names) == len(current) else None
+    out: list[dict[str, str]] = []
+    for i, (was, now) in enumerate(zip(previous, current, strict=True)):
+        if was == now:
+            continue
+        arg = str(labels[i]) if labels else f"args[{i}]"
+        change = "dtype" if was[1] != now[1] else "shape"
+        out.append({"arg": arg, "change": change, "was": _describe(was), "now": _describe(now)})
+        if len(out) >= _MAX_CAUSES:
+            break
+    return out
+
+
+class JitWatcher:
+    """Turns jax.monitoring's compile events into RetraceLedger counts, per function."""
+
+    def __init__(self, ledger: RetraceLedger, guard: Guard) -> None:
+        self._ledger = ledger
+        self._guard = guard
+        self._last: dict[str, list[tuple[Any, str]]] = {}
+        self._pending = threading.local()
+
+    def on_scalar(self, event: str, value: float, **kwargs: Any) -> None:
+        if event != TRACE_EVENT:
+            return
+        name = str(kwargs.get("fun_name") or "<jit>")
+        self._guard.run("jax recompile tracking", lambda: self._started(name), None)
+
+    def _started(self, name: str) -> None:
+        frame: FrameType | None = sys._getframe(1)
+        found: dict[str, Any] | None = None
+        for _ in range(_MAX_FRAMES):
+            if frame is None:
+                break
+            if "in_type" in frame.f_locals:
+                found = frame.f_locals
+                break
+            frame = frame.f_back
+        causes: list[dict[str, str]] = []
+        if found is not None:
+            current = _avals(found["in_type"])
+            if current is not None:
+                names = getattr(found.get("dbg"), "arg_names", None)
+                causes = explain(self._last.get(name), current, names)
+                self._last[name] = current
+        self._pending.name = name
+        self._pending.causes = causes
+
+    def on_duration(self, event: str, seconds: float, **kwargs: Any) -> None:
+        if event == TRACE_EVENT:
+            name = str(kwargs.get("fun_name") or "<jit>")
+            causes = (
+                getattr(self._pending, "causes", []) if getattr(self._pending, "name", None) == name else []
+            )
+            self._pending.name = None
+            self._guard.run(
+                "jax recompile tracking", lambda: self._ledger.count(name, causes, float(seconds)), None
+            )
+        elif event == COMPILE_EVENT:
+            self._guard.run("jax recompile tracking", lambda: self._ledger.count_build(float(seconds)), None)
+
+
+def memory_source() -> Callable[[], dict[str, Any] | None]:
+    """Bytes in use and peak per JAX device (`GPU:0`, `CPU:0`), from JAX itself."""
+    import jax
+
+    def sample() -> dict[str, Any] | None:
+        out: dict[str, Any] = {}
+        missing: list[Any] = []
+        for device in jax.local_devices():
+            stats = device.memory_stats()
+            key = f"{str(device.platform).upper()}:{device.id}"
+            if stats and "bytes_in_use" in stats:
+                block = {"current_bytes": int(stats["bytes_in_use"]), "source": "jax memory_stats"}
+                if "peak_bytes_in_use" in stats:
+                    block["peak_bytes"] = int(stats["peak_bytes_in_use"])
+                if "bytes_limit" in stats:
+                    block["limit_bytes"] = int(stats["bytes_limit"])
+                out[key] = block
+            else:
+                missing.append(device)
+        if missing:
+            live: dict[Any, int] = {d: 0 for d in missing}
+            for array in jax.live_arrays():
+                for device in array.devices():
+                    if device in live:
+                        live[device] += int(array.nbytes) // max(1, len(array.devices()))
+            for device, total in live.items():
+                key = f"{str(device.platform).upper()}:{device.id}"
+                out[key] = {"current_bytes": total, "source": "jax live_arrays"}
+        return out or None
+
+    return sample
+
+
+def build_info() -> dict[str, Any]:
+    """JAX's version and devices, for the fingerprint."""
+    import jax
+
+    devices = jax.local_devices()
+    return {
+        "version": str(jax.__version__),
+        "backend": str(jax.default_backend()),
+        "devices": [str(getattr(d, "device_kind", d.platform)) for d in devices][:16],
+    }
+
+
+def install(recorder: Any) -> None:
+    """Wire JAX into the recorder: jit recompilations, device memory, versions."""
+    from jax import monitoring
+
+    ledger = getattr(recorder, "retrace_ledger", None) or RetraceLedger()
+    recorder.set_retrace_ledger(ledger)
+    watcher = JitWatcher(ledger, recorder.guard)
+    # Older JAX has no scalar events (no causes then) or no fun_name (counted as `<jit>`).
+    scalar = getattr(monitoring, "register_scalar_listener", None)
+    if scalar is not None:
+        scalar(watcher.on_scalar)
+    monitoring.register_event_duration_secs_listener(watcher.on_duration)
+    recorder.add_epoch_source("jax_memory", memory_source())
+    recorder.add_fingerprint_source("jax", build_info)
