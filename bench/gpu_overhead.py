@@ -187,18 +187,19 @@ def custom_loop(loop: Loop, pairs: int, epochs: int, steps: int) -> dict[str, An
     out: dict[str, Any] = {"wall_ratios": walls, "cpu_ratios": cpus}
     if rec is not None:
         rec.flush_analysis()
-        out["accounting"] = _accounting(rec)
+        out["accounting"] = _accounting(rec, skip=epochs)
     return out
 
 
-def _accounting(rec: Any) -> dict[str, float]:
-    """Steady epochs (not the first) of this process's trace: the hook's overhead_seconds."""
+def _accounting(rec: Any, skip: int) -> dict[str, float]:
+    """Steady epochs of this process's trace (after the warm-up block of `skip` epochs,
+    which carries the run's one-time start): the hook's overhead_seconds."""
     from epochwatch.trace.reader import iter_records
 
     trace = os.path.join(rec.trace_dir, f"{rec.run_id}.jsonl")
     ov, thread, secs = [], [], []
     for r in iter_records(trace):
-        if r.get("type") == "epoch" and r.get("epoch", 0) > 0:
+        if r.get("type") == "epoch" and r.get("epoch", 0) >= skip:
             o = float(r.get("overhead_seconds", 0.0))
             ov.append(o)
             thread.append(o - float(r.get("overhead_background_seconds", 0.0)))
@@ -211,20 +212,30 @@ def _accounting(rec: Any) -> dict[str, float]:
         "share": sum(ov) / sum(secs),
         "thread_share": sum(thread) / sum(secs),
         "steady_us": 1e6 * statistics.fmean(ov),
+        "steady_median_us": 1e6 * statistics.median(ov),
         "thread_us": 1e6 * statistics.median(thread),
     }
 
 
-def log_cost(loop: Loop, calls: int = 10_000) -> float:
-    """Microseconds per `hook.log(loss=<device tensor>)`, inside an epoch."""
+def log_cost(loop: Loop, steps: int, epochs: int = 20) -> tuple[float, float]:
+    """Microseconds per `hook.log(loss=<device tensor>)`: the call itself (it keeps the
+    tensor), and with the epoch end's sum of the `steps` values spread over the calls."""
     value = loop.step(0)
     loop.sync(value)
-    with hook.epoch(10**8):
+    calls, ends = 0.0, 0.0
+    rec = hook.recorder()
+    for n in range(epochs):
+        rec.begin_epoch(10**8 + n, "loop") if rec is not None else None
         t0 = time.perf_counter()
-        for _ in range(calls):
+        for _ in range(steps):
             hook.log(loss=value)
-        per = (time.perf_counter() - t0) / calls * 1e6
-    return per
+        t1 = time.perf_counter()
+        if rec is not None:
+            rec.end_epoch({})
+        calls += t1 - t0
+        ends += time.perf_counter() - t1
+    per_call = calls / (epochs * steps) * 1e6
+    return per_call, per_call + ends / (epochs * steps) * 1e6
 
 
 def keras_fit(framework: str, pairs: int, epochs: int, width: int) -> dict[str, Any] | None:
@@ -279,17 +290,21 @@ def main(argv: list[str] | None = None) -> int:
         f"framework {framework} on {loop.device}; width {width}, {a.steps} steps of 256 an epoch; load {os.getloadavg()[0]:.2f}"
     )
     res = custom_loop(loop, a.pairs, a.epochs, a.steps)
-    per_call = log_cost(loop)
+    per_call, with_end = log_cost(loop, a.steps)
     acc = res.get("accounting", {})
     print(f"\ncustom loop, {a.pairs} pairs of {a.epochs} epochs (traced / plain): wall {_spread(res['wall_ratios'])}, "
           f"process CPU {_spread(res['cpu_ratios'])}")  # fmt: skip
     if acc:
         print(
             f"hook's accounting, {acc['epochs']:.0f} steady epochs of {acc['epoch_seconds']:.3f} s: "
-            f"{acc['steady_us']:.0f} us an epoch all threads ({acc['share']:.3%} of epoch time), "
+            f"{acc['steady_median_us']:.0f} us median, {acc['steady_us']:.0f} us mean an epoch all threads "
+            f"({acc['share']:.3%} of epoch time), "
             f"training thread {acc['thread_us']:.0f} us ({acc['thread_share']:.3%})"
         )
-    print(f"hook.log(loss=<{framework} tensor on {loop.device}>): {per_call:.2f} us a call")
+    print(
+        f"hook.log(loss=<{framework} tensor on {loop.device}>): {per_call:.2f} us a call; "
+        f"{with_end:.2f} us with the whole epoch end (samplers, write, the sum) spread over {a.steps} calls"
+    )
     fit = None if a.no_keras else keras_fit(framework, a.pairs, a.epochs, width)
     if fit:
         print(f"Keras fit ({fit['backend']} backend), {a.pairs} pairs of {a.epochs}-epoch fits (traced / plain): "
