@@ -20,6 +20,7 @@ Its CPU time (`cpu_seconds`, this thread's `time.thread_time()`) is part of the 
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
@@ -68,6 +69,7 @@ class AnalysisWorker:
         self._busy = False
         self._failed = False
         self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
 
     # -- the training thread's side ------------------------------------------------------------
 
@@ -78,6 +80,10 @@ class AnalysisWorker:
         """
         if self._failed:
             return False
+        if os.getpid() != self._pid:  # a forked child: the parent's thread is not here
+            self._pid, self._thread, self._busy = os.getpid(), None, False
+            self._cv = threading.Condition()
+            self._queue.clear()
         with self._cv:
             if len(self._queue) >= self.limit:
                 self.dropped += 1
