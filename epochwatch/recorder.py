@@ -89,6 +89,7 @@ class Recorder:
         self.overhead_total = 0.0
         self.overhead_background = 0.0
         self._warmup_cpu = 0.0
+        self.warmed_up = threading.Event()  # set when the warm-up thread is done (benchmarks wait on it)
         self._samplers_made = False
         # Set by the hook from integrations/tensors.py: sums a metric's tensors on their
         # device (one transfer an epoch) and converts one tensor without autograd warnings.
@@ -174,6 +175,7 @@ class Recorder:
                 pass
             finally:
                 self._warmup_cpu = time.thread_time()
+                self.warmed_up.set()
 
         threading.Thread(target=warm, name="epochwatch-warmup", daemon=True).start()
 
