@@ -91,6 +91,8 @@ class Recorder:
         self._warmup_cpu = 0.0
         self.warmed_up = threading.Event()  # set when the warm-up thread is done (benchmarks wait on it)
         self._samplers_made = False
+        self._analysis_start: dict[str, Any] | None = None
+        self._spare_dirs: Any = None
         # Set by the hook from integrations/tensors.py: sums a metric's tensors on their
         # device (one transfer an epoch) and converts one tensor without autograd warnings.
         self.tensor_reducer: Callable[[list[Any]], tuple[float, int] | None] | None = None
@@ -166,6 +168,7 @@ class Recorder:
                 with self._lock:
                     if not self._started:
                         self._setup_samplers()  # and starts NVML's initialisation on its thread
+                        self._start_threads()
                 package_versions()  # fills the cache of installed-package lookups
                 platform.platform()  # caches uname -p, a subprocess (~40 ms)
                 import epochwatch.analysis.online
@@ -209,8 +212,11 @@ class Recorder:
             )
             if training:
                 rec["training"] = training
-            # Online detection runs on its own thread, which also imports and builds it.
-            self._analysis = self.guard.run("online detection", lambda: self._new_analysis(rec), None)
+            # Online detection runs on its own thread, which also imports and builds it
+            # (the warm-up usually started that thread already).
+            self._analysis_start = rec
+            if self._analysis is None:
+                self._analysis = self.guard.run("online detection", self._new_analysis, None)
             background = self._background_cpu()
             rec["overhead_seconds"] = round(time.perf_counter() - t0 + background, 6)
             rec["overhead_background_seconds"] = round(background, 6)
@@ -436,13 +442,13 @@ class Recorder:
                 f"{analysis.limit} records; the trace stays complete (run `epochwatch report` on it)",
             )
 
-    def _new_analysis(self, run_start: dict[str, Any]) -> Any:
+    def _new_analysis(self) -> Any:
         from epochwatch.analysis.worker import AnalysisWorker
 
-        def make() -> Any:
+        def make() -> Any:  # at the first record, which comes after run_start
             from epochwatch.analysis.online import OnlineAnalyzer
 
-            return OnlineAnalyzer(run_start)
+            return OnlineAnalyzer(self._analysis_start)
 
         def failed(exc: BaseException) -> None:
             reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
@@ -495,6 +501,22 @@ class Recorder:
         if ok is not False:
             self._write(schema.record("watch", self.run_id, path=path, role=role))
 
+    def _start_threads(self) -> None:
+        """On the warm-up thread, before the run starts: the analysis and directory
+        watcher threads, so the run's start does not wait for thread starts."""
+        self._analysis = self.guard.run("online detection", self._new_analysis, None)
+        if self._analysis is not None:
+            self.guard.run("online detection", self._analysis.start, None)
+
+        def dirs() -> Any:
+            from epochwatch.samplers.dirs import DirWatcher
+
+            watcher = DirWatcher()
+            watcher.start()
+            return watcher
+
+        self._spare_dirs = self.guard.run("directory watching", dirs, None)
+
     def _start_watching(self) -> None:
         if not self.guard.enabled("directory watching"):
             return
@@ -502,7 +524,7 @@ class Recorder:
         def make() -> Any:
             from epochwatch.samplers.dirs import DirsSampler, DirWatcher
 
-            watcher = DirWatcher()
+            watcher = self._spare_dirs or DirWatcher()
             self._samplers.append(DirsSampler(watcher))
             return watcher
 

@@ -89,11 +89,20 @@ class AnalysisWorker:
                 self.dropped += 1
                 return False
             self._queue.append((record, judge))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="epochwatch-analysis", daemon=True)
-                self._thread.start()
+            self._start()
             self._cv.notify()
         return True
+
+    def start(self) -> None:
+        """Start the thread now rather than at the first record (off the training thread:
+        a thread start can wait for a core on a busy machine)."""
+        with self._cv:
+            self._start()
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="epochwatch-analysis", daemon=True)
+            self._thread.start()
 
     def drain(self, timeout: float = JOIN_SECONDS) -> bool:
         """Wait until every queued record is processed; False if `timeout` ran out first."""

@@ -122,6 +122,7 @@ class DirWatcher:
         self._tree: dict[str, dict[str, int]] = {}  # directory -> {file name: size}
         self._tasks: queue.Queue[Any] = queue.Queue()
         self._worker: threading.Thread | None = None
+        self._worker_pid = 0
         self._observer: Any = None
         self._observer_failed: str | None = None
         self._handler = _Handler(self)
@@ -269,9 +270,16 @@ class DirWatcher:
 
     # worker thread
 
+    def start(self) -> None:
+        """Start the worker thread now rather than at the first `watch()` (the hook does it
+        on its warm-up thread: a thread start can wait for a core on a busy machine)."""
+        with self._lock:
+            self._start_worker()
+
     def _start_worker(self) -> None:
-        if self._worker is None:
+        if self._worker is None or self._worker_pid != os.getpid():  # none yet, or a forked child's
             self._worker = threading.Thread(target=self._run, name="epochwatch-dirs", daemon=True)
+            self._worker_pid = os.getpid()
             self._worker.start()
 
     def _run(self) -> None:
