@@ -352,8 +352,6 @@ class Recorder:
             return
         convert = self.tensor_scalar or _float_or_none
         for value in values:
-            if isinstance(value, bool):
-                continue
             number = convert(value)
             if number is None:
                 continue
