@@ -21,17 +21,17 @@ from pathlib import Path
 from typing import Any
 
 from epochwatch import __version__, environment
-from epochwatch.guard import Guard, say
+from epochwatch.guard import Guard
+from epochwatch.logged import LoggedMetrics
 from epochwatch.samplers.base import Sampler
 from epochwatch.trace import schema
 from epochwatch.trace.sink import Sink, open_sink
 
 EpochSource = Callable[[], "dict[str, Any] | None"]
 
-# Records the online analysis does not take from _write: epochs go to it from end_epoch,
-# run_start when it is made, findings are its own; restores are judged by the restore
-# watcher (checkpoints/resume.py), which has the parent run at hand: feeding them here
-# too would say each restore finding twice.
+# Not fed to online detection from _write: epochs (end_epoch does), run_start (it is the
+# analyzer's start), findings (its own); restores are judged by the restore watcher
+# (checkpoints/resume.py), which has the parent run: here they would be said twice.
 _NOT_FED = frozenset({schema.EPOCH, schema.FINDING, schema.RUN_START, schema.RESTORE})
 MAX_FINDINGS = 1000  # kept for `findings()`; one per (kind, target), so a run rarely has 20
 
@@ -52,9 +52,7 @@ class _Epoch:
     start_wall: float
     start_perf: float
     overhead: float = 0.0
-    sums: dict[str, float] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
-    pending: dict[str, list[Any]] = field(default_factory=dict)
+    metrics: LoggedMetrics = field(default_factory=LoggedMetrics)
 
 
 class Recorder:
@@ -88,13 +86,10 @@ class Recorder:
         self._background_counted = 0.0  # the hook's threads' CPU already in overhead_seconds
         self.overhead_total = 0.0
         self.overhead_background = 0.0
-        self._warmup_cpu = 0.0
+        self._warmup_cpu, self._samplers_made, self._spare_dirs = 0.0, False, None
         self.warmed_up = threading.Event()  # set when the warm-up thread is done (benchmarks wait on it)
-        self._samplers_made = False
         self._analysis_start: dict[str, Any] | None = None
-        self._spare_dirs: Any = None
-        # Set by the hook from integrations/tensors.py: sums a metric's tensors on their
-        # device (one transfer an epoch) and converts one tensor without autograd warnings.
+        # Set by the hook (integrations/tensors.py): logged tensors summed on their device.
         self.tensor_reducer: Callable[[list[Any]], tuple[float, int] | None] | None = None
         self.tensor_scalar: Callable[[Any], float | None] | None = None
 
@@ -154,10 +149,8 @@ class Recorder:
     # -- run lifecycle ---------------------------------------------------------------
 
     def prepare_in_background(self) -> None:
-        """Import now, on a thread, what the run's start needs (samplers, psutil, the
-        fingerprint's package versions, the analysis, the directory watcher), so that the
-        first epoch pays for readings, not imports. Its CPU time is counted like the
-        other threads'; if the run starts first, the imports simply happen there."""
+        """On a thread, now: the imports and threads the run's start needs, so it pays for
+        readings, not imports (CPU counted like the other threads'; harmless if late)."""
 
         def warm() -> None:
             try:
@@ -194,9 +187,8 @@ class Recorder:
             if self._sink is None:
                 return False
             self._setup_samplers()
-            # Prime: a first reading now gives epoch 0 its deltas (CPU time). The GPU
-            # sampler primes on its own thread (NVML's initialisation), usually started
-            # by the warm-up long before; its inventory below waits for it if needed.
+            # Prime: epoch 0 gets its deltas (CPU time). The GPU sampler primes on its thread
+            # (NVML's start), usually long before (warm-up); the inventory waits for it.
             for sampler in self._samplers:
                 prime = getattr(sampler, "prime", None)
                 self.guard.run(f"{sampler.name} sampler", prime if callable(prime) else sampler.sample, None)
@@ -212,9 +204,7 @@ class Recorder:
             )
             if training:
                 rec["training"] = training
-            # Online detection runs on its own thread, which also imports and builds it
-            # (the warm-up usually started that thread already).
-            self._analysis_start = rec
+            self._analysis_start = rec  # online detection's start, on its own thread
             if self._analysis is None:
                 self._analysis = self.guard.run("online detection", self._new_analysis, None)
             background = self._background_cpu()
@@ -231,14 +221,12 @@ class Recorder:
             if self._finished or self._finishing:
                 return
             self._finishing = True
-        # Outside the lock: a finisher may wait for other threads that still emit records
-        # (the last saves' hashes), and they need the lock to write them; so does the
-        # analysis thread, writing the last epochs' findings.
+        # Outside the lock: a finisher may wait for threads that still emit records (the
+        # last saves' hashes), and the analysis thread writes the last findings: both lock.
         for callback in self._finishers:
             self.guard.run("run end", callback, None)
-        analysis = self._analysis
-        if analysis is not None:
-            self.guard.run("online detection", analysis.close, None)
+        if self._analysis is not None:
+            self.guard.run("online detection", self._analysis.close, None)
         with self._lock:
             self._finished = True
             if self._sink is not None:
@@ -309,6 +297,7 @@ class Recorder:
             # The run's set-up is run_start's overhead: not charged to the first epoch as well.
             t1 = time.perf_counter() if starting else t0
             self._epoch = _Epoch(number, source, fit, time.time(), t1)
+            self._epoch.metrics = LoggedMetrics(self._reduce_logged, self.tensor_scalar)
             self._epoch.overhead = self._carry_overhead + (time.perf_counter() - t1)
             self._carry_overhead = 0.0
 
@@ -326,37 +315,8 @@ class Recorder:
     def log(self, metrics: dict[str, Any]) -> None:
         """Accumulate metric values for the open epoch; tensors are kept, not synced, until its end."""
         epoch = self._epoch
-        if epoch is None:
-            return
-        sums, counts, pending = epoch.sums, epoch.counts, epoch.pending
-        for key, value in metrics.items():
-            if type(value) is float or type(value) is int:
-                sums[key] = sums.get(key, 0.0) + value
-                counts[key] = counts.get(key, 0) + 1
-            else:
-                kept = pending.get(key)
-                if kept is None:
-                    kept = pending[key] = []
-                kept.append(value)
-                if len(kept) >= 1024:  # bound memory: fold (one transfer per 1024 values)
-                    self._fold(epoch, key)
-
-    def _fold(self, epoch: _Epoch, key: str) -> None:
-        values = epoch.pending.pop(key, [])
-        reduce = self.tensor_reducer
-        reduced = self.guard.run("tensor metrics", lambda: reduce(values), None) if reduce else None
-        if reduced is not None:
-            total, n = reduced
-            epoch.sums[key] = epoch.sums.get(key, 0.0) + total
-            epoch.counts[key] = epoch.counts.get(key, 0) + n
-            return
-        convert = self.tensor_scalar or _float_or_none
-        for value in values:
-            number = convert(value)
-            if number is None:
-                continue
-            epoch.sums[key] = epoch.sums.get(key, 0.0) + number
-            epoch.counts[key] = epoch.counts.get(key, 0) + 1
+        if epoch is not None:
+            epoch.metrics.add(metrics)
 
     def abandon_epoch(self) -> None:
         """The epoch's body raised: it did not finish, so it gets no record."""
@@ -382,12 +342,10 @@ class Recorder:
             rec["seconds"] = round(end - epoch.start_perf, 6)
             if fields:
                 rec.update(fields)
-            for key in list(epoch.pending):
-                self._fold(epoch, key)
-            if epoch.counts:
-                logged = {k: epoch.sums[k] / epoch.counts[k] for k in epoch.counts}
+            logged = epoch.metrics.means()
+            if logged:
                 rec["metrics"] = {**logged, **rec.get("metrics", {})}
-                rec.setdefault("steps", max(epoch.counts.values()))
+                rec.setdefault("steps", epoch.metrics.steps)
             for sampler in self._samplers:
                 block = self.guard.run(f"{sampler.name} sampler", sampler.sample, None)
                 if block:
@@ -417,6 +375,10 @@ class Recorder:
             self._epochs_written += 1
             self.overhead_total += overhead
 
+    def _reduce_logged(self, values: list[Any]) -> tuple[float, int] | None:
+        reduce = self.tensor_reducer
+        return self.guard.run("tensor metrics", lambda: reduce(values), None) if reduce else None
+
     # -- online detection, on its own thread -------------------------------------------
 
     def findings(self) -> list[dict[str, Any]]:
@@ -425,56 +387,31 @@ class Recorder:
             return list(self._findings)
 
     def flush_analysis(self, timeout: float = 5.0) -> bool:
-        """Wait until online detection has judged every epoch recorded so far (for tests,
-        and for callers that want the findings of the epoch that just ended)."""
-        analysis = self._analysis
-        return True if analysis is None else bool(analysis.drain(timeout))
+        """Wait until online detection has judged every epoch recorded so far."""
+        return True if self._analysis is None else bool(self._analysis.drain(timeout))
 
     def _submit(self, analysis: Any, rec: dict[str, Any], judge: bool = True) -> None:
-        if not self.guard.enabled("online detection"):
-            return
-        if not analysis.submit(rec, judge=judge):
-            self.guard.disable(
-                "online detection",
-                "it fell behind the training by more than "
-                f"{analysis.limit} records; the trace stays complete (run `epochwatch report` on it)",
-            )
+        if self.guard.enabled("online detection"):  # it says once if it falls behind
+            analysis.submit(rec, judge=judge)
 
     def _new_analysis(self) -> Any:
-        from epochwatch.analysis.worker import AnalysisWorker
+        from epochwatch.analysis import worker
 
-        def make() -> Any:  # at the first record, which comes after run_start
-            from epochwatch.analysis.online import OnlineAnalyzer
-
-            return OnlineAnalyzer(self._analysis_start)
-
-        def failed(exc: BaseException) -> None:
-            reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-            self.guard.disable("online detection", reason)
-
-        return AnalysisWorker(make, self._write_findings, failed)
+        return worker.for_hook(lambda: self._analysis_start, self._write_findings, self.guard)
 
     def _write_findings(self, found: list[dict[str, Any]]) -> None:
         """On the analysis thread: write new findings after the epoch that raised them."""
         with self._lock:
-            for finding in found:
-                if len(self._findings) < MAX_FINDINGS:
-                    self._findings.append(finding)
-                if not self._finished:
-                    self._write(finding)
+            self._findings.extend(found[: max(0, MAX_FINDINGS - len(self._findings))])
+            for finding in found if not self._finished else ():
+                self._write(finding)
 
     def _background_cpu(self) -> float:
-        """CPU seconds the hook's own threads used since the last call (to be charged now).
-
-        Each part that runs a thread keeps `cpu_seconds`, its thread's `time.thread_time()`
-        after each piece of work; the sum grows only, so the difference is new work.
-        """
+        """CPU seconds the hook's own threads used since the last call (to be charged now):
+        each part that runs a thread keeps `cpu_seconds`, its thread's `time.thread_time()`
+        after each piece of work, so the sum only grows."""
         parts: list[Any] = [self._analysis, self._sink, self._dirs, *self._samplers]
-        total = self._warmup_cpu
-        for part in parts:
-            seconds = getattr(part, "cpu_seconds", None)
-            if isinstance(seconds, int | float):
-                total += seconds
+        total = self._warmup_cpu + sum(float(getattr(p, "cpu_seconds", 0.0) or 0.0) for p in parts)
         new = max(0.0, total - self._background_counted)
         self._background_counted = max(total, self._background_counted)
         self.overhead_background += new
@@ -491,8 +428,8 @@ class Recorder:
             self._watched[absolute] = role
             if self._dirs is None:
                 self._pending_watches.append((absolute, role))
-                return
-            self._watch_now(absolute, role)
+            else:
+                self._watch_now(absolute, role)
 
     def _watch_now(self, path: str, role: str) -> None:
         ok = self.guard.run("directory watching", lambda: self._dirs.watch(path, role), False)
@@ -500,29 +437,24 @@ class Recorder:
             self._write(schema.record("watch", self.run_id, path=path, role=role))
 
     def _start_threads(self) -> None:
-        """On the warm-up thread, before the run starts: the analysis and directory
-        watcher threads, so the run's start does not wait for thread starts."""
+        """On the warm-up thread: the analysis and directory watcher threads, so the run's
+        start does not wait for thread starts (each can wait for a core when busy)."""
+        from epochwatch.samplers.process import started_dir_watcher
+
         self._analysis = self.guard.run("online detection", self._new_analysis, None)
         if self._analysis is not None:
             self.guard.run("online detection", self._analysis.start, None)
-
-        def dirs() -> Any:
-            from epochwatch.samplers.dirs import DirWatcher
-
-            watcher = DirWatcher()
-            watcher.start()
-            return watcher
-
-        self._spare_dirs = self.guard.run("directory watching", dirs, None)
+        self._spare_dirs = self.guard.run("directory watching", started_dir_watcher, None)
 
     def _start_watching(self) -> None:
         if not self.guard.enabled("directory watching"):
             return
 
         def make() -> Any:
-            from epochwatch.samplers.dirs import DirsSampler, DirWatcher
+            from epochwatch.samplers.dirs import DirsSampler
+            from epochwatch.samplers.process import started_dir_watcher
 
-            watcher = self._spare_dirs or DirWatcher()
+            watcher = self._spare_dirs or started_dir_watcher()
             self._samplers.append(DirsSampler(watcher))
             return watcher
 
@@ -547,71 +479,21 @@ class Recorder:
         if self._samplers_made:
             return
         self._samplers_made = True
-        pid = os.getpid()
+        from epochwatch.samplers import process
 
-        def host() -> Sampler:
-            from epochwatch.samplers.host import HostSampler
-
-            return HostSampler(pid)
-
-        def gpu() -> Sampler:
-            from epochwatch.samplers.background import BackgroundSampler
-            from epochwatch.samplers.nvml import NvmlSampler
-
-            # NVML can hang in the driver: its calls run off the training thread.
-            return BackgroundSampler(NvmlSampler(pid, nvml=_injected_nvml()))
-
-        for name, make in (("host", host), ("gpu", gpu)):
-            sampler = self.guard.run(f"{name} sampler", make, None)
+        for name, make in (("host", process.host), ("gpu", process.gpu)):
+            sampler = self.guard.run(f"{name} sampler", functools.partial(make, os.getpid()), None)
             if sampler is not None:
                 self._samplers.append(sampler)
-                prime = getattr(sampler, "prime", None)
-                if callable(prime):
-                    self.guard.run(f"{name} sampler", prime, None)
+                if callable(getattr(sampler, "prime", None)):  # the GPU's: starts NVML on its thread
+                    self.guard.run(f"{name} sampler", sampler.prime, None)  # type: ignore[attr-defined]
 
     def _fingerprint(self) -> dict[str, Any]:
-        from epochwatch.fingerprint import environment
+        from epochwatch.samplers.process import fingerprint
 
-        limit = None
-        try:
-            from epochwatch.samplers.host import memory_limit_bytes
-
-            limit = memory_limit_bytes()
-        except ImportError:
-            pass
-        env = environment(limit)
-        for sampler in self._samplers:
-            inventory = getattr(sampler, "inventory", None)
-            if callable(inventory):
-                inv = self.guard.run(f"{sampler.name} sampler", inventory, None)
-                if inv:
-                    env.update(inv)
+        env = fingerprint(self._samplers, self.guard)
         for name, source in self._fingerprint_sources.items():
             block = self.guard.run(name, source, None)
             if block:
                 env[name] = block
         return env
-
-
-def _float_or_none(value: Any) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _injected_nvml() -> Any:
-    """Tests on machines without GPUs inject a pynvml-shaped module by name (EPOCHWATCH_FAKE_NVML).
-
-    This is the one seam we cannot reach for real here; it is never set in production.
-    """
-    name = os.environ.get(environment.EPOCHWATCH_FAKE_NVML)
-    if not name:
-        return None
-    import importlib
-
-    try:
-        return importlib.import_module(name)
-    except Exception as exc:
-        say(f"EPOCHWATCH_FAKE_NVML={name} could not be imported: {exc}")
-        return None

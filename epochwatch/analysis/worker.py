@@ -36,6 +36,29 @@ JOIN_SECONDS = 5.0  # the run's end waits this long at most for the last epochs'
 Record = dict[str, Any]
 
 
+class FellBehind(RuntimeError):
+    """More than `limit` records wait: online detection stops (the trace stays complete)."""
+
+
+def for_hook(
+    run_start: Callable[[], Any], on_findings: Callable[[list[Record]], None], guard: Any
+) -> AnalysisWorker:
+    """The worker of the hook's Recorder: it builds an OnlineAnalyzer from `run_start()` at
+    the first record (which comes after run_start), and a failure, or falling behind,
+    switches online detection off through the Recorder's Guard, said once."""
+
+    def make() -> Any:
+        from epochwatch.analysis.online import OnlineAnalyzer
+
+        return OnlineAnalyzer(run_start())
+
+    def failed(exc: BaseException) -> None:
+        reason = str(exc) if isinstance(exc, FellBehind) else f"{type(exc).__name__}: {exc}"
+        guard.disable("online detection", reason.splitlines()[0][:300])
+
+    return AnalysisWorker(make, on_findings, failed)
+
+
 class AnalysisWorker:
     """Runs `analyzer.add(record, evaluate=...)` on one daemon thread, in submission order.
 
@@ -87,6 +110,13 @@ class AnalysisWorker:
         with self._cv:
             if len(self._queue) >= self.limit:
                 self.dropped += 1
+                if self.dropped == 1:
+                    self._on_error(
+                        FellBehind(
+                            f"it fell behind the training by more than {self.limit} records; "
+                            "the trace stays complete (run `epochwatch report` on it)"
+                        )
+                    )
                 return False
             self._queue.append((record, judge))
             self._start()
