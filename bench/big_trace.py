@@ -263,6 +263,12 @@ def main(argv: list[str] | None = None) -> int:
         print("|---|---:|---:|---:|---:|")
         for name, wall, peak in rows:
             print(f"| {name} | {wall:.1f} | {size_mb / wall:.0f} | {wall / base:.2f} | {peak:.0f} |")
+        json_rows = [r for r in rows if r[0] == "report --format json"]
+        if json_rows:
+            rate = size_mb / json_rows[0][1]
+            verdict = "met" if rate >= 150 else "MISSED"
+            print(f"\ntarget (issue 15): report >= 150 MB/s on this trace: {rate:.0f} MB/s: {verdict}")
+        print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
         if not a.keep:
             path.unlink()
         baseline.unlink()

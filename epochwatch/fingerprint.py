@@ -7,6 +7,7 @@ TensorFlow ourselves.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 import platform
@@ -35,18 +36,25 @@ _DIST_NAMES = {
 }
 
 
+@functools.cache
+def _installed(name: str) -> str | None:
+    """The installed distribution's version (a scan of site-packages: cached, and warmed
+    up off the training thread by the hook)."""
+    for dist in _DIST_NAMES.get(name, (name,)):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
 def package_versions() -> dict[str, str]:
     versions: dict[str, str] = {}
     for name in _PACKAGES:
         module = sys.modules.get(name)
         version = getattr(module, "__version__", None) if module is not None else None
         if version is None and name in ("tensorflow", "keras", "numpy"):
-            for dist in _DIST_NAMES.get(name, (name,)):
-                try:
-                    version = importlib.metadata.version(dist)
-                    break
-                except importlib.metadata.PackageNotFoundError:
-                    continue
+            version = _installed(name)
         if version is not None:
             versions[name] = str(version)
     return versions

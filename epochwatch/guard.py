@@ -53,5 +53,10 @@ class Guard:
             return default
 
     @property
+    def disabled_parts(self) -> dict[str, str]:
+        """The live mapping (read-only use: `part in guard.disabled_parts` on hot paths)."""
+        return self._disabled
+
+    @property
     def disabled(self) -> dict[str, str]:
         return dict(self._disabled)

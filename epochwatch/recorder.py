@@ -19,6 +19,7 @@ from typing import Any
 
 from epochwatch import __version__, environment
 from epochwatch.guard import Guard
+from epochwatch.logged import LoggedMetrics
 from epochwatch.runname import new_run_id
 from epochwatch.samplers.base import Sampler
 from epochwatch.trace import schema
@@ -27,13 +28,11 @@ from epochwatch.trace.sink import Sink, open_sink
 EpochSource = Callable[[], "dict[str, Any] | None"]
 __all__ = ["Recorder", "new_run_id"]
 
-# Online detection (about 0.3 ms a step here) gets a starting allowance, then may take
-# this share of the training time: it runs at every epoch of short runs and of runs whose
-# epochs last more than ~0.1 s, and is thinned out only on long runs of tiny epochs.
-ANALYSIS_SHARE = 0.005
-ANALYSIS_START_CREDIT = 0.05
-ANALYSIS_CREDIT_CAP = 1.0
+# Not fed to online detection from _write: epochs (end_epoch does), run_start (it is the
+# analyzer's start), findings (its own); restores are judged by the restore watcher
+# (checkpoints/resume.py), which has the parent run: here they would be said twice.
 _NOT_FED = frozenset({schema.EPOCH, schema.FINDING, schema.RUN_START, schema.RESTORE})
+MAX_FINDINGS = 1000  # kept for `findings()`; one per (kind, target), so a run rarely has 20
 
 
 @dataclass
@@ -44,9 +43,7 @@ class _Epoch:
     start_wall: float
     start_perf: float
     overhead: float = 0.0
-    sums: dict[str, float] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
-    pending: dict[str, list[Any]] = field(default_factory=dict)
+    metrics: LoggedMetrics = field(default_factory=LoggedMetrics)
 
 
 class Recorder:
@@ -72,16 +69,23 @@ class Recorder:
         self._dirs: Any = None
         self._watched: dict[str, str] = {}
         self._pending_watches: list[tuple[str, str]] = []
-        self._analyzer: Any = None
-        self._analysis_credit = ANALYSIS_START_CREDIT
-        self._analysis_cost = 0.0
+        self._analysis: Any = None  # an AnalysisWorker (analysis/worker.py): detection off this thread
+        self._findings: list[dict[str, Any]] = []
         self._listeners: list[tuple[str, Callable[[dict[str, Any]], None]]] = []
         self._finishers: list[Callable[[], None]] = []
         self._finding_listeners: list[tuple[str, Callable[[dict[str, Any]], None]]] = []
         self._closers: list[Callable[[int, str | None], None]] = []
         self._carry_overhead = 0.0
+        self._background_counted = 0.0  # the hook's threads' CPU already in overhead_seconds
         self.overhead_total = 0.0
         self.per_fit_runs = False  # a notebook kernel: each fit ends its run (finish(reopen=True))
+        self.overhead_background = 0.0
+        self._warmup_cpu, self._samplers_made, self._spare_dirs = 0.0, False, None
+        self.warmed_up = threading.Event()  # set when the warm-up thread is done (benchmarks wait on it)
+        self._analysis_start: dict[str, Any] | None = None
+        # Set by the hook (integrations/tensors.py): logged tensors summed on their device.
+        self.tensor_reducer: Callable[[list[Any]], tuple[float, int] | None] | None = None
+        self.tensor_scalar: Callable[[Any], float | None] | None = None
 
     # -- wiring, called by integrations ------------------------------------------------
 
@@ -153,6 +157,33 @@ class Recorder:
 
     # -- run lifecycle ---------------------------------------------------------------
 
+    def prepare_in_background(self) -> None:
+        """On a thread, now: the imports and threads the run's start needs, so it pays for
+        readings, not imports (CPU counted like the other threads'; harmless if late)."""
+
+        def warm() -> None:
+            try:
+                import platform
+
+                from epochwatch.fingerprint import package_versions
+
+                with self._lock:
+                    if not self._started:
+                        self._setup_samplers()  # and starts NVML's initialisation on its thread
+                        self._start_threads()
+                package_versions()  # fills the cache of installed-package lookups
+                platform.platform()  # caches uname -p, a subprocess (~40 ms)
+                import epochwatch.analysis.online
+                import epochwatch.analysis.worker
+                import epochwatch.samplers.dirs  # noqa: F401
+            except Exception:  # the run's start imports again and reports its own failures
+                pass
+            finally:
+                self._warmup_cpu = time.thread_time()
+                self.warmed_up.set()
+
+        threading.Thread(target=warm, name="epochwatch-warmup", daemon=True).start()
+
     def start(self, training: dict[str, Any] | None = None) -> bool:
         """Write run_start once; returns whether the run is being recorded."""
         with self._lock:
@@ -167,10 +198,11 @@ class Recorder:
             if hasattr(self._sink, "on_finding"):  # the daemon's findings come back this way
                 self._sink.on_finding = self._tell_finding
             self._setup_samplers()
-            # Prime: a first reading now gives epoch 0 its deltas (CPU time) and pays NVML's
-            # initialisation here rather than inside the first epoch.
+            # Prime: epoch 0 gets its deltas (CPU time). The GPU sampler primes on its thread
+            # (NVML's start), usually long before (warm-up); the inventory waits for it.
             for sampler in self._samplers:
-                self.guard.run(f"{sampler.name} sampler", sampler.sample, None)
+                prime = getattr(sampler, "prime", None)
+                self.guard.run(f"{sampler.name} sampler", prime if callable(prime) else sampler.sample, None)
             empty: dict[str, Any] = {}
             env = self.guard.run("fingerprint", self._fingerprint, empty)
             rec = schema.record(
@@ -183,9 +215,12 @@ class Recorder:
             )
             if training:
                 rec["training"] = training
-            # Set up online detection now, outside any epoch (it imports the analysis).
-            self._analyzer = self.guard.run("online detection", lambda: self._new_analyzer(rec), None)
-            rec["overhead_seconds"] = round(time.perf_counter() - t0, 6)
+            self._analysis_start = rec  # online detection's start, on its own thread
+            if self._analysis is None:
+                self._analysis = self.guard.run("online detection", self._new_analysis, None)
+            background = self._background_cpu()
+            rec["overhead_seconds"] = round(time.perf_counter() - t0 + background, 6)
+            rec["overhead_background_seconds"] = round(background, 6)
             self.overhead_total += rec["overhead_seconds"]
             self._write(rec)
             self._start_watching()
@@ -201,19 +236,23 @@ class Recorder:
             if self._finished or self._finishing or not self._started:
                 return
             self._finishing = True
-        # Outside the lock: a finisher may wait for other threads that still emit records
-        # (the last saves' hashes), and they need the lock to write them.
+        # Outside the lock: a finisher may wait for threads that still emit records (the
+        # last saves' hashes), and the analysis thread writes the last findings: both lock.
         for callback in self._finishers if not reopen else ():
             self.guard.run("run end", callback, None)
+        if self._analysis is not None:
+            self.guard.run("online detection", self._analysis.close, None)
         with self._lock:
             self._finished = True
             sink = self._sink
             if self._sink is not None:
+                self.overhead_total += self._background_cpu()
                 fields: dict[str, Any] = {
                     "ended": ended,
                     "epochs": self._epochs_written,
                     "seconds": round(time.perf_counter() - self._start_perf, 3),
                     "overhead_seconds": round(self.overhead_total, 6),
+                    "overhead_background_seconds": round(self.overhead_background, 6),
                 }
                 if exc is not None:
                     fields["exception"] = type(exc).__name__
@@ -237,9 +276,10 @@ class Recorder:
         self.run_id = new_run_id()
         self._started = self._finished = self._finishing = False
         self._epochs_written = self._fits = 0
-        self._samplers, self._dirs, self._analyzer = [], None, None
+        self._samplers, self._dirs, self._analysis, self._spare_dirs = [], None, None, None
+        self._samplers_made, self._analysis_start = False, None
         self._pending_watches = list(self._watched.items())
-        self._analysis_credit, self._analysis_cost = ANALYSIS_START_CREDIT, 0.0
+        self._findings = []
         self.overhead_total = self._carry_overhead = 0.0
 
     def _close(self) -> None:
@@ -273,12 +313,9 @@ class Recorder:
             )
             self._sink = None
             return
-        analyzer = self._analyzer
-        # Epochs go through _analyze; restores are judged by the restore watcher
-        # (checkpoints/resume.py), which has the parent run at hand: feeding them here too
-        # would say each restore finding twice.
-        if analyzer is not None and rec["type"] not in _NOT_FED:
-            self.guard.run("online detection", lambda: analyzer.add(rec), None)
+        analysis = self._analysis
+        if analysis is not None and rec["type"] not in _NOT_FED:
+            self._submit(analysis, rec)
         for part, listener in self._listeners:
             self.guard.run(part, functools.partial(listener, rec), None)
         if rec["type"] == schema.FINDING:
@@ -299,6 +336,7 @@ class Recorder:
             # The run's set-up is run_start's overhead: not charged to the first epoch as well.
             t1 = time.perf_counter() if starting else t0
             self._epoch = _Epoch(number, source, fit, time.time(), t1)
+            self._epoch.metrics = LoggedMetrics(self._reduce_logged, self.tensor_scalar)
             self._epoch.overhead = self._carry_overhead + (time.perf_counter() - t1)
             self._carry_overhead = 0.0
 
@@ -316,27 +354,8 @@ class Recorder:
     def log(self, metrics: dict[str, Any]) -> None:
         """Accumulate metric values for the open epoch; tensors are kept, not synced, until its end."""
         epoch = self._epoch
-        if epoch is None:
-            return
-        for key, value in metrics.items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                epoch.sums[key] = epoch.sums.get(key, 0.0) + float(value)
-                epoch.counts[key] = epoch.counts.get(key, 0) + 1
-            else:
-                pending = epoch.pending.setdefault(key, [])
-                pending.append(value)
-                if len(pending) >= 1024:  # bound memory: fold (this converts, so it may sync once)
-                    self._fold(epoch, key)
-
-    @staticmethod
-    def _fold(epoch: _Epoch, key: str) -> None:
-        for value in epoch.pending.pop(key, []):
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                continue
-            epoch.sums[key] = epoch.sums.get(key, 0.0) + number
-            epoch.counts[key] = epoch.counts.get(key, 0) + 1
+        if epoch is not None:
+            epoch.metrics.add(metrics)
 
     def abandon_epoch(self) -> None:
         """The epoch's body raised: it did not finish, so it gets no record."""
@@ -362,12 +381,10 @@ class Recorder:
             rec["seconds"] = round(end - epoch.start_perf, 6)
             if fields:
                 rec.update(fields)
-            for key in list(epoch.pending):
-                self._fold(epoch, key)
-            if epoch.counts:
-                logged = {k: epoch.sums[k] / epoch.counts[k] for k in epoch.counts}
+            logged = epoch.metrics.means()
+            if logged:
                 rec["metrics"] = {**logged, **rec.get("metrics", {})}
-                rec.setdefault("steps", max(epoch.counts.values()))
+                rec.setdefault("steps", epoch.metrics.steps)
             for sampler in self._samplers:
                 block = self.guard.run(f"{sampler.name} sampler", sampler.sample, None)
                 if block:
@@ -383,45 +400,61 @@ class Recorder:
                 block = self.guard.run("retrace tracking", self._retraces.drain, None)
                 if block:
                     rec["retraces"] = block
-            findings = self._analyze(rec)
-            overhead = epoch.overhead + (time.perf_counter() - t0)
+            # The training thread's time (wall: waits count) plus the CPU the hook's own
+            # threads used since the last record (analysis, samplers, sender, watcher).
+            background = self._background_cpu()
+            overhead = epoch.overhead + (time.perf_counter() - t0) + background
             rec["overhead_seconds"] = round(overhead, 6)
+            rec["overhead_background_seconds"] = round(background, 6)
             self._write(rec)
-            for finding in findings:
-                self._write(finding)
+            analysis = self._analysis
+            if analysis is not None:
+                # A daemon attached runs the detectors; this process then only keeps the record.
+                self._submit(analysis, rec, judge=not self.remote_detection)
             self._epochs_written += 1
             self.overhead_total += overhead
 
-    def _analyze(self, rec: dict[str, Any]) -> list[dict[str, Any]]:
-        """Online detection in this process, within ANALYSIS_SHARE of the training time.
+    def _reduce_logged(self, values: list[Any]) -> tuple[float, int] | None:
+        reduce = self.tensor_reducer
+        return self.guard.run("tensor metrics", lambda: reduce(values), None) if reduce else None
 
-        Every epoch is recorded; detectors run when the epochs since the last run have
-        earned their cost (on epochs of a second or more, that is every epoch). With a
-        daemon attached, the daemon detects and this process only keeps the record.
-        """
-        analyzer = self._analyzer
-        if analyzer is None or not self.guard.enabled("online detection"):
-            return []
-        self._analysis_credit = min(
-            self._analysis_credit + float(rec.get("seconds", 0.0)) * ANALYSIS_SHARE, ANALYSIS_CREDIT_CAP
-        )
-        evaluate = not self.remote_detection and self._analysis_credit >= self._analysis_cost
-        t0 = time.perf_counter()
-        found: list[dict[str, Any]] = self.guard.run(
-            "online detection", lambda: analyzer.add(rec, evaluate=evaluate), []
-        )
-        if evaluate:
-            self._analysis_cost = time.perf_counter() - t0
-            self._analysis_credit -= self._analysis_cost
-        return found
+    # -- online detection, on its own thread -------------------------------------------
 
-    def _new_analyzer(self, run_start: dict[str, Any]) -> Any:
-        try:
-            from epochwatch.analysis.online import OnlineAnalyzer
-        except ImportError:
-            self.guard.disable("online detection", "analysis package not available")
-            return None
-        return OnlineAnalyzer(run_start)
+    def findings(self) -> list[dict[str, Any]]:
+        """The finding records online detection wrote so far (embedded mode), oldest first."""
+        with self._lock:
+            return list(self._findings)
+
+    def flush_analysis(self, timeout: float = 5.0) -> bool:
+        """Wait until online detection has judged every epoch recorded so far."""
+        return True if self._analysis is None else bool(self._analysis.drain(timeout))
+
+    def _submit(self, analysis: Any, rec: dict[str, Any], judge: bool = True) -> None:
+        if self.guard.enabled("online detection"):  # it says once if it falls behind
+            analysis.submit(rec, judge=judge)
+
+    def _new_analysis(self) -> Any:
+        from epochwatch.analysis import worker
+
+        return worker.for_hook(lambda: self._analysis_start, self._write_findings, self.guard)
+
+    def _write_findings(self, found: list[dict[str, Any]]) -> None:
+        """On the analysis thread: write new findings after the epoch that raised them."""
+        with self._lock:
+            self._findings.extend(found[: max(0, MAX_FINDINGS - len(self._findings))])
+            for finding in found if not self._finished else ():
+                self._write(finding)
+
+    def _background_cpu(self) -> float:
+        """CPU seconds the hook's own threads used since the last call (to be charged now):
+        each part that runs a thread keeps `cpu_seconds`, its thread's `time.thread_time()`
+        after each piece of work, so the sum only grows."""
+        parts: list[Any] = [self._analysis, self._sink, self._dirs, *self._samplers]
+        total = self._warmup_cpu + sum(float(getattr(p, "cpu_seconds", 0.0) or 0.0) for p in parts)
+        new = max(0.0, total - self._background_counted)
+        self._background_counted = max(total, self._background_counted)
+        self.overhead_background += new
+        return new
 
     # -- directories -----------------------------------------------------------------
 
@@ -434,22 +467,33 @@ class Recorder:
             self._watched[absolute] = role
             if self._dirs is None:
                 self._pending_watches.append((absolute, role))
-                return
-            self._watch_now(absolute, role)
+            else:
+                self._watch_now(absolute, role)
 
     def _watch_now(self, path: str, role: str) -> None:
         ok = self.guard.run("directory watching", lambda: self._dirs.watch(path, role), False)
         if ok is not False:
             self._write(schema.record("watch", self.run_id, path=path, role=role))
 
+    def _start_threads(self) -> None:
+        """On the warm-up thread: the analysis and directory watcher threads, so the run's
+        start does not wait for thread starts (each can wait for a core when busy)."""
+        from epochwatch.samplers.process import started_dir_watcher
+
+        self._analysis = self.guard.run("online detection", self._new_analysis, None)
+        if self._analysis is not None:
+            self.guard.run("online detection", self._analysis.start, None)
+        self._spare_dirs = self.guard.run("directory watching", started_dir_watcher, None)
+
     def _start_watching(self) -> None:
         if not self.guard.enabled("directory watching"):
             return
 
         def make() -> Any:
-            from epochwatch.samplers.dirs import DirsSampler, DirWatcher
+            from epochwatch.samplers.dirs import DirsSampler
+            from epochwatch.samplers.process import started_dir_watcher
 
-            watcher = DirWatcher()
+            watcher = self._spare_dirs or started_dir_watcher()
             self._samplers.append(DirsSampler(watcher))
             return watcher
 
@@ -471,46 +515,27 @@ class Recorder:
     # -- setup -----------------------------------------------------------------------
 
     def _setup_samplers(self) -> None:
-        pid = os.getpid()
+        if self._samplers_made:
+            return
+        self._samplers_made = True
+        from epochwatch.samplers import process
 
-        def host() -> Sampler:
-            from epochwatch.samplers.host import HostSampler
-
-            return HostSampler(pid)
-
-        def gpu() -> Sampler:
-            from epochwatch.samplers.background import BackgroundSampler
-            from epochwatch.samplers.nvml import NvmlSampler, injected_nvml
-
-            # NVML can hang in the driver: its calls run off the training thread.
-            return BackgroundSampler(NvmlSampler(pid, nvml=injected_nvml()))
-
-        for name, make in (("host", host), ("gpu", gpu)):
-            sampler = self.guard.run(f"{name} sampler", make, None)
+        for name, make in (("host", process.host), ("gpu", process.gpu)):
+            sampler = self.guard.run(f"{name} sampler", functools.partial(make, os.getpid()), None)
             if sampler is not None:
                 self._samplers.append(sampler)
+                if callable(getattr(sampler, "prime", None)):  # the GPU's: starts NVML on its thread
+                    self.guard.run(f"{name} sampler", sampler.prime, None)  # type: ignore[attr-defined]
 
     def _fingerprint(self) -> dict[str, Any]:
-        from epochwatch.fingerprint import environment as host_environment
+        from epochwatch.samplers.process import fingerprint
+
+        env = fingerprint(self._samplers, self.guard)
         from epochwatch.identity import identity
 
-        limit = None
-        try:
-            from epochwatch.samplers.host import memory_limit_bytes
-
-            limit = memory_limit_bytes()
-        except ImportError:
-            pass
-        env = host_environment(limit)
         distributed = identity(self.environ, job_id=self.environ.get(environment.EPOCHWATCH_JOB_ID))
         if distributed:
             env["distributed"] = distributed  # the job and this worker's place in it
-        for sampler in self._samplers:
-            inventory = getattr(sampler, "inventory", None)
-            if callable(inventory):
-                inv = self.guard.run(f"{sampler.name} sampler", inventory, None)
-                if inv:
-                    env.update(inv)
         for name, source in self._fingerprint_sources.items():
             block = self.guard.run(name, source, None)
             if block:

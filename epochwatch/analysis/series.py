@@ -98,6 +98,9 @@ STEADY, SETTLING, FIRST = 0, 1, 2
 
 
 def _num(value: Any) -> float:
+    kind = type(value)
+    if kind is float or kind is int:  # what orjson gives: the fast path of report's reading
+        return float(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return NAN
     return float(value)
@@ -211,19 +214,23 @@ class EpochSeries:
     # -- building -------------------------------------------------------------------------
 
     def add_sample(self, rec: Mapping[str, Any]) -> None:
+        # Called for every 1 Hz sample of a daemon trace (30 per epoch): plain comparisons
+        # and exact type checks first, since the ABC checks cost more than the work here.
         p = self._pending
         p.count += 1
         rss = _num(rec.get("rss_bytes"))
         if rss == rss:
-            p.rss_min = min(p.rss_min, rss)
-            p.rss_max = max(p.rss_max, rss)
+            if rss < p.rss_min:
+                p.rss_min = rss
+            if rss > p.rss_max:
+                p.rss_max = rss
         cont = rec.get("contention")
-        if isinstance(cont, Mapping):
+        if cont is not None and (type(cont) is dict or isinstance(cont, Mapping)):
             busy = cont.get("cpu")
-            if isinstance(busy, list):
+            if type(busy) is list:
                 for e in busy:
-                    pct = e.get("cpu_pct") if isinstance(e, dict) else None
-                    if isinstance(pct, int | float) and pct == pct:
+                    pct = e.get("cpu_pct") if type(e) is dict else None
+                    if (type(pct) is float or type(pct) is int) and pct == pct:
                         p.contention += pct
             host = _num(cont.get("host_cpu_pct"))
             if host == host:

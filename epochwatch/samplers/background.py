@@ -64,6 +64,8 @@ class BackgroundSampler:
         self._job: _Job | None = None
         self._hung = False
         self._thread: threading.Thread | None = None
+        self._inventory: _Job | None = None  # asked for early by prime()
+        self.cpu_seconds = 0.0  # the worker thread's CPU time so far: the hook's overhead counts it
 
     # -- the Sampler protocol, on the training thread ------------------------------------------
 
@@ -73,8 +75,8 @@ class BackgroundSampler:
         Raises SamplerHung when a call has been running longer than `hang_after`, and
         whatever the wrapped sampler raised (the caller's Guard handles both once).
         """
-        if self._hung:
-            return None
+        if self._hung or getattr(self._sampler, "unavailable", False):
+            return None  # hung, or no GPU at all: no hand-off to the worker every epoch
         previous = self._job
         if previous is not None and not previous.done.is_set():
             job = previous  # still running: wait for it, not for a second one behind it
@@ -89,11 +91,22 @@ class BackgroundSampler:
             return previous.outcome()  # the reading that came in after the last epoch's deadline
         return None
 
+    def prime(self) -> None:
+        """Start the first reading and the inventory now, without waiting for either (the
+        first call pays the driver's initialisation, up to seconds): `inventory()` then
+        finds its answer ready, and the first epoch's reading has a previous one."""
+        if self._hung or self._job is not None:
+            return
+        self._job = self._submit(self._sampler.sample)
+        inventory = getattr(self._sampler, "inventory", None)
+        if callable(inventory) and self._inventory is None:
+            self._inventory = self._submit(inventory)
+
     def inventory(self) -> dict[str, Any] | None:
         inventory = getattr(self._sampler, "inventory", None)
         if not callable(inventory) or self._hung:
             return None
-        job = self._submit(inventory)
+        job, self._inventory = self._inventory or self._submit(inventory), None
         inv: dict[str, Any] | None = self._wait(job, self.start_deadline)
         return inv
 
@@ -150,4 +163,5 @@ class BackgroundSampler:
             except BaseException as exc:  # handed to the training thread's Guard
                 job.error = exc
             self._busy_since = None
+            self.cpu_seconds = time.thread_time()
             job.done.set()

@@ -145,6 +145,7 @@ class DirWatcher:
         self._tree: dict[str, dict[str, int]] = {}  # directory -> {file name: size}
         self._tasks: queue.Queue[Any] = queue.Queue()
         self._worker: threading.Thread | None = None
+        self._worker_pid = 0
         self._observer: Any = None
         self._observer_failed: str | None = None
         self._handler = _Handler(self)
@@ -152,6 +153,12 @@ class DirWatcher:
         self._paths: dict[str, str] = {}  # as given -> as watched (realpath), a cache
         self._said: set[str] = set()
         self._closing = False
+        self._thread_cpu: dict[str, float] = {}  # thread -> its CPU time after its latest work
+
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU time of the worker and observer threads so far (the hook counts it as overhead)."""
+        return sum(self._thread_cpu.values())
 
     # public API
 
@@ -286,9 +293,16 @@ class DirWatcher:
 
     # worker thread
 
+    def start(self) -> None:
+        """Start the worker thread now rather than at the first `watch()` (the hook does it
+        on its warm-up thread: a thread start can wait for a core on a busy machine)."""
+        with self._lock:
+            self._start_worker()
+
     def _start_worker(self) -> None:
-        if self._worker is None:
+        if self._worker is None or self._worker_pid != os.getpid():  # none yet, or a forked child's
             self._worker = threading.Thread(target=self._run, name="epochwatch-dirs", daemon=True)
+            self._worker_pid = os.getpid()
             self._worker.start()
 
     def _run(self) -> None:
@@ -306,6 +320,7 @@ class DirWatcher:
                 self._poll_due()
             except Exception as exc:
                 self._say_once("worker", f"directory watcher error: {type(exc).__name__}: {exc}")
+            self._thread_cpu["worker"] = time.thread_time()
 
     def _wait_seconds(self) -> float:
         wait = self.idle_seconds
@@ -505,6 +520,7 @@ class DirWatcher:
                     self._refresh(os.fsdecode(raw))
         except Exception as exc:
             self._say_once("event", f"directory watcher error: {type(exc).__name__}: {exc}")
+        self._thread_cpu["observer"] = time.thread_time()
 
     def _refresh(self, path: str) -> None:
         directory, name = os.path.split(path)

@@ -18,8 +18,7 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from epochwatch import environment, notices
-from epochwatch.guard import say
+from epochwatch import notices
 from epochwatch.samplers.nvml_processes import ProcessUtilization, comm
 
 
@@ -251,6 +250,11 @@ class NvmlSampler:
         other._util = ProcessUtilization()
         return other
 
+    @property
+    def unavailable(self) -> bool:
+        """True once NVML failed to start (no driver, no GPU): no reading will ever come."""
+        return self._lib._state in ("unavailable", "closed")
+
     def sample(self) -> dict[str, Any] | None:
         """`{"devices": [...]}` per docs/trace-format.md; None when NVML is unavailable."""
         lib = self._lib
@@ -442,20 +446,3 @@ def _larger(a: int | None, b: int | None) -> int | None:
     if b is None:
         return a
     return max(a, b)
-
-
-def injected_nvml() -> Any:
-    """Tests on machines without GPUs inject a pynvml-shaped module by name (EPOCHWATCH_FAKE_NVML).
-
-    This is the one seam we cannot reach for real here; it is never set in production.
-    """
-    name = os.environ.get(environment.EPOCHWATCH_FAKE_NVML)
-    if not name:
-        return None
-    import importlib
-
-    try:
-        return importlib.import_module(name)
-    except Exception as exc:
-        say(f"EPOCHWATCH_FAKE_NVML={name} could not be imported: {exc}")
-        return None

@@ -137,6 +137,7 @@ class SocketSink:
         self._backoff = BACKOFF_FIRST  # the next reconnect's first wait; reset by progress
         self._said_drop = False
         self.reconnects = 0
+        self.cpu_seconds = 0.0  # the sender thread's CPU time so far: the hook's overhead counts it
         self.daemon_run_id = ""
         self.token = ""
         self.daemon_trace = ""
@@ -277,6 +278,7 @@ class SocketSink:
             except (OSError, ValueError):
                 self._drop_connection()
                 continue
+            self.cpu_seconds = time.thread_time()
             if self._wake_r in readable:
                 with contextlib.suppress(OSError):
                     os.read(self._wake_r, 4096)

@@ -18,7 +18,9 @@ PACKAGE = Path(epochwatch.__file__).resolve().parent
 # Bottom to top, as docs/architecture.md draws them. A module may import its own package
 # and any layer below its own; not a layer above, and not another package of its layer.
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"__init__", "guard", "environment", "fingerprint", "identity", "postimport", "text_safety"}),
+    frozenset(
+        {"__init__", "guard", "environment", "fingerprint", "identity", "logged", "postimport", "text_safety"}
+    ),
     frozenset({"trace", "notices"}),
     frozenset({"samplers"}),
     frozenset({"analysis"}),

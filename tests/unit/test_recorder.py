@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from epochwatch.recorder import ANALYSIS_SHARE, ANALYSIS_START_CREDIT, Recorder
+from epochwatch.analysis.worker import SHARE, START_CREDIT, AnalysisWorker
+from epochwatch.recorder import Recorder
 from epochwatch.trace.reader import iter_records
 
 
@@ -128,28 +129,64 @@ class _SlowAnalyzer:
             self.seen += 1
             if evaluate:
                 self.evaluated += 1
-                t0 = time.perf_counter()
-                time.sleep(0.002)
-                self.spent.append(time.perf_counter() - t0)
+                t0 = time.thread_time()
+                end = time.perf_counter() + 0.002
+                while time.perf_counter() < end:  # busy: the budget counts CPU time
+                    pass
+                self.spent.append(time.thread_time() - t0)
         return []
 
 
-def test_online_detection_stays_within_its_time_budget(recorder: Recorder) -> None:
+def test_online_detection_stays_within_its_time_budget() -> None:
     """Tiny epochs (1 ms): after the starting allowance detectors run rarely; every epoch is kept."""
-    recorder.start()
     slow = _SlowAnalyzer()
-    recorder._analyzer = slow
+    worker = AnalysisWorker(lambda: slow, lambda found: None, lambda exc: None)
     for n in range(300):
-        recorder._analyze({"type": "epoch", "seconds": 0.001, "epoch": n})
+        worker.process({"type": "epoch", "seconds": 0.001, "epoch": n})
     assert slow.seen == 300
-    budget = ANALYSIS_START_CREDIT + ANALYSIS_SHARE * 300 * 0.001
+    budget = START_CREDIT + SHARE * 300 * 0.001
     assert sum(slow.spent) <= budget + max(slow.spent)  # at most one step over, however slow the machine
     assert 1 <= slow.evaluated < 100
-    # Long epochs (a minute each earns 0.3 s of credit) get their detection at every epoch.
+    # Long epochs (a minute each earns 0.12 s of credit) get their detection at every epoch.
     slow.evaluated = 0
     for n in range(20):
-        recorder._analyze({"type": "epoch", "seconds": 60.0, "epoch": 300 + n})
+        worker.process({"type": "epoch", "seconds": 60.0, "epoch": 300 + n})
     assert slow.evaluated == 20
+
+
+def test_online_detection_runs_off_the_training_thread_and_is_still_counted(
+    recorder: Recorder, tmp_path: Path
+) -> None:
+    """The detectors run on the analysis thread; their CPU time is in overhead_seconds."""
+    import threading
+
+    threads: list[str] = []
+
+    class Spy(_SlowAnalyzer):
+        def add(self, record: dict[str, Any], *, evaluate: bool = True) -> list[dict[str, Any]]:
+            threads.append(threading.current_thread().name)
+            super().add(record, evaluate=True)
+            if record.get("type") == "epoch" and record["epoch"] == 1:
+                return [{"type": "finding", "run_id": "r", "kind": "slowdown", "epoch": 1}]
+            return []
+
+    spy = Spy()
+    recorder.start()
+    recorder._analysis._make = lambda: spy
+    for n in range(4):
+        recorder.begin_epoch(n, "loop")
+        recorder.end_epoch()
+        recorder.flush_analysis()
+    assert set(threads) == {"epochwatch-analysis"}
+    assert [f["kind"] for f in recorder.findings()] == ["slowdown"]
+    recorder.finish("completed")
+    records = _records(tmp_path)
+    types = [r["type"] for r in records]
+    assert types.index("finding") > types.index("epoch")
+    end = records[-1]
+    # Four busy 2 ms detector steps on another thread: all of it is charged to the run.
+    assert end["overhead_background_seconds"] >= sum(spy.spent) * 0.9
+    assert end["overhead_seconds"] >= end["overhead_background_seconds"]
 
 
 def test_listeners_see_every_record_and_finishers_run_before_run_end(

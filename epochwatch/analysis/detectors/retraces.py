@@ -86,16 +86,21 @@ def hint_for(cause: tuple[str, str, str, str] | None, fw: str = frameworks.TENSO
     return f"argument `{arg}` keeps changing ({change}: {was} -> {now}): pass it as a tensor of a fixed signature"
 
 
-def _evaluate(view: RunAtEpoch, name: str, info: FunctionRetraces) -> Finding | None:
+def _evaluate(
+    view: RunAtEpoch, name: str, info: FunctionRetraces, recent: list[int], window: list[int]
+) -> Finding | None:
     s = view.series
     col = s.column("fn_new", name)
     if col is None:
         return None
-    recent = list(s.indexes(view.end, RECENT, settling=True))
     if len(recent) < MIN_HITS:
         return None
+    # Most functions (Keras' own six) trace only in the first epoch: nothing in the window
+    # means no finding, found with one pass over a slice of the column.
+    first = window[0] - s.offset if window else 0
+    if not any(c > 0 for c in col[max(0, first) : window[-1] - s.offset + 1] if window):
+        return None
     hits = sum(1 for i in recent if s.value("fn_new", i, name) > 0)
-    window = list(s.indexes(view.end, WINDOW, settling=True))
     counts = [s.value("fn_new", i, name) for i in window]
     total = sum(c for c in counts if c == c)
     if hits < MIN_HITS and total < MIN_TOTAL:
@@ -139,10 +144,15 @@ def _evaluate(view: RunAtEpoch, name: str, info: FunctionRetraces) -> Finding | 
 
 def detect(view: RunAtEpoch) -> list[Finding]:
     found: list[Finding] = []
+    if not view.series.functions:
+        return found
+    # The same epochs for every function: computed once per view, not once per function.
+    recent = list(view.series.indexes(view.end, RECENT, settling=True))
+    window = list(view.series.indexes(view.end, WINDOW, settling=True))
     for name, info in view.series.functions.items():
         if view.done(KIND, name) or not judged(name):
             continue
-        f = _evaluate(view, name, info)
+        f = _evaluate(view, name, info, recent, window)
         if f is not None:
             found.append(f)
     return found

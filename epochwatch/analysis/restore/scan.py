@@ -52,7 +52,7 @@ def scan_lineage(files: Iterable[str | os.PathLike[str]]) -> Lineage:
     for f in files:
         path = Path(f)
         run = Run(run_id=path.stem, path=path)
-        for line in _lines(path, MAX_BYTES):
+        for line in _lines(path, MAX_BYTES, _LINEAGE_TYPES):
             if b'"run_start"' not in line and b'"save"' not in line and b'"restore"' not in line:
                 continue
             try:
@@ -179,8 +179,16 @@ def _newest_traces(dirs: Sequence[str | os.PathLike[str]], limit: int) -> list[P
     return [p for _mtime, p in found[:limit]]
 
 
-def _lines(path: Path, budget: int) -> Iterable[bytes]:
-    """Whole lines of a file, skipping over-long ones, stopping once `budget` bytes are read."""
+_LINEAGE_TYPES = (b'"run_start"', b'"save"', b'"restore"')
+
+
+def _lines(path: Path, budget: int, needles: tuple[bytes, ...] = ()) -> Iterable[bytes]:
+    """Whole lines of a file, skipping over-long ones, stopping once `budget` bytes are read.
+
+    With `needles`, a chunk holding none of them is passed over without splitting it into
+    lines (its lines could not be wanted): most of a long daemon trace is samples and
+    epochs, and the lineage scan reads every file of a report once more for a few lines.
+    """
     try:
         fh = open_regular(path)  # a FIFO among the traces must not block the scan
     except TraceError:
@@ -194,6 +202,11 @@ def _lines(path: Path, budget: int) -> Iterable[bytes]:
                 break
             read += len(chunk)
             buf += chunk
+            if needles and not any(n in buf for n in needles):
+                buf = buf[buf.rfind(b"\n") + 1 :]  # keep only the unfinished last line
+                if len(buf) > MAX_LINE_BYTES:
+                    buf = b""
+                continue
             *complete, buf = buf.split(b"\n")
             yield from complete
             if len(buf) > MAX_LINE_BYTES:

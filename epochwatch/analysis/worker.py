@@ -1,0 +1,202 @@
+"""Online detection on its own thread, so an epoch's end costs the training thread only a queue append.
+
+The hook's Recorder writes each record, then hands the ones the analysis follows to this
+worker. The worker feeds them, in order, to an `OnlineAnalyzer` and passes the findings
+back through a callback (which writes them to the trace). Nothing here is lost or
+reordered: one thread, one FIFO queue.
+
+Two budgets keep it cheap, since a thread still takes CPU (and the GIL) from the process:
+
+- Detectors run within `share` of the training time (the epochs' `seconds`), measured in
+  this thread's CPU time, after a starting allowance: on long epochs every epoch is
+  judged, on runs of tiny epochs only every few. Every epoch is still recorded in the
+  analyzer's run, so no evidence is missing when the detectors do run.
+- The queue is bounded: past `limit` records waiting, new ones are dropped and online
+  detection says so once (the trace itself is complete; `report` judges it all later).
+
+Its CPU time (`cpu_seconds`, this thread's `time.thread_time()`) is part of the hook's
+`overhead_seconds`: moving work to a thread must not make the figure look better.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+SHARE = 0.002  # of the training time, for detector steps
+START_CREDIT = 0.05  # seconds of detector time before the share applies
+CREDIT_CAP = 1.0
+LIMIT = 4096  # records waiting at most (an epoch record is ~1 kB)
+JOIN_SECONDS = 5.0  # the run's end waits this long at most for the last epochs' detection
+
+Record = dict[str, Any]
+
+
+class FellBehind(RuntimeError):
+    """More than `limit` records wait: online detection stops (the trace stays complete)."""
+
+
+def for_hook(
+    run_start: Callable[[], Any], on_findings: Callable[[list[Record]], None], guard: Any
+) -> AnalysisWorker:
+    """The worker of the hook's Recorder: it builds an OnlineAnalyzer from `run_start()` at
+    the first record (which comes after run_start), and a failure, or falling behind,
+    switches online detection off through the Recorder's Guard, said once."""
+
+    def make() -> Any:
+        from epochwatch.analysis.online import OnlineAnalyzer
+
+        return OnlineAnalyzer(run_start())
+
+    def failed(exc: BaseException) -> None:
+        reason = str(exc) if isinstance(exc, FellBehind) else f"{type(exc).__name__}: {exc}"
+        guard.disable("online detection", reason.splitlines()[0][:300])
+
+    return AnalysisWorker(make, on_findings, failed)
+
+
+class AnalysisWorker:
+    """Runs `analyzer.add(record, evaluate=...)` on one daemon thread, in submission order.
+
+    `make()` builds the analyzer on that thread at the first record: importing the
+    detectors and building the engine costs tens of milliseconds the training thread
+    should not pay.
+    """
+
+    def __init__(
+        self,
+        make: Callable[[], Any],
+        on_findings: Callable[[list[Record]], None],
+        on_error: Callable[[BaseException], None],
+        *,
+        share: float = SHARE,
+        start_credit: float = START_CREDIT,
+        limit: int = LIMIT,
+    ) -> None:
+        self.analyzer: Any = None
+        self._make = make
+        self.share = share
+        self.limit = limit
+        self.credit = start_credit
+        self.last_cost = 0.0
+        self.cpu_seconds = 0.0
+        self.dropped = 0
+        self._on_findings = on_findings
+        self._on_error = on_error
+        self._queue: deque[tuple[Record, bool] | None] = deque()
+        self._cv = threading.Condition()
+        self._busy = False
+        self._failed = False
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+
+    # -- the training thread's side ------------------------------------------------------------
+
+    def submit(self, record: Record, *, judge: bool = True) -> bool:
+        """Queue one record (a deque append); False when it was dropped (queue full, or failed).
+
+        judge=False records the epoch without a detector step (a daemon judges this run).
+        """
+        if self._failed:
+            return False
+        if os.getpid() != self._pid:  # a forked child: the parent's thread is not here
+            self._pid, self._thread, self._busy = os.getpid(), None, False
+            self._cv = threading.Condition()
+            self._queue.clear()
+        with self._cv:
+            if len(self._queue) >= self.limit:
+                self.dropped += 1
+                if self.dropped == 1:
+                    self._on_error(
+                        FellBehind(
+                            f"it fell behind the training by more than {self.limit} records; "
+                            "the trace stays complete (run `epochwatch report` on it)"
+                        )
+                    )
+                return False
+            self._queue.append((record, judge))
+            self._start()
+            self._cv.notify()
+        return True
+
+    def start(self) -> None:
+        """Start the thread now rather than at the first record (off the training thread:
+        a thread start can wait for a core on a busy machine)."""
+        with self._cv:
+            self._start()
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="epochwatch-analysis", daemon=True)
+            self._thread.start()
+
+    def drain(self, timeout: float = JOIN_SECONDS) -> bool:
+        """Wait until every queued record is processed; False if `timeout` ran out first."""
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while (self._queue or self._busy) and not self._failed:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._thread is None:
+                    return False
+                self._cv.wait(left)
+        return True
+
+    def close(self, timeout: float = JOIN_SECONDS) -> bool:
+        """Process what is queued (within `timeout`), then stop the thread."""
+        done = self.drain(timeout)
+        with self._cv:
+            self._queue.append(None)
+            self._cv.notify()
+        thread = self._thread
+        if thread is not None and done:
+            thread.join(0.5)
+        return done
+
+    # -- the worker -------------------------------------------------------------------------------
+
+    def process(self, record: Record, judge: bool = True) -> list[Record]:
+        """One record through the analyzer, within the time budget (the worker calls this;
+        tests may call it directly)."""
+        if self.analyzer is None:
+            self.analyzer = self._make()
+        if record.get("type") != "epoch":
+            return list(self.analyzer.add(record) or [])
+        self.credit = min(self.credit + float(record.get("seconds") or 0.0) * self.share, CREDIT_CAP)
+        evaluate = judge and self.credit >= self.last_cost
+        t0 = time.thread_time()
+        found = list(self.analyzer.add(record, evaluate=evaluate) or [])
+        if evaluate:
+            self.last_cost = time.thread_time() - t0
+            self.credit -= self.last_cost
+        return found
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._queue:
+                    self._cv.wait()
+                item = self._queue.popleft()
+                if item is None:
+                    self._cv.notify_all()
+                    return
+                self._busy = True
+            try:
+                found = self.process(*item)
+                if found:
+                    self._on_findings(found)
+            except BaseException as exc:  # handed to the Recorder's guard; the thread stops
+                self._failed = True
+                self._on_error(exc)
+            finally:
+                self.cpu_seconds = time.thread_time()
+                with self._cv:
+                    self._busy = False
+                    if self._failed:
+                        self._queue.clear()
+                    self._cv.notify_all()
+            if self._failed:
+                return
