@@ -127,11 +127,25 @@ class JitWatcher:
             )
 
 
+def backend_started() -> bool:
+    """Whether the training has started a JAX backend already.
+
+    Keras 3 imports JAX whenever it is installed, whatever its backend, so `import jax` says
+    nothing about the run. Asking for devices would start a backend, and on a GPU host JAX's
+    backend takes 75% of each GPU's memory at once: a TF or PyTorch run must never pay that
+    for a fingerprint. So JAX's devices are read only once the script itself started JAX.
+    """
+    bridge = sys.modules.get("jax._src.xla_bridge")
+    return bool(getattr(bridge, "_backends", None))
+
+
 def memory_source() -> Callable[[], dict[str, Any] | None]:
     """Bytes in use and peak per JAX device (`GPU:0`, `CPU:0`), from JAX itself."""
     import jax
 
     def sample() -> dict[str, Any] | None:
+        if not backend_started():
+            return None
         out: dict[str, Any] = {}
         missing: list[Any] = []
         for device in jax.local_devices():
@@ -161,15 +175,14 @@ def memory_source() -> Callable[[], dict[str, Any] | None]:
 
 
 def build_info() -> dict[str, Any]:
-    """JAX's version and devices, for the fingerprint."""
+    """JAX's version, and its devices when the script started a JAX backend (see backend_started)."""
     import jax
 
-    devices = jax.local_devices()
-    return {
-        "version": str(jax.__version__),
-        "backend": str(jax.default_backend()),
-        "devices": [str(getattr(d, "device_kind", d.platform)) for d in devices][:16],
-    }
+    info: dict[str, Any] = {"version": str(jax.__version__)}
+    if backend_started():
+        info["backend"] = str(jax.default_backend())
+        info["devices"] = [str(getattr(d, "device_kind", d.platform)) for d in jax.local_devices()][:16]
+    return info
 
 
 def install(recorder: Any) -> None:
