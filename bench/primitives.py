@@ -139,7 +139,7 @@ def host_and_nvml(reps: int) -> list[Figure]:
 
 
 def dirs(reps: int, work: Path) -> list[Figure]:
-    from epochwatch.samplers.dirs import DirWatcher
+    from epochwatch.samplers.dirwatch import DirWatcher
 
     roots = []
     for r, role in enumerate(("checkpoint", "tensorboard", "temp")):

@@ -6,7 +6,8 @@ only as a Peer (its credentials, send, fail, close), never the socket or the ser
 server hands it the config and four callbacks (status changed, a run ended, a run attached,
 run this blocking close off the loop).
 
-Which directories a run watches is runwatch.py's policy, asked here.
+Which directories a run watches is runwatch.py's policy, asked here; how a run ends
+(goodbye, lost connection, process exit, run_end, forgetting it) is runend.py's, mixed in.
 
 The way of a record is one-directional: Connection -> RunRegistry.deliver -> Session.accept.
 `deliver` writes the batch, acknowledges it, and only then runs the detectors, so the hook's
@@ -15,8 +16,6 @@ ack never waits on analysis.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import logging
 import secrets
@@ -30,6 +29,7 @@ from epochwatch.daemon.limits import UidLimits
 from epochwatch.daemon.peer import Peer
 from epochwatch.daemon.pidwatch import PidWatch, process_start_time
 from epochwatch.daemon.quota import DiskBudget, RunMeter, TraceLimit
+from epochwatch.daemon.runend import RunEnds, safely
 from epochwatch.daemon.runsamplers import NvmlHub
 from epochwatch.daemon.runwatch import RunWatches
 from epochwatch.daemon.session import Record, Session
@@ -38,15 +38,8 @@ from epochwatch.trace import protocol as p
 
 log = logging.getLogger("epochwatch.daemon")
 
-# After the process is gone but its connection is still open, wait this long for the
-# connection to close (and its last records to be read) before writing run_end.
-EXIT_DRAIN_SECONDS = 2.0
-# A run whose process the daemon cannot see (another pid namespace) and that disconnected
-# without run_end is declared vanished after this long without a resume.
-UNSEEN_DETACH_SECONDS = 60.0
 
-
-class RunRegistry:
+class RunRegistry(RunEnds):
     def __init__(
         self,
         cfg: DaemonConfig,
@@ -268,9 +261,6 @@ class RunRegistry:
 
     # -- samples (from the server's tick) --------------------------------------------------------
 
-    def live(self) -> list[Session]:
-        return [s for s in self.sessions.values() if not s.finished]
-
     def take_sample(self, session: Session, sample: Record, contention: Record | None) -> None:
         """One sample of the run's process, with the host's contention and its watched dirs."""
         session.contention = contention
@@ -292,109 +282,6 @@ class RunRegistry:
         self._offload(samplers.close)
         session.notice(f"stopped sampling pid {session.pid}: {why}", part="sampler")
 
-    # -- how a run ends --------------------------------------------------------------------------
-
-    def _bye(self, session: Session, peer: Peer) -> None:
-        peer.close()
-        session.connection = None
-        if session.ended is None:
-            log.info("run %s: its hook said goodbye without run_end", session.run_id)
-        self._finish(session)
-
-    def detach(self, session: Session, peer: Peer) -> None:
-        """The connection of a run closed (connection_lost)."""
-        if session.connection is peer:
-            session.connection = None
-            session.detached_since = time.monotonic()
-        if session.finished:
-            return
-        if session.ended is None and not session.exited and session.pid > 0:
-            # Killed processes close their sockets: look before waiting for a resume.
-            session.exited = process_start_time(session.pid) != session.state.create_time
-        if session.ended is not None or session.exited:
-            self._finish(session)
-        else:
-            log.info("run %s: connection lost without run_end; waiting for it to come back", session.run_id)
-            self._on_change()
-
-    def process_exited(self, session: Session) -> None:
-        """The run's process is gone (pidfd or a failed sample)."""
-        if session.exited or session.finished:
-            return
-        session.exited = True
-        if session.connection is None:
-            self._finish(session)
-            return
-        # Its socket closes with it; read what it sent before deciding how it ended.
-        loop = asyncio.get_running_loop()
-        loop.call_later(EXIT_DRAIN_SECONDS, self._exit_drained, session)
-
-    def _exit_drained(self, session: Session) -> None:
-        if not session.finished:
-            peer = session.connection
-            if peer is not None:
-                peer.close()
-                session.connection = None
-            self._finish(session)
-
-    def expire_unseen(self, now: float) -> None:
-        """Runs whose process the daemon cannot see, gone quiet too long: vanished."""
-        for s in self.live():
-            unseen = s.pid <= 0 and s.connection is None and s.detached_since is not None
-            if unseen and now - (s.detached_since or now) > UNSEEN_DETACH_SECONDS:
-                self._finish(s)
-
-    def _finish(self, session: Session) -> None:
-        """End a run: run_end if the hook did not write one, close, forget."""
-        if session.finished:
-            return
-        session.finished = True
-        ended = session.ended
-        try:
-            session.analyze_pending()
-            session.flush()
-            if ended is None and (session.run_start is not None or session.trace.bytes_written):
-                session.write_vanished()
-        except OSError as exc:
-            log.error("run %s: cannot write its trace: %s", session.run_id, exc)
-        empty = session.run_start is None and session.trace.bytes_written == 0
-        self._forget(session)
-        if empty:  # it left before sending anything: no trace worth keeping
-            with contextlib.suppress(OSError):
-                session.trace_path.unlink()
-            log.info("run %s left before its first record; no trace kept", session.run_id)
-            self._on_change()
-            return
-        self._on_end(session)
-        if ended is None:
-            hint = session.oom_hint()
-            log.warning(
-                "run %s vanished: pid %d exited without run_end after %d epochs%s",
-                session.run_id,
-                session.pid,
-                session.epochs,
-                f"; {hint}" if hint else "",
-            )
-        else:
-            log.info("run %s ended: %s after %d epochs", session.run_id, ended, session.epochs)
-        self._on_change()
-
-    def _forget(self, session: Session) -> None:
-        _safely(session, session.trace.close)
-        if session.trace.meter is not None:
-            session.trace.meter.close()
-        if session.samplers is not None:
-            samplers = session.samplers
-            session.samplers = None
-            self._offload(samplers.close)
-        self.watches.release(session)
-        watch = self._pidwatches.pop(session.run_id, None)
-        if watch is not None:
-            watch.close()
-        SessionState.remove(self._sessions_dir, session.run_id)
-        self.sessions.pop(session.run_id, None)
-        self._by_token.pop(session.state.token_sha256, None)
-
     def close_all(self) -> int:
         """The daemon stops: write and close every trace, keep the runs resumable by the next
         daemon. Returns how many were connected."""
@@ -402,7 +289,7 @@ class RunRegistry:
         for session in list(self.sessions.values()):
             attached += session.connection is not None
             session.connection = None
-            _safely(session, session.close)
+            safely(session, session.close)
         for watch in self._pidwatches.values():
             watch.close()
         self._pidwatches.clear()
@@ -433,7 +320,7 @@ class RunRegistry:
                     session.write_vanished(daemon_was_down=True)
                 except OSError as exc:
                     log.error("run %s: cannot write its trace: %s", state.run_id, exc)
-                _safely(session, session.trace.close)
+                safely(session, session.trace.close)
                 SessionState.remove(self._sessions_dir, state.run_id)
                 log.warning("run %s vanished while the daemon was down (pid %d)", state.run_id, state.pid)
                 self._on_end(session)
@@ -484,13 +371,6 @@ def _welcome(session: Session, token: str, *, resumed: bool) -> Record:
 def _who(peer: Peer) -> str:
     """A peer that feeds no run yet, for log lines."""
     return f"client pid {peer.pid} uid {peer.uid}"
-
-
-def _safely(session: Session, fn: Callable[[], object]) -> None:
-    try:
-        fn()
-    except Exception as exc:
-        log.error("run %s: %s: %s", session.run_id, type(exc).__name__, exc)
 
 
 def _script_of(pid: int) -> str:

@@ -10,7 +10,7 @@ watching the same directory share one watch (the DirWatcher counts owners).
 The check is not only made when asked: a watched directory that is deleted and comes
 back (a user can replace it with a symlink to a directory only root may read) is checked
 again for each run that watches it before it is walked (`SharedWatcher._check`), and the
-walk itself never follows a symlink (samplers/dirs.py). A run that lost a directory that
+walk itself never follows a symlink (samplers/dirtree.py). A run that lost a directory that
 way is told through `take_refusals`.
 """
 
@@ -110,7 +110,7 @@ class SharedWatcher:
     def _ensure(self) -> Any:
         if self._watcher is None and self._broken is None:
             try:
-                from epochwatch.samplers.dirs import DirWatcher
+                from epochwatch.samplers.dirwatch import DirWatcher
 
                 self._watcher = DirWatcher(check=self._check)
             except Exception as exc:

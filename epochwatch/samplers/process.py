@@ -67,7 +67,7 @@ def fingerprint(samplers: list[Sampler], guard: Any) -> dict[str, Any]:
 
 def started_dir_watcher() -> Any:
     """The hook's directory watcher, its worker thread already running."""
-    from epochwatch.samplers.dirs import DirWatcher
+    from epochwatch.samplers.dirwatch import DirWatcher
 
     watcher = DirWatcher()
     watcher.start()

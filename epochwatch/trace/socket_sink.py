@@ -41,14 +41,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from epochwatch.guard import say
 from epochwatch.trace import protocol as p
-from epochwatch.trace.client import BadReply, DaemonRefused, handshake
+from epochwatch.trace.client import DaemonRefused
+from epochwatch.trace.sink_fallback import write_embedded
+from epochwatch.trace.sink_wire import client_name, connect_now, envelope, handshake_run, send_handover
 from epochwatch.trace.writer import TraceWriter, dumps_line
 
-CONNECT_TIMEOUT = 1.0
 HANDSHAKE_TIMEOUT = 3.0
 DEFAULT_GRACE = 30.0
 CLOSE_TIMEOUT = 3.0
@@ -57,41 +56,6 @@ MAX_PENDING_BYTES = 64 << 20
 MAX_PINNED = 64
 BACKOFF_FIRST, BACKOFF_MAX = 0.05, 2.0
 _PINNED_TYPES = frozenset({"run_start", "fit_start", "watch"})
-
-
-def _connect_now(path: str) -> socket.socket | None:
-    """Connect without waiting: a dead socket (nobody listening) raises at once; a full
-    backlog gives None (the sender thread connects again, blocking there)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # not inherited (PEP 446)
-    sock.setblocking(False)
-    try:
-        sock.connect(path)
-    except BlockingIOError:
-        sock.close()
-        return None
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _handshake(
-    path: str, hello: dict[str, Any], timeout: float, sock: socket.socket | None = None
-) -> tuple[socket.socket, dict[str, Any], bytes]:
-    """Connect (unless `sock` already is), say hello, read the welcome; returns (non-blocking
-    socket, welcome, bytes after it)."""
-    sock, reply, rest = handshake(
-        path, hello, expect=p.OP_WELCOME, timeout=timeout, connect_timeout=CONNECT_TIMEOUT, sock=sock
-    )
-    if not isinstance(reply.get("run_id"), str):
-        sock.close()
-        raise BadReply("the daemon did not answer with a welcome")
-    sock.setblocking(False)
-    return sock, reply, rest
-
-
-def _envelope(seq: int, line: bytes) -> bytes:
-    return b'{"op":"rec","seq":%d,"record":%s}\n' % (seq, line[:-1])
 
 
 class SocketSink:
@@ -145,7 +109,7 @@ class SocketSink:
         self._sock: socket.socket | None = None
         self._inbuf = bytearray()
         # Only the hello may stall; a socket nobody listens on is refused here, at once.
-        self._first: socket.socket | None = _connect_now(path)
+        self._first: socket.socket | None = connect_now(path)
         self.on_finding: Callable[[dict[str, Any]], None] | None = None
         self._wake_r, self._wake_w = os.pipe()  # not inherited (PEP 446)
         os.set_blocking(self._wake_r, False)
@@ -260,7 +224,7 @@ class SocketSink:
                 if not out:
                     for seq, line in self._pending:
                         if seq > self._sent_upto:
-                            out += _envelope(seq, line)
+                            out += envelope(seq, line)
                             self._sent_upto = seq
                 done = self._closing and self._acked >= self._seq - 1
                 deadline = self._close_deadline
@@ -399,8 +363,8 @@ class SocketSink:
                 os.read(self._wake_r, 4096)
 
     def _resume(self, connected: socket.socket | None = None) -> None:
-        hello = p.hello_run(self.run_id, self.token or None, _client())
-        sock, welcome, rest = _handshake(self.path, hello, HANDSHAKE_TIMEOUT, connected)
+        hello = p.hello_run(self.run_id, self.token or None, client_name())
+        sock, welcome, rest = handshake_run(self.path, hello, HANDSHAKE_TIMEOUT, connected)
         next_seq = welcome.get("next_seq")
         next_seq = next_seq if isinstance(next_seq, int) else 0
         with self._lock:
@@ -439,7 +403,7 @@ class SocketSink:
 
     def _hand_over(self, first: int) -> None:
         if self._sock is not None and self.daemon_run_id:
-            _send_handover(self._sock, first)
+            send_handover(self._sock, first)
 
     def _fall_back(self, why: str) -> None:
         """From now on write the embedded trace: header, a notice, then all that was not acked."""
@@ -457,25 +421,20 @@ class SocketSink:
                 return
             first = self._pending[0][0] if self._pending else self._seq
             self._hand_over(first)
+            notice = None
+            if first > 0 and self._connected_once:
+                notice = {
+                    "type": "notice",
+                    "run_id": self.run_id,
+                    "t": time.time(),
+                    "part": "daemon sink",
+                    "message": (
+                        f"records before this line went to the daemon at {self.path} as run "
+                        f"{self.daemon_run_id} ({self.daemon_trace}); {why}"
+                    ),
+                }
             try:
-                for seq, line in self._pinned:
-                    if seq < first:
-                        writer.write_line(line if self._connected_once else _as_embedded(line))
-                if first > 0 and self._connected_once:
-                    writer.write(
-                        {
-                            "type": "notice",
-                            "run_id": self.run_id,
-                            "t": time.time(),
-                            "part": "daemon sink",
-                            "message": (
-                                f"records before this line went to the daemon at {self.path} as run "
-                                f"{self.daemon_run_id} ({self.daemon_trace}); {why}"
-                            ),
-                        }
-                    )
-                for _, line in self._pending:
-                    writer.write_line(line if self._connected_once else _as_embedded(line))
+                write_embedded(writer, self._pinned, self._pending, first, self._connected_once, notice)
             except OSError as exc:
                 say(f"{why}; writing the embedded trace {path} failed ({exc.strerror or exc})")
             self._pending.clear()
@@ -483,30 +442,3 @@ class SocketSink:
             self._file = writer
             self.description = f"embedded trace {path} (after the daemon at {self.path})"
         say(f"{why}; writing the embedded trace {path} from here on")
-
-
-def _as_embedded(line: bytes) -> bytes:
-    """A run_start queued for a daemon that never took the run: it was embedded after all."""
-    if not line.startswith(b'{"type":"run_start"'):
-        return line
-    try:
-        record = orjson.loads(line)
-        record["mode"] = "embedded"
-        return dumps_line(record)
-    except (orjson.JSONDecodeError, TypeError):
-        return line
-
-
-def _send_handover(sock: socket.socket, first: int) -> None:
-    """Tell a daemon that may still hold unread records of this run (it stalled) that the
-    records from `first` on are the embedded trace's now: it drops them instead of writing
-    them twice. Never waits: a full socket buffer loses the message, not time."""
-    with contextlib.suppress(OSError):
-        # the newline ends a record line the sender may have left half sent
-        sock.send(b"\n" + p.encode({"op": p.OP_HANDOVER, "seq": first}), socket.MSG_DONTWAIT)
-
-
-def _client() -> str:
-    from epochwatch import __version__
-
-    return f"epochwatch {__version__}"

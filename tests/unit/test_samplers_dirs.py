@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from epochwatch.samplers import dirs as dirs_module
+from epochwatch.samplers import dirwatch as dirs_module
 from epochwatch.samplers.base import Sampler
-from epochwatch.samplers.dirs import DirsSampler, DirWatcher
+from epochwatch.samplers.dirs import DirsSampler
+from epochwatch.samplers.dirwatch import DirWatcher
 
 Totals = dict[str, dict[str, Any]]
 

@@ -1,0 +1,154 @@
+"""How a run ends, for the registry (registry.py): the hook's goodbye, a lost connection,
+the process's exit (with a short drain of what it sent), a run the daemon cannot see gone
+quiet; then run_end when the hook wrote none, and the run is closed and forgotten.
+
+`RunEnds` is a mixin of RunRegistry: it shares the registry's runs, watches and callbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from epochwatch.daemon.peer import Peer
+from epochwatch.daemon.pidwatch import PidWatch, process_start_time
+from epochwatch.daemon.runwatch import RunWatches
+from epochwatch.daemon.session import Session
+from epochwatch.daemon.store import SessionState
+
+log = logging.getLogger("epochwatch.daemon")
+
+# After the process is gone but its connection is still open, wait this long for the
+# connection to close (and its last records to be read) before writing run_end.
+EXIT_DRAIN_SECONDS = 2.0
+# A run whose process the daemon cannot see (another pid namespace) and that disconnected
+# without run_end is declared vanished after this long without a resume.
+UNSEEN_DETACH_SECONDS = 60.0
+
+
+class RunEnds:
+    """The ends of runs (see the module docstring)."""
+
+    sessions: dict[str, Session]
+    watches: RunWatches
+    _by_token: dict[str, Session]
+    _pidwatches: dict[str, PidWatch]
+    _sessions_dir: Path
+    _on_change: Callable[[], None]
+    _on_end: Callable[[Session], None]
+    _offload: Callable[[Callable[[], None]], object]
+
+    def live(self) -> list[Session]:
+        return [s for s in self.sessions.values() if not s.finished]
+
+    def _bye(self, session: Session, peer: Peer) -> None:
+        peer.close()
+        session.connection = None
+        if session.ended is None:
+            log.info("run %s: its hook said goodbye without run_end", session.run_id)
+        self._finish(session)
+
+    def detach(self, session: Session, peer: Peer) -> None:
+        """The connection of a run closed (connection_lost)."""
+        if session.connection is peer:
+            session.connection = None
+            session.detached_since = time.monotonic()
+        if session.finished:
+            return
+        if session.ended is None and not session.exited and session.pid > 0:
+            # Killed processes close their sockets: look before waiting for a resume.
+            session.exited = process_start_time(session.pid) != session.state.create_time
+        if session.ended is not None or session.exited:
+            self._finish(session)
+        else:
+            log.info("run %s: connection lost without run_end; waiting for it to come back", session.run_id)
+            self._on_change()
+
+    def process_exited(self, session: Session) -> None:
+        """The run's process is gone (pidfd or a failed sample)."""
+        if session.exited or session.finished:
+            return
+        session.exited = True
+        if session.connection is None:
+            self._finish(session)
+            return
+        # Its socket closes with it; read what it sent before deciding how it ended.
+        loop = asyncio.get_running_loop()
+        loop.call_later(EXIT_DRAIN_SECONDS, self._exit_drained, session)
+
+    def _exit_drained(self, session: Session) -> None:
+        if not session.finished:
+            peer = session.connection
+            if peer is not None:
+                peer.close()
+                session.connection = None
+            self._finish(session)
+
+    def expire_unseen(self, now: float) -> None:
+        """Runs whose process the daemon cannot see, gone quiet too long: vanished."""
+        for s in self.live():
+            unseen = s.pid <= 0 and s.connection is None and s.detached_since is not None
+            if unseen and now - (s.detached_since or now) > UNSEEN_DETACH_SECONDS:
+                self._finish(s)
+
+    def _finish(self, session: Session) -> None:
+        """End a run: run_end if the hook did not write one, close, forget."""
+        if session.finished:
+            return
+        session.finished = True
+        ended = session.ended
+        try:
+            session.analyze_pending()
+            session.flush()
+            if ended is None and (session.run_start is not None or session.trace.bytes_written):
+                session.write_vanished()
+        except OSError as exc:
+            log.error("run %s: cannot write its trace: %s", session.run_id, exc)
+        empty = session.run_start is None and session.trace.bytes_written == 0
+        self._forget(session)
+        if empty:  # it left before sending anything: no trace worth keeping
+            with contextlib.suppress(OSError):
+                session.trace_path.unlink()
+            log.info("run %s left before its first record; no trace kept", session.run_id)
+            self._on_change()
+            return
+        self._on_end(session)
+        if ended is None:
+            hint = session.oom_hint()
+            log.warning(
+                "run %s vanished: pid %d exited without run_end after %d epochs%s",
+                session.run_id,
+                session.pid,
+                session.epochs,
+                f"; {hint}" if hint else "",
+            )
+        else:
+            log.info("run %s ended: %s after %d epochs", session.run_id, ended, session.epochs)
+        self._on_change()
+
+    def _forget(self, session: Session) -> None:
+        safely(session, session.trace.close)
+        if session.trace.meter is not None:
+            session.trace.meter.close()
+        if session.samplers is not None:
+            samplers = session.samplers
+            session.samplers = None
+            self._offload(samplers.close)
+        self.watches.release(session)
+        watch = self._pidwatches.pop(session.run_id, None)
+        if watch is not None:
+            watch.close()
+        SessionState.remove(self._sessions_dir, session.run_id)
+        self.sessions.pop(session.run_id, None)
+        self._by_token.pop(session.state.token_sha256, None)
+
+
+def safely(session: Session, fn: Callable[[], object]) -> None:
+    try:
+        fn()
+    except Exception as exc:
+        log.error("run %s: %s: %s", session.run_id, type(exc).__name__, exc)
