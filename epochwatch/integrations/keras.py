@@ -278,8 +278,11 @@ def _callback_class(base: type, recorder: Recorder, input_timing: bool = True) -
             if isinstance(total, int) and total > 0:
                 steps = min(steps, total)
             fields["steps"] = steps
+            # Training ends at validation or, without it, when the first callback's on_epoch_end
+            # starts: the callbacks' own time is neither a step nor a wait for input.
+            train_end = self._train_end or (self._marks[0][1] if self._marks else end)
             if calls:
-                spread = _step_spread(self._step_starts, self._train_end or end, per_call)
+                spread = _step_spread(self._step_starts, train_end, per_call)
                 if spread:
                     fields["step_seconds"] = spread
             if self._val_seconds:
@@ -305,7 +308,6 @@ def _callback_class(base: type, recorder: Recorder, input_timing: bool = True) -
                     fields["iterations"] = int(iterations)
             if self._batch_size is not None:
                 fields["batch_size"] = self._batch_size
-            train_end = self._train_end or end
             if steps and train_end > self._epoch_start:
                 fields["steps_per_second"] = round(steps / (train_end - self._epoch_start), 3)
             probe = self._input

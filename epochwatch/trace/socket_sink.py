@@ -44,7 +44,7 @@ from typing import Any
 from epochwatch.guard import say
 from epochwatch.trace import protocol as p
 from epochwatch.trace.client import DaemonRefused
-from epochwatch.trace.sink_fallback import write_embedded
+from epochwatch.trace.sink_fallback import as_embedded, write_embedded
 from epochwatch.trace.sink_wire import client_name, connect_now, envelope, handshake_run, send_handover
 from epochwatch.trace.writer import TraceWriter, dumps_line
 
@@ -159,6 +159,8 @@ class SocketSink:
                     self._pending_bytes -= len(old)
                     self.dropped += 1
         if file is not None:
+            if not self._connected_once:  # the daemon never took the run: it is embedded after all
+                line = as_embedded(line)
             file.write_line(line)  # as in embedded mode: an OSError reaches the hook's guard
         else:
             self._wake()

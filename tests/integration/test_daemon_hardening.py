@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from epochwatch.trace import schema
 from tests.integration.daemon_harness import running_daemon, wait_until
 from tests.integration.other_user import NOBODY, OtherUserClient, shared_tmp
 
@@ -48,9 +49,8 @@ def test_a_watched_directory_replaced_by_a_link_or_a_private_one_is_not_walked(t
 
         def both_counted() -> bool:
             s = _samples(d, run_id)
-            return bool(s) and all(
-                s[-1].get("dirs", {}).get(str(p), {}).get("bytes") == 100 for p in (linked, private)
-            )
+            counted = dict(schema.dir_entries(s[-1].get("dirs"))) if s else {}
+            return all(counted.get(str(p), {}).get("bytes") == 100 for p in (linked, private))
 
         wait_until(both_counted, timeout=15.0, what="both directories counted")
         shutil.rmtree(linked)
@@ -65,7 +65,7 @@ def test_a_watched_directory_replaced_by_a_link_or_a_private_one_is_not_walked(t
         n0 = len(_samples(d, run_id))
         wait_until(lambda: len(_samples(d, run_id)) >= n0 + 4, timeout=15.0, what="four more samples")
         for sample in _samples(d, run_id):
-            for path, entry in sample.get("dirs", {}).items():
+            for path, entry in schema.dir_entries(sample.get("dirs")):
                 assert entry["bytes"] in (0, 100), (path, entry)  # 5000 / 7000: leaked
         wait_until(lambda: len(notices()) == 2, timeout=15.0, what="two notices")
         c.close()
