@@ -180,6 +180,12 @@ class Recorder:
             self.guard.run("run end", callback, None)
         with self._lock:
             self._finished = True
+            analyzer = self._analyzer
+            if self._sink is not None and analyzer is not None and not self.remote_detection:
+                # The verdict on all the evidence, without waiting for persistence.
+                final = self.guard.run("online detection", analyzer.finish, [])
+                for finding in final or []:
+                    self._write(finding)
             if self._sink is not None:
                 fields: dict[str, Any] = {
                     "ended": ended,
@@ -365,7 +371,7 @@ class Recorder:
         except ImportError:
             self.guard.disable("online detection", "analysis package not available")
             return None
-        return OnlineAnalyzer(run_start)
+        return OnlineAnalyzer(run_start, updates=True)
 
     # -- directories -----------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from epochwatch.analysis.engine import Engine
+from epochwatch.analysis.findings import Finding
 from epochwatch.analysis.restore.parents import ParentCache
 from epochwatch.analysis.run import Run
 from epochwatch.analysis.series import EpochSeries
@@ -24,7 +25,12 @@ EPOCH_RECORDS = 16  # whole epoch records kept, for detectors that read records
 
 
 class OnlineAnalyzer:
-    def __init__(self, run_start: Mapping[str, Any] | None = None) -> None:
+    """updates: also return episode updates (a finding again, with `update` n, when its
+    problem grew or ended): the hook and the daemon write them to the trace; callers
+    that want each finding once leave it off."""
+
+    def __init__(self, run_start: Mapping[str, Any] | None = None, *, updates: bool = False) -> None:
+        self.updates = updates
         run_id = str(run_start.get("run_id", "run")) if run_start else "run"
         self.run = Run(
             run_id=run_id,
@@ -56,4 +62,15 @@ class OnlineAnalyzer:
         if kind != schema.EPOCH or not evaluate:
             return []
         view = RunAtEpoch(self.run, parents=self.parents)
-        return [f.to_record(self.run.run_id) for f in self.engine.step(view)]
+        return self._records(self.engine.step(view))
+
+    def finish(self) -> list[dict[str, Any]]:
+        """The verdict at the run's end: what holds now is reported without waiting for its
+        persistence. Call before writing run_end."""
+        if not self.run.series.count:
+            return []
+        view = RunAtEpoch(self.run, parents=self.parents)
+        return self._records(self.engine.step(view, replay_only=True, final=True))
+
+    def _records(self, found: list[Finding]) -> list[dict[str, Any]]:
+        return [f.to_record(self.run.run_id) for f in found if self.updates or not f.update]

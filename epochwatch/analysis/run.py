@@ -89,11 +89,23 @@ class Run:
             self.restores.append(rec)
             self.restore_positions.append(self.series.count)
         elif kind == schema.FINDING:
-            self.findings.append(rec)
+            self._add_finding(rec)
         elif kind == schema.NOTICE:
             self.notices.append(rec)
         elif kind == schema.RUN_END:
             self.end = rec
+
+
+    def _add_finding(self, rec: Record) -> None:
+        """An update of an episode (a finding record with `update`) replaces the finding it
+        updates, so `findings` holds each (kind, target) as last reported."""
+        if rec.get("update"):
+            key = (rec.get("kind"), rec.get("target"))
+            for i, old in enumerate(self.findings):
+                if (old.get("kind"), old.get("target")) == key:
+                    self.findings[i] = rec
+                    return
+        self.findings.append(rec)
 
 
 def load_run(

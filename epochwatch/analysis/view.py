@@ -42,6 +42,9 @@ class RunAtEpoch:
     # Parent runs of this run's restores, by trace path: owned by whoever runs the analysis
     # (the online analyzer, report/check); None: read for each evaluation.
     parents: ParentCache | None = None
+    # What the engine reported already, also for episode detectors (whose `done` is always
+    # False, so that they keep judging their findings).
+    reported: Callable[[str, str | None], bool] = field(default=lambda kind, target: False)
 
     def __post_init__(self) -> None:
         if self.end < 0 or self.end > self.run.series.count:
@@ -118,6 +121,12 @@ class RunAtEpoch:
                 values = values[-size:]
                 indexes = indexes[-size:]
         return Window(values, indexes)
+
+    def early(self, name: str, key: str | None = None, span: int = 12) -> Window | None:
+        """All usable values of a series while the run has at most `span` of them (a short
+        run, or one still young), else None: the window the blatant-growth rule judges."""
+        w = self.window(name, key, size=span + 1)
+        return w if len(w) <= span else None
 
     def head(self, name: str) -> list[float]:
         """The run's first non-warm-up values of a series: its own baseline."""

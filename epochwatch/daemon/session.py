@@ -71,7 +71,7 @@ class Analyzer:
             self._failed = True
             return
         try:
-            self._impl = OnlineAnalyzer(run_start)
+            self._impl = OnlineAnalyzer(run_start, updates=True)
         except Exception as exc:
             self._fail(exc)
 
@@ -84,6 +84,17 @@ class Analyzer:
                 return []
         try:
             found = self._impl.add(rec)
+        except Exception as exc:
+            self._fail(exc)
+            return []
+        return [f for f in (found or []) if isinstance(f, dict)]
+
+    def finish(self) -> list[Record]:
+        """The verdict at the run's end (before run_end is written)."""
+        if self._failed or self._impl is None:
+            return []
+        try:
+            found = self._impl.finish()
         except Exception as exc:
             self._fail(exc)
             return []
@@ -194,16 +205,20 @@ class Session:
         elif type_ == schema.EPOCH:
             self._on_epoch(rec)
         elif type_ == schema.RUN_END:
-            self.analyze_pending()  # findings of the last epochs, then
+            self.analyze_pending()  # findings of the last epochs, the verdict at the end, then
+            for finding in self.analyzer.finish():
+                self.write_finding(finding)
             self.flush()  # the open sample window, go before the last line
             ended = rec.get("ended")
             self.ended = ended if isinstance(ended, str) else "unknown"
         elif type_ == schema.FINDING:
             key = (str(rec.get("kind")), str(rec.get("target")))
-            if key in self._finding_keys:
+            if key in self._finding_keys and not rec.get("update"):
                 self.next_seq = seq + 1
                 return None  # the daemon already wrote this one
             self._finding_keys.add(key)
+            if rec.get("update"):
+                self.findings = [f for f in self.findings if (str(f.get("kind")), str(f.get("target"))) != key]
             self.findings.append(rec)
         self.trace.write(rec)  # may raise OSError: then next_seq stays, and the hook resends
         self.next_seq = seq + 1
@@ -263,7 +278,8 @@ class Session:
 
     def write_finding(self, finding: Record) -> None:
         key = (str(finding.get("kind")), str(finding.get("target")))
-        if key in self._finding_keys:
+        update = bool(finding.get("update"))
+        if key in self._finding_keys and not update:
             return
         self._finding_keys.add(key)
         rec = dict(finding)
@@ -271,6 +287,10 @@ class Session:
         rec["run_id"] = self.run_id
         rec.setdefault("t", time.time())
         rec["source"] = "daemon"
+        if update:  # an episode's update replaces what status, top and the metrics show
+            self.findings = [
+                f for f in self.findings if (str(f.get("kind")), str(f.get("target"))) != key
+            ]
         self.findings.append(rec)
         self.trace.write(rec)
         log.warning(
