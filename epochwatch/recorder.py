@@ -183,7 +183,8 @@ class Recorder:
             analyzer = self._analyzer
             if self._sink is not None and analyzer is not None and not self.remote_detection:
                 # The verdict on all the evidence, without waiting for persistence.
-                final = self.guard.run("online detection", analyzer.finish, [])
+                finish = getattr(analyzer, "finish", None)
+                final = self.guard.run("online detection", finish, []) if finish else []
                 for finding in final or []:
                     self._write(finding)
             if self._sink is not None:
@@ -371,7 +372,9 @@ class Recorder:
         except ImportError:
             self.guard.disable("online detection", "analysis package not available")
             return None
-        return OnlineAnalyzer(run_start, updates=True)
+        analyzer = OnlineAnalyzer(run_start)
+        analyzer.updates = True  # episodes' updates go to the trace too
+        return analyzer
 
     # -- directories -----------------------------------------------------------------
 

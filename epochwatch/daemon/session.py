@@ -71,7 +71,8 @@ class Analyzer:
             self._failed = True
             return
         try:
-            self._impl = OnlineAnalyzer(run_start, updates=True)
+            self._impl = OnlineAnalyzer(run_start)
+            self._impl.updates = True  # episodes' updates go to the trace too
         except Exception as exc:
             self._fail(exc)
 
@@ -91,10 +92,11 @@ class Analyzer:
 
     def finish(self) -> list[Record]:
         """The verdict at the run's end (before run_end is written)."""
-        if self._failed or self._impl is None:
+        finish = getattr(self._impl, "finish", None)
+        if self._failed or finish is None:
             return []
         try:
-            found = self._impl.finish()
+            found = finish()
         except Exception as exc:
             self._fail(exc)
             return []
