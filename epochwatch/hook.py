@@ -32,7 +32,7 @@ from epochwatch.guard import say
 from epochwatch.recorder import Recorder
 from epochwatch.trace import schema
 
-__all__ = ["epoch", "log", "recorder", "watch"]
+__all__ = ["epoch", "log", "recorder", "step", "watch"]
 
 _recorder: Recorder | None = None
 _uncaught: BaseException | None = None
@@ -79,6 +79,18 @@ def log(**metrics: Any) -> None:
     t0 = time.perf_counter()
     rec.guard.run("loop API", lambda: rec.log(metrics), None)
     rec.add_overhead(time.perf_counter() - t0)
+
+
+def step() -> None:
+    """Mark the start of one step of a custom loop's epoch (optional).
+
+    Long epochs then get sub-epoch `interval` records (step times, RSS, watched
+    directories every fraction of an epoch), so a leak or slowdown inside a run of one or
+    two long epochs is found while it trains. Costs a clock read, an append and a compare.
+    """
+    rec = _recorder
+    if rec is not None:
+        rec.step()
 
 
 def watch(path: str | os.PathLike[str]) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from epochwatch import __version__, environment
 from epochwatch.guard import Guard, say
+from epochwatch.intervals import IntervalClock, step_summary
 from epochwatch.samplers.base import Sampler
 from epochwatch.trace import schema
 from epochwatch.trace.sink import Sink, open_sink
@@ -34,7 +35,7 @@ EpochSource = Callable[[], "dict[str, Any] | None"]
 ANALYSIS_SHARE = 0.005
 ANALYSIS_START_CREDIT = 0.05
 ANALYSIS_CREDIT_CAP = 1.0
-_NOT_FED = frozenset({schema.EPOCH, schema.FINDING, schema.RUN_START, schema.RESTORE})
+_NOT_FED = frozenset({schema.EPOCH, schema.INTERVAL, schema.FINDING, schema.RUN_START, schema.RESTORE})
 
 
 def new_run_id() -> str:
@@ -53,6 +54,8 @@ class _Epoch:
     start_wall: float
     start_perf: float
     overhead: float = 0.0
+    interval_seconds: float = 0.0  # of this epoch's intervals (their analysis earned its credit)
+    steps: list[float] = field(default_factory=list)  # step starts from hook.step() (custom loops)
     sums: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     pending: dict[str, list[Any]] = field(default_factory=dict)
@@ -87,6 +90,8 @@ class Recorder:
         self._finishers: list[Callable[[], None]] = []
         self._carry_overhead = 0.0
         self.overhead_total = 0.0
+        self.clock = IntervalClock()  # when the open epoch's next interval record is due
+        self._intervals = 0
 
     # -- wiring, called by integrations ------------------------------------------------
 
@@ -255,6 +260,7 @@ class Recorder:
             self._epoch = _Epoch(number, source, fit, time.time(), t0)
             self._epoch.overhead = self._carry_overhead + (time.perf_counter() - t0)
             self._carry_overhead = 0.0
+            self.clock.begin_epoch(t0)
 
     @property
     def in_epoch(self) -> bool:
@@ -296,6 +302,60 @@ class Recorder:
         """The epoch's body raised: it did not finish, so it gets no record."""
         with self._lock:
             self._epoch = None
+            self.clock.end_epoch(0.0)
+
+    # -- sub-epoch intervals ---------------------------------------------------------
+
+    def step(self) -> None:
+        """One step of a custom loop's open epoch began (hook.step()): a clock read, an
+        append and a compare, and an interval record when one is due."""
+        epoch = self._epoch
+        if epoch is None:
+            return
+        now = time.perf_counter()
+        epoch.steps.append(now)
+        if now >= self.clock.due:
+            self.interval(epoch.steps, now)
+
+    def interval(self, starts: list[float], now: float) -> None:
+        """Write an `interval` record for the steps since the last one: `starts` are the
+        epoch's step start times so far, the newest being the step that begins at `now`."""
+        t0 = time.perf_counter()
+        with self._lock:
+            epoch = self._epoch
+            if epoch is None or self._sink is None:
+                self.clock.end_epoch(0.0)
+                return
+            done = len(starts) - 1  # steps completed: the newest has only begun
+            seconds, steps, first = self.clock.fire(now, done)
+            if steps <= 0:
+                return
+            rec = schema.record(schema.INTERVAL, self.run_id, epoch=epoch.number, index=self._intervals)
+            self._intervals += 1
+            if epoch.fit is not None:
+                rec["fit"] = epoch.fit
+            rec["source"] = epoch.source
+            rec["step"] = done
+            rec["steps"] = steps
+            rec["seconds"] = round(seconds, 6)
+            spread = step_summary(starts, first, done)
+            if spread:
+                rec["step_seconds"] = spread
+            rss = self.guard.run("host sampler", _own_rss, None)
+            if rss is not None:
+                rec["host"] = {"rss_bytes": rss}
+            if self._dirs is not None:
+                dirs = self.guard.run("directory watching", self._dirs.totals, None)
+                if dirs:
+                    rec["dirs"] = dirs
+            epoch.interval_seconds += seconds
+            findings = self._analyze(rec)
+            cost = time.perf_counter() - t0
+            rec["overhead_seconds"] = round(cost, 6)
+            epoch.overhead += cost
+            self._write(rec)
+            for finding in findings:
+                self._write(finding)
 
     def end_epoch(self, fields: dict[str, Any] | None = None, end_perf: float | None = None) -> None:
         """Close the open epoch and write its record, with every sampler's block."""
@@ -307,6 +367,7 @@ class Recorder:
                 return
             self._epoch = None
             end = end_perf if end_perf is not None else t0
+            self.clock.end_epoch(end - epoch.start_perf)
             rec = schema.record(schema.EPOCH, self.run_id, epoch=epoch.number)
             if epoch.fit is not None:
                 rec["fit"] = epoch.fit
@@ -322,6 +383,8 @@ class Recorder:
                 logged = {k: epoch.sums[k] / epoch.counts[k] for k in epoch.counts}
                 rec["metrics"] = {**logged, **rec.get("metrics", {})}
                 rec.setdefault("steps", max(epoch.counts.values()))
+            if epoch.steps:
+                rec.setdefault("steps", len(epoch.steps))
             for sampler in self._samplers:
                 block = self.guard.run(f"{sampler.name} sampler", sampler.sample, None)
                 if block:
@@ -334,7 +397,7 @@ class Recorder:
                 block = self.guard.run("retrace tracking", self._retraces.drain, None)
                 if block:
                     rec["retraces"] = block
-            findings = self._analyze(rec)
+            findings = self._analyze(rec, earned=float(rec.get("seconds", 0.0)) - epoch.interval_seconds)
             overhead = epoch.overhead + (time.perf_counter() - t0)
             rec["overhead_seconds"] = round(overhead, 6)
             self._write(rec)
@@ -343,7 +406,7 @@ class Recorder:
             self._epochs_written += 1
             self.overhead_total += overhead
 
-    def _analyze(self, rec: dict[str, Any]) -> list[dict[str, Any]]:
+    def _analyze(self, rec: dict[str, Any], earned: float | None = None) -> list[dict[str, Any]]:
         """Online detection in this process, within ANALYSIS_SHARE of the training time.
 
         Every epoch is recorded; detectors run when the epochs since the last run have
@@ -353,9 +416,8 @@ class Recorder:
         analyzer = self._analyzer
         if analyzer is None or not self.guard.enabled("online detection"):
             return []
-        self._analysis_credit = min(
-            self._analysis_credit + float(rec.get("seconds", 0.0)) * ANALYSIS_SHARE, ANALYSIS_CREDIT_CAP
-        )
+        seconds = float(rec.get("seconds", 0.0)) if earned is None else max(0.0, earned)
+        self._analysis_credit = min(self._analysis_credit + seconds * ANALYSIS_SHARE, ANALYSIS_CREDIT_CAP)
         evaluate = not self.remote_detection and self._analysis_credit >= self._analysis_cost
         t0 = time.perf_counter()
         found: list[dict[str, Any]] = self.guard.run(
@@ -463,6 +525,12 @@ class Recorder:
             if block:
                 env[name] = block
         return env
+
+
+def _own_rss() -> int | None:
+    from epochwatch.samplers.host import own_rss_bytes
+
+    return own_rss_bytes()
 
 
 def _injected_nvml() -> Any:

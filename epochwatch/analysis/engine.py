@@ -32,8 +32,9 @@ REPLAY_SPARSE = 2000
 
 Key = tuple[str, str | None]
 UPDATE_GROWTH = 0.25  # an episode is updated when its current value grew this much
-ENDED_MARGIN = 0.1  # ... and ended when back within this share of its base level
-ENDED_HOLD = 3  # for this many consecutive evaluations
+ENDED_SHARE = 0.25  # ... and ended when at most this share of its excess over its base is left
+ENDED_MARGIN = 0.1  # (or it is back within this share of the base)
+ENDED_HOLD = 3  # for this many consecutive evaluations (of epochs: intervals never end one)
 
 
 def _never(kind: str, target: str | None) -> bool:
@@ -49,8 +50,18 @@ class Engine:
         self.detectors = tuple(all_detectors() if detectors is None else detectors)
         self._streaks: dict[Key, int] = {}
         self._quiet: dict[Key, int] = {}
+        self._peak: dict[Key, float] = {}  # the highest current value of each episode
         self.emitted: dict[Key, Finding] = {}  # each finding as first reported
         self.latest: dict[Key, Finding] = {}  # ... and as last reported (episodes' updates)
+
+    def interval_engine(self) -> Engine:
+        """An engine for the run's sub-epoch intervals: the detectors that judge them, with
+        streaks of their own, reporting into this engine's findings (one finding per kind
+        and target, whichever unit saw it first; the other updates it)."""
+        other = Engine([d for d in self.detectors if d.intervals])
+        other.emitted = self.emitted
+        other.latest = self.latest
+        return other
 
     def done(self, kind: str, target: str | None) -> bool:
         return (kind, target) in self.emitted
@@ -90,8 +101,9 @@ class Engine:
                 if final or streak >= need:
                     self.emitted[key] = finding
                     self.latest[key] = finding
+                    self._note_peak(key, finding)
                     new.append(finding)
-            if detector.current is not None:
+            if detector.current is not None and view.unit == "epoch":
                 new.extend(self._ended(detector, view, active))
         view.done = self.done
         for key in [k for k in self._streaks if k not in held]:
@@ -105,6 +117,7 @@ class Engine:
         if last.ended_epoch is not None:
             return None
         self._quiet.pop(key, None)
+        self._note_peak(key, finding)
         now, before = _number(finding.evidence.get("current")), _number(last.evidence.get("current"))
         grew = now == now and before == before and now > before * (1 + UPDATE_GROWTH) if before > 0 else False
         if not grew and severity_rank(finding.severity) <= severity_rank(last.severity):
@@ -123,6 +136,11 @@ class Engine:
         self.latest[key] = updated
         return updated
 
+    def _note_peak(self, key: Key, finding: Finding) -> None:
+        now = _number(finding.evidence.get("current"))
+        if now == now and now > self._peak.get(key, float("-inf")):
+            self._peak[key] = now
+
     def _ended(self, detector: Detector, view: RunAtEpoch, active: set[Key]) -> list[Finding]:
         """Episodes of `detector` whose measure is back near its base level (now ended)."""
         out: list[Finding] = []
@@ -133,7 +151,11 @@ class Engine:
                 continue
             base = _number(last.evidence.get("base"))
             now = current(view, last)
-            if not (base == base and now == now and now <= base * (1 + ENDED_MARGIN)):
+            peak = self._peak.get(key, base)
+            if now == now and now > peak:
+                self._peak[key] = peak = now
+            limit = max(base * (1 + ENDED_MARGIN), base + ENDED_SHARE * (peak - base))
+            if not (base == base and now == now and now <= limit):
                 self._quiet.pop(key, None)
                 continue
             quiet = self._quiet.get(key, 0) + 1
@@ -183,10 +205,29 @@ def analyze(
     `ended_epoch` when it ended), what report and check show; else as first reported.
     """
     engine = Engine(detectors)
+    intervals = engine.interval_engine()
+    by_interval = run.interval_view()
+    count = min(run.intervals.count, len(run.interval_positions))
+    points = set(replay_points(count))
+    done = 0
+
+    def intervals_until(epochs: int) -> None:  # the intervals that came before epoch record `epochs`
+        nonlocal done
+        while done < count and run.interval_positions[done] < epochs:
+            done += 1
+            if done in points:
+                view = RunAtEpoch(by_interval, done, parents=parents, unit="interval")
+                intervals.step(view, replay_only=True)
+
     for end in replay_points(run.series.count):
+        intervals_until(end)
         engine.step(RunAtEpoch(run, end, parents=parents), replay_only=True)
-    if run.end is not None and run.series.count:
+    intervals_until(1 << 62)
+    if run.end is not None and (run.series.count or count):
         # The verdict on all the evidence at the run's end, without waiting for persistence.
-        engine.step(RunAtEpoch(run, parents=parents), replay_only=True, final=True)
+        if count:
+            intervals.step(RunAtEpoch(by_interval, parents=parents, unit="interval"), replay_only=True, final=True)
+        if run.series.count:
+            engine.step(RunAtEpoch(run, parents=parents), replay_only=True, final=True)
     engine.step(RunAtEpoch(run, parents=parents), replay_only=False)
     return sort_findings(list((engine.latest if episodes else engine.emitted).values()))

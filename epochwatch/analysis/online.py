@@ -36,8 +36,10 @@ class OnlineAnalyzer:
             run_id=run_id,
             series=EpochSeries(limit=SERIES_LIMIT),
             max_epoch_records=EPOCH_RECORDS,
+            intervals=EpochSeries(limit=SERIES_LIMIT, restarts=False),
         )
         self.engine = Engine()
+        self.interval_engine = self.engine.interval_engine()
         self.parents = ParentCache()  # this run's parents, read once, not at every epoch
         if run_start:
             self.add(dict(run_start))
@@ -59,6 +61,9 @@ class OnlineAnalyzer:
         if kind == schema.FINDING:
             return []  # our own output coming back (daemon reads the trace it writes)
         self.run.add(rec)
+        if kind == schema.INTERVAL and evaluate:
+            view = RunAtEpoch(self.run.interval_view(), parents=self.parents, unit="interval")
+            return self._records(self.interval_engine.step(view))
         if kind != schema.EPOCH or not evaluate:
             return []
         view = RunAtEpoch(self.run, parents=self.parents)
@@ -67,10 +72,13 @@ class OnlineAnalyzer:
     def finish(self) -> list[dict[str, Any]]:
         """The verdict at the run's end: what holds now is reported without waiting for its
         persistence. Call before writing run_end."""
-        if not self.run.series.count:
-            return []
-        view = RunAtEpoch(self.run, parents=self.parents)
-        return self._records(self.engine.step(view, replay_only=True, final=True))
+        found: list[Finding] = []
+        if self.run.intervals.count:
+            view = RunAtEpoch(self.run.interval_view(), parents=self.parents, unit="interval")
+            found += self.interval_engine.step(view, replay_only=True, final=True)
+        if self.run.series.count:
+            found += self.engine.step(RunAtEpoch(self.run, parents=self.parents), replay_only=True, final=True)
+        return self._records(found)
 
     def _records(self, found: list[Finding]) -> list[dict[str, Any]]:
         return [f.to_record(self.run.run_id) for f in found if self.updates or not f.update]

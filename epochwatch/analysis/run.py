@@ -14,8 +14,9 @@ that is how `epochwatch report` reads a trace of any length in bounded memory.
 from __future__ import annotations
 
 import os
+from array import array
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,9 @@ from epochwatch.trace.reader import ReadStats, iter_records
 
 Record = dict[str, Any]
 RECENT_SAMPLES = 600
+# Interval records folded into the interval series of an unbounded (offline) run: they
+# matter for runs of few long epochs; a run with more has epoch records to judge.
+MAX_INTERVALS = 20_000
 
 
 @dataclass
@@ -49,6 +53,16 @@ class Run:
     # saves / restores): where they sit among the epochs, also when `epochs` is bounded.
     save_positions: list[int] = field(default_factory=list)
     restore_positions: list[int] = field(default_factory=list)
+    # Sub-epoch `interval` records as their own series (see epochwatch/intervals.py), and
+    # for each, how many epochs had been recorded when it came (replay order).
+    intervals: EpochSeries = field(default_factory=lambda: EpochSeries(restarts=False))
+    interval_positions: array[int] = field(default_factory=lambda: array("l"))
+    intervals_dropped: int = 0
+
+    def interval_view(self) -> Run:
+        """This run with its interval series in place of the epoch series: what the
+        detectors judge when they judge intervals (the lists are shared, not copied)."""
+        return replace(self, series=self.intervals)
 
     @property
     def epoch_count(self) -> int:
@@ -73,6 +87,13 @@ class Run:
                 drop = max(1, min(len(self.epochs) - cap + cap // 4, len(self.epochs) - head - 1))
                 del self.epochs[head : head + drop]
                 self.epochs_dropped += drop
+        elif kind == schema.INTERVAL:
+            if self.intervals.limit is None and self.intervals.count >= MAX_INTERVALS:
+                self.intervals_dropped += 1
+                return
+            self.intervals.add_epoch(rec)
+            if self.intervals.limit is None:
+                self.interval_positions.append(self.series.count)
         elif kind == schema.SAMPLE:
             self.sample_count += 1
             self.recent_samples.append(rec)

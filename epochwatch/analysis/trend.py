@@ -470,15 +470,19 @@ def assess_blatant(y: Sequence[float], rule: BlatantRule) -> Growth | None:
 
 @dataclass(frozen=True)
 class StepRule:
-    """A sudden lasting change of level: every point after the onset above every point
-    before it by far (rank-clean), at least `min_ratio` between the medians, with at least
-    `min_before` points before and `min_after` after (lasting)."""
+    """A sudden lasting change of level: at least `min_ratio` between the medians, every
+    point after the onset at least `min_gap` times every point before it (a clean
+    separation, not a few outliers), with at least `min_before` points before and
+    `min_after` after (lasting)."""
 
-    min_before: int = 2
+    min_before: int = 3
     min_after: int = 3
     min_ratio: float = 1.5
+    min_gap: float = 1.15
     window: int = 60
-    max_overlap: float = 0.0  # share of (before, after) pairs allowed out of order
+    # The shift of log level must be this many standard errors (from the spread of log
+    # values within the two levels): a 1.5x jump is news on 5% noise, not on 30%.
+    min_t: float = 8.0
 
 
 @dataclass(frozen=True)
@@ -498,20 +502,29 @@ def assess_step(y: Sequence[float], rule: StepRule) -> Step | None:
         return None
     best: Step | None = None
     best_cost = math.inf
-    for k in range(rule.min_before, n - rule.min_after + 1):
+    # The best split over every onset (even one point before the end), then "lasting":
+    # forcing min_after points after it would move the onset earlier than it was.
+    for k in range(rule.min_before, n):
         before, after = window[:k], window[k:]
         cost = _l1_about_median(before) + _l1_about_median(after)
         if cost < best_cost:
             mb, ma = median(before), median(after)
             best_cost = cost
             best = Step(k, mb, ma, ma / mb if mb > 0 else math.inf, n)
-    if best is None or best.ratio < rule.min_ratio:
+    if best is None or best.ratio < rule.min_ratio or n - best.at < rule.min_after:
         return None
     before, after = window[: best.at], window[best.at :]
-    # Rank-clean: the new level is not a few outliers (a checkpoint epoch) among old values.
-    allowed = rule.max_overlap * len(before) * len(after)
-    out_of_order = sum(1 for a in after for b in before if a <= b)
-    if out_of_order > allowed:
+    # Clean: the new level is not a few outliers (a checkpoint epoch) among old values.
+    if min(after) < rule.min_gap * max(before):
+        return None
+    if min(before) <= 0:
+        return None
+    lb = [math.log(v) for v in before]
+    la = [math.log(v) for v in after]
+    mb, ma = sum(lb) / len(lb), sum(la) / len(la)
+    pooled = (sum((v - mb) ** 2 for v in lb) + sum((v - ma) ** 2 for v in la)) / max(1, n - 2)
+    se = math.sqrt(max(pooled, 1e-6) * (1 / len(lb) + 1 / len(la)))
+    if (ma - mb) / se < rule.min_t:
         return None
     # Lasting: the newest points are still at the new level, not back at the old one.
     if min(after[-rule.min_after :]) < best.before * math.sqrt(rule.min_ratio):

@@ -115,6 +115,7 @@ def _calibrate_step_cost(callback_cls: type) -> float:
 
 
 def _callback_class(base: type, recorder: Recorder) -> type:
+    clock = recorder.clock
     class EpochwatchCallback(base):
         """Feeds the Recorder from one fit; created per fit call."""
 
@@ -182,7 +183,11 @@ def _callback_class(base: type, recorder: Recorder) -> type:
             )
 
         def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
-            self._step_starts.append(time.perf_counter())
+            now = time.perf_counter()
+            starts = self._step_starts
+            starts.append(now)
+            if now >= clock.due:  # a sub-epoch interval is due (a few times per epoch at most)
+                recorder.interval(starts, now)
 
         def on_test_begin(self, logs: Any = None) -> None:
             now = time.perf_counter()

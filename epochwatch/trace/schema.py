@@ -17,6 +17,7 @@ SCHEMA_VERSION: Final = 1
 RUN_START: Final = "run_start"
 FIT_START: Final = "fit_start"
 EPOCH: Final = "epoch"
+INTERVAL: Final = "interval"  # a stretch of steps inside a long epoch (see epochwatch/intervals.py)
 FIT_END: Final = "fit_end"
 SAVE: Final = "save"
 RESTORE: Final = "restore"

@@ -18,7 +18,7 @@ PACKAGE = Path(epochwatch.__file__).resolve().parent
 # Bottom to top, as docs/architecture.md draws them. A module may import its own package
 # and any layer below its own; not a layer above, and not another package of its layer.
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"__init__", "guard", "environment", "fingerprint", "postimport"}),
+    frozenset({"__init__", "guard", "environment", "fingerprint", "postimport", "intervals"}),
     frozenset({"trace"}),
     frozenset({"samplers"}),
     frozenset({"analysis"}),

@@ -40,3 +40,6 @@ class Detector:
     persistence: int = 1
     replay: bool = True
     current: Callable[[RunAtEpoch, Finding], float] | None = None
+    # Also judge the run's sub-epoch intervals (view.unit == "interval"): series that an
+    # interval record carries (step times, RSS, GPU memory, directories).
+    intervals: bool = False

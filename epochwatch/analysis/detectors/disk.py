@@ -110,7 +110,7 @@ def _finding(view: RunAtEpoch, path: str) -> Finding | None:
         evidence["envelope_epochs"] = ENVELOPE if verdict.rule == "trend" else 1
         evidence["current"] = bytes_now
         evidence["base"] = gb.start
-        title = f"{path} grows {fmt_bytes(gb.slope)} per epoch ({fmt_bytes(gb.start)} -> {fmt_bytes(bytes_now)})"
+        title = f"{path} grows {fmt_bytes(gb.slope)} {view.per()} ({fmt_bytes(gb.start)} -> {fmt_bytes(bytes_now)})"
         when = leaks.when_text(proj)
         if when:
             title += f"; the disk ({fmt_bytes(free)} free) is full {when}"
@@ -122,7 +122,7 @@ def _finding(view: RunAtEpoch, path: str) -> Finding | None:
     evidence["current"] = files_now
     evidence["base"] = gf.start
     title = (
-        f"{path} gains {gf.slope:.1f} files per epoch ({gf.start:.0f} -> {files_now:.0f}); the bytes stay small"
+        f"{path} gains {gf.slope:.1f} files {view.per()} ({gf.start:.0f} -> {files_now:.0f}); the bytes stay small"
     )
     return Finding(KIND, INFO, title, evidence, hint, path, epoch, hold=verdict.hold)
 
@@ -143,4 +143,4 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     return found
 
 
-DETECTOR = Detector(name=KIND, detect=detect, persistence=PERSISTENCE, current=current)
+DETECTOR = Detector(name=KIND, detect=detect, persistence=PERSISTENCE, current=current, intervals=True)

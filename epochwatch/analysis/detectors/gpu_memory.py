@@ -70,7 +70,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         now = view.latest(column, key=key)
         evidence["current"] = now
         evidence["base"] = g.start
-        title = f"GPU memory on {target} grows {fmt_bytes(g.slope)} per epoch: {fmt_bytes(g.start)} -> {fmt_bytes(now)}"
+        title = f"GPU memory on {target} grows {fmt_bytes(g.slope)} {view.per()}: {fmt_bytes(g.start)} -> {fmt_bytes(now)}"
         when = leaks.when_text(proj)
         if when:
             title += f"; fills the device ({fmt_bytes(limit)}{', ' + name if name else ''}) {when}"
@@ -89,4 +89,4 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     return found
 
 
-DETECTOR = Detector(name=KIND, detect=detect, persistence=PERSISTENCE, current=current)
+DETECTOR = Detector(name=KIND, detect=detect, persistence=PERSISTENCE, current=current, intervals=True)

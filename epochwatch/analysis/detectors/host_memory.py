@@ -33,8 +33,9 @@ RULE = GrowthRule(
     autocorr=False,
 )
 PERSISTENCE = 4
-# A short run's leak: +2%/epoch at least, +15% over its points, in a straight line.
-BLATANT = BlatantRule(min_rel_slope=0.02, min_abs_slope=2 * MIB, min_rel_growth=0.15, min_r2=0.9, new_high=True)
+# A short run's leak: +2%/epoch at least, +15% over its points, close to a straight line
+# (R^2 0.8: an accelerating leak is no less a leak), each epoch a new high.
+BLATANT = BlatantRule(min_rel_slope=0.02, min_abs_slope=2 * MIB, min_rel_growth=0.15, min_r2=0.8, new_high=True)
 HINT = (
     "something keeps a reference to data every epoch: look for callbacks or loops that append "
     "model outputs, predictions, tensors or histories to a list (keep scalars with float(x) or "
@@ -74,7 +75,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     now = current(view, None)
     evidence["current"] = now
     evidence["base"] = g.start
-    title = f"host memory grows {fmt_bytes(g.slope)} per epoch: {fmt_bytes(g.start)} -> {fmt_bytes(now)}"
+    title = f"host memory grows {fmt_bytes(g.slope)} {view.per()}: {fmt_bytes(g.start)} -> {fmt_bytes(now)}"
     when = leaks.when_text(proj)
     if when:
         title += f"; reaches the {limit_name} ({fmt_bytes(limit)}) {when}"
@@ -92,4 +93,4 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     ]
 
 
-DETECTOR = Detector(name=KIND, detect=detect, persistence=PERSISTENCE, current=current)
+DETECTOR = Detector(name=KIND, detect=detect, persistence=PERSISTENCE, current=current, intervals=True)

@@ -33,9 +33,9 @@ RULE = GrowthRule(
 PERSISTENCE = 3
 # Short runs: +3%/epoch at least and +20% over the run's points, close to a straight line.
 BLATANT = BlatantRule(min_rel_slope=0.03, min_rel_growth=0.2, min_r2=0.8, alpha=0.01)
-# A step: 1.5x at least, every epoch after the onset slower than every epoch before it,
-# and 3 epochs at the new level (lasting) before it is news.
-STEP = StepRule(min_before=2, min_after=3, min_ratio=1.5)
+# A step: 1.5x at least, every epoch after the onset 15% slower than every epoch before it,
+# 3 epochs before it and 3 at the new level (lasting) before it is news.
+STEP = StepRule(min_before=3, min_after=3, min_ratio=1.5, min_gap=1.15)
 # Severity: critical once the time per epoch has doubled against the run's own
 # baseline, warning from +10%, info below (a trend that is sure but still small).
 CRITICAL_RATIO = 2.0
@@ -99,7 +99,7 @@ def _finding(
     evidence["current"] = now
     evidence["base"] = baseline
     title = (
-        f"{what} grows {100 * g.rel_slope:.1f}% per epoch: {fmt_seconds(g.start)} -> {fmt_seconds(now)} "
+        f"{what} grows {100 * g.rel_slope:.1f}% {view.per()}: {fmt_seconds(g.start)} -> {fmt_seconds(now)} "
         f"over epochs {evidence['epochs'][0]}-{evidence['epochs'][-1]}"
     )
     if causes:
@@ -184,6 +184,9 @@ def _judge(view: RunAtEpoch, column: str, what: str, target: str | None) -> Find
 
 
 def detect(view: RunAtEpoch) -> list[Finding]:
+    if view.unit != "epoch":  # intervals: their seconds are the clock's period; steps tell
+        f = None if view.reported(KIND, None) else _judge(view, "step_median", "step time", "step time")
+        return [f] if f is not None else []
     if not view.done(KIND, None):
         f = _judge(view, "seconds", "epoch time", None)
         if f is not None:
@@ -195,4 +198,4 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     return []
 
 
-DETECTOR = Detector(name=KIND, detect=detect, persistence=PERSISTENCE, current=current)
+DETECTOR = Detector(name=KIND, detect=detect, persistence=PERSISTENCE, current=current, intervals=True)
