@@ -14,7 +14,7 @@ median delay (epochs from the fault's onset to the finding). Targets (issue 3): 
 1% flagged on i.i.d. noise and 5% at AR(1) rho 0.5; at least 95% of 1%/epoch ramps
 caught by epoch 30. Issue 11 adds: at least 95% of RSS leaks of 5%/epoch and more and of
 slowdowns of 3%/epoch and more flagged by epoch 8 (short runs: the blatant rule and the
-step rule of analysis/growth.py and trend.assess_step are part of the fast path), and
+step rule of analysis/growth.py and shapes.assess_step are part of the fast path), and
 interval scenarios: 2-epoch runs of 1,024 steps an epoch seen as 32 sub-epoch intervals
 per epoch, where a leak must be flagged before the run ends in at least 95% of runs and a
 healthy run in at most 1%.
@@ -37,7 +37,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from epochwatch.analysis import trend
+from epochwatch.analysis import shapes, trend
 from epochwatch.analysis.detectors import disk, gpu_memory, host_memory, slowdown
 
 MIB = 1024.0**2
@@ -53,11 +53,13 @@ class Family:
     envelope: int
     persistence: int
     kind: str
-    blatant: trend.BlatantRule | None = None
-    step: trend.StepRule | None = None
+    blatant: shapes.BlatantRule | None = None
+    step: shapes.StepRule | None = None
 
 
-SLOW = Family("epoch time", slowdown.RULE, 1, slowdown.PERSISTENCE, "slowdown", slowdown.BLATANT, slowdown.STEP)
+SLOW = Family(
+    "epoch time", slowdown.RULE, 1, slowdown.PERSISTENCE, "slowdown", slowdown.BLATANT, slowdown.STEP
+)
 MEM = Family(
     "host RSS",
     host_memory.RULE,
@@ -74,10 +76,18 @@ GPU = Family(
     "gpu_memory_growth",
     host_memory.BLATANT,
 )
-DISK = Family("dir bytes", disk.BYTES_RULE, disk.ENVELOPE, disk.PERSISTENCE, "disk_growth", disk.BLATANT_BYTES)
+DISK = Family(
+    "dir bytes", disk.BYTES_RULE, disk.ENVELOPE, disk.PERSISTENCE, "disk_growth", disk.BLATANT_BYTES
+)
 # The same detectors on sub-epoch intervals (the series' points are intervals, not epochs).
 SLOW_IV = Family(
-    "step time / interval", slowdown.RULE, 1, slowdown.PERSISTENCE, "slowdown", slowdown.BLATANT, slowdown.STEP
+    "step time / interval",
+    slowdown.RULE,
+    1,
+    slowdown.PERSISTENCE,
+    "slowdown",
+    slowdown.BLATANT,
+    slowdown.STEP,
 )
 MEM_IV = Family(
     "host RSS / interval",
@@ -205,7 +215,10 @@ def iv_mem(leak_per_epoch: float) -> Gen:
     def gen(rng: random.Random, n: int) -> tuple[list[float], int | None]:
         period = rng.randint(4, 12)
         return [
-            2 * GIB * (1 + leak_per_epoch * i / IV_PER_EPOCH + 0.02 * ((i % period) / period)) * _ln(rng, 0.003)
+            2
+            * GIB
+            * (1 + leak_per_epoch * i / IV_PER_EPOCH + 0.02 * ((i % period) / period))
+            * _ln(rng, 0.003)
             for i in range(n)
         ], (1 if leak_per_epoch else None)
 
@@ -309,10 +322,15 @@ def holds(values: list[float], end: int, fam: Family) -> int | None:
     if trend.assess_growth(window(values, end, fam), fam.rule) is not None:
         return fam.persistence
     usable = values[1 : end + 1]
-    if fam.blatant is not None and len(usable) <= fam.blatant.span:
-        if trend.assess_blatant(usable, fam.blatant) is not None:
-            return min(fam.persistence, 2)
-    if fam.step is not None and trend.assess_step(values[max(1, end + 1 - fam.step.window) : end + 1], fam.step):
+    if (
+        fam.blatant is not None
+        and len(usable) <= fam.blatant.span
+        and shapes.assess_blatant(usable, fam.blatant) is not None
+    ):
+        return min(fam.persistence, 2)
+    if fam.step is not None and shapes.assess_step(
+        values[max(1, end + 1 - fam.step.window) : end + 1], fam.step
+    ):
         return 1
     return None
 
@@ -442,7 +460,9 @@ def main(argv: list[str] | None = None) -> int:
             )
     if any(r["intervals"] for r in results):
         print()
-        print("| 2-epoch run, 64 intervals | series | flagged before the run ends | median delay (intervals) |")
+        print(
+            "| 2-epoch run, 64 intervals | series | flagged before the run ends | median delay (intervals) |"
+        )
         print("|---|---|---:|---:|")
         for r in results:
             if r["intervals"]:

@@ -54,6 +54,7 @@ class _Epoch:
     start_wall: float
     start_perf: float
     overhead: float = 0.0
+    outer: _Epoch | None = None  # the custom-loop epoch a fit's epoch is nested in
     interval_seconds: float = 0.0  # of this epoch's intervals (their analysis earned its credit)
     steps: list[float] = field(default_factory=list)  # step starts from hook.step() (custom loops)
     sums: dict[str, float] = field(default_factory=dict)
@@ -92,6 +93,8 @@ class Recorder:
         self.overhead_total = 0.0
         self.clock = IntervalClock()  # when the open epoch's next interval record is due
         self._intervals = 0
+        self.clear_session_calls = 0  # keras.backend.clear_session() calls (models_in_loop)
+        self.models_seen = 0  # distinct model objects fitted (models_in_loop)
 
     # -- wiring, called by integrations ------------------------------------------------
 
@@ -189,7 +192,7 @@ class Recorder:
             if self._sink is not None and analyzer is not None and not self.remote_detection:
                 # The verdict on all the evidence, without waiting for persistence.
                 finish = getattr(analyzer, "finish", None)
-                final = self.guard.run("online detection", finish, []) if finish else []
+                final: list[dict[str, Any]] = self.guard.run("online detection", finish, []) if finish else []
                 for finding in final or []:
                     self._write(finding)
             if self._sink is not None:
@@ -257,7 +260,10 @@ class Recorder:
         with self._lock:
             if not self.start():
                 return
-            self._epoch = _Epoch(number, source, fit, time.time(), t0)
+            outer = self._epoch if self._epoch is not None and self._epoch.source == "loop" else None
+            if outer is not None and source == "loop":
+                outer = None  # a loop epoch inside a loop epoch: the newer one wins, as before
+            self._epoch = _Epoch(number, source, fit, time.time(), t0, outer=outer)
             self._epoch.overhead = self._carry_overhead + (time.perf_counter() - t0)
             self._carry_overhead = 0.0
             self.clock.begin_epoch(t0)
@@ -298,10 +304,14 @@ class Recorder:
             epoch.sums[key] = epoch.sums.get(key, 0.0) + number
             epoch.counts[key] = epoch.counts.get(key, 0) + 1
 
-    def abandon_epoch(self) -> None:
-        """The epoch's body raised: it did not finish, so it gets no record."""
+    def abandon_epoch(self, source: str | None = None) -> None:
+        """The epoch's body raised: it did not finish, so it gets no record (only when it
+        is `source`'s, when given); a loop epoch it was nested in stays open."""
         with self._lock:
-            self._epoch = None
+            epoch = self._epoch
+            if epoch is None or (source is not None and epoch.source != source):
+                return
+            self._epoch = epoch.outer
             self.clock.end_epoch(0.0)
 
     # -- sub-epoch intervals ---------------------------------------------------------
@@ -365,10 +375,12 @@ class Recorder:
             if epoch is None or self._sink is None:
                 self._epoch = None
                 return
-            self._epoch = None
+            self._epoch = epoch.outer  # a fit nested in a loop epoch: the loop epoch goes on
             end = end_perf if end_perf is not None else t0
             self.clock.end_epoch(end - epoch.start_perf)
             rec = schema.record(schema.EPOCH, self.run_id, epoch=epoch.number)
+            if epoch.outer is not None:
+                rec["loop_epoch"] = epoch.outer.number
             if epoch.fit is not None:
                 rec["fit"] = epoch.fit
             rec["source"] = epoch.source

@@ -97,7 +97,9 @@ class Engine:
                 held.add(key)
                 streak = self._streaks.get(key, 0) + 1
                 self._streaks[key] = streak
-                need = detector.persistence if finding.hold is None else min(finding.hold, detector.persistence)
+                need = (
+                    detector.persistence if finding.hold is None else min(finding.hold, detector.persistence)
+                )
                 if final or streak >= need:
                     self.emitted[key] = finding
                     self.latest[key] = finding
@@ -226,7 +228,9 @@ def analyze(
     if run.end is not None and (run.series.count or count):
         # The verdict on all the evidence at the run's end, without waiting for persistence.
         if count:
-            intervals.step(RunAtEpoch(by_interval, parents=parents, unit="interval"), replay_only=True, final=True)
+            intervals.step(
+                RunAtEpoch(by_interval, parents=parents, unit="interval"), replay_only=True, final=True
+            )
         if run.series.count:
             engine.step(RunAtEpoch(run, parents=parents), replay_only=True, final=True)
     engine.step(RunAtEpoch(run, parents=parents), replay_only=False)

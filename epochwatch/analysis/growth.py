@@ -4,7 +4,7 @@ Every growth detector asks the same question of a series: does it grow? Long run
 answer it with `trend.assess_growth` on a trailing window (tens of epochs, a lower
 envelope for memory and disk, a few epochs of persistence). A run that is still short
 (at most `BlatantRule.span` usable points) cannot fill such a window, so it is judged by
-`trend.assess_blatant` on all its points, without an envelope, and a finding from that
+`shapes.assess_blatant` on all its points, without an envelope, and a finding from that
 rule needs only BLATANT_HOLD consecutive epochs: evidence that scales with the effect.
 """
 
@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from epochwatch.analysis.trend import BlatantRule, Growth, GrowthRule, assess_blatant, assess_growth
+from epochwatch.analysis.shapes import BlatantRule, assess_blatant
+from epochwatch.analysis.trend import Growth, GrowthRule, assess_growth
 from epochwatch.analysis.view import RunAtEpoch, Window
 
 BLATANT_HOLD = 2

@@ -30,7 +30,7 @@ def projection(view: RunAtEpoch, level: float, limit: float, slope: float) -> di
     per epoch reaches `limit`; empty when there is no limit or no growth."""
     if view.unit != "epoch":  # a slope per interval: per epoch, where the fit says how many
         ratio = view.points_per_epoch()
-        if not ratio == ratio:
+        if ratio != ratio:
             return {}
         slope *= ratio
     if not (limit == limit and limit > 0 and slope > 0 and level == level):

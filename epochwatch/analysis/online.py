@@ -61,6 +61,8 @@ class OnlineAnalyzer:
         if kind == schema.FINDING:
             return []  # our own output coming back (daemon reads the trace it writes)
         self.run.add(rec)
+        if kind == schema.EPOCH and "loop_epoch" in rec:
+            return []  # a fit's epoch nested in a loop's epoch: judged with the loop's epoch
         if kind == schema.INTERVAL and evaluate:
             view = RunAtEpoch(self.run.interval_view(), parents=self.parents, unit="interval")
             return self._records(self.interval_engine.step(view))
@@ -77,7 +79,9 @@ class OnlineAnalyzer:
             view = RunAtEpoch(self.run.interval_view(), parents=self.parents, unit="interval")
             found += self.interval_engine.step(view, replay_only=True, final=True)
         if self.run.series.count:
-            found += self.engine.step(RunAtEpoch(self.run, parents=self.parents), replay_only=True, final=True)
+            found += self.engine.step(
+                RunAtEpoch(self.run, parents=self.parents), replay_only=True, final=True
+            )
         return self._records(found)
 
     def _records(self, found: list[Finding]) -> list[dict[str, Any]]:

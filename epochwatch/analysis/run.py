@@ -58,6 +58,12 @@ class Run:
     intervals: EpochSeries = field(default_factory=lambda: EpochSeries(restarts=False))
     interval_positions: array[int] = field(default_factory=lambda: array("l"))
     intervals_dropped: int = 0
+    # Fits (fit_end records) and, per fit index, the new tf.function traces of its epochs:
+    # repeated fits in one process are judged as a sequence (models_in_loop).
+    fit_ends: list[Record] = field(default_factory=list)
+    fit_end_positions: list[int] = field(default_factory=list)  # epochs recorded before each
+    fit_traces: dict[int, float] = field(default_factory=dict)
+    nested_epochs: int = 0  # epochs of fits nested in a custom loop's epochs (not in `series`)
 
     def interval_view(self) -> Run:
         """This run with its interval series in place of the epoch series: what the
@@ -79,6 +85,12 @@ class Run:
     def add(self, rec: Record) -> None:
         kind = rec.get("type")
         if kind == schema.EPOCH:
+            self._count_fit_traces(rec)
+            if "loop_epoch" in rec:
+                # A fit's epoch inside a custom loop's epoch (k-fold, sweeps): the loop's epoch
+                # is the unit; the fit is judged with the other fits (models_in_loop).
+                self.nested_epochs += 1
+                return
             self.series.add_epoch(rec)
             self.epochs.append(rec)
             cap = self.max_epoch_records
@@ -103,6 +115,9 @@ class Run:
                 self.start = rec
         elif kind == schema.FIT_START:
             self.fits.append(rec)
+        elif kind == schema.FIT_END:
+            self.fit_ends.append(rec)
+            self.fit_end_positions.append(self.series.count)
         elif kind == schema.SAVE:
             self.saves.append(rec)
             self.save_positions.append(self.series.count)
@@ -116,6 +131,11 @@ class Run:
         elif kind == schema.RUN_END:
             self.end = rec
 
+    def _count_fit_traces(self, rec: Record) -> None:
+        fit, retraces = rec.get("fit"), rec.get("retraces")
+        new = retraces.get("new") if isinstance(retraces, dict) else None
+        if isinstance(fit, int) and isinstance(new, int | float) and not isinstance(new, bool):
+            self.fit_traces[fit] = self.fit_traces.get(fit, 0.0) + new
 
     def _add_finding(self, rec: Record) -> None:
         """An update of an episode (a finding record with `update`) replaces the finding it

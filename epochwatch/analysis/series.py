@@ -244,7 +244,10 @@ class EpochSeries:
         segment = (rec.get("fit"), rec.get("source"))
         epoch = values["epoch"]
         restarted = (
-            self.restarts and epoch == epoch and self._last_epoch == self._last_epoch and epoch <= self._last_epoch
+            self.restarts
+            and epoch == epoch
+            and self._last_epoch == self._last_epoch
+            and epoch <= self._last_epoch
         )
         self._last_epoch = epoch
         if segment != self._segment or restarted:

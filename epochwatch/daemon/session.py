@@ -220,7 +220,9 @@ class Session:
                 return None  # the daemon already wrote this one
             self._finding_keys.add(key)
             if rec.get("update"):
-                self.findings = [f for f in self.findings if (str(f.get("kind")), str(f.get("target"))) != key]
+                self.findings = [
+                    f for f in self.findings if (str(f.get("kind")), str(f.get("target"))) != key
+                ]
             self.findings.append(rec)
         self.trace.write(rec)  # may raise OSError: then next_seq stays, and the hook resends
         self.next_seq = seq + 1
@@ -290,9 +292,7 @@ class Session:
         rec.setdefault("t", time.time())
         rec["source"] = "daemon"
         if update:  # an episode's update replaces what status, top and the metrics show
-            self.findings = [
-                f for f in self.findings if (str(f.get("kind")), str(f.get("target"))) != key
-            ]
+            self.findings = [f for f in self.findings if (str(f.get("kind")), str(f.get("target"))) != key]
         self.findings.append(rec)
         self.trace.write(rec)
         log.warning(

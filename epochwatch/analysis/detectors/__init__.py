@@ -23,6 +23,7 @@ MODULES: tuple[str, ...] = (
     "contention",
     "throttling",
     "restore",
+    "models_in_loop",
 )
 
 _loaded: tuple[Detector, ...] | None = None

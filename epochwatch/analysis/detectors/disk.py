@@ -18,7 +18,8 @@ from epochwatch.analysis import leaks
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import INFO, Finding
 from epochwatch.analysis.growth import Verdict, judge
-from epochwatch.analysis.trend import BlatantRule, GrowthRule
+from epochwatch.analysis.shapes import BlatantRule
+from epochwatch.analysis.trend import GrowthRule
 from epochwatch.analysis.units import fmt_bytes
 from epochwatch.analysis.view import RunAtEpoch
 
@@ -49,8 +50,12 @@ FILES_RULE = GrowthRule(
 )
 PERSISTENCE = 3
 # A short run's directory that fills in a straight line (no rotation to see through).
-BLATANT_BYTES = BlatantRule(min_rel_slope=0.05, min_abs_slope=1 * MIB, min_rel_growth=0.3, min_r2=0.95, new_high=True)
-BLATANT_FILES = BlatantRule(min_rel_slope=0.05, min_abs_slope=5, min_rel_growth=0.3, min_r2=0.95, new_high=True)
+BLATANT_BYTES = BlatantRule(
+    min_rel_slope=0.05, min_abs_slope=1 * MIB, min_rel_growth=0.3, min_r2=0.95, new_high=True
+)
+BLATANT_FILES = BlatantRule(
+    min_rel_slope=0.05, min_abs_slope=5, min_rel_growth=0.3, min_r2=0.95, new_high=True
+)
 
 _HINTS = {
     "checkpoint": "keep at most K checkpoints: ModelCheckpoint(..., save_best_only=True) or "
@@ -121,9 +126,7 @@ def _finding(view: RunAtEpoch, path: str) -> Finding | None:
     evidence["unit"] = "count"  # slope, start and now are file counts, not bytes
     evidence["current"] = files_now
     evidence["base"] = gf.start
-    title = (
-        f"{path} gains {gf.slope:.1f} files {view.per()} ({gf.start:.0f} -> {files_now:.0f}); the bytes stay small"
-    )
+    title = f"{path} gains {gf.slope:.1f} files {view.per()} ({gf.start:.0f} -> {files_now:.0f}); the bytes stay small"
     return Finding(KIND, INFO, title, evidence, hint, path, epoch, hold=verdict.hold)
 
 

@@ -13,7 +13,8 @@ from epochwatch.analysis import leaks
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import Finding
 from epochwatch.analysis.growth import judge
-from epochwatch.analysis.trend import BlatantRule, GrowthRule
+from epochwatch.analysis.shapes import BlatantRule
+from epochwatch.analysis.trend import GrowthRule
 from epochwatch.analysis.units import fmt_bytes
 from epochwatch.analysis.view import RunAtEpoch
 
@@ -35,7 +36,9 @@ RULE = GrowthRule(
 PERSISTENCE = 4
 # A short run's leak: +2%/epoch at least, +15% over its points, close to a straight line
 # (R^2 0.8: an accelerating leak is no less a leak), each epoch a new high.
-BLATANT = BlatantRule(min_rel_slope=0.02, min_abs_slope=2 * MIB, min_rel_growth=0.15, min_r2=0.8, new_high=True)
+BLATANT = BlatantRule(
+    min_rel_slope=0.02, min_abs_slope=2 * MIB, min_rel_growth=0.15, min_r2=0.8, new_high=True
+)
 HINT = (
     "something keeps a reference to data every epoch: look for callbacks or loops that append "
     "model outputs, predictions, tensors or histories to a list (keep scalars with float(x) or "

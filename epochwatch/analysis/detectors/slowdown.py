@@ -4,7 +4,7 @@ Series: epoch `seconds`; when that does not grow, `step_seconds.median` (the tra
 steps can slow down while validation hides it, or the other way round). Three shapes:
 a trend (trend.assess_growth with RULE; see docs/detectors.md for how RULE was tuned),
 a short run's blatant ramp (BLATANT, see analysis/growth.py), and a step: a sudden
-lasting change of level (trend.assess_step with STEP), reported with its onset and size.
+lasting change of level (shapes.assess_step with STEP), reported with its onset and size.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from typing import Any
 from epochwatch.analysis.attribution import likely_causes
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import CRITICAL, INFO, WARNING, Finding
-from epochwatch.analysis.leaks import growth_evidence
 from epochwatch.analysis.growth import judge
-from epochwatch.analysis.trend import BlatantRule, Growth, GrowthRule, Step, StepRule, assess_step
+from epochwatch.analysis.leaks import growth_evidence
+from epochwatch.analysis.shapes import BlatantRule, Step, StepRule, assess_step
+from epochwatch.analysis.trend import Growth, GrowthRule
 from epochwatch.analysis.units import fmt_seconds
 from epochwatch.analysis.view import RunAtEpoch, Window
 
@@ -144,11 +145,15 @@ def _step_finding(view: RunAtEpoch, what: str, target: str | None, st: Step, w: 
     )
     if causes:
         title += f"; moves with {causes[0]['series']}"
-    hint = _HINTS.get(causes[0]["column"], _DEFAULT_HINT) if causes else (
-        "something changed at that epoch and stayed: compare a profile of an epoch before and after it "
-        "(keras.callbacks.TensorBoard(profile_batch=...)); usual causes are a callback or schedule that "
-        "starts at that epoch, data that changed (longer sequences, a bigger dataset), another job on the "
-        "same machine, or a device that fell back to a slower path"
+    hint = (
+        _HINTS.get(causes[0]["column"], _DEFAULT_HINT)
+        if causes
+        else (
+            "something changed at that epoch and stayed: compare a profile of an epoch before and after it "
+            "(keras.callbacks.TensorBoard(profile_batch=...)); usual causes are a callback or schedule that "
+            "starts at that epoch, data that changed (longer sequences, a bigger dataset), another job on the "
+            "same machine, or a device that fell back to a slower path"
+        )
     )
     return Finding(
         kind=KIND,
