@@ -106,7 +106,7 @@ class Engine:
                     self._note_peak(key, finding)
                     new.append(finding)
             if detector.current is not None and view.unit == "epoch":
-                new.extend(self._ended(detector, view, active))
+                new.extend(self._ended(detector, view))
         view.done = self.done
         for key in [k for k in self._streaks if k not in held]:
             del self._streaks[key]
@@ -118,7 +118,6 @@ class Engine:
         last = self.latest[key]
         if last.ended_epoch is not None:
             return None
-        self._quiet.pop(key, None)
         self._note_peak(key, finding)
         now, before = _number(finding.evidence.get("current")), _number(last.evidence.get("current"))
         grew = now == now and before == before and now > before * (1 + UPDATE_GROWTH) if before > 0 else False
@@ -143,13 +142,14 @@ class Engine:
         if now == now and now > self._peak.get(key, float("-inf")):
             self._peak[key] = now
 
-    def _ended(self, detector: Detector, view: RunAtEpoch, active: set[Key]) -> list[Finding]:
+    def _ended(self, detector: Detector, view: RunAtEpoch) -> list[Finding]:
         """Episodes of `detector` whose measure is back near its base level (now ended)."""
         out: list[Finding] = []
         current = detector.current
         assert current is not None
         for key, last in list(self.latest.items()):
-            if key in active or last.ended_epoch is not None or last.kind != detector.name:
+            # Still reported (a trailing window lags) but back at its base: it ended too.
+            if last.ended_epoch is not None or last.kind != detector.name:
                 continue
             base = _number(last.evidence.get("base"))
             now = current(view, last)

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 from epochwatch.analysis.trend import (
     Growth,
-    _l1_about_median,
     _l1_best_step,
     _l1_line,
     _z,
@@ -121,14 +120,14 @@ class StepRule:
     separation, not a few outliers), with at least `min_before` points before and
     `min_after` after (lasting)."""
 
-    min_before: int = 3
+    min_before: int = 2
     min_after: int = 3
     min_ratio: float = 1.5
     min_gap: float = 1.15
     window: int = 60
     # The shift of log level must be this many standard errors (from the spread of log
     # values within the two levels): a 1.5x jump is news on 5% noise, not on 30%.
-    min_t: float = 8.0
+    min_t: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -141,38 +140,56 @@ class Step:
 
 
 def assess_step(y: Sequence[float], rule: StepRule) -> Step | None:
-    """The most recent upward level shift of the window, when it is clean and lasting."""
+    """The most recent upward level shift of the window, when it is clean and lasting.
+
+    O(n) per call (it runs after every epoch on healthy runs): only clean splits are
+    candidates (everything after at least `min_gap` times everything before, from prefix
+    maxima and suffix minima), the best of them by squared error of the log levels (prefix
+    sums); then its size, its significance and whether it lasted.
+    """
     window = list(y[-rule.window :])
     n = len(window)
-    if n < rule.min_before + rule.min_after:
+    if n < rule.min_before + rule.min_after or min(window) <= 0:
         return None
-    best: Step | None = None
-    best_cost = math.inf
+    suffix_min = window[:]
+    for k in range(n - 2, -1, -1):
+        suffix_min[k] = min(suffix_min[k], suffix_min[k + 1])
+    logs = [math.log(v) for v in window]
+    s1 = [0.0]
+    s2 = [0.0]
+    for v in logs:
+        s1.append(s1[-1] + v)
+        s2.append(s2[-1] + v * v)
+
+    def sse(a: int, b: int) -> float:
+        m = b - a
+        total = s1[b] - s1[a]
+        return (s2[b] - s2[a]) - total * total / m
+
+    best_k, best_cost = -1, math.inf
+    top = max(window[: rule.min_before - 1]) if rule.min_before > 1 else -math.inf
+    for k in range(rule.min_before, n):
+        top = max(top, window[k - 1])
+        if suffix_min[k] < rule.min_gap * top:
+            continue
+        cost = sse(0, k) + sse(k, n)
+        if cost < best_cost:
+            best_k, best_cost = k, cost
     # The best split over every onset (even one point before the end), then "lasting":
     # forcing min_after points after it would move the onset earlier than it was.
-    for k in range(rule.min_before, n):
-        before, after = window[:k], window[k:]
-        cost = _l1_about_median(before) + _l1_about_median(after)
-        if cost < best_cost:
-            mb, ma = median(before), median(after)
-            best_cost = cost
-            best = Step(k, mb, ma, ma / mb if mb > 0 else math.inf, n)
-    if best is None or best.ratio < rule.min_ratio or n - best.at < rule.min_after:
+    if best_k < 0 or n - best_k < rule.min_after:
         return None
-    before, after = window[: best.at], window[best.at :]
-    # Clean: the new level is not a few outliers (a checkpoint epoch) among old values.
-    if min(after) < rule.min_gap * max(before):
+    before, after = window[:best_k], window[best_k:]
+    mb, ma = median(before), median(after)
+    step = Step(best_k, mb, ma, ma / mb, n)
+    if step.ratio < rule.min_ratio:
         return None
-    if min(before) <= 0:
-        return None
-    lb = [math.log(v) for v in before]
-    la = [math.log(v) for v in after]
-    mb, ma = sum(lb) / len(lb), sum(la) / len(la)
-    pooled = (sum((v - mb) ** 2 for v in lb) + sum((v - ma) ** 2 for v in la)) / max(1, n - 2)
-    se = math.sqrt(max(pooled, 1e-6) * (1 / len(lb) + 1 / len(la)))
-    if (ma - mb) / se < rule.min_t:
+    nb, na = best_k, n - best_k
+    pooled = best_cost / max(1, n - 2)
+    se = math.sqrt(max(pooled, 1e-6) * (1 / nb + 1 / na))
+    if ((s1[n] - s1[best_k]) / na - s1[best_k] / nb) / se < rule.min_t:
         return None
     # Lasting: the newest points are still at the new level, not back at the old one.
-    if min(after[-rule.min_after :]) < best.before * math.sqrt(rule.min_ratio):
+    if min(after[-rule.min_after :]) < mb * math.sqrt(rule.min_ratio):
         return None
-    return best
+    return step

@@ -35,8 +35,8 @@ PERSISTENCE = 3
 # Short runs: +3%/epoch at least and +20% over the run's points, close to a straight line.
 BLATANT = BlatantRule(min_rel_slope=0.03, min_rel_growth=0.2, min_r2=0.8, alpha=0.01)
 # A step: 1.5x at least, every epoch after the onset 15% slower than every epoch before it,
-# 3 epochs before it and 3 at the new level (lasting) before it is news.
-STEP = StepRule(min_before=3, min_after=3, min_ratio=1.5, min_gap=1.15)
+# a shift of 10 standard errors, 2 epochs before it and 3 at the new level (lasting).
+STEP = StepRule(min_before=2, min_after=3, min_ratio=1.5, min_gap=1.15, min_t=10.0)
 # Severity: critical once the time per epoch has doubled against the run's own
 # baseline, warning from +10%, info below (a trend that is sure but still small).
 CRITICAL_RATIO = 2.0
