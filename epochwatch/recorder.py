@@ -35,7 +35,7 @@ EpochSource = Callable[[], "dict[str, Any] | None"]
 ANALYSIS_SHARE = 0.005
 ANALYSIS_START_CREDIT = 0.05
 ANALYSIS_CREDIT_CAP = 1.0
-_NOT_FED = frozenset({schema.EPOCH, schema.INTERVAL, schema.FINDING, schema.RUN_START, schema.RESTORE})
+_NOT_FED = frozenset({schema.EPOCH, schema.INTERVAL, *schema.FINDINGS, schema.RUN_START, schema.RESTORE})
 
 
 def new_run_id() -> str:

@@ -66,8 +66,10 @@ class Finding:
         return out
 
     def to_record(self, run_id: str) -> dict[str, Any]:
-        """The `finding` trace record (same fields as in report JSON)."""
-        return {"type": "finding", "run_id": run_id, "t": time.time(), **self.to_dict()}
+        """The `finding` trace record (same fields as in report JSON); an episode's update
+        (`update` > 0) is a `finding_update` record."""
+        type_ = "finding_update" if self.update else "finding"
+        return {"type": type_, "run_id": run_id, "t": time.time(), **self.to_dict()}
 
 
 def from_record(rec: Mapping[str, Any]) -> Finding:

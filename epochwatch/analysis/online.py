@@ -58,7 +58,7 @@ class OnlineAnalyzer:
             rid = rec.get("run_id")
             if isinstance(rid, str) and rid:
                 self.run.run_id = rid
-        if kind == schema.FINDING:
+        if kind in schema.FINDINGS:
             return []  # our own output coming back (daemon reads the trace it writes)
         self.run.add(rec)
         if kind == schema.EPOCH and "loop_epoch" in rec:

@@ -124,7 +124,7 @@ class Run:
         elif kind == schema.RESTORE:
             self.restores.append(rec)
             self.restore_positions.append(self.series.count)
-        elif kind == schema.FINDING:
+        elif kind in schema.FINDINGS:
             self._add_finding(rec)
         elif kind == schema.NOTICE:
             self.notices.append(rec)
@@ -138,9 +138,9 @@ class Run:
             self.fit_traces[fit] = self.fit_traces.get(fit, 0.0) + new
 
     def _add_finding(self, rec: Record) -> None:
-        """An update of an episode (a finding record with `update`) replaces the finding it
+        """An update of an episode (a `finding_update` record) replaces the finding it
         updates, so `findings` holds each (kind, target) as last reported."""
-        if rec.get("update"):
+        if rec.get("type") == schema.FINDING_UPDATE:
             key = (rec.get("kind"), rec.get("target"))
             for i, old in enumerate(self.findings):
                 if (old.get("kind"), old.get("target")) == key:

@@ -213,20 +213,21 @@ class Session:
             self.flush()  # the open sample window, go before the last line
             ended = rec.get("ended")
             self.ended = ended if isinstance(ended, str) else "unknown"
-        elif type_ == schema.FINDING:
+        elif type_ in schema.FINDINGS:
             key = (str(rec.get("kind")), str(rec.get("target")))
-            if key in self._finding_keys and not rec.get("update"):
+            update = type_ == schema.FINDING_UPDATE
+            if key in self._finding_keys and not update:
                 self.next_seq = seq + 1
                 return None  # the daemon already wrote this one
             self._finding_keys.add(key)
-            if rec.get("update"):
+            if update:
                 self.findings = [
                     f for f in self.findings if (str(f.get("kind")), str(f.get("target"))) != key
                 ]
             self.findings.append(rec)
         self.trace.write(rec)  # may raise OSError: then next_seq stays, and the hook resends
         self.next_seq = seq + 1
-        if type_ != schema.FINDING:
+        if type_ not in schema.FINDINGS:
             if analyze:
                 self._analyze(rec)
             else:
@@ -282,12 +283,12 @@ class Session:
 
     def write_finding(self, finding: Record) -> None:
         key = (str(finding.get("kind")), str(finding.get("target")))
-        update = bool(finding.get("update"))
+        update = finding.get("type") == schema.FINDING_UPDATE
         if key in self._finding_keys and not update:
             return
         self._finding_keys.add(key)
         rec = dict(finding)
-        rec["type"] = schema.FINDING
+        rec["type"] = schema.FINDING_UPDATE if update else schema.FINDING
         rec["run_id"] = self.run_id
         rec.setdefault("t", time.time())
         rec["source"] = "daemon"
@@ -322,8 +323,13 @@ class Session:
                 elif type_ == schema.RUN_START and self.run_start is None:
                     self.run_start = rec
                     self.analyzer.start(rec)
-                elif type_ == schema.FINDING:
-                    self._finding_keys.add((str(rec.get("kind")), str(rec.get("target"))))
+                elif type_ in schema.FINDINGS:
+                    key = (str(rec.get("kind")), str(rec.get("target")))
+                    self._finding_keys.add(key)
+                    if type_ == schema.FINDING_UPDATE:
+                        self.findings = [
+                            f for f in self.findings if (str(f.get("kind")), str(f.get("target"))) != key
+                        ]
                     self.findings.append(rec)
             new: list[Record] = []
             seen = 0
@@ -331,7 +337,7 @@ class Session:
                 type_ = rec.get("type")
                 if type_ == schema.EPOCH:
                     seen += 1
-                if type_ in (schema.FINDING, schema.RUN_START) or (
+                if type_ in (*schema.FINDINGS, schema.RUN_START) or (
                     seen <= total - REPLAY_EPOCHS and type_ in (schema.EPOCH, schema.SAMPLE)
                 ):
                     continue

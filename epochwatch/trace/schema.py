@@ -23,6 +23,8 @@ SAVE: Final = "save"
 RESTORE: Final = "restore"
 SAMPLE: Final = "sample"
 FINDING: Final = "finding"
+FINDING_UPDATE: Final = "finding_update"  # a finding again: its problem grew, or ended
+FINDINGS: Final = frozenset({FINDING, FINDING_UPDATE})
 NOTICE: Final = "notice"
 RUN_END: Final = "run_end"
 

@@ -106,10 +106,10 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 
 def _before_run_end(records: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    """The `kind` findings written before the run_end record (online, while it ran)."""
+    """The `kind` findings and their updates written before the run_end record (online)."""
     types = [r["type"] for r in records]
     assert types[-1] == "run_end"
-    return [r for r in records[:-1] if r["type"] == "finding" and r["kind"] == kind]
+    return [r for r in records[:-1] if r["type"] in ("finding", "finding_update") and r["kind"] == kind]
 
 
 def _report(path: Path) -> dict[str, Any]:
@@ -172,7 +172,8 @@ def test_a_leak_that_grows_is_updated_and_one_that_ends_says_so(tmp_path: Path) 
     found = _before_run_end(records, "host_memory_growth")
     assert len(found) >= 3, found  # first report, at least one update, the end
     first, last = found[0], found[-1]
-    assert "update" not in first
+    assert first["type"] == "finding" and "update" not in first
+    assert all(f["type"] == "finding_update" for f in found[1:])
     updates = [f for f in found if f.get("update") and "ended_epoch" not in f]
     assert updates and updates[0]["evidence"]["current"] > 1.25 * first["evidence"]["current"]
     assert all(f["epoch"] == first["epoch"] for f in found)  # one episode, first seen then
