@@ -296,6 +296,16 @@ class Session:
             self.findings = [f for f in self.findings if (str(f.get("kind")), str(f.get("target"))) != key]
         self.findings.append(rec)
         self.trace.write(rec)
+        if update:  # the same finding again, grown or ended: one quieter line
+            log.info(
+                "run %s: update %s of %s (%s): %s",
+                self.run_id,
+                rec.get("update"),
+                rec.get("kind"),
+                rec.get("severity", "info"),
+                rec.get("title"),
+            )
+            return
         log.warning(
             "run %s: %s finding %s: %s",
             self.run_id,
