@@ -33,7 +33,6 @@ REPLAY_SPARSE = 2000
 Key = tuple[str, str | None]
 UPDATE_GROWTH = 0.25  # an episode is updated when its current value grew this much
 ENDED_SHARE = 0.25  # ... and ended when at most this share of its excess over its base is left
-ENDED_MARGIN = 0.1  # (or it is back within this share of the base)
 ENDED_HOLD = 3  # for this many consecutive evaluations (of epochs: intervals never end one)
 
 
@@ -156,7 +155,9 @@ class Engine:
             peak = self._peak.get(key, base)
             if now == now and now > peak:
                 self._peak[key] = peak = now
-            limit = max(base * (1 + ENDED_MARGIN), base + ENDED_SHARE * (peak - base))
+            # Relative to the excess, never to the base: a leak of 7% over a large base that
+            # keeps growing is not "back within 10%".
+            limit = base + ENDED_SHARE * (peak - base)
             if not (base == base and now == now and now <= limit):
                 self._quiet.pop(key, None)
                 continue

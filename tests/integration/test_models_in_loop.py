@@ -59,9 +59,12 @@ def test_when_clear_session_is_already_called_the_advice_moves_on(tmp_path: Path
     records = _run(tmp_path, clear=True)
     fits = of_type(records, "fit_start")
     assert fits[-1]["clear_session_calls"] == 25
+    # Keras 3.15 / TF 2.21 still keeps about 3.7 MiB per iteration after clear_session().
     found = [f for f in of_type(records, "finding") if f["kind"] == "models_in_loop"]
-    if not found:  # clear_session() freed enough on this machine: nothing to say, and that is right
-        return
+    assert found, of_type(records, "finding")
     f = found[0]
     assert f["evidence"]["clear_session_every_iteration"] is True
+    assert "already called" in f["title"]
+    # A leak that keeps growing is never said to have ended.
+    assert not [r for r in of_type(records, "finding_update") if "ended_epoch" in r]
     assert "already called" in f["hint"] and "subprocess" in f["hint"]

@@ -166,3 +166,11 @@ def test_models_in_loop_with_the_fix_and_what_is_left_after_clear_session() -> N
     assert "subprocess" in g.hint
     assert _of(analyze(_run(_fits(25, 8 * MIB, False, False))), "models_in_loop") == []  # one model
     assert _of(analyze(_run(_fits(25, 0.0, True, True))), "models_in_loop") == []  # nothing kept
+
+
+def test_a_small_leak_on_a_large_base_that_keeps_growing_never_ends() -> None:
+    records = syn.trace(60, lambda i: {"host": syn.host_block(800 * MIB + 3.6 * MIB * i)})
+    online = OnlineAnalyzer(records[0], updates=True)
+    written = [f for r in records[1:] for f in online.add(r)] + online.finish()
+    mine = [f for f in written if f["kind"] == "host_memory_growth"]
+    assert mine and not [f for f in mine if "ended_epoch" in f]
