@@ -81,14 +81,22 @@ def epoch(number: int) -> Iterator[None]:
 
 
 def step() -> contextlib.AbstractContextManager[Any]:
-    """Mark one training step of a custom loop: `with hook.step(): train_step(x, y)`.
+    """Mark one training step of a custom loop (optional): `hook.step()` as the step begins,
+    or `with hook.step(): train_step(x, y)` around it.
 
-    Optional. Where a loop marks its steps, the time from the epoch's start to its first
-    step and between one step's end and the next one's start (fetching the batch, anything
-    else outside the steps) is recorded as the epoch's `input_wait_seconds`, with the step
-    count and steps per second. Two clock reads a step.
+    Either way long epochs get sub-epoch `interval` records (step times, RSS, watched
+    directories every fraction of an epoch), so a leak or slowdown inside a run of one or
+    two long epochs is found while it trains: a clock read, an append and a compare. Used
+    with `with`, the time from the epoch's start to its first step and between one step's
+    end and the next one's start (fetching the batch, anything else outside the steps) is
+    also recorded as the epoch's `input_wait_seconds`, with the step count and steps per
+    second: two more clock reads.
     """
-    return _steps if _recorder is not None else _no_step
+    rec = _recorder
+    if rec is None:
+        return _no_step
+    rec.guard.run("loop API", rec.step, None)
+    return _steps
 
 
 def log(**metrics: Any) -> None:

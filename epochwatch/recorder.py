@@ -19,6 +19,7 @@ from typing import Any
 
 from epochwatch import __version__, environment
 from epochwatch.guard import Guard
+from epochwatch.intervals import IntervalClock, step_summary
 from epochwatch.logged import LoggedMetrics
 from epochwatch.runname import new_run_id
 from epochwatch.samplers.base import Sampler
@@ -28,10 +29,11 @@ from epochwatch.trace.sink import Sink, open_sink
 EpochSource = Callable[[], "dict[str, Any] | None"]
 __all__ = ["Recorder", "new_run_id"]
 
-# Not fed to online detection from _write: epochs (end_epoch does), run_start (it is the
-# analyzer's start), findings (its own); restores are judged by the restore watcher
-# (checkpoints/resume.py), which has the parent run: here they would be said twice.
-_NOT_FED = frozenset({schema.EPOCH, schema.FINDING, schema.RUN_START, schema.RESTORE})
+# Not fed to online detection from _write: epochs and intervals (end_epoch and interval
+# do), run_start (it is the analyzer's start), findings and their updates (its own);
+# restores are judged by the restore watcher (checkpoints/resume.py), which has the parent
+# run: here they would be said twice.
+_NOT_FED = frozenset({schema.EPOCH, schema.INTERVAL, *schema.FINDINGS, schema.RUN_START, schema.RESTORE})
 MAX_FINDINGS = 1000  # kept for `findings()`; one per (kind, target), so a run rarely has 20
 
 
@@ -44,6 +46,9 @@ class _Epoch:
     start_perf: float
     overhead: float = 0.0
     metrics: LoggedMetrics = field(default_factory=LoggedMetrics)
+    outer: _Epoch | None = None  # the custom-loop epoch a fit's epoch is nested in
+    interval_seconds: float = 0.0  # of this epoch's intervals
+    steps: list[float] = field(default_factory=list)  # step starts from hook.step() (custom loops)
 
 
 class Recorder:
@@ -86,6 +91,10 @@ class Recorder:
         # Set by the hook (integrations/tensors.py): logged tensors summed on their device.
         self.tensor_reducer: Callable[[list[Any]], tuple[float, int] | None] | None = None
         self.tensor_scalar: Callable[[Any], float | None] | None = None
+        self.clock = IntervalClock()  # when the open epoch's next interval record is due
+        self._intervals = 0
+        self.clear_session_calls = 0  # keras.backend.clear_session() calls (models_in_loop)
+        self.models_seen = 0  # distinct model objects fitted (models_in_loop)
 
     # -- wiring, called by integrations ------------------------------------------------
 
@@ -241,7 +250,10 @@ class Recorder:
         for callback in self._finishers if not reopen else ():
             self.guard.run("run end", callback, None)
         if self._analysis is not None:
-            self.guard.run("online detection", self._analysis.close, None)
+            # The verdict on all the evidence, without waiting for persistence (not when a
+            # daemon judges the run: it gives its own at the run's end).
+            final = not self.remote_detection and self.guard.enabled("online detection")
+            self.guard.run("online detection", lambda: self._analysis.close(final=final), None)
         with self._lock:
             self._finished = True
             sink = self._sink
@@ -333,12 +345,16 @@ class Recorder:
             starting = not self._started
             if not self.start():
                 return
+            outer = self._epoch if self._epoch is not None and self._epoch.source == "loop" else None
+            if outer is not None and source == "loop":
+                outer = None  # a loop epoch inside a loop epoch: the newer one wins, as before
             # The run's set-up is run_start's overhead: not charged to the first epoch as well.
             t1 = time.perf_counter() if starting else t0
-            self._epoch = _Epoch(number, source, fit, time.time(), t1)
+            self._epoch = _Epoch(number, source, fit, time.time(), t1, outer=outer)
             self._epoch.metrics = LoggedMetrics(self._reduce_logged, self.tensor_scalar)
             self._epoch.overhead = self._carry_overhead + (time.perf_counter() - t1)
             self._carry_overhead = 0.0
+            self.clock.begin_epoch(t0)
 
     @property
     def in_epoch(self) -> bool:
@@ -357,10 +373,68 @@ class Recorder:
         if epoch is not None:
             epoch.metrics.add(metrics)
 
-    def abandon_epoch(self) -> None:
-        """The epoch's body raised: it did not finish, so it gets no record."""
+    def abandon_epoch(self, source: str | None = None) -> None:
+        """The epoch's body raised: it did not finish, so it gets no record (only when it
+        is `source`'s, when given); a loop epoch it was nested in stays open."""
         with self._lock:
-            self._epoch = None
+            epoch = self._epoch
+            if epoch is None or (source is not None and epoch.source != source):
+                return
+            self._epoch = epoch.outer
+            self.clock.end_epoch(0.0)
+
+    # -- sub-epoch intervals ---------------------------------------------------------
+
+    def step(self) -> None:
+        """One step of a custom loop's open epoch began (hook.step()): a clock read, an
+        append and a compare, and an interval record when one is due."""
+        epoch = self._epoch
+        if epoch is None:
+            return
+        now = time.perf_counter()
+        epoch.steps.append(now)
+        if now >= self.clock.due:
+            self.interval(epoch.steps, now)
+
+    def interval(self, starts: list[float], now: float) -> None:
+        """Write an `interval` record for the steps since the last one: `starts` are the
+        epoch's step start times so far, the newest being the step that begins at `now`."""
+        t0 = time.perf_counter()
+        with self._lock:
+            epoch = self._epoch
+            if epoch is None or self._sink is None:
+                self.clock.end_epoch(0.0)
+                return
+            done = len(starts) - 1  # steps completed: the newest has only begun
+            seconds, steps, first = self.clock.fire(now, done)
+            if steps <= 0:
+                return
+            rec = schema.record(schema.INTERVAL, self.run_id, epoch=epoch.number, index=self._intervals)
+            self._intervals += 1
+            if epoch.fit is not None:
+                rec["fit"] = epoch.fit
+            rec["source"] = epoch.source
+            rec["step"] = done
+            rec["steps"] = steps
+            rec["seconds"] = round(seconds, 6)
+            spread = step_summary(starts, first, done)
+            if spread:
+                rec["step_seconds"] = spread
+            rss = self.guard.run("host sampler", _own_rss, None)
+            if rss is not None:
+                rec["host"] = {"rss_bytes": rss}
+            if self._dirs is not None:
+                dirs = self.guard.run("directory watching", self._dirs.totals, None)
+                if dirs:
+                    rec["dirs"] = dirs
+            epoch.interval_seconds += seconds
+            cost = time.perf_counter() - t0
+            rec["overhead_seconds"] = round(cost, 6)
+            epoch.overhead += cost
+            self._write(rec)
+            analysis = self._analysis
+            if analysis is not None:  # judged like an epoch, on the analysis thread
+                self._submit(analysis, rec, judge=not self.remote_detection)
 
     def end_epoch(self, fields: dict[str, Any] | None = None, end_perf: float | None = None) -> None:
         """Close the open epoch and write its record, with every sampler's block."""
@@ -370,9 +444,12 @@ class Recorder:
             if epoch is None or self._sink is None:
                 self._epoch = None
                 return
-            self._epoch = None
+            self._epoch = epoch.outer  # a fit nested in a loop epoch: the loop epoch goes on
             end = end_perf if end_perf is not None else t0
+            self.clock.end_epoch(end - epoch.start_perf)
             rec = schema.record(schema.EPOCH, self.run_id, epoch=epoch.number)
+            if epoch.outer is not None:
+                rec["loop_epoch"] = epoch.outer.number
             if epoch.fit is not None:
                 rec["fit"] = epoch.fit
             rec["source"] = epoch.source
@@ -385,6 +462,8 @@ class Recorder:
             if logged:
                 rec["metrics"] = {**logged, **rec.get("metrics", {})}
                 rec.setdefault("steps", epoch.metrics.steps)
+            if epoch.steps:
+                rec.setdefault("steps", len(epoch.steps))
             for sampler in self._samplers:
                 block = self.guard.run(f"{sampler.name} sampler", sampler.sample, None)
                 if block:
@@ -541,3 +620,9 @@ class Recorder:
             if block:
                 env[name] = block
         return env
+
+
+def _own_rss() -> int | None:
+    from epochwatch.samplers.host import own_rss_bytes
+
+    return own_rss_bytes()

@@ -3,15 +3,22 @@
 The same Engine runs online (one `step` per new epoch) and offline (`analyze` replays a
 finished run epoch by epoch), so a report lists what the online analyzer reported, from
 the epoch it would have reported it.
+
+Findings of detectors with a `current` measure are episodes: once reported, the engine
+keeps judging them; when the problem has grown (its current value by UPDATE_GROWTH
+since the last report, or a higher severity) it returns the finding again with
+`update` n and fresh numbers, and when the measure is back near the level before the
+problem for ENDED_HOLD evaluations it returns it once more with `ended_epoch`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from epochwatch.analysis.detectors import Detector, all_detectors
-from epochwatch.analysis.findings import Finding, sort_findings
+from epochwatch.analysis.findings import Finding, severity_rank, sort_findings
 from epochwatch.analysis.run import Run
 from epochwatch.analysis.view import RunAtEpoch
 
@@ -24,41 +31,151 @@ REPLAY_DENSE = 2000
 REPLAY_SPARSE = 2000
 
 Key = tuple[str, str | None]
+UPDATE_GROWTH = 0.25  # an episode is updated when its current value grew this much
+ENDED_SHARE = 0.25  # ... and ended when at most this share of its excess over its base is left
+ENDED_HOLD = 3  # for this many consecutive evaluations (of epochs: intervals never end one)
+
+
+def _never(kind: str, target: str | None) -> bool:
+    return False
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else float("nan")
 
 
 class Engine:
     def __init__(self, detectors: Sequence[Detector] | None = None) -> None:
         self.detectors = tuple(all_detectors() if detectors is None else detectors)
         self._streaks: dict[Key, int] = {}
-        self.emitted: dict[Key, Finding] = {}
+        self._quiet: dict[Key, int] = {}
+        self._peak: dict[Key, float] = {}  # the highest current value of each episode
+        self.emitted: dict[Key, Finding] = {}  # each finding as first reported
+        self.latest: dict[Key, Finding] = {}  # ... and as last reported (episodes' updates)
+
+    def interval_engine(self) -> Engine:
+        """An engine for the run's sub-epoch intervals: the detectors that judge them, with
+        streaks of their own, reporting into this engine's findings (one finding per kind
+        and target, whichever unit saw it first; the other updates it)."""
+        other = Engine([d for d in self.detectors if d.intervals])
+        other.emitted = self.emitted
+        other.latest = self.latest
+        return other
 
     def done(self, kind: str, target: str | None) -> bool:
         return (kind, target) in self.emitted
 
-    def step(self, view: RunAtEpoch, *, replay_only: bool | None = None) -> list[Finding]:
+    def step(
+        self, view: RunAtEpoch, *, replay_only: bool | None = None, final: bool = False
+    ) -> list[Finding]:
         """Evaluate the detectors on `view`; return the findings reported for the first time.
 
         replay_only: True runs only replay detectors, False only whole-run ones, None all.
+        final: the run has ended; what holds now is reported without waiting for its
+        persistence (there are no more epochs to wait for).
         """
-        view.done = self.done
         new: list[Finding] = []
         held: set[Key] = set()
+        view.reported = self.done
         for detector in self.detectors:
             if replay_only is not None and detector.replay != replay_only:
                 continue
+            view.done = self.done if detector.current is None else _never
+            active: set[Key] = set()
             for finding in detector.detect(view):
                 key = finding.key
-                if key in self.emitted or key in held:
+                if key in self.emitted:
+                    if detector.current is not None and key not in active:
+                        active.add(key)
+                        updated = self._update(finding)
+                        if updated is not None:
+                            new.append(updated)
+                    continue
+                if key in held:
                     continue
                 held.add(key)
                 streak = self._streaks.get(key, 0) + 1
                 self._streaks[key] = streak
-                if streak >= detector.persistence:
+                need = (
+                    detector.persistence if finding.hold is None else min(finding.hold, detector.persistence)
+                )
+                if final or streak >= need:
                     self.emitted[key] = finding
+                    self.latest[key] = finding
+                    self._note_peak(key, finding)
                     new.append(finding)
+            if detector.current is not None and view.unit == "epoch":
+                new.extend(self._ended(detector, view))
+        view.done = self.done
         for key in [k for k in self._streaks if k not in held]:
             del self._streaks[key]
         return new
+
+    def _update(self, finding: Finding) -> Finding | None:
+        """The finding again, as an update, when its problem grew since it was last reported."""
+        key = finding.key
+        last = self.latest[key]
+        if last.ended_epoch is not None:
+            return None
+        self._note_peak(key, finding)
+        now, before = _number(finding.evidence.get("current")), _number(last.evidence.get("current"))
+        grew = now == now and before == before and now > before * (1 + UPDATE_GROWTH) if before > 0 else False
+        if not grew and severity_rank(finding.severity) <= severity_rank(last.severity):
+            return None
+        updated = replace(
+            finding,
+            epoch=last.epoch,
+            update=last.update + 1,
+            evidence={
+                **finding.evidence,
+                "base": last.evidence.get("base", finding.evidence.get("base")),  # the level before it began
+                "first_epoch": last.epoch,
+                "updated_epoch": finding.epoch,
+            },
+        )
+        self.latest[key] = updated
+        return updated
+
+    def _note_peak(self, key: Key, finding: Finding) -> None:
+        now = _number(finding.evidence.get("current"))
+        if now == now and now > self._peak.get(key, float("-inf")):
+            self._peak[key] = now
+
+    def _ended(self, detector: Detector, view: RunAtEpoch) -> list[Finding]:
+        """Episodes of `detector` whose measure is back near its base level (now ended)."""
+        out: list[Finding] = []
+        current = detector.current
+        assert current is not None
+        for key, last in list(self.latest.items()):
+            # Still reported (a trailing window lags) but back at its base: it ended too.
+            if last.ended_epoch is not None or last.kind != detector.name:
+                continue
+            base = _number(last.evidence.get("base"))
+            now = current(view, last)
+            peak = self._peak.get(key, base)
+            if now == now and now > peak:
+                self._peak[key] = peak = now
+            # Relative to the excess, never to the base: a leak of 7% over a large base that
+            # keeps growing is not "back within 10%".
+            limit = base + ENDED_SHARE * (peak - base)
+            if not (base == base and now == now and now <= limit):
+                self._quiet.pop(key, None)
+                continue
+            quiet = self._quiet.get(key, 0) + 1
+            self._quiet[key] = quiet
+            if quiet < ENDED_HOLD:
+                continue
+            epoch = view.epoch_number(view.last - ENDED_HOLD + 1)
+            ended = replace(
+                last,
+                title=f"{last.title}; recovered at epoch {epoch}",
+                update=last.update + 1,
+                ended_epoch=epoch,
+                evidence={**last.evidence, "current": now, "first_epoch": last.epoch, "ended_epoch": epoch},
+            )
+            self.latest[key] = ended
+            out.append(ended)
+        return out
 
 
 def replay_points(n: int) -> Iterator[int]:
@@ -76,17 +193,46 @@ def replay_points(n: int) -> Iterator[int]:
 
 
 def analyze(
-    run: Run, detectors: Sequence[Detector] | None = None, *, parents: ParentCache | None = None
+    run: Run,
+    detectors: Sequence[Detector] | None = None,
+    *,
+    parents: ParentCache | None = None,
+    episodes: bool = False,
 ) -> list[Finding]:
     """Every finding for a finished (or interrupted) run, most severe first.
 
     Replays the run epoch by epoch through the same Engine the online analyzer uses,
     then runs the whole-run detectors once on the complete run. `parents`: the caller's
     cache of parent runs (see RunAtEpoch), for callers that analyze many runs.
+    episodes: each finding as it stood at the end (updated while its problem grew, with
+    `ended_epoch` when it ended), what report and check show; else as first reported.
     """
     engine = Engine(detectors)
-    found: list[Finding] = []
+    intervals = engine.interval_engine()
+    by_interval = run.interval_view()
+    count = min(run.intervals.count, len(run.interval_positions))
+    points = set(replay_points(count))
+    done = 0
+
+    def intervals_until(epochs: int) -> None:  # the intervals that came before epoch record `epochs`
+        nonlocal done
+        while done < count and run.interval_positions[done] < epochs:
+            done += 1
+            if done in points:
+                view = RunAtEpoch(by_interval, done, parents=parents, unit="interval")
+                intervals.step(view, replay_only=True)
+
     for end in replay_points(run.series.count):
-        found.extend(engine.step(RunAtEpoch(run, end, parents=parents), replay_only=True))
-    found.extend(engine.step(RunAtEpoch(run, parents=parents), replay_only=False))
-    return sort_findings(found)
+        intervals_until(end)
+        engine.step(RunAtEpoch(run, end, parents=parents), replay_only=True)
+    intervals_until(1 << 62)
+    if run.end is not None and (run.series.count or count):
+        # The verdict on all the evidence at the run's end, without waiting for persistence.
+        if count:
+            intervals.step(
+                RunAtEpoch(by_interval, parents=parents, unit="interval"), replay_only=True, final=True
+            )
+        if run.series.count:
+            engine.step(RunAtEpoch(run, parents=parents), replay_only=True, final=True)
+    engine.step(RunAtEpoch(run, parents=parents), replay_only=False)
+    return sort_findings(list((engine.latest if episodes else engine.emitted).values()))

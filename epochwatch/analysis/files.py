@@ -50,7 +50,7 @@ def analyze_file(
     run = load_run(path, max_epoch_records=EPOCH_RECORDS, stats=ReadStats(on_read=on_read))
     if lineage is not None:
         lineage.annotate(run)
-    findings = analyze(run, parents=parents)
+    findings = analyze(run, parents=parents, episodes=True)
     keys = {f.key for f in findings}
     recorded = []
     for rec in run.findings:

@@ -36,6 +36,13 @@ class Finding:
     hint: str = ""
     target: str | None = None
     epoch: int | None = None
+    # Consecutive evaluations this finding must hold before it is reported, when its own
+    # evidence needs fewer than its detector's persistence (a blatant leak in a short run).
+    hold: int | None = field(default=None, compare=False, repr=False)
+    # Episodes: 0 for the first report; n for the n-th update of the same (kind, target)
+    # (the problem grew, or got worse); `ended_epoch` once it is over ("recovered at ...").
+    update: int = 0
+    ended_epoch: int | None = None
 
     @property
     def key(self) -> tuple[str, str | None]:
@@ -43,7 +50,7 @@ class Finding:
         return (self.kind, self.target)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "kind": self.kind,
             "severity": self.severity,
             "severity_rank": severity_rank(self.severity),  # 0 info, 1 warning, 2 critical: sortable
@@ -53,10 +60,17 @@ class Finding:
             "target": self.target,
             "epoch": self.epoch,
         }
+        if self.update:
+            out["update"] = self.update
+        if self.ended_epoch is not None:
+            out["ended_epoch"] = self.ended_epoch
+        return out
 
     def to_record(self, run_id: str) -> dict[str, Any]:
-        """The `finding` trace record (same fields as in report JSON)."""
-        return {"type": "finding", "run_id": run_id, "t": time.time(), **self.to_dict()}
+        """The `finding` trace record (same fields as in report JSON); an episode's update
+        (`update` > 0) is a `finding_update` record."""
+        type_ = "finding_update" if self.update else "finding"
+        return {"type": type_, "run_id": run_id, "t": time.time(), **self.to_dict()}
 
 
 def from_record(rec: Mapping[str, Any]) -> Finding:
@@ -65,6 +79,8 @@ def from_record(rec: Mapping[str, Any]) -> Finding:
     epoch = rec.get("epoch")
     target = rec.get("target")
     severity = str(rec.get("severity", INFO))
+    update = rec.get("update")
+    ended = rec.get("ended_epoch")
     return Finding(
         kind=str(rec.get("kind", "unknown")),
         severity=severity if severity in RANK else INFO,
@@ -73,6 +89,8 @@ def from_record(rec: Mapping[str, Any]) -> Finding:
         hint=str(rec.get("hint", "")),
         target=None if target is None else str(target),
         epoch=epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None,
+        update=update if isinstance(update, int) and not isinstance(update, bool) and update > 0 else 0,
+        ended_epoch=ended if isinstance(ended, int) and not isinstance(ended, bool) else None,
     )
 
 

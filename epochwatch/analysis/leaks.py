@@ -28,6 +28,11 @@ FAR_SECONDS = 7 * 86400
 def projection(view: RunAtEpoch, level: float, limit: float, slope: float) -> dict[str, Any]:
     """Epochs (and seconds, from recent epoch times) until `level` growing by `slope`
     per epoch reaches `limit`; empty when there is no limit or no growth."""
+    if view.unit != "epoch":  # a slope per interval: per epoch, where the fit says how many
+        ratio = view.points_per_epoch()
+        if ratio != ratio:
+            return {}
+        slope *= ratio
     if not (limit == limit and limit > 0 and slope > 0 and level == level):
         return {}
     epochs = max(0.0, (limit - level) / slope)
@@ -67,7 +72,7 @@ def when_text(proj: dict[str, Any]) -> str:
 
 def growth_evidence(view: RunAtEpoch, g: Growth, w: Window) -> dict[str, Any]:
     """The numbers every growth finding quotes."""
-    return {
+    out = {
         "slope_per_epoch": g.slope,
         "slope_ci95": [g.slope_low, g.slope_high],
         "relative_slope_per_epoch": g.rel_slope,
@@ -79,3 +84,12 @@ def growth_evidence(view: RunAtEpoch, g: Growth, w: Window) -> dict[str, Any]:
         "now": g.now,
         "baseline": g.baseline,
     }
+    if view.unit != "epoch":
+        # Judged on sub-epoch intervals: the slope is per interval, the epochs are those
+        # the window's intervals belong to.
+        out["unit"] = view.unit
+        out["slope_per_interval"] = g.slope
+        ratio = view.points_per_epoch()
+        out["slope_per_epoch"] = g.slope * ratio if ratio == ratio else None
+        out["intervals_per_epoch"] = ratio if ratio == ratio else None
+    return out

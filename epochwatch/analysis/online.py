@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from epochwatch.analysis.engine import Engine
+from epochwatch.analysis.findings import Finding
 from epochwatch.analysis.restore.parents import ParentCache
 from epochwatch.analysis.run import Run
 from epochwatch.analysis.series import EpochSeries
@@ -24,14 +25,21 @@ EPOCH_RECORDS = 16  # whole epoch records kept, for detectors that read records
 
 
 class OnlineAnalyzer:
-    def __init__(self, run_start: Mapping[str, Any] | None = None) -> None:
+    """updates: also return episode updates (a finding again, with `update` n, when its
+    problem grew or ended): the hook and the daemon write them to the trace; callers
+    that want each finding once leave it off."""
+
+    def __init__(self, run_start: Mapping[str, Any] | None = None, *, updates: bool = False) -> None:
+        self.updates = updates
         run_id = str(run_start.get("run_id", "run")) if run_start else "run"
         self.run = Run(
             run_id=run_id,
             series=EpochSeries(limit=SERIES_LIMIT),
             max_epoch_records=EPOCH_RECORDS,
+            intervals=EpochSeries(limit=SERIES_LIMIT, restarts=False),
         )
         self.engine = Engine()
+        self.interval_engine = self.engine.interval_engine()
         self.parents = ParentCache()  # this run's parents, read once, not at every epoch
         if run_start:
             self.add(dict(run_start))
@@ -50,10 +58,31 @@ class OnlineAnalyzer:
             rid = rec.get("run_id")
             if isinstance(rid, str) and rid:
                 self.run.run_id = rid
-        if kind == schema.FINDING:
+        if kind in schema.FINDINGS:
             return []  # our own output coming back (daemon reads the trace it writes)
         self.run.add(rec)
+        if kind == schema.EPOCH and "loop_epoch" in rec:
+            return []  # a fit's epoch nested in a loop's epoch: judged with the loop's epoch
+        if kind == schema.INTERVAL and evaluate:
+            view = RunAtEpoch(self.run.interval_view(), parents=self.parents, unit="interval")
+            return self._records(self.interval_engine.step(view))
         if kind != schema.EPOCH or not evaluate:
             return []
         view = RunAtEpoch(self.run, parents=self.parents)
-        return [f.to_record(self.run.run_id) for f in self.engine.step(view)]
+        return self._records(self.engine.step(view))
+
+    def finish(self) -> list[dict[str, Any]]:
+        """The verdict at the run's end: what holds now is reported without waiting for its
+        persistence. Call before writing run_end."""
+        found: list[Finding] = []
+        if self.run.intervals.count:
+            view = RunAtEpoch(self.run.interval_view(), parents=self.parents, unit="interval")
+            found += self.interval_engine.step(view, replay_only=True, final=True)
+        if self.run.series.count:
+            found += self.engine.step(
+                RunAtEpoch(self.run, parents=self.parents), replay_only=True, final=True
+            )
+        return self._records(found)
+
+    def _records(self, found: list[Finding]) -> list[dict[str, Any]]:
+        return [f.to_record(self.run.run_id) for f in found if self.updates or not f.update]

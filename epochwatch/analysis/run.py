@@ -14,8 +14,9 @@ that is how `epochwatch report` reads a trace of any length in bounded memory.
 from __future__ import annotations
 
 import os
+from array import array
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,9 @@ from epochwatch.trace.reader import ReadStats, iter_records
 
 Record = dict[str, Any]
 RECENT_SAMPLES = 600
+# Interval records folded into the interval series of an unbounded (offline) run: they
+# matter for runs of few long epochs; a run with more has epoch records to judge.
+MAX_INTERVALS = 20_000
 
 
 @dataclass
@@ -49,6 +53,22 @@ class Run:
     # saves / restores): where they sit among the epochs, also when `epochs` is bounded.
     save_positions: list[int] = field(default_factory=list)
     restore_positions: list[int] = field(default_factory=list)
+    # Sub-epoch `interval` records as their own series (see epochwatch/intervals.py), and
+    # for each, how many epochs had been recorded when it came (replay order).
+    intervals: EpochSeries = field(default_factory=lambda: EpochSeries(restarts=False))
+    interval_positions: array[int] = field(default_factory=lambda: array("l"))
+    intervals_dropped: int = 0
+    # Fits (fit_end records) and, per fit index, the new tf.function traces of its epochs:
+    # repeated fits in one process are judged as a sequence (models_in_loop).
+    fit_ends: list[Record] = field(default_factory=list)
+    fit_end_positions: list[int] = field(default_factory=list)  # epochs recorded before each
+    fit_traces: dict[int, float] = field(default_factory=dict)
+    nested_epochs: int = 0  # epochs of fits nested in a custom loop's epochs (not in `series`)
+
+    def interval_view(self) -> Run:
+        """This run with its interval series in place of the epoch series: what the
+        detectors judge when they judge intervals (the lists are shared, not copied)."""
+        return replace(self, series=self.intervals)
 
     @property
     def epoch_count(self) -> int:
@@ -65,6 +85,12 @@ class Run:
     def add(self, rec: Record) -> None:
         kind = rec.get("type")
         if kind == schema.EPOCH:
+            self._count_fit_traces(rec)
+            if "loop_epoch" in rec:
+                # A fit's epoch inside a custom loop's epoch (k-fold, sweeps): the loop's epoch
+                # is the unit; the fit is judged with the other fits (models_in_loop).
+                self.nested_epochs += 1
+                return
             self.series.add_epoch(rec)
             self.epochs.append(rec)
             cap = self.max_epoch_records
@@ -73,6 +99,13 @@ class Run:
                 drop = max(1, min(len(self.epochs) - cap + cap // 4, len(self.epochs) - head - 1))
                 del self.epochs[head : head + drop]
                 self.epochs_dropped += drop
+        elif kind == schema.INTERVAL:
+            if self.intervals.limit is None and self.intervals.count >= MAX_INTERVALS:
+                self.intervals_dropped += 1
+                return
+            self.intervals.add_epoch(rec)
+            if self.intervals.limit is None:
+                self.interval_positions.append(self.series.count)
         elif kind == schema.SAMPLE:
             self.sample_count += 1
             self.recent_samples.append(rec)
@@ -82,18 +115,38 @@ class Run:
                 self.start = rec
         elif kind == schema.FIT_START:
             self.fits.append(rec)
+        elif kind == schema.FIT_END:
+            self.fit_ends.append(rec)
+            self.fit_end_positions.append(self.series.count)
         elif kind == schema.SAVE:
             self.saves.append(rec)
             self.save_positions.append(self.series.count)
         elif kind == schema.RESTORE:
             self.restores.append(rec)
             self.restore_positions.append(self.series.count)
-        elif kind == schema.FINDING:
-            self.findings.append(rec)
+        elif kind in schema.FINDINGS:
+            self._add_finding(rec)
         elif kind == schema.NOTICE:
             self.notices.append(rec)
         elif kind == schema.RUN_END:
             self.end = rec
+
+    def _count_fit_traces(self, rec: Record) -> None:
+        fit, retraces = rec.get("fit"), rec.get("retraces")
+        new = retraces.get("new") if isinstance(retraces, dict) else None
+        if isinstance(fit, int) and isinstance(new, int | float) and not isinstance(new, bool):
+            self.fit_traces[fit] = self.fit_traces.get(fit, 0.0) + new
+
+    def _add_finding(self, rec: Record) -> None:
+        """An update of an episode (a `finding_update` record) replaces the finding it
+        updates, so `findings` holds each (kind, target) as last reported."""
+        if rec.get("type") == schema.FINDING_UPDATE:
+            key = (rec.get("kind"), rec.get("target"))
+            for i, old in enumerate(self.findings):
+                if (old.get("kind"), old.get("target")) == key:
+                    self.findings[i] = rec
+                    return
+        self.findings.append(rec)
 
 
 def load_run(

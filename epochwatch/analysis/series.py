@@ -190,8 +190,11 @@ class _Pending:
 class EpochSeries:
     """Columns of per-epoch numbers; `limit` keeps only the newest epochs (online use)."""
 
-    def __init__(self, limit: int | None = None) -> None:
+    def __init__(self, limit: int | None = None, *, restarts: bool = True) -> None:
+        """restarts=False: an epoch number that does not grow is not a new segment (the
+        sub-epoch interval series, where many records share their epoch's number)."""
         self.limit = limit
+        self.restarts = restarts
         self.count = 0  # epochs added in total
         self.offset = 0  # absolute index of the first epoch still held
         self.cols: dict[str, array[float]] = {name: array("d") for name in (*SCALARS, *SAMPLED)}
@@ -334,7 +337,12 @@ class EpochSeries:
         start while they still make new traces (compile and first traces settling)."""
         segment = (rec.get("fit"), rec.get("source"))
         epoch = values["epoch"]
-        restarted = epoch == epoch and self._last_epoch == self._last_epoch and epoch <= self._last_epoch
+        restarted = (
+            self.restarts
+            and epoch == epoch
+            and self._last_epoch == self._last_epoch
+            and epoch <= self._last_epoch
+        )
         self._last_epoch = epoch
         if segment != self._segment or restarted:
             self._segment = segment

@@ -42,6 +42,13 @@ class RunAtEpoch:
     # Parent runs of this run's restores, by trace path: owned by whoever runs the analysis
     # (the online analyzer, report/check); None: read for each evaluation.
     parents: ParentCache | None = None
+    # What the engine reported already, also for episode detectors (whose `done` is always
+    # False, so that they keep judging their findings).
+    reported: Callable[[str, str | None], bool] = field(default=lambda kind, target: False)
+    # What one point of the series is: "epoch", or "interval" (a stretch of steps inside an
+    # epoch: the run's interval series, see Run.interval_view); epoch_number still gives
+    # the epoch each point belongs to.
+    unit: str = "epoch"
 
     def __post_init__(self) -> None:
         if self.end < 0 or self.end > self.run.series.count:
@@ -119,6 +126,12 @@ class RunAtEpoch:
                 indexes = indexes[-size:]
         return Window(values, indexes)
 
+    def early(self, name: str, key: str | None = None, span: int = 12) -> Window | None:
+        """All usable values of a series while the run has at most `span` of them (a short
+        run, or one still young), else None: the window the blatant-growth rule judges."""
+        w = self.window(name, key, size=span + 1)
+        return w if len(w) <= span else None
+
     def head(self, name: str) -> list[float]:
         """The run's first non-warm-up values of a series: its own baseline."""
         return list(self.series.head.get(name, []))
@@ -145,10 +158,31 @@ class RunAtEpoch:
             return epochs
         return None
 
+    def per(self) -> str:
+        """What a slope is per, for titles: "per epoch", or "per 57 steps" on intervals."""
+        if self.unit == "epoch":
+            return "per epoch"
+        w = self.window("steps", size=8)
+        steps = trend.median(w.values) if w.values else math.nan
+        return f"per {steps:.0f} steps" if steps == steps else "per interval"
+
+    def points_per_epoch(self) -> float:
+        """Points of this view's series per epoch: 1 for epochs; for intervals, the fit's
+        steps per epoch over the steps per interval (NaN when unknown)."""
+        if self.unit == "epoch":
+            return 1.0
+        fit = self.run.fits[-1] if self.run.fits else {}
+        planned = fit.get("steps_per_epoch") if isinstance(fit, dict) else None
+        w = self.window("steps", size=8)
+        if isinstance(planned, int | float) and planned > 0 and w.values:
+            return float(planned) / max(1.0, trend.median(w.values))
+        return math.nan
+
     def epoch_seconds(self) -> float:
         """Typical wall time per epoch recently (for "in about N hours")."""
         w = self.window("seconds", size=10)
-        return trend.median(w.values) if w.values else math.nan
+        seconds = trend.median(w.values) if w.values else math.nan
+        return seconds if self.unit == "epoch" else seconds * self.points_per_epoch()
 
     def epochs_left(self) -> int | None:
         planned = self.planned_epochs

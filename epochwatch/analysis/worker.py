@@ -50,7 +50,9 @@ def for_hook(
     def make() -> Any:
         from epochwatch.analysis.online import OnlineAnalyzer
 
-        return OnlineAnalyzer(run_start())
+        analyzer = OnlineAnalyzer(run_start())
+        analyzer.updates = True  # episodes' updates go to the trace too
+        return analyzer
 
     def failed(exc: BaseException) -> None:
         reason = str(exc) if isinstance(exc, FellBehind) else f"{type(exc).__name__}: {exc}"
@@ -83,6 +85,7 @@ class AnalysisWorker:
         self.limit = limit
         self.credit = start_credit
         self.last_cost = 0.0
+        self._interval_seconds = 0.0  # of the open epoch's intervals, already credited
         self.cpu_seconds = 0.0
         self.dropped = 0
         self._on_findings = on_findings
@@ -145,9 +148,23 @@ class AnalysisWorker:
                 self._cv.wait(left)
         return True
 
-    def close(self, timeout: float = JOIN_SECONDS) -> bool:
-        """Process what is queued (within `timeout`), then stop the thread."""
+    def close(self, timeout: float = JOIN_SECONDS, *, final: bool = False) -> bool:
+        """Process what is queued (within `timeout`), then stop the thread.
+
+        final: also give the analyzer's end-of-run verdict (`OnlineAnalyzer.finish`: all the
+        evidence, without waiting for persistence) to `on_findings`, once the queue is done.
+        """
         done = self.drain(timeout)
+        if final and done and not self._failed and self.analyzer is not None:
+            finish = getattr(self.analyzer, "finish", None)
+            try:
+                found = list(finish() or []) if callable(finish) else []
+            except Exception as exc:
+                self._failed = True
+                self._on_error(exc)
+                found = []
+            if found:
+                self._on_findings(found)
         with self._cv:
             self._queue.append(None)
             self._cv.notify()
@@ -163,9 +180,14 @@ class AnalysisWorker:
         tests may call it directly)."""
         if self.analyzer is None:
             self.analyzer = self._make()
-        if record.get("type") != "epoch":
+        if record.get("type") not in ("epoch", "interval"):
             return list(self.analyzer.add(record) or [])
-        self.credit = min(self.credit + float(record.get("seconds") or 0.0) * self.share, CREDIT_CAP)
+        seconds = float(record.get("seconds") or 0.0)
+        if record["type"] == "interval":  # its time is earned once: the epoch's record holds it too
+            self._interval_seconds += seconds
+        else:
+            seconds, self._interval_seconds = max(0.0, seconds - self._interval_seconds), 0.0
+        self.credit = min(self.credit + seconds * self.share, CREDIT_CAP)
         evaluate = judge and self.credit >= self.last_cost
         t0 = time.thread_time()
         found = list(self.analyzer.add(record, evaluate=evaluate) or [])

@@ -90,6 +90,7 @@ class Analyzer:
             self._impl = OnlineAnalyzer(run_start)
             if self._parents is not None:
                 self._impl.parents = self._parents
+            self._impl.updates = True  # episodes' updates go to the trace too
         except Exception as exc:
             self._fail(exc)
 
@@ -102,6 +103,18 @@ class Analyzer:
                 return []
         try:
             found = self._impl.add(rec)
+        except Exception as exc:
+            self._fail(exc)
+            return []
+        return [f for f in (found or []) if isinstance(f, dict)]
+
+    def finish(self) -> list[Record]:
+        """The verdict at the run's end (before run_end is written)."""
+        finish = getattr(self._impl, "finish", None)
+        if self._failed or finish is None:
+            return []
+        try:
+            found = finish()
         except Exception as exc:
             self._fail(exc)
             return []
@@ -218,23 +231,30 @@ class Session:
         elif type_ == schema.EPOCH:
             self._on_epoch(rec)
         elif type_ == schema.RUN_END:
-            self.analyze_pending()  # findings of the last epochs, then
+            self.analyze_pending()  # findings of the last epochs, the verdict at the end, then
+            for finding in self.analyzer.finish():
+                self.write_finding(finding)
             self.flush()  # the open sample window, go before the last line
             ended = rec.get("ended")
             self.ended = ended if isinstance(ended, str) else "unknown"
-        elif type_ == schema.FINDING:
+        elif type_ in schema.FINDINGS:
             key = (str(rec.get("kind")), str(rec.get("target")))
-            if key in self._finding_keys:
+            update = type_ == schema.FINDING_UPDATE
+            if key in self._finding_keys and not update:
                 self.next_seq = seq + 1
                 return None  # the daemon already wrote this one
             self._finding_keys.add(key)
+            if update:
+                self.findings = [
+                    f for f in self.findings if (str(f.get("kind")), str(f.get("target"))) != key
+                ]
             self.findings.append(rec)
         # may raise OSError (a full disk, a byte limit): then next_seq stays, the hook resends
         offset = self.trace.offset()
         self.trace.write(rec, essential=type_ == schema.RUN_END)
         self.offsets.append((seq, offset))
         self.next_seq = seq + 1
-        if type_ != schema.FINDING:
+        if type_ not in schema.FINDINGS:
             if analyze:
                 self._analyze(rec)
             else:
@@ -324,17 +344,30 @@ class Session:
 
     def write_finding(self, finding: Record) -> None:
         key = (str(finding.get("kind")), str(finding.get("target")))
-        if key in self._finding_keys:
+        update = finding.get("type") == schema.FINDING_UPDATE
+        if key in self._finding_keys and not update:
             return
         self._finding_keys.add(key)
         rec = dict(finding)
-        rec["type"] = schema.FINDING
+        rec["type"] = schema.FINDING_UPDATE if update else schema.FINDING
         rec["run_id"] = self.run_id
         rec.setdefault("t", time.time())
         rec["source"] = "daemon"
+        if update:  # an episode's update replaces what status, top and the metrics show
+            self.findings = [f for f in self.findings if (str(f.get("kind")), str(f.get("target"))) != key]
         self.findings.append(rec)
         self.trace.write(rec)
         self._tell_hook(rec)
+        if update:  # the same finding again, grown or ended: one quieter line
+            log.info(
+                "run %s: update %s of %s (%s): %s",
+                self.run_id,
+                rec.get("update"),
+                rec.get("kind"),
+                rec.get("severity", "info"),
+                rec.get("title"),
+            )
+            return
         log.warning(
             "run %s: %s finding %s: %s",
             self.run_id,
@@ -375,8 +408,13 @@ class Session:
                 elif type_ == schema.RUN_START and self.run_start is None:
                     self.run_start = rec
                     self.analyzer.start(rec)
-                elif type_ == schema.FINDING:
-                    self._finding_keys.add((str(rec.get("kind")), str(rec.get("target"))))
+                elif type_ in schema.FINDINGS:
+                    key = (str(rec.get("kind")), str(rec.get("target")))
+                    self._finding_keys.add(key)
+                    if type_ == schema.FINDING_UPDATE:
+                        self.findings = [
+                            f for f in self.findings if (str(f.get("kind")), str(f.get("target"))) != key
+                        ]
                     self.findings.append(rec)
             new: list[Record] = []
             seen = 0
@@ -384,7 +422,7 @@ class Session:
                 type_ = rec.get("type")
                 if type_ == schema.EPOCH:
                     seen += 1
-                if type_ in (schema.FINDING, schema.RUN_START) or (
+                if type_ in (*schema.FINDINGS, schema.RUN_START) or (
                     seen <= total - REPLAY_EPOCHS and type_ in (schema.EPOCH, schema.SAMPLE)
                 ):
                     continue

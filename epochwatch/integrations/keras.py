@@ -77,6 +77,33 @@ def install(recorder: Recorder, module_name: str = "keras") -> None:
 
     fit.__epochwatch__ = True  # type: ignore[attr-defined]
     model_cls.fit = fit
+    _count_clear_session(keras, recorder)
+
+
+def _count_clear_session(keras: Any, recorder: Recorder) -> None:
+    """Count keras.backend.clear_session() calls (also through keras.utils): a loop that
+    builds models and already clears the session needs other advice (models_in_loop)."""
+    for module in (getattr(keras, "backend", None), getattr(keras, "utils", None)):
+        original = getattr(module, "clear_session", None)
+        if original is None or getattr(original, "__epochwatch__", False):
+            continue
+
+        def clear_session(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            recorder.clear_session_calls += 1
+            return __original(*args, **kwargs)
+
+        functools.update_wrapper(clear_session, original)
+        clear_session.__epochwatch__ = True  # type: ignore[attr-defined]
+        with contextlib.suppress(Exception):
+            module.clear_session = clear_session  # type: ignore[union-attr]
+
+
+def _own_rss() -> int | None:
+    try:
+        from epochwatch.samplers.host import own_rss_bytes
+    except ImportError:
+        return None
+    return own_rss_bytes()
 
 
 def _prepare(
@@ -127,6 +154,8 @@ def _calibrate_step_cost(callback_cls: type) -> float:
 
 
 def _callback_class(base: type, recorder: Recorder, input_timing: bool = True) -> type:
+    clock = recorder.clock
+
     class EpochwatchClock(base):
         """Placed before a user callback: notes when that callback's on_epoch_end starts."""
 
@@ -208,7 +237,7 @@ def _callback_class(base: type, recorder: Recorder, input_timing: bool = True) -
                 _activate_input(None)
                 self._input.close()
             if recorder.in_epoch:
-                recorder.abandon_epoch()
+                recorder.abandon_epoch("keras")
             if self._fit is None:
                 return
             fields: dict[str, Any] = {
@@ -216,6 +245,9 @@ def _callback_class(base: type, recorder: Recorder, input_timing: bool = True) -
                 "epochs_completed": self._epochs_completed,
                 "seconds": round(time.perf_counter() - self._fit_start, 6),
             }
+            rss = _own_rss()
+            if rss is not None:
+                fields["rss_bytes"] = rss  # the memory floor after each fit (models_in_loop)
             if exc is None:
                 fields["ended"] = "completed"
             elif isinstance(exc, KeyboardInterrupt):
@@ -243,7 +275,11 @@ def _callback_class(base: type, recorder: Recorder, input_timing: bool = True) -
                 self._input.begin_epoch(self._epoch_start)
 
         def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
-            self._step_starts.append(time.perf_counter())
+            now = time.perf_counter()
+            starts = self._step_starts
+            starts.append(now)
+            if now >= clock.due:  # a sub-epoch interval is due (a few times per epoch at most)
+                recorder.interval(starts, now)
 
         def on_test_begin(self, logs: Any = None) -> None:
             now = time.perf_counter()
@@ -403,6 +439,14 @@ def _fit_block(callback: Any, fit_index: int, recorder: Recorder) -> dict[str, A
 
         block["backend"] = str(keras.backend.backend())
     info: dict[str, Any] = {"name": getattr(model, "name", None), "class": type(model).__name__}
+    serial = getattr(model, "_epochwatch_serial", None)
+    if not isinstance(serial, int):  # a model object this process has not fitted before
+        serial = recorder.models_seen
+        recorder.models_seen += 1
+        with contextlib.suppress(Exception):
+            model._epochwatch_serial = serial
+    info["serial"] = serial
+    block["clear_session_calls"] = recorder.clear_session_calls
     try:
         info["params"] = int(model.count_params())
         info["trainable_params"] = int(

@@ -112,7 +112,7 @@ class RunState:
                 self._fit(training)
         elif kind == "fit_start":
             self._fit(rec)
-        elif kind == "finding":
+        elif kind in ("finding", "finding_update"):  # an update replaces the finding it updates
             self.add_finding(rec)
         elif kind == "run_end":
             self.ended = str(rec.get("ended", "ended"))

@@ -20,11 +20,14 @@ SCHEMA_VERSION: Final = 2
 RUN_START: Final = "run_start"
 FIT_START: Final = "fit_start"
 EPOCH: Final = "epoch"
+INTERVAL: Final = "interval"  # a stretch of steps inside a long epoch (see epochwatch/intervals.py)
 FIT_END: Final = "fit_end"
 SAVE: Final = "save"
 RESTORE: Final = "restore"
 SAMPLE: Final = "sample"
 FINDING: Final = "finding"
+FINDING_UPDATE: Final = "finding_update"  # a finding again: its problem grew, or ended
+FINDINGS: Final = frozenset({FINDING, FINDING_UPDATE})
 NOTICE: Final = "notice"
 RUN_END: Final = "run_end"
 

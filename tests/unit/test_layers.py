@@ -19,7 +19,17 @@ PACKAGE = Path(epochwatch.__file__).resolve().parent
 # and any layer below its own; not a layer above, and not another package of its layer.
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset(
-        {"__init__", "guard", "environment", "fingerprint", "identity", "logged", "postimport", "text_safety"}
+        {
+            "__init__",
+            "guard",
+            "environment",
+            "fingerprint",
+            "identity",
+            "intervals",
+            "logged",
+            "postimport",
+            "text_safety",
+        }
     ),
     frozenset({"trace", "notices"}),
     frozenset({"samplers"}),

@@ -25,6 +25,7 @@ MODULES: tuple[str, ...] = (
     "throttling",
     "input_bound",
     "restore",
+    "models_in_loop",
 )
 
 _loaded: tuple[Detector, ...] | None = None

@@ -28,9 +28,18 @@ class Detector:
     (1 for events, e.g. a restore that went wrong; 3 for trends).
     replay: True (default) evaluates after every epoch, also offline; False evaluates a
     finished run once, at its end (for whole-run checks that are not about "when").
+    current: for findings that are episodes (growth, slowdowns): the measure's value now
+    (not a trailing envelope's), so the engine can update a finding while the problem
+    grows and say when it ended; such a detector's findings carry `evidence["current"]`
+    and `evidence["base"]` (the level before the problem), and its `detect` is called
+    also after its finding was reported (`view.done` is then always False for it).
     """
 
     name: str
     detect: Callable[[RunAtEpoch], Iterable[Finding]]
     persistence: int = 1
     replay: bool = True
+    current: Callable[[RunAtEpoch, Finding], float] | None = None
+    # Also judge the run's sub-epoch intervals (view.unit == "interval"): series that an
+    # interval record carries (step times, RSS, GPU memory, directories).
+    intervals: bool = False

@@ -17,7 +17,9 @@ from typing import Any
 from epochwatch.analysis import leaks
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import INFO, Finding
-from epochwatch.analysis.trend import GrowthRule, assess_growth
+from epochwatch.analysis.growth import Verdict, judge
+from epochwatch.analysis.shapes import BlatantRule
+from epochwatch.analysis.trend import GrowthRule
 from epochwatch.analysis.units import fmt_bytes
 from epochwatch.analysis.view import RunAtEpoch
 
@@ -47,6 +49,13 @@ FILES_RULE = GrowthRule(
     autocorr=False,
 )
 PERSISTENCE = 3
+# A short run's directory that fills in a straight line (no rotation to see through).
+BLATANT_BYTES = BlatantRule(
+    min_rel_slope=0.05, min_abs_slope=1 * MIB, min_rel_growth=0.3, min_r2=0.95, new_high=True
+)
+BLATANT_FILES = BlatantRule(
+    min_rel_slope=0.05, min_abs_slope=5, min_rel_growth=0.3, min_r2=0.95, new_high=True
+)
 
 _HINTS = {
     "checkpoint": "keep at most K checkpoints: ModelCheckpoint(..., save_best_only=True) or "
@@ -80,39 +89,50 @@ def free_space(view: RunAtEpoch, path: str) -> tuple[float, str]:
 
 
 def _finding(view: RunAtEpoch, path: str) -> Finding | None:
-    wb = view.window("dir_bytes", path, size=BYTES_RULE.window, envelope=ENVELOPE)
-    gb = assess_growth(wb.values, BYTES_RULE)
-    wf = view.window("dir_files", path, size=FILES_RULE.window, envelope=ENVELOPE)
-    gf = assess_growth(wf.values, FILES_RULE) if gb is None else None
-    if gb is None and gf is None:
+    vb = judge(view, "dir_bytes", BYTES_RULE, key=path, envelope=ENVELOPE, blatant=BLATANT_BYTES)
+    vf: Verdict | None = None
+    if vb is None:
+        vf = judge(view, "dir_files", FILES_RULE, key=path, envelope=ENVELOPE, blatant=BLATANT_FILES)
+    if vb is None and vf is None:
         return None
+    gb, wb = (vb.growth, vb.window) if vb is not None else (None, None)
+    gf, wf = (vf.growth, vf.window) if vf is not None else (None, None)
+    verdict = vb or vf
+    assert verdict is not None
     role = view.series.dir_roles.get(path, "user")
     files_now = view.latest("dir_files", key=path)
     bytes_now = view.latest("dir_bytes", key=path)
-    evidence: dict[str, Any] = {"role": role, "bytes": bytes_now, "files": files_now}
+    evidence: dict[str, Any] = {"role": role, "bytes": bytes_now, "files": files_now, "rule": verdict.rule}
     hint = _HINTS.get(role, _DEFAULT_HINT)
     epoch = view.epoch_number(view.last)
-    if gb is not None:
+    if gb is not None and wb is not None:
         free, source = free_space(view, path)
         proj = leaks.projection(view, 0.0, free, gb.slope)
         evidence.update(leaks.growth_evidence(view, gb, wb))
         evidence.update(proj)
         evidence["free_bytes"] = free
         evidence["free_source"] = source
-        evidence["envelope_epochs"] = ENVELOPE
-        title = f"{path} grows {fmt_bytes(gb.slope)} per epoch ({fmt_bytes(gb.start)} -> {fmt_bytes(gb.now)})"
+        evidence["envelope_epochs"] = ENVELOPE if verdict.rule == "trend" else 1
+        evidence["current"] = bytes_now
+        evidence["base"] = gb.start
+        title = f"{path} grows {fmt_bytes(gb.slope)} {view.per()} ({fmt_bytes(gb.start)} -> {fmt_bytes(bytes_now)})"
         when = leaks.when_text(proj)
         if when:
             title += f"; the disk ({fmt_bytes(free)} free) is full {when}"
-        return Finding(KIND, leaks.severity(proj), title, evidence, hint, path, epoch)
-    assert gf is not None
+        return Finding(KIND, leaks.severity(proj), title, evidence, hint, path, epoch, hold=verdict.hold)
+    assert gf is not None and wf is not None
     evidence.update(leaks.growth_evidence(view, gf, wf))
     evidence["series"] = "files"
     evidence["unit"] = "count"  # slope, start and now are file counts, not bytes
-    title = (
-        f"{path} gains {gf.slope:.1f} files per epoch ({gf.start:.0f} -> {gf.now:.0f}); the bytes stay small"
-    )
-    return Finding(KIND, INFO, title, evidence, hint, path, epoch)
+    evidence["current"] = files_now
+    evidence["base"] = gf.start
+    title = f"{path} gains {gf.slope:.1f} files {view.per()} ({gf.start:.0f} -> {files_now:.0f}); the bytes stay small"
+    return Finding(KIND, INFO, title, evidence, hint, path, epoch, hold=verdict.hold)
+
+
+def current(view: RunAtEpoch, finding: Finding) -> float:
+    column = "dir_files" if finding.evidence.get("series") == "files" else "dir_bytes"
+    return view.latest(column, key=finding.target) if finding.target else float("nan")
 
 
 def detect(view: RunAtEpoch) -> list[Finding]:
@@ -126,4 +146,4 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     return found
 
 
-DETECTOR = Detector(name=KIND, detect=detect, persistence=PERSISTENCE)
+DETECTOR = Detector(name=KIND, detect=detect, persistence=PERSISTENCE, current=current, intervals=True)

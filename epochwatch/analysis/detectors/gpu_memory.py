@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from epochwatch.analysis import frameworks, leaks
 from epochwatch.analysis.detectors.base import Detector
-from epochwatch.analysis.detectors.host_memory import ENVELOPE, PERSISTENCE, RULE
+from epochwatch.analysis.detectors.host_memory import BLATANT, ENVELOPE, PERSISTENCE, RULE
 from epochwatch.analysis.findings import Finding
-from epochwatch.analysis.trend import assess_growth
+from epochwatch.analysis.growth import judge
 from epochwatch.analysis.units import fmt_bytes
 from epochwatch.analysis.view import RunAtEpoch
 
@@ -39,15 +39,22 @@ def _devices(view: RunAtEpoch) -> list[tuple[str, str, str]]:
     return out
 
 
+def current(view: RunAtEpoch, finding: Finding) -> float:
+    for target, column, key in _devices(view):
+        if target == finding.target:
+            return view.latest(column, key=key)
+    return float("nan")
+
+
 def detect(view: RunAtEpoch) -> list[Finding]:
     found: list[Finding] = []
     for target, column, key in _devices(view):
         if view.done(KIND, target):
             continue
-        w = view.window(column, key, size=RULE.window, envelope=ENVELOPE)
-        g = assess_growth(w.values, RULE)
-        if g is None:
+        verdict = judge(view, column, RULE, key=key, envelope=ENVELOPE, blatant=BLATANT)
+        if verdict is None:
             continue
+        g, w = verdict.growth, verdict.window
         index = target.split(":", 1)[1] if ":" in target else key
         limit = view.latest("gpu_total", key=index)
         peak_col = "tf_peak" if column == "tf_current" else "gpu_proc"
@@ -63,9 +70,13 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         else:
             evidence["source"] = "NVML process memory"
         evidence["level"] = level
+        evidence["rule"] = verdict.rule
         name = view.series.gpu_names.get(index)
+        now = view.latest(column, key=key)
+        evidence["current"] = now
+        evidence["base"] = g.start
         what = "GPU memory" if not target.startswith("CPU") else "Device memory (JAX, host-backed)"
-        title = f"{what} on {target} grows {fmt_bytes(g.slope)} per epoch: {fmt_bytes(g.start)} -> {fmt_bytes(g.now)}"
+        title = f"{what} on {target} grows {fmt_bytes(g.slope)} {view.per()}: {fmt_bytes(g.start)} -> {fmt_bytes(now)}"
         when = leaks.when_text(proj)
         if when:
             title += f"; fills the device ({fmt_bytes(limit)}{', ' + name if name else ''}) {when}"
@@ -78,9 +89,10 @@ def detect(view: RunAtEpoch) -> list[Finding]:
                 hint=frameworks.hint(KIND, frameworks.framework(view.start), HINT),
                 target=target,
                 epoch=view.epoch_number(view.last),
+                hold=verdict.hold,
             )
         )
     return found
 
 
-DETECTOR = Detector(name=KIND, detect=detect, persistence=PERSISTENCE)
+DETECTOR = Detector(name=KIND, detect=detect, persistence=PERSISTENCE, current=current, intervals=True)

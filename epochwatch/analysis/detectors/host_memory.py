@@ -12,7 +12,9 @@ from __future__ import annotations
 from epochwatch.analysis import frameworks, leaks
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import Finding
-from epochwatch.analysis.trend import GrowthRule, assess_growth
+from epochwatch.analysis.growth import judge
+from epochwatch.analysis.shapes import BlatantRule
+from epochwatch.analysis.trend import GrowthRule
 from epochwatch.analysis.units import fmt_bytes
 from epochwatch.analysis.view import RunAtEpoch
 
@@ -32,6 +34,11 @@ RULE = GrowthRule(
     autocorr=False,
 )
 PERSISTENCE = 4
+# A short run's leak: +2%/epoch at least, +15% over its points, close to a straight line
+# (R^2 0.8: an accelerating leak is no less a leak), each epoch a new high.
+BLATANT = BlatantRule(
+    min_rel_slope=0.02, min_abs_slope=2 * MIB, min_rel_growth=0.15, min_r2=0.8, new_high=True
+)
 HINT = (
     "something keeps a reference to data every epoch: look for callbacks or loops that append "
     "model outputs, predictions, tensors or histories to a list (keep scalars with float(x) or "
@@ -41,13 +48,19 @@ HINT = (
 )
 
 
+def current(view: RunAtEpoch, finding: Finding | None) -> float:
+    """The RSS now: the newest epoch's reading (not the trailing envelope's lagged floor)."""
+    now = view.latest("rss")
+    return now if now == now else view.latest("rss_min")
+
+
 def detect(view: RunAtEpoch) -> list[Finding]:
     if view.done(KIND, None):
         return []
-    w = view.window("rss_min", size=RULE.window, envelope=ENVELOPE)
-    g = assess_growth(w.values, RULE)
-    if g is None:
+    verdict = judge(view, "rss_min", RULE, envelope=ENVELOPE, blatant=BLATANT)
+    if verdict is None:
         return []
+    g, w = verdict.growth, verdict.window
     peak = view.latest("rss_peak")
     level = max(peak, view.latest("rss")) if peak == peak else view.latest("rss")
     limit = view.latest("mem_limit")
@@ -60,8 +73,12 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     evidence.update(proj)
     evidence["level"] = level
     evidence["limit_name"] = limit_name
-    evidence["envelope_epochs"] = ENVELOPE
-    title = f"host memory grows {fmt_bytes(g.slope)} per epoch: {fmt_bytes(g.start)} -> {fmt_bytes(g.now)}"
+    evidence["envelope_epochs"] = ENVELOPE if verdict.rule == "trend" else 1
+    evidence["rule"] = verdict.rule
+    now = current(view, None)
+    evidence["current"] = now
+    evidence["base"] = g.start
+    title = f"host memory grows {fmt_bytes(g.slope)} {view.per()}: {fmt_bytes(g.start)} -> {fmt_bytes(now)}"
     when = leaks.when_text(proj)
     if when:
         title += f"; reaches the {limit_name} ({fmt_bytes(limit)}) {when}"
@@ -74,8 +91,9 @@ def detect(view: RunAtEpoch) -> list[Finding]:
             hint=frameworks.hint(KIND, frameworks.framework(view.start), HINT),
             target=None,
             epoch=view.epoch_number(view.last),
+            hold=verdict.hold,
         )
     ]
 
 
-DETECTOR = Detector(name=KIND, detect=detect, persistence=PERSISTENCE)
+DETECTOR = Detector(name=KIND, detect=detect, persistence=PERSISTENCE, current=current, intervals=True)

@@ -1,8 +1,10 @@
-"""slowdown: epoch time (or step time) that keeps growing, with its likely causes.
+"""slowdown: epoch time (or step time) that keeps growing or jumps and stays, with its likely causes.
 
 Series: epoch `seconds`; when that does not grow, `step_seconds.median` (the training
-steps can slow down while validation hides it, or the other way round). The decision
-is trend.assess_growth with RULE; see docs/detectors.md for how RULE was tuned.
+steps can slow down while validation hides it, or the other way round). Three shapes:
+a trend (trend.assess_growth with RULE; see docs/detectors.md for how RULE was tuned),
+a short run's blatant ramp (BLATANT, see analysis/growth.py), and a step: a sudden
+lasting change of level (shapes.assess_step with STEP), reported with its onset and size.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from typing import Any
 from epochwatch.analysis.attribution import likely_causes
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import CRITICAL, INFO, WARNING, Finding
+from epochwatch.analysis.growth import judge
 from epochwatch.analysis.leaks import growth_evidence
-from epochwatch.analysis.trend import Growth, GrowthRule, assess_growth
+from epochwatch.analysis.shapes import BlatantRule, Step, StepRule, assess_step
+from epochwatch.analysis.trend import Growth, GrowthRule
 from epochwatch.analysis.units import fmt_seconds
 from epochwatch.analysis.view import RunAtEpoch, Window
 from epochwatch.analysis.waiting import assess as assess_waiting
@@ -29,10 +33,17 @@ RULE = GrowthRule(
     step_ratio=0.8,
 )
 PERSISTENCE = 3
+# Short runs: +3%/epoch at least and +20% over the run's points, close to a straight line.
+BLATANT = BlatantRule(min_rel_slope=0.03, min_rel_growth=0.2, min_r2=0.8, alpha=0.01)
+# A step: 1.5x at least, every epoch after the onset 15% slower than every epoch before it,
+# a shift of 10 standard errors, 2 epochs before it and 3 at the new level (lasting).
+STEP = StepRule(min_before=2, min_after=3, min_ratio=1.5, min_gap=1.15, min_t=10.0)
 # Severity: critical once the time per epoch has doubled against the run's own
 # baseline, warning from +10%, info below (a trend that is sure but still small).
 CRITICAL_RATIO = 2.0
 WARNING_RATIO = 1.1
+# ... and critical too when it grows so fast (10%/epoch) that it doubles within ~10 epochs.
+CRITICAL_RATE = 0.1
 
 _HINTS = {
     "dir_files": "a directory this run writes to keeps filling up, and something lists or scans it every "
@@ -83,22 +94,29 @@ _DEFAULT_HINT = (
 
 def _severity(g: Growth, baseline: float) -> str:
     ratio = g.now / baseline if baseline > 0 else 1.0
-    if ratio >= CRITICAL_RATIO:
+    if ratio >= CRITICAL_RATIO or g.rel_slope >= CRITICAL_RATE:
         return CRITICAL
     if ratio >= WARNING_RATIO:
         return WARNING
     return INFO
 
 
-def _finding(view: RunAtEpoch, what: str, target: str | None, g: Growth, w: Window) -> Finding:
+def _finding(
+    view: RunAtEpoch, what: str, target: str | None, g: Growth, w: Window, rule: str, hold: int | None
+) -> Finding:
     head = view.head("seconds" if target is None else "step_median")[:3]
     baseline = sorted(head)[len(head) // 2] if head else g.baseline  # the run's first epochs
     evidence: dict[str, Any] = growth_evidence(view, g, w)
     evidence["run_baseline"] = baseline
     causes = likely_causes(view, w, measure="seconds" if target is None else "step_median")
     evidence["likely_causes"] = causes
+    evidence["shape"] = "trend"
+    evidence["rule"] = rule
+    now = _recent(view, "seconds" if target is None else "step_median")
+    evidence["current"] = now
+    evidence["base"] = baseline
     title = (
-        f"{what} grows {100 * g.rel_slope:.1f}% per epoch: {fmt_seconds(g.start)} -> {fmt_seconds(g.now)} "
+        f"{what} grows {100 * g.rel_slope:.1f}% {view.per()}: {fmt_seconds(g.start)} -> {fmt_seconds(now)} "
         f"over epochs {evidence['epochs'][0]}-{evidence['epochs'][-1]}"
     )
     waiting = assess_waiting(view, w) if target is None else None
@@ -121,21 +139,93 @@ def _finding(view: RunAtEpoch, what: str, target: str | None, g: Growth, w: Wind
         hint=hint,
         target=target,
         epoch=view.epoch_number(view.last),
+        hold=hold,
     )
 
 
+def _step_finding(view: RunAtEpoch, what: str, target: str | None, st: Step, w: Window) -> Finding:
+    window = Window(w.values[-st.n :], w.indexes[-st.n :])
+    onset_index = window.indexes[st.at]
+    onset = view.epoch_number(onset_index)
+    now = window.values[-1]
+    evidence: dict[str, Any] = {
+        "shape": "step",
+        "onset_epoch": onset,
+        "before": st.before,
+        "after": st.after,
+        "ratio": st.ratio,
+        "now": now,
+        "current": now,
+        "base": st.before,
+        "epochs": [view.epoch_number(window.indexes[0]), view.epoch_number(window.indexes[-1])],
+        "points_before": st.at,
+        "points_after": st.n - st.at,
+    }
+    after = Window(window.values[max(0, st.at - 2) :], window.indexes[max(0, st.at - 2) :])
+    causes = likely_causes(view, after)
+    evidence["likely_causes"] = causes
+    title = (
+        f"{what} {st.ratio:.1f}x slower from epoch {onset}: {fmt_seconds(st.before)} -> "
+        f"{fmt_seconds(st.after)} (now {fmt_seconds(now)})"
+    )
+    if causes:
+        title += f"; moves with {causes[0]['series']}"
+    hint = (
+        _HINTS.get(causes[0]["column"], _DEFAULT_HINT)
+        if causes
+        else (
+            "something changed at that epoch and stayed: compare a profile of an epoch before and after it "
+            "(keras.callbacks.TensorBoard(profile_batch=...)); usual causes are a callback or schedule that "
+            "starts at that epoch, data that changed (longer sequences, a bigger dataset), another job on the "
+            "same machine, or a device that fell back to a slower path"
+        )
+    )
+    return Finding(
+        kind=KIND,
+        severity=CRITICAL if st.ratio >= CRITICAL_RATIO else WARNING,
+        title=title,
+        evidence=evidence,
+        hint=hint,
+        target=target,
+        epoch=view.epoch_number(view.last),
+        hold=1,
+    )
+
+
+def _recent(view: RunAtEpoch, column: str) -> float:
+    """The median of the newest 3 values: the level now, robust to one odd epoch."""
+    w = view.window(column, size=3)
+    return sorted(w.values)[len(w.values) // 2] if w.values else float("nan")
+
+
+def current(view: RunAtEpoch, finding: Finding) -> float:
+    return _recent(view, "seconds" if finding.target is None else "step_median")
+
+
+def _judge(view: RunAtEpoch, column: str, what: str, target: str | None) -> Finding | None:
+    verdict = judge(view, column, RULE, blatant=BLATANT)
+    if verdict is not None:
+        return _finding(view, what, target, verdict.growth, verdict.window, verdict.rule, verdict.hold)
+    w = view.window(column, size=STEP.window)
+    st = assess_step(w.values, STEP)
+    if st is not None:
+        return _step_finding(view, what, target, st, w)
+    return None
+
+
 def detect(view: RunAtEpoch) -> list[Finding]:
+    if view.unit != "epoch":  # intervals: their seconds are the clock's period; steps tell
+        f = None if view.reported(KIND, None) else _judge(view, "step_median", "step time", "step time")
+        return [f] if f is not None else []
     if not view.done(KIND, None):
-        w = view.window("seconds", size=RULE.window)
-        g = assess_growth(w.values, RULE)
-        if g is not None:
-            return [_finding(view, "epoch time", None, g, w)]
-    if not view.done(KIND, "step time") and not view.done(KIND, None):
-        w = view.window("step_median", size=RULE.window)
-        g = assess_growth(w.values, RULE)
-        if g is not None:
-            return [_finding(view, "step time", "step time", g, w)]
+        f = _judge(view, "seconds", "epoch time", None)
+        if f is not None:
+            return [f]
+    if not view.reported(KIND, None):
+        f = _judge(view, "step_median", "step time", "step time")
+        if f is not None:
+            return [f]
     return []
 
 
-DETECTOR = Detector(name=KIND, detect=detect, persistence=PERSISTENCE)
+DETECTOR = Detector(name=KIND, detect=detect, persistence=PERSISTENCE, current=current, intervals=True)

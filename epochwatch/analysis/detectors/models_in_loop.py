@@ -1,0 +1,126 @@
+"""models_in_loop: a loop that builds a new model every iteration and never lets the old go.
+
+k-fold loops, sweeps, Keras Tuner-style trials and RL agents that fit per iteration call
+`fit` again and again in one process. When each iteration builds a new model, the old
+models, their optimizers and their traced graphs stay reachable (Keras' global state,
+TF's function caches), and the process grows with every iteration: the classic
+"TensorFlow gets slower each iteration". Series: the fits so far (`fit_end` records,
+judged as a sequence): the RSS after each fit (its memory floor), whether it fitted a
+model object not fitted before (`fit_start.model.serial`), the new traced functions of
+its epochs, and the `keras.backend.clear_session()` calls the hook counted, so the
+advice says what is left to do when clear_session() is already called.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from epochwatch.analysis import trend
+from epochwatch.analysis.detectors.base import Detector
+from epochwatch.analysis.findings import WARNING, Finding
+from epochwatch.analysis.units import fmt_bytes
+from epochwatch.analysis.view import RunAtEpoch
+
+KIND = "models_in_loop"
+MIB = 1024.0 * 1024.0
+MIN_FITS = 5  # fits before the sequence is judged (the first is left out as warm-up)
+MIN_SLOPE = 1 * MIB  # RSS growth per fit that matters
+ALPHA = 0.01  # one-sided Mann-Kendall over the fits' RSS
+NEW_MODEL_SHARE = 0.6  # share of the fits that fitted a model not fitted before
+
+FIX = (
+    "each iteration builds a new model and the old ones (their weights, optimizer and traced graphs) "
+    "stay alive. In order of what they buy (Keras 3.15 / TF 2.21: about 8 MiB per iteration left "
+    "alone): call keras.backend.clear_session() at the start of each iteration and `del model; "
+    "gc.collect()` at its end (still about 3.7 MiB per iteration); better, build the model once and "
+    "reset it between iterations (keep w0 = model.get_weights() and call model.set_weights(w0), and "
+    "rebuild the optimizer state); or run each trial in a subprocess (multiprocessing with the "
+    "'spawn' start method, or one process per trial from the sweep driver), the only way to get it "
+    "all back"
+)
+ALREADY_CLEARED = (
+    "keras.backend.clear_session() is already called every iteration, and memory still grows: what "
+    "it cannot free (TF's runtime and function caches; about 3.7 MiB per iteration in Keras 3.15 / "
+    "TF 2.21) only a new process gets back. Run each trial in a subprocess (multiprocessing with the "
+    "'spawn' start method, or one process per trial from the sweep driver), or build the model once "
+    "and reset its weights between iterations (model.set_weights(w0)) instead of building anew"
+)
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def detect(view: RunAtEpoch) -> list[Finding]:
+    if view.done(KIND, None):
+        return []
+    run = view.run
+    ends = [r for r, pos in zip(run.fit_ends, run.fit_end_positions, strict=False) if pos < view.end]
+    if len(ends) < MIN_FITS:
+        return []
+    starts = {f.get("fit"): f for f in run.fits}
+    models: list[Any] = []
+    calls: list[float] = []
+    for r in ends:
+        start = starts.get(r.get("fit")) or {}
+        got = start.get("model")
+        model: dict[str, Any] = got if isinstance(got, dict) else {}
+        models.append(model.get("serial", model.get("name")))
+        c = _num(start.get("clear_session_calls"))
+        if c is not None:
+            calls.append(c)
+    distinct = len(set(models))
+    if distinct < NEW_MODEL_SHARE * len(ends):
+        return []
+    rss = [v for v in (_num(r.get("rss_bytes")) for r in ends[1:]) if v is not None]
+    if len(rss) < MIN_FITS - 1:
+        return []
+    mk = trend.mann_kendall(rss, autocorr=False)
+    ts = trend.theil_sen(rss)
+    if ts.slope < MIN_SLOPE or mk.p_increasing > ALPHA:
+        return []
+    traces = [run.fit_traces.get(r.get("fit"), 0.0) for r in ends[1:]]  # type: ignore[arg-type]
+    per_fit = trend.median(traces) if traces else 0.0
+    cleared = len(calls) >= 2 and calls[-1] - calls[0] >= len(calls) - 2
+    seconds = [v for v in (_num(r.get("seconds")) for r in ends[1:]) if v is not None]
+    evidence: dict[str, Any] = {
+        "fits": len(ends),
+        "models": distinct,
+        "rss_slope_per_fit": ts.slope,
+        "slope_ci95": [ts.low, ts.high],
+        "p_value": mk.p_increasing,
+        "rss_first": rss[0],
+        "rss_now": rss[-1],
+        "current": rss[-1],
+        "new_traces_per_fit": per_fit,
+        "clear_session_calls": calls[-1] if calls else None,
+        "clear_session_every_iteration": cleared,
+    }
+    if len(seconds) >= 2:
+        evidence["fit_seconds_first"] = seconds[0]
+        evidence["fit_seconds_now"] = seconds[-1]
+    title = (
+        f"a new model every iteration: {len(ends)} fits of {distinct} models, RSS grows "
+        f"{fmt_bytes(ts.slope)} per fit ({fmt_bytes(rss[0])} -> {fmt_bytes(rss[-1])})"
+    )
+    if per_fit > 0:
+        title += f", {per_fit:.0f} new traced functions per fit"
+    if cleared:
+        title += "; clear_session() is already called every iteration"
+    return [
+        Finding(
+            kind=KIND,
+            severity=WARNING,
+            title=title,
+            evidence=evidence,
+            hint=ALREADY_CLEARED if cleared else FIX,
+            target=None,
+            epoch=view.epoch_number(view.last),
+            hold=1,
+        )
+    ]
+
+
+DETECTOR = Detector(name=KIND, detect=detect, persistence=1)

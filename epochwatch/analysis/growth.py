@@ -1,0 +1,52 @@
+"""The growth decision for one series of a run: the long-run rule, or the blatant one.
+
+Every growth detector asks the same question of a series: does it grow? Long runs
+answer it with `trend.assess_growth` on a trailing window (tens of epochs, a lower
+envelope for memory and disk, a few epochs of persistence). A run that is still short
+(at most `BlatantRule.span` usable points) cannot fill such a window, so it is judged by
+`shapes.assess_blatant` on all its points, without an envelope, and a finding from that
+rule needs only BLATANT_HOLD consecutive epochs: evidence that scales with the effect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from epochwatch.analysis.shapes import BlatantRule, assess_blatant
+from epochwatch.analysis.trend import Growth, GrowthRule, assess_growth
+from epochwatch.analysis.view import RunAtEpoch, Window
+
+BLATANT_HOLD = 2
+
+
+@dataclass(frozen=True)
+class Verdict:
+    growth: Growth
+    window: Window
+    rule: str  # "trend" (the long-run rule) or "blatant" (a short run's strong straight growth)
+
+    @property
+    def hold(self) -> int | None:
+        return BLATANT_HOLD if self.rule == "blatant" else None
+
+
+def judge(
+    view: RunAtEpoch,
+    name: str,
+    rule: GrowthRule,
+    *,
+    key: str | None = None,
+    envelope: int = 1,
+    blatant: BlatantRule | None = None,
+) -> Verdict | None:
+    w = view.window(name, key, size=rule.window, envelope=envelope)
+    g = assess_growth(w.values, rule)
+    if g is not None:
+        return Verdict(g, w, "trend")
+    if blatant is None:
+        return None
+    early = view.early(name, key, blatant.span)
+    if early is None:
+        return None
+    g = assess_blatant(early.values, blatant)
+    return Verdict(g, early, "blatant") if g is not None else None

@@ -1,0 +1,176 @@
+"""Findings in time on synthetic traces: short runs, steps, episodes, intervals, fits in a loop.
+
+The real-TF versions are in tests/integration/test_detection_short.py and
+test_models_in_loop.py; these pin the rules on exact series, cheaply.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from bench import synthetic as syn
+from epochwatch.analysis.engine import analyze
+from epochwatch.analysis.findings import Finding
+from epochwatch.analysis.online import OnlineAnalyzer
+from epochwatch.analysis.run import Run
+from epochwatch.analysis.shapes import BlatantRule, StepRule, assess_blatant, assess_step
+
+GIB, MIB = syn.GIB, syn.MIB
+
+
+def _run(records: list[dict[str, Any]]) -> Run:
+    run = Run("t")
+    for r in records:
+        run.add(r)
+    return run
+
+
+def _of(found: list[Finding], kind: str) -> list[Finding]:
+    return [f for f in found if f.kind == kind]
+
+
+def test_blatant_growth_needs_a_straight_steep_rise_that_keeps_going() -> None:
+    rule = BlatantRule(min_rel_slope=0.02, min_rel_growth=0.15, min_r2=0.8, new_high=True)
+    assert assess_blatant([100 + 8 * i for i in range(7)], rule) is not None  # +8%/epoch, straight
+    assert assess_blatant([100 + 8 * i for i in range(4)], rule) is None  # too few points
+    assert assess_blatant([100, 108, 116, 124, 132, 132], rule) is None  # levelled off: no new high
+    assert assess_blatant([100 + 1 * i for i in range(8)], rule) is None  # 1%/epoch: not blatant
+
+
+def test_step_has_its_onset_and_needs_to_last() -> None:
+    rule = StepRule()
+    st = assess_step([1.0, 1.02, 0.98, 1.01, 4.0, 4.1, 3.9], rule)
+    assert st is not None and st.at == 4 and 3.5 < st.ratio < 4.5
+    assert assess_step([1.0, 1.02, 0.98, 1.01, 4.0, 4.1], rule) is None  # two epochs: not lasting yet
+    assert assess_step([1.0, 1.3, 0.8, 1.1, 1.6, 1.2, 1.7], rule) is None  # noise, not a step
+
+
+def test_a_ten_epoch_leak_is_found_in_a_short_run() -> None:
+    found = analyze(_run(syn.trace(10, lambda i: {"host": syn.host_block(600 * MIB + 40e6 * i)})))
+    (f,) = _of(found, "host_memory_growth")
+    assert f.epoch is not None and f.epoch <= 7 and f.evidence["rule"] == "blatant"
+
+
+def test_a_step_change_is_a_slowdown_with_its_onset() -> None:
+    rng = random.Random(1)
+    records = syn.trace(15, lambda i: {"seconds": syn.noisy(rng, 0.11 if i < 3 else 0.78, 0.03)})
+    (f,) = _of(analyze(_run(records)), "slowdown")
+    assert f.evidence["shape"] == "step" and f.evidence["onset_epoch"] == 3
+    assert "7.1x slower from epoch 3" in f.title or "slower from epoch 3" in f.title
+
+
+def _grow_then_free(i: int) -> dict[str, Any]:
+    rss = 600 * MIB + (30 * MIB * i if i < 20 else 0) + (60 * MIB * (i - 10) if 10 <= i < 20 else 0)
+    return {"host": syn.host_block(rss)}
+
+
+def test_an_episode_is_updated_while_it_grows_and_closed_when_it_ends() -> None:
+    records = syn.trace(30, _grow_then_free)
+    online = OnlineAnalyzer(records[0], updates=True)
+    written = [f for r in records[1:] for f in online.add(r)] + online.finish()
+    mine = [f for f in written if f["kind"] == "host_memory_growth"]
+    assert "update" not in mine[0]
+    assert any(f.get("update") and "ended_epoch" not in f for f in mine)
+    last = mine[-1]
+    assert last["ended_epoch"] == 20 and last["title"].endswith("recovered at epoch 20")
+    assert {f["epoch"] for f in mine} == {mine[0]["epoch"]}
+    # Offline: the report shows the episode as it ended; the first report is still there.
+    run = _run(records)
+    (episode,) = _of(analyze(run, episodes=True), "host_memory_growth")
+    assert episode.ended_epoch == 20 and episode.update >= 2
+    (first,) = _of(analyze(run), "host_memory_growth")
+    assert first.update == 0 and first.ended_epoch is None
+    # A trace that carries the updates keeps the newest state of each finding.
+    traced = _run([*records[:-1], *written, records[-1]])
+    assert [f["ended_epoch"] for f in traced.findings if f["kind"] == "host_memory_growth"] == [20]
+    # Without updates (the default), each finding comes once.
+    plain = OnlineAnalyzer(records[0])
+    keys = [(f["kind"], f["target"]) for r in records[1:] for f in plain.add(r)]
+    assert len(keys) == len(set(keys))
+
+
+def _interval(i: int, rss: float, epoch: int) -> dict[str, Any]:
+    return {
+        "type": "interval",
+        "run_id": "synthetic",
+        "t": syn.T0 + i,
+        "epoch": epoch,
+        "fit": 0,
+        "source": "keras",
+        "index": i,
+        "step": 32 * (i % 32 + 1),
+        "steps": 32,
+        "seconds": 1.0,
+        "step_seconds": {"median": 0.03, "p90": 0.031},
+        "host": {"rss_bytes": int(rss)},
+    }
+
+
+def test_a_leak_inside_one_long_epoch_is_found_on_intervals() -> None:
+    online = OnlineAnalyzer(syn.run_start("synthetic"), updates=True)
+    found = []
+    for i in range(32):  # one epoch of 1,024 steps, 0.5 MiB a step
+        found += online.add(_interval(i, 800 * MIB + 16 * MIB * i, 0))
+    (f,) = [f for f in found if f["kind"] == "host_memory_growth"]
+    assert f["epoch"] == 0 and f["evidence"]["unit"] == "interval"
+    assert 15 * MIB < f["evidence"]["slope_per_interval"] < 17 * MIB
+    assert "per 32 steps" in f["title"]
+
+
+def test_flat_intervals_are_quiet() -> None:
+    rng = random.Random(3)
+    online = OnlineAnalyzer(syn.run_start("synthetic"))
+    found = []
+    for i in range(64):
+        found += online.add(_interval(i, syn.noisy(rng, 800 * MIB, 0.003), i // 32))
+    assert found == []
+
+
+def _fits(n: int, rss_step: float, new_models: bool, clear: bool) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [syn.run_start("synthetic")]
+    t = syn.T0 + 1
+    for k in range(n):
+        model = {"name": f"sequential_{k}", "class": "Sequential", "serial": k if new_models else 0}
+        out.append(
+            {
+                "type": "fit_start",
+                "run_id": "synthetic",
+                "t": t,
+                "fit": k,
+                "model": model,
+                "clear_session_calls": k if clear else 0,
+            }
+        )
+        out.append(syn.epoch_record("synthetic", 0, t, 1.0, fit=k, retraces={"new": 7}))
+        out.append(
+            {
+                "type": "fit_end",
+                "run_id": "synthetic",
+                "t": t + 1,
+                "fit": k,
+                "seconds": 1.2,
+                "rss_bytes": int(600 * MIB + rss_step * k),
+            }
+        )
+        t += 2
+    return out
+
+
+def test_models_in_loop_with_the_fix_and_what_is_left_after_clear_session() -> None:
+    (f,) = _of(analyze(_run(_fits(25, 8 * MIB, True, False))), "models_in_loop")
+    assert f.evidence["models"] == f.evidence["fits"] >= 5 and f.evidence["new_traces_per_fit"] == 7
+    assert "clear_session()" in f.hint and "gc.collect()" in f.hint
+    (g,) = _of(analyze(_run(_fits(25, 3.7 * MIB, True, True))), "models_in_loop")
+    assert g.evidence["clear_session_every_iteration"] is True and "already called" in g.hint
+    assert "subprocess" in g.hint
+    assert _of(analyze(_run(_fits(25, 8 * MIB, False, False))), "models_in_loop") == []  # one model
+    assert _of(analyze(_run(_fits(25, 0.0, True, True))), "models_in_loop") == []  # nothing kept
+
+
+def test_a_small_leak_on_a_large_base_that_keeps_growing_never_ends() -> None:
+    records = syn.trace(60, lambda i: {"host": syn.host_block(800 * MIB + 3.6 * MIB * i)})
+    online = OnlineAnalyzer(records[0], updates=True)
+    written = [f for r in records[1:] for f in online.add(r)] + online.finish()
+    mine = [f for f in written if f["kind"] == "host_memory_growth"]
+    assert mine and not [f for f in mine if "ended_epoch" in f]
