@@ -174,3 +174,15 @@ def compact_sample(sample: Record) -> Record:
         if key in sample:
             out[key] = sample[key]
     return out
+
+
+def epoch_end_values(rec: Record) -> dict[str, float]:
+    """rss and GPU process memory as the hook read them at the epoch end."""
+    out: dict[str, float] = {}
+    host = rec.get("host")
+    if isinstance(host, dict) and isinstance(host.get("rss_bytes"), (int, float)):
+        out["rss_bytes"] = host["rss_bytes"]
+    gpu = gpu_process_memory(rec)
+    if gpu is not None:
+        out["gpu_process_memory_bytes"] = gpu
+    return out

@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from epochwatch import __version__
+from epochwatch.daemon.analyzer import Analyzer
 from epochwatch.daemon.config import Sampling
+from epochwatch.daemon.findings import log_finding, tell_hook
 from epochwatch.daemon.runsamplers import NvmlHub, RunSamplers
-from epochwatch.daemon.sampling import Decimator, PeakTracker, compact_sample, gpu_process_memory
+from epochwatch.daemon.sampling import Decimator, PeakTracker, epoch_end_values
 from epochwatch.daemon.store import SessionState, TraceFile
+from epochwatch.daemon.vanished import oom_hint, vanished_record
 from epochwatch.trace import schema
-from epochwatch.trace.protocol import OP_FINDING
 
 if TYPE_CHECKING:
     from epochwatch.daemon.peer import Peer
@@ -42,87 +44,6 @@ HANDED_OVER = "handed over to the hook"
 def _seq_at_least(rec: Record, first: int) -> bool:
     seq = rec.get("seq")
     return isinstance(seq, int) and seq >= first
-
-
-# A run whose hook was away longer than this when its process ended may have gone embedded.
-DETACHED_HINT_SECONDS = 5.0
-# RSS at or above this share of the memory limit in the last samples: "likely OOM-killed".
-NEAR_LIMIT = 0.9
-# A finding sent back to its hook must fit the protocol's line limit with room to spare.
-MAX_FINDING_CHARS = 256 * 1024
-
-
-def _epoch_end_values(rec: Record) -> dict[str, float]:
-    """rss and GPU process memory as the hook read them at the epoch end."""
-    out: dict[str, float] = {}
-    host = rec.get("host")
-    if isinstance(host, dict) and isinstance(host.get("rss_bytes"), (int, float)):
-        out["rss_bytes"] = host["rss_bytes"]
-    gpu = gpu_process_memory(rec)
-    if gpu is not None:
-        out["gpu_process_memory_bytes"] = gpu
-    return out
-
-
-class Analyzer:
-    """OnlineAnalyzer behind a guard: missing package or a failing detector costs one log line."""
-
-    unavailable: str | None = None  # why online detection is off for every run, once
-
-    def __init__(self, run_id: str, enabled: bool, parents: Any = None) -> None:
-        self.run_id = run_id
-        self._impl: Any = None
-        self._failed = not enabled
-        self._parents = parents  # where restores find their parent runs (daemon/parents.py)
-
-    def start(self, run_start: Record | None) -> None:
-        if self._failed or self._impl is not None:
-            return
-        try:
-            from epochwatch.analysis.online import OnlineAnalyzer
-        except ImportError as exc:
-            if Analyzer.unavailable is None:
-                Analyzer.unavailable = str(exc)
-                log.warning("online detection unavailable: %s", exc)
-            self._failed = True
-            return
-        try:
-            self._impl = OnlineAnalyzer(run_start)
-            if self._parents is not None:
-                self._impl.parents = self._parents
-            self._impl.updates = True  # episodes' updates go to the trace too
-        except Exception as exc:
-            self._fail(exc)
-
-    def add(self, rec: Record) -> list[Record]:
-        if self._failed:
-            return []
-        if self._impl is None:
-            self.start(None)
-            if self._impl is None:
-                return []
-        try:
-            found = self._impl.add(rec)
-        except Exception as exc:
-            self._fail(exc)
-            return []
-        return [f for f in (found or []) if isinstance(f, dict)]
-
-    def finish(self) -> list[Record]:
-        """The verdict at the run's end (before run_end is written)."""
-        finish = getattr(self._impl, "finish", None)
-        if self._failed or finish is None:
-            return []
-        try:
-            found = finish()
-        except Exception as exc:
-            self._fail(exc)
-            return []
-        return [f for f in (found or []) if isinstance(f, dict)]
-
-    def _fail(self, exc: BaseException) -> None:
-        self._failed = True
-        log.error("run %s: online detection switched off: %s: %s", self.run_id, type(exc).__name__, exc)
 
 
 class Session:
@@ -315,7 +236,7 @@ class Session:
             float(start) if isinstance(start, (int, float)) else None,
             float(end) if isinstance(end, (int, float)) else None,
         )
-        own = _epoch_end_values(rec)  # the hook's own readings at the epoch end bound the peaks too
+        own = epoch_end_values(rec)  # the hook's own readings at the epoch end bound the peaks too
         if own:
             peaks = peaks if peaks is not None else {"samples": 0}
             for key, value in own.items():
@@ -357,37 +278,8 @@ class Session:
             self.findings = [f for f in self.findings if (str(f.get("kind")), str(f.get("target"))) != key]
         self.findings.append(rec)
         self.trace.write(rec)
-        self._tell_hook(rec)
-        if update:  # the same finding again, grown or ended: one quieter line
-            log.info(
-                "run %s: update %s of %s (%s): %s",
-                self.run_id,
-                rec.get("update"),
-                rec.get("kind"),
-                rec.get("severity", "info"),
-                rec.get("title"),
-            )
-            return
-        log.warning(
-            "run %s: %s finding %s: %s",
-            self.run_id,
-            rec.get("severity", "info"),
-            rec.get("kind"),
-            rec.get("title"),
-        )
-
-    def _tell_hook(self, rec: Record) -> None:
-        """Send the finding back to the hook, which prints it where the user looks (its stderr)."""
-        conn = self.connection
-        if conn is None:
-            return
-        msg: Record = {"op": OP_FINDING, "record": rec}
-        if len(str(rec)) > MAX_FINDING_CHARS:  # huge evidence: the line without it
-            msg["record"] = {k: v for k, v in rec.items() if k != "evidence"}
-        try:
-            conn.send(msg)
-        except Exception as exc:  # a slow or gone hook costs it the line, never the daemon
-            log.debug("run %s: finding not sent to the hook: %s", self.run_id, exc)
+        tell_hook(self.connection, rec, self.run_id)
+        log_finding(self.run_id, rec, update=update)
 
     def restore_from_trace(self) -> None:
         """Rebuild what a restarted daemon knew about this run from its trace.
@@ -462,73 +354,23 @@ class Session:
         """run_end for a process that went away without one: last samples, and why, if we can tell."""
         now = time.time()
         started = self.run_start.get("t") if self.run_start else None
-        rec: Record = {
-            "type": schema.RUN_END,
-            "run_id": self.run_id,
-            "t": now,
-            "ended": schema.ENDED_VANISHED,
-            "epochs": self.epochs,
-            "seconds": round(
-                now - float(started if isinstance(started, (int, float)) else self.state.started), 3
-            ),
-            "detected_by": "daemon",
-        }
-        if self.last_epoch is not None:
-            rec["last_epoch"] = self.last_epoch
-        last = [compact_sample(s) for s in self.peaks.last_raw]
-        if last:
-            rec["last_samples"] = last
-        hint = self.oom_hint()
-        away = time.monotonic() - self.detached_since if self.detached_since is not None else 0.0
-        if daemon_was_down:
-            hint = (
-                "the process ended while the daemon was not running; if its hook fell back to "
-                "embedded mode, the rest of the run is in its own $EPOCHWATCH_DIR trace"
-            )
-        elif hint is None and away > DETACHED_HINT_SECONDS:
-            hint = (
-                f"the hook had not been connected for {away:.0f} s when the process ended; if it fell "
-                "back to embedded mode, the rest of the run is in its own $EPOCHWATCH_DIR trace"
-            )
-        if hint:
-            rec["hint"] = hint
+        rec = vanished_record(
+            self.run_id,
+            now=now,
+            started=float(started if isinstance(started, (int, float)) else self.state.started),
+            epochs=self.epochs,
+            last_epoch=self.last_epoch,
+            last_raw=list(self.peaks.last_raw),
+            oom=self.oom_hint(),
+            away=time.monotonic() - self.detached_since if self.detached_since is not None else 0.0,
+            daemon_was_down=daemon_was_down,
+        )
         self.trace.write(rec, essential=True)
         self.ended = schema.ENDED_VANISHED
 
     def oom_hint(self) -> str | None:
         """Why the process likely died, when the last samples point at memory."""
-        samples = list(self.peaks.last_raw)
-        if not samples:
-            return None
-        rss = max((s.get("rss_bytes") or 0) for s in samples)
-        last = samples[-1]
-        limit = last.get("memory_limit_bytes")
-        if not isinstance(limit, (int, float)) and self.run_start:
-            env = self.run_start.get("env")
-            if isinstance(env, dict):
-                limit = env.get("memory_limit_bytes")
-        total = last.get("sys_total_bytes")
-        available = last.get("sys_available_bytes")
-        gib = 1 << 30
-        if isinstance(limit, (int, float)) and limit > 0 and rss >= NEAR_LIMIT * limit:
-            return (
-                f"RSS reached {rss / gib:.2f} GiB of its {limit / gib:.2f} GiB memory limit "
-                f"({100 * rss / limit:.0f}%) in the last seconds: it was most likely killed by the "
-                "OOM killer (check `journalctl -k | grep -i oom`); lower the batch size, fix the "
-                "memory growth, or raise the limit"
-            )
-        if (
-            isinstance(total, (int, float))
-            and isinstance(available, (int, float))
-            and total > 0
-            and (available < (1 - NEAR_LIMIT) * total or rss >= NEAR_LIMIT * total)
-        ):
-            return (
-                f"the host was nearly out of memory in the last seconds ({available / gib:.2f} GiB "
-                f"of {total / gib:.2f} GiB available, the process at {rss / gib:.2f} GiB): it was "
-                "most likely killed by the OOM killer (check `journalctl -k | grep -i oom`)"
-            )
-        return None
+        return oom_hint(list(self.peaks.last_raw), self.run_start)
 
     def flush(self) -> None:
         """Write the open sample window (shutdown and run end)."""

@@ -4,13 +4,16 @@ Integrations tell it what happened (an epoch began, a fit started, a directory i
 watching); it adds what the samplers see, measures its own cost, and writes records in
 order through a Sink. Every public method is safe to call from training code: failures
 are reported once through the Guard and switch off only the failing part.
+
+Three of its ideas are mix-ins in this package: the run's set-up (`setup.py`: warm-up,
+samplers, watching, fingerprint), sub-epoch intervals (`steps.py`) and online detection
+(`detection.py`); the Recorder holds their state, so callers see one object.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -19,14 +22,16 @@ from typing import Any
 
 from epochwatch import __version__, environment
 from epochwatch.guard import Guard
-from epochwatch.intervals import IntervalClock, step_summary
+from epochwatch.intervals import IntervalClock
 from epochwatch.logged import LoggedMetrics
+from epochwatch.recorder.detection import Detection
+from epochwatch.recorder.setup import EpochSource, Setup
+from epochwatch.recorder.steps import Intervals
 from epochwatch.runname import new_run_id
 from epochwatch.samplers.base import Sampler
 from epochwatch.trace import schema
 from epochwatch.trace.sink import Sink, open_sink
 
-EpochSource = Callable[[], "dict[str, Any] | None"]
 __all__ = ["Recorder", "new_run_id"]
 
 # Not fed to online detection from _write: epochs and intervals (end_epoch and interval
@@ -34,7 +39,6 @@ __all__ = ["Recorder", "new_run_id"]
 # restores are judged by the restore watcher (checkpoints/resume.py), which has the parent
 # run: here they would be said twice.
 _NOT_FED = frozenset({schema.EPOCH, schema.INTERVAL, *schema.FINDINGS, schema.RUN_START, schema.RESTORE})
-MAX_FINDINGS = 1000  # kept for `findings()`; one per (kind, target), so a run rarely has 20
 
 
 @dataclass
@@ -51,7 +55,7 @@ class _Epoch:
     steps: list[float] = field(default_factory=list)  # step starts from hook.step() (custom loops)
 
 
-class Recorder:
+class Recorder(Intervals, Detection, Setup):
     def __init__(self, environ: dict[str, str] | None = None) -> None:
         self.environ = dict(os.environ if environ is None else environ)
         self.guard = Guard()
@@ -165,33 +169,6 @@ class Recorder:
         return str(path) if path else None
 
     # -- run lifecycle ---------------------------------------------------------------
-
-    def prepare_in_background(self) -> None:
-        """On a thread, now: the imports and threads the run's start needs, so it pays for
-        readings, not imports (CPU counted like the other threads'; harmless if late)."""
-
-        def warm() -> None:
-            try:
-                import platform
-
-                from epochwatch.fingerprint import package_versions
-
-                with self._lock:
-                    if not self._started:
-                        self._setup_samplers()  # and starts NVML's initialisation on its thread
-                        self._start_threads()
-                package_versions()  # fills the cache of installed-package lookups
-                platform.platform()  # caches uname -p, a subprocess (~40 ms)
-                import epochwatch.analysis.online
-                import epochwatch.analysis.worker
-                import epochwatch.samplers.dirs  # noqa: F401
-            except Exception:  # the run's start imports again and reports its own failures
-                pass
-            finally:
-                self._warmup_cpu = time.thread_time()
-                self.warmed_up.set()
-
-        threading.Thread(target=warm, name="epochwatch-warmup", daemon=True).start()
 
     def start(self, training: dict[str, Any] | None = None) -> bool:
         """Write run_start once; returns whether the run is being recorded."""
@@ -383,59 +360,6 @@ class Recorder:
             self._epoch = epoch.outer
             self.clock.end_epoch(0.0)
 
-    # -- sub-epoch intervals ---------------------------------------------------------
-
-    def step(self) -> None:
-        """One step of a custom loop's open epoch began (hook.step()): a clock read, an
-        append and a compare, and an interval record when one is due."""
-        epoch = self._epoch
-        if epoch is None:
-            return
-        now = time.perf_counter()
-        epoch.steps.append(now)
-        if now >= self.clock.due:
-            self.interval(epoch.steps, now)
-
-    def interval(self, starts: list[float], now: float) -> None:
-        """Write an `interval` record for the steps since the last one: `starts` are the
-        epoch's step start times so far, the newest being the step that begins at `now`."""
-        t0 = time.perf_counter()
-        with self._lock:
-            epoch = self._epoch
-            if epoch is None or self._sink is None:
-                self.clock.end_epoch(0.0)
-                return
-            done = len(starts) - 1  # steps completed: the newest has only begun
-            seconds, steps, first = self.clock.fire(now, done)
-            if steps <= 0:
-                return
-            rec = schema.record(schema.INTERVAL, self.run_id, epoch=epoch.number, index=self._intervals)
-            self._intervals += 1
-            if epoch.fit is not None:
-                rec["fit"] = epoch.fit
-            rec["source"] = epoch.source
-            rec["step"] = done
-            rec["steps"] = steps
-            rec["seconds"] = round(seconds, 6)
-            spread = step_summary(starts, first, done)
-            if spread:
-                rec["step_seconds"] = spread
-            rss = self.guard.run("host sampler", _own_rss, None)
-            if rss is not None:
-                rec["host"] = {"rss_bytes": rss}
-            if self._dirs is not None:
-                dirs = self.guard.run("directory watching", self._dirs.totals, None)
-                if dirs:
-                    rec["dirs"] = dirs
-            epoch.interval_seconds += seconds
-            cost = time.perf_counter() - t0
-            rec["overhead_seconds"] = round(cost, 6)
-            epoch.overhead += cost
-            self._write(rec)
-            analysis = self._analysis
-            if analysis is not None:  # judged like an epoch, on the analysis thread
-                self._submit(analysis, rec, judge=not self.remote_detection)
-
     def end_epoch(self, fields: dict[str, Any] | None = None, end_perf: float | None = None) -> None:
         """Close the open epoch and write its record, with every sampler's block."""
         t0 = time.perf_counter()
@@ -496,133 +420,3 @@ class Recorder:
     def _reduce_logged(self, values: list[Any]) -> tuple[float, int] | None:
         reduce = self.tensor_reducer
         return self.guard.run("tensor metrics", lambda: reduce(values), None) if reduce else None
-
-    # -- online detection, on its own thread -------------------------------------------
-
-    def findings(self) -> list[dict[str, Any]]:
-        """The finding records online detection wrote so far (embedded mode), oldest first."""
-        with self._lock:
-            return list(self._findings)
-
-    def flush_analysis(self, timeout: float = 5.0) -> bool:
-        """Wait until online detection has judged every epoch recorded so far."""
-        return True if self._analysis is None else bool(self._analysis.drain(timeout))
-
-    def _submit(self, analysis: Any, rec: dict[str, Any], judge: bool = True) -> None:
-        if self.guard.enabled("online detection"):  # it says once if it falls behind
-            analysis.submit(rec, judge=judge)
-
-    def _new_analysis(self) -> Any:
-        from epochwatch.analysis import worker
-
-        return worker.for_hook(lambda: self._analysis_start, self._write_findings, self.guard)
-
-    def _write_findings(self, found: list[dict[str, Any]]) -> None:
-        """On the analysis thread: write new findings after the epoch that raised them."""
-        with self._lock:
-            self._findings.extend(found[: max(0, MAX_FINDINGS - len(self._findings))])
-            for finding in found if not self._finished else ():
-                self._write(finding)
-
-    def _background_cpu(self) -> float:
-        """CPU seconds the hook's own threads used since the last call (to be charged now):
-        each part that runs a thread keeps `cpu_seconds`, its thread's `time.thread_time()`
-        after each piece of work, so the sum only grows."""
-        parts: list[Any] = [self._analysis, self._sink, self._dirs, *self._samplers]
-        total = self._warmup_cpu + sum(float(getattr(p, "cpu_seconds", 0.0) or 0.0) for p in parts)
-        new = max(0.0, total - self._background_counted)
-        self._background_counted = max(total, self._background_counted)
-        self.overhead_background += new
-        return new
-
-    # -- directories -----------------------------------------------------------------
-
-    def watch(self, path: str | os.PathLike[str], role: str = "user") -> None:
-        """Watch a directory's growth (bytes and files at every epoch end)."""
-        absolute = os.path.abspath(os.fspath(path))
-        with self._lock:
-            if absolute in self._watched:
-                return
-            self._watched[absolute] = role
-            if self._dirs is None:
-                self._pending_watches.append((absolute, role))
-            else:
-                self._watch_now(absolute, role)
-
-    def _watch_now(self, path: str, role: str) -> None:
-        ok = self.guard.run("directory watching", lambda: self._dirs.watch(path, role), False)
-        if ok is not False:
-            self._write(schema.record("watch", self.run_id, path=path, role=role))
-
-    def _start_threads(self) -> None:
-        """On the warm-up thread: the analysis and directory watcher threads, so the run's
-        start does not wait for thread starts (each can wait for a core when busy)."""
-        from epochwatch.samplers.process import started_dir_watcher
-
-        self._analysis = self.guard.run("online detection", self._new_analysis, None)
-        if self._analysis is not None:
-            self.guard.run("online detection", self._analysis.start, None)
-        self._spare_dirs = self.guard.run("directory watching", started_dir_watcher, None)
-
-    def _start_watching(self) -> None:
-        if not self.guard.enabled("directory watching"):
-            return
-
-        def make() -> Any:
-            from epochwatch.samplers.dirs import DirsSampler
-            from epochwatch.samplers.process import started_dir_watcher
-
-            watcher = self._spare_dirs or started_dir_watcher()
-            self._samplers.append(DirsSampler(watcher))
-            return watcher
-
-        self._dirs = self.guard.run("directory watching", make, None)
-        if self._dirs is None:
-            return
-        defaults = [(tempfile.gettempdir(), "temp")]
-        extra = self.environ.get(environment.EPOCHWATCH_WATCH, "")
-        defaults += [(p, "user") for p in extra.split(os.pathsep) if p.strip()]
-        for path, role in defaults:
-            absolute = os.path.abspath(path)
-            if absolute not in self._watched:
-                self._watched[absolute] = role
-                self._pending_watches.append((absolute, role))
-        pending, self._pending_watches = self._pending_watches, []
-        for path, role in pending:
-            self._watch_now(path, role)
-
-    # -- setup -----------------------------------------------------------------------
-
-    def _setup_samplers(self) -> None:
-        if self._samplers_made:
-            return
-        self._samplers_made = True
-        from epochwatch.samplers import process
-
-        for name, make in (("host", process.host), ("gpu", process.gpu)):
-            sampler = self.guard.run(f"{name} sampler", functools.partial(make, os.getpid()), None)
-            if sampler is not None:
-                self._samplers.append(sampler)
-                if callable(getattr(sampler, "prime", None)):  # the GPU's: starts NVML on its thread
-                    self.guard.run(f"{name} sampler", sampler.prime, None)  # type: ignore[attr-defined]
-
-    def _fingerprint(self) -> dict[str, Any]:
-        from epochwatch.samplers.process import fingerprint
-
-        env = fingerprint(self._samplers, self.guard)
-        from epochwatch.identity import identity
-
-        distributed = identity(self.environ, job_id=self.environ.get(environment.EPOCHWATCH_JOB_ID))
-        if distributed:
-            env["distributed"] = distributed  # the job and this worker's place in it
-        for name, source in self._fingerprint_sources.items():
-            block = self.guard.run(name, source, None)
-            if block:
-                env[name] = block
-        return env
-
-
-def _own_rss() -> int | None:
-    from epochwatch.samplers.host import own_rss_bytes
-
-    return own_rss_bytes()

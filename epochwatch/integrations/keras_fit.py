@@ -1,0 +1,221 @@
+"""What a Keras fit is, read once at its start: the `fit_start` block (model, optimizer,
+data, callbacks and the directories they write, distribution), the batch size, and the
+glue to input timing (integrations/input_wait.py), which times the fit's data adapters.
+
+Nothing here runs per step; everything reads attributes, never the data itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from epochwatch.recorder import Recorder
+
+_ROLE_BY_CALLBACK = {
+    "ModelCheckpoint": ("filepath", "checkpoint"),
+    "BackupAndRestore": ("backup_dir", "backup"),
+    "TensorBoard": ("log_dir", "tensorboard"),
+}
+
+
+def fit_batch_size(arguments: dict[str, Any]) -> int | None:
+    """The fit's batch size: fixed for the fit, so read once, not per epoch."""
+    explicit = arguments.get("batch_size")
+    if isinstance(explicit, int):
+        return explicit
+    x = arguments.get("x")
+    spec = getattr(x, "element_spec", None)
+    if spec is not None:
+        first = spec[0] if isinstance(spec, tuple) else spec
+        if isinstance(first, dict) and first:
+            first = next(iter(first.values()))
+        shape = getattr(first, "shape", None)
+        if shape is not None and len(shape) and shape[0] is not None:
+            return int(shape[0])
+        return None
+    if hasattr(x, "shape") or isinstance(x, list | tuple | dict):
+        return 32  # Keras' default for arrays
+    return None
+
+
+def _describe_input(x: Any) -> dict[str, Any]:
+    """What was fed to fit, without reading any of it."""
+    out: dict[str, Any] = {"kind": type(x).__name__}
+    with contextlib.suppress(Exception):
+        from epochwatch.integrations.input_wait import settings
+
+        out["settings"] = settings(x)
+    spec = getattr(x, "element_spec", None)
+    if spec is not None:
+        out["kind"] = "tf.data.Dataset"
+        out["element_spec"] = str(spec)[:2000]
+        with contextlib.suppress(Exception):
+            out["cardinality"] = int(x.cardinality())
+        return out
+    arrays = x.items() if isinstance(x, dict) else enumerate(x) if isinstance(x, list | tuple) else [("x", x)]
+    shapes, dtypes = {}, {}
+    for key, value in arrays:
+        if hasattr(value, "shape") and hasattr(value, "dtype"):
+            shapes[str(key)] = list(value.shape)
+            dtypes[str(key)] = str(value.dtype)
+    if shapes:
+        out["shapes"], out["dtypes"] = shapes, dtypes
+    return out
+
+
+def fit_block(callback: Any, fit_index: int, recorder: Recorder) -> dict[str, Any]:
+    """The `fit_start` record: the model, optimizer, data and callbacks of this fit."""
+    model = callback.model
+    arguments = callback._arguments
+    params = callback.params or {}
+    block: dict[str, Any] = {"fit": fit_index}
+    with contextlib.suppress(Exception):
+        import keras
+
+        block["backend"] = str(keras.backend.backend())
+    info: dict[str, Any] = {"name": getattr(model, "name", None), "class": type(model).__name__}
+    serial = getattr(model, "_epochwatch_serial", None)
+    if not isinstance(serial, int):  # a model object this process has not fitted before
+        serial = recorder.models_seen
+        recorder.models_seen += 1
+        with contextlib.suppress(Exception):
+            model._epochwatch_serial = serial
+    info["serial"] = serial
+    block["clear_session_calls"] = recorder.clear_session_calls
+    try:
+        info["params"] = int(model.count_params())
+        info["trainable_params"] = int(
+            sum(math.prod(int(d) for d in w.shape) for w in model.trainable_weights)
+        )
+    except Exception:
+        pass
+    info["layers"] = len(getattr(model, "layers", []) or [])
+    block["model"] = info
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None:
+        opt: dict[str, Any] = {"class": type(optimizer).__name__}
+        with contextlib.suppress(Exception):
+            opt["config"] = optimizer.get_config()
+        block["optimizer"] = opt
+    loss = getattr(model, "loss", None)
+    if loss is not None:
+        block["loss"] = getattr(loss, "name", None) or getattr(loss, "__name__", None) or str(loss)
+    block["epochs"] = arguments.get("epochs", params.get("epochs"))
+    block["initial_epoch"] = arguments.get("initial_epoch", 0)
+    if params.get("steps"):
+        block["steps_per_epoch"] = params["steps"]
+    batch_size = callback._batch_size  # read once, when the callback was made
+    if batch_size is not None:
+        block["batch_size"] = batch_size
+    x = arguments.get("x")
+    if x is not None:
+        block["input"] = _describe_input(x)
+        y = arguments.get("y")
+        stats = recorder.guard.run("input statistics", lambda: _input_stats(x, y, batch_size), None)
+        if stats:
+            block["input_stats"] = stats
+    names, watched = [], {}
+    for cb in _user_callbacks(arguments.get("callbacks")):
+        name = type(cb).__name__
+        if name in ("EpochwatchCallback", "EpochwatchClock"):
+            continue
+        names.append(name)
+        attr_role = _ROLE_BY_CALLBACK.get(name)
+        if attr_role:
+            target = getattr(cb, attr_role[0], None)
+            if isinstance(target, str | os.PathLike):
+                path = os.fspath(target)
+                directory = os.path.dirname(path) if attr_role[1] == "checkpoint" else path
+                watched[os.path.abspath(directory or ".")] = attr_role[1]
+    distribution = _distribution(model)
+    if distribution:
+        block["distribution"] = distribution
+    block["callbacks"] = names
+    if watched:
+        block["watched"] = watched
+    return {k: v for k, v in block.items() if v is not None}
+
+
+def _distribution(model: Any) -> dict[str, Any] | None:
+    """The distribution strategy of the fit: its class, replicas in sync and workers.
+
+    tf.distribute (TensorFlow backend) through the model's strategy; Keras 3's own
+    `keras.distribution` (JAX) when one is set. None for the default, one-device strategy.
+    """
+    out: dict[str, Any] = {}
+    strategy = getattr(model, "distribute_strategy", None)
+    name = type(strategy).__name__ if strategy is not None else ""
+    if strategy is not None and "Default" not in name:
+        out["strategy"] = name
+        with contextlib.suppress(Exception):
+            out["replicas"] = int(strategy.num_replicas_in_sync)
+        with contextlib.suppress(Exception):
+            resolver = strategy.cluster_resolver
+            workers = resolver.cluster_spec().as_dict().get("worker") if resolver is not None else None
+            out["workers"] = len(workers) if workers else 1
+            if resolver is not None and workers:
+                out["worker_index"] = int(resolver.task_id)
+        out.setdefault("workers", 1)
+        return out
+    with contextlib.suppress(Exception):
+        import keras
+
+        dist = keras.distribution.distribution()
+        if dist is not None:
+            out["strategy"] = type(dist).__name__
+            mesh = getattr(dist, "device_mesh", None)
+            devices = getattr(mesh, "devices", None)
+            if devices is not None:
+                out["replicas"] = int(getattr(devices, "size", len(devices)))
+            return out
+    return None
+
+
+def _user_callbacks(callbacks: Any) -> list[Any]:
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, list | tuple):
+        return list(callbacks)
+    inner = getattr(callbacks, "callbacks", None)
+    return list(inner) if isinstance(inner, list) else [callbacks]
+
+
+def _input_stats(x: Any, y: Any, batch_size: int | None) -> dict[str, Any] | None:
+    try:
+        from epochwatch.integrations.inputs import describe_inputs
+    except ImportError:
+        return None
+    stats: dict[str, Any] | None = describe_inputs(x, y, batch_size)
+    return stats
+
+
+def install_input_timing(recorder: Recorder) -> None:
+    from epochwatch.integrations import input_wait
+
+    def report(part: str, exc: Exception) -> None:
+        recorder.guard.disable(part, f"{type(exc).__name__}: {exc}")
+
+    input_wait.install(report)
+
+
+def input_probe(recorder: Recorder, x: Any) -> Any:
+    """The fit's input probe, or None when input timing is off or there is no input."""
+    if x is None or not recorder.guard.enabled("input timing"):
+        return None
+
+    def make() -> Any:
+        from epochwatch.integrations.input_wait import InputProbe
+
+        return InputProbe()
+
+    return recorder.guard.run("input timing", make, None)
+
+
+def activate_input(probe: Any) -> None:
+    from epochwatch.integrations import input_wait
+
+    input_wait.activate(probe)
