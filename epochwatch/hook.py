@@ -182,8 +182,14 @@ def _attach_console(rec: Recorder) -> None:
             console.reset()
             console.trace = rec.trace_path
 
+    def on_finding(record: dict[str, Any]) -> None:
+        # A daemon's welcome (with its trace path) comes after run_start: the hello is said
+        # off the training thread. Ask again when there is something to say.
+        console.trace = rec.trace_path or console.trace
+        console.observe(record)
+
     rec.add_listener(on_record, "console")
-    rec.add_finding_listener(console.observe, "console")
+    rec.add_finding_listener(on_finding, "console")
     rec.after_finish(console.close)
     rec.per_fit_runs = in_notebook()
 
