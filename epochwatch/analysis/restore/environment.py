@@ -45,26 +45,10 @@ def check_versions(r: Resume) -> list[Finding]:
         if file_v and run_v:
             sev = _version_severity(file_v, run_v)
             if sev:
-                diffs.append(
-                    {
-                        "package": pkg,
-                        "source": "file",
-                        "written_with": written[key],
-                        "loaded_with": now[pkg],
-                        "severity": sev,
-                    }
-                )
+                diffs.append(_diff(pkg, "file", written[key], now[pkg], sev))
     backend = written.get("backend")
     if isinstance(backend, str) and now.get("tensorflow") and backend not in ("tensorflow", "tf"):
-        diffs.append(
-            {
-                "package": "backend",
-                "source": "file",
-                "written_with": backend,
-                "loaded_with": "tensorflow",
-                "severity": "warning",
-            }
-        )
+        diffs.append(_diff("backend", "file", backend, "tensorflow", "warning"))
     if r.by_hash and r.parent is not None:
         before = (((r.parent.start or {}).get("env") or {}).get("packages")) or {}
         listed = {d["package"] for d in diffs}
@@ -75,15 +59,7 @@ def check_versions(r: Resume) -> list[Finding]:
             if pv and cv:
                 sev = _version_severity(pv, cv)
                 if sev:
-                    diffs.append(
-                        {
-                            "package": pkg,
-                            "source": "parent run",
-                            "written_with": before[pkg],
-                            "loaded_with": now[pkg],
-                            "severity": sev,
-                        }
-                    )
+                    diffs.append(_diff(pkg, "parent run", before[pkg], now[pkg], sev))
     if not diffs:
         return []
     severity = max((d.pop("severity") for d in diffs), key=severity_rank)
@@ -158,3 +134,14 @@ def check_environment(r: Resume) -> list[Finding]:
             r.first_epoch,
         )
     ]
+
+
+def _diff(package: str, source: str, written_with: Any, loaded_with: Any, severity: str) -> dict[str, Any]:
+    """One row of a version_mismatch's `changes` (severity is popped once the worst is known)."""
+    return {
+        "package": package,
+        "source": source,
+        "written_with": written_with,
+        "loaded_with": loaded_with,
+        "severity": severity,
+    }
