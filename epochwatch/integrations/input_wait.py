@@ -30,6 +30,7 @@ everything here runs through the Recorder's guard and never raises into training
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -57,7 +58,8 @@ class InputProbe:
         self.producer_seconds = 0.0  # written by the producer's thread only
         self.producer_calls = 0
         self.queue = False  # PyDataset with workers: producer time is the consumer's wait
-        self._iterators: list[tuple[float, Any]] = []  # (created at, iterator), newest last
+        # (made at, weak reference), newest last: what the steps may pull from (see iterator_created)
+        self._iterators: list[tuple[float, weakref.ref[Any]]] = []
         self._training = False
         self._epoch_start = 0.0
         self._producer_start = (0.0, 0)
@@ -72,9 +74,22 @@ class InputProbe:
     # -- called by the patched Keras pieces ----------------------------------------------
 
     def iterator_created(self, iterator: Any) -> None:
-        if self._training:
-            self._iterators.append((time.perf_counter(), iterator))
-            del self._iterators[:-3]  # keep the few that can still be the epoch's
+        """Note, weakly, an iterator the steps may pull from.
+
+        Never a strong reference: Keras keeps the epoch's iterator (in `fit`'s loop
+        variable) until the next epoch's first step, which is all the epoch-end read needs,
+        and an iterator kept alive past that and dropped later, idle, can take its tf.data
+        threads hundreds of milliseconds to wind down, on the training thread (measured:
+        up to 1.2 s per epoch when the last three were held).
+        """
+        if not self._training:
+            return
+        try:
+            ref = weakref.ref(iterator)
+        except TypeError:
+            return  # not one tf.data makes: nothing to read
+        self._iterators.append((time.perf_counter(), ref))
+        del self._iterators[:-3]  # the few that can still be the epoch's
 
     def timed(self, source: Iterator[Any]) -> Iterator[Any]:
         """`source`, with each `next()` timed into this probe (in the caller's thread)."""
@@ -144,10 +159,10 @@ class InputProbe:
     def _epoch_iterator(self, last_step: float | None) -> Any:
         """The iterator this epoch's steps pulled from: the newest made before its last step."""
         chosen = None
-        for created, iterator in self._iterators:
+        for created, ref in self._iterators:
             if last_step is None or created <= last_step:
-                chosen = iterator
-        return chosen
+                chosen = ref
+        return None if chosen is None else chosen()  # gone: not an older one in its place
 
 
 def _gap_seconds(iterator: Any) -> list[float] | None:

@@ -176,6 +176,37 @@ def test_py_dataset_with_workers_that_keep_up_is_not(tmp_path: Path) -> None:
     assert all(e["input_wait_seconds"] < 0.3 * e["seconds"] for e in epochs[1:]), waits
 
 
+ITERATORS_ALIVE = """
+import gc
+import epochwatch.hook
+import numpy as np
+import keras
+
+x = np.random.rand(128, 8).astype("float32")
+model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)])
+model.compile("sgd", "mse")
+live = []
+
+class CountIterators(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        live.append(sum(type(o).__name__ == "OwnedIterator" for o in gc.get_objects()))
+
+model.fit(x, x[:, :1], epochs=6, batch_size=32, verbose=0, callbacks=[CountIterators()])
+print("LIVE", max(live))
+"""
+
+
+def test_the_hook_keeps_no_iterator_keras_has_dropped(tmp_path: Path) -> None:
+    """Keras holds two tf.data iterators at an epoch's end (the epoch's and the next); an
+    iterator the hook kept beyond that was torn down later, idle, for up to a second on
+    the training thread. Input timing still reads the epoch's iterator."""
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    proc = run_python(ITERATORS_ALIVE, tmp_path, env=child_env(tmp_path, TMPDIR=str(private_tmp)))
+    assert "LIVE 2" in proc.stdout, proc.stdout
+    assert any(source == "tf.data" for _, source in _waits(read_single_trace(tmp_path)))
+
+
 LOOP = """
 import time
 import numpy as np
