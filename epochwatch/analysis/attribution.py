@@ -39,6 +39,7 @@ SUSPECT_ALPHA = 0.01
 MIN_TAU = 0.3
 # The tests.
 ACCOUNT_SHARE = 0.3
+MAJORITY = 0.5  # a suspect holding this share of the added time leads the list
 ASSOC_ALPHA = 0.005
 MAX_LAG = 10
 BUSY_HOST_PCT = 85.0
@@ -207,7 +208,7 @@ def likely_causes(
 
     `measure` is the column `times` holds: "seconds" (epoch time) or "step_median".
     """
-    ranked: list[tuple[int, float, dict[str, Any]]] = []
+    ranked: list[tuple[int, float, float, dict[str, Any]]] = []
     for sus in _suspects(view):
         raw = [view.series.value(sus.series, i, sus.key) for i in times.indexes]
         rows = [
@@ -250,10 +251,18 @@ def likely_causes(
             "now": now,
         }
         entry.update(passed)
-        # Direct accounting and known mechanisms first, then statistics; by tau within.
+        # Direct accounting and known mechanisms first, then statistics. Within, what holds
+        # most of the added time leads (a series can trend more cleanly than the one that
+        # takes the time: an iterator's teardown after a callback's growing wait), then tau.
         rank = 0 if passed["test"] in ("accounts", "mechanism") else 1
-        ranked.append((rank, -tau, entry))
-    if any(e["column"] == "cb_seconds" and e["test"] == "accounts" for _, _, e in ranked):
-        ranked = [r for r in ranked if r[2]["column"] != "callback_seconds"]  # the named one says more
-    ranked.sort(key=lambda item: (item[0], item[1]))
-    return [entry for _, _, entry in ranked[:top]]
+        ranked.append((rank, -_majority(passed), -tau, entry))
+    if any(e["column"] == "cb_seconds" and e["test"] == "accounts" for *_, e in ranked):
+        ranked = [r for r in ranked if r[3]["column"] != "callback_seconds"]  # the named one says more
+    ranked.sort(key=lambda item: item[:3])
+    return [entry for *_, entry in ranked[:top]]
+
+
+def _majority(passed: dict[str, Any]) -> float:
+    """The share of the added time a suspect holds, when it holds most of it (else 0)."""
+    share = passed.get("share_of_added_time")
+    return min(float(share), 1.0) if isinstance(share, int | float) and share >= MAJORITY else 0.0

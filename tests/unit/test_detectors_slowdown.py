@@ -147,3 +147,27 @@ def test_a_level_shift_is_not_a_slowdown() -> None:
     rng = random.Random(7)
     found = _findings(80, lambda i: {"seconds": syn.noisy(rng, 1.3 if i >= 40 else 1.0, 0.03)})
     assert _of(found, "slowdown") == []
+
+
+def test_the_suspect_holding_the_added_time_leads_over_a_cleaner_trend() -> None:
+    """A callback waits longer every epoch, unevenly; the tf.data iterator torn down after that
+    idle time adds a smaller, smoothly rising input wait (the case CI met on real Keras).
+    Both pass `accounts`; the callback holds most of the added time and is named first."""
+    rng = random.Random(6)
+
+    def make(i: int) -> dict[str, Any]:
+        blocker = 0.01 * i * rng.uniform(0.5, 1.5)
+        wait = 0.02 + 0.005 * i
+        return {
+            "seconds": 0.05 + wait + blocker + rng.uniform(0, 0.1),
+            "input_wait_seconds": wait,
+            "input_wait_source": "tf.data",
+            "callbacks": {"seconds": blocker, "by_class": {"Blocker": blocker, "History": 0.0}},
+        }
+
+    f = _of(_findings(24, make), "slowdown")[0]
+    causes = f.evidence["likely_causes"]
+    assert [c["test"] for c in causes[:2]] == ["accounts", "accounts"], causes
+    assert causes[0]["series"] == "time in callback Blocker", causes
+    wait = [c for c in causes if c["column"] == "input_wait"]
+    assert wait and wait[0]["tau"] > causes[0]["tau"]  # the cleaner trend, yet second
