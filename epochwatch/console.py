@@ -1,13 +1,15 @@
 """Say on stderr, while the run trains, what epochwatch found: where users already look.
 
 One line per new finding (warning and up) as it is found, like the warnings Python and
-TensorFlow print, and one closing line at the end of the run: epochs, findings by
+TensorFlow print; one more when an update of it is news (graver, or it names its cause
+now: analysis/findings.is_news); and one closing line at the end of the run: epochs, findings by
 severity, and the trace to open (`epochwatch report <trace>`). Findings made by a daemon
 come back over its socket (see trace/socket_sink.py), so the lines are the same in both
 modes. EPOCHWATCH_QUIET=1 silences all of it; EPOCHWATCH_QUIET=<severity> (info,
 warning, critical) prints only findings at or above that severity, and the closing line.
 
-The Console also keeps the run's findings as report-JSON dicts: `hook.findings()`.
+The Console also keeps the run's findings, each as last reported (updates replace it), as
+report-JSON dicts: `hook.findings()`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from epochwatch.analysis.findings import RANK, SEVERITIES, WARNING, from_record
+from epochwatch.analysis.findings import RANK, SEVERITIES, WARNING, LatestFindings
 from epochwatch.text_safety import escape
 
 PREFIX = "epochwatch: "
@@ -47,8 +49,8 @@ class Console:
         self.level = threshold(quiet)
         self._stream = stream
         self._lock = threading.Lock()
-        self._seen: set[tuple[str, str]] = set()
-        self.findings: list[dict[str, Any]] = []
+        self._latest = LatestFindings()
+        self.findings: list[dict[str, Any]] = []  # in the order first found; each as last reported
         self.trace: str | None = None  # where to read more; set by the hook as soon as known
 
     @property
@@ -58,23 +60,34 @@ class Console:
     def reset(self) -> None:
         """A new run in the same process (a notebook's next fit)."""
         with self._lock:
-            self._seen.clear()
+            self._latest.clear()
             self.findings = []
 
     def observe(self, rec: Mapping[str, Any]) -> None:
-        """A `finding` record, from this process or from the daemon; repeats are ignored."""
-        key = (str(rec.get("kind")), str(rec.get("target")))
+        """A `finding` or `finding_update` record, from this process or from the daemon;
+        repeats are ignored, updates replace what they update and are said when news."""
+        taken = self._latest.take(rec)
+        if taken is None:
+            return
+        finding, news = taken
+        shown = {**finding.to_dict(), "source": "trace"}
         with self._lock:
-            if key in self._seen:
-                return
-            self._seen.add(key)
-            finding = {**from_record(rec).to_dict(), "source": "trace"}
-            self.findings.append(finding)
-        if RANK.get(finding["severity"], 0) >= self.level:
-            self._say(self.finding_line(finding))
+            at = next(
+                (i for i, f in enumerate(self.findings) if (f["kind"], f["target"]) == finding.key), None
+            )
+            if at is None:
+                self.findings.append(shown)
+            else:
+                self.findings[at] = shown
+        if news and RANK.get(finding.severity, 0) >= self.level:
+            self._say(self.finding_line(shown))
 
     def finding_line(self, finding: Mapping[str, Any]) -> str:
         where = f"epoch {finding['epoch']}" if finding.get("epoch") is not None else "this run"
+        evidence = finding.get("evidence") or {}
+        updated = evidence.get("updated_epoch") if finding.get("update") else None
+        if isinstance(updated, int):
+            where += f", updated at epoch {updated}"
         more = f"epochwatch report {self.trace}" if self.trace else "docs/findings.md"
         return one_line(
             f"{finding['severity']} {finding['kind']}: {finding['title']} ({where}; more: {more})", 600

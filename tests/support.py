@@ -71,3 +71,13 @@ def read_single_trace(tmp_path: Path) -> list[dict[str, Any]]:
 
 def of_type(records: list[dict[str, Any]], type_: str) -> list[dict[str, Any]]:
     return [r for r in records if r["type"] == type_]
+
+
+def latest_findings(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each finding as last reported (a `finding_update` replaces what it updates), in the
+    order first found: what `epochwatch report` and `hook.findings()` show."""
+    latest: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for r in records:
+        if r["type"] in ("finding", "finding_update"):
+            latest[(r["kind"], r.get("target"))] = r
+    return list(latest.values())

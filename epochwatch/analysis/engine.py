@@ -6,7 +6,8 @@ the epoch it would have reported it.
 
 Findings of detectors with a `current` measure are episodes: once reported, the engine
 keeps judging them; when the problem has grown (its current value by UPDATE_GROWTH
-since the last report, or a higher severity) it returns the finding again with
+since the last report, or a higher severity), or its cause is newly named (a finding
+raised before enough epochs to test one), it returns the finding again with
 `update` n and fresh numbers, and when the measure is back near the level before the
 problem for ENDED_HOLD evaluations it returns it once more with `ended_epoch`.
 """
@@ -18,7 +19,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from epochwatch.analysis.detectors import Detector, all_detectors
-from epochwatch.analysis.findings import Finding, severity_rank, sort_findings
+from epochwatch.analysis.findings import Finding, newly_explained, severity_rank, sort_findings
 from epochwatch.analysis.run import Run
 from epochwatch.analysis.view import RunAtEpoch
 
@@ -120,7 +121,8 @@ class Engine:
         self._note_peak(key, finding)
         now, before = _number(finding.evidence.get("current")), _number(last.evidence.get("current"))
         grew = now == now and before == before and now > before * (1 + UPDATE_GROWTH) if before > 0 else False
-        if not grew and severity_rank(finding.severity) <= severity_rank(last.severity):
+        graver = severity_rank(finding.severity) > severity_rank(last.severity)
+        if not (grew or graver or newly_explained(last, finding)):
             return None
         updated = replace(
             finding,

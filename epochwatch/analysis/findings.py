@@ -8,6 +8,7 @@ which it was first detected. docs/findings.md describes every kind.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -92,6 +93,50 @@ def from_record(rec: Mapping[str, Any]) -> Finding:
         update=update if isinstance(update, int) and not isinstance(update, bool) and update > 0 else 0,
         ended_epoch=ended if isinstance(ended, int) and not isinstance(ended, bool) else None,
     )
+
+
+def newly_explained(before: Finding, after: Finding) -> bool:
+    """`after` names what `before` could not: its likely causes, or that the process waits.
+    A finding raised early (a slowdown at epoch 7) often comes before enough epochs to test
+    a cause; the update that names one is worth an update of its own."""
+    return any(
+        bool(after.evidence.get(k)) and not before.evidence.get(k) for k in ("likely_causes", "waiting")
+    )
+
+
+def is_news(before: Finding | None, after: Finding) -> bool:
+    """Whether `after` is worth saying again where people look (console, TensorBoard, W&B):
+    the first report, a graver severity, or the first that names its cause. Growth alone is
+    in the trace, the report and `hook.findings()`, not said again."""
+    if before is None:
+        return True
+    if after.update and after.update <= before.update:
+        return False  # a repeat (the daemon's copy of what was already said)
+    return severity_rank(after.severity) > severity_rank(before.severity) or newly_explained(before, after)
+
+
+class LatestFindings:
+    """Each (kind, target)'s finding as last reported, from records as they arrive: the
+    hook's own and the daemon's copies, so repeats and older states arriving late are
+    dropped. What the console, `hook.findings()` and the exporters share."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[tuple[str, str | None], Finding] = {}
+        self._lock = threading.Lock()
+
+    def take(self, rec: Mapping[str, Any]) -> tuple[Finding, bool] | None:
+        """(the finding, whether it is news) for a record newer than what was known, else None."""
+        finding = from_record(rec)
+        with self._lock:
+            before = self._by_key.get(finding.key)
+            if before is not None and finding.update <= before.update:
+                return None
+            self._by_key[finding.key] = finding
+        return finding, is_news(before, finding) and finding.ended_epoch is None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._by_key.clear()
 
 
 def clean(value: Any) -> Any:

@@ -4,7 +4,7 @@ Installed when the script imports mlflow (never imported here before that). The 
 the one active on the training thread at the fit's start (or at the finding): a daemon's
 findings arrive on the sink's thread, where MLflow's thread-local active run is unset.
 Tags `epochwatch.<kind>` = severity; artifact `epochwatch/findings.json` = every finding so
-far (rewritten at each), as in the report's JSON. The calls go to the tracking server
+far, each as last reported (rewritten at each finding and update), as in the report's JSON. The calls go to the tracking server
 from a background thread (a remote server must never hold up an epoch); the run's end waits
 for them at most FLUSH_SECONDS. EPOCHWATCH_MLFLOW=0 turns it off; a failure turns it off
 for the process (the Guard).
@@ -79,11 +79,16 @@ class MlflowExport:
         if mlflow is None or run_id is None:
             return
         finding = from_record(rec).to_dict()
+        key = (finding["kind"], finding["target"])
         with self._lock:
             found = self._findings.setdefault(run_id, [])
-            if any((f["kind"], f["target"]) == (finding["kind"], finding["target"]) for f in found):
-                return
-            found.append(finding)
+            at = next((i for i, f in enumerate(found) if (f["kind"], f["target"]) == key), None)
+            if at is not None and finding.get("update", 0) <= found[at].get("update", 0):
+                return  # a repeat, or an older state arriving late
+            if at is None:
+                found.append(finding)
+            else:
+                found[at] = finding
             doc = {"findings": list(found)}
 
         def send() -> None:

@@ -2,7 +2,8 @@
 
 When a fit has `keras.callbacks.TensorBoard(log_dir)` (the fit_start record lists its
 directory with the role "tensorboard"), each finding is written there as a text summary
-(`epochwatch/<kind>`, at the epoch it was found), and every epoch adds two cheap scalars,
+(`epochwatch/<kind>`, at the epoch it was found; again at an update that is news: graver,
+or naming its cause), and every epoch adds two cheap scalars,
 the hook's own overhead and the process's RSS, under `<log_dir>/epochwatch`: TensorBoard
 shows them beside `train/` and `validation/`. Written with tf.summary in the training
 process, only once TensorFlow is imported (this module is installed on its import).
@@ -16,6 +17,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from epochwatch import environment
+from epochwatch.analysis.findings import LatestFindings
 
 if TYPE_CHECKING:
     from epochwatch.recorder import Recorder
@@ -30,6 +32,7 @@ class TensorBoardExport:
         self._logdir: str | None = None
         self._writer: Any = None
         self._epoch = 0
+        self._latest = LatestFindings()
 
     def on_record(self, rec: dict[str, Any]) -> None:
         kind = rec.get("type")
@@ -61,7 +64,11 @@ class TensorBoardExport:
                     self._writer.flush()
 
     def on_finding(self, rec: dict[str, Any]) -> None:
-        epoch = rec.get("epoch") if isinstance(rec.get("epoch"), int) else self._epoch
+        taken = self._latest.take(rec)
+        if taken is None or not taken[1]:
+            return
+        epoch = self._epoch if rec.get("update") else rec.get("epoch")
+        epoch = epoch if isinstance(epoch, int) else self._epoch
         text = _markdown(rec)
         self._write(lambda tf: tf.summary.text(f"{SUBDIR}/{rec.get('kind')}", text, step=epoch), flush=True)
 

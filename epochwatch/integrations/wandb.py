@@ -2,8 +2,9 @@
 
 Installed when the script imports wandb (never imported here before that); it writes only
 while `wandb.run` is set. `run.alert` is W&B's own notification (mail, Slack, per the
-user's settings); the summary gets `epochwatch/<kind>` = severity and
-`epochwatch/findings` = the count, so the runs table can filter on them.
+user's settings), again when an update is news (graver, or naming its cause); the summary
+gets `epochwatch/<kind>` = severity as last reported and `epochwatch/findings` = the count,
+so the runs table can filter on them.
 EPOCHWATCH_WANDB=0 turns it off; a failure turns it off for the process (the Guard).
 """
 
@@ -14,7 +15,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from epochwatch import environment
-from epochwatch.analysis.findings import RANK, WARNING
+from epochwatch.analysis.findings import RANK, WARNING, LatestFindings
 
 if TYPE_CHECKING:
     from epochwatch.recorder import Recorder
@@ -26,6 +27,7 @@ class WandbExport:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._seen: set[tuple[str, str, str]] = set()
+        self._latest: dict[str, LatestFindings] = {}  # per W&B run
 
     def on_finding(self, rec: dict[str, Any]) -> None:
         wandb = sys.modules.get("wandb")
@@ -33,15 +35,19 @@ class WandbExport:
         if wandb is None or run is None:
             return
         kind, severity = str(rec.get("kind")), str(rec.get("severity"))
-        key = (str(getattr(run, "id", "")), kind, str(rec.get("target")))
+        run_id = str(getattr(run, "id", ""))
         with self._lock:
-            if key in self._seen:
-                return
-            self._seen.add(key)
-            count = sum(1 for k in self._seen if k[0] == key[0])
+            latest = self._latest.setdefault(run_id, LatestFindings())
+        taken = latest.take(rec)
+        if taken is None:
+            return
+        news = taken[1]
+        with self._lock:
+            self._seen.add((run_id, kind, str(rec.get("target"))))
+            count = sum(1 for k in self._seen if k[0] == run_id)
         run.summary[f"epochwatch/{kind}"] = severity
         run.summary["epochwatch/findings"] = count
-        if RANK.get(severity, 0) >= RANK[WARNING]:
+        if news and RANK.get(severity, 0) >= RANK[WARNING]:
             levels = getattr(wandb, "AlertLevel", None)
             level = getattr(levels, "ERROR" if severity == "critical" else "WARN", None)
             text = f"{rec.get('title')}\n{rec.get('hint') or ''}".strip()

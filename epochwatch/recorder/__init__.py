@@ -130,8 +130,9 @@ class Recorder(Intervals, Detection, Setup):
         self._listeners.append((part, callback))
 
     def add_finding_listener(self, callback: Callable[[dict[str, Any]], None], part: str) -> None:
-        """Call `callback(finding)` for each finding of the run: written here, or made by the
-        daemon and sent back (a repeat is possible: the console and exporters drop them)."""
+        """Call `callback(finding)` for each finding record of the run and each update of one
+        (`finding_update`): written here, or made by the daemon and sent back (a repeat is
+        possible: the console and exporters drop them, see findings.LatestFindings)."""
         self._finding_listeners.append((part, callback))
 
     def after_finish(self, callback: Callable[[int, str | None], None]) -> None:
@@ -307,7 +308,7 @@ class Recorder(Intervals, Detection, Setup):
             self._submit(analysis, rec)
         for part, listener in self._listeners:
             self.guard.run(part, functools.partial(listener, rec), None)
-        if rec["type"] == schema.FINDING:
+        if rec["type"] in schema.FINDINGS:
             self._tell_finding(rec)
 
     def _tell_finding(self, rec: dict[str, Any]) -> None:

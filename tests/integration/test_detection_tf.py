@@ -158,7 +158,7 @@ def test_healthy_run_gets_no_warning(tmp_path: Path) -> None:
     records = read_single_trace(tmp_path)
     assert len(of_type(records, "epoch")) == 30
     loud = [f for f in of_type(records, "finding") if f["severity"] != "info"]
-    assert loud == []
+    assert loud == [], [(f["kind"], f["title"]) for f in loud]
     (path,) = trace_files(tmp_path)
     check = _cli("check", str(path))
     assert check.returncode == 0, check.stdout + check.stderr

@@ -42,6 +42,46 @@ def test_each_finding_once_at_its_level_and_a_closing_line() -> None:
     assert console.findings[0]["severity_rank"] == 1 and console.findings[0]["hint"] == "fix it"
 
 
+def _update(before: dict[str, Any], n: int, at: int, **changes: Any) -> dict[str, Any]:
+    evidence = {**before["evidence"], "updated_epoch": at, **changes.pop("evidence", {})}
+    return {**before, **changes, "type": "finding_update", "update": n, "evidence": evidence}
+
+
+def test_updates_replace_the_finding_and_are_said_only_when_news() -> None:
+    """A slowdown raised at epoch 3 before its cause could be tested: growth alone is not
+    said again, naming the cause is, and so is a graver severity; hook.findings() holds
+    each finding as last reported; a late older state changes nothing."""
+    out = io.StringIO()
+    console = Console(None, out)
+    first = _finding("slowdown", "warning", "epoch time grows")
+    console.observe(first)
+    grew = _update(first, 1, 6, title="epoch time grows more")
+    console.observe(grew)
+    cause = [{"series": "time in callback Blocker", "test": "accounts"}]
+    explained = _update(
+        grew, 2, 9, title="grows; likely cause: callback Blocker", evidence={"likely_causes": cause}
+    )
+    console.observe(explained)
+    console.observe(grew)  # the daemon's copy of an older state, late
+    graver = _update(
+        explained, 3, 12, severity="critical", title="grows a lot; likely cause: callback Blocker"
+    )
+    console.observe(graver)
+    ended = _update(graver, 4, 15, ended_epoch=15, title="... recovered at epoch 15")
+    console.observe(ended)
+    lines = out.getvalue().splitlines()
+    assert lines == [
+        "epochwatch: warning slowdown: epoch time grows (epoch 3; more: docs/findings.md)",
+        "epochwatch: warning slowdown: grows; likely cause: callback Blocker (epoch 3, updated at epoch 9; "
+        "more: docs/findings.md)",
+        "epochwatch: critical slowdown: grows a lot; likely cause: callback Blocker (epoch 3, updated at "
+        "epoch 12; more: docs/findings.md)",
+    ]
+    (shown,) = console.findings
+    assert shown["update"] == 4 and shown["ended_epoch"] == 15 and shown["severity"] == "critical"
+    assert shown["evidence"]["likely_causes"] == cause and shown["epoch"] == 3
+
+
 def test_quiet_prints_nothing_and_titles_stay_on_one_line() -> None:
     out = io.StringIO()
     console = Console("1", out)

@@ -174,3 +174,26 @@ def test_a_small_leak_on_a_large_base_that_keeps_growing_never_ends() -> None:
     written = [f for r in records[1:] for f in online.add(r)] + online.finish()
     mine = [f for f in written if f["kind"] == "host_memory_growth"]
     assert mine and not [f for f in mine if "ended_epoch" in f]
+
+
+def test_an_episode_is_updated_when_its_cause_is_first_named() -> None:
+    """A finding raised before enough epochs to test a cause is updated at the first
+    evaluation that names one, though the problem did not grow by UPDATE_GROWTH."""
+    from epochwatch.analysis.detectors.base import Detector
+    from epochwatch.analysis.engine import Engine
+    from epochwatch.analysis.view import RunAtEpoch
+
+    run = _run(syn.trace(12, lambda i: {"seconds": 1.0}))
+
+    def detect(view: RunAtEpoch) -> list[Finding]:
+        causes = [{"series": "time in callback Blocker", "test": "accounts"}] if view.last >= 8 else []
+        evidence = {"current": 1.5, "base": 1.0, "likely_causes": causes}
+        return [Finding("slowdown", "warning", "slower", evidence, epoch=view.last)]
+
+    engine = Engine([Detector("slowdown", detect, current=lambda view, f: 1.5)])
+    said = [
+        (f.update, f.evidence.get("updated_epoch"))
+        for end in range(1, 13)
+        for f in engine.step(RunAtEpoch(run, end))
+    ]
+    assert said == [(0, None), (1, 8)]  # first report, then once when the cause is named
