@@ -187,6 +187,7 @@ def _callback_class(base: type, recorder: Recorder, input_timing: bool = True) -
             self._input = input_probe(recorder, fit_arguments.get("x")) if input_timing else None
             self._marks: list[tuple[int, float]] = []
             self._clocked: list[str] = []  # class name of the callback after each clock
+            self._rate = RateReader()
 
         def clocked(self, callbacks: list[Any]) -> list[Any]:
             """The user's callbacks, each preceded by a clock that times its on_epoch_end."""
@@ -337,7 +338,7 @@ def _callback_class(base: type, recorder: Recorder, input_timing: bool = True) -
                 fields["metrics"] = metrics
             optimizer = getattr(self.model, "optimizer", None)
             if optimizer is not None:
-                lr = _number(lambda: optimizer.learning_rate)
+                lr = self._rate.read(optimizer, max(0.0, train_end - self._epoch_start))
                 if lr is not None:
                     fields["lr"] = lr
                 iterations = _number(lambda: optimizer.iterations)
@@ -361,13 +362,56 @@ def _callback_class(base: type, recorder: Recorder, input_timing: bool = True) -
 
 
 def _number(get: Any) -> float | None:
+    """A scalar variable, tensor or number as a float. `float()` first: on a Keras or TF
+    variable it is one read (about a third of `.numpy()`'s cost, which builds an array)."""
     try:
         value = get()
-        if hasattr(value, "numpy"):
-            value = value.numpy()
-        return float(value)
     except Exception:
         return None
+    try:
+        return float(value)
+    except Exception:
+        pass
+    try:
+        return float(value.numpy())
+    except Exception:
+        return None
+
+
+class RateReader:
+    """The learning rate at each epoch's end, at a cost that stays near a variable read.
+
+    A constant rate is a variable (which ReduceLROnPlateau or LearningRateScheduler assign):
+    read every epoch, since the restore checks compare the parent's last rate with the
+    child's first. A schedule (`optimizer._learning_rate` is callable, in Keras 3 and
+    tf_keras alike) is recomputed by Keras from the step count with several eager ops,
+    0.3-0.9 ms: it is read at a fit's first epoch and then only while its reads stay within
+    READ_SHARE of the training time (the restore checks compare schedules by config, and
+    `compare` needs a rate now and then, not every epoch's).
+    """
+
+    READ_SHARE = 0.0003
+    CREDIT_CAP = 0.01
+
+    def __init__(self) -> None:
+        self._credit = 0.0
+        self._cost = 0.0
+        self._epochs = 0
+
+    def read(self, optimizer: Any, train_seconds: float) -> float | None:
+        first = self._epochs == 0
+        self._epochs += 1
+        if callable(getattr(optimizer, "_learning_rate", None)) and not first:
+            self._credit = min(self._credit + train_seconds * self.READ_SHARE, self.CREDIT_CAP)
+            if self._credit < self._cost:
+                return None
+        t0 = time.perf_counter()
+        value = _number(lambda: optimizer.learning_rate)
+        cost = time.perf_counter() - t0
+        if not first:
+            self._credit -= cost
+        self._cost = cost if first else min(cost, self._cost)  # the cheapest read so far
+        return value
 
 
 def _step_spread(starts: list[float], train_end: float, per_call: int) -> dict[str, float] | None:

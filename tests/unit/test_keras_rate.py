@@ -1,0 +1,38 @@
+"""The Keras callback's learning-rate reads: a variable every epoch, a schedule sampled."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from epochwatch.integrations.keras import RateReader
+
+
+class _Optimizer:
+    def __init__(self, schedule: bool, cost: float) -> None:
+        self._cost = cost
+        self._learning_rate: Any = (lambda step: 0.1) if schedule else 0.1  # Keras 3 keeps either here
+        self.reads = 0
+
+    @property
+    def learning_rate(self) -> float:
+        self.reads += 1
+        time.sleep(self._cost)  # a schedule's eager ops
+        return 0.1
+
+
+def test_a_constant_rate_is_read_every_epoch() -> None:
+    opt, reader = _Optimizer(schedule=False, cost=0.0), RateReader()
+    assert [reader.read(opt, 0.14) for _ in range(20)] == [0.1] * 20
+
+
+def test_a_schedule_is_read_at_the_first_epoch_then_within_its_share_of_training_time() -> None:
+    opt, reader = _Optimizer(schedule=True, cost=0.001), RateReader()
+    got = [reader.read(opt, 0.14) for _ in range(50)]
+    assert got[0] == 0.1  # the fit's first epoch: always
+    # a 1 ms read earns its turn after ~24 epochs of 0.14 s (0.03% of training time)
+    assert 1 <= opt.reads <= 3 and got.count(None) == 50 - opt.reads
+    long_epochs = RateReader()
+    opt.reads = 0
+    [long_epochs.read(opt, 10.0) for _ in range(10)]  # 3 ms of credit an epoch
+    assert opt.reads == 10
