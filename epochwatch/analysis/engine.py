@@ -19,7 +19,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from epochwatch.analysis.detectors import Detector, all_detectors
-from epochwatch.analysis.findings import Finding, newly_explained, severity_rank, sort_findings
+from epochwatch.analysis.findings import (
+    Finding,
+    grew_since,
+    newly_explained,
+    severity_rank,
+    sort_findings,
+)
 from epochwatch.analysis.run import Run
 from epochwatch.analysis.view import RunAtEpoch
 
@@ -32,7 +38,6 @@ REPLAY_DENSE = 2000
 REPLAY_SPARSE = 2000
 
 Key = tuple[str, str | None]
-UPDATE_GROWTH = 0.25  # an episode is updated when its current value grew this much
 ENDED_SHARE = 0.25  # ... and ended when at most this share of its excess over its base is left
 ENDED_HOLD = 3  # for this many consecutive evaluations (of epochs: intervals never end one)
 
@@ -66,6 +71,9 @@ class Engine:
     def done(self, kind: str, target: str | None) -> bool:
         return (kind, target) in self.emitted
 
+    def _last_reported(self, kind: str, target: str | None) -> Finding | None:
+        return self.latest.get((kind, target))
+
     def step(
         self, view: RunAtEpoch, *, replay_only: bool | None = None, final: bool = False
     ) -> list[Finding]:
@@ -78,6 +86,7 @@ class Engine:
         new: list[Finding] = []
         held: set[Key] = set()
         view.reported = self.done
+        view.last_reported = self._last_reported
         for detector in self.detectors:
             if replay_only is not None and detector.replay != replay_only:
                 continue
@@ -119,10 +128,11 @@ class Engine:
         if last.ended_epoch is not None:
             return None
         self._note_peak(key, finding)
-        now, before = _number(finding.evidence.get("current")), _number(last.evidence.get("current"))
-        grew = now == now and before == before and now > before * (1 + UPDATE_GROWTH) if before > 0 else False
-        graver = severity_rank(finding.severity) > severity_rank(last.severity)
-        if not (grew or graver or newly_explained(last, finding)):
+        if not (
+            grew_since(last, _number(finding.evidence.get("current")))
+            or severity_rank(finding.severity) > severity_rank(last.severity)
+            or newly_explained(last, finding)
+        ):
             return None
         updated = replace(
             finding,

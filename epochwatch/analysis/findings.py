@@ -95,6 +95,18 @@ def from_record(rec: Mapping[str, Any]) -> Finding:
     )
 
 
+UPDATE_GROWTH = 0.25  # an episode is updated when its current value grew this much
+
+
+def grew_since(last: Finding, now: float) -> bool:
+    """Whether an episode's measure (`evidence.current`) grew enough since `last` was
+    reported for an update (analysis/engine.py)."""
+    before = last.evidence.get("current")
+    if not isinstance(before, int | float) or isinstance(before, bool):
+        return False
+    return now == now and before == before and before > 0 and now > before * (1 + UPDATE_GROWTH)
+
+
 def newly_explained(before: Finding, after: Finding) -> bool:
     """`after` names what `before` could not: its likely causes, or that the process waits.
     A finding raised early (a slowdown at epoch 7) often comes before enough epochs to test

@@ -14,6 +14,7 @@ healthy runs quiet; it is the one decision every growth detector uses.
 
 from __future__ import annotations
 
+import heapq
 import math
 from bisect import bisect_left, bisect_right, insort
 from collections import Counter
@@ -317,14 +318,48 @@ def _l1_about_median(part: Sequence[float]) -> float:
     return sum(abs(v - m) for v in part)
 
 
+def _l1_prefix_costs(y: Sequence[float]) -> list[float]:
+    """costs[k] = L1 distance of y[:k] about its median, for every k, in O(n log n).
+
+    Two heaps split the values seen at their median: the distance is the upper half's sum
+    less the lower half's (the middle value of an odd count, in the lower heap, is the
+    median and adds nothing). Same value as `_l1_about_median(y[:k])` for each k.
+    """
+    low: list[float] = []  # max-heap (negated): the smaller half, one more when odd
+    high: list[float] = []  # min-heap: the larger half
+    low_sum = high_sum = 0.0
+    costs = [0.0]
+    for v in y:
+        if low and v > -low[0]:
+            heapq.heappush(high, v)
+            high_sum += v
+        else:
+            heapq.heappush(low, -v)
+            low_sum += v
+        if len(low) > len(high) + 1:
+            moved = -heapq.heappop(low)
+            low_sum -= moved
+            heapq.heappush(high, moved)
+            high_sum += moved
+        elif len(high) > len(low):
+            moved = heapq.heappop(high)
+            high_sum -= moved
+            heapq.heappush(low, -moved)
+            low_sum += moved
+        middle = -low[0] if len(low) > len(high) else 0.0
+        costs.append(high_sum - (low_sum - middle))
+    return costs
+
+
 def _l1_best_step(y: Sequence[float]) -> float:
+    """The smallest L1 cost of one level shift (each side about its median, >= 3 points a
+    side before the shift, >= 2 after): O(n log n) by prefix and suffix costs."""
     n = len(y)
-    best = math.inf
-    for k in range(3, n - 2):
-        cost = _l1_about_median(y[:k]) + _l1_about_median(y[k:])
-        if cost < best:
-            best = cost
-    return best
+    if n < 6:
+        return math.inf
+    before = _l1_prefix_costs(y)
+    after = _l1_prefix_costs(y[::-1])  # after[m]: the cost of the last m points
+    return min(before[k] + after[n - k] for k in range(3, n - 2))
 
 
 def assess_growth(y: Sequence[float], rule: GrowthRule) -> Growth | None:

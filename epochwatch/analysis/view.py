@@ -20,6 +20,7 @@ from epochwatch.analysis.run import Run
 from epochwatch.analysis.series import EpochSeries
 
 if TYPE_CHECKING:
+    from epochwatch.analysis.findings import Finding
     from epochwatch.analysis.restore.parents import ParentCache
 
 
@@ -45,6 +46,9 @@ class RunAtEpoch:
     # What the engine reported already, also for episode detectors (whose `done` is always
     # False, so that they keep judging their findings).
     reported: Callable[[str, str | None], bool] = field(default=lambda kind, target: False)
+    # ... and each such finding as last reported (an episode's newest update), or None: an
+    # episode detector may reuse costly evidence when no update can come of this evaluation.
+    last_reported: Callable[[str, str | None], Finding | None] = field(default=lambda kind, target: None)
     # What one point of the series is: "epoch", or "interval" (a stretch of steps inside an
     # epoch: the run's interval series, see Run.interval_view); epoch_number still gives
     # the epoch each point belongs to.

@@ -171,3 +171,31 @@ def test_the_suspect_holding_the_added_time_leads_over_a_cleaner_trend() -> None
     assert causes[0]["series"] == "time in callback Blocker", causes
     wait = [c for c in causes if c["column"] == "input_wait"]
     assert wait and wait[0]["tau"] > causes[0]["tau"]  # the cleaner trend, yet second
+
+
+def test_a_reported_slowdown_reuses_its_causes_without_changing_what_is_reported(
+    monkeypatch: Any,
+) -> None:
+    """Once reported, a slowdown's attribution is redone only when an update can follow:
+    every finding and update comes out as when it was redone at every epoch."""
+    from epochwatch.analysis import attribution
+    from epochwatch.analysis.detectors import slowdown
+    from epochwatch.analysis.engine import Engine
+
+    records = syn.trace(90, _checkpointing(random.Random(8), scanned=True))
+    calls = {"n": 0}
+    real = attribution.likely_causes
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(slowdown, "likely_causes", counted)
+    reused = [f.to_dict() for f in analyze(_run(records), episodes=True)]
+    cheap = calls["n"]
+    monkeypatch.setattr(Engine, "_last_reported", lambda self, kind, target: None)
+    calls["n"] = 0
+    everywhere = [f.to_dict() for f in analyze(_run(records), episodes=True)]
+    assert reused == everywhere
+    assert next(f for f in reused if f["kind"] == "slowdown")["evidence"]["likely_causes"]
+    assert cheap < calls["n"] / 3, (cheap, calls["n"])

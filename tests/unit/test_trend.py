@@ -190,3 +190,27 @@ def test_slope_floors_relative_and_absolute() -> None:
 def test_only_the_trailing_window_counts() -> None:
     y = [float(i) for i in range(50)] + [50.0] * 60  # grew, then stopped long ago
     assert trend.assess_growth(y, RULE) is None
+
+
+def test_best_step_cost_matches_trying_every_split() -> None:
+    """The O(n log n) level-shift cost (heaps, prefix and suffix) against its definition."""
+    import math
+    import random
+
+    from epochwatch.analysis.trend import _l1_about_median, _l1_best_step
+
+    def every_split(y: list[float]) -> float:
+        costs = [_l1_about_median(y[:k]) + _l1_about_median(y[k:]) for k in range(3, len(y) - 2)]
+        return min(costs, default=math.inf)
+
+    rng = random.Random(7)
+    for trial in range(600):
+        n = rng.randint(1, 70)
+        if trial % 3 == 0:
+            y = [rng.gauss(0, 1) for _ in range(n)]
+        elif trial % 3 == 1:
+            y = [float(rng.randint(0, 3)) for _ in range(n)]  # ties
+        else:
+            y = [1.0 + 0.01 * i + (5.0 if i > n // 2 else 0.0) for i in range(n)]  # a step
+        want, got = every_split(y), _l1_best_step(y)
+        assert got == want if math.isinf(want) else math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12)

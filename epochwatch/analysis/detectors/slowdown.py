@@ -13,7 +13,7 @@ from typing import Any
 
 from epochwatch.analysis.attribution import likely_causes
 from epochwatch.analysis.detectors.base import Detector
-from epochwatch.analysis.findings import CRITICAL, INFO, WARNING, Finding
+from epochwatch.analysis.findings import CRITICAL, INFO, WARNING, Finding, grew_since, severity_rank
 from epochwatch.analysis.growth import judge
 from epochwatch.analysis.leaks import growth_evidence
 from epochwatch.analysis.shapes import BlatantRule, Step, StepRule, assess_step
@@ -33,6 +33,7 @@ RULE = GrowthRule(
     step_ratio=0.8,
 )
 PERSISTENCE = 3
+RECHECK = 4  # epochs between attributions of a reported slowdown that has no cause yet
 # Short runs: +3%/epoch at least and +20% over the run's points, close to a straight line.
 BLATANT = BlatantRule(min_rel_slope=0.03, min_rel_growth=0.2, min_r2=0.8, alpha=0.01)
 # A step: 1.5x at least, every epoch after the onset 15% slower than every epoch before it,
@@ -108,11 +109,12 @@ def _finding(
     baseline = sorted(head)[len(head) // 2] if head else g.baseline  # the run's first epochs
     evidence: dict[str, Any] = growth_evidence(view, g, w)
     evidence["run_baseline"] = baseline
-    causes = likely_causes(view, w, measure="seconds" if target is None else "step_median")
+    now = _recent(view, "seconds" if target is None else "step_median")
+    severity = _severity(g, baseline)
+    causes = _causes(view, target, w, now, severity)
     evidence["likely_causes"] = causes
     evidence["shape"] = "trend"
     evidence["rule"] = rule
-    now = _recent(view, "seconds" if target is None else "step_median")
     evidence["current"] = now
     evidence["base"] = baseline
     title = (
@@ -133,7 +135,7 @@ def _finding(
         hint = _WAITING_HINT
     return Finding(
         kind=KIND,
-        severity=_severity(g, baseline),
+        severity=severity,
         title=title,
         evidence=evidence,
         hint=hint,
@@ -141,6 +143,25 @@ def _finding(
         epoch=view.epoch_number(view.last),
         hold=hold,
     )
+
+
+def _causes(
+    view: RunAtEpoch, target: str | None, w: Window, now: float, severity: str, measure: str = ""
+) -> list[dict[str, Any]]:
+    """The likely causes; those of the finding as last reported while this evaluation can
+    bring no update (the engine keeps a reported episode's new state only when it grew, got
+    graver or names its cause for the first time, and never after it ended). Attribution is
+    most of a slowdown's cost (about 8 ms an epoch on a 60-epoch window), and a slowdown,
+    once found, is judged every epoch; one without a cause yet is looked at again every
+    RECHECK epochs (the update that names its cause comes at most that late)."""
+    last = view.last_reported(KIND, target)
+    if last is not None:
+        known = last.evidence.get("likely_causes")
+        quiet = severity_rank(severity) <= severity_rank(last.severity) and not grew_since(last, now)
+        settled = quiet and (bool(known) or view.last % RECHECK != 0)
+        if last.ended_epoch is not None or settled:
+            return list(known) if isinstance(known, list) else []
+    return likely_causes(view, w, measure=measure or ("seconds" if target is None else "step_median"))
 
 
 def _step_finding(view: RunAtEpoch, what: str, target: str | None, st: Step, w: Window) -> Finding:
@@ -162,7 +183,8 @@ def _step_finding(view: RunAtEpoch, what: str, target: str | None, st: Step, w: 
         "points_after": st.n - st.at,
     }
     after = Window(window.values[max(0, st.at - 2) :], window.indexes[max(0, st.at - 2) :])
-    causes = likely_causes(view, after)
+    severity = CRITICAL if st.ratio >= CRITICAL_RATIO else WARNING
+    causes = _causes(view, target, after, now, severity, measure="seconds")
     evidence["likely_causes"] = causes
     title = (
         f"{what} {st.ratio:.1f}x slower from epoch {onset}: {fmt_seconds(st.before)} -> "
@@ -182,7 +204,7 @@ def _step_finding(view: RunAtEpoch, what: str, target: str | None, st: Step, w: 
     )
     return Finding(
         kind=KIND,
-        severity=CRITICAL if st.ratio >= CRITICAL_RATIO else WARNING,
+        severity=severity,
         title=title,
         evidence=evidence,
         hint=hint,
