@@ -5,16 +5,17 @@ finished run epoch by epoch), so a report lists what the online analyzer reporte
 the epoch it would have reported it.
 
 Findings of detectors with a `current` measure are episodes: once reported, the engine
-keeps judging them; when the problem has grown (its current value by UPDATE_GROWTH
-since the last report, or a higher severity), or its cause is newly named (a finding
-raised before enough epochs to test one), it returns the finding again with
+keeps judging them (when their measure grew, and every EPISODE_RECHECK epochs); when the
+problem has grown (its current value by UPDATE_GROWTH since the last report, or a higher
+severity), or its cause is newly named (a finding raised before enough epochs to test
+one), it returns the finding again with
 `update` n and fresh numbers, and when the measure is back near the level before the
 problem for ENDED_HOLD evaluations it returns it once more with `ended_epoch`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -40,10 +41,7 @@ REPLAY_SPARSE = 2000
 Key = tuple[str, str | None]
 ENDED_SHARE = 0.25  # ... and ended when at most this share of its excess over its base is left
 ENDED_HOLD = 3  # for this many consecutive evaluations (of epochs: intervals never end one)
-
-
-def _never(kind: str, target: str | None) -> bool:
-    return False
+EPISODE_RECHECK = 5  # a reported episode that did not grow is judged again every this many epochs
 
 
 def _number(value: object) -> float:
@@ -74,6 +72,26 @@ class Engine:
     def _last_reported(self, kind: str, target: str | None) -> Finding | None:
         return self.latest.get((kind, target))
 
+    def _settled(self, detector: Detector, view: RunAtEpoch) -> Callable[[str, str | None], bool]:
+        """`view.done` for an episode detector: True for a reported episode that this
+        evaluation cannot update, so the detector skips its costly judgement (most of a
+        replay's time once a leak or a slowdown is found). It cannot update when it ended, or
+        when its measure has not grown by UPDATE_GROWTH, except at every EPISODE_RECHECK-th
+        epoch, where a graver severity or a newly named cause is looked for."""
+        current = detector.current
+        assert current is not None
+        recheck = view.last % EPISODE_RECHECK == 0
+
+        def done(kind: str, target: str | None) -> bool:
+            last = self.latest.get((kind, target))
+            if last is None:
+                return False
+            if last.ended_epoch is not None:
+                return True
+            return not recheck and not grew_since(last, current(view, last))
+
+        return done
+
     def step(
         self, view: RunAtEpoch, *, replay_only: bool | None = None, final: bool = False
     ) -> list[Finding]:
@@ -90,7 +108,7 @@ class Engine:
         for detector in self.detectors:
             if replay_only is not None and detector.replay != replay_only:
                 continue
-            view.done = self.done if detector.current is None else _never
+            view.done = self.done if detector.current is None else self._settled(detector, view)
             active: set[Key] = set()
             for finding in detector.detect(view):
                 key = finding.key

@@ -211,8 +211,8 @@ def running_min(y: Sequence[float], k: int) -> list[float]:
     """
     if k <= 1:
         return list(y)
-    if k <= 16:  # short envelopes: min() over slices runs in C and wins
-        return [min(y[max(0, i - k + 1) : i + 1]) for i in range(len(y))]
+    if k <= 64:  # doubling (a sparse table): about log2(k) passes of one comparison a point
+        return _running_min_doubling(list(y), k)
     out: list[float] = []
     window: list[tuple[float, int]] = []  # monotone deque as a list: (value, index)
     head = 0
@@ -227,6 +227,25 @@ def running_min(y: Sequence[float], k: int) -> list[float]:
             del window[:head]
             head = 0
     return out
+
+
+def _running_min_doubling(y: list[float], k: int) -> list[float]:
+    """running_min for small k: m_2p[i] = min(m_p[i], m_p[i - p]) (indexes clamped at 0,
+    so the first points take the minimum of what is there), up to the largest power of two
+    p <= k; then min(m_p[i], m_p[i - (k - p)]) covers the k points ending at i."""
+    n = len(y)
+    if n == 0:
+        return []
+    m, p = y, 1
+    while 2 * p <= k:
+        m = [a if a <= b else b for a, b in zip(m, [m[0]] * min(p, n) + m[: max(0, n - p)], strict=True)]
+        p *= 2
+    rest = k - p
+    if rest:
+        m = [
+            a if a <= b else b for a, b in zip(m, [m[0]] * min(rest, n) + m[: max(0, n - rest)], strict=True)
+        ]
+    return m
 
 
 def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
@@ -371,10 +390,13 @@ def assess_growth(y: Sequence[float], rule: GrowthRule) -> Growth | None:
     n = len(window)
     if n < rule.min_points:
         return None
+    if window[-1] <= window[0] and min(window) == max(window):
+        return None  # flat (a constant floor under a sawtooth): no score needed
     # Uncorrected first: the correction only widens the variance, so if this fails, all fails.
     s = mk_score(window)
-    var_s = mk_variance(window)
-    if s <= 0 or normal_sf(_z(s, var_s)) > rule.alpha:
+    if s <= 0:
+        return None
+    if normal_sf(_z(s, mk_variance(window))) > rule.alpha:
         return None
     mk = mann_kendall(window, autocorr=rule.autocorr)
     if mk.p_increasing > rule.alpha:

@@ -176,8 +176,9 @@ def test_the_suspect_holding_the_added_time_leads_over_a_cleaner_trend() -> None
 def test_a_reported_slowdown_reuses_its_causes_without_changing_what_is_reported(
     monkeypatch: Any,
 ) -> None:
-    """Once reported, a slowdown's attribution is redone only when an update can follow:
-    every finding and update comes out as when it was redone at every epoch."""
+    """Once reported, a slowdown is judged again only when its epoch time grew or at the
+    engine's rechecks, and attributed again only when an update can follow: here every
+    finding and update comes out as when all of it was redone at every epoch."""
     from epochwatch.analysis import attribution
     from epochwatch.analysis.detectors import slowdown
     from epochwatch.analysis.engine import Engine
@@ -194,6 +195,7 @@ def test_a_reported_slowdown_reuses_its_causes_without_changing_what_is_reported
     reused = [f.to_dict() for f in analyze(_run(records), episodes=True)]
     cheap = calls["n"]
     monkeypatch.setattr(Engine, "_last_reported", lambda self, kind, target: None)
+    monkeypatch.setattr(Engine, "_settled", lambda self, detector, view: lambda kind, target: False)
     calls["n"] = 0
     everywhere = [f.to_dict() for f in analyze(_run(records), episodes=True)]
     assert reused == everywhere

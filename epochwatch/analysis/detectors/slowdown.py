@@ -33,7 +33,6 @@ RULE = GrowthRule(
     step_ratio=0.8,
 )
 PERSISTENCE = 3
-RECHECK = 4  # epochs between attributions of a reported slowdown that has no cause yet
 # Short runs: +3%/epoch at least and +20% over the run's points, close to a straight line.
 BLATANT = BlatantRule(min_rel_slope=0.03, min_rel_growth=0.2, min_r2=0.8, alpha=0.01)
 # A step: 1.5x at least, every epoch after the onset 15% slower than every epoch before it,
@@ -151,15 +150,13 @@ def _causes(
     """The likely causes; those of the finding as last reported while this evaluation can
     bring no update (the engine keeps a reported episode's new state only when it grew, got
     graver or names its cause for the first time, and never after it ended). Attribution is
-    most of a slowdown's cost (about 8 ms an epoch on a 60-epoch window), and a slowdown,
-    once found, is judged every epoch; one without a cause yet is looked at again every
-    RECHECK epochs (the update that names its cause comes at most that late)."""
+    most of a slowdown's cost (about 8 ms an epoch on a 60-epoch window); one without a
+    cause yet is attributed again at each of the engine's rechecks (engine.EPISODE_RECHECK)."""
     last = view.last_reported(KIND, target)
     if last is not None:
         known = last.evidence.get("likely_causes")
         quiet = severity_rank(severity) <= severity_rank(last.severity) and not grew_since(last, now)
-        settled = quiet and (bool(known) or view.last % RECHECK != 0)
-        if last.ended_epoch is not None or settled:
+        if last.ended_epoch is not None or (quiet and known):
             return list(known) if isinstance(known, list) else []
     return likely_causes(view, w, measure=measure or ("seconds" if target is None else "step_median"))
 
