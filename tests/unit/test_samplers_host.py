@@ -73,13 +73,13 @@ def test_cpu_demand_fields() -> None:
 def test_cpu_demand_unreadable_is_absent(monkeypatch: pytest.MonkeyPatch) -> None:
     from epochwatch.samplers import host
 
-    def unreadable(path: str) -> bytes:
+    def unreadable(path: str) -> int:
         if path in ("/proc/loadavg", "/proc/pressure/cpu"):
             raise PermissionError(path)
         return real(path)
 
-    real = host._read_proc
-    monkeypatch.setattr(host, "_read_proc", unreadable)
+    real = host._open_proc  # the hook's own process keeps its /proc files open (_HeldFiles)
+    monkeypatch.setattr(host, "_open_proc", unreadable)
     sampler = HostSampler()
     sampler.sample()
     block = sampler.sample()
@@ -284,3 +284,31 @@ def test_an_exiting_process_is_gone_not_a_sample_without_memory(
     finally:
         child.kill()
         child.wait()
+
+
+def test_own_proc_files_stay_open_and_read_fresh_values() -> None:
+    """The hook's own sampler keeps its /proc files open (pread from 0 gives the kernel's
+    fresh text each time), closes them on close(), and a forked child opens its own."""
+    import os
+
+    sampler = HostSampler()
+    before = sampler.sample()["rss_bytes"]
+    ballast = bytearray(64 * 2**20)
+    for i in range(0, len(ballast), 4096):  # touch every page
+        ballast[i] = 1
+    after = sampler.sample()["rss_bytes"]
+    assert after >= before + 48 * 2**20, (before, after)
+    held = sampler._read.__self__  # type: ignore[attr-defined]
+    assert len(held._fds) >= 3
+    held.read("/proc/self/status")  # opened here, in the parent
+    pid = os.fork()
+    if pid == 0:  # an inherited /proc/self file would still say the parent's pid
+        try:
+            mine = b"\nPid:\t%d\n" % os.getpid() in held.read("/proc/self/status")
+            os._exit(0 if mine else 1)
+        except BaseException:
+            os._exit(2)
+    assert os.waitpid(pid, 0)[1] == 0
+    sampler.close()
+    assert held._fds == {}
+    del ballast
