@@ -36,3 +36,33 @@ def test_a_schedule_is_read_at_the_first_epoch_then_within_its_share_of_training
     opt.reads = 0
     [long_epochs.read(opt, 10.0) for _ in range(10)]  # 3 ms of credit an epoch
     assert opt.reads == 10
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.value = 0
+        self.reads = 0
+
+    @property
+    def iterations(self) -> int:
+        self.reads += 1
+        time.sleep(0.001)
+        return self.value
+
+
+def test_the_step_counter_is_read_at_the_first_epoch_then_counted_and_corrected() -> None:
+    from epochwatch.integrations.keras import StepCounter
+
+    opt, counter = _Counter(), StepCounter()
+    opt.value = 1000  # a resumed run: the counter does not start at 0
+    assert counter.read(opt, 10, 0.14) == 1000 and opt.reads == 1
+    got = []
+    for _ in range(20):
+        opt.value += 10
+        got.append(counter.read(opt, 10, 0.14))
+    assert got == [1000 + 10 * (i + 1) for i in range(20)]  # counted: exact while steps are steps
+    assert opt.reads <= 2  # a 1 ms read earns its turn after ~24 epochs of 0.14 s
+    opt.value += 7  # an optimizer that skipped 3 of 10 steps (inf gradients under loss scaling)
+    for _ in range(60):
+        last = counter.read(opt, 10, 10.0)  # long epochs: read each time again
+    assert last == opt.value and counter.read(opt, 0, 10.0) == opt.value
