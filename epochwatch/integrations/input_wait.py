@@ -118,10 +118,22 @@ class InputProbe:
         self._training = False
         self._iterators.clear()
 
-    def epoch_fields(self, train_end: float, batches: int, last_step: float | None) -> dict[str, Any]:
-        """`input_wait_seconds` and friends for the epoch that trained until `train_end`."""
+    def epoch_fields(
+        self, train_end: float, batches: int, last_step: float | None, first_step: float | None = None
+    ) -> dict[str, Any]:
+        """`input_wait_seconds` and friends for the epoch that trained until `train_end`.
+
+        The span starts at the first step (its first batch's wait is inside it), not at the
+        epoch's start: before the first step, Keras makes the epoch's iterator and drops the
+        last one, whose tf.data threads take up to a few hundred milliseconds to wind down
+        after a long epoch end (callbacks, checkpoints). That is no wait for a batch, and it
+        is the same with any input pipeline.
+        """
         self._training = False
-        train = max(0.0, train_end - self._epoch_start)
+        start = (
+            first_step if first_step is not None and first_step >= self._epoch_start else self._epoch_start
+        )
+        train = max(0.0, train_end - start)
         out: dict[str, Any] = {}
         produced = self.producer_seconds - self._producer_start[0]
         calls = self.producer_calls - self._producer_start[1]

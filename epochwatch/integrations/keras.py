@@ -357,9 +357,10 @@ def _callback_class(base: type, recorder: Recorder, input_timing: bool = True) -
                 fields["steps_per_second"] = round(steps / (train_end - self._epoch_start), 3)
             probe = self._input
             if probe is not None:
+                first = self._step_starts[0] if self._step_starts else None
                 last = self._step_starts[-1] if self._step_starts else None
                 wait = recorder.guard.run(
-                    "input timing", lambda: probe.epoch_fields(train_end, steps, last), None
+                    "input timing", lambda: probe.epoch_fields(train_end, steps, last, first), None
                 )
                 if wait:
                     fields.update(wait)

@@ -134,3 +134,16 @@ def test_producer_timing_and_queue_wait() -> None:
     assert fields["input_wait_source"] == "queue"
     assert fields["input_wait_seconds"] == fields["input_producer_seconds"] >= 0.009
     assert fields["input_producer_batches"] == 5
+
+
+def test_the_span_starts_at_the_first_step_not_at_the_epoch_start() -> None:
+    """Keras drops the last epoch's iterator before the first step (a teardown of up to a
+    few hundred ms after a long epoch end): no batch is waited for then, so the span that
+    bounds the wait starts at the first step."""
+    probe = InputProbe()
+    probe.begin_epoch(100.0)
+    probe.producer_seconds, probe.producer_calls, probe.queue = 0.5, 4, True
+    assert probe.epoch_fields(101.0, 4, 100.9, first_step=100.8)["input_wait_seconds"] == 0.2
+    probe.begin_epoch(200.0)
+    probe.producer_seconds, probe.producer_calls = 1.0, 8
+    assert probe.epoch_fields(201.0, 4, 200.9)["input_wait_seconds"] == 0.5  # no step known: the epoch
