@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from epochwatch.integrations.keras import RateReader
+from epochwatch.integrations.keras_reads import RateReader
 
 
 class _Optimizer:
@@ -51,7 +51,7 @@ class _Counter:
 
 
 def test_the_step_counter_is_read_at_the_first_epoch_then_counted_and_corrected() -> None:
-    from epochwatch.integrations.keras import StepCounter
+    from epochwatch.integrations.keras_reads import StepCounter
 
     opt, counter = _Counter(), StepCounter()
     opt.value = 1000  # a resumed run: the counter does not start at 0
