@@ -43,6 +43,7 @@ SCALARS: dict[str, tuple[str, ...]] = {
     "steps_per_second": ("steps_per_second",),
     "input_wait": ("input_wait_seconds",),
     "input_producer": ("input_producer_seconds",),
+    "input_span": ("input_span_seconds",),
     "rss": ("host", "rss_bytes"),
     "swap": ("host", "swap_bytes"),
     "cpu_seconds": ("host", "cpu_seconds"),

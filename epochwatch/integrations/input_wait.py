@@ -143,6 +143,7 @@ class InputProbe:
         if self.queue and calls:
             out["input_wait_seconds"] = round(min(produced, train), 6)
             out["input_wait_source"] = SOURCE_QUEUE
+            out["input_span_seconds"] = round(train, 6)
             return out
         self._credit = min(self._credit + train * READ_SHARE, READ_CREDIT_CAP)
         if not self.model_readable or batches <= 0 or self._credit < self._read_cost:
@@ -166,6 +167,7 @@ class InputProbe:
             return out
         out["input_wait_seconds"] = round(max(0.0, train - compute), 6)
         out["input_wait_source"] = SOURCE_TF_DATA
+        out["input_span_seconds"] = round(train, 6)  # what the wait is a share of
         return out
 
     def _epoch_iterator(self, last_step: float | None) -> Any:

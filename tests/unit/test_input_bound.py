@@ -143,7 +143,21 @@ def test_the_span_starts_at_the_first_step_not_at_the_epoch_start() -> None:
     probe = InputProbe()
     probe.begin_epoch(100.0)
     probe.producer_seconds, probe.producer_calls, probe.queue = 0.5, 4, True
-    assert probe.epoch_fields(101.0, 4, 100.9, first_step=100.8)["input_wait_seconds"] == 0.2
+    fields = probe.epoch_fields(101.0, 4, 100.9, first_step=100.8)
+    assert fields["input_wait_seconds"] == 0.2 and fields["input_span_seconds"] == 0.2
     probe.begin_epoch(200.0)
     probe.producer_seconds, probe.producer_calls = 1.0, 8
     assert probe.epoch_fields(201.0, 4, 200.9)["input_wait_seconds"] == 0.5  # no step known: the epoch
+
+
+def test_the_wait_is_a_share_of_the_span_it_was_measured_on() -> None:
+    """An epoch of 1 s whose steps ran 0.5 s of it (the rest: the last iterator's teardown
+    before the first step, callbacks) and waited 0.3 s of those waits 60%, not 30%."""
+    records = _records([0.3] * 6)
+    for r in records:
+        if r["type"] == "epoch":
+            r["input_span_seconds"] = 0.5
+    (f,) = _found(records)
+    assert f.evidence["wait_shares"] == [0.6, 0.6, 0.6]
+    assert abs(f.evidence["compute_ms_per_step"] - 1000 * 0.2 / 16) < 1e-9
+    assert _found(_records([0.3] * 6)) == []  # without the span: 30% of the epoch, quiet

@@ -1,7 +1,8 @@
 """input_bound: the training steps spend much of their time waiting for the next batch.
 
-Series: `input_wait_seconds` against the epoch's training time (`seconds` less
-`val_seconds`). The share must be high and stable: at least MIN_SHARE in each of the
+Series: `input_wait_seconds` against the span it was measured on (`input_span_seconds`:
+from the epoch's first step to the end of its training, Keras), else against the epoch's
+training time (`seconds` less `val_seconds`). The share must be high and stable: at least MIN_SHARE in each of the
 last RECENT measured steady epochs (warm-up left out; measured epochs within the last
 LOOKBACK, of at least MIN_STEPS steps), and at least WARNING_SHARE in their median. A healthy pipeline still shows a
 few percent of wait (the first batch of each epoch, a loaded machine), so the floor is
@@ -135,8 +136,9 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         count = view.value("steps", i)
         if wait != wait or seconds != seconds or not count >= MIN_STEPS:
             continue
+        span = view.value("input_span", i)  # the steps' own span, where the wait was measured on it
         val = view.value("val_seconds", i)
-        train = seconds - (val if val == val else 0.0)
+        train = span if span == span and span > 0 else seconds - (val if val == val else 0.0)
         if train > 0:
             measured.append((i, wait, train))
     recent = measured[-RECENT:]
