@@ -58,7 +58,8 @@ def test_a_leak_is_said_once_while_training_and_the_end_names_the_trace(tmp_path
     (trace,) = trace_files(tmp_path)
     closing = [line for line in lines[returned:] if line.startswith("epochwatch: 30 epochs")]
     assert len(closing) == 1, proc.stderr[-3000:]
-    assert re.search(r"\b1 (warning|critical)\b", closing[0]) and str(trace.resolve()) in closing[0]
+    # The leak, and on a loaded machine perhaps a slowdown the load caused: counted, not said again.
+    assert re.search(r"\b[12] (warning|critical)\b", closing[0]) and str(trace.resolve()) in closing[0]
     assert str(trace.resolve()) in lines[leak[0]]
     assert not [line for line in _ours(proc.stderr) if "GPU" in line or "NVML" in line]  # CPU-only: quiet
 
