@@ -6,11 +6,17 @@ DEMO   ?= demo-run
 
 .PHONY: setup demo test lint bench clean
 
-# One stamp per pyproject change: a fresh clone installs everything, a second run installs nothing.
-$(VENV)/.installed: pyproject.toml
+# Two stamps, each redone when pyproject.toml changes: the demo needs epochwatch and CPU TensorFlow
+# only (.demo-installed); `make test` adds the dev tools on top (.installed). A second run installs
+# nothing, and `make test` after `make demo` installs only the dev extra.
+$(VENV)/.demo-installed: pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("epochwatch needs Python 3.10+") if sys.version_info < (3, 10) else None'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[cpu]'
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.demo-installed
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[cpu,dev]'
 	# tf-keras (legacy Keras 2, for the distributed fit test) at TF's version; --no-deps because it
 	# requires the full `tensorflow` dist, which would replace tensorflow-cpu.
@@ -20,7 +26,7 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
-demo: setup
+demo: $(VENV)/.demo-installed
 	rm -rf $(DEMO)
 	TF_CPP_MIN_LOG_LEVEL=2 EPOCHWATCH_DIR=$(DEMO)/traces $(PY) examples/demo_train.py --workdir $(DEMO)
 	$(VENV)/bin/epochwatch report $(DEMO)/traces
