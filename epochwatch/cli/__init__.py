@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from epochwatch import __version__
-from epochwatch.cli import check, compare, daemon, report, run, status, top
+from epochwatch.cli import check, compare, daemon, report, run, service, status, top
 from epochwatch.cli.base import Command, UsageError
 from epochwatch.text_safety import SafeStream, escape
 
@@ -30,6 +30,7 @@ COMMANDS: list[Command] = [
     status.COMMAND,
     compare.COMMAND,
     top.COMMAND,
+    service.COMMAND,
 ]
 
 

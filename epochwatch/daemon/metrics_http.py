@@ -108,8 +108,8 @@ def bind_problem(address: str, port: int, exc: OSError) -> str:
     why = os.strerror(exc.errno) if exc.errno else exc.strerror or str(exc)
     if exc.errno == errno.EAFNOSUPPORT:
         why += (
-            " (under systemd the unit allows only Unix sockets: install systemd/epochwatch-metrics.conf"
-            " as /etc/systemd/system/epochwatch.service.d/metrics.conf)"
+            " (under systemd the unit allows only Unix sockets: install its epochwatch-metrics.conf drop-in"
+            " with `epochwatch service install --metrics`)"
         )
     return f"cannot serve metrics on {where}: {why}"
 

@@ -12,7 +12,7 @@ import pytest
 
 from tests.support import REPO
 
-UNIT = REPO / "systemd" / "epochwatch.service"
+UNIT = REPO / "epochwatch" / "share" / "epochwatch.service"
 
 
 def _settings() -> dict[str, list[str]]:

@@ -42,6 +42,7 @@ from tests.support import REPO
 GIB = 1 << 30
 PEER = {"pid": 1, "uid": 0, "gid": 0}
 DOCS = REPO / "docs"
+SHARE = REPO / "epochwatch" / "share"  # the shipped unit, drop-in, rules and dashboard
 
 
 class Clock:
@@ -516,7 +517,7 @@ def _exprs(node: Any) -> Iterator[str]:
 
 
 def test_dashboard_parses_and_queries_only_exported_metrics() -> None:
-    board = json.loads((DOCS / "grafana-dashboard.json").read_text())
+    board = json.loads((SHARE / "grafana-dashboard.json").read_text())
     assert board["title"] and board["uid"] and board["panels"]
     exprs = list(_exprs(board))
     assert len(exprs) >= len(board["panels"]) - 2  # rows aside, every panel queries something
@@ -525,7 +526,7 @@ def test_dashboard_parses_and_queries_only_exported_metrics() -> None:
     assert {"epochwatch_epoch_seconds", "epochwatch_rss_bytes", "epochwatch_findings_total"} <= used
 
 
-ALERTS = DOCS / "prometheus-alerts.yml"
+ALERTS = SHARE / "prometheus-alerts.yml"
 
 
 def test_alert_rules_query_only_exported_metrics() -> None:
@@ -566,7 +567,7 @@ def test_alert_rules_pass_promtool() -> None:
 
 def test_systemd_drop_in_lets_the_daemon_listen_on_loopback_only(tmp_path: Path) -> None:
     settings: dict[str, list[str]] = {}
-    for line in (REPO / "systemd" / "epochwatch-metrics.conf").read_text().splitlines():
+    for line in (SHARE / "epochwatch-metrics.conf").read_text().splitlines():
         if line.strip() and not line.startswith(("#", "[")):
             key, _, value = line.partition("=")
             settings.setdefault(key.strip(), []).append(value.strip())
@@ -580,12 +581,12 @@ def test_systemd_drop_in_lets_the_daemon_listen_on_loopback_only(tmp_path: Path)
     # verify the unit with the drop-in in place (ExecStart must exist: this checkout's entry point)
     entry = Path(sys.executable).parent / "epochwatch"
     unit = (
-        (REPO / "systemd" / "epochwatch.service").read_text().replace("/usr/local/bin/epochwatch", str(entry))
+        (SHARE / "epochwatch.service").read_text().replace("/usr/local/bin/epochwatch", str(entry))
     )
     (tmp_path / "epochwatch.service").write_text(unit)
     (tmp_path / "epochwatch.service.d").mkdir()
     shutil.copy(
-        REPO / "systemd" / "epochwatch-metrics.conf", tmp_path / "epochwatch.service.d" / "metrics.conf"
+        SHARE / "epochwatch-metrics.conf", tmp_path / "epochwatch.service.d" / "metrics.conf"
     )
     env = {**os.environ, "SYSTEMD_UNIT_PATH": f"{tmp_path}:"}
     proc = subprocess.run(
