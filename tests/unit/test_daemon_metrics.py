@@ -580,14 +580,10 @@ def test_systemd_drop_in_lets_the_daemon_listen_on_loopback_only(tmp_path: Path)
         pytest.skip("systemd-analyze is not installed here (apt-get install systemd to run this check)")
     # verify the unit with the drop-in in place (ExecStart must exist: this checkout's entry point)
     entry = Path(sys.executable).parent / "epochwatch"
-    unit = (
-        (SHARE / "epochwatch.service").read_text().replace("/usr/local/bin/epochwatch", str(entry))
-    )
+    unit = (SHARE / "epochwatch.service").read_text().replace("/usr/local/bin/epochwatch", str(entry))
     (tmp_path / "epochwatch.service").write_text(unit)
     (tmp_path / "epochwatch.service.d").mkdir()
-    shutil.copy(
-        SHARE / "epochwatch-metrics.conf", tmp_path / "epochwatch.service.d" / "metrics.conf"
-    )
+    shutil.copy(SHARE / "epochwatch-metrics.conf", tmp_path / "epochwatch.service.d" / "metrics.conf")
     env = {**os.environ, "SYSTEMD_UNIT_PATH": f"{tmp_path}:"}
     proc = subprocess.run(
         [tool, "verify", str(tmp_path / "epochwatch.service")],
