@@ -1,9 +1,9 @@
 """Daemon settings: defaults, a TOML file on top, command-line flags on top of that.
 
-Every setting has one name in the file, documented in the README ("On a training
-host"). Unknown keys are an error, so a typo never silently does nothing. SIGHUP
-reloads the file; settings that only take effect at start (socket, state directory)
-are reported and kept.
+Every setting has one name in the file, documented in docs/daemon.md and in the example
+config (epochwatch/share/daemon.toml, `epochwatch service print config`). Unknown keys are
+an error, so a typo never silently does nothing. SIGHUP reloads the file; settings that only
+take effect at start (socket, state directory) are reported and kept.
 """
 
 from __future__ import annotations
