@@ -1,8 +1,8 @@
 """`epochwatch service print|install`: the daemon's systemd unit and friends without the source tree.
 
-A pip install has no checkout to copy `systemd/` from, so the files ship as package data
-(`epochwatch.share`) and this command prints them, or writes them where systemd and the daemon
-look. The unit's `ExecStart` is rewritten for this installation: the `epochwatch` entry point
+A pip install has no checkout to copy `systemd/` from, so the files ship as package data in
+`epochwatch/share/` (the only copies: the tests and docs read them there) and this command
+prints them, or writes them where systemd and the daemon look. The unit's `ExecStart` is rewritten for this installation: the `epochwatch` entry point
 next to this interpreter, so a venv in /opt works without editing the unit.
 """
 
@@ -14,8 +14,19 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from epochwatch import share
 from epochwatch.cli.base import UsageError
+
+SHARE = Path(__file__).resolve().parent.parent / "share"
+
+# What `epochwatch service print NAME` knows, and the file in SHARE behind each name.
+FILES: dict[str, str] = {
+    "unit": "epochwatch.service",
+    "metrics": "epochwatch-metrics.conf",
+    "sysusers": "epochwatch.sysusers",
+    "config": "daemon.toml",
+    "alerts": "prometheus-alerts.yml",
+    "dashboard": "grafana-dashboard.json",
+}
 
 # The unit ships with this ExecStart program; `unit_text` puts this installation's in its place.
 SHIPPED_ENTRY = "/usr/local/bin/epochwatch"
@@ -25,6 +36,11 @@ UNIT_PATH = "etc/systemd/system/epochwatch.service"
 DROP_IN_PATH = "etc/systemd/system/epochwatch.service.d/metrics.conf"
 SYSUSERS_PATH = "etc/sysusers.d/epochwatch.conf"
 CONFIG_PATH = "etc/epochwatch/daemon.toml"
+
+
+def shipped(name: str) -> Path:
+    """The shipped file for `name` (a key of FILES)."""
+    return SHARE / FILES[name]
 
 
 def entry_point() -> str:
@@ -41,14 +57,14 @@ def _quoted(word: str) -> str:
 
 def unit_text(entry: str | None = None) -> str:
     """The shipped unit with ExecStart pointing at `entry` (default: this installation)."""
-    text = share.path("unit").read_text()
+    text = shipped("unit").read_text()
     if f"ExecStart={SHIPPED_ENTRY} " not in text:
         raise RuntimeError("the shipped unit's ExecStart changed; update SHIPPED_ENTRY")
     return text.replace(f"ExecStart={SHIPPED_ENTRY} ", f"ExecStart={entry or entry_point()} ")
 
 
 def file_text(name: str) -> str:
-    return unit_text() if name == "unit" else share.path(name).read_text()
+    return unit_text() if name == "unit" else shipped(name).read_text()
 
 
 def install(prefix: Path, *, metrics: bool) -> list[str]:
@@ -87,7 +103,7 @@ class ServiceCommand:
             "for Prometheus; sysusers: the optional group; config: daemon.toml with every default; "
             "alerts: Prometheus alert and recording rules; dashboard: the Grafana dashboard.",
         )
-        show.add_argument("file", choices=sorted(share.FILES), metavar="FILE", help=", ".join(share.FILES))
+        show.add_argument("file", choices=sorted(FILES), metavar="FILE", help=", ".join(FILES))
         put = sub.add_parser(
             "install",
             help="write the unit, sysusers file and example config under PREFIX (default /)",

@@ -30,7 +30,8 @@ from pathlib import Path
 
 import pytest
 
-from epochwatch import __version__, share
+from epochwatch import __version__
+from epochwatch.cli.service import FILES, SHARE
 from tests.support import REPO, TF_ENV
 
 NAME = f"epochwatch-{__version__}"
@@ -91,8 +92,8 @@ def test_both_carry_the_license_the_sdist_the_changelog(dist: Path) -> None:
 def test_the_wheel_carries_the_service_files_and_the_run_shim(dist: Path) -> None:
     with zipfile.ZipFile(_wheel(dist)) as whl:
         names = set(whl.namelist())
-        for name in share.FILES.values():
-            assert whl.read(f"epochwatch/share/{name}") == (share.SHARE / name).read_bytes(), name
+        for name in FILES.values():
+            assert whl.read(f"epochwatch/share/{name}") == (SHARE / name).read_bytes(), name
         assert "epochwatch/_hooks/sitecustomize.py" in names and "epochwatch/py.typed" in names
         assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
 

@@ -15,9 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from epochwatch import share
 from epochwatch.cli import main
-from epochwatch.cli.service import CONFIG_PATH, DROP_IN_PATH, SYSUSERS_PATH, UNIT_PATH, entry_point
+from epochwatch.cli.service import (
+    CONFIG_PATH,
+    DROP_IN_PATH,
+    FILES,
+    SHARE,
+    SYSUSERS_PATH,
+    UNIT_PATH,
+    entry_point,
+    shipped,
+)
 from epochwatch.daemon.config import DaemonConfig, flatten, parse_config
 from tests.support import REPO
 
@@ -36,8 +44,8 @@ def _exec_start(unit: str) -> str:
 
 def test_every_shipped_file_exists_once_in_the_repository() -> None:
     """The package data is the only copy: no second unit, rules or dashboard elsewhere in the tree."""
-    for name in share.FILES.values():
-        assert (share.SHARE / name).is_file(), name
+    for name in FILES.values():
+        assert (SHARE / name).is_file(), name
         tracked = subprocess.run(
             ["git", "ls-files", f"*{name}"], cwd=REPO, capture_output=True, text=True, check=True
         ).stdout.split()
@@ -45,10 +53,10 @@ def test_every_shipped_file_exists_once_in_the_repository() -> None:
     assert not subprocess.run(["git", "ls-files", "systemd"], cwd=REPO, capture_output=True, text=True).stdout
 
 
-@pytest.mark.parametrize("name", sorted(set(share.FILES) - {"unit"}))
+@pytest.mark.parametrize("name", sorted(set(FILES) - {"unit"}))
 def test_print_writes_the_shipped_file(name: str) -> None:
     code, out = _run("service", "print", name)
-    assert code == 0 and out == share.path(name).read_text()
+    assert code == 0 and out == shipped(name).read_text()
 
 
 def test_print_unit_starts_this_installation() -> None:
@@ -59,9 +67,9 @@ def test_print_unit_starts_this_installation() -> None:
     assert args[:1] == ["daemon"] or args[:3] == ["-m", "epochwatch", "daemon"]
     assert "/usr/local/bin/epochwatch" not in out
     # everything but ExecStart is the shipped unit
-    shipped = share.path("unit").read_text().splitlines()
+    original = shipped("unit").read_text().splitlines()
     assert [x for x in out.splitlines() if not x.startswith("ExecStart=")] == [
-        x for x in shipped if not x.startswith("ExecStart=")
+        x for x in original if not x.startswith("ExecStart=")
     ]
 
 
@@ -72,12 +80,12 @@ def test_install_writes_the_files_and_keeps_an_existing_config(tmp_path: Path) -
         target = tmp_path / relative
         assert f"wrote {target}" in out and target.stat().st_mode & 0o777 == 0o644
     assert not (tmp_path / DROP_IN_PATH).exists()
-    assert (tmp_path / SYSUSERS_PATH).read_text() == share.path("sysusers").read_text()
+    assert (tmp_path / SYSUSERS_PATH).read_text() == shipped("sysusers").read_text()
     (tmp_path / CONFIG_PATH).write_text('socket_mode = "0660"\n')
     code, out = _run("service", "install", "--prefix", str(tmp_path), "--metrics")
     assert code == 0 and f"kept {tmp_path / CONFIG_PATH}" in out
     assert (tmp_path / CONFIG_PATH).read_text() == 'socket_mode = "0660"\n'
-    assert (tmp_path / DROP_IN_PATH).read_text() == share.path("metrics").read_text()
+    assert (tmp_path / DROP_IN_PATH).read_text() == shipped("metrics").read_text()
 
 
 def test_install_refuses_a_missing_prefix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -108,7 +116,7 @@ def test_systemd_analyze_catches_a_missing_program(tmp_path: Path) -> None:
     if tool is None:
         pytest.skip("systemd-analyze is not installed here")
     unit = tmp_path / "epochwatch.service"
-    unit.write_text(share.path("unit").read_text().replace("/usr/local/bin/epochwatch", "/nonexistent/ew"))
+    unit.write_text(shipped("unit").read_text().replace("/usr/local/bin/epochwatch", "/nonexistent/ew"))
     proc = subprocess.run([tool, "verify", str(unit)], capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 or "/nonexistent/ew" in proc.stderr
 
@@ -119,7 +127,7 @@ def _uncommented(text: str) -> str:
 
 
 def test_example_config_loads_and_shows_every_default() -> None:
-    text = share.path("config").read_text()
+    text = shipped("config").read_text()
     assert parse_config(text, "daemon.toml") == DaemonConfig()  # all commented out: the defaults
     shown = parse_config(_uncommented(text), "daemon.toml (uncommented)")
     # every setting is there with its default (socket_group has none: the example names the group)
@@ -129,7 +137,7 @@ def test_example_config_loads_and_shows_every_default() -> None:
 
 
 def test_a_line_appended_to_the_example_config_is_top_level() -> None:
-    cfg = parse_config(share.path("config").read_text() + "metrics_port = 9464\n", "daemon.toml")
+    cfg = parse_config(shipped("config").read_text() + "metrics_port = 9464\n", "daemon.toml")
     assert cfg.metrics_port == 9464
 
 

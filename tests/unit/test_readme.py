@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from epochwatch import share
+from epochwatch.cli.service import shipped
 from epochwatch.daemon.config import ConfigError, parse_config
 from tests.readme_blocks import SHELL, Block, blocks
 from tests.support import REPO
@@ -83,7 +83,7 @@ def test_the_prometheus_line_appended_to_the_config_lands_at_the_top_level() -> 
     `epochwatch service install` writes, the line must be a top-level setting that loads."""
     line = _appended_line(README.read_text(), "/etc/epochwatch/daemon.toml")
     (config,) = [b.text for b in blocks(README) if b.language == "toml"]
-    for base in (config, share.path("config").read_text()):
+    for base in (config, shipped("config").read_text()):
         assert parse_config(base + line).metrics_port == 9464
     # a config whose last table is [limits] would not take it: the check above can fail
     with pytest.raises(ConfigError, match=r"limits\.metrics_port"):
