@@ -55,7 +55,9 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, s
     (work / "train.py").write_text(TRAIN)
     env = child_env(work)
     del env["EPOCHWATCH_DIR"]  # the default, ./epochwatch-traces, as a user has it
-    env.update(PATH=f"{bin_dir}{os.pathsep}{env['PATH']}", HOME=str(work), EPOCHWATCH_QUIET="1")
+    env.update(
+        PATH=f"{bin_dir}{os.pathsep}{env['PATH']}", HOME=str(work), TMPDIR=str(work), EPOCHWATCH_QUIET="1"
+    )
     for _ in range(2):
         subprocess.run([sys.executable, "train.py"], cwd=work, env=env, check=True, timeout=120)
     first, second = sorted((work / "epochwatch-traces").glob("*.jsonl"))
