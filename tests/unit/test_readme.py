@@ -118,7 +118,8 @@ def test_readme_links_are_absolute_and_point_at_files_that_exist() -> None:
 
 
 def test_docs_link_to_files_that_exist() -> None:
-    for doc in (REPO / "docs" / "daemon.md", REPO / "docs" / "protocol.md", REPO / "CHANGELOG.md"):
+    for name in ("docs/daemon.md", "docs/protocol.md", "docs/usage.md", "docs/clusters.md", "CHANGELOG.md"):
+        doc = REPO / name
         for url in _links(doc.read_text()):
             if not url.startswith(("https://", "http://", "#")):
                 assert (doc.parent / url.split("#")[0]).exists(), (doc.name, url)
