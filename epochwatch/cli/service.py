@@ -2,8 +2,9 @@
 
 A pip install has no checkout to copy `systemd/` from, so the files ship as package data in
 `epochwatch/share/` (the only copies: the tests and docs read them there) and this command
-prints them, or writes them where systemd and the daemon look. The unit's `ExecStart` is rewritten for this installation: the `epochwatch` entry point
-next to this interpreter, so a venv in /opt works without editing the unit.
+prints them, or writes them where systemd and the daemon look. The unit's `ExecStart` is
+rewritten for this installation: the `epochwatch` entry point next to this interpreter, so a
+venv in /opt works without editing the unit.
 """
 
 from __future__ import annotations
@@ -55,12 +56,12 @@ def _quoted(word: str) -> str:
     return f'"{word}"' if any(c.isspace() for c in word) else word
 
 
-def unit_text(entry: str | None = None) -> str:
-    """The shipped unit with ExecStart pointing at `entry` (default: this installation)."""
+def unit_text() -> str:
+    """The shipped unit with ExecStart pointing at this installation's epochwatch."""
     text = shipped("unit").read_text()
     if f"ExecStart={SHIPPED_ENTRY} " not in text:
         raise RuntimeError("the shipped unit's ExecStart changed; update SHIPPED_ENTRY")
-    return text.replace(f"ExecStart={SHIPPED_ENTRY} ", f"ExecStart={entry or entry_point()} ")
+    return text.replace(f"ExecStart={SHIPPED_ENTRY} ", f"ExecStart={entry_point()} ")
 
 
 def file_text(name: str) -> str:
@@ -101,7 +102,7 @@ class ServiceCommand:
             help="print a shipped file to stdout",
             description="unit: the systemd unit (ExecStart for this installation); metrics: its drop-in "
             "for Prometheus; sysusers: the optional group; config: daemon.toml with every default; "
-            "alerts: Prometheus alert and recording rules; dashboard: the Grafana dashboard.",
+            "alerts: Prometheus alert rules; dashboard: the Grafana dashboard.",
         )
         show.add_argument("file", choices=sorted(FILES), metavar="FILE", help=", ".join(FILES))
         put = sub.add_parser(
