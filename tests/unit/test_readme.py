@@ -123,3 +123,14 @@ def test_docs_link_to_files_that_exist() -> None:
         for url in _links(doc.read_text()):
             if not url.startswith(("https://", "http://", "#")):
                 assert (doc.parent / url.split("#")[0]).exists(), (doc.name, url)
+
+
+def test_versions_named_in_the_docs_are_this_version() -> None:
+    """The version is written once (epochwatch/__init__.py); wheel names and image tags in the
+    instructions follow it, so a release that forgets them fails here."""
+    from epochwatch import __version__
+
+    for name in ("README.md", "docs/daemon.md", "docs/clusters.md", "deploy/Containerfile"):
+        text = (REPO / name).read_text()
+        named = set(re.findall(r"epochwatch(?:-daemon|-worker)?[-:](\d+\.\d+\.\d+)", text))
+        assert named <= {__version__}, (name, named)
