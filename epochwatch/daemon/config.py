@@ -83,7 +83,7 @@ class DaemonConfig:
     online_detection: bool = True
     log_level: str = "info"
     # Prometheus metrics over HTTP (docs/metrics.md): 0 is off. Loopback unless told otherwise:
-    # the metrics name runs, scripts and users, and the endpoint has no authentication.
+    # the metrics name runs, scripts and users, and without metrics_token_file anyone may scrape.
     metrics_port: int = 0
     metrics_address: str = "127.0.0.1"
     # A file holding a bearer token (docs/security.md): scrapes must send
