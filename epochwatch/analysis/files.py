@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from epochwatch.analysis.engine import analyze
-from epochwatch.analysis.findings import Finding, from_record, sort_findings
+from epochwatch.analysis.findings import Finding, sort_findings
 from epochwatch.analysis.restore.lineage import Lineage
 from epochwatch.analysis.restore.parents import ParentCache
 from epochwatch.analysis.run import Run, load_run
@@ -52,12 +52,7 @@ def analyze_file(
         lineage.annotate(run)
     findings = analyze(run, parents=parents, episodes=True)
     keys = {f.key for f in findings}
-    recorded = []
-    for rec in run.findings:
-        f = from_record(rec)
-        if f.key not in keys:
-            keys.add(f.key)
-            recorded.append(f)
+    recorded = [f for f in run.ledger.findings() if f.key not in keys]
     return Analyzed(Path(path), run, findings, sort_findings(recorded))
 
 

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from epochwatch.analysis.ledger import Ledger
+
 HISTORY = 120  # epoch times kept for the sparkline
 
 
@@ -18,15 +20,6 @@ def _num(v: Any) -> float | None:
     if isinstance(v, bool) or not isinstance(v, int | float) or v != v:
         return None
     return float(v)
-
-
-@dataclass
-class Finding:
-    kind: str
-    severity: str
-    title: str
-    target: str | None = None
-    epoch: int | None = None
 
 
 @dataclass
@@ -47,7 +40,7 @@ class RunState:
     gpu: float | None = None
     gpu_total: float | None = None
     retraces: int = 0  # new tf.function traces after each fit's first epoch
-    findings: dict[tuple[str, str | None], Finding] = field(default_factory=dict)
+    findings: Ledger = field(default_factory=Ledger)
     ended: str | None = None  # as run_end says; "gone" when the process is no longer there
     gone: bool = False  # no run_end, and its process is not there any more
     attached: bool | None = None  # daemon: the hook is connected now
@@ -72,17 +65,8 @@ class RunState:
         return "running"
 
     def add_finding(self, rec: Mapping[str, Any]) -> None:
-        kind = str(rec.get("kind", "?"))
-        target = rec.get("target")
-        target = None if target is None else str(target)
-        epoch = rec.get("epoch")
-        self.findings[(kind, target)] = Finding(
-            kind=kind,
-            severity=str(rec.get("severity", "info")),
-            title=str(rec.get("title", "")),
-            target=target,
-            epoch=epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None,
-        )
+        """A finding record (from the trace, or the daemon's status): into the run's ledger."""
+        self.findings.take(rec)
 
     def add(self, rec: Mapping[str, Any]) -> None:
         """Fold one trace record in."""

@@ -36,6 +36,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"analysis"}),
     frozenset({"checkpoints", "report", "runname"}),
     frozenset({"recorder", "loop_steps", "console", "notebook"}),
+    frozenset({"exporters"}),
     frozenset({"integrations"}),
     frozenset({"hook", "daemon", "top"}),
     frozenset({"cli"}),

@@ -17,7 +17,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from epochwatch import environment
-from epochwatch.analysis.findings import LatestFindings
+from epochwatch.analysis.ledger import Ledger
 
 if TYPE_CHECKING:
     from epochwatch.recorder import Recorder
@@ -32,7 +32,7 @@ class TensorBoardExport:
         self._logdir: str | None = None
         self._writer: Any = None
         self._epoch = 0
-        self._latest = LatestFindings()
+        self._ledger = Ledger()
 
     def on_record(self, rec: dict[str, Any]) -> None:
         kind = rec.get("type")
@@ -64,7 +64,7 @@ class TensorBoardExport:
                     self._writer.flush()
 
     def on_finding(self, rec: dict[str, Any]) -> None:
-        taken = self._latest.take(rec)
+        taken = self._ledger.take(rec)
         if taken is None or not taken[1]:
             return
         epoch = self._epoch if rec.get("update") else rec.get("epoch")
