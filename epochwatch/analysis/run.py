@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from epochwatch.analysis.ledger import Ledger
+from epochwatch.analysis.retrace_count import RetraceCount
 from epochwatch.analysis.series import EpochSeries
 from epochwatch.trace import schema
 from epochwatch.trace.reader import ReadStats, iter_records
@@ -42,6 +43,7 @@ class Run:
     saves: list[Record] = field(default_factory=list)
     restores: list[Record] = field(default_factory=list)
     ledger: Ledger = field(default_factory=Ledger)  # the trace's own finding records, folded
+    retraces: RetraceCount = field(default_factory=RetraceCount)  # new traces, as every view counts them
     notices: list[Record] = field(default_factory=list)
     end: Record | None = None
     sample_count: int = 0
@@ -85,6 +87,7 @@ class Run:
         kind = rec.get("type")
         if kind == schema.EPOCH:
             self._count_fit_traces(rec)
+            self.retraces.add(rec)
             if "loop_epoch" in rec:
                 # A fit's epoch inside a custom loop's epoch (k-fold, sweeps): the loop's epoch
                 # is the unit; the fit is judged with the other fits (models_in_loop).

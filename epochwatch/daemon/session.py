@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from epochwatch import __version__
 from epochwatch.analysis.ledger import Ledger
+from epochwatch.analysis.retrace_count import RetraceCount
 from epochwatch.daemon.analyzer import Analyzer
 from epochwatch.daemon.config import Sampling
 from epochwatch.daemon.findings import log_finding, tell_hook
@@ -75,7 +76,7 @@ class Session:
         self.last_epoch: int | None = None
         self.last_epoch_t: float | None = None
         self.last_epoch_seconds: float | None = None
-        self.retraces = 0  # tf.function traces over the run's epochs (epoch.retraces.new), for metrics
+        self.retrace_count = RetraceCount()  # tf.function traces over the run's epochs: metrics, status
         self.ledger = Ledger()  # the run's findings, the hook's and the daemon's, as last reported
         self.pending_analysis: list[Record] = []
         self.watched: dict[str, str] = {}  # resolved path -> role
@@ -111,6 +112,11 @@ class Session:
     @property
     def trace_path(self) -> Path:
         return self.trace.path
+
+    @property
+    def retraces(self) -> int:
+        """Every new tf.function trace of the run's epochs (the metrics' counter)."""
+        return self.retrace_count.total
 
     @property
     def findings(self) -> list[Record]:
@@ -252,10 +258,7 @@ class Session:
         self.last_epoch_t = float(t) if isinstance(t, (int, float)) else time.time()
         seconds = rec.get("seconds")
         self.last_epoch_seconds = float(seconds) if isinstance(seconds, (int, float)) else None
-        retraces = rec.get("retraces")
-        new = retraces.get("new") if isinstance(retraces, dict) else None
-        if isinstance(new, int) and not isinstance(new, bool) and new > 0:
-            self.retraces += new
+        self.retrace_count.add(rec)
 
     def _analyze(self, rec: Record) -> None:
         for finding in self.analyzer.add(rec):
@@ -384,6 +387,7 @@ class Session:
             "started": self.state.started,
             "attached": self.connection is not None,
             "epochs": self.epochs,
+            "retraces": self.retrace_count.after_warmup,
             "trace": str(self.trace_path),
             "findings": [{k: f.get(k) for k in SUMMARY_FINDING_FIELDS if k in f} for f in self.findings],
         }

@@ -17,8 +17,8 @@ from typing import IO, Any
 
 from epochwatch import __version__
 from epochwatch.analysis.findings import SEVERITIES
-from epochwatch.analysis.units import fmt_bytes, fmt_duration, fmt_number, fmt_pct, fmt_seconds
-from epochwatch.report import html_evidence, plots
+from epochwatch.analysis.units import fmt_bytes, fmt_number, fmt_seconds
+from epochwatch.report import headline, html_evidence, plots
 from epochwatch.report.html_style import CSS
 from epochwatch.report.summary import table_indexes
 
@@ -92,7 +92,7 @@ def _job(out: IO[str], job: Mapping[str, Any], anchors: Mapping[str, str]) -> No
         out.write(f"<li>{_e(w.get('worker'))} on {_e(w.get('hostname') or '?')}: {link}</li>")
     out.write("</ul>\n")
     findings = job.get("findings") or []
-    out.write(f"<h3>Job findings ({len(findings)})</h3>\n")
+    out.write(f"<h3>Job findings ({_e(headline.findings(findings))})</h3>\n")
     if not findings:
         out.write('<p class="none">No straggler: the workers kept pace with each other.</p>\n')
     for f in findings:
@@ -184,15 +184,7 @@ def _meta(out: IO[str], run: Mapping[str, Any]) -> None:
     if read.get("torn_tail"):
         skipped += " (torn last line)"
     rows.append(("trace", f"{run.get('path')} ({read.get('lines', 0)} lines{skipped})"))
-    ended = str(run.get("ended", "?"))
-    if run.get("exception"):
-        ended += f" {run['exception']}" + (f": {run['message']}" if run.get("message") else "")
-    parts = [ended, f"{run.get('epochs', 0)} epochs"]
-    if isinstance(run.get("seconds"), int | float):
-        parts.append(fmt_duration(run["seconds"]))
-    if isinstance(run.get("overhead_share"), int | float):
-        parts.append(f"epochwatch overhead {fmt_pct(run['overhead_share'])} of epoch time")
-    rows.append(("ended", " · ".join(parts)))
+    rows.append(("ended", headline.ended(run)))
     versions = [
         f"{k} {fp[k]}"
         for k in ("python", "tensorflow", "keras", "keras_backend", "torch", "jax", "numpy")
@@ -303,7 +295,7 @@ def _run(out: IO[str], run: Mapping[str, Any], anchor: str) -> None:
     _meta(out, run)
     for n in (run.get("notices") or [])[:5]:
         out.write(f'<p class="note">notice: {_e(n.get("part"))}: {_e(n.get("message"))}</p>')
-    out.write(f"<h3>Findings ({len(findings)})</h3>\n")
+    out.write(f"<h3>Findings ({_e(headline.findings(findings))})</h3>\n")
     if not findings:
         out.write('<p class="none">No findings: nothing grew, retraced or misbehaved after a restore.</p>\n')
     for f in findings:

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, Any
 
-from epochwatch.analysis.units import fmt_bytes, fmt_duration, fmt_number, fmt_pct, fmt_seconds
-from epochwatch.report import html_evidence
+from epochwatch.analysis.units import fmt_bytes, fmt_number, fmt_pct, fmt_seconds
+from epochwatch.report import headline, html_evidence
 
 TEXT_TABLE_ROWS = 40
 _BYTES_KINDS = {"host_memory_growth", "gpu_memory_growth", "disk_growth", "swap_pressure"}
@@ -92,20 +92,6 @@ def _model(tr: Mapping[str, Any]) -> str:
     return " · ".join(parts)
 
 
-def _ended(run: Mapping[str, Any]) -> str:
-    ended = str(run.get("ended", "?"))
-    if ended == "raised" and run.get("exception"):
-        ended += f" {run['exception']}" + (f": {run['message']}" if run.get("message") else "")
-    elif ended == "abruptly":
-        ended = "abruptly (no run_end: killed, or still running)"
-    parts = [ended, f"{run.get('epochs', 0)} epochs"]
-    if isinstance(run.get("seconds"), int | float):
-        parts.append(fmt_duration(run["seconds"]))
-    if isinstance(run.get("overhead_share"), int | float):
-        parts.append(f"epochwatch overhead {fmt_pct(run['overhead_share'])} of epoch time")
-    return " · ".join(parts)
-
-
 def _read(run: Mapping[str, Any]) -> str:
     r = run.get("read", {})
     text = f"{run.get('path')} ({r.get('lines', 0)} lines, "
@@ -161,7 +147,7 @@ def render_findings(out: IO[str], findings: Sequence[Mapping[str, Any]]) -> None
     if not findings:
         out.write("findings  none\n")
         return
-    out.write(f"findings ({len(findings)})\n")
+    out.write(f"findings ({headline.findings(findings)})\n")
     for f in findings:
         sev = str(f.get("severity", "info")).upper()
         epoch = f" @epoch {f['epoch']}" if f.get("epoch") is not None else ""
@@ -220,7 +206,7 @@ def render_run(out: IO[str], run: Mapping[str, Any]) -> None:
     out.write(f"== run {run.get('run_id')} ==\n")
     fp = run.get("fingerprint") or {}
     out.write(f"trace     {_read(run)}\n")
-    out.write(f"ended     {_ended(run)}\n")
+    out.write(f"ended     {headline.ended(run)}\n")
     out.write(f"versions  {_versions(fp)}\n")
     out.write(f"host      {_host(fp)}\n")
     out.write(f"GPU       {_gpus(fp)}\n")

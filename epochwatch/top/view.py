@@ -96,6 +96,11 @@ def _findings(r: RunState, w: int, _now: float, _a: bool) -> str:
     return " ".join(f"{n}{severity[0]}" for severity, n in reversed(list(counts.items())) if n)
 
 
+def _retraces(r: RunState, _w: int, _now: float, _a: bool) -> str:
+    """New traces after warm-up; '57+' when only the end of a large trace was read."""
+    return f"{r.retraces}+" if r.partial and r.retraces_said is None else str(r.retraces)
+
+
 def _allreduce(r: RunState, _w: int, _now: float, _a: bool) -> str:
     """The newest epoch's share spent in the all-reduce step: of several workers of one job on
     this host, the one with the lowest share is the one the others wait for."""
@@ -138,7 +143,7 @@ COLUMNS = (
     Column("AGO", 4, 5, True, _age),
     Column("RSS", 8, 1, True, lambda r, w, n, a: _bytes(r.rss)),
     Column("GPU", 8, 3, True, lambda r, w, n, a: _bytes(r.gpu)),
-    Column("RETR", 4, 3, True, lambda r, w, n, a: str(r.retraces)),
+    Column("RETR", 4, 3, True, _retraces),
     Column("LOSS", 8, 7, True, lambda r, w, n, a: "-" if r.loss is None else fmt_number(r.loss)),
     Column("WORKER", 8, 6, False, lambda r, w, n, a: r.worker or "-"),
     Column("ALLRED", 6, 6, True, _allreduce),

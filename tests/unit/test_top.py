@@ -64,6 +64,29 @@ def test_a_run_is_folded_from_its_records() -> None:
     assert s.state == "done" and not s.running and ("retrace_storm", "f") in s.findings
 
 
+def test_findings_are_counted_per_severity_as_every_view_counts_them() -> None:
+    s = RunState("x")
+    for rec in _records():
+        s.add(rec)
+    s.add({"type": "finding", "kind": "slowdown", "severity": "warning", "title": "slower"})
+    s.add({"type": "finding", "kind": "disk_growth", "severity": "info", "title": "grows", "target": "/c"})
+    s.add({"type": "finding", "kind": "slowdown", "severity": "warning", "title": "slower"})  # a copy
+    lines = view.render([s], 160, 24, source="x", now=syn.T0 + 100)
+    row = lines[2].text
+    assert "1 warn 1 info" in row and "2 warn" not in row
+    narrow = view.render([s], 80, 24, source="x", now=syn.T0 + 100)[2].text
+    assert "1w 1i" in narrow or "1 warn 1 info" in narrow
+
+
+def test_the_daemons_retrace_count_wins_over_a_trace_read_from_near_its_end() -> None:
+    s = RunState("x", partial=True)
+    for rec in _records():
+        s.add(rec)
+    assert s.retraces == 1 and view.render([s], 160, 24, source="x")[2].text.count(" 1+ ") == 1
+    s.retraces_said = 57  # the daemon read every epoch
+    assert s.retraces == 57
+
+
 def test_a_trace_is_tailed_by_offset_partial_lines_included(tmp_path: Path) -> None:
     path = tmp_path / "r.jsonl"
     recs = _records(n=4)
