@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from epochwatch import environment
 from epochwatch.analysis.ledger import Ledger
+from epochwatch.analysis.units import evidence_unit, fmt_evidence
 
 if TYPE_CHECKING:
     from epochwatch.recorder import Recorder
@@ -95,7 +96,12 @@ def _markdown(rec: dict[str, Any]) -> str:
     lines = [f"**{rec.get('severity')}** `{rec.get('kind')}`: {rec.get('title')}", ""]
     evidence = rec.get("evidence")
     if isinstance(evidence, dict):
-        lines += [f"- {k}: {v}" for k, v in list(evidence.items())[:20] if not isinstance(v, dict | list)]
+        unit = evidence_unit(str(rec.get("kind")), evidence)  # with units, as the reports show it
+        lines += [
+            f"- {k}: {fmt_evidence(str(k), v, unit)}"
+            for k, v in list(evidence.items())[:20]
+            if not isinstance(v, dict | list)
+        ]
     if rec.get("hint"):
         lines += ["", f"Fix: {rec['hint']}"]
     return "\n".join(lines)

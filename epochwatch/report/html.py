@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from epochwatch import __version__
 from epochwatch.analysis.findings import SEVERITIES
-from epochwatch.analysis.units import fmt_bytes, fmt_number, fmt_seconds
+from epochwatch.analysis.units import fmt_bytes, fmt_in, fmt_number
 from epochwatch.report import headline, html_evidence, plots
 from epochwatch.report.html_style import CSS
 from epochwatch.report.summary import table_indexes
@@ -254,18 +254,6 @@ def _figure(out: IO[str], fig: Mapping[str, Any], uid: str) -> None:
     out.write("</figure>\n")
 
 
-def _cell(unit: str, v: Any) -> str:
-    if not isinstance(v, int | float) or isinstance(v, bool):
-        return "-"
-    if unit == "bytes":
-        return fmt_bytes(float(v))
-    if unit == "seconds":
-        return fmt_seconds(float(v))
-    if unit in ("count", "epoch"):
-        return str(int(v))
-    return fmt_number(float(v))
-
-
 def _table(out: IO[str], run: Mapping[str, Any]) -> None:
     table = run.get("epoch_table") or {}
     rows = table.get("rows") or []
@@ -283,7 +271,7 @@ def _table(out: IO[str], run: Mapping[str, Any]) -> None:
     for i in idx:
         out.write(
             "<tr>"
-            + "".join(f"<td>{_e(_cell(u, v))}</td>" for u, v in zip(units, rows[i], strict=False))
+            + "".join(f"<td>{_e(fmt_in(u, v))}</td>" for u, v in zip(units, rows[i], strict=False))
             + "</tr>"
         )
     out.write("</table></details>\n")

@@ -8,23 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, Any
 
-from epochwatch.analysis.units import fmt_bytes, fmt_number, fmt_pct, fmt_seconds
+from epochwatch.analysis.units import evidence_unit, fmt_bytes, fmt_in, fmt_number, fmt_pct, fmt_seconds
 from epochwatch.report import headline, html_evidence
 
 TEXT_TABLE_ROWS = 40
-_BYTES_KINDS = {"host_memory_growth", "gpu_memory_growth", "disk_growth", "swap_pressure"}
-
-
-def _fmt(unit: str, v: Any) -> str:
-    if v is None or (isinstance(v, float) and v != v):
-        return "-"
-    if unit == "bytes":
-        return fmt_bytes(float(v))
-    if unit == "seconds":
-        return fmt_seconds(float(v))
-    if unit in ("count", "epoch"):
-        return f"{int(v)}" if float(v).is_integer() else fmt_number(float(v))
-    return fmt_number(float(v))
 
 
 def _versions(fp: Mapping[str, Any]) -> str:
@@ -104,16 +91,14 @@ def _read(run: Mapping[str, Any]) -> str:
 
 def _evidence(f: Mapping[str, Any]) -> str:
     ev = f.get("evidence") or {}
-    unit = ev.get("unit") or (
-        "bytes" if f.get("kind") in _BYTES_KINDS else "seconds" if f.get("kind") == "slowdown" else ""
-    )
+    unit = evidence_unit(str(f.get("kind")), ev)
     parts = []
     if "slope_per_epoch" in ev:
         slope = ev["slope_per_epoch"]
         ci = ev.get("slope_ci95") or []
-        s = f"slope {_fmt(unit, slope)}/epoch" if unit else f"slope {fmt_number(slope)}/epoch"
+        s = f"slope {fmt_in(unit, slope)}/epoch"
         if len(ci) == 2 and None not in ci:
-            s += f" (95% CI {_fmt(unit, ci[0]) if unit else fmt_number(ci[0])} to {_fmt(unit, ci[1]) if unit else fmt_number(ci[1])})"
+            s += f" (95% CI {fmt_in(unit, ci[0])} to {fmt_in(unit, ci[1])})"
         parts.append(s)
     if "p_value" in ev and ev["p_value"] is not None:
         parts.append(f"p {ev['p_value']:.2g}")
@@ -184,7 +169,7 @@ def render_table(out: IO[str], run: Mapping[str, Any], rows_limit: int = TEXT_TA
         note = f", {len(shown)} shown"
     out.write(f"epochs ({run.get('epochs', len(rows))}{note})\n")
     headers = ["epoch", "time", "loss", "RSS", "GPU mem", "retraces", "watched"]
-    cells = [[_fmt(u, v) for u, v in zip(units, row, strict=False)] for row in shown]
+    cells = [[fmt_in(u, v) for u, v in zip(units, row, strict=False)] for row in shown]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
     out.write("  " + "  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True)) + "\n")
     for c in cells:
@@ -197,8 +182,8 @@ def render_table(out: IO[str], run: Mapping[str, Any], rows_limit: int = TEXT_TA
         for name, t in trends.items():
             u = unit_of.get(name, "")
             out.write(
-                f"  {labels.get(name, name):<9} {t['sparkline']}  {_fmt(u, t['first'])} -> {_fmt(u, t['last'])}"
-                f" (min {_fmt(u, t['min'])}, max {_fmt(u, t['max'])})\n"
+                f"  {labels.get(name, name):<9} {t['sparkline']}  {fmt_in(u, t['first'])} -> {fmt_in(u, t['last'])}"
+                f" (min {fmt_in(u, t['min'])}, max {fmt_in(u, t['max'])})\n"
             )
 
 
