@@ -137,7 +137,8 @@ def render_findings(out: IO[str], findings: Sequence[Mapping[str, Any]]) -> None
         sev = str(f.get("severity", "info")).upper()
         epoch = f" @epoch {f['epoch']}" if f.get("epoch") is not None else ""
         src = " [from trace]" if f.get("source") == "trace" else ""
-        out.write(f"  {sev:<8} {f.get('kind')}{epoch}{src}: {f.get('title')}\n")
+        target = f" [{f['target']}]" if f.get("target") else ""
+        out.write(f"  {sev:<8} {f.get('kind')}{target}{epoch}{src}: {f.get('title')}\n")
         ev = _evidence(f)
         if ev:
             out.write(f"           evidence: {ev}\n")
