@@ -153,6 +153,9 @@ def test_sparkline() -> None:
     assert sparkline([1, float("nan"), 3]) == "▁ █"
     assert len(sparkline(list(range(1000)), width=40)) == 40
     assert sparkline([]) == ""
+    mib = 1 << 20
+    flat = sparkline([541.0 * mib, 541.2 * mib, 541.7 * mib, 541.0 * mib])  # a flat RSS, as plots draw it
+    assert set(flat) <= set("▃▄▅")  # mid-height, not a climb from ▁ to █
 
 
 def test_a_path_named_twice_is_read_once(tmp_path: Path) -> None:
