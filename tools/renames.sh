@@ -72,14 +72,15 @@ if grep -q '^from epochwatch.fingerprint import environment$' tests/unit/test_re
 fi
 
 # Modules imported by name from their package (`from pkg import a, old`): the name in the
-# import line and its attribute uses (`old.x`) in those files only.
+# import line, its attribute uses (`old.x`) and the module passed as an argument
+# (`setattr(old, ...)`), in those files only.
 rename_imported() {  # package old new
     local pkg="$1" old="$2" new="$3" f
     for f in $(grep -lE "^\s*from ${pkg//./\\.} import .*\b${old}\b" "${FILES[@]}" 2>/dev/null | grep '\.py$' || true); do
         OLD="$old" NEW="$new" PKG="$pkg" perl -pi -e '
             my ($o, $n, $p) = ($ENV{OLD}, $ENV{NEW}, quotemeta($ENV{PKG}));
             if (/^\s*from $p import /) { s/\b$o\b(?!\s+as\b)/$n/g; }
-            else { s/(?<![\w.])$o\.(?=[A-Za-z_])/$n./g; }
+            else { s/(?<![\w.])$o\.(?=[A-Za-z_])/$n./g; s/([(,]\s*)$o(?=\s*[,)])/$1$n/g; }
         ' "$f"
     done
 }
