@@ -33,7 +33,8 @@ move epochwatch/top/daemon.py epochwatch/top/status_source.py
 move epochwatch/environment.py epochwatch/envvars.py
 
 mapfile -t FILES < <(git ls-files -- epochwatch tests bench docs examples hooks README.md \
-    | grep -E '\.(py|md|pyi|sh|txt|toml|cfg|ini)$' | grep -v '^tools/renames\.sh$')
+    | grep -E '\.(py|md|pyi|sh|txt|toml|cfg|ini)$' | grep -v '^tools/renames\.sh$' \
+    | while read -r f; do [ -f "$f" ] && echo "$f"; done)
 
 # Two package docstrings name their modules bare (before the general rules below).
 [ -f epochwatch/analysis/restore/__init__.py ] && perl -pi -e '
