@@ -271,11 +271,12 @@ class Session:
         rec["run_id"] = self.run_id
         rec.setdefault("t", time.time())
         rec["source"] = "daemon"
-        if self.ledger.take(rec) is None:
+        taken = self.ledger.take(rec)
+        if taken is None:
             return  # known already (the hook's copy, or a newer state of it)
         self.trace.write(rec)
         tell_hook(self.connection, rec, self.run_id)
-        log_finding(self.run_id, rec, update=update)
+        log_finding(self.run_id, rec, news=taken[1])
 
     def restore_from_trace(self) -> None:
         """Rebuild what a restarted daemon knew about this run from its trace.
