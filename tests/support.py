@@ -13,7 +13,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from epochwatch.analysis.ledger import latest_records
+from epochwatch.analysis.ledger import Ledger
 from epochwatch.trace.reader import iter_records
 
 REPO = Path(__file__).resolve().parent.parent
@@ -77,4 +77,4 @@ def of_type(records: list[dict[str, Any]], type_: str) -> list[dict[str, Any]]:
 def latest_findings(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each finding as last reported (a `finding_update` replaces what it updates), in the
     order first found: what `epochwatch report` and `hook.findings()` show (the ledger's fold)."""
-    return latest_records(records)
+    return Ledger(r for r in records if r["type"] in ("finding", "finding_update")).records()

@@ -51,9 +51,6 @@ class Ledger:
     def __contains__(self, key: object) -> bool:
         return key in self._findings
 
-    def get(self, key: Key) -> Finding | None:
-        return self._findings.get(key)
-
     def findings(self) -> list[Finding]:
         """Each finding as last reported, in the order first found."""
         with self._lock:
@@ -64,9 +61,10 @@ class Ledger:
         with self._lock:
             return list(self._records.values())
 
-    def ended(self) -> list[Finding]:
-        """Episodes that are over (an update said `ended_epoch`)."""
-        return [f for f in self.findings() if f.ended_epoch is not None]
+    def open(self) -> list[Finding]:
+        """The findings whose episode is not over (no update said `ended_epoch`): what is
+        still going on. Counts keep the ended ones: they were found."""
+        return [f for f in self.findings() if f.ended_epoch is None]
 
     def counts(self) -> dict[str, int]:
         """Findings per severity, every severity present (0 when none): what every view counts."""
@@ -94,9 +92,3 @@ def counts_text(counts: Mapping[str, int], short: bool = False) -> str:
     if not parts:
         return "-" if short else "no findings"
     return (" " if short else ", ").join(parts)
-
-
-def latest_records(records: Iterable[Mapping[str, Any]]) -> list[Record]:
-    """Each finding record of a record stream as last reported, in the order first found."""
-    ledger = Ledger(r for r in records if r.get("type") in ("finding", "finding_update"))
-    return ledger.records()

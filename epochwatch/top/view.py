@@ -271,7 +271,7 @@ def render(
 def _finding_lines(runs: Sequence[RunState], width: int, ell: str) -> list[Line]:
     items = []
     for r in runs:
-        for f in r.findings.findings():
+        for f in r.findings.open():  # a recovered episode is counted, but no longer open
             items.append((not r.running, -severity_rank(f.severity), r.run_id, f))
     items.sort(key=lambda t: t[:3])
     out = []

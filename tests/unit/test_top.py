@@ -76,6 +76,19 @@ def test_findings_are_counted_per_severity_as_every_view_counts_them() -> None:
     assert "1 warn 1 info" in row and "2 warn" not in row
     narrow = view.render([s], 80, 24, source="x", now=syn.T0 + 100)[2].text
     assert "1w 1i" in narrow or "1 warn 1 info" in narrow
+    s.add(
+        {
+            "type": "finding_update",
+            "kind": "disk_growth",
+            "severity": "info",
+            "title": "grows",
+            "target": "/c",
+            "update": 1,
+            "ended_epoch": 4,
+        }
+    )
+    text = "\n".join(line.text for line in view.render([s], 160, 24, source="x", now=syn.T0 + 100))
+    assert "1 warn 1 info" in text and "open findings (1)" in text  # recovered: counted, not open
 
 
 def test_the_daemons_retrace_count_wins_over_a_trace_read_from_near_its_end() -> None:
