@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from epochwatch import __version__
 from epochwatch.analysis.findings import SEVERITIES
-from epochwatch.analysis.units import fmt_bytes, fmt_in, fmt_number
+from epochwatch.analysis.units import fmt_in
 from epochwatch.report import headline, html_evidence, plots
 from epochwatch.report.html_style import CSS
 from epochwatch.report.summary import table_indexes
@@ -176,47 +176,7 @@ def _base(path: Any) -> str:
 
 
 def _meta(out: IO[str], run: Mapping[str, Any]) -> None:
-    fp = run.get("fingerprint") or {}
-    tr = run.get("training") or {}
-    read = run.get("read") or {}
-    rows: list[tuple[str, str]] = []
-    skipped = f", {read['skipped']} skipped" if read.get("skipped") else ""
-    if read.get("torn_tail"):
-        skipped += " (torn last line)"
-    rows.append(("trace", f"{run.get('path')} ({read.get('lines', 0)} lines{skipped})"))
-    rows.append(("ended", headline.ended(run)))
-    versions = [
-        f"{k} {fp[k]}"
-        for k in ("python", "tensorflow", "keras", "keras_backend", "torch", "jax", "numpy")
-        if fp.get(k)
-    ]
-    if versions:
-        rows.append(("versions", " · ".join(versions)))
-    host = [str(fp.get("hostname", "?"))]
-    if fp.get("cpu_count"):
-        host.append(f"{fp['cpu_count']} CPUs")
-    if isinstance(fp.get("memory_total_bytes"), int | float):
-        host.append(f"{fmt_bytes(fp['memory_total_bytes'])} memory")
-    if isinstance(fp.get("memory_limit_bytes"), int | float):
-        host.append(f"cgroup limit {fmt_bytes(fp['memory_limit_bytes'])}")
-    rows.append(("host", " · ".join(host)))
-    gpus = [g for g in fp.get("gpus") or [] if isinstance(g, Mapping)]
-    rows.append(
-        ("GPU", ", ".join(f"{g.get('index', '?')}: {g.get('name', '?')}" for g in gpus) or "none seen")
-    )
-    model = []
-    if tr.get("model_class") or tr.get("model"):
-        model.append(" ".join(str(x) for x in (tr.get("model_class"), tr.get("model")) if x))
-    if isinstance(tr.get("params"), int):
-        model.append(f"{tr['params']:,} params")
-    if tr.get("optimizer"):
-        lr = tr.get("learning_rate")
-        model.append(str(tr["optimizer"]) + (f" lr {fmt_number(lr)}" if isinstance(lr, int | float) else ""))
-    for key, label in (("loss", "loss "), ("batch_size", "batch "), ("epochs_planned", "planned epochs ")):
-        if tr.get(key) is not None:
-            model.append(f"{label}{tr[key]}")
-    if model:
-        rows.append(("model", " · ".join(model)))
+    rows = headline.rows(run)
     out.write('<dl class="meta">')
     for k, v in rows:
         out.write(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>")

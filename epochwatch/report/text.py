@@ -8,85 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, Any
 
-from epochwatch.analysis.units import evidence_unit, fmt_bytes, fmt_in, fmt_number, fmt_pct, fmt_seconds
+from epochwatch.analysis.units import evidence_unit, fmt_bytes, fmt_in, fmt_pct, fmt_seconds
 from epochwatch.report import headline, html_evidence
 
 TEXT_TABLE_ROWS = 40
-
-
-def _versions(fp: Mapping[str, Any]) -> str:
-    parts = [
-        f"{name} {fp[name]}"
-        for name in ("python", "tensorflow", "keras", "keras_backend", "torch", "jax", "numpy")
-        if fp.get(name)
-    ]
-    return " · ".join(parts) or "-"
-
-
-def _host(fp: Mapping[str, Any]) -> str:
-    parts = [str(fp.get("hostname", "?"))]
-    if fp.get("cpu_count"):
-        parts.append(f"{fp['cpu_count']} CPUs")
-    if fp.get("memory_total_bytes"):
-        mem = f"{fmt_bytes(fp['memory_total_bytes'])} memory"
-        if fp.get("memory_limit_bytes"):
-            mem += f" (limit {fmt_bytes(fp['memory_limit_bytes'])})"
-        parts.append(mem)
-    return " · ".join(parts)
-
-
-def _gpus(fp: Mapping[str, Any]) -> str:
-    gpus = fp.get("gpus") or []
-    if not gpus:
-        return "none seen"
-    parts = []
-    for g in gpus:
-        if isinstance(g, Mapping):
-            total = f" ({fmt_bytes(g['memory_total_bytes'])})" if g.get("memory_total_bytes") else ""
-            parts.append(f"{g.get('index', '?')}: {g.get('name', '?')}{total}")
-    text = ", ".join(parts)
-    if fp.get("driver"):
-        text += f"; driver {fp['driver']}"
-    cuda = (fp.get("tf_build") or {}).get("cuda_version")
-    if cuda:
-        text += f"; TF built for CUDA {cuda}"
-    return text
-
-
-def _model(tr: Mapping[str, Any]) -> str:
-    if not tr:
-        return "-"
-    parts = []
-    if tr.get("model_class") or tr.get("model"):
-        name = (
-            f"{tr.get('model_class', '')} {tr.get('model', '')!r}".strip()
-            if tr.get("model")
-            else tr["model_class"]
-        )
-        params = f": {tr['params']:,} params" if isinstance(tr.get("params"), int) else ""
-        parts.append(f"{name}{params}")
-    if tr.get("optimizer"):
-        lr = tr.get("learning_rate")
-        parts.append(f"{tr['optimizer']}" + (f" lr {fmt_number(lr)}" if isinstance(lr, int | float) else ""))
-    if tr.get("loss"):
-        parts.append(f"loss {tr['loss']}")
-    if tr.get("batch_size"):
-        parts.append(f"batch {tr['batch_size']}")
-    if tr.get("epochs_planned"):
-        parts.append(f"{tr['epochs_planned']} epochs planned")
-    if tr.get("fits", 1) > 1:
-        parts.append(f"{tr['fits']} fit calls")
-    return " · ".join(parts)
-
-
-def _read(run: Mapping[str, Any]) -> str:
-    r = run.get("read", {})
-    text = f"{run.get('path')} ({r.get('lines', 0)} lines, "
-    if r.get("skipped"):
-        text += f"{r['skipped']} skipped{', torn last line' if r.get('torn_tail') else ''})"
-    else:
-        text += "none skipped)"
-    return text
 
 
 def _evidence(f: Mapping[str, Any]) -> str:
@@ -190,13 +115,8 @@ def render_table(out: IO[str], run: Mapping[str, Any], rows_limit: int = TEXT_TA
 
 def render_run(out: IO[str], run: Mapping[str, Any]) -> None:
     out.write(f"== run {run.get('run_id')} ==\n")
-    fp = run.get("fingerprint") or {}
-    out.write(f"trace     {_read(run)}\n")
-    out.write(f"ended     {headline.ended(run)}\n")
-    out.write(f"versions  {_versions(fp)}\n")
-    out.write(f"host      {_host(fp)}\n")
-    out.write(f"GPU       {_gpus(fp)}\n")
-    out.write(f"model     {_model(run.get('training') or {})}\n")
+    for label, text in headline.rows(run):
+        out.write(f"{label:<9} {text}\n")
     for n in run.get("notices", [])[:5]:
         out.write(f"notice    {n.get('part')}: {n.get('message')}\n")
     render_findings(out, run.get("findings") or [])
