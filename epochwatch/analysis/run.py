@@ -65,6 +65,7 @@ class Run:
     fit_ends: list[Record] = field(default_factory=list)
     fit_end_positions: list[int] = field(default_factory=list)  # epochs recorded before each
     fit_traces: dict[int, float] = field(default_factory=dict)
+    nested_epochs: int = 0  # epochs of fits nested in a custom loop's epochs (not in `series`)
 
     def interval_view(self) -> Run:
         """This run with its interval series in place of the epoch series: what the
@@ -91,6 +92,7 @@ class Run:
             if "loop_epoch" in rec:
                 # A fit's epoch inside a custom loop's epoch (k-fold, sweeps): the loop's epoch
                 # is the unit; the fit is judged with the other fits (models_in_loop).
+                self.nested_epochs += 1
                 return
             self.series.add_epoch(rec)
             self.epochs.append(rec)

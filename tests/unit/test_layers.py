@@ -120,7 +120,7 @@ ANALYSIS_LAYERS: tuple[frozenset[str], ...] = (
         }
     ),
     frozenset({"detectors"}),
-    frozenset({"engine", "files", "jobs", "online", "worker"}),
+    frozenset({"engine", "files", "guarded", "jobs", "online", "worker"}),
 )
 
 
