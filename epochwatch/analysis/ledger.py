@@ -12,7 +12,7 @@ place, with `ended_epoch` set.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from epochwatch.analysis.findings import SEVERITIES, Finding, from_record, is_news
@@ -24,12 +24,24 @@ SHORT_SEVERITY = {"critical": "crit", "warning": "warn", "info": "info"}  # for 
 
 class Ledger:
     """Findings of one run, each as last reported, in the order first found. Thread-safe:
-    the hook's records and the daemon's arrive on different threads."""
+    the hook's records and the daemon's arrive on different threads.
 
-    def __init__(self, records: Iterable[Mapping[str, Any]] = ()) -> None:
+    A process that holds many runs' findings for long (the daemon) bounds what it holds:
+    at most `limit` different (kind, target), each record as `keep` makes it (a small copy).
+    A finding past the limit is still taken (news, for the trace) but not held."""
+
+    def __init__(
+        self,
+        records: Iterable[Mapping[str, Any]] = (),
+        *,
+        limit: int | None = None,
+        keep: Callable[[Mapping[str, Any]], Record] = dict,
+    ) -> None:
         self._findings: dict[Key, Finding] = {}  # insertion order: the order first found
         self._records: dict[Key, Record] = {}
         self._lock = threading.Lock()
+        self._limit = limit
+        self._keep = keep
         for rec in records:
             self.take(rec)
 
@@ -41,8 +53,9 @@ class Ledger:
             before = self._findings.get(finding.key)
             if before is not None and finding.update <= before.update:
                 return None
-            self._findings[finding.key] = finding
-            self._records[finding.key] = dict(rec)
+            if before is not None or self._limit is None or len(self._findings) < self._limit:
+                self._findings[finding.key] = finding
+                self._records[finding.key] = self._keep(rec)
         return finding, is_news(before, finding) and finding.ended_epoch is None
 
     def __len__(self) -> int:

@@ -51,3 +51,15 @@ def test_unknown_severities_count_as_info_and_counts_read_the_same_everywhere() 
     assert counts_text(counts) == "1 warning, 2 info"
     assert counts_text(counts, short=True) == "1 warn 2 info"
     assert counts_text(Ledger().counts()) == "no findings"
+
+
+def test_a_bounded_ledger_holds_small_copies_of_at_most_limit_findings() -> None:
+    ledger = Ledger(limit=2, keep=lambda r: {k: r[k] for k in ("kind", "severity", "target")})
+    for i in range(4):
+        assert ledger.take(_rec(f"k{i}", evidence={"blob": "x" * 1000})) is not None  # each still news
+    assert len(ledger) == 2 and ledger.records() == [
+        {"kind": "k0", "severity": "warning", "target": None},
+        {"kind": "k1", "severity": "warning", "target": None},
+    ]
+    assert ledger.take(_rec("k0", "critical", update=1)) is not None  # a held one still updates
+    assert ledger.counts() == {"info": 0, "warning": 1, "critical": 1}
