@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from epochwatch import environment
+from epochwatch import envvars
 from epochwatch.analysis.ledger import Ledger
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ class MlflowExport:
 
 
 def install(recorder: Recorder) -> None:
-    if not environment.switched_on(environment.EPOCHWATCH_MLFLOW, recorder.environ):
+    if not envvars.switched_on(envvars.EPOCHWATCH_MLFLOW, recorder.environ):
         return
     export = MlflowExport(recorder.guard.run)
     recorder.add_listener(export.on_record, PART)

@@ -16,7 +16,7 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any
 
-from epochwatch import environment
+from epochwatch import envvars
 from epochwatch.analysis.ledger import Ledger
 from epochwatch.analysis.units import evidence_unit, fmt_evidence
 
@@ -108,7 +108,7 @@ def _markdown(rec: dict[str, Any]) -> str:
 
 
 def install(recorder: Recorder) -> None:
-    if not environment.switched_on(environment.EPOCHWATCH_TENSORBOARD, recorder.environ):
+    if not envvars.switched_on(envvars.EPOCHWATCH_TENSORBOARD, recorder.environ):
         return
     export = TensorBoardExport()
     recorder.add_listener(export.on_record, PART)

@@ -14,7 +14,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from epochwatch import environment
+from epochwatch import envvars
 from epochwatch.analysis.findings import RANK, WARNING
 from epochwatch.analysis.ledger import Ledger
 
@@ -51,5 +51,5 @@ class WandbExport:
 
 
 def install(recorder: Recorder) -> None:
-    if environment.switched_on(environment.EPOCHWATCH_WANDB, recorder.environ):
+    if envvars.switched_on(envvars.EPOCHWATCH_WANDB, recorder.environ):
         recorder.add_finding_listener(WandbExport().on_finding, PART)

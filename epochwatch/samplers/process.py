@@ -27,7 +27,7 @@ def gpu(pid: int) -> Sampler:
 
 def fingerprint(samplers: list[Sampler], guard: Any) -> dict[str, Any]:
     """The environment fingerprint with the samplers' inventories (the GPUs, the driver)."""
-    from epochwatch.fingerprint import environment as fingerprint_environment
+    from epochwatch.fingerprint import collect as collect_fingerprint
 
     limit = None
     try:
@@ -36,7 +36,7 @@ def fingerprint(samplers: list[Sampler], guard: Any) -> dict[str, Any]:
         limit = memory_limit_bytes()
     except ImportError:
         pass
-    env = fingerprint_environment(limit)
+    env = collect_fingerprint(limit)
     for sampler in samplers:
         inventory = getattr(sampler, "inventory", None)
         if callable(inventory):

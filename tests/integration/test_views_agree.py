@@ -27,7 +27,7 @@ from epochwatch.analysis.findings import SEVERITIES
 from epochwatch.analysis.ledger import counts_text
 from epochwatch.cli import main
 from epochwatch.console import Console
-from epochwatch.top import view
+from epochwatch.top import layout
 from epochwatch.top.model import RunState
 from epochwatch.top.tail import TraceTail
 from epochwatch.trace.reader import iter_records
@@ -143,7 +143,7 @@ def test_every_view_names_the_same_findings_with_the_same_counts(planted: tuple[
     closing = [ln for ln in stderr.splitlines() if re.match(r"^epochwatch: \d+ epochs, ", ln)]
     assert len(closing) == 1 and f"epochs, {said};" in closing[0], (said, closing)
     assert f"findings ({sum(counts.values())}: {said})" in text
-    row = view.render([tail.state], 200, 24, source="x")[2].text
+    row = layout.render([tail.state], 200, 24, source="x")[2].text
     assert counts_text(counts, short=True) in row
 
 

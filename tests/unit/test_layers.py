@@ -22,7 +22,7 @@ LAYERS: tuple[frozenset[str], ...] = (
         {
             "__init__",
             "guard",
-            "environment",
+            "envvars",
             "fingerprint",
             "identity",
             "intervals",
