@@ -8,18 +8,18 @@ come back over its socket (see trace/socket_sink.py), so the lines are the same 
 modes. EPOCHWATCH_QUIET=1 silences all of it; EPOCHWATCH_QUIET=<severity> (info,
 warning, critical) prints only findings at or above that severity, and the closing line.
 
-The Console also keeps the run's findings, each as last reported (updates replace it), as
-report-JSON dicts: `hook.findings()`.
+The Console also keeps the run's findings in the run's ledger (analysis/ledger.py: each as
+last reported, updates replace it); `findings` gives them as report-JSON dicts: `hook.findings()`.
 """
 
 from __future__ import annotations
 
 import sys
-import threading
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from epochwatch.analysis.findings import RANK, SEVERITIES, WARNING, LatestFindings
+from epochwatch.analysis.findings import RANK, SEVERITIES, WARNING
+from epochwatch.analysis.ledger import Ledger, counts_text
 from epochwatch.text_safety import escape
 
 PREFIX = "epochwatch: "
@@ -48,39 +48,31 @@ class Console:
     def __init__(self, quiet: str | None = None, stream: TextIO | None = None) -> None:
         self.level = threshold(quiet)
         self._stream = stream
-        self._lock = threading.Lock()
-        self._latest = LatestFindings()
-        self.findings: list[dict[str, Any]] = []  # in the order first found; each as last reported
+        self.ledger = Ledger()
         self.trace: str | None = None  # where to read more; set by the hook as soon as known
 
     @property
     def silent(self) -> bool:
         return self.level >= _SILENT
 
+    @property
+    def findings(self) -> list[dict[str, Any]]:
+        """The run's findings as report-JSON dicts, in the order first found, each as last reported."""
+        return [{**f.to_dict(), "source": "trace"} for f in self.ledger.findings()]
+
     def reset(self) -> None:
         """A new run in the same process (a notebook's next fit)."""
-        with self._lock:
-            self._latest.clear()
-            self.findings = []
+        self.ledger.clear()
 
     def observe(self, rec: Mapping[str, Any]) -> None:
         """A `finding` or `finding_update` record, from this process or from the daemon;
         repeats are ignored, updates replace what they update and are said when news."""
-        taken = self._latest.take(rec)
+        taken = self.ledger.take(rec)
         if taken is None:
             return
         finding, news = taken
-        shown = {**finding.to_dict(), "source": "trace"}
-        with self._lock:
-            at = next(
-                (i for i, f in enumerate(self.findings) if (f["kind"], f["target"]) == finding.key), None
-            )
-            if at is None:
-                self.findings.append(shown)
-            else:
-                self.findings[at] = shown
         if news and RANK.get(finding.severity, 0) >= self.level:
-            self._say(self.finding_line(shown))
+            self._say(self.finding_line(finding.to_dict()))
 
     def finding_line(self, finding: Mapping[str, Any]) -> str:
         where = f"epoch {finding['epoch']}" if finding.get("epoch") is not None else "this run"
@@ -94,16 +86,7 @@ class Console:
         )
 
     def closing_line(self, epochs: int, trace: str | None) -> str:
-        counts = {s: 0 for s in SEVERITIES}
-        with self._lock:
-            for f in self.findings:
-                counts[f["severity"]] = counts.get(f["severity"], 0) + 1
-        total = sum(counts.values())
-        found = (
-            ", ".join(f"{counts[s]} {s}" for s in reversed(SEVERITIES) if counts[s])
-            if total
-            else "no findings"
-        )
+        found = counts_text(self.ledger.counts())
         where = f"; trace {trace}" if trace else ""
         noun = "epoch" if epochs == 1 else "epochs"
         return one_line(f"{epochs} {noun}, {found}{where}", 1000)

@@ -60,7 +60,7 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def environment(memory_limit: int | None = None) -> dict[str, Any]:
+def collect(memory_limit: int | None = None) -> dict[str, Any]:
     """Host, interpreter and process facts; cheap (well under a millisecond but for metadata lookups)."""
     vm = psutil.virtual_memory()
     env: dict[str, Any] = {

@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
-from epochwatch import environment, notices
+from epochwatch import envvars, notices
 from epochwatch.console import Console
 from epochwatch.guard import say
 from epochwatch.loop_steps import StepClock
@@ -174,7 +174,7 @@ def _attach_console(rec: Recorder) -> None:
     from epochwatch.runname import in_notebook
 
     notices.in_training_process = True
-    console = Console(rec.environ.get(environment.EPOCHWATCH_QUIET))
+    console = Console(rec.environ.get(envvars.EPOCHWATCH_QUIET))
     _console = console
 
     def on_record(record: dict[str, Any]) -> None:
@@ -197,7 +197,7 @@ def _attach_console(rec: Recorder) -> None:
 def _install() -> None:
     global _recorder
     with _install_lock:
-        if _recorder is not None or environment.disabled():
+        if _recorder is not None or envvars.disabled():
             return
         rec = Recorder()
         _recorder = rec

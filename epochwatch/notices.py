@@ -16,7 +16,7 @@ import os
 import socket
 from pathlib import Path
 
-from epochwatch import environment
+from epochwatch import envvars
 from epochwatch.guard import say
 
 # Set by the hook: this process is a training process (repeat notices are held back).
@@ -25,7 +25,7 @@ in_training_process = False
 
 def debug(message: str) -> None:
     """Said only with EPOCHWATCH_DEBUG set (to anything but 0)."""
-    if os.environ.get(environment.EPOCHWATCH_DEBUG, "") not in ("", "0"):
+    if os.environ.get(envvars.EPOCHWATCH_DEBUG, "") not in ("", "0"):
         say(message)
 
 

@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from epochwatch.analysis.ledger import Ledger
 from epochwatch.trace.reader import iter_records
 
 REPO = Path(__file__).resolve().parent.parent
@@ -75,9 +76,5 @@ def of_type(records: list[dict[str, Any]], type_: str) -> list[dict[str, Any]]:
 
 def latest_findings(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each finding as last reported (a `finding_update` replaces what it updates), in the
-    order first found: what `epochwatch report` and `hook.findings()` show."""
-    latest: dict[tuple[Any, Any], dict[str, Any]] = {}
-    for r in records:
-        if r["type"] in ("finding", "finding_update"):
-            latest[(r["kind"], r.get("target"))] = r
-    return list(latest.values())
+    order first found: what `epochwatch report` and `hook.findings()` show (the ledger's fold)."""
+    return Ledger(r for r in records if r["type"] in ("finding", "finding_update")).records()

@@ -111,11 +111,19 @@ def _accounts(view: RunAtEpoch, sus: Suspect, times: Window, measure: str) -> di
     return {"test": "accounts", "share_of_added_time": round(min(share, 9.99), 3)}
 
 
+def uses_device(view: RunAtEpoch, device: str, indexes: list[int]) -> bool:
+    """Whether the run itself is on `device` in these epochs (NVML listed it there)."""
+    for i in indexes:
+        own = view.value("gpu_self_sm", i, device)
+        mem = view.value("gpu_proc", i, device)
+        if own == own or (mem == mem and mem > 0):
+            return True
+    return False
+
+
 def _mechanism(view: RunAtEpoch, sus: Suspect, times: Window, measure: str) -> dict[str, Any] | None:
     idx = times.indexes
     if sus.series == "gpu_others_sm":
-        from epochwatch.analysis.detectors.gpu_contention import uses_device
-
         if sus.key is not None and uses_device(view, sus.key, idx[-10:]):
             return {"test": "mechanism", "mechanism": f"they share GPU {sus.key} with this run"}
         return None

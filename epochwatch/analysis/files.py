@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from epochwatch.analysis.engine import analyze
-from epochwatch.analysis.findings import Finding, from_record, sort_findings
+from epochwatch.analysis.findings import Finding, sort_findings
 from epochwatch.analysis.restore.lineage import Lineage
 from epochwatch.analysis.restore.parents import ParentCache
 from epochwatch.analysis.run import Run, load_run
@@ -50,15 +50,16 @@ def analyze_file(
     run = load_run(path, max_epoch_records=EPOCH_RECORDS, stats=ReadStats(on_read=on_read))
     if lineage is not None:
         lineage.annotate(run)
+    findings, recorded = run_findings(run, parents)
+    return Analyzed(Path(path), run, findings, recorded)
+
+
+def run_findings(run: Run, parents: ParentCache | None = None) -> tuple[list[Finding], list[Finding]]:
+    """A run's findings: (the replay's, each as last reported; those its trace carries,
+    from its ledger, that the replay did not find again)."""
     findings = analyze(run, parents=parents, episodes=True)
     keys = {f.key for f in findings}
-    recorded = []
-    for rec in run.findings:
-        f = from_record(rec)
-        if f.key not in keys:
-            keys.add(f.key)
-            recorded.append(f)
-    return Analyzed(Path(path), run, findings, sort_findings(recorded))
+    return findings, sort_findings([f for f in run.ledger.findings() if f.key not in keys])
 
 
 def analyze_paths(

@@ -8,7 +8,6 @@ which it was first detected. docs/findings.md describes every kind.
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -125,30 +124,6 @@ def is_news(before: Finding | None, after: Finding) -> bool:
     if after.update and after.update <= before.update:
         return False  # a repeat (the daemon's copy of what was already said)
     return severity_rank(after.severity) > severity_rank(before.severity) or newly_explained(before, after)
-
-
-class LatestFindings:
-    """Each (kind, target)'s finding as last reported, from records as they arrive: the
-    hook's own and the daemon's copies, so repeats and older states arriving late are
-    dropped. What the console, `hook.findings()` and the exporters share."""
-
-    def __init__(self) -> None:
-        self._by_key: dict[tuple[str, str | None], Finding] = {}
-        self._lock = threading.Lock()
-
-    def take(self, rec: Mapping[str, Any]) -> tuple[Finding, bool] | None:
-        """(the finding, whether it is news) for a record newer than what was known, else None."""
-        finding = from_record(rec)
-        with self._lock:
-            before = self._by_key.get(finding.key)
-            if before is not None and finding.update <= before.update:
-                return None
-            self._by_key[finding.key] = finding
-        return finding, is_news(before, finding) and finding.ended_epoch is None
-
-    def clear(self) -> None:
-        with self._lock:
-            self._by_key.clear()
 
 
 def clean(value: Any) -> Any:

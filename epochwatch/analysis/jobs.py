@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
+from epochwatch.analysis.detectors.straggler import detect_job
 from epochwatch.analysis.files import Analyzed
-from epochwatch.analysis.findings import Finding, sort_findings
-from epochwatch.analysis.series import FIRST
+from epochwatch.analysis.findings import sort_findings
+from epochwatch.analysis.job import Job
 
 # Worker facts compared between the straggler and the others (mean over its slow epochs):
 # name -> (path into an epoch record, per second of epoch time?).
@@ -107,35 +107,12 @@ def _facts(an: Analyzed) -> list[dict[str, float]]:
     return out
 
 
-@dataclass
-class JobView:
-    """One attempt of one job: its workers (views) and their epochs aligned by position."""
-
-    job_id: str
-    source: str | None
-    workers: list[dict[str, Any]]
-    world_size: int | None
-    findings: list[Finding] = field(default_factory=list)
-
-    @property
-    def epochs(self) -> int:
-        return min((w["epochs"] for w in self.workers), default=0)
-
-    def column(self, worker: int, name: str) -> list[float]:
-        values = self.workers[worker][name][: self.epochs]
-        return [math.nan if v is None else float(v) for v in values]
-
-    def warm(self, position: int) -> bool:
-        """Warm-up on any worker (first epoch of a fit or loop: compile, first traces)."""
-        return any(w["warm"][position] == FIRST for w in self.workers if position < len(w["warm"]))
-
-
-def group(views: Iterable[Mapping[str, Any]]) -> list[JobView]:
+def group(views: Iterable[Mapping[str, Any]]) -> list[Job]:
     """Views grouped by job id; a worker name seen twice under one id starts another attempt."""
     by_id: dict[str, list[Mapping[str, Any]]] = {}
     for v in views:
         by_id.setdefault(str(v["job_id"]), []).append(v)
-    jobs: list[JobView] = []
+    jobs: list[Job] = []
     for job_id, members in by_id.items():
         members.sort(key=lambda v: (v.get("start") or 0.0, v.get("rank") or 0, v["run_id"]))
         attempts: list[list[Mapping[str, Any]]] = []
@@ -155,21 +132,19 @@ def group(views: Iterable[Mapping[str, Any]]) -> list[JobView]:
             world = max(declared) if declared else None
             if len(workers) < 2 and not (world and world > 1):
                 continue
-            jobs.append(JobView(job_id, workers[0].get("job_source"), [dict(w) for w in workers], world))
+            jobs.append(Job(job_id, workers[0].get("job_source"), [dict(w) for w in workers], world))
     return jobs
 
 
-def build_jobs(views: Iterable[Mapping[str, Any]]) -> list[JobView]:
+def build_jobs(views: Iterable[Mapping[str, Any]]) -> list[Job]:
     """The jobs among the views, each with its job-level findings."""
-    from epochwatch.analysis.detectors.straggler import detect_job
-
     jobs = group(views)
     for job in jobs:
         job.findings = sort_findings(list(detect_job(job)))
     return jobs
 
 
-def job_entry(job: JobView) -> dict[str, Any]:
+def job_entry(job: Job) -> dict[str, Any]:
     """The report JSON's entry for one job (the contract's `jobs` list)."""
     workers = []
     for w in job.workers:

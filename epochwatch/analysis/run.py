@@ -20,6 +20,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from epochwatch.analysis.ledger import Ledger
+from epochwatch.analysis.retrace_count import RetraceCount
 from epochwatch.analysis.series import EpochSeries
 from epochwatch.trace import schema
 from epochwatch.trace.reader import ReadStats, iter_records
@@ -40,7 +42,8 @@ class Run:
     epochs: list[Record] = field(default_factory=list)
     saves: list[Record] = field(default_factory=list)
     restores: list[Record] = field(default_factory=list)
-    findings: list[Record] = field(default_factory=list)
+    ledger: Ledger = field(default_factory=Ledger)  # the trace's own finding records, folded
+    retraces: RetraceCount = field(default_factory=RetraceCount)  # new traces, as every view counts them
     notices: list[Record] = field(default_factory=list)
     end: Record | None = None
     sample_count: int = 0
@@ -57,7 +60,6 @@ class Run:
     # for each, how many epochs had been recorded when it came (replay order).
     intervals: EpochSeries = field(default_factory=lambda: EpochSeries(restarts=False))
     interval_positions: array[int] = field(default_factory=lambda: array("l"))
-    intervals_dropped: int = 0
     # Fits (fit_end records) and, per fit index, the new tf.function traces of its epochs:
     # repeated fits in one process are judged as a sequence (models_in_loop).
     fit_ends: list[Record] = field(default_factory=list)
@@ -71,9 +73,9 @@ class Run:
         return replace(self, series=self.intervals)
 
     @property
-    def epoch_count(self) -> int:
-        """Epoch records in the run, including any whose whole record was dropped."""
-        return self.series.count
+    def findings(self) -> list[Record]:
+        """The finding records the trace carries, each (kind, target) as last reported."""
+        return self.ledger.records()
 
     @property
     def ended(self) -> str:
@@ -86,6 +88,7 @@ class Run:
         kind = rec.get("type")
         if kind == schema.EPOCH:
             self._count_fit_traces(rec)
+            self.retraces.add(rec)
             if "loop_epoch" in rec:
                 # A fit's epoch inside a custom loop's epoch (k-fold, sweeps): the loop's epoch
                 # is the unit; the fit is judged with the other fits (models_in_loop).
@@ -101,7 +104,6 @@ class Run:
                 self.epochs_dropped += drop
         elif kind == schema.INTERVAL:
             if self.intervals.limit is None and self.intervals.count >= MAX_INTERVALS:
-                self.intervals_dropped += 1
                 return
             self.intervals.add_epoch(rec)
             if self.intervals.limit is None:
@@ -125,7 +127,7 @@ class Run:
             self.restores.append(rec)
             self.restore_positions.append(self.series.count)
         elif kind in schema.FINDINGS:
-            self._add_finding(rec)
+            self.ledger.take(rec)
         elif kind == schema.NOTICE:
             self.notices.append(rec)
         elif kind == schema.RUN_END:
@@ -136,17 +138,6 @@ class Run:
         new = retraces.get("new") if isinstance(retraces, dict) else None
         if isinstance(fit, int) and isinstance(new, int | float) and not isinstance(new, bool):
             self.fit_traces[fit] = self.fit_traces.get(fit, 0.0) + new
-
-    def _add_finding(self, rec: Record) -> None:
-        """An update of an episode (a `finding_update` record) replaces the finding it
-        updates, so `findings` holds each (kind, target) as last reported."""
-        if rec.get("type") == schema.FINDING_UPDATE:
-            key = (rec.get("kind"), rec.get("target"))
-            for i, old in enumerate(self.findings):
-                if (old.get("kind"), old.get("target")) == key:
-                    self.findings[i] = rec
-                    return
-        self.findings.append(rec)
 
 
 def load_run(

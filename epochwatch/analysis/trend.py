@@ -332,17 +332,12 @@ def _l1_line(y: Sequence[float], slope: float) -> float:
     return sum(abs(v - intercept - slope * i) for i, v in enumerate(y))
 
 
-def _l1_about_median(part: Sequence[float]) -> float:
-    m = median(part)
-    return sum(abs(v - m) for v in part)
-
-
 def _l1_prefix_costs(y: Sequence[float]) -> list[float]:
     """costs[k] = L1 distance of y[:k] about its median, for every k, in O(n log n).
 
     Two heaps split the values seen at their median: the distance is the upper half's sum
     less the lower half's (the middle value of an odd count, in the lower heap, is the
-    median and adds nothing). Same value as `_l1_about_median(y[:k])` for each k.
+    median and adds nothing). The same value as summing |v - median(y[:k])| over y[:k].
     """
     low: list[float] = []  # max-heap (negated): the smaller half, one more when odd
     high: list[float] = []  # min-heap: the larger half

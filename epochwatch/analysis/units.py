@@ -1,8 +1,26 @@
-"""Human units for titles and tables: bytes in binary units, durations, rates."""
+"""Human units for titles, tables and evidence: bytes in binary units, durations, rates.
+
+The one home of the unit vocabulary (`UNITS`), of which finding kinds measure bytes
+(`BYTES_KINDS`), and of formatting a value in its unit (`fmt_in`) or an evidence entry by
+its key and its finding's unit (`fmt_evidence`): the text report, the HTML report and the
+exporters all read them here, so a number reads the same wherever it is shown.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
+
+UNITS = ("bytes", "seconds", "count", "number", "epoch")
+# Kinds whose trend (slope, levels, limits) is in bytes; a slowdown's is in seconds.
+BYTES_KINDS = frozenset(
+    {"host_memory_growth", "gpu_memory_growth", "disk_growth", "swap_pressure", "gpu_memory_pressure"}
+)
+# Evidence keys in the finding's own unit (bytes for leaks, seconds for slowdowns).
+LEVEL_KEYS = frozenset(
+    {"slope_per_epoch", "slope_ci95", "start", "now", "baseline", "level", "limit", "run_baseline"}
+)
 
 _BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
@@ -63,3 +81,53 @@ def fmt_number(x: float) -> str:
 
 def fmt_pct(x: float) -> str:
     return "-" if x != x else f"{100 * x:.1f}%"
+
+
+def evidence_unit(kind: str, evidence: Mapping[str, Any]) -> str:
+    """The unit of a finding's trend: its evidence's own `unit` when it says one, else by kind."""
+    said = evidence.get("unit")
+    if isinstance(said, str) and said in UNITS:
+        return said
+    if kind == "disk_growth" and evidence.get("series") == "files":
+        return "count"
+    if kind in BYTES_KINDS:
+        return "bytes"
+    if kind == "slowdown":
+        return "seconds"
+    return "number"
+
+
+def fmt_in(unit: str, v: Any) -> str:
+    """A number in its unit (table cells, slopes); '-' for missing or NaN."""
+    if v is None or isinstance(v, bool) or not isinstance(v, int | float) or v != v:
+        return "-"
+    if unit == "bytes":
+        return fmt_bytes(float(v))
+    if unit == "seconds":
+        return fmt_seconds(float(v))
+    if unit in ("count", "epoch"):
+        return f"{int(v)}" if float(v).is_integer() else fmt_number(float(v))
+    return fmt_number(float(v))
+
+
+def fmt_evidence(key: str, v: Any, unit: str) -> str:
+    """One evidence value, by its key's suffix (`_bytes`, `_seconds`, `share`) and the
+    finding's unit for the keys in it (LEVEL_KEYS)."""
+    if isinstance(v, bool) or v is None:
+        return str(v).lower()
+    if not isinstance(v, int | float):
+        text = str(v)
+        return text if len(text) <= 200 else text[:199] + "…"
+    if key == "bytes" or key.endswith("_bytes") or (unit == "bytes" and key in LEVEL_KEYS):
+        return fmt_bytes(float(v))
+    if key == "seconds_to_limit":
+        return fmt_duration(float(v))
+    if key.endswith("_seconds") or (unit == "seconds" and key in LEVEL_KEYS):
+        return fmt_seconds(float(v))
+    if key.endswith("share"):
+        return fmt_pct(float(v))
+    if key.startswith("p_value"):
+        return f"{v:.2g}"
+    if isinstance(v, int):
+        return f"{v:,}" if abs(v) >= 10_000 else str(v)
+    return fmt_number(float(v))

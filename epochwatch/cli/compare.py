@@ -19,13 +19,16 @@ from pathlib import Path
 from statistics import median
 from typing import IO, Any
 
-from epochwatch.analysis.findings import clean, severity_rank
+from epochwatch.analysis.files import run_findings
+from epochwatch.analysis.findings import Finding, clean, severity_rank
 from epochwatch.analysis.restore import compare_findings, record_fields
 from epochwatch.analysis.restore.lineage import MATCH_SHA256, build_lineage
 from epochwatch.analysis.restore.settings import SHIFT_STD_RATIO, SHIFT_Z
 from epochwatch.analysis.run import Run, load_run
-from epochwatch.analysis.units import fmt_number, fmt_seconds
+from epochwatch.analysis.units import fmt_bytes, fmt_number, fmt_seconds
 from epochwatch.cli.base import UsageError
+from epochwatch.report.plots import MIN_REL_SPAN
+from epochwatch.report.sparkline import sparkline
 from epochwatch.text_safety import escape_tree
 from epochwatch.trace.reader import TraceError, find_traces
 
@@ -56,25 +59,6 @@ class Section:
         if changed is None:
             changed = b != n and "-" not in (b, n)
         self.rows.append(Row(label, b, n, changed))
-
-
-def sparkline(values: list[float], width: int = 24) -> str:
-    """A loss curve in block characters (bucket means; flat is all low blocks)."""
-    blocks = "▁▂▃▄▅▆▇█"
-    finite = [v for v in values if math.isfinite(v)]
-    if not finite:
-        return ""
-    n = len(finite)
-    pts = finite
-    if n > width:
-        pts = [
-            sum(finite[b * n // width : (b + 1) * n // width]) / ((b + 1) * n // width - b * n // width)
-            for b in range(width)
-        ]
-    lo, hi = min(pts), max(pts)
-    if hi - lo <= abs(hi) * 1e-9:
-        return blocks[0] * len(pts)
-    return "".join(blocks[min(len(blocks) - 1, int((p - lo) / (hi - lo) * len(blocks)))] for p in pts)
 
 
 def _text(v: Any) -> str:
@@ -172,6 +156,21 @@ def _slower(b: float | None, n: float | None) -> bool:
     return b is not None and n is not None and b > 0 and (n / b >= TIME_RATIO or b / n >= TIME_RATIO)
 
 
+def _rss(run: Run) -> list[float]:
+    """The host RSS of each epoch after warm-up (compile and first traces left out)."""
+    s = run.series
+    return [v for v in (s.value("rss", i) for i in s.indexes()) if v == v]
+
+
+def _grew_apart(base: list[float], new: list[float]) -> bool:
+    """One run's RSS grew by a share of its level that the other's did not (the plots'
+    MIN_REL_SPAN: less looks flat in a plot, and is not called a change here either)."""
+    if not base or not new:
+        return False
+    level = max(base[0], new[0], 1.0)
+    return abs((new[-1] - new[0]) - (base[-1] - base[0])) >= MIN_REL_SPAN * level
+
+
 def sections(base: Run, new: Run) -> list[Section]:
     """The side-by-side table."""
     be, ne = _env(base), _env(new)
@@ -227,13 +226,23 @@ def sections(base: Run, new: Run) -> list[Section]:
         _slower(first_b, first_n),
     )
 
+    memory = Section("Memory and retraces (after warm-up)")
+    rb, rn = _rss(base), _rss(new)
+    memory.add("RSS first", fmt_bytes(rb[0]) if rb else None, fmt_bytes(rn[0]) if rn else None, False)
+    memory.add(
+        "RSS last", fmt_bytes(rb[-1]) if rb else None, fmt_bytes(rn[-1]) if rn else None, _grew_apart(rb, rn)
+    )
+    memory.add("RSS trend", sparkline(rb, 24) or None, sparkline(rn, 24) or None, False)
+    tb, tn = base.retraces.after_warmup, new.retraces.after_warmup
+    memory.add("new tf.function traces", tb, tn, tb != tn and max(tb, tn) > 0)
+
     curve = Section("Loss curve")
     bl, nl = _losses(base), _losses(new)
     curve.add("first", bl[0] if bl else None, nl[0] if nl else None, False)
     curve.add("last", bl[-1] if bl else None, nl[-1] if nl else None, False)
     curve.add("min", min(bl) if bl else None, min(nl) if nl else None, False)
     curve.add("curve", sparkline(bl, 24) or None, sparkline(nl, 24) or None, False)
-    return [s for s in (fp, tr, inputs, times, curve) if s.rows]
+    return [s for s in (fp, tr, inputs, times, memory, curve) if s.rows]
 
 
 def relation(base: Run, new: Run) -> Record:
@@ -252,6 +261,14 @@ def relation(base: Run, new: Run) -> Record:
     return {"relation": "unrelated", "text": "unrelated: no restore of one matches a save of the other"}
 
 
+def _only_in(run: Run, other: Run) -> list[Finding]:
+    """The run's own findings (report's: the replay's and its trace's) that the other run
+    does not have: what NEW does that BASE did not (a leak, a retrace storm)."""
+    analysis, recorded = run_findings(run)
+    theirs = {f.key for part in run_findings(other) for f in part}
+    return [f for f in [*analysis, *recorded] if f.key not in theirs]
+
+
 def compare(base: Run, new: Run) -> Record:
     """Everything `compare` says, as plain data (the JSON output)."""
     rel = relation(base, new)
@@ -259,6 +276,7 @@ def compare(base: Run, new: Run) -> Record:
     found = [
         record_fields(f) for f in (compare_findings(new, base) if reverse else compare_findings(base, new))
     ]
+    found += [{**record_fields(f), "only_in": "NEW"} for f in _only_in(new, base)]
     found = sorted(found, key=lambda f: (-severity_rank(f["severity"]), f["kind"]))
     secs = sections(base, new)
     changes = [
@@ -304,7 +322,8 @@ def render_text(result: Record, out: IO[str]) -> None:
     if not result["findings"]:
         out.write("  none\n")
     for f in result["findings"]:
-        out.write(f"  [{f['severity']}] {f['kind']}: {f['title']}\n")
+        only = " (NEW only)" if f.get("only_in") else ""
+        out.write(f"  [{f['severity']}] {f['kind']}{only}: {f['title']}\n")
         if f.get("hint"):
             out.write(f"      fix: {f['hint']}\n")
 

@@ -25,7 +25,7 @@ from epochwatch.analysis.restore.lineage import Lineage
 from epochwatch.analysis.restore.parents import ParentCache
 from epochwatch.analysis.restore.scan import scan_lineage
 from epochwatch.cli.base import UsageError
-from epochwatch.report import figures, overlay, progress
+from epochwatch.report import figures, overlay, progress_bar
 from epochwatch.report import html as html_report
 from epochwatch.report import json as json_report
 from epochwatch.report import text as text_report
@@ -43,7 +43,7 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _counted(files: Sequence[Path], bar: progress.Progress | None) -> Iterator[Path]:
+def _counted(files: Sequence[Path], bar: progress_bar.Progress | None) -> Iterator[Path]:
     """The files, advancing `bar` by each one's size once the consumer moves past it."""
     for f in files:
         if bar is not None:
@@ -79,7 +79,7 @@ class ReportCommand:
         html = args.format == "html"
         files, path_problems = find_traces(args.paths)
         sizes = sum(_size(f) for f in files)
-        bar = progress.for_stream(getattr(sys.stderr, "unsafe", sys.stderr), sizes * 2)
+        bar = progress_bar.for_stream(getattr(sys.stderr, "unsafe", sys.stderr), sizes * 2)
         runs: list[dict[str, Any]] = []
         problems: list[str] = []
         lineage: Lineage | None = None
@@ -139,7 +139,7 @@ class ReportCommand:
         files: Sequence[Path],
         path_problems: Sequence[str],
         lineage: Lineage,
-        bar: progress.Progress | None,
+        bar: progress_bar.Progress | None,
     ) -> Iterator[dict[str, Any] | str]:
         """Each trace's summary (or one-line problem), in file order; in parallel when asked.
 

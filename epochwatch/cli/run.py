@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import epochwatch
-from epochwatch import environment
+from epochwatch import envvars
 from epochwatch.cli.base import UsageError
 
 
@@ -30,8 +30,8 @@ def child_environment(environ: dict[str, str]) -> dict[str, str]:
     env = dict(environ)
     shims = str(shim_dir())
     env["PYTHONPATH"] = os.pathsep.join([shims, *filter(None, [env.get("PYTHONPATH")])])
-    env[environment.EPOCHWATCH_RUN] = "1"
-    env[environment.EPOCHWATCH_PATH] = str(Path(epochwatch.__file__).resolve().parent.parent)
+    env[envvars.EPOCHWATCH_RUN] = "1"
+    env[envvars.EPOCHWATCH_PATH] = str(Path(epochwatch.__file__).resolve().parent.parent)
     return env
 
 

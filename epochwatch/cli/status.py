@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from epochwatch.cli.base import UsageError
-from epochwatch.environment import DEFAULT_SOCKET, socket_path
+from epochwatch.envvars import DEFAULT_SOCKET, socket_path
 from epochwatch.text_safety import escape_tree
 from epochwatch.trace.client import DaemonUnavailable, query_status
 

@@ -14,9 +14,9 @@ import os
 import sys
 
 from epochwatch.cli.base import UsageError
-from epochwatch.environment import DEFAULT_SOCKET, socket_path, trace_dir
-from epochwatch.top import screen, view
-from epochwatch.top.daemon import DaemonSource
+from epochwatch.envvars import DEFAULT_SOCKET, socket_path, trace_dir
+from epochwatch.top import layout, screen
+from epochwatch.top.status_source import DaemonSource
 from epochwatch.top.tail import DirSource
 from epochwatch.trace.client import DaemonUnavailable
 
@@ -53,11 +53,11 @@ class TopCommand:
             raise UsageError("--interval must be a positive number of seconds")
         source = choose_source(args)
         if args.once or not (sys.stdout.isatty() and sys.stdin.isatty()):
-            width, _ = view.terminal_size()
+            width, _ = layout.terminal_size()
             runs = source.poll()
-            lines = view.render(
+            lines = layout.render(
                 runs,
-                max(view.MIN_WIDTH, width),
+                max(layout.MIN_WIDTH, width),
                 10_000,
                 source=source.label,
                 error=source.error,

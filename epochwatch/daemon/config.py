@@ -19,7 +19,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - 3.10
     import tomli as tomllib
 
-from epochwatch.environment import DEFAULT_SOCKET
+from epochwatch.envvars import DEFAULT_SOCKET
 from epochwatch.trace.protocol import MAX_LINE_BYTES
 
 DEFAULT_STATE_DIR = "/var/lib/epochwatch"

@@ -32,22 +32,24 @@ def tell_hook(conn: Peer | None, rec: Record, run_id: str) -> None:
         log.debug("run %s: finding not sent to the hook: %s", run_id, exc)
 
 
-def log_finding(run_id: str, rec: Record, *, update: bool) -> None:
-    """One log line: a warning for a new finding, an info line for an episode's update."""
-    if update:  # the same finding again, grown or ended: one quieter line
-        log.info(
+# A finding's severity as a log level: the journal's priority says what the finding says.
+LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "critical": logging.CRITICAL}
+
+
+def log_finding(run_id: str, rec: Record, *, news: bool) -> None:
+    """One log line at the finding's own severity; an episode's update that is not news
+    (it grew, or ended) at debug: the trace and the report have it."""
+    severity = str(rec.get("severity", "info"))
+    level = LEVELS.get(severity, logging.INFO) if news else logging.DEBUG
+    if rec.get("update"):
+        log.log(
+            level,
             "run %s: update %s of %s (%s): %s",
             run_id,
             rec.get("update"),
             rec.get("kind"),
-            rec.get("severity", "info"),
+            severity,
             rec.get("title"),
         )
         return
-    log.warning(
-        "run %s: %s finding %s: %s",
-        run_id,
-        rec.get("severity", "info"),
-        rec.get("kind"),
-        rec.get("title"),
-    )
+    log.log(level, "run %s: %s finding %s: %s", run_id, severity, rec.get("kind"), rec.get("title"))

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from epochwatch import __version__
+from epochwatch.analysis.ledger import Ledger
+from epochwatch.analysis.retrace_count import RetraceCount
 from epochwatch.daemon.analyzer import Analyzer
 from epochwatch.daemon.config import Sampling
 from epochwatch.daemon.findings import log_finding, tell_hook
@@ -37,6 +39,8 @@ Record = dict[str, Any]
 REPLAY_EPOCHS = 300
 # Records the hook can hold unacknowledged (its queue): a handover never reaches further back.
 HOOK_QUEUE_RECORDS = 10_000
+# What status says of each finding: enough for `top` to fold it into its ledger (update, ended).
+SUMMARY_FINDING_FIELDS = ("kind", "severity", "title", "target", "epoch", "update", "ended_epoch")
 # `ended` of a run whose hook took the rest over (no run_end in this trace: it is in the hook's).
 HANDED_OVER = "handed over to the hook"
 
@@ -72,10 +76,9 @@ class Session:
         self.last_epoch: int | None = None
         self.last_epoch_t: float | None = None
         self.last_epoch_seconds: float | None = None
-        self.retraces = 0  # tf.function traces over the run's epochs (epoch.retraces.new), for metrics
-        self.findings: list[Record] = []
+        self.retrace_count = RetraceCount()  # tf.function traces over the run's epochs: metrics, status
+        self.ledger = Ledger()  # the run's findings, the hook's and the daemon's, as last reported
         self.pending_analysis: list[Record] = []
-        self._finding_keys: set[tuple[str, str]] = set()
         self.watched: dict[str, str] = {}  # resolved path -> role
         self.pending_watches: dict[str, str] = {}  # asked-for path that does not exist yet -> role
         self.ended: str | None = None  # run_end.ended once the hook sent it
@@ -109,6 +112,16 @@ class Session:
     @property
     def trace_path(self) -> Path:
         return self.trace.path
+
+    @property
+    def retraces(self) -> int:
+        """Every new tf.function trace of the run's epochs (the metrics' counter)."""
+        return self.retrace_count.total
+
+    @property
+    def findings(self) -> list[Record]:
+        """Each finding as last reported (status, top and the metrics read these)."""
+        return self.ledger.records()
 
     # -- records from the hook -------------------------------------------------------------
 
@@ -158,18 +171,9 @@ class Session:
             self.flush()  # the open sample window, go before the last line
             ended = rec.get("ended")
             self.ended = ended if isinstance(ended, str) else "unknown"
-        elif type_ in schema.FINDINGS:
-            key = (str(rec.get("kind")), str(rec.get("target")))
-            update = type_ == schema.FINDING_UPDATE
-            if key in self._finding_keys and not update:
-                self.next_seq = seq + 1
-                return None  # the daemon already wrote this one
-            self._finding_keys.add(key)
-            if update:
-                self.findings = [
-                    f for f in self.findings if (str(f.get("kind")), str(f.get("target"))) != key
-                ]
-            self.findings.append(rec)
+        elif type_ in schema.FINDINGS and self.ledger.take(rec) is None:
+            self.next_seq = seq + 1
+            return None  # the daemon already wrote this one (or a newer state of it)
         # may raise OSError (a full disk, a byte limit): then next_seq stays, the hook resends
         offset = self.trace.offset()
         self.trace.write(rec, essential=type_ == schema.RUN_END)
@@ -254,32 +258,25 @@ class Session:
         self.last_epoch_t = float(t) if isinstance(t, (int, float)) else time.time()
         seconds = rec.get("seconds")
         self.last_epoch_seconds = float(seconds) if isinstance(seconds, (int, float)) else None
-        retraces = rec.get("retraces")
-        new = retraces.get("new") if isinstance(retraces, dict) else None
-        if isinstance(new, int) and not isinstance(new, bool) and new > 0:
-            self.retraces += new
+        self.retrace_count.add(rec)
 
     def _analyze(self, rec: Record) -> None:
         for finding in self.analyzer.add(rec):
             self.write_finding(finding)
 
     def write_finding(self, finding: Record) -> None:
-        key = (str(finding.get("kind")), str(finding.get("target")))
         update = finding.get("type") == schema.FINDING_UPDATE
-        if key in self._finding_keys and not update:
-            return
-        self._finding_keys.add(key)
         rec = dict(finding)
         rec["type"] = schema.FINDING_UPDATE if update else schema.FINDING
         rec["run_id"] = self.run_id
         rec.setdefault("t", time.time())
         rec["source"] = "daemon"
-        if update:  # an episode's update replaces what status, top and the metrics show
-            self.findings = [f for f in self.findings if (str(f.get("kind")), str(f.get("target"))) != key]
-        self.findings.append(rec)
+        taken = self.ledger.take(rec)
+        if taken is None:
+            return  # known already (the hook's copy, or a newer state of it)
         self.trace.write(rec)
         tell_hook(self.connection, rec, self.run_id)
-        log_finding(self.run_id, rec, update=update)
+        log_finding(self.run_id, rec, news=taken[1])
 
     def restore_from_trace(self) -> None:
         """Rebuild what a restarted daemon knew about this run from its trace.
@@ -301,13 +298,7 @@ class Session:
                     self.run_start = rec
                     self.analyzer.start(rec)
                 elif type_ in schema.FINDINGS:
-                    key = (str(rec.get("kind")), str(rec.get("target")))
-                    self._finding_keys.add(key)
-                    if type_ == schema.FINDING_UPDATE:
-                        self.findings = [
-                            f for f in self.findings if (str(f.get("kind")), str(f.get("target"))) != key
-                        ]
-                    self.findings.append(rec)
+                    self.ledger.take(rec)
             new: list[Record] = []
             seen = 0
             for rec in iter_records(self.trace_path):
@@ -397,11 +388,9 @@ class Session:
             "started": self.state.started,
             "attached": self.connection is not None,
             "epochs": self.epochs,
+            "retraces": self.retrace_count.after_warmup,
             "trace": str(self.trace_path),
-            "findings": [
-                {k: f.get(k) for k in ("kind", "severity", "title", "target", "epoch") if k in f}
-                for f in self.findings
-            ],
+            "findings": [{k: f.get(k) for k in SUMMARY_FINDING_FIELDS if k in f} for f in self.findings],
         }
         if self.last_epoch is not None:
             out["epoch"] = self.last_epoch

@@ -1,6 +1,6 @@
 """Everything that touches TF/Keras/JAX/PyTorch internals, installed only once the user imported them.
 
-INTEGRATIONS is the one place an integration is registered: (module that triggers it,
+INTEGRATIONS is the one place an integration (and an exporter, epochwatch/exporters/) is registered: (module that triggers it,
 install function). An install function receives the Recorder and may import
 TensorFlow/Keras freely, because by then the training script already has.
 """
@@ -52,15 +52,22 @@ def _torch(recorder: Recorder) -> None:
     torch.install(recorder)
 
 
-def _exporter(name: str) -> Install:
-    """Findings to a tool the script already uses (TensorBoard, W&B, MLflow): one module each."""
+def _tensorboard(recorder: Recorder) -> None:
+    from epochwatch.exporters import tensorboard
 
-    def install(recorder: Recorder) -> None:
-        import importlib
+    tensorboard.install(recorder)
 
-        importlib.import_module(f"epochwatch.integrations.{name}").install(recorder)
 
-    return install
+def _wandb(recorder: Recorder) -> None:
+    from epochwatch.exporters import wandb
+
+    wandb.install(recorder)
+
+
+def _mlflow(recorder: Recorder) -> None:
+    from epochwatch.exporters import mlflow
+
+    mlflow.install(recorder)
 
 
 def _saving() -> Any:
@@ -80,9 +87,10 @@ INTEGRATIONS: list[tuple[str, str, Install]] = [
     ("jax", "jax integration", _jax),
     ("torch", "torch integration", _torch),
     ("torch", "torch saving integration", lambda rec: _torch_saving().install(rec)),
-    ("tensorflow", "tensorboard export", _exporter("tensorboard")),
-    ("wandb", "wandb export", _exporter("wandb")),
-    ("mlflow", "mlflow export", _exporter("mlflow")),
+    # exporters (epochwatch/exporters/): findings into the tools the script already uses
+    ("tensorflow", "tensorboard export", _tensorboard),
+    ("wandb", "wandb export", _wandb),
+    ("mlflow", "mlflow export", _mlflow),
 ]
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from epochwatch import __version__, environment
+from epochwatch import __version__, envvars
 from epochwatch.guard import Guard
 from epochwatch.intervals import IntervalClock
 from epochwatch.logged import LoggedMetrics
@@ -60,7 +60,7 @@ class Recorder(Intervals, Detection, Setup):
         self.environ = dict(os.environ if environ is None else environ)
         self.guard = Guard()
         self.run_id = new_run_id()
-        self.trace_dir = environment.trace_dir(self.environ)
+        self.trace_dir = envvars.trace_dir(self.environ)
         self._lock = threading.RLock()
         self._sink: Sink | None = None
         self._started = False

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from epochwatch import environment
+from epochwatch import envvars
 from epochwatch.guard import Guard
 from epochwatch.samplers.base import Sampler
 from epochwatch.trace import schema
@@ -114,7 +114,7 @@ class Setup:
         if self._dirs is None:
             return
         defaults = [(tempfile.gettempdir(), "temp")]
-        extra = self.environ.get(environment.EPOCHWATCH_WATCH, "")
+        extra = self.environ.get(envvars.EPOCHWATCH_WATCH, "")
         defaults += [(p, "user") for p in extra.split(os.pathsep) if p.strip()]
         for path, role in defaults:
             absolute = os.path.abspath(path)
@@ -144,7 +144,7 @@ class Setup:
         env = fingerprint(self._samplers, self.guard)
         from epochwatch.identity import identity
 
-        distributed = identity(self.environ, job_id=self.environ.get(environment.EPOCHWATCH_JOB_ID))
+        distributed = identity(self.environ, job_id=self.environ.get(envvars.EPOCHWATCH_JOB_ID))
         if distributed:
             env["distributed"] = distributed  # the job and this worker's place in it
         for name, source in self._fingerprint_sources.items():

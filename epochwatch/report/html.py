@@ -17,8 +17,8 @@ from typing import IO, Any
 
 from epochwatch import __version__
 from epochwatch.analysis.findings import SEVERITIES
-from epochwatch.analysis.units import fmt_bytes, fmt_duration, fmt_number, fmt_pct, fmt_seconds
-from epochwatch.report import html_evidence, plots
+from epochwatch.analysis.units import fmt_in
+from epochwatch.report import headline, html_evidence, plots
 from epochwatch.report.html_style import CSS
 from epochwatch.report.summary import table_indexes
 
@@ -92,7 +92,7 @@ def _job(out: IO[str], job: Mapping[str, Any], anchors: Mapping[str, str]) -> No
         out.write(f"<li>{_e(w.get('worker'))} on {_e(w.get('hostname') or '?')}: {link}</li>")
     out.write("</ul>\n")
     findings = job.get("findings") or []
-    out.write(f"<h3>Job findings ({len(findings)})</h3>\n")
+    out.write(f"<h3>Job findings ({_e(headline.findings(findings))})</h3>\n")
     if not findings:
         out.write('<p class="none">No straggler: the workers kept pace with each other.</p>\n')
     for f in findings:
@@ -176,55 +176,7 @@ def _base(path: Any) -> str:
 
 
 def _meta(out: IO[str], run: Mapping[str, Any]) -> None:
-    fp = run.get("fingerprint") or {}
-    tr = run.get("training") or {}
-    read = run.get("read") or {}
-    rows: list[tuple[str, str]] = []
-    skipped = f", {read['skipped']} skipped" if read.get("skipped") else ""
-    if read.get("torn_tail"):
-        skipped += " (torn last line)"
-    rows.append(("trace", f"{run.get('path')} ({read.get('lines', 0)} lines{skipped})"))
-    ended = str(run.get("ended", "?"))
-    if run.get("exception"):
-        ended += f" {run['exception']}" + (f": {run['message']}" if run.get("message") else "")
-    parts = [ended, f"{run.get('epochs', 0)} epochs"]
-    if isinstance(run.get("seconds"), int | float):
-        parts.append(fmt_duration(run["seconds"]))
-    if isinstance(run.get("overhead_share"), int | float):
-        parts.append(f"epochwatch overhead {fmt_pct(run['overhead_share'])} of epoch time")
-    rows.append(("ended", " · ".join(parts)))
-    versions = [
-        f"{k} {fp[k]}"
-        for k in ("python", "tensorflow", "keras", "keras_backend", "torch", "jax", "numpy")
-        if fp.get(k)
-    ]
-    if versions:
-        rows.append(("versions", " · ".join(versions)))
-    host = [str(fp.get("hostname", "?"))]
-    if fp.get("cpu_count"):
-        host.append(f"{fp['cpu_count']} CPUs")
-    if isinstance(fp.get("memory_total_bytes"), int | float):
-        host.append(f"{fmt_bytes(fp['memory_total_bytes'])} memory")
-    if isinstance(fp.get("memory_limit_bytes"), int | float):
-        host.append(f"cgroup limit {fmt_bytes(fp['memory_limit_bytes'])}")
-    rows.append(("host", " · ".join(host)))
-    gpus = [g for g in fp.get("gpus") or [] if isinstance(g, Mapping)]
-    rows.append(
-        ("GPU", ", ".join(f"{g.get('index', '?')}: {g.get('name', '?')}" for g in gpus) or "none seen")
-    )
-    model = []
-    if tr.get("model_class") or tr.get("model"):
-        model.append(" ".join(str(x) for x in (tr.get("model_class"), tr.get("model")) if x))
-    if isinstance(tr.get("params"), int):
-        model.append(f"{tr['params']:,} params")
-    if tr.get("optimizer"):
-        lr = tr.get("learning_rate")
-        model.append(str(tr["optimizer"]) + (f" lr {fmt_number(lr)}" if isinstance(lr, int | float) else ""))
-    for key, label in (("loss", "loss "), ("batch_size", "batch "), ("epochs_planned", "planned epochs ")):
-        if tr.get(key) is not None:
-            model.append(f"{label}{tr[key]}")
-    if model:
-        rows.append(("model", " · ".join(model)))
+    rows = headline.rows(run)
     out.write('<dl class="meta">')
     for k, v in rows:
         out.write(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>")
@@ -262,18 +214,6 @@ def _figure(out: IO[str], fig: Mapping[str, Any], uid: str) -> None:
     out.write("</figure>\n")
 
 
-def _cell(unit: str, v: Any) -> str:
-    if not isinstance(v, int | float) or isinstance(v, bool):
-        return "-"
-    if unit == "bytes":
-        return fmt_bytes(float(v))
-    if unit == "seconds":
-        return fmt_seconds(float(v))
-    if unit in ("count", "epoch"):
-        return str(int(v))
-    return fmt_number(float(v))
-
-
 def _table(out: IO[str], run: Mapping[str, Any]) -> None:
     table = run.get("epoch_table") or {}
     rows = table.get("rows") or []
@@ -291,7 +231,7 @@ def _table(out: IO[str], run: Mapping[str, Any]) -> None:
     for i in idx:
         out.write(
             "<tr>"
-            + "".join(f"<td>{_e(_cell(u, v))}</td>" for u, v in zip(units, rows[i], strict=False))
+            + "".join(f"<td>{_e(fmt_in(u, v))}</td>" for u, v in zip(units, rows[i], strict=False))
             + "</tr>"
         )
     out.write("</table></details>\n")
@@ -303,7 +243,7 @@ def _run(out: IO[str], run: Mapping[str, Any], anchor: str) -> None:
     _meta(out, run)
     for n in (run.get("notices") or [])[:5]:
         out.write(f'<p class="note">notice: {_e(n.get("part"))}: {_e(n.get("message"))}</p>')
-    out.write(f"<h3>Findings ({len(findings)})</h3>\n")
+    out.write(f"<h3>Findings ({_e(headline.findings(findings))})</h3>\n")
     if not findings:
         out.write('<p class="none">No findings: nothing grew, retraced or misbehaved after a restore.</p>\n')
     for f in findings:

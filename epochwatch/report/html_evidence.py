@@ -2,7 +2,7 @@
 
 Evidence is a free-form dict per finding kind (docs/findings.md); numbers read better in
 their units, so the unit comes from the key's suffix and from the finding's kind (a
-`slope_per_epoch` is bytes for a leak, seconds for a slowdown). Values are plain strings;
+`slope_per_epoch` is bytes for a leak, seconds for a slowdown: analysis/units.py). Values are plain strings;
 the page escapes them.
 """
 
@@ -13,49 +13,9 @@ from typing import Any
 
 import orjson
 
-from epochwatch.analysis.units import fmt_bytes, fmt_duration, fmt_number, fmt_pct, fmt_seconds
+from epochwatch.analysis.units import evidence_unit, fmt_evidence
 
-BYTES_KINDS = {
-    "host_memory_growth",
-    "gpu_memory_growth",
-    "disk_growth",
-    "swap_pressure",
-    "gpu_memory_pressure",
-}
-# Keys in the finding's own unit (bytes for leaks, seconds for slowdowns).
-LEVEL_KEYS = {"slope_per_epoch", "slope_ci95", "start", "now", "baseline", "level", "limit", "run_baseline"}
 MAX_ITEMS = 9
-
-
-def _unit(kind: str, ev: Mapping[str, Any]) -> str:
-    if kind == "disk_growth" and ev.get("series") == "files":
-        return "count"
-    if kind in BYTES_KINDS:
-        return "bytes"
-    if kind == "slowdown":
-        return "seconds"
-    return "number"
-
-
-def _scalar(key: str, v: Any, unit: str) -> str:
-    if isinstance(v, bool) or v is None:
-        return str(v).lower()
-    if not isinstance(v, int | float):
-        text = str(v)
-        return text if len(text) <= 200 else text[:199] + "…"
-    if key == "bytes" or key.endswith("_bytes") or (unit == "bytes" and key in LEVEL_KEYS):
-        return fmt_bytes(float(v))
-    if key == "seconds_to_limit":
-        return fmt_duration(float(v))
-    if key.endswith("_seconds") or (unit == "seconds" and key in LEVEL_KEYS):
-        return fmt_seconds(float(v))
-    if key.endswith("share") or key.endswith("_ratio_share"):
-        return fmt_pct(float(v))
-    if key.startswith("p_value"):
-        return f"{v:.2g}"
-    if isinstance(v, int):
-        return f"{v:,}" if abs(v) >= 10_000 else str(v)
-    return fmt_number(float(v))
 
 
 def _value(key: str, v: Any, unit: str) -> str:
@@ -73,12 +33,12 @@ def _value(key: str, v: Any, unit: str) -> str:
             return ", ".join(parts) or "-"
         if all(not isinstance(x, list | dict) for x in v):
             sep = " – " if len(v) == 2 and key in ("epochs", "slope_ci95") else ", "
-            shown = [_scalar(key, x, unit) for x in v[:12]]
+            shown = [fmt_evidence(key, x, unit) for x in v[:12]]
             return sep.join(shown) + (", …" if len(v) > 12 else "")
     if isinstance(v, Mapping | list):
         text = orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
         return text if len(text) <= 300 else text[:299] + "…"
-    return _scalar(key, v, unit)
+    return fmt_evidence(key, v, unit)
 
 
 # In a list of changes, the key that names each row (the rest is "before -> after").
@@ -89,7 +49,7 @@ def _change(key: str, row: Mapping[str, Any], unit: str) -> str:
     """`{"parent": a, "child": b}` (or written_with/loaded_with, was/now) as "a → b"."""
     values = [v for k, v in row.items() if k not in NAME_KEYS]
     if len(values) == 2 and all(not isinstance(v, Mapping | list) for v in values):
-        return f"{_scalar(key, values[0], unit)} → {_scalar(key, values[1], unit)}"
+        return f"{fmt_evidence(key, values[0], unit)} → {fmt_evidence(key, values[1], unit)}"
     return ", ".join(
         f"{k.replace('_', ' ')} {_value(k, v, unit)}" for k, v in row.items() if k not in NAME_KEYS
     )
@@ -112,7 +72,9 @@ def _rows(key: str, v: Any, unit: str) -> list[tuple[str, str]]:
         )
         return [(label, f"{before} → {after}")]
     if isinstance(v, Mapping) and v and all(not isinstance(x, Mapping | list) for x in v.values()):
-        return [(label, ", ".join(f"{k.replace('_', ' ')} {_scalar(str(k), x, unit)}" for k, x in v.items()))]
+        return [
+            (label, ", ".join(f"{k.replace('_', ' ')} {fmt_evidence(str(k), x, unit)}" for k, x in v.items()))
+        ]
     return [(label, _value(key, v, unit))]
 
 
@@ -125,7 +87,7 @@ def items(finding: Mapping[str, Any]) -> list[tuple[str, str]]:
     ev = finding.get("evidence")
     if not isinstance(ev, Mapping):
         return []
-    unit = _unit(str(finding.get("kind")), ev)
+    unit = evidence_unit(str(finding.get("kind")), ev)
     first = ("slope_per_epoch", "slope_ci95", "p_value", "epochs", "start", "now", "limit", "epochs_to_limit")
     keys = [k for k in first if k in ev] + [k for k in ev if k not in first]
     out: list[tuple[str, str]] = []

@@ -1,8 +1,15 @@
-"""Small unicode sparklines: a series squeezed into a fixed width of block characters."""
+"""Small unicode sparklines: a series squeezed into a fixed width of block characters.
+
+Scaled as the report's plots are (plots.min_span: a range spans at least a fifth of its
+level), so a flat RSS (541 -> 541 MiB) draws flat in `top` and the text report too,
+not as a rise from the lowest block to the highest.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+from epochwatch.report.plots import min_span
 
 BLOCKS = "▁▂▃▄▅▆▇█"
 
@@ -27,6 +34,8 @@ def sparkline(values: Sequence[float], width: int = 40) -> str:
     if not present:
         return ""
     lo, hi = min(present), max(present)
+    if hi > lo:
+        lo, hi = min_span(lo, hi)
     span = hi - lo
     chars = []
     for v in pts:

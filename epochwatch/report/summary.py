@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 from epochwatch.analysis.files import Analyzed
+from epochwatch.analysis.ledger import count_severities
 from epochwatch.analysis.series import EpochSeries
 from epochwatch.report.sparkline import sparkline
 
@@ -162,6 +163,8 @@ def summarize(an: Analyzed, table_limit: int = TABLE_ROWS_JSON) -> dict[str, Any
         "fingerprint": fingerprint(run.start),
         "training": training(an),
         "findings": findings,
+        "finding_counts": count_severities([*an.findings, *an.recorded]),
+        "retraces_after_warmup": run.retraces.after_warmup,
         "epoch_table": {
             "columns": [name for name, _ in COLUMNS],
             "units": [unit for _, unit in COLUMNS],

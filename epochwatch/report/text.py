@@ -8,126 +8,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, Any
 
-from epochwatch.analysis.units import fmt_bytes, fmt_duration, fmt_number, fmt_pct, fmt_seconds
-from epochwatch.report import html_evidence
+from epochwatch.analysis.units import evidence_unit, fmt_bytes, fmt_in, fmt_pct, fmt_seconds
+from epochwatch.report import headline, html_evidence
 
 TEXT_TABLE_ROWS = 40
-_BYTES_KINDS = {"host_memory_growth", "gpu_memory_growth", "disk_growth", "swap_pressure"}
-
-
-def _fmt(unit: str, v: Any) -> str:
-    if v is None or (isinstance(v, float) and v != v):
-        return "-"
-    if unit == "bytes":
-        return fmt_bytes(float(v))
-    if unit == "seconds":
-        return fmt_seconds(float(v))
-    if unit in ("count", "epoch"):
-        return f"{int(v)}" if float(v).is_integer() else fmt_number(float(v))
-    return fmt_number(float(v))
-
-
-def _versions(fp: Mapping[str, Any]) -> str:
-    parts = [
-        f"{name} {fp[name]}"
-        for name in ("python", "tensorflow", "keras", "keras_backend", "torch", "jax", "numpy")
-        if fp.get(name)
-    ]
-    return " · ".join(parts) or "-"
-
-
-def _host(fp: Mapping[str, Any]) -> str:
-    parts = [str(fp.get("hostname", "?"))]
-    if fp.get("cpu_count"):
-        parts.append(f"{fp['cpu_count']} CPUs")
-    if fp.get("memory_total_bytes"):
-        mem = f"{fmt_bytes(fp['memory_total_bytes'])} memory"
-        if fp.get("memory_limit_bytes"):
-            mem += f" (limit {fmt_bytes(fp['memory_limit_bytes'])})"
-        parts.append(mem)
-    return " · ".join(parts)
-
-
-def _gpus(fp: Mapping[str, Any]) -> str:
-    gpus = fp.get("gpus") or []
-    if not gpus:
-        return "none seen"
-    parts = []
-    for g in gpus:
-        if isinstance(g, Mapping):
-            total = f" ({fmt_bytes(g['memory_total_bytes'])})" if g.get("memory_total_bytes") else ""
-            parts.append(f"{g.get('index', '?')}: {g.get('name', '?')}{total}")
-    text = ", ".join(parts)
-    if fp.get("driver"):
-        text += f"; driver {fp['driver']}"
-    cuda = (fp.get("tf_build") or {}).get("cuda_version")
-    if cuda:
-        text += f"; TF built for CUDA {cuda}"
-    return text
-
-
-def _model(tr: Mapping[str, Any]) -> str:
-    if not tr:
-        return "-"
-    parts = []
-    if tr.get("model_class") or tr.get("model"):
-        name = (
-            f"{tr.get('model_class', '')} {tr.get('model', '')!r}".strip()
-            if tr.get("model")
-            else tr["model_class"]
-        )
-        params = f": {tr['params']:,} params" if isinstance(tr.get("params"), int) else ""
-        parts.append(f"{name}{params}")
-    if tr.get("optimizer"):
-        lr = tr.get("learning_rate")
-        parts.append(f"{tr['optimizer']}" + (f" lr {fmt_number(lr)}" if isinstance(lr, int | float) else ""))
-    if tr.get("loss"):
-        parts.append(f"loss {tr['loss']}")
-    if tr.get("batch_size"):
-        parts.append(f"batch {tr['batch_size']}")
-    if tr.get("epochs_planned"):
-        parts.append(f"{tr['epochs_planned']} epochs planned")
-    if tr.get("fits", 1) > 1:
-        parts.append(f"{tr['fits']} fit calls")
-    return " · ".join(parts)
-
-
-def _ended(run: Mapping[str, Any]) -> str:
-    ended = str(run.get("ended", "?"))
-    if ended == "raised" and run.get("exception"):
-        ended += f" {run['exception']}" + (f": {run['message']}" if run.get("message") else "")
-    elif ended == "abruptly":
-        ended = "abruptly (no run_end: killed, or still running)"
-    parts = [ended, f"{run.get('epochs', 0)} epochs"]
-    if isinstance(run.get("seconds"), int | float):
-        parts.append(fmt_duration(run["seconds"]))
-    if isinstance(run.get("overhead_share"), int | float):
-        parts.append(f"epochwatch overhead {fmt_pct(run['overhead_share'])} of epoch time")
-    return " · ".join(parts)
-
-
-def _read(run: Mapping[str, Any]) -> str:
-    r = run.get("read", {})
-    text = f"{run.get('path')} ({r.get('lines', 0)} lines, "
-    if r.get("skipped"):
-        text += f"{r['skipped']} skipped{', torn last line' if r.get('torn_tail') else ''})"
-    else:
-        text += "none skipped)"
-    return text
 
 
 def _evidence(f: Mapping[str, Any]) -> str:
     ev = f.get("evidence") or {}
-    unit = ev.get("unit") or (
-        "bytes" if f.get("kind") in _BYTES_KINDS else "seconds" if f.get("kind") == "slowdown" else ""
-    )
+    unit = evidence_unit(str(f.get("kind")), ev)
     parts = []
     if "slope_per_epoch" in ev:
         slope = ev["slope_per_epoch"]
         ci = ev.get("slope_ci95") or []
-        s = f"slope {_fmt(unit, slope)}/epoch" if unit else f"slope {fmt_number(slope)}/epoch"
+        s = f"slope {fmt_in(unit, slope)}/epoch"
         if len(ci) == 2 and None not in ci:
-            s += f" (95% CI {_fmt(unit, ci[0]) if unit else fmt_number(ci[0])} to {_fmt(unit, ci[1]) if unit else fmt_number(ci[1])})"
+            s += f" (95% CI {fmt_in(unit, ci[0])} to {fmt_in(unit, ci[1])})"
         parts.append(s)
     if "p_value" in ev and ev["p_value"] is not None:
         parts.append(f"p {ev['p_value']:.2g}")
@@ -161,12 +57,13 @@ def render_findings(out: IO[str], findings: Sequence[Mapping[str, Any]]) -> None
     if not findings:
         out.write("findings  none\n")
         return
-    out.write(f"findings ({len(findings)})\n")
+    out.write(f"findings ({headline.findings(findings)})\n")
     for f in findings:
         sev = str(f.get("severity", "info")).upper()
         epoch = f" @epoch {f['epoch']}" if f.get("epoch") is not None else ""
         src = " [from trace]" if f.get("source") == "trace" else ""
-        out.write(f"  {sev:<8} {f.get('kind')}{epoch}{src}: {f.get('title')}\n")
+        target = f" [{f['target']}]" if f.get("target") else ""
+        out.write(f"  {sev:<8} {f.get('kind')}{target}{epoch}{src}: {f.get('title')}\n")
         ev = _evidence(f)
         if ev:
             out.write(f"           evidence: {ev}\n")
@@ -198,7 +95,7 @@ def render_table(out: IO[str], run: Mapping[str, Any], rows_limit: int = TEXT_TA
         note = f", {len(shown)} shown"
     out.write(f"epochs ({run.get('epochs', len(rows))}{note})\n")
     headers = ["epoch", "time", "loss", "RSS", "GPU mem", "retraces", "watched"]
-    cells = [[_fmt(u, v) for u, v in zip(units, row, strict=False)] for row in shown]
+    cells = [[fmt_in(u, v) for u, v in zip(units, row, strict=False)] for row in shown]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
     out.write("  " + "  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True)) + "\n")
     for c in cells:
@@ -211,20 +108,15 @@ def render_table(out: IO[str], run: Mapping[str, Any], rows_limit: int = TEXT_TA
         for name, t in trends.items():
             u = unit_of.get(name, "")
             out.write(
-                f"  {labels.get(name, name):<9} {t['sparkline']}  {_fmt(u, t['first'])} -> {_fmt(u, t['last'])}"
-                f" (min {_fmt(u, t['min'])}, max {_fmt(u, t['max'])})\n"
+                f"  {labels.get(name, name):<9} {t['sparkline']}  {fmt_in(u, t['first'])} -> {fmt_in(u, t['last'])}"
+                f" (min {fmt_in(u, t['min'])}, max {fmt_in(u, t['max'])})\n"
             )
 
 
 def render_run(out: IO[str], run: Mapping[str, Any]) -> None:
     out.write(f"== run {run.get('run_id')} ==\n")
-    fp = run.get("fingerprint") or {}
-    out.write(f"trace     {_read(run)}\n")
-    out.write(f"ended     {_ended(run)}\n")
-    out.write(f"versions  {_versions(fp)}\n")
-    out.write(f"host      {_host(fp)}\n")
-    out.write(f"GPU       {_gpus(fp)}\n")
-    out.write(f"model     {_model(run.get('training') or {})}\n")
+    for label, text in headline.rows(run):
+        out.write(f"{label:<9} {text}\n")
     for n in run.get("notices", [])[:5]:
         out.write(f"notice    {n.get('part')}: {n.get('message')}\n")
     render_findings(out, run.get("findings") or [])

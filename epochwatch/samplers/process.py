@@ -7,12 +7,8 @@ NVML can hang in the driver, so the GPU sampler's calls run off the training thr
 
 from __future__ import annotations
 
-import importlib
-import os
 from typing import Any
 
-from epochwatch import environment
-from epochwatch.guard import say
 from epochwatch.samplers.base import Sampler
 
 
@@ -26,27 +22,12 @@ def gpu(pid: int) -> Sampler:
     from epochwatch.samplers.background import BackgroundSampler
     from epochwatch.samplers.nvml import NvmlSampler
 
-    return BackgroundSampler(NvmlSampler(pid, nvml=injected_nvml()))
-
-
-def injected_nvml() -> Any:
-    """Tests on machines without GPUs inject a pynvml-shaped module by name (EPOCHWATCH_FAKE_NVML).
-
-    This is the one seam we cannot reach for real here; it is never set in production.
-    """
-    name = os.environ.get(environment.EPOCHWATCH_FAKE_NVML)
-    if not name:
-        return None
-    try:
-        return importlib.import_module(name)
-    except Exception as exc:
-        say(f"EPOCHWATCH_FAKE_NVML={name} could not be imported: {exc}")
-        return None
+    return BackgroundSampler(NvmlSampler(pid))
 
 
 def fingerprint(samplers: list[Sampler], guard: Any) -> dict[str, Any]:
     """The environment fingerprint with the samplers' inventories (the GPUs, the driver)."""
-    from epochwatch.fingerprint import environment as fingerprint_environment
+    from epochwatch.fingerprint import collect as collect_fingerprint
 
     limit = None
     try:
@@ -55,7 +36,7 @@ def fingerprint(samplers: list[Sampler], guard: Any) -> dict[str, Any]:
         limit = memory_limit_bytes()
     except ImportError:
         pass
-    env = fingerprint_environment(limit)
+    env = collect_fingerprint(limit)
     for sampler in samplers:
         inventory = getattr(sampler, "inventory", None)
         if callable(inventory):

@@ -11,6 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from epochwatch.analysis.ledger import Ledger
+from epochwatch.analysis.retrace_count import RetraceCount
+
 HISTORY = 120  # epoch times kept for the sparkline
 
 
@@ -18,15 +21,6 @@ def _num(v: Any) -> float | None:
     if isinstance(v, bool) or not isinstance(v, int | float) or v != v:
         return None
     return float(v)
-
-
-@dataclass
-class Finding:
-    kind: str
-    severity: str
-    title: str
-    target: str | None = None
-    epoch: int | None = None
 
 
 @dataclass
@@ -46,15 +40,26 @@ class RunState:
     memory_limit: float | None = None
     gpu: float | None = None
     gpu_total: float | None = None
-    retraces: int = 0  # new tf.function traces after each fit's first epoch
-    findings: dict[tuple[str, str | None], Finding] = field(default_factory=dict)
+    retrace_count: RetraceCount = field(default_factory=RetraceCount)
+    retraces_said: int | None = None  # the daemon's count (status), whole when the trace was read in part
+    partial: bool = False  # a large trace read from near its end: counts start there
+    findings: Ledger = field(default_factory=Ledger)
     ended: str | None = None  # as run_end says; "gone" when the process is no longer there
     gone: bool = False  # no run_end, and its process is not there any more
     attached: bool | None = None  # daemon: the hook is connected now
     worker: str | None = None  # its place in a distributed job (env.distributed.worker)
     collective_share: float | None = None  # the newest epoch's share in the all-reduce step
     last_seen: float | None = None  # wall time of the newest record
-    _fit_epochs: int = 0
+
+    @property
+    def retraces(self) -> int:
+        """New tf.function traces after warm-up, as every view counts them."""
+        said = self.retraces_said
+        return (
+            said
+            if said is not None and said >= self.retrace_count.after_warmup
+            else self.retrace_count.after_warmup
+        )
 
     @property
     def running(self) -> bool:
@@ -72,17 +77,8 @@ class RunState:
         return "running"
 
     def add_finding(self, rec: Mapping[str, Any]) -> None:
-        kind = str(rec.get("kind", "?"))
-        target = rec.get("target")
-        target = None if target is None else str(target)
-        epoch = rec.get("epoch")
-        self.findings[(kind, target)] = Finding(
-            kind=kind,
-            severity=str(rec.get("severity", "info")),
-            title=str(rec.get("title", "")),
-            target=target,
-            epoch=epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None,
-        )
+        """A finding record (from the trace, or the daemon's status): into the run's ledger."""
+        self.findings.take(rec)
 
     def add(self, rec: Mapping[str, Any]) -> None:
         """Fold one trace record in."""
@@ -121,13 +117,11 @@ class RunState:
         epochs = rec.get("epochs")
         if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs > 0:
             self.planned = epochs
-        self._fit_epochs = 0
 
     def _epoch(self, rec: Mapping[str, Any]) -> None:
         epoch = rec.get("epoch")
         self.epoch = epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else self.epoch
         self.epochs += 1
-        self._fit_epochs += 1
         seconds = _num(rec.get("seconds"))
         if seconds is not None:
             self.epoch_seconds.append(seconds)
@@ -151,10 +145,7 @@ class RunState:
             if isinstance(tf_mem, Mapping):
                 cur = [_num(b.get("current_bytes")) for b in tf_mem.values() if isinstance(b, Mapping)]
                 self.gpu = sum(v for v in cur if v is not None) if any(v is not None for v in cur) else None
-        retraces = rec.get("retraces")
-        new = _num(retraces.get("new")) if isinstance(retraces, Mapping) else None
-        if new and self._fit_epochs > 1:  # the first epoch of a fit traces by design
-            self.retraces += int(new)
+        self.retrace_count.add(rec)
 
     def _gpu(self, block: Any) -> None:
         devices = block.get("devices") if isinstance(block, Mapping) else None
@@ -190,6 +181,8 @@ def from_status(entry: Mapping[str, Any], state: RunState | None = None) -> RunS
             s.epoch_seconds.append(seconds)
     s.last_epoch_t = _num(entry.get("last_epoch_t")) or s.last_epoch_t
     s.rss = _num(entry.get("rss_bytes")) or s.rss
+    said = entry.get("retraces")
+    s.retraces_said = said if isinstance(said, int) and not isinstance(said, bool) else s.retraces_said
     for f in entry.get("findings") or []:
         if isinstance(f, Mapping):
             s.add_finding(f)

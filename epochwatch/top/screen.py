@@ -15,7 +15,7 @@ import locale
 import time
 from typing import Any, Protocol
 
-from epochwatch.top import view
+from epochwatch.top import layout
 from epochwatch.top.model import RunState
 
 QUIT_KEYS = {ord("q"), ord("Q"), 27}
@@ -58,7 +58,7 @@ def _styles() -> dict[str, int]:
     return styles
 
 
-def draw(screen: Any, lines: list[view.Line], styles: dict[str, int]) -> None:
+def draw(screen: Any, lines: list[layout.Line], styles: dict[str, int]) -> None:
     height, width = screen.getmaxyx()
     screen.erase()
     for y, line in enumerate(lines[:height]):
@@ -88,7 +88,7 @@ def _loop(screen: Any, source: Source, interval: float, ascii_only: bool) -> int
     while True:
         if dirty:
             height, width = screen.getmaxyx()
-            lines = view.render(
+            lines = layout.render(
                 runs,
                 width,
                 height,

@@ -77,6 +77,7 @@ class TraceTail:
         if nl > 0:
             self._line(head[:nl])
         start = size - FIRST_TAIL
+        self.state.partial = True  # what it counts (epochs, retraces) starts near the end
         fh.seek(start - 1)  # type: ignore[attr-defined]
         back = fh.read(FIRST_TAIL)  # type: ignore[attr-defined]
         cut = back.find(b"\n")  # the first whole line after `start`

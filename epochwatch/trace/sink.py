@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from epochwatch import environment
+from epochwatch import envvars
 from epochwatch.trace.writer import TraceWriter
 
 
@@ -55,8 +55,8 @@ def open_sink(run_id: str, environ: dict[str, str] | None = None) -> Sink:
     embedded trace instead, with one line on stderr saying why. Training never waits.
     """
     env: Mapping[str, str] = os.environ if environ is None else environ
-    directory = environment.trace_dir(env)
-    path = environment.socket_path(env)
+    directory = envvars.trace_dir(env)
+    path = envvars.socket_path(env)
     if _is_socket(path):
         why = untrusted_socket(path)
         if why is not None:
@@ -71,7 +71,7 @@ def open_sink(run_id: str, environ: dict[str, str] | None = None) -> Sink:
                 path,
                 run_id,
                 directory,
-                grace=_seconds(env.get(environment.EPOCHWATCH_DAEMON_GRACE), DEFAULT_GRACE),
+                grace=_seconds(env.get(envvars.EPOCHWATCH_DAEMON_GRACE), DEFAULT_GRACE),
             )
         except Exception as exc:  # whatever goes wrong with the daemon, the run is still traced
             from epochwatch.guard import say

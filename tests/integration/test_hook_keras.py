@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from epochwatch.trace.schema import SCHEMA_VERSION
+from tests.fakes import with_fake_nvml
 from tests.support import child_env, of_type, read_single_trace, run_python, trace_files
 
 MODEL = """
@@ -33,7 +34,7 @@ cbs = [keras.callbacks.ModelCheckpoint("ckpt/e{epoch:02d}.weights.h5", save_weig
 model.fit(x, y, batch_size=32, epochs=4, validation_split=0.25, callbacks=cbs, verbose=0)
 """
     )
-    env = child_env(tmp_path, EPOCHWATCH_FAKE_NVML="tests.fakes.fake_pynvml")
+    env = with_fake_nvml(child_env(tmp_path))
     run_python(code, tmp_path, env=env)
     records = read_single_trace(tmp_path)
 
@@ -168,7 +169,7 @@ assert len(h.history["loss"]) == 4
 print("TRAINED")
 """
     )
-    env = child_env(tmp_path, EPOCHWATCH_FAKE_NVML="tests.fakes.fake_pynvml")
+    env = with_fake_nvml(child_env(tmp_path))
     proc = run_python(code, tmp_path, env=env)
     assert "TRAINED" in proc.stdout
     for part in ("host sampler", "gpu sampler", "dirs sampler", "retrace tracking", "tf_memory"):

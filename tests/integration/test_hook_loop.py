@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.fakes import with_fake_nvml
 from tests.support import child_env, of_type, read_single_trace, run_python
 
 LOOP = """
@@ -107,7 +108,7 @@ for n in range(6):
 def test_a_hanging_gpu_driver_does_not_slow_the_epochs(tmp_path: Path) -> None:
     """Every NVML utilisation query hangs 1 s: the epochs must not wait for it (they did:
     each epoch took the hang on the training thread)."""
-    env = child_env(tmp_path, EPOCHWATCH_FAKE_NVML="tests.fakes.fake_pynvml", FAKE_NVML_HANG_SECONDS="1")
+    env = with_fake_nvml(child_env(tmp_path, FAKE_NVML_HANG_SECONDS="1"))
     run_python(HANGING_GPU, tmp_path, env=env)
     records = read_single_trace(tmp_path)
     epochs = of_type(records, "epoch")

@@ -116,3 +116,26 @@ def test_features_in_numeric_order_and_dash_o(tmp_path: Path, capsys: pytest.Cap
     text = out_file.read_text()
     rows = [line.split()[0] for line in text.splitlines() if line.strip().startswith("x[")]
     assert rows[:8] == [f"x[{i}]" for i in range(8)], rows  # string order would put x[10], x[11] third
+
+
+def test_a_leaking_run_against_a_healthy_one_shows_the_rss_and_the_leak(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """issue 26: compare of a healthy and a leaking run showed no RSS row and 'none' implied."""
+    from bench import synthetic as syn
+
+    def run(run_id: str, growth: int) -> Path:
+        records = syn.trace(
+            30, lambda i: {"seconds": 1.0, "host": syn.host_block(syn.GIB + growth * i)}, run_id=run_id
+        )
+        return syn.write(tmp_path / f"{run_id}.jsonl", records)
+
+    healthy, leaking = run("healthy", 0), run("leaking", 40 * syn.MIB)
+    code, out, _err = run_compare(capsys, str(healthy), str(leaking))
+    assert code == 0
+    assert "* RSS last" in out and "RSS last 1.0 GiB -> 2.1 GiB" in out  # the row, and what changed
+    assert (
+        "[warning] host_memory_growth (NEW only)" in out or "[critical] host_memory_growth (NEW only)" in out
+    )
+    code, out, _err = run_compare(capsys, str(healthy), str(healthy))
+    assert "  RSS last" in out and "(NEW only)" not in out

@@ -155,7 +155,7 @@ def test_run_keeps_bounded_whole_records_but_every_epoch_in_the_series() -> None
     run = Run("t", max_epoch_records=100)
     for r in syn.trace(1000, lambda i: {"seconds": 1.0 + i}):
         run.add(r)
-    assert run.epoch_count == 1000
+    assert run.series.count == 1000
     assert len(run.epochs) <= 100
     assert run.epochs[0]["epoch"] == 0 and run.epochs[-1]["epoch"] == 999
     assert run.epochs_dropped + len(run.epochs) == 1000

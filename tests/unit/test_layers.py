@@ -22,7 +22,7 @@ LAYERS: tuple[frozenset[str], ...] = (
         {
             "__init__",
             "guard",
-            "environment",
+            "envvars",
             "fingerprint",
             "identity",
             "intervals",
@@ -36,6 +36,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"analysis"}),
     frozenset({"checkpoints", "report", "runname"}),
     frozenset({"recorder", "loop_steps", "console", "notebook"}),
+    frozenset({"exporters"}),
     frozenset({"integrations"}),
     frozenset({"hook", "daemon", "top"}),
     frozenset({"cli"}),
@@ -90,6 +91,68 @@ def test_no_import_runs_up_the_layers() -> None:
             if dst != src and _layer(dst) >= _layer(src):
                 wrong.add((module, target))
     assert wrong == set(), "imports that run up (or across) the layers of docs/architecture.md"
+
+
+# Inside analysis/, bottom to top: the core (records, series, statistics, findings and their
+# ledger, restore analysis), the detectors, and what runs them (engine, files, jobs, online).
+ANALYSIS_LAYERS: tuple[frozenset[str], ...] = (
+    frozenset(
+        {
+            "__init__",
+            "attribution",
+            "findings",
+            "frameworks",
+            "functions",
+            "growth",
+            "input_compare",
+            "job",
+            "leaks",
+            "ledger",
+            "restore",
+            "retrace_count",
+            "run",
+            "series",
+            "shapes",
+            "trend",
+            "units",
+            "view",
+            "waiting",
+        }
+    ),
+    frozenset({"detectors"}),
+    frozenset({"engine", "files", "guarded", "jobs", "online", "worker"}),
+)
+
+
+def _analysis_layer(module: str) -> int:
+    parts = module.split(".")
+    unit = parts[2] if len(parts) > 2 else "__init__"
+    for i, members in enumerate(ANALYSIS_LAYERS):
+        if unit in members:
+            return i
+    raise AssertionError(f"epochwatch.analysis.{unit} is in no sub-layer: add it to ANALYSIS_LAYERS and docs")
+
+
+def test_no_import_runs_up_inside_analysis() -> None:
+    wrong = set()
+    for module, targets in _graph().items():
+        if _unit(module) != "analysis":
+            continue
+        for target in targets:
+            if _unit(target) == "analysis" and _analysis_layer(target) > _analysis_layer(module):
+                wrong.add((module, target))
+    assert wrong == set(), "analysis modules that import up: core < detectors < engine, files, jobs, online"
+
+
+def test_no_relative_imports() -> None:
+    """Absolute imports only: the graph above reads them, and a moved module cannot change their meaning."""
+    relative = [
+        f"{path.relative_to(PACKAGE.parent)}:{node.lineno}"
+        for path in PACKAGE.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and node.level > 0
+    ]
+    assert relative == []
 
 
 def test_no_import_circle() -> None:

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from epochwatch.analysis.restore.lineage import MATCH_PATH, MATCH_SHA256, build_lineage
-from epochwatch.analysis.restore.scan import annotate_restore, find_parent
+from epochwatch.analysis.restore.scan import find_parent
 from epochwatch.trace.writer import TraceWriter
 from tests.unit import restore_records as rr
 
@@ -109,17 +109,6 @@ def test_find_parent_is_bounded(tmp_path: Path) -> None:
 def test_find_parent_ignores_saves_after_the_restore(tmp_path: Path) -> None:
     write_trace(tmp_path / "p.jsonl", rr.parent_records("p"))
     assert find_parent([tmp_path], rr.SHA, None, before=10.0) is None
-
-
-def test_annotate_restore_adds_the_link(tmp_path: Path) -> None:
-    trace = write_trace(tmp_path / "p.jsonl", rr.parent_records("p"))
-    restore = rr.restore("child", 2000.0)
-    found = annotate_restore(restore, [tmp_path], "child")
-    assert found is not None
-    assert restore["parent"]["trace"] == str(trace) and restore["parent"]["run_id"] == "p"
-    assert restore["parent"]["save_iterations"] == 500
-    again = dict(restore)
-    assert annotate_restore(again, [tmp_path], "child") is None  # already linked: left alone
 
 
 def test_scan_then_annotate_one_run_at_a_time(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from bench import synthetic as syn
 from epochwatch.cli import main
-from epochwatch.report import progress
+from epochwatch.report import progress_bar
 
 
 class FakeTTY(io.StringIO):
@@ -31,15 +31,15 @@ class Clock:
 
 def test_only_a_terminal_gets_a_bar(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TERM", "xterm-256color")
-    assert progress.for_stream(io.StringIO(), 100) is None  # piped or redirected
-    assert progress.for_stream(FakeTTY(), 100) is not None
+    assert progress_bar.for_stream(io.StringIO(), 100) is None  # piped or redirected
+    assert progress_bar.for_stream(FakeTTY(), 100) is not None
     monkeypatch.setenv("TERM", "dumb")
-    assert progress.for_stream(FakeTTY(), 100) is None
+    assert progress_bar.for_stream(FakeTTY(), 100) is None
 
 
 def test_the_bar_shows_bytes_read_after_a_delay_and_erases_itself() -> None:
     out, clock = FakeTTY(), Clock()
-    bar = progress.Progress(out, 4 * syn.MIB, clock=clock, columns=80, delay=0.5, interval=0.1)
+    bar = progress_bar.Progress(out, 4 * syn.MIB, clock=clock, columns=80, delay=0.5, interval=0.1)
     bar.advance(syn.MIB)
     assert out.getvalue() == ""  # a quick report shows nothing
     clock.now = 0.6
@@ -59,12 +59,12 @@ def test_the_bar_shows_bytes_read_after_a_delay_and_erases_itself() -> None:
 
 
 def test_the_line_fits_a_narrow_terminal() -> None:
-    bar = progress.Progress(FakeTTY(), 10, columns=40)
+    bar = progress_bar.Progress(FakeTTY(), 10, columns=40)
     bar.set_name("a-very-long-trace-file-name-from-a-cluster.jsonl")
     bar.done = 5
     line = bar.line(40)
     assert len(line) == 39 and line.endswith("…")
-    assert progress.Progress(FakeTTY(), 0).line(80).startswith("reading [" + "█" * progress.BAR_WIDTH)
+    assert progress_bar.Progress(FakeTTY(), 0).line(80).startswith("reading [" + "█" * progress_bar.BAR_WIDTH)
 
 
 def _traces(tmp_path: Path) -> Path:
@@ -80,8 +80,8 @@ def test_report_draws_the_bar_on_a_terminal_and_not_when_piped(
 ) -> None:
     traces = _traces(tmp_path)
     monkeypatch.setenv("TERM", "xterm")
-    monkeypatch.setattr(progress, "DELAY", 0.0)
-    monkeypatch.setattr(progress, "INTERVAL", 0.0)
+    monkeypatch.setattr(progress_bar, "DELAY", 0.0)
+    monkeypatch.setattr(progress_bar, "INTERVAL", 0.0)
     piped = io.StringIO()
     monkeypatch.setattr(sys, "stderr", piped)
     assert main(["report", str(traces), "--format", "json", "-o", str(tmp_path / "r.json")]) == 0

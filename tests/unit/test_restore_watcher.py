@@ -12,7 +12,7 @@ from epochwatch.checkpoints import files as cfiles
 from epochwatch.checkpoints.events import SaveEvents
 from epochwatch.checkpoints.hashing import hash_files
 from epochwatch.checkpoints.resume import ResumeWatcher
-from epochwatch.fingerprint import environment
+from epochwatch.fingerprint import collect as collect_fingerprint
 from epochwatch.recorder import Recorder
 from epochwatch.trace.reader import iter_records
 from epochwatch.trace.writer import TraceWriter
@@ -37,7 +37,7 @@ def test_findings_appear_during_the_resumed_run(tmp_path: Path, recorder: Record
     ckpt.write_bytes(b"checkpoint bytes")
     sha = hash_files(cfiles.snapshot([str(ckpt)]), None)
     parent = rr.parent_records("parent")
-    parent[0]["env"] = environment()  # the same machine as this (child) run
+    parent[0]["env"] = collect_fingerprint()  # the same machine as this (child) run
     for rec in parent:
         if rec["type"] == "save":
             rec.update(path=str(ckpt), sha256=sha)

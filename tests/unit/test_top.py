@@ -15,9 +15,9 @@ import pytest
 
 from bench import synthetic as syn
 from epochwatch.cli import main
-from epochwatch.top import tail, view
-from epochwatch.top.daemon import DaemonSource
+from epochwatch.top import layout, tail
 from epochwatch.top.model import RunState
+from epochwatch.top.status_source import DaemonSource
 from epochwatch.top.tail import DirSource, TraceTail
 from epochwatch.trace.client import DaemonUnavailable
 from epochwatch.trace.writer import dumps_line
@@ -62,6 +62,42 @@ def test_a_run_is_folded_from_its_records() -> None:
     s.add({"type": "finding", "kind": "retrace_storm", "severity": "warning", "title": "t", "target": "f"})
     s.add({"type": "run_end", "ended": "completed"})
     assert s.state == "done" and not s.running and ("retrace_storm", "f") in s.findings
+
+
+def test_findings_are_counted_per_severity_as_every_view_counts_them() -> None:
+    s = RunState("x")
+    for rec in _records():
+        s.add(rec)
+    s.add({"type": "finding", "kind": "slowdown", "severity": "warning", "title": "slower"})
+    s.add({"type": "finding", "kind": "disk_growth", "severity": "info", "title": "grows", "target": "/c"})
+    s.add({"type": "finding", "kind": "slowdown", "severity": "warning", "title": "slower"})  # a copy
+    lines = layout.render([s], 160, 24, source="x", now=syn.T0 + 100)
+    row = lines[2].text
+    assert "1 warn 1 info" in row and "2 warn" not in row
+    narrow = layout.render([s], 80, 24, source="x", now=syn.T0 + 100)[2].text
+    assert "1w 1i" in narrow or "1 warn 1 info" in narrow
+    s.add(
+        {
+            "type": "finding_update",
+            "kind": "disk_growth",
+            "severity": "info",
+            "title": "grows",
+            "target": "/c",
+            "update": 1,
+            "ended_epoch": 4,
+        }
+    )
+    text = "\n".join(line.text for line in layout.render([s], 160, 24, source="x", now=syn.T0 + 100))
+    assert "1 warn 1 info" in text and "open findings (1)" in text  # recovered: counted, not open
+
+
+def test_the_daemons_retrace_count_wins_over_a_trace_read_from_near_its_end() -> None:
+    s = RunState("x", partial=True)
+    for rec in _records():
+        s.add(rec)
+    assert s.retraces == 1 and layout.render([s], 160, 24, source="x")[2].text.count(" 1+ ") == 1
+    s.retraces_said = 57  # the daemon read every epoch
+    assert s.retraces == 57
 
 
 def test_a_trace_is_tailed_by_offset_partial_lines_included(tmp_path: Path) -> None:
@@ -163,7 +199,7 @@ def test_daemon_source_uses_status_and_survives_the_daemon_going_away(tmp_path: 
     assert later["d2"].state == "ended" and later["d1"].running
     again = src.poll()
     assert len(again) == 2 and "connection refused" in (src.error or "")
-    lines = view.render(again, 80, 24, source=src.label, error=src.error)
+    lines = layout.render(again, 80, 24, source=src.label, error=src.error)
     assert "connection refused" in lines[1].text
 
 
@@ -182,7 +218,7 @@ def test_workers_of_a_job_show_their_place_and_share_in_the_all_reduce() -> None
         ("worker:0", 0.6),
         ("worker:1", 0.1),
     ]
-    lines = view.render(runs, 160, 24, source="traces in /tmp/x", now=syn.T0 + 100)
+    lines = layout.render(runs, 160, 24, source="traces in /tmp/x", now=syn.T0 + 100)
     assert "WORKER" in lines[1].text and "ALLRED" in lines[1].text
     text = "\n".join(line.text for line in lines)
     assert "worker:1" in text and "10%" in text and "60%" in text
@@ -199,7 +235,7 @@ def test_the_screen_fits_80x24_and_says_so_when_too_small() -> None:
                 {"kind": "host_memory_growth", "severity": "critical", "title": "RSS \x1b[2J grows"}
             )
         runs.append(s)
-    lines = view.render(runs, 80, 24, source="traces in /tmp/x", now=syn.T0 + 100)
+    lines = layout.render(runs, 80, 24, source="traces in /tmp/x", now=syn.T0 + 100)
     assert len(lines) == 24 and all(len(line.text) <= 80 for line in lines)
     text = "\n".join(line.text for line in lines)
     for col in ("RUN", "PID", "EPOCH", "TIME", "TREND", "RSS", "GPU", "RETR", "FINDINGS"):
@@ -207,9 +243,9 @@ def test_the_screen_fits_80x24_and_says_so_when_too_small() -> None:
     assert "4242" in text and "6/20" in text and "3.0 GiB" in text and "1 crit" in text
     assert "more runs" in text and "open findings (10)" in text and "\x1b" not in text
     assert lines[-1].text.startswith("q quit")
-    tiny = view.render(runs, 30, 4, source="x")
+    tiny = layout.render(runs, 30, 4, source="x")
     assert len(tiny) == 1 and tiny[0].text.startswith("terminal too small (30x4)") and len(tiny[0].text) < 30
-    assert view.render([], 1, 1, source="x")[0].text == "t"
+    assert layout.render([], 1, 1, source="x")[0].text == "t"
 
 
 def test_top_once_prints_a_snapshot_and_a_missing_daemon_is_one_line(

@@ -197,7 +197,11 @@ def test_best_step_cost_matches_trying_every_split() -> None:
     import math
     import random
 
-    from epochwatch.analysis.trend import _l1_about_median, _l1_best_step
+    from epochwatch.analysis.trend import _l1_best_step, median
+
+    def _l1_about_median(part: list[float]) -> float:
+        m = median(part)
+        return sum(abs(v - m) for v in part)
 
     def every_split(y: list[float]) -> float:
         costs = [_l1_about_median(y[:k]) + _l1_about_median(y[k:]) for k in range(3, len(y) - 2)]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from epochwatch.analysis.attribution import uses_device
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import CRITICAL, WARNING, Finding
 from epochwatch.analysis.trend import median
@@ -33,16 +34,6 @@ HINT = (
     "free GPU (CUDA_VISIBLE_DEVICES / the scheduler's GPU allocation), ask the owner named here, or "
     "keep GPUs to one job (nvidia-smi -c EXCLUSIVE_PROCESS, MIG partitions, MPS with limits)"
 )
-
-
-def uses_device(view: RunAtEpoch, device: str, indexes: list[int]) -> bool:
-    """Whether the run itself is on `device` in these epochs (NVML listed it there)."""
-    for i in indexes:
-        own = view.value("gpu_self_sm", i, device)
-        mem = view.value("gpu_proc", i, device)
-        if own == own or (mem == mem and mem > 0):
-            return True
-    return False
 
 
 def _ratio(view: RunAtEpoch, name: str, device: str, recent: list[int]) -> tuple[float, float, float] | None:

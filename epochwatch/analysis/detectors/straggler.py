@@ -24,32 +24,13 @@ from __future__ import annotations
 import math
 from collections import Counter
 from statistics import median
-from typing import Any, Protocol
+from typing import Any
 
 from epochwatch.analysis.detectors.slowdown import RULE
 from epochwatch.analysis.findings import CRITICAL, WARNING, Finding
+from epochwatch.analysis.job import Job
 from epochwatch.analysis.trend import assess_growth
 from epochwatch.analysis.units import fmt_seconds
-
-
-class JobView(Protocol):
-    """What a job detector reads: one attempt of a job (analysis/jobs.py builds them)."""
-
-    workers: list[dict[str, Any]]  # worker views: run_id, worker, rank, hostname, facts, ...
-
-    @property
-    def epochs(self) -> int:
-        """Epochs every worker has (positions aligned across workers)."""
-        ...
-
-    def column(self, worker: int, name: str) -> list[float]:
-        """A worker's per-epoch `seconds` or `collective`, NaN where absent."""
-        ...
-
-    def warm(self, position: int) -> bool:
-        """Whether an epoch position is warm-up on any worker."""
-        ...
-
 
 KIND = "straggler"
 COMM_KIND = "communication_growth"
@@ -77,13 +58,13 @@ _COMM_HINT = (
 )
 
 
-def _epoch_number(job: JobView, worker: int, p: int) -> int:
+def _epoch_number(job: Job, worker: int, p: int) -> int:
     numbers = job.workers[worker].get("epoch_numbers") or []
     value = numbers[p] if p < len(numbers) else None
     return int(value) if isinstance(value, int | float) and value == value else p
 
 
-def detect_job(job: JobView) -> list[Finding]:
+def detect_job(job: Job) -> list[Finding]:
     n = len(job.workers)
     if n < 2 or job.epochs == 0:
         return []
@@ -106,7 +87,7 @@ def detect_job(job: JobView) -> list[Finding]:
     return [comm] if comm is not None else []
 
 
-def _straggler(job: JobView, rows: list[tuple[int, list[float], list[float]]]) -> Finding | None:
+def _straggler(job: Job, rows: list[tuple[int, list[float], list[float]]]) -> Finding | None:
     hits: list[int | None] = []  # per row: the worker the others waited for, when they did
     waits: list[float] = []
     shares: list[float] = []
@@ -162,7 +143,7 @@ def _onset(series: list[float]) -> int:
 
 
 def _straggler_finding(
-    job: JobView,
+    job: Job,
     rows: list[tuple[int, list[float], list[float]]],
     onset: int,
     s: int,
@@ -228,7 +209,7 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def _differs(job: JobView, s: int, last: int) -> list[dict[str, Any]]:
+def _differs(job: Job, s: int, last: int) -> list[dict[str, Any]]:
     """Facts where the straggler stands apart from the others, over its slow epochs."""
     out: list[dict[str, Any]] = []
     means: list[dict[str, float]] = []
@@ -255,7 +236,7 @@ def _differs(job: JobView, s: int, last: int) -> list[dict[str, Any]]:
     return out
 
 
-def _communication(job: JobView, rows: list[tuple[int, list[float], list[float]]]) -> Finding | None:
+def _communication(job: Job, rows: list[tuple[int, list[float], list[float]]]) -> Finding | None:
     shared = [min(coll) for _p, _s, coll in rows]
     own = [median(max(0.0, s - c) for s, c in zip(secs, coll, strict=True)) for _p, secs, coll in rows]
     growth = assess_growth(shared, RULE)

@@ -9,7 +9,7 @@ with what the child did right after the restore. One idea per module:
 - parents.py: a restore's parent from its `parent` field, through a ParentCache that the
   caller owns (never module state).
 - resume.py: a Resume, one restore with the records around it on both sides.
-- restored.py, settings.py, progress.py, environment.py: the checks, pure functions of a
+- restored.py, settings.py, continuation.py, machine.py: the checks, pure functions of a
   Resume returning Findings (docs/findings.md, "Restore and resume").
 - checks.py: the checks in order; `detect` for one run, `compare_findings` for two.
 

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 from epochwatch.analysis.findings import Finding
-from epochwatch.analysis.restore.environment import check_environment, check_versions
+from epochwatch.analysis.restore.continuation import check_loss_jump, check_slowdown
 from epochwatch.analysis.restore.lineage import Lineage, build_lineage
+from epochwatch.analysis.restore.machine import check_environment, check_versions
 from epochwatch.analysis.restore.parents import ParentCache
-from epochwatch.analysis.restore.progress import check_loss_jump, check_slowdown
 from epochwatch.analysis.restore.restored import check_modified, check_optimizer, check_slow_restore
 from epochwatch.analysis.restore.resume import Resume, resumes, side_by_side
 from epochwatch.analysis.restore.settings import check_hyperparameters, check_inputs

@@ -6,8 +6,7 @@
 - `find_parent(dirs, sha256, path, ...)` for the hook at restore time: a bounded scan of
   the trace directory for the save, so findings can appear during the resumed run. It
   reads the newest traces first, skips lines that cannot be save records without parsing
-  them, and stops at a file and byte budget. `annotate_restore` writes what it found into
-  a restore record.
+  them, and stops at a file and byte budget.
 """
 
 from __future__ import annotations
@@ -24,9 +23,7 @@ from epochwatch.analysis.restore.lineage import (
     MATCH_PATH,
     MATCH_SHA256,
     Lineage,
-    Link,
     build_lineage,
-    restored_at,
     saved_at,
 )
 from epochwatch.analysis.run import Run
@@ -144,25 +141,6 @@ def find_parent(
         if budget <= 0:
             break
     return by_path
-
-
-def annotate_restore(
-    restore: Record, dirs: Sequence[str | os.PathLike[str]], run_id: str | None = None
-) -> Found | None:
-    """Add a `parent` field to a restore record from the traces under `dirs` (bounded).
-
-    For a process that stores traces (the daemon): call it on each restore record before
-    storing it, with the trace store's directory, so online and offline analysis see the
-    link. Returns what was found; leaves the record alone when nothing matches.
-    """
-    sha = restore.get("sha256")
-    if "parent" in restore or not isinstance(sha, str):
-        return None
-    found = find_parent(dirs, sha, restore.get("path"), exclude_run_id=run_id, before=restored_at(restore))
-    if found is not None:
-        link = Link(run_id or "", found.run_id, restore, found.save, found.match)
-        restore["parent"] = link.parent_field(found.trace)
-    return found
 
 
 def _newest_traces(dirs: Sequence[str | os.PathLike[str]], limit: int) -> list[Path]:

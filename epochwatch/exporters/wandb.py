@@ -14,8 +14,9 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from epochwatch import environment
-from epochwatch.analysis.findings import RANK, WARNING, LatestFindings
+from epochwatch import envvars
+from epochwatch.analysis.findings import RANK, WARNING
+from epochwatch.analysis.ledger import Ledger
 
 if TYPE_CHECKING:
     from epochwatch.recorder import Recorder
@@ -26,34 +27,29 @@ PART = "wandb export"
 class WandbExport:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._seen: set[tuple[str, str, str]] = set()
-        self._latest: dict[str, LatestFindings] = {}  # per W&B run
+        self._ledgers: dict[str, Ledger] = {}  # per W&B run
 
     def on_finding(self, rec: dict[str, Any]) -> None:
         wandb = sys.modules.get("wandb")
         run = getattr(wandb, "run", None)
         if wandb is None or run is None:
             return
-        kind, severity = str(rec.get("kind")), str(rec.get("severity"))
         run_id = str(getattr(run, "id", ""))
         with self._lock:
-            latest = self._latest.setdefault(run_id, LatestFindings())
-        taken = latest.take(rec)
+            ledger = self._ledgers.setdefault(run_id, Ledger())
+        taken = ledger.take(rec)
         if taken is None:
             return
-        news = taken[1]
-        with self._lock:
-            self._seen.add((run_id, kind, str(rec.get("target"))))
-            count = sum(1 for k in self._seen if k[0] == run_id)
-        run.summary[f"epochwatch/{kind}"] = severity
-        run.summary["epochwatch/findings"] = count
-        if news and RANK.get(severity, 0) >= RANK[WARNING]:
+        finding, news = taken
+        run.summary[f"epochwatch/{finding.kind}"] = finding.severity
+        run.summary["epochwatch/findings"] = len(ledger)
+        if news and RANK[finding.severity] >= RANK[WARNING]:
             levels = getattr(wandb, "AlertLevel", None)
-            level = getattr(levels, "ERROR" if severity == "critical" else "WARN", None)
-            text = f"{rec.get('title')}\n{rec.get('hint') or ''}".strip()
-            run.alert(title=f"epochwatch: {kind}", text=text[:1000], level=level)
+            level = getattr(levels, "ERROR" if finding.severity == "critical" else "WARN", None)
+            text = f"{finding.title}\n{finding.hint}".strip()
+            run.alert(title=f"epochwatch: {finding.kind}", text=text[:1000], level=level)
 
 
 def install(recorder: Recorder) -> None:
-    if environment.switched_on(environment.EPOCHWATCH_WANDB, recorder.environ):
+    if envvars.switched_on(envvars.EPOCHWATCH_WANDB, recorder.environ):
         recorder.add_finding_listener(WandbExport().on_finding, PART)

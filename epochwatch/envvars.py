@@ -24,8 +24,6 @@ EPOCHWATCH_DAEMON_GRACE = "EPOCHWATCH_DAEMON_GRACE"
 # An explicit distributed job id (the same on every worker of one job): wins over what the
 # launcher's variables give (epochwatch/identity.py).
 EPOCHWATCH_JOB_ID = "EPOCHWATCH_JOB_ID"
-# Tests only: a pynvml-shaped module to import instead of pynvml (never set in production).
-EPOCHWATCH_FAKE_NVML = "EPOCHWATCH_FAKE_NVML"
 # Console lines while training: "1" silences them; "critical"/"warning"/"info" is the lowest
 # severity printed (the closing line stays).
 EPOCHWATCH_QUIET = "EPOCHWATCH_QUIET"

@@ -16,8 +16,9 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any
 
-from epochwatch import environment
-from epochwatch.analysis.findings import LatestFindings
+from epochwatch import envvars
+from epochwatch.analysis.ledger import Ledger
+from epochwatch.analysis.units import evidence_unit, fmt_evidence
 
 if TYPE_CHECKING:
     from epochwatch.recorder import Recorder
@@ -32,7 +33,7 @@ class TensorBoardExport:
         self._logdir: str | None = None
         self._writer: Any = None
         self._epoch = 0
-        self._latest = LatestFindings()
+        self._ledger = Ledger()
 
     def on_record(self, rec: dict[str, Any]) -> None:
         kind = rec.get("type")
@@ -64,7 +65,7 @@ class TensorBoardExport:
                     self._writer.flush()
 
     def on_finding(self, rec: dict[str, Any]) -> None:
-        taken = self._latest.take(rec)
+        taken = self._ledger.take(rec)
         if taken is None or not taken[1]:
             return
         epoch = self._epoch if rec.get("update") else rec.get("epoch")
@@ -95,14 +96,19 @@ def _markdown(rec: dict[str, Any]) -> str:
     lines = [f"**{rec.get('severity')}** `{rec.get('kind')}`: {rec.get('title')}", ""]
     evidence = rec.get("evidence")
     if isinstance(evidence, dict):
-        lines += [f"- {k}: {v}" for k, v in list(evidence.items())[:20] if not isinstance(v, dict | list)]
+        unit = evidence_unit(str(rec.get("kind")), evidence)  # with units, as the reports show it
+        lines += [
+            f"- {k}: {fmt_evidence(str(k), v, unit)}"
+            for k, v in list(evidence.items())[:20]
+            if not isinstance(v, dict | list)
+        ]
     if rec.get("hint"):
         lines += ["", f"Fix: {rec['hint']}"]
     return "\n".join(lines)
 
 
 def install(recorder: Recorder) -> None:
-    if not environment.switched_on(environment.EPOCHWATCH_TENSORBOARD, recorder.environ):
+    if not envvars.switched_on(envvars.EPOCHWATCH_TENSORBOARD, recorder.environ):
         return
     export = TensorBoardExport()
     recorder.add_listener(export.on_record, PART)

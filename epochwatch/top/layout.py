@@ -16,13 +16,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from epochwatch.analysis.findings import RANK, severity_rank
+from epochwatch.analysis.ledger import SHORT_SEVERITY, counts_text
 from epochwatch.analysis.units import fmt_bytes, fmt_number, fmt_seconds
 from epochwatch.report.sparkline import BLOCKS, sparkline
 from epochwatch.top.model import RunState
 
 MIN_WIDTH, MIN_HEIGHT = 40, 6
 ASCII_BLOCKS = "_.-:=+*#"
-SHORT_SEVERITY = {"critical": "crit", "warning": "warn", "info": "info"}
 
 Segment = tuple[str, str]  # (text, style); styles: header, error, title, dim, critical, warning, info
 
@@ -86,11 +86,19 @@ def _bytes(v: float | None) -> str:
     return "-" if v is None else fmt_bytes(v)
 
 
-def _findings(r: RunState, _w: int, _now: float, _a: bool) -> str:
-    if not r.findings:
-        return "-"
-    worst = max(r.findings.values(), key=lambda f: severity_rank(f.severity))
-    return f"{len(r.findings)} {SHORT_SEVERITY.get(worst.severity, worst.severity[:4])}"
+def _findings(r: RunState, w: int, _now: float, _a: bool) -> str:
+    """Counts per severity, as the console and the report count them: '1 warn 1 info', or
+    '1w 1i' where that does not fit."""
+    counts = r.findings.counts()
+    text = counts_text(counts, short=True)
+    if len(text) <= w:
+        return text
+    return " ".join(f"{n}{severity[0]}" for severity, n in reversed(list(counts.items())) if n)
+
+
+def _retraces(r: RunState, _w: int, _now: float, _a: bool) -> str:
+    """New traces after warm-up; '57+' when only the end of a large trace was read."""
+    return f"{r.retraces}+" if r.partial and r.retraces_said is None else str(r.retraces)
 
 
 def _allreduce(r: RunState, _w: int, _now: float, _a: bool) -> str:
@@ -135,11 +143,11 @@ COLUMNS = (
     Column("AGO", 4, 5, True, _age),
     Column("RSS", 8, 1, True, lambda r, w, n, a: _bytes(r.rss)),
     Column("GPU", 8, 3, True, lambda r, w, n, a: _bytes(r.gpu)),
-    Column("RETR", 4, 3, True, lambda r, w, n, a: str(r.retraces)),
+    Column("RETR", 4, 3, True, _retraces),
     Column("LOSS", 8, 7, True, lambda r, w, n, a: "-" if r.loss is None else fmt_number(r.loss)),
     Column("WORKER", 8, 6, False, lambda r, w, n, a: r.worker or "-"),
     Column("ALLRED", 6, 6, True, _allreduce),
-    Column("FINDINGS", 8, 1, False, _findings),
+    Column("FINDINGS", 8, 1, False, _findings, grow=6),
 )
 
 
@@ -183,7 +191,7 @@ def _row(r: RunState, cols: list[tuple[Column, int]], now: float, ascii_only: bo
         text = text.rjust(w) if c.right else (text if i == len(cols) - 1 else text.ljust(w))
         style = base
         if c.name == "FINDINGS" and r.findings:
-            worst = max(r.findings.values(), key=lambda f: severity_rank(f.severity))
+            worst = max(r.findings.findings(), key=lambda f: severity_rank(f.severity))
             style = worst.severity if worst.severity in RANK else base
         line.segments.append((text, style))
         if i < len(cols) - 1:
@@ -263,7 +271,7 @@ def render(
 def _finding_lines(runs: Sequence[RunState], width: int, ell: str) -> list[Line]:
     items = []
     for r in runs:
-        for f in r.findings.values():
+        for f in r.findings.open():  # a recovered episode is counted, but no longer open
             items.append((not r.running, -severity_rank(f.severity), r.run_id, f))
     items.sort(key=lambda t: t[:3])
     out = []

@@ -95,4 +95,6 @@ class DaemonSource:
         for f in entry.get("findings") or []:
             if isinstance(f, Mapping):
                 s.add_finding(f)
+        said = entry.get("retraces")
+        s.retraces_said = said if isinstance(said, int) and not isinstance(said, bool) else None
         return s

@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from epochwatch import environment
-from epochwatch.analysis.findings import from_record
+from epochwatch import envvars
+from epochwatch.analysis.ledger import Ledger
 
 if TYPE_CHECKING:
     from epochwatch.recorder import Recorder
@@ -34,7 +34,7 @@ class MlflowExport:
     def __init__(self, guard_run: Callable[[str, Callable[[], None], None], None] | None = None) -> None:
         self._lock = threading.Lock()
         self._run_id: str | None = None
-        self._findings: dict[str, list[dict[str, Any]]] = {}
+        self._ledgers: dict[str, Ledger] = {}  # per MLflow run
         self._guard_run = guard_run
         self._queue: queue.Queue[Callable[[], None]] = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -78,29 +78,24 @@ class MlflowExport:
         run_id = self._active()
         if mlflow is None or run_id is None:
             return
-        finding = from_record(rec).to_dict()
-        key = (finding["kind"], finding["target"])
         with self._lock:
-            found = self._findings.setdefault(run_id, [])
-            at = next((i for i, f in enumerate(found) if (f["kind"], f["target"]) == key), None)
-            if at is not None and finding.get("update", 0) <= found[at].get("update", 0):
-                return  # a repeat, or an older state arriving late
-            if at is None:
-                found.append(finding)
-            else:
-                found[at] = finding
-            doc = {"findings": list(found)}
+            ledger = self._ledgers.setdefault(run_id, Ledger())
+        taken = ledger.take(rec)
+        if taken is None:
+            return  # a repeat, or an older state arriving late
+        finding = taken[0]
+        doc = {"findings": [f.to_dict() for f in ledger.findings()]}
 
         def send() -> None:
             client = mlflow.MlflowClient()
-            client.set_tag(run_id, f"epochwatch.{finding['kind']}", finding["severity"])
+            client.set_tag(run_id, f"epochwatch.{finding.kind}", finding.severity)
             client.log_dict(run_id, doc, ARTIFACT)
 
         self._submit(send)
 
 
 def install(recorder: Recorder) -> None:
-    if not environment.switched_on(environment.EPOCHWATCH_MLFLOW, recorder.environ):
+    if not envvars.switched_on(envvars.EPOCHWATCH_MLFLOW, recorder.environ):
         return
     export = MlflowExport(recorder.guard.run)
     recorder.add_listener(export.on_record, PART)

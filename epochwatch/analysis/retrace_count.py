@@ -1,0 +1,43 @@
+"""How many times a run's tf.functions traced anew: the one count every view shows.
+
+`after_warmup` leaves out each fit's first epoch (compile and first traces are by design:
+the retrace_storm detector leaves it out too); `total` counts every epoch (the daemon's
+`epochwatch_retraces_total` counter). A fit starts where the epoch record's (`fit`,
+`source`) changes or its epoch number goes back, as the epoch series marks warm-up
+(series.py `_is_warm`). A fit's epochs nested in a custom loop's epoch (`loop_epoch`) are
+counted in the loop's epoch that holds them, not again. `top`, the daemon's status and
+metrics, and the report (run JSON `retraces_after_warmup`, the text and HTML headers)
+all fold epoch records through this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+class RetraceCount:
+    def __init__(self) -> None:
+        self.total = 0
+        self.after_warmup = 0
+        self._segment: tuple[Any, Any] | None = None
+        self._epoch: int | None = None
+
+    def add(self, rec: Mapping[str, Any]) -> None:
+        """Fold one `epoch` record in."""
+        if "loop_epoch" in rec:
+            return
+        segment = (rec.get("fit"), rec.get("source"))
+        epoch = rec.get("epoch")
+        epoch = epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None
+        first = segment != self._segment or (
+            epoch is not None and self._epoch is not None and epoch <= self._epoch
+        )
+        self._segment, self._epoch = segment, epoch
+        retraces = rec.get("retraces")
+        new = retraces.get("new") if isinstance(retraces, Mapping) else None
+        if not isinstance(new, int | float) or isinstance(new, bool) or not new > 0:
+            return
+        self.total += int(new)
+        if not first:
+            self.after_warmup += int(new)

@@ -1,0 +1,129 @@
+"""A run's headline facts, worded once for the text and the HTML report.
+
+The trace read, how it ended (epochs, time, overhead, new tf.function traces after warm-up:
+analysis/retrace_count.py), versions, host, GPUs and model (`rows`), and the findings per
+severity (analysis/ledger.py): the same numbers `top`, the console and the daemon's status
+show for the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from epochwatch.analysis.findings import from_record
+from epochwatch.analysis.ledger import count_severities, counts_text
+from epochwatch.analysis.units import fmt_bytes, fmt_duration, fmt_number, fmt_pct
+
+
+def rows(run: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(label, text) of the run's header, in the order shown."""
+    fp = run.get("fingerprint") or {}
+    return [
+        ("trace", _trace(run)),
+        ("ended", ended(run)),
+        ("versions", _versions(fp)),
+        ("host", _host(fp)),
+        ("GPU", _gpus(fp)),
+        ("model", _model(run.get("training") or {})),
+    ]
+
+
+def _versions(fp: Mapping[str, Any]) -> str:
+    parts = [
+        f"{name} {fp[name]}"
+        for name in ("python", "tensorflow", "keras", "keras_backend", "torch", "jax", "numpy")
+        if fp.get(name)
+    ]
+    return " · ".join(parts) or "-"
+
+
+def _host(fp: Mapping[str, Any]) -> str:
+    parts = [str(fp.get("hostname", "?"))]
+    if fp.get("cpu_count"):
+        parts.append(f"{fp['cpu_count']} CPUs")
+    if fp.get("memory_total_bytes"):
+        mem = f"{fmt_bytes(fp['memory_total_bytes'])} memory"
+        if fp.get("memory_limit_bytes"):
+            mem += f" (limit {fmt_bytes(fp['memory_limit_bytes'])})"
+        parts.append(mem)
+    return " · ".join(parts)
+
+
+def _gpus(fp: Mapping[str, Any]) -> str:
+    gpus = fp.get("gpus") or []
+    if not gpus:
+        return "none seen"
+    parts = []
+    for g in gpus:
+        if isinstance(g, Mapping):
+            total = f" ({fmt_bytes(g['memory_total_bytes'])})" if g.get("memory_total_bytes") else ""
+            parts.append(f"{g.get('index', '?')}: {g.get('name', '?')}{total}")
+    text = ", ".join(parts)
+    if fp.get("driver"):
+        text += f"; driver {fp['driver']}"
+    cuda = (fp.get("tf_build") or {}).get("cuda_version")
+    if cuda:
+        text += f"; TF built for CUDA {cuda}"
+    return text
+
+
+def _model(tr: Mapping[str, Any]) -> str:
+    if not tr:
+        return "-"
+    parts = []
+    if tr.get("model_class") or tr.get("model"):
+        name = (
+            f"{tr.get('model_class', '')} {tr.get('model', '')!r}".strip()
+            if tr.get("model")
+            else tr["model_class"]
+        )
+        params = f": {tr['params']:,} params" if isinstance(tr.get("params"), int) else ""
+        parts.append(f"{name}{params}")
+    if tr.get("optimizer"):
+        lr = tr.get("learning_rate")
+        parts.append(f"{tr['optimizer']}" + (f" lr {fmt_number(lr)}" if isinstance(lr, int | float) else ""))
+    if tr.get("loss"):
+        parts.append(f"loss {tr['loss']}")
+    if tr.get("batch_size"):
+        parts.append(f"batch {tr['batch_size']}")
+    if tr.get("epochs_planned"):
+        parts.append(f"{tr['epochs_planned']} epochs planned")
+    if tr.get("fits", 1) > 1:
+        parts.append(f"{tr['fits']} fit calls")
+    return " · ".join(parts)
+
+
+def _trace(run: Mapping[str, Any]) -> str:
+    r = run.get("read", {})
+    text = f"{run.get('path')} ({r.get('lines', 0)} lines, "
+    if r.get("skipped"):
+        text += f"{r['skipped']} skipped{', torn last line' if r.get('torn_tail') else ''})"
+    else:
+        text += "none skipped)"
+    return text
+
+
+def ended(run: Mapping[str, Any]) -> str:
+    """'completed · 12 epochs · 3 min · epochwatch overhead 0.4% of epoch time · 57 retraces after warm-up'."""
+    how = str(run.get("ended", "?"))
+    if how == "raised" and run.get("exception"):
+        how += f" {run['exception']}" + (f": {run['message']}" if run.get("message") else "")
+    elif how == "abruptly":
+        how = "abruptly (no run_end: killed, or still running)"
+    parts = [how, f"{run.get('epochs', 0)} epochs"]
+    if isinstance(run.get("seconds"), int | float):
+        parts.append(fmt_duration(run["seconds"]))
+    if isinstance(run.get("overhead_share"), int | float):
+        parts.append(f"epochwatch overhead {fmt_pct(run['overhead_share'])} of epoch time")
+    retraces = run.get("retraces_after_warmup")
+    if isinstance(retraces, int) and retraces > 0:
+        parts.append(f"{retraces} new tf.function traces after warm-up")
+    return " · ".join(parts)
+
+
+def findings(listed: Sequence[Mapping[str, Any]]) -> str:
+    """'2: 1 warning, 1 info' for a list of report-JSON findings, '0' for none."""
+    if not listed:
+        return "0"
+    return f"{len(listed)}: {counts_text(count_severities(from_record(f) for f in listed))}"
