@@ -277,6 +277,7 @@ class Daemon:
 
     async def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
         now = time.monotonic()
+        self.limits.log.report_dropped()
         self.registry.expire_unseen(now)
         sessions = self.registry.live()
         scan = now >= self._contention_due and any(s.samplers is not None for s in sessions)

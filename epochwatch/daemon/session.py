@@ -20,11 +20,20 @@ from epochwatch import __version__
 from epochwatch.daemon.analyzer import Analyzer
 from epochwatch.daemon.config import Sampling
 from epochwatch.daemon.findings import log_finding, tell_hook
+from epochwatch.daemon.held import (
+    HELD_FINDINGS,
+    MAX_HOOK_FINDING_BYTES,
+    finding_key,
+    held_finding,
+    short,
+    status_findings,
+)
 from epochwatch.daemon.runsamplers import NvmlHub, RunSamplers
 from epochwatch.daemon.sampling import Decimator, PeakTracker, epoch_end_values
 from epochwatch.daemon.store import SessionState, TraceFile
 from epochwatch.daemon.vanished import oom_hint, vanished_record
 from epochwatch.trace import schema
+from epochwatch.trace.writer import dumps_line
 
 if TYPE_CHECKING:
     from epochwatch.daemon.peer import Peer
@@ -85,6 +94,8 @@ class Session:
         self.detached_since: float | None = time.monotonic()
         self.latest_sample: Record | None = None
         self.gaps = 0
+        self.after_end = 0  # records refused because they came after run_end
+        self.big_findings = 0  # findings refused for their size
         self.contention: Record | None = None
         self.dirs: Record = {}
         self.write_problem: str | None = None  # why the trace could not be written, while so
@@ -120,33 +131,22 @@ class Session:
 
         A seq below next_seq is a replay of something already written and is skipped; a
         seq above it means the hook dropped records while it could not send (it says so
-        in a notice), and is taken as it comes.
+        in a notice), and is taken as it comes. Nothing is taken after the run's run_end
+        (run_end is a trace's last line), and every record's bytes count against the
+        byte limits (quota.py), run_end's too.
         """
-        if seq < self.next_seq:
+        if seq < self.next_seq or self._refused_after_end(rec):
             return None
         if seq > self.next_seq:
-            self.gaps += seq - self.next_seq
-            log.warning(
-                "run %s: records %d..%d never arrived (the hook dropped them)",
-                self.run_id,
-                self.next_seq,
-                seq - 1,
-            )
-            self.trace.write(
-                {
-                    "type": schema.NOTICE,
-                    "run_id": self.run_id,
-                    "t": time.time(),
-                    "part": "daemon",
-                    "message": f"records {self.next_seq}..{seq - 1} of the hook never arrived "
-                    "(it dropped them while the daemon could not take them)",
-                }
-            )
+            self._note_gap(seq)
         type_ = rec.get("type")
         rec["run_id"] = self.run_id
         rec["seq"] = seq
         if not isinstance(rec.get("t"), (int, float)):
             rec["t"] = time.time()
+        if type_ in schema.FINDINGS and not self._take_finding(rec):
+            self.next_seq = seq + 1
+            return None  # the daemon already wrote this one, or it is too big to take
         if type_ == schema.RUN_START:
             self._on_run_start(rec, peer)
         elif type_ == schema.EPOCH:
@@ -156,31 +156,91 @@ class Session:
             for finding in self.analyzer.finish():
                 self.write_finding(finding)
             self.flush()  # the open sample window, go before the last line
-            ended = rec.get("ended")
-            self.ended = ended if isinstance(ended, str) else "unknown"
-        elif type_ in schema.FINDINGS:
-            key = (str(rec.get("kind")), str(rec.get("target")))
-            update = type_ == schema.FINDING_UPDATE
-            if key in self._finding_keys and not update:
-                self.next_seq = seq + 1
-                return None  # the daemon already wrote this one
-            self._finding_keys.add(key)
-            if update:
-                self.findings = [
-                    f for f in self.findings if (str(f.get("kind")), str(f.get("target"))) != key
-                ]
-            self.findings.append(rec)
         # may raise OSError (a full disk, a byte limit): then next_seq stays, the hook resends
         offset = self.trace.offset()
         self.trace.write(rec, essential=type_ == schema.RUN_END)
         self.offsets.append((seq, offset))
         self.next_seq = seq + 1
+        if type_ == schema.EPOCH:
+            self._count_epoch(rec)  # only once written: a refused epoch is resent, not counted twice
+        elif type_ == schema.RUN_END:
+            ended = rec.get("ended")
+            self.ended = ended if isinstance(ended, str) else "unknown"
+        elif type_ in schema.FINDINGS:
+            self._hold_finding(rec)
         if type_ not in schema.FINDINGS:
             if analyze:
                 self._analyze(rec)
             else:
                 self.pending_analysis.append(rec)
         return rec
+
+    def _refused_after_end(self, rec: Record) -> bool:
+        """True for a record that comes after the run's run_end: it is not written (said
+        once in the log), whatever its type; run_end stays the trace's last line."""
+        if self.ended is None:
+            return False
+        self.after_end += 1
+        if self.after_end == 1:
+            log.warning(
+                "run %s (uid %d) sent a %s record after its run_end; refused, as is anything after it",
+                self.run_id,
+                self.uid,
+                short(rec.get("type")),
+            )
+        return True
+
+    def _note_gap(self, seq: int) -> None:
+        """Records next_seq..seq-1 never came: a notice in the trace (its bytes counted);
+        the log says the first such gap of a run, later ones are counted in `gaps`."""
+        if not self.gaps:
+            log.warning(
+                "run %s: records %d..%d never arrived (the hook dropped them)",
+                self.run_id,
+                self.next_seq,
+                seq - 1,
+            )
+        self.gaps += seq - self.next_seq
+        self.trace.write(
+            {
+                "type": schema.NOTICE,
+                "run_id": self.run_id,
+                "t": time.time(),
+                "part": "daemon",
+                "message": f"records {self.next_seq}..{seq - 1} of the hook never arrived "
+                "(it dropped them while the daemon could not take them)",
+            }
+        )
+
+    def _take_finding(self, rec: Record) -> bool:
+        """Whether a finding the hook sent is written: not one the daemon already wrote, not
+        one over MAX_HOOK_FINDING_BYTES (held.py)."""
+        key = finding_key(rec)
+        if key in self._finding_keys and rec.get("type") != schema.FINDING_UPDATE:
+            return False
+        if len(dumps_line(rec)) > MAX_HOOK_FINDING_BYTES:
+            self.big_findings += 1
+            if self.big_findings == 1:
+                log.warning(
+                    "run %s (uid %d) sent a finding over %d bytes; refused (further ones are counted)",
+                    self.run_id,
+                    self.uid,
+                    MAX_HOOK_FINDING_BYTES,
+                )
+            return False
+        return True
+
+    def _hold_finding(self, rec: Record) -> None:
+        """Keep a small copy of a finding for status, top and the metrics (held.py): an
+        update replaces what the views show; past HELD_FINDINGS different ones, new ones
+        are in the trace only."""
+        key = finding_key(rec)
+        if key in self._finding_keys:
+            self.findings = [f for f in self.findings if finding_key(f) != key]
+        elif len(self._finding_keys) >= HELD_FINDINGS:
+            return
+        self._finding_keys.add(key)
+        self.findings.append(held_finding(rec))
 
     def notice(self, message: str, *, part: str = "daemon", essential: bool = False, **fields: Any) -> None:
         """A `notice` from the daemon in the run's trace (and the log); a trace that cannot
@@ -227,7 +287,7 @@ class Session:
         self.run_start = rec
         env = rec.get("env")
         if isinstance(env, dict) and isinstance(env.get("script"), str) and env["script"]:
-            self.state.script = env["script"]
+            self.state.script = env["script"][:300]
         self.analyzer.start(rec)
 
     def _on_epoch(self, rec: Record) -> None:
@@ -244,7 +304,6 @@ class Session:
                     peaks[key] = value
         if peaks is not None:
             rec["peaks"] = peaks
-        self._count_epoch(rec)
 
     def _count_epoch(self, rec: Record) -> None:
         self.epochs += 1
@@ -264,19 +323,15 @@ class Session:
             self.write_finding(finding)
 
     def write_finding(self, finding: Record) -> None:
-        key = (str(finding.get("kind")), str(finding.get("target")))
         update = finding.get("type") == schema.FINDING_UPDATE
-        if key in self._finding_keys and not update:
+        if finding_key(finding) in self._finding_keys and not update:
             return
-        self._finding_keys.add(key)
         rec = dict(finding)
         rec["type"] = schema.FINDING_UPDATE if update else schema.FINDING
         rec["run_id"] = self.run_id
         rec.setdefault("t", time.time())
         rec["source"] = "daemon"
-        if update:  # an episode's update replaces what status, top and the metrics show
-            self.findings = [f for f in self.findings if (str(f.get("kind")), str(f.get("target"))) != key]
-        self.findings.append(rec)
+        self._hold_finding(rec)  # an episode's update replaces what status, top and the metrics show
         self.trace.write(rec)
         tell_hook(self.connection, rec, self.run_id)
         log_finding(self.run_id, rec, update=update)
@@ -301,13 +356,7 @@ class Session:
                     self.run_start = rec
                     self.analyzer.start(rec)
                 elif type_ in schema.FINDINGS:
-                    key = (str(rec.get("kind")), str(rec.get("target")))
-                    self._finding_keys.add(key)
-                    if type_ == schema.FINDING_UPDATE:
-                        self.findings = [
-                            f for f in self.findings if (str(f.get("kind")), str(f.get("target"))) != key
-                        ]
-                    self.findings.append(rec)
+                    self._hold_finding(rec)
             new: list[Record] = []
             seen = 0
             for rec in iter_records(self.trace_path):
@@ -398,10 +447,7 @@ class Session:
             "attached": self.connection is not None,
             "epochs": self.epochs,
             "trace": str(self.trace_path),
-            "findings": [
-                {k: f.get(k) for k in ("kind", "severity", "title", "target", "epoch") if k in f}
-                for f in self.findings
-            ],
+            **status_findings(self.findings),
         }
         if self.last_epoch is not None:
             out["epoch"] = self.last_epoch
