@@ -26,8 +26,8 @@ from epochwatch.analysis.restore.settings import SHIFT_STD_RATIO, SHIFT_Z
 from epochwatch.analysis.run import Run, load_run
 from epochwatch.analysis.units import fmt_number, fmt_seconds
 from epochwatch.cli.base import UsageError
-from epochwatch.text_safety import escape_tree
-from epochwatch.trace.reader import TraceError, find_traces
+from epochwatch.text_safety import SafeStream, escape_tree
+from epochwatch.trace.reader import TraceError, find_traces, missing
 
 Record = dict[str, Any]
 MAX_FEATURES_SHOWN = 8
@@ -317,7 +317,7 @@ def _load(arg: str, role: str) -> Run:
             raise UsageError(f"{role} {arg}: a directory must hold exactly one trace, found {len(files)}")
         path = files[0]
     elif not path.exists():
-        raise UsageError(f"{role} {arg}: no such file or directory")
+        raise UsageError(f"{role} {arg}: {missing(path)}")
     try:
         return load_run(path)
     except TraceError as exc:
@@ -337,7 +337,9 @@ class CompareCommand:
     def run(self, args: argparse.Namespace) -> int:
         base, new = _load(args.base, "BASE"), _load(args.new, "NEW")
         result = compare(base, new)
-        out: IO[str] = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
+        # a file is escaped as stdout is (cli/__init__.py): it is read on a terminal too
+        fh = open(args.output, "w", encoding="utf-8") if args.output else None  # noqa: SIM115
+        out: IO[str] = SafeStream(fh) if fh is not None else sys.stdout  # type: ignore[assignment]
         try:
             if args.format == "json":
                 json.dump(result, out, indent=2, default=_json_default)
@@ -345,8 +347,8 @@ class CompareCommand:
             else:
                 render_text(escape_tree(result), out)  # every string from the traces on one line
         finally:
-            if out is not sys.stdout:
-                out.close()
+            if fh is not None:
+                fh.close()
         return 0
 
 

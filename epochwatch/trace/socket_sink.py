@@ -424,7 +424,7 @@ class SocketSink:
                 return
             path = self.fallback_dir / f"{self.run_id}.jsonl"
             try:
-                writer = TraceWriter(path)
+                writer = TraceWriter(path, exclusive=True)
             except OSError as exc:
                 say(f"{why}; cannot write the embedded trace {path} either ({exc.strerror or exc})")
                 self._pending.clear()
