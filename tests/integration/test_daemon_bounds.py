@@ -78,6 +78,14 @@ def _hello(path: str, run_id: str = "attack") -> tuple[socket.socket, bytes]:
     return sock, buf.partition(b"\n")[2]
 
 
+def _welcomed(path: str) -> bool:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(10.0)
+    sock.connect(path)
+    sock.sendall(orjson.dumps({"op": "hello", "protocol": 1, "role": "run", "run_id": "r"}) + b"\n")
+    return bool(orjson.loads(sock.makefile("rb").readline()).get("op") == "welcome")
+
+
 def _rec(seq: int, type_: str, **fields: Any) -> bytes:
     record = {"type": type_, "run_id": "x", "t": time.time(), **fields}
     return orjson.dumps({"op": "rec", "seq": seq, "record": record}) + b"\n"
@@ -226,3 +234,20 @@ def test_log_lines_about_one_users_clients_are_rate_limited_and_counted(tmp_path
         lines = [line for line in d.log().splitlines() if f"uid {NOBODY}" in line]
         assert len(lines) < 40, f"{len(lines)} log lines for one user's 2000 bad connections"
         assert any("earlier lines about uid" in line for line in lines)
+
+
+def test_the_readmes_foreground_example_with_a_socket_in_tmp_works(tmp_path: Path) -> None:
+    """Issue 22: `epochwatch daemon --socket /tmp/ew.sock` was refused (/tmp is writable by
+    all); a sticky directory of root's is safe for the socket: nobody else can rename or
+    remove it there, and a planted file or live listener at the path is still refused."""
+    d = DaemonProc(tmp_path)
+    d.socket = Path(f"/tmp/ew-test-{os.getpid()}.sock")
+    try:
+        d.start()
+        assert d.socket.stat().st_uid == 0
+        assert query_status(str(d.socket)) == []
+        assert as_nobody(_welcomed, str(d.socket))
+    finally:
+        d.cleanup()
+        with contextlib.suppress(FileNotFoundError):
+            d.socket.unlink()
