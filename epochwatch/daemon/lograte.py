@@ -4,7 +4,8 @@ Every problem a client causes is worth one log line, but 20,000 one-line connect
 5 s wrote 20,000 WARNING lines: the journal (and whoever reads it) paid for a user's
 loop. So lines about a uid's clients go through `UidLog`: a token bucket per uid (a
 burst of LOG_BURST lines, then LOG_PER_SECOND), and the next line that passes says how
-many were dropped since the last one. Other users' lines are never held back by it.
+many were dropped since the last one. Other users' lines are never held back by it, and
+root's are not limited.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ class UidLog:
         self.log(logging.WARNING, uid, msg, *args)
 
     def log(self, level: int, uid: int, msg: str, *args: object) -> None:
+        if uid == 0:  # root's clients are trusted with the log as with everything else
+            self.logger.log(level, msg, *args)
+            return
         now = time.monotonic()
         budget = self._budgets.get(uid)
         if budget is None:
