@@ -112,9 +112,13 @@ class Connection(asyncio.Protocol):
     # -- framing --------------------------------------------------------------------------------
 
     def _take(self, data: bytes) -> None:
+        """Bytes count against the uid's byte rate as they arrive, whole lines or not: a
+        user sending lines that never end or are too long (1 GB in a minute) is read as
+        slowly as one sending records, so it cannot take the event loop from other users."""
         self._buf += data
+        pause = self.limits.take(self.uid, 0, len(data))
         if self._resume_handle is None:  # while throttled, lines wait in the buffer
-            self._process()
+            self._process(pause)
         else:
             self._account()
 
@@ -132,7 +136,7 @@ class Connection(asyncio.Protocol):
             self.fail("buffered", refused)
             self._account()
 
-    def _process(self) -> None:
+    def _process(self, pause: float = 0.0) -> None:
         """Handle the complete lines in the buffer, one rate-limit token each.
 
         The records among them go to the registry as one batch when reading stops (the
@@ -142,9 +146,10 @@ class Connection(asyncio.Protocol):
         message, however the bytes arrived.
         """
         batch: list[tuple[int, Record]] = []
-        bye, pause = False, 0.0
+        bye, byte_pause = False, pause
         try:
             bye, pause = self._read_lines(batch)
+            pause = max(pause, byte_pause) if not bye else 0.0
         finally:
             if (batch or bye) and self.session is not None:
                 self.registry.deliver(self.session, self, batch, bye=bye, handover=self._handover)
@@ -169,7 +174,7 @@ class Connection(asyncio.Protocol):
             start = nl + 1
             if line.strip():
                 bye = self._line(line, batch)
-                pause = self.limits.take(self.uid, 1, len(line))
+                pause = self.limits.take(self.uid, 1)  # its bytes were counted as they came
                 if bye:
                     return True, 0.0
                 if pause > 0:
