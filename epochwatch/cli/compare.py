@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import median
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from epochwatch.analysis.findings import clean, severity_rank
 from epochwatch.analysis.restore import compare_findings, record_fields
@@ -339,7 +339,7 @@ class CompareCommand:
         result = compare(base, new)
         # a file is escaped as stdout is (cli/__init__.py): it is read on a terminal too
         fh = open(args.output, "w", encoding="utf-8") if args.output else None  # noqa: SIM115
-        out: IO[str] = SafeStream(fh) if fh is not None else sys.stdout  # type: ignore[assignment]
+        out = cast(IO[str], SafeStream(fh)) if fh is not None else sys.stdout
         try:
             if args.format == "json":
                 json.dump(result, out, indent=2, default=_json_default)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from epochwatch.analysis.files import Analyzed, analyze_file
 from epochwatch.analysis.jobs import jobs_report, worker_view
@@ -108,7 +108,7 @@ class ReportCommand:
         with ExitStack() as stack:
             out: IO[str] = sys.stdout
             if args.output:  # escaped as stdout is (cli/__init__.py): a file is read on a terminal too
-                out = SafeStream(stack.enter_context(open(args.output, "w", encoding="utf-8")))
+                out = cast(IO[str], SafeStream(stack.enter_context(open(args.output, "w", encoding="utf-8"))))
             links = lineage.to_dict() if lineage is not None else None
             if html and links:
                 overlay.overlay_parents(runs, links.get("links") or [])
