@@ -135,7 +135,10 @@ class Session:
         (run_end is a trace's last line), and every record's bytes count against the
         byte limits (quota.py), run_end's too.
         """
-        if seq < self.next_seq or self._refused_after_end(rec):
+        if seq < self.next_seq:
+            return None
+        if self._refused_after_end(rec):
+            self.next_seq = seq + 1  # acknowledged, so a hook does not send it again
             return None
         if seq > self.next_seq:
             self._note_gap(seq)
@@ -177,7 +180,8 @@ class Session:
 
     def _refused_after_end(self, rec: Record) -> bool:
         """True for a record that comes after the run's run_end: it is not written (said
-        once in the log), whatever its type; run_end stays the trace's last line."""
+        once in the log), whatever its type; run_end stays the trace's last line and its
+        bytes the last ones the run is charged."""
         if self.ended is None:
             return False
         self.after_end += 1
