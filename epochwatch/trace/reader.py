@@ -9,6 +9,7 @@ or when it was written by a newer schema than this reader knows.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import glob
 import os
@@ -82,7 +83,7 @@ def open_regular(path: str | os.PathLike[str]) -> Any:
         if not stat.S_ISREG(st.st_mode):
             kind = _KINDS.get(stat.S_IFMT(st.st_mode), "special file")
             raise TraceError(f"{p}: not a regular file (a {kind}); only regular files are traces")
-        _check_size(p, st)
+        _check_size(p, st, fd)
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:
@@ -90,18 +91,31 @@ def open_regular(path: str | os.PathLike[str]) -> Any:
         raise
 
 
-def _check_size(p: Path, st: os.stat_result) -> None:
-    """Refuse, before reading, a file too big to be a trace or one that is mostly holes."""
+def _check_size(p: Path, st: os.stat_result, fd: int) -> None:
+    """Refuse, before reading, a file too big to be a trace or one that is mostly holes.
+
+    Few blocks on disk alone is not proof (a compressing file system stores a trace in a
+    fraction of its length): a sparse file also has a hole before its end (SEEK_HOLE)."""
     if st.st_size > MAX_TRACE_FILE_BYTES:
         raise TraceError(
             f"{p}: {st.st_size} bytes, over the {MAX_TRACE_FILE_BYTES >> 30} GiB a trace may have; not read"
         )
     on_disk = st.st_blocks * 512
-    if st.st_size > _SPARSE_FROM and on_disk < st.st_size // 2:
+    if st.st_size > _SPARSE_FROM and on_disk < st.st_size // 2 and _has_hole(fd, st.st_size):
         raise TraceError(
             f"{p}: a sparse file ({st.st_size} bytes long, {on_disk} on disk); traces are written "
             "line by line and have no holes; not read"
         )
+
+
+def _has_hole(fd: int, size: int) -> bool:
+    try:
+        return os.lseek(fd, 0, os.SEEK_HOLE) < size
+    except (OSError, AttributeError):  # no SEEK_HOLE here: the block count decides
+        return True
+    finally:
+        with contextlib.suppress(OSError):
+            os.lseek(fd, 0, os.SEEK_SET)
 
 
 def missing(p: Path) -> str:
