@@ -2,7 +2,8 @@
 
 Lines are split here with a hard cap (`limits.max_line_bytes`): a longer line drops the
 connection before it is buffered whole, and what a connection holds unread counts against
-its uid's and the daemon's buffered bytes (limits.py): over either, it is dropped. The first line must be a hello within
+its uid's and the daemon's buffered bytes (limits.py): over either, it is dropped. Bytes
+count against the uid's byte rate as they arrive. The first line must be a hello within
 `limits.hello_timeout_seconds`. Who the client is comes from SO_PEERCRED at accept time.
 Every problem a client can cause ends in one log line (rate-limited per uid: lograte.py)
 and, at worst, its own connection closed; nothing here raises into the event loop.
