@@ -13,7 +13,10 @@ does not have: a restart loses nothing and writes nothing twice.
 Reconnects back off exponentially (BACKOFF_FIRST doubling to BACKOFF_MAX, with jitter)
 and the backoff only resets once a connection made progress (an ack), so a daemon that
 welcomes the run and drops it at once (its disk is full) sees a few hellos a second at
-most, not thousands. What the daemon said when it dropped the run is said once.
+most, not thousands; new records do not cut a wait short. What the daemon said when it
+dropped the run is said once. Every connect checks who listens (sink_wire.check_peer:
+root or this user, by SO_PEERCRED) before a byte is sent; anyone else means the embedded
+trace from then on.
 
 If the first hello fails (refused, or no answer within HANDSHAKE_TIMEOUT), or the
 daemon does not take the run back (acknowledge records) within the grace period
@@ -369,10 +372,12 @@ class SocketSink:
                 until = min(end, self._close_deadline) if self._closing else end
             if now >= until:
                 return
-            with contextlib.suppress(OSError, ValueError):
+            try:
                 readable, _, _ = select.select([self._wake_r], [], [], until - now)
                 if readable:
                     os.read(self._wake_r, 4096)
+            except (OSError, ValueError):  # the pipe is gone: sleep, never spin
+                time.sleep(until - now)
 
     def _resume(self, connected: socket.socket | None = None) -> None:
         hello = p.hello_run(self.run_id, self.token or None, client_name())
