@@ -42,14 +42,7 @@ class UidLog:
         if uid == 0:  # root's clients are trusted with the log as with everything else
             self.logger.log(level, msg, *args)
             return
-        now = time.monotonic()
-        budget = self._budgets.get(uid)
-        if budget is None:
-            if len(self._budgets) >= MAX_UIDS:
-                del self._budgets[next(iter(self._budgets))]
-            budget = self._budgets[uid] = _Budget(float(self.burst), now)
-        budget.tokens = min(float(self.burst), budget.tokens + (now - budget.stamp) * self.rate)
-        budget.stamp = now
+        budget = self._budget(uid)
         if budget.tokens < 1.0:
             budget.dropped += 1
             return
@@ -60,15 +53,34 @@ class UidLog:
             budget.dropped = 0
         self.logger.log(level, msg, *args)
 
+    def _budget(self, uid: int) -> _Budget:
+        """The uid's bucket, refilled to now."""
+        now = time.monotonic()
+        budget = self._budgets.get(uid)
+        if budget is None:
+            if len(self._budgets) >= MAX_UIDS:
+                del self._budgets[next(iter(self._budgets))]
+            budget = self._budgets[uid] = _Budget(float(self.burst), now)
+        budget.tokens = min(float(self.burst), budget.tokens + (now - budget.stamp) * self.rate)
+        budget.stamp = now
+        return budget
+
     def dropped(self, uid: int) -> int:
         """Lines about `uid` dropped and not yet reported."""
         budget = self._budgets.get(uid)
         return budget.dropped if budget is not None else 0
 
     def report_dropped(self) -> None:
-        """One line per uid whose dropped lines were not said yet (the server's 1 Hz tick),
-        so a flood that stopped is still counted in the log."""
-        now = time.monotonic()
-        for uid, budget in self._budgets.items():
-            if budget.dropped and budget.tokens + (now - budget.stamp) * self.rate >= 1.0:
-                self.log(logging.WARNING, uid, "uid %d's clients: lines about them were dropped", uid)
+        """One line per uid whose dropped lines were not said yet, once its rate allows
+        (the server's 1 Hz tick), so a flood that stopped is still counted in the log."""
+        for uid in [u for u, b in self._budgets.items() if b.dropped]:
+            budget = self._budget(uid)
+            if budget.tokens >= 1.0:
+                budget.tokens -= 1.0
+                self.logger.warning(
+                    "uid %d's clients: %d log lines about them were dropped (over %g lines a second)",
+                    uid,
+                    budget.dropped,
+                    self.rate,
+                )
+                budget.dropped = 0
