@@ -6,7 +6,8 @@ A user sent 200 findings of 1 MB each: the daemon grew by 200 MB, and root's `st
 reply grew past what the daemon lets pile up for a client, so root's `status` and `top`
 failed. So what is held is a small copy (the fields the views read, strings cut to
 HELD_CHARS), at most HELD_FINDINGS different ones per run; a finding sent by a hook over
-MAX_HOOK_FINDING_BYTES is not taken at all; and a run's status entry lists at most
+MAX_HOOK_FINDING_BYTES is written without its evidence, or not at all when even that is too
+big (its bytes would be metered anyway: this keeps one record from costing the loop); and a run's status entry lists at most
 STATUS_FINDINGS of them (with `findings_total`), so a status reply stays small however
 much anyone sent.
 """
@@ -20,7 +21,7 @@ Record = dict[str, Any]
 HELD_FINDINGS = 64
 HELD_CHARS = 300
 STATUS_FINDINGS = 20
-MAX_HOOK_FINDING_BYTES = 64 * 1024
+MAX_HOOK_FINDING_BYTES = 256 * 1024
 _HELD_KEYS = ("type", "kind", "severity", "title", "target", "epoch", "t", "source", "update")
 _STATUS_KEYS = ("kind", "severity", "title", "target", "epoch")
 

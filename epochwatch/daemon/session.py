@@ -217,22 +217,28 @@ class Session:
         )
 
     def _take_finding(self, rec: Record) -> bool:
-        """Whether a finding the hook sent is written: not one the daemon already wrote, not
-        one over MAX_HOOK_FINDING_BYTES (held.py)."""
+        """Whether a finding the hook sent is written: not one the daemon already wrote; one
+        over MAX_HOOK_FINDING_BYTES (held.py) without its evidence (`evidence_bytes` says
+        how much there was), and not at all if that is still too big."""
         key = finding_key(rec)
         if key in self._finding_keys and rec.get("type") != schema.FINDING_UPDATE:
             return False
-        if len(dumps_line(rec)) > MAX_HOOK_FINDING_BYTES:
-            self.big_findings += 1
-            if self.big_findings == 1:
-                log.warning(
-                    "run %s (uid %d) sent a finding over %d bytes; refused (further ones are counted)",
-                    self.run_id,
-                    self.uid,
-                    MAX_HOOK_FINDING_BYTES,
-                )
-            return False
-        return True
+        size = len(dumps_line(rec))
+        if size <= MAX_HOOK_FINDING_BYTES:
+            return True
+        if "evidence" in rec:
+            rec["evidence_bytes"] = len(dumps_line({"e": rec.pop("evidence")}))
+            if len(dumps_line(rec)) <= MAX_HOOK_FINDING_BYTES:
+                return True
+        self.big_findings += 1
+        if self.big_findings == 1:
+            log.warning(
+                "run %s (uid %d) sent a finding over %d bytes; refused (further ones are counted)",
+                self.run_id,
+                self.uid,
+                MAX_HOOK_FINDING_BYTES,
+            )
+        return False
 
     def _hold_finding(self, rec: Record) -> None:
         """Keep a small copy of a finding for status, top and the metrics (held.py): an

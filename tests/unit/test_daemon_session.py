@@ -210,9 +210,11 @@ def test_a_refused_epoch_is_counted_once_when_it_is_written(session: Session, tm
 
 def test_findings_held_are_small_and_bounded(session: Session) -> None:
     session.accept(0, {"type": "run_start"}, PEER)
-    huge = "t" * 200_000
+    huge = "t" * 300_000
     assert session.accept(1, {"type": "finding", "kind": "k", "title": huge}, PEER) is None  # refused
-    for seq in range(2, 202):
+    kept = session.accept(2, {"type": "finding", "kind": "e", "title": "t", "evidence": {"x": huge}}, PEER)
+    assert kept is not None and "evidence" not in kept and kept["evidence_bytes"] > 300_000
+    for seq in range(3, 202):
         session.accept(
             seq, {"type": "finding", "kind": f"k{seq}", "title": "t" * 5000, "evidence": "e" * 5000}, PEER
         )
