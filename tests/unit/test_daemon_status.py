@@ -81,3 +81,11 @@ def test_a_status_reply_of_many_megabytes_is_read_quickly(tmp_path: Path) -> Non
         listener.close()
     assert len(reply) > 20_000_000 and len(got) == 60_000
     assert took < 3.0, took
+
+
+def test_a_run_with_more_findings_than_listed_says_how_many_more() -> None:
+    out = io.StringIO()
+    run = {"run_id": "r", "pid": 1, "uid": 0, "script": "", "attached": True, "findings_total": 64}
+    run["findings"] = [{"kind": f"k{i}", "severity": "info"} for i in range(20)]
+    render_text([run], out, now=0.0)
+    assert "and 44 more" in out.getvalue()
