@@ -209,9 +209,9 @@ def test_soak_150_hostile_clients_next_to_another_users_keras_run(tmp_path: Path
         assert d.alive()
         assert rss_peak / 2**20 < MEMORY_MAX_MB
         # Every status answered; 99% within 1 s. On a loaded 2-core box (load average 11 while
-        # the suite ran beside other work) a single outlier of 2.2 s was seen, with no event
-        # loop callback over 0.35 s in the daemon (asyncio debug): the asking process waited
-        # for a CPU. So the strict "every status within 1 s" is held at p99, and the
+        # the suite ran beside other work) a single outlier of 2.2 s was seen, while a like
+        # run under asyncio debug showed no daemon callback over 0.35 s: most likely a process
+        # waiting for a CPU. So the strict "every status within 1 s" is held at p99, and the
         # outlier bounded at the client's own timeout.
         assert latencies and latencies[-1] < 5.0, latencies[-5:]
         assert p99 < STATUS_WITHIN, latencies[-5:]
