@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import median
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from epochwatch.analysis.files import run_findings
 from epochwatch.analysis.findings import Finding, clean, severity_rank
@@ -29,8 +29,8 @@ from epochwatch.analysis.units import fmt_bytes, fmt_number, fmt_seconds
 from epochwatch.cli.base import UsageError
 from epochwatch.report.plots import MIN_REL_SPAN
 from epochwatch.report.sparkline import sparkline
-from epochwatch.text_safety import escape_tree
-from epochwatch.trace.reader import TraceError, find_traces
+from epochwatch.text_safety import SafeStream, escape_tree
+from epochwatch.trace.reader import TraceError, find_traces, missing
 
 Record = dict[str, Any]
 MAX_FEATURES_SHOWN = 8
@@ -336,7 +336,7 @@ def _load(arg: str, role: str) -> Run:
             raise UsageError(f"{role} {arg}: a directory must hold exactly one trace, found {len(files)}")
         path = files[0]
     elif not path.exists():
-        raise UsageError(f"{role} {arg}: no such file or directory")
+        raise UsageError(f"{role} {arg}: {missing(path)}")
     try:
         return load_run(path)
     except TraceError as exc:
@@ -356,7 +356,9 @@ class CompareCommand:
     def run(self, args: argparse.Namespace) -> int:
         base, new = _load(args.base, "BASE"), _load(args.new, "NEW")
         result = compare(base, new)
-        out: IO[str] = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
+        # a file is escaped as stdout is (cli/__init__.py): it is read on a terminal too
+        fh = open(args.output, "w", encoding="utf-8") if args.output else None  # noqa: SIM115
+        out = cast(IO[str], SafeStream(fh)) if fh is not None else sys.stdout
         try:
             if args.format == "json":
                 json.dump(result, out, indent=2, default=_json_default)
@@ -364,8 +366,8 @@ class CompareCommand:
             else:
                 render_text(escape_tree(result), out)  # every string from the traces on one line
         finally:
-            if out is not sys.stdout:
-                out.close()
+            if fh is not None:
+                fh.close()
         return 0
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from epochwatch.analysis.files import Analyzed, analyze_file
 from epochwatch.analysis.jobs import jobs_report, worker_view
@@ -30,7 +30,7 @@ from epochwatch.report import html as html_report
 from epochwatch.report import json as json_report
 from epochwatch.report import text as text_report
 from epochwatch.report.summary import summarize
-from epochwatch.text_safety import escape, escape_tree
+from epochwatch.text_safety import SafeStream, escape, escape_tree
 from epochwatch.trace.reader import TraceError, find_traces
 
 FORMATS = ("text", "json", "html")
@@ -107,8 +107,8 @@ class ReportCommand:
         jobs = jobs_report([view for r in runs if (view := r.pop(_WORKER, None))])
         with ExitStack() as stack:
             out: IO[str] = sys.stdout
-            if args.output:
-                out = stack.enter_context(open(args.output, "w", encoding="utf-8"))
+            if args.output:  # escaped as stdout is (cli/__init__.py): a file is read on a terminal too
+                out = cast(IO[str], SafeStream(stack.enter_context(open(args.output, "w", encoding="utf-8"))))
             links = lineage.to_dict() if lineage is not None else None
             if html and links:
                 overlay.overlay_parents(runs, links.get("links") or [])

@@ -56,6 +56,9 @@ def render_text(runs: list[dict[str, Any]], out: Any, now: float | None = None) 
     for r in runs:
         findings = r.get("findings") or []
         kinds = ", ".join(f"{f.get('kind')}({f.get('severity')})" for f in findings) or "-"
+        total = r.get("findings_total")
+        if isinstance(total, int) and total > len(findings):  # the daemon lists the first few
+            kinds += f" and {total - len(findings)} more"
         epoch = r.get("epoch")
         state = "" if r.get("attached") else " [detached]"
         rows.append(

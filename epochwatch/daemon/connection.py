@@ -1,10 +1,12 @@
 """One client connection: framing, the hello, limits, and never trusting a byte of it.
 
 Lines are split here with a hard cap (`limits.max_line_bytes`): a longer line drops the
-connection before it is buffered whole. The first line must be a hello within
+connection before it is buffered whole, and what a connection holds unread counts against
+its uid's and the daemon's buffered bytes (limits.py): over either, it is dropped. Bytes
+count against the uid's byte rate as they arrive. The first line must be a hello within
 `limits.hello_timeout_seconds`. Who the client is comes from SO_PEERCRED at accept time.
-Every problem a client can cause ends in one log line and, at worst, its own connection
-closed; nothing here raises into the event loop.
+Every problem a client can cause ends in one log line (rate-limited per uid: lograte.py)
+and, at worst, its own connection closed; nothing here raises into the event loop.
 
 The runs themselves are the registry's: a connection hands it the hello, each batch of
 records it read (with a `bye` that ends them) and its own end, and is a Peer to it.
@@ -44,6 +46,7 @@ class Connection(asyncio.Protocol):
         self.role: str | None = None
         self.session: Session | None = None
         self._buf = bytearray()
+        self._held = 0  # bytes of _buf counted against the uid's buffered bytes
         self._hello_timer: asyncio.TimerHandle | None = None
         self._resume_handle: asyncio.TimerHandle | None = None
         self._bad_lines = 0
@@ -73,7 +76,7 @@ class Connection(asyncio.Protocol):
             return
         refused = self.limits.open_connection(self.uid)
         if refused:
-            log.warning("%s refused: %s", self.who(), refused)
+            self.limits.log.warning(self.uid, "%s refused: %s", self.who(), refused)
             self.fail("limit", refused)
             return
         self.counted = True
@@ -98,6 +101,8 @@ class Connection(asyncio.Protocol):
         for handle in (self._hello_timer, self._resume_handle):
             if handle is not None:
                 handle.cancel()
+        self._buf.clear()
+        self._account()
         if self.counted:
             self.counted = False
             self.limits.close_connection(self.uid)
@@ -108,11 +113,31 @@ class Connection(asyncio.Protocol):
     # -- framing --------------------------------------------------------------------------------
 
     def _take(self, data: bytes) -> None:
+        """Bytes count against the uid's byte rate as they arrive, whole lines or not: a
+        user sending lines that never end or are too long (1 GB in a minute) is read as
+        slowly as one sending records, so it cannot take the event loop from other users."""
         self._buf += data
+        pause = self.limits.take(self.uid, 0, len(data))
         if self._resume_handle is None:  # while throttled, lines wait in the buffer
-            self._process()
+            self._process(pause)
+        else:
+            self._account()
 
-    def _process(self) -> None:
+    def _account(self) -> None:
+        """Count what the buffer holds now against the uid's buffered bytes; over the
+        limit, the connection goes (and gives its bytes back)."""
+        if not self.counted:
+            return
+        delta = len(self._buf) - self._held
+        self._held = len(self._buf)
+        refused = self.limits.hold(self.uid, delta) if delta else None
+        if refused and not self.closed:
+            self.limits.log.warning(self.uid, "%s: %s; dropped", self.who(), refused)
+            self._buf.clear()
+            self.fail("buffered", refused)
+            self._account()
+
+    def _process(self, pause: float = 0.0) -> None:
         """Handle the complete lines in the buffer, one rate-limit token each.
 
         The records among them go to the registry as one batch when reading stops (the
@@ -122,12 +147,14 @@ class Connection(asyncio.Protocol):
         message, however the bytes arrived.
         """
         batch: list[tuple[int, Record]] = []
-        bye, pause = False, 0.0
+        bye, byte_pause = False, pause
         try:
             bye, pause = self._read_lines(batch)
+            pause = max(pause, byte_pause) if not bye else 0.0
         finally:
             if (batch or bye) and self.session is not None:
                 self.registry.deliver(self.session, self, batch, bye=bye, handover=self._handover)
+        self._account()
         if pause > 0:
             self._throttle(pause)
 
@@ -148,7 +175,7 @@ class Connection(asyncio.Protocol):
             start = nl + 1
             if line.strip():
                 bye = self._line(line, batch)
-                pause = self.limits.take(self.uid, 1, len(line))
+                pause = self.limits.take(self.uid, 1)  # its bytes were counted as they came
                 if bye:
                     return True, 0.0
                 if pause > 0:
@@ -163,7 +190,9 @@ class Connection(asyncio.Protocol):
 
     def _too_long(self, size: int) -> None:
         limit = self.limits.cfg.max_line_bytes
-        log.warning("%s sent a line over %d bytes (%d so far); dropped", self.who(), limit, size)
+        self.limits.log.warning(
+            self.uid, "%s sent a line over %d bytes (%d so far); dropped", self.who(), limit, size
+        )
         self._buf.clear()
         self.fail("too_long", f"line longer than {limit} bytes")
 
@@ -172,7 +201,8 @@ class Connection(asyncio.Protocol):
             return
         if not self._throttled_logged:
             self._throttled_logged = True
-            log.warning(
+            self.limits.log.warning(
+                self.uid,
                 "%s is over the message rate or the byte rate of its uid; reading from it more slowly",
                 self.who(),
             )
@@ -202,7 +232,9 @@ class Connection(asyncio.Protocol):
             self._hello(msg)
         elif op == p.OP_REC and self.session is not None:
             if may_be_too_deep(line) and too_deep(msg.get("record")):  # parsed, but could never be written
-                log.warning("%s sent a record nested deeper than %d levels; dropped", self.who(), MAX_DEPTH)
+                self.limits.log.warning(
+                    self.uid, "%s sent a record nested deeper than %d levels; dropped", self.who(), MAX_DEPTH
+                )
                 self.fail("too_deep", f"a record nested deeper than {MAX_DEPTH} levels")
                 return False
             self._record(msg, batch)
@@ -221,13 +253,15 @@ class Connection(asyncio.Protocol):
     def _bad(self, why: str) -> None:
         self._bad_lines += 1
         if self.role is None:
-            log.warning("%s: first line is not a hello: %s; dropped", self.who(), why)
+            self.limits.log.warning(self.uid, "%s: first line is not a hello: %s; dropped", self.who(), why)
             self.fail("bad_hello", f"the first line must be a hello: {why}")
             return
         if self._bad_lines == 1:
-            log.warning("%s: %s; skipped (further bad lines are counted, not logged)", self.who(), why)
+            self.limits.log.warning(
+                self.uid, "%s: %s; skipped (further bad lines are counted, not logged)", self.who(), why
+            )
         if self._bad_lines >= MAX_BAD_LINES:
-            log.warning("%s: %d bad lines; dropped", self.who(), self._bad_lines)
+            self.limits.log.warning(self.uid, "%s: %d bad lines; dropped", self.who(), self._bad_lines)
             self.fail("bad_lines", f"{self._bad_lines} invalid lines")
 
     # -- messages -------------------------------------------------------------------------------
@@ -236,14 +270,17 @@ class Connection(asyncio.Protocol):
         self._hello_timer = None
         if self.role is None and not self.closed:
             if self._buf:
-                log.warning(
+                self.limits.log.warning(
+                    self.uid,
                     "%s sent %d bytes but no hello line within %.0f s; dropped",
                     self.who(),
                     len(self._buf),
                     timeout,
                 )
             else:
-                log.warning("%s said nothing within %.0f s; dropped", self.who(), timeout)
+                self.limits.log.warning(
+                    self.uid, "%s said nothing within %.0f s; dropped", self.who(), timeout
+                )
             self.fail("timeout", f"no hello within {timeout:.0f} s")
 
     def _hello(self, msg: dict[str, Any]) -> None:
@@ -252,7 +289,8 @@ class Connection(asyncio.Protocol):
             return
         version = msg.get("protocol")
         if type(version) is not int or version != p.PROTOCOL_VERSION:  # not true, not 1.0
-            log.warning(
+            self.limits.log.warning(
+                self.uid,
                 "%s speaks protocol %r; this daemon speaks %d; dropped",
                 self.who(),
                 version,
@@ -275,7 +313,8 @@ class Connection(asyncio.Protocol):
                     "op": p.OP_STATUS,
                     "protocol": p.PROTOCOL_VERSION,
                     "runs": self.registry.status_for(self.uid),
-                }
+                },
+                last=True,
             )
             self.close()
         elif role == p.ROLE_RUN:
@@ -296,12 +335,16 @@ class Connection(asyncio.Protocol):
 
     # -- replies (the Peer the registry sees) -------------------------------------------------
 
-    def send(self, msg: dict[str, Any]) -> None:
+    def send(self, msg: dict[str, Any], *, last: bool = False) -> None:
+        """Write one message. A client that lets MAX_WRITE_BUFFER pile up unread is dropped,
+        except for the `last` message before the daemon hangs up (the status reply: its
+        size is bounded by the status fields' caps, and it must reach root however many
+        runs there are)."""
         if self.transport is None or self.closed:
             return
         self.transport.write(p.encode(msg))
-        if self.transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
-            log.warning("%s does not read what the daemon sends; dropped", self.who())
+        if not last and self.transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
+            self.limits.log.warning(self.uid, "%s does not read what the daemon sends; dropped", self.who())
             self.transport.abort()
             self.closed = True
 

@@ -1,18 +1,31 @@
-"""Per-uid limits: connections, runs, and message and byte rates, so one user cannot starve others.
+"""Per-uid limits: connections, runs, message and byte rates, and buffered bytes, so one
+user cannot starve others.
 
 The daemon asks before it accepts a connection or a run, and counts every message.
 Going over the rate does not drop anything: the daemon stops reading that uid's
 connections until its bucket refills, which slows only that uid's senders (whose
 hooks queue without blocking training).
+
+Memory is bounded too: the bytes the daemon holds for a uid's connections (lines not
+finished yet, lines waiting while the uid is throttled) count against
+MAX_BUFFERED_PER_UID and, over all uids, MAX_BUFFERED. 150 connections each holding
+an unfinished 1 MB line grew the daemon by 185 MB; now the connection that would go
+over is dropped (a hook's connection holds a few kB at most: its records are acked
+as they come).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 from epochwatch.daemon.config import Limits
+from epochwatch.daemon.lograte import UidLog
+
+MAX_BUFFERED_PER_UID = 16 << 20
+MAX_BUFFERED = 96 << 20
 
 
 @dataclass
@@ -28,6 +41,9 @@ class UidLimits:
         self.total_connections = 0
         self._buckets: dict[int, _Bucket] = {}
         self._byte_buckets: dict[int, _Bucket] = {}
+        self.buffered: dict[int, int] = defaultdict(int)
+        self.total_buffered = 0
+        self.log = UidLog(logging.getLogger("epochwatch.daemon"))  # lines about a uid's clients
 
     def reconfigure(self, cfg: Limits) -> None:
         self.cfg = cfg
@@ -47,6 +63,22 @@ class UidLimits:
         self.total_connections -= 1
         if self.connections[uid] <= 0:
             del self.connections[uid]
+
+    def hold(self, uid: int, delta: int) -> str | None:
+        """Count `delta` more (or, negative, fewer) bytes buffered for a connection of `uid`;
+        returns why that is too much (the caller drops the connection and gives them back)."""
+        self.buffered[uid] += delta
+        self.total_buffered += delta
+        if self.buffered[uid] <= 0:
+            del self.buffered[uid]
+            return None
+        if delta <= 0:
+            return None
+        if self.buffered[uid] > MAX_BUFFERED_PER_UID:
+            return f"uid {uid} has {self.buffered[uid]} bytes buffered, over the per-uid limit of {MAX_BUFFERED_PER_UID}"
+        if self.total_buffered > MAX_BUFFERED:
+            return f"the daemon holds {self.total_buffered} buffered bytes, over its limit of {MAX_BUFFERED}"
+        return None
 
     def run_refused(self, uid: int, runs_of_uid: int) -> str | None:
         if runs_of_uid >= self.cfg.max_runs_per_uid:

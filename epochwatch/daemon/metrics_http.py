@@ -5,8 +5,13 @@ collector would then read sessions while the loop changes them: a lock around ev
 of daemon state, or a copy kept up to date ahead of scrapes. Here a scrape is one coroutine
 on the loop: read the request head (at most MAX_HEAD bytes within READ_TIMEOUT), render with
 prometheus_client's own format negotiation (`choose_encoder`: Prometheus text or OpenMetrics,
-`name[]` filters, gzip when asked), answer, close. At most CONCURRENT clients at once; the
-daemon's shutdown closes the listener and cancels scrapes in flight.
+`name[]` filters, gzip when asked), answer, close. The daemon's shutdown closes the listener
+and cancels scrapes in flight.
+
+At most CONCURRENT connections at once, and a slow client cannot hold a place: a new
+connection that finds them all taken evicts the oldest one still sending its request head
+(any local user can open connections and say nothing; any 8 of them used to block every
+scrape until their read timeout). A scraper sends its head at once, so it is answered.
 
 Nothing a client sends can raise into the loop: every problem ends that connection.
 
@@ -34,7 +39,7 @@ log = logging.getLogger("epochwatch.daemon")
 MAX_HEAD = 16 * 1024
 READ_TIMEOUT = 5.0
 WRITE_TIMEOUT = 10.0
-CONCURRENT = 8
+CONCURRENT = 16
 PATHS = ("/metrics", "/")
 Response = tuple[str, list[tuple[str, str]], bytes]
 
@@ -124,6 +129,8 @@ class MetricsServer:
         self.port = port
         self._server: asyncio.Server | None = None
         self._active: set[asyncio.Task[Any]] = set()
+        # connections still sending their request head, oldest first
+        self._reading: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
 
     async def start(self) -> None:
         """Bind and listen; raises OSError (port in use, address unknown, ...)."""
@@ -148,15 +155,23 @@ class MetricsServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
+        if task is not None and len(self._active) >= CONCURRENT and self._reading:
+            oldest = next(iter(self._reading))
+            self._active.discard(oldest)
+            with contextlib.suppress(Exception):  # the slowest talker makes room, unanswered
+                self._reading.pop(oldest).transport.abort()
         if task is None or len(self._active) >= CONCURRENT:
             writer.close()
             return
         self._active.add(task)
+        self._reading[task] = writer
         try:
             try:
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT)
             except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
                 return  # silent, slow, oversized or gone: nothing worth answering
+            finally:
+                self._reading.pop(task, None)
             status, headers, body = answer(self.registry, head[:-4], self.token)
             lines = [f"HTTP/1.1 {status}", *(f"{k}: {v}" for k, v in headers)]
             lines += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
@@ -170,5 +185,6 @@ class MetricsServer:
             log.debug("metrics: connection dropped: %s: %s", type(exc).__name__, exc)
         finally:
             self._active.discard(task)
+            self._reading.pop(task, None)
             with contextlib.suppress(Exception):
                 writer.close()

@@ -9,6 +9,9 @@ The message rate (limits.py) does not bound bytes: a hook may send 1 MiB records
   `min_free_bytes` free (a reserve for the rest of the host, and for the runs that
   end: run_end is written even then).
 
+A run_end (and the daemon's notice that a limit was hit) passes the per-run and per-uid
+limits when it is small (ESSENTIAL_BYTES), so a run at its limit still ends properly.
+
 A write over a limit raises `TraceLimit` (an OSError with errno EDQUOT) before a byte
 is written, so the trace keeps only whole lines and the registry handles it like a full
 disk: the run is said once, the hook keeps its records and retries with backoff. Free
@@ -27,6 +30,9 @@ from pathlib import Path
 from epochwatch.daemon.config import Limits
 
 FREE_SPACE_EVERY_SECONDS = 1.0
+# The most an essential record may write past the per-run and per-uid limits: a run_end
+# or a notice of the daemon's is a few hundred bytes.
+ESSENTIAL_BYTES = 16 * 1024
 
 
 class TraceLimit(OSError):
@@ -66,10 +72,12 @@ class DiskBudget:
 
     def refuse(self, uid: int, run_bytes: int, size: int, *, essential: bool = False) -> TraceLimit | None:
         """Why `size` more bytes may not go to a run of `uid` that has `run_bytes`, or None.
-        An `essential` record (run_end, the one notice that says a limit was hit) passes the
-        per-run and per-uid limits, never the reserve."""
+        An `essential` record (run_end, the one notice that says a limit was hit) of at most
+        ESSENTIAL_BYTES passes the per-run and per-uid limits, never the reserve; a bigger
+        one is metered like any other (30 run_end records of 900 KB wrote 27 MB past a
+        4 MiB limit), and a run takes nothing after its run_end (session.py)."""
         cfg = self.cfg
-        if not essential:
+        if not (essential and size <= ESSENTIAL_BYTES):
             if cfg.max_trace_bytes_per_run and run_bytes + size > cfg.max_trace_bytes_per_run:
                 return TraceLimit(f"the run's trace reached its limit of {cfg.max_trace_bytes_per_run} bytes")
             if cfg.max_trace_bytes_per_uid and self.by_uid[uid] + size > cfg.max_trace_bytes_per_uid:

@@ -88,7 +88,7 @@ class RunRegistry(RunEnds):
             return self._resume(peer, token)
         refused = self.limits.run_refused(peer.uid, self.runs_of(peer.uid))
         if refused:
-            log.warning("%s: new run refused: %s", _who(peer), refused)
+            self.limits.log.warning(peer.uid, "%s: new run refused: %s", _who(peer), refused)
             peer.fail("limit", refused)
             return None
         wanted = hello.get("run_id")

@@ -57,9 +57,11 @@ def _check_own(st: os.stat_result, path: str) -> None:
         )
 
 
-def open_dir(path: str | Path, mode: int) -> int:
+def open_dir(path: str | Path, mode: int, *, sticky_ok: bool = False) -> int:
     """An fd (O_RDONLY) on directory `path`, made with `mode` when missing (its parents
     too), every directory from / checked; UnsafeDirectory (or OSError) otherwise.
+    `sticky_ok`: `path` itself may be a sticky directory of root's, like /tmp (the socket's
+    directory: others cannot rename or remove the daemon's socket there).
 
     Symlinks among the ancestors are resolved first (realpath: /var/run -> /run), and the
     resolved path is then walked without following any, so what is checked is what is used.
@@ -74,7 +76,7 @@ def open_dir(path: str | Path, mode: int) -> int:
             walked += os.sep + part
             last = n == len(parts) - 1
             parent, fd = fd, -1
-            fd = _step(parent, part, walked, mode if last else 0o755, last)  # closes parent
+            fd = _step(parent, part, walked, mode if last else 0o755, last and not sticky_ok)  # closes parent
         if not parts:
             _check_own(os.fstat(fd), os.sep)
         return fd

@@ -149,7 +149,7 @@ class Daemon:
     async def _listen(self, loop: asyncio.AbstractEventLoop) -> asyncio.AbstractServer:
         path = self.cfg.socket
         try:  # nobody else may write where the socket goes: no symlink can be swapped in
-            os.close(open_dir(Path(path).parent, 0o755))
+            os.close(open_dir(Path(path).parent, 0o755, sticky_ok=True))
         except UnsafeDirectory as exc:
             raise StartError(f"refusing socket directory {Path(path).parent}: {exc}") from None
         except OSError as exc:
@@ -277,6 +277,7 @@ class Daemon:
 
     async def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
         now = time.monotonic()
+        self.limits.log.report_dropped()
         self.registry.expire_unseen(now)
         sessions = self.registry.live()
         scan = now >= self._contention_due and any(s.samplers is not None for s in sessions)

@@ -22,11 +22,20 @@ from epochwatch.analysis.retrace_count import RetraceCount
 from epochwatch.daemon.analyzer import Analyzer
 from epochwatch.daemon.config import Sampling
 from epochwatch.daemon.findings import log_finding, tell_hook
+from epochwatch.daemon.held import (
+    HELD_FINDINGS,
+    MAX_HOOK_FINDING_BYTES,
+    held_finding,
+    ledger_copy,
+    short,
+    status_findings,
+)
 from epochwatch.daemon.runsamplers import NvmlHub, RunSamplers
 from epochwatch.daemon.sampling import Decimator, PeakTracker, epoch_end_values
 from epochwatch.daemon.store import SessionState, TraceFile
 from epochwatch.daemon.vanished import oom_hint, vanished_record
 from epochwatch.trace import schema
+from epochwatch.trace.writer import dumps_line
 
 if TYPE_CHECKING:
     from epochwatch.daemon.peer import Peer
@@ -39,8 +48,6 @@ Record = dict[str, Any]
 REPLAY_EPOCHS = 300
 # Records the hook can hold unacknowledged (its queue): a handover never reaches further back.
 HOOK_QUEUE_RECORDS = 10_000
-# What status says of each finding: enough for `top` to fold it into its ledger (update, ended).
-SUMMARY_FINDING_FIELDS = ("kind", "severity", "title", "target", "epoch", "update", "ended_epoch")
 # `ended` of a run whose hook took the rest over (no run_end in this trace: it is in the hook's).
 HANDED_OVER = "handed over to the hook"
 
@@ -77,7 +84,8 @@ class Session:
         self.last_epoch_t: float | None = None
         self.last_epoch_seconds: float | None = None
         self.retrace_count = RetraceCount()  # tf.function traces over the run's epochs: metrics, status
-        self.ledger = Ledger()  # the run's findings, the hook's and the daemon's, as last reported
+        # the run's findings, the hook's and the daemon's, as last reported: small copies, HELD_FINDINGS at most
+        self.ledger = Ledger(limit=HELD_FINDINGS, keep=held_finding)
         self.pending_analysis: list[Record] = []
         self.watched: dict[str, str] = {}  # resolved path -> role
         self.pending_watches: dict[str, str] = {}  # asked-for path that does not exist yet -> role
@@ -88,6 +96,8 @@ class Session:
         self.detached_since: float | None = time.monotonic()
         self.latest_sample: Record | None = None
         self.gaps = 0
+        self.after_end = 0  # records refused because they came after run_end
+        self.big_findings = 0  # findings refused for their size
         self.contention: Record | None = None
         self.dirs: Record = {}
         self.write_problem: str | None = None  # why the trace could not be written, while so
@@ -133,33 +143,27 @@ class Session:
 
         A seq below next_seq is a replay of something already written and is skipped; a
         seq above it means the hook dropped records while it could not send (it says so
-        in a notice), and is taken as it comes.
+        in a notice), and is taken as it comes. Nothing is taken after the run's run_end
+        (run_end is a trace's last line), and every record's bytes count against the
+        byte limits (quota.py), run_end's too.
         """
         if seq < self.next_seq:
             return None
+        if self._refused_after_end(rec):
+            self.next_seq = seq + 1  # acknowledged, so a hook does not send it again
+            return None
         if seq > self.next_seq:
-            self.gaps += seq - self.next_seq
-            log.warning(
-                "run %s: records %d..%d never arrived (the hook dropped them)",
-                self.run_id,
-                self.next_seq,
-                seq - 1,
-            )
-            self.trace.write(
-                {
-                    "type": schema.NOTICE,
-                    "run_id": self.run_id,
-                    "t": time.time(),
-                    "part": "daemon",
-                    "message": f"records {self.next_seq}..{seq - 1} of the hook never arrived "
-                    "(it dropped them while the daemon could not take them)",
-                }
-            )
+            self._note_gap(seq)
         type_ = rec.get("type")
         rec["run_id"] = self.run_id
         rec["seq"] = seq
         if not isinstance(rec.get("t"), (int, float)):
             rec["t"] = time.time()
+        if type_ in schema.FINDINGS and not (
+            self._take_finding(rec) and self.ledger.take(ledger_copy(rec)) is not None
+        ):
+            self.next_seq = seq + 1
+            return None  # too big to take, or the daemon already wrote this one (or a newer state)
         if type_ == schema.RUN_START:
             self._on_run_start(rec, peer)
         elif type_ == schema.EPOCH:
@@ -169,22 +173,81 @@ class Session:
             for finding in self.analyzer.finish():
                 self.write_finding(finding)
             self.flush()  # the open sample window, go before the last line
-            ended = rec.get("ended")
-            self.ended = ended if isinstance(ended, str) else "unknown"
-        elif type_ in schema.FINDINGS and self.ledger.take(rec) is None:
-            self.next_seq = seq + 1
-            return None  # the daemon already wrote this one (or a newer state of it)
         # may raise OSError (a full disk, a byte limit): then next_seq stays, the hook resends
         offset = self.trace.offset()
         self.trace.write(rec, essential=type_ == schema.RUN_END)
         self.offsets.append((seq, offset))
         self.next_seq = seq + 1
+        if type_ == schema.EPOCH:
+            self._count_epoch(rec)  # only once written: a refused epoch is resent, not counted twice
+        elif type_ == schema.RUN_END:
+            ended = rec.get("ended")
+            self.ended = ended if isinstance(ended, str) else "unknown"
         if type_ not in schema.FINDINGS:
             if analyze:
                 self._analyze(rec)
             else:
                 self.pending_analysis.append(rec)
         return rec
+
+    def _refused_after_end(self, rec: Record) -> bool:
+        """True for a record that comes after the run's run_end: it is not written (said
+        once in the log), whatever its type; run_end stays the trace's last line and its
+        bytes the last ones the run is charged."""
+        if self.ended is None:
+            return False
+        self.after_end += 1
+        if self.after_end == 1:
+            log.warning(
+                "run %s (uid %d) sent a %s record after its run_end; refused, as is anything after it",
+                self.run_id,
+                self.uid,
+                short(rec.get("type")),
+            )
+        return True
+
+    def _note_gap(self, seq: int) -> None:
+        """Records next_seq..seq-1 never came: a notice in the trace (its bytes counted);
+        the log says the first such gap of a run, later ones are counted in `gaps`."""
+        if not self.gaps:
+            log.warning(
+                "run %s: records %d..%d never arrived (the hook dropped them)",
+                self.run_id,
+                self.next_seq,
+                seq - 1,
+            )
+        self.gaps += seq - self.next_seq
+        self.trace.write(
+            {
+                "type": schema.NOTICE,
+                "run_id": self.run_id,
+                "t": time.time(),
+                "part": "daemon",
+                "message": f"records {self.next_seq}..{seq - 1} of the hook never arrived "
+                "(it dropped them while the daemon could not take them)",
+            }
+        )
+
+    def _take_finding(self, rec: Record) -> bool:
+        """Whether a finding the hook sent may be written by its size: one
+        over MAX_HOOK_FINDING_BYTES (held.py) without its evidence (`evidence_bytes` says
+        how much there was), and not at all if that is still too big."""
+        size = len(dumps_line(rec))
+        if size <= MAX_HOOK_FINDING_BYTES:
+            return True
+        if "evidence" in rec:
+            rec["evidence_bytes"] = len(dumps_line({"e": rec.pop("evidence")}))
+            if len(dumps_line(rec)) <= MAX_HOOK_FINDING_BYTES:
+                return True
+        self.big_findings += 1
+        if self.big_findings == 1:
+            log.warning(
+                "run %s (uid %d) sent a finding over %d bytes; refused (further ones are counted)",
+                self.run_id,
+                self.uid,
+                MAX_HOOK_FINDING_BYTES,
+            )
+        return False
 
     def notice(self, message: str, *, part: str = "daemon", essential: bool = False, **fields: Any) -> None:
         """A `notice` from the daemon in the run's trace (and the log); a trace that cannot
@@ -231,7 +294,7 @@ class Session:
         self.run_start = rec
         env = rec.get("env")
         if isinstance(env, dict) and isinstance(env.get("script"), str) and env["script"]:
-            self.state.script = env["script"]
+            self.state.script = env["script"][:300]
         self.analyzer.start(rec)
 
     def _on_epoch(self, rec: Record) -> None:
@@ -248,7 +311,6 @@ class Session:
                     peaks[key] = value
         if peaks is not None:
             rec["peaks"] = peaks
-        self._count_epoch(rec)
 
     def _count_epoch(self, rec: Record) -> None:
         self.epochs += 1
@@ -271,7 +333,7 @@ class Session:
         rec["run_id"] = self.run_id
         rec.setdefault("t", time.time())
         rec["source"] = "daemon"
-        taken = self.ledger.take(rec)
+        taken = self.ledger.take(ledger_copy(rec))
         if taken is None:
             return  # known already (the hook's copy, or a newer state of it)
         self.trace.write(rec)
@@ -298,7 +360,7 @@ class Session:
                     self.run_start = rec
                     self.analyzer.start(rec)
                 elif type_ in schema.FINDINGS:
-                    self.ledger.take(rec)
+                    self.ledger.take(ledger_copy(rec))
             new: list[Record] = []
             seen = 0
             for rec in iter_records(self.trace_path):
@@ -390,7 +452,7 @@ class Session:
             "epochs": self.epochs,
             "retraces": self.retrace_count.after_warmup,
             "trace": str(self.trace_path),
-            "findings": [{k: f.get(k) for k in SUMMARY_FINDING_FIELDS if k in f} for f in self.findings],
+            **status_findings(self.findings),
         }
         if self.last_epoch is not None:
             out["epoch"] = self.last_epoch

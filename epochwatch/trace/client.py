@@ -69,15 +69,19 @@ def handshake(
                 raise Unreachable(exc.errno, exc.strerror or str(exc) or type(exc).__name__) from exc
         sock.settimeout(timeout)
         sock.sendall(p.encode(hello))
-        buf = b""
-        while b"\n" not in buf:
-            chunk = sock.recv(65536)
+        buf = bytearray()  # a status reply to root may be megabytes: no quadratic joins or scans
+        nl = -1
+        while nl < 0:
+            chunk = sock.recv(1 << 20)
             if not chunk:
                 raise BadReply("the daemon closed the connection during the hello")
+            nl = chunk.find(b"\n")
+            if nl >= 0:
+                nl += len(buf)
             buf += chunk
-            if max_reply is not None and len(buf) > max_reply:
+            if max_reply is not None and (nl if nl >= 0 else len(buf)) > max_reply:
                 raise BadReply(f"the daemon's {expect} is too long")
-        line, _, rest = buf.partition(b"\n")
+        line, rest = bytes(buf[:nl]), bytes(buf[nl + 1 :])
         try:
             reply = p.decode(line)
         except ValueError:

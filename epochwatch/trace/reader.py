@@ -9,6 +9,8 @@ or when it was written by a newer schema than this reader knows.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import glob
 import os
 import stat
@@ -25,6 +27,13 @@ MAX_LINE_BYTES = 16 * 1024 * 1024
 # How many lines may pass without a single valid record before a file is called foreign.
 _FOREIGN_AFTER = 50
 _CHUNK = 1 << 20
+# No line break in this many bytes from the start: not a trace (a 2 GB file of zeros took
+# 26-43 s to be refused after reading it all).
+_FOREIGN_BYTES = 64 << 20
+# Refused by size before a byte is read: bigger than any trace the daemon writes (1 GiB per
+# run by default) by far, or sparse (holes: far fewer blocks on disk than its length).
+MAX_TRACE_FILE_BYTES = 64 << 30
+_SPARSE_FROM = 64 << 20
 
 
 class TraceError(Exception):
@@ -70,15 +79,54 @@ def open_regular(path: str | os.PathLike[str]) -> Any:
     except OSError as exc:
         raise TraceError(f"{p}: cannot open ({exc.strerror or exc})") from None
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = _KINDS.get(stat.S_IFMT(mode), "special file")
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = _KINDS.get(stat.S_IFMT(st.st_mode), "special file")
             raise TraceError(f"{p}: not a regular file (a {kind}); only regular files are traces")
+        _check_size(p, st, fd)
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
         raise
+
+
+def _check_size(p: Path, st: os.stat_result, fd: int) -> None:
+    """Refuse, before reading, a file too big to be a trace or one that is mostly holes.
+
+    Few blocks on disk alone is not proof (a compressing file system stores a trace in a
+    fraction of its length): a sparse file also has a hole before its end (SEEK_HOLE)."""
+    if st.st_size > MAX_TRACE_FILE_BYTES:
+        raise TraceError(
+            f"{p}: {st.st_size} bytes, over the {MAX_TRACE_FILE_BYTES >> 30} GiB a trace may have; not read"
+        )
+    on_disk = st.st_blocks * 512
+    if st.st_size > _SPARSE_FROM and on_disk < st.st_size // 2 and _has_hole(fd, st.st_size):
+        raise TraceError(
+            f"{p}: a sparse file ({st.st_size} bytes long, {on_disk} on disk); traces are written "
+            "line by line and have no holes; not read"
+        )
+
+
+def _has_hole(fd: int, size: int) -> bool:
+    try:
+        return os.lseek(fd, 0, os.SEEK_HOLE) < size
+    except (OSError, AttributeError):  # no SEEK_HOLE here: the block count decides
+        return True
+    finally:
+        with contextlib.suppress(OSError):
+            os.lseek(fd, 0, os.SEEK_SET)
+
+
+def missing(p: Path) -> str:
+    """Why `p` cannot be used though named: the real cause (a symlink loop is not 'no such file')."""
+    try:
+        os.stat(p)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT and os.path.islink(p):
+            return f"a symbolic link to {os.readlink(p)!s}, which does not exist"
+        return (exc.strerror or str(exc)).lower() if exc.strerror else str(exc)
+    return "not a file or directory"
 
 
 _KINDS = {
@@ -88,6 +136,10 @@ _KINDS = {
     stat.S_IFSOCK: "socket",
     stat.S_IFDIR: "directory",
 }
+
+
+class _NoLines(Exception):
+    """No line break in the first _FOREIGN_BYTES bytes: not a trace."""
 
 
 def _lines(fh: Any, stats: ReadStats) -> Iterator[tuple[bytes, bool]]:
@@ -114,6 +166,8 @@ def _lines(fh: Any, stats: ReadStats) -> Iterator[tuple[bytes, bool]]:
         if len(buf) > MAX_LINE_BYTES:
             buf = b""
             oversize = True
+            if stats.lines == 0 and stats.bytes_read > _FOREIGN_BYTES:
+                raise _NoLines(stats.bytes_read)
     if oversize:
         yield b"", False
     elif buf:
@@ -130,41 +184,49 @@ def iter_records(path: str | os.PathLike[str], stats: ReadStats | None = None) -
     p = Path(path)
     fh = open_regular(p)
     with fh:
-        seen_valid = False
-        for line, complete in _lines(fh, stats):
-            stats.lines += 1
-            lineno = stats.lines
-            if not line or line.isspace():
-                if not complete and not line:
-                    stats.skip(lineno, f"longer than {MAX_LINE_BYTES} bytes")
-                continue
-            try:
-                obj = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                if not complete:
-                    stats.torn_tail = True
-                    stats.skip(lineno, "torn last line")
-                else:
-                    stats.skip(lineno, "not JSON")
-                obj = None
-            if obj is not None and not (isinstance(obj, dict) and isinstance(obj.get("type"), str)):
-                stats.skip(lineno, "not a record (no string 'type')")
-                obj = None
-            if obj is None:
-                if not seen_valid and stats.lines >= _FOREIGN_AFTER:
-                    raise TraceError(
-                        f"{p}: not an epochwatch trace (no record in the first {stats.lines} lines)"
-                    )
-                continue
-            if obj["type"] == RUN_START:
-                _check_schema(p, obj)
-            seen_valid = True
-            stats.records += 1
-            yield obj
-        if not seen_valid:
-            if stats.lines == 0:
-                raise TraceError(f"{p}: empty file")
-            raise TraceError(f"{p}: not an epochwatch trace (no valid record in {stats.lines} lines)")
+        try:
+            yield from _records(p, fh, stats)
+        except _NoLines as exc:
+            raise TraceError(
+                f"{p}: not an epochwatch trace (no line break in its first {exc} bytes)"
+            ) from None
+
+
+def _records(p: Path, fh: Any, stats: ReadStats) -> Iterator[dict[str, Any]]:
+    """The records of an open trace (iter_records' loop)."""
+    seen_valid = False
+    for line, complete in _lines(fh, stats):
+        stats.lines += 1
+        lineno = stats.lines
+        if not line or line.isspace():
+            if not complete and not line:
+                stats.skip(lineno, f"longer than {MAX_LINE_BYTES} bytes")
+            continue
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            if not complete:
+                stats.torn_tail = True
+                stats.skip(lineno, "torn last line")
+            else:
+                stats.skip(lineno, "not JSON")
+            obj = None
+        if obj is not None and not (isinstance(obj, dict) and isinstance(obj.get("type"), str)):
+            stats.skip(lineno, "not a record (no string 'type')")
+            obj = None
+        if obj is None:
+            if not seen_valid and stats.lines >= _FOREIGN_AFTER:
+                raise TraceError(f"{p}: not an epochwatch trace (no record in the first {stats.lines} lines)")
+            continue
+        if obj["type"] == RUN_START:
+            _check_schema(p, obj)
+        seen_valid = True
+        stats.records += 1
+        yield obj
+    if not seen_valid:
+        if stats.lines == 0:
+            raise TraceError(f"{p}: empty file")
+        raise TraceError(f"{p}: not an epochwatch trace (no valid record in {stats.lines} lines)")
 
 
 def _check_schema(path: Path, start: dict[str, Any]) -> None:
@@ -210,7 +272,7 @@ def find_traces(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], li
         elif p.exists():
             add(p)
         else:
-            problems.append(f"{p}: no such file or directory")
+            problems.append(f"{p}: {missing(p)}")
     return files, list(dict.fromkeys(problems))
 
 

@@ -35,7 +35,7 @@ class FileSink:
 
     def __init__(self, directory: str | os.PathLike[str], run_id: str) -> None:
         self.path = Path(directory) / f"{run_id}.jsonl"
-        self._writer = TraceWriter(self.path)
+        self._writer = TraceWriter(self.path, exclusive=True)  # never through a planted link or file
         self.trace_path = self.path.resolve()
         self.description = f"embedded trace {self.path}"
 

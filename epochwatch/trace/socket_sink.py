@@ -13,7 +13,10 @@ does not have: a restart loses nothing and writes nothing twice.
 Reconnects back off exponentially (BACKOFF_FIRST doubling to BACKOFF_MAX, with jitter)
 and the backoff only resets once a connection made progress (an ack), so a daemon that
 welcomes the run and drops it at once (its disk is full) sees a few hellos a second at
-most, not thousands. What the daemon said when it dropped the run is said once.
+most, not thousands; new records do not cut a wait short. What the daemon said when it
+dropped the run is said once. Every connect checks who listens (sink_wire.check_peer:
+root or this user, by SO_PEERCRED) before a byte is sent; anyone else means the embedded
+trace from then on.
 
 If the first hello fails (refused, or no answer within HANDSHAKE_TIMEOUT), or the
 daemon does not take the run back (acknowledge records) within the grace period
@@ -45,7 +48,14 @@ from epochwatch.guard import say
 from epochwatch.trace import protocol as p
 from epochwatch.trace.client import DaemonRefused
 from epochwatch.trace.sink_fallback import as_embedded, write_embedded
-from epochwatch.trace.sink_wire import client_name, connect_now, envelope, handshake_run, send_handover
+from epochwatch.trace.sink_wire import (
+    UntrustedDaemon,
+    client_name,
+    connect_now,
+    envelope,
+    handshake_run,
+    send_handover,
+)
 from epochwatch.trace.writer import TraceWriter, dumps_line
 
 HANDSHAKE_TIMEOUT = 3.0
@@ -129,10 +139,6 @@ class SocketSink:
     def remote_detection(self) -> bool:
         """True while the daemon runs the online detectors for this run (the hook need not)."""
         return self._file is None
-
-    @property
-    def fell_back(self) -> bool:
-        return self._file is not None
 
     @property
     def trace_path(self) -> str:
@@ -341,6 +347,9 @@ class SocketSink:
                 self._resume()
                 self._backoff = min(delay * 2, BACKOFF_MAX)  # until an ack says it works
                 return True
+            except UntrustedDaemon as exc:  # a socket swapped for another user's: never again
+                self._fall_back(str(exc))
+                return False
             except DaemonRefused as exc:
                 if exc.code != "unknown_run":
                     self._fall_back(f"the daemon at {self.path} refused to resume the run ({exc})")
@@ -354,15 +363,21 @@ class SocketSink:
 
     def _pause(self, delay: float) -> None:
         """Wait about `delay` (jittered, so many clients do not retry in step), less when
-        closing; a write or close() wakes it."""
-        wait = delay * random.uniform(0.5, 1.0)
-        with self._lock:
-            if self._closing:
-                wait = min(wait, max(0.0, self._close_deadline - time.monotonic()))
-        with contextlib.suppress(OSError, ValueError):
-            readable, _, _ = select.select([self._wake_r], [], [], wait)
-            if readable:
-                os.read(self._wake_r, 4096)
+        closing. New records do not end it (they wake the thread, which waits on: on a
+        full disk the reconnect rate was the epoch rate); close() cuts it to its deadline."""
+        end = time.monotonic() + delay * random.uniform(0.5, 1.0)
+        while True:
+            now = time.monotonic()
+            with self._lock:
+                until = min(end, self._close_deadline) if self._closing else end
+            if now >= until:
+                return
+            try:
+                readable, _, _ = select.select([self._wake_r], [], [], until - now)
+                if readable:
+                    os.read(self._wake_r, 4096)
+            except (OSError, ValueError):  # the pipe is gone: sleep, never spin
+                time.sleep(until - now)
 
     def _resume(self, connected: socket.socket | None = None) -> None:
         hello = p.hello_run(self.run_id, self.token or None, client_name())
@@ -414,7 +429,7 @@ class SocketSink:
                 return
             path = self.fallback_dir / f"{self.run_id}.jsonl"
             try:
-                writer = TraceWriter(path)
+                writer = TraceWriter(path, exclusive=True)
             except OSError as exc:
                 say(f"{why}; cannot write the embedded trace {path} either ({exc.strerror or exc})")
                 self._pending.clear()

@@ -10,13 +10,22 @@ even that fails it starts its next record with a newline, so a retried record is
 joined to a torn fragment (which would make the reader skip both). A file that already
 ends in a torn line when it is opened (a writer killed mid-line) gets the same newline.
 
+Someone else may cut the file meanwhile (`truncate -s -15`): before each record the
+writer compares the file's size with where its own last write ended, and when they differ
+and the file no longer ends in a newline, the record starts with one, so the next record
+is whole (the cut one is lost, not its successor too).
+
 New files are created 0600 (the umask can only narrow it): a trace holds the command
-line and working directory of the run, which other users have no business reading.
+line and working directory of the run, which other users have no business reading. The
+hook creates its traces with O_NOFOLLOW | O_EXCL (`exclusive`) in a directory opened with
+O_NOFOLLOW: root running a script in another user's directory does not follow a planted
+`epochwatch-traces` symlink, nor write through a planted trace file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 from pathlib import Path
@@ -72,17 +81,25 @@ def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
 class TraceWriter:
     """Appends records to one trace file; raises OSError (e.g. a full disk) to its caller."""
 
-    def __init__(self, path: str | os.PathLike[str], mode: int = 0o600, *, fd: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        mode: int = 0o600,
+        *,
+        fd: int | None = None,
+        exclusive: bool = False,
+    ) -> None:
         """Open (creating) `path` for appending, or adopt `fd` already opened on it with
-        O_APPEND (the daemon opens its files with O_EXCL | O_NOFOLLOW itself)."""
+        O_APPEND (the daemon opens its files with O_EXCL | O_NOFOLLOW itself). Never
+        through a symlink, file or directory; `exclusive`: only a file made here and now."""
         self.path = Path(path)
         if fd is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, mode)
+            fd = _open_new(self.path, mode, exclusive)
         self._fd: int | None = fd
         self.bytes_written = 0
         # True while the file may end in a partial line: the next write starts with "\n".
         self._torn = _ends_torn(fd, self.path)
+        self._end = _size(fd)  # where our last write ended: another size means someone cut it
 
     def write(self, record: dict[str, Any]) -> None:
         self.write_line(dumps_line(record))
@@ -92,6 +109,8 @@ class TraceWriter:
         if self._fd is None:
             raise ValueError(f"trace {self.path} is closed")
         fd = self._fd
+        if not self._torn and _size(fd) != self._end:
+            self._torn = _ends_torn(fd, self.path)
         if self._torn:
             line = b"\n" + line
         view = memoryview(line)
@@ -105,6 +124,7 @@ class TraceWriter:
             raise
         self._torn = False
         self.bytes_written += len(line)
+        self._end = _size(fd)
 
     def _cut_back(self, fd: int, partial: int) -> None:
         """Remove the `partial` bytes a failed write left; else mark the line torn.
@@ -129,6 +149,39 @@ class TraceWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _open_new(path: Path, mode: int, exclusive: bool) -> int:
+    """The fd of `path` for appending, made if missing: the directory is opened with
+    O_NOFOLLOW (a symlink there is refused, with a message that says so) and the file
+    with O_NOFOLLOW, and O_EXCL when `exclusive`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise OSError(
+                exc.errno, f"the trace directory {path.parent} is a symbolic link; not followed", str(path)
+            ) from None
+        raise
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        return os.open(path.name, flags | (os.O_EXCL if exclusive else 0), mode, dir_fd=dfd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(
+                exc.errno, f"the trace {path} is a symbolic link; not followed", str(path)
+            ) from None
+        raise
+    finally:
+        os.close(dfd)
+
+
+def _size(fd: int) -> int:
+    try:
+        return os.fstat(fd).st_size
+    except OSError:
+        return -1
 
 
 def _ends_torn(fd: int, path: Path) -> bool:

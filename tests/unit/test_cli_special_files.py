@@ -7,11 +7,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from bench import synthetic as syn
+from epochwatch.trace.reader import ReadStats, TraceError, iter_records
 from tests.support import REPO
 
 
@@ -55,3 +57,60 @@ def test_a_directory_is_scanned_for_regular_files_only(tmp_path: Path, fifo: Pat
     proc = _cli("check", str(tmp_path))
     assert proc.returncode == 0, (proc.stdout, proc.stderr)
     assert "1 run(s) checked" in proc.stdout
+
+
+def test_a_huge_sparse_file_is_refused_by_its_size_before_reading(tmp_path: Path) -> None:
+    """Issue 22: a 2 GB sparse file took 26-43 s to be refused."""
+    path = tmp_path / "holes.jsonl"
+    with path.open("wb") as fh:
+        fh.truncate(2 << 30)
+    t0 = time.monotonic()
+    proc = _cli("check", str(path))
+    assert time.monotonic() - t0 < 10
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "sparse file" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_big_file_without_line_breaks_is_refused_early(tmp_path: Path) -> None:
+    path = tmp_path / "blob.jsonl"
+    with path.open("wb") as fh:
+        for _ in range(80):
+            fh.write(b"x" * (1 << 20))
+    stats = ReadStats()
+    with pytest.raises(TraceError, match="no line break"):
+        list(iter_records(path, stats))
+    assert stats.bytes_read < 70 << 20
+
+
+def test_a_symlink_loop_is_named_as_such(tmp_path: Path) -> None:
+    """Issue 22: a symlink loop was reported as "no such file"."""
+    loop = tmp_path / "loop.jsonl"
+    loop.symlink_to(loop)
+    dangling = tmp_path / "gone.jsonl"
+    dangling.symlink_to(tmp_path / "nowhere.jsonl")
+    proc = _cli("check", str(loop), str(dangling))
+    assert proc.returncode == 2
+    assert "too many levels of symbolic links" in proc.stderr, proc.stderr
+    assert "symbolic link to" in proc.stderr and "nowhere.jsonl" in proc.stderr, proc.stderr
+    good = syn.write(tmp_path / "good.jsonl", syn.trace(5, lambda i: {}, run_id="good"))
+    proc = _cli("compare", str(good), str(loop))
+    assert proc.returncode == 2 and "too many levels of symbolic links" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("fmt", ["html", "json", "text"])
+def test_an_output_file_is_escaped_as_stdout_is(tmp_path: Path, fmt: str) -> None:
+    """Issue 22: `report --format html -o f.html` wrote raw ESC and U+202E (stdout did not);
+    `--format json -o` left U+2028 and U+0085 raw."""
+    nasty = "x\x1b[2J\u202e\u2028\x85y"
+    trace = syn.write(tmp_path / "t.jsonl", syn.trace(5, lambda i: {}, run_id=f"run{nasty}"))
+    out = tmp_path / f"out.{fmt}"
+    proc = _cli("report", "--format", fmt, "-o", str(out), str(trace))
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text(encoding="utf-8")
+    for ch in "\x1b\u202e\u2028\x85":
+        assert ch not in text, (fmt, repr(ch))
+    stdout = _cli("report", "--format", fmt, str(trace)).stdout
+    assert ("\\u001b" in text) == ("\\u001b" in stdout)
+    compare_out = tmp_path / "cmp.txt"
+    assert _cli("compare", "-o", str(compare_out), str(trace), str(trace)).returncode == 0
+    assert not any(ch in compare_out.read_text(encoding="utf-8") for ch in "\x1b\u202e\u2028\x85")

@@ -594,3 +594,27 @@ def test_systemd_drop_in_lets_the_daemon_listen_on_loopback_only(tmp_path: Path)
     )
     problems = [line for line in proc.stderr.splitlines() if "epochwatch" in line]
     assert proc.returncode == 0 and not problems, proc.stderr
+
+
+def test_slow_local_clients_cannot_block_a_scrape(registry: CollectorRegistry) -> None:
+    """Issue 22: any 8 local connections that said nothing blocked every scrape for their
+    read timeout (the cap and the timeout came before the token check)."""
+
+    async def main() -> None:
+        server = MetricsServer(registry, "127.0.0.1", 0, token="s3cret")
+        await server.start()
+        port = int(server.url.rsplit(":", 1)[1].split("/")[0])
+        idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(40)]
+        try:
+            await asyncio.sleep(0.05)
+            t0 = time.monotonic()
+            out = await _exchange(port, b"GET /metrics HTTP/1.1\r\nAuthorization: Bearer s3cret\r\n\r\n")
+            assert out.startswith(b"HTTP/1.1 200 OK"), out[:80]
+            assert time.monotonic() - t0 < 1.0
+            assert len(server._active) <= metrics_http.CONCURRENT
+        finally:
+            server.close()
+            for _, writer in idle:
+                writer.close()
+
+    asyncio.run(main())

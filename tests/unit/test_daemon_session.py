@@ -185,3 +185,41 @@ def test_a_handover_cuts_back_what_the_hook_took_over(session: Session) -> None:
     assert records[-1]["type"] == "notice" and records[-1]["handover_seq"] == 4
     assert "2 already written here were removed" in records[-1]["message"]
     assert session.epochs == 3 and session.ended is not None
+
+
+def test_a_refused_epoch_is_counted_once_when_it_is_written(session: Session, tmp_path: Path) -> None:
+    """Issue 22: log lines said "after 46 epochs" for a 40-epoch run: epochs refused by a
+    byte limit were counted, then counted again when the hook resent them."""
+    import dataclasses
+
+    from epochwatch.daemon.config import Limits
+    from epochwatch.daemon.quota import DiskBudget, RunMeter, TraceLimit
+
+    budget = DiskBudget(dataclasses.replace(Limits(), min_free_bytes=0), tmp_path)
+    session.trace.meter = RunMeter(budget, 0)
+    session.accept(0, {"type": "run_start", "env": {"script": "t.py"}}, PEER)
+    budget.cfg = dataclasses.replace(budget.cfg, max_trace_bytes_per_run=1)  # full
+    for _ in range(3):
+        with pytest.raises(TraceLimit):
+            session.accept(1, {"type": "epoch", "epoch": 0, "seconds": 1.0}, PEER)
+    assert session.epochs == 0
+    budget.cfg = dataclasses.replace(budget.cfg, max_trace_bytes_per_run=0)  # room again
+    session.accept(1, {"type": "epoch", "epoch": 0, "seconds": 1.0}, PEER)
+    assert session.epochs == 1
+
+
+def test_findings_held_are_small_and_bounded(session: Session) -> None:
+    session.accept(0, {"type": "run_start"}, PEER)
+    huge = "t" * 300_000
+    assert session.accept(1, {"type": "finding", "kind": "k", "title": huge}, PEER) is None  # refused
+    kept = session.accept(2, {"type": "finding", "kind": "e", "title": "t", "evidence": {"x": huge}}, PEER)
+    assert kept is not None and "evidence" not in kept and kept["evidence_bytes"] > 300_000
+    for seq in range(3, 202):
+        session.accept(
+            seq, {"type": "finding", "kind": f"k{seq}", "title": "t" * 5000, "evidence": "e" * 5000}, PEER
+        )
+    assert len(session.findings) == 64
+    assert all(len(f["title"]) <= 300 and "evidence" not in f for f in session.findings)
+    summary = session.summary()
+    assert len(summary["findings"]) == 20 and summary["findings_total"] == 64
+    assert sum(r["type"] == "finding" for r in written(session)) == 200  # the trace has them all

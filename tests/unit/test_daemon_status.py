@@ -44,3 +44,48 @@ def test_no_daemon_is_exit_2_with_one_line(tmp_path: Path, capsys: pytest.Captur
     (tmp_path / "file.sock").write_text("")
     assert main(["status", "--socket", str(tmp_path / "file.sock")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_a_status_reply_of_many_megabytes_is_read_quickly(tmp_path: Path) -> None:
+    """Root's status lists every user's runs: the client reads a big reply whole, without
+    joining or scanning it again for every chunk."""
+    import socket
+    import threading
+    import time
+
+    import orjson
+
+    from epochwatch.trace.client import query_status
+
+    path = tmp_path / "s.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(1)
+    runs = [{"run_id": f"r{i}", "script": "s" * 300, "findings": []} for i in range(60_000)]
+    reply = orjson.dumps({"op": "status", "protocol": 1, "runs": runs}) + b"\n"
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        conn.recv(4096)
+        conn.sendall(reply)
+        conn.close()
+
+    server = threading.Thread(target=serve)
+    server.start()
+    try:
+        t0 = time.monotonic()
+        got = query_status(str(path), timeout=10.0)
+        took = time.monotonic() - t0
+    finally:
+        server.join(10)
+        listener.close()
+    assert len(reply) > 20_000_000 and len(got) == 60_000
+    assert took < 3.0, took
+
+
+def test_a_run_with_more_findings_than_listed_says_how_many_more() -> None:
+    out = io.StringIO()
+    run = {"run_id": "r", "pid": 1, "uid": 0, "script": "", "attached": True, "findings_total": 64}
+    run["findings"] = [{"kind": f"k{i}", "severity": "info"} for i in range(20)]
+    render_text([run], out, now=0.0)
+    assert "and 44 more" in out.getvalue()

@@ -243,7 +243,7 @@ def test_reconnects_and_replays_what_the_daemon_did_not_get(fake: FakeDaemon, tm
     assert [s for s, _ in fake.records] == list(range(12))
     assert [r["epoch"] for _, r in fake.records if r["type"] == "epoch"] == list(range(10))
     assert fake.hellos[-1]["token"] == "tok"
-    assert sink.reconnects >= 1 and not sink.fell_back
+    assert sink.reconnects >= 1 and sink.remote_detection
 
 
 def test_falls_back_to_the_embedded_file_after_the_grace_period(
@@ -255,7 +255,7 @@ def test_falls_back_to_the_embedded_file_after_the_grace_period(
     wait_until(lambda: fake.next_seq == 2)
     fake.stop()
     sink.write(rec("epoch", epoch=1))
-    wait_until(lambda: sink.fell_back, timeout=5.0)
+    wait_until(lambda: not sink.remote_detection, timeout=5.0)
     sink.write(rec("epoch", epoch=2))
     sink.write(rec("run_end", ended="completed"))
     sink.close()
@@ -391,7 +391,7 @@ def test_a_daemon_that_never_takes_the_run_back_means_the_embedded_trace(
         sink = SocketSink(str(daemon.path), "r1", tmp_path, grace=0.5, close_timeout=0.2)
         sink.write(rec("run_start", schema=1))
         sink.write(rec("epoch", epoch=0))
-        wait_until(lambda: sink.fell_back, timeout=8.0)
+        wait_until(lambda: not sink.remote_detection, timeout=8.0)
         sink.write(rec("run_end", ended="completed"))
         sink.close()
     finally:
@@ -401,3 +401,103 @@ def test_a_daemon_that_never_takes_the_run_back_means_the_embedded_trace(
     assert types[0] == "run_start" and types[-2:] == ["epoch", "run_end"], types
     err = capsys.readouterr().err
     assert err.count("No space left on device") == 1 and "within 0.5 s" in err, err
+
+
+def test_new_records_do_not_cut_the_backoff_short(sock_dir: Path, tmp_path: Path) -> None:
+    """Issue 22: on a full disk the reconnect rate was the epoch rate (276 reconnects in
+    3.5 s with 10 ms epochs), since every record woke the backoff's wait."""
+    daemon = FakeDaemon(sock_dir / "d.sock", drop_records=True).start()
+    try:
+        sink = SocketSink(str(daemon.path), "r1", tmp_path, grace=60.0, close_timeout=0.2)
+        sink.write(rec("run_start", schema=1))
+        for n in range(200):  # 10 ms epochs for 2 s
+            sink.write(rec("epoch", epoch=n))
+            time.sleep(0.01)
+        hellos = len(daemon.hellos)
+        sink.close()
+    finally:
+        daemon.stop()
+        daemon.close()
+    assert 2 <= hellos <= 10, hellos
+
+
+def _listen_as_nobody(path: Path, seconds: float, out: int) -> None:
+    """In a forked child: uid 65534 listens at `path` and reports every byte a client sent."""
+    from tests.integration.other_user import NOBODY, drop_to
+
+    drop_to(NOBODY)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(16)
+    os.write(out, b"ready\n")
+    got = connections = 0
+    conns: list[socket.socket] = []
+    deadline = time.monotonic() + seconds
+    sel = selectors.DefaultSelector()
+    sel.register(listener, selectors.EVENT_READ)
+    while (left := deadline - time.monotonic()) > 0:
+        for key, _ in sel.select(left):
+            if key.fileobj is listener:
+                conn, _ = listener.accept()
+                connections += 1
+                conns.append(conn)
+                sel.register(conn, selectors.EVENT_READ)
+                continue
+            sock = key.fileobj
+            assert isinstance(sock, socket.socket)
+            data = sock.recv(65536)
+            got += len(data)
+            if not data:
+                sel.unregister(sock)
+    os.write(out, orjson.dumps({"bytes": got, "connections": connections}) + b"\n")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+def test_a_socket_flipped_to_another_users_listener_gets_nothing(
+    sock_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 22: the hook checked the path it resolved, then connected to the path as given,
+    and never checked again on reconnect: a symlink flipped between the root daemon's socket
+    and another user's listener delivered runs to that user. The kernel's word on the
+    connected peer (SO_PEERCRED) is checked on every connect, before a byte is sent."""
+    from tests.integration.other_user import NOBODY
+
+    sock_dir.chmod(0o755)
+    theirs = sock_dir / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, NOBODY, NOBODY)
+    link = sock_dir / "link.sock"
+    daemon = FakeDaemon(sock_dir / "d.sock", drop_records=True).start()  # root's, drops the run
+    link.symlink_to(daemon.path)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            _listen_as_nobody(theirs / "fake.sock", 4.0, w)
+        finally:
+            os._exit(0)
+    os.close(w)
+    report = os.fdopen(r, "rb")
+    try:
+        assert report.readline() == b"ready\n"
+        sink = SocketSink(str(link), "r1", tmp_path, grace=60.0, close_timeout=0.2)
+        wait_until(lambda: len(daemon.hellos) >= 1)
+        flipped = sock_dir / "flip.sock"
+        flipped.symlink_to(theirs / "fake.sock")
+        flipped.replace(link)  # from now on the path leads to uid 65534's listener
+        sink.write(rec("run_start", schema=1, argv=["train.py", "--secret"]))
+        sink.write(rec("epoch", epoch=0))
+        wait_until(lambda: not sink.remote_detection, timeout=5.0)
+        sink.close()
+        seen = orjson.loads(report.readline())
+    finally:
+        report.close()
+        os.waitpid(pid, 0)
+        daemon.stop()
+        daemon.close()
+    assert seen["connections"] >= 1  # it did connect (the check needs a connected socket) ...
+    assert seen["bytes"] == 0  # ... and said nothing to uid 65534
+    assert "not trusted" in capsys.readouterr().err
+    types = [r["type"] for r in iter_records(tmp_path / "r1.jsonl")]
+    assert types[:1] == ["run_start"] and "epoch" in types

@@ -140,3 +140,47 @@ def test_embedded_traces_are_private_and_respect_the_umask(tmp_path: Path) -> No
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "a.jsonl").stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "b.jsonl").stat().st_mode) == 0o600
+
+
+def test_a_trace_cut_by_someone_else_loses_only_the_cut_record(tmp_path: Path) -> None:
+    """Issue 22: cutting 15 bytes off a live trace lost the next record too (joined to the
+    torn fragment, the reader skipped both)."""
+    path = tmp_path / "t.jsonl"
+    with TraceWriter(path) as writer:
+        writer.write({"type": "run_start", "run_id": "r"})
+        writer.write({"type": "epoch", "run_id": "r", "epoch": 0})
+        os.truncate(path, path.stat().st_size - 15)
+        writer.write({"type": "epoch", "run_id": "r", "epoch": 1})
+        writer.write({"type": "epoch", "run_id": "r", "epoch": 2})
+    stats = ReadStats()
+    epochs = [r["epoch"] for r in iter_records(path, stats) if r["type"] == "epoch"]
+    assert epochs == [1, 2] and stats.skipped == 1
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+def test_root_does_not_follow_a_planted_trace_directory_or_file(tmp_path: Path) -> None:
+    """Issue 22: root running a script in another user's directory followed a planted
+    `epochwatch-traces` symlink. The hook's traces are made with O_NOFOLLOW (the directory
+    too) and O_EXCL, so neither a planted directory link nor a planted file link is used."""
+    from epochwatch.trace.sink import FileSink
+    from tests.integration.other_user import NOBODY, drop_to, shared_tmp
+
+    with shared_tmp() as theirs:
+        os.chown(theirs, NOBODY, NOBODY)
+        target = tmp_path / "roots"
+        target.mkdir()
+        pid = os.fork()
+        if pid == 0:  # uid 65534 plants the links in its own directory
+            try:
+                drop_to(NOBODY)
+                (theirs / "epochwatch-traces").symlink_to(target)
+                (theirs / "own").mkdir()
+                (theirs / "own" / "run1.jsonl").symlink_to(target / "victim")
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+        with pytest.raises(OSError, match="symbolic link"):
+            FileSink(theirs / "epochwatch-traces", "run1")
+        with pytest.raises(OSError):
+            FileSink(theirs / "own", "run1")
+        assert list(target.iterdir()) == []
