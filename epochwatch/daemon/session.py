@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from epochwatch import __version__
-from epochwatch.daemon.analyzer import Analyzer
+from epochwatch.analysis.guarded import GuardedAnalyzer
 from epochwatch.daemon.config import Sampling
 from epochwatch.daemon.findings import log_finding, tell_hook
 from epochwatch.daemon.runsamplers import NvmlHub, RunSamplers
@@ -64,7 +64,8 @@ class Session:
         self.run_start: Record | None = None
         from epochwatch.daemon.parents import DaemonParents
 
-        self.analyzer = Analyzer(state.run_id, online, DaemonParents(trace.path.parent, state.uid))
+        parents = DaemonParents(trace.path.parent, state.uid)
+        self.analyzer = GuardedAnalyzer(self._detection_failed, enabled=online, parents=parents)
         self.peaks = PeakTracker()
         self.decimator = Decimator(sampling, state.started)
         self.samplers = RunSamplers(state.pid, state.run_id, hub, state.uid) if state.pid > 0 else None
@@ -262,6 +263,9 @@ class Session:
     def _analyze(self, rec: Record) -> None:
         for finding in self.analyzer.add(rec):
             self.write_finding(finding)
+
+    def _detection_failed(self, exc: BaseException) -> None:
+        log.error("run %s: online detection switched off: %s: %s", self.run_id, type(exc).__name__, exc)
 
     def write_finding(self, finding: Record) -> None:
         key = (str(finding.get("kind")), str(finding.get("target")))

@@ -27,7 +27,7 @@ def test_the_analysis_thread_and_the_offline_replay_agree() -> None:
 
     errors: list[BaseException] = []
     # share=1: the time budget never binds, so every epoch is judged, as offline.
-    worker = AnalysisWorker(lambda: OnlineAnalyzer(records[0]), on_findings, errors.append, share=1.0)
+    worker = AnalysisWorker(OnlineAnalyzer(records[0]), on_findings, errors.append, share=1.0)
     for r in records[1:]:
         assert worker.submit(r)
     assert worker.close(timeout=60)
@@ -47,7 +47,7 @@ def test_a_full_queue_drops_instead_of_blocking_and_a_failure_is_handed_back() -
             raise RuntimeError("detector bug")
 
     errors: list[BaseException] = []
-    worker = AnalysisWorker(Stuck, lambda found: None, errors.append, limit=3)
+    worker = AnalysisWorker(Stuck(), lambda found: None, errors.append, limit=3)
     accepted = [worker.submit({"type": "epoch", "seconds": 1.0, "epoch": n}) for n in range(10)]
     assert accepted.count(False) >= 6 and worker.dropped == accepted.count(False)
     gate.set()

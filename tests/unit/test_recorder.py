@@ -140,7 +140,7 @@ class _SlowAnalyzer:
 def test_online_detection_stays_within_its_time_budget() -> None:
     """Tiny epochs (1 ms): after the starting allowance detectors run rarely; every epoch is kept."""
     slow = _SlowAnalyzer()
-    worker = AnalysisWorker(lambda: slow, lambda found: None, lambda exc: None)
+    worker = AnalysisWorker(slow, lambda found: None, lambda exc: None)
     for n in range(300):
         worker.process({"type": "epoch", "seconds": 0.001, "epoch": n})
     assert slow.seen == 300
@@ -155,7 +155,7 @@ def test_online_detection_stays_within_its_time_budget() -> None:
 
 
 def test_online_detection_runs_off_the_training_thread_and_is_still_counted(
-    recorder: Recorder, tmp_path: Path
+    recorder: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The detectors run on the analysis thread; their CPU time is in overhead_seconds."""
     import threading
@@ -171,8 +171,8 @@ def test_online_detection_runs_off_the_training_thread_and_is_still_counted(
             return []
 
     spy = Spy()
+    monkeypatch.setattr("epochwatch.analysis.online.OnlineAnalyzer", lambda *args, **options: spy)
     recorder.start()
-    recorder._analysis._make = lambda: spy
     for n in range(4):
         recorder.begin_epoch(n, "loop")
         recorder.end_epoch()
