@@ -16,6 +16,7 @@ import contextlib
 import functools
 import inspect
 import itertools
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -83,21 +84,30 @@ def install(recorder: Recorder, module_name: str = "keras") -> None:
 
 
 def _count_clear_session(keras: Any, recorder: Recorder) -> None:
-    """Count keras.backend.clear_session() calls (also through keras.utils): a loop that
-    builds models and already clears the session needs other advice (models_in_loop)."""
-    for module in (getattr(keras, "backend", None), getattr(keras, "utils", None)):
-        original = getattr(module, "clear_session", None)
-        if original is None or getattr(original, "__epochwatch__", False):
+    """Count clear_session() calls through every name that reaches it (`keras.backend`,
+    `keras.utils`, `tf.keras.backend`, `tf.compat.v1.keras.backend`, the module defining
+    it): a loop that builds models and already clears the session needs other advice
+    (models_in_loop). Every module of the package holding the function gets the one
+    wrapper, so the aliases stay one function; modules imported later take it from there."""
+    original = getattr(getattr(keras, "backend", None), "clear_session", None)
+    if original is None or getattr(original, "__epochwatch__", False):
+        return
+
+    @functools.wraps(original)
+    def clear_session(*args: Any, **kwargs: Any) -> Any:
+        recorder.clear_session_calls += 1
+        return original(*args, **kwargs)
+
+    clear_session.__epochwatch__ = True  # type: ignore[attr-defined]
+    package = keras.__name__.partition(".")[0]
+    for name, module in list(sys.modules.items()):
+        namespace = getattr(module, "__dict__", None)
+        if name.partition(".")[0] != package or not isinstance(namespace, dict):
             continue
-
-        def clear_session(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
-            recorder.clear_session_calls += 1
-            return __original(*args, **kwargs)
-
-        functools.update_wrapper(clear_session, original)
-        clear_session.__epochwatch__ = True  # type: ignore[attr-defined]
-        with contextlib.suppress(Exception):
-            module.clear_session = clear_session  # type: ignore[union-attr]
+        for attr, value in list(namespace.items()):
+            if value is original:
+                with contextlib.suppress(Exception):
+                    setattr(module, attr, clear_session)
 
 
 def _own_rss() -> int | None:

@@ -463,7 +463,10 @@ class Recorder:
             if epoch is None or self._sink is None:
                 self.clock.end_epoch(0.0)
                 return
-            rec = self.intervals.record(epoch, self.run_id, starts, now)
+            # Guarded: the step hooks call this on the training thread, outside any guard.
+            rec = self.guard.run(
+                "intervals", lambda: self.intervals.record(epoch, self.run_id, starts, now), None
+            )
             if rec is not None:
                 self._write_judged(rec)
 

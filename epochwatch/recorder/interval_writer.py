@@ -51,7 +51,6 @@ class IntervalWriter:
             totals = self._guard.run("directory watching", dirs.totals, None)
             if totals:
                 rec["dirs"] = totals
-        epoch.interval_seconds += seconds
         cost = time.perf_counter() - t0
         rec["overhead_seconds"] = round(cost, 6)
         epoch.overhead += cost
