@@ -88,8 +88,6 @@ class Recorder:
         # Set by the hook (integrations/tensors.py): logged tensors summed on their device.
         self.tensor_reducer: Callable[[list[Any]], tuple[float, int] | None] | None = None
         self.tensor_scalar: Callable[[Any], float | None] | None = None
-        self.clear_session_calls = 0  # keras.backend.clear_session() calls (models_in_loop)
-        self.models_seen = 0  # distinct model objects fitted (models_in_loop)
 
     # -- wiring, called by integrations ------------------------------------------------
 
