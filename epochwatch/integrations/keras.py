@@ -80,7 +80,7 @@ def install(recorder: Recorder, module_name: str = "keras") -> None:
 
     fit.__epochwatch__ = True  # type: ignore[attr-defined]
     model_cls.fit = fit
-    _count_clear_session(keras, loop)
+    recorder.guard.run("clear_session counting", lambda: _count_clear_session(keras, loop), None)
 
 
 def _count_clear_session(keras: Any, loop: ModelLoop) -> None:
@@ -100,13 +100,14 @@ def _count_clear_session(keras: Any, loop: ModelLoop) -> None:
 
     clear_session.__epochwatch__ = True  # type: ignore[attr-defined]
     package = keras.__name__.partition(".")[0]
-    for name, module in list(sys.modules.items()):
+    # Copies, made in one step each: another thread (the hook's warm-up) may import meanwhile.
+    for name, module in sys.modules.copy().items():
         if name.partition(".")[0] != package:
             continue
         namespace = getattr(module, "__dict__", None)
         if not isinstance(namespace, dict):
             continue
-        for attr, value in list(namespace.items()):
+        for attr, value in namespace.copy().items():
             if value is original:
                 with contextlib.suppress(Exception):
                     setattr(module, attr, clear_session)
