@@ -437,16 +437,16 @@ def input_wait(reps: int) -> list[Figure]:
     )
     figs[-1].note = producer_note
 
-    from epochwatch.loop_steps import StepClock
+    from epochwatch.step_clock import StepClock
 
     clock = StepClock()
 
-    def loop_steps() -> None:
+    def step_clock() -> None:
         for _ in range(inner):
             with clock:
                 pass
 
-    fig = measure("hook.step() enter+exit (custom loops)", "step", loop_steps, reps)
+    fig = measure("hook.step() enter+exit (custom loops)", "step", step_clock, reps)
     fig.wall_us = [w / inner for w in fig.wall_us]
     fig.cpu_us = [c / inner for c in fig.cpu_us]
     figs.append(fig)

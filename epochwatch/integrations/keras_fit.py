@@ -11,12 +11,11 @@ import contextlib
 import math
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from epochwatch.guard import Guard
 
 if TYPE_CHECKING:
-    from epochwatch.integrations.keras_callback import FitWatch
     from epochwatch.recorder import Recorder
 
 _ROLE_BY_CALLBACK = {
@@ -43,6 +42,21 @@ class ModelLoop:
             with contextlib.suppress(Exception):
                 model._epochwatch_serial = serial
         return serial
+
+
+class FitFacts(Protocol):
+    """What `fit_block` reads of a fit (keras_callback.FitWatch holds it)."""
+
+    arguments: dict[str, Any]
+    user_callbacks: list[Any]
+    batch_size: int | None
+    loop: ModelLoop
+
+    @property
+    def model(self) -> Any: ...
+
+    @property
+    def params(self) -> dict[str, Any]: ...
 
 
 def fit_batch_size(arguments: dict[str, Any]) -> int | None:
@@ -90,7 +104,7 @@ def _describe_input(x: Any) -> dict[str, Any]:
     return out
 
 
-def fit_block(watch: FitWatch, fit_index: int, guard: Guard) -> dict[str, Any]:
+def fit_block(watch: FitFacts, fit_index: int, guard: Guard) -> dict[str, Any]:
     """The `fit_start` record: the model, optimizer, data and callbacks of this fit."""
     model = watch.model
     arguments = watch.arguments
