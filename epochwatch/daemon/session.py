@@ -229,7 +229,7 @@ class Session:
         env = rec.get("env")
         if isinstance(env, dict) and isinstance(env.get("script"), str) and env["script"]:
             self.state.script = env["script"]
-        self.analyzer.start(rec)
+        self.analyzer.add(rec)
 
     def _on_epoch(self, rec: Record) -> None:
         start, end = rec.get("start"), rec.get("end")
@@ -303,7 +303,7 @@ class Session:
                     self._count_epoch(rec)
                 elif type_ == schema.RUN_START and self.run_start is None:
                     self.run_start = rec
-                    self.analyzer.start(rec)
+                    self.analyzer.add(rec)
                 elif type_ in schema.FINDINGS:
                     key = (str(rec.get("kind")), str(rec.get("target")))
                     self._finding_keys.add(key)

@@ -156,10 +156,6 @@ class Recorder:
         with self._lock:
             self.setup.watch(path, role)
 
-    def findings(self) -> list[dict[str, Any]]:
-        """The finding records online detection wrote so far (embedded mode), oldest first."""
-        return self.detection.findings()
-
     def flush_analysis(self, timeout: float = 5.0) -> bool:
         """Wait until online detection has judged every epoch recorded so far."""
         return self.detection.flush(timeout)

@@ -1,6 +1,6 @@
 """Online detection as the Recorder holds it: records go to an `AnalysisWorker`
 (analysis/worker.py) running the guarded analyzer (analysis/guarded.py) on its own thread;
-its findings come back here to be kept and written after the epoch that raised them.
+its findings come back to be written after the epoch that raised them.
 
 A failure or falling behind switches online detection off through the Recorder's Guard,
 said once; the trace stays complete.
@@ -8,13 +8,11 @@ said once; the trace stays complete.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from epochwatch.guard import Guard
 
-MAX_FINDINGS = 1000  # kept for `findings()`; one per (kind, target), so a run rarely has 20
 PART = "online detection"
 
 
@@ -25,8 +23,6 @@ class OnlineDetection:
         self._guard = guard
         self._write = write
         self._worker: Any = None  # an AnalysisWorker, made by prepare() or at the run's start
-        self._findings: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
 
     def prepare(self, *, start_thread: bool = False) -> None:
         """Make the worker (importing it), and with start_thread its thread (off the
@@ -41,11 +37,6 @@ class OnlineDetection:
         worker = self._worker
         if worker is not None and self._guard.enabled(PART):  # it says once if it falls behind
             worker.submit(rec, judge=judge)
-
-    def findings(self) -> list[dict[str, Any]]:
-        """The finding records online detection wrote so far (embedded mode), oldest first."""
-        with self._lock:
-            return list(self._findings)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every record submitted so far has been judged."""
@@ -73,7 +64,5 @@ class OnlineDetection:
         return AnalysisWorker(GuardedAnalyzer(failed), self._found, failed)
 
     def _found(self, found: list[dict[str, Any]]) -> None:
-        with self._lock:
-            self._findings.extend(found[: max(0, MAX_FINDINGS - len(self._findings))])
         for finding in found:
             self._write(finding)
