@@ -22,6 +22,7 @@ from epochwatch.integrations.keras_fit import (
     user_callbacks,
 )
 from epochwatch.integrations.keras_reads import RateReader, StepCounter, number
+from epochwatch.intervals import spread
 
 if TYPE_CHECKING:
     from epochwatch.recorder import Recorder
@@ -200,9 +201,7 @@ class FitWatch:
         steps, per_call = self._steps_done()
         fields: dict[str, Any] = {"steps": steps}
         if self.step_starts:
-            spread = _step_spread(self.step_starts, train_end, per_call)
-            if spread:
-                fields["step_seconds"] = spread
+            fields["step_seconds"] = _step_spread(self.step_starts, train_end, per_call)
         if self._val_seconds:
             fields["val_seconds"] = round(self._val_seconds, 6)
         callbacks = self._callback_times(end)
@@ -287,15 +286,6 @@ def _own_rss() -> int | None:
 
 
 def _step_spread(starts: list[float], train_end: float, per_call: int) -> dict[str, float] | None:
-    durations = [b - a for a, b in itertools.pairwise(starts)]
-    durations.append(max(0.0, train_end - starts[-1]))
-    durations = sorted(d / per_call for d in durations)
-    n = len(durations)
-    if not n:
-        return None
-    return {
-        "min": round(durations[0], 7),
-        "median": round(durations[n // 2], 7),
-        "p90": round(durations[min(n - 1, int(n * 0.9))], 7),
-        "max": round(durations[-1], 7),
-    }
+    """Each call's time until the next (the last one's until training ended), per step."""
+    durations = [(b - a) / per_call for a, b in itertools.pairwise(starts)]
+    return spread([*durations, max(0.0, train_end - starts[-1]) / per_call], extremes=True)
