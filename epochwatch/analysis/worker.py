@@ -1,11 +1,11 @@
 """Online detection on its own thread, so an epoch's end costs the training thread only a queue append.
 
 The hook's Recorder writes each record, then hands the ones the analysis follows to this
-worker. The worker feeds them, in order, to an analyzer (the hook's: a `GuardedAnalyzer`,
-analysis/guarded.py, which builds its `OnlineAnalyzer` here, at the first record: importing
-the detectors costs tens of milliseconds the training thread should not pay), and passes the findings
-back through a callback (which writes them to the trace). Nothing here is lost or
-reordered: one thread, one FIFO queue.
+worker. The worker feeds them, in order, to an analyzer (the hook's `GuardedAnalyzer`
+builds its `OnlineAnalyzer` here, at the first record: importing the detectors costs tens
+of milliseconds the training thread should not pay) and passes the findings back through
+a callback (which writes them to the trace). Nothing here is lost or reordered: one
+thread, one FIFO queue.
 
 Two budgets keep it cheap, since a thread still takes CPU (and the GIL) from the process:
 
