@@ -49,9 +49,10 @@ def install(recorder: Recorder, module_name: str = "keras") -> None:
     local = threading.local()
 
     def prepare(model: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        bound = _bind(signature, model, args, kwargs)
-        if bound is None:
-            return None
+        try:
+            bound = signature.bind(model, *args, **kwargs)
+        except TypeError:
+            return None  # let Keras raise its own error for a bad call
         watch = FitWatch(recorder, loop, bound.arguments, step_cost, input_timing=not legacy)
         _add_callback(keras.callbacks, watch, model)
         return bound.args, bound.kwargs, watch
@@ -111,14 +112,6 @@ def _count_clear_session(keras: Any, loop: ModelLoop) -> None:
             if value is original:
                 with contextlib.suppress(Exception):
                     setattr(module, attr, clear_session)
-
-
-def _bind(signature: inspect.Signature, model: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """fit's arguments bound to its signature; None leaves the call untouched."""
-    try:
-        return signature.bind(model, *args, **kwargs)
-    except TypeError:
-        return None  # let Keras raise its own error for a bad call
 
 
 def _add_callback(callbacks: Any, watch: FitWatch, model: Any) -> None:

@@ -290,9 +290,8 @@ class Recorder:
     def emit(self, type_: str, **fields: Any) -> None:
         """Write one record of any type, starting the run if needed. Never raises."""
         with self._lock:
-            if self._finished or not self.start():
-                return
-            self._write(schema.record(type_, self.run_id, **fields))
+            if not self._finished and self.start():
+                self._emit_locked(type_, **fields)
 
     def _emit_locked(self, type_: str, **fields: Any) -> None:
         self._write(schema.record(type_, self.run_id, **fields))
