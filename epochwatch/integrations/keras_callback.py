@@ -23,6 +23,7 @@ from epochwatch.integrations.keras_fit import (
 )
 from epochwatch.integrations.keras_reads import RateReader, StepCounter, number
 from epochwatch.intervals import spread
+from epochwatch.samplers.host import own_rss_bytes
 
 if TYPE_CHECKING:
     from epochwatch.recorder import Recorder
@@ -137,7 +138,7 @@ class FitWatch:
             "epochs_completed": self.epochs_completed,
             "seconds": round(time.perf_counter() - self._fit_start, 6),
         }
-        rss = _own_rss()
+        rss = own_rss_bytes()
         if rss is not None:
             fields["rss_bytes"] = rss  # the memory floor after each fit (models_in_loop)
         if exc is None:
@@ -275,14 +276,6 @@ def _numbers(logs: Any) -> dict[str, float]:
         except (TypeError, ValueError):
             continue
     return metrics
-
-
-def _own_rss() -> int | None:
-    try:
-        from epochwatch.samplers.host import own_rss_bytes
-    except ImportError:
-        return None
-    return own_rss_bytes()
 
 
 def _step_spread(starts: list[float], train_end: float, per_call: int) -> dict[str, float] | None:
