@@ -21,8 +21,9 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from epochwatch.integrations import input_wait
 from epochwatch.integrations.keras_callback import FitWatch, keras_callback
-from epochwatch.integrations.keras_fit import ModelLoop, install_input_timing
+from epochwatch.integrations.keras_fit import ModelLoop
 
 if TYPE_CHECKING:
     from epochwatch.recorder import Recorder
@@ -44,7 +45,11 @@ def install(recorder: Recorder, module_name: str = "keras") -> None:
     signature = inspect.signature(original)
     loop = ModelLoop()
     if not legacy:  # input timing hooks Keras 3's data adapters
-        recorder.guard.run("input timing", lambda: install_input_timing(recorder), None)
+
+        def report(part: str, exc: Exception) -> None:
+            recorder.guard.disable(part, f"{type(exc).__name__}: {exc}")
+
+        recorder.guard.run("input timing", lambda: input_wait.install(report), None)
     step_cost = _calibrate_step_cost(recorder, loop)
     local = threading.local()
 

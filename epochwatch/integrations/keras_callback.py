@@ -13,14 +13,8 @@ import itertools
 import time
 from typing import TYPE_CHECKING, Any
 
-from epochwatch.integrations.keras_fit import (
-    ModelLoop,
-    activate_input,
-    fit_batch_size,
-    fit_block,
-    input_probe,
-    user_callbacks,
-)
+from epochwatch.integrations import input_wait
+from epochwatch.integrations.keras_fit import ModelLoop, fit_batch_size, fit_block, user_callbacks
 from epochwatch.integrations.keras_reads import RateReader, StepCounter, number
 from epochwatch.intervals import spread
 from epochwatch.samplers.host import own_rss_bytes
@@ -74,12 +68,21 @@ class FitWatch:
         self._train_end: float | None = None
         self._fit_start = time.perf_counter()
         self._epoch_start = self._fit_start
-        self._input = input_probe(recorder, arguments.get("x")) if input_timing else None
+        self._input = self._input_probe(arguments.get("x")) if input_timing else None
         self._marks: list[tuple[int, float]] = []  # (slot, when that callback's on_epoch_end began)
         self._clocked: list[str] = []  # class name of the callback after each clock
         self._rate = RateReader()
         self._steps = StepCounter()
         self._per_call: int | None = None
+
+    def _input_probe(self, x: Any) -> input_wait.InputProbe | None:
+        """Times the fit's data adapters (input_wait.py); none without input or timing."""
+        if x is None or not self.recorder.guard.enabled("input timing"):
+            return None
+        probe: input_wait.InputProbe | None = self.recorder.guard.run(
+            "input timing", input_wait.InputProbe, None
+        )
+        return probe
 
     @property
     def model(self) -> Any:
@@ -121,13 +124,13 @@ class FitWatch:
                 recorder.watch(path, role)
 
         recorder.guard.run(PART, begin, None)
-        activate_input(self._input)
+        input_wait.activate(self._input)
         recorder.add_overhead(time.perf_counter() - t0 - setup)
 
     def fit_finished(self, exc: BaseException | None) -> None:
         recorder = self.recorder
         if self._input is not None:
-            activate_input(None)
+            input_wait.activate(None)
             self._input.close()
         if recorder.in_epoch:
             recorder.abandon_epoch("keras")

@@ -1,6 +1,6 @@
 """What a Keras fit is, read once at its start: the `fit_start` block (model, optimizer,
-data, callbacks and the directories they write, distribution), the batch size, and the
-glue to input timing (integrations/input_wait.py), which times the fit's data adapters.
+data, callbacks and the directories they write, distribution), the batch size, and what
+the loop of fits in this process shows (`ModelLoop`).
 
 Nothing here runs per step; everything reads attributes, never the data itself.
 """
@@ -11,12 +11,9 @@ import contextlib
 import math
 import os
 import sys
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from epochwatch.guard import Guard
-
-if TYPE_CHECKING:
-    from epochwatch.recorder import Recorder
 
 _ROLE_BY_CALLBACK = {
     "ModelCheckpoint": ("filepath", "checkpoint"),
@@ -228,31 +225,3 @@ def _input_stats(x: Any, y: Any, batch_size: int | None) -> dict[str, Any] | Non
         return None
     stats: dict[str, Any] | None = describe_inputs(x, y, batch_size)
     return stats
-
-
-def install_input_timing(recorder: Recorder) -> None:
-    from epochwatch.integrations import input_wait
-
-    def report(part: str, exc: Exception) -> None:
-        recorder.guard.disable(part, f"{type(exc).__name__}: {exc}")
-
-    input_wait.install(report)
-
-
-def input_probe(recorder: Recorder, x: Any) -> Any:
-    """The fit's input probe, or None when input timing is off or there is no input."""
-    if x is None or not recorder.guard.enabled("input timing"):
-        return None
-
-    def make() -> Any:
-        from epochwatch.integrations.input_wait import InputProbe
-
-        return InputProbe()
-
-    return recorder.guard.run("input timing", make, None)
-
-
-def activate_input(probe: Any) -> None:
-    from epochwatch.integrations import input_wait
-
-    input_wait.activate(probe)
