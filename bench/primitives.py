@@ -265,18 +265,19 @@ def keras_step(reps: int) -> list[Figure]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 
-    from epochwatch.integrations.keras import _callback_class
+    from epochwatch.integrations.keras_callback import FitWatch, keras_callback
+    from epochwatch.integrations.keras_fit import ModelLoop
     from epochwatch.recorder import Recorder
 
-    cls = _callback_class(keras.callbacks.Callback, Recorder(environ={}))
-    cb = cls({}, 0.0)
+    recorder, loop = Recorder(environ={}), ModelLoop()
+    cb = FitWatch(recorder, loop, {}, 0.0)
     inner = 1000
 
     def batch() -> None:
         for i in range(inner):
             cb.on_train_batch_begin(i)
 
-    fig = measure("Keras callback on_train_batch_begin", "step", batch, reps, setup=cb._step_starts.clear)
+    fig = measure("Keras callback on_train_batch_begin", "step", batch, reps, setup=cb.step_starts.clear)
     fig.wall_us = [w / inner for w in fig.wall_us]
     fig.cpu_us = [c / inner for c in fig.cpu_us]
 
@@ -287,15 +288,16 @@ def keras_step(reps: int) -> list[Figure]:
     model = keras.Sequential([keras.Input((20,)), keras.layers.Dense(8), keras.layers.Dense(1)])
     model.compile("adam", "mse")
     model.fit(np.zeros((64, 20), "float32"), np.zeros((64, 1), "float32"), epochs=1, verbose=0)
-    epoch_cb = cls({"batch_size": 64}, 0.0)
-    epoch_cb.set_model(model)
-    epoch_cb.set_params({"epochs": 1, "steps": 58})
-    epoch_cb._step_starts[:] = [i * 0.003 for i in range(58)]
+    epoch_cb = FitWatch(recorder, loop, {"batch_size": 64}, 0.0)
+    callback = keras_callback(keras.callbacks, epoch_cb)
+    callback.set_model(model)
+    callback.set_params({"epochs": 1, "steps": 58})
+    epoch_cb.step_starts[:] = [i * 0.003 for i in range(58)]
     logs = {"loss": 0.5, "accuracy": 0.7, "val_loss": 0.6, "val_accuracy": 0.65}
     fields = measure(
         "Keras callback epoch fields (metrics, lr, iterations, step spread)",
         "epoch",
-        lambda: epoch_cb._epoch_fields(logs, 0.2),
+        lambda: epoch_cb.epoch_fields(logs, 0.2),
         reps,
     )
     return [fig, fields]
@@ -435,16 +437,16 @@ def input_wait(reps: int) -> list[Figure]:
     )
     figs[-1].note = producer_note
 
-    from epochwatch.loop_steps import StepClock
+    from epochwatch.step_clock import StepClock
 
     clock = StepClock()
 
-    def loop_steps() -> None:
+    def step_clock() -> None:
         for _ in range(inner):
             with clock:
                 pass
 
-    fig = measure("hook.step() enter+exit (custom loops)", "step", loop_steps, reps)
+    fig = measure("hook.step() enter+exit (custom loops)", "step", step_clock, reps)
     fig.wall_us = [w / inner for w in fig.wall_us]
     fig.cpu_us = [c / inner for c in fig.cpu_us]
     figs.append(fig)

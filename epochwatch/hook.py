@@ -37,8 +37,8 @@ from typing import Any
 from epochwatch import envvars, notices
 from epochwatch.console import Console
 from epochwatch.guard import say
-from epochwatch.loop_steps import StepClock
 from epochwatch.recorder import Recorder
+from epochwatch.step_clock import StepClock
 from epochwatch.trace import schema
 
 __all__ = ["epoch", "findings", "log", "recorder", "step", "watch"]

@@ -191,78 +191,73 @@ def identity(env: Mapping[str, str], job_id: str | None = None) -> dict[str, Any
     torchrun, horovod, kubernetes.
     """
     tf = tf_config(env)
-    slurm = _block(env, _SLURM, _SLURM_NUMBERS)
-    torch = _block(env, _TORCHRUN, frozenset({"restart_count", "group_rank"}))
+    blocks = _launcher_blocks(env)
+    out: dict[str, Any] = {}
+    job = _job_id(env, blocks["slurm"], blocks["torchrun"], tf, job_id)
+    if job is not None:
+        out["job_id"], out["job_source"] = job
+    out.update(_place(env, tf, blocks))
+    task = tf.get("task") if tf else None
+    if task:
+        out["worker"] = f"{task['type']}:{task['index']}"
+    elif "rank" in out:
+        out["worker"] = f"rank:{out['rank']}"
+    if tf:
+        out["tf_config"] = {k: v for k, v in tf.items() if k in ("task", "cluster")}
+    out.update({key: block for key, block in blocks.items() if block})
+    return out or None
+
+
+def _launcher_blocks(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """What each launcher (Slurm, torchrun, Horovod, Kubernetes) says of this process."""
     kube = _block(env, _KUBERNETES, frozenset({"completion_index"}))
     if env.get("KUBERNETES_SERVICE_HOST") and "pod" not in kube:
         pod = clean_text(env.get("HOSTNAME"))  # a pod's hostname is its name unless the spec sets one
         if pod:
             kube["pod"] = pod
     horovod = {
-        k: v
-        for k, v in {
-            "rank": _first_number(env, "HOROVOD_RANK"),
-            "size": _first_number(env, "HOROVOD_SIZE"),
-            "local_rank": _first_number(env, "HOROVOD_LOCAL_RANK"),
-        }.items()
-        if v is not None
+        "rank": _first_number(env, "HOROVOD_RANK"),
+        "size": _first_number(env, "HOROVOD_SIZE"),
+        "local_rank": _first_number(env, "HOROVOD_LOCAL_RANK"),
     }
-    mpi_rank = _first_number(env, "OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK")
-    mpi_size = _first_number(env, "OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
-    torch_rank = _first_number(env, "RANK")
-    rank = next(
-        (
-            r
-            for r in (
-                torch_rank,
-                tf.get("rank") if tf else None,
-                horovod.get("rank"),
-                mpi_rank,
-                slurm.get("proc_id"),
-                kube.get("completion_index"),
-            )
-            if r is not None
+    return {
+        "slurm": _block(env, _SLURM, _SLURM_NUMBERS),
+        "torchrun": _block(env, _TORCHRUN, frozenset({"restart_count", "group_rank"})),
+        "horovod": {k: v for k, v in horovod.items() if v is not None},
+        "kubernetes": kube,
+    }
+
+
+def _place(
+    env: Mapping[str, str], tf: dict[str, Any] | None, blocks: dict[str, dict[str, Any]]
+) -> dict[str, int]:
+    """rank, world_size, local_rank and local_world_size, each from the first launcher
+    that gives it (torchrun's variables, TF_CONFIG, Horovod, MPI, Slurm, Kubernetes)."""
+    tf = tf or {}
+    slurm, horovod = blocks["slurm"], blocks["horovod"]
+    place = {
+        "rank": _first(
+            _first_number(env, "RANK"),
+            tf.get("rank"),
+            horovod.get("rank"),
+            _first_number(env, "OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"),
+            slurm.get("proc_id"),
+            blocks["kubernetes"].get("completion_index"),
         ),
-        None,
-    )
-    world = next(
-        (
-            w
-            for w in (
-                _first_number(env, "WORLD_SIZE"),
-                tf.get("world_size") if tf else None,
-                horovod.get("size"),
-                mpi_size,
-                slurm.get("ntasks"),
-            )
-            if w is not None
+        "world_size": _first(
+            _first_number(env, "WORLD_SIZE"),
+            tf.get("world_size"),
+            horovod.get("size"),
+            _first_number(env, "OMPI_COMM_WORLD_SIZE", "PMI_SIZE"),
+            slurm.get("ntasks"),
         ),
-        None,
-    )
-    local_rank = _first_number(
-        env, "LOCAL_RANK", "HOROVOD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID"
-    )
-    local_world = _first_number(env, "LOCAL_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_SIZE")
-    job = _job_id(env, slurm, torch, tf, job_id)
-    out: dict[str, Any] = {}
-    if job is not None:
-        out["job_id"], out["job_source"] = job
-    for key, value in (
-        ("rank", rank),
-        ("world_size", world),
-        ("local_rank", local_rank),
-        ("local_world_size", local_world),
-    ):
-        if value is not None:
-            out[key] = value
-    task = tf.get("task") if tf else None
-    if task:
-        out["worker"] = f"{task['type']}:{task['index']}"
-    elif rank is not None:
-        out["worker"] = f"rank:{rank}"
-    if tf:
-        out["tf_config"] = {k: v for k, v in tf.items() if k in ("task", "cluster")}
-    for key, block in (("slurm", slurm), ("torchrun", torch), ("horovod", horovod), ("kubernetes", kube)):
-        if block:
-            out[key] = block
-    return out or None
+        "local_rank": _first_number(
+            env, "LOCAL_RANK", "HOROVOD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID"
+        ),
+        "local_world_size": _first_number(env, "LOCAL_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_SIZE"),
+    }
+    return {k: v for k, v in place.items() if v is not None}
+
+
+def _first(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)

@@ -57,8 +57,14 @@ class IntervalClock:
 def step_summary(starts: list[float], first: int, stop: int) -> dict[str, float] | None:
     """Median and p90 of the durations of steps first..stop-1, each until the next step's
     start (`starts[stop]` is the step just begun): the interval's `step_seconds`."""
-    durations = sorted(starts[i + 1] - starts[i] for i in range(first, min(stop, len(starts) - 1)))
-    n = len(durations)
+    return spread([starts[i + 1] - starts[i] for i in range(first, min(stop, len(starts) - 1))])
+
+
+def spread(durations: list[float], *, extremes: bool = False) -> dict[str, float] | None:
+    """Median and p90 of step durations (with `extremes`, min and max too); None for none."""
+    ordered = sorted(durations)
+    n = len(ordered)
     if not n:
         return None
-    return {"median": round(durations[n // 2], 7), "p90": round(durations[min(n - 1, int(n * 0.9))], 7)}
+    middle = {"median": round(ordered[n // 2], 7), "p90": round(ordered[min(n - 1, int(n * 0.9))], 7)}
+    return {"min": round(ordered[0], 7), **middle, "max": round(ordered[-1], 7)} if extremes else middle

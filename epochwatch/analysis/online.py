@@ -27,9 +27,12 @@ EPOCH_RECORDS = 16  # whole epoch records kept, for detectors that read records
 class OnlineAnalyzer:
     """updates: also return episode updates (a finding again, with `update` n, when its
     problem grew or ended): the hook and the daemon write them to the trace; callers
-    that want each finding once leave it off."""
+    that want each finding once leave it off. parents: where restores find their parent
+    runs (the daemon's, read as the run's user); by default this run's own cache."""
 
-    def __init__(self, run_start: Mapping[str, Any] | None = None, *, updates: bool = False) -> None:
+    def __init__(
+        self, run_start: Mapping[str, Any] | None = None, *, updates: bool = False, parents: Any = None
+    ) -> None:
         self.updates = updates
         run_id = str(run_start.get("run_id", "run")) if run_start else "run"
         self.run = Run(
@@ -40,7 +43,7 @@ class OnlineAnalyzer:
         )
         self.engine = Engine()
         self.interval_engine = self.engine.interval_engine()
-        self.parents = ParentCache()  # this run's parents, read once, not at every epoch
+        self.parents = parents if parents is not None else ParentCache()  # read once, not per epoch
         if run_start:
             self.add(dict(run_start))
 

@@ -1,9 +1,11 @@
 """Online detection on its own thread, so an epoch's end costs the training thread only a queue append.
 
 The hook's Recorder writes each record, then hands the ones the analysis follows to this
-worker. The worker feeds them, in order, to an `OnlineAnalyzer` and passes the findings
-back through a callback (which writes them to the trace). Nothing here is lost or
-reordered: one thread, one FIFO queue.
+worker. The worker feeds them, in order, to an analyzer (the hook's `GuardedAnalyzer`
+builds its `OnlineAnalyzer` here, at the first record: importing the detectors costs tens
+of milliseconds the training thread should not pay) and passes the findings back through
+a callback (which writes them to the trace). Nothing here is lost or reordered: one
+thread, one FIFO queue.
 
 Two budgets keep it cheap, since a thread still takes CPU (and the GIL) from the process:
 
@@ -40,38 +42,12 @@ class FellBehind(RuntimeError):
     """More than `limit` records wait: online detection stops (the trace stays complete)."""
 
 
-def for_hook(
-    run_start: Callable[[], Any], on_findings: Callable[[list[Record]], None], guard: Any
-) -> AnalysisWorker:
-    """The worker of the hook's Recorder: it builds an OnlineAnalyzer from `run_start()` at
-    the first record (which comes after run_start), and a failure, or falling behind,
-    switches online detection off through the Recorder's Guard, said once."""
-
-    def make() -> Any:
-        from epochwatch.analysis.online import OnlineAnalyzer
-
-        analyzer = OnlineAnalyzer(run_start())
-        analyzer.updates = True  # episodes' updates go to the trace too
-        return analyzer
-
-    def failed(exc: BaseException) -> None:
-        reason = str(exc) if isinstance(exc, FellBehind) else f"{type(exc).__name__}: {exc}"
-        guard.disable("online detection", reason.splitlines()[0][:300])
-
-    return AnalysisWorker(make, on_findings, failed)
-
-
 class AnalysisWorker:
-    """Runs `analyzer.add(record, evaluate=...)` on one daemon thread, in submission order.
-
-    `make()` builds the analyzer on that thread at the first record: importing the
-    detectors and building the engine costs tens of milliseconds the training thread
-    should not pay.
-    """
+    """Runs `analyzer.add(record, evaluate=...)` on one daemon thread, in submission order."""
 
     def __init__(
         self,
-        make: Callable[[], Any],
+        analyzer: Any,
         on_findings: Callable[[list[Record]], None],
         on_error: Callable[[BaseException], None],
         *,
@@ -79,8 +55,7 @@ class AnalysisWorker:
         start_credit: float = START_CREDIT,
         limit: int = LIMIT,
     ) -> None:
-        self.analyzer: Any = None
-        self._make = make
+        self.analyzer = analyzer
         self.share = share
         self.limit = limit
         self.credit = start_credit
@@ -155,7 +130,7 @@ class AnalysisWorker:
         evidence, without waiting for persistence) to `on_findings`, once the queue is done.
         """
         done = self.drain(timeout)
-        if final and done and not self._failed and self.analyzer is not None:
+        if final and done and not self._failed:
             finish = getattr(self.analyzer, "finish", None)
             try:
                 found = list(finish() or []) if callable(finish) else []
@@ -178,8 +153,6 @@ class AnalysisWorker:
     def process(self, record: Record, judge: bool = True) -> list[Record]:
         """One record through the analyzer, within the time budget (the worker calls this;
         tests may call it directly)."""
-        if self.analyzer is None:
-            self.analyzer = self._make()
         if record.get("type") not in ("epoch", "interval"):
             return list(self.analyzer.add(record) or [])
         seconds = float(record.get("seconds") or 0.0)

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from epochwatch import __version__
+from epochwatch.analysis.guarded import GuardedAnalyzer
 from epochwatch.analysis.ledger import Ledger
 from epochwatch.analysis.retrace_count import RetraceCount
-from epochwatch.daemon.analyzer import Analyzer
 from epochwatch.daemon.config import Sampling
 from epochwatch.daemon.findings import log_finding, tell_hook
 from epochwatch.daemon.held import (
@@ -75,7 +75,8 @@ class Session:
         self.run_start: Record | None = None
         from epochwatch.daemon.parents import DaemonParents
 
-        self.analyzer = Analyzer(state.run_id, online, DaemonParents(trace.path.parent, state.uid))
+        parents = DaemonParents(trace.path.parent, state.uid)
+        self.analyzer = GuardedAnalyzer(self._detection_failed, enabled=online, parents=parents)
         self.peaks = PeakTracker()
         self.decimator = Decimator(sampling, state.started)
         self.samplers = RunSamplers(state.pid, state.run_id, hub, state.uid) if state.pid > 0 else None
@@ -295,7 +296,7 @@ class Session:
         env = rec.get("env")
         if isinstance(env, dict) and isinstance(env.get("script"), str) and env["script"]:
             self.state.script = env["script"][:300]
-        self.analyzer.start(rec)
+        self.analyzer.add(rec)
 
     def _on_epoch(self, rec: Record) -> None:
         start, end = rec.get("start"), rec.get("end")
@@ -325,6 +326,9 @@ class Session:
     def _analyze(self, rec: Record) -> None:
         for finding in self.analyzer.add(rec):
             self.write_finding(finding)
+
+    def _detection_failed(self, exc: BaseException) -> None:
+        log.error("run %s: online detection switched off: %s: %s", self.run_id, type(exc).__name__, exc)
 
     def write_finding(self, finding: Record) -> None:
         update = finding.get("type") == schema.FINDING_UPDATE
@@ -358,7 +362,7 @@ class Session:
                     self._count_epoch(rec)
                 elif type_ == schema.RUN_START and self.run_start is None:
                     self.run_start = rec
-                    self.analyzer.start(rec)
+                    self.analyzer.add(rec)
                 elif type_ in schema.FINDINGS:
                     self.ledger.take(ledger_copy(rec))
             new: list[Record] = []

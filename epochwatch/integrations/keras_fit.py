@@ -1,6 +1,6 @@
 """What a Keras fit is, read once at its start: the `fit_start` block (model, optimizer,
-data, callbacks and the directories they write, distribution), the batch size, and the
-glue to input timing (integrations/input_wait.py), which times the fit's data adapters.
+data, callbacks and the directories they write, distribution), the batch size, and what
+the loop of fits in this process shows (`ModelLoop`).
 
 Nothing here runs per step; everything reads attributes, never the data itself.
 """
@@ -10,16 +10,50 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from typing import TYPE_CHECKING, Any
+import sys
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from epochwatch.recorder import Recorder
+from epochwatch.guard import Guard
 
 _ROLE_BY_CALLBACK = {
     "ModelCheckpoint": ("filepath", "checkpoint"),
     "BackupAndRestore": ("backup_dir", "backup"),
     "TensorBoard": ("log_dir", "tensorboard"),
 }
+
+
+class ModelLoop:
+    """What a loop of fits in this process shows (models_in_loop): how many distinct model
+    objects were fitted, and how many times the script called clear_session()."""
+
+    def __init__(self) -> None:
+        self.models_seen = 0
+        self.clear_session_calls = 0
+
+    def serial(self, model: Any) -> int:
+        """The model object's number among those fitted in this process (kept on the model)."""
+        serial = getattr(model, "_epochwatch_serial", None)
+        if not isinstance(serial, int):  # a model object this process has not fitted before
+            serial = self.models_seen
+            self.models_seen += 1
+            with contextlib.suppress(Exception):
+                model._epochwatch_serial = serial
+        return serial
+
+
+class FitFacts(Protocol):
+    """What `fit_block` reads of a fit (keras_callback.FitWatch holds it)."""
+
+    arguments: dict[str, Any]
+    user_callbacks: list[Any]
+    batch_size: int | None
+    loop: ModelLoop
+
+    @property
+    def model(self) -> Any: ...
+
+    @property
+    def params(self) -> dict[str, Any]: ...
 
 
 def fit_batch_size(arguments: dict[str, Any]) -> int | None:
@@ -67,34 +101,17 @@ def _describe_input(x: Any) -> dict[str, Any]:
     return out
 
 
-def fit_block(callback: Any, fit_index: int, recorder: Recorder) -> dict[str, Any]:
+def fit_block(watch: FitFacts, fit_index: int, guard: Guard) -> dict[str, Any]:
     """The `fit_start` record: the model, optimizer, data and callbacks of this fit."""
-    model = callback.model
-    arguments = callback._arguments
-    params = callback.params or {}
+    model = watch.model
+    arguments = watch.arguments
+    params = watch.params
     block: dict[str, Any] = {"fit": fit_index}
+    keras = sys.modules.get("keras")  # Keras 3, if the script uses it (never imported here)
     with contextlib.suppress(Exception):
-        import keras
-
-        block["backend"] = str(keras.backend.backend())
-    info: dict[str, Any] = {"name": getattr(model, "name", None), "class": type(model).__name__}
-    serial = getattr(model, "_epochwatch_serial", None)
-    if not isinstance(serial, int):  # a model object this process has not fitted before
-        serial = recorder.models_seen
-        recorder.models_seen += 1
-        with contextlib.suppress(Exception):
-            model._epochwatch_serial = serial
-    info["serial"] = serial
-    block["clear_session_calls"] = recorder.clear_session_calls
-    try:
-        info["params"] = int(model.count_params())
-        info["trainable_params"] = int(
-            sum(math.prod(int(d) for d in w.shape) for w in model.trainable_weights)
-        )
-    except Exception:
-        pass
-    info["layers"] = len(getattr(model, "layers", []) or [])
-    block["model"] = info
+        block["backend"] = str(keras.backend.backend())  # type: ignore[union-attr]
+    block["model"] = _model(model, watch.loop.serial(model))
+    block["clear_session_calls"] = watch.loop.clear_session_calls
     optimizer = getattr(model, "optimizer", None)
     if optimizer is not None:
         opt: dict[str, Any] = {"class": type(optimizer).__name__}
@@ -108,36 +125,54 @@ def fit_block(callback: Any, fit_index: int, recorder: Recorder) -> dict[str, An
     block["initial_epoch"] = arguments.get("initial_epoch", 0)
     if params.get("steps"):
         block["steps_per_epoch"] = params["steps"]
-    batch_size = callback._batch_size  # read once, when the callback was made
+    batch_size = watch.batch_size  # read once, when the fit was prepared
     if batch_size is not None:
         block["batch_size"] = batch_size
     x = arguments.get("x")
     if x is not None:
         block["input"] = _describe_input(x)
         y = arguments.get("y")
-        stats = recorder.guard.run("input statistics", lambda: _input_stats(x, y, batch_size), None)
+        stats = guard.run("input statistics", lambda: _input_stats(x, y, batch_size), None)
         if stats:
             block["input_stats"] = stats
-    names, watched = [], {}
-    for cb in _user_callbacks(arguments.get("callbacks")):
-        name = type(cb).__name__
-        if name in ("EpochwatchCallback", "EpochwatchClock"):
-            continue
-        names.append(name)
-        attr_role = _ROLE_BY_CALLBACK.get(name)
-        if attr_role:
-            target = getattr(cb, attr_role[0], None)
-            if isinstance(target, str | os.PathLike):
-                path = os.fspath(target)
-                directory = os.path.dirname(path) if attr_role[1] == "checkpoint" else path
-                watched[os.path.abspath(directory or ".")] = attr_role[1]
     distribution = _distribution(model)
     if distribution:
         block["distribution"] = distribution
-    block["callbacks"] = names
+    block["callbacks"] = [type(cb).__name__ for cb in watch.user_callbacks]
+    watched = _watched_dirs(watch.user_callbacks)
     if watched:
         block["watched"] = watched
     return {k: v for k, v in block.items() if v is not None}
+
+
+def _model(model: Any, serial: int) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "name": getattr(model, "name", None),
+        "class": type(model).__name__,
+        "serial": serial,
+    }
+    try:
+        info["params"] = int(model.count_params())
+        info["trainable_params"] = int(
+            sum(math.prod(int(d) for d in w.shape) for w in model.trainable_weights)
+        )
+    except Exception:
+        pass
+    info["layers"] = len(getattr(model, "layers", []) or [])
+    return info
+
+
+def _watched_dirs(callbacks: list[Any]) -> dict[str, str]:
+    """The directories the user's callbacks write (checkpoints, backups, TensorBoard logs)."""
+    watched = {}
+    for cb in callbacks:
+        attr_role = _ROLE_BY_CALLBACK.get(type(cb).__name__)
+        target = getattr(cb, attr_role[0], None) if attr_role else None
+        if attr_role and isinstance(target, str | os.PathLike):
+            path = os.fspath(target)
+            directory = os.path.dirname(path) if attr_role[1] == "checkpoint" else path
+            watched[os.path.abspath(directory or ".")] = attr_role[1]
+    return watched
 
 
 def _distribution(model: Any) -> dict[str, Any] | None:
@@ -162,9 +197,7 @@ def _distribution(model: Any) -> dict[str, Any] | None:
         out.setdefault("workers", 1)
         return out
     with contextlib.suppress(Exception):
-        import keras
-
-        dist = keras.distribution.distribution()
+        dist = sys.modules["keras"].distribution.distribution()
         if dist is not None:
             out["strategy"] = type(dist).__name__
             mesh = getattr(dist, "device_mesh", None)
@@ -175,7 +208,8 @@ def _distribution(model: Any) -> dict[str, Any] | None:
     return None
 
 
-def _user_callbacks(callbacks: Any) -> list[Any]:
+def user_callbacks(callbacks: Any) -> list[Any]:
+    """The user's callbacks as a list (a CallbackList's own), none for None."""
     if callbacks is None:
         return []
     if isinstance(callbacks, list | tuple):
@@ -191,31 +225,3 @@ def _input_stats(x: Any, y: Any, batch_size: int | None) -> dict[str, Any] | Non
         return None
     stats: dict[str, Any] | None = describe_inputs(x, y, batch_size)
     return stats
-
-
-def install_input_timing(recorder: Recorder) -> None:
-    from epochwatch.integrations import input_wait
-
-    def report(part: str, exc: Exception) -> None:
-        recorder.guard.disable(part, f"{type(exc).__name__}: {exc}")
-
-    input_wait.install(report)
-
-
-def input_probe(recorder: Recorder, x: Any) -> Any:
-    """The fit's input probe, or None when input timing is off or there is no input."""
-    if x is None or not recorder.guard.enabled("input timing"):
-        return None
-
-    def make() -> Any:
-        from epochwatch.integrations.input_wait import InputProbe
-
-        return InputProbe()
-
-    return recorder.guard.run("input timing", make, None)
-
-
-def activate_input(probe: Any) -> None:
-    from epochwatch.integrations import input_wait
-
-    input_wait.activate(probe)

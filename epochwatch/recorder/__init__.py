@@ -5,9 +5,9 @@ watching); it adds what the samplers see, measures its own cost, and writes reco
 order through a Sink. Every public method is safe to call from training code: failures
 are reported once through the Guard and switch off only the failing part.
 
-Three of its ideas are mix-ins in this package: the run's set-up (`setup.py`: warm-up,
-samplers, watching, fingerprint), sub-epoch intervals (`steps.py`) and online detection
-(`detection.py`); the Recorder holds their state, so callers see one object.
+It holds three parts, each handed what it needs: the run's set-up (`setup.py`: samplers,
+watching, fingerprint), online detection (`detection.py`: the analysis thread and its
+findings) and the interval writer (`interval_writer.py`: sub-epoch records).
 """
 
 from __future__ import annotations
@@ -22,13 +22,11 @@ from typing import Any
 
 from epochwatch import __version__, envvars
 from epochwatch.guard import Guard
-from epochwatch.intervals import IntervalClock
 from epochwatch.logged import LoggedMetrics
-from epochwatch.recorder.detection import Detection
-from epochwatch.recorder.setup import EpochSource, Setup
-from epochwatch.recorder.steps import Intervals
+from epochwatch.recorder.detection import OnlineDetection
+from epochwatch.recorder.interval_writer import IntervalWriter
+from epochwatch.recorder.setup import EpochSource, RunSetup, warm_caches
 from epochwatch.runname import new_run_id
-from epochwatch.samplers.base import Sampler
 from epochwatch.trace import schema
 from epochwatch.trace.sink import Sink, open_sink
 
@@ -51,11 +49,10 @@ class _Epoch:
     overhead: float = 0.0
     metrics: LoggedMetrics = field(default_factory=LoggedMetrics)
     outer: _Epoch | None = None  # the custom-loop epoch a fit's epoch is nested in
-    interval_seconds: float = 0.0  # of this epoch's intervals
     steps: list[float] = field(default_factory=list)  # step starts from hook.step() (custom loops)
 
 
-class Recorder(Intervals, Detection, Setup):
+class Recorder:
     def __init__(self, environ: dict[str, str] | None = None) -> None:
         self.environ = dict(os.environ if environ is None else environ)
         self.guard = Guard()
@@ -70,16 +67,13 @@ class Recorder(Intervals, Detection, Setup):
         self._epoch: _Epoch | None = None
         self._epochs_written = 0
         self._fits = 0
-        self._samplers: list[Sampler] = []
         self._epoch_sources: dict[str, EpochSource] = {}
-        self._fingerprint_sources: dict[str, EpochSource] = {}
         self._field_sources: dict[str, EpochSource] = {}
         self._retraces: Any = None
-        self._dirs: Any = None
-        self._watched: dict[str, str] = {}
-        self._pending_watches: list[tuple[str, str]] = []
-        self._analysis: Any = None  # an AnalysisWorker (analysis/worker.py): detection off this thread
-        self._findings: list[dict[str, Any]] = []
+        self.setup = RunSetup(self.environ, self.guard, self._emit_locked)
+        self.detection = OnlineDetection(self.guard, self._write_late)
+        self.intervals = IntervalWriter(self.guard, lambda: self.setup.dirs)
+        self.clock = self.intervals.clock  # compared with at every step: when an interval is due
         self._listeners: list[tuple[str, Callable[[dict[str, Any]], None]]] = []
         self._finishers: list[Callable[[], None]] = []
         self._finding_listeners: list[tuple[str, Callable[[dict[str, Any]], None]]] = []
@@ -89,16 +83,11 @@ class Recorder(Intervals, Detection, Setup):
         self.overhead_total = 0.0
         self.per_fit_runs = False  # a notebook kernel: each fit ends its run (finish(reopen=True))
         self.overhead_background = 0.0
-        self._warmup_cpu, self._samplers_made, self._spare_dirs = 0.0, False, None
+        self._warmup_cpu = 0.0
         self.warmed_up = threading.Event()  # set when the warm-up thread is done (benchmarks wait on it)
-        self._analysis_start: dict[str, Any] | None = None
         # Set by the hook (integrations/tensors.py): logged tensors summed on their device.
         self.tensor_reducer: Callable[[list[Any]], tuple[float, int] | None] | None = None
         self.tensor_scalar: Callable[[Any], float | None] | None = None
-        self.clock = IntervalClock()  # when the open epoch's next interval record is due
-        self._intervals = 0
-        self.clear_session_calls = 0  # keras.backend.clear_session() calls (models_in_loop)
-        self.models_seen = 0  # distinct model objects fitted (models_in_loop)
 
     # -- wiring, called by integrations ------------------------------------------------
 
@@ -108,7 +97,7 @@ class Recorder(Intervals, Detection, Setup):
 
     def add_fingerprint_source(self, name: str, source: EpochSource) -> None:
         """Something that adds one block to run_start's `env` (e.g. `tf_build`)."""
-        self._fingerprint_sources[name] = source
+        self.setup.fingerprint_sources[name] = source
 
     def add_epoch_fields(self, name: str, source: EpochSource) -> None:
         """Something that adds top-level fields to every epoch record where the record has
@@ -132,7 +121,7 @@ class Recorder(Intervals, Detection, Setup):
     def add_finding_listener(self, callback: Callable[[dict[str, Any]], None], part: str) -> None:
         """Call `callback(finding)` for each finding record of the run and each update of one
         (`finding_update`): written here, or made by the daemon and sent back (a repeat is
-        possible: the console and exporters drop them, see findings.LatestFindings)."""
+        possible: the console and exporters drop them, see analysis/ledger.Ledger)."""
         self._finding_listeners.append((part, callback))
 
     def after_finish(self, callback: Callable[[int, str | None], None]) -> None:
@@ -143,6 +132,33 @@ class Recorder(Intervals, Detection, Setup):
         """Call `callback()` at the run's end, before run_end is written (e.g. to flush
         background work whose records belong in the trace)."""
         self._finishers.append(callback)
+
+    def prepare_in_background(self) -> None:
+        """On a thread, now: the imports and threads the run's start needs, so it pays for
+        readings, not imports (CPU counted like the other threads'; harmless if late)."""
+        threading.Thread(target=self._warm_up, name="epochwatch-warmup", daemon=True).start()
+
+    def _warm_up(self) -> None:
+        try:
+            with self._lock:
+                if not self._started:
+                    self.setup.prepare()  # and starts NVML's initialisation on its thread
+                    self.detection.prepare(start_thread=True)
+            warm_caches()
+        except Exception:  # the run's start imports again and reports its own failures
+            pass
+        finally:
+            self._warmup_cpu = time.thread_time()
+            self.warmed_up.set()
+
+    def watch(self, path: str | os.PathLike[str], role: str = "user") -> None:
+        """Watch a directory's growth (bytes and files at every epoch end)."""
+        with self._lock:
+            self.setup.watch(path, role)
+
+    def flush_analysis(self, timeout: float = 5.0) -> bool:
+        """Wait until online detection has judged every epoch recorded so far."""
+        return self.detection.flush(timeout)
 
     def next_fit_index(self) -> int:
         with self._lock:
@@ -184,14 +200,10 @@ class Recorder(Intervals, Detection, Setup):
                 return False
             if hasattr(self._sink, "on_finding"):  # the daemon's findings come back this way
                 self._sink.on_finding = self._tell_finding
-            self._setup_samplers()
-            # Prime: epoch 0 gets its deltas (CPU time). The GPU sampler primes on its thread
-            # (NVML's start), usually long before (warm-up); the inventory waits for it.
-            for sampler in self._samplers:
-                prime = getattr(sampler, "prime", None)
-                self.guard.run(f"{sampler.name} sampler", prime if callable(prime) else sampler.sample, None)
+            self.setup.make_samplers()
+            self.setup.prime()
             empty: dict[str, Any] = {}
-            env = self.guard.run("fingerprint", self._fingerprint, empty)
+            env = self.guard.run("fingerprint", self.setup.fingerprint, empty)
             rec = schema.record(
                 schema.RUN_START,
                 self.run_id,
@@ -202,15 +214,14 @@ class Recorder(Intervals, Detection, Setup):
             )
             if training:
                 rec["training"] = training
-            self._analysis_start = rec  # online detection's start, on its own thread
-            if self._analysis is None:
-                self._analysis = self.guard.run("online detection", self._new_analysis, None)
+            self.detection.prepare()
             background = self._background_cpu()
             rec["overhead_seconds"] = round(time.perf_counter() - t0 + background, 6)
             rec["overhead_background_seconds"] = round(background, 6)
             self.overhead_total += rec["overhead_seconds"]
             self._write(rec)
-            self._start_watching()
+            self.detection.submit(rec)  # online detection's start, on its own thread
+            self.setup.start_watching()
             return True
 
     def finish(self, ended: str, exc: BaseException | None = None, *, reopen: bool = False) -> None:
@@ -227,11 +238,9 @@ class Recorder(Intervals, Detection, Setup):
         # last saves' hashes), and the analysis thread writes the last findings: both lock.
         for callback in self._finishers if not reopen else ():
             self.guard.run("run end", callback, None)
-        if self._analysis is not None:
-            # The verdict on all the evidence, without waiting for persistence (not when a
-            # daemon judges the run: it gives its own at the run's end).
-            final = not self.remote_detection and self.guard.enabled("online detection")
-            self.guard.run("online detection", lambda: self._analysis.close(final=final), None)
+        # The verdict on all the evidence, without waiting for persistence (not when a
+        # daemon judges the run: it gives its own at the run's end).
+        self.detection.close(final=not self.remote_detection)
         with self._lock:
             self._finished = True
             sink = self._sink
@@ -266,17 +275,12 @@ class Recorder(Intervals, Detection, Setup):
         self.run_id = new_run_id()
         self._started = self._finished = self._finishing = False
         self._epochs_written = self._fits = 0
-        self._samplers, self._dirs, self._analysis, self._spare_dirs = [], None, None, None
-        self._samplers_made, self._analysis_start = False, None
-        self._pending_watches = list(self._watched.items())
-        self._findings = []
+        self.setup.reopen()
+        self.detection = OnlineDetection(self.guard, self._write_late)
         self.overhead_total = self._carry_overhead = 0.0
 
     def _close(self) -> None:
-        for sampler in self._samplers:
-            self.guard.run(f"{sampler.name} sampler", sampler.close, None)
-        if self._dirs is not None:
-            self.guard.run("directory watching", self._dirs.close, None)
+        self.setup.close()
         if self._sink is not None:
             self.guard.run("trace writer", self._sink.close, None)
             self._sink = None
@@ -286,9 +290,23 @@ class Recorder(Intervals, Detection, Setup):
     def emit(self, type_: str, **fields: Any) -> None:
         """Write one record of any type, starting the run if needed. Never raises."""
         with self._lock:
-            if self._finished or not self.start():
-                return
-            self._write(schema.record(type_, self.run_id, **fields))
+            if not self._finished and self.start():
+                self._emit_locked(type_, **fields)
+
+    def _emit_locked(self, type_: str, **fields: Any) -> None:
+        self._write(schema.record(type_, self.run_id, **fields))
+
+    def _write_late(self, rec: dict[str, Any]) -> None:
+        """From another thread (online detection's findings): written while the run lasts."""
+        with self._lock:
+            if not self._finished:
+                self._write(rec)
+
+    def _write_judged(self, rec: dict[str, Any]) -> None:
+        """An epoch or interval: written, then judged on the analysis thread (when a daemon
+        is attached it runs the detectors; this process then only keeps the record)."""
+        self._write(rec)
+        self.detection.submit(rec, judge=not self.remote_detection)
 
     def _write(self, rec: dict[str, Any]) -> None:
         sink = self._sink
@@ -303,9 +321,8 @@ class Recorder(Intervals, Detection, Setup):
             )
             self._sink = None
             return
-        analysis = self._analysis
-        if analysis is not None and rec["type"] not in _NOT_FED:
-            self._submit(analysis, rec)
+        if rec["type"] not in _NOT_FED:
+            self.detection.submit(rec)
         for part, listener in self._listeners:
             self.guard.run(part, functools.partial(listener, rec), None)
         if rec["type"] in schema.FINDINGS:
@@ -389,7 +406,7 @@ class Recorder(Intervals, Detection, Setup):
                 rec.setdefault("steps", epoch.metrics.steps)
             if epoch.steps:
                 rec.setdefault("steps", len(epoch.steps))
-            for sampler in self._samplers:
+            for sampler in self.setup.samplers:
                 block = self.guard.run(f"{sampler.name} sampler", sampler.sample, None)
                 if block:
                     rec[sampler.name] = block
@@ -410,14 +427,49 @@ class Recorder(Intervals, Detection, Setup):
             overhead = epoch.overhead + (time.perf_counter() - t0) + background
             rec["overhead_seconds"] = round(overhead, 6)
             rec["overhead_background_seconds"] = round(background, 6)
-            self._write(rec)
-            analysis = self._analysis
-            if analysis is not None:
-                # A daemon attached runs the detectors; this process then only keeps the record.
-                self._submit(analysis, rec, judge=not self.remote_detection)
+            self._write_judged(rec)
             self._epochs_written += 1
             self.overhead_total += overhead
 
     def _reduce_logged(self, values: list[Any]) -> tuple[float, int] | None:
         reduce = self.tensor_reducer
         return self.guard.run("tensor metrics", lambda: reduce(values), None) if reduce else None
+
+    # -- steps and intervals -------------------------------------------------------------
+
+    def step(self) -> None:
+        """One step of a custom loop's open epoch began (hook.step()): a clock read, an
+        append and a compare, and an interval record when one is due."""
+        epoch = self._epoch
+        if epoch is None:
+            return
+        now = time.perf_counter()
+        epoch.steps.append(now)
+        if now >= self.clock.due:
+            self.interval(epoch.steps, now)
+
+    def interval(self, starts: list[float], now: float) -> None:
+        """Write an `interval` record for the open epoch's steps since the last one (its
+        step start times so far, the newest being the step that begins at `now`)."""
+        with self._lock:
+            epoch = self._epoch
+            if epoch is None or self._sink is None:
+                self.clock.end_epoch(0.0)
+                return
+            # Guarded: the step hooks call this on the training thread, outside any guard.
+            rec = self.guard.run(
+                "intervals", lambda: self.intervals.record(epoch, self.run_id, starts, now), None
+            )
+            if rec is not None:
+                self._write_judged(rec)
+
+    def _background_cpu(self) -> float:
+        """CPU seconds the hook's own threads used since the last call (to be charged now):
+        each part that runs a thread keeps `cpu_seconds`, its thread's `time.thread_time()`
+        after each piece of work, so the sum only grows."""
+        sink = float(getattr(self._sink, "cpu_seconds", 0.0) or 0.0)
+        total = self._warmup_cpu + sink + self.detection.cpu_seconds + self.setup.cpu_seconds
+        new = max(0.0, total - self._background_counted)
+        self._background_counted = max(total, self._background_counted)
+        self.overhead_background += new
+        return new

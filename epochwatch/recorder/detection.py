@@ -1,71 +1,68 @@
-"""Online detection as the Recorder drives it: records go to an `AnalysisWorker`
-(analysis/worker.py) that judges them on its own thread; its findings come back here to be
-kept and written; the CPU of the hook's own threads is charged to the next record.
+"""Online detection as the Recorder holds it: records go to an `AnalysisWorker`
+(analysis/worker.py) running the guarded analyzer (analysis/guarded.py) on its own thread;
+its findings come back to be written after the epoch that raised them.
 
-A mix-in of the Recorder: it shares the Recorder's lock, sink and parts.
+A failure or falling behind switches online detection off through the Recorder's Guard,
+said once; the trace stays complete.
 """
 
 from __future__ import annotations
 
-import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from epochwatch.guard import Guard
-from epochwatch.samplers.base import Sampler
 
-MAX_FINDINGS = 1000  # kept for `findings()`; one per (kind, target), so a run rarely has 20
+PART = "online detection"
 
 
-class Detection:
-    guard: Guard
-    overhead_background: float
-    _lock: threading.RLock
-    _analysis: Any
-    _analysis_start: dict[str, Any] | None
-    _findings: list[dict[str, Any]]
-    _finished: bool
-    _sink: Any
-    _dirs: Any
-    _samplers: list[Sampler]
-    _warmup_cpu: float
-    _background_counted: float
+class OnlineDetection:
+    """One run's online detection: `write(finding)` is called on the analysis thread."""
 
-    if TYPE_CHECKING:  # the Recorder's, not this mix-in's
+    def __init__(self, guard: Guard, write: Callable[[dict[str, Any]], None]) -> None:
+        self._guard = guard
+        self._write = write
+        self._worker: Any = None  # an AnalysisWorker, made by prepare() or at the run's start
 
-        def _write(self, rec: dict[str, Any]) -> None: ...
+    def prepare(self, *, start_thread: bool = False) -> None:
+        """Make the worker (importing it), and with start_thread its thread (off the
+        training thread: a thread start can wait for a core on a busy machine)."""
+        if self._worker is None:
+            self._worker = self._guard.run(PART, self._new_worker, None)
+        if start_thread and self._worker is not None:
+            self._guard.run(PART, self._worker.start, None)
 
-    def findings(self) -> list[dict[str, Any]]:
-        """The finding records online detection wrote so far (embedded mode), oldest first."""
-        with self._lock:
-            return list(self._findings)
+    def submit(self, rec: dict[str, Any], judge: bool = True) -> None:
+        """Queue a record (a deque append); judge=False only records it (a daemon judges)."""
+        worker = self._worker
+        if worker is not None and self._guard.enabled(PART):  # it says once if it falls behind
+            worker.submit(rec, judge=judge)
 
-    def flush_analysis(self, timeout: float = 5.0) -> bool:
-        """Wait until online detection has judged every epoch recorded so far."""
-        return True if self._analysis is None else bool(self._analysis.drain(timeout))
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every record submitted so far has been judged."""
+        return True if self._worker is None else bool(self._worker.drain(timeout))
 
-    def _submit(self, analysis: Any, rec: dict[str, Any], judge: bool = True) -> None:
-        if self.guard.enabled("online detection"):  # it says once if it falls behind
-            analysis.submit(rec, judge=judge)
+    def close(self, *, final: bool) -> None:
+        """Judge what is queued, with the end-of-run verdict when `final`, and stop the thread."""
+        worker = self._worker
+        if worker is not None:
+            self._guard.run(PART, lambda: worker.close(final=final and self._guard.enabled(PART)), None)
 
-    def _new_analysis(self) -> Any:
-        from epochwatch.analysis import worker
+    @property
+    def cpu_seconds(self) -> float:
+        """The analysis thread's CPU time so far (the hook's overhead counts it)."""
+        return float(getattr(self._worker, "cpu_seconds", 0.0) or 0.0)
 
-        return worker.for_hook(lambda: self._analysis_start, self._write_findings, self.guard)
+    def _new_worker(self) -> Any:
+        from epochwatch.analysis.guarded import GuardedAnalyzer
+        from epochwatch.analysis.worker import AnalysisWorker, FellBehind
 
-    def _write_findings(self, found: list[dict[str, Any]]) -> None:
-        """On the analysis thread: write new findings after the epoch that raised them."""
-        with self._lock:
-            self._findings.extend(found[: max(0, MAX_FINDINGS - len(self._findings))])
-            for finding in found if not self._finished else ():
-                self._write(finding)
+        def failed(exc: BaseException) -> None:
+            reason = str(exc) if isinstance(exc, FellBehind) else f"{type(exc).__name__}: {exc}"
+            self._guard.disable(PART, reason.splitlines()[0][:300])
 
-    def _background_cpu(self) -> float:
-        """CPU seconds the hook's own threads used since the last call (to be charged now):
-        each part that runs a thread keeps `cpu_seconds`, its thread's `time.thread_time()`
-        after each piece of work, so the sum only grows."""
-        parts: list[Any] = [self._analysis, self._sink, self._dirs, *self._samplers]
-        total = self._warmup_cpu + sum(float(getattr(p, "cpu_seconds", 0.0) or 0.0) for p in parts)
-        new = max(0.0, total - self._background_counted)
-        self._background_counted = max(total, self._background_counted)
-        self.overhead_background += new
-        return new
+        return AnalysisWorker(GuardedAnalyzer(failed), self._found, failed)
+
+    def _found(self, found: list[dict[str, Any]]) -> None:
+        for finding in found:
+            self._write(finding)

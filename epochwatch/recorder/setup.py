@@ -1,7 +1,8 @@
-"""A run's set-up: the warm-up thread, the samplers, directory watching and the
-environment fingerprint of run_start.
+"""A run's set-up, as the Recorder holds it: the samplers, directory watching and the
+environment fingerprint of run_start, and the caches the warm-up thread fills first.
 
-A mix-in of the Recorder: it shares the Recorder's lock, guard and parts.
+It writes `watch` records through the `write(type_, **fields)` it is handed, under the
+Recorder's lock (the Recorder calls it with the lock held).
 """
 
 from __future__ import annotations
@@ -9,146 +10,145 @@ from __future__ import annotations
 import functools
 import os
 import tempfile
-import threading
-import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from epochwatch import envvars
 from epochwatch.guard import Guard
 from epochwatch.samplers.base import Sampler
-from epochwatch.trace import schema
 
 EpochSource = Callable[[], "dict[str, Any] | None"]
+PART_DIRS = "directory watching"
 
 
-class Setup:
-    run_id: str
-    environ: dict[str, str]
-    guard: Guard
-    warmed_up: threading.Event
-    _lock: threading.RLock
-    _started: bool
-    _samplers: list[Sampler]
-    _samplers_made: bool
-    _fingerprint_sources: dict[str, EpochSource]
-    _dirs: Any
-    _spare_dirs: Any
-    _watched: dict[str, str]
-    _pending_watches: list[tuple[str, str]]
-    _analysis: Any
-    _warmup_cpu: float
+class RunSetup:
+    def __init__(self, environ: dict[str, str], guard: Guard, write: Callable[..., None]) -> None:
+        self._environ = environ
+        self._guard = guard
+        self._write = write
+        self.samplers: list[Sampler] = []
+        self.dirs: Any = None  # the DirWatcher, once watching started
+        self._spare_dirs: Any = None  # a watcher started early, by the warm-up thread
+        self._samplers_made = False
+        self._watched: dict[str, str] = {}
+        self._pending: list[tuple[str, str]] = []
+        self.fingerprint_sources: dict[str, EpochSource] = {}
 
-    if TYPE_CHECKING:  # the Recorder's, not this mix-in's
-
-        def _write(self, rec: dict[str, Any]) -> None: ...
-        def _new_analysis(self) -> Any: ...
-
-    def prepare_in_background(self) -> None:
-        """On a thread, now: the imports and threads the run's start needs, so it pays for
-        readings, not imports (CPU counted like the other threads'; harmless if late)."""
-
-        def warm() -> None:
-            try:
-                import platform
-
-                from epochwatch.fingerprint import package_versions
-
-                with self._lock:
-                    if not self._started:
-                        self._setup_samplers()  # and starts NVML's initialisation on its thread
-                        self._start_threads()
-                package_versions()  # fills the cache of installed-package lookups
-                platform.platform()  # caches uname -p, a subprocess (~40 ms)
-                import epochwatch.analysis.online
-                import epochwatch.analysis.worker
-                import epochwatch.samplers.dirs  # noqa: F401
-            except Exception:  # the run's start imports again and reports its own failures
-                pass
-            finally:
-                self._warmup_cpu = time.thread_time()
-                self.warmed_up.set()
-
-        threading.Thread(target=warm, name="epochwatch-warmup", daemon=True).start()
-
-    def watch(self, path: str | os.PathLike[str], role: str = "user") -> None:
-        """Watch a directory's growth (bytes and files at every epoch end)."""
-        absolute = os.path.abspath(os.fspath(path))
-        with self._lock:
-            if absolute in self._watched:
-                return
-            self._watched[absolute] = role
-            if self._dirs is None:
-                self._pending_watches.append((absolute, role))
-            else:
-                self._watch_now(absolute, role)
-
-    def _watch_now(self, path: str, role: str) -> None:
-        ok = self.guard.run("directory watching", lambda: self._dirs.watch(path, role), False)
-        if ok is not False:
-            self._write(schema.record("watch", self.run_id, path=path, role=role))
-
-    def _start_threads(self) -> None:
-        """On the warm-up thread: the analysis and directory watcher threads, so the run's
-        start does not wait for thread starts (each can wait for a core when busy)."""
+    def prepare(self) -> None:
+        """On the warm-up thread: the samplers (NVML starts on its own thread) and a
+        running directory watcher, so the run's start does not wait for thread starts."""
         from epochwatch.samplers.process import started_dir_watcher
 
-        self._analysis = self.guard.run("online detection", self._new_analysis, None)
-        if self._analysis is not None:
-            self.guard.run("online detection", self._analysis.start, None)
-        self._spare_dirs = self.guard.run("directory watching", started_dir_watcher, None)
+        self.make_samplers()
+        if self._spare_dirs is None:
+            self._spare_dirs = self._guard.run(PART_DIRS, started_dir_watcher, None)
 
-    def _start_watching(self) -> None:
-        if not self.guard.enabled("directory watching"):
-            return
+    def reopen(self) -> None:
+        """A new run in the same process: new samplers, watched directories carry over."""
+        self.samplers, self.dirs, self._spare_dirs, self._samplers_made = [], None, None, False
+        self._pending = list(self._watched.items())
 
-        def make() -> Any:
-            from epochwatch.samplers.dirs import DirsSampler
-            from epochwatch.samplers.process import started_dir_watcher
-
-            watcher = self._spare_dirs or started_dir_watcher()
-            self._samplers.append(DirsSampler(watcher))
-            return watcher
-
-        self._dirs = self.guard.run("directory watching", make, None)
-        if self._dirs is None:
-            return
-        defaults = [(tempfile.gettempdir(), "temp")]
-        extra = self.environ.get(envvars.EPOCHWATCH_WATCH, "")
-        defaults += [(p, "user") for p in extra.split(os.pathsep) if p.strip()]
-        for path, role in defaults:
-            absolute = os.path.abspath(path)
-            if absolute not in self._watched:
-                self._watched[absolute] = role
-                self._pending_watches.append((absolute, role))
-        pending, self._pending_watches = self._pending_watches, []
-        for path, role in pending:
-            self._watch_now(path, role)
-
-    def _setup_samplers(self) -> None:
+    def make_samplers(self) -> None:
         if self._samplers_made:
             return
         self._samplers_made = True
         from epochwatch.samplers import process
 
         for name, make in (("host", process.host), ("gpu", process.gpu)):
-            sampler = self.guard.run(f"{name} sampler", functools.partial(make, os.getpid()), None)
+            sampler = self._guard.run(f"{name} sampler", functools.partial(make, os.getpid()), None)
             if sampler is not None:
-                self._samplers.append(sampler)
+                self.samplers.append(sampler)
                 if callable(getattr(sampler, "prime", None)):  # the GPU's: starts NVML on its thread
-                    self.guard.run(f"{name} sampler", sampler.prime, None)  # type: ignore[attr-defined]
+                    self._guard.run(f"{name} sampler", sampler.prime, None)  # type: ignore[attr-defined]
 
-    def _fingerprint(self) -> dict[str, Any]:
+    def prime(self) -> None:
+        """Epoch 0 gets its deltas (CPU time). The GPU sampler primes on its thread (NVML's
+        start), usually long before (warm-up); the inventory does not wait for it."""
+        for sampler in self.samplers:
+            prime = getattr(sampler, "prime", None)
+            self._guard.run(f"{sampler.name} sampler", prime if callable(prime) else sampler.sample, None)
+
+    def watch(self, path: str | os.PathLike[str], role: str) -> None:
+        """Watch a directory's growth from now, or from the run's start."""
+        absolute = os.path.abspath(os.fspath(path))
+        if absolute in self._watched:
+            return
+        self._watched[absolute] = role
+        if self.dirs is None:
+            self._pending.append((absolute, role))
+        else:
+            self._watch_now(absolute, role)
+
+    def start_watching(self) -> None:
+        """At the run's start: the watcher, the default directories and those asked for."""
+        if not self._guard.enabled(PART_DIRS):
+            return
+        self.dirs = self._guard.run(PART_DIRS, self._watcher, None)
+        if self.dirs is None:
+            return
+        extra = self._environ.get(envvars.EPOCHWATCH_WATCH, "")
+        defaults = [(tempfile.gettempdir(), "temp")] + [
+            (p, "user") for p in extra.split(os.pathsep) if p.strip()
+        ]
+        for path, role in defaults:
+            absolute = os.path.abspath(path)
+            if absolute not in self._watched:
+                self._watched[absolute] = role
+                self._pending.append((absolute, role))
+        pending, self._pending = self._pending, []
+        for path, role in pending:
+            self._watch_now(path, role)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """run_start's `env`: the host, the samplers' inventories, the job, the sources'."""
+        from epochwatch.identity import identity
         from epochwatch.samplers.process import fingerprint
 
-        env = fingerprint(self._samplers, self.guard)
-        from epochwatch.identity import identity
-
-        distributed = identity(self.environ, job_id=self.environ.get(envvars.EPOCHWATCH_JOB_ID))
+        env = fingerprint(self.samplers, self._guard)
+        distributed = identity(self._environ, job_id=self._environ.get(envvars.EPOCHWATCH_JOB_ID))
         if distributed:
             env["distributed"] = distributed  # the job and this worker's place in it
-        for name, source in self._fingerprint_sources.items():
-            block = self.guard.run(name, source, None)
+        for name, source in self.fingerprint_sources.items():
+            block = self._guard.run(name, source, None)
             if block:
                 env[name] = block
         return env
+
+    def close(self) -> None:
+        for sampler in self.samplers:
+            self._guard.run(f"{sampler.name} sampler", sampler.close, None)
+        if self.dirs is not None:
+            self._guard.run(PART_DIRS, self.dirs.close, None)
+
+    @property
+    def cpu_seconds(self) -> float:
+        """The samplers' and the watcher's threads' CPU time so far."""
+        parts: list[Any] = [self.dirs, *self.samplers]
+        return sum(float(getattr(p, "cpu_seconds", 0.0) or 0.0) for p in parts)
+
+    def _watcher(self) -> Any:
+        from epochwatch.samplers.dirs import DirsSampler
+        from epochwatch.samplers.process import started_dir_watcher
+
+        watcher = self._spare_dirs or started_dir_watcher()
+        self.samplers.append(DirsSampler(watcher))
+        return watcher
+
+    def _watch_now(self, path: str, role: str) -> None:
+        ok = self._guard.run(PART_DIRS, lambda: self.dirs.watch(path, role), False)
+        if ok is not False:
+            self._write("watch", path=path, role=role)
+
+
+def warm_caches() -> None:
+    """On the warm-up thread: what the run's start would otherwise import or compute."""
+    import platform
+
+    from epochwatch.fingerprint import package_versions
+
+    package_versions()  # fills the cache of installed-package lookups
+    platform.platform()  # caches uname -p, a subprocess (~40 ms)
+    import epochwatch.analysis.guarded
+    import epochwatch.analysis.online
+    import epochwatch.analysis.worker
+    import epochwatch.samplers.dirs  # noqa: F401

@@ -257,35 +257,67 @@ def svg(fig: Mapping[str, Any], uid: str = "p") -> str:
     legend, rows = _legend(fig)
     top = 8 + rows * LEGEND_ROW + 8
     x0, x1, lo, hi = _bounds(fig)
-    unit = str(fig.get("unit", "number"))
     log = bool(fig.get("log")) and lo > 0
-    if log:
-        tick_v, tick_l = log_ticks(lo, hi)
-        lo, hi = tick_v[0], tick_v[-1]
-    else:
-        if hi == lo:
-            pad = abs(hi) * 0.1 or 1.0
-            lo, hi = (lo - pad if lo - pad >= 0 or lo < 0 else 0.0), hi + pad
-        else:
-            pad = (hi - lo) * 0.06
-            # Start at zero unless the data sit far above it (then zoom in on them).
-            lo = lo - pad if lo < 0 or lo > (hi - lo) * 1.5 else 0.0
-            hi = hi + pad
-        lo, hi = min_span(lo, hi)
-        tick_v, tick_l = ticks(lo, hi, unit)
+    lo, hi, tick_v, tick_l = _y_axis(lo, hi, log, str(fig.get("unit", "number")))
     if any(s.get("style") == "bars" for s in fig.get("series", [])):
         x0, x1 = x0 - 0.6, x1 + 0.6  # room for the first and last bar
     left = max(LEFT, 10 + LABEL_CHAR * max((len(label) for label in tick_l), default=0))
     frame = _Frame(x0, x1, lo, hi, log, top, left)
-    bottom = top + frame.h
     clip = escape(f"clip-{uid}")
     out = [
         f'<svg class="plot" viewBox="0 0 {WIDTH} {HEIGHT}" xmlns="http://www.w3.org/2000/svg" role="img">',
         f"<title>{escape(str(fig.get('title', '')))}</title>",
         f'<clipPath id="{clip}"><rect x="{_f(left)}" y="{_f(top - 2)}" width="{_f(frame.w)}" height="{_f(frame.h + 2)}"/></clipPath>',
         legend,
-        '<g class="grid">',
+        *_grid(fig, frame, tick_v, tick_l),
+        *_marks(fig, frame),
+        f'<g clip-path="url(#{clip})">',
     ]
+    for i, s in enumerate(fig.get("series", [])):
+        out.append(_series(frame, s, escape(str(s.get("cls", f"s{i}")))))
+    for ln in fig.get("lines", []):
+        if not all(_ok(ln.get(k)) for k in ("x0", "y0", "x1", "y1")):
+            continue
+        cls = escape(str(ln.get("cls", "trend")))
+        out.append(
+            f'<line class="{cls}" x1="{_f(frame.x(ln["x0"]))}" y1="{_f(frame.y(ln["y0"]))}"'
+            f' x2="{_f(frame.x(ln["x1"]))}" y2="{_f(frame.y(ln["y1"]))}"/>'
+        )
+    out.append("</g>")
+    for p in fig.get("above", []):
+        if _ok(p.get("x")):
+            x = frame.x(p["x"])
+            out.append(
+                f'<path class="clip" d="M{_f(x - 4)} {_f(top + 7)}L{_f(x)} {_f(top)}L{_f(x + 4)} {_f(top + 7)}Z"/>'
+                f'<text class="clip-lab" x="{_f(x + 6)}" y="{_f(top + 8)}">{escape(str(p.get("label", "")))}</text>'
+            )
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _y_axis(lo: float, hi: float, log: bool, unit: str) -> tuple[float, float, list[float], list[str]]:
+    """The y range drawn and its ticks (values, labels): padded, from zero unless the data
+    sit far above it, never zoomed in past MIN_REL_SPAN; decades on a log axis."""
+    if log:
+        tick_v, tick_l = log_ticks(lo, hi)
+        return tick_v[0], tick_v[-1], tick_v, tick_l
+    if hi == lo:
+        pad = abs(hi) * 0.1 or 1.0
+        lo, hi = (lo - pad if lo - pad >= 0 or lo < 0 else 0.0), hi + pad
+    else:
+        pad = (hi - lo) * 0.06
+        # Start at zero unless the data sit far above it (then zoom in on them).
+        lo = lo - pad if lo < 0 or lo > (hi - lo) * 1.5 else 0.0
+        hi = hi + pad
+    lo, hi = min_span(lo, hi)
+    tick_v, tick_l = ticks(lo, hi, unit)
+    return lo, hi, tick_v, tick_l
+
+
+def _grid(fig: Mapping[str, Any], frame: _Frame, tick_v: list[float], tick_l: list[str]) -> list[str]:
+    """The grid: y ticks with their labels, x ticks, the x axis and its name."""
+    left, bottom = frame.left, frame.top + frame.h
+    out = ['<g class="grid">']
     for v, label in zip(tick_v, tick_l, strict=True):
         if not frame.inside_y(v):
             continue
@@ -305,6 +337,14 @@ def svg(fig: Mapping[str, Any], uid: str = "p") -> str:
     xname = escape(str(fig.get("x_name", "epoch")))
     out.append(f'<text class="xname" x="{WIDTH - RIGHT}" y="{HEIGHT - 2}">{xname}</text>')
     out.append("</g>")
+    return out
+
+
+def _marks(fig: Mapping[str, Any], frame: _Frame) -> list[str]:
+    """Horizontal lines (limits, fitted levels) and vertical markers (events), labelled
+    where a label fits without overlapping another."""
+    left, top, bottom = frame.left, frame.top, frame.top + frame.h
+    out: list[str] = []
     labels = _Labels(left, top, bottom)
     for p in fig.get("above", []):  # warm-up marks sit at the top edge: reserve their room first
         if _ok(p.get("x")):
@@ -341,27 +381,7 @@ def svg(fig: Mapping[str, Any], uid: str = "p") -> str:
                     f'<text class="vlab {cls}-lab" x="{_f(lx)}" y="{_f(lane_y)}"{anchor}>'
                     f"{escape(short)}<title>{label}</title></text>"
                 )
-    out.append(f'<g clip-path="url(#{clip})">')
-    for i, s in enumerate(fig.get("series", [])):
-        out.append(_series(frame, s, escape(str(s.get("cls", f"s{i}")))))
-    for ln in fig.get("lines", []):
-        if not all(_ok(ln.get(k)) for k in ("x0", "y0", "x1", "y1")):
-            continue
-        cls = escape(str(ln.get("cls", "trend")))
-        out.append(
-            f'<line class="{cls}" x1="{_f(frame.x(ln["x0"]))}" y1="{_f(frame.y(ln["y0"]))}"'
-            f' x2="{_f(frame.x(ln["x1"]))}" y2="{_f(frame.y(ln["y1"]))}"/>'
-        )
-    out.append("</g>")
-    for p in fig.get("above", []):
-        if _ok(p.get("x")):
-            x = frame.x(p["x"])
-            out.append(
-                f'<path class="clip" d="M{_f(x - 4)} {_f(top + 7)}L{_f(x)} {_f(top)}L{_f(x + 4)} {_f(top + 7)}Z"/>'
-                f'<text class="clip-lab" x="{_f(x + 6)}" y="{_f(top + 8)}">{escape(str(p.get("label", "")))}</text>'
-            )
-    out.append("</svg>")
-    return "".join(out)
+    return out
 
 
 class _Labels:

@@ -17,8 +17,7 @@ from typing import Any
 
 from epochwatch.samplers.base import Sampler
 
-DEADLINE = 0.1  # the longest an epoch end waits for a reading
-START_DEADLINE = 5.0  # run start, once: nvmlInit without persistence mode takes seconds on big nodes
+DEADLINE = 0.1  # the longest an epoch end (or the run's start, for the inventory) waits for an answer
 # One call running this long is a hang, not a slow reading (nvmlInit without persistence
 # mode takes seconds on a large node; that is slow, not stuck).
 HANG_AFTER = 10.0
@@ -50,13 +49,11 @@ class BackgroundSampler:
         sampler: Sampler,
         *,
         deadline: float = DEADLINE,
-        start_deadline: float = START_DEADLINE,
         hang_after: float | None = None,
     ) -> None:
         self.name = sampler.name
         self._sampler = sampler
         self.deadline = deadline
-        self.start_deadline = start_deadline
         self.hang_after = HANG_AFTER if hang_after is None else hang_after
         self._busy_since: float | None = None  # when the call now running started
         self._jobs: list[_Job | None] = []
@@ -103,11 +100,15 @@ class BackgroundSampler:
             self._inventory = self._submit(inventory)
 
     def inventory(self) -> dict[str, Any] | None:
+        """The devices and driver for run_start, if they answer within the deadline: a hung or
+        slow NVML start must not hold the training thread at the run's start (the warm-up
+        primed it long before, usually). Without it the run starts without them, its epochs
+        get GPU fields once NVML answers, and a hang is said once (SamplerHung)."""
         inventory = getattr(self._sampler, "inventory", None)
         if not callable(inventory) or self._hung:
             return None
         job, self._inventory = self._inventory or self._submit(inventory), None
-        inv: dict[str, Any] | None = self._wait(job, self.start_deadline)
+        inv: dict[str, Any] | None = self._wait(job, self.deadline)
         return inv
 
     def close(self) -> None:

@@ -193,3 +193,25 @@ def test_unwritable_trace_dir_never_breaks_training(tmp_path: Path) -> None:
     assert "TRAINED" in proc.stdout
     assert proc.stderr.count("epochwatch: trace writer disabled") == 1
     assert "Traceback" not in proc.stderr
+
+
+def test_clear_session_is_counted_through_every_alias(tmp_path: Path) -> None:
+    """A loop of fresh models calling `tf.keras.backend.clear_session()` (issue 23): every
+    name of the function is still one function after the hook, and each call is counted."""
+    code = (
+        "import epochwatch.hook\nimport tensorflow as tf\nimport keras\n"
+        + MODEL
+        + """
+aliases = [keras.backend.clear_session, keras.utils.clear_session, tf.keras.backend.clear_session,
+           tf.compat.v1.keras.backend.clear_session]
+assert all(a is aliases[0] for a in aliases), aliases
+assert getattr(aliases[0], "__epochwatch__", False)
+x, y = make_data(128)
+for _ in range(3):
+    tf.keras.backend.clear_session()
+    make_model(tf.keras).fit(x, y, batch_size=64, epochs=1, verbose=0)
+"""
+    )
+    run_python(code, tmp_path)
+    fits = of_type(read_single_trace(tmp_path), "fit_start")
+    assert [f["clear_session_calls"] for f in fits] == [1, 2, 3]

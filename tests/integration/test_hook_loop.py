@@ -116,5 +116,7 @@ def test_a_hanging_gpu_driver_does_not_slow_the_epochs(tmp_path: Path) -> None:
     # Epoch 0 also carries the run's start (imports, fingerprint, NVML's first answer).
     overheads = [e["overhead_seconds"] for e in epochs[1:]]
     assert max(overheads) < 0.5, overheads
-    assert records[0]["env"]["gpus"][0]["name"] == "NVIDIA Fake A100"  # the start waits for NVML, once
+    # The run's start does not wait for NVML either (issue 22): it starts without the GPUs'
+    # inventory, and the epochs get GPU fields once NVML answers.
+    assert "gpus" not in records[0]["env"]
     assert any("gpu" in e for e in epochs)  # the late readings still land in the trace

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from epochwatch.analysis.guarded import GuardedAnalyzer
 from epochwatch.daemon.config import Sampling
 from epochwatch.daemon.runsamplers import NvmlHub
 from epochwatch.daemon.session import Session
@@ -77,10 +78,10 @@ def test_findings_are_written_once_per_kind_and_target(session: Session) -> None
 
 
 class _Found:
-    def __init__(self, run_start: Any) -> None:
+    def __init__(self, run_start: Any, **options: Any) -> None:
         self.n = 0
 
-    def add(self, rec: dict[str, Any]) -> list[dict[str, Any]]:
+    def add(self, rec: dict[str, Any], *, evaluate: bool = True) -> list[dict[str, Any]]:
         if rec["type"] == "epoch" and rec["epoch"] == 2:
             return [
                 {"kind": "host_memory_growth", "severity": "warning", "title": "RSS grows", "target": "host"}
@@ -94,7 +95,7 @@ def test_online_findings_go_to_the_trace_and_the_log(
     import epochwatch.analysis.online as online
 
     monkeypatch.setattr(online, "OnlineAnalyzer", _Found, raising=False)
-    session.analyzer._failed = False
+    session.analyzer = GuardedAnalyzer(lambda exc: pytest.fail(f"detection failed: {exc!r}"))
     session.accept(0, {"type": "run_start"}, PEER)
     for n in range(4):
         session.accept(n + 1, {"type": "epoch", "epoch": n}, PEER)
@@ -130,10 +131,10 @@ def test_no_oom_hint_when_memory_was_fine(session: Session) -> None:
 class _Counting:
     fed: ClassVar[list[int]] = []
 
-    def __init__(self, run_start: Any) -> None:
+    def __init__(self, run_start: Any, **options: Any) -> None:
         _Counting.fed = []
 
-    def add(self, rec: dict[str, Any]) -> list[dict[str, Any]]:
+    def add(self, rec: dict[str, Any], *, evaluate: bool = True) -> list[dict[str, Any]]:
         if rec["type"] == "epoch":
             _Counting.fed.append(rec["epoch"])
             if rec["epoch"] == 4:  # found again on replay: already in the trace, not rewritten

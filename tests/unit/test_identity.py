@@ -158,9 +158,9 @@ def test_hostile_values_are_bounded_and_cleaned() -> None:
 
 def test_the_recorders_fingerprint_carries_the_block_and_the_explicit_job_id() -> None:
     env = {"TF_CONFIG": _tf_config(2), "POD_NAME": "w2", "KUBERNETES_SERVICE_HOST": "x"}
-    block = Recorder(environ=env)._fingerprint()["distributed"]
+    block = Recorder(environ=env).setup.fingerprint()["distributed"]
     assert block["worker"] == "worker:2" and block["rank"] == 2 and block["kubernetes"]["pod"] == "w2"
     assert block["job_source"] == "tf_config"
-    block = Recorder(environ={**env, "EPOCHWATCH_JOB_ID": "sweep-3"})._fingerprint()["distributed"]
+    block = Recorder(environ={**env, "EPOCHWATCH_JOB_ID": "sweep-3"}).setup.fingerprint()["distributed"]
     assert block["job_id"] == "sweep-3" and block["job_source"] == "EPOCHWATCH_JOB_ID"
-    assert "distributed" not in Recorder(environ={"HOME": "/root"})._fingerprint()
+    assert "distributed" not in Recorder(environ={"HOME": "/root"}).setup.fingerprint()

@@ -35,7 +35,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"samplers"}),
     frozenset({"analysis"}),
     frozenset({"checkpoints", "report", "runname"}),
-    frozenset({"recorder", "loop_steps", "console", "notebook"}),
+    frozenset({"recorder", "step_clock", "console", "notebook"}),
     frozenset({"exporters"}),
     frozenset({"integrations"}),
     frozenset({"hook", "daemon", "top"}),

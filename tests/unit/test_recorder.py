@@ -140,7 +140,7 @@ class _SlowAnalyzer:
 def test_online_detection_stays_within_its_time_budget() -> None:
     """Tiny epochs (1 ms): after the starting allowance detectors run rarely; every epoch is kept."""
     slow = _SlowAnalyzer()
-    worker = AnalysisWorker(lambda: slow, lambda found: None, lambda exc: None)
+    worker = AnalysisWorker(slow, lambda found: None, lambda exc: None)
     for n in range(300):
         worker.process({"type": "epoch", "seconds": 0.001, "epoch": n})
     assert slow.seen == 300
@@ -155,7 +155,7 @@ def test_online_detection_stays_within_its_time_budget() -> None:
 
 
 def test_online_detection_runs_off_the_training_thread_and_is_still_counted(
-    recorder: Recorder, tmp_path: Path
+    recorder: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The detectors run on the analysis thread; their CPU time is in overhead_seconds."""
     import threading
@@ -171,16 +171,16 @@ def test_online_detection_runs_off_the_training_thread_and_is_still_counted(
             return []
 
     spy = Spy()
+    monkeypatch.setattr("epochwatch.analysis.online.OnlineAnalyzer", lambda *args, **options: spy)
     recorder.start()
-    recorder._analysis._make = lambda: spy
     for n in range(4):
         recorder.begin_epoch(n, "loop")
         recorder.end_epoch()
         recorder.flush_analysis()
     assert set(threads) == {"epochwatch-analysis"}
-    assert [f["kind"] for f in recorder.findings()] == ["slowdown"]
     recorder.finish("completed")
     records = _records(tmp_path)
+    assert [r["kind"] for r in records if r["type"] == "finding"] == ["slowdown"]
     types = [r["type"] for r in records]
     assert types.index("finding") > types.index("epoch")
     end = records[-1]
@@ -221,3 +221,33 @@ def test_a_finisher_may_wait_for_a_thread_that_emits(recorder: Recorder, tmp_pat
     recorder.finish("completed")
     types = [r["type"] for r in _records(tmp_path)]
     assert types[-2:] == ["save", "run_end"]
+
+
+def test_a_hung_nvml_does_not_hold_the_training_thread_at_run_start(
+    recorder: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NVML answers 1.5 s late (a wedged driver): the run starts at once without GPU fields,
+    and its epochs get them once NVML answers (the pynvml-shaped fake is the real sampler's)."""
+    from epochwatch.samplers import process
+    from epochwatch.samplers.background import BackgroundSampler
+    from epochwatch.samplers.nvml import NvmlSampler
+    from tests.fakes import fake_pynvml
+
+    monkeypatch.setenv("FAKE_NVML_HANG_SECONDS", "1.5")
+    monkeypatch.setattr(process, "gpu", lambda pid: BackgroundSampler(NvmlSampler(pid, nvml=fake_pynvml)))
+    t0 = time.perf_counter()
+    recorder.begin_epoch(0, "loop")  # starts the run: NVML's first calls hang on its thread
+    start_cost = time.perf_counter() - t0
+    recorder.end_epoch()
+    monkeypatch.delenv("FAKE_NVML_HANG_SECONDS")
+    time.sleep(1.6)  # NVML answers
+    for n in (1, 2):
+        recorder.begin_epoch(n, "loop")
+        recorder.end_epoch()
+    recorder.finish("completed")
+    records = _records(tmp_path)
+    assert start_cost < 0.5, f"the run's start waited {start_cost:.2f} s for NVML"
+    assert "gpus" not in records[0]["env"]
+    epochs = [r for r in records if r["type"] == "epoch"]
+    assert "gpu" not in epochs[0] and all("gpu" in e for e in epochs[1:])
+    assert records[-1]["type"] == "run_end" and not records[-1].get("disabled")

@@ -20,7 +20,7 @@ from typing import Any
 class StepClock:
     """Reused for every step of the process's loop epochs (one loop at a time)."""
 
-    __slots__ = ("_end", "_open", "_start", "steps", "waited", "worked")
+    __slots__ = ("_end", "_start", "steps", "waited")
 
     def __init__(self) -> None:
         self.begin(time.perf_counter())
@@ -28,23 +28,17 @@ class StepClock:
     def begin(self, now: float) -> None:
         self._start = now
         self._end = now  # the epoch's start counts as the end of a step 0
-        self._open = 0.0
         self.steps = 0
         self.waited = 0.0
-        self.worked = 0.0
 
     def __enter__(self) -> StepClock:
-        now = time.perf_counter()
-        self.waited += now - self._end
-        self._open = now
+        self.waited += time.perf_counter() - self._end
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        now = time.perf_counter()
-        self.worked += now - self._open
-        self._end = now
+        self._end = time.perf_counter()
         self.steps += 1
 
     def fields(self, end: float) -> dict[str, Any]:
