@@ -7,7 +7,8 @@ server hands it the config and four callbacks (status changed, a run ended, a ru
 run this blocking close off the loop).
 
 Which directories a run watches is runwatch.py's policy, asked here; how a run ends
-(goodbye, lost connection, process exit, run_end, forgetting it) is runend.py's, mixed in.
+(goodbye, lost connection, process exit, run_end) is runend.py's `RunEnds`, which the
+registry holds and hands its runs and `_forget`.
 
 The way of a record is one-directional: Connection -> RunRegistry.deliver -> Session.accept.
 `deliver` writes the batch, acknowledges it, and only then runs the detectors, so the hook's
@@ -39,7 +40,7 @@ from epochwatch.trace import protocol as p
 log = logging.getLogger("epochwatch.daemon")
 
 
-class RunRegistry(RunEnds):
+class RunRegistry:
     def __init__(
         self,
         cfg: DaemonConfig,
@@ -54,7 +55,7 @@ class RunRegistry(RunEnds):
         self.cfg = cfg
         self.limits = limits
         self.sessions: dict[str, Session] = {}
-        self.watches = RunWatches(cfg.limits.max_watches_per_run)
+        self.watches = RunWatches(cfg.limits.max_watches_per_run, self.sessions)
         self._hub = hub
         self._traces = cfg.traces_dir
         self.budget = DiskBudget(cfg.limits, cfg.traces_dir)
@@ -65,6 +66,12 @@ class RunRegistry(RunEnds):
         self._on_end = on_end
         self._on_attach = on_attach
         self._offload = offload
+        self.ends = RunEnds(self.sessions, forget=self._forget, on_change=on_change, on_end=on_end)
+        # what the server and the connections call
+        self.live = self.ends.live
+        self.detach = self.ends.detach
+        self.process_exited = self.ends.process_exited
+        self.expire_unseen = self.ends.expire_unseen
 
     def reconfigure(self, cfg: DaemonConfig) -> None:
         """A reloaded config: new sampling settings reach the runs already attached."""
@@ -235,7 +242,7 @@ class RunRegistry(RunEnds):
             except OSError as exc:
                 self._cannot_write(session, exc)
         if bye:
-            self._bye(session, peer)
+            self.ends.bye(session, peer)
             return
         if session.next_seq > first:
             peer.send({"op": p.OP_ACK, "seq": session.next_seq - 1})
@@ -264,8 +271,6 @@ class RunRegistry(RunEnds):
     def take_sample(self, session: Session, sample: Record, contention: Record | None) -> None:
         """One sample of the run's process, with the host's contention and its watched dirs."""
         session.contention = contention
-        if session.pending_watches:
-            self.watches.check_pending(session)
         session.dirs = self.watches.totals(session)
         try:
             session.on_sample(sample)
@@ -333,6 +338,23 @@ class RunRegistry(RunEnds):
                 state.uid,
                 session.next_seq,
             )
+
+    def _forget(self, session: Session) -> None:
+        """A finished run goes: its trace, meter, samplers, watches, pid watch, resume state."""
+        safely(session, session.trace.close)
+        if session.trace.meter is not None:
+            session.trace.meter.close()
+        if session.samplers is not None:
+            samplers = session.samplers
+            session.samplers = None
+            self._offload(samplers.close)
+        self.watches.release(session)
+        watch = self._pidwatches.pop(session.run_id, None)
+        if watch is not None:
+            watch.close()
+        SessionState.remove(self._sessions_dir, session.run_id)
+        self.sessions.pop(session.run_id, None)
+        self._by_token.pop(session.state.token_sha256, None)
 
     # -- status ----------------------------------------------------------------------------------
 
