@@ -17,6 +17,7 @@ ack never waits on analysis.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import secrets
@@ -27,6 +28,7 @@ from typing import Any
 from epochwatch import __version__
 from epochwatch.daemon.config import DaemonConfig
 from epochwatch.daemon.limits import UidLimits
+from epochwatch.daemon.parents import PARENT_WAIT_SECONDS, DaemonParents, ParentLoader
 from epochwatch.daemon.peer import Peer
 from epochwatch.daemon.pidwatch import PidWatch, process_start_time
 from epochwatch.daemon.quota import DiskBudget, RunMeter, TraceLimit
@@ -66,6 +68,8 @@ class RunRegistry:
         self._on_end = on_end
         self._on_attach = on_attach
         self._offload = offload
+        self.parents = ParentLoader(cfg.traces_dir, self._parents_loaded)
+        self._waiting: set[str] = set()  # runs whose analysis waits for a parent being read
         self.ends = RunEnds(self.sessions, forget=self._forget, on_change=on_change, on_end=on_end)
         # what the server and the connections call
         self.live = self.ends.live
@@ -181,6 +185,7 @@ class RunRegistry:
             online=self.cfg.online_detection,
             hub=self._hub,
             next_seq=next_seq,
+            parents=DaemonParents(self.parents, state.uid, state.gid),
         )
 
     def _register(self, session: Session) -> None:
@@ -226,6 +231,8 @@ class RunRegistry:
         for seq, rec in batch:
             if rec.get("type") == "watch":
                 self.watches.ask(session, rec)
+            elif rec.get("type") == "restore" and isinstance(rec.get("parent"), dict):
+                session.parents.prefetch(rec["parent"].get("trace"))
             try:
                 session.accept(seq, rec, creds, analyze=False)
             except OSError as exc:
@@ -246,10 +253,35 @@ class RunRegistry:
             return
         if session.next_seq > first:
             peer.send({"op": p.OP_ACK, "seq": session.next_seq - 1})
+        self._analyze(session)
+
+    def _analyze(self, session: Session, *, waited: bool = False) -> None:
+        """Run the detectors on what the run sent; a run whose restore named a parent still
+        being read waits for it (PARENT_WAIT_SECONDS at most), its records queued."""
+        if session.finished:
+            return
+        if session.parents.busy and not waited:
+            if session.run_id not in self._waiting:
+                self._waiting.add(session.run_id)
+                asyncio.get_running_loop().call_later(PARENT_WAIT_SECONDS, self._waited, session)
+            return
+        self._waiting.discard(session.run_id)
         try:
             session.analyze_pending()
         except OSError as exc:
             self._cannot_write(session, exc)
+
+    def _waited(self, session: Session) -> None:
+        if session.run_id in self._waiting:
+            self._analyze(session, waited=True)
+
+    def _parents_loaded(self, uid: int) -> None:
+        for run_id in list(self._waiting):
+            session = self.sessions.get(run_id)
+            if session is None:
+                self._waiting.discard(run_id)
+            elif session.uid == uid and not session.parents.busy:
+                self._analyze(session)
 
     def _cannot_write(self, session: Session, exc: OSError) -> None:
         """A write to the run's trace failed (a full disk, a byte limit): said once per run
@@ -299,6 +331,7 @@ class RunRegistry:
             watch.close()
         self._pidwatches.clear()
         self.watches.close()
+        self.parents.close()
         return attached
 
     # -- restart: take back the runs of the previous daemon -------------------------------------

@@ -56,15 +56,15 @@ class Session:
         online: bool,
         hub: NvmlHub,
         next_seq: int = 0,
+        parents: Any = None,
     ) -> None:
         self.state = state
         self.trace = trace
         self.next_seq = next_seq
         self.sampling = sampling
         self.run_start: Record | None = None
-        from epochwatch.daemon.parents import DaemonParents
-
-        self.analyzer = Analyzer(state.run_id, online, DaemonParents(trace.path.parent, state.uid))
+        self.parents = parents  # where its restores find their parents (daemon/parents.py)
+        self.analyzer = Analyzer(state.run_id, online, parents)
         self.peaks = PeakTracker()
         self.decimator = Decimator(sampling, state.started)
         self.samplers = RunSamplers(state.pid, state.run_id, hub, state.uid) if state.pid > 0 else None
