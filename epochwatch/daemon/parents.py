@@ -12,8 +12,8 @@ That trace is the user's own file, which they can grow at will (a 179 MB parent 
 stalled the loop 70 s and grew the daemon by 1.4 GB). So a `ParentLoader` reads parents:
 - on its own thread, never the event loop; the run's analysis waits for a parent its
   records named (`prefetch`, `busy`) at most PARENT_WAIT_SECONDS, its records queued;
-- with the run's uid and gid as the thread's file-system credentials (setfsuid/setfsgid
-  are per thread), so the open is the user's, not root's;
+- opened with the run's uid and gid as the thread's file-system credentials (asuser.py),
+  so the open is the user's, not root's;
 - incrementally, line by line, up to MAX_PARENT_BYTES of file, keeping only what the
   restore checks read (run_start, fits, epochs, saves, restores, run_end) and at most
   MAX_KEPT_BYTES of it; a parent over either is no parent;
@@ -23,11 +23,8 @@ stalled the loop 70 s and grew the daemon by 1.4 GB). So a `ParentLoader` reads 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
 import logging
 import os
-import stat
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,6 +34,7 @@ import orjson
 
 from epochwatch.analysis.restore.parents import ParentCache
 from epochwatch.analysis.run import Run
+from epochwatch.daemon.asuser import open_users_file
 from epochwatch.trace import schema
 from epochwatch.trace.schema import safe_run_id
 
@@ -60,7 +58,6 @@ _KEPT = frozenset(
         schema.RUN_END,
     }
 )
-_O_PATH = getattr(os, "O_PATH", os.O_RDONLY)
 Key = tuple[int, str]  # (uid, run id)
 
 
@@ -167,13 +164,11 @@ def run_id_of(path: str) -> str | None:
 
 def read_as(traces: Path, run_id: str, uid: int, gid: int) -> Run | None:
     """On the loader's thread: the parent run, opened with the user's file-system rights."""
-    fd = _open(traces, f"{run_id}.jsonl", uid, gid)
+    fd = open_users_file(traces, f"{run_id}.jsonl", uid, gid)
     if fd is None:
         return None
     with os.fdopen(fd, "rb") as fh:
         st = os.fstat(fh.fileno())
-        if not stat.S_ISREG(st.st_mode) or (os.geteuid() == 0 and st.st_uid != uid):
-            return None
         if st.st_size > MAX_PARENT_BYTES:
             raise TooBig(f"{st.st_size} bytes, over the limit of {MAX_PARENT_BYTES}")
         run = Run(run_id=run_id, path=traces / f"{run_id}.jsonl", max_epoch_records=MAX_PARENT_EPOCHS)
@@ -210,36 +205,3 @@ def _lines(fh: object) -> Iterator[bytes]:
             yield line
         skipping = not whole
     raise TooBig(f"still going after {MAX_PARENT_BYTES} bytes")
-
-
-def _open(traces: Path, name: str, uid: int, gid: int) -> int | None:
-    """The daemon's own traces directory opened with its rights, the user's file in it with
-    the user's (an open relative to a directory fd checks that directory only)."""
-    try:
-        top = os.open(traces, _O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        with _fs_creds(uid, gid):
-            return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=top)
-    except OSError:
-        return None
-    finally:
-        os.close(top)
-
-
-@contextlib.contextmanager
-def _fs_creds(uid: int, gid: int) -> Iterator[None]:
-    """This thread's file-system uid and gid set to the user's for the block (root only;
-    Linux keeps them per thread, and root's capabilities over files go with fsuid 0)."""
-    if os.geteuid() != 0 or uid == 0:
-        yield
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.setfsgid(gid)
-    libc.setfsuid(uid)
-    try:
-        yield
-    finally:
-        libc.setfsuid(0)
-        libc.setfsgid(0)

@@ -36,7 +36,8 @@ from epochwatch.daemon.runend import RunEnds, safely
 from epochwatch.daemon.runsamplers import NvmlHub
 from epochwatch.daemon.runwatch import RunWatches
 from epochwatch.daemon.session import Record, Session
-from epochwatch.daemon.store import SessionState, TraceFile, hash_token, last_seq
+from epochwatch.daemon.store import SessionState, TraceFile, hash_token
+from epochwatch.daemon.takeback import MARK_SECONDS, mark_of, read_tail, take_back
 from epochwatch.trace import protocol as p
 
 log = logging.getLogger("epochwatch.daemon")
@@ -69,7 +70,10 @@ class RunRegistry:
         self._on_attach = on_attach
         self._offload = offload
         self.parents = ParentLoader(cfg.traces_dir, self._parents_loaded)
-        self._waiting: set[str] = set()  # runs whose analysis waits for a parent being read
+        self._waiting: set[str] = set()
+        self._marked: dict[
+            str, float
+        ] = {}  # run id -> when its mark was saved  # runs whose analysis waits for a parent being read
         self.ends = RunEnds(self.sessions, forget=self._forget, on_change=on_change, on_end=on_end)
         # what the server and the connections call
         self.live = self.ends.live
@@ -304,6 +308,7 @@ class RunRegistry:
         """One sample of the run's process, with the host's contention and its watched dirs."""
         session.contention = contention
         session.dirs = self.watches.totals(session)
+        self.save_mark(session)
         try:
             session.on_sample(sample)
         except OSError as exc:
@@ -337,6 +342,8 @@ class RunRegistry:
     # -- restart: take back the runs of the previous daemon -------------------------------------
 
     def adopt(self) -> None:
+        """Take back the runs of the previous daemon: each trace's mark and tail, read as its
+        user (takeback.py), so a restart does not grow with what users wrote."""
         states, problems = SessionState.load_all(self._sessions_dir)
         for problem in problems:
             log.warning("ignoring unreadable run state %s", problem)
@@ -348,29 +355,46 @@ class RunRegistry:
                 log.warning("run %s: cannot reopen its trace (%s); forgetting it", state.run_id, exc)
                 SessionState.remove(self._sessions_dir, state.run_id)
                 continue
-            trace.meter = RunMeter(self.budget, state.uid, _size(path))
-            session = self._new_session(state, trace, next_seq=last_seq(path) + 1)
-            session.restore_from_trace()
-            alive = state.pid > 0 and process_start_time(state.pid) == state.create_time
-            if not alive:
-                session.finished = True
-                try:
-                    session.write_vanished(daemon_was_down=True)
-                except OSError as exc:
-                    log.error("run %s: cannot write its trace: %s", state.run_id, exc)
-                safely(session, session.trace.close)
-                SessionState.remove(self._sessions_dir, state.run_id)
-                log.warning("run %s vanished while the daemon was down (pid %d)", state.run_id, state.pid)
-                self._on_end(session)
-                continue
-            self._register(session)
-            log.info(
-                "run %s taken back: pid %d, uid %d, waiting for its hook to resume at record %d",
-                state.run_id,
-                state.pid,
-                state.uid,
-                session.next_seq,
+            tail = read_tail(state, self._traces)
+            trace.meter = RunMeter(
+                self.budget, state.uid, min(tail.size, self.cfg.limits.max_trace_bytes_per_run)
             )
+            session = self._new_session(state, trace, next_seq=tail.next_seq(state.mark))
+            take_back(session, tail)
+            if state.pid > 0 and process_start_time(state.pid) == state.create_time:
+                self._register(session)
+                log.info(
+                    "run %s taken back: pid %d, uid %d, waiting for its hook to resume at record %d",
+                    state.run_id,
+                    state.pid,
+                    state.uid,
+                    session.next_seq,
+                )
+                continue
+            session.finished = True
+            try:
+                session.write_vanished(daemon_was_down=True)
+            except OSError as exc:
+                log.error("run %s: cannot write its trace: %s", state.run_id, exc)
+            safely(session, session.trace.close)
+            trace.meter.close()  # its bytes no longer count against its uid
+            SessionState.remove(self._sessions_dir, state.run_id)
+            log.warning("run %s vanished while the daemon was down (pid %d)", state.run_id, state.pid)
+            self._on_end(session)
+
+    def save_mark(self, session: Session) -> None:
+        """Every MARK_SECONDS while a run goes: its counters at its trace's size, so a
+        restarted daemon reads only what came after (not fsync'ed: a lost mark costs a
+        longer read of a bounded tail, never a wrong count)."""
+        now = time.monotonic()
+        if now - self._marked.get(session.run_id, 0.0) < MARK_SECONDS:
+            return
+        self._marked[session.run_id] = now
+        session.state.mark = mark_of(session)
+        try:
+            session.state.save(self._sessions_dir, durable=False)
+        except OSError as exc:
+            log.warning("run %s: cannot save its resume state: %s", session.run_id, exc)
 
     def _forget(self, session: Session) -> None:
         """A finished run goes: its trace, meter, samplers, watches, pid watch, resume state."""
@@ -386,6 +410,7 @@ class RunRegistry:
         if watch is not None:
             watch.close()
         SessionState.remove(self._sessions_dir, session.run_id)
+        self._marked.pop(session.run_id, None)
         self.sessions.pop(session.run_id, None)
         self._by_token.pop(session.state.token_sha256, None)
 
@@ -401,13 +426,6 @@ class RunRegistry:
         uids = len({s.uid for s in self.sessions.values()})
         findings = sum(len(s.findings) for s in self.sessions.values())
         return f"{len(self.sessions)} runs ({attached} connected) from {uids} users; {findings} findings"
-
-
-def _size(path: Any) -> int:
-    try:
-        return int(path.stat().st_size)
-    except OSError:
-        return 0
 
 
 def _welcome(session: Session, token: str, *, resumed: bool) -> Record:

@@ -32,9 +32,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("epochwatch.daemon")
 Record = dict[str, Any]
 
-# Epochs (and what came with them) fed to the detectors again when a restarted daemon takes a
-# run back; OnlineAnalyzer keeps 256 epochs of series.
-REPLAY_EPOCHS = 300
 # Records the hook can hold unacknowledged (its queue): a handover never reaches further back.
 HOOK_QUEUE_RECORDS = 10_000
 # `ended` of a run whose hook took the rest over (no run_end in this trace: it is in the hook's).
@@ -244,9 +241,9 @@ class Session:
                     peaks[key] = value
         if peaks is not None:
             rec["peaks"] = peaks
-        self._count_epoch(rec)
+        self.count_epoch(rec)
 
-    def _count_epoch(self, rec: Record) -> None:
+    def count_epoch(self, rec: Record) -> None:
         self.epochs += 1
         epoch = rec.get("epoch")
         self.last_epoch = epoch if isinstance(epoch, int) else self.last_epoch
@@ -281,49 +278,21 @@ class Session:
         tell_hook(self.connection, rec, self.run_id)
         log_finding(self.run_id, rec, update=update)
 
+    def remember_finding(self, rec: Record) -> None:
+        """A finding already in the trace (a restarted daemon reading it back): kept for
+        status, and never written again."""
+        key = (str(rec.get("kind")), str(rec.get("target")))
+        self._finding_keys.add(key)
+        if rec.get("type") == schema.FINDING_UPDATE:
+            self.findings = [f for f in self.findings if (str(f.get("kind")), str(f.get("target"))) != key]
+        self.findings.append(rec)
+
     def restore_from_trace(self) -> None:
-        """Rebuild what a restarted daemon knew about this run from its trace.
+        """Rebuild what a restarted daemon knew about this run: its mark and its trace's
+        tail, in bounded time and memory (takeback.py)."""
+        from epochwatch.daemon.takeback import read_tail, take_back
 
-        The detectors only look at the newest few hundred epochs, so only the records from
-        the last REPLAY_EPOCHS epochs on are fed to them again: a restart with many long
-        runs attached stays quick. Findings already in the trace are not written again.
-        """
-        from epochwatch.trace.reader import TraceError, iter_records
-
-        total = 0
-        try:
-            for rec in iter_records(self.trace_path):
-                type_ = rec.get("type")
-                if type_ == schema.EPOCH:
-                    total += 1
-                    self._count_epoch(rec)
-                elif type_ == schema.RUN_START and self.run_start is None:
-                    self.run_start = rec
-                    self.analyzer.start(rec)
-                elif type_ in schema.FINDINGS:
-                    key = (str(rec.get("kind")), str(rec.get("target")))
-                    self._finding_keys.add(key)
-                    if type_ == schema.FINDING_UPDATE:
-                        self.findings = [
-                            f for f in self.findings if (str(f.get("kind")), str(f.get("target"))) != key
-                        ]
-                    self.findings.append(rec)
-            new: list[Record] = []
-            seen = 0
-            for rec in iter_records(self.trace_path):
-                type_ = rec.get("type")
-                if type_ == schema.EPOCH:
-                    seen += 1
-                if type_ in (*schema.FINDINGS, schema.RUN_START) or (
-                    seen <= total - REPLAY_EPOCHS and type_ in (schema.EPOCH, schema.SAMPLE)
-                ):
-                    continue
-                new.extend(self.analyzer.add(rec))
-        except TraceError as exc:
-            log.warning("run %s: could not read back its trace: %s", self.run_id, exc)
-            return
-        for finding in new:  # written after reading, not into the file being read
-            self.write_finding(finding)
+        take_back(self, read_tail(self.state, self.trace_path.parent))
 
     # -- samples ---------------------------------------------------------------------------
 

@@ -145,7 +145,7 @@ def test_a_restarted_daemon_rebuilds_the_run_from_its_trace(
     session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import epochwatch.analysis.online as online
-    import epochwatch.daemon.session as session_module
+    import epochwatch.daemon.takeback as takeback
 
     session.accept(0, {"type": "run_start", "env": {"script": "t.py"}}, PEER)
     for n in range(6):
@@ -154,7 +154,7 @@ def test_a_restarted_daemon_rebuilds_the_run_from_its_trace(
     session.trace.close()
 
     monkeypatch.setattr(online, "OnlineAnalyzer", _Counting, raising=False)
-    monkeypatch.setattr(session_module, "REPLAY_EPOCHS", 2)
+    monkeypatch.setattr(takeback, "REPLAY_EPOCHS", 2)
     again = Session(
         session.state,
         TraceFile.reopen(session.trace_path),
