@@ -287,13 +287,6 @@ class Session:
             self.findings = [f for f in self.findings if (str(f.get("kind")), str(f.get("target"))) != key]
         self.findings.append(rec)
 
-    def restore_from_trace(self) -> None:
-        """Rebuild what a restarted daemon knew about this run: its mark and its trace's
-        tail, in bounded time and memory (takeback.py)."""
-        from epochwatch.daemon.takeback import read_tail, take_back
-
-        take_back(self, read_tail(self.state, self.trace_path.parent))
-
     # -- samples ---------------------------------------------------------------------------
 
     def on_sample(self, sample: Record) -> None:

@@ -163,7 +163,7 @@ def test_a_restarted_daemon_rebuilds_the_run_from_its_trace(
         hub=NvmlHub(),
         next_seq=7,
     )
-    again.restore_from_trace()
+    takeback.take_back(again, takeback.read_tail(again.state, again.trace_path.parent))
     try:
         assert again.epochs == 6 and again.last_epoch == 5 and again.run_start is not None
         assert [f["kind"] for f in again.findings] == ["slowdown"]
