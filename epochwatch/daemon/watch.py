@@ -56,8 +56,12 @@ def refuse_root(raw: str) -> tuple[str | None, str]:
     why = refuse_request(raw, None)
     if why is not None:
         return why, raw
-    if not os.path.lexists(raw):
+    try:
+        os.lstat(raw)
+    except FileNotFoundError:
         return MISSING, os.path.realpath(raw)
+    except OSError as exc:  # EACCES on the way: this uid cannot reach it (nor learn whether it exists)
+        return f"uid {os.getuid()} cannot reach it ({exc.strerror or exc})", raw
     try:
         real = os.path.realpath(raw, strict=True)
     except OSError as exc:
