@@ -59,7 +59,8 @@ def refuse_root(raw: str) -> tuple[str | None, str]:
     try:
         os.lstat(raw)
     except FileNotFoundError:
-        return MISSING, os.path.realpath(raw)
+        real = os.path.realpath(raw)
+        return _forbidden(real) or MISSING, real
     except OSError as exc:  # EACCES on the way: this uid cannot reach it (nor learn whether it exists)
         return f"uid {os.getuid()} cannot reach it ({exc.strerror or exc})", raw
     try:
