@@ -1,0 +1,297 @@
+"""Issue 22: the root daemon does a user's file-system work with that user's rights only.
+
+Each test drives a real root daemon from a process that really is uid 65534
+(`other_user.OtherUserClient`) and reproduces an attack of the audit; each failed on the
+daemon before privilege separation (walks as root, /proc roots, a list as a role, unbounded
+pending watches, a parent read on the event loop, a restart that read whole traces, a dead
+run's bytes kept charged).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from epochwatch.trace import schema
+from tests.integration.daemon_harness import DaemonProc, RawClient, running_daemon, wait_until
+from tests.integration.other_user import NOBODY, OtherUserClient, shared_tmp
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+
+
+def _samples(d: DaemonProc, run_id: str) -> list[dict]:
+    return [r for r in d.trace(run_id) if r["type"] == "sample"]
+
+
+def _counted(d: DaemonProc, run_id: str) -> dict[str, dict]:
+    s = _samples(d, run_id)
+    return dict(schema.dir_entries(s[-1].get("dirs"))) if s else {}
+
+
+def _proc_status(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/status") as fh:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in fh if ":\t" in line)
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if int(_proc_status(int(entry)).get("PPid", "0")) == pid:
+                    out.append(int(entry))
+            except (OSError, ValueError):
+                continue
+    return out
+
+
+def _workers(d: DaemonProc) -> list[int]:
+    """The daemon's per-uid workers: children of its zygote, which is its child."""
+    assert d.proc is not None
+    return [w for z in _children(d.proc.pid) for w in _children(z)]
+
+
+def _status(d: DaemonProc) -> list[dict]:
+    """Root's `status`: every run."""
+    c = RawClient(d.socket, timeout=30.0)
+    try:
+        c.send({"op": "hello", "protocol": 1, "role": "status"})
+        reply = c.recv()
+        assert reply is not None and reply.get("op") == "status", reply
+    finally:
+        c.close()
+    return list(reply["runs"])
+
+
+def _status_seconds(d: DaemonProc) -> float:
+    """How long root's `status` takes to be answered."""
+    started = time.monotonic()
+    _status(d)
+    return time.monotonic() - started
+
+
+def test_a_walk_below_the_watched_directory_has_only_the_users_rights(tmp_path: Path) -> None:
+    """Audit item 1: uid 65534 watches root's 0755 directory that holds a 0700 subdirectory
+    with a 5 MB file: only what the user can read is counted (it was `bytes 5000100`), and
+    the walk ran in a worker that is uid 65534 with no groups, capabilities or way back."""
+    with shared_tmp() as base, running_daemon(tmp_path) as d:
+        shared = base / "shared"
+        shared.mkdir(mode=0o755)
+        (shared / "public.bin").write_bytes(b"p" * 100)
+        private = shared / "private"
+        private.mkdir(mode=0o700)
+        with (private / "secret.bin").open("wb") as fh:
+            fh.truncate(5_000_000)
+        c = OtherUserClient(d.socket, "walker")
+        run_id = c.welcome["run_id"]
+        try:
+            c.record(0, "run_start", schema=1)
+            c.record(1, "watch", path=str(shared), role="checkpoint")
+            c.wait_ack(1)
+            wait_until(lambda: str(shared) in _counted(d, run_id), timeout=15.0, what="the directory counted")
+            wait_until(lambda: len(_samples(d, run_id)) >= 3, timeout=15.0, what="three samples")
+            for sample in _samples(d, run_id):
+                for _, entry in schema.dir_entries(sample.get("dirs")):
+                    assert entry["bytes"] == 100 and entry["files"] == 1, entry
+            workers = _workers(d)
+            assert len(workers) == 1, workers
+            status = _proc_status(workers[0])
+            assert status["Uid"].split() == [str(NOBODY)] * 4
+            assert status["Gid"].split() == [str(NOBODY)] * 4
+            assert status["Groups"].split() in ([], [str(NOBODY)])
+            assert int(status["CapEff"], 16) == int(status["CapPrm"], 16) == 0
+            assert status["NoNewPrivs"] == "1"
+        finally:
+            c.close()
+        wait_until(lambda: _workers(d) == [], timeout=15.0, what="the worker gone with its last run")
+
+
+def test_kernel_trees_and_other_processes_directories_are_refused(tmp_path: Path) -> None:
+    """Audit item 1: /proc and /sys were accepted as roots (34,683 files walked) and
+    `/proc/<other pid>/cwd` wrote another user's working directory into the trace. Now every
+    root under /proc, /sys, /dev is refused, also through a symlink the user made, and
+    nothing of the other process's directory reaches the trace."""
+    with shared_tmp() as base, running_daemon(tmp_path) as d:
+        theirs = base / "their-project-dir"
+        theirs.mkdir(mode=0o755)
+        (theirs / "data.bin").write_bytes(b"d" * 300)
+        other = subprocess.Popen(["sleep", "60"], cwd=theirs)  # root's process
+        home = base / "home"
+        home.mkdir()
+        os.chown(home, NOBODY, NOBODY)
+        (home / "to-sys").symlink_to("/sys/kernel")
+        (home / "to-cwd").symlink_to(f"/proc/{other.pid}/cwd")
+        c = OtherUserClient(d.socket, "kernel")
+        run_id = c.welcome["run_id"]
+        asked = [
+            "/proc",
+            "/sys",
+            "/dev",
+            f"/proc/{other.pid}/cwd",
+            str(home / "to-sys"),
+            str(home / "to-cwd"),
+        ]
+        try:
+            c.record(0, "run_start", schema=1)
+            for n, path in enumerate(asked, start=1):
+                c.record(n, "watch", path=path, role="user")
+            c.wait_ack(len(asked))
+
+            def answered() -> list[dict]:
+                return [r for r in d.trace(run_id) if r["type"] == "notice" and r.get("part") == "dirs"]
+
+            wait_until(lambda: len(answered()) == 2, timeout=15.0, what="the worker's two refusals")
+            wait_until(lambda: len(_samples(d, run_id)) >= 3, timeout=15.0, what="three samples")
+            watches = [r for r in d.trace(run_id) if r["type"] == "watch"]
+            assert all("never watched" in w["daemon_watch"] for w in watches[:4]), watches
+            assert "never watched" in answered()[0]["message"]  # to-sys, resolved as the user
+            assert "cannot resolve" in answered()[1]["message"]  # the user may not read its link
+            assert all(not s.get("dirs") for s in _samples(d, run_id))
+            text = (d.traces / f"{run_id}.jsonl").read_text()
+            assert str(theirs) not in text  # the other process's working directory never leaks
+        finally:
+            c.close()
+            other.kill()
+            other.wait()
+
+
+def test_a_list_as_a_role_and_oversized_paths_are_refused_cleanly(tmp_path: Path) -> None:
+    """Audit: a watch record with a list as its role raised an internal error; pending
+    watches of 1 MB paths were kept per run without bound (6 runs x 32: 32 -> 232 MB). Now
+    both are refused at the request, and a uid's runs together hold at most 64 watches."""
+    from epochwatch.daemon.runwatch import MAX_WATCHES_PER_UID
+
+    with running_daemon(tmp_path) as d:
+        clients = [OtherUserClient(d.socket, f"pending-{n}") for n in range(3)]
+        try:
+            first = clients[0]
+            first.record(0, "run_start", schema=1)
+            first.record(1, "watch", path="/tmp/somewhere", role=["checkpoint"])
+            first.record(2, "watch", path="/nowhere/" + "x" * 200_000, role="user")
+            first.wait_ack(2)
+            watches = [r for r in d.trace(first.welcome["run_id"]) if r["type"] == "watch"]
+            assert watches[0]["daemon_watch"].startswith("refused: not a role")
+            assert watches[1]["daemon_watch"] == "refused: a path longer than 4096 bytes"
+            assert "internal" not in d.log().lower() and "Traceback" not in d.log()
+            for n, c in enumerate(clients):
+                seq0 = 3 if n == 0 else 0
+                if n:
+                    c.record(0, "run_start", schema=1)
+                for k in range(32):
+                    c.record(seq0 + 1 + k, "watch", path=f"/nowhere/run{n}/dir{k}", role="user")
+                c.wait_ack(seq0 + 32)
+            states = [
+                r["daemon_watch"]
+                for c in clients
+                for r in d.trace(c.welcome["run_id"])
+                if r["type"] == "watch"
+            ]
+            assert states.count("asked") == MAX_WATCHES_PER_UID
+            assert sum(f"uid {NOBODY} already watch" in s for s in states) == 3 * 32 - MAX_WATCHES_PER_UID
+        finally:
+            for c in clients:
+                c.close()
+
+
+def test_a_huge_parent_trace_never_stalls_the_daemon(tmp_path: Path) -> None:
+    """Audit: one restore naming a 179 MB parent trace (its user owns and can grow it)
+    stalled the event loop about 70 s and grew the daemon from 158 MB to 1.59 GB. Now the
+    parent is read off the loop, as the user, refused by size: `status` answers within
+    1 s throughout, and the daemon does not grow by the parent's size."""
+    from tests.unit import restore_records as rr
+
+    with running_daemon(tmp_path) as d:
+        parent = OtherUserClient(d.socket, "bigparent")
+        parent_id = parent.welcome["run_id"]
+        recs = rr.parent_records("bigparent")
+        for seq, rec in enumerate(recs):
+            parent.record(seq, rec["type"], **{k: v for k, v in rec.items() if k not in ("type", "run_id")})
+        parent.wait_ack(len(recs) - 1)
+        line = b'{"type":"epoch","run_id":"bigparent","epoch":1,"pad":"' + b"z" * 900 + b'"}\n'
+        with (d.traces / f"{parent_id}.jsonl").open("ab") as fh:  # as its user could
+            fh.write(line * (180_000_000 // len(line)))
+        assert d.proc is not None
+        rss_before = _rss(d.proc.pid)
+        link = {"run_id": "p", "trace": f"{parent_id}.jsonl", "match": "sha256", "save_sha256": rr.SHA}
+        child = OtherUserClient(d.socket, "child")
+        records = rr.child_records("child", restore_over={"parent": link})
+        try:
+            for seq, rec in enumerate(records):
+                child.record(
+                    seq, rec["type"], **{k: v for k, v in rec.items() if k not in ("type", "run_id")}
+                )
+            slowest = max(_status_seconds(d) for _ in range(10))
+            child.wait_ack(len(records) - 1)
+            slowest = max(slowest, *(_status_seconds(d) for _ in range(10)))
+        finally:
+            child.close()
+            parent.close()
+        assert slowest < 1.0
+        assert _rss(d.proc.pid) - rss_before < 100 << 20
+        wait_until(lambda: "parent trace" in d.log(), timeout=15.0, what="the refusal logged")
+        assert "over the limit" in d.log()
+
+
+def _rss(pid: int) -> int:
+    return int(_proc_status(pid)["VmRSS"].split()[0]) * 1024
+
+
+def _takeback_config(tmp_path: Path) -> str:
+    return "[limits]\nmax_trace_bytes_per_uid = 1200000\nmin_free_bytes = 0\n"
+
+
+def test_restart_time_and_budgets_do_not_grow_with_what_users_wrote(tmp_path: Path) -> None:
+    """Audit: take-back read whole traces (300 MB: 4.3 s; a few GB past the 30 s watchdog),
+    and a run that died while the daemon was down stayed charged to its uid. A trace grown
+    to 4 GB (sparse, as its user can) is taken back in well under a second's reading, with
+    its epochs counted from the mark; a dead run's bytes are released for the uid's next run."""
+    d = DaemonProc(tmp_path, config=_takeback_config(tmp_path))
+    try:
+        d.start()
+        alive = OtherUserClient(d.socket, "alive")
+        dead = OtherUserClient(d.socket, "dead")
+        alive_id, dead_id = alive.welcome["run_id"], dead.welcome["run_id"]
+        alive.record(0, "run_start", schema=1)
+        for n in range(5):
+            alive.record(n + 1, "epoch", epoch=n, seconds=1.0)
+        alive.wait_ack(5)
+        dead.record(0, "run_start", schema=1, pad="d" * 700_000)  # 0.7 of the uid's 1.2 MB
+        dead.wait_ack(0)
+        wait_until(lambda: _marked(d, alive_id, 5), timeout=20.0, what="the alive run's mark")
+        d.send_signal(signal.SIGKILL)
+        d.proc.wait()  # type: ignore[union-attr]
+        os.kill(dead.pid, signal.SIGKILL)
+        dead.close()
+        with (d.traces / f"{alive_id}.jsonl").open("r+b") as fh:  # its user grows it
+            fh.truncate(4 << 30)
+        started = time.monotonic()
+        d.start()
+        took = time.monotonic() - started
+        assert f"run {alive_id} taken back" in d.log() and f"run {dead_id} vanished" in d.log()
+        assert took < 10.0, took  # whole-file reading of 4 GB took far longer
+        runs = {r["run_id"]: r for r in _status(d)}
+        assert runs[alive_id]["epochs"] == 5  # from the mark: the 4 GB were never read
+        alive.close()  # its process goes: the run ends, its bytes are released
+        wait_until(lambda: f"run {alive_id} vanished" in d.log(), timeout=15.0, what="the alive run's end")
+        again = OtherUserClient(d.socket, "again")
+        again.record(0, "run_start", schema=1, pad="a" * 700_000)
+        again.wait_ack(0)  # refused (trace_limit) while the dead run's bytes stayed charged
+        again.close()
+    finally:
+        d.cleanup()
+
+
+def _marked(d: DaemonProc, run_id: str, epochs: int) -> bool:
+    import orjson
+
+    try:
+        state = orjson.loads((d.state / "sessions" / f"{run_id}.json").read_bytes())
+    except (OSError, ValueError):
+        return False
+    mark = state.get("mark") or {}
+    return mark.get("epochs") == epochs
