@@ -106,7 +106,10 @@ class RunWatches:
         role = session.pending_watches.pop(path)
         if why is None and isinstance(real, str) and refuse_request(real, role) is None:
             session.watched[real] = role
-            log.info("run %s: watching %s (%s)", session.run_id, real[:300], role)
+            if msg.get("pending") is True:
+                log.info("run %s: will watch %s once it exists (%s)", session.run_id, real[:300], role)
+            else:
+                log.info("run %s: watching %s (%s)", session.run_id, real[:300], role)
             return
         why = why or "its worker answered with an unusable path"
         session.notice(f"not watching {path}: {str(why)[:300]}", part="dirs", path=path)

@@ -7,7 +7,8 @@ across anything it could exec. It then serves one socket to the daemon with fram
 messages (frames.py):
 
     daemon -> worker                          worker -> daemon
-    {"op": "watch", "owner", "path", "role"}  {"op": "watch", "owner", "path", "real", "why"}
+    {"op": "watch", "owner", "path", "role"}  {"op": "watch", "owner", "path", "real", "why",
+                                                "pending": it does not exist yet}
     {"op": "unwatch", "owner", "path"}        -
     {"op": "forget", "owner"}                 -
     {"op": "totals"}                          {"op": "totals", "dirs": {owner: {path: entry}},
@@ -115,6 +116,7 @@ class UserWorker:
     def _watch(self, owner: Any, path: Any, role: Any) -> dict[str, Any]:
         reply: dict[str, Any] = {"op": "watch", "owner": owner, "path": path}
         why, real = refuse_root(str(path))
+        reply["pending"] = why == MISSING
         if why is None or why == MISSING:
             try:
                 ok = self.watcher.watch(real, str(role), owner=owner)
