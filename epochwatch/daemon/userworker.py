@@ -36,6 +36,9 @@ from epochwatch.daemon.watch import MISSING, refuse_root, still_allowed
 _PR_SET_PDEATHSIG = 1
 _PR_SET_NO_NEW_PRIVS = 38
 MAX_LOST = 256
+# Heap a worker may grow by past what it was forked with (its size map): over it, the
+# worker fails and ends, its user's watches with it, never the daemon.
+WORKER_DATA_BYTES = 256 << 20
 
 
 def _prctl(option: int, arg: int) -> None:
@@ -60,13 +63,33 @@ def drop_to(uid: int, gid: int, groups: list[int]) -> None:
     _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # a credential change cleared the one from before
 
 
+def _limit_memory() -> None:
+    """RLIMIT_DATA at what the worker holds now plus WORKER_DATA_BYTES."""
+    import resource
+
+    try:
+        with open("/proc/self/status") as fh:
+            kib = next(int(line.split()[1]) for line in fh if line.startswith("VmData:"))
+        limit = kib * 1024 + WORKER_DATA_BYTES
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+    except (OSError, ValueError, StopIteration):
+        pass
+
+
 def worker_main(fd: int, uid: int, gid: int, groups: list[int]) -> None:
     """The forked child: close what it inherited, drop, serve. Never returns."""
     code = 0
     try:
         os.closerange(3, fd)
         os.closerange(fd + 1, 65536)
+        # What the watcher says would reach the daemon's log unescaped (paths are the
+        # user's); the daemon logs what it is told, escaped.
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for std in (0, 1, 2):
+            os.dup2(devnull, std)
+        os.close(devnull)
         drop_to(uid, gid, groups)
+        _limit_memory()
         with socket.socket(fileno=fd) as sock:
             UserWorker(sock).serve()
     except BaseException:
@@ -156,6 +179,7 @@ def zygote_main(sock: socket.socket) -> None:
     (uid, gid, groups) and socket the daemon sends it. Never returns."""
     code = 0
     try:
+        _preload()
         signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # workers are reaped by the kernel
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's ^C is for the daemon
         _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -179,3 +203,17 @@ def zygote_main(sock: socket.socket) -> None:
         code = 1
     finally:
         os._exit(code)
+
+
+def _preload() -> None:
+    """Import, while root, what a worker imports: once it is a user, the interpreter's own
+    files may be out of its reach (here they are under /root, 0700)."""
+    import resource  # noqa: F401
+
+    import epochwatch.samplers.dirwatch  # noqa: F401
+
+    try:
+        import watchdog.events
+        import watchdog.observers  # noqa: F401
+    except Exception:  # no watchdog: the workers poll, as the hook would
+        pass

@@ -106,6 +106,8 @@ def test_a_walk_below_the_watched_directory_has_only_the_users_rights(tmp_path: 
             assert status["Groups"].split() in ([], [str(NOBODY)])
             assert int(status["CapEff"], 16) == int(status["CapPrm"], 16) == 0
             assert status["NoNewPrivs"] == "1"
+            limits = Path(f"/proc/{workers[0]}/limits").read_text()
+            assert "unlimited" not in next(line for line in limits.splitlines() if "Max data size" in line)
         finally:
             c.close()
         wait_until(lambda: _workers(d) == [], timeout=15.0, what="the worker gone with its last run")
