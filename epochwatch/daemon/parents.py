@@ -17,7 +17,8 @@ stalled the loop 70 s and grew the daemon by 1.4 GB). So a `ParentLoader` reads 
 - incrementally, line by line, up to MAX_PARENT_BYTES of file, keeping only what the
   restore checks read (run_start, fits, epochs, saves, restores, run_end) and at most
   MAX_KEPT_BYTES of it; a parent over either is no parent;
-- at most PARENTS_PER_UID parents held per uid and PARENTS_HELD in all (oldest first out).
+- at most PARENTS_PER_UID parents held per uid and PARENTS_HELD in all (oldest first out),
+  and LOADS_PER_MINUTE reads started per uid.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections import OrderedDict
+import time
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -47,6 +49,9 @@ MAX_PARENT_EPOCHS = 1000
 PARENTS_PER_UID = 4
 PARENTS_HELD = 16
 PARENT_WAIT_SECONDS = 5.0
+# Parent reads started per uid per minute: a run naming many parents, or thrashing the
+# cache, cannot keep the reader busy for everyone else.
+LOADS_PER_MINUTE = 8
 _KEPT = frozenset(
     {
         schema.RUN_START,
@@ -77,6 +82,7 @@ class ParentLoader:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="epochwatch-parents")
         self._held: OrderedDict[Key, Run | None] = OrderedDict()
         self._loading: dict[Key, Future[Run | None]] = {}
+        self._started: dict[int, deque[float]] = {}  # uid -> when its latest reads started
 
     def peek(self, uid: int, gid: int, run_id: str) -> Run | None:
         """The parent if loaded; else None, and its load started."""
@@ -89,7 +95,7 @@ class ParentLoader:
 
     def load(self, uid: int, gid: int, run_id: str) -> None:
         key = (uid, run_id)
-        if key in self._held or key in self._loading:
+        if key in self._held or key in self._loading or not self._may_start(uid):
             return
         try:
             loop = asyncio.get_running_loop()
@@ -104,6 +110,15 @@ class ParentLoader:
         future = self._pool.submit(read_as, self.traces, run_id, uid, gid)
         self._loading[key] = future
         future.add_done_callback(lambda f: loop.call_soon_threadsafe(self._done, key, f))
+
+    def _may_start(self, uid: int) -> bool:
+        """Whether `uid` may start another read now (LOADS_PER_MINUTE); counts it if so."""
+        now = time.monotonic()
+        started = self._started.setdefault(uid, deque(maxlen=LOADS_PER_MINUTE))
+        if len(started) == LOADS_PER_MINUTE and now - started[0] < 60.0:
+            return False
+        started.append(now)
+        return True
 
     def busy(self, uid: int, run_ids: set[str]) -> bool:
         return any((uid, r) in self._loading for r in run_ids)

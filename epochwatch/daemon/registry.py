@@ -390,7 +390,10 @@ class RunRegistry:
         if now - self._marked.get(session.run_id, 0.0) < MARK_SECONDS:
             return
         self._marked[session.run_id] = now
-        session.state.mark = mark_of(session)
+        mark = mark_of(session)
+        if session.state.mark is not None and session.state.mark.get("offset") == mark["offset"]:
+            return  # nothing written since
+        session.state.mark = mark
         try:
             session.state.save(self._sessions_dir, durable=False)
         except OSError as exc:

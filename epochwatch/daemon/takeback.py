@@ -5,7 +5,7 @@ sparse. Reading it whole at restart made a restart's time grow with what users w
 (300 MB: 4.3 s; a few GB would pass systemd's watchdog). So the daemon keeps a `mark` in
 the run's resume state (store.py, saved every few seconds while the run goes): the trace's
 size and the run's counters at that size. At restart it reads, with the user's rights
-(asuser.py), only the first line (run_start, at most 1 MiB) and the last TAIL_BYTES:
+(asuser.py), only the first line (run_start, at most 1 MiB) and the last TAIL_BYTES (4 MiB):
 
 - the counters are the mark's plus what the tail holds after the mark's offset;
 - the newest REPLAY_EPOCHS epochs in the tail are fed to the detectors again (they only
@@ -34,14 +34,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("epochwatch.daemon")
 
-TAIL_BYTES = 16 << 20
+TAIL_BYTES = 4 << 20
 HEAD_BYTES = 1 << 20
 # Epochs (and what came with them) fed to the detectors again; OnlineAnalyzer keeps 256.
 REPLAY_EPOCHS = 300
 # How often a run's mark is saved while it goes (from the sampling tick).
 MARK_SECONDS = 5.0
 # Findings a mark lists (status and metrics show them after a restart).
-MARK_FINDINGS = 200
+MARK_FINDINGS = 50
+MARK_TITLE_CHARS = 200
 _FINDING_FIELDS = ("type", "kind", "severity", "title", "target", "epoch")
 Record = dict[str, Any]
 
@@ -119,6 +120,13 @@ def mark_of(session: Session) -> Record:
         "last_epoch_seconds": session.last_epoch_seconds,
         "findings": [{k: f[k] for k in _FINDING_FIELDS if k in f} for f in session.findings[-MARK_FINDINGS:]],
     }
+
+
+def _compact(finding: Record) -> Record:
+    out = {k: finding[k] for k in _FINDING_FIELDS if k in finding}
+    if isinstance(out.get("title"), str):
+        out["title"] = out["title"][:MARK_TITLE_CHARS]
+    return out
 
 
 def take_back(session: Session, tail: Tail) -> None:
