@@ -70,10 +70,8 @@ class RunRegistry:
         self._on_attach = on_attach
         self._offload = offload
         self.parents = ParentLoader(cfg.traces_dir, self._parents_loaded)
-        self._waiting: set[str] = set()
-        self._marked: dict[
-            str, float
-        ] = {}  # run id -> when its mark was saved  # runs whose analysis waits for a parent being read
+        self._waiting: set[str] = set()  # runs whose analysis waits for a parent being read
+        self._marked: dict[str, float] = {}  # run id -> when its mark was saved
         self.ends = RunEnds(self.sessions, forget=self._forget, on_change=on_change, on_end=on_end)
         # what the server and the connections call
         self.live = self.ends.live
@@ -350,7 +348,7 @@ class RunRegistry:
         for state in states:
             path = self._traces / f"{state.run_id}.jsonl"
             try:
-                trace = TraceFile.reopen(path)
+                trace = TraceFile.reopen(path, state.uid, state.gid)
             except OSError as exc:
                 log.warning("run %s: cannot reopen its trace (%s); forgetting it", state.run_id, exc)
                 SessionState.remove(self._sessions_dir, state.run_id)

@@ -23,10 +23,13 @@ from typing import Any
 
 import orjson
 
+from epochwatch.daemon.asuser import fs_creds
 from epochwatch.daemon.quota import RunMeter
 from epochwatch.daemon.safedirs import open_dir, subdir
 from epochwatch.trace.schema import safe_run_id
 from epochwatch.trace.writer import TraceWriter, dumps_line
+
+_O_PATH = getattr(os, "O_PATH", os.O_RDONLY)
 
 
 def hash_token(token: str) -> str:
@@ -107,8 +110,18 @@ class TraceFile(TraceWriter):
         raise OSError(f"no free trace name for {base!r}")
 
     @classmethod
-    def reopen(cls, path: Path) -> TraceFile:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
+    def reopen(cls, path: Path, uid: int | None = None, gid: int | None = None) -> TraceFile:
+        """The trace again (a restart), opened with its user's rights when (uid, gid) are
+        given: it is their file, and root does not open what a user can write (asuser.py)."""
+        flags = os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+        if uid is None or gid is None:
+            return cls(path, os.open(path, flags))
+        top = os.open(path.parent, _O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            with fs_creds(uid, gid):
+                fd = os.open(path.name, flags, dir_fd=top)
+        finally:
+            os.close(top)
         return cls(path, fd)
 
     @staticmethod
