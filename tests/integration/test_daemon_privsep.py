@@ -308,3 +308,39 @@ def _settled(d: DaemonProc, run_id: str, epochs: int) -> bool:
     if "mark" not in state:
         return len(_samples(d, run_id)) >= 1
     return (state["mark"] or {}).get("epochs") == epochs
+
+
+def test_a_worker_its_user_stops_or_kills_costs_only_that_users_watches(tmp_path: Path) -> None:
+    """The worker runs as the user, who may SIGSTOP or kill it: the daemon never waits on
+    it (root's `status` answers at once meanwhile), says once that it ended, and asks a new
+    worker for the run's watches."""
+    with shared_tmp() as base, running_daemon(tmp_path) as d:
+        home = base / "home"
+        home.mkdir()
+        (home / "ckpt").write_bytes(b"c" * 100)
+        os.chown(home, NOBODY, NOBODY)
+        c = OtherUserClient(d.socket, "stopper")
+        run_id = c.welcome["run_id"]
+        try:
+            c.record(0, "run_start", schema=1)
+            c.record(1, "watch", path=str(home), role="checkpoint")
+            c.wait_ack(1)
+            wait_until(lambda: str(home) in _counted(d, run_id), timeout=15.0, what="the directory counted")
+            (first,) = _workers(d)
+            os.kill(first, signal.SIGSTOP)
+            n0 = len(_samples(d, run_id))
+            wait_until(lambda: len(_samples(d, run_id)) >= n0 + 3, timeout=15.0, what="samples go on")
+            assert max(_status_seconds(d) for _ in range(5)) < 1.0
+            os.kill(first, signal.SIGKILL)
+            wait_until(lambda: "the worker of uid 65534" in d.log(), timeout=15.0, what="the worker's end said")
+            (home / "more").write_bytes(b"m" * 50)
+            os.chown(home / "more", NOBODY, NOBODY)
+            wait_until(
+                lambda: _counted(d, run_id).get(str(home), {}).get("bytes") == 150,
+                timeout=30.0,
+                what="the watch back with a new worker",
+            )
+            assert _workers(d) != [first] and len(_workers(d)) == 1
+            assert d.log().count("the worker of uid 65534") == 1
+        finally:
+            c.close()
