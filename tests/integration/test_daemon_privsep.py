@@ -332,7 +332,9 @@ def test_a_worker_its_user_stops_or_kills_costs_only_that_users_watches(tmp_path
             wait_until(lambda: len(_samples(d, run_id)) >= n0 + 3, timeout=15.0, what="samples go on")
             assert max(_status_seconds(d) for _ in range(5)) < 1.0
             os.kill(first, signal.SIGKILL)
-            wait_until(lambda: "the worker of uid 65534" in d.log(), timeout=15.0, what="the worker's end said")
+            wait_until(
+                lambda: "the worker of uid 65534" in d.log(), timeout=15.0, what="the worker's end said"
+            )
             (home / "more").write_bytes(b"m" * 50)
             os.chown(home / "more", NOBODY, NOBODY)
             wait_until(
