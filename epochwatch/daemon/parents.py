@@ -91,7 +91,7 @@ class ParentLoader:
             self._held.move_to_end(key)
             return self._held[key]
         self.load(uid, gid, run_id)
-        return None
+        return self._held.get(key)  # read already where there is no event loop
 
     def load(self, uid: int, gid: int, run_id: str) -> None:
         key = (uid, run_id)
