@@ -17,7 +17,9 @@ NOBODY = 65534
 ME = (os.getuid(), os.getgid())
 
 
-def _write(traces: Path, run_id: str, extra: list[bytes] = (), owner: int | None = None) -> Path:  # type: ignore[assignment]
+def _write(
+    traces: Path, run_id: str, extra: tuple[bytes, ...] | list[bytes] = (), owner: int | None = None
+) -> Path:
     path = traces / f"{run_id}.jsonl"
     lines = [orjson.dumps(r) for r in rr.parent_records(run_id)] + list(extra)
     path.write_bytes(b"\n".join(lines) + b"\n")
@@ -73,7 +75,7 @@ def test_another_uids_trace_and_a_root_only_file_are_not_read(tmp_path: Path) ->
     assert read_as(tmp_path, "theirs", NOBODY, NOBODY) is None
     os.chmod(theirs, 0o600)
     assert read_as(tmp_path, "theirs", NOBODY, NOBODY) is not None
-    assert open(theirs, "rb").read(1)  # this thread is root again
+    assert theirs.read_bytes()  # this thread is root again
 
 
 def test_parents_held_and_reads_started_are_bounded_per_uid(tmp_path: Path) -> None:
