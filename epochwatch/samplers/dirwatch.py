@@ -25,10 +25,10 @@ How it degrades, each said once on stderr and never raised:
 
 Sizes are apparent sizes of regular files, symlinks not counted (dirtree.py). Roots are
 watched resolved and opened one component at a time with O_NOFOLLOW, so a root swapped
-for a symlink is never followed (in the daemon, which runs as root, that would report the
-sizes of a directory its user cannot read). A `check` given by the owner of the watcher
-decides, at every activation of a root (the first and after its directory was deleted and
-came back), which owners may still have it: the daemon checks each run's uid there.
+for a symlink is never followed (a root resolved when asked stays that directory). A
+`check` given by the owner of the watcher decides, at every activation of a root (the
+first and after its directory was deleted and came back), which owners may still have it:
+the daemon's per-user worker, which runs as that user, checks the path again there.
 Nested roots share one size map and each report their own totals. The watcher holds its
 parts: the size map (dirtree.py) and the event source (direvents.py), and handles each
 event's path itself (`_refresh`).
@@ -77,8 +77,9 @@ class DirWatcher:
     """Watches directories and keeps their byte and file counts current.
 
     One watchdog observer and one worker thread, both started at the first `watch()`
-    and both stopped and joined by `close()`. The daemon shares one DirWatcher across
-    all runs (each run passes its own `owner`); the hook has one per process.
+    and both stopped and joined by `close()`. In the daemon, each user's worker has one
+    for all that user's runs (each run passes its own `owner`); the hook has one per
+    process.
     """
 
     def __init__(
