@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from epochwatch import __version__
+from epochwatch.analysis.detectors import disk
 from epochwatch.daemon.config import DaemonConfig
 from epochwatch.daemon.limits import UidLimits
 from epochwatch.daemon.parents import PARENT_WAIT_SECONDS, DaemonParents, ParentLoader
@@ -72,6 +73,7 @@ class RunRegistry:
         self.parents = ParentLoader(cfg.traces_dir, self._parents_loaded)
         self._waiting: set[str] = set()  # runs whose analysis waits for a parent being read
         self._marked: dict[str, float] = {}  # run id -> when its mark was saved
+        disk.MEASURE_HERE = False  # root never stats a path from a user's records
         self.ends = RunEnds(self.sessions, forget=self._forget, on_change=on_change, on_end=on_end)
         # what the server and the connections call
         self.live = self.ends.live

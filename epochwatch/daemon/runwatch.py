@@ -187,7 +187,7 @@ class RunWatches:
 
 
 def _entry(entry: Any) -> Record | None:
-    """A worker's totals for one root, if well-formed: counts and a role, nothing else."""
+    """A worker's totals for one root, if well-formed: counts, a role, free bytes, nothing else."""
     if not isinstance(entry, dict):
         return None
     size, files, role = entry.get("bytes"), entry.get("files"), entry.get("role")
@@ -200,4 +200,7 @@ def _entry(entry: Any) -> Record | None:
     }
     if entry.get("top_level_only") is True:
         out["top_level_only"] = True
+    free = entry.get("free_bytes")
+    if isinstance(free, int) and not isinstance(free, bool) and free >= 0:
+        out["free_bytes"] = free
     return out

@@ -154,7 +154,9 @@ class UserWorker:
         return reply
 
     def _totals(self) -> dict[str, Any]:
-        dirs = {owner: self.watcher.totals(paths) for owner, paths in self._owned.items() if paths}
+        dirs = {
+            owner: _with_free(self.watcher.totals(paths)) for owner, paths in self._owned.items() if paths
+        }
         with self._lock:
             lost, self._lost = self._lost, []
         for owner, path, _ in lost:
@@ -172,6 +174,18 @@ class UserWorker:
                 if len(self._lost) < MAX_LOST:
                     self._lost.append([owner, path, why])
         return ()
+
+
+def _with_free(totals: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each root's totals with the free bytes of its file system, as this user sees them
+    (f_bavail): the daemon's disk_growth evidence, measured here so root never stats it."""
+    for path, entry in totals.items():
+        try:
+            st = os.statvfs(path)
+        except OSError:
+            continue
+        entry["free_bytes"] = st.f_bavail * st.f_frsize
+    return totals
 
 
 def zygote_main(sock: socket.socket) -> None:
