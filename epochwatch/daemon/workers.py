@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -50,6 +51,8 @@ class Zygote:
     """A root process, forked before any thread, that forks the per-uid workers."""
 
     def __init__(self) -> None:
+        if threading.active_count() > 1:  # a lock of another thread could be held in the child
+            log.warning("the zygote is forked with %d threads running", threading.active_count())
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         pid = os.fork()
         if pid == 0:
