@@ -7,7 +7,8 @@ server hands it the config and four callbacks (status changed, a run ended, a ru
 run this blocking close off the loop).
 
 Which directories a run watches is runwatch.py's policy, asked here; how a run ends
-(goodbye, lost connection, process exit, run_end, forgetting it) is runend.py's, mixed in.
+(goodbye, lost connection, process exit, run_end) is runend.py's `RunEnds`, which the
+registry holds and hands its runs and `_forget`.
 
 The way of a record is one-directional: Connection -> RunRegistry.deliver -> Session.accept.
 `deliver` writes the batch, acknowledges it, and only then runs the detectors, so the hook's
@@ -16,6 +17,7 @@ ack never waits on analysis.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import secrets
@@ -24,8 +26,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from epochwatch import __version__
+from epochwatch.analysis.detectors import disk
 from epochwatch.daemon.config import DaemonConfig
 from epochwatch.daemon.limits import UidLimits
+from epochwatch.daemon.parents import PARENT_WAIT_SECONDS, DaemonParents, ParentLoader
 from epochwatch.daemon.peer import Peer
 from epochwatch.daemon.pidwatch import PidWatch, process_start_time
 from epochwatch.daemon.quota import DiskBudget, RunMeter, TraceLimit
@@ -33,13 +37,14 @@ from epochwatch.daemon.runend import RunEnds, safely
 from epochwatch.daemon.runsamplers import NvmlHub
 from epochwatch.daemon.runwatch import RunWatches
 from epochwatch.daemon.session import Record, Session
-from epochwatch.daemon.store import SessionState, TraceFile, hash_token, last_seq
+from epochwatch.daemon.store import SessionState, TraceFile, hash_token
+from epochwatch.daemon.takeback import MARK_SECONDS, mark_of, read_tail, take_back
 from epochwatch.trace import protocol as p
 
 log = logging.getLogger("epochwatch.daemon")
 
 
-class RunRegistry(RunEnds):
+class RunRegistry:
     def __init__(
         self,
         cfg: DaemonConfig,
@@ -54,7 +59,7 @@ class RunRegistry(RunEnds):
         self.cfg = cfg
         self.limits = limits
         self.sessions: dict[str, Session] = {}
-        self.watches = RunWatches(cfg.limits.max_watches_per_run)
+        self.watches = RunWatches(cfg.limits.max_watches_per_run, self.sessions)
         self._hub = hub
         self._traces = cfg.traces_dir
         self.budget = DiskBudget(cfg.limits, cfg.traces_dir)
@@ -65,6 +70,16 @@ class RunRegistry(RunEnds):
         self._on_end = on_end
         self._on_attach = on_attach
         self._offload = offload
+        self.parents = ParentLoader(cfg.traces_dir, self._parents_loaded)
+        self._waiting: set[str] = set()  # runs whose analysis waits for a parent being read
+        self._marked: dict[str, float] = {}  # run id -> when its mark was saved
+        disk.MEASURE_HERE = False  # root never stats a path from a user's records
+        self.ends = RunEnds(self.sessions, forget=self._forget, on_change=on_change, on_end=on_end)
+        # what the server and the connections call
+        self.live = self.ends.live
+        self.detach = self.ends.detach
+        self.process_exited = self.ends.process_exited
+        self.expire_unseen = self.ends.expire_unseen
 
     def reconfigure(self, cfg: DaemonConfig) -> None:
         """A reloaded config: new sampling settings reach the runs already attached."""
@@ -174,6 +189,7 @@ class RunRegistry(RunEnds):
             online=self.cfg.online_detection,
             hub=self._hub,
             next_seq=next_seq,
+            parents=DaemonParents(self.parents, state.uid, state.gid),
         )
 
     def _register(self, session: Session) -> None:
@@ -219,6 +235,8 @@ class RunRegistry(RunEnds):
         for seq, rec in batch:
             if rec.get("type") == "watch":
                 self.watches.ask(session, rec)
+            elif rec.get("type") == "restore" and isinstance(rec.get("parent"), dict):
+                session.parents.prefetch(rec["parent"].get("trace"))
             try:
                 session.accept(seq, rec, creds, analyze=False)
             except OSError as exc:
@@ -235,14 +253,39 @@ class RunRegistry(RunEnds):
             except OSError as exc:
                 self._cannot_write(session, exc)
         if bye:
-            self._bye(session, peer)
+            self.ends.bye(session, peer)
             return
         if session.next_seq > first:
             peer.send({"op": p.OP_ACK, "seq": session.next_seq - 1})
+        self._analyze(session)
+
+    def _analyze(self, session: Session, *, waited: bool = False) -> None:
+        """Run the detectors on what the run sent; a run whose restore named a parent still
+        being read waits for it (PARENT_WAIT_SECONDS at most), its records queued."""
+        if session.finished:
+            return
+        if session.parents.busy and not waited:
+            if session.run_id not in self._waiting:
+                self._waiting.add(session.run_id)
+                asyncio.get_running_loop().call_later(PARENT_WAIT_SECONDS, self._waited, session)
+            return
+        self._waiting.discard(session.run_id)
         try:
             session.analyze_pending()
         except OSError as exc:
             self._cannot_write(session, exc)
+
+    def _waited(self, session: Session) -> None:
+        if session.run_id in self._waiting:
+            self._analyze(session, waited=True)
+
+    def _parents_loaded(self, uid: int) -> None:
+        for run_id in list(self._waiting):
+            session = self.sessions.get(run_id)
+            if session is None:
+                self._waiting.discard(run_id)
+            elif session.uid == uid and not session.parents.busy:
+                self._analyze(session)
 
     def _cannot_write(self, session: Session, exc: OSError) -> None:
         """A write to the run's trace failed (a full disk, a byte limit): said once per run
@@ -264,9 +307,8 @@ class RunRegistry(RunEnds):
     def take_sample(self, session: Session, sample: Record, contention: Record | None) -> None:
         """One sample of the run's process, with the host's contention and its watched dirs."""
         session.contention = contention
-        if session.pending_watches:
-            self.watches.check_pending(session)
         session.dirs = self.watches.totals(session)
+        self.save_mark(session)
         try:
             session.on_sample(sample)
         except OSError as exc:
@@ -294,45 +336,86 @@ class RunRegistry(RunEnds):
             watch.close()
         self._pidwatches.clear()
         self.watches.close()
+        self.parents.close()
         return attached
 
     # -- restart: take back the runs of the previous daemon -------------------------------------
 
     def adopt(self) -> None:
+        """Take back the runs of the previous daemon: each trace's mark and tail, read as its
+        user (takeback.py), so a restart does not grow with what users wrote."""
         states, problems = SessionState.load_all(self._sessions_dir)
         for problem in problems:
             log.warning("ignoring unreadable run state %s", problem)
         for state in states:
             path = self._traces / f"{state.run_id}.jsonl"
             try:
-                trace = TraceFile.reopen(path)
+                trace = TraceFile.reopen(path, state.uid, state.gid)
             except OSError as exc:
                 log.warning("run %s: cannot reopen its trace (%s); forgetting it", state.run_id, exc)
                 SessionState.remove(self._sessions_dir, state.run_id)
                 continue
-            trace.meter = RunMeter(self.budget, state.uid, _size(path))
-            session = self._new_session(state, trace, next_seq=last_seq(path) + 1)
-            session.restore_from_trace()
-            alive = state.pid > 0 and process_start_time(state.pid) == state.create_time
-            if not alive:
-                session.finished = True
-                try:
-                    session.write_vanished(daemon_was_down=True)
-                except OSError as exc:
-                    log.error("run %s: cannot write its trace: %s", state.run_id, exc)
-                safely(session, session.trace.close)
-                SessionState.remove(self._sessions_dir, state.run_id)
-                log.warning("run %s vanished while the daemon was down (pid %d)", state.run_id, state.pid)
-                self._on_end(session)
-                continue
-            self._register(session)
-            log.info(
-                "run %s taken back: pid %d, uid %d, waiting for its hook to resume at record %d",
-                state.run_id,
-                state.pid,
-                state.uid,
-                session.next_seq,
+            tail = read_tail(state, self._traces)
+            trace.meter = RunMeter(
+                self.budget, state.uid, min(tail.size, self.cfg.limits.max_trace_bytes_per_run)
             )
+            session = self._new_session(state, trace, next_seq=tail.next_seq(state.mark))
+            take_back(session, tail)
+            if state.pid > 0 and process_start_time(state.pid) == state.create_time:
+                self._register(session)
+                log.info(
+                    "run %s taken back: pid %d, uid %d, waiting for its hook to resume at record %d",
+                    state.run_id,
+                    state.pid,
+                    state.uid,
+                    session.next_seq,
+                )
+                continue
+            session.finished = True
+            try:
+                session.write_vanished(daemon_was_down=True)
+            except OSError as exc:
+                log.error("run %s: cannot write its trace: %s", state.run_id, exc)
+            safely(session, session.trace.close)
+            trace.meter.close()  # its bytes no longer count against its uid
+            SessionState.remove(self._sessions_dir, state.run_id)
+            log.warning("run %s vanished while the daemon was down (pid %d)", state.run_id, state.pid)
+            self._on_end(session)
+
+    def save_mark(self, session: Session) -> None:
+        """Every MARK_SECONDS while a run goes: its counters at its trace's size, so a
+        restarted daemon reads only what came after (not fsync'ed: a lost mark costs a
+        longer read of a bounded tail, never a wrong count)."""
+        now = time.monotonic()
+        if now - self._marked.get(session.run_id, 0.0) < MARK_SECONDS:
+            return
+        self._marked[session.run_id] = now
+        mark = mark_of(session)
+        if session.state.mark is not None and session.state.mark.get("offset") == mark["offset"]:
+            return  # nothing written since
+        session.state.mark = mark
+        try:
+            session.state.save(self._sessions_dir, durable=False)
+        except OSError as exc:
+            log.warning("run %s: cannot save its resume state: %s", session.run_id, exc)
+
+    def _forget(self, session: Session) -> None:
+        """A finished run goes: its trace, meter, samplers, watches, pid watch, resume state."""
+        safely(session, session.trace.close)
+        if session.trace.meter is not None:
+            session.trace.meter.close()
+        if session.samplers is not None:
+            samplers = session.samplers
+            session.samplers = None
+            self._offload(samplers.close)
+        self.watches.release(session)
+        watch = self._pidwatches.pop(session.run_id, None)
+        if watch is not None:
+            watch.close()
+        SessionState.remove(self._sessions_dir, session.run_id)
+        self._marked.pop(session.run_id, None)
+        self.sessions.pop(session.run_id, None)
+        self._by_token.pop(session.state.token_sha256, None)
 
     # -- status ----------------------------------------------------------------------------------
 
@@ -346,13 +429,6 @@ class RunRegistry(RunEnds):
         uids = len({s.uid for s in self.sessions.values()})
         findings = sum(len(s.findings) for s in self.sessions.values())
         return f"{len(self.sessions)} runs ({attached} connected) from {uids} users; {findings} findings"
-
-
-def _size(path: Any) -> int:
-    try:
-        return int(path.stat().st_size)
-    except OSError:
-        return 0
 
 
 def _welcome(session: Session, token: str, *, resumed: bool) -> Record:

@@ -2,7 +2,9 @@
 the process's exit (with a short drain of what it sent), a run the daemon cannot see gone
 quiet; then run_end when the hook wrote none, and the run is closed and forgotten.
 
-`RunEnds` is a mixin of RunRegistry: it shares the registry's runs, watches and callbacks.
+The registry holds a `RunEnds` and hands it what it needs: the runs, how to forget one
+(the registry's bookkeeping: tokens, pid watches, watches, resume state), and the
+callbacks for a changed status and an ended run.
 """
 
 from __future__ import annotations
@@ -12,13 +14,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from epochwatch.daemon.peer import Peer
-from epochwatch.daemon.pidwatch import PidWatch, process_start_time
-from epochwatch.daemon.runwatch import RunWatches
+from epochwatch.daemon.pidwatch import process_start_time
 from epochwatch.daemon.session import Session
-from epochwatch.daemon.store import SessionState
 
 log = logging.getLogger("epochwatch.daemon")
 
@@ -33,19 +32,23 @@ UNSEEN_DETACH_SECONDS = 60.0
 class RunEnds:
     """The ends of runs (see the module docstring)."""
 
-    sessions: dict[str, Session]
-    watches: RunWatches
-    _by_token: dict[str, Session]
-    _pidwatches: dict[str, PidWatch]
-    _sessions_dir: Path
-    _on_change: Callable[[], None]
-    _on_end: Callable[[Session], None]
-    _offload: Callable[[Callable[[], None]], object]
+    def __init__(
+        self,
+        sessions: dict[str, Session],
+        *,
+        forget: Callable[[Session], None],
+        on_change: Callable[[], None],
+        on_end: Callable[[Session], None],
+    ) -> None:
+        self.sessions = sessions
+        self._forget = forget
+        self._on_change = on_change
+        self._on_end = on_end
 
     def live(self) -> list[Session]:
         return [s for s in self.sessions.values() if not s.finished]
 
-    def _bye(self, session: Session, peer: Peer) -> None:
+    def bye(self, session: Session, peer: Peer) -> None:
         peer.close()
         session.connection = None
         if session.ended is None:
@@ -129,22 +132,6 @@ class RunEnds:
         else:
             log.info("run %s ended: %s after %d epochs", session.run_id, ended, session.epochs)
         self._on_change()
-
-    def _forget(self, session: Session) -> None:
-        safely(session, session.trace.close)
-        if session.trace.meter is not None:
-            session.trace.meter.close()
-        if session.samplers is not None:
-            samplers = session.samplers
-            session.samplers = None
-            self._offload(samplers.close)
-        self.watches.release(session)
-        watch = self._pidwatches.pop(session.run_id, None)
-        if watch is not None:
-            watch.close()
-        SessionState.remove(self._sessions_dir, session.run_id)
-        self.sessions.pop(session.run_id, None)
-        self._by_token.pop(session.state.token_sha256, None)
 
 
 def safely(session: Session, fn: Callable[[], object]) -> None:

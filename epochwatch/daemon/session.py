@@ -43,9 +43,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("epochwatch.daemon")
 Record = dict[str, Any]
 
-# Epochs (and what came with them) fed to the detectors again when a restarted daemon takes a
-# run back; OnlineAnalyzer keeps 256 epochs of series.
-REPLAY_EPOCHS = 300
 # Records the hook can hold unacknowledged (its queue): a handover never reaches further back.
 HOOK_QUEUE_RECORDS = 10_000
 # `ended` of a run whose hook took the rest over (no run_end in this trace: it is in the hook's).
@@ -67,15 +64,14 @@ class Session:
         online: bool,
         hub: NvmlHub,
         next_seq: int = 0,
+        parents: Any = None,
     ) -> None:
         self.state = state
         self.trace = trace
         self.next_seq = next_seq
         self.sampling = sampling
         self.run_start: Record | None = None
-        from epochwatch.daemon.parents import DaemonParents
-
-        parents = DaemonParents(trace.path.parent, state.uid)
+        self.parents = parents  # where its restores find their parents (daemon/parents.py)
         self.analyzer = GuardedAnalyzer(self._detection_failed, enabled=online, parents=parents)
         self.peaks = PeakTracker()
         self.decimator = Decimator(sampling, state.started)
@@ -180,7 +176,7 @@ class Session:
         self.offsets.append((seq, offset))
         self.next_seq = seq + 1
         if type_ == schema.EPOCH:
-            self._count_epoch(rec)  # only once written: a refused epoch is resent, not counted twice
+            self.count_epoch(rec)  # only once written: a refused epoch is resent, not counted twice
         elif type_ == schema.RUN_END:
             ended = rec.get("ended")
             self.ended = ended if isinstance(ended, str) else "unknown"
@@ -313,7 +309,7 @@ class Session:
         if peaks is not None:
             rec["peaks"] = peaks
 
-    def _count_epoch(self, rec: Record) -> None:
+    def count_epoch(self, rec: Record) -> None:
         self.epochs += 1
         epoch = rec.get("epoch")
         self.last_epoch = epoch if isinstance(epoch, int) else self.last_epoch
@@ -344,43 +340,10 @@ class Session:
         tell_hook(self.connection, rec, self.run_id)
         log_finding(self.run_id, rec, news=taken[1])
 
-    def restore_from_trace(self) -> None:
-        """Rebuild what a restarted daemon knew about this run from its trace.
-
-        The detectors only look at the newest few hundred epochs, so only the records from
-        the last REPLAY_EPOCHS epochs on are fed to them again: a restart with many long
-        runs attached stays quick. Findings already in the trace are not written again.
-        """
-        from epochwatch.trace.reader import TraceError, iter_records
-
-        total = 0
-        try:
-            for rec in iter_records(self.trace_path):
-                type_ = rec.get("type")
-                if type_ == schema.EPOCH:
-                    total += 1
-                    self._count_epoch(rec)
-                elif type_ == schema.RUN_START and self.run_start is None:
-                    self.run_start = rec
-                    self.analyzer.add(rec)
-                elif type_ in schema.FINDINGS:
-                    self.ledger.take(ledger_copy(rec))
-            new: list[Record] = []
-            seen = 0
-            for rec in iter_records(self.trace_path):
-                type_ = rec.get("type")
-                if type_ == schema.EPOCH:
-                    seen += 1
-                if type_ in (*schema.FINDINGS, schema.RUN_START) or (
-                    seen <= total - REPLAY_EPOCHS and type_ in (schema.EPOCH, schema.SAMPLE)
-                ):
-                    continue
-                new.extend(self.analyzer.add(rec))
-        except TraceError as exc:
-            log.warning("run %s: could not read back its trace: %s", self.run_id, exc)
-            return
-        for finding in new:  # written after reading, not into the file being read
-            self.write_finding(finding)
+    def remember_finding(self, rec: Record) -> None:
+        """A finding already in the trace (a restarted daemon reading it back): kept for
+        status, and never written again."""
+        self.ledger.take(ledger_copy(rec))
 
     # -- samples ---------------------------------------------------------------------------
 

@@ -8,8 +8,8 @@ Layout under the state directory:
   traces/<run_id>.jsonl     the trace (mode `trace_mode`, owned by the run's uid when root)
   sessions/<run_id>.json    resume state of a run still going (mode 0600): token hash,
                             uid, pid and the pid's start time; removed when the run ends.
-A restarted daemon reads sessions/ to take runs back, and finds the last record it has
-of each run by its `seq` at the end of the trace.
+A restarted daemon reads sessions/ to take runs back: each state holds a `mark` (the
+run's counters at a size of its trace), so only a bounded tail is read (takeback.py).
 """
 
 from __future__ import annotations
@@ -23,12 +23,13 @@ from typing import Any
 
 import orjson
 
+from epochwatch.daemon.asuser import fs_creds
 from epochwatch.daemon.quota import RunMeter
 from epochwatch.daemon.safedirs import open_dir, subdir
 from epochwatch.trace.schema import safe_run_id
 from epochwatch.trace.writer import TraceWriter, dumps_line
 
-_TAIL_CHUNK = 64 * 1024
+_O_PATH = getattr(os, "O_PATH", os.O_RDONLY)
 
 
 def hash_token(token: str) -> str:
@@ -109,8 +110,18 @@ class TraceFile(TraceWriter):
         raise OSError(f"no free trace name for {base!r}")
 
     @classmethod
-    def reopen(cls, path: Path) -> TraceFile:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
+    def reopen(cls, path: Path, uid: int | None = None, gid: int | None = None) -> TraceFile:
+        """The trace again (a restart), opened with its user's rights when (uid, gid) are
+        given: it is their file, and root does not open what a user can write (asuser.py)."""
+        flags = os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+        if uid is None or gid is None:
+            return cls(path, os.open(path, flags))
+        top = os.open(path.parent, _O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            with fs_creds(uid, gid):
+                fd = os.open(path.name, flags, dir_fd=top)
+        finally:
+            os.close(top)
         return cls(path, fd)
 
     @staticmethod
@@ -126,43 +137,6 @@ class TraceFile(TraceWriter):
         return self.path.name[: -len(".jsonl")]
 
 
-def last_seq(path: Path) -> int:
-    """The highest client `seq` in a trace (-1 when none), read from the end backwards."""
-    try:
-        fh = path.open("rb")
-    except OSError:
-        return -1
-    with fh:
-        end = fh.seek(0, os.SEEK_END)
-        tail = b""
-        pos = end
-        while pos > 0:
-            step = min(_TAIL_CHUNK, pos)
-            pos -= step
-            fh.seek(pos)
-            tail = fh.read(step) + tail
-            lines = tail.split(b"\n")
-            # the first piece may be a partial line unless we reached the start
-            complete = lines if pos == 0 else lines[1:]
-            for line in reversed(complete):
-                seq = _seq_of(line)
-                if seq is not None:
-                    return seq
-            tail = lines[0] if pos > 0 else b""
-        return -1
-
-
-def _seq_of(line: bytes) -> int | None:
-    if b'"seq"' not in line:
-        return None
-    try:
-        obj = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None
-    seq = obj.get("seq") if isinstance(obj, dict) else None
-    return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
-
-
 @dataclass
 class SessionState:
     """What a restarted daemon needs to take a run back and check who resumes it."""
@@ -175,14 +149,19 @@ class SessionState:
     create_time: float
     started: float
     script: str = ""
+    # the run's counters at a size of its trace (takeback.mark_of), so a restart reads only
+    # what came after it; None until the first mark
+    mark: dict[str, Any] | None = None
 
-    def save(self, sessions: Path) -> None:
+    def save(self, sessions: Path, *, durable: bool = True) -> None:
+        """Write the state (atomically; `durable`: fsync'ed, for the first save, not marks)."""
         path = sessions / f"{self.run_id}.json"
         tmp = sessions / f".{self.run_id}.json.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
             os.write(fd, orjson.dumps(asdict(self)))
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)

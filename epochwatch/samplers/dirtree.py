@@ -4,8 +4,8 @@ root's byte and file counters moved by every change.
 Sizes are apparent sizes (st_size) of regular files; symlinks are neither followed nor
 counted, so a `latest -> ckpt-5` link does not count a checkpoint twice. Directories are
 listed and files stat'ed through `nofollow`, so a subdirectory swapped for a symlink is
-never followed. A mixin of `DirWatcher` (dirwatch.py): it shares the watcher's lock and
-published tuples of roots.
+never followed. `DirWatcher` (dirwatch.py) holds one SizeMap; the map owns the lock that
+guards it and the published tuples of the roots whose files it tracks and counts.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,7 @@ from epochwatch.samplers.nofollow import lstat_at as _lstat_at
 
 
 @dataclass(eq=False)
-class _Root:
+class Root:
     """One watched directory and its running totals."""
 
     path: str  # resolved (realpath): what is watched and tracked
@@ -50,18 +50,21 @@ class _Root:
         return directory == self.path or (self.recursive and directory.startswith(self.prefix))
 
 
-class _SizeMap:
-    """The size map and the walks and counters that keep it (see the module docstring)."""
+class SizeMap:
+    """The size map and the walks and counters that keep it (see the module docstring).
 
-    _lock: threading.Lock
-    _tree: dict[str, dict[str, int]]  # directory -> {file name: size}
-    _members: tuple[_Root, ...]  # scanning or live: their files are tracked
-    _live: tuple[_Root, ...]  # counted, reported by totals()
-    _closing: bool
+    `members` and `live` are copy-on-write tuples, so readers on other threads need no
+    lock; every method that says "lock held" needs `lock`. `stopped` says when a walk
+    should give up (the watcher is closing)."""
 
-    # every method below that says "lock held" needs self._lock
+    def __init__(self, stopped: Callable[[], bool]) -> None:
+        self.lock = threading.Lock()
+        self.tree: dict[str, dict[str, int]] = {}  # directory -> {file name: size}
+        self.members: tuple[Root, ...] = ()  # scanning or live: their files are tracked
+        self.live: tuple[Root, ...] = ()  # counted, reported by totals()
+        self.stopped = stopped
 
-    def _walk(self, top: str, recursive: bool, root: _Root | None) -> None:
+    def walk(self, top: str, recursive: bool, root: Root | None) -> None:
         """Bring the map in line with the disk under `top`: add, update, drop.
 
         Each file is stat'ed and recorded under the lock, one at a time, so an event
@@ -71,21 +74,21 @@ class _SizeMap:
         visited: set[str] = set()
         stack = [top]
         while stack:
-            if self._closing or (root is not None and root.state == "gone"):
+            if self.stopped() or (root is not None and root.state == "gone"):
                 return
             directory = stack.pop()
             try:
                 entries = _list_dir(directory)
             except OSError:
-                with self._lock:
+                with self.lock:
                     if not _is_dir(directory):
-                        self._drop_dir(directory)
+                        self.drop_dir(directory)
                 continue
             visited.add(directory)
-            with self._lock:
-                if not self._tracked(directory):
+            with self.lock:
+                if not self.tracked(directory):
                     continue
-                self._tree.setdefault(directory, {})
+                self.tree.setdefault(directory, {})
             names = set()
             for name, is_dir, info in entries:
                 if is_dir:
@@ -93,78 +96,83 @@ class _SizeMap:
                         stack.append(os.path.join(directory, name))
                     continue
                 names.add(name)
-                with self._lock:
-                    self._record(directory, name, info)
-            with self._lock:
-                vanished = [n for n in self._tree.get(directory, ()) if n not in names]
+                with self.lock:
+                    self.record(directory, name, info)
+            with self.lock:
+                vanished = [n for n in self.tree.get(directory, ()) if n not in names]
             for name in vanished:
-                self._refresh_file(directory, name)
+                self.refresh_file(directory, name)
         if root is not None and recursive:
-            with self._lock:
-                unseen = [d for d in self._tree if root.covers(d) and d not in visited]
+            with self.lock:
+                unseen = [d for d in self.tree if root.covers(d) and d not in visited]
                 for directory in unseen:
                     if not _is_dir(directory):
-                        self._drop_dir(directory)
+                        self.drop_dir(directory)
 
-    def _refresh_file(self, directory: str, name: str) -> None:
-        with self._lock:
-            self._record(directory, name, _lstat_at(directory, name))
+    def refresh_file(self, directory: str, name: str) -> None:
+        with self.lock:
+            self.record(directory, name, _lstat_at(directory, name))
 
-    def _record(self, directory: str, name: str, info: os.stat_result | None) -> None:
+    def record(self, directory: str, name: str, info: os.stat_result | None) -> None:
         """A file's size as just stat'ed, or its absence (lock held)."""
         if info is not None and stat.S_ISREG(info.st_mode):
-            if self._tracked(directory):
-                self._set(directory, name, info.st_size)
+            if self.tracked(directory):
+                self.set_size(directory, name, info.st_size)
         else:
-            self._drop_file(directory, name)
+            self.drop_file(directory, name)
 
-    def _tracked(self, directory: str) -> bool:
+    def tracked(self, directory: str) -> bool:
         """Whether files in `directory` belong to any scanning or live root (lock held)."""
-        return any(root.covers(directory) for root in self._members)
+        return any(root.covers(directory) for root in self.members)
 
-    def _set(self, directory: str, name: str, size: int) -> None:
+    def set_size(self, directory: str, name: str, size: int) -> None:
         """Record a file's size and move the live counters by the change (lock held)."""
-        files = self._tree.setdefault(directory, {})
+        files = self.tree.setdefault(directory, {})
         old = files.get(name)
         if old == size:
             return
         files[name] = size
-        for root in self._live:
+        for root in self.live:
             if root.covers(directory):
                 root.bytes += size - (old or 0)
                 if old is None:
                     root.files += 1
 
-    def _drop_file(self, directory: str, name: str) -> bool:
+    def drop_file(self, directory: str, name: str) -> bool:
         """Forget one file; whether it was known (lock held)."""
-        files = self._tree.get(directory)
+        files = self.tree.get(directory)
         if not files or name not in files:
             return False
         size = files.pop(name)
-        for root in self._live:
+        for root in self.live:
             if root.covers(directory):
                 root.bytes -= size
                 root.files -= 1
         return True
 
-    def _drop_dir(self, path: str) -> None:
+    def drop_dir(self, path: str) -> None:
         """Forget a directory and everything under it (lock held)."""
         prefix = path if path.endswith(os.sep) else path + os.sep
-        for directory in [d for d in self._tree if d == path or d.startswith(prefix)]:
-            files = self._tree.pop(directory)
+        for directory in [d for d in self.tree if d == path or d.startswith(prefix)]:
+            files = self.tree.pop(directory)
             if not files:
                 continue
             size, count = sum(files.values()), len(files)
-            for root in self._live:
+            for root in self.live:
                 if root.covers(directory):
                     root.bytes -= size
                     root.files -= count
 
-    def _sum(self, root: _Root) -> tuple[int, int]:
+    def sum(self, root: Root) -> tuple[int, int]:
         """A root's totals from the map, when it goes live (lock held)."""
         size = count = 0
-        for directory, files in self._tree.items():
+        for directory, files in self.tree.items():
             if root.covers(directory):
                 size += sum(files.values())
                 count += len(files)
         return size, count
+
+    def forget(self, root: Root) -> None:
+        """Take a root out of the published tuples (lock held)."""
+        self.members = tuple(r for r in self.members if r is not root)
+        self.live = tuple(r for r in self.live if r is not root)

@@ -25,29 +25,30 @@ How it degrades, each said once on stderr and never raised:
 
 Sizes are apparent sizes of regular files, symlinks not counted (dirtree.py). Roots are
 watched resolved and opened one component at a time with O_NOFOLLOW, so a root swapped
-for a symlink is never followed (in the daemon, which runs as root, that would report the
-sizes of a directory its user cannot read). A `check` given by the owner of the watcher
-decides, at every activation of a root (the first and after its directory was deleted and
-came back), which owners may still have it: the daemon checks each run's uid there.
-Nested roots share one size map and each report their own totals. The size map is in
-dirtree.py, the watchdog events in direvents.py.
+for a symlink is never followed (a root resolved when asked stays that directory). A
+`check` given by the owner of the watcher decides, at every activation of a root (the
+first and after its directory was deleted and came back), which owners may still have it:
+the daemon's per-user worker, which runs as that user, checks the path again there.
+Nested roots share one size map and each report their own totals. The watcher holds its
+parts: the size map (dirtree.py) and the event source (direvents.py), and handles each
+event's path itself (`_refresh`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import queue
+import stat
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
-from epochwatch.samplers.direvents import _Events, _Handler
-from epochwatch.samplers.dirtree import _Root
-from epochwatch.samplers.nofollow import count_dirs as _count_dirs
-from epochwatch.samplers.nofollow import ident as _ident
-from epochwatch.samplers.nofollow import is_dir as _is_dir
+from epochwatch import notices
+from epochwatch.guard import say
+from epochwatch.samplers.direvents import EventSource
+from epochwatch.samplers.dirtree import Root, SizeMap
+from epochwatch.samplers.nofollow import count_dirs, ident, is_dir, lstat_at
 from epochwatch.trace.schema import ROLES
 
 MAX_DIRS = 5000
@@ -72,12 +73,13 @@ Check = Callable[[str, frozenset[Hashable]], Iterable[Hashable]]
 ROLE_MAX_DIRS = {"temp": 64}
 
 
-class DirWatcher(_Events):
+class DirWatcher:
     """Watches directories and keeps their byte and file counts current.
 
     One watchdog observer and one worker thread, both started at the first `watch()`
-    and both stopped and joined by `close()`. The daemon shares one DirWatcher across
-    all runs (each run passes its own `owner`); the hook has one per process.
+    and both stopped and joined by `close()`. In the daemon, each user's worker has one
+    for all that user's runs (each run passes its own `owner`); the hook has one per
+    process.
     """
 
     def __init__(
@@ -89,29 +91,25 @@ class DirWatcher(_Events):
         self.max_dirs = max_dirs
         self._check = check
         self.idle_seconds = idle_seconds
-        self._lock = threading.Lock()
-        self._roots: dict[str, _Root] = {}
-        # Copy-on-write tuples, so readers on other threads never need the lock:
-        self._pending: tuple[_Root, ...] = ()  # waiting for their directory to exist
-        self._members: tuple[_Root, ...] = ()  # scanning or live: their files are tracked
-        self._live: tuple[_Root, ...] = ()  # counted, reported by totals()
-        self._tree: dict[str, dict[str, int]] = {}  # directory -> {file name: size}
+        self._map = SizeMap(stopped=lambda: self._closing)
+        self._lock = self._map.lock  # one lock: the roots below and the map change together
+        self._roots: dict[str, Root] = {}
+        # Copy-on-write, so readers on other threads never need the lock (the map has the
+        # tuples of roots scanning and live):
+        self._pending: tuple[Root, ...] = ()  # waiting for their directory to exist
+        self._events = EventSource(self._refresh, lambda message: self._say_once("event", message))
         self._tasks: queue.Queue[Any] = queue.Queue()
         self._worker: threading.Thread | None = None
         self._worker_pid = 0
-        self._observer: Any = None
-        self._observer_failed: str | None = None
-        self._handler = _Handler(self)
-        self._event_filter: list[type] | None = None
         self._paths: dict[str, str] = {}  # as given -> as watched (realpath), a cache
         self._said: set[str] = set()
         self._closing = False
-        self._thread_cpu: dict[str, float] = {}  # thread -> its CPU time after its latest work
+        self._worker_cpu = 0.0  # the worker thread's CPU time after its latest work
 
     @property
     def cpu_seconds(self) -> float:
         """CPU time of the worker and observer threads so far (the hook counts it as overhead)."""
-        return sum(self._thread_cpu.values())
+        return self._worker_cpu + self._events.cpu_seconds
 
     # public API
 
@@ -144,7 +142,7 @@ class DirWatcher(_Events):
                 if root.role == "user":
                     root.role = role
                 return True
-            root = _Root(root_path, role, label, {owner}, queued=True)
+            root = Root(root_path, role, label, {owner}, queued=True)
             self._roots[root_path] = root
             self._pending += (root,)
             self._start_worker()
@@ -165,8 +163,8 @@ class DirWatcher(_Events):
             self._forget(root)
             root.state = "gone"
             watch, root.watch = root.watch, None
-            for directory in [d for d in self._tree if not self._tracked(d)]:
-                del self._tree[directory]
+            for directory in [d for d in self._map.tree if not self._map.tracked(d)]:
+                del self._map.tree[directory]
         if watch is not None:
             self._tasks.put(("unschedule", watch))
 
@@ -179,12 +177,12 @@ class DirWatcher(_Events):
         `"top_level_only": True`.
         """
         for root in self._pending:
-            if not root.queued and not self._closing and _is_dir(root.path):
+            if not root.queued and not self._closing and is_dir(root.path):
                 root.queued = True
                 self._tasks.put(("activate", root))
         wanted = None if paths is None else {self._norm(p) for p in paths}
         out: dict[str, dict[str, Any]] = {}
-        for root in self._live:
+        for root in self._map.live:
             if wanted is not None and root.path not in wanted:
                 continue
             entry: dict[str, Any] = {"bytes": root.bytes, "files": root.files, "role": root.role}
@@ -217,11 +215,7 @@ class DirWatcher(_Events):
         if worker is not None:
             self._tasks.put(_STOP)
             worker.join()
-        observer = self._observer
-        if observer is not None:
-            with contextlib.suppress(Exception):  # a broken watchdog must not break close()
-                observer.stop()
-                observer.join()
+        self._events.close()
 
     def __enter__(self) -> DirWatcher:
         return self
@@ -273,12 +267,12 @@ class DirWatcher(_Events):
                 self._poll_due()
             except Exception as exc:
                 self._say_once("worker", f"directory watcher error: {type(exc).__name__}: {exc}")
-            self._thread_cpu["worker"] = time.thread_time()
+            self._worker_cpu = time.thread_time()
 
     def _wait_seconds(self) -> float:
         wait = self.idle_seconds
         now = time.monotonic()
-        for root in self._live:
+        for root in self._map.live:
             wait = min(wait, max(0.0, root.next_poll - now))
         return wait
 
@@ -288,7 +282,7 @@ class DirWatcher(_Events):
             arg.queued = False
             self._activate(arg)
         elif kind == "unschedule":
-            self._unschedule(arg)
+            self._events.unschedule(arg)
         elif kind == "lost":
             self._lost(arg)
 
@@ -299,17 +293,17 @@ class DirWatcher(_Events):
             if os.path.lexists(root.path):  # a symlink too: the check refuses it
                 self._activate(root)
 
-    def _activate(self, root: _Root) -> None:
+    def _activate(self, root: Root) -> None:
         """pending -> scanning -> live: decide how to watch, watch, scan, publish."""
         if root.state != "pending" or self._closing or not os.path.lexists(root.path):
             return
         if self._check is not None and not self._still_allowed(root):
             return
-        root.ident = _ident(root.path)
+        root.ident = ident(root.path)
         if root.ident is None:
             return
         limit = min(self.max_dirs, ROLE_MAX_DIRS.get(root.role, self.max_dirs))
-        recursive = _count_dirs(root.path, limit) <= limit
+        recursive = count_dirs(root.path, limit) <= limit
         if not recursive:
             self._say_once(
                 f"top:{root.path}",
@@ -322,10 +316,10 @@ class DirWatcher(_Events):
             root.recursive = recursive
             root.state = "scanning"
             self._pending = tuple(r for r in self._pending if r is not root)
-            self._members += (root,)
-        watch, why = self._schedule(root.path, recursive)
+            self._map.members += (root,)
+        watch, why = self._events.schedule(root.path, recursive)
         started = time.monotonic()
-        self._walk(root.path, recursive, root)
+        self._map.walk(root.path, recursive, root)
         cost = time.monotonic() - started
         with self._lock:
             if root.state != "scanning":  # unwatched or lost meanwhile
@@ -334,12 +328,12 @@ class DirWatcher(_Events):
                 stale = None
                 root.watch = watch
                 root.poll = watch is None
-                root.bytes, root.files = self._sum(root)
+                root.bytes, root.files = self._map.sum(root)
                 root.state = "live"
-                self._live += (root,)
+                self._map.live += (root,)
                 self._set_poll_interval(root, cost)
         if stale is not None:
-            self._unschedule(stale)
+            self._events.unschedule(stale)
         if why is not None:
             self._say_once(
                 "poll",
@@ -348,7 +342,7 @@ class DirWatcher(_Events):
                 per_host=True,
             )
 
-    def _still_allowed(self, root: _Root) -> bool:
+    def _still_allowed(self, root: Root) -> bool:
         """Ask `check` about the root's owners; drop those refused, and the root with the last."""
         assert self._check is not None
         with self._lock:
@@ -364,7 +358,7 @@ class DirWatcher(_Events):
             root.state = "gone"
         return False
 
-    def _set_poll_interval(self, root: _Root, cost: float) -> None:
+    def _set_poll_interval(self, root: Root, cost: float) -> None:
         if root.poll:
             root.poll_interval = max(_POLL_MIN_SECONDS, _POLL_COST_FACTOR * cost)
         else:
@@ -374,33 +368,78 @@ class DirWatcher(_Events):
     def _poll_due(self) -> None:
         """Rescan roots in poll mode when due, and the others when their (rare) check is."""
         now = time.monotonic()
-        for root in self._live:
+        for root in self._map.live:
             if now < root.next_poll or self._closing:
                 continue
-            if _ident(root.path) != root.ident:
+            if ident(root.path) != root.ident:
                 self._lost(root)
                 continue
             started = time.monotonic()
-            self._walk(root.path, root.recursive, root)
+            self._map.walk(root.path, root.recursive, root)
             self._set_poll_interval(root, time.monotonic() - started)
 
-    def _lost(self, root: _Root) -> None:
+    def _lost(self, root: Root) -> None:
         """A live root's directory was deleted: forget its files, wait for it to return."""
         with self._lock:
-            if root.state not in ("scanning", "live") or _ident(root.path) == root.ident:
+            if root.state not in ("scanning", "live") or ident(root.path) == root.ident:
                 return
             self._forget(root)
-            self._drop_dir(root.path)
+            self._map.drop_dir(root.path)
             root.state = "pending"
             root.bytes = root.files = 0
             root.poll = False
             self._pending += (root,)
             watch, root.watch = root.watch, None
         if watch is not None:
-            self._unschedule(watch)
+            self._events.unschedule(watch)
 
-    def _forget(self, root: _Root) -> None:
+    def _forget(self, root: Root) -> None:
         """Take a root out of every published tuple (lock held)."""
         self._pending = tuple(r for r in self._pending if r is not root)
-        self._members = tuple(r for r in self._members if r is not root)
-        self._live = tuple(r for r in self._live if r is not root)
+        self._map.forget(root)
+
+    # events (observer thread)
+
+    def _refresh(self, path: str) -> None:
+        """Re-read the one path an event names: a file's size, or a root or directory that
+        came, went or was replaced."""
+        directory, name = os.path.split(path)
+        walk = False
+        activate = lost = None
+        with self._lock:
+            info = lstat_at(directory, name)
+            if info is not None and stat.S_ISREG(info.st_mode):
+                if self._map.tracked(directory):
+                    self._map.set_size(directory, name, info.st_size)
+                return
+            was_file = self._map.drop_file(directory, name)
+            root = self._roots.get(path)
+            if root is not None and root.state in ("scanning", "live") and ident(path) != root.ident:
+                lost = root  # deleted, or replaced (by a symlink, another directory)
+            if info is None:
+                if not was_file:
+                    self._map.drop_dir(path)
+            elif stat.S_ISDIR(info.st_mode):
+                if root is not None and root.state == "pending" and not root.queued:
+                    root.queued = True
+                    activate = root
+                walk = path not in self._map.tree and any(
+                    r.recursive and r.covers(path) for r in self._map.members
+                )
+        if activate is not None:
+            self._tasks.put(("activate", activate))
+        if lost is not None:
+            self._tasks.put(("lost", lost))
+        if walk:
+            self._map.walk(path, True, None)
+
+    def _say_once(self, key: str, message: str, per_host: bool = False) -> None:
+        """Once per watcher; per_host: a fact of this machine, said once per host in training."""
+        with self._lock:
+            if key in self._said:
+                return
+            self._said.add(key)
+        if per_host:
+            notices.once_per_host(key, message)
+        else:
+            say(message)

@@ -1,8 +1,9 @@
 """Reading directories without following a symlink anywhere on the way.
 
-The daemon (root) walks directories on behalf of users: a symlink swapped in for a
-watched directory, or for any directory on the way to it, must never take it into a
-directory its user cannot read. Watched roots are resolved when asked for, so a symlink
+A watched root is the directory it was when it was asked for: a symlink swapped in for it,
+or for any directory on the way to it, must never take the walk somewhere else (the
+daemon's workers walk with the user's rights, and the hook with its own, but a count of a
+different tree would still be wrong, and a shared one a way to learn about it). Watched roots are resolved when asked for, so a symlink
 found on their path later was swapped in: these helpers open every component with
 O_NOFOLLOW (O_PATH for ancestors, which need only search permission) and stat files
 relative to the directory fd, so they fail (ELOOP, ENOTDIR) instead of following it.

@@ -35,6 +35,15 @@ def test_unit_has_what_the_daemon_relies_on() -> None:
     # reading other users' process stats must stay possible
     assert s["ProtectProc"] == ["default"] and s["ProcSubset"] == ["all"]
     assert "CAP_SYS_PTRACE" in s["CapabilityBoundingSet"][0]
+    # per-user workers drop to the user; users' files are opened with their fsuid, so root
+    # needs no capability to read or write what a user cannot (docs/security.md)
+    caps = s["CapabilityBoundingSet"][0].split()
+    assert {"CAP_SETUID", "CAP_SETGID"} <= set(caps) and not {
+        "CAP_DAC_OVERRIDE",
+        "CAP_DAC_READ_SEARCH",
+    } & set(caps)
+    allowed = s["SystemCallFilter"][-1].split()
+    assert {"setresuid", "setresgid", "setgroups", "setfsuid", "setfsgid", "prlimit64"} <= set(allowed)
     assert s.get("PrivateTmp", ["no"]) == ["no"] and s["ProtectHome"] == ["read-only"]
     assert "PrivateDevices" not in s  # NVML needs /dev/nvidia*
 

@@ -37,6 +37,7 @@ from epochwatch.daemon.metrics_http import MetricsServer, answer, bind_problem
 from epochwatch.daemon.runsamplers import NvmlHub
 from epochwatch.daemon.session import Session
 from epochwatch.daemon.store import SessionState, TraceFile, prepare_dirs
+from epochwatch.daemon.takeback import read_tail, take_back
 from tests.support import REPO
 
 GIB = 1 << 30
@@ -178,7 +179,7 @@ def test_a_restarted_daemon_reads_the_counters_back_from_the_trace(make_session:
     state = SessionState("again", "h", os.getuid(), os.getgid(), 0, 0.0, 1000.0)
     back = Session(state, TraceFile.reopen(s.trace_path), sampling=_sampling(), online=False, hub=NvmlHub())
     try:
-        back.restore_from_trace()
+        take_back(back, read_tail(back.state, back.trace_path.parent))
         got = scrape(DaemonCollector(lambda: [back], lambda: 0, host="h"))
     finally:
         back.trace.close()

@@ -146,7 +146,7 @@ def test_a_restarted_daemon_rebuilds_the_run_from_its_trace(
     session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import epochwatch.analysis.online as online
-    import epochwatch.daemon.session as session_module
+    import epochwatch.daemon.takeback as takeback
 
     session.accept(0, {"type": "run_start", "env": {"script": "t.py"}}, PEER)
     for n in range(6):
@@ -155,7 +155,7 @@ def test_a_restarted_daemon_rebuilds_the_run_from_its_trace(
     session.trace.close()
 
     monkeypatch.setattr(online, "OnlineAnalyzer", _Counting, raising=False)
-    monkeypatch.setattr(session_module, "REPLAY_EPOCHS", 2)
+    monkeypatch.setattr(takeback, "REPLAY_EPOCHS", 2)
     again = Session(
         session.state,
         TraceFile.reopen(session.trace_path),
@@ -164,7 +164,7 @@ def test_a_restarted_daemon_rebuilds_the_run_from_its_trace(
         hub=NvmlHub(),
         next_seq=7,
     )
-    again.restore_from_trace()
+    takeback.take_back(again, takeback.read_tail(again.state, again.trace_path.parent))
     try:
         assert again.epochs == 6 and again.last_epoch == 5 and again.run_start is not None
         assert [f["kind"] for f in again.findings] == ["slowdown"]

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from epochwatch.daemon.store import SessionState, TraceFile, hash_token, last_seq, prepare_dirs
+from epochwatch.daemon.store import SessionState, TraceFile, hash_token, prepare_dirs
+from epochwatch.daemon.takeback import TAIL_BYTES, read_tail
 
 
 def test_names_are_sanitized_and_unique(tmp_path: Path) -> None:
@@ -39,18 +40,28 @@ def test_a_symlink_planted_under_a_name_is_not_followed(tmp_path: Path) -> None:
         TraceFile.reopen(traces / "x.jsonl")
 
 
-def test_last_seq_reads_from_the_end(tmp_path: Path) -> None:
-    path = tmp_path / "t.jsonl"
-    assert last_seq(path) == -1
+def test_the_next_seq_comes_from_a_bounded_tail_and_the_mark(tmp_path: Path) -> None:
+    traces, _ = prepare_dirs(tmp_path)
+    state = SessionState("t", "h", os.getuid(), os.getgid(), 0, 0.0, 0.0)
+    path = traces / "t.jsonl"
+    assert read_tail(state, traces).next_seq() == 0  # no trace
     lines = [b'{"type":"run_start","seq":0}']
-    lines += [b'{"type":"sample","pad":"%s"}' % (b"x" * 3000) for _ in range(100)]  # > one 64 KiB chunk
+    lines += [b'{"type":"sample","pad":"%s"}' % (b"x" * 3000) for _ in range(100)]
     lines += [b'{"type":"epoch","seq":7}'] + [
         b'{"type":"sample","pad":"%s"}' % (b"y" * 3000) for _ in range(60)
     ]
     path.write_bytes(b"\n".join(lines) + b"\n{torn")
-    assert last_seq(path) == 7
+    assert read_tail(state, traces).next_seq() == 8
     path.write_bytes(b'{"type":"run_start","seq":0}\n' + b'{"type":"sample"}\n' * 30000)
-    assert last_seq(path) == 0
+    tail = read_tail(state, traces)
+    assert tail.next_seq() == 1 and tail.run_start is not None
+    # grown past the tail (a user can grow their trace): only TAIL_BYTES are read, the mark says the rest
+    with path.open("r+b") as fh:
+        fh.truncate(TAIL_BYTES * 8)
+        fh.seek(0, os.SEEK_END)
+        fh.write(b'\n{"type":"sample"}\n')
+    tail = read_tail(state, traces)
+    assert tail.start >= TAIL_BYTES * 7 and tail.next_seq({"next_seq": 40}) == 40
 
 
 def test_session_state_round_trip_and_bad_files(tmp_path: Path) -> None:

@@ -185,7 +185,7 @@ def test_watch_limit_falls_back_to_polling(
 ) -> None:
     monkeypatch.setattr(dirs_module, "_POLL_MIN_SECONDS", 0.05)
     with DirWatcher(idle_seconds=0.05) as w:
-        monkeypatch.setattr(w, "_ensure_observer", lambda: _FullObserver())
+        monkeypatch.setattr(w._events, "_ensure_observer", lambda: _FullObserver())
         a, b = tmp_path / "a", tmp_path / "b"
         write(a / "x", 1)
         write(b / "y", 2)
@@ -207,7 +207,7 @@ def test_lost_events_are_repaired_by_the_rare_rescan(tmp_path: Path, monkeypatch
         w.watch(tmp_path, "checkpoint")
         wait_for(w, has(tmp_path, 1, 1))
         assert w.status()[str(tmp_path)]["mode"] == "events"
-        monkeypatch.setattr(w, "_refresh", lambda path: None)  # every event from now on is lost
+        monkeypatch.setattr(w._events, "_on_path", lambda path: None)  # every event from now on is lost
         write(tmp_path / "sub" / "b", 10)
         (tmp_path / "a").unlink()
         wait_for(w, has(tmp_path, 10, 1))

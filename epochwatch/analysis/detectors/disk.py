@@ -5,7 +5,9 @@ trailing minimum over ENVELOPE epochs, so checkpoint rotation (a sawtooth) only 
 when its floor rises. Free space: measured now with shutil.disk_usage when the path
 exists on this host (online that is the truth; offline it is the disk as it is now),
 else the trace's own `free_bytes` for the directory when it has one; the evidence says
-which.
+which. The daemon turns measuring off (MEASURE_HERE): there the path comes from a user,
+and root does not stat a path a user named; its per-user workers record `free_bytes` for
+the directories they watch instead (docs/security.md, "Privilege separation").
 """
 
 from __future__ import annotations
@@ -75,9 +77,13 @@ _DEFAULT_HINT = (
 )
 
 
+# Whether a path a trace names may be measured on this host (see the module docstring).
+MEASURE_HERE = True
+
+
 def free_space(view: RunAtEpoch, path: str) -> tuple[float, str]:
     """(free bytes, where that number comes from)."""
-    if os.path.isdir(path):
+    if MEASURE_HERE and os.path.isdir(path):
         try:
             return float(shutil.disk_usage(path).free), "measured on this host at analysis time"
         except OSError:
