@@ -43,7 +43,7 @@ MARK_SECONDS = 5.0
 # Findings a mark lists (status and metrics show them after a restart).
 MARK_FINDINGS = 50
 MARK_TITLE_CHARS = 200
-_FINDING_FIELDS = ("type", "kind", "severity", "title", "target", "epoch")
+_FINDING_FIELDS = ("type", "kind", "severity", "title", "target", "epoch", "update", "ended_epoch")
 Record = dict[str, Any]
 
 
