@@ -20,6 +20,7 @@ from epochwatch import __version__
 from epochwatch.daemon.analyzer import Analyzer
 from epochwatch.daemon.config import Sampling
 from epochwatch.daemon.findings import log_finding, tell_hook
+from epochwatch.daemon.lastepoch import LastEpoch, last_epoch
 from epochwatch.daemon.runsamplers import NvmlHub, RunSamplers
 from epochwatch.daemon.sampling import Decimator, PeakTracker, epoch_end_values
 from epochwatch.daemon.store import SessionState, TraceFile
@@ -71,6 +72,7 @@ class Session:
         self.epochs = 0
         self.last_epoch: int | None = None
         self.last_epoch_t: float | None = None
+        self.last_epoch_facts = LastEpoch()  # step time, input wait, all-reduce time: for metrics
         self.last_epoch_seconds: float | None = None
         self.retraces = 0  # tf.function traces over the run's epochs (epoch.retraces.new), for metrics
         self.findings: list[Record] = []
@@ -250,6 +252,7 @@ class Session:
         self.epochs += 1
         epoch = rec.get("epoch")
         self.last_epoch = epoch if isinstance(epoch, int) else self.last_epoch
+        self.last_epoch_facts = last_epoch(rec)
         t = rec.get("t")
         self.last_epoch_t = float(t) if isinstance(t, (int, float)) else time.time()
         seconds = rec.get("seconds")

@@ -28,6 +28,7 @@ from epochwatch.daemon import metrics_http
 from epochwatch.daemon.config import RESTART_ONLY, ConfigError, load_config, parse_config
 from epochwatch.daemon.metrics import (
     MAX_FINDING_KINDS,
+    RUN_LABELS,
     SPECS,
     DaemonCollector,
     registry_for,
@@ -141,6 +142,9 @@ def test_a_live_run_exports_every_per_run_metric(make_session: Any) -> None:
     info = got["epochwatch_run_info"][0]
     assert info.value == 1 and info.labels == {
         **run,
+        "job_id": "",  # not a distributed run: empty, which Prometheus stores as no label
+        "worker": "",
+        "worker_pod": "",
         "epochwatch": "0.1.0",
         "python": "3.11.4",
         "tensorflow": "2.16.1",
@@ -497,10 +501,14 @@ def test_docs_document_every_metric_and_no_other() -> None:
     rows = {m.group(1) for m in re.finditer(r"^\| `([a-z_]+)` \|", text, re.M)}
     assert {s.name for s in SPECS} <= rows, {s.name for s in SPECS} - rows
     assert set(NAME.findall(text)) <= EXPORTED, set(NAME.findall(text)) - EXPORTED
+    intro = text[text.index("## Metrics") : text.index("| metric |")]
+    for label in RUN_LABELS:  # the run's labels, said once above the table
+        assert f"`{label}`" in intro, label
     for spec in SPECS:  # each row says the type and the labels
         row = next(line for line in text.splitlines() if line.startswith(f"| `{spec.name}` |"))
         assert f"| {spec.type} |" in row, row
-        for label in spec.label_names:
+        assert ("| run's" in row) == spec.per_run, row
+        for label in spec.labels:
             assert f"`{label}`" in row, (spec.name, label)
 
 
