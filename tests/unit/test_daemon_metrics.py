@@ -554,9 +554,16 @@ def test_alert_rules_yaml_structure() -> None:
     doc = yaml.safe_load(ALERTS.read_text())
     assert set(doc) == {"groups"}
     names = set()
+    recorded: set[str] = set()
     for group in doc["groups"]:
         assert isinstance(group["name"], str) and group["rules"]
         for rule in group["rules"]:
+            if "record" in rule:  # recording rules: level:metric:operations, each recorded once
+                assert set(rule) <= {"record", "expr", "labels"}
+                assert re.fullmatch(r"epochwatch:[a-z_]+(:[a-z_]+)?", rule["record"])
+                assert rule["record"] not in recorded and rule["expr"].strip()
+                recorded.add(rule["record"])
+                continue
             assert set(rule) <= {"alert", "expr", "for", "labels", "annotations", "keep_firing_for"}
             assert rule["alert"] not in names and re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", rule["alert"])
             names.add(rule["alert"])
