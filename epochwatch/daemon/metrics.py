@@ -233,11 +233,11 @@ def job_labels(env: dict[str, Any]) -> tuple[str, str, str]:
     if not isinstance(worker, str) and isinstance(rank, int) and not isinstance(rank, bool):
         worker = f"rank:{rank}"
     pod = _dict(ident.get("kubernetes")).get("pod")
-    return (
-        clean_text(ident.get("job_id"), MAX_LABEL) or "",
-        clean_text(worker, MAX_LABEL) or "",
-        clean_text(pod, MAX_LABEL) or "",
-    )
+    return _text(ident.get("job_id")), _text(worker), _text(pod)
+
+
+def _text(value: Any) -> str:
+    return (clean_text(value, MAX_LABEL) or "") if isinstance(value, str) else ""
 
 
 @functools.lru_cache(maxsize=256)

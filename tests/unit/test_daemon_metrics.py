@@ -28,6 +28,7 @@ from epochwatch.daemon import metrics_http
 from epochwatch.daemon.config import RESTART_ONLY, ConfigError, load_config, parse_config
 from epochwatch.daemon.metrics import (
     MAX_FINDING_KINDS,
+    MAX_LABEL,
     RUN_LABELS,
     SPECS,
     DaemonCollector,
@@ -38,6 +39,8 @@ from epochwatch.daemon.metrics_http import MetricsServer, answer, bind_problem
 from epochwatch.daemon.runsamplers import NvmlHub
 from epochwatch.daemon.session import Session
 from epochwatch.daemon.store import SessionState, TraceFile, prepare_dirs
+from epochwatch.identity import identity
+from epochwatch.trace.reader import iter_records
 from tests.support import REPO
 
 GIB = 1 << 30
@@ -235,6 +238,109 @@ def test_whatever_a_hook_sends_a_scrape_works_and_labels_stay_bounded(make_sessi
     )
     assert one(got, "epochwatch_run_info", epochwatch="", python="") == 1
     assert "epochwatch_watched_bytes" not in got and "epochwatch_gpu_memory_bytes" not in got
+
+
+def _worker_trace(path: Path) -> None:
+    """A trace as rank 1 of a two-node Slurm job in a pod writes it: run_start with the identity
+    epochwatch/identity.py reads, then epochs with step time, input wait and all-reduce time."""
+    env = {"SLURM_JOB_ID": "4242", "SLURM_STEP_ID": "0", "SLURM_PROCID": "1", "SLURM_NTASKS": "2"}
+    env |= {"POD_NAME": "bert-worker-1", "POD_NAMESPACE": "ml"}
+    records: list[dict[str, Any]] = [
+        {"type": "run_start", "run_id": "w1", "env": {"script": "train.py", "distributed": identity(env)}}
+    ]
+    for n in range(3):
+        records.append(
+            {
+                "type": "epoch",
+                "run_id": "w1",
+                "epoch": n,
+                "seconds": 61.0 + n,
+                "steps": 500,
+                "step_seconds": {"min": 0.1, "median": 0.12 + n / 100, "p90": 0.15, "max": 0.4},
+                "input_wait_seconds": 4.5 + n,
+                "input_wait_source": "tf.data",
+                "collective": {"seconds": 10.0 + n, "calls": 500, "strategy": "X", "replicas": 2},
+            }
+        )
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def test_a_job_worker_exports_its_job_labels_step_input_allreduce_and_gpu_series(
+    make_session: Any, tmp_path: Path
+) -> None:
+    _worker_trace(tmp_path / "w1.jsonl")
+    s = make_session("w1")
+    for seq, rec in enumerate(iter_records(tmp_path / "w1.jsonl")):
+        s.accept(seq, rec, PEER)
+    device = {"index": 0, "process_memory_bytes": GIB, "memory_total_bytes": 80 * GIB}
+    s.latest_sample = {
+        "gpu": {
+            "devices": [
+                {**device, "utilization_pct": 87.0, "throttle_reasons": ["sw_power_cap", "unknown_0x800"]},
+                {**device, "index": 1, "utilization_pct": 140, "throttle_reasons": []},
+                {**device, "index": 2, "process_memory_bytes": 0, "utilization_pct": 99.0},  # not the run's
+            ]
+        }
+    }
+    got = scrape(DaemonCollector(lambda: [s], lambda: 0, host="node-7"))
+    job = {
+        "run": "w1",
+        "host": "node-7",
+        "job_id": "slurm-4242.0",
+        "worker": "rank:1",
+        "worker_pod": "bert-worker-1",
+    }
+    for family in got.values():  # every per-run series carries the job's labels
+        for sample in family:
+            if "run" in sample.labels:
+                assert {k: sample.labels[k] for k in job} == job, sample
+    assert one(got, "epochwatch_epoch_steps", **job) == 500
+    assert one(got, "epochwatch_step_seconds", **job) == pytest.approx(0.14)
+    assert one(got, "epochwatch_epoch_input_wait_seconds", **job) == 6.5
+    assert one(got, "epochwatch_epoch_collective_seconds", **job) == 12.0
+    assert one(got, "epochwatch_epoch_seconds", **job) == 63.0
+    assert one(got, "epochwatch_gpu_utilization_ratio", device="0") == pytest.approx(0.87)
+    assert one(got, "epochwatch_gpu_utilization_ratio", device="1") == 1.0  # clamped
+    assert {(x.labels["device"], x.labels["reason"]) for x in got["epochwatch_gpu_throttled"]} == {
+        ("0", "sw_power_cap"),
+        ("0", "other"),
+    }
+    assert all(x.value == 1 for x in got["epochwatch_gpu_throttled"])
+    assert len(got["epochwatch_gpu_utilization_ratio"]) == 2  # device 2 holds nothing of the run's
+    # the epoch facts come back from the trace after a daemon restart, like the counters
+    s.trace.close()
+    state = SessionState("w1", "h", os.getuid(), os.getgid(), 0, 0.0, 1000.0)
+    back = Session(state, TraceFile.reopen(s.trace_path), sampling=_sampling(), online=False, hub=NvmlHub())
+    try:
+        back.restore_from_trace()
+        again = scrape(DaemonCollector(lambda: [back], lambda: 0, host="node-7"))
+    finally:
+        back.trace.close()
+    assert one(again, "epochwatch_epoch_collective_seconds", **job) == 12.0
+
+
+def test_job_labels_a_hook_sends_are_cleaned_and_bounded(make_session: Any) -> None:
+    s = make_session("evil")
+    ident = {
+        "job_id": 'j"}\nfake_metric{x="1' + "x" * 500,
+        "worker": ["not", "text"],
+        "rank": True,
+        "kubernetes": {"pod": "\x1b[31mred\x00"},
+    }
+    s.accept(0, {"type": "run_start", "env": {"distributed": ident}}, PEER)
+    s.accept(
+        1, {"type": "epoch", "steps": -3, "step_seconds": {"median": float("inf")}, "collective": 5}, PEER
+    )
+    s.accept(2, {"type": "epoch", "input_wait_seconds": True, "collective": {"seconds": "1"}}, PEER)
+    text = generate_latest(registry_for(DaemonCollector(lambda: [s], lambda: 0, host="h"))).decode()
+    got = parse(text)  # the text format stays parseable: quotes and newlines are escaped
+    labels = got["epochwatch_epochs_total"][0].labels
+    assert labels["job_id"].startswith('j"}') and "\n" not in labels["job_id"]
+    assert len(labels["job_id"]) == MAX_LABEL
+    assert labels["worker"] == "" and labels["worker_pod"] == "[31mred"
+    assert "fake_metric" not in got
+    for name in ("epoch_steps", "step_seconds", "epoch_input_wait_seconds", "epoch_collective_seconds"):
+        assert f"epochwatch_{name}" not in got  # nothing usable was sent: no series, not a 0
 
 
 def test_a_broken_session_costs_its_own_metrics_only(make_session: Any) -> None:
