@@ -71,7 +71,7 @@ def comm_growth(m: int) -> tuple[float, float, float]:
 def promtool() -> str:
     tool = shutil.which("promtool")
     if tool is None:
-        pytest.skip("promtool is not installed here (apt-get install prometheus, or make promtool)")
+        pytest.skip("promtool is not installed here (`make promtool`: Debian's prometheus package)")
     return tool
 
 
