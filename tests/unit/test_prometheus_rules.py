@@ -75,25 +75,33 @@ def promtool() -> str:
     return tool
 
 
+def worker_sessions(state_dir: Path, starts: list[dict[str, Any]]) -> list[Session]:
+    """One daemon Session per worker (worker i on HOSTS[i]), after its run_start arrived."""
+    traces, _ = prepare_dirs(state_dir)
+    made = []
+    for index, start in enumerate(starts):
+        run_id = f"train-{index}"
+        trace = TraceFile.create(traces, run_id, uid=os.getuid(), mode=0o640)
+        state = SessionState(run_id, "h", os.getuid(), os.getgid(), 0, 0.0, 1000.0, script="train.py")
+        s = Session(state, trace, sampling=Sampling(full_rate_seconds=1e9), online=False, hub=NvmlHub())
+        s.accept(0, start, PEER)
+        made.append(s)
+    return made
+
+
 @pytest.fixture
 def workers(tmp_path: Path) -> Iterator[list[Session]]:
-    """Two workers of one TF job, one per host, as their daemons hold them after run_start."""
-    traces, _ = prepare_dirs(tmp_path)
+    """Two workers of one TF job in pods, one per host, as their hooks start (identity.py)."""
     cluster = {"worker": [f"{h}:12345" for h in HOSTS]}
-    made = []
-    for index, host in enumerate(HOSTS):
+    starts = []
+    for index in range(len(HOSTS)):
         env = {
             "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
             "KUBERNETES_SERVICE_HOST": "10.0.0.1",
             "HOSTNAME": f"train-worker-{index}",
         }
-        run_id = f"train-{index}"
-        trace = TraceFile.create(traces, run_id, uid=os.getuid(), mode=0o640)
-        state = SessionState(run_id, host, os.getuid(), os.getgid(), 0, 0.0, 1000.0, script="train.py")
-        s = Session(state, trace, sampling=Sampling(full_rate_seconds=1e9), online=False, hub=NvmlHub())
-        start = {"type": "run_start", "env": {"script": "train.py", "distributed": identity(env)}}
-        s.accept(0, start, PEER)
-        made.append(s)
+        starts.append({"type": "run_start", "env": {"script": "train.py", "distributed": identity(env)}})
+    made = worker_sessions(tmp_path / "state", starts)
     yield made
     for s in made:
         s.trace.close()
@@ -132,17 +140,27 @@ def _selector(name: str, labels: dict[str, str]) -> str:
     return f"{name}{{{inner}}}"
 
 
-def play(workers: list[Session], shape: Shape) -> list[dict[str, str]]:
-    """promtool input_series of MINUTES minutes of the job, scraped as Prometheus would."""
+def shaped(shape: Shape) -> list[list[dict[str, Any]]]:
+    """Each worker's epoch records, one per minute, of a job shaped so."""
+    out: list[list[dict[str, Any]]] = [[], []]
+    for m in range(MINUTES + 1):
+        owns = shape(m)
+        for w in range(2):
+            out[w].append(_epoch(m, owns[w], owns[1 - w], owns[2]))
+    return out
+
+
+def play(workers: list[Session], epochs: list[list[dict[str, Any]]]) -> list[dict[str, str]]:
+    """promtool input_series of a job whose workers each finish an epoch a minute (`epochs[w]`,
+    in order), sent to their daemons and scraped once a minute, as Prometheus would."""
     names = set(re.findall(r"\bepochwatch_[a-z_]+", RULES.read_text())) | {"epochwatch_run_info"}
     collectors = [
         DaemonCollector(lambda s=s: [s], lambda: 1, host=h) for s, h in zip(workers, HOSTS, strict=True)
     ]
     series: dict[str, list[str]] = {}
-    for m in range(MINUTES + 1):
-        owns = shape(m)
+    for m in range(min(len(e) for e in epochs)):
         for w, s in enumerate(workers):
-            s.accept(m + 1, _epoch(m, owns[w], owns[1 - w], owns[2]), PEER)
+            s.accept(m + 1, epochs[w][m], PEER)
         for host, collector in zip(HOSTS, collectors, strict=True):
             target = {"instance": f"{host}:9464", "job": "epochwatch"}
             for name, labels, value in _scrape(collector, names):
@@ -154,7 +172,7 @@ def play(workers: list[Session], shape: Shape) -> list[dict[str, str]]:
 def alert_labels(s: Session, host: str) -> dict[str, str]:
     """The labels an alert on one worker carries: the run's, as scraped, and the target's."""
     collector = DaemonCollector(lambda: [s], lambda: 1, host=host)
-    [(_, labels, _)] = list(_scrape(collector, {"epochwatch_step_seconds"}))
+    [(_, labels, _)] = list(_scrape(collector, {"epochwatch_epoch_seconds"}))
     labels.update(instance=f"{host}:9464", job="epochwatch", severity="warning")
     return {k: v for k, v in labels.items() if v}
 
@@ -188,7 +206,7 @@ def _expect(at: str, alert: str, *fired: dict[str, str]) -> dict[str, Any]:
 def test_a_balanced_two_host_job_fires_neither_job_alert(
     promtool: str, workers: list[Session], tmp_path: Path
 ) -> None:
-    inputs = play(workers, balanced)
+    inputs = play(workers, shaped(balanced))
     job_id = workers[0].run_start["env"]["distributed"]["job_id"]  # type: ignore[index]
     run_promtool(
         promtool,
@@ -221,7 +239,7 @@ def test_a_balanced_two_host_job_fires_neither_job_alert(
 def test_a_straggler_on_one_host_is_named_and_only_it(
     promtool: str, workers: list[Session], tmp_path: Path
 ) -> None:
-    inputs = play(workers, straggler)
+    inputs = play(workers, shaped(straggler))
     slow = alert_labels(workers[1], HOSTS[1])
     assert slow["worker"] == "worker:1" and slow["worker_pod"] == "train-worker-1" and slow["host"] == "gpu-b"
     alerts = [
@@ -236,7 +254,7 @@ def test_a_straggler_on_one_host_is_named_and_only_it(
 def test_communication_growing_on_both_hosts_fires_for_the_job(
     promtool: str, workers: list[Session], tmp_path: Path
 ) -> None:
-    inputs = play(workers, comm_growth)
+    inputs = play(workers, shaped(comm_growth))
     job_id = workers[0].run_start["env"]["distributed"]["job_id"]  # type: ignore[index]
     fired = {"job_id": job_id, "severity": "warning", "alertname": COMM_ALERT}
     alerts = [
