@@ -11,9 +11,11 @@ between two callbacks and never sees a half-applied record.
 
 Label cardinality stays bounded: live runs (at most MAX_RUNS), plus ended runs for
 KEEP_ENDED_SECONDS (at most MAX_ENDED), long enough for a scrape and an alert to see how they
-ended, then dropped. GPUs only where the run holds memory; findings as (kind, severity) with
-at most MAX_FINDING_KINDS kinds per run; how a run ended as one of END_KINDS. Every metric is
-documented in docs/metrics.md (a test holds the two in step).
+ended, then dropped. GPUs only where the run holds memory, throttle reasons as one of
+THROTTLE_REASONS or "other"; findings as (kind, severity) with at most MAX_FINDING_KINDS kinds
+per run; how a run ended as one of END_KINDS; the job labels (JOB_LABELS) have one value per
+run, so they add no series. Every metric is documented in docs/metrics.md (a test holds the
+two in step).
 """
 
 from __future__ import annotations
@@ -279,6 +281,7 @@ def view_of(session: Any, host: str) -> RunMetrics:
     sample = _dict(session.latest_sample)
     limit = _num(sample.get("memory_limit_bytes")) or _num(env.get("memory_limit_bytes"))
     user_cpu, system_cpu = _num(sample.get("cpu_user_seconds")), _num(sample.get("cpu_system_seconds"))
+    gpus = _gpus(sample)
     return RunMetrics(
         labels=labels,
         started=_num(session.state.started) or 0.0,
@@ -290,8 +293,8 @@ def view_of(session: Any, host: str) -> RunMetrics:
         rss_bytes=_num(sample.get("rss_bytes")),
         memory_limit_bytes=limit or _num(sample.get("sys_total_bytes")),
         cpu_seconds=None if user_cpu is None or system_cpu is None else user_cpu + system_cpu,
-        gpus=_gpus(sample),
-        gpu_states=_gpu_states(sample),
+        gpus=gpus,
+        gpu_states=_gpu_states(sample, {device for device, _, _ in gpus}),
         last=_last_epoch(session),
         dirs=_dirs(session.dirs),
         findings=_findings(session.findings),
@@ -314,9 +317,11 @@ def _gpus(sample: dict[str, Any]) -> tuple[tuple[str, float, float | None], ...]
     return tuple(out[:64])
 
 
-def _gpu_states(sample: dict[str, Any]) -> tuple[tuple[str, float | None, tuple[str, ...]], ...]:
-    """(device, utilisation 0-1, throttle reasons) of the devices where the run holds memory."""
-    held = {device for device, _, _ in _gpus(sample)}
+def _gpu_states(
+    sample: dict[str, Any], held: set[str]
+) -> tuple[tuple[str, float | None, tuple[str, ...]], ...]:
+    """(device, utilisation 0-1, throttle reasons) of the `held` devices (where the run holds
+    memory: a device it does not use says nothing about the run)."""
     devices = _dict(sample.get("gpu")).get("devices")
     out = []
     for dev in devices if isinstance(devices, list) else ():
