@@ -640,6 +640,18 @@ def test_dashboard_parses_and_queries_only_exported_metrics() -> None:
     assert {"epochwatch_epoch_seconds", "epochwatch_rss_bytes", "epochwatch_findings_total"} <= used
 
 
+def test_dashboard_has_a_job_selector_and_step_time_per_worker_of_a_job() -> None:
+    board = json.loads((SHARE / "grafana-dashboard.json").read_text())
+    (job,) = [v for v in board["templating"]["list"] if v["name"] == "job"]
+    assert "job_id" in job["query"]["query"]
+    panels = [p for p in board["panels"] if any('job_id=~"$job"' in t["expr"] for t in p.get("targets", []))]
+    assert any("step time per worker" in p["title"].lower() for p in panels), [p["title"] for p in panels]
+    for panel in panels:  # one line per worker of the job
+        assert all("{{worker}}" in t["legendFormat"] for t in panel["targets"]), panel["title"]
+    ids = [p["id"] for p in board["panels"]]
+    assert len(ids) == len(set(ids))
+
+
 ALERTS = SHARE / "prometheus-alerts.yml"
 
 
