@@ -115,7 +115,8 @@ def a_training_run(s: Session) -> None:
         PEER,
     )
     for n, (seconds, new) in enumerate([(2.5, 3), (1.5, 0), (1.25, 2)]):
-        s.accept(n + 1, {"type": "epoch", "epoch": n, "seconds": seconds, "retraces": {"new": new}}, PEER)
+        epoch = {"type": "epoch", "epoch": n, "seconds": seconds, "retraces": {"new": new}, "steps": 100}
+        s.accept(n + 1, {**epoch, "collective": {"seconds": seconds / 4, "calls": 100}}, PEER)
     s.accept(4, {"type": "finding", "kind": "slowdown", "severity": "warning", "target": "epoch_time"}, PEER)
     s.write_finding({"kind": "retrace_storm", "severity": "critical", "target": "train_step"})
     s.write_finding({"kind": "retrace_storm", "severity": "critical", "target": "eval_step"})
@@ -191,6 +192,8 @@ def test_a_restarted_daemon_reads_the_counters_back_from_the_trace(make_session:
         back.trace.close()
     assert one(got, "epochwatch_epochs_total") == 3 and one(got, "epochwatch_retraces_total") == 5
     assert one(got, "epochwatch_epoch_seconds") == 1.25
+    assert one(got, "epochwatch_epoch_steps") == 100  # the last epoch's facts come back too
+    assert one(got, "epochwatch_epoch_collective_seconds") == 1.25 / 4
     assert one(got, "epochwatch_findings_total", kind="retrace_storm", severity="critical") == 2
 
 
@@ -307,16 +310,6 @@ def test_a_job_worker_exports_its_job_labels_step_input_allreduce_and_gpu_series
     }
     assert all(x.value == 1 for x in got["epochwatch_gpu_throttled"])
     assert len(got["epochwatch_gpu_utilization_ratio"]) == 2  # device 2 holds nothing of the run's
-    # the epoch facts come back from the trace after a daemon restart, like the counters
-    s.trace.close()
-    state = SessionState("w1", "h", os.getuid(), os.getgid(), 0, 0.0, 1000.0)
-    back = Session(state, TraceFile.reopen(s.trace_path), sampling=_sampling(), online=False, hub=NvmlHub())
-    try:
-        back.restore_from_trace()
-        again = scrape(DaemonCollector(lambda: [back], lambda: 0, host="node-7"))
-    finally:
-        back.trace.close()
-    assert one(again, "epochwatch_epoch_collective_seconds", **job) == 12.0
 
 
 def test_job_labels_a_hook_sends_are_cleaned_and_bounded(make_session: Any) -> None:
