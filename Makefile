@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 DEMO   ?= demo-run
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench clean promtool
 
 # Two stamps, each redone when pyproject.toml changes: the demo needs epochwatch and CPU TensorFlow
 # only (.demo-installed); `make test` adds the dev tools on top (.installed). A second run installs
@@ -31,7 +31,16 @@ demo: $(VENV)/.demo-installed
 	TF_CPP_MIN_LOG_LEVEL=2 EPOCHWATCH_DIR=$(DEMO)/traces $(PY) examples/demo_train.py --workdir $(DEMO)
 	$(VENV)/bin/epochwatch report $(DEMO)/traces
 
-test: setup
+# promtool runs the tests of the shipped Prometheus rules (tests/unit/test_prometheus_rules.py),
+# which skip without it. CI (CI=true) installs it with `make test`; elsewhere `make promtool` does.
+# It comes in Debian's prometheus package (as root; on a host run by systemd that package also
+# starts a Prometheus server: `systemctl disable --now prometheus` stops it).
+promtool:
+	@command -v promtool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } || \
+	  echo "promtool could not be installed (needs root and apt-get): the Prometheus rule tests skip"
+
+test: setup $(if $(CI),promtool)
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: setup

@@ -11,9 +11,11 @@ between two callbacks and never sees a half-applied record.
 
 Label cardinality stays bounded: live runs (at most MAX_RUNS), plus ended runs for
 KEEP_ENDED_SECONDS (at most MAX_ENDED), long enough for a scrape and an alert to see how they
-ended, then dropped. GPUs only where the run holds memory; findings as (kind, severity) with
-at most MAX_FINDING_KINDS kinds per run; how a run ended as one of END_KINDS. Every metric is
-documented in docs/metrics.md (a test holds the two in step).
+ended, then dropped. GPUs only where the run holds memory, throttle reasons as one of
+THROTTLE_REASONS or "other"; findings as (kind, severity) with at most MAX_FINDING_KINDS kinds
+per run; how a run ended as one of END_KINDS; the job labels (JOB_LABELS) have one value per
+run, so they add no series. Every metric is documented in docs/metrics.md (a test holds the
+two in step).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from epochwatch import __version__
 from epochwatch.analysis.findings import SEVERITIES
+from epochwatch.daemon.lastepoch import LastEpoch
+from epochwatch.identity import clean_text
 from epochwatch.trace import schema
 
 Family = GaugeMetricFamily | CounterMetricFamily
@@ -54,7 +58,24 @@ END_KINDS = (
     schema.ENDED_VANISHED,
     "other",
 )
-RUN_LABELS = ("run", "host", "script", "user")
+# The run's place in a distributed job, from run_start's env.distributed (epochwatch/identity.py),
+# empty (so absent in Prometheus) for a run no launcher placed: `job_id` (not `job`, which is
+# Prometheus' own scrape-job label), `worker` ("worker:1", "rank:3") and `worker_pod` (not
+# `pod`, which Kubernetes service discovery sets to the daemon's own pod).
+JOB_LABELS = ("job_id", "worker", "worker_pod")
+RUN_LABELS = ("run", "host", "script", "user", *JOB_LABELS)
+# NVML clock-event reasons as samplers/nvml.py names them; anything else is "other".
+THROTTLE_REASONS = (
+    "sw_power_cap",
+    "hw_slowdown",
+    "sync_boost",
+    "sw_thermal_slowdown",
+    "hw_thermal_slowdown",
+    "hw_power_brake",
+    "display_clock_setting",
+    "board_limit",
+    "reliability",
+)
 
 
 @dataclass(frozen=True)
@@ -94,6 +115,18 @@ SPECS: tuple[Spec, ...] = (
     Spec("epochwatch_epochs_total", "counter", "epochs the run finished"),
     Spec("epochwatch_epoch_seconds", "gauge", "duration of the run's last finished epoch"),
     Spec("epochwatch_last_epoch_timestamp_seconds", "gauge", "when the last epoch ended (Unix time)"),
+    Spec("epochwatch_epoch_steps", "gauge", "training steps of the run's last finished epoch"),
+    Spec("epochwatch_step_seconds", "gauge", "median step time (between step starts) of the last epoch"),
+    Spec(
+        "epochwatch_epoch_input_wait_seconds",
+        "gauge",
+        "how long the training steps of the last epoch waited for their input",
+    ),
+    Spec(
+        "epochwatch_epoch_collective_seconds",
+        "gauge",
+        "time the last epoch spent in steps that hold an all-reduce (distributed TF)",
+    ),
     Spec(
         "epochwatch_retraces_total", "counter", "tf.function traces (new concrete functions) over the epochs"
     ),
@@ -111,6 +144,18 @@ SPECS: tuple[Spec, ...] = (
         ("device",),
     ),
     Spec("epochwatch_gpu_memory_total_bytes", "gauge", "total memory of a GPU the run uses", ("device",)),
+    Spec(
+        "epochwatch_gpu_utilization_ratio",
+        "gauge",
+        "share of time a GPU the run uses was busy (all its processes; latest 1 Hz sample)",
+        ("device",),
+    ),
+    Spec(
+        "epochwatch_gpu_throttled",
+        "gauge",
+        "1 for each reason a GPU the run uses slows its clocks now (none: no series)",
+        ("device", "reason"),
+    ),
     Spec("epochwatch_watched_bytes", "gauge", "bytes under a directory the run watches", ("dir", "role")),
     Spec("epochwatch_watched_files", "gauge", "files under a directory the run watches", ("dir", "role")),
     Spec("epochwatch_findings_total", "counter", "findings of the run", ("kind", "severity")),
@@ -143,7 +188,7 @@ SPECS: tuple[Spec, ...] = (
 class RunMetrics:
     """What the metrics say about one run, read from its Session at one moment."""
 
-    labels: tuple[str, str, str, str]  # RUN_LABELS
+    labels: tuple[str, ...]  # RUN_LABELS
     started: float
     connected: bool
     epochs: int
@@ -154,6 +199,8 @@ class RunMetrics:
     memory_limit_bytes: float | None = None
     cpu_seconds: float | None = None
     gpus: tuple[tuple[str, float, float | None], ...] = ()  # device, process bytes, device total
+    gpu_states: tuple[tuple[str, float | None, tuple[str, ...]], ...] = ()  # device, busy, throttles
+    last: LastEpoch = dataclasses.field(default_factory=LastEpoch)
     dirs: tuple[tuple[str, str, float | None, float | None], ...] = ()  # dir, role, bytes, files
     findings: tuple[tuple[str, str, int], ...] = ()  # kind, severity, count
     versions: tuple[str, str, str, str] | None = None  # epochwatch, python, tensorflow, keras
@@ -174,6 +221,25 @@ def _dict(value: Any) -> dict[str, Any]:
 
 def _label(value: Any) -> str:
     return value[:MAX_LABEL] if isinstance(value, str) else ""
+
+
+def job_labels(env: dict[str, Any]) -> tuple[str, str, str]:
+    """JOB_LABELS of a run from its env.distributed block, "" where unknown.
+
+    The block comes from the hook: its values are cleaned again here (printable, at most
+    MAX_LABEL characters), and a worker without a name is named by its rank as identity.py does.
+    """
+    ident = _dict(env.get("distributed"))
+    rank = ident.get("rank")
+    worker = ident.get("worker")
+    if not isinstance(worker, str) and isinstance(rank, int) and not isinstance(rank, bool):
+        worker = f"rank:{rank}"
+    pod = _dict(ident.get("kubernetes")).get("pod")
+    return _text(ident.get("job_id")), _text(worker), _text(pod)
+
+
+def _text(value: Any) -> str:
+    return (clean_text(value, MAX_LABEL) or "") if isinstance(value, str) else ""
 
 
 @functools.lru_cache(maxsize=256)
@@ -201,6 +267,7 @@ def view_of(session: Any, host: str) -> RunMetrics:
         _label(host),
         _label(os.path.basename(str(script).rstrip("/"))),
         _label(user_name(session.uid)),
+        *job_labels(env),
     )
     versions = None
     if start is not None:
@@ -214,6 +281,7 @@ def view_of(session: Any, host: str) -> RunMetrics:
     sample = _dict(session.latest_sample)
     limit = _num(sample.get("memory_limit_bytes")) or _num(env.get("memory_limit_bytes"))
     user_cpu, system_cpu = _num(sample.get("cpu_user_seconds")), _num(sample.get("cpu_system_seconds"))
+    gpus = _gpus(sample)
     return RunMetrics(
         labels=labels,
         started=_num(session.state.started) or 0.0,
@@ -225,7 +293,9 @@ def view_of(session: Any, host: str) -> RunMetrics:
         rss_bytes=_num(sample.get("rss_bytes")),
         memory_limit_bytes=limit or _num(sample.get("sys_total_bytes")),
         cpu_seconds=None if user_cpu is None or system_cpu is None else user_cpu + system_cpu,
-        gpus=_gpus(sample),
+        gpus=gpus,
+        gpu_states=_gpu_states(sample, {device for device, _, _ in gpus}),
+        last=_last_epoch(session),
         dirs=_dirs(session.dirs),
         findings=_findings(session.findings),
         versions=versions,
@@ -245,6 +315,34 @@ def _gpus(sample: dict[str, Any]) -> tuple[tuple[str, float, float | None], ...]
         if held and isinstance(index, int):
             out.append((str(index), held, _num(dev.get("memory_total_bytes"))))
     return tuple(out[:64])
+
+
+def _gpu_states(
+    sample: dict[str, Any], held: set[str]
+) -> tuple[tuple[str, float | None, tuple[str, ...]], ...]:
+    """(device, utilisation 0-1, throttle reasons) of the `held` devices (where the run holds
+    memory: a device it does not use says nothing about the run)."""
+    devices = _dict(sample.get("gpu")).get("devices")
+    out = []
+    for dev in devices if isinstance(devices, list) else ():
+        index = dev.get("index") if isinstance(dev, dict) else None
+        if not isinstance(index, int) or str(index) not in held:
+            continue
+        busy = _num(dev.get("utilization_pct"))
+        reasons = dev.get("throttle_reasons")
+        names = (
+            {r if r in THROTTLE_REASONS else "other" for r in reasons if isinstance(r, str)}
+            if isinstance(reasons, list)
+            else set()
+        )
+        ratio = None if busy is None else min(max(busy / 100.0, 0.0), 1.0)
+        out.append((str(index), ratio, tuple(sorted(names))))
+    return tuple(out)
+
+
+def _last_epoch(session: Any) -> LastEpoch:
+    facts = getattr(session, "last_epoch_facts", None)
+    return facts if isinstance(facts, LastEpoch) else LastEpoch()
 
 
 def _dirs(dirs: Any) -> tuple[tuple[str, str, float | None, float | None], ...]:
@@ -283,6 +381,7 @@ def ended_view(view: RunMetrics, ended: Any, t: float) -> RunMetrics:
         memory_limit_bytes=None,
         cpu_seconds=None,
         gpus=(),
+        gpu_states=(),
         dirs=(),
         ended=end_kind(ended),
         ended_t=t,
@@ -405,6 +504,10 @@ def _add_run(fam: dict[str, Family], v: RunMetrics) -> None:
     put("epochwatch_epochs_total", v.epochs)
     put("epochwatch_epoch_seconds", v.epoch_seconds)
     put("epochwatch_last_epoch_timestamp_seconds", v.last_epoch_t)
+    put("epochwatch_epoch_steps", v.last.steps)
+    put("epochwatch_step_seconds", v.last.step_seconds)
+    put("epochwatch_epoch_input_wait_seconds", v.last.input_wait_seconds)
+    put("epochwatch_epoch_collective_seconds", v.last.collective_seconds)
     put("epochwatch_retraces_total", v.retraces)
     put("epochwatch_rss_bytes", v.rss_bytes)
     put("epochwatch_memory_limit_bytes", v.memory_limit_bytes)
@@ -412,6 +515,10 @@ def _add_run(fam: dict[str, Family], v: RunMetrics) -> None:
     for device, held, total in v.gpus:
         put("epochwatch_gpu_memory_bytes", held, device)
         put("epochwatch_gpu_memory_total_bytes", total, device)
+    for device, busy, reasons in v.gpu_states:
+        put("epochwatch_gpu_utilization_ratio", busy, device)
+        for reason in reasons:
+            put("epochwatch_gpu_throttled", 1, device, reason)
     for path, role, size, files in v.dirs:
         put("epochwatch_watched_bytes", size, path, role)
         put("epochwatch_watched_files", files, path, role)

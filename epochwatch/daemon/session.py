@@ -30,6 +30,7 @@ from epochwatch.daemon.held import (
     short,
     status_findings,
 )
+from epochwatch.daemon.lastepoch import LastEpoch, last_epoch
 from epochwatch.daemon.runsamplers import NvmlHub, RunSamplers
 from epochwatch.daemon.sampling import Decimator, PeakTracker, epoch_end_values
 from epochwatch.daemon.store import SessionState, TraceFile
@@ -79,6 +80,7 @@ class Session:
         self.epochs = 0
         self.last_epoch: int | None = None
         self.last_epoch_t: float | None = None
+        self.last_epoch_facts = LastEpoch()  # step time, input wait, all-reduce time: for metrics
         self.last_epoch_seconds: float | None = None
         self.retrace_count = RetraceCount()  # tf.function traces over the run's epochs: metrics, status
         # the run's findings, the hook's and the daemon's, as last reported: small copies, HELD_FINDINGS at most
@@ -313,6 +315,7 @@ class Session:
         self.epochs += 1
         epoch = rec.get("epoch")
         self.last_epoch = epoch if isinstance(epoch, int) else self.last_epoch
+        self.last_epoch_facts = last_epoch(rec)
         t = rec.get("t")
         self.last_epoch_t = float(t) if isinstance(t, (int, float)) else time.time()
         seconds = rec.get("seconds")

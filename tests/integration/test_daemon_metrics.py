@@ -93,16 +93,26 @@ def test_a_run_attached_over_the_socket_is_scraped_over_loopback(tmp_path: Path)
         client = RawClient(d.socket)
         assert client.hello("metrics-run")["run_id"] == "metrics-run"
         env = {"script": "/srv/jobs/train_model.py", "python": "3.11.4", "packages": {"tensorflow": "2.16.1"}}
+        env["distributed"] = {"job_id": "slurm-77.0", "rank": 1, "kubernetes": {"pod": "train-1"}}
         client.record(0, "run_start", schema=1, epochwatch="0.1.0", mode="embedded", env=env)
         client.record(1, "watch", path=str(watched), role="checkpoint")
         for n, (seconds, new) in enumerate([(2.0, 4), (1.5, 0), (1.25, 1)]):
-            client.record(n + 2, "epoch", epoch=n, seconds=seconds, retraces={"new": new})
+            client.record(
+                n + 2,
+                "epoch",
+                epoch=n,
+                seconds=seconds,
+                retraces={"new": new},
+                steps=100,
+                collective={"seconds": seconds / 2, "calls": 100},
+            )
         client.record(
             5, "finding", kind="slowdown", severity="warning", title="epochs slower", target="epoch_time"
         )
         client.wait_ack(5)
         run = {"run": "metrics-run", "host": socket.gethostname(), "script": "train_model.py"}
         run["user"] = user_name(os.getuid())
+        run |= {"job_id": "slurm-77.0", "worker": "rank:1", "worker_pod": "train-1"}  # its place in the job
 
         # the 1 Hz sampler (of this test process: the client's pid) and the watcher fill in
         def sampled() -> bool:
@@ -123,6 +133,8 @@ def test_a_run_attached_over_the_socket_is_scraped_over_loopback(tmp_path: Path)
         }
         assert value(got, "epochwatch_epochs_total", **run) == 3
         assert value(got, "epochwatch_epoch_seconds", **run) == 1.25
+        assert value(got, "epochwatch_epoch_steps", **run) == 100
+        assert value(got, "epochwatch_epoch_collective_seconds", **run) == 0.625
         assert value(got, "epochwatch_retraces_total", **run) == 5
         assert value(got, "epochwatch_findings_total", **run, kind="slowdown", severity="warning") == 1
         assert value(got, "epochwatch_run_connected", **run) == 1

@@ -28,6 +28,8 @@ from epochwatch.daemon import metrics_http
 from epochwatch.daemon.config import RESTART_ONLY, ConfigError, load_config, parse_config
 from epochwatch.daemon.metrics import (
     MAX_FINDING_KINDS,
+    MAX_LABEL,
+    RUN_LABELS,
     SPECS,
     DaemonCollector,
     registry_for,
@@ -38,6 +40,8 @@ from epochwatch.daemon.runsamplers import NvmlHub
 from epochwatch.daemon.session import Session
 from epochwatch.daemon.store import SessionState, TraceFile, prepare_dirs
 from epochwatch.daemon.takeback import read_tail, take_back
+from epochwatch.identity import identity
+from epochwatch.trace.reader import iter_records
 from tests.support import REPO
 
 GIB = 1 << 30
@@ -112,7 +116,8 @@ def a_training_run(s: Session) -> None:
         PEER,
     )
     for n, (seconds, new) in enumerate([(2.5, 3), (1.5, 0), (1.25, 2)]):
-        s.accept(n + 1, {"type": "epoch", "epoch": n, "seconds": seconds, "retraces": {"new": new}}, PEER)
+        epoch = {"type": "epoch", "epoch": n, "seconds": seconds, "retraces": {"new": new}, "steps": 100}
+        s.accept(n + 1, {**epoch, "collective": {"seconds": seconds / 4, "calls": 100}}, PEER)
     s.accept(4, {"type": "finding", "kind": "slowdown", "severity": "warning", "target": "epoch_time"}, PEER)
     s.write_finding({"kind": "retrace_storm", "severity": "critical", "target": "train_step"})
     s.write_finding({"kind": "retrace_storm", "severity": "critical", "target": "eval_step"})
@@ -142,6 +147,9 @@ def test_a_live_run_exports_every_per_run_metric(make_session: Any) -> None:
     info = got["epochwatch_run_info"][0]
     assert info.value == 1 and info.labels == {
         **run,
+        "job_id": "",  # not a distributed run: empty, which Prometheus stores as no label
+        "worker": "",
+        "worker_pod": "",
         "epochwatch": "0.1.0",
         "python": "3.11.4",
         "tensorflow": "2.16.1",
@@ -185,6 +193,8 @@ def test_a_restarted_daemon_reads_the_counters_back_from_the_trace(make_session:
         back.trace.close()
     assert one(got, "epochwatch_epochs_total") == 3 and one(got, "epochwatch_retraces_total") == 5
     assert one(got, "epochwatch_epoch_seconds") == 1.25
+    assert one(got, "epochwatch_epoch_steps") == 100  # the last epoch's facts come back too
+    assert one(got, "epochwatch_epoch_collective_seconds") == 1.25 / 4
     assert one(got, "epochwatch_findings_total", kind="retrace_storm", severity="critical") == 2
 
 
@@ -232,6 +242,99 @@ def test_whatever_a_hook_sends_a_scrape_works_and_labels_stay_bounded(make_sessi
     )
     assert one(got, "epochwatch_run_info", epochwatch="", python="") == 1
     assert "epochwatch_watched_bytes" not in got and "epochwatch_gpu_memory_bytes" not in got
+
+
+def _worker_trace(path: Path) -> None:
+    """A trace as rank 1 of a two-node Slurm job in a pod writes it: run_start with the identity
+    epochwatch/identity.py reads, then epochs with step time, input wait and all-reduce time."""
+    env = {"SLURM_JOB_ID": "4242", "SLURM_STEP_ID": "0", "SLURM_PROCID": "1", "SLURM_NTASKS": "2"}
+    env |= {"POD_NAME": "bert-worker-1", "POD_NAMESPACE": "ml"}
+    records: list[dict[str, Any]] = [
+        {"type": "run_start", "run_id": "w1", "env": {"script": "train.py", "distributed": identity(env)}}
+    ]
+    for n in range(3):
+        records.append(
+            {
+                "type": "epoch",
+                "run_id": "w1",
+                "epoch": n,
+                "seconds": 61.0 + n,
+                "steps": 500,
+                "step_seconds": {"min": 0.1, "median": 0.12 + n / 100, "p90": 0.15, "max": 0.4},
+                "input_wait_seconds": 4.5 + n,
+                "input_wait_source": "tf.data",
+                "collective": {"seconds": 10.0 + n, "calls": 500, "strategy": "X", "replicas": 2},
+            }
+        )
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def test_a_job_worker_exports_its_job_labels_step_input_allreduce_and_gpu_series(
+    make_session: Any, tmp_path: Path
+) -> None:
+    _worker_trace(tmp_path / "w1.jsonl")
+    s = make_session("w1")
+    for seq, rec in enumerate(iter_records(tmp_path / "w1.jsonl")):
+        s.accept(seq, rec, PEER)
+    device = {"index": 0, "process_memory_bytes": GIB, "memory_total_bytes": 80 * GIB}
+    s.latest_sample = {
+        "gpu": {
+            "devices": [
+                {**device, "utilization_pct": 87.0, "throttle_reasons": ["sw_power_cap", "unknown_0x800"]},
+                {**device, "index": 1, "utilization_pct": 140, "throttle_reasons": []},
+                {**device, "index": 2, "process_memory_bytes": 0, "utilization_pct": 99.0},  # not the run's
+            ]
+        }
+    }
+    got = scrape(DaemonCollector(lambda: [s], lambda: 0, host="node-7"))
+    job = {
+        "run": "w1",
+        "host": "node-7",
+        "job_id": "slurm-4242.0",
+        "worker": "rank:1",
+        "worker_pod": "bert-worker-1",
+    }
+    for family in got.values():  # every per-run series carries the job's labels
+        for sample in family:
+            if "run" in sample.labels:
+                assert {k: sample.labels[k] for k in job} == job, sample
+    assert one(got, "epochwatch_epoch_steps", **job) == 500
+    assert one(got, "epochwatch_step_seconds", **job) == pytest.approx(0.14)
+    assert one(got, "epochwatch_epoch_input_wait_seconds", **job) == 6.5
+    assert one(got, "epochwatch_epoch_collective_seconds", **job) == 12.0
+    assert one(got, "epochwatch_epoch_seconds", **job) == 63.0
+    assert one(got, "epochwatch_gpu_utilization_ratio", device="0") == pytest.approx(0.87)
+    assert one(got, "epochwatch_gpu_utilization_ratio", device="1") == 1.0  # clamped
+    assert {(x.labels["device"], x.labels["reason"]) for x in got["epochwatch_gpu_throttled"]} == {
+        ("0", "sw_power_cap"),
+        ("0", "other"),
+    }
+    assert all(x.value == 1 for x in got["epochwatch_gpu_throttled"])
+    assert len(got["epochwatch_gpu_utilization_ratio"]) == 2  # device 2 holds nothing of the run's
+
+
+def test_job_labels_a_hook_sends_are_cleaned_and_bounded(make_session: Any) -> None:
+    s = make_session("evil")
+    ident = {
+        "job_id": 'j"}\nfake_metric{x="1' + "x" * 500,
+        "worker": ["not", "text"],
+        "rank": True,
+        "kubernetes": {"pod": "\x1b[31mred\x00"},
+    }
+    s.accept(0, {"type": "run_start", "env": {"distributed": ident}}, PEER)
+    s.accept(
+        1, {"type": "epoch", "steps": -3, "step_seconds": {"median": float("inf")}, "collective": 5}, PEER
+    )
+    s.accept(2, {"type": "epoch", "input_wait_seconds": True, "collective": {"seconds": "1"}}, PEER)
+    text = generate_latest(registry_for(DaemonCollector(lambda: [s], lambda: 0, host="h"))).decode()
+    got = parse(text)  # the text format stays parseable: quotes and newlines are escaped
+    labels = got["epochwatch_epochs_total"][0].labels
+    assert labels["job_id"].startswith('j"}') and "\n" not in labels["job_id"]
+    assert len(labels["job_id"]) == MAX_LABEL
+    assert labels["worker"] == "" and labels["worker_pod"] == "[31mred"
+    assert "fake_metric" not in got
+    for name in ("epoch_steps", "step_seconds", "epoch_input_wait_seconds", "epoch_collective_seconds"):
+        assert f"epochwatch_{name}" not in got  # nothing usable was sent: no series, not a 0
 
 
 def test_a_broken_session_costs_its_own_metrics_only(make_session: Any) -> None:
@@ -498,10 +601,14 @@ def test_docs_document_every_metric_and_no_other() -> None:
     rows = {m.group(1) for m in re.finditer(r"^\| `([a-z_]+)` \|", text, re.M)}
     assert {s.name for s in SPECS} <= rows, {s.name for s in SPECS} - rows
     assert set(NAME.findall(text)) <= EXPORTED, set(NAME.findall(text)) - EXPORTED
+    intro = text[text.index("## Metrics") : text.index("| metric |")]
+    for label in RUN_LABELS:  # the run's labels, said once above the table
+        assert f"`{label}`" in intro, label
     for spec in SPECS:  # each row says the type and the labels
         row = next(line for line in text.splitlines() if line.startswith(f"| `{spec.name}` |"))
         assert f"| {spec.type} |" in row, row
-        for label in spec.label_names:
+        assert ("| run's" in row) == spec.per_run, row
+        for label in spec.labels:
             assert f"`{label}`" in row, (spec.name, label)
 
 
@@ -527,6 +634,18 @@ def test_dashboard_parses_and_queries_only_exported_metrics() -> None:
     assert {"epochwatch_epoch_seconds", "epochwatch_rss_bytes", "epochwatch_findings_total"} <= used
 
 
+def test_dashboard_has_a_job_selector_and_step_time_per_worker_of_a_job() -> None:
+    board = json.loads((SHARE / "grafana-dashboard.json").read_text())
+    (job,) = [v for v in board["templating"]["list"] if v["name"] == "job"]
+    assert "job_id" in job["query"]["query"]
+    panels = [p for p in board["panels"] if any('job_id=~"$job"' in t["expr"] for t in p.get("targets", []))]
+    assert any("step time per worker" in p["title"].lower() for p in panels), [p["title"] for p in panels]
+    for panel in panels:  # one line per worker of the job
+        assert all("{{worker}}" in t["legendFormat"] for t in panel["targets"]), panel["title"]
+    ids = [p["id"] for p in board["panels"]]
+    assert len(ids) == len(set(ids))
+
+
 ALERTS = SHARE / "prometheus-alerts.yml"
 
 
@@ -547,9 +666,16 @@ def test_alert_rules_yaml_structure() -> None:
     doc = yaml.safe_load(ALERTS.read_text())
     assert set(doc) == {"groups"}
     names = set()
+    recorded: set[str] = set()
     for group in doc["groups"]:
         assert isinstance(group["name"], str) and group["rules"]
         for rule in group["rules"]:
+            if "record" in rule:  # recording rules: level:metric:operations, each recorded once
+                assert set(rule) <= {"record", "expr", "labels"}
+                assert re.fullmatch(r"epochwatch:[a-z_]+(:[a-z_]+)?", rule["record"])
+                assert rule["record"] not in recorded and rule["expr"].strip()
+                recorded.add(rule["record"])
+                continue
             assert set(rule) <= {"alert", "expr", "for", "labels", "annotations", "keep_firing_for"}
             assert rule["alert"] not in names and re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", rule["alert"])
             names.add(rule["alert"])
