@@ -68,6 +68,16 @@ def one_line(text: str, limit: int = 300) -> str:
     return out if len(out) <= limit else out[: limit - 3] + "..."
 
 
+def short_title(title: str, room: int) -> str:
+    """A title that fits `room`: titles read `what, how much: detail; consequence`, so the
+    detail goes first (the report has it), then the end is cut."""
+    if len(title) <= room:
+        return title
+    what, colon, rest = title.partition(": ")
+    _, semi, consequence = rest.partition("; ")
+    return f"{what}; {consequence}" if colon and semi else title
+
+
 @dataclass
 class Fit:
     """One run of the process (in a notebook, one fit) and its findings as last reported."""
@@ -157,8 +167,9 @@ class Console:
             epoch = finding.epoch + 1
         where = f" at epoch {epoch}" if epoch is not None else ""
         again = " (update)" if finding.update else ""
-        text = f"{finding.severity} {finding.kind}{where}{again}: {finding.title}"
-        return one_line(text, LINE_LIMIT - len(PREFIX))
+        head = f"{finding.severity} {finding.kind}{where}{again}: "
+        room = LINE_LIMIT - len(PREFIX) - len(head)
+        return one_line(head + short_title(escape(finding.title), room), LINE_LIMIT - len(PREFIX))
 
     def closing_line(self, epochs: int, trace: str | None, unwritten: str | None = None) -> str:
         if unwritten and not trace:

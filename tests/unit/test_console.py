@@ -44,6 +44,10 @@ def test_each_finding_once_at_its_level_at_the_next_boundary_and_a_closing_line(
     console.epoch_done(5)
     console.boundary()
     console.observe(_finding("disk_growth", "critical", "x" * 300))
+    long = (
+        "host memory grows 22.9 MiB per epoch: 829 MiB -> 990 MiB; reaches the memory limit (23.5 GiB) in 9 h"
+    )
+    console.observe(_finding("host_memory_growth", "warning", long + " " + "y" * 10))
     console.close(12, "/t/run.jsonl")
     lines = out.getvalue().splitlines()
     assert lines[:1] == ["epochwatch: warning slowdown at epoch 6: epochs slow down"]
@@ -51,10 +55,19 @@ def test_each_finding_once_at_its_level_at_the_next_boundary_and_a_closing_line(
         lines[1].startswith("epochwatch: critical disk_growth at epoch 6: xxx")
         and len(lines[1]) == LINE_LIMIT
     )
-    assert lines[2:] == [
-        "epochwatch: 12 epochs, 1 critical, 1 warning, 1 info; details: epochwatch report /t/run.jsonl"
+    assert lines[2] == (
+        "epochwatch: warning host_memory_growth at epoch 6: host memory grows 22.9 MiB per epoch; "
+        "reaches the memory limit (23.5 GiB) in 9 h " + "y" * 10
+    )
+    assert lines[3:] == [
+        "epochwatch: 12 epochs, 1 critical, 2 warning, 1 info; details: epochwatch report /t/run.jsonl"
     ]
-    assert [f["kind"] for f in console.findings] == ["slowdown", "retrace_storm", "disk_growth"]
+    assert [f["kind"] for f in console.findings] == [
+        "slowdown",
+        "retrace_storm",
+        "disk_growth",
+        "host_memory_growth",
+    ]
     assert console.findings[0]["severity_rank"] == 1 and console.findings[0]["hint"] == "fix it"
 
 
