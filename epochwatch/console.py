@@ -128,6 +128,11 @@ class Console:
         order first found, as last reported."""
         return [f for fit in (*self.history, self.current) for f in fit.findings()]
 
+    @property
+    def traces(self) -> list[str]:
+        """Every fit's trace that is known, oldest first."""
+        return [fit.trace for fit in (*self.history, self.current) if fit.trace]
+
     def reset(self, run_id: str | None = None) -> None:
         """A new run in the same process (a notebook's next fit): the last one is kept."""
         with self._lock:

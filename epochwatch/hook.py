@@ -126,8 +126,10 @@ def watch(path: str | os.PathLike[str]) -> None:
 
 
 def findings() -> list[dict[str, Any]]:
-    """The current run's findings so far: the dicts of the report's JSON (`kind`, `severity`,
-    `title`, `evidence`, `hint`, ...). In Jupyter the list displays as the HTML report."""
+    """The run's findings so far: the dicts of the report's JSON (`kind`, `severity`,
+    `title`, `evidence`, `hint`, ..., and the `run_id` of their run). In a notebook, where
+    each fit is a run, every fit of the kernel session, fit by fit (`.by_fit()`). In Jupyter
+    the list displays as the HTML report of those fits."""
     from epochwatch.notebook import Findings
 
     rec = _recorder
@@ -136,7 +138,7 @@ def findings() -> list[dict[str, Any]]:
     console = _console
     if console is None:
         return Findings([])
-    return Findings(list(console.findings), console.trace)
+    return Findings(list(console.findings), console.traces)
 
 
 def _excepthook_chain() -> None:
