@@ -11,9 +11,10 @@ costs what `epochwatch report` costs; it happens only when the notebook displays
 
 from __future__ import annotations
 
-import io
 from html import escape
 from typing import Any
+
+from epochwatch.report.page import html_page
 
 # The iframe grows to its page's height once loaded: the notebook's own script, reading a
 # same-origin srcdoc (the sandbox lets no script of the page run).
@@ -57,27 +58,7 @@ class Findings(list[dict[str, Any]]):
 
 
 def _report_page(traces: list[str]) -> str | None:
-    """The HTML report of the traces (one page), or None when none can be read (a daemon's, say)."""
     try:
-        from epochwatch.analysis.files import analyze_file
-        from epochwatch.report import figures
-        from epochwatch.report import html as html_report
-        from epochwatch.report.summary import summarize
-
-        summaries = []
-        for trace in traces:
-            try:
-                analyzed = analyze_file(trace)
-            except Exception:
-                continue
-            summary = summarize(analyzed)
-            built = figures.build(analyzed, summary.get("findings") or [])
-            summary["figures"], summary["unchanged_dirs"] = built["figures"], built.get("unchanged_dirs", [])
-            summaries.append(summary)
-        if not summaries:
-            return None
-        out = io.StringIO()
-        html_report.render(out, summaries)
-        return out.getvalue()
+        return html_page(traces)
     except Exception:
         return None
