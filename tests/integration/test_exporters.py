@@ -93,15 +93,33 @@ def _scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:
     return out
 
 
-def _wandb_history(run_file: Path) -> list[dict[str, object]]:
-    """The rows `run.log` wrote, read from the offline run's transaction log (W&B's own reader)."""
-    from wandb.proto import wandb_internal_pb2
-    from wandb.sdk.internal import datastore
+def _wandb_records(run_file: Path) -> list[bytes]:
+    """The records of W&B's transaction log (a LevelDB-style log: a 7-byte file header,
+    32 KiB blocks, each chunk a 7-byte header: CRC, little-endian length, type 1 full,
+    2 first, 3 middle, 4 last); wandb 0.31 ships no Python reader of its own."""
+    data, block = run_file.read_bytes(), 32768
+    assert data[:4] == b":W&B", data[:8]
+    records, pos, parts = [], 7, b""
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # the block's tail is padding
+            pos += block - pos % block
+            continue
+        length, kind = int.from_bytes(data[pos + 4 : pos + 6], "little"), data[pos + 6]
+        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
+        if kind == 0:
+            break
+        parts = chunk if kind in (1, 2) else parts + chunk
+        if kind in (1, 4):
+            records.append(parts)
+    return records
 
-    store = datastore.DataStore()
-    store.open_for_scan(str(run_file))
+
+def _wandb_history(run_file: Path) -> list[dict[str, object]]:
+    """The rows `run.log` wrote, read from the offline run's log with W&B's own protobuf."""
+    from wandb.proto import wandb_internal_pb2
+
     rows = []
-    while (data := store.scan_data()) is not None:
+    for data in _wandb_records(run_file):
         record = wandb_internal_pb2.Record()
         record.ParseFromString(data)
         if record.WhichOneof("record_type") == "history":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -192,3 +193,24 @@ def test_reopen_starts_a_new_run_after_each_fit(tmp_path: Path) -> None:
         records = list(iter_records(path))
         assert records[-1]["type"] == "run_end" and records[-1]["epochs"] == epochs
     assert [e for e, _ in ended] == [2, 1] and all(t and t.endswith(".jsonl") for _, t in ended)
+
+
+def test_in_the_daemons_log_a_notice_takes_the_logs_format(capsys: Any) -> None:
+    """The daemon's journal has one format: what the shared code says (a sampler's notice,
+    a disabled part) is a timestamped log line there, not a bare `epochwatch:` line."""
+    import logging
+
+    from epochwatch.cli.daemon import setup_logging
+    from epochwatch.guard import say
+
+    log = logging.getLogger("epochwatch")
+    kept = (log.handlers[:], log.level, log.propagate)
+    try:
+        setup_logging("info")
+        say("NVML unavailable")
+    finally:
+        log.handlers[:], log.level, log.propagate = kept
+    say("in a training process: a line of its own")
+    err = capsys.readouterr().err.splitlines()
+    assert re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ epochwatch WARNING NVML unavailable$", err[0]), err
+    assert err[1:] == ["epochwatch: in a training process: a line of its own"]
