@@ -166,10 +166,9 @@ class Console:
             self._say(self.finding_line(finding))
 
     def finding_line(self, finding: Finding) -> str:
-        """`<severity> <kind> at epoch <n>: <title>`, at most LINE_LIMIT with the prefix."""
-        epoch = self.last_epoch
-        if epoch is None and finding.epoch is not None:
-            epoch = finding.epoch + 1
+        """`<severity> <kind> at epoch <n>: <title>`, at most LINE_LIMIT with the prefix; the
+        epoch is the last one ended (Keras' last printed), none before the first."""
+        epoch = self.last_epoch  # None: said before any epoch ended (a restore's check, say)
         where = f" at epoch {epoch}" if epoch is not None else ""
         again = " (update)" if finding.update else ""
         head = f"{finding.severity} {finding.kind}{where}{again}: "

@@ -74,6 +74,11 @@ def test_each_finding_once_at_its_level_at_the_next_boundary_and_a_closing_line(
 
 def test_the_closing_line_says_when_nothing_could_be_written() -> None:
     out = io.StringIO()
+    before = Console(None, out)
+    before.observe(_finding("version_mismatch", "warning", "restored under another TF"))
+    before.boundary()  # the first epoch's start: Keras printed no epoch yet, none is named
+    assert out.getvalue() == "epochwatch: warning version_mismatch: restored under another TF\n"
+    out = io.StringIO()
     Console(None, out).close(0, None, "cannot write the trace (Permission denied)")
     assert (
         out.getvalue()
@@ -121,12 +126,13 @@ def test_updates_replace_the_finding_and_are_said_only_when_news() -> None:
     console.observe(graver)
     ended = _update(graver, 4, 15, ended_epoch=15, title="... recovered at epoch 15")
     console.observe(ended)
+    console.epoch_done(11)  # the last epoch Keras printed: 12
     console.boundary()
     lines = out.getvalue().splitlines()
     assert lines == [
-        "epochwatch: warning slowdown at epoch 4: epoch time grows",
-        "epochwatch: warning slowdown at epoch 4 (update): grows; likely cause: callback Blocker",
-        "epochwatch: critical slowdown at epoch 4 (update): grows a lot; likely cause: callback Blocker",
+        "epochwatch: warning slowdown at epoch 12: epoch time grows",
+        "epochwatch: warning slowdown at epoch 12 (update): grows; likely cause: callback Blocker",
+        "epochwatch: critical slowdown at epoch 12 (update): grows a lot; likely cause: callback Blocker",
     ]
     (shown,) = console.findings
     assert shown["update"] == 4 and shown["ended_epoch"] == 15 and shown["severity"] == "critical"
