@@ -15,8 +15,9 @@ custom-loop API:
     hook.findings()          # what was found so far, as in `epochwatch report --format json`
 
 Each finding (warning and up) is also said on stderr in one line at the next epoch
-boundary, and the run's end in one line with its trace (epochwatch/console.py; EPOCHWATCH_QUIET=1 silences them). In a
-notebook kernel each Keras fit is a run of its own, named after the notebook.
+boundary (never inside Keras' progress bar), and the run's end in one line with its trace
+(epochwatch/console.py; EPOCHWATCH_QUIET=1 silences them). In a notebook kernel each Keras
+fit is a run of its own, named after the notebook.
 
 Nothing here raises into training: errors are reported once on stderr and switch off
 only the part that failed. `EPOCHWATCH_DISABLE=1` makes all of it a no-op.
