@@ -1,39 +1,65 @@
 """Say on stderr, while the run trains, what epochwatch found: where users already look.
 
-One line per new finding (warning and up) as it is found, like the warnings Python and
-TensorFlow print; one more when an update of it is news (graver, or it names its cause
-now: analysis/findings.is_news); and one closing line at the end of the run: epochs, findings by
-severity, and the trace to open (`epochwatch report <trace>`). Findings made by a daemon
-come back over its socket (see trace/socket_sink.py), so the lines are the same in both
-modes. EPOCHWATCH_QUIET=1 silences all of it; EPOCHWATCH_QUIET=<severity> (info,
-warning, critical) prints only findings at or above that severity, and the closing line.
+One line per new finding (warning and up), one more when an update of it is news (graver,
+or it names its cause now: analysis/findings.is_news), and one closing line at the end of
+the run: epochs, findings by severity, and the command that shows the details
+(`epochwatch report <trace>`), or why nothing could be written.
 
-The Console also keeps the run's findings in the run's ledger (analysis/ledger.py: each as
-last reported, updates replace it); `findings` gives them as report-JSON dicts: `hook.findings()`.
+A finding is made on another thread (online detection, or the daemon's socket) at any
+moment, often while Keras redraws its progress bar with '\\r'. Printed then, it lands
+inside the bar. So the Console holds each line until the next epoch boundary (the next
+epoch's start, before Keras prints its `Epoch n/N` header; the fit's end; the run's end)
+and names the epoch Keras printed last (1-based, as Keras counts). A line is at most
+LINE_LIMIT characters: what, how much, the consequence (the finding's title); the
+evidence and the fix are in the report.
+
+EPOCHWATCH_QUIET=1 silences all of it; EPOCHWATCH_QUIET=<severity> (info, warning,
+critical) prints only findings at or above that severity, and the closing line; any other
+value is said once and the default (warning) holds.
+
+The Console also keeps the findings in the run's ledger (analysis/ledger.py: each as last
+reported, updates replace it), and in a notebook those of every earlier fit of the kernel
+(`history`): `findings` gives them all as report-JSON dicts, for `hook.findings()`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import threading
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from epochwatch.analysis.findings import RANK, SEVERITIES, WARNING
+from epochwatch.analysis.findings import RANK, SEVERITIES, WARNING, Finding
 from epochwatch.analysis.ledger import Ledger, counts_text
 from epochwatch.text_safety import escape
 
 PREFIX = "epochwatch: "
+LINE_LIMIT = 160  # a finding's whole line, prefix included: one line of a wide terminal
 _SILENT = len(SEVERITIES)  # a threshold no severity reaches
+_DEFAULT = ("", "0", "false", "no", "off")
+_QUIET = ("1", "true", "yes", "on")
 
 
 def threshold(quiet: str | None) -> int:
-    """EPOCHWATCH_QUIET -> the lowest severity rank printed (_SILENT: nothing at all)."""
+    """EPOCHWATCH_QUIET -> the lowest severity rank printed (_SILENT: nothing at all); an
+    unknown value means the default (see `unknown_quiet`)."""
     value = (quiet or "").strip().lower()
-    if value in ("", "0", "false", "no", "off"):
-        return RANK[WARNING]
     if value in RANK:
         return RANK[value]
-    return _SILENT  # 1, true, yes, anything else: quiet
+    return _SILENT if value in _QUIET else RANK[WARNING]
+
+
+def unknown_quiet(quiet: str | None) -> str | None:
+    """The line that says an EPOCHWATCH_QUIET value means nothing, or None when it is known."""
+    value = (quiet or "").strip().lower()
+    if value in _DEFAULT or value in _QUIET or value in RANK:
+        return None
+    return (
+        f"EPOCHWATCH_QUIET={escape(quiet)[:40]!r} is not a setting; use 1 (silent) or the lowest "
+        "severity to say (info, warning, critical); saying warnings and up"
+    )
 
 
 def one_line(text: str, limit: int = 300) -> str:
@@ -42,14 +68,55 @@ def one_line(text: str, limit: int = 300) -> str:
     return out if len(out) <= limit else out[: limit - 3] + "..."
 
 
+def short_title(title: str, room: int) -> str:
+    """A title that fits `room`: titles read `what, how much: detail; consequence`, so the
+    detail goes first (the report has it), then the end is cut."""
+    if len(title) <= room:
+        return title
+    what, colon, rest = title.partition(": ")
+    _, semi, consequence = rest.partition("; ")
+    return f"{what}; {consequence}" if colon and semi else title
+
+
+@dataclass
+class Fit:
+    """One run of the process (in a notebook, one fit) and its findings as last reported."""
+
+    run_id: str | None = None
+    trace: str | None = None
+    ledger: Ledger = field(default_factory=Ledger)
+
+    def findings(self) -> list[dict[str, Any]]:
+        return [{**f.to_dict(), "source": "trace", "run_id": self.run_id} for f in self.ledger.findings()]
+
+
 class Console:
-    """Collects a run's findings; prints each new one at or above the threshold once."""
+    """Collects a run's findings; says each new one at or above the threshold once, at the
+    next epoch boundary."""
 
     def __init__(self, quiet: str | None = None, stream: TextIO | None = None) -> None:
         self.level = threshold(quiet)
         self._stream = stream
-        self.ledger = Ledger()
-        self.trace: str | None = None  # where to read more; set by the hook as soon as known
+        self.current = Fit()
+        self.history: list[Fit] = []  # the kernel's earlier fits (a notebook), oldest first
+        self.last_epoch: int | None = None  # the epoch Keras printed last, 1-based
+        self._held: list[Finding] = []
+        self._lock = threading.Lock()
+        complaint = unknown_quiet(quiet)
+        if complaint:
+            self._say(complaint)
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.current.ledger
+
+    @property
+    def trace(self) -> str | None:
+        return self.current.trace
+
+    @trace.setter
+    def trace(self, value: str | None) -> None:
+        self.current.trace = value
 
     @property
     def silent(self) -> bool:
@@ -57,46 +124,77 @@ class Console:
 
     @property
     def findings(self) -> list[dict[str, Any]]:
-        """The run's findings as report-JSON dicts, in the order first found, each as last reported."""
-        return [{**f.to_dict(), "source": "trace"} for f in self.ledger.findings()]
+        """Every fit's findings as report-JSON dicts (with `run_id`), fit by fit, each in the
+        order first found, as last reported."""
+        return [f for fit in (*self.history, self.current) for f in fit.findings()]
 
-    def reset(self) -> None:
-        """A new run in the same process (a notebook's next fit)."""
-        self.ledger.clear()
+    @property
+    def traces(self) -> list[str]:
+        """Every fit's trace that is known, oldest first."""
+        return [fit.trace for fit in (*self.history, self.current) if fit.trace]
+
+    def reset(self, run_id: str | None = None) -> None:
+        """A new run in the same process (a notebook's next fit): the last one is kept."""
+        with self._lock:
+            if self.current.run_id is not None or len(self.current.ledger):
+                self.history.append(self.current)
+            self.current = Fit(run_id)
+            self.last_epoch = None
+
+    def epoch_done(self, epoch: int) -> None:
+        """The trace's epoch `epoch` (0-based) ended: Keras prints it as epoch+1."""
+        self.last_epoch = epoch + 1
 
     def observe(self, rec: Mapping[str, Any]) -> None:
-        """A `finding` or `finding_update` record, from this process or from the daemon;
-        repeats are ignored, updates replace what they update and are said when news."""
+        """A `finding` or `finding_update` record, from this process or from the daemon, on
+        any thread; repeats are ignored, updates replace what they update. News is held for
+        the next boundary()."""
         taken = self.ledger.take(rec)
         if taken is None:
             return
         finding, news = taken
         if news and RANK.get(finding.severity, 0) >= self.level:
-            self._say(self.finding_line(finding.to_dict()))
+            with self._lock:
+                self._held.append(finding)
 
-    def finding_line(self, finding: Mapping[str, Any]) -> str:
-        where = f"epoch {finding['epoch']}" if finding.get("epoch") is not None else "this run"
-        evidence = finding.get("evidence") or {}
-        updated = evidence.get("updated_epoch") if finding.get("update") else None
-        if isinstance(updated, int):
-            where += f", updated at epoch {updated}"
-        more = f"epochwatch report {self.trace}" if self.trace else "docs/findings.md"
-        return one_line(
-            f"{finding['severity']} {finding['kind']}: {finding['title']} ({where}; more: {more})", 600
-        )
+    def boundary(self) -> None:
+        """An epoch boundary, where a line of our own cannot split Keras' progress bar: say
+        what is held."""
+        with self._lock:
+            held, self._held = self._held, []
+        for finding in held:
+            self._say(self.finding_line(finding))
 
-    def closing_line(self, epochs: int, trace: str | None) -> str:
+    def finding_line(self, finding: Finding) -> str:
+        """`<severity> <kind> at epoch <n>: <title>`, at most LINE_LIMIT with the prefix; the
+        epoch is the last one ended (Keras' last printed), none before the first."""
+        epoch = self.last_epoch  # None: said before any epoch ended (a restore's check, say)
+        where = f" at epoch {epoch}" if epoch is not None else ""
+        again = " (update)" if finding.update else ""
+        head = f"{finding.severity} {finding.kind}{where}{again}: "
+        room = LINE_LIMIT - len(PREFIX) - len(head)
+        return one_line(head + short_title(escape(finding.title), room), LINE_LIMIT - len(PREFIX))
+
+    def closing_line(self, epochs: int, trace: str | None, unwritten: str | None = None) -> str:
+        if unwritten and not trace:
+            return one_line(f"nothing was traced or checked: {unwritten}", 1000)
         found = counts_text(self.ledger.counts())
-        where = f"; trace {trace}" if trace else ""
+        where = f"; details: epochwatch report {trace}" if trace else ""
+        if unwritten:
+            where += f"; the trace stops early: {unwritten}"
         noun = "epoch" if epochs == 1 else "epochs"
         return one_line(f"{epochs} {noun}, {found}{where}", 1000)
 
-    def close(self, epochs: int, trace: str | None) -> None:
-        """The run ended: one line, unless silenced."""
+    def close(self, epochs: int, trace: str | None, unwritten: str | None = None) -> None:
+        """The run ended: what is held, then one line, unless silenced. `unwritten`: why
+        the trace could not be written (then nothing was checked either)."""
+        self.boundary()
         if not self.silent:
-            self._say(self.closing_line(epochs, trace))
+            self._say(self.closing_line(epochs, trace, unwritten))
 
     def _say(self, line: str) -> None:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()  # what the script printed first (Keras' bar) comes first
         try:
             stream = self._stream or sys.stderr
             stream.write(PREFIX + line + "\n")

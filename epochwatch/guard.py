@@ -8,6 +8,7 @@ to stderr in one line, and the part is disabled for the rest of the process.
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 from collections.abc import Callable
@@ -17,7 +18,16 @@ T = TypeVar("T")
 
 
 def say(message: str) -> None:
-    """One line on stderr, prefixed so users know who is talking; never raises."""
+    """One line on stderr, prefixed so users know who is talking; never raises. In a
+    process whose `epochwatch` logger has a handler (the daemon's log: cli/daemon.py), the
+    line goes there instead, in the log's one format, not as a bare line mixed into it."""
+    log = logging.getLogger("epochwatch")
+    if log.handlers:
+        try:
+            log.warning("%s", message)
+            return
+        except Exception:
+            pass
     try:
         sys.stderr.write(f"epochwatch: {message}\n")
         sys.stderr.flush()

@@ -14,9 +14,10 @@ custom-loop API:
     hook.watch("checkpoints/")
     hook.findings()          # what was found so far, as in `epochwatch report --format json`
 
-Each finding (warning and up) is also said on stderr as it is found, and the run's end in
-one line with its trace (epochwatch/console.py; EPOCHWATCH_QUIET=1 silences them). In a
-notebook kernel each Keras fit is a run of its own, named after the notebook.
+Each finding (warning and up) is also said on stderr in one line at the next epoch
+boundary (never inside Keras' progress bar), and the run's end in one line with its trace
+(epochwatch/console.py; EPOCHWATCH_QUIET=1 silences them). In a notebook kernel each Keras
+fit is a run of its own, named after the notebook.
 
 Nothing here raises into training: errors are reported once on stderr and switch off
 only the part that failed. `EPOCHWATCH_DISABLE=1` makes all of it a no-op.
@@ -126,8 +127,10 @@ def watch(path: str | os.PathLike[str]) -> None:
 
 
 def findings() -> list[dict[str, Any]]:
-    """The current run's findings so far: the dicts of the report's JSON (`kind`, `severity`,
-    `title`, `evidence`, `hint`, ...). In Jupyter the list displays as the HTML report."""
+    """The run's findings so far: the dicts of the report's JSON (`kind`, `severity`,
+    `title`, `evidence`, `hint`, ..., and the `run_id` of their run). In a notebook, where
+    each fit is a run, every fit of the kernel session, fit by fit (`.by_fit()`). In Jupyter
+    the list displays as the HTML report of those fits."""
     from epochwatch.notebook import Findings
 
     rec = _recorder
@@ -136,7 +139,7 @@ def findings() -> list[dict[str, Any]]:
     console = _console
     if console is None:
         return Findings([])
-    return Findings(list(console.findings), console.trace)
+    return Findings(list(console.findings), console.traces)
 
 
 def _excepthook_chain() -> None:
@@ -169,7 +172,8 @@ def _at_exit() -> None:
 
 
 def _attach_console(rec: Recorder) -> None:
-    """Findings and the run's end on stderr; in a notebook, one run per fit."""
+    """Findings and the run's end on stderr, each at an epoch boundary (console.py); in a
+    notebook, one run per fit, and hook.findings() keeps every fit's."""
     global _console
     from epochwatch.runname import in_notebook
 
@@ -178,9 +182,14 @@ def _attach_console(rec: Recorder) -> None:
     _console = console
 
     def on_record(record: dict[str, Any]) -> None:
-        if record.get("type") == schema.RUN_START:  # a new run (a notebook's next fit)
-            console.reset()
+        kind = record.get("type")
+        if kind == schema.RUN_START:  # a new run (a notebook's next fit)
+            console.reset(record.get("run_id"))
             console.trace = rec.trace_path
+        elif kind == schema.EPOCH and isinstance(record.get("epoch"), int):
+            console.epoch_done(record["epoch"])
+        elif kind == "fit_end":  # Keras has printed its last line of the fit
+            console.boundary()
 
     def on_finding(record: dict[str, Any]) -> None:
         # A daemon's welcome (with its trace path) comes after run_start: the hello is said
@@ -188,9 +197,13 @@ def _attach_console(rec: Recorder) -> None:
         console.trace = rec.trace_path or console.trace
         console.observe(record)
 
+    def on_close(epochs: int, trace: str | None) -> None:
+        console.close(epochs, trace, rec.guard.disabled.get("trace writer"))
+
     rec.add_listener(on_record, "console")
     rec.add_finding_listener(on_finding, "console")
-    rec.after_finish(console.close)
+    rec.before_epoch(console.boundary, "console")
+    rec.after_finish(on_close)
     rec.per_fit_runs = in_notebook()
 
 

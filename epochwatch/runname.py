@@ -2,9 +2,13 @@
 
 A script's run is named after the script (`train-20260101T000000-1234-ab12cd`). A
 notebook's kernel is `ipykernel_launcher.py`, which says nothing; the kernel knows the
-notebook only where its front end told it: Jupyter Server sets JPY_SESSION_NAME (ipykernel
-copies it to `__session__`), VS Code sets `__vsc_ipynb_file__`. The name comes from
-there, never from a network call to the server.
+notebook only where its front end told it: Jupyter Server (JupyterLab, Notebook 7) sets
+JPY_SESSION_NAME in the kernel's environment (ipykernel copies it to `__session__`), VS
+Code sets `__vsc_ipynb_file__` in the user namespace. nbclient, `jupyter nbconvert
+--execute` and papermill set neither (only the kernel's working directory, the notebook's
+folder): a kernel they start inherits their environment, so `JPY_SESSION_NAME=<notebook>`
+set for them names the runs; without it the runs are called `notebook-...`. The name comes
+from there, never from a network call to the server.
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ def notebook_name() -> str | None:
 
 def new_run_id() -> str:
     """`<script or notebook>-<UTC time>-<pid>-<random>`: sortable, readable, unique across hosts."""
-    name = notebook_name() if in_notebook() else None
+    name = (notebook_name() or "notebook") if in_notebook() else None
     if name is None:
         argv0 = sys.argv[0] if sys.argv and sys.argv[0] else "python"
         name = Path(argv0).stem if argv0 not in ("-c", "-m") else "python"

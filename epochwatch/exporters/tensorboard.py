@@ -3,9 +3,10 @@
 When a fit has `keras.callbacks.TensorBoard(log_dir)` (the fit_start record lists its
 directory with the role "tensorboard"), each finding is written there as a text summary
 (`epochwatch/<kind>`, at the epoch it was found; again at an update that is news: graver,
-or naming its cause), and every epoch adds two cheap scalars,
-the hook's own overhead and the process's RSS, under `<log_dir>/epochwatch`: TensorBoard
-shows them beside `train/` and `validation/`. Written with tf.summary in the training
+or naming its cause), with its evidence in units, and every epoch adds the run's series as
+scalars (exporters/series.py: RSS, GPU memory, epoch and step time, input wait, retraces,
+the hook's overhead) under `<log_dir>/epochwatch`: TensorBoard shows them beside `train/`
+and `validation/`, at the epoch Keras logs its own scalars at. Written with tf.summary in the training
 process, only once TensorFlow is imported (this module is installed on its import).
 EPOCHWATCH_TENSORBOARD=0 turns it off; a failure turns it off for the process (the Guard).
 """
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from epochwatch import envvars
 from epochwatch.analysis.ledger import Ledger
 from epochwatch.analysis.units import evidence_unit, fmt_evidence
+from epochwatch.exporters.series import epoch_series
 
 if TYPE_CHECKING:
     from epochwatch.recorder import Recorder
@@ -50,13 +52,11 @@ class TensorBoardExport:
                     self._logdir = os.path.join(dirs[0], SUBDIR)
         elif kind == "epoch" and isinstance(rec.get("epoch"), int):
             self._epoch = rec["epoch"]
-            host: dict[str, Any] = rec["host"] if isinstance(rec.get("host"), dict) else {}
-            scalars = {"overhead_seconds": rec.get("overhead_seconds"), "rss_bytes": host.get("rss_bytes")}
+            scalars = epoch_series(rec)
             self._write(
                 lambda tf: [
-                    tf.summary.scalar(f"{SUBDIR}/{name}", float(value), step=self._epoch)
+                    tf.summary.scalar(f"{SUBDIR}/{name}", value, step=self._epoch)
                     for name, value in scalars.items()
-                    if isinstance(value, int | float)
                 ]
             )
         elif kind in ("fit_end", "run_end"):
@@ -70,7 +70,7 @@ class TensorBoardExport:
             return
         epoch = self._epoch if rec.get("update") else rec.get("epoch")
         epoch = epoch if isinstance(epoch, int) else self._epoch
-        text = _markdown(rec)
+        text = finding_markdown(rec)
         self._write(lambda tf: tf.summary.text(f"{SUBDIR}/{rec.get('kind')}", text, step=epoch), flush=True)
 
     def _write(self, body: Any, flush: bool = False) -> None:
@@ -92,7 +92,8 @@ class TensorBoardExport:
             self._writer = None
 
 
-def _markdown(rec: dict[str, Any]) -> str:
+def finding_markdown(rec: dict[str, Any]) -> str:
+    """A finding as Markdown: title, evidence in units (as the reports show it), fix."""
     lines = [f"**{rec.get('severity')}** `{rec.get('kind')}`: {rec.get('title')}", ""]
     evidence = rec.get("evidence")
     if isinstance(evidence, dict):

@@ -78,6 +78,7 @@ class Recorder:
         self._finishers: list[Callable[[], None]] = []
         self._finding_listeners: list[tuple[str, Callable[[dict[str, Any]], None]]] = []
         self._closers: list[Callable[[int, str | None], None]] = []
+        self._openers: list[tuple[str, Callable[[], None]]] = []
         self._carry_overhead = 0.0
         self._background_counted = 0.0  # the hook's threads' CPU already in overhead_seconds
         self.overhead_total = 0.0
@@ -123,6 +124,11 @@ class Recorder:
         (`finding_update`): written here, or made by the daemon and sent back (a repeat is
         possible: the console and exporters drop them, see analysis/ledger.Ledger)."""
         self._finding_listeners.append((part, callback))
+
+    def before_epoch(self, callback: Callable[[], None], part: str) -> None:
+        """Call `callback()` as each epoch begins, before anything of it (the console says
+        its held lines there: Keras has ended the last epoch's line, not begun the next)."""
+        self._openers.append((part, callback))
 
     def after_finish(self, callback: Callable[[int, str | None], None]) -> None:
         """Call `callback(epochs, trace_path)` once the run's trace is closed."""
@@ -336,6 +342,8 @@ class Recorder:
 
     def begin_epoch(self, number: int, source: str, fit: int | None = None) -> None:
         t0 = time.perf_counter()
+        for part, opener in self._openers:
+            self.guard.run(part, opener, None)
         with self._lock:
             starting = not self._started
             if not self.start():

@@ -1,10 +1,13 @@
-"""Findings where users already look (issue 14): TensorBoard, W&B (offline), MLflow (file store).
+"""Series and findings where users already look (issues 14, 26): TensorBoard, W&B
+(offline), MLflow (file store).
 
 One real leaking Keras fit with `keras.callbacks.TensorBoard(logdir)`, inside an offline
 W&B run and an active MLflow run: the log directory's event files hold the finding as a
-text summary (read back with TensorBoard's own EventAccumulator), the W&B run's summary
-holds it, the MLflow run has its tag and the findings artifact. Each tool is skipped when
-it is not installed here; each exporter is off by its own setting.
+text summary with its evidence in units and the run's series as scalars, one per epoch
+(read back with TensorBoard's own EventAccumulator); the W&B run's log holds the series
+(read back from its offline transaction log) and its summary the finding; the MLflow run
+has the series as metrics, its tag, the findings artifact and the HTML report. Each tool
+is skipped when it is not installed here; each exporter is off by its own setting.
 """
 
 from __future__ import annotations
@@ -73,15 +76,61 @@ def _texts(logdir: Path) -> dict[str, list[str]]:
     return out
 
 
-def _scalars(logdir: Path) -> set[str]:
+def _scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:
+    """{tag: [(step, value)]} of epochwatch's scalars."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util.tensor_util import make_ndarray
 
-    tags: set[str] = set()
+    out: dict[str, list[tuple[int, float]]] = {}
     for events in logdir.rglob("events.out.tfevents.*"):
         acc = EventAccumulator(str(events.parent), size_guidance={"tensors": 0})
         acc.Reload()
-        tags |= {t for t in acc.Tags().get("tensors", []) if t.startswith("epochwatch/") and "_" in t}
-    return tags
+        for tag in acc.Tags().get("tensors", []):
+            for event in acc.Tensors(tag):
+                value = make_ndarray(event.tensor_proto)
+                if tag.startswith("epochwatch/") and value.dtype.kind == "f":
+                    out.setdefault(tag, []).append((event.step, float(value)))
+    return out
+
+
+def _wandb_records(run_file: Path) -> list[bytes]:
+    """The records of W&B's transaction log (a LevelDB-style log: a 7-byte file header,
+    32 KiB blocks, each chunk a 7-byte header: CRC, little-endian length, type 1 full,
+    2 first, 3 middle, 4 last); wandb 0.31 ships no Python reader of its own."""
+    data, block = run_file.read_bytes(), 32768
+    assert data[:4] == b":W&B", data[:8]
+    records, pos, parts = [], 7, b""
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # the block's tail is padding
+            pos += block - pos % block
+            continue
+        length, kind = int.from_bytes(data[pos + 4 : pos + 6], "little"), data[pos + 6]
+        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
+        if kind == 0:
+            break
+        parts = chunk if kind in (1, 2) else parts + chunk
+        if kind in (1, 4):
+            records.append(parts)
+    return records
+
+
+def _wandb_history(run_file: Path) -> list[dict[str, object]]:
+    """The rows `run.log` wrote, read from the offline run's log with W&B's own protobuf."""
+    from wandb.proto import wandb_internal_pb2
+
+    rows = []
+    for data in _wandb_records(run_file):
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(data)
+        if record.WhichOneof("record_type") == "history":
+            rows.append(
+                {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.history.item}
+            )
+    return rows
+
+
+def _grows(values: list[float]) -> bool:
+    return len(values) == 30 and values[-1] - values[0] > 300  # MiB: 24 MB an epoch, kept
 
 
 def test_a_leak_reaches_tensorboard_wandb_and_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -95,10 +144,20 @@ def test_a_leak_reaches_tensorboard_wandb_and_mlflow(tmp_path: Path, monkeypatch
     texts = _texts(tmp_path / "logs")
     leak = texts.get("epochwatch/host_memory_growth")
     assert leak and "host memory grows" in leak[0] and "Fix:" in leak[0], texts
-    assert {"epochwatch/overhead_seconds", "epochwatch/rss_bytes"} <= _scalars(tmp_path / "logs")
+    assert "MiB" in leak[0]  # evidence in units, not raw byte counts
+    scalars = _scalars(tmp_path / "logs")
+    rss = sorted(scalars.get("epochwatch/host_rss_mib", []))
+    assert [step for step, _ in rss] == list(range(30)) and _grows([v for _, v in rss]), scalars.keys()
+    for name in ("epoch_seconds", "step_seconds", "retraces", "overhead_seconds"):
+        assert len(scalars.get(f"epochwatch/{name}", [])) == 30, (name, scalars.keys())
 
     if HAVE_WANDB:
-        assert list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))  # the offline run was kept
+        (run_file,) = (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")  # the offline run was kept
+        rows = [r for r in _wandb_history(run_file) if "epochwatch/host_rss_mib" in r]
+        assert [r["epochwatch/epoch"] for r in rows] == list(range(1, 31)), rows[:2]
+        assert _grows([float(r["epochwatch/host_rss_mib"]) for r in rows])  # type: ignore[arg-type]
+        assert all("epochwatch/step_seconds" in r and "epochwatch/overhead_seconds" in r for r in rows)
+        assert list(run_file.parent.glob("files/epochwatch-report.html"))
         doc = json.loads((tmp_path / "wandb_summary.json").read_text())
         assert doc["epochwatch/host_memory_growth"] in ("warning", "critical")
         assert doc["epochwatch/findings"] >= 1
@@ -115,6 +174,12 @@ def test_a_leak_reaches_tensorboard_wandb_and_mlflow(tmp_path: Path, monkeypatch
             f["kind"] for f in json.loads((artifacts / "epochwatch/findings.json").read_text())["findings"]
         ]
         assert "host_memory_growth" in kinds
+        history = client.get_metric_history(run_id, "epochwatch/host_rss_mib")
+        assert sorted(m.step for m in history) == list(range(30))
+        assert _grows([m.value for m in sorted(history, key=lambda m: m.step)])
+        assert len(client.get_metric_history(run_id, "epochwatch/step_seconds")) == 30
+        page = (artifacts / "epochwatch/epochwatch-report.html").read_text()
+        assert page.startswith("<!DOCTYPE html>") and "host_memory_growth" in page
 
 
 def test_each_exporter_is_off_by_its_setting(tmp_path: Path) -> None:

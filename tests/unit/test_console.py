@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 
 from epochwatch import notices
 from epochwatch.analysis.findings import Finding
-from epochwatch.console import Console, one_line, threshold
+from epochwatch.console import LINE_LIMIT, Console, one_line, threshold, unknown_quiet
 from epochwatch.recorder import Recorder
 from epochwatch.trace.reader import iter_records
 
@@ -23,23 +24,79 @@ def test_quiet_settings() -> None:
     assert threshold(None) == threshold("") == threshold("0") == 1  # warning and up
     assert threshold("critical") == 2 and threshold("INFO") == 0
     assert threshold("1") == threshold("yes") == 3  # silent
+    assert threshold("bogus") == 1 and unknown_quiet("0") is None and unknown_quiet("Warning") is None
+    out = io.StringIO()
+    Console("bogus", out)
+    (said,) = out.getvalue().splitlines()
+    assert "EPOCHWATCH_QUIET='bogus' is not a setting" in said and "info, warning, critical" in said
 
 
-def test_each_finding_once_at_its_level_and_a_closing_line() -> None:
+def test_each_finding_once_at_its_level_at_the_next_boundary_and_a_closing_line() -> None:
+    """Findings arrive on other threads at any moment: held until the next epoch boundary,
+    then said naming the epoch Keras printed last (1-based), not the trace's 0-based one."""
     out = io.StringIO()
     console = Console(None, out)
     console.trace = "/t/run.jsonl"
+    console.epoch_done(4)
     console.observe(_finding("slowdown", "warning", "epochs slow down"))
     console.observe(_finding("slowdown", "warning", "epochs slow down"))  # the daemon's copy, say
     console.observe(_finding("retrace_storm", "info"))  # below the level: kept, not printed
+    assert out.getvalue() == ""  # mid-epoch: nothing yet
+    console.epoch_done(5)
+    console.boundary()
+    console.observe(_finding("disk_growth", "critical", "x" * 300))
+    long = (
+        "host memory grows 22.9 MiB per epoch: 829 MiB -> 990 MiB; reaches the memory limit (23.5 GiB) in 9 h"
+    )
+    console.observe(_finding("host_memory_growth", "warning", long + " " + "y" * 10))
     console.close(12, "/t/run.jsonl")
     lines = out.getvalue().splitlines()
-    assert lines == [
-        "epochwatch: warning slowdown: epochs slow down (epoch 3; more: epochwatch report /t/run.jsonl)",
-        "epochwatch: 12 epochs, 1 warning, 1 info; trace /t/run.jsonl",
+    assert lines[:1] == ["epochwatch: warning slowdown at epoch 6: epochs slow down"]
+    assert (
+        lines[1].startswith("epochwatch: critical disk_growth at epoch 6: xxx")
+        and len(lines[1]) == LINE_LIMIT
+    )
+    assert lines[2] == (
+        "epochwatch: warning host_memory_growth at epoch 6: host memory grows 22.9 MiB per epoch; "
+        "reaches the memory limit (23.5 GiB) in 9 h " + "y" * 10
+    )
+    assert lines[3:] == [
+        "epochwatch: 12 epochs, 1 critical, 2 warning, 1 info; details: epochwatch report /t/run.jsonl"
     ]
-    assert [f["kind"] for f in console.findings] == ["slowdown", "retrace_storm"]
+    assert [f["kind"] for f in console.findings] == [
+        "slowdown",
+        "retrace_storm",
+        "disk_growth",
+        "host_memory_growth",
+    ]
     assert console.findings[0]["severity_rank"] == 1 and console.findings[0]["hint"] == "fix it"
+
+
+def test_the_closing_line_says_when_nothing_could_be_written() -> None:
+    out = io.StringIO()
+    before = Console(None, out)
+    before.observe(_finding("version_mismatch", "warning", "restored under another TF"))
+    before.boundary()  # the first epoch's start: Keras printed no epoch yet, none is named
+    assert out.getvalue() == "epochwatch: warning version_mismatch: restored under another TF\n"
+    out = io.StringIO()
+    Console(None, out).close(0, None, "cannot write the trace (Permission denied)")
+    assert (
+        out.getvalue()
+        == "epochwatch: nothing was traced or checked: cannot write the trace (Permission denied)\n"
+    )
+
+
+def test_every_fit_of_a_kernel_keeps_its_findings() -> None:
+    console = Console("1", io.StringIO())
+    console.reset("fit-a")
+    console.observe(_finding("host_memory_growth", "warning"))
+    console.reset("fit-b")
+    console.observe(_finding("slowdown", "info"))
+    assert [(f["run_id"], f["kind"]) for f in console.findings] == [
+        ("fit-a", "host_memory_growth"),
+        ("fit-b", "slowdown"),
+    ]
+    assert len(console.ledger) == 1  # the current fit's ledger: what the closing line counts
 
 
 def _update(before: dict[str, Any], n: int, at: int, **changes: Any) -> dict[str, Any]:
@@ -69,13 +126,13 @@ def test_updates_replace_the_finding_and_are_said_only_when_news() -> None:
     console.observe(graver)
     ended = _update(graver, 4, 15, ended_epoch=15, title="... recovered at epoch 15")
     console.observe(ended)
+    console.epoch_done(11)  # the last epoch Keras printed: 12
+    console.boundary()
     lines = out.getvalue().splitlines()
     assert lines == [
-        "epochwatch: warning slowdown: epoch time grows (epoch 3; more: docs/findings.md)",
-        "epochwatch: warning slowdown: grows; likely cause: callback Blocker (epoch 3, updated at epoch 9; "
-        "more: docs/findings.md)",
-        "epochwatch: critical slowdown: grows a lot; likely cause: callback Blocker (epoch 3, updated at "
-        "epoch 12; more: docs/findings.md)",
+        "epochwatch: warning slowdown at epoch 12: epoch time grows",
+        "epochwatch: warning slowdown at epoch 12 (update): grows; likely cause: callback Blocker",
+        "epochwatch: critical slowdown at epoch 12 (update): grows a lot; likely cause: callback Blocker",
     ]
     (shown,) = console.findings
     assert shown["update"] == 4 and shown["ended_epoch"] == 15 and shown["severity"] == "critical"
@@ -142,3 +199,24 @@ def test_reopen_starts_a_new_run_after_each_fit(tmp_path: Path) -> None:
         records = list(iter_records(path))
         assert records[-1]["type"] == "run_end" and records[-1]["epochs"] == epochs
     assert [e for e, _ in ended] == [2, 1] and all(t and t.endswith(".jsonl") for _, t in ended)
+
+
+def test_in_the_daemons_log_a_notice_takes_the_logs_format(capsys: Any) -> None:
+    """The daemon's journal has one format: what the shared code says (a sampler's notice,
+    a disabled part) is a timestamped log line there, not a bare `epochwatch:` line."""
+    import logging
+
+    from epochwatch.cli.daemon import setup_logging
+    from epochwatch.guard import say
+
+    log = logging.getLogger("epochwatch")
+    kept = (log.handlers[:], log.level, log.propagate)
+    try:
+        setup_logging("info")
+        say("NVML unavailable")
+    finally:
+        log.handlers[:], log.level, log.propagate = kept
+    say("in a training process: a line of its own")
+    err = capsys.readouterr().err.splitlines()
+    assert re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ epochwatch WARNING NVML unavailable$", err[0]), err
+    assert err[1:] == ["epochwatch: in a training process: a line of its own"]
