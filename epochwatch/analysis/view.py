@@ -98,14 +98,15 @@ class RunAtEpoch:
         want = size + max(0, envelope - 1)
         warm = self.series.warm
         stop = self.end - offset
+        first = self.first - offset  # never before the newest epoch's fit
         span = want + 8
         while True:  # slices in C, then filter; widen only when warm-up or gaps ate the window
-            lo = max(0, stop - span)
+            lo = max(first, stop - span)
             chunk = col[lo:stop].tolist()
             total = sum(chunk)
             if total == total and not any(warm[lo:stop]):  # no gaps, no warm-up: no filtering
                 values, indexes = chunk, list(range(lo + offset, stop + offset))
-                if len(values) >= want or lo == 0:
+                if len(values) >= want or lo == first:
                     break
                 span *= 4
                 continue
@@ -114,7 +115,7 @@ class RunAtEpoch:
                 if v == v and not w:
                     values.append(v)
                     indexes.append(i + offset)
-            if len(values) >= want or lo == 0:
+            if len(values) >= want or lo == first:
                 break
             span *= 4
         if len(values) > want:
@@ -136,9 +137,28 @@ class RunAtEpoch:
         w = self.window(name, key, size=span + 1)
         return w if len(w) <= span else None
 
-    def head(self, name: str) -> list[float]:
-        """The run's first non-warm-up values of a series: its own baseline."""
-        return list(self.series.head.get(name, []))
+    def head(self, name: str, size: int = 8) -> list[float]:
+        """The first non-warm-up values of a series in the newest epoch's fit: its baseline."""
+        col = self.series.column(name)
+        if col is None:
+            return []
+        out: list[float] = []
+        offset, warm = self.series.offset, self.series.warm
+        for i in range(self.first - offset, self.end - offset):
+            v = col[i]
+            if v == v and not warm[i]:
+                out.append(v)
+                if len(out) >= size:
+                    break
+        return out
+
+    @property
+    def first(self) -> int:
+        """Absolute index of the first epoch of the newest epoch's fit: every window and
+        baseline starts there, so epochs of two fits are never one series."""
+        if self.end <= 0:
+            return self.series.offset
+        return max(self.series.offset, self.series.segment_start(self.last))
 
     # -- what the run says about itself ------------------------------------------------------
 
