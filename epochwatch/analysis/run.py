@@ -64,11 +64,20 @@ class Run:
     fit_end_positions: list[int] = field(default_factory=list)  # epochs recorded before each
     fit_traces: dict[int, float] = field(default_factory=dict)
     nested_epochs: int = 0  # epochs of fits nested in a custom loop's epochs (not in `series`)
+    # One point per fit (from its fit_end): what each fit of a loop of fits leaves behind
+    # (RSS, seconds), judged as a sequence of its own (unit "fit").
+    fit_series: EpochSeries = field(default_factory=lambda: EpochSeries(restarts=False))
+    last_epoch_number: int = -1  # the newest epoch number seen (a nested fit's: its loop's)
+    last_host: Record = field(default_factory=dict)  # the newest epoch's host block (limits)
 
     def interval_view(self) -> Run:
         """This run with its interval series in place of the epoch series: what the
         detectors judge when they judge intervals (the lists are shared, not copied)."""
         return replace(self, series=self.intervals)
+
+    def fit_view(self) -> Run:
+        """This run with one point per fit in place of the epoch series (unit "fit")."""
+        return replace(self, series=self.fit_series)
 
     @property
     def epoch_count(self) -> int:
@@ -86,6 +95,12 @@ class Run:
         kind = rec.get("type")
         if kind == schema.EPOCH:
             self._count_fit_traces(rec)
+            number = rec.get("loop_epoch", rec.get("epoch"))
+            if isinstance(number, int) and not isinstance(number, bool):
+                self.last_epoch_number = number
+            host = rec.get("host")
+            if isinstance(host, dict):
+                self.last_host = host
             if "loop_epoch" in rec:
                 # A fit's epoch inside a custom loop's epoch (k-fold, sweeps): the loop's epoch
                 # is the unit; the fit is judged with the other fits (models_in_loop).
@@ -118,6 +133,7 @@ class Run:
         elif kind == schema.FIT_END:
             self.fit_ends.append(rec)
             self.fit_end_positions.append(self.series.count)
+            self.fit_series.add_epoch(fit_point(rec, self.last_epoch_number, self.last_host))
         elif kind == schema.SAVE:
             self.saves.append(rec)
             self.save_positions.append(self.series.count)
@@ -147,6 +163,22 @@ class Run:
                     self.findings[i] = rec
                     return
         self.findings.append(rec)
+
+
+LIMITS = ("sys_total_bytes", "memory_limit_bytes")
+
+
+def fit_point(rec: Record, epoch: int, host: Record) -> Record:
+    """A fit_end as one point of the fit series: the RSS it left behind, its seconds, the
+    memory limits of the newest epoch and the run's newest epoch number (what a finding on
+    fits is dated by). Point i is fit_ends[i]."""
+    return {
+        "epoch": epoch,
+        "source": "fits",  # one segment: the first fit is the series' warm-up
+        "seconds": rec.get("seconds"),
+        "steps": rec.get("epochs_completed"),
+        "host": {**{k: host[k] for k in LIMITS if k in host}, "rss_bytes": rec.get("rss_bytes")},
+    }
 
 
 def load_run(

@@ -183,9 +183,9 @@ class RunAtEpoch:
         return None
 
     def per(self) -> str:
-        """What a slope is per, for titles: "per epoch", or "per 57 steps" on intervals."""
-        if self.unit == "epoch":
-            return "per epoch"
+        """What a slope is per, for titles: "per epoch", "per fit", or "per 57 steps" on intervals."""
+        if self.unit in ("epoch", "fit"):
+            return f"per {self.unit}"
         w = self.window("steps", size=8)
         steps = trend.median(w.values) if w.values else math.nan
         return f"per {steps:.0f} steps" if steps == steps else "per interval"
@@ -195,6 +195,8 @@ class RunAtEpoch:
         steps per epoch over the steps per interval (NaN when unknown)."""
         if self.unit == "epoch":
             return 1.0
+        if self.unit == "fit":
+            return math.nan
         fit = self.run.fits[-1] if self.run.fits else {}
         planned = fit.get("steps_per_epoch") if isinstance(fit, dict) else None
         w = self.window("steps", size=8)
@@ -207,6 +209,17 @@ class RunAtEpoch:
         w = self.window("seconds", size=10)
         seconds = trend.median(w.values) if w.values else math.nan
         return seconds if self.unit == "epoch" else seconds * self.points_per_epoch()
+
+    def point_seconds(self) -> float:
+        """Typical wall time per point of this view's series (an epoch, an interval, a fit)."""
+        w = self.window("seconds", size=10)
+        return trend.median(w.values) if w.values else math.nan
+
+    def fit_number(self, index: int) -> int | None:
+        """On the fit series (unit "fit"): the fit index of point `index` (from 0)."""
+        ends = self.run.fit_ends
+        fit = ends[index].get("fit") if 0 <= index < len(ends) else None
+        return fit if isinstance(fit, int) and not isinstance(fit, bool) else None
 
     def epochs_left(self) -> int | None:
         planned = self.planned_epochs
@@ -221,3 +234,10 @@ def window_epochs(view: RunAtEpoch, indexes: Sequence[int]) -> list[int]:
     if not indexes:
         return []
     return [view.epoch_number(indexes[0]), view.epoch_number(indexes[-1])]
+
+
+def window_fits(view: RunAtEpoch, indexes: Sequence[int]) -> list[int | None]:
+    """First and last fit indexes (from 0) of a window of the fit series, for evidence."""
+    if not indexes or view.unit != "fit":
+        return []
+    return [view.fit_number(indexes[0]), view.fit_number(indexes[-1])]
