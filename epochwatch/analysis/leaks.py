@@ -8,13 +8,14 @@ runs (custom loops, loops of fits) it is as long again as the series has run so 
 - critical: the limit (cgroup memory limit or physical memory, the GPU's memory, the free
   space of a disk) is reached before the planned end, or, when the plan is unknown,
   within CRITICAL_POINTS epochs (fits): that close, a limit is a consequence anyway;
-- warning: the limit is reached within the horizon, or the growth within it is at least
-  LARGE_SHARE of the level now (the process would grow by half);
+- warning: the limit is reached within the horizon, or by its end the series would have
+  grown by at least LARGE_SHARE of where it started (the process by half);
 - info: everything else that is statistically real, said with its consequence.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from epochwatch.analysis.findings import CRITICAL, INFO, WARNING
@@ -65,18 +66,19 @@ def projection(view: RunAtEpoch, level: float, limit: float, slope: float) -> di
     return out
 
 
-def severity(proj: dict[str, Any], level: float) -> str:
-    """The rule of the module docstring."""
+def severity(proj: dict[str, Any], base: float) -> str:
+    """The rule of the module docstring; `base` is the level the series started from (the
+    fit's first steady value), so a share is of the process before it grew."""
     points = float(proj.get("horizon_points", 0.0))
     to_limit = proj.get("points_to_limit")
     planned = proj.get("horizon") == "plan"
     if to_limit is not None:
-        if to_limit <= points and planned or not planned and to_limit <= CRITICAL_POINTS:
+        if (to_limit <= points and planned) or (not planned and to_limit <= CRITICAL_POINTS):
             return CRITICAL
         if to_limit <= points:
             return WARNING
-    grown = proj.get("growth_in_horizon", 0.0)
-    if level == level and level > 0 and grown >= LARGE_SHARE * level:
+    at_horizon = proj.get("level_at_horizon", math.nan)
+    if base == base and base > 0 and at_horizon - base >= LARGE_SHARE * base:
         return WARNING
     return INFO
 

@@ -83,7 +83,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         found.append(
             Finding(
                 kind=KIND,
-                severity=leaks.severity(proj, level),
+                severity=leaks.severity(proj, (view.head(column)[:1] or [g.start])[0]),
                 title=title,
                 evidence=evidence,
                 hint=frameworks.hint(KIND, frameworks.framework(view.start), HINT),

@@ -88,7 +88,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     return [
         Finding(
             kind=KIND,
-            severity=leaks.severity(proj, level),
+            severity=leaks.severity(proj, (view.head("rss_min")[:1] or [g.start])[0]),
             title=title,
             evidence=evidence,
             hint=frameworks.hint(KIND, frameworks.framework(view.start), HINT),

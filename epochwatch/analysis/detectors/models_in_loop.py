@@ -150,7 +150,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     return [
         Finding(
             kind=KIND,
-            severity=leaks.severity(proj, rss[-1]),
+            severity=leaks.severity(proj, rss[0]),
             title=title,
             evidence=evidence,
             hint=ALREADY_CLEARED if cleared else FIX,
