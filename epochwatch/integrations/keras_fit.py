@@ -12,6 +12,8 @@ import math
 import os
 from typing import TYPE_CHECKING, Any
 
+from epochwatch.integrations.serials import serial_of
+
 if TYPE_CHECKING:
     from epochwatch.recorder import Recorder
 
@@ -78,13 +80,7 @@ def fit_block(callback: Any, fit_index: int, recorder: Recorder) -> dict[str, An
 
         block["backend"] = str(keras.backend.backend())
     info: dict[str, Any] = {"name": getattr(model, "name", None), "class": type(model).__name__}
-    serial = getattr(model, "_epochwatch_serial", None)
-    if not isinstance(serial, int):  # a model object this process has not fitted before
-        serial = recorder.models_seen
-        recorder.models_seen += 1
-        with contextlib.suppress(Exception):
-            model._epochwatch_serial = serial
-    info["serial"] = serial
+    info["serial"] = serial_of(recorder, model)  # a model object not seen before gets the next
     block["clear_session_calls"] = recorder.clear_session_calls
     try:
         info["params"] = int(model.count_params())

@@ -44,6 +44,7 @@ from epochwatch.checkpoints import capture
 from epochwatch.checkpoints import files as cfiles
 from epochwatch.checkpoints.events import SaveEvents
 from epochwatch.checkpoints.inspect import inspect_file
+from epochwatch.integrations.serials import serial_of
 
 if TYPE_CHECKING:
     from epochwatch.recorder import Recorder
@@ -266,6 +267,9 @@ def install_keras(recorder: Recorder) -> None:
             model = result if model_at is None else _arg(args, kwargs, model_at, "model")
             fields = _model_fields(model)
             fields.pop("optimizer_included", None)  # for a restore: what the file holds, found later
+            serial = serial_of(recorder, model)
+            if serial is not None:  # what it restored into: a fit of another model is not its resume
+                fields["model_serial"] = serial
             fmt = cfiles.keras_format(path)
             _state["watcher"].attach()
             events.restored(path, fmt, api, seconds, messages, via=_via(), **fields)
@@ -344,6 +348,14 @@ def _checkpoint_fields(checkpoint: Any) -> dict[str, Any]:
     return {"optimizer_included": False}
 
 
+def _tracked_model_serial(recorder: Recorder, checkpoint: Any) -> int | None:
+    """The serial of the Keras model a tf.train.Checkpoint tracks (the first one), if any."""
+    for child in (v for k, v in vars(checkpoint).items() if not k.startswith("_")):
+        if hasattr(child, "fit") and hasattr(child, "optimizer"):
+            return serial_of(recorder, child)
+    return None
+
+
 def _tf_label() -> str:
     """Which public call led to Checkpoint._write: save, write, or CheckpointManager.save."""
     frame: FrameType | None = sys._getframe(1)
@@ -387,6 +399,9 @@ def install_tf(recorder: Recorder) -> None:
                 return
             fields = _checkpoint_fields(args[0])
             fields.pop("optimizer_included", None)
+            serial = _tracked_model_serial(recorder, args[0])
+            if serial is not None:
+                fields["model_serial"] = serial
             fmt = cfiles.SAVED_MODEL if os.path.isdir(path) else cfiles.TF_CHECKPOINT
             _state["watcher"].attach()
             events.restored(path, fmt, api, seconds, messages, via=_via(), **fields)

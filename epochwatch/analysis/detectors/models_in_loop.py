@@ -155,7 +155,9 @@ def detect(view: RunAtEpoch) -> list[Finding]:
             evidence=evidence,
             hint=ALREADY_CLEARED if cleared else FIX,
             target=None,
-            epoch=view.epoch_number(view.last) if view.unit != "fit" else fit_view.epoch_number(fit_view.last),
+            epoch=view.epoch_number(view.last)
+            if view.unit != "fit"
+            else fit_view.epoch_number(fit_view.last),
             hold=1,
         )
     ]
