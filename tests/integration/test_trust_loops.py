@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import child_env, of_type, read_single_trace, run_python, trace_files
+from tests.support import child_env, read_single_trace, run_python, trace_files
 from tests.trust_support import assert_same_findings
 
 LOOP = """
@@ -40,13 +40,8 @@ def _run(tmp_path: Path, code: str) -> tuple[list[dict[str, Any]], Path]:
     return read_single_trace(tmp_path), trace_files(tmp_path)[0]
 
 
-def _fit_of(records: list[dict[str, Any]]) -> dict[int, int]:
-    """Epoch record index (in the run's series order) -> its fit."""
-    return {i: r["fit"] for i, r in enumerate(r for r in of_type(records, "epoch") if "loop_epoch" not in r)}
-
-
 def test_fresh_models_in_a_loop_never_mix_fits_and_agree_online_and_offline(tmp_path: Path) -> None:
-    records, path = _run(tmp_path, LOOP.format(n=12, epochs=5, clear=""))
+    _records, path = _run(tmp_path, LOOP.format(n=12, epochs=5, clear=""))
     found = assert_same_findings(path)
     # No epoch range spans two fits: every epoch-unit growth finding names one fit.
     for (kind, _), f in found.items():
@@ -76,7 +71,7 @@ def test_fresh_models_in_a_loop_never_mix_fits_and_agree_online_and_offline(tmp_
     ],
 )
 def test_a_loop_that_clears_the_session_is_told_what_is_left(tmp_path: Path, clear: str) -> None:
-    records, path = _run(tmp_path, LOOP.format(n=12, epochs=3, clear=clear))
+    _records, path = _run(tmp_path, LOOP.format(n=12, epochs=3, clear=clear))
     found = assert_same_findings(path)
     loop = found.get(("models_in_loop", None))
     if loop is not None:  # what clear_session() cannot free may still show: never advise it again
@@ -102,7 +97,7 @@ for i in range(24):
 
 
 def test_a_compile_fit_loop_that_grows_slowly_is_said_per_fit(tmp_path: Path) -> None:
-    records, path = _run(tmp_path, SLOW_GROWTH)
+    _records, path = _run(tmp_path, SLOW_GROWTH)
     found = assert_same_findings(path)
     growth = found.get(("host_memory_growth", None))
     assert growth is not None, found
