@@ -96,7 +96,9 @@ def follow_restores() -> None:
 
 
 def _exit_hook(recorder: Recorder) -> None:
-    """Flush pending hashes when the run ends, before run_end is written (once)."""
+    """Flush pending hashes when the run ends, before run_end is written (once); and at
+    interpreter exit before any library's own exit handler runs (see `_first_at_exit`)."""
+    _first_at_exit()
     if _state.get("exit_hook"):
         return
     with _state_lock:
@@ -107,6 +109,19 @@ def _exit_hook(recorder: Recorder) -> None:
             else:  # a stand-in recorder: flush at interpreter exit instead
                 atexit.register(_close_at_exit)
             _state["exit_hook"] = True
+
+
+def _first_at_exit() -> None:
+    """Make `_close_at_exit` the next exit handler to run. atexit runs handlers last
+    registered first; h5py registers its own (it unregisters its type converters) when it is
+    imported, after `import epochwatch.hook`, so the hook's end of run came after it while
+    the hashing thread could still be reading a just-saved .h5 with h5py: errors from
+    h5py's ObjectID.__dealloc__ and, 2 times in 14, a segfault at exit. Registered again at
+    every save and restore (a dict lookup and a list edit), it runs before the handlers of
+    every library imported by then, and joins the thread: nothing of the hook reads files
+    while the interpreter finalizes."""
+    atexit.unregister(_close_at_exit)
+    atexit.register(_close_at_exit)
 
 
 def _close_at_exit() -> None:
