@@ -8,7 +8,7 @@ figure is the Theil-Sen slope of RSS per fit over the fits after the first `--sk
 per fit. The hooked process also prints what the hook says it holds (`hook_bytes`, from
 its trace's fit_end records).
 
-    python bench/fit_footprint.py [--fits 60] [--mb 12.8] [--skip 10]
+    python bench/fit_footprint.py [--fits 60] [--mb 12.8] [--skip 10] [--batch 1024]
 """
 
 from __future__ import annotations
@@ -30,11 +30,12 @@ from epochwatch.trace.reader import iter_records  # noqa: E402
 
 CHILD = textwrap.dedent(
     """
-    import gc, json, os, sys
+    import json, os, sys
     if os.environ.get("HOOKED") == "1":
         import epochwatch.hook
     import numpy as np, psutil, keras
-    fits, mb = int(sys.argv[1]), float(sys.argv[2])
+    fits, mb, batch = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+    EPOCHS = int(os.environ.get("FIT_EPOCHS", "1"))
     rows = int(mb * 1e6 / 4 / 16)
     model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(8), keras.layers.Dense(1)])
     model.compile("sgd", "mse")
@@ -43,16 +44,17 @@ CHILD = textwrap.dedent(
     for i in range(fits):
         x = np.random.rand(rows, 16).astype("float32")  # fresh arrays every fit
         y = np.random.rand(rows, 1).astype("float32")
-        model.fit(x, y, epochs=1, batch_size=4096, verbose=0)
-        del x, y
-        gc.collect()
+        model.fit(x, y, epochs=EPOCHS, batch_size=batch, verbose=0)
+        del x, y  # no gc.collect(): what the script leaves is freed by reference counts alone
         out.append(proc.memory_info().rss)
     print(json.dumps(out))
     """
 )
 
 
-def child(script: Path, hooked: bool, fits: int, mb: float, traces: Path) -> subprocess.Popen[str]:
+def child(
+    script: Path, hooked: bool, fits: int, mb: float, batch: int, traces: Path
+) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EPOCHWATCH_")}
     env.update(
         TF_CPP_MIN_LOG_LEVEL="3",
@@ -63,7 +65,10 @@ def child(script: Path, hooked: bool, fits: int, mb: float, traces: Path) -> sub
         PYTHONPATH=str(REPO),
     )
     return subprocess.Popen(
-        [sys.executable, str(script), str(fits), str(mb)], env=env, stdout=subprocess.PIPE, text=True
+        [sys.executable, str(script), str(fits), str(mb), str(batch)],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -76,12 +81,16 @@ def main() -> int:
     ap.add_argument("--fits", type=int, default=60)
     ap.add_argument("--mb", type=float, default=12.8)
     ap.add_argument("--skip", type=int, default=10)
+    ap.add_argument("--batch", type=int, default=1024, help="batch size of each fit")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "fits.py"
         script.write_text(CHILD)
         traces = Path(tmp) / "traces"
-        procs = {name: child(script, name == "hook", args.fits, args.mb, traces) for name in ("plain", "hook")}
+        procs = {
+            name: child(script, name == "hook", args.fits, args.mb, args.batch, traces)
+            for name in ("plain", "hook")
+        }
         rss = {}
         for name, p in procs.items():
             stdout, _ = p.communicate()

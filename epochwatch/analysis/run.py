@@ -14,6 +14,7 @@ that is how `epochwatch report` reads a trace of any length in bounded memory.
 from __future__ import annotations
 
 import os
+import sys
 from array import array
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -78,6 +79,16 @@ class Run:
     def fit_view(self) -> Run:
         """This run with one point per fit in place of the epoch series (unit "fit")."""
         return replace(self, series=self.fit_series)
+
+    def footprint_bytes(self) -> int:
+        """An estimate of what this Run holds (the online analyzer's, in the hook: part of
+        `hook_bytes`): its series' columns exactly, its whole records at the size of the
+        newest of each kind (a record is a few hundred bytes to a few kB)."""
+        total = self.series.nbytes() + self.intervals.nbytes() + self.fit_series.nbytes()
+        for records in (self.epochs, self.fits, self.fit_ends, self.saves, self.restores, self.notices):
+            if records:
+                total += len(records) * _record_bytes(records[-1])
+        return total
 
     @property
     def epoch_count(self) -> int:
@@ -163,6 +174,16 @@ class Run:
                     self.findings[i] = rec
                     return
         self.findings.append(rec)
+
+
+def _record_bytes(rec: Any, depth: int = 0) -> int:
+    """Deep size of one record (dicts, lists and scalars; bounded depth)."""
+    size = sys.getsizeof(rec)
+    if depth < 6 and isinstance(rec, dict):
+        size += sum(_record_bytes(k, depth + 1) + _record_bytes(v, depth + 1) for k, v in rec.items())
+    elif depth < 6 and isinstance(rec, list | tuple):
+        size += sum(_record_bytes(v, depth + 1) for v in rec)
+    return size
 
 
 LIMITS = ("sys_total_bytes", "memory_limit_bytes")

@@ -464,6 +464,11 @@ class EpochSeries:
                 return entries
         return []
 
+    def nbytes(self) -> int:
+        """Bytes held by the columns (what this series costs the process that keeps it)."""
+        arrays = [*self.cols.values(), *(c for f in self.keyed.values() for c in f.values())]
+        return sum(a.itemsize * len(a) for a in arrays) + len(self.warm) + 8 * len(self.starts)
+
     def segment_start(self, index: int) -> int:
         """Absolute index of the first epoch of the fit (segment) holding epoch `index`."""
         at = bisect_right(self.starts, index) - 1
