@@ -240,8 +240,10 @@ class FitReplay:
         """Judge the fits that ended before epoch record number `epochs` came."""
         new: list[Finding] = []
         run = self.run
-        count = min(run.fit_series.count, len(run.fit_end_positions))
-        while self.done < count and run.fit_end_positions[self.done] < epochs:
+        dropped = run.fit_ends_dropped  # positions of fits a bounded run no longer keeps
+        count = min(run.fit_series.count, dropped + len(run.fit_end_positions))
+        self.done = max(self.done, dropped)
+        while self.done < count and run.fit_end_positions[self.done - dropped] < epochs:
             self.done += 1
             if self.done >= 2:  # one fit is no sequence
                 new += self.engine.step(self._view(self.done), replay_only=True)

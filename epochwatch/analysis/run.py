@@ -27,6 +27,7 @@ from epochwatch.trace.reader import ReadStats, iter_records
 
 Record = dict[str, Any]
 RECENT_SAMPLES = 600
+FITS_KEPT = 256  # fit_start / fit_end records a bounded (online) run keeps: loops of 100k fits
 # Interval records folded into the interval series of an unbounded (offline) run: they
 # matter for runs of few long epochs; a run with more has epoch records to judge.
 MAX_INTERVALS = 20_000
@@ -64,6 +65,7 @@ class Run:
     fit_ends: list[Record] = field(default_factory=list)
     fit_end_positions: list[int] = field(default_factory=list)  # epochs recorded before each
     fit_traces: dict[int, float] = field(default_factory=dict)
+    fit_ends_dropped: int = 0  # bounded runs (online) keep the newest FITS_KEPT fits' records
     nested_epochs: int = 0  # epochs of fits nested in a custom loop's epochs (not in `series`)
     # One point per fit (from its fit_end): what each fit of a loop of fits leaves behind
     # (RSS, seconds), judged as a sequence of its own (unit "fit").
@@ -141,10 +143,16 @@ class Run:
                 self.start = rec
         elif kind == schema.FIT_START:
             self.fits.append(rec)
+            if self.max_epoch_records is not None and len(self.fits) > 2 * FITS_KEPT:
+                del self.fits[1 : len(self.fits) - FITS_KEPT]  # the first stays: the run's own
         elif kind == schema.FIT_END:
             self.fit_ends.append(rec)
             self.fit_end_positions.append(self.series.count)
             self.fit_series.add_epoch(fit_point(rec, self.last_epoch_number, self.last_host))
+            if self.max_epoch_records is not None and len(self.fit_ends) > 2 * FITS_KEPT:
+                drop = len(self.fit_ends) - FITS_KEPT
+                del self.fit_ends[:drop], self.fit_end_positions[:drop]
+                self.fit_ends_dropped += drop
         elif kind == schema.SAVE:
             self.saves.append(rec)
             self.save_positions.append(self.series.count)

@@ -217,8 +217,8 @@ class RunAtEpoch:
 
     def fit_number(self, index: int) -> int | None:
         """On the fit series (unit "fit"): the fit index of point `index` (from 0)."""
-        ends = self.run.fit_ends
-        fit = ends[index].get("fit") if 0 <= index < len(ends) else None
+        ends, at = self.run.fit_ends, index - self.run.fit_ends_dropped
+        fit = ends[at].get("fit") if 0 <= at < len(ends) else None
         return fit if isinstance(fit, int) and not isinstance(fit, bool) else None
 
     def epochs_left(self) -> int | None:

@@ -77,7 +77,7 @@ def _models(view: RunAtEpoch, ends: list[Record]) -> tuple[list[Any], list[float
 def _ended_fits(view: RunAtEpoch) -> list[Record]:
     run = view.run
     if view.unit == "fit":
-        return run.fit_ends[: view.end]
+        return run.fit_ends[: max(0, view.end - run.fit_ends_dropped)]
     return [r for r, pos in zip(run.fit_ends, run.fit_end_positions, strict=False) if pos < view.end]
 
 
@@ -110,7 +110,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     # The floor is relative to the process: 0.1% of its RSS per fit (0.7 MiB on 550 MiB).
     if ts.slope < MIN_REL_SLOPE * rss[0] or ts.slope < MIN_SLOPE or mk.p_increasing > ALPHA:
         return []
-    fit_view = RunAtEpoch(run.fit_view(), len(ends), unit="fit", parents=view.parents)
+    fit_view = RunAtEpoch(run.fit_view(), run.fit_ends_dropped + len(ends), unit="fit", parents=view.parents)
     limit, limit_name = _limit(fit_view)
     proj = leaks.projection(fit_view, rss[-1], limit, ts.slope)
     traces = [run.fit_traces.get(r.get("fit"), 0.0) for r in ends[1:]]  # type: ignore[arg-type]
