@@ -56,8 +56,11 @@ def _both(records: list[dict[str, Any]]) -> tuple[dict[Any, str], dict[Any, str]
 
 def test_a_slow_fit_after_a_fast_one_is_no_slowdown() -> None:
     rng = random.Random(1)
+
     # Fit 0 trains a small model (0.1 s epochs), fit 1 a bigger one (0.4 s): two series.
-    make = lambda k, e: {"seconds": syn.noisy(rng, 0.1 if k == 0 else 0.4, 0.03), "host": syn.host_block(GIB)}  # noqa: E731
+    def make(k: int, e: int) -> dict[str, Any]:
+        return {"seconds": syn.noisy(rng, 0.1 if k == 0 else 0.4, 0.03), "host": syn.host_block(GIB)}
+
     online, offline = _both(_loop(2, 12, make))
     assert online == offline
     assert ("slowdown", None) not in offline and ("slowdown", "step time") not in offline
@@ -65,10 +68,13 @@ def test_a_slow_fit_after_a_fast_one_is_no_slowdown() -> None:
 
 def test_a_loop_of_one_epoch_fits_that_leaks_is_judged_per_fit() -> None:
     rng = random.Random(2)
-    make = lambda k, e: {
-        "seconds": syn.noisy(rng, 1.0, 0.03),
-        "host": syn.host_block(600 * MIB + k * 2 * MIB),
-    }  # noqa: E731
+
+    def make(k: int, e: int) -> dict[str, Any]:
+        return {
+            "seconds": syn.noisy(rng, 1.0, 0.03),
+            "host": syn.host_block(600 * MIB + k * 2 * MIB),
+        }
+
     records = _loop(30, 1, make)
     online, offline = _both(records)
     assert online == offline
@@ -82,7 +88,9 @@ def test_a_loop_of_one_epoch_fits_that_leaks_is_judged_per_fit() -> None:
 
 
 def test_new_models_each_fit_are_one_finding() -> None:
-    make = lambda k, e: {"seconds": 1.0, "host": syn.host_block(600 * MIB + k * 8 * MIB)}  # noqa: E731
+    def make(k: int, e: int) -> dict[str, Any]:
+        return {"seconds": 1.0, "host": syn.host_block(600 * MIB + k * 8 * MIB)}
+
     online, offline = _both(_loop(20, 2, make, same_model=False))
     assert online == offline
     assert ("models_in_loop", None) in offline
@@ -90,7 +98,9 @@ def test_new_models_each_fit_are_one_finding() -> None:
 
 
 def test_an_online_run_keeps_a_bounded_number_of_fits() -> None:
-    make = lambda k, e: {"seconds": 0.01, "host": syn.host_block(GIB)}  # noqa: E731
+    def make(k: int, e: int) -> dict[str, Any]:
+        return {"seconds": 0.01, "host": syn.host_block(GIB)}
+
     records = _loop(3 * FITS_KEPT, 1, make)
     online = OnlineAnalyzer(records[0])
     for rec in records[1:-1]:
