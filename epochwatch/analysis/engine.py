@@ -217,7 +217,7 @@ class Engine:
             epoch = view.epoch_number(view.last - ENDED_HOLD + 1)
             ended = replace(
                 last,
-                title=f"{last.title}; recovered at epoch {epoch}",
+                title=f"{last.title}; recovered at epoch {epoch + 1}",  # as Keras counts
                 update=last.update + 1,
                 ended_epoch=epoch,
                 evidence={**last.evidence, "current": now, "first_epoch": last.epoch, "ended_epoch": epoch},

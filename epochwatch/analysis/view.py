@@ -183,12 +183,12 @@ class RunAtEpoch:
         return None
 
     def per(self) -> str:
-        """What a slope is per, for titles: "per epoch", "per fit", or "per 57 steps" on intervals."""
+        """What a slope is per, for titles: "per epoch", "per fit", or "per interval (57 steps)"."""
         if self.unit in ("epoch", "fit"):
             return f"per {self.unit}"
         w = self.window("steps", size=8)
         steps = trend.median(w.values) if w.values else math.nan
-        return f"per {steps:.0f} steps" if steps == steps else "per interval"
+        return f"per interval ({steps:.0f} steps)" if steps == steps else "per interval"
 
     def points_per_epoch(self) -> float:
         """Points of this view's series per epoch: 1 for epochs; for intervals, the fit's

@@ -116,9 +116,14 @@ def _finding(
     evidence["rule"] = rule
     evidence["current"] = now
     evidence["base"] = baseline
+    rate, per = 100 * g.rel_slope, view.per()
+    ratio = view.points_per_epoch()
+    if view.unit == "interval" and ratio == ratio:  # said per epoch: an interval is no unit to read
+        rate, per = rate * ratio, "per epoch (judged on sub-epoch intervals)"
+    # Epochs as Keras prints them (from 1); the evidence keeps the trace's 0-based numbers.
     title = (
-        f"{what} grows {100 * g.rel_slope:.1f}% {view.per()}: {fmt_seconds(g.start)} -> {fmt_seconds(now)} "
-        f"over epochs {evidence['epochs'][0]}-{evidence['epochs'][-1]}"
+        f"{what} grows {rate:.1f}% {per}: {fmt_seconds(g.start)} -> {fmt_seconds(now)} "
+        f"over epochs {evidence['epochs'][0] + 1}-{evidence['epochs'][-1] + 1}"
     )
     waiting = assess_waiting(view, w) if target is None else None
     if waiting is not None:
@@ -184,7 +189,7 @@ def _step_finding(view: RunAtEpoch, what: str, target: str | None, st: Step, w: 
     causes = _causes(view, target, after, now, severity, measure="seconds")
     evidence["likely_causes"] = causes
     title = (
-        f"{what} {st.ratio:.1f}x slower from epoch {onset}: {fmt_seconds(st.before)} -> "
+        f"{what} {st.ratio:.1f}x slower from epoch {onset + 1}: {fmt_seconds(st.before)} -> "
         f"{fmt_seconds(st.after)} (now {fmt_seconds(now)})"
     )
     if causes:
@@ -236,7 +241,9 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     if view.unit != "epoch":  # intervals: their seconds are the clock's period; steps tell
         f = None if view.reported(KIND, None) else _judge(view, "step_median", "step time", "step time")
         return [f] if f is not None else []
-    if not view.done(KIND, None):
+    # One slowdown, one finding: once the step time's was reported (from intervals, or
+    # because epoch time did not grow), the epoch time's view of it is no second finding.
+    if not view.done(KIND, None) and not view.reported(KIND, "step time"):
         f = _judge(view, "seconds", "epoch time", None)
         if f is not None:
             return [f]
