@@ -300,35 +300,32 @@ def install_keras(recorder: Recorder) -> None:
     ):
         if not _patch(model_cls, name, make):
             missing.append(f"keras.Model.{name}")
-
-    funnels = (
-        ("keras.src.saving.saving_lib", "save_model", saved("keras.saving.save_model", 0, 1, "filepath")),
+    lib, h5 = "keras.src.saving.saving_lib", "keras.src.legacy.saving.legacy_h5_format"
+    missing += _patch_funnels(
         (
-            "keras.src.saving.saving_lib",
-            "save_weights_only",
-            saved("keras.saving.save_weights", 0, 1, "filepath"),
-        ),
-        (
-            "keras.src.saving.saving_lib",
-            "load_model",
-            restored("keras.saving.load_model", None, 0, "filepath"),
-        ),
-        (
-            "keras.src.saving.saving_lib",
-            "load_weights_only",
-            restored("keras.saving.load_weights", 0, 1, "filepath"),
-        ),
-        (
-            "keras.src.legacy.saving.legacy_h5_format",
-            "save_model_to_hdf5",
-            saved("keras.saving.save_model", 0, 1, "filepath", include_kw="include_optimizer"),
-        ),
-        (
-            "keras.src.legacy.saving.legacy_h5_format",
-            "load_model_from_hdf5",
-            restored("keras.saving.load_model", None, 0, "filepath"),
-        ),
+            (lib, "save_model", saved("keras.saving.save_model", 0, 1, "filepath")),
+            (lib, "save_weights_only", saved("keras.saving.save_weights", 0, 1, "filepath")),
+            (lib, "load_model", restored("keras.saving.load_model", None, 0, "filepath")),
+            (lib, "load_weights_only", restored("keras.saving.load_weights", 0, 1, "filepath")),
+            (
+                h5,
+                "save_model_to_hdf5",
+                saved("keras.saving.save_model", 0, 1, "filepath", "include_optimizer"),
+            ),
+            (h5, "load_model_from_hdf5", restored("keras.saving.load_model", None, 0, "filepath")),
+        )
     )
+    if missing:
+        recorder.emit(
+            "notice",
+            part=PART,
+            message=f"not recording saves/restores through {', '.join(missing)} (not found in this Keras)",
+        )
+
+
+def _patch_funnels(funnels: tuple[tuple[str, str, Callable[..., Any]], ...]) -> list[str]:
+    """Patch each (module, function, make); the names of those not found in this version."""
+    missing: list[str] = []
     for module_name, name, make in funnels:
         try:
             module = importlib.import_module(module_name)
@@ -337,12 +334,7 @@ def install_keras(recorder: Recorder) -> None:
             continue
         if not _patch(module, name, make):
             missing.append(f"{module_name}.{name}")
-    if missing:
-        recorder.emit(
-            "notice",
-            part=PART,
-            message=f"not recording saves/restores through {', '.join(missing)} (not found in this Keras)",
-        )
+    return missing
 
 
 # -- TensorFlow ----------------------------------------------------------------------
@@ -430,6 +422,18 @@ def install_tf(recorder: Recorder) -> None:
         if not _patch(checkpoint_cls, name, make):
             missing.append(f"tf.train.Checkpoint.{name}")
 
+    missing += _install_saved_model(recorder, events)
+    if missing:
+        recorder.emit(
+            "notice",
+            part=PART,
+            message=f"not recording saves/restores through {', '.join(missing)} (not found in this TF)",
+        )
+
+
+def _install_saved_model(recorder: Recorder, events: SaveEvents) -> list[str]:
+    """Patch tf.saved_model's save and load funnels; the names not found in this TF."""
+
     def on_sm_save(
         args: tuple[Any, ...], kwargs: dict[str, Any], _result: Any, seconds: float, _m: Any
     ) -> None:
@@ -452,23 +456,20 @@ def install_tf(recorder: Recorder) -> None:
         _state["watcher"].attach()
         events.restored(path, cfiles.SAVED_MODEL, "tf.saved_model.load", seconds, messages, **fields)
 
-    for module_name, name, done, restore in (
-        ("tensorflow.python.saved_model.save", "save_and_return_nodes", on_sm_save, False),
-        ("tensorflow.python.saved_model.load", "load_partial", on_sm_load, True),
-    ):
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            missing.append(f"{module_name}.{name}")
-            continue
-        if not _patch(module, name, functools.partial(_wrap_any, recorder, done, restore)):
-            missing.append(f"{module_name}.{name}")
-    if missing:
-        recorder.emit(
-            "notice",
-            part=PART,
-            message=f"not recording saves/restores through {', '.join(missing)} (not found in this TF)",
+    return _patch_funnels(
+        (
+            (
+                "tensorflow.python.saved_model.save",
+                "save_and_return_nodes",
+                functools.partial(_wrap_any, recorder, on_sm_save, False),
+            ),
+            (
+                "tensorflow.python.saved_model.load",
+                "load_partial",
+                functools.partial(_wrap_any, recorder, on_sm_load, True),
+            ),
         )
+    )
 
 
 def _wrap_restore(
