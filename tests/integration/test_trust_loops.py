@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import child_env, read_single_trace, run_python, trace_files
+from tests.support import child_env, of_type, read_single_trace, run_python, trace_files
 from tests.trust_support import assert_same_findings
 
 LOOP = """
@@ -107,3 +107,31 @@ def test_a_compile_fit_loop_that_grows_slowly_is_said_per_fit(tmp_path: Path) ->
     # +0.75 MiB per fit on a process of hundreds of MiB: worth saying, not a warning.
     assert growth["severity"] == "info", growth
     assert ("models_in_loop", None) not in found  # one model: not a model per iteration
+
+
+LARGE_ARRAYS = """
+import numpy as np
+import epochwatch.hook
+import keras
+
+model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(8), keras.layers.Dense(1)])
+model.compile("sgd", "mse")
+for i in range(60):
+    x = np.random.rand(200_000, 16).astype("float32")  # fresh 12.8 MB arrays every fit
+    y = np.random.rand(200_000, 1).astype("float32")
+    model.fit(x, y, epochs=1, batch_size=4096, verbose=0)
+    del x, y  # no gc.collect(): freed by reference counts, as the script is written
+"""
+
+
+@pytest.mark.slow
+def test_sixty_fits_on_fresh_large_arrays_leave_nothing_behind(tmp_path: Path) -> None:
+    records, path = _run(tmp_path, LARGE_ARRAYS)
+    found = assert_same_findings(path)
+    assert ("host_memory_growth", None) not in found and ("models_in_loop", None) not in found, found
+    ends = of_type(records, "fit_end")
+    assert len(ends) == 60
+    # The hook kept each fit's x and y until a full collection once (6 MiB per fit): RSS
+    # after the 10th fit to the last grows by less than a fit's arrays in all.
+    assert ends[-1]["rss_bytes"] - ends[9]["rss_bytes"] < 12.8e6, [e["rss_bytes"] for e in ends]
+    assert 0 < ends[-1]["hook_bytes"] < 8 * 2**20  # what the hook holds, bounded
