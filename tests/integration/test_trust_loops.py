@@ -131,7 +131,7 @@ def test_sixty_fits_on_fresh_large_arrays_leave_nothing_behind(tmp_path: Path) -
     assert ("host_memory_growth", None) not in found and ("models_in_loop", None) not in found, found
     ends = of_type(records, "fit_end")
     assert len(ends) == 60
-    # The hook kept each fit's x and y until a full collection once (6 MiB per fit): RSS
-    # after the 10th fit to the last grows by less than a fit's arrays in all.
-    assert ends[-1]["rss_bytes"] - ends[9]["rss_bytes"] < 12.8e6, [e["rss_bytes"] for e in ends]
+    # The hook kept each fit's x and y until a full collection once (6 MiB per fit, 300 MiB
+    # over these 50 fits); a plain run grows 0.03-0.3 MiB per fit here: at most 0.5 on average.
+    assert ends[-1]["rss_bytes"] - ends[9]["rss_bytes"] < 25 * 2**20, [e["rss_bytes"] for e in ends]
     assert 0 < ends[-1]["hook_bytes"] < 8 * 2**20  # what the hook holds, bounded
