@@ -127,6 +127,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         "rss_first": rss[0],
         "rss_now": rss[-1],
         "current": rss[-1],
+        "base": rss[0],
         "new_traces_per_fit": per_fit,
         "clear_session_calls": calls[-1] if calls else None,
         "clear_session_every_iteration": cleared,
@@ -170,4 +171,12 @@ def _limit(view: RunAtEpoch) -> tuple[float, str]:
     return view.latest("sys_total"), "physical memory"
 
 
-DETECTOR = Detector(name=KIND, detect=detect, persistence=1)
+def current(view: RunAtEpoch, finding: Finding | None) -> float:
+    """The RSS the newest fit left behind: an episode, updated (graver severity) while the
+    loop goes on, so a loop found early is not left at the severity of its first fits."""
+    ends = _ended_fits(view)
+    rss = _num(ends[-1].get("rss_bytes")) if ends else None
+    return rss if rss is not None else float("nan")
+
+
+DETECTOR = Detector(name=KIND, detect=detect, persistence=1, current=current)
