@@ -194,6 +194,13 @@ def _record_bytes(rec: Any, depth: int = 0) -> int:
     return size
 
 
+def _per_epoch(rec: Record) -> float | None:
+    seconds, epochs = rec.get("seconds"), rec.get("epochs_completed")
+    if not isinstance(seconds, int | float) or not isinstance(epochs, int) or isinstance(epochs, bool):
+        return None
+    return float(seconds) / epochs if epochs > 0 else None
+
+
 LIMITS = ("sys_total_bytes", "memory_limit_bytes")
 
 
@@ -206,6 +213,7 @@ def fit_point(rec: Record, epoch: int, host: Record) -> Record:
         "source": "fits",  # one segment: the first fit is the series' warm-up
         "seconds": rec.get("seconds"),
         "steps": rec.get("epochs_completed"),
+        "step_seconds": {"median": _per_epoch(rec)},  # the fit's time per epoch (slowdown)
         "host": {**{k: host[k] for k in LIMITS if k in host}, "rss_bytes": rec.get("rss_bytes")},
     }
 

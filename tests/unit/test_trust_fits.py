@@ -125,3 +125,39 @@ def test_severity_follows_the_consequence_within_the_horizon() -> None:
     )  # the limit in the horizon
     assert leaks.severity(_proj(100, "plan", 500, 1600), base) == "warning"  # half the process again
     assert leaks.severity(_proj(100, "plan", 500, 1200), base) == "info"  # +20%, far from the limit
+
+
+def test_a_loop_of_one_epoch_fits_that_gets_slower_is_a_slowdown_per_fit() -> None:
+    rng = random.Random(3)
+
+    def make(k: int, e: int) -> dict[str, Any]:  # "TensorFlow gets slower each iteration"
+        return {"seconds": syn.noisy(rng, 1.0 + 0.05 * k, 0.03), "host": syn.host_block(GIB)}
+
+    records = _loop(30, 1, make)
+    for rec in records:  # the fit's own seconds, as the hook writes them
+        if rec["type"] == "fit_end":
+            rec["seconds"] = 1.0 + 0.05 * rec["fit"]
+            rec["epochs_completed"] = 1
+    online, offline = _both(records)
+    assert online == offline
+    assert ("slowdown", "time per epoch of each fit") in offline, offline
+    run = Run("loop")
+    for rec in records:
+        run.add(rec)
+    f = next(f for f in analyze(run) if f.kind == "slowdown")
+    assert f.evidence["unit"] == "fit" and "per fit" in f.title and "over fits" in f.title, f.title
+
+
+def test_a_steady_loop_of_fits_is_no_slowdown() -> None:
+    rng = random.Random(4)
+
+    def make(k: int, e: int) -> dict[str, Any]:
+        return {"seconds": syn.noisy(rng, 1.0, 0.05), "host": syn.host_block(GIB)}
+
+    records = _loop(40, 1, make)
+    for rec in records:
+        if rec["type"] == "fit_end":
+            rec["seconds"] = syn.noisy(rng, 1.0, 0.05)
+            rec["epochs_completed"] = 1
+    online, offline = _both(records)
+    assert online == offline and not offline, offline
