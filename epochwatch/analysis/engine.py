@@ -44,6 +44,17 @@ ENDED_HOLD = 3  # for this many consecutive evaluations (of epochs: intervals ne
 EPISODE_RECHECK = 5  # a reported episode that did not grow is judged again every this many epochs
 
 
+def _with_fit(view: RunAtEpoch, finding: Finding) -> Finding:
+    """Every finding says which fit it is about: `evidence.fit`, the index (from 0) of the
+    fit whose epochs (or intervals) it was judged on, where the run has fits."""
+    if view.unit == "fit" or "fit" in finding.evidence:
+        return finding
+    fit = view.value("fit")
+    if fit != fit:
+        return finding
+    return replace(finding, evidence={**finding.evidence, "fit": int(fit)})
+
+
 def _number(value: object) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else float("nan")
 
@@ -62,6 +73,13 @@ class Engine:
         streaks of their own, reporting into this engine's findings (one finding per kind
         and target, whichever unit saw it first; the other updates it)."""
         other = Engine([d for d in self.detectors if d.intervals])
+        other.emitted = self.emitted
+        other.latest = self.latest
+        return other
+
+    def fit_engine(self) -> Engine:
+        """The same for the run's fits as a sequence (unit "fit"), sharing the findings."""
+        other = Engine([d for d in self.detectors if d.fits])
         other.emitted = self.emitted
         other.latest = self.latest
         return other
@@ -128,6 +146,7 @@ class Engine:
                     detector.persistence if finding.hold is None else min(finding.hold, detector.persistence)
                 )
                 if final or streak >= need:
+                    finding = _with_fit(view, finding)
                     self.emitted[key] = finding
                     self.latest[key] = finding
                     self._note_peak(key, finding)
@@ -198,7 +217,7 @@ class Engine:
             epoch = view.epoch_number(view.last - ENDED_HOLD + 1)
             ended = replace(
                 last,
-                title=f"{last.title}; recovered at epoch {epoch}",
+                title=f"{last.title}; recovered at epoch {epoch + 1}",  # as Keras counts
                 update=last.update + 1,
                 ended_epoch=epoch,
                 evidence={**last.evidence, "current": now, "first_epoch": last.epoch, "ended_epoch": epoch},
@@ -206,6 +225,39 @@ class Engine:
             self.latest[key] = ended
             out.append(ended)
         return out
+
+
+class FitReplay:
+    """The run's fits judged as a sequence, in the order the online analyzer judges them:
+    each fit's point before the next epoch's step (online: when that epoch comes), and at
+    the run's end. Used by both the replay and OnlineAnalyzer, so they cannot differ."""
+
+    def __init__(self, run: Run, engine: Engine, parents: ParentCache | None = None) -> None:
+        self.run, self.engine, self.parents = run, engine, parents
+        self.done = 0
+
+    def until(self, epochs: int) -> list[Finding]:
+        """Judge the fits that ended before epoch record number `epochs` came."""
+        new: list[Finding] = []
+        run = self.run
+        dropped = run.fit_ends_dropped  # positions of fits a bounded run no longer keeps
+        count = min(run.fit_series.count, dropped + len(run.fit_end_positions))
+        self.done = max(self.done, dropped)
+        while self.done < count and run.fit_end_positions[self.done - dropped] < epochs:
+            self.done += 1
+            if self.done >= 2:  # one fit is no sequence
+                new += self.engine.step(self._view(self.done), replay_only=True)
+        return new
+
+    def final(self) -> list[Finding]:
+        """The verdict on all the fits at the run's end, without waiting for persistence."""
+        new = self.until(1 << 62)
+        if self.done >= 2:
+            new += self.engine.step(self._view(self.done), replay_only=True, final=True)
+        return new
+
+    def _view(self, end: int) -> RunAtEpoch:
+        return RunAtEpoch(self.run.fit_view(), end, parents=self.parents, unit="fit")
 
 
 def replay_points(n: int) -> Iterator[int]:
@@ -239,6 +291,7 @@ def analyze(
     """
     engine = Engine(detectors)
     intervals = engine.interval_engine()
+    fits = FitReplay(run, engine.fit_engine(), parents)
     by_interval = run.interval_view()
     count = min(run.intervals.count, len(run.interval_positions))
     points = set(replay_points(count))
@@ -253,11 +306,14 @@ def analyze(
                 intervals.step(view, replay_only=True)
 
     for end in replay_points(run.series.count):
+        fits.until(end)
         intervals_until(end)
         engine.step(RunAtEpoch(run, end, parents=parents), replay_only=True)
+    fits.until(1 << 62)
     intervals_until(1 << 62)
     if run.end is not None and (run.series.count or count):
         # The verdict on all the evidence at the run's end, without waiting for persistence.
+        fits.final()
         if count:
             intervals.step(
                 RunAtEpoch(by_interval, parents=parents, unit="interval"), replay_only=True, final=True

@@ -42,6 +42,11 @@ class GuardedAnalyzer:
         impl = self._impl
         return self._call(impl.finish) if impl is not None else []
 
+    def footprint_bytes(self) -> int:
+        """What the analyzer holds (its run's columns and records): part of `hook_bytes`."""
+        impl = self._impl
+        return int(impl.run.footprint_bytes()) if impl is not None else 0
+
     def _build(self, run_start: Record | None) -> None:
         from epochwatch.analysis.online import OnlineAnalyzer
 

@@ -1,13 +1,16 @@
 """Growth toward a limit: the projection and the severity rule shared by the leak detectors.
 
-A leak matters by when it hits its limit (the cgroup memory limit or physical memory,
-the GPU's memory, the free space of a disk), so leaks are ranked by projected time to
-the limit. The rule, also in docs/findings.md:
+Severity follows consequence within the run's horizon (also in docs/findings.md). The
+horizon is what is left of the plan where it is known (Keras `epochs`); for open-ended
+runs (custom loops, loops of fits) it is as long again as the series has run so far:
+"if it goes on as long as it went". Then:
 
-- critical: the limit is reached before the planned end of training (Keras `epochs`),
-  or, when the plan is unknown, within CRITICAL_EPOCHS epochs;
-- info: the limit is more than FAR_EPOCHS epochs and FAR_SECONDS away (slow growth);
-- warning: everything else, and growth with no known limit.
+- critical: the limit (cgroup memory limit or physical memory, the GPU's memory, the free
+  space of a disk) is reached before the planned end, or, when the plan is unknown,
+  within CRITICAL_POINTS epochs (fits): that close, a limit is a consequence anyway;
+- warning: the limit is reached within the horizon, or by its end the series would have
+  grown by at least LARGE_SHARE of where it started (the process by half);
+- info: everything else that is statistically real, said with its consequence.
 """
 
 from __future__ import annotations
@@ -17,57 +20,97 @@ from typing import Any
 
 from epochwatch.analysis.findings import CRITICAL, INFO, WARNING
 from epochwatch.analysis.trend import Growth
-from epochwatch.analysis.units import fmt_duration
-from epochwatch.analysis.view import RunAtEpoch, Window, window_epochs
+from epochwatch.analysis.units import fmt_bytes, fmt_duration
+from epochwatch.analysis.view import RunAtEpoch, Window, window_epochs, window_fits
 
-CRITICAL_EPOCHS = 50
-FAR_EPOCHS = 10_000
-FAR_SECONDS = 7 * 86400
+CRITICAL_POINTS = 50
+LARGE_SHARE = 0.5
+
+
+def horizon(view: RunAtEpoch) -> tuple[float, str]:
+    """Points of this view's series still to come in the run's horizon, and its basis:
+    "plan" (what is left of the planned epochs) or "as long again" (open-ended)."""
+    left = view.epochs_left() if view.unit != "fit" else None
+    if left is not None:
+        ratio = view.points_per_epoch()
+        if ratio == ratio:
+            return float(left) * ratio, "plan"
+    return float(max(1, view.end - view.first)), "as long again"
 
 
 def projection(view: RunAtEpoch, level: float, limit: float, slope: float) -> dict[str, Any]:
-    """Epochs (and seconds, from recent epoch times) until `level` growing by `slope`
-    per epoch reaches `limit`; empty when there is no limit or no growth."""
-    if view.unit != "epoch":  # a slope per interval: per epoch, where the fit says how many
-        ratio = view.points_per_epoch()
-        if ratio != ratio:
-            return {}
-        slope *= ratio
+    """Where `level`, growing by `slope` per point, is at the end of the horizon, and when
+    it reaches `limit` (epochs or fits, and seconds from recent point times)."""
+    points, basis = horizon(view)
+    out: dict[str, Any] = {"horizon": basis, "horizon_points": round(points, 1)}
+    if slope > 0 and level == level:
+        out["growth_in_horizon"] = slope * points
+        out["level_at_horizon"] = level + slope * points
     if not (limit == limit and limit > 0 and slope > 0 and level == level):
-        return {}
-    epochs = max(0.0, (limit - level) / slope)
-    out: dict[str, Any] = {"limit": limit, "epochs_to_limit": round(epochs, 1)}
-    per_epoch = view.epoch_seconds()
-    if per_epoch == per_epoch and per_epoch > 0:
-        out["seconds_to_limit"] = round(epochs * per_epoch, 1)
-    left = view.epochs_left()
+        return out
+    to_limit = max(0.0, (limit - level) / slope)
+    out["limit"] = limit
+    out["points_to_limit"] = round(to_limit, 1)
+    if view.unit == "fit":
+        out["fits_to_limit"] = round(to_limit, 1)
+    else:
+        ratio = view.points_per_epoch()
+        if ratio == ratio and ratio > 0:
+            out["epochs_to_limit"] = round(to_limit / ratio, 1)
+    per_point = view.point_seconds()
+    if per_point == per_point and per_point > 0:
+        out["seconds_to_limit"] = round(to_limit * per_point, 1)
+    left = view.epochs_left() if view.unit != "fit" else None
     if left is not None:
         out["epochs_left_in_plan"] = left
     return out
 
 
-def severity(proj: dict[str, Any]) -> str:
-    epochs = proj.get("epochs_to_limit")
-    if epochs is None:
+def severity(proj: dict[str, Any], base: float) -> str:
+    """The rule of the module docstring; `base` is the level the series started from (the
+    fit's first steady value), so a share is of the process before it grew."""
+    points = float(proj.get("horizon_points", 0.0))
+    to_limit = proj.get("points_to_limit")
+    planned = proj.get("horizon") == "plan"
+    if to_limit is not None:
+        if (to_limit <= points and planned) or (not planned and to_limit <= CRITICAL_POINTS):
+            return CRITICAL
+        if to_limit <= points:
+            return WARNING
+    at_horizon = proj.get("level_at_horizon", math.nan)
+    if base == base and base > 0 and at_horizon - base >= LARGE_SHARE * base:
         return WARNING
-    left = proj.get("epochs_left_in_plan")
-    if (left is not None and epochs <= left) or (left is None and epochs <= CRITICAL_EPOCHS):
-        return CRITICAL
-    seconds = proj.get("seconds_to_limit", math.inf)
-    if epochs > FAR_EPOCHS and seconds > FAR_SECONDS:
-        return INFO
-    return WARNING
+    return INFO
 
 
-def when_text(proj: dict[str, Any]) -> str:
+def when_text(proj: dict[str, Any], unit: str = "epoch") -> str:
     """'in about 40 epochs (2.1 h)' or '' without a projection."""
-    epochs = proj.get("epochs_to_limit")
-    if epochs is None:
+    key = "fits_to_limit" if unit == "fit" else "epochs_to_limit"
+    n = proj.get(key)
+    if n is None:
         return ""
-    text = f"in about {epochs:.0f} epochs"
+    text = f"in about {n:.0f} {'fits' if unit == 'fit' else 'epochs'}"
     if "seconds_to_limit" in proj:
         text += f" ({fmt_duration(proj['seconds_to_limit'])})"
     return text
+
+
+def consequence(proj: dict[str, Any], limit_name: str, unit: str = "epoch") -> str:
+    """The title's tail: when the limit is reached, if within the horizon; else what the
+    growth comes to within it ('+120 MiB more by the planned end' or '... if it runs as
+    long again'), with the limit's distance in brackets; '' without a projection."""
+    when = when_text(proj, unit)
+    limit = proj.get("limit")
+    to_limit = proj.get("points_to_limit")
+    if when and limit is not None and to_limit is not None and to_limit <= proj.get("horizon_points", 0):
+        return f"reaches the {limit_name} ({fmt_bytes(limit)}) {when}"
+    grown = proj.get("growth_in_horizon")
+    if grown is None:
+        return ""
+    text = f"+{fmt_bytes(grown)} more " + (
+        "by the planned end" if proj.get("horizon") == "plan" else "if it runs as long again"
+    )
+    return f"{text} (the {limit_name} {when})" if when else text
 
 
 def growth_evidence(view: RunAtEpoch, g: Growth, w: Window) -> dict[str, Any]:
@@ -79,12 +122,17 @@ def growth_evidence(view: RunAtEpoch, g: Growth, w: Window) -> dict[str, Any]:
         "p_value": g.p_value,
         "lag1_autocorrelation": g.rho1,
         "epochs": window_epochs(view, w.indexes),
+        **({"fits": window_fits(view, w.indexes)} if view.unit == "fit" else {}),
         "points": g.n,
         "start": g.start,
         "now": g.now,
         "baseline": g.baseline,
     }
-    if view.unit != "epoch":
+    if view.unit == "fit":
+        out["unit"] = "fit"
+        out["slope_per_fit"] = g.slope
+        out["slope_per_epoch"] = None
+    elif view.unit != "epoch":
         # Judged on sub-epoch intervals: the slope is per interval, the epochs are those
         # the window's intervals belong to.
         out["unit"] = view.unit
@@ -92,4 +140,7 @@ def growth_evidence(view: RunAtEpoch, g: Growth, w: Window) -> dict[str, Any]:
         ratio = view.points_per_epoch()
         out["slope_per_epoch"] = g.slope * ratio if ratio == ratio else None
         out["intervals_per_epoch"] = ratio if ratio == ratio else None
+        # Every interval in the unit of its estimate: the CI of the slope per epoch.
+        out["slope_per_interval_ci95"] = [g.slope_low, g.slope_high]
+        out["slope_ci95"] = [g.slope_low * ratio, g.slope_high * ratio] if ratio == ratio else None
     return out

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from epochwatch.analysis.engine import Engine
+from epochwatch.analysis.engine import Engine, FitReplay
 from epochwatch.analysis.findings import Finding
 from epochwatch.analysis.restore.parents import ParentCache
 from epochwatch.analysis.run import Run
@@ -40,10 +40,12 @@ class OnlineAnalyzer:
             series=EpochSeries(limit=SERIES_LIMIT),
             max_epoch_records=EPOCH_RECORDS,
             intervals=EpochSeries(limit=SERIES_LIMIT, restarts=False),
+            fit_series=EpochSeries(limit=SERIES_LIMIT, restarts=False),
         )
         self.engine = Engine()
         self.interval_engine = self.engine.interval_engine()
         self.parents = parents if parents is not None else ParentCache()  # read once, not per epoch
+        self.fits = FitReplay(self.run, self.engine.fit_engine(), self.parents)
         if run_start:
             self.add(dict(run_start))
 
@@ -71,13 +73,15 @@ class OnlineAnalyzer:
             return self._records(self.interval_engine.step(view))
         if kind != schema.EPOCH or not evaluate:
             return []
+        # The fits that ended before this epoch, as a sequence (report replays them the same way).
+        found = self.fits.until(self.run.series.count)
         view = RunAtEpoch(self.run, parents=self.parents)
-        return self._records(self.engine.step(view))
+        return self._records(found + self.engine.step(view))
 
     def finish(self) -> list[dict[str, Any]]:
         """The verdict at the run's end: what holds now is reported without waiting for its
         persistence. Call before writing run_end."""
-        found: list[Finding] = []
+        found: list[Finding] = self.fits.final()
         if self.run.intervals.count:
             view = RunAtEpoch(self.run.interval_view(), parents=self.parents, unit="interval")
             found += self.interval_engine.step(view, replay_only=True, final=True)

@@ -14,6 +14,7 @@ that is how `epochwatch report` reads a trace of any length in bounded memory.
 from __future__ import annotations
 
 import os
+import sys
 from array import array
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -28,6 +29,7 @@ from epochwatch.trace.reader import ReadStats, iter_records
 
 Record = dict[str, Any]
 RECENT_SAMPLES = 600
+FITS_KEPT = 256  # fit_start / fit_end records a bounded (online) run keeps: loops of 100k fits
 # Interval records folded into the interval series of an unbounded (offline) run: they
 # matter for runs of few long epochs; a run with more has epoch records to judge.
 MAX_INTERVALS = 20_000
@@ -65,12 +67,32 @@ class Run:
     fit_ends: list[Record] = field(default_factory=list)
     fit_end_positions: list[int] = field(default_factory=list)  # epochs recorded before each
     fit_traces: dict[int, float] = field(default_factory=dict)
+    fit_ends_dropped: int = 0  # bounded runs (online) keep the newest FITS_KEPT fits' records
     nested_epochs: int = 0  # epochs of fits nested in a custom loop's epochs (not in `series`)
+    # One point per fit (from its fit_end): what each fit of a loop of fits leaves behind
+    # (RSS, seconds), judged as a sequence of its own (unit "fit").
+    fit_series: EpochSeries = field(default_factory=lambda: EpochSeries(restarts=False))
+    last_epoch_number: int = -1  # the newest epoch number seen (a nested fit's: its loop's)
+    last_host: Record = field(default_factory=dict)  # the newest epoch's host block (limits)
 
     def interval_view(self) -> Run:
         """This run with its interval series in place of the epoch series: what the
         detectors judge when they judge intervals (the lists are shared, not copied)."""
         return replace(self, series=self.intervals)
+
+    def fit_view(self) -> Run:
+        """This run with one point per fit in place of the epoch series (unit "fit")."""
+        return replace(self, series=self.fit_series)
+
+    def footprint_bytes(self) -> int:
+        """An estimate of what this Run holds (the online analyzer's, in the hook: part of
+        `hook_bytes`): its series' columns exactly, its whole records at the size of the
+        newest of each kind (a record is a few hundred bytes to a few kB)."""
+        total = self.series.nbytes() + self.intervals.nbytes() + self.fit_series.nbytes()
+        for records in (self.epochs, self.fits, self.fit_ends, self.saves, self.restores, self.notices):
+            if records:
+                total += len(records) * _record_bytes(records[-1])
+        return total
 
     @property
     def findings(self) -> list[Record]:
@@ -89,6 +111,12 @@ class Run:
         if kind == schema.EPOCH:
             self._count_fit_traces(rec)
             self.retraces.add(rec)
+            number = rec.get("loop_epoch", rec.get("epoch"))
+            if isinstance(number, int) and not isinstance(number, bool):
+                self.last_epoch_number = number
+            host = rec.get("host")
+            if isinstance(host, dict):
+                self.last_host = host
             if "loop_epoch" in rec:
                 # A fit's epoch inside a custom loop's epoch (k-fold, sweeps): the loop's epoch
                 # is the unit; the fit is judged with the other fits (models_in_loop).
@@ -117,9 +145,16 @@ class Run:
                 self.start = rec
         elif kind == schema.FIT_START:
             self.fits.append(rec)
+            if self.max_epoch_records is not None and len(self.fits) > 2 * FITS_KEPT:
+                del self.fits[1 : len(self.fits) - FITS_KEPT]  # the first stays: the run's own
         elif kind == schema.FIT_END:
             self.fit_ends.append(rec)
             self.fit_end_positions.append(self.series.count)
+            self.fit_series.add_epoch(fit_point(rec, self.last_epoch_number, self.last_host))
+            if self.max_epoch_records is not None and len(self.fit_ends) > 2 * FITS_KEPT:
+                drop = len(self.fit_ends) - FITS_KEPT
+                del self.fit_ends[:drop], self.fit_end_positions[:drop]
+                self.fit_ends_dropped += drop
         elif kind == schema.SAVE:
             self.saves.append(rec)
             self.save_positions.append(self.series.count)
@@ -138,6 +173,40 @@ class Run:
         new = retraces.get("new") if isinstance(retraces, dict) else None
         if isinstance(fit, int) and isinstance(new, int | float) and not isinstance(new, bool):
             self.fit_traces[fit] = self.fit_traces.get(fit, 0.0) + new
+
+
+def _record_bytes(rec: Any, depth: int = 0) -> int:
+    """Deep size of one record (dicts, lists and scalars; bounded depth)."""
+    size = sys.getsizeof(rec)
+    if depth < 6 and isinstance(rec, dict):
+        size += sum(_record_bytes(k, depth + 1) + _record_bytes(v, depth + 1) for k, v in rec.items())
+    elif depth < 6 and isinstance(rec, list | tuple):
+        size += sum(_record_bytes(v, depth + 1) for v in rec)
+    return size
+
+
+def _per_epoch(rec: Record) -> float | None:
+    seconds, epochs = rec.get("seconds"), rec.get("epochs_completed")
+    if not isinstance(seconds, int | float) or not isinstance(epochs, int) or isinstance(epochs, bool):
+        return None
+    return float(seconds) / epochs if epochs > 0 else None
+
+
+LIMITS = ("sys_total_bytes", "memory_limit_bytes")
+
+
+def fit_point(rec: Record, epoch: int, host: Record) -> Record:
+    """A fit_end as one point of the fit series: the RSS it left behind, its seconds, the
+    memory limits of the newest epoch and the run's newest epoch number (what a finding on
+    fits is dated by). Point i is fit_ends[i]."""
+    return {
+        "epoch": epoch,
+        "source": "fits",  # one segment: the first fit is the series' warm-up
+        "seconds": rec.get("seconds"),
+        "steps": rec.get("epochs_completed"),
+        "step_seconds": {"median": _per_epoch(rec)},  # the fit's time per epoch (slowdown)
+        "host": {**{k: host[k] for k in LIMITS if k in host}, "rss_bytes": rec.get("rss_bytes")},
+    }
 
 
 def load_run(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -92,7 +92,6 @@ ALLOCATOR_BLOCKS = {
 
 OTHERS_KEPT = 256  # changes of "who else is on a GPU" remembered per device
 
-HEAD = 8  # first values kept per column: the run's own baseline
 # Warm-up state per epoch (series.warm): the first epoch of a fit or loop (compile, first
 # traces), the few after it that still trace (settling), or steady.
 STEADY, SETTLING, FIRST = 0, 1, 2
@@ -201,7 +200,9 @@ class EpochSeries:
         self.cols: dict[str, array[float]] = {name: array("d") for name in (*SCALARS, *SAMPLED)}
         self.keyed: dict[str, dict[str, array[float]]] = {name: {} for name in KEYED}
         self.warm = array("b")
-        self.head: dict[str, list[float]] = {}
+        # Absolute index of each fit's (segment's) first epoch: a window never spans two
+        # fits (a new model's epochs are not the old one's continuation).
+        self.starts = array("l")
         self.dir_roles: dict[str, str] = {}
         self.gpu_names: dict[str, str] = {}
         # Which framework's allocator a device's tf_current/tf_peak came from (evidence).
@@ -290,13 +291,10 @@ class EpochSeries:
         values["samples"] = float(p.count)
         self._pending = _Pending()
         warm = self._is_warm(rec, values)
+        if warm == FIRST:
+            self.starts.append(self.count)
         for name, col in self.cols.items():
-            v = values[name]
-            col.append(v)
-            if not warm and v == v:
-                head = self.head.setdefault(name, [])
-                if len(head) < HEAD:
-                    head.append(v)
+            col.append(values[name])
         self.warm.append(warm)
         keyed = self._keyed_values(rec)
         for family, sums in (("gpu_others_sm", p.others_sm), ("gpu_self_sm", p.self_sm)):
@@ -445,6 +443,9 @@ class EpochSeries:
                 del col[:drop]
         del self.warm[:drop]
         self.offset += drop
+        keep = bisect_right(self.starts, self.offset) - 1  # the start of the fit now running stays
+        if keep > 0:
+            del self.starts[:keep]
 
     # -- reading --------------------------------------------------------------------------
 
@@ -462,6 +463,16 @@ class EpochSeries:
             if index < end:
                 return entries
         return []
+
+    def nbytes(self) -> int:
+        """Bytes held by the columns (what this series costs the process that keeps it)."""
+        arrays = [*self.cols.values(), *(c for f in self.keyed.values() for c in f.values())]
+        return sum(a.itemsize * len(a) for a in arrays) + len(self.warm) + 8 * len(self.starts)
+
+    def segment_start(self, index: int) -> int:
+        """Absolute index of the first epoch of the fit (segment) holding epoch `index`."""
+        at = bisect_right(self.starts, index) - 1
+        return self.starts[at] if at >= 0 else 0
 
     def keys(self, family: str) -> list[str]:
         return list(self.keyed.get(family, {}))

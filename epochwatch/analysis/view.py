@@ -98,14 +98,15 @@ class RunAtEpoch:
         want = size + max(0, envelope - 1)
         warm = self.series.warm
         stop = self.end - offset
+        first = self.first - offset  # never before the newest epoch's fit
         span = want + 8
         while True:  # slices in C, then filter; widen only when warm-up or gaps ate the window
-            lo = max(0, stop - span)
+            lo = max(first, stop - span)
             chunk = col[lo:stop].tolist()
             total = sum(chunk)
             if total == total and not any(warm[lo:stop]):  # no gaps, no warm-up: no filtering
                 values, indexes = chunk, list(range(lo + offset, stop + offset))
-                if len(values) >= want or lo == 0:
+                if len(values) >= want or lo == first:
                     break
                 span *= 4
                 continue
@@ -114,7 +115,7 @@ class RunAtEpoch:
                 if v == v and not w:
                     values.append(v)
                     indexes.append(i + offset)
-            if len(values) >= want or lo == 0:
+            if len(values) >= want or lo == first:
                 break
             span *= 4
         if len(values) > want:
@@ -136,9 +137,28 @@ class RunAtEpoch:
         w = self.window(name, key, size=span + 1)
         return w if len(w) <= span else None
 
-    def head(self, name: str) -> list[float]:
-        """The run's first non-warm-up values of a series: its own baseline."""
-        return list(self.series.head.get(name, []))
+    def head(self, name: str, size: int = 8) -> list[float]:
+        """The first non-warm-up values of a series in the newest epoch's fit: its baseline."""
+        col = self.series.column(name)
+        if col is None:
+            return []
+        out: list[float] = []
+        offset, warm = self.series.offset, self.series.warm
+        for i in range(self.first - offset, self.end - offset):
+            v = col[i]
+            if v == v and not warm[i]:
+                out.append(v)
+                if len(out) >= size:
+                    break
+        return out
+
+    @property
+    def first(self) -> int:
+        """Absolute index of the first epoch of the newest epoch's fit: every window and
+        baseline starts there, so epochs of two fits are never one series."""
+        if self.end <= 0:
+            return self.series.offset
+        return max(self.series.offset, self.series.segment_start(self.last))
 
     # -- what the run says about itself ------------------------------------------------------
 
@@ -163,18 +183,20 @@ class RunAtEpoch:
         return None
 
     def per(self) -> str:
-        """What a slope is per, for titles: "per epoch", or "per 57 steps" on intervals."""
-        if self.unit == "epoch":
-            return "per epoch"
+        """What a slope is per, for titles: "per epoch", "per fit", or "per interval (57 steps)"."""
+        if self.unit in ("epoch", "fit"):
+            return f"per {self.unit}"
         w = self.window("steps", size=8)
         steps = trend.median(w.values) if w.values else math.nan
-        return f"per {steps:.0f} steps" if steps == steps else "per interval"
+        return f"per interval ({steps:.0f} steps)" if steps == steps else "per interval"
 
     def points_per_epoch(self) -> float:
         """Points of this view's series per epoch: 1 for epochs; for intervals, the fit's
         steps per epoch over the steps per interval (NaN when unknown)."""
         if self.unit == "epoch":
             return 1.0
+        if self.unit == "fit":
+            return math.nan
         fit = self.run.fits[-1] if self.run.fits else {}
         planned = fit.get("steps_per_epoch") if isinstance(fit, dict) else None
         w = self.window("steps", size=8)
@@ -187,6 +209,17 @@ class RunAtEpoch:
         w = self.window("seconds", size=10)
         seconds = trend.median(w.values) if w.values else math.nan
         return seconds if self.unit == "epoch" else seconds * self.points_per_epoch()
+
+    def point_seconds(self) -> float:
+        """Typical wall time per point of this view's series (an epoch, an interval, a fit)."""
+        w = self.window("seconds", size=10)
+        return trend.median(w.values) if w.values else math.nan
+
+    def fit_number(self, index: int) -> int | None:
+        """On the fit series (unit "fit"): the fit index of point `index` (from 0)."""
+        ends, at = self.run.fit_ends, index - self.run.fit_ends_dropped
+        fit = ends[at].get("fit") if 0 <= at < len(ends) else None
+        return fit if isinstance(fit, int) and not isinstance(fit, bool) else None
 
     def epochs_left(self) -> int | None:
         planned = self.planned_epochs
@@ -201,3 +234,10 @@ def window_epochs(view: RunAtEpoch, indexes: Sequence[int]) -> list[int]:
     if not indexes:
         return []
     return [view.epoch_number(indexes[0]), view.epoch_number(indexes[-1])]
+
+
+def window_fits(view: RunAtEpoch, indexes: Sequence[int]) -> list[int | None]:
+    """First and last fit indexes (from 0) of a window of the fit series, for evidence."""
+    if not indexes or view.unit != "fit":
+        return []
+    return [view.fit_number(indexes[0]), view.fit_number(indexes[-1])]

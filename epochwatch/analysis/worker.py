@@ -38,6 +38,9 @@ JOIN_SECONDS = 5.0  # the run's end waits this long at most for the last epochs'
 Record = dict[str, Any]
 
 
+QUEUED_RECORD_BYTES = 2048  # a queued epoch record with its blocks, as a dict (estimate)
+
+
 class FellBehind(RuntimeError):
     """More than `limit` records wait: online detection stops (the trace stays complete)."""
 
@@ -100,6 +103,10 @@ class AnalysisWorker:
             self._start()
             self._cv.notify()
         return True
+
+    def footprint_bytes(self) -> int:
+        """What the worker holds: the analyzer's run and the records waiting for it."""
+        return int(self.analyzer.footprint_bytes()) + len(self._queue) * QUEUED_RECORD_BYTES
 
     def start(self) -> None:
         """Start the thread now rather than at the first record (off the training thread:

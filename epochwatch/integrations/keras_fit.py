@@ -14,6 +14,7 @@ import sys
 from typing import Any, Protocol
 
 from epochwatch.guard import Guard
+from epochwatch.integrations.serials import serial_of
 
 _ROLE_BY_CALLBACK = {
     "ModelCheckpoint": ("filepath", "checkpoint"),
@@ -30,14 +31,14 @@ class ModelLoop:
         self.models_seen = 0
         self.clear_session_calls = 0
 
-    def serial(self, model: Any) -> int:
-        """The model object's number among those fitted in this process (kept on the model)."""
-        serial = getattr(model, "_epochwatch_serial", None)
-        if not isinstance(serial, int):  # a model object this process has not fitted before
-            serial = self.models_seen
+    def serial(self, model: Any) -> int | None:
+        """The model object's serial (integrations/serials.py: restores use the same numbers),
+        counting the distinct model objects fitted in this process."""
+        serial = serial_of(model)
+        if not getattr(model, "_epochwatch_fitted", False):
             self.models_seen += 1
             with contextlib.suppress(Exception):
-                model._epochwatch_serial = serial
+                model._epochwatch_fitted = True
         return serial
 
 
@@ -145,12 +146,13 @@ def fit_block(watch: FitFacts, fit_index: int, guard: Guard) -> dict[str, Any]:
     return {k: v for k, v in block.items() if v is not None}
 
 
-def _model(model: Any, serial: int) -> dict[str, Any]:
+def _model(model: Any, serial: int | None) -> dict[str, Any]:
     info: dict[str, Any] = {
         "name": getattr(model, "name", None),
         "class": type(model).__name__,
-        "serial": serial,
     }
+    if serial is not None:  # an object that takes no attribute: told apart by name
+        info["serial"] = serial
     try:
         info["params"] = int(model.count_params())
         info["trainable_params"] = int(

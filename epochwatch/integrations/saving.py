@@ -44,6 +44,7 @@ from epochwatch.checkpoints import capture
 from epochwatch.checkpoints import files as cfiles
 from epochwatch.checkpoints.events import SaveEvents
 from epochwatch.checkpoints.inspect import inspect_file
+from epochwatch.integrations.serials import serial_of
 
 if TYPE_CHECKING:
     from epochwatch.recorder import Recorder
@@ -95,7 +96,9 @@ def follow_restores() -> None:
 
 
 def _exit_hook(recorder: Recorder) -> None:
-    """Flush pending hashes when the run ends, before run_end is written (once)."""
+    """Flush pending hashes when the run ends, before run_end is written (once); and at
+    interpreter exit before any library's own exit handler runs (see `_first_at_exit`)."""
+    _first_at_exit()
     if _state.get("exit_hook"):
         return
     with _state_lock:
@@ -106,6 +109,19 @@ def _exit_hook(recorder: Recorder) -> None:
             else:  # a stand-in recorder: flush at interpreter exit instead
                 atexit.register(_close_at_exit)
             _state["exit_hook"] = True
+
+
+def _first_at_exit() -> None:
+    """Make `_close_at_exit` the next exit handler to run. atexit runs handlers last
+    registered first; h5py registers its own (it unregisters its type converters) when it is
+    imported, after `import epochwatch.hook`, so the hook's end of run came after it while
+    the hashing thread could still be reading a just-saved .h5 with h5py: errors from
+    h5py's ObjectID.__dealloc__ and, 2 times in 14, a segfault at exit. Registered again at
+    every save and restore (a dict lookup and a list edit), it runs before the handlers of
+    every library imported by then, and joins the thread: nothing of the hook reads files
+    while the interpreter finalizes."""
+    atexit.unregister(_close_at_exit)
+    atexit.register(_close_at_exit)
 
 
 def _close_at_exit() -> None:
@@ -266,6 +282,9 @@ def install_keras(recorder: Recorder) -> None:
             model = result if model_at is None else _arg(args, kwargs, model_at, "model")
             fields = _model_fields(model)
             fields.pop("optimizer_included", None)  # for a restore: what the file holds, found later
+            serial = serial_of(model)
+            if serial is not None:  # what it restored into: a fit of another model is not its resume
+                fields["model_serial"] = serial
             fmt = cfiles.keras_format(path)
             _state["watcher"].attach()
             events.restored(path, fmt, api, seconds, messages, via=_via(), **fields)
@@ -281,35 +300,32 @@ def install_keras(recorder: Recorder) -> None:
     ):
         if not _patch(model_cls, name, make):
             missing.append(f"keras.Model.{name}")
-
-    funnels = (
-        ("keras.src.saving.saving_lib", "save_model", saved("keras.saving.save_model", 0, 1, "filepath")),
+    lib, h5 = "keras.src.saving.saving_lib", "keras.src.legacy.saving.legacy_h5_format"
+    missing += _patch_funnels(
         (
-            "keras.src.saving.saving_lib",
-            "save_weights_only",
-            saved("keras.saving.save_weights", 0, 1, "filepath"),
-        ),
-        (
-            "keras.src.saving.saving_lib",
-            "load_model",
-            restored("keras.saving.load_model", None, 0, "filepath"),
-        ),
-        (
-            "keras.src.saving.saving_lib",
-            "load_weights_only",
-            restored("keras.saving.load_weights", 0, 1, "filepath"),
-        ),
-        (
-            "keras.src.legacy.saving.legacy_h5_format",
-            "save_model_to_hdf5",
-            saved("keras.saving.save_model", 0, 1, "filepath", include_kw="include_optimizer"),
-        ),
-        (
-            "keras.src.legacy.saving.legacy_h5_format",
-            "load_model_from_hdf5",
-            restored("keras.saving.load_model", None, 0, "filepath"),
-        ),
+            (lib, "save_model", saved("keras.saving.save_model", 0, 1, "filepath")),
+            (lib, "save_weights_only", saved("keras.saving.save_weights", 0, 1, "filepath")),
+            (lib, "load_model", restored("keras.saving.load_model", None, 0, "filepath")),
+            (lib, "load_weights_only", restored("keras.saving.load_weights", 0, 1, "filepath")),
+            (
+                h5,
+                "save_model_to_hdf5",
+                saved("keras.saving.save_model", 0, 1, "filepath", "include_optimizer"),
+            ),
+            (h5, "load_model_from_hdf5", restored("keras.saving.load_model", None, 0, "filepath")),
+        )
     )
+    if missing:
+        recorder.emit(
+            "notice",
+            part=PART,
+            message=f"not recording saves/restores through {', '.join(missing)} (not found in this Keras)",
+        )
+
+
+def _patch_funnels(funnels: tuple[tuple[str, str, Callable[..., Any]], ...]) -> list[str]:
+    """Patch each (module, function, make); the names of those not found in this version."""
+    missing: list[str] = []
     for module_name, name, make in funnels:
         try:
             module = importlib.import_module(module_name)
@@ -318,12 +334,7 @@ def install_keras(recorder: Recorder) -> None:
             continue
         if not _patch(module, name, make):
             missing.append(f"{module_name}.{name}")
-    if missing:
-        recorder.emit(
-            "notice",
-            part=PART,
-            message=f"not recording saves/restores through {', '.join(missing)} (not found in this Keras)",
-        )
+    return missing
 
 
 # -- TensorFlow ----------------------------------------------------------------------
@@ -342,6 +353,14 @@ def _checkpoint_fields(checkpoint: Any) -> dict[str, Any]:
                 fields["iterations"] = state["iterations"]
             return fields
     return {"optimizer_included": False}
+
+
+def _tracked_model_serial(recorder: Recorder, checkpoint: Any) -> int | None:
+    """The serial of the Keras model a tf.train.Checkpoint tracks (the first one), if any."""
+    for child in (v for k, v in vars(checkpoint).items() if not k.startswith("_")):
+        if hasattr(child, "fit") and hasattr(child, "optimizer"):
+            return serial_of(child)
+    return None
 
 
 def _tf_label() -> str:
@@ -387,6 +406,9 @@ def install_tf(recorder: Recorder) -> None:
                 return
             fields = _checkpoint_fields(args[0])
             fields.pop("optimizer_included", None)
+            serial = _tracked_model_serial(recorder, args[0])
+            if serial is not None:
+                fields["model_serial"] = serial
             fmt = cfiles.SAVED_MODEL if os.path.isdir(path) else cfiles.TF_CHECKPOINT
             _state["watcher"].attach()
             events.restored(path, fmt, api, seconds, messages, via=_via(), **fields)
@@ -399,6 +421,18 @@ def install_tf(recorder: Recorder) -> None:
         make = functools.partial(_wrap_restore, recorder, on_restore(f"tf.train.Checkpoint.{name}"))
         if not _patch(checkpoint_cls, name, make):
             missing.append(f"tf.train.Checkpoint.{name}")
+
+    missing += _install_saved_model(recorder, events)
+    if missing:
+        recorder.emit(
+            "notice",
+            part=PART,
+            message=f"not recording saves/restores through {', '.join(missing)} (not found in this TF)",
+        )
+
+
+def _install_saved_model(recorder: Recorder, events: SaveEvents) -> list[str]:
+    """Patch tf.saved_model's save and load funnels; the names not found in this TF."""
 
     def on_sm_save(
         args: tuple[Any, ...], kwargs: dict[str, Any], _result: Any, seconds: float, _m: Any
@@ -422,23 +456,20 @@ def install_tf(recorder: Recorder) -> None:
         _state["watcher"].attach()
         events.restored(path, cfiles.SAVED_MODEL, "tf.saved_model.load", seconds, messages, **fields)
 
-    for module_name, name, done, restore in (
-        ("tensorflow.python.saved_model.save", "save_and_return_nodes", on_sm_save, False),
-        ("tensorflow.python.saved_model.load", "load_partial", on_sm_load, True),
-    ):
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            missing.append(f"{module_name}.{name}")
-            continue
-        if not _patch(module, name, functools.partial(_wrap_any, recorder, done, restore)):
-            missing.append(f"{module_name}.{name}")
-    if missing:
-        recorder.emit(
-            "notice",
-            part=PART,
-            message=f"not recording saves/restores through {', '.join(missing)} (not found in this TF)",
+    return _patch_funnels(
+        (
+            (
+                "tensorflow.python.saved_model.save",
+                "save_and_return_nodes",
+                functools.partial(_wrap_any, recorder, on_sm_save, False),
+            ),
+            (
+                "tensorflow.python.saved_model.load",
+                "load_partial",
+                functools.partial(_wrap_any, recorder, on_sm_load, True),
+            ),
         )
+    )
 
 
 def _wrap_restore(

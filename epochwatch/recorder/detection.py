@@ -53,6 +53,11 @@ class OnlineDetection:
         """The analysis thread's CPU time so far (the hook's overhead counts it)."""
         return float(getattr(self._worker, "cpu_seconds", 0.0) or 0.0)
 
+    def footprint_bytes(self) -> int:
+        """What online detection holds in this process (`hook_bytes`, integrations/footprint.py)."""
+        worker = self._worker
+        return 0 if worker is None else int(self._guard.run(PART, worker.footprint_bytes, 0) or 0)
+
     def _new_worker(self) -> Any:
         from epochwatch.analysis.guarded import GuardedAnalyzer
         from epochwatch.analysis.worker import AnalysisWorker, FellBehind

@@ -162,7 +162,7 @@ def test_step_change_is_a_slowdown_with_its_onset(tmp_path: Path) -> None:
     ev = found[0]["evidence"]
     assert ev["shape"] == "step" and ev["onset_epoch"] == 5
     assert 2.0 < ev["ratio"] < 6.0
-    assert "slower from epoch 5" in found[0]["title"]
+    assert "slower from epoch 6" in found[0]["title"]  # onset_epoch 5 (0-based): Epoch 6/N in Keras
     assert found[0]["epoch"] <= 9
 
 
@@ -177,7 +177,9 @@ def test_a_leak_that_grows_is_updated_and_one_that_ends_says_so(tmp_path: Path) 
     updates = [f for f in found if f.get("update") and "ended_epoch" not in f]
     assert updates and updates[0]["evidence"]["current"] > 1.25 * first["evidence"]["current"]
     assert all(f["epoch"] == first["epoch"] for f in found)  # one episode, first seen then
-    assert last["ended_epoch"] >= 12 and f"recovered at epoch {last['ended_epoch']}" in last["title"]
+    assert (
+        last["ended_epoch"] >= 12 and f"recovered at epoch {last['ended_epoch'] + 1}" in last["title"]
+    )  # 1-based in text
     (path,) = trace_files(tmp_path)
     (reported,) = [f for f in _report(path)["runs"][0]["findings"] if f["kind"] == "host_memory_growth"]
     assert reported["ended_epoch"] == last["ended_epoch"] and "recovered at epoch" in reported["title"]

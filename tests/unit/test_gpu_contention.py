@@ -97,7 +97,7 @@ def test_another_process_takes_the_gpu_and_the_run_slows(nvml: dict[str, Any]) -
     assert 1.45 < ev["slowdown_ratio"] < 1.75
     assert ev["processes"][0]["pid"] == OTHER and ev["processes"][0]["user"]
     assert 424242 not in [p["pid"] for p in ev["processes"]]
-    assert f"pid {OTHER}" in f.title and "since epoch 20" in f.title
+    assert f"pid {OTHER}" in f.title and "since epoch 21" in f.title  # since_epoch 20 (0-based)
     assert "CUDA_VISIBLE_DEVICES" in f.hint
 
 

@@ -43,3 +43,6 @@ class Detector:
     # Also judge the run's sub-epoch intervals (view.unit == "interval"): series that an
     # interval record carries (step times, RSS, GPU memory, directories).
     intervals: bool = False
+    # Also judge the run's fits as a sequence (view.unit == "fit": one point per fit_end,
+    # what each fit of a loop of fits leaves behind).
+    fits: bool = False

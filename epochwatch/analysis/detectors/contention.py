@@ -104,7 +104,7 @@ def _cpu_share(view: RunAtEpoch) -> Finding | None:
     evidence["competition"] = demand
     title = (
         f"the process gets less CPU per wall second: {1 / g.start:.2f} -> {1 / g.now:.2f} CPU-seconds "
-        f"per second over epochs {evidence['epochs'][0]}-{evidence['epochs'][-1]}, for the same work"
+        f"per second over epochs {evidence['epochs'][0] + 1}-{evidence['epochs'][-1] + 1}, for the same work"
     )
     # An inference from the hook's own readings, hence info, not warning.
     return Finding(KIND, INFO, title, evidence, _hint(view), "cpu", view.epoch_number(view.last))

@@ -122,10 +122,10 @@ def _finding(view: RunAtEpoch, path: str) -> Finding | None:
         evidence["current"] = bytes_now
         evidence["base"] = gb.start
         title = f"{path} grows {fmt_bytes(gb.slope)} {view.per()} ({fmt_bytes(gb.start)} -> {fmt_bytes(bytes_now)})"
-        when = leaks.when_text(proj)
+        when = leaks.when_text(proj, view.unit)
         if when:
             title += f"; the disk ({fmt_bytes(free)} free) is full {when}"
-        return Finding(KIND, leaks.severity(proj), title, evidence, hint, path, epoch, hold=verdict.hold)
+        return Finding(KIND, leaks.severity(proj, 0.0), title, evidence, hint, path, epoch, hold=verdict.hold)
     assert gf is not None and wf is not None
     evidence.update(leaks.growth_evidence(view, gf, wf))
     evidence["series"] = "files"

@@ -104,7 +104,7 @@ def evaluate(view: RunAtEpoch, device: str) -> Finding | None:
     if own:
         evidence["own_sm_pct"] = round(median(own), 1)
     title = (
-        f"other processes use {median(others):.0f}% of GPU {device}'s compute since epoch {since}, and this "
+        f"other processes use {median(others):.0f}% of GPU {device}'s compute since epoch {since + 1}, and this "
         f"run's {what} take {ratio:.2f}x as long as without them"
     )
     if processes:

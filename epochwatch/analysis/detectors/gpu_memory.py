@@ -77,13 +77,13 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         evidence["base"] = g.start
         what = "GPU memory" if not target.startswith("CPU") else "Device memory (JAX, host-backed)"
         title = f"{what} on {target} grows {fmt_bytes(g.slope)} {view.per()}: {fmt_bytes(g.start)} -> {fmt_bytes(now)}"
-        when = leaks.when_text(proj)
-        if when:
-            title += f"; fills the device ({fmt_bytes(limit)}{', ' + name if name else ''}) {when}"
+        tail = leaks.consequence(proj, f"device's memory{' (' + name + ')' if name else ''}", view.unit)
+        if tail:
+            title += f"; {tail}"
         found.append(
             Finding(
                 kind=KIND,
-                severity=leaks.severity(proj),
+                severity=leaks.severity(proj, (view.head(column)[:1] or [g.start])[0]),
                 title=title,
                 evidence=evidence,
                 hint=frameworks.hint(KIND, frameworks.framework(view.start), HINT),

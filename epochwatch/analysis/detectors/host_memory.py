@@ -10,6 +10,7 @@ cgroup memory limit where set, else physical memory.
 from __future__ import annotations
 
 from epochwatch.analysis import frameworks, leaks
+from epochwatch.analysis.detectors import models_in_loop
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import Finding
 from epochwatch.analysis.growth import judge
@@ -26,7 +27,7 @@ RULE = GrowthRule(
     min_points=10,
     alpha=0.001,
     min_rel_slope=0.001,
-    min_abs_slope=1 * MIB,
+    min_abs_slope=0.125 * MIB,  # the floor is relative (0.1% per point, +5% over the window)
     min_rel_growth=0.05,
     newest_frac=0.4,
     step_ratio=0.8,
@@ -57,6 +58,8 @@ def current(view: RunAtEpoch, finding: Finding | None) -> float:
 def detect(view: RunAtEpoch) -> list[Finding]:
     if view.done(KIND, None):
         return []
+    if (view.unit == "fit" or view.run.nested_epochs) and models_in_loop.new_models_each_fit(view):
+        return []  # one problem, one finding: what each new model leaves behind is models_in_loop's
     verdict = judge(view, "rss_min", RULE, envelope=ENVELOPE, blatant=BLATANT)
     if verdict is None:
         return []
@@ -79,13 +82,13 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     evidence["current"] = now
     evidence["base"] = g.start
     title = f"host memory grows {fmt_bytes(g.slope)} {view.per()}: {fmt_bytes(g.start)} -> {fmt_bytes(now)}"
-    when = leaks.when_text(proj)
-    if when:
-        title += f"; reaches the {limit_name} ({fmt_bytes(limit)}) {when}"
+    tail = leaks.consequence(proj, limit_name, view.unit)
+    if tail:
+        title += f"; {tail}"
     return [
         Finding(
             kind=KIND,
-            severity=leaks.severity(proj),
+            severity=leaks.severity(proj, (view.head("rss_min")[:1] or [g.start])[0]),
             title=title,
             evidence=evidence,
             hint=frameworks.hint(KIND, frameworks.framework(view.start), HINT),
@@ -96,4 +99,6 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     ]
 
 
-DETECTOR = Detector(name=KIND, detect=detect, persistence=PERSISTENCE, current=current, intervals=True)
+DETECTOR = Detector(
+    name=KIND, detect=detect, persistence=PERSISTENCE, current=current, intervals=True, fits=True
+)

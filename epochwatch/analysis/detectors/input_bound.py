@@ -132,6 +132,8 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         return []
     measured = []
     for i in view.series.indexes(view.end, LOOKBACK):
+        if i < view.first:  # the newest fit's epochs only: another fit fed another input
+            continue
         wait, seconds = view.value("input_wait", i), view.value("seconds", i)
         count = view.value("steps", i)
         if wait != wait or seconds != seconds or not count >= MIN_STEPS:

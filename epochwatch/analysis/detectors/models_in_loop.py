@@ -15,16 +15,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from epochwatch.analysis import trend
+from epochwatch.analysis import leaks, trend
 from epochwatch.analysis.detectors.base import Detector
-from epochwatch.analysis.findings import WARNING, Finding
+from epochwatch.analysis.findings import Finding
 from epochwatch.analysis.units import fmt_bytes
 from epochwatch.analysis.view import RunAtEpoch
 
 KIND = "models_in_loop"
 MIB = 1024.0 * 1024.0
 MIN_FITS = 5  # fits before the sequence is judged (the first is left out as warm-up)
-MIN_SLOPE = 1 * MIB  # RSS growth per fit that matters
+MIN_SLOPE = 0.125 * MIB  # RSS growth per fit below which allocator noise rules
+MIN_REL_SLOPE = 0.001  # ... and the floor that matters: 0.1% of the process per fit
 ALPHA = 0.01  # one-sided Mann-Kendall over the fits' RSS
 NEW_MODEL_SHARE = 0.6  # share of the fits that fitted a model not fitted before
 
@@ -47,20 +48,19 @@ ALREADY_CLEARED = (
 )
 
 
+Record = dict[str, Any]
+
+
 def _num(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
 
 
-def detect(view: RunAtEpoch) -> list[Finding]:
-    if view.done(KIND, None):
-        return []
-    run = view.run
-    ends = [r for r, pos in zip(run.fit_ends, run.fit_end_positions, strict=False) if pos < view.end]
-    if len(ends) < MIN_FITS:
-        return []
-    starts = {f.get("fit"): f for f in run.fits}
+def _models(view: RunAtEpoch, ends: list[Record]) -> tuple[list[Any], list[float]]:
+    """Per fit: the model object it fitted (serial, else name), and the clear_session()
+    calls counted by then."""
+    starts = {f.get("fit"): f for f in view.run.fits}
     models: list[Any] = []
     calls: list[float] = []
     for r in ends:
@@ -71,6 +71,34 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         c = _num(start.get("clear_session_calls"))
         if c is not None:
             calls.append(c)
+    return models, calls
+
+
+def _ended_fits(view: RunAtEpoch) -> list[Record]:
+    run = view.run
+    if view.unit == "fit":
+        return run.fit_ends[: max(0, view.end - run.fit_ends_dropped)]
+    return [r for r, pos in zip(run.fit_ends, run.fit_end_positions, strict=False) if pos < view.end]
+
+
+def new_models_each_fit(view: RunAtEpoch) -> bool:
+    """Whether the run is a loop whose fits train a new model each (most of them): then
+    the memory each fit leaves behind is this finding's, not a separate host growth."""
+    ends = _ended_fits(view)
+    if len(ends) < 2:
+        return False
+    models, _ = _models(view, ends)
+    return len(set(models)) >= NEW_MODEL_SHARE * len(ends)
+
+
+def detect(view: RunAtEpoch) -> list[Finding]:
+    if view.done(KIND, None):
+        return []
+    run = view.run
+    ends = _ended_fits(view)
+    if len(ends) < MIN_FITS:
+        return []
+    models, calls = _models(view, ends)
     distinct = len(set(models))
     if distinct < NEW_MODEL_SHARE * len(ends):
         return []
@@ -79,8 +107,12 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         return []
     mk = trend.mann_kendall(rss, autocorr=False)
     ts = trend.theil_sen(rss)
-    if ts.slope < MIN_SLOPE or mk.p_increasing > ALPHA:
+    # The floor is relative to the process: 0.1% of its RSS per fit (0.7 MiB on 550 MiB).
+    if ts.slope < MIN_REL_SLOPE * rss[0] or ts.slope < MIN_SLOPE or mk.p_increasing > ALPHA:
         return []
+    fit_view = RunAtEpoch(run.fit_view(), run.fit_ends_dropped + len(ends), unit="fit", parents=view.parents)
+    limit, limit_name = _limit(fit_view)
+    proj = leaks.projection(fit_view, rss[-1], limit, ts.slope)
     traces = [run.fit_traces.get(r.get("fit"), 0.0) for r in ends[1:]]  # type: ignore[arg-type]
     per_fit = trend.median(traces) if traces else 0.0
     cleared = len(calls) >= 2 and calls[-1] - calls[0] >= len(calls) - 2
@@ -88,39 +120,63 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     evidence: dict[str, Any] = {
         "fits": len(ends),
         "models": distinct,
+        "unit": "fit",
         "rss_slope_per_fit": ts.slope,
         "slope_ci95": [ts.low, ts.high],
         "p_value": mk.p_increasing,
         "rss_first": rss[0],
         "rss_now": rss[-1],
         "current": rss[-1],
+        "base": rss[0],
         "new_traces_per_fit": per_fit,
         "clear_session_calls": calls[-1] if calls else None,
         "clear_session_every_iteration": cleared,
+        "limit_name": limit_name,
+        **proj,
     }
     if len(seconds) >= 2:
         evidence["fit_seconds_first"] = seconds[0]
         evidence["fit_seconds_now"] = seconds[-1]
     title = (
-        f"a new model every iteration: {len(ends)} fits of {distinct} models, RSS grows "
+        f"a new model every iteration: after {len(ends)} fits of {distinct} models, RSS grows "
         f"{fmt_bytes(ts.slope)} per fit ({fmt_bytes(rss[0])} -> {fmt_bytes(rss[-1])})"
     )
     if per_fit > 0:
         title += f", {per_fit:.0f} new traced functions per fit"
+    tail = leaks.consequence(proj, limit_name, "fit")
+    if tail:
+        title += f"; {tail}"
     if cleared:
         title += "; clear_session() is already called every iteration"
     return [
         Finding(
             kind=KIND,
-            severity=WARNING,
+            severity=leaks.severity(proj, rss[0]),
             title=title,
             evidence=evidence,
             hint=ALREADY_CLEARED if cleared else FIX,
             target=None,
-            epoch=view.epoch_number(view.last),
+            epoch=view.epoch_number(view.last)
+            if view.unit != "fit"
+            else fit_view.epoch_number(fit_view.last),
             hold=1,
         )
     ]
 
 
-DETECTOR = Detector(name=KIND, detect=detect, persistence=1)
+def _limit(view: RunAtEpoch) -> tuple[float, str]:
+    limit = view.latest("mem_limit")
+    if limit == limit and limit > 0:
+        return limit, "cgroup memory limit"
+    return view.latest("sys_total"), "physical memory"
+
+
+def current(view: RunAtEpoch, finding: Finding | None) -> float:
+    """The RSS the newest fit left behind: an episode, updated (graver severity) while the
+    loop goes on, so a loop found early is not left at the severity of its first fits."""
+    ends = _ended_fits(view)
+    rss = _num(ends[-1].get("rss_bytes")) if ends else None
+    return rss if rss is not None else float("nan")
+
+
+DETECTOR = Detector(name=KIND, detect=detect, persistence=1, current=current)

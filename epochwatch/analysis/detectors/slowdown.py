@@ -116,9 +116,15 @@ def _finding(
     evidence["rule"] = rule
     evidence["current"] = now
     evidence["base"] = baseline
+    rate, per = 100 * g.rel_slope, view.per()
+    ratio = view.points_per_epoch()
+    if view.unit == "interval" and ratio == ratio:  # said per epoch: an interval is no unit to read
+        rate, per = rate * ratio, "per epoch (judged on sub-epoch intervals)"
+    # Epochs as Keras prints them (from 1); the evidence keeps the trace's 0-based numbers.
+    span = evidence.get("fits") or evidence["epochs"]  # fits of a loop, or epochs (from 1 in text)
     title = (
-        f"{what} grows {100 * g.rel_slope:.1f}% {view.per()}: {fmt_seconds(g.start)} -> {fmt_seconds(now)} "
-        f"over epochs {evidence['epochs'][0]}-{evidence['epochs'][-1]}"
+        f"{what} grows {rate:.1f}% {per}: {fmt_seconds(g.start)} -> {fmt_seconds(now)} "
+        f"over {'fits' if view.unit == 'fit' else 'epochs'} {span[0] + 1}-{span[-1] + 1}"
     )
     waiting = assess_waiting(view, w) if target is None else None
     if waiting is not None:
@@ -184,7 +190,7 @@ def _step_finding(view: RunAtEpoch, what: str, target: str | None, st: Step, w: 
     causes = _causes(view, target, after, now, severity, measure="seconds")
     evidence["likely_causes"] = causes
     title = (
-        f"{what} {st.ratio:.1f}x slower from epoch {onset}: {fmt_seconds(st.before)} -> "
+        f"{what} {st.ratio:.1f}x slower from epoch {onset + 1}: {fmt_seconds(st.before)} -> "
         f"{fmt_seconds(st.after)} (now {fmt_seconds(now)})"
     )
     if causes:
@@ -218,6 +224,8 @@ def _recent(view: RunAtEpoch, column: str) -> float:
 
 
 def current(view: RunAtEpoch, finding: Finding) -> float:
+    if finding.target == FIT_TARGET:
+        return _recent(_fit_view(view), "step_median")
     return _recent(view, "seconds" if finding.target is None else "step_median")
 
 
@@ -232,11 +240,30 @@ def _judge(view: RunAtEpoch, column: str, what: str, target: str | None) -> Find
     return None
 
 
+FIT_TARGET = "time per epoch of each fit"
+
+
+def _fit_view(view: RunAtEpoch) -> RunAtEpoch:
+    """The run's fits as a series, cut where `view` is (the fits that ended before it)."""
+    if view.unit == "fit":
+        return view
+    run = view.run
+    ended = run.fit_ends_dropped + sum(1 for pos in run.fit_end_positions if pos < view.end)
+    return RunAtEpoch(run.fit_view(), ended, unit="fit")
+
+
 def detect(view: RunAtEpoch) -> list[Finding]:
+    if view.unit == "fit":  # a loop of fits that gets slower each iteration (per epoch of each fit)
+        if view.reported(KIND, None) or view.reported(KIND, "step time"):
+            return []
+        f = _judge(view, "step_median", "the time per epoch of each fit", FIT_TARGET)
+        return [f] if f is not None else []
     if view.unit != "epoch":  # intervals: their seconds are the clock's period; steps tell
         f = None if view.reported(KIND, None) else _judge(view, "step_median", "step time", "step time")
         return [f] if f is not None else []
-    if not view.done(KIND, None):
+    # One slowdown, one finding: once the step time's was reported (from intervals, or
+    # because epoch time did not grow), the epoch time's view of it is no second finding.
+    if not view.done(KIND, None) and not view.reported(KIND, "step time"):
         f = _judge(view, "seconds", "epoch time", None)
         if f is not None:
             return [f]
@@ -247,4 +274,6 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     return []
 
 
-DETECTOR = Detector(name=KIND, detect=detect, persistence=PERSISTENCE, current=current, intervals=True)
+DETECTOR = Detector(
+    name=KIND, detect=detect, persistence=PERSISTENCE, current=current, intervals=True, fits=True
+)

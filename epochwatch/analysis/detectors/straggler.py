@@ -187,7 +187,7 @@ def _straggler_finding(
     severity = CRITICAL if share >= CRITICAL_SHARE or ratio >= CRITICAL_RATIO else WARNING
     title = (
         f"{name} makes the other {len(job.workers) - 1} worker(s) wait {fmt_seconds(wait)} per epoch "
-        f"({100 * share:.0f}% of it) since epoch {since}: its own time {fmt_seconds(own_s)} per epoch "
+        f"({100 * share:.0f}% of it) since epoch {since + 1}: its own time {fmt_seconds(own_s)} per epoch "
         f"vs {fmt_seconds(own_others)} on the others"
     )
     if epoch_before:

@@ -48,6 +48,9 @@ CHECKS: tuple[Check, ...] = (
     check_slowdown,
 )
 
+# Checks of the file and the load alone: what runs for a restore no fit trains.
+FILE_CHECKS: tuple[Check, ...] = (check_modified, check_versions, check_environment, check_slow_restore)
+
 # Checks that still mean something between two runs where neither restored the other.
 COMPARE_CHECKS: tuple[Check, ...] = (
     check_hyperparameters,
@@ -60,7 +63,12 @@ COMPARE_CHECKS: tuple[Check, ...] = (
 
 def detect(run: Run, lineage: Lineage | None = None, parents: ParentCache | None = None) -> list[Finding]:
     """All restore findings of `run`: every check on every restore (see resume.resumes)."""
-    return [f for r in resumes(run, lineage, parents) for check in CHECKS for f in check(r)]
+    return [
+        f
+        for r in resumes(run, lineage, parents)
+        for check in (CHECKS if r.trained else FILE_CHECKS)
+        for f in check(r)
+    ]
 
 
 def compare_findings(base: Run, new: Run) -> list[Finding]:

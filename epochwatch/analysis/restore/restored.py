@@ -99,6 +99,12 @@ def check_optimizer(r: Resume) -> list[Finding]:
             "optimizer is included by default; for .h5 do not pass include_optimizer=False), or a "
             "`tf.train.Checkpoint(model=model, optimizer=model.optimizer)`."
         )
+    elif "load_model" in str(restore.get("api")):
+        hint = (
+            "The file holds the optimizer state but the loaded model's optimizer starts from step 0: "
+            "load it with `keras.models.load_model(path)` (compile=True, the default) and train that "
+            "model, without compiling it again (a new `compile` makes a new optimizer)."
+        )
     else:
         hint = (
             "The file holds the optimizer state but it was not loaded: `load_weights` into a model whose "

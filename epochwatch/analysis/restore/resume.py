@@ -35,6 +35,9 @@ class Resume:
     child_epochs: list[Record] = field(default_factory=list)
     parent_fit: Record | None = None
     parent_epochs: list[Record] = field(default_factory=list)
+    # False when the restore names the object it restored into (`model_serial`) and no fit
+    # after it trains that object: then only the checks of the file and the load run.
+    trained: bool = True
     # True when two runs are compared side by side (`epochwatch compare`) rather than
     # one resuming the other: the same checks, worded without "resumed".
     compared: bool = False
@@ -81,6 +84,12 @@ class Resume:
         return None, ""
 
 
+def _model_serial(fit: Record) -> int | None:
+    model = fit.get("model")
+    serial = model.get("serial") if isinstance(model, dict) else None
+    return serial if isinstance(serial, int) and not isinstance(serial, bool) else None
+
+
 def _ts(rec: Record, key: str = "t") -> float:
     value = rec.get(key, rec.get("t", 0.0))
     return float(value) if isinstance(value, int | float) else 0.0
@@ -93,8 +102,18 @@ def build_resume(run: Run, restore: Record, parent: Run | None, link: Link | Non
     when = restored_at(restore)
     later = [restored_at(x) for x in run.restores if restored_at(x) > when + 1e-6]
     until = min(later) if later else math.inf
-    r.child_fit = next((f for f in run.fits if when - 1e-3 <= _ts(f) < until), None)
-    r.child_epochs = [e for e in run.epochs if when - 1e-3 <= _ts(e, "start") < until][: WINDOW + 2]
+    fits = [f for f in run.fits if when - 1e-3 <= _ts(f) < until]
+    serial = restore.get("model_serial")
+    if isinstance(serial, int) and not isinstance(serial, bool):
+        # Only a fit that trains the restored object resumes it: a loop that loads a model,
+        # discards it and fits a new one has no resume to judge.
+        fits = [f for f in fits if _model_serial(f) == serial]
+        r.trained = bool(fits)
+    r.child_fit = fits[0] if fits else None
+    epochs = [e for e in run.epochs if when - 1e-3 <= _ts(e, "start") < until]
+    if r.child_fit is not None and isinstance(serial, int):
+        epochs = [e for e in epochs if e.get("fit") == r.child_fit.get("fit")]
+    r.child_epochs = epochs[: WINDOW + 2] if r.trained else []
     if parent is not None and link is not None and link.match == MATCH_SHA256:
         at = saved_at(link.save)
         r.parent_fit = next((f for f in reversed(parent.fits) if _ts(f) <= at), None)

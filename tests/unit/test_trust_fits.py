@@ -1,0 +1,163 @@
+"""Fits of one run (issue 23): each fit its own series, loops of fits judged per fit, leak
+severity by consequence within the horizon, and the same findings online and offline."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from bench import synthetic as syn
+from epochwatch.analysis import leaks
+from epochwatch.analysis.engine import analyze
+from epochwatch.analysis.online import OnlineAnalyzer
+from epochwatch.analysis.run import FITS_KEPT, Run
+
+MIB, GIB = syn.MIB, syn.GIB
+
+
+def _loop(fits: int, epochs: int, make: Any, *, same_model: bool = True) -> list[dict[str, Any]]:
+    """run_start, then per fit: fit_start, its epochs (make(fit, epoch) -> fields), fit_end."""
+    out: list[dict[str, Any]] = [syn.run_start("loop")]
+    t = syn.T0 + 1.0
+    for k in range(fits):
+        model = {"name": "m", "serial": 0 if same_model else k}
+        out.append(
+            {"type": "fit_start", "run_id": "loop", "t": t, "fit": k, "epochs": epochs, "model": model}
+        )
+        last: dict[str, Any] = {}
+        for e in range(epochs):
+            fields = dict(make(k, e))
+            seconds = float(fields.pop("seconds", 1.0))
+            last = syn.epoch_record("loop", e, t, seconds, fit=k, **fields)
+            out.append(last)
+            t += seconds
+        rss = last.get("host", {}).get("rss_bytes")
+        out.append(
+            {"type": "fit_end", "run_id": "loop", "t": t, "fit": k, "seconds": epochs * 1.0, "rss_bytes": rss}
+        )
+    out.append({"type": "run_end", "run_id": "loop", "t": t + 1, "ended": "completed"})
+    return out
+
+
+def _both(records: list[dict[str, Any]]) -> tuple[dict[Any, str], dict[Any, str]]:
+    """(online, offline) findings as {(kind, target): severity}, each as last reported."""
+    online = OnlineAnalyzer(records[0], updates=True)
+    said: dict[Any, str] = {}
+    for rec in records[1:]:
+        found = online.add(rec) if rec["type"] != "run_end" else online.finish()
+        for f in found:
+            said[(f["kind"], f.get("target"))] = f["severity"]
+    run = Run("loop")
+    for rec in records:
+        run.add(rec)
+    offline = {f.key: f.severity for f in analyze(run, episodes=True)}
+    return said, offline
+
+
+def test_a_slow_fit_after_a_fast_one_is_no_slowdown() -> None:
+    rng = random.Random(1)
+
+    # Fit 0 trains a small model (0.1 s epochs), fit 1 a bigger one (0.4 s): two series.
+    def make(k: int, e: int) -> dict[str, Any]:
+        return {"seconds": syn.noisy(rng, 0.1 if k == 0 else 0.4, 0.03), "host": syn.host_block(GIB)}
+
+    online, offline = _both(_loop(2, 12, make))
+    assert online == offline
+    assert ("slowdown", None) not in offline and ("slowdown", "step time") not in offline
+
+
+def test_a_loop_of_one_epoch_fits_that_leaks_is_judged_per_fit() -> None:
+    rng = random.Random(2)
+
+    def make(k: int, e: int) -> dict[str, Any]:
+        return {
+            "seconds": syn.noisy(rng, 1.0, 0.03),
+            "host": syn.host_block(600 * MIB + k * 2 * MIB),
+        }
+
+    records = _loop(30, 1, make)
+    online, offline = _both(records)
+    assert online == offline
+    assert offline.get(("host_memory_growth", None)) == "info", offline  # +60 MiB of 600: said, not a warning
+    run = Run("loop")
+    for rec in records:
+        run.add(rec)
+    f = next(f for f in analyze(run) if f.kind == "host_memory_growth")
+    assert f.evidence["unit"] == "fit" and abs(f.evidence["slope_per_fit"] - 2 * MIB) < 0.2 * MIB
+    assert "per fit" in f.title and "as long again" in f.title
+
+
+def test_new_models_each_fit_are_one_finding() -> None:
+    def make(k: int, e: int) -> dict[str, Any]:
+        return {"seconds": 1.0, "host": syn.host_block(600 * MIB + k * 8 * MIB)}
+
+    online, offline = _both(_loop(20, 2, make, same_model=False))
+    assert online == offline
+    assert ("models_in_loop", None) in offline
+    assert ("host_memory_growth", None) not in offline  # the same problem, said once
+
+
+def test_an_online_run_keeps_a_bounded_number_of_fits() -> None:
+    def make(k: int, e: int) -> dict[str, Any]:
+        return {"seconds": 0.01, "host": syn.host_block(GIB)}
+
+    records = _loop(3 * FITS_KEPT, 1, make)
+    online = OnlineAnalyzer(records[0])
+    for rec in records[1:-1]:
+        online.add(rec)
+    assert len(online.run.fit_ends) <= 2 * FITS_KEPT and len(online.run.fits) <= 2 * FITS_KEPT + 1
+    assert online.run.fit_series.count == 3 * FITS_KEPT
+
+
+def _proj(points: float, basis: str, to_limit: float | None, at_horizon: float) -> dict[str, Any]:
+    out: dict[str, Any] = {"horizon": basis, "horizon_points": points, "level_at_horizon": at_horizon}
+    if to_limit is not None:
+        out["points_to_limit"] = to_limit
+    return out
+
+
+def test_severity_follows_the_consequence_within_the_horizon() -> None:
+    base = 1000.0
+    assert leaks.severity(_proj(40, "plan", 30, 5000), base) == "critical"  # the limit before the plan ends
+    assert leaks.severity(_proj(10, "as long again", 30, 1100), base) == "critical"  # within 50, no plan
+    assert (
+        leaks.severity(_proj(100, "as long again", 80, 1100), base) == "warning"
+    )  # the limit in the horizon
+    assert leaks.severity(_proj(100, "plan", 500, 1600), base) == "warning"  # half the process again
+    assert leaks.severity(_proj(100, "plan", 500, 1200), base) == "info"  # +20%, far from the limit
+
+
+def test_a_loop_of_one_epoch_fits_that_gets_slower_is_a_slowdown_per_fit() -> None:
+    rng = random.Random(3)
+
+    def make(k: int, e: int) -> dict[str, Any]:  # "TensorFlow gets slower each iteration"
+        return {"seconds": syn.noisy(rng, 1.0 + 0.05 * k, 0.03), "host": syn.host_block(GIB)}
+
+    records = _loop(30, 1, make)
+    for rec in records:  # the fit's own seconds, as the hook writes them
+        if rec["type"] == "fit_end":
+            rec["seconds"] = 1.0 + 0.05 * rec["fit"]
+            rec["epochs_completed"] = 1
+    online, offline = _both(records)
+    assert online == offline
+    assert ("slowdown", "time per epoch of each fit") in offline, offline
+    run = Run("loop")
+    for rec in records:
+        run.add(rec)
+    f = next(f for f in analyze(run) if f.kind == "slowdown")
+    assert f.evidence["unit"] == "fit" and "per fit" in f.title and "over fits" in f.title, f.title
+
+
+def test_a_steady_loop_of_fits_is_no_slowdown() -> None:
+    rng = random.Random(4)
+
+    def make(k: int, e: int) -> dict[str, Any]:
+        return {"seconds": syn.noisy(rng, 1.0, 0.05), "host": syn.host_block(GIB)}
+
+    records = _loop(40, 1, make)
+    for rec in records:
+        if rec["type"] == "fit_end":
+            rec["seconds"] = syn.noisy(rng, 1.0, 0.05)
+            rec["epochs_completed"] = 1
+    online, offline = _both(records)
+    assert online == offline and not offline, offline
