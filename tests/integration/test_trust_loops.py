@@ -62,12 +62,8 @@ def test_fresh_models_in_a_loop_never_mix_fits_and_agree_online_and_offline(tmp_
     "clear",
     [
         "keras.backend.clear_session()",
-        pytest.param(
-            "tf.keras.backend.clear_session()",
-            marks=pytest.mark.xfail(
-                strict=False, reason="counting the tf.keras alias is house-core's fix (issue 23 item 3)"
-            ),
-        ),
+        "tf.keras.backend.clear_session()",
+        "tf.compat.v1.keras.backend.clear_session()",
     ],
 )
 def test_a_loop_that_clears_the_session_is_told_what_is_left(tmp_path: Path, clear: str) -> None:
