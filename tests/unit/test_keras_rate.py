@@ -2,10 +2,34 @@
 
 from __future__ import annotations
 
-import time
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
+from epochwatch.integrations import keras_reads
 from epochwatch.integrations.keras_reads import RateReader
+
+
+class _Clock:
+    """keras_reads' clock, advanced only by the reads' own cost: what a read costs is then the
+    cost it is given, whatever the load on the machine (a sleep can take 5x longer under CI)."""
+
+    now = 0.0
+
+    @classmethod
+    def perf_counter(cls) -> float:
+        return cls.now
+
+    @classmethod
+    def sleep(cls, seconds: float) -> None:
+        cls.now += seconds
+
+
+@pytest.fixture(autouse=True)
+def _fake_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(keras_reads, "time", _Clock)
+    yield
 
 
 class _Optimizer:
@@ -17,7 +41,7 @@ class _Optimizer:
     @property
     def learning_rate(self) -> float:
         self.reads += 1
-        time.sleep(self._cost)  # a schedule's eager ops
+        _Clock.sleep(self._cost)  # a schedule's eager ops
         return 0.1
 
 
@@ -46,7 +70,7 @@ class _Counter:
     @property
     def iterations(self) -> int:
         self.reads += 1
-        time.sleep(0.001)
+        _Clock.sleep(0.001)
         return self.value
 
 
