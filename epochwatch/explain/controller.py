@@ -1,0 +1,294 @@
+"""When to look inside, and what to write: the hook's explain windows, driven by records.
+
+The Explainer is a record listener of the Recorder: every window opens and closes at an
+epoch record (written on the training thread, so that is the thread sampled), and what a
+window found becomes one `explain` record right after the epoch record that closed it.
+
+- Stack sampling (`stacks.py`): a baseline window once, early (from the first epoch's end,
+  over the next epoch or few); a slow window when a slowdown is suspected: the last two
+  epochs each took `SLOW_RATIO` times the baseline's (a cheap trigger, epochs ahead of
+  the trend test), or a `slowdown` finding arrived. The record names the places holding
+  most of the added time (`added.py`).
+- tracemalloc (`memory.py`): when host memory growth is suspected (RSS rose over each of
+  the last two epochs, by `RSS_RISE_BYTES` in all, or a `host_memory_growth` finding
+  arrived): tracing from that epoch's end, a snapshot one epoch later and one more epoch
+  later, then tracing stops. The record names the sites that grew, or says the growth is
+  not in Python objects.
+
+At most one window of each kind is open at a time, and a run gets a few of each at most;
+nothing runs between windows. EPOCHWATCH_EXPLAIN=0 keeps all of it off (hook.py).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from epochwatch.explain.added import added_time, describe
+from epochwatch.explain.memory import NATIVE_SHARE, MemoryWindow, grown_sites, traced_growth
+from epochwatch.explain.stacks import RATE_HZ, Profile, StackWindow
+
+EXPLAIN = "explain"  # the record type (trace/schema.py: EXPLAIN)
+SLOWDOWN = "slowdown"
+HOST_MEMORY = "host_memory_growth"
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Limits:
+    rate_hz: float = RATE_HZ
+    stack_seconds: float = 30.0  # a stack window's time limit
+    min_samples: int = 60  # a stack window spans epochs until it has this many samples...
+    max_epochs: int = 3  # ...or this many epochs
+    slow_ratio: float = 1.3  # an epoch this much slower than the baseline is slow
+    slow_floor: float = 0.02  # and at least this many seconds slower
+    rss_rise_bytes: int = 8 * MIB  # two epochs' RSS rise that suspects a leak
+    stack_windows: int = 3  # slow windows per run (the baseline is extra)
+    memory_windows: int = 2
+
+
+@dataclass
+class _Stack:
+    window: StackWindow
+    purpose: str  # "baseline" or SLOWDOWN
+    epochs: list[int] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+
+@dataclass
+class _Memory:
+    window: MemoryWindow
+    started_epoch: int
+    first: Any = None  # the snapshot one epoch in
+    first_rss: int | None = None
+    first_epoch: int | None = None
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+class Explainer:
+    """Listens to a run's records; opens and closes the windows; emits `explain` records.
+
+    `emit(type, **fields)` writes a record (Recorder.emit); `charge(seconds)` adds the
+    windows' cost to the hook's overhead (Recorder.add_overhead).
+    """
+
+    def __init__(
+        self,
+        emit: Callable[..., None],
+        charge: Callable[[float], None] | None = None,
+        limits: Limits | None = None,
+    ) -> None:
+        self.emit = emit
+        self.charge = charge or (lambda _s: None)
+        self.limits = limits or Limits()
+        self._lock = threading.Lock()
+        self.explained: list[dict[str, Any]] = []
+        self._reset()
+
+    def _reset(self) -> None:
+        self._seconds: list[float] = []
+        self._rss: list[int | None] = []
+        self._stack: _Stack | None = None
+        self._memory: _Memory | None = None
+        self._base: Profile | None = None
+        self._base_epochs: list[int] = []
+        self._slow_armed = self._memory_armed = False
+        self._slow_windows = self._memory_windows = 0
+        self._slow_explained_at = 0.0  # epoch seconds when a slowdown was last explained
+        self._thread: int | None = None
+
+    # -- the listener ------------------------------------------------------------------
+
+    def on_record(self, rec: dict[str, Any]) -> None:
+        kind = rec.get("type")
+        if kind == "epoch":
+            with self._lock:
+                self._on_epoch(rec)
+        elif kind in ("finding", "finding_update"):
+            with self._lock:
+                self._on_finding(rec)
+        elif kind == "run_start":
+            with self._lock:
+                self.close()
+                self._reset()
+                self.explained = []
+
+    def finish(self) -> None:
+        """The run ends: stop whatever is open, writing nothing."""
+        with self._lock:
+            self.close()
+
+    def close(self) -> None:
+        """Stop whatever is open, writing nothing."""
+        if self._stack is not None:
+            self._stack.window.close(0, 0.0)
+            self._stack = None
+        if self._memory is not None:
+            self._memory.window.stop()
+            self._memory = None
+
+    def _on_finding(self, rec: dict[str, Any]) -> None:
+        if rec.get("kind") == SLOWDOWN and not self._explained(SLOWDOWN) and rec.get("ended_epoch") is None:
+            self._slow_armed = True
+        elif rec.get("kind") == HOST_MEMORY and not self._explained(HOST_MEMORY):
+            self._memory_armed = True
+
+    def _explained(self, kind: str) -> bool:
+        return any(e["explains"] == kind for e in self.explained)
+
+    def _on_epoch(self, rec: dict[str, Any]) -> None:
+        t0 = time.perf_counter()
+        self._thread = threading.get_ident()  # epoch records are written on the training thread
+        seconds = _num(rec.get("seconds")) or 0.0
+        host = rec.get("host") if isinstance(rec.get("host"), dict) else {}
+        rss = _num(host.get("rss_bytes"))
+        self._seconds.append(seconds)
+        self._rss.append(int(rss) if rss is not None else None)
+        epoch = rec.get("epoch") if isinstance(rec.get("epoch"), int) else len(self._seconds) - 1
+        self._step_stack(epoch, seconds)
+        self._step_memory(epoch)
+        self._suspect()
+        self._open(epoch)
+        self.charge(time.perf_counter() - t0)
+
+    # -- stack windows ---------------------------------------------------------------------
+
+    def _step_stack(self, epoch: int, seconds: float) -> None:
+        open_ = self._stack
+        if open_ is None:
+            return
+        open_.epochs.append(epoch)
+        open_.seconds.append(seconds)
+        window, lim = open_.window, self.limits
+        done = (
+            len(open_.epochs) >= lim.max_epochs
+            or window.open_seconds >= lim.stack_seconds
+            or window.samples >= lim.min_samples
+        )
+        if not done:
+            return
+        self._stack = None
+        profile = window.close(len(open_.epochs), sum(open_.seconds) / len(open_.seconds))
+        self.charge(profile.cpu_seconds)
+        if open_.purpose == "baseline":
+            self._base, self._base_epochs = profile, list(open_.epochs)
+            return
+        where = added_time(self._base, profile)
+        self._slow_explained_at = profile.epoch_seconds
+        self._write(
+            explains=SLOWDOWN,
+            method="stack_sampling",
+            epoch=epoch,
+            epochs=open_.epochs,
+            baseline_epochs=self._base_epochs,
+            epoch_seconds=round(profile.epoch_seconds, 6),
+            baseline_epoch_seconds=round(self._base.epoch_seconds, 6) if self._base else None,
+            samples=profile.samples,
+            baseline_samples=self._base.samples if self._base else 0,
+            rate_hz=self.limits.rate_hz,
+            window_seconds=round(profile.seconds, 3),
+            cost_seconds=round(profile.cpu_seconds, 6),
+            where=where,
+            summary=describe(where),
+        )
+
+    # -- memory windows --------------------------------------------------------------------
+
+    def _step_memory(self, epoch: int) -> None:
+        open_ = self._memory
+        if open_ is None:
+            return
+        t0 = time.thread_time()
+        if open_.first is None:
+            open_.first, open_.first_rss, open_.first_epoch = open_.window.snapshot(), self._rss[-1], epoch
+            return
+        after = open_.window.snapshot()
+        open_.window.stop()
+        self._memory = None
+        epochs = max(1, epoch - (open_.first_epoch or epoch - 1))
+        sites = grown_sites(open_.first, after, epochs)
+        traced = traced_growth(sites)
+        rss_now = self._rss[-1]
+        rss_growth = (rss_now - open_.first_rss) // epochs if rss_now and open_.first_rss else None
+        in_python = not (rss_growth is not None and rss_growth > 0 and traced < NATIVE_SHARE * rss_growth)
+        where = [s for s in sites if s["bytes_per_epoch"] > 0][:3] if in_python else sites[:3]
+        self._write(
+            explains=HOST_MEMORY,
+            method="tracemalloc",
+            epoch=epoch,
+            epochs=[open_.first_epoch, epoch],
+            traced_bytes_per_epoch=traced,
+            rss_bytes_per_epoch=rss_growth,
+            in_python=in_python,
+            traced_owned=open_.window.owned,
+            cost_seconds=round(time.thread_time() - t0, 6),
+            where=where,
+            summary=_memory_summary(where, traced, rss_growth, in_python),
+        )
+
+    # -- triggers ----------------------------------------------------------------------------
+
+    def _suspect(self) -> None:
+        lim = self.limits
+        base = self._base.epoch_seconds if self._base is not None else None
+        last = self._seconds[-2:]
+        if base and len(last) == 2 and self._slow_windows < lim.stack_windows:
+            bar = max(base * lim.slow_ratio, base + lim.slow_floor)
+            if self._slow_explained_at:
+                bar = max(bar, self._slow_explained_at * 1.5)  # again only once it grew on
+            if all(s > bar for s in last):
+                self._slow_armed = True
+        rss = self._rss[1:][-3:]  # the first epoch's rise is the framework warming up
+        if len(rss) == 3 and all(r is not None for r in rss) and not self._explained(HOST_MEMORY):
+            a, b, c = (int(r or 0) for r in rss)
+            if b - a > MIB and c - b > MIB and c - a >= lim.rss_rise_bytes:
+                self._memory_armed = True
+
+    def _open(self, epoch: int) -> None:
+        lim, thread = self.limits, self._thread
+        if thread is None:
+            return
+        if self._stack is None:
+            if self._base is None and not self._base_epochs and len(self._seconds) == 1:
+                self._stack = _Stack(StackWindow(thread, lim.rate_hz, lim.stack_seconds), "baseline")
+                self._base_epochs = [-1]  # taken once
+            elif self._slow_armed and self._slow_windows < lim.stack_windows:
+                self._slow_armed = False
+                self._slow_windows += 1
+                self._stack = _Stack(StackWindow(thread, lim.rate_hz, lim.stack_seconds), SLOWDOWN)
+        if self._memory is None and self._memory_armed and self._memory_windows < lim.memory_windows:
+            self._memory_armed = False
+            self._memory_windows += 1
+            window = MemoryWindow()
+            if window.owned:
+                self._memory = _Memory(window, epoch)
+
+    def _write(self, **fields: Any) -> None:
+        rec = {k: v for k, v in fields.items() if v is not None}
+        self.explained.append(rec)
+        self.emit(EXPLAIN, **rec)
+
+
+def _memory_summary(where: list[dict[str, Any]], traced: int, rss: int | None, in_python: bool) -> str:
+    mib = 1 / MIB
+    if not in_python:
+        text = (
+            f"RSS grew {rss * mib:.1f} MiB an epoch but traced Python allocations only "
+            f"{traced * mib:.1f} MiB: the growth is not in Python objects (native memory: "
+            "the framework's runtime, a C extension, the allocator)"
+        )
+        counted = [w for w in where if w["count_per_epoch"] > 0]
+        if counted:
+            w = counted[0]
+            text += f"; Python objects that grew in number: {w['site']} {w['function']} (+{w['count_per_epoch']} an epoch)"
+        return text
+    if not where:
+        return "no Python allocation site grew between the two snapshots"
+    parts = [f"{w['site']} {w['function']} (+{w['bytes_per_epoch'] * mib:.1f} MiB, +{w['count_per_epoch']} objects an epoch)" for w in where]
+    return "the memory that grew was allocated at " + "; ".join(parts)
