@@ -202,6 +202,9 @@ def _install() -> None:
         rec = Recorder()
         _recorder = rec
     _attach_console(rec)
+    from epochwatch import explain
+
+    explain.attach(rec)  # the look inside when a slowdown or a leak is suspected
     from epochwatch.integrations.tensors import reduce_sum, scalar
 
     rec.tensor_reducer, rec.tensor_scalar = reduce_sum, scalar

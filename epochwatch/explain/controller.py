@@ -30,8 +30,7 @@ from typing import Any
 from epochwatch.explain.added import added_time, describe
 from epochwatch.explain.memory import NATIVE_SHARE, MemoryWindow, grown_sites, traced_growth
 from epochwatch.explain.stacks import RATE_HZ, Profile, StackWindow
-
-EXPLAIN = "explain"  # the record type (trace/schema.py: EXPLAIN)
+from epochwatch.trace.schema import EXPLAIN
 SLOWDOWN = "slowdown"
 HOST_MEMORY = "host_memory_growth"
 MIB = 1 << 20
@@ -56,6 +55,7 @@ class _Stack:
     purpose: str  # "baseline" or SLOWDOWN
     epochs: list[int] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)  # in the run's epoch records
 
 
 @dataclass
@@ -98,6 +98,7 @@ class Explainer:
         self._memory: _Memory | None = None
         self._base: Profile | None = None
         self._base_epochs: list[int] = []
+        self._base_seconds = 0.0
         self._slow_armed = self._memory_armed = False
         self._slow_windows = self._memory_windows = 0
         self._slow_explained_at = 0.0  # epoch seconds when a slowdown was last explained
@@ -136,7 +137,7 @@ class Explainer:
     def _on_finding(self, rec: dict[str, Any]) -> None:
         if rec.get("kind") == SLOWDOWN and not self._explained(SLOWDOWN) and rec.get("ended_epoch") is None:
             self._slow_armed = True
-        elif rec.get("kind") == HOST_MEMORY and not self._explained(HOST_MEMORY):
+        elif rec.get("kind") == HOST_MEMORY and not self._explained(HOST_MEMORY) and self._memory is None:
             self._memory_armed = True
 
     def _explained(self, kind: str) -> bool:
@@ -165,6 +166,7 @@ class Explainer:
             return
         open_.epochs.append(epoch)
         open_.seconds.append(seconds)
+        open_.positions.append(len(self._seconds) - 1)
         window, lim = open_.window, self.limits
         done = (
             len(open_.epochs) >= lim.max_epochs
@@ -178,6 +180,7 @@ class Explainer:
         self.charge(profile.cpu_seconds)
         if open_.purpose == "baseline":
             self._base, self._base_epochs = profile, list(open_.epochs)
+            self._base_seconds = min(open_.seconds)
             return
         where = added_time(self._base, profile)
         self._slow_explained_at = profile.epoch_seconds
@@ -217,7 +220,10 @@ class Explainer:
         rss_now = self._rss[-1]
         rss_growth = (rss_now - open_.first_rss) // epochs if rss_now and open_.first_rss else None
         in_python = not (rss_growth is not None and rss_growth > 0 and traced < NATIVE_SHARE * rss_growth)
-        where = [s for s in sites if s["bytes_per_epoch"] > 0][:3] if in_python else sites[:3]
+        # The sites that hold a material part of what grew (the first always).
+        where = [s for i, s in enumerate(sites) if i == 0 or s["bytes_per_epoch"] >= 0.05 * traced][:3]
+        if not in_python:  # what grew in number may hold the native memory (tensors, buffers)
+            where = sorted(sites, key=lambda s: s["count_per_epoch"], reverse=True)[:3]
         self._write(
             explains=HOST_MEMORY,
             method="tracemalloc",
@@ -236,7 +242,9 @@ class Explainer:
 
     def _suspect(self) -> None:
         lim = self.limits
-        base = self._base.epoch_seconds if self._base is not None else None
+        # The quickest epoch the baseline window covered: the first epochs after the first
+        # still carry warm-up (a test function traced, caches filled).
+        base = self._base_seconds if self._base is not None else None
         last = self._seconds[-2:]
         if base and len(last) == 2 and self._slow_windows < lim.stack_windows:
             bar = max(base * lim.slow_ratio, base + lim.slow_floor)
@@ -245,7 +253,8 @@ class Explainer:
             if all(s > bar for s in last):
                 self._slow_armed = True
         rss = self._rss[1:][-3:]  # the first epoch's rise is the framework warming up
-        if len(rss) == 3 and all(r is not None for r in rss) and not self._explained(HOST_MEMORY):
+        quiet = self._memory is None and not self._explained(HOST_MEMORY)
+        if quiet and len(rss) == 3 and all(r is not None for r in rss):
             a, b, c = (int(r or 0) for r in rss)
             if b - a > MIB and c - b > MIB and c - a >= lim.rss_rise_bytes:
                 self._memory_armed = True

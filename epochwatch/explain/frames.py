@@ -33,6 +33,9 @@ _LIBRARY_ROOTS = tuple(
         if p
     }
 )
+_STDLIB = tuple(
+    {os.path.abspath(p) + os.sep for p in (sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib")) if p}
+)
 _LIBRARY_PARTS = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
 
 # Library frames whose callee is executing a traced graph / compiled program (TF eager
@@ -50,7 +53,6 @@ _COMPILED = (
 _TRACING = (
     "tensorflow/python/eager/polymorphic_function/tracing_compilation.py",
     "tensorflow/python/framework/func_graph.py",
-    "tensorflow/python/autograph/",
     "jax/_src/interpreters/partial_eval.py",
     "torch/_dynamo/convert_frame.py",
 )
@@ -82,6 +84,10 @@ def is_user(filename: str) -> bool:
     if any(part in path for part in _LIBRARY_PARTS):
         return False
     return not path.startswith(_LIBRARY_ROOTS) or path.startswith(os.path.abspath(os.getcwd()) + os.sep)
+
+
+def is_hook(filename: str) -> bool:
+    return os.path.abspath(filename).startswith(_EPOCHWATCH)
 
 
 def _norm(filename: str) -> str:
@@ -126,6 +132,8 @@ def short_path(filename: str) -> str:
     cwd = os.path.abspath(os.getcwd()) + os.sep
     if path.startswith(cwd):
         return path[len(cwd) :]
+    if path.startswith(_EPOCHWATCH):
+        return "epochwatch/" + path[len(_EPOCHWATCH) :]
     for part in _LIBRARY_PARTS:
         if part in path:
             return path.split(part, 1)[1]
@@ -140,12 +148,30 @@ def _callback_frame(stack: tuple[Frame, ...]) -> int | None:
     return None
 
 
+def _hook_inside(stack: tuple[Frame, ...]) -> bool:
+    """The innermost frame outside the standard library is epochwatch's: the hook's own
+    work (its callback, its recorder), not the fit wrapper that every fit's stack holds."""
+    for frame in reversed(stack):
+        path = os.path.abspath(frame[0]) if not frame[0].startswith("<") else frame[0]
+        if path.startswith(_EPOCHWATCH):
+            return True
+        if not _stdlib(path):
+            return False
+    return False
+
+
+def _stdlib(path: str) -> bool:
+    return path.startswith(_STDLIB) and not any(part in path for part in _LIBRARY_PARTS)
+
+
 def classify(stack: tuple[Frame, ...]) -> Place:
     """The place a stack's time (or allocation) belongs to; see the module docstring."""
     if not stack:
         return Place(FRAMEWORK, "unknown", "", "")
     users = [i for i, f in enumerate(stack) if is_user(f[0])]
     inner_user = users[-1] if users else None
+    if _hook_inside(stack):
+        return Place(HOOK, "epochwatch (the hook itself)", site(stack[-1]), stack[-1][2])
     at = _callback_frame(stack)
     if at is not None:
         cb = stack[at]
@@ -166,12 +192,8 @@ def classify(stack: tuple[Frame, ...]) -> Place:
             return Place(category, category, site(owner), owner[2])
     if inner_user is not None:
         frame = stack[inner_user]
-        if any(f[0].startswith(_EPOCHWATCH) for f in below):
-            return Place(HOOK, "epochwatch (the hook itself)", site(below[-1]), below[-1][2])
         return Place(USER, f"{frame[2]} ({site(frame)})", site(frame), frame[2])
     inner = stack[-1]
-    if any(os.path.abspath(f[0]).startswith(_EPOCHWATCH) for f in stack):
-        return Place(HOOK, "epochwatch (the hook itself)", site(inner), inner[2])
     return Place(FRAMEWORK, f"{FRAMEWORK}: {short_path(inner[0])}", site(inner), inner[2])
 
 

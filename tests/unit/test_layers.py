@@ -34,7 +34,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"trace", "notices"}),
     frozenset({"samplers"}),
     frozenset({"analysis"}),
-    frozenset({"checkpoints", "report", "runname"}),
+    frozenset({"checkpoints", "report", "runname", "explain"}),
     frozenset({"recorder", "loop_steps", "console", "notebook"}),
     frozenset({"integrations"}),
     frozenset({"hook", "daemon", "top"}),
