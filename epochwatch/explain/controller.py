@@ -34,6 +34,7 @@ from epochwatch.trace.schema import EXPLAIN
 SLOWDOWN = "slowdown"
 HOST_MEMORY = "host_memory_growth"
 MIB = 1 << 20
+COUNTED = 100  # objects an epoch: a site that grows this much in number may hold native memory
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class Limits:
     max_epochs: int = 3  # ...or this many epochs
     slow_ratio: float = 1.3  # an epoch this much slower than the baseline is slow
     slow_floor: float = 0.02  # and at least this many seconds slower
-    rss_rise_bytes: int = 8 * MIB  # two epochs' RSS rise that suspects a leak
+    rss_rise_bytes: int = 4 * MIB  # two epochs' RSS rise that suspects a leak
     stack_windows: int = 3  # slow windows per run (the baseline is extra)
     memory_windows: int = 2
 
@@ -103,6 +104,7 @@ class Explainer:
         self._slow_windows = self._memory_windows = 0
         self._slow_explained_at = 0.0  # epoch seconds when a slowdown was last explained
         self._thread: int | None = None
+        self._traced_positions: set[int] = set()  # epochs slowed by tracemalloc: no slowdown trigger
 
     # -- the listener ------------------------------------------------------------------
 
@@ -207,6 +209,7 @@ class Explainer:
         open_ = self._memory
         if open_ is None:
             return
+        self._traced_positions.add(len(self._seconds) - 1)
         t0 = time.thread_time()
         if open_.first is None:
             open_.first, open_.first_rss, open_.first_epoch = open_.window.snapshot(), self._rss[-1], epoch
@@ -246,7 +249,9 @@ class Explainer:
         # still carry warm-up (a test function traced, caches filled).
         base = self._base_seconds if self._base is not None else None
         last = self._seconds[-2:]
-        if base and len(last) == 2 and self._slow_windows < lim.stack_windows:
+        traced = self._traced_positions
+        recent = {len(self._seconds) - 1, len(self._seconds) - 2}
+        if base and len(last) == 2 and self._slow_windows < lim.stack_windows and not recent & traced:
             bar = max(base * lim.slow_ratio, base + lim.slow_floor)
             if self._slow_explained_at:
                 bar = max(bar, self._slow_explained_at * 1.5)  # again only once it grew on
@@ -292,7 +297,7 @@ def _memory_summary(where: list[dict[str, Any]], traced: int, rss: int | None, i
             f"{traced * mib:.1f} MiB: the growth is not in Python objects (native memory: "
             "the framework's runtime, a C extension, the allocator)"
         )
-        counted = [w for w in where if w["count_per_epoch"] > 0]
+        counted = [w for w in where if w["count_per_epoch"] >= COUNTED and w["user_code"]]
         if counted:
             w = counted[0]
             text += f"; Python objects that grew in number: {w['site']} {w['function']} (+{w['count_per_epoch']} an epoch)"

@@ -86,10 +86,6 @@ def is_user(filename: str) -> bool:
     return not path.startswith(_LIBRARY_ROOTS) or path.startswith(os.path.abspath(os.getcwd()) + os.sep)
 
 
-def is_hook(filename: str) -> bool:
-    return os.path.abspath(filename).startswith(_EPOCHWATCH)
-
-
 def _norm(filename: str) -> str:
     return filename.replace(os.sep, "/") if os.sep != "/" else filename
 
@@ -148,7 +144,7 @@ def _callback_frame(stack: tuple[Frame, ...]) -> int | None:
     return None
 
 
-def _hook_inside(stack: tuple[Frame, ...]) -> bool:
+def hook_inside(stack: tuple[Frame, ...]) -> bool:
     """The innermost frame outside the standard library is epochwatch's: the hook's own
     work (its callback, its recorder), not the fit wrapper that every fit's stack holds."""
     for frame in reversed(stack):
@@ -170,7 +166,7 @@ def classify(stack: tuple[Frame, ...]) -> Place:
         return Place(FRAMEWORK, "unknown", "", "")
     users = [i for i, f in enumerate(stack) if is_user(f[0])]
     inner_user = users[-1] if users else None
-    if _hook_inside(stack):
+    if hook_inside(stack):
         return Place(HOOK, "epochwatch (the hook itself)", site(stack[-1]), stack[-1][2])
     at = _callback_frame(stack)
     if at is not None:

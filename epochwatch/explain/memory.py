@@ -20,7 +20,7 @@ import tracemalloc
 from collections import defaultdict
 from typing import Any
 
-from epochwatch.explain.frames import is_hook, is_user, short_path
+from epochwatch.explain.frames import hook_inside, is_user, short_path
 
 DEPTH = 12
 NAMED = 3
@@ -49,7 +49,7 @@ def grown_sites(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, epoch
         if diff.size_diff <= 0:
             continue
         frames = list(diff.traceback)  # oldest first (Python 3.7+)
-        if any(is_hook(f.filename) for f in frames):
+        if hook_inside(tuple((f.filename, f.lineno, "") for f in frames)):
             continue  # the hook's own (its analysis keeps the run's series)
         anchor = next((f for f in reversed(frames) if is_user(f.filename)), frames[-1] if frames else None)
         if anchor is None:
