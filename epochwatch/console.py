@@ -19,6 +19,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any, TextIO
 
+from epochwatch.analysis.explained import attach_where
 from epochwatch.analysis.findings import RANK, SEVERITIES, WARNING, LatestFindings
 from epochwatch.text_safety import escape
 
@@ -52,6 +53,7 @@ class Console:
         self._latest = LatestFindings()
         self.findings: list[dict[str, Any]] = []  # in the order first found; each as last reported
         self.trace: str | None = None  # where to read more; set by the hook as soon as known
+        self._explains: list[Mapping[str, Any]] = []  # `explain` records: each finding's `where`
 
     @property
     def silent(self) -> bool:
@@ -62,6 +64,7 @@ class Console:
         with self._lock:
             self._latest.clear()
             self.findings = []
+            self._explains = []
 
     def observe(self, rec: Mapping[str, Any]) -> None:
         """A `finding` or `finding_update` record, from this process or from the daemon;
@@ -72,6 +75,7 @@ class Console:
         finding, news = taken
         shown = {**finding.to_dict(), "source": "trace"}
         with self._lock:
+            attach_where([shown], self._explains)
             at = next(
                 (i for i, f in enumerate(self.findings) if (f["kind"], f["target"]) == finding.key), None
             )
@@ -82,6 +86,16 @@ class Console:
         if news and RANK.get(finding.severity, 0) >= self.level:
             self._say(self.finding_line(shown))
 
+    def explained(self, rec: Mapping[str, Any]) -> None:
+        """An `explain` record: its finding (now or when it comes) gets `where`; said once
+        per finding kind, when a finding of that kind is already known."""
+        with self._lock:
+            self._explains.append(rec)
+            attach_where(self.findings, self._explains)
+            shown = [f for f in self.findings if f["kind"] == rec.get("explains")]
+        if shown and rec.get("where") and RANK.get(shown[0]["severity"], 0) >= self.level:
+            self._say(one_line(f"{shown[0]['kind']} explained: {rec.get('summary')}", 600))
+
     def finding_line(self, finding: Mapping[str, Any]) -> str:
         where = f"epoch {finding['epoch']}" if finding.get("epoch") is not None else "this run"
         evidence = finding.get("evidence") or {}
@@ -89,8 +103,10 @@ class Console:
         if isinstance(updated, int):
             where += f", updated at epoch {updated}"
         more = f"epochwatch report {self.trace}" if self.trace else "docs/findings.md"
+        found = finding.get("where") if isinstance(finding.get("where"), Mapping) else {}
+        inside = f"; {found['summary']}" if found.get("summary") else ""
         return one_line(
-            f"{finding['severity']} {finding['kind']}: {finding['title']} ({where}; more: {more})", 600
+            f"{finding['severity']} {finding['kind']}: {finding['title']}{inside} ({where}; more: {more})", 800
         )
 
     def closing_line(self, epochs: int, trace: str | None) -> str:

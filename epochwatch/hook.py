@@ -181,6 +181,8 @@ def _attach_console(rec: Recorder) -> None:
         if record.get("type") == schema.RUN_START:  # a new run (a notebook's next fit)
             console.reset()
             console.trace = rec.trace_path
+        elif record.get("type") == schema.EXPLAIN:  # where a slowdown or a leak is
+            console.explained(record)
 
     def on_finding(record: dict[str, Any]) -> None:
         # A daemon's welcome (with its trace path) comes after run_start: the hello is said

@@ -42,6 +42,7 @@ class Run:
     restores: list[Record] = field(default_factory=list)
     findings: list[Record] = field(default_factory=list)
     notices: list[Record] = field(default_factory=list)
+    explains: list[Record] = field(default_factory=list)  # `explain` records (analysis/explained.py)
     end: Record | None = None
     sample_count: int = 0
     recent_samples: deque[Record] = field(default_factory=lambda: deque(maxlen=RECENT_SAMPLES))
@@ -128,6 +129,8 @@ class Run:
             self._add_finding(rec)
         elif kind == schema.NOTICE:
             self.notices.append(rec)
+        elif kind == schema.EXPLAIN:
+            self.explains.append(rec)
         elif kind == schema.RUN_END:
             self.end = rec
 
