@@ -43,6 +43,7 @@ _LIBRARY_PARTS = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.s
 _COMPILED = (
     ("tensorflow/python/eager/execute.py", ""),
     ("tensorflow/python/eager/context.py", "call_function"),
+    ("tensorflow/python/eager/context.py", "sync_executors"),  # Keras 3 runs TF steps async
     ("tensorflow/python/eager/polymorphic_function/atomic_function.py", ""),
     ("tensorflow/python/eager/polymorphic_function/concrete_function.py", "_call_flat"),
     ("jax/_src/interpreters/pxla.py", ""),
@@ -50,12 +51,24 @@ _COMPILED = (
     ("torch/_dynamo/eval_frame.py", ""),
     ("torch/_inductor/", ""),
 )
-_TRACING = (
-    "tensorflow/python/eager/polymorphic_function/tracing_compilation.py",
-    "tensorflow/python/framework/func_graph.py",
-    "jax/_src/interpreters/partial_eval.py",
-    "torch/_dynamo/convert_frame.py",
+# Tracing runs these; executing a traced function passes through other functions of the
+# same modules (tracing_compilation.call_function), so the function names matter.
+# Keras 3 dispatches TF steps asynchronously: the training loop's own frame, innermost,
+# is waiting for the step dispatched before (at the loop head, or the logs it reads).
+_STEP_LOOPS = (
+    ("keras/src/backend/tensorflow/trainer.py", ".fit"),
+    ("keras/src/backend/tensorflow/trainer.py", ".evaluate"),
+    ("keras/src/backend/tensorflow/trainer.py", ".predict"),
 )
+_TRACING = (
+    ("tensorflow/python/eager/polymorphic_function/tracing_compilation.py", "_create_concrete_function"),
+    ("tensorflow/python/eager/polymorphic_function/tracing_compilation.py", "_maybe_define_function"),
+    ("tensorflow/python/framework/func_graph.py", "func_graph_from_py_func"),
+    ("jax/_src/interpreters/partial_eval.py", "trace_to_"),
+    ("torch/_dynamo/convert_frame.py", ""),
+)
+# A user frame whose callee is one of these handed the work to the framework (`model.fit`).
+_FRAMEWORKS = ("keras/", "tf_keras/", "tensorflow/", "torch/", "jax/", "lightning/", "pytorch_lightning/")
 _INPUT = (
     "tensorflow/python/data/",
     "keras/src/trainers/data_adapters/",
@@ -173,12 +186,15 @@ def classify(stack: tuple[Frame, ...]) -> Place:
         cb = stack[at]
         anchor = stack[inner_user] if inner_user is not None and inner_user >= at else cb
         return Place(CALLBACK, cb[2], site(anchor), anchor[2])
-    tracing = next((i for i, f in enumerate(stack) if _in(f, _TRACING)), None)
+    tracing = next((i for i, f in enumerate(stack) if _matches(f, _TRACING)), None)
     if tracing is not None:  # user code run while tracing (a layer's call) is tracing too
         owner = next((stack[i] for i in reversed(range(tracing)) if is_user(stack[i][0])), stack[tracing])
         return Place(TRACING, TRACING, site(owner), owner[2])
     below = stack[inner_user + 1 :] if inner_user is not None else stack
     # The library work under the user's innermost frame (or the whole stack): what it does.
+    if _matches(stack[-1], _STEP_LOOPS):
+        owner = stack[inner_user] if inner_user is not None else stack[-1]
+        return Place(COMPILED, COMPILED, site(owner), owner[2])
     for category, test in (
         (INPUT, lambda f: _in(f, _INPUT)),
         (COMPILED, lambda f: _matches(f, _COMPILED)),
@@ -186,10 +202,11 @@ def classify(stack: tuple[Frame, ...]) -> Place:
         if any(test(f) for f in below):
             owner = stack[inner_user] if inner_user is not None else below[-1]
             return Place(category, category, site(owner), owner[2])
-    if inner_user is not None:
+    inner = stack[-1]
+    callee = next((f for f in below if not f[0].startswith(_EPOCHWATCH)), None)  # past the fit wrapper
+    if inner_user is not None and not (callee is not None and _in(callee, _FRAMEWORKS)):
         frame = stack[inner_user]
         return Place(USER, f"{frame[2]} ({site(frame)})", site(frame), frame[2])
-    inner = stack[-1]
     return Place(FRAMEWORK, f"{FRAMEWORK}: {short_path(inner[0])}", site(inner), inner[2])
 
 

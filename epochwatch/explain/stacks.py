@@ -49,6 +49,7 @@ class StackWindow:
         self._stacks: Counter[tuple[Frame, ...]] = Counter()
         self._samples = 0
         self._stop = threading.Event()
+        self._lock = threading.Lock()
         self._t0 = time.perf_counter()
         self._t1: float | None = None
         self._cpu = 0.0
@@ -64,11 +65,12 @@ class StackWindow:
                 if frame is not None:
                     stack = current_stack(frame)
                     del frame
-                    if stack in self._stacks or len(self._stacks) < MAX_STACKS:
-                        self._stacks[stack] += 1
-                    else:
-                        self._stacks[()] += 1
-                    self._samples += 1
+                    with self._lock:  # uncontended but for close() after a join that timed out
+                        if stack in self._stacks or len(self._stacks) < MAX_STACKS:
+                            self._stacks[stack] += 1
+                        else:
+                            self._stacks[()] += 1
+                        self._samples += 1
                 if time.perf_counter() >= deadline:
                     break
         finally:
@@ -89,6 +91,8 @@ class StackWindow:
         self._thread.join(2.0)
         end = self._t1 if self._t1 is not None else time.perf_counter()
         places: Counter[Place] = Counter()
-        for stack, n in self._stacks.items():
+        with self._lock:
+            seen = list(self._stacks.items())
+        for stack, n in seen:
             places[classify(stack)] += n
         return Profile(self._samples, end - self._t0, epochs, epoch_seconds, places, self._cpu)
