@@ -103,10 +103,11 @@ class Console:
         if isinstance(updated, int):
             where += f", updated at epoch {updated}"
         more = f"epochwatch report {self.trace}" if self.trace else "docs/findings.md"
-        found = finding.get("where") if isinstance(finding.get("where"), Mapping) else {}
-        inside = f"; {found['summary']}" if found.get("summary") else ""
+        found = finding.get("where")
+        inside = f"; {found['summary']}" if isinstance(found, Mapping) and found.get("summary") else ""
         return one_line(
-            f"{finding['severity']} {finding['kind']}: {finding['title']}{inside} ({where}; more: {more})", 800
+            f"{finding['severity']} {finding['kind']}: {finding['title']}{inside} ({where}; more: {more})",
+            800,
         )
 
     def closing_line(self, epochs: int, trace: str | None) -> str:

@@ -30,7 +30,7 @@ def added_time(base: Profile | None, slow: Profile) -> list[dict[str, Any]]:
     if total <= 0:
         return []
     rows.sort(key=lambda r: r[0], reverse=True)
-    out = []
+    out: list[dict[str, Any]] = []
     for added, before, after, place in rows[:NAMED]:
         share = added / total
         if share < MIN_SHARE and out:

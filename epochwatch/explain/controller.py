@@ -31,6 +31,7 @@ from epochwatch.explain.added import added_time, describe
 from epochwatch.explain.memory import NATIVE_SHARE, MemoryWindow, grown_sites, traced_growth
 from epochwatch.explain.stacks import RATE_HZ, Profile, StackWindow
 from epochwatch.trace.schema import EXPLAIN
+
 SLOWDOWN = "slowdown"
 HOST_MEMORY = "host_memory_growth"
 MIB = 1 << 20
@@ -149,11 +150,12 @@ class Explainer:
         t0 = time.perf_counter()
         self._thread = threading.get_ident()  # epoch records are written on the training thread
         seconds = _num(rec.get("seconds")) or 0.0
-        host = rec.get("host") if isinstance(rec.get("host"), dict) else {}
-        rss = _num(host.get("rss_bytes"))
+        host = rec.get("host")
+        rss = _num(host.get("rss_bytes")) if isinstance(host, dict) else None
         self._seconds.append(seconds)
         self._rss.append(int(rss) if rss is not None else None)
-        epoch = rec.get("epoch") if isinstance(rec.get("epoch"), int) else len(self._seconds) - 1
+        number = rec.get("epoch")
+        epoch = number if isinstance(number, int) else len(self._seconds) - 1
         self._step_stack(epoch, seconds)
         self._step_memory(epoch)
         self._suspect()
@@ -293,7 +295,7 @@ def _memory_summary(where: list[dict[str, Any]], traced: int, rss: int | None, i
     mib = 1 / MIB
     if not in_python:
         text = (
-            f"RSS grew {rss * mib:.1f} MiB an epoch but traced Python allocations only "
+            f"RSS grew {(rss or 0) * mib:.1f} MiB an epoch but traced Python allocations only "
             f"{traced * mib:.1f} MiB: the growth is not in Python objects (native memory: "
             "the framework's runtime, a C extension, the allocator)"
         )
@@ -304,5 +306,8 @@ def _memory_summary(where: list[dict[str, Any]], traced: int, rss: int | None, i
         return text
     if not where:
         return "no Python allocation site grew between the two snapshots"
-    parts = [f"{w['site']} {w['function']} (+{w['bytes_per_epoch'] * mib:.1f} MiB, +{w['count_per_epoch']} objects an epoch)" for w in where]
+    parts = [
+        f"{w['site']} {w['function']} (+{w['bytes_per_epoch'] * mib:.1f} MiB, +{w['count_per_epoch']} objects an epoch)"
+        for w in where
+    ]
     return "the memory that grew was allocated at " + "; ".join(parts)

@@ -34,7 +34,11 @@ _LIBRARY_ROOTS = tuple(
     }
 )
 _STDLIB = tuple(
-    {os.path.abspath(p) + os.sep for p in (sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib")) if p}
+    {
+        os.path.abspath(p) + os.sep
+        for p in (sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib"))
+        if p
+    }
 )
 _LIBRARY_PARTS = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
 
@@ -220,5 +224,3 @@ def current_stack(frame: object, depth: int = 96) -> tuple[Frame, ...]:
         f = f.f_back  # type: ignore[attr-defined]
     out.reverse()
     return tuple(out)
-
-

@@ -42,7 +42,9 @@ class MemoryWindow:
             tracemalloc.stop()
 
 
-def grown_sites(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, epochs: int) -> list[dict[str, Any]]:
+def grown_sites(
+    before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, epochs: int
+) -> list[dict[str, Any]]:
     """The allocation sites that grew most, per epoch, largest first."""
     sizes: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
     for diff in after.compare_to(before, "traceback"):

@@ -72,14 +72,18 @@ def test_tracing_input_user_code_and_the_hook() -> None:
     loop = ((USER, 50, "<module>"), (SITE + "tensorflow/python/data/ops/iterator_ops.py", 800, "next"))
     assert classify(loop).category == "input pipeline"
     mine = ((USER, 50, "<module>"), (USER, 8, "remember"))
-    assert classify(mine) == Place("user code", "remember (/home/me/train.py:8)", "/home/me/train.py:8", "remember")
+    assert classify(mine) == Place(
+        "user code", "remember (/home/me/train.py:8)", "/home/me/train.py:8", "remember"
+    )
     own = frames.__file__
     hook = (*FIT[:1], (own, 10, "Recorder.end_epoch"), (threading.__file__, 300, "wait"))
     assert classify(hook).category == "epochwatch"
 
 
 def _profile(seconds: float, **counts: int) -> Profile:
-    places = Counter({Place("callback" if k == "cb" else "framework", k, f"{k}.py:1", k): n for k, n in counts.items()})
+    places = Counter(
+        {Place("callback" if k == "cb" else "framework", k, f"{k}.py:1", k): n for k, n in counts.items()}
+    )
     return Profile(sum(counts.values()), seconds, 1, seconds, places)
 
 
@@ -124,7 +128,9 @@ def test_a_stack_window_sees_the_function_a_thread_runs() -> None:
     # A thread that holds the GIL lets the sampler in at the switch interval (5 ms) at best.
     assert profile.samples >= 10
     (top, _n), *_ = profile.places.most_common(1)
-    assert top.function in ("_busy", "_busy.<locals>.<genexpr>") and top.site.endswith("test_explain.py:" + top.site.split(":")[-1])
+    assert top.function in ("_busy", "_busy.<locals>.<genexpr>") and top.site.endswith(
+        "test_explain.py:" + top.site.split(":")[-1]
+    )
 
 
 _KEPT: list[np.ndarray] = []
