@@ -90,9 +90,21 @@ class StackWindow:
         self._stop.set()
         self._thread.join(2.0)
         end = self._t1 if self._t1 is not None else time.perf_counter()
-        places: Counter[Place] = Counter()
         with self._lock:
             seen = list(self._stacks.items())
-        for stack, n in seen:
-            places[classify(stack)] += n
-        return Profile(self._samples, end - self._t0, epochs, epoch_seconds, places, self._cpu)
+        return Profile(self._samples, end - self._t0, epochs, epoch_seconds, merged(seen), self._cpu)
+
+
+def merged(stacks: list[tuple[tuple[Frame, ...], int]]) -> Counter[Place]:
+    """Samples per place, one place per (category, label) with its most sampled line as
+    the site: a loop's header and body are one place, not two that halve its share."""
+    by_line: Counter[Place] = Counter()
+    for stack, n in stacks:
+        by_line[classify(stack)] += n
+    sites: dict[tuple[str, str], Place] = {}
+    counts: Counter[tuple[str, str]] = Counter()
+    for place, n in by_line.most_common():
+        key = (place.category, place.label)
+        sites.setdefault(key, place)  # most_common: the first seen is the most sampled
+        counts[key] += n
+    return Counter({sites[key]: n for key, n in counts.items()})

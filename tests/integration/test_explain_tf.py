@@ -167,7 +167,8 @@ def test_a_callback_doing_more_each_epoch_is_named_with_its_method(tmp_path: Pat
     named = [w for w in found[-1]["where"] if w["category"] in ("callback", "user code")]
     top = named[0]
     assert top["category"] == "callback" and top["label"] == "Audit.on_train_batch_end", found[-1]
-    assert top["site"] == _planted(SLOW_CALLBACK) and top["share"] >= 0.2
+    line = int(_planted(SLOW_CALLBACK).split(":")[1])
+    assert top["site"] in (f"train_script.py:{line}", f"train_script.py:{line + 1}") and top["share"] >= 0.2
     where = _report_where(tmp_path, "slowdown")
     assert where is not None and "Audit.on_train_batch_end" in where["summary"]
 
