@@ -40,7 +40,7 @@ from epochwatch.explain.controller import Explainer, Limits
 from epochwatch.explain.memory import MemoryWindow
 from epochwatch.explain.stacks import StackWindow
 
-EPOCHS = 10
+EPOCHS = 12
 STEPS = 16
 
 LIB_EXECUTE = """

@@ -124,8 +124,12 @@ class Explainer:
                 self.explained = []
 
     def finish(self) -> None:
-        """The run ends: stop whatever is open, writing nothing."""
+        """The run ends: a slow window that saw an epoch end says what it saw (a run that
+        ends soon after its slowdown was suspected still gets it); the rest stops unsaid."""
         with self._lock:
+            open_ = self._stack
+            if open_ is not None and open_.purpose == SLOWDOWN and open_.epochs:
+                self._end_stack(open_, open_.epochs[-1])
             self.close()
 
     def close(self) -> None:
@@ -177,9 +181,12 @@ class Explainer:
             or window.open_seconds >= lim.stack_seconds
             or window.samples >= lim.min_samples
         )
-        if not done:
-            return
+        if done:
+            self._end_stack(open_, epoch)
+
+    def _end_stack(self, open_: _Stack, epoch: int) -> None:
         self._stack = None
+        window = open_.window
         profile = window.close(len(open_.epochs), sum(open_.seconds) / len(open_.seconds))
         self.charge(profile.cpu_seconds)
         if open_.purpose == "baseline":
