@@ -22,7 +22,7 @@ from typing import Any
 
 from epochwatch.explain.frames import hook_inside, is_user, short_path
 
-DEPTH = 12
+DEPTH = 8  # frames per allocation: tracemalloc costs grow with it (bench/explain.py)
 NAMED = 3
 NATIVE_SHARE = 0.25  # traced growth under this share of RSS growth: "not in Python objects"
 
