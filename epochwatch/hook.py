@@ -196,6 +196,12 @@ def _attach_console(rec: Recorder) -> None:
     rec.per_fit_runs = in_notebook()
 
 
+def _tf_profiler() -> Any:
+    from epochwatch.integrations.tf_profile import TFProfiler
+
+    return TFProfiler()
+
+
 def _install() -> None:
     global _recorder
     with _install_lock:
@@ -205,14 +211,16 @@ def _install() -> None:
         _recorder = rec
     _attach_console(rec)
     from epochwatch import explain
+    from epochwatch.postimport import when_imported
 
-    explain.attach(rec)  # the look inside when a slowdown or a leak is suspected
+    explainer = explain.attach(rec)  # the look inside when a slowdown or a leak is suspected
+    if explainer is not None:
+        when_imported("tensorflow", lambda _m: setattr(explainer, "profiler", _tf_profiler()))
     from epochwatch.integrations.tensors import reduce_sum, scalar
 
     rec.tensor_reducer, rec.tensor_scalar = reduce_sum, scalar
     rec.prepare_in_background()
     from epochwatch.integrations import INTEGRATIONS
-    from epochwatch.postimport import when_imported
 
     for module_name, part, install in INTEGRATIONS:
 

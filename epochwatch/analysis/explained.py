@@ -24,6 +24,10 @@ def where_for(kind: str, explains: Iterable[Mapping[str, Any]]) -> dict[str, Any
     chosen = (named or mine)[-1]
     out = {k: chosen[k] for k in _KEEP if k in chosen}
     out["places"] = list(chosen.get("where") or [])
+    profiles = [e["profile_dir"] for e in mine if e.get("profile_dir")]
+    if profiles:  # the framework profiler's capture of the same slowdown
+        out["profile_dir"] = profiles[-1]
+        out["summary"] = f"{out.get('summary', '')}; profile: {profiles[-1]}".lstrip("; ")
     return out
 
 

@@ -11,6 +11,7 @@ Never in the daemon; EPOCHWATCH_EXPLAIN=0 keeps it off. Imports no framework.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from epochwatch import environment
@@ -22,7 +23,11 @@ def attach(recorder: Any) -> Explainer | None:
     EPOCHWATCH_EXPLAIN is 0; returns the Explainer, or None when switched off."""
     if not environment.switched_on(environment.EPOCHWATCH_EXPLAIN, recorder.environ):
         return None
-    explainer = Explainer(recorder.emit, recorder.add_overhead)
+    explainer = Explainer(
+        recorder.emit,
+        recorder.add_overhead,
+        profile_dir=lambda: str(Path(recorder.trace_dir) / f"{recorder.run_id}.profile"),
+    )
     recorder.add_listener(explainer.on_record, "explain")
     recorder.add_finding_listener(explainer.on_record, "explain")
     recorder.on_finish(explainer.finish)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from epochwatch.explain.added import added_time, describe
+from epochwatch.explain.frames import COMPILED
 from epochwatch.explain.memory import NATIVE_SHARE, MemoryWindow, grown_sites, traced_growth
 from epochwatch.explain.stacks import RATE_HZ, Profile, StackWindow
 from epochwatch.trace.schema import EXPLAIN
@@ -49,6 +50,7 @@ class Limits:
     rss_rise_bytes: int = 4 * MIB  # two epochs' RSS rise that suspects a leak
     stack_windows: int = 3  # slow windows per run (the baseline is extra)
     memory_windows: int = 2
+    profile_seconds: float = 10.0  # a framework profiler capture's time limit
 
 
 @dataclass
@@ -85,10 +87,15 @@ class Explainer:
         emit: Callable[..., None],
         charge: Callable[[float], None] | None = None,
         limits: Limits | None = None,
+        profile_dir: Callable[[], str] | None = None,
     ) -> None:
         self.emit = emit
         self.charge = charge or (lambda _s: None)
         self.limits = limits or Limits()
+        # The framework's profiler (integrations/tf_profile.TFProfiler: start(dir) -> bool,
+        # stop()), set by the hook once the script imported it; where its captures go.
+        self.profiler: Any = None
+        self.profile_dir = profile_dir
         self._lock = threading.Lock()
         self.explained: list[dict[str, Any]] = []
         self._reset()
@@ -106,6 +113,9 @@ class Explainer:
         self._slow_explained_at = 0.0  # epoch seconds when a slowdown was last explained
         self._thread: int | None = None
         self._traced_positions: set[int] = set()  # epochs slowed by tracemalloc: no slowdown trigger
+        self._profile_armed = False
+        self._profile: tuple[str, int, threading.Timer] | None = None  # (dir, epoch, time limit)
+        self._profiled = False
 
     # -- the listener ------------------------------------------------------------------
 
@@ -140,6 +150,10 @@ class Explainer:
         if self._memory is not None:
             self._memory.window.stop()
             self._memory = None
+        if self._profile is not None:
+            self._profile[2].cancel()
+            self.profiler.stop()
+            self._profile = None
 
     def _on_finding(self, rec: dict[str, Any]) -> None:
         if rec.get("kind") == SLOWDOWN and not self._explained(SLOWDOWN) and rec.get("ended_epoch") is None:
@@ -162,6 +176,7 @@ class Explainer:
         epoch = number if isinstance(number, int) else len(self._seconds) - 1
         self._step_stack(epoch, seconds)
         self._step_memory(epoch)
+        self._step_profile(epoch)
         self._suspect()
         self._open(epoch)
         self.charge(time.perf_counter() - t0)
@@ -195,6 +210,8 @@ class Explainer:
             return
         where = added_time(self._base, profile)
         self._slow_explained_at = profile.epoch_seconds
+        if where and where[0]["category"] == COMPILED and self.profiler is not None and not self._profiled:
+            self._profile_armed = True  # which ops: the framework's profiler, over the next epoch
         self._write(
             explains=SLOWDOWN,
             method="stack_sampling",
@@ -210,6 +227,23 @@ class Explainer:
             cost_seconds=round(profile.cpu_seconds, 6),
             where=where,
             summary=describe(where),
+        )
+
+    def _step_profile(self, epoch: int) -> None:
+        if self._profile is None:
+            return
+        path, started, timer = self._profile
+        self._profile = None
+        timer.cancel()
+        self.profiler.stop()
+        self._write(
+            explains=SLOWDOWN,
+            method="profiler",
+            epoch=epoch,
+            epochs=[started + 1, epoch] if epoch > started + 1 else [epoch],
+            profile_dir=path,
+            where=[],
+            summary=f"a profile of the slow compiled step is in {path} (tensorboard --logdir {path}: Profile)",
         )
 
     # -- memory windows --------------------------------------------------------------------
@@ -285,6 +319,14 @@ class Explainer:
                 self._slow_armed = False
                 self._slow_windows += 1
                 self._stack = _Stack(StackWindow(thread, lim.rate_hz, lim.stack_seconds), SLOWDOWN)
+        if self._profile_armed and self._profile is None and self.profile_dir is not None:
+            self._profile_armed, self._profiled = False, True
+            path = self.profile_dir()
+            if self.profiler.start(path):
+                timer = threading.Timer(lim.profile_seconds, self.profiler.stop)
+                timer.daemon = True
+                timer.start()
+                self._profile = (path, epoch, timer)
         if self._memory is None and self._memory_armed and self._memory_windows < lim.memory_windows:
             self._memory_armed = False
             self._memory_windows += 1
