@@ -209,8 +209,14 @@ def test_a_compiled_step_that_does_more_each_epoch_is_inside_the_compiled_step(t
     records = read_single_trace(tmp_path)
     found = _explains(records, "slowdown")
     assert found, [r["seconds"] for r in of_type(records, "epoch")]
-    top = found[-1]["where"][0]
-    assert top["category"] == "inside the compiled step", found[-1]
+    sampled = [r for r in found if r["method"] == "stack_sampling"]
+    top = sampled[0]["where"][0]
+    assert top["category"] == "inside the compiled step", sampled[0]
+    # Which ops: TF's profiler captured the next epoch, next to the trace.
+    (profiled,) = [r for r in found if r["method"] == "profiler"]
+    assert list(Path(profiled["profile_dir"]).rglob("*.xplane.pb")), profiled
+    where = _report_where(tmp_path, "slowdown")
+    assert where is not None and where["profile_dir"] == profiled["profile_dir"]
 
 
 def test_explain_off_looks_nowhere(tmp_path: Path) -> None:
