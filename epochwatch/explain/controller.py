@@ -132,6 +132,9 @@ class Explainer:
                 self.close()
                 self._reset()
                 self.explained = []
+        elif kind == "run_end":  # a notebook's fit ends its run without the finishers
+            with self._lock:
+                self.close()
 
     def finish(self) -> None:
         """The run ends: a slow window that saw an epoch end says what it saw (a run that
