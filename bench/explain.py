@@ -38,7 +38,7 @@ from typing import Any
 
 from epochwatch.explain.controller import Explainer, Limits
 from epochwatch.explain.memory import MemoryWindow
-from epochwatch.explain.stacks import StackWindow
+from epochwatch.explain.stacks import RATE_HZ, StackWindow
 
 EPOCHS = 12
 STEPS = 16
@@ -167,20 +167,29 @@ def _cost(lib: tuple[ModuleType, ModuleType], kind: str, pairs: int) -> tuple[fl
         return time.perf_counter() - t0
 
     ratios, cpu, open_seconds = [], 0.0, 0.0
-    for _ in range(pairs):
-        off = epoch()
-        if kind == "stack":
-            window = StackWindow(threading.get_ident())
+
+    def with_window() -> float:
+        nonlocal cpu, open_seconds
+        if kind == "none":  # the noise floor: the same pair, no window
+            return epoch()
+        if kind.startswith("stack"):
+            window = StackWindow(threading.get_ident(), rate=float(kind.split("@")[1]))
             on = epoch()
             profile = window.close(1, on)
             cpu, open_seconds = cpu + profile.cpu_seconds, open_seconds + profile.seconds
+            return on
+        mem = MemoryWindow()
+        on = epoch()
+        t0 = time.perf_counter()
+        mem.snapshot()  # one snapshot an epoch: the window takes two over two epochs
+        mem.stop()
+        return on + time.perf_counter() - t0
+
+    for i in range(pairs):  # the order alternates: the second epoch of a pair is not favoured
+        if i % 2:
+            on, off = with_window(), epoch()
         else:
-            mem = MemoryWindow()
-            on = epoch()
-            t0 = time.perf_counter()
-            mem.snapshot()  # one snapshot an epoch: the window takes two over two epochs
-            on += time.perf_counter() - t0
-            mem.stop()
+            off, on = epoch(), with_window()
         ratios.append(on / off - 1)
     return statistics.median(ratios), (cpu / open_seconds if open_seconds else None)
 
@@ -212,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             ok_all &= share >= 0.9
             print(f"{kind:<14} {hits:>5}  {args.runs:>4}  {share:>5.0%}")
         print(f"\n{'window':<14} cost (median over {args.pairs} interleaved pairs; target <= 2%)")
-        for kind in ("stack", "tracemalloc"):
+        for kind in ("none", f"stack@{RATE_HZ:g}", f"stack@{RATE_HZ / 2:g}", "tracemalloc"):
             ratio, cpu = _cost(lib, kind, args.pairs)
             own = f"  (sampler CPU {cpu:.2%} of the window)" if cpu is not None else ""
             print(f"{kind:<14} {ratio:+.1%}{own}")
