@@ -36,7 +36,7 @@ from epochwatch.trace.schema import EXPLAIN
 SLOWDOWN = "slowdown"
 HOST_MEMORY = "host_memory_growth"
 MIB = 1 << 20
-COUNTED = 100  # objects an epoch: a site that grows this much in number may hold native memory
+COUNTED = 16  # objects an epoch: a site that grows this much in number may hold native memory
 
 
 @dataclass(frozen=True)
@@ -354,7 +354,10 @@ def _memory_summary(where: list[dict[str, Any]], traced: int, rss: int | None, i
         counted = [w for w in where if w["count_per_epoch"] >= COUNTED and w["user_code"]]
         if counted:
             w = counted[0]
-            text += f"; Python objects that grew in number: {w['site']} {w['function']} (+{w['count_per_epoch']} an epoch)"
+            text += (
+                f"; Python objects that grew in number, which may hold it (tensors, buffers): "
+                f"{w['site']} {w['function']} (+{w['count_per_epoch']} an epoch)"
+            )
         return text
     if not where:
         return "no Python allocation site grew between the two snapshots"
