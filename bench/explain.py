@@ -7,6 +7,8 @@ a planted fault at a random line under a random name:
 
 - slow_callback: a callback's `on_train_batch_end` does more Python work every epoch
 - slow_function: a user function called every step does more work every epoch
+- slow_dataset: the user's `__getitem__`, run on a feeder thread laid out as tf.data's,
+  does more work every epoch while the step waits for it
 - compiled: the compiled step does more matmuls every epoch
 - leak_list: a callback keeps a numpy array every epoch (4-16 MiB)
 - leak_cache: a module-level dict caches every step's batch
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import queue
 import random
 import statistics
 import sys
@@ -46,11 +49,26 @@ STEPS = 16
 LIB_EXECUTE = """
 import numpy as np
 A = np.random.rand(128, 128)
+def wait_for_input(q):
+    return q.get()
 def quick_execute(reps):
     out = A
     for _ in range(reps):
         out = A @ A
     return out
+"""
+LIB_DATA = """
+def feed(getitem, q, stop):
+    i = 0
+    while not stop.is_set():
+        item = getitem(i)
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                break
+            except Exception:
+                pass
+        i += 1
 """
 LIB_CALLBACKS = """
 def dispatch(callbacks, method, *args):
@@ -67,14 +85,15 @@ def _load(path: Path, name: str) -> ModuleType:
     return module
 
 
-def _library(root: Path) -> tuple[ModuleType, ModuleType]:
+def _library(root: Path) -> tuple[ModuleType, ModuleType, ModuleType]:
     site = root / "lib" / "site-packages"
     ex = site / "tensorflow" / "python" / "eager" / "execute.py"
     cb = site / "keras" / "src" / "callbacks" / "callback_list.py"
-    for path, text in ((ex, LIB_EXECUTE), (cb, LIB_CALLBACKS)):
+    data = site / "tensorflow" / "python" / "data" / "ops" / "from_generator_op.py"
+    for path, text in ((ex, LIB_EXECUTE), (cb, LIB_CALLBACKS), (data, LIB_DATA)):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text))
-    return _load(ex, "bench_tf_execute"), _load(cb, "bench_callback_list")
+    return _load(ex, "bench_tf_execute"), _load(cb, "bench_callback_list"), _load(data, "bench_tf_data")
 
 
 def _user_module(root: Path, kind: str, rng: random.Random, n: int) -> tuple[ModuleType, str, int]:
@@ -88,6 +107,9 @@ def _user_module(root: Path, kind: str, rng: random.Random, n: int) -> tuple[Mod
         "slow_function": f"def {name}(epoch):\n    t = 0\n    for i in range(20000 * epoch):  # PLANTED\n"
         "        t += i * i\n",
         "compiled": "",
+        "slow_dataset": f"EPOCH = [0]\nclass {name.title().replace('_', '')}:\n    def __getitem__(self, i):\n"
+        "        t = 0\n        for j in range(4000 * EPOCH[0]):  # PLANTED\n            t += j * j\n"
+        "        return t\n",
         "leak_list": f"KEPT = []\ndef {name}(epoch):\n    KEPT.append(np.ones({mib} << 17))  # PLANTED\n",
         "leak_cache": f"CACHE = {{}}\ndef {name}(epoch, step):\n    CACHE[(epoch, step)] = np.ones({mib} << 13)  # PLANTED\n",
         "native": f"HELD = []\ndef {name}(epoch):\n    p = LIBC.malloc({mib} << 20)\n"
@@ -102,6 +124,8 @@ def _user_module(root: Path, kind: str, rng: random.Random, n: int) -> tuple[Mod
     line = next((i for i, t in enumerate(text.splitlines(), 1) if "# PLANTED" in t), 0)
     if kind == "slow_callback":
         name = f"{name.title().replace('_', '')}.on_train_batch_end"
+    elif kind == "slow_dataset":
+        name = f"{name.title().replace('_', '')}.__getitem__"
     return _load(path, f"bench_user_{n}"), name, line
 
 
@@ -110,9 +134,16 @@ def _rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _run(kind: str, lib: tuple[ModuleType, ModuleType], user: ModuleType, name: str) -> list[dict[str, Any]]:
-    execute, callbacks = lib
+def _run(
+    kind: str, lib: tuple[ModuleType, ModuleType, ModuleType], user: ModuleType, name: str
+) -> list[dict[str, Any]]:
+    execute, callbacks, data = lib
     written: list[dict[str, Any]] = []
+    feeder, stop, q = None, threading.Event(), queue.Queue(maxsize=2)
+    if kind == "slow_dataset":  # tf.data runs the user's __getitem__ on its own thread
+        getitem = getattr(user, name.split(".")[0])().__getitem__
+        feeder = threading.Thread(target=data.feed, args=(getitem, q, stop), daemon=True)
+        feeder.start()
     explainer = Explainer(lambda _t, **f: written.append(f), limits=Limits(min_samples=40))
     plant = getattr(user, name.split(".")[0]) if kind != "compiled" else None
     cbs = [plant()] if kind == "slow_callback" and plant else []
@@ -120,6 +151,9 @@ def _run(kind: str, lib: tuple[ModuleType, ModuleType], user: ModuleType, name: 
         t0 = time.perf_counter()
         for step in range(STEPS):
             execute.quick_execute(2 + (3 * epoch if kind == "compiled" else 0))
+            if kind == "slow_dataset":
+                user.EPOCH[0] = epoch
+                execute.wait_for_input(q)
             if kind == "slow_callback":
                 callbacks.dispatch(cbs, "on_train_batch_end", epoch)
             elif kind == "slow_function":
@@ -133,6 +167,9 @@ def _run(kind: str, lib: tuple[ModuleType, ModuleType], user: ModuleType, name: 
             {"type": "epoch", "epoch": epoch, "seconds": seconds, "host": {"rss_bytes": _rss()}}
         )
     explainer.finish()
+    stop.set()
+    if feeder is not None:
+        feeder.join()
     return written
 
 
@@ -147,15 +184,17 @@ def _named(kind: str, records: list[dict[str, Any]], name: str, line: int) -> bo
     if kind == "compiled":
         return bool(last["where"]) and last["where"][0]["category"] == "inside the compiled step"
     if want == "slowdown":
-        code = [w for w in last["where"] if w["category"] in ("callback", "user code")]
+        code = [w for w in last["where"] if w["category"] in ("callback", "user code") or ": " in w["label"]]
         return bool(code) and name in (code[0]["label"], code[0]["function"])
     return bool(last["where"]) and last["where"][0]["site"].endswith(f":{line}")
 
 
-def _cost(lib: tuple[ModuleType, ModuleType], kind: str, pairs: int) -> tuple[float, float | None]:
+def _cost(
+    lib: tuple[ModuleType, ModuleType, ModuleType], kind: str, pairs: int
+) -> tuple[float, float | None]:
     """Median of (epoch with the window open) / (epoch without) - 1, interleaved; for the
     stack window also the sampling thread's CPU per second of window (noise-free)."""
-    execute, _ = lib
+    execute = lib[0]
     kept: list[Any] = []
 
     def epoch() -> float:
@@ -205,7 +244,15 @@ def main(argv: list[str] | None = None) -> int:
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
     rng = random.Random(args.seed)
-    kinds = ("slow_callback", "slow_function", "compiled", "leak_list", "leak_cache", "native")
+    kinds = (
+        "slow_callback",
+        "slow_function",
+        "slow_dataset",
+        "compiled",
+        "leak_list",
+        "leak_cache",
+        "native",
+    )
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         lib = _library(root)

@@ -214,6 +214,24 @@ def classify(stack: tuple[Frame, ...]) -> Place:
     return Place(FRAMEWORK, f"{FRAMEWORK}: {short_path(inner[0])}", site(inner), inner[2])
 
 
+def classify_other(stack: tuple[Frame, ...]) -> Place | None:
+    """A thread other than the training thread, when it runs work the training waits for:
+    a callback Keras dispatched to its thread pool, or the user's code feeding the input
+    pipeline (a generator or `PyDataset.__getitem__` that tf.data runs on its threads).
+    Anything else on other threads is not the training's time: None."""
+    if not stack or hook_inside(stack):
+        return None
+    if _callback_frame(stack) is not None:
+        return classify(stack)
+    feeding = next((i for i, f in enumerate(stack) if _in(f, _INPUT)), None)
+    if feeding is None:
+        return None
+    user = next((stack[i] for i in reversed(range(feeding + 1, len(stack))) if is_user(stack[i][0])), None)
+    if user is None:
+        return None
+    return Place(INPUT, f"{INPUT}: {user[2]}", site(user), user[2])
+
+
 def current_stack(frame: object, depth: int = 96) -> tuple[Frame, ...]:
     """A live frame's stack, outermost first, at most `depth` frames (innermost kept)."""
     out: list[Frame] = []

@@ -17,9 +17,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from epochwatch.explain.frames import Frame, Place, classify, current_stack
+from epochwatch.explain.frames import Frame, Place, classify, classify_other, current_stack
 
 RATE_HZ = 100.0
+OTHER_DEPTH = 48  # frames kept of other threads' stacks (their innermost)
 MAX_STACKS = 20_000  # distinct stacks kept; later new ones are counted as "other"
 
 
@@ -47,6 +48,7 @@ class StackWindow:
         self.interval = 1.0 / rate
         self.limit = limit_seconds
         self._stacks: Counter[tuple[Frame, ...]] = Counter()
+        self._others: Counter[tuple[Frame, ...]] = Counter()  # the process's other threads
         self._samples = 0
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -60,22 +62,33 @@ class StackWindow:
         deadline = self._t0 + self.limit
         cpu0 = time.thread_time()
         try:
+            me = threading.get_ident()
             while not self._stop.wait(self.interval):
-                frame = sys._current_frames().get(self.thread_id)
-                if frame is not None:
-                    stack = current_stack(frame)
-                    del frame
-                    with self._lock:  # uncontended but for close() after a join that timed out
-                        if stack in self._stacks or len(self._stacks) < MAX_STACKS:
-                            self._stacks[stack] += 1
-                        else:
-                            self._stacks[()] += 1
+                frames = sys._current_frames()
+                frame = frames.pop(self.thread_id, None)
+                frames.pop(me, None)
+                # Other threads too: work the training waits for may run there (classify_other).
+                others = [current_stack(f, OTHER_DEPTH) for f in frames.values()]
+                stack = current_stack(frame) if frame is not None else None
+                del frame, frames
+                with self._lock:  # uncontended but for close() after a join that timed out
+                    if stack is not None:
+                        self._count(self._stacks, stack)
                         self._samples += 1
+                    for other in others:
+                        self._count(self._others, other)
                 if time.perf_counter() >= deadline:
                     break
         finally:
             self._t1 = time.perf_counter()
             self._cpu = time.thread_time() - cpu0
+
+    @staticmethod
+    def _count(counter: Counter[tuple[Frame, ...]], stack: tuple[Frame, ...]) -> None:
+        if stack in counter or len(counter) < MAX_STACKS:
+            counter[stack] += 1
+        else:
+            counter[()] += 1
 
     @property
     def samples(self) -> int:
@@ -92,15 +105,20 @@ class StackWindow:
         end = self._t1 if self._t1 is not None else time.perf_counter()
         with self._lock:
             seen = list(self._stacks.items())
-        return Profile(self._samples, end - self._t0, epochs, epoch_seconds, merged(seen), self._cpu)
+            others = list(self._others.items())
+        counted = [(classify(stack), n) for stack, n in seen]
+        # Another thread's samples count as a share of the training thread's: time it ran.
+        counted += [(place, n) for stack, n in others if (place := classify_other(stack)) is not None]
+        places = merged(counted)
+        return Profile(self._samples, end - self._t0, epochs, epoch_seconds, places, self._cpu)
 
 
-def merged(stacks: list[tuple[tuple[Frame, ...], int]]) -> Counter[Place]:
+def merged(counted: list[tuple[Place, int]]) -> Counter[Place]:
     """Samples per place, one place per (category, label) with its most sampled line as
     the site: a loop's header and body are one place, not two that halve its share."""
     by_line: Counter[Place] = Counter()
-    for stack, n in stacks:
-        by_line[classify(stack)] += n
+    for place, n in counted:
+        by_line[place] += n
     sites: dict[tuple[str, str], Place] = {}
     counts: Counter[tuple[str, str]] = Counter()
     for place, n in by_line.most_common():

@@ -191,3 +191,32 @@ def test_a_slowdown_finding_opens_a_stack_window_that_closes_at_an_epoch_end() -
     assert found["explains"] == "slowdown" and found["where"], found
     assert any(w["category"] == "user code" and "test_a_slowdown" in w["function"] for w in found["where"])
     assert threading.active_count() >= 1  # the windows' threads are gone (conftest checks)
+
+
+def test_other_threads_count_when_they_run_a_callback_or_feed_the_input() -> None:
+    from epochwatch.explain.frames import classify_other
+
+    boot = (threading.__file__, 1000, "Thread._bootstrap")
+    feeding = (
+        boot,
+        (SITE + "tensorflow/python/data/ops/from_generator_op.py", 100, "generator_py_func"),
+        (
+            SITE + "keras/src/trainers/data_adapters/py_dataset_adapter.py",
+            300,
+            "PyDatasetAdapter._get_iterator",
+        ),
+        (USER, 22, "Slow.__getitem__"),
+    )
+    place = classify_other(feeding)
+    assert place == Place(
+        "input pipeline", "input pipeline: Slow.__getitem__", "/home/me/train.py:22", "Slow.__getitem__"
+    )
+    pooled = (
+        boot,
+        (SITE + "keras/src/callbacks/callback_list.py", 140, "CallbackList._on_train_batch_end"),
+        (USER, 12, "Audit.on_train_batch_end"),
+    )
+    assert classify_other(pooled) == Place(
+        "callback", "Audit.on_train_batch_end", "/home/me/train.py:12", "Audit.on_train_batch_end"
+    )
+    assert classify_other((boot, (USER, 5, "unrelated_worker"))) is None
