@@ -98,6 +98,7 @@ class Explainer:
         self.profile_dir = profile_dir
         self._lock = threading.Lock()
         self.explained: list[dict[str, Any]] = []
+        self._outbox: list[dict[str, Any]] = []  # explain records to write (_send)
         self._reset()
 
     def _reset(self) -> None:
@@ -120,6 +121,18 @@ class Explainer:
     # -- the listener ------------------------------------------------------------------
 
     def on_record(self, rec: dict[str, Any]) -> None:
+        self._handle(rec)
+        self._send()
+
+    def _send(self) -> None:
+        """Write what the windows found, outside this object's lock: the Recorder takes its
+        own lock to write, and calls this object's listener holding it (one lock order)."""
+        with self._lock:
+            outbox, self._outbox = self._outbox, []
+        for fields in outbox:
+            self.emit(EXPLAIN, **fields)
+
+    def _handle(self, rec: dict[str, Any]) -> None:
         kind = rec.get("type")
         if kind == "epoch":
             with self._lock:
@@ -144,6 +157,7 @@ class Explainer:
             if open_ is not None and open_.purpose == SLOWDOWN and open_.epochs:
                 self._end_stack(open_, open_.epochs[-1])
             self.close()
+        self._send()
 
     def close(self) -> None:
         """Stop whatever is open, writing nothing."""
@@ -340,7 +354,7 @@ class Explainer:
     def _write(self, **fields: Any) -> None:
         rec = {k: v for k, v in fields.items() if v is not None}
         self.explained.append(rec)
-        self.emit(EXPLAIN, **rec)
+        self._outbox.append(rec)
 
 
 def _memory_summary(where: list[dict[str, Any]], traced: int, rss: int | None, in_python: bool) -> str:
