@@ -220,3 +220,35 @@ def test_other_threads_count_when_they_run_a_callback_or_feed_the_input() -> Non
         "callback", "Audit.on_train_batch_end", "/home/me/train.py:12", "Audit.on_train_batch_end"
     )
     assert classify_other((boot, (USER, 5, "unrelated_worker"))) is None
+
+
+def test_the_console_and_hook_findings_carry_where_in_either_order() -> None:
+    import io
+
+    from epochwatch.console import Console
+
+    finding = {
+        "type": "finding",
+        "kind": "host_memory_growth",
+        "severity": "warning",
+        "title": "grows",
+        "epoch": 5,
+    }
+    explain = {
+        "type": "explain",
+        "explains": "host_memory_growth",
+        "summary": "at train.py:9 keep",
+        "where": [{}],
+    }
+    out = io.StringIO()
+    first = Console(stream=out)
+    first.observe(finding)
+    first.explained(explain)  # after the finding: said on its own line
+    assert first.findings[0]["where"]["summary"] == "at train.py:9 keep"
+    assert "host_memory_growth explained: at train.py:9 keep" in out.getvalue()
+    out = io.StringIO()
+    second = Console(stream=out)
+    second.explained(explain)
+    second.observe(finding)  # before it: the finding's own line says where
+    assert second.findings[0]["where"]["summary"] == "at train.py:9 keep"
+    assert "grows; at train.py:9 keep (epoch 5" in out.getvalue()
