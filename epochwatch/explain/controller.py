@@ -29,14 +29,20 @@ from typing import Any
 
 from epochwatch.explain.added import added_time, describe
 from epochwatch.explain.frames import COMPILED
-from epochwatch.explain.memory import NATIVE_SHARE, MemoryWindow, grown_sites, traced_growth
+from epochwatch.explain.memory import (
+    NATIVE_SHARE,
+    MemoryWindow,
+    grown_sites,
+    memory_summary,
+    named_sites,
+    traced_growth,
+)
 from epochwatch.explain.stacks import RATE_HZ, Profile, StackWindow
 from epochwatch.trace.schema import EXPLAIN
 
 SLOWDOWN = "slowdown"
 HOST_MEMORY = "host_memory_growth"
 MIB = 1 << 20
-COUNTED = 16  # objects an epoch: a site that grows this much in number may hold native memory
 
 
 @dataclass(frozen=True)
@@ -283,10 +289,7 @@ class Explainer:
         rss_now = self._rss[-1]
         rss_growth = (rss_now - open_.first_rss) // epochs if rss_now and open_.first_rss else None
         in_python = not (rss_growth is not None and rss_growth > 0 and traced < NATIVE_SHARE * rss_growth)
-        # The sites that hold a material part of what grew (the first always).
-        where = [s for i, s in enumerate(sites) if i == 0 or s["bytes_per_epoch"] >= 0.05 * traced][:3]
-        if not in_python:  # what grew in number may hold the native memory (tensors, buffers)
-            where = sorted(sites, key=lambda s: s["count_per_epoch"], reverse=True)[:3]
+        where = named_sites(sites, traced, in_python)
         self._write(
             explains=HOST_MEMORY,
             method="tracemalloc",
@@ -298,7 +301,7 @@ class Explainer:
             traced_owned=open_.window.owned,
             cost_seconds=round(time.thread_time() - t0, 6),
             where=where,
-            summary=_memory_summary(where, traced, rss_growth, in_python),
+            summary=memory_summary(where, traced, rss_growth, in_python),
         )
 
     # -- triggers ----------------------------------------------------------------------------
@@ -355,28 +358,3 @@ class Explainer:
         rec = {k: v for k, v in fields.items() if v is not None}
         self.explained.append(rec)
         self._outbox.append(rec)
-
-
-def _memory_summary(where: list[dict[str, Any]], traced: int, rss: int | None, in_python: bool) -> str:
-    mib = 1 / MIB
-    if not in_python:
-        text = (
-            f"RSS grew {(rss or 0) * mib:.1f} MiB an epoch but traced Python allocations only "
-            f"{traced * mib:.1f} MiB: the growth is not in Python objects (native memory: "
-            "the framework's runtime, a C extension, the allocator)"
-        )
-        counted = [w for w in where if w["count_per_epoch"] >= COUNTED and w["user_code"]]
-        if counted:
-            w = counted[0]
-            text += (
-                f"; Python objects that grew in number, which may hold it (tensors, buffers): "
-                f"{w['site']} {w['function']} (+{w['count_per_epoch']} an epoch)"
-            )
-        return text
-    if not where:
-        return "no Python allocation site grew between the two snapshots"
-    parts = [
-        f"{w['site']} {w['function']} (+{w['bytes_per_epoch'] * mib:.1f} MiB, +{w['count_per_epoch']} objects an epoch)"
-        for w in where
-    ]
-    return "the memory that grew was allocated at " + "; ".join(parts)

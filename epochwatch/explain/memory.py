@@ -24,6 +24,8 @@ from epochwatch.explain.frames import hook_inside, is_user, short_path
 
 DEPTH = 8  # frames per allocation: tracemalloc costs grow with it (bench/explain.py)
 NAMED = 3
+MIB = 1 << 20
+COUNTED = 16  # objects an epoch: a site that grows this much in number may hold native memory
 NATIVE_SHARE = 0.25  # traced growth under this share of RSS growth: "not in Python objects"
 
 
@@ -110,3 +112,37 @@ def function_at(filename: str, lineno: int) -> str:
         if first <= lineno <= last and (span is None or last - first < span):
             best, span = name, last - first
     return best
+
+
+def named_sites(sites: list[dict[str, Any]], traced: int, in_python: bool) -> list[dict[str, Any]]:
+    """The sites that hold a material part of what grew (the first always); for native
+    growth, those that grew most in number: they may hold it (tensors, buffers)."""
+    if not in_python:
+        return sorted(sites, key=lambda s: s["count_per_epoch"], reverse=True)[:NAMED]
+    return [s for i, s in enumerate(sites) if i == 0 or s["bytes_per_epoch"] >= 0.05 * traced][:NAMED]
+
+
+def memory_summary(where: list[dict[str, Any]], traced: int, rss: int | None, in_python: bool) -> str:
+    """One sentence: the sites that grew, or that the growth is not in Python objects."""
+    mib = 1 / MIB
+    if not in_python:
+        text = (
+            f"RSS grew {(rss or 0) * mib:.1f} MiB an epoch but traced Python allocations only "
+            f"{traced * mib:.1f} MiB: the growth is not in Python objects (native memory: "
+            "the framework's runtime, a C extension, the allocator)"
+        )
+        counted = [w for w in where if w["count_per_epoch"] >= COUNTED and w["user_code"]]
+        if counted:
+            w = counted[0]
+            text += (
+                f"; Python objects that grew in number, which may hold it (tensors, buffers): "
+                f"{w['site']} {w['function']} (+{w['count_per_epoch']} an epoch)"
+            )
+        return text
+    if not where:
+        return "no Python allocation site grew between the two snapshots"
+    parts = [
+        f"{w['site']} {w['function']} (+{w['bytes_per_epoch'] * mib:.1f} MiB, +{w['count_per_epoch']} objects an epoch)"
+        for w in where
+    ]
+    return "the memory that grew was allocated at " + "; ".join(parts)
