@@ -197,6 +197,9 @@ def _attach_console(rec: Recorder) -> None:
 
 
 def _tf_profiler() -> Any:
+    """TF's profiler for explain's capture, once the script imported TensorFlow; else None."""
+    if "tensorflow" not in sys.modules:
+        return None
     from epochwatch.integrations.tf_profile import TFProfiler
 
     return TFProfiler()
@@ -211,16 +214,15 @@ def _install() -> None:
         _recorder = rec
     _attach_console(rec)
     from epochwatch import explain
-    from epochwatch.postimport import when_imported
 
-    explainer = explain.attach(rec)  # the look inside when a slowdown or a leak is suspected
-    if explainer is not None:
-        when_imported("tensorflow", lambda _m: setattr(explainer, "profiler", _tf_profiler()))
+    # The look inside when a slowdown or a leak is suspected (its failure: that part off).
+    rec.guard.run("explain", lambda: explain.attach(rec, _tf_profiler), None)
     from epochwatch.integrations.tensors import reduce_sum, scalar
 
     rec.tensor_reducer, rec.tensor_scalar = reduce_sum, scalar
     rec.prepare_in_background()
     from epochwatch.integrations import INTEGRATIONS
+    from epochwatch.postimport import when_imported
 
     for module_name, part, install in INTEGRATIONS:
 

@@ -94,12 +94,14 @@ class Explainer:
         charge: Callable[[float], None] | None = None,
         limits: Limits | None = None,
         profile_dir: Callable[[], str] | None = None,
+        profiler: Callable[[], Any] | None = None,
     ) -> None:
         self.emit = emit
         self.charge = charge or (lambda _s: None)
         self.limits = limits or Limits()
         # The framework's profiler (integrations/tf_profile.TFProfiler: start(dir) -> bool,
-        # stop()), set by the hook once the script imported it; where its captures go.
+        # stop()) or None, asked for when a capture is wanted; where its captures go.
+        self._profiler_of = profiler or (lambda: None)
         self.profiler: Any = None
         self.profile_dir = profile_dir
         self._lock = threading.Lock()
@@ -233,8 +235,11 @@ class Explainer:
             return
         where = added_time(self._base, profile)
         self._slow_explained_at = profile.epoch_seconds
-        if where and where[0]["category"] == COMPILED and self.profiler is not None and not self._profiled:
-            self._profile_armed = True  # which ops: the framework's profiler, over the next epoch
+        if where and where[0]["category"] == COMPILED and not self._profiled:
+            self.profiler = self.profiler or self._profiler_of()
+            self._profile_armed = (
+                self.profiler is not None
+            )  # which ops: the framework's profiler, over the next epoch
         self._write(
             explains=SLOWDOWN,
             method="stack_sampling",

@@ -11,7 +11,6 @@ code below it is doing. Pure functions of strings: tested without a framework.
 from __future__ import annotations
 
 import os
-import sysconfig
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -26,20 +25,22 @@ FRAMEWORK = "framework"
 HOOK = "epochwatch"
 
 _EPOCHWATCH = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-_LIBRARY_ROOTS = tuple(
-    {
-        os.path.abspath(p) + os.sep
-        for p in (sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib"))
-        if p
-    }
-)
-_STDLIB = tuple(
-    {
-        os.path.abspath(p) + os.sep
-        for p in (sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib"))
-        if p
-    }
-)
+
+
+@lru_cache(maxsize=1)
+def _roots() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(library roots, standard library roots): read once, when first needed (sysconfig
+    is not imported with the hook)."""
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+
+    def norm(keys: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple({os.path.abspath(p) + os.sep for p in (paths.get(k) for k in keys) if p})
+
+    return norm(("stdlib", "platstdlib", "purelib", "platlib")), norm(("stdlib", "platstdlib"))
+
+
 _LIBRARY_PARTS = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
 
 # Library frames whose callee is executing a traced graph / compiled program (TF eager
@@ -100,7 +101,7 @@ def is_user(filename: str) -> bool:
         return False
     if any(part in path for part in _LIBRARY_PARTS):
         return False
-    return not path.startswith(_LIBRARY_ROOTS) or path.startswith(os.path.abspath(os.getcwd()) + os.sep)
+    return not path.startswith(_roots()[0]) or path.startswith(os.path.abspath(os.getcwd()) + os.sep)
 
 
 def _norm(filename: str) -> str:
@@ -174,7 +175,7 @@ def hook_inside(stack: tuple[Frame, ...]) -> bool:
 
 
 def _stdlib(path: str) -> bool:
-    return path.startswith(_STDLIB) and not any(part in path for part in _LIBRARY_PARTS)
+    return path.startswith(_roots()[1]) and not any(part in path for part in _LIBRARY_PARTS)
 
 
 def classify(stack: tuple[Frame, ...]) -> Place:

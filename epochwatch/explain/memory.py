@@ -13,12 +13,12 @@ tracemalloc is never touched when the script traces memory itself.
 
 from __future__ import annotations
 
-import ast
 import functools
-import linecache
-import tracemalloc
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import tracemalloc
 
 from epochwatch.explain.frames import hook_inside, is_user, short_path
 
@@ -31,15 +31,21 @@ NATIVE_SHARE = 0.25  # traced growth under this share of RSS growth: "not in Pyt
 
 class MemoryWindow:
     def __init__(self, depth: int = DEPTH) -> None:
+        import tracemalloc  # here, not with the hook: only a window needs it
+
         self.owned = not tracemalloc.is_tracing()
         if self.owned:
             tracemalloc.start(depth)
         self.first: tracemalloc.Snapshot | None = None
 
     def snapshot(self) -> tracemalloc.Snapshot:
+        import tracemalloc
+
         return tracemalloc.take_snapshot()
 
     def stop(self) -> None:
+        import tracemalloc
+
         if self.owned and tracemalloc.is_tracing():
             tracemalloc.stop()
 
@@ -61,6 +67,8 @@ def grown_sites(
         key = (anchor.filename, anchor.lineno)
         sizes[key][0] += diff.size_diff
         sizes[key][1] += diff.count_diff
+    import linecache
+
     per = max(1, epochs)
     rows = sorted(sizes.items(), key=lambda kv: kv[1][0], reverse=True)
     return [
@@ -82,6 +90,9 @@ def traced_growth(sites: list[dict[str, Any]]) -> int:
 
 @functools.lru_cache(maxsize=256)
 def _functions(filename: str) -> tuple[tuple[int, int, str], ...]:
+    import ast
+    import linecache
+
     try:
         source = "".join(linecache.getlines(filename))
         tree = ast.parse(source)
