@@ -43,6 +43,7 @@ from epochwatch.trace.schema import EXPLAIN
 SLOWDOWN = "slowdown"
 HOST_MEMORY = "host_memory_growth"
 MIB = 1 << 20
+COMPARE_WAIT = 30.0  # seconds the run's end waits for a comparison of snapshots under way
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ class Explainer:
         self._profile_armed = False
         self._profile: tuple[str, int, threading.Timer] | None = None  # (dir, epoch, time limit)
         self._profiled = False
+        self._comparing: threading.Thread | None = None  # tracemalloc snapshots being compared
 
     # -- the listener ------------------------------------------------------------------
 
@@ -159,7 +161,11 @@ class Explainer:
 
     def finish(self) -> None:
         """The run ends: a slow window that saw an epoch end says what it saw (a run that
-        ends soon after its slowdown was suspected still gets it); the rest stops unsaid."""
+        ends soon after its slowdown was suspected still gets it), a comparison of
+        snapshots under way is waited for (a while); the rest stops unsaid."""
+        comparing = self._comparing
+        if comparing is not None:
+            comparing.join(COMPARE_WAIT)
         with self._lock:
             open_ = self._stack
             if open_ is not None and open_.purpose == SLOWDOWN and open_.epochs:
@@ -288,26 +294,46 @@ class Explainer:
         after = open_.window.snapshot()
         open_.window.stop()
         self._memory = None
+        snapshot_cpu = time.thread_time() - t0
+        rss_now, first_rss = self._rss[-1], open_.first_rss
         epochs = max(1, epoch - (open_.first_epoch or epoch - 1))
+        rss_growth = (rss_now - first_rss) // epochs if rss_now and first_rss else None
+        # Comparing the snapshots is Python work over every trace (a second and more in a TF
+        # process): on a thread of its own, not the training thread's epoch end.
+        self._comparing = threading.Thread(
+            target=self._compare,
+            args=(open_, after, epoch, epochs, rss_growth, snapshot_cpu),
+            name="epochwatch-explain-tracemalloc",
+            daemon=True,
+        )
+        self._comparing.start()
+
+    def _compare(
+        self, open_: _Memory, after: Any, epoch: int, epochs: int, rss_growth: int | None, cpu: float
+    ) -> None:
+        t0 = time.thread_time()
         sites = grown_sites(open_.first, after, epochs)
+        open_.first = after = None  # the snapshots' memory back before the record is written
         traced = traced_growth(sites)
-        rss_now = self._rss[-1]
-        rss_growth = (rss_now - open_.first_rss) // epochs if rss_now and open_.first_rss else None
         in_python = not (rss_growth is not None and rss_growth > 0 and traced < NATIVE_SHARE * rss_growth)
         where = named_sites(sites, traced, in_python)
-        self._write(
-            explains=HOST_MEMORY,
-            method="tracemalloc",
-            epoch=epoch,
-            epochs=[open_.first_epoch, epoch],
-            traced_bytes_per_epoch=traced,
-            rss_bytes_per_epoch=rss_growth,
-            in_python=in_python,
-            traced_owned=open_.window.owned,
-            cost_seconds=round(time.thread_time() - t0, 6),
-            where=where,
-            summary=memory_summary(where, traced, rss_growth, in_python),
-        )
+        cost = cpu + time.thread_time() - t0
+        self.charge(time.thread_time() - t0)
+        with self._lock:
+            self._write(
+                explains=HOST_MEMORY,
+                method="tracemalloc",
+                epoch=epoch,
+                epochs=[open_.first_epoch, epoch],
+                traced_bytes_per_epoch=traced,
+                rss_bytes_per_epoch=rss_growth,
+                in_python=in_python,
+                traced_owned=open_.window.owned,
+                cost_seconds=round(cost, 6),
+                where=where,
+                summary=memory_summary(where, traced, rss_growth, in_python),
+            )
+        self._send()
 
     # -- triggers ----------------------------------------------------------------------------
 
