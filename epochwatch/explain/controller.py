@@ -189,8 +189,12 @@ class Explainer:
     def _on_finding(self, rec: dict[str, Any]) -> None:
         if rec.get("kind") == SLOWDOWN and not self._explained(SLOWDOWN) and rec.get("ended_epoch") is None:
             self._slow_armed = True
-        elif rec.get("kind") == HOST_MEMORY and not self._explained(HOST_MEMORY) and self._memory is None:
+        elif rec.get("kind") == HOST_MEMORY and not self._explained(HOST_MEMORY) and not self._memory_busy():
             self._memory_armed = True
+
+    def _memory_busy(self) -> bool:
+        comparing = self._comparing
+        return self._memory is not None or (comparing is not None and comparing.is_alive())
 
     def _explained(self, kind: str) -> bool:
         return any(e["explains"] == kind for e in self.explained)
@@ -352,7 +356,7 @@ class Explainer:
             if all(s > bar for s in last):
                 self._slow_armed = True
         rss = self._rss[1:][-3:]  # the first epoch's rise is the framework warming up
-        quiet = self._memory is None and not self._explained(HOST_MEMORY)
+        quiet = self._memory_windows == 0  # once a run on RSS alone; a finding may ask again
         if quiet and len(rss) == 3 and all(r is not None for r in rss):
             a, b, c = (int(r or 0) for r in rss)
             if b - a > MIB and c - b > MIB and c - a >= lim.rss_rise_bytes:
