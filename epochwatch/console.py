@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from epochwatch.analysis.explained import attach_where
 from epochwatch.analysis.findings import RANK, SEVERITIES, WARNING, Finding
 from epochwatch.analysis.ledger import Ledger, counts_text
 from epochwatch.text_safety import escape
@@ -85,9 +86,12 @@ class Fit:
     run_id: str | None = None
     trace: str | None = None
     ledger: Ledger = field(default_factory=Ledger)
+    explains: list[Mapping[str, Any]] = field(default_factory=list)  # `explain` records: `where`
 
     def findings(self) -> list[dict[str, Any]]:
-        return [{**f.to_dict(), "source": "trace", "run_id": self.run_id} for f in self.ledger.findings()]
+        found = [{**f.to_dict(), "source": "trace", "run_id": self.run_id} for f in self.ledger.findings()]
+        attach_where(found, self.explains)
+        return found
 
 
 class Console:
@@ -101,6 +105,7 @@ class Console:
         self.history: list[Fit] = []  # the kernel's earlier fits (a notebook), oldest first
         self.last_epoch: int | None = None  # the epoch Keras printed last, 1-based
         self._held: list[Finding] = []
+        self._held_lines: list[str] = []  # "explained:" lines, said at the boundary too
         self._lock = threading.Lock()
         complaint = unknown_quiet(quiet)
         if complaint:
@@ -157,13 +162,28 @@ class Console:
             with self._lock:
                 self._held.append(finding)
 
+    def explained(self, rec: Mapping[str, Any]) -> None:
+        """An `explain` record: its finding (now or when it comes) gets `where`; a short line
+        at the next boundary when a finding of that kind is already known and said."""
+        with self._lock:
+            self.current.explains.append(rec)
+        kind, summary = rec.get("explains"), rec.get("summary")
+        known = [f for f in self.ledger.findings() if f.kind == kind]
+        if known and rec.get("where") and summary and RANK.get(known[0].severity, 0) >= self.level:
+            line = one_line(f"{kind} explained: {summary}", LINE_LIMIT - len(PREFIX))
+            with self._lock:
+                self._held_lines.append(line)
+
     def boundary(self) -> None:
         """An epoch boundary, where a line of our own cannot split Keras' progress bar: say
         what is held."""
         with self._lock:
             held, self._held = self._held, []
+            lines, self._held_lines = self._held_lines, []
         for finding in held:
             self._say(self.finding_line(finding))
+        for line in lines:
+            self._say(line)
 
     def finding_line(self, finding: Finding) -> str:
         """`<severity> <kind> at epoch <n>: <title>`, at most LINE_LIMIT with the prefix; the

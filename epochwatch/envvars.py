@@ -33,6 +33,9 @@ EPOCHWATCH_DEBUG = "EPOCHWATCH_DEBUG"
 EPOCHWATCH_TENSORBOARD = "EPOCHWATCH_TENSORBOARD"
 EPOCHWATCH_WANDB = "EPOCHWATCH_WANDB"
 EPOCHWATCH_MLFLOW = "EPOCHWATCH_MLFLOW"
+# "0" (or false/no/off): no look inside when a slowdown or a leak is suspected (stack
+# sampling, tracemalloc, profiler capture: epochwatch/explain/).
+EPOCHWATCH_EXPLAIN = "EPOCHWATCH_EXPLAIN"
 # Set by `epochwatch run` for hooks/sitecustomize.py (which reads them by name: it runs
 # before epochwatch can be imported): attach, and where to import epochwatch from.
 EPOCHWATCH_RUN = "EPOCHWATCH_RUN"

@@ -190,6 +190,8 @@ def _attach_console(rec: Recorder) -> None:
             console.epoch_done(record["epoch"])
         elif kind == "fit_end":  # Keras has printed its last line of the fit
             console.boundary()
+        elif kind == schema.EXPLAIN:  # where a slowdown or a leak is
+            console.explained(record)
 
     def on_finding(record: dict[str, Any]) -> None:
         # A daemon's welcome (with its trace path) comes after run_start: the hello is said
@@ -207,6 +209,15 @@ def _attach_console(rec: Recorder) -> None:
     rec.per_fit_runs = in_notebook()
 
 
+def _tf_profiler() -> Any:
+    """TF's profiler for explain's capture, once the script imported TensorFlow; else None."""
+    if "tensorflow" not in sys.modules:
+        return None
+    from epochwatch.integrations.tf_profile import TFProfiler
+
+    return TFProfiler()
+
+
 def _install() -> None:
     global _recorder
     with _install_lock:
@@ -215,6 +226,10 @@ def _install() -> None:
         rec = Recorder()
         _recorder = rec
     _attach_console(rec)
+    from epochwatch import explain
+
+    # The look inside when a slowdown or a leak is suspected (its failure: that part off).
+    rec.guard.run("explain", lambda: explain.attach(rec, _tf_profiler), None)
     from epochwatch.integrations.tensors import reduce_sum, scalar
 
     rec.tensor_reducer, rec.tensor_scalar = reduce_sum, scalar

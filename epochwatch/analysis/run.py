@@ -47,6 +47,7 @@ class Run:
     ledger: Ledger = field(default_factory=Ledger)  # the trace's own finding records, folded
     retraces: RetraceCount = field(default_factory=RetraceCount)  # new traces, as every view counts them
     notices: list[Record] = field(default_factory=list)
+    explains: list[Record] = field(default_factory=list)  # `explain` records (analysis/explained.py)
     end: Record | None = None
     sample_count: int = 0
     recent_samples: deque[Record] = field(default_factory=lambda: deque(maxlen=RECENT_SAMPLES))
@@ -165,6 +166,8 @@ class Run:
             self.ledger.take(rec)
         elif kind == schema.NOTICE:
             self.notices.append(rec)
+        elif kind == schema.EXPLAIN:
+            self.explains.append(rec)
         elif kind == schema.RUN_END:
             self.end = rec
 

@@ -198,6 +198,9 @@ def _finding(out: IO[str], f: Mapping[str, Any]) -> None:
         for k, v in items:
             out.write(f"<div><dt>{_e(k)}</dt><dd>{_e(v)}</dd></div>")
         out.write("</dl>")
+    where = f.get("where")
+    if isinstance(where, Mapping) and where.get("summary"):
+        out.write(f'<p class="where"><b>Where:</b> {_e(str(where["summary"]))}</p>')
     if f.get("hint"):
         out.write(f'<p class="fix"><b>Fix:</b> {_e(f["hint"])}</p>')
     out.write(

@@ -70,6 +70,9 @@ def render_findings(out: IO[str], findings: Sequence[Mapping[str, Any]]) -> None
         causes = _causes(f)
         if causes:
             out.write(f"           moves with: {causes}\n")
+        where = f.get("where")
+        if isinstance(where, Mapping) and where.get("summary"):
+            out.write(f"           where: {where['summary']}\n")
         if f.get("hint"):
             out.write(f"           fix: {f['hint']}\n")
 

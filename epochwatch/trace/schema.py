@@ -29,6 +29,7 @@ FINDING: Final = "finding"
 FINDING_UPDATE: Final = "finding_update"  # a finding again: its problem grew, or ended
 FINDINGS: Final = frozenset({FINDING, FINDING_UPDATE})
 NOTICE: Final = "notice"
+EXPLAIN: Final = "explain"  # what a look inside found: the code behind a slowdown or a leak
 RUN_END: Final = "run_end"
 
 # How a run ended (`run_end.ended`). A trace with no run_end "ended abruptly".

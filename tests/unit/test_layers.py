@@ -34,7 +34,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"trace", "notices"}),
     frozenset({"samplers"}),
     frozenset({"analysis"}),
-    frozenset({"checkpoints", "report", "runname"}),
+    frozenset({"checkpoints", "report", "runname", "explain"}),
     frozenset({"recorder", "step_clock", "console", "notebook"}),
     frozenset({"exporters"}),
     frozenset({"integrations"}),

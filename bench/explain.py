@@ -1,0 +1,279 @@
+"""Explain-where benchmark (issue 25): is the planted code named, and what does a window cost?
+
+Synthetic training loops, no framework: a fake compiled step (a numpy matmul called from a
+module laid out as TensorFlow's `eager/execute.py`), a fake Keras callback list (laid out
+as `keras/src/callbacks/callback_list.py`) and, per run, a freshly written user module with
+a planted fault at a random line under a random name:
+
+- slow_callback: a callback's `on_train_batch_end` does more Python work every epoch
+- slow_function: a user function called every step does more work every epoch
+- slow_dataset: the user's `__getitem__`, run on a feeder thread laid out as tf.data's,
+  does more work every epoch while the step waits for it
+- compiled: the compiled step does more matmuls every epoch
+- leak_list: a callback keeps a numpy array every epoch (4-16 MiB)
+- leak_cache: a module-level dict caches every step's batch
+- native: libc malloc'ed buffers kept every epoch (must be "not in Python objects")
+
+Each run drives the real Explainer (epoch records with real RSS) and counts as named when
+the explain record's top place (of code, for slowdowns) is the planted one. Target: at
+least 90% per kind. Then the cost of each window kind: epochs of a fixed workload with the
+window open against epochs with it closed, interleaved (median ratio); target <= 2%.
+
+    python bench/explain.py [--runs 3] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import queue
+import random
+import statistics
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from epochwatch.explain.controller import Explainer, Limits
+from epochwatch.explain.memory import MemoryWindow
+from epochwatch.explain.stacks import RATE_HZ, StackWindow
+
+EPOCHS = 12
+STEPS = 16
+
+LIB_EXECUTE = """
+import numpy as np
+A = np.random.rand(128, 128)
+def wait_for_input(q):
+    return q.get()
+def quick_execute(reps):
+    out = A
+    for _ in range(reps):
+        out = A @ A
+    return out
+"""
+LIB_DATA = """
+def feed(getitem, q, stop):
+    i = 0
+    while not stop.is_set():
+        item = getitem(i)
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                break
+            except Exception:
+                pass
+        i += 1
+"""
+LIB_CALLBACKS = """
+def dispatch(callbacks, method, *args):
+    for cb in callbacks:
+        getattr(cb, method)(*args)
+"""
+
+
+def _load(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _library(root: Path) -> tuple[ModuleType, ModuleType, ModuleType]:
+    site = root / "lib" / "site-packages"
+    ex = site / "tensorflow" / "python" / "eager" / "execute.py"
+    cb = site / "keras" / "src" / "callbacks" / "callback_list.py"
+    data = site / "tensorflow" / "python" / "data" / "ops" / "from_generator_op.py"
+    for path, text in ((ex, LIB_EXECUTE), (cb, LIB_CALLBACKS), (data, LIB_DATA)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return _load(ex, "bench_tf_execute"), _load(cb, "bench_callback_list"), _load(data, "bench_tf_data")
+
+
+def _user_module(root: Path, kind: str, rng: random.Random, n: int) -> tuple[ModuleType, str, int]:
+    """A user module with the planted fault; returns it, the planted name and its line."""
+    name = f"{kind}_{rng.randrange(1 << 20):x}"
+    pad = "\n" * rng.randrange(0, 40)
+    mib = rng.randrange(4, 17)
+    body = {
+        "slow_callback": f"class {name.title().replace('_', '')}:\n    def on_train_batch_end(self, epoch):\n"
+        "        t = 0\n        for i in range(20000 * epoch):  # PLANTED\n            t += i * i\n",
+        "slow_function": f"def {name}(epoch):\n    t = 0\n    for i in range(20000 * epoch):  # PLANTED\n"
+        "        t += i * i\n",
+        "compiled": "",
+        "slow_dataset": f"EPOCH = [0]\nclass {name.title().replace('_', '')}:\n    def __getitem__(self, i):\n"
+        "        t = 0\n        for j in range(4000 * EPOCH[0]):  # PLANTED\n            t += j * j\n"
+        "        return t\n",
+        "leak_list": f"KEPT = []\ndef {name}(epoch):\n    KEPT.append(np.ones({mib} << 17))  # PLANTED\n",
+        "leak_cache": f"CACHE = {{}}\ndef {name}(epoch, step):\n    CACHE[(epoch, step)] = np.ones({mib} << 13)  # PLANTED\n",
+        "native": f"HELD = []\ndef {name}(epoch):\n    p = LIBC.malloc({mib} << 20)\n"
+        f"    ctypes.memset(p, 1, {mib} << 20)  # PLANTED\n    HELD.append(p)\n",
+    }[kind]
+    header = (
+        "import ctypes\nimport numpy as np\nLIBC = ctypes.CDLL(None)\nLIBC.malloc.restype = ctypes.c_void_p\n"
+    )
+    text = header + pad + body
+    path = root / f"user_{n}.py"
+    path.write_text(text)
+    line = next((i for i, t in enumerate(text.splitlines(), 1) if "# PLANTED" in t), 0)
+    if kind == "slow_callback":
+        name = f"{name.title().replace('_', '')}.on_train_batch_end"
+    elif kind == "slow_dataset":
+        name = f"{name.title().replace('_', '')}.__getitem__"
+    return _load(path, f"bench_user_{n}"), name, line
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _run(
+    kind: str, lib: tuple[ModuleType, ModuleType, ModuleType], user: ModuleType, name: str
+) -> list[dict[str, Any]]:
+    execute, callbacks, data = lib
+    written: list[dict[str, Any]] = []
+    feeder, stop, q = None, threading.Event(), queue.Queue(maxsize=2)
+    if kind == "slow_dataset":  # tf.data runs the user's __getitem__ on its own thread
+        getitem = getattr(user, name.split(".")[0])().__getitem__
+        feeder = threading.Thread(target=data.feed, args=(getitem, q, stop), daemon=True)
+        feeder.start()
+    explainer = Explainer(lambda _t, **f: written.append(f), limits=Limits(min_samples=40))
+    plant = getattr(user, name.split(".")[0]) if kind != "compiled" else None
+    cbs = [plant()] if kind == "slow_callback" and plant else []
+    for epoch in range(EPOCHS):
+        t0 = time.perf_counter()
+        for step in range(STEPS):
+            execute.quick_execute(2 + (3 * epoch if kind == "compiled" else 0))
+            if kind == "slow_dataset":
+                user.EPOCH[0] = epoch
+                execute.wait_for_input(q)
+            if kind == "slow_callback":
+                callbacks.dispatch(cbs, "on_train_batch_end", epoch)
+            elif kind == "slow_function":
+                plant(epoch)
+            elif kind == "leak_cache":
+                plant(epoch, step)
+        if kind in ("leak_list", "native"):
+            plant(epoch)
+        seconds = time.perf_counter() - t0
+        explainer.on_record(
+            {"type": "epoch", "epoch": epoch, "seconds": seconds, "host": {"rss_bytes": _rss()}}
+        )
+    explainer.finish()
+    stop.set()
+    if feeder is not None:
+        feeder.join()
+    return written
+
+
+def _named(kind: str, records: list[dict[str, Any]], name: str, line: int) -> bool:
+    want = "slowdown" if kind.startswith("slow") or kind == "compiled" else "host_memory_growth"
+    mine = [r for r in records if r["explains"] == want]
+    if not mine:
+        return False
+    last = mine[-1]
+    if kind == "native":
+        return last["in_python"] is False
+    if kind == "compiled":
+        return bool(last["where"]) and last["where"][0]["category"] == "inside the compiled step"
+    if want == "slowdown":
+        code = [w for w in last["where"] if w["category"] in ("callback", "user code") or ": " in w["label"]]
+        return bool(code) and name in (code[0]["label"], code[0]["function"])
+    return bool(last["where"]) and last["where"][0]["site"].endswith(f":{line}")
+
+
+def _cost(
+    lib: tuple[ModuleType, ModuleType, ModuleType], kind: str, pairs: int
+) -> tuple[float, float | None]:
+    """Median of (epoch with the window open) / (epoch without) - 1, interleaved; for the
+    stack window also the sampling thread's CPU per second of window (noise-free)."""
+    execute = lib[0]
+    kept: list[Any] = []
+
+    def epoch() -> float:
+        t0 = time.perf_counter()
+        for _ in range(STEPS):
+            execute.quick_execute(30)  # an epoch of ~0.1-0.2 s
+            kept.append([{"step": i} for i in range(300)])  # Python allocations, as a Keras step's
+        kept.clear()
+        return time.perf_counter() - t0
+
+    ratios, cpu, open_seconds = [], 0.0, 0.0
+
+    def with_window() -> float:
+        nonlocal cpu, open_seconds
+        if kind == "none":  # the noise floor: the same pair, no window
+            return epoch()
+        if kind.startswith("stack"):
+            window = StackWindow(threading.get_ident(), rate=float(kind.split("@")[1]))
+            on = epoch()
+            profile = window.close(1, on)
+            cpu, open_seconds = cpu + profile.cpu_seconds, open_seconds + profile.seconds
+            return on
+        mem = MemoryWindow()
+        on = epoch()
+        t0 = time.perf_counter()
+        mem.snapshot()  # one snapshot an epoch: the window takes two over two epochs
+        mem.stop()
+        return on + time.perf_counter() - t0
+
+    for i in range(pairs):  # the order alternates: the second epoch of a pair is not favoured
+        if i % 2:
+            on, off = with_window(), epoch()
+        else:
+            off, on = epoch(), with_window()
+        ratios.append(on / off - 1)
+    return statistics.median(ratios), (cpu / open_seconds if open_seconds else None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--pairs", type=int, default=12)
+    args = p.parse_args(argv)
+    # One BLAS thread (numpy is first imported below): spinning BLAS workers on a small,
+    # shared machine would slow the planted Python work and blur what is measured.
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    rng = random.Random(args.seed)
+    kinds = (
+        "slow_callback",
+        "slow_function",
+        "slow_dataset",
+        "compiled",
+        "leak_list",
+        "leak_cache",
+        "native",
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        lib = _library(root)
+        n, ok_all = 0, True
+        print(f"{'kind':<14} named  runs  share  (target >= 90%)")
+        for kind in kinds:
+            hits = 0
+            for _ in range(args.runs):
+                n += 1
+                user, name, line = _user_module(root, kind, rng, n)
+                hits += _named(kind, _run(kind, lib, user, name), name, line)
+            share = hits / args.runs
+            ok_all &= share >= 0.9
+            print(f"{kind:<14} {hits:>5}  {args.runs:>4}  {share:>5.0%}")
+        print(f"\n{'window':<14} cost (median over {args.pairs} interleaved pairs; target <= 2%)")
+        for kind in ("none", f"stack@{RATE_HZ:g}", f"stack@{RATE_HZ / 2:g}", "tracemalloc"):
+            ratio, cpu = _cost(lib, kind, args.pairs)
+            own = f"  (sampler CPU {cpu:.2%} of the window)" if cpu is not None else ""
+            print(f"{kind:<14} {ratio:+.1%}{own}")
+    return 0 if ok_all else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

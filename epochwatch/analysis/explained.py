@@ -1,0 +1,42 @@
+"""A finding and what the hook's look inside found about it: `explain` records joined to
+the findings they explain, for every view (report, console, `hook.findings()`).
+
+An `explain` record (docs/trace-format.md) carries `explains` (the finding kind), the
+`where` entries and a one-line `summary`. A finding of that kind gets `where`: the
+newest record that named something (a later window saw the slowdown grown), else the
+newest at all (which may say, usefully, that nothing in Python grew).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+_KEEP = ("method", "summary", "epoch", "epochs", "in_python", "profile_dir")
+
+
+def where_for(kind: str, explains: Iterable[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The `where` block for a finding of `kind`, or None when nothing explains it."""
+    mine = [e for e in explains if e.get("explains") == kind]
+    if not mine:
+        return None
+    named = [e for e in mine if e.get("where")]
+    chosen = (named or mine)[-1]
+    out = {k: chosen[k] for k in _KEEP if k in chosen}
+    out["places"] = list(chosen.get("where") or [])
+    profiles = [e["profile_dir"] for e in mine if e.get("profile_dir")]
+    if profiles:  # the framework profiler's capture of the same slowdown
+        out["profile_dir"] = profiles[-1]
+        out["summary"] = f"{out.get('summary', '')}; profile: {profiles[-1]}".lstrip("; ")
+    return out
+
+
+def attach_where(findings: list[dict[str, Any]], explains: Iterable[Mapping[str, Any]]) -> None:
+    """Give each finding dict its `where` in place (findings of kinds nothing explains: none)."""
+    explains = list(explains)
+    if not explains:
+        return
+    for finding in findings:
+        where = where_for(str(finding.get("kind")), explains)
+        if where is not None:
+            finding["where"] = where

@@ -1,0 +1,400 @@
+"""When to look inside, and what to write: the hook's explain windows, driven by records.
+
+The Explainer is a record listener of the Recorder: every window opens and closes at an
+epoch record (written on the training thread, so that is the thread sampled), and what a
+window found becomes one `explain` record right after the epoch record that closed it.
+
+- Stack sampling (`stacks.py`): a baseline window once, early (from the first epoch's end,
+  over the next epoch or few); a slow window when a slowdown is suspected: the last two
+  epochs each took `SLOW_RATIO` times the baseline's (a cheap trigger, epochs ahead of
+  the trend test), or a `slowdown` finding arrived. The record names the places holding
+  most of the added time (`added.py`).
+- tracemalloc (`memory.py`): when host memory growth is suspected (a `host_memory_growth`
+  finding arrived, or RSS rose by `rss_rise_bytes` in each of the last two epochs and by
+  `RSS_RISE_SHARE` of the process in all: a rise no healthy run shows): tracing from that epoch's end, a snapshot one epoch later and one more epoch
+  later, then tracing stops. The record names the sites that grew, or says the growth is
+  not in Python objects.
+
+At most one window of each kind is open at a time, and a run gets a few of each at most;
+nothing runs between windows. EPOCHWATCH_EXPLAIN=0 keeps all of it off (hook.py).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from epochwatch.explain.added import added_time, describe
+from epochwatch.explain.frames import COMPILED
+from epochwatch.explain.memory import (
+    NATIVE_SHARE,
+    MemoryWindow,
+    grown_sites,
+    memory_summary,
+    named_sites,
+    traced_growth,
+)
+from epochwatch.explain.stacks import RATE_HZ, Profile, StackWindow
+from epochwatch.trace.schema import EXPLAIN
+
+SLOWDOWN = "slowdown"
+RSS_RISE_SHARE = 0.02  # of the process: two epochs' rise that suspects a leak on RSS alone
+HOST_MEMORY = "host_memory_growth"
+MIB = 1 << 20
+COMPARE_WAIT = 30.0  # seconds the run's end waits for a comparison of snapshots under way
+
+
+@dataclass(frozen=True)
+class Limits:
+    rate_hz: float = RATE_HZ
+    stack_seconds: float = 30.0  # a stack window's time limit
+    min_samples: int = 60  # a stack window spans epochs until it has this many samples...
+    max_epochs: int = 3  # ...or this many epochs
+    slow_ratio: float = 1.3  # an epoch this much slower than the baseline is slow
+    slow_floor: float = 0.02  # and at least this many seconds slower
+    rss_rise_bytes: int = 8 * MIB  # an epoch's RSS rise that, twice in a row, suspects a leak
+    stack_windows: int = 3  # slow windows per run (the baseline is extra)
+    memory_windows: int = 2
+    profile_seconds: float = 10.0  # a framework profiler capture's time limit
+
+
+@dataclass
+class _Stack:
+    window: StackWindow
+    purpose: str  # "baseline" or SLOWDOWN
+    epochs: list[int] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)  # in the run's epoch records
+
+
+@dataclass
+class _Memory:
+    window: MemoryWindow
+    started_epoch: int
+    first: Any = None  # the snapshot one epoch in
+    first_rss: int | None = None
+    first_epoch: int | None = None
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+class Explainer:
+    """Listens to a run's records; opens and closes the windows; emits `explain` records.
+
+    `emit(type, **fields)` writes a record (Recorder.emit); `charge(seconds)` adds the
+    windows' cost to the hook's overhead (Recorder.add_overhead).
+    """
+
+    def __init__(
+        self,
+        emit: Callable[..., None],
+        charge: Callable[[float], None] | None = None,
+        limits: Limits | None = None,
+        profile_dir: Callable[[], str] | None = None,
+        profiler: Callable[[], Any] | None = None,
+    ) -> None:
+        self.emit = emit
+        self.charge = charge or (lambda _s: None)
+        self.limits = limits or Limits()
+        # The framework's profiler (integrations/tf_profile.TFProfiler: start(dir) -> bool,
+        # stop()) or None, asked for when a capture is wanted; where its captures go.
+        self._profiler_of = profiler or (lambda: None)
+        self.profiler: Any = None
+        self.profile_dir = profile_dir
+        self._lock = threading.Lock()
+        self.explained: list[dict[str, Any]] = []
+        self._outbox: list[dict[str, Any]] = []  # explain records to write (_send)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._seconds: list[float] = []
+        self._rss: list[int | None] = []
+        self._stack: _Stack | None = None
+        self._memory: _Memory | None = None
+        self._base: Profile | None = None
+        self._base_epochs: list[int] = []
+        self._base_seconds = 0.0
+        self._slow_armed = self._memory_armed = False
+        self._slow_windows = self._memory_windows = 0
+        self._slow_explained_at = 0.0  # epoch seconds when a slowdown was last explained
+        self._thread: int | None = None
+        self._traced_positions: set[int] = set()  # epochs slowed by tracemalloc: no slowdown trigger
+        self._profile_armed = False
+        self._profile: tuple[str, int, threading.Timer] | None = None  # (dir, epoch, time limit)
+        self._profiled = False
+        self._comparing: threading.Thread | None = None  # tracemalloc snapshots being compared
+
+    # -- the listener ------------------------------------------------------------------
+
+    def on_record(self, rec: dict[str, Any]) -> None:
+        self._handle(rec)
+        self._send()
+
+    def _send(self) -> None:
+        """Write what the windows found, outside this object's lock: the Recorder takes its
+        own lock to write, and calls this object's listener holding it (one lock order)."""
+        with self._lock:
+            outbox, self._outbox = self._outbox, []
+        for fields in outbox:
+            self.emit(EXPLAIN, **fields)
+
+    def _handle(self, rec: dict[str, Any]) -> None:
+        kind = rec.get("type")
+        if kind == "epoch":
+            with self._lock:
+                self._on_epoch(rec)
+        elif kind in ("finding", "finding_update"):
+            with self._lock:
+                self._on_finding(rec)
+        elif kind == "run_start":
+            with self._lock:
+                self.close()
+                self._reset()
+                self.explained = []
+        elif kind == "run_end":  # a notebook's fit ends its run without the finishers
+            with self._lock:
+                self.close()
+
+    def finish(self) -> None:
+        """The run ends: a slow window that saw an epoch end says what it saw (a run that
+        ends soon after its slowdown was suspected still gets it), a comparison of
+        snapshots under way is waited for (a while); the rest stops unsaid."""
+        comparing = self._comparing
+        if comparing is not None:
+            comparing.join(COMPARE_WAIT)
+        with self._lock:
+            open_ = self._stack
+            if open_ is not None and open_.purpose == SLOWDOWN and open_.epochs:
+                self._end_stack(open_, open_.epochs[-1])
+            self.close()
+        self._send()
+
+    def close(self) -> None:
+        """Stop whatever is open, writing nothing."""
+        if self._stack is not None:
+            self._stack.window.close(0, 0.0)
+            self._stack = None
+        if self._memory is not None:
+            self._memory.window.stop()
+            self._memory = None
+        if self._profile is not None:
+            self._profile[2].cancel()
+            self.profiler.stop()
+            self._profile = None
+
+    def _on_finding(self, rec: dict[str, Any]) -> None:
+        if rec.get("kind") == SLOWDOWN and not self._explained(SLOWDOWN) and rec.get("ended_epoch") is None:
+            self._slow_armed = True
+        elif rec.get("kind") == HOST_MEMORY and not self._explained(HOST_MEMORY) and not self._memory_busy():
+            self._memory_armed = True
+
+    def _memory_busy(self) -> bool:
+        comparing = self._comparing
+        return self._memory is not None or (comparing is not None and comparing.is_alive())
+
+    def _explained(self, kind: str) -> bool:
+        return any(e["explains"] == kind for e in self.explained)
+
+    def _on_epoch(self, rec: dict[str, Any]) -> None:
+        t0 = time.perf_counter()
+        self._thread = threading.get_ident()  # epoch records are written on the training thread
+        seconds = _num(rec.get("seconds")) or 0.0
+        host = rec.get("host")
+        rss = _num(host.get("rss_bytes")) if isinstance(host, dict) else None
+        self._seconds.append(seconds)
+        self._rss.append(int(rss) if rss is not None else None)
+        number = rec.get("epoch")
+        epoch = number if isinstance(number, int) else len(self._seconds) - 1
+        self._step_stack(epoch, seconds)
+        self._step_memory(epoch)
+        self._step_profile(epoch)
+        self._suspect()
+        self._open(epoch)
+        self.charge(time.perf_counter() - t0)
+
+    # -- stack windows ---------------------------------------------------------------------
+
+    def _step_stack(self, epoch: int, seconds: float) -> None:
+        open_ = self._stack
+        if open_ is None:
+            return
+        open_.epochs.append(epoch)
+        open_.seconds.append(seconds)
+        open_.positions.append(len(self._seconds) - 1)
+        window, lim = open_.window, self.limits
+        done = (
+            len(open_.epochs) >= lim.max_epochs
+            or window.open_seconds >= lim.stack_seconds
+            or window.samples >= lim.min_samples
+        )
+        if done:
+            self._end_stack(open_, epoch)
+
+    def _end_stack(self, open_: _Stack, epoch: int) -> None:
+        self._stack = None
+        window = open_.window
+        profile = window.close(len(open_.epochs), sum(open_.seconds) / len(open_.seconds))
+        self.charge(profile.cpu_seconds)
+        if open_.purpose == "baseline":
+            self._base, self._base_epochs = profile, list(open_.epochs)
+            self._base_seconds = min(open_.seconds)
+            return
+        where = added_time(self._base, profile)
+        self._slow_explained_at = profile.epoch_seconds
+        if where and where[0]["category"] == COMPILED and not self._profiled:
+            self.profiler = self.profiler or self._profiler_of()
+            self._profile_armed = (
+                self.profiler is not None
+            )  # which ops: the framework's profiler, over the next epoch
+        self._write(
+            explains=SLOWDOWN,
+            method="stack_sampling",
+            epoch=epoch,
+            epochs=open_.epochs,
+            baseline_epochs=self._base_epochs,
+            epoch_seconds=round(profile.epoch_seconds, 6),
+            baseline_epoch_seconds=round(self._base.epoch_seconds, 6) if self._base else None,
+            samples=profile.samples,
+            baseline_samples=self._base.samples if self._base else 0,
+            rate_hz=self.limits.rate_hz,
+            window_seconds=round(profile.seconds, 3),
+            cost_seconds=round(profile.cpu_seconds, 6),
+            where=where,
+            summary=describe(where),
+        )
+
+    def _step_profile(self, epoch: int) -> None:
+        if self._profile is None:
+            return
+        path, started, timer = self._profile
+        self._profile = None
+        timer.cancel()
+        self.profiler.stop()
+        self._write(
+            explains=SLOWDOWN,
+            method="profiler",
+            epoch=epoch,
+            epochs=[started + 1, epoch] if epoch > started + 1 else [epoch],
+            profile_dir=path,
+            where=[],
+            summary=f"a profile of the slow compiled step is in {path} (tensorboard --logdir {path}: Profile)",
+        )
+
+    # -- memory windows --------------------------------------------------------------------
+
+    def _step_memory(self, epoch: int) -> None:
+        open_ = self._memory
+        if open_ is None:
+            return
+        self._traced_positions.add(len(self._seconds) - 1)
+        t0 = time.thread_time()
+        if open_.first is None:
+            open_.first, open_.first_rss, open_.first_epoch = open_.window.snapshot(), self._rss[-1], epoch
+            return
+        after = open_.window.snapshot()
+        open_.window.stop()
+        self._memory = None
+        snapshot_cpu = time.thread_time() - t0
+        rss_now, first_rss = self._rss[-1], open_.first_rss
+        epochs = max(1, epoch - (open_.first_epoch or epoch - 1))
+        rss_growth = (rss_now - first_rss) // epochs if rss_now and first_rss else None
+        # Comparing the snapshots is Python work over every trace (a second and more in a TF
+        # process): on a thread of its own, not the training thread's epoch end.
+        self._comparing = threading.Thread(
+            target=self._compare,
+            args=(open_, after, epoch, epochs, rss_growth, snapshot_cpu),
+            name="epochwatch-explain-tracemalloc",
+            daemon=True,
+        )
+        self._comparing.start()
+
+    def _compare(
+        self, open_: _Memory, after: Any, epoch: int, epochs: int, rss_growth: int | None, cpu: float
+    ) -> None:
+        t0 = time.thread_time()
+        sites = grown_sites(open_.first, after, epochs)
+        open_.first = after = None  # the snapshots' memory back before the record is written
+        traced = traced_growth(sites)
+        in_python = not (rss_growth is not None and rss_growth > 0 and traced < NATIVE_SHARE * rss_growth)
+        where = named_sites(sites, traced, in_python)
+        cost = cpu + time.thread_time() - t0
+        self.charge(time.thread_time() - t0)
+        with self._lock:
+            self._write(
+                explains=HOST_MEMORY,
+                method="tracemalloc",
+                epoch=epoch,
+                epochs=[open_.first_epoch, epoch],
+                traced_bytes_per_epoch=traced,
+                rss_bytes_per_epoch=rss_growth,
+                in_python=in_python,
+                traced_owned=open_.window.owned,
+                cost_seconds=round(cost, 6),
+                where=where,
+                summary=memory_summary(where, traced, rss_growth, in_python),
+            )
+        self._send()
+
+    # -- triggers ----------------------------------------------------------------------------
+
+    def _suspect(self) -> None:
+        lim = self.limits
+        # The quickest epoch the baseline window covered: the first epochs after the first
+        # still carry warm-up (a test function traced, caches filled).
+        base = self._base_seconds if self._base is not None else None
+        last = self._seconds[-2:]
+        traced = self._traced_positions
+        recent = {len(self._seconds) - 1, len(self._seconds) - 2}
+        if base and len(last) == 2 and self._slow_windows < lim.stack_windows and not recent & traced:
+            bar = max(base * lim.slow_ratio, base + lim.slow_floor)
+            if self._slow_explained_at:
+                bar = max(bar, self._slow_explained_at * 1.5)  # again only once it grew on
+            if all(s > bar for s in last):
+                self._slow_armed = True
+        rss = self._rss[1:][-3:]  # the first epoch's rise is the framework warming up
+        quiet = self._memory_windows == 0  # once a run on RSS alone; a finding may ask again
+        if quiet and len(rss) == 3 and all(r is not None for r in rss):
+            a, b, c = (int(r or 0) for r in rss)
+            # tracemalloc slows the epochs it covers (it traces every allocation): on RSS alone
+            # only for a rise no healthy run shows (each epoch by RSS_RISE_BYTES, and 2% of the
+            # process in all); a smaller leak waits for its host_memory_growth finding.
+            each = lim.rss_rise_bytes
+            if b - a >= each and c - b >= each and c - a >= RSS_RISE_SHARE * a:
+                self._memory_armed = True
+
+    def _open(self, epoch: int) -> None:
+        lim, thread = self.limits, self._thread
+        if thread is None:
+            return
+        if self._stack is None:
+            if self._base is None and not self._base_epochs and len(self._seconds) == 1:
+                self._stack = _Stack(StackWindow(thread, lim.rate_hz, lim.stack_seconds), "baseline")
+                self._base_epochs = [-1]  # taken once
+            elif self._slow_armed and self._slow_windows < lim.stack_windows:
+                self._slow_armed = False
+                self._slow_windows += 1
+                self._stack = _Stack(StackWindow(thread, lim.rate_hz, lim.stack_seconds), SLOWDOWN)
+        if self._profile_armed and self._profile is None and self.profile_dir is not None:
+            self._profile_armed, self._profiled = False, True
+            path = self.profile_dir()
+            if self.profiler.start(path):
+                timer = threading.Timer(lim.profile_seconds, self.profiler.stop)
+                timer.daemon = True
+                timer.start()
+                self._profile = (path, epoch, timer)
+        if self._memory is None and self._memory_armed and self._memory_windows < lim.memory_windows:
+            self._memory_armed = False
+            self._memory_windows += 1
+            window = MemoryWindow()
+            if window.owned:
+                self._memory = _Memory(window, epoch)
+
+    def _write(self, **fields: Any) -> None:
+        rec = {k: v for k, v in fields.items() if v is not None}
+        self.explained.append(rec)
+        self._outbox.append(rec)

@@ -1,0 +1,226 @@
+"""Explain where (issue 25) on real Keras/TF runs: the slowdown names the callback method
+or "inside the compiled step", the leak names its line, native growth is said not to be
+in Python objects, and EPOCHWATCH_EXPLAIN=0 looks nowhere.
+
+Each run is a fresh interpreter with `import epochwatch.hook` (embedded mode); the
+planted line carries a `# PLANTED` marker, and the `explain` record in the trace, the
+report's `where` and the console line must name it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.support import child_env, of_type, read_single_trace, run_python, trace_files
+
+PRELUDE = """
+import epochwatch.hook
+import numpy as np
+import keras
+
+np.random.seed(0)
+x = np.random.rand(256, 8).astype("float32")
+y = x.sum(axis=1, keepdims=True)
+model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
+model.compile("adam", "mse")
+"""
+
+SLOW_CALLBACK = (
+    PRELUDE
+    + """
+class Audit(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+    def on_train_batch_end(self, batch, logs=None):
+        total = 0
+        for i in range(200_000 * self.epoch):  # PLANTED: more work every epoch
+            total += i * i
+
+model.fit(x, y, epochs=10, batch_size=16, verbose=0, callbacks=[Audit()])
+"""
+)
+
+LEAK_CALLBACK = (
+    PRELUDE
+    + """
+class Keep(keras.callbacks.Callback):
+    kept = []
+    def on_epoch_end(self, epoch, logs=None):
+        self.kept.append(np.full(2_000_000, float(epoch)))  # PLANTED: 16 MB an epoch, never freed
+
+model.fit(x, y, epochs=9, batch_size=64, verbose=0, callbacks=[Keep()])
+"""
+)
+
+NATIVE_LEAK = (
+    PRELUDE
+    + """
+import ctypes
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+held = []
+
+class NativeLeak(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        p = libc.malloc(16 << 20)
+        ctypes.memset(p, 1, 16 << 20)  # PLANTED: in RSS, never freed, never seen by tracemalloc
+        held.append(p)
+
+model.fit(x, y, epochs=9, batch_size=64, verbose=0, callbacks=[NativeLeak()])
+"""
+)
+
+LOOP_CACHE = """
+import numpy as np
+import tensorflow as tf
+from epochwatch import hook
+
+_SEEN = {}
+
+def remember(epoch, step, batch):
+    _SEEN[(epoch, step)] = np.asarray(batch) * 2.0  # PLANTED: a module-level cache never trimmed
+
+w = tf.Variable(tf.zeros((64, 1)))
+opt = tf.keras.optimizers.SGD(0.01)
+
+@tf.function
+def train_step(x, y):
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean((tf.matmul(x, w) - y) ** 2)
+    opt.apply_gradients([(tape.gradient(loss, w), w)])
+    return loss
+
+x = np.random.rand(8192, 64).astype("float32")
+y = x.sum(axis=1, keepdims=True)
+for epoch in range(9):
+    with hook.epoch(epoch):
+        for step in range(40):
+            s = step % 8
+            loss = train_step(x[s * 1024 : (s + 1) * 1024], y[s * 1024 : (s + 1) * 1024])
+            remember(epoch, step, x[s * 1024 : (s + 1) * 1024])  # 256 KB a step
+        hook.log(loss=float(loss))
+"""
+
+COMPILED_STEP = """
+import epochwatch.hook
+import numpy as np
+import tensorflow as tf
+import keras
+
+reps = tf.Variable(1, trainable=False)
+
+class Repeat(keras.layers.Layer):
+    def build(self, shape):
+        self.w = self.add_weight(shape=(shape[-1], shape[-1]), initializer="orthogonal")
+    def call(self, x):
+        i0 = tf.constant(0)
+        _, x = tf.while_loop(lambda i, h: i < reps, lambda i, h: (i + 1, tf.tanh(h @ self.w)), (i0, x))
+        return x
+
+class MoreEachEpoch(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        reps.assign(1 + 60 * epoch)  # the compiled step does more work every epoch
+
+x = np.random.rand(512, 256).astype("float32")
+y = x.sum(axis=1, keepdims=True)
+model = keras.Sequential([keras.Input((256,)), Repeat(), keras.layers.Dense(1)])
+model.compile("adam", "mse")
+model.fit(x, y, epochs=10, batch_size=256, verbose=0, callbacks=[MoreEachEpoch()])
+"""
+
+
+def _planted(code: str) -> str:
+    (line,) = [i for i, text in enumerate(code.splitlines(), 1) if "# PLANTED" in text]
+    return f"train_script.py:{line}"
+
+
+def _explains(records: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [r for r in of_type(records, "explain") if r["explains"] == kind]
+
+
+def _report_where(tmp_path: Path, kind: str) -> dict[str, Any] | None:
+    (path,) = trace_files(tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "epochwatch", "report", "--format", "json", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env=child_env(tmp_path),
+    )
+    findings = json.loads(out.stdout)["runs"][0]["findings"]
+    where = [f.get("where") for f in findings if f["kind"] == kind]
+    return where[0] if where else None
+
+
+def test_a_callback_doing_more_each_epoch_is_named_with_its_method(tmp_path: Path) -> None:
+    run_python(SLOW_CALLBACK, tmp_path, env=child_env(tmp_path))
+    records = read_single_trace(tmp_path)
+    found = [r for r in _explains(records, "slowdown") if r["method"] == "stack_sampling"]
+    assert found, of_type(records, "epoch")
+    # Named among the places that hold the added time, and the largest of those that are
+    # code (a loaded machine adds waiting in the framework's own frames as well).
+    named = [w for w in found[-1]["where"] if w["category"] in ("callback", "user code")]
+    top = named[0]
+    assert top["category"] == "callback" and top["label"] == "Audit.on_train_batch_end", found[-1]
+    line = int(_planted(SLOW_CALLBACK).split(":")[1])
+    assert top["site"] in (f"train_script.py:{line}", f"train_script.py:{line + 1}") and top["share"] >= 0.2
+    where = _report_where(tmp_path, "slowdown")
+    assert where is not None and "Audit.on_train_batch_end" in where["summary"]
+
+
+def test_a_callback_appending_arrays_is_named_by_its_line(tmp_path: Path) -> None:
+    proc = run_python(LEAK_CALLBACK, tmp_path, env=child_env(tmp_path))
+    records = read_single_trace(tmp_path)
+    (found,) = _explains(records, "host_memory_growth")
+    assert found["in_python"] is True
+    top = found["where"][0]
+    assert top["site"] == _planted(LEAK_CALLBACK) and top["function"] == "Keep.on_epoch_end"
+    assert 15e6 < top["bytes_per_epoch"] < 17e6
+    where = _report_where(tmp_path, "host_memory_growth")
+    assert where is not None and where["places"][0]["site"] == top["site"]
+    # On the finding's line, or on a line of its own when the look inside ended after it.
+    said = [line for line in proc.stderr.splitlines() if "host_memory_growth" in line]
+    assert [line for line in said if top["site"] in line], proc.stderr[-2000:]
+
+
+def test_a_module_level_cache_in_a_custom_loop_is_named_by_function_and_line(tmp_path: Path) -> None:
+    run_python(LOOP_CACHE, tmp_path, env=child_env(tmp_path))
+    records = read_single_trace(tmp_path)
+    (found,) = _explains(records, "host_memory_growth")
+    top = found["where"][0]
+    assert top["site"] == _planted(LOOP_CACHE) and top["function"] == "remember", found
+
+
+def test_native_growth_is_said_not_to_be_in_python_objects(tmp_path: Path) -> None:
+    run_python(NATIVE_LEAK, tmp_path, env=child_env(tmp_path))
+    records = read_single_trace(tmp_path)
+    (found,) = _explains(records, "host_memory_growth")
+    assert found["in_python"] is False, found
+    assert found["rss_bytes_per_epoch"] > 12e6 and found["traced_bytes_per_epoch"] < 2e6
+    assert "not in Python objects" in found["summary"]
+
+
+def test_a_compiled_step_that_does_more_each_epoch_is_inside_the_compiled_step(tmp_path: Path) -> None:
+    run_python(COMPILED_STEP, tmp_path, env=child_env(tmp_path))
+    records = read_single_trace(tmp_path)
+    found = _explains(records, "slowdown")
+    assert found, [r["seconds"] for r in of_type(records, "epoch")]
+    sampled = [r for r in found if r["method"] == "stack_sampling"]
+    top = sampled[0]["where"][0]
+    assert top["category"] == "inside the compiled step", sampled[0]
+    # Which ops: TF's profiler captured the next epoch, next to the trace.
+    (profiled,) = [r for r in found if r["method"] == "profiler"]
+    assert list(Path(profiled["profile_dir"]).rglob("*.xplane.pb")), profiled
+    where = _report_where(tmp_path, "slowdown")
+    assert where is not None and where["profile_dir"] == profiled["profile_dir"]
+
+
+def test_explain_off_looks_nowhere(tmp_path: Path) -> None:
+    run_python(LEAK_CALLBACK, tmp_path, env=child_env(tmp_path, EPOCHWATCH_EXPLAIN="0"))
+    records = read_single_trace(tmp_path)
+    assert of_type(records, "explain") == []

@@ -1,0 +1,254 @@
+"""Explain where (issue 25), without a framework: whose code a stack is running, the added
+time against a baseline, the join to findings, and the windows on real threads and real
+tracemalloc driven by epoch records (the controller as the Recorder drives it)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from epochwatch.analysis.explained import attach_where
+from epochwatch.explain import frames
+from epochwatch.explain.added import added_time, describe
+from epochwatch.explain.controller import Explainer, Limits
+from epochwatch.explain.frames import Place, classify
+from epochwatch.explain.stacks import Profile, StackWindow
+
+SITE = "/usr/lib/python3/site-packages/"
+USER = "/home/me/train.py"
+FIT = (
+    (USER, 30, "<module>"),
+    (SITE + "keras/src/utils/traceback_utils.py", 117, "filter_traceback.<locals>.error_handler"),
+    (SITE + "keras/src/backend/tensorflow/trainer.py", 399, "TensorFlowTrainer.fit"),
+)
+
+
+def test_a_callback_method_is_named_by_class_and_method_with_its_line() -> None:
+    stack = (
+        *FIT,
+        (SITE + "keras/src/callbacks/callback_list.py", 120, "CallbackList._on_train_batch_end"),
+        (USER, 12, "Audit.on_train_batch_end"),
+        (USER, 5, "helper"),
+    )
+    place = classify(stack)
+    assert place == Place("callback", "Audit.on_train_batch_end", "/home/me/train.py:5", "helper")
+
+
+def test_a_library_callback_is_a_callback_too() -> None:
+    stack = (
+        *FIT,
+        (SITE + "keras/src/callbacks/callback_list.py", 120, "CallbackList._on_epoch_end"),
+        (SITE + "keras/src/callbacks/model_checkpoint.py", 200, "ModelCheckpoint.on_epoch_end"),
+        (SITE + "h5py/_hl/files.py", 10, "File.__init__"),
+    )
+    place = classify(stack)
+    assert place.category == "callback" and place.label == "ModelCheckpoint.on_epoch_end"
+
+
+def test_executing_a_tf_function_is_inside_the_compiled_step() -> None:
+    stack = (
+        *FIT,
+        (SITE + "tensorflow/python/eager/polymorphic_function/tracing_compilation.py", 139, "call_function"),
+        (SITE + "tensorflow/python/eager/context.py", 1688, "Context.call_function"),
+        (SITE + "tensorflow/python/eager/execute.py", 53, "quick_execute"),
+    )
+    place = classify(stack)
+    assert place.category == "inside the compiled step" and place.site == "/home/me/train.py:30"
+    # Keras 3 waits for its async step at the loop head: the same place.
+    assert classify(FIT).category == "inside the compiled step"
+
+
+def test_tracing_input_user_code_and_the_hook() -> None:
+    tracing = (
+        *FIT,
+        (SITE + "tensorflow/python/framework/func_graph.py", 900, "func_graph_from_py_func"),
+        (USER, 40, "MyLayer.call"),
+    )
+    assert classify(tracing).category == "tracing (tf.function retrace)"
+    loop = ((USER, 50, "<module>"), (SITE + "tensorflow/python/data/ops/iterator_ops.py", 800, "next"))
+    assert classify(loop).category == "input pipeline"
+    mine = ((USER, 50, "<module>"), (USER, 8, "remember"))
+    assert classify(mine) == Place(
+        "user code", "remember (/home/me/train.py:8)", "/home/me/train.py:8", "remember"
+    )
+    own = frames.__file__
+    hook = (*FIT[:1], (own, 10, "Recorder.end_epoch"), (threading.__file__, 300, "wait"))
+    assert classify(hook).category == "epochwatch"
+
+
+def _profile(seconds: float, **counts: int) -> Profile:
+    places = Counter(
+        {Place("callback" if k == "cb" else "framework", k, f"{k}.py:1", k): n for k, n in counts.items()}
+    )
+    return Profile(sum(counts.values()), seconds, 1, seconds, places)
+
+
+def test_added_time_names_the_place_that_grew_with_its_share() -> None:
+    base = _profile(1.0, cb=10, fw=90)  # 0.1 s callback, 0.9 s framework
+    slow = _profile(3.0, cb=70, fw=30)  # 2.1 s callback, 0.9 s framework
+    where = added_time(base, slow)
+    assert [w["label"] for w in where] == ["cb"]
+    assert where[0]["share"] == 1.0 and abs(where[0]["added_seconds_per_epoch"] - 2.0) < 1e-9
+    assert "100% callback cb" in describe(where)
+    assert added_time(base, base) == []
+
+
+def test_the_finding_gets_the_newest_explanation_that_named_something() -> None:
+    findings: list[dict[str, Any]] = [{"kind": "slowdown"}, {"kind": "retrace_storm"}]
+    explains = [
+        {"explains": "slowdown", "summary": "first", "where": [{"label": "a"}], "method": "stack_sampling"},
+        {"explains": "slowdown", "summary": "second", "where": [{"label": "b"}], "method": "stack_sampling"},
+        {"explains": "slowdown", "summary": "nothing", "where": []},
+    ]
+    attach_where(findings, explains)
+    assert findings[0]["where"]["summary"] == "second" and findings[0]["where"]["places"] == [{"label": "b"}]
+    assert "where" not in findings[1]
+
+
+def _busy(stop: threading.Event) -> None:
+    while not stop.is_set():
+        sum(i * i for i in range(1000))  # the planted work
+
+
+def test_a_stack_window_sees_the_function_a_thread_runs() -> None:
+    stop = threading.Event()
+    worker = threading.Thread(target=_busy, args=(stop,))
+    worker.start()
+    try:
+        window = StackWindow(worker.ident or 0, rate=200.0, limit_seconds=5.0)
+        time.sleep(0.4)
+        profile = window.close(1, 0.4)
+    finally:
+        stop.set()
+        worker.join()
+    # A thread that holds the GIL lets the sampler in at the switch interval (5 ms) at best.
+    assert profile.samples >= 10
+    (top, _n), *_ = profile.places.most_common(1)
+    assert top.function in ("_busy", "_busy.<locals>.<genexpr>") and top.site.endswith(
+        "test_explain.py:" + top.site.split(":")[-1]
+    )
+
+
+_KEPT: list[np.ndarray] = []
+
+
+def _leak() -> None:
+    _KEPT.append(np.ones(1 << 20))  # PLANTED: 8 MiB an epoch
+
+
+def _epoch(explainer: Explainer, n: int, rss: int, seconds: float = 0.05) -> None:
+    explainer.on_record({"type": "epoch", "epoch": n, "seconds": seconds, "host": {"rss_bytes": rss}})
+
+
+def test_rss_growth_opens_tracemalloc_and_names_the_growing_line() -> None:
+    written: list[tuple[str, dict[str, Any]]] = []
+    explainer = Explainer(lambda t, **f: written.append((t, f)), limits=Limits(min_samples=1))
+    rss = 500 << 20
+    for n in range(8):
+        _leak()
+        rss += 8 << 20
+        _epoch(explainer, n, rss)
+    explainer.finish()
+    memory = [f for t, f in written if t == "explain" and f["explains"] == "host_memory_growth"]
+    assert len(memory) == 1, written
+    (found,) = memory
+    top = found["where"][0]
+    assert top["function"] == "_leak" and "PLANTED" in top["line"]
+    assert 8_000_000 < top["bytes_per_epoch"] < 9_000_000 and found["in_python"] is True
+    _KEPT.clear()
+
+
+def test_growth_outside_python_objects_is_said_so() -> None:
+    written: list[tuple[str, dict[str, Any]]] = []
+    explainer = Explainer(lambda t, **f: written.append((t, f)))
+    rss = 500 << 20
+    for n in range(8):
+        rss += 16 << 20  # RSS grows, Python allocates nothing
+        _epoch(explainer, n, rss)
+    explainer.finish()
+    (found,) = [f for t, f in written if t == "explain" and f["explains"] == "host_memory_growth"]
+    assert found["in_python"] is False and "not in Python objects" in found["summary"]
+
+
+def test_a_slowdown_finding_opens_a_stack_window_that_closes_at_an_epoch_end() -> None:
+    written: list[tuple[str, dict[str, Any]]] = []
+    explainer = Explainer(lambda t, **f: written.append((t, f)), limits=Limits(min_samples=3))
+    _epoch(explainer, 0, 100)  # the baseline window opens
+    time.sleep(0.1)
+    _epoch(explainer, 1, 100)  # and closes
+    explainer.on_record({"type": "finding", "kind": "slowdown", "epoch": 1})
+    _epoch(explainer, 2, 100)  # the slow window opens
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < 0.3:
+        sum(i * i for i in range(1000))  # PLANTED
+    _epoch(explainer, 3, 100, seconds=0.2)
+    explainer.finish()
+    (found,) = [f for t, f in written if t == "explain"]
+    assert found["explains"] == "slowdown" and found["where"], found
+    assert any(w["category"] == "user code" and "test_a_slowdown" in w["function"] for w in found["where"])
+    assert threading.active_count() >= 1  # the windows' threads are gone (conftest checks)
+
+
+def test_other_threads_count_when_they_run_a_callback_or_feed_the_input() -> None:
+    from epochwatch.explain.frames import classify_other
+
+    boot = (threading.__file__, 1000, "Thread._bootstrap")
+    feeding = (
+        boot,
+        (SITE + "tensorflow/python/data/ops/from_generator_op.py", 100, "generator_py_func"),
+        (
+            SITE + "keras/src/trainers/data_adapters/py_dataset_adapter.py",
+            300,
+            "PyDatasetAdapter._get_iterator",
+        ),
+        (USER, 22, "Slow.__getitem__"),
+    )
+    place = classify_other(feeding)
+    assert place == Place(
+        "input pipeline", "input pipeline: Slow.__getitem__", "/home/me/train.py:22", "Slow.__getitem__"
+    )
+    pooled = (
+        boot,
+        (SITE + "keras/src/callbacks/callback_list.py", 140, "CallbackList._on_train_batch_end"),
+        (USER, 12, "Audit.on_train_batch_end"),
+    )
+    assert classify_other(pooled) == Place(
+        "callback", "Audit.on_train_batch_end", "/home/me/train.py:12", "Audit.on_train_batch_end"
+    )
+    assert classify_other((boot, (USER, 5, "unrelated_worker"))) is None
+
+
+def test_the_console_and_hook_findings_carry_where_in_either_order() -> None:
+    import io
+
+    from epochwatch.console import Console
+
+    finding = {
+        "type": "finding",
+        "kind": "host_memory_growth",
+        "severity": "warning",
+        "title": "grows",
+        "epoch": 5,
+    }
+    explain = {
+        "type": "explain",
+        "explains": "host_memory_growth",
+        "summary": "at train.py:9 keep",
+        "where": [{}],
+    }
+    out = io.StringIO()
+    first = Console(stream=out)
+    first.observe(finding)
+    first.explained(explain)  # after the finding: said on its own line
+    assert first.findings[0]["where"]["summary"] == "at train.py:9 keep"
+    assert "host_memory_growth explained: at train.py:9 keep" in out.getvalue()
+    out = io.StringIO()
+    second = Console(stream=out)
+    second.explained(explain)
+    second.observe(finding)  # before it: the finding's own line says where
+    assert second.findings[0]["where"]["summary"] == "at train.py:9 keep"
+    assert "grows; at train.py:9 keep (epoch 5" in out.getvalue()
