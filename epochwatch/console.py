@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from epochwatch.analysis.explained import attach_where
+from epochwatch.analysis.explained import attach_where, where_for
 from epochwatch.analysis.findings import RANK, SEVERITIES, WARNING, Finding
 from epochwatch.analysis.ledger import Ledger, counts_text
 from epochwatch.text_safety import escape
@@ -172,7 +172,8 @@ class Console:
         if known and rec.get("where") and summary and RANK.get(known[0].severity, 0) >= self.level:
             line = one_line(f"{kind} explained: {summary}", LINE_LIMIT - len(PREFIX))
             with self._lock:
-                self._held_lines.append(line)
+                if not any(f.kind == kind for f in self._held):  # else its own line says where
+                    self._held_lines.append(line)
 
     def boundary(self) -> None:
         """An epoch boundary, where a line of our own cannot split Keras' progress bar: say
@@ -193,7 +194,10 @@ class Console:
         again = " (update)" if finding.update else ""
         head = f"{finding.severity} {finding.kind}{where}{again}: "
         room = LINE_LIMIT - len(PREFIX) - len(head)
-        return one_line(head + short_title(escape(finding.title), room), LINE_LIMIT - len(PREFIX))
+        found = where_for(finding.kind, self.current.explains)  # the look inside, if it came first
+        inside = f"; {found['summary']}" if found and found.get("summary") else ""
+        text = short_title(escape(finding.title), room - len(inside)) + inside
+        return one_line(head + text, LINE_LIMIT - len(PREFIX))
 
     def closing_line(self, epochs: int, trace: str | None, unwritten: str | None = None) -> str:
         if unwritten and not trace:

@@ -243,12 +243,15 @@ def test_the_console_and_hook_findings_carry_where_in_either_order() -> None:
     out = io.StringIO()
     first = Console(stream=out)
     first.observe(finding)
-    first.explained(explain)  # after the finding: said on its own line
+    first.boundary()  # the finding's line, at the epoch boundary
+    first.explained(explain)  # after the finding was said: its own line, at the next boundary
+    first.boundary()
     assert first.findings[0]["where"]["summary"] == "at train.py:9 keep"
     assert "host_memory_growth explained: at train.py:9 keep" in out.getvalue()
     out = io.StringIO()
     second = Console(stream=out)
     second.explained(explain)
     second.observe(finding)  # before it: the finding's own line says where
+    second.boundary()
     assert second.findings[0]["where"]["summary"] == "at train.py:9 keep"
-    assert "grows; at train.py:9 keep (epoch 5" in out.getvalue()
+    assert "warning host_memory_growth: grows; at train.py:9 keep\n" in out.getvalue()
