@@ -64,6 +64,8 @@ def epoch(number: int) -> Iterator[None]:
     on to the caller untouched.
     """
     rec = _recorder
+    if rec is not None and not rec.auto.off:  # the script marks its epochs: ours stop
+        rec.guard.run("automatic epochs", rec.auto.switch_off, None)
     if rec is None or rec.in_epoch:  # disabled, or nested inside a Keras epoch
         yield
         return
