@@ -56,6 +56,7 @@ class AutoEpochs:
         self.fit_records = True  # False where the integration writes each optimizer's fit_start
         self.owner: Any = None  # the optimizer of the last step seen
         self._owners: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+        self._serials = 0
         self._fit: int | None = None  # the fit index of the current owner's fit_start
         self._fit_start = 0.0
         self._fit_steps = 0
@@ -146,7 +147,8 @@ class AutoEpochs:
             return
         if seen:
             return
-        serial = len(self._owners)
+        serial = self._serials  # a count, not len(): optimizers let go leave the dict
+        self._serials += 1
         self._owners[owner] = serial
         if serial and self.steps:
             self._cut("new_model", time.perf_counter())
