@@ -208,6 +208,9 @@ def _install() -> None:
 
     rec.tensor_reducer, rec.tensor_scalar = reduce_sum, scalar
     rec.prepare_in_background()
+    from epochwatch.recorder.save_watch import watch_saves
+
+    watch_saves(rec)
     from epochwatch.integrations import INTEGRATIONS
     from epochwatch.postimport import when_imported
 

@@ -47,4 +47,4 @@ def install_torch(recorder: Recorder) -> None:
     from torch.utils.data import DataLoader
 
     if not getattr(DataLoader.__iter__, "__epochwatch__", False):
-        DataLoader.__iter__ = wrap_iter(DataLoader.__iter__, recorder)  # type: ignore[method-assign]
+        DataLoader.__iter__ = wrap_iter(DataLoader.__iter__, recorder)

@@ -18,6 +18,7 @@ are dropped in `AutoEpochs.step` (one compare).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from collections.abc import Callable
@@ -28,49 +29,58 @@ if TYPE_CHECKING:
 
 PART = "automatic epochs"
 _OWNER = "_epochwatch_step_owner"  # set on a tf.function that updates an optimizer
-_local = threading.local()  # .fn: the outermost tf.function being called on this thread
+
+
+class _Calls(threading.local):
+    """The outermost tf.function being called on this thread (a class default, so reading
+    it on a thread that never set it costs no AttributeError)."""
+
+    fn: Any = None
+
+
+_local = _Calls()
 
 
 def counter(recorder: Recorder) -> Callable[[Any], None]:
-    """`count(optimizer)`: one step, never raising into training (a failure switches the part off)."""
-    auto = recorder.auto
-    guard = recorder.guard
-
-    def count(owner: Any) -> None:
-        try:
-            auto.step(owner)
-        except Exception as exc:
-            auto.off = True
-            guard.disable(PART, f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
-
-    return count
+    """`count(optimizer)`: one step. `AutoEpochs.step` itself, bound (a wrapper around it
+    would double the cost); the wraps call it inside `try` and hand a failure to `failed`."""
+    return recorder.auto.step
 
 
-def wrap_update(original: Callable[..., Any], count: Callable[[Any], None]) -> Callable[..., Any]:
+def failed(recorder: Recorder, exc: Exception) -> None:
+    """A step could not be counted: automatic epochs switch off, training goes on."""
+    recorder.auto.off = True
+    recorder.guard.disable(PART, f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
+
+
+def wrap_update(original: Callable[..., Any], recorder: Recorder) -> Callable[..., Any]:
     """An optimizer's update method that counts a step (or marks the tf.function tracing it)."""
+    count = counter(recorder)
 
     @functools.wraps(original)
     def update(self: Any, *args: Any, **kwargs: Any) -> Any:
-        fn = getattr(_local, "fn", None)
+        fn = _local.fn
         if fn is None:
-            count(self)
-        elif getattr(fn, _OWNER, None) is None:
             try:
+                count(self)
+            except Exception as exc:
+                failed(recorder, exc)
+        elif getattr(fn, _OWNER, None) is None:
+            with contextlib.suppress(Exception):  # no attributes taken: its steps go unseen
                 setattr(fn, _OWNER, self)
-            except Exception:  # a function that takes no attributes: its steps go unseen
-                pass
         return original(self, *args, **kwargs)
 
     update.__epochwatch__ = True  # type: ignore[attr-defined]
     return update
 
 
-def wrap_function_call(original: Callable[..., Any], count: Callable[[Any], None]) -> Callable[..., Any]:
+def wrap_function_call(original: Callable[..., Any], recorder: Recorder) -> Callable[..., Any]:
     """`tf.function.__call__`: the outermost call is noted; a step function's call is a step."""
+    count = counter(recorder)
 
     @functools.wraps(original)
     def __call__(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if getattr(_local, "fn", None) is not None:  # nested: the outer call is the step
+        if _local.fn is not None:  # nested: the outer call is the step
             return original(self, *args, **kwargs)
         _local.fn = self
         try:
@@ -79,7 +89,10 @@ def wrap_function_call(original: Callable[..., Any], count: Callable[[Any], None
             _local.fn = None
         owner = getattr(self, _OWNER, None)
         if owner is not None:
-            count(owner)
+            try:
+                count(owner)
+            except Exception as exc:
+                failed(recorder, exc)
         return result
 
     __call__.__epochwatch__ = True  # type: ignore[attr-defined]
@@ -99,21 +112,19 @@ def install_keras(recorder: Recorder) -> None:
     """Keras 3's optimizers: every update goes through `BaseOptimizer.apply`."""
     from keras.src.optimizers import base_optimizer
 
-    count = counter(recorder)
-    _patch(base_optimizer.BaseOptimizer, "apply", lambda f: wrap_update(f, count))
+    _patch(base_optimizer.BaseOptimizer, "apply", lambda f: wrap_update(f, recorder))
 
 
 def install_tf_keras(recorder: Recorder) -> None:
     """tf_keras' optimizers (the new ones and the legacy ones): `apply_gradients`."""
     import tf_keras
 
-    count = counter(recorder)
     for cls in (
         getattr(tf_keras.optimizers, "Optimizer", None),
         getattr(getattr(tf_keras.optimizers, "legacy", None), "Optimizer", None),
     ):
         for klass in getattr(cls, "__mro__", ())[:3]:
-            if _patch(klass, "apply_gradients", lambda f: wrap_update(f, count)):
+            if _patch(klass, "apply_gradients", lambda f: wrap_update(f, recorder)):
                 break
 
 
@@ -121,8 +132,7 @@ def install_tf(recorder: Recorder) -> None:
     """tf.function calls: a function that traced an optimizer update is a step function."""
     from tensorflow.python.eager.polymorphic_function import polymorphic_function
 
-    count = counter(recorder)
-    _patch(polymorphic_function.Function, "__call__", lambda f: wrap_function_call(f, count))
+    _patch(polymorphic_function.Function, "__call__", lambda f: wrap_function_call(f, recorder))
 
 
 def install_torch(recorder: Recorder) -> None:
@@ -133,6 +143,9 @@ def install_torch(recorder: Recorder) -> None:
     recorder.auto.fit_records = False  # torch.py writes each optimizer's fit_start itself
 
     def on_step(optimizer: Any, _args: Any, _kwargs: Any) -> None:
-        count(optimizer)
+        try:
+            count(optimizer)
+        except Exception as exc:
+            failed(recorder, exc)
 
     register_optimizer_step_post_hook(on_step)

@@ -59,9 +59,9 @@ class AutoEpochs:
         self._serials = 0
         self._fit: int | None = None  # the fit index of the current owner's fit_start
         self._fit_start = 0.0
-        self._fit_steps = 0
+        self._fit_first = 0  # total_steps when the current optimizer's fit began
         self.steps = 0  # in the open automatic epoch
-        self.total_steps = 0
+        self._counted = 0  # steps of the epochs closed so far
         self._deadline = 0.0
         self._number = 0
         self._feeding: Any = None  # the key of the dataset that fed the steps
@@ -80,22 +80,37 @@ class AutoEpochs:
         self._end_fit()
 
     def step(self, owner: Any) -> None:
-        """One optimizer update by `owner` (on the training thread: keep it cheap)."""
+        """One optimizer update by `owner` (on the training thread: keep it cheap; the
+        Recorder's own step, inlined: the append and the interval clock's compare)."""
         if self.off:
             return
-        epoch_source = self._rec.epoch_source
-        if epoch_source is not None and epoch_source != SOURCE:
-            return  # a Keras fit's step (its callback counts it), or the script's own epoch
+        rec = self._rec
+        epoch = rec._epoch
+        if epoch is None or epoch.source != SOURCE or owner is not self.owner:
+            if epoch is not None and epoch.source != SOURCE:
+                return  # a Keras fit's step (its callback counts it), or the script's own epoch
+            self._slow_step(owner)
+            return
+        now = time.perf_counter()
+        if (self.steps >= self.window_steps or now >= self._deadline) and not self._passes:
+            self._slow_step(owner)
+            return
+        self.steps += 1
+        steps = epoch.steps
+        steps.append(now)
+        if now >= rec.clock.due:
+            rec.interval(steps, now)
+
+    def _slow_step(self, owner: Any) -> None:
+        """A step that opens or cuts an epoch, or comes from another optimizer."""
         if owner is not self.owner:
             self._new_owner(owner)
         now = time.perf_counter()
-        if epoch_source is None:
+        if self._rec.epoch_source is None:
             self._open(now)
         elif not self._passes and (self.steps >= self.window_steps or now >= self._deadline):
             self._cut("window_steps" if self.steps >= self.window_steps else "window_time", now)
         self.steps += 1
-        self.total_steps += 1
-        self._fit_steps += 1
         self._rec.step()
 
     def pass_started(self, key: Any) -> None:
@@ -123,10 +138,15 @@ class AutoEpochs:
 
     # -- internals ----------------------------------------------------------------------
 
+    @property
+    def total_steps(self) -> int:
+        return self._counted + self.steps
+
     def _open(self, now: float) -> None:
         rec = self._rec
         rec.begin_epoch(self._number, SOURCE)
         self._number += 1
+        self._counted += self.steps
         self.steps = 0
         self._deadline = now + self.window_seconds
 
@@ -157,7 +177,7 @@ class AutoEpochs:
         if not self.fit_records or not rec.start():
             return
         self._fit = rec.next_fit_index()
-        self._fit_start, self._fit_steps = time.perf_counter(), 0
+        self._fit_start, self._fit_first = time.perf_counter(), self.total_steps
         block: dict[str, Any] = {
             "fit": self._fit,
             "source": "optimizer",
@@ -172,7 +192,7 @@ class AutoEpochs:
         fields: dict[str, Any] = {
             "fit": self._fit,
             "source": "optimizer",
-            "steps": self._fit_steps,
+            "steps": self.total_steps - self._fit_first,
             "seconds": round(time.perf_counter() - self._fit_start, 6),
             "ended": "completed",
         }
