@@ -25,12 +25,9 @@ from __future__ import annotations
 
 import time
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from epochwatch.samplers.host import own_rss_bytes
-
-if TYPE_CHECKING:
-    from epochwatch.recorder import Recorder
 
 SOURCE = "auto"  # the Recorder epochs' `source` for these epochs
 WINDOW_STEPS = 1000
@@ -50,7 +47,8 @@ def _setting(environ: dict[str, str], name: str, default: float) -> float:
 class AutoEpochs:
     """Cuts a loop's steps into epochs; one per Recorder (one loop at a time)."""
 
-    def __init__(self, recorder: Recorder) -> None:
+    def __init__(self, recorder: Any) -> None:
+        # The Recorder that holds this (typed Any: naming it would make an import circle).
         self._rec = recorder
         self.off = False  # the script calls hook.epoch(): its epochs win
         self.fit_records = True  # False where the integration writes each optimizer's fit_start
