@@ -15,7 +15,7 @@ last reported, updates replace it); `findings` gives them as report-JSON dicts: 
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 from epochwatch.analysis.findings import RANK, SEVERITIES, WARNING
@@ -50,6 +50,9 @@ class Console:
         self._stream = stream
         self.ledger = Ledger()
         self.trace: str | None = None  # where to read more; set by the hook as soon as known
+        # What the hook saw when it saw no training ("no training seen: 1,250 predict calls,
+        # RSS +19 MiB"), leading the closing line; set by the hook (issue 24).
+        self.seen: Callable[[], str | None] | None = None
 
     @property
     def silent(self) -> bool:
@@ -89,7 +92,9 @@ class Console:
         found = counts_text(self.ledger.counts())
         where = f"; trace {trace}" if trace else ""
         noun = "epoch" if epochs == 1 else "epochs"
-        return one_line(f"{epochs} {noun}, {found}{where}", 1000)
+        seen = self.seen() if self.seen is not None else None
+        lead = f"{seen}; " if seen else ""
+        return one_line(f"{lead}{epochs} {noun}, {found}{where}", 1000)
 
     def close(self, epochs: int, trace: str | None) -> None:
         """The run ended: one line, unless silenced."""

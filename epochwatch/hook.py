@@ -190,6 +190,7 @@ def _attach_console(rec: Recorder) -> None:
         console.trace = rec.trace_path or console.trace
         console.observe(record)
 
+    console.seen = rec.auto.inference.closing_text  # a run that never trained says what it saw
     rec.add_listener(on_record, "console")
     rec.add_finding_listener(on_finding, "console")
     rec.after_finish(console.close)

@@ -169,6 +169,11 @@ class Recorder:
             return index
 
     @property
+    def fits_started(self) -> int:
+        """Fits (a Keras fit, an optimizer's first steps) started in this run so far."""
+        return self._fits
+
+    @property
     def started(self) -> bool:
         return self._started
 

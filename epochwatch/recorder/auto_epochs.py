@@ -27,6 +27,7 @@ import time
 import weakref
 from typing import Any
 
+from epochwatch.recorder.inference_calls import InferenceCalls
 from epochwatch.samplers.host import own_rss_bytes
 
 SOURCE = "auto"  # the Recorder epochs' `source` for these epochs
@@ -68,6 +69,7 @@ class AutoEpochs:
         environ = recorder.environ
         self.window_steps = int(_setting(environ, WINDOW_STEPS_VAR, WINDOW_STEPS))
         self.window_seconds = _setting(environ, WINDOW_SECONDS_VAR, WINDOW_SECONDS)
+        self.inference = InferenceCalls(recorder, self.window_seconds)  # loops that never train
 
     def switch_off(self) -> None:
         """The script marks its own epochs: close ours and cut no more."""
@@ -101,6 +103,9 @@ class AutoEpochs:
 
     def _slow_step(self, owner: Any) -> None:
         """A step that opens or cuts an epoch, or comes from another optimizer."""
+        if not self.inference.training_seen:  # calls before the first step were not a run of their own
+            self.inference.close()
+            self.inference.training_seen = True
         if owner is not self.owner:
             self._new_owner(owner)
         now = time.perf_counter()
@@ -130,6 +135,7 @@ class AutoEpochs:
 
     def close(self) -> None:
         """The run ends: the open epoch and fit are closed with what they have."""
+        self.inference.close()
         if not self.off:
             self._close("data_pass" if self._passes else "window_steps")
             self._end_fit()
