@@ -65,6 +65,7 @@ class AutoEpochs:
         self._number = 0
         self._feeding: Any = None  # the key of the dataset that fed the steps
         self._candidate: Any = None  # the last dataset pass started before steps were seen
+        self._steps_at_pass = 0  # total_steps when the candidate's pass began
         self._passes = False  # a data pass has been seen: passes cut, windows do not
         environ = recorder.environ
         self.window_steps = int(_setting(environ, WINDOW_STEPS_VAR, WINDOW_STEPS))
@@ -124,11 +125,10 @@ class AutoEpochs:
         if epoch_source is not None and epoch_source != SOURCE:
             return  # a Keras fit's own passes, or inside the script's own epoch
         if self._feeding is None:
-            if key is self._candidate and self.steps:
-                self._feeding = key  # the same dataset again after steps: it feeds them
-            else:
-                self._candidate = key
+            if self._candidate is None or self.total_steps == self._steps_at_pass:
+                self._candidate, self._steps_at_pass = key, self.total_steps
                 return
+            self._feeding = self._candidate  # the steps since its pass began came from it
         if key is self._feeding and self.steps:
             self._passes = True
             self._cut("data_pass", time.perf_counter())
