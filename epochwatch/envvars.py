@@ -33,6 +33,11 @@ EPOCHWATCH_DEBUG = "EPOCHWATCH_DEBUG"
 EPOCHWATCH_TENSORBOARD = "EPOCHWATCH_TENSORBOARD"
 EPOCHWATCH_WANDB = "EPOCHWATCH_WANDB"
 EPOCHWATCH_MLFLOW = "EPOCHWATCH_MLFLOW"
+# Automatic epochs of scripts that mark none (recorder/auto_epochs.py): steps or seconds per
+# window where no data pass is seen, and inference calls per window of a script that only predicts.
+EPOCHWATCH_WINDOW_STEPS = "EPOCHWATCH_WINDOW_STEPS"
+EPOCHWATCH_WINDOW_SECONDS = "EPOCHWATCH_WINDOW_SECONDS"
+EPOCHWATCH_WINDOW_CALLS = "EPOCHWATCH_WINDOW_CALLS"
 # Set by `epochwatch run` for hooks/sitecustomize.py (which reads them by name: it runs
 # before epochwatch can be imported): attach, and where to import epochwatch from.
 EPOCHWATCH_RUN = "EPOCHWATCH_RUN"

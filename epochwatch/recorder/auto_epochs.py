@@ -27,14 +27,15 @@ import time
 import weakref
 from typing import Any
 
+from epochwatch import envvars
 from epochwatch.recorder.inference_calls import InferenceCalls
 from epochwatch.samplers.host import own_rss_bytes
 
 SOURCE = "auto"  # the Recorder epochs' `source` for these epochs
 WINDOW_STEPS = 1000
 WINDOW_SECONDS = 60.0
-WINDOW_STEPS_VAR = "EPOCHWATCH_WINDOW_STEPS"
-WINDOW_SECONDS_VAR = "EPOCHWATCH_WINDOW_SECONDS"
+WINDOW_STEPS_VAR = envvars.EPOCHWATCH_WINDOW_STEPS
+WINDOW_SECONDS_VAR = envvars.EPOCHWATCH_WINDOW_SECONDS
 
 
 def _setting(environ: dict[str, str], name: str, default: float) -> float:

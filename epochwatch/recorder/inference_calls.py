@@ -16,11 +16,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from epochwatch import envvars
 from epochwatch.samplers.host import own_rss_bytes
 
 SOURCE = "auto"
 WINDOW_CALLS = 50
-WINDOW_CALLS_VAR = "EPOCHWATCH_WINDOW_CALLS"
+WINDOW_CALLS_VAR = envvars.EPOCHWATCH_WINDOW_CALLS
 
 
 class InferenceCalls:
