@@ -613,6 +613,9 @@ def automatic_steps(reps: int, work: Path) -> list[Figure]:
     figs.append(
         measure("optimizer update wrapper inside a Keras fit (dropped)", "step", loop(update, owner), reps)
     )
+    figs.append(
+        measure("tf.function call wrapper inside a Keras fit (dropped)", "step", loop(call, function), reps)
+    )
     recorder.end_epoch()
     recorder.finish("completed")
     for fig in figs:
