@@ -155,3 +155,17 @@ def test_inference_calls_while_training_are_the_trainings(tmp_path: Path) -> Non
     assert rec.auto.inference.closing_text() is None
     epochs = _epochs(tmp_path, rec)
     assert [e["epoch_source"] for e in epochs] == ["inference_calls", "window_steps"]
+
+
+def test_an_inference_runs_memory_and_slowdown_findings_get_the_inference_fixes() -> None:
+    from epochwatch.analysis.findings import Finding
+    from epochwatch.analysis.inference_advice import adapt
+
+    found = [
+        Finding("host_memory_growth", "warning", "grows", hint="training advice"),
+        Finding("disk_growth", "info", "t"),
+    ]
+    inference = [{"epoch_source": "inference_calls"}]
+    adapted = list(adapt(found, inference))
+    assert "model(x, training=False)" in adapted[0].hint and adapted[1] == found[1]
+    assert list(adapt(found, [{"epoch_source": "data_pass"}])) == found

@@ -104,6 +104,7 @@ ANALYSIS_LAYERS: tuple[frozenset[str], ...] = (
             "frameworks",
             "functions",
             "growth",
+            "inference_advice",
             "input_compare",
             "job",
             "leaks",
