@@ -65,7 +65,8 @@ def wrap_update(original: Callable[..., Any], recorder: Recorder) -> Callable[..
                 count(self)
             except Exception as exc:
                 failed(recorder, exc)
-        elif getattr(fn, _OWNER, None) is None:
+        elif getattr(fn, _OWNER, None) is None and recorder.epoch_source in (None, "auto"):
+            # Traced outside a fit (a fit's train function stays unmarked: its steps are the fit's).
             with contextlib.suppress(Exception):  # no attributes taken: its steps go unseen
                 setattr(fn, _OWNER, self)
         return original(self, *args, **kwargs)
