@@ -92,6 +92,7 @@ INTEGRATIONS: list[tuple[str, str, Install]] = [
     ("tf_keras", "automatic epochs", lambda rec: _shapes("optimizer_steps").install_tf_keras(rec)),
     ("tensorflow", "automatic epochs", lambda rec: _shapes("optimizer_steps").install_tf(rec)),
     ("tensorflow", "automatic epochs", lambda rec: _shapes("data_passes").install_tf(rec)),
+    ("keras", "automatic epochs", lambda rec: _shapes("data_passes").install_keras(rec)),
     ("keras", "inference calls", lambda rec: _shapes("inference").install(rec)),
     ("torch", "automatic epochs", lambda rec: _shapes("optimizer_steps").install_torch(rec)),
     ("torch", "automatic epochs", lambda rec: _shapes("data_passes").install_torch(rec)),

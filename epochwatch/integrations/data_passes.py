@@ -3,8 +3,8 @@
 A custom loop's epoch is usually `for batch in dataset:`; each `for` starts a new
 iterator. So a new iterator over the dataset that fed the steps marks the end of one
 pass and the start of the next (`AutoEpochs.pass_started`; the last pass ends with the
-run). Wrapped: `tf.data.Dataset.__iter__` (eager only) and PyTorch's
-`DataLoader.__iter__`; once per pass, never per batch.
+run). Wrapped: `tf.data.Dataset.__iter__` (eager only), Keras 3's `PyDataset.__iter__`
+and PyTorch's `DataLoader.__iter__`; once per pass, never per batch.
 """
 
 from __future__ import annotations
@@ -41,6 +41,13 @@ def install_tf(recorder: Recorder) -> None:
     cls = dataset_ops.DatasetV2
     if not getattr(cls.__iter__, "__epochwatch__", False):
         cls.__iter__ = wrap_iter(cls.__iter__, recorder, context.executing_eagerly)
+
+
+def install_keras(recorder: Recorder) -> None:
+    from keras.utils import PyDataset
+
+    if not getattr(PyDataset.__iter__, "__epochwatch__", False):
+        PyDataset.__iter__ = wrap_iter(PyDataset.__iter__, recorder)
 
 
 def install_torch(recorder: Recorder) -> None:

@@ -126,3 +126,31 @@ def test_the_scripts_own_epochs_win(tmp_path: Path) -> None:
     epochs = of_type(records, "epoch")
     assert [(e["epoch"], e["source"]) for e in epochs] == [(0, "loop"), (1, "loop"), (2, "loop")]
     assert not any("epoch_source" in e for e in epochs)
+
+
+PY_DATASET = """
+import epochwatch.hook
+import numpy as np, tensorflow as tf, keras
+
+class Batches(keras.utils.PyDataset):
+    def __len__(self):
+        return 3
+
+    def __getitem__(self, i):
+        x = np.full((8, 4), i, "float32")
+        return x, x.sum(axis=1, keepdims=True)
+
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+opt = keras.optimizers.SGD(0.001)
+data = Batches()
+for n in range(4):
+    for xb, yb in data:
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean((model(xb) - yb) ** 2)
+        opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+"""
+
+
+def test_a_keras_pydataset_feeding_an_eager_loop_gives_its_passes_as_epochs(tmp_path: Path) -> None:
+    epochs = of_type(_run(tmp_path, PY_DATASET), "epoch")
+    assert [(e["steps"], e["epoch_source"]) for e in epochs] == [(3, "data_pass")] * 4
