@@ -14,6 +14,11 @@ custom-loop API:
     hook.watch("checkpoints/")
     hook.findings()          # what was found so far, as in `epochwatch report --format json`
 
+None of these calls is needed: a loop that marks nothing has its optimizer updates counted
+as steps and its passes over a dataset (else windows of steps or seconds) as epochs, a
+script that only predicts is traced as an inference run (recorder/auto_epochs.py); the
+first `hook.epoch()` switches that off, so the script's own epochs win.
+
 Each finding (warning and up) is also said on stderr as it is found, and the run's end in
 one line with its trace (epochwatch/console.py; EPOCHWATCH_QUIET=1 silences them). In a
 notebook kernel each Keras fit is a run of its own, named after the notebook.
