@@ -1,8 +1,10 @@
-"""Keras inference calls outside training: `predict`, `predict_on_batch`, `evaluate`.
+"""Keras inference calls outside training: `predict`, `predict_on_batch`, `evaluate`, and
+calling the model (`keras.Model.__call__`, the outermost call only).
 
 Each call is timed and handed to `recorder.auto.inference` (recorder/inference_calls.py),
 which traces a loop of them as an inference run when nothing trains. Once per call (a
-call is milliseconds at least): two clock reads and a guarded method call.
+call is milliseconds at least): two clock reads and a guarded method call. Once training
+is seen, one attribute read per call (a training loop calls its model every step).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ if TYPE_CHECKING:
     from epochwatch.recorder import Recorder
 
 PART = "inference calls"
-APIS = ("predict", "predict_on_batch", "evaluate")
+APIS = ("predict", "predict_on_batch", "evaluate", "__call__")
 
 
 def wrap_call(original: Callable[..., Any], api: str, recorder: Recorder) -> Callable[..., Any]:
@@ -24,13 +26,15 @@ def wrap_call(original: Callable[..., Any], api: str, recorder: Recorder) -> Cal
 
     @functools.wraps(original)
     def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if inference.training_seen:
+        if inference.training_seen or inference.depth:  # training, or inside predict's own calls
             return original(self, *args, **kwargs)
+        inference.depth += 1
         t0 = time.perf_counter()
         try:
             return original(self, *args, **kwargs)
         finally:
             seconds = time.perf_counter() - t0
+            inference.depth -= 1
             guard.run(PART, lambda: inference.called(api, seconds), None)
 
     call.__epochwatch__ = True  # type: ignore[attr-defined]

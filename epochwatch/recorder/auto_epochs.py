@@ -106,8 +106,7 @@ class AutoEpochs:
     def _slow_step(self, owner: Any) -> None:
         """A step that opens or cuts an epoch, or comes from another optimizer."""
         if not self.inference.training_seen:  # calls before the first step were not a run of their own
-            self.inference.close()
-            self.inference.training_seen = True
+            self.inference.training_began()
         if owner is not self.owner:
             self._new_owner(owner)
         now = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Inference loops traced as a run: repeated `predict`/`evaluate` outside any training.
+"""Inference loops traced as a run: repeated `predict`/`evaluate`/model calls outside training.
 
 A script that only calls `model.predict` in a loop (serving, batch scoring, an
 evaluation sweep) never trains, so no epoch was ever cut and a leak in it went unseen.
@@ -7,7 +7,8 @@ seconds), each an epoch record (`source: auto`, `epoch_source: inference_calls`)
 `inference` block (calls per API, seconds per call): the host memory and slowdown
 detectors judge them as they judge epochs, the time of a window being the time of its
 calls. Calls while training is seen (a fit, an optimizer step, the script's own epochs)
-are the training's validation and are left alone. With no training seen at all, the
+are the training's validation and are left alone, and the open window's calls when
+training begins were the training's (the model called before its first update): dropped. With no training seen at all, the
 closing line says what was seen instead (`closing_text`).
 """
 
@@ -37,6 +38,7 @@ class InferenceCalls:
         self.window_seconds = window_seconds
         self.training_seen = False  # set by AutoEpochs at the first step, by a fit's epoch
         self.total: dict[str, int] = {}
+        self.depth = 0  # inside a wrapped call (predict's own model calls are not counted)
         self._calls: dict[str, int] = {}
         self._seconds = 0.0
         self._number = 0
@@ -47,7 +49,9 @@ class InferenceCalls:
     def called(self, api: str, seconds: float) -> None:
         rec = self._rec
         source = rec.epoch_source
-        if self.training_seen or (source is not None and not self._open) or rec.fits_started:
+        if self._open and source != SOURCE:  # a fit's epoch took the window's place
+            self._drop()
+        if self.training_seen or rec.fits_started or (source is not None and not self._open):
             self.training_seen = True
             return
         if self._rss_first is None:
@@ -62,6 +66,21 @@ class InferenceCalls:
         self._seconds += seconds
         if sum(self._calls.values()) >= self.window_calls or now >= self._deadline:
             self.close()
+
+    def training_began(self) -> None:
+        """The first training step: the calls of the open window were the training's (the
+        model called, or traced, before its first update), not a run of their own."""
+        self.training_seen = True
+        if self._open and self._rec.epoch_source == SOURCE:
+            self._rec.abandon_epoch(SOURCE)
+        self._drop()
+
+    def _drop(self) -> None:
+        if self._open:
+            self._number -= 1
+            for api, n in self._calls.items():
+                self.total[api] -= n
+        self._open, self._calls, self._seconds = False, {}, 0.0
 
     def close(self) -> None:
         """End the open window (its epoch record is written)."""

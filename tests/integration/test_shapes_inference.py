@@ -20,6 +20,20 @@ for i in range(40):
     model.predict(x, verbose=0)
 """
 
+CALLS = """
+import epochwatch.hook
+import numpy as np, tensorflow as tf, keras
+model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16), keras.layers.Dense(1)])
+x = np.random.rand(32, 8).astype("float32")
+for i in range(30):
+    model(x, training=False)
+opt = keras.optimizers.SGD()
+for i in range(5):  # then it trains: a custom loop that calls the model every step
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(model(x) ** 2)
+    opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+"""
+
 TRAIN_THEN_PREDICT = """
 import epochwatch.hook
 import numpy as np, keras
@@ -48,4 +62,13 @@ def test_predict_after_a_fit_is_not_an_inference_run(tmp_path: Path) -> None:
     proc = run_python(TRAIN_THEN_PREDICT, tmp_path, env=child_env(tmp_path, EPOCHWATCH_WINDOW_CALLS="5"))
     epochs = of_type(read_single_trace(tmp_path), "epoch")
     assert [e["source"] for e in epochs] == ["keras", "keras"]
+    assert "no training seen" not in proc.stderr
+
+
+def test_calling_the_model_in_a_loop_is_inference_until_it_trains(tmp_path: Path) -> None:
+    proc = run_python(CALLS, tmp_path, env=child_env(tmp_path, EPOCHWATCH_WINDOW_CALLS="10"))
+    epochs = of_type(read_single_trace(tmp_path), "epoch")
+    assert [e["epoch_source"] for e in epochs] == ["inference_calls"] * 3 + ["window_steps"]
+    assert [e["inference"]["apis"] for e in epochs[:3]] == [{"__call__": 10}] * 3
+    assert epochs[3]["steps"] == 5
     assert "no training seen" not in proc.stderr
