@@ -160,6 +160,8 @@ def _excepthook_chain() -> None:
 
 def _at_exit() -> None:
     rec = _recorder
+    if rec is not None and not rec.started:  # a script that only predicted a few times
+        rec.guard.run("inference calls", rec.auto.inference.close, None)
     if rec is None or not rec.started:
         return
     exc = _uncaught

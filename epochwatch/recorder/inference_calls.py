@@ -8,7 +8,9 @@ seconds), each an epoch record (`source: auto`, `epoch_source: inference_calls`)
 detectors judge them as they judge epochs, the time of a window being the time of its
 calls. Calls while training is seen (a fit, an optimizer step, the script's own epochs)
 are the training's validation and are left alone, and the open window's calls when
-training begins were the training's (the model called before its first update): dropped. With no training seen at all, the
+training begins were the training's (the model called before its first update): dropped.
+A window's epoch record is written when the window closes (begun and ended at once, its
+start and seconds from its first call), so calls before a fit never start the run. With no training seen at all, the
 closing line says what was seen instead (`closing_text`).
 """
 
@@ -44,23 +46,22 @@ class InferenceCalls:
         self._number = 0
         self._open = False
         self._deadline = 0.0
+        self._start_wall = self._start_perf = 0.0
         self._rss_first: int | None = None
 
     def called(self, api: str, seconds: float) -> None:
         rec = self._rec
         source = rec.epoch_source
-        if self._open and source != SOURCE:  # a fit's epoch took the window's place
-            self._drop()
-        if self.training_seen or rec.fits_started or (source is not None and not self._open):
-            self.training_seen = True
+        if self.training_seen or rec.fits_started or source is not None:
+            self.training_began()  # a fit's validation, a training loop's model calls
             return
-        if self._rss_first is None:
-            self._rss_first = own_rss_bytes()
         now = time.perf_counter()
-        if not self._open:
-            rec.begin_epoch(self._number, SOURCE)
-            self._number += 1
+        if not self._open:  # the window's epoch is written when it closes: calls before a
+            # fit or a loop's first step (a model built by calling it) never start the run
             self._open, self._deadline = True, now + self.window_seconds
+            self._start_wall, self._start_perf = time.time() - seconds, now - seconds
+            if self._rss_first is None:
+                self._rss_first = own_rss_bytes()
         self._calls[api] = self._calls.get(api, 0) + 1
         self.total[api] = self.total.get(api, 0) + 1
         self._seconds += seconds
@@ -68,22 +69,16 @@ class InferenceCalls:
             self.close()
 
     def training_began(self) -> None:
-        """The first training step: the calls of the open window were the training's (the
-        model called, or traced, before its first update), not a run of their own."""
+        """Training is seen: the open window's calls were the training's (the model called,
+        or traced, before its first update), not a run of their own."""
         self.training_seen = True
-        if self._open and self._rec.epoch_source == SOURCE:
-            self._rec.abandon_epoch(SOURCE)
-        self._drop()
-
-    def _drop(self) -> None:
         if self._open:
-            self._number -= 1
             for api, n in self._calls.items():
                 self.total[api] -= n
         self._open, self._calls, self._seconds = False, {}, 0.0
 
     def close(self) -> None:
-        """End the open window (its epoch record is written)."""
+        """End the open window: its epoch record is written now, timed from its first call."""
         if not self._open:
             return
         self._open = False
@@ -94,8 +89,20 @@ class InferenceCalls:
             "seconds_per_call": round(self._seconds / calls, 6),
         }
         self._calls, self._seconds = {}, 0.0
-        if self._rec.epoch_source == SOURCE:
-            self._rec.end_epoch({"epoch_source": "inference_calls", "inference": block})
+        rec = self._rec
+        if rec.epoch_source is not None:
+            return
+        rec.begin_epoch(self._number, SOURCE)
+        self._number += 1
+        seconds = time.perf_counter() - self._start_perf
+        fields = {
+            "epoch_source": "inference_calls",
+            "inference": block,
+            "start": round(self._start_wall, 6),
+            "seconds": round(seconds, 6),
+            "end": round(self._start_wall + seconds, 6),
+        }
+        rec.end_epoch(fields)
 
     def closing_text(self) -> str | None:
         """'no training seen: 1,250 predict calls, RSS +19 MiB' when only inference was seen."""

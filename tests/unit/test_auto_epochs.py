@@ -170,3 +170,14 @@ def test_an_inference_runs_memory_and_slowdown_findings_get_the_inference_fixes(
     adapted = list(adapt(found, inference))
     assert "model(x, training=False)" in adapted[0].hint and adapted[1] == found[1]
     assert list(adapt(found, [{"epoch_source": "data_pass"}])) == found
+
+
+def test_a_call_before_training_never_starts_the_run(tmp_path: Path) -> None:
+    rec = _recorder(tmp_path)
+    rec.auto.inference.called("__call__", 0.01)  # e.g. a model built by calling it, then fit
+    assert not rec.started
+    rec.begin_epoch(0, "keras", 0)
+    rec.auto.inference.called("evaluate", 0.01)  # the fit's validation
+    rec.end_epoch()
+    epochs = _epochs(tmp_path, rec)
+    assert [e["source"] for e in epochs] == ["keras"] and rec.auto.inference.closing_text() is None
