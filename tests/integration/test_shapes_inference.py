@@ -16,7 +16,7 @@ import epochwatch.hook
 import numpy as np, keras
 model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16), keras.layers.Dense(1)])
 x = np.random.rand(32, 8).astype("float32")
-for i in range(40):
+for i in range(45):
     model.predict(x, verbose=0)
 """
 
@@ -49,13 +49,14 @@ for i in range(20):
 def test_a_predict_loop_is_an_inference_run_with_a_closing_line(tmp_path: Path) -> None:
     proc = run_python(PREDICT, tmp_path, env=child_env(tmp_path, EPOCHWATCH_WINDOW_CALLS="10"))
     epochs = of_type(read_single_trace(tmp_path), "epoch")
-    assert [e["epoch_source"] for e in epochs] == ["inference_calls"] * 4
-    assert all(
-        e["inference"]["apis"] == {"predict": 10} and e["inference"]["seconds_per_call"] > 0 for e in epochs
-    )
+    assert [e["epoch_source"] for e in epochs] == ["inference_calls"] * 5
+    assert [e["inference"]["apis"] for e in epochs] == [{"predict": 10}] * 4 + [
+        {"predict": 5}
+    ]  # the last at exit
+    assert all(e["inference"]["seconds_per_call"] > 0 and e["seconds"] > 0 for e in epochs)
     assert all(e["host"]["rss_bytes"] > 0 for e in epochs)  # judged by the memory detectors like epochs
     closing = [line for line in proc.stderr.splitlines() if "epochs," in line]
-    assert closing and "no training seen: 40 predict calls, RSS " in closing[-1], proc.stderr[-2000:]
+    assert closing and "no training seen: 45 predict calls, RSS " in closing[-1], proc.stderr[-2000:]
 
 
 def test_predict_after_a_fit_is_not_an_inference_run(tmp_path: Path) -> None:
