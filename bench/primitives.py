@@ -563,6 +563,70 @@ def setup_cost(runs: int = 3) -> list[Figure]:
     return [fig]
 
 
+def automatic_steps(reps: int, work: Path) -> list[Figure]:
+    """Issue 24: what an optimizer update costs the training thread when the hook counts it
+    as a step of an automatic epoch (integrations/optimizer_steps.py), eager and through a
+    tf.function step function, net of the bare call; and inside a Keras fit (dropped)."""
+    from epochwatch.integrations.optimizer_steps import _OWNER, wrap_function_call, wrap_update
+    from epochwatch.recorder import Recorder
+
+    environ = {"EPOCHWATCH_DIR": str(work / "auto"), "EPOCHWATCH_SOCKET": str(work / "none.sock")}
+    recorder = Recorder(environ=environ)
+    recorder.auto.window_steps = 10**9  # one long epoch: the per-step path, not the cuts
+
+    class Owner:
+        pass
+
+    owner = Owner()
+    bare = lambda self, *a: None  # noqa: E731
+    update = wrap_update(bare, recorder)
+
+    class StepFunction:
+        pass
+
+    function = StepFunction()
+    setattr(function, _OWNER, owner)
+    call = wrap_function_call(bare, recorder)
+    inner = 1000
+
+    def loop(fn: Callable[..., Any], arg: Any) -> Callable[[], None]:
+        def run() -> None:
+            for _ in range(inner):
+                fn(arg)
+
+        return run
+
+    def clear() -> None:
+        epoch = recorder._epoch
+        if epoch is not None:
+            epoch.steps.clear()
+
+    figs = [
+        measure("bare method call (reference)", "step", loop(bare, owner), reps),
+        measure(
+            "optimizer update wrapper: automatic step, eager", "step", loop(update, owner), reps, setup=clear
+        ),
+        measure("tf.function call wrapper: automatic step", "step", loop(call, function), reps, setup=clear),
+    ]
+    recorder.auto.switch_off()
+    recorder.begin_epoch(0, "keras", 0)
+    figs.append(
+        measure("optimizer update wrapper inside a Keras fit (dropped)", "step", loop(update, owner), reps)
+    )
+    fit_function = StepFunction()  # a fit's train function is never marked (traced inside the fit)
+    figs.append(
+        measure(
+            "tf.function call wrapper inside a Keras fit (unmarked)", "step", loop(call, fit_function), reps
+        )
+    )
+    recorder.end_epoch()
+    recorder.finish("completed")
+    for fig in figs:
+        fig.wall_us = [w / inner for w in fig.wall_us]
+        fig.cpu_us = [c / inner for c in fig.cpu_us]
+    return figs
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--reps", type=int, default=300, help="repetitions per primitive (default 300)")
@@ -588,6 +652,7 @@ def main(argv: list[str] | None = None) -> int:
             figs += socket_sink(a.reps, work)
         figs += recorder_epoch(a.reps, work)
         figs += logging_calls(a.reps, work, not a.no_tf)
+        figs += automatic_steps(a.reps, work)
         figs += analysis_thread(a.reps)
         figs += setup_cost()
     load = meter.stop()
@@ -660,6 +725,14 @@ def targets(med: dict[str, float], whole: float, steps: float, keras_fields: flo
         ("set-up charged to the training thread", setup / 1000, 20.0, "ms"),
         ("hook.log of a device tensor", med.get("hook.log(loss=<TF eager tensor>)", float("nan")), 5.0, "us"),
     ]
+    bare = med.get("bare method call (reference)", 0.0)
+    for name in (
+        "optimizer update wrapper: automatic step, eager",
+        "tf.function call wrapper: automatic step",
+    ):
+        rows.append(
+            (f"{name} (issue 24), net of the bare call", med.get(name, float("nan")) - bare, 1.0, "us")
+        )
     for what, value, limit, unit in rows:
         verdict = "met" if value <= limit else ("MISSED" if value == value else "not measured")
         print(f"- {what}: {value:.1f} {unit} (target <= {limit:g} {unit}): {verdict}")

@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -107,6 +107,9 @@ class Console:
         self._held: list[Finding] = []
         self._held_lines: list[str] = []  # "explained:" lines, said at the boundary too
         self._lock = threading.Lock()
+        # What the hook saw when it saw no training ("no training seen: 1,250 predict calls,
+        # RSS +19 MiB"), leading the closing line; set by the hook (issue 24).
+        self.seen: Callable[[], str | None] | None = None
         complaint = unknown_quiet(quiet)
         if complaint:
             self._say(complaint)
@@ -207,7 +210,9 @@ class Console:
         if unwritten:
             where += f"; the trace stops early: {unwritten}"
         noun = "epoch" if epochs == 1 else "epochs"
-        return one_line(f"{epochs} {noun}, {found}{where}", 1000)
+        seen = self.seen() if self.seen is not None else None
+        lead = f"{seen}; " if seen else ""
+        return one_line(f"{lead}{epochs} {noun}, {found}{where}", 1000)
 
     def close(self, epochs: int, trace: str | None, unwritten: str | None = None) -> None:
         """The run ended: what is held, then one line, unless silenced. `unwritten`: why

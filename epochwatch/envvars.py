@@ -36,6 +36,11 @@ EPOCHWATCH_MLFLOW = "EPOCHWATCH_MLFLOW"
 # "0" (or false/no/off): no look inside when a slowdown or a leak is suspected (stack
 # sampling, tracemalloc, profiler capture: epochwatch/explain/).
 EPOCHWATCH_EXPLAIN = "EPOCHWATCH_EXPLAIN"
+# Automatic epochs of scripts that mark none (recorder/auto_epochs.py): steps or seconds per
+# window where no data pass is seen, and inference calls per window of a script that only predicts.
+EPOCHWATCH_WINDOW_STEPS = "EPOCHWATCH_WINDOW_STEPS"
+EPOCHWATCH_WINDOW_SECONDS = "EPOCHWATCH_WINDOW_SECONDS"
+EPOCHWATCH_WINDOW_CALLS = "EPOCHWATCH_WINDOW_CALLS"
 # Set by `epochwatch run` for hooks/sitecustomize.py (which reads them by name: it runs
 # before epochwatch can be imported): attach, and where to import epochwatch from.
 EPOCHWATCH_RUN = "EPOCHWATCH_RUN"

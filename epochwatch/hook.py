@@ -14,6 +14,11 @@ custom-loop API:
     hook.watch("checkpoints/")
     hook.findings()          # what was found so far, as in `epochwatch report --format json`
 
+None of these calls is needed: a loop that marks nothing has its optimizer updates counted
+as steps and its passes over a dataset (else windows of steps or seconds) as epochs, a
+script that only predicts is traced as an inference run (recorder/auto_epochs.py); the
+first `hook.epoch()` switches that off, so the script's own epochs win.
+
 Each finding (warning and up) is also said on stderr in one line at the next epoch
 boundary (never inside Keras' progress bar), and the run's end in one line with its trace
 (epochwatch/console.py; EPOCHWATCH_QUIET=1 silences them). In a notebook kernel each Keras
@@ -65,6 +70,8 @@ def epoch(number: int) -> Iterator[None]:
     on to the caller untouched.
     """
     rec = _recorder
+    if rec is not None and not rec.auto.off:  # the script marks its epochs: ours stop
+        rec.guard.run("automatic epochs", rec.auto.switch_off, None)
     if rec is None or rec.in_epoch:  # disabled, or nested inside a Keras epoch
         yield
         return
@@ -156,6 +163,8 @@ def _excepthook_chain() -> None:
 
 def _at_exit() -> None:
     rec = _recorder
+    if rec is not None and not rec.started:  # a script that only predicted a few times
+        rec.guard.run("inference calls", rec.auto.inference.close, None)
     if rec is None or not rec.started:
         return
     exc = _uncaught
@@ -202,6 +211,7 @@ def _attach_console(rec: Recorder) -> None:
     def on_close(epochs: int, trace: str | None) -> None:
         console.close(epochs, trace, rec.guard.disabled.get("trace writer"))
 
+    console.seen = rec.auto.inference.closing_text  # a run that never trained says what it saw
     rec.add_listener(on_record, "console")
     rec.add_finding_listener(on_finding, "console")
     rec.before_epoch(console.boundary, "console")
@@ -234,6 +244,9 @@ def _install() -> None:
 
     rec.tensor_reducer, rec.tensor_scalar = reduce_sum, scalar
     rec.prepare_in_background()
+    from epochwatch.recorder.save_watch import watch_saves
+
+    watch_saves(rec)
     from epochwatch.integrations import INTEGRATIONS
     from epochwatch.postimport import when_imported
 

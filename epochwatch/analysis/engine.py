@@ -27,6 +27,7 @@ from epochwatch.analysis.findings import (
     severity_rank,
     sort_findings,
 )
+from epochwatch.analysis.inference_advice import adapt
 from epochwatch.analysis.run import Run
 from epochwatch.analysis.view import RunAtEpoch
 
@@ -128,7 +129,7 @@ class Engine:
                 continue
             view.done = self.done if detector.current is None else self._settled(detector, view)
             active: set[Key] = set()
-            for finding in detector.detect(view):
+            for finding in adapt(detector.detect(view), view.run.epochs):  # inference runs' fixes
                 key = finding.key
                 if key in self.emitted:
                     if detector.current is not None and key not in active:

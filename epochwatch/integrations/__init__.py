@@ -87,6 +87,15 @@ INTEGRATIONS: list[tuple[str, str, Install]] = [
     ("jax", "jax integration", _jax),
     ("torch", "torch integration", _torch),
     ("torch", "torch saving integration", lambda rec: _torch_saving().install(rec)),
+    # steps and epochs of loops that mark none (recorder/auto_epochs.py)
+    ("keras", "automatic epochs", lambda rec: _shapes("optimizer_steps").install_keras(rec)),
+    ("tf_keras", "automatic epochs", lambda rec: _shapes("optimizer_steps").install_tf_keras(rec)),
+    ("tensorflow", "automatic epochs", lambda rec: _shapes("optimizer_steps").install_tf(rec)),
+    ("tensorflow", "automatic epochs", lambda rec: _shapes("data_passes").install_tf(rec)),
+    ("keras", "automatic epochs", lambda rec: _shapes("data_passes").install_keras(rec)),
+    ("keras", "inference calls", lambda rec: _shapes("inference").install(rec)),
+    ("torch", "automatic epochs", lambda rec: _shapes("optimizer_steps").install_torch(rec)),
+    ("torch", "automatic epochs", lambda rec: _shapes("data_passes").install_torch(rec)),
     # exporters (epochwatch/exporters/): findings into the tools the script already uses
     ("tensorflow", "tensorboard export", _tensorboard),
     ("wandb", "wandb export", _wandb),
@@ -98,3 +107,10 @@ def _torch_saving() -> Any:
     from epochwatch.integrations import torch_saving
 
     return torch_saving
+
+
+def _shapes(name: str) -> Any:
+    """integrations/optimizer_steps.py or data_passes.py, imported when first needed."""
+    import importlib
+
+    return importlib.import_module(f"epochwatch.integrations.{name}")

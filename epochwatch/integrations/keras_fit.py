@@ -14,7 +14,7 @@ import sys
 from typing import Any, Protocol
 
 from epochwatch.guard import Guard
-from epochwatch.integrations.serials import serial_of
+from epochwatch.serials import serial_of
 
 _ROLE_BY_CALLBACK = {
     "ModelCheckpoint": ("filepath", "checkpoint"),
@@ -32,7 +32,7 @@ class ModelLoop:
         self.clear_session_calls = 0
 
     def serial(self, model: Any) -> int | None:
-        """The model object's serial (integrations/serials.py: restores use the same numbers),
+        """The model object's serial (serials.py: restores use the same numbers),
         counting the distinct model objects fitted in this process."""
         serial = serial_of(model)
         if not getattr(model, "_epochwatch_fitted", False):

@@ -44,7 +44,7 @@ from epochwatch.checkpoints import capture
 from epochwatch.checkpoints import files as cfiles
 from epochwatch.checkpoints.events import SaveEvents
 from epochwatch.checkpoints.inspect import inspect_file
-from epochwatch.integrations.serials import serial_of
+from epochwatch.serials import serial_of
 
 if TYPE_CHECKING:
     from epochwatch.recorder import Recorder

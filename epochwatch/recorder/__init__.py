@@ -23,6 +23,7 @@ from typing import Any
 from epochwatch import __version__, envvars
 from epochwatch.guard import Guard
 from epochwatch.logged import LoggedMetrics
+from epochwatch.recorder.auto_epochs import AutoEpochs
 from epochwatch.recorder.detection import OnlineDetection
 from epochwatch.recorder.interval_writer import IntervalWriter
 from epochwatch.recorder.setup import EpochSource, RunSetup, warm_caches
@@ -74,6 +75,7 @@ class Recorder:
         self.detection = OnlineDetection(self.guard, self._write_late)
         self.intervals = IntervalWriter(self.guard, lambda: self.setup.dirs)
         self.clock = self.intervals.clock  # compared with at every step: when an interval is due
+        self.auto = AutoEpochs(self)  # epochs cut from the steps of loops that mark none
         self._listeners: list[tuple[str, Callable[[dict[str, Any]], None]]] = []
         self._finishers: list[Callable[[], None]] = []
         self._finding_listeners: list[tuple[str, Callable[[dict[str, Any]], None]]] = []
@@ -173,6 +175,11 @@ class Recorder:
             return index
 
     @property
+    def fits_started(self) -> int:
+        """Fits (a Keras fit, an optimizer's first steps) started in this run so far."""
+        return self._fits
+
+    @property
     def started(self) -> bool:
         return self._started
 
@@ -240,6 +247,7 @@ class Recorder:
             if self._finished or self._finishing or not self._started:
                 return
             self._finishing = True
+        self.guard.run("automatic epochs", self.auto.close, None)
         # Outside the lock: a finisher may wait for threads that still emit records (the
         # last saves' hashes), and the analysis thread writes the last findings: both lock.
         for callback in self._finishers if not reopen else ():
@@ -362,6 +370,12 @@ class Recorder:
     @property
     def in_epoch(self) -> bool:
         return self._epoch is not None
+
+    @property
+    def epoch_source(self) -> str | None:
+        """Whose the open epoch is ("keras", "loop", "auto"), or None outside one."""
+        epoch = self._epoch
+        return epoch.source if epoch is not None else None
 
     def add_overhead(self, seconds: float) -> None:
         epoch = self._epoch

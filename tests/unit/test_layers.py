@@ -28,6 +28,7 @@ LAYERS: tuple[frozenset[str], ...] = (
             "intervals",
             "logged",
             "postimport",
+            "serials",
             "text_safety",
         }
     ),
@@ -104,6 +105,7 @@ ANALYSIS_LAYERS: tuple[frozenset[str], ...] = (
             "frameworks",
             "functions",
             "growth",
+            "inference_advice",
             "input_compare",
             "job",
             "leaks",

@@ -1,0 +1,46 @@
+"""The fixes that fit an inference run (a script that only predicts, issue 24).
+
+Its "epochs" are windows of `predict`/`evaluate` calls (`epoch_source: inference_calls`),
+judged by the same detectors as training epochs; but "lower the batch size" or "look at
+your training step" means nothing there. For the kinds an inference loop shows (memory
+growing per call, calls getting slower), the advice is replaced by the inference one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from epochwatch.analysis.findings import Finding
+
+_PER_CALL = (
+    "`model.predict()` builds its input pipeline and step loop anew on every call: for small inputs "
+    "in a loop, call the model directly (`model(x, training=False)`, or a tf.function around it) or "
+    "put the inputs into one batch and call predict once"
+)
+HINTS = {
+    "host_memory_growth": (
+        "an inference loop whose memory grows with every call: keep only what you need of each result "
+        "(`np.asarray(...)` copies, not the tensors or the outputs' whole dicts), do not build models or "
+        "tf.functions inside the loop, and " + _PER_CALL + " (each predict() call also leaves some memory "
+        "behind in TF's runtime)"
+    ),
+    "slowdown": (
+        "the calls get slower as the loop goes: something accumulates per call (results kept, models or "
+        "tf.functions built in the loop; see host memory); and " + _PER_CALL
+    ),
+}
+
+
+def is_inference(epochs: list[dict[str, Any]]) -> bool:
+    """The run's epochs are windows of inference calls (the hook saw no training)."""
+    return bool(epochs) and epochs[0].get("epoch_source") == "inference_calls"
+
+
+def adapt(findings: Iterable[Finding], epochs: list[dict[str, Any]]) -> Iterator[Finding]:
+    """The findings, with the inference advice where the run is an inference run."""
+    inference = is_inference(epochs)
+    for finding in findings:
+        hint = HINTS.get(finding.kind) if inference else None
+        yield dataclasses.replace(finding, hint=hint) if hint else finding

@@ -1,0 +1,116 @@
+"""Inference loops traced as a run: repeated `predict`/`evaluate`/model calls outside training.
+
+A script that only calls `model.predict` in a loop (serving, batch scoring, an
+evaluation sweep) never trains, so no epoch was ever cut and a leak in it went unseen.
+Here its calls are cut into windows of `WINDOW_CALLS` calls (or the automatic epochs'
+seconds), each an epoch record (`source: auto`, `epoch_source: inference_calls`) with an
+`inference` block (calls per API, seconds per call): the host memory and slowdown
+detectors judge them as they judge epochs, the time of a window being the time of its
+calls. Calls while training is seen (a fit, an optimizer step, the script's own epochs)
+are the training's validation and are left alone, and the open window's calls when
+training begins were the training's (the model called before its first update): dropped.
+A window's epoch record is written when the window closes (begun and ended at once, its
+start and seconds from its first call), so calls before a fit never start the run. With no training seen at all, the
+closing line says what was seen instead (`closing_text`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from epochwatch import envvars
+from epochwatch.samplers.host import own_rss_bytes
+
+SOURCE = "auto"
+WINDOW_CALLS = 50
+WINDOW_CALLS_VAR = envvars.EPOCHWATCH_WINDOW_CALLS
+
+
+class InferenceCalls:
+    """One per Recorder; `called(api, seconds)` after each call, on the calling thread."""
+
+    def __init__(self, recorder: Any, window_seconds: float) -> None:
+        self._rec = recorder  # typed Any: naming the Recorder would make an import circle
+        try:
+            calls = int(recorder.environ.get(WINDOW_CALLS_VAR, "") or WINDOW_CALLS)
+        except ValueError:
+            calls = WINDOW_CALLS
+        self.window_calls = calls if calls > 0 else WINDOW_CALLS
+        self.window_seconds = window_seconds
+        self.training_seen = False  # set by AutoEpochs at the first step, by a fit's epoch
+        self.total: dict[str, int] = {}
+        self.depth = 0  # inside a wrapped call (predict's own model calls are not counted)
+        self._calls: dict[str, int] = {}
+        self._seconds = 0.0
+        self._number = 0
+        self._open = False
+        self._deadline = 0.0
+        self._start_wall = self._start_perf = 0.0
+        self._rss_first: int | None = None
+
+    def called(self, api: str, seconds: float) -> None:
+        rec = self._rec
+        source = rec.epoch_source
+        if self.training_seen or rec.fits_started or source is not None:
+            self.training_began()  # a fit's validation, a training loop's model calls
+            return
+        now = time.perf_counter()
+        if not self._open:  # the window's epoch is written when it closes: calls before a
+            # fit or a loop's first step (a model built by calling it) never start the run
+            self._open, self._deadline = True, now + self.window_seconds
+            self._start_wall, self._start_perf = time.time() - seconds, now - seconds
+            if self._rss_first is None:
+                self._rss_first = own_rss_bytes()
+        self._calls[api] = self._calls.get(api, 0) + 1
+        self.total[api] = self.total.get(api, 0) + 1
+        self._seconds += seconds
+        if sum(self._calls.values()) >= self.window_calls or now >= self._deadline:
+            self.close()
+
+    def training_began(self) -> None:
+        """Training is seen: the open window's calls were the training's (the model called,
+        or traced, before its first update), not a run of their own."""
+        self.training_seen = True
+        if self._open:
+            for api, n in self._calls.items():
+                self.total[api] -= n
+        self._open, self._calls, self._seconds = False, {}, 0.0
+
+    def close(self) -> None:
+        """End the open window: its epoch record is written now, timed from its first call."""
+        if not self._open:
+            return
+        self._open = False
+        calls = sum(self._calls.values())
+        block = {
+            "calls": calls,
+            "apis": dict(self._calls),
+            "seconds_per_call": round(self._seconds / calls, 6),
+        }
+        self._calls, self._seconds = {}, 0.0
+        rec = self._rec
+        if rec.epoch_source is not None:
+            return
+        rec.begin_epoch(self._number, SOURCE)
+        self._number += 1
+        seconds = time.perf_counter() - self._start_perf
+        fields = {
+            "epoch_source": "inference_calls",
+            "inference": block,
+            "start": round(self._start_wall, 6),
+            "seconds": round(seconds, 6),
+            "end": round(self._start_wall + seconds, 6),
+        }
+        rec.end_epoch(fields)
+
+    def closing_text(self) -> str | None:
+        """'no training seen: 1,250 predict calls, RSS +19 MiB' when only inference was seen."""
+        if self.training_seen or self._rec.fits_started or not self.total:
+            return None
+        calls = ", ".join(f"{n:,} {api} calls" for api, n in self.total.items())
+        text = f"no training seen: {calls}"
+        now = own_rss_bytes()
+        if now is not None and self._rss_first is not None:
+            text += f", RSS {(now - self._rss_first) / 2**20:+,.0f} MiB"
+        return text

@@ -1,0 +1,75 @@
+"""A script that only predicts, with only `import epochwatch.hook`: an inference run.
+
+Its calls are cut into windows (`epoch_source: inference_calls`, an `inference` block with
+the calls and seconds per call), judged like epochs, and the closing line says that no
+training was seen and what was (calls, RSS growth) instead of staying silent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.support import child_env, of_type, read_single_trace, run_python
+
+PREDICT = """
+import epochwatch.hook
+import numpy as np, keras
+model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16), keras.layers.Dense(1)])
+x = np.random.rand(32, 8).astype("float32")
+for i in range(45):
+    model.predict(x, verbose=0)
+"""
+
+CALLS = """
+import epochwatch.hook
+import numpy as np, tensorflow as tf, keras
+model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16), keras.layers.Dense(1)])
+x = np.random.rand(32, 8).astype("float32")
+for i in range(30):
+    model(x, training=False)
+opt = keras.optimizers.SGD()
+for i in range(5):  # then it trains: a custom loop that calls the model every step
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(model(x) ** 2)
+    opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+"""
+
+TRAIN_THEN_PREDICT = """
+import epochwatch.hook
+import numpy as np, keras
+model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16), keras.layers.Dense(1)])
+model.compile("sgd", "mse")
+x = np.random.rand(32, 8).astype("float32")
+model.fit(x, x[:, :1], epochs=2, verbose=0, validation_data=(x, x[:, :1]))
+for i in range(20):
+    model.predict(x, verbose=0)
+"""
+
+
+def test_a_predict_loop_is_an_inference_run_with_a_closing_line(tmp_path: Path) -> None:
+    proc = run_python(PREDICT, tmp_path, env=child_env(tmp_path, EPOCHWATCH_WINDOW_CALLS="10"))
+    epochs = of_type(read_single_trace(tmp_path), "epoch")
+    assert [e["epoch_source"] for e in epochs] == ["inference_calls"] * 5
+    assert [e["inference"]["apis"] for e in epochs] == [{"predict": 10}] * 4 + [
+        {"predict": 5}
+    ]  # the last at exit
+    assert all(e["inference"]["seconds_per_call"] > 0 and e["seconds"] > 0 for e in epochs)
+    assert all(e["host"]["rss_bytes"] > 0 for e in epochs)  # judged by the memory detectors like epochs
+    closing = [line for line in proc.stderr.splitlines() if "epochs," in line]
+    assert closing and "no training seen: 45 predict calls, RSS " in closing[-1], proc.stderr[-2000:]
+
+
+def test_predict_after_a_fit_is_not_an_inference_run(tmp_path: Path) -> None:
+    proc = run_python(TRAIN_THEN_PREDICT, tmp_path, env=child_env(tmp_path, EPOCHWATCH_WINDOW_CALLS="5"))
+    epochs = of_type(read_single_trace(tmp_path), "epoch")
+    assert [e["source"] for e in epochs] == ["keras", "keras"]
+    assert "no training seen" not in proc.stderr
+
+
+def test_calling_the_model_in_a_loop_is_inference_until_it_trains(tmp_path: Path) -> None:
+    proc = run_python(CALLS, tmp_path, env=child_env(tmp_path, EPOCHWATCH_WINDOW_CALLS="10"))
+    epochs = of_type(read_single_trace(tmp_path), "epoch")
+    assert [e["epoch_source"] for e in epochs] == ["inference_calls"] * 3 + ["window_steps"]
+    assert [e["inference"]["apis"] for e in epochs[:3]] == [{"__call__": 10}] * 3
+    assert epochs[3]["steps"] == 5
+    assert "no training seen" not in proc.stderr

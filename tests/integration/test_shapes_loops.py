@@ -1,0 +1,156 @@
+"""Custom TensorFlow loops with only `import epochwatch.hook`: no hook.epoch(), no hook.step().
+
+The steps are the optimizer's updates (a `@tf.function` step is seen through the function
+that traced the update), the epochs the passes over the `tf.data` dataset that fed them
+(`epoch_source: data_pass`), and a loop that builds a model per iteration is judged as a
+loop of fits (`models_in_loop`) or as host memory growth. Healthy loops stay quiet.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.support import child_env, latest_findings, of_type, read_single_trace, run_python
+
+HEAD = """
+import epochwatch.hook
+import numpy as np, tensorflow as tf, keras
+x = np.random.rand(64, 8).astype("float32")
+y = x.sum(axis=1, keepdims=True)
+ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)  # 4 steps a pass
+
+def make():
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(1)])
+    opt = keras.optimizers.Adam()
+
+    @tf.function
+    def train_step(xb, yb, scale=1.0):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean((model(xb) - yb) ** 2) * scale
+        g = tape.gradient(loss, model.trainable_variables)
+        opt.apply_gradients(zip(g, model.trainable_variables))
+        return loss
+    return train_step
+"""
+
+MODEL_PER_ITERATION = (
+    HEAD
+    + """
+for n in range(20):
+    train_step = make()
+    for xb, yb in ds:
+        train_step(xb, yb)
+"""
+)
+
+ONE_MODEL = (
+    HEAD
+    + """
+train_step = make()
+for n in range(12):
+    for i, (xb, yb) in enumerate(ds):
+        train_step(xb, yb, {scale})
+"""
+)
+
+EAGER = (
+    HEAD
+    + """
+model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16), keras.layers.Dense(1)])
+opt = keras.optimizers.SGD()
+for n in range(30):
+    xb, yb = x[:16], y[:16]
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean((model(xb) - yb) ** 2)
+    opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+"""
+)
+
+MARKED = (
+    HEAD
+    + """
+from epochwatch import hook
+train_step = make()
+for n in range(3):
+    with hook.epoch(n):
+        for xb, yb in ds:
+            train_step(xb, yb)
+"""
+)
+
+
+def _run(tmp_path: Path, code: str, **env: str) -> list[dict]:
+    run_python(code, tmp_path, env=child_env(tmp_path, **env))
+    return read_single_trace(tmp_path)
+
+
+def _kinds(records: list[dict]) -> set[str]:
+    return {f["kind"] for f in latest_findings(records) if f["severity"] in ("warning", "critical")}
+
+
+def test_a_model_built_every_iteration_is_flagged_with_its_steps_counted(tmp_path: Path) -> None:
+    records = _run(tmp_path, MODEL_PER_ITERATION)
+    epochs = of_type(records, "epoch")
+    assert len(epochs) == 20 and all(e["epoch_source"] == "data_pass" for e in epochs[1:])
+    assert sum(e["steps"] for e in epochs) == 80  # every update, the traced first call included
+    assert len(of_type(records, "fit_start")) == 20 and of_type(records, "fit_end")[-1]["rss_bytes"] > 0
+    kinds = _kinds(records)
+    assert kinds & {"models_in_loop", "host_memory_growth"}, kinds
+
+
+def test_the_same_loop_with_one_model_is_quiet_and_its_passes_are_epochs(tmp_path: Path) -> None:
+    records = _run(tmp_path, ONE_MODEL.format(scale="1.0"))
+    epochs = of_type(records, "epoch")
+    assert [e["epoch"] for e in epochs] == list(range(12))
+    assert all(e["epoch_source"] == "data_pass" and e["steps"] == 4 for e in epochs)
+    assert len(of_type(records, "fit_start")) == 1
+    assert not _kinds(records), latest_findings(records)
+
+
+def test_a_step_retraced_every_call_is_a_retrace_storm(tmp_path: Path) -> None:
+    # A Python float that changes every call: a new trace per call.
+    records = _run(tmp_path, ONE_MODEL.format(scale="1.0 + (n * 4 + i) / 100"))
+    assert sum(e["steps"] for e in of_type(records, "epoch")) == 48
+    assert "retrace_storm" in _kinds(records)
+
+
+def test_without_a_dataset_pass_the_steps_are_cut_into_windows(tmp_path: Path) -> None:
+    records = _run(tmp_path, EAGER, EPOCHWATCH_WINDOW_STEPS="10")
+    epochs = of_type(records, "epoch")
+    assert [e["steps"] for e in epochs] == [10, 10, 10]
+    assert all(e["epoch_source"] == "window_steps" and e["source"] == "auto" for e in epochs)
+
+
+def test_the_scripts_own_epochs_win(tmp_path: Path) -> None:
+    records = _run(tmp_path, MARKED)
+    epochs = of_type(records, "epoch")
+    assert [(e["epoch"], e["source"]) for e in epochs] == [(0, "loop"), (1, "loop"), (2, "loop")]
+    assert not any("epoch_source" in e for e in epochs)
+
+
+PY_DATASET = """
+import epochwatch.hook
+import numpy as np, tensorflow as tf, keras
+
+class Batches(keras.utils.PyDataset):
+    def __len__(self):
+        return 3
+
+    def __getitem__(self, i):
+        x = np.full((8, 4), i, "float32")
+        return x, x.sum(axis=1, keepdims=True)
+
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+opt = keras.optimizers.SGD(0.001)
+data = Batches()
+for n in range(4):
+    for xb, yb in data:
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean((model(xb) - yb) ** 2)
+        opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+"""
+
+
+def test_a_keras_pydataset_feeding_an_eager_loop_gives_its_passes_as_epochs(tmp_path: Path) -> None:
+    epochs = of_type(_run(tmp_path, PY_DATASET), "epoch")
+    assert [(e["steps"], e["epoch_source"]) for e in epochs] == [(3, "data_pass")] * 4

@@ -1,0 +1,183 @@
+"""Automatic epochs (recorder/auto_epochs.py) on a real Recorder writing a real trace:
+steps cut into windows, data passes, a new optimizer's fit records, the script's own
+epochs winning, a Keras fit's steps left to the fit, inference windows."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from epochwatch.integrations.optimizer_steps import _OWNER, wrap_function_call, wrap_update
+from epochwatch.recorder import Recorder
+from tests.support import of_type, read_single_trace
+
+
+class Optimizer:
+    pass
+
+
+def _recorder(tmp_path: Path, **env: str) -> Recorder:
+    environ = {"EPOCHWATCH_DIR": str(tmp_path / "traces"), "EPOCHWATCH_SOCKET": str(tmp_path / "none.sock")}
+    return Recorder(environ={**environ, **env})
+
+
+def _epochs(tmp_path: Path, rec: Recorder) -> list[dict[str, Any]]:
+    rec.finish("completed")
+    return of_type(read_single_trace(tmp_path), "epoch")
+
+
+def test_steps_without_a_pass_are_cut_into_windows_of_steps(tmp_path: Path) -> None:
+    rec = _recorder(tmp_path, EPOCHWATCH_WINDOW_STEPS="4")
+    opt = Optimizer()
+    for _ in range(10):
+        rec.auto.step(opt)
+    epochs = _epochs(tmp_path, rec)
+    assert [(e["epoch"], e["steps"], e["epoch_source"]) for e in epochs] == [
+        (0, 4, "window_steps"),
+        (1, 4, "window_steps"),
+        (2, 2, "window_steps"),
+    ]
+    assert all(e["source"] == "auto" for e in epochs)
+
+
+def test_a_window_of_time_when_steps_are_slow(tmp_path: Path) -> None:
+    rec = _recorder(tmp_path, EPOCHWATCH_WINDOW_SECONDS="0.05")
+    opt = Optimizer()
+    for _ in range(3):
+        rec.auto.step(opt)
+        time.sleep(0.06)
+    assert [e["epoch_source"] for e in _epochs(tmp_path, rec)][:2] == ["window_time", "window_time"]
+
+
+def test_the_dataset_that_fed_the_steps_cuts_passes(tmp_path: Path) -> None:
+    rec = _recorder(tmp_path, EPOCHWATCH_WINDOW_STEPS="2")  # passes win over windows once seen
+    opt, data, other = Optimizer(), object(), object()
+    for _ in range(3):
+        rec.auto.pass_started(data)
+        for _ in range(5):
+            rec.auto.step(opt)
+        rec.auto.pass_started(other)  # a validation pass: no steps, not the feeder
+    epochs = _epochs(tmp_path, rec)
+    assert [e["epoch_source"] for e in epochs][-3:] == ["data_pass", "data_pass", "data_pass"]
+    assert sum(e["steps"] for e in epochs) == 15
+
+
+def test_each_new_optimizer_is_a_fit_of_its_own_with_its_memory_floor(tmp_path: Path) -> None:
+    rec = _recorder(tmp_path)
+    for _ in range(3):
+        opt = Optimizer()
+        for _ in range(2):
+            rec.auto.step(opt)
+    rec.finish("completed")
+    records = read_single_trace(tmp_path)
+    starts, ends = of_type(records, "fit_start"), of_type(records, "fit_end")
+    assert [s["model"]["serial"] for s in starts] == [0, 1, 2] and all(
+        s["source"] == "optimizer" for s in starts
+    )
+    assert [e["steps"] for e in ends] == [2, 2, 2] and all(e["rss_bytes"] > 0 for e in ends)
+    assert [e["epoch_source"] for e in of_type(records, "epoch")] == [
+        "new_model",
+        "new_model",
+        "window_steps",
+    ]
+
+
+def test_the_scripts_own_epoch_switches_automatic_epochs_off(tmp_path: Path) -> None:
+    rec = _recorder(tmp_path)
+    opt = Optimizer()
+    rec.auto.step(opt)
+    rec.auto.switch_off()
+    rec.begin_epoch(0, "loop")
+    rec.auto.step(opt)
+    rec.end_epoch()
+    epochs = _epochs(tmp_path, rec)
+    assert [(e["source"], e.get("steps")) for e in epochs] == [("auto", 1), ("loop", None)]
+
+
+def test_a_keras_fits_steps_are_the_fits(tmp_path: Path) -> None:
+    rec = _recorder(tmp_path)
+    update = wrap_update(lambda self, *a: "applied", rec)
+    rec.begin_epoch(0, "keras", 0)
+    assert update(Optimizer(), [1], [2]) == "applied"
+    rec.end_epoch()
+    epochs = _epochs(tmp_path, rec)
+    assert [e["source"] for e in epochs] == ["keras"] and "epoch_source" not in epochs[0]
+
+
+def test_a_step_function_counts_its_calls_not_its_trace(tmp_path: Path) -> None:
+    rec = _recorder(tmp_path)
+    opt = Optimizer()
+    update = wrap_update(lambda self: None, rec)
+
+    class Function:
+        pass
+
+    def traced_once(self: Any) -> None:  # the update's Python runs while tracing only
+        if not hasattr(self, _OWNER):
+            update(opt)
+
+    call = wrap_function_call(traced_once, rec)
+    fn = Function()
+    for _ in range(5):
+        call(fn)
+    assert [e["steps"] for e in _epochs(tmp_path, rec)] == [5]
+
+
+def test_a_failing_step_switches_the_part_off_and_training_goes_on(tmp_path: Path) -> None:
+    rec = _recorder(tmp_path)
+    update = wrap_update(lambda self: "applied", rec)
+
+    def boom(owner: Any) -> None:
+        raise RuntimeError("broken")
+
+    rec.auto.step = boom  # type: ignore[method-assign]
+    update = wrap_update(lambda self: "applied", rec)
+    assert update(Optimizer()) == "applied" and rec.auto.off
+    assert "automatic epochs" in rec.guard.disabled_parts
+
+
+def test_inference_calls_make_windows_and_a_closing_text(tmp_path: Path) -> None:
+    rec = _recorder(tmp_path, EPOCHWATCH_WINDOW_CALLS="3")
+    for _ in range(7):
+        rec.auto.inference.called("predict", 0.01)
+    assert rec.auto.inference.closing_text().startswith("no training seen: 7 predict calls, RSS ")  # type: ignore[union-attr]
+    epochs = _epochs(tmp_path, rec)
+    assert [e["inference"]["calls"] for e in epochs] == [3, 3, 1]
+    assert all(e["epoch_source"] == "inference_calls" for e in epochs)
+
+
+def test_inference_calls_while_training_are_the_trainings(tmp_path: Path) -> None:
+    rec = _recorder(tmp_path)
+    rec.auto.inference.called("predict", 0.01)
+    rec.auto.step(Optimizer())
+    rec.auto.inference.called("evaluate", 0.01)
+    assert rec.auto.inference.closing_text() is None
+    epochs = _epochs(tmp_path, rec)
+    # The call before the first step was the training's (a model called before its update).
+    assert [e["epoch_source"] for e in epochs] == ["window_steps"]
+
+
+def test_an_inference_runs_memory_and_slowdown_findings_get_the_inference_fixes() -> None:
+    from epochwatch.analysis.findings import Finding
+    from epochwatch.analysis.inference_advice import adapt
+
+    found = [
+        Finding("host_memory_growth", "warning", "grows", hint="training advice"),
+        Finding("disk_growth", "info", "t"),
+    ]
+    inference = [{"epoch_source": "inference_calls"}]
+    adapted = list(adapt(found, inference))
+    assert "model(x, training=False)" in adapted[0].hint and adapted[1] == found[1]
+    assert list(adapt(found, [{"epoch_source": "data_pass"}])) == found
+
+
+def test_a_call_before_training_never_starts_the_run(tmp_path: Path) -> None:
+    rec = _recorder(tmp_path)
+    rec.auto.inference.called("__call__", 0.01)  # e.g. a model built by calling it, then fit
+    assert not rec.started
+    rec.begin_epoch(0, "keras", 0)
+    rec.auto.inference.called("evaluate", 0.01)  # the fit's validation
+    rec.end_epoch()
+    epochs = _epochs(tmp_path, rec)
+    assert [e["source"] for e in epochs] == ["keras"] and rec.auto.inference.closing_text() is None
