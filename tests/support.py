@@ -15,6 +15,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,17 @@ class KeepEverything(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.kept.append(np.full(3_000_000, float(epoch)))  # 24 MB an epoch, never freed
 """
+
+# Thirty epochs of that leak: one run that the detection and the console tests both read
+# (the `leak_run` fixture). The line after fit shows what stderr said while it trained.
+LEAK_30 = (
+    TINY_KERAS
+    + KEEP_EVERYTHING
+    + """
+model.fit(x, y, epochs=30, batch_size=64, verbose=0, callbacks=[KeepEverything()])
+print("FIT RETURNED", file=sys.stderr, flush=True)
+"""
+)
 
 
 def child_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -137,6 +149,18 @@ def analyze_records(records: list[dict[str, Any]], kind: str | None = None) -> l
     for r in records:
         run.add(r)
     return [f for f in analyze(run) if kind is None or f.kind == kind]
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """A script that ran to its end: its working directory (traces under `root/traces`)
+    and its finished process."""
+
+    root: Path
+    proc: subprocess.CompletedProcess[str]
+
+    def records(self) -> list[dict[str, Any]]:
+        return read_single_trace(self.root)
 
 
 def trace_files(tmp_path: Path) -> list[Path]:

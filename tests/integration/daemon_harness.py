@@ -25,6 +25,7 @@ import orjson
 
 from epochwatch.trace.reader import iter_records
 from tests.support import REPO, TF_ENV
+from tests.support import wait_until as wait_until  # kept here for the daemon tests that import it
 
 PY = sys.executable
 
@@ -254,12 +255,3 @@ def wait_for_line(proc: subprocess.Popen[str], prefix: str, timeout: float = 30.
         if line.startswith(prefix):
             return line
     raise AssertionError(f"no {prefix!r} line within {timeout} s")
-
-
-def wait_until(cond: Any, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not met within {timeout} s")

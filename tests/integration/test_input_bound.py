@@ -13,7 +13,7 @@ from typing import Any
 
 from epochwatch.analysis.engine import analyze
 from epochwatch.analysis.run import load_run
-from tests.support import child_env, of_type, read_single_trace, run_python, trace_files
+from tests.support import of_type, private_env, read_single_trace, run_python, trace_files
 
 PRELUDE = """
 import time
@@ -99,9 +99,7 @@ heavy().fit(ds.with_options(options), epochs=5, verbose=0)
 
 
 def _run(code: str, tmp_path: Path) -> list[dict[str, Any]]:
-    private_tmp = tmp_path / "tmp"  # the temp dir is watched by default: keep other tests' files out
-    private_tmp.mkdir(exist_ok=True)
-    run_python(code, tmp_path, env=child_env(tmp_path, TMPDIR=str(private_tmp)))
+    run_python(code, tmp_path, env=private_env(tmp_path))
     return read_single_trace(tmp_path)
 
 
@@ -200,9 +198,7 @@ def test_the_hook_keeps_no_iterator_keras_has_dropped(tmp_path: Path) -> None:
     """Keras holds two tf.data iterators at an epoch's end (the epoch's and the next); an
     iterator the hook kept beyond that was torn down later, idle, for up to a second on
     the training thread. Input timing still reads the epoch's iterator."""
-    private_tmp = tmp_path / "tmp"
-    private_tmp.mkdir()
-    proc = run_python(ITERATORS_ALIVE, tmp_path, env=child_env(tmp_path, TMPDIR=str(private_tmp)))
+    proc = run_python(ITERATORS_ALIVE, tmp_path, env=private_env(tmp_path))
     assert "LIVE 2" in proc.stdout, proc.stdout
     assert any(source == "tf.data" for _, source in _waits(read_single_trace(tmp_path)))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support import child_env, of_type, read_single_trace, run_python
+from tests.support import of_type, private_env, read_single_trace, run_python
 
 LOOP = """
 import gc
@@ -33,9 +33,7 @@ for n in range(25):
 
 
 def _run(tmp_path: Path, clear: bool) -> list[dict]:
-    private_tmp = tmp_path / "tmp"
-    private_tmp.mkdir(exist_ok=True)
-    run_python(LOOP.format(clear=clear), tmp_path, env=child_env(tmp_path, TMPDIR=str(private_tmp)))
+    run_python(LOOP.format(clear=clear), tmp_path, env=private_env(tmp_path))
     return read_single_trace(tmp_path)
 
 

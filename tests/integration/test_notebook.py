@@ -14,34 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import child_env
+from tests.support import KEEP_EVERYTHING, TINY_KERAS, child_env
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
 CELLS = [
-    """
-import epochwatch.hook
-from epochwatch import hook
-import numpy as np
-import keras
-
-np.random.seed(0)
-x = np.random.rand(256, 8).astype("float32")
-y = x.sum(axis=1, keepdims=True)
-model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
-model.compile("adam", "mse")
-""",
+    TINY_KERAS + "from epochwatch import hook\n",
     "model.fit(x, y, epochs=3, batch_size=64, verbose=0);",
-    """
-class KeepEverything(keras.callbacks.Callback):
-    kept = []
-    def on_epoch_end(self, epoch, logs=None):
-        self.kept.append(np.full(3_000_000, float(epoch)))  # 24 MB a epoch, never freed
-
-model.fit(x, y, epochs=30, batch_size=64, verbose=0, callbacks=[KeepEverything()]);
-""",
+    KEEP_EVERYTHING + "model.fit(x, y, epochs=30, batch_size=64, verbose=0, callbacks=[KeepEverything()]);\n",
     """
 found = hook.findings()
 print("KINDS", sorted({f["kind"] for f in found}), sorted(found[0]) if found else None)
