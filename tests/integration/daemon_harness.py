@@ -200,6 +200,8 @@ class RawClient:
 
 
 # A training process without TensorFlow: the real SocketSink (via open_sink), epochs on a timer.
+# With FAKE_HOLD_AFTER=n and FAKE_HOLD_UNTIL=path it stops after epoch n until that path exists:
+# a test acts between two epochs however slow the machine is.
 FAKE_RUN = r"""
 import os, sys, time
 from epochwatch.trace import schema
@@ -218,6 +220,9 @@ for n in range(epochs):
     sink.write(schema.record("epoch", run, epoch=n, start=t0, end=time.time(), seconds=period,
                              metrics={"loss": 1.0 / (n + 1)}))
     print("EPOCH", n, flush=True)
+    if n == int(os.environ.get("FAKE_HOLD_AFTER", "-1")):  # until the test lets it go on
+        while not os.path.exists(os.environ["FAKE_HOLD_UNTIL"]):
+            time.sleep(0.01)
 if end == "hang":
     time.sleep(3600)
 sink.write(schema.record("run_end", run, ended="completed", epochs=epochs))
