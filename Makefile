@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 DEMO   ?= demo-run
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test test-fast lint bench clean
 
 # One stamp per pyproject change: a fresh clone installs everything, a second run installs nothing.
 $(VENV)/.installed: pyproject.toml
@@ -25,8 +25,13 @@ demo: setup
 	TF_CPP_MIN_LOG_LEVEL=2 EPOCHWATCH_DIR=$(DEMO)/traces $(PY) examples/demo_train.py --workdir $(DEMO)
 	$(VENV)/bin/epochwatch report $(DEMO)/traces
 
+# The whole suite: the README's command and CI's.
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# The inner loop: everything but the tests marked `slow` (long training, the soak, multi-process jobs).
+test-fast: setup
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check epochwatch tests bench examples

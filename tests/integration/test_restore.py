@@ -22,7 +22,8 @@ from epochwatch.analysis.run import load_run
 from epochwatch.trace.reader import iter_records
 from tests.support import child_env, of_type, run_python, trace_files
 
-pytestmark = pytest.mark.slow
+# One parent run for the whole module (the `runs` fixture): under xdist, one worker runs them all.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("restore")]
 
 RESTORE_KINDS = set(restore_analysis.KINDS)
 
