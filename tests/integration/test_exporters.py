@@ -72,6 +72,7 @@ def _scalars(logdir: Path) -> set[str]:
     return tags
 
 
+@pytest.mark.slow  # W&B and MLflow imported beside TF
 def test_a_leak_reaches_tensorboard_wandb_and_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # the local file store is what we test against
     env = child_env(tmp_path, WANDB_MODE="offline", WANDB_SILENT="true", XDG_CACHE_HOME=str(tmp_path / "c"))

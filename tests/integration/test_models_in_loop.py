@@ -11,7 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.support import of_type, private_env, read_single_trace, run_python
+
+pytestmark = pytest.mark.slow  # 25 models built and fitted per run, two runs
 
 LOOP = """
 import gc

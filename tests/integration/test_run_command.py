@@ -7,6 +7,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tests.support import child_env, of_type, read_single_trace, trace_files
 
 SCRIPT = """
@@ -28,6 +30,7 @@ def _shape(records: list[dict]) -> tuple[list[str], list[list[str]]]:
     return types, epoch_keys
 
 
+@pytest.mark.slow  # two trained runs to compare, and a third interpreter
 def test_run_matches_import_hook_and_passes_exit_code_and_output(tmp_path: Path) -> None:
     (tmp_path / "train.py").write_text(textwrap.dedent(SCRIPT))
     site = tmp_path / "site"
