@@ -121,7 +121,12 @@ class DaemonProc:
         return self.state / "traces"
 
     def trace(self, run_id: str) -> list[dict[str, Any]]:
-        return list(iter_records(self.traces / f"{run_id}.jsonl"))
+        """The run's records so far. A trace the daemon has created but not yet written to
+        reads as no records (a test polling it on a slow machine can see it so)."""
+        path = self.traces / f"{run_id}.jsonl"
+        if path.stat().st_size == 0:
+            return []
+        return list(iter_records(path))
 
     def trace_files(self) -> list[Path]:
         return sorted(self.traces.glob("*.jsonl"))
