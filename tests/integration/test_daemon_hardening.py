@@ -175,7 +175,7 @@ def test_a_stalled_daemon_and_the_hooks_takeover_write_no_epoch_twice(tmp_path: 
         )
         try:
             wait_for_line(proc, "EPOCH 2")
-            wait_until(lambda: 2 in _epochs_of(d.trace("fake-run")), timeout=10.0, what="epoch 2 written")
+            wait_until(lambda: 2 in _epochs_of(d.trace("fake-run")), timeout=30.0, what="epoch 2 written")
             d.send_signal(signal.SIGSTOP)
             go.touch()
             try:
@@ -183,7 +183,7 @@ def test_a_stalled_daemon_and_the_hooks_takeover_write_no_epoch_twice(tmp_path: 
             finally:
                 d.send_signal(signal.SIGCONT)
             assert proc.returncode == 0
-            wait_until(lambda: "run fake-run ended" in d.log(), timeout=15.0, what="the run's end")
+            wait_until(lambda: "run fake-run ended" in d.log(), timeout=30.0, what="the run's end")
             daemon_epochs = _epochs_of(d.trace("fake-run"))
             embedded = _epochs_of(list(iter_records(tmp_path / "embedded" / "fake-run.jsonl")))
             assert sorted(daemon_epochs + embedded) == list(range(10))  # each exactly once
