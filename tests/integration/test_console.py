@@ -14,8 +14,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 from tests.integration.daemon_harness import DaemonProc, base_env
 from tests.support import LEAK_30, FinishedRun, child_env, run_python, trace_files
 
@@ -28,7 +26,6 @@ def _ours(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("epochwatch:")]
 
 
-@pytest.mark.xdist_group("leak_run")  # one worker runs the shared leak_run
 def test_a_leak_is_said_once_while_training_and_the_end_names_the_trace(leak_run: FinishedRun) -> None:
     proc = leak_run.proc  # tests.support.LEAK_30, shared with test_detection_tf
     lines = proc.stderr.splitlines()

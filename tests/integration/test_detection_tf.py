@@ -12,8 +12,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from epochwatch.analysis.engine import analyze
 from epochwatch.analysis.run import load_run
 from tests.support import (
@@ -80,7 +78,6 @@ def _offline(tmp_path: Path) -> set[tuple[str, str | None, int | None]]:
     return {(f.kind, f.target, f.epoch) for f in analyze(load_run(path))}
 
 
-@pytest.mark.xdist_group("leak_run")  # one worker runs the shared leak_run
 def test_host_memory_growth_from_a_callback_that_keeps_arrays(leak_run: FinishedRun) -> None:
     records = leak_run.records()  # tests.support.LEAK_30, shared with test_console
     online = _online(records)

@@ -37,7 +37,8 @@ for n in range(25):
 
 
 def _run(tmp_path: Path, clear: bool) -> list[dict]:
-    run_python(LOOP.format(clear=clear), tmp_path, env=private_env(tmp_path))
+    # 25 models built: on a loaded 2-core machine the default 300 s was seen to run out
+    run_python(LOOP.format(clear=clear), tmp_path, env=private_env(tmp_path), timeout=590)
     return read_single_trace(tmp_path)
 
 

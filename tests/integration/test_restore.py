@@ -22,8 +22,7 @@ from epochwatch.analysis.run import load_run
 from epochwatch.trace.reader import iter_records
 from tests.support import child_env, of_type, run_python, trace_files
 
-# One parent run for the whole module (the `runs` fixture): under xdist, one worker runs them all.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("restore")]
+pytestmark = pytest.mark.slow
 
 RESTORE_KINDS = set(restore_analysis.KINDS)
 
