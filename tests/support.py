@@ -142,6 +142,17 @@ def wait_until(cond: Callable[[], Any], timeout: float = 10.0, what: str = "cond
     raise AssertionError(f"{what} not met within {timeout} s")
 
 
+def metric_samples(text: str) -> dict[str, list[Any]]:
+    """Prometheus exposition text, read with prometheus-client's own parser: samples by name."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, list[Any]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out.setdefault(sample.name, []).append(sample)
+    return out
+
+
 def analyze_records(records: list[dict[str, Any]], kind: str | None = None) -> list[Finding]:
     """The offline analysis of `records` as one run (what `epochwatch report` finds), of
     one `kind` when given."""
