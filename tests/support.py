@@ -17,12 +17,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from epochwatch.analysis.engine import analyze
-from epochwatch.analysis.findings import Finding
-from epochwatch.analysis.run import Run
 from epochwatch.trace.reader import iter_records
+
+if TYPE_CHECKING:
+    from epochwatch.analysis.findings import Finding
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -156,6 +156,9 @@ def metric_samples(text: str) -> dict[str, list[Any]]:
 def analyze_records(records: list[dict[str, Any]], kind: str | None = None) -> list[Finding]:
     """The offline analysis of `records` as one run (what `epochwatch report` finds), of
     one `kind` when given."""
+    from epochwatch.analysis.engine import analyze  # here: the daemon tests need no analysis
+    from epochwatch.analysis.run import Run
+
     run = Run("t")
     for r in records:
         run.add(r)
