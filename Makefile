@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 DEMO   ?= demo-run
 
-.PHONY: setup demo test lint bench clean promtool
+.PHONY: setup demo test test-fast lint bench clean promtool
 
 # Two stamps, each redone when pyproject.toml changes: the demo needs epochwatch and CPU TensorFlow
 # only (.demo-installed); `make test` adds the dev tools on top (.installed). A second run installs
@@ -40,8 +40,13 @@ promtool:
 	  apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } || \
 	  echo "promtool could not be installed (needs root and apt-get): the Prometheus rule tests skip"
 
+# The whole suite: the README's command and CI's.
 test: setup $(if $(CI),promtool)
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# The inner loop: everything but the tests marked `slow` (long training, the soak, multi-process jobs).
+test-fast: setup
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check epochwatch tests bench examples

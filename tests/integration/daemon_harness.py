@@ -25,6 +25,7 @@ import orjson
 
 from epochwatch.trace.reader import iter_records
 from tests.support import REPO, TF_ENV
+from tests.support import wait_until as wait_until  # kept here for the daemon tests that import it
 
 PY = sys.executable
 
@@ -120,7 +121,12 @@ class DaemonProc:
         return self.state / "traces"
 
     def trace(self, run_id: str) -> list[dict[str, Any]]:
-        return list(iter_records(self.traces / f"{run_id}.jsonl"))
+        """The run's records so far. A trace the daemon has created but not yet written to
+        reads as no records (a test polling it on a slow machine can see it so)."""
+        path = self.traces / f"{run_id}.jsonl"
+        if path.stat().st_size == 0:
+            return []
+        return list(iter_records(path))
 
     def trace_files(self) -> list[Path]:
         return sorted(self.traces.glob("*.jsonl"))
@@ -199,6 +205,8 @@ class RawClient:
 
 
 # A training process without TensorFlow: the real SocketSink (via open_sink), epochs on a timer.
+# With FAKE_HOLD_AFTER=n and FAKE_HOLD_UNTIL=path it stops after epoch n until that path exists:
+# a test acts between two epochs however slow the machine is.
 FAKE_RUN = r"""
 import os, sys, time
 from epochwatch.trace import schema
@@ -217,6 +225,9 @@ for n in range(epochs):
     sink.write(schema.record("epoch", run, epoch=n, start=t0, end=time.time(), seconds=period,
                              metrics={"loss": 1.0 / (n + 1)}))
     print("EPOCH", n, flush=True)
+    if n == int(os.environ.get("FAKE_HOLD_AFTER", "-1")):  # until the test lets it go on
+        while not os.path.exists(os.environ["FAKE_HOLD_UNTIL"]):
+            time.sleep(0.01)
 if end == "hang":
     time.sleep(3600)
 sink.write(schema.record("run_end", run, ended="completed", epochs=epochs))
@@ -254,12 +265,3 @@ def wait_for_line(proc: subprocess.Popen[str], prefix: str, timeout: float = 30.
         if line.startswith(prefix):
             return line
     raise AssertionError(f"no {prefix!r} line within {timeout} s")
-
-
-def wait_until(cond: Any, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not met within {timeout} s")

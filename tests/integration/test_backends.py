@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import child_env, run_python
+from tests.support import child_env, report_json, run_python
 
 NEEDS_JAX = pytest.mark.skipif(
     importlib.util.find_spec("jax") is None or importlib.util.find_spec("keras") is None,
@@ -38,15 +36,7 @@ sys.modules["tensorflow"] = None  # behave as if TensorFlow were not installed: 
 
 def report(traces: Path) -> dict[str, dict[str, Any]]:
     """`epochwatch report --format json` of a directory: run_id -> run."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "epochwatch", "report", str(traces), "--format", "json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=child_env(traces.parent),
-    )
-    assert proc.returncode == 0, proc.stderr
-    return {r["run_id"]: r for r in json.loads(proc.stdout)["runs"]}
+    return {r["run_id"]: r for r in report_json(traces, env=child_env(traces.parent))["runs"]}
 
 
 def kinds(run: dict[str, Any]) -> set[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support import child_env, latest_findings, of_type, read_single_trace, run_python
+from tests.support import latest_findings, of_type, private_env, read_single_trace, run_python
 
 WAITING = """
 import socket, threading, time
@@ -69,14 +69,8 @@ model.fit(x, y, epochs=6, batch_size=32, verbose=0, callbacks=[NewTrainFunction(
 """
 
 
-def _env(tmp_path: Path) -> dict[str, str]:
-    private_tmp = tmp_path / "tmp"  # the temp dir is watched by default: keep other tests' files out
-    private_tmp.mkdir(exist_ok=True)
-    return child_env(tmp_path, TMPDIR=str(private_tmp))
-
-
 def test_a_callback_that_blocks_longer_is_waiting_not_contention(tmp_path: Path) -> None:
-    proc = run_python(WAITING, tmp_path, env=_env(tmp_path))
+    proc = run_python(WAITING, tmp_path, env=private_env(tmp_path))
     records = read_single_trace(tmp_path)
     findings = latest_findings(records)  # raised early (epoch ~7) it may name its cause in an update
     assert [f for f in findings if f["kind"] == "host_contention"] == []
@@ -93,7 +87,7 @@ def test_a_callback_that_blocks_longer_is_waiting_not_contention(tmp_path: Path)
 
 
 def _mirrored(tmp_path: Path, storm: bool) -> list[dict[str, object]]:
-    run_python(MIRRORED.replace("STORM", str(storm)), tmp_path, env=_env(tmp_path))
+    run_python(MIRRORED.replace("STORM", str(storm)), tmp_path, env=private_env(tmp_path))
     records = read_single_trace(tmp_path)
     (fit,) = of_type(records, "fit_start")
     assert fit["distribution"] == {"strategy": "MirroredStrategy", "replicas": 2, "workers": 1}

@@ -16,28 +16,7 @@ import textwrap
 from pathlib import Path
 
 from tests.integration.daemon_harness import DaemonProc, base_env
-from tests.support import child_env, run_python, trace_files
-
-LEAK = """
-import sys
-import epochwatch.hook
-import numpy as np
-import keras
-
-np.random.seed(0)
-x = np.random.rand(256, 8).astype("float32")
-y = x.sum(axis=1, keepdims=True)
-model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
-model.compile("adam", "mse")
-
-class KeepEverything(keras.callbacks.Callback):
-    kept = []
-    def on_epoch_end(self, epoch, logs=None):
-        self.kept.append(np.full(3_000_000, float(epoch)))  # 24 MB a epoch, never freed
-
-model.fit(x, y, epochs=30, batch_size=64, verbose=0, callbacks=[KeepEverything()])
-print("FIT RETURNED", file=sys.stderr, flush=True)
-"""
+from tests.support import LEAK_30, FinishedRun, child_env, run_python, trace_files
 
 FINDING_LINE = re.compile(r"^epochwatch: (warning|critical) host_memory_growth at epoch ([1-9]\d*): .+$")
 
@@ -46,15 +25,14 @@ def _ours(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("epochwatch:")]
 
 
-def test_a_leak_is_said_once_while_training_and_the_end_names_the_trace(tmp_path: Path) -> None:
-    env = child_env(tmp_path, XDG_CACHE_HOME=str(tmp_path / "cache"))
-    proc = run_python(LEAK, tmp_path, env=env)
+def test_a_leak_is_said_once_while_training_and_the_end_names_the_trace(leak_run: FinishedRun) -> None:
+    proc = leak_run.proc  # tests.support.LEAK_30, shared with test_detection_tf
     lines = proc.stderr.splitlines()
     leak = [i for i, line in enumerate(lines) if FINDING_LINE.match(line)]
     assert len(leak) == 1, proc.stderr[-3000:]
     returned = lines.index("FIT RETURNED")
     assert leak[0] < returned  # said while training, not at the end
-    (trace,) = trace_files(tmp_path)
+    (trace,) = trace_files(leak_run.root)
     closing = [line for line in lines[returned:] if line.startswith("epochwatch: 30 epochs")]
     assert len(closing) == 1, proc.stderr[-3000:]
     # The leak, and on a loaded machine perhaps a slowdown the load caused: counted, not said again.
@@ -66,7 +44,7 @@ def test_a_leak_is_said_once_while_training_and_the_end_names_the_trace(tmp_path
 
 def test_quiet_says_nothing(tmp_path: Path) -> None:
     env = child_env(tmp_path, EPOCHWATCH_QUIET="1", XDG_CACHE_HOME=str(tmp_path / "cache"))
-    proc = run_python(LEAK, tmp_path, env=env)
+    proc = run_python(LEAK_30, tmp_path, env=env)
     assert trace_files(tmp_path)  # still traced
     ours = _ours(proc.stderr)
     assert not [line for line in ours if "host_memory_growth" in line or "epochs," in line], ours
@@ -76,7 +54,7 @@ def test_under_a_daemon_its_finding_comes_back_and_the_end_names_its_trace(tmp_p
     d = DaemonProc(tmp_path).start()
     try:
         script = tmp_path / "train.py"
-        script.write_text(textwrap.dedent(LEAK))
+        script.write_text(textwrap.dedent(LEAK_30))
         env = base_env(
             EPOCHWATCH_SOCKET=str(d.socket),
             EPOCHWATCH_DIR=str(tmp_path / "traces"),

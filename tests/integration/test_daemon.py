@@ -278,7 +278,7 @@ def test_daemon_sigkilled_and_restarted_loses_no_record(tmp_path: Path) -> None:
     try:
         wait_for_line(proc, "EPOCH 2")
         d.stop(signal.SIGKILL)
-        time.sleep(0.8)  # the run keeps going and buffers
+        wait_for_line(proc, "EPOCH 4")  # the run keeps going and buffers
         d.start()
         d.wait_log(r"run fake-run taken back")
         rc, out, err = _finish(proc)

@@ -169,17 +169,21 @@ def test_a_stalled_daemon_and_the_hooks_takeover_write_no_epoch_twice(tmp_path: 
     from tests.integration.daemon_harness import start_fake_run, wait_for_line
 
     with running_daemon(tmp_path) as d:
-        proc = start_fake_run(tmp_path, d.socket, epochs=10, period=0.1)
+        go = tmp_path / "go"  # the run holds after epoch 2 until the daemon is stopped
+        proc = start_fake_run(
+            tmp_path, d.socket, epochs=10, period=0.1, FAKE_HOLD_AFTER="2", FAKE_HOLD_UNTIL=str(go)
+        )
         try:
             wait_for_line(proc, "EPOCH 2")
-            wait_until(lambda: 2 in _epochs_of(d.trace("fake-run")), timeout=10.0, what="epoch 2 written")
+            wait_until(lambda: 2 in _epochs_of(d.trace("fake-run")), timeout=30.0, what="epoch 2 written")
             d.send_signal(signal.SIGSTOP)
+            go.touch()
             try:
                 proc.communicate(timeout=60)
             finally:
                 d.send_signal(signal.SIGCONT)
             assert proc.returncode == 0
-            wait_until(lambda: "run fake-run ended" in d.log(), timeout=15.0, what="the run's end")
+            wait_until(lambda: "run fake-run ended" in d.log(), timeout=30.0, what="the run's end")
             daemon_epochs = _epochs_of(d.trace("fake-run"))
             embedded = _epochs_of(list(iter_records(tmp_path / "embedded" / "fake-run.jsonl")))
             assert sorted(daemon_epochs + embedded) == list(range(10))  # each exactly once

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from epochwatch.daemon.metrics import user_name
@@ -27,6 +26,7 @@ from tests.integration.daemon_harness import (
     wait_for_line,
     wait_until,
 )
+from tests.support import metric_samples
 
 
 def free_port() -> int:
@@ -58,12 +58,7 @@ class MetricsDaemon(DaemonProc):
 def scrape(port: int) -> dict[str, list[Sample]]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
         assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/plain")
-        text = resp.read().decode()
-    out: dict[str, list[Sample]] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            out.setdefault(sample.name, []).append(sample)
-    return out
+        return metric_samples(resp.read().decode())
 
 
 def value(samples: dict[str, list[Sample]], name: str, **labels: str) -> float | None:

@@ -100,11 +100,15 @@ def _start_training_as_nobody(base: Path, socket_path: Path) -> subprocess.Popen
 
 
 def _drain(c: RawClient) -> bool:
-    """Read whatever the daemon sent without waiting; False once it closed the connection."""
+    """Read whatever the daemon sent without waiting, into the client's buffer (an ack read
+    here is still there for `wait_ack`: a test process preempted between a send and this
+    read may find the ack already come); False once the daemon closed the connection."""
     try:
         while select.select([c.sock], [], [], 0)[0]:
-            if not c.sock.recv(65536):
+            chunk = c.sock.recv(65536)
+            if not chunk:
                 return False
+            c.buf += chunk
     except OSError:
         return False
     return True

@@ -8,29 +8,21 @@ must show the same episodes. Tiny models: a few seconds of training per run.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-from tests.support import child_env, of_type, read_single_trace, run_python, trace_files
-
-PRELUDE = """
-import time
-import epochwatch.hook
-import numpy as np
-import keras
-
-np.random.seed(0)
-x = np.random.rand(256, 8).astype("float32")
-y = x.sum(axis=1, keepdims=True)
-model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
-model.compile("adam", "mse")
-"""
+from tests.support import (
+    TINY_KERAS,
+    of_type,
+    private_env,
+    read_single_trace,
+    report_json,
+    run_python,
+    trace_files,
+)
 
 LEAK_10 = (
-    PRELUDE
+    TINY_KERAS
     + """
 class Keep(keras.callbacks.Callback):
     kept = []
@@ -42,7 +34,7 @@ model.fit(x, y, epochs=10, batch_size=64, verbose=0, callbacks=[Keep()])
 )
 
 STEP_15 = (
-    PRELUDE
+    TINY_KERAS
     + """
 class SlowFrom5(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
@@ -55,7 +47,7 @@ model.fit(x, y, epochs=15, batch_size=8, verbose=0, callbacks=[SlowFrom5()])
 )
 
 EPISODE = (
-    PRELUDE
+    TINY_KERAS
     + """
 import gc
 
@@ -96,13 +88,7 @@ model.fit(x, y, epochs=3, batch_size=8, verbose=0, callbacks=[KeepPerStep()])  #
 
 
 def healthy(epochs: int) -> str:
-    return PRELUDE + f"model.fit(x, y, epochs={epochs}, batch_size=64, validation_split=0.25, verbose=0)\n"
-
-
-def _env(tmp_path: Path) -> dict[str, str]:
-    private_tmp = tmp_path / "tmp"
-    private_tmp.mkdir(exist_ok=True)
-    return child_env(tmp_path, TMPDIR=str(private_tmp))
+    return TINY_KERAS + f"model.fit(x, y, epochs={epochs}, batch_size=64, validation_split=0.25, verbose=0)\n"
 
 
 def _before_run_end(records: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -112,21 +98,8 @@ def _before_run_end(records: list[dict[str, Any]], kind: str) -> list[dict[str, 
     return [r for r in records[:-1] if r["type"] in ("finding", "finding_update") and r["kind"] == kind]
 
 
-def _report(path: Path) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, "-m", "epochwatch", "report", "--format", "json", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr
-    report: dict[str, Any] = json.loads(out.stdout)
-    return report
-
-
 def test_ten_epoch_leak_is_found_while_it_trains(tmp_path: Path) -> None:
-    run_python(LEAK_10, tmp_path, env=_env(tmp_path))
+    run_python(LEAK_10, tmp_path, env=private_env(tmp_path))
     records = read_single_trace(tmp_path)
     found = _before_run_end(records, "host_memory_growth")
     assert found, of_type(records, "finding")
@@ -135,12 +108,12 @@ def test_ten_epoch_leak_is_found_while_it_trains(tmp_path: Path) -> None:
     assert 30e6 < first["evidence"]["slope_per_epoch"] < 50e6
     assert first["severity"] in ("warning", "critical")
     (path,) = trace_files(tmp_path)
-    kinds = {f["kind"] for f in _report(path)["runs"][0]["findings"]}
+    kinds = {f["kind"] for f in report_json(path)["runs"][0]["findings"]}
     assert "host_memory_growth" in kinds
 
 
 def test_leak_inside_long_epochs_is_found_before_the_run_ends(tmp_path: Path) -> None:
-    run_python(LONG_EPOCHS, tmp_path, env=_env(tmp_path))
+    run_python(LONG_EPOCHS, tmp_path, env=private_env(tmp_path))
     records = read_single_trace(tmp_path)
     intervals = of_type(records, "interval")
     assert len(intervals) >= 6, len(intervals)
@@ -155,7 +128,7 @@ def test_leak_inside_long_epochs_is_found_before_the_run_ends(tmp_path: Path) ->
 
 
 def test_step_change_is_a_slowdown_with_its_onset(tmp_path: Path) -> None:
-    run_python(STEP_15, tmp_path, env=_env(tmp_path))
+    run_python(STEP_15, tmp_path, env=private_env(tmp_path))
     records = read_single_trace(tmp_path)
     found = _before_run_end(records, "slowdown")
     assert found, of_type(records, "finding")
@@ -167,7 +140,7 @@ def test_step_change_is_a_slowdown_with_its_onset(tmp_path: Path) -> None:
 
 
 def test_a_leak_that_grows_is_updated_and_one_that_ends_says_so(tmp_path: Path) -> None:
-    run_python(EPISODE, tmp_path, env=_env(tmp_path))
+    run_python(EPISODE, tmp_path, env=private_env(tmp_path))
     records = read_single_trace(tmp_path)
     found = _before_run_end(records, "host_memory_growth")
     assert len(found) >= 3, found  # first report, at least one update, the end
@@ -181,7 +154,7 @@ def test_a_leak_that_grows_is_updated_and_one_that_ends_says_so(tmp_path: Path) 
         last["ended_epoch"] >= 12 and f"recovered at epoch {last['ended_epoch'] + 1}" in last["title"]
     )  # 1-based in text
     (path,) = trace_files(tmp_path)
-    (reported,) = [f for f in _report(path)["runs"][0]["findings"] if f["kind"] == "host_memory_growth"]
+    (reported,) = [f for f in report_json(path)["runs"][0]["findings"] if f["kind"] == "host_memory_growth"]
     assert reported["ended_epoch"] == last["ended_epoch"] and "recovered at epoch" in reported["title"]
     assert reported["update"] >= 2
 
@@ -190,10 +163,10 @@ def test_healthy_short_fits_get_no_warning(tmp_path: Path) -> None:
     for epochs in (8, 2):
         out = tmp_path / f"e{epochs}"
         out.mkdir()
-        run_python(healthy(epochs), out, env=_env(out))
+        run_python(healthy(epochs), out, env=private_env(out))
         records = read_single_trace(out)
         assert len(of_type(records, "epoch")) == epochs
         loud = [f for f in of_type(records, "finding") if f["severity"] != "info"]
         assert loud == [], loud
         (path,) = trace_files(out)
-        assert [f for f in _report(path)["runs"][0]["findings"] if f["severity"] != "info"] == []
+        assert [f for f in report_json(path)["runs"][0]["findings"] if f["severity"] != "info"] == []

@@ -9,42 +9,24 @@ same trace. Tiny models, ~0.05 s epochs: a few seconds of training per run.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from epochwatch.analysis.engine import analyze
 from epochwatch.analysis.run import load_run
-from tests.support import child_env, of_type, read_single_trace, run_python, trace_files
-
-KERAS_PRELUDE = """
-import os
-import epochwatch.hook
-import numpy as np
-import keras
-
-np.random.seed(0)
-x = np.random.rand(256, 8).astype("float32")
-y = x.sum(axis=1, keepdims=True)
-model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
-model.compile("adam", "mse")
-"""
-
-LEAK = (
-    KERAS_PRELUDE
-    + """
-class KeepEverything(keras.callbacks.Callback):
-    kept = []
-    def on_epoch_end(self, epoch, logs=None):
-        self.kept.append(np.full(3_000_000, float(epoch)))  # 24 MB a epoch, never freed
-
-model.fit(x, y, epochs=30, batch_size=64, verbose=0, callbacks=[KeepEverything()])
-"""
+from tests.support import (
+    TINY_KERAS,
+    FinishedRun,
+    epochwatch_cli,
+    of_type,
+    private_env,
+    read_single_trace,
+    run_python,
+    trace_files,
 )
 
 DISK = (
-    KERAS_PRELUDE
+    TINY_KERAS
     + """
 out = os.environ["EPOCHWATCH_WATCH"]
 
@@ -58,7 +40,7 @@ model.fit(x, y, epochs=32, batch_size=64, verbose=0, callbacks=[Dump()])
 )
 
 HEALTHY = (
-    KERAS_PRELUDE
+    TINY_KERAS
     + """
 model.fit(x, y, epochs=30, batch_size=64, validation_split=0.25, verbose=0)
 """
@@ -87,12 +69,6 @@ for n in range(12):
 """
 
 
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    private_tmp = tmp_path / "tmp"  # the temp dir is watched by default: keep other tests' files out
-    private_tmp.mkdir(exist_ok=True)
-    return child_env(tmp_path, TMPDIR=str(private_tmp), **extra)
-
-
 def _online(records: list[dict[str, Any]]) -> set[tuple[str, str | None, int | None]]:
     return {(f["kind"], f["target"], f["epoch"]) for f in of_type(records, "finding")}
 
@@ -102,31 +78,24 @@ def _offline(tmp_path: Path) -> set[tuple[str, str | None, int | None]]:
     return {(f.kind, f.target, f.epoch) for f in analyze(load_run(path))}
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "epochwatch", *args], capture_output=True, text=True, timeout=120, check=False
-    )
-
-
-def test_host_memory_growth_from_a_callback_that_keeps_arrays(tmp_path: Path) -> None:
-    run_python(LEAK, tmp_path, env=_env(tmp_path))
-    records = read_single_trace(tmp_path)
+def test_host_memory_growth_from_a_callback_that_keeps_arrays(leak_run: FinishedRun) -> None:
+    records = leak_run.records()  # tests.support.LEAK_30, shared with test_console
     online = _online(records)
     assert any(kind == "host_memory_growth" for kind, _, _ in online), online
-    assert online == _offline(tmp_path)
-    (path,) = trace_files(tmp_path)
-    report = _cli("report", "--format", "json", str(path))
+    assert online == _offline(leak_run.root)
+    (path,) = trace_files(leak_run.root)
+    report = epochwatch_cli("report", "--format", "json", str(path))
     assert report.returncode == 0, report.stderr
     (finding,) = [
         f for f in json.loads(report.stdout)["runs"][0]["findings"] if f["kind"] == "host_memory_growth"
     ]
     assert 20e6 < finding["evidence"]["slope_per_epoch"] < 30e6
     assert "epochs_to_limit" in finding["evidence"]
-    assert _cli("check", str(path)).returncode == 1
+    assert epochwatch_cli("check", str(path)).returncode == 1
 
 
 def test_retrace_storm_names_the_function_and_the_python_float(tmp_path: Path) -> None:
-    run_python(STORM, tmp_path, env=_env(tmp_path))
+    run_python(STORM, tmp_path, env=private_env(tmp_path))
     records = read_single_trace(tmp_path)
     storms = [f for f in of_type(records, "finding") if f["kind"] == "retrace_storm"]
     assert [f["target"] for f in storms] == ["train_step"]
@@ -140,7 +109,7 @@ def test_retrace_storm_names_the_function_and_the_python_float(tmp_path: Path) -
 def test_disk_growth_in_a_watched_directory(tmp_path: Path) -> None:
     out = tmp_path / "dumps"
     out.mkdir()
-    run_python(DISK, tmp_path, env=_env(tmp_path, EPOCHWATCH_WATCH=str(out)))
+    run_python(DISK, tmp_path, env=private_env(tmp_path, EPOCHWATCH_WATCH=str(out)))
     records = read_single_trace(tmp_path)
     grows = [f for f in of_type(records, "finding") if f["kind"] == "disk_growth" and f["target"] == str(out)]
     assert len(grows) == 1, of_type(records, "finding")
@@ -154,13 +123,13 @@ def test_disk_growth_in_a_watched_directory(tmp_path: Path) -> None:
 
 
 def test_healthy_run_gets_no_warning(tmp_path: Path) -> None:
-    run_python(HEALTHY, tmp_path, env=_env(tmp_path))
+    run_python(HEALTHY, tmp_path, env=private_env(tmp_path))
     records = read_single_trace(tmp_path)
     assert len(of_type(records, "epoch")) == 30
     loud = [f for f in of_type(records, "finding") if f["severity"] != "info"]
     assert loud == [], [(f["kind"], f["title"]) for f in loud]
     (path,) = trace_files(tmp_path)
-    check = _cli("check", str(path))
+    check = epochwatch_cli("check", str(path))
     assert check.returncode == 0, check.stdout + check.stderr
-    report = _cli("report", str(path))
+    report = epochwatch_cli("report", str(path))
     assert report.returncode == 0 and "epochs (30" in report.stdout

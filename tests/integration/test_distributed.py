@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import child_env
+from tests.support import child_env, epochwatch_cli, report_json
 
 WORKER = Path(__file__).with_name("mwms_worker.py")
 EPOCHS, STEPS, SLOW_FROM, DELAY = 6, 15, 3, 0.015
@@ -67,26 +67,11 @@ def _run_job(tmp_path: Path, slow_from: int, mode: str = "loop") -> Path:
 
 
 def _report(traces: Path) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "epochwatch", "report", str(traces), "--format", "json"],
-        env=child_env(traces.parent),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    doc: dict[str, Any] = json.loads(proc.stdout)
-    return doc
+    return report_json(traces, env=child_env(traces.parent))
 
 
 def _check(traces: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "epochwatch", "check", str(traces)],
-        env=child_env(traces.parent),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return epochwatch_cli("check", str(traces), env=child_env(traces.parent))
 
 
 @pytest.mark.slow

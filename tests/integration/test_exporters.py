@@ -18,31 +18,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import child_env, run_python
+from tests.support import KEEP_EVERYTHING, TINY_KERAS, child_env, run_python
 
 pytest.importorskip("tensorboard")
 
 HAVE_WANDB = importlib.util.find_spec("wandb") is not None
 HAVE_MLFLOW = importlib.util.find_spec("mlflow") is not None
 
-SCRIPT = """
-import os, sys
-import epochwatch.hook
-import numpy as np
-import keras
-
+SCRIPT = (
+    TINY_KERAS
+    + KEEP_EVERYTHING
+    + """
 use_wandb, use_mlflow, epochs = sys.argv[1] == "1", sys.argv[2] == "1", int(sys.argv[3])
-np.random.seed(0)
-x = np.random.rand(256, 8).astype("float32")
-y = x.sum(axis=1, keepdims=True)
-model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
-model.compile("adam", "mse")
-
-class KeepEverything(keras.callbacks.Callback):
-    kept = []
-    def on_epoch_end(self, epoch, logs=None):
-        self.kept.append(np.full(3_000_000, float(epoch)))  # 24 MB a epoch, never freed
-
 if use_wandb:
     import wandb
     wandb.init(project="ew", dir=os.getcwd(), mode="offline")
@@ -60,6 +47,7 @@ if use_wandb:  # what the run's summary holds, read back through W&B's own API
     open("wandb_summary.json", "w").write(__import__("json").dumps(summary))
     wandb.finish()
 """
+)
 
 
 def _texts(logdir: Path) -> dict[str, list[str]]:
@@ -133,6 +121,7 @@ def _grows(values: list[float]) -> bool:
     return len(values) == 30 and values[-1] - values[0] > 300  # MiB: 24 MB an epoch, kept
 
 
+@pytest.mark.slow  # W&B and MLflow imported beside TF
 def test_a_leak_reaches_tensorboard_wandb_and_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # the local file store is what we test against
     env = child_env(tmp_path, WANDB_MODE="offline", WANDB_SILENT="true", XDG_CACHE_HOME=str(tmp_path / "c"))

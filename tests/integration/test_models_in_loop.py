@@ -11,7 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support import child_env, of_type, read_single_trace, run_python
+import pytest
+
+from tests.support import of_type, private_env, read_single_trace, run_python
+
+pytestmark = pytest.mark.slow  # 25 models built and fitted per run, two runs
 
 LOOP = """
 import gc
@@ -33,9 +37,8 @@ for n in range(25):
 
 
 def _run(tmp_path: Path, clear: bool) -> list[dict]:
-    private_tmp = tmp_path / "tmp"
-    private_tmp.mkdir(exist_ok=True)
-    run_python(LOOP.format(clear=clear), tmp_path, env=child_env(tmp_path, TMPDIR=str(private_tmp)))
+    # 25 models built: on a loaded 2-core machine the default 300 s was seen to run out
+    run_python(LOOP.format(clear=clear), tmp_path, env=private_env(tmp_path), timeout=590)
     return read_single_trace(tmp_path)
 
 

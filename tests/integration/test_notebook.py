@@ -76,6 +76,7 @@ def _stream(cell: dict, marker: str) -> str:
     raise AssertionError(f"no {marker} line in {cell.get('outputs')}")
 
 
+@pytest.mark.slow  # a Jupyter kernel with TF, two fits
 def test_notebook_fits_are_runs_named_after_it_and_findings_show(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from epochwatch.cli.base import UsageError
@@ -43,6 +42,7 @@ from epochwatch.daemon.takeback import read_tail, take_back
 from epochwatch.identity import identity
 from epochwatch.trace.reader import iter_records
 from tests.support import REPO
+from tests.support import metric_samples as parse
 
 GIB = 1 << 30
 PEER = {"pid": 1, "uid": 0, "gid": 0}
@@ -85,14 +85,6 @@ def scrape(collector: DaemonCollector) -> dict[str, list[Sample]]:
     registry = CollectorRegistry()
     registry.register(collector)
     return parse(generate_latest(registry).decode())
-
-
-def parse(text: str) -> dict[str, list[Sample]]:
-    out: dict[str, list[Sample]] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            out.setdefault(sample.name, []).append(sample)
-    return out
 
 
 def one(samples: dict[str, list[Sample]], name: str, **labels: str) -> float:

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from bench import synthetic as syn
-from epochwatch.analysis.engine import analyze
-from epochwatch.analysis.findings import Finding
-from epochwatch.analysis.run import Run
+from tests.support import analyze_records
 
 MIB = syn.MIB
 
 
-def _analyze(records: list[dict[str, Any]]) -> list[Finding]:
-    run = Run("t")
-    for r in records:
-        run.add(r)
-    return [f for f in analyze(run) if f.kind == "disk_growth"]
+_analyze = partial(analyze_records, kind="disk_growth")
 
 
 def test_growing_checkpoint_dir_projects_from_free_space_measured_here(tmp_path: Path) -> None:

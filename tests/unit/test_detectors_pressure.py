@@ -6,18 +6,9 @@ import random
 from typing import Any
 
 from bench import synthetic as syn
-from epochwatch.analysis.engine import analyze
-from epochwatch.analysis.findings import Finding
-from epochwatch.analysis.run import Run
+from tests.support import analyze_records as _analyze
 
 GIB, MIB = syn.GIB, syn.MIB
-
-
-def _analyze(records: list[dict[str, Any]], kind: str) -> list[Finding]:
-    run = Run("t")
-    for r in records:
-        run.add(r)
-    return [f for f in analyze(run) if f.kind == kind]
 
 
 def test_process_swapped_out() -> None:

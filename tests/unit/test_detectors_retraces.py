@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from bench import synthetic as syn
 from epochwatch.analysis.detectors.retraces import hint_for
-from epochwatch.analysis.engine import analyze
-from epochwatch.analysis.findings import Finding
-from epochwatch.analysis.run import Run
+from tests.support import analyze_records
 
-
-def _analyze(records: list[dict[str, Any]]) -> list[Finding]:
-    run = Run("t")
-    for r in records:
-        run.add(r)
-    return [f for f in analyze(run) if f.kind == "retrace_storm"]
+_analyze = partial(analyze_records, kind="retrace_storm")
 
 
 def _retraces(functions: dict[str, Any], build: float = 0.0) -> dict[str, Any]:
