@@ -7,7 +7,9 @@ all of them one user (uid 65534), in one forked process:
 - 40 hold an unfinished 1 MB line each (reconnecting when dropped);
 - 40 send 2 MiB lines again and again (each costs a connection);
 - 40 flood findings: 60 kB ones (held, up to a cap) and 900 kB ones (refused);
-- 30 send watch records with 60 kB paths that do not exist (pending watches);
+- 20 send watch records with 60 kB paths that do not exist (pending watches);
+- 10 send restore records naming the traces of the flooding runs as parents (a parent
+  load: read on its own thread, as the user, in bounded memory);
 
 while the training runs as uid 65533 and a third process, also uid 65533, asks `status`
 every 0.5 s. Held to: the daemon's RSS under the unit's MemoryMax (512M), every status
@@ -21,9 +23,6 @@ import contextlib
 import os
 import shutil
 import socket
-import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -33,10 +32,10 @@ import psutil
 import pytest
 
 from epochwatch.trace.client import DaemonUnavailable, query_status
-from tests.integration.daemon_harness import base_env, running_daemon, wait_until
+from tests.integration.daemon_harness import running_daemon, wait_until
 from tests.integration.other_user import NOBODY, drop_to, shared_tmp
 from tests.integration.test_daemon_bounds import as_nobody
-from tests.integration.test_daemon_soak import AS_USER, TRAIN
+from tests.integration.test_daemon_soak import start_training_as
 
 pytestmark = [
     pytest.mark.slow,
@@ -49,24 +48,7 @@ EPOCHS = 20
 MEMORY_MAX_MB = 512.0  # systemd/epochwatch.service
 STATUS_WITHIN = 1.0
 CONFIG = None  # the shipped limits (64 runs per uid: the other 86 clients are refused, again and again)
-KINDS = ["unfinished"] * 40 + ["oversized"] * 40 + ["findings"] * 40 + ["watches"] * 30
-
-
-def _start_training(base: Path, socket_path: Path) -> subprocess.Popen[str]:
-    work = base / "train"
-    work.mkdir()
-    os.chown(work, TRAINER, TRAINER)
-    script = work / "train.py"
-    script.write_text(textwrap.dedent(TRAIN))
-    env = base_env(
-        EPOCHWATCH_SOCKET=str(socket_path),
-        EPOCHWATCH_DIR=str(work / "embedded"),
-        HOLD=str(base / "hold"),
-        HOME=str(work),
-    )
-    cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c", AS_USER.format(uid=TRAINER), "sh"]
-    cmd += [sys.executable, str(script), str(EPOCHS), "2.0"]
-    return subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+KINDS = ["unfinished"] * 40 + ["oversized"] * 40 + ["findings"] * 40 + ["watches"] * 20 + ["parents"] * 10
 
 
 def _line(seq: int, type_: str, **fields: Any) -> bytes:
@@ -85,6 +67,11 @@ def _payload(kind: str, seq: int) -> bytes:
     if kind == "findings":
         size = 900_000 if seq % 2 else 60_000
         return _line(seq, "finding", kind=f"k{seq}", severity="warning", title="f" * size)
+    if kind == "parents":  # a flooding run of the same user as the parent, a new one each turn
+        parent = f"findings-{80 + seq % 40}"
+        return _line(
+            seq, "restore", path="/x/ckpt.keras", parent={"trace": f"/x/{parent}.jsonl", "run_id": parent}
+        )
     return _line(seq, "watch", path="/nonexistent/" + "w" * 60_000 + str(seq), role="data")
 
 
@@ -180,7 +167,7 @@ def test_soak_150_hostile_clients_next_to_another_users_keras_run(tmp_path: Path
     with shared_tmp() as base, running_daemon(tmp_path, config=CONFIG) as d:
         assert d.proc is not None
         daemon = psutil.Process(d.proc.pid)
-        training = _start_training(base, d.socket)
+        training = start_training_as(base, d.socket, TRAINER, EPOCHS, 2.0)
         hostile_pid, hostile_out = _fork(lambda: as_nobody(_hostile, str(d.socket), SOAK_SECONDS))
         status_pid, status_out = _fork(_status_as_trainer, str(d.socket), SOAK_SECONDS)
         rss_peak = 0

@@ -82,10 +82,13 @@ exec setpriv --reuid {uid} --regid {uid} --clear-groups "$@"
 """
 
 
-def _start_training_as_nobody(base: Path, socket_path: Path) -> subprocess.Popen[str]:
+def start_training_as(
+    base: Path, socket_path: Path, uid: int = NOBODY, epochs: int = EPOCHS, pause: float = 0.5
+) -> subprocess.Popen[str]:
+    """TRAIN as `uid` in a private mount namespace, attached to the daemon at `socket_path`."""
     work = base / "train"
     work.mkdir()
-    os.chown(work, NOBODY, NOBODY)
+    os.chown(work, uid, uid)
     script = work / "train.py"
     script.write_text(textwrap.dedent(TRAIN))
     env = base_env(
@@ -94,8 +97,8 @@ def _start_training_as_nobody(base: Path, socket_path: Path) -> subprocess.Popen
         HOLD=str(base / "hold"),
         HOME=str(work),
     )
-    cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c", AS_USER.format(uid=NOBODY), "sh"]
-    cmd += [sys.executable, str(script), str(EPOCHS), "0.5"]
+    cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c", AS_USER.format(uid=uid), "sh"]
+    cmd += [sys.executable, str(script), str(epochs), str(pause)]
     return subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -120,7 +123,7 @@ def test_soak_150_clients_one_oversized_one_over_quota_and_a_training_run_as_ano
     with shared_tmp() as base, running_daemon(tmp_path, config=CONFIG) as d:
         assert d.proc is not None
         daemon = psutil.Process(d.proc.pid)
-        training = _start_training_as_nobody(base, d.socket)
+        training = start_training_as(base, d.socket)
         try:
             _soak(d, daemon, training, base)
         finally:
