@@ -18,7 +18,7 @@ from epochwatch.integrations.footprint import hook_bytes
 from epochwatch.integrations.keras_fit import ModelLoop, fit_batch_size, fit_block, user_callbacks
 from epochwatch.integrations.keras_reads import RateReader, StepCounter, number
 from epochwatch.intervals import spread
-from epochwatch.samplers.host import own_rss_bytes
+from epochwatch.samplers.own_rss import own_rss_bytes
 
 if TYPE_CHECKING:
     from epochwatch.recorder import Recorder

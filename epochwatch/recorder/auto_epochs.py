@@ -29,7 +29,7 @@ from typing import Any
 
 from epochwatch import envvars
 from epochwatch.recorder.inference_calls import InferenceCalls
-from epochwatch.samplers.host import own_rss_bytes
+from epochwatch.samplers.own_rss import own_rss_bytes
 from epochwatch.serials import serial_of
 
 SOURCE = "auto"  # the Recorder epochs' `source` for these epochs

@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from epochwatch import envvars
-from epochwatch.samplers.host import own_rss_bytes
+from epochwatch.samplers.own_rss import own_rss_bytes
 
 SOURCE = "auto"
 WINDOW_CALLS = 50

@@ -58,6 +58,6 @@ class IntervalWriter:
 
 
 def _own_rss() -> int | None:
-    from epochwatch.samplers.host import own_rss_bytes
+    from epochwatch.samplers.own_rss import own_rss_bytes
 
     return own_rss_bytes()

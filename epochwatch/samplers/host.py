@@ -44,20 +44,6 @@ _LIMIT_REFRESH_SECONDS = 60.0
 _CGROUP_ROOT = "/sys/fs/cgroup"
 
 
-def own_rss_bytes() -> int | None:
-    """This process's RSS, as cheaply as it can be read (one small /proc read on Linux):
-    the hook reads it for every sub-epoch interval."""
-    try:
-        with open("/proc/self/statm", "rb") as f:
-            return int(f.read().split()[1]) * _PAGE
-    except (OSError, ValueError, IndexError):
-        rss = _try(lambda: psutil.Process().memory_info().rss)
-        return int(rss) if rss is not None else None
-
-
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
 class HostSampler:
     """The `host` block of an epoch record for one process (this one by default).
 
