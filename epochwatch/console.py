@@ -79,6 +79,19 @@ def short_title(title: str, room: int) -> str:
     return f"{what}; {consequence}" if colon and semi else title
 
 
+def where_short(found: Mapping[str, Any]) -> str:
+    """The look inside in a few words for a finding's line: the top place (the report has
+    the rest): '62% in Audit.on_train_batch_end (train.py:12)', 'at train.py:31 Keep.on_epoch_end'."""
+    places = found.get("places") or []
+    top = places[0] if places and isinstance(places[0], Mapping) else None
+    if top is not None and "share" in top:
+        site = f" ({top['site']})" if top.get("site") else ""
+        return f"{round(100 * float(top['share']))}% in {top.get('label')}{site}"
+    if top is not None and top.get("site"):
+        return f"at {top['site']} {top.get('function') or ''}".rstrip()
+    return str(found.get("summary") or "")
+
+
 @dataclass
 class Fit:
     """One run of the process (in a notebook, one fit) and its findings as last reported."""
@@ -198,8 +211,12 @@ class Console:
         head = f"{finding.severity} {finding.kind}{where}{again}: "
         room = LINE_LIMIT - len(PREFIX) - len(head)
         found = where_for(finding.kind, self.current.explains)  # the look inside, if it came first
-        inside = f"; {found['summary']}" if found and found.get("summary") else ""
-        text = short_title(escape(finding.title), room - len(inside)) + inside
+        inside = f"; {escape(where_short(found))}" if found else ""
+        inside = inside if len(inside) <= room // 2 else inside[: room // 2 - 3] + "..."
+        title = short_title(escape(finding.title), room - len(inside))
+        if len(title) > room - len(inside):  # the title gives way: where in the code is the news
+            title = title[: max(0, room - len(inside) - 3)] + "..."
+        text = title + inside
         return one_line(head + text, LINE_LIMIT - len(PREFIX))
 
     def closing_line(self, epochs: int, trace: str | None, unwritten: str | None = None) -> str:
