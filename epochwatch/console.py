@@ -186,7 +186,7 @@ class Console:
         kind, summary = rec.get("explains"), rec.get("summary")
         known = [f for f in self.ledger.findings() if f.kind == kind]
         if known and rec.get("where") and summary and RANK.get(known[0].severity, 0) >= self.level:
-            line = one_line(f"{kind} explained: {summary}", LINE_LIMIT - len(PREFIX))
+            line = self._explained_line(str(kind), where_for(str(kind), self.current.explains) or rec)
             with self._lock:
                 if not any(f.kind == kind for f in self._held):  # else its own line says where
                     self._held_lines.append(line)
@@ -199,25 +199,36 @@ class Console:
             lines, self._held_lines = self._held_lines, []
         for finding in held:
             self._say(self.finding_line(finding))
+            found = where_for(finding.kind, self.current.explains)
+            if found and not self._fits_on_line(finding, found):  # the look inside: its own line
+                self._say(self._explained_line(finding.kind, found))
         for line in lines:
             self._say(line)
 
     def finding_line(self, finding: Finding) -> str:
         """`<severity> <kind> at epoch <n>: <title>`, at most LINE_LIMIT with the prefix; the
-        epoch is the last one ended (Keras' last printed), none before the first."""
+        epoch is the last one ended (Keras' last printed), none before the first. Where the
+        look inside found it follows when it fits whole; else it gets a line of its own."""
+        head, title = self._head(finding), escape(finding.title)
+        room = LINE_LIMIT - len(PREFIX) - len(head)
+        found = where_for(finding.kind, self.current.explains)
+        if found and self._fits_on_line(finding, found):
+            return one_line(head + title + f"; {escape(where_short(found))}", LINE_LIMIT - len(PREFIX))
+        return one_line(head + short_title(title, room), LINE_LIMIT - len(PREFIX))
+
+    def _head(self, finding: Finding) -> str:
         epoch = self.last_epoch  # None: said before any epoch ended (a restore's check, say)
         where = f" at epoch {epoch}" if epoch is not None else ""
         again = " (update)" if finding.update else ""
-        head = f"{finding.severity} {finding.kind}{where}{again}: "
-        room = LINE_LIMIT - len(PREFIX) - len(head)
-        found = where_for(finding.kind, self.current.explains)  # the look inside, if it came first
-        inside = f"; {escape(where_short(found))}" if found else ""
-        inside = inside if len(inside) <= room // 2 else inside[: room // 2 - 3] + "..."
-        title = short_title(escape(finding.title), room - len(inside))
-        if len(title) > room - len(inside):  # the title gives way: where in the code is the news
-            title = title[: max(0, room - len(inside) - 3)] + "..."
-        text = title + inside
-        return one_line(head + text, LINE_LIMIT - len(PREFIX))
+        return f"{finding.severity} {finding.kind}{where}{again}: "
+
+    def _fits_on_line(self, finding: Finding, found: Mapping[str, Any]) -> bool:
+        text = self._head(finding) + escape(finding.title) + f"; {escape(where_short(found))}"
+        return len(PREFIX) + len(text) <= LINE_LIMIT
+
+    @staticmethod
+    def _explained_line(kind: str, found: Mapping[str, Any]) -> str:
+        return one_line(f"{kind} explained: {where_short(found)}", LINE_LIMIT - len(PREFIX))
 
     def closing_line(self, epochs: int, trace: str | None, unwritten: str | None = None) -> str:
         if unwritten and not trace:
