@@ -14,6 +14,7 @@ EPOCHWATCH_TENSORBOARD=0 turns it off; a failure turns it off for the process (t
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -77,7 +78,11 @@ class TensorBoardExport:
         with self._lock:
             if self._logdir is None:
                 return
-            import tensorflow as tf  # already imported by the script: this module installs on it
+            # The script's own TensorFlow (this module installs only once it was imported):
+            # taken from sys.modules, never imported here (only integrations/ imports a framework).
+            tf = sys.modules.get("tensorflow")
+            if tf is None:
+                return
 
             if self._writer is None:
                 self._writer = tf.summary.create_file_writer(self._logdir)
