@@ -4,33 +4,14 @@ retraces, whichever side found a finding and however its episode went on."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from epochwatch.analysis.files import analyze_file
 from epochwatch.analysis.ledger import Ledger
-from epochwatch.daemon.config import Sampling
-from epochwatch.daemon.runsamplers import NvmlHub
 from epochwatch.daemon.session import Session
-from epochwatch.daemon.store import SessionState, TraceFile, prepare_dirs
 from epochwatch.report.summary import summarize
 from epochwatch.top.model import from_status
 from epochwatch.trace.reader import iter_records
 
 PEER = {"pid": 1, "uid": 0, "gid": 0}
-
-
-@pytest.fixture
-def session(tmp_path: Path) -> Iterator[Session]:
-    traces, _ = prepare_dirs(tmp_path)
-    trace = TraceFile.create(traces, "r", uid=os.getuid(), mode=0o640)
-    state = SessionState("r", "h", os.getuid(), os.getgid(), 0, 0.0, 1000.0)
-    s = Session(state, trace, sampling=Sampling(full_rate_seconds=1e9), online=False, hub=NvmlHub())
-    yield s
-    s.trace.close()
 
 
 def test_status_top_metrics_and_the_report_agree(session: Session) -> None:
