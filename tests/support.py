@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from epochwatch.analysis.ledger import Ledger
 from epochwatch.trace.reader import iter_records
+from tests import zygote_client as zygote
 
 if TYPE_CHECKING:
     from epochwatch.analysis.findings import Finding
@@ -93,17 +94,23 @@ def private_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 def run_python(
     code: str, tmp_path: Path, *, env: dict[str, str] | None = None, timeout: float = 300, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    """Run `code` (dedented) as a script file in a fresh interpreter; returns the finished process."""
+    """Run `code` (dedented) as a script file in a fresh interpreter (forked from the
+    suite's TensorFlow zygote where that is the same process: tests/zygote.py); returns
+    the finished process."""
     script = tmp_path / "train_script.py"
     script.write_text(textwrap.dedent(code))
-    proc = subprocess.run(
-        [sys.executable, str(script)],
-        cwd=tmp_path,
-        env=env if env is not None else child_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    env = env if env is not None else child_env(tmp_path)
+    if zygote.can_run(script.read_text(), env):
+        proc = zygote.run(script, cwd=tmp_path, env=env, timeout=timeout)
+    else:
+        proc = subprocess.run(
+            [sys.executable, str(script)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     if check and proc.returncode != 0:
         raise AssertionError(
             f"script exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-8000:]}"

@@ -5,18 +5,21 @@ times, two to four processes side by side (the CPU loaded by the others): the ho
 finished reading what was saved (the hashing thread reads .h5 files with h5py) before any
 library's exit handler runs, so no run ends with h5py's `ObjectID.__dealloc__` errors or a
 segfault. `EPOCHWATCH_EXIT_RUNS` sets how many (default 50, the issue's acceptance).
+
+Each run is forked from the suite's TensorFlow zygote (tests/zygote.py): from the script's
+first line to the interpreter's finalisation it is the process a user runs (the hook,
+h5py and the exit handlers all start in it), without 50 imports of TensorFlow.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from tests import zygote_client as zygote
 from tests.support import child_env
 
 pytestmark = pytest.mark.slow
@@ -55,28 +58,15 @@ def test_scripts_that_save_and_exit_at_once_exit_0(tmp_path: Path) -> None:
     script.write_text(SCRIPT)
     failures: list[str] = []
     for start in range(0, runs, PARALLEL):
-        procs = []
+        children = []
         for i in range(start, min(runs, start + PARALLEL)):
             cwd = tmp_path / f"run{i}"
             cwd.mkdir()
             kind = KINDS[i % len(KINDS)]
             env = child_env(cwd, TMPDIR=str(cwd))
-            procs.append(
-                (
-                    i,
-                    kind,
-                    subprocess.Popen(
-                        [sys.executable, str(script), kind],
-                        cwd=cwd,
-                        env=env,
-                        stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE,
-                        text=True,
-                    ),
-                )
-            )
-        for i, kind, p in procs:
-            _, err = p.communicate(timeout=300)
-            if p.returncode != 0 or "__dealloc__" in err or "decrement id ref count" in err:
-                failures.append(f"run {i} ({kind}): exit {p.returncode}\n{err[-1500:]}")
+            children.append((i, kind, zygote.start([str(script), kind], cwd=cwd, env=env)))
+        for i, kind, child in children:
+            done = child.wait(timeout=300)
+            if done.returncode != 0 or "__dealloc__" in done.stderr or "decrement id ref count" in done.stderr:
+                failures.append(f"run {i} ({kind}): exit {done.returncode}\n{done.stderr[-1500:]}")
     assert not failures, "\n".join(failures)
