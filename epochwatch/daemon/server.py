@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import grp
 import logging
 import os
@@ -121,6 +122,9 @@ class Daemon:
                 os.unlink(self.cfg.socket)
             raise
         self.registry.adopt()
+        # What start-up made (modules, config, runs taken back) lives as long as the daemon:
+        # the collector stops scanning it (a full pass had taken ~30 ms of the loop).
+        gc.freeze()
         await self._server.start_serving()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)

@@ -88,6 +88,8 @@ def worker_main(fd: int, uid: int, gid: int, groups: list[int]) -> None:
         for std in (0, 1, 2):
             os.dup2(devnull, std)
         os.close(devnull)
+        if os.getpriority(os.PRIO_PROCESS, 0) < 0:  # the daemon's Nice=-5: not for a user's work
+            os.setpriority(os.PRIO_PROCESS, 0, 0)
         drop_to(uid, gid, groups)
         _limit_memory()
         with socket.socket(fileno=fd) as sock:
