@@ -321,7 +321,9 @@ class Daemon:
                 self.registry.process_exited(session)
                 continue
             if sample is not None:
-                self.registry.take_sample(session, sample, self._contention.for_run(session.pid, top))
+                self.registry.take_sample(
+                    session, sample, self._contention.for_run(session.pid, top, uid=session.uid)
+                )
 
     # -- status and systemd ----------------------------------------------------------------------
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 
+import pytest
+
 from epochwatch.daemon.config import Limits, Sampling
-from epochwatch.daemon.contention import ContentionScanner
+from epochwatch.daemon.contention import KEEP, ContentionScanner
 from epochwatch.daemon.limits import UidLimits
 from epochwatch.daemon.sampling import Decimator, PeakTracker, compact_sample, gpu_process_memory
+
+NOBODY = 65534
 
 
 def sample(t: float, rss: int, cpu: float = 10.0, gpu: int | None = None) -> dict:
@@ -79,9 +85,35 @@ def test_contention_leaves_the_run_out_and_ranks_by_cpu() -> None:
     result = scanner.scan()
     assert result is not None and "host_cpu_pct" in result
     # the daemon's own process is never listed; a run is never listed as contending with itself
-    assert all(e["pid"] != __import__("os").getpid() for e in result["cpu"])
-    view = scanner.for_run(42, top=3)
+    assert all(e["pid"] != os.getpid() for e in result["cpu"])
+    view = scanner.for_run(42, top=3, uid=0)
     assert view is not None and [e["pid"] for e in view["gpu"]] == [1]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a process as another user")
+def test_a_run_sees_other_users_processes_only_by_their_share() -> None:
+    """Under hidepid a user cannot see other users' processes, so their run's trace must not
+    show them either: names and pids only of the run's own uid's processes (root sees all)."""
+    spin = ["sh", "-c", "while :; do :; done"]
+    procs = [subprocess.Popen(spin), subprocess.Popen(spin, user=NOBODY, group=NOBODY)]
+    try:
+        scanner = ContentionScanner()
+        scanner.scan()
+        time.sleep(0.5)
+        scanner.scan()
+        theirs = scanner.for_run(1, top=KEEP, uid=NOBODY)
+        everyone = scanner.for_run(1, top=KEEP, uid=0)
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+    assert theirs is not None and everyone is not None
+    rooted, nobodys = procs[0].pid, procs[1].pid
+    assert {rooted, nobodys} <= {e["pid"] for e in everyone["cpu"]}
+    named = {e["pid"]: e["name"] for e in theirs["cpu"] if "name" in e}
+    assert named.get(nobodys) == "sh" and rooted not in named
+    unnamed = [e for e in theirs["cpu"] if "name" not in e]
+    assert unnamed and all(set(e) == {"cpu_pct"} for e in unnamed)  # root's spinner among them
 
 
 def test_stale_previous_scan_primes_again() -> None:
