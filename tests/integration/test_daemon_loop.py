@@ -4,13 +4,17 @@ goes through it, so one blocked call there stalls every user's `status`."""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from epochwatch.trace.client import query_status
-from tests.integration.daemon_harness import RawClient, running_daemon
+from tests.integration.daemon_harness import RawClient, running_daemon, wait_until
+from tests.integration.other_user import OtherUserClient, shared_tmp
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the daemon's state directory is root's")
 
@@ -38,3 +42,39 @@ def test_a_state_file_write_that_blocks_holds_no_client(tmp_path: Path) -> None:
             os.close(reader)
             c.sock.close()
         assert d.alive()
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
+def test_starting_a_users_worker_looks_up_no_user_database_on_the_loop(tmp_path: Path) -> None:
+    """The worker looks its user's groups up itself, before it drops: the user database may
+    be LDAP and take seconds, which the loop (every client's answer) had waited for. Seen by
+    tracing the daemon's main thread while a run of uid 65534 starts its worker."""
+    with shared_tmp() as base, running_daemon(tmp_path) as d:
+        assert d.proc is not None
+        out = tmp_path / "strace.out"
+        tracer = subprocess.Popen(
+            ["strace", "-qq", "-e", "trace=open,openat", "-o", str(out), "-p", str(d.proc.pid)],
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_until(out.exists, timeout=10.0, what="strace attached")
+            time.sleep(0.5)
+            c = OtherUserClient(d.socket, "grouped")
+            try:
+                c.record(0, "run_start", schema=1)
+                c.record(1, "watch", path=str(base), role="checkpoint")
+                c.wait_ack(1)
+                wait_until(lambda: _children(d.proc.pid, grand=True), timeout=15.0, what="a worker")
+            finally:
+                c.close()
+        finally:
+            tracer.terminate()
+            tracer.wait()
+        opened = out.read_text()
+        assert "/proc/" in opened  # the trace saw the loop's work (the run's /proc entries)
+        assert "/etc/group" not in opened and "/etc/passwd" not in opened, opened[-2000:]
+
+
+def _children(pid: int, *, grand: bool = False) -> list[int]:
+    kids = [c.pid for c in psutil.Process(pid).children()]
+    return [g.pid for k in kids for g in psutil.Process(k).children()] if grand else kids
