@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
+from pathlib import Path
 
+import psutil
 import pytest
 
 from epochwatch.daemon.config import Limits, Sampling
 from epochwatch.daemon.contention import KEEP, ContentionScanner
 from epochwatch.daemon.limits import UidLimits
+from epochwatch.daemon.runsamplers import NvmlHub, ProcessChanged, RunSamplers
 from epochwatch.daemon.sampling import Decimator, PeakTracker, compact_sample, gpu_process_memory
+from tests.support import wait_until
 
 NOBODY = 65534
 
@@ -143,3 +148,30 @@ def test_uid_limits() -> None:
     pause = limits.take(5, 5)
     assert 0.4 < pause <= 0.5  # 5 over at 10/s
     assert limits.take(6, 1) == 0.0  # another uid has its own bucket
+
+
+def test_the_executable_is_named_not_followed_and_an_exec_is_seen(tmp_path: Path) -> None:
+    """The daemon names a run's executable by readlink (a stat through /proc/<pid>/exe would
+    reach the user's file system): the binary deleted under the running process is no
+    change; the process exec'ing another program is."""
+    binary = tmp_path / "sleeper"
+    shutil.copy(shutil.which("sleep") or "/bin/sleep", binary)
+    kept = subprocess.Popen([str(binary), "30"])
+    execs = subprocess.Popen(["sh", "-c", "read line; exec sleep 30"], stdin=subprocess.PIPE)
+    try:
+        wait_until(lambda: psutil.Process(kept.pid).exe() == str(binary), what="the binary runs")
+        samplers = [RunSamplers(p.pid, "r", NvmlHub(), uid=os.getuid()) for p in (kept, execs)]
+        for s in samplers:
+            s.sample()
+        binary.unlink()
+        samplers[0].sample()  # the same program, its file gone
+        assert execs.stdin is not None
+        execs.stdin.write(b"go\n")
+        execs.stdin.close()
+        wait_until(lambda: psutil.Process(execs.pid).name() == "sleep", what="the exec")
+        with pytest.raises(ProcessChanged, match="executable"):
+            samplers[1].sample()
+    finally:
+        for p in (kept, execs):
+            p.kill()
+            p.wait()
