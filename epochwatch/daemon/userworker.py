@@ -102,7 +102,8 @@ def worker_main(fd: int, uid: int, gid: int) -> None:
             os.dup2(devnull, std)
         os.close(devnull)
         if os.getpriority(os.PRIO_PROCESS, 0) < 0:  # the daemon's Nice=-5: not for a user's work
-            os.setpriority(os.PRIO_PROCESS, 0, 0)
+            with contextlib.suppress(OSError):  # a unit without setpriority in its filter
+                os.setpriority(os.PRIO_PROCESS, 0, 0)
         drop_to(uid, gid, groups_of(uid, gid))
         _limit_memory()
         with socket.socket(fileno=fd) as sock:
