@@ -75,6 +75,25 @@ def test_starting_a_users_worker_looks_up_no_user_database_on_the_loop(tmp_path:
         assert "/etc/group" not in opened and "/etc/passwd" not in opened, opened[-2000:]
 
 
+def test_a_users_worker_runs_at_the_users_priority_not_the_daemons(tmp_path: Path) -> None:
+    """The unit's Nice=-5 is for the loop that answers everyone; a worker walking a user's
+    directories sets itself back to 0, so that user's work cannot take the loop's CPU."""
+    with shared_tmp() as base, running_daemon(tmp_path) as d:
+        assert d.proc is not None
+        (zygote,) = _children(d.proc.pid)
+        os.setpriority(os.PRIO_PROCESS, zygote, -5)  # as under the unit: the daemon's children inherit it
+        c = OtherUserClient(d.socket, "niced")
+        try:
+            c.record(0, "run_start", schema=1)
+            c.record(1, "watch", path=str(base), role="checkpoint")
+            c.wait_ack(1)
+            wait_until(lambda: _children(d.proc.pid, grand=True), timeout=15.0, what="a worker")
+            (worker,) = _children(d.proc.pid, grand=True)
+            wait_until(lambda: os.getpriority(os.PRIO_PROCESS, worker) == 0, timeout=5.0, what="nice 0")
+        finally:
+            c.close()
+
+
 def _children(pid: int, *, grand: bool = False) -> list[int]:
     kids = [c.pid for c in psutil.Process(pid).children()]
     return [g.pid for k in kids for g in psutil.Process(k).children()] if grand else kids
