@@ -45,45 +45,25 @@ def test_a_state_file_write_that_blocks_holds_no_client(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
-def test_starting_a_users_worker_looks_up_no_user_database_on_the_loop(tmp_path: Path) -> None:
+def test_a_users_worker_starts_without_the_loop_and_runs_at_the_users_priority(tmp_path: Path) -> None:
     """The worker looks its user's groups up itself, before it drops: the user database may
     be LDAP and take seconds, which the loop (every client's answer) had waited for. Seen by
-    tracing the daemon's main thread while a run of uid 65534 starts its worker."""
+    tracing the daemon's main thread while a run of uid 65534 starts its worker. And the
+    unit's Nice=-5 is the loop's, not a user's: the worker sets itself back to 0."""
     with shared_tmp() as base, running_daemon(tmp_path) as d:
         assert d.proc is not None
+        (zygote,) = _children(d.proc.pid)
+        os.setpriority(os.PRIO_PROCESS, zygote, -5)  # as under the unit: the daemon's children inherit it
         out = tmp_path / "strace.out"
         tracer = subprocess.Popen(
             ["strace", "-qq", "-e", "trace=open,openat", "-o", str(out), "-p", str(d.proc.pid)],
             stderr=subprocess.DEVNULL,
         )
+        c = None
         try:
             wait_until(out.exists, timeout=10.0, what="strace attached")
             time.sleep(0.5)
-            c = OtherUserClient(d.socket, "grouped")
-            try:
-                c.record(0, "run_start", schema=1)
-                c.record(1, "watch", path=str(base), role="checkpoint")
-                c.wait_ack(1)
-                wait_until(lambda: _children(d.proc.pid, grand=True), timeout=15.0, what="a worker")
-            finally:
-                c.close()
-        finally:
-            tracer.terminate()
-            tracer.wait()
-        opened = out.read_text()
-        assert "/proc/" in opened  # the trace saw the loop's work (the run's /proc entries)
-        assert "/etc/group" not in opened and "/etc/passwd" not in opened, opened[-2000:]
-
-
-def test_a_users_worker_runs_at_the_users_priority_not_the_daemons(tmp_path: Path) -> None:
-    """The unit's Nice=-5 is for the loop that answers everyone; a worker walking a user's
-    directories sets itself back to 0, so that user's work cannot take the loop's CPU."""
-    with shared_tmp() as base, running_daemon(tmp_path) as d:
-        assert d.proc is not None
-        (zygote,) = _children(d.proc.pid)
-        os.setpriority(os.PRIO_PROCESS, zygote, -5)  # as under the unit: the daemon's children inherit it
-        c = OtherUserClient(d.socket, "niced")
-        try:
+            c = OtherUserClient(d.socket, "worker")
             c.record(0, "run_start", schema=1)
             c.record(1, "watch", path=str(base), role="checkpoint")
             c.wait_ack(1)
@@ -91,7 +71,13 @@ def test_a_users_worker_runs_at_the_users_priority_not_the_daemons(tmp_path: Pat
             (worker,) = _children(d.proc.pid, grand=True)
             wait_until(lambda: os.getpriority(os.PRIO_PROCESS, worker) == 0, timeout=5.0, what="nice 0")
         finally:
-            c.close()
+            tracer.terminate()
+            tracer.wait()
+            if c is not None:
+                c.close()
+        opened = out.read_text()
+        assert "/proc/" in opened  # the trace saw the loop's work (the run's /proc entries)
+        assert "/etc/group" not in opened and "/etc/passwd" not in opened, opened[-2000:]
 
 
 def _children(pid: int, *, grand: bool = False) -> list[int]:
