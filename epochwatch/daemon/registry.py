@@ -22,6 +22,7 @@ import functools
 import logging
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -66,6 +67,7 @@ class RunRegistry:
         self._sessions_dir = cfg.sessions_dir
         self.states = StateWriter(cfg.sessions_dir)
         self._by_token: dict[str, Session] = {}
+        self._runs_of: Counter[int] = Counter()  # sessions per uid
         self._pidwatches: dict[str, PidWatch] = {}
         self._on_change = on_change
         self._on_end = on_end
@@ -94,7 +96,8 @@ class RunRegistry:
     # -- a run arrives ---------------------------------------------------------------------------
 
     def runs_of(self, uid: int) -> int:
-        return sum(1 for s in self.sessions.values() if s.uid == uid)
+        """Counted, not searched: a hostile uid's reconnect storm asks this at every hello."""
+        return self._runs_of[uid]
 
     def attach(self, peer: Peer, hello: dict[str, Any]) -> Session | None:
         """A run's hello: a new run, or a resume with its token. Returns the run the peer now
@@ -188,6 +191,7 @@ class RunRegistry:
 
     def _register(self, session: Session) -> None:
         self.sessions[session.run_id] = session
+        self._runs_of[session.uid] += 1
         self._by_token[session.state.token_sha256] = session
         if session.pid > 0:
             watch = PidWatch.open(
@@ -406,7 +410,8 @@ class RunRegistry:
             watch.close()
         self.states.remove(session.run_id)
         self._marked.pop(session.run_id, None)
-        self.sessions.pop(session.run_id, None)
+        if self.sessions.pop(session.run_id, None) is not None:
+            self._runs_of[session.uid] -= 1
         self._by_token.pop(session.state.token_sha256, None)
 
     # -- status ----------------------------------------------------------------------------------
