@@ -138,7 +138,7 @@ class Daemon:
             self.cfg.socket_mode,
             self.cfg.traces_dir,
         )
-        self.notifier.ready(self._status())
+        self.notifier.ready(self.registry.describe())
         try:
             await self._stop.wait()
         finally:
@@ -247,7 +247,7 @@ class Daemon:
             )
         except ConfigError as exc:
             log.error("config reload failed, keeping the running config: %s", exc)
-            self.notifier.ready(self._status())
+            self.notifier.ready(self.registry.describe())
             return
         kept = {k: getattr(self.cfg, k) for k in RESTART_ONLY if getattr(new, k) != getattr(self.cfg, k)}
         if kept:
@@ -262,7 +262,7 @@ class Daemon:
         logging.getLogger("epochwatch").setLevel(new.log_level.upper())
         source = self.config_path or "defaults"
         log.info("config reloaded from %s: %s", source, "; ".join(changes) if changes else "no changes")
-        self.notifier.ready(self._status())
+        self.notifier.ready(self.registry.describe())
 
     # -- sampling -------------------------------------------------------------------------------
 
@@ -331,11 +331,8 @@ class Daemon:
         if self.metrics is not None:
             self.metrics.run_ended(session)
 
-    def _status(self) -> str:
-        return self.registry.describe()
-
     def _update_status(self) -> None:
-        text = self._status()
+        text = self.registry.describe()
         if text != self._status_text:
             self._status_text = text
             self.notifier.status(text)
