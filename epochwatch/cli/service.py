@@ -72,7 +72,13 @@ def install(prefix: Path, *, metrics: bool) -> list[str]:
     """Write the unit, the sysusers file, the example config (if none) and optionally the drop-in.
 
     Returns one line per file saying what happened; an existing config is never overwritten.
+    A masked unit is left as it is: UsageError, nothing written (an admin masked it on purpose).
     """
+    unit = prefix / UNIT_PATH
+    if unit.is_symlink() and os.path.realpath(unit) == os.devnull:  # replacing it would unmask it
+        raise UsageError(
+            f"{unit} is masked (a link to /dev/null); `systemctl unmask epochwatch`, then install"
+        )
     plan = [(UNIT_PATH, "unit", True), (SYSUSERS_PATH, "sysusers", True), (CONFIG_PATH, "config", False)]
     if metrics:
         plan.append((DROP_IN_PATH, "metrics", True))

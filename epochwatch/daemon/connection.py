@@ -84,10 +84,12 @@ class Connection(asyncio.Protocol):
         self._hello_timer = asyncio.get_running_loop().call_later(timeout, self._no_hello, timeout)
 
     def data_received(self, data: bytes) -> None:
-        if self.closed:
-            return
+        if not self.closed:
+            self._guarded(self._take, data)
+
+    def _guarded(self, fn: Callable[..., None], *args: Any) -> None:
         try:
-            self._take(data)
+            fn(*args)
         except Exception:  # a bug here must cost this connection, never the daemon
             log.exception("%s: internal error; connection dropped", self.who())
             self.fail("internal", "internal error in the daemon")
@@ -214,11 +216,7 @@ class Connection(asyncio.Protocol):
         if self.closed or self.transport is None:
             return
         self.transport.resume_reading()
-        try:
-            self._process()
-        except Exception:
-            log.exception("%s: internal error; connection dropped", self.who())
-            self.fail("internal", "internal error in the daemon")
+        self._guarded(self._process)
 
     def _line(self, line: bytes, batch: list[tuple[int, Record]]) -> bool:
         """One message; True when it is the run's bye (nothing after it is read)."""

@@ -7,6 +7,10 @@ lasts longer than that. The scan reads the raw stat files rather than building p
 objects, to stay cheap. GPU entries come from NVML (`NvmlSampler.gpu_processes`: memory,
 and each process's SM and memory utilisation since the previous scan where the GPU
 gives it), with the process's name and user added from /proc where it is still there.
+
+Each run sees its own user's processes by name (root's runs see all); another user's only
+by what they take (CPU share; on a GPU also the pid NVML gives any user): under `hidepid`
+a user cannot see other users' processes, and their run's trace must not show them either.
 """
 
 from __future__ import annotations
@@ -20,11 +24,12 @@ _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 KEEP = 32  # busiest processes kept per scan; each run picks its top N from these
 
 
-def _read_stat(pid: str) -> tuple[str, float] | None:
-    """(comm, cpu seconds) of one process, or None if it went away or is unreadable."""
+def _read_stat(pid: str) -> tuple[str, float, int] | None:
+    """(comm, cpu seconds, owner uid) of one process, or None if it went away or is unreadable."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
+            uid = os.fstat(f.fileno()).st_uid
     except OSError:
         return None
     lpar, rpar = data.find(b"("), data.rfind(b")")
@@ -37,7 +42,7 @@ def _read_stat(pid: str) -> tuple[str, float] | None:
         ticks = int(fields[11]) + int(fields[12])
     except (IndexError, ValueError):
         return None
-    return comm, ticks / _CLK_TCK
+    return comm, ticks / _CLK_TCK, uid
 
 
 def _host_cpu() -> tuple[float, float] | None:
@@ -60,7 +65,7 @@ class ContentionScanner:
     """Keeps the previous scan to turn CPU times into percentages between scans."""
 
     def __init__(self, nvml_processes: Any = None) -> None:
-        self._prev: dict[str, tuple[str, float]] = {}
+        self._prev: dict[str, tuple[str, float, int]] = {}
         self._prev_time: float | None = None
         self._prev_host: tuple[float, float] | None = None
         self._nvml_processes = nvml_processes  # callable -> [{pid, device, used_memory_bytes}]
@@ -72,7 +77,7 @@ class ContentionScanner:
         """Scan now; returns {host_cpu_pct, cpu: [...], gpu: [...]}, or None when there is no
         previous scan younger than `max_age` to compare with (this one then primes the next)."""
         now = time.monotonic()
-        current: dict[str, tuple[str, float]] = {}
+        current: dict[str, tuple[str, float, int]] = {}
         try:
             pids = [p for p in os.listdir("/proc") if p.isdigit()]
         except OSError:
@@ -87,18 +92,19 @@ class ContentionScanner:
         result: dict[str, Any] | None = None
         if self._prev_time is not None and 0 < now - self._prev_time <= max_age:
             elapsed = now - self._prev_time
-            busy: list[tuple[float, int, str]] = []
-            for pid, (comm, cpu) in current.items():
+            busy: list[tuple[float, int, str, int]] = []
+            for pid, (comm, cpu, uid) in current.items():
                 before = self._prev.get(pid)
                 if before is None or before[0] != comm:
                     continue
                 pct = 100.0 * (cpu - before[1]) / elapsed
                 if pct >= 1.0:
-                    busy.append((pct, int(pid), comm))
+                    busy.append((pct, int(pid), comm, uid))
             busy.sort(reverse=True)
             result = {
                 "cpu": [
-                    {"pid": pid, "name": comm, "cpu_pct": round(pct, 1)} for pct, pid, comm in busy[:KEEP]
+                    {"pid": pid, "name": comm, "cpu_pct": round(pct, 1), "uid": uid}
+                    for pct, pid, comm, uid in busy[:KEEP]
                 ]
             }
             if host is not None and self._prev_host is not None:
@@ -112,7 +118,7 @@ class ContentionScanner:
         self.latest = result
         return result
 
-    def _gpu(self, names: dict[str, tuple[str, float]]) -> list[dict[str, Any]] | None:
+    def _gpu(self, names: dict[str, tuple[str, float, int]]) -> list[dict[str, Any]] | None:
         if self._nvml_processes is None:
             return None
         try:
@@ -126,24 +132,15 @@ class ContentionScanner:
         for p in procs:
             pid = p.get("pid")
             entry = dict(p)
-            name = names.get(str(pid))
-            if name is not None:
-                entry["name"] = name[0]
-                user = self._user(pid)
-                if user is not None:
-                    entry["user"] = user
+            seen = names.get(str(pid))
+            if seen is not None:
+                entry["name"], entry["uid"], entry["user"] = seen[0], seen[2], self._user(seen[2])
             out.append(entry)
         out.sort(key=lambda e: (e.get("sm_util_pct") or 0, e.get("used_memory_bytes") or 0), reverse=True)
         return out[:KEEP]
 
-    def _user(self, pid: Any) -> str | None:
-        """The owner of /proc/<pid> by name (uid as text when unnamed); None if it has gone."""
-        if not isinstance(pid, int):
-            return None
-        try:
-            uid = os.stat(f"/proc/{pid}").st_uid
-        except OSError:
-            return None
+    def _user(self, uid: int) -> str:
+        """A uid by name (as text when unnamed)."""
         name = self._users.get(uid)
         if name is None:
             try:
@@ -154,19 +151,20 @@ class ContentionScanner:
                 self._users[uid] = name
         return name
 
-    def for_run(self, pid: int, top: int) -> dict[str, Any] | None:
-        """The latest scan without the run's own process, its top `top` entries."""
+    def for_run(self, pid: int, top: int, *, uid: int) -> dict[str, Any] | None:
+        """The latest scan without the run's own process, its top `top` entries, as a run of
+        `uid` may see them."""
         latest = self.latest
         if latest is None:
             return None
         out: dict[str, Any] = {}
         if "host_cpu_pct" in latest:
             out["host_cpu_pct"] = latest["host_cpu_pct"]
-        out["cpu"] = [e for e in latest["cpu"] if e["pid"] != pid][:top]
+        out["cpu"] = [_seen_by(uid, e) for e in latest["cpu"] if e["pid"] != pid][:top]
         if "gpu" in latest:
             mine = [e for e in latest["gpu"] if e.get("pid") == pid]
             devices = {e.get("device") for e in mine}
-            others = [e for e in latest["gpu"] if e.get("pid") != pid]
+            others = [_seen_by(uid, e) for e in latest["gpu"] if e.get("pid") != pid]
             others.sort(key=lambda e: e.get("device") not in devices)  # stable: busiest first within
             out["gpu"] = others[:top]
             # The devices the run itself is on, and its own share there: what gpu_contention
@@ -176,3 +174,14 @@ class ContentionScanner:
                 for e in mine
             ]
         return out
+
+
+def _seen_by(uid: int, entry: dict[str, Any]) -> dict[str, Any]:
+    """A scan's entry as a run of `uid` sees it: in full when the process is that user's
+    (every process, for root), else without what names it (a GPU's pid stays: NVML gives
+    it to anyone)."""
+    shown = {k: v for k, v in entry.items() if k != "uid"}
+    if uid != 0 and entry.get("uid") != uid:
+        for key in ("name", "user") if "device" in entry else ("name", "pid"):
+            shown.pop(key, None)
+    return shown

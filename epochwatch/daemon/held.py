@@ -37,11 +37,6 @@ def short(value: Any) -> Any:
     return text if len(text) <= HELD_CHARS else text[: HELD_CHARS - 1] + "…"
 
 
-def finding_key(rec: Record) -> tuple[str, str]:
-    """One finding's identity (kind, target), bounded."""
-    return str(short(rec.get("kind"))), str(short(rec.get("target")))
-
-
 def held_finding(rec: Mapping[str, Any]) -> Record:
     """The copy of a finding the daemon keeps for its views."""
     return {k: short(rec[k]) for k in _HELD_KEYS if k in rec}

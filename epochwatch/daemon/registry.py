@@ -22,6 +22,7 @@ import functools
 import logging
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -37,7 +38,7 @@ from epochwatch.daemon.runend import RunEnds, safely
 from epochwatch.daemon.runsamplers import NvmlHub
 from epochwatch.daemon.runwatch import RunWatches
 from epochwatch.daemon.session import Record, Session
-from epochwatch.daemon.store import SessionState, TraceFile, hash_token
+from epochwatch.daemon.store import SessionState, StateWriter, TraceFile, hash_token
 from epochwatch.daemon.takeback import MARK_SECONDS, mark_of, read_tail, take_back
 from epochwatch.trace import protocol as p
 
@@ -64,7 +65,9 @@ class RunRegistry:
         self._traces = cfg.traces_dir
         self.budget = DiskBudget(cfg.limits, cfg.traces_dir)
         self._sessions_dir = cfg.sessions_dir
+        self.states = StateWriter(cfg.sessions_dir)
         self._by_token: dict[str, Session] = {}
+        self._runs_of: Counter[int] = Counter()  # sessions per uid
         self._pidwatches: dict[str, PidWatch] = {}
         self._on_change = on_change
         self._on_end = on_end
@@ -93,7 +96,8 @@ class RunRegistry:
     # -- a run arrives ---------------------------------------------------------------------------
 
     def runs_of(self, uid: int) -> int:
-        return sum(1 for s in self.sessions.values() if s.uid == uid)
+        """Counted, not searched: a hostile uid's reconnect storm asks this at every hello."""
+        return self._runs_of[uid]
 
     def attach(self, peer: Peer, hello: dict[str, Any]) -> Session | None:
         """A run's hello: a new run, or a resume with its token. Returns the run the peer now
@@ -131,14 +135,7 @@ class RunRegistry:
             started=time.time(),
             script=_script_of(peer.pid),
         )
-        try:
-            state.save(self._sessions_dir)
-        except OSError as exc:
-            log.warning(
-                "run %s: cannot save its resume state (%s); it cannot survive a daemon restart",
-                state.run_id,
-                exc,
-            )
+        self.states.save(state)
         session = self._new_session(state, trace)
         self._register(session)
         self._connect(session, peer)
@@ -194,6 +191,7 @@ class RunRegistry:
 
     def _register(self, session: Session) -> None:
         self.sessions[session.run_id] = session
+        self._runs_of[session.uid] += 1
         self._by_token[session.state.token_sha256] = session
         if session.pid > 0:
             watch = PidWatch.open(
@@ -337,6 +335,7 @@ class RunRegistry:
         self._pidwatches.clear()
         self.watches.close()
         self.parents.close()
+        self.states.close()
         return attached
 
     # -- restart: take back the runs of the previous daemon -------------------------------------
@@ -394,10 +393,7 @@ class RunRegistry:
         if session.state.mark is not None and session.state.mark.get("offset") == mark["offset"]:
             return  # nothing written since
         session.state.mark = mark
-        try:
-            session.state.save(self._sessions_dir, durable=False)
-        except OSError as exc:
-            log.warning("run %s: cannot save its resume state: %s", session.run_id, exc)
+        self.states.save(session.state, durable=False)
 
     def _forget(self, session: Session) -> None:
         """A finished run goes: its trace, meter, samplers, watches, pid watch, resume state."""
@@ -412,9 +408,10 @@ class RunRegistry:
         watch = self._pidwatches.pop(session.run_id, None)
         if watch is not None:
             watch.close()
-        SessionState.remove(self._sessions_dir, session.run_id)
+        self.states.remove(session.run_id)
         self._marked.pop(session.run_id, None)
-        self.sessions.pop(session.run_id, None)
+        if self.sessions.pop(session.run_id, None) is not None:
+            self._runs_of[session.uid] -= 1
         self._by_token.pop(session.state.token_sha256, None)
 
     # -- status ----------------------------------------------------------------------------------

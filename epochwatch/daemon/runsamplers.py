@@ -29,8 +29,13 @@ class ProcessChanged(Exception):
     """The sampled process is no longer the one its user started (credentials or executable)."""
 
 
-def identity(pid: int) -> tuple[tuple[str, ...], tuple[str, ...], tuple[int, int]]:
-    """(uids, gids, executable (st_dev, st_ino)) of a process, from /proc; OSError when gone."""
+def identity(pid: int) -> tuple[tuple[str, ...], tuple[str, ...], str]:
+    """(uids, gids, executable's path) of a process, from /proc; OSError when gone.
+
+    The executable is named by readlink, never followed: a stat through /proc/<pid>/exe
+    reaches the user's file system (their own FUSE mount could hold the sampling thread, and
+    every run's samples with it, in getattr). A binary deleted or replaced under a running
+    process ("... (deleted)") is the same program to it."""
     uids: tuple[str, ...] = ()
     gids: tuple[str, ...] = ()
     with open(f"/proc/{pid}/status", "rb") as fh:
@@ -40,8 +45,7 @@ def identity(pid: int) -> tuple[tuple[str, ...], tuple[str, ...], tuple[int, int
             elif raw.startswith(b"Gid:"):
                 gids = tuple(raw.decode().split()[1:])
                 break
-    st = os.stat(f"/proc/{pid}/exe")
-    return uids, gids, (st.st_dev, st.st_ino)
+    return uids, gids, os.readlink(f"/proc/{pid}/exe").removesuffix(" (deleted)")
 
 
 class NvmlHub:

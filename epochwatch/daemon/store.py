@@ -15,8 +15,12 @@ run's counters at a size of its trace), so only a bounded tail is read (takeback
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
+import logging
 import os
+import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +34,11 @@ from epochwatch.trace.schema import safe_run_id
 from epochwatch.trace.writer import TraceWriter, dumps_line
 
 _O_PATH = getattr(os, "O_PATH", os.O_RDONLY)
+# Names tried in order (`name`, `name-2` ... `name-9`) before a random suffix: a name used
+# thousands of times costs a few tries, never a loop over every trace it already has.
+NUMBERED_NAMES = 9
+
+log = logging.getLogger("epochwatch.daemon")
 
 
 def hash_token(token: str) -> str:
@@ -95,11 +104,13 @@ class TraceFile(TraceWriter):
 
     @classmethod
     def create(cls, traces: Path, wanted: str, *, uid: int, mode: int) -> TraceFile:
-        """A new trace for `wanted`, made unique: `name`, `name-2`, `name-3`, ..."""
+        """A new trace for `wanted`, made unique: `name`, `name-2` ... `name-9`, then
+        `name-<random hex>`: at most NUMBERED_NAMES + 8 tries, on the event loop."""
         base = safe_run_id(wanted or "run")
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        for n in range(1, 10_000):
-            run_id = base if n == 1 else f"{base[:120]}-{n}"
+        for n in range(1, NUMBERED_NAMES + 9):
+            suffix = str(n) if n <= NUMBERED_NAMES else secrets.token_hex(4)
+            run_id = base if n == 1 else f"{base[:120]}-{suffix}"
             path = traces / f"{run_id}.jsonl"
             try:
                 fd = os.open(path, flags, mode)
@@ -186,3 +197,32 @@ class SessionState:
             except (OSError, ValueError, TypeError) as exc:
                 problems.append(f"{path}: {exc}")
         return states, problems
+
+
+class StateWriter:
+    """Saves and removes the runs' state files on a thread of its own, in the order asked:
+    an fsync, or a sessions/ on a slow disk, never holds the event loop that every client
+    waits on (a FIFO planted where a state is written had stopped the daemon). A state is
+    copied when asked, so the loop may change it while it is written."""
+
+    def __init__(self, sessions: Path) -> None:
+        self.dir = sessions
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="epochwatch-state")
+
+    def save(self, state: SessionState, *, durable: bool = True) -> None:
+        with contextlib.suppress(RuntimeError):  # closed: the daemon is exiting
+            self._pool.submit(self._save, dataclasses.replace(state), durable)
+
+    def remove(self, run_id: str) -> None:
+        with contextlib.suppress(RuntimeError):
+            self._pool.submit(SessionState.remove, self.dir, run_id)
+
+    def _save(self, state: SessionState, durable: bool) -> None:
+        try:
+            state.save(self.dir, durable=durable)
+        except OSError as exc:
+            log.warning("run %s: cannot save its resume state (%s)", state.run_id, exc)
+
+    def close(self) -> None:
+        """Write what was asked, then stop (the daemon's exit)."""
+        self._pool.shutdown(wait=True)

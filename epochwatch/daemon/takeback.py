@@ -42,7 +42,6 @@ REPLAY_EPOCHS = 300
 MARK_SECONDS = 5.0
 # Findings a mark lists (status and metrics show them after a restart).
 MARK_FINDINGS = 50
-MARK_TITLE_CHARS = 200
 _FINDING_FIELDS = ("type", "kind", "severity", "title", "target", "epoch", "update", "ended_epoch")
 Record = dict[str, Any]
 
@@ -121,13 +120,6 @@ def mark_of(session: Session) -> Record:
         "last_epoch_seconds": session.last_epoch_seconds,
         "findings": [{k: f[k] for k in _FINDING_FIELDS if k in f} for f in session.findings[-MARK_FINDINGS:]],
     }
-
-
-def _compact(finding: Record) -> Record:
-    out = {k: finding[k] for k in _FINDING_FIELDS if k in finding}
-    if isinstance(out.get("title"), str):
-        out["title"] = out["title"][:MARK_TITLE_CHARS]
-    return out
 
 
 def take_back(session: Session, tail: Tail) -> None:

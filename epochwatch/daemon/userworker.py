@@ -76,7 +76,20 @@ def _limit_memory() -> None:
         pass
 
 
-def worker_main(fd: int, uid: int, gid: int, groups: list[int]) -> None:
+def groups_of(uid: int, gid: int) -> list[int]:
+    """The uid's groups (primary from the connection, supplementary from the user database)."""
+    groups = {gid}
+    try:
+        import pwd
+
+        name = pwd.getpwuid(uid).pw_name
+        groups.update(os.getgrouplist(name, gid))
+    except (KeyError, OSError, ImportError):
+        pass
+    return sorted(groups)
+
+
+def worker_main(fd: int, uid: int, gid: int) -> None:
     """The forked child: close what it inherited, drop, serve. Never returns."""
     code = 0
     try:
@@ -88,7 +101,10 @@ def worker_main(fd: int, uid: int, gid: int, groups: list[int]) -> None:
         for std in (0, 1, 2):
             os.dup2(devnull, std)
         os.close(devnull)
-        drop_to(uid, gid, groups)
+        if os.getpriority(os.PRIO_PROCESS, 0) < 0:  # the daemon's Nice=-5: not for a user's work
+            with contextlib.suppress(OSError):  # a unit without setpriority in its filter
+                os.setpriority(os.PRIO_PROCESS, 0, 0)
+        drop_to(uid, gid, groups_of(uid, gid))
         _limit_memory()
         with socket.socket(fileno=fd) as sock:
             UserWorker(sock).serve()
@@ -190,7 +206,7 @@ def _with_free(totals: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def zygote_main(sock: socket.socket) -> None:
     """The zygote: forked from the daemon before it starts a thread; forks a worker for each
-    (uid, gid, groups) and socket the daemon sends it. Never returns."""
+    (uid, gid) and socket the daemon sends it. Never returns."""
     code = 0
     try:
         _preload()
@@ -208,7 +224,7 @@ def zygote_main(sock: socket.socket) -> None:
             if pid == 0:
                 sock.close()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                worker_main(fds[0], int(spec["uid"]), int(spec["gid"]), [int(g) for g in spec["groups"]])
+                worker_main(fds[0], int(spec["uid"]), int(spec["gid"]))
             for fd in fds:
                 with contextlib.suppress(OSError):
                     os.close(fd)

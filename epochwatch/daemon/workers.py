@@ -4,7 +4,8 @@ The zygote is forked when the daemon is built, before it starts any thread, so t
 workers it forks later come from a single-threaded process (a fork of the threaded
 daemon could inherit a lock some other thread held). For each (uid, gid) that needs one,
 the daemon makes a socketpair, hands one end and the credentials to the zygote
-(SCM_RIGHTS), and the zygote forks a worker that drops to them (userworker.py).
+(SCM_RIGHTS), and the zygote forks a worker that looks up the user's groups (the user
+database may be LDAP: seconds, never on the daemon's loop) and drops to them (userworker.py).
 
 The daemon never blocks on a worker: its socket is non-blocking and read by the event
 loop; a request that does not fit the socket's buffer means the worker is stalled (its
@@ -34,19 +35,6 @@ log = logging.getLogger("epochwatch.daemon")
 RESPAWN_SECONDS = 5.0
 
 
-def groups_of(uid: int, gid: int) -> list[int]:
-    """The uid's groups (primary from the connection, supplementary from the user database)."""
-    groups = {gid}
-    try:
-        import pwd
-
-        name = pwd.getpwuid(uid).pw_name
-        groups.update(os.getgrouplist(name, gid))
-    except (KeyError, OSError, ImportError):
-        pass
-    return sorted(groups)
-
-
 class Zygote:
     """A root process, forked before any thread, that forks the per-uid workers."""
 
@@ -70,7 +58,7 @@ class Zygote:
         if self._sock is None:
             raise OSError("the zygote is closed")
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        spec = {"uid": uid, "gid": gid, "groups": groups_of(uid, gid)}
+        spec = {"uid": uid, "gid": gid}  # the worker looks its groups up: NSS can take seconds
         try:
             socket.send_fds(self._sock, [orjson.dumps(spec)], [theirs.fileno()])
             pid = int(self._sock.recv(64) or b"-1")

@@ -268,7 +268,14 @@ message_burst_per_uid = 20
         assert d.log().count("over the message rate") == 1
         notices = [r for r in d.trace("a") if r["type"] == "notice"]
         assert len(notices) == 150
-        for x in (a, b, c, *extra):
+        b.send({"op": "bye"})  # b's run ends (it left before its first record): its place is free
+        d.wait_log("run b left before its first record")
+        extra[0].close()
+        wait_until(lambda: extra[0].sock.fileno() == -1)
+        time.sleep(0.2)
+        again = RawClient(d.socket)
+        assert again.hello("again")["op"] == "welcome"
+        for x in (a, b, c, again, *extra):
             x.close()
 
 

@@ -13,8 +13,15 @@ all of them one user (uid 65534), in one forked process:
 
 while the training runs as uid 65533 and a third process, also uid 65533, asks `status`
 every 0.5 s. Held to: the daemon's RSS under the unit's MemoryMax (512M), every status
-answered, 99% of them within 1 s, the training's epochs all in its trace exactly once. The figures (RSS
-peak, status latency p99) are printed for docs/performance.md.
+answered within 1 s, the training's epochs all in its trace exactly once. The figures (RSS
+peak, status latency p99 and max) are printed for docs/performance.md.
+
+The daemon runs as the shipped unit runs it: at its `Nice=` (-5). In production
+systemd also gives it a cgroup of its own, apart from users' slices; this test's processes
+all share one, so the nice level is what stands for that. Without it, on a 2-core box at a
+load average of 11, one status in a run had taken 2.2 s; instrumented runs show the loop's
+lags as mostly time waiting for a CPU (run-queue wait), while its own work stays small
+(~15% of a core under these 150 clients).
 """
 
 from __future__ import annotations
@@ -45,7 +52,8 @@ pytestmark = [
 SOAK_SECONDS = 60.0
 TRAINER = NOBODY - 1  # another user than the hostile one
 EPOCHS = 20
-MEMORY_MAX_MB = 512.0  # systemd/epochwatch.service
+UNIT = Path(__file__).parents[2] / "epochwatch" / "share" / "epochwatch.service"
+MEMORY_MAX_MB = 512.0  # the unit's MemoryMax
 STATUS_WITHIN = 1.0
 CONFIG = None  # the shipped limits (64 runs per uid: the other 86 clients are refused, again and again)
 KINDS = ["unfinished"] * 40 + ["oversized"] * 40 + ["findings"] * 40 + ["watches"] * 20 + ["parents"] * 10
@@ -159,6 +167,17 @@ def _status_as_trainer(path: str, seconds: float) -> list[float]:
     return out
 
 
+def _as_the_unit_runs_it(pid: int) -> None:
+    """Every thread of the daemon (the process's nice is per thread on Linux; threads made
+    later inherit it) at the unit's `Nice=`: as systemd starts it, whatever this test's own
+    level (other work on the machine runs at 0 too)."""
+    nice = next(
+        int(v) for k, _, v in (ln.partition("=") for ln in UNIT.read_text().splitlines()) if k == "Nice"
+    )
+    for thread in psutil.Process(pid).threads():
+        os.setpriority(os.PRIO_PROCESS, thread.id, nice)
+
+
 def _fork(fn: Any, *args: Any) -> tuple[int, Any]:
     r, w = os.pipe()
     pid = os.fork()
@@ -176,6 +195,7 @@ def test_soak_150_hostile_clients_next_to_another_users_keras_run(tmp_path: Path
     with shared_tmp() as base, running_daemon(tmp_path, config=CONFIG) as d:
         assert d.proc is not None
         daemon = psutil.Process(d.proc.pid)
+        _as_the_unit_runs_it(d.proc.pid)
         training = start_training_as(base, d.socket, TRAINER, EPOCHS, 2.0)
         hostile_pid, hostile_out = _fork(lambda: as_nobody(_hostile, str(d.socket), SOAK_SECONDS))
         status_pid, status_out = _fork(_status_as_trainer, str(d.socket), SOAK_SECONDS)
@@ -204,13 +224,7 @@ def test_soak_150_hostile_clients_next_to_another_users_keras_run(tmp_path: Path
         assert training.returncode == 0 and "TRAINED" in out, err[-3000:]
         assert d.alive()
         assert rss_peak / 2**20 < MEMORY_MAX_MB
-        # Every status answered; 99% within 1 s. On a loaded 2-core box (load average 11 while
-        # the suite ran beside other work) a single outlier of 2.2 s was seen, while a like
-        # run under asyncio debug showed no daemon callback over 0.35 s: most likely a process
-        # waiting for a CPU. So the strict "every status within 1 s" is held at p99, and the
-        # outlier bounded at the client's own timeout.
-        assert latencies and latencies[-1] < 5.0, latencies[-5:]
-        assert p99 < STATUS_WITHIN, latencies[-5:]
+        assert latencies and latencies[-1] <= STATUS_WITHIN, latencies[-5:]  # every one
         trained = [p for p in d.trace_files() if _owner(p) == TRAINER]
         assert len(trained) == 1, [p.name for p in trained]
         run_id = trained[0].name[: -len(".jsonl")]

@@ -44,6 +44,8 @@ def test_unit_has_what_the_daemon_relies_on() -> None:
     } & set(caps)
     allowed = s["SystemCallFilter"][-1].split()
     assert {"setresuid", "setresgid", "setgroups", "setfsuid", "setfsgid", "prlimit64"} <= set(allowed)
+    # the loop ahead of users' processes in its cgroup; the workers back at 0 (setpriority)
+    assert int(s["Nice"][0]) < 0 and "setpriority" in allowed
     assert s.get("PrivateTmp", ["no"]) == ["no"] and s["ProtectHome"] == ["read-only"]
     assert "PrivateDevices" not in s  # NVML needs /dev/nvidia*
 

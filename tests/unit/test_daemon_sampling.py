@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import time
+from pathlib import Path
+
+import psutil
+import pytest
 
 from epochwatch.daemon.config import Limits, Sampling
-from epochwatch.daemon.contention import ContentionScanner
+from epochwatch.daemon.contention import KEEP, ContentionScanner
 from epochwatch.daemon.limits import UidLimits
+from epochwatch.daemon.runsamplers import NvmlHub, ProcessChanged, RunSamplers
 from epochwatch.daemon.sampling import Decimator, PeakTracker, compact_sample, gpu_process_memory
+from tests.support import wait_until
+
+NOBODY = 65534
 
 
 def sample(t: float, rss: int, cpu: float = 10.0, gpu: int | None = None) -> dict:
@@ -79,9 +90,35 @@ def test_contention_leaves_the_run_out_and_ranks_by_cpu() -> None:
     result = scanner.scan()
     assert result is not None and "host_cpu_pct" in result
     # the daemon's own process is never listed; a run is never listed as contending with itself
-    assert all(e["pid"] != __import__("os").getpid() for e in result["cpu"])
-    view = scanner.for_run(42, top=3)
+    assert all(e["pid"] != os.getpid() for e in result["cpu"])
+    view = scanner.for_run(42, top=3, uid=0)
     assert view is not None and [e["pid"] for e in view["gpu"]] == [1]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a process as another user")
+def test_a_run_sees_other_users_processes_only_by_their_share() -> None:
+    """Under hidepid a user cannot see other users' processes, so their run's trace must not
+    show them either: names and pids only of the run's own uid's processes (root sees all)."""
+    spin = ["sh", "-c", "while :; do :; done"]
+    procs = [subprocess.Popen(spin), subprocess.Popen(spin, user=NOBODY, group=NOBODY)]
+    try:
+        scanner = ContentionScanner()
+        scanner.scan()
+        time.sleep(0.5)
+        scanner.scan()
+        theirs = scanner.for_run(1, top=KEEP, uid=NOBODY)
+        everyone = scanner.for_run(1, top=KEEP, uid=0)
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+    assert theirs is not None and everyone is not None
+    rooted, nobodys = procs[0].pid, procs[1].pid
+    assert {rooted, nobodys} <= {e["pid"] for e in everyone["cpu"]}
+    named = {e["pid"]: e["name"] for e in theirs["cpu"] if "name" in e}
+    assert named.get(nobodys) == "sh" and rooted not in named
+    unnamed = [e for e in theirs["cpu"] if "name" not in e]
+    assert unnamed and all(set(e) == {"cpu_pct"} for e in unnamed)  # root's spinner among them
 
 
 def test_stale_previous_scan_primes_again() -> None:
@@ -111,3 +148,30 @@ def test_uid_limits() -> None:
     pause = limits.take(5, 5)
     assert 0.4 < pause <= 0.5  # 5 over at 10/s
     assert limits.take(6, 1) == 0.0  # another uid has its own bucket
+
+
+def test_the_executable_is_named_not_followed_and_an_exec_is_seen(tmp_path: Path) -> None:
+    """The daemon names a run's executable by readlink (a stat through /proc/<pid>/exe would
+    reach the user's file system): the binary deleted under the running process is no
+    change; the process exec'ing another program is."""
+    binary = tmp_path / "sleeper"
+    shutil.copy(shutil.which("sleep") or "/bin/sleep", binary)
+    kept = subprocess.Popen([str(binary), "30"])
+    execs = subprocess.Popen(["sh", "-c", "read line; exec sleep 30"], stdin=subprocess.PIPE)
+    try:
+        wait_until(lambda: psutil.Process(kept.pid).exe() == str(binary), what="the binary runs")
+        samplers = [RunSamplers(p.pid, "r", NvmlHub(), uid=os.getuid()) for p in (kept, execs)]
+        for s in samplers:
+            s.sample()
+        binary.unlink()
+        samplers[0].sample()  # the same program, its file gone
+        assert execs.stdin is not None
+        execs.stdin.write(b"go\n")
+        execs.stdin.close()
+        wait_until(lambda: psutil.Process(execs.pid).name() == "sleep", what="the exec")
+        with pytest.raises(ProcessChanged, match="executable"):
+            samplers[1].sample()
+    finally:
+        for p in (kept, execs):
+            p.kill()
+            p.wait()

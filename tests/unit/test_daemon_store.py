@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,18 @@ def test_session_state_round_trip_and_bad_files(tmp_path: Path) -> None:
     SessionState.remove(sessions, "r1")
     SessionState.remove(sessions, "r1")  # twice is fine
     assert not (sessions / "r1.json").exists()
+
+
+def test_a_name_used_thousands_of_times_costs_a_few_tries(tmp_path: Path) -> None:
+    """`x`, `x-2` ... `x-9`, then a random suffix: the name's earlier traces are not tried
+    one by one on the event loop (10,000 of them had meant 10,000 opens, then a refusal)."""
+    traces, _ = prepare_dirs(tmp_path)
+    for n in range(1, 10_000):
+        (traces / ("x.jsonl" if n == 1 else f"x-{n}.jsonl")).touch()
+    made = [TraceFile.create(traces, "x", uid=os.getuid(), mode=0o640) for _ in range(3)]
+    try:
+        ids = [t.run_id for t in made]
+        assert len(set(ids)) == 3 and all(re.fullmatch(r"x-[0-9a-f]{8}", i) for i in ids), ids
+    finally:
+        for t in made:
+            t.close()

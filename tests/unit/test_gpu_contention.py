@@ -49,7 +49,7 @@ def _run(
         state["others"][OTHER] = others_sm(i)
         state["vanished"] = vanished(i)
         scanner.scan(max_age=1e9)
-        cont = scanner.for_run(ME, top=3)
+        cont = scanner.for_run(ME, top=3, uid=os.getuid())
         records.append({"type": "sample", "run_id": "synthetic", "t": t, "contention": cont})
         gpu = {"devices": [{"index": 0, "name": "NVIDIA Fake A100", "process_memory_bytes": 1 << 30}]}
         records.append(syn.epoch_record("synthetic", i, t, seconds(i), gpu=gpu))
@@ -70,7 +70,7 @@ def test_scan_carries_each_process_share_of_the_gpu(nvml: dict[str, Any]) -> Non
     scanner = ContentionScanner(NvmlSampler(nvml=fake_pynvml).gpu_processes)
     scanner.scan()
     scanner.scan()
-    view = scanner.for_run(ME, top=3)
+    view = scanner.for_run(ME, top=3, uid=os.getuid())
     assert view is not None
     by_pid = {e["pid"]: e for e in view["gpu"]}
     assert set(by_pid) == {OTHER, GONE}  # the run itself and the vanished pid are not there
@@ -79,6 +79,11 @@ def test_scan_carries_each_process_share_of_the_gpu(nvml: dict[str, Any]) -> Non
     assert "name" not in by_pid[GONE] and by_pid[GONE]["sm_util_pct"] == 0.0
     (mine,) = view["gpu_self"]
     assert (mine["device"], mine["sm_util_pct"], mine["mem_util_pct"]) == (0, 60.0, 30.0)
+    # a run of another user sees that process by its share (and NVML's pid) only
+    theirs = scanner.for_run(ME, top=3, uid=os.getuid() + 12345)
+    assert theirs is not None
+    (seen,) = [e for e in theirs["gpu"] if e["pid"] == OTHER]
+    assert "name" not in seen and "user" not in seen and seen["sm_util_pct"] == 70.0
 
 
 def test_another_process_takes_the_gpu_and_the_run_slows(nvml: dict[str, Any]) -> None:

@@ -95,6 +95,17 @@ def test_install_refuses_a_missing_prefix(tmp_path: Path, capsys: pytest.Capture
     assert "not a directory" in capsys.readouterr().err
 
 
+def test_install_leaves_a_masked_unit_masked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`systemctl mask` links the unit to /dev/null; writing over the link had unmasked it."""
+    unit = tmp_path / UNIT_PATH
+    unit.parent.mkdir(parents=True)
+    unit.symlink_to(os.devnull)
+    assert main(["service", "install", "--prefix", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "is masked" in err and "systemctl unmask epochwatch" in err and err.count("\n") == 1, err
+    assert os.readlink(unit) == os.devnull and not (tmp_path / SYSUSERS_PATH).exists()
+
+
 def test_systemd_accepts_the_installed_unit_and_drop_in(tmp_path: Path) -> None:
     tool = shutil.which("systemd-analyze")
     if tool is None:

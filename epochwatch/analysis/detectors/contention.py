@@ -28,6 +28,7 @@ BUSY_HOST_PCT = 85.0
 OTHERS_PCT = 100.0
 RULE = GrowthRule(min_rel_slope=0.002, min_rel_growth=0.10)
 PERSISTENCE = 2
+UNNAMED = "another user's process"  # the daemon names only the run's own user's processes
 HINT = (
     "other processes compete for the CPU: find them (`epochwatch status`, top), move them or this "
     "job, pin with taskset/cgroups, or lower tf.config.threading.set_inter_op_parallelism_threads / "
@@ -60,7 +61,7 @@ def _sampled(view: RunAtEpoch) -> Finding | None:
         evidence["busiest"] = busiest
     title = f"other processes use {median(others):.0f}% CPU while the host is busy"
     if busiest:
-        title += f" (busiest: {busiest[0]['name']})"
+        title += f" (busiest: {busiest[0]['name'] or UNNAMED})"
     return Finding(KIND, WARNING, title, evidence, _hint(view), "cpu", view.epoch_number(view.last))
 
 

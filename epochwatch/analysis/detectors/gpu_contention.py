@@ -17,6 +17,7 @@ from typing import Any
 
 from epochwatch.analysis.attribution import uses_device
 from epochwatch.analysis.detectors.base import Detector
+from epochwatch.analysis.detectors.contention import UNNAMED
 from epochwatch.analysis.findings import CRITICAL, WARNING, Finding
 from epochwatch.analysis.trend import median
 from epochwatch.analysis.view import RunAtEpoch, window_epochs
@@ -109,7 +110,7 @@ def evaluate(view: RunAtEpoch, device: str) -> Finding | None:
     )
     if processes:
         top = processes[0]
-        who = f"{top.get('name', '?')} (pid {top.get('pid')}"
+        who = f"{top.get('name', UNNAMED)} (pid {top.get('pid')}"
         who += f", user {top['user']})" if top.get("user") else ")"
         title += f"; busiest: {who}"
     severity = CRITICAL if ratio >= CRITICAL_RATIO else WARNING
