@@ -133,6 +133,7 @@ class LoopTracker:
         t_start = time.perf_counter()
         self._recorder.start(training=block)  # the run's set-up: run_start accounts for it
         setup = time.perf_counter() - t_start
+        self._recorder.auto.adopt_fit(block["fit"])  # the last optimizer's fit ends first
         self._recorder.emit("fit_start", **block)
         self._recorder.add_overhead(time.perf_counter() - t0 - setup)
 
