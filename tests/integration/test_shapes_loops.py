@@ -156,3 +156,41 @@ for n in range(4):
 def test_a_keras_pydataset_feeding_an_eager_loop_gives_its_passes_as_epochs(tmp_path: Path) -> None:
     epochs = of_type(_run(tmp_path, PY_DATASET), "epoch")
     assert [(e["steps"], e["epoch_source"]) for e in epochs] == [(3, "data_pass")] * 4
+
+
+TF_KERAS = """
+import epochwatch.hook
+import numpy as np, tensorflow as tf, tf_keras
+x = np.random.rand(64, 8).astype("float32")
+y = x.sum(axis=1, keepdims=True)
+ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)  # 4 steps a pass
+model = tf_keras.Sequential([tf_keras.Input((8,)), tf_keras.layers.Dense(16), tf_keras.layers.Dense(1)])
+opt = tf_keras.optimizers.Adam()
+model.compile(optimizer=tf_keras.optimizers.Adam(), loss="mse")
+
+@tf.function
+def train_step(xb, yb):
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean((model(xb) - yb) ** 2)
+    g = tape.gradient(loss, model.trainable_variables)
+    opt.apply_gradients(zip(g, model.trainable_variables))
+    return loss
+
+def passes(n):
+    for _ in range(n):
+        for xb, yb in ds:
+            train_step(xb, yb)
+
+passes(3)
+model.fit(x, y, batch_size=16, epochs=2, verbose=0)  # a fit between the loop's passes
+passes(2)
+"""
+
+
+def test_tf_keras_custom_loop_and_fit_are_both_seen(tmp_path: Path) -> None:
+    epochs = of_type(_run(tmp_path, TF_KERAS), "epoch")
+    seen = [(e["source"], e.get("epoch_source"), e.get("steps")) for e in epochs]
+    # The loop's third pass is still open when the fit begins: it is written then, not lost.
+    loop = [("auto", "data_pass", 4), ("auto", "data_pass", 4), ("auto", "fit", 4)]
+    fit = [("keras", None, 4), ("keras", None, 4)]
+    assert seen == [*loop, *fit, ("auto", "data_pass", 4), ("auto", "data_pass", 4)], seen
