@@ -184,6 +184,9 @@ def passes(n):
 passes(3)
 model.fit(x, y, batch_size=16, epochs=2, verbose=0)  # a fit between the loop's passes
 passes(2)
+from tensorflow.python.eager.polymorphic_function.polymorphic_function import Function
+assert not hasattr(Function.__call__, "__epochwatch__")  # no wrapper on tf.function calls
+assert type(model.train_function) is Function and type(train_step) is not Function, type(train_step)
 """
 
 
