@@ -44,6 +44,8 @@ class Jitted:
         return self._jitted(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:  # lower, trace, eval_shape, __wrapped__, ...
+        if name == "_jitted":  # not set yet (a copy being made): no recursion
+            raise AttributeError(name)
         return getattr(self._jitted, name)
 
     def __get__(self, obj: Any, objtype: Any = None) -> Any:  # a jitted method
@@ -85,7 +87,7 @@ def wrap_jit(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def jit(*args: Any, **kwargs: Any) -> Any:
         made = original(*args, **kwargs)
-        if args:
+        if args or "fun" in kwargs:
             return Jitted(made)
         return lambda fun: Jitted(made(fun))  # used as @jax.jit(static_argnums=...)
 
