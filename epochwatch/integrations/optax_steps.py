@@ -25,7 +25,7 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from epochwatch.integrations.optimizer_steps import counter, failed, outermost_self
+from epochwatch.integrations.optimizer_steps import counter, failed, outermost_self, wrap_update
 
 if TYPE_CHECKING:
     from epochwatch.recorder import Recorder
@@ -95,31 +95,20 @@ def wrap_jit(original: Callable[..., Any]) -> Callable[..., Any]:
     return jit
 
 
+def _mark(_params: Any) -> Any:
+    """The outermost `Jitted` being traced becomes a `JitStep` (returned; None if it was)."""
+    jitted = outermost_self(_CALL_CODES)
+    if type(jitted) is not Jitted:  # none, or a step function already
+        return None
+    jitted.__class__ = JitStep
+    return jitted
+
+
 def wrap_apply_updates(
     original: Callable[..., Any], recorder: Recorder, top_level: Callable[[], bool]
 ) -> Callable[..., Any]:
     """`optax.apply_updates` that counts an eager step or marks the jitted step function."""
-    count, eager = counter(recorder), Eager()
-
-    @functools.wraps(original)
-    def apply_updates(params: Any, updates: Any) -> Any:
-        if top_level():
-            try:
-                count(eager)
-            except Exception as exc:
-                failed(recorder, exc)
-        elif not recorder.auto.off and recorder.epoch_source in (None, "auto"):
-            jitted = outermost_self(_CALL_CODES)
-            if type(jitted) is Jitted:  # not already a step function
-                jitted.__class__ = JitStep
-                try:
-                    count(jitted)  # the call being traced is a step too
-                except Exception as exc:
-                    failed(recorder, exc)
-        return original(params, updates)
-
-    apply_updates.__epochwatch__ = True  # type: ignore[attr-defined]
-    return apply_updates
+    return wrap_update(original, recorder, top_level, _mark, owner=Eager())
 
 
 def install(recorder: Recorder) -> None:

@@ -55,24 +55,26 @@ def wrap_update(
     original: Callable[..., Any],
     recorder: Recorder,
     eager: Callable[[], bool] = _always,
-    mark: Callable[[Any], bool] | None = None,
+    mark: Callable[[Any], Any] | None = None,
+    owner: Any = None,
 ) -> Callable[..., Any]:
-    """An optimizer's update method that counts an eager step, or (while a tf.function is
-    traced outside a fit) makes that function a step function with `mark(optimizer)`,
-    counting the call being traced."""
+    """An update (`original(self, ...)`) that counts an eager step of `owner` (default: the
+    optimizer, `self`), or while a function is traced outside a fit, `mark(self)`s it a step
+    function and counts the call being traced for what `mark` returns (None: marked before)."""
     count = counter(recorder)
 
     @functools.wraps(original)
     def update(self: Any, *args: Any, **kwargs: Any) -> Any:
         if eager():
             try:
-                count(self)
+                count(owner or self)
             except Exception as exc:
                 failed(recorder, exc)
         elif mark is not None and not recorder.auto.off and recorder.epoch_source in (None, "auto"):
             try:  # a fit's train function stays unmarked: its steps are the fit's
-                if mark(self):
-                    count(self)
+                marked = mark(self)
+                if marked is not None:
+                    count(marked)
             except Exception as exc:
                 failed(recorder, exc)
         return original(self, *args, **kwargs)
@@ -112,18 +114,18 @@ def outermost_self(codes: tuple[CodeType, ...]) -> Any:
     return outer
 
 
-def marker(base: type, step_class: type) -> Callable[[Any], bool]:
+def marker(base: type, step_class: type) -> Callable[[Any], Any]:
     """`mark(optimizer)`: the outermost `base` instance being called (at trace time)
-    becomes a `step_class` updating `optimizer`; True when newly marked."""
+    becomes a `step_class` updating `optimizer`; returns the optimizer when newly marked."""
     codes = (inspect.unwrap(base.__call__).__code__,)
 
-    def mark(optimizer: Any) -> bool:
+    def mark(optimizer: Any) -> Any:
         outer = outermost_self(codes)
         if type(outer) is not base:  # none, already a step function, or a subclass of TF's
-            return False
+            return None
         setattr(outer, _OWNER, optimizer)
         outer.__class__ = step_class
-        return True
+        return optimizer
 
     return mark
 
