@@ -45,6 +45,7 @@ WINDOW_SECONDS = 60.0
 WINDOW_STEPS_VAR = envvars.EPOCHWATCH_WINDOW_STEPS
 WINDOW_SECONDS_VAR = envvars.EPOCHWATCH_WINDOW_SECONDS
 _NOBODY = object()  # the fast path's owner while it is disarmed: no optimizer is this
+_SCRIPT = object()  # the owner of the script's own hook.step() calls
 
 
 def _setting(environ: dict[str, str], name: str, default: float) -> float:
@@ -138,8 +139,9 @@ class AutoEpochs:
         (optimizer updates still tell models apart); False when automatic epochs are off."""
         if self.off:
             return False
-        self.scripted, self._fast = True, _NOBODY
-        self._count(self.owner)
+        if not self.scripted:
+            self.scripted, self._fast = True, _NOBODY
+        self.step(_SCRIPT)
         return True
 
     def _slow_step(self, owner: Any) -> None:
@@ -151,9 +153,11 @@ class AutoEpochs:
         if source is not None and source != SOURCE:
             return  # a Keras fit's step (its callback counts it), or the script's own epoch
         if self.scripted:
-            if owner is not self.owner:
-                self._new_owner(owner)
-            return
+            if owner is not _SCRIPT:  # an update: it only tells models apart
+                if owner is not self.owner:
+                    self._new_owner(owner)
+                return
+            owner = self.owner
         self._count(owner)
 
     def _count(self, owner: Any) -> None:
@@ -177,13 +181,13 @@ class AutoEpochs:
 
     def _arm(self, owner: Any, epoch: Any) -> None:
         """The next steps of `owner` take the fast path until a cut or an interval is due."""
-        if self.off or self.scripted:
+        if self.off:
             return
         self._stamps = epoch.steps
         due = self._rec.clock.due
         self._limit = due if self._passes else min(due, self._deadline)
         self._cap = math.inf if self._passes else self.window_steps
-        self._fast = owner
+        self._fast = _SCRIPT if self.scripted else owner
 
     def pass_started(self, key: Any) -> None:
         """A new pass over a dataset (`iter(dataset)`) began; `key` names the dataset."""
