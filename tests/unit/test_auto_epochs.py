@@ -176,6 +176,27 @@ def test_a_fit_inside_an_unmarked_loop_ends_the_open_epoch_written(tmp_path: Pat
     ]
 
 
+def test_a_fit_on_the_loops_own_dataset_leaves_no_empty_epoch(tmp_path: Path) -> None:
+    rec = _recorder(tmp_path)
+    opt, data = Optimizer(), object()
+    for _ in range(2):
+        rec.auto.pass_started(data)
+        for _ in range(3):
+            rec.auto.step(opt)
+    rec.auto.pass_started(data)  # tf_keras' fit iterates the dataset before its first epoch
+    rec.begin_epoch(0, "keras", 0)
+    rec.end_epoch({"steps": 3})
+    rec.auto.pass_started(data)
+    rec.auto.step(opt)
+    epochs = _epochs(tmp_path, rec)
+    assert [(e["source"], e["epoch"], e["steps"]) for e in epochs] == [
+        ("auto", 0, 3),
+        ("auto", 1, 3),  # its pass ended where the fit's began
+        ("keras", 0, 3),
+        ("auto", 2, 1),  # numbered on: the pass the fit took was no epoch of ours
+    ]
+
+
 def test_the_scripts_hook_step_wins_over_the_updates(tmp_path: Path) -> None:
     rec = _recorder(tmp_path)
     rec.clock.period = 0.0  # an interval record at every step of the first epoch
