@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import threading
 import time
-import weakref
 from typing import Any
 
 from epochwatch.guard import Guard
@@ -114,6 +113,9 @@ class CollectiveClock:
         return block
 
 
+_KIND = "_epochwatch_collective"  # on a ConcreteFunction: whether its graph holds a collective
+
+
 def install_call_timing(clock: CollectiveClock, guard: Guard) -> None:
     """Wrap ConcreteFunction._call_flat; the wrapper never changes what TF returns or raises."""
     from tensorflow.python.eager import context
@@ -122,23 +124,23 @@ def install_call_timing(clock: CollectiveClock, guard: Guard) -> None:
     original = cf.ConcreteFunction._call_flat
     if getattr(original, "__epochwatch__", False):
         return
-    kinds: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+    eager = context.executing_eagerly
 
     def classify(function: Any) -> bool:
-        found = guard.run("collective timing", lambda: graph_has_collectives(function.graph), False)
-        kinds[function] = bool(found)
-        return bool(found)
+        """Whether the function's graph holds a collective, kept on the function (a dict
+        keyed by it would allocate a weak reference at every call: every step of a fit)."""
+        found = bool(guard.run("collective timing", lambda: graph_has_collectives(function.graph), False))
+        try:
+            setattr(function, _KIND, found)
+        except Exception:  # takes no attribute (TF's all do): not timed, judged at each call
+            return False
+        return found
 
     def _call_flat(self: Any, tensor_inputs: Any, captured_inputs: Any) -> Any:
-        try:
-            collective = kinds.get(self)
-            if collective is None:
-                collective = context.executing_eagerly() and classify(self)
-            elif collective:
-                collective = context.executing_eagerly()
-        except TypeError:  # unhashable or not weak-referenceable: never ours to time
-            collective = False
-        if not collective:
+        collective = getattr(self, _KIND, None)
+        if collective is None and eager():
+            collective = classify(self)
+        if not (collective and eager()):
             return original(self, tensor_inputs, captured_inputs)
         start = time.perf_counter()
         try:

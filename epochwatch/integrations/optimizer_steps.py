@@ -6,22 +6,26 @@ update is where steps are seen without help:
 - Keras 3: `BaseOptimizer.apply` (which `apply_gradients` and every Keras optimizer use);
   tf_keras: `apply_gradients` of its optimizers.
 - A step inside a `@tf.function` runs the update's Python only while the function is
-  traced. So each outermost `tf.function` call notes itself on the thread; an update seen
-  while one is being traced marks that function as a step function, and each later call
-  of it is a step (of that optimizer).
+  traced. An update traced outside a fit walks the stack (trace time only) to the
+  outermost `tf.function` being called and gives it the class `StepFunction` (a subclass,
+  the same layout) whose calls are steps of that optimizer. The call that traced it counts
+  at the trace; retraces add nothing. Every other `tf.function`, a Keras fit's train
+  function included, is left as it is: no wrapper, no cost per call.
 - PyTorch (`torch.optim.optimizer.register_optimizer_step_post_hook`): one global hook.
+- optax (integrations/optax_steps.py): `apply_updates`, and jitted functions that call it.
 
-Per step on the training thread: a thread-local read and a method call, well under a
+Per step on the training thread: an eager check and a method call, well under a
 microsecond (bench/primitives.py measures it). Steps inside a Keras fit are the fit's and
 are dropped in `AutoEpochs.step` (one compare).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import threading
+import inspect
+import sys
 from collections.abc import Callable
+from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -29,16 +33,6 @@ if TYPE_CHECKING:
 
 PART = "automatic epochs"
 _OWNER = "_epochwatch_step_owner"  # set on a tf.function that updates an optimizer
-
-
-class _Calls(threading.local):
-    """The outermost tf.function being called on this thread (a class default, so reading
-    it on a thread that never set it costs no AttributeError)."""
-
-    fn: Any = None
-
-
-_local = _Calls()
 
 
 def counter(recorder: Recorder) -> Callable[[Any], None]:
@@ -49,55 +43,91 @@ def counter(recorder: Recorder) -> Callable[[Any], None]:
 
 def failed(recorder: Recorder, exc: Exception) -> None:
     """A step could not be counted: automatic epochs switch off, training goes on."""
-    recorder.auto.off = True
+    recorder.auto.stop()
     recorder.guard.disable(PART, f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
 
 
-def wrap_update(original: Callable[..., Any], recorder: Recorder) -> Callable[..., Any]:
-    """An optimizer's update method that counts a step (or marks the tf.function tracing it)."""
+def _always() -> bool:
+    return True
+
+
+def wrap_update(
+    original: Callable[..., Any],
+    recorder: Recorder,
+    eager: Callable[[], bool] = _always,
+    mark: Callable[[Any], Any] | None = None,
+    owner: Any = None,
+) -> Callable[..., Any]:
+    """An update (`original(self, ...)`) that counts an eager step of `owner` (default: the
+    optimizer, `self`), or while a function is traced outside a fit, `mark(self)`s it a step
+    function and counts the call being traced for what `mark` returns (None: marked before)."""
     count = counter(recorder)
 
     @functools.wraps(original)
     def update(self: Any, *args: Any, **kwargs: Any) -> Any:
-        fn = _local.fn
-        if fn is None:
+        if eager():
             try:
-                count(self)
+                count(owner or self)
             except Exception as exc:
                 failed(recorder, exc)
-        elif getattr(fn, _OWNER, None) is None and recorder.epoch_source in (None, "auto"):
-            # Traced outside a fit (a fit's train function stays unmarked: its steps are the fit's).
-            with contextlib.suppress(Exception):  # no attributes taken: its steps go unseen
-                setattr(fn, _OWNER, self)
+        elif mark is not None and not recorder.auto.off and recorder.epoch_source in (None, "auto"):
+            try:  # a fit's train function stays unmarked: its steps are the fit's
+                marked = mark(self)
+                if marked is not None:
+                    count(marked)
+            except Exception as exc:
+                failed(recorder, exc)
         return original(self, *args, **kwargs)
 
     update.__epochwatch__ = True  # type: ignore[attr-defined]
     return update
 
 
-def wrap_function_call(original: Callable[..., Any], recorder: Recorder) -> Callable[..., Any]:
-    """`tf.function.__call__`: the outermost call is noted; a step function's call is a step."""
-    count = counter(recorder)
+def step_function_class(base: type, recorder: Recorder, eager: Callable[[], bool]) -> type:
+    """`tf.function`'s class, whose calls each count a step of its optimizer (eager calls
+    only: a step function called inside another function's trace is that one's step)."""
+    count, base_call = counter(recorder), base.__call__
 
-    @functools.wraps(original)
-    def __call__(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if _local.fn is not None:  # nested: the outer call is the step
-            return original(self, *args, **kwargs)
-        _local.fn = self
-        try:
-            result = original(self, *args, **kwargs)
-        finally:
-            _local.fn = None
-        owner = getattr(self, _OWNER, None)
-        if owner is not None:
-            try:
-                count(owner)
-            except Exception as exc:
-                failed(recorder, exc)
-        return result
+    class StepFunction(base):
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            result = base_call(self, *args, **kwargs)
+            if eager():
+                try:
+                    count(getattr(self, _OWNER))
+                except Exception as exc:
+                    failed(recorder, exc)
+            return result
 
-    __call__.__epochwatch__ = True  # type: ignore[attr-defined]
-    return __call__
+    StepFunction.__name__ = StepFunction.__qualname__ = base.__name__  # as TF names it
+    return StepFunction
+
+
+def outermost_self(codes: tuple[CodeType, ...]) -> Any:
+    """`self` of the outermost frame on this thread's stack that runs one of `codes` (a
+    function's call being traced: walked at trace time only)."""
+    frame: FrameType | None = sys._getframe(1)
+    outer = None
+    while frame is not None:
+        if frame.f_code in codes:
+            outer = frame.f_locals.get("self")
+        frame = frame.f_back
+    return outer
+
+
+def marker(base: type, step_class: type) -> Callable[[Any], Any]:
+    """`mark(optimizer)`: the outermost `base` instance being called (at trace time)
+    becomes a `step_class` updating `optimizer`; returns the optimizer when newly marked."""
+    codes = (inspect.unwrap(base.__call__).__code__,)
+
+    def mark(optimizer: Any) -> Any:
+        outer = outermost_self(codes)
+        if type(outer) is not base:  # none, already a step function, or a subclass of TF's
+            return None
+        setattr(outer, _OWNER, optimizer)
+        outer.__class__ = step_class
+        return optimizer
+
+    return mark
 
 
 def _patch(cls: Any, name: str, wrap: Callable[..., Any]) -> bool:
@@ -109,31 +139,41 @@ def _patch(cls: Any, name: str, wrap: Callable[..., Any]) -> bool:
     return True
 
 
+def _tf_update(recorder: Recorder) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Wraps an update for TensorFlow: eager steps counted, traced ones mark their function."""
+    from tensorflow.python.eager import context
+    from tensorflow.python.eager.polymorphic_function.polymorphic_function import Function
+
+    eager = context.executing_eagerly
+    mark = marker(Function, step_function_class(Function, recorder, eager))
+    return lambda f: wrap_update(f, recorder, eager, mark)
+
+
 def install_keras(recorder: Recorder) -> None:
-    """Keras 3's optimizers: every update goes through `BaseOptimizer.apply`."""
+    """Keras 3's optimizers: every update goes through `BaseOptimizer.apply` (on the JAX or
+    torch backends each call counts: no tf.function there)."""
+    import keras
     from keras.src.optimizers import base_optimizer
 
-    _patch(base_optimizer.BaseOptimizer, "apply", lambda f: wrap_update(f, recorder))
+    if keras.backend.backend() == "tensorflow":
+        wrap = _tf_update(recorder)
+    else:
+        wrap = lambda f: wrap_update(f, recorder)  # noqa: E731
+    _patch(base_optimizer.BaseOptimizer, "apply", wrap)
 
 
 def install_tf_keras(recorder: Recorder) -> None:
     """tf_keras' optimizers (the new ones and the legacy ones): `apply_gradients`."""
     import tf_keras
 
+    wrap = _tf_update(recorder)
     for cls in (
         getattr(tf_keras.optimizers, "Optimizer", None),
         getattr(getattr(tf_keras.optimizers, "legacy", None), "Optimizer", None),
     ):
         for klass in getattr(cls, "__mro__", ())[:3]:
-            if _patch(klass, "apply_gradients", lambda f: wrap_update(f, recorder)):
+            if _patch(klass, "apply_gradients", wrap):
                 break
-
-
-def install_tf(recorder: Recorder) -> None:
-    """tf.function calls: a function that traced an optimizer update is a step function."""
-    from tensorflow.python.eager.polymorphic_function import polymorphic_function
-
-    _patch(polymorphic_function.Function, "__call__", lambda f: wrap_function_call(f, recorder))
 
 
 def install_torch(recorder: Recorder) -> None:

@@ -36,6 +36,7 @@ import threading
 import time
 import weakref
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 PART = "torch integration"
@@ -58,14 +59,20 @@ def _jsonable(value: Any) -> Any:
 
 def optimizer_step(optimizer: Any) -> int | None:
     """The step counter the optimizer's state holds (Adam, AdamW, RMSprop...), or None."""
-    for entry in optimizer.state.values():
-        step = entry.get("step") if isinstance(entry, dict) else None
-        if step is not None:
-            try:
-                return int(step.item() if hasattr(step, "item") else step)
-            except (TypeError, ValueError):
-                return None
-        return None
+    return state_step(optimizer.state)
+
+
+def state_step(state: Any) -> int | None:
+    """The step counter of an optimizer's per-parameter state (live, or a state dict's
+    "state" from a file): the first parameter's, or None."""
+    for entry in state.values() if isinstance(state, Mapping) else ():
+        step = entry.get("step") if isinstance(entry, Mapping) else None
+        if step is None:
+            return None
+        try:
+            return int(step.item() if hasattr(step, "item") else step)
+        except (TypeError, ValueError):
+            return None
     return None
 
 
@@ -133,6 +140,7 @@ class LoopTracker:
         t_start = time.perf_counter()
         self._recorder.start(training=block)  # the run's set-up: run_start accounts for it
         setup = time.perf_counter() - t_start
+        self._recorder.auto.adopt_fit(block["fit"])  # the last optimizer's fit ends first
         self._recorder.emit("fit_start", **block)
         self._recorder.add_overhead(time.perf_counter() - t0 - setup)
 

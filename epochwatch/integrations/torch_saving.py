@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from epochwatch.checkpoints import files as cfiles
 from epochwatch.integrations import saving
+from epochwatch.integrations.torch import state_step
 
 if TYPE_CHECKING:
     from epochwatch.recorder import Recorder
@@ -65,25 +66,10 @@ def describe(obj: Any) -> dict[str, Any]:
             optimizer = value
     out: dict[str, Any] = {"contents": sorted(set(kinds)), "optimizer_included": optimizer is not None}
     if optimizer is not None:
-        step = _state_step(optimizer)
+        step = state_step(optimizer.get("state"))
         if step is not None:
             out["optimizer_steps_in_file"] = step
     return out
-
-
-def _state_step(state_dict: Mapping[str, Any]) -> int | None:
-    state = state_dict.get("state")
-    if not isinstance(state, Mapping):
-        return None
-    for entry in state.values():
-        step = entry.get("step") if isinstance(entry, Mapping) else None
-        if step is None:
-            return None
-        try:
-            return int(step.item() if hasattr(step, "item") else step)
-        except (TypeError, ValueError):
-            return None
-    return None
 
 
 def _live_iterations() -> int | None:

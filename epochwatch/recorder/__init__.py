@@ -356,6 +356,9 @@ class Recorder:
             starting = not self._started
             if not self.start():
                 return
+            if source != "auto" and self.epoch_source == "auto":
+                self.auto.fit_began()  # a fit inside a loop that marks no epochs: ours is written
+            self.auto.epoch_changed()
             outer = self._epoch if self._epoch is not None and self._epoch.source == "loop" else None
             if outer is not None and source == "loop":
                 outer = None  # a loop epoch inside a loop epoch: the newer one wins, as before
@@ -399,12 +402,14 @@ class Recorder:
                 return
             self._epoch = epoch.outer
             self.clock.end_epoch(0.0)
+            self.auto.epoch_changed()
 
     def end_epoch(self, fields: dict[str, Any] | None = None, end_perf: float | None = None) -> None:
         """Close the open epoch and write its record, with every sampler's block."""
         t0 = time.perf_counter()
         with self._lock:
             epoch = self._epoch
+            self.auto.epoch_changed()
             if epoch is None or self._sink is None:
                 self._epoch = None
                 return
@@ -461,8 +466,11 @@ class Recorder:
 
     def step(self) -> None:
         """One step of a custom loop's open epoch began (hook.step()): a clock read, an
-        append and a compare, and an interval record when one is due."""
+        append and a compare, and an interval record when one is due. Outside an epoch of
+        the script's own, automatic epochs take it (and count no updates of their own)."""
         epoch = self._epoch
+        if (epoch is None or epoch.source == "auto") and self.auto.script_step():
+            return
         if epoch is None:
             return
         now = time.perf_counter()

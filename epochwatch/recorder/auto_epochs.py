@@ -11,20 +11,27 @@ looks at it. The integrations report what they see without help: each optimizer 
   model per iteration); each such optimizer also gets `fit_start`/`fit_end` records, as a
   Keras fit does, so `models_in_loop` judges the loop like a loop of fits;
 - `window_steps` / `window_time`: no pass seen yet, and the epoch reached
-  `WINDOW_STEPS` steps or `WINDOW_SECONDS` seconds.
+  `WINDOW_STEPS` steps or `WINDOW_SECONDS` seconds;
+- `fit`: a Keras fit began (its epochs are its own; automatic ones resume after it).
 
 The record says which (`epoch_source`). The script's own `hook.epoch()` wins: once it is
-called, automatic epochs switch off for good. Steps inside a Keras fit are the fit's (its
-callback counts them), so they are ignored here.
+called, automatic epochs switch off for good; its own `hook.step()` wins over the updates
+(its steps are counted, not both). Steps inside a Keras fit are the fit's (its callback
+counts them), so they are ignored here.
 
-Per step (the training thread): an identity compare, an add, a clock read and a compare,
-plus `Recorder.step`'s append.
+Per step (the training thread), while the same optimizer steps inside the open automatic
+epoch and no cut or interval is due: an identity compare, a clock read, two compares and
+an append. Anything else (the first step, another optimizer, a cut, an interval, a fit's
+step) takes `_slow_step`, which re-arms that path (`_arm`); the Recorder disarms it
+whenever an epoch begins or ends (`epoch_changed`).
 """
 
 from __future__ import annotations
 
+import math
 import time
 import weakref
+from time import perf_counter
 from typing import Any
 
 from epochwatch import envvars
@@ -37,6 +44,8 @@ WINDOW_STEPS = 1000
 WINDOW_SECONDS = 60.0
 WINDOW_STEPS_VAR = envvars.EPOCHWATCH_WINDOW_STEPS
 WINDOW_SECONDS_VAR = envvars.EPOCHWATCH_WINDOW_SECONDS
+_NOBODY = object()  # the fast path's owner while it is disarmed: no optimizer is this
+_SCRIPT = object()  # the owner of the script's own hook.step() calls
 
 
 def _setting(environ: dict[str, str], name: str, default: float) -> float:
@@ -54,14 +63,15 @@ class AutoEpochs:
         # The Recorder that holds this (typed Any: naming it would make an import circle).
         self._rec = recorder
         self.off = False  # the script calls hook.epoch(): its epochs win
+        self.scripted = False  # the script calls hook.step(): its steps win
         self.fit_records = True  # False where the integration writes each optimizer's fit_start
         self.owner: Any = None  # the optimizer of the last step seen
         self._owners: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
         self._serials = 0
         self._fit: int | None = None  # the fit index of the current owner's fit_start
+        self._adopted: int | None = None  # a fit_start the integration wrote (fit_records False)
         self._fit_start = 0.0
         self._fit_first = 0  # total_steps when the current optimizer's fit began
-        self.steps = 0  # in the open automatic epoch
         self._counted = 0  # steps of the epochs closed so far
         self._deadline = 0.0
         self._number = 0
@@ -69,6 +79,12 @@ class AutoEpochs:
         self._candidate: Any = None  # the last dataset pass started before steps were seen
         self._steps_at_pass = 0  # total_steps when the candidate's pass began
         self._passes = False  # a data pass has been seen: passes cut, windows do not
+        # The fast path (`step`): armed for one owner with the open epoch's step list, the
+        # time of the next cut or interval and the step count of the next cut.
+        self._fast: Any = _NOBODY
+        self._stamps: list[float] = []
+        self._limit = 0.0
+        self._cap: float = 0.0
         environ = recorder.environ
         self.window_steps = int(_setting(environ, WINDOW_STEPS_VAR, WINDOW_STEPS))
         self.window_seconds = _setting(environ, WINDOW_SECONDS_VAR, WINDOW_SECONDS)
@@ -78,45 +94,100 @@ class AutoEpochs:
         """The script marks its own epochs: close ours and cut no more."""
         if self.off:
             return
-        self.off = True
-        self._close("data_pass" if self._passes else "window_steps")
+        self.stop()
+        self._close(self._ending())
         self._end_fit()
 
+    def stop(self) -> None:
+        """Count no more steps (the script's epochs win, or counting failed)."""
+        self.off, self._fast = True, _NOBODY
+
+    def epoch_changed(self) -> None:
+        """An epoch began or ended (the Recorder's): the fast path is re-armed by the next step."""
+        self._fast = _NOBODY
+
+    def fit_began(self) -> None:
+        """A Keras fit opens its first epoch while an automatic one is open: ours ends here,
+        written (the steps so far were trained), and the next update after the fit opens a
+        new one."""
+        self._close("fit")
+
+    def adopt_fit(self, index: int) -> None:
+        """The integration writes the next optimizer's `fit_start` as `index` (PyTorch's,
+        before its first step): the last fit ends first, and this one ends like ours."""
+        self._end_fit()
+        self._adopted = index
+
+    @property
+    def steps(self) -> int:
+        """Steps in the open automatic epoch."""
+        epoch = self._rec._epoch
+        return len(epoch.steps) if epoch is not None and epoch.source == SOURCE else 0
+
     def step(self, owner: Any) -> None:
-        """One optimizer update by `owner` (on the training thread: keep it cheap; the
-        Recorder's own step, inlined: the append and the interval clock's compare)."""
+        """One optimizer update by `owner` (on the training thread: keep it cheap)."""
+        if owner is self._fast:
+            now = perf_counter()
+            stamps = self._stamps
+            if now < self._limit and len(stamps) < self._cap:
+                stamps.append(now)
+                return
+        self._slow_step(owner)
+
+    def script_step(self) -> bool:
+        """The script's `hook.step()` outside an epoch of its own: its steps are the steps
+        (optimizer updates still tell models apart); False when automatic epochs are off."""
         if self.off:
-            return
-        rec = self._rec
-        epoch = rec._epoch
-        if epoch is None or epoch.source != SOURCE or owner is not self.owner:
-            if epoch is not None and epoch.source != SOURCE:
-                return  # a Keras fit's step (its callback counts it), or the script's own epoch
-            self._slow_step(owner)
-            return
-        now = time.perf_counter()
-        if (self.steps >= self.window_steps or now >= self._deadline) and not self._passes:
-            self._slow_step(owner)
-            return
-        self.steps += 1
-        steps = epoch.steps
-        steps.append(now)
-        if now >= rec.clock.due:
-            rec.interval(steps, now)
+            return False
+        if not self.scripted:
+            self.scripted, self._fast = True, _NOBODY
+        self.step(_SCRIPT)
+        return True
 
     def _slow_step(self, owner: Any) -> None:
-        """A step that opens or cuts an epoch, or comes from another optimizer."""
+        """A step that opens or cuts an epoch, comes from another optimizer, is due an
+        interval, or is not ours to count (off, a fit's, the script counts its own)."""
+        if self.off:
+            return
+        source = self._rec.epoch_source
+        if source is not None and source != SOURCE:
+            return  # a Keras fit's step (its callback counts it), or the script's own epoch
+        if self.scripted:
+            if owner is not _SCRIPT:  # an update: it only tells models apart
+                if owner is not self.owner:
+                    self._new_owner(owner)
+                return
+            owner = self.owner
+        self._count(owner)
+
+    def _count(self, owner: Any) -> None:
         if not self.inference.training_seen:  # calls before the first step were not a run of their own
             self.inference.training_began()
         if owner is not self.owner:
             self._new_owner(owner)
-        now = time.perf_counter()
-        if self._rec.epoch_source is None:
+        rec = self._rec
+        now = perf_counter()
+        if rec.epoch_source is None:
             self._open(now)
         elif not self._passes and (self.steps >= self.window_steps or now >= self._deadline):
             self._cut("window_steps" if self.steps >= self.window_steps else "window_time", now)
-        self.steps += 1
-        self._rec.step()
+        epoch = rec._epoch
+        if epoch is None:  # the run is not recorded
+            return
+        epoch.steps.append(now)
+        if now >= rec.clock.due:
+            rec.interval(epoch.steps, now)
+        self._arm(owner, epoch)
+
+    def _arm(self, owner: Any, epoch: Any) -> None:
+        """The next steps of `owner` take the fast path until a cut or an interval is due."""
+        if self.off:
+            return
+        self._stamps = epoch.steps
+        due = self._rec.clock.due
+        self._limit = due if self._passes else min(due, self._deadline)
+        self._cap = math.inf if self._passes else self.window_steps
+        self._fast = _SCRIPT if self.scripted else owner
 
     def pass_started(self, key: Any) -> None:
         """A new pass over a dataset (`iter(dataset)`) began; `key` names the dataset."""
@@ -138,7 +209,7 @@ class AutoEpochs:
         """The run ends: the open epoch and fit are closed with what they have."""
         self.inference.close()
         if not self.off:
-            self._close("data_pass" if self._passes else "window_steps")
+            self._close(self._ending())
             self._end_fit()
 
     # -- internals ----------------------------------------------------------------------
@@ -147,12 +218,13 @@ class AutoEpochs:
     def total_steps(self) -> int:
         return self._counted + self.steps
 
+    def _ending(self) -> str:
+        """What ends an epoch that is closed early: the kind of epochs the run has."""
+        return "data_pass" if self._passes else "window_steps"
+
     def _open(self, now: float) -> None:
-        rec = self._rec
-        rec.begin_epoch(self._number, SOURCE)
+        self._rec.begin_epoch(self._number, SOURCE)
         self._number += 1
-        self._counted += self.steps
-        self.steps = 0
         self._deadline = now + self.window_seconds
 
     def _cut(self, why: str, now: float) -> None:
@@ -160,8 +232,15 @@ class AutoEpochs:
         self._open(now)
 
     def _close(self, why: str) -> None:
-        if self._rec.epoch_source == SOURCE:
-            self._rec.end_epoch({"epoch_source": why, "steps": self.steps})
+        if self._rec.epoch_source != SOURCE:
+            return
+        steps = self.steps
+        if not steps:  # a pass begun and never trained on (a fit iterating it, say): no epoch
+            self._rec.abandon_epoch(SOURCE)
+            self._number -= 1
+            return
+        self._counted += steps
+        self._rec.end_epoch({"epoch_source": why, "steps": steps})
 
     def _new_owner(self, owner: Any) -> None:
         """An optimizer not seen at the last step: a new one is a new model's training."""
@@ -175,14 +254,20 @@ class AutoEpochs:
         serial = self._serials  # a count, not len(): optimizers let go leave the dict
         self._serials += 1
         self._owners[owner] = serial
+        # With hook.step() the step this update ends was counted as it began: it is this model's.
+        at = self.total_steps - (1 if self.scripted and self.total_steps else 0)
         if serial and self.steps:
             self._cut("new_model", time.perf_counter())
-        self._end_fit()
+        self._end_fit(at)
         rec = self._rec
-        if not self.fit_records or not rec.start():
+        if not self.fit_records:
+            self._fit, self._adopted = self._adopted, None
+            self._fit_start, self._fit_first = time.perf_counter(), at
+            return
+        if not rec.start():
             return
         self._fit = rec.next_fit_index()
-        self._fit_start, self._fit_first = time.perf_counter(), self.total_steps
+        self._fit_start, self._fit_first = time.perf_counter(), at
         block: dict[str, Any] = {
             "fit": self._fit,
             "source": "optimizer",
@@ -192,13 +277,14 @@ class AutoEpochs:
         }
         rec.emit("fit_start", **block)
 
-    def _end_fit(self) -> None:
+    def _end_fit(self, at: int | None = None) -> None:
+        """The current optimizer's fit ends after `at` steps of the run (default: all so far)."""
         if self._fit is None:
             return
         fields: dict[str, Any] = {
             "fit": self._fit,
             "source": "optimizer",
-            "steps": self.total_steps - self._fit_first,
+            "steps": (self.total_steps if at is None else at) - self._fit_first,
             "seconds": round(time.perf_counter() - self._fit_start, 6),
             "ended": "completed",
         }

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from epochwatch.integrations.optimizer_steps import _OWNER, wrap_function_call, wrap_update
+from epochwatch.integrations.optimizer_steps import marker, step_function_class, wrap_update
 from epochwatch.recorder import Recorder
 from tests.support import of_type, read_single_trace
 
@@ -108,23 +108,126 @@ def test_a_keras_fits_steps_are_the_fits(tmp_path: Path) -> None:
     assert [e["source"] for e in epochs] == ["keras"] and "epoch_source" not in epochs[0]
 
 
+class Function:
+    """tf.function's place: its body (an optimizer update when `updates`) runs while it is
+    traced only, on the first call, or on every call when `retraces`."""
+
+    tracing = False
+
+    def __init__(self, update: Any, updates: bool = True, retraces: bool = False) -> None:
+        self.update, self.updates, self.retraces, self.traced = update, updates, retraces, False
+
+    def __call__(self) -> None:
+        if self.traced and not self.retraces:
+            return
+        self.traced, Function.tracing = True, True
+        try:
+            if self.updates:
+                self.update(Optimizer)
+        finally:
+            Function.tracing = False
+
+
+def _step_functions(rec: Recorder) -> tuple[Any, type]:
+    eager = lambda: not Function.tracing  # noqa: E731
+    step_class = step_function_class(Function, rec, eager)
+    return wrap_update(lambda self: None, rec, eager, marker(Function, step_class)), step_class
+
+
 def test_a_step_function_counts_its_calls_not_its_trace(tmp_path: Path) -> None:
     rec = _recorder(tmp_path)
-    opt = Optimizer()
-    update = wrap_update(lambda self: None, rec)
-
-    class Function:
-        pass
-
-    def traced_once(self: Any) -> None:  # the update's Python runs while tracing only
-        if not hasattr(self, _OWNER):
-            update(opt)
-
-    call = wrap_function_call(traced_once, rec)
-    fn = Function()
+    update, step_class = _step_functions(rec)
+    fn, retraced, other = Function(update), Function(update, retraces=True), Function(update, updates=False)
     for _ in range(5):
-        call(fn)
-    assert [e["steps"] for e in _epochs(tmp_path, rec)] == [5]
+        fn()
+        other()
+    assert type(fn) is step_class and type(other) is Function  # others keep TF's own call
+    for _ in range(5):
+        retraced()
+    assert [e["steps"] for e in _epochs(tmp_path, rec)] == [10]  # one a call, traced or not
+
+
+def test_a_fits_train_function_is_never_a_step_function(tmp_path: Path) -> None:
+    rec = _recorder(tmp_path)
+    update, _ = _step_functions(rec)
+    rec.begin_epoch(0, "keras", 0)
+    train_function = Function(update)
+    train_function()
+    rec.end_epoch()
+    rec.finish("completed")
+    assert type(train_function) is Function  # a fit's steps cost it no wrapper
+
+
+def test_a_fit_inside_an_unmarked_loop_ends_the_open_epoch_written(tmp_path: Path) -> None:
+    rec = _recorder(tmp_path)
+    opt = Optimizer()
+    for _ in range(3):
+        rec.auto.step(opt)
+    rec.begin_epoch(0, "keras", 0)  # e.g. a fine-tuning fit between loop passes
+    rec.auto.step(opt)  # the fit's own step
+    rec.end_epoch({"steps": 1})
+    for _ in range(2):
+        rec.auto.step(opt)
+    epochs = _epochs(tmp_path, rec)
+    assert [(e["source"], e["steps"], e.get("epoch_source")) for e in epochs] == [
+        ("auto", 3, "fit"),
+        ("keras", 1, None),
+        ("auto", 2, "window_steps"),
+    ]
+
+
+def test_a_fit_on_the_loops_own_dataset_leaves_no_empty_epoch(tmp_path: Path) -> None:
+    rec = _recorder(tmp_path)
+    opt, data = Optimizer(), object()
+    for _ in range(2):
+        rec.auto.pass_started(data)
+        for _ in range(3):
+            rec.auto.step(opt)
+    rec.auto.pass_started(data)  # tf_keras' fit iterates the dataset before its first epoch
+    rec.begin_epoch(0, "keras", 0)
+    rec.end_epoch({"steps": 3})
+    rec.auto.pass_started(data)
+    rec.auto.step(opt)
+    epochs = _epochs(tmp_path, rec)
+    assert [(e["source"], e["epoch"], e["steps"]) for e in epochs] == [
+        ("auto", 0, 3),
+        ("auto", 1, 3),  # its pass ended where the fit's began
+        ("keras", 0, 3),
+        ("auto", 2, 1),  # numbered on: the pass the fit took was no epoch of ours
+    ]
+
+
+def test_the_scripts_hook_step_wins_over_the_updates(tmp_path: Path) -> None:
+    rec = _recorder(tmp_path)
+    rec.clock.period = 0.0  # an interval record at every step of the first epoch
+    first, second = Optimizer(), Optimizer()
+    for opt in (first, second):
+        for _ in range(5):
+            rec.step()  # hook.step() as each step begins
+            rec.auto.step(opt)  # the same step's update
+    rec.finish("completed")
+    records = read_single_trace(tmp_path)
+    epochs = of_type(records, "epoch")
+    assert sum(e["steps"] for e in epochs) == 10, epochs  # each step once, not twice
+    intervals = of_type(records, "interval")
+    # One record a step begun, numbered by steps done (doubled steps would number 1..9).
+    assert [(i["step"], i["steps"]) for i in intervals] == [(n, 1) for n in range(1, 6)], intervals
+    assert [e["steps"] for e in of_type(records, "fit_end")] == [5, 5]  # models still told apart
+
+
+def test_an_integrations_own_fit_start_gets_its_fit_end(tmp_path: Path) -> None:
+    rec = _recorder(tmp_path)
+    rec.auto.fit_records = False  # PyTorch: torch.py writes each optimizer's fit_start
+    for _ in range(3):
+        opt = Optimizer()
+        index = rec.next_fit_index()
+        rec.auto.adopt_fit(index)  # the pre-step hook, before the optimizer's first step
+        rec.emit("fit_start", fit=index, source="torch.optim")
+        for _ in range(2):
+            rec.auto.step(opt)
+    rec.finish("completed")
+    fits = [(r["type"], r["fit"]) for r in read_single_trace(tmp_path) if r["type"].startswith("fit_")]
+    assert fits == [(t, i) for i in range(3) for t in ("fit_start", "fit_end")]
 
 
 def test_a_failing_step_switches_the_part_off_and_training_goes_on(tmp_path: Path) -> None:
