@@ -40,13 +40,19 @@ promtool:
 	  apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } || \
 	  echo "promtool could not be installed (needs root and apt-get): the Prometheus rule tests skip"
 
-# The whole suite: the README's command and CI's.
+# The whole suite: the README's command and CI's. On every core (at most 4; each worker has its
+# own TensorFlow zygote, tests/zygote.py), a test file to a worker (its module fixtures run once);
+# then the tests that time the daemon under a load of their own (`serial`), alone.
+PYTEST   := $(PY) -m pytest -q -p no:cacheprovider
+PARALLEL := -n auto --maxprocesses 4 --dist loadfile
 test: setup $(if $(CI),promtool)
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PYTEST) $(PARALLEL) -m "not serial"
+	$(PYTEST) -m serial
 
 # The inner loop: everything but the tests marked `slow` (long training, the soak, multi-process jobs).
 test-fast: setup
-	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
+	$(PYTEST) $(PARALLEL) -m "not slow and not serial"
+	$(PYTEST) -m "not slow and serial"
 
 lint: setup
 	$(VENV)/bin/ruff check epochwatch tests bench examples

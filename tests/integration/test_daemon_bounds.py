@@ -24,7 +24,10 @@ from epochwatch.trace.client import query_status
 from tests.integration.daemon_harness import DaemonProc, running_daemon, wait_until
 from tests.integration.other_user import NOBODY, drop_to
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user"),
+    pytest.mark.serial,  # holds the daemon to 1 s under a load of its own: alone, after the rest
+]
 
 
 _lingering: list[int] = []

@@ -46,6 +46,7 @@ from tests.integration.test_daemon_soak import start_training_as
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.serial,  # times the daemon under a load of its own: alone
     pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv"),
 ]
 

@@ -16,7 +16,10 @@ from epochwatch.trace.client import query_status
 from tests.integration.daemon_harness import RawClient, running_daemon, wait_until
 from tests.integration.other_user import OtherUserClient, shared_tmp
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the daemon's state directory is root's")
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="the daemon's state directory is root's"),
+    pytest.mark.serial,  # holds the daemon to 1 s under a load of its own: alone, after the rest
+]
 
 
 def test_a_state_file_write_that_blocks_holds_no_client(tmp_path: Path) -> None:

@@ -21,7 +21,10 @@ from epochwatch.trace import schema
 from tests.integration.daemon_harness import DaemonProc, RawClient, running_daemon, wait_until
 from tests.integration.other_user import NOBODY, OtherUserClient, shared_tmp
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user"),
+    pytest.mark.serial,  # holds the daemon to 1 s under a load of its own: alone, after the rest
+]
 
 
 def _samples(d: DaemonProc, run_id: str) -> list[dict]:

@@ -32,6 +32,7 @@ from tests.integration.other_user import NOBODY, shared_tmp
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.serial,  # times the daemon under a load of its own: alone
     pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv"),
 ]
 

@@ -67,6 +67,10 @@ def test_scripts_that_save_and_exit_at_once_exit_0(tmp_path: Path) -> None:
             children.append((i, kind, zygote.start([str(script), kind], cwd=cwd, env=env)))
         for i, kind, child in children:
             done = child.wait(timeout=300)
-            if done.returncode != 0 or "__dealloc__" in done.stderr or "decrement id ref count" in done.stderr:
+            if (
+                done.returncode != 0
+                or "__dealloc__" in done.stderr
+                or "decrement id ref count" in done.stderr
+            ):
                 failures.append(f"run {i} ({kind}): exit {done.returncode}\n{done.stderr[-1500:]}")
     assert not failures, "\n".join(failures)
