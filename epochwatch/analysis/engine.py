@@ -175,6 +175,7 @@ class Engine:
         updated = replace(
             finding,
             epoch=last.epoch,
+            as_of=finding.epoch,  # the title and evidence are this evaluation's
             update=last.update + 1,
             evidence={
                 **finding.evidence,
@@ -221,7 +222,8 @@ class Engine:
                 title=f"{last.title}; recovered at epoch {epoch + 1}",  # as Keras counts
                 update=last.update + 1,
                 ended_epoch=epoch,
-                evidence={**last.evidence, "current": now, "first_epoch": last.epoch, "ended_epoch": epoch},
+                # The numbers stay those of the last report (one moment); `ended_epoch` apart.
+                evidence={**last.evidence, "first_epoch": last.epoch, "ended_epoch": epoch},
             )
             self.latest[key] = ended
             out.append(ended)

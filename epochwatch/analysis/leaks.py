@@ -113,8 +113,16 @@ def consequence(proj: dict[str, Any], limit_name: str, unit: str = "epoch") -> s
     return f"{text} (the {limit_name} {when})" if when else text
 
 
-def growth_evidence(view: RunAtEpoch, g: Growth, w: Window) -> dict[str, Any]:
-    """The numbers every growth finding quotes."""
+def shown_start(g: Growth, w: Window) -> float:
+    """Where a title says the growth started: the fitted line's start, or the window's first
+    observed value where the fit starts below zero (a steep slowdown's line can: "-1195117us")."""
+    return g.start if g.start > 0 or not w.values else w.values[0]
+
+
+def growth_evidence(view: RunAtEpoch, g: Growth, w: Window, current: float) -> dict[str, Any]:
+    """The numbers every growth finding quotes; `start` and `now` are the two its title
+    quotes (`now`: the measure's `current` value at the finding's epoch, not the fitted
+    line's end, so card and title agree)."""
     out = {
         "slope_per_epoch": g.slope,
         "slope_ci95": [g.slope_low, g.slope_high],
@@ -124,8 +132,8 @@ def growth_evidence(view: RunAtEpoch, g: Growth, w: Window) -> dict[str, Any]:
         "epochs": window_epochs(view, w.indexes),
         **({"fits": window_fits(view, w.indexes)} if view.unit == "fit" else {}),
         "points": g.n,
-        "start": g.start,
-        "now": g.now,
+        "start": shown_start(g, w),
+        "now": current if current == current else g.now,
         "baseline": g.baseline,
     }
     if view.unit == "fit":

@@ -28,8 +28,8 @@ def _evidence(f: Mapping[str, Any]) -> str:
     if "p_value" in ev and ev["p_value"] is not None:
         parts.append(f"p {ev['p_value']:.2g}")
     epochs = ev.get("epochs")
-    if isinstance(epochs, list) and len(epochs) == 2:
-        parts.append(f"epochs {epochs[0]}-{epochs[1]}")
+    if isinstance(epochs, list) and len(epochs) == 2 and all(isinstance(e, int) for e in epochs):
+        parts.append(f"epochs {epochs[0] + 1}-{epochs[1] + 1}")  # as Keras counts
     if "epochs_to_limit" in ev:
         lim = f"limit {fmt_bytes(ev['limit'])}" if "limit" in ev else "limit"
         parts.append(f"{lim} in ~{ev['epochs_to_limit']:.0f} epochs")
@@ -60,7 +60,8 @@ def render_findings(out: IO[str], findings: Sequence[Mapping[str, Any]]) -> None
     out.write(f"findings ({headline.findings(findings)})\n")
     for f in findings:
         sev = str(f.get("severity", "info")).upper()
-        epoch = f" @epoch {f['epoch']}" if f.get("epoch") is not None else ""
+        at = headline.moment(f)
+        epoch = f" @{at}" if at else ""
         src = " [from trace]" if f.get("source") == "trace" else ""
         target = f" [{f['target']}]" if f.get("target") else ""
         out.write(f"  {sev:<8} {f.get('kind')}{target}{epoch}{src}: {f.get('title')}\n")

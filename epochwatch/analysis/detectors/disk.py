@@ -114,25 +114,25 @@ def _finding(view: RunAtEpoch, path: str) -> Finding | None:
     if gb is not None and wb is not None:
         free, source = free_space(view, path)
         proj = leaks.projection(view, 0.0, free, gb.slope)
-        evidence.update(leaks.growth_evidence(view, gb, wb))
+        evidence.update(leaks.growth_evidence(view, gb, wb, bytes_now))
         evidence.update(proj)
         evidence["free_bytes"] = free
         evidence["free_source"] = source
         evidence["envelope_epochs"] = ENVELOPE if verdict.rule == "trend" else 1
         evidence["current"] = bytes_now
         evidence["base"] = gb.start
-        title = f"{path} grows {fmt_bytes(gb.slope)} {view.per()} ({fmt_bytes(gb.start)} -> {fmt_bytes(bytes_now)})"
+        title = f"{path} grows {fmt_bytes(gb.slope)} {view.per()} ({fmt_bytes(evidence['start'])} -> {fmt_bytes(bytes_now)})"
         when = leaks.when_text(proj, view.unit)
         if when:
             title += f"; the disk ({fmt_bytes(free)} free) is full {when}"
         return Finding(KIND, leaks.severity(proj, 0.0), title, evidence, hint, path, epoch, hold=verdict.hold)
     assert gf is not None and wf is not None
-    evidence.update(leaks.growth_evidence(view, gf, wf))
+    evidence.update(leaks.growth_evidence(view, gf, wf, files_now))
     evidence["series"] = "files"
     evidence["unit"] = "count"  # slope, start and now are file counts, not bytes
     evidence["current"] = files_now
     evidence["base"] = gf.start
-    title = f"{path} gains {gf.slope:.1f} files {view.per()} ({gf.start:.0f} -> {files_now:.0f}); the bytes stay small"
+    title = f"{path} gains {gf.slope:.1f} files {view.per()} ({evidence['start']:.0f} -> {files_now:.0f}); the bytes stay small"
     return Finding(KIND, INFO, title, evidence, hint, path, epoch, hold=verdict.hold)
 
 

@@ -72,16 +72,16 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         limit = view.latest("sys_total")
         limit_name = "physical memory"
     proj = leaks.projection(view, level, limit, g.slope)
-    evidence = leaks.growth_evidence(view, g, w)
+    now = current(view, None)
+    evidence = leaks.growth_evidence(view, g, w, now)
     evidence.update(proj)
     evidence["level"] = level
     evidence["limit_name"] = limit_name
     evidence["envelope_epochs"] = ENVELOPE if verdict.rule == "trend" else 1
     evidence["rule"] = verdict.rule
-    now = current(view, None)
     evidence["current"] = now
     evidence["base"] = g.start
-    title = f"host memory grows {fmt_bytes(g.slope)} {view.per()}: {fmt_bytes(g.start)} -> {fmt_bytes(now)}"
+    title = f"host memory grows {fmt_bytes(g.slope)} {view.per()}: {fmt_bytes(evidence['start'])} -> {fmt_bytes(now)}"
     tail = leaks.consequence(proj, limit_name, view.unit)
     if tail:
         title += f"; {tail}"

@@ -106,9 +106,9 @@ def _finding(
 ) -> Finding:
     head = view.head("seconds" if target is None else "step_median")[:3]
     baseline = sorted(head)[len(head) // 2] if head else g.baseline  # the run's first epochs
-    evidence: dict[str, Any] = growth_evidence(view, g, w)
-    evidence["run_baseline"] = baseline
     now = _recent(view, "seconds" if target is None else "step_median")
+    evidence: dict[str, Any] = growth_evidence(view, g, w, now)
+    evidence["run_baseline"] = baseline
     severity = _severity(g, baseline)
     causes = _causes(view, target, w, now, severity)
     evidence["likely_causes"] = causes
@@ -123,7 +123,7 @@ def _finding(
     # Epochs as Keras prints them (from 1); the evidence keeps the trace's 0-based numbers.
     span = evidence.get("fits") or evidence["epochs"]  # fits of a loop, or epochs (from 1 in text)
     title = (
-        f"{what} grows {rate:.1f}% {per}: {fmt_seconds(g.start)} -> {fmt_seconds(now)} "
+        f"{what} grows {rate:.1f}% {per}: {fmt_seconds(evidence['start'])} -> {fmt_seconds(now)} "
         f"over {'fits' if view.unit == 'fit' else 'epochs'} {span[0] + 1}-{span[-1] + 1}"
     )
     waiting = assess_waiting(view, w) if target is None else None
