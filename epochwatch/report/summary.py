@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from epochwatch.analysis import frameworks
 from epochwatch.analysis.explained import attach_where
 from epochwatch.analysis.files import Analyzed
 from epochwatch.analysis.ledger import count_severities
@@ -138,6 +139,7 @@ def summarize(an: Analyzed, table_limit: int = TABLE_ROWS_JSON) -> dict[str, Any
     findings = [{**f.to_dict(), "source": "analysis"} for f in an.findings]
     findings += [{**f.to_dict(), "source": "trace"} for f in an.recorded]
     attach_where(findings, run.explains)
+    frameworks.after_look_inside(findings)
     idx, stride = table_indexes(series.count, table_limit) if series.offset == 0 else ([], 1)
     rows = [[_json_number(v) for v in table_row(series, i)] for i in idx]
     seconds = [v for v in series.cols["seconds"] if v == v]

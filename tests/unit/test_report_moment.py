@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import synthetic as syn
+from epochwatch.analysis import frameworks
 from epochwatch.analysis.files import analyze_file
 from epochwatch.analysis.units import evidence_unit, fmt_in
 from epochwatch.report import html as html_report
@@ -61,9 +62,30 @@ def test_title_evidence_and_header_quote_one_epoch(tmp_path: Path) -> None:
         assert f"{start} -> {now}" in f["title"], (f["title"], start, now)
         assert ev["now"] == ev["current"]
         moment = f"epoch {as_of + 1} (first seen at epoch {f['epoch'] + 1})"
-        line = next(x for x in text.getvalue().splitlines() if x.strip().startswith(f["severity"].upper()) and f["kind"] in x)
+        line = next(
+            x
+            for x in text.getvalue().splitlines()
+            if x.strip().startswith(f["severity"].upper()) and f["kind"] in x
+        )
         assert f"@{moment}: {f['title']}" in line
         shown = ev["epochs"]
         assert f"epochs {shown[0] + 1}-{as_of + 1}" in text.getvalue()
         assert f"{f['kind']}</span>" in html.getvalue() and moment in html.getvalue()
         assert f"<dt>now</dt><dd>{now}</dd>" in html.getvalue()
+
+
+def test_a_fix_does_not_send_the_user_to_find_what_the_look_inside_named(tmp_path: Path) -> None:
+    def make(i: int) -> dict[str, Any]:
+        return {"host": syn.host_block(2 * GIB + 100 * MIB * i)}
+
+    records = syn.trace(30, make, run_id="named")
+    place = {"file": "train.py", "line": 31, "function": "Keep.on_epoch_end", "bytes": 100 * MIB}
+    explain = {"type": "explain", "run_id": "named", "explains": "host_memory_growth", "where": [place]}
+    records.insert(-1, {**explain, "summary": "at train.py:31 Keep.on_epoch_end"})
+    plain = summarize(analyze_file(syn.write(tmp_path / "plain.jsonl", syn.trace(30, make, run_id="p"))))
+    named = summarize(analyze_file(syn.write(tmp_path / "named.jsonl", records)))
+    (before,) = (f for f in plain["findings"] if f["kind"] == "host_memory_growth")
+    (after,) = (f for f in named["findings"] if f["kind"] == "host_memory_growth")
+    assert frameworks.TRACEMALLOC in before["hint"] and "where" not in before
+    assert after["where"]["summary"] == "at train.py:31 Keep.on_epoch_end"
+    assert frameworks.TRACEMALLOC not in after["hint"] and frameworks.NAMED in after["hint"]

@@ -45,7 +45,7 @@ HINT = (
     "model outputs, predictions, tensors or histories to a list (keep scalars with float(x) or "
     "bounded deques), tf.data .cache() in memory on a growing dataset, models or tf.functions "
     "created inside the loop (keras.backend.clear_session()), and new numpy arrays cached per epoch; "
-    "tracemalloc snapshots two epochs apart show where"
+    + frameworks.TRACEMALLOC
 )
 
 
