@@ -182,6 +182,7 @@ class Engine:
                 "base": last.evidence.get("base", finding.evidence.get("base")),  # the level before it began
                 "first_epoch": last.epoch,
                 "updated_epoch": finding.epoch,
+                **({"first_fit": last.evidence["fits"][-1]} if last.evidence.get("fits") else {}),
             },
         )
         self.latest[key] = updated

@@ -75,6 +75,7 @@ class Run:
     fit_series: EpochSeries = field(default_factory=lambda: EpochSeries(restarts=False))
     last_epoch_number: int = -1  # the newest epoch number seen (a nested fit's: its loop's)
     last_host: Record = field(default_factory=dict)  # the newest epoch's host block (limits)
+    last_dirs: Any = None  # ... and its watched directories (what a fit of a loop left on disk)
 
     def interval_view(self) -> Run:
         """This run with its interval series in place of the epoch series: what the
@@ -118,6 +119,8 @@ class Run:
             host = rec.get("host")
             if isinstance(host, dict):
                 self.last_host = host
+            if rec.get("dirs"):
+                self.last_dirs = rec["dirs"]
             if "loop_epoch" in rec:
                 # A fit's epoch inside a custom loop's epoch (k-fold, sweeps): the loop's epoch
                 # is the unit; the fit is judged with the other fits (models_in_loop).
@@ -151,7 +154,7 @@ class Run:
         elif kind == schema.FIT_END:
             self.fit_ends.append(rec)
             self.fit_end_positions.append(self.series.count)
-            self.fit_series.add_epoch(fit_point(rec, self.last_epoch_number, self.last_host))
+            self.fit_series.add_epoch(fit_point(rec, self.last_epoch_number, self.last_host, self.last_dirs))
             if self.max_epoch_records is not None and len(self.fit_ends) > 2 * FITS_KEPT:
                 drop = len(self.fit_ends) - FITS_KEPT
                 del self.fit_ends[:drop], self.fit_end_positions[:drop]
@@ -198,11 +201,13 @@ def _per_epoch(rec: Record) -> float | None:
 LIMITS = ("sys_total_bytes", "memory_limit_bytes")
 
 
-def fit_point(rec: Record, epoch: int, host: Record) -> Record:
+def fit_point(rec: Record, epoch: int, host: Record, dirs: Any = None) -> Record:
     """A fit_end as one point of the fit series: the RSS it left behind, its seconds, the
-    memory limits of the newest epoch and the run's newest epoch number (what a finding on
-    fits is dated by). Point i is fit_ends[i]."""
+    memory limits and watched directories of the newest epoch (a save after a fit shows in
+    the next fit's epochs: one fit late) and the run's newest epoch number (what a finding
+    on fits is dated by). Point i is fit_ends[i]."""
     return {
+        **({"dirs": dirs} if dirs else {}),
         "epoch": epoch,
         "source": "fits",  # one segment: the first fit is the series' warm-up
         "seconds": rec.get("seconds"),

@@ -92,7 +92,8 @@ def items(finding: Mapping[str, Any]) -> list[tuple[str, str]]:
     keys = [k for k in first if k in ev] + [k for k in ev if k not in first]
     out: list[tuple[str, str]] = []
     for k in keys:
-        out += _rows(str(k), ev[k], unit)
+        if ev[k] is not None and not ("fits" in ev and k == "epochs"):  # not a fit's own epochs
+            out += _rows(str(k), ev[k], unit)
     return out[:MAX_ITEMS]
 
 

@@ -95,10 +95,13 @@ def free_space(view: RunAtEpoch, path: str) -> tuple[float, str]:
 
 
 def _finding(view: RunAtEpoch, path: str) -> Finding | None:
-    vb = judge(view, "dir_bytes", BYTES_RULE, key=path, envelope=ENVELOPE, blatant=BLATANT_BYTES)
+    # A loop of fits (unit "fit"): one point per iteration, what each left on disk; rotation
+    # within a fit is already behind it, so no floor over several points.
+    envelope = ENVELOPE if view.unit != "fit" else 1
+    vb = judge(view, "dir_bytes", BYTES_RULE, key=path, envelope=envelope, blatant=BLATANT_BYTES)
     vf: Verdict | None = None
     if vb is None:
-        vf = judge(view, "dir_files", FILES_RULE, key=path, envelope=ENVELOPE, blatant=BLATANT_FILES)
+        vf = judge(view, "dir_files", FILES_RULE, key=path, envelope=envelope, blatant=BLATANT_FILES)
     if vb is None and vf is None:
         return None
     gb, wb = (vb.growth, vb.window) if vb is not None else (None, None)
@@ -118,7 +121,7 @@ def _finding(view: RunAtEpoch, path: str) -> Finding | None:
         evidence.update(proj)
         evidence["free_bytes"] = free
         evidence["free_source"] = source
-        evidence["envelope_epochs"] = ENVELOPE if verdict.rule == "trend" else 1
+        evidence["envelope_epochs"] = envelope if verdict.rule == "trend" else 1
         evidence["current"] = bytes_now
         evidence["base"] = gb.start
         title = f"{path} grows {fmt_bytes(gb.slope)} {view.per()} ({fmt_bytes(evidence['start'])} -> {fmt_bytes(bytes_now)})"
@@ -152,4 +155,6 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     return found
 
 
-DETECTOR = Detector(name=KIND, detect=detect, persistence=PERSISTENCE, current=current, intervals=True)
+DETECTOR = Detector(
+    name=KIND, detect=detect, persistence=PERSISTENCE, current=current, intervals=True, fits=True
+)
