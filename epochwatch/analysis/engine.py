@@ -182,7 +182,11 @@ class Engine:
                 "base": last.evidence.get("base", finding.evidence.get("base")),  # the level before it began
                 "first_epoch": last.epoch,
                 "updated_epoch": finding.epoch,
-                **({"first_fit": last.evidence["fits"][-1]} if last.evidence.get("fits") else {}),
+                **(
+                    {"first_fit": fits[-1]}
+                    if isinstance(fits := last.evidence.get("fits"), list) and fits
+                    else {}
+                ),
             },
         )
         self.latest[key] = updated
