@@ -56,6 +56,17 @@ def _with_fit(view: RunAtEpoch, finding: Finding) -> Finding:
     return replace(finding, evidence={**finding.evidence, "fit": int(fit)})
 
 
+def _first_fit(last: Finding) -> dict[str, int]:
+    """Where a finding on a loop's fits was first seen: the newest fit (from 0) of its window,
+    or of its count of fits (models_in_loop's `fits`)."""
+    fits = last.evidence.get("fits")
+    if isinstance(fits, list) and fits and isinstance(fits[-1], int):
+        return {"first_fit": fits[-1]}
+    if isinstance(fits, int) and not isinstance(fits, bool) and fits > 0:
+        return {"first_fit": fits - 1}
+    return {}
+
+
 def _number(value: object) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else float("nan")
 
@@ -182,11 +193,7 @@ class Engine:
                 "base": last.evidence.get("base", finding.evidence.get("base")),  # the level before it began
                 "first_epoch": last.epoch,
                 "updated_epoch": finding.epoch,
-                **(
-                    {"first_fit": fits[-1]}
-                    if isinstance(fits := last.evidence.get("fits"), list) and fits
-                    else {}
-                ),
+                **_first_fit(last),
             },
         )
         self.latest[key] = updated

@@ -22,6 +22,8 @@ def moment(f: Mapping[str, Any]) -> str:
     a loop's fits by its fit: 'fit 17 (first seen at fit 12)'; '' without."""
     ev = f.get("evidence") or {}
     fits = ev.get("fits") if ev.get("unit") == "fit" or "slope_per_fit" in ev else None
+    if isinstance(fits, int) and not isinstance(fits, bool) and fits > 0:
+        fits = [fits - 1]  # a count of fits (models_in_loop): the newest is fits - 1
     if isinstance(fits, list) and fits and isinstance(fits[-1], int):
         first = ev.get("first_fit")
         seen = f" (first seen at fit {first + 1})" if isinstance(first, int) and first != fits[-1] else ""
