@@ -56,6 +56,11 @@ def test_fresh_models_in_a_loop_never_mix_fits_and_agree_online_and_offline(tmp_
     assert loop["evidence"]["clear_session_every_iteration"] is False
     assert ("host_memory_growth", None) not in found  # the same problem: one finding
     assert "per fit" in loop["title"] and "after" in loop["title"]
+    # Healthy otherwise: 8 steps an epoch wait for each epoch's new iterator about as long as
+    # they compute, a few percent of fits that compiling dominates: at most info, with that.
+    assert all(f["severity"] == "info" for f in found.values()), found
+    bound = found.get(("input_bound", "input"))
+    assert bound is None or "of the fit's" in bound["title"], bound
 
 
 @pytest.mark.parametrize(
