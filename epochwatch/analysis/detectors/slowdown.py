@@ -38,6 +38,10 @@ BLATANT = BlatantRule(min_rel_slope=0.03, min_rel_growth=0.2, min_r2=0.8, alpha=
 # A step: 1.5x at least, every epoch after the onset 15% slower than every epoch before it,
 # a shift of 10 standard errors, 2 epochs before it and 3 at the new level (lasting).
 STEP = StepRule(min_before=2, min_after=3, min_ratio=1.5, min_gap=1.15, min_t=10.0)
+# On sub-epoch intervals (a second or a few steps each) three points are three seconds: a
+# busy neighbour on a shared machine, not a lasting change (a 1-epoch fit of 10 steps of a
+# k-fold loop read "1.8x slower" from 0.77, 0.77 -> 1.36, 1.42, 1.28 s). More on each side.
+STEP_INTERVALS = StepRule(min_before=4, min_after=8, min_ratio=1.5, min_gap=1.15, min_t=10.0)
 # Severity: critical once the time per epoch has doubled against the run's own
 # baseline, warning from +10%, info below (a trend that is sure but still small).
 CRITICAL_RATIO = 2.0
@@ -233,8 +237,9 @@ def _judge(view: RunAtEpoch, column: str, what: str, target: str | None) -> Find
     verdict = judge(view, column, RULE, blatant=BLATANT)
     if verdict is not None:
         return _finding(view, what, target, verdict.growth, verdict.window, verdict.rule, verdict.hold)
-    w = view.window(column, size=STEP.window)
-    st = assess_step(w.values, STEP)
+    rule = STEP_INTERVALS if view.unit == "interval" else STEP
+    w = view.window(column, size=rule.window)
+    st = assess_step(w.values, rule)
     if st is not None:
         return _step_finding(view, what, target, st, w)
     return None
