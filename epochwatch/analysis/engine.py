@@ -29,6 +29,7 @@ from epochwatch.analysis.findings import (
 )
 from epochwatch.analysis.inference_advice import adapt
 from epochwatch.analysis.run import Run
+from epochwatch.analysis.series import number
 from epochwatch.analysis.view import RunAtEpoch
 
 if TYPE_CHECKING:
@@ -65,10 +66,6 @@ def _first_fit(last: Finding) -> dict[str, int]:
     if isinstance(fits, int) and not isinstance(fits, bool) and fits > 0:
         return {"first_fit": fits - 1}
     return {}
-
-
-def _number(value: object) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else float("nan")
 
 
 class Engine:
@@ -178,7 +175,7 @@ class Engine:
             return None
         self._note_peak(key, finding)
         if not (
-            grew_since(last, _number(finding.evidence.get("current")))
+            grew_since(last, number(finding.evidence.get("current")))
             or severity_rank(finding.severity) > severity_rank(last.severity)
             or newly_explained(last, finding)
         ):
@@ -191,16 +188,14 @@ class Engine:
             evidence={
                 **finding.evidence,
                 "base": last.evidence.get("base", finding.evidence.get("base")),  # the level before it began
-                "first_epoch": last.epoch,
-                "updated_epoch": finding.epoch,
-                **_first_fit(last),
+                **_first_fit(last),  # first seen and now: `epoch` and `as_of`
             },
         )
         self.latest[key] = updated
         return updated
 
     def _note_peak(self, key: Key, finding: Finding) -> None:
-        now = _number(finding.evidence.get("current"))
+        now = number(finding.evidence.get("current"))
         if now == now and now > self._peak.get(key, float("-inf")):
             self._peak[key] = now
 
@@ -213,7 +208,7 @@ class Engine:
             # Still reported (a trailing window lags) but back at its base: it ended too.
             if last.ended_epoch is not None or last.kind != detector.name:
                 continue
-            base = _number(last.evidence.get("base"))
+            base = number(last.evidence.get("base"))
             now = current(view, last)
             peak = self._peak.get(key, base)
             if now == now and now > peak:
@@ -235,7 +230,7 @@ class Engine:
                 update=last.update + 1,
                 ended_epoch=epoch,
                 # The numbers stay those of the last report (one moment); `ended_epoch` apart.
-                evidence={**last.evidence, "first_epoch": last.epoch, "ended_epoch": epoch},
+                evidence={**last.evidence, "ended_epoch": epoch},
             )
             self.latest[key] = ended
             out.append(ended)
