@@ -61,6 +61,9 @@ def test_title_evidence_and_header_quote_one_epoch(tmp_path: Path) -> None:
         start, now = fmt_in(unit, ev["start"]), fmt_in(unit, ev["now"])
         assert f"{start} -> {now}" in f["title"], (f["title"], start, now)
         assert ev["now"] == ev["current"]
+        # ... and the slope over the window joins them: "A -> B over epochs i-j" is one line.
+        rise = ev["slope_per_epoch"] * (ev["points"] - 1)
+        assert abs(ev["now"] - ev["start"] - rise) <= 1e-4 * ev["now"], ev
         moment = f"epoch {as_of + 1} (first seen at epoch {f['epoch'] + 1})"
         line = next(
             x
