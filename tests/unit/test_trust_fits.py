@@ -161,3 +161,28 @@ def test_a_steady_loop_of_fits_is_no_slowdown() -> None:
             rec["epochs_completed"] = 1
     online, offline = _both(records)
     assert online == offline and not offline, offline
+
+
+def test_a_directory_that_grows_each_fit_is_judged_across_the_loop_by_consequence() -> None:
+    """A checkpoint per iteration into one directory: each fit's own 2 epochs see no growth,
+    the loop does (one point per fit); a disk filling within the horizon is a warning or
+    worse, one far from full is info. Online and offline say the same."""
+
+    def loop(free: float) -> list[dict[str, Any]]:
+        def make(k: int, e: int) -> dict[str, Any]:
+            block = {"bytes": 40 * MIB * k, "files": k, "role": "checkpoint", "free_bytes": free}
+            return {"host": syn.host_block(GIB), "dirs": {"/nonexistent/ckpt": block}}
+
+        return _loop(30, 2, make)
+
+    key = ("disk_growth", "/nonexistent/ckpt")
+    online, offline = _both(loop(free=400 * MIB))  # full in about 10 fits
+    assert online == offline and offline.get(key) in ("warning", "critical"), offline
+    online, offline = _both(loop(free=4000 * GIB))
+    assert online == offline and offline.get(key) == "info", offline
+    run = Run("loop")
+    for rec in loop(free=4000 * GIB):
+        run.add(rec)
+    (f,) = [f for f in analyze(run, episodes=True) if f.key == key]
+    assert f.evidence["unit"] == "fit" and abs(f.evidence["slope_per_fit"] - 40 * MIB) < MIB, f.evidence
+    assert "per fit" in f.title and "fits" in f.title, f.title
