@@ -30,6 +30,9 @@ from epochwatch.trace.reader import ReadStats, iter_records
 Record = dict[str, Any]
 RECENT_SAMPLES = 600
 FITS_KEPT = 256  # fit_start / fit_end records a bounded (online) run keeps: loops of 100k fits
+# ... of which the newest keep their `input_stats` (most of a fit_start's size, 5 kB of
+# JSON for 64 features; read only for the fit a restore resumes, judged within its epochs).
+FIT_STATS_KEPT = 8
 # Interval records folded into the interval series of an unbounded (offline) run: they
 # matter for runs of few long epochs; a run with more has epoch records to judge.
 MAX_INTERVALS = 20_000
@@ -94,6 +97,9 @@ class Run:
         for records in (self.epochs, self.fits, self.fit_ends, self.saves, self.restores, self.notices):
             if records:
                 total += len(records) * _record_bytes(records[-1])
+        stats = self.fits[-1].get("input_stats") if self.fits else None
+        if stats is not None and self.max_epoch_records is not None:  # the older fits' are gone
+            total -= max(0, len(self.fits) - FIT_STATS_KEPT - 1) * _record_bytes(stats)
         return total
 
     @property
@@ -149,8 +155,11 @@ class Run:
                 self.start = rec
         elif kind == schema.FIT_START:
             self.fits.append(rec)
+            if self.max_epoch_records is not None and len(self.fits) > FIT_STATS_KEPT + 1:
+                old = self.fits[-FIT_STATS_KEPT - 1]  # the first keeps all: the run's own
+                self.fits[-FIT_STATS_KEPT - 1] = {k: v for k, v in old.items() if k != "input_stats"}
             if self.max_epoch_records is not None and len(self.fits) > 2 * FITS_KEPT:
-                del self.fits[1 : len(self.fits) - FITS_KEPT]  # the first stays: the run's own
+                del self.fits[1 : len(self.fits) - FITS_KEPT]
         elif kind == schema.FIT_END:
             self.fit_ends.append(rec)
             self.fit_end_positions.append(self.series.count)

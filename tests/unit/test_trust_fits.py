@@ -10,7 +10,7 @@ from bench import synthetic as syn
 from epochwatch.analysis import leaks
 from epochwatch.analysis.engine import analyze
 from epochwatch.analysis.online import OnlineAnalyzer
-from epochwatch.analysis.run import FITS_KEPT, Run
+from epochwatch.analysis.run import FIT_STATS_KEPT, FITS_KEPT, Run
 
 MIB, GIB = syn.MIB, syn.GIB
 
@@ -102,11 +102,24 @@ def test_an_online_run_keeps_a_bounded_number_of_fits() -> None:
         return {"seconds": 0.01, "host": syn.host_block(GIB)}
 
     records = _loop(3 * FITS_KEPT, 1, make)
+    stats = {"features": 64, "mean": [0.5] * 64, "std": [0.29] * 64}  # most of a real fit_start
+    for rec in records:
+        if rec["type"] == "fit_start":
+            rec["input_stats"] = stats
     online = OnlineAnalyzer(records[0])
     for rec in records[1:-1]:
         online.add(rec)
-    assert len(online.run.fit_ends) <= 2 * FITS_KEPT and len(online.run.fits) <= 2 * FITS_KEPT + 1
+    fits = online.run.fits
+    assert len(online.run.fit_ends) <= 2 * FITS_KEPT and len(fits) <= 2 * FITS_KEPT + 1
     assert online.run.fit_series.count == 3 * FITS_KEPT
+    # Only the first and the newest fits keep their input statistics, and hook_bytes says so.
+    assert [i for i, f in enumerate(fits) if "input_stats" in f] == [
+        0,
+        *range(len(fits) - FIT_STATS_KEPT, len(fits)),
+    ]
+    held = online.run.footprint_bytes()
+    online.run.max_epoch_records = None  # as if every fit kept them
+    assert held < online.run.footprint_bytes() / 2
 
 
 def _proj(points: float, basis: str, to_limit: float | None, at_horizon: float) -> dict[str, Any]:
