@@ -17,7 +17,7 @@ import shutil
 from typing import Any
 
 from epochwatch.analysis import leaks
-from epochwatch.analysis.detectors.base import Detector
+from epochwatch.analysis.detectors.base import Detector, each_key
 from epochwatch.analysis.findings import INFO, Finding
 from epochwatch.analysis.growth import Verdict, judge
 from epochwatch.analysis.shapes import BlatantRule
@@ -145,14 +145,7 @@ def current(view: RunAtEpoch, finding: Finding) -> float:
 
 
 def detect(view: RunAtEpoch) -> list[Finding]:
-    found: list[Finding] = []
-    for path in view.series.keys("dir_bytes"):
-        if view.done(KIND, path):
-            continue
-        f = _finding(view, path)
-        if f is not None:
-            found.append(f)
-    return found
+    return each_key(view, KIND, "dir_bytes", str, _finding)
 
 
 DETECTOR = Detector(

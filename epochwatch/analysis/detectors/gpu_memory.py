@@ -80,18 +80,10 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         tail = leaks.consequence(proj, f"device's memory{' (' + name + ')' if name else ''}", view.unit)
         if tail:
             title += f"; {tail}"
-        found.append(
-            Finding(
-                kind=KIND,
-                severity=leaks.severity(proj, (view.head(column)[:1] or [g.start])[0]),
-                title=title,
-                evidence=evidence,
-                hint=frameworks.hint(KIND, frameworks.framework(view.start), HINT),
-                target=target,
-                epoch=view.epoch_number(view.last),
-                hold=verdict.hold,
-            )
-        )
+        severity = leaks.severity(proj, (view.head(column)[:1] or [g.start])[0])
+        hint = frameworks.hint(KIND, frameworks.framework(view.start), HINT)
+        epoch = view.epoch_number(view.last)
+        found.append(Finding(KIND, severity, title, evidence, hint, target, epoch, hold=verdict.hold))
     return found
 
 

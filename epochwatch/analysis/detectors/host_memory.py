@@ -85,17 +85,10 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     tail = leaks.consequence(proj, limit_name, view.unit)
     if tail:
         title += f"; {tail}"
+    severity = leaks.severity(proj, (view.head("rss_min")[:1] or [g.start])[0])
+    hint = frameworks.hint(KIND, frameworks.framework(view.start), HINT)
     return [
-        Finding(
-            kind=KIND,
-            severity=leaks.severity(proj, (view.head("rss_min")[:1] or [g.start])[0]),
-            title=title,
-            evidence=evidence,
-            hint=frameworks.hint(KIND, frameworks.framework(view.start), HINT),
-            target=None,
-            epoch=view.epoch_number(view.last),
-            hold=verdict.hold,
-        )
+        Finding(KIND, severity, title, evidence, hint, None, view.epoch_number(view.last), hold=verdict.hold)
     ]
 
 

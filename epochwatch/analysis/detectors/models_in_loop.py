@@ -148,20 +148,9 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         title += f"; {tail}"
     if cleared:
         title += "; clear_session() is already called every iteration"
-    return [
-        Finding(
-            kind=KIND,
-            severity=leaks.severity(proj, rss[0]),
-            title=title,
-            evidence=evidence,
-            hint=ALREADY_CLEARED if cleared else FIX,
-            target=None,
-            epoch=view.epoch_number(view.last)
-            if view.unit != "fit"
-            else fit_view.epoch_number(fit_view.last),
-            hold=1,
-        )
-    ]
+    epoch = view.epoch_number(view.last) if view.unit != "fit" else fit_view.epoch_number(fit_view.last)
+    hint = ALREADY_CLEARED if cleared else FIX
+    return [Finding(KIND, leaks.severity(proj, rss[0]), title, evidence, hint, None, epoch, hold=1)]
 
 
 def _limit(view: RunAtEpoch) -> tuple[float, str]:

@@ -142,16 +142,7 @@ def _finding(
     hint = _HINTS.get(causes[0]["column"], _DEFAULT_HINT) if causes else _DEFAULT_HINT
     if waiting is not None and not causes:
         hint = _WAITING_HINT
-    return Finding(
-        kind=KIND,
-        severity=severity,
-        title=title,
-        evidence=evidence,
-        hint=hint,
-        target=target,
-        epoch=view.epoch_number(view.last),
-        hold=hold,
-    )
+    return Finding(KIND, severity, title, evidence, hint, target, view.epoch_number(view.last), hold=hold)
 
 
 def _causes(
@@ -209,16 +200,7 @@ def _step_finding(view: RunAtEpoch, what: str, target: str | None, st: Step, w: 
             "same machine, or a device that fell back to a slower path"
         )
     )
-    return Finding(
-        kind=KIND,
-        severity=severity,
-        title=title,
-        evidence=evidence,
-        hint=hint,
-        target=target,
-        epoch=view.epoch_number(view.last),
-        hold=1,
-    )
+    return Finding(KIND, severity, title, evidence, hint, target, view.epoch_number(view.last), hold=1)
 
 
 def _recent(view: RunAtEpoch, column: str) -> float:
