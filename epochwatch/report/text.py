@@ -5,7 +5,8 @@ Renders the plain dicts of summary.py to any text file object.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from typing import IO, Any
 
 from epochwatch.analysis.units import evidence_unit, fmt_bytes, fmt_in, fmt_pct, fmt_seconds
@@ -158,27 +159,18 @@ def render(
     lineage: Sequence[str] = (),
     jobs: Sequence[Mapping[str, Any]] = (),
 ) -> None:
-    first = True
-    for job in jobs:
-        if not first:
-            out.write("\n")
-        first = False
-        render_job(out, job)
+    blocks: list[Callable[[IO[str]], None]] = [partial(render_job, job=job) for job in jobs]
     if lineage:
-        if not first:
-            out.write("\n")
-        out.write("lineage (which run resumed from which)\n")
-        for line in lineage:
-            out.write(f"  {line}\n")
-        first = False
-    for run in runs:
-        if not first:
-            out.write("\n")
-        first = False
-        render_run(out, run)
+        blocks.append(partial(_lines, head="lineage (which run resumed from which)", lines=lineage))
+    blocks += [partial(render_run, run=run) for run in runs]
     if problems:
-        if not first:
-            out.write("\n")
-        out.write(f"unusable ({len(problems)})\n")
-        for p in problems:
-            out.write(f"  {p}\n")
+        blocks.append(partial(_lines, head=f"unusable ({len(problems)})", lines=problems))
+    for i, block in enumerate(blocks):  # blocks apart by an empty line
+        out.write("\n" if i else "")
+        block(out)
+
+
+def _lines(out: IO[str], head: str, lines: Sequence[str]) -> None:
+    out.write(head + "\n")
+    for line in lines:
+        out.write(f"  {line}\n")
