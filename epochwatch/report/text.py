@@ -45,16 +45,6 @@ def _evidence(f: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def _causes(f: Mapping[str, Any]) -> str:
-    causes = (f.get("evidence") or {}).get("likely_causes") or []
-    out = []
-    for c in causes:
-        if isinstance(c, Mapping):
-            test = f"{c['test']}, " if isinstance(c.get("test"), str) else ""
-            out.append(f"{c.get('series')} ({test}tau {c.get('tau', 0):.2f})")
-    return ", ".join(out)
-
-
 def render_findings(out: IO[str], findings: Sequence[Mapping[str, Any]]) -> None:
     if not findings:
         out.write("findings  none\n")
@@ -70,7 +60,7 @@ def render_findings(out: IO[str], findings: Sequence[Mapping[str, Any]]) -> None
         ev = _evidence(f)
         if ev:
             out.write(f"           evidence: {ev}\n")
-        causes = _causes(f)
+        causes = html_evidence.causes((f.get("evidence") or {}).get("likely_causes"))
         if causes:
             out.write(f"           moves with: {causes}\n")
         where = f.get("where")
