@@ -218,15 +218,16 @@ def detect(view: RunAtEpoch) -> list[Finding]:
             f" ({evidence['wait_ms_per_batch']:.1f} ms per batch waiting vs "
             f"{evidence['compute_ms_per_step']:.1f} ms computing)"
         )
-    title += f"; {kind} does not keep up"
     cost = consequence(view, indexes, [w for _, w, _ in recent])
     evidence.update(cost)
+    severity = _severity(share, cost)
+    # Info: the wait is real but costs little (a new iterator each short epoch), no blame.
+    title += f"; {kind} does not keep up:" if severity != INFO else "; that is"
     end = "by its planned end" if cost["horizon"] == "plan" else "if it runs as long again"
     title += (
-        f": about {fmt_seconds(cost['lost_seconds'])} of the fit's {fmt_seconds(cost['fit_seconds'])} "
+        f" about {fmt_seconds(cost['lost_seconds'])} of the fit's {fmt_seconds(cost['fit_seconds'])} "
         f"({fmt_pct(cost['lost_share'])}) {end}"
     )
-    severity = _severity(share, cost)
     return [
         Finding(KIND, severity, title, evidence, hint_for(settings, batch), TARGET, view.epoch_number(last))
     ]
