@@ -58,7 +58,7 @@ def test_fresh_models_in_a_loop_never_mix_fits_and_agree_online_and_offline(tmp_
     assert "per fit" in loop["title"] and "after" in loop["title"]
     # Healthy otherwise: 8 steps an epoch wait for each epoch's new iterator about as long as
     # they compute, a few percent of fits that compiling dominates: at most info, with that.
-    assert all(f["severity"] == "info" for f in found.values()), found
+    assert all(f["severity"] == "info" for (kind, _), f in found.items() if kind != "models_in_loop"), found
     bound = found.get(("input_bound", "input"))
     assert bound is None or "of the fit's" in bound["title"], bound
 

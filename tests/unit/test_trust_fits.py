@@ -91,9 +91,20 @@ def test_new_models_each_fit_are_one_finding() -> None:
     def make(k: int, e: int) -> dict[str, Any]:
         return {"seconds": 1.0, "host": syn.host_block(600 * MIB + k * 8 * MIB)}
 
-    online, offline = _both(_loop(20, 2, make, same_model=False))
+    records = _loop(20, 2, make, same_model=False)
+    for rec in records:  # ... and each iteration slower ("TensorFlow gets slower each iteration")
+        if rec["type"] == "fit_end":
+            rec["seconds"], rec["epochs_completed"] = 2.0 * (1.0 + 0.15 * rec["fit"]), 2
+    online, offline = _both(records)
     assert online == offline
     assert ("models_in_loop", None) in offline
+    assert ("slowdown", "time per epoch of each fit") not in offline, offline  # one problem, one finding
+    run = Run("loop")
+    for rec in records:
+        run.add(rec)
+    (f,) = [f for f in analyze(run, episodes=True) if f.kind == "models_in_loop"]
+    assert "as slow" in f.title and f.evidence["epoch_seconds_now"] > 1.25 * f.evidence["epoch_seconds_first"]
+    assert f.severity == "warning" and f.update > 0, f  # epochs 1.5x as slow later: updated to a warning
     assert ("host_memory_growth", None) not in offline  # the same problem, said once
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from epochwatch.analysis.attribution import likely_causes
+from epochwatch.analysis.detectors import models_in_loop
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import CRITICAL, INFO, WARNING, Finding, grew_since, severity_rank
 from epochwatch.analysis.growth import judge
@@ -241,8 +242,11 @@ def _fit_view(view: RunAtEpoch) -> RunAtEpoch:
 
 def detect(view: RunAtEpoch) -> list[Finding]:
     if view.unit == "fit":  # a loop of fits that gets slower each iteration (per epoch of each fit)
+        loop = view.last_reported(models_in_loop.KIND, None)
         if view.reported(KIND, None) or view.reported(KIND, "step time"):
             return []
+        if loop is not None and "epoch_seconds_now" in loop.evidence:
+            return []  # a loop of new models that said its epochs got slower: one problem, one finding
         f = _judge(view, "step_median", "the time per epoch of each fit", FIT_TARGET)
         return [f] if f is not None else []
     if view.unit != "epoch":  # intervals: their seconds are the clock's period; steps tell
