@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from epochwatch.analysis import frameworks
 from epochwatch.analysis.explained import attach_where, where_for
 from epochwatch.analysis.findings import RANK, SEVERITIES, WARNING, Finding
 from epochwatch.analysis.ledger import Ledger, counts_text
@@ -104,6 +105,7 @@ class Fit:
     def findings(self) -> list[dict[str, Any]]:
         found = [{**f.to_dict(), "source": "trace", "run_id": self.run_id} for f in self.ledger.findings()]
         attach_where(found, self.explains)
+        frameworks.after_look_inside(found)
         return found
 
 

@@ -29,6 +29,7 @@ from epochwatch.analysis.findings import (
 )
 from epochwatch.analysis.inference_advice import adapt
 from epochwatch.analysis.run import Run
+from epochwatch.analysis.series import number
 from epochwatch.analysis.view import RunAtEpoch
 
 if TYPE_CHECKING:
@@ -56,8 +57,15 @@ def _with_fit(view: RunAtEpoch, finding: Finding) -> Finding:
     return replace(finding, evidence={**finding.evidence, "fit": int(fit)})
 
 
-def _number(value: object) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else float("nan")
+def _first_fit(last: Finding) -> dict[str, int]:
+    """Where a finding on a loop's fits was first seen: the newest fit (from 0) of its window,
+    or of its count of fits (models_in_loop's `fits`)."""
+    fits = last.evidence.get("fits")
+    if isinstance(fits, list) and fits and isinstance(fits[-1], int):
+        return {"first_fit": fits[-1]}
+    if isinstance(fits, int) and not isinstance(fits, bool) and fits > 0:
+        return {"first_fit": fits - 1}
+    return {}
 
 
 class Engine:
@@ -167,7 +175,7 @@ class Engine:
             return None
         self._note_peak(key, finding)
         if not (
-            grew_since(last, _number(finding.evidence.get("current")))
+            grew_since(last, number(finding.evidence.get("current")))
             or severity_rank(finding.severity) > severity_rank(last.severity)
             or newly_explained(last, finding)
         ):
@@ -175,19 +183,19 @@ class Engine:
         updated = replace(
             finding,
             epoch=last.epoch,
+            as_of=finding.epoch,  # the title and evidence are this evaluation's
             update=last.update + 1,
             evidence={
                 **finding.evidence,
                 "base": last.evidence.get("base", finding.evidence.get("base")),  # the level before it began
-                "first_epoch": last.epoch,
-                "updated_epoch": finding.epoch,
+                **_first_fit(last),  # first seen and now: `epoch` and `as_of`
             },
         )
         self.latest[key] = updated
         return updated
 
     def _note_peak(self, key: Key, finding: Finding) -> None:
-        now = _number(finding.evidence.get("current"))
+        now = number(finding.evidence.get("current"))
         if now == now and now > self._peak.get(key, float("-inf")):
             self._peak[key] = now
 
@@ -200,7 +208,7 @@ class Engine:
             # Still reported (a trailing window lags) but back at its base: it ended too.
             if last.ended_epoch is not None or last.kind != detector.name:
                 continue
-            base = _number(last.evidence.get("base"))
+            base = number(last.evidence.get("base"))
             now = current(view, last)
             peak = self._peak.get(key, base)
             if now == now and now > peak:
@@ -221,7 +229,8 @@ class Engine:
                 title=f"{last.title}; recovered at epoch {epoch + 1}",  # as Keras counts
                 update=last.update + 1,
                 ended_epoch=epoch,
-                evidence={**last.evidence, "current": now, "first_epoch": last.epoch, "ended_epoch": epoch},
+                # The numbers stay those of the last report (one moment); `ended_epoch` apart.
+                evidence={**last.evidence, "ended_epoch": epoch},
             )
             self.latest[key] = ended
             out.append(ended)

@@ -1,8 +1,10 @@
 """Findings: what a detector says, as a frozen record with evidence and a fix.
 
 Every finding carries numbers (`evidence`), a concrete `hint`, the `target` it is about
-(a function, a directory, a device; None for the run as a whole) and the `epoch` at
-which it was first detected. docs/findings.md describes every kind.
+(a function, a directory, a device; None for the run as a whole), the `epoch` at
+which it was first detected and the epoch `as_of` which its title and evidence were
+computed (later than `epoch` for an episode's update): one moment per finding, so a
+title and its card never quote two epochs' numbers. docs/findings.md describes every kind.
 """
 
 from __future__ import annotations
@@ -43,6 +45,13 @@ class Finding:
     # (the problem grew, or got worse); `ended_epoch` once it is over ("recovered at ...").
     update: int = 0
     ended_epoch: int | None = None
+    # The epoch whose numbers the title and evidence quote (None: `epoch`, the first report's).
+    as_of: int | None = None
+
+    @property
+    def moment(self) -> int | None:
+        """The epoch the title and evidence are as of (0-based, as in the trace)."""
+        return self.epoch if self.as_of is None else self.as_of
 
     @property
     def key(self) -> tuple[str, str | None]:
@@ -59,6 +68,7 @@ class Finding:
             "hint": self.hint,
             "target": self.target,
             "epoch": self.epoch,
+            "as_of": self.moment,
         }
         if self.update:
             out["update"] = self.update
@@ -81,6 +91,7 @@ def from_record(rec: Mapping[str, Any]) -> Finding:
     severity = str(rec.get("severity", INFO))
     update = rec.get("update")
     ended = rec.get("ended_epoch")
+    as_of = rec.get("as_of")
     return Finding(
         kind=str(rec.get("kind", "unknown")),
         severity=severity if severity in RANK else INFO,
@@ -91,6 +102,7 @@ def from_record(rec: Mapping[str, Any]) -> Finding:
         epoch=epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None,
         update=update if isinstance(update, int) and not isinstance(update, bool) and update > 0 else 0,
         ended_epoch=ended if isinstance(ended, int) and not isinstance(ended, bool) else None,
+        as_of=as_of if isinstance(as_of, int) and not isinstance(as_of, bool) else None,
     )
 
 

@@ -17,6 +17,10 @@ TENSORFLOW, TORCH, JAX = "tensorflow", "torch", "jax"
 # Names a function's compilation goes by, for titles ("tf.function `train_step` retraced").
 COMPILED = {TENSORFLOW: "tf.function", TORCH: "torch.compile'd function", JAX: "jitted function"}
 
+# How a leak's fix says where to look, until the hook's look inside named the code itself.
+TRACEMALLOC = "tracemalloc snapshots two epochs apart show where"
+NAMED = "start with the code the look inside named (where)"
+
 # (topic, framework) -> advice. Topics are finding kinds, or `kind:detail` where a kind's
 # advice has several parts (retrace causes).
 _HINTS: dict[tuple[str, str], str] = {
@@ -91,12 +95,12 @@ _HINTS: dict[tuple[str, str], str] = {
         "something keeps a reference to data every epoch: look for lists that append losses or outputs "
         "(keep `loss.item()`, not the tensor: a tensor that requires grad keeps its whole graph), "
         "DataLoader workers that cache samples, modules or optimizers created inside the loop, and numpy "
-        "arrays cached per epoch; tracemalloc snapshots two epochs apart show where"
+        "arrays cached per epoch; " + TRACEMALLOC
     ),
     ("host_memory_growth", JAX): (
         "something keeps a reference to data every epoch: look for lists that append outputs or metrics "
         "(keep float(x), not the array), functions jitted anew inside the loop (each compilation is "
-        "cached), and numpy arrays cached per epoch; tracemalloc snapshots two epochs apart show where"
+        "cached), and numpy arrays cached per epoch; " + TRACEMALLOC
     ),
     ("host_contention", TORCH): (
         "other processes compete for the CPU: find them (`epochwatch status`, top), move them or this "
@@ -142,6 +146,15 @@ def framework(start: Mapping[str, Any] | None) -> str:
             if name in imported:
                 return name
     return TENSORFLOW
+
+
+def after_look_inside(findings: list[dict[str, Any]]) -> None:
+    """A fix never sends the user to find what the look inside already found: a finding
+    dict whose `where` names code (analysis/explained.py) gets NAMED for TRACEMALLOC."""
+    for f in findings:
+        where = f.get("where")
+        if isinstance(where, Mapping) and where.get("places") and TRACEMALLOC in str(f.get("hint")):
+            f["hint"] = str(f["hint"]).replace(TRACEMALLOC, NAMED)
 
 
 def hint(topic: str, fw: str, default: str, **fields: str) -> str:

@@ -113,8 +113,19 @@ def consequence(proj: dict[str, Any], limit_name: str, unit: str = "epoch") -> s
     return f"{text} (the {limit_name} {when})" if when else text
 
 
-def growth_evidence(view: RunAtEpoch, g: Growth, w: Window) -> dict[str, Any]:
-    """The numbers every growth finding quotes."""
+def shown_start(g: Growth, w: Window, now: float) -> float:
+    """Where a title says the growth started: the slope drawn back from `now` over the
+    window, so that "A -> B over epochs i-j" and "S per epoch" are one line (the fitted
+    line's own start is of a lagged floor, a lower envelope: "2 -> 26 files over epochs
+    9-26"); the window's first value where that would be at or below zero."""
+    start = now - g.slope * (len(w) - 1) if now == now else g.start
+    return start if start > 0 or not w.values else w.values[0]
+
+
+def growth_evidence(view: RunAtEpoch, g: Growth, w: Window, current: float) -> dict[str, Any]:
+    """The numbers every growth finding quotes; `start` and `now` are the two its title
+    quotes (`now`: the measure's `current` value at the finding's epoch, not the fitted
+    line's end, so card and title agree; `start`: see shown_start)."""
     out = {
         "slope_per_epoch": g.slope,
         "slope_ci95": [g.slope_low, g.slope_high],
@@ -124,8 +135,8 @@ def growth_evidence(view: RunAtEpoch, g: Growth, w: Window) -> dict[str, Any]:
         "epochs": window_epochs(view, w.indexes),
         **({"fits": window_fits(view, w.indexes)} if view.unit == "fit" else {}),
         "points": g.n,
-        "start": g.start,
-        "now": g.now,
+        "start": shown_start(g, w, current),
+        "now": current if current == current else g.now,
         "baseline": g.baseline,
     }
     if view.unit == "fit":

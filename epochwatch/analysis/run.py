@@ -30,6 +30,9 @@ from epochwatch.trace.reader import ReadStats, iter_records
 Record = dict[str, Any]
 RECENT_SAMPLES = 600
 FITS_KEPT = 256  # fit_start / fit_end records a bounded (online) run keeps: loops of 100k fits
+# ... of which the newest keep their `input_stats` (most of a fit_start's size, 5 kB of
+# JSON for 64 features; read only for the fit a restore resumes, judged within its epochs).
+FIT_STATS_KEPT = 8
 # Interval records folded into the interval series of an unbounded (offline) run: they
 # matter for runs of few long epochs; a run with more has epoch records to judge.
 MAX_INTERVALS = 20_000
@@ -75,6 +78,7 @@ class Run:
     fit_series: EpochSeries = field(default_factory=lambda: EpochSeries(restarts=False))
     last_epoch_number: int = -1  # the newest epoch number seen (a nested fit's: its loop's)
     last_host: Record = field(default_factory=dict)  # the newest epoch's host block (limits)
+    last_dirs: Any = None  # ... and its watched directories (what a fit of a loop left on disk)
 
     def interval_view(self) -> Run:
         """This run with its interval series in place of the epoch series: what the
@@ -93,6 +97,9 @@ class Run:
         for records in (self.epochs, self.fits, self.fit_ends, self.saves, self.restores, self.notices):
             if records:
                 total += len(records) * _record_bytes(records[-1])
+        stats = self.fits[-1].get("input_stats") if self.fits else None
+        if stats is not None and self.max_epoch_records is not None:  # the older fits' are gone
+            total -= max(0, len(self.fits) - FIT_STATS_KEPT - 1) * _record_bytes(stats)
         return total
 
     @property
@@ -118,6 +125,8 @@ class Run:
             host = rec.get("host")
             if isinstance(host, dict):
                 self.last_host = host
+            if rec.get("dirs"):
+                self.last_dirs = rec["dirs"]
             if "loop_epoch" in rec:
                 # A fit's epoch inside a custom loop's epoch (k-fold, sweeps): the loop's epoch
                 # is the unit; the fit is judged with the other fits (models_in_loop).
@@ -146,12 +155,15 @@ class Run:
                 self.start = rec
         elif kind == schema.FIT_START:
             self.fits.append(rec)
+            if self.max_epoch_records is not None and len(self.fits) > FIT_STATS_KEPT + 1:
+                old = self.fits[-FIT_STATS_KEPT - 1]  # the first keeps all: the run's own
+                self.fits[-FIT_STATS_KEPT - 1] = {k: v for k, v in old.items() if k != "input_stats"}
             if self.max_epoch_records is not None and len(self.fits) > 2 * FITS_KEPT:
-                del self.fits[1 : len(self.fits) - FITS_KEPT]  # the first stays: the run's own
+                del self.fits[1 : len(self.fits) - FITS_KEPT]
         elif kind == schema.FIT_END:
             self.fit_ends.append(rec)
             self.fit_end_positions.append(self.series.count)
-            self.fit_series.add_epoch(fit_point(rec, self.last_epoch_number, self.last_host))
+            self.fit_series.add_epoch(fit_point(rec, self.last_epoch_number, self.last_host, self.last_dirs))
             if self.max_epoch_records is not None and len(self.fit_ends) > 2 * FITS_KEPT:
                 drop = len(self.fit_ends) - FITS_KEPT
                 del self.fit_ends[:drop], self.fit_end_positions[:drop]
@@ -198,11 +210,13 @@ def _per_epoch(rec: Record) -> float | None:
 LIMITS = ("sys_total_bytes", "memory_limit_bytes")
 
 
-def fit_point(rec: Record, epoch: int, host: Record) -> Record:
+def fit_point(rec: Record, epoch: int, host: Record, dirs: Any = None) -> Record:
     """A fit_end as one point of the fit series: the RSS it left behind, its seconds, the
-    memory limits of the newest epoch and the run's newest epoch number (what a finding on
-    fits is dated by). Point i is fit_ends[i]."""
+    memory limits and watched directories of the newest epoch (a save after a fit shows in
+    the next fit's epochs: one fit late) and the run's newest epoch number (what a finding
+    on fits is dated by). Point i is fit_ends[i]."""
     return {
+        **({"dirs": dirs} if dirs else {}),
         "epoch": epoch,
         "source": "fits",  # one segment: the first fit is the series' warm-up
         "seconds": rec.get("seconds"),

@@ -97,7 +97,8 @@ OTHERS_KEPT = 256  # changes of "who else is on a GPU" remembered per device
 STEADY, SETTLING, FIRST = 0, 1, 2
 
 
-def _num(value: Any) -> float:
+def number(value: Any) -> float:
+    """A record's number as a float; NaN for anything else (bools, strings, None)."""
     kind = type(value)
     if kind is float or kind is int:  # what orjson gives: the fast path of report's reading
         return float(value)
@@ -112,7 +113,7 @@ def _get(rec: Mapping[str, Any], path: tuple[str, ...]) -> float:
         if not isinstance(cur, Mapping):
             return NAN
         cur = cur.get(part)
-    return _num(cur)
+    return number(cur)
 
 
 def finite(values: Iterable[float]) -> list[float]:
@@ -223,7 +224,7 @@ class EpochSeries:
         # and exact type checks first, since the ABC checks cost more than the work here.
         p = self._pending
         p.count += 1
-        rss = _num(rec.get("rss_bytes"))
+        rss = number(rec.get("rss_bytes"))
         if rss == rss:
             if rss < p.rss_min:
                 p.rss_min = rss
@@ -237,7 +238,7 @@ class EpochSeries:
                     pct = e.get("cpu_pct") if type(e) is dict else None
                     if (type(pct) is float or type(pct) is int) and pct == pct:
                         p.contention += pct
-            host = _num(cont.get("host_cpu_pct"))
+            host = number(cont.get("host_cpu_pct"))
             if host == host:
                 p.host_cpu += host
                 p.host_cpu_n += 1
@@ -256,7 +257,7 @@ class EpochSeries:
             who.setdefault(dev, []).append(
                 {k: e[k] for k in ("pid", "name", "user", "sm_util_pct", "used_memory_bytes") if k in e}
             )
-            sm = _num(e.get("sm_util_pct"))
+            sm = number(e.get("sm_util_pct"))
             if sm == sm:
                 others[dev] = others.get(dev, 0.0) + sm
         mine = cont.get("gpu_self")
@@ -264,7 +265,7 @@ class EpochSeries:
             if not isinstance(e, Mapping):
                 continue
             dev = str(e.get("device"))[:16]
-            sm = _num(e.get("sm_util_pct"))
+            sm = number(e.get("sm_util_pct"))
             if sm == sm:
                 acc = p.self_sm.setdefault(dev, [0.0, 0.0])
                 acc[0] += sm
@@ -363,14 +364,14 @@ class EpochSeries:
                 key = str(dev.get("index", i))
                 if isinstance(dev.get("name"), str):
                     self.gpu_names[key] = dev["name"]
-                out.setdefault("gpu_proc", {})[key] = _num(dev.get("process_memory_bytes"))
-                out.setdefault("gpu_used", {})[key] = _num(dev.get("memory_used_bytes"))
-                out.setdefault("gpu_total", {})[key] = _num(dev.get("memory_total_bytes"))
-                out.setdefault("gpu_util", {})[key] = _num(dev.get("utilization_pct"))
+                out.setdefault("gpu_proc", {})[key] = number(dev.get("process_memory_bytes"))
+                out.setdefault("gpu_used", {})[key] = number(dev.get("memory_used_bytes"))
+                out.setdefault("gpu_total", {})[key] = number(dev.get("memory_total_bytes"))
+                out.setdefault("gpu_util", {})[key] = number(dev.get("utilization_pct"))
                 # The hook's own reading of who else computes on the device (embedded mode);
                 # the daemon's samples, where there are any, take precedence (add_epoch).
                 for family, field_ in (("gpu_others_sm", "others_sm_pct"), ("gpu_self_sm", "process_sm_pct")):
-                    share = _num(dev.get(field_))
+                    share = number(dev.get(field_))
                     if share == share:
                         out.setdefault(family, {})[key] = share
                 reasons = dev.get("throttle_reasons")
@@ -385,13 +386,13 @@ class EpochSeries:
                 continue
             for dev, block in mem.items():
                 if isinstance(block, Mapping):
-                    out.setdefault("tf_current", {})[str(dev)] = _num(block.get("current_bytes"))
-                    out.setdefault("tf_peak", {})[str(dev)] = _num(block.get("peak_bytes"))
+                    out.setdefault("tf_current", {})[str(dev)] = number(block.get("current_bytes"))
+                    out.setdefault("tf_peak", {})[str(dev)] = number(block.get("peak_bytes"))
                     self.allocator_sources[str(dev)] = str(block.get("source") or source)[:60]
         for key, block in schema.dir_entries(rec.get("dirs")):
-            out.setdefault("dir_bytes", {})[key] = _num(block.get("bytes"))
-            out.setdefault("dir_files", {})[key] = _num(block.get("files"))
-            free = _num(block.get("free_bytes", block.get("disk_free_bytes")))
+            out.setdefault("dir_bytes", {})[key] = number(block.get("bytes"))
+            out.setdefault("dir_files", {})[key] = number(block.get("files"))
+            free = number(block.get("free_bytes", block.get("disk_free_bytes")))
             out.setdefault("dir_free", {})[key] = free
             if isinstance(block.get("role"), str):
                 self.dir_roles[key] = block["role"]
@@ -399,13 +400,13 @@ class EpochSeries:
         by_class = callbacks.get("by_class") if isinstance(callbacks, Mapping) else None
         if isinstance(by_class, Mapping):
             for name, seconds in list(by_class.items())[:32]:
-                out.setdefault("cb_seconds", {})[str(name)[:120]] = _num(seconds)
+                out.setdefault("cb_seconds", {})[str(name)[:120]] = number(seconds)
         retraces = rec.get("retraces")
         functions = retraces.get("functions") if isinstance(retraces, Mapping) else None
         if isinstance(functions, Mapping):
             for name, block in functions.items():
                 if isinstance(block, Mapping):
-                    new = _num(block.get("new"))
+                    new = number(block.get("new"))
                     if new == new and new > 0:
                         out.setdefault("fn_new", {})[str(name)] = new
         return out

@@ -22,6 +22,9 @@ LEVEL_KEYS = frozenset(
     {"slope_per_epoch", "slope_ci95", "start", "now", "baseline", "level", "limit", "run_baseline"}
 )
 
+# Evidence keys that hold epoch (or fit) indexes: 0-based in the trace, shown from 1.
+INDEX_KEYS = frozenset({"epoch", "epochs", "fit", "fits", "first_fit", "ended_epoch"})
+
 _BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
 
@@ -105,6 +108,8 @@ def fmt_in(unit: str, v: Any) -> str:
         return fmt_bytes(float(v))
     if unit == "seconds":
         return fmt_seconds(float(v))
+    if unit == "epoch" and float(v).is_integer():
+        return f"{int(v) + 1}"  # the trace's 0-based index, as Keras counts
     if unit in ("count", "epoch"):
         return f"{int(v)}" if float(v).is_integer() else fmt_number(float(v))
     return fmt_number(float(v))
@@ -118,6 +123,8 @@ def fmt_evidence(key: str, v: Any, unit: str) -> str:
     if not isinstance(v, int | float):
         text = str(v)
         return text if len(text) <= 200 else text[:199] + "…"
+    if key in INDEX_KEYS and isinstance(v, int):
+        return str(v + 1)  # as Keras counts epochs
     if key == "bytes" or key.endswith("_bytes") or (unit == "bytes" and key in LEVEL_KEYS):
         return fmt_bytes(float(v))
     if key == "seconds_to_limit":

@@ -186,7 +186,8 @@ def _meta(out: IO[str], run: Mapping[str, Any]) -> None:
 def _finding(out: IO[str], f: Mapping[str, Any]) -> None:
     sev = str(f.get("severity", "info"))
     sev = sev if sev in SEVERITIES else "info"
-    epoch = f" · epoch {_e(f['epoch'])}" if f.get("epoch") is not None else ""
+    at = headline.moment(f)
+    epoch = f" · {_e(at)}" if at else ""
     target = f" · {_e(f['target'])}" if f.get("target") else ""
     src = ' <span class="src">[from the trace]</span>' if f.get("source") == "trace" else ""
     out.write(f'<div class="finding sev-{sev}"><span class="badge {sev}">{sev}</span> ')

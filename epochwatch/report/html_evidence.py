@@ -18,19 +18,23 @@ from epochwatch.analysis.units import evidence_unit, fmt_evidence
 MAX_ITEMS = 9
 
 
+def causes(v: Any) -> str:
+    """A slowdown's `likely_causes` as 'bytes in /ckpt (detrended, tau 0.96), ...' ('' without)."""
+    parts = []
+    for c in v[:6] if isinstance(v, list) else []:
+        if isinstance(c, Mapping):
+            tau = c.get("tau")
+            test = f"{c['test']}, " if isinstance(c.get("test"), str) else ""
+            parts.append(
+                f"{c.get('series')}" + (f" ({test}tau {tau:.2f})" if isinstance(tau, int | float) else "")
+            )
+    return ", ".join(parts)
+
+
 def _value(key: str, v: Any, unit: str) -> str:
     if isinstance(v, list):
         if key == "likely_causes":
-            parts = []
-            for c in v[:6]:
-                if isinstance(c, Mapping):
-                    tau = c.get("tau")
-                    test = f"{c['test']}, " if isinstance(c.get("test"), str) else ""
-                    parts.append(
-                        f"{c.get('series')}"
-                        + (f" ({test}tau {tau:.2f})" if isinstance(tau, int | float) else "")
-                    )
-            return ", ".join(parts) or "-"
+            return causes(v) or "-"
         if all(not isinstance(x, list | dict) for x in v):
             sep = " – " if len(v) == 2 and key in ("epochs", "slope_ci95") else ", "
             shown = [fmt_evidence(key, x, unit) for x in v[:12]]
@@ -92,7 +96,8 @@ def items(finding: Mapping[str, Any]) -> list[tuple[str, str]]:
     keys = [k for k in first if k in ev] + [k for k in ev if k not in first]
     out: list[tuple[str, str]] = []
     for k in keys:
-        out += _rows(str(k), ev[k], unit)
+        if ev[k] is not None and not ("fits" in ev and k == "epochs"):  # not a fit's own epochs
+            out += _rows(str(k), ev[k], unit)
     return out[:MAX_ITEMS]
 
 

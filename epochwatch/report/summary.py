@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from epochwatch.analysis import frameworks
 from epochwatch.analysis.explained import attach_where
 from epochwatch.analysis.files import Analyzed
 from epochwatch.analysis.ledger import count_severities
@@ -46,17 +47,9 @@ def fingerprint(start: dict[str, Any] | None) -> dict[str, Any]:
     packages = _dict(env.get("packages"))
     out: dict[str, Any] = {
         "python": env.get("python"),
-        "tensorflow": packages.get("tensorflow"),
-        "keras": packages.get("keras"),
-        "numpy": packages.get("numpy"),
-        "torch": packages.get("torch"),
-        "jax": packages.get("jax"),
-        "keras_backend": env.get("keras_backend"),
-        "hostname": env.get("hostname"),
-        "platform": env.get("platform"),
-        "cpu_count": env.get("cpu_count"),
-        "memory_total_bytes": env.get("memory_total_bytes"),
-        "memory_limit_bytes": env.get("memory_limit_bytes"),
+        **{name: packages.get(name) for name in ("tensorflow", "keras", "numpy", "torch", "jax")},
+        **{k: env.get(k) for k in ("keras_backend", "hostname", "platform", "cpu_count")},
+        **{k: env.get(k) for k in ("memory_total_bytes", "memory_limit_bytes")},
         "gpus": env.get("gpus") if isinstance(env.get("gpus"), list) else [],
         "driver": env.get("driver"),
         "tf_build": _dict(env.get("tf_build")),
@@ -138,6 +131,7 @@ def summarize(an: Analyzed, table_limit: int = TABLE_ROWS_JSON) -> dict[str, Any
     findings = [{**f.to_dict(), "source": "analysis"} for f in an.findings]
     findings += [{**f.to_dict(), "source": "trace"} for f in an.recorded]
     attach_where(findings, run.explains)
+    frameworks.after_look_inside(findings)
     idx, stride = table_indexes(series.count, table_limit) if series.offset == 0 else ([], 1)
     rows = [[_json_number(v) for v in table_row(series, i)] for i in idx]
     seconds = [v for v in series.cols["seconds"] if v == v]

@@ -5,7 +5,8 @@ Renders the plain dicts of summary.py to any text file object.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from typing import IO, Any
 
 from epochwatch.analysis.units import evidence_unit, fmt_bytes, fmt_in, fmt_pct, fmt_seconds
@@ -18,18 +19,19 @@ def _evidence(f: Mapping[str, Any]) -> str:
     ev = f.get("evidence") or {}
     unit = evidence_unit(str(f.get("kind")), ev)
     parts = []
-    if "slope_per_epoch" in ev:
-        slope = ev["slope_per_epoch"]
+    per = "fit" if "slope_per_fit" in ev or ev.get("unit") == "fit" else "epoch"  # a loop: a point a fit
+    if ev.get(f"slope_per_{per}") is not None:
+        slope = ev[f"slope_per_{per}"]
         ci = ev.get("slope_ci95") or []
-        s = f"slope {fmt_in(unit, slope)}/epoch"
+        s = f"slope {fmt_in(unit, slope)}/{per}"
         if len(ci) == 2 and None not in ci:
             s += f" (95% CI {fmt_in(unit, ci[0])} to {fmt_in(unit, ci[1])})"
         parts.append(s)
     if "p_value" in ev and ev["p_value"] is not None:
         parts.append(f"p {ev['p_value']:.2g}")
-    epochs = ev.get("epochs")
-    if isinstance(epochs, list) and len(epochs) == 2:
-        parts.append(f"epochs {epochs[0]}-{epochs[1]}")
+    epochs = ev.get(f"{per}s")
+    if isinstance(epochs, list) and len(epochs) == 2 and all(isinstance(e, int) for e in epochs):
+        parts.append(f"{per}s {epochs[0] + 1}-{epochs[1] + 1}")  # as Keras counts
     if "epochs_to_limit" in ev:
         lim = f"limit {fmt_bytes(ev['limit'])}" if "limit" in ev else "limit"
         parts.append(f"{lim} in ~{ev['epochs_to_limit']:.0f} epochs")
@@ -43,16 +45,6 @@ def _evidence(f: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def _causes(f: Mapping[str, Any]) -> str:
-    causes = (f.get("evidence") or {}).get("likely_causes") or []
-    out = []
-    for c in causes:
-        if isinstance(c, Mapping):
-            test = f"{c['test']}, " if isinstance(c.get("test"), str) else ""
-            out.append(f"{c.get('series')} ({test}tau {c.get('tau', 0):.2f})")
-    return ", ".join(out)
-
-
 def render_findings(out: IO[str], findings: Sequence[Mapping[str, Any]]) -> None:
     if not findings:
         out.write("findings  none\n")
@@ -60,14 +52,15 @@ def render_findings(out: IO[str], findings: Sequence[Mapping[str, Any]]) -> None
     out.write(f"findings ({headline.findings(findings)})\n")
     for f in findings:
         sev = str(f.get("severity", "info")).upper()
-        epoch = f" @epoch {f['epoch']}" if f.get("epoch") is not None else ""
+        at = headline.moment(f)
+        epoch = f" @{at}" if at else ""
         src = " [from trace]" if f.get("source") == "trace" else ""
         target = f" [{f['target']}]" if f.get("target") else ""
         out.write(f"  {sev:<8} {f.get('kind')}{target}{epoch}{src}: {f.get('title')}\n")
         ev = _evidence(f)
         if ev:
             out.write(f"           evidence: {ev}\n")
-        causes = _causes(f)
+        causes = html_evidence.causes((f.get("evidence") or {}).get("likely_causes"))
         if causes:
             out.write(f"           moves with: {causes}\n")
         where = f.get("where")
@@ -156,27 +149,18 @@ def render(
     lineage: Sequence[str] = (),
     jobs: Sequence[Mapping[str, Any]] = (),
 ) -> None:
-    first = True
-    for job in jobs:
-        if not first:
-            out.write("\n")
-        first = False
-        render_job(out, job)
+    blocks: list[Callable[[IO[str]], None]] = [partial(render_job, job=job) for job in jobs]
     if lineage:
-        if not first:
-            out.write("\n")
-        out.write("lineage (which run resumed from which)\n")
-        for line in lineage:
-            out.write(f"  {line}\n")
-        first = False
-    for run in runs:
-        if not first:
-            out.write("\n")
-        first = False
-        render_run(out, run)
+        blocks.append(partial(_lines, head="lineage (which run resumed from which)", lines=lineage))
+    blocks += [partial(render_run, run=run) for run in runs]
     if problems:
-        if not first:
-            out.write("\n")
-        out.write(f"unusable ({len(problems)})\n")
-        for p in problems:
-            out.write(f"  {p}\n")
+        blocks.append(partial(_lines, head=f"unusable ({len(problems)})", lines=problems))
+    for i, block in enumerate(blocks):  # blocks apart by an empty line
+        out.write("\n" if i else "")
+        block(out)
+
+
+def _lines(out: IO[str], head: str, lines: Sequence[str]) -> None:
+    out.write(head + "\n")
+    for line in lines:
+        out.write(f"  {line}\n")

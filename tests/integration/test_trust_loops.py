@@ -56,6 +56,11 @@ def test_fresh_models_in_a_loop_never_mix_fits_and_agree_online_and_offline(tmp_
     assert loop["evidence"]["clear_session_every_iteration"] is False
     assert ("host_memory_growth", None) not in found  # the same problem: one finding
     assert "per fit" in loop["title"] and "after" in loop["title"]
+    # Healthy otherwise: 8 steps an epoch wait for each epoch's new iterator about as long as
+    # they compute, a few percent of fits that compiling dominates: at most info, with that.
+    assert all(f["severity"] == "info" for (kind, _), f in found.items() if kind != "models_in_loop"), found
+    bound = found.get(("input_bound", "input"))
+    assert bound is None or "of the fit's" in bound["title"], bound
 
 
 @pytest.mark.parametrize(
@@ -77,6 +82,7 @@ def test_a_loop_that_clears_the_session_is_told_what_is_left(tmp_path: Path, cle
 
 
 SLOW_GROWTH = """
+import os
 import numpy as np
 import epochwatch.hook
 import keras
@@ -85,10 +91,12 @@ x = np.random.rand(256, 16).astype("float32")
 y = x.sum(axis=1, keepdims=True)
 model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(32, activation="relu"), keras.layers.Dense(1)])
 kept = []
+os.makedirs("ckpt")
 for i in range(24):
     model.compile("adam", "mse")  # a compile+fit loop on one model
     model.fit(x, y, epochs=2, batch_size=64, verbose=0)
     kept.append(np.ones(int(0.75 * 2**20) // 8))  # what each iteration leaves behind: 0.75 MiB
+    model.save_weights(f"ckpt/iter_{i}.weights.h5")  # ... and on disk: a checkpoint per iteration
 """
 
 
@@ -103,6 +111,12 @@ def test_a_compile_fit_loop_that_grows_slowly_is_said_per_fit(tmp_path: Path) ->
     # +0.75 MiB per fit on a process of hundreds of MiB: worth saying, not a warning.
     assert growth["severity"] == "info", growth
     assert ("models_in_loop", None) not in found  # one model: not a model per iteration
+    # The checkpoint directory, judged across the loop (one point per iteration; a fit's
+    # own two epochs see no growth): a file per fit, a few KiB each, far from filling the disk.
+    (disk,) = (f for (kind, _), f in found.items() if kind == "disk_growth")
+    assert disk["target"] == str(tmp_path / "ckpt") and disk["severity"] == "info", disk
+    assert "per fit" in disk["title"] and disk["evidence"]["unit"] == "count", disk
+    assert disk["evidence"]["fits"][-1] >= 10 and disk["evidence"]["slope_per_fit"] >= 0.9, disk
 
 
 LARGE_ARRAYS = """

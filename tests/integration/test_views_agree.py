@@ -109,7 +109,8 @@ def test_every_view_names_the_same_findings_with_the_same_counts(planted: tuple[
 
     code, text = _cli("report", str(trace))
     line = re.compile(
-        r"^  (INFO|WARNING|CRITICAL) +(\w+)(?: \[(.+?)\])?(?: @epoch \d+)?(?: \[from trace\])?: "
+        r"^  (INFO|WARNING|CRITICAL) +(\w+)(?: \[(.+?)\])?"
+        r"(?: @(?:epoch|fit) \d+(?: \(first seen at (?:epoch|fit) \d+\))?)?(?: \[from trace\])?: "
     )
     views["report text"] = Counter(
         (m[2], m[3], m[1].lower()) for m in map(line.match, text.splitlines()) if m is not None

@@ -201,3 +201,35 @@ def test_a_reported_slowdown_reuses_its_causes_without_changing_what_is_reported
     assert reused == everywhere
     assert next(f for f in reused if f["kind"] == "slowdown")["evidence"]["likely_causes"]
     assert cheap < calls["n"] / 3, (cheap, calls["n"])
+
+
+def _one_epoch_of_intervals(steps: list[float]) -> list[dict[str, Any]]:
+    """One fit of one epoch, each step its own interval (steps of a second, as a k-fold
+    loop's LSTM on a loaded CPU records them)."""
+    records = syn.trace(1, lambda i: {"seconds": sum(steps), "steps": len(steps)})
+    intervals = [
+        {
+            "type": "interval",
+            "run_id": "synthetic",
+            "t": syn.T0 + 1 + k,
+            "epoch": 0,
+            "index": k,
+            "fit": 0,
+            "source": "keras",
+            "step": k + 1,
+            "steps": 1,
+            "seconds": s,
+            "step_seconds": {"median": s, "p90": s},
+        }
+        for k, s in enumerate(steps)
+    ]
+    return [records[0], *intervals, *records[1:]]
+
+
+def test_a_few_slower_steps_of_one_short_epoch_are_no_lasting_step() -> None:
+    # Seen on keras#2689's shape: "step time 1.8x slower" from 0.77, 0.77 -> 1.36, 1.42, 1.28 s.
+    noisy = _one_epoch_of_intervals([4.8, 0.77, 0.77, 1.36, 1.42, 1.28, 1.3, 1.35])
+    assert _of(analyze(_run(noisy)), "slowdown") == []
+    lasting = _one_epoch_of_intervals([4.8] + [0.7, 0.72, 0.69, 0.71] + [1.4, 1.42, 1.38, 1.41] * 3)
+    (f,) = _of(analyze(_run(lasting)), "slowdown")
+    assert f.target == "step time" and f.evidence["shape"] == "step", f

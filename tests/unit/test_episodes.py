@@ -195,9 +195,8 @@ def test_an_episode_is_updated_when_its_cause_is_first_named() -> None:
         return [Finding("slowdown", "warning", "slower", evidence, epoch=view.last)]
 
     engine = Engine([Detector("slowdown", detect, current=lambda view, f: 1.5)])
-    said = [
-        (f.update, f.evidence.get("updated_epoch"))
-        for end in range(1, 13)
-        for f in engine.step(RunAtEpoch(run, end))
-    ]
-    assert said == [(0, None), (1, 10)]  # first report, then once when the cause is named
+    said = [(f.update, f.as_of) for end in range(1, 13) for f in engine.step(RunAtEpoch(run, end))]
+    assert said == [
+        (0, None),
+        (1, 10),
+    ]  # as_of: the update's moment  # first report, then once when the cause is named

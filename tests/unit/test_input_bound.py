@@ -161,3 +161,27 @@ def test_the_wait_is_a_share_of_the_span_it_was_measured_on() -> None:
     assert f.evidence["wait_shares"] == [0.6, 0.6, 0.6]
     assert abs(f.evidence["compute_ms_per_step"] - 1000 * 0.2 / 16) < 1e-9
     assert _found(_records([0.3] * 6)) == []  # without the span: 30% of the epoch, quiet
+
+
+def test_a_short_fit_that_compiling_dominates_is_info_with_its_consequence() -> None:
+    """A loop's tiny fit: the step waits for each epoch's new iterator as long as it computes
+    (50%+), but over its 5 planned epochs that is a few percent of a fit its first epoch
+    dominates: info, with how much of the fit it costs; the same shares over a long plan warn."""
+
+    def run(first: float, seconds: float, wait: float, planned: int) -> list[Finding]:
+        records = _records([0.9] + [wait] * (planned - 1))
+        for r in records:
+            if r.get("type") == "epoch":
+                r["seconds"] = first if r["epoch"] == 0 else seconds
+            if r.get("type") == "fit_start":
+                r["epochs"] = planned
+        return _found(records)
+
+    (tiny,) = run(first=2.0, seconds=0.1, wait=0.055, planned=5)
+    assert tiny.severity == "info", tiny
+    ev = tiny.evidence
+    assert ev["horizon"] == "plan" and ev["horizon_epochs"] == 5
+    assert abs(ev["lost_seconds"] - 4 * 0.055) < 1e-9 and abs(ev["fit_seconds"] - 2.4) < 1e-9
+    assert "of the fit's 2.40s (9.2%) by its planned end" in tiny.title, tiny.title
+    (long,) = run(first=2.0, seconds=0.1, wait=0.055, planned=100)
+    assert long.severity == "warning" and long.evidence["lost_share"] > 0.4, long

@@ -145,7 +145,7 @@ def test_report_and_check_surface_jobs(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["report", str(tmp_path)]) == 0
     text = capsys.readouterr().out
     assert text.startswith("== job tf-abc (tf_config): 2 workers of 2")
-    assert "straggler [worker:1] @epoch 5: worker:1 makes the other 1 worker(s) wait" in text
+    assert "straggler [worker:1] @epoch 6: worker:1 makes the other 1 worker(s) wait" in text
     assert main(["report", str(tmp_path), "--format", "html", "-o", str(tmp_path / "r.html")]) == 0
     assert "Job tf-abc" in (tmp_path / "r.html").read_text()
     assert main(["check", str(tmp_path)]) == 1

@@ -108,7 +108,7 @@ def test_findings_recorded_in_the_trace_are_kept(tmp_path: Path) -> None:
     an = analyze_file(syn.write(tmp_path / "r.jsonl", records))
     out = io.StringIO()
     text_report.render(out, [summarize(an)])
-    assert "slow_restore [/c] @epoch 1 [from trace]: restore took 40 s" in out.getvalue()
+    assert "slow_restore [/c] @epoch 2 [from trace]: restore took 40 s" in out.getvalue()
 
 
 def test_cli_report_json_to_a_file_and_unusable_inputs(

@@ -10,7 +10,7 @@ from bench import synthetic as syn
 from epochwatch.analysis import leaks
 from epochwatch.analysis.engine import analyze
 from epochwatch.analysis.online import OnlineAnalyzer
-from epochwatch.analysis.run import FITS_KEPT, Run
+from epochwatch.analysis.run import FIT_STATS_KEPT, FITS_KEPT, Run
 
 MIB, GIB = syn.MIB, syn.GIB
 
@@ -91,9 +91,20 @@ def test_new_models_each_fit_are_one_finding() -> None:
     def make(k: int, e: int) -> dict[str, Any]:
         return {"seconds": 1.0, "host": syn.host_block(600 * MIB + k * 8 * MIB)}
 
-    online, offline = _both(_loop(20, 2, make, same_model=False))
+    records = _loop(20, 2, make, same_model=False)
+    for rec in records:  # ... and each iteration slower ("TensorFlow gets slower each iteration")
+        if rec["type"] == "fit_end":
+            rec["seconds"], rec["epochs_completed"] = 2.0 * (1.0 + 0.15 * rec["fit"]), 2
+    online, offline = _both(records)
     assert online == offline
     assert ("models_in_loop", None) in offline
+    assert ("slowdown", "time per epoch of each fit") not in offline, offline  # one problem, one finding
+    run = Run("loop")
+    for rec in records:
+        run.add(rec)
+    (f,) = [f for f in analyze(run, episodes=True) if f.kind == "models_in_loop"]
+    assert "as slow" in f.title and f.evidence["epoch_seconds_now"] > 1.25 * f.evidence["epoch_seconds_first"]
+    assert f.severity == "warning" and f.update > 0, f  # epochs 1.5x as slow later: updated to a warning
     assert ("host_memory_growth", None) not in offline  # the same problem, said once
 
 
@@ -102,11 +113,24 @@ def test_an_online_run_keeps_a_bounded_number_of_fits() -> None:
         return {"seconds": 0.01, "host": syn.host_block(GIB)}
 
     records = _loop(3 * FITS_KEPT, 1, make)
+    stats = {"features": 64, "mean": [0.5] * 64, "std": [0.29] * 64}  # most of a real fit_start
+    for rec in records:
+        if rec["type"] == "fit_start":
+            rec["input_stats"] = stats
     online = OnlineAnalyzer(records[0])
     for rec in records[1:-1]:
         online.add(rec)
-    assert len(online.run.fit_ends) <= 2 * FITS_KEPT and len(online.run.fits) <= 2 * FITS_KEPT + 1
+    fits = online.run.fits
+    assert len(online.run.fit_ends) <= 2 * FITS_KEPT and len(fits) <= 2 * FITS_KEPT + 1
     assert online.run.fit_series.count == 3 * FITS_KEPT
+    # Only the first and the newest fits keep their input statistics, and hook_bytes says so.
+    assert [i for i, f in enumerate(fits) if "input_stats" in f] == [
+        0,
+        *range(len(fits) - FIT_STATS_KEPT, len(fits)),
+    ]
+    held = online.run.footprint_bytes()
+    online.run.max_epoch_records = None  # as if every fit kept them
+    assert held < online.run.footprint_bytes() / 2
 
 
 def _proj(points: float, basis: str, to_limit: float | None, at_horizon: float) -> dict[str, Any]:
@@ -161,3 +185,28 @@ def test_a_steady_loop_of_fits_is_no_slowdown() -> None:
             rec["epochs_completed"] = 1
     online, offline = _both(records)
     assert online == offline and not offline, offline
+
+
+def test_a_directory_that_grows_each_fit_is_judged_across_the_loop_by_consequence() -> None:
+    """A checkpoint per iteration into one directory: each fit's own 2 epochs see no growth,
+    the loop does (one point per fit); a disk filling within the horizon is a warning or
+    worse, one far from full is info. Online and offline say the same."""
+
+    def loop(free: float) -> list[dict[str, Any]]:
+        def make(k: int, e: int) -> dict[str, Any]:
+            block = {"bytes": 40 * MIB * k, "files": k, "role": "checkpoint", "free_bytes": free}
+            return {"host": syn.host_block(GIB), "dirs": {"/nonexistent/ckpt": block}}
+
+        return _loop(30, 2, make)
+
+    key = ("disk_growth", "/nonexistent/ckpt")
+    online, offline = _both(loop(free=400 * MIB))  # full in about 10 fits
+    assert online == offline and offline.get(key) in ("warning", "critical"), offline
+    online, offline = _both(loop(free=4000 * GIB))
+    assert online == offline and offline.get(key) == "info", offline
+    run = Run("loop")
+    for rec in loop(free=4000 * GIB):
+        run.add(rec)
+    (f,) = [f for f in analyze(run, episodes=True) if f.key == key]
+    assert f.evidence["unit"] == "fit" and abs(f.evidence["slope_per_fit"] - 40 * MIB) < MIB, f.evidence
+    assert "per fit" in f.title and "fits" in f.title, f.title

@@ -46,3 +46,16 @@ class Detector:
     # Also judge the run's fits as a sequence (view.unit == "fit": one point per fit_end,
     # what each fit of a loop of fits leaves behind).
     fits: bool = False
+
+
+def each_key(
+    view: RunAtEpoch,
+    kind: str,
+    column: str,
+    target: Callable[[str], str],
+    judge: Callable[[RunAtEpoch, str], Finding | None],
+) -> list[Finding]:
+    """`judge(view, key)` for every key of a keyed series (a device, a directory) whose
+    finding, (kind, target(key)), was not reported yet."""
+    found = [judge(view, key) for key in view.series.keys(column) if not view.done(kind, target(key))]
+    return [f for f in found if f is not None]

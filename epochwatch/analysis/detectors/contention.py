@@ -12,6 +12,7 @@ sleep, I/O, a lock), not competing, and the slowdown finding says so instead.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from epochwatch.analysis import frameworks
@@ -99,12 +100,12 @@ def _cpu_share(view: RunAtEpoch) -> Finding | None:
     if demand is None:
         return None  # less CPU per second with nobody wanting the CPU: waiting, not contention
     w = Window(wall_per_cpu, indexes)
-    evidence = growth_evidence(view, g, w)
+    evidence = growth_evidence(view, g, w, math.nan)  # the fitted line: a ratio is noisy
     evidence["source"] = "epoch CPU time vs wall time"
     evidence["cpu_seconds_per_epoch"] = median(cpu[-5:])
     evidence["competition"] = demand
     title = (
-        f"the process gets less CPU per wall second: {1 / g.start:.2f} -> {1 / g.now:.2f} CPU-seconds "
+        f"the process gets less CPU per wall second: {1 / evidence['start']:.2f} -> {1 / evidence['now']:.2f} CPU-seconds "
         f"per second over epochs {evidence['epochs'][0] + 1}-{evidence['epochs'][-1] + 1}, for the same work"
     )
     # An inference from the hook's own readings, hence info, not warning.

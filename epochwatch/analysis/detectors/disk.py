@@ -17,7 +17,7 @@ import shutil
 from typing import Any
 
 from epochwatch.analysis import leaks
-from epochwatch.analysis.detectors.base import Detector
+from epochwatch.analysis.detectors.base import Detector, each_key
 from epochwatch.analysis.findings import INFO, Finding
 from epochwatch.analysis.growth import Verdict, judge
 from epochwatch.analysis.shapes import BlatantRule
@@ -95,10 +95,13 @@ def free_space(view: RunAtEpoch, path: str) -> tuple[float, str]:
 
 
 def _finding(view: RunAtEpoch, path: str) -> Finding | None:
-    vb = judge(view, "dir_bytes", BYTES_RULE, key=path, envelope=ENVELOPE, blatant=BLATANT_BYTES)
+    # A loop of fits (unit "fit"): one point per iteration, what each left on disk; rotation
+    # within a fit is already behind it, so no floor over several points.
+    envelope = ENVELOPE if view.unit != "fit" else 1
+    vb = judge(view, "dir_bytes", BYTES_RULE, key=path, envelope=envelope, blatant=BLATANT_BYTES)
     vf: Verdict | None = None
     if vb is None:
-        vf = judge(view, "dir_files", FILES_RULE, key=path, envelope=ENVELOPE, blatant=BLATANT_FILES)
+        vf = judge(view, "dir_files", FILES_RULE, key=path, envelope=envelope, blatant=BLATANT_FILES)
     if vb is None and vf is None:
         return None
     gb, wb = (vb.growth, vb.window) if vb is not None else (None, None)
@@ -114,25 +117,25 @@ def _finding(view: RunAtEpoch, path: str) -> Finding | None:
     if gb is not None and wb is not None:
         free, source = free_space(view, path)
         proj = leaks.projection(view, 0.0, free, gb.slope)
-        evidence.update(leaks.growth_evidence(view, gb, wb))
+        evidence.update(leaks.growth_evidence(view, gb, wb, bytes_now))
         evidence.update(proj)
         evidence["free_bytes"] = free
         evidence["free_source"] = source
-        evidence["envelope_epochs"] = ENVELOPE if verdict.rule == "trend" else 1
+        evidence["envelope_epochs"] = envelope if verdict.rule == "trend" else 1
         evidence["current"] = bytes_now
         evidence["base"] = gb.start
-        title = f"{path} grows {fmt_bytes(gb.slope)} {view.per()} ({fmt_bytes(gb.start)} -> {fmt_bytes(bytes_now)})"
+        title = f"{path} grows {fmt_bytes(gb.slope)} {view.per()} ({fmt_bytes(evidence['start'])} -> {fmt_bytes(bytes_now)})"
         when = leaks.when_text(proj, view.unit)
         if when:
             title += f"; the disk ({fmt_bytes(free)} free) is full {when}"
         return Finding(KIND, leaks.severity(proj, 0.0), title, evidence, hint, path, epoch, hold=verdict.hold)
     assert gf is not None and wf is not None
-    evidence.update(leaks.growth_evidence(view, gf, wf))
+    evidence.update(leaks.growth_evidence(view, gf, wf, files_now))
     evidence["series"] = "files"
     evidence["unit"] = "count"  # slope, start and now are file counts, not bytes
     evidence["current"] = files_now
     evidence["base"] = gf.start
-    title = f"{path} gains {gf.slope:.1f} files {view.per()} ({gf.start:.0f} -> {files_now:.0f}); the bytes stay small"
+    title = f"{path} gains {gf.slope:.1f} files {view.per()} ({evidence['start']:.0f} -> {files_now:.0f}); the bytes stay small"
     return Finding(KIND, INFO, title, evidence, hint, path, epoch, hold=verdict.hold)
 
 
@@ -142,14 +145,9 @@ def current(view: RunAtEpoch, finding: Finding) -> float:
 
 
 def detect(view: RunAtEpoch) -> list[Finding]:
-    found: list[Finding] = []
-    for path in view.series.keys("dir_bytes"):
-        if view.done(KIND, path):
-            continue
-        f = _finding(view, path)
-        if f is not None:
-            found.append(f)
-    return found
+    return each_key(view, KIND, "dir_bytes", str, _finding)
 
 
-DETECTOR = Detector(name=KIND, detect=detect, persistence=PERSISTENCE, current=current, intervals=True)
+DETECTOR = Detector(
+    name=KIND, detect=detect, persistence=PERSISTENCE, current=current, intervals=True, fits=True
+)

@@ -62,7 +62,8 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         if level != level:
             level = view.latest(column, key=key)
         proj = leaks.projection(view, level, limit, g.slope)
-        evidence = leaks.growth_evidence(view, g, w)
+        now = view.latest(column, key=key)
+        evidence = leaks.growth_evidence(view, g, w, now)
         evidence.update(proj)
         if column == "tf_current":
             source = view.series.allocator_sources.get(key, "TF allocator")
@@ -72,26 +73,17 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         evidence["level"] = level
         evidence["rule"] = verdict.rule
         name = view.series.gpu_names.get(index)
-        now = view.latest(column, key=key)
         evidence["current"] = now
         evidence["base"] = g.start
         what = "GPU memory" if not target.startswith("CPU") else "Device memory (JAX, host-backed)"
-        title = f"{what} on {target} grows {fmt_bytes(g.slope)} {view.per()}: {fmt_bytes(g.start)} -> {fmt_bytes(now)}"
+        title = f"{what} on {target} grows {fmt_bytes(g.slope)} {view.per()}: {fmt_bytes(evidence['start'])} -> {fmt_bytes(now)}"
         tail = leaks.consequence(proj, f"device's memory{' (' + name + ')' if name else ''}", view.unit)
         if tail:
             title += f"; {tail}"
-        found.append(
-            Finding(
-                kind=KIND,
-                severity=leaks.severity(proj, (view.head(column)[:1] or [g.start])[0]),
-                title=title,
-                evidence=evidence,
-                hint=frameworks.hint(KIND, frameworks.framework(view.start), HINT),
-                target=target,
-                epoch=view.epoch_number(view.last),
-                hold=verdict.hold,
-            )
-        )
+        severity = leaks.severity(proj, (view.head(column)[:1] or [g.start])[0])
+        hint = frameworks.hint(KIND, frameworks.framework(view.start), HINT)
+        epoch = view.epoch_number(view.last)
+        found.append(Finding(KIND, severity, title, evidence, hint, target, epoch, hold=verdict.hold))
     return found
 
 

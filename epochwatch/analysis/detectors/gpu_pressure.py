@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from epochwatch.analysis import frameworks
-from epochwatch.analysis.detectors.base import Detector
+from epochwatch.analysis.detectors.base import Detector, each_key
 from epochwatch.analysis.findings import CRITICAL, WARNING, Finding
 from epochwatch.analysis.units import fmt_bytes, fmt_pct
 from epochwatch.analysis.view import RunAtEpoch, window_epochs
@@ -80,13 +80,7 @@ def _device(view: RunAtEpoch, key: str) -> Finding | None:
 
 
 def detect(view: RunAtEpoch) -> list[Finding]:
-    found = []
-    for key in view.series.keys("gpu_total"):
-        if not view.done(KIND, f"GPU:{key}"):
-            f = _device(view, key)
-            if f is not None:
-                found.append(f)
-    return found
+    return each_key(view, KIND, "gpu_total", lambda key: f"GPU:{key}", _device)
 
 
 DETECTOR = Detector(name=KIND, detect=detect, persistence=PERSISTENCE)

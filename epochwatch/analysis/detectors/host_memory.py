@@ -45,7 +45,7 @@ HINT = (
     "model outputs, predictions, tensors or histories to a list (keep scalars with float(x) or "
     "bounded deques), tf.data .cache() in memory on a growing dataset, models or tf.functions "
     "created inside the loop (keras.backend.clear_session()), and new numpy arrays cached per epoch; "
-    "tracemalloc snapshots two epochs apart show where"
+    + frameworks.TRACEMALLOC
 )
 
 
@@ -72,30 +72,23 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         limit = view.latest("sys_total")
         limit_name = "physical memory"
     proj = leaks.projection(view, level, limit, g.slope)
-    evidence = leaks.growth_evidence(view, g, w)
+    now = current(view, None)
+    evidence = leaks.growth_evidence(view, g, w, now)
     evidence.update(proj)
     evidence["level"] = level
     evidence["limit_name"] = limit_name
     evidence["envelope_epochs"] = ENVELOPE if verdict.rule == "trend" else 1
     evidence["rule"] = verdict.rule
-    now = current(view, None)
     evidence["current"] = now
     evidence["base"] = g.start
-    title = f"host memory grows {fmt_bytes(g.slope)} {view.per()}: {fmt_bytes(g.start)} -> {fmt_bytes(now)}"
+    title = f"host memory grows {fmt_bytes(g.slope)} {view.per()}: {fmt_bytes(evidence['start'])} -> {fmt_bytes(now)}"
     tail = leaks.consequence(proj, limit_name, view.unit)
     if tail:
         title += f"; {tail}"
+    severity = leaks.severity(proj, (view.head("rss_min")[:1] or [g.start])[0])
+    hint = frameworks.hint(KIND, frameworks.framework(view.start), HINT)
     return [
-        Finding(
-            kind=KIND,
-            severity=leaks.severity(proj, (view.head("rss_min")[:1] or [g.start])[0]),
-            title=title,
-            evidence=evidence,
-            hint=frameworks.hint(KIND, frameworks.framework(view.start), HINT),
-            target=None,
-            epoch=view.epoch_number(view.last),
-            hold=verdict.hold,
-        )
+        Finding(KIND, severity, title, evidence, hint, None, view.epoch_number(view.last), hold=verdict.hold)
     ]
 
 

@@ -8,6 +8,13 @@ LOOKBACK, of at least MIN_STEPS steps), and at least WARNING_SHARE in their medi
 few percent of wait (the first batch of each epoch, a loaded machine), so the floor is
 far above that: a step that waits as long as it computes. The fix follows the input kind
 and its settings, recorded at fit_start (`input.settings`).
+
+Severity by consequence (docs/findings.md): the wait projected over the fit's horizon (its
+planned epochs, else as long again) against the fit's wall time over the same epochs,
+its first (compiling) epoch included. A short fit of a tiny model (a loop of fits, 8 steps
+an epoch) waits for a new iterator each epoch as long as it computes, yet loses a few
+hundred ms of a fit that compiling dominates: info, said with that consequence. A warning
+needs the wait to be a material share of the fit (MATERIAL_SHARE) or MATERIAL_SECONDS.
 """
 
 from __future__ import annotations
@@ -15,9 +22,9 @@ from __future__ import annotations
 from typing import Any
 
 from epochwatch.analysis.detectors.base import Detector
-from epochwatch.analysis.findings import CRITICAL, WARNING, Finding
+from epochwatch.analysis.findings import CRITICAL, INFO, WARNING, Finding
 from epochwatch.analysis.trend import median
-from epochwatch.analysis.units import fmt_pct
+from epochwatch.analysis.units import fmt_pct, fmt_seconds
 from epochwatch.analysis.view import RunAtEpoch, window_epochs
 
 KIND = "input_bound"
@@ -32,6 +39,8 @@ MIN_WAIT_SECONDS = 0.05  # over the RECENT epochs: below that, nothing worth a f
 # (Keras makes one per epoch for arrays and finite datasets), not a pipeline too slow.
 MIN_STEPS = 8
 SMALL_BATCH = 16
+MATERIAL_SHARE = 0.25  # of the fit's wall time over its horizon, compiling included
+MATERIAL_SECONDS = 60.0  # ... or this much time lost within it, whatever the share
 
 
 def _input_settings(view: RunAtEpoch) -> dict[str, Any]:
@@ -127,6 +136,31 @@ def hint_for(settings: dict[str, Any], batch_size: float) -> str:
     return "; ".join(fixes)
 
 
+def consequence(view: RunAtEpoch, indexes: list[int], waits: list[float]) -> dict[str, Any]:
+    """The wait over the fit's horizon against the fit's wall time over it (see the module
+    docstring): `lost_seconds`, `fit_seconds`, `lost_share` and the `horizon` basis."""
+    planned = view.planned_epochs
+    done = view.end - view.first
+    epochs = max(planned or done, done)
+    first = view.value("seconds", view.first)
+    typical = median([view.value("seconds", i) for i in indexes])
+    lost = median(waits) * (epochs - 1)  # the first epoch is warm-up: its wait is not measured
+    wall = (first if first == first else typical) + typical * (epochs - 1)
+    return {
+        "horizon": "plan" if planned else "as long again",
+        "horizon_epochs": epochs,
+        "lost_seconds": lost,
+        "fit_seconds": wall,
+        "lost_share": lost / wall if wall > 0 else 0.0,
+    }
+
+
+def _severity(share: float, cost: dict[str, Any]) -> str:
+    if cost["lost_share"] < MATERIAL_SHARE and cost["lost_seconds"] < MATERIAL_SECONDS:
+        return INFO
+    return CRITICAL if share >= CRITICAL_SHARE else WARNING
+
+
 def detect(view: RunAtEpoch) -> list[Finding]:
     if view.done(KIND, TARGET):
         return []
@@ -184,8 +218,16 @@ def detect(view: RunAtEpoch) -> list[Finding]:
             f" ({evidence['wait_ms_per_batch']:.1f} ms per batch waiting vs "
             f"{evidence['compute_ms_per_step']:.1f} ms computing)"
         )
-    title += f"; {kind} does not keep up"
-    severity = CRITICAL if share >= CRITICAL_SHARE else WARNING
+    cost = consequence(view, indexes, [w for _, w, _ in recent])
+    evidence.update(cost)
+    severity = _severity(share, cost)
+    # Info: the wait is real but costs little (a new iterator each short epoch), no blame.
+    title += f"; {kind} does not keep up:" if severity != INFO else "; that is"
+    end = "by its planned end" if cost["horizon"] == "plan" else "if it runs as long again"
+    title += (
+        f" about {fmt_seconds(cost['lost_seconds'])} of the fit's {fmt_seconds(cost['fit_seconds'])} "
+        f"({fmt_pct(cost['lost_share'])}) {end}"
+    )
     return [
         Finding(KIND, severity, title, evidence, hint_for(settings, batch), TARGET, view.epoch_number(last))
     ]

@@ -17,8 +17,8 @@ from typing import Any
 
 from epochwatch.analysis import leaks, trend
 from epochwatch.analysis.detectors.base import Detector
-from epochwatch.analysis.findings import Finding
-from epochwatch.analysis.units import fmt_bytes
+from epochwatch.analysis.findings import INFO, WARNING, Finding
+from epochwatch.analysis.units import fmt_bytes, fmt_seconds
 from epochwatch.analysis.view import RunAtEpoch
 
 KIND = "models_in_loop"
@@ -27,6 +27,8 @@ MIN_FITS = 5  # fits before the sequence is judged (the first is left out as war
 MIN_SLOPE = 0.125 * MIB  # RSS growth per fit below which allocator noise rules
 MIN_REL_SLOPE = 0.001  # ... and the floor that matters: 0.1% of the process per fit
 ALPHA = 0.01  # one-sided Mann-Kendall over the fits' RSS
+SLOWER = 1.25  # the fits' time per epoch, newest against first, said in the title from here
+SLOWER_WARNING = 1.5  # ... and a warning from here
 NEW_MODEL_SHARE = 0.6  # share of the fits that fitted a model not fitted before
 
 FIX = (
@@ -117,6 +119,16 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     per_fit = trend.median(traces) if traces else 0.0
     cleared = len(calls) >= 2 and calls[-1] - calls[0] >= len(calls) - 2
     seconds = [v for v in (_num(r.get("seconds")) for r in ends[1:]) if v is not None]
+    # The loop's slowdown is this finding's too ("gets slower each iteration"): each fit's
+    # time per epoch, the median of its first and of its newest three fits.
+    per_epoch = [
+        s / n
+        for s, n in ((_num(r.get("seconds")), _num(r.get("epochs_completed"))) for r in ends[1:])
+        if s and n
+    ]
+    slower = None
+    if len(per_epoch) >= 6 and trend.mann_kendall(per_epoch, autocorr=False).p_increasing <= 0.05:
+        slower = (trend.median(per_epoch[:3]), trend.median(per_epoch[-3:]))  # a trend, not a busy minute
     evidence: dict[str, Any] = {
         "fits": len(ends),
         "models": distinct,
@@ -143,25 +155,20 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     )
     if per_fit > 0:
         title += f", {per_fit:.0f} new traced functions per fit"
+    if slower is not None and slower[1] >= SLOWER * slower[0]:
+        evidence["epoch_seconds_first"], evidence["epoch_seconds_now"] = slower
+        title += f", epochs {slower[1] / slower[0]:.1f}x as slow ({fmt_seconds(slower[0])} -> {fmt_seconds(slower[1])})"
     tail = leaks.consequence(proj, limit_name, "fit")
     if tail:
         title += f"; {tail}"
     if cleared:
         title += "; clear_session() is already called every iteration"
-    return [
-        Finding(
-            kind=KIND,
-            severity=leaks.severity(proj, rss[0]),
-            title=title,
-            evidence=evidence,
-            hint=ALREADY_CLEARED if cleared else FIX,
-            target=None,
-            epoch=view.epoch_number(view.last)
-            if view.unit != "fit"
-            else fit_view.epoch_number(fit_view.last),
-            hold=1,
-        )
-    ]
+    epoch = view.epoch_number(view.last) if view.unit != "fit" else fit_view.epoch_number(fit_view.last)
+    hint = ALREADY_CLEARED if cleared else FIX
+    severity = leaks.severity(proj, rss[0])
+    if slower is not None and slower[1] >= SLOWER_WARNING * slower[0] and severity == INFO:
+        severity = WARNING  # a third of each fit's time is now lost: a material share of the loop
+    return [Finding(KIND, severity, title, evidence, hint, None, epoch, hold=1)]
 
 
 def _limit(view: RunAtEpoch) -> tuple[float, str]:

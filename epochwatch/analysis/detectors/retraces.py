@@ -131,15 +131,8 @@ def _evaluate(
     title = f"{frameworks.COMPILED[fw]} `{name}` retraced {int(total)} times after warm-up ({hits} of the last {len(recent)} epochs)"
     if cause is not None:
         title += f"; argument `{cause[0]}` changes {cause[1]}"
-    return Finding(
-        kind=KIND,
-        severity=CRITICAL if share >= CRITICAL_BUILD_SHARE else WARNING,
-        title=title,
-        evidence=evidence,
-        hint=hint_for(cause, fw),
-        target=name,
-        epoch=view.epoch_number(view.last),
-    )
+    severity = CRITICAL if share >= CRITICAL_BUILD_SHARE else WARNING
+    return Finding(KIND, severity, title, evidence, hint_for(cause, fw), name, view.epoch_number(view.last))
 
 
 def detect(view: RunAtEpoch) -> list[Finding]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from epochwatch.analysis.attribution import likely_causes
+from epochwatch.analysis.detectors import models_in_loop
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import CRITICAL, INFO, WARNING, Finding, grew_since, severity_rank
 from epochwatch.analysis.growth import judge
@@ -38,6 +39,10 @@ BLATANT = BlatantRule(min_rel_slope=0.03, min_rel_growth=0.2, min_r2=0.8, alpha=
 # A step: 1.5x at least, every epoch after the onset 15% slower than every epoch before it,
 # a shift of 10 standard errors, 2 epochs before it and 3 at the new level (lasting).
 STEP = StepRule(min_before=2, min_after=3, min_ratio=1.5, min_gap=1.15, min_t=10.0)
+# On sub-epoch intervals (a second or a few steps each) three points are three seconds: a
+# busy neighbour on a shared machine, not a lasting change (a 1-epoch fit of 10 steps of a
+# k-fold loop read "1.8x slower" from 0.77, 0.77 -> 1.36, 1.42, 1.28 s). More on each side.
+STEP_INTERVALS = StepRule(min_before=4, min_after=8, min_ratio=1.5, min_gap=1.15, min_t=10.0)
 # Severity: critical once the time per epoch has doubled against the run's own
 # baseline, warning from +10%, info below (a trend that is sure but still small).
 CRITICAL_RATIO = 2.0
@@ -106,9 +111,9 @@ def _finding(
 ) -> Finding:
     head = view.head("seconds" if target is None else "step_median")[:3]
     baseline = sorted(head)[len(head) // 2] if head else g.baseline  # the run's first epochs
-    evidence: dict[str, Any] = growth_evidence(view, g, w)
-    evidence["run_baseline"] = baseline
     now = _recent(view, "seconds" if target is None else "step_median")
+    evidence: dict[str, Any] = growth_evidence(view, g, w, now)
+    evidence["run_baseline"] = baseline
     severity = _severity(g, baseline)
     causes = _causes(view, target, w, now, severity)
     evidence["likely_causes"] = causes
@@ -123,7 +128,7 @@ def _finding(
     # Epochs as Keras prints them (from 1); the evidence keeps the trace's 0-based numbers.
     span = evidence.get("fits") or evidence["epochs"]  # fits of a loop, or epochs (from 1 in text)
     title = (
-        f"{what} grows {rate:.1f}% {per}: {fmt_seconds(g.start)} -> {fmt_seconds(now)} "
+        f"{what} grows {rate:.1f}% {per}: {fmt_seconds(evidence['start'])} -> {fmt_seconds(now)} "
         f"over {'fits' if view.unit == 'fit' else 'epochs'} {span[0] + 1}-{span[-1] + 1}"
     )
     waiting = assess_waiting(view, w) if target is None else None
@@ -138,16 +143,7 @@ def _finding(
     hint = _HINTS.get(causes[0]["column"], _DEFAULT_HINT) if causes else _DEFAULT_HINT
     if waiting is not None and not causes:
         hint = _WAITING_HINT
-    return Finding(
-        kind=KIND,
-        severity=severity,
-        title=title,
-        evidence=evidence,
-        hint=hint,
-        target=target,
-        epoch=view.epoch_number(view.last),
-        hold=hold,
-    )
+    return Finding(KIND, severity, title, evidence, hint, target, view.epoch_number(view.last), hold=hold)
 
 
 def _causes(
@@ -205,16 +201,7 @@ def _step_finding(view: RunAtEpoch, what: str, target: str | None, st: Step, w: 
             "same machine, or a device that fell back to a slower path"
         )
     )
-    return Finding(
-        kind=KIND,
-        severity=severity,
-        title=title,
-        evidence=evidence,
-        hint=hint,
-        target=target,
-        epoch=view.epoch_number(view.last),
-        hold=1,
-    )
+    return Finding(KIND, severity, title, evidence, hint, target, view.epoch_number(view.last), hold=1)
 
 
 def _recent(view: RunAtEpoch, column: str) -> float:
@@ -233,8 +220,9 @@ def _judge(view: RunAtEpoch, column: str, what: str, target: str | None) -> Find
     verdict = judge(view, column, RULE, blatant=BLATANT)
     if verdict is not None:
         return _finding(view, what, target, verdict.growth, verdict.window, verdict.rule, verdict.hold)
-    w = view.window(column, size=STEP.window)
-    st = assess_step(w.values, STEP)
+    rule = STEP_INTERVALS if view.unit == "interval" else STEP
+    w = view.window(column, size=rule.window)
+    st = assess_step(w.values, rule)
     if st is not None:
         return _step_finding(view, what, target, st, w)
     return None
@@ -254,8 +242,11 @@ def _fit_view(view: RunAtEpoch) -> RunAtEpoch:
 
 def detect(view: RunAtEpoch) -> list[Finding]:
     if view.unit == "fit":  # a loop of fits that gets slower each iteration (per epoch of each fit)
+        loop = view.last_reported(models_in_loop.KIND, None)
         if view.reported(KIND, None) or view.reported(KIND, "step time"):
             return []
+        if loop is not None and "epoch_seconds_now" in loop.evidence:
+            return []  # a loop of new models that said its epochs got slower: one problem, one finding
         f = _judge(view, "step_median", "the time per epoch of each fit", FIT_TARGET)
         return [f] if f is not None else []
     if view.unit != "epoch":  # intervals: their seconds are the clock's period; steps tell

@@ -65,7 +65,7 @@ def _system(view: RunAtEpoch) -> Finding | None:
     g = assess_growth(w.values, SYSTEM_RULE)
     if g is None:
         return None
-    evidence = growth_evidence(view, g, w)
+    evidence = growth_evidence(view, g, w, view.latest("sys_swap_used"))
     evidence["sys_available_bytes"] = avail
     evidence["sys_total_bytes"] = total
     title = (

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from epochwatch.analysis.detectors.base import Detector
+from epochwatch.analysis.detectors.base import Detector, each_key
 from epochwatch.analysis.findings import INFO, WARNING, Finding
 from epochwatch.analysis.trend import median
 from epochwatch.analysis.view import RunAtEpoch, window_epochs
@@ -66,13 +66,7 @@ def _device(view: RunAtEpoch, key: str) -> Finding | None:
 
 
 def detect(view: RunAtEpoch) -> list[Finding]:
-    found = []
-    for key in view.series.keys("gpu_throttled"):
-        if not view.done(KIND, f"GPU:{key}"):
-            f = _device(view, key)
-            if f is not None:
-                found.append(f)
-    return found
+    return each_key(view, KIND, "gpu_throttled", lambda key: f"GPU:{key}", _device)
 
 
 DETECTOR = Detector(name=KIND, detect=detect, persistence=PERSISTENCE)

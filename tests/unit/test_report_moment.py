@@ -1,0 +1,94 @@
+"""One moment per finding: the title, the evidence and the header quote the same epoch's
+numbers in the JSON, the text and the HTML report (epochs from 1 in all human text), and an
+episode's update says when it was first seen apart."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+from bench import synthetic as syn
+from epochwatch.analysis import frameworks
+from epochwatch.analysis.files import analyze_file
+from epochwatch.analysis.units import evidence_unit, fmt_in
+from epochwatch.report import html as html_report
+from epochwatch.report import json as json_report
+from epochwatch.report import text as text_report
+from epochwatch.report.summary import summarize
+
+GIB, MIB = syn.GIB, syn.MIB
+N = 90
+
+
+def _run(tmp_path: Path) -> dict[str, Any]:
+    """A run whose memory, checkpoint directory and epoch time all grow, faster later (so
+    every episode is updated after it is first reported)."""
+    rng = random.Random(3)
+    ckpt = str(tmp_path / "ckpt")
+
+    def make(i: int) -> dict[str, Any]:
+        late = max(0, i - 40)
+        return {
+            "seconds": syn.noisy(rng, 1.0 + 0.01 * i + 0.04 * late, 0.02),
+            "host": syn.host_block(2 * GIB + 20 * MIB * i + 60 * MIB * late),
+            "dirs": {ckpt: {"bytes": 30 * MIB * i + 90 * MIB * late, "files": i, "role": "checkpoint"}},
+        }
+
+    path = syn.write(tmp_path / "r.jsonl", syn.trace(N, make, run_id="r"))
+    return summarize(analyze_file(path))
+
+
+def test_title_evidence_and_header_quote_one_epoch(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    out = io.StringIO()
+    json_report.render(out, [run])
+    findings = json.loads(out.getvalue())["runs"][0]["findings"]
+    kinds = {f["kind"] for f in findings}
+    assert {"host_memory_growth", "disk_growth", "slowdown"} <= kinds, kinds
+    text, html = io.StringIO(), io.StringIO()
+    text_report.render(text, [run])
+    html_report.render(html, [run])
+    for f in findings:
+        if f["kind"] not in ("host_memory_growth", "disk_growth", "slowdown"):
+            continue
+        ev, as_of = f["evidence"], f["as_of"]
+        assert f.get("update", 0) > 0 and as_of > f["epoch"], f  # an update: two moments
+        assert ev["epochs"][-1] == as_of  # the evidence's window ends at the finding's moment
+        unit = evidence_unit(f["kind"], ev)
+        start, now = fmt_in(unit, ev["start"]), fmt_in(unit, ev["now"])
+        assert f"{start} -> {now}" in f["title"], (f["title"], start, now)
+        assert ev["now"] == ev["current"]
+        # ... and the slope over the window joins them: "A -> B over epochs i-j" is one line.
+        rise = ev["slope_per_epoch"] * (ev["points"] - 1)
+        assert abs(ev["now"] - ev["start"] - rise) <= 1e-4 * ev["now"], ev
+        moment = f"epoch {as_of + 1} (first seen at epoch {f['epoch'] + 1})"
+        line = next(
+            x
+            for x in text.getvalue().splitlines()
+            if x.strip().startswith(f["severity"].upper()) and f["kind"] in x
+        )
+        assert f"@{moment}: {f['title']}" in line
+        shown = ev["epochs"]
+        assert f"epochs {shown[0] + 1}-{as_of + 1}" in text.getvalue()
+        assert f"{f['kind']}</span>" in html.getvalue() and moment in html.getvalue()
+        assert f"<dt>now</dt><dd>{now}</dd>" in html.getvalue()
+
+
+def test_a_fix_does_not_send_the_user_to_find_what_the_look_inside_named(tmp_path: Path) -> None:
+    def make(i: int) -> dict[str, Any]:
+        return {"host": syn.host_block(2 * GIB + 100 * MIB * i)}
+
+    records = syn.trace(30, make, run_id="named")
+    place = {"file": "train.py", "line": 31, "function": "Keep.on_epoch_end", "bytes": 100 * MIB}
+    explain = {"type": "explain", "run_id": "named", "explains": "host_memory_growth", "where": [place]}
+    records.insert(-1, {**explain, "summary": "at train.py:31 Keep.on_epoch_end"})
+    plain = summarize(analyze_file(syn.write(tmp_path / "plain.jsonl", syn.trace(30, make, run_id="p"))))
+    named = summarize(analyze_file(syn.write(tmp_path / "named.jsonl", records)))
+    (before,) = (f for f in plain["findings"] if f["kind"] == "host_memory_growth")
+    (after,) = (f for f in named["findings"] if f["kind"] == "host_memory_growth")
+    assert frameworks.TRACEMALLOC in before["hint"] and "where" not in before
+    assert after["where"]["summary"] == "at train.py:31 Keep.on_epoch_end"
+    assert frameworks.TRACEMALLOC not in after["hint"] and frameworks.NAMED in after["hint"]
