@@ -169,12 +169,12 @@ def hook_inside(stack: tuple[Frame, ...]) -> bool:
         path = os.path.abspath(frame[0]) if not frame[0].startswith("<") else frame[0]
         if path.startswith(_EPOCHWATCH):
             return True
-        if not _stdlib(path):
+        if not stdlib(path):
             return False
     return False
 
 
-def _stdlib(path: str) -> bool:
+def stdlib(path: str) -> bool:
     return path.startswith(_roots()[1]) and not any(part in path for part in _LIBRARY_PARTS)
 
 
