@@ -189,6 +189,8 @@ def classify(stack: tuple[Frame, ...]) -> Place:
     at = _callback_frame(stack)
     if at is not None:
         cb = stack[at]
+        if cb[0].startswith(_EPOCHWATCH):  # the hook's own callback, in whatever it calls
+            return Place(HOOK, "epochwatch (the hook itself)", site(cb), cb[2])
         anchor = stack[inner_user] if inner_user is not None and inner_user >= at else cb
         return Place(CALLBACK, cb[2], site(anchor), anchor[2])
     tracing = next((i for i, f in enumerate(stack) if _matches(f, _TRACING)), None)

@@ -102,8 +102,8 @@ class Slicer:
         recent = intervals[-3:]
         epoch = statistics.median(recent)
         part = lim.share * epoch
-        if steps:
-            part = max(part, lim.min_steps * epoch / steps)
+        if steps:  # a step: the epoch less its validation and callbacks, per step
+            part = max(part, lim.min_steps * max(0.0, epoch - boundary_work) / steps)
         self._part = min(lim.max_part, max(lim.min_part, part))
         self._epoch_seconds = epoch
         self.tries += 1
@@ -113,9 +113,9 @@ class Slicer:
         lead = self._part + boundary_work + self._extra_lead
         delay = max(0.0, min(recent) - lead)
         self._state = "scheduled"
-        self._timer = _start_timer(
-            delay, self._start, self._part * 4 + (epoch - min(recent)) + self._extra_lead
-        )
+        # Tracing stops unsaid if the boundary is this late: the epochs' spread and more.
+        limit = lead + self._part * 3 + 2 * (max(recent) - min(recent))
+        self._timer = _start_timer(delay, self._start, limit)
 
     def _start(self, limit: float) -> None:
         with self._lock:

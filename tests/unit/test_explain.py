@@ -48,6 +48,10 @@ def test_a_library_callback_is_a_callback_too() -> None:
     )
     place = classify(stack)
     assert place.category == "callback" and place.label == "ModelCheckpoint.on_epoch_end"
+    # The hook's own callback is the hook, even while it waits in TF (reading the optimizer).
+    hook = frames._EPOCHWATCH + "integrations/keras_callback.py"
+    ours = (*stack[:4], (hook, 203, "FitWatch.on_epoch_end"), (SITE + "tensorflow/x.py", 9, "read"))
+    assert classify(ours).category == "epochwatch"
 
 
 def test_executing_a_tf_function_is_inside_the_compiled_step() -> None:
@@ -182,7 +186,7 @@ def _memory(written: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
 
 def test_rss_growth_opens_tracemalloc_slices_that_name_an_epoch_end_leak() -> None:
     written: list[tuple[str, dict[str, Any]]] = []
-    _run(Explainer(lambda t, **f: written.append((t, f))), 10, 8 << 20, epoch_leak=_leak)
+    _run(Explainer(lambda t, **f: written.append((t, f))), 14, 8 << 20, epoch_leak=_leak)
     (found,) = _memory(written)
     top = found["where"][0]
     assert top["function"] == "_leak" and "PLANTED" in top["line"], found
@@ -196,7 +200,7 @@ def test_rss_growth_opens_tracemalloc_slices_that_name_an_epoch_end_leak() -> No
 def test_a_per_step_leak_is_scaled_to_the_epoch() -> None:
     written: list[tuple[str, dict[str, Any]]] = []
     explainer = Explainer(lambda t, **f: written.append((t, f)), limits=Limits(rss_rise_bytes=2 << 20))
-    _run(explainer, 10, 2560 << 10, step_leak=_step_leak)
+    _run(explainer, 14, 2560 << 10, step_leak=_step_leak)
     (found,) = _memory(written)
     top = found["where"][0]
     assert top["function"] == "_step_leak", found
