@@ -44,7 +44,7 @@ from epochwatch.explain.stacks import RATE_HZ, Profile, StackWindow
 from epochwatch.trace.schema import EXPLAIN
 
 SLOWDOWN = "slowdown"
-RSS_RISE_SHARE = 0.02  # of the process: two epochs' rise that suspects a leak on RSS alone
+RSS_RISE_SHARE = 0.01  # of the process: two epochs' rise that suspects a leak on RSS alone
 HOST_MEMORY = "host_memory_growth"
 MIB = 1 << 20
 
@@ -57,7 +57,7 @@ class Limits:
     max_epochs: int = 3  # ...or this many epochs
     slow_ratio: float = 1.3  # an epoch this much slower than the baseline is slow
     slow_floor: float = 0.02  # and at least this many seconds slower
-    rss_rise_bytes: int = 8 * MIB  # an epoch's RSS rise that, twice in a row, suspects a leak
+    rss_rise_bytes: int = 2 * MIB  # an epoch's RSS rise that, twice in a row, suspects a leak
     stack_windows: int = 3  # slow windows per run (the baseline is extra)
     memory_windows: int = 2
     profile_seconds: float = 10.0  # a framework profiler capture's time limit
@@ -369,9 +369,10 @@ class Explainer:
         quiet = self._memory_windows == 0  # once a run on RSS alone; a finding may ask again
         if quiet and len(rss) == 3 and all(r is not None for r in rss):
             a, b, c = (int(r or 0) for r in rss)
-            # tracemalloc slows the epochs it covers (it traces every allocation): on RSS alone
-            # only for a rise no healthy run shows (each epoch by RSS_RISE_BYTES, and 2% of the
-            # process in all); a smaller leak waits for its host_memory_growth finding.
+            # On RSS alone for a rise a healthy run seldom shows after its first epoch (each
+            # epoch by rss_rise_bytes, and RSS_RISE_SHARE of the process in all); a smaller
+            # leak waits for its host_memory_growth finding. A window's slices cost a few
+            # percent of the epochs they span, so a false alarm is cheap.
             each = lim.rss_rise_bytes
             if b - a >= each and c - b >= each and c - a >= RSS_RISE_SHARE * a:
                 self._memory_armed = True

@@ -13,7 +13,9 @@ also covers the epoch's validation and `on_epoch_end` callbacks, from its record
 are `gap` boundaries apart so that their traced time times tracemalloc's slowdown stays
 within `budget` of the epochs the window spans (bench/explain.py measures the cost).
 A slice whose epoch ends before tracing began, or long after, is a miss: the next
-boundary tries again, with a longer lead.
+boundary tries again, with a longer lead. Where the loop says its steps (a Keras fit,
+anchor.py), the slice starts at the begin of the epoch's last steps instead of at a
+predicted time: no miss, and nothing traced early by the epochs' spread.
 
 Timers start and end slices off the training thread; the snapshot at the boundary is
 taken at the epoch record (the training thread). One lock; results leave through
@@ -22,6 +24,7 @@ taken at the epoch record (the training thread). One lock; results leave through
 
 from __future__ import annotations
 
+import math
 import statistics
 import threading
 import time
@@ -29,17 +32,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from epochwatch.explain.anchor import STEPS, StepAnchor
 from epochwatch.explain.memory import DEPTH, Sizes, SliceParts, boundary_parts, per_epoch
 
 
 @dataclass(frozen=True)
 class SliceLimits:
     share: float = 0.01  # a part's length, of an epoch
-    min_steps: float = 2.0  # ...but at least this many steps (when the epoch says its steps)
-    min_part: float = 0.005  # seconds
+    min_steps: float = 1.0  # ...but at least a step (when the epoch says its steps)
+    min_part: float = 0.002  # seconds (a timer fires within a millisecond or two)
     max_part: float = 1.0
     slices: int = 2  # slices a window takes
-    tries: int = 6  # boundaries tried in all (misses included)
+    tries: int = 8  # boundaries tried in all (misses included)
     budget: float = 0.02  # the window's cost target, of the epochs it spans
     slowdown: float = 3.0  # tracemalloc's slowdown assumed for the spacing (bench/explain.py)
     max_gap: int = 4
@@ -48,12 +52,15 @@ class SliceLimits:
 class Slicer:
     """One memory window: schedules slices at epoch boundaries until it has `slices`."""
 
-    def __init__(self, done: Callable[[Slicer], None], limits: SliceLimits | None = None) -> None:
+    def __init__(
+        self, done: Callable[[Slicer], None], limits: SliceLimits | None = None, anchor: StepAnchor = STEPS
+    ) -> None:
         import tracemalloc  # here, not with the hook: only a window needs it
 
         self._tm = tracemalloc
         self.owned = not tracemalloc.is_tracing()
         self.limits = limits or SliceLimits()
+        self._anchor = anchor
         self._done = done
         self._lock = threading.Lock()
         self._state = "idle"  # idle -> scheduled -> lead -> tail -> idle
@@ -78,6 +85,7 @@ class Slicer:
                 return
             if self._state == "scheduled":  # the epoch ended before tracing began
                 self._cancel()
+                self._anchor.disarm()
                 self._state, self._extra_lead = "idle", self._extra_lead + self._part
             elif self._state == "lead":
                 self._cancel()
@@ -104,7 +112,8 @@ class Slicer:
         part = lim.share * epoch
         if steps:  # a step: the epoch less its validation and callbacks, per step
             part = max(part, lim.min_steps * max(0.0, epoch - boundary_work) / steps)
-        self._part = min(lim.max_part, max(lim.min_part, part))
+        # Never more than a quarter epoch a side (an epoch of one counted step, or very few).
+        self._part = min(lim.max_part, 0.25 * epoch, max(lim.min_part, part))
         self._epoch_seconds = epoch
         self.tries += 1
         # The quickest recent epoch ends first: start a part before its last steps end
@@ -115,7 +124,11 @@ class Slicer:
         self._state = "scheduled"
         # Tracing stops unsaid if the boundary is this late: the epochs' spread and more.
         limit = lead + self._part * 3 + 2 * (max(recent) - min(recent))
-        self._timer = _start_timer(delay, self._start, limit)
+        if self._anchor.active and steps:  # Keras: at the begin of the epoch's last steps
+            last = max(1, math.ceil(self._part * steps / max(1e-9, epoch - boundary_work)))
+            self._anchor.arm(steps - last, lambda: self._start(epoch + limit))
+        else:
+            self._timer = _start_timer(delay, self._start, limit)
 
     def _start(self, limit: float) -> None:
         with self._lock:
@@ -186,6 +199,7 @@ class Slicer:
         """The run ends: whatever is open stops unsaid; the slices taken so far."""
         with self._lock:
             self._cancel()
+            self._anchor.disarm()
             if self._state in ("lead", "tail"):
                 self._stop_tracing()
             self._state, self._at, self.finished = "idle", None, True

@@ -13,6 +13,7 @@ import itertools
 import time
 from typing import TYPE_CHECKING, Any
 
+from epochwatch.explain.anchor import STEPS
 from epochwatch.integrations import input_wait
 from epochwatch.integrations.footprint import hook_bytes
 from epochwatch.integrations.keras_fit import ModelLoop, fit_batch_size, fit_block, user_callbacks
@@ -126,10 +127,13 @@ class FitWatch:
 
         recorder.guard.run(PART, begin, None)
         input_wait.activate(self._input)
+        STEPS.active = True  # a memory slice may start at a step, not at a predicted time
         recorder.add_overhead(time.perf_counter() - t0 - setup)
 
     def fit_finished(self, exc: BaseException | None) -> None:
         recorder = self.recorder
+        STEPS.active = False
+        STEPS.disarm()
         # The bound arguments hold the fit's arrays and its callback list, which holds this
         # watch: a reference cycle that kept every fit's x and y alive until a full garbage
         # collection (6 MiB per fit on fresh 12.8 MB arrays, bench/fit_footprint.py).
@@ -181,6 +185,8 @@ class FitWatch:
         now = time.perf_counter()
         starts = self.step_starts
         starts.append(now)
+        if batch >= STEPS.at:  # an armed memory slice starts (explain/anchor.py)
+            STEPS.fire()
         if now >= self._clock.due:  # a sub-epoch interval is due (a few times per epoch at most)
             self.recorder.interval(starts, now)
 

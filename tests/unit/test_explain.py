@@ -199,7 +199,7 @@ def test_rss_growth_opens_tracemalloc_slices_that_name_an_epoch_end_leak() -> No
 
 def test_a_per_step_leak_is_scaled_to_the_epoch() -> None:
     written: list[tuple[str, dict[str, Any]]] = []
-    explainer = Explainer(lambda t, **f: written.append((t, f)), limits=Limits(rss_rise_bytes=2 << 20))
+    explainer = Explainer(lambda t, **f: written.append((t, f)))
     _run(explainer, 14, 2560 << 10, step_leak=_step_leak)
     (found,) = _memory(written)
     top = found["where"][0]
