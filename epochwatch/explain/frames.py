@@ -25,6 +25,7 @@ FRAMEWORK = "framework"
 HOOK = "epochwatch"
 
 _EPOCHWATCH = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_CLOCKS = os.path.join(_EPOCHWATCH, "integrations", "batch_clocks.py")
 
 
 @lru_cache(maxsize=1)
@@ -178,8 +179,15 @@ def stdlib(path: str) -> bool:
     return path.startswith(_roots()[1]) and not any(part in path for part in _LIBRARY_PARTS)
 
 
+def _unclocked(stack: tuple[Frame, ...]) -> tuple[Frame, ...]:
+    """The stack without the hook's clocks around the user's callback hooks (they call the
+    callback: the callback list's own frames, as it were)."""
+    return tuple(f for f in stack if f[0] != _CLOCKS)
+
+
 def classify(stack: tuple[Frame, ...]) -> Place:
     """The place a stack's time (or allocation) belongs to; see the module docstring."""
+    stack = _unclocked(stack)
     if not stack:
         return Place(FRAMEWORK, "unknown", "", "")
     users = [i for i, f in enumerate(stack) if is_user(f[0])]
@@ -222,6 +230,7 @@ def classify_other(stack: tuple[Frame, ...]) -> Place | None:
     a callback Keras dispatched to its thread pool, or the user's code feeding the input
     pipeline (a generator or `PyDataset.__getitem__` that tf.data runs on its threads).
     Anything else on other threads is not the training's time: None."""
+    stack = _unclocked(stack)
     if not stack or hook_inside(stack):
         return None
     if _callback_frame(stack) is not None:

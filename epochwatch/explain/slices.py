@@ -39,7 +39,7 @@ from epochwatch.explain.memory import DEPTH, Sizes, SliceParts, boundary_parts, 
 @dataclass(frozen=True)
 class SliceLimits:
     share: float = 0.01  # a part's length, of an epoch
-    min_steps: float = 1.0  # ...but at least a step (when the epoch says its steps)
+    min_steps: float = 2.0  # ...but two steps at least (a per-step rate on both sides)
     min_part: float = 0.002  # seconds (a timer fires within a millisecond or two)
     max_part: float = 1.0
     slices: int = 2  # slices a window takes

@@ -37,6 +37,9 @@ def test_a_callback_method_is_named_by_class_and_method_with_its_line() -> None:
     )
     place = classify(stack)
     assert place == Place("callback", "Audit.on_train_batch_end", "/home/me/train.py:5", "helper")
+    # The hook's clock around the batch hook (integrations/batch_clocks.py) changes nothing.
+    clock = (frames._CLOCKS, 40, "timed.<locals>.clocked")
+    assert classify((*stack[:4], clock, *stack[4:])) == place
 
 
 def test_a_library_callback_is_a_callback_too() -> None:
@@ -186,13 +189,17 @@ def _memory(written: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
 
 def test_rss_growth_opens_tracemalloc_slices_that_name_an_epoch_end_leak() -> None:
     written: list[tuple[str, dict[str, Any]]] = []
+    t0 = time.perf_counter()
     _run(Explainer(lambda t, **f: written.append((t, f))), 14, 8 << 20, epoch_leak=_leak)
+    run_seconds = time.perf_counter() - t0
     (found,) = _memory(written)
     top = found["where"][0]
     assert top["function"] == "_leak" and "PLANTED" in top["line"], found
     assert 8_000_000 < top["bytes_per_epoch"] < 9_000_000 and found["in_python"] is True
-    # Two slices across epoch boundaries, traced a small part of the run: never whole epochs.
-    assert found["slices"] == 2 and found["traced_seconds"] < 2 * 0.07, found
+    # Two slices across epoch boundaries, never whole epochs: a slice here (a predicted
+    # boundary, no step anchor) traces ~15-30 ms of a 70 ms epoch, and a miss on a loaded
+    # machine up to its limit; 3-15% of this run in all.
+    assert found["slices"] == 2 and found["traced_seconds"] < 0.3 * run_seconds, (found, run_seconds)
     assert not tracemalloc.is_tracing()
     _KEPT.clear()
 
