@@ -25,6 +25,9 @@ window open against epochs with it closed, interleaved (median ratio); target <=
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
+import gc
 import importlib.util
 import itertools
 import os
@@ -141,10 +144,19 @@ def _rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _fresh_heap() -> None:
+    """Give the heap's free memory back to the system, as a fresh process would start: a
+    run's native leak must show in RSS, not refill what earlier runs freed (glibc only)."""
+    gc.collect()
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None).malloc_trim(0)
+
+
 def _run(
     kind: str, lib: tuple[ModuleType, ModuleType, ModuleType], user: ModuleType, name: str
 ) -> list[dict[str, Any]]:
     execute, callbacks, data = lib
+    _fresh_heap()
     written: list[dict[str, Any]] = []
     feeder, stop, q = None, threading.Event(), queue.Queue(maxsize=2)
     if kind == "slow_dataset":  # tf.data runs the user's __getitem__ on its own thread

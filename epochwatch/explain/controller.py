@@ -22,6 +22,7 @@ nothing runs between windows. EPOCHWATCH_EXPLAIN=0 keeps all of it off (hook.py)
 from __future__ import annotations
 
 import itertools
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -76,7 +77,6 @@ class _Stack:
 class _Memory:
     slicer: Slicer
     position: int  # in the run's epoch records, when the window opened
-    rss: int | None  # RSS then
 
 
 def _num(value: Any) -> float | None:
@@ -328,9 +328,11 @@ class Explainer:
     def _report_memory(self, memory: _Memory, slices: list[Sizes]) -> None:
         sites = grown_sites(consistent(slices))
         traced = traced_growth(sites)
-        epochs = max(1, len(self._rss) - 1 - memory.position)
-        rss_now = self._rss[-1] if self._rss else None
-        rss_growth = (rss_now - memory.rss) // epochs if rss_now and memory.rss else None
+        # The median epoch's rise over the window's epochs (and the two before it, which
+        # suspected it): one epoch that frees much (a cache dropped) does not hide a leak.
+        rss = [r for r in self._rss[max(0, memory.position - 2) :] if r is not None]
+        rises = [b - a for a, b in itertools.pairwise(rss)]
+        rss_growth = int(statistics.median(rises)) if rises else None
         in_python = not (rss_growth is not None and rss_growth > 0 and traced < NATIVE_SHARE * rss_growth)
         where = named_sites(sites, traced, in_python)
         slicer = memory.slicer
@@ -402,7 +404,7 @@ class Explainer:
             self._memory_windows += 1
             slicer = Slicer(self._memory_done)
             if slicer.owned:
-                self._memory = _Memory(slicer, len(self._seconds) - 1, self._rss[-1])
+                self._memory = _Memory(slicer, len(self._seconds) - 1)
                 slicer.on_boundary(self._intervals(), self._steps, self._boundary_work)
 
     def _write(self, **fields: Any) -> None:

@@ -15,7 +15,9 @@ within `budget` of the epochs the window spans (bench/explain.py measures the co
 A slice whose epoch ends before tracing began, or long after, is a miss: the next
 boundary tries again, with a longer lead. Where the loop says its steps (a Keras fit,
 anchor.py), the slice starts at the begin of the epoch's last steps instead of at a
-predicted time: no miss, and nothing traced early by the epochs' spread.
+predicted time (no miss, nothing traced early by the epochs' spread) and ends at the begin
+of the next epoch's step as many steps in, when the step before it has freed what it
+allocated (a timer's snapshot would catch a step's arrays alive and name them).
 
 Timers start and end slices off the training thread; the snapshot at the boundary is
 taken at the epoch record (the training thread). One lock; results leave through
@@ -70,6 +72,7 @@ class Slicer:
         self._t0 = self._t1 = 0.0
         self._at: Any = None  # the boundary snapshot
         self._part = 0.0
+        self._tail_steps = 0  # a Keras fit: the tail ends at this step's begin, not on a timer
         self._epoch_seconds = 0.0
         self.slices: list[Sizes] = []
         self.tries = 0
@@ -93,7 +96,11 @@ class Slicer:
                 self._at, self._t1 = self._tm.take_snapshot(), time.perf_counter()
                 self.cpu_seconds += time.thread_time() - c0
                 self._state = "tail"
-                self._timer = _start_timer(self._part, self._end)
+                if self._tail_steps:  # Keras: at a step's begin, when the last one's temporaries are gone
+                    self._anchor.arm(self._tail_steps, self._end)
+                    self._timer = _start_timer(self._part * 4 + 1.0, self._end)  # a fit that stops
+                else:
+                    self._timer = _start_timer(self._part, self._end)
                 return
             if self._state != "idle" or not intervals:
                 return
@@ -124,8 +131,10 @@ class Slicer:
         self._state = "scheduled"
         # Tracing stops unsaid if the boundary is this late: the epochs' spread and more.
         limit = lead + self._part * 3 + 2 * (max(recent) - min(recent))
+        self._tail_steps = 0
         if self._anchor.active and steps:  # Keras: at the begin of the epoch's last steps
             last = max(1, math.ceil(self._part * steps / max(1e-9, epoch - boundary_work)))
+            self._tail_steps = min(last, steps)
             self._anchor.arm(steps - last, lambda: self._start(epoch + limit))
         else:
             self._timer = _start_timer(delay, self._start, limit)
@@ -153,6 +162,8 @@ class Slicer:
         with self._lock:
             if self._state != "tail":
                 return
+            self._cancel()
+            self._anchor.disarm()
             c0 = time.thread_time()
             end = self._tm.take_snapshot()
             t2 = time.perf_counter()
