@@ -304,8 +304,8 @@ class Explainer:
         memory = self._memory
         if memory is None:
             return
-        self._traced_positions.add(len(self._seconds) - 1)
-        memory.slicer.on_boundary(self._intervals(), self._steps, self._boundary_work)
+        if memory.slicer.on_boundary(self._intervals(), self._steps, self._boundary_work):
+            self._traced_positions.add(len(self._seconds) - 1)  # slowed a little: no slowdown trigger
         if memory.slicer.finished and not memory.slicer.slices:
             self._memory = None  # no slice caught a boundary: the window ends unsaid
 

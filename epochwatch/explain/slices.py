@@ -73,6 +73,7 @@ class Slicer:
         self._at: Any = None  # the boundary snapshot
         self._part = 0.0
         self._tail_steps = 0  # a Keras fit: the tail ends at this step's begin, not on a timer
+        self._traced_epoch = False  # tracing was on since the last boundary
         self._epoch_seconds = 0.0
         self.slices: list[Sizes] = []
         self.tries = 0
@@ -80,37 +81,43 @@ class Slicer:
         self.cpu_seconds = 0.0  # the snapshots and their comparison
         self.finished = False
 
-    def on_boundary(self, intervals: list[float], steps: int | None, boundary_work: float = 0.0) -> None:
+    def on_boundary(self, intervals: list[float], steps: int | None, boundary_work: float = 0.0) -> bool:
         """An epoch record (the training thread): the boundary snapshot of an open slice,
-        a miss for one not yet started, else perhaps the next slice's schedule."""
+        a miss for one not yet started, else perhaps the next slice's schedule. Returns
+        whether tracing was on in the epoch that ended (its time is not the run's own)."""
         with self._lock:
-            if self.finished or not self.owned:
-                return
-            if self._state == "scheduled":  # the epoch ended before tracing began
-                self._cancel()
-                self._anchor.disarm()
-                self._state, self._extra_lead = "idle", self._extra_lead + self._part
-            elif self._state == "lead":
-                self._cancel()
-                c0 = time.thread_time()
-                self._at, self._t1 = self._tm.take_snapshot(), time.perf_counter()
-                self.cpu_seconds += time.thread_time() - c0
-                self._state = "tail"
-                if self._tail_steps:  # Keras: at a step's begin, when the last one's temporaries are gone
-                    self._anchor.arm(self._tail_steps, self._end)
-                    self._timer = _start_timer(self._part * 4 + 1.0, self._end)  # a fit that stops
-                else:
-                    self._timer = _start_timer(self._part, self._end)
-                return
-            if self._state != "idle" or not intervals:
-                return
-            if self._wait > 0:
-                self._wait -= 1
-                return
-            if self.tries >= self.limits.tries:
-                self.finished = True
-                return
-            self._schedule(intervals, steps, boundary_work)
+            traced, self._traced_epoch = self._traced_epoch or self._state in ("lead", "tail"), False
+            self._step(intervals, steps, boundary_work)
+            return traced
+
+    def _step(self, intervals: list[float], steps: int | None, boundary_work: float) -> None:
+        if self.finished or not self.owned:
+            return
+        if self._state == "scheduled":  # the epoch ended before tracing began
+            self._cancel()
+            self._anchor.disarm()
+            self._state, self._extra_lead = "idle", self._extra_lead + self._part
+        elif self._state == "lead":
+            self._cancel()
+            c0 = time.thread_time()
+            self._at, self._t1 = self._tm.take_snapshot(), time.perf_counter()
+            self.cpu_seconds += time.thread_time() - c0
+            self._state, self._traced_epoch = "tail", True  # the next epoch begins traced
+            if self._tail_steps:  # Keras: at a step's begin, when the last one's temporaries are gone
+                self._anchor.arm(self._tail_steps, self._end)
+                self._timer = _start_timer(self._part * 4 + 1.0, self._end)  # a fit that stops
+            else:
+                self._timer = _start_timer(self._part, self._end)
+            return
+        if self._state != "idle" or not intervals:
+            return
+        if self._wait > 0:
+            self._wait -= 1
+            return
+        if self.tries >= self.limits.tries:
+            self.finished = True
+            return
+        self._schedule(intervals, steps, boundary_work)
 
     def _schedule(self, intervals: list[float], steps: int | None, boundary_work: float) -> None:
         lim = self.limits
@@ -147,6 +154,7 @@ class Slicer:
                 self.owned, self.finished, self._state = False, True, "idle"
                 return
             self._tm.start(DEPTH)
+            self._traced_epoch = True
             self._t0 = time.perf_counter()
             self._state = "lead"
             self._timer = _start_timer(limit, self._overrun)
