@@ -48,7 +48,7 @@ class SliceLimits:
     tries: int = 8  # boundaries tried in all (misses included)
     budget: float = 0.02  # the window's cost target, of the epochs it spans
     slowdown: float = 3.0  # tracemalloc's slowdown assumed for the spacing (bench/explain.py)
-    max_gap: int = 4
+    max_gap: int = 6
 
 
 class Slicer:
@@ -140,7 +140,8 @@ class Slicer:
         limit = lead + self._part * 3 + 2 * (max(recent) - min(recent))
         self._tail_steps = 0
         if self._anchor.active and steps:  # Keras: at the begin of the epoch's last steps
-            last = max(1, math.ceil(self._part * steps / max(1e-9, epoch - boundary_work)))
+            # Steps mark the boundary exactly: one a side is enough (`share` of the epoch if more).
+            last = max(1, math.ceil(lim.share * steps * epoch / max(1e-9, epoch - boundary_work)))
             self._tail_steps = min(last, steps)
             self._anchor.arm(steps - last, lambda: self._start(epoch + limit))
         else:
@@ -182,17 +183,17 @@ class Slicer:
             self.slices.append(per_epoch(part, self._epoch_seconds))
             self.cpu_seconds += time.thread_time() - c0
             self._state = "idle"
-            self._wait = self._gap() - 2  # the slice's own boundary and the next have passed
+            self._wait = self._gap(t2 - self._t0) - 2  # its own boundary and the next have passed
             complete = len(self.slices) >= self.limits.slices
             self.finished = self.finished or complete
         if complete:
             self._done(self)
 
-    def _gap(self) -> int:
-        """Boundaries from one slice to the next: its traced time times the slowdown within
-        `budget` of the epochs in between."""
+    def _gap(self, traced: float) -> int:
+        """Boundaries from one slice to the next: the slice's traced time, times the share of
+        it that tracemalloc's slowdown added, within `budget` of the epochs in between."""
         lim = self.limits
-        cost = 2 * self._part * (lim.slowdown - 1)
+        cost = traced * (1 - 1 / lim.slowdown)
         per_epoch_budget = max(1e-9, lim.budget * self._epoch_seconds)
         return int(min(lim.max_gap, max(2, -(-cost // per_epoch_budget))))
 
