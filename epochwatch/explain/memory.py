@@ -36,7 +36,8 @@ DEPTH = 8  # frames per allocation: tracemalloc costs grow with it (bench/explai
 NAMED = 3
 MIB = 1 << 20
 COUNTED = 16  # objects an epoch: a site that grows this much in number may hold native memory
-NATIVE_SHARE = 0.25  # traced growth under this share of RSS growth: "not in Python objects"
+NATIVE_SHARE = 0.1  # traced growth under this share of RSS growth: "not in Python objects"
+# (a tenth, not more: a per-step rate measured under tracing reads low, up to 2-4 times)
 
 Sizes = dict[tuple[str, int], list[int]]  # (filename, lineno) -> [bytes, objects]
 
