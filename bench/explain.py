@@ -25,7 +25,11 @@ window open against epochs with it closed, interleaved (median ratio); target <=
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
+import gc
 import importlib.util
+import itertools
 import os
 import queue
 import random
@@ -35,13 +39,19 @@ import tempfile
 import textwrap
 import threading
 import time
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from epochwatch.explain.anchor import STEPS as STEP_ANCHOR
+from epochwatch.explain.anchor import StepAnchor
 from epochwatch.explain.controller import Explainer, Limits
-from epochwatch.explain.memory import MemoryWindow
+from epochwatch.explain.memory import DEPTH
+from epochwatch.explain.slices import Slicer
 from epochwatch.explain.stacks import RATE_HZ, StackWindow
+from epochwatch.integrations.batch_clocks import timed
 
 EPOCHS = 12
 STEPS = 16
@@ -134,10 +144,19 @@ def _rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _fresh_heap() -> None:
+    """Give the heap's free memory back to the system, as a fresh process would start: a
+    run's native leak must show in RSS, not refill what earlier runs freed (glibc only)."""
+    gc.collect()
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None).malloc_trim(0)
+
+
 def _run(
     kind: str, lib: tuple[ModuleType, ModuleType, ModuleType], user: ModuleType, name: str
 ) -> list[dict[str, Any]]:
     execute, callbacks, data = lib
+    _fresh_heap()
     written: list[dict[str, Any]] = []
     feeder, stop, q = None, threading.Event(), queue.Queue(maxsize=2)
     if kind == "slow_dataset":  # tf.data runs the user's __getitem__ on its own thread
@@ -147,9 +166,13 @@ def _run(
     explainer = Explainer(lambda _t, **f: written.append(f), limits=Limits(min_samples=40))
     plant = getattr(user, name.split(".")[0]) if kind != "compiled" else None
     cbs = [plant()] if kind == "slow_callback" and plant else []
+    # A Keras fit says its steps to an armed memory slice (anchor.py); the custom loop's
+    # cache (leak_cache) does not: its slices start at a predicted time.
+    STEP_ANCHOR.active = kind != "leak_cache"
     for epoch in range(EPOCHS):
         t0 = time.perf_counter()
         for step in range(STEPS):
+            STEP_ANCHOR.begin(step)
             execute.quick_execute(2 + (3 * epoch if kind == "compiled" else 0))
             if kind == "slow_dataset":
                 user.EPOCH[0] = epoch
@@ -160,13 +183,15 @@ def _run(
                 plant(epoch)
             elif kind == "leak_cache":
                 plant(epoch, step)
+        t1 = time.perf_counter()
         if kind in ("leak_list", "native"):
-            plant(epoch)
-        seconds = time.perf_counter() - t0
-        explainer.on_record(
-            {"type": "epoch", "epoch": epoch, "seconds": seconds, "host": {"rss_bytes": _rss()}}
-        )
+            plant(epoch)  # a callback's on_epoch_end: the epoch record says how long it took
+        end = time.perf_counter()
+        record = {"type": "epoch", "epoch": epoch, "seconds": end - t0, "steps": STEPS}
+        record |= {"callbacks": {"seconds": end - t1}, "host": {"rss_bytes": _rss()}}
+        explainer.on_record(record)
     explainer.finish()
+    STEP_ANCHOR.active = False
     stop.set()
     if feeder is not None:
         feeder.join()
@@ -189,20 +214,34 @@ def _named(kind: str, records: list[dict[str, Any]], name: str, line: int) -> bo
     return bool(last["where"]) and last["where"][0]["site"].endswith(f":{line}")
 
 
+def _workload(
+    execute: ModuleType, steps: int, reps: int, anchor: StepAnchor | None = None
+) -> Callable[[], None]:
+    """An epoch of `steps` steps: a matmul and Python allocations, as a Keras step's (each
+    step said to `anchor` as Keras' FitWatch says it)."""
+    kept: list[Any] = []
+
+    def epoch() -> None:
+        for step in range(steps):
+            if anchor is not None:
+                anchor.begin(step)
+            execute.quick_execute(reps)
+            kept.append([{"step": i} for i in range(300)])
+        kept.clear()
+
+    return epoch
+
+
 def _cost(
     lib: tuple[ModuleType, ModuleType, ModuleType], kind: str, pairs: int
 ) -> tuple[float, float | None]:
     """Median of (epoch with the window open) / (epoch without) - 1, interleaved; for the
     stack window also the sampling thread's CPU per second of window (noise-free)."""
-    execute = lib[0]
-    kept: list[Any] = []
+    work = _workload(lib[0], STEPS, 30)  # an epoch of ~0.1-0.2 s
 
     def epoch() -> float:
         t0 = time.perf_counter()
-        for _ in range(STEPS):
-            execute.quick_execute(30)  # an epoch of ~0.1-0.2 s
-            kept.append([{"step": i} for i in range(300)])  # Python allocations, as a Keras step's
-        kept.clear()
+        work()
         return time.perf_counter() - t0
 
     ratios, cpu, open_seconds = [], 0.0, 0.0
@@ -211,18 +250,11 @@ def _cost(
         nonlocal cpu, open_seconds
         if kind == "none":  # the noise floor: the same pair, no window
             return epoch()
-        if kind.startswith("stack"):
-            window = StackWindow(threading.get_ident(), rate=float(kind.split("@")[1]))
-            on = epoch()
-            profile = window.close(1, on)
-            cpu, open_seconds = cpu + profile.cpu_seconds, open_seconds + profile.seconds
-            return on
-        mem = MemoryWindow()
+        window = StackWindow(threading.get_ident(), rate=float(kind.split("@")[1]))
         on = epoch()
-        t0 = time.perf_counter()
-        mem.snapshot()  # one snapshot an epoch: the window takes two over two epochs
-        mem.stop()
-        return on + time.perf_counter() - t0
+        profile = window.close(1, on)
+        cpu, open_seconds = cpu + profile.cpu_seconds, open_seconds + profile.seconds
+        return on
 
     for i in range(pairs):  # the order alternates: the second epoch of a pair is not favoured
         if i % 2:
@@ -233,11 +265,91 @@ def _cost(
     return statistics.median(ratios), (cpu / open_seconds if open_seconds else None)
 
 
+def _memory_cost(
+    lib: tuple[ModuleType, ModuleType, ModuleType], steps: int, reps: int, pairs: int, keras: bool
+) -> str:
+    """A whole memory window (its slices across epoch boundaries, as the Explainer runs
+    them) against as many epochs without, in interleaved blocks: the median of the
+    blocks' ratios of the process's CPU time per epoch (the window's timers and snapshots
+    included; CPU, not wall time: a shared machine's load moves wall time by more than 2%),
+    and what tracing an epoch throughout costs on the same steps."""
+    anchor = StepAnchor()
+    anchor.active = keras
+    work = _workload(lib[0], steps, reps, anchor)
+
+    def block(epochs: int | None) -> tuple[float, int, float]:
+        """(seconds, epochs, traced seconds): `epochs` plain ones, or a window's span."""
+        slicer = Slicer(lambda _s: None, anchor=anchor) if epochs is None else None
+        marks, n, cpu0 = [time.perf_counter()], 0, time.process_time()
+        while (slicer is not None and not slicer.finished) or (epochs is not None and n < epochs):
+            work()
+            marks.append(time.perf_counter())
+            n += 1
+            if slicer is not None:
+                intervals = [b - a for a, b in itertools.pairwise(marks[-4:])]
+                slicer.on_boundary(intervals, steps)
+        if slicer is not None:
+            slicer.stop()
+        return (
+            time.process_time() - cpu0,
+            n,
+            slicer.traced_seconds / (marks[-1] - marks[0]) if slicer else 0.0,
+        )
+
+    for _ in range(3):  # warm: the first epochs measure the machine, not the window
+        work()
+    ratios, spans, traced, span = [], [], [], 5
+    for i in range(pairs):  # per epoch, with the window first in every other pair
+        if i % 2:
+            on, n, t = block(None)
+            off, m, _t = block(n)
+        else:
+            off, m, _t = block(span)
+            on, n, t = block(None)
+        ratios.append((on / n) / (off / m) - 1)
+        spans.append(span := n)
+        traced.append(t)
+    t0 = time.process_time()
+    work()
+    plain = time.process_time() - t0
+    tracemalloc.start(DEPTH)
+    t0 = time.process_time()
+    work()
+    whole = time.process_time() - t0
+    tracemalloc.stop()
+    return (
+        f"{statistics.median(ratios):+.1%} of the {statistics.median(spans):g} epochs a window spans "
+        f"(traced {statistics.median(traced):.1%} of them; tracing a whole epoch: {whole / plain - 1:+.0%})"
+    )
+
+
+def _clock_cost(calls: int = 200_000) -> float:
+    """Microseconds a batch-hook clock (integrations/batch_clocks.py) adds to one call of a
+    callback's hook: the best of five rounds, clocked against plain."""
+
+    class Hook:
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            return None
+
+    plain, clocked = Hook().on_train_batch_end, timed(Hook().on_train_batch_end, [0.0])
+    best = {}
+    for name, method in (("plain", plain), ("clocked", clocked)):
+        rounds = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for i in range(calls):
+                method(i, None)
+            rounds.append(time.perf_counter() - t0)
+        best[name] = min(rounds)
+    return (best["clocked"] - best["plain"]) / calls * 1e6
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--pairs", type=int, default=12)
+    p.add_argument("--memory-pairs", type=int, default=3)
     args = p.parse_args(argv)
     # One BLAS thread (numpy is first imported below): spinning BLAS workers on a small,
     # shared machine would slow the planted Python work and blur what is measured.
@@ -268,10 +380,18 @@ def main(argv: list[str] | None = None) -> int:
             ok_all &= share >= 0.9
             print(f"{kind:<14} {hits:>5}  {args.runs:>4}  {share:>5.0%}")
         print(f"\n{'window':<14} cost (median over {args.pairs} interleaved pairs; target <= 2%)")
-        for kind in ("none", f"stack@{RATE_HZ:g}", f"stack@{RATE_HZ / 2:g}", "tracemalloc"):
+        for kind in ("none", f"stack@{RATE_HZ:g}"):
             ratio, cpu = _cost(lib, kind, args.pairs)
             own = f"  (sampler CPU {cpu:.2%} of the window)" if cpu is not None else ""
             print(f"{kind:<14} {ratio:+.1%}{own}")
+        print(f"batch-hook clock  {_clock_cost():.2f} us a call (target well under 1 us)")
+        # tracemalloc: tiny fast epochs (16 steps, ~20-40 ms) and longer ones (50 steps,
+        # ~0.25 s), slices started at a step (a Keras fit) or at a predicted time (a custom loop).
+        for label, steps, reps in (("tiny epochs", 16, 4), ("0.25 s epochs", 50, 20)):
+            for keras in (True, False):
+                how = "keras" if keras else "loop"
+                cost = _memory_cost(lib, steps, reps, args.memory_pairs, keras)
+                print(f"tracemalloc, {label}, {how:<6} {cost}")
     return 0 if ok_all else 1
 
 

@@ -9,11 +9,11 @@ window found becomes one `explain` record right after the epoch record that clos
   epochs each took `SLOW_RATIO` times the baseline's (a cheap trigger, epochs ahead of
   the trend test), or a `slowdown` finding arrived. The record names the places holding
   most of the added time (`added.py`).
-- tracemalloc (`memory.py`): when host memory growth is suspected (a `host_memory_growth`
-  finding arrived, or RSS rose by `rss_rise_bytes` in each of the last two epochs and by
-  `RSS_RISE_SHARE` of the process in all: a rise no healthy run shows): tracing from that epoch's end, a snapshot one epoch later and one more epoch
-  later, then tracing stops. The record names the sites that grew, or says the growth is
-  not in Python objects.
+- tracemalloc (`slices.py`, `memory.py`): when host memory growth is suspected (a
+  `host_memory_growth` finding arrived, or RSS rose by `rss_rise_bytes` in each of the last
+  two epochs and by `RSS_RISE_SHARE` of the process in all: a rise no healthy run shows):
+  short tracing slices across two epoch boundaries, never whole epochs. The record names
+  the sites that grew in every slice, or says the growth is not in Python objects.
 
 At most one window of each kind is open at a time, and a run gets a few of each at most;
 nothing runs between windows. EPOCHWATCH_EXPLAIN=0 keeps all of it off (hook.py).
@@ -21,6 +21,8 @@ nothing runs between windows. EPOCHWATCH_EXPLAIN=0 keeps all of it off (hook.py)
 
 from __future__ import annotations
 
+import itertools
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -31,20 +33,21 @@ from epochwatch.explain.added import added_time, describe
 from epochwatch.explain.frames import COMPILED
 from epochwatch.explain.memory import (
     NATIVE_SHARE,
-    MemoryWindow,
+    Sizes,
+    consistent,
     grown_sites,
     memory_summary,
     named_sites,
     traced_growth,
 )
+from epochwatch.explain.slices import Slicer
 from epochwatch.explain.stacks import RATE_HZ, Profile, StackWindow
 from epochwatch.trace.schema import EXPLAIN
 
 SLOWDOWN = "slowdown"
-RSS_RISE_SHARE = 0.02  # of the process: two epochs' rise that suspects a leak on RSS alone
+RSS_RISE_SHARE = 0.01  # of the process: two epochs' rise that suspects a leak on RSS alone
 HOST_MEMORY = "host_memory_growth"
 MIB = 1 << 20
-COMPARE_WAIT = 30.0  # seconds the run's end waits for a comparison of snapshots under way
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ class Limits:
     max_epochs: int = 3  # ...or this many epochs
     slow_ratio: float = 1.3  # an epoch this much slower than the baseline is slow
     slow_floor: float = 0.02  # and at least this many seconds slower
-    rss_rise_bytes: int = 8 * MIB  # an epoch's RSS rise that, twice in a row, suspects a leak
+    rss_rise_bytes: int = 2 * MIB  # an epoch's RSS rise that, twice in a row, suspects a leak
     stack_windows: int = 3  # slow windows per run (the baseline is extra)
     memory_windows: int = 2
     profile_seconds: float = 10.0  # a framework profiler capture's time limit
@@ -72,11 +75,8 @@ class _Stack:
 
 @dataclass
 class _Memory:
-    window: MemoryWindow
-    started_epoch: int
-    first: Any = None  # the snapshot one epoch in
-    first_rss: int | None = None
-    first_epoch: int | None = None
+    slicer: Slicer
+    position: int  # in the run's epoch records, when the window opened
 
 
 def _num(value: Any) -> float | None:
@@ -114,6 +114,10 @@ class Explainer:
     def _reset(self) -> None:
         self._seconds: list[float] = []
         self._rss: list[int | None] = []
+        self._ends: list[float] = []  # perf_counter at each epoch record: the epochs' lengths
+        self._epoch_numbers: list[int] = []
+        self._steps: int | None = None  # the last epoch's steps
+        self._boundary_work = 0.0  # ...and its validation and on_epoch_end callbacks' seconds
         self._stack: _Stack | None = None
         self._memory: _Memory | None = None
         self._base: Profile | None = None
@@ -127,7 +131,6 @@ class Explainer:
         self._profile_armed = False
         self._profile: tuple[str, int, threading.Timer] | None = None  # (dir, epoch, time limit)
         self._profiled = False
-        self._comparing: threading.Thread | None = None  # tracemalloc snapshots being compared
 
     # -- the listener ------------------------------------------------------------------
 
@@ -163,14 +166,17 @@ class Explainer:
     def finish(self) -> None:
         """The run ends: a slow window that saw an epoch end says what it saw (a run that
         ends soon after its slowdown was suspected still gets it), a comparison of
-        snapshots under way is waited for (a while); the rest stops unsaid."""
-        comparing = self._comparing
-        if comparing is not None:
-            comparing.join(COMPARE_WAIT)
+        slices taken is said too (those seen so far); the rest stops unsaid."""
         with self._lock:
             open_ = self._stack
             if open_ is not None and open_.purpose == SLOWDOWN and open_.epochs:
                 self._end_stack(open_, open_.epochs[-1])
+            memory = self._memory
+            if memory is not None:
+                self._memory = None
+                slices = memory.slicer.stop()
+                if slices:
+                    self._report_memory(memory, slices)
             self.close()
         self._send()
 
@@ -180,7 +186,7 @@ class Explainer:
             self._stack.window.close(0, 0.0)
             self._stack = None
         if self._memory is not None:
-            self._memory.window.stop()
+            self._memory.slicer.stop()
             self._memory = None
         if self._profile is not None:
             self._profile[2].cancel()
@@ -194,8 +200,7 @@ class Explainer:
             self._memory_armed = True
 
     def _memory_busy(self) -> bool:
-        comparing = self._comparing
-        return self._memory is not None or (comparing is not None and comparing.is_alive())
+        return self._memory is not None
 
     def _explained(self, kind: str) -> bool:
         return any(e["explains"] == kind for e in self.explained)
@@ -208,10 +213,18 @@ class Explainer:
         rss = _num(host.get("rss_bytes")) if isinstance(host, dict) else None
         self._seconds.append(seconds)
         self._rss.append(int(rss) if rss is not None else None)
+        self._ends.append(t0)
         number = rec.get("epoch")
         epoch = number if isinstance(number, int) else len(self._seconds) - 1
+        self._epoch_numbers.append(epoch)
         self._step_stack(epoch, seconds)
-        self._step_memory(epoch)
+        steps = rec.get("steps")
+        self._steps = steps if isinstance(steps, int) and steps > 0 else None
+        callbacks = rec.get("callbacks")
+        self._boundary_work = (_num(rec.get("val_seconds")) or 0.0) + (
+            (_num(callbacks.get("seconds")) or 0.0) if isinstance(callbacks, dict) else 0.0
+        )
+        self._step_memory()
         self._step_profile(epoch)
         self._suspect()
         self._open(epoch)
@@ -287,58 +300,56 @@ class Explainer:
 
     # -- memory windows --------------------------------------------------------------------
 
-    def _step_memory(self, epoch: int) -> None:
-        open_ = self._memory
-        if open_ is None:
+    def _step_memory(self) -> None:
+        memory = self._memory
+        if memory is None:
             return
-        self._traced_positions.add(len(self._seconds) - 1)
-        t0 = time.thread_time()
-        if open_.first is None:
-            open_.first, open_.first_rss, open_.first_epoch = open_.window.snapshot(), self._rss[-1], epoch
-            return
-        after = open_.window.snapshot()
-        open_.window.stop()
-        self._memory = None
-        snapshot_cpu = time.thread_time() - t0
-        rss_now, first_rss = self._rss[-1], open_.first_rss
-        epochs = max(1, epoch - (open_.first_epoch or epoch - 1))
-        rss_growth = (rss_now - first_rss) // epochs if rss_now and first_rss else None
-        # Comparing the snapshots is Python work over every trace (a second and more in a TF
-        # process): on a thread of its own, not the training thread's epoch end.
-        self._comparing = threading.Thread(
-            target=self._compare,
-            args=(open_, after, epoch, epochs, rss_growth, snapshot_cpu),
-            name="epochwatch-explain-tracemalloc",
-            daemon=True,
-        )
-        self._comparing.start()
+        if memory.slicer.on_boundary(self._intervals(), self._steps, self._boundary_work):
+            self._traced_positions.add(len(self._seconds) - 1)  # slowed a little: no slowdown trigger
+        if memory.slicer.finished and not memory.slicer.slices:
+            self._memory = None  # no slice caught a boundary: the window ends unsaid
 
-    def _compare(
-        self, open_: _Memory, after: Any, epoch: int, epochs: int, rss_growth: int | None, cpu: float
-    ) -> None:
-        t0 = time.thread_time()
-        sites = grown_sites(open_.first, after, epochs)
-        open_.first = after = None  # the snapshots' memory back before the record is written
+    def _intervals(self) -> list[float]:
+        """The last epochs' lengths, epoch record to epoch record (what a slice's timers
+        predict the next boundary from)."""
+        ends = self._ends[-4:]
+        return [b - a for a, b in itertools.pairwise(ends)]
+
+    def _memory_done(self, slicer: Slicer) -> None:
+        """The window's last slice ended (a timer thread): say what grew."""
+        with self._lock:
+            memory = self._memory
+            if memory is None or memory.slicer is not slicer:
+                return  # the run ended or another window opened meanwhile
+            self._memory = None
+            self._report_memory(memory, list(slicer.slices))
+        self._send()
+
+    def _report_memory(self, memory: _Memory, slices: list[Sizes]) -> None:
+        sites = grown_sites(consistent(slices))
         traced = traced_growth(sites)
+        # The median epoch's rise over the window's epochs (and the two before it, which
+        # suspected it): one epoch that frees much (a cache dropped) does not hide a leak.
+        rss = [r for r in self._rss[max(0, memory.position - 2) :] if r is not None]
+        rises = [b - a for a, b in itertools.pairwise(rss)]
+        rss_growth = int(statistics.median(rises)) if rises else None
         in_python = not (rss_growth is not None and rss_growth > 0 and traced < NATIVE_SHARE * rss_growth)
         where = named_sites(sites, traced, in_python)
-        cost = cpu + time.thread_time() - t0
-        self.charge(time.thread_time() - t0)
-        with self._lock:
-            self._write(
-                explains=HOST_MEMORY,
-                method="tracemalloc",
-                epoch=epoch,
-                epochs=[open_.first_epoch, epoch],
-                traced_bytes_per_epoch=traced,
-                rss_bytes_per_epoch=rss_growth,
-                in_python=in_python,
-                traced_owned=open_.window.owned,
-                cost_seconds=round(cost, 6),
-                where=where,
-                summary=memory_summary(where, traced, rss_growth, in_python),
-            )
-        self._send()
+        slicer = memory.slicer
+        self.charge(slicer.cpu_seconds)
+        numbers = [memory.position, len(self._rss) - 1]
+        self._write(
+            explains=HOST_MEMORY,
+            method="tracemalloc",
+            epoch=self._epoch_numbers[-1],
+            epochs=[self._epoch_numbers[i] for i in numbers],
+            traced_bytes_per_epoch=traced,
+            rss_bytes_per_epoch=rss_growth,
+            in_python=in_python,
+            **slicer.figures(),
+            where=where,
+            summary=memory_summary(where, traced, rss_growth, in_python),
+        )
 
     # -- triggers ----------------------------------------------------------------------------
 
@@ -360,9 +371,10 @@ class Explainer:
         quiet = self._memory_windows == 0  # once a run on RSS alone; a finding may ask again
         if quiet and len(rss) == 3 and all(r is not None for r in rss):
             a, b, c = (int(r or 0) for r in rss)
-            # tracemalloc slows the epochs it covers (it traces every allocation): on RSS alone
-            # only for a rise no healthy run shows (each epoch by RSS_RISE_BYTES, and 2% of the
-            # process in all); a smaller leak waits for its host_memory_growth finding.
+            # On RSS alone for a rise a healthy run seldom shows after its first epoch (each
+            # epoch by rss_rise_bytes, and RSS_RISE_SHARE of the process in all); a smaller
+            # leak waits for its host_memory_growth finding. A window's slices cost a few
+            # percent of the epochs they span, so a false alarm is cheap.
             each = lim.rss_rise_bytes
             if b - a >= each and c - b >= each and c - a >= RSS_RISE_SHARE * a:
                 self._memory_armed = True
@@ -390,9 +402,10 @@ class Explainer:
         if self._memory is None and self._memory_armed and self._memory_windows < lim.memory_windows:
             self._memory_armed = False
             self._memory_windows += 1
-            window = MemoryWindow()
-            if window.owned:
-                self._memory = _Memory(window, epoch)
+            slicer = Slicer(self._memory_done)
+            if slicer.owned:
+                self._memory = _Memory(slicer, len(self._seconds) - 1)
+                slicer.on_boundary(self._intervals(), self._steps, self._boundary_work)
 
     def _write(self, **fields: Any) -> None:
         rec = {k: v for k, v in fields.items() if v is not None}

@@ -25,6 +25,7 @@ FRAMEWORK = "framework"
 HOOK = "epochwatch"
 
 _EPOCHWATCH = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_CLOCKS = os.path.join(_EPOCHWATCH, "integrations", "batch_clocks.py")
 
 
 @lru_cache(maxsize=1)
@@ -169,17 +170,24 @@ def hook_inside(stack: tuple[Frame, ...]) -> bool:
         path = os.path.abspath(frame[0]) if not frame[0].startswith("<") else frame[0]
         if path.startswith(_EPOCHWATCH):
             return True
-        if not _stdlib(path):
+        if not stdlib(path):
             return False
     return False
 
 
-def _stdlib(path: str) -> bool:
+def stdlib(path: str) -> bool:
     return path.startswith(_roots()[1]) and not any(part in path for part in _LIBRARY_PARTS)
+
+
+def _unclocked(stack: tuple[Frame, ...]) -> tuple[Frame, ...]:
+    """The stack without the hook's clocks around the user's callback hooks (they call the
+    callback: the callback list's own frames, as it were)."""
+    return tuple(f for f in stack if f[0] != _CLOCKS)
 
 
 def classify(stack: tuple[Frame, ...]) -> Place:
     """The place a stack's time (or allocation) belongs to; see the module docstring."""
+    stack = _unclocked(stack)
     if not stack:
         return Place(FRAMEWORK, "unknown", "", "")
     users = [i for i, f in enumerate(stack) if is_user(f[0])]
@@ -189,6 +197,8 @@ def classify(stack: tuple[Frame, ...]) -> Place:
     at = _callback_frame(stack)
     if at is not None:
         cb = stack[at]
+        if cb[0].startswith(_EPOCHWATCH):  # the hook's own callback, in whatever it calls
+            return Place(HOOK, "epochwatch (the hook itself)", site(cb), cb[2])
         anchor = stack[inner_user] if inner_user is not None and inner_user >= at else cb
         return Place(CALLBACK, cb[2], site(anchor), anchor[2])
     tracing = next((i for i, f in enumerate(stack) if _matches(f, _TRACING)), None)
@@ -220,6 +230,7 @@ def classify_other(stack: tuple[Frame, ...]) -> Place | None:
     a callback Keras dispatched to its thread pool, or the user's code feeding the input
     pipeline (a generator or `PyDataset.__getitem__` that tf.data runs on its threads).
     Anything else on other threads is not the training's time: None."""
+    stack = _unclocked(stack)
     if not stack or hook_inside(stack):
         return None
     if _callback_frame(stack) is not None:

@@ -1,12 +1,20 @@
-"""A bounded tracemalloc window: which Python allocation sites grew between two epoch ends.
+"""Which Python allocation sites grew, from tracemalloc slices around epoch boundaries.
 
-`start()` turns tracemalloc on (a small frame depth: enough to walk from a library's
-allocation up to the user's line that asked for it); the controller takes a snapshot at
-the next epoch end and another one epoch later, then stops tracing. What grew between the
-two snapshots, grouped by the innermost frame of the user's code in each traceback (else
-the innermost frame), is the answer in bytes and objects per epoch. When RSS grew and
-traced Python allocations did not, that is an answer too: the growth is in native memory
-(the framework's runtime, C extensions, the allocator), not in Python objects.
+tracemalloc slows every allocation while it is on (2-3 times on Python-heavy steps), so it
+is never on for whole epochs: a slice (slices.py) traces from shortly before an epoch's
+end to shortly after the next epoch's first steps, with a snapshot at the epoch record
+between (the boundary) and one at the slice's end. Only allocations made inside the slice
+are traced, so the snapshots are small. Per site (the innermost frame of the user's code
+in each traceback, else the innermost frame):
+
+- `before`: what was allocated before the boundary and is still alive at it;
+- `after`: what the tail added, less what it freed of the lead's allocations.
+
+A per-step leak grows at the same rate in both parts: that rate times the epoch's length.
+A per-epoch leak (a callback's `on_epoch_end`) is a jump in one part: counted once. What a
+step allocates and frees is gone from `before` at the boundary and cancels in `after`.
+When RSS grew and the sites explain little of it, that is an answer too: the growth is in
+native memory (the framework's runtime, C extensions, the allocator), not in Python objects.
 
 tracemalloc is never touched when the script traces memory itself.
 """
@@ -15,69 +23,98 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import tracemalloc
 
-from epochwatch.explain.frames import hook_inside, is_user, short_path
+from epochwatch.explain.frames import hook_inside, is_user, short_path, stdlib
 
 DEPTH = 8  # frames per allocation: tracemalloc costs grow with it (bench/explain.py)
 NAMED = 3
 MIB = 1 << 20
 COUNTED = 16  # objects an epoch: a site that grows this much in number may hold native memory
-NATIVE_SHARE = 0.25  # traced growth under this share of RSS growth: "not in Python objects"
+NATIVE_SHARE = 0.1  # traced growth under this share of RSS growth: "not in Python objects"
+# (a tenth, not more: a per-step rate measured under tracing reads low, up to 2-4 times)
+
+Sizes = dict[tuple[str, int], list[int]]  # (filename, lineno) -> [bytes, objects]
 
 
-class MemoryWindow:
-    def __init__(self, depth: int = DEPTH) -> None:
-        import tracemalloc  # here, not with the hook: only a window needs it
-
-        self.owned = not tracemalloc.is_tracing()
-        if self.owned:
-            tracemalloc.start(depth)
-        self.first: tracemalloc.Snapshot | None = None
-
-    def snapshot(self) -> tracemalloc.Snapshot:
-        import tracemalloc
-
-        return tracemalloc.take_snapshot()
-
-    def stop(self) -> None:
-        import tracemalloc
-
-        if self.owned and tracemalloc.is_tracing():
-            tracemalloc.stop()
-
-
-def grown_sites(
-    before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, epochs: int
-) -> list[dict[str, Any]]:
-    """The allocation sites that grew most, per epoch, largest first."""
-    sizes: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
-    for diff in after.compare_to(before, "traceback"):
-        if diff.size_diff <= 0:
-            continue
-        frames = list(diff.traceback)  # oldest first (Python 3.7+)
-        if hook_inside(tuple((f.filename, f.lineno, "") for f in frames)):
+def by_site(entries: Iterable[tuple[Any, int, int]]) -> Sizes:
+    """(traceback, bytes, objects) entries summed per site: the innermost frame of the
+    user's code in the traceback, else its innermost frame; the hook's own left out."""
+    sizes: Sizes = defaultdict(lambda: [0, 0])
+    for traceback, size, count in entries:
+        frames = list(traceback)  # oldest first (Python 3.7+)
+        if not frames or hook_inside(tuple((f.filename, f.lineno, "") for f in frames)):
             continue  # the hook's own (its analysis keeps the run's series)
-        anchor = next((f for f in reversed(frames) if is_user(f.filename)), frames[-1] if frames else None)
-        if anchor is None:
-            continue
-        key = (anchor.filename, anchor.lineno)
-        sizes[key][0] += diff.size_diff
-        sizes[key][1] += diff.count_diff
+        if all(stdlib(f.filename) for f in frames):
+            continue  # a thread's own start-up, the interpreter's machinery
+        anchor = next((f for f in reversed(frames) if is_user(f.filename)), frames[-1])
+        row = sizes[(anchor.filename, anchor.lineno)]
+        row[0] += size
+        row[1] += count
+    return sizes
+
+
+def boundary_parts(at: tracemalloc.Snapshot, end: tracemalloc.Snapshot) -> tuple[Sizes, Sizes]:
+    """(before, after) per site: alive at the boundary snapshot `at` (tracing began in the
+    slice, so that is what the lead allocated and kept), and what `end` adds to it."""
+    before = by_site((s.traceback, s.size, s.count) for s in at.statistics("traceback"))
+    after = by_site((d.traceback, d.size_diff, d.count_diff) for d in end.compare_to(at, "traceback"))
+    return before, after
+
+
+@dataclass(frozen=True)
+class SliceParts:
+    """One slice: per-site sizes before and after the boundary, and the parts' lengths."""
+
+    before: Sizes
+    after: Sizes
+    lead_seconds: float
+    tail_seconds: float
+
+
+def per_epoch(part: SliceParts, epoch_seconds: float) -> Sizes:
+    """Each site's growth per epoch from one slice: a rate seen in both parts (per step)
+    times the epoch's length, plus what one part gained beyond that rate (per epoch)."""
+    out: Sizes = {}
+    lead, tail = max(part.lead_seconds, 1e-6), max(part.tail_seconds, 1e-6)
+    for key in set(part.before) | set(part.after):
+        row = []
+        for i in (0, 1):
+            a, b = part.before.get(key, (0, 0))[i], part.after.get(key, (0, 0))[i]
+            rate = min(a / lead, b / tail) if a > 0 and b > 0 else 0.0
+            row.append(int(rate * epoch_seconds + max(0.0, a + b - rate * (lead + tail))))
+        if row[0] > 0:
+            out[key] = row
+    return out
+
+
+def consistent(slices: list[Sizes]) -> Sizes:
+    """The sites that grew in every slice, with their mean growth: what one slice caught
+    in passing (a batch alive at a snapshot) is not in the others."""
+    if not slices:
+        return {}
+    keys = set.intersection(*(set(s) for s in slices))
+    n = len(slices)
+    return {k: [sum(s[k][0] for s in slices) // n, sum(s[k][1] for s in slices) // n] for k in keys}
+
+
+def grown_sites(sizes: Sizes) -> list[dict[str, Any]]:
+    """The sites that grew most, per epoch, largest first, as `where` entries."""
     import linecache
 
-    per = max(1, epochs)
     rows = sorted(sizes.items(), key=lambda kv: kv[1][0], reverse=True)
     return [
         {
             "site": f"{short_path(filename)}:{lineno}",
             "function": function_at(filename, lineno),
             "line": linecache.getline(filename, lineno).strip()[:200],
-            "bytes_per_epoch": size // per,
-            "count_per_epoch": count // per,
+            "bytes_per_epoch": size,
+            "count_per_epoch": count,
             "user_code": is_user(filename),
         }
         for (filename, lineno), (size, count) in rows[: NAMED * 4]

@@ -13,7 +13,9 @@ import itertools
 import time
 from typing import TYPE_CHECKING, Any
 
+from epochwatch.explain.anchor import STEPS
 from epochwatch.integrations import input_wait
+from epochwatch.integrations.batch_clocks import BatchClocks
 from epochwatch.integrations.footprint import hook_bytes
 from epochwatch.integrations.keras_fit import ModelLoop, fit_batch_size, fit_block, user_callbacks
 from epochwatch.integrations.keras_reads import RateReader, StepCounter, number
@@ -72,6 +74,7 @@ class FitWatch:
         self._input = self._input_probe(arguments.get("x")) if input_timing else None
         self._marks: list[tuple[int, float]] = []  # (slot, when that callback's on_epoch_end began)
         self._clocked: list[str] = []  # class name of the callback after each clock
+        self._batch_clocks = BatchClocks()  # the user's callbacks' batch hooks, timed
         self._rate = RateReader()
         self._steps = StepCounter()
         self._per_call: int | None = None
@@ -94,7 +97,9 @@ class FitWatch:
         return getattr(self.callback, "params", None) or {}
 
     def clocked(self, callbacks: Any, user: list[Any]) -> list[Any]:
-        """The user's callbacks, each preceded by a clock that times its on_epoch_end."""
+        """The user's callbacks, each preceded by a clock that times its on_epoch_end, and
+        their batch hooks clocked (batch_clocks.py)."""
+        self._batch_clocks.wrap(user)
         out: list[Any] = []
         for cb in user:
             slot = len(self._clocked)
@@ -126,10 +131,14 @@ class FitWatch:
 
         recorder.guard.run(PART, begin, None)
         input_wait.activate(self._input)
+        STEPS.active = True  # a memory slice may start at a step, not at a predicted time
         recorder.add_overhead(time.perf_counter() - t0 - setup)
 
     def fit_finished(self, exc: BaseException | None) -> None:
         recorder = self.recorder
+        STEPS.active = False
+        STEPS.disarm()
+        self._batch_clocks.unwrap()
         # The bound arguments hold the fit's arrays and its callback list, which holds this
         # watch: a reference cycle that kept every fit's x and y alive until a full garbage
         # collection (6 MiB per fit on fresh 12.8 MB arrays, bench/fit_footprint.py).
@@ -169,6 +178,7 @@ class FitWatch:
     def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
         self.step_starts = []
         self._marks.clear()
+        self._batch_clocks.take()  # what ran between epochs is no epoch's
         self._val_start = None
         self._val_seconds = 0.0
         self._train_end = None
@@ -181,6 +191,8 @@ class FitWatch:
         now = time.perf_counter()
         starts = self.step_starts
         starts.append(now)
+        if batch >= STEPS.at:  # an armed memory slice starts (explain/anchor.py)
+            STEPS.fire()
         if now >= self._clock.due:  # a sub-epoch interval is due (a few times per epoch at most)
             self.recorder.interval(starts, now)
 
@@ -265,7 +277,17 @@ class FitWatch:
         return out
 
     def _callback_times(self, end: float) -> dict[str, Any] | None:
-        """{"seconds": total, "by_class": {name: seconds}} for this epoch's on_epoch_end calls."""
+        """{"seconds": total, "by_class": {name: seconds}} for this epoch's on_epoch_end calls;
+        "batch_seconds" and by_class "Class.on_train_batch_end" for the clocked batch hooks."""
+        batch = self._batch_clocks.take()
+        out = self._epoch_end_times(end)
+        if batch:
+            out = out or {"seconds": 0.0, "by_class": {}}
+            out["by_class"].update(batch)
+            out["batch_seconds"] = round(sum(batch.values()), 6)
+        return out
+
+    def _epoch_end_times(self, end: float) -> dict[str, Any] | None:
         marks = self._marks
         if not marks or not self._clocked:
             return None

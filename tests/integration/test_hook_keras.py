@@ -70,8 +70,10 @@ model.fit(x, y, batch_size=32, epochs=4, validation_split=0.25, callbacks=cbs, v
         assert device["throttle_reasons"] == ["sw_power_cap"]
         # per-process utilisation (the fake: this process 40%, pid 1 idle beside it)
         assert device["process_sm_pct"] == 40.0 and device["others_sm_pct"] == 0.0
-        # the user's callbacks' own epoch-end time, by class
-        assert set(e["callbacks"]["by_class"]) == {"ModelCheckpoint", "EarlyStopping"}
+        # the user's callbacks' own epoch-end time, by class, and their batch hooks' (always on)
+        batch_hook = "ModelCheckpoint.on_train_batch_end"  # it checks its save_freq every batch
+        assert set(e["callbacks"]["by_class"]) == {"ModelCheckpoint", "EarlyStopping", batch_hook}
+        assert 0 < e["callbacks"]["batch_seconds"] == e["callbacks"]["by_class"][batch_hook]
         assert 0 <= e["callbacks"]["seconds"] < e["seconds"]
     # Keras traces its train step in the first epoch and (here) never again.
     assert epochs[0]["retraces"]["new"] >= 1
