@@ -109,7 +109,6 @@ class InputProbe:
     def begin_epoch(self, now: float) -> None:
         self._training = True
         self._epoch_start = now
-        self._producer_start = (self.producer_seconds, self.producer_calls)
 
     def end_training(self) -> None:
         self._training = False
@@ -135,8 +134,12 @@ class InputProbe:
         )
         train = max(0.0, train_end - start)
         out: dict[str, Any] = {}
+        # Every batch in exactly one epoch: since the last epoch's fields (the fit's start for
+        # the first), so what the producer made ahead between two epochs (tf.data prefetches
+        # before the first epoch begins, too) is the next epoch's, not lost.
         produced = self.producer_seconds - self._producer_start[0]
         calls = self.producer_calls - self._producer_start[1]
+        self._producer_start = (self.producer_seconds, self.producer_calls)
         if calls:
             out["input_producer_seconds"] = round(produced, 6)
             out["input_producer_batches"] = calls

@@ -136,6 +136,22 @@ def test_producer_timing_and_queue_wait() -> None:
     assert fields["input_producer_batches"] == 5
 
 
+def test_each_batch_is_counted_in_exactly_one_epoch() -> None:
+    """tf.data prefetches before the first epoch begins and runs ahead between epochs: what
+    it made then is the next epoch's (it was lost, 79 of 80 batches under load)."""
+    probe = InputProbe()
+    probe.producer_seconds, probe.producer_calls = 0.01, 1  # prefetched before the epoch
+    probe.begin_epoch(100.0)
+    probe.producer_seconds, probe.producer_calls = 0.04, 4
+    first = probe.epoch_fields(101.0, 4, None)
+    probe.producer_seconds, probe.producer_calls = 0.05, 5  # ahead, between the epochs
+    probe.begin_epoch(102.0)
+    probe.producer_seconds, probe.producer_calls = 0.08, 8
+    second = probe.epoch_fields(103.0, 4, None)
+    assert (first["input_producer_batches"], second["input_producer_batches"]) == (4, 4)
+    assert first["input_producer_seconds"] == 0.04 and second["input_producer_seconds"] == 0.04
+
+
 def test_the_span_starts_at_the_first_step_not_at_the_epoch_start() -> None:
     """Keras drops the last epoch's iterator before the first step (a teardown of up to a
     few hundred ms after a long epoch end): no batch is waited for then, so the span that
