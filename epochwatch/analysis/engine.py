@@ -42,7 +42,8 @@ REPLAY_SPARSE = 2000
 
 Key = tuple[str, str | None]
 ENDED_SHARE = 0.25  # ... and ended when at most this share of its excess over its base is left
-ENDED_HOLD = 3  # for this many consecutive evaluations (of epochs: intervals never end one)
+ENDED_HOLD = 3  # for this many consecutive epochs (intervals never end one)
+ENDED_SCAN = 64  # epochs looked back at most, when the hook's analysis skipped some
 EPISODE_RECHECK = 5  # a reported episode that did not grow is judged again every this many epochs
 
 
@@ -73,6 +74,7 @@ class Engine:
         self.detectors = tuple(all_detectors() if detectors is None else detectors)
         self._streaks: dict[Key, int] = {}
         self._quiet: dict[Key, int] = {}
+        self._checked: dict[Key, int] = {}  # the newest epoch index each episode was looked at
         self._peak: dict[Key, float] = {}  # the highest current value of each episode
         self.emitted: dict[Key, Finding] = {}  # each finding as first reported
         self.latest: dict[Key, Finding] = {}  # ... and as last reported (episodes' updates)
@@ -200,41 +202,55 @@ class Engine:
             self._peak[key] = now
 
     def _ended(self, detector: Detector, view: RunAtEpoch) -> list[Finding]:
-        """Episodes of `detector` whose measure is back near its base level (now ended)."""
+        """Episodes of `detector` whose measure is back near its base level (now ended).
+
+        Quiet is counted in epochs, each epoch since the last evaluation looked at: the
+        hook's analysis skips epochs when its time budget is spent (a loaded machine, tiny
+        epochs), and an episode must end at the same epoch online as in `report`, which
+        evaluates every one (an ending would otherwise wait for three more evaluations, and
+        never be said if the run ended first)."""
         out: list[Finding] = []
-        current = detector.current
-        assert current is not None
         for key, last in list(self.latest.items()):
             # Still reported (a trailing window lags) but back at its base: it ended too.
             if last.ended_epoch is not None or last.kind != detector.name:
                 continue
-            base = number(last.evidence.get("base"))
-            now = current(view, last)
-            peak = self._peak.get(key, base)
-            if now == now and now > peak:
-                self._peak[key] = peak = now
-            # Relative to the excess, never to the base: a leak of 7% over a large base that
-            # keeps growing is not "back within 10%".
-            limit = base + ENDED_SHARE * (peak - base)
-            if not (base == base and now == now and now <= limit):
-                self._quiet.pop(key, None)
-                continue
-            quiet = self._quiet.get(key, 0) + 1
-            self._quiet[key] = quiet
-            if quiet < ENDED_HOLD:
-                continue
-            epoch = view.epoch_number(view.last - ENDED_HOLD + 1)
-            ended = replace(
-                last,
-                title=f"{last.title}; recovered at epoch {epoch + 1}",  # as Keras counts
-                update=last.update + 1,
-                ended_epoch=epoch,
-                # The numbers stay those of the last report (one moment); `ended_epoch` apart.
-                evidence={**last.evidence, "ended_epoch": epoch},
-            )
-            self.latest[key] = ended
-            out.append(ended)
+            first = self._checked.get(key, view.last - 1) + 1
+            self._checked[key] = view.last
+            for index in range(max(first, view.last - ENDED_SCAN + 1), view.last + 1):
+                at = view if index == view.last else replace(view, end=index + 1)
+                epoch = self._quiet_until(key, last, detector, at)
+                if epoch is not None:
+                    ended = replace(
+                        last,
+                        title=f"{last.title}; recovered at epoch {epoch + 1}",  # as Keras counts
+                        update=last.update + 1,
+                        ended_epoch=epoch,
+                        # The numbers stay those of the last report (one moment); `ended_epoch` apart.
+                        evidence={**last.evidence, "ended_epoch": epoch},
+                    )
+                    self.latest[key] = ended
+                    out.append(ended)
+                    break
         return out
+
+    def _quiet_until(self, key: Key, last: Finding, detector: Detector, view: RunAtEpoch) -> int | None:
+        """One more epoch of `key`'s episode looked at: the epoch it ended, once it has been
+        back near its base for ENDED_HOLD epochs in a row; else None."""
+        assert detector.current is not None
+        base = number(last.evidence.get("base"))
+        now = detector.current(view, last)
+        peak = self._peak.get(key, base)
+        if now == now and now > peak:
+            self._peak[key] = peak = now
+        # Relative to the excess, never to the base: a leak of 7% over a large base that
+        # keeps growing is not "back within 10%".
+        limit = base + ENDED_SHARE * (peak - base)
+        if not (base == base and now == now and now <= limit):
+            self._quiet.pop(key, None)
+            return None
+        quiet = self._quiet.get(key, 0) + 1
+        self._quiet[key] = quiet
+        return view.epoch_number(view.last - ENDED_HOLD + 1) if quiet >= ENDED_HOLD else None
 
 
 class FitReplay:

@@ -84,6 +84,12 @@ def test_an_episode_is_updated_while_it_grows_and_closed_when_it_ends() -> None:
     # A trace that carries the updates keeps the newest state of each finding.
     traced = _run([*records[:-1], *written, records[-1]])
     assert [f["ended_epoch"] for f in traced.findings if f["kind"] == "host_memory_growth"] == [20]
+    # The hook's analysis skips epochs when its budget is spent: the episode still ends at
+    # epoch 20, said by the end of the run at the latest (it was never said: issue 23).
+    sparse = OnlineAnalyzer(records[0], updates=True)
+    said = [f for r in records[1:] for f in sparse.add(r, evaluate=r.get("epoch") in (9, 10, 15, 16))]
+    ended = [f for f in said + sparse.finish() if f["kind"] == "host_memory_growth" and "ended_epoch" in f]
+    assert [f["ended_epoch"] for f in ended] == [20]
     # Without updates (the default), each finding comes once.
     plain = OnlineAnalyzer(records[0])
     keys = [(f["kind"], f["target"]) for r in records[1:] for f in plain.add(r)]
