@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import curses
 import locale
+import os
+import sys
 import time
 from typing import Any, Protocol
 
@@ -76,6 +78,21 @@ def draw(screen: Any, lines: list[layout.Line], styles: dict[str, int]) -> None:
     curses.doupdate()
 
 
+def _resized_unseen(screen: Any) -> bool:
+    """Whether the terminal's size differs from the screen's, resized to it if so: ncurses
+    says a resize once (KEY_RESIZE), and one that came while a frame was drawn on a loaded
+    host was seen lost, leaving the old frame up for good (test_top)."""
+    try:
+        size = os.get_terminal_size(sys.__stdout__.fileno() if sys.__stdout__ else 1)
+    except (OSError, ValueError):
+        return False
+    if (size.lines, size.columns) == screen.getmaxyx():
+        return False
+    with contextlib.suppress(curses.error):
+        curses.resizeterm(size.lines, size.columns)
+    return True
+
+
 def _loop(screen: Any, source: Source, interval: float, ascii_only: bool) -> int:
     with contextlib.suppress(curses.error):
         curses.curs_set(0)
@@ -102,7 +119,7 @@ def _loop(screen: Any, source: Source, interval: float, ascii_only: bool) -> int
         key = screen.getch()
         if key in QUIT_KEYS:
             return 0
-        if key == curses.KEY_RESIZE:
+        if key == curses.KEY_RESIZE or _resized_unseen(screen):
             curses.update_lines_cols()
             dirty = True
         elif key != -1 or time.monotonic() >= next_poll:
