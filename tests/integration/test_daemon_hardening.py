@@ -71,6 +71,7 @@ def test_a_watched_directory_replaced_by_a_link_or_a_private_one_is_not_walked(t
         # (the suite's other worker training) took over 15 s for the second.
         wait_until(lambda: len(notices()) >= 2, timeout=45.0, what="two notices")
         c.close()
+        assert len(notices()) == 2, notices()
         assert {n["path"] for n in notices()} == {str(linked), str(private)}
         assert all(f"uid {NOBODY} cannot read it" in n["message"] for n in notices())
         assert d.log().count("stopped watching") == 2  # said once each
