@@ -136,13 +136,18 @@ class Slicer:
         lead = self._part + boundary_work + self._extra_lead
         delay = max(0.0, min(recent) - lead)
         self._state = "scheduled"
-        # Tracing stops unsaid if the boundary is this late: the epochs' spread and more.
-        limit = lead + self._part * 3 + 2 * (max(recent) - min(recent))
+        # Tracing stops unsaid if the boundary is this late: the epochs' spread and more, and
+        # the epoch's end work as slow as tracemalloc makes it.
+        limit = lead + boundary_work * lim.slowdown + self._part * 3 + 2 * (max(recent) - min(recent))
         self._tail_steps = 0
         if self._anchor.active and steps:  # Keras: at the begin of the epoch's last steps
             # Steps mark the boundary exactly: one a side is enough (`share` of the epoch if more).
-            last = max(1, math.ceil(lim.share * steps * epoch / max(1e-9, epoch - boundary_work)))
-            self._tail_steps = min(last, steps)
+            # At most a quarter of the steps a side, whatever the end work measured (an
+            # epoch whose end work was traced read longer than the epoch itself: every step
+            # was traced, 2.3 s of a 0.3 s epoch in the demo).
+            train = max(epoch - boundary_work, 0.5 * epoch)
+            last = min(max(1, steps // 4), max(1, math.ceil(lim.share * steps * epoch / train)))
+            self._tail_steps = last
             self._anchor.arm(steps - last, lambda: self._start(epoch + limit))
         else:
             self._timer = _start_timer(delay, self._start, limit)
@@ -165,7 +170,9 @@ class Slicer:
         with self._lock:
             if self._state == "lead":
                 self._stop_tracing()
-                self._state = "idle"
+                # The next boundary ends an epoch that was traced: its times are not the
+                # run's own, so the schedule waits for one that was not.
+                self._state, self._wait = "idle", 1
 
     def _end(self) -> None:
         with self._lock:

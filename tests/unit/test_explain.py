@@ -4,6 +4,7 @@ tracemalloc driven by epoch records (the controller as the Recorder drives it)."
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import tracemalloc
@@ -304,3 +305,25 @@ def test_the_console_and_hook_findings_carry_where_in_either_order() -> None:
     second.boundary()
     assert second.findings[0]["where"]["summary"] == "at train.py:9 keep"
     assert "warning host_memory_growth: grows; at train.py:9 keep\n" in out.getvalue()
+
+
+def test_a_slice_never_starts_before_the_last_quarter_of_an_epochs_steps() -> None:
+    """An epoch whose end work was measured while traced reads longer than the epoch: the
+    slice was armed at step -155828790 and traced every step of the next epoch (the demo,
+    2.3 s of a 0.3 s epoch). A lead that overran waits for an untraced boundary."""
+    from epochwatch.explain.anchor import StepAnchor
+    from epochwatch.explain.slices import Slicer
+
+    anchor = StepAnchor()
+    anchor.active = True
+    slicer = Slicer(lambda _: None, anchor=anchor)
+    try:
+        slicer.on_boundary([0.3, 0.28, 0.68], steps=52, boundary_work=0.49)
+        assert 39 <= anchor.at < 52 and 1 <= slicer._tail_steps <= 13
+        anchor.disarm()
+        slicer._state = "lead"  # as if it had started, then ran past its limit
+        slicer._overrun()
+        assert slicer.on_boundary([0.3, 0.28, 0.7], steps=52, boundary_work=0.5) is False
+        assert anchor.at == sys.maxsize  # nothing armed at the traced epoch's boundary
+    finally:
+        slicer.stop()
