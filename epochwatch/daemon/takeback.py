@@ -90,15 +90,6 @@ def read_tail(state: SessionState, traces: Any) -> Tail:
     return tail
 
 
-def charged(state: SessionState, tail: Tail) -> int:
-    """The bytes a taken-back run counts against its uid: what the daemon wrote up to its
-    mark and at most a tail's worth after it, not what the user grew the file to."""
-    mark = state.mark if isinstance(state.mark, dict) else {}
-    offset = mark.get("offset")
-    offset = offset if isinstance(offset, int) and 0 <= offset <= tail.size else 0
-    return min(tail.size, offset + TAIL_BYTES)
-
-
 def _record(line: bytes) -> Record | None:
     try:
         rec = orjson.loads(line)

@@ -418,8 +418,8 @@ def install_tf(recorder: Recorder) -> None:
     if not _patch(checkpoint_cls, "_write", lambda o: _wrap(recorder, o, on_write, restore=False)):
         missing.append("tf.train.Checkpoint._write")
     for name in ("restore", "read"):
-        make = functools.partial(_wrap_restore, recorder, on_restore(f"tf.train.Checkpoint.{name}"))
-        if not _patch(checkpoint_cls, name, make):
+        done = on_restore(f"tf.train.Checkpoint.{name}")
+        if not _patch(checkpoint_cls, name, lambda o, done=done: _wrap(recorder, o, done, restore=True)):
             missing.append(f"tf.train.Checkpoint.{name}")
 
     missing += _install_saved_model(recorder, events)
@@ -461,27 +461,15 @@ def _install_saved_model(recorder: Recorder, events: SaveEvents) -> list[str]:
             (
                 "tensorflow.python.saved_model.save",
                 "save_and_return_nodes",
-                functools.partial(_wrap_any, recorder, on_sm_save, False),
+                lambda o: _wrap(recorder, o, on_sm_save, restore=False),
             ),
             (
                 "tensorflow.python.saved_model.load",
                 "load_partial",
-                functools.partial(_wrap_any, recorder, on_sm_load, True),
+                lambda o: _wrap(recorder, o, on_sm_load, restore=True),
             ),
         )
     )
-
-
-def _wrap_restore(
-    recorder: Recorder, done: Callable[..., None], original: Callable[..., Any]
-) -> Callable[..., Any]:
-    return _wrap(recorder, original, done, restore=True)
-
-
-def _wrap_any(
-    recorder: Recorder, done: Callable[..., None], restore: bool, original: Callable[..., Any]
-) -> Callable[..., Any]:
-    return _wrap(recorder, original, done, restore=restore)
 
 
 # -- file inspection on the hashing thread -------------------------------------------
