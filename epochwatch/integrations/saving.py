@@ -397,7 +397,7 @@ def install_tf(recorder: Recorder) -> None:
             fields["async"] = True  # TF writes in the background: the bytes may not be there yet
         events.saved(path, cfiles.TF_CHECKPOINT, _tf_label(), seconds, via=_via(), **fields)
 
-    def on_restore(api: str) -> Callable[..., None]:
+    def on_restore(api: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def done(
             args: tuple[Any, ...], kwargs: dict[str, Any], _result: Any, seconds: float, messages: list[str]
         ) -> None:
@@ -413,13 +413,12 @@ def install_tf(recorder: Recorder) -> None:
             _state["watcher"].attach()
             events.restored(path, fmt, api, seconds, messages, via=_via(), **fields)
 
-        return done
+        return lambda original: _wrap(recorder, original, done, restore=True)
 
     if not _patch(checkpoint_cls, "_write", lambda o: _wrap(recorder, o, on_write, restore=False)):
         missing.append("tf.train.Checkpoint._write")
     for name in ("restore", "read"):
-        done = on_restore(f"tf.train.Checkpoint.{name}")
-        if not _patch(checkpoint_cls, name, lambda o, done=done: _wrap(recorder, o, done, restore=True)):
+        if not _patch(checkpoint_cls, name, on_restore(f"tf.train.Checkpoint.{name}")):
             missing.append(f"tf.train.Checkpoint.{name}")
 
     missing += _install_saved_model(recorder, events)
