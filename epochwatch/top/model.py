@@ -13,14 +13,9 @@ from typing import Any
 
 from epochwatch.analysis.ledger import Ledger
 from epochwatch.analysis.retrace_count import RetraceCount
+from epochwatch.analysis.series import finite_number as _num
 
 HISTORY = 120  # epoch times kept for the sparkline
-
-
-def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, int | float) or v != v:
-        return None
-    return float(v)
 
 
 @dataclass

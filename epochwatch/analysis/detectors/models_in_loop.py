@@ -18,6 +18,7 @@ from typing import Any
 from epochwatch.analysis import leaks, trend
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import INFO, WARNING, Finding
+from epochwatch.analysis.series import finite_number as _num
 from epochwatch.analysis.units import fmt_bytes, fmt_seconds
 from epochwatch.analysis.view import RunAtEpoch
 
@@ -51,12 +52,6 @@ ALREADY_CLEARED = (
 
 
 Record = dict[str, Any]
-
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
 
 
 def _models(view: RunAtEpoch, ends: list[Record]) -> tuple[list[Any], list[float]]:
