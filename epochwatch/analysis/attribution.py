@@ -31,7 +31,7 @@ from typing import Any
 
 from epochwatch.analysis import trend
 from epochwatch.analysis.view import RunAtEpoch, Window
-from epochwatch.analysis.waiting import share_of_added_time
+from epochwatch.analysis.waiting import ends, share_of_added_time
 
 # The screen: a suspect must trend itself (one-sided Mann-Kendall, autocorrelation corrected) ...
 SUSPECT_ALPHA = 0.01
@@ -83,17 +83,11 @@ def _suspects(view: RunAtEpoch) -> Iterator[Suspect]:
         yield Suspect("tf_current", dev, f"TF memory on {dev}")
 
 
-def _ends(values: Sequence[float]) -> tuple[float, float]:
-    """(start, now): medians of the first and last tenth (at least 3 values each)."""
-    k = max(3, len(values) // 10)
-    return trend.median(values[:k]), trend.median(values[-k:])
-
-
 def _accounts(view: RunAtEpoch, sus: Suspect, times: Window, measure: str) -> dict[str, Any] | None:
     """Share of the time's growth that the suspect accounts for, when it is time inside the epoch."""
     if measure != "seconds":
         return None  # validation, graph building and epoch-end callbacks are outside the step
-    t_start, t_now = _ends(times.values)
+    t_start, t_now = ends(times.values)
     added = t_now - t_start
     if added <= 0:
         return None
@@ -102,7 +96,7 @@ def _accounts(view: RunAtEpoch, sus: Suspect, times: Window, measure: str) -> di
         steps = [v for v in steps if v == v and v > 0]
         if len(steps) < len(times.indexes) // 2:
             return None
-        s_start, s_now = _ends(steps)
+        s_start, s_now = ends(steps)
         share: float | None = t_start * (s_now / s_start - 1.0) / added if s_start > 0 else None
     else:
         share = share_of_added_time(view, sus.series, sus.key, times)
@@ -248,7 +242,7 @@ def likely_causes(
         if passed is None:
             continue
         values = [sus.direction * v for v in ys]
-        start, now = _ends(values)
+        start, now = ends(values)
         entry: dict[str, Any] = {
             "series": sus.label,
             "column": sus.series,
