@@ -22,11 +22,10 @@ from epochwatch.analysis.findings import INFO, Finding
 from epochwatch.analysis.growth import Verdict, judge
 from epochwatch.analysis.shapes import BlatantRule
 from epochwatch.analysis.trend import GrowthRule
-from epochwatch.analysis.units import fmt_bytes
+from epochwatch.analysis.units import MIB, fmt_bytes
 from epochwatch.analysis.view import RunAtEpoch
 
 KIND = "disk_growth"
-MIB = 1024.0 * 1024.0
 ENVELOPE = 8
 BYTES_RULE = GrowthRule(min_abs_slope=1 * MIB, autocorr=False)  # otherwise trend.py's defaults
 FILES_RULE = GrowthRule(min_abs_slope=0.5, autocorr=False)

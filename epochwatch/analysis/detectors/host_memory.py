@@ -16,11 +16,10 @@ from epochwatch.analysis.findings import Finding
 from epochwatch.analysis.growth import judge
 from epochwatch.analysis.shapes import BlatantRule
 from epochwatch.analysis.trend import GrowthRule
-from epochwatch.analysis.units import fmt_bytes
+from epochwatch.analysis.units import MIB, fmt_bytes
 from epochwatch.analysis.view import RunAtEpoch
 
 KIND = "host_memory_growth"
-MIB = 1024.0 * 1024.0
 ENVELOPE = 3
 RULE = GrowthRule(
     min_rel_slope=0.001,
