@@ -34,7 +34,6 @@ class RunState:
     rss: float | None = None
     memory_limit: float | None = None
     gpu: float | None = None
-    gpu_total: float | None = None
     retrace_count: RetraceCount = field(default_factory=RetraceCount)
     retraces_said: int | None = None  # the daemon's count (status), whole when the trace was read in part
     partial: bool = False  # a large trace read from near its end: counts start there
@@ -147,11 +146,8 @@ class RunState:
         if not isinstance(devices, list):
             return
         used = [_num(d.get("process_memory_bytes")) for d in devices if isinstance(d, Mapping)]
-        totals = [_num(d.get("memory_total_bytes")) for d in devices if isinstance(d, Mapping)]
         if any(v is not None for v in used):
             self.gpu = sum(v for v in used if v is not None)
-        if any(v is not None for v in totals):
-            self.gpu_total = sum(v for v in totals if v is not None)
 
 
 def from_status(entry: Mapping[str, Any], state: RunState | None = None) -> RunState:
