@@ -97,7 +97,6 @@ class MannKendall:
     var_s: float
     z: float
     p_increasing: float  # one-sided: P(S this large | no trend)
-    p_two_sided: float
     rho1: float  # lag-1 autocorrelation of the detrended series that corrected var_s (0: none)
     inflation: float  # factor applied to var_s
 
@@ -138,7 +137,6 @@ def mann_kendall(y: Sequence[float], autocorr: bool = True) -> MannKendall:
         var_s=var_s,
         z=z,
         p_increasing=normal_sf(z),
-        p_two_sided=min(1.0, 2.0 * normal_sf(abs(z))),
         rho1=rho,
         inflation=inflation,
     )
