@@ -159,16 +159,6 @@ def _mechanism(view: RunAtEpoch, sus: Suspect, times: Window, measure: str) -> d
 # -- association beyond a shared direction ---------------------------------------------------
 
 
-def _acf(x: Sequence[float], lags: int) -> list[float]:
-    n = len(x)
-    m = sum(x) / n
-    d = [v - m for v in x]
-    den = sum(v * v for v in d)
-    if den <= 0:
-        return [0.0] * lags
-    return [sum(d[i] * d[i + k] for i in range(n - k)) / den for k in range(1, lags + 1)]
-
-
 def association(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
     """(Kendall's tau, one-sided p) of a and b, the variance widened by the two series'
     shared autocorrelation (Bartlett: 1 + 2 * sum_k rho_a(k) rho_b(k), never below 1)."""
@@ -177,7 +167,7 @@ def association(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
         return 0.0, 1.0
     tau = trend.kendall_tau(a, b)
     lags = min(MAX_LAG, n // 4)
-    inflation = 1.0 + 2.0 * sum(x * y for x, y in zip(_acf(a, lags), _acf(b, lags), strict=True))
+    inflation = 1.0 + 2.0 * sum(x * y for x, y in zip(trend.acf(a, lags), trend.acf(b, lags), strict=True))
     var = 2.0 * (2 * n + 5) / (9.0 * n * (n - 1)) * max(1.0, inflation)
     return tau, trend.normal_sf(tau / math.sqrt(var))
 

@@ -58,17 +58,20 @@ def mk_variance(y: Sequence[float]) -> float:
     return (n * (n - 1) * (2 * n + 5) - _tie_term(y)) / 18.0
 
 
-def lag1_autocorr(x: Sequence[float]) -> float:
-    """Lag-1 sample autocorrelation (mean removed); 0 for a constant series."""
+def acf(x: Sequence[float], lags: int) -> list[float]:
+    """Sample autocorrelations at lags 1 to `lags` (mean removed); 0 for a constant series."""
     n = len(x)
-    if n < 3:
-        return 0.0
     m = sum(x) / n
     d = [v - m for v in x]
     den = sum(v * v for v in d)
     if den <= 0:
-        return 0.0
-    return sum(d[i] * d[i + 1] for i in range(n - 1)) / den
+        return [0.0] * lags
+    return [sum(d[i] * d[i + k] for i in range(n - k)) / den for k in range(1, lags + 1)]
+
+
+def lag1_autocorr(x: Sequence[float]) -> float:
+    """Lag-1 sample autocorrelation; 0 for a constant series or fewer than 3 points."""
+    return acf(x, 1)[0] if len(x) >= 3 else 0.0
 
 
 def variance_inflation(rho: float, n: int) -> float:
