@@ -31,7 +31,7 @@ from typing import Any
 
 from epochwatch.analysis import trend
 from epochwatch.analysis.view import RunAtEpoch, Window
-from epochwatch.analysis.waiting import share_of_added_time
+from epochwatch.analysis.waiting import ends, share_of_added_time
 
 # The screen: a suspect must trend itself (one-sided Mann-Kendall, autocorrelation corrected) ...
 SUSPECT_ALPHA = 0.01
@@ -83,17 +83,11 @@ def _suspects(view: RunAtEpoch) -> Iterator[Suspect]:
         yield Suspect("tf_current", dev, f"TF memory on {dev}")
 
 
-def _ends(values: Sequence[float]) -> tuple[float, float]:
-    """(start, now): medians of the first and last tenth (at least 3 values each)."""
-    k = max(3, len(values) // 10)
-    return trend.median(values[:k]), trend.median(values[-k:])
-
-
 def _accounts(view: RunAtEpoch, sus: Suspect, times: Window, measure: str) -> dict[str, Any] | None:
     """Share of the time's growth that the suspect accounts for, when it is time inside the epoch."""
     if measure != "seconds":
         return None  # validation, graph building and epoch-end callbacks are outside the step
-    t_start, t_now = _ends(times.values)
+    t_start, t_now = ends(times.values)
     added = t_now - t_start
     if added <= 0:
         return None
@@ -102,7 +96,7 @@ def _accounts(view: RunAtEpoch, sus: Suspect, times: Window, measure: str) -> di
         steps = [v for v in steps if v == v and v > 0]
         if len(steps) < len(times.indexes) // 2:
             return None
-        s_start, s_now = _ends(steps)
+        s_start, s_now = ends(steps)
         share: float | None = t_start * (s_now / s_start - 1.0) / added if s_start > 0 else None
     else:
         share = share_of_added_time(view, sus.series, sus.key, times)
@@ -165,16 +159,6 @@ def _mechanism(view: RunAtEpoch, sus: Suspect, times: Window, measure: str) -> d
 # -- association beyond a shared direction ---------------------------------------------------
 
 
-def _acf(x: Sequence[float], lags: int) -> list[float]:
-    n = len(x)
-    m = sum(x) / n
-    d = [v - m for v in x]
-    den = sum(v * v for v in d)
-    if den <= 0:
-        return [0.0] * lags
-    return [sum(d[i] * d[i + k] for i in range(n - k)) / den for k in range(1, lags + 1)]
-
-
 def association(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
     """(Kendall's tau, one-sided p) of a and b, the variance widened by the two series'
     shared autocorrelation (Bartlett: 1 + 2 * sum_k rho_a(k) rho_b(k), never below 1)."""
@@ -183,7 +167,7 @@ def association(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
         return 0.0, 1.0
     tau = trend.kendall_tau(a, b)
     lags = min(MAX_LAG, n // 4)
-    inflation = 1.0 + 2.0 * sum(x * y for x, y in zip(_acf(a, lags), _acf(b, lags), strict=True))
+    inflation = 1.0 + 2.0 * sum(x * y for x, y in zip(trend.acf(a, lags), trend.acf(b, lags), strict=True))
     var = 2.0 * (2 * n + 5) / (9.0 * n * (n - 1)) * max(1.0, inflation)
     return tau, trend.normal_sf(tau / math.sqrt(var))
 
@@ -248,7 +232,7 @@ def likely_causes(
         if passed is None:
             continue
         values = [sus.direction * v for v in ys]
-        start, now = _ends(values)
+        start, now = ends(values)
         entry: dict[str, Any] = {
             "series": sus.label,
             "column": sus.series,

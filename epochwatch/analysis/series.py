@@ -116,6 +116,12 @@ def _get(rec: Mapping[str, Any], path: tuple[str, ...]) -> float:
     return number(cur)
 
 
+def finite_number(value: Any) -> float | None:
+    """A record's number as a float when it is finite; None for anything else."""
+    x = number(value)
+    return x if math.isfinite(x) else None
+
+
 def finite(values: Iterable[float]) -> list[float]:
     return [v for v in values if v == v and v not in (math.inf, -math.inf)]
 

@@ -58,17 +58,20 @@ def mk_variance(y: Sequence[float]) -> float:
     return (n * (n - 1) * (2 * n + 5) - _tie_term(y)) / 18.0
 
 
-def lag1_autocorr(x: Sequence[float]) -> float:
-    """Lag-1 sample autocorrelation (mean removed); 0 for a constant series."""
+def acf(x: Sequence[float], lags: int) -> list[float]:
+    """Sample autocorrelations at lags 1 to `lags` (mean removed); 0 for a constant series."""
     n = len(x)
-    if n < 3:
-        return 0.0
     m = sum(x) / n
     d = [v - m for v in x]
     den = sum(v * v for v in d)
     if den <= 0:
-        return 0.0
-    return sum(d[i] * d[i + 1] for i in range(n - 1)) / den
+        return [0.0] * lags
+    return [sum(d[i] * d[i + k] for i in range(n - k)) / den for k in range(1, lags + 1)]
+
+
+def lag1_autocorr(x: Sequence[float]) -> float:
+    """Lag-1 sample autocorrelation; 0 for a constant series or fewer than 3 points."""
+    return acf(x, 1)[0] if len(x) >= 3 else 0.0
 
 
 def variance_inflation(rho: float, n: int) -> float:
@@ -97,7 +100,6 @@ class MannKendall:
     var_s: float
     z: float
     p_increasing: float  # one-sided: P(S this large | no trend)
-    p_two_sided: float
     rho1: float  # lag-1 autocorrelation of the detrended series that corrected var_s (0: none)
     inflation: float  # factor applied to var_s
 
@@ -138,7 +140,6 @@ def mann_kendall(y: Sequence[float], autocorr: bool = True) -> MannKendall:
         var_s=var_s,
         z=z,
         p_increasing=normal_sf(z),
-        p_two_sided=min(1.0, 2.0 * normal_sf(abs(z))),
         rho1=rho,
         inflation=inflation,
     )

@@ -31,7 +31,8 @@ def _values(view: RunAtEpoch, name: str, indexes: Sequence[int]) -> list[float]:
     return [v for v in (view.series.value(name, i) for i in indexes) if v == v]
 
 
-def _ends(values: Sequence[float]) -> tuple[float, float]:
+def ends(values: Sequence[float]) -> tuple[float, float]:
+    """(start, now): medians of the first and last tenth (at least 3 values each)."""
     k = max(3, len(values) // 10)
     return trend.median(values[:k]), trend.median(values[-k:])
 
@@ -80,16 +81,16 @@ def competing(view: RunAtEpoch, indexes: Sequence[int]) -> dict[str, Any] | None
         stall, wall = view.series.value("cpu_pressure", i), view.series.value("seconds", i)
         if stall == stall and wall == wall and wall > 0:
             shares.append(min(1.0, stall / wall))
-    if shares and _rises(shares) and _ends(shares)[1] >= PRESSURE_SHARE:
-        start, now = _ends(shares)
+    if shares and _rises(shares) and ends(shares)[1] >= PRESSURE_SHARE:
+        start, now = ends(shares)
         return {"evidence": "CPU pressure stall (PSI some)", "stall_share": [round(start, 3), round(now, 3)]}
     per_cpu = []
     for i in idx:
         runnable, cpus = view.series.value("runnable", i), view.series.value("cpus", i)
         if runnable == runnable and cpus == cpus and cpus > 0:
             per_cpu.append((runnable - 1) / cpus)  # the reader itself is one of them
-    if per_cpu and _rises(per_cpu) and _ends(per_cpu)[1] > 1.0:
-        start, now = _ends(per_cpu)
+    if per_cpu and _rises(per_cpu) and ends(per_cpu)[1] > 1.0:
+        start, now = ends(per_cpu)
         return {"evidence": "runnable tasks per CPU", "runnable_per_cpu": [round(start, 2), round(now, 2)]}
     return None
 
@@ -143,9 +144,9 @@ def assess(view: RunAtEpoch, times: Window) -> dict[str, Any] | None:
     if len(idx) < max(8, len(times.indexes) // 2):
         return None
     share = [c / t for c, t in zip(cpu, ts, strict=True)]
-    s_start, s_now = _ends(share)
-    t_start, t_now = _ends(ts)
-    c_start, c_now = _ends(cpu)
+    s_start, s_now = ends(share)
+    t_start, t_now = ends(ts)
+    c_start, c_now = ends(cpu)
     if s_start <= 0 or s_now > SHARE_DROP * s_start or t_now <= t_start:
         return None
     if c_now - c_start >= CPU_EXPLAINS * (t_now - t_start):

@@ -55,13 +55,12 @@ class AnalysisWorker:
         on_error: Callable[[BaseException], None],
         *,
         share: float = SHARE,
-        start_credit: float = START_CREDIT,
         limit: int = LIMIT,
     ) -> None:
         self.analyzer = analyzer
         self.share = share
         self.limit = limit
-        self.credit = start_credit
+        self.credit = START_CREDIT
         self.last_cost = 0.0
         self._interval_seconds = 0.0  # of the open epoch's intervals, already credited
         self.cpu_seconds = 0.0

@@ -76,19 +76,6 @@ def install() -> None:
             logging.getLogger(name).addHandler(handler)
 
 
-def uninstall() -> None:
-    """Undo install() (tests); leaves a showwarning someone else installed after us alone."""
-    with _lock:
-        if not _installed:
-            return
-        if warnings.showwarning is _showwarning:
-            warnings.showwarning = _installed["showwarning"]
-        handler = _installed["handler"]
-        for name in LOGGERS:
-            logging.getLogger(name).removeHandler(handler)
-        _installed.clear()
-
-
 @contextmanager
 def capturing() -> Iterator[list[str]]:
     """Collect this thread's warnings and WARNING+ log lines into the yielded list.

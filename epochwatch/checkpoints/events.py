@@ -35,13 +35,12 @@ class SaveEvents:
         self,
         emit: Emit,
         *,
-        worker: HashWorker | None = None,
         inspect: Inspector | None = None,
         on_restore: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None,
         report_error: Callable[[str, BaseException], None] | None = None,
     ) -> None:
         self._emit = emit
-        self.worker = worker or HashWorker()
+        self.worker = HashWorker()
         self._inspect = inspect
         self.on_restore = on_restore
         self._report_error = report_error

@@ -110,8 +110,7 @@ class HashWorker:
     tests); whatever is left after the timeout is answered without a hash.
     """
 
-    def __init__(self, name: str = "epochwatch-hash", idle_exit: float = IDLE_EXIT_SECONDS) -> None:
-        self._name = name
+    def __init__(self, idle_exit: float = IDLE_EXIT_SECONDS) -> None:
         self._idle_exit = idle_exit
         self._cond = threading.Condition()
         self._queue: collections.deque[HashJob] = collections.deque()
@@ -130,7 +129,7 @@ class HashWorker:
             self._pending_keys[job.key] += 1
             if self._thread is None:
                 try:
-                    self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+                    self._thread = threading.Thread(target=self._loop, name="epochwatch-hash", daemon=True)
                     self._thread.start()
                 except RuntimeError:  # interpreter shutting down: no new threads
                     self._thread = None

@@ -8,9 +8,10 @@ here (a number, finite, not negative) and dropped otherwise, never trusted.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
+
+from epochwatch.analysis.series import finite_number
 
 
 @dataclass(frozen=True)
@@ -24,10 +25,8 @@ class LastEpoch:
 
 
 def _seconds(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) and value >= 0 else None
+    seconds = finite_number(value)
+    return seconds if seconds is not None and seconds >= 0 else None
 
 
 def _field(block: Any, key: str) -> float | None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import math
 import os
 import pwd
 import socket
@@ -38,6 +37,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from epochwatch import __version__
 from epochwatch.analysis.findings import SEVERITIES
+from epochwatch.analysis.series import finite_number as _num
 from epochwatch.daemon.lastepoch import LastEpoch
 from epochwatch.identity import clean_text
 from epochwatch.trace import schema
@@ -206,13 +206,6 @@ class RunMetrics:
     versions: tuple[str, str, str, str] | None = None  # epochwatch, python, tensorflow, keras
     ended: str | None = None
     ended_t: float | None = None
-
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def _dict(value: Any) -> dict[str, Any]:

@@ -32,12 +32,11 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-import orjson
-
 from epochwatch.analysis.restore.parents import ParentCache
 from epochwatch.analysis.run import Run
 from epochwatch.daemon.asuser import open_users_file
 from epochwatch.trace import schema
+from epochwatch.trace.reader import record_of
 from epochwatch.trace.schema import safe_run_id
 
 log = logging.getLogger("epochwatch.daemon")
@@ -191,11 +190,8 @@ def read_as(traces: Path, run_id: str, uid: int, gid: int) -> Run | None:
         for line in _lines(fh):
             if b'"type"' not in line:
                 continue
-            try:
-                rec = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            if not isinstance(rec, dict) or rec.get("type") not in _KEPT:
+            rec = record_of(line)
+            if rec is None or rec["type"] not in _KEPT:
                 continue
             kept += len(line)
             if kept > MAX_KEPT_BYTES:

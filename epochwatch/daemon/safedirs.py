@@ -21,7 +21,7 @@ import os
 import stat
 from pathlib import Path
 
-_O_PATH = getattr(os, "O_PATH", os.O_RDONLY)
+O_PATH = getattr(os, "O_PATH", os.O_RDONLY)
 _NOFOLLOW_DIR = os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -68,7 +68,7 @@ def open_dir(path: str | Path, mode: int, *, sticky_ok: bool = False) -> int:
     """
     real = os.path.realpath(os.path.abspath(os.fspath(path)))
     parts = [p for p in real.split(os.sep) if p]
-    fd = os.open(os.sep, _O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    fd = os.open(os.sep, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         _check_ancestor(os.fstat(fd), os.sep)
         walked = ""
@@ -95,7 +95,7 @@ def _step(parent: int, name: str, path: str, mode: int, last: bool) -> int:
     except FileExistsError:
         pass
     try:
-        child = os.open(name, (os.O_RDONLY if last else _O_PATH) | _NOFOLLOW_DIR, dir_fd=parent)
+        child = os.open(name, (os.O_RDONLY if last else O_PATH) | _NOFOLLOW_DIR, dir_fd=parent)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):  # a symlink, or a file where a directory belongs
             raise UnsafeDirectory(f"{path} is a symlink or not a directory") from None

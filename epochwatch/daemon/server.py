@@ -66,12 +66,11 @@ class Daemon:
         *,
         config_path: str | None = None,
         flags: dict[str, Any] | None = None,
-        notifier: Notifier | None = None,
     ) -> None:
         self.cfg = cfg
         self.config_path = config_path
         self.flags = flags or {}
-        self.notifier = notifier or Notifier.from_env()
+        self.notifier = Notifier.from_env()
         self.limits = UidLimits(cfg.limits)
         self.connections: set[Connection] = set()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="epochwatch-sampler")

@@ -29,11 +29,10 @@ import orjson
 
 from epochwatch.daemon.asuser import fs_creds
 from epochwatch.daemon.quota import RunMeter
-from epochwatch.daemon.safedirs import open_dir, subdir
+from epochwatch.daemon.safedirs import O_PATH, open_dir, subdir
 from epochwatch.trace.schema import safe_run_id
 from epochwatch.trace.writer import TraceWriter, dumps_line
 
-_O_PATH = getattr(os, "O_PATH", os.O_RDONLY)
 # Names tried in order (`name`, `name-2` ... `name-9`) before a random suffix: a name used
 # thousands of times costs a few tries, never a loop over every trace it already has.
 NUMBERED_NAMES = 9
@@ -127,7 +126,7 @@ class TraceFile(TraceWriter):
         flags = os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
         if uid is None or gid is None:
             return cls(path, os.open(path, flags))
-        top = os.open(path.parent, _O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        top = os.open(path.parent, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             with fs_creds(uid, gid):
                 fd = os.open(path.name, flags, dir_fd=top)

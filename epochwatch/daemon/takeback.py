@@ -23,10 +23,9 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from epochwatch.daemon.asuser import open_users_file
 from epochwatch.trace import schema
+from epochwatch.trace.reader import record_of
 
 if TYPE_CHECKING:
     from epochwatch.daemon.session import Session
@@ -74,7 +73,7 @@ def read_tail(state: SessionState, traces: Any) -> Tail:
     with os.fdopen(fd, "rb") as fh:
         tail.size = os.fstat(fh.fileno()).st_size
         head = fh.readline(HEAD_BYTES)
-        first = _record(head)
+        first = record_of(head)
         if first is not None and first.get("type") == schema.RUN_START:
             tail.run_start = first
         tail.start = max(len(head), tail.size - TAIL_BYTES)
@@ -83,28 +82,11 @@ def read_tail(state: SessionState, traces: Any) -> Tail:
     pos = tail.start
     lines = data.split(b"\n")
     for n, line in enumerate(lines):
-        rec = _record(line) if (n > 0 or tail.start == len(head)) and n < len(lines) - 1 else None
+        rec = record_of(line) if (n > 0 or tail.start == len(head)) and n < len(lines) - 1 else None
         if rec is not None:
             tail.records.append((pos, rec))
         pos += len(line) + 1
     return tail
-
-
-def charged(state: SessionState, tail: Tail) -> int:
-    """The bytes a taken-back run counts against its uid: what the daemon wrote up to its
-    mark and at most a tail's worth after it, not what the user grew the file to."""
-    mark = state.mark if isinstance(state.mark, dict) else {}
-    offset = mark.get("offset")
-    offset = offset if isinstance(offset, int) and 0 <= offset <= tail.size else 0
-    return min(tail.size, offset + TAIL_BYTES)
-
-
-def _record(line: bytes) -> Record | None:
-    try:
-        rec = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None
-    return rec if isinstance(rec, dict) and isinstance(rec.get("type"), str) else None
 
 
 def mark_of(session: Session) -> Record:

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from epochwatch.analysis.series import finite_number as _num
 from epochwatch.explain.added import added_time, describe
 from epochwatch.explain.frames import COMPILED
 from epochwatch.explain.memory import (
@@ -77,10 +78,6 @@ class _Stack:
 class _Memory:
     slicer: Slicer
     position: int  # in the run's epoch records, when the window opened
-
-
-def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 class Explainer:

@@ -38,9 +38,7 @@ FLUSH_SECONDS = 15.0  # the report's page is made on that thread too
 
 class MlflowExport:
     def __init__(
-        self,
-        guard_run: Callable[[str, Callable[[], None], None], None] | None = None,
-        trace: Callable[[], str | None] = lambda: None,
+        self, guard_run: Callable[[str, Callable[[], None], None], None], trace: Callable[[], str | None]
     ) -> None:
         self._trace = trace  # where the run's trace is (the recorder knows)
         self._reported = False  # this run's report is attached (at its fit's end)
@@ -52,9 +50,6 @@ class MlflowExport:
         self._thread: threading.Thread | None = None
 
     def _submit(self, call: Callable[[], None]) -> None:
-        if self._guard_run is None:  # no guard to report through: call here
-            call()
-            return
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._work, name="epochwatch-mlflow", daemon=True)
@@ -62,7 +57,6 @@ class MlflowExport:
         self._queue.put(call)
 
     def _work(self) -> None:
-        assert self._guard_run is not None
         while True:
             call = self._queue.get()
             self._guard_run(PART, call, None)

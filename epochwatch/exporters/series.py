@@ -9,18 +9,13 @@ no step timing) is left out, never sent as 0.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
+from epochwatch.analysis.series import finite_number as _num
+
 MIB = 1024 * 1024
 PREFIX = "epochwatch/"
-
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 def _block(rec: Mapping[str, Any], name: str) -> Mapping[str, Any]:

@@ -34,7 +34,7 @@ PART = "wandb export"
 
 
 class WandbExport:
-    def __init__(self, trace: Callable[[], str | None] = lambda: None) -> None:
+    def __init__(self, trace: Callable[[], str | None]) -> None:
         self._lock = threading.Lock()
         self._ledgers: dict[str, Ledger] = {}  # per W&B run
         self._charted: set[str] = set()  # W&B runs whose epochwatch/* charts have their x-axis

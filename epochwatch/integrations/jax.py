@@ -190,7 +190,7 @@ def install(recorder: Any) -> None:
     from jax import monitoring
 
     ledger = getattr(recorder, "retrace_ledger", None) or RetraceLedger()
-    recorder.set_retrace_ledger(ledger)
+    recorder.retrace_ledger = ledger
     watcher = JitWatcher(ledger, recorder.guard)
     # Older JAX has no scalar events (no causes then) or no fun_name (counted as `<jit>`).
     scalar = getattr(monitoring, "register_scalar_listener", None)

@@ -24,22 +24,11 @@ _ROLE_BY_CALLBACK = {
 
 
 class ModelLoop:
-    """What a loop of fits in this process shows (models_in_loop): how many distinct model
-    objects were fitted, and how many times the script called clear_session()."""
+    """What a loop of fits in this process shows (models_in_loop) beyond each fit's model
+    serial (serials.py): how many times the script called clear_session()."""
 
     def __init__(self) -> None:
-        self.models_seen = 0
         self.clear_session_calls = 0
-
-    def serial(self, model: Any) -> int | None:
-        """The model object's serial (serials.py: restores use the same numbers),
-        counting the distinct model objects fitted in this process."""
-        serial = serial_of(model)
-        if not getattr(model, "_epochwatch_fitted", False):
-            self.models_seen += 1
-            with contextlib.suppress(Exception):
-                model._epochwatch_fitted = True
-        return serial
 
 
 class FitFacts(Protocol):
@@ -111,7 +100,7 @@ def fit_block(watch: FitFacts, fit_index: int, guard: Guard) -> dict[str, Any]:
     keras = sys.modules.get("keras")  # Keras 3, if the script uses it (never imported here)
     with contextlib.suppress(Exception):
         block["backend"] = str(keras.backend.backend())  # type: ignore[union-attr]
-    block["model"] = _model(model, watch.loop.serial(model))
+    block["model"] = _model(model, serial_of(model))
     block["clear_session_calls"] = watch.loop.clear_session_calls
     optimizer = getattr(model, "optimizer", None)
     if optimizer is not None:

@@ -397,7 +397,7 @@ def install_tf(recorder: Recorder) -> None:
             fields["async"] = True  # TF writes in the background: the bytes may not be there yet
         events.saved(path, cfiles.TF_CHECKPOINT, _tf_label(), seconds, via=_via(), **fields)
 
-    def on_restore(api: str) -> Callable[..., None]:
+    def on_restore(api: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def done(
             args: tuple[Any, ...], kwargs: dict[str, Any], _result: Any, seconds: float, messages: list[str]
         ) -> None:
@@ -413,13 +413,12 @@ def install_tf(recorder: Recorder) -> None:
             _state["watcher"].attach()
             events.restored(path, fmt, api, seconds, messages, via=_via(), **fields)
 
-        return done
+        return lambda original: _wrap(recorder, original, done, restore=True)
 
     if not _patch(checkpoint_cls, "_write", lambda o: _wrap(recorder, o, on_write, restore=False)):
         missing.append("tf.train.Checkpoint._write")
     for name in ("restore", "read"):
-        make = functools.partial(_wrap_restore, recorder, on_restore(f"tf.train.Checkpoint.{name}"))
-        if not _patch(checkpoint_cls, name, make):
+        if not _patch(checkpoint_cls, name, on_restore(f"tf.train.Checkpoint.{name}")):
             missing.append(f"tf.train.Checkpoint.{name}")
 
     missing += _install_saved_model(recorder, events)
@@ -461,27 +460,15 @@ def _install_saved_model(recorder: Recorder, events: SaveEvents) -> list[str]:
             (
                 "tensorflow.python.saved_model.save",
                 "save_and_return_nodes",
-                functools.partial(_wrap_any, recorder, on_sm_save, False),
+                lambda o: _wrap(recorder, o, on_sm_save, restore=False),
             ),
             (
                 "tensorflow.python.saved_model.load",
                 "load_partial",
-                functools.partial(_wrap_any, recorder, on_sm_load, True),
+                lambda o: _wrap(recorder, o, on_sm_load, restore=True),
             ),
         )
     )
-
-
-def _wrap_restore(
-    recorder: Recorder, done: Callable[..., None], original: Callable[..., Any]
-) -> Callable[..., Any]:
-    return _wrap(recorder, original, done, restore=True)
-
-
-def _wrap_any(
-    recorder: Recorder, done: Callable[..., None], restore: bool, original: Callable[..., Any]
-) -> Callable[..., Any]:
-    return _wrap(recorder, original, done, restore=restore)
 
 
 # -- file inspection on the hashing thread -------------------------------------------

@@ -17,6 +17,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from epochwatch.logged import to_float
+
 
 def framework(value: Any) -> str | None:
     """'torch', 'tensorflow' or 'jax' for a tensor of that framework, else None."""
@@ -54,10 +56,7 @@ def scalar(value: Any) -> float | None:
     detach = getattr(value, "detach", None)
     if callable(detach) and framework(value) == "torch":
         value = detach()
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
+    return to_float(value)
 
 
 def _torch(torch: Any, values: list[Any]) -> tuple[float, int] | None:

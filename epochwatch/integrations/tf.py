@@ -240,6 +240,6 @@ def install(recorder: Any) -> None:
     """Wire TensorFlow into the recorder: retraces, allocator memory, build facts."""
     ledger = getattr(recorder, "retrace_ledger", None) or RetraceLedger()
     install_retrace_tracking(ledger, recorder.guard)
-    recorder.set_retrace_ledger(ledger)
+    recorder.retrace_ledger = ledger
     recorder.add_epoch_source("tf_memory", allocator_source())
     recorder.add_fingerprint_source("tf_build", build_info)

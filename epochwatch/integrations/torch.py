@@ -347,7 +347,7 @@ class CompileWatcher:
         from epochwatch.integrations.tf import RetraceLedger
 
         ledger = self._recorder.retrace_ledger or RetraceLedger()
-        self._recorder.set_retrace_ledger(ledger)
+        self._recorder.retrace_ledger = ledger
         guard = self._recorder.guard
         for module in (convert_frame, eval_frame):
             original = getattr(module, "get_and_maybe_log_recompilation_reasons", None)

@@ -70,7 +70,7 @@ class Recorder:
         self._fits = 0
         self._epoch_sources: dict[str, EpochSource] = {}
         self._field_sources: dict[str, EpochSource] = {}
-        self._retraces: Any = None
+        self.retrace_ledger: Any = None  # the one RetraceLedger TF, JAX and torch.compile share
         self.setup = RunSetup(self.environ, self.guard, self._emit_locked)
         self.detection = OnlineDetection(self.guard, self._write_late)
         self.intervals = IntervalWriter(self.guard, lambda: self.setup.dirs)
@@ -107,14 +107,6 @@ class Recorder:
         none of its own (e.g. a PyTorch loop's `lr` and `iterations`, which Keras' callback
         fills in for a fit)."""
         self._field_sources[name] = source
-
-    def set_retrace_ledger(self, ledger: Any) -> None:
-        self._retraces = ledger
-
-    @property
-    def retrace_ledger(self) -> Any:
-        """The ledger set so far (TF, JAX and torch.compile share one), or None."""
-        return self._retraces
 
     def add_listener(self, callback: Callable[[dict[str, Any]], None], part: str = "record listener") -> None:
         """Call `callback(record)` after every record written (e.g. restore diagnostics
@@ -444,8 +436,8 @@ class Recorder:
             for name, source in self._field_sources.items():
                 for key, value in (self.guard.run(name, source, None) or {}).items():
                     rec.setdefault(key, value)
-            if self._retraces is not None:
-                block = self.guard.run("retrace tracking", self._retraces.drain, None)
+            if self.retrace_ledger is not None:
+                block = self.guard.run("retrace tracking", self.retrace_ledger.drain, None)
                 if block:
                     rec["retraces"] = block
             # The training thread's time (wall: waits count) plus the CPU the hook's own

@@ -17,7 +17,7 @@ from typing import Any
 
 from epochwatch.analysis import trend
 from epochwatch.analysis.files import Analyzed
-from epochwatch.analysis.series import STEADY, EpochSeries
+from epochwatch.analysis.series import STEADY, EpochSeries, finite_number
 from epochwatch.analysis.units import fmt_bytes, fmt_number, fmt_seconds
 from epochwatch.report import marks
 from epochwatch.report.plots import MAX_POINTS, decimate
@@ -31,10 +31,6 @@ UNCHANGED_SHARE = 0.01
 UNCHANGED_BYTES = 64 * 1024
 # A limit farther above the data than this is named in the legend instead of drawn.
 LIMIT_IN_VIEW = 1.6
-
-
-def _num(v: float) -> float | None:
-    return v if v == v and not math.isinf(v) else None
 
 
 class _Axis:
@@ -52,7 +48,7 @@ class _Axis:
         col = self.series.column(name, key)
         if col is None:
             return []
-        return [_num(v) for v in col]
+        return [finite_number(v) for v in col]
 
     def at_position(self, pos: int) -> float | None:
         """x of a point between epoch records: `pos` epochs had been recorded."""

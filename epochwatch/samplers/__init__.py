@@ -4,7 +4,3 @@ every second (daemon).
 Each sampler takes what it samples as constructor arguments (a pid, an NVML module),
 so tests feed it fixtures and the daemon points it at other processes.
 """
-
-from epochwatch.samplers.base import Sampler
-
-__all__ = ["Sampler"]

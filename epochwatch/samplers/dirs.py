@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from epochwatch.samplers.dirwatch import DirWatcher
@@ -11,7 +10,7 @@ from epochwatch.trace import schema
 
 
 class DirsSampler:
-    """The `dirs` block: a DirWatcher's totals (only `paths`, when given).
+    """The `dirs` block: the totals of every root a DirWatcher watches.
 
     It does not own the watcher (the hook or the daemon does), so `close()` leaves it
     running.
@@ -19,12 +18,11 @@ class DirsSampler:
 
     name = "dirs"
 
-    def __init__(self, watcher: DirWatcher, paths: Iterable[str] | None = None) -> None:
+    def __init__(self, watcher: DirWatcher) -> None:
         self.watcher = watcher
-        self.paths = None if paths is None else list(paths)
 
     def sample(self) -> list[dict[str, Any]] | None:
-        return schema.dirs_block(self.watcher.totals(self.paths)) or None
+        return schema.dirs_block(self.watcher.totals()) or None
 
     def close(self) -> None:
         """Nothing: the watcher's owner closes it."""

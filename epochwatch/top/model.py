@@ -13,14 +13,9 @@ from typing import Any
 
 from epochwatch.analysis.ledger import Ledger
 from epochwatch.analysis.retrace_count import RetraceCount
+from epochwatch.analysis.series import finite_number as _num
 
 HISTORY = 120  # epoch times kept for the sparkline
-
-
-def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, int | float) or v != v:
-        return None
-    return float(v)
 
 
 @dataclass
@@ -39,7 +34,6 @@ class RunState:
     rss: float | None = None
     memory_limit: float | None = None
     gpu: float | None = None
-    gpu_total: float | None = None
     retrace_count: RetraceCount = field(default_factory=RetraceCount)
     retraces_said: int | None = None  # the daemon's count (status), whole when the trace was read in part
     partial: bool = False  # a large trace read from near its end: counts start there
@@ -152,11 +146,8 @@ class RunState:
         if not isinstance(devices, list):
             return
         used = [_num(d.get("process_memory_bytes")) for d in devices if isinstance(d, Mapping)]
-        totals = [_num(d.get("memory_total_bytes")) for d in devices if isinstance(d, Mapping)]
         if any(v is not None for v in used):
             self.gpu = sum(v for v in used if v is not None)
-        if any(v is not None for v in totals):
-            self.gpu_total = sum(v for v in totals if v is not None)
 
 
 def from_status(entry: Mapping[str, Any], state: RunState | None = None) -> RunState:

@@ -36,6 +36,16 @@ MAX_TRACE_FILE_BYTES = 64 << 30
 _SPARSE_FROM = 64 << 20
 
 
+def record_of(line: bytes) -> dict[str, Any] | None:
+    """One line as a record (a JSON object with a string `type`); None for anything else.
+    For the readers that pick a few records out of a file and need no damage counts."""
+    try:
+        rec = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    return rec if isinstance(rec, dict) and isinstance(rec.get("type"), str) else None
+
+
 class TraceError(Exception):
     """A file that cannot be read as a trace; the message is one line for the user."""
 

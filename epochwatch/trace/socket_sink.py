@@ -81,7 +81,6 @@ class SocketSink:
         *,
         grace: float = DEFAULT_GRACE,
         close_timeout: float = CLOSE_TIMEOUT,
-        max_pending: int = MAX_PENDING,
         max_pending_bytes: int = MAX_PENDING_BYTES,
     ) -> None:
         self.path = path
@@ -89,7 +88,6 @@ class SocketSink:
         self.fallback_dir = Path(fallback_dir)
         self.grace = grace
         self.close_timeout = close_timeout
-        self.max_pending = max_pending
         self.max_pending_bytes = max_pending_bytes
         self._pid = os.getpid()
         self._lock = threading.Lock()
@@ -160,7 +158,7 @@ class SocketSink:
                 self._pending_bytes += len(line)
                 if record.get("type") in _PINNED_TYPES and len(self._pinned) < MAX_PINNED:
                     self._pinned.append((seq, line))
-                while len(self._pending) > self.max_pending or self._pending_bytes > self.max_pending_bytes:
+                while len(self._pending) > MAX_PENDING or self._pending_bytes > self.max_pending_bytes:
                     _, old = self._pending.popleft()
                     self._pending_bytes -= len(old)
                     self.dropped += 1

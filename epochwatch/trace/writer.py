@@ -84,7 +84,6 @@ class TraceWriter:
     def __init__(
         self,
         path: str | os.PathLike[str],
-        mode: int = 0o600,
         *,
         fd: int | None = None,
         exclusive: bool = False,
@@ -94,7 +93,7 @@ class TraceWriter:
         through a symlink, file or directory; `exclusive`: only a file made here and now."""
         self.path = Path(path)
         if fd is None:
-            fd = _open_new(self.path, mode, exclusive)
+            fd = _open_new(self.path, exclusive)
         self._fd: int | None = fd
         self.bytes_written = 0
         # True while the file may end in a partial line: the next write starts with "\n".
@@ -151,7 +150,7 @@ class TraceWriter:
         self.close()
 
 
-def _open_new(path: Path, mode: int, exclusive: bool) -> int:
+def _open_new(path: Path, exclusive: bool) -> int:
     """The fd of `path` for appending, made if missing: the directory is opened with
     O_NOFOLLOW (a symlink there is refused, with a message that says so) and the file
     with O_NOFOLLOW, and O_EXCL when `exclusive`."""
@@ -166,7 +165,7 @@ def _open_new(path: Path, mode: int, exclusive: bool) -> int:
         raise
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        return os.open(path.name, flags | (os.O_EXCL if exclusive else 0), mode, dir_fd=dfd)
+        return os.open(path.name, flags | (os.O_EXCL if exclusive else 0), 0o600, dir_fd=dfd)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise OSError(

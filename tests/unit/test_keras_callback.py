@@ -56,7 +56,7 @@ def test_one_fit_driven_as_keras_drives_it(recorder: Recorder, tmp_path: Path) -
     (start,) = [r for r in records if r["type"] == "fit_start"]
     assert start["fit"] == 0 and start["batch_size"] == 16 and start["epochs"] == 2
     assert start["clear_session_calls"] == 2 and start["steps_per_epoch"] == 3
-    assert isinstance(start["model"]["serial"], int) and loop.models_seen == 1
+    assert isinstance(start["model"]["serial"], int)
     epochs = [r for r in records if r["type"] == "epoch"]
     assert [(e["fit"], e["epoch"], e["steps"]) for e in epochs] == [(0, 0, 3), (0, 1, 3)]
     assert [e["metrics"] for e in epochs] == [{"loss": 0.5}, {"loss": 0.4}]

@@ -6,7 +6,6 @@ import logging
 import threading
 import warnings
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -18,9 +17,12 @@ def installed(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """Our wrapper over a showwarning that collects, so what is passed on can be checked."""
     shown: list[str] = []
     monkeypatch.setattr(warnings, "showwarning", lambda message, *args: shown.append(str(message)))
+    # Installed afresh, and undone by monkeypatch (production never uninstalls).
+    monkeypatch.setattr(capture, "_installed", {})
+    for name in capture.LOGGERS:
+        monkeypatch.setattr(logging.getLogger(name), "handlers", [])
     capture.install()
     yield shown
-    capture.uninstall()
 
 
 def test_warnings_and_log_lines_are_captured_and_still_shown(installed: list[str]) -> None:
@@ -81,13 +83,3 @@ def test_messages_are_bounded() -> None:
             logging.getLogger("tensorflow").warning(str(i) + "x" * 2000)
     assert len(messages) == capture.MAX_MESSAGES
     assert all(len(m) <= capture.MAX_CHARS for m in messages)
-
-
-def test_uninstall_restores_showwarning() -> None:
-    capture.uninstall()
-    original: Any = warnings.showwarning
-    capture.install()
-    assert warnings.showwarning is not original
-    capture.uninstall()
-    assert warnings.showwarning is original
-    capture.install()

@@ -56,7 +56,7 @@ def test_a_run_is_folded_from_its_records() -> None:
         s.add(rec)
     assert (s.pid, s.epoch, s.epochs, s.planned) == (4242, 4, 5, 20)
     assert len(s.epoch_seconds) == 5 and s.rss == GIB + 40 * MIB
-    assert s.gpu == 3 * GIB and s.gpu_total == 80 * GIB
+    assert s.gpu == 3 * GIB
     assert s.retraces == 1  # the first epoch's traces are warm-up
     assert s.running and s.state == "running"
     s.add({"type": "finding", "kind": "retrace_storm", "severity": "warning", "title": "t", "target": "f"})

@@ -22,34 +22,13 @@ from epochwatch.analysis.findings import INFO, Finding
 from epochwatch.analysis.growth import Verdict, judge
 from epochwatch.analysis.shapes import BlatantRule
 from epochwatch.analysis.trend import GrowthRule
-from epochwatch.analysis.units import fmt_bytes
+from epochwatch.analysis.units import MIB, fmt_bytes
 from epochwatch.analysis.view import RunAtEpoch
 
 KIND = "disk_growth"
-MIB = 1024.0 * 1024.0
 ENVELOPE = 8
-BYTES_RULE = GrowthRule(
-    window=60,
-    min_points=10,
-    alpha=0.001,
-    min_rel_slope=0.002,
-    min_abs_slope=1 * MIB,
-    min_rel_growth=0.05,
-    newest_frac=0.4,
-    step_ratio=0.8,
-    autocorr=False,
-)
-FILES_RULE = GrowthRule(
-    window=60,
-    min_points=10,
-    alpha=0.001,
-    min_rel_slope=0.002,
-    min_abs_slope=0.5,
-    min_rel_growth=0.05,
-    newest_frac=0.4,
-    step_ratio=0.8,
-    autocorr=False,
-)
+BYTES_RULE = GrowthRule(min_abs_slope=1 * MIB, autocorr=False)  # otherwise trend.py's defaults
+FILES_RULE = GrowthRule(min_abs_slope=0.5, autocorr=False)
 PERSISTENCE = 3
 # A short run's directory that fills in a straight line (no rotation to see through).
 BLATANT_BYTES = BlatantRule(

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from epochwatch.analysis.attribution import uses_device
-from epochwatch.analysis.detectors.base import Detector
+from epochwatch.analysis.detectors.base import Detector, each_key
 from epochwatch.analysis.detectors.contention import UNNAMED
 from epochwatch.analysis.findings import CRITICAL, WARNING, Finding
 from epochwatch.analysis.trend import median
@@ -118,14 +118,7 @@ def evaluate(view: RunAtEpoch, device: str) -> Finding | None:
 
 
 def detect(view: RunAtEpoch) -> list[Finding]:
-    found = []
-    for device in view.series.keys("gpu_others_sm"):
-        if view.done(KIND, f"GPU:{device}"):
-            continue
-        f = evaluate(view, device)
-        if f is not None:
-            found.append(f)
-    return found
+    return each_key(view, KIND, "gpu_others_sm", lambda device: f"GPU:{device}", evaluate)
 
 
 DETECTOR = Detector(name=KIND, detect=detect, persistence=PERSISTENCE)

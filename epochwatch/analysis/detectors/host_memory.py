@@ -16,30 +16,21 @@ from epochwatch.analysis.findings import Finding
 from epochwatch.analysis.growth import judge
 from epochwatch.analysis.shapes import BlatantRule
 from epochwatch.analysis.trend import GrowthRule
-from epochwatch.analysis.units import fmt_bytes
+from epochwatch.analysis.units import MIB, fmt_bytes
 from epochwatch.analysis.view import RunAtEpoch
 
 KIND = "host_memory_growth"
-MIB = 1024.0 * 1024.0
 ENVELOPE = 3
 RULE = GrowthRule(
-    window=60,
-    min_points=10,
-    alpha=0.001,
     min_rel_slope=0.001,
     min_abs_slope=0.125 * MIB,  # the floor is relative (0.1% per point, +5% over the window)
-    min_rel_growth=0.05,
-    newest_frac=0.4,
-    step_ratio=0.8,
     newest_alpha=0.05,
     autocorr=False,
 )
 PERSISTENCE = 4
 # A short run's leak: +2%/epoch at least, +15% over its points, close to a straight line
 # (R^2 0.8: an accelerating leak is no less a leak), each epoch a new high.
-BLATANT = BlatantRule(
-    min_rel_slope=0.02, min_abs_slope=2 * MIB, min_rel_growth=0.15, min_r2=0.8, new_high=True
-)
+BLATANT = BlatantRule(min_abs_slope=2 * MIB, min_r2=0.8, new_high=True)
 HINT = (
     "something keeps a reference to data every epoch: look for callbacks or loops that append "
     "model outputs, predictions, tensors or histories to a list (keep scalars with float(x) or "

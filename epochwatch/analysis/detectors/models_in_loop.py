@@ -18,11 +18,11 @@ from typing import Any
 from epochwatch.analysis import leaks, trend
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import INFO, WARNING, Finding
-from epochwatch.analysis.units import fmt_bytes, fmt_seconds
+from epochwatch.analysis.series import finite_number as _num
+from epochwatch.analysis.units import MIB, fmt_bytes, fmt_seconds
 from epochwatch.analysis.view import RunAtEpoch
 
 KIND = "models_in_loop"
-MIB = 1024.0 * 1024.0
 MIN_FITS = 5  # fits before the sequence is judged (the first is left out as warm-up)
 MIN_SLOPE = 0.125 * MIB  # RSS growth per fit below which allocator noise rules
 MIN_REL_SLOPE = 0.001  # ... and the floor that matters: 0.1% of the process per fit
@@ -51,12 +51,6 @@ ALREADY_CLEARED = (
 
 
 Record = dict[str, Any]
-
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
 
 
 def _models(view: RunAtEpoch, ends: list[Record]) -> tuple[list[Any], list[float]]:

@@ -24,15 +24,7 @@ from epochwatch.analysis.view import RunAtEpoch, Window
 from epochwatch.analysis.waiting import assess as assess_waiting
 
 KIND = "slowdown"
-RULE = GrowthRule(
-    window=60,
-    min_points=10,
-    alpha=0.001,
-    min_rel_slope=0.002,
-    min_rel_growth=0.05,
-    newest_frac=0.4,
-    step_ratio=0.8,
-)
+RULE = GrowthRule()  # trend.py's defaults: +0.2%/epoch and +5% over a 60-epoch window
 PERSISTENCE = 3
 # Short runs: +3%/epoch at least and +20% over the run's points, close to a straight line.
 BLATANT = BlatantRule(min_rel_slope=0.03, min_rel_growth=0.2, min_r2=0.8, alpha=0.01)

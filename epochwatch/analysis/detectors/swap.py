@@ -12,11 +12,10 @@ from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import CRITICAL, WARNING, Finding
 from epochwatch.analysis.leaks import growth_evidence
 from epochwatch.analysis.trend import GrowthRule, assess_growth
-from epochwatch.analysis.units import fmt_bytes, fmt_pct
+from epochwatch.analysis.units import MIB, fmt_bytes, fmt_pct
 from epochwatch.analysis.view import RunAtEpoch, window_epochs
 
 KIND = "swap_pressure"
-MIB = 1024.0 * 1024.0
 RECENT = 3
 MIN_SWAP_BYTES = 64 * MIB
 MIN_SWAP_SHARE = 0.05

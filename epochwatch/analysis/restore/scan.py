@@ -27,7 +27,7 @@ from epochwatch.analysis.restore.lineage import (
     saved_at,
 )
 from epochwatch.analysis.run import Run
-from epochwatch.trace.reader import MAX_LINE_BYTES, TraceError, open_regular
+from epochwatch.trace.reader import MAX_LINE_BYTES, TraceError, open_regular, record_of
 
 Record = dict[str, Any]
 
@@ -52,11 +52,8 @@ def scan_lineage(files: Iterable[str | os.PathLike[str]]) -> Lineage:
         for line in _lines(path, MAX_BYTES, _LINEAGE_TYPES):
             if b'"run_start"' not in line and b'"save"' not in line and b'"restore"' not in line:
                 continue
-            try:
-                rec = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            if not isinstance(rec, dict) or rec.get("type") not in ("run_start", "save", "restore"):
+            rec = record_of(line)
+            if rec is None or rec["type"] not in ("run_start", "save", "restore"):
                 continue
             if rec["type"] == "run_start":
                 run.run_id = str(rec.get("run_id", run.run_id))
@@ -116,11 +113,8 @@ def find_parent(
             has_sha = sha_b in line
             if not has_sha and (path_b is None or path_b not in line):
                 continue
-            try:
-                rec = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            if not isinstance(rec, dict) or rec.get("type") != "save":
+            rec = record_of(line)
+            if rec is None or rec["type"] != "save":
                 continue
             if before is not None and saved_at(rec) > before + 1.0:
                 continue
