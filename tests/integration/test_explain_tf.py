@@ -129,7 +129,7 @@ x = np.random.rand(512, 256).astype("float32")
 y = x.sum(axis=1, keepdims=True)
 model = keras.Sequential([keras.Input((256,)), Repeat(), keras.layers.Dense(1)])
 model.compile("adam", "mse")
-model.fit(x, y, epochs=10, batch_size=256, verbose=0, callbacks=[MoreEachEpoch()])
+model.fit(x, y, epochs=12, batch_size=256, verbose=0, callbacks=[MoreEachEpoch()])
 """
 
 
