@@ -39,7 +39,7 @@ class Root:
     queued: bool = False
     poll_interval: float = 0.0  # set with next_poll, by DirWatcher._set_poll_interval
     next_poll: float = 0.0
-    ident: tuple[int, int] | None = None  # (st_dev, st_ino) of the directory activated
+    ident: tuple[int, ...] | None = None  # who the directory activated is (nofollow.ident)
 
     @property
     def prefix(self) -> str:

@@ -48,15 +48,19 @@ def is_dir(path: str) -> bool:
     return True
 
 
-def ident(path: str) -> tuple[int, int] | None:
-    """(st_dev, st_ino) of the directory at `path` reached without a symlink, else None."""
+def ident(path: str) -> tuple[int, ...] | None:
+    """Who the directory at `path` is (reached without a symlink), else None: its device and
+    inode, and its owner and mode. A directory deleted and made again can get the same inode
+    (tmpfs reuses them at once), so a root-owned 0700 one in its place read as the same
+    directory and was never checked again; owner and mode tell them apart (and a chmod of
+    the watched directory itself gets it checked again too)."""
     try:
         fd = open_dir(path, _O_PATH)
     except (OSError, ValueError):
         return None
     try:
         st = os.fstat(fd)
-        return st.st_dev, st.st_ino
+        return st.st_dev, st.st_ino, st.st_uid, st.st_gid, st.st_mode
     finally:
         os.close(fd)
 
