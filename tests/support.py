@@ -98,9 +98,10 @@ def run_python(
     suite's TensorFlow zygote where that is the same process: tests/zygote.py); returns
     the finished process."""
     script = tmp_path / "train_script.py"
-    script.write_text(textwrap.dedent(code))
+    source = textwrap.dedent(code)
+    script.write_text(source)
     env = env if env is not None else child_env(tmp_path)
-    if zygote.can_run(script.read_text(), env):
+    if zygote.can_run(source, env):
         proc = zygote.run(script, cwd=tmp_path, env=env, timeout=timeout)
     else:
         proc = subprocess.run(

@@ -3,9 +3,9 @@
 A slice (slices.py) must start a little before an epoch ends. Predicting that moment from
 the last epochs' lengths misses by their spread, and every millisecond traced too early
 costs two or three. A loop that knows its step numbers does better: Keras' FitWatch
-(integrations/keras_callback.py) calls `STEPS.begin(batch)` at every train batch, a
-comparison with an int (tens of nanoseconds), and the slice starts at the epoch's last
-steps. No imports: the callback imports it with the hook.
+(integrations/keras_callback.py) compares each train batch with `STEPS.at` inline (what
+`begin` does, without its call: tens of nanoseconds) and fires the slice at the epoch's
+last steps. No imports: the callback imports it with the hook.
 """
 
 from __future__ import annotations
