@@ -69,10 +69,21 @@ def _first_fit(last: Finding) -> dict[str, int]:
     return {}
 
 
+def _recovered_at(view: RunAtEpoch, index: int, last: Finding) -> tuple[str, dict[str, int]]:
+    """Where an episode ended, in its own terms, counted as Keras counts (from 1): a finding on
+    a loop's fits names the fit ("recovered at fit 14", `ended_fit` from 0), others the epoch."""
+    fit = view.value("fit", index)
+    if (last.evidence.get("unit") == "fit" or "first_fit" in last.evidence or "fits" in last.evidence) and fit == fit:
+        return f"fit {int(fit) + 1}", {"ended_fit": int(fit)}
+    return f"epoch {view.epoch_number(index) + 1}", {}
+
+
 class Engine:
     def __init__(self, detectors: Sequence[Detector] | None = None) -> None:
         self.detectors = tuple(all_detectors() if detectors is None else detectors)
         self._streaks: dict[Key, int] = {}
+        self._owner: dict[Key, str] = {}  # the detector each streak is of
+        self._evaluated = -1  # the newest point (epoch, interval) evaluated
         self._quiet: dict[Key, int] = {}
         self._checked: dict[Key, int] = {}  # the newest epoch index each episode was looked at
         self._peak: dict[Key, float] = {}  # the highest current value of each episode
@@ -129,44 +140,81 @@ class Engine:
         replay_only: True runs only replay detectors, False only whole-run ones, None all.
         final: the run has ended; what holds now is reported without waiting for its
         persistence (there are no more epochs to wait for).
+
+        Streaks count epochs, not evaluations: the hook's analysis skips epochs when its
+        budget is spent, so when a detector has a finding not yet reported, the epochs
+        skipped since the last evaluation are judged first (that detector only), and the
+        finding is reported at the epoch `report`, which judges every epoch, reports it. (A
+        finding that held only between two evaluations and at neither is not seen.)
         """
         new: list[Finding] = []
-        held: set[Key] = set()
         view.reported = self.done
         view.last_reported = self._last_reported
+        skipped = range(0) if final else self._skipped(view)
         for detector in self.detectors:
             if replay_only is not None and detector.replay != replay_only:
                 continue
-            view.done = self.done if detector.current is None else self._settled(detector, view)
-            active: set[Key] = set()
-            for finding in adapt(detector.detect(view), view.run.epochs):  # inference runs' fixes
-                key = finding.key
-                if key in self.emitted:
-                    if detector.current is not None and key not in active:
-                        active.add(key)
-                        updated = self._update(finding)
-                        if updated is not None:
-                            new.append(updated)
-                    continue
-                if key in held:
-                    continue
-                held.add(key)
-                streak = self._streaks.get(key, 0) + 1
-                self._streaks[key] = streak
-                need = (
-                    detector.persistence if finding.hold is None else min(finding.hold, detector.persistence)
-                )
-                if final or streak >= need:
-                    finding = _with_fit(view, finding)
-                    self.emitted[key] = finding
-                    self.latest[key] = finding
-                    self._note_peak(key, finding)
-                    new.append(finding)
+            found = self._detect(detector, view)
+            if skipped and detector.replay and self._pending(detector, found):
+                for index in skipped:
+                    at = replace(view, end=index + 1)
+                    new += self._judge(detector, at, self._detect(detector, at), final=False)
+                found = self._detect(detector, view)  # again: the catch-up may have reported it
+            new += self._judge(detector, view, found, final)
             if detector.current is not None and view.unit == "epoch":
                 new.extend(self._ended(detector, view))
         view.done = self.done
-        for key in [k for k in self._streaks if k not in held]:
-            del self._streaks[key]
+        return new
+
+    def _pending(self, detector: Detector, found: list[Finding]) -> bool:
+        """Whether `detector` has a finding on its way to being reported: found now and not
+        reported yet, or held at the last evaluation (its streak may have reached the
+        persistence in the skipped epochs)."""
+        return any(f.key not in self.emitted for f in found) or detector.name in self._owner.values()
+
+    def _skipped(self, view: RunAtEpoch) -> range:
+        """The points (epochs, intervals) between the last evaluation and `view`'s newest,
+        at most ENDED_SCAN of them, and only those the run still holds."""
+        last, self._evaluated = self._evaluated, max(self._evaluated, view.last)
+        if last < 0:
+            return range(0)
+        return range(max(last + 1, view.last - ENDED_SCAN + 1, view.series.offset), view.last)
+
+    def _detect(self, detector: Detector, view: RunAtEpoch) -> list[Finding]:
+        view.reported = self.done
+        view.last_reported = self._last_reported
+        view.done = self.done if detector.current is None else self._settled(detector, view)
+        return list(adapt(detector.detect(view), view.run.epochs))  # inference runs' fixes
+
+    def _judge(self, detector: Detector, view: RunAtEpoch, found: list[Finding], final: bool) -> list[Finding]:
+        """One evaluation of one detector: streaks, first reports and episode updates."""
+        new: list[Finding] = []
+        held: set[Key] = set()
+        for finding in found:
+            key = finding.key
+            if key in self.emitted:
+                if detector.current is not None and key not in held:
+                    held.add(key)
+                    updated = self._update(finding)
+                    if updated is not None:
+                        new.append(updated)
+                continue
+            if key in held:
+                continue
+            held.add(key)
+            streak = self._streaks.get(key, 0) + 1
+            self._streaks[key] = streak
+            self._owner[key] = detector.name
+            need = detector.persistence if finding.hold is None else min(finding.hold, detector.persistence)
+            if final or streak >= need:
+                finding = _with_fit(view, finding)
+                self.emitted[key] = finding
+                self.latest[key] = finding
+                self._note_peak(key, finding)
+                new.append(finding)
+        for key in [k for k, owner in self._owner.items() if owner == detector.name and k not in held]:
+            del self._owner[key]
+            self._streaks.pop(key, None)
         return new
 
     def _update(self, finding: Finding) -> Finding | None:
@@ -218,15 +266,16 @@ class Engine:
             self._checked[key] = view.last
             for index in range(max(first, view.last - ENDED_SCAN + 1), view.last + 1):
                 at = view if index == view.last else replace(view, end=index + 1)
-                epoch = self._quiet_until(key, last, detector, at)
-                if epoch is not None:
+                since = self._quiet_until(key, last, detector, at)
+                if since is not None:
+                    epoch, when = at.epoch_number(since), _recovered_at(at, since, last)
                     ended = replace(
                         last,
-                        title=f"{last.title}; recovered at epoch {epoch + 1}",  # as Keras counts
+                        title=f"{last.title}; recovered at {when[0]}",
                         update=last.update + 1,
                         ended_epoch=epoch,
                         # The numbers stay those of the last report (one moment); `ended_epoch` apart.
-                        evidence={**last.evidence, "ended_epoch": epoch},
+                        evidence={**last.evidence, "ended_epoch": epoch, **when[1]},
                     )
                     self.latest[key] = ended
                     out.append(ended)
@@ -234,8 +283,8 @@ class Engine:
         return out
 
     def _quiet_until(self, key: Key, last: Finding, detector: Detector, view: RunAtEpoch) -> int | None:
-        """One more epoch of `key`'s episode looked at: the epoch it ended, once it has been
-        back near its base for ENDED_HOLD epochs in a row; else None."""
+        """One more epoch of `key`'s episode looked at: the index of the epoch it ended, once
+        it has been back near its base for ENDED_HOLD epochs in a row; else None."""
         assert detector.current is not None
         base = number(last.evidence.get("base"))
         now = detector.current(view, last)
@@ -250,7 +299,7 @@ class Engine:
             return None
         quiet = self._quiet.get(key, 0) + 1
         self._quiet[key] = quiet
-        return view.epoch_number(view.last - ENDED_HOLD + 1) if quiet >= ENDED_HOLD else None
+        return view.last - ENDED_HOLD + 1 if quiet >= ENDED_HOLD else None
 
 
 class FitReplay:

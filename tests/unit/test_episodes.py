@@ -206,3 +206,32 @@ def test_an_episode_is_updated_when_its_cause_is_first_named() -> None:
         (0, None),
         (1, 10),
     ]  # as_of: the update's moment  # first report, then once when the cause is named
+
+
+def _slow_leak(i: int) -> dict[str, Any]:
+    rng = random.Random(i)
+    return {"host": syn.host_block(900 * MIB + 3 * MIB * i + rng.uniform(0, 2 * MIB))}
+
+
+def _slower(i: int) -> dict[str, Any]:
+    rng = random.Random(i)
+    return {"seconds": syn.noisy(rng, 1.0 + 0.02 * i, 0.02)}
+
+
+def test_skipped_evaluations_report_at_the_epoch_report_does() -> None:
+    # The hook's analysis skips epochs when its budget is spent; a finding's streak counts
+    # epochs, not evaluations, so it is first reported at the same epoch, with the same numbers
+    # and severity, as `report` (which judges every epoch) reports it (issue 23).
+    for series in (_slow_leak, _slower):
+        records = syn.trace(60, series)
+        offline = {f.key: f for f in analyze(_run(records))}
+        assert offline, series
+        for every in (2, 3, 7):
+            online = OnlineAnalyzer(records[0])
+            said = [f for r in records[1:] for f in online.add(r, evaluate=r.get("epoch", 0) % every == 0)]
+            said += online.finish()
+            first = {(f["kind"], f.get("target")): f for f in said}
+            assert set(first) == set(offline), (series, every)
+            for key, f in offline.items():
+                got = first[key]
+                assert (got["epoch"], got["severity"], got["title"]) == (f.epoch, f.severity, f.title), (key, every)

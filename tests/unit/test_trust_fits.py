@@ -210,3 +210,25 @@ def test_a_directory_that_grows_each_fit_is_judged_across_the_loop_by_consequenc
     (f,) = [f for f in analyze(run, episodes=True) if f.key == key]
     assert f.evidence["unit"] == "fit" and abs(f.evidence["slope_per_fit"] - 40 * MIB) < MIB, f.evidence
     assert "per fit" in f.title and "fits" in f.title, f.title
+
+
+def test_a_loop_leak_that_ends_says_at_which_fit() -> None:
+    rng = random.Random(3)
+
+    # A loop of one-epoch fits keeps 2 MiB a fit, then lets it all go at fit 30 (index 29).
+    def make(k: int, e: int) -> dict[str, Any]:
+        return {"seconds": syn.noisy(rng, 1.0, 0.03), "host": syn.host_block(600 * MIB + (k * 2 * MIB if k < 29 else 0))}
+
+    records = _loop(40, 1, make)
+    online = OnlineAnalyzer(records[0], updates=True)
+    said = [f for rec in records[1:] for f in (online.add(rec) if rec["type"] != "run_end" else online.finish())]
+    ended = [f for f in said if f["kind"] == "host_memory_growth" and "ended_epoch" in f]
+    assert len(ended) == 1, said
+    f = ended[0]
+    assert f["evidence"]["unit"] == "fit" and f["evidence"]["ended_fit"] == 29
+    assert f["title"].endswith("recovered at fit 30"), f["title"]  # the fit as counted from 1, not "epoch 1"
+    run = Run("loop")
+    for rec in records:
+        run.add(rec)
+    (offline,) = [g for g in analyze(run, episodes=True) if g.kind == "host_memory_growth"]
+    assert offline.title == f["title"] and offline.ended_epoch == f["ended_epoch"]
