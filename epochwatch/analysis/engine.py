@@ -73,7 +73,9 @@ def _recovered_at(view: RunAtEpoch, index: int, last: Finding) -> tuple[str, dic
     """Where an episode ended, in its own terms, counted as Keras counts (from 1): a finding on
     a loop's fits names the fit ("recovered at fit 14", `ended_fit` from 0), others the epoch."""
     fit = view.value("fit", index)
-    if (last.evidence.get("unit") == "fit" or "first_fit" in last.evidence or "fits" in last.evidence) and fit == fit:
+    if (
+        last.evidence.get("unit") == "fit" or "first_fit" in last.evidence or "fits" in last.evidence
+    ) and fit == fit:
         return f"fit {int(fit) + 1}", {"ended_fit": int(fit)}
     return f"epoch {view.epoch_number(index) + 1}", {}
 
@@ -186,7 +188,9 @@ class Engine:
         view.done = self.done if detector.current is None else self._settled(detector, view)
         return list(adapt(detector.detect(view), view.run.epochs))  # inference runs' fixes
 
-    def _judge(self, detector: Detector, view: RunAtEpoch, found: list[Finding], final: bool) -> list[Finding]:
+    def _judge(
+        self, detector: Detector, view: RunAtEpoch, found: list[Finding], final: bool
+    ) -> list[Finding]:
         """One evaluation of one detector: streaks, first reports and episode updates."""
         new: list[Finding] = []
         held: set[Key] = set()

@@ -234,4 +234,7 @@ def test_skipped_evaluations_report_at_the_epoch_report_does() -> None:
             assert set(first) == set(offline), (series, every)
             for key, f in offline.items():
                 got = first[key]
-                assert (got["epoch"], got["severity"], got["title"]) == (f.epoch, f.severity, f.title), (key, every)
+                assert (got["epoch"], got["severity"], got["title"]) == (f.epoch, f.severity, f.title), (
+                    key,
+                    every,
+                )

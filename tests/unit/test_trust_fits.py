@@ -217,11 +217,16 @@ def test_a_loop_leak_that_ends_says_at_which_fit() -> None:
 
     # A loop of one-epoch fits keeps 2 MiB a fit, then lets it all go at fit 30 (index 29).
     def make(k: int, e: int) -> dict[str, Any]:
-        return {"seconds": syn.noisy(rng, 1.0, 0.03), "host": syn.host_block(600 * MIB + (k * 2 * MIB if k < 29 else 0))}
+        return {
+            "seconds": syn.noisy(rng, 1.0, 0.03),
+            "host": syn.host_block(600 * MIB + (k * 2 * MIB if k < 29 else 0)),
+        }
 
     records = _loop(40, 1, make)
     online = OnlineAnalyzer(records[0], updates=True)
-    said = [f for rec in records[1:] for f in (online.add(rec) if rec["type"] != "run_end" else online.finish())]
+    said = [
+        f for rec in records[1:] for f in (online.add(rec) if rec["type"] != "run_end" else online.finish())
+    ]
     ended = [f for f in said if f["kind"] == "host_memory_growth" and "ended_epoch" in f]
     assert len(ended) == 1, said
     f = ended[0]
