@@ -208,11 +208,13 @@ def _per_epoch(rec: Record) -> float | None:
 
 
 LIMITS = ("sys_total_bytes", "memory_limit_bytes")
+# The host's demand for CPU at the fit's newest epoch end: whether other tasks wanted the CPU.
+DEMAND = ("runnable", "cpus", "cpu_pressure_some_seconds")
 
 
 def fit_point(rec: Record, epoch: int, host: Record, dirs: Any = None) -> Record:
-    """A fit_end as one point of the fit series: the RSS it left behind, its seconds, the
-    memory limits and watched directories of the newest epoch (a save after a fit shows in
+    """A fit_end as one point of the fit series: the RSS it left behind, its seconds and CPU
+    seconds, the memory limits, CPU demand and watched directories of the newest epoch (a save after a fit shows in
     the next fit's epochs: one fit late) and the run's newest epoch number (what a finding
     on fits is dated by). Point i is fit_ends[i]."""
     return {
@@ -222,7 +224,11 @@ def fit_point(rec: Record, epoch: int, host: Record, dirs: Any = None) -> Record
         "seconds": rec.get("seconds"),
         "steps": rec.get("epochs_completed"),
         "step_seconds": {"median": _per_epoch(rec)},  # the fit's time per epoch (slowdown)
-        "host": {**{k: host[k] for k in LIMITS if k in host}, "rss_bytes": rec.get("rss_bytes")},
+        "host": {
+            **{k: host[k] for k in LIMITS + DEMAND if k in host},
+            "rss_bytes": rec.get("rss_bytes"),
+            "cpu_seconds": rec.get("cpu_seconds"),  # the fit's own CPU time (a busier host, or more work)
+        },
     }
 
 

@@ -130,8 +130,9 @@ def _where(view: RunAtEpoch, times: Window) -> dict[str, Any]:
     return {"where": best[1], "share_of_added_time": round(min(best[0], 9.99), 3)}
 
 
-def assess(view: RunAtEpoch, times: Window) -> dict[str, Any] | None:
-    """When the added time is not CPU work and nobody competes for the CPU: how the process waits."""
+def _off_cpu(view: RunAtEpoch, times: Window) -> tuple[list[int], dict[str, Any]] | None:
+    """When the time grew but the process's own CPU time per point did not account for it
+    (its CPU per wall second fell): the points read and the CPU numbers; else None."""
     idx, ts = [], []
     cpu = []
     for i in times.indexes:
@@ -150,13 +151,30 @@ def assess(view: RunAtEpoch, times: Window) -> dict[str, Any] | None:
     if s_start <= 0 or s_now > SHARE_DROP * s_start or t_now <= t_start:
         return None
     if c_now - c_start >= CPU_EXPLAINS * (t_now - t_start):
-        return None  # the added time is mostly CPU work: not waiting
-    if competing(view, idx) is not None:
-        return None
-    out: dict[str, Any] = {
+        return None  # the added time is mostly CPU work: the process itself does more
+    return idx, {
         "cpu_per_wall_second": [round(s_start, 3), round(s_now, 3)],
-        "cpu_seconds_per_epoch": [round(c_start, 4), round(c_now, 4)],
-        "competition": "none seen" if has_demand_readings(view, idx) else "not measured",
+        f"cpu_seconds_per_{'fit' if view.unit == 'fit' else 'epoch'}": [round(c_start, 4), round(c_now, 4)],
     }
+
+
+def assess(view: RunAtEpoch, times: Window) -> dict[str, Any] | None:
+    """When the added time is not CPU work and nobody competes for the CPU: how the process waits."""
+    off = _off_cpu(view, times)
+    if off is None or competing(view, off[0]) is not None:
+        return None
+    idx, out = off
+    out["competition"] = "none seen" if has_demand_readings(view, idx) else "not measured"
     out.update(_where(view, times))
     return out
+
+
+def busier(view: RunAtEpoch, times: Window) -> dict[str, Any] | None:
+    """When the added time is not the process's own CPU work and other tasks want the CPU
+    more and more over the same points: the host got busier (a slowdown that is not the
+    run's doing). The CPU numbers and the evidence of competition; else None."""
+    off = _off_cpu(view, times)
+    if off is None:
+        return None
+    rivals = competing(view, off[0])
+    return None if rivals is None else {**off[1], "competition": rivals}

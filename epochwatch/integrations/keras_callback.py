@@ -70,6 +70,7 @@ class FitWatch:
         self._val_seconds = 0.0
         self._train_end: float | None = None
         self._fit_start = time.perf_counter()
+        self._fit_cpu = time.process_time()  # the process's CPU time (all threads) at the fit's start
         self._epoch_start = self._fit_start
         self._input = self._input_probe(arguments.get("x")) if input_timing else None
         self._marks: list[tuple[int, float]] = []  # (slot, when that callback's on_epoch_end began)
@@ -155,6 +156,8 @@ class FitWatch:
             "fit": self.fit,
             "epochs_completed": self.epochs_completed,
             "seconds": round(time.perf_counter() - self._fit_start, 6),
+            # ... and its CPU time: a fit slower on a busier host took no more CPU (slowdown)
+            "cpu_seconds": round(time.process_time() - self._fit_cpu, 6),
         }
         rss = own_rss_bytes()
         if rss is not None:

@@ -10,6 +10,7 @@ from bench import synthetic as syn
 from epochwatch.analysis import leaks
 from epochwatch.analysis.engine import analyze
 from epochwatch.analysis.online import OnlineAnalyzer
+from epochwatch.analysis.detectors.slowdown import FIT_TARGET
 from epochwatch.analysis.run import FIT_STATS_KEPT, FITS_KEPT, Run
 
 MIB, GIB = syn.MIB, syn.GIB
@@ -237,3 +238,44 @@ def test_a_loop_leak_that_ends_says_at_which_fit() -> None:
         run.add(rec)
     (offline,) = [g for g in analyze(run, episodes=True) if g.kind == "host_memory_growth"]
     assert offline.title == f["title"] and offline.ended_epoch == f["ended_epoch"]
+
+
+def _busy_loop(own_cpu_grows: bool) -> list[dict[str, Any]]:
+    """40 one-epoch fits (keras#13710's shape) whose time per fit grows 60% over the loop, while
+    the host's runnable tasks rise from 1 to 6 per 2 CPUs; the fit's own CPU time stays (a
+    busier host) or grows with the time (the run does more work)."""
+    rng = random.Random(4)
+
+    def make(k: int, e: int) -> dict[str, Any]:
+        host = syn.host_block(700 * MIB)
+        host.update(runnable=2 + k // 3, cpus=2)
+        return {"seconds": 0.1, "host": host}
+
+    records = _loop(40, 1, make)
+    for rec in records:
+        if rec["type"] == "fit_end":
+            k = rec["fit"]
+            wall = syn.noisy(rng, 0.1 * (1 + 0.015 * k), 0.01)
+            rec["seconds"], rec["epochs_completed"] = wall, 1
+            rec["cpu_seconds"] = syn.noisy(rng, 0.09 * (1 + 0.015 * k) if own_cpu_grows else 0.09, 0.005)
+    return records
+
+
+def test_a_loop_that_slows_because_the_host_got_busier_is_info_said_so() -> None:
+    records = _busy_loop(own_cpu_grows=False)
+    online, offline = _both(records)
+    assert online == offline
+    assert offline.get(("slowdown", FIT_TARGET)) == "info", offline
+    run = Run("loop")
+    for rec in records:
+        run.add(rec)
+    (f,) = [f for f in analyze(run, episodes=True) if f.kind == "slowdown"]
+    assert "the host got busier" in f.title and "own CPU per fit stayed" in f.title, f.title
+    busy = f.evidence["host_busier"]
+    assert busy["competition"]["evidence"] == "runnable tasks per CPU"
+    cpu = busy["cpu_seconds_per_fit"]
+    assert abs(cpu[1] - cpu[0]) < 0.02
+    # The same slowdown with the fit's own CPU time growing along is the run's: a warning.
+    online, offline = _both(_busy_loop(own_cpu_grows=True))
+    assert online == offline
+    assert offline.get(("slowdown", FIT_TARGET)) in ("warning", "critical"), offline

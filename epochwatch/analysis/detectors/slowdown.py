@@ -9,6 +9,7 @@ lasting change of level (shapes.assess_step with STEP), reported with its onset 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from epochwatch.analysis.attribution import likely_causes
@@ -22,6 +23,7 @@ from epochwatch.analysis.trend import Growth, GrowthRule
 from epochwatch.analysis.units import fmt_seconds
 from epochwatch.analysis.view import RunAtEpoch, Window
 from epochwatch.analysis.waiting import assess as assess_waiting
+from epochwatch.analysis.waiting import busier as assess_busier
 
 KIND = "slowdown"
 RULE = GrowthRule()  # trend.py's defaults: +0.2%/epoch and +5% over a 60-epoch window
@@ -135,7 +137,32 @@ def _finding(
     hint = _HINTS.get(causes[0]["column"], _DEFAULT_HINT) if causes else _DEFAULT_HINT
     if waiting is not None and not causes:
         hint = _WAITING_HINT
-    return Finding(KIND, severity, title, evidence, hint, target, view.epoch_number(view.last), hold=hold)
+    found = Finding(KIND, severity, title, evidence, hint, target, view.epoch_number(view.last), hold=hold)
+    return _unless_busier(view, w, found)
+
+
+def _unless_busier(view: RunAtEpoch, w: Window, found: Finding) -> Finding:
+    """A slowdown whose added time is not the process's own CPU work while other tasks want
+    the CPU more and more is the host getting busier, not the run's doing: info, said so
+    (`evidence.host_busier`); one whose own CPU per epoch (or fit) grows keeps its severity."""
+    busy = assess_busier(view, w)
+    if busy is None:
+        return found
+    per = "fit" if view.unit == "fit" else "epoch"
+    cpu = busy[f"cpu_seconds_per_{per}"]
+    rivals = busy["competition"]
+    said = "".join(f" {v[0]} -> {v[1]}" for v in rivals.values() if isinstance(v, list))
+    title = (
+        f"{found.title}; the host got busier ({rivals['evidence']}{said}) "
+        f"while the process's own CPU per {per} stayed {fmt_seconds(cpu[0])} -> {fmt_seconds(cpu[1])}"
+    )
+    return replace(
+        found,
+        severity=INFO,
+        title=title,
+        evidence={**found.evidence, "host_busier": busy},
+        hint=_HINTS["contention_cpu"],
+    )
 
 
 def _causes(
@@ -177,8 +204,13 @@ def _step_finding(view: RunAtEpoch, what: str, target: str | None, st: Step, w: 
     severity = CRITICAL if st.ratio >= CRITICAL_RATIO else WARNING
     causes = _causes(view, target, after, now, severity, measure="seconds")
     evidence["likely_causes"] = causes
+    at = f"epoch {onset + 1}"  # as Keras counts; on a loop's fits, the fit (from 1)
+    fit = view.fit_number(onset_index) if view.unit == "fit" else None
+    if fit is not None:
+        evidence["onset_fit"] = fit
+        at = f"fit {fit + 1}"
     title = (
-        f"{what} {st.ratio:.1f}x slower from epoch {onset + 1}: {fmt_seconds(st.before)} -> "
+        f"{what} {st.ratio:.1f}x slower from {at}: {fmt_seconds(st.before)} -> "
         f"{fmt_seconds(st.after)} (now {fmt_seconds(now)})"
     )
     if causes:
@@ -193,7 +225,8 @@ def _step_finding(view: RunAtEpoch, what: str, target: str | None, st: Step, w: 
             "same machine, or a device that fell back to a slower path"
         )
     )
-    return Finding(KIND, severity, title, evidence, hint, target, view.epoch_number(view.last), hold=1)
+    found = Finding(KIND, severity, title, evidence, hint, target, view.epoch_number(view.last), hold=1)
+    return _unless_busier(view, w, found)
 
 
 def _recent(view: RunAtEpoch, column: str) -> float:
