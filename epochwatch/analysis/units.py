@@ -23,7 +23,9 @@ LEVEL_KEYS = frozenset(
 )
 
 # Evidence keys that hold epoch (or fit) indexes: 0-based in the trace, shown from 1.
-INDEX_KEYS = frozenset({"epoch", "epochs", "fit", "fits", "first_fit", "ended_epoch", "ended_fit", "onset_fit"})
+INDEX_KEYS = frozenset(
+    {"epoch", "epochs", "fit", "fits", "first_fit", "ended_epoch", "ended_fit", "onset_fit"}
+)
 
 MIB = 1024.0 * 1024.0
 _BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")

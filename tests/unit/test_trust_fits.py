@@ -8,9 +8,9 @@ from typing import Any
 
 from bench import synthetic as syn
 from epochwatch.analysis import leaks
+from epochwatch.analysis.detectors.slowdown import FIT_TARGET
 from epochwatch.analysis.engine import analyze
 from epochwatch.analysis.online import OnlineAnalyzer
-from epochwatch.analysis.detectors.slowdown import FIT_TARGET
 from epochwatch.analysis.run import FIT_STATS_KEPT, FITS_KEPT, Run
 
 MIB, GIB = syn.MIB, syn.GIB
