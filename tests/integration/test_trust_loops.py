@@ -41,8 +41,11 @@ def _run(tmp_path: Path, code: str) -> tuple[list[dict[str, Any]], Path]:
 
 
 def test_fresh_models_in_a_loop_never_mix_fits_and_agree_online_and_offline(tmp_path: Path) -> None:
-    _records, path = _run(tmp_path, LOOP.format(n=12, epochs=5, clear=""))
+    records, path = _run(tmp_path, LOOP.format(n=12, epochs=5, clear=""))
     found = assert_same_findings(path)
+    # Each fit says its own CPU time (a busier host is told from a slower run by it).
+    ends = of_type(records, "fit_end")
+    assert len(ends) == 12 and all(0 < e["cpu_seconds"] for e in ends), ends
     # No epoch range spans two fits: every epoch-unit growth finding names one fit.
     for (kind, _), f in found.items():
         assert kind not in ("slowdown",), f["title"]
