@@ -183,10 +183,10 @@ def _meta(out: IO[str], run: Mapping[str, Any]) -> None:
     out.write("</dl>\n")
 
 
-def _finding(out: IO[str], f: Mapping[str, Any]) -> None:
+def _finding(out: IO[str], f: Mapping[str, Any], fits: int | None = None) -> None:
     sev = str(f.get("severity", "info"))
     sev = sev if sev in SEVERITIES else "info"
-    at = headline.moment(f)
+    at = headline.moment(f, fits)
     epoch = f" · {_e(at)}" if at else ""
     target = f" · {_e(f['target'])}" if f.get("target") else ""
     src = ' <span class="src">[from the trace]</span>' if f.get("source") == "trace" else ""
@@ -251,7 +251,7 @@ def _run(out: IO[str], run: Mapping[str, Any], anchor: str) -> None:
     if not findings:
         out.write('<p class="none">No findings: nothing grew, retraced or misbehaved after a restore.</p>\n')
     for f in findings:
-        _finding(out, f)
+        _finding(out, f, (run.get("training") or {}).get("fits"))
     figures = run.get("figures") or []
     if figures:
         out.write('<h3>Plots</h3><div class="grid">\n')

@@ -45,14 +45,14 @@ def _evidence(f: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def render_findings(out: IO[str], findings: Sequence[Mapping[str, Any]]) -> None:
+def render_findings(out: IO[str], findings: Sequence[Mapping[str, Any]], fits: int | None = None) -> None:
     if not findings:
         out.write("findings  none\n")
         return
     out.write(f"findings ({headline.findings(findings)})\n")
     for f in findings:
         sev = str(f.get("severity", "info")).upper()
-        at = headline.moment(f)
+        at = headline.moment(f, fits)
         epoch = f" @{at}" if at else ""
         src = " [from trace]" if f.get("source") == "trace" else ""
         target = f" [{f['target']}]" if f.get("target") else ""
@@ -115,7 +115,7 @@ def render_run(out: IO[str], run: Mapping[str, Any]) -> None:
         out.write(f"{label:<9} {text}\n")
     for n in run.get("notices", [])[:5]:
         out.write(f"notice    {n.get('part')}: {n.get('message')}\n")
-    render_findings(out, run.get("findings") or [])
+    render_findings(out, run.get("findings") or [], (run.get("training") or {}).get("fits"))
     render_table(out, run)
 
 

@@ -92,3 +92,13 @@ def test_a_fix_does_not_send_the_user_to_find_what_the_look_inside_named(tmp_pat
     assert frameworks.TRACEMALLOC in before["hint"] and "where" not in before
     assert after["where"]["summary"] == "at train.py:31 Keep.on_epoch_end"
     assert frameworks.TRACEMALLOC not in after["hint"] and frameworks.NAMED in after["hint"]
+
+
+def test_a_finding_on_one_fit_of_several_names_the_fit() -> None:
+    from epochwatch.report.headline import moment
+
+    f = {"kind": "input_bound", "epoch": 3, "evidence": {"fit": 2, "epochs": [1, 3]}}
+    assert moment(f, fits=16) == "fit 3, epoch 4"  # a k-fold loop: which fold's epoch 4
+    assert moment(f, fits=1) == "epoch 4"  # one fit: the epoch is enough
+    loop = {"kind": "models_in_loop", "epoch": 0, "evidence": {"unit": "fit", "fits": [1, 7], "fit": 7}}
+    assert moment(loop, fits=16) == "fit 8"  # a finding on the loop's fits: by its fit only
