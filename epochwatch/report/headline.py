@@ -35,7 +35,9 @@ def moment(f: Mapping[str, Any], fits: int | None = None) -> str:
         return ""
     seen = f" (first seen at epoch {first + 1})" if isinstance(first, int) and first != at else ""
     fit = ev.get("fit")
-    of = f"fit {fit + 1}, " if fits and fits > 1 and isinstance(fit, int) and not isinstance(fit, bool) else ""
+    of = (
+        f"fit {fit + 1}, " if fits and fits > 1 and isinstance(fit, int) and not isinstance(fit, bool) else ""
+    )
     return f"{of}epoch {at + 1}{seen}"
 
 

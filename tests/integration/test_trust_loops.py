@@ -45,7 +45,7 @@ def test_fresh_models_in_a_loop_never_mix_fits_and_agree_online_and_offline(tmp_
     found = assert_same_findings(path)
     # Each fit says its own CPU time (a busier host is told from a slower run by it).
     ends = of_type(records, "fit_end")
-    assert len(ends) == 12 and all(0 < e["cpu_seconds"] for e in ends), ends
+    assert len(ends) == 12 and all(e["cpu_seconds"] > 0 for e in ends), ends
     # No epoch range spans two fits: every epoch-unit growth finding names one fit.
     for (kind, _), f in found.items():
         assert kind not in ("slowdown",), f["title"]
