@@ -279,3 +279,27 @@ def test_a_loop_that_slows_because_the_host_got_busier_is_info_said_so() -> None
     online, offline = _both(_busy_loop(own_cpu_grows=True))
     assert online == offline
     assert offline.get(("slowdown", FIT_TARGET)) in ("warning", "critical"), offline
+
+
+def test_new_models_each_fit_slower_only_on_a_busier_host_stay_info() -> None:
+    def make(k: int, e: int) -> dict[str, Any]:
+        return {"seconds": 1.0, "host": syn.host_block(600 * MIB + k * 8 * MIB)}
+
+    for own_cpu_grows in (False, True):
+        records = _loop(20, 2, make, same_model=False)
+        for rec in records:  # each iteration slower; the fit's own CPU time grows along, or not
+            if rec["type"] == "fit_end":
+                rec["seconds"], rec["epochs_completed"] = 2.0 * (1.0 + 0.15 * rec["fit"]), 2
+                rec["cpu_seconds"] = 1.8 * (1.0 + 0.15 * rec["fit"] if own_cpu_grows else 1.0)
+        online, offline = _both(records)
+        assert online == offline
+        run = Run("loop")
+        for rec in records:
+            run.add(rec)
+        (f,) = [f for f in analyze(run, episodes=True) if f.kind == "models_in_loop"]
+        assert "as slow" in f.title
+        if own_cpu_grows:  # the loop's own work grows: a third of each fit lost is a warning
+            assert f.severity == "warning" and "host got busier" not in f.title, f
+        else:  # the same wall times with flat CPU: the host got busier, said, and info
+            assert f.severity == "info" and "the host got busier" in f.title, f
+            assert f.evidence["host_busier"] is True

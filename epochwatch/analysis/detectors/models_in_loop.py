@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from epochwatch.analysis import leaks, trend
+from epochwatch.analysis import leaks, trend, waiting
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import INFO, WARNING, Finding
 from epochwatch.analysis.series import finite_number as _num
@@ -123,6 +123,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     slower = None
     if len(per_epoch) >= 6 and trend.mann_kendall(per_epoch, autocorr=False).p_increasing <= 0.05:
         slower = (trend.median(per_epoch[:3]), trend.median(per_epoch[-3:]))  # a trend, not a busy minute
+    busier = slower is not None and _host_busier(ends[1:], slower)
     evidence: dict[str, Any] = {
         "fits": len(ends),
         "models": distinct,
@@ -152,6 +153,9 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     if slower is not None and slower[1] >= SLOWER * slower[0]:
         evidence["epoch_seconds_first"], evidence["epoch_seconds_now"] = slower
         title += f", epochs {slower[1] / slower[0]:.1f}x as slow ({fmt_seconds(slower[0])} -> {fmt_seconds(slower[1])})"
+        if busier:
+            evidence["host_busier"] = True
+            title += " with no more CPU time of its own (the host got busier)"
     tail = leaks.consequence(proj, limit_name, "fit")
     if tail:
         title += f"; {tail}"
@@ -160,9 +164,24 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     epoch = view.epoch_number(view.last) if view.unit != "fit" else fit_view.epoch_number(fit_view.last)
     hint = ALREADY_CLEARED if cleared else FIX
     severity = leaks.severity(proj, rss[0])
-    if slower is not None and slower[1] >= SLOWER_WARNING * slower[0] and severity == INFO:
+    if slower is not None and not busier and slower[1] >= SLOWER_WARNING * slower[0] and severity == INFO:
         severity = WARNING  # a third of each fit's time is now lost: a material share of the loop
     return [Finding(KIND, severity, title, evidence, hint, None, epoch, hold=1)]
+
+
+def _host_busier(ends: list[Record], slower: tuple[float, float]) -> bool:
+    """Whether the fits' added time per epoch is not their own CPU work (`fit_end.cpu_seconds`,
+    newest three fits against the first three, grew by under half of it): a busier host, not
+    the loop, made the epochs slower (keras#13710's shape on a loaded machine)."""
+    cpu = [
+        c / n
+        for c, n in ((_num(r.get("cpu_seconds")), _num(r.get("epochs_completed"))) for r in ends)
+        if c and n
+    ]
+    if len(cpu) < 6:
+        return False
+    added = trend.median(cpu[-3:]) - trend.median(cpu[:3])
+    return added < waiting.CPU_EXPLAINS * (slower[1] - slower[0])
 
 
 def _limit(view: RunAtEpoch) -> tuple[float, str]:
