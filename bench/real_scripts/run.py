@@ -2,6 +2,7 @@
 
     PYTHONPATH=$PWD python bench/real_scripts/run.py bench/real_scripts/kfold_imagegen.py [--only-hook]
 
+Leaves its files in a temporary directory it names (the traces under hook/traces).
 Prints, for each run: exit code, wall seconds, the child's CPU seconds (user+sys) and max
 RSS; with the hook, the live closing line (stderr) and `epochwatch report` on its trace, so
 the two can be compared (issue 23: online and offline must say the same).
@@ -58,9 +59,9 @@ def run(script: Path, hook: bool, work: Path) -> None:
 
 if __name__ == "__main__":
     script = Path(sys.argv[1])
-    with tempfile.TemporaryDirectory() as tmp:
-        if "--only-hook" not in sys.argv:
-            (Path(tmp) / "plain").mkdir()
-            run(script, False, Path(tmp) / "plain")
-        (Path(tmp) / "hook").mkdir()
-        run(script, True, Path(tmp) / "hook")
+    tmp = tempfile.mkdtemp(prefix=f"real-{script.stem}-")  # kept: `epochwatch report` it again
+    if "--only-hook" not in sys.argv:
+        (Path(tmp) / "plain").mkdir()
+        run(script, False, Path(tmp) / "plain")
+    (Path(tmp) / "hook").mkdir()
+    run(script, True, Path(tmp) / "hook")

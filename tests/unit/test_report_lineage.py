@@ -27,7 +27,9 @@ def gathered(tmp_path: Path) -> Path:
     """
     _write(tmp_path / "host-a" / "parent.jsonl", rr.parent_records())
     child = rr.child_records(
-        restore_over={"iterations": 0, "optimizer": {"class": "Adam", "iterations": 0}}, start_step=0
+        restore_over={"iterations": 0, "optimizer": {"class": "Adam", "iterations": 0}},
+        start_step=0,
+        losses=(1.2, 1.0, 0.9),  # and the loss jumped: a warning
     )
     assert "parent" not in next(r for r in child if r["type"] == "restore")
     _write(tmp_path / "host-b" / "child.jsonl", child)

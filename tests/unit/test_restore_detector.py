@@ -49,13 +49,39 @@ def test_fresh_optimizer_after_load_weights() -> None:
             "warnings": [warn],
         },
         start_step=0,
+        losses=(1.2, 1.0, 0.9),  # the fresh optimizer's large first steps: the loss jumps from 0.6
     )
     f = findings(parent, child)["optimizer_state_not_restored"]
     assert f["severity"] == "warning" and f["target"] == rr.PATH and f["epoch"] == 5
+    assert "the loss jumped 0.6 -> 1.2" in f["title"]
     ev = f["evidence"]
     assert ev["steps_at_save"] == 500 and ev["steps_after_restore"] == 0
     assert ev["parent_run"] == "parent" and ev["warnings"] == [warn]
     assert "optimizer.build" in f["hint"]
+    # Severity by consequence: the same fresh optimizer with the loss going on down (0.6 ->
+    # 0.55) cost nothing visible: info, said with the losses.
+    parent, child = pair(restore_over={"optimizer": {"class": "Adam", "iterations": 0}}, start_step=0)
+    f = findings(parent, child)["optimizer_state_not_restored"]
+    assert f["severity"] == "info" and "no loss jump followed (0.6 -> 0.55)" in f["title"], f
+
+
+def test_an_optimizer_loaded_then_compiled_anew_is_said_so() -> None:
+    # keras#2378's shape: load_weights restored the optimizer (step 500), then compile() with a
+    # new RMSprop at another rate made a fresh one. Not "load_weights skipped it".
+    parent, child = pair(
+        restore_over={
+            "format": "weights.h5",
+            "api": "Model.load_weights",
+            "optimizer": {"class": "Adam", "iterations": 500},
+        },
+        fit_over={"optimizer": "RMSprop", "lr": 0.0005},
+        start_step=0,
+    )
+    f = findings(parent, child)["optimizer_state_not_restored"]
+    assert "then compile() made a new one" in f["title"] and f["evidence"]["replaced_after_restore"] is True
+    assert "optimizer.build" not in f["hint"] and "model.optimizer.learning_rate" in f["hint"], f["hint"]
+    assert "RMSprop, learning_rate 0.0005" in f["hint"]
+    assert f["severity"] == "info"  # no loss jump followed
 
 
 def test_fresh_optimizer_is_found_from_the_file_alone() -> None:

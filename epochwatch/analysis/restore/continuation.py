@@ -31,7 +31,7 @@ SLOWDOWN_RATIO = 1.5
 SLOWDOWN_MIN_SECONDS = 1.0
 
 
-def _loss(epoch: Record) -> float | None:
+def loss_of(epoch: Record) -> float | None:
     metrics = epoch.get("metrics")
     value = metrics.get("loss") if isinstance(metrics, dict) else None
     if isinstance(value, int | float) and math.isfinite(value):
@@ -41,13 +41,14 @@ def _loss(epoch: Record) -> float | None:
     return None
 
 
-def check_loss_jump(r: Resume) -> list[Finding]:
-    if not r.by_hash or not r.child_epochs:
-        return []
-    child = _loss(r.child_epochs[0])
-    parent = [v for v in (_loss(e) for e in r.parent_epochs) if v is not None and math.isfinite(v)]
+def loss_jump(before: Sequence[Record], after: Sequence[Record]) -> tuple[float, float, float, float] | None:
+    """(last loss before, first loss after, jump, typical epoch-to-epoch change before) when
+    the first epoch after a restore jumped above the last before it beyond the noise (in units
+    of the epochs before's own changes, and 10% of the loss); None: no jump, or no losses."""
+    child = loss_of(after[0]) if after else None
+    parent = [v for v in (loss_of(e) for e in before) if v is not None and math.isfinite(v)]
     if child is None or not parent:
-        return []
+        return None
     last = parent[-1]
     recent = parent[-(WINDOW + 1) :]
     if len(recent) > 3:
@@ -56,8 +57,17 @@ def check_loss_jump(r: Resume) -> list[Finding]:
     scale = median(diffs) if diffs else 0.0
     threshold = max(LOSS_JUMP_SCALES * scale, LOSS_JUMP_MIN_FRACTION * abs(last), 1e-12)
     jump = child - last
-    if jump <= threshold:
+    return (last, child, jump, scale) if jump > threshold else None
+
+
+def check_loss_jump(r: Resume) -> list[Finding]:
+    if not r.by_hash or not r.child_epochs:
         return []
+    jumped = loss_jump(r.parent_epochs, r.child_epochs)
+    if jumped is None:
+        return []
+    last, child, jump, scale = jumped
+    parent = [v for v in (loss_of(e) for e in r.parent_epochs) if v is not None and math.isfinite(v)]
     severity = "critical" if (not math.isfinite(child) or jump > abs(last)) else "warning"
     evidence: dict[str, Any] = {
         "parent_last_loss": last,

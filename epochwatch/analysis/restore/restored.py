@@ -13,6 +13,7 @@ from typing import Any
 
 from epochwatch.analysis import frameworks
 from epochwatch.analysis.findings import Finding
+from epochwatch.analysis.restore.continuation import loss_jump, loss_of
 from epochwatch.analysis.restore.lineage import MATCH_PATH, restored_at, saved_at
 from epochwatch.analysis.restore.resume import Resume
 
@@ -73,7 +74,8 @@ def check_optimizer(r: Resume) -> list[Finding]:
     start, source = r.child_start_step()
     if start is None or start > 0:
         return []
-    opt = restore.get("optimizer") if isinstance(restore.get("optimizer"), dict) else {}
+    got = restore.get("optimizer")
+    opt: dict[str, Any] = got if isinstance(got, dict) else {}
     warnings = [w for w in restore.get("warnings", []) if "optimizer" in w.lower()]
     in_file = restore.get("optimizer_included")
     evidence: dict[str, Any] = {
@@ -93,7 +95,10 @@ def check_optimizer(r: Resume) -> list[Finding]:
         evidence["optimizer_after_restore"] = opt
     if warnings:
         evidence["warnings"] = warnings[:3]
-    if in_file is False:
+    replaced = isinstance(opt.get("iterations"), int) and opt["iterations"] >= steps  # loaded, then replaced
+    if replaced:
+        hint = _replaced_hint(r)
+    elif in_file is False:
         hint = (
             "The file has no optimizer state. Save it with the model: `model.save('ckpt.keras')` (the "
             "optimizer is included by default; for .h5 do not pass include_optimizer=False), or a "
@@ -115,11 +120,19 @@ def check_optimizer(r: Resume) -> list[Finding]:
         )
     hint = frameworks.hint("optimizer_state_not_restored", frameworks.framework(r.run.start), hint)
     who = f"run {r.link.parent}" if r.by_hash and r.link is not None else "the file"
+    title = f"Optimizer restarted from step 0 after restoring {os.path.basename(r.target)}; {who} was at step {steps}"
+    if replaced:
+        evidence["replaced_after_restore"] = True
+        title = (
+            f"Optimizer restarted from step 0: restoring {os.path.basename(r.target)} loaded it at step "
+            f"{steps}, then compile() made a new one"
+        )
+    severity, said = _consequence(r, evidence)
     return [
         Finding(
             "optimizer_state_not_restored",
-            "warning",
-            f"Optimizer restarted from step 0 after restoring {os.path.basename(r.target)}; {who} was at step {steps}",
+            severity,
+            title + said,
             evidence,
             hint + " A fresh Adam/RMSprop has no moment estimates and takes large early steps, which "
             "shows as a loss jump after the resume.",
@@ -127,6 +140,40 @@ def check_optimizer(r: Resume) -> list[Finding]:
             r.first_epoch,
         )
     ]
+
+
+def _replaced_hint(r: Resume) -> str:
+    opt = ((r.child_fit or {}).get("optimizer") or {}) if isinstance(r.child_fit, dict) else {}
+    rate = (opt.get("config") or {}).get("learning_rate")
+    new = f" ({opt.get('class')}, learning_rate {rate:.3g})" if isinstance(rate, int | float) else ""
+    return (
+        f"The restore loaded the optimizer state, and the `compile` after it replaced it with a new "
+        f"optimizer{new}. If starting the optimizer afresh is intended, nothing is wrong; to keep its moment "
+        "estimates and change only the learning rate, skip that compile and set "
+        "`model.optimizer.learning_rate = ...` on the restored one."
+    )
+
+
+def _consequence(r: Resume, evidence: dict[str, Any]) -> tuple[str, str]:
+    """Severity by consequence: a warning when the loss jumped in the first epoch after the
+    restore (or the trace cannot tell), info with the losses said when it did not."""
+    when = restored_at(r.restore)
+    before = r.parent_epochs or [e for e in r.run.epochs if _start(e) < when - 1e-3]
+    after = r.child_epochs
+    last = next((loss_of(e) for e in reversed(before) if loss_of(e) is not None), None)
+    first = loss_of(after[0]) if after else None
+    if last is None or first is None:
+        return "warning", ""
+    jumped = loss_jump(before, after)
+    evidence["loss_before_restore"], evidence["first_loss_after_restore"] = last, first
+    if jumped is not None:
+        return "warning", f"; the loss jumped {last:.4g} -> {first:.4g}"
+    return "info", f"; no loss jump followed ({last:.4g} -> {first:.4g})"
+
+
+def _start(epoch: dict[str, Any]) -> float:
+    value = epoch.get("start", epoch.get("t", 0.0))
+    return float(value) if isinstance(value, int | float) else 0.0
 
 
 def check_slow_restore(r: Resume) -> list[Finding]:
