@@ -86,6 +86,10 @@ class Engine:
         self._streaks: dict[Key, int] = {}
         self._owner: dict[Key, str] = {}  # the detector each streak is of
         self._evaluated = -1  # the newest point (epoch, interval) evaluated
+        # Judge the points skipped since the last evaluation when a finding is on its way (see
+        # step): the online analyzer's engines, whose evaluations skip epochs on a time budget.
+        # The offline replay judges every epoch (a long run's sparse tail is its own approximation).
+        self.catch_up = False
         self._quiet: dict[Key, int] = {}
         self._checked: dict[Key, int] = {}  # the newest epoch index each episode was looked at
         self._peak: dict[Key, float] = {}  # the highest current value of each episode
@@ -97,6 +101,7 @@ class Engine:
         streaks of their own, reporting into this engine's findings (one finding per kind
         and target, whichever unit saw it first; the other updates it)."""
         other = Engine([d for d in self.detectors if d.intervals])
+        other.catch_up = self.catch_up
         other.emitted = self.emitted
         other.latest = self.latest
         return other
@@ -152,7 +157,7 @@ class Engine:
         new: list[Finding] = []
         view.reported = self.done
         view.last_reported = self._last_reported
-        skipped = range(0) if final else self._skipped(view)
+        skipped = self._skipped(view) if self.catch_up and not final else range(0)
         for detector in self.detectors:
             if replay_only is not None and detector.replay != replay_only:
                 continue

@@ -43,6 +43,7 @@ class OnlineAnalyzer:
             fit_series=EpochSeries(limit=SERIES_LIMIT, restarts=False),
         )
         self.engine = Engine()
+        self.engine.catch_up = True  # its evaluations skip epochs on a budget (see Engine.step)
         self.interval_engine = self.engine.interval_engine()
         self.parents = parents if parents is not None else ParentCache()  # read once, not per epoch
         self.fits = FitReplay(self.run, self.engine.fit_engine(), self.parents)
