@@ -83,8 +83,7 @@ def _recovered_at(view: RunAtEpoch, index: int, last: Finding) -> tuple[str, dic
 class Engine:
     def __init__(self, detectors: Sequence[Detector] | None = None) -> None:
         self.detectors = tuple(all_detectors() if detectors is None else detectors)
-        self._streaks: dict[Key, int] = {}
-        self._owner: dict[Key, str] = {}  # the detector each streak is of
+        self._streaks: dict[Key, tuple[str, int]] = {}  # (its detector, epochs held in a row)
         self._evaluated = -1  # the newest point (epoch, interval) evaluated
         # Judge the points skipped since the last evaluation when a finding is on its way (see
         # step): the online analyzer's engines, whose evaluations skip epochs on a time budget.
@@ -177,7 +176,9 @@ class Engine:
         """Whether `detector` has a finding on its way to being reported: found now and not
         reported yet, or held at the last evaluation (its streak may have reached the
         persistence in the skipped epochs)."""
-        return any(f.key not in self.emitted for f in found) or detector.name in self._owner.values()
+        return any(f.key not in self.emitted for f in found) or any(
+            owner == detector.name for owner, _ in self._streaks.values()
+        )
 
     def _skipped(self, view: RunAtEpoch) -> range:
         """The points (epochs, intervals) between the last evaluation and `view`'s newest,
@@ -211,9 +212,8 @@ class Engine:
             if key in held:
                 continue
             held.add(key)
-            streak = self._streaks.get(key, 0) + 1
-            self._streaks[key] = streak
-            self._owner[key] = detector.name
+            streak = self._streaks.get(key, ("", 0))[1] + 1
+            self._streaks[key] = (detector.name, streak)
             need = detector.persistence if finding.hold is None else min(finding.hold, detector.persistence)
             if final or streak >= need:
                 finding = _with_fit(view, finding)
@@ -221,9 +221,8 @@ class Engine:
                 self.latest[key] = finding
                 self._note_peak(key, finding)
                 new.append(finding)
-        for key in [k for k, owner in self._owner.items() if owner == detector.name and k not in held]:
-            del self._owner[key]
-            self._streaks.pop(key, None)
+        for key in [k for k, (owner, _) in self._streaks.items() if owner == detector.name and k not in held]:
+            del self._streaks[key]
         return new
 
     def _update(self, finding: Finding) -> Finding | None:

@@ -15,7 +15,7 @@ from epochwatch.analysis import frameworks
 from epochwatch.analysis.findings import Finding
 from epochwatch.analysis.restore.continuation import loss_jump, loss_of
 from epochwatch.analysis.restore.lineage import MATCH_PATH, restored_at, saved_at
-from epochwatch.analysis.restore.resume import Resume
+from epochwatch.analysis.restore.resume import Resume, timestamp
 
 # slow restore: (fixed seconds, bytes per second) a healthy local load of each format takes.
 EXPECTED_LOAD = {
@@ -158,7 +158,7 @@ def _consequence(r: Resume, evidence: dict[str, Any]) -> tuple[str, str]:
     """Severity by consequence: a warning when the loss jumped in the first epoch after the
     restore (or the trace cannot tell), info with the losses said when it did not."""
     when = restored_at(r.restore)
-    before = r.parent_epochs or [e for e in r.run.epochs if _start(e) < when - 1e-3]
+    before = r.parent_epochs or [e for e in r.run.epochs if timestamp(e, "start") < when - 1e-3]
     after = r.child_epochs
     last = next((loss_of(e) for e in reversed(before) if loss_of(e) is not None), None)
     first = loss_of(after[0]) if after else None
@@ -169,11 +169,6 @@ def _consequence(r: Resume, evidence: dict[str, Any]) -> tuple[str, str]:
     if jumped is not None:
         return "warning", f"; the loss jumped {last:.4g} -> {first:.4g}"
     return "info", f"; no loss jump followed ({last:.4g} -> {first:.4g})"
-
-
-def _start(epoch: dict[str, Any]) -> float:
-    value = epoch.get("start", epoch.get("t", 0.0))
-    return float(value) if isinstance(value, int | float) else 0.0
 
 
 def check_slow_restore(r: Resume) -> list[Finding]:

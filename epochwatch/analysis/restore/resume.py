@@ -90,7 +90,7 @@ def _model_serial(fit: Record) -> int | None:
     return serial if isinstance(serial, int) and not isinstance(serial, bool) else None
 
 
-def _ts(rec: Record, key: str = "t") -> float:
+def timestamp(rec: Record, key: str = "t") -> float:
     value = rec.get(key, rec.get("t", 0.0))
     return float(value) if isinstance(value, int | float) else 0.0
 
@@ -102,7 +102,7 @@ def build_resume(run: Run, restore: Record, parent: Run | None, link: Link | Non
     when = restored_at(restore)
     later = [restored_at(x) for x in run.restores if restored_at(x) > when + 1e-6]
     until = min(later) if later else math.inf
-    fits = [f for f in run.fits if when - 1e-3 <= _ts(f) < until]
+    fits = [f for f in run.fits if when - 1e-3 <= timestamp(f) < until]
     serial = restore.get("model_serial")
     if isinstance(serial, int) and not isinstance(serial, bool):
         # Only a fit that trains the restored object resumes it: a loop that loads a model,
@@ -110,14 +110,14 @@ def build_resume(run: Run, restore: Record, parent: Run | None, link: Link | Non
         fits = [f for f in fits if _model_serial(f) == serial]
         r.trained = bool(fits)
     r.child_fit = fits[0] if fits else None
-    epochs = [e for e in run.epochs if when - 1e-3 <= _ts(e, "start") < until]
+    epochs = [e for e in run.epochs if when - 1e-3 <= timestamp(e, "start") < until]
     if r.child_fit is not None and isinstance(serial, int):
         epochs = [e for e in epochs if e.get("fit") == r.child_fit.get("fit")]
     r.child_epochs = epochs[: WINDOW + 2] if r.trained else []
     if parent is not None and link is not None and link.match == MATCH_SHA256:
         at = saved_at(link.save)
-        r.parent_fit = next((f for f in reversed(parent.fits) if _ts(f) <= at), None)
-        r.parent_epochs = [e for e in parent.epochs if _ts(e, "start") < at]
+        r.parent_fit = next((f for f in reversed(parent.fits) if timestamp(f) <= at), None)
+        r.parent_epochs = [e for e in parent.epochs if timestamp(e, "start") < at]
     return r
 
 
@@ -139,7 +139,7 @@ def resumes(run: Run, lineage: Lineage | None = None, parents: ParentCache | Non
 
 def side_by_side(base: Run, new: Run) -> Resume:
     """`new` judged as if it continued `base` (two runs where neither restored the other)."""
-    pseudo: Record = {"path": f"run {new.run_id}", "restored_at": _ts(new.start or {}, "t")}
+    pseudo: Record = {"path": f"run {new.run_id}", "restored_at": timestamp(new.start or {}, "t")}
     save: Record = {"saved_at": math.inf}
     link = Link(new.run_id, base.run_id, pseudo, save, MATCH_SHA256)
     r = Resume(new, pseudo, base, link, compared=True)
