@@ -303,3 +303,20 @@ def test_new_models_each_fit_slower_only_on_a_busier_host_stay_info() -> None:
         else:  # the same wall times with flat CPU: the host got busier, said, and info
             assert f.severity == "info" and "the host got busier" in f.title, f
             assert f.evidence["host_busier"] is True
+
+
+def test_one_fit_slower_on_a_busier_host_is_info_and_its_own_cpu_growing_warns() -> None:
+    # The same rule on one fit's epochs: 40 epochs 1.0 -> 1.6 s while runnable tasks per CPU
+    # rise; the process's own CPU per epoch flat (the host) or growing with the time (the run).
+    for own in (False, True):
+        rng = random.Random(5)
+
+        def make(k: int, e: int, own: bool = own) -> dict[str, Any]:
+            wall = syn.noisy(rng, 1.0 + 0.015 * e, 0.01)
+            host = syn.host_block(700 * MIB, cpu=0.9 * wall if own else syn.noisy(rng, 0.9, 0.01))
+            host.update(runnable=2 + e // 4, cpus=2)
+            return {"seconds": wall, "host": host}
+
+        online, offline = _both(_loop(1, 40, make))
+        assert online == offline
+        assert offline.get(("slowdown", None)) == ("warning" if own else "info"), (own, offline)
