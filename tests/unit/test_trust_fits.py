@@ -311,7 +311,7 @@ def test_one_fit_slower_on_a_busier_host_is_info_and_its_own_cpu_growing_warns()
     for own in (False, True):
         rng = random.Random(5)
 
-        def make(k: int, e: int, own: bool = own) -> dict[str, Any]:
+        def make(k: int, e: int, own: bool = own, rng: random.Random = rng) -> dict[str, Any]:
             wall = syn.noisy(rng, 1.0 + 0.015 * e, 0.01)
             host = syn.host_block(700 * MIB, cpu=0.9 * wall if own else syn.noisy(rng, 0.9, 0.01))
             host.update(runnable=2 + e // 4, cpus=2)

@@ -1,33 +1,26 @@
 """host_contention: other processes take the CPU this run needs.
 
-Two signals. With the daemon's samples (`sample.contention`): the host is busy
-(host_cpu_pct >= BUSY_HOST_PCT) and other processes use at least OTHERS_PCT of a core,
-averaged per epoch, in each of the last RECENT epochs. From the epochs alone (no
-daemon, CPU-only runs): the process's CPU time per wall second of epoch keeps falling
-(the growth rule on wall seconds per CPU second) while its CPU time per epoch, the work
-itself, does not grow, *and* other tasks want the CPU (waiting.competing: runnable tasks
-or CPU pressure stall rising with it). Without that evidence the process is waiting (a
-sleep, I/O, a lock), not competing, and the slowdown finding says so instead.
+From the daemon's samples (`sample.contention`): the host is busy (host_cpu_pct >=
+BUSY_HOST_PCT) and other processes use at least OTHERS_PCT of a core, averaged per epoch, in
+each of the last RECENT epochs. Without the daemon, what the epochs alone show (the process's
+CPU per wall second falling for the same work while other tasks want the CPU more and more)
+is the slowdown's to say: "the host got busier" (one problem, one finding; slowdown.py).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from epochwatch.analysis import frameworks
 from epochwatch.analysis.detectors.base import Detector
-from epochwatch.analysis.findings import INFO, WARNING, Finding
-from epochwatch.analysis.leaks import growth_evidence
-from epochwatch.analysis.trend import GrowthRule, assess_growth, median
-from epochwatch.analysis.view import RunAtEpoch, Window, window_epochs
-from epochwatch.analysis.waiting import competing
+from epochwatch.analysis.findings import WARNING, Finding
+from epochwatch.analysis.trend import median
+from epochwatch.analysis.view import RunAtEpoch, window_epochs
 
 KIND = "host_contention"
 RECENT = 3
 BUSY_HOST_PCT = 85.0
 OTHERS_PCT = 100.0
-RULE = GrowthRule(min_rel_slope=0.002, min_rel_growth=0.10)
 PERSISTENCE = 2
 UNNAMED = "another user's process"  # the daemon names only the run's own user's processes
 HINT = (
@@ -78,44 +71,10 @@ def _busiest(view: RunAtEpoch) -> list[dict[str, Any]]:
     return []
 
 
-def _cpu_share(view: RunAtEpoch) -> Finding | None:
-    if view.series.keys("gpu_total") or view.series.keys("tf_current"):
-        return None  # GPU time is not CPU time: a GPU run's CPU share says little
-    secs = view.window("seconds", size=RULE.window)
-    wall_per_cpu: list[float] = []
-    cpu: list[float] = []
-    indexes: list[int] = []
-    for i, wall in zip(secs.indexes, secs.values, strict=True):
-        c = view.value("cpu_seconds", i)
-        if c == c and c > 0:
-            wall_per_cpu.append(wall / c)
-            cpu.append(c)
-            indexes.append(i)
-    g = assess_growth(wall_per_cpu, RULE)
-    if g is None:
-        return None
-    if assess_growth(cpu, GrowthRule(alpha=0.05, min_rel_growth=0.0, step_ratio=0.0)) is not None:
-        return None  # the work itself grows: not contention
-    demand = competing(view, indexes)
-    if demand is None:
-        return None  # less CPU per second with nobody wanting the CPU: waiting, not contention
-    w = Window(wall_per_cpu, indexes)
-    evidence = growth_evidence(view, g, w, math.nan)  # the fitted line: a ratio is noisy
-    evidence["source"] = "epoch CPU time vs wall time"
-    evidence["cpu_seconds_per_epoch"] = median(cpu[-5:])
-    evidence["competition"] = demand
-    title = (
-        f"the process gets less CPU per wall second: {1 / evidence['start']:.2f} -> {1 / evidence['now']:.2f} CPU-seconds "
-        f"per second over epochs {evidence['epochs'][0] + 1}-{evidence['epochs'][-1] + 1}, for the same work"
-    )
-    # An inference from the hook's own readings, hence info, not warning.
-    return Finding(KIND, INFO, title, evidence, _hint(view), "cpu", view.epoch_number(view.last))
-
-
 def detect(view: RunAtEpoch) -> list[Finding]:
     if view.done(KIND, "cpu"):
         return []
-    f = _sampled(view) or _cpu_share(view)
+    f = _sampled(view)
     return [f] if f is not None else []
 
 
