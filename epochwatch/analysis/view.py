@@ -190,19 +190,31 @@ class RunAtEpoch:
         steps = trend.median(w.values) if w.values else math.nan
         return f"per interval ({steps:.0f} steps)" if steps == steps else "per interval"
 
+    def said(self, slope: float) -> tuple[float, str]:
+        """A slope as a title says it: per point (`per`), except on intervals sparser than
+        the epochs (short epochs: an interval every few epochs), where per epoch reads true."""
+        ratio = self.points_per_epoch() if self.unit == "interval" else math.nan
+        if ratio == ratio and ratio < 1:
+            return slope * ratio, "per epoch (judged on sub-epoch intervals)"
+        return slope, self.per()
+
     def points_per_epoch(self) -> float:
         """Points of this view's series per epoch: 1 for epochs; for intervals, the fit's
-        steps per epoch over the steps per interval (NaN when unknown)."""
+        steps per epoch over the steps per interval (NaN when unknown), and at most as many
+        as the recent intervals show: on short epochs the interval clock fires only every
+        few epochs (8 intervals over 17 epochs are 0.4 a epoch, not 47 / 18 steps = 2.6)."""
         if self.unit == "epoch":
             return 1.0
         if self.unit == "fit":
             return math.nan
         fit = self.run.fits[-1] if self.run.fits else {}
         planned = fit.get("steps_per_epoch") if isinstance(fit, dict) else None
-        w = self.window("steps", size=8)
-        if isinstance(planned, int | float) and planned > 0 and w.values:
-            return float(planned) / max(1.0, trend.median(w.values))
-        return math.nan
+        w = self.window("steps", size=16)
+        if not (isinstance(planned, int | float) and planned > 0 and w.values):
+            return math.nan
+        ratio = float(planned) / max(1.0, trend.median(w.values[-8:]))
+        span = self.epoch_number(w.indexes[-1]) - self.epoch_number(w.indexes[0])
+        return min(ratio, (len(w.indexes) - 1) / span) if span >= 2 else ratio
 
     def epoch_seconds(self) -> float:
         """Typical wall time per epoch recently (for "in about N hours")."""

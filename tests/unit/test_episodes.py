@@ -238,3 +238,36 @@ def test_skipped_evaluations_report_at_the_epoch_report_does() -> None:
                     key,
                     every,
                 )
+
+
+def test_intervals_sparser_than_epochs_say_the_slope_per_epoch() -> None:
+    # Short epochs (47 steps) get an interval only every third epoch (18 steps each): the
+    # slope per epoch is not the slope per interval x 47/18 (a callback keeping 10 MiB of
+    # predictions every epoch was once told 85 MiB per epoch, +1.8 GiB by the plan's end).
+    records: list[dict[str, Any]] = [syn.run_start("synthetic")]
+    records.append(
+        {
+            "type": "fit_start",
+            "run_id": "synthetic",
+            "t": syn.T0,
+            "fit": 0,
+            "epochs": 40,
+            "steps_per_epoch": 47,
+        }
+    )
+    t, index = syn.T0 + 1, 0
+    for e in range(40):
+        rss = 700 * MIB + 10 * MIB * e
+        if e % 3 == 2:
+            iv = _interval(index, rss, e)
+            iv.update(t=t + 0.1, step=18, steps=18, seconds=0.2)
+            records.append(iv)
+            index += 1
+        records.append(syn.epoch_record("synthetic", e, t, 0.5))  # RSS on the intervals only
+        t += 0.5
+    online = OnlineAnalyzer(records[0])
+    found = [f for r in records[1:] for f in online.add(r)]
+    (f,) = [f for f in found if f["kind"] == "host_memory_growth"]
+    assert f["evidence"]["unit"] == "interval"
+    assert 7 * MIB < f["evidence"]["slope_per_epoch"] < 13 * MIB, f["evidence"]
+    assert "per epoch" in f["title"] and "per interval" not in f["title"], f["title"]

@@ -76,7 +76,8 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         evidence["current"] = now
         evidence["base"] = g.start
         what = "GPU memory" if not target.startswith("CPU") else "Device memory (JAX, host-backed)"
-        title = f"{what} on {target} grows {fmt_bytes(g.slope)} {view.per()}: {fmt_bytes(evidence['start'])} -> {fmt_bytes(now)}"
+        slope, per = view.said(g.slope)
+        title = f"{what} on {target} grows {fmt_bytes(slope)} {per}: {fmt_bytes(evidence['start'])} -> {fmt_bytes(now)}"
         tail = leaks.consequence(proj, f"device's memory{' (' + name + ')' if name else ''}", view.unit)
         if tail:
             title += f"; {tail}"

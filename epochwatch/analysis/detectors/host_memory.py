@@ -72,7 +72,8 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     evidence["rule"] = verdict.rule
     evidence["current"] = now
     evidence["base"] = g.start
-    title = f"host memory grows {fmt_bytes(g.slope)} {view.per()}: {fmt_bytes(evidence['start'])} -> {fmt_bytes(now)}"
+    slope, per = view.said(g.slope)
+    title = f"host memory grows {fmt_bytes(slope)} {per}: {fmt_bytes(evidence['start'])} -> {fmt_bytes(now)}"
     tail = leaks.consequence(proj, limit_name, view.unit)
     if tail:
         title += f"; {tail}"
