@@ -16,8 +16,9 @@ from typing import Any
 from epochwatch.analysis import frameworks
 from epochwatch.analysis.findings import Finding
 from epochwatch.analysis.input_compare import INPUT_HINT, input_difference
+from epochwatch.analysis.restore.lineage import restored_at
 from epochwatch.analysis.restore.machine import gpu_names
-from epochwatch.analysis.restore.resume import WINDOW, Resume
+from epochwatch.analysis.restore.resume import WINDOW, Resume, timestamp
 
 Record = dict[str, Any]
 
@@ -58,6 +59,23 @@ def loss_jump(before: Sequence[Record], after: Sequence[Record]) -> tuple[float,
     threshold = max(LOSS_JUMP_SCALES * scale, LOSS_JUMP_MIN_FRACTION * abs(last), 1e-12)
     jump = child - last
     return (last, child, jump, scale) if jump > threshold else None
+
+
+def consequence(r: Resume, evidence: dict[str, Any]) -> tuple[str, str]:
+    """Severity by consequence: a warning when the loss jumped in the first epoch after the
+    restore (or the trace cannot tell), info with the losses said when it did not."""
+    when = restored_at(r.restore)
+    before = r.parent_epochs or [e for e in r.run.epochs if timestamp(e, "start") < when - 1e-3]
+    after = r.child_epochs
+    last = next((loss_of(e) for e in reversed(before) if loss_of(e) is not None), None)
+    first = loss_of(after[0]) if after else None
+    if last is None or first is None:
+        return "warning", ""
+    jumped = loss_jump(before, after)
+    evidence["loss_before_restore"], evidence["first_loss_after_restore"] = last, first
+    if jumped is not None:
+        return "warning", f"; the loss jumped {last:.4g} -> {first:.4g}"
+    return "info", f"; no loss jump followed ({last:.4g} -> {first:.4g})"
 
 
 def check_loss_jump(r: Resume) -> list[Finding]:

@@ -13,9 +13,9 @@ from typing import Any
 
 from epochwatch.analysis import frameworks
 from epochwatch.analysis.findings import Finding
-from epochwatch.analysis.restore.continuation import loss_jump, loss_of
+from epochwatch.analysis.restore.continuation import consequence
 from epochwatch.analysis.restore.lineage import MATCH_PATH, restored_at, saved_at
-from epochwatch.analysis.restore.resume import Resume, timestamp
+from epochwatch.analysis.restore.resume import Resume
 
 # slow restore: (fixed seconds, bytes per second) a healthy local load of each format takes.
 EXPECTED_LOAD = {
@@ -127,7 +127,7 @@ def check_optimizer(r: Resume) -> list[Finding]:
             f"Optimizer restarted from step 0: restoring {os.path.basename(r.target)} loaded it at step "
             f"{steps}, then compile() made a new one"
         )
-    severity, said = _consequence(r, evidence)
+    severity, said = consequence(r, evidence)
     return [
         Finding(
             "optimizer_state_not_restored",
@@ -152,23 +152,6 @@ def _replaced_hint(r: Resume) -> str:
         "estimates and change only the learning rate, skip that compile and set "
         "`model.optimizer.learning_rate = ...` on the restored one."
     )
-
-
-def _consequence(r: Resume, evidence: dict[str, Any]) -> tuple[str, str]:
-    """Severity by consequence: a warning when the loss jumped in the first epoch after the
-    restore (or the trace cannot tell), info with the losses said when it did not."""
-    when = restored_at(r.restore)
-    before = r.parent_epochs or [e for e in r.run.epochs if timestamp(e, "start") < when - 1e-3]
-    after = r.child_epochs
-    last = next((loss_of(e) for e in reversed(before) if loss_of(e) is not None), None)
-    first = loss_of(after[0]) if after else None
-    if last is None or first is None:
-        return "warning", ""
-    jumped = loss_jump(before, after)
-    evidence["loss_before_restore"], evidence["first_loss_after_restore"] = last, first
-    if jumped is not None:
-        return "warning", f"; the loss jumped {last:.4g} -> {first:.4g}"
-    return "info", f"; no loss jump followed ({last:.4g} -> {first:.4g})"
 
 
 def check_slow_restore(r: Resume) -> list[Finding]:

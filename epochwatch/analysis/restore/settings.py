@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from epochwatch.analysis.findings import Finding
+from epochwatch.analysis.restore.continuation import consequence
 from epochwatch.analysis.restore.resume import Resume
 
 Record = dict[str, Any]
@@ -79,22 +80,34 @@ def check_hyperparameters(r: Resume) -> list[Finding]:
                 changes.append({"what": f"optimizer.{key}", "parent": p_cfg[key], "child": c_cfg[key]})
     if not changes:
         return []
-    names = ", ".join(c["what"] for c in changes)
+    names = ", ".join(f"{c['what']} {_shown(c['parent'])} -> {_shown(c['child'])}" for c in changes)
+    evidence: dict[str, Any] = {"changes": changes, **r.parent_evidence()}
+    severity, said = ("warning", "") if r.compared else consequence(r, evidence)
+    hint = (
+        "If the change is intended (fine-tuning, a new schedule), expect the curve to move and compare "
+        "against this run, not the parent. If not, resume with the parent's settings: reuse its "
+        "optimizer config and batch size (they are in the parent's fit_start record)"
+    )
+    if any(c["what"] in ("learning_rate_schedule", "schedule_position") for c in changes):
+        hint += (
+            ", and restore the optimizer state so a schedule continues from the saved step instead of step 0"
+        )
     return [
         Finding(
             "hyperparameter_changed_after_restore",
-            "warning",
+            severity,
             f"{'Ran' if r.compared else 'Resumed'} with different {names} than run "
-            f"{r.link.parent if r.link else '?'} used",
-            {"changes": changes, **r.parent_evidence()},
-            "If the change is intended (fine-tuning, a new schedule), expect the curve to move and compare "
-            "against this run, not the parent. If not, resume with the parent's settings: reuse its "
-            "optimizer config and batch size (they are in the parent's fit_start record), and restore the "
-            "optimizer state so a schedule continues from the saved step instead of step 0.",
+            f"{r.link.parent if r.link else '?'} used{said}",
+            evidence,
+            hint + ".",
             r.target,
             r.first_epoch,
         )
     ]
+
+
+def _shown(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)[:40]
 
 
 def _shifted_features(parent: dict[str, Any], child: dict[str, Any], group: str) -> list[dict[str, Any]]:
