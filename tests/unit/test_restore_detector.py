@@ -132,7 +132,7 @@ def test_learning_rate_and_batch_size_changes() -> None:
     assert changes == {"learning_rate": (0.01, 0.001), "batch_size": (32, 128)}
     # Severity by consequence: the loss went on down (0.6 -> 0.55): info, said with the values.
     assert f["severity"] == "info" and "learning_rate 0.01 -> 0.001, batch_size 32 -> 128" in f["title"]
-    assert "no loss jump followed (0.6 -> 0.55)" in f["title"] and "schedule" not in f["hint"]
+    assert "no loss jump followed (0.6 -> 0.55)" in f["title"] and "saved step" not in f["hint"]
     parent, child = pair(fit_over={"lr": 0.001, "batch_size": 128}, losses=(1.2, 1.0, 0.9))
     f = findings(parent, child)["hyperparameter_changed_after_restore"]
     assert f["severity"] == "warning" and "the loss jumped 0.6 -> 1.2" in f["title"]
