@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+import zlib
 from array import array
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -163,7 +164,9 @@ class Run:
         elif kind == schema.FIT_END:
             self.fit_ends.append(rec)
             self.fit_end_positions.append(self.series.count)
-            self.fit_series.add_epoch(fit_point(rec, self.last_epoch_number, self.last_host, self.last_dirs))
+            start = next((f for f in reversed(self.fits) if f.get("fit") == rec.get("fit")), {})
+            point = fit_point(rec, self.last_epoch_number, self.last_host, self.last_dirs)
+            self.fit_series.add_epoch({**point, "config": work_of(start)})
             if self.max_epoch_records is not None and len(self.fit_ends) > 2 * FITS_KEPT:
                 drop = len(self.fit_ends) - FITS_KEPT
                 del self.fit_ends[:drop], self.fit_end_positions[:drop]
@@ -210,6 +213,21 @@ def _per_epoch(rec: Record) -> float | None:
 LIMITS = ("sys_total_bytes", "memory_limit_bytes")
 # The host's demand for CPU at the fit's newest epoch end: whether other tasks wanted the CPU.
 DEMAND = ("runnable", "cpus", "cpu_pressure_some_seconds")
+
+
+def work_of(fit_start: Record) -> float:
+    """What one epoch of a fit computes, as a number equal for equal work: the model's size,
+    the batch, the steps per epoch and the planned epochs (whose first, compiling, epoch is
+    in the time per epoch). A sweep's fits of other sizes are no series of the same work."""
+    got = fit_start.get("model")
+    model: Record = got if isinstance(got, dict) else {}
+    work = (
+        model.get("params"),
+        fit_start.get("batch_size"),
+        fit_start.get("steps_per_epoch"),
+        fit_start.get("epochs"),
+    )
+    return float(zlib.crc32(repr(work).encode()))
 
 
 def fit_point(rec: Record, epoch: int, host: Record, dirs: Any = None) -> Record:

@@ -62,6 +62,7 @@ SCALARS: dict[str, tuple[str, ...]] = {
     "cpu_pressure": ("host", "cpu_pressure_some_seconds"),
     "callback_seconds": ("callbacks", "seconds"),
     "collective": ("collective", "seconds"),
+    "work": ("config",),  # the fit series' points: what an epoch of that fit computes (run.work_of)
 }
 # Filled from the samples between two epoch records (daemon mode), not from the epoch.
 SAMPLED = ("rss_min", "contention_cpu", "host_cpu_pct", "samples")

@@ -320,3 +320,33 @@ def test_one_fit_slower_on_a_busier_host_is_info_and_its_own_cpu_growing_warns()
         online, offline = _both(_loop(1, 40, make))
         assert online == offline
         assert offline.get(("slowdown", None)) == ("warning" if own else "info"), (own, offline)
+
+
+def test_a_sweep_of_growing_work_is_no_slowdown() -> None:
+    # A learning curve / size sweep: each fit trains on more data (more steps per epoch), so
+    # its epochs take longer by design; fits of other work are no series of the same work.
+    def make(k: int, e: int) -> dict[str, Any]:
+        return {"seconds": 0.5 + 0.1 * k, "host": syn.host_block(700 * MIB)}
+
+    for same_model in (True, False):
+        records = _loop(20, 3, make, same_model=same_model)
+        for rec in records:
+            if rec["type"] == "fit_start":
+                rec["steps_per_epoch"] = 50 + 10 * rec["fit"]
+            if rec["type"] == "fit_end":
+                rec["seconds"], rec["epochs_completed"] = 3 * (0.5 + 0.1 * rec["fit"]), 3
+        online, offline = _both(records)
+        assert online == offline
+        assert ("slowdown", FIT_TARGET) not in offline, offline
+        run = Run("loop")
+        for rec in records:
+            run.add(rec)
+        loop = [f for f in analyze(run, episodes=True) if f.kind == "models_in_loop"]
+        assert all("as slow" not in f.title for f in loop), loop
+        # The same loop at one size that slows down is still a slowdown.
+        for rec in records:
+            if rec["type"] == "fit_start":
+                rec["steps_per_epoch"] = 50
+        online, offline = _both(records)
+        assert online == offline
+        assert ("slowdown", FIT_TARGET) in offline or ("models_in_loop", None) in offline, offline

@@ -121,7 +121,12 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         if s and n
     ]
     slower = None
-    if len(per_epoch) >= 6 and trend.mann_kendall(per_epoch, autocorr=False).p_increasing <= 0.05:
+    same_work = len(set(fit_view.window("work", size=len(ends)).values)) <= 1  # not a sweep of sizes
+    if (
+        same_work
+        and len(per_epoch) >= 6
+        and trend.mann_kendall(per_epoch, autocorr=False).p_increasing <= 0.05
+    ):
         slower = (trend.median(per_epoch[:3]), trend.median(per_epoch[-3:]))  # a trend, not a busy minute
     busier = slower is not None and _host_busier(ends[1:], slower)
     evidence: dict[str, Any] = {

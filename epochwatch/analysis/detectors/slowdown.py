@@ -272,6 +272,8 @@ def detect(view: RunAtEpoch) -> list[Finding]:
             return []
         if loop is not None and "epoch_seconds_now" in loop.evidence:
             return []  # a loop of new models that said its epochs got slower: one problem, one finding
+        if len(set(view.window("work", size=RULE.window).values)) > 1:
+            return []  # a sweep of other sizes (model, batch, steps): its fits are not the same work
         f = _judge(view, "step_median", "the time per epoch of each fit", FIT_TARGET)
         return [f] if f is not None else []
     if view.unit != "epoch":  # intervals: their seconds are the clock's period; steps tell
