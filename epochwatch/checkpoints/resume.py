@@ -154,7 +154,9 @@ class ResumeWatcher:
             buffer.append(rec)
             if len(buffer) > WINDOW:
                 del buffer[0]
-            if not self._links or not self._active() or not self._embedded():
+            # A restore of this run's own save has no parent link and is judged all the same
+            # (the file's optimizer step, the losses before it): as `report` judges it.
+            if not self._child.restores or not self._active() or not self._embedded():
                 return
             found = self._new_findings()
         for f in found:

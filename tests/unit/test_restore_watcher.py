@@ -71,9 +71,13 @@ def test_findings_appear_during_the_resumed_run(tmp_path: Path, recorder: Record
     kinds = [(r["kind"], i) for i, r in enumerate(records) if r["type"] == "finding"]
     order = [r["type"] for r in records]
     assert [k for k, _ in kinds] == ["optimizer_state_not_restored", "loss_jump_after_restore"]
-    # the optimizer finding right after the restore record, the loss jump after the first epoch
-    assert order[kinds[0][1] - 1] == "restore"
-    assert order[kinds[1][1] - 1] == "epoch"
+    # Both after the first epoch: the optimizer's severity is by its consequence, the loss
+    # after the restore (here it jumped: a warning), which that epoch tells.
+    assert order[kinds[0][1] - 1] == "epoch" and order[kinds[1][1] - 2] == "epoch"
+    (optimizer,) = [
+        r for r in records if r["type"] == "finding" and r["kind"] == "optimizer_state_not_restored"
+    ]
+    assert optimizer["severity"] == "warning" and "the loss jumped" in optimizer["title"]
 
 
 def test_no_parent_no_link_and_no_parent_findings(tmp_path: Path, recorder: Recorder) -> None:

@@ -61,9 +61,13 @@ def loss_jump(before: Sequence[Record], after: Sequence[Record]) -> tuple[float,
     return (last, child, jump, scale) if jump > threshold else None
 
 
-def consequence(r: Resume, evidence: dict[str, Any]) -> tuple[str, str]:
+def consequence(r: Resume, evidence: dict[str, Any]) -> tuple[str, str] | None:
     """Severity by consequence: a warning when the loss jumped in the first epoch after the
-    restore (or the trace cannot tell), info with the losses said when it did not."""
+    restore (or the trace cannot tell), info with the losses said when it did not; None
+    before that epoch ended (the hook checks at the fit's start too: it says nothing until
+    it can say what `report` will)."""
+    if not r.child_epochs:
+        return None
     when = restored_at(r.restore)
     before = r.parent_epochs or [e for e in r.run.epochs if timestamp(e, "start") < when - 1e-3]
     after = r.child_epochs

@@ -127,7 +127,10 @@ def check_optimizer(r: Resume) -> list[Finding]:
             f"Optimizer restarted from step 0: restoring {os.path.basename(r.target)} loaded it at step "
             f"{steps}, then compile() made a new one"
         )
-    severity, said = consequence(r, evidence)
+    judged = consequence(r, evidence)
+    if judged is None:
+        return []
+    severity, said = judged
     return [
         Finding(
             "optimizer_state_not_restored",

@@ -82,7 +82,10 @@ def check_hyperparameters(r: Resume) -> list[Finding]:
         return []
     names = ", ".join(f"{c['what']} {_shown(c['parent'])} -> {_shown(c['child'])}" for c in changes)
     evidence: dict[str, Any] = {"changes": changes, **r.parent_evidence()}
-    severity, said = ("warning", "") if r.compared else consequence(r, evidence)
+    judged = ("warning", "") if r.compared else consequence(r, evidence)
+    if judged is None:
+        return []
+    severity, said = judged
     hint = (
         "If the change is intended (fine-tuning, a new schedule), expect the curve to move and compare "
         "against this run, not the parent. If not, resume with the parent's settings: reuse its "
