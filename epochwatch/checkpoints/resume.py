@@ -25,6 +25,7 @@ side of it: when to run it, on which records, and writing what it finds once.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -95,10 +96,15 @@ class ResumeWatcher:
                 link = Link(self._child.run_id, parent.run_id, record, found.save, found.match)
                 record["parent"] = link.parent_field(found.trace)
         embedded = self._embedded()  # before our lock: it may take the Recorder's
-        own_start = self._own_start() if self._child.start is None else None
+        own_start, before = (
+            self._own_history(restored_at(record)) if self._child.start is None else (None, [])
+        )
         with self._lock:
             if self._child.start is None:
                 self._child.start = own_start
+                # The epochs before the first restore (followed only from it on): the losses a
+                # restore of this run's own save is judged against, as `report` judges it.
+                self._child.epochs[:0] = before
             self._child.restores.append(record)
             if parent is not None and link is not None:
                 self._parents[parent.run_id] = parent
@@ -121,15 +127,27 @@ class ResumeWatcher:
             self._started = True
         return self._recorder.sink_description is not None and not self._recorder.remote_detection
 
-    def _own_start(self) -> Record | None:
-        """Our run_start, if it was written before we could see it (embedded mode only)."""
+    def _own_history(self, until: float) -> tuple[Record | None, list[Record]]:
+        """Our run_start, if it was written before we could see it (embedded mode only), and
+        our newest WINDOW epochs that began before `until` (read once, at the first restore)."""
         path = Path(self._recorder.trace_dir) / f"{self._child.run_id}.jsonl"
+        start: Record | None = None
+        epochs: deque[Record] = deque(maxlen=WINDOW)
         try:
-            for rec in iter_records(path):
-                return rec if rec.get("type") == schema.RUN_START else None
+            for i, rec in enumerate(iter_records(path)):
+                if i == 0 and rec.get("type") != schema.RUN_START:
+                    return None, []
+                if i == 0:
+                    start = rec
+                elif (
+                    rec.get("type") == schema.EPOCH
+                    and isinstance(rec.get("start"), int | float)
+                    and rec["start"] < until - 1e-3
+                ):
+                    epochs.append(rec)
         except TraceError:
-            return None
-        return None
+            return start, []
+        return start, list(epochs)
 
     # -- after it (the writing thread) ---------------------------------------------------
 
