@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -111,3 +112,30 @@ def test_listens_through_add_listener_when_the_recorder_has_one() -> None:
     stub = Stub()
     watcher = ResumeWatcher(stub)
     assert watcher.attach() and watcher.attach() and stub.listeners == [watcher.observe]
+
+
+def test_a_restore_of_the_run_s_own_save_is_judged_as_report_judges_it(
+    tmp_path: Path, recorder: Recorder
+) -> None:
+    # keras#2378's shape in one process: epochs, a save, load_weights (the optimizer comes back
+    # at step 500), then compile() anew and fit from step 0. No parent trace: the watcher reads
+    # this run's epochs before the restore from its own trace, so it says what `report` says.
+    ckpt = tmp_path / "w.weights.h5"
+    ckpt.write_bytes(b"weights")
+    for n, loss in enumerate((1.0, 0.8, 0.7, 0.65)):
+        recorder.begin_epoch(n, "loop")
+        recorder.end_epoch({"metrics": {"loss": loss}, "iterations": 125 * (n + 1), "steps": 125})
+    time.sleep(0.15)  # the load (0.1 s) began after the last epoch ended
+    watcher = ResumeWatcher(recorder)
+    watcher.attach()
+    events = SaveEvents(recorder.emit, on_restore=watcher.on_restore)
+    optimizer = {"class": "RMSprop", "iterations": 500, "built": True}
+    events.restored(
+        str(ckpt), cfiles.WEIGHTS_H5, "Model.load_weights", 0.1, [], optimizer=optimizer, file_iterations=500
+    )
+    events.close(5)
+    recorder.begin_epoch(0, "loop")
+    recorder.end_epoch({"metrics": {"loss": 0.6}, "iterations": 125, "steps": 125})
+    (f,) = [r for r in own_records(recorder) if r["type"] == "finding"]
+    assert f["kind"] == "optimizer_state_not_restored" and f["severity"] == "info", f
+    assert "then compile() made a new one; no loss jump followed (0.65 -> 0.6)" in f["title"]
