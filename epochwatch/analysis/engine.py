@@ -84,7 +84,7 @@ class Engine:
     def __init__(self, detectors: Sequence[Detector] | None = None) -> None:
         self.detectors = tuple(all_detectors() if detectors is None else detectors)
         self._streaks: dict[Key, tuple[str, int]] = {}  # (its detector, epochs held in a row)
-        self._evaluated = -1  # the newest point (epoch, interval) evaluated
+        self.evaluated = -1  # the newest point (epoch, interval) evaluated
         # Judge the points skipped since the last evaluation when a finding is on its way (see
         # step): the online analyzer's engines, whose evaluations skip epochs on a time budget.
         # The offline replay judges every epoch (a long run's sparse tail is its own approximation).
@@ -183,7 +183,7 @@ class Engine:
     def _skipped(self, view: RunAtEpoch) -> range:
         """The points (epochs, intervals) between the last evaluation and `view`'s newest,
         at most ENDED_SCAN of them, and only those the run still holds."""
-        last, self._evaluated = self._evaluated, max(self._evaluated, view.last)
+        last, self.evaluated = self.evaluated, max(self.evaluated, view.last)
         if last < 0:
             return range(0)
         return range(max(last + 1, view.last - ENDED_SCAN + 1, view.series.offset), view.last)

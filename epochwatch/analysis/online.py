@@ -82,7 +82,11 @@ class OnlineAnalyzer:
     def finish(self) -> list[dict[str, Any]]:
         """The verdict at the run's end: what holds now is reported without waiting for its
         persistence. Call before writing run_end."""
-        found: list[Finding] = self.fits.final()
+        found: list[Finding] = []
+        if self.run.series.count and self.engine.evaluated < self.run.series.count - 1:  # newest skipped:
+            found += self.fits.until(self.run.series.count)  # judge them first, as report does
+            found += self.engine.step(RunAtEpoch(self.run, parents=self.parents), replay_only=True)
+        found += self.fits.final()
         if self.run.intervals.count:
             view = RunAtEpoch(self.run.interval_view(), parents=self.parents, unit="interval")
             found += self.interval_engine.step(view, replay_only=True, final=True)
