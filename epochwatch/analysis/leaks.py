@@ -68,7 +68,7 @@ def projection(view: RunAtEpoch, level: float, limit: float, slope: float) -> di
 
 def severity(proj: dict[str, Any], base: float) -> str:
     """The rule of the module docstring; `base` is the level the series started from (the
-    fit's first steady value), so a share is of the process before it grew."""
+    fit's value after its compiling epoch), so a share is of the process before it grew."""
     points = float(proj.get("horizon_points", 0.0))
     to_limit = proj.get("points_to_limit")
     planned = proj.get("horizon") == "plan"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from epochwatch.analysis import trend
 from epochwatch.analysis.run import Run
-from epochwatch.analysis.series import EpochSeries
+from epochwatch.analysis.series import FIRST, SETTLING, EpochSeries
 
 if TYPE_CHECKING:
     from epochwatch.analysis.findings import Finding
@@ -137,16 +137,19 @@ class RunAtEpoch:
         w = self.window(name, key, size=span + 1)
         return w if len(w) <= span else None
 
-    def head(self, name: str, size: int = 8) -> list[float]:
-        """The first non-warm-up values of a series in the newest epoch's fit: its baseline."""
+    def head(self, name: str, size: int = 8, settling: bool = False) -> list[float]:
+        """The first non-warm-up values of a series in the newest epoch's fit: its baseline.
+        settling: from the fit's second epoch on (its first, compiling, one left out), where
+        a leak that starts with the fit is not to be hidden in the settling epochs."""
         col = self.series.column(name)
         if col is None:
             return []
         out: list[float] = []
         offset, warm = self.series.offset, self.series.warm
+        skip = FIRST if settling else SETTLING
         for i in range(self.first - offset, self.end - offset):
             v = col[i]
-            if v == v and not warm[i]:
+            if v == v and warm[i] < skip:
                 out.append(v)
                 if len(out) >= size:
                     break

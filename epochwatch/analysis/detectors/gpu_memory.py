@@ -81,7 +81,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         tail = leaks.consequence(proj, f"device's memory{' (' + name + ')' if name else ''}", view.unit)
         if tail:
             title += f"; {tail}"
-        severity = leaks.severity(proj, (view.head(column)[:1] or [g.start])[0])
+        severity = leaks.severity(proj, (view.head(column, settling=True)[:1] or [g.start])[0])
         hint = frameworks.hint(KIND, frameworks.framework(view.start), HINT)
         epoch = view.epoch_number(view.last)
         found.append(Finding(KIND, severity, title, evidence, hint, target, epoch, hold=verdict.hold))

@@ -77,7 +77,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     tail = leaks.consequence(proj, limit_name, view.unit)
     if tail:
         title += f"; {tail}"
-    severity = leaks.severity(proj, (view.head("rss_min")[:1] or [g.start])[0])
+    severity = leaks.severity(proj, (view.head("rss_min", settling=True)[:1] or [g.start])[0])
     hint = frameworks.hint(KIND, frameworks.framework(view.start), HINT)
     return [
         Finding(KIND, severity, title, evidence, hint, None, view.epoch_number(view.last), hold=verdict.hold)
