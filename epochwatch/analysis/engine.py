@@ -71,13 +71,17 @@ def _first_fit(last: Finding) -> dict[str, int]:
 
 def _recovered_at(view: RunAtEpoch, index: int, last: Finding) -> tuple[str, dict[str, int]]:
     """Where an episode ended, in its own terms, counted as Keras counts (from 1): a finding on
-    a loop's fits names the fit ("recovered at fit 14", `ended_fit` from 0), others the epoch."""
+    a loop's fits names the fit ("recovered at fit 14", `ended_fit` from 0), others the epoch,
+    and in a run of several fits that epoch's fit ("recovered at fit 3, epoch 5")."""
     fit = view.value("fit", index)
-    if (
-        last.evidence.get("unit") == "fit" or "first_fit" in last.evidence or "fits" in last.evidence
-    ) and fit == fit:
+    epoch = f"epoch {view.epoch_number(index) + 1}"
+    if fit != fit:
+        return epoch, {}
+    if last.evidence.get("unit") == "fit" or "first_fit" in last.evidence or "fits" in last.evidence:
         return f"fit {int(fit) + 1}", {"ended_fit": int(fit)}
-    return f"epoch {view.epoch_number(index) + 1}", {}
+    if len(view.run.fits) > 1:  # a loop of fits: which fit's epoch
+        return f"fit {int(fit) + 1}, {epoch}", {"ended_fit": int(fit)}
+    return epoch, {}
 
 
 class Engine:

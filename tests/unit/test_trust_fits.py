@@ -350,3 +350,20 @@ def test_a_sweep_of_growing_work_is_no_slowdown() -> None:
         online, offline = _both(records)
         assert online == offline
         assert ("slowdown", FIT_TARGET) in offline or ("models_in_loop", None) in offline, offline
+
+
+def test_an_epoch_episode_in_a_loop_of_fits_ends_at_its_fit_and_epoch() -> None:
+    # Fit 2 of 3 (index 1) grows 30 MiB an epoch from its epoch 3 and gives it all back at its
+    # epoch 21 (index 20): "recovered at fit 2, epoch 21", not an epoch number of no fit.
+    def make(k: int, e: int) -> dict[str, Any]:
+        grow = 30 * MIB * (e - 2) if k == 1 and 2 <= e < 20 else 0
+        return {"seconds": 1.0, "host": syn.host_block(600 * MIB + grow)}
+
+    records = _loop(3, 30, make)
+    online = OnlineAnalyzer(records[0], updates=True)
+    said = [
+        f for rec in records[1:] for f in (online.add(rec) if rec["type"] != "run_end" else online.finish())
+    ]
+    (ended,) = [f for f in said if f["kind"] == "host_memory_growth" and "ended_epoch" in f]
+    assert ended["title"].endswith("recovered at fit 2, epoch 21"), ended["title"]
+    assert ended["evidence"]["ended_fit"] == 1 and ended["ended_epoch"] == 20
