@@ -6,7 +6,9 @@ import keras
 import numpy as np
 
 rng = np.random.default_rng(9)
-model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(64)])
+model = keras.Sequential(
+    [keras.Input((64,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(64)]
+)
 model.compile("adam", "mse")
 for _ in range(150):
     sample = rng.random((1, 64), dtype=np.float32)

@@ -21,7 +21,13 @@ class PredictionHistory(keras.callbacks.Callback):
         self.stacked = np.stack(self.history)  # epochs x samples x classes
 
 
-model = keras.Sequential([keras.Input((32,)), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(100, activation="softmax")])
+model = keras.Sequential(
+    [
+        keras.Input((32,)),
+        keras.layers.Dense(64, activation="relu"),
+        keras.layers.Dense(100, activation="softmax"),
+    ]
+)
 model.compile("adam", "categorical_crossentropy")
 cb = PredictionHistory(x)
 model.fit(x, y, epochs=40, batch_size=256, verbose=0, callbacks=[cb])

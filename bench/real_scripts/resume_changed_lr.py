@@ -14,7 +14,13 @@ x = rng.normal(size=(6000, 20)).astype("float32")
 y = (x[:, :4].sum(axis=1, keepdims=True) > 0).astype("float32")
 
 if sys.argv[1:] == ["train"]:
-    model = keras.Sequential([keras.Input((20,)), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(1, activation="sigmoid")])
+    model = keras.Sequential(
+        [
+            keras.Input((20,)),
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
     model.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy", metrics=["accuracy"])
     model.fit(x, y, epochs=10, batch_size=32, verbose=0)
     model.save("model.keras")
