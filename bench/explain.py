@@ -279,15 +279,17 @@ def _memory_cost(
 
     def block(epochs: int | None) -> tuple[float, int, float]:
         """(seconds, epochs, traced seconds): `epochs` plain ones, or a window's span."""
-        slicer = Slicer(lambda _s: None, anchor=anchor) if epochs is None else None
+        slicer = Slicer(anchor=anchor) if epochs is None else None
         marks, n, cpu0 = [time.perf_counter()], 0, time.process_time()
+        cpus = [time.thread_time()]
         while (slicer is not None and not slicer.finished) or (epochs is not None and n < epochs):
             work()
             marks.append(time.perf_counter())
+            cpus.append(time.thread_time())
             n += 1
-            if slicer is not None:
+            if slicer is not None:  # as the Explainer says a boundary (controller.py)
                 intervals = [b - a for a, b in itertools.pairwise(marks[-4:])]
-                slicer.on_boundary(intervals, steps)
+                slicer.on_boundary(intervals, steps, 0.0, [b - a for a, b in itertools.pairwise(cpus[-4:])])
         if slicer is not None:
             slicer.stop()
         return (

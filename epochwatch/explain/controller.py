@@ -78,6 +78,7 @@ class _Stack:
 class _Memory:
     slicer: Slicer
     position: int  # in the run's epoch records, when the window opened
+    reported: bool = False  # what grew was said; the window cools down (slices.py)
 
 
 class Explainer:
@@ -112,6 +113,7 @@ class Explainer:
         self._seconds: list[float] = []
         self._rss: list[int | None] = []
         self._ends: list[float] = []  # perf_counter at each epoch record: the epochs' lengths
+        self._cpu_ends: list[float] = []  # ...and the training thread's CPU time (slices.py)
         self._epoch_numbers: list[int] = []
         self._steps: int | None = None  # the last epoch's steps
         self._boundary_work = 0.0  # ...and its validation and on_epoch_end callbacks' seconds
@@ -172,7 +174,7 @@ class Explainer:
             if memory is not None:
                 self._memory = None
                 slices = memory.slicer.stop()
-                if slices:
+                if slices and not memory.reported:
                     self._report_memory(memory, slices)
             self.close()
         self._send()
@@ -211,6 +213,7 @@ class Explainer:
         self._seconds.append(seconds)
         self._rss.append(int(rss) if rss is not None else None)
         self._ends.append(t0)
+        self._cpu_ends.append(time.thread_time())
         number = rec.get("epoch")
         epoch = number if isinstance(number, int) else len(self._seconds) - 1
         self._epoch_numbers.append(epoch)
@@ -301,26 +304,24 @@ class Explainer:
         memory = self._memory
         if memory is None:
             return
-        if memory.slicer.on_boundary(self._intervals(), self._steps, self._boundary_work):
+        slicer = memory.slicer
+        if self._tell(slicer):
             self._traced_positions.add(len(self._seconds) - 1)  # slowed a little: no slowdown trigger
-        if memory.slicer.finished and not memory.slicer.slices:
-            self._memory = None  # no slice caught a boundary: the window ends unsaid
-
-    def _intervals(self) -> list[float]:
-        """The last epochs' lengths, epoch record to epoch record (what a slice's timers
-        predict the next boundary from)."""
-        ends = self._ends[-4:]
-        return [b - a for a, b in itertools.pairwise(ends)]
-
-    def _memory_done(self, slicer: Slicer) -> None:
-        """The window's last slice ended (a timer thread): say what grew."""
-        with self._lock:
-            memory = self._memory
-            if memory is None or memory.slicer is not slicer:
-                return  # the run ended or another window opened meanwhile
+        if not memory.reported and (slicer.complete or slicer.finished):
+            memory.reported = True
+            slices = slicer.sizes()
+            if slices:  # else no slice caught a boundary: the window ends unsaid
+                self._report_memory(memory, slices)
+        if slicer.finished:
             self._memory = None
-            self._report_memory(memory, list(slicer.slices))
-        self._send()
+
+    def _tell(self, slicer: Slicer) -> bool:
+        """An epoch boundary to the memory window, with the last epochs' lengths, epoch
+        record to epoch record (what a slice's timers predict the next boundary from),
+        and the training thread's CPU in them (what a slice's cost is measured on)."""
+        intervals = [b - a for a, b in itertools.pairwise(self._ends[-4:])]
+        cpus = [b - a for a, b in itertools.pairwise(self._cpu_ends[-4:])]
+        return slicer.on_boundary(intervals, self._steps, self._boundary_work, cpus)
 
     def _report_memory(self, memory: _Memory, slices: list[Sizes]) -> None:
         sites = grown_sites(consistent(slices))
@@ -399,10 +400,10 @@ class Explainer:
         if self._memory is None and self._memory_armed and self._memory_windows < lim.memory_windows:
             self._memory_armed = False
             self._memory_windows += 1
-            slicer = Slicer(self._memory_done)
+            slicer = Slicer()
             if slicer.owned:
                 self._memory = _Memory(slicer, len(self._seconds) - 1)
-                slicer.on_boundary(self._intervals(), self._steps, self._boundary_work)
+                self._tell(slicer)
 
     def _write(self, **fields: Any) -> None:
         rec = {k: v for k, v in fields.items() if v is not None}
