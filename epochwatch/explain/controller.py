@@ -31,7 +31,7 @@ from typing import Any
 
 from epochwatch.analysis.series import finite_number as _num
 from epochwatch.explain.added import added_time, describe
-from epochwatch.explain.frames import COMPILED
+from epochwatch.explain.captures import Captures
 from epochwatch.explain.memory import (
     NATIVE_SHARE,
     Sizes,
@@ -99,10 +99,9 @@ class Explainer:
         self.emit = emit
         self.charge = charge or (lambda _s: None)
         self.limits = limits or Limits()
-        # The framework's profiler (integrations/tf_profile.TFProfiler: start(dir) -> bool,
-        # stop()) or None, asked for when a capture is wanted; where its captures go.
+        # The framework's profiler (integrations/tf_profile.TFProfiler) or None, asked for
+        # when a capture is wanted; where its captures go (captures.py).
         self._profiler_of = profiler or (lambda: None)
-        self.profiler: Any = None
         self.profile_dir = profile_dir
         self._lock = threading.Lock()
         self.explained: list[dict[str, Any]] = []
@@ -127,9 +126,7 @@ class Explainer:
         self._slow_explained_at = 0.0  # epoch seconds when a slowdown was last explained
         self._thread: int | None = None
         self._traced_positions: set[int] = set()  # epochs slowed by tracemalloc: no slowdown trigger
-        self._profile_armed = False
-        self._profile: tuple[str, int, threading.Timer] | None = None  # (dir, epoch, time limit)
-        self._profiled = False
+        self._captures = Captures(self._profiler_of, self.profile_dir, limit=self.limits.profile_seconds)
 
     # -- the listener ------------------------------------------------------------------
 
@@ -187,10 +184,7 @@ class Explainer:
         if self._memory is not None:
             self._memory.slicer.stop()
             self._memory = None
-        if self._profile is not None:
-            self._profile[2].cancel()
-            self.profiler.stop()
-            self._profile = None
+        self._captures.close()
 
     def _on_finding(self, rec: dict[str, Any]) -> None:
         if rec.get("kind") == SLOWDOWN and not self._explained(SLOWDOWN) and rec.get("ended_epoch") is None:
@@ -225,7 +219,9 @@ class Explainer:
             (_num(callbacks.get("seconds")) or 0.0) if isinstance(callbacks, dict) else 0.0
         )
         self._step_memory()
-        self._step_profile(epoch)
+        captured = self._captures.on_epoch(epoch, seconds, self._steps)
+        if captured is not None:
+            self._write(explains=SLOWDOWN, **captured)
         self._suspect()
         self._open(epoch)
         self.charge(time.perf_counter() - t0)
@@ -256,14 +252,11 @@ class Explainer:
         if open_.purpose == "baseline":
             self._base, self._base_epochs = profile, list(open_.epochs)
             self._base_seconds = min(open_.seconds)
+            self._captures.after_baseline(profile)
             return
         where = added_time(self._base, profile)
         self._slow_explained_at = profile.epoch_seconds
-        if where and where[0]["category"] == COMPILED and not self._profiled:
-            self.profiler = self.profiler or self._profiler_of()
-            self._profile_armed = (
-                self.profiler is not None
-            )  # which ops: the framework's profiler, over the next epoch
+        self._captures.after_slow(where)  # which ops: the framework's profiler, from the next epoch
         self._write(
             explains=SLOWDOWN,
             method="stack_sampling",
@@ -279,23 +272,6 @@ class Explainer:
             cost_seconds=round(profile.cpu_seconds, 6),
             where=where,
             summary=describe(where),
-        )
-
-    def _step_profile(self, epoch: int) -> None:
-        if self._profile is None:
-            return
-        path, started, timer = self._profile
-        self._profile = None
-        timer.cancel()
-        self.profiler.stop()
-        self._write(
-            explains=SLOWDOWN,
-            method="profiler",
-            epoch=epoch,
-            epochs=[started + 1, epoch] if epoch > started + 1 else [epoch],
-            profile_dir=path,
-            where=[],
-            summary=f"a profile of the slow compiled step is in {path} (tensorboard --logdir {path}: Profile)",
         )
 
     # -- memory windows --------------------------------------------------------------------
@@ -389,14 +365,6 @@ class Explainer:
                 self._slow_armed = False
                 self._slow_windows += 1
                 self._stack = _Stack(StackWindow(thread, lim.rate_hz, lim.stack_seconds), SLOWDOWN)
-        if self._profile_armed and self._profile is None and self.profile_dir is not None:
-            self._profile_armed, self._profiled = False, True
-            path = self.profile_dir()
-            if self.profiler.start(path):
-                timer = threading.Timer(lim.profile_seconds, self.profiler.stop)
-                timer.daemon = True
-                timer.start()
-                self._profile = (path, epoch, timer)
         if self._memory is None and self._memory_armed and self._memory_windows < lim.memory_windows:
             self._memory_armed = False
             self._memory_windows += 1

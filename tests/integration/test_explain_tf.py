@@ -230,11 +230,20 @@ def test_a_compiled_step_that_does_more_each_epoch_is_inside_the_compiled_step(t
     sampled = [r for r in found if r["method"] == "stack_sampling"]
     top = sampled[0]["where"][0]
     assert top["category"] == "inside the compiled step", sampled[0]
-    # Which ops: TF's profiler captured the next epoch, next to the trace.
+    # Which ops: TF's profiler captured a few steps early (the baseline stack window found
+    # the time inside the compiled step) and a few slow steps, next to the trace; the ops
+    # whose own time per step grew most are the while loop's body (its matmul, its tanh
+    # and their gradients), which runs 60 more times each epoch.
     (profiled,) = [r for r in found if r["method"] == "profiler"]
     assert list(Path(profiled["profile_dir"]).rglob("*.xplane.pb")), profiled
+    assert list(Path(profiled["baseline_profile_dir"]).rglob("*.xplane.pb")), profiled
+    ops = profiled["ops"]
+    assert ops and all("while" in o["op"] and o["added_seconds_per_step"] > 0 for o in ops[:2]), ops
+    assert sum(o["share"] for o in ops if "while" in o["op"]) > 0.8, ops
+    assert any(kind in ops[0]["op"] for kind in ("(MatMul)", "(Tanh)", "(TanhGrad)", "(Mul)")), ops
     where = _report_where(tmp_path, "slowdown")
-    assert where is not None and where["profile_dir"] == profiled["profile_dir"]
+    assert where is not None and where["profile_dir"] == profiled["profile_dir"] and where["ops"] == ops
+    assert "the ops whose time grew most" in where["summary"], where
 
 
 def test_explain_off_looks_nowhere(tmp_path: Path) -> None:
