@@ -311,6 +311,11 @@ def _memory_cost(
         ratios.append((on / n) / (off / m) - 1)
         spans.append(span := n)
         traced.append(t)
+    floor = []  # the same blocks with no window in either: what the machine's noise reads
+    for _ in range(pairs):
+        a, n, _t = block(int(statistics.median(spans)))
+        b, m, _t = block(int(statistics.median(spans)))
+        floor.append((a / n) / (b / m) - 1)
     t0 = time.process_time()
     work()
     plain = time.process_time() - t0
@@ -320,8 +325,10 @@ def _memory_cost(
     whole = time.process_time() - t0
     tracemalloc.stop()
     return (
-        f"{statistics.median(ratios):+.1%} of the {statistics.median(spans):g} epochs a window spans "
-        f"(traced {statistics.median(traced):.1%} of them; tracing a whole epoch: {whole / plain - 1:+.0%})"
+        f"{statistics.median(ratios):+.1%} ({min(ratios):+.1%}..{max(ratios):+.1%}) of the "
+        f"{statistics.median(spans):g} epochs a window spans; noise floor {statistics.median(floor):+.1%} "
+        f"({min(floor):+.1%}..{max(floor):+.1%}); traced {statistics.median(traced):.1%} of them; "
+        f"tracing a whole epoch: {whole / plain - 1:+.0%}"
     )
 
 
@@ -351,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--pairs", type=int, default=12)
-    p.add_argument("--memory-pairs", type=int, default=3)
+    p.add_argument("--memory-pairs", type=int, default=5)
     args = p.parse_args(argv)
     # One BLAS thread (numpy is first imported below): spinning BLAS workers on a small,
     # shared machine would slow the planted Python work and blur what is measured.

@@ -31,7 +31,9 @@ def where_for(kind: str, explains: Iterable[Mapping[str, Any]]) -> dict[str, Any
         out["profile_dir"] = last["profile_dir"]
         out["ops"] = list(last.get("ops") or [])
         said = last.get("summary") if last is not chosen else None
-        out["summary"] = "; ".join(s for s in (out.get("summary"), said or f"profile: {last['profile_dir']}") if s)
+        out["summary"] = "; ".join(
+            s for s in (out.get("summary"), said or f"profile: {last['profile_dir']}") if s
+        )
     return out
 
 

@@ -35,7 +35,8 @@ DEPTH = 8  # frames per allocation: tracemalloc costs grow with it (bench/explai
 NAMED = 3
 MIB = 1 << 20
 COUNTED = 16  # objects an epoch: a site that grows this much in number may hold native memory
-AGREE = 1.5  # two parts' rates this close are one rate (_rate)
+AGREE = 2.0  # two parts' rates this close are one rate (_rate): a part timed over four
+# steps holds three to five of them
 NATIVE_SHARE = 0.1  # traced growth under this share of RSS growth: "not in Python objects"
 # (a tenth, not more: what tracemalloc sees of a native leak's Python side is small)
 

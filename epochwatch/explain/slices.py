@@ -42,12 +42,13 @@ from epochwatch.explain.memory import DEPTH, Sizes, SliceParts, boundary_parts, 
 @dataclass(frozen=True)
 class SliceLimits:
     share: float = 0.01  # a part's length, of an epoch
-    min_steps: float = 2.0  # ...but two steps at least (a per-step rate on both sides)
+    min_steps: float = 4.0  # ...but four steps at least, timed (a per-step rate on both
+    # sides, within a step's allocations of a quarter); a Keras fit counts its steps exactly
     min_part: float = 0.002  # seconds (a timer fires within a millisecond or two)
     max_part: float = 1.0
     slices: int = 2  # slices a window takes
     tries: int = 8  # boundaries tried in all (misses included)
-    budget: float = 0.02  # the window's cost target, of the epochs it spans
+    budget: float = 0.015  # the window's cost, of the epochs it spans: 2% less what a measure misses
     slowdown: float = 3.0  # tracemalloc's slowdown assumed where unmeasured (bench/explain.py)
     max_slowdown: float = 8.0  # the most a slice's measured slowdown is believed
     max_gap: int = 200  # boundaries from one slice to the next, at most
@@ -126,7 +127,7 @@ class Slicer:
         self._cpus: list[float] = []  # the training thread's CPU time at the last boundaries
         self._cpu_intervals: list[float] = []  # ...per epoch
         self._epoch_cpu = 0.0  # ...and its median epoch before the slice
-        self._cost = 0.0  # seconds a slice costs, the most measured
+        self._costs: list[float] = []  # seconds each slice cost, measured (else assumed)
         self._thread = 0  # the training thread (where boundaries are said)
         self._pending: _Pending | None = None  # a slice taken, settled at the next boundary
         self.parts: list[tuple[SliceParts, float]] = []  # (parts, the epoch in their unit)
@@ -218,10 +219,10 @@ class Slicer:
                 scale = self.slowdowns[-1]
                 parts = SliceParts(parts.before, parts.after, parts.lead / scale, parts.tail / scale)
         self.parts.append((parts, float(self._steps) if slice_.by_steps else epoch))
-        # Slices cost much the same: the dearest measured so far (a quiet epoch in the
-        # baseline reads one slice cheap).
-        self._cost = max(self._cost, assumed if extra is None else extra + slice_.off_thread)
-        cost = self._cost
+        # Slices cost much the same: the mean of those measured (one epoch's noise, either
+        # way, is a slice's cost or more on a loaded machine).
+        self._costs.append(max(0.0, extra) + slice_.off_thread if extra is not None else assumed)
+        cost = statistics.fmean(self._costs)
         # Held against the epoch's CPU on the training thread where it computes (a loaded
         # machine stretches wall time, not work), or a quarter of its wall time where it
         # mostly waits (for a GPU, for input): within `budget` of both, near enough.
