@@ -106,8 +106,9 @@ def _library(root: Path) -> tuple[ModuleType, ModuleType, ModuleType]:
     return _load(ex, "bench_tf_execute"), _load(cb, "bench_callback_list"), _load(data, "bench_tf_data")
 
 
-def _user_module(root: Path, kind: str, rng: random.Random, n: int) -> tuple[ModuleType, str, int]:
-    """A user module with the planted fault; returns it, the planted name and its line."""
+def _user_module(root: Path, kind: str, rng: random.Random, n: int) -> tuple[ModuleType, str, int, int]:
+    """A user module with the planted fault; returns it, the planted name, its line and
+    (a leak) the bytes it keeps an epoch."""
     name = f"{kind}_{rng.randrange(1 << 20):x}"
     pad = "\n" * rng.randrange(0, 40)
     mib = rng.randrange(4, 17)
@@ -136,7 +137,7 @@ def _user_module(root: Path, kind: str, rng: random.Random, n: int) -> tuple[Mod
         name = f"{name.title().replace('_', '')}.on_train_batch_end"
     elif kind == "slow_dataset":
         name = f"{name.title().replace('_', '')}.__getitem__"
-    return _load(path, f"bench_user_{n}"), name, line
+    return _load(path, f"bench_user_{n}"), name, line, mib << 20
 
 
 def _rss() -> int:
@@ -212,6 +213,14 @@ def _named(kind: str, records: list[dict[str, Any]], name: str, line: int) -> bo
         code = [w for w in last["where"] if w["category"] in ("callback", "user code") or ": " in w["label"]]
         return bool(code) and name in (code[0]["label"], code[0]["function"])
     return bool(last["where"]) and last["where"][0]["site"].endswith(f":{line}")
+
+
+def _read(kind: str, records: list[dict[str, Any]], planted: int) -> list[float]:
+    """A leak's bytes per epoch as the explain record read them, over the planted rate."""
+    mine = [r for r in records if r["explains"] == "host_memory_growth" and r["where"]]
+    if kind not in ("leak_list", "leak_cache") or not mine:
+        return []
+    return [mine[-1]["where"][0]["bytes_per_epoch"] / planted]
 
 
 def _workload(
@@ -380,14 +389,17 @@ def main(argv: list[str] | None = None) -> int:
         n, ok_all = 0, True
         print(f"{'kind':<14} named  runs  share  (target >= 90%)")
         for kind in kinds:
-            hits = 0
+            hits, read = 0, []
             for _ in range(args.runs):
                 n += 1
-                user, name, line = _user_module(root, kind, rng, n)
-                hits += _named(kind, _run(kind, lib, user, name), name, line)
+                user, name, line, planted = _user_module(root, kind, rng, n)
+                records = _run(kind, lib, user, name)
+                hits += _named(kind, records, name, line)
+                read += _read(kind, records, planted)
             share = hits / args.runs
             ok_all &= share >= 0.9
-            print(f"{kind:<14} {hits:>5}  {args.runs:>4}  {share:>5.0%}")
+            rates = f"  bytes/epoch read {min(read):.2f}-{max(read):.2f}x the planted" if read else ""
+            print(f"{kind:<14} {hits:>5}  {args.runs:>4}  {share:>5.0%}{rates}")
         print(f"\n{'window':<14} cost (median over {args.pairs} interleaved pairs; target <= 2%)")
         for kind in ("none", f"stack@{RATE_HZ:g}"):
             ratio, cpu = _cost(lib, kind, args.pairs)

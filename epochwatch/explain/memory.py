@@ -124,19 +124,19 @@ def per_epoch(part: SliceParts, epoch: float) -> Sizes:
         row = []
         for i in (0, 1):
             a, b = part.before.get(key, (0, 0))[i], part.after.get(key, (0, 0))[i]
-            rate = _rate(a / lead, b / tail) if a > 0 and b > 0 else 0.0
+            rate = _rate(a, lead, b, tail) if a > 0 and b > 0 else 0.0
             row.append(int(rate * epoch + max(0.0, a + b - rate * (lead + tail))))
         if row[0] > 0:
             out[key] = row
     return out
 
 
-def _rate(before: float, after: float) -> float:
-    """One per-step rate from the two parts': parts that agree within `AGREE` measured one
-    rate (their mean halves a loaded machine's noise); parts that differ more hold a jump
-    besides it (an epoch's callback), and the lesser is the step's."""
-    low, high = min(before, after), max(before, after)
-    return (low + high) / 2 if high <= AGREE * low else low
+def _rate(before: float, lead: float, after: float, tail: float) -> float:
+    """One per-step rate from the two parts': parts whose rates agree within `AGREE`
+    measured one rate (over both: a loaded machine's noise halves); parts that differ more
+    hold a jump besides it (an epoch's callback), and the lesser is the step's."""
+    low, high = sorted((before / lead, after / tail))
+    return (before + after) / (lead + tail) if high <= AGREE * low else low
 
 
 def consistent(slices: list[Sizes]) -> Sizes:

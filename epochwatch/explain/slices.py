@@ -50,7 +50,8 @@ class SliceLimits:
     tries: int = 8  # boundaries tried in all (misses included)
     budget: float = 0.015  # the window's cost, of the epochs it spans: 2% less what a measure misses
     slowdown: float = 3.0  # tracemalloc's slowdown assumed where unmeasured (bench/explain.py)
-    max_slowdown: float = 8.0  # the most a slice's measured slowdown is believed
+    max_slowdown: float = 6.0  # the most a slice's measured slowdown is believed
+    clear_slowdown: float = 2.0  # ...and the least that is not a loaded machine's noise
     max_gap: int = 200  # boundaries from one slice to the next, at most
 
 
@@ -215,8 +216,10 @@ class Slicer:
         if extra is not None:
             untraced = max(slice_.traced - max(0.0, extra), slice_.traced / lim.max_slowdown, 1e-9)
             self.slowdowns.append(round(slice_.traced / untraced, 2))
-            if not slice_.by_steps:  # the traced seconds as the untraced run would have spent them
-                scale = self.slowdowns[-1]
+            scale = self.slowdowns[-1]
+            # The traced seconds as the untraced run would have spent them, where tracing
+            # clearly slowed the steps (Python-heavy ones, 2-5 times): below, it is noise.
+            if not slice_.by_steps and scale >= lim.clear_slowdown:
                 parts = SliceParts(parts.before, parts.after, parts.lead / scale, parts.tail / scale)
         self.parts.append((parts, float(self._steps) if slice_.by_steps else epoch))
         # Slices cost much the same: the mean of those measured (one epoch's noise, either
