@@ -41,7 +41,7 @@ from epochwatch.explain.memory import (
     named_sites,
     traced_growth,
 )
-from epochwatch.explain.slices import Slicer
+from epochwatch.explain.slices import SliceLimits, Slicer
 from epochwatch.explain.stacks import RATE_HZ, Profile, StackWindow
 from epochwatch.trace.schema import EXPLAIN
 
@@ -63,6 +63,7 @@ class Limits:
     stack_windows: int = 3  # slow windows per run (the baseline is extra)
     memory_windows: int = 2
     profile_seconds: float = 10.0  # a framework profiler capture's time limit
+    slices: SliceLimits = field(default_factory=SliceLimits)  # a memory window's (slices.py)
 
 
 @dataclass
@@ -368,7 +369,7 @@ class Explainer:
         if self._memory is None and self._memory_armed and self._memory_windows < lim.memory_windows:
             self._memory_armed = False
             self._memory_windows += 1
-            slicer = Slicer()
+            slicer = Slicer(lim.slices)
             if slicer.owned:
                 self._memory = _Memory(slicer, len(self._seconds) - 1)
                 self._tell(slicer)

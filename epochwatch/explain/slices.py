@@ -8,20 +8,19 @@ its `on_epoch_end` callbacks and the next epoch's first steps allocate and keep.
 memory.py turns each slice into growth per epoch and site; the sites that grew in every
 slice are the answer.
 
-Sizing: each part (lead, tail) lasts `share` of an epoch, but at least two steps (the lead
-also covers the epoch's validation and `on_epoch_end` callbacks, from its record); slices
-are `gap` boundaries apart so that their traced time times tracemalloc's slowdown stays
-within `budget` of the epochs the window spans (bench/explain.py measures the cost).
-A slice whose epoch ends before tracing began, or long after, is a miss: the next
-boundary tries again, with a longer lead. Where the loop says its steps (a Keras fit,
-anchor.py), the slice starts at the begin of the epoch's last steps instead of at a
-predicted time (no miss, nothing traced early by the epochs' spread) and ends at the begin
-of the next epoch's step as many steps in, when the step before it has freed what it
-allocated (a timer's snapshot would catch a step's arrays alive and name them).
+Sizing: each part (lead, tail) lasts `share` of an epoch, but at least four steps (the
+lead also covers the epoch's validation and `on_epoch_end` callbacks, from its record). A
+slice's cost is measured at the boundary after it (the training thread's CPU in the two
+epochs it traced, against those before), and the next slice waits until that cost is
+`budget` of the epochs between; after the last, the window cools down as long (`complete`,
+then `finished`). A slice whose epoch ends before tracing began, or long after, is a
+miss: the next boundary tries again, with a longer lead. Where the loop says its steps (a
+Keras fit, anchor.py), the slice starts at the begin of the epoch's last steps instead of
+at a predicted time and ends at the begin of the next epoch's step as many steps in (when
+the step before it has freed what it allocated), and its parts are counted in steps.
 
-Timers start and end slices off the training thread; the snapshot at the boundary is
-taken at the epoch record (the training thread). One lock; results leave through
-`done(fields)` outside it (the Explainer takes its own lock there).
+A clock thread (one per window) starts and ends timed parts off the training thread; the
+snapshot at the boundary is taken at the epoch record (the training thread). One lock.
 """
 
 from __future__ import annotations
@@ -42,8 +41,8 @@ from epochwatch.explain.memory import DEPTH, Sizes, SliceParts, boundary_parts, 
 @dataclass(frozen=True)
 class SliceLimits:
     share: float = 0.01  # a part's length, of an epoch
-    min_steps: float = 4.0  # ...but four steps at least, timed (a per-step rate on both
-    # sides, within a step's allocations of a quarter); a Keras fit counts its steps exactly
+    min_steps: float = 8.0  # ...but eight steps at least, timed (a per-step rate on both
+    # sides, within a step's allocations of an eighth); a Keras fit counts its steps exactly
     min_part: float = 0.002  # seconds (a timer fires within a millisecond or two)
     max_part: float = 1.0
     slices: int = 2  # slices a window takes
@@ -120,13 +119,13 @@ class Slicer:
         self._t0 = self._t1 = 0.0
         self._at: Any = None  # the boundary snapshot
         self._part = 0.0
-        self._lead_steps = 0  # a Keras fit: the lead starts at a step's begin...
         self._tail_steps = 0  # ...and the tail ends at one, not on a timer
         self._traced_epoch = False  # tracing was on since the last boundary
         self._epoch_seconds = 0.0
         self._steps = 0
         self._cpus: list[float] = []  # the training thread's CPU time at the last boundaries
         self._cpu_intervals: list[float] = []  # ...per epoch
+        self._epoch_cpu_high = 0.0  # the most of the epochs before the slice
         self._epoch_cpu = 0.0  # ...and its median epoch before the slice
         self._costs: list[float] = []  # seconds each slice cost, measured (else assumed)
         self._thread = 0  # the training thread (where boundaries are said)
@@ -211,7 +210,10 @@ class Slicer:
         # CPU, not wall time: a shared machine's load moves an epoch's wall time by more
         # than a slice costs; the training thread's CPU moves little.
         cpus = self._cpu_intervals[-2:] if intervals else []
-        extra = sum(cpus) - 2 * self._epoch_cpu if len(cpus) == 2 and self._epoch_cpu > 0 else None
+        # Against the dearest of the epochs before: epochs whose CPU alternates (a fresh
+        # process's large arrays fault their pages in every other epoch) read a slice
+        # 30 ms dear against their median; this reads it a little cheap instead (budget).
+        extra = sum(cpus) - 2 * self._epoch_cpu_high if len(cpus) == 2 and self._epoch_cpu > 0 else None
         parts = slice_.parts
         if extra is not None:
             untraced = max(slice_.traced - max(0.0, extra), slice_.traced / lim.max_slowdown, 1e-9)
@@ -241,6 +243,7 @@ class Slicer:
         epoch = statistics.median(recent)
         cpus = self._cpu_intervals[-3:]
         self._epoch_cpu = statistics.median(cpus) if cpus else 0.0
+        self._epoch_cpu_high = max(cpus) if cpus else 0.0
         self._thread = threading.get_ident()
         part = lim.share * epoch
         if steps:  # a step: the epoch less its validation and callbacks, per step
