@@ -203,35 +203,42 @@ class Slicer:
         """The boundary after a slice's tail: what it cost, measured on the two epochs it
         traced against the untraced ones before (its slowdown, its snapshots, the GIL its
         timer took), and so how many epochs must pay for it; a slice timed in seconds is
-        scaled back to untraced seconds (a per-step leak read 2-4 times low before)."""
+        scaled back to untraced seconds (a per-step leak read 2-4 times low before).
+
+        CPU, not wall time: a shared machine's load moves an epoch's wall time by more than
+        a slice costs; the training thread's CPU moves little. The slowdown is read against
+        the median epoch before; the cost against the dearest (epochs whose CPU alternates,
+        a fresh process's large arrays faulting their pages in every other epoch, read a
+        slice 30 ms dear against their median: this reads it a little cheap, see budget)."""
         self._pending = None
-        lim, epoch = self.limits, self._epoch_seconds
-        assumed = slice_.traced * (1 - 1 / lim.slowdown) + slice_.off_thread
-        # CPU, not wall time: a shared machine's load moves an epoch's wall time by more
-        # than a slice costs; the training thread's CPU moves little.
+        lim, epoch, parts = self.limits, self._epoch_seconds, slice_.parts
         cpus = self._cpu_intervals[-2:] if intervals else []
-        # Against the dearest of the epochs before: epochs whose CPU alternates (a fresh
-        # process's large arrays fault their pages in every other epoch) read a slice
-        # 30 ms dear against their median; this reads it a little cheap instead (budget).
-        extra = sum(cpus) - 2 * self._epoch_cpu_high if len(cpus) == 2 and self._epoch_cpu > 0 else None
-        parts = slice_.parts
-        if extra is not None:
-            untraced = max(slice_.traced - max(0.0, extra), slice_.traced / lim.max_slowdown, 1e-9)
-            self.slowdowns.append(round(slice_.traced / untraced, 2))
-            scale = self.slowdowns[-1]
+        measured = len(cpus) == 2 and self._epoch_cpu > 0
+        if measured:
+            # CPU over CPU: the work traced took `slowed` more than the thread's CPU rate
+            # untraced gives its traced seconds (a loaded machine stretches both alike);
+            # half the traced seconds at least (a thread that mostly waits: the noise of
+            # its little CPU is no slowdown).
+            slowed = max(0.0, sum(cpus) - 2 * self._epoch_cpu)
+            untraced = slice_.traced * min(1.0, max(0.5, self._epoch_cpu / max(epoch, 1e-9)))
+            scale = round(min(lim.max_slowdown, 1 + slowed / max(untraced, 1e-9)), 2)
+            self.slowdowns.append(scale)
             # The traced seconds as the untraced run would have spent them, where tracing
             # clearly slowed the steps (Python-heavy ones, 2-5 times): below, it is noise.
             if not slice_.by_steps and scale >= lim.clear_slowdown:
                 parts = SliceParts(parts.before, parts.after, parts.lead / scale, parts.tail / scale)
         self.parts.append((parts, float(self._steps) if slice_.by_steps else epoch))
-        # Slices cost much the same: the mean of those measured (one epoch's noise, either
-        # way, is a slice's cost or more on a loaded machine).
-        self._costs.append(max(0.0, extra) + slice_.off_thread if extra is not None else assumed)
-        cost = statistics.fmean(self._costs)
+        # Slices cost much the same: the mean of those measured.
+        self._costs.append(
+            max(0.0, sum(cpus) - 2 * self._epoch_cpu_high) + slice_.off_thread
+            if measured
+            else slice_.traced * (1 - 1 / lim.slowdown) + slice_.off_thread
+        )
         # Held against the epoch's CPU on the training thread where it computes (a loaded
         # machine stretches wall time, not work), or a quarter of its wall time where it
         # mostly waits (for a GPU, for input): within `budget` of both, near enough.
-        paid = max(min(self._epoch_cpu, epoch), epoch / 4) if extra is not None else epoch
+        paid = max(min(self._epoch_cpu, epoch), epoch / 4) if measured else epoch
+        cost = statistics.fmean(self._costs)
         gap = int(min(lim.max_gap, max(2, math.ceil(cost / max(1e-9, lim.budget * paid)))))
         self.gaps.append(gap)
         self._wait = gap - 2  # this boundary ends the tail's epoch; the next lead is `gap` on

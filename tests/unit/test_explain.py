@@ -200,7 +200,7 @@ def test_rss_growth_opens_tracemalloc_slices_that_name_an_epoch_end_leak() -> No
     # What is named, not what it costs: a looser budget keeps both slices inside the run
     # (a slice's cost measured on a loaded machine, where a fresh process's 8 MiB arrays
     # fault their pages in, spaced the two 20 epochs apart).
-    limits = Limits(slices=SliceLimits(budget=0.1))
+    limits = Limits(slices=SliceLimits(budget=1.0))
     _run(Explainer(lambda t, **f: written.append((t, f)), limits=limits), 14, 8 << 20, epoch_leak=_leak)
     run_seconds = time.perf_counter() - t0
     (found,) = _memory(written)
