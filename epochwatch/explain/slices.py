@@ -125,11 +125,10 @@ class Slicer:
         self._steps = 0
         self._cpus: list[float] = []  # the training thread's CPU time at the last boundaries
         self._cpu_intervals: list[float] = []  # ...per epoch
-        self._epoch_cpu_high = 0.0  # the most of the epochs before the slice
         self._epoch_cpu = 0.0  # ...and its median epoch before the slice
         self._costs: list[float] = []  # seconds each slice cost, measured (else assumed)
         self._thread = 0  # the training thread (where boundaries are said)
-        self._pending: _Pending | None = None  # a slice taken, settled at the next boundary
+        self._pending: _Pending | None = None  # a slice taken, settled two boundaries on
         self.parts: list[tuple[SliceParts, float]] = []  # (parts, the epoch in their unit)
         self.tries = 0
         self.traced_seconds = 0.0
@@ -171,7 +170,10 @@ class Slicer:
     def _step(self, intervals: list[float], steps: int | None, boundary_work: float) -> None:
         if self.finished or not self.owned:
             return
-        if self._pending is not None:
+        if self._pending is not None:  # the epochs after a slice: measured, then settled
+            self._pending.boundaries += 1
+            if self._pending.boundaries < 2:
+                return
             self._settle(self._pending, intervals)
         if self._state == "scheduled":  # the epoch ended before tracing began
             self._clock.cancel()
@@ -206,20 +208,20 @@ class Slicer:
         scaled back to untraced seconds (a per-step leak read 2-4 times low before).
 
         CPU, not wall time: a shared machine's load moves an epoch's wall time by more than
-        a slice costs; the training thread's CPU moves little. The slowdown is read against
-        the median epoch before; the cost against the dearest (epochs whose CPU alternates,
-        a fresh process's large arrays faulting their pages in every other epoch, read a
-        slice 30 ms dear against their median: this reads it a little cheap, see budget)."""
+        a slice costs; the training thread's CPU moves little. Both are read against the
+        median of the epochs before (against the dearest, a slice read 2-4 times cheap on a
+        loaded machine; epochs whose CPU alternates, a fresh process's large arrays faulting
+        their pages in every other epoch, may read one dear: the window then spans longer)."""
         self._pending = None
         lim, epoch, parts = self.limits, self._epoch_seconds, slice_.parts
-        cpus = self._cpu_intervals[-2:] if intervals else []
-        measured = len(cpus) == 2 and self._epoch_cpu > 0
+        cpus = self._cpu_intervals[-3:] if intervals else []  # lead, tail, and the epoch after
+        measured = len(cpus) == 3 and self._epoch_cpu > 0
         if measured:
             # CPU over CPU: the work traced took `slowed` more than the thread's CPU rate
             # untraced gives its traced seconds (a loaded machine stretches both alike);
             # half the traced seconds at least (a thread that mostly waits: the noise of
             # its little CPU is no slowdown).
-            slowed = max(0.0, sum(cpus) - 2 * self._epoch_cpu)
+            slowed = max(0.0, cpus[0] + cpus[1] - 2 * self._epoch_cpu)
             untraced = slice_.traced * min(1.0, max(0.5, self._epoch_cpu / max(epoch, 1e-9)))
             scale = round(min(lim.max_slowdown, 1 + slowed / max(untraced, 1e-9)), 2)
             self.slowdowns.append(scale)
@@ -230,7 +232,7 @@ class Slicer:
         self.parts.append((parts, float(self._steps) if slice_.by_steps else epoch))
         # Slices cost much the same: the mean of those measured.
         self._costs.append(
-            max(0.0, sum(cpus) - 2 * self._epoch_cpu_high) + slice_.off_thread
+            max(0.0, sum(cpus) - 3 * self._epoch_cpu) + slice_.off_thread
             if measured
             else slice_.traced * (1 - 1 / lim.slowdown) + slice_.off_thread
         )
@@ -239,9 +241,9 @@ class Slicer:
         # mostly waits (for a GPU, for input): within `budget` of both, near enough.
         paid = max(min(self._epoch_cpu, epoch), epoch / 4) if measured else epoch
         cost = statistics.fmean(self._costs)
-        gap = int(min(lim.max_gap, max(2, math.ceil(cost / max(1e-9, lim.budget * paid)))))
+        gap = int(min(lim.max_gap, max(3, math.ceil(cost / max(1e-9, lim.budget * paid)))))
         self.gaps.append(gap)
-        self._wait = gap - 2  # this boundary ends the tail's epoch; the next lead is `gap` on
+        self._wait = gap - 3  # this boundary ends the epoch after the tail's; the next lead is `gap` on
         self.complete = self.complete or len(self.parts) >= lim.slices
 
     def _schedule(self, intervals: list[float], steps: int | None, boundary_work: float) -> None:
@@ -250,7 +252,6 @@ class Slicer:
         epoch = statistics.median(recent)
         cpus = self._cpu_intervals[-3:]
         self._epoch_cpu = statistics.median(cpus) if cpus else 0.0
-        self._epoch_cpu_high = max(cpus) if cpus else 0.0
         self._thread = threading.get_ident()
         part = lim.share * epoch
         if steps:  # a step: the epoch less its validation and callbacks, per step
@@ -364,7 +365,7 @@ class Slicer:
         return self.sizes()
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Pending:
     """A slice taken, its cost not yet measured (at the boundary after its tail)."""
 
@@ -372,3 +373,6 @@ class _Pending:
     by_steps: bool
     traced: float  # seconds traced
     off_thread: float  # CPU seconds its end took off the training thread (on the clock)
+    boundaries: int = 0  # seen since: its cost shows in the tail's epoch and the next one
+    # (after tracing, the heap it grew is trimmed and faulted back in: +10-45 ms of a 0.12 s
+    # epoch of Python-allocating steps)
