@@ -189,17 +189,18 @@ def test_a_callback_appending_arrays_is_named_by_its_line(tmp_path: Path) -> Non
     assert 31e6 < top["bytes_per_epoch"] < 33e6
     # Slices, not epochs: each starts at its epoch's last step (a Keras fit) and ends a step
     # into the next. Here the epoch is mostly the leaking on_epoch_end (0.1-0.3 s of 0.15-0.3
-    # s), which a slice must cover; tracemalloc barely slows one large allocation, so the
-    # slices' measured cost is small and they come every other epoch, the least spacing:
-    # 40-65% of the spanned epochs is traced (the old window traced all of two epochs), and
-    # the snapshots' CPU is a few percent of them.
+    # s), which a slice must cover: it traces 40-60% of its epochs (the old window traced
+    # all of two epochs), though tracemalloc barely slows one large allocation; slices are
+    # three epochs apart at least (more as their measured cost says: on a loaded machine the
+    # second may not come in 9 epochs, and the one taken is said at the run's end); the
+    # snapshots' CPU is a few percent of the spanned epochs.
     epochs = [r for r in of_type(records, "epoch") if found["epochs"][0] < r["epoch"] <= found["epochs"][1]]
     spanned = sum(r["seconds"] for r in epochs)
-    assert found["traced_seconds"] < 0.75 * spanned and found["cost_seconds"] < 0.05 * spanned, (
+    assert found["traced_seconds"] < 0.5 * spanned and found["cost_seconds"] < 0.05 * spanned, (
         found,
         spanned,
     )
-    assert found["slices"] == 2 and found["epochs_per_slice"][0] >= 2, found
+    assert min(found["epochs_per_slice"]) >= 3, found
     where = _report_where(tmp_path, "host_memory_growth")
     assert where is not None and where["places"][0]["site"] == top["site"]
     # On the finding's line, or on a line of its own when the look inside ended after it.
