@@ -8,12 +8,12 @@ its `on_epoch_end` callbacks and the next epoch's first steps allocate and keep.
 memory.py turns each slice into growth per epoch and site; the sites that grew in every
 slice are the answer.
 
-Sizing: each part (lead, tail) lasts `share` of an epoch, but at least four steps (the
+Sizing: each part (lead, tail) lasts `share` of an epoch, but at least eight steps (the
 lead also covers the epoch's validation and `on_epoch_end` callbacks, from its record). A
-slice's cost is measured at the boundary after it (the training thread's CPU in the two
-epochs it traced, against those before), and the next slice waits until that cost is
-`budget` of the epochs between; after the last, the window cools down as long (`complete`,
-then `finished`). A slice whose epoch ends before tracing began, or long after, is a
+slice's cost is measured two boundaries after it (the training thread's CPU in the
+epochs of its lead, its tail and the one after, against those before), and the next
+slice waits until that cost is `budget` of the epochs between; after the last, the window
+cools down as long (`complete`, then `finished`). A slice whose epoch ends before tracing began, or long after, is a
 miss: the next boundary tries again, with a longer lead. Where the loop says its steps (a
 Keras fit, anchor.py), the slice starts at the begin of the epoch's last steps instead of
 at a predicted time and ends at the begin of the next epoch's step as many steps in (when
@@ -202,10 +202,11 @@ class Slicer:
         self._schedule(intervals, steps, boundary_work)
 
     def _settle(self, slice_: _Pending, intervals: list[float]) -> None:
-        """The boundary after a slice's tail: what it cost, measured on the two epochs it
-        traced against the untraced ones before (its slowdown, its snapshots, the GIL its
-        timer took), and so how many epochs must pay for it; a slice timed in seconds is
-        scaled back to untraced seconds (a per-step leak read 2-4 times low before).
+        """The boundary after the epoch after a slice's tail: what it cost, measured on the
+        epochs of its lead, its tail and the next against the untraced ones before (its
+        slowdown, its snapshots, the heap it grew), and so how many epochs must pay for it;
+        a slice timed in seconds is scaled back to untraced seconds where tracing clearly
+        slowed it (a per-step leak read 2-4 times low before).
 
         CPU, not wall time: a shared machine's load moves an epoch's wall time by more than
         a slice costs; the training thread's CPU moves little. Both are read against the
