@@ -106,8 +106,9 @@ def _library(root: Path) -> tuple[ModuleType, ModuleType, ModuleType]:
     return _load(ex, "bench_tf_execute"), _load(cb, "bench_callback_list"), _load(data, "bench_tf_data")
 
 
-def _user_module(root: Path, kind: str, rng: random.Random, n: int) -> tuple[ModuleType, str, int]:
-    """A user module with the planted fault; returns it, the planted name and its line."""
+def _user_module(root: Path, kind: str, rng: random.Random, n: int) -> tuple[ModuleType, str, int, int]:
+    """A user module with the planted fault; returns it, the planted name, its line and
+    (a leak) the bytes it keeps an epoch."""
     name = f"{kind}_{rng.randrange(1 << 20):x}"
     pad = "\n" * rng.randrange(0, 40)
     mib = rng.randrange(4, 17)
@@ -136,7 +137,7 @@ def _user_module(root: Path, kind: str, rng: random.Random, n: int) -> tuple[Mod
         name = f"{name.title().replace('_', '')}.on_train_batch_end"
     elif kind == "slow_dataset":
         name = f"{name.title().replace('_', '')}.__getitem__"
-    return _load(path, f"bench_user_{n}"), name, line
+    return _load(path, f"bench_user_{n}"), name, line, mib << 20
 
 
 def _rss() -> int:
@@ -214,6 +215,14 @@ def _named(kind: str, records: list[dict[str, Any]], name: str, line: int) -> bo
     return bool(last["where"]) and last["where"][0]["site"].endswith(f":{line}")
 
 
+def _read(kind: str, records: list[dict[str, Any]], planted: int) -> list[float]:
+    """A leak's bytes per epoch as the explain record read them, over the planted rate."""
+    mine = [r for r in records if r["explains"] == "host_memory_growth" and r["where"]]
+    if kind not in ("leak_list", "leak_cache") or not mine:
+        return []
+    return [mine[-1]["where"][0]["bytes_per_epoch"] / planted]
+
+
 def _workload(
     execute: ModuleType, steps: int, reps: int, anchor: StepAnchor | None = None
 ) -> Callable[[], None]:
@@ -279,15 +288,17 @@ def _memory_cost(
 
     def block(epochs: int | None) -> tuple[float, int, float]:
         """(seconds, epochs, traced seconds): `epochs` plain ones, or a window's span."""
-        slicer = Slicer(lambda _s: None, anchor=anchor) if epochs is None else None
+        slicer = Slicer(anchor=anchor) if epochs is None else None
         marks, n, cpu0 = [time.perf_counter()], 0, time.process_time()
+        cpus = [time.thread_time()]
         while (slicer is not None and not slicer.finished) or (epochs is not None and n < epochs):
             work()
             marks.append(time.perf_counter())
+            cpus.append(time.thread_time())
             n += 1
-            if slicer is not None:
+            if slicer is not None:  # as the Explainer says a boundary (controller.py)
                 intervals = [b - a for a, b in itertools.pairwise(marks[-4:])]
-                slicer.on_boundary(intervals, steps)
+                slicer.on_boundary(intervals, steps, 0.0, [b - a for a, b in itertools.pairwise(cpus[-4:])])
         if slicer is not None:
             slicer.stop()
         return (
@@ -309,6 +320,11 @@ def _memory_cost(
         ratios.append((on / n) / (off / m) - 1)
         spans.append(span := n)
         traced.append(t)
+    floor = []  # the same blocks with no window in either: what the machine's noise reads
+    for _ in range(pairs):
+        a, n, _t = block(int(statistics.median(spans)))
+        b, m, _t = block(int(statistics.median(spans)))
+        floor.append((a / n) / (b / m) - 1)
     t0 = time.process_time()
     work()
     plain = time.process_time() - t0
@@ -318,8 +334,10 @@ def _memory_cost(
     whole = time.process_time() - t0
     tracemalloc.stop()
     return (
-        f"{statistics.median(ratios):+.1%} of the {statistics.median(spans):g} epochs a window spans "
-        f"(traced {statistics.median(traced):.1%} of them; tracing a whole epoch: {whole / plain - 1:+.0%})"
+        f"{statistics.median(ratios):+.1%} ({min(ratios):+.1%}..{max(ratios):+.1%}) of the "
+        f"{statistics.median(spans):g} epochs a window spans; noise floor {statistics.median(floor):+.1%} "
+        f"({min(floor):+.1%}..{max(floor):+.1%}); traced {statistics.median(traced):.1%} of them; "
+        f"tracing a whole epoch: {whole / plain - 1:+.0%}"
     )
 
 
@@ -349,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--pairs", type=int, default=12)
-    p.add_argument("--memory-pairs", type=int, default=3)
+    p.add_argument("--memory-pairs", type=int, default=5)
     args = p.parse_args(argv)
     # One BLAS thread (numpy is first imported below): spinning BLAS workers on a small,
     # shared machine would slow the planted Python work and blur what is measured.
@@ -371,14 +389,17 @@ def main(argv: list[str] | None = None) -> int:
         n, ok_all = 0, True
         print(f"{'kind':<14} named  runs  share  (target >= 90%)")
         for kind in kinds:
-            hits = 0
+            hits, read = 0, []
             for _ in range(args.runs):
                 n += 1
-                user, name, line = _user_module(root, kind, rng, n)
-                hits += _named(kind, _run(kind, lib, user, name), name, line)
+                user, name, line, planted = _user_module(root, kind, rng, n)
+                records = _run(kind, lib, user, name)
+                hits += _named(kind, records, name, line)
+                read += _read(kind, records, planted)
             share = hits / args.runs
             ok_all &= share >= 0.9
-            print(f"{kind:<14} {hits:>5}  {args.runs:>4}  {share:>5.0%}")
+            rates = f"  bytes/epoch read {min(read):.2f}-{max(read):.2f}x the planted" if read else ""
+            print(f"{kind:<14} {hits:>5}  {args.runs:>4}  {share:>5.0%}{rates}")
         print(f"\n{'window':<14} cost (median over {args.pairs} interleaved pairs; target <= 2%)")
         for kind in ("none", f"stack@{RATE_HZ:g}"):
             ratio, cpu = _cost(lib, kind, args.pairs)

@@ -4,7 +4,8 @@ the findings they explain, for every view (report, console, `hook.findings()`).
 An `explain` record (docs/trace-format.md) carries `explains` (the finding kind), the
 `where` entries and a one-line `summary`. A finding of that kind gets `where`: the
 newest record that named something (a later window saw the slowdown grown), else the
-newest at all (which may say, usefully, that nothing in Python grew).
+newest at all (which may say, usefully, that nothing in Python grew); with the profiler's
+capture of it, where that is and the ops whose time grew (`ops`).
 """
 
 from __future__ import annotations
@@ -24,10 +25,15 @@ def where_for(kind: str, explains: Iterable[Mapping[str, Any]]) -> dict[str, Any
     chosen = (named or mine)[-1]
     out = {k: chosen[k] for k in _KEEP if k in chosen}
     out["places"] = list(chosen.get("where") or [])
-    profiles = [e["profile_dir"] for e in mine if e.get("profile_dir")]
-    if profiles:  # the framework profiler's capture of the same slowdown
-        out["profile_dir"] = profiles[-1]
-        out["summary"] = f"{out.get('summary', '')}; profile: {profiles[-1]}".lstrip("; ")
+    profiled = [e for e in mine if e.get("profile_dir")]
+    if profiled:  # the framework profiler's capture of the same slowdown, and its ops
+        last = profiled[-1]
+        out["profile_dir"] = last["profile_dir"]
+        out["ops"] = list(last.get("ops") or [])
+        said = last.get("summary") if last is not chosen else None
+        out["summary"] = "; ".join(
+            s for s in (out.get("summary"), said or f"profile: {last['profile_dir']}") if s
+        )
     return out
 
 

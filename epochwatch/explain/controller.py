@@ -31,7 +31,7 @@ from typing import Any
 
 from epochwatch.analysis.series import finite_number as _num
 from epochwatch.explain.added import added_time, describe
-from epochwatch.explain.frames import COMPILED
+from epochwatch.explain.captures import Captures
 from epochwatch.explain.memory import (
     NATIVE_SHARE,
     Sizes,
@@ -41,7 +41,7 @@ from epochwatch.explain.memory import (
     named_sites,
     traced_growth,
 )
-from epochwatch.explain.slices import Slicer
+from epochwatch.explain.slices import SliceLimits, Slicer
 from epochwatch.explain.stacks import RATE_HZ, Profile, StackWindow
 from epochwatch.trace.schema import EXPLAIN
 
@@ -63,6 +63,7 @@ class Limits:
     stack_windows: int = 3  # slow windows per run (the baseline is extra)
     memory_windows: int = 2
     profile_seconds: float = 10.0  # a framework profiler capture's time limit
+    slices: SliceLimits = field(default_factory=SliceLimits)  # a memory window's (slices.py)
 
 
 @dataclass
@@ -78,6 +79,7 @@ class _Stack:
 class _Memory:
     slicer: Slicer
     position: int  # in the run's epoch records, when the window opened
+    reported: bool = False  # what grew was said; the window cools down (slices.py)
 
 
 class Explainer:
@@ -98,10 +100,9 @@ class Explainer:
         self.emit = emit
         self.charge = charge or (lambda _s: None)
         self.limits = limits or Limits()
-        # The framework's profiler (integrations/tf_profile.TFProfiler: start(dir) -> bool,
-        # stop()) or None, asked for when a capture is wanted; where its captures go.
+        # The framework's profiler (integrations/tf_profile.TFProfiler) or None, asked for
+        # when a capture is wanted; where its captures go (captures.py).
         self._profiler_of = profiler or (lambda: None)
-        self.profiler: Any = None
         self.profile_dir = profile_dir
         self._lock = threading.Lock()
         self.explained: list[dict[str, Any]] = []
@@ -112,6 +113,7 @@ class Explainer:
         self._seconds: list[float] = []
         self._rss: list[int | None] = []
         self._ends: list[float] = []  # perf_counter at each epoch record: the epochs' lengths
+        self._cpu_ends: list[float] = []  # ...and the training thread's CPU time (slices.py)
         self._epoch_numbers: list[int] = []
         self._steps: int | None = None  # the last epoch's steps
         self._boundary_work = 0.0  # ...and its validation and on_epoch_end callbacks' seconds
@@ -125,9 +127,7 @@ class Explainer:
         self._slow_explained_at = 0.0  # epoch seconds when a slowdown was last explained
         self._thread: int | None = None
         self._traced_positions: set[int] = set()  # epochs slowed by tracemalloc: no slowdown trigger
-        self._profile_armed = False
-        self._profile: tuple[str, int, threading.Timer] | None = None  # (dir, epoch, time limit)
-        self._profiled = False
+        self._captures = Captures(self._profiler_of, self.profile_dir, limit=self.limits.profile_seconds)
 
     # -- the listener ------------------------------------------------------------------
 
@@ -172,7 +172,7 @@ class Explainer:
             if memory is not None:
                 self._memory = None
                 slices = memory.slicer.stop()
-                if slices:
+                if slices and not memory.reported:
                     self._report_memory(memory, slices)
             self.close()
         self._send()
@@ -185,10 +185,7 @@ class Explainer:
         if self._memory is not None:
             self._memory.slicer.stop()
             self._memory = None
-        if self._profile is not None:
-            self._profile[2].cancel()
-            self.profiler.stop()
-            self._profile = None
+        self._captures.close()
 
     def _on_finding(self, rec: dict[str, Any]) -> None:
         if rec.get("kind") == SLOWDOWN and not self._explained(SLOWDOWN) and rec.get("ended_epoch") is None:
@@ -211,6 +208,7 @@ class Explainer:
         self._seconds.append(seconds)
         self._rss.append(int(rss) if rss is not None else None)
         self._ends.append(t0)
+        self._cpu_ends.append(time.thread_time())
         number = rec.get("epoch")
         epoch = number if isinstance(number, int) else len(self._seconds) - 1
         self._epoch_numbers.append(epoch)
@@ -222,7 +220,9 @@ class Explainer:
             (_num(callbacks.get("seconds")) or 0.0) if isinstance(callbacks, dict) else 0.0
         )
         self._step_memory()
-        self._step_profile(epoch)
+        captured = self._captures.on_epoch(epoch, seconds, self._steps)
+        if captured is not None:
+            self._write(explains=SLOWDOWN, **captured)
         self._suspect()
         self._open(epoch)
         self.charge(time.perf_counter() - t0)
@@ -253,14 +253,11 @@ class Explainer:
         if open_.purpose == "baseline":
             self._base, self._base_epochs = profile, list(open_.epochs)
             self._base_seconds = min(open_.seconds)
+            self._captures.after_baseline(profile)
             return
         where = added_time(self._base, profile)
         self._slow_explained_at = profile.epoch_seconds
-        if where and where[0]["category"] == COMPILED and not self._profiled:
-            self.profiler = self.profiler or self._profiler_of()
-            self._profile_armed = (
-                self.profiler is not None
-            )  # which ops: the framework's profiler, over the next epoch
+        self._captures.after_slow(where)  # which ops: the framework's profiler, from the next epoch
         self._write(
             explains=SLOWDOWN,
             method="stack_sampling",
@@ -278,49 +275,30 @@ class Explainer:
             summary=describe(where),
         )
 
-    def _step_profile(self, epoch: int) -> None:
-        if self._profile is None:
-            return
-        path, started, timer = self._profile
-        self._profile = None
-        timer.cancel()
-        self.profiler.stop()
-        self._write(
-            explains=SLOWDOWN,
-            method="profiler",
-            epoch=epoch,
-            epochs=[started + 1, epoch] if epoch > started + 1 else [epoch],
-            profile_dir=path,
-            where=[],
-            summary=f"a profile of the slow compiled step is in {path} (tensorboard --logdir {path}: Profile)",
-        )
-
     # -- memory windows --------------------------------------------------------------------
 
     def _step_memory(self) -> None:
         memory = self._memory
         if memory is None:
             return
-        if memory.slicer.on_boundary(self._intervals(), self._steps, self._boundary_work):
+        slicer = memory.slicer
+        if self._tell(slicer):
             self._traced_positions.add(len(self._seconds) - 1)  # slowed a little: no slowdown trigger
-        if memory.slicer.finished and not memory.slicer.slices:
-            self._memory = None  # no slice caught a boundary: the window ends unsaid
-
-    def _intervals(self) -> list[float]:
-        """The last epochs' lengths, epoch record to epoch record (what a slice's timers
-        predict the next boundary from)."""
-        ends = self._ends[-4:]
-        return [b - a for a, b in itertools.pairwise(ends)]
-
-    def _memory_done(self, slicer: Slicer) -> None:
-        """The window's last slice ended (a timer thread): say what grew."""
-        with self._lock:
-            memory = self._memory
-            if memory is None or memory.slicer is not slicer:
-                return  # the run ended or another window opened meanwhile
+        if not memory.reported and (slicer.complete or slicer.finished):
+            memory.reported = True
+            slices = slicer.sizes()
+            if slices:  # else no slice caught a boundary: the window ends unsaid
+                self._report_memory(memory, slices)
+        if slicer.finished:
             self._memory = None
-            self._report_memory(memory, list(slicer.slices))
-        self._send()
+
+    def _tell(self, slicer: Slicer) -> bool:
+        """An epoch boundary to the memory window, with the last epochs' lengths, epoch
+        record to epoch record (what a slice's timers predict the next boundary from),
+        and the training thread's CPU in them (what a slice's cost is measured on)."""
+        intervals = [b - a for a, b in itertools.pairwise(self._ends[-4:])]
+        cpus = [b - a for a, b in itertools.pairwise(self._cpu_ends[-4:])]
+        return slicer.on_boundary(intervals, self._steps, self._boundary_work, cpus)
 
     def _report_memory(self, memory: _Memory, slices: list[Sizes]) -> None:
         sites = grown_sites(consistent(slices))
@@ -388,21 +366,13 @@ class Explainer:
                 self._slow_armed = False
                 self._slow_windows += 1
                 self._stack = _Stack(StackWindow(thread, lim.rate_hz, lim.stack_seconds), SLOWDOWN)
-        if self._profile_armed and self._profile is None and self.profile_dir is not None:
-            self._profile_armed, self._profiled = False, True
-            path = self.profile_dir()
-            if self.profiler.start(path):
-                timer = threading.Timer(lim.profile_seconds, self.profiler.stop)
-                timer.daemon = True
-                timer.start()
-                self._profile = (path, epoch, timer)
         if self._memory is None and self._memory_armed and self._memory_windows < lim.memory_windows:
             self._memory_armed = False
             self._memory_windows += 1
-            slicer = Slicer(self._memory_done)
+            slicer = Slicer(lim.slices)
             if slicer.owned:
                 self._memory = _Memory(slicer, len(self._seconds) - 1)
-                slicer.on_boundary(self._intervals(), self._steps, self._boundary_work)
+                self._tell(slicer)
 
     def _write(self, **fields: Any) -> None:
         rec = {k: v for k, v in fields.items() if v is not None}

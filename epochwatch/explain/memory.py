@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -36,61 +35,108 @@ DEPTH = 8  # frames per allocation: tracemalloc costs grow with it (bench/explai
 NAMED = 3
 MIB = 1 << 20
 COUNTED = 16  # objects an epoch: a site that grows this much in number may hold native memory
+AGREE = 2.0  # two parts' rates this close are one rate (_rate): a part timed over four
+# steps holds three to five of them
 NATIVE_SHARE = 0.1  # traced growth under this share of RSS growth: "not in Python objects"
-# (a tenth, not more: a per-step rate measured under tracing reads low, up to 2-4 times)
+# (a tenth, not more: what tracemalloc sees of a native leak's Python side is small)
 
 Sizes = dict[tuple[str, int], list[int]]  # (filename, lineno) -> [bytes, objects]
 
 
-def by_site(entries: Iterable[tuple[Any, int, int]]) -> Sizes:
-    """(traceback, bytes, objects) entries summed per site: the innermost frame of the
-    user's code in the traceback, else its innermost frame; the hook's own left out."""
+def _traces(snapshot: tracemalloc.Snapshot) -> dict[tuple[tuple[str, int], ...], list[int]]:
+    """[bytes, objects] per raw traceback (innermost frame first). From the snapshot's raw
+    tuples where it has them: `Snapshot.statistics` and `compare_to` build a Traceback and
+    a Statistic per trace in Python, 2 ms a slice of a Keras step, on the training thread."""
+    out: dict[tuple[tuple[str, int], ...], list[int]] = {}
+    raw = getattr(snapshot.traces, "_traces", None)
+    rows = (
+        ((t[2], t[1]) for t in raw)
+        if isinstance(raw, list | tuple)
+        else (
+            (tuple(reversed([(f.filename, f.lineno) for f in t.traceback])), t.size) for t in snapshot.traces
+        )
+    )
+    for traceback, size in rows:
+        row = out.get(traceback)
+        if row is None:
+            out[traceback] = [size, 1]
+        else:
+            row[0] += size
+            row[1] += 1
+    return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _site(traceback: tuple[tuple[str, int], ...]) -> tuple[str, int] | None:
+    """The site an allocation counts for: the innermost frame of the user's code in its
+    traceback (innermost first), else its innermost frame; None for the hook's own (its
+    analysis keeps the run's series) and the interpreter's machinery."""
+    if not traceback or hook_inside(tuple((f, n, "") for f, n in reversed(traceback))):
+        return None
+    if all(stdlib(f) for f, _n in traceback):
+        return None  # a thread's own start-up, the interpreter's machinery
+    return next((frame for frame in traceback if is_user(frame[0])), traceback[0])
+
+
+def by_site(traces: dict[tuple[tuple[str, int], ...], list[int]]) -> Sizes:
+    """[bytes, objects] per raw traceback, summed per site."""
     sizes: Sizes = defaultdict(lambda: [0, 0])
-    for traceback, size, count in entries:
-        frames = list(traceback)  # oldest first (Python 3.7+)
-        if not frames or hook_inside(tuple((f.filename, f.lineno, "") for f in frames)):
-            continue  # the hook's own (its analysis keeps the run's series)
-        if all(stdlib(f.filename) for f in frames):
-            continue  # a thread's own start-up, the interpreter's machinery
-        anchor = next((f for f in reversed(frames) if is_user(f.filename)), frames[-1])
-        row = sizes[(anchor.filename, anchor.lineno)]
-        row[0] += size
-        row[1] += count
+    for traceback, (size, count) in traces.items():
+        key = _site(traceback)
+        if key is not None:
+            row = sizes[key]
+            row[0] += size
+            row[1] += count
     return sizes
 
 
 def boundary_parts(at: tracemalloc.Snapshot, end: tracemalloc.Snapshot) -> tuple[Sizes, Sizes]:
     """(before, after) per site: alive at the boundary snapshot `at` (tracing began in the
     slice, so that is what the lead allocated and kept), and what `end` adds to it."""
-    before = by_site((s.traceback, s.size, s.count) for s in at.statistics("traceback"))
-    after = by_site((d.traceback, d.size_diff, d.count_diff) for d in end.compare_to(at, "traceback"))
+    before = by_site(_traces(at))
+    after: Sizes = {}
+    for key, (size, count) in by_site(_traces(end)).items():
+        b = before.get(key, (0, 0))
+        after[key] = [size - b[0], count - b[1]]
+    for key, (size, count) in before.items():
+        after.setdefault(key, [-size, -count])
     return before, after
 
 
 @dataclass(frozen=True)
 class SliceParts:
-    """One slice: per-site sizes before and after the boundary, and the parts' lengths."""
+    """One slice: per-site sizes before and after the boundary, and the parts' lengths: in
+    steps where the loop said them (a Keras fit: exact), else in seconds as if untraced."""
 
     before: Sizes
     after: Sizes
-    lead_seconds: float
-    tail_seconds: float
+    lead: float
+    tail: float
 
 
-def per_epoch(part: SliceParts, epoch_seconds: float) -> Sizes:
-    """Each site's growth per epoch from one slice: a rate seen in both parts (per step)
-    times the epoch's length, plus what one part gained beyond that rate (per epoch)."""
+def per_epoch(part: SliceParts, epoch: float) -> Sizes:
+    """Each site's growth per epoch from one slice: a rate seen in both parts (per step or
+    second) times the epoch's length (in the same unit), plus what one part gained beyond
+    that rate (per epoch)."""
     out: Sizes = {}
-    lead, tail = max(part.lead_seconds, 1e-6), max(part.tail_seconds, 1e-6)
+    lead, tail = max(part.lead, 1e-6), max(part.tail, 1e-6)
     for key in set(part.before) | set(part.after):
         row = []
         for i in (0, 1):
             a, b = part.before.get(key, (0, 0))[i], part.after.get(key, (0, 0))[i]
-            rate = min(a / lead, b / tail) if a > 0 and b > 0 else 0.0
-            row.append(int(rate * epoch_seconds + max(0.0, a + b - rate * (lead + tail))))
+            rate = _rate(a, lead, b, tail) if a > 0 and b > 0 else 0.0
+            row.append(int(rate * epoch + max(0.0, a + b - rate * (lead + tail))))
         if row[0] > 0:
             out[key] = row
     return out
+
+
+def _rate(before: float, lead: float, after: float, tail: float) -> float:
+    """One per-step rate from the two parts': parts whose rates agree within `AGREE`
+    measured one rate (over both: a loaded machine's noise halves); parts that differ more
+    hold a jump besides it (an epoch's callback), and the lesser is the step's."""
+    low, high = sorted((before / lead, after / tail))
+    return (before + after) / (lead + tail) if high <= AGREE * low else low
 
 
 def consistent(slices: list[Sizes]) -> Sizes:

@@ -1,17 +1,30 @@
-"""The TF profiler's capture of a slow compiled step, for explain (issue 25, item 3).
+"""The TF profiler's captures of the compiled step, for explain (issue 25, item 3).
 
 When stack sampling finds that most of an epoch's added time is inside the compiled step,
 Python frames cannot say which ops: TF's own profiler can. The Explainer
-(epochwatch/explain/controller.py) starts a capture at one epoch's end and stops it at the
-next (or at its time limit), into `<EPOCHWATCH_DIR>/<run_id>.profile/`, which TensorBoard's
-profile plugin opens (`tensorboard --logdir <that dir>`). Here, because only integrations/
-imports TensorFlow; set on the Explainer by the hook once the script imported TF.
+(epochwatch/explain/controller.py) takes a short baseline capture early (once, when the
+baseline stack window found the run's time inside a compiled step) and a capture of a slow
+epoch, into `<EPOCHWATCH_DIR>/<run_id>.profile/` (`baseline/` for the first), which
+TensorBoard's profile plugin opens (`tensorboard --logdir <that dir>`). `op_seconds` reads
+a capture's `*.xplane.pb` back with TF's own XSpace proto: each op's own time (its
+children's taken out) per step. Here, because only integrations/ imports TensorFlow; set
+on the Explainer by the hook once the script imported TF.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
+from collections import Counter
+from pathlib import Path
+
+# An op kernel's event: "<op name>:<op type>" (TF's executors name them so); framework
+# events ("ExecutorState::Process", "EagerExecute") have no such form.
+_OP = re.compile(r"^([^\s:#]+):([A-Za-z][A-Za-z0-9_]*)$")
+# A call of a tf.function on the Python thread: a step (Keras' train function, a loop's).
+_CALL = re.compile(r"^EagerLocalExecute: __inference_(.+?)_\d+$")
+MAX_EVENTS = 2_000_000  # a capture larger than this is not read (its time, its memory)
 
 
 class TFProfiler:
@@ -43,3 +56,72 @@ class TFProfiler:
             self._running = False
             with contextlib.suppress(Exception):  # never into training
                 tf.profiler.experimental.stop()
+
+    def op_seconds(self, logdir: str) -> tuple[dict[str, float], int] | None:
+        """({op: own seconds per step}, steps) from the newest capture under `logdir`, or
+        None when there is none or it cannot be read. Never raises."""
+        try:
+            return _op_seconds(logdir)
+        except Exception:
+            return None
+
+
+def _op_seconds(logdir: str) -> tuple[dict[str, float], int] | None:
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    files = sorted(Path(logdir).glob("plugins/profile/*/*.xplane.pb"))
+    if not files:
+        return None
+    space = xplane_pb2.XSpace()
+    space.ParseFromString(files[-1].read_bytes())
+    planes = [p for p in space.planes if p.name.startswith("/host:")]  # a GPU's name kernels
+    if sum(len(line.events) for p in planes for line in p.lines) > MAX_EVENTS:
+        return None
+    calls: Counter[str] = Counter()
+    spans: list[tuple[int, int]] = []  # the calls' (start, end), ps
+    ops: list[tuple[int, int, int, str]] = []  # (line, start, duration, op)
+    for plane in planes:
+        names = {i: m.name for i, m in plane.event_metadata.items()}
+        for n, line in enumerate(plane.lines):
+            base = line.timestamp_ns * 1000
+            for e in line.events:
+                name = names.get(e.metadata_id, "")
+                match = _OP.match(name)
+                if match:
+                    ops.append((n, base + e.offset_ps, e.duration_ps, _short(match.group(1), match.group(2))))
+                elif call := _CALL.match(name):
+                    calls[call.group(1)] += 1
+                    spans.append((base + e.offset_ps, base + e.offset_ps + e.duration_ps))
+    steps = max(calls.values(), default=0)
+    own = _own(ops, sorted(spans))
+    if steps == 0 or not own:
+        return None
+    return {op: ps * 1e-12 / steps for op, ps in own.items()}, steps
+
+
+def _own(ops: list[tuple[int, int, int, str]], spans: list[tuple[int, int]]) -> Counter[str]:
+    """Each op's own time (an op holding others on its thread, a function's call op, counts
+    only what its children did not), of the ops inside a call that completed in the
+    capture: a step cut off by the capture's end would count its ops and not itself."""
+    import bisect
+
+    starts = [s for s, _e in spans]
+    own: Counter[str] = Counter()
+    stack: list[tuple[int, int, str]] = []  # (line, end, op) enclosing the current one
+    for line, start, duration, op in sorted(ops, key=lambda o: (o[0], o[1], -o[2])):
+        i = bisect.bisect_right(starts, start) - 1
+        if i < 0 or spans[i][1] < start + duration:
+            continue
+        while stack and (stack[-1][0] != line or stack[-1][1] <= start):
+            stack.pop()
+        own[op] += duration
+        if stack:
+            own[stack[-1][2]] -= duration
+        stack.append((line, start + duration, op))
+    return own
+
+
+def _short(name: str, kind: str) -> str:
+    """An op as a person reads it: its name below the function call that every Keras step
+    op sits in ("StatefulPartitionedCall/"), and its type."""
+    return f"{name.removeprefix('StatefulPartitionedCall/')} ({kind})"

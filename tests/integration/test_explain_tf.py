@@ -187,17 +187,20 @@ def test_a_callback_appending_arrays_is_named_by_its_line(tmp_path: Path) -> Non
     top = found["where"][0]
     assert top["site"] == _planted(LEAK_CALLBACK) and top["function"] == "Keep.on_epoch_end"
     assert 31e6 < top["bytes_per_epoch"] < 33e6
-    # Slices, not epochs: each starts at its epoch's last steps (a Keras fit) and ends a few
-    # steps into the next. Here the epoch is mostly the leaking on_epoch_end (0.2-0.3 s of
-    # 0.3 s), which a slice must cover: 40-60% of the spanned epochs is traced here (the old
-    # window traced all of two epochs), though tracemalloc barely slows one large allocation;
-    # the snapshots' CPU is a few percent of them.
+    # Slices, not epochs: each starts at its epoch's last step (a Keras fit) and ends a step
+    # into the next. Here the epoch is mostly the leaking on_epoch_end (0.1-0.3 s of 0.15-0.3
+    # s), which a slice must cover: it traces 40-60% of its epochs (the old window traced
+    # all of two epochs), though tracemalloc barely slows one large allocation; slices are
+    # three epochs apart at least (more as their measured cost says: on a loaded machine the
+    # second may not come in 9 epochs, and the one taken is said at the run's end); the
+    # snapshots' CPU is a few percent of the spanned epochs.
     epochs = [r for r in of_type(records, "epoch") if found["epochs"][0] < r["epoch"] <= found["epochs"][1]]
     spanned = sum(r["seconds"] for r in epochs)
     assert found["traced_seconds"] < 0.5 * spanned and found["cost_seconds"] < 0.05 * spanned, (
         found,
         spanned,
     )
+    assert min(found["epochs_per_slice"]) >= 3, found
     where = _report_where(tmp_path, "host_memory_growth")
     assert where is not None and where["places"][0]["site"] == top["site"]
     # On the finding's line, or on a line of its own when the look inside ended after it.
@@ -230,11 +233,20 @@ def test_a_compiled_step_that_does_more_each_epoch_is_inside_the_compiled_step(t
     sampled = [r for r in found if r["method"] == "stack_sampling"]
     top = sampled[0]["where"][0]
     assert top["category"] == "inside the compiled step", sampled[0]
-    # Which ops: TF's profiler captured the next epoch, next to the trace.
+    # Which ops: TF's profiler captured a few steps early (the baseline stack window found
+    # the time inside the compiled step) and a few slow steps, next to the trace; the ops
+    # whose own time per step grew most are the while loop's body (its matmul, its tanh
+    # and their gradients), which runs 60 more times each epoch.
     (profiled,) = [r for r in found if r["method"] == "profiler"]
     assert list(Path(profiled["profile_dir"]).rglob("*.xplane.pb")), profiled
+    assert list(Path(profiled["baseline_profile_dir"]).rglob("*.xplane.pb")), profiled
+    ops = profiled["ops"]
+    assert ops and all("while" in o["op"] and o["added_seconds_per_step"] > 0 for o in ops[:2]), ops
+    assert sum(o["share"] for o in ops if "while" in o["op"]) > 0.8, ops
+    assert any(kind in ops[0]["op"] for kind in ("(MatMul)", "(Tanh)", "(TanhGrad)", "(Mul)")), ops
     where = _report_where(tmp_path, "slowdown")
-    assert where is not None and where["profile_dir"] == profiled["profile_dir"]
+    assert where is not None and where["profile_dir"] == profiled["profile_dir"] and where["ops"] == ops
+    assert "the ops whose time grew most" in where["summary"], where
 
 
 def test_explain_off_looks_nowhere(tmp_path: Path) -> None:

@@ -1,0 +1,170 @@
+"""Which ops inside the compiled step: short captures with the framework's profiler.
+
+Stack sampling says "inside the compiled step" and stops there: Python frames cannot see
+ops. The framework's profiler can, at a price (TF's on CPU slows the steps it records by
+a third or so), so a capture is short: from an epoch record for `steps` steps' time (at
+least `min_seconds`, a tenth of an epoch at least, at most `limit`), and at most two a run:
+
+- a baseline, once, early: after the baseline stack window found at least `COMPILED_SHARE`
+  of the epoch inside a compiled step (a run without one never pays for it);
+- a slow one, when a slow stack window found the added time inside the compiled step.
+
+Each capture is read back as own seconds per op per step (the profiler's `op_seconds`, in
+integrations/tf_profile.py), so captures of different lengths compare; the ops whose time
+grew most are named, with their share of the time added, or without a baseline the ops
+that take most. Captures stay in `<run_id>.profile/` (`baseline/` for the first), for
+TensorBoard's profile plugin.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from epochwatch.explain.frames import COMPILED
+from epochwatch.explain.stacks import Profile
+
+COMPILED_SHARE = 0.25  # of the baseline window's samples: the run has a compiled step
+NAMED = 5  # ops named
+
+
+@dataclass
+class _Capture:
+    path: str
+    epoch: int
+    timer: threading.Timer
+    purpose: str  # "baseline" or "slow"
+
+
+class Captures:
+    """The profiler's captures of one run. `profiler()` gives the framework's profiler
+    (start(dir) -> bool, stop(), op_seconds(dir)) or None; `profile_dir()` where captures go."""
+
+    def __init__(
+        self,
+        profiler: Callable[[], Any],
+        profile_dir: Callable[[], str] | None,
+        steps: float = 3.0,
+        min_seconds: float = 0.2,
+        limit: float = 10.0,
+    ) -> None:
+        self._profiler_of = profiler
+        self.profiler: Any = None
+        self.profile_dir = profile_dir
+        self.steps, self.min_seconds, self.limit = steps, min_seconds, limit
+        self._armed: str | None = None
+        self._open: _Capture | None = None
+        self._done: set[str] = set()
+        self._base: str | None = None  # the baseline capture's directory
+
+    def after_baseline(self, base: Profile) -> None:
+        """The baseline stack window closed: capture a baseline if the run's time is in a
+        compiled step."""
+        compiled = sum(n for place, n in base.places.items() if place.category == COMPILED)
+        if base.samples and compiled >= COMPILED_SHARE * base.samples:
+            self._arm("baseline")
+
+    def after_slow(self, where: list[dict[str, Any]]) -> None:
+        """A slow stack window closed: capture a slow epoch if the added time is inside the step."""
+        if where and where[0]["category"] == COMPILED:
+            self._arm("slow")
+
+    def _arm(self, purpose: str) -> None:
+        if purpose in self._done or self.profile_dir is None:
+            return
+        self.profiler = self.profiler or self._profiler_of()
+        if self.profiler is not None:
+            self._armed = purpose
+
+    def on_epoch(self, epoch: int, seconds: float, steps: int | None) -> dict[str, Any] | None:
+        """An epoch record: the open capture ends (if its time limit has not ended it), an
+        armed one begins. Returns the explain record's fields of a slow capture that ended."""
+        out = self._close(epoch)
+        if self._armed is not None and self._open is None and self.profile_dir is not None:
+            purpose, self._armed = self._armed, None
+            self._done.add(purpose)
+            path = self.profile_dir() + ("/baseline" if purpose == "baseline" else "")
+            step = seconds / steps if steps else seconds
+            length = min(self.limit, max(self.min_seconds, 0.1 * seconds, self.steps * step))
+            if self.profiler.start(path):
+                timer = threading.Timer(length, self.profiler.stop)
+                timer.daemon = True
+                timer.name = "epochwatch-explain-profile"
+                timer.start()
+                self._open = _Capture(path, epoch, timer, purpose)
+        return out
+
+    def _close(self, epoch: int) -> dict[str, Any] | None:
+        capture, self._open = self._open, None
+        if capture is None:
+            return None
+        capture.timer.cancel()
+        self.profiler.stop()
+        if capture.purpose == "baseline":
+            self._base = capture.path
+            return None
+        ops = grown_ops(self._seconds(self._base), self._seconds(capture.path))
+        return {
+            "method": "profiler",
+            "epoch": epoch,
+            "epochs": [capture.epoch + 1],
+            "profile_dir": str(Path(capture.path)),
+            "baseline_profile_dir": self._base,
+            "ops": ops,
+            "where": [],
+            "summary": describe_ops(ops, self._base is not None, capture.path),
+        }
+
+    def _seconds(self, path: str | None) -> dict[str, float] | None:
+        found = self.profiler.op_seconds(path) if path is not None else None
+        return found[0] if found else None
+
+    def close(self) -> None:
+        capture, self._open = self._open, None
+        if capture is not None:
+            capture.timer.cancel()
+            self.profiler.stop()
+
+
+def grown_ops(base: dict[str, float] | None, slow: dict[str, float] | None) -> list[dict[str, Any]]:
+    """The ops whose own time per step grew most from the baseline capture to the slow one,
+    each with its share of all the time the ops that grew added; without a baseline, the
+    ops that take most of the slow capture's time, with their share of it."""
+    if not slow:
+        return []
+    rows = [(s - (base or {}).get(op, 0.0), s, op) for op, s in slow.items()]
+    rows = [r for r in rows if r[0] > 0]
+    total = sum(r[0] for r in rows)
+    rows.sort(reverse=True)
+    return [
+        {
+            "op": op,
+            "share": round(added / total, 3),
+            "seconds_per_step": round(after, 6),
+            **({"added_seconds_per_step": round(added, 6)} if base else {}),
+        }
+        for added, after, op in rows[:NAMED]
+        if total > 0
+    ]
+
+
+def describe_ops(ops: list[dict[str, Any]], baseline: bool, path: str) -> str:
+    where = f"a profile of the slow compiled step is in {path} (tensorboard --logdir {path}: Profile)"
+    if not ops:
+        return where
+    named = "; ".join(f"{round(100 * o['share'])}% {_tail(o['op'])}" for o in ops[:3])
+    return (
+        f"{where}; the ops whose time grew most: {named}"
+        if baseline
+        else f"{where}; the ops taking most time: {named}"
+    )
+
+
+def _tail(op: str, parts: int = 3) -> str:
+    """An op's name, its last parts (a while loop's body ops repeat its scopes many times)."""
+    name, _, kind = op.rpartition(" ")
+    tail = "/".join(name.split("/")[-parts:])
+    return f"{'…/' if tail != name else ''}{tail} {kind}"
