@@ -89,6 +89,7 @@ class AutoEpochs:
         self.window_steps = int(_setting(environ, WINDOW_STEPS_VAR, WINDOW_STEPS))
         self.window_seconds = _setting(environ, WINDOW_SECONDS_VAR, WINDOW_SECONDS)
         self.inference = InferenceCalls(recorder, self.window_seconds)  # loops that never train
+        self.tf_marks: Any = None  # the tf.functions watched (integrations/optimizer_steps.tf_functions)
 
     def switch_off(self) -> None:
         """The script marks its own epochs: close ours and cut no more."""
