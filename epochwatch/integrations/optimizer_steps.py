@@ -11,6 +11,8 @@ update is where steps are seen without help:
   the same layout) whose calls are steps of that optimizer. The call that traced it counts
   at the trace; retraces add nothing. Every other `tf.function`, a Keras fit's train
   function included, is left as it is: no wrapper, no cost per call.
+- A loop with no optimizer (variables updated by hand): `GradientTape.gradient`, counted
+  and marked the same way for `TAPE` (recorder/auto_epochs.py), until an optimizer is seen.
 - PyTorch (`torch.optim.optimizer.register_optimizer_step_post_hook`): one global hook.
 - optax (integrations/optax_steps.py): `apply_updates`, and jitted functions that call it.
 
@@ -28,6 +30,8 @@ from collections.abc import Callable
 from time import perf_counter
 from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any
+
+from epochwatch.recorder.auto_epochs import TAPE
 
 if TYPE_CHECKING:
     from epochwatch.recorder import Recorder
@@ -73,7 +77,7 @@ def wrap_update(
                 failed(recorder, exc)
         elif mark is not None and not recorder.auto.off and recorder.epoch_source in (None, "auto"):
             try:  # a fit's train function stays unmarked: its steps are the fit's
-                marked = mark(self)
+                marked = mark(owner or self)
                 if marked is not None:
                     count(marked)
             except Exception as exc:
@@ -129,7 +133,10 @@ def marker(base: type, step_class: type) -> Callable[[Any], Any]:
 
     def mark(optimizer: Any) -> Any:
         outer = outermost()
-        if outer is None or getattr(outer, _OWNER, None) is not None:  # none, or marked before
+        if outer is None:
+            return None
+        before = getattr(outer, _OWNER, None)  # an optimizer's update wins over a gradient
+        if before is not None and before is not TAPE:
             return None
         setattr(outer, _OWNER, optimizer)
         outer.__class__ = step_class
@@ -204,6 +211,18 @@ def install_keras(recorder: Recorder) -> None:
     else:
         wrap = lambda f: wrap_update(f, recorder)  # noqa: E731
     _patch(base_optimizer.BaseOptimizer, "apply", wrap)
+
+
+def install_tf(recorder: Recorder) -> None:
+    """TensorFlow's `GradientTape.gradient`: the steps of a loop that has no optimizer."""
+    from tensorflow.python.eager import backprop, context
+
+    mark = tf_functions(recorder)[0]
+    _patch(
+        backprop.GradientTape,
+        "gradient",
+        lambda f: wrap_update(f, recorder, context.executing_eagerly, mark, owner=TAPE),
+    )
 
 
 def install_tf_keras(recorder: Recorder) -> None:
