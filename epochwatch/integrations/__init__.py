@@ -42,6 +42,7 @@ INTEGRATIONS: list[tuple[str, str, Install]] = [
     ("keras", "automatic epochs", _call("integrations.optimizer_steps", "install_keras")),
     ("tf_keras", "automatic epochs", _call("integrations.optimizer_steps", "install_tf_keras")),
     ("tensorflow", "automatic epochs", _call("integrations.data_passes", "install_tf")),
+    ("tensorflow", "automatic epochs", _call("integrations.optimizer_steps", "install_tf")),
     ("keras", "automatic epochs", _call("integrations.data_passes", "install_keras")),
     ("keras", "inference calls", _call("integrations.inference")),
     ("torch", "automatic epochs", _call("integrations.optimizer_steps", "install_torch")),

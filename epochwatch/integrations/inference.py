@@ -5,6 +5,11 @@ Each call is timed and handed to `recorder.auto.inference` (recorder/inference_c
 which traces a loop of them as an inference run when nothing trains. Once per call (a
 call is milliseconds at least): two clock reads and a guarded method call. Once training
 is seen, one attribute read per call (a training loop calls its model every step).
+
+A model called while a `tf.function` is traced (`@tf.function def predict_step(x):
+return model(x)`, the usual fast inference loop) runs its Python only at the trace: that
+call is no inference call, and the function becomes a watched one whose own calls are
+(integrations/optimizer_steps.py: `watcher`, the same class as the step functions).
 """
 
 from __future__ import annotations
@@ -21,12 +26,28 @@ PART = "inference calls"
 APIS = ("predict", "predict_on_batch", "evaluate", "__call__")
 
 
-def wrap_call(original: Callable[..., Any], api: str, recorder: Recorder) -> Callable[..., Any]:
+def _never() -> bool:
+    return False
+
+
+def wrap_call(
+    original: Callable[..., Any],
+    api: str,
+    recorder: Recorder,
+    tracing: Callable[[], bool] = _never,
+    watch: Callable[[], None] | None = None,
+) -> Callable[..., Any]:
+    """`original` timed as an inference call; while `tracing()`, `watch()` marks the function
+    being traced instead (outside a fit: a fit's functions are its own)."""
     inference, guard = recorder.auto.inference, recorder.guard
 
     @functools.wraps(original)
     def call(self: Any, *args: Any, **kwargs: Any) -> Any:
         if inference.training_seen or inference.depth:  # training, or inside predict's own calls
+            return original(self, *args, **kwargs)
+        if tracing():
+            if watch is not None and recorder.epoch_source is None and not recorder.fits_started:
+                guard.run(PART, watch, None)
             return original(self, *args, **kwargs)
         inference.depth += 1
         t0 = time.perf_counter()
@@ -45,8 +66,15 @@ def install(recorder: Recorder) -> None:
     """Wrap the inference methods of `keras.Model` (Keras 3)."""
     import keras
 
+    tracing, watch = _never, None
+    if keras.backend.backend() == "tensorflow":
+        from tensorflow.python.eager import context
+
+        from epochwatch.integrations.optimizer_steps import tf_functions
+
+        tracing, watch = (lambda: not context.executing_eagerly()), tf_functions(recorder)[1]
     model_cls = keras.Model
     for api in APIS:
         original = getattr(model_cls, api, None)
         if original is not None and not getattr(original, "__epochwatch__", False):
-            setattr(model_cls, api, wrap_call(original, api, recorder))
+            setattr(model_cls, api, wrap_call(original, api, recorder, tracing, watch))

@@ -77,7 +77,7 @@ def install(recorder: Recorder, module_name: str = "keras") -> None:
             history = original(*call_args, **call_kwargs)
         except BaseException as exc:
             failure = exc
-            recorder.guard.run("keras integration", lambda: watch.fit_finished(failure), None)
+            recorder.guard.run("keras integration", lambda: _fit_failed(watch, self, failure), None)
             raise
         finally:
             local.depth = 0
@@ -87,6 +87,17 @@ def install(recorder: Recorder, module_name: str = "keras") -> None:
     fit.__epochwatch__ = True  # type: ignore[attr-defined]
     model_cls.fit = fit
     recorder.guard.run("clear_session counting", lambda: _count_clear_session(keras, loop), None)
+
+
+def _fit_failed(watch: FitWatch, model: Any, exc: BaseException) -> None:
+    """The fit raised. One that raised before it began (a bad argument, data of the wrong
+    shape: Keras checks those before its callbacks run) is still written, with the run's
+    start when it was the first: its `fit_start`, then its `fit_end` saying what it raised."""
+    if watch.fit is None and watch.callback is not None:
+        if getattr(watch.callback, "model", None) is None:
+            watch.callback.set_model(model)
+        watch.on_train_begin()
+    watch.fit_finished(exc)
 
 
 def _count_clear_session(keras: Any, loop: ModelLoop) -> None:

@@ -11,6 +11,8 @@ update is where steps are seen without help:
   the same layout) whose calls are steps of that optimizer. The call that traced it counts
   at the trace; retraces add nothing. Every other `tf.function`, a Keras fit's train
   function included, is left as it is: no wrapper, no cost per call.
+- A loop with no optimizer (variables updated by hand): `GradientTape.gradient`, counted
+  and marked the same way for `TAPE` (recorder/auto_epochs.py), until an optimizer is seen.
 - PyTorch (`torch.optim.optimizer.register_optimizer_step_post_hook`): one global hook.
 - optax (integrations/optax_steps.py): `apply_updates`, and jitted functions that call it.
 
@@ -25,8 +27,11 @@ import functools
 import inspect
 import sys
 from collections.abc import Callable
+from time import perf_counter
 from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any
+
+from epochwatch.recorder.auto_epochs import TAPE
 
 if TYPE_CHECKING:
     from epochwatch.recorder import Recorder
@@ -72,7 +77,7 @@ def wrap_update(
                 failed(recorder, exc)
         elif mark is not None and not recorder.auto.off and recorder.epoch_source in (None, "auto"):
             try:  # a fit's train function stays unmarked: its steps are the fit's
-                marked = mark(self)
+                marked = mark(owner or self)
                 if marked is not None:
                     count(marked)
             except Exception as exc:
@@ -84,16 +89,23 @@ def wrap_update(
 
 
 def step_function_class(base: type, recorder: Recorder, eager: Callable[[], bool]) -> type:
-    """`tf.function`'s class, whose calls each count a step of its optimizer (eager calls
-    only: a step function called inside another function's trace is that one's step)."""
-    count, base_call = counter(recorder), base.__call__
+    """`tf.function`'s class for the functions the hook watches, whose eager calls each count
+    (a call inside another function's trace is that one's): a step of the optimizer it
+    updates, or, updating none, an inference call named after it (a function that called a
+    model outside training, integrations/inference.py: a `@tf.function` predict loop)."""
+    count, base_call, inference = counter(recorder), base.__call__, recorder.auto.inference
 
     class StepFunction(base):
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            t0 = perf_counter()
             result = base_call(self, *args, **kwargs)
             if eager():
                 try:
-                    count(getattr(self, _OWNER))
+                    owner = getattr(self, _OWNER, None)
+                    if owner is not None:
+                        count(owner)
+                    elif not inference.training_seen:
+                        inference.called(getattr(self, "_name", "tf.function"), perf_counter() - t0)
                 except Exception as exc:
                     failed(recorder, exc)
             return result
@@ -117,17 +129,45 @@ def outermost_self(codes: tuple[CodeType, ...]) -> Any:
 def marker(base: type, step_class: type) -> Callable[[Any], Any]:
     """`mark(optimizer)`: the outermost `base` instance being called (at trace time)
     becomes a `step_class` updating `optimizer`; returns the optimizer when newly marked."""
-    codes = (inspect.unwrap(base.__call__).__code__,)
+    outermost = _outermost(base, step_class)
 
     def mark(optimizer: Any) -> Any:
-        outer = outermost_self(codes)
-        if type(outer) is not base:  # none, already a step function, or a subclass of TF's
+        outer = outermost()
+        if outer is None:
+            return None
+        before = getattr(outer, _OWNER, None)  # an optimizer's update wins over a gradient
+        if before is not None and before is not TAPE:
             return None
         setattr(outer, _OWNER, optimizer)
         outer.__class__ = step_class
         return optimizer
 
     return mark
+
+
+def watcher(base: type, step_class: type) -> Callable[[], None]:
+    """`watch()`: the outermost `base` instance being called (at trace time) becomes a
+    `step_class` that updates nothing yet: its calls are inference calls until it does."""
+    outermost = _outermost(base, step_class)
+
+    def watch() -> None:
+        outer = outermost()
+        if type(outer) is base:
+            outer.__class__ = step_class
+
+    return watch
+
+
+def _outermost(base: type, step_class: type) -> Callable[[], Any]:
+    """The outermost `base` or `step_class` instance being called (None for a subclass of
+    TF's: not ours to change)."""
+    codes = (inspect.unwrap(base.__call__).__code__,)
+
+    def outermost() -> Any:
+        outer = outermost_self(codes)
+        return outer if type(outer) is base or type(outer) is step_class else None
+
+    return outermost
 
 
 def _patch(cls: Any, name: str, wrap: Callable[..., Any]) -> bool:
@@ -139,14 +179,25 @@ def _patch(cls: Any, name: str, wrap: Callable[..., Any]) -> bool:
     return True
 
 
+def tf_functions(recorder: Recorder) -> tuple[Callable[[Any], Any], Callable[[], None]]:
+    """(mark, watch) for TensorFlow's `tf.function`, made once per Recorder (one class of
+    watched functions for Keras, tf_keras and the inference calls)."""
+    auto = recorder.auto
+    if auto.tf_marks is None:
+        from tensorflow.python.eager import context
+        from tensorflow.python.eager.polymorphic_function.polymorphic_function import Function
+
+        step_class = step_function_class(Function, recorder, context.executing_eagerly)
+        auto.tf_marks = (marker(Function, step_class), watcher(Function, step_class))
+    return auto.tf_marks
+
+
 def _tf_update(recorder: Recorder) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Wraps an update for TensorFlow: eager steps counted, traced ones mark their function."""
     from tensorflow.python.eager import context
-    from tensorflow.python.eager.polymorphic_function.polymorphic_function import Function
 
-    eager = context.executing_eagerly
-    mark = marker(Function, step_function_class(Function, recorder, eager))
-    return lambda f: wrap_update(f, recorder, eager, mark)
+    mark = tf_functions(recorder)[0]
+    return lambda f: wrap_update(f, recorder, context.executing_eagerly, mark)
 
 
 def install_keras(recorder: Recorder) -> None:
@@ -160,6 +211,18 @@ def install_keras(recorder: Recorder) -> None:
     else:
         wrap = lambda f: wrap_update(f, recorder)  # noqa: E731
     _patch(base_optimizer.BaseOptimizer, "apply", wrap)
+
+
+def install_tf(recorder: Recorder) -> None:
+    """TensorFlow's `GradientTape.gradient`: the steps of a loop that has no optimizer."""
+    from tensorflow.python.eager import backprop, context
+
+    mark = tf_functions(recorder)[0]
+    _patch(
+        backprop.GradientTape,
+        "gradient",
+        lambda f: wrap_update(f, recorder, context.executing_eagerly, mark, owner=TAPE),
+    )
 
 
 def install_tf_keras(recorder: Recorder) -> None:

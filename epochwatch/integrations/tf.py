@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from epochwatch.analysis.functions import judged
 from epochwatch.guard import Guard
 
 _MAX_DESCRIBE = 80
@@ -43,9 +44,11 @@ class RetraceLedger:
         self._live: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def traced(self, name: str, function_type: Any, seconds: float, concrete: Any, outermost: bool) -> None:
-        causes = explain_retrace(self._last_type.get(name), function_type)
+        causes: list[dict[str, str]] = []  # tf.data's own functions: traced anew for each
+        if judged(name):  # iterator (a fit's three), never judged, their causes never read
+            causes = explain_retrace(self._last_type.get(name), function_type)
+            self._last_type[name] = function_type
         self.count(name, causes, seconds if outermost else 0.0, concrete)
-        self._last_type[name] = function_type
 
     def count(self, name: str, causes: list[dict[str, str]], seconds: float, live: Any = None) -> None:
         """One new trace (or compilation) of `name`, with its causes: what every framework's

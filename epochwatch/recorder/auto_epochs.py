@@ -4,7 +4,11 @@ A custom loop with only `import epochwatch.hook` (a GradientTape loop, a PyTorch
 calls no `hook.epoch()`, so without this it gets no epoch record and no detector ever
 looks at it. The integrations report what they see without help: each optimizer update
 (`step(owner)`, integrations/optimizer_steps.py) and each new pass over a dataset
-(`pass_started(key)`, integrations/data_passes.py). From those, epochs are cut:
+(`pass_started(key)`, integrations/data_passes.py). A loop that updates its variables by
+hand (`w.assign_sub(lr * dw)`, TF's basic training loop) has no optimizer: its gradients
+are its steps (`step(TAPE)`, `GradientTape.gradient`) until an optimizer is seen, whose
+updates are the steps from then on (the gradient just counted was that update's step).
+From those, epochs are cut:
 
 - `data_pass`: the dataset that fed the steps is iterated again (a `for` loop's next pass);
 - `new_model`: an optimizer never seen before takes its first step (a loop that builds a
@@ -46,6 +50,7 @@ WINDOW_STEPS_VAR = envvars.EPOCHWATCH_WINDOW_STEPS
 WINDOW_SECONDS_VAR = envvars.EPOCHWATCH_WINDOW_SECONDS
 _NOBODY = object()  # the fast path's owner while it is disarmed: no optimizer is this
 _SCRIPT = object()  # the owner of the script's own hook.step() calls
+TAPE = object()  # the owner of the gradients taken by a loop that has no optimizer
 
 
 def _setting(environ: dict[str, str], name: str, default: float) -> float:
@@ -66,6 +71,7 @@ class AutoEpochs:
         self.scripted = False  # the script calls hook.step(): its steps win
         self.fit_records = True  # False where the integration writes each optimizer's fit_start
         self.owner: Any = None  # the optimizer of the last step seen
+        self.optimized = False  # an optimizer was seen: gradients (TAPE) are no steps
         self._owners: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
         self._serials = 0
         self._fit: int | None = None  # the fit index of the current owner's fit_start
@@ -89,6 +95,7 @@ class AutoEpochs:
         self.window_steps = int(_setting(environ, WINDOW_STEPS_VAR, WINDOW_STEPS))
         self.window_seconds = _setting(environ, WINDOW_SECONDS_VAR, WINDOW_SECONDS)
         self.inference = InferenceCalls(recorder, self.window_seconds)  # loops that never train
+        self.tf_marks: Any = None  # the tf.functions watched (integrations/optimizer_steps.tf_functions)
 
     def switch_off(self) -> None:
         """The script marks its own epochs: close ours and cut no more."""
@@ -147,8 +154,8 @@ class AutoEpochs:
     def _slow_step(self, owner: Any) -> None:
         """A step that opens or cuts an epoch, comes from another optimizer, is due an
         interval, or is not ours to count (off, a fit's, the script counts its own)."""
-        if self.off:
-            return
+        if self.off or (owner is TAPE and (self.optimized or self.scripted)):
+            return  # a gradient where an optimizer's updates or the script's steps count
         source = self._rec.epoch_source
         if source is not None and source != SOURCE:
             return  # a Keras fit's step (its callback counts it), or the script's own epoch
@@ -244,7 +251,13 @@ class AutoEpochs:
 
     def _new_owner(self, owner: Any) -> None:
         """An optimizer not seen at the last step: a new one is a new model's training."""
+        if owner is not TAPE and owner is not _SCRIPT and not self.optimized:
+            self.optimized = True  # its updates are the steps now
+            if self.owner is TAPE:  # the gradient counted last was this update's step
+                self._drop_last_step()
         self.owner = owner
+        if owner is TAPE:  # no optimizer, no model to tell apart: no fit records
+            return
         try:
             seen = owner in self._owners
         except TypeError:  # not weak-referenceable: judged by identity alone
@@ -276,6 +289,11 @@ class AutoEpochs:
             "optimizer": {"class": type(owner).__name__},
         }
         rec.emit("fit_start", **block)
+
+    def _drop_last_step(self) -> None:
+        epoch = self._rec._epoch
+        if epoch is not None and epoch.source == SOURCE and epoch.steps:
+            epoch.steps.pop()
 
     def _end_fit(self, at: int | None = None) -> None:
         """The current optimizer's fit ends after `at` steps of the run (default: all so far)."""

@@ -8,12 +8,16 @@ said once; the trace stays complete.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 from epochwatch.guard import Guard
 
 PART = "online detection"
+# `hook_bytes` is summed at most this often (seconds): the sum walks the analyzer's records,
+# about a millisecond of the training thread at each fit_end of a loop of short fits.
+FOOTPRINT_SECONDS = 2.0
 
 
 class OnlineDetection:
@@ -23,6 +27,7 @@ class OnlineDetection:
         self._guard = guard
         self._write = write
         self._worker: Any = None  # an AnalysisWorker, made by prepare() or at the run's start
+        self._footprint = (0, -FOOTPRINT_SECONDS)  # (bytes, time.monotonic() when summed)
 
     def prepare(self, *, start_thread: bool = False) -> None:
         """Make the worker (importing it), and with start_thread its thread (off the
@@ -54,9 +59,15 @@ class OnlineDetection:
         return float(getattr(self._worker, "cpu_seconds", 0.0) or 0.0)
 
     def footprint_bytes(self) -> int:
-        """What online detection holds in this process (`hook_bytes`, integrations/footprint.py)."""
-        worker = self._worker
-        return 0 if worker is None else int(self._guard.run(PART, worker.footprint_bytes, 0) or 0)
+        """What online detection holds in this process (`hook_bytes`, integrations/footprint.py),
+        as summed within the last FOOTPRINT_SECONDS (it grows by a record's size per epoch:
+        a sum two seconds old is as good as a new one)."""
+        worker, (held, when) = self._worker, self._footprint
+        now = time.monotonic()
+        if worker is not None and now - when >= FOOTPRINT_SECONDS:
+            held = int(self._guard.run(PART, worker.footprint_bytes, 0) or 0)
+            self._footprint = (held, now)
+        return held
 
     def _new_worker(self) -> Any:
         from epochwatch.analysis.guarded import GuardedAnalyzer

@@ -2,8 +2,8 @@
 
 A script that only calls `model.predict` in a loop (serving, batch scoring, an
 evaluation sweep) never trains, so no epoch was ever cut and a leak in it went unseen.
-Here its calls are cut into windows of `WINDOW_CALLS` calls (or the automatic epochs'
-seconds), each an epoch record (`source: auto`, `epoch_source: inference_calls`) with an
+Here its calls are cut into windows of `WINDOW_CALLS` calls lasting `MIN_WINDOW_SECONDS` at
+least (or the automatic epochs' seconds), each an epoch record (`source: auto`, `epoch_source: inference_calls`) with an
 `inference` block (calls per API, seconds per call): the host memory and slowdown
 detectors judge them as they judge epochs, the time of a window being the time of its
 calls. Calls while training is seen (a fit, an optimizer step, the script's own epochs)
@@ -25,6 +25,10 @@ from epochwatch.samplers.own_rss import own_rss_bytes
 SOURCE = "auto"
 WINDOW_CALLS = 50
 WINDOW_CALLS_VAR = envvars.EPOCHWATCH_WINDOW_CALLS
+# An epoch record costs the calling thread about 10 ms (its samplers): windows of 50 calls of
+# a millisecond cost a fifth of the loop (a traced predict step). Unless the calls per window
+# are set (EPOCHWATCH_WINDOW_CALLS), a window lasts this long at least.
+MIN_WINDOW_SECONDS = 1.0
 
 
 class InferenceCalls:
@@ -37,6 +41,7 @@ class InferenceCalls:
         except ValueError:
             calls = WINDOW_CALLS
         self.window_calls = calls if calls > 0 else WINDOW_CALLS
+        self.min_seconds = 0.0 if recorder.environ.get(WINDOW_CALLS_VAR) else MIN_WINDOW_SECONDS
         self.window_seconds = window_seconds
         self.training_seen = False  # set by AutoEpochs at the first step, by a fit's epoch
         self.total: dict[str, int] = {}
@@ -65,7 +70,8 @@ class InferenceCalls:
         self._calls[api] = self._calls.get(api, 0) + 1
         self.total[api] = self.total.get(api, 0) + 1
         self._seconds += seconds
-        if sum(self._calls.values()) >= self.window_calls or now >= self._deadline:
+        full = sum(self._calls.values()) >= self.window_calls
+        if (full and now - self._start_perf >= self.min_seconds) or now >= self._deadline:
             self.close()
 
     def training_began(self) -> None:

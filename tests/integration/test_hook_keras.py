@@ -134,6 +134,29 @@ make_model(keras).fit(x, y, batch_size=32, epochs=5, callbacks=[Boom()], verbose
     assert end["exception"] == "ValueError" and end["message"] == "data loader exploded"
 
 
+def test_a_first_fit_that_raises_before_it_begins_is_written(tmp_path: Path) -> None:
+    """Keras checks the data before any callback runs: the fit never began, yet the trace
+    says what happened (run_start, the fit's start, its error end)."""
+    code = (
+        "import epochwatch.hook\nimport keras, numpy as np\n"
+        + MODEL
+        + """
+model = make_model(keras)
+model.fit(np.zeros((8, 8), "float32"), np.zeros((9,), "float32"), epochs=2, verbose=0)
+"""
+    )
+    proc = run_python(code, tmp_path, check=False)
+    assert proc.returncode == 1 and "ValueError" in proc.stderr
+    records = read_single_trace(tmp_path)
+    types = [r["type"] for r in records if r["type"] != "watch"]
+    assert types == ["run_start", "fit_start", "fit_end", "run_end"], types
+    fit_start, fit_end = of_type(records, "fit_start")[0], of_type(records, "fit_end")[0]
+    assert fit_start["fit"] == fit_end["fit"] == 0 and fit_start["model"]["class"] == "Sequential"
+    assert fit_end["ended"] == "raised" and fit_end["exception"] == "ValueError"
+    assert fit_end["epochs_completed"] == 0
+    assert records[-1]["ended"] == "raised" and records[-1]["exception"] == "ValueError"
+
+
 def test_disabled_writes_nothing(tmp_path: Path) -> None:
     code = (
         "import epochwatch.hook\nimport keras\n"

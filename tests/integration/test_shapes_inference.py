@@ -34,6 +34,30 @@ for i in range(5):  # then it trains: a custom loop that calls the model every s
     opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
 """
 
+TRACED = """
+import epochwatch.hook
+import numpy as np, tensorflow as tf, keras
+model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16), keras.layers.Dense(1)])
+x = np.random.rand(32, 8).astype("float32")
+
+@tf.function
+def serve(x):  # the model's Python runs only at the trace: the function's calls are the calls
+    return model(x, training=False)
+
+for i in range(31):
+    serve(x)
+opt = keras.optimizers.SGD()
+
+@tf.function
+def train_step(x):  # calls the model before its update: a step function all the same
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(model(x, training=True) ** 2)
+    opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+
+for i in range(6):
+    train_step(x)
+"""
+
 TRAIN_THEN_PREDICT = """
 import epochwatch.hook
 import numpy as np, keras
@@ -77,4 +101,15 @@ def test_calling_the_model_in_a_loop_is_inference_until_it_trains(tmp_path: Path
     assert [e["epoch_source"] for e in epochs] == ["inference_calls"] * 3 + ["window_steps"]
     assert [e["inference"]["apis"] for e in epochs[:3]] == [{"__call__": 10}] * 3
     assert epochs[3]["steps"] == 5
+    assert "no training seen" not in proc.stderr
+
+
+def test_a_traced_predict_loop_counts_the_functions_calls_then_its_steps(tmp_path: Path) -> None:
+    proc = run_python(TRACED, tmp_path, env=child_env(tmp_path, EPOCHWATCH_WINDOW_CALLS="10"))
+    epochs = of_type(read_single_trace(tmp_path), "epoch")
+    sources = [e["epoch_source"] for e in epochs]
+    assert sources == ["inference_calls"] * 3 + ["window_steps"], sources
+    # the call that traced it is the trace (its Python ran once), the next 30 are calls
+    assert [e["inference"]["apis"] for e in epochs[:3]] == [{"serve": 10}] * 3
+    assert epochs[3]["steps"] == 6
     assert "no training seen" not in proc.stderr

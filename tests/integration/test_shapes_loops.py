@@ -79,6 +79,28 @@ for n in range(3):
 )
 
 
+BY_HAND = (
+    HEAD
+    + """
+w = tf.Variable(tf.zeros([8, 1]))
+
+def update(xb, yb):  # TF's basic training loop: no optimizer, the variable updated by hand
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean((xb @ w - yb) ** 2)
+    w.assign_sub(0.01 * tape.gradient(loss, w))
+
+traced = tf.function(update)
+for step in [update] * 3 + [traced] * 3:  # eager passes, then a traced step's
+    for xb, yb in ds:
+        step(xb, yb)
+train_step = make()  # then an optimizer: its updates are the steps, the gradients no more
+for n in range(2):
+    for xb, yb in ds:
+        train_step(xb, yb)
+"""
+)
+
+
 def _run(tmp_path: Path, code: str, **env: str) -> list[dict]:
     run_python(code, tmp_path, env=child_env(tmp_path, **env))
     return read_single_trace(tmp_path)
@@ -114,6 +136,15 @@ def test_a_step_retraced_every_call_is_a_retrace_storm(tmp_path: Path) -> None:
     records = _run(tmp_path, ONE_MODEL.format(scale="1.0 + (n * 4 + i) / 100"))
     assert sum(e["steps"] for e in of_type(records, "epoch")) == 48
     assert "retrace_storm" in _kinds(records)
+
+
+def test_a_loop_with_no_optimizer_has_its_gradients_as_steps(tmp_path: Path) -> None:
+    records = _run(tmp_path, BY_HAND)
+    epochs = of_type(records, "epoch")
+    assert [e["steps"] for e in epochs] == [4] * 8, [(e["steps"], e["epoch_source"]) for e in epochs]
+    assert all(e["epoch_source"] == "data_pass" for e in epochs)
+    # a loop with no optimizer has no model to tell apart; the optimizer's training is one
+    assert [f["optimizer"]["class"] for f in of_type(records, "fit_start")] == ["Adam"]
 
 
 def test_without_a_dataset_pass_the_steps_are_cut_into_windows(tmp_path: Path) -> None:
