@@ -18,7 +18,8 @@ run a real fresh interpreter.
 
 Protocol (a connection per script, on a Unix socket): the client sends one JSON line
 {script, args, cwd, env, stdout, stderr}; the server forks, answers {"pid": N} and, when
-the child ended, {"returncode": R} (negative for a signal, as subprocess says).
+the child ended, {"returncode": R, "cpu": S} (R negative for a signal, as subprocess says;
+S the child's user+sys seconds, which the suite's CPU log counts: tests/cpu_times.py).
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ def _run_child(request: dict[str, Any], resident: list[tuple[int, int]]) -> None
     raise SystemExit(code)
 
 
-def _answer(conn: socket.socket, message: dict[str, int]) -> None:
+def _answer(conn: socket.socket, message: dict[str, float]) -> None:
     with contextlib.suppress(OSError):  # a client that gave up (its timeout) is gone
         conn.sendall(json.dumps(message).encode() + b"\n")
 
@@ -172,13 +173,14 @@ def _serve(sock: socket.socket, resident: list[tuple[int, int]]) -> None:
             else:
                 conn.close()
         while waiting:
-            pid, status = os.waitpid(-1, os.WNOHANG)
+            pid, status, usage = os.wait4(-1, os.WNOHANG)
             if pid == 0:
                 break
             done = waiting.pop(pid, None)
             if done is not None:
                 with done:
-                    _answer(done, {"returncode": os.waitstatus_to_exitcode(status)})
+                    cpu = usage.ru_utime + usage.ru_stime
+                    _answer(done, {"returncode": os.waitstatus_to_exitcode(status), "cpu": cpu})
 
 
 def main() -> None:

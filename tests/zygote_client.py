@@ -128,7 +128,10 @@ class Child:
                 ) from None
         if not line:
             raise RuntimeError("the TensorFlow zygote died while a script ran")
-        returncode = int(json.loads(line)["returncode"])
+        answer = json.loads(line)
+        global _children_cpu
+        _children_cpu += float(answer.get("cpu", 0.0))
+        returncode = int(answer["returncode"])
         return subprocess.CompletedProcess(
             [sys.executable, *self.args], returncode, _read(self._out), _read(self._err)
         )
@@ -147,6 +150,13 @@ def _read(path: Path) -> str:
 
 
 _zygote: _Zygote | None = None
+_children_cpu = 0.0  # user+sys seconds of the scripts forked and reaped so far
+
+
+def children_cpu() -> float:
+    """The CPU seconds of every zygote child that ended so far (the zygote is their parent,
+    so they are not in this process' RUSAGE_CHILDREN)."""
+    return _children_cpu
 
 
 def _server() -> _Zygote:
