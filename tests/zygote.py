@@ -25,6 +25,7 @@ S the child's user+sys seconds, which the suite's CPU log counts: tests/cpu_time
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import socket
@@ -191,6 +192,13 @@ def main() -> None:
     import tensorflow  # noqa: F401
 
     resident = _resident_file_pages()
+    # The imports' ~1M objects out of the collector's reach (gc.freeze, as CPython's docs advise
+    # for a fork server): otherwise each child's full collections and its finalisation walk
+    # them all, writing their headers and so copying every page they lie on (1.5 s of CPU a
+    # child, most of a short script's). Nothing the child makes is frozen; epochwatch never
+    # walks the collector's lists.
+    gc.collect()
+    gc.freeze()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.bind(path)
     sock.listen(16)
