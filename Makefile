@@ -47,7 +47,8 @@ promtool:
 #   the caller's priority. They spend most of their time waiting on the daemon's cadence (~45 s of
 #   CPU in ~2.5 min), and a higher priority keeps their timings what they are alone;
 # - the rest, at nice +10, on every core (at most 4; each worker has its own TensorFlow zygote,
-#   tests/zygote.py), a test file to a worker (its module fixtures run once). Linux gives a nice-0
+#   tests/zygote.py), a test file to a worker (its module fixtures run once; the files that share
+#   a session fixture go to one worker together: tests/conftest.py). Linux gives a nice-0
 #   task about ten times a nice-10 one's share, so they take the CPU the serial lane leaves.
 PYTEST   := $(PY) -m pytest -q -p no:cacheprovider
 PARALLEL := -n auto --maxprocesses 4 --dist loadfile
