@@ -10,8 +10,10 @@ DEMO   ?= demo-run
 # only (.demo-installed); `make test` adds the dev tools on top (.installed). A second run installs
 # nothing, and `make test` after `make demo` installs only the dev extra. The installs go through
 # uv (pip's interface, from the same package index, into the same venv): it fetches and unpacks
-# the ~1.4 GB of wheels in parallel, which takes a clean clone's set-up from ~2 min to well under one.
-UV := $(VENV)/bin/uv pip install -q --python $(PY)
+# the ~1.4 GB of wheels in parallel. --compile-bytecode as pip does: without the .pyc files every
+# fresh interpreter compiles TensorFlow again where the environment says PYTHONDONTWRITEBYTECODE
+# (an import of TensorFlow then costs 16 s of CPU instead of 6).
+UV := $(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY)
 $(VENV)/.demo-installed: pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("epochwatch needs Python 3.10+") if sys.version_info < (3, 10) else None'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
