@@ -46,8 +46,8 @@ promtool:
 
 # The whole suite: the README's command and CI's. Two lanes side by side, one exit status:
 # - the tests that hold the daemon to 1 s under a load of their own (`serial`), one at a time, at
-#   the caller's priority. They spend most of their time waiting on the daemon's cadence (~45 s of
-#   CPU in ~2.5 min), and a higher priority keeps their timings what they are alone;
+#   the caller's priority. They spend most of their time waiting on the daemon's cadence (45-60 s of
+#   CPU in 2.5-4 min), and a higher priority keeps their timings what they are alone;
 # - the rest, at nice +10, on every core (at most 4; each worker has its own TensorFlow zygote,
 #   tests/zygote.py), a test file to a worker (its module fixtures run once; the files that share
 #   a session fixture go to one worker together: tests/conftest.py). Linux gives a nice-0
