@@ -1,4 +1,9 @@
-"""Suite-wide fixtures.
+"""Suite-wide fixtures, and the suite's split across pytest-xdist workers.
+
+`make test` distributes with `--dist loadfile`: a test file runs whole on one worker, so its
+module fixtures run once. The files that read one session fixture (tests/integration/conftest.py)
+go to one worker together (`SHARED`), so that fixture runs once in the suite too. (xdist's own
+`--dist loadgroup` would say this with marks, but it renames node ids in a way pytest 9 ignores.)
 
 `_no_thread_leaks` (after watchdog's own test suite): every test must stop the threads it
 starts. A leaked observer or sender thread in a test is a leaked thread in someone's
@@ -10,8 +15,31 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from xdist.scheduler import LoadFileScheduling
+
+# A test file -> the name of the files that share its session fixture.
+SHARED = {
+    "tests/integration/test_console.py": "leak_run",
+    "tests/integration/test_detection_tf.py": "leak_run",
+    "tests/integration/test_distributed.py": "mwms_jobs",
+    "tests/integration/test_prometheus_rules_real_job.py": "mwms_jobs",
+}
+
+
+class _FilesTogether(LoadFileScheduling):
+    """--dist loadfile, with each group of SHARED one unit of work."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        path = nodeid.split("::", 1)[0]
+        return SHARED.get(path, path)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadFileScheduling | None:
+    return _FilesTogether(config, log) if config.getvalue("dist") == "loadfile" else None
 
 
 @pytest.fixture(autouse=True)

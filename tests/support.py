@@ -119,6 +119,17 @@ def run_python(
     return proc
 
 
+def start_python(
+    script: Path, *args: str, cwd: Path, env: dict[str, str], **stdio: int | None
+) -> subprocess.Popen[str] | zygote.Process:
+    """`python script *args` started, with Popen's stdio arguments (stdin, stdout, stderr) and
+    text pipes: forked from the zygote where that is the same process (run_python's rule),
+    for the tests that talk to a script while it runs."""
+    if zygote.can_run(script.read_text(), env):
+        return zygote.Process([str(script), *args], cwd=cwd, env=env, **stdio)
+    return subprocess.Popen([sys.executable, str(script), *args], cwd=cwd, env=env, text=True, **stdio)  # type: ignore[call-overload]
+
+
 def epochwatch_cli(
     *args: str, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:

@@ -17,13 +17,17 @@ of another Keras backend or of an interpreter's start-up (PYTHONPATH site dirs, 
 run a real fresh interpreter.
 
 Protocol (a connection per script, on a Unix socket): the client sends one JSON line
-{script, args, cwd, env, stdout, stderr}; the server forks, answers {"pid": N} and, when
-the child ended, {"returncode": R} (negative for a signal, as subprocess says).
+{script, args, cwd, env, stdout, stderr} (file paths), or {script, args, cwd, env} with three
+descriptors (SCM_RIGHTS) that become the child's stdin, stdout and stderr, as Popen's pipes or a
+terminal would; the server forks, answers {"pid": N} and, when
+the child ended, {"returncode": R, "cpu": S} (R negative for a signal, as subprocess says;
+S the child's user+sys seconds, which the suite's CPU log counts: tests/cpu_times.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import socket
@@ -99,19 +103,27 @@ def _exec_as_main(script: str) -> None:
     exec(code, main.__dict__)
 
 
-def _run_child(request: dict[str, Any], resident: list[tuple[int, int]]) -> None:
+def _stdio(request: dict[str, Any], fds: list[int]) -> None:
+    """Put the script's stdin, stdout and stderr in place: the descriptors the client sent,
+    else /dev/null and the files it named."""
+    if not fds:
+        fds = [
+            os.open(os.devnull, os.O_RDONLY),
+            os.open(request["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+            os.open(request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+        ]
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+    for fd in set(fds) - {0, 1, 2}:
+        os.close(fd)
+
+
+def _run_child(request: dict[str, Any], fds: list[int], resident: list[tuple[int, int]]) -> None:
     """In the forked child: become `python script.py` and never return."""
     code = 1
     try:
         _map_in(resident)
-        out = os.open(request["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        err = os.open(request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(out, 1)
-        os.dup2(err, 2)
-        for fd in (out, err, null):
-            os.close(fd)
+        _stdio(request, fds)
         os.setsid()  # the test's timeout kills the script's whole group, as for a child
         os.chdir(request["cwd"])
         os.environ.clear()
@@ -140,7 +152,18 @@ def _run_child(request: dict[str, Any], resident: list[tuple[int, int]]) -> None
     raise SystemExit(code)
 
 
-def _answer(conn: socket.socket, message: dict[str, int]) -> None:
+def _receive(conn: socket.socket) -> tuple[bytes, list[int]]:
+    """A request's line, and the descriptors that came with its first bytes (none, or three)."""
+    data, fds, _, _ = socket.recv_fds(conn, 1 << 16, 3)
+    while data and not data.endswith(b"\n"):
+        more = conn.recv(1 << 16)
+        if not more:
+            return b"", fds
+        data += more
+    return data, fds
+
+
+def _answer(conn: socket.socket, message: dict[str, float]) -> None:
     with contextlib.suppress(OSError):  # a client that gave up (its timeout) is gone
         conn.sendall(json.dumps(message).encode() + b"\n")
 
@@ -157,7 +180,7 @@ def _serve(sock: socket.socket, resident: list[tuple[int, int]]) -> None:
             conn = None
         if conn is not None:
             conn.settimeout(None)
-            line = conn.makefile("rb").readline()
+            line, fds = _receive(conn)
             if line:
                 request = json.loads(line)
                 pid = os.fork()
@@ -166,19 +189,24 @@ def _serve(sock: socket.socket, resident: list[tuple[int, int]]) -> None:
                     for other in waiting.values():
                         other.close()
                     conn.close()
-                    _run_child(request, resident)
+                    _run_child(request, fds, resident)
+                for fd in fds:
+                    os.close(fd)
                 _answer(conn, {"pid": pid})
                 waiting[pid] = conn
             else:
+                for fd in fds:
+                    os.close(fd)
                 conn.close()
         while waiting:
-            pid, status = os.waitpid(-1, os.WNOHANG)
+            pid, status, usage = os.wait4(-1, os.WNOHANG)
             if pid == 0:
                 break
             done = waiting.pop(pid, None)
             if done is not None:
                 with done:
-                    _answer(done, {"returncode": os.waitstatus_to_exitcode(status)})
+                    cpu = usage.ru_utime + usage.ru_stime
+                    _answer(done, {"returncode": os.waitstatus_to_exitcode(status), "cpu": cpu})
 
 
 def main() -> None:
@@ -189,6 +217,13 @@ def main() -> None:
     import tensorflow  # noqa: F401
 
     resident = _resident_file_pages()
+    # The imports' ~1M objects out of the collector's reach (gc.freeze, as CPython's docs advise
+    # for a fork server): otherwise each child's full collections and its finalisation walk
+    # them all, writing their headers and so copying every page they lie on (1.5 s of CPU a
+    # child, most of a short script's). Nothing the child makes is frozen; epochwatch never
+    # walks the collector's lists.
+    gc.collect()
+    gc.freeze()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.bind(path)
     sock.listen(16)

@@ -16,12 +16,15 @@ import contextlib
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +101,15 @@ class _Zygote:
         pid = int(json.loads(stream.readline())["pid"])
         return Child(args, pid, conn, stream, out, err)
 
+    def connect(self, args: list[str], cwd: Path, env: dict[str, str], stdio: list[int]) -> socket.socket:
+        """Start `python *args` on the descriptors `stdio` (stdin, stdout, stderr); the
+        connection that then answers its pid and its exit."""
+        request = {"script": args[0], "args": args[1:], "cwd": str(cwd), "env": env}
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.connect(self.path)
+        socket.send_fds(conn, [json.dumps(request).encode() + b"\n"], stdio)
+        return conn
+
 
 class Child:
     """A script forked from the zygote, waited for as subprocess waits."""
@@ -128,10 +140,126 @@ class Child:
                 ) from None
         if not line:
             raise RuntimeError("the TensorFlow zygote died while a script ran")
-        returncode = int(json.loads(line)["returncode"])
+        answer = json.loads(line)
+        global _children_cpu
+        _children_cpu += float(answer.get("cpu", 0.0))
+        returncode = int(answer["returncode"])
         return subprocess.CompletedProcess(
             [sys.executable, *self.args], returncode, _read(self._out), _read(self._err)
         )
+
+
+class Process:
+    """A script forked from the zygote with subprocess.Popen's stdio and its methods (pid,
+    stdout and stderr pipes, poll, wait, send_signal, kill, communicate): for the tests that
+    talk to a script while it runs (read its lines as it prints them, signal it, give it a
+    terminal). stdin, stdout, stderr: a descriptor, subprocess.PIPE (stdout, stderr),
+    subprocess.STDOUT (stderr), or None (stdin: /dev/null; the others: this process' own)."""
+
+    def __init__(
+        self,
+        args: list[str],
+        *,
+        cwd: Path,
+        env: dict[str, str],
+        stdin: int | None = None,
+        stdout: int | None = None,
+        stderr: int | None = None,
+    ) -> None:
+        self.args, self.returncode = args, None
+        self.stdout = self.stderr = None
+        mine: list[int] = []  # what the child gets and this process closes once it has them
+        stdio = [stdin if stdin is not None else _opened(mine, os.open(os.devnull, os.O_RDONLY))]
+        for which, spec, own in (("stdout", stdout, 1), ("stderr", stderr, 2)):
+            if spec == subprocess.PIPE:
+                read, write = os.pipe()
+                setattr(self, which, open(read, errors="replace"))  # noqa: SIM115 (closed at EOF)
+                stdio.append(_opened(mine, write))
+            elif spec == subprocess.STDOUT:
+                stdio.append(stdio[1])
+            else:
+                stdio.append(own if spec is None else spec)
+        try:
+            self._conn = _server().connect(args, cwd, env, stdio)
+        finally:
+            for fd in mine:
+                os.close(fd)
+        self._answers = b""
+        self._readers: list[_Reader | None] | None = None
+        self.pid = int(self._answer(None)["pid"])
+
+    def _answer(self, timeout: float | None) -> dict[str, Any]:
+        """The server's next line; {} if none came within `timeout`."""
+        while b"\n" not in self._answers:
+            if not select.select([self._conn], [], [], timeout)[0]:
+                return {}
+            data = self._conn.recv(4096)
+            if not data:
+                raise RuntimeError("the TensorFlow zygote died while a script ran")
+            self._answers += data
+        line, self._answers = self._answers.split(b"\n", 1)
+        return dict(json.loads(line))
+
+    def poll(self) -> int | None:
+        self._ended(0)
+        return self.returncode
+
+    def _ended(self, timeout: float | None) -> bool:
+        if self.returncode is None:
+            answer = self._answer(timeout)
+            if answer:
+                global _children_cpu
+                _children_cpu += float(answer.get("cpu", 0.0))
+                self.returncode = int(answer["returncode"])
+                self._conn.close()
+        return self.returncode is not None
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not self._ended(timeout):
+            raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def communicate(self, timeout: float | None = None) -> tuple[str | None, str | None]:
+        """Read the pipes to their end, then wait, as Popen.communicate (a timeout leaves the
+        script running and raises TimeoutExpired; a second call goes on reading)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if self._readers is None:  # a thread a pipe: what the test read of it stays read
+            self._readers = [_Reader(p) if p is not None else None for p in (self.stdout, self.stderr)]
+        for reader in self._readers:
+            if reader is not None:
+                reader.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                if reader.is_alive():
+                    raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        self.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        out, err = (r.text if r is not None else None for r in self._readers)
+        return out, err
+
+
+class _Reader(threading.Thread):
+    """Reads a pipe to its end (communicate's), then closes it."""
+
+    def __init__(self, pipe: Any) -> None:
+        super().__init__(name="zygote-pipe-reader", daemon=True)
+        self.pipe, self.text = pipe, ""
+        self.start()
+
+    def run(self) -> None:
+        with self.pipe:
+            self.text = self.pipe.read()
+
+
+def _opened(mine: list[int], fd: int) -> int:
+    mine.append(fd)
+    return fd
 
 
 def _kill_group(pid: int) -> None:
@@ -147,6 +275,13 @@ def _read(path: Path) -> str:
 
 
 _zygote: _Zygote | None = None
+_children_cpu = 0.0  # user+sys seconds of the scripts forked and reaped so far
+
+
+def children_cpu() -> float:
+    """The CPU seconds of every zygote child that ended so far (the zygote is their parent,
+    so they are not in this process' RUSAGE_CHILDREN)."""
+    return _children_cpu
 
 
 def _server() -> _Zygote:

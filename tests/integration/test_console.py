@@ -10,9 +10,6 @@ socket and the closing line names the daemon's trace.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 from tests.integration.daemon_harness import DaemonProc, base_env
@@ -53,17 +50,12 @@ def test_quiet_says_nothing(tmp_path: Path) -> None:
 def test_under_a_daemon_its_finding_comes_back_and_the_end_names_its_trace(tmp_path: Path) -> None:
     d = DaemonProc(tmp_path).start()
     try:
-        script = tmp_path / "train.py"
-        script.write_text(textwrap.dedent(LEAK_30))
         env = base_env(
             EPOCHWATCH_SOCKET=str(d.socket),
             EPOCHWATCH_DIR=str(tmp_path / "traces"),
             XDG_CACHE_HOME=str(tmp_path / "cache"),
         )
-        proc = subprocess.run(
-            [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-        )
-        assert proc.returncode == 0, proc.stderr[-4000:]
+        proc = run_python(LEAK_30, tmp_path, env=env)
         (daemon_trace,) = d.trace_files()
         lines = proc.stderr.splitlines()
         leak = [line for line in lines if FINDING_LINE.match(line)]

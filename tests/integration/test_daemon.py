@@ -364,7 +364,13 @@ full_rate_seconds = 0.5
 window_seconds = 600.0
 """
     d = DaemonProc(tmp_path, config=config).start()
-    proc = start_fake_run(tmp_path, d.socket, epochs=10, period=0.3)
+    # The run goes on through epoch 8 while the daemon stops (what it writes then waits in
+    # its sink), and holds before its last epoch until the next daemon listens: the run must
+    # outlive the restart however slowly a loaded machine restarts it.
+    go = tmp_path / "daemon-back"
+    proc = start_fake_run(
+        tmp_path, d.socket, epochs=10, period=0.3, FAKE_HOLD_AFTER="8", FAKE_HOLD_UNTIL=str(go)
+    )
     try:
         wait_for_line(proc, "EPOCH 5")
         assert d.stop(signal.SIGTERM) == 0
@@ -374,6 +380,7 @@ window_seconds = 600.0
         windows = [r for r in records if r["type"] == "sample" and "samples" in r]
         assert windows and windows[-1]["samples"] >= 1 and "max" in windows[-1]
         d.start()
+        go.touch()
         rc, _, err = _finish(proc)
         assert rc == 0, err
         d.wait_log(r"run fake-run ended: completed after 10 epochs")

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
 from epochwatch.trace.reader import iter_records
 from tests.integration.daemon_harness import DaemonProc, base_env, wait_for_line, wait_until
-from tests.support import trace_files
+from tests.support import start_python, trace_files
+from tests.zygote_client import Process
+
+Proc = subprocess.Popen[str] | Process  # a training script forked from the zygote, or fresh
 
 # A small model; each epoch sleeps in a callback so that the daemon has time to act mid-run.
 TRAIN = """
@@ -38,21 +40,15 @@ print("TRAINED", flush=True)
 """
 
 
-def _start_training(root: Path, socket_path: Path | str, epochs: int, pause: float) -> subprocess.Popen[str]:
+def _start_training(root: Path, socket_path: Path | str, epochs: int, pause: float) -> Proc:
     script = root / "train.py"
     script.write_text(textwrap.dedent(TRAIN))
     env = base_env(EPOCHWATCH_SOCKET=str(socket_path), EPOCHWATCH_DIR=str(root / "traces"))
-    return subprocess.Popen(
-        [sys.executable, str(script), str(epochs), str(pause)],
-        cwd=root,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    pipe = subprocess.PIPE
+    return start_python(script, str(epochs), str(pause), cwd=root, env=env, stdout=pipe, stderr=pipe)
 
 
-def _finish(proc: subprocess.Popen[str], timeout: float = 120.0) -> tuple[int, str, str]:
+def _finish(proc: Proc, timeout: float = 120.0) -> tuple[int, str, str]:
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -10,60 +10,16 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import socket
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.integration.mwms_job import DELAY, EPOCHS, SLOW_FROM, STEPS, run_job
 from tests.support import child_env, epochwatch_cli, report_json
 
-WORKER = Path(__file__).with_name("mwms_worker.py")
-EPOCHS, STEPS, SLOW_FROM, DELAY = 6, 15, 3, 0.015
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def _run_job(tmp_path: Path, slow_from: int, mode: str = "loop") -> Path:
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    ports = ",".join(str(p) for p in _free_ports(2))
-    env = child_env(tmp_path, **({"TF_USE_LEGACY_KERAS": "1"} if mode == "fit" else {}))
-    args = [ports, str(EPOCHS), str(STEPS), str(slow_from), str(DELAY), mode]
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(WORKER), str(i), *args],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for i in range(2)
-    ]
-    outputs = []
-    try:
-        for p in procs:
-            out, _ = p.communicate(timeout=240)
-            outputs.append(out)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    for p, out in zip(procs, outputs, strict=True):
-        assert p.returncode == 0, out[-6000:]
-    return tmp_path / "traces"
+FIT_EPOCHS = 6  # legacy Keras' fit under the strategy: a job of its own
 
 
 def _report(traces: Path) -> dict[str, Any]:
@@ -75,8 +31,8 @@ def _check(traces: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
-def test_straggling_worker_is_named_and_a_balanced_job_has_none(tmp_path: Path) -> None:
-    slow = _run_job(tmp_path / "slow", SLOW_FROM)
+def test_straggling_worker_is_named_and_a_balanced_job_has_none(mwms_jobs: dict[str, Path]) -> None:
+    slow = mwms_jobs["straggler"]
     doc = _report(slow)
     assert len(doc["runs"]) == 2
     for run in doc["runs"]:
@@ -101,7 +57,7 @@ def test_straggling_worker_is_named_and_a_balanced_job_has_none(tmp_path: Path) 
     assert check.returncode == 1
     assert "straggler [worker:1]" in check.stdout
 
-    balanced = _run_job(tmp_path / "balanced", -1)
+    balanced = mwms_jobs["balanced"]
     doc = _report(balanced)
     (job,) = doc["jobs"]
     assert len(job["workers"]) == 2
@@ -126,13 +82,13 @@ def test_straggling_worker_is_named_and_a_balanced_job_has_none(tmp_path: Path) 
 def test_tf_keras_fit_under_the_strategy_is_traced_and_its_straggler_named(tmp_path: Path) -> None:
     """Legacy Keras 2's fit supports MultiWorkerMirroredStrategy: its epochs are traced, with the
     all-reduce step timed, and a callback that slows worker 1 from epoch 3 on makes it the straggler."""
-    traces = _run_job(tmp_path, SLOW_FROM, mode="fit")
+    traces = run_job(tmp_path, SLOW_FROM, epochs=FIT_EPOCHS, mode="fit")
     doc = _report(traces)
     for run in doc["runs"]:
-        assert run["epochs"] == EPOCHS
+        assert run["epochs"] == FIT_EPOCHS
     for f in sorted(traces.glob("*.jsonl")):
         epochs = [r for r in map(json.loads, f.read_text().splitlines()) if r["type"] == "epoch"]
-        assert [e["source"] for e in epochs] == ["keras"] * EPOCHS
+        assert [e["source"] for e in epochs] == ["keras"] * FIT_EPOCHS
         assert all(e["collective"]["calls"] == STEPS for e in epochs)
     (job,) = doc["jobs"]
     (found,) = [f for f in job["findings"] if f["kind"] == "straggler"]

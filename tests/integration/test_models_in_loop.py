@@ -68,6 +68,8 @@ def test_when_clear_session_is_already_called_the_advice_moves_on(tmp_path: Path
     f = found[0]
     assert f["evidence"]["clear_session_every_iteration"] is True
     assert "already called" in f["title"]
-    # A leak that keeps growing is never said to have ended.
-    assert not [r for r in of_type(records, "finding_update") if "ended_epoch" in r]
+    # A leak that keeps growing is never said to have ended (a slowdown that a loaded machine
+    # caused may come and go: not what this run is about).
+    leaks = ("models_in_loop", "host_memory_growth")
+    assert not [r for r in of_type(records, "finding_update") if "ended_epoch" in r and r["kind"] in leaks]
     assert "already called" in f["hint"] and "subprocess" in f["hint"]

@@ -1,5 +1,6 @@
 """The shipped job rules on a real job: a 2-worker MultiWorkerMirroredStrategy job on localhost
-(tests/integration/test_distributed.py's), its traces replayed through daemon Sessions and the
+(tests/integration/mwms_job.py, the `mwms_jobs` fixture that test_distributed.py reads too),
+its traces replayed through daemon Sessions and the
 collector (worker i as if on host i, one epoch a minute) into `promtool test rules`.
 
 The unit test (tests/unit/test_prometheus_rules.py) shapes its jobs by hand; this one takes
@@ -15,9 +16,9 @@ from typing import Any
 
 import pytest
 
-import tests.integration.test_distributed as job
 from epochwatch.daemon.session import Session
 from epochwatch.trace.reader import iter_records
+from tests.integration.mwms_job import EPOCHS  # minutes of the replay: the straggler alert waits 15 of them
 from tests.unit.test_prometheus_rules import (
     COMM_ALERT,
     STRAGGLER,
@@ -28,9 +29,6 @@ from tests.unit.test_prometheus_rules import (
     run_promtool,
     worker_sessions,
 )
-
-EPOCHS = 26  # minutes of the replay: the straggler alert waits 15 of them
-SLOW_FROM = 6
 
 
 def _workers(traces: Path, state_dir: Path) -> tuple[list[Session], list[list[dict[str, Any]]]]:
@@ -51,11 +49,9 @@ def _workers(traces: Path, state_dir: Path) -> tuple[list[Session], list[list[di
 def test_a_real_jobs_straggler_fires_for_it_alone_and_a_balanced_job_fires_nothing(
     promtool: str,  # noqa: F811
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    mwms_jobs: dict[str, Path],
 ) -> None:
-    monkeypatch.setattr(job, "EPOCHS", EPOCHS)
-    for name, slow_from in (("straggler", SLOW_FROM), ("balanced", -1)):
-        traces = job._run_job(tmp_path / name, slow_from)
+    for name, traces in mwms_jobs.items():
         workers, epochs = _workers(traces, tmp_path / name / "state")
         try:
             assert [len(e) for e in epochs] == [EPOCHS, EPOCHS]

@@ -13,8 +13,6 @@ from __future__ import annotations
 import os
 import re
 import select
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -22,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.daemon_harness import DaemonProc, base_env
+from tests.support import start_python
 
 LEAK = """
 import epochwatch.hook
@@ -47,11 +46,14 @@ FINDING = re.compile(r"epochwatch: (info|warning|critical) (\w+)(?: at epoch (\d
 HEADER = re.compile(r"Epoch (\d+)/30")
 
 
-def _on_a_terminal(argv: list[str], env: dict[str, str], cwd: Path, timeout: float = 400) -> str:
-    """Run argv with stdin, stdout and stderr on one pseudo-terminal; its raw output."""
+def _on_a_terminal(script: Path, env: dict[str, str], cwd: Path, timeout: float = 400) -> str:
+    """Run `python script` with stdin, stdout and stderr on one pseudo-terminal (forked from
+    the zygote where that is the same process: support.start_python); its raw output."""
     master, slave = os.openpty()
-    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd)
-    os.close(slave)
+    try:
+        proc = start_python(script, cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave)
+    finally:
+        os.close(slave)
     chunks: list[bytes] = []
     deadline = time.monotonic() + timeout
     try:
@@ -99,7 +101,7 @@ def test_embedded_findings_never_land_inside_the_progress_bar(tmp_path: Path) ->
         EPOCHWATCH_SOCKET=str(tmp_path / "no.sock"),
         XDG_CACHE_HOME=str(tmp_path / "cache"),
     )
-    out = _on_a_terminal([sys.executable, str(script)], env, tmp_path)
+    out = _on_a_terminal(script, env, tmp_path)
     _check_findings(out)
     (trace,) = (tmp_path / "traces").glob("*.jsonl")
     assert re.search(rf"\nepochwatch: 30 epochs, .*; details: epochwatch report {re.escape(str(trace))}", out)
@@ -115,7 +117,7 @@ def test_a_daemons_findings_wait_for_the_epoch_boundary(tmp_path: Path) -> None:
             EPOCHWATCH_DIR=str(tmp_path / "traces"),
             XDG_CACHE_HOME=str(tmp_path / "cache"),
         )
-        out = _on_a_terminal([sys.executable, str(script)], env, tmp_path)
+        out = _on_a_terminal(script, env, tmp_path)
         _check_findings(out)
         (daemon_trace,) = d.trace_files()
         assert f"details: epochwatch report {daemon_trace}" in out
@@ -136,7 +138,7 @@ def test_an_unknown_quiet_value_and_an_unwritable_dir_are_said(tmp_path: Path, q
         EPOCHWATCH_QUIET=quiet,
         XDG_CACHE_HOME=str(tmp_path / "cache"),
     )
-    out = _on_a_terminal([sys.executable, str(script)], env, tmp_path)
+    out = _on_a_terminal(script, env, tmp_path)
     lines = [ln.removesuffix("\r") for ln in out.split("\n") if ln.startswith("epochwatch: ")]
     assert sum("EPOCHWATCH_QUIET='bogus' is not a setting" in ln for ln in lines) == 1, lines
     closing = lines[-1]
