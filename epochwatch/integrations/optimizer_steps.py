@@ -81,6 +81,7 @@ def wrap_update(
             try:  # a fit's train function stays unmarked: its steps are the fit's
                 marked = mark(owner or self)
                 if marked is not None:
+                    recorder.auto.at_begin = 1  # its calls count as they begin
                     count(marked)
             except Exception as exc:
                 failed(recorder, exc)

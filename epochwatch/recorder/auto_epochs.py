@@ -73,6 +73,8 @@ class AutoEpochs:
         self._rec = recorder
         self.off = False  # the script calls hook.epoch(): its epochs win
         self.broken = False  # counting failed: no steps at all
+        self.at_begin = 0  # 1: steps are counted as they begin (a step function's calls),
+        # 0: as they end (an eager update, after the step's forward pass and gradients)
         self.scripted = False  # the script calls hook.step(): its steps win
         self.fit_records = True  # False where the integration writes each optimizer's fit_start
         self.owner: Any = None  # the optimizer of the last step seen
@@ -227,11 +229,13 @@ class AutoEpochs:
         steps = epoch.steps
         steps.append(now)
         STEPS.active = True  # steps known: a memory slice starts at one (explain/slices.py)
-        if len(steps) > STEPS.at:  # step `len - 1` begins (a step function's call)
+        begin = self.at_begin
+        if len(steps) - begin >= STEPS.at:  # step `at` begins, as Keras' batch `at` does
             STEPS.fire()
         if now >= rec.clock.due:
             rec.interval(steps, now)
-        self._stamps, self._limit, self._cap, self._fast = steps, rec.clock.due, STEPS.at, owner
+        self._stamps, self._limit, self._fast = steps, rec.clock.due, owner
+        self._cap = STEPS.at - 1 + begin
 
     def _arm(self, owner: Any, epoch: Any) -> None:
         """The next steps of `owner` take the fast path until a cut or an interval is due."""

@@ -130,6 +130,26 @@ def test_a_step_function_in_the_scripts_own_epochs_counts_their_steps(tmp_path: 
     assert len(of_type(records, "interval")) >= 6
 
 
+def test_an_eager_update_in_the_scripts_own_epoch_ends_its_step(tmp_path: Path) -> None:
+    """An eager loop's update comes after the step's forward pass and gradients (what a
+    leak keeps is allocated there): its count is the next step's begin for the anchor."""
+    from epochwatch.explain.anchor import STEPS
+
+    rec = _recorder(tmp_path)
+    opt, fired = Optimizer(), []
+    rec.auto.switch_off()
+    rec.begin_epoch(0, "loop")
+    STEPS.arm(5, lambda: fired.append(len(rec._epoch.steps)))  # type: ignore[union-attr]
+    try:
+        for _ in range(8):
+            rec.auto.step(opt)
+    finally:
+        STEPS.active = False
+        STEPS.disarm()
+    rec.end_epoch()
+    assert fired == [5] and [e.get("steps") for e in _epochs(tmp_path, rec)] == [8]
+
+
 def test_the_scripts_hook_step_in_its_own_epoch_wins_over_the_updates(tmp_path: Path) -> None:
     rec = _recorder(tmp_path)
     opt = Optimizer()
