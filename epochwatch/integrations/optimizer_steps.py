@@ -50,7 +50,8 @@ def counter(recorder: Recorder) -> Callable[[Any], None]:
 
 def failed(recorder: Recorder, exc: Exception) -> None:
     """A step could not be counted: automatic epochs switch off, training goes on."""
-    recorder.auto.fail()
+    recorder.auto.broken = True  # no steps counted in any epoch
+    recorder.auto.stop()
     recorder.guard.disable(PART, f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
 
 

@@ -116,11 +116,6 @@ class AutoEpochs:
         """Cut no more epochs (the script's epochs win)."""
         self.off, self._fast = True, _NOBODY
 
-    def fail(self) -> None:
-        """Counting failed: count no more steps, in any epoch."""
-        self.broken = True
-        self.stop()
-
     def script_owns(self, epoch: Any) -> None:
         """The script's `hook.step()` in its own epoch: its steps are the steps; what the
         updates counted in this epoch before it goes."""
@@ -234,8 +229,7 @@ class AutoEpochs:
             STEPS.fire()
         if now >= rec.clock.due:
             rec.interval(steps, now)
-        self._stamps, self._limit, self._fast = steps, rec.clock.due, owner
-        self._cap = STEPS.at - 1 + begin
+        self._stamps, self._limit, self._cap, self._fast = steps, rec.clock.due, STEPS.at - 1 + begin, owner
 
     def _arm(self, owner: Any, epoch: Any) -> None:
         """The next steps of `owner` take the fast path until a cut or an interval is due."""
