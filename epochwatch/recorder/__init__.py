@@ -22,6 +22,7 @@ from typing import Any
 
 from epochwatch import __version__, envvars
 from epochwatch.guard import Guard
+from epochwatch.intervals import step_summary
 from epochwatch.logged import LoggedMetrics
 from epochwatch.recorder.auto_epochs import AutoEpochs
 from epochwatch.recorder.detection import OnlineDetection
@@ -421,6 +422,9 @@ class Recorder:
                 rec.update(fields)
             if epoch.steps:  # counted (hook.step(), the updates) before logged (hook.log())
                 rec.setdefault("steps", len(epoch.steps))
+                between = step_summary(epoch.steps, 0, len(epoch.steps)) if epoch.source == "loop" else None
+                if between:  # between step starts, as a fit's epoch says them
+                    rec.setdefault("step_seconds", between)
             logged = epoch.metrics.means()
             if logged:
                 rec["metrics"] = {**logged, **rec.get("metrics", {})}

@@ -127,6 +127,7 @@ def test_a_step_function_in_the_scripts_own_epochs_counts_their_steps(tmp_path: 
     rec.finish("completed")
     records = read_single_trace(tmp_path)
     assert [e.get("steps") for e in of_type(records, "epoch")] == [8, 8, 8]
+    assert all(e["step_seconds"]["median"] > 0 for e in of_type(records, "epoch"))
     assert len(of_type(records, "interval")) >= 6
 
 
