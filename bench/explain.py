@@ -407,10 +407,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{kind:<14} {ratio:+.1%}{own}")
         print(f"batch-hook clock  {_clock_cost():.2f} us a call (target well under 1 us)")
         # tracemalloc: tiny fast epochs (16 steps, ~20-40 ms) and longer ones (50 steps,
-        # ~0.25 s), slices started at a step (a Keras fit) or at a predicted time (a custom loop).
+        # ~0.25 s), slices started at a step ("steps": a Keras fit, or a hook.epoch() loop
+        # whose updates are counted) or at a predicted time ("timed": automatic epochs).
         for label, steps, reps in (("tiny epochs", 16, 4), ("0.25 s epochs", 50, 20)):
             for keras in (True, False):
-                how = "keras" if keras else "loop"
+                how = "steps" if keras else "timed"
                 cost = _memory_cost(lib, steps, reps, args.memory_pairs, keras)
                 print(f"tracemalloc, {label}, {how:<6} {cost}")
     return 0 if ok_all else 1

@@ -5,7 +5,8 @@ the last epochs' lengths misses by their spread, and every millisecond traced to
 costs two or three. A loop that knows its step numbers does better: Keras' FitWatch
 (integrations/keras_callback.py) compares each train batch with `STEPS.at` inline (what
 `begin` does, without its call: tens of nanoseconds) and fires the slice at the epoch's
-last steps. No imports: the callback imports it with the hook.
+last steps; a `hook.epoch()` loop's counted steps do the same on their slow path
+(recorder/auto_epochs.py). No imports: the callback imports it with the hook.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ class StepAnchor:
 
     def __init__(self) -> None:
         self.at = NEVER  # the batch index whose begin starts the armed slice
-        self.active = False  # a loop that calls begin() is running (a Keras fit)
+        self.active = False  # a loop that fires it is running (a Keras fit, counted loop steps)
         self._start: Callable[[], None] | None = None
 
     def begin(self, batch: int) -> None:

@@ -69,13 +69,15 @@ def _traces(snapshot: tracemalloc.Snapshot) -> dict[tuple[tuple[str, int], ...],
 @functools.lru_cache(maxsize=4096)
 def _site(traceback: tuple[tuple[str, int], ...]) -> tuple[str, int] | None:
     """The site an allocation counts for: the innermost frame of the user's code in its
-    traceback (innermost first), else its innermost frame; None for the hook's own (its
-    analysis keeps the run's series) and the interpreter's machinery."""
+    traceback (innermost first), else its innermost frame outside the standard library (a
+    list `typing` builds for an isinstance check is the caller's work); None for the hook's
+    own (its analysis keeps the run's series) and the interpreter's machinery."""
     if not traceback or hook_inside(tuple((f, n, "") for f, n in reversed(traceback))):
         return None
-    if all(stdlib(f) for f, _n in traceback):
+    outside = [frame for frame in traceback if not stdlib(frame[0])]
+    if not outside:
         return None  # a thread's own start-up, the interpreter's machinery
-    return next((frame for frame in traceback if is_user(frame[0])), traceback[0])
+    return next((frame for frame in traceback if is_user(frame[0])), outside[0])
 
 
 def by_site(traces: dict[tuple[tuple[str, int], ...], list[int]]) -> Sizes:
@@ -209,11 +211,15 @@ def function_at(filename: str, lineno: int) -> str:
 
 
 def named_sites(sites: list[dict[str, Any]], traced: int, in_python: bool) -> list[dict[str, Any]]:
-    """The sites that hold a material part of what grew (the first always); for native
-    growth, those that grew most in number: they may hold it (tensors, buffers)."""
+    """The sites the summary names, the answer first: those that hold a material part of
+    what grew (the largest always), the user's own code ahead of libraries'; for native
+    growth, the user's code that grew in number: it may hold it (tensors, buffers). Every
+    view (the report's summary, the live line's first place) names the same site."""
     if not in_python:
-        return sorted(sites, key=lambda s: s["count_per_epoch"], reverse=True)[:NAMED]
-    return [s for i, s in enumerate(sites) if i == 0 or s["bytes_per_epoch"] >= 0.05 * traced][:NAMED]
+        counted = [s for s in sites if s["user_code"] and s["count_per_epoch"] >= COUNTED]
+        return sorted(counted, key=lambda s: s["count_per_epoch"], reverse=True)[:NAMED]
+    material = [s for i, s in enumerate(sites) if i == 0 or s["bytes_per_epoch"] >= 0.05 * traced]
+    return sorted(material, key=lambda s: not s["user_code"])[:NAMED]
 
 
 def memory_summary(where: list[dict[str, Any]], traced: int, rss: int | None, in_python: bool) -> str:
@@ -225,9 +231,8 @@ def memory_summary(where: list[dict[str, Any]], traced: int, rss: int | None, in
             f"{traced * mib:.1f} MiB: the growth is not in Python objects (native memory: "
             "the framework's runtime, a C extension, the allocator)"
         )
-        counted = [w for w in where if w["count_per_epoch"] >= COUNTED and w["user_code"]]
-        if counted:
-            w = counted[0]
+        if where:
+            w = where[0]
             text += (
                 f"; Python objects that grew in number, which may hold it (tensors, buffers): "
                 f"{w['site']} {w['function']} (+{w['count_per_epoch']} an epoch)"

@@ -131,6 +131,7 @@ class Slicer:
         self._pending: _Pending | None = None  # a slice taken, settled two boundaries on
         self.parts: list[tuple[SliceParts, float]] = []  # (parts, the epoch in their unit)
         self.tries = 0
+        self.by_steps = 0  # slices whose parts were counted in steps (the loop says them)
         self.traced_seconds = 0.0
         self.cpu_seconds = 0.0  # the snapshots and their comparison
         self.slowdowns: list[float] = []  # measured, per slice taken by time
@@ -231,6 +232,7 @@ class Slicer:
             if not slice_.by_steps and scale >= lim.clear_slowdown:
                 parts = SliceParts(parts.before, parts.after, parts.lead / scale, parts.tail / scale)
         self.parts.append((parts, float(self._steps) if slice_.by_steps else epoch))
+        self.by_steps += slice_.by_steps
         # Slices cost much the same: the mean of those measured.
         self._costs.append(
             max(0.0, sum(cpus) - 3 * self._epoch_cpu) + slice_.off_thread
@@ -339,6 +341,7 @@ class Slicer:
     def figures(self) -> dict[str, Any]:
         return {
             "slices": len(self.parts),
+            "slices_by_steps": self.by_steps,
             "boundaries_tried": self.tries,
             "traced_seconds": round(self.traced_seconds, 4),
             "cost_seconds": round(self.cpu_seconds, 6),

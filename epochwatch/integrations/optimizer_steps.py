@@ -18,7 +18,8 @@ update is where steps are seen without help:
 
 Per step on the training thread: an eager check and a method call, well under a
 microsecond (bench/primitives.py measures it). Steps inside a Keras fit are the fit's and
-are dropped in `AutoEpochs.step` (one compare).
+are dropped in `AutoEpochs.step` (one compare). Inside the script's own `hook.epoch()`
+they are that epoch's steps unless it calls `hook.step()` (recorder/auto_epochs.py).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from epochwatch.recorder import Recorder
 
 PART = "automatic epochs"
+_MARKED = (None, "auto", "loop")  # epochs whose traced updates mark a step function (not a fit's)
 _OWNER = "_epochwatch_step_owner"  # set on a tf.function that updates an optimizer
 
 
@@ -48,6 +50,7 @@ def counter(recorder: Recorder) -> Callable[[Any], None]:
 
 def failed(recorder: Recorder, exc: Exception) -> None:
     """A step could not be counted: automatic epochs switch off, training goes on."""
+    recorder.auto.broken = True  # no steps counted in any epoch
     recorder.auto.stop()
     recorder.guard.disable(PART, f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
 
@@ -75,10 +78,11 @@ def wrap_update(
                 count(owner or self)
             except Exception as exc:
                 failed(recorder, exc)
-        elif mark is not None and not recorder.auto.off and recorder.epoch_source in (None, "auto"):
+        elif mark is not None and not recorder.auto.broken and recorder.epoch_source in _MARKED:
             try:  # a fit's train function stays unmarked: its steps are the fit's
                 marked = mark(owner or self)
                 if marked is not None:
+                    recorder.auto.at_begin = 1  # its calls count as they begin
                     count(marked)
             except Exception as exc:
                 failed(recorder, exc)
@@ -97,15 +101,19 @@ def step_function_class(base: type, recorder: Recorder, eager: Callable[[], bool
 
     class StepFunction(base):
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            owner = getattr(self, _OWNER, None)
+            if owner is not None:  # counted as the step begins, as hook.step() and Keras do:
+                if eager():  # what the loop does after the call is this step's too
+                    try:
+                        count(owner)
+                    except Exception as exc:
+                        failed(recorder, exc)
+                return base_call(self, *args, **kwargs)
             t0 = perf_counter()
             result = base_call(self, *args, **kwargs)
-            if eager():
+            if eager() and not inference.training_seen and getattr(self, _OWNER, None) is None:
                 try:
-                    owner = getattr(self, _OWNER, None)
-                    if owner is not None:
-                        count(owner)
-                    elif not inference.training_seen:
-                        inference.called(getattr(self, "_name", "tf.function"), perf_counter() - t0)
+                    inference.called(getattr(self, "_name", "tf.function"), perf_counter() - t0)
                 except Exception as exc:
                     failed(recorder, exc)
             return result
@@ -136,8 +144,8 @@ def marker(base: type, step_class: type) -> Callable[[Any], Any]:
         if outer is None:
             return None
         before = getattr(outer, _OWNER, None)  # an optimizer's update wins over a gradient
-        if before is not None and before is not TAPE:
-            return None
+        if before is not None and (before is not TAPE or optimizer is TAPE):
+            return None  # marked before: a retrace's call counts as the function's call
         setattr(outer, _OWNER, optimizer)
         outer.__class__ = step_class
         return optimizer

@@ -22,6 +22,7 @@ from typing import Any
 
 from epochwatch import __version__, envvars
 from epochwatch.guard import Guard
+from epochwatch.intervals import step_summary
 from epochwatch.logged import LoggedMetrics
 from epochwatch.recorder.auto_epochs import AutoEpochs
 from epochwatch.recorder.detection import OnlineDetection
@@ -419,12 +420,15 @@ class Recorder:
             rec["seconds"] = round(end - epoch.start_perf, 6)
             if fields:
                 rec.update(fields)
+            if epoch.steps:  # counted (hook.step(), the updates) before logged (hook.log())
+                rec.setdefault("steps", len(epoch.steps))
+                between = step_summary(epoch.steps, 0, len(epoch.steps)) if epoch.source == "loop" else None
+                if between:  # between step starts, as a fit's epoch says them
+                    rec.setdefault("step_seconds", between)
             logged = epoch.metrics.means()
             if logged:
                 rec["metrics"] = {**logged, **rec.get("metrics", {})}
                 rec.setdefault("steps", epoch.metrics.steps)
-            if epoch.steps:
-                rec.setdefault("steps", len(epoch.steps))
             for sampler in self.setup.samplers:
                 block = self.guard.run(f"{sampler.name} sampler", sampler.sample, None)
                 if block:
@@ -465,6 +469,8 @@ class Recorder:
             return
         if epoch is None:
             return
+        if not self.auto.scripted and epoch.source == "loop":  # the updates count no more steps
+            self.auto.script_owns(epoch)
         now = time.perf_counter()
         epoch.steps.append(now)
         if now >= self.clock.due:

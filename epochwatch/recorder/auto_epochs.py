@@ -21,7 +21,9 @@ From those, epochs are cut:
 The record says which (`epoch_source`). The script's own `hook.epoch()` wins: once it is
 called, automatic epochs switch off for good; its own `hook.step()` wins over the updates
 (its steps are counted, not both). Steps inside a Keras fit are the fit's (its callback
-counts them), so they are ignored here.
+counts them), so they are ignored here. Inside the script's own epochs, when it calls no
+`hook.step()`, the updates are that epoch's steps (`_loop_step`): its record gets `steps`,
+intervals and the step anchor that sizes explain's memory slices (explain/anchor.py).
 
 Per step (the training thread), while the same optimizer steps inside the open automatic
 epoch and no cut or interval is due: an identity compare, a clock read, two compares and
@@ -39,11 +41,13 @@ from time import perf_counter
 from typing import Any
 
 from epochwatch import envvars
+from epochwatch.explain.anchor import STEPS
 from epochwatch.recorder.inference_calls import InferenceCalls
 from epochwatch.samplers.own_rss import own_rss_bytes
 from epochwatch.serials import serial_of
 
 SOURCE = "auto"  # the Recorder epochs' `source` for these epochs
+LOOP = "loop"  # the script's own epochs (hook.epoch())
 WINDOW_STEPS = 1000
 WINDOW_SECONDS = 60.0
 WINDOW_STEPS_VAR = envvars.EPOCHWATCH_WINDOW_STEPS
@@ -68,6 +72,9 @@ class AutoEpochs:
         # The Recorder that holds this (typed Any: naming it would make an import circle).
         self._rec = recorder
         self.off = False  # the script calls hook.epoch(): its epochs win
+        self.broken = False  # counting failed: no steps at all
+        self.at_begin = 0  # 1: steps are counted as they begin (a step function's calls),
+        # 0: as they end (an eager update, after the step's forward pass and gradients)
         self.scripted = False  # the script calls hook.step(): its steps win
         self.fit_records = True  # False where the integration writes each optimizer's fit_start
         self.owner: Any = None  # the optimizer of the last step seen
@@ -106,8 +113,15 @@ class AutoEpochs:
         self._end_fit()
 
     def stop(self) -> None:
-        """Count no more steps (the script's epochs win, or counting failed)."""
+        """Cut no more epochs (the script's epochs win)."""
         self.off, self._fast = True, _NOBODY
+
+    def script_owns(self, epoch: Any) -> None:
+        """The script's `hook.step()` in its own epoch: its steps are the steps; what the
+        updates counted in this epoch before it goes."""
+        self.scripted, self._fast = True, _NOBODY
+        STEPS.active = False
+        epoch.steps.clear()
 
     def epoch_changed(self) -> None:
         """An epoch began or ended (the Recorder's): the fast path is re-armed by the next step."""
@@ -154,7 +168,10 @@ class AutoEpochs:
     def _slow_step(self, owner: Any) -> None:
         """A step that opens or cuts an epoch, comes from another optimizer, is due an
         interval, or is not ours to count (off, a fit's, the script counts its own)."""
-        if self.off or (owner is TAPE and (self.optimized or self.scripted)):
+        if self.off:
+            self._loop_step(owner)
+            return
+        if owner is TAPE and (self.optimized or self.scripted):
             return  # a gradient where an optimizer's updates or the script's steps count
         source = self._rec.epoch_source
         if source is not None and source != SOURCE:
@@ -185,6 +202,34 @@ class AutoEpochs:
         if now >= rec.clock.due:
             rec.interval(epoch.steps, now)
         self._arm(owner, epoch)
+
+    def _loop_step(self, owner: Any) -> None:
+        """An update in the script's own epoch (`hook.epoch()`) that marks no steps: one
+        step of it, by the epoch's first optimizer (a GAN's second one is the same step),
+        then the fast path, which leaves it at the step the anchor waits for."""
+        rec = self._rec
+        epoch = rec._epoch
+        if self.broken or self.scripted or epoch is None or epoch.source != LOOP:
+            return
+        if owner is TAPE and self.optimized:
+            return  # the update that follows is the step
+        if owner is not TAPE and not self.optimized:
+            self.optimized = True
+            if self.owner is TAPE and epoch.steps:  # the gradient just counted was its step
+                epoch.steps.pop()
+        elif epoch.steps and owner is not self.owner:
+            return
+        self.owner = owner
+        now = perf_counter()
+        steps = epoch.steps
+        steps.append(now)
+        STEPS.active = True  # steps known: a memory slice starts at one (explain/slices.py)
+        begin = self.at_begin
+        if len(steps) - begin >= STEPS.at:  # step `at` begins, as Keras' batch `at` does
+            STEPS.fire()
+        if now >= rec.clock.due:
+            rec.interval(steps, now)
+        self._stamps, self._limit, self._cap, self._fast = steps, rec.clock.due, STEPS.at - 1 + begin, owner
 
     def _arm(self, owner: Any, epoch: Any) -> None:
         """The next steps of `owner` take the fast path until a cut or an interval is due."""

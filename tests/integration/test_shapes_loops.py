@@ -159,6 +159,8 @@ def test_the_scripts_own_epochs_win(tmp_path: Path) -> None:
     epochs = of_type(records, "epoch")
     assert [(e["epoch"], e["source"]) for e in epochs] == [(0, "loop"), (1, "loop"), (2, "loop")]
     assert not any("epoch_source" in e for e in epochs)
+    # No hook.step(): the step function's calls are the script's epochs' steps (were None).
+    assert [e.get("steps") for e in epochs] == [4, 4, 4]
 
 
 PY_DATASET = """

@@ -92,10 +92,76 @@ def test_the_scripts_own_epoch_switches_automatic_epochs_off(tmp_path: Path) -> 
     rec.auto.step(opt)
     rec.auto.switch_off()
     rec.begin_epoch(0, "loop")
-    rec.auto.step(opt)
+    rec.auto.step(opt)  # no hook.step(): the update is the script's epoch's step
     rec.end_epoch()
+    rec.auto.step(opt)  # between the script's epochs: nobody's
     epochs = _epochs(tmp_path, rec)
-    assert [(e["source"], e.get("steps")) for e in epochs] == [("auto", 1), ("loop", None)]
+    assert [(e["source"], e.get("steps")) for e in epochs] == [("auto", 1), ("loop", 1)]
+
+
+def test_a_step_function_in_the_scripts_own_epochs_counts_their_steps(tmp_path: Path) -> None:
+    """`with hook.epoch(e):` around a `@tf.function` step that updates an optimizer (traced
+    in the first epoch), no `hook.step()`: each call is a step of the epoch, with intervals
+    and the step anchor fired at its step (explain's memory slices start there)."""
+    from epochwatch.explain.anchor import STEPS
+
+    rec = _recorder(tmp_path)
+    update, step_class = _step_functions(rec)
+    fn = Function(update)
+    rec.auto.switch_off()  # hook.epoch() does this first
+    fired: list[int] = []
+    try:
+        for n in range(3):
+            rec.clock.period = 0.0 if n == 1 else 1e9  # an interval at every step of the second
+            rec.begin_epoch(n, "loop")
+            if n == 2:
+                STEPS.arm(5, lambda: fired.append(len(rec._epoch.steps)))  # type: ignore[union-attr]
+            for _ in range(8):
+                fn()
+            rec.end_epoch()
+        assert STEPS.active and fired == [6]  # as the sixth step (batch 5) begins, as in a fit
+    finally:
+        STEPS.active = False
+        STEPS.disarm()
+    assert type(fn) is step_class
+    rec.finish("completed")
+    records = read_single_trace(tmp_path)
+    assert [e.get("steps") for e in of_type(records, "epoch")] == [8, 8, 8]
+    assert all(e["step_seconds"]["median"] > 0 for e in of_type(records, "epoch"))
+    assert len(of_type(records, "interval")) >= 6
+
+
+def test_an_eager_update_in_the_scripts_own_epoch_ends_its_step(tmp_path: Path) -> None:
+    """An eager loop's update comes after the step's forward pass and gradients (what a
+    leak keeps is allocated there): its count is the next step's begin for the anchor."""
+    from epochwatch.explain.anchor import STEPS
+
+    rec = _recorder(tmp_path)
+    opt, fired = Optimizer(), []
+    rec.auto.switch_off()
+    rec.begin_epoch(0, "loop")
+    STEPS.arm(5, lambda: fired.append(len(rec._epoch.steps)))  # type: ignore[union-attr]
+    try:
+        for _ in range(8):
+            rec.auto.step(opt)
+    finally:
+        STEPS.active = False
+        STEPS.disarm()
+    rec.end_epoch()
+    assert fired == [5] and [e.get("steps") for e in _epochs(tmp_path, rec)] == [8]
+
+
+def test_the_scripts_hook_step_in_its_own_epoch_wins_over_the_updates(tmp_path: Path) -> None:
+    rec = _recorder(tmp_path)
+    opt = Optimizer()
+    rec.auto.switch_off()
+    rec.begin_epoch(0, "loop")
+    rec.auto.step(opt)  # an update before the script's first hook.step(): dropped by it
+    for _ in range(4):
+        rec.step()
+        rec.auto.step(opt)
+    rec.end_epoch()
+    assert [e.get("steps") for e in _epochs(tmp_path, rec)] == [4]
 
 
 def test_a_keras_fits_steps_are_the_fits(tmp_path: Path) -> None:
@@ -239,7 +305,7 @@ def test_a_failing_step_switches_the_part_off_and_training_goes_on(tmp_path: Pat
 
     rec.auto.step = boom  # type: ignore[method-assign]
     update = wrap_update(lambda self: "applied", rec)
-    assert update(Optimizer()) == "applied" and rec.auto.off
+    assert update(Optimizer()) == "applied" and rec.auto.off and rec.auto.broken
     assert "automatic epochs" in rec.guard.disabled_parts
 
 

@@ -325,6 +325,43 @@ def test_the_console_and_hook_findings_carry_where_in_either_order() -> None:
     assert "warning host_memory_growth: grows; at train.py:9 keep\n" in out.getvalue()
 
 
+def test_the_live_line_and_the_report_name_the_same_user_site() -> None:
+    """tf35873's list of kept gradients: native growth, a list `typing` builds on every
+    isinstance check grew most in number, and the script's loop line next. The live line
+    named `typing.py:1922` (the first place), the report the script's line (the summary)."""
+    import io
+    import typing
+
+    from epochwatch.console import Console
+    from epochwatch.explain import memory
+
+    lib = SITE + "tensorflow/python/eager/execute.py"
+    typed = (typing.__file__, 1922)
+    # A stdlib frame is never the site while a frame outside it is in the traceback.
+    assert memory._site((typed, (lib, 53))) == (lib, 53)
+    assert memory._site((typed, (lib, 53), (USER, 33))) == (USER, 33)
+    sizes = {typed: [40_000, 900], (lib, 53): [30_000, 285], (USER, 32): [11_000, 164]}
+    sites = memory.grown_sites(sizes)
+    for in_python, rss in ((False, 40 << 20), (True, 60_000)):
+        traced = memory.traced_growth(sites)
+        where = memory.named_sites(sites, traced, in_python)
+        summary = memory.memory_summary(where, traced, rss, in_python)
+        assert where[0]["site"] == "/home/me/train.py:32", where
+        record = {"type": "explain", "explains": "host_memory_growth", "summary": summary, "where": where}
+        out = io.StringIO()
+        console = Console(stream=out)
+        console.observe(
+            {"type": "finding", "kind": "host_memory_growth", "severity": "warning", "title": "grows"}
+        )
+        console.boundary()
+        console.explained(record)
+        console.boundary()
+        live = out.getvalue().split("explained: ", 1)[1]
+        assert "/home/me/train.py:32" in live and "typing" not in live, live
+        head = summary.split("/home/me/train.py:32")
+        assert len(head) > 1 and "typing" not in head[0] and "execute.py" not in head[0], summary
+
+
 def test_a_slice_never_starts_before_the_last_quarter_of_an_epochs_steps() -> None:
     """An epoch whose end work was measured while traced reads longer than the epoch: the
     slice was armed at step -155828790 and traced every step of the next epoch (the demo,
