@@ -17,7 +17,8 @@ from epochwatch.analysis import frameworks
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import CRITICAL, WARNING, Finding
 from epochwatch.analysis.functions import judged
-from epochwatch.analysis.series import FunctionRetraces
+from epochwatch.analysis.series import FIRST, EpochSeries, FunctionRetraces
+from epochwatch.analysis.units import MIB, fmt_bytes
 from epochwatch.analysis.view import RunAtEpoch, window_epochs
 
 KIND = "retrace_storm"
@@ -28,6 +29,70 @@ MIN_TOTAL = 5
 PERSISTENCE = 2
 # Critical when building graphs takes this share of the recent epochs' time.
 CRITICAL_BUILD_SHARE = 0.25
+# One problem, one finding: host growth and a slowdown over epochs that retrace all along
+# (at least MIN_TOTAL new traces and PER_STEP per step in each, beyond first traces), at
+# most BYTES_PER_TRACE of RSS per new trace and no more added time than the tracing took,
+# are this finding's consequences, not findings of their own (see `explains`).
+PER_STEP = 0.1
+BYTES_PER_TRACE = 16 * MIB  # what one concrete function (graph, caches) can hold at most
+
+
+def _new_traces(series: EpochSeries, index: int) -> float:
+    """The judged functions' new traces in epoch `index`; in a fit's first epoch, those
+    beyond each function's first trace (which is by design)."""
+    first = series.warm[index - series.offset] == FIRST
+    total = 0.0
+    for name in series.keyed["fn_new"]:
+        n = series.value("fn_new", index, name)
+        if judged(name) and n == n and n > 0:
+            total += n - 1 if first else n
+    return total
+
+
+def _ended_epochs(view: RunAtEpoch, indexes: list[int]) -> tuple[EpochSeries | None, list[int]]:
+    """The epoch series and the ended epochs a window of `view`'s points spans; for a window
+    of intervals inside one epoch, the epoch before it (whether the retracing goes on)."""
+    if view.unit == "epoch":
+        return view.series, list(range(indexes[0], indexes[-1] + 1))
+    series = view.run.epoch_series
+    if view.unit != "interval" or series is None:
+        return None, []
+    pos = view.run.interval_positions  # offline: epochs ended before each interval; online: all
+
+    def ended(i: int) -> int:
+        return pos[i] if i < len(pos) else series.count
+
+    lo, hi = ended(indexes[0]), ended(indexes[-1])
+    return series, list(range(max(min(lo, hi - 1), series.offset), hi))
+
+
+def explains(
+    view: RunAtEpoch,
+    indexes: list[int],
+    *,
+    rss_per_epoch: float = 0.0,
+    added: float = 0.0,
+    per_step: bool = False,
+) -> bool:
+    """Whether retracing explains growth judged on `indexes` of `view`: every ended epoch
+    the window spans traced anew all along, the RSS added per epoch is at most
+    BYTES_PER_TRACE per new trace, and the time `added` (seconds per epoch, or per step)
+    at most the graph building's. Retraces that stopped while the growth went on do not."""
+    series, epochs = _ended_epochs(view, indexes) if indexes else (None, [])
+    if series is None or not epochs:
+        return False
+    traces = build = steps = 0.0
+    for i in epochs:
+        n, s = _new_traces(series, i), series.value("steps", i)
+        if n < MIN_TOTAL or (s == s and n < PER_STEP * s):
+            return False
+        b = series.value("graph_build", i)
+        traces, steps, build = traces + n, steps + (s if s == s else 0.0), build + (b if b == b else 0.0)
+    added_per_epoch = added * steps / len(epochs) if per_step else added
+    # Unknown (NaN) amounts are not held against it: the retracing all along is the evidence.
+    return not (
+        rss_per_epoch > BYTES_PER_TRACE * traces / len(epochs) or added_per_epoch > build / len(epochs)
+    )
 
 
 def _top_cause(info: FunctionRetraces, end: int) -> tuple[str, str, str, str] | None:
@@ -128,11 +193,32 @@ def _evaluate(
         counted = info.causes_before(view.end).most_common(6)
         evidence["causes"] = {f"{a}:{c}": n for (a, c), n in counted if c != "new"}
     fw = frameworks.framework(view.start)
+    # `what: detail; consequence`, which a console line cuts from the detail (console.short_title).
     title = f"{frameworks.COMPILED[fw]} `{name}` retraced {int(total)} times after warm-up ({hits} of the last {len(recent)} epochs)"
     if cause is not None:
-        title += f"; argument `{cause[0]}` changes {cause[1]}"
+        title += f": argument `{cause[0]}` changes {cause[1]}"
+    title += _consequence(view, hit_idx, share, evidence)
     severity = CRITICAL if share >= CRITICAL_BUILD_SHARE else WARNING
     return Finding(KIND, severity, title, evidence, hint_for(cause, fw), name, view.epoch_number(view.last))
+
+
+def _consequence(view: RunAtEpoch, hit_idx: list[int], share: float, evidence: dict[str, Any]) -> str:
+    """What the retraces cost, in the evidence and said in the title: the RSS added since the
+    epoch before the first retrace and the share of the recent epochs' time spent tracing
+    (host growth and a slowdown they explain are no findings of their own, see `explains`)."""
+    if not hit_idx:
+        return ""
+    s = view.series
+    base_at = max(s.segment_start(hit_idx[0]), hit_idx[0] - 1, s.offset)
+    base, now = s.value("rss", base_at), view.latest("rss")
+    said = []
+    if base == base and now == now:
+        evidence["rss_before"], evidence["rss_now"] = base, now
+        if now - base >= MIB:
+            said.append(f"RSS +{fmt_bytes(now - base)} since epoch {view.epoch_number(base_at) + 1}")
+    if share >= 0.05:
+        said.append(f"{100 * share:.0f}% of the time tracing")
+    return f"; {', '.join(said)}" if said else ""
 
 
 def detect(view: RunAtEpoch) -> list[Finding]:

@@ -1,0 +1,70 @@
+"""One problem, one finding (issue 23): host growth and a slowdown that a retrace storm
+explains are the retrace_storm finding's consequences, not findings of their own; growth
+that goes on after the retraces stopped is its own finding. Online and offline agree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench import synthetic as syn
+from epochwatch.analysis.online import OnlineAnalyzer
+from epochwatch.analysis.units import MIB
+from tests.support import analyze_records
+
+STEPS = 25
+
+
+def _traced(new: int, build: float) -> dict[str, Any]:
+    cause = {"arg": "step", "change": "value", "was": "int 1", "now": "int 2"}
+    block = {"new": new, "total": new, "causes": [cause]}
+    return {"retraces": {"new": new, "graph_build_seconds": build, "functions": {"train_step": block}}}
+
+
+def _run(*, retrace_until: int, epochs: int = 12) -> list[dict[str, Any]]:
+    """A custom loop (tf32157's shape): a Python int `step` into a tf.function, a trace a
+    step while `retrace_until` lasts, each trace holding 2 MiB and taking 0.12 s to build;
+    the steps get slower while the traces pile up."""
+
+    def make(i: int) -> dict[str, Any]:
+        tracing = i < retrace_until
+        rss = 700 * MIB + 50 * MIB * i
+        seconds = 2.0 + (0.3 * i + 3.0 if tracing else 0.3 * i)
+        fields: dict[str, Any] = {"seconds": seconds, "steps": STEPS, "host": syn.host_block(rss)}
+        fields["step_seconds"] = {"median": seconds / STEPS}
+        if tracing:
+            fields.update(_traced(STEPS, 0.12 * STEPS + 0.3 * i))
+        return fields
+
+    return syn.trace(epochs, make)
+
+
+def _online(records: list[dict[str, Any]]) -> dict[tuple[str, str | None], dict[str, Any]]:
+    """What the hook says, each finding as last said (updates replace it)."""
+    online = OnlineAnalyzer(records[0], updates=True)
+    said: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for r in [*[x for rec in records[1:] for x in online.add(rec)], *online.finish()]:
+        said[(r["kind"], r.get("target"))] = r
+    return said
+
+
+def test_a_retrace_storm_carries_the_growth_and_slowdown_it_explains() -> None:
+    records = _run(retrace_until=12)
+    found = analyze_records(records)
+    assert [f.kind for f in found] == ["retrace_storm"], [f.title for f in found]
+    storm = found[0]
+    assert "RSS +" in storm.title and "of the time tracing" in storm.title
+    assert storm.evidence["rss_now"] > storm.evidence["rss_before"]
+    assert {k for k, _ in _online(records)} == {"retrace_storm"}
+
+
+def test_the_same_growth_without_retraces_is_said() -> None:
+    """The control: the growth and slowdown alone are findings (so the test above can fail)."""
+    found = {f.kind for f in analyze_records(_run(retrace_until=0))}
+    assert {"host_memory_growth", "slowdown"} <= found
+
+
+def test_growth_that_goes_on_after_the_retraces_stopped_is_its_own_finding() -> None:
+    records = _run(retrace_until=6, epochs=16)
+    found = {f.kind for f in analyze_records(records)}
+    assert {"retrace_storm", "host_memory_growth"} <= found
+    assert {k for k, _ in _online(records)} == found
