@@ -68,3 +68,56 @@ def test_growth_that_goes_on_after_the_retraces_stopped_is_its_own_finding() -> 
     found = {f.kind for f in analyze_records(records)}
     assert {"retrace_storm", "host_memory_growth"} <= found
     assert {k for k, _ in _online(records)} == found
+
+
+def _custom_loop(epochs: int = 4, per_epoch: int = 12, traces: int = 2) -> list[dict[str, Any]]:
+    """tf32157 as the hook traces it: auto epochs of 24 steps, an interval every 2 steps
+    (RSS and step time climbing with every trace), the retraces counted per interval and
+    per epoch (traces=0: the same growth with no retraces at all)."""
+    out = [syn.run_start()]
+    t, step = syn.T0 + 1.0, 0
+    for e in range(epochs):
+        start = t
+        for k in range(per_epoch):
+            step += 2
+            median = 0.12 + 0.004 * step
+            rss = 720 * MIB + 2.2 * MIB * step
+            out.append(
+                {"type": "interval", "run_id": "synthetic", "t": t + 2 * median, "epoch": e,
+                 "index": e * per_epoch + k, "source": "auto", "step": step, "steps": 2,
+                 "seconds": 2 * median, "step_seconds": {"median": median}, "host": {"rss_bytes": int(rss)},
+                 "retraces": {"new": traces, "graph_build_seconds": 0.8 * traces * median}}
+            )  # fmt: skip
+            t += 2 * median
+        fields = {"source": "auto", "steps": 2 * per_epoch, "host": syn.host_block(rss)}
+        if traces:
+            fields.update(_traced(traces * per_epoch, 0.8 * (t - start)))
+        out.append(syn.epoch_record("synthetic", e, start, t - start, **fields))
+    out.append({"type": "run_end", "run_id": "synthetic", "t": t, "ended": "completed", "epochs": epochs})
+    return out
+
+
+def test_a_custom_loop_retracing_every_step_gets_one_finding_online_and_offline() -> None:
+    records = _custom_loop()
+    found = analyze_records(records)
+    assert [f.kind for f in found] == ["retrace_storm"], [f.title for f in found]
+    assert {k for k, _ in _online(records)} == {"retrace_storm"}
+
+
+def test_a_custom_loop_that_grows_without_retraces_is_said() -> None:
+    found = {f.kind for f in analyze_records(_custom_loop(traces=0))}
+    assert {"host_memory_growth", "slowdown"} <= found
+
+
+def test_each_interval_counts_the_judged_new_traces_since_the_last() -> None:
+    """What the interval records carry (hook side): tf.data's own traces left out, reset
+    by each interval and by the epoch's end."""
+    from epochwatch.integrations.tf import RetraceLedger
+
+    ledger = RetraceLedger()
+    for name in ("train_step", "train_step", "Dataset_map_f"):
+        ledger.count(name, [], 0.5)
+    assert ledger.interval() == {"new": 2, "graph_build_seconds": 1.0}
+    assert ledger.interval() == {"new": 0, "graph_build_seconds": 0.0}
+    ledger.count("train_step", [], 0.5)
+    assert (ledger.drain() or {})["new"] == 4 and ledger.interval()["new"] == 0  # the epoch ended

@@ -55,7 +55,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     if verdict is None:
         return []
     g, w = verdict.growth, verdict.window
-    if retraces.explains(view, w.indexes, rss_per_epoch=g.slope * view.points_per_epoch()):
+    if retraces.explains(view, w.indexes, rss_slope=g.slope):
         return []  # one problem, one finding: what the new traces hold is retrace_storm's
     peak = view.latest("rss_peak")
     level = max(peak, view.latest("rss")) if peak == peak else view.latest("rss")

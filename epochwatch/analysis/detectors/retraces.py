@@ -70,29 +70,49 @@ def explains(
     view: RunAtEpoch,
     indexes: list[int],
     *,
-    rss_per_epoch: float = 0.0,
+    rss_slope: float = 0.0,
     added: float = 0.0,
     per_step: bool = False,
 ) -> bool:
-    """Whether retracing explains growth judged on `indexes` of `view`: every ended epoch
-    the window spans traced anew all along, the RSS added per epoch is at most
-    BYTES_PER_TRACE per new trace, and the time `added` (seconds per epoch, or per step)
-    at most the graph building's. Retraces that stopped while the growth went on do not."""
-    series, epochs = _ended_epochs(view, indexes) if indexes else (None, [])
-    if series is None or not epochs:
-        return False
-    traces = build = steps = 0.0
-    for i in epochs:
-        n, s = _new_traces(series, i), series.value("steps", i)
-        if n < MIN_TOTAL or (s == s and n < PER_STEP * s):
-            return False
-        b = series.value("graph_build", i)
-        traces, steps, build = traces + n, steps + (s if s == s else 0.0), build + (b if b == b else 0.0)
-    added_per_epoch = added * steps / len(epochs) if per_step else added
-    # Unknown (NaN) amounts are not held against it: the retracing all along is the evidence.
-    return not (
-        rss_per_epoch > BYTES_PER_TRACE * traces / len(epochs) or added_per_epoch > build / len(epochs)
+    """Whether retracing explains growth judged on `indexes` of `view` (RSS `rss_slope` per
+    point, or time: `added` seconds per point, or per step): the points traced anew all
+    along (the intervals' own counts where the hook wrote them, else every ended epoch the
+    window spans), at most BYTES_PER_TRACE of RSS per new trace and no more added time than
+    the graph building took. Retraces that stopped while the growth went on do not."""
+    newest = indexes[-1] if indexes else -1
+    counted = view.unit == "interval" and view.value("retrace_new", newest) == view.value(
+        "retrace_new", newest
     )
+    series: EpochSeries | None
+    if counted:
+        series, points, per_point = view.series, indexes, 1.0
+    else:
+        series, points = _ended_epochs(view, indexes) if indexes else (None, [])
+        per_point = view.points_per_epoch()  # the window's points per ended epoch
+    if series is None or not points:
+        return False
+    traces, steps, build = [], [], 0.0
+    for i in points:
+        n = series.value("retrace_new", i) if counted else _new_traces(series, i)
+        s, b = series.value("steps", i), series.value("graph_build", i)
+        traces.append(n if n == n else 0.0)
+        steps.append(s if s == s else 0.0)
+        build += b if b == b else 0.0
+    # (new traces, steps, the least new traces): each epoch retraces; intervals, a step or
+    # two each, retrace in all and in the newest half (the retraces go on).
+    half = len(points) // 2
+    chunks = (
+        [(sum(traces), sum(steps), MIN_TOTAL), (sum(traces[half:]), sum(steps[half:]), 1)]
+        if counted
+        else [(t, s, MIN_TOTAL) for t, s in zip(traces, steps, strict=True)]
+    )
+    if any(t < max(least, PER_STEP * s) for t, s, least in chunks):
+        return False
+    n = len(points)
+    rss = rss_slope * per_point if per_point == per_point else rss_slope
+    # Unknown (NaN) amounts are not held against it: the retracing all along is the evidence.
+    time = added * sum(steps) / n if per_step else added * (per_point if per_point == per_point else 1.0)
+    return not (rss > BYTES_PER_TRACE * sum(traces) / n or time > build / n)
 
 
 def _top_cause(info: FunctionRetraces, end: int) -> tuple[str, str, str, str] | None:
