@@ -214,7 +214,7 @@ def _evaluate(
         evidence["causes"] = {f"{a}:{c}": n for (a, c), n in counted if c != "new"}
     fw = frameworks.framework(view.start)
     # `what: detail; consequence`, which a console line cuts from the detail (console.short_title).
-    title = f"{frameworks.COMPILED[fw]} `{name}` retraced {int(total)} times after warm-up ({hits} of the last {len(recent)} epochs)"
+    title = f"{frameworks.COMPILED[fw]} `{name}` retraced {int(total)} times after warm-up"
     if cause is not None:
         title += f": argument `{cause[0]}` changes {cause[1]}"
     title += _consequence(view, hit_idx, share, evidence)
@@ -235,7 +235,8 @@ def _consequence(view: RunAtEpoch, hit_idx: list[int], share: float, evidence: d
     if base == base and now == now:
         evidence["rss_before"], evidence["rss_now"] = base, now
         if now - base >= MIB:
-            said.append(f"RSS +{fmt_bytes(now - base)} since epoch {view.epoch_number(base_at) + 1}")
+            evidence["rss_since_epoch"] = view.epoch_number(base_at)  # its end; 0-based
+            said.append(f"RSS +{fmt_bytes(now - base)}")
     if share >= 0.05:
         said.append(f"{100 * share:.0f}% of the time tracing")
     return f"; {', '.join(said)}" if said else ""
