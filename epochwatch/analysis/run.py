@@ -80,13 +80,11 @@ class Run:
     last_epoch_number: int = -1  # the newest epoch number seen (a nested fit's: its loop's)
     last_host: Record = field(default_factory=dict)  # the newest epoch's host block (limits)
     last_dirs: Any = None  # ... and its watched directories (what a fit of a loop left on disk)
-    # In an interval view (below), the run's epoch series, which `series` replaces there.
-    epoch_series: EpochSeries | None = None
 
     def interval_view(self) -> Run:
         """This run with its interval series in place of the epoch series: what the
         detectors judge when they judge intervals (the lists are shared, not copied)."""
-        return replace(self, series=self.intervals, epoch_series=self.series)
+        return replace(self, series=self.intervals)
 
     def fit_view(self) -> Run:
         """This run with one point per fit in place of the epoch series (unit "fit")."""

@@ -49,23 +49,6 @@ def _new_traces(series: EpochSeries, index: int) -> float:
     return total
 
 
-def _ended_epochs(view: RunAtEpoch, indexes: list[int]) -> tuple[EpochSeries | None, list[int]]:
-    """The epoch series and the ended epochs a window of `view`'s points spans; for a window
-    of intervals inside one epoch, the epoch before it (whether the retracing goes on)."""
-    if view.unit == "epoch":
-        return view.series, list(range(indexes[0], indexes[-1] + 1))
-    series = view.run.epoch_series
-    if view.unit != "interval" or series is None:
-        return None, []
-    pos = view.run.interval_positions  # offline: epochs ended before each interval; online: all
-
-    def ended(i: int) -> int:
-        return pos[i] if i < len(pos) else series.count
-
-    lo, hi = ended(indexes[0]), ended(indexes[-1])
-    return series, list(range(max(min(lo, hi - 1), series.offset), hi))
-
-
 def explains(
     view: RunAtEpoch,
     indexes: list[int],
@@ -76,43 +59,27 @@ def explains(
 ) -> bool:
     """Whether retracing explains growth judged on `indexes` of `view` (RSS `rss_slope` per
     point, or time: `added` seconds per point, or per step): the points traced anew all
-    along (the intervals' own counts where the hook wrote them, else every ended epoch the
-    window spans), at most BYTES_PER_TRACE of RSS per new trace and no more added time than
-    the graph building took. Retraces that stopped while the growth went on do not."""
-    newest = indexes[-1] if indexes else -1
-    counted = view.unit == "interval" and view.value("retrace_new", newest) == view.value(
-        "retrace_new", newest
-    )
-    series: EpochSeries | None
-    if counted:
-        series, points, per_point = view.series, indexes, 1.0
-    else:
-        series, points = _ended_epochs(view, indexes) if indexes else (None, [])
-        per_point = view.points_per_epoch()  # the window's points per ended epoch
-    if series is None or not points:
+    along (each epoch; intervals, a step or two each, in all and in the newest half: their
+    `retraces` block), at most BYTES_PER_TRACE of RSS per new trace, and no more added time
+    than the graph building took. Retraces that stopped while the growth went on do not."""
+    s = view.series
+    if not indexes or view.unit not in ("epoch", "interval"):
         return False
-    traces, steps, build = [], [], 0.0
-    for i in points:
-        n = series.value("retrace_new", i) if counted else _new_traces(series, i)
-        s, b = series.value("steps", i), series.value("graph_build", i)
-        traces.append(n if n == n else 0.0)
-        steps.append(s if s == s else 0.0)
-        build += b if b == b else 0.0
-    # (new traces, steps, the least new traces): each epoch retraces; intervals, a step or
-    # two each, retrace in all and in the newest half (the retraces go on).
-    half = len(points) // 2
-    chunks = (
-        [(sum(traces), sum(steps), MIN_TOTAL), (sum(traces[half:]), sum(steps[half:]), 1)]
-        if counted
-        else [(t, s, MIN_TOTAL) for t, s in zip(traces, steps, strict=True)]
+    epochs = view.unit == "epoch"
+    traces = [_new_traces(s, i) if epochs else s.value("retrace_new", i) for i in indexes]
+    steps = [v if v == v else 0.0 for v in (s.value("steps", i) for i in indexes)]
+    build = sum(v for v in (s.value("graph_build", i) for i in indexes) if v == v)
+    half = len(indexes) // 2
+    chunks = (  # (new traces, steps, the least new traces)
+        [(t, n, MIN_TOTAL) for t, n in zip(traces, steps, strict=True)]
+        if epochs
+        else [(sum(traces), sum(steps), MIN_TOTAL), (sum(traces[half:]), sum(steps[half:]), 1)]
     )
-    if any(t < max(least, PER_STEP * s) for t, s, least in chunks):
+    if not all(t >= max(least, PER_STEP * n) for t, n, least in chunks):  # NaN: not counted
         return False
-    n = len(points)
-    rss = rss_slope * per_point if per_point == per_point else rss_slope
-    # Unknown (NaN) amounts are not held against it: the retracing all along is the evidence.
-    time = added * sum(steps) / n if per_step else added * (per_point if per_point == per_point else 1.0)
-    return not (rss > BYTES_PER_TRACE * sum(traces) / n or time > build / n)
+    n = len(indexes)
+    time = added * sum(steps) / n if per_step else added
+    return not (rss_slope > BYTES_PER_TRACE * sum(traces) / n or time > build / n)
 
 
 def _top_cause(info: FunctionRetraces, end: int) -> tuple[str, str, str, str] | None:
