@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from bench import synthetic as syn
 from epochwatch.analysis.online import OnlineAnalyzer
 from epochwatch.analysis.units import MIB
@@ -97,10 +99,13 @@ def _custom_loop(epochs: int = 4, per_epoch: int = 12, traces: int = 2) -> list[
     return out
 
 
-def test_a_custom_loop_retracing_every_step_gets_one_finding_online_and_offline() -> None:
-    records = _custom_loop()
+@pytest.mark.parametrize("epochs", [4, 1])  # 1: one pass over a large dataset, all warm-up
+def test_a_custom_loop_retracing_every_step_gets_one_finding_online_and_offline(epochs: int) -> None:
+    records = _custom_loop(epochs)
     found = analyze_records(records)
     assert [f.kind for f in found] == ["retrace_storm"], [f.title for f in found]
+    assert found[0].evidence["argument"] == "step" and "of the time tracing" in found[0].title
+    assert epochs == 1 or "RSS +" in found[0].title  # one epoch: no RSS before it in the epochs
     assert {k for k, _ in _online(records)} == {"retrace_storm"}
 
 

@@ -145,15 +145,20 @@ def _evaluate(
     col = s.column("fn_new", name)
     if col is None:
         return None
-    if len(recent) < MIN_HITS:
+    stormy = bool(window) and s.warm[window[0] - s.offset] == FIRST  # see _stormy_first
+    if len(recent) < MIN_HITS and not stormy:
         return None
     # Most functions (Keras' own six) trace only in the first epoch: nothing in the window
     # means no finding, found with one pass over a slice of the column.
     first = window[0] - s.offset if window else 0
     if not any(c > 0 for c in col[max(0, first) : window[-1] - s.offset + 1] if window):
         return None
-    hits = sum(1 for i in recent if s.value("fn_new", i, name) > 0)
-    counts = [s.value("fn_new", i, name) for i in window]
+
+    def count(i: int) -> float:  # beyond its first trace in a fit's first epoch
+        return s.value("fn_new", i, name) - (1 if s.warm[i - s.offset] == FIRST else 0)
+
+    hits = sum(1 for i in recent if count(i) > 0)
+    counts = [count(i) for i in window]
     total = sum(c for c in counts if c == c)
     if hits < MIN_HITS and total < MIN_TOTAL:
         return None
@@ -181,7 +186,8 @@ def _evaluate(
         evidence["causes"] = {f"{a}:{c}": n for (a, c), n in counted if c != "new"}
     fw = frameworks.framework(view.start)
     # `what: detail; consequence`, which a console line cuts from the detail (console.short_title).
-    title = f"{frameworks.COMPILED[fw]} `{name}` retraced {int(total)} times after warm-up"
+    since = "since its first trace" if stormy else "after warm-up"  # a first epoch judged, or not
+    title = f"{frameworks.COMPILED[fw]} `{name}` retraced {int(total)} times {since}"
     if cause is not None:
         title += f": argument `{cause[0]}` changes {cause[1]}"
     title += _consequence(view, hit_idx, share, evidence)
@@ -209,6 +215,21 @@ def _consequence(view: RunAtEpoch, hit_idx: list[int], share: float, evidence: d
     return f"; {', '.join(said)}" if said else ""
 
 
+def _stormy_first(view: RunAtEpoch, window: list[int]) -> int | None:
+    """The newest fit's first epoch, when it retraced all along (PER_STEP and MIN_TOTAL
+    beyond each function's first trace): warm-up does not hide a trace per step, and a run
+    of one long epoch (one pass over a large dataset) has no other epoch to judge."""
+    s = view.series
+    if view.end <= 0:
+        return None
+    first = max(s.segment_start(view.last), s.offset)
+    if s.warm[first - s.offset] != FIRST or (window and window[0] <= first):
+        return None
+    steps = s.value("steps", first)
+    traces = _new_traces(s, first)
+    return first if traces >= max(MIN_TOTAL, PER_STEP * steps if steps == steps else 0.0) else None
+
+
 def detect(view: RunAtEpoch) -> list[Finding]:
     found: list[Finding] = []
     if not view.series.functions:
@@ -216,6 +237,9 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     # The same epochs for every function: computed once per view, not once per function.
     recent = list(view.series.indexes(view.end, RECENT, settling=True))
     window = list(view.series.indexes(view.end, WINDOW, settling=True))
+    first = _stormy_first(view, window)
+    if first is not None:
+        recent, window = [first, *recent][-RECENT:], [first, *window]
     for name, info in view.series.functions.items():
         if view.done(KIND, name) or not judged(name):
             continue
