@@ -59,11 +59,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         return []  # one problem, one finding: what the new traces hold is retrace_storm's
     peak = view.latest("rss_peak")
     level = max(peak, view.latest("rss")) if peak == peak else view.latest("rss")
-    limit = view.latest("mem_limit")
-    limit_name = "cgroup memory limit"
-    if not (limit == limit and limit > 0):
-        limit = view.latest("sys_total")
-        limit_name = "physical memory"
+    limit, limit_name = leaks.host_limit(view)
     proj = leaks.projection(view, level, limit, g.slope)
     now = current(view, None)
     evidence = leaks.growth_evidence(view, g, w, now)
