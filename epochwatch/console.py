@@ -28,7 +28,7 @@ import contextlib
 import sys
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 
 from epochwatch.analysis import frameworks
@@ -101,6 +101,7 @@ class Fit:
     trace: str | None = None
     ledger: Ledger = field(default_factory=Ledger)
     explains: list[Mapping[str, Any]] = field(default_factory=list)  # `explain` records: `where`
+    said: set[tuple[str, str | None]] = field(default_factory=set)  # findings with a line already
 
     def findings(self) -> list[dict[str, Any]]:
         found = [{**f.to_dict(), "source": "trace", "run_id": self.run_id} for f in self.ledger.findings()]
@@ -199,7 +200,13 @@ class Console:
         with self._lock:
             held, self._held = self._held, []
             lines, self._held_lines = self._held_lines, []
+        # Each finding once, as last reported: updates that came since it was held (not news
+        # enough for a line of their own) are what `report` shows, so the line says them too.
+        held = [self.ledger.get(f.key) or f for f in {f.key: f for f in held}.values()]
         for finding in held:
+            if finding.key not in self.current.said:  # its first line, whatever update it is at
+                finding = replace(finding, update=0)
+            self.current.said.add(finding.key)
             self._say(self.finding_line(finding))
             found = where_for(finding.kind, self.current.explains)
             if found and not self._fits_on_line(finding, found):  # the look inside: its own line

@@ -38,6 +38,14 @@ def horizon(view: RunAtEpoch) -> tuple[float, str]:
     return float(max(1, view.end - view.first)), "as long again"
 
 
+def host_limit(view: RunAtEpoch) -> tuple[float, str]:
+    """What host memory runs into: the cgroup memory limit where set, else physical memory."""
+    limit = view.latest("mem_limit")
+    if limit == limit and limit > 0:
+        return limit, "cgroup memory limit"
+    return view.latest("sys_total"), "physical memory"
+
+
 def projection(view: RunAtEpoch, level: float, limit: float, slope: float) -> dict[str, Any]:
     """Where `level`, growing by `slope` per point, is at the end of the horizon, and when
     it reaches `limit` (epochs or fits, and seconds from recent point times)."""

@@ -64,6 +64,11 @@ class Ledger:
     def __contains__(self, key: object) -> bool:
         return key in self._findings
 
+    def get(self, key: Key) -> Finding | None:
+        """The finding of `key` as last reported, or None."""
+        with self._lock:
+            return self._findings.get(key)
+
     def findings(self) -> list[Finding]:
         """Each finding as last reported, in the order first found."""
         with self._lock:

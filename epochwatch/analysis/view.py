@@ -191,7 +191,11 @@ class RunAtEpoch:
             return f"per {self.unit}"
         w = self.window("steps", size=8)
         steps = trend.median(w.values) if w.values else math.nan
-        return f"per interval ({steps:.0f} steps)" if steps == steps else "per interval"
+        return (
+            f"per interval ({steps:.0f} step{'' if round(steps) == 1 else 's'})"
+            if steps == steps
+            else "per interval"
+        )
 
     def said(self, slope: float) -> tuple[float, str]:
         """A slope as a title says it: per point (`per`), except on intervals sparser than

@@ -42,6 +42,7 @@ class RetraceLedger:
         self._last_type: dict[str, Any] = {}
         self._build_seconds = 0.0
         self._live: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._since = [0, 0.0]  # judged new traces and build seconds since the last interval
 
     def traced(self, name: str, function_type: Any, seconds: float, concrete: Any, outermost: bool) -> None:
         causes: list[dict[str, str]] = []  # tf.data's own functions: traced anew for each
@@ -65,6 +66,9 @@ class RetraceLedger:
                 if len(tally.causes) < _MAX_CAUSES and cause not in tally.causes:
                     tally.causes.append(cause)
             self._build_seconds += seconds
+            if judged(name):
+                self._since[0] += 1
+                self._since[1] += seconds
             if live is not None:
                 with contextlib.suppress(TypeError):
                     self._live.add(live)
@@ -73,6 +77,14 @@ class RetraceLedger:
         """Time spent compiling what was traced (JAX reports it apart from the trace)."""
         with self._lock:
             self._build_seconds += seconds
+
+    def interval(self) -> dict[str, Any]:
+        """The `retraces` block of an `interval` record: the judged functions' new traces
+        and their build time since the last interval (or epoch end), so that growth inside
+        a long first epoch can be told to be the retraces' (analysis/detectors/retraces.py)."""
+        with self._lock:
+            (new, seconds), self._since = self._since, [0, 0.0]
+        return {"new": new, "graph_build_seconds": round(seconds, 6)}
 
     def drain(self) -> dict[str, Any] | None:
         """The `retraces` block for the epoch that just ended; resets the per-epoch counts."""
@@ -94,6 +106,7 @@ class RetraceLedger:
                 t.new = 0
                 t.causes = []
             self._build_seconds = 0.0
+            self._since = [0, 0.0]
         return block
 
 

@@ -489,6 +489,10 @@ class Recorder:
                 "intervals", lambda: self.intervals.record(epoch, self.run_id, starts, now), None
             )
             if rec is not None:
+                if self.retrace_ledger is not None:
+                    block = self.guard.run("retrace tracking", self.retrace_ledger.interval, None)
+                    if block:
+                        rec["retraces"] = block
                 self._write_judged(rec)
 
     def _background_cpu(self) -> float:

@@ -107,33 +107,38 @@ def _update(before: dict[str, Any], n: int, at: int, **changes: Any) -> dict[str
 def test_updates_replace_the_finding_and_are_said_only_when_news() -> None:
     """A slowdown raised at epoch 3 before its cause could be tested: growth alone is not
     said again, naming the cause is, and so is a graver severity; hook.findings() holds
-    each finding as last reported; a late older state changes nothing."""
+    each finding as last reported; a late older state changes nothing. Each boundary
+    says each finding once, as last reported."""
     out = io.StringIO()
     console = Console(None, out)
+
+    def said(*records: dict[str, Any]) -> list[str]:
+        before = len(out.getvalue().splitlines())
+        for rec in records:
+            console.observe(rec)
+        console.boundary()
+        return out.getvalue().splitlines()[before:]
+
+    console.epoch_done(11)  # the last epoch Keras printed: 12
     first = _finding("slowdown", "warning", "epoch time grows")
-    console.observe(first)
+    assert said(first) == ["epochwatch: warning slowdown at epoch 12: epoch time grows"]
     grew = _update(first, 1, 6, title="epoch time grows more")
-    console.observe(grew)
+    assert said(grew) == []
     cause = [{"series": "time in callback Blocker", "test": "accounts"}]
     explained = _update(
         grew, 2, 9, title="grows; likely cause: callback Blocker", evidence={"likely_causes": cause}
     )
-    console.observe(explained)
-    console.observe(grew)  # the daemon's copy of an older state, late
+    assert said(explained, grew) == [  # the daemon's copy of an older state, late
+        "epochwatch: warning slowdown at epoch 12 (update): grows; likely cause: callback Blocker"
+    ]
     graver = _update(
         explained, 3, 12, severity="critical", title="grows a lot; likely cause: callback Blocker"
     )
-    console.observe(graver)
-    ended = _update(graver, 4, 15, ended_epoch=15, title="... recovered at epoch 15")
-    console.observe(ended)
-    console.epoch_done(11)  # the last epoch Keras printed: 12
-    console.boundary()
-    lines = out.getvalue().splitlines()
-    assert lines == [
-        "epochwatch: warning slowdown at epoch 12: epoch time grows",
-        "epochwatch: warning slowdown at epoch 12 (update): grows; likely cause: callback Blocker",
-        "epochwatch: critical slowdown at epoch 12 (update): grows a lot; likely cause: callback Blocker",
+    assert said(graver) == [
+        "epochwatch: critical slowdown at epoch 12 (update): grows a lot; likely cause: callback Blocker"
     ]
+    ended = _update(graver, 4, 15, ended_epoch=15, title="... recovered at epoch 15")
+    assert said(ended) == []
     (shown,) = console.findings
     assert shown["update"] == 4 and shown["ended_epoch"] == 15 and shown["severity"] == "critical"
     assert shown["evidence"]["likely_causes"] == cause and shown["epoch"] == 3
@@ -220,3 +225,21 @@ def test_in_the_daemons_log_a_notice_takes_the_logs_format(capsys: Any) -> None:
     err = capsys.readouterr().err.splitlines()
     assert re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ epochwatch WARNING NVML unavailable$", err[0]), err
     assert err[1:] == ["epochwatch: in a training process: a line of its own"]
+
+
+def test_a_line_says_the_finding_as_last_reported_when_updates_came_before_the_boundary() -> None:
+    """tf32157's run: a slowdown found mid-epoch ("479ms -> 576ms"), then updated twice
+    before the epoch ended, not graver (no line of their own): the line at the boundary
+    said the first numbers while `report` said the last ("1.10s -> 1.25s")."""
+    out = io.StringIO()
+    console = Console(None, out)
+    first = Finding("slowdown", "warning", "step time grows: 479ms -> 576ms", {}, "fix", "step time", 3)
+    console.observe(first.to_record("r"))
+    for update, title in ((1, "step time grows: 594ms -> 731ms"), (2, "step time grows: 1.10s -> 1.25s")):
+        rec = Finding("slowdown", "warning", title, {}, "fix", "step time", 3, update=update, as_of=3)
+        console.observe(rec.to_record("r"))
+    console.epoch_done(3)
+    console.close(4, None)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "epochwatch: warning slowdown at epoch 4: step time grows: 1.10s -> 1.25s", lines
+    assert len([line for line in lines if "slowdown" in line]) == 1

@@ -10,7 +10,7 @@ cgroup memory limit where set, else physical memory.
 from __future__ import annotations
 
 from epochwatch.analysis import frameworks, leaks
-from epochwatch.analysis.detectors import models_in_loop
+from epochwatch.analysis.detectors import models_in_loop, retraces
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import Finding
 from epochwatch.analysis.growth import judge
@@ -55,13 +55,11 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     if verdict is None:
         return []
     g, w = verdict.growth, verdict.window
+    if retraces.explains(view, w.indexes, rss_slope=g.slope):
+        return []  # one problem, one finding: what the new traces hold is retrace_storm's
     peak = view.latest("rss_peak")
     level = max(peak, view.latest("rss")) if peak == peak else view.latest("rss")
-    limit = view.latest("mem_limit")
-    limit_name = "cgroup memory limit"
-    if not (limit == limit and limit > 0):
-        limit = view.latest("sys_total")
-        limit_name = "physical memory"
+    limit, limit_name = leaks.host_limit(view)
     proj = leaks.projection(view, level, limit, g.slope)
     now = current(view, None)
     evidence = leaks.growth_evidence(view, g, w, now)

@@ -107,7 +107,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     if ts.slope < MIN_REL_SLOPE * rss[0] or ts.slope < MIN_SLOPE or mk.p_increasing > ALPHA:
         return []
     fit_view = RunAtEpoch(run.fit_view(), run.fit_ends_dropped + len(ends), unit="fit", parents=view.parents)
-    limit, limit_name = _limit(fit_view)
+    limit, limit_name = leaks.host_limit(fit_view)
     proj = leaks.projection(fit_view, rss[-1], limit, ts.slope)
     traces = [run.fit_traces.get(r.get("fit"), 0.0) for r in ends[1:]]  # type: ignore[arg-type]
     per_fit = trend.median(traces) if traces else 0.0
@@ -187,13 +187,6 @@ def _host_busier(ends: list[Record], slower: tuple[float, float]) -> bool:
         return False
     added = trend.median(cpu[-3:]) - trend.median(cpu[:3])
     return added < waiting.CPU_EXPLAINS * (slower[1] - slower[0])
-
-
-def _limit(view: RunAtEpoch) -> tuple[float, str]:
-    limit = view.latest("mem_limit")
-    if limit == limit and limit > 0:
-        return limit, "cgroup memory limit"
-    return view.latest("sys_total"), "physical memory"
 
 
 def current(view: RunAtEpoch, finding: Finding | None) -> float:

@@ -17,7 +17,8 @@ from epochwatch.analysis import frameworks
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import CRITICAL, WARNING, Finding
 from epochwatch.analysis.functions import judged
-from epochwatch.analysis.series import FunctionRetraces
+from epochwatch.analysis.series import FIRST, EpochSeries, FunctionRetraces
+from epochwatch.analysis.units import MIB, fmt_bytes
 from epochwatch.analysis.view import RunAtEpoch, window_epochs
 
 KIND = "retrace_storm"
@@ -28,6 +29,57 @@ MIN_TOTAL = 5
 PERSISTENCE = 2
 # Critical when building graphs takes this share of the recent epochs' time.
 CRITICAL_BUILD_SHARE = 0.25
+# One problem, one finding: host growth and a slowdown over epochs that retrace all along
+# (at least MIN_TOTAL new traces and PER_STEP per step in each, beyond first traces), at
+# most BYTES_PER_TRACE of RSS per new trace and no more added time than the tracing took,
+# are this finding's consequences, not findings of their own (see `explains`).
+PER_STEP = 0.1
+BYTES_PER_TRACE = 16 * MIB  # what one concrete function (graph, caches) can hold at most
+
+
+def _new_traces(series: EpochSeries, index: int) -> float:
+    """The judged functions' new traces in epoch `index`; in a fit's first epoch, those
+    beyond each function's first trace (which is by design)."""
+    first = series.warm[index - series.offset] == FIRST
+    total = 0.0
+    for name in series.keyed["fn_new"]:
+        n = series.value("fn_new", index, name)
+        if judged(name) and n == n and n > 0:
+            total += n - 1 if first else n
+    return total
+
+
+def explains(
+    view: RunAtEpoch,
+    indexes: list[int],
+    *,
+    rss_slope: float = 0.0,
+    added: float = 0.0,
+    per_step: bool = False,
+) -> bool:
+    """Whether retracing explains growth judged on `indexes` of `view` (RSS `rss_slope` per
+    point, or time: `added` seconds per point, or per step): the points traced anew all
+    along (each epoch; intervals, a step or two each, in all and in the newest half: their
+    `retraces` block), at most BYTES_PER_TRACE of RSS per new trace, and no more added time
+    than the graph building took. Retraces that stopped while the growth went on do not."""
+    s = view.series
+    if not indexes or view.unit not in ("epoch", "interval"):
+        return False
+    epochs = view.unit == "epoch"
+    traces = [_new_traces(s, i) if epochs else s.value("retrace_new", i) for i in indexes]
+    steps = [v if v == v else 0.0 for v in (s.value("steps", i) for i in indexes)]
+    build = sum(v for v in (s.value("graph_build", i) for i in indexes) if v == v)
+    half = len(indexes) // 2
+    chunks = (  # (new traces, steps, the least new traces)
+        [(t, n, MIN_TOTAL) for t, n in zip(traces, steps, strict=True)]
+        if epochs
+        else [(sum(traces), sum(steps), MIN_TOTAL), (sum(traces[half:]), sum(steps[half:]), 1)]
+    )
+    if not all(t >= max(least, PER_STEP * n) for t, n, least in chunks):  # NaN: not counted
+        return False
+    n = len(indexes)
+    time = added * sum(steps) / n if per_step else added
+    return not (rss_slope > BYTES_PER_TRACE * sum(traces) / n or time > build / n)
 
 
 def _top_cause(info: FunctionRetraces, end: int) -> tuple[str, str, str, str] | None:
@@ -93,15 +145,20 @@ def _evaluate(
     col = s.column("fn_new", name)
     if col is None:
         return None
-    if len(recent) < MIN_HITS:
+    stormy = bool(window) and s.warm[window[0] - s.offset] == FIRST  # see _stormy_first
+    if len(recent) < MIN_HITS and not stormy:
         return None
     # Most functions (Keras' own six) trace only in the first epoch: nothing in the window
     # means no finding, found with one pass over a slice of the column.
     first = window[0] - s.offset if window else 0
     if not any(c > 0 for c in col[max(0, first) : window[-1] - s.offset + 1] if window):
         return None
-    hits = sum(1 for i in recent if s.value("fn_new", i, name) > 0)
-    counts = [s.value("fn_new", i, name) for i in window]
+
+    def count(i: int) -> float:  # beyond its first trace in a fit's first epoch
+        return s.value("fn_new", i, name) - (1 if s.warm[i - s.offset] == FIRST else 0)
+
+    hits = sum(1 for i in recent if count(i) > 0)
+    counts = [count(i) for i in window]
     total = sum(c for c in counts if c == c)
     if hits < MIN_HITS and total < MIN_TOTAL:
         return None
@@ -128,11 +185,49 @@ def _evaluate(
         counted = info.causes_before(view.end).most_common(6)
         evidence["causes"] = {f"{a}:{c}": n for (a, c), n in counted if c != "new"}
     fw = frameworks.framework(view.start)
-    title = f"{frameworks.COMPILED[fw]} `{name}` retraced {int(total)} times after warm-up ({hits} of the last {len(recent)} epochs)"
+    # `what: detail; consequence`, which a console line cuts from the detail (console.short_title).
+    since = "since its first trace" if stormy else "after warm-up"  # a first epoch judged, or not
+    title = f"{frameworks.COMPILED[fw]} `{name}` retraced {int(total)} times {since}"
     if cause is not None:
-        title += f"; argument `{cause[0]}` changes {cause[1]}"
+        title += f": argument `{cause[0]}` changes {cause[1]}"
+    title += _consequence(view, hit_idx, share, evidence)
     severity = CRITICAL if share >= CRITICAL_BUILD_SHARE else WARNING
     return Finding(KIND, severity, title, evidence, hint_for(cause, fw), name, view.epoch_number(view.last))
+
+
+def _consequence(view: RunAtEpoch, hit_idx: list[int], share: float, evidence: dict[str, Any]) -> str:
+    """What the retraces cost, in the evidence and said in the title: the RSS added since the
+    epoch before the first retrace and the share of the recent epochs' time spent tracing
+    (host growth and a slowdown they explain are no findings of their own, see `explains`)."""
+    if not hit_idx:
+        return ""
+    s = view.series
+    base_at = max(s.segment_start(hit_idx[0]), hit_idx[0] - 1, s.offset)
+    base, now = s.value("rss", base_at), view.latest("rss")
+    said = []
+    if base == base and now == now:
+        evidence["rss_before"], evidence["rss_now"] = base, now
+        if now - base >= MIB:
+            evidence["rss_since_epoch"] = view.epoch_number(base_at)  # its end; 0-based
+            said.append(f"RSS +{fmt_bytes(now - base)}")
+    if share >= 0.05:
+        said.append(f"{100 * share:.0f}% of the time tracing")
+    return f"; {', '.join(said)}" if said else ""
+
+
+def _stormy_first(view: RunAtEpoch, window: list[int]) -> int | None:
+    """The newest fit's first epoch, when it retraced all along (PER_STEP and MIN_TOTAL
+    beyond each function's first trace): warm-up does not hide a trace per step, and a run
+    of one long epoch (one pass over a large dataset) has no other epoch to judge."""
+    s = view.series
+    if view.end <= 0:
+        return None
+    first = max(s.segment_start(view.last), s.offset)
+    if s.warm[first - s.offset] != FIRST or (window and window[0] <= first):
+        return None
+    steps = s.value("steps", first)
+    traces = _new_traces(s, first)
+    return first if traces >= max(MIN_TOTAL, PER_STEP * steps if steps == steps else 0.0) else None
 
 
 def detect(view: RunAtEpoch) -> list[Finding]:
@@ -142,6 +237,9 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     # The same epochs for every function: computed once per view, not once per function.
     recent = list(view.series.indexes(view.end, RECENT, settling=True))
     window = list(view.series.indexes(view.end, WINDOW, settling=True))
+    first = _stormy_first(view, window)
+    if first is not None:
+        recent, window = [first, *recent][-RECENT:], [first, *window]
     for name, info in view.series.functions.items():
         if view.done(KIND, name) or not judged(name):
             continue

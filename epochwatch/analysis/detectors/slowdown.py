@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from epochwatch.analysis.attribution import likely_causes
-from epochwatch.analysis.detectors import models_in_loop
+from epochwatch.analysis.detectors import models_in_loop, retraces
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import CRITICAL, INFO, WARNING, Finding, grew_since, severity_rank
 from epochwatch.analysis.growth import judge
@@ -243,12 +243,18 @@ def current(view: RunAtEpoch, finding: Finding) -> float:
 
 def _judge(view: RunAtEpoch, column: str, what: str, target: str | None) -> Finding | None:
     verdict = judge(view, column, RULE, blatant=BLATANT)
+    per_step = column == "step_median"
     if verdict is not None:
-        return _finding(view, what, target, verdict.growth, verdict.window, verdict.rule, verdict.hold)
+        g = verdict.growth
+        if retraces.explains(view, verdict.window.indexes, added=g.now - g.start, per_step=per_step):
+            return None  # one problem, one finding: time spent tracing is retrace_storm's
+        return _finding(view, what, target, g, verdict.window, verdict.rule, verdict.hold)
     rule = STEP_INTERVALS if view.unit == "interval" else STEP
     w = view.window(column, size=rule.window)
     st = assess_step(w.values, rule)
-    if st is not None:
+    if st is not None and not retraces.explains(
+        view, w.indexes, added=st.after - st.before, per_step=per_step
+    ):
         return _step_finding(view, what, target, st, w)
     return None
 
