@@ -116,6 +116,19 @@ def test_a_custom_loop_retracing_every_step_gets_one_finding_online_and_offline(
     assert [(r["severity"], r["title"]) for r in said.values()] == [(found[0].severity, found[0].title)]
 
 
+def test_traces_only_in_the_first_epoch_are_warm_up_not_a_storm() -> None:
+    """JAX's eager ops (or any framework's first pass) trace a function per shape in the first
+    epoch, one per step and more, then never again: warm-up, however many there were."""
+
+    def make(i: int) -> dict[str, Any]:
+        fields: dict[str, Any] = {"seconds": 0.2, "steps": 8, "host": syn.host_block(350 * MIB)}
+        return {**fields, **(_traced(12, 2.5) if i == 0 else {})}
+
+    records = syn.trace(14, make)
+    assert "retrace_storm" not in {f.kind for f in analyze_records(records)}
+    assert "retrace_storm" not in {k for k, _ in _online(records)}
+
+
 def test_a_custom_loop_that_grows_without_retraces_is_said() -> None:
     found = {f.kind for f in analyze_records(_custom_loop(traces=0))}
     assert {"host_memory_growth", "slowdown"} <= found

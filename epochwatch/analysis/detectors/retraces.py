@@ -159,6 +159,8 @@ def _evaluate(
 
     hits = sum(1 for i in recent if count(i) > 0)
     counts = [count(i) for i in window]
+    if stormy and len(counts) > 1 and not any(c > 0 for c in counts[1:]):
+        return None  # its traces all came in the first epoch and stopped there: warm-up
     total = sum(c for c in counts if c == c)
     if hits < MIN_HITS and total < MIN_TOTAL:
         return None
