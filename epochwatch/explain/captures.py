@@ -3,7 +3,8 @@
 Stack sampling says "inside the compiled step" and stops there: Python frames cannot see
 ops. The framework's profiler can, at a price (TF's on CPU slows the steps it records by
 a third or so), so a capture is short: from an epoch record for `steps` steps' time (at
-least `min_seconds`, a tenth of an epoch at least, at most `limit`), and at most two a run:
+least `min_seconds`, a tenth of an epoch at least, at most `limit`), and at most two a run
+(each taken once more, twice as long, when it held no whole step):
 
 - a baseline, once, early: after the baseline stack window found at least `COMPILED_SHARE`
   of the epoch inside a compiled step (a run without one never pays for it);
@@ -58,7 +59,9 @@ class Captures:
         self._armed: str | None = None
         self._open: _Capture | None = None
         self._done: set[str] = set()
+        self._again: set[str] = set()  # captures taken again, twice as long: the first held no whole step
         self._base: str | None = None  # the baseline capture's directory
+        self._base_seconds: dict[str, float] | None = None  # and what it read back
 
     def after_baseline(self, base: Profile) -> None:
         """The baseline stack window closed: capture a baseline if the run's time is in a
@@ -88,7 +91,8 @@ class Captures:
             self._done.add(purpose)
             path = self.profile_dir() + ("/baseline" if purpose == "baseline" else "")
             step = seconds / steps if steps else seconds
-            length = min(self.limit, max(self.min_seconds, 0.1 * seconds, self.steps * step))
+            longer = 2.0 if purpose in self._again else 1.0
+            length = min(self.limit, longer * max(self.min_seconds, 0.1 * seconds, self.steps * step))
             if self.profiler.start(path):
                 timer = threading.Timer(length, self.profiler.stop)
                 timer.daemon = True
@@ -103,10 +107,17 @@ class Captures:
             return None
         capture.timer.cancel()
         self.profiler.stop()
-        if capture.purpose == "baseline":
-            self._base = capture.path
+        seconds = self._seconds(capture.path)
+        if seconds is None and capture.purpose not in self._again:
+            # No step completed inside it (a loaded host made the steps slower than the
+            # epoch before said): once more, twice as long, rather than an empty answer.
+            self._again.add(capture.purpose)
+            self._armed = capture.purpose
             return None
-        ops = grown_ops(self._seconds(self._base), self._seconds(capture.path))
+        if capture.purpose == "baseline":
+            self._base, self._base_seconds = capture.path, seconds
+            return None
+        ops = grown_ops(self._base_seconds, seconds)
         return {
             "method": "profiler",
             "epoch": epoch,

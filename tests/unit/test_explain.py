@@ -407,3 +407,39 @@ def test_the_ops_that_grew_are_named_from_their_own_time_per_completed_step() ->
     said = describe_ops(grown, True, "/t/run.profile")
     assert "75% while/body/matmul (MatMul)" in said and "grew most" in said, said
     assert grown_ops(None, slow)[0]["op"] == "while/body/matmul (MatMul)"  # no baseline: the largest
+
+
+def test_a_capture_that_held_no_whole_step_is_taken_again_twice_as_long() -> None:
+    """On a loaded host a step can outlast a capture sized from the epoch before: no op time
+    to read. The capture is taken once more, twice as long, instead of an empty answer."""
+    from epochwatch.explain.captures import Captures
+
+    class Reads:  # the profiler's interface (integrations/tf_profile.py): what each capture read
+        def __init__(self) -> None:
+            self.started: list[str] = []
+            self.read: dict[str, Any] = {}
+
+        def start(self, path: str) -> bool:
+            self.started.append(path)
+            return True
+
+        def stop(self) -> None:
+            pass
+
+        def op_seconds(self, path: str) -> Any:
+            return self.read.get(f"{path}#{self.started.count(path)}")
+
+    reads = Reads()
+    reads.read = {"/p/baseline#1": ({"while (While)": 0.01}, 3), "/p#2": ({"while (While)": 0.05}, 3)}
+    captures = Captures(lambda: reads, lambda: "/p", limit=60.0)
+    captures._arm("baseline")
+    assert captures.on_epoch(1, 1.0, 10) is None  # the baseline capture begins
+    assert captures.on_epoch(2, 1.0, 10) is None and captures._open is None  # read back, kept
+    captures._arm("slow")
+    assert captures.on_epoch(5, 3.0, 10) is None  # the slow capture begins
+    assert captures.on_epoch(6, 3.0, 10) is None  # it held no whole step: again, at once
+    assert reads.started == ["/p/baseline", "/p", "/p"]
+    out = captures.on_epoch(7, 3.0, 10)
+    assert out is not None and out["ops"][0]["op"] == "while (While)", out
+    assert abs(out["ops"][0]["added_seconds_per_step"] - 0.04) < 1e-9
+    captures.close()
