@@ -189,14 +189,15 @@ def test_a_callback_appending_arrays_is_named_by_its_line(tmp_path: Path) -> Non
     assert 31e6 < top["bytes_per_epoch"] < 33e6
     # Slices, not epochs: each starts at its epoch's last step (a Keras fit) and ends a step
     # into the next. Here the epoch is mostly the leaking on_epoch_end (0.1-0.3 s of 0.15-0.3
-    # s), which a slice must cover: it traces 40-60% of its epochs (the old window traced
-    # all of two epochs), though tracemalloc barely slows one large allocation; slices are
+    # s), which a slice must cover: it traces 40-60% of its epochs, at most three quarters
+    # under load (the old window traced all of two epochs and more), though tracemalloc
+    # barely slows one large allocation; slices are
     # three epochs apart at least (more as their measured cost says: on a loaded machine the
     # second may not come in 9 epochs, and the one taken is said at the run's end); the
     # snapshots' CPU is a few percent of the spanned epochs.
     epochs = [r for r in of_type(records, "epoch") if found["epochs"][0] < r["epoch"] <= found["epochs"][1]]
     spanned = sum(r["seconds"] for r in epochs)
-    assert found["traced_seconds"] < 0.5 * spanned and found["cost_seconds"] < 0.05 * spanned, (
+    assert found["traced_seconds"] < 0.75 * spanned and found["cost_seconds"] < 0.05 * spanned, (
         found,
         spanned,
     )
