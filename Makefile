@@ -44,29 +44,23 @@ promtool:
 	  apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } || \
 	  echo "promtool could not be installed (needs root and apt-get): the Prometheus rule tests skip"
 
-# The whole suite: the README's command and CI's. Two lanes side by side, one exit status:
-# - the tests that hold the daemon to 1 s under a load of their own (`serial`), one at a time, at
-#   the caller's priority. They spend most of their time waiting on the daemon's cadence (45-60 s of
-#   CPU in 2.5-4 min), and a higher priority keeps their timings what they are alone;
-# - the rest, at nice +10, on every core (at most 4; each worker has its own TensorFlow zygote,
-#   tests/zygote.py), a test file to a worker (its module fixtures run once; the files that share
-#   a session fixture go to one worker together: tests/conftest.py). Linux gives a nice-0
-#   task about ten times a nice-10 one's share, so they take the CPU the serial lane leaves.
+# The whole suite: the README's command and CI's. First the rest, on every core (at most 4; each
+# worker has its own TensorFlow zygote, tests/zygote.py), a test file to a worker (its module
+# fixtures run once; the files that share a session fixture go to one worker together:
+# tests/conftest.py); then, alone, the tests that hold the daemon to 1 s under a load of their
+# own (`serial`). Side by side the two lanes took a minute less, but the serial lane's load
+# starved the other: a multi-worker job's worker stopped sending heartbeats, and once a soak's
+# training fell back to its own trace.
 PYTEST   := $(PY) -m pytest -q -p no:cacheprovider
 PARALLEL := -n auto --maxprocesses 4 --dist loadfile
-define LANES
-	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT; \
-	$(PYTEST) --basetemp="$$tmp/t" -m "$(1)serial" >"$$tmp/serial.log" 2>&1 & alone=$$!; \
-	nice -n 10 $(PYTEST) $(PARALLEL) -m "$(1)not serial"; rest=$$?; \
-	wait $$alone; serial=$$?; echo "--- the tests marked serial (run beside the rest):"; \
-	cat "$$tmp/serial.log"; [ $$rest -eq 0 ] && [ $$serial -eq 0 ]
-endef
 test: setup $(if $(CI),promtool)
-	$(call LANES,)
+	$(PYTEST) $(PARALLEL) -m "not serial"
+	$(PYTEST) -m serial
 
 # The inner loop: everything but the tests marked `slow` (long training, the soak, multi-process jobs).
 test-fast: setup
-	$(call LANES,not slow and )
+	$(PYTEST) $(PARALLEL) -m "not slow and not serial"
+	$(PYTEST) -m "not slow and serial"
 
 lint: setup
 	$(VENV)/bin/ruff check epochwatch tests bench examples

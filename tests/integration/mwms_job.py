@@ -60,6 +60,11 @@ def run_job(root: Path, slow_from: int, *, epochs: int = EPOCHS, mode: str = "lo
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    for p, out in zip(procs, outputs, strict=True):
-        assert p.returncode == 0, out[-6000:]
+    # Every worker's end: a worker that died shows in its own output, while its peer only
+    # says that it stopped sending heartbeats.
+    ends = [
+        f"worker {i}: rc {p.returncode}\n{out[-3000:]}"
+        for i, (p, out) in enumerate(zip(procs, outputs, strict=True))
+    ]
+    assert all(p.returncode == 0 for p in procs), "\n".join(ends)
     return root / "traces"
