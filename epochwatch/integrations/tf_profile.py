@@ -9,11 +9,18 @@ TensorBoard's profile plugin opens (`tensorboard --logdir <that dir>`). `op_seco
 a capture's `*.xplane.pb` back with TF's own XSpace proto: each op's own time (its
 children's taken out) per step. Here, because only integrations/ imports TensorFlow; set
 on the Explainer by the hook once the script imported TF.
+
+No capture in a process that is a worker of a TF cluster (MultiWorkerMirroredStrategy,
+a parameter-server job): TF 2.x's profiler there crashed the worker it ran in (SIGSEGV or
+"munmap_chunk(): invalid pointer", 7 of 30 two-worker fit jobs on a loaded host, none of
+45 without captures), whether it was stopped from a timer or from the training thread.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import re
 import threading
 from collections import Counter
@@ -38,7 +45,7 @@ class TFProfiler:
         import tensorflow as tf
 
         with self._lock:
-            if self._running:
+            if self._running or in_cluster():
                 return False
             try:
                 tf.profiler.experimental.start(logdir)
@@ -64,6 +71,22 @@ class TFProfiler:
             return _op_seconds(logdir)
         except Exception:
             return None
+
+
+def in_cluster() -> bool:
+    """Whether this process works in a TF cluster: its eager context holds a server def (a
+    multi-worker strategy's collectives, a parameter-server job), or TF_CONFIG names more
+    than one task. Never raises: an unreadable answer is a yes (no capture)."""
+    try:
+        from tensorflow.python.eager import context
+
+        ctx = context.context()
+        if getattr(ctx, "_server_def", None) or getattr(ctx, "_collective_ops_server_def", None):
+            return True
+        cluster = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster") or {}
+        return sum(len(tasks) for tasks in cluster.values()) > 1
+    except Exception:
+        return True
 
 
 def _op_seconds(logdir: str) -> tuple[dict[str, float], int] | None:

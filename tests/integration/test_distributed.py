@@ -83,6 +83,9 @@ def test_tf_keras_fit_under_the_strategy_is_traced_and_its_straggler_named(tmp_p
     """Legacy Keras 2's fit supports MultiWorkerMirroredStrategy: its epochs are traced, with the
     all-reduce step timed, and a callback that slows worker 1 from epoch 3 on makes it the straggler."""
     traces = run_job(tmp_path, SLOW_FROM, epochs=FIT_EPOCHS, mode="fit")
+    # TF's profiler crashed a worker of such a job (SIGSEGV) now and then: explain takes no
+    # capture in a process of a TF cluster (integrations/tf_profile.in_cluster).
+    assert not list(traces.glob("*.profile")), "a profiler capture in a multi-worker job"
     doc = _report(traces)
     for run in doc["runs"]:
         assert run["epochs"] == FIT_EPOCHS
