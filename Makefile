@@ -48,9 +48,8 @@ promtool:
 # worker has its own TensorFlow zygote, tests/zygote.py), a test file to a worker (its module
 # fixtures run once; the files that share a session fixture go to one worker together:
 # tests/conftest.py); then, alone, the tests that hold the daemon to 1 s under a load of their
-# own (`serial`). Side by side the two lanes took a minute less, but the serial lane's load
-# starved the other: a multi-worker job's worker stopped sending heartbeats, and once a soak's
-# training fell back to its own trace.
+# own (`serial`). Side by side the two lanes took two minutes less, but once, under the serial
+# lane's load, a soak's training gave up on its daemon and fell back to its own trace.
 PYTEST   := $(PY) -m pytest -q -p no:cacheprovider
 PARALLEL := -n auto --maxprocesses 4 --dist loadfile
 test: setup $(if $(CI),promtool)
