@@ -31,7 +31,12 @@ if TYPE_CHECKING:
 
 from epochwatch.explain.frames import hook_inside, is_user, short_path, stdlib
 
-DEPTH = 8  # frames per allocation: tracemalloc costs grow with it (bench/explain.py)
+# Frames per allocation. A tensor a tf.function call returns is allocated 10-12 frames
+# below the user's line (the function's __call__, tracing_compilation, the concrete
+# function, context, execute): at 8 that line was cut off and a leak of kept step outputs
+# was charged to the loop's header (bench/real_scripts/tf35873). Cost (bench/explain.py,
+# tracing a whole 0.25 s epoch): +222% at 16 against +200% at 8.
+DEPTH = 16
 NAMED = 3
 MIB = 1 << 20
 COUNTED = 16  # objects an epoch: a site that grows this much in number may hold native memory
