@@ -8,7 +8,8 @@ a planted fault at a random line under a random name:
 - slow_callback: a callback's `on_train_batch_end` does more Python work every epoch
 - slow_function: a user function called every step does more work every epoch
 - slow_dataset: the user's `__getitem__`, run on a feeder thread laid out as tf.data's,
-  does more work every epoch while the step waits for it
+  does more work every epoch while the step waits for it (its calls timed into the epoch
+  record, as the hook's input clock does for Keras' PyDataset and generator adapters)
 - compiled: the compiled step does more matmuls every epoch
 - leak_list: a callback keeps a numpy array every epoch (4-16 MiB)
 - leak_cache: a module-level dict caches every step's batch
@@ -160,9 +161,19 @@ def _run(
     _fresh_heap()
     written: list[dict[str, Any]] = []
     feeder, stop, q = None, threading.Event(), queue.Queue(maxsize=2)
+    produced = [0.0]  # the producer's clock, as the hook keeps it (integrations/input_wait.py)
     if kind == "slow_dataset":  # tf.data runs the user's __getitem__ on its own thread
         getitem = getattr(user, name.split(".")[0])().__getitem__
-        feeder = threading.Thread(target=data.feed, args=(getitem, q, stop), daemon=True)
+        code = getitem.__func__.__code__
+
+        def timed_getitem(i: int) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return getitem(i)
+            finally:
+                produced[0] += time.perf_counter() - t0
+
+        feeder = threading.Thread(target=data.feed, args=(timed_getitem, q, stop), daemon=True)
         feeder.start()
     explainer = Explainer(lambda _t, **f: written.append(f), limits=Limits(min_samples=40))
     plant = getattr(user, name.split(".")[0]) if kind != "compiled" else None
@@ -190,6 +201,13 @@ def _run(
         end = time.perf_counter()
         record = {"type": "epoch", "epoch": epoch, "seconds": end - t0, "steps": STEPS}
         record |= {"callbacks": {"seconds": end - t1}, "host": {"rss_bytes": _rss()}}
+        if kind == "slow_dataset":
+            record |= {
+                "input_producer_seconds": produced[0],
+                "input_producer_function": code.co_qualname,
+                "input_producer_site": f"{code.co_filename}:{code.co_firstlineno}",
+            }
+            produced[0] = 0.0
         explainer.on_record(record)
     explainer.finish()
     STEP_ANCHOR.active = False

@@ -5,27 +5,67 @@ length the window covered; what it added is the slow window's figure less the ba
 The named places are those with the most added time, each with its share of all the time
 added (the sum of the places that grew), so "74% in Grow.on_train_batch_end" reads as
 "three quarters of what the epoch gained is there".
+
+A step that waits for its input waits inside the compiled step (tf.data's iterator is an
+op of the step), so Python frames show the wait there while the user's code that feeds the
+pipeline (a generator, `PyDataset.__getitem__`) runs on tf.data's threads (a loop's wait
+shows in the iterator's frames instead). When that code grew by about as much as the whole
+epoch did (WAITING), the step's growth, up to the pipeline's, is taken as waiting for it
+(for its batches, or for the GIL its Python code holds: a producer that prefetches still
+slows the step by the interpreter time it takes), not named as the step's own. A step that
+did more work beside a pipeline that grew much less than the epoch keeps its share.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from epochwatch.explain.frames import COMPILED, INPUT, Place
 from epochwatch.explain.stacks import Profile
 
 NAMED = 3  # at most this many places named
 MIN_SHARE = 0.10  # below this share of the added time a place is not named
+WAITING = 0.5  # the pipeline's growth, over the epoch's, from which the step waited for it
 
 
-def added_time(base: Profile | None, slow: Profile) -> list[dict[str, Any]]:
-    """The places that hold most of the added time, largest first, as `where` entries."""
+def _feeding(place: Place) -> bool:
+    """User code feeding the pipeline on another thread (frames.classify_other): labelled
+    with its function, where the training thread's own iterator frames are not."""
+    return place.category == INPUT and place.label != INPUT
+
+
+def _waits(place: Place) -> bool:
+    """Where the training thread waits for its next batch: inside the compiled step (a
+    fit's iterator is an op of it) or in the iterator's own frames (a loop's `for x in ds`)."""
+    return place.category == COMPILED or (place.category == INPUT and not _feeding(place))
+
+
+def added_time(
+    base: Profile | None, slow: Profile, measured: tuple[Place, float, float] | None = None
+) -> list[dict[str, Any]]:
+    """The places that hold most of the added time, largest first, as `where` entries.
+    `measured`: the input producer's place with its clocked seconds per epoch (baseline,
+    slow), which stands in for its samples: a sampler on a Python thread sees a producer
+    on tf.data's threads only when the producer yields the GIL, mostly between its calls."""
     places = set(slow.places) | (set(base.places) if base is not None else set())
     rows = []
     for place in places:
+        if measured is not None and _feeding(place):
+            continue  # the clock says it
         before = base.per_epoch(place) if base is not None else 0.0
         after = slow.per_epoch(place)
         if after > before:
             rows.append((after - before, before, after, place))
+    if measured is not None and measured[2] > measured[1]:
+        place, before, after = measured
+        rows.append((after - before, before, after, place))
+    fed = sum(r[0] for r in rows if _feeding(r[3]))
+    step = sum(r[0] for r in rows if _waits(r[3]))
+    grew = slow.epoch_seconds - base.epoch_seconds if base is not None else 0.0
+    if step > 0 and grew > 0 and fed >= WAITING * grew:  # the step grew by waiting for its input
+        kept = 1.0 - min(fed, step) / step
+        rows = [(r[0] * kept, *r[1:]) if _waits(r[3]) else r for r in rows]
+        rows = [r for r in rows if r[0] > 0]
     total = sum(r[0] for r in rows)
     if total <= 0:
         return []
@@ -57,6 +97,8 @@ def describe(where: list[dict[str, Any]]) -> str:
         label = w["label"]
         if w["category"] == "callback":
             label = f"callback {label} ({w['site']})"
+        elif w["category"] == INPUT and w["label"] != INPUT:  # the producer's own code
+            label = f"{label} ({w['site']})"
         elif w["category"] not in ("user code", "framework", "epochwatch"):
             label = f"{label} (called from {w['function']}, {w['site']})" if w["site"] else label
         parts.append(f"{round(100 * w['share'])}% {label}")

@@ -32,6 +32,7 @@ from typing import Any
 from epochwatch.analysis.series import finite_number as _num
 from epochwatch.explain.added import added_time, describe
 from epochwatch.explain.captures import Captures
+from epochwatch.explain.frames import INPUT, Place, site
 from epochwatch.explain.memory import (
     NATIVE_SHARE,
     Sizes,
@@ -121,6 +122,9 @@ class Explainer:
         self._memory: _Memory | None = None
         self._base: Profile | None = None
         self._base_epochs: list[int] = []
+        self._base_positions: list[int] = []
+        # Per epoch record: the input producer's measured seconds and code (input_wait.py)
+        self._produced: list[tuple[float, str, str] | None] = []
         self._base_seconds = 0.0
         self._slow_armed = self._memory_armed = False
         self._slow_windows = self._memory_windows = 0
@@ -206,6 +210,7 @@ class Explainer:
         host = rec.get("host")
         rss = _num(host.get("rss_bytes")) if isinstance(host, dict) else None
         self._seconds.append(seconds)
+        self._produced.append(_producer(rec))
         self._rss.append(int(rss) if rss is not None else None)
         self._ends.append(t0)
         self._cpu_ends.append(time.thread_time())
@@ -252,10 +257,11 @@ class Explainer:
         self.charge(profile.cpu_seconds)
         if open_.purpose == "baseline":
             self._base, self._base_epochs = profile, list(open_.epochs)
+            self._base_positions = list(open_.positions)
             self._base_seconds = min(open_.seconds)
             self._captures.after_baseline(profile)
             return
-        where = added_time(self._base, profile)
+        where = added_time(self._base, profile, self._measured_producer(open_.positions))
         self._slow_explained_at = profile.epoch_seconds
         self._captures.after_slow(where)  # which ops: the framework's profiler, from the next epoch
         self._write(
@@ -274,6 +280,25 @@ class Explainer:
             where=where,
             summary=describe(where),
         )
+
+    def _measured_producer(self, positions: list[int]) -> tuple[Place, float, float] | None:
+        """The input producer's place with its seconds per epoch at the baseline and in the
+        slow window, from its clock (what the epoch records say), when both windows have it."""
+
+        def mean(at: list[int]) -> tuple[float, str, str] | None:
+            rows = [self._produced[i] for i in at if i < len(self._produced)]
+            if not rows or any(r is None for r in rows):
+                return None
+            known = [r for r in rows if r is not None]
+            return statistics.fmean(r[0] for r in known), known[-1][1], known[-1][2]
+
+        base, slow = mean(self._base_positions), mean(positions)
+        if base is None or slow is None or base[1:] != slow[1:]:
+            return None
+        path, _, line = slow[2].rpartition(":")
+        where = site((path, int(line) if line.isdigit() else 0, slow[1]))
+        place = Place(INPUT, f"{INPUT}: {slow[1]}", where, slow[1])
+        return place, base[0], slow[0]
 
     # -- memory windows --------------------------------------------------------------------
 
@@ -378,3 +403,12 @@ class Explainer:
         rec = {k: v for k, v in fields.items() if v is not None}
         self.explained.append(rec)
         self._outbox.append(rec)
+
+
+def _producer(rec: dict[str, Any]) -> tuple[float, str, str] | None:
+    """(seconds, function, site) of the epoch's input producer, from its record."""
+    seconds = _num(rec.get("input_producer_seconds"))
+    function, site = rec.get("input_producer_function"), rec.get("input_producer_site")
+    if seconds is None or not isinstance(function, str) or not isinstance(site, str):
+        return None
+    return seconds, function, site

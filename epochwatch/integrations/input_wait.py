@@ -57,6 +57,10 @@ class InputProbe:
     def __init__(self) -> None:
         self.producer_seconds = 0.0  # written by the producer's thread only
         self.producer_calls = 0
+        # The user's code that makes the batches: (qualified name, file, first line), for
+        # explain (a stack sampler on a Python thread rarely sees a producer that runs on
+        # tf.data's threads: it only gets the GIL between the producer's calls).
+        self.producer: tuple[str, str, int] | None = None
         self.queue = False  # PyDataset with workers: producer time is the consumer's wait
         # (made at, weak reference), newest last: what the steps may pull from (see iterator_created)
         self._iterators: list[tuple[float, weakref.ref[Any]]] = []
@@ -143,6 +147,10 @@ class InputProbe:
         if calls:
             out["input_producer_seconds"] = round(produced, 6)
             out["input_producer_batches"] = calls
+            if self.producer is not None:
+                name, path, line = self.producer
+                out["input_producer_function"] = name
+                out["input_producer_site"] = f"{path}:{line}"
         if self.queue and calls:
             out["input_wait_seconds"] = round(min(produced, train), 6)
             out["input_wait_source"] = SOURCE_QUEUE
@@ -257,6 +265,7 @@ def install(report: Callable[[str, Exception], None]) -> None:
                 return source
             try:
                 probe.queue = queue_of(self)
+                probe.producer = producer_code(getattr(self, "py_dataset", None), source)
                 return probe.timed(iter(source))
             except Exception as exc:
                 report("input timing", exc)
@@ -293,6 +302,18 @@ def install(report: Callable[[str, Exception], None]) -> None:
         return call
 
     _wrap_method(tf_trainer.TFEpochIterator, "_get_iterator", get_iterator)
+
+
+def producer_code(py_dataset: Any, source: Any) -> tuple[str, str, int] | None:
+    """(qualified name, file, first line) of the user's code that makes the batches: a
+    PyDataset's `__getitem__`, a generator's function; None when it is not Python code."""
+    if py_dataset is not None:
+        code = getattr(getattr(type(py_dataset), "__getitem__", None), "__code__", None)
+    else:
+        code = getattr(source, "gi_code", None)
+    if code is None:
+        return None
+    return getattr(code, "co_qualname", code.co_name), code.co_filename, code.co_firstlineno
 
 
 def activate(probe: InputProbe | None) -> None:

@@ -132,6 +132,27 @@ model.compile("adam", "mse")
 model.fit(x, y, epochs=12, batch_size=256, verbose=0, callbacks=[MoreEachEpoch()])
 """
 
+# A Keras PyDataset whose __getitem__ does more Python work every epoch: on the TF backend it
+# runs on tf.data's threads, where a sampler on a Python thread hardly ever sees it.
+SLOW_DATASET = (
+    PRELUDE
+    + """
+class Batches(keras.utils.PyDataset):
+    epoch = 0
+    def __len__(self):
+        return 16
+    def __getitem__(self, i):
+        total = 0
+        for j in range(30_000 * Batches.epoch):  # PLANTED: more work every epoch
+            total += j * j
+        return x[i * 16:(i + 1) * 16], y[i * 16:(i + 1) * 16]
+    def on_epoch_end(self):
+        Batches.epoch += 1
+
+model.fit(Batches(), epochs=12, verbose=0)
+"""
+)
+
 
 def _planted(code: str) -> str:
     (line,) = [i for i, text in enumerate(code.splitlines(), 1) if "# PLANTED" in text]
@@ -174,6 +195,23 @@ def test_a_callback_doing_more_each_epoch_is_named_with_its_method(tmp_path: Pat
     # Always on, before any window: the batch hook's own time in every epoch record, growing.
     clocked = [r["callbacks"]["by_class"]["Audit.on_train_batch_end"] for r in of_type(records, "epoch")]
     assert clocked[0] < 0.01 < clocked[1] < clocked[-1] / 2, clocked
+
+
+def test_a_dataset_whose_getitem_does_more_each_epoch_is_named(tmp_path: Path) -> None:
+    """The input producer's clock (integrations/input_wait.py) names it, and the step's
+    growth is the wait for it, not the step's own work."""
+    run_python(SLOW_DATASET, tmp_path, env=child_env(tmp_path))
+    records = read_single_trace(tmp_path)
+    epochs = of_type(records, "epoch")
+    assert {e.get("input_producer_function") for e in epochs[1:]} == {"Batches.__getitem__"}, epochs[-1]
+    found = [r for r in _explains(records, "slowdown") if r["method"] == "stack_sampling"]
+    assert found, epochs
+    top = found[-1]["where"][0]
+    assert top["label"] == "input pipeline: Batches.__getitem__", found[-1]
+    line = int(_planted(SLOW_DATASET).split(":")[1])
+    assert top["site"] == f"train_script.py:{line - 2}" and top["share"] >= 0.4, found[-1]
+    where = _report_where(tmp_path, "slowdown")
+    assert where is not None and "Batches.__getitem__" in where["summary"]
 
 
 def test_a_callback_appending_arrays_is_named_by_its_line(tmp_path: Path) -> None:
