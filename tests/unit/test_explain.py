@@ -108,6 +108,28 @@ def test_added_time_names_the_place_that_grew_with_its_share() -> None:
     assert added_time(base, base) == []
 
 
+def test_a_producer_that_grew_with_the_epoch_is_named_and_the_step_growth_is_its_wait() -> None:
+    step = Place(frames.COMPILED, frames.COMPILED, "train.py:9", "<module>")
+    producer = Place(frames.INPUT, f"{frames.INPUT}: Grow.__getitem__", "train.py:3", "Grow.__getitem__")
+
+    def profile(seconds: float, step_samples: int, other: int) -> Profile:
+        places = Counter({step: step_samples, Place("framework", "fw", "fw.py:1", "fw"): other})
+        return Profile(step_samples + other, seconds, 3, seconds, places)
+
+    base, slow = profile(0.1, 80, 20), profile(0.3, 93, 7)  # the step: 0.08 s -> 0.28 s
+    # The producer's clock: 0.02 -> 0.17 s an epoch, three quarters of the epoch's 0.2 s growth.
+    # The step's growth up to the producer's is the wait for it; the rest stays the step's.
+    where = added_time(base, slow, (producer, 0.02, 0.17))
+    assert [w["label"] for w in where] == [producer.label, step.label]
+    assert "75% input pipeline: Grow.__getitem__ (train.py:3)" in describe(where)
+    # A producer that grew by much less than the epoch: the step keeps what it added, first.
+    where = added_time(base, slow, (producer, 0.02, 0.06))
+    assert [w["label"] for w in where] == [step.label, producer.label]
+    assert abs(where[0]["added_seconds_per_epoch"] - 0.199) < 1e-6
+    # Without its clock, the producer's few samples stand: nothing is taken as waiting.
+    assert [w["label"] for w in added_time(base, slow)] == [step.label]
+
+
 def test_the_finding_gets_the_newest_explanation_that_named_something() -> None:
     findings: list[dict[str, Any]] = [{"kind": "slowdown"}, {"kind": "retrace_storm"}]
     explains = [
