@@ -86,8 +86,9 @@ def where_short(found: Mapping[str, Any]) -> str:
     places = found.get("places") or []
     top = places[0] if places and isinstance(places[0], Mapping) else None
     if top is not None and "share" in top:
-        site = f" ({top['site']})" if top.get("site") else ""
-        return f"{round(100 * float(top['share']))}% in {top.get('label')}{site}"
+        label, where = str(top.get("label")), str(top.get("site") or "")
+        site = f" ({where})" if where and where not in label else ""  # user code: in its label
+        return f"{round(100 * float(top['share']))}% in {label}{site}"
     if top is not None and top.get("site"):
         return f"at {top['site']} {top.get('function') or ''}".rstrip()
     return str(found.get("summary") or "")

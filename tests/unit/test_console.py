@@ -11,7 +11,7 @@ import pytest
 
 from epochwatch import notices
 from epochwatch.analysis.findings import Finding
-from epochwatch.console import LINE_LIMIT, Console, one_line, threshold, unknown_quiet
+from epochwatch.console import LINE_LIMIT, Console, one_line, threshold, unknown_quiet, where_short
 from epochwatch.recorder import Recorder
 from epochwatch.trace.reader import iter_records
 
@@ -243,3 +243,11 @@ def test_a_line_says_the_finding_as_last_reported_when_updates_came_before_the_b
     lines = out.getvalue().splitlines()
     assert lines[0] == "epochwatch: warning slowdown at epoch 4: step time grows: 1.10s -> 1.25s", lines
     assert len([line for line in lines if "slowdown" in line]) == 1
+
+
+def test_the_explained_line_says_a_site_once() -> None:
+    """A place of the user's own code carries its site in its label; a callback's does not."""
+    user = {"share": 0.41, "label": "<module> (train.py:31)", "site": "train.py:31"}
+    callback = {"share": 0.62, "label": "Audit.on_train_batch_end", "site": "train.py:12"}
+    assert where_short({"places": [user]}) == "41% in <module> (train.py:31)"
+    assert where_short({"places": [callback]}) == "62% in Audit.on_train_batch_end (train.py:12)"
