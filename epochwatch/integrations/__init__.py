@@ -31,6 +31,7 @@ INTEGRATIONS: list[tuple[str, str, Install]] = [
     # (trigger module, part name for error reports, install function)
     ("tensorflow", "tensorflow integration", _call("integrations.tf")),
     ("tensorflow", "collective timing", _call("integrations.collectives")),
+    ("tensorflow", "input producer clock", _call("integrations.generator_clock")),
     ("keras", "keras integration", _call("integrations.keras")),
     ("tf_keras", "tf_keras integration", _call("integrations.keras", "install", "tf_keras")),
     ("tensorflow", "saving integration", _call("integrations.saving", "install_tf")),

@@ -153,6 +153,41 @@ model.fit(Batches(), epochs=12, verbose=0)
 """
 )
 
+# A custom loop over tf.data's from_generator, whose generator does more work every epoch.
+SLOW_GENERATOR = """
+import numpy as np
+import tensorflow as tf
+from epochwatch import hook
+
+EPOCH = [0]
+x = np.random.rand(256, 8).astype("float32")
+y = x.sum(axis=1, keepdims=True)
+
+def batches():
+    for i in range(16):
+        total = 0
+        for j in range(30_000 * EPOCH[0]):  # PLANTED: more work every epoch
+            total += j * j
+        yield x[i * 16:(i + 1) * 16], y[i * 16:(i + 1) * 16]
+
+spec = (tf.TensorSpec((None, 8)), tf.TensorSpec((None, 1)))
+data = tf.data.Dataset.from_generator(batches, output_signature=spec).prefetch(2)
+w = tf.Variable(tf.zeros([8, 1]))
+
+@tf.function
+def step(a, b):
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean((a @ w - b) ** 2)
+    w.assign_sub(0.01 * tape.gradient(loss, w))
+    return loss
+
+for epoch in range(12):
+    EPOCH[0] = epoch
+    with hook.epoch(epoch):
+        for a, b in data:
+            step(a, b)
+"""
+
 
 def _planted(code: str) -> str:
     (line,) = [i for i, text in enumerate(code.splitlines(), 1) if "# PLANTED" in text]
@@ -212,6 +247,21 @@ def test_a_dataset_whose_getitem_does_more_each_epoch_is_named(tmp_path: Path) -
     assert top["site"] == f"train_script.py:{line - 2}" and top["share"] >= 0.4, found[-1]
     where = _report_where(tmp_path, "slowdown")
     assert where is not None and "Batches.__getitem__" in where["summary"]
+
+
+def test_a_generator_doing_more_each_epoch_in_a_custom_loop_is_named(tmp_path: Path) -> None:
+    """tf.data runs the generator on its own threads: its clock (integrations/generator_clock.py)
+    names it in the epoch records and in the slowdown's explanation."""
+    run_python(SLOW_GENERATOR, tmp_path, env=child_env(tmp_path))
+    records = read_single_trace(tmp_path)
+    epochs = of_type(records, "epoch")
+    assert [e.get("input_producer_batches") for e in epochs] == [16] * 12, epochs[-1]
+    line = int(_planted(SLOW_GENERATOR).split(":")[1])
+    assert epochs[-1]["input_producer_site"].endswith(f"/train_script.py:{line - 3}")
+    found = [r for r in _explains(records, "slowdown") if r["method"] == "stack_sampling"]
+    assert found, epochs
+    top = found[-1]["where"][0]
+    assert top["label"] == "input pipeline: batches" and top["share"] >= 0.4, found[-1]
 
 
 def test_a_callback_appending_arrays_is_named_by_its_line(tmp_path: Path) -> None:
