@@ -9,11 +9,13 @@ added (the sum of the places that grew), so "74% in Grow.on_train_batch_end" rea
 A step that waits for its input waits inside the compiled step (tf.data's iterator is an
 op of the step), so Python frames show the wait there while the user's code that feeds the
 pipeline (a generator, `PyDataset.__getitem__`) runs on tf.data's threads (a loop's wait
-shows in the iterator's frames instead). When that code grew by about as much as the whole
-epoch did (WAITING), the step's growth, up to the pipeline's, is taken as waiting for it
-(for its batches, or for the GIL its Python code holds: a producer that prefetches still
-slows the step by the interpreter time it takes), not named as the step's own. A step that
-did more work beside a pipeline that grew much less than the epoch keeps its share.
+shows in the iterator's frames instead). When that code grew by half as much as the epoch
+did or more (WAITING; of the epoch's growth, what the process's own CPU grew where that is
+less: on a loaded host the rest is waiting for a core), the step's growth, up to the
+pipeline's, is taken as waiting for it (for its batches, or for the GIL its Python code
+holds: a producer that prefetches still slows the step by the interpreter time it takes),
+not named as the step's own. A step that did more work beside a pipeline that grew much
+less keeps its share.
 """
 
 from __future__ import annotations
@@ -32,6 +34,18 @@ def _feeding(place: Place) -> bool:
     """User code feeding the pipeline on another thread (frames.classify_other): labelled
     with its function, where the training thread's own iterator frames are not."""
     return place.category == INPUT and place.label != INPUT
+
+
+def _own_growth(base: Profile | None, slow: Profile) -> float:
+    """What the epochs gained that the process did: the wall time they gained, or the
+    process's CPU per epoch gained where that is less (a busier host's share is not the
+    process's: its threads waited for a core)."""
+    if base is None:
+        return float("inf")
+    grew = slow.epoch_seconds - base.epoch_seconds
+    if slow.process_cpu_per_epoch is not None and base.process_cpu_per_epoch is not None:
+        grew = min(grew, slow.process_cpu_per_epoch - base.process_cpu_per_epoch)
+    return grew
 
 
 def _waits(place: Place) -> bool:
@@ -61,8 +75,7 @@ def added_time(
         rows.append((after - before, before, after, place))
     fed = sum(r[0] for r in rows if _feeding(r[3]))
     step = sum(r[0] for r in rows if _waits(r[3]))
-    grew = slow.epoch_seconds - base.epoch_seconds if base is not None else 0.0
-    if step > 0 and grew > 0 and fed >= WAITING * grew:  # the step grew by waiting for its input
+    if step > 0 and fed > 0 and fed >= WAITING * _own_growth(base, slow):  # the step waited for it
         kept = 1.0 - min(fed, step) / step
         rows = [(r[0] * kept, *r[1:]) if _waits(r[3]) else r for r in rows]
         rows = [r for r in rows if r[0] > 0]

@@ -34,6 +34,9 @@ class Profile:
     epoch_seconds: float = 0.0  # the mean length of the epochs the window covered
     places: Counter[Place] = field(default_factory=Counter)
     cpu_seconds: float = 0.0  # the sampling thread's own CPU
+    # The whole process's CPU per epoch of the window (None: not measured): what the
+    # epochs' added wall time was the process's own work, not a busier host's.
+    process_cpu_per_epoch: float | None = None
 
     def per_epoch(self, place: Place) -> float:
         """Seconds per epoch the place held, estimated from its share of the samples."""
@@ -53,6 +56,7 @@ class StackWindow:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._t0 = time.perf_counter()
+        self._process0 = time.process_time()
         self._t1: float | None = None
         self._cpu = 0.0
         self._thread = threading.Thread(target=self._run, name="epochwatch-explain-stacks", daemon=True)
@@ -110,7 +114,10 @@ class StackWindow:
         # Another thread's samples count as a share of the training thread's: time it ran.
         counted += [(place, n) for stack, n in others if (place := classify_other(stack)) is not None]
         places = merged(counted)
-        return Profile(self._samples, end - self._t0, epochs, epoch_seconds, places, self._cpu)
+        seconds = end - self._t0
+        process = time.process_time() - self._process0
+        per_epoch = process * epoch_seconds / seconds if seconds > 0 else None
+        return Profile(self._samples, seconds, epochs, epoch_seconds, places, self._cpu, per_epoch)
 
 
 def merged(counted: list[tuple[Place, int]]) -> Counter[Place]:
