@@ -11,7 +11,6 @@ generator whose iterator is made during a fit is left alone.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -27,16 +26,11 @@ class ProducerClock:
         self.producer: tuple[str, str, int] | None = None
 
     def timed(self, source: Iterator[Any]) -> Iterator[Any]:
-        clock = time.perf_counter
-        while True:
-            t0 = clock()
-            try:
-                item = next(source)
-            except StopIteration:
-                return
-            self.seconds += clock() - t0
-            self.calls += 1
-            yield item
+        return input_wait.timed_next(source, self._produced)
+
+    def _produced(self, seconds: float) -> None:
+        self.seconds += seconds
+        self.calls += 1
 
     def drain(self) -> dict[str, Any] | None:
         """The epoch's `input_producer_*` fields; None when no generator ran."""

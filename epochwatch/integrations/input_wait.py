@@ -97,16 +97,11 @@ class InputProbe:
 
     def timed(self, source: Iterator[Any]) -> Iterator[Any]:
         """`source`, with each `next()` timed into this probe (in the caller's thread)."""
-        clock = time.perf_counter
-        while True:
-            t0 = clock()
-            try:
-                item = next(source)
-            except StopIteration:
-                return
-            self.producer_seconds += clock() - t0
-            self.producer_calls += 1
-            yield item
+        return timed_next(source, self._produced)
+
+    def _produced(self, seconds: float) -> None:
+        self.producer_seconds += seconds
+        self.producer_calls += 1
 
     # -- called by the Keras callback -------------------------------------------------------
 
@@ -302,6 +297,19 @@ def install(report: Callable[[str, Exception], None]) -> None:
         return call
 
     _wrap_method(tf_trainer.TFEpochIterator, "_get_iterator", get_iterator)
+
+
+def timed_next(source: Iterator[Any], add: Callable[[float], None]) -> Iterator[Any]:
+    """`source`, each `next()` timed with two clock reads in the thread that calls it: `add(seconds)`."""
+    clock = time.perf_counter
+    while True:
+        t0 = clock()
+        try:
+            item = next(source)
+        except StopIteration:
+            return
+        add(clock() - t0)
+        yield item
 
 
 def producer_code(py_dataset: Any, source: Any) -> tuple[str, str, int] | None:
