@@ -35,14 +35,7 @@ class ProducerClock:
     def drain(self) -> dict[str, Any] | None:
         """The epoch's `input_producer_*` fields; None when no generator ran."""
         seconds, calls, self.seconds, self.calls = self.seconds, self.calls, 0.0, 0
-        if not calls:
-            return None
-        out: dict[str, Any] = {"input_producer_seconds": round(seconds, 6), "input_producer_batches": calls}
-        if self.producer is not None:
-            name, path, line = self.producer
-            out["input_producer_function"] = name
-            out["input_producer_site"] = f"{path}:{line}"
-        return out
+        return input_wait.producer_fields(seconds, calls, self.producer) if calls else None
 
 
 def timed_generator(generator: Callable[..., Any], clock: ProducerClock) -> Callable[..., Any]:
@@ -53,13 +46,7 @@ def timed_generator(generator: Callable[..., Any], clock: ProducerClock) -> Call
         if input_wait.active() is not None:
             return source  # inside a fit: its adapter's own clock times its producer
         try:
-            code = getattr(generator, "__code__", None)
-            named = (
-                (getattr(code, "co_qualname", code.co_name), code.co_filename, code.co_firstlineno)
-                if code
-                else None
-            )
-            clock.producer = input_wait.producer_code(None, source) or named
+            clock.producer = input_wait.producer_code(None, source, generator)
             return clock.timed(iter(source))
         except Exception:  # not iterable: tf.data says so, as it would have
             return source

@@ -140,12 +140,7 @@ class InputProbe:
         calls = self.producer_calls - self._producer_start[1]
         self._producer_start = (self.producer_seconds, self.producer_calls)
         if calls:
-            out["input_producer_seconds"] = round(produced, 6)
-            out["input_producer_batches"] = calls
-            if self.producer is not None:
-                name, path, line = self.producer
-                out["input_producer_function"] = name
-                out["input_producer_site"] = f"{path}:{line}"
+            out.update(producer_fields(produced, calls, self.producer))
         if self.queue and calls:
             out["input_wait_seconds"] = round(min(produced, train), 6)
             out["input_wait_source"] = SOURCE_QUEUE
@@ -312,13 +307,24 @@ def timed_next(source: Iterator[Any], add: Callable[[float], None]) -> Iterator[
         yield item
 
 
-def producer_code(py_dataset: Any, source: Any) -> tuple[str, str, int] | None:
+def producer_fields(seconds: float, calls: int, producer: tuple[str, str, int] | None) -> dict[str, Any]:
+    """An epoch's `input_producer_*` fields: the producer's time and calls, and its code."""
+    out: dict[str, Any] = {"input_producer_seconds": round(seconds, 6), "input_producer_batches": calls}
+    if producer is not None:
+        name, path, line = producer
+        out["input_producer_function"] = name
+        out["input_producer_site"] = f"{path}:{line}"
+    return out
+
+
+def producer_code(py_dataset: Any, source: Any, maker: Any = None) -> tuple[str, str, int] | None:
     """(qualified name, file, first line) of the user's code that makes the batches: a
-    PyDataset's `__getitem__`, a generator's function; None when it is not Python code."""
+    PyDataset's `__getitem__`, a generator's function (or `maker`, the callable that made an
+    iterator that is no generator); None when it is not Python code."""
     if py_dataset is not None:
         code = getattr(getattr(type(py_dataset), "__getitem__", None), "__code__", None)
     else:
-        code = getattr(source, "gi_code", None)
+        code = getattr(source, "gi_code", None) or getattr(maker, "__code__", None)
     if code is None:
         return None
     return getattr(code, "co_qualname", code.co_name), code.co_filename, code.co_firstlineno
