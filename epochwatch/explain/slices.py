@@ -126,7 +126,7 @@ class Slicer:
         self._cpus: list[float] = []  # the training thread's CPU time at the last boundaries
         self._cpu_intervals: list[float] = []  # ...per epoch
         self._epoch_cpu = 0.0  # ...and its median epoch before the slice
-        self._costs: list[float] = []  # seconds each slice cost, measured (else assumed)
+        self.costs: list[float] = []  # seconds each slice cost, measured (else assumed)
         self._thread = 0  # the training thread (where boundaries are said)
         self._pending: _Pending | None = None  # a slice taken, settled two boundaries on
         self.parts: list[tuple[SliceParts, float]] = []  # (parts, the epoch in their unit)
@@ -234,7 +234,7 @@ class Slicer:
         self.parts.append((parts, float(self._steps) if slice_.by_steps else epoch))
         self.by_steps += slice_.by_steps
         # Slices cost much the same: the mean of those measured.
-        self._costs.append(
+        self.costs.append(
             max(0.0, sum(cpus) - 3 * self._epoch_cpu) + slice_.off_thread
             if measured
             else slice_.traced * (1 - 1 / lim.slowdown) + slice_.off_thread
@@ -243,7 +243,7 @@ class Slicer:
         # machine stretches wall time, not work), or a quarter of its wall time where it
         # mostly waits (for a GPU, for input): within `budget` of both, near enough.
         paid = max(min(self._epoch_cpu, epoch), epoch / 4) if measured else epoch
-        cost = statistics.fmean(self._costs)
+        cost = statistics.fmean(self.costs)
         gap = int(min(lim.max_gap, max(3, math.ceil(cost / max(1e-9, lim.budget * paid)))))
         self.gaps.append(gap)
         self._wait = gap - 3  # this boundary ends the epoch after the tail's; the next lead is `gap` on
