@@ -1,5 +1,6 @@
 """Whose code a stack is running: the user's line, a callback's method, the input pipeline,
-the compiled step, tracing, or the framework's own Python.
+the compiled step (for eager PyTorch: torch's op-running Python), tracing, or the
+framework's own Python.
 
 A stack is a tuple of `(filename, lineno, qualname)`, outermost first, as the stack sampler
 (stacks.py) and tracemalloc (memory.py) see it. The question is not "which frame is on top"
@@ -11,6 +12,8 @@ code below it is doing. Pure functions of strings: tested without a framework.
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -57,6 +60,21 @@ _COMPILED = (
     ("torch/_dynamo/eval_frame.py", ""),
     ("torch/_inductor/", ""),
 )
+# Eager PyTorch has no compiled step: its step is the ops torch's own Python runs for the
+# user's line (autograd's backward from `loss.backward()`, an nn module's forward, an
+# optimizer's update, a grad scaler's). Counted as the step's ops (COMPILED), so a step
+# that grew is "inside the compiled step" at the user's line and gets a torch.profiler
+# capture (captures.py) naming the aten ops that grew. A tensor op the user's line calls
+# directly (`x @ w`, `torch.mm`) runs in C with no torch frame: it stays the user's code.
+_TORCH_OPS = (
+    "torch/autograd/",
+    "torch/_tensor.py",
+    "torch/nn/",
+    "torch/functional.py",
+    "torch/_ops.py",
+    "torch/optim/",
+    "torch/amp/",
+)
 # Tracing runs these; executing a traced function passes through other functions of the
 # same modules (tracing_compilation.call_function), so the function names matter.
 # Keras 3 dispatches TF steps asynchronously: the training loop's own frame, innermost,
@@ -100,9 +118,25 @@ def is_user(filename: str) -> bool:
     path = os.path.abspath(filename)
     if path.startswith(_EPOCHWATCH):
         return False
-    if any(part in path for part in _LIBRARY_PARTS):
+    if any(part in path for part in _LIBRARY_PARTS) or path.startswith(framework_dirs()):
         return False
     return not path.startswith(_roots()[0]) or path.startswith(os.path.abspath(os.getcwd()) + os.sep)
+
+
+# The frameworks' top-level packages: wherever they were imported from (a source checkout,
+# a scratch directory on PYTHONPATH, not only site-packages), their files are not the user's.
+_FRAMEWORK_PACKAGES = ("tensorflow", "keras", "tf_keras", "torch", "jax", "lightning", "pytorch_lightning")
+
+
+def framework_dirs(modules: Mapping[str, object] | None = None) -> tuple[str, ...]:
+    """The directories of the imported framework packages (`sys.modules` by default)."""
+    found: Mapping[str, object] = sys.modules if modules is None else modules
+    dirs: list[str] = []
+    for name in _FRAMEWORK_PACKAGES:
+        module = found.get(name)
+        for entry in getattr(module, "__path__", None) or ():
+            dirs.append(os.path.abspath(str(entry)) + os.sep)
+    return tuple(dirs)
 
 
 def _norm(filename: str) -> str:
@@ -212,7 +246,7 @@ def classify(stack: tuple[Frame, ...]) -> Place:
         return Place(COMPILED, COMPILED, site(owner), owner[2])
     for category, test in (
         (INPUT, lambda f: _in(f, _INPUT)),
-        (COMPILED, lambda f: _matches(f, _COMPILED)),
+        (COMPILED, lambda f: _matches(f, _COMPILED) or _in(f, _TORCH_OPS)),
     ):
         if any(test(f) for f in below):
             owner = stack[inner_user] if inner_user is not None else below[-1]
