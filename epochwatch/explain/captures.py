@@ -126,8 +126,14 @@ class Captures:
             "baseline_profile_dir": self._base,
             "ops": ops,
             "where": [],
-            "summary": describe_ops(ops, self._base is not None, capture.path),
+            "summary": describe_ops(
+                ops, self._base is not None, capture.path, self._how_to_open(capture.path)
+            ),
         }
+
+    def _how_to_open(self, path: str) -> str | None:
+        how = getattr(self.profiler, "how_to_open", None)
+        return str(how(path)) if callable(how) else None
 
     def _seconds(self, path: str | None) -> dict[str, float] | None:
         found = self.profiler.op_seconds(path) if path is not None else None
@@ -162,8 +168,12 @@ def grown_ops(base: dict[str, float] | None, slow: dict[str, float] | None) -> l
     ]
 
 
-def describe_ops(ops: list[dict[str, Any]], baseline: bool, path: str) -> str:
-    where = f"a profile of the slow compiled step is in {path} (tensorboard --logdir {path}: Profile)"
+def describe_ops(ops: list[dict[str, Any]], baseline: bool, path: str, how: str | None = None) -> str:
+    """The summary of a slow capture; `how` says how to open it (the profiler's
+    `how_to_open`), TensorBoard's profile plugin by default (TF's captures)."""
+    where = (
+        f"a profile of the slow compiled step is in {path} ({how or f'tensorboard --logdir {path}: Profile'})"
+    )
     if not ops:
         return where
     named = "; ".join(f"{round(100 * o['share'])}% {_tail(o['op'])}" for o in ops[:3])
