@@ -62,8 +62,9 @@ def test_an_eager_step_that_grows_is_inside_the_step_and_its_grown_aten_ops_are_
     named = [o for o in ops if o["op"].rsplit(" ", 1)[0] in MODEL_OPS]
     assert named and sum(o["share"] for o in named) >= 0.5, ops
     assert "the ops whose time grew most" in profiled["summary"], profiled
-    # kineto's own lines on stderr (not ours to silence): two a capture.
-    assert proc.stderr.count("profiler_start") == 2, proc.stderr[-2000:]
+    # kineto's own lines on stderr (not ours to silence): two a capture (a capture that held no
+    # whole step is taken again).
+    assert proc.stderr.count("profiler_start") >= 2, proc.stderr[-2000:]
 
 
 def _training_step() -> Any:
