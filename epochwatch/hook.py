@@ -226,6 +226,15 @@ def _profiler() -> Any:
     return for_run()
 
 
+def _cuda_history() -> Any:
+    """torch's CUDA allocation history for explain's GPU window, once the script imported torch."""
+    if "torch" not in sys.modules:
+        return None
+    from epochwatch.integrations.torch_cuda_history import CudaHistory
+
+    return CudaHistory()
+
+
 def _install() -> None:
     global _recorder
     with _install_lock:
@@ -237,7 +246,7 @@ def _install() -> None:
     from epochwatch import explain
 
     # The look inside when a slowdown or a leak is suspected (its failure: that part off).
-    rec.guard.run("explain", lambda: explain.attach(rec, _profiler), None)
+    rec.guard.run("explain", lambda: explain.attach(rec, _profiler, _cuda_history), None)
     from epochwatch.integrations.tensors import reduce_sum, scalar
 
     rec.tensor_reducer, rec.tensor_scalar = reduce_sum, scalar

@@ -126,3 +126,16 @@ def test_a_scripts_own_profiler_session_makes_start_refuse(tmp_path: Path) -> No
     assert not profiler.start(str(tmp_path))  # one at a time
     profiler.stop()
     assert not profiler.running
+
+
+def test_cuda_allocation_history_is_never_started_where_cuda_is_not_initialised() -> None:
+    """Where CUDA is absent or the script never initialised it, the GPU window's recorder
+    refuses (it never initialises CUDA itself) and stops as a no-op."""
+    from epochwatch.integrations.torch_cuda_history import CudaHistory
+
+    history = CudaHistory()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        pytest.skip("CUDA initialised in this process")
+    assert not history.start()
+    assert history.stop() is None
+    assert not torch.cuda.is_initialized()
