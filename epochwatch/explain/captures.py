@@ -1,8 +1,9 @@
 """Which ops inside the compiled step: short captures with the framework's profiler.
 
 Stack sampling says "inside the compiled step" and stops there: Python frames cannot see
-ops. The framework's profiler can, at a price (TF's on CPU slows the steps it records by
-a third or so), so a capture is short: from an epoch record for `steps` steps' time (at
+ops. The framework's profiler can (TF's, or torch.profiler for a torch run, eager torch's
+op-running frames being its step: frames.py), at a price (TF's on CPU slows the steps it
+records by a third or so, torch's by a fifth or so), so a capture is short: from an epoch record for `steps` steps' time (at
 least `min_seconds`, a tenth of an epoch at least, at most `limit`), and at most two a run
 (each taken once more, twice as long, when it held no whole step):
 
@@ -11,10 +12,11 @@ least `min_seconds`, a tenth of an epoch at least, at most `limit`), and at most
 - a slow one, when a slow stack window found the added time inside the compiled step.
 
 Each capture is read back as own seconds per op per step (the profiler's `op_seconds`, in
-integrations/tf_profile.py), so captures of different lengths compare; the ops whose time
-grew most are named, with their share of the time added, or without a baseline the ops
-that take most. Captures stay in `<run_id>.profile/` (`baseline/` for the first), for
-TensorBoard's profile plugin.
+integrations/tf_profile.py or torch_profile.py), so captures of different lengths
+compare; the ops whose time grew most are named, with their share of the time added, or
+without a baseline the ops that take most. Captures stay in `<run_id>.profile/`
+(`baseline/` for the first), for TensorBoard's profile plugin (TF) or Perfetto (torch's
+`*.pt.trace.json`): the profiler's `how_to_open`, where it has one, says how.
 """
 
 from __future__ import annotations
@@ -42,7 +44,9 @@ class _Capture:
 
 class Captures:
     """The profiler's captures of one run. `profiler()` gives the framework's profiler
-    (start(dir) -> bool, stop(), op_seconds(dir)) or None; `profile_dir()` where captures go."""
+    (start(dir) -> bool, stop(), op_seconds(dir)) or None; `profile_dir()` where captures go.
+    start() and the epoch records' stop() run on the training thread; the timer's stop()
+    on its own (torch's profiler carries that one out at the training thread's next step)."""
 
     def __init__(
         self,
