@@ -22,6 +22,7 @@ without a baseline the ops that take most. Captures stay in `<run_id>.profile/`
 from __future__ import annotations
 
 import threading
+import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from epochwatch.explain.stacks import Profile
 
 COMPILED_SHARE = 0.25  # of the baseline window's samples: the run has a compiled step
 NAMED = 5  # ops named
+WAIT_FOR_TRACEMALLOC = 2  # epoch records a stopped capture's read waits for tracemalloc to stop
 
 
 @dataclass
@@ -40,6 +42,7 @@ class _Capture:
     epoch: int
     timer: threading.Timer
     purpose: str  # "baseline" or "slow"
+    waited: int = 0  # epoch records its read waited (tracemalloc was tracing)
 
 
 class Captures:
@@ -62,6 +65,7 @@ class Captures:
         self.steps, self.min_seconds, self.limit = steps, min_seconds, limit
         self._armed: str | None = None
         self._open: _Capture | None = None
+        self._stopped: _Capture | None = None  # stopped, not read yet (tracemalloc was tracing)
         self._done: set[str] = set()
         self._again: set[str] = set()  # captures taken again, twice as long: the first held no whole step
         self._base: str | None = None  # the baseline capture's directory
@@ -89,8 +93,13 @@ class Captures:
     def on_epoch(self, epoch: int, seconds: float, steps: int | None) -> dict[str, Any] | None:
         """An epoch record: the open capture ends (if its time limit has not ended it), an
         armed one begins. Returns the explain record's fields of a slow capture that ended."""
-        out = self._close(epoch)
-        if self._armed is not None and self._open is None and self.profile_dir is not None:
+        out = self._read(epoch) or self._close(epoch)
+        if (
+            self._armed is not None
+            and self._open is None
+            and self._stopped is None
+            and self.profile_dir is not None
+        ):
             purpose, self._armed = self._armed, None
             self._done.add(purpose)
             path = self.profile_dir() + ("/baseline" if purpose == "baseline" else "")
@@ -111,6 +120,20 @@ class Captures:
             return None
         capture.timer.cancel()
         self.profiler.stop()
+        self._stopped = capture
+        return self._read(epoch)
+
+    def _read(self, epoch: int) -> dict[str, Any] | None:
+        """Read the stopped capture back, unless a memory window's tracemalloc slice is
+        tracing (it spans epoch records): reading allocates much (torch's 0.05 s read took
+        1.0 s of CPU under a slice's 16-frame tracing), so it waits a record or two."""
+        capture = self._stopped
+        if capture is None:
+            return None
+        if tracemalloc.is_tracing() and capture.waited < WAIT_FOR_TRACEMALLOC:
+            capture.waited += 1
+            return None
+        self._stopped = None
         seconds = self._seconds(capture.path)
         if seconds is None and capture.purpose not in self._again:
             # No step completed inside it (a loaded host made the steps slower than the
@@ -144,6 +167,7 @@ class Captures:
         return found[0] if found else None
 
     def close(self) -> None:
+        self._stopped = None
         capture, self._open = self._open, None
         if capture is not None:
             capture.timer.cancel()
