@@ -197,9 +197,16 @@ def _callback_frame(stack: tuple[Frame, ...]) -> int | None:
     return None
 
 
+_OWN_WORK = tuple(os.path.join(_EPOCHWATCH, part) + os.sep for part in ("recorder", "explain"))
+
+
 def hook_inside(stack: tuple[Frame, ...]) -> bool:
     """The innermost frame outside the standard library is epochwatch's: the hook's own
-    work (its callback, its recorder), not the fit wrapper that every fit's stack holds."""
+    work (its callback, its recorder), not the fit wrapper that every fit's stack holds;
+    or the recorder or explain is on the stack, whatever it calls (an epoch record's
+    writers; a profiler capture's start or read, in torch's own profiler code)."""
+    if any(frame[0].startswith(_OWN_WORK) for frame in stack):
+        return True
     for frame in reversed(stack):
         path = os.path.abspath(frame[0]) if not frame[0].startswith("<") else frame[0]
         if path.startswith(_EPOCHWATCH):

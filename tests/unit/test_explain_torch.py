@@ -230,3 +230,19 @@ def test_a_capture_is_read_after_a_tracemalloc_slice_not_under_it() -> None:
     finally:
         tracemalloc.stop()
     captures.close()
+
+
+def test_the_hooks_own_capture_work_in_torchs_profiler_is_the_hook() -> None:
+    """An epoch record's explain work calls torch's profiler (a capture's start, its read):
+    torch's files below the user's line, but the hook's time, not the step's."""
+    from epochwatch.explain import frames
+
+    own = frames._EPOCHWATCH
+    stack = (
+        LOOP,
+        (own + "recorder/__init__.py", 300, "Recorder.end_epoch"),
+        (own + "explain/captures.py", 120, "Captures._read"),
+        (own + "integrations/torch_profile.py", 140, "TorchProfiler.op_seconds"),
+        (SITE + "torch/autograd/profiler.py", 614, "profile._parse_kineto_results"),
+    )
+    assert classify(stack).category == "epochwatch"
