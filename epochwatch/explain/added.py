@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from epochwatch.explain.frames import COMPILED, INPUT, Place
+from epochwatch.explain.frames import COMPILED, INPUT, LOOK_INSIDE, Place
 from epochwatch.explain.stacks import Profile
 
 NAMED = 3  # at most this many places named
@@ -74,6 +74,8 @@ def added_time(
         place = slow_at.get(key) or base_at[key]
         if measured is not None and _feeding(place):
             continue  # the clock says it
+        if place.label == LOOK_INSIDE:
+            continue  # the windows' own work (a capture's read): the hook's overhead, not the run's
         before = base.per_epoch(base_at[key]) if base is not None and key in base_at else 0.0
         after = slow.per_epoch(slow_at[key]) if key in slow_at else 0.0
         if after > before:

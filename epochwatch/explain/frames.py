@@ -26,6 +26,10 @@ COMPILED = "inside the compiled step"
 TRACING = "tracing (tf.function retrace)"
 FRAMEWORK = "framework"
 HOOK = "epochwatch"
+# Explain's own work on the training thread (a window's start or end, a profiler capture's
+# read): its cost is charged to the hook's overhead, and it is never named as where a
+# slowdown's time went (added.py).
+LOOK_INSIDE = "epochwatch (the look inside)"
 
 _EPOCHWATCH = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _CLOCKS = os.path.join(_EPOCHWATCH, "integrations", "batch_clocks.py")
@@ -198,6 +202,7 @@ def _callback_frame(stack: tuple[Frame, ...]) -> int | None:
 
 
 _OWN_WORK = tuple(os.path.join(_EPOCHWATCH, part) + os.sep for part in ("recorder", "explain"))
+_EXPLAIN = os.path.join(_EPOCHWATCH, "explain") + os.sep
 
 
 def hook_inside(stack: tuple[Frame, ...]) -> bool:
@@ -233,6 +238,8 @@ def classify(stack: tuple[Frame, ...]) -> Place:
         return Place(FRAMEWORK, "unknown", "", "")
     users = [i for i, f in enumerate(stack) if is_user(f[0])]
     inner_user = users[-1] if users else None
+    if any(frame[0].startswith(_EXPLAIN) for frame in stack):
+        return Place(HOOK, LOOK_INSIDE, site(stack[-1]), stack[-1][2])
     if hook_inside(stack):
         return Place(HOOK, "epochwatch (the hook itself)", site(stack[-1]), stack[-1][2])
     at = _callback_frame(stack)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from epochwatch.explain.captures import describe_ops, grown_ops
-from epochwatch.explain.frames import COMPILED, INPUT, USER, classify
+from epochwatch.explain.frames import COMPILED, INPUT, USER, Place, classify
 from epochwatch.integrations import profilers
 from epochwatch.integrations import torch as torch_integration
 from epochwatch.integrations.torch_profile import TorchProfiler, op_seconds
@@ -245,4 +245,21 @@ def test_the_hooks_own_capture_work_in_torchs_profiler_is_the_hook() -> None:
         (own + "integrations/torch_profile.py", 140, "TorchProfiler.op_seconds"),
         (SITE + "torch/autograd/profiler.py", 614, "profile._parse_kineto_results"),
     )
-    assert classify(stack).category == "epochwatch"
+    place = classify(stack)
+    assert place.category == "epochwatch" and place.label == frames.LOOK_INSIDE
+    recording = (
+        LOOP,
+        (own + "recorder/__init__.py", 300, "Recorder.end_epoch"),
+        (SITE + "torch/_tensor.py", 9, "f"),
+    )
+    assert classify(recording).label == "epochwatch (the hook itself)"
+    # Never named as where a slowdown's time went: its cost is the hook's overhead.
+    from collections import Counter
+
+    from epochwatch.explain.added import added_time
+    from epochwatch.explain.stacks import Profile
+
+    step = Place(COMPILED, COMPILED, "train.py:30", "<module>")
+    base = Profile(100, 1.0, 1, 0.1, Counter({step: 100}))
+    slow = Profile(100, 1.0, 1, 0.3, Counter({step: 50, place: 50}))
+    assert [w["label"] for w in added_time(base, slow)] == [COMPILED]
