@@ -41,7 +41,9 @@ for epoch in range(12):
             opt.step()
 """
 
-MODEL_OPS = ("aten::addmm", "aten::mm", "aten::tanh", "aten::tanh_backward")
+# The step's ops whose work grows with the sequence: the layers' matmuls (forward and
+# gradients), the activations, the bias gradients' sums over the rows.
+MODEL_OPS = ("aten::addmm", "aten::mm", "aten::tanh", "aten::tanh_backward", "aten::sum")
 
 
 def test_an_eager_step_that_grows_is_inside_the_step_and_its_grown_aten_ops_are_named(tmp_path: Path) -> None:
@@ -59,8 +61,11 @@ def test_an_eager_step_that_grows_is_inside_the_step_and_its_grown_aten_ops_are_
         assert list(Path(profiled[key]).glob("*.pt.trace.json")), profiled
     ops = profiled["ops"]
     assert ops and all(o["added_seconds_per_step"] > 0 for o in ops), ops
+    # The matmuls lead; on this loaded 2-core host any one op can also hold a few ms of the
+    # process waiting for a core (aten::sum once read 49%), so the rest is judged together.
+    assert any(o["op"] in ("aten::mm (CPU)", "aten::addmm (CPU)") for o in ops[:2]), ops
     named = [o for o in ops if o["op"].rsplit(" ", 1)[0] in MODEL_OPS]
-    assert named and sum(o["share"] for o in named) >= 0.5, ops
+    assert sum(o["share"] for o in named) >= 0.6, ops
     assert "the ops whose time grew most" in profiled["summary"], profiled
     # kineto's own lines on stderr (not ours to silence): two a capture (a capture that held no
     # whole step is taken again).
