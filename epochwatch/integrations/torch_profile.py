@@ -58,7 +58,7 @@ def install(_recorder: Any = None) -> None:
 
 
 class TorchProfiler:
-    """start/stop of `torch.profiler.profile`, never raising; one capture at a time.
+    """start/stop of a torch.profiler session (`_session`), never raising; one at a time.
     Same interface as tf_profile.TFProfiler: start(logdir) -> bool, stop(), op_seconds(logdir)."""
 
     def __init__(self) -> None:
@@ -71,19 +71,12 @@ class TorchProfiler:
     def start(self, logdir: str) -> bool:
         """Start a capture on this (the training) thread; False when one runs already (ours,
         or the script's own torch.profiler session) or torch refuses."""
-        import torch
-        from torch.profiler import ProfilerActivity, profile
-
         with self._lock:
             if self._prof is not None or script_profiling():
                 return False
-            activities = [ProfilerActivity.CPU]
-            with contextlib.suppress(Exception):
-                if torch.cuda.is_available() and torch.cuda.is_initialized():
-                    activities.append(ProfilerActivity.CUDA)
             try:
-                prof = profile(activities=activities)
-                prof.start()
+                prof = _session()
+                prof.__enter__()
             except Exception:
                 return False
             self._prof, self._thread, self._logdir = prof, threading.get_ident(), logdir
@@ -114,7 +107,7 @@ class TorchProfiler:
             if prof is None:
                 return
             try:
-                prof.stop()
+                prof.__exit__(None, None, None)
             except Exception:
                 return
             self._stopped[self._logdir] = prof
@@ -138,12 +131,29 @@ class TorchProfiler:
         if prof is None:
             return None
         try:
-            if len(prof.profiler.kineto_results.events()) > MAX_EVENTS:
+            if len(prof.kineto_results.events()) > MAX_EVENTS:
                 return None
             export(prof, logdir)
             return op_seconds(prof.key_averages())
         except Exception:
             return None
+
+
+def _session() -> Any:
+    """A kineto session of `torch.autograd.profiler.profile`, the one `torch.profiler.profile`
+    wraps: the wrapper's start asks `hasattr(torch, "_inductor")`, which imports
+    torch._inductor and torch._dynamo (2 s here) where the script has not (a loop's first
+    optimizer step does). CUDA's kernels too where the script initialised CUDA."""
+    import torch
+    from torch.autograd import profiler
+
+    cuda = False
+    with contextlib.suppress(Exception):
+        cuda = bool(torch.cuda.is_available() and torch.cuda.is_initialized())
+    try:
+        return profiler.profile(use_device="cuda" if cuda else None, use_kineto=True)
+    except TypeError:  # a torch before use_device
+        return profiler.profile(use_cuda=cuda, use_kineto=True)
 
 
 def script_profiling() -> bool:
