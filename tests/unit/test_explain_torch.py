@@ -131,10 +131,10 @@ def test_a_stop_from_another_thread_waits_for_the_training_threads_step() -> Non
 
     from epochwatch.integrations import torch_profile
 
-    class Session:
+    class Session:  # a torch.autograd.profiler.profile session, entered
         stopped = 0
 
-        def stop(self) -> None:
+        def __exit__(self, *_exc: object) -> None:
             self.stopped += 1
 
     profiler = TorchProfiler()
