@@ -115,6 +115,22 @@ def test_a_stop_from_another_thread_is_carried_out_at_the_training_threads_next_
     assert profiler.op_seconds(str(tmp_path)) is None  # read once
 
 
+def test_raw_events_read_as_torchs_own_key_averages() -> None:
+    """cpu_op_seconds (raw kineto events, nested per thread) against torch's key_averages()."""
+    from epochwatch.integrations.torch_profile import cpu_op_seconds, op_seconds
+
+    step = _training_step()
+    step()
+    prof = torch.autograd.profiler.profile(use_kineto=True)
+    prof.__enter__()
+    for _ in range(4):
+        step()
+    prof.__exit__(None, None, None)
+    raw, reference = cpu_op_seconds(prof.kineto_results.events()), op_seconds(prof.key_averages())
+    assert raw is not None and reference is not None and raw[1] == reference[1] == 4
+    assert raw[0] == pytest.approx(reference[0], rel=1e-3, abs=1e-8), (raw, reference)
+
+
 def test_a_scripts_own_profiler_session_makes_start_refuse(tmp_path: Path) -> None:
     from epochwatch.integrations.torch_profile import TorchProfiler
 

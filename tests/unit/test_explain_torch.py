@@ -264,3 +264,62 @@ def test_the_hooks_own_capture_work_in_torchs_profiler_is_the_hook() -> None:
     base = Profile(100, 1.0, 1, 0.1, Counter({step: 100}))
     slow = Profile(100, 1.0, 1, 0.3, Counter({step: 50, place: 50}))
     assert [w["label"] for w in added_time(base, slow)] == [COMPILED]
+
+
+@dataclass
+class _Event:  # a raw kineto event: what cpu_op_seconds reads
+    _name: str
+    start: int  # ns
+    duration: int
+    thread: int = 1
+    annotation: bool = False
+    device: str = "DeviceType.CPU"
+
+    def name(self) -> str:
+        return self._name
+
+    def start_ns(self) -> int:
+        return self.start
+
+    def duration_ns(self) -> int:
+        return self.duration
+
+    def start_thread_id(self) -> int:
+        return self.thread
+
+    def device_type(self) -> str:
+        return self.device
+
+    def is_async(self) -> bool:
+        return False
+
+    def is_user_annotation(self) -> bool:
+        return self.annotation
+
+
+def test_raw_events_give_each_ops_own_time_per_step() -> None:
+    from epochwatch.integrations.torch_profile import cpu_op_seconds
+
+    events = []
+    for step in range(2):
+        t = step * 1_000_000
+        events += [
+            _Event("aten::linear", t, 300_000),
+            _Event("aten::addmm", t + 10_000, 250_000),  # inside linear: its own 250 us
+            _Event("aten::tanh", t + 400_000, 100_000, thread=2),  # autograd's thread, nested apart
+            _Event("Optimizer.step#SGD.step", t + 600_000, 200_000, annotation=True),
+            _Event("aten::add_", t + 610_000, 50_000),
+        ]
+    found = cpu_op_seconds(events)
+    assert found is not None
+    seconds, steps = found
+    assert steps == 2
+    assert seconds == pytest.approx(
+        {
+            "aten::linear (CPU)": 50e-6,
+            "aten::addmm (CPU)": 250e-6,
+            "aten::tanh (CPU)": 100e-6,
+            "aten::add_ (CPU)": 50e-6,
+        }
+    )
+    assert cpu_op_seconds(events[:3]) is None  # no optimizer step
