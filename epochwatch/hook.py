@@ -219,13 +219,20 @@ def _attach_console(rec: Recorder) -> None:
     rec.per_fit_runs = in_notebook()
 
 
-def _tf_profiler() -> Any:
-    """TF's profiler for explain's capture, once the script imported TensorFlow; else None."""
-    if "tensorflow" not in sys.modules:
-        return None
-    from epochwatch.integrations.tf_profile import TFProfiler
+def _profiler() -> Any:
+    """The framework profiler for explain's captures (integrations/profilers.py), or None."""
+    from epochwatch.integrations.profilers import for_run
 
-    return TFProfiler()
+    return for_run()
+
+
+def _cuda_history() -> Any:
+    """torch's CUDA allocation history for explain's GPU window, once the script imported torch."""
+    if "torch" not in sys.modules:
+        return None
+    from epochwatch.integrations.torch_cuda_history import CudaHistory
+
+    return CudaHistory()
 
 
 def _install() -> None:
@@ -239,7 +246,7 @@ def _install() -> None:
     from epochwatch import explain
 
     # The look inside when a slowdown or a leak is suspected (its failure: that part off).
-    rec.guard.run("explain", lambda: explain.attach(rec, _tf_profiler), None)
+    rec.guard.run("explain", lambda: explain.attach(rec, _profiler, _cuda_history), None)
     from epochwatch.integrations.tensors import reduce_sum, scalar
 
     rec.tensor_reducer, rec.tensor_scalar = reduce_sum, scalar

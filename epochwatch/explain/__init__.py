@@ -3,8 +3,9 @@ process while it happens (docs/findings.md, "Explain").
 
 `attach(recorder)` makes an Explainer (controller.py) listen to the run's records. It
 opens bounded windows only when a slowdown or host memory growth is suspected: stack
-sampling of the training thread (stacks.py, frames.py, added.py) and tracemalloc
-(memory.py); what they find is an `explain` record in the trace, which the report, the
+sampling of the training thread (stacks.py, frames.py, added.py), the framework's
+profiler (captures.py), tracemalloc (memory.py) and torch's CUDA allocation history
+(gpu_window.py, gpu_memory.py); what they find is an `explain` record in the trace, which the report, the
 console and `hook.findings()` attach to the finding it explains (analysis/explained.py).
 Never in the daemon; EPOCHWATCH_EXPLAIN=0 keeps it off. Imports no framework.
 """
@@ -18,10 +19,13 @@ from typing import Any
 from epochwatch import envvars
 
 
-def attach(recorder: Any, profiler: Callable[[], Any] | None = None) -> bool:
+def attach(
+    recorder: Any, profiler: Callable[[], Any] | None = None, cuda_history: Callable[[], Any] | None = None
+) -> bool:
     """Listen to `recorder`'s records (and the daemon's findings sent back), unless
     EPOCHWATCH_EXPLAIN is 0; returns whether it listens. `profiler()` gives the framework's
-    profiler (integrations/tf_profile.py) or None, asked when a capture is wanted.
+    profiler (integrations/tf_profile.py, torch_profile.py) or None, asked when a capture is
+    wanted; `cuda_history()` torch's CUDA allocation history (torch_cuda_history.py) or None.
 
     The Explainer is made at the first record that needs it, so `import epochwatch.hook`
     does not pay for importing it (dataclasses, tracemalloc's helpers)."""
@@ -39,6 +43,7 @@ def attach(recorder: Any, profiler: Callable[[], Any] | None = None) -> bool:
                     recorder.add_overhead,
                     profile_dir=lambda: str(Path(recorder.trace_dir) / f"{recorder.run_id}.profile"),
                     profiler=profiler,
+                    cuda_history=cuda_history,
                 )
             )
         return made[0]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from epochwatch.explain.frames import COMPILED, INPUT, Place
+from epochwatch.explain.frames import COMPILED, INPUT, LOOK_INSIDE, Place
 from epochwatch.explain.stacks import Profile
 
 NAMED = 3  # at most this many places named
@@ -48,6 +48,10 @@ def _own_growth(base: Profile | None, slow: Profile) -> float:
     return grew
 
 
+def _by_key(profile: Profile | None) -> dict[tuple[str, str], Place]:
+    return {(p.category, p.label): p for p in profile.places} if profile is not None else {}
+
+
 def _waits(place: Place) -> bool:
     """Where the training thread waits for its next batch: inside the compiled step (a
     fit's iterator is an op of it) or in the iterator's own frames (a loop's `for x in ds`)."""
@@ -61,13 +65,19 @@ def added_time(
     `measured`: the input producer's place with its clocked seconds per epoch (baseline,
     slow), which stands in for its samples: a sampler on a Python thread sees a producer
     on tf.data's threads only when the producer yields the GIL, mostly between its calls."""
-    places = set(slow.places) | (set(base.places) if base is not None else set())
+    # A place is one (category, label) in each window (stacks.merged), its site the line
+    # sampled most there: the same place when the two windows' busiest lines differ (an
+    # eager torch step's time spread over its forward, backward and update lines).
+    slow_at, base_at = _by_key(slow), _by_key(base)
     rows = []
-    for place in places:
+    for key in set(slow_at) | set(base_at):
+        place = slow_at.get(key) or base_at[key]
         if measured is not None and _feeding(place):
             continue  # the clock says it
-        before = base.per_epoch(place) if base is not None else 0.0
-        after = slow.per_epoch(place)
+        if place.label == LOOK_INSIDE:
+            continue  # the windows' own work (a capture's read): the hook's overhead, not the run's
+        before = base.per_epoch(base_at[key]) if base is not None and key in base_at else 0.0
+        after = slow.per_epoch(slow_at[key]) if key in slow_at else 0.0
         if after > before:
             rows.append((after - before, before, after, place))
     if measured is not None and measured[2] > measured[1]:

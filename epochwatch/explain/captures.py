@@ -1,8 +1,9 @@
 """Which ops inside the compiled step: short captures with the framework's profiler.
 
 Stack sampling says "inside the compiled step" and stops there: Python frames cannot see
-ops. The framework's profiler can, at a price (TF's on CPU slows the steps it records by
-a third or so), so a capture is short: from an epoch record for `steps` steps' time (at
+ops. The framework's profiler can (TF's, or torch.profiler for a torch run, eager torch's
+op-running frames being its step: frames.py), at a price (TF's on CPU slows the steps it
+records by a third or so, torch's by a fifth or so), so a capture is short: from an epoch record for `steps` steps' time (at
 least `min_seconds`, a tenth of an epoch at least, at most `limit`), and at most two a run
 (each taken once more, twice as long, when it held no whole step):
 
@@ -11,15 +12,17 @@ least `min_seconds`, a tenth of an epoch at least, at most `limit`), and at most
 - a slow one, when a slow stack window found the added time inside the compiled step.
 
 Each capture is read back as own seconds per op per step (the profiler's `op_seconds`, in
-integrations/tf_profile.py), so captures of different lengths compare; the ops whose time
-grew most are named, with their share of the time added, or without a baseline the ops
-that take most. Captures stay in `<run_id>.profile/` (`baseline/` for the first), for
-TensorBoard's profile plugin.
+integrations/tf_profile.py or torch_profile.py), so captures of different lengths
+compare; the ops whose time grew most are named, with their share of the time added, or
+without a baseline the ops that take most. Captures stay in `<run_id>.profile/`
+(`baseline/` for the first), for TensorBoard's profile plugin (TF) or Perfetto (torch's
+`*.pt.trace.json`): the profiler's `how_to_open`, where it has one, says how.
 """
 
 from __future__ import annotations
 
 import threading
+import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +33,7 @@ from epochwatch.explain.stacks import Profile
 
 COMPILED_SHARE = 0.25  # of the baseline window's samples: the run has a compiled step
 NAMED = 5  # ops named
+WAIT_FOR_TRACEMALLOC = 2  # epoch records a stopped capture's read waits for tracemalloc to stop
 
 
 @dataclass
@@ -38,11 +42,14 @@ class _Capture:
     epoch: int
     timer: threading.Timer
     purpose: str  # "baseline" or "slow"
+    waited: int = 0  # epoch records its read waited (tracemalloc was tracing)
 
 
 class Captures:
     """The profiler's captures of one run. `profiler()` gives the framework's profiler
-    (start(dir) -> bool, stop(), op_seconds(dir)) or None; `profile_dir()` where captures go."""
+    (start(dir) -> bool, stop(), op_seconds(dir)) or None; `profile_dir()` where captures go.
+    start() and the epoch records' stop() run on the training thread; the timer's stop()
+    on its own (torch's profiler carries that one out at the training thread's next step)."""
 
     def __init__(
         self,
@@ -58,6 +65,7 @@ class Captures:
         self.steps, self.min_seconds, self.limit = steps, min_seconds, limit
         self._armed: str | None = None
         self._open: _Capture | None = None
+        self._stopped: _Capture | None = None  # stopped, not read yet (tracemalloc was tracing)
         self._done: set[str] = set()
         self._again: set[str] = set()  # captures taken again, twice as long: the first held no whole step
         self._base: str | None = None  # the baseline capture's directory
@@ -85,8 +93,13 @@ class Captures:
     def on_epoch(self, epoch: int, seconds: float, steps: int | None) -> dict[str, Any] | None:
         """An epoch record: the open capture ends (if its time limit has not ended it), an
         armed one begins. Returns the explain record's fields of a slow capture that ended."""
-        out = self._close(epoch)
-        if self._armed is not None and self._open is None and self.profile_dir is not None:
+        out = self._read(epoch) or self._close(epoch)
+        if (
+            self._armed is not None
+            and self._open is None
+            and self._stopped is None
+            and self.profile_dir is not None
+        ):
             purpose, self._armed = self._armed, None
             self._done.add(purpose)
             path = self.profile_dir() + ("/baseline" if purpose == "baseline" else "")
@@ -107,6 +120,20 @@ class Captures:
             return None
         capture.timer.cancel()
         self.profiler.stop()
+        self._stopped = capture
+        return self._read(epoch)
+
+    def _read(self, epoch: int) -> dict[str, Any] | None:
+        """Read the stopped capture back, unless a memory window's tracemalloc slice is
+        tracing (it spans epoch records): reading allocates much (torch's 0.05 s read took
+        1.0 s of CPU under a slice's 16-frame tracing), so it waits a record or two."""
+        capture = self._stopped
+        if capture is None:
+            return None
+        if tracemalloc.is_tracing() and capture.waited < WAIT_FOR_TRACEMALLOC:
+            capture.waited += 1
+            return None
+        self._stopped = None
         seconds = self._seconds(capture.path)
         if seconds is None and capture.purpose not in self._again:
             # No step completed inside it (a loaded host made the steps slower than the
@@ -126,14 +153,21 @@ class Captures:
             "baseline_profile_dir": self._base,
             "ops": ops,
             "where": [],
-            "summary": describe_ops(ops, self._base is not None, capture.path),
+            "summary": describe_ops(
+                ops, self._base is not None, capture.path, self._how_to_open(capture.path)
+            ),
         }
+
+    def _how_to_open(self, path: str) -> str | None:
+        how = getattr(self.profiler, "how_to_open", None)
+        return str(how(path)) if callable(how) else None
 
     def _seconds(self, path: str | None) -> dict[str, float] | None:
         found = self.profiler.op_seconds(path) if path is not None else None
         return found[0] if found else None
 
     def close(self) -> None:
+        self._stopped = None
         capture, self._open = self._open, None
         if capture is not None:
             capture.timer.cancel()
@@ -162,8 +196,12 @@ def grown_ops(base: dict[str, float] | None, slow: dict[str, float] | None) -> l
     ]
 
 
-def describe_ops(ops: list[dict[str, Any]], baseline: bool, path: str) -> str:
-    where = f"a profile of the slow compiled step is in {path} (tensorboard --logdir {path}: Profile)"
+def describe_ops(ops: list[dict[str, Any]], baseline: bool, path: str, how: str | None = None) -> str:
+    """The summary of a slow capture; `how` says how to open it (the profiler's
+    `how_to_open`), TensorBoard's profile plugin by default (TF's captures)."""
+    where = (
+        f"a profile of the slow compiled step is in {path} ({how or f'tensorboard --logdir {path}: Profile'})"
+    )
     if not ops:
         return where
     named = "; ".join(f"{round(100 * o['share'])}% {_tail(o['op'])}" for o in ops[:3])

@@ -9,6 +9,9 @@ window found becomes one `explain` record right after the epoch record that clos
   epochs each took `SLOW_RATIO` times the baseline's (a cheap trigger, epochs ahead of
   the trend test), or a `slowdown` finding arrived. The record names the places holding
   most of the added time (`added.py`).
+- torch's CUDA allocation history (`gpu_window.py`, `gpu_memory.py`): when torch's allocated
+  CUDA memory rose in each of the last two epochs, or a `gpu_memory_growth` finding
+  arrived: recorded for two epochs, the allocations that stayed named by their stacks.
 - tracemalloc (`slices.py`, `memory.py`): when host memory growth is suspected (a
   `host_memory_growth` finding arrived, or RSS rose by `rss_rise_bytes` in each of the last
   two epochs and by `RSS_RISE_SHARE` of the process in all: a rise no healthy run shows):
@@ -33,6 +36,7 @@ from epochwatch.analysis.series import finite_number as _num
 from epochwatch.explain.added import added_time, describe
 from epochwatch.explain.captures import Captures
 from epochwatch.explain.frames import INPUT, Place, site
+from epochwatch.explain.gpu_window import GpuWindows
 from epochwatch.explain.memory import (
     NATIVE_SHARE,
     Sizes,
@@ -97,6 +101,7 @@ class Explainer:
         limits: Limits | None = None,
         profile_dir: Callable[[], str] | None = None,
         profiler: Callable[[], Any] | None = None,
+        cuda_history: Callable[[], Any] | None = None,
     ) -> None:
         self.emit = emit
         self.charge = charge or (lambda _s: None)
@@ -104,6 +109,8 @@ class Explainer:
         # The framework's profiler (integrations/tf_profile.TFProfiler) or None, asked for
         # when a capture is wanted; where its captures go (captures.py).
         self._profiler_of = profiler or (lambda: None)
+        # torch's CUDA allocation history (integrations/torch_cuda_history.py) or None.
+        self._cuda_history_of = cuda_history or (lambda: None)
         self.profile_dir = profile_dir
         self._lock = threading.Lock()
         self.explained: list[dict[str, Any]] = []
@@ -132,6 +139,7 @@ class Explainer:
         self._thread: int | None = None
         self._traced_positions: set[int] = set()  # epochs slowed by tracemalloc: no slowdown trigger
         self._captures = Captures(self._profiler_of, self.profile_dir, limit=self.limits.profile_seconds)
+        self._gpu = GpuWindows(self._cuda_history_of)
 
     # -- the listener ------------------------------------------------------------------
 
@@ -190,12 +198,15 @@ class Explainer:
             self._memory.slicer.stop()
             self._memory = None
         self._captures.close()
+        self._gpu.close()
 
     def _on_finding(self, rec: dict[str, Any]) -> None:
         if rec.get("kind") == SLOWDOWN and not self._explained(SLOWDOWN) and rec.get("ended_epoch") is None:
             self._slow_armed = True
         elif rec.get("kind") == HOST_MEMORY and not self._explained(HOST_MEMORY) and not self._memory_busy():
             self._memory_armed = True
+        elif not self._explained(str(rec.get("kind"))):
+            self._gpu.on_finding(str(rec.get("kind")))
 
     def _memory_busy(self) -> bool:
         return self._memory is not None
@@ -228,6 +239,9 @@ class Explainer:
         captured = self._captures.on_epoch(epoch, seconds, self._steps)
         if captured is not None:
             self._write(explains=SLOWDOWN, **captured)
+        gpu = self._gpu.on_epoch(epoch, rec)
+        if gpu is not None:
+            self._write(**gpu)
         self._suspect()
         self._open(epoch)
         self.charge(time.perf_counter() - t0)

@@ -1,5 +1,6 @@
 """Whose code a stack is running: the user's line, a callback's method, the input pipeline,
-the compiled step, tracing, or the framework's own Python.
+the compiled step (for eager PyTorch: torch's op-running Python), tracing, or the
+framework's own Python.
 
 A stack is a tuple of `(filename, lineno, qualname)`, outermost first, as the stack sampler
 (stacks.py) and tracemalloc (memory.py) see it. The question is not "which frame is on top"
@@ -11,6 +12,8 @@ code below it is doing. Pure functions of strings: tested without a framework.
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -23,6 +26,10 @@ COMPILED = "inside the compiled step"
 TRACING = "tracing (tf.function retrace)"
 FRAMEWORK = "framework"
 HOOK = "epochwatch"
+# Explain's own work on the training thread (a window's start or end, a profiler capture's
+# read): its cost is charged to the hook's overhead, and it is never named as where a
+# slowdown's time went (added.py).
+LOOK_INSIDE = "epochwatch (the look inside)"
 
 _EPOCHWATCH = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _CLOCKS = os.path.join(_EPOCHWATCH, "integrations", "batch_clocks.py")
@@ -56,6 +63,21 @@ _COMPILED = (
     ("jax/_src/dispatch.py", ""),
     ("torch/_dynamo/eval_frame.py", ""),
     ("torch/_inductor/", ""),
+)
+# Eager PyTorch has no compiled step: its step is the ops torch's own Python runs for the
+# user's line (autograd's backward from `loss.backward()`, an nn module's forward, an
+# optimizer's update, a grad scaler's). Counted as the step's ops (COMPILED), so a step
+# that grew is "inside the compiled step" at the user's line and gets a torch.profiler
+# capture (captures.py) naming the aten ops that grew. A tensor op the user's line calls
+# directly (`x @ w`, `torch.mm`) runs in C with no torch frame: it stays the user's code.
+_TORCH_OPS = (
+    "torch/autograd/",
+    "torch/_tensor.py",
+    "torch/nn/",
+    "torch/functional.py",
+    "torch/_ops.py",
+    "torch/optim/",
+    "torch/amp/",
 )
 # Tracing runs these; executing a traced function passes through other functions of the
 # same modules (tracing_compilation.call_function), so the function names matter.
@@ -100,9 +122,25 @@ def is_user(filename: str) -> bool:
     path = os.path.abspath(filename)
     if path.startswith(_EPOCHWATCH):
         return False
-    if any(part in path for part in _LIBRARY_PARTS):
+    if any(part in path for part in _LIBRARY_PARTS) or path.startswith(framework_dirs()):
         return False
     return not path.startswith(_roots()[0]) or path.startswith(os.path.abspath(os.getcwd()) + os.sep)
+
+
+# The frameworks' top-level packages: wherever they were imported from (a source checkout,
+# a scratch directory on PYTHONPATH, not only site-packages), their files are not the user's.
+_FRAMEWORK_PACKAGES = ("tensorflow", "keras", "tf_keras", "torch", "jax", "lightning", "pytorch_lightning")
+
+
+def framework_dirs(modules: Mapping[str, object] | None = None) -> tuple[str, ...]:
+    """The directories of the imported framework packages (`sys.modules` by default)."""
+    found: Mapping[str, object] = sys.modules if modules is None else modules
+    dirs: list[str] = []
+    for name in _FRAMEWORK_PACKAGES:
+        module = found.get(name)
+        for entry in getattr(module, "__path__", None) or ():
+            dirs.append(os.path.abspath(str(entry)) + os.sep)
+    return tuple(dirs)
 
 
 def _norm(filename: str) -> str:
@@ -163,9 +201,17 @@ def _callback_frame(stack: tuple[Frame, ...]) -> int | None:
     return None
 
 
+_OWN_WORK = tuple(os.path.join(_EPOCHWATCH, part) + os.sep for part in ("recorder", "explain"))
+_EXPLAIN = os.path.join(_EPOCHWATCH, "explain") + os.sep
+
+
 def hook_inside(stack: tuple[Frame, ...]) -> bool:
     """The innermost frame outside the standard library is epochwatch's: the hook's own
-    work (its callback, its recorder), not the fit wrapper that every fit's stack holds."""
+    work (its callback, its recorder), not the fit wrapper that every fit's stack holds;
+    or the recorder or explain is on the stack, whatever it calls (an epoch record's
+    writers; a profiler capture's start or read, in torch's own profiler code)."""
+    if any(frame[0].startswith(_OWN_WORK) for frame in stack):
+        return True
     for frame in reversed(stack):
         path = os.path.abspath(frame[0]) if not frame[0].startswith("<") else frame[0]
         if path.startswith(_EPOCHWATCH):
@@ -192,6 +238,8 @@ def classify(stack: tuple[Frame, ...]) -> Place:
         return Place(FRAMEWORK, "unknown", "", "")
     users = [i for i, f in enumerate(stack) if is_user(f[0])]
     inner_user = users[-1] if users else None
+    if any(frame[0].startswith(_EXPLAIN) for frame in stack):
+        return Place(HOOK, LOOK_INSIDE, site(stack[-1]), stack[-1][2])
     if hook_inside(stack):
         return Place(HOOK, "epochwatch (the hook itself)", site(stack[-1]), stack[-1][2])
     at = _callback_frame(stack)
@@ -212,7 +260,7 @@ def classify(stack: tuple[Frame, ...]) -> Place:
         return Place(COMPILED, COMPILED, site(owner), owner[2])
     for category, test in (
         (INPUT, lambda f: _in(f, _INPUT)),
-        (COMPILED, lambda f: _matches(f, _COMPILED)),
+        (COMPILED, lambda f: _matches(f, _COMPILED) or _in(f, _TORCH_OPS)),
     ):
         if any(test(f) for f in below):
             owner = stack[inner_user] if inner_user is not None else below[-1]

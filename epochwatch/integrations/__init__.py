@@ -39,6 +39,7 @@ INTEGRATIONS: list[tuple[str, str, Install]] = [
     ("jax", "jax integration", _call("integrations.jax")),
     ("torch", "torch integration", _call("integrations.torch")),
     ("torch", "torch saving integration", _call("integrations.torch_saving")),
+    ("torch", "torch profiler", _call("integrations.torch_profile")),
     # steps and epochs of loops that mark none (recorder/auto_epochs.py)
     ("keras", "automatic epochs", _call("integrations.optimizer_steps", "install_keras")),
     ("tf_keras", "automatic epochs", _call("integrations.optimizer_steps", "install_tf_keras")),

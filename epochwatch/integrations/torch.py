@@ -168,6 +168,10 @@ class LoopTracker:
                 block["batch_size"] = rows
         return block
 
+    def stepped(self) -> bool:
+        """Whether a torch optimizer has stepped in this process (explain's profiler choice)."""
+        return len(self._optimizers) > 0
+
     def loaded(self, what: str) -> None:
         """A state dict was loaded into a module, optimizer, scheduler or scaler."""
         self._loaded[what] += 1
