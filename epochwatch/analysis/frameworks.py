@@ -91,6 +91,30 @@ _HINTS: dict[tuple[str, str], str] = {
         "the function's inputs keep changing ({change}: {was} -> {now}): keep argument structure, shapes "
         "and dtypes fixed; jax.config.update('jax_explain_cache_misses', True) prints each reason"
     ),
+    ("slowdown", TORCH): (
+        "compare a slow epoch with an early one in a profile (torch.profiler.profile around a few "
+        "steps of each; py-spy dump --pid <pid> for the Python side); usual causes are Python-side "
+        "state that grows every epoch (losses or outputs kept as tensors, metrics kept forever), a "
+        "dataset or cache that grows, or hooks and callbacks doing more work each epoch"
+    ),
+    ("slowdown", JAX): (
+        "compare a slow epoch with an early one in a profile (jax.profiler.trace around a few steps "
+        "of each; py-spy dump --pid <pid> for the Python side); usual causes are Python-side state that "
+        "grows every epoch (outputs kept as arrays, metrics kept forever), functions jitted anew, or "
+        "callbacks doing more work each epoch"
+    ),
+    ("slowdown:step", TORCH): (
+        "something changed at that epoch and stayed: compare a profile of an epoch before and after it "
+        "(torch.profiler.profile around a few steps of each); usual causes are a schedule that starts at "
+        "that epoch, data that changed (longer sequences, a bigger dataset), another job on the same machine, or a device that fell back to a "
+        "slower path"
+    ),
+    ("slowdown:step", JAX): (
+        "something changed at that epoch and stayed: compare a profile of an epoch before and after it "
+        "(jax.profiler.trace around a few steps of each); usual causes are a schedule that starts at that "
+        "epoch, data that changed (longer sequences: a new shape compiles anew), another job on the same machine, or a device that fell "
+        "back to a slower path"
+    ),
     ("host_memory_growth", TORCH): (
         "something keeps a reference to data every epoch: look for lists that append losses or outputs "
         "(keep `loss.item()`, not the tensor: a tensor that requires grad keeps its whole graph), "

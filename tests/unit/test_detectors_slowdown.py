@@ -58,6 +58,21 @@ def test_ramp_is_found_with_evidence() -> None:
     assert "epoch time grows" in f.title
 
 
+def test_a_torch_or_jax_run_is_told_its_own_profiler() -> None:
+    for fw, profiler in (("torch", "torch.profiler"), ("jax", "jax.profiler")):
+        rng = random.Random(1)
+        records = syn.trace(
+            60, lambda i, rng=rng: {"seconds": 5.0 if i == 0 else syn.noisy(rng, 1 + 0.02 * i, 0.03)}
+        )
+        records[0]["env"]["frameworks"] = [fw]
+        (f,) = _of(analyze(_run(records)), "slowdown")
+        assert profiler in f.hint and "keras" not in f.hint, f.hint
+        step = syn.trace(40, lambda i: {"seconds": 1.0 if i < 20 else 2.0})
+        step[0]["env"]["frameworks"] = [fw]
+        (f,) = _of(analyze(_run(step)), "slowdown")
+        assert profiler in f.hint and "TensorBoard" not in f.hint, f.hint
+
+
 def test_severity_follows_growth_against_the_run_baseline() -> None:
     rng = random.Random(2)
     found = _of(_findings(40, lambda i: {"seconds": syn.noisy(rng, 1 + 0.15 * i, 0.02)}), "slowdown")

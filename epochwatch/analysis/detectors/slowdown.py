@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from epochwatch.analysis import frameworks
 from epochwatch.analysis.attribution import likely_causes
 from epochwatch.analysis.detectors import models_in_loop, retraces
 from epochwatch.analysis.detectors.base import Detector
@@ -90,6 +91,14 @@ _DEFAULT_HINT = (
     "metrics kept forever), a growing tf.data cache, or callbacks doing more work each epoch"
 )
 
+# A step's advice; torch's and JAX's name their own profiler (frameworks.hint: "slowdown:step").
+_STEP_HINT = (
+    "something changed at that epoch and stayed: compare a profile of an epoch before and after it "
+    "(keras.callbacks.TensorBoard(profile_batch=...)); usual causes are a callback or schedule that "
+    "starts at that epoch, data that changed (longer sequences, a bigger dataset), another job on the "
+    "same machine, or a device that fell back to a slower path"
+)
+
 
 def _severity(g: Growth, baseline: float) -> str:
     ratio = g.now / baseline if baseline > 0 else 1.0
@@ -134,7 +143,8 @@ def _finding(
         title += "; the process waits (sleep, I/O, a lock or a remote call), nobody competes for the CPU"
         if waiting.get("share_of_added_time"):
             title += f"; the added time is in {waiting['where']}"
-    hint = _HINTS.get(causes[0]["column"], _DEFAULT_HINT) if causes else _DEFAULT_HINT
+    default = frameworks.hint(KIND, frameworks.framework(view.start), _DEFAULT_HINT)
+    hint = _HINTS.get(causes[0]["column"], default) if causes else default
     if waiting is not None and not causes:
         hint = _WAITING_HINT
     found = Finding(KIND, severity, title, evidence, hint, target, view.epoch_number(view.last), hold=hold)
@@ -215,15 +225,11 @@ def _step_finding(view: RunAtEpoch, what: str, target: str | None, st: Step, w: 
     )
     if causes:
         title += f"; moves with {causes[0]['series']}"
+    fw = frameworks.framework(view.start)
     hint = (
-        _HINTS.get(causes[0]["column"], _DEFAULT_HINT)
+        _HINTS.get(causes[0]["column"], frameworks.hint(KIND, fw, _DEFAULT_HINT))
         if causes
-        else (
-            "something changed at that epoch and stayed: compare a profile of an epoch before and after it "
-            "(keras.callbacks.TensorBoard(profile_batch=...)); usual causes are a callback or schedule that "
-            "starts at that epoch, data that changed (longer sequences, a bigger dataset), another job on the "
-            "same machine, or a device that fell back to a slower path"
-        )
+        else frameworks.hint(f"{KIND}:step", fw, _STEP_HINT)
     )
     found = Finding(KIND, severity, title, evidence, hint, target, view.epoch_number(view.last), hold=1)
     return _unless_busier(view, w, found)
