@@ -9,6 +9,7 @@ import threading
 import time
 import tracemalloc
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -431,28 +432,34 @@ def test_the_ops_that_grew_are_named_from_their_own_time_per_completed_step() ->
     assert grown_ops(None, slow)[0]["op"] == "while/body/matmul (MatMul)"  # no baseline: the largest
 
 
+class _Profiler:
+    """The profiler's interface (integrations/tf_profile.py, torch_profile.py), scripted:
+    `read(path, n)` is what the n-th capture started into `path` reads back."""
+
+    def __init__(self, read: Callable[[str, int], Any]) -> None:
+        self.started: list[str] = []
+        self.reads = 0
+        self._read = read
+
+    def start(self, path: str) -> bool:
+        self.started.append(path)
+        return True
+
+    def stop(self) -> None:
+        pass
+
+    def op_seconds(self, path: str) -> Any:
+        self.reads += 1
+        return self._read(path, self.started.count(path))
+
+
 def test_a_capture_that_held_no_whole_step_is_taken_again_twice_as_long() -> None:
     """On a loaded host a step can outlast a capture sized from the epoch before: no op time
     to read. The capture is taken once more, twice as long, instead of an empty answer."""
     from epochwatch.explain.captures import Captures
 
-    class Reads:  # the profiler's interface (integrations/tf_profile.py): what each capture read
-        def __init__(self) -> None:
-            self.started: list[str] = []
-            self.read: dict[str, Any] = {}
-
-        def start(self, path: str) -> bool:
-            self.started.append(path)
-            return True
-
-        def stop(self) -> None:
-            pass
-
-        def op_seconds(self, path: str) -> Any:
-            return self.read.get(f"{path}#{self.started.count(path)}")
-
-    reads = Reads()
-    reads.read = {"/p/baseline#1": ({"while (While)": 0.01}, 3), "/p#2": ({"while (While)": 0.05}, 3)}
+    read = {"/p/baseline#1": ({"while (While)": 0.01}, 3), "/p#2": ({"while (While)": 0.05}, 3)}
+    reads = _Profiler(lambda path, n: read.get(f"{path}#{n}"))
     captures = Captures(lambda: reads, lambda: "/p", limit=60.0)
     captures._arm("baseline")
     assert captures.on_epoch(1, 1.0, 10) is None  # the baseline capture begins
@@ -464,4 +471,37 @@ def test_a_capture_that_held_no_whole_step_is_taken_again_twice_as_long() -> Non
     out = captures.on_epoch(7, 3.0, 10)
     assert out is not None and out["ops"][0]["op"] == "while (While)", out
     assert abs(out["ops"][0]["added_seconds_per_step"] - 0.04) < 1e-9
+    captures.close()
+
+
+def test_a_capture_is_read_after_a_tracemalloc_slice_not_under_it() -> None:
+    """A memory window's slice traces across epoch records; a capture's read-back allocates
+    much (torch's took 1.0 s of CPU instead of 0.05 s under a slice), so it waits a record
+    or two for the slice to end, and no capture starts meanwhile."""
+    from epochwatch.explain.captures import Captures
+
+    reads = _Profiler(lambda _path, _n: ({"aten::mm (CPU)": 0.01 * reads.reads}, 3))
+    captures = Captures(lambda: reads, lambda: "/p", limit=60.0)
+    captures._arm("baseline")
+    assert captures.on_epoch(1, 1.0, 10) is None and reads.started == ["/p/baseline"]
+    captures._arm("slow")
+    tracemalloc.start()
+    try:
+        assert captures.on_epoch(2, 1.0, 10) is None and reads.reads == 0  # stopped, not read
+        assert reads.started == ["/p/baseline"]  # the slow capture waits for the read
+    finally:
+        tracemalloc.stop()
+    assert captures.on_epoch(3, 1.0, 10) is None and reads.reads == 1  # read: the baseline
+    assert reads.started == ["/p/baseline", "/p"]
+    out = captures.on_epoch(4, 1.0, 10)
+    assert out is not None and out["ops"][0]["op"] == "aten::mm (CPU)" and out["epochs"] == [4], out
+    tracemalloc.start()
+    try:  # a script that traces all along: the read waits two records at most
+        captures._done.clear()
+        captures._arm("slow")
+        captures.on_epoch(5, 1.0, 10)
+        assert [captures.on_epoch(n, 1.0, 10) is None for n in (6, 7)] == [True, True] and reads.reads == 2
+        assert captures.on_epoch(8, 1.0, 10) is not None and reads.reads == 3
+    finally:
+        tracemalloc.stop()
     captures.close()

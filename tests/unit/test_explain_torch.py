@@ -182,57 +182,6 @@ def test_the_steps_time_spread_over_other_lines_is_compared_as_one_place() -> No
     assert abs(where["added_seconds_per_epoch"] - 0.3) < 1e-9
 
 
-def test_a_capture_is_read_after_a_tracemalloc_slice_not_under_it() -> None:
-    """A memory window's slice traces across epoch records; a capture's read-back allocates
-    much (torch's took 1.0 s of CPU instead of 0.05 s under a slice), so it waits a record
-    or two for the slice to end, and no capture starts meanwhile."""
-    import tracemalloc
-
-    from epochwatch.explain.captures import Captures
-
-    class Reads:
-        def __init__(self) -> None:
-            self.started: list[str] = []
-            self.reads = 0
-
-        def start(self, path: str) -> bool:
-            self.started.append(path)
-            return True
-
-        def stop(self) -> None:
-            pass
-
-        def op_seconds(self, path: str) -> Any:
-            self.reads += 1
-            return {"aten::mm (CPU)": 0.01 * self.reads}, 3
-
-    reads = Reads()
-    captures = Captures(lambda: reads, lambda: "/p", limit=60.0)
-    captures._arm("baseline")
-    assert captures.on_epoch(1, 1.0, 10) is None and reads.started == ["/p/baseline"]
-    captures._arm("slow")
-    tracemalloc.start()
-    try:
-        assert captures.on_epoch(2, 1.0, 10) is None and reads.reads == 0  # stopped, not read
-        assert reads.started == ["/p/baseline"]  # the slow capture waits for the read
-    finally:
-        tracemalloc.stop()
-    assert captures.on_epoch(3, 1.0, 10) is None and reads.reads == 1  # read: the baseline
-    assert reads.started == ["/p/baseline", "/p"]
-    out = captures.on_epoch(4, 1.0, 10)
-    assert out is not None and out["ops"][0]["op"] == "aten::mm (CPU)" and out["epochs"] == [4], out
-    tracemalloc.start()
-    try:  # a script that traces all along: the read waits two records at most
-        captures._done.clear()
-        captures._arm("slow")
-        captures.on_epoch(5, 1.0, 10)
-        assert [captures.on_epoch(n, 1.0, 10) is None for n in (6, 7)] == [True, True] and reads.reads == 2
-        assert captures.on_epoch(8, 1.0, 10) is not None and reads.reads == 3
-    finally:
-        tracemalloc.stop()
-    captures.close()
-
-
 def test_the_hooks_own_capture_work_in_torchs_profiler_is_the_hook() -> None:
     """An epoch record's explain work calls torch's profiler (a capture's start, its read):
     torch's files below the user's line, but the hook's time, not the step's."""
