@@ -19,8 +19,12 @@ Each run drives the real Explainer (epoch records with real RSS) and counts as n
 the explain record's top place (of code, for slowdowns) is the planted one. Target: at
 least 90% per kind. Then the cost of each window kind: epochs of a fixed workload with the
 window open against epochs with it closed, interleaved (median ratio); target <= 2%.
+For the memory window also the slices' own measure (each slice's cost read on the
+training thread's CPU in the epochs it touched against the epochs before, as slices.py
+paces them), steadier than a block ratio on a shared machine. `--tf-loop`: the memory
+window on a real TensorFlow custom loop instead (TensorFlow needed).
 
-    python bench/explain.py [--runs 3] [--seed 1]
+    python bench/explain.py [--runs 3] [--seed 1] [--memory-pairs 5] [--tf-loop]
 """
 
 from __future__ import annotations
