@@ -487,9 +487,55 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if ok_all else 1
 
 
+def _capture_cost(steps: int, reps: int, pairs: int, epochs: int = 4) -> str:
+    """One TF profiler capture (explain/captures.py with integrations/tf_profile.py, as the
+    Explainer takes it: from an epoch record, its timer, read back at a later record) in a
+    block of `epochs` epochs against a plain block, interleaved: the median extra process
+    CPU, as a share of the block and in seconds (what a run pays once or twice)."""
+    from epochwatch.explain.captures import Captures
+    from epochwatch.integrations.tf_profile import TFProfiler
+
+    work = _tf_workload(steps, reps, StepAnchor())
+    for _ in range(3):
+        work()
+
+    def block(capture: bool, root: str) -> float:
+        captures = Captures(TFProfiler, lambda: root) if capture else None
+        if captures is not None:
+            captures._arm("slow")  # as a slow stack window that found the time in the step
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        for epoch in range(epochs):
+            if captures is not None:
+                captures.on_epoch(epoch, time.perf_counter() - t0, steps)
+            t0 = time.perf_counter()
+            work()
+        if captures is not None:
+            captures.on_epoch(epochs, time.perf_counter() - t0, steps)
+            captures.close()
+        return time.process_time() - cpu0
+
+    extra, shares = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(pairs):
+            root = f"{tmp}/{i}"
+            if i % 2:
+                on, off = block(True, root), block(False, root)
+            else:
+                off, on = block(False, root), block(True, root)
+            extra.append(on - off)
+            shares.append(on / off - 1)
+    return (
+        f"+{statistics.median(extra):.3f} s of CPU ({min(extra):+.3f}..{max(extra):+.3f}), "
+        f"{statistics.median(shares):+.1%} of a {epochs}-epoch block ({min(shares):+.1%}..{max(shares):+.1%})"
+    )
+
+
 def _tf_loop_costs(pairs: int) -> int:
-    """The memory window on a real TensorFlow custom loop, epochs of ~0.1 s and ~0.25 s."""
+    """The memory window and a profiler capture on a real TensorFlow custom loop."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    print(f"a TF profiler capture on a real TF custom loop (median over {pairs} interleaved pairs)")
+    for label, steps, reps in (("~0.1 s epochs", 50, 2), ("~0.25 s epochs", 80, 3)):
+        print(f"{label}  {_capture_cost(steps, reps, pairs)}")
     print(f"tracemalloc on a real TF custom loop (median over {pairs} interleaved pairs; target <= 2%)")
     for label, steps, reps in (("~0.1 s epochs", 50, 2), ("~0.25 s epochs", 80, 3)):
         for counted in (True, False):
