@@ -26,6 +26,8 @@ import threading
 from collections import Counter
 from pathlib import Path
 
+from epochwatch.integrations.own_time import own_times
+
 # An op kernel's event: "<op name>:<op type>" (TF's executors name them so); framework
 # events ("ExecutorState::Process", "EagerExecute") have no such form.
 _OP = re.compile(r"^([^\s:#]+):([A-Za-z][A-Za-z0-9_]*)$")
@@ -123,25 +125,17 @@ def _op_seconds(logdir: str) -> tuple[dict[str, float], int] | None:
 
 
 def _own(ops: list[tuple[int, int, int, str]], spans: list[tuple[int, int]]) -> Counter[str]:
-    """Each op's own time (an op holding others on its thread, a function's call op, counts
-    only what its children did not), of the ops inside a call that completed in the
+    """Each op's own time (own_time.py), of the ops inside a call that completed in the
     capture: a step cut off by the capture's end would count its ops and not itself."""
     import bisect
 
     starts = [s for s, _e in spans]
-    own: Counter[str] = Counter()
-    stack: list[tuple[int, int, str]] = []  # (line, end, op) enclosing the current one
-    for line, start, duration, op in sorted(ops, key=lambda o: (o[0], o[1], -o[2])):
+
+    def completed(start: int, duration: int) -> bool:
         i = bisect.bisect_right(starts, start) - 1
-        if i < 0 or spans[i][1] < start + duration:
-            continue
-        while stack and (stack[-1][0] != line or stack[-1][1] <= start):
-            stack.pop()
-        own[op] += duration
-        if stack:
-            own[stack[-1][2]] -= duration
-        stack.append((line, start + duration, op))
-    return own
+        return i >= 0 and spans[i][1] >= start + duration
+
+    return own_times([op for op in ops if completed(op[1], op[2])])
 
 
 def _short(name: str, kind: str) -> str:

@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from epochwatch.integrations.own_time import own_times
+
 STEP = "Optimizer.step#"  # torch's record_function around every optimizer's step
 MAX_EVENTS = 200_000  # a capture with more events is neither read nor exported (its time, its memory)
 
@@ -211,24 +213,8 @@ def cpu_op_seconds(events: Any) -> tuple[dict[str, float], int] | None:
     n = max(steps.values(), default=0)
     if n == 0:
         return None
-    own = own_ns(rows)
+    own = own_times(rows)
     return {f"{op} (CPU)": ns * 1e-9 / n for op, ns in own.items() if ns > 0 and op not in annotations}, n
-
-
-def own_ns(rows: list[tuple[int, int, int, str]]) -> dict[str, int]:
-    """Each name's own time, (thread, start, duration, name) rows nested per thread: an
-    event holding others counts only what they did not (as key_averages' self time)."""
-    own: dict[str, int] = {}
-    stack: list[tuple[int, int, str]] = []  # (thread, end, name) enclosing the current one
-    for thread, start, duration, name in sorted(rows, key=lambda r: (r[0], r[1], -r[2])):
-        while stack and (stack[-1][0] != thread or stack[-1][1] <= start):
-            stack.pop()
-        own[name] = own.get(name, 0) + duration
-        if stack:
-            parent = stack[-1][2]
-            own[parent] = own.get(parent, 0) - duration
-        stack.append((thread, start + duration, name))
-    return own
 
 
 def op_seconds(averages: Any) -> tuple[dict[str, float], int] | None:
