@@ -62,7 +62,12 @@ def test_straggling_worker_is_named_and_a_balanced_job_has_none(mwms_jobs: dict[
     (job,) = doc["jobs"]
     assert len(job["workers"]) == 2
     assert [f for f in job["findings"] if f["kind"] == "straggler"] == []
-    assert _check(balanced).returncode == 0
+    check = _check(balanced)
+    said = [line for line in check.stdout.splitlines() if ": warning " in line or ": critical " in line]
+    # Nothing at warning, but for a slowdown of both workers alike: the suite's load once slowed
+    # a balanced job's epochs ("-> 76ms over epochs 2-9") beside a busy helper. Never a straggler.
+    assert check.returncode == 0 or all(" slowdown" in line for line in said), check.stdout
+    assert "straggler" not in check.stdout, check.stdout
     # What each worker recorded: time in calls of the all-reduce step, per epoch, and the strategy.
     for f in sorted(balanced.glob("*.jsonl")):
         epochs = [r for r in map(json.loads, f.read_text().splitlines()) if r["type"] == "epoch"]
