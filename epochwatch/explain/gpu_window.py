@@ -17,10 +17,9 @@ from collections.abc import Callable
 from typing import Any
 
 from epochwatch.analysis.series import finite_number
-from epochwatch.explain.gpu_memory import NAMED, gpu_summary, grown_sites
+from epochwatch.explain.gpu_memory import MIB, NAMED, gpu_summary, grown_sites
 
 KIND = "gpu_memory_growth"
-MIB = 1 << 20
 
 
 class GpuWindows:
