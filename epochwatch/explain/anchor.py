@@ -1,11 +1,12 @@
-"""Where a training loop tells an armed tracemalloc slice that a step begins.
+"""Where a training loop tells explain's armed windows that a step begins.
 
 A slice (slices.py) must start a little before an epoch ends. Predicting that moment from
 the last epochs' lengths misses by their spread, and every millisecond traced too early
-costs two or three. A loop that knows its step numbers does better: Keras' FitWatch
-(integrations/keras_callback.py) compares each train batch with `STEPS.at` inline (what
-`begin` does, without its call: tens of nanoseconds) and fires the slice at the epoch's
-last steps; a `hook.epoch()` loop's counted steps do the same on their slow path
+costs two or three. A profiler capture (captures.py) wants whole steps and no more: each
+step it records costs a third more. A loop that knows its step numbers does better: Keras'
+FitWatch (integrations/keras_callback.py) compares each train batch with `STEPS.at` inline
+(what `begin` does, without its call: tens of nanoseconds) and fires what is armed for that
+batch; a `hook.epoch()` loop's counted steps do the same on their slow path
 (recorder/auto_epochs.py). No imports: the callback imports it with the hook.
 """
 
@@ -18,30 +19,44 @@ NEVER = sys.maxsize
 
 
 class StepAnchor:
-    """One per process (the hook follows one training thread)."""
+    """One per process (the hook follows one training thread). Each owner (a slicer, the
+    captures) has at most one start armed; `at` is the earliest batch any waits for."""
 
     def __init__(self) -> None:
-        self.at = NEVER  # the batch index whose begin starts the armed slice
+        self.at = NEVER  # the batch index whose begin starts the next armed part
         self.active = False  # a loop that fires it is running (a Keras fit, counted loop steps)
-        self._start: Callable[[], None] | None = None
+        self._armed: dict[object, tuple[int, Callable[[], None]]] = {}
 
     def begin(self, batch: int) -> None:
         if batch >= self.at:
             self.fire()
 
     def fire(self) -> None:
-        start, self._start, self.at = self._start, None, NEVER
-        if start is not None:
+        """Batch `at` begins: what waits for it starts (a later batch's start stays armed)."""
+        due = [key for key, (at, _start) in self._armed.items() if at <= self.at]
+        starts = [self._armed.pop(key)[1] for key in due]
+        self._reset()
+        for start in starts:
             try:
                 start()
-            except Exception:  # never into the training loop; the slice is a miss
-                return
+            except Exception:  # never into the training loop; the part is a miss
+                continue
 
-    def arm(self, at: int, start: Callable[[], None]) -> None:
-        self._start, self.at = start, at
+    def arm(self, at: int, start: Callable[[], None], owner: object = None) -> None:
+        self._armed[owner] = (at, start)
+        self._reset()
 
-    def disarm(self) -> None:
-        self._start, self.at = None, NEVER
+    def disarm(self, owner: object = None) -> None:
+        """Disarm `owner`'s start; `ALL` (a fit's end): every one."""
+        if owner is ALL:
+            self._armed.clear()
+        else:
+            self._armed.pop(owner, None)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.at = min((at for at, _start in self._armed.values()), default=NEVER)
 
 
+ALL = object()
 STEPS = StepAnchor()

@@ -13,7 +13,7 @@ import itertools
 import time
 from typing import TYPE_CHECKING, Any
 
-from epochwatch.explain.anchor import STEPS
+from epochwatch.explain.anchor import ALL, STEPS
 from epochwatch.integrations import input_wait
 from epochwatch.integrations.batch_clocks import BatchClocks
 from epochwatch.integrations.footprint import hook_bytes
@@ -138,7 +138,7 @@ class FitWatch:
     def fit_finished(self, exc: BaseException | None) -> None:
         recorder = self.recorder
         STEPS.active = False
-        STEPS.disarm()
+        STEPS.disarm(ALL)
         self._batch_clocks.unwrap()
         # The bound arguments hold the fit's arrays and its callback list, which holds this
         # watch: a reference cycle that kept every fit's x and y alive until a full garbage
