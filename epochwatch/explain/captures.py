@@ -3,9 +3,10 @@
 Stack sampling says "inside the compiled step" and stops there: Python frames cannot see
 ops. The framework's profiler can (TF's, or torch.profiler for a torch run, eager torch's
 op-running frames being its step: frames.py), at a price (TF's on CPU slows the steps it
-records by a third or so, torch's by a fifth or so), so a capture is short: from an epoch record for `steps` steps' time (at
-least `min_seconds`, a tenth of an epoch at least, at most `limit`), and at most two a run
-(each taken once more, twice as long, when it held no whole step):
+records by a tenth to a quarter, torch's by a fifth or so), so a capture is short: a few
+whole steps where the loop says its steps, else `steps` steps' time from an epoch record
+(class docstring), and at most two a run (each taken once more, twice as long, when it
+held no whole step), each paid for before the next begins (below):
 
 - a baseline, once, early: after the baseline stack window found at least `COMPILED_SHARE`
   of the epoch inside a compiled step (a run without one never pays for it);
@@ -17,39 +18,72 @@ compare; the ops whose time grew most are named, with their share of the time ad
 without a baseline the ops that take most. Captures stay in `<run_id>.profile/`
 (`baseline/` for the first), for TensorBoard's profile plugin (TF) or Perfetto (torch's
 `*.pt.trace.json`): the profiler's `how_to_open`, where it has one, says how.
+
+Paying for a capture: its cost is `SLOWDOWN` of the time it recorded (what the profiler
+adds to the steps it records) and the CPU its stop and read-back took, measured. A capture
+of a few steps is a large share of the epoch it falls in (most of a short epoch, and of a
+run with a step or two an epoch nothing shorter holds a step), so, as a memory window's
+slices are, it is paid for before the next capture begins: until its cost is `budget` of
+the time since it began. A capture and its cool-down are one window, which costs at most
+2% of the time it spans (bench/explain.py --tf-captures measures it).
 """
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from epochwatch.explain.anchor import STEPS, StepAnchor
 from epochwatch.explain.frames import COMPILED
 from epochwatch.explain.stacks import Profile
 
 COMPILED_SHARE = 0.25  # of the baseline window's samples: the run has a compiled step
 NAMED = 5  # ops named
 WAIT_FOR_TRACEMALLOC = 2  # epoch records a stopped capture's read waits for tracemalloc to stop
+# What a capture adds to the steps it records, of their time: TF's profiler on CPU 9-24%
+# (a small MLP's steps in bench/explain.py, a Keras while loop's), torch's 17-30% (a 4.7 ms
+# step 5.5 ms); above both.
+SLOWDOWN = 0.35
+BUDGET = 0.015  # a capture's cost, of the time it and its cool-down span: 2% less what SLOWDOWN misses
 
 
 @dataclass
 class _Capture:
     path: str
-    epoch: int
-    timer: threading.Timer
+    epoch: int  # the epoch record that began it (or armed it, for a step to begin it)
     purpose: str  # "baseline" or "slow"
+    length: float  # its time limit, seconds
+    steps: int | None = None  # the whole steps it records, where the loop says its steps
+    timer: threading.Timer | None = None
+    started: float | None = None  # the clock when it began; None: armed, waiting for its step
+    recorded: float | None = None  # seconds it recorded (clock), once stopped
+    work: float = 0.0  # CPU seconds its stop and read took
     waited: int = 0  # epoch records its read waited (tracemalloc was tracing)
+
+    def cost(self) -> float:
+        """What it cost the run: the recorded steps' slowdown, its stop and its read."""
+        return SLOWDOWN * (self.recorded or 0.0) + self.work
 
 
 class Captures:
     """The profiler's captures of one run. `profiler()` gives the framework's profiler
     (start(dir) -> bool, stop(), op_seconds(dir)) or None; `profile_dir()` where captures go.
-    start() and the epoch records' stop() run on the training thread; the timer's stop()
-    on its own (torch's profiler carries that one out at the training thread's next step)."""
+
+    Where the loop says its steps (a Keras fit, a `hook.epoch()` loop's counted steps:
+    anchor.py), a capture records exactly `steps` whole steps: it begins as the epoch's
+    second step begins (the first also starts the epoch's input) and ends as the step
+    `steps` later begins, both on the training thread. Elsewhere it begins at the epoch
+    record and lasts `steps` steps' time by the epoch before (`min_seconds` at least, a
+    tenth of the epoch at least, `limit` at most). Either way a timer ends it
+    at its time limit (torch's profiler only notes the timer's stop: its training thread
+    stops at its next step, integrations/torch_profile.py), and the next epoch record
+    ends it if nothing has."""
 
     def __init__(
         self,
@@ -58,12 +92,20 @@ class Captures:
         steps: float = 3.0,
         min_seconds: float = 0.2,
         limit: float = 10.0,
+        budget: float = BUDGET,
+        clock: Callable[[], float] = time.perf_counter,
+        anchor: StepAnchor = STEPS,
     ) -> None:
         self._profiler_of = profiler
         self.profiler: Any = None
         self.profile_dir = profile_dir
         self.steps, self.min_seconds, self.limit = steps, min_seconds, limit
-        self._armed: str | None = None
+        self.budget, self._clock, self._anchor = budget, clock, anchor
+        self._lock = threading.Lock()  # a capture's stop: the timer's thread or the training thread
+        self._by_steps = True  # until a capture armed at a step saw no such step
+        self._paid_at = 0.0  # the clock when the last capture's cost is paid: none starts before
+        self.cost_seconds = 0.0  # the captures' cost so far (Capture.cost)
+        self._armed: list[str] = []  # purposes waiting to begin, first first
         self._open: _Capture | None = None
         self._stopped: _Capture | None = None  # stopped, not read yet (tracemalloc was tracing)
         self._done: set[str] = set()
@@ -84,43 +126,93 @@ class Captures:
             self._arm("slow")
 
     def _arm(self, purpose: str) -> None:
-        if purpose in self._done or self.profile_dir is None:
+        if purpose in self._done or purpose in self._armed or self.profile_dir is None:
             return
         self.profiler = self.profiler or self._profiler_of()
         if self.profiler is not None:
-            self._armed = purpose
+            self._armed.append(purpose)
 
     def on_epoch(self, epoch: int, seconds: float, steps: int | None) -> dict[str, Any] | None:
-        """An epoch record: the open capture ends (if its time limit has not ended it), an
-        armed one begins. Returns the explain record's fields of a slow capture that ended."""
+        """An epoch record: the open capture ends (if nothing has ended it), an armed one
+        begins. Returns the explain record's fields of a slow capture that ended."""
         out = self._read(epoch) or self._close(epoch)
         if (
-            self._armed is not None
+            self._armed
             and self._open is None
             and self._stopped is None
             and self.profile_dir is not None
+            and self._clock() >= self._paid_at
         ):
-            purpose, self._armed = self._armed, None
-            self._done.add(purpose)
-            path = self.profile_dir() + ("/baseline" if purpose == "baseline" else "")
-            step = seconds / steps if steps else seconds
-            longer = 2.0 if purpose in self._again else 1.0
-            length = min(self.limit, longer * max(self.min_seconds, 0.1 * seconds, self.steps * step))
-            if self.profiler.start(path):
-                timer = threading.Timer(length, self.profiler.stop)
-                timer.daemon = True
-                timer.name = "epochwatch-explain-profile"
-                timer.start()
-                self._open = _Capture(path, epoch, timer, purpose)
+            self._begin(self._armed.pop(0), epoch, seconds, steps)
         return out
 
+    @property
+    def busy(self) -> bool:
+        """A capture is open, waits to be read, or is not paid for yet."""
+        return self._open is not None or self._stopped is not None or self._clock() < self._paid_at
+
+    def _begin(self, purpose: str, epoch: int, seconds: float, steps: int | None) -> None:
+        assert self.profile_dir is not None
+        self._done.add(purpose)
+        path = self.profile_dir() + ("/baseline" if purpose == "baseline" else "")
+        longer = 2.0 if purpose in self._again else 1.0
+        step = seconds / steps if steps else seconds
+        length = min(self.limit, longer * max(self.min_seconds, 0.1 * seconds, self.steps * step))
+        capture = self._open = _Capture(path, epoch, purpose, length)
+        if self._by_steps and self._anchor.active and steps and steps >= 2:
+            capture.steps, capture.length = math.ceil(longer * self.steps), self.limit
+            self._anchor.arm(1, lambda: self._start(capture), owner=self)
+        else:
+            self._start(capture)
+
+    def _start(self, capture: _Capture) -> None:
+        """On the training thread: at an epoch record, or as the capture's first step begins."""
+        if self._open is not capture:
+            return
+        started = self._clock()
+        if not self.profiler.start(capture.path):
+            self._open = None
+            return
+        capture.started = started
+        timer = threading.Timer(capture.length, self._stop, args=(capture,))
+        timer.daemon = True
+        timer.name = "epochwatch-explain-profile"
+        capture.timer = timer
+        timer.start()
+        if capture.steps is not None:
+            self._anchor.arm(1 + capture.steps, lambda: self._stop(capture), owner=self)
+
+    def _stop(self, capture: _Capture) -> None:
+        """Its steps are done (the training thread), its time is up (the timer's), or the
+        epoch ended (the record's): the profiler stops; what that cost is the capture's."""
+        with self._lock:
+            if self._open is not capture:
+                return  # a timer that outlived its capture: the profiler may hold another
+            if capture.timer is not None:
+                capture.timer.cancel()
+            if capture.started is not None and capture.recorded is None:
+                capture.recorded = self._clock() - capture.started
+        c0 = time.thread_time()
+        self.profiler.stop()  # a second stop does nothing (torch's: stops one only noted)
+        spent = time.thread_time() - c0
+        with self._lock:
+            capture.work += spent
+
     def _close(self, epoch: int) -> dict[str, Any] | None:
-        capture, self._open = self._open, None
+        capture = self._open
         if capture is None:
             return None
-        capture.timer.cancel()
-        self.profiler.stop()
-        self._stopped = capture
+        self._anchor.disarm(self)
+        if capture.started is None:
+            # Armed at a step this epoch did not reach: from now on a capture begins at
+            # the epoch record, this one too (on_epoch begins it next).
+            self._open = None
+            self._by_steps = False
+            self._done.discard(capture.purpose)
+            self._armed.insert(0, capture.purpose)
+            return None
+        self._stop(capture)
+        self._open, self._stopped = None, capture
         return self._read(epoch)
 
     def _read(self, epoch: int) -> dict[str, Any] | None:
@@ -134,12 +226,15 @@ class Captures:
             capture.waited += 1
             return None
         self._stopped = None
+        c0 = time.thread_time()
         seconds = self._seconds(capture.path)
+        capture.work += time.thread_time() - c0
+        self._pay(capture)
         if seconds is None and capture.purpose not in self._again:
             # No step completed inside it (a loaded host made the steps slower than the
             # epoch before said): once more, twice as long, rather than an empty answer.
             self._again.add(capture.purpose)
-            self._armed = capture.purpose
+            self._armed.insert(0, capture.purpose)
             return None
         if capture.purpose == "baseline":
             self._base, self._base_seconds = capture.path, seconds
@@ -150,6 +245,7 @@ class Captures:
             "epoch": epoch,
             "epochs": [capture.epoch + 1],
             "profile_dir": str(Path(capture.path)),
+            "cost_seconds": round(capture.cost(), 6),
             "baseline_profile_dir": self._base,
             "ops": ops,
             "where": [],
@@ -157,6 +253,12 @@ class Captures:
                 ops, self._base is not None, capture.path, self._how_to_open(capture.path)
             ),
         }
+
+    def _pay(self, capture: _Capture) -> None:
+        """No capture begins before this one's cost is `budget` of the time since it began."""
+        cost = capture.cost()
+        self.cost_seconds += cost
+        self._paid_at = (capture.started or self._clock()) + cost / self.budget
 
     def _how_to_open(self, path: str) -> str | None:
         how = getattr(self.profiler, "how_to_open", None)
@@ -166,11 +268,29 @@ class Captures:
         found = self.profiler.op_seconds(path) if path is not None else None
         return found[0] if found else None
 
+    def finish(self, epoch: int) -> dict[str, Any] | None:
+        """The run ends: a capture under way or not read yet is read now, tracemalloc or not
+        (a run that ends soon after its slow steps were captured still gets their ops), and
+        none is taken again. Returns the explain record's fields of a slow capture."""
+        self._armed, self._again = [], {"baseline", "slow"}
+        capture = self._open
+        if capture is not None and (capture.started is None or capture.epoch == epoch):
+            self.close()  # begun (or armed) at the last epoch's record: it holds no step
+            return None
+        for capture in (self._open, self._stopped):
+            if capture is not None:
+                capture.waited = WAIT_FOR_TRACEMALLOC
+        out = self._read(epoch) or self._close(epoch)
+        self.close()
+        return out
+
     def close(self) -> None:
         self._stopped = None
         capture, self._open = self._open, None
-        if capture is not None:
-            capture.timer.cancel()
+        self._anchor.disarm(self)
+        if capture is not None and capture.started is not None:
+            if capture.timer is not None:
+                capture.timer.cancel()
             self.profiler.stop()
 
 

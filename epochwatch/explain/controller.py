@@ -175,7 +175,8 @@ class Explainer:
     def finish(self) -> None:
         """The run ends: a slow window that saw an epoch end says what it saw (a run that
         ends soon after its slowdown was suspected still gets it), a comparison of
-        slices taken is said too (those seen so far); the rest stops unsaid."""
+        slices taken is said too (those seen so far), and so is a profiler capture of slow
+        steps taken or under way; the rest stops unsaid."""
         with self._lock:
             open_ = self._stack
             if open_ is not None and open_.purpose == SLOWDOWN and open_.epochs:
@@ -186,6 +187,10 @@ class Explainer:
                 slices = memory.slicer.stop()
                 if slices and not memory.reported:
                     self._report_memory(memory, slices)
+            if self._epoch_numbers:
+                captured = self._captures.finish(self._epoch_numbers[-1])
+                if captured is not None:
+                    self._write(explains=SLOWDOWN, **captured)
             self.close()
         self._send()
 

@@ -123,13 +123,13 @@ class Repeat(keras.layers.Layer):
 
 class MoreEachEpoch(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
-        reps.assign(1 + 60 * epoch)  # the compiled step does more work every epoch
+        reps.assign(1 + 20 * epoch)  # the compiled step does more work every epoch
 
 x = np.random.rand(512, 256).astype("float32")
 y = x.sum(axis=1, keepdims=True)
 model = keras.Sequential([keras.Input((256,)), Repeat(), keras.layers.Dense(1)])
 model.compile("adam", "mse")
-model.fit(x, y, epochs=12, batch_size=256, verbose=0, callbacks=[MoreEachEpoch()])
+model.fit(x, y, epochs=15, batch_size=32, verbose=0, callbacks=[MoreEachEpoch()])
 """
 
 # A Keras PyDataset whose __getitem__ does more Python work every epoch: on the TF backend it

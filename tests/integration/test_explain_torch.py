@@ -29,8 +29,8 @@ model = torch.nn.Sequential(
     torch.nn.Linear(64, 256), torch.nn.Tanh(), torch.nn.Linear(256, 256), torch.nn.Tanh(), torch.nn.Linear(256, 1)
 )
 opt = torch.optim.SGD(model.parameters(), lr=0.001)
-data = torch.randn(16, 32 * 12, 64)
-for epoch in range(12):
+data = torch.randn(16, 32 * 20, 64)
+for epoch in range(20):  # long enough to pay for a baseline capture before the slow one
     x = data[:, : 32 * (1 + epoch)]  # the sequence grows every epoch
     y = x.sum(dim=2, keepdim=True)
     with hook.epoch(epoch):

@@ -453,6 +453,101 @@ class _Profiler:
         return self._read(path, self.started.count(path))
 
 
+class _Epochs:
+    """A clock that moves only when told: the epochs' time, for a capture's cool-down."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _paced(captures: Any, clock: _Epochs, epoch: int, seconds: float = 1.0) -> Any:
+    """An epoch of `seconds` ends, then its record."""
+    clock.now += seconds
+    return captures.on_epoch(epoch, seconds, 10)
+
+
+def test_a_capture_is_paid_for_before_the_next_begins() -> None:
+    """A capture slows the steps it records (a third or so): of a short epoch, far more than
+    2%. The next capture waits until the last one's cost (0.35 of what it recorded, and its
+    stop's and read's CPU) is 1.5% of the time since it began; the record says the cost."""
+    from epochwatch.explain.captures import SLOWDOWN, Captures
+
+    reads = _Profiler(lambda path, _n: ({"mm (MatMul)": 0.01 if "baseline" in path else 0.03}, 3))
+    clock = _Epochs()
+    captures = Captures(lambda: reads, lambda: "/p", limit=60.0, clock=clock)
+    captures._arm("baseline")
+    assert _paced(captures, clock, 1) is None and captures.busy  # the baseline capture begins
+    assert _paced(captures, clock, 2, 0.2) is None  # stopped and read back
+    assert abs(captures.cost_seconds - SLOWDOWN * 0.2) < 0.01, captures.cost_seconds
+    paid = captures.cost_seconds / 0.015  # seconds after it began: about 4.7
+    captures._arm("slow")
+    waited = 0.2
+    while reads.started == ["/p/baseline"]:
+        assert captures.busy and _paced(captures, clock, 3, 0.5) is None
+        waited += 0.5
+        assert waited < paid + 0.5, (waited, paid)  # nothing else holds it back
+    assert waited >= paid, (waited, paid)  # the slow capture began once it was paid for
+    out = _paced(captures, clock, 4)
+    assert out is not None and out["ops"][0]["op"] == "mm (MatMul)", out
+    assert abs(out["cost_seconds"] - SLOWDOWN * 1.0) < 0.01, out
+    captures.close()
+
+
+class _Logged(_Profiler):
+    def __init__(self, read: Callable[[str, int], Any], log: list[Any]) -> None:
+        super().__init__(read)
+        self.log = log
+
+    def start(self, path: str) -> bool:
+        self.log.append("start")
+        return super().start(path)
+
+    def stop(self) -> None:
+        self.log.append("stop")
+
+
+def test_a_capture_records_whole_steps_where_the_loop_says_them() -> None:
+    """Where the loop says each step's begin (a Keras fit, counted loop steps), a capture
+    records exactly its steps: it begins as the epoch's second step begins and ends as the
+    step three later begins, on the training thread; a memory slice armed on the same
+    anchor still starts at its own step. A loop that stops saying its steps gets a capture
+    from the epoch record instead."""
+    from epochwatch.explain.anchor import StepAnchor
+    from epochwatch.explain.captures import Captures
+
+    log: list[Any] = []
+    reads = _Logged(lambda _path, _n: ({"mm (MatMul)": 0.01}, 3), log)
+    anchor = StepAnchor()
+    anchor.active = True
+    clock = _Epochs()
+    captures = Captures(lambda: reads, lambda: "/p", budget=1.0, clock=clock, anchor=anchor)
+    captures._arm("slow")
+    assert _paced(captures, clock, 1) is None and log == []  # armed for the next epoch's step 1
+    anchor.arm(6, lambda: log.append("slice"))
+    for step in range(8):
+        log.append(step)
+        anchor.begin(step)
+    assert log == [0, 1, "start", 2, 3, 4, "stop", 5, 6, "slice", 7], log
+    first = captures._open
+    out = _paced(captures, clock, 2)
+    assert out is not None and out["epochs"] == [2] and out["ops"][0]["op"] == "mm (MatMul)", out
+    assert log[-1] == "stop"  # the record's stop: a second one does nothing
+    log.clear()
+    captures._done.clear()
+    captures._arm("slow")
+    _paced(captures, clock, 3)  # armed at step 1 again, but the loop says no steps now
+    anchor.active = False
+    assert log == [] and _paced(captures, clock, 4) is None and log == ["start"]  # from the record
+    assert first is not None
+    captures._stop(first)  # the first capture's timer, late: it stops nothing now
+    assert log == ["start"]
+    captures.close()
+    assert log == ["start", "stop"] and anchor.at == sys.maxsize
+
+
 def test_a_capture_that_held_no_whole_step_is_taken_again_twice_as_long() -> None:
     """On a loaded host a step can outlast a capture sized from the epoch before: no op time
     to read. The capture is taken once more, twice as long, instead of an empty answer."""
@@ -460,15 +555,16 @@ def test_a_capture_that_held_no_whole_step_is_taken_again_twice_as_long() -> Non
 
     read = {"/p/baseline#1": ({"while (While)": 0.01}, 3), "/p#2": ({"while (While)": 0.05}, 3)}
     reads = _Profiler(lambda path, n: read.get(f"{path}#{n}"))
-    captures = Captures(lambda: reads, lambda: "/p", limit=60.0)
+    clock = _Epochs()  # the cool-down within the epoch: not what this tests
+    captures = Captures(lambda: reads, lambda: "/p", limit=60.0, budget=1.0, clock=clock)
     captures._arm("baseline")
-    assert captures.on_epoch(1, 1.0, 10) is None  # the baseline capture begins
-    assert captures.on_epoch(2, 1.0, 10) is None and captures._open is None  # read back, kept
+    assert _paced(captures, clock, 1, 1.0) is None  # the baseline capture begins
+    assert _paced(captures, clock, 2, 1.0) is None and captures._open is None  # read back, kept
     captures._arm("slow")
-    assert captures.on_epoch(5, 3.0, 10) is None  # the slow capture begins
-    assert captures.on_epoch(6, 3.0, 10) is None  # it held no whole step: again, at once
+    assert _paced(captures, clock, 5, 3.0) is None  # the slow capture begins
+    assert _paced(captures, clock, 6, 3.0) is None  # it held no whole step: again, at once
     assert reads.started == ["/p/baseline", "/p", "/p"]
-    out = captures.on_epoch(7, 3.0, 10)
+    out = _paced(captures, clock, 7, 3.0)
     assert out is not None and out["ops"][0]["op"] == "while (While)", out
     assert abs(out["ops"][0]["added_seconds_per_step"] - 0.04) < 1e-9
     captures.close()
@@ -481,27 +577,28 @@ def test_a_capture_is_read_after_a_tracemalloc_slice_not_under_it() -> None:
     from epochwatch.explain.captures import Captures
 
     reads = _Profiler(lambda _path, _n: ({"aten::mm (CPU)": 0.01 * reads.reads}, 3))
-    captures = Captures(lambda: reads, lambda: "/p", limit=60.0)
+    clock = _Epochs()  # the cool-down within the epoch: not what this tests
+    captures = Captures(lambda: reads, lambda: "/p", limit=60.0, budget=1.0, clock=clock)
     captures._arm("baseline")
-    assert captures.on_epoch(1, 1.0, 10) is None and reads.started == ["/p/baseline"]
+    assert _paced(captures, clock, 1, 1.0) is None and reads.started == ["/p/baseline"]
     captures._arm("slow")
     tracemalloc.start()
     try:
-        assert captures.on_epoch(2, 1.0, 10) is None and reads.reads == 0  # stopped, not read
+        assert _paced(captures, clock, 2, 1.0) is None and reads.reads == 0  # stopped, not read
         assert reads.started == ["/p/baseline"]  # the slow capture waits for the read
     finally:
         tracemalloc.stop()
-    assert captures.on_epoch(3, 1.0, 10) is None and reads.reads == 1  # read: the baseline
+    assert _paced(captures, clock, 3, 1.0) is None and reads.reads == 1  # read: the baseline
     assert reads.started == ["/p/baseline", "/p"]
-    out = captures.on_epoch(4, 1.0, 10)
+    out = _paced(captures, clock, 4, 1.0)
     assert out is not None and out["ops"][0]["op"] == "aten::mm (CPU)" and out["epochs"] == [4], out
     tracemalloc.start()
     try:  # a script that traces all along: the read waits two records at most
         captures._done.clear()
         captures._arm("slow")
-        captures.on_epoch(5, 1.0, 10)
-        assert [captures.on_epoch(n, 1.0, 10) is None for n in (6, 7)] == [True, True] and reads.reads == 2
-        assert captures.on_epoch(8, 1.0, 10) is not None and reads.reads == 3
+        _paced(captures, clock, 5, 1.0)
+        assert [_paced(captures, clock, n, 1.0) is None for n in (6, 7)] == [True, True] and reads.reads == 2
+        assert _paced(captures, clock, 8, 1.0) is not None and reads.reads == 3
     finally:
         tracemalloc.stop()
     captures.close()
