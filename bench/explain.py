@@ -436,13 +436,18 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only the memory window's cost on a real TensorFlow custom loop (needs tensorflow)",
     )
+    p.add_argument(
+        "--tf-captures",
+        action="store_true",
+        help="only the profiler capture's cost on a real TensorFlow custom loop (needs tensorflow)",
+    )
     args = p.parse_args(argv)
     # One BLAS thread (numpy is first imported below): spinning BLAS workers on a small,
     # shared machine would slow the planted Python work and blur what is measured.
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
-    if args.tf_loop:
-        return _tf_loop_costs(args.memory_pairs)
+    if args.tf_loop or args.tf_captures:
+        return _tf_loop_costs(args.memory_pairs, memory=not args.tf_captures)
     rng = random.Random(args.seed)
     kinds = (
         "slow_callback",
@@ -487,55 +492,81 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if ok_all else 1
 
 
-def _capture_cost(steps: int, reps: int, pairs: int, epochs: int = 4) -> str:
-    """One TF profiler capture (explain/captures.py with integrations/tf_profile.py, as the
-    Explainer takes it: from an epoch record, its timer, read back at a later record) in a
-    block of `epochs` epochs against a plain block, interleaved: the median extra process
-    CPU, as a share of the block and in seconds (what a run pays once or twice)."""
+def _capture_cost(steps: int, reps: int, pairs: int, counted: bool) -> str:
+    """One TF profiler capture as the Explainer takes it (explain/captures.py with
+    integrations/tf_profile.py): armed at an epoch record, begun at a step (`counted`: the
+    loop says its steps, as a Keras fit does) or at the record, ended after its steps or
+    its time, read back at the next record. Measured: the extra process CPU of an epoch
+    with a capture and the record that reads it, against two plain epochs (interleaved
+    pairs, the median and the spread), beside the cost the Explainer reckons for it. The
+    capture's window lasts until that reckoned cost is paid (the next capture may begin):
+    the measured extra CPU over the CPU of the epochs the window spans is its share, the
+    2% target's measure."""
     from epochwatch.explain.captures import Captures
     from epochwatch.integrations.tf_profile import TFProfiler
 
-    work = _tf_workload(steps, reps, StepAnchor())
+    anchor = StepAnchor()
+    work = _tf_workload(steps, reps, anchor)
+    walls = []
     for _ in range(3):
+        t0 = time.perf_counter()
         work()
+        walls.append(time.perf_counter() - t0)
+    seconds = statistics.median(walls)
 
-    def block(capture: bool, root: str) -> float:
-        captures = Captures(TFProfiler, lambda: root) if capture else None
-        if captures is not None:
-            captures._arm("slow")  # as a slow stack window that found the time in the step
+    def captured(root: str) -> tuple[float, float, float]:
+        """(process CPU, the reckoned cost, seconds from its record until it is paid)."""
+        captures = Captures(TFProfiler, lambda: root, anchor=anchor)
+        captures._arm("slow")  # as a slow stack window that found the time in the step
+        anchor.active = counted
         cpu0, t0 = time.process_time(), time.perf_counter()
-        for epoch in range(epochs):
-            if captures is not None:
-                captures.on_epoch(epoch, time.perf_counter() - t0, steps)
-            t0 = time.perf_counter()
-            work()
-        if captures is not None:
-            captures.on_epoch(epochs, time.perf_counter() - t0, steps)
-            captures.close()
+        captures.on_epoch(0, seconds, steps)
+        work()
+        captures.on_epoch(1, time.perf_counter() - t0, steps)
+        cpu = time.process_time() - cpu0
+        anchor.active = False
+        captures.close()
+        return cpu, captures.cost_seconds, captures._paid_at - t0
+
+    def plain() -> float:
+        cpu0 = time.process_time()
+        work()
         return time.process_time() - cpu0
 
-    extra, shares = [], []
+    extra, reckoned, spans, plain_cpu = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
+        captured(f"{tmp}/warm")
         for i in range(pairs):
-            root = f"{tmp}/{i}"
             if i % 2:
-                on, off = block(True, root), block(False, root)
+                on, cost, paid = captured(f"{tmp}/{i}")
+                off = plain()
             else:
-                off, on = block(False, root), block(True, root)
-            extra.append(on - off)
-            shares.append(on / off - 1)
+                off = plain()
+                on, cost, paid = captured(f"{tmp}/{i}")
+            extra.append(on - off)  # the capture's epoch, and the records that began and read it
+            reckoned.append(cost)
+            spans.append(paid)
+            plain_cpu.append(off)
+    per_second = statistics.median(plain_cpu) / seconds  # process CPU per second of training
+    span = statistics.median(spans)
+    share = statistics.median(extra) / (per_second * span)
     return (
-        f"+{statistics.median(extra):.3f} s of CPU ({min(extra):+.3f}..{max(extra):+.3f}), "
-        f"{statistics.median(shares):+.1%} of a {epochs}-epoch block ({min(shares):+.1%}..{max(shares):+.1%})"
+        f"measured {statistics.median(extra):+.4f} s of CPU ({min(extra):+.4f}..{max(extra):+.4f}), "
+        f"reckoned {statistics.median(reckoned):.4f} s; the window spans {span:.1f} s "
+        f"({span / seconds:.0f} epochs): measured {share:.2%} of it"
     )
 
 
-def _tf_loop_costs(pairs: int) -> int:
-    """The memory window and a profiler capture on a real TensorFlow custom loop."""
+def _tf_loop_costs(pairs: int, memory: bool = True) -> int:
+    """A profiler capture and (`memory`) the memory window on a real TensorFlow custom loop."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     print(f"a TF profiler capture on a real TF custom loop (median over {pairs} interleaved pairs)")
     for label, steps, reps in (("~0.1 s epochs", 50, 2), ("~0.25 s epochs", 80, 3)):
-        print(f"{label}  {_capture_cost(steps, reps, pairs)}")
+        for counted in (True, False):
+            how = "steps" if counted else "timed"
+            print(f"{label}, {how:<6} {_capture_cost(steps, reps, pairs, counted)}")
+    if not memory:
+        return 0
     print(f"tracemalloc on a real TF custom loop (median over {pairs} interleaved pairs; target <= 2%)")
     for label, steps, reps in (("~0.1 s epochs", 50, 2), ("~0.25 s epochs", 80, 3)):
         for counted in (True, False):
