@@ -20,12 +20,17 @@ NEVER = sys.maxsize
 
 class StepAnchor:
     """One per process (the hook follows one training thread). Each owner (a slicer, the
-    captures) has at most one start armed; `at` is the earliest batch any waits for."""
+    captures) has at most one start armed; `at` is the earliest batch any waits for. A
+    start armed for this loop only (a slice at this epoch's last steps) is disarmed when the
+    loop ends; one that wants the next such step of any loop (a capture: the next fit's
+    second step, in a loop of fits) stays."""
 
     def __init__(self) -> None:
         self.at = NEVER  # the batch index whose begin starts the next armed part
         self.active = False  # a loop that fires it is running (a Keras fit, counted loop steps)
-        self._armed: dict[object, tuple[int, Callable[[], None]]] = {}
+        self._armed: dict[
+            object, tuple[int, Callable[[], None], bool]
+        ] = {}  # owner: (at, start, this loop only)
 
     def begin(self, batch: int) -> None:
         if batch >= self.at:
@@ -33,7 +38,7 @@ class StepAnchor:
 
     def fire(self) -> None:
         """Batch `at` begins: what waits for it starts (a later batch's start stays armed)."""
-        due = [key for key, (at, _start) in self._armed.items() if at <= self.at]
+        due = [key for key, (at, _start, _loop) in self._armed.items() if at <= self.at]
         starts = [self._armed.pop(key)[1] for key in due]
         self._reset()
         for start in starts:
@@ -42,21 +47,21 @@ class StepAnchor:
             except Exception:  # never into the training loop; the part is a miss
                 continue
 
-    def arm(self, at: int, start: Callable[[], None], owner: object = None) -> None:
-        self._armed[owner] = (at, start)
+    def arm(self, at: int, start: Callable[[], None], owner: object = None, this_loop: bool = True) -> None:
+        self._armed[owner] = (at, start, this_loop)
         self._reset()
 
     def disarm(self, owner: object = None) -> None:
-        """Disarm `owner`'s start; `ALL` (a fit's end): every one."""
-        if owner is ALL:
-            self._armed.clear()
-        else:
-            self._armed.pop(owner, None)
+        self._armed.pop(owner, None)
+        self._reset()
+
+    def loop_ended(self) -> None:
+        """A fit ended: the starts armed for its steps only go."""
+        self._armed = {key: armed for key, armed in self._armed.items() if not armed[2]}
         self._reset()
 
     def _reset(self) -> None:
-        self.at = min((at for at, _start in self._armed.values()), default=NEVER)
+        self.at = min((armed[0] for armed in self._armed.values()), default=NEVER)
 
 
-ALL = object()
 STEPS = StepAnchor()

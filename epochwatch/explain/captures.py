@@ -161,7 +161,7 @@ class Captures:
         capture = self._open = _Capture(path, epoch, purpose, length)
         if self._by_steps and self._anchor.active and steps and steps >= 2:
             capture.steps, capture.length = math.ceil(longer * self.steps), self.limit
-            self._anchor.arm(1, lambda: self._start(capture), owner=self)
+            self._anchor.arm(1, lambda: self._start(capture), owner=self, this_loop=False)
         else:
             self._start(capture)
 

@@ -13,7 +13,7 @@ import itertools
 import time
 from typing import TYPE_CHECKING, Any
 
-from epochwatch.explain.anchor import ALL, STEPS
+from epochwatch.explain.anchor import STEPS
 from epochwatch.integrations import input_wait
 from epochwatch.integrations.batch_clocks import BatchClocks
 from epochwatch.integrations.footprint import hook_bytes
@@ -138,7 +138,7 @@ class FitWatch:
     def fit_finished(self, exc: BaseException | None) -> None:
         recorder = self.recorder
         STEPS.active = False
-        STEPS.disarm(ALL)
+        STEPS.loop_ended()
         self._batch_clocks.unwrap()
         # The bound arguments hold the fit's arrays and its callback list, which holds this
         # watch: a reference cycle that kept every fit's x and y alive until a full garbage
@@ -194,7 +194,7 @@ class FitWatch:
         now = time.perf_counter()
         starts = self.step_starts
         starts.append(now)
-        if batch >= STEPS.at:  # an armed memory slice starts (explain/anchor.py)
+        if batch >= STEPS.at:  # an armed memory slice or profiler capture starts (explain/anchor.py)
             STEPS.fire()
         if now >= self._clock.due:  # a sub-epoch interval is due (a few times per epoch at most)
             self.recorder.interval(starts, now)

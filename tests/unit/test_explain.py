@@ -526,6 +526,9 @@ def test_a_capture_records_whole_steps_where_the_loop_says_them() -> None:
     captures = Captures(lambda: reads, lambda: "/p", budget=1.0, clock=clock, anchor=anchor)
     captures._arm("slow")
     assert _paced(captures, clock, 1) is None and log == []  # armed for the next epoch's step 1
+    anchor.arm(3, lambda: log.append("the last fit's slice"))
+    anchor.loop_ended()  # a fit ends: its slice goes; the capture waits for the next fit's step
+    assert anchor.at == 1
     anchor.arm(6, lambda: log.append("slice"))
     for step in range(8):
         log.append(step)
