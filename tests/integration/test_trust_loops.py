@@ -8,6 +8,8 @@ hook wrote while the run went equals what `report` finds on the same trace.
 
 from __future__ import annotations
 
+import itertools
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +147,13 @@ def test_sixty_fits_on_fresh_large_arrays_leave_nothing_behind(tmp_path: Path) -
     ends = of_type(records, "fit_end")
     assert len(ends) == 60
     # The hook kept each fit's x and y until a full collection once (6 MiB per fit, 300 MiB
-    # over these 50 fits); a plain run grows 0.03-0.3 MiB per fit here: at most 0.5 on average.
-    assert ends[-1]["rss_bytes"] - ends[9]["rss_bytes"] < 25 * 2**20, [e["rss_bytes"] for e in ends]
+    # over these 50 fits); a plain run grows 0.03-0.3 MiB per fit here: at most 0.5 a fit,
+    # by the median of the fits' pairwise slopes. Not end against start: a profiler capture
+    # (a load-made slow window found the time in the compiled step) once left RSS 22 MiB
+    # higher from that fit on, the allocator's, not a fit's (the clean-clone suite, Dec 6).
+    rss = [e["rss_bytes"] / 2**20 for e in ends[9:]]
+    per_fit = statistics.median(
+        (b - a) / (j - i) for (i, a), (j, b) in itertools.combinations(enumerate(rss), 2)
+    )
+    assert per_fit < 0.5 and rss[-1] - rss[0] < 50, [round(r) for r in rss]
     assert 0 < ends[-1]["hook_bytes"] < 8 * 2**20  # what the hook holds, bounded
