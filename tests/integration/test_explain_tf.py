@@ -143,7 +143,9 @@ class Batches(keras.utils.PyDataset):
         return 16
     def __getitem__(self, i):
         total = 0
-        for j in range(30_000 * Batches.epoch):  # PLANTED: more work every epoch
+        # PLANTED: more work every epoch (30,000 a step left the slowdown near a loaded
+        # host's noise: found at the last epoch, or in 2 of 5 loaded runs not at all)
+        for j in range(60_000 * Batches.epoch):
             total += j * j
         return x[i * 16:(i + 1) * 16], y[i * 16:(i + 1) * 16]
     def on_epoch_end(self):
