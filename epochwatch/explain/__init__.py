@@ -49,7 +49,7 @@ def attach(
         return made[0]
 
     def on_record(rec: dict[str, Any]) -> None:
-        if made or rec.get("type") in ("epoch", "finding", "finding_update"):
+        if made or rec.get("type") in ("epoch", "finding", "finding_update", "fit_start"):
             explainer().on_record(rec)
 
     def on_finish() -> None:

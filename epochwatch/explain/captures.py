@@ -51,6 +51,9 @@ WAIT_FOR_TRACEMALLOC = 2  # epoch records a stopped capture's read waits for tra
 # step 5.5 ms); above both.
 SLOWDOWN = 0.35
 BUDGET = 0.015  # a capture's cost, of the time it and its cool-down span: 2% less what SLOWDOWN misses
+# A capture's cost before it is measured, of the time it will record: SLOWDOWN and TF's stop
+# (0.18 s of CPU for 0.68 s of a while loop's steps: 70,000 events to convert).
+EXPECTED = 0.6
 
 
 @dataclass
@@ -132,9 +135,12 @@ class Captures:
         if self.profiler is not None:
             self._armed.append(purpose)
 
-    def on_epoch(self, epoch: int, seconds: float, steps: int | None) -> dict[str, Any] | None:
+    def on_epoch(
+        self, epoch: int, seconds: float, steps: int | None, remaining: float | None = None
+    ) -> dict[str, Any] | None:
         """An epoch record: the open capture ends (if nothing has ended it), an armed one
-        begins. Returns the explain record's fields of a slow capture that ended."""
+        begins. `remaining`: the seconds a fit plans still to run, where it says. Returns
+        the explain record's fields of a slow capture that ended."""
         out = self._read(epoch) or self._close(epoch)
         if (
             self._armed
@@ -143,7 +149,7 @@ class Captures:
             and self.profile_dir is not None
             and self._clock() >= self._paid_at
         ):
-            self._begin(self._armed.pop(0), epoch, seconds, steps)
+            self._begin(self._armed.pop(0), epoch, seconds, steps, remaining)
         return out
 
     @property
@@ -151,15 +157,24 @@ class Captures:
         """A capture is open, waits to be read, or is not paid for yet."""
         return self._open is not None or self._stopped is not None or self._clock() < self._paid_at
 
-    def _begin(self, purpose: str, epoch: int, seconds: float, steps: int | None) -> None:
+    def _begin(
+        self, purpose: str, epoch: int, seconds: float, steps: int | None, remaining: float | None
+    ) -> None:
         assert self.profile_dir is not None
         self._done.add(purpose)
         path = self.profile_dir() + ("/baseline" if purpose == "baseline" else "")
         longer = 2.0 if purpose in self._again else 1.0
         step = seconds / steps if steps else seconds
         length = min(self.limit, longer * max(self.min_seconds, 0.1 * seconds, self.steps * step))
+        by_steps = bool(self._by_steps and self._anchor.active and steps and steps >= 2)
+        if purpose == "baseline" and remaining is not None:
+            # A fit too short to pay for a baseline and still take a slow capture keeps
+            # its budget for the slow one (which then names the ops that take most time).
+            recorded = min(self.steps, (steps or 2) - 1) * step if by_steps else length
+            if remaining < EXPECTED * recorded / self.budget + 2 * seconds:
+                return
         capture = self._open = _Capture(path, epoch, purpose, length)
-        if self._by_steps and self._anchor.active and steps and steps >= 2:
+        if by_steps:
             capture.steps, capture.length = math.ceil(longer * self.steps), self.limit
             self._anchor.arm(1, lambda: self._start(capture), owner=self, this_loop=False)
         else:

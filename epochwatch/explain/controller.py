@@ -138,6 +138,7 @@ class Explainer:
         self._slow_explained_at = 0.0  # epoch seconds when a slowdown was last explained
         self._thread: int | None = None
         self._traced_positions: set[int] = set()  # epochs slowed by tracemalloc: no slowdown trigger
+        self._planned: int | None = None  # the epochs the current fit plans (fit_start), if more than one
         self._captures = Captures(self._profiler_of, self.profile_dir, limit=self.limits.profile_seconds)
         self._gpu = GpuWindows(self._cuda_history_of)
 
@@ -163,6 +164,10 @@ class Explainer:
         elif kind in ("finding", "finding_update"):
             with self._lock:
                 self._on_finding(rec)
+        elif kind == "fit_start":
+            with self._lock:
+                epochs = rec.get("epochs")  # planned: a fit of several says how long the run goes on
+                self._planned = epochs if isinstance(epochs, int) and epochs > 1 else None
         elif kind == "run_start":
             with self._lock:
                 self.close()
@@ -241,7 +246,7 @@ class Explainer:
             (_num(callbacks.get("seconds")) or 0.0) if isinstance(callbacks, dict) else 0.0
         )
         self._step_memory()
-        captured = self._captures.on_epoch(epoch, seconds, self._steps)
+        captured = self._captures.on_epoch(epoch, seconds, self._steps, self._remaining(epoch))
         if captured is not None:
             self._write(explains=SLOWDOWN, **captured)
         gpu = self._gpu.on_epoch(epoch, rec)
@@ -250,6 +255,13 @@ class Explainer:
         self._suspect()
         self._open(epoch)
         self.charge(time.perf_counter() - t0)
+
+    def _remaining(self, epoch: int) -> float | None:
+        """Seconds the fit has still to run by its plan at the last epochs' pace, or None
+        where no plan says (a custom loop, a loop of one-epoch fits)."""
+        if self._planned is None:
+            return None
+        return max(0, self._planned - epoch - 1) * statistics.median(self._seconds[-3:])
 
     # -- stack windows ---------------------------------------------------------------------
 

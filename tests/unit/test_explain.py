@@ -551,6 +551,30 @@ def test_a_capture_records_whole_steps_where_the_loop_says_them() -> None:
     assert log == ["start", "stop"] and anchor.at == sys.maxsize
 
 
+def test_a_fit_too_short_to_pay_for_a_baseline_capture_keeps_its_budget_for_the_slow_one() -> None:
+    """A 12-epoch fit of two 0.25 s steps an epoch: a baseline capture would cost about a
+    third of a second, 20 s of cool-down, longer than the fit has left; then no slow capture
+    could come. The baseline is not taken and the slow capture is, at once; where no plan
+    says how long the run goes on (a custom loop), the baseline is taken."""
+    from epochwatch.explain.captures import Captures
+
+    reads = _Profiler(lambda _path, _n: ({"while (While)": 0.2}, 1))
+    clock = _Epochs()
+    captures = Captures(lambda: reads, lambda: "/p", clock=clock)
+    captures._arm("baseline")
+    clock.now += 0.5
+    assert captures.on_epoch(3, 0.5, 2, remaining=8 * 0.5) is None and reads.started == []
+    captures._arm("slow")
+    assert _paced(captures, clock, 4, 0.5) is None and reads.started == ["/p"]
+    out = _paced(captures, clock, 5, 0.5)
+    assert out is not None and out["baseline_profile_dir"] is None and "taking most time" in out["summary"]
+    captures.close()
+    unplanned = Captures(lambda: reads, lambda: "/q", clock=clock)
+    unplanned._arm("baseline")
+    assert unplanned.on_epoch(3, 0.5, 2, remaining=None) is None and reads.started[-1] == "/q/baseline"
+    unplanned.close()
+
+
 def test_a_capture_that_held_no_whole_step_is_taken_again_twice_as_long() -> None:
     """On a loaded host a step can outlast a capture sized from the epoch before: no op time
     to read. The capture is taken once more, twice as long, instead of an empty answer."""
