@@ -144,7 +144,7 @@ class Batches(keras.utils.PyDataset):
     def __getitem__(self, i):
         total = 0
         # PLANTED: more work every epoch (30,000 a step left the slowdown near a loaded
-        # host's noise: found at the last epoch, or in 2 of 5 loaded runs not at all)
+        # host's noise: found at the last epoch, or in 2 of 3 loaded runs not at all)
         for j in range(60_000 * Batches.epoch):
             total += j * j
         return x[i * 16:(i + 1) * 16], y[i * 16:(i + 1) * 16]
