@@ -20,6 +20,13 @@ COMPILED = {TENSORFLOW: "tf.function", TORCH: "torch.compile'd function", JAX: "
 # How a leak's fix says where to look, until the hook's look inside named the code itself.
 TRACEMALLOC = "tracemalloc snapshots two epochs apart show where"
 NAMED = "start with the code the look inside named (where)"
+# Every framework's slowdown advice begins so (a clause up to its first ";").
+PROFILE_IT = "compare a slow epoch with an early one in a profile"
+PROFILED = (
+    "the slow steps' profile is saved (where), beside an early one when it was taken: find what "
+    "makes the ops named there do more work each epoch (an input, a sequence or a kept tensor that "
+    "grows, a loop's trip count) and keep it fixed"
+)
 
 # (topic, framework) -> advice. Topics are finding kinds, or `kind:detail` where a kind's
 # advice has several parts (retrace causes).
@@ -174,11 +181,17 @@ def framework(start: Mapping[str, Any] | None) -> str:
 
 def after_look_inside(findings: list[dict[str, Any]]) -> None:
     """A fix never sends the user to find what the look inside already found: a finding
-    dict whose `where` names code (analysis/explained.py) gets NAMED for TRACEMALLOC."""
+    dict whose `where` names code (analysis/explained.py) gets NAMED for TRACEMALLOC, and
+    one whose slow steps were profiled gets PROFILED for "make a profile"."""
     for f in findings:
         where = f.get("where")
-        if isinstance(where, Mapping) and where.get("places") and TRACEMALLOC in str(f.get("hint")):
-            f["hint"] = str(f["hint"]).replace(TRACEMALLOC, NAMED)
+        if not isinstance(where, Mapping):
+            continue
+        said = str(f.get("hint"))
+        if where.get("places") and TRACEMALLOC in said:
+            f["hint"] = said.replace(TRACEMALLOC, NAMED)
+        elif where.get("profile_dir") and said.startswith(PROFILE_IT):
+            f["hint"] = PROFILED + said[said.find(";") :] if ";" in said else PROFILED
 
 
 def hint(topic: str, fw: str, default: str, **fields: str) -> str:

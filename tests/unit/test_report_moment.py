@@ -94,6 +94,23 @@ def test_a_fix_does_not_send_the_user_to_find_what_the_look_inside_named(tmp_pat
     assert frameworks.TRACEMALLOC not in after["hint"] and frameworks.NAMED in after["hint"]
 
 
+def test_a_fix_does_not_ask_for_the_profile_the_look_inside_saved(tmp_path: Path) -> None:
+    def make(i: int) -> dict[str, Any]:
+        return {"seconds": 1.0 + 0.1 * i}
+
+    records = syn.trace(30, make, run_id="profiled")
+    capture = {"type": "explain", "run_id": "profiled", "explains": "slowdown", "method": "profiler"}
+    ops = [{"op": "while/matmul (MatMul)", "share": 0.8, "seconds_per_step": 0.2}]
+    records.insert(-1, {**capture, "where": [], "profile_dir": "/t/run.profile", "ops": ops, "summary": "s"})
+    plain = summarize(analyze_file(syn.write(tmp_path / "plain.jsonl", syn.trace(30, make, run_id="p"))))
+    profiled = summarize(analyze_file(syn.write(tmp_path / "profiled.jsonl", records)))
+    (before,) = (f for f in plain["findings"] if f["kind"] == "slowdown")
+    (after,) = (f for f in profiled["findings"] if f["kind"] == "slowdown")
+    assert before["hint"].startswith(frameworks.PROFILE_IT), before["hint"]
+    assert after["where"]["profile_dir"] == "/t/run.profile" and after["where"]["ops"] == ops
+    assert after["hint"].startswith(frameworks.PROFILED) and "usual causes" in after["hint"], after["hint"]
+
+
 def test_a_finding_on_one_fit_of_several_names_the_fit() -> None:
     from epochwatch.report.headline import moment
 
