@@ -151,7 +151,7 @@ class Batches(keras.utils.PyDataset):
     def on_epoch_end(self):
         Batches.epoch += 1
 
-model.fit(Batches(), epochs=12, verbose=0)
+model.fit(Batches(), epochs=16, verbose=0)  # 12 left no trend under load in 1 of 3 clean-clone suites
 """
 )
 
