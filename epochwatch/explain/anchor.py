@@ -28,9 +28,8 @@ class StepAnchor:
     def __init__(self) -> None:
         self.at = NEVER  # the batch index whose begin starts the next armed part
         self.active = False  # a loop that fires it is running (a Keras fit, counted loop steps)
-        self._armed: dict[
-            object, tuple[int, Callable[[], None], bool]
-        ] = {}  # owner: (at, start, this loop only)
+        # owner: (the batch whose begin starts it, the start, armed for this loop only)
+        self._armed: dict[object, tuple[int, Callable[[], None], bool]] = {}
 
     def begin(self, batch: int) -> None:
         if batch >= self.at:
