@@ -20,7 +20,7 @@ COMPILED = {TENSORFLOW: "tf.function", TORCH: "torch.compile'd function", JAX: "
 # How a leak's fix says where to look, until the hook's look inside named the code itself.
 TRACEMALLOC = "tracemalloc snapshots two epochs apart show where"
 NAMED = "start with the code the look inside named (where)"
-# Every framework's slowdown advice begins so (a clause up to its first ";").
+# Every framework's slowdown advice begins so (a clause up to its first ";"): built from it.
 PROFILE_IT = "compare a slow epoch with an early one in a profile"
 PROFILED = (
     "the slow steps' profile is saved (where), beside an early one when it was taken: find what "
@@ -99,13 +99,13 @@ _HINTS: dict[tuple[str, str], str] = {
         "and dtypes fixed; jax.config.update('jax_explain_cache_misses', True) prints each reason"
     ),
     ("slowdown", TORCH): (
-        "compare a slow epoch with an early one in a profile (torch.profiler.profile around a few "
+        f"{PROFILE_IT} (torch.profiler.profile around a few "
         "steps of each; py-spy dump --pid <pid> for the Python side); usual causes are Python-side "
         "state that grows every epoch (losses or outputs kept as tensors, metrics kept forever), a "
         "dataset or cache that grows, or hooks and callbacks doing more work each epoch"
     ),
     ("slowdown", JAX): (
-        "compare a slow epoch with an early one in a profile (jax.profiler.trace around a few steps "
+        f"{PROFILE_IT} (jax.profiler.trace around a few steps "
         "of each; py-spy dump --pid <pid> for the Python side); usual causes are Python-side state that "
         "grows every epoch (outputs kept as arrays, metrics kept forever), functions jitted anew, or "
         "callbacks doing more work each epoch"

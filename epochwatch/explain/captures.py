@@ -292,9 +292,9 @@ class Captures:
         if capture is not None and (capture.started is None or capture.epoch == epoch):
             self.close()  # begun (or armed) at the last epoch's record: it holds no step
             return None
-        for capture in (self._open, self._stopped):
-            if capture is not None:
-                capture.waited = WAIT_FOR_TRACEMALLOC
+        for waiting in (self._open, self._stopped):
+            if waiting is not None:
+                waiting.waited = WAIT_FOR_TRACEMALLOC
         out = self._read(epoch) or self._close(epoch)
         self.close()
         return out

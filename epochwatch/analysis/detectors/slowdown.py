@@ -86,7 +86,7 @@ _WAITING_HINT = (
     "constant (bounded queues, uploads in the background, timeouts)"
 )
 _DEFAULT_HINT = (
-    "compare a slow epoch with an early one in a profile (keras.callbacks.TensorBoard(profile_batch=(10, 20)) "
+    f"{frameworks.PROFILE_IT} (keras.callbacks.TensorBoard(profile_batch=(10, 20)) "
     "or tf.profiler); usual causes are Python-side state that grows every epoch (lists of outputs, "
     "metrics kept forever), a growing tf.data cache, or callbacks doing more work each epoch"
 )
