@@ -108,7 +108,7 @@ def _op_seconds(logdir: str) -> tuple[dict[str, float], int] | None:
     for plane in planes:
         # Each event name is matched once, not once per event: most of a capture's events
         # are the executor's and the thread pools' own (67,000 of 71,000 in a 2 MB capture
-        # of the test's while loop, whose read took 0.16 s matching each event, 0.04 s now).
+        # of the test's while loop, whose read took 0.16 s matching each event, 0.05 s now).
         op_names: dict[int, str] = {}
         call_names: dict[int, str] = {}
         for i, m in plane.event_metadata.items():
