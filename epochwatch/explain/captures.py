@@ -136,10 +136,10 @@ class Captures:
             self._armed.append(purpose)
 
     def on_epoch(
-        self, epoch: int, seconds: float, steps: int | None, remaining: float | None = None
+        self, epoch: int, seconds: float, steps: int | None, epochs_left: int | None = None
     ) -> dict[str, Any] | None:
         """An epoch record: the open capture ends (if nothing has ended it), an armed one
-        begins. `remaining`: the seconds a fit plans still to run, where it says. Returns
+        begins. `epochs_left`: the epochs a fit plans still to run, where it says. Returns
         the explain record's fields of a slow capture that ended."""
         out = self._read(epoch) or self._close(epoch)
         if (
@@ -149,7 +149,7 @@ class Captures:
             and self.profile_dir is not None
             and self._clock() >= self._paid_at
         ):
-            self._begin(self._armed.pop(0), epoch, seconds, steps, remaining)
+            self._begin(self._armed.pop(0), epoch, seconds, steps, epochs_left)
         return out
 
     @property
@@ -158,7 +158,7 @@ class Captures:
         return self._open is not None or self._stopped is not None or self._clock() < self._paid_at
 
     def _begin(
-        self, purpose: str, epoch: int, seconds: float, steps: int | None, remaining: float | None
+        self, purpose: str, epoch: int, seconds: float, steps: int | None, epochs_left: int | None
     ) -> None:
         assert self.profile_dir is not None
         self._done.add(purpose)
@@ -167,11 +167,14 @@ class Captures:
         step = seconds / steps if steps else seconds
         length = min(self.limit, longer * max(self.min_seconds, 0.1 * seconds, self.steps * step))
         by_steps = bool(self._by_steps and self._anchor.active and steps and steps >= 2)
-        if purpose == "baseline" and remaining is not None:
+        if purpose == "baseline" and epochs_left is not None:
             # A fit too short to pay for a baseline and still take a slow capture keeps
             # its budget for the slow one (which then names the ops that take most time).
+            # What is left and what the capture records are both at this epoch's pace: a
+            # slowing fit's earlier pace said too little was left (the same 15-epoch fit
+            # took its baseline or not as the baseline window closed at its 2nd or 3rd).
             recorded = min(self.steps, (steps or 2) - 1) * step if by_steps else length
-            if remaining < EXPECTED * recorded / self.budget + 2 * seconds:
+            if epochs_left * seconds < EXPECTED * recorded / self.budget + 2 * seconds:
                 return
         capture = self._open = _Capture(path, epoch, purpose, length)
         if by_steps:

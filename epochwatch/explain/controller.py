@@ -246,7 +246,7 @@ class Explainer:
             (_num(callbacks.get("seconds")) or 0.0) if isinstance(callbacks, dict) else 0.0
         )
         self._step_memory()
-        captured = self._captures.on_epoch(epoch, seconds, self._steps, self._remaining(epoch))
+        captured = self._captures.on_epoch(epoch, seconds, self._steps, self._epochs_left(epoch))
         if captured is not None:
             self._write(explains=SLOWDOWN, **captured)
         gpu = self._gpu.on_epoch(epoch, rec)
@@ -256,12 +256,10 @@ class Explainer:
         self._open(epoch)
         self.charge(time.perf_counter() - t0)
 
-    def _remaining(self, epoch: int) -> float | None:
-        """Seconds the fit has still to run by its plan at the last epochs' pace, or None
-        where no plan says (a custom loop, a loop of one-epoch fits)."""
-        if self._planned is None:
-            return None
-        return max(0, self._planned - epoch - 1) * statistics.median(self._seconds[-3:])
+    def _epochs_left(self, epoch: int) -> int | None:
+        """Epochs the fit has still to run by its plan, or None where no plan says (a
+        custom loop, a loop of one-epoch fits)."""
+        return None if self._planned is None else max(0, self._planned - epoch - 1)
 
     # -- stack windows ---------------------------------------------------------------------
 

@@ -563,7 +563,7 @@ def test_a_fit_too_short_to_pay_for_a_baseline_capture_keeps_its_budget_for_the_
     captures = Captures(lambda: reads, lambda: "/p", clock=clock)
     captures._arm("baseline")
     clock.now += 0.5
-    assert captures.on_epoch(3, 0.5, 2, remaining=8 * 0.5) is None and reads.started == []
+    assert captures.on_epoch(3, 0.5, 2, epochs_left=8) is None and reads.started == []
     captures._arm("slow")
     assert _paced(captures, clock, 4, 0.5) is None and reads.started == ["/p"]
     out = _paced(captures, clock, 5, 0.5)
@@ -571,8 +571,29 @@ def test_a_fit_too_short_to_pay_for_a_baseline_capture_keeps_its_budget_for_the_
     captures.close()
     unplanned = Captures(lambda: reads, lambda: "/q", clock=clock)
     unplanned._arm("baseline")
-    assert unplanned.on_epoch(3, 0.5, 2, remaining=None) is None and reads.started[-1] == "/q/baseline"
+    assert unplanned.on_epoch(3, 0.5, 2, epochs_left=None) is None and reads.started[-1] == "/q/baseline"
     unplanned.close()
+
+
+def test_a_slowing_fit_reckons_what_is_left_at_the_pace_a_capture_records() -> None:
+    """A 15-epoch fit of 16 steps an epoch whose epochs grow (0.39 s, then 0.62 s as its
+    baseline window closes at the 3rd): a whole-step baseline (three steps) is expected to
+    cost 0.6 of 0.12 s, 4.7 s of cool-down at 1.5%, with two epochs more 9.5 epochs at the
+    epoch's pace. Eleven are left: taken. (At the earlier epochs' pace, 11 x 0.39 s, it was
+    not, though the fit's time left only grows.) Nine left: not taken."""
+    from epochwatch.explain.anchor import StepAnchor
+    from epochwatch.explain.captures import Captures
+
+    reads = _Profiler(lambda _path, _n: ({"while (While)": 0.2}, 1))
+    clock = _Epochs()
+    anchor = StepAnchor()
+    anchor.active = True
+    for left, taken in ((11, True), (9, False)):
+        captures = Captures(lambda: reads, lambda: "/p", clock=clock, anchor=anchor)
+        captures._arm("baseline")
+        captures.on_epoch(3, 0.62, 16, epochs_left=left)
+        assert (captures._open is not None) is taken, left
+        captures.close()
 
 
 def test_a_capture_that_held_no_whole_step_is_taken_again_twice_as_long() -> None:
