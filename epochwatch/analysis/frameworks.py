@@ -27,6 +27,14 @@ PROFILED = (
     "makes the ops named there do more work each epoch (an input, a sequence or a kept tensor that "
     "grows, a loop's trip count) and keep it fixed"
 )
+# A slowdown the stack samples found inside the compiled step, not profiled: what grows a step.
+IN_STEP = (
+    "the added time is inside the compiled step (where), not in Python: usual causes are an input, "
+    "a sequence or a kept tensor that grows, or a loop's trip count that rises each epoch"
+)
+# A slowdown the stack samples put on a line of the script (a callback, the loop, the input).
+AT_LINE = "start with the code the look inside named (where): find what it does more of each epoch and keep it constant"
+_PYTHON_PLACES = ("user code", "callback", "input pipeline")  # explain/frames.py's categories
 
 # (topic, framework) -> advice. Topics are finding kinds, or `kind:detail` where a kind's
 # advice has several parts (retrace causes).
@@ -180,9 +188,12 @@ def framework(start: Mapping[str, Any] | None) -> str:
 
 
 def after_look_inside(findings: list[dict[str, Any]]) -> None:
-    """A fix never sends the user to find what the look inside already found: a finding
-    dict whose `where` names code (analysis/explained.py) gets NAMED for TRACEMALLOC, and
-    one whose slow steps were profiled gets PROFILED for "make a profile"."""
+    """A fix never sends the user to find what the look inside already found, nor names
+    causes its evidence ruled out: a finding dict whose `where` names code
+    (analysis/explained.py) gets NAMED for TRACEMALLOC; a slowdown whose slow steps were
+    profiled gets PROFILED alone (the ops are named; Python-side causes are ruled out), one
+    sampled inside the compiled step the profiler's advice and IN_STEP's causes, one on a
+    line of the script AT_LINE before its usual (Python-side) causes."""
     for f in findings:
         where = f.get("where")
         if not isinstance(where, Mapping):
@@ -190,8 +201,21 @@ def after_look_inside(findings: list[dict[str, Any]]) -> None:
         said = str(f.get("hint"))
         if where.get("places") and TRACEMALLOC in said:
             f["hint"] = said.replace(TRACEMALLOC, NAMED)
-        elif where.get("profile_dir") and said.startswith(PROFILE_IT):
-            f["hint"] = PROFILED + said[said.find(";") :] if ";" in said else PROFILED
+        elif said.startswith(PROFILE_IT):
+            f["hint"] = _slowdown_after_look_inside(where, said)
+
+
+def _slowdown_after_look_inside(where: Mapping[str, Any], said: str) -> str:
+    places = where.get("places")
+    top = places[0] if isinstance(places, list) and places and isinstance(places[0], Mapping) else {}
+    profile, causes = said.split(";", 1) if ";" in said else (said, "")
+    if top.get("category") == "inside the compiled step" or (where.get("profile_dir") and not top):
+        return PROFILED if where.get("profile_dir") else f"{profile}; {IN_STEP}"
+    if where.get("profile_dir"):  # a profile beside a place in Python: both stand
+        return f"{PROFILED};{causes}" if causes else PROFILED
+    if top.get("category") in _PYTHON_PLACES and top.get("site"):
+        return f"{AT_LINE};{causes}" if causes else AT_LINE
+    return said
 
 
 def hint(topic: str, fw: str, default: str, **fields: str) -> str:

@@ -108,7 +108,30 @@ def test_a_fix_does_not_ask_for_the_profile_the_look_inside_saved(tmp_path: Path
     (after,) = (f for f in profiled["findings"] if f["kind"] == "slowdown")
     assert before["hint"].startswith(frameworks.PROFILE_IT), before["hint"]
     assert after["where"]["profile_dir"] == "/t/run.profile" and after["where"]["ops"] == ops
-    assert after["hint"].startswith(frameworks.PROFILED) and "usual causes" in after["hint"], after["hint"]
+    # The ops are named: the Python-side "usual causes" are what the profile ruled out.
+    assert after["hint"] == frameworks.PROFILED, after["hint"]
+
+
+def test_a_slowdowns_fix_follows_where_the_stack_samples_put_it() -> None:
+    """Inside the compiled step (no profile): the framework's profiler, and what grows a
+    step, not Python-side state; on a callback's line: that code first, then the usual
+    causes; nowhere in particular: the advice as it was."""
+    from epochwatch.explain import frames
+
+    said = frameworks.hint("slowdown", frameworks.TORCH, "unused")
+    profile, causes = said.split(";", 1)
+
+    def fixed(category: str) -> str:
+        place = {"category": category, "label": category, "site": "train.py:40", "function": "f"}
+        found = [{"kind": "slowdown", "hint": said, "where": {"places": [place], "summary": "s"}}]
+        frameworks.after_look_inside(found)
+        return str(found[0]["hint"])
+
+    assert fixed(frames.COMPILED) == f"{profile}; {frameworks.IN_STEP}"
+    assert "torch.profiler" in fixed(frames.COMPILED) and "Python-side" not in fixed(frames.COMPILED)
+    for category in (frames.CALLBACK, frames.USER, frames.INPUT):
+        assert fixed(category) == f"{frameworks.AT_LINE};{causes}", category
+    assert fixed(frames.FRAMEWORK) == said
 
 
 def test_a_finding_on_one_fit_of_several_names_the_fit() -> None:
