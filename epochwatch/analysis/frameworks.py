@@ -35,6 +35,7 @@ IN_STEP = (
 # A slowdown the stack samples put on a line of the script (a callback, the loop, the input).
 AT_LINE = "start with the code the look inside named (where): find what it does more of each epoch and keep it constant"
 _PYTHON_PLACES = ("user code", "callback", "input pipeline")  # explain/frames.py's categories
+PYTHON_SHARE = 0.2  # of the added time: a place of the script that holds it
 
 # (topic, framework) -> advice. Topics are finding kinds, or `kind:detail` where a kind's
 # advice has several parts (retrace causes).
@@ -191,9 +192,9 @@ def after_look_inside(findings: list[dict[str, Any]]) -> None:
     """A fix never sends the user to find what the look inside already found, nor names
     causes its evidence ruled out: a finding dict whose `where` names code
     (analysis/explained.py) gets NAMED for TRACEMALLOC; a slowdown whose slow steps were
-    profiled gets PROFILED alone (the ops are named; Python-side causes are ruled out), one
-    sampled inside the compiled step the profiler's advice and IN_STEP's causes, one on a
-    line of the script AT_LINE before its usual (Python-side) causes."""
+    profiled gets PROFILED (the ops are named), one sampled inside the compiled step the
+    profiler's advice and IN_STEP's causes, one on a line of the script AT_LINE; the usual
+    Python-side causes stay only where a place of the script holds PYTHON_SHARE of the time."""
     for f in findings:
         where = f.get("where")
         if not isinstance(where, Mapping):
@@ -206,16 +207,26 @@ def after_look_inside(findings: list[dict[str, Any]]) -> None:
 
 
 def _slowdown_after_look_inside(where: Mapping[str, Any], said: str) -> str:
-    places = where.get("places")
-    top = places[0] if isinstance(places, list) and places and isinstance(places[0], Mapping) else {}
+    places = [p for p in where.get("places") or [] if isinstance(p, Mapping)]
+    # A place of the script holding a good share keeps the Python-side causes in the fix
+    # (on a loaded host a callback's growth also shows as time inside the compiled step).
+    in_python = any(
+        p.get("category") in _PYTHON_PLACES and p.get("site") and _share(p) >= PYTHON_SHARE for p in places
+    )
+    in_step = bool(places) and places[0].get("category") == "inside the compiled step"
     profile, causes = said.split(";", 1) if ";" in said else (said, "")
-    if top.get("category") == "inside the compiled step" or (where.get("profile_dir") and not top):
-        return PROFILED if where.get("profile_dir") else f"{profile}; {IN_STEP}"
-    if where.get("profile_dir"):  # a profile beside a place in Python: both stand
-        return f"{PROFILED};{causes}" if causes else PROFILED
-    if top.get("category") in _PYTHON_PLACES and top.get("site"):
+    if where.get("profile_dir"):
+        return f"{PROFILED};{causes}" if in_python and causes else PROFILED
+    if in_python and not in_step:
         return f"{AT_LINE};{causes}" if causes else AT_LINE
+    if in_step and not in_python:
+        return f"{profile}; {IN_STEP}"
     return said
+
+
+def _share(place: Mapping[str, Any]) -> float:
+    share = place.get("share")
+    return float(share) if isinstance(share, (int, float)) else 0.0
 
 
 def hint(topic: str, fw: str, default: str, **fields: str) -> str:

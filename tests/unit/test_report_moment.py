@@ -121,17 +121,35 @@ def test_a_slowdowns_fix_follows_where_the_stack_samples_put_it() -> None:
     said = frameworks.hint("slowdown", frameworks.TORCH, "unused")
     profile, causes = said.split(";", 1)
 
-    def fixed(category: str) -> str:
-        place = {"category": category, "label": category, "site": "train.py:40", "function": "f"}
-        found = [{"kind": "slowdown", "hint": said, "where": {"places": [place], "summary": "s"}}]
+    def fixed(*places: tuple[str, float], profiled: bool = False) -> str:
+        where: dict[str, Any] = {
+            "summary": "s",
+            "places": [
+                {"category": c, "label": c, "site": "train.py:40", "function": "f", "share": share}
+                for c, share in places
+            ],
+        }
+        if profiled:
+            where["profile_dir"] = "/t/run.profile"
+        found = [{"kind": "slowdown", "hint": said, "where": where}]
         frameworks.after_look_inside(found)
         return str(found[0]["hint"])
 
-    assert fixed(frames.COMPILED) == f"{profile}; {frameworks.IN_STEP}"
-    assert "torch.profiler" in fixed(frames.COMPILED) and "Python-side" not in fixed(frames.COMPILED)
+    assert fixed((frames.COMPILED, 0.9)) == f"{profile}; {frameworks.IN_STEP}"
+    assert "torch.profiler" in fixed((frames.COMPILED, 0.9)) and "Python-side" not in fixed(
+        (frames.COMPILED, 0.9)
+    )
     for category in (frames.CALLBACK, frames.USER, frames.INPUT):
-        assert fixed(category) == f"{frameworks.AT_LINE};{causes}", category
-    assert fixed(frames.FRAMEWORK) == said
+        assert fixed((category, 0.7)) == f"{frameworks.AT_LINE};{causes}", category
+        assert fixed((frames.FRAMEWORK, 0.5), (category, 0.3)) == f"{frameworks.AT_LINE};{causes}", category
+    assert fixed((frames.FRAMEWORK, 0.9)) == said
+    # A loaded host: a callback's growth is partly time inside the step; its causes stay.
+    assert fixed((frames.COMPILED, 0.58), (frames.CALLBACK, 0.4)) == said
+    assert (
+        fixed((frames.COMPILED, 0.58), (frames.CALLBACK, 0.4), profiled=True)
+        == f"{frameworks.PROFILED};{causes}"
+    )
+    assert fixed((frames.COMPILED, 0.9), (frames.CALLBACK, 0.1), profiled=True) == frameworks.PROFILED
 
 
 def test_a_finding_on_one_fit_of_several_names_the_fit() -> None:
