@@ -108,6 +108,7 @@ class Captures:
         self._by_steps = True  # until a capture armed at a step saw no such step
         self._paid_at = 0.0  # the clock when the last capture's cost is paid: none starts before
         self.cost_seconds = 0.0  # the captures' cost so far (Capture.cost)
+        self._slowed = 0.0  # the recorded steps' slowdown reckoned, not yet taken by slowed_steps()
         self._armed: list[str] = []  # purposes waiting to begin, first first
         self._open: _Capture | None = None
         self._stopped: _Capture | None = None  # stopped, not read yet (tracemalloc was tracing)
@@ -276,7 +277,15 @@ class Captures:
         """No capture begins before this one's cost is `budget` of the time since it began."""
         cost = capture.cost()
         self.cost_seconds += cost
+        self._slowed += SLOWDOWN * (capture.recorded or 0.0)
         self._paid_at = (capture.started or self._clock()) + cost / self.budget
+
+    def slowed_steps(self) -> float:
+        """The slowdown the profiler added to the steps it recorded (reckoned) since last
+        asked: the hook's overhead, which no clock of its own sees (its stop and read run
+        on threads and in callbacks the overhead clocks already count)."""
+        slowed, self._slowed = self._slowed, 0.0
+        return slowed
 
     def _how_to_open(self, path: str) -> str | None:
         how = getattr(self.profiler, "how_to_open", None)

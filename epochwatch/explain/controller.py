@@ -194,6 +194,7 @@ class Explainer:
                     self._report_memory(memory, slices)
             if self._epoch_numbers:
                 captured = self._captures.finish(self._epoch_numbers[-1])
+                self.charge(self._captures.slowed_steps())
                 if captured is not None:
                     self._write(explains=SLOWDOWN, **captured)
             self.close()
@@ -247,6 +248,7 @@ class Explainer:
         )
         self._step_memory()
         captured = self._captures.on_epoch(epoch, seconds, self._steps, self._epochs_left(epoch))
+        self.charge(self._captures.slowed_steps())
         if captured is not None:
             self._write(explains=SLOWDOWN, **captured)
         gpu = self._gpu.on_epoch(epoch, rec)

@@ -482,6 +482,8 @@ def test_a_capture_is_paid_for_before_the_next_begins() -> None:
     assert _paced(captures, clock, 1) is None and captures.busy  # the baseline capture begins
     assert _paced(captures, clock, 2, 0.2) is None  # stopped and read back
     assert abs(captures.cost_seconds - SLOWDOWN * 0.2) < 0.01, captures.cost_seconds
+    # The recorded steps' slowdown is the hook's overhead, taken once.
+    assert abs(captures.slowed_steps() - SLOWDOWN * 0.2) < 1e-9 and captures.slowed_steps() == 0.0
     paid = captures.cost_seconds / 0.015  # seconds after it began: about 4.7
     captures._arm("slow")
     waited = 0.2
