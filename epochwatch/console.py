@@ -88,7 +88,8 @@ def where_short(found: Mapping[str, Any]) -> str:
     if top is not None and "share" in top:
         label, where = str(top.get("label")), str(top.get("site") or "")
         site = f" ({where})" if where and where not in label else ""  # user code: in its label
-        return f"{round(100 * float(top['share']))}% in {label}{site}"
+        into = " " if label.startswith("inside ") else " in "  # not "92% in inside the compiled step"
+        return f"{round(100 * float(top['share']))}%{into}{label}{site}"
     if top is not None and top.get("site"):
         return f"at {top['site']} {top.get('function') or ''}".rstrip()
     return str(found.get("summary") or "")

@@ -125,4 +125,4 @@ def describe(where: list[dict[str, Any]]) -> str:
         elif w["category"] not in ("user code", "framework", "epochwatch"):
             label = f"{label} (called from {w['function']}, {w['site']})" if w["site"] else label
         parts.append(f"{round(100 * w['share'])}% {label}")
-    return "the added time is in " + "; ".join(parts)
+    return "the added time: " + "; ".join(parts)

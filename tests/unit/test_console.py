@@ -251,3 +251,10 @@ def test_the_explained_line_says_a_site_once() -> None:
     callback = {"share": 0.62, "label": "Audit.on_train_batch_end", "site": "train.py:12"}
     assert where_short({"places": [user]}) == "41% in <module> (train.py:31)"
     assert where_short({"places": [callback]}) == "62% in Audit.on_train_batch_end (train.py:12)"
+    step = {
+        "category": "inside the compiled step",
+        "label": "inside the compiled step",
+        "site": "t.py:20",
+        "share": 0.92,
+    }
+    assert where_short({"places": [step]}) == "92% inside the compiled step (t.py:20)"
