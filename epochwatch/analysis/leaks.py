@@ -157,9 +157,11 @@ def growth_evidence(view: RunAtEpoch, g: Growth, w: Window, current: float) -> d
         out["unit"] = view.unit
         out["slope_per_interval"] = g.slope
         ratio = view.points_per_epoch()
-        out["slope_per_epoch"] = g.slope * ratio if ratio == ratio else None
+        per_epoch = view.slope_per_epoch(g.slope, w)
+        out["slope_per_epoch"] = per_epoch
         out["intervals_per_epoch"] = ratio if ratio == ratio else None
         # Every interval in the unit of its estimate: the CI of the slope per epoch.
         out["slope_per_interval_ci95"] = [g.slope_low, g.slope_high]
-        out["slope_ci95"] = [g.slope_low * ratio, g.slope_high * ratio] if ratio == ratio else None
+        scale = per_epoch / g.slope if per_epoch is not None and g.slope else None
+        out["slope_ci95"] = [g.slope_low * scale, g.slope_high * scale] if scale is not None else None
     return out

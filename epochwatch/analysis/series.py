@@ -33,6 +33,7 @@ SCALARS: dict[str, tuple[str, ...]] = {
     "seconds": ("seconds",),
     "overhead": ("overhead_seconds",),
     "steps": ("steps",),
+    "step": ("step",),  # an interval's: the steps of its epoch done at its end
     "step_median": ("step_seconds", "median"),
     "step_p90": ("step_seconds", "p90"),
     "val_seconds": ("val_seconds",),

@@ -197,13 +197,64 @@ class RunAtEpoch:
             else "per interval"
         )
 
-    def said(self, slope: float) -> tuple[float, str]:
-        """A slope as a title says it: per point (`per`), except on intervals sparser than
-        the epochs (short epochs: an interval every few epochs), where per epoch reads true."""
+    def said(self, slope: float, window: Window | None = None) -> tuple[float, str]:
+        """A slope as a title says it: per point (`per`), but per epoch on intervals where
+        epochs have ended (the unit the user saw, and the report's: "per interval (24
+        steps)" live and "per epoch" in the report read as two numbers) or where intervals
+        are sparser than the epochs (short epochs: an interval every few epochs). Inside
+        the first long epochs an interval is the unit there is."""
         ratio = self.points_per_epoch() if self.unit == "interval" else math.nan
-        if ratio == ratio and ratio < 1:
-            return slope * ratio, "per epoch (judged on sub-epoch intervals)"
+        if ratio == ratio and (ratio < 1 or self.epoch_number(self.last) >= 2):
+            per_epoch = self.slope_per_epoch(slope, window) if window is not None else None
+            return (
+                per_epoch if per_epoch is not None else slope * ratio,
+                "per epoch (judged on sub-epoch intervals)",
+            )
         return slope, self.per()
+
+    def slope_per_epoch(self, slope: float, window: Window) -> float | None:
+        """A slope judged on `window`'s intervals, per epoch: against where each interval
+        ended in its epochs (its epoch and the share of the epoch's steps done), not the
+        slope per interval times intervals per epoch. Intervals are timed, so they come
+        unevenly (one an epoch, then three): a slope per interval drawn over the index
+        read 20 MiB an epoch where RSS grew 27. None where the steps are not known."""
+        if self.unit != "interval":
+            return slope if self.unit == "epoch" else None
+        positions = self._epoch_positions(window.indexes)
+        if positions is None or positions[-1] - positions[0] < 1:
+            ratio = self.points_per_epoch()
+            return slope * ratio if ratio == ratio else None
+        return trend.theil_sen(window.values, positions).slope
+
+    def _epoch_positions(self, indexes: Sequence[int]) -> list[float] | None:
+        """Where each interval ended, in epochs (one fit's, in order), or None."""
+        fit = self.run.fits[-1] if self.run.fits else {}
+        per = fit.get("steps_per_epoch") if isinstance(fit, dict) else None
+        if not (isinstance(per, int | float) and per > 0):
+            per = self._steps_per_epoch_counted()
+        if not per or len(indexes) < 2:
+            return None
+        out: list[float] = []
+        for i in indexes:
+            step = self.series.value("step", i)
+            where = self.epoch_number(i) + min(step, per) / per
+            if step != step or (out and where < out[-1]):
+                return None  # no step said, or a new fit's epochs counted from 0 again
+            out.append(where)
+        return out
+
+    def _steps_per_epoch_counted(self) -> float | None:
+        """A loop that plans nothing (a custom loop): the steps its recent epoch records
+        counted, of the epochs up to this point's."""
+        now = self.epoch_number(self.last)
+        steps: list[float] = []
+        for r in reversed(self.run.epochs):
+            counted, epoch = r.get("steps"), r.get("epoch")
+            if isinstance(epoch, int) and epoch <= now and isinstance(counted, int | float) and counted > 0:
+                steps.append(float(counted))
+                if len(steps) == 8:
+                    break
+        return trend.median(steps) if steps else None
 
     def points_per_epoch(self) -> float:
         """Points of this view's series per epoch: 1 for epochs; for intervals, the fit's
@@ -216,6 +267,8 @@ class RunAtEpoch:
             return math.nan
         fit = self.run.fits[-1] if self.run.fits else {}
         planned = fit.get("steps_per_epoch") if isinstance(fit, dict) else None
+        if not (isinstance(planned, int | float) and planned > 0):
+            planned = self._steps_per_epoch_counted()
         w = self.window("steps", size=16)
         if not (isinstance(planned, int | float) and planned > 0 and w.values):
             return math.nan

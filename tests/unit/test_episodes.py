@@ -271,3 +271,60 @@ def test_intervals_sparser_than_epochs_say_the_slope_per_epoch() -> None:
     assert f["evidence"]["unit"] == "interval"
     assert 7 * MIB < f["evidence"]["slope_per_epoch"] < 13 * MIB, f["evidence"]
     assert "per epoch" in f["title"] and "per interval" not in f["title"], f["title"]
+
+
+def test_a_custom_loops_leak_on_intervals_is_said_per_epoch_once_epochs_have_ended() -> None:
+    # A custom loop (no fit plans its steps) of 50-step epochs, an interval every 25 steps,
+    # 27 MiB an epoch: live it was told "16.1 MiB per interval (24 steps)" while `report`,
+    # judging the epochs, said "27.3 MiB per epoch". The epoch records' own step counts
+    # give the intervals per epoch; once epochs have ended, the title speaks in them.
+    records: list[dict[str, Any]] = [syn.run_start("synthetic")]
+    t, index = syn.T0 + 1, 0
+    for e in range(12):
+        for half in range(2):
+            iv = _interval(index, 700 * MIB + 27 * MIB * (e + 0.5 * half), e)
+            iv.update(t=t + 0.2 * half, step=25 * (half + 1), steps=25, seconds=0.2)
+            records.append(iv)
+            index += 1
+        epoch = syn.epoch_record("synthetic", e, t, 0.4)
+        epoch["steps"] = 50
+        records.append(epoch)
+        t += 0.4
+    online = OnlineAnalyzer(records[0])
+    found = [f for r in records[1:] for f in online.add(r)]
+    grown = [f for f in found if f["kind"] == "host_memory_growth"]
+    assert grown, found
+    f = grown[0]
+    assert f["evidence"]["unit"] == "interval", f
+    assert 25 * MIB < f["evidence"]["slope_per_epoch"] < 29 * MIB, f["evidence"]
+    assert "per epoch (judged on sub-epoch intervals)" in f["title"], f["title"]
+
+
+def test_uneven_intervals_give_the_slope_per_epoch_by_where_they_ended() -> None:
+    # Timed intervals come unevenly (one an epoch, then three at steps 28, 41 and 47): the
+    # slope per interval times intervals per epoch read 20 MiB an epoch on a custom loop's
+    # trace where RSS grew 27 (tf_guide_basic_loop_leak). Drawn against where each interval
+    # ended in its epochs, the slope is the growth per epoch.
+    ends = [[19], [29], [28], [26], [28, 41, 47], [25, 49], [22, 42, 47], [21], [32], [28], [28], [29]]
+    per_step = 0.54 * MIB
+    records: list[dict[str, Any]] = [syn.run_start("synthetic")]
+    t, index = syn.T0 + 1, 0
+    for e, steps_at in enumerate(ends):
+        before = 0
+        for step in steps_at:
+            iv = _interval(index, 720 * MIB + per_step * (50 * e + step), e)
+            iv.update(t=t + 0.01 * step, step=step, steps=step - before, seconds=0.2)
+            records.append(iv)
+            index, before = index + 1, step
+        epoch = syn.epoch_record("synthetic", e, t, 0.4)
+        epoch["steps"] = 50
+        records.append(epoch)
+        t += 0.4
+    online = OnlineAnalyzer(records[0])
+    found = [f for r in records[1:] for f in online.add(r) if f["kind"] == "host_memory_growth"]
+    found += [f for f in online.finish() if f["kind"] == "host_memory_growth"]
+    on_intervals = [f for f in found if f["evidence"]["unit"] == "interval"]
+    assert on_intervals, found
+    for f in on_intervals:
+        assert abs(f["evidence"]["slope_per_epoch"] / (50 * per_step) - 1) < 0.1, f["evidence"]
+        assert "per epoch (judged on sub-epoch intervals)" in f["title"], f["title"]

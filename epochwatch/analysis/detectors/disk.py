@@ -103,7 +103,7 @@ def _finding(view: RunAtEpoch, path: str) -> Finding | None:
         evidence["envelope_epochs"] = envelope if verdict.rule == "trend" else 1
         evidence["current"] = bytes_now
         evidence["base"] = gb.start
-        slope, per = view.said(gb.slope)
+        slope, per = view.said(gb.slope, wb)
         title = f"{path} grows {fmt_bytes(slope)} {per} ({fmt_bytes(evidence['start'])} -> {fmt_bytes(bytes_now)})"
         when = leaks.when_text(proj, view.unit)
         if when:
@@ -115,7 +115,7 @@ def _finding(view: RunAtEpoch, path: str) -> Finding | None:
     evidence["unit"] = "count"  # slope, start and now are file counts, not bytes
     evidence["current"] = files_now
     evidence["base"] = gf.start
-    slope, per = view.said(gf.slope)
+    slope, per = view.said(gf.slope, wf)
     title = f"{path} gains {slope:.1f} files {per} ({evidence['start']:.0f} -> {files_now:.0f}); the bytes stay small"
     return Finding(KIND, INFO, title, evidence, hint, path, epoch, hold=verdict.hold)
 

@@ -76,7 +76,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         evidence["current"] = now
         evidence["base"] = g.start
         what = "GPU memory" if not target.startswith("CPU") else "Device memory (JAX, host-backed)"
-        slope, per = view.said(g.slope)
+        slope, per = view.said(g.slope, w)
         title = f"{what} on {target} grows {fmt_bytes(slope)} {per}: {fmt_bytes(evidence['start'])} -> {fmt_bytes(now)}"
         tail = leaks.consequence(proj, f"device's memory{' (' + name + ')' if name else ''}", view.unit)
         if tail:

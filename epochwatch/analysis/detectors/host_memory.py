@@ -70,7 +70,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     evidence["rule"] = verdict.rule
     evidence["current"] = now
     evidence["base"] = g.start
-    slope, per = view.said(g.slope)
+    slope, per = view.said(g.slope, w)
     title = f"host memory grows {fmt_bytes(slope)} {per}: {fmt_bytes(evidence['start'])} -> {fmt_bytes(now)}"
     tail = leaks.consequence(proj, limit_name, view.unit)
     if tail:
