@@ -228,10 +228,7 @@ class RunAtEpoch:
 
     def _epoch_positions(self, indexes: Sequence[int]) -> list[float] | None:
         """Where each interval ended, in epochs (one fit's, in order), or None."""
-        fit = self.run.fits[-1] if self.run.fits else {}
-        per = fit.get("steps_per_epoch") if isinstance(fit, dict) else None
-        if not (isinstance(per, int | float) and per > 0):
-            per = self._steps_per_epoch_counted()
+        per = self._steps_per_epoch()
         if not per or len(indexes) < 2:
             return None
         out: list[float] = []
@@ -243,9 +240,13 @@ class RunAtEpoch:
             out.append(where)
         return out
 
-    def _steps_per_epoch_counted(self) -> float | None:
-        """A loop that plans nothing (a custom loop): the steps its recent epoch records
-        counted, of the epochs up to this point's."""
+    def _steps_per_epoch(self) -> float | None:
+        """The newest fit's planned steps per epoch; for a loop that plans nothing (a custom
+        loop), the steps its recent epoch records counted, of the epochs up to this point's."""
+        fit = self.run.fits[-1] if self.run.fits else {}
+        planned = fit.get("steps_per_epoch") if isinstance(fit, dict) else None
+        if isinstance(planned, int | float) and planned > 0:
+            return float(planned)
         now = self.epoch_number(self.last)
         steps: list[float] = []
         for r in reversed(self.run.epochs):
@@ -265,12 +266,9 @@ class RunAtEpoch:
             return 1.0
         if self.unit == "fit":
             return math.nan
-        fit = self.run.fits[-1] if self.run.fits else {}
-        planned = fit.get("steps_per_epoch") if isinstance(fit, dict) else None
-        if not (isinstance(planned, int | float) and planned > 0):
-            planned = self._steps_per_epoch_counted()
+        planned = self._steps_per_epoch()
         w = self.window("steps", size=16)
-        if not (isinstance(planned, int | float) and planned > 0 and w.values):
+        if not (planned and w.values):
             return math.nan
         ratio = float(planned) / max(1.0, trend.median(w.values[-8:]))
         span = self.epoch_number(w.indexes[-1]) - self.epoch_number(w.indexes[0])
