@@ -27,15 +27,27 @@ CRITICAL_POINTS = 50
 LARGE_SHARE = 0.5
 
 
-def horizon(view: RunAtEpoch) -> tuple[float, str]:
+def horizon(view: RunAtEpoch, ratio: float | None = None) -> tuple[float, str]:
     """Points of this view's series still to come in the run's horizon, and its basis:
-    "plan" (what is left of the planned epochs) or "as long again" (open-ended)."""
+    "plan" (what is left of the planned epochs) or "as long again" (open-ended).
+    `ratio`: points per epoch, where the caller knows them better (points_per_epoch)."""
     left = view.epochs_left() if view.unit != "fit" else None
     if left is not None:
-        ratio = view.points_per_epoch()
+        ratio = view.points_per_epoch() if ratio is None else ratio
         if ratio == ratio:
             return float(left) * ratio, "plan"
     return float(max(1, view.end - view.first)), "as long again"
+
+
+def points_per_epoch(view: RunAtEpoch, slope: float, window: Window | None) -> float:
+    """Points per epoch as a slope per point is turned into one per epoch: on intervals,
+    the slope per epoch by where they ended over the slope per point (view.slope_per_epoch),
+    so that "+X by the plan's end" and "N epochs to the limit" go with the title's rate."""
+    if view.unit == "interval" and window is not None and slope > 0:
+        per_epoch = view.slope_per_epoch(slope, window)
+        if per_epoch is not None and per_epoch > 0:
+            return per_epoch / slope
+    return view.points_per_epoch()
 
 
 def host_limit(view: RunAtEpoch) -> tuple[float, str]:
@@ -46,10 +58,14 @@ def host_limit(view: RunAtEpoch) -> tuple[float, str]:
     return view.latest("sys_total"), "physical memory"
 
 
-def projection(view: RunAtEpoch, level: float, limit: float, slope: float) -> dict[str, Any]:
-    """Where `level`, growing by `slope` per point, is at the end of the horizon, and when
-    it reaches `limit` (epochs or fits, and seconds from recent point times)."""
-    points, basis = horizon(view)
+def projection(
+    view: RunAtEpoch, level: float, limit: float, slope: float, window: Window | None = None
+) -> dict[str, Any]:
+    """Where `level`, growing by `slope` per point (judged on `window`), is at the end of
+    the horizon, and when it reaches `limit` (epochs or fits, and seconds from recent
+    point times)."""
+    ratio = points_per_epoch(view, slope, window) if view.unit != "fit" else math.nan
+    points, basis = horizon(view, ratio)
     out: dict[str, Any] = {"horizon": basis, "horizon_points": round(points, 1)}
     if slope > 0 and level == level:
         out["growth_in_horizon"] = slope * points
@@ -61,10 +77,8 @@ def projection(view: RunAtEpoch, level: float, limit: float, slope: float) -> di
     out["points_to_limit"] = round(to_limit, 1)
     if view.unit == "fit":
         out["fits_to_limit"] = round(to_limit, 1)
-    else:
-        ratio = view.points_per_epoch()
-        if ratio == ratio and ratio > 0:
-            out["epochs_to_limit"] = round(to_limit / ratio, 1)
+    elif ratio == ratio and ratio > 0:
+        out["epochs_to_limit"] = round(to_limit / ratio, 1)
     per_point = view.point_seconds()
     if per_point == per_point and per_point > 0:
         out["seconds_to_limit"] = round(to_limit * per_point, 1)

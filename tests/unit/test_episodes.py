@@ -328,3 +328,39 @@ def test_uneven_intervals_give_the_slope_per_epoch_by_where_they_ended() -> None
     for f in on_intervals:
         assert abs(f["evidence"]["slope_per_epoch"] / (50 * per_step) - 1) < 0.1, f["evidence"]
         assert "per epoch (judged on sub-epoch intervals)" in f["title"], f["title"]
+
+
+def test_a_planned_fits_uneven_intervals_project_at_the_titles_rate() -> None:
+    # The same uneven intervals in a fit that plans 40 epochs of 50 steps: what is said to
+    # come by the plan's end is the epochs left times the title's rate per epoch.
+    ends = [[19], [29], [28], [26], [28, 41, 47], [25, 49], [22, 42, 47], [21], [32], [28], [28], [29]]
+    per_step = 0.54 * MIB
+    records: list[dict[str, Any]] = [syn.run_start("synthetic")]
+    fit = {
+        "type": "fit_start",
+        "run_id": "synthetic",
+        "t": syn.T0,
+        "fit": 0,
+        "epochs": 40,
+        "steps_per_epoch": 50,
+    }
+    records.append(fit)
+    t, index = syn.T0 + 1, 0
+    for e, steps_at in enumerate(ends):
+        before = 0
+        for step in steps_at:
+            iv = _interval(index, 720 * MIB + per_step * (50 * e + step), e)
+            iv.update(t=t + 0.01 * step, step=step, steps=step - before, seconds=0.2)
+            records.append(iv)
+            index, before = index + 1, step
+        records.append(syn.epoch_record("synthetic", e, t, 0.4))  # RSS on the intervals only
+        t += 0.4
+    online = OnlineAnalyzer(records[0])
+    found = [f for r in records[1:] for f in online.add(r) if f["kind"] == "host_memory_growth"]
+    on_intervals = [f for f in found if f["evidence"]["unit"] == "interval"]
+    assert on_intervals, found
+    for f in on_intervals:
+        ev = f["evidence"]
+        assert ev["horizon"] == "plan" and abs(ev["slope_per_epoch"] / (50 * per_step) - 1) < 0.1, ev
+        left = 40 - (f["epoch"] + 1)
+        assert abs(ev["growth_in_horizon"] / (left * ev["slope_per_epoch"]) - 1) < 0.01, ev

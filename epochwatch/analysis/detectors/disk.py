@@ -95,7 +95,7 @@ def _finding(view: RunAtEpoch, path: str) -> Finding | None:
     epoch = view.epoch_number(view.last)
     if gb is not None and wb is not None:
         free, source = free_space(view, path)
-        proj = leaks.projection(view, 0.0, free, gb.slope)
+        proj = leaks.projection(view, 0.0, free, gb.slope, wb)
         evidence.update(leaks.growth_evidence(view, gb, wb, bytes_now))
         evidence.update(proj)
         evidence["free_bytes"] = free

@@ -61,7 +61,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         level = view.latest(peak_col, key=key)
         if level != level:
             level = view.latest(column, key=key)
-        proj = leaks.projection(view, level, limit, g.slope)
+        proj = leaks.projection(view, level, limit, g.slope, w)
         now = view.latest(column, key=key)
         evidence = leaks.growth_evidence(view, g, w, now)
         evidence.update(proj)

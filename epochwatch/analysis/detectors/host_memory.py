@@ -60,7 +60,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     peak = view.latest("rss_peak")
     level = max(peak, view.latest("rss")) if peak == peak else view.latest("rss")
     limit, limit_name = leaks.host_limit(view)
-    proj = leaks.projection(view, level, limit, g.slope)
+    proj = leaks.projection(view, level, limit, g.slope, w)
     now = current(view, None)
     evidence = leaks.growth_evidence(view, g, w, now)
     evidence.update(proj)
