@@ -300,67 +300,56 @@ def test_a_custom_loops_leak_on_intervals_is_said_per_epoch_once_epochs_have_end
     assert "per epoch (judged on sub-epoch intervals)" in f["title"], f["title"]
 
 
-def test_uneven_intervals_give_the_slope_per_epoch_by_where_they_ended() -> None:
-    # Timed intervals come unevenly (one an epoch, then three at steps 28, 41 and 47): the
-    # slope per interval times intervals per epoch read 20 MiB an epoch on a custom loop's
-    # trace where RSS grew 27 (tf_guide_basic_loop_leak). Drawn against where each interval
-    # ended in its epochs, the slope is the growth per epoch.
-    ends = [[19], [29], [28], [26], [28, 41, 47], [25, 49], [22, 42, 47], [21], [32], [28], [28], [29]]
-    per_step = 0.54 * MIB
+# Timed intervals as one custom loop's trace had them (tf_guide_basic_loop_leak: one an
+# epoch, then three at steps 28, 41 and 47), each at the step it ended; RSS 0.54 MiB a step.
+UNEVEN_ENDS = [[19], [29], [28], [26], [28, 41, 47], [25, 49], [22, 42, 47], [21], [32], [28], [28], [29]]
+PER_STEP = 0.54 * MIB
+
+
+def _uneven_leak(plan: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """A leak of 27 MiB an epoch of 50 steps, seen on UNEVEN_ENDS' intervals; `plan`: a
+    fit_start's fields (a Keras fit), or None (a custom loop: its epoch records count 50)."""
     records: list[dict[str, Any]] = [syn.run_start("synthetic")]
+    if plan is not None:
+        records.append({"type": "fit_start", "run_id": "synthetic", "t": syn.T0, "fit": 0, **plan})
     t, index = syn.T0 + 1, 0
-    for e, steps_at in enumerate(ends):
+    for e, steps_at in enumerate(UNEVEN_ENDS):
         before = 0
         for step in steps_at:
-            iv = _interval(index, 720 * MIB + per_step * (50 * e + step), e)
+            iv = _interval(index, 720 * MIB + PER_STEP * (50 * e + step), e)
             iv.update(t=t + 0.01 * step, step=step, steps=step - before, seconds=0.2)
             records.append(iv)
             index, before = index + 1, step
-        epoch = syn.epoch_record("synthetic", e, t, 0.4)
-        epoch["steps"] = 50
+        epoch = syn.epoch_record("synthetic", e, t, 0.4)  # RSS on the intervals only
+        if plan is None:
+            epoch["steps"] = 50
         records.append(epoch)
         t += 0.4
+    return records
+
+
+def _leaks_on_intervals(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     online = OnlineAnalyzer(records[0])
     found = [f for r in records[1:] for f in online.add(r) if f["kind"] == "host_memory_growth"]
     found += [f for f in online.finish() if f["kind"] == "host_memory_growth"]
     on_intervals = [f for f in found if f["evidence"]["unit"] == "interval"]
     assert on_intervals, found
-    for f in on_intervals:
-        assert abs(f["evidence"]["slope_per_epoch"] / (50 * per_step) - 1) < 0.1, f["evidence"]
+    return on_intervals
+
+
+def test_uneven_intervals_give_the_slope_per_epoch_by_where_they_ended() -> None:
+    # The slope per interval times intervals per epoch read 20 MiB an epoch where RSS grew
+    # 27. Drawn against where each interval ended in its epochs, the slope is the growth.
+    for f in _leaks_on_intervals(_uneven_leak(None)):
+        assert abs(f["evidence"]["slope_per_epoch"] / (50 * PER_STEP) - 1) < 0.1, f["evidence"]
         assert "per epoch (judged on sub-epoch intervals)" in f["title"], f["title"]
 
 
 def test_a_planned_fits_uneven_intervals_project_at_the_titles_rate() -> None:
-    # The same uneven intervals in a fit that plans 40 epochs of 50 steps: what is said to
-    # come by the plan's end is the epochs left times the title's rate per epoch.
-    ends = [[19], [29], [28], [26], [28, 41, 47], [25, 49], [22, 42, 47], [21], [32], [28], [28], [29]]
-    per_step = 0.54 * MIB
-    records: list[dict[str, Any]] = [syn.run_start("synthetic")]
-    fit = {
-        "type": "fit_start",
-        "run_id": "synthetic",
-        "t": syn.T0,
-        "fit": 0,
-        "epochs": 40,
-        "steps_per_epoch": 50,
-    }
-    records.append(fit)
-    t, index = syn.T0 + 1, 0
-    for e, steps_at in enumerate(ends):
-        before = 0
-        for step in steps_at:
-            iv = _interval(index, 720 * MIB + per_step * (50 * e + step), e)
-            iv.update(t=t + 0.01 * step, step=step, steps=step - before, seconds=0.2)
-            records.append(iv)
-            index, before = index + 1, step
-        records.append(syn.epoch_record("synthetic", e, t, 0.4))  # RSS on the intervals only
-        t += 0.4
-    online = OnlineAnalyzer(records[0])
-    found = [f for r in records[1:] for f in online.add(r) if f["kind"] == "host_memory_growth"]
-    on_intervals = [f for f in found if f["evidence"]["unit"] == "interval"]
-    assert on_intervals, found
-    for f in on_intervals:
+    # In a fit that plans 40 epochs of 50 steps, what is said to come by the plan's end is
+    # the epochs left times the title's rate per epoch.
+    for f in _leaks_on_intervals(_uneven_leak({"epochs": 40, "steps_per_epoch": 50})):
         ev = f["evidence"]
-        assert ev["horizon"] == "plan" and abs(ev["slope_per_epoch"] / (50 * per_step) - 1) < 0.1, ev
+        assert ev["horizon"] == "plan" and abs(ev["slope_per_epoch"] / (50 * PER_STEP) - 1) < 0.1, ev
         left = 40 - (f["epoch"] + 1)
         assert abs(ev["growth_in_horizon"] / (left * ev["slope_per_epoch"]) - 1) < 0.01, ev
