@@ -34,7 +34,9 @@ IN_STEP = (
 )
 # A slowdown the stack samples put on a line of the script (a callback, the loop, the input).
 AT_LINE = "start with the code the look inside named (where): find what it does more of each epoch and keep it constant"
-_PYTHON_PLACES = ("user code", "callback", "input pipeline")  # explain/frames.py's categories
+# explain/frames.py's categories (analysis sits below explain: named here again)
+_PYTHON_PLACES = ("user code", "callback", "input pipeline")
+_IN_STEP_PLACE = "inside the compiled step"
 PYTHON_SHARE = 0.2  # of the added time: a place of the script that holds it
 
 # (topic, framework) -> advice. Topics are finding kinds, or `kind:detail` where a kind's
@@ -213,7 +215,7 @@ def _slowdown_after_look_inside(where: Mapping[str, Any], said: str) -> str:
     in_python = any(
         p.get("category") in _PYTHON_PLACES and p.get("site") and _share(p) >= PYTHON_SHARE for p in places
     )
-    in_step = bool(places) and places[0].get("category") == "inside the compiled step"
+    in_step = bool(places) and places[0].get("category") == _IN_STEP_PLACE
     profile, causes = said.split(";", 1) if ";" in said else (said, "")
     if where.get("profile_dir"):
         return f"{PROFILED};{causes}" if in_python and causes else PROFILED

@@ -39,14 +39,13 @@ def horizon(view: RunAtEpoch, ratio: float | None = None) -> tuple[float, str]:
     return float(max(1, view.end - view.first)), "as long again"
 
 
-def points_per_epoch(view: RunAtEpoch, slope: float, window: Window | None) -> float:
+def points_per_epoch(view: RunAtEpoch, slope: float, per_epoch: float | None) -> float:
     """Points per epoch as a slope per point is turned into one per epoch: on intervals,
-    the slope per epoch by where they ended over the slope per point (view.slope_per_epoch),
-    so that "+X by the plan's end" and "N epochs to the limit" go with the title's rate."""
-    if view.unit == "interval" and window is not None and slope > 0:
-        per_epoch = view.slope_per_epoch(slope, window)
-        if per_epoch is not None and per_epoch > 0:
-            return per_epoch / slope
+    the slope per epoch by where they ended (growth_evidence's, view.slope_per_epoch) over
+    the slope per point, so that "+X by the plan's end" and "N epochs to the limit" go
+    with the title's rate."""
+    if view.unit == "interval" and per_epoch is not None and per_epoch > 0 and slope > 0:
+        return per_epoch / slope
     return view.points_per_epoch()
 
 
@@ -59,12 +58,12 @@ def host_limit(view: RunAtEpoch) -> tuple[float, str]:
 
 
 def projection(
-    view: RunAtEpoch, level: float, limit: float, slope: float, window: Window | None = None
+    view: RunAtEpoch, level: float, limit: float, slope: float, per_epoch: float | None = None
 ) -> dict[str, Any]:
-    """Where `level`, growing by `slope` per point (judged on `window`), is at the end of
-    the horizon, and when it reaches `limit` (epochs or fits, and seconds from recent
-    point times)."""
-    ratio = points_per_epoch(view, slope, window) if view.unit != "fit" else math.nan
+    """Where `level`, growing by `slope` per point (`per_epoch` per epoch, where known), is
+    at the end of the horizon, and when it reaches `limit` (epochs or fits, and seconds
+    from recent point times)."""
+    ratio = points_per_epoch(view, slope, per_epoch) if view.unit != "fit" else math.nan
     points, basis = horizon(view, ratio)
     out: dict[str, Any] = {"horizon": basis, "horizon_points": round(points, 1)}
     if slope > 0 and level == level:

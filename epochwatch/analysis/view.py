@@ -197,15 +197,15 @@ class RunAtEpoch:
             else "per interval"
         )
 
-    def said(self, slope: float, window: Window | None = None) -> tuple[float, str]:
+    def said(self, slope: float, per_epoch: float | None = None) -> tuple[float, str]:
         """A slope as a title says it: per point (`per`), but per epoch on intervals where
         epochs have ended (the unit the user saw, and the report's: "per interval (24
         steps)" live and "per epoch" in the report read as two numbers) or where intervals
         are sparser than the epochs (short epochs: an interval every few epochs). Inside
-        the first long epochs an interval is the unit there is."""
+        the first long epochs an interval is the unit there is. `per_epoch`: the slope
+        per epoch where known (growth_evidence's, slope_per_epoch)."""
         ratio = self.points_per_epoch() if self.unit == "interval" else math.nan
         if ratio == ratio and (ratio < 1 or self.epoch_number(self.last) >= 2):
-            per_epoch = self.slope_per_epoch(slope, window) if window is not None else None
             return (
                 per_epoch if per_epoch is not None else slope * ratio,
                 "per epoch (judged on sub-epoch intervals)",

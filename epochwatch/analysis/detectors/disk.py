@@ -95,15 +95,15 @@ def _finding(view: RunAtEpoch, path: str) -> Finding | None:
     epoch = view.epoch_number(view.last)
     if gb is not None and wb is not None:
         free, source = free_space(view, path)
-        proj = leaks.projection(view, 0.0, free, gb.slope, wb)
         evidence.update(leaks.growth_evidence(view, gb, wb, bytes_now))
+        proj = leaks.projection(view, 0.0, free, gb.slope, evidence["slope_per_epoch"])
         evidence.update(proj)
         evidence["free_bytes"] = free
         evidence["free_source"] = source
         evidence["envelope_epochs"] = envelope if verdict.rule == "trend" else 1
         evidence["current"] = bytes_now
         evidence["base"] = gb.start
-        slope, per = view.said(gb.slope, wb)
+        slope, per = view.said(gb.slope, evidence["slope_per_epoch"])
         title = f"{path} grows {fmt_bytes(slope)} {per} ({fmt_bytes(evidence['start'])} -> {fmt_bytes(bytes_now)})"
         when = leaks.when_text(proj, view.unit)
         if when:
@@ -115,7 +115,7 @@ def _finding(view: RunAtEpoch, path: str) -> Finding | None:
     evidence["unit"] = "count"  # slope, start and now are file counts, not bytes
     evidence["current"] = files_now
     evidence["base"] = gf.start
-    slope, per = view.said(gf.slope, wf)
+    slope, per = view.said(gf.slope, evidence["slope_per_epoch"])
     title = f"{path} gains {slope:.1f} files {per} ({evidence['start']:.0f} -> {files_now:.0f}); the bytes stay small"
     return Finding(KIND, INFO, title, evidence, hint, path, epoch, hold=verdict.hold)
 

@@ -61,9 +61,9 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         level = view.latest(peak_col, key=key)
         if level != level:
             level = view.latest(column, key=key)
-        proj = leaks.projection(view, level, limit, g.slope, w)
         now = view.latest(column, key=key)
         evidence = leaks.growth_evidence(view, g, w, now)
+        proj = leaks.projection(view, level, limit, g.slope, evidence["slope_per_epoch"])
         evidence.update(proj)
         if column == "tf_current":
             source = view.series.allocator_sources.get(key, "TF allocator")
@@ -76,7 +76,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         evidence["current"] = now
         evidence["base"] = g.start
         what = "GPU memory" if not target.startswith("CPU") else "Device memory (JAX, host-backed)"
-        slope, per = view.said(g.slope, w)
+        slope, per = view.said(g.slope, evidence["slope_per_epoch"])
         title = f"{what} on {target} grows {fmt_bytes(slope)} {per}: {fmt_bytes(evidence['start'])} -> {fmt_bytes(now)}"
         tail = leaks.consequence(proj, f"device's memory{' (' + name + ')' if name else ''}", view.unit)
         if tail:

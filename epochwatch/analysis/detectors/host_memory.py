@@ -60,9 +60,9 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     peak = view.latest("rss_peak")
     level = max(peak, view.latest("rss")) if peak == peak else view.latest("rss")
     limit, limit_name = leaks.host_limit(view)
-    proj = leaks.projection(view, level, limit, g.slope, w)
     now = current(view, None)
     evidence = leaks.growth_evidence(view, g, w, now)
+    proj = leaks.projection(view, level, limit, g.slope, evidence["slope_per_epoch"])
     evidence.update(proj)
     evidence["level"] = level
     evidence["limit_name"] = limit_name
@@ -70,7 +70,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     evidence["rule"] = verdict.rule
     evidence["current"] = now
     evidence["base"] = g.start
-    slope, per = view.said(g.slope, w)
+    slope, per = view.said(g.slope, evidence["slope_per_epoch"])
     title = f"host memory grows {fmt_bytes(slope)} {per}: {fmt_bytes(evidence['start'])} -> {fmt_bytes(now)}"
     tail = leaks.consequence(proj, limit_name, view.unit)
     if tail:

@@ -125,7 +125,7 @@ def _finding(
     evidence["current"] = now
     evidence["base"] = baseline
     rate, per = 100 * g.rel_slope, view.per()
-    per_epoch = view.slope_per_epoch(g.slope, w) if view.unit == "interval" and g.slope else None
+    per_epoch = evidence["slope_per_epoch"] if view.unit == "interval" and g.slope else None
     if per_epoch is not None:  # said per epoch: an interval is no unit to read
         rate, per = rate * per_epoch / g.slope, "per epoch (judged on sub-epoch intervals)"
     # Epochs as Keras prints them (from 1); the evidence keeps the trace's 0-based numbers.
