@@ -236,14 +236,17 @@ def test_a_callback_doing_more_each_epoch_is_named_with_its_method(tmp_path: Pat
 
 def _named_producer(records: list[dict[str, Any]], label: str, site: str, first: bool = True) -> None:
     """Every slow window names the producer with a good part of the added time, and (`first`)
-    one of them first: on a loaded host (the suite beside it) a window's added time is partly
-    the host's, which the window charges to where the training thread waited for a core."""
+    first of the places that are not the compiled step: on a loaded host (the suite beside
+    it) a window's added time is partly the host's, which the window charges to where the
+    training thread waited for a core, the compiled step most (in one clean-clone suite the
+    run's only window had the producer second to it, above 30%)."""
     found = [r for r in _explains(records, "slowdown") if r["method"] == "stack_sampling"]
     assert found, of_type(records, "epoch")
     for window in found:
         (named,) = [w for w in window["where"] if w["label"] == label]
         assert named["site"] == site and named["share"] >= 0.3, window
-    assert not first or any(window["where"][0]["label"] == label for window in found), found
+        outside = [w for w in window["where"] if w["category"] != "inside the compiled step"]
+        assert not first or outside[0]["label"] == label, window
 
 
 def test_a_dataset_whose_getitem_does_more_each_epoch_is_named(tmp_path: Path) -> None:
