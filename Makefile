@@ -52,12 +52,19 @@ promtool:
 # lane's load, a soak's training gave up on its daemon and fell back to its own trace.
 PYTEST   := $(PY) -m pytest -q -p no:cacheprovider
 PARALLEL := -n auto --maxprocesses 4 --dist loadfile
+# Bytecode for epochwatch and the tests, written before the suite: the editable install has none,
+# and where the environment says PYTHONDONTWRITEBYTECODE (this machine and CI do) every process
+# the suite starts (a script, a daemon, a CLI call: hundreds) would compile epochwatch's modules
+# again, 0.3 s of CPU each. Only changed files are compiled again.
+BYTECODE := $(PY) -m compileall -q epochwatch tests
 test: setup $(if $(CI),promtool)
+	$(BYTECODE)
 	$(PYTEST) $(PARALLEL) -m "not serial"
 	$(PYTEST) -m serial
 
 # The inner loop: everything but the tests marked `slow` (long training, the soak, multi-process jobs).
 test-fast: setup
+	$(BYTECODE)
 	$(PYTEST) $(PARALLEL) -m "not slow and not serial"
 	$(PYTEST) -m "not slow and serial"
 
