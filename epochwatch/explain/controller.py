@@ -8,7 +8,8 @@ window found becomes one `explain` record right after the epoch record that clos
   over the next epoch or few); a slow window when a slowdown is suspected: the last two
   epochs each took `SLOW_RATIO` times the baseline's (a cheap trigger, epochs ahead of
   the trend test), or a `slowdown` finding arrived. The record names the places holding
-  most of the added time (`added.py`).
+  most of the added time (`added.py`). In a loop of fits, a later fit's first epoch is a
+  warm-up as the run's first is: it triggers nothing and no window spans into it.
 - torch's CUDA allocation history (`gpu_window.py`, `gpu_memory.py`): when torch's allocated
   CUDA memory rose in each of the last two epochs, or a `gpu_memory_growth` finding
   arrived: recorded for two epochs, the allocations that stayed named by their stacks.
@@ -138,6 +139,7 @@ class Explainer:
         self._slow_explained_at = 0.0  # epoch seconds when a slowdown was last explained
         self._thread: int | None = None
         self._traced_positions: set[int] = set()  # epochs slowed by tracemalloc: no slowdown trigger
+        self._warmups: set[int] = set()  # later fits' first epochs (_on_fit_start): no slowdown trigger
         self._planned: int | None = None  # the epochs the current fit plans (fit_start), if more than one
         self._captures = Captures(self._profiler_of, self.profile_dir, limit=self.limits.profile_seconds)
         self._gpu = GpuWindows(self._cuda_history_of)
@@ -166,8 +168,7 @@ class Explainer:
                 self._on_finding(rec)
         elif kind == "fit_start":
             with self._lock:
-                epochs = rec.get("epochs")  # planned: a fit of several says how long the run goes on
-                self._planned = epochs if isinstance(epochs, int) and epochs > 1 else None
+                self._on_fit_start(rec)
         elif kind == "run_start":
             with self._lock:
                 self.close()
@@ -218,6 +219,32 @@ class Explainer:
             self._memory_armed = True
         elif not self._explained(str(rec.get("kind"))):
             self._gpu.on_finding(str(rec.get("kind")))
+
+    def _on_fit_start(self, rec: dict[str, Any]) -> None:
+        """A later fit of several epochs begins with a warm-up epoch, as the run's first fit
+        does (its functions traced again for a new model or compile, its iterator made): in a
+        loop of fits that epoch is compared with nothing, and no stack window spans into it,
+        or a window would find the added time in tracing. Fits of one epoch each are alike
+        and stay one series."""
+        epochs = rec.get("epochs")  # planned: a fit of several says how long the run goes on
+        self._planned = epochs if isinstance(epochs, int) and epochs > 1 else None
+        if self._planned is None or not self._seconds:
+            return
+        self._warmups.add(len(self._seconds))  # the position its first epoch record will have
+        open_ = self._stack
+        if open_ is None:
+            return
+        if open_.epochs:
+            self._end_stack(open_, open_.epochs[-1])
+            return
+        # Opened at the last fit's last epoch: taken again after this fit's warm-up epoch.
+        self._stack = None
+        open_.window.close(0, 0.0)
+        if open_.purpose == "baseline":
+            self._base_epochs = []
+        else:
+            self._slow_windows -= 1
+            self._slow_armed = True
 
     def _memory_busy(self) -> bool:
         return self._memory is not None
@@ -390,9 +417,9 @@ class Explainer:
         # still carry warm-up (a test function traced, caches filled).
         base = self._base_seconds if self._base is not None else None
         last = self._seconds[-2:]
-        traced = self._traced_positions
         recent = {len(self._seconds) - 1, len(self._seconds) - 2}
-        if base and len(last) == 2 and self._slow_windows < lim.stack_windows and not recent & traced:
+        apart = self._traced_positions | self._warmups
+        if base and len(last) == 2 and self._slow_windows < lim.stack_windows and not recent & apart:
             bar = max(base * lim.slow_ratio, base + lim.slow_floor)
             if self._slow_explained_at:
                 bar = max(bar, self._slow_explained_at * 1.5)  # again only once it grew on
@@ -415,7 +442,8 @@ class Explainer:
         if thread is None:
             return
         if self._stack is None:
-            if self._base is None and not self._base_epochs and len(self._seconds) == 1:
+            warmed = len(self._seconds) == 1 or len(self._seconds) - 1 in self._warmups
+            if self._base is None and not self._base_epochs and warmed:
                 self._stack = _Stack(StackWindow(thread, lim.rate_hz, lim.stack_seconds), "baseline")
                 self._base_epochs = [-1]  # taken once
             elif self._slow_armed and self._slow_windows < lim.stack_windows:

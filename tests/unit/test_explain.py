@@ -284,6 +284,24 @@ def test_a_slowdown_finding_opens_a_stack_window_that_closes_at_an_epoch_end() -
     assert threading.active_count() >= 1  # the windows' threads are gone (conftest checks)
 
 
+def test_in_a_loop_of_fits_no_window_spans_a_later_fits_warm_up_epoch() -> None:
+    """Each fit's first epoch traces a new model's step (10x the others), its last saves a
+    checkpoint (2x): a later fit's first epoch is no slowdown, and neither the baseline nor
+    the slow window that a finding asks for takes it in."""
+    written: list[tuple[str, dict[str, Any]]] = []
+    explainer = Explainer(lambda t, **f: written.append((t, f)), limits=Limits(min_samples=10**6))
+    for fit in range(4):
+        explainer.on_record({"type": "fit_start", "fit": fit, "epochs": 3})
+        for epoch, seconds in enumerate((0.5, 0.05, 0.1)):
+            time.sleep(0.02)
+            _epoch(explainer, epoch, 100, seconds=seconds)
+        if fit == 1:  # asked for at the fit's last epoch: the window opens after the next warm-up
+            explainer.on_record({"type": "finding", "kind": "slowdown", "epoch": 2})
+    explainer.finish()
+    found = [f for t, f in written if t == "explain"]
+    assert [(f["epochs"], f["baseline_epochs"]) for f in found] == [([1, 2], [1, 2])], found
+
+
 def test_other_threads_count_when_they_run_a_callback_or_feed_the_input() -> None:
     from epochwatch.explain.frames import classify_other
 
