@@ -46,12 +46,15 @@ promtool:
 
 # The whole suite: the README's command and CI's. First the rest, on every core (at most 4; each
 # worker has its own TensorFlow zygote, tests/zygote.py), a test file to a worker (its module
-# fixtures run once; the files that share a session fixture go to one worker together:
-# tests/conftest.py); then, alone, the tests that hold the daemon to 1 s under a load of their
-# own (`serial`). Side by side the two lanes took two minutes less, but once, under the serial
-# lane's load, a soak's training gave up on its daemon and fell back to its own trace.
+# fixtures run once; the files that share a session fixture go to one worker together, the
+# longest files first: tests/conftest.py); then, apart from that CPU load, the tests that hold
+# the daemon to 1 s under a load of their own (`serial`), two files at a time: they wait more
+# than they compute (60 s of CPU in 150 s). Side by side the two lanes took two minutes less,
+# but once, under the parallel lane's load, a soak's training gave up on its daemon and fell
+# back to its own trace.
 PYTEST   := $(PY) -m pytest -q -p no:cacheprovider
 PARALLEL := -n auto --maxprocesses 4 --dist loadfile
+SERIAL   := -n 2 --dist loadfile
 # Bytecode for epochwatch and the tests, written before the suite: the editable install has none,
 # and where the environment says PYTHONDONTWRITEBYTECODE (this machine and CI do) every process
 # the suite starts (a script, a daemon, a CLI call: hundreds) would compile epochwatch's modules
@@ -60,13 +63,13 @@ BYTECODE := $(PY) -m compileall -q epochwatch tests
 test: setup $(if $(CI),promtool)
 	$(BYTECODE)
 	$(PYTEST) $(PARALLEL) -m "not serial"
-	$(PYTEST) -m serial
+	$(PYTEST) $(SERIAL) -m serial
 
 # The inner loop: everything but the tests marked `slow` (long training, the soak, multi-process jobs).
 test-fast: setup
 	$(BYTECODE)
 	$(PYTEST) $(PARALLEL) -m "not slow and not serial"
-	$(PYTEST) -m "not slow and serial"
+	$(PYTEST) $(SERIAL) -m "not slow and serial"
 
 lint: setup
 	$(VENV)/bin/ruff check epochwatch tests bench examples

@@ -26,7 +26,7 @@ from tests.integration.other_user import NOBODY, drop_to
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user"),
-    pytest.mark.serial,  # holds the daemon to 1 s under a load of its own: alone, after the rest
+    pytest.mark.serial,  # holds the daemon to 1 s under a load of its own: after the rest
 ]
 
 

@@ -18,7 +18,7 @@ from tests.integration.other_user import OtherUserClient, shared_tmp
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="the daemon's state directory is root's"),
-    pytest.mark.serial,  # holds the daemon to 1 s under a load of its own: alone, after the rest
+    pytest.mark.serial,  # holds the daemon to 1 s under a load of its own: after the rest
 ]
 
 
