@@ -9,7 +9,8 @@ window found becomes one `explain` record right after the epoch record that clos
   epochs each took `SLOW_RATIO` times the baseline's (a cheap trigger, epochs ahead of
   the trend test), or a `slowdown` finding arrived. The record names the places holding
   most of the added time (`added.py`). In a loop of fits, a later fit's first epoch is a
-  warm-up as the run's first is: it triggers nothing and no window spans into it.
+  warm-up as the run's first is: it triggers nothing and no window spans into it, and
+  the fit's epochs are held to its own quickest, not the first fit's.
 - torch's CUDA allocation history (`gpu_window.py`, `gpu_memory.py`): when torch's allocated
   CUDA memory rose in each of the last two epochs, or a `gpu_memory_growth` finding
   arrived: recorded for two epochs, the allocations that stayed named by their stacks.
@@ -140,6 +141,7 @@ class Explainer:
         self._thread: int | None = None
         self._traced_positions: set[int] = set()  # epochs slowed by tracemalloc: no slowdown trigger
         self._warmups: set[int] = set()  # later fits' first epochs (_on_fit_start): no slowdown trigger
+        self._fit_first: int | None = None  # ...and the current one's position, once a later fit began
         self._planned: int | None = None  # the epochs the current fit plans (fit_start), if more than one
         self._captures = Captures(self._profiler_of, self.profile_dir, limit=self.limits.profile_seconds)
         self._gpu = GpuWindows(self._cuda_history_of)
@@ -230,7 +232,8 @@ class Explainer:
         self._planned = epochs if isinstance(epochs, int) and epochs > 1 else None
         if self._planned is None or not self._seconds:
             return
-        self._warmups.add(len(self._seconds))  # the position its first epoch record will have
+        self._fit_first = len(self._seconds)  # the position its first epoch record will have
+        self._warmups.add(self._fit_first)
         open_ = self._stack
         if open_ is None:
             return
@@ -414,8 +417,14 @@ class Explainer:
     def _suspect(self) -> None:
         lim = self.limits
         # The quickest epoch the baseline window covered: the first epochs after the first
-        # still carry warm-up (a test function traced, caches filled).
+        # still carry warm-up (a test function traced, caches filled). A later fit is held
+        # to its own quickest epoch before the two judged: a sweep's fits differ by design
+        # (another batch size, another width), and a fit that is slower than the first
+        # throughout is no slowdown.
         base = self._base_seconds if self._base is not None else None
+        if self._fit_first is not None:
+            own = self._seconds[self._fit_first + 1 : -2]
+            base = min(own) if own and base else None
         last = self._seconds[-2:]
         recent = {len(self._seconds) - 1, len(self._seconds) - 2}
         apart = self._traced_positions | self._warmups

@@ -265,6 +265,22 @@ def test_growth_outside_python_objects_is_said_so() -> None:
     assert found["in_python"] is False and "not in Python objects" in found["summary"]
 
 
+def test_a_sweeps_slower_fit_is_held_to_its_own_epochs_not_the_first_fits() -> None:
+    """A grid search's second fit (a smaller batch) takes twice the first's time every
+    epoch: no slow window. Its own epochs growing past its quickest are still suspected."""
+    written: list[tuple[str, dict[str, Any]]] = []
+    explainer = Explainer(lambda t, **f: written.append((t, f)), limits=Limits(min_samples=10**6))
+    plans = ((0.5, 0.05, 0.05, 0.05, 0.05), (0.5, 0.1, 0.1, 0.1, 0.1), (0.5, 0.1, 0.1, 0.2, 0.3, 0.4))
+    for fit, seconds in enumerate(plans):
+        explainer.on_record({"type": "fit_start", "fit": fit, "epochs": len(seconds)})
+        for epoch, s in enumerate(seconds):
+            time.sleep(0.01)
+            _epoch(explainer, epoch, 100, seconds=s)
+    explainer.finish()
+    found = [f for t, f in written if t == "explain"]
+    assert [f["epochs"] for f in found] == [[5]], found  # the third fit's, opened at its epoch 4
+
+
 def test_sites_that_hold_part_of_the_rise_are_named_with_their_share_of_it() -> None:
     """A Keras fit on a shuffled tf.data pipeline (tensorflow#54299): RSS rose 2.9 MiB an
     epoch while the slices saw 0.36 MiB of Python objects at the fit's line. Named alone,
