@@ -9,9 +9,9 @@ depends on the input Keras was given (keras/src/trainers/data_adapters, Keras 3)
   gaps between `GetNext` calls (`ModelProto.gap_times`, the step's own time). The wait of
   an epoch is its training time minus the gaps within it (source `tf.data`). The
   model is read with `tf.data.experimental.get_model_proto` at the epoch's end, which
-  costs about 0.1-0.2 ms of the training thread's CPU, so it is read only while that stays under READ_SHARE of the
-  training time after a 2 ms allowance (every epoch from ~0.5 s epochs on; a sample of
-  shorter ones, whose records then lack the wait).
+  costs about 0.1-0.2 ms of the training thread's CPU, so it is read only while that
+  stays under READ_SHARE of the training time after a 2 ms allowance (every epoch from
+  ~0.5 s epochs on; a sample of shorter ones, whose records then lack the wait).
   TF's C++ monitoring keeps `/tensorflow/data/iterator_busy` and `getnext_duration`, which
   would be exact, but TF exposes no Python reader for them.
 - A Python generator or `PyDataset`/`Sequence`: Keras calls the producer (`next()` on the
