@@ -46,8 +46,8 @@ promtool:
 
 # The whole suite: the README's command and CI's. First the rest, on every core (at most 4; each
 # worker has its own TensorFlow zygote, tests/zygote.py), a test file to a worker (its module
-# fixtures run once; the files that share a session fixture go to one worker together, the
-# longest files first: tests/conftest.py); then, apart from that CPU load, the tests that hold
+# fixtures run once; the files that share a session fixture go to one worker together:
+# tests/conftest.py); then, apart from that CPU load, the tests that hold
 # the daemon to 1 s under a load of their own (`serial`), two files at a time: they wait more
 # than they compute (60 s of CPU in 150 s). Side by side the two lanes took two minutes less,
 # but once, under the parallel lane's load, a soak's training gave up on its daemon and fell

@@ -29,35 +29,8 @@ SHARED = {
 }
 
 
-# The seconds a test file holds a worker (the suite one test at a time on 2 cores, Dec 7;
-# `-p tests.cpu_times` measures them): the longest are handed out first, so that no worker
-# starts one at the end while the others have nothing left. xdist's own order (most tests
-# first) handed the serial lane's 61 s soak out last, behind another file on one worker.
-HOLDS = {
-    "tests/integration/test_trust_loops.py": 102,
-    "tests/integration/test_explain_tf.py": 82,
-    "tests/integration/test_daemon_bounds_soak.py": 61,
-    "tests/integration/test_distributed.py": 51,
-    "tests/integration/test_trust_exit.py": 49,
-    "tests/integration/test_shapes_loops.py": 45,
-    "tests/integration/test_detection_short.py": 43,
-    "tests/integration/test_models_in_loop.py": 40,
-    "tests/integration/test_causes_tf.py": 39,
-    "tests/integration/test_daemon_privsep.py": 34,
-    "tests/integration/test_daemon_soak.py": 32,
-    "tests/integration/test_daemon.py": 31,
-    "tests/integration/test_hook_keras.py": 28,
-    "tests/integration/test_input_bound.py": 23,
-    "tests/integration/test_daemon_bounds.py": 22,
-}
-
-
 class _FilesTogether(LoadFileScheduling):
-    """--dist loadfile, with each group of SHARED one unit of work, the longest first."""
-
-    def __init__(self, config: pytest.Config, log: Any) -> None:
-        super().__init__(config, log)
-        self.config.option.loadscopereorder = False  # the collection's order: HOLDS first
+    """--dist loadfile, with each group of SHARED one unit of work."""
 
     def _split_scope(self, nodeid: str) -> str:
         path = nodeid.split("::", 1)[0]
@@ -67,11 +40,6 @@ class _FilesTogether(LoadFileScheduling):
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadFileScheduling | None:
     return _FilesTogether(config, log) if config.getvalue("dist") == "loadfile" else None
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The files of HOLDS first, the longest first; the rest in their order."""
-    items.sort(key=lambda item: -HOLDS.get(item.nodeid.split("::", 1)[0], 0))
 
 
 @pytest.fixture(autouse=True)
