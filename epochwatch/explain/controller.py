@@ -142,6 +142,7 @@ class Explainer:
         self._traced_positions: set[int] = set()  # epochs slowed by tracemalloc: no slowdown trigger
         self._warmups: set[int] = set()  # later fits' first epochs (_on_fit_start): no slowdown trigger
         self._fit_first: int | None = None  # ...and the current one's position, once a later fit began
+        self._fit_quickest = float("inf")  # ...its quickest after the warm-up, before the two judged
         self._planned: int | None = None  # the epochs the current fit plans (fit_start), if more than one
         self._captures = Captures(self._profiler_of, self.profile_dir, limit=self.limits.profile_seconds)
         self._gpu = GpuWindows(self._cuda_history_of)
@@ -231,8 +232,10 @@ class Explainer:
         epochs = rec.get("epochs")  # planned: a fit of several says how long the run goes on
         self._planned = epochs if isinstance(epochs, int) and epochs > 1 else None
         if self._planned is None or not self._seconds:
+            self._fit_first = None  # the first fit, or fits of one epoch: the run's baseline
             return
         self._fit_first = len(self._seconds)  # the position its first epoch record will have
+        self._fit_quickest = float("inf")
         self._warmups.add(self._fit_first)
         open_ = self._stack
         if open_ is None:
@@ -423,8 +426,10 @@ class Explainer:
         # throughout is no slowdown.
         base = self._base_seconds if self._base is not None else None
         if self._fit_first is not None:
-            own = self._seconds[self._fit_first + 1 : -2]
-            base = min(own) if own and base else None
+            older = len(self._seconds) - 3  # the newest epoch before the two judged: once each
+            if older > self._fit_first:
+                self._fit_quickest = min(self._fit_quickest, self._seconds[older])
+            base = self._fit_quickest if base and self._fit_quickest < float("inf") else None
         last = self._seconds[-2:]
         recent = {len(self._seconds) - 1, len(self._seconds) - 2}
         apart = self._traced_positions | self._warmups
