@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from epochwatch.analysis import trend
+from epochwatch.analysis.shapes import Step, StepRule, assess_step
 from epochwatch.analysis.view import RunAtEpoch, Window
 
 RECENT = 5
@@ -25,6 +26,11 @@ OTHERS_PCT = 100.0
 SHARE_DROP = 0.9  # CPU per wall second now at most this share of what it was
 CPU_EXPLAINS = 0.5  # added CPU time under half the added wall time: the rest is waiting
 WHERE_SHARE = 0.3  # as attribution.ACCOUNT_SHARE
+# Demand that steps up: 2x at least, every reading after 1.5x every reading before, 3 on
+# each side; readings under the floor (no stall, no queue) read as the floor.
+DEMAND_STEP = StepRule(min_before=3, min_after=3, min_ratio=2.0, min_gap=1.5, min_t=6.0)
+DEMAND_FLOOR = 0.01
+TIME_FOLLOWS = 1.25  # the time's median after the demand's onset over its median before
 
 
 def _values(view: RunAtEpoch, name: str, indexes: Sequence[int]) -> list[float]:
@@ -60,11 +66,31 @@ def _rises(values: Sequence[float]) -> bool:
     )
 
 
+def _stepped_up(points: Sequence[tuple[int, float, float]]) -> tuple[int, Step] | None:
+    """A lasting step up of demand that the time moved with: the point it began at and the
+    step; or None. `points`: (point, reading, wall seconds).
+
+    Another job starting on the host is a step, not a trend: the trend test reads a step as
+    autocorrelated noise (a healthy fit beside two busy loops from its 7th epoch: PSI stall
+    share 0.03-0.10 -> 0.4-0.6, p 0.28) and the slowdown it caused was said critical. A step
+    counts when the time after its onset is also higher: demand that rose long before the
+    time did is not what slowed it."""
+    points = list(points)[-DEMAND_STEP.window :]
+    step = assess_step([max(v, DEMAND_FLOOR) for _, v, _ in points], DEMAND_STEP)
+    if step is None:
+        return None
+    walls = [w for _, _, w in points]
+    if trend.median(walls[step.at :]) < TIME_FOLLOWS * trend.median(walls[: step.at]):
+        return None
+    return points[step.at][0], step
+
+
 def competing(view: RunAtEpoch, indexes: Sequence[int]) -> dict[str, Any] | None:
     """Evidence that other tasks want the CPU over these epochs, or None.
 
     A level alone is not enough for the hook's own readings (a shared build machine is
-    always loaded): the demand must rise over the window, as the CPU share falls.
+    always loaded): the demand must rise over the window, as a trend or a lasting step
+    that the time moved with, as the CPU share falls.
     """
     idx = list(indexes)
     recent = idx[-RECENT:]
@@ -76,22 +102,36 @@ def competing(view: RunAtEpoch, indexes: Sequence[int]) -> dict[str, Any] | None
             "others_cpu_pct": trend.median(others),
             "host_cpu_pct": trend.median(host),
         }
-    shares = []
+    shares: list[tuple[int, float, float]] = []  # (point, reading, wall seconds)
+    per_cpu: list[tuple[int, float, float]] = []
     for i in idx:
-        stall, wall = view.series.value("cpu_pressure", i), view.series.value("seconds", i)
-        if stall == stall and wall == wall and wall > 0:
-            shares.append(min(1.0, stall / wall))
-    if shares and _rises(shares) and ends(shares)[1] >= PRESSURE_SHARE:
-        start, now = ends(shares)
-        return {"evidence": "CPU pressure stall (PSI some)", "stall_share": [round(start, 3), round(now, 3)]}
-    per_cpu = []
-    for i in idx:
+        wall = view.series.value("seconds", i)
+        if not (wall == wall and wall > 0):
+            continue
+        stall = view.series.value("cpu_pressure", i)
+        if stall == stall:
+            shares.append((i, min(1.0, stall / wall), wall))
         runnable, cpus = view.series.value("runnable", i), view.series.value("cpus", i)
         if runnable == runnable and cpus == cpus and cpus > 0:
-            per_cpu.append((runnable - 1) / cpus)  # the reader itself is one of them
-    if per_cpu and _rises(per_cpu) and ends(per_cpu)[1] > 1.0:
-        start, now = ends(per_cpu)
-        return {"evidence": "runnable tasks per CPU", "runnable_per_cpu": [round(start, 2), round(now, 2)]}
+            per_cpu.append((i, (runnable - 1) / cpus, wall))  # the reader itself is one of them
+    # Stall: a rise to a share of the time that matters; runnable: more tasks than CPUs.
+    for points, enough, evidence, name in (
+        (shares, lambda v: v >= PRESSURE_SHARE, "CPU pressure stall (PSI some)", "stall_share"),
+        (per_cpu, lambda v: v > 1.0, "runnable tasks per CPU", "runnable_per_cpu"),
+    ):
+        values = [v for _, v, _ in points]
+        if values and _rises(values) and enough(ends(values)[1]):
+            start, now = ends(values)
+            return {"evidence": evidence, name: [round(start, 3), round(now, 3)]}
+        step = _stepped_up(points)
+        if step is not None and enough(step[1].after):
+            at, st = step
+            return {
+                "evidence": evidence,
+                name: [round(st.before, 3), round(st.after, 3)],
+                "shape": "step",
+                "onset_epoch": view.epoch_number(at),
+            }
     return None
 
 

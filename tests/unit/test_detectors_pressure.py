@@ -147,6 +147,37 @@ def test_less_cpu_per_second_with_nobody_competing_is_waiting() -> None:
         assert "sleep, I/O, a lock" in slow[0].hint
 
 
+def _another_job_starts(demand_at: int, slower_at: int) -> list[dict[str, Any]]:
+    """The same CPU work per epoch; from `slower_at` each epoch takes 2.2x the wall time; from
+    `demand_at` other tasks stall for the CPU half the time (PSI), as when another job starts."""
+    rng = random.Random(2)
+
+    def make(i: int) -> dict[str, Any]:
+        wall = syn.noisy(rng, 2.2 if i >= slower_at else 1.0, 0.03)
+        host = syn.host_block(GIB, cpu=syn.noisy(rng, 0.95, 0.02))
+        host["cpu_pressure_some_seconds"] = wall * (
+            rng.uniform(0.4, 0.6) if i >= demand_at else rng.uniform(0, 0.04)
+        )
+        return {"seconds": wall, "host": host}
+
+    return syn.trace(30, make)
+
+
+def test_a_step_of_demand_that_the_time_follows_is_a_busier_host() -> None:
+    # A job starting beside a healthy run is a step, which the trend test takes for noise:
+    # the slowdown was said critical ("3.2x slower from epoch 7") on a fit beside two busy loops.
+    (slow,) = _analyze(_another_job_starts(12, 12), "slowdown")
+    assert slow.severity == "info" and "the host got busier" in slow.title, slow.title
+    rivals = slow.evidence["host_busier"]["competition"]
+    assert rivals["shape"] == "step" and rivals["onset_epoch"] == 12, rivals
+    assert "from epoch 13" in slow.title
+
+
+def test_demand_that_stepped_up_long_before_the_time_did_is_not_the_cause() -> None:
+    (slow,) = _analyze(_another_job_starts(4, 22), "slowdown")
+    assert slow.severity == "critical" and "host_busier" not in slow.evidence, slow.title
+
+
 def test_throttled_epochs_that_are_slower() -> None:
     def make(i: int) -> dict[str, Any]:
         hot = i % 3 == 0

@@ -162,6 +162,8 @@ def _unless_busier(view: RunAtEpoch, w: Window, found: Finding) -> Finding:
     cpu = busy[f"cpu_seconds_per_{per}"]
     rivals = busy["competition"]
     said = "".join(f" {v[0]} -> {v[1]}" for v in rivals.values() if isinstance(v, list))
+    if "onset_epoch" in rivals:  # another job that started: a step up of the demand
+        said += f" from epoch {rivals['onset_epoch'] + 1}"
     title = (
         f"{found.title}; the host got busier ({rivals['evidence']}{said}) "
         f"while the process's own CPU per {per} stayed {fmt_seconds(cpu[0])} -> {fmt_seconds(cpu[1])}"
