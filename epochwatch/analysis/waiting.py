@@ -11,11 +11,11 @@ can tell (the callbacks' own time, validation, the training steps).
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from typing import Any
 
 from epochwatch.analysis import trend
-from epochwatch.analysis.shapes import Step, StepRule, assess_step
 from epochwatch.analysis.view import RunAtEpoch, Window
 
 RECENT = 5
@@ -26,10 +26,15 @@ OTHERS_PCT = 100.0
 SHARE_DROP = 0.9  # CPU per wall second now at most this share of what it was
 CPU_EXPLAINS = 0.5  # added CPU time under half the added wall time: the rest is waiting
 WHERE_SHARE = 0.3  # as attribution.ACCOUNT_SHARE
-# Demand that steps up: 2x at least, every reading after 1.5x every reading before, 3 on
-# each side; readings under the floor (no stall, no queue) read as the floor.
-DEMAND_STEP = StepRule(min_before=3, min_after=3, min_ratio=2.0, min_gap=1.5, min_t=6.0)
-DEMAND_FLOOR = 0.01
+# Demand that steps up: medians 2x apart, the readings after the onset above those before it
+# in 90% of pairs, 3 readings on each side at least. Readings under a floor read as the
+# floor: below it there is no competition to speak of, and its noise (a stall share of
+# 0.9% or 7% on a quiet host) would hide a step.
+DEMAND_RATIO = 2.0
+DEMAND_SEPARATION = 0.9
+DEMAND_SIDE = 3
+DEMAND_WINDOW = 60
+RUNNABLE_FLOOR = 0.5  # other runnable tasks per CPU
 TIME_FOLLOWS = 1.25  # the time's median after the demand's onset over its median before
 
 
@@ -66,23 +71,40 @@ def _rises(values: Sequence[float]) -> bool:
     )
 
 
-def _stepped_up(points: Sequence[tuple[int, float, float]]) -> tuple[int, Step] | None:
+def _stepped_up(points: Sequence[tuple[int, float, float]], floor: float) -> tuple[int, float, float] | None:
     """A lasting step up of demand that the time moved with: the point it began at and the
-    step; or None. `points`: (point, reading, wall seconds).
+    readings' medians before and after it; or None. `points`: (point, reading, wall seconds).
 
     Another job starting on the host is a step, not a trend: the trend test reads a step as
     autocorrelated noise (a healthy fit beside two busy loops from its 7th epoch: PSI stall
-    share 0.03-0.10 -> 0.4-0.6, p 0.28) and the slowdown it caused was said critical. A step
-    counts when the time after its onset is also higher: demand that rose long before the
-    time did is not what slowed it."""
-    points = list(points)[-DEMAND_STEP.window :]
-    step = assess_step([max(v, DEMAND_FLOOR) for _, v, _ in points], DEMAND_STEP)
-    if step is None:
+    share 0.03-0.10 -> 0.4-0.6, p 0.28) and the slowdown it caused was said critical. The
+    split is the one whose readings after it are above those before it most often (rank
+    separation: one odd reading, such as an epoch slow for its own reasons, does not undo
+    it), their medians DEMAND_RATIO apart, the last ones still high. It counts when the
+    time after its onset is also higher: demand that rose long before the time did is not
+    what slowed it."""
+    points = list(points)[-DEMAND_WINDOW:]
+    values = [max(v, floor) for _, v, _ in points]
+    n = len(values)
+    best: tuple[float, int] | None = None
+    for k in range(DEMAND_SIDE, n - DEMAND_SIDE + 1):
+        before = sorted(values[:k])
+        after = values[k:]
+        if trend.median(after) < DEMAND_RATIO * trend.median(before):
+            continue
+        higher = sum(bisect.bisect_left(before, v) for v in after) / (k * (n - k))
+        if higher >= DEMAND_SEPARATION and (best is None or higher > best[0]):
+            best = (higher, k)
+    if best is None:
         return None
+    k = best[1]
+    if trend.median(values[-DEMAND_SIDE:]) < DEMAND_RATIO * trend.median(values[:k]):
+        return None  # it did not last: the newest readings are back down
     walls = [w for _, _, w in points]
-    if trend.median(walls[step.at :]) < TIME_FOLLOWS * trend.median(walls[: step.at]):
+    if trend.median(walls[k:]) < TIME_FOLLOWS * trend.median(walls[:k]):
         return None
-    return points[step.at][0], step
+    raw = [v for _, v, _ in points]
+    return points[k][0], trend.median(raw[:k]), trend.median(raw[k:])
 
 
 def competing(view: RunAtEpoch, indexes: Sequence[int]) -> dict[str, Any] | None:
@@ -115,20 +137,26 @@ def competing(view: RunAtEpoch, indexes: Sequence[int]) -> dict[str, Any] | None
         if runnable == runnable and cpus == cpus and cpus > 0:
             per_cpu.append((i, (runnable - 1) / cpus, wall))  # the reader itself is one of them
     # Stall: a rise to a share of the time that matters; runnable: more tasks than CPUs.
-    for points, enough, evidence, name in (
-        (shares, lambda v: v >= PRESSURE_SHARE, "CPU pressure stall (PSI some)", "stall_share"),
-        (per_cpu, lambda v: v > 1.0, "runnable tasks per CPU", "runnable_per_cpu"),
+    for points, enough, floor, evidence, name in (
+        (
+            shares,
+            lambda v: v >= PRESSURE_SHARE,
+            PRESSURE_SHARE,
+            "CPU pressure stall (PSI some)",
+            "stall_share",
+        ),
+        (per_cpu, lambda v: v > 1.0, RUNNABLE_FLOOR, "runnable tasks per CPU", "runnable_per_cpu"),
     ):
         values = [v for _, v, _ in points]
         if values and _rises(values) and enough(ends(values)[1]):
             start, now = ends(values)
             return {"evidence": evidence, name: [round(start, 3), round(now, 3)]}
-        step = _stepped_up(points)
-        if step is not None and enough(step[1].after):
-            at, st = step
+        step = _stepped_up(points, floor)
+        if step is not None and enough(step[2]):
+            at, before, after = step
             return {
                 "evidence": evidence,
-                name: [round(st.before, 3), round(st.after, 3)],
+                name: [round(before, 3), round(after, 3)],
                 "shape": "step",
                 "onset_epoch": view.epoch_number(at),
             }

@@ -6,6 +6,9 @@ import random
 from typing import Any
 
 from bench import synthetic as syn
+from epochwatch.analysis.run import Run
+from epochwatch.analysis.view import RunAtEpoch
+from epochwatch.analysis.waiting import competing
 from tests.support import analyze_records as _analyze
 
 GIB, MIB = syn.GIB, syn.MIB
@@ -147,17 +150,19 @@ def test_less_cpu_per_second_with_nobody_competing_is_waiting() -> None:
         assert "sleep, I/O, a lock" in slow[0].hint
 
 
-def _another_job_starts(demand_at: int, slower_at: int) -> list[dict[str, Any]]:
+def _another_job_starts(demand_at: int, slower_at: int, odd: int | None = None) -> list[dict[str, Any]]:
     """The same CPU work per epoch; from `slower_at` each epoch takes 2.2x the wall time; from
-    `demand_at` other tasks stall for the CPU half the time (PSI), as when another job starts."""
+    `demand_at` other tasks stall for the CPU half the time (PSI), as when another job starts;
+    epoch `odd` is slow for its own reasons, with little stall."""
     rng = random.Random(2)
 
     def make(i: int) -> dict[str, Any]:
         wall = syn.noisy(rng, 2.2 if i >= slower_at else 1.0, 0.03)
+        stall = rng.uniform(0.4, 0.6) if i >= demand_at else rng.uniform(0, 0.04)
+        if i == odd:
+            wall, stall = 3.0, 0.02
         host = syn.host_block(GIB, cpu=syn.noisy(rng, 0.95, 0.02))
-        host["cpu_pressure_some_seconds"] = wall * (
-            rng.uniform(0.4, 0.6) if i >= demand_at else rng.uniform(0, 0.04)
-        )
+        host["cpu_pressure_some_seconds"] = wall * stall
         return {"seconds": wall, "host": host}
 
     return syn.trace(30, make)
@@ -171,6 +176,16 @@ def test_a_step_of_demand_that_the_time_follows_is_a_busier_host() -> None:
     rivals = slow.evidence["host_busier"]["competition"]
     assert rivals["shape"] == "step" and rivals["onset_epoch"] == 12, rivals
     assert "from epoch 13" in slow.title
+
+
+def test_an_epoch_slow_for_its_own_reasons_does_not_undo_a_step_of_demand() -> None:
+    # Read as the slowdown's window is, later in the run: one loaded epoch with little stall
+    # (slow for another reason) is no reason to say nobody competes.
+    run = Run("t")
+    for rec in _another_job_starts(12, 12, odd=25):
+        run.add(rec)
+    rivals = competing(RunAtEpoch(run), range(1, 30))
+    assert rivals is not None and rivals["shape"] == "step" and rivals["onset_epoch"] == 12, rivals
 
 
 def test_demand_that_stepped_up_long_before_the_time_did_is_not_the_cause() -> None:
