@@ -61,6 +61,8 @@ SCALARS: dict[str, tuple[str, ...]] = {
     "runnable": ("host", "runnable"),
     "cpus": ("host", "cpus"),
     "cpu_pressure": ("host", "cpu_pressure_some_seconds"),
+    "cpus_busy": ("host", "cpus_busy_seconds"),
+    "children_cpu": ("host", "children_cpu_seconds"),
     "callback_seconds": ("callbacks", "seconds"),
     "collective": ("collective", "seconds"),
     "work": ("config",),  # the fit series' points: what an epoch of that fit computes (run.work_of)

@@ -35,6 +35,8 @@ DEMAND_SEPARATION = 0.9
 DEMAND_SIDE = 3
 DEMAND_WINDOW = 60
 RUNNABLE_FLOOR = 0.5  # other runnable tasks per CPU
+OTHERS_RISE = 0.5  # CPUs' worth more taken by other tasks, on busy CPUs:
+BUSY_CPUS = 0.8  # /proc/stat counts 10 ms ticks, coarse on short epochs: 80%, not 85%
 TIME_FOLLOWS = 1.25  # the time's median after the demand's onset over its median before
 
 
@@ -46,6 +48,18 @@ def ends(values: Sequence[float]) -> tuple[float, float]:
     """(start, now): medians of the first and last tenth (at least 3 values each)."""
     k = max(3, len(values) // 10)
     return trend.median(values[:k]), trend.median(values[-k:])
+
+
+def levels(values: Sequence[float], points: Sequence[int], onset: int | None) -> tuple[float, float]:
+    """(before, now): for a step, the medians before and from its onset (a point); else, or
+    with fewer than 2 values on a side, `ends`. A step's own split is steadier than its last
+    three points: an update one epoch later must not lose what the first evaluation saw."""
+    if onset is not None:
+        before = [v for v, i in zip(values, points, strict=True) if i < onset]
+        after = [v for v, i in zip(values, points, strict=True) if i >= onset]
+        if len(before) >= 2 and len(after) >= 2:
+            return trend.median(before), trend.median(after)
+    return ends(values)
 
 
 def share_of_added_time(view: RunAtEpoch, name: str, key: str | None, times: Window) -> float | None:
@@ -107,7 +121,41 @@ def _stepped_up(points: Sequence[tuple[int, float, float]], floor: float) -> tup
     return points[k][0], trend.median(raw[:k]), trend.median(raw[k:])
 
 
-def competing(view: RunAtEpoch, indexes: Sequence[int]) -> dict[str, Any] | None:
+def _run_cpu(view: RunAtEpoch, i: int) -> float:
+    """The run's own CPU seconds at a point: the process's, and its worker processes' where
+    the trace has them (a PyDataset's workers doing more each epoch are the run's work)."""
+    workers = view.series.value("children_cpu", i)
+    return view.series.value("cpu_seconds", i) + (workers if workers == workers else 0.0)
+
+
+def _others_took(view: RunAtEpoch, idx: Sequence[int], onset: int | None) -> dict[str, Any] | None:
+    """Other tasks took OTHERS_RISE of a CPU more of the CPUs this process may use, which
+    are busy (BUSY_HOST_PCT) now: the host got busier, whatever the stall readings say
+    (their share falls as the epochs lengthen, and they count the process's own threads);
+    else None. From each point's `cpus_busy_seconds` less its own `cpu_seconds` and its
+    worker processes' `children_cpu_seconds`."""
+    others, busy, points = [], [], []
+    for i in idx:
+        taken, own = view.series.value("cpus_busy", i), _run_cpu(view, i)
+        wall, cpus = view.series.value("seconds", i), view.series.value("cpus", i)
+        if taken == taken and own == own and wall == wall and cpus == cpus and wall > 0 and cpus > 0:
+            others.append(max(0.0, taken - own) / wall)
+            busy.append(taken / (wall * cpus))
+            points.append(i)
+    if len(others) < 6:
+        return None
+    start, now = levels(others, points, onset)
+    loaded = levels(busy, points, onset)[1]
+    if now - start < OTHERS_RISE or loaded < BUSY_CPUS:
+        return None
+    return {
+        "evidence": "CPUs taken by other tasks",
+        "others_cpus": [round(start, 2), round(now, 2)],
+        "cpus_busy_share": round(loaded, 2),
+    }
+
+
+def competing(view: RunAtEpoch, indexes: Sequence[int], onset: int | None = None) -> dict[str, Any] | None:
     """Evidence that other tasks want the CPU over these epochs, or None.
 
     A level alone is not enough for the hook's own readings (a shared build machine is
@@ -124,6 +172,9 @@ def competing(view: RunAtEpoch, indexes: Sequence[int]) -> dict[str, Any] | None
             "others_cpu_pct": trend.median(others),
             "host_cpu_pct": trend.median(host),
         }
+    taken = _others_took(view, idx, onset)
+    if taken is not None:
+        return taken
     shares: list[tuple[int, float, float]] = []  # (point, reading, wall seconds)
     per_cpu: list[tuple[int, float, float]] = []
     for i in idx:
@@ -198,13 +249,13 @@ def _where(view: RunAtEpoch, times: Window) -> dict[str, Any]:
     return {"where": best[1], "share_of_added_time": round(min(best[0], 9.99), 3)}
 
 
-def _off_cpu(view: RunAtEpoch, times: Window) -> tuple[list[int], dict[str, Any]] | None:
+def _off_cpu(view: RunAtEpoch, times: Window, onset: int | None) -> tuple[list[int], dict[str, Any]] | None:
     """When the time grew but the process's own CPU time per point did not account for it
     (its CPU per wall second fell): the points read and the CPU numbers; else None."""
     idx, ts = [], []
     cpu = []
     for i in times.indexes:
-        c = view.series.value("cpu_seconds", i)
+        c = _run_cpu(view, i)
         wall = view.series.value("seconds", i)
         if c == c and c > 0 and wall == wall and wall > 0:
             idx.append(i)
@@ -213,9 +264,9 @@ def _off_cpu(view: RunAtEpoch, times: Window) -> tuple[list[int], dict[str, Any]
     if len(idx) < max(8, len(times.indexes) // 2):
         return None
     share = [c / t for c, t in zip(cpu, ts, strict=True)]
-    s_start, s_now = ends(share)
-    t_start, t_now = ends(ts)
-    c_start, c_now = ends(cpu)
+    s_start, s_now = levels(share, idx, onset)
+    t_start, t_now = levels(ts, idx, onset)
+    c_start, c_now = levels(cpu, idx, onset)
     if s_start <= 0 or s_now > SHARE_DROP * s_start or t_now <= t_start:
         return None
     if c_now - c_start >= CPU_EXPLAINS * (t_now - t_start):
@@ -226,10 +277,10 @@ def _off_cpu(view: RunAtEpoch, times: Window) -> tuple[list[int], dict[str, Any]
     }
 
 
-def assess(view: RunAtEpoch, times: Window) -> dict[str, Any] | None:
+def assess(view: RunAtEpoch, times: Window, onset: int | None = None) -> dict[str, Any] | None:
     """When the added time is not CPU work and nobody competes for the CPU: how the process waits."""
-    off = _off_cpu(view, times)
-    if off is None or competing(view, off[0]) is not None:
+    off = _off_cpu(view, times, onset)
+    if off is None or competing(view, off[0], onset) is not None:
         return None
     idx, out = off
     out["competition"] = "none seen" if has_demand_readings(view, idx) else "not measured"
@@ -237,12 +288,12 @@ def assess(view: RunAtEpoch, times: Window) -> dict[str, Any] | None:
     return out
 
 
-def busier(view: RunAtEpoch, times: Window) -> dict[str, Any] | None:
+def busier(view: RunAtEpoch, times: Window, onset: int | None = None) -> dict[str, Any] | None:
     """When the added time is not the process's own CPU work and other tasks want the CPU
     more and more over the same points: the host got busier (a slowdown that is not the
     run's doing). The CPU numbers and the evidence of competition; else None."""
-    off = _off_cpu(view, times)
+    off = _off_cpu(view, times, onset)
     if off is None:
         return None
-    rivals = competing(view, off[0])
+    rivals = competing(view, off[0], onset)
     return None if rivals is None else {**off[1], "competition": rivals}

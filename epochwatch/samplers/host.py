@@ -31,6 +31,8 @@ from typing import Any
 
 import psutil
 
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
 try:
     import resource
 except ImportError:  # Windows
@@ -72,6 +74,10 @@ class HostSampler:
         self._limit: int | None = None
         self._limit_read_at = float("-inf")
         self._cpus = _usable_cpus(self.pid)
+        self._cpu_set = _affinity(self.pid)
+        self._busy: float | None = None  # busy seconds of those CPUs at the last sample
+        self._children: dict[int, float] = {}  # CPU seconds of each worker process, last sample
+        self._reaped: float | None = None  # CPU seconds of the children waited for, last sample
         self._pressure: float | None = None  # cumulative "some" stall seconds at the last sample
         # The hook samples its own process every epoch: its /proc files stay open and are
         # re-read from offset 0. The daemon's samplers of other processes open per read.
@@ -142,7 +148,33 @@ class HostSampler:
             if self._pressure is not None and total >= self._pressure:
                 out["cpu_pressure_some_seconds"] = round(total - self._pressure, 6)
             self._pressure = total
+        busy = cpus_busy_seconds(self._read, self._cpu_set)
+        if busy is not None:
+            if self._busy is not None and busy >= self._busy:
+                out["cpus_busy_seconds"] = round(busy - self._busy, 6)
+                if self._own:
+                    out["children_cpu_seconds"] = round(self._children_cpu(), 6)
+            self._busy = busy
         return out
+
+    def _children_cpu(self) -> float:
+        """CPU seconds this process's worker processes used since the last sample: the run's
+        own work, not another task's, when the CPUs' busy time is split. Live ones are
+        multiprocessing's (a PyDataset's or a DataLoader's workers); those that ended and
+        were waited for are in RUSAGE_CHILDREN (a Keras fit's PyDataset starts its pool
+        again each epoch), less what was counted of them while they ran."""
+        now: dict[int, float] = {}
+        for child in _mp_children():
+            cpu = _stat_cpu_seconds(child.pid) if child.pid is not None else None
+            if cpu is not None:
+                now[child.pid] = cpu
+        used = sum(max(0.0, cpu - self._children.get(pid, 0.0)) for pid, cpu in now.items())
+        reaped = _reaped_children_cpu()
+        if reaped is not None and self._reaped is not None:
+            counted = sum(cpu for pid, cpu in self._children.items() if pid not in now)
+            used += max(0.0, reaped - self._reaped - counted)
+        self._children, self._reaped = now, reaped
+        return used
 
     def close(self) -> None:
         held = getattr(self._read, "__self__", None)
@@ -263,6 +295,70 @@ def _usable_cpus(pid: int) -> int | None:
         return len(os.sched_getaffinity(pid))
     except (AttributeError, OSError):
         return os.cpu_count()
+
+
+def _mp_children() -> list[Any]:
+    """The processes multiprocessing started here and has not reaped, read without reaping
+    (active_children() would waitpid them from the sampler's thread, racing the training
+    thread's own join)."""
+    module = sys.modules.get("multiprocessing.process")
+    try:
+        return list(getattr(module, "_children", ()))
+    except (TypeError, RuntimeError):
+        return []
+
+
+def _reaped_children_cpu() -> float | None:
+    if resource is None:
+        return None
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _stat_cpu_seconds(pid: int) -> float | None:
+    """utime + stime of a process from /proc/<pid>/stat, or None when it is gone."""
+    try:
+        data = _read_proc(f"/proc/{pid}/stat")
+        fields = data[data.rfind(b")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _affinity(pid: int) -> frozenset[int] | None:
+    """The CPUs the process may run on, where that is fewer than the host's (else None: all)."""
+    try:
+        cpus = frozenset(os.sched_getaffinity(pid))
+    except (AttributeError, OSError):
+        return None
+    return cpus if len(cpus) < (os.cpu_count() or 0) else None
+
+
+def cpus_busy_seconds(
+    read: Callable[[str], bytes] = _read_proc, cpus: frozenset[int] | None = None
+) -> float | None:
+    """Seconds that tasks, any of them, ran on these CPUs (all: None) since boot, from
+    /proc/stat: every field but idle and iowait, guest time already counted in user. Less
+    this process's own CPU time it is what other tasks took of the CPUs it may use, which
+    tells a host that got busier from a process that waits (PSI cannot: it counts stalls
+    of the process's own threads too, and a stall share falls as the epochs lengthen)."""
+    try:
+        data = read("/proc/stat")
+    except OSError:
+        return None
+    busy = 0
+    try:
+        for line in data.split(b"\n"):
+            if not line.startswith(b"cpu"):
+                break
+            name, *fields = line.split()
+            if (name == b"cpu") != (cpus is None) or (cpus is not None and int(name[3:]) not in cpus):
+                continue
+            ticks = [int(f) for f in fields[:8]]
+            busy += sum(ticks) - ticks[3] - ticks[4]
+    except (IndexError, ValueError):
+        return None
+    return busy / _CLK_TCK
 
 
 def _runnable(read: Callable[[str], bytes] = _read_proc) -> int | None:

@@ -193,6 +193,43 @@ def test_demand_that_stepped_up_long_before_the_time_did_is_not_the_cause() -> N
     assert slow.severity == "critical" and "host_busier" not in slow.evidence, slow.title
 
 
+def _others_take_the_cpus(workers: bool) -> list[dict[str, Any]]:
+    """A fit on 2 CPUs whose epochs take 2.2x the wall time from epoch 12 while its own CPU
+    per epoch stays (0.9 s): the other 1.6 CPUs of the slow epochs are other tasks', or,
+    with `workers`, its own worker processes' (`children_cpu_seconds`). No stall readings:
+    a stall share can fall as epochs lengthen (seen beside a real TF job)."""
+    rng = random.Random(3)
+
+    def make(i: int) -> dict[str, Any]:
+        wall = syn.noisy(rng, 2.2 if i >= 12 else 1.0, 0.03)
+        own = syn.noisy(rng, 0.9, 0.02)
+        extra = syn.noisy(rng, 1.6 * wall if i >= 12 else 0.1, 0.05)
+        host = syn.host_block(GIB, cpu=own)
+        host.update(cpus=2, cpus_busy_seconds=own + extra)
+        if workers:
+            host["children_cpu_seconds"] = extra
+        return {"seconds": wall, "host": host}
+
+    return syn.trace(30, make)
+
+
+def test_other_tasks_taking_the_cpus_is_a_busier_host() -> None:
+    (slow,) = _analyze(_others_take_the_cpus(workers=False), "slowdown")
+    assert slow.severity == "info" and "the host got busier (CPUs taken by other tasks" in slow.title, (
+        slow.title
+    )
+    rivals = slow.evidence["host_busier"]["competition"]
+    assert rivals["others_cpus"][0] < 0.2 < 1.4 < rivals["others_cpus"][1], rivals
+
+
+def test_the_run_s_own_workers_taking_the_cpus_are_its_own_work() -> None:
+    # A PyDataset's worker processes doing more each epoch: the run's CPU work, neither a
+    # busier host nor a process that waits.
+    (slow,) = _analyze(_others_take_the_cpus(workers=True), "slowdown")
+    assert slow.severity == "critical" and "host_busier" not in slow.evidence, slow.title
+    assert "waiting" not in slow.evidence, slow.evidence["waiting"]
+
+
 def test_throttled_epochs_that_are_slower() -> None:
     def make(i: int) -> dict[str, Any]:
         hot = i % 3 == 0

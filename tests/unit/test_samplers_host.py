@@ -70,11 +70,41 @@ def test_cpu_demand_fields() -> None:
         assert "cpu_pressure_some_seconds" not in second
 
 
+def _burn(seconds: float) -> None:
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+@linux_only
+def test_the_cpus_busy_time_and_the_workers_cpu_split_the_host_s_cpu() -> None:
+    """What all tasks took of the CPUs this process may use, and what its worker processes
+    used (live ones from /proc, ended ones from RUSAGE_CHILDREN, each counted once): less
+    the process's own CPU, the rest is other tasks' (analysis/waiting.py)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    sampler = HostSampler()
+    first = sampler.sample()
+    assert "cpus_busy_seconds" not in first and "children_cpu_seconds" not in first  # deltas
+    worker = ctx.Process(target=_burn, args=(0.6,))
+    worker.start()
+    time.sleep(0.3)  # a sample while it runs ...
+    running = sampler.sample()
+    worker.join()
+    ended = sampler.sample()  # ... and one after it ended and was waited for
+    total = running["children_cpu_seconds"] + ended["children_cpu_seconds"]
+    assert running["children_cpu_seconds"] > 0.1, running
+    assert 0.5 <= total <= 0.75, (running, ended)  # its 0.6 s, 10 ms ticks, once
+    taken = running["cpus_busy_seconds"] + ended["cpus_busy_seconds"]
+    assert taken >= total - 0.05, (running, ended)
+
+
 def test_cpu_demand_unreadable_is_absent(monkeypatch: pytest.MonkeyPatch) -> None:
     from epochwatch.samplers import host
 
     def unreadable(path: str) -> int:
-        if path in ("/proc/loadavg", "/proc/pressure/cpu"):
+        if path in ("/proc/loadavg", "/proc/pressure/cpu", "/proc/stat"):
             raise PermissionError(path)
         return real(path)
 
@@ -84,6 +114,7 @@ def test_cpu_demand_unreadable_is_absent(monkeypatch: pytest.MonkeyPatch) -> Non
     sampler.sample()
     block = sampler.sample()
     assert "runnable" not in block and "cpu_pressure_some_seconds" not in block
+    assert "cpus_busy_seconds" not in block
     _no_nones(block)
 
 

@@ -151,11 +151,11 @@ def _finding(
     return _unless_busier(view, w, found)
 
 
-def _unless_busier(view: RunAtEpoch, w: Window, found: Finding) -> Finding:
+def _unless_busier(view: RunAtEpoch, w: Window, found: Finding, onset: int | None = None) -> Finding:
     """A slowdown whose added time is not the process's own CPU work while other tasks want
     the CPU more and more is the host getting busier, not the run's doing: info, said so
     (`evidence.host_busier`); one whose own CPU per epoch (or fit) grows keeps its severity."""
-    busy = assess_busier(view, w)
+    busy = assess_busier(view, w, onset)
     if busy is None:
         return found
     per = "fit" if view.unit == "fit" else "epoch"
@@ -234,7 +234,7 @@ def _step_finding(view: RunAtEpoch, what: str, target: str | None, st: Step, w: 
         else frameworks.hint(f"{KIND}:step", fw, _STEP_HINT)
     )
     found = Finding(KIND, severity, title, evidence, hint, target, view.epoch_number(view.last), hold=1)
-    return _unless_busier(view, w, found)
+    return _unless_busier(view, w, found, onset_index)
 
 
 def _recent(view: RunAtEpoch, column: str) -> float:
