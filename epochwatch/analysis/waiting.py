@@ -1,10 +1,11 @@
 """Waiting or competing: why a process gets less CPU per wall second.
 
-When epochs take longer while the process's CPU time per epoch stays put, the added time
-is spent off the CPU. That is contention only if other tasks want the CPU: the host's
-runnable tasks exceed the CPUs, or CPU pressure stall (PSI `some`) rises, or (with the
-daemon) others use the CPU of a busy host. Otherwise the process waits: in a sleep, on
-I/O, a lock or a remote call. `competing` says which evidence of competition there is;
+When epochs take longer while the run's CPU time per epoch (its worker processes'
+included) stays put, the added time is spent off the CPU. That is contention only if
+other tasks want the CPU: they take more of the CPUs the process may use, busy ones; or
+the host's runnable tasks exceed the CPUs, or CPU pressure stall (PSI `some`) rises (as a
+trend, or a step when another job starts); or (with the daemon) others use the CPU of a
+busy host. Otherwise the process waits: in a sleep, on I/O, a lock or a remote call. `competing` says which evidence of competition there is;
 `assess` describes the waiting for a slowdown, and where the time went where the trace
 can tell (the callbacks' own time, validation, the training steps).
 """
@@ -35,7 +36,7 @@ DEMAND_SEPARATION = 0.9
 DEMAND_SIDE = 3
 DEMAND_WINDOW = 60
 RUNNABLE_FLOOR = 0.5  # other runnable tasks per CPU
-OTHERS_RISE = 0.5  # CPUs' worth more taken by other tasks, on busy CPUs:
+OTHERS_RISE = 0.5  # CPUs' worth more taken by other tasks, on busy CPUs
 BUSY_CPUS = 0.8  # /proc/stat counts 10 ms ticks, coarse on short epochs: 80%, not 85%
 TIME_FOLLOWS = 1.25  # the time's median after the demand's onset over its median before
 
@@ -130,7 +131,7 @@ def _run_cpu(view: RunAtEpoch, i: int) -> float:
 
 def _others_took(view: RunAtEpoch, idx: Sequence[int], onset: int | None) -> dict[str, Any] | None:
     """Other tasks took OTHERS_RISE of a CPU more of the CPUs this process may use, which
-    are busy (BUSY_HOST_PCT) now: the host got busier, whatever the stall readings say
+    are busy (BUSY_CPUS) now: the host got busier, whatever the stall readings say
     (their share falls as the epochs lengthen, and they count the process's own threads);
     else None. From each point's `cpus_busy_seconds` less its own `cpu_seconds` and its
     worker processes' `children_cpu_seconds`."""
@@ -217,7 +218,8 @@ def competing(view: RunAtEpoch, indexes: Sequence[int], onset: int | None = None
 def has_demand_readings(view: RunAtEpoch, indexes: Sequence[int]) -> bool:
     """Whether the trace carries any reading of CPU demand (else nothing can be told)."""
     return any(
-        _values(view, name, indexes[-RECENT:]) for name in ("cpu_pressure", "runnable", "host_cpu_pct")
+        _values(view, name, indexes[-RECENT:])
+        for name in ("cpus_busy", "cpu_pressure", "runnable", "host_cpu_pct")
     )
 
 
