@@ -89,7 +89,9 @@ def test_the_cpus_busy_time_and_the_workers_cpu_split_the_host_s_cpu() -> None:
     assert "cpus_busy_seconds" not in first and "children_cpu_seconds" not in first  # deltas
     worker = ctx.Process(target=_burn, args=(0.6,))
     worker.start()
-    time.sleep(0.3)  # a sample while it runs ...
+    used = psutil.Process(worker.pid)
+    while sum(used.cpu_times()[:2]) < 0.2:  # a sample while it runs (a CPU time, not a sleep:
+        time.sleep(0.01)  # the machine may be loaded) ...
     running = sampler.sample()
     worker.join()
     ended = sampler.sample()  # ... and one after it ended and was waited for
