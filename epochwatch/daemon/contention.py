@@ -20,6 +20,8 @@ import pwd
 import time
 from typing import Any
 
+from epochwatch.samplers.host import cpu_seconds_used
+
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 KEEP = 32  # busiest processes kept per scan; each run picks its top N from these
 
@@ -43,22 +45,6 @@ def _read_stat(pid: str) -> tuple[str, float, int] | None:
     except (IndexError, ValueError):
         return None
     return comm, ticks / _CLK_TCK, uid
-
-
-def _host_cpu() -> tuple[float, float] | None:
-    """(busy, total) jiffies of all CPUs from /proc/stat."""
-    try:
-        with open("/proc/stat", "rb") as f:
-            line = f.readline()
-    except OSError:
-        return None
-    parts = line.split()
-    if not parts or parts[0] != b"cpu":
-        return None
-    values = [float(x) for x in parts[1:]]
-    idle = values[3] + (values[4] if len(values) > 4 else 0.0)
-    total = sum(values[:8])
-    return total - idle, total
 
 
 class ContentionScanner:
@@ -88,7 +74,7 @@ class ContentionScanner:
             stat = _read_stat(pid)
             if stat is not None:
                 current[pid] = stat
-        host = _host_cpu()
+        host = cpu_seconds_used()
         result: dict[str, Any] | None = None
         if self._prev_time is not None and 0 < now - self._prev_time <= max_age:
             elapsed = now - self._prev_time

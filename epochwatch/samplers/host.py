@@ -148,7 +148,8 @@ class HostSampler:
             if self._pressure is not None and total >= self._pressure:
                 out["cpu_pressure_some_seconds"] = round(total - self._pressure, 6)
             self._pressure = total
-        busy = cpus_busy_seconds(self._read, self._cpu_set)
+        used = cpu_seconds_used(self._read, self._cpu_set)
+        busy = used[0] if used is not None else None
         if busy is not None:
             if self._busy is not None and busy >= self._busy:
                 out["cpus_busy_seconds"] = round(busy - self._busy, 6)
@@ -334,31 +335,32 @@ def _affinity(pid: int) -> frozenset[int] | None:
     return cpus if len(cpus) < (os.cpu_count() or 0) else None
 
 
-def cpus_busy_seconds(
+def cpu_seconds_used(
     read: Callable[[str], bytes] = _read_proc, cpus: frozenset[int] | None = None
-) -> float | None:
-    """Seconds that tasks, any of them, ran on these CPUs (all: None) since boot, from
-    /proc/stat: every field but idle and iowait, guest time already counted in user. Less
-    this process's own CPU time it is what other tasks took of the CPUs it may use, which
+) -> tuple[float, float] | None:
+    """(busy, all) seconds of these CPUs (None: the host's) since boot, from /proc/stat:
+    busy is every field but idle and iowait (guest time is already in user). Busy less
+    this process's own CPU time is what other tasks took of the CPUs it may use, which
     tells a host that got busier from a process that waits (PSI cannot: it counts stalls
     of the process's own threads too, and a stall share falls as the epochs lengthen)."""
     try:
         data = read("/proc/stat")
     except OSError:
         return None
-    busy = 0
+    busy = total = 0
     try:
         for line in data.split(b"\n"):
             if not line.startswith(b"cpu"):
                 break
             name, *fields = line.split()
-            if (name == b"cpu") != (cpus is None) or (cpus is not None and int(name[3:]) not in cpus):
-                continue
-            ticks = [int(f) for f in fields[:8]]
-            busy += sum(ticks) - ticks[3] - ticks[4]
+            wanted = name == b"cpu" if cpus is None else name != b"cpu" and int(name[3:]) in cpus
+            if wanted:
+                ticks = [int(f) for f in fields[:8]]
+                busy += sum(ticks) - ticks[3] - ticks[4]
+                total += sum(ticks)
     except (IndexError, ValueError):
         return None
-    return busy / _CLK_TCK
+    return (busy / _CLK_TCK, total / _CLK_TCK) if total else None
 
 
 def _runnable(read: Callable[[str], bytes] = _read_proc) -> int | None:
