@@ -154,6 +154,12 @@ class Captures:
         return out
 
     @property
+    def capturing(self) -> bool:
+        """A capture records, or waits to be read: the epoch it falls in is the hook's doing
+        (the profiler slows its steps, and its start leaves tens of MiB of native memory)."""
+        return self._open is not None or self._stopped is not None
+
+    @property
     def busy(self) -> bool:
         """A capture is open, waits to be read, or is not paid for yet."""
         return self._open is not None or self._stopped is not None or self._clock() < self._paid_at

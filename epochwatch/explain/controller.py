@@ -18,7 +18,10 @@ window found becomes one `explain` record right after the epoch record that clos
   `host_memory_growth` finding arrived, or RSS rose by `rss_rise_bytes` in each of the last
   two epochs and by `RSS_RISE_SHARE` of the process in all: a rise no healthy run shows):
   short tracing slices across two epoch boundaries, never whole epochs. The record names
-  the sites that grew in every slice, or says the growth is not in Python objects.
+  the sites that grew in every slice, or says the growth is not in Python objects. The
+  epochs a profiler capture fell in (and `CAPTURE_SETTLE` after it) trigger neither this
+  on RSS alone nor a slow stack window: the profiler's own memory and slowdown are the
+  hook's.
 
 At most one window of each kind is open at a time, and a run gets a few of each at most;
 nothing runs between windows. EPOCHWATCH_EXPLAIN=0 keeps all of it off (hook.py).
@@ -54,6 +57,7 @@ from epochwatch.trace.schema import EXPLAIN
 
 SLOWDOWN = "slowdown"
 RSS_RISE_SHARE = 0.01  # of the process: two epochs' rise that suspects a leak on RSS alone
+CAPTURE_SETTLE = 2  # epochs after a profiler capture whose RSS rise is still the hook's own
 HOST_MEMORY = "host_memory_growth"
 MIB = 1 << 20
 
@@ -140,6 +144,9 @@ class Explainer:
         self._slow_explained_at = 0.0  # epoch seconds when a slowdown was last explained
         self._thread: int | None = None
         self._traced_positions: set[int] = set()  # epochs slowed by tracemalloc: no slowdown trigger
+        # ...and those a profiler capture fell in: no slowdown trigger, no memory trigger on RSS
+        self._captured_positions: set[int] = set()
+        self._settling = -1  # epochs still counted as a capture's, after it was read
         self._warmups: set[int] = set()  # later fits' first epochs (_on_fit_start): no slowdown trigger
         self._fit_first: int | None = None  # ...and the current one's position, once a later fit began
         self._fit_quickest = float("inf")  # ...its quickest after the warm-up, before the two judged
@@ -280,6 +287,11 @@ class Explainer:
             (_num(callbacks.get("seconds")) or 0.0) if isinstance(callbacks, dict) else 0.0
         )
         self._step_memory()
+        # The epoch that ended held a capture or its read-back, or came right after one: TF's
+        # profiler's native memory settles over the next epochs (+3-5 MiB in each of two).
+        self._settling = CAPTURE_SETTLE if self._captures.capturing else self._settling - 1
+        if self._settling >= 0:
+            self._captured_positions.add(len(self._seconds) - 1)
         captured = self._captures.on_epoch(epoch, seconds, self._steps, self._epochs_left(epoch))
         self.charge(self._captures.slowed_steps())
         if captured is not None:
@@ -432,7 +444,7 @@ class Explainer:
             base = self._fit_quickest if base and self._fit_quickest < float("inf") else None
         last = self._seconds[-2:]
         recent = {len(self._seconds) - 1, len(self._seconds) - 2}
-        apart = self._traced_positions | self._warmups
+        apart = self._traced_positions | self._captured_positions | self._warmups
         if base and len(last) == 2 and self._slow_windows < lim.stack_windows and not recent & apart:
             bar = max(base * lim.slow_ratio, base + lim.slow_floor)
             if self._slow_explained_at:
@@ -441,7 +453,11 @@ class Explainer:
                 self._slow_armed = True
         rss = self._rss[1:][-3:]  # the first epoch's rise is the framework warming up
         quiet = self._memory_windows == 0  # once a run on RSS alone; a finding may ask again
-        if quiet and len(rss) == 3 and all(r is not None for r in rss):
+        # A rise in an epoch a profiler capture fell in is the hook's own (TF's profiler
+        # left +25-30 MiB of native memory in a healthy loop, which opened a memory window
+        # whose slices added more, and the run was told its memory grew).
+        own = recent & self._captured_positions
+        if quiet and not own and len(rss) == 3 and all(r is not None for r in rss):
             a, b, c = (int(r or 0) for r in rss)
             # On RSS alone for a rise a healthy run seldom shows after its first epoch (each
             # epoch by rss_rise_bytes, and RSS_RISE_SHARE of the process in all); a smaller

@@ -668,6 +668,35 @@ def test_a_capture_that_held_no_whole_step_is_taken_again_twice_as_long() -> Non
     captures.close()
 
 
+def test_the_rss_a_profiler_capture_leaves_opens_no_memory_window() -> None:
+    """TF's profiler leaves tens of MiB of native memory, settling over the epochs after
+    the capture (a healthy custom loop: +19, +5, +3 MiB): the hook's own, not a leak to
+    look into. It opened a memory window on RSS alone, whose slices cost more than an
+    epoch of 60 ms and added RSS of their own; the run was then told its memory grew."""
+    reads = _Profiler(lambda _path, _n: ({"mm (MatMul)": 0.01}, 3))
+    written: list[Any] = []
+    explainer = Explainer(
+        lambda t, **f: written.append((t, f)), profile_dir=lambda: "/p", profiler=lambda: reads
+    )
+    mib, rss = 1 << 20, 700 << 20
+    try:
+        for n in range(2):
+            _epoch(explainer, n, rss)
+        explainer._captures._arm("baseline")  # as the baseline stack window asks
+        for n, rise in enumerate([0, 19, 5, 3, 0, 0, 0], start=2):  # the capture begins at 2's record
+            rss += rise * mib
+            _epoch(explainer, n, rss)
+        assert reads.started == ["/p/baseline"]
+        assert explainer._memory_windows == 0, written
+        # A leak after it is still looked into on RSS alone.
+        for n in range(9, 13):
+            rss += 8 * mib
+            _epoch(explainer, n, rss)
+        assert explainer._memory_windows == 1
+    finally:
+        explainer.close()
+
+
 def test_a_capture_is_read_after_a_tracemalloc_slice_not_under_it() -> None:
     """A memory window's slice traces across epoch records; a capture's read-back allocates
     much (torch's took 1.0 s of CPU instead of 0.05 s under a slice), so it waits a record
