@@ -248,3 +248,22 @@ def test_a_few_slower_steps_of_one_short_epoch_are_no_lasting_step() -> None:
     lasting = _one_epoch_of_intervals([4.8] + [0.7, 0.72, 0.69, 0.71] + [1.4, 1.42, 1.38, 1.41] * 3)
     (f,) = _of(analyze(_run(lasting)), "slowdown")
     assert f.target == "step time" and f.evidence["shape"] == "step", f
+
+
+def _burst(epoch_seconds: float) -> list[dict[str, Any]]:
+    """30 epochs; epochs 17-24 take 1.6x as long, then the old pace again (a neighbour's burst
+    on a shared host, seen in a healthy fit beside the other test worker)."""
+    rng = random.Random(4)
+
+    def make(i: int) -> dict[str, Any]:
+        return {"seconds": syn.noisy(rng, epoch_seconds * (1.6 if 17 <= i <= 24 else 1.0), 0.02)}
+
+    return syn.trace(30, make)
+
+
+def test_a_step_must_hold_a_second_not_only_three_epochs() -> None:
+    # 30 ms epochs: the slower level held 0.4 s, a burst, not a change that lasts.
+    assert _of(analyze(_run(_burst(0.03))), "slowdown") == []
+    # The same shape on 1 s epochs held 8 s: a step, said with its onset.
+    (f,) = _of(analyze(_run(_burst(1.0))), "slowdown")
+    assert f.evidence["shape"] == "step" and f.evidence["onset_epoch"] == 17, f.evidence

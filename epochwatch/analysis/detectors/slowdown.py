@@ -38,6 +38,8 @@ STEP = StepRule(min_before=2, min_after=3, min_ratio=1.5, min_gap=1.15, min_t=10
 # busy neighbour on a shared machine, not a lasting change (a 1-epoch fit of 10 steps of a
 # k-fold loop read "1.8x slower" from 0.77, 0.77 -> 1.36, 1.42, 1.28 s). More on each side.
 STEP_INTERVALS = StepRule(min_before=4, min_after=8, min_ratio=1.5, min_gap=1.15, min_t=10.0)
+# ... and on any points, the new level must have held this long (short epochs: see _lasted).
+LASTING_SECONDS = 1.0
 # Severity: critical once the time per epoch has doubled against the run's own
 # baseline, warning from +10%, info below (a trend that is sure but still small).
 CRITICAL_RATIO = 2.0
@@ -237,6 +239,16 @@ def _step_finding(view: RunAtEpoch, what: str, target: str | None, st: Step, w: 
     return _unless_busier(view, w, found, onset_index)
 
 
+def _lasted(view: RunAtEpoch, after: list[int]) -> bool:
+    """Whether a step's new level has held LASTING_SECONDS of the run's time, as well as its
+    points: three epochs of 30 ms are a tenth of a second, a neighbour's burst, not a change
+    that lasts (a healthy 30-epoch fit beside the other test worker: "1.6x slower from epoch
+    18: 32ms -> 51ms", back to 30 ms eight epochs, 0.4 s, later). A second, not more: a real
+    step in 0.1 s epochs is still said ten epochs after it began."""
+    held = [view.series.value("seconds", i) for i in after]
+    return sum(s for s in held if s == s) >= LASTING_SECONDS
+
+
 def _recent(view: RunAtEpoch, column: str) -> float:
     """The median of the newest 3 values: the level now, robust to one odd epoch."""
     w = view.window(column, size=3)
@@ -260,8 +272,10 @@ def _judge(view: RunAtEpoch, column: str, what: str, target: str | None) -> Find
     rule = STEP_INTERVALS if view.unit == "interval" else STEP
     w = view.window(column, size=rule.window)
     st = assess_step(w.values, rule)
-    if st is not None and not retraces.explains(
-        view, w.indexes, added=st.after - st.before, per_step=per_step
+    if (
+        st is not None
+        and _lasted(view, w.indexes[-st.n :][st.at :])
+        and not retraces.explains(view, w.indexes, added=st.after - st.before, per_step=per_step)
     ):
         return _step_finding(view, what, target, st, w)
     return None
