@@ -6,8 +6,8 @@ other tasks want the CPU: they take more of the CPUs the process may use, busy o
 the host's runnable tasks exceed the CPUs, or CPU pressure stall (PSI `some`) rises (as a
 trend, or a step when another job starts); or (with the daemon) others use the CPU of a
 busy host. Otherwise the process waits: in a sleep, on I/O, a lock or a remote call. `competing` says which evidence of competition there is;
-`assess` describes the waiting for a slowdown, and where the time went where the trace
-can tell (the callbacks' own time, validation, the training steps).
+`judge` tells the two apart for a slowdown, and for the waiting where the time went where
+the trace can tell (the callbacks' own time, validation, the training steps).
 """
 
 from __future__ import annotations
@@ -279,23 +279,18 @@ def _off_cpu(view: RunAtEpoch, times: Window, onset: int | None) -> tuple[list[i
     }
 
 
-def assess(view: RunAtEpoch, times: Window, onset: int | None = None) -> dict[str, Any] | None:
-    """When the added time is not CPU work and nobody competes for the CPU: how the process waits."""
-    off = _off_cpu(view, times, onset)
-    if off is None or competing(view, off[0], onset) is not None:
-        return None
-    idx, out = off
-    out["competition"] = "none seen" if has_demand_readings(view, idx) else "not measured"
-    out.update(_where(view, times))
-    return out
-
-
-def busier(view: RunAtEpoch, times: Window, onset: int | None = None) -> dict[str, Any] | None:
-    """When the added time is not the process's own CPU work and other tasks want the CPU
-    more and more over the same points: the host got busier (a slowdown that is not the
-    run's doing). The CPU numbers and the evidence of competition; else None."""
+def judge(view: RunAtEpoch, times: Window, onset: int | None = None) -> tuple[str, dict[str, Any]] | None:
+    """When the added time is not the process's own CPU work: ("busier", the CPU numbers and
+    the evidence of competition) when other tasks want the CPU more and more over the same
+    points (the host got busier: a slowdown that is not the run's doing), else ("waits",
+    the CPU numbers and where the process waits). None when the added time is CPU work."""
     off = _off_cpu(view, times, onset)
     if off is None:
         return None
-    rivals = competing(view, off[0], onset)
-    return None if rivals is None else {**off[1], "competition": rivals}
+    idx, out = off
+    rivals = competing(view, idx, onset)
+    if rivals is not None:
+        return "busier", {**out, "competition": rivals}
+    out["competition"] = "none seen" if has_demand_readings(view, idx) else "not measured"
+    out.update(_where(view, times))
+    return "waits", out

@@ -73,8 +73,10 @@ class HostSampler:
         self._last_time: float | None = None
         self._limit: int | None = None
         self._limit_read_at = float("-inf")
-        self._cpus = _usable_cpus(self.pid)
-        self._cpu_set = _affinity(self.pid)
+        allowed = _allowed_cpus(self.pid)
+        self._cpus = len(allowed) if allowed else os.cpu_count()
+        # The CPUs whose busy time is read: those it may use, where fewer than the host's.
+        self._cpu_set = allowed if allowed and len(allowed) < (os.cpu_count() or 0) else None
         self._busy: float | None = None  # busy seconds of those CPUs at the last sample
         self._children: dict[int, float] = {}  # CPU seconds of each worker process, last sample
         self._reaped: float | None = None  # CPU seconds of the children waited for, last sample
@@ -291,13 +293,6 @@ def _try(fn: Any) -> Any:
         return None
 
 
-def _usable_cpus(pid: int) -> int | None:
-    try:
-        return len(os.sched_getaffinity(pid))
-    except (AttributeError, OSError):
-        return os.cpu_count()
-
-
 def _mp_children() -> list[Any]:
     """The processes multiprocessing started here and has not reaped, read without reaping
     (active_children() would waitpid them from the sampler's thread, racing the training
@@ -326,13 +321,12 @@ def _stat_cpu_seconds(pid: int) -> float | None:
         return None
 
 
-def _affinity(pid: int) -> frozenset[int] | None:
-    """The CPUs the process may run on, where that is fewer than the host's (else None: all)."""
+def _allowed_cpus(pid: int) -> frozenset[int] | None:
+    """The CPUs the process may run on, or None where the platform cannot say."""
     try:
-        cpus = frozenset(os.sched_getaffinity(pid))
+        return frozenset(os.sched_getaffinity(pid))
     except (AttributeError, OSError):
         return None
-    return cpus if len(cpus) < (os.cpu_count() or 0) else None
 
 
 def cpu_seconds_used(

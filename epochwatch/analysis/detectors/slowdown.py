@@ -23,8 +23,7 @@ from epochwatch.analysis.shapes import BlatantRule, Step, StepRule, assess_step
 from epochwatch.analysis.trend import Growth, GrowthRule
 from epochwatch.analysis.units import fmt_seconds
 from epochwatch.analysis.view import RunAtEpoch, Window
-from epochwatch.analysis.waiting import assess as assess_waiting
-from epochwatch.analysis.waiting import busier as assess_busier
+from epochwatch.analysis.waiting import judge as judge_cpu
 
 KIND = "slowdown"
 RULE = GrowthRule()  # trend.py's defaults: +0.2%/epoch and +5% over a 60-epoch window
@@ -136,7 +135,8 @@ def _finding(
         f"{what} grows {rate:.1f}% {per}: {fmt_seconds(evidence['start'])} -> {fmt_seconds(now)} "
         f"over {'fits' if view.unit == 'fit' else 'epochs'} {span[0] + 1}-{span[-1] + 1}"
     )
-    waiting = assess_waiting(view, w) if target is None else None
+    verdict = judge_cpu(view, w)  # once: the busier host (below) and the waiting read the same
+    waiting = verdict[1] if verdict is not None and verdict[0] == "waits" and target is None else None
     if waiting is not None:
         evidence["waiting"] = waiting
     if causes:
@@ -150,16 +150,17 @@ def _finding(
     if waiting is not None and not causes:
         hint = _WAITING_HINT
     found = Finding(KIND, severity, title, evidence, hint, target, view.epoch_number(view.last), hold=hold)
-    return _unless_busier(view, w, found)
+    return _unless_busier(view, found, verdict)
 
 
-def _unless_busier(view: RunAtEpoch, w: Window, found: Finding, onset: int | None = None) -> Finding:
+def _unless_busier(view: RunAtEpoch, found: Finding, verdict: tuple[str, dict[str, Any]] | None) -> Finding:
     """A slowdown whose added time is not the process's own CPU work while other tasks want
     the CPU more and more is the host getting busier, not the run's doing: info, said so
-    (`evidence.host_busier`); one whose own CPU per epoch (or fit) grows keeps its severity."""
-    busy = assess_busier(view, w, onset)
-    if busy is None:
+    (`evidence.host_busier`); one whose own CPU per epoch (or fit) grows keeps its severity.
+    `verdict`: waiting.judge's over the finding's points."""
+    if verdict is None or verdict[0] != "busier":
         return found
+    busy = verdict[1]
     per = "fit" if view.unit == "fit" else "epoch"
     cpu = busy[f"cpu_seconds_per_{per}"]
     rivals = busy["competition"]
@@ -236,7 +237,7 @@ def _step_finding(view: RunAtEpoch, what: str, target: str | None, st: Step, w: 
         else frameworks.hint(f"{KIND}:step", fw, _STEP_HINT)
     )
     found = Finding(KIND, severity, title, evidence, hint, target, view.epoch_number(view.last), hold=1)
-    return _unless_busier(view, w, found, onset_index)
+    return _unless_busier(view, found, judge_cpu(view, w, onset_index))
 
 
 def _lasted(view: RunAtEpoch, after: list[int]) -> bool:
