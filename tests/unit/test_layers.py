@@ -8,6 +8,7 @@ not an import of it.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -155,6 +156,24 @@ def test_no_relative_imports() -> None:
         if isinstance(node, ast.ImportFrom) and node.level > 0
     ]
     assert relative == []
+
+
+def test_every_module_is_named_in_the_architecture_brief() -> None:
+    """Issue 21: docs/architecture.md names every module in its place, so a newcomer finds
+    each one there: by its file name (`sampling.py`) or its path (`daemon/sampling`,
+    `daemon.sampling`)."""
+    brief = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    unnamed = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name in ("__init__.py", "__main__.py"):
+            continue
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        names = {path.name} | {
+            sep.join(parts[-k:]) for k in range(2, len(parts) + 1) for sep in ("/", ".")
+        }
+        if not any(re.search(rf"(?<!\w){re.escape(n)}(?!\w)", brief) for n in names):
+            unnamed.append(str(path.relative_to(PACKAGE)))
+    assert unnamed == [], "modules docs/architecture.md does not name"
 
 
 def test_no_import_circle() -> None:
