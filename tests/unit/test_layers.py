@@ -168,9 +168,7 @@ def test_every_module_is_named_in_the_architecture_brief() -> None:
         if path.name in ("__init__.py", "__main__.py"):
             continue
         parts = path.relative_to(PACKAGE).with_suffix("").parts
-        names = {path.name} | {
-            sep.join(parts[-k:]) for k in range(2, len(parts) + 1) for sep in ("/", ".")
-        }
+        names = {path.name} | {sep.join(parts[-k:]) for k in range(2, len(parts) + 1) for sep in ("/", ".")}
         if not any(re.search(rf"(?<!\w){re.escape(n)}(?!\w)", brief) for n in names):
             unnamed.append(str(path.relative_to(PACKAGE)))
     assert unnamed == [], "modules docs/architecture.md does not name"
