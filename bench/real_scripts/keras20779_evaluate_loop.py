@@ -12,7 +12,13 @@ from tensorflow import keras
 rng = np.random.default_rng(0)
 x = rng.random((4096, 40), dtype=np.float32)
 y = (x[:, :20].sum(axis=1) > 10).astype("float32")
-model = keras.Sequential([keras.Input((40,)), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(1, activation="sigmoid")])
+model = keras.Sequential(
+    [
+        keras.Input((40,)),
+        keras.layers.Dense(64, activation="relu"),
+        keras.layers.Dense(1, activation="sigmoid"),
+    ]
+)
 model.compile("adam", "binary_crossentropy", metrics=["accuracy", keras.metrics.AUC()])
 model.fit(x, y, epochs=5, batch_size=64, verbose=0)
 _hook.mark()
@@ -25,5 +31,6 @@ for i, xf in enumerate(files):
     accs.append(acc)
     if i % 50 == 49:
         rss.append(round(_hook._rss_mib()))
-print("TRUTH 300 evaluate calls; RSS every 50 %s MiB; seconds per call first50 %.3f last50 %.3f; mean acc %.3f"
-      % (rss, np.mean(secs[1:51]), np.mean(secs[-50:]), np.mean(accs)))
+print(
+    f"TRUTH 300 evaluate calls; RSS every 50 {rss} MiB; seconds per call first50 {np.mean(secs[1:51]):.3f} last50 {np.mean(secs[-50:]):.3f}; mean acc {np.mean(accs):.3f}"
+)

@@ -17,8 +17,10 @@ lengths = rng.integers(5, MAXLEN + 1, N)
 X = np.zeros((N, MAXLEN), dtype="int32")
 for i in range(N):
     lean = rng.random(lengths[i]) < 0.6
-    words = np.where(lean, rng.integers(1, 1000, lengths[i]) + 1000 * y_int[i], rng.integers(1, MAX_FEATURES, lengths[i]))
-    X[i, MAXLEN - lengths[i]:] = words  # pad_sequences pads at the front
+    words = np.where(
+        lean, rng.integers(1, 1000, lengths[i]) + 1000 * y_int[i], rng.integers(1, MAX_FEATURES, lengths[i])
+    )
+    X[i, MAXLEN - lengths[i] :] = words  # pad_sequences pads at the front
 Y = keras.utils.to_categorical(y_int, 2)
 
 model = keras.Sequential(
@@ -35,4 +37,8 @@ _hook.mark()
 t = time.perf_counter()
 h = model.fit(X[:3200], Y[:3200], epochs=7, batch_size=32, validation_data=(X[3200:], Y[3200:]), verbose=2)
 score, acc = model.evaluate(X[3200:], Y[3200:], verbose=0, batch_size=32)
-print("TRUTH 7 epochs %.1fs; val_acc %.3f -> %.3f; test acc %.3f" % (time.perf_counter() - t, h.history["val_accuracy"][0], h.history["val_accuracy"][-1], acc))
+print(
+    "TRUTH 7 epochs {:.1f}s; val_acc {:.3f} -> {:.3f}; test acc {:.3f}".format(
+        time.perf_counter() - t, h.history["val_accuracy"][0], h.history["val_accuracy"][-1], acc
+    )
+)

@@ -23,11 +23,23 @@ train_ds = tf.data.Dataset.from_tensor_slices((inp, tar)).shuffle(640).batch(16)
 
 
 def down(f):
-    return tf.keras.Sequential([layers.Conv2D(f, 4, strides=2, padding="same", use_bias=False), layers.BatchNormalization(), layers.LeakyReLU()])
+    return tf.keras.Sequential(
+        [
+            layers.Conv2D(f, 4, strides=2, padding="same", use_bias=False),
+            layers.BatchNormalization(),
+            layers.LeakyReLU(),
+        ]
+    )
 
 
 def up(f):
-    return tf.keras.Sequential([layers.Conv2DTranspose(f, 4, strides=2, padding="same", use_bias=False), layers.BatchNormalization(), layers.ReLU()])
+    return tf.keras.Sequential(
+        [
+            layers.Conv2DTranspose(f, 4, strides=2, padding="same", use_bias=False),
+            layers.BatchNormalization(),
+            layers.ReLU(),
+        ]
+    )
 
 
 def Generator():
@@ -73,8 +85,10 @@ def train_step(input_image, target, epoch):
         )
     generator_gradients = gen_tape.gradient(gen_total_loss, generator.trainable_variables)
     discriminator_gradients = disc_tape.gradient(disc_loss, discriminator.trainable_variables)
-    generator_optimizer.apply_gradients(zip(generator_gradients, generator.trainable_variables))
-    discriminator_optimizer.apply_gradients(zip(discriminator_gradients, discriminator.trainable_variables))
+    generator_optimizer.apply_gradients(zip(generator_gradients, generator.trainable_variables, strict=False))
+    discriminator_optimizer.apply_gradients(
+        zip(discriminator_gradients, discriminator.trainable_variables, strict=False)
+    )
     with summary_writer.as_default():
         tf.summary.scalar("gen_total_loss", gen_total_loss, step=epoch)
         tf.summary.scalar("disc_loss", disc_loss, step=epoch)
@@ -93,6 +107,6 @@ for epoch in range(12):
     rss.append(round(_hook._rss_mib()))
     print("epoch", epoch, "%.2fs" % (time.perf_counter() - t0))
 print(
-    "TRUTH traces %d in 12 epochs; first step of each epoch %s s; rest of each epoch %s s; RSS %s MiB"
-    % (traces[0], [round(x, 2) for x in first_step], [round(x, 2) for x in rest], rss)
+    f"TRUTH traces {traces[0]} in 12 epochs; first step of each epoch {[round(x, 2) for x in first_step]} s;"
+    f" rest of each epoch {[round(x, 2) for x in rest]} s; RSS {rss} MiB"
 )

@@ -32,7 +32,9 @@ model = keras.Sequential(
 model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
 _hook.mark()
 cbs = [
-    keras.callbacks.TensorBoard(log_dir=os.path.join(out, "logs"), histogram_freq=1, write_graph=True, write_images=True),
+    keras.callbacks.TensorBoard(
+        log_dir=os.path.join(out, "logs"), histogram_freq=1, write_graph=True, write_images=True
+    ),
     keras.callbacks.ModelCheckpoint(os.path.join(out, "best.keras"), monitor="val_loss", save_best_only=True),
     keras.callbacks.CSVLogger(os.path.join(out, "training.csv")),
     keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2, min_lr=1e-5),
@@ -46,8 +48,10 @@ def du(p):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(p) for f in fs)
 
 
+logs = os.path.join(out, "logs")
+files = sum(len(fs) for _, _, fs in os.walk(logs))
 print(
-    "TRUTH %d epochs in %.1fs; val_loss %.3f -> %.3f; logs %d KiB, %d files; checkpoint dir %d KiB"
-    % (len(h.history["loss"]), time.perf_counter() - t, h.history["val_loss"][0], min(h.history["val_loss"]),
-       du(os.path.join(out, "logs")) // 1024, sum(len(fs) for _, _, fs in os.walk(os.path.join(out, "logs"))), du(out) // 1024)
+    f"TRUTH {len(h.history['loss'])} epochs in {time.perf_counter() - t:.1f}s;"
+    f" val_loss {h.history['val_loss'][0]:.3f} -> {min(h.history['val_loss']):.3f};"
+    f" logs {du(logs) // 1024} KiB, {files} files; checkpoint dir {du(out) // 1024} KiB"
 )

@@ -29,4 +29,4 @@ for i in range(40):
     times.append(time.perf_counter() - t)
     if i % 10 == 0:
         print("round", i, "loss", round(loss, 4), "secs", round(times[-1], 3))
-print("TRUTH rounds first5 %.3fs last5 %.3fs" % (np.mean(times[1:6]), np.mean(times[-5:])))
+print(f"TRUTH rounds first5 {np.mean(times[1:6]):.3f}s last5 {np.mean(times[-5:]):.3f}s")

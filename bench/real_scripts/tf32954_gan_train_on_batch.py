@@ -42,7 +42,9 @@ discriminator = keras.Sequential(
         layers.Dense(1, activation="sigmoid"),
     ]
 )
-discriminator.compile(loss="binary_crossentropy", optimizer=keras.optimizers.Adam(2e-4, 0.5), metrics=["accuracy"])
+discriminator.compile(
+    loss="binary_crossentropy", optimizer=keras.optimizers.Adam(2e-4, 0.5), metrics=["accuracy"]
+)
 discriminator.trainable = False
 z = keras.Input((LATENT,))
 combined = keras.Model(z, discriminator(generator(z)))
@@ -66,5 +68,15 @@ for step in range(800):
         per100.append(time.perf_counter() - t0)
         rss.append(_hook._rss_mib())
         t0 = time.perf_counter()
-        print("step", step + 1, "d", np.round(d_loss_real, 3), "g", np.round(g_loss, 3), "100 steps %.2fs" % per100[-1])
-print("TRUTH per 100 steps first %.2fs last %.2fs; RSS per 100 steps %s MiB" % (np.mean(per100[1:4]), np.mean(per100[-3:]), [round(r) for r in rss]))
+        print(
+            "step",
+            step + 1,
+            "d",
+            np.round(d_loss_real, 3),
+            "g",
+            np.round(g_loss, 3),
+            f"100 steps {per100[-1]:.2f}s",
+        )
+print(
+    f"TRUTH per 100 steps first {np.mean(per100[1:4]):.2f}s last {np.mean(per100[-3:]):.2f}s; RSS per 100 steps {[round(r) for r in rss]} MiB"
+)

@@ -16,7 +16,13 @@ from tensorflow import keras
 rng = np.random.default_rng(0)
 x = rng.random((4096, 32), dtype=np.float32)
 y = rng.integers(0, 500, 4096)
-model = keras.Sequential([keras.Input((32,)), keras.layers.Dense(128, activation="relu"), keras.layers.Dense(500, activation="softmax")])
+model = keras.Sequential(
+    [
+        keras.Input((32,)),
+        keras.layers.Dense(128, activation="relu"),
+        keras.layers.Dense(500, activation="softmax"),
+    ]
+)
 model.compile("adam", "sparse_categorical_crossentropy")
 if os.environ.get("RS_NOFIT") != "1":
     model.fit(x, y, epochs=5, batch_size=128, verbose=0)
@@ -30,5 +36,7 @@ for request_id in range(int(os.environ.get("RS_REQUESTS", "400"))):
     secs.append(time.perf_counter() - t)
     if request_id % 50 == 49:
         rss.append(round(_hook._rss_mib()))
-print("TRUTH %d predict calls; RSS every 50 %s MiB; seconds per call first50 %.3f last50 %.3f"
-      % (len(secs), rss, np.mean(secs[1:51]), np.mean(secs[-50:])))
+print(
+    f"TRUTH {len(secs)} predict calls; RSS every 50 {rss} MiB;"
+    f" seconds per call first50 {np.mean(secs[1:51]):.3f} last50 {np.mean(secs[-50:]):.3f}"
+)

@@ -13,11 +13,18 @@ from tensorflow import keras
 
 rng = np.random.default_rng(0)
 w_true = rng.normal(size=(64, 1)).astype("float32")
-model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(128, activation="relu"), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(1)])
+model = keras.Sequential(
+    [
+        keras.Input((64,)),
+        keras.layers.Dense(128, activation="relu"),
+        keras.layers.Dense(64, activation="relu"),
+        keras.layers.Dense(1),
+    ]
+)
 model.compile(optimizer="adam", loss="mse")
 _hook.mark()
 rss, secs = [], []
-for r in range(30):
+for _r in range(30):
     x = rng.normal(size=(2048, 64)).astype("float32")
     y = x @ w_true + 0.1 * rng.normal(size=(2048, 1)).astype("float32")
     ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(2048).batch(32)
@@ -25,5 +32,12 @@ for r in range(30):
     h = model.fit(ds, epochs=2, verbose=0)
     secs.append(time.perf_counter() - t)
     rss.append(_hook._rss_mib())
-print("TRUTH RSS every 5th round %s MiB (slope %.2f MiB/round over rounds 3-30); fit seconds first5 %.3f last5 %.3f; loss %.3f"
-      % ([round(v) for v in rss[::5]] + [round(rss[-1])], np.polyfit(np.arange(3, 30), rss[3:], 1)[0], np.mean(secs[1:6]), np.mean(secs[-5:]), h.history["loss"][-1]))
+print(
+    "TRUTH RSS every 5th round {} MiB (slope {:.2f} MiB/round over rounds 3-30); fit seconds first5 {:.3f} last5 {:.3f}; loss {:.3f}".format(
+        [round(v) for v in rss[::5]] + [round(rss[-1])],
+        np.polyfit(np.arange(3, 30), rss[3:], 1)[0],
+        np.mean(secs[1:6]),
+        np.mean(secs[-5:]),
+        h.history["loss"][-1],
+    )
+)

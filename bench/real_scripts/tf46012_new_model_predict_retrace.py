@@ -24,4 +24,4 @@ for _ in range(10):
     print(model.predict(X, verbose=0))
     secs.append(time.perf_counter() - t)
     rss.append(round(_hook._rss_mib()))
-print("TRUTH RSS after each model %s MiB; seconds per model %s" % (rss, [round(s, 2) for s in secs]))
+print(f"TRUTH RSS after each model {rss} MiB; seconds per model {[round(s, 2) for s in secs]}")

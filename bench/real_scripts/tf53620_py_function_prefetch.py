@@ -76,12 +76,28 @@ if os.environ.get("PLAIN") == "1":
     mem = [b for b in ds]  # the same batches, in memory: the compute alone
     mem_ds = tf.data.Dataset.from_generator(lambda: iter(mem), output_signature=ds.element_spec)
     t = time.perf_counter()
-    model.fit(tf.data.Dataset.from_tensor_slices((np.concatenate([b[0] for b in mem]), np.concatenate([b[1] for b in mem]))).batch(32).cache(), epochs=3, verbose=0)
+    model.fit(
+        tf.data.Dataset.from_tensor_slices(
+            (np.concatenate([b[0] for b in mem]), np.concatenate([b[1] for b in mem]))
+        )
+        .batch(32)
+        .cache(),
+        epochs=3,
+        verbose=0,
+    )
     times_mem = []
     for _ in range(3):
         t = time.perf_counter()
-        model.fit(tf.data.Dataset.from_tensor_slices((np.concatenate([b[0] for b in mem]), np.concatenate([b[1] for b in mem]))).batch(32), epochs=1, verbose=0)
+        model.fit(
+            tf.data.Dataset.from_tensor_slices(
+                (np.concatenate([b[0] for b in mem]), np.concatenate([b[1] for b in mem]))
+            ).batch(32),
+            epochs=1,
+            verbose=0,
+        )
         times_mem.append(time.perf_counter() - t)
     steady = float(np.median(times[1:]))
     comp = float(np.median(times_mem))
-    print("TRUTH epochs %s s; compute alone %.2f s/epoch; waiting share ~%.0f%%" % ([round(x, 2) for x in times], comp, 100 * max(0.0, 1 - comp / steady)))
+    print(
+        f"TRUTH epochs {[round(x, 2) for x in times]} s; compute alone {comp:.2f} s/epoch; waiting share ~{100 * max(0.0, 1 - comp / steady):.0f}%"
+    )
