@@ -173,16 +173,19 @@ def metric_samples(text: str) -> dict[str, list[Any]]:
     return out
 
 
-def analyze_records(records: list[dict[str, Any]], kind: str | None = None) -> list[Finding]:
+def analyze_records(
+    records: list[dict[str, Any]], kind: str | None = None, *, episodes: bool = False
+) -> list[Finding]:
     """The offline analysis of `records` as one run (what `epochwatch report` finds), of
-    one `kind` when given."""
+    one `kind` when given; each finding as first reported, or as last (`episodes`: what
+    `report` shows)."""
     from epochwatch.analysis.engine import analyze  # here: the daemon tests need no analysis
     from epochwatch.analysis.run import Run
 
     run = Run("t")
     for r in records:
         run.add(r)
-    return [f for f in analyze(run) if kind is None or f.kind == kind]
+    return [f for f in analyze(run, episodes=episodes) if kind is None or f.kind == kind]
 
 
 @dataclass(frozen=True)

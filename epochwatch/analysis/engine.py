@@ -6,8 +6,8 @@ the epoch it would have reported it.
 
 Findings of detectors with a `current` measure are episodes: once reported, the engine
 keeps judging them (when their measure grew, and every EPISODE_RECHECK epochs); when the
-problem has grown (its current value by UPDATE_GROWTH since the last report, or a higher
-severity), or its cause is newly named (a finding raised before enough epochs to test
+problem has grown (its excess over the level before it doubled since the last report,
+by a tenth at the run's end, or a higher severity), or its cause is newly named (a finding raised before enough epochs to test
 one), it returns the finding again with
 `update` n and fresh numbers, and when the measure is back near the level before the
 problem for ENDED_HOLD evaluations it returns it once more with `ended_epoch`.
@@ -122,15 +122,18 @@ class Engine:
     def _last_reported(self, kind: str, target: str | None) -> Finding | None:
         return self.latest.get((kind, target))
 
-    def _settled(self, detector: Detector, view: RunAtEpoch) -> Callable[[str, str | None], bool]:
+    def _settled(
+        self, detector: Detector, view: RunAtEpoch, final: bool = False
+    ) -> Callable[[str, str | None], bool]:
         """`view.done` for an episode detector: True for a reported episode that this
         evaluation cannot update, so the detector skips its costly judgement (most of a
         replay's time once a leak or a slowdown is found). It cannot update when it ended, or
         when its measure has not grown by UPDATE_GROWTH, except at every EPISODE_RECHECK-th
-        epoch, where a graver severity or a newly named cause is looked for."""
+        epoch, where a graver severity or a newly named cause is looked for, and at the
+        run's end, where the verdict's numbers become the end's."""
         current = detector.current
         assert current is not None
-        recheck = view.last % EPISODE_RECHECK == 0
+        recheck = final or view.last % EPISODE_RECHECK == 0
 
         def done(kind: str, target: str | None) -> bool:
             last = self.latest.get((kind, target))
@@ -160,11 +163,12 @@ class Engine:
         new: list[Finding] = []
         view.reported = self.done
         view.last_reported = self._last_reported
+        view.final = final
         skipped = self._skipped(view) if self.catch_up and not final else range(0)
         for detector in self.detectors:
             if replay_only is not None and detector.replay != replay_only:
                 continue
-            found = self._detect(detector, view)
+            found = self._detect(detector, view, final)
             if skipped and detector.replay and self._pending(detector, found):
                 for index in skipped:
                     at = replace(view, end=index + 1)
@@ -192,10 +196,10 @@ class Engine:
             return range(0)
         return range(max(last + 1, view.last - ENDED_SCAN + 1, view.series.offset), view.last)
 
-    def _detect(self, detector: Detector, view: RunAtEpoch) -> list[Finding]:
+    def _detect(self, detector: Detector, view: RunAtEpoch, final: bool = False) -> list[Finding]:
         view.reported = self.done
         view.last_reported = self._last_reported
-        view.done = self.done if detector.current is None else self._settled(detector, view)
+        view.done = self.done if detector.current is None else self._settled(detector, view, final)
         return list(adapt(detector.detect(view), view.run.epochs))  # inference runs' fixes
 
     def _judge(
@@ -209,7 +213,7 @@ class Engine:
             if key in self.emitted:
                 if detector.current is not None and key not in held:
                     held.add(key)
-                    updated = self._update(finding)
+                    updated = self._update(finding, final)
                     if updated is not None:
                         new.append(updated)
                 continue
@@ -229,15 +233,17 @@ class Engine:
             del self._streaks[key]
         return new
 
-    def _update(self, finding: Finding) -> Finding | None:
-        """The finding again, as an update, when its problem grew since it was last reported."""
+    def _update(self, finding: Finding, final: bool = False) -> Finding | None:
+        """The finding again, as an update, when its problem grew since it was last reported
+        (at the run's end, by FINAL_GROWTH: what `report` says is then what the run ended
+        with, not what it was when first found)."""
         key = finding.key
         last = self.latest[key]
         if last.ended_epoch is not None:
             return None
         self._note_peak(key, finding)
         if not (
-            grew_since(last, number(finding.evidence.get("current")))
+            grew_since(last, number(finding.evidence.get("current")), final)
             or severity_rank(finding.severity) > severity_rank(last.severity)
             or newly_explained(last, finding)
         ):

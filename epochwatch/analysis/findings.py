@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 # The severities, least severe first: the one home of this vocabulary (check's --fail-on,
 # compare, top, the HTML report and the daemon's metrics all import it from here).
@@ -106,16 +106,27 @@ def from_record(rec: Mapping[str, Any]) -> Finding:
     )
 
 
-UPDATE_GROWTH = 0.25  # an episode is updated when its current value grew this much
+UPDATE_GROWTH = 1.0  # an episode is updated when its excess over the level before it doubled
+FINAL_GROWTH = 0.1  # ...and at the run's end when it grew by a tenth: the verdict's numbers are the end's
+LEVEL_GROWTH = 0.25  # where no level before it is known: when its value grew by a quarter
 
 
-def grew_since(last: Finding, now: float) -> bool:
+def grew_since(last: Finding, now: float, final: bool = False) -> bool:
     """Whether an episode's measure (`evidence.current`) grew enough since `last` was
-    reported for an update (analysis/engine.py)."""
-    before = last.evidence.get("current")
-    if not isinstance(before, int | float) or isinstance(before, bool):
+    reported for an update (analysis/engine.py): its excess over the level before the
+    problem (`evidence.base`), not the value itself. A leak of +40 MiB over a 750 MiB
+    process that went on to +160 MiB had grown 15%, never the quarter that an update once
+    needed, so its finding kept saying "747 MiB -> 787 MiB" beside epochs at 905 MiB."""
+    before, base = last.evidence.get("current"), last.evidence.get("base")
+    if not _real(before) or now != now:
         return False
-    return now == now and before == before and before > 0 and now > before * (1 + UPDATE_GROWTH)
+    if _real(base) and before > base:
+        return now - base > (before - base) * (1 + (FINAL_GROWTH if final else UPDATE_GROWTH))
+    return before > 0 and now > before * (1 + (FINAL_GROWTH if final else LEVEL_GROWTH))
+
+
+def _real(value: Any) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
 
 
 def newly_explained(before: Finding, after: Finding) -> bool:

@@ -53,6 +53,9 @@ class RunAtEpoch:
     # epoch: the run's interval series, see Run.interval_view); epoch_number still gives
     # the epoch each point belongs to.
     unit: str = "epoch"
+    # The run has ended and this is its verdict: an episode is updated on less growth then
+    # (findings.grew_since), so what an episode detector reuses must be judged the same way.
+    final: bool = False
 
     def __post_init__(self) -> None:
         if self.end < 0 or self.end > self.run.series.count:

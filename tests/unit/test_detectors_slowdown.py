@@ -210,7 +210,9 @@ def test_a_reported_slowdown_reuses_its_causes_without_changing_what_is_reported
     reused = [f.to_dict() for f in analyze(_run(records), episodes=True)]
     cheap = calls["n"]
     monkeypatch.setattr(Engine, "_last_reported", lambda self, kind, target: None)
-    monkeypatch.setattr(Engine, "_settled", lambda self, detector, view: lambda kind, target: False)
+    monkeypatch.setattr(
+        Engine, "_settled", lambda self, detector, view, final=False: lambda kind, target: False
+    )
     calls["n"] = 0
     everywhere = [f.to_dict() for f in analyze(_run(records), episodes=True)]
     assert reused == everywhere

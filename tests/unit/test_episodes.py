@@ -118,10 +118,16 @@ def test_a_leak_inside_one_long_epoch_is_found_on_intervals() -> None:
     found = []
     for i in range(32):  # one epoch of 1,024 steps, 0.5 MiB a step
         found += online.add(_interval(i, 800 * MIB + 16 * MIB * i, 0))
-    (f,) = [f for f in found if f["kind"] == "host_memory_growth"]
+    f, *updates = [f for f in found if f["kind"] == "host_memory_growth"]
     assert f["epoch"] == 0 and f["evidence"]["unit"] == "interval"
     assert 15 * MIB < f["evidence"]["slope_per_interval"] < 17 * MIB
     assert "per interval (32 steps)" in f["title"]
+    # Updated while its excess over the level before it doubled, and at the run's end when
+    # it grew by a tenth since: the verdict quotes (nearly) the last RSS.
+    assert updates, "a leak that went on from a sixth of the epoch to its end was never updated"
+    last = [f for f in [*updates, *online.finish()] if f["kind"] == "host_memory_growth"][-1]
+    base, end = last["evidence"]["base"], 800 * MIB + 16 * MIB * 31
+    assert last["evidence"]["current"] - base >= 0.9 * (end - base), (last["evidence"], end)
 
 
 def test_flat_intervals_are_quiet() -> None:

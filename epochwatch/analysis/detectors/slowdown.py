@@ -191,7 +191,9 @@ def _causes(
     last = view.last_reported(KIND, target)
     if last is not None:
         known = last.evidence.get("likely_causes")
-        quiet = severity_rank(severity) <= severity_rank(last.severity) and not grew_since(last, now)
+        quiet = severity_rank(severity) <= severity_rank(last.severity) and not grew_since(
+            last, now, view.final
+        )
         if last.ended_epoch is not None or (quiet and known):
             return list(known) if isinstance(known, list) else []
     return likely_causes(view, w, measure=measure or ("seconds" if target is None else "step_median"))
