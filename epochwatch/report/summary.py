@@ -70,7 +70,8 @@ def training(an: Analyzed) -> dict[str, Any]:
     optimizer = _dict(fit.get("optimizer"))
     config = _dict(optimizer.get("config"))
     out: dict[str, Any] = {
-        "model": model.get("name"),
+        # A custom loop's fit is named after its optimizer (the model is not known): no model name.
+        "model": model.get("name") if fit.get("source") != "optimizer" else None,
         "model_class": model.get("class"),
         "params": model.get("params"),
         "trainable_params": model.get("trainable_params"),

@@ -77,6 +77,10 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         title += f"; {tail}"
     severity = leaks.severity(proj, (view.head("rss_min", settling=True)[:1] or [g.start])[0])
     hint = frameworks.hint(KIND, frameworks.framework(view.start), HINT)
+    recompiled = models_in_loop.recompiled_each_fit(view) if view.unit == "fit" else []
+    if recompiled:  # what each fit leaves behind is the compile's: the fix says so
+        evidence["recompiled_each_fit"] = recompiled[-3:]
+        hint = models_in_loop.RECOMPILED.format(names=", ".join(recompiled[:3]))
     return [
         Finding(KIND, severity, title, evidence, hint, None, view.epoch_number(view.last), hold=verdict.hold)
     ]

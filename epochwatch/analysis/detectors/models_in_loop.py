@@ -87,6 +87,37 @@ def new_models_each_fit(view: RunAtEpoch) -> bool:
     return len(set(models)) >= NEW_MODEL_SHARE * len(ends)
 
 
+RECOMPILED = (
+    "the loop compiles the same model again before each fit, and each compile() builds a new "
+    "optimizer ({names}, ...) and new train and predict functions to trace, while the old ones "
+    "stay reachable. Compile once, before the loop; to start each round afresh, keep "
+    "w0 = model.get_weights() and call model.set_weights(w0) instead (and reset the optimizer's "
+    "variables if its state must not carry over)"
+)
+
+
+def recompiled_each_fit(view: RunAtEpoch) -> list[str]:
+    """The optimizers' names when the loop's fits train the same model (few model objects)
+    with a new optimizer each (most of them: compile() called every iteration, Keras
+    naming each new one `sgd`, `sgd_1`, ...), else []: then what each fit leaves behind
+    is the recompiling's, and the fix is to compile once."""
+    ends = _ended_fits(view)
+    if len(ends) < 2:
+        return []
+    models, _ = _models(view, ends)
+    if len(set(models)) >= NEW_MODEL_SHARE * len(ends):
+        return []  # new models each fit: this finding's own case
+    starts = {f.get("fit"): f for f in view.run.fits}
+    names = []
+    for r in ends:
+        optimizer = (starts.get(r.get("fit")) or {}).get("optimizer")
+        config = optimizer.get("config") if isinstance(optimizer, dict) else None
+        name = config.get("name") if isinstance(config, dict) else None
+        if isinstance(name, str):
+            names.append(name)
+    return names if len(set(names)) >= NEW_MODEL_SHARE * len(ends) else []
+
+
 def detect(view: RunAtEpoch) -> list[Finding]:
     if view.done(KIND, None):
         return []
