@@ -9,7 +9,8 @@ A finding is made on another thread (online detection, or the daemon's socket) a
 moment, often while Keras redraws its progress bar with '\\r'. Printed then, it lands
 inside the bar. So the Console holds each line until the next epoch boundary (the next
 epoch's start, before Keras prints its `Epoch n/N` header; the fit's end; the run's end)
-and names the epoch Keras printed last (1-based, as Keras counts). A line is at most
+and names the moment the finding's numbers are from, as `report` does (the epoch, 1-based
+as Keras counts; a loop's fit). A line is at most
 LINE_LIMIT characters: what, how much, the consequence (the finding's title); the
 evidence and the fix are in the report.
 
@@ -35,6 +36,7 @@ from epochwatch.analysis import frameworks
 from epochwatch.analysis.explained import attach_where, where_for
 from epochwatch.analysis.findings import RANK, SEVERITIES, WARNING, Finding
 from epochwatch.analysis.ledger import Ledger, counts_text
+from epochwatch.report.headline import moment
 from epochwatch.text_safety import escape
 
 PREFIX = "epochwatch: "
@@ -121,7 +123,6 @@ class Console:
         self._stream = stream
         self.current = Fit()
         self.history: list[Fit] = []  # the kernel's earlier fits (a notebook), oldest first
-        self.last_epoch: int | None = None  # the epoch Keras printed last, 1-based
         self._held: list[Finding] = []
         self._held_lines: list[str] = []  # "explained:" lines, said at the boundary too
         self._lock = threading.Lock()
@@ -165,11 +166,6 @@ class Console:
             if self.current.run_id is not None or len(self.current.ledger):
                 self.history.append(self.current)
             self.current = Fit(run_id)
-            self.last_epoch = None
-
-    def epoch_done(self, epoch: int) -> None:
-        """The trace's epoch `epoch` (0-based) ended: Keras prints it as epoch+1."""
-        self.last_epoch = epoch + 1
 
     def observe(self, rec: Mapping[str, Any]) -> None:
         """A `finding` or `finding_update` record, from this process or from the daemon, on
@@ -218,8 +214,8 @@ class Console:
 
     def finding_line(self, finding: Finding) -> str:
         """`<severity> <kind> at epoch <n>: <title>`, at most LINE_LIMIT with the prefix; the
-        epoch is the last one ended (Keras' last printed), none before the first. Where the
-        look inside found it follows when it fits whole; else it gets a line of its own."""
+        epoch (or fit) is the one its numbers are from, none for a finding of no epoch. Where
+        the look inside found it follows when it fits whole; else it gets a line of its own."""
         head, title = self._head(finding), escape(finding.title)
         room = LINE_LIMIT - len(PREFIX) - len(head)
         found = where_for(finding.kind, self.current.explains)
@@ -228,8 +224,12 @@ class Console:
         return one_line(head + short_title(title, room), LINE_LIMIT - len(PREFIX))
 
     def _head(self, finding: Finding) -> str:
-        epoch = self.last_epoch  # None: said before any epoch ended (a restore's check, say)
-        where = f" at epoch {epoch}" if epoch is not None else ""
+        # The moment its numbers are from, as `report` says it (not the epoch Keras printed
+        # last: a finding judged on epoch 4 said "at epoch 5" live and "@epoch 4" in report).
+        when = moment(
+            {"evidence": finding.evidence, "epoch": finding.epoch, "as_of": finding.as_of}, seen=False
+        )
+        where = f" at {when}" if when else ""
         again = " (update)" if finding.update else ""
         return f"{finding.severity} {finding.kind}{where}{again}: "
 

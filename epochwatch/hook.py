@@ -195,8 +195,6 @@ def _attach_console(rec: Recorder) -> None:
         if kind == schema.RUN_START:  # a new run (a notebook's next fit)
             console.reset(record.get("run_id"))
             console.trace = rec.trace_path
-        elif kind == schema.EPOCH and isinstance(record.get("epoch"), int):
-            console.epoch_done(record["epoch"])
         elif kind == "fit_end":  # Keras has printed its last line of the fit
             console.boundary()
         elif kind == schema.EXPLAIN:  # where a slowdown or a leak is

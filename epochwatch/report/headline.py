@@ -16,29 +16,34 @@ from epochwatch.analysis.ledger import count_severities, counts_text
 from epochwatch.analysis.units import fmt_bytes, fmt_duration, fmt_number, fmt_pct
 
 
-def moment(f: Mapping[str, Any], fits: int | None = None) -> str:
+def moment(f: Mapping[str, Any], fits: int | None = None, seen: bool = True) -> str:
     """When a finding's numbers are from, as Keras counts epochs (the trace's are 0-based):
-    'epoch 20', or 'epoch 40 (first seen at epoch 20)' for an episode's update; a finding on
-    a loop's fits by its fit: 'fit 17 (first seen at fit 12)'; in a run of several `fits`, a
-    finding on one fit's epochs names that fit too: 'fit 3, epoch 4'; '' without."""
+    'epoch 20', or 'epoch 40 (first seen at epoch 20)' for an episode's update (`seen`); a
+    finding on a loop's fits by its fit: 'fit 17 (first seen at fit 12)'; in a run of
+    several `fits`, a finding on one fit's epochs names that fit too: 'fit 3, epoch 4'; ''
+    without. The console's lines and the report's say the same moment."""
     ev = f.get("evidence") or {}
     span = ev.get("fits") if ev.get("unit") == "fit" or "slope_per_fit" in ev else None
     if isinstance(span, int) and not isinstance(span, bool) and span > 0:
         span = [span - 1]  # a count of fits (models_in_loop): the newest is fits - 1
     if isinstance(span, list) and span and isinstance(span[-1], int):
         first = ev.get("first_fit")
-        seen = f" (first seen at fit {first + 1})" if isinstance(first, int) and first != span[-1] else ""
-        return f"fit {span[-1] + 1}{seen}"
+        said = (
+            f" (first seen at fit {first + 1})"
+            if seen and isinstance(first, int) and first != span[-1]
+            else ""
+        )
+        return f"fit {span[-1] + 1}{said}"
     first, as_of = f.get("epoch"), f.get("as_of")
     at = as_of if isinstance(as_of, int) else first
     if not isinstance(at, int):
         return ""
-    seen = f" (first seen at epoch {first + 1})" if isinstance(first, int) and first != at else ""
+    said = f" (first seen at epoch {first + 1})" if seen and isinstance(first, int) and first != at else ""
     fit = ev.get("fit")
     of = (
         f"fit {fit + 1}, " if fits and fits > 1 and isinstance(fit, int) and not isinstance(fit, bool) else ""
     )
-    return f"{of}epoch {at + 1}{seen}"
+    return f"{of}epoch {at + 1}{said}"
 
 
 def rows(run: Mapping[str, Any]) -> list[tuple[str, str]]:

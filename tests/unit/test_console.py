@@ -33,16 +33,15 @@ def test_quiet_settings() -> None:
 
 def test_each_finding_once_at_its_level_at_the_next_boundary_and_a_closing_line() -> None:
     """Findings arrive on other threads at any moment: held until the next epoch boundary,
-    then said naming the epoch Keras printed last (1-based), not the trace's 0-based one."""
+    then said naming the epoch their numbers are from, as report does (1-based, as Keras
+    counts), not the trace's 0-based one, nor the epoch Keras printed last."""
     out = io.StringIO()
     console = Console(None, out)
     console.trace = "/t/run.jsonl"
-    console.epoch_done(4)
     console.observe(_finding("slowdown", "warning", "epochs slow down"))
     console.observe(_finding("slowdown", "warning", "epochs slow down"))  # the daemon's copy, say
     console.observe(_finding("retrace_storm", "info"))  # below the level: kept, not printed
     assert out.getvalue() == ""  # mid-epoch: nothing yet
-    console.epoch_done(5)
     console.boundary()
     console.observe(_finding("disk_growth", "critical", "x" * 300))
     long = (
@@ -51,13 +50,13 @@ def test_each_finding_once_at_its_level_at_the_next_boundary_and_a_closing_line(
     console.observe(_finding("host_memory_growth", "warning", long + " " + "y" * 10))
     console.close(12, "/t/run.jsonl")
     lines = out.getvalue().splitlines()
-    assert lines[:1] == ["epochwatch: warning slowdown at epoch 6: epochs slow down"]
+    assert lines[:1] == ["epochwatch: warning slowdown at epoch 4: epochs slow down"]
     assert (
-        lines[1].startswith("epochwatch: critical disk_growth at epoch 6: xxx")
+        lines[1].startswith("epochwatch: critical disk_growth at epoch 4: xxx")
         and len(lines[1]) == LINE_LIMIT
     )
     assert lines[2] == (
-        "epochwatch: warning host_memory_growth at epoch 6: host memory grows 22.9 MiB per epoch; "
+        "epochwatch: warning host_memory_growth at epoch 4: host memory grows 22.9 MiB per epoch; "
         "reaches the memory limit (23.5 GiB) in 9 h " + "y" * 10
     )
     assert lines[3:] == [
@@ -76,7 +75,13 @@ def test_the_closing_line_says_when_nothing_could_be_written() -> None:
     out = io.StringIO()
     before = Console(None, out)
     before.observe(_finding("version_mismatch", "warning", "restored under another TF"))
-    before.boundary()  # the first epoch's start: Keras printed no epoch yet, none is named
+    before.boundary()  # the first epoch's start: the restore's first epoch is named, as report does
+    assert out.getvalue() == "epochwatch: warning version_mismatch at epoch 4: restored under another TF\n"
+    out = io.StringIO()
+    unplaced = Finding("version_mismatch", "warning", "restored under another TF", {}, "fix", None, None)
+    before = Console(None, out)
+    before.observe(unplaced.to_record("r"))
+    before.boundary()  # a finding of no epoch: none is named
     assert out.getvalue() == "epochwatch: warning version_mismatch: restored under another TF\n"
     out = io.StringIO()
     Console(None, out).close(0, None, "cannot write the trace (Permission denied)")
@@ -101,7 +106,7 @@ def test_every_fit_of_a_kernel_keeps_its_findings() -> None:
 
 def _update(before: dict[str, Any], n: int, at: int, **changes: Any) -> dict[str, Any]:
     evidence = {**before["evidence"], "updated_epoch": at, **changes.pop("evidence", {})}
-    return {**before, **changes, "type": "finding_update", "update": n, "evidence": evidence}
+    return {**before, **changes, "type": "finding_update", "update": n, "as_of": at, "evidence": evidence}
 
 
 def test_updates_replace_the_finding_and_are_said_only_when_news() -> None:
@@ -119,9 +124,8 @@ def test_updates_replace_the_finding_and_are_said_only_when_news() -> None:
         console.boundary()
         return out.getvalue().splitlines()[before:]
 
-    console.epoch_done(11)  # the last epoch Keras printed: 12
     first = _finding("slowdown", "warning", "epoch time grows")
-    assert said(first) == ["epochwatch: warning slowdown at epoch 12: epoch time grows"]
+    assert said(first) == ["epochwatch: warning slowdown at epoch 4: epoch time grows"]
     grew = _update(first, 1, 6, title="epoch time grows more")
     assert said(grew) == []
     cause = [{"series": "time in callback Blocker", "test": "accounts"}]
@@ -129,13 +133,13 @@ def test_updates_replace_the_finding_and_are_said_only_when_news() -> None:
         grew, 2, 9, title="grows; likely cause: callback Blocker", evidence={"likely_causes": cause}
     )
     assert said(explained, grew) == [  # the daemon's copy of an older state, late
-        "epochwatch: warning slowdown at epoch 12 (update): grows; likely cause: callback Blocker"
+        "epochwatch: warning slowdown at epoch 10 (update): grows; likely cause: callback Blocker"
     ]
     graver = _update(
         explained, 3, 12, severity="critical", title="grows a lot; likely cause: callback Blocker"
     )
     assert said(graver) == [
-        "epochwatch: critical slowdown at epoch 12 (update): grows a lot; likely cause: callback Blocker"
+        "epochwatch: critical slowdown at epoch 13 (update): grows a lot; likely cause: callback Blocker"
     ]
     ended = _update(graver, 4, 15, ended_epoch=15, title="... recovered at epoch 15")
     assert said(ended) == []
@@ -238,7 +242,6 @@ def test_a_line_says_the_finding_as_last_reported_when_updates_came_before_the_b
     for update, title in ((1, "step time grows: 594ms -> 731ms"), (2, "step time grows: 1.10s -> 1.25s")):
         rec = Finding("slowdown", "warning", title, {}, "fix", "step time", 3, update=update, as_of=3)
         console.observe(rec.to_record("r"))
-    console.epoch_done(3)
     console.close(4, None)
     lines = out.getvalue().splitlines()
     assert lines[0] == "epochwatch: warning slowdown at epoch 4: step time grows: 1.10s -> 1.25s", lines
