@@ -393,7 +393,7 @@ def test_the_console_and_hook_findings_carry_where_in_either_order() -> None:
     second.observe(finding)  # before it: the finding's own line says where
     second.boundary()
     assert second.findings[0]["where"]["summary"] == "at train.py:9 keep"
-    assert "warning host_memory_growth: grows; at train.py:9 keep\n" in out.getvalue()
+    assert "warning host_memory_growth at epoch 6: grows; at train.py:9 keep\n" in out.getvalue()
 
 
 def test_the_live_line_and_the_report_name_the_same_user_site() -> None:
