@@ -110,3 +110,38 @@ def test_gpu_staircase_from_nvml_is_growth() -> None:
 
 def test_flat_gpu_memory_is_quiet() -> None:
     assert _kind(_analyze(syn.trace(50, lambda i: _gpu(i, 4 * GIB, tf=3 * GIB))), "gpu_memory_growth") == []
+
+
+def _predict_window(i: int) -> dict[str, Any]:
+    """A window of 50 `predict` calls keeping 0.5 MiB each (tensorflow#33030's serving loop):
+    every call traces its dataset's three tf.data functions anew (150 traces a window)."""
+    names = ("Dataset_map_grab_batch", "Dataset_map_permutation", "Dataset_flat_map_slice_batch_indices")
+    functions = {name: {"new": 50} for name in names}
+    if i == 0:
+        functions["one_step_on_data_distributed"] = {"new": 1}  # predict's step, traced once
+    return {
+        "source": "auto",
+        "epoch_source": "inference_calls",
+        "host": syn.host_block(700 * MIB + 27 * MIB * i, total=24 * GIB),
+        "retraces": {"new": sum(f["new"] for f in functions.values()), "functions": functions},
+    }
+
+
+def test_an_inference_runs_own_tf_data_traces_are_no_warm_up() -> None:
+    """Only the first window is warm-up: tf.data's traces at every call are no settling, so
+    the 7 windows after it show the leak (8 windows of 50 calls, +27 MiB each)."""
+    from epochwatch.analysis.series import FIRST, SETTLING, EpochSeries
+
+    series = EpochSeries()
+    for rec in syn.trace(8, _predict_window)[1:-1]:
+        series.add_epoch(rec)
+    assert list(series.warm) == [FIRST] + [0] * 7
+    f = _kind(_analyze(syn.trace(8, _predict_window)), "host_memory_growth")[0]
+    assert 26 * MIB < f.evidence["slope_per_epoch"] < 28 * MIB
+    # A judged function still tracing in the windows after the first is settling, as before.
+    series = EpochSeries()
+    for i, rec in enumerate(syn.trace(3, _predict_window)[1:-1]):
+        if i:
+            rec["retraces"]["functions"]["predict_step"] = {"new": 1}
+        series.add_epoch(rec)
+    assert list(series.warm) == [FIRST, SETTLING, SETTLING]
