@@ -66,6 +66,7 @@ SCALARS: dict[str, tuple[str, ...]] = {
     "children_cpu": ("host", "children_cpu_seconds"),
     "callback_seconds": ("callbacks", "seconds"),
     "collective": ("collective", "seconds"),
+    "calls": ("inference", "calls"),  # an inference window's calls (NaN: an epoch that trained)
     "work": ("config",),  # the fit series' points: what an epoch of that fit computes (run.work_of)
 }
 # Filled from the samples between two epoch records (daemon mode), not from the epoch.

@@ -122,6 +122,7 @@ def _predict_window(i: int) -> dict[str, Any]:
     return {
         "source": "auto",
         "epoch_source": "inference_calls",
+        "inference": {"calls": 50, "apis": {"predict": 50}, "seconds_per_call": 0.037},
         "host": syn.host_block(700 * MIB + 27 * MIB * i, total=24 * GIB),
         "retraces": {"new": sum(f["new"] for f in functions.values()), "functions": functions},
     }
@@ -145,3 +146,19 @@ def test_an_inference_runs_own_tf_data_traces_are_no_warm_up() -> None:
             rec["retraces"]["functions"]["predict_step"] = {"new": 1}
         series.add_epoch(rec)
     assert list(series.warm) == [FIRST, SETTLING, SETTLING]
+
+
+def test_a_leak_in_the_calls_after_a_fit_is_not_judged_by_the_fits_plan() -> None:
+    """Train 5 epochs, then serve (tensorflow#33030): the windows after the fit are a
+    series of their own, numbered from 0, and the fit's 5 planned epochs are no plan of
+    theirs (judged by it, the leak was '+0 B more by the planned end': info)."""
+    records = syn.trace(
+        13, lambda i: {"host": syn.host_block(700 * MIB)} if i < 5 else _predict_window(i - 5), planned=5
+    )
+    for rec in records[6:-1]:
+        rec["epoch"] -= 5
+        for key in ("fit", "steps", "step_seconds"):
+            rec.pop(key)
+    f = _kind(_analyze(records), "host_memory_growth")[0]
+    assert f.severity == "warning" and "if it runs as long again" in f.title
+    assert f.evidence["epochs"][0] >= 1  # the fit's flat epochs are not in its window
