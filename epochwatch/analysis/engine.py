@@ -200,7 +200,11 @@ class Engine:
         view.reported = self.done
         view.last_reported = self._last_reported
         view.done = self.done if detector.current is None else self._settled(detector, view, final)
-        return list(adapt(detector.detect(view), view.run.epochs))  # inference runs' fixes
+        found = detector.detect(view)
+        if view.unit == "fit":  # a loop of fits: no window of inference calls
+            return list(found)
+        back = view.run.series.count - view.end if view.unit == "epoch" else 0
+        return list(adapt(found, view.run.epochs, back))  # inference windows' fixes
 
     def _judge(
         self, detector: Detector, view: RunAtEpoch, found: list[Finding], final: bool

@@ -33,14 +33,17 @@ HINTS = {
 }
 
 
-def is_inference(epochs: list[dict[str, Any]]) -> bool:
-    """The run's epochs are windows of inference calls (the hook saw no training)."""
-    return bool(epochs) and epochs[0].get("epoch_source") == "inference_calls"
+def is_inference(epochs: list[dict[str, Any]], back: int = 0) -> bool:
+    """The newest epoch judged (`back` epochs before the run's newest) is a window of
+    inference calls: a script that only predicts, or the calls after its last fit."""
+    if not epochs:
+        return False
+    return epochs[-1 - back if back < len(epochs) else 0].get("epoch_source") == "inference_calls"
 
 
-def adapt(findings: Iterable[Finding], epochs: list[dict[str, Any]]) -> Iterator[Finding]:
-    """The findings, with the inference advice where the run is an inference run."""
-    inference = is_inference(epochs)
+def adapt(findings: Iterable[Finding], epochs: list[dict[str, Any]], back: int = 0) -> Iterator[Finding]:
+    """The findings, with the inference advice where the epochs judged are inference windows."""
+    inference = is_inference(epochs, back)
     for finding in findings:
         hint = HINTS.get(finding.kind) if inference else None
         yield dataclasses.replace(finding, hint=hint) if hint else finding

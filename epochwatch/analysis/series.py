@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from epochwatch.analysis.functions import judged
 from epochwatch.trace import schema
 
 NAN = math.nan
@@ -65,6 +66,7 @@ SCALARS: dict[str, tuple[str, ...]] = {
     "children_cpu": ("host", "children_cpu_seconds"),
     "callback_seconds": ("callbacks", "seconds"),
     "collective": ("collective", "seconds"),
+    "calls": ("inference", "calls"),  # an inference window's calls (NaN: an epoch that trained)
     "work": ("config",),  # the fit series' points: what an epoch of that fit computes (run.work_of)
 }
 # Filled from the samples between two epoch records (daemon mode), not from the epoch.
@@ -196,6 +198,23 @@ class _Pending:
     others_sm: dict[str, list[float]] = field(default_factory=dict)
     self_sm: dict[str, list[float]] = field(default_factory=dict)
     others: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # newest per device
+
+
+def _judged_new(rec: Mapping[str, Any], total: float) -> float:
+    """New traces of the functions the analysis judges (functions.judged), not tf.data's: an
+    inference run's `predict` traces its dataset's functions anew at every call, and those
+    counted as "still settling" would make half its windows warm-up. A record without a
+    per-function block keeps its total."""
+    retraces = rec.get("retraces")
+    functions = retraces.get("functions") if isinstance(retraces, Mapping) else None
+    if not isinstance(functions, Mapping):
+        return total
+    new = 0.0
+    for name, block in functions.items():
+        n = number(block.get("new")) if isinstance(block, Mapping) else NAN
+        if judged(str(name)) and n == n and n > 0:
+            new += n
+    return new
 
 
 class EpochSeries:
@@ -360,7 +379,7 @@ class EpochSeries:
             return FIRST
         self._segment_len += 1
         prev_warm = bool(self.warm[-1]) if len(self.warm) else False
-        new = values["retrace_new"]
+        new = _judged_new(rec, values["retrace_new"])
         return SETTLING if prev_warm and self._segment_len <= 4 and new == new and new > 0 else STEADY
 
     def _keyed_values(self, rec: Mapping[str, Any]) -> dict[str, dict[str, float]]:

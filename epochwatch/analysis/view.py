@@ -181,7 +181,12 @@ class RunAtEpoch:
 
     @property
     def planned_epochs(self) -> int | None:
-        """Epochs the newest fit plans to run in total, when a Keras fit said so."""
+        """Epochs the newest fit plans to run in total, when a Keras fit said so; none for
+        the windows of inference calls after it (train, then serve: the plan was the fit's)."""
+        if self.unit == "epoch" and self.series.value("calls", self.last) == self.series.value(
+            "calls", self.last
+        ):
+            return None
         fit = self.run.fits[-1] if self.run.fits else self.training
         epochs = fit.get("epochs") if isinstance(fit, dict) else None
         if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs > 0:

@@ -2,9 +2,10 @@
 calling the model (`keras.Model.__call__`, the outermost call only).
 
 Each call is timed and handed to `recorder.auto.inference` (recorder/inference_calls.py),
-which traces a loop of them as an inference run when nothing trains. Once per call (a
-call is milliseconds at least): two clock reads and a guarded method call. Once training
-is seen, one attribute read per call (a training loop calls its model every step).
+which traces a loop of them as an inference run when nothing trains (or after a Keras
+fit ended). Once per call (a call is milliseconds at least): two clock reads and a
+guarded method call. While a fit runs or once a custom loop trained, three attribute
+reads per call (a training loop calls its model every step).
 
 A model called while a `tf.function` is traced (`@tf.function def predict_step(x):
 return model(x)`, the usual fast inference loop) runs its Python only at the trace: that
@@ -43,10 +44,10 @@ def wrap_call(
 
     @functools.wraps(original)
     def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if inference.training_seen or inference.depth:  # training, or inside predict's own calls
+        if inference.blind or inference.fitting or inference.depth:  # training, or inside predict's own calls
             return original(self, *args, **kwargs)
         if tracing():
-            if watch is not None and recorder.epoch_source is None and not recorder.fits_started:
+            if watch is not None and recorder.epoch_source is None:
                 guard.run(PART, watch, None)
             return original(self, *args, **kwargs)
         inference.depth += 1

@@ -73,6 +73,8 @@ def install(recorder: Recorder, module_name: str = "keras") -> None:
             return original(self, *args, **kwargs)
         call_args, call_kwargs, watch = prepared
         local.depth = 1
+        inference = recorder.auto.inference  # the fit's predict/evaluate calls are its own
+        recorder.guard.run("inference calls", inference.fit_began, None)
         try:
             history = original(*call_args, **call_kwargs)
         except BaseException as exc:
@@ -81,6 +83,7 @@ def install(recorder: Recorder, module_name: str = "keras") -> None:
             raise
         finally:
             local.depth = 0
+            recorder.guard.run("inference calls", inference.fit_ended, None)
         recorder.guard.run("keras integration", lambda: watch.fit_finished(None), None)
         return history
 

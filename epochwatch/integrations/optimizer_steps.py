@@ -111,7 +111,7 @@ def step_function_class(base: type, recorder: Recorder, eager: Callable[[], bool
                 return base_call(self, *args, **kwargs)
             t0 = perf_counter()
             result = base_call(self, *args, **kwargs)
-            if eager() and not inference.training_seen and getattr(self, _OWNER, None) is None:
+            if eager() and not (inference.blind or inference.fitting) and getattr(self, _OWNER, None) is None:
                 try:
                     inference.called(getattr(self, "_name", "tf.function"), perf_counter() - t0)
                 except Exception as exc:

@@ -108,6 +108,7 @@ class AutoEpochs:
         """The script marks its own epochs: close ours and cut no more."""
         if self.off:
             return
+        self.inference.training_began()  # its validation between its epochs is no inference run
         self.stop()
         self._close(self._ending())
         self._end_fit()
@@ -185,7 +186,7 @@ class AutoEpochs:
         self._count(owner)
 
     def _count(self, owner: Any) -> None:
-        if not self.inference.training_seen:  # calls before the first step were not a run of their own
+        if not self.inference.blind:  # calls before the first step were not a run of their own
             self.inference.training_began()
         if owner is not self.owner:
             self._new_owner(owner)
@@ -259,7 +260,7 @@ class AutoEpochs:
 
     def close(self) -> None:
         """The run ends: the open epoch and fit are closed with what they have."""
-        self.inference.close()
+        self.inference.finish()
         if not self.off:
             self._close(self._ending())
             self._end_fit()

@@ -6,12 +6,20 @@ Here its calls are cut into windows of `WINDOW_CALLS` calls lasting `MIN_WINDOW_
 least (or the automatic epochs' seconds), each an epoch record (`source: auto`, `epoch_source: inference_calls`) with an
 `inference` block (calls per API, seconds per call): the host memory and slowdown
 detectors judge them as they judge epochs, the time of a window being the time of its
-calls. Calls while training is seen (a fit, an optimizer step, the script's own epochs)
-are the training's validation and are left alone, and the open window's calls when
-training begins were the training's (the model called before its first update): dropped.
-A window's epoch record is written when the window closes (begun and ended at once, its
-start and seconds from its first call), so calls before a fit never start the run. With no training seen at all, the
-closing line says what was seen instead (`closing_text`).
+calls. A window's epoch record is written when the window closes (begun and ended at once, its
+start and seconds from its first call), so calls before a fit never start the run.
+
+Calls while training runs are the training's: inside a Keras fit (its validation, its
+callbacks' predictions: `fit_began`/`fit_ended` around each fit), inside any epoch, and
+any call at all once a custom loop trained (its optimizer's steps or the script's own
+epochs: its validation between epochs cannot be told from serving, so `blind` stays set).
+The open window's calls when training begins were the training's (the model called before
+its first update): dropped. After a Keras fit ends, calls are judged again, as the phase
+after it (train, then score or serve: tensorflow#33030): its windows are numbered from 0,
+a series of their own after the fit's epochs (series.py cuts one where the numbers
+restart), and its last window, unfinished when the next fit begins or the run ends, is
+dropped (a loop of fit + evaluate rounds writes no window per round). With no training
+seen at all, the closing line says what was seen instead (`closing_text`).
 """
 
 from __future__ import annotations
@@ -43,7 +51,9 @@ class InferenceCalls:
         self.window_calls = calls if calls > 0 else WINDOW_CALLS
         self.min_seconds = 0.0 if recorder.environ.get(WINDOW_CALLS_VAR) else MIN_WINDOW_SECONDS
         self.window_seconds = window_seconds
-        self.training_seen = False  # set by AutoEpochs at the first step, by a fit's epoch
+        self.training_seen = False  # a fit or a custom loop's step was seen
+        self.fitting = 0  # Keras fits running (their calls are theirs)
+        self.blind = False  # a custom loop trained: no call is an inference call again
         self.total: dict[str, int] = {}
         self.depth = 0  # inside a wrapped call (predict's own model calls are not counted)
         self._calls: dict[str, int] = {}
@@ -57,8 +67,10 @@ class InferenceCalls:
     def called(self, api: str, seconds: float) -> None:
         rec = self._rec
         source = rec.epoch_source
-        if self.training_seen or rec.fits_started or source is not None:
-            self.training_began()  # a fit's validation, a training loop's model calls
+        if self.blind or self.fitting or source is not None:
+            self._drop()  # a fit's validation, a training loop's model calls
+            self.training_seen = True
+            self.blind = self.blind or source in ("auto", "loop")
             return
         now = time.perf_counter()
         if not self._open:  # the window's epoch is written when it closes: calls before a
@@ -75,9 +87,36 @@ class InferenceCalls:
             self.close()
 
     def training_began(self) -> None:
-        """Training is seen: the open window's calls were the training's (the model called,
-        or traced, before its first update), not a run of their own."""
+        """A custom loop trains (its first step, the script's own epochs): the open window's
+        calls were the training's (the model called, or traced, before its first update),
+        and no later call can be told from its validation."""
+        self.training_seen = self.blind = True
+        self._drop()
+
+    def fit_began(self) -> None:
+        """A Keras fit begins: the open window's calls were the training's (before a first
+        fit) or an unfinished window between fits (a round's evaluate): dropped."""
         self.training_seen = True
+        self.fitting += 1
+        self._drop()
+
+    def fit_ended(self) -> None:
+        """A Keras fit ended: calls after it are a phase of their own, numbered from 0
+        (a notebook's runs end with each fit: its calls after one stay unjudged)."""
+        self.fitting = max(0, self.fitting - 1)
+        self._number = 0
+        if self._rec.per_fit_runs:
+            self.blind = True
+
+    def finish(self) -> None:
+        """The run ends: the open window is written when nothing trained (a short inference
+        script), dropped after training (the few calls after a last fit are no window)."""
+        if self.training_seen:
+            self._drop()
+        else:
+            self.close()
+
+    def _drop(self) -> None:
         if self._open:
             for api, n in self._calls.items():
                 self.total[api] -= n

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support import child_env, of_type, read_single_trace, run_python
+from tests.support import (
+    child_env,
+    latest_findings,
+    of_type,
+    read_single_trace,
+    report_json,
+    run_python,
+    trace_files,
+)
 
 PREDICT = """
 import epochwatch.hook
@@ -58,15 +66,17 @@ for i in range(6):
     train_step(x)
 """
 
-TRAIN_THEN_PREDICT = """
+TRAIN_THEN_SERVE = """
 import epochwatch.hook
 import numpy as np, keras
-model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16), keras.layers.Dense(1)])
+model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16), keras.layers.Dense(512)])
 model.compile("sgd", "mse")
 x = np.random.rand(32, 8).astype("float32")
-model.fit(x, x[:, :1], epochs=2, verbose=0, validation_data=(x, x[:, :1]))
-for i in range(20):
-    model.predict(x, verbose=0)
+y = np.random.rand(32, 512).astype("float32")
+peek = keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: model.predict(x[:4], verbose=0))
+model.fit(x, y, epochs=2, verbose=0, validation_data=(x, y), callbacks=[peek])
+batch = np.random.rand(1024, 8).astype("float32")
+kept = [model.predict(batch, verbose=0) for i in range(83)]  # 2 MiB a response, all kept
 from tensorflow.python.eager.polymorphic_function.polymorphic_function import Function
 # A Keras 3 fit's train function (a tf.function its train_function calls) is TF's own: the
 # hook adds nothing to its calls.
@@ -88,11 +98,26 @@ def test_a_predict_loop_is_an_inference_run_with_a_closing_line(tmp_path: Path) 
     assert closing and "no training seen: 45 predict calls, RSS " in closing[-1], proc.stderr[-2000:]
 
 
-def test_predict_after_a_fit_is_not_an_inference_run(tmp_path: Path) -> None:
-    proc = run_python(TRAIN_THEN_PREDICT, tmp_path, env=child_env(tmp_path, EPOCHWATCH_WINDOW_CALLS="5"))
-    epochs = of_type(read_single_trace(tmp_path), "epoch")
-    assert [e["source"] for e in epochs] == ["keras", "keras"]
+def test_predict_after_a_fit_is_judged_as_windows_of_its_own(tmp_path: Path) -> None:
+    """Train, then serve (tensorflow#33030): the fit's validation and its callback's
+    predictions are the fit's; the calls after it are windows numbered from 0 (the 3 left
+    at the end make no window), and the responses kept are a leak, found live and offline."""
+    proc = run_python(TRAIN_THEN_SERVE, tmp_path, env=child_env(tmp_path, EPOCHWATCH_WINDOW_CALLS="10"))
+    records = read_single_trace(tmp_path)
+    epochs = of_type(records, "epoch")
+    assert [(e["source"], e["epoch"]) for e in epochs] == [("keras", 0), ("keras", 1)] + [
+        ("auto", n) for n in range(8)
+    ]
+    assert [e["inference"]["apis"] for e in epochs[2:]] == [{"predict": 10}] * 8
     assert "no training seen" not in proc.stderr
+    live = [f for f in latest_findings(records) if f["kind"] == "host_memory_growth"]
+    offline = [
+        f
+        for f in report_json(trace_files(tmp_path)[0])["runs"][0]["findings"]
+        if f["kind"] == "host_memory_growth"
+    ]
+    assert live and offline, proc.stderr[-2000:]
+    assert live[0]["title"] == offline[0]["title"] and "model(x, training=False)" in offline[0]["hint"]
 
 
 def test_calling_the_model_in_a_loop_is_inference_until_it_trains(tmp_path: Path) -> None:

@@ -342,6 +342,10 @@ def test_an_inference_runs_memory_and_slowdown_findings_get_the_inference_fixes(
     adapted = list(adapt(found, inference))
     assert "model(x, training=False)" in adapted[0].hint and adapted[1] == found[1]
     assert list(adapt(found, [{"epoch_source": "data_pass"}])) == found
+    # Windows after a fit: the advice follows the newest epoch judged, not the run's first.
+    after_fit = [{"source": "keras"}, *inference]
+    assert "model(x, training=False)" in next(adapt(found, after_fit)).hint
+    assert list(adapt(found, after_fit, back=1)) == found
 
 
 def test_a_call_before_training_never_starts_the_run(tmp_path: Path) -> None:
@@ -353,3 +357,58 @@ def test_a_call_before_training_never_starts_the_run(tmp_path: Path) -> None:
     rec.end_epoch()
     epochs = _epochs(tmp_path, rec)
     assert [e["source"] for e in epochs] == ["keras"] and rec.auto.inference.closing_text() is None
+
+
+def test_calls_after_a_fit_are_windows_of_their_own(tmp_path: Path) -> None:
+    """Train, then serve (tensorflow#33030): calls inside the fit are its own, calls after
+    it are windows numbered from 0; the unfinished window at the run's end is dropped."""
+    rec = _recorder(tmp_path, EPOCHWATCH_WINDOW_CALLS="3")
+    inference = rec.auto.inference
+    inference.called("__call__", 0.01)  # the model built by calling it: the training's
+    inference.fit_began()
+    rec.begin_epoch(0, "keras", 0)
+    rec.end_epoch()
+    inference.called("predict", 0.01)  # a callback's predict after the last epoch, in the fit
+    inference.fit_ended()
+    for _ in range(8):
+        inference.called("predict", 0.01)
+    assert inference.closing_text() is None
+    epochs = _epochs(tmp_path, rec)
+    assert [(e["source"], e["epoch"], e.get("epoch_source")) for e in epochs] == [
+        ("keras", 0, None),
+        ("auto", 0, "inference_calls"),
+        ("auto", 1, "inference_calls"),
+    ]
+    assert [e["inference"]["calls"] for e in epochs[1:]] == [3, 3]
+
+
+def test_a_loop_of_fit_and_evaluate_rounds_writes_no_window_per_round(tmp_path: Path) -> None:
+    rec = _recorder(tmp_path, EPOCHWATCH_WINDOW_CALLS="3")
+    inference = rec.auto.inference
+    for fit in range(3):
+        inference.fit_began()
+        rec.begin_epoch(0, "keras", fit)
+        rec.end_epoch()
+        inference.fit_ended()
+        for _ in range(2):  # fewer calls than a window: dropped by the next fit, or the end
+            inference.called("evaluate", 0.01)
+    assert [e["source"] for e in _epochs(tmp_path, rec)] == ["keras"] * 3
+
+
+def test_a_custom_loops_validation_between_its_epochs_is_no_window(tmp_path: Path) -> None:
+    """A loop that trained (its optimizer's steps, or its own epochs) stays blind: its
+    validation outside an epoch cannot be told from serving."""
+    for script_epochs in (False, True):
+        rec = _recorder(tmp_path / str(script_epochs), EPOCHWATCH_WINDOW_CALLS="3")
+        opt = Optimizer()
+        for number in range(2):
+            if script_epochs:
+                rec.auto.switch_off()
+                rec.begin_epoch(number, "loop")
+            rec.auto.step(opt)
+            if script_epochs:
+                rec.end_epoch()
+            for _ in range(4):
+                rec.auto.inference.called("predict", 0.01)
+        sources = {e.get("epoch_source") for e in _epochs(tmp_path / str(script_epochs), rec)}
+        assert "inference_calls" not in sources

@@ -110,3 +110,55 @@ def test_gpu_staircase_from_nvml_is_growth() -> None:
 
 def test_flat_gpu_memory_is_quiet() -> None:
     assert _kind(_analyze(syn.trace(50, lambda i: _gpu(i, 4 * GIB, tf=3 * GIB))), "gpu_memory_growth") == []
+
+
+def _predict_window(i: int) -> dict[str, Any]:
+    """A window of 50 `predict` calls keeping 0.5 MiB each (tensorflow#33030's serving loop):
+    every call traces its dataset's three tf.data functions anew (150 traces a window)."""
+    names = ("Dataset_map_grab_batch", "Dataset_map_permutation", "Dataset_flat_map_slice_batch_indices")
+    functions = {name: {"new": 50} for name in names}
+    if i == 0:
+        functions["one_step_on_data_distributed"] = {"new": 1}  # predict's step, traced once
+    return {
+        "source": "auto",
+        "epoch_source": "inference_calls",
+        "inference": {"calls": 50, "apis": {"predict": 50}, "seconds_per_call": 0.037},
+        "host": syn.host_block(700 * MIB + 27 * MIB * i, total=24 * GIB),
+        "retraces": {"new": sum(f["new"] for f in functions.values()), "functions": functions},
+    }
+
+
+def test_an_inference_runs_own_tf_data_traces_are_no_warm_up() -> None:
+    """Only the first window is warm-up: tf.data's traces at every call are no settling, so
+    the 7 windows after it show the leak (8 windows of 50 calls, +27 MiB each)."""
+    from epochwatch.analysis.series import FIRST, SETTLING, EpochSeries
+
+    series = EpochSeries()
+    for rec in syn.trace(8, _predict_window)[1:-1]:
+        series.add_epoch(rec)
+    assert list(series.warm) == [FIRST] + [0] * 7
+    f = _kind(_analyze(syn.trace(8, _predict_window)), "host_memory_growth")[0]
+    assert 26 * MIB < f.evidence["slope_per_epoch"] < 28 * MIB
+    # A judged function still tracing in the windows after the first is settling, as before.
+    series = EpochSeries()
+    for i, rec in enumerate(syn.trace(3, _predict_window)[1:-1]):
+        if i:
+            rec["retraces"]["functions"]["predict_step"] = {"new": 1}
+        series.add_epoch(rec)
+    assert list(series.warm) == [FIRST, SETTLING, SETTLING]
+
+
+def test_a_leak_in_the_calls_after_a_fit_is_not_judged_by_the_fits_plan() -> None:
+    """Train 5 epochs, then serve (tensorflow#33030): the windows after the fit are a
+    series of their own, numbered from 0, and the fit's 5 planned epochs are no plan of
+    theirs (judged by it, the leak was '+0 B more by the planned end': info)."""
+    records = syn.trace(
+        13, lambda i: {"host": syn.host_block(700 * MIB)} if i < 5 else _predict_window(i - 5), planned=5
+    )
+    for rec in records[6:-1]:
+        rec["epoch"] -= 5
+        for key in ("fit", "steps", "step_seconds"):
+            rec.pop(key)
+    f = _kind(_analyze(records), "host_memory_growth")[0]
+    assert f.severity == "warning" and "if it runs as long again" in f.title
+    assert f.evidence["epochs"][0] >= 1  # the fit's flat epochs are not in its window
