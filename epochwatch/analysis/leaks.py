@@ -104,23 +104,24 @@ def severity(proj: dict[str, Any], base: float) -> str:
     return INFO
 
 
-def when_text(proj: dict[str, Any], unit: str = "epoch") -> str:
-    """'in about 40 epochs (2.1 h)' or '' without a projection."""
-    key = "fits_to_limit" if unit == "fit" else "epochs_to_limit"
+def when_text(proj: dict[str, Any], noun: str = "epoch") -> str:
+    """'in about 40 epochs (2.1 h)' (or fits, or windows: RunAtEpoch.noun) or '' without a
+    projection."""
+    key = "fits_to_limit" if noun == "fit" else "epochs_to_limit"
     n = proj.get(key)
     if n is None:
         return ""
-    text = f"in about {n:.0f} {'fits' if unit == 'fit' else 'epochs'}"
+    text = f"in about {n:.0f} {noun}s"
     if "seconds_to_limit" in proj:
         text += f" ({fmt_duration(proj['seconds_to_limit'])})"
     return text
 
 
-def consequence(proj: dict[str, Any], limit_name: str, unit: str = "epoch") -> str:
+def consequence(proj: dict[str, Any], limit_name: str, noun: str = "epoch") -> str:
     """The title's tail: when the limit is reached, if within the horizon; else what the
     growth comes to within it ('+120 MiB more by the planned end' or '... if it runs as
     long again'), with the limit's distance in brackets; '' without a projection."""
-    when = when_text(proj, unit)
+    when = when_text(proj, noun)
     limit = proj.get("limit")
     to_limit = proj.get("points_to_limit")
     if when and limit is not None and to_limit is not None and to_limit <= proj.get("horizon_points", 0):

@@ -1,5 +1,10 @@
 """How many times a run's tf.functions traced anew: the one count every view shows.
 
+The functions counted are those the retrace detector judges (functions.judged): tf.data's
+own, which a `predict` call traces anew for its dataset, are how the input pipeline works,
+and a healthy GAN loop of `predict` calls read "2407 new tf.function traces after warm-up"
+beside no finding. The report's epoch table still shows every trace.
+
 `after_warmup` leaves out each fit's first epoch (compile and first traces are by design:
 the retrace_storm detector leaves it out too); `total` counts every epoch (the daemon's
 `epochwatch_retraces_total` counter). A fit starts where the epoch record's (`fit`,
@@ -14,6 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+from epochwatch.analysis.functions import judged_new
 
 
 class RetraceCount:
@@ -38,6 +45,7 @@ class RetraceCount:
         new = retraces.get("new") if isinstance(retraces, Mapping) else None
         if not isinstance(new, int | float) or isinstance(new, bool) or not new > 0:
             return
+        new = judged_new(retraces, new)  # the user's and Keras' functions, not tf.data's
         self.total += int(new)
         if not first:
             self.after_warmup += int(new)

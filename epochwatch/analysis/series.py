@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from epochwatch.analysis.functions import judged
+from epochwatch.analysis.functions import judged_new
 from epochwatch.trace import schema
 
 NAN = math.nan
@@ -200,23 +200,6 @@ class _Pending:
     others: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # newest per device
 
 
-def _judged_new(rec: Mapping[str, Any], total: float) -> float:
-    """New traces of the functions the analysis judges (functions.judged), not tf.data's: an
-    inference run's `predict` traces its dataset's functions anew at every call, and those
-    counted as "still settling" would make half its windows warm-up. A record without a
-    per-function block keeps its total."""
-    retraces = rec.get("retraces")
-    functions = retraces.get("functions") if isinstance(retraces, Mapping) else None
-    if not isinstance(functions, Mapping):
-        return total
-    new = 0.0
-    for name, block in functions.items():
-        n = number(block.get("new")) if isinstance(block, Mapping) else NAN
-        if judged(str(name)) and n == n and n > 0:
-            new += n
-    return new
-
-
 class EpochSeries:
     """Columns of per-epoch numbers; `limit` keeps only the newest epochs (online use)."""
 
@@ -379,7 +362,7 @@ class EpochSeries:
             return FIRST
         self._segment_len += 1
         prev_warm = bool(self.warm[-1]) if len(self.warm) else False
-        new = _judged_new(rec, values["retrace_new"])
+        new = judged_new(rec.get("retraces"), values["retrace_new"])
         return SETTLING if prev_warm and self._segment_len <= 4 and new == new and new > 0 else STEADY
 
     def _keyed_values(self, rec: Mapping[str, Any]) -> dict[str, dict[str, float]]:

@@ -183,9 +183,7 @@ class RunAtEpoch:
     def planned_epochs(self) -> int | None:
         """Epochs the newest fit plans to run in total, when a Keras fit said so; none for
         the windows of inference calls after it (train, then serve: the plan was the fit's)."""
-        if self.unit == "epoch" and self.series.value("calls", self.last) == self.series.value(
-            "calls", self.last
-        ):
+        if self.noun == "window":
             return None
         fit = self.run.fits[-1] if self.run.fits else self.training
         epochs = fit.get("epochs") if isinstance(fit, dict) else None
@@ -193,8 +191,20 @@ class RunAtEpoch:
             return epochs
         return None
 
+    @property
+    def noun(self) -> str:
+        """What a title calls one point: "fit", "window" (of inference calls: an inference
+        run's epochs, or those after its fit), else "epoch" (intervals project in epochs)."""
+        if self.unit == "fit":
+            return "fit"
+        calls = self.series.value("calls", self.last) if self.unit == "epoch" else math.nan
+        return "window" if calls == calls else "epoch"
+
     def per(self) -> str:
-        """What a slope is per, for titles: "per epoch", "per fit", or "per interval (57 steps)"."""
+        """What a slope is per, for titles: "per epoch", "per fit", "per window (50 calls)"
+        or "per interval (57 steps)"."""
+        if self.noun == "window":
+            return f"per window ({self.series.value('calls', self.last):.0f} calls)"
         if self.unit in ("epoch", "fit"):
             return f"per {self.unit}"
         w = self.window("steps", size=8)

@@ -78,7 +78,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         what = "GPU memory" if not target.startswith("CPU") else "Device memory (JAX, host-backed)"
         slope, per = view.said(g.slope, evidence["slope_per_epoch"])
         title = f"{what} on {target} grows {fmt_bytes(slope)} {per}: {fmt_bytes(evidence['start'])} -> {fmt_bytes(now)}"
-        tail = leaks.consequence(proj, f"device's memory{' (' + name + ')' if name else ''}", view.unit)
+        tail = leaks.consequence(proj, f"device's memory{' (' + name + ')' if name else ''}", view.noun)
         if tail:
             title += f"; {tail}"
         severity = leaks.severity(proj, (view.head(column, settling=True)[:1] or [g.start])[0])

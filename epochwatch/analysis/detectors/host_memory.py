@@ -72,7 +72,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     evidence["base"] = g.start
     slope, per = view.said(g.slope, evidence["slope_per_epoch"])
     title = f"host memory grows {fmt_bytes(slope)} {per}: {fmt_bytes(evidence['start'])} -> {fmt_bytes(now)}"
-    tail = leaks.consequence(proj, limit_name, view.unit)
+    tail = leaks.consequence(proj, limit_name, view.noun)
     if tail:
         title += f"; {tail}"
     severity = leaks.severity(proj, (view.head("rss_min", settling=True)[:1] or [g.start])[0])
