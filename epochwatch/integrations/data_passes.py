@@ -5,6 +5,14 @@ iterator. So a new iterator over the dataset that fed the steps marks the end of
 pass and the start of the next (`AutoEpochs.pass_started`; the last pass ends with the
 run). Wrapped: `tf.data.Dataset.__iter__` (eager only), Keras 3's `PyDataset.__iter__`
 and PyTorch's `DataLoader.__iter__`; once per pass, never per batch.
+
+A tf.data pass is keyed by what its dataset was built from (`tf_pass_key`, a
+`recorder/pass_keys.PassKey`): a loop that iterates `train_ds.enumerate()` or
+`ds.shuffle(k).batch(b)` made anew each epoch makes a new object each pass, over the same
+source. The walk to the sources reads `_inputs()` (tf.data's own list of a dataset's
+inputs), at most MAX_NODES nodes, about 3 us each, once per pass; any error, or a bigger
+graph, keys the pass by the object itself, as before. PyDataset and DataLoader passes are
+keyed by the object.
 """
 
 from __future__ import annotations
@@ -13,21 +21,48 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from epochwatch.recorder.pass_keys import PassKey
+
 if TYPE_CHECKING:
     from epochwatch.recorder import Recorder
 
 PART = "automatic epochs"
+MAX_NODES = 64  # a pipeline's nodes walked at most (a real one has a few to twenty)
+
+
+def tf_pass_key(dataset: Any) -> Any:
+    """The pass's key: the dataset's recipe and sources, or the dataset itself when its
+    inputs cannot be read or are too many to walk."""
+    recipe: list[str] = []
+    roots: list[Any] = []
+    todo: list[tuple[int, Any]] = [(0, dataset)]
+    try:
+        while todo:
+            if len(recipe) >= MAX_NODES:
+                return dataset
+            depth, node = todo.pop()
+            recipe.append(f"{depth}:{type(node).__name__}")
+            inputs = list(node._inputs())
+            if not inputs:
+                roots.append(node)
+            todo.extend((depth + 1, i) for i in reversed(inputs))
+    except Exception:  # a dataset class without (a working) _inputs: the object is the key
+        return dataset
+    return PassKey(tuple(recipe), tuple(roots))
 
 
 def wrap_iter(
-    original: Callable[..., Any], recorder: Recorder, eager: Callable[[], bool] | None = None
+    original: Callable[..., Any],
+    recorder: Recorder,
+    eager: Callable[[], bool] | None = None,
+    key: Callable[[Any], Any] | None = None,
 ) -> Callable[..., Any]:
     auto, guard = recorder.auto, recorder.guard
 
     @functools.wraps(original)
     def __iter__(self: Any) -> Any:
         if not auto.off and (eager is None or eager()):
-            guard.run(PART, lambda: auto.pass_started(self), None)
+            guard.run(PART, lambda: auto.pass_started(self, key), None)
         return original(self)
 
     __iter__.__epochwatch__ = True  # type: ignore[attr-defined]
@@ -40,7 +75,7 @@ def install_tf(recorder: Recorder) -> None:
 
     cls = dataset_ops.DatasetV2
     if not getattr(cls.__iter__, "__epochwatch__", False):
-        cls.__iter__ = wrap_iter(cls.__iter__, recorder, context.executing_eagerly)
+        cls.__iter__ = wrap_iter(cls.__iter__, recorder, context.executing_eagerly, tf_pass_key)
 
 
 def install_keras(recorder: Recorder) -> None:

@@ -10,7 +10,9 @@ are its steps (`step(TAPE)`, `GradientTape.gradient`) until an optimizer is seen
 updates are the steps from then on (the gradient just counted was that update's step).
 From those, epochs are cut:
 
-- `data_pass`: the dataset that fed the steps is iterated again (a `for` loop's next pass);
+- `data_pass`: the dataset that fed the steps is iterated again (a `for` loop's next pass),
+  or one built anew from the same source the same way (`ds.enumerate()` each epoch:
+  pass_keys.py);
 - `new_model`: an optimizer never seen before takes its first step (a loop that builds a
   model per iteration); each such optimizer also gets `fit_start`/`fit_end` records, as a
   Keras fit does, so `models_in_loop` judges the loop like a loop of fits;
@@ -37,12 +39,14 @@ from __future__ import annotations
 import math
 import time
 import weakref
+from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
 from epochwatch import envvars
 from epochwatch.explain.anchor import STEPS
 from epochwatch.recorder.inference_calls import InferenceCalls
+from epochwatch.recorder.pass_keys import same_dataset
 from epochwatch.samplers.own_rss import own_rss_bytes
 from epochwatch.serials import serial_of
 
@@ -242,19 +246,21 @@ class AutoEpochs:
         self._cap = math.inf if self._passes else self.window_steps
         self._fast = _SCRIPT if self.scripted else owner
 
-    def pass_started(self, key: Any) -> None:
-        """A new pass over a dataset (`iter(dataset)`) began; `key` names the dataset."""
+    def pass_started(self, dataset: Any, key_of: Callable[[Any], Any] | None = None) -> None:
+        """A new pass over `dataset` (`iter(dataset)`) began; `key_of` names what it is a
+        pass over (pass_keys.py; default: the object), read only when passes count here."""
         if self.off:
             return
         epoch_source = self._rec.epoch_source
         if epoch_source is not None and epoch_source != SOURCE:
             return  # a Keras fit's own passes, or inside the script's own epoch
+        key = dataset if key_of is None else key_of(dataset)
         if self._feeding is None:
             if self._candidate is None or self.total_steps == self._steps_at_pass:
                 self._candidate, self._steps_at_pass = key, self.total_steps
                 return
             self._feeding = self._candidate  # the steps since its pass began came from it
-        if key is self._feeding and self.steps:
+        if self.steps and same_dataset(key, self._feeding):
             self._passes = True
             self._cut("data_pass", time.perf_counter())
 

@@ -100,6 +100,22 @@ for n in range(2):
 """
 )
 
+# TF's pix2pix tutorial loop (2020): `train_ds.enumerate()` made anew every epoch, the Python
+# int `epoch` into the step function (a new trace each epoch); a validation set of its own
+# source batched anew each epoch too, which is no pass of the training data.
+EPOCH_ARG = (
+    HEAD
+    + """
+train_step = make()
+val = tf.data.Dataset.from_tensor_slices((x[:32], y[:32]))
+for epoch in range(6):
+    for n, (xb, yb) in ds.enumerate():
+        train_step(xb, yb, epoch)  # `scale`: the epoch, a Python int
+    for xb, yb in val.batch(16):
+        pass
+"""
+)
+
 
 def _run(tmp_path: Path, code: str, **env: str) -> list[dict]:
     run_python(code, tmp_path, env=child_env(tmp_path, **env))
@@ -136,6 +152,14 @@ def test_a_step_retraced_every_call_is_a_retrace_storm(tmp_path: Path) -> None:
     records = _run(tmp_path, ONE_MODEL.format(scale="1.0 + (n * 4 + i) / 100"))
     assert sum(e["steps"] for e in of_type(records, "epoch")) == 48
     assert "retrace_storm" in _kinds(records)
+
+
+def test_a_dataset_enumerated_anew_each_epoch_gives_its_passes_and_the_epoch_argument(tmp_path: Path) -> None:
+    records = _run(tmp_path, EPOCH_ARG)
+    epochs = of_type(records, "epoch")
+    assert [(e["steps"], e["epoch_source"]) for e in epochs] == [(4, "data_pass")] * 6, epochs
+    found = [f for f in latest_findings(records) if f["severity"] in ("warning", "critical")]
+    assert [(f["kind"], f["evidence"].get("argument")) for f in found] == [("retrace_storm", "scale")], found
 
 
 def test_a_loop_with_no_optimizer_has_its_gradients_as_steps(tmp_path: Path) -> None:

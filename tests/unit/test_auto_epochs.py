@@ -8,8 +8,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from epochwatch.integrations.data_passes import MAX_NODES, tf_pass_key
 from epochwatch.integrations.optimizer_steps import marker, step_function_class, wrap_update
 from epochwatch.recorder import Recorder
+from epochwatch.recorder.pass_keys import PassKey
 from tests.support import of_type, read_single_trace
 
 
@@ -61,6 +63,77 @@ def test_the_dataset_that_fed_the_steps_cuts_passes(tmp_path: Path) -> None:
     epochs = _epochs(tmp_path, rec)
     assert [e["epoch_source"] for e in epochs][-3:] == ["data_pass", "data_pass", "data_pass"]
     assert sum(e["steps"] for e in epochs) == 15
+
+
+class Node:
+    """A tf.data-like dataset: `_inputs()` lists what it was built from."""
+
+    def __init__(self, *inputs: Any) -> None:
+        self.inputs = list(inputs)
+
+    def _inputs(self) -> list[Any]:
+        return self.inputs
+
+
+class Take(Node):
+    pass
+
+
+class Skip(Node):
+    pass
+
+
+class Zip(Node):
+    pass
+
+
+def _passes(tmp_path: Path, epoch_datasets: Any, steps: int = 5) -> list[dict[str, Any]]:
+    """Three epochs of a loop whose `epoch_datasets()` gives (feeder, others) anew each
+    epoch, keyed as data_passes keys tf.data passes."""
+    rec = _recorder(tmp_path, EPOCHWATCH_WINDOW_STEPS="1000")
+    opt = Optimizer()
+    for _ in range(3):
+        feeder, others = epoch_datasets()
+        rec.auto.pass_started(feeder, tf_pass_key)
+        for _ in range(steps):
+            rec.auto.step(opt)
+        for other in others:
+            rec.auto.pass_started(other, tf_pass_key)
+    return _epochs(tmp_path, rec)
+
+
+def test_a_dataset_derived_anew_from_the_same_source_each_epoch_cuts_passes(tmp_path: Path) -> None:
+    """pix2pix's `train_ds.enumerate()` each epoch: a new zip of a new counter and the same
+    source; a validation set of its own source, derived anew too, is no pass of it."""
+    source, val_source = Node(), Node()
+    epochs = _passes(tmp_path, lambda: (Zip(Node(), Take(source)), [Zip(Node(), Take(val_source))]))
+    assert [(e["steps"], e["epoch_source"]) for e in epochs] == [(5, "data_pass")] * 3
+
+
+def test_another_recipe_or_new_sources_are_other_datasets(tmp_path: Path) -> None:
+    """`take` and `skip` of one source (train and validation split) are two datasets, and so
+    is a fresh source each round (new data): no pass of the feeder is seen, no cut."""
+    source = Node()
+    epochs = _passes(tmp_path, lambda: (Take(source), [Skip(source)]))
+    assert [(e["steps"], e["epoch_source"]) for e in epochs] == [(5, "data_pass")] * 3
+    epochs = _passes(tmp_path / "fresh", lambda: (Take(Node()), []))
+    assert [(e["steps"], e["epoch_source"]) for e in epochs] == [(15, "window_steps")]
+
+
+def test_a_pass_key_falls_back_to_the_object(tmp_path: Path) -> None:
+    """A dataset whose inputs cannot be read, or too many to walk, is keyed by itself."""
+
+    class Broken(Node):
+        def _inputs(self) -> list[Any]:
+            raise RuntimeError("no inputs here")
+
+    broken = Take(Broken())
+    assert tf_pass_key(broken) is broken
+    deep: Any = Node()
+    for _ in range(MAX_NODES):
+        deep = Take(deep)
+    assert tf_pass_key(deep) is deep
+    assert isinstance(tf_pass_key(Take(Node())), PassKey)
 
 
 def test_each_new_optimizer_is_a_fit_of_its_own_with_its_memory_floor(tmp_path: Path) -> None:

@@ -146,3 +146,66 @@ def test_each_interval_counts_the_judged_new_traces_since_the_last() -> None:
     assert ledger.interval() == {"new": 0, "graph_build_seconds": 0.0}
     ledger.count("train_step", [], 0.5)
     assert (ledger.drain() or {})["new"] == 4 and ledger.interval()["new"] == 0  # the epoch ended
+
+
+def _epoch_arg_loop(
+    *,
+    epochs: int = 12,
+    jump: float = 23 * MIB,
+    quiet: float = 0.0,
+    trace_until: int = 99,
+    intervals: bool = True,
+) -> list[dict[str, Any]]:
+    """TF's pix2pix tutorial loop as the hook traces it (bench/real_scripts/
+    pix2pix_epoch_arg_retrace.py): a Python int `epoch` into the step function, so the first
+    step of each epoch traces anew (0.44 s of graph building) and RSS jumps by `jump` in the
+    interval that holds it; `quiet` more per epoch in the other intervals (a leak beside);
+    no new traces from epoch `trace_until` on, the jumps going on."""
+    out = [syn.run_start()]
+    t, step, rss = syn.T0 + 1.0, 0, 800 * MIB
+    cause = {"arg": "epoch", "change": "value", "was": "int 1", "now": "int 2"}
+    for e in range(epochs):
+        start, tracing = t, e < trace_until
+        for k, (steps, seconds) in enumerate([(1, 0.7), (19, 0.2), (20, 0.2)]):
+            step += steps
+            traced = tracing and k == 0
+            rss += (jump if k == 0 else quiet / 2) + (0.3 * MIB if k == 1 else 0.0)
+            t += seconds
+            if intervals:
+                out.append(
+                    {"type": "interval", "run_id": "synthetic", "t": t, "epoch": e, "index": 3 * e + k,
+                     "source": "auto", "step": step, "steps": steps, "seconds": seconds,
+                     "step_seconds": {"median": seconds / steps}, "host": {"rss_bytes": int(rss)},
+                     "retraces": {"new": int(traced), "graph_build_seconds": 0.44 if traced else 0.0}}
+                )  # fmt: skip
+        fields: dict[str, Any] = {"source": "auto", "steps": 40, "host": syn.host_block(rss)}
+        if tracing:
+            block = {"new": 1, "total": e + 1, "causes": [cause]}
+            fields["retraces"] = {"new": 1, "graph_build_seconds": 0.44, "functions": {"train_step": block}}
+        out.append(syn.epoch_record("synthetic", e, start, t - start, **fields))
+    out.append({"type": "run_end", "run_id": "synthetic", "t": t, "ended": "completed", "epochs": epochs})
+    return out
+
+
+@pytest.mark.parametrize("intervals", [True, False])
+def test_growth_that_comes_with_one_trace_an_epoch_is_the_retrace_storms(intervals: bool) -> None:
+    """pix2pix: one trace of a big GAN step an epoch, +23 MiB each, said once (it was also a
+    host_memory_growth with the generic leak fix); on intervals and on epochs alone."""
+    records = _epoch_arg_loop(intervals=intervals)
+    found = analyze_records(records)
+    assert [f.kind for f in found] == ["retrace_storm"], [f.title for f in found]
+    assert found[0].evidence["argument"] == "epoch" and "RSS +" in found[0].title
+    assert {k for k, _ in _online(records)} == {"retrace_storm"}
+
+
+@pytest.mark.parametrize(
+    "leak",
+    [
+        {"quiet": 12 * MIB},  # a leak beside: the steps that do not trace grow too
+        {"jump": 90 * MIB},  # far beyond what one trace of 0.44 s of building holds
+        {"trace_until": 5, "epochs": 16},  # the jumps go on in epochs that trace no more
+    ],
+)
+def test_a_leak_beside_one_trace_an_epoch_is_its_own_finding(leak: dict[str, Any]) -> None:
+    found = {f.kind for f in analyze_records(_epoch_arg_loop(**leak))}
+    assert {"retrace_storm", "host_memory_growth"} <= found, found

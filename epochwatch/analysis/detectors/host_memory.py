@@ -10,7 +10,7 @@ cgroup memory limit where set, else physical memory.
 from __future__ import annotations
 
 from epochwatch.analysis import frameworks, leaks
-from epochwatch.analysis.detectors import models_in_loop, retraces
+from epochwatch.analysis.detectors import models_in_loop, retrace_memory, retraces
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import Finding
 from epochwatch.analysis.growth import judge
@@ -55,7 +55,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     if verdict is None:
         return []
     g, w = verdict.growth, verdict.window
-    if retraces.explains(view, w.indexes, rss_slope=g.slope):
+    if retraces.explains(view, w.indexes, rss_slope=g.slope) or retrace_memory.explains(view, w.indexes):
         return []  # one problem, one finding: what the new traces hold is retrace_storm's
     peak = view.latest("rss_peak")
     level = max(peak, view.latest("rss")) if peak == peak else view.latest("rss")

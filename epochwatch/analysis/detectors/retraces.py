@@ -32,12 +32,13 @@ CRITICAL_BUILD_SHARE = 0.25
 # One problem, one finding: host growth and a slowdown over epochs that retrace all along
 # (at least MIN_TOTAL new traces and PER_STEP per step in each, beyond first traces), at
 # most BYTES_PER_TRACE of RSS per new trace and no more added time than the tracing took,
-# are this finding's consequences, not findings of their own (see `explains`).
+# are this finding's consequences, not findings of their own (see `explains`; growth that
+# comes with fewer traces, one an epoch, is judged by retrace_memory.py).
 PER_STEP = 0.1
 BYTES_PER_TRACE = 16 * MIB  # what one concrete function (graph, caches) can hold at most
 
 
-def _new_traces(series: EpochSeries, index: int) -> float:
+def new_traces(series: EpochSeries, index: int) -> float:
     """The judged functions' new traces in epoch `index`; in a fit's first epoch, those
     beyond each function's first trace (which is by design)."""
     first = series.warm[index - series.offset] == FIRST
@@ -66,7 +67,7 @@ def explains(
     if not indexes or view.unit not in ("epoch", "interval"):
         return False
     epochs = view.unit == "epoch"
-    traces = [_new_traces(s, i) if epochs else s.value("retrace_new", i) for i in indexes]
+    traces = [new_traces(s, i) if epochs else s.value("retrace_new", i) for i in indexes]
     steps = [v if v == v else 0.0 for v in (s.value("steps", i) for i in indexes)]
     build = sum(v for v in (s.value("graph_build", i) for i in indexes) if v == v)
     half = len(indexes) // 2
@@ -228,7 +229,7 @@ def _stormy_first(view: RunAtEpoch, window: list[int]) -> int | None:
     if s.warm[first - s.offset] != FIRST or (window and window[0] <= first):
         return None
     steps = s.value("steps", first)
-    traces = _new_traces(s, first)
+    traces = new_traces(s, first)
     return first if traces >= max(MIN_TOTAL, PER_STEP * steps if steps == steps else 0.0) else None
 
 
