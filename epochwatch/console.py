@@ -72,14 +72,22 @@ def one_line(text: str, limit: int = 300) -> str:
     return out if len(out) <= limit else out[: limit - 3] + "..."
 
 
-def short_title(title: str, room: int) -> str:
+# Findings whose detail is their cause, what the user changes: a retrace storm's argument
+# ("argument `epoch` changes value") matters more on the line than its cost ("RSS +96 MiB").
+CAUSE_IN_DETAIL = frozenset({"retrace_storm"})
+
+
+def short_title(title: str, room: int, kind: str = "") -> str:
     """A title that fits `room`: titles read `what, how much: detail; consequence`, so the
-    detail goes first (the report has it), then the end is cut."""
+    detail goes first (the report has it), or the consequence where the detail is the
+    cause (CAUSE_IN_DETAIL); then the end is cut."""
     if len(title) <= room:
         return title
     what, colon, rest = title.partition(": ")
-    _, semi, consequence = rest.partition("; ")
-    return f"{what}; {consequence}" if colon and semi else title
+    detail, semi, consequence = rest.partition("; ")
+    if not (colon and semi):
+        return title
+    return f"{what}: {detail}" if kind in CAUSE_IN_DETAIL else f"{what}; {consequence}"
 
 
 def where_short(found: Mapping[str, Any]) -> str:
@@ -221,7 +229,7 @@ class Console:
         found = where_for(finding.kind, self.current.explains)
         if found and self._fits_on_line(finding, found):
             return one_line(head + title + f"; {escape(where_short(found))}", LINE_LIMIT - len(PREFIX))
-        return one_line(head + short_title(title, room), LINE_LIMIT - len(PREFIX))
+        return one_line(head + short_title(title, room, finding.kind), LINE_LIMIT - len(PREFIX))
 
     def _head(self, finding: Finding) -> str:
         # The moment its numbers are from, as `report` says it (not the epoch Keras printed

@@ -261,3 +261,30 @@ def test_the_explained_line_says_a_site_once() -> None:
         "share": 0.92,
     }
     assert where_short({"places": [step]}) == "92% inside the compiled step (t.py:20)"
+
+
+def test_a_retrace_storms_line_keeps_its_cause_when_the_title_is_cut() -> None:
+    """pix2pix's storm: the line kept the cost and dropped the argument to fix ("argument
+    `epoch` changes value"); a growth's line still keeps its consequence over its detail."""
+    out = io.StringIO()
+    console = Console(None, out)
+    storm = (
+        "tf.function `train_step` retraced 4 times after warm-up: argument `epoch` changes value; "
+        "RSS +96.5 MiB, 24% of the time tracing, 0.45 s of graph building per new trace"
+    )
+    grows = (
+        "host memory grows 22.9 MiB per epoch: 829 MiB -> 990 MiB over epochs 2-9; "
+        "reaches the memory limit (23.5 GiB) in about 1046 epochs (9 h)"
+    )
+    console.observe(_finding("retrace_storm", "warning", storm, target="train_step"))
+    console.observe(_finding("host_memory_growth", "warning", grows))
+    console.boundary()
+    first, second = out.getvalue().splitlines()
+    assert first == (
+        "epochwatch: warning retrace_storm at epoch 4: tf.function `train_step` retraced 4 times "
+        "after warm-up: argument `epoch` changes value"
+    )
+    assert second == (
+        "epochwatch: warning host_memory_growth at epoch 4: host memory grows 22.9 MiB per epoch; "
+        "reaches the memory limit (23.5 GiB) in about 1046 epochs (9 h)"
+    )
