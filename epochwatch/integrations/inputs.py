@@ -8,10 +8,15 @@ says so directly. Cheap by construction, on the host:
 - numpy arrays (and anything with `shape`/`dtype`: tensors, DataFrames), dicts and lists of
   them: the first MAX_BATCHES batches' rows, at most MAX_ELEMENTS values per array; a slice
   of memory already there, no copy of the data set.
-- `tf.data.Dataset`: DATASET_BATCHES batches from a fresh iterator. This has a cost the
-  arrays do not: the pipeline (maps, file reads, a shuffle buffer's fill) runs for those
-  batches once more. It is bounded by the batch count, measured, and written into the
-  record as `cost_seconds` with a note.
+- `tf.data.Dataset`: DATASET_BATCHES batches from a fresh iterator, where its pipeline can
+  run once more without changing what training sees or costing more than those batches
+  (`replay_risk`: in-memory sources, files, maps, filters and the nodes that batch, select
+  or reorder; a shuffle only over in-memory data). Else skipped, with the reason: a second
+  iterator of `from_generator(lambda: gen)` pulls from the same generator (training lost 64
+  to 1,064 rows of 6,400: tensorflow#29123's shape), one of `cache(filename)` writes a cache
+  it then discards (and grew the process 100-180 MiB over 16 folds), a shuffle buffer
+  filled through a decoding map ran it over the whole buffer (375 MiB, 0.5 s a fit). The
+  read is measured and written into the record as `cost_seconds` with a note.
 - Python generators and iterators: skipped. They cannot be read ahead without consuming
   batches training would then never see.
 - `keras.utils.PyDataset`/`Sequence`: skipped. Indexing one runs the user's loading code on
@@ -192,7 +197,62 @@ def _concat(parts: list[Any]) -> Any:
     return arrays[0]
 
 
+# tf.data's node classes (without their leading underscore) a read-ahead may run again.
+IN_MEMORY = frozenset(
+    {"TensorSliceDataset", "TensorDataset", "RangeDataset", "VariantDataset", "SparseTensorSliceDataset"}
+)
+SHAPING = frozenset(
+    {
+        "BatchDataset", "PaddedBatchDataset", "UnbatchDataset", "PrefetchDataset", "OptionsDataset",
+        "RestructuredDataset", "ZipDataset", "ConcatenateDataset", "TakeDataset", "SkipDataset",
+        "RepeatDataset", "ShardDataset", "AssertCardinalityDataset", "DenseToRaggedDataset",
+        "ParallelBatchDataset", "FinalizeDataset", "ModelDataset",
+    }
+)  # fmt: skip
+COMPUTING = frozenset({"MapDataset", "ParallelMapDataset", "FilterDataset"})
+FILES = frozenset(
+    {"TFRecordDatasetV2", "TFRecordDatasetV1", "TextLineDatasetV2", "FixedLengthRecordDatasetV2"}
+)
+SHUFFLES = frozenset({"ShuffleDataset"})
+MAX_NODES = 64
+
+
+def replay_risk(ds: Any) -> str | None:
+    """Why running `ds`'s pipeline once more for a read-ahead could change what training
+    sees or cost more than its batches, or None. Allowed: the nodes above, and a shuffle
+    whose buffer fills from in-memory data only (it copies, it computes nothing); anything
+    else (a generator, a flat_map or interleave whose function may read one, a cache, a
+    snapshot) is a risk, and so is a pipeline that cannot be walked."""
+    seen = 0
+
+    def visit(node: Any, under_shuffle: bool) -> str | None:
+        nonlocal seen
+        seen += 1
+        if seen > MAX_NODES:
+            return f"its pipeline has over {MAX_NODES} steps"
+        name = type(node).__name__.lstrip("_")
+        if name in SHUFFLES:
+            under_shuffle = True
+        elif name not in IN_MEMORY | SHAPING | COMPUTING | FILES:
+            return f"its pipeline has a {name} that a second read could consume, or write again"
+        elif under_shuffle and name not in IN_MEMORY | SHAPING:
+            return f"its shuffle buffer fills through a {name}, which a second read would run over the whole buffer"
+        for upstream in node._inputs():
+            found = visit(upstream, under_shuffle)
+            if found:
+                return found
+        return None
+
+    try:
+        return visit(ds, False)
+    except Exception:  # a dataset class without (a working) _inputs
+        return "its pipeline cannot be walked"
+
+
 def _from_dataset(ds: Any) -> dict[str, Any]:
+    risk = replay_risk(ds)
+    if risk is not None:
+        return {"source": "dataset", "skipped": f"not read ahead: {risk}"}
     note = (
         f"read {DATASET_BATCHES} batches from a new iterator of the dataset; its pipeline produced "
         "them once more for this"

@@ -90,14 +90,18 @@ def test_dataset_like_reads_a_bounded_number_of_batches() -> None:
         def numpy(self) -> np.ndarray:
             return self.a
 
-    class Dataset:
+    class _TensorSliceDataset:  # tf.data's class name: an in-memory source
         element_spec = ("x", "y")
         taken: int | None = None
 
+        def _inputs(self) -> list[Any]:
+            return []
+
         def take(self, n: int) -> list[tuple[Tensor, Tensor]]:
-            Dataset.taken = n
+            _TensorSliceDataset.taken = n
             return [(Tensor(np.full((4, 2), float(i))), Tensor(np.zeros((4, 1)))) for i in range(n)]
 
+    Dataset = _TensorSliceDataset
     out = describe_inputs(Dataset())
     assert out is not None and Dataset.taken == 2
     assert out["source"] == "dataset" and out["batches"] == 2 and out["rows"] == 8
@@ -107,3 +111,62 @@ def test_dataset_like_reads_a_bounded_number_of_batches() -> None:
 
 def test_none_is_nothing() -> None:
     assert describe_inputs(None) is None
+
+
+def _pipeline(*names: str) -> Any:
+    """A fake tf.data pipeline: each node named as tf.data names its class, the first the
+    dataset fit gets, each the input of the one before; `take` counts what it was asked."""
+    node: Any = None
+    for name in reversed(names):
+        upstream = [] if node is None else [node]
+        node = type(name, (), {"element_spec": (), "_inputs": lambda self, up=upstream: up})()
+    taken: list[int] = []
+    node.take = lambda n: taken.append(n) or []
+    node.taken = taken
+    return node
+
+
+@pytest.mark.parametrize(
+    ("names", "why"),
+    [
+        # from_generator(lambda: gen): a second iterator pulls from the same generator
+        (("_BatchDataset", "_FlatMapDataset", "_TensorDataset"), "FlatMapDataset"),
+        # cache(filename): a partial read writes a cache file TF then discards
+        (("_BatchDataset", "CacheDataset", "_ParallelMapDataset", "_TensorSliceDataset"), "CacheDataset"),
+        # interleave over files: its function may read anything
+        (("_BatchDataset", "_InterleaveDataset", "_TensorSliceDataset"), "InterleaveDataset"),
+        # shuffle(N) after a decoding map: a read-ahead fills the whole buffer through the map
+        (("_BatchDataset", "_ShuffleDataset", "_MapDataset", "_TensorSliceDataset"), "shuffle buffer"),
+        (("_BatchDataset", "_ShuffleDataset", "TFRecordDatasetV2", "_TensorSliceDataset"), "shuffle buffer"),
+    ],
+)
+def test_a_pipeline_a_second_read_could_change_or_rerun_is_not_read(names: tuple[str, ...], why: str) -> None:
+    ds = _pipeline(*names)
+    out = describe_inputs(ds)
+    assert out is not None and ds.taken == [] and why in out["skipped"], out
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ("_PrefetchDataset", "_BatchDataset", "_ShuffleDataset", "_TensorSliceDataset"),
+        ("_BatchDataset", "_ParallelMapDataset", "_FilterDataset", "_TensorSliceDataset"),
+        ("_BatchDataset", "_MapDataset", "TFRecordDatasetV2", "_TensorSliceDataset"),
+        ("_ZipDataset", "_BatchDataset", "_TensorSliceDataset"),  # enumerate's zip
+    ],
+)
+def test_a_pipeline_that_replays_cheaply_is_read(names: tuple[str, ...]) -> None:
+    ds = _pipeline(*names)
+    describe_inputs(ds)
+    assert ds.taken == [2]
+
+
+def test_a_pipeline_that_cannot_be_walked_is_not_read() -> None:
+    class Odd:
+        element_spec = ()
+
+        def take(self, n: int) -> list[Any]:
+            raise AssertionError("read")
+
+    out = describe_inputs(Odd())
+    assert out is not None and out["skipped"].startswith("not read ahead")
