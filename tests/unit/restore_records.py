@@ -64,11 +64,14 @@ def fit_start(
     optimizer: str = "Adam",
     loss: str = "mse",
     input_stats: Record | None = None,
+    trainable: int | None = None,
     **config: Any,
 ) -> Record:
     cfg = {"name": "adam", "learning_rate": lr, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}
     cfg.update(config)
+    model = {} if trainable is None else {"model": {"class": "Functional", "trainable_params": trainable}}
     return {
+        **model,
         "type": "fit_start",
         "run_id": run_id,
         "t": t,
@@ -164,9 +167,9 @@ def make_run(records: list[Record], path: Any = None) -> Run:
     return run
 
 
-def parent_records(run_id: str = "parent", epochs: int = 5) -> list[Record]:
+def parent_records(run_id: str = "parent", epochs: int = 5, trainable: int | None = None) -> list[Record]:
     """A healthy parent: loss falling 1.0 -> 0.6, 10 s epochs, saved after the last epoch."""
-    recs = [run_start(run_id, 1000.0), fit_start(run_id, 1000.5)]
+    recs = [run_start(run_id, 1000.0), fit_start(run_id, 1000.5, trainable=trainable)]
     for n in range(epochs):
         recs.append(epoch(run_id, n, 1001.0 + 10 * n, loss=1.0 - 0.1 * n, iterations=100 * (n + 1)))
     recs.append(save(run_id, 1001.0 + 10 * epochs + 0.5, iterations=100 * epochs))

@@ -84,6 +84,28 @@ def test_an_optimizer_loaded_then_compiled_anew_is_said_so() -> None:
     assert f["severity"] == "info"  # no loss jump followed
 
 
+def test_a_new_optimizer_for_unfrozen_layers_is_no_lost_state() -> None:
+    """ludwig#3733's fine-tuning: load the best stage-1 model (Adam at step 500), unfreeze the
+    base, compile a new RMSprop at a tenth of the rate: that compile is needed (the trainable
+    weights changed), so no finding unless the loss jumped, and then no advice to skip it."""
+    parent = rr.make_run(rr.parent_records(trainable=65))
+    restored = {"optimizer": {"class": "Adam", "iterations": 500}}
+    tuned = {"optimizer": "RMSprop", "lr": 1e-5, "trainable": 55489}
+    child = rr.make_run(rr.child_records(restore_over=restored, fit_over=tuned, start_step=0))
+    assert "optimizer_state_not_restored" not in findings(parent, child)
+    jumped = rr.make_run(
+        rr.child_records(restore_over=restored, fit_over=tuned, start_step=0, losses=(1.2, 1.0, 0.9))
+    )
+    f = findings(parent, jumped)["optimizer_state_not_restored"]
+    assert f["severity"] == "warning" and f["evidence"]["trainable_params_changed"] == [65, 55489]
+    assert "skip that compile" not in f["hint"] and "65 -> 55,489" in f["hint"], f["hint"]
+    # The same trainable weights: a resume that lost its optimizer, said as before (info).
+    same = rr.make_run(
+        rr.child_records(restore_over=restored, fit_over={**tuned, "trainable": 65}, start_step=0)
+    )
+    assert findings(parent, same)["optimizer_state_not_restored"]["severity"] == "info"
+
+
 def test_fresh_optimizer_is_found_from_the_file_alone() -> None:
     """No parent trace at all: the file's own step counter is the evidence."""
     child = rr.make_run(

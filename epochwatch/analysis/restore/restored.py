@@ -131,6 +131,12 @@ def check_optimizer(r: Resume) -> list[Finding]:
     if judged is None:
         return []
     severity, said = judged
+    refit = _fine_tuning(r) if replaced else {}
+    if refit:
+        if severity == "info":
+            return []  # a new optimizer the new training needs, and nothing came of it
+        evidence.update(refit)
+        hint = _fine_tuning_hint(refit)
     return [
         Finding(
             "optimizer_state_not_restored",
@@ -143,6 +149,44 @@ def check_optimizer(r: Resume) -> list[Finding]:
             r.first_epoch,
         )
     ]
+
+
+def _fine_tuning(r: Resume) -> dict[str, Any]:
+    """What makes the compile after a restore a new training rather than a resume: other
+    trainable weights than the parent's fit had (layers unfrozen for fine-tuning: Keras
+    needs that compile, and the restored optimizer has no slots for the weights it never
+    trained), with the optimizer class where that changed too. {} otherwise: another class
+    alone is no proof (keras#2378 compiled a new RMSprop after load_weights and wanted
+    its training to go on)."""
+    fit = r.child_fit if isinstance(r.child_fit, dict) else {}
+    before, after = (_trainable(f) for f in (r.parent_fit, fit))
+    if before is None or after is None or before == after:
+        return {}
+    out: dict[str, Any] = {"trainable_params_changed": [before, after]}
+    restored = r.restore.get("optimizer")
+    was = restored.get("class") if isinstance(restored, dict) else None
+    now = (fit.get("optimizer") or {}).get("class") if isinstance(fit.get("optimizer"), dict) else None
+    if isinstance(was, str) and isinstance(now, str) and was != now:
+        out["optimizer_changed"] = [was, now]
+    return out
+
+
+def _trainable(fit: Any) -> int | None:
+    model = fit.get("model") if isinstance(fit, dict) else None
+    n = model.get("trainable_params") if isinstance(model, dict) else None
+    return n if isinstance(n, int) and not isinstance(n, bool) else None
+
+
+def _fine_tuning_hint(refit: dict[str, Any]) -> str:
+    before, after = refit["trainable_params_changed"]
+    what = [f"the trainable weights changed ({before:,} -> {after:,} parameters)"]
+    if "optimizer_changed" in refit:
+        what.append(f"the optimizer is a new {refit['optimizer_changed'][1]}")
+    return (
+        f"This restore starts a new training ({' and '.join(what)}): the compile after it is needed, and "
+        "a new optimizer is expected. Its first steps moved the loss: lower its learning rate for the "
+        "first epochs (a warm-up), or keep the layers frozen for an epoch or two before unfreezing them."
+    )
 
 
 def _replaced_hint(r: Resume) -> str:
