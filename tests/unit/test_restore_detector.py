@@ -106,6 +106,40 @@ def test_a_new_optimizer_for_unfrozen_layers_is_no_lost_state() -> None:
     assert findings(parent, same)["optimizer_state_not_restored"]["severity"] == "info"
 
 
+def _custom_loop(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The same records as a custom loop's with tf.train.Checkpoint(model=model): automatic
+    epochs (their steps the optimizer's updates), no step counter, no loss; checkpoints of
+    the model alone."""
+    out = []
+    for rec in records:
+        rec = dict(rec)
+        if rec["type"] == "epoch":
+            rec["source"] = "auto"
+            for key in ("iterations", "metrics", "lr"):
+                rec.pop(key, None)
+        if rec["type"] in ("save", "restore"):
+            for key in ("iterations", "file_iterations", "optimizer"):
+                rec.pop(key, None)
+            rec.update(format="tf_checkpoint", optimizer_included=False, file_optimizer_variables=0)
+        out.append(rec)
+    return out
+
+
+def test_a_checkpoint_of_the_model_alone_restarts_the_optimizer() -> None:
+    """tensorflow#44867's shape: `tf.train.Checkpoint(model=model)` in a custom loop, resumed
+    in a second process: Adam starts at 0 (the first loss +64%). Neither side counts steps,
+    but the parent's 500 updates are in its trace and the file holds no optimizer state."""
+    parent = rr.make_run(_custom_loop(rr.parent_records()))
+    child = rr.make_run(_custom_loop(rr.child_records(start_step=0)))
+    f = findings(parent, child)["optimizer_state_not_restored"]
+    assert f["evidence"]["steps_at_save"] == 500 and f["evidence"]["steps_after_restore"] == 0
+    assert f["evidence"]["measured_from"] == "the file holds no optimizer state"
+    assert f["severity"] == "warning"  # no loss in the trace: the consequence cannot be told
+    assert "tf.train.Checkpoint(model=model, optimizer=" in f["hint"]
+    # Without a parent trace there is no count of what was lost: nothing is said.
+    assert "optimizer_state_not_restored" not in findings(None, child)
+
+
 def test_fresh_optimizer_is_found_from_the_file_alone() -> None:
     """No parent trace at all: the file's own step counter is the evidence."""
     child = rr.make_run(

@@ -69,9 +69,16 @@ def check_optimizer(r: Resume) -> list[Finding]:
         saved_steps = r.save["iterations"]
     file_steps = restore.get("file_iterations") if isinstance(restore.get("file_iterations"), int) else None
     steps = max((s for s in (saved_steps, file_steps) if s is not None), default=None)
-    if not steps:
+    if steps:
+        start, source = r.child_start_step()
+    elif _no_optimizer_state(restore) and (steps := _parent_updates(r)):
+        # A checkpoint of the model alone (tf.train.Checkpoint(model=model)): no step counter
+        # on either side, but the parent's updates are in its trace, and nothing in the file
+        # could have restored an optimizer (tensorflow#44867's shape: Adam back at 0, the
+        # first loss after the resume +64%).
+        start, source = 0, "the file holds no optimizer state"
+    else:
         return []
-    start, source = r.child_start_step()
     if start is None or start > 0:
         return []
     got = restore.get("optimizer")
@@ -149,6 +156,28 @@ def check_optimizer(r: Resume) -> list[Finding]:
             r.first_epoch,
         )
     ]
+
+
+def _no_optimizer_state(restore: dict[str, Any]) -> bool:
+    return restore.get("optimizer_included") is False or restore.get("file_optimizer_variables") == 0
+
+
+def _parent_updates(r: Resume) -> int:
+    """The optimizer updates the parent made before its save, from its trace: its epochs'
+    step counter (`iterations`, a Keras fit's), else the steps of its automatic epochs (a
+    custom loop's, which are its optimizer's updates); 0 when neither, or no parent."""
+    if not r.by_hash:
+        return 0
+    counters = [e["iterations"] for e in r.parent_epochs if isinstance(e.get("iterations"), int)]
+    if counters:
+        return max(counters)
+    return sum(
+        e["steps"]
+        for e in r.parent_epochs
+        if e.get("source") == "auto"
+        and isinstance(e.get("steps"), int)
+        and not isinstance(e.get("steps"), bool)
+    )
 
 
 def _fine_tuning(r: Resume) -> dict[str, Any]:
