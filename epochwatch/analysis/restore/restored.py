@@ -138,7 +138,7 @@ def check_optimizer(r: Resume) -> list[Finding]:
     if judged is None:
         return []
     severity, said = judged
-    refit = _fine_tuning(r) if replaced else {}
+    refit = _fine_tuning(r) if replaced or not in_file else {}  # a new optimizer where one was needed
     if refit:
         if severity == "info":
             return []  # a new optimizer the new training needs, and nothing came of it
