@@ -40,6 +40,24 @@ HINT = (
 )
 
 
+SHUFFLE_AFTER_MAP = (
+    "the input pipeline shuffles after its map ({stages}): the shuffle buffer holds mapped (decoded) "
+    "elements and is filled anew every epoch, which grows the process (tensorflow#32376); shuffle what "
+    "is cheap (file names or indices) before the map, or lower buffer_size. Else: "
+)
+
+
+def _shuffles_mapped(view: RunAtEpoch) -> list[str]:
+    """The newest fit's tf.data stages when a shuffle follows a map, else []."""
+    fit = view.run.fits[-1] if view.run.fits else {}
+    settings = (fit.get("input") or {}).get("settings") if isinstance(fit.get("input"), dict) else None
+    stages = settings.get("stages") if isinstance(settings, dict) else None
+    if not isinstance(stages, list) or "shuffle" not in stages:
+        return []
+    mapped = [i for i, name in enumerate(stages) if name in ("map", "interleave", "flat_map")]
+    return [str(x) for x in stages] if mapped and mapped[0] < stages.index("shuffle") else []
+
+
 def current(view: RunAtEpoch, finding: Finding | None) -> float:
     """The RSS now: the newest epoch's reading (not the trailing envelope's lagged floor)."""
     now = view.latest("rss")
@@ -77,6 +95,9 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         title += f"; {tail}"
     severity = leaks.severity(proj, (view.head("rss_min", settling=True)[:1] or [g.start])[0])
     hint = frameworks.hint(KIND, frameworks.framework(view.start), HINT)
+    stages = _shuffles_mapped(view)
+    if stages:
+        hint = SHUFFLE_AFTER_MAP.format(stages=" -> ".join(stages)) + hint
     recompiled = models_in_loop.recompiled_each_fit(view) if view.unit == "fit" else []
     if recompiled:  # what each fit leaves behind is the compile's: the fix says so
         evidence["recompiled_each_fit"] = recompiled[-3:]
