@@ -106,7 +106,8 @@ def hint_for(settings: dict[str, Any], batch_size: float) -> str:
             fixes = [
                 "the PyDataset loads every batch on the training side, one at a time: give it workers "
                 "(super().__init__(workers=N, use_multiprocessing=True) for CPU-bound Python, threads "
-                "for I/O) and max_queue_size of at least 2 x workers",
+                "for I/O; N no more than the CPUs the training steps leave free, or the workers take "
+                "them from the steps) and max_queue_size of at least 2 x workers",
                 "vectorise __getitem__ (whole-batch numpy instead of a loop over examples)",
             ]
         else:
