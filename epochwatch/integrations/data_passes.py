@@ -10,7 +10,7 @@ A tf.data pass is keyed by what its dataset was built from (`tf_pass_key`, a
 `recorder/pass_keys.PassKey`): a loop that iterates `train_ds.enumerate()` or
 `ds.shuffle(k).batch(b)` made anew each epoch makes a new object each pass, over the same
 source. The walk to the sources reads `_inputs()` (tf.data's own list of a dataset's
-inputs), at most MAX_NODES nodes, about 3 us each, once per pass; any error, or a bigger
+inputs: dataset_graph.py), once per pass; any error, or a bigger
 graph, keys the pass by the object itself, as before. PyDataset and DataLoader passes are
 keyed by the object.
 """
@@ -21,34 +21,23 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from epochwatch.integrations.dataset_graph import nodes
 from epochwatch.recorder.pass_keys import PassKey
 
 if TYPE_CHECKING:
     from epochwatch.recorder import Recorder
 
 PART = "automatic epochs"
-MAX_NODES = 64  # a pipeline's nodes walked at most (a real one has a few to twenty)
 
 
 def tf_pass_key(dataset: Any) -> Any:
     """The pass's key: the dataset's recipe and sources, or the dataset itself when its
     inputs cannot be read or are too many to walk."""
-    recipe: list[str] = []
-    roots: list[Any] = []
-    todo: list[tuple[int, Any]] = [(0, dataset)]
-    try:
-        while todo:
-            if len(recipe) >= MAX_NODES:
-                return dataset
-            depth, node = todo.pop()
-            recipe.append(f"{depth}:{type(node).__name__}")
-            inputs = list(node._inputs())
-            if not inputs:
-                roots.append(node)
-            todo.extend((depth + 1, i) for i in reversed(inputs))
-    except Exception:  # a dataset class without (a working) _inputs: the object is the key
+    graph = nodes(dataset)
+    if graph is None:
         return dataset
-    return PassKey(tuple(recipe), tuple(roots))
+    recipe = tuple(f"{n.depth}:{n.name}" for n in graph)
+    return PassKey(recipe, tuple(n.dataset for n in graph if n.source))
 
 
 def wrap_iter(

@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from epochwatch.integrations.dataset_graph import nodes
+
 MAX_BATCHES = 4
 DATASET_BATCHES = 2
 DEFAULT_BATCH = 32
@@ -214,7 +216,6 @@ FILES = frozenset(
     {"TFRecordDatasetV2", "TFRecordDatasetV1", "TextLineDatasetV2", "FixedLengthRecordDatasetV2"}
 )
 SHUFFLES = frozenset({"ShuffleDataset"})
-MAX_NODES = 64
 
 
 def replay_risk(ds: Any) -> str | None:
@@ -223,30 +224,20 @@ def replay_risk(ds: Any) -> str | None:
     whose buffer fills from in-memory data only (it copies, it computes nothing); anything
     else (a generator, a flat_map or interleave whose function may read one, a cache, a
     snapshot) is a risk, and so is a pipeline that cannot be walked."""
-    seen = 0
-
-    def visit(node: Any, under_shuffle: bool) -> str | None:
-        nonlocal seen
-        seen += 1
-        if seen > MAX_NODES:
-            return f"its pipeline has over {MAX_NODES} steps"
-        name = type(node).__name__.lstrip("_")
-        if name in SHUFFLES:
-            under_shuffle = True
-        elif name not in IN_MEMORY | SHAPING | COMPUTING | FILES:
-            return f"its pipeline has a {name} that a second read could consume, or write again"
-        elif under_shuffle and name not in IN_MEMORY | SHAPING:
-            return f"its shuffle buffer fills through a {name}, which a second read would run over the whole buffer"
-        for upstream in node._inputs():
-            found = visit(upstream, under_shuffle)
-            if found:
-                return found
-        return None
-
-    try:
-        return visit(ds, False)
-    except Exception:  # a dataset class without (a working) _inputs
-        return "its pipeline cannot be walked"
+    graph = nodes(ds)
+    if graph is None:
+        return "its pipeline cannot be walked, or has over 64 steps"
+    shuffle_at: int | None = None  # the depth of the shuffle the node is an input of, if any
+    for node in graph:
+        if shuffle_at is not None and node.depth <= shuffle_at:
+            shuffle_at = None  # depth-first: back beside or above that shuffle
+        if node.name in SHUFFLES:
+            shuffle_at = node.depth if shuffle_at is None else shuffle_at
+        elif node.name not in IN_MEMORY | SHAPING | COMPUTING | FILES:
+            return f"its pipeline has a {node.name} that a second read could consume, or write again"
+        elif shuffle_at is not None and node.name not in IN_MEMORY | SHAPING:
+            return f"its shuffle buffer fills through a {node.name}, which a second read would run over the whole buffer"
+    return None
 
 
 def _from_dataset(ds: Any) -> dict[str, Any]:

@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from epochwatch.integrations.data_passes import MAX_NODES, tf_pass_key
+from epochwatch.integrations.data_passes import tf_pass_key
+from epochwatch.integrations.dataset_graph import MAX_NODES
 from epochwatch.integrations.optimizer_steps import marker, step_function_class, wrap_update
 from epochwatch.recorder import Recorder
 from epochwatch.recorder.pass_keys import PassKey
