@@ -249,6 +249,7 @@ class Engine:
         if not (
             grew_since(last, number(finding.evidence.get("current")), final)
             or severity_rank(finding.severity) > severity_rank(last.severity)
+            or (final and finding.severity != last.severity)  # the verdict: graver or milder, as it ended
             or newly_explained(last, finding)
         ):
             return None

@@ -187,9 +187,24 @@ class RunAtEpoch:
             return None
         fit = self.run.fits[-1] if self.run.fits else self.training
         epochs = fit.get("epochs") if isinstance(fit, dict) else None
-        if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs > 0:
-            return epochs
-        return None
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs <= 0:
+            return None
+        if self._stopped_early(fit):
+            return None  # EarlyStopping ended it: the plan (epochs=1000, say) is no horizon now
+        return epochs
+
+    def _stopped_early(self, fit: dict[str, Any]) -> bool:
+        """Whether `fit` ended, by this view's moment, before its planned epochs."""
+        run = self.run
+        for end, position in zip(run.fit_ends, run.fit_end_positions, strict=False):
+            # A fit_end comes after its fit's last epoch: seen from the next epoch on, and
+            # by the run's verdict (`final`), as online, where it arrives after that epoch.
+            if end.get("fit") == fit.get("fit") and (
+                position < self.end or (self.final and position <= self.end)
+            ):
+                done = end.get("epochs_completed")
+                return isinstance(done, int) and done < int(fit.get("epochs") or 0)
+        return False
 
     @property
     def noun(self) -> str:

@@ -182,3 +182,19 @@ def test_growth_beside_a_shuffle_of_mapped_elements_names_the_buffer() -> None:
     before_map = ["from_tensor_slices", "shuffle", "map", "batch", "prefetch"]
     (g,) = _analyze(_with_pipeline(records, before_map), "host_memory_growth")
     assert "shuffle buffer" not in g.hint
+
+
+def test_a_fit_that_early_stopping_ended_is_no_horizon_for_its_verdict() -> None:
+    """keras#20323: `fit(epochs=1000)` with EarlyStopping, a callback keeping the weights:
+    +4.4 MiB an epoch, stopped at 22. While it trained, the plan was the horizon (a warning:
+    +4.2 GiB by the planned end); once its fit_end says 22 of 1000, the verdict is "as long
+    again" (info), live and in report alike."""
+    records = syn.trace(22, lambda i: {"host": syn.host_block(764 * MIB + 4.4 * MIB * i)})
+    run_id = records[0]["run_id"]
+    fit = {"type": "fit_start", "run_id": run_id, "t": syn.T0 + 0.5, "fit": 0, "epochs": 1000}
+    end = {"type": "fit_end", "run_id": run_id, "t": records[-1]["t"], "fit": 0, "epochs_completed": 22}
+    planned = [records[0], fit, *records[1:-1]]  # the run cut before its fit ended
+    (f,) = _analyze([*planned, records[-1]], "host_memory_growth")
+    assert f.severity == "warning" and "by the planned end" in f.title, f.title
+    (g,) = _analyze([*planned, end, records[-1]], "host_memory_growth", episodes=True)
+    assert g.severity == "info" and "if it runs as long again" in g.title, g.title
