@@ -198,3 +198,18 @@ def test_a_fit_that_early_stopping_ended_is_no_horizon_for_its_verdict() -> None
     assert f.severity == "warning" and "by the planned end" in f.title, f.title
     (g,) = _analyze([*planned, end, records[-1]], "host_memory_growth", episodes=True)
     assert g.severity == "info" and "if it runs as long again" in g.title, g.title
+
+
+def test_jax_arrays_kept_on_its_cpu_device_are_one_finding_judged_against_the_host() -> None:
+    """keras#20245 on the JAX backend, a callback keeping jax arrays: +4.1 MiB an epoch in
+    JAX's CPU device (live arrays, 28 -> 135 MiB) and in RSS alike. It was a warning on
+    `CPU:0` (+50% of its 28 MiB) and an info host_memory_growth for the same bytes: now one
+    finding, on the device, judged against the process and the host's memory."""
+
+    def make(i: int) -> dict[str, Any]:
+        device = {"CPU:0": {"current_bytes": 28 * MIB + 4.1 * MIB * i, "source": "jax live_arrays"}}
+        return {"host": syn.host_block(700 * MIB + 4.4 * MIB * i), "jax_memory": device}
+
+    found = _analyze(syn.trace(30, make))
+    assert [(f.kind, f.target) for f in found] == [("gpu_memory_growth", "CPU:0")], [f.title for f in found]
+    assert found[0].severity == "info" and "physical memory" in found[0].title, found[0].title

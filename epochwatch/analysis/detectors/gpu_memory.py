@@ -56,11 +56,19 @@ def detect(view: RunAtEpoch) -> list[Finding]:
             continue
         g, w = verdict.growth, verdict.window
         index = target.split(":", 1)[1] if ":" in target else key
+        host_backed = target.startswith("CPU")
         limit = view.latest("gpu_total", key=index)
         peak_col = "tf_peak" if column == "tf_current" else "gpu_proc"
         level = view.latest(peak_col, key=key)
         if level != level:
             level = view.latest(column, key=key)
+        base = (view.head(column, settling=True)[:1] or [g.start])[0]
+        limit_name = f"device's memory{' (' + view.series.gpu_names.get(index, '') + ')' if view.series.gpu_names.get(index) else ''}"
+        if host_backed:
+            # JAX's CPU device: its arrays are the process's memory, so the host's limit and
+            # the process's size say what the growth comes to (host_memory_growth leaves it here).
+            level, base = view.latest("rss"), (view.head("rss_min", settling=True)[:1] or [base])[0]
+            limit, limit_name = leaks.host_limit(view)
         now = view.latest(column, key=key)
         evidence = leaks.growth_evidence(view, g, w, now)
         proj = leaks.projection(view, level, limit, g.slope, evidence["slope_per_epoch"])
@@ -72,16 +80,15 @@ def detect(view: RunAtEpoch) -> list[Finding]:
             evidence["source"] = "NVML process memory"
         evidence["level"] = level
         evidence["rule"] = verdict.rule
-        name = view.series.gpu_names.get(index)
         evidence["current"] = now
         evidence["base"] = g.start
         what = "GPU memory" if not target.startswith("CPU") else "Device memory (JAX, host-backed)"
         slope, per = view.said(g.slope, evidence["slope_per_epoch"])
         title = f"{what} on {target} grows {fmt_bytes(slope)} {per}: {fmt_bytes(evidence['start'])} -> {fmt_bytes(now)}"
-        tail = leaks.consequence(proj, f"device's memory{' (' + name + ')' if name else ''}", view.noun)
+        tail = leaks.consequence(proj, limit_name, view.noun)
         if tail:
             title += f"; {tail}"
-        severity = leaks.severity(proj, (view.head(column, settling=True)[:1] or [g.start])[0])
+        severity = leaks.severity(proj, base)
         hint = frameworks.hint(KIND, frameworks.framework(view.start), HINT)
         epoch = view.epoch_number(view.last)
         found.append(Finding(KIND, severity, title, evidence, hint, target, epoch, hold=verdict.hold))

@@ -15,7 +15,7 @@ from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import Finding
 from epochwatch.analysis.growth import judge
 from epochwatch.analysis.shapes import BlatantRule
-from epochwatch.analysis.trend import GrowthRule
+from epochwatch.analysis.trend import GrowthRule, theil_sen
 from epochwatch.analysis.units import MIB, fmt_bytes
 from epochwatch.analysis.view import RunAtEpoch
 
@@ -58,6 +58,18 @@ def _shuffles_mapped(view: RunAtEpoch) -> list[str]:
     return [str(x) for x in stages] if mapped and mapped[0] < stages.index("shuffle") else []
 
 
+def host_backed_growth(view: RunAtEpoch, indexes: list[int]) -> float:
+    """The steepest growth per point, over `indexes`, of a device whose memory is the
+    process's own (JAX's CPU device: its live arrays are in RSS), or 0.0."""
+    steepest = 0.0
+    for key in view.series.keys("tf_current"):
+        if key.startswith("CPU"):
+            values = [v for v in (view.series.value("tf_current", i, key) for i in indexes) if v == v]
+            if len(values) >= 3:
+                steepest = max(steepest, theil_sen(values).slope)
+    return steepest
+
+
 def current(view: RunAtEpoch, finding: Finding | None) -> float:
     """The RSS now: the newest epoch's reading (not the trailing envelope's lagged floor)."""
     now = view.latest("rss")
@@ -75,6 +87,8 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     g, w = verdict.growth, verdict.window
     if retraces.explains(view, w.indexes, rss_slope=g.slope) or retrace_memory.explains(view, w.indexes):
         return []  # one problem, one finding: what the new traces hold is retrace_storm's
+    if host_backed_growth(view, w.indexes) >= 0.5 * g.slope:
+        return []  # ... and what JAX's CPU device holds is gpu_memory_growth's, on `CPU:0`
     peak = view.latest("rss_peak")
     level = max(peak, view.latest("rss")) if peak == peak else view.latest("rss")
     limit, limit_name = leaks.host_limit(view)
