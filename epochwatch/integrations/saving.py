@@ -238,15 +238,35 @@ def _model_fields(model: Any, include_optimizer: bool = True) -> dict[str, Any]:
 def _via() -> str | None:
     """The Keras callback (ModelCheckpoint, BackupAndRestore) or CheckpointManager that made
     this call, if any: a few frames up the stack, read only when a save or restore happened."""
-    frame: FrameType | None = sys._getframe(1)
+    owner = _maker()
+    return type(owner).__name__ if owner is not None else None
+
+
+def _maker() -> Any:
+    frame: FrameType | None = sys._getframe(2)
     for _ in range(12):
         if frame is None:
             return None
         owner = frame.f_locals.get("self")
         if owner is not None and type(owner).__name__ in _CALLBACKS:
-            return type(owner).__name__
+            return owner
         frame = frame.f_back
     return None
+
+
+def _made_by() -> dict[str, Any]:
+    """For a save: `via` (as _via) and what its maker keeps (`keeps`: ModelCheckpoint's
+    save_best_only, a CheckpointManager's max_to_keep), so a growing checkpoint directory's
+    fix does not tell the script to do what it already does."""
+    owner = _maker()
+    if owner is None:
+        return {}
+    keeps = {
+        key: value
+        for key in ("save_best_only", "max_to_keep")
+        if isinstance(value := getattr(owner, key, None), bool | int) and value is not None
+    }
+    return {"via": type(owner).__name__, **({"keeps": keeps} if keeps else {})}
 
 
 # -- Keras ---------------------------------------------------------------------------
@@ -268,7 +288,7 @@ def install_keras(recorder: Recorder) -> None:
             model = _arg(args, kwargs, model_at, "model")
             include = bool(kwargs.get(include_kw, True)) if include_kw else True
             fmt = cfiles.keras_format(path)
-            events.saved(path, fmt, api, seconds, via=_via(), **_model_fields(model, include))
+            events.saved(path, fmt, api, seconds, **_made_by(), **_model_fields(model, include))
 
         return lambda original: _wrap(recorder, original, on_done, restore=False)
 
@@ -395,7 +415,7 @@ def install_tf(recorder: Recorder) -> None:
         options = _arg(args, kwargs, 2, "options")
         if getattr(options, "experimental_enable_async_checkpoint", False):
             fields["async"] = True  # TF writes in the background: the bytes may not be there yet
-        events.saved(path, cfiles.TF_CHECKPOINT, _tf_label(), seconds, via=_via(), **fields)
+        events.saved(path, cfiles.TF_CHECKPOINT, _tf_label(), seconds, **_made_by(), **fields)
 
     def on_restore(api: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def done(

@@ -70,3 +70,22 @@ def test_many_small_files_is_info() -> None:
     )
     assert [f.severity for f in found] == ["info"]
     assert found[0].evidence["series"] == "files"
+
+
+def test_the_fix_does_not_repeat_what_the_checkpoint_callback_already_keeps(tmp_path: Path) -> None:
+    """tensorflow#38668: ModelCheckpoint(save_best_only=True) with `{epoch}-{batch}` in its
+    filepath: every improvement a new file. The fix said "use save_best_only=True"."""
+    path = str(tmp_path)
+    records = syn.trace(
+        30, lambda i: {"dirs": {path: {"bytes": 20 * MIB * i, "files": i, "role": "checkpoint"}}}
+    )
+    saves = [
+        {"type": "save", "run_id": records[0]["run_id"], "t": syn.T0 + 1 + i, "path": f"{path}/m-{i}.keras",
+         "via": "ModelCheckpoint", "keeps": {"save_best_only": True}}
+        for i in range(3)
+    ]  # fmt: skip
+    (f,) = _analyze([records[0], *saves, *records[1:]])
+    assert "already saves only improvements" in f.hint and "save_best_only=True)," in f.hint, f.hint
+    managed = [{**s, "via": "CheckpointManager", "keeps": {"max_to_keep": 3}} for s in saves]
+    (g,) = _analyze([records[0], *managed, *records[1:]])
+    assert g.hint.startswith("the CheckpointManager keeps 3 checkpoints already"), g.hint

@@ -91,7 +91,7 @@ def _finding(view: RunAtEpoch, path: str) -> Finding | None:
     files_now = view.latest("dir_files", key=path)
     bytes_now = view.latest("dir_bytes", key=path)
     evidence: dict[str, Any] = {"role": role, "bytes": bytes_now, "files": files_now, "rule": verdict.rule}
-    hint = _HINTS.get(role, _DEFAULT_HINT)
+    hint = _kept_already(view, path) or _HINTS.get(role, _DEFAULT_HINT)
     epoch = view.epoch_number(view.last)
     if gb is not None and wb is not None:
         free, source = free_space(view, path)
@@ -105,7 +105,7 @@ def _finding(view: RunAtEpoch, path: str) -> Finding | None:
         evidence["base"] = gb.start
         slope, per = view.said(gb.slope, evidence["slope_per_epoch"])
         title = f"{path} grows {fmt_bytes(slope)} {per} ({fmt_bytes(evidence['start'])} -> {fmt_bytes(bytes_now)})"
-        when = leaks.when_text(proj, view.unit)
+        when = leaks.when_text(proj, view.noun)
         if when:
             title += f"; the disk ({fmt_bytes(free)} free) is full {when}"
         return Finding(KIND, leaks.severity(proj, 0.0), title, evidence, hint, path, epoch, hold=verdict.hold)
@@ -118,6 +118,31 @@ def _finding(view: RunAtEpoch, path: str) -> Finding | None:
     slope, per = view.said(gf.slope, evidence["slope_per_epoch"])
     title = f"{path} gains {slope:.1f} files {per} ({evidence['start']:.0f} -> {files_now:.0f}); the bytes stay small"
     return Finding(KIND, INFO, title, evidence, hint, path, epoch, hold=verdict.hold)
+
+
+def _kept_already(view: RunAtEpoch, path: str) -> str:
+    """The fix where the saves into `path` already keep only some checkpoints (their
+    `keeps`: ModelCheckpoint's save_best_only, a CheckpointManager's max_to_keep), so the
+    fix does not repeat the script (tensorflow#38668: save_best_only=True with {epoch}-{batch}
+    in the file name); '' otherwise."""
+    prefix = path.rstrip("/") + "/"
+    keeps: dict[str, Any] = {}
+    for save in view.run.saves:
+        if str(save.get("path", "")).startswith(prefix) and isinstance(save.get("keeps"), dict):
+            keeps.update(save["keeps"])
+    if keeps.get("save_best_only") is True:
+        return (
+            "ModelCheckpoint already saves only improvements (save_best_only=True), but its filepath "
+            "names each one anew ({epoch} or {batch} in it), so every improvement is a new file: give "
+            "it one fixed file name (best.keras) or delete the older files"
+        )
+    if isinstance(keeps.get("max_to_keep"), int) and not isinstance(keeps["max_to_keep"], bool):
+        return (
+            f"the CheckpointManager keeps {keeps['max_to_keep']} checkpoints already, and the directory "
+            "still grows: something else writes into it (give the manager a directory of its own), or "
+            "each checkpoint grows (the model or the optimizer state it holds)"
+        )
+    return ""
 
 
 def current(view: RunAtEpoch, finding: Finding) -> float:
