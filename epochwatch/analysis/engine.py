@@ -30,6 +30,7 @@ from epochwatch.analysis.findings import (
 from epochwatch.analysis.inference_advice import adapt
 from epochwatch.analysis.run import Run
 from epochwatch.analysis.series import number
+from epochwatch.analysis.units import fmt_bytes
 from epochwatch.analysis.view import RunAtEpoch
 
 if TYPE_CHECKING:
@@ -44,6 +45,9 @@ Key = tuple[str, str | None]
 ENDED_SHARE = 0.25  # ... and ended when at most this share of its excess over its base is left
 ENDED_HOLD = 3  # for this many consecutive epochs (intervals never end one)
 ENDED_SCAN = 64  # epochs looked back at most, when the hook's analysis skipped some
+# Growth detectors whose harm is more growth: an episode their verdict at the run's end no
+# longer finds stopped growing (a slowdown that stopped growing is still slow: not these).
+STOPS = frozenset({"host_memory_growth", "gpu_memory_growth", "disk_growth"})
 EPISODE_RECHECK = 5  # a reported episode that did not grow is judged again every this many epochs
 
 
@@ -175,6 +179,8 @@ class Engine:
                     new += self._judge(detector, at, self._detect(detector, at), final=False)
                 found = self._detect(detector, view)  # again: the catch-up may have reported it
             new += self._judge(detector, view, found, final)
+            if final and detector.name in STOPS:
+                new.extend(self._stopped(detector, view, {f.key for f in found}))
             if detector.current is not None and view.unit == "epoch":
                 new.extend(self._ended(detector, view))
         view.done = self.done
@@ -266,6 +272,41 @@ class Engine:
         )
         self.latest[key] = updated
         return updated
+
+    def _stopped(self, detector: Detector, view: RunAtEpoch, found: set[Key]) -> list[Finding]:
+        """At the run's end: growth episodes of `detector` that its verdict on the whole run
+        no longer finds stopped growing (a first epoch's cache fill, a warm-up read as a leak
+        while it rose): said once more, as info, with the level they reached, for their
+        projection no longer holds. They did not end: the memory is still held."""
+        out: list[Finding] = []
+        current = detector.current
+        assert current is not None
+        for key, last in list(self.latest.items()):
+            if last.kind != detector.name or key in found or last.ended_epoch is not None:
+                continue
+            if last.evidence.get("unit", "epoch") != view.unit:
+                continue  # judged on fits (or intervals): this view cannot see it
+            if last.evidence.get("stopped_growing"):
+                continue
+            now = current(view, last)
+            grew = grew_since(last, now, final=True)
+            level = f"{now:.0f} files" if last.evidence.get("series") == "files" else fmt_bytes(now)
+            tail = (
+                f"it grew on to {level}, then stopped growing"
+                if grew
+                else "it stopped growing by the run's end"
+            )
+            stopped = replace(
+                last,
+                severity="info",
+                title=f"{last.title}; {tail}",
+                update=last.update + 1,
+                as_of=view.epoch_number(view.last),
+                evidence={**last.evidence, "stopped_growing": True, **({"current": now} if grew else {})},
+            )
+            self.latest[key] = stopped
+            out.append(stopped)
+        return out
 
     def _note_peak(self, key: Key, finding: Finding) -> None:
         now = number(finding.evidence.get("current"))

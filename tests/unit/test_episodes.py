@@ -379,3 +379,27 @@ def test_a_planned_fits_uneven_intervals_project_at_the_titles_rate() -> None:
         assert ev["horizon"] == "plan" and abs(ev["slope_per_epoch"] / (50 * PER_STEP) - 1) < 0.1, ev
         left = 40 - (f["epoch"] + 1)
         assert abs(ev["growth_in_horizon"] / (left * ev["slope_per_epoch"]) - 1) < 0.01, ev
+
+
+def test_growth_that_stopped_by_the_runs_end_is_said_so_and_is_info() -> None:
+    """keras#12100 with a lazy cache: RSS rose through the first epoch (the cache filling),
+    then stayed flat; it was a warning "+630 MiB more by the planned end" to the end. The
+    run's verdict no longer finds growth: info, with the level it reached. A leak that goes
+    on to the end keeps its finding as it was."""
+
+    def rss(i: int) -> float:
+        return 700 * MIB + 40 * MIB * min(i, 10)
+
+    records = syn.trace(30, lambda i: {"host": syn.host_block(rss(i))})
+    online = OnlineAnalyzer(records[0], updates=True)
+    said = [f for r in records[1:] for f in online.add(r)] + online.finish()
+    mine = [f for f in said if f["kind"] == "host_memory_growth"]
+    assert mine and mine[0]["severity"] != "info" and "stopped" not in mine[0]["title"], mine[:1]
+    last = mine[-1]
+    assert last["severity"] == "info" and last["evidence"]["stopped_growing"] is True, last
+    assert "then stopped growing" in last["title"] or "stopped growing by the run's end" in last["title"]
+    (offline,) = _of(analyze(_run(records), episodes=True), "host_memory_growth")
+    assert offline.title == last["title"] and offline.severity == "info"
+    going = syn.trace(30, lambda i: {"host": syn.host_block(700 * MIB + 40 * MIB * i)})
+    (on,) = _of(analyze(_run(going), episodes=True), "host_memory_growth")
+    assert "stopped" not in on.title and "stopped_growing" not in on.evidence
