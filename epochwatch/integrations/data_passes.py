@@ -3,8 +3,9 @@
 A custom loop's epoch is usually `for batch in dataset:`; each `for` starts a new
 iterator. So a new iterator over the dataset that fed the steps marks the end of one
 pass and the start of the next (`AutoEpochs.pass_started`; the last pass ends with the
-run). Wrapped: `tf.data.Dataset.__iter__` (eager only), Keras 3's `PyDataset.__iter__`
-and PyTorch's `DataLoader.__iter__`; once per pass, never per batch.
+run). Wrapped: `tf.data.Dataset.__iter__` (eager only) and tf.distribute's distributed
+datasets', Keras 3's `PyDataset.__iter__` and PyTorch's `DataLoader.__iter__`; once per
+pass, never per batch.
 
 A tf.data pass is keyed by what its dataset was built from (`tf_pass_key`, a
 `recorder/pass_keys.PassKey`): a loop that iterates `train_ds.enumerate()` or
@@ -18,6 +19,7 @@ keyed by the object.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +30,9 @@ if TYPE_CHECKING:
     from epochwatch.recorder import Recorder
 
 PART = "automatic epochs"
+# Set while a wrapped __iter__ runs: a tf.distribute dataset iterates a tf.data dataset it
+# builds anew inside its own __iter__, a pass of the same pass, not one of its own.
+_inside = threading.local()
 
 
 def tf_pass_key(dataset: Any) -> Any:
@@ -50,9 +55,15 @@ def wrap_iter(
 
     @functools.wraps(original)
     def __iter__(self: Any) -> Any:
+        if getattr(_inside, "iter", False):  # a distributed dataset's own pass over its dataset
+            return original(self)
         if not auto.off and (eager is None or eager()):
             guard.run(PART, lambda: auto.pass_started(self, key), None)
-        return original(self)
+        _inside.iter = True
+        try:
+            return original(self)
+        finally:
+            _inside.iter = False
 
     __iter__.__epochwatch__ = True  # type: ignore[attr-defined]
     return __iter__
@@ -65,6 +76,13 @@ def install_tf(recorder: Recorder) -> None:
     cls = dataset_ops.DatasetV2
     if not getattr(cls.__iter__, "__epochwatch__", False):
         cls.__iter__ = wrap_iter(cls.__iter__, recorder, context.executing_eagerly, tf_pass_key)
+    # A tf.distribute loop iterates the strategy's datasets (experimental_distribute_dataset,
+    # distribute_datasets_from_function), which are no DatasetV2: each is its own key.
+    from tensorflow.python.distribute import input_lib
+
+    for klass in (input_lib.DistributedDataset, input_lib.DistributedDatasetsFromFunction):
+        if not getattr(klass.__iter__, "__epochwatch__", False):
+            klass.__iter__ = wrap_iter(klass.__iter__, recorder, context.executing_eagerly)
 
 
 def install_keras(recorder: Recorder) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
+import threading
 from collections.abc import Callable
 from time import perf_counter
 from types import CodeType, FrameType
@@ -124,8 +125,20 @@ def step_function_class(base: type, recorder: Recorder, eager: Callable[[], bool
 
 def outermost_self(codes: tuple[CodeType, ...]) -> Any:
     """`self` of the outermost frame on this thread's stack that runs one of `codes` (a
-    function's call being traced: walked at trace time only)."""
-    frame: FrameType | None = sys._getframe(1)
+    function's call being traced: walked at trace time only). A MirroredStrategy traces each
+    replica's step on a thread of its own (`strategy.run` inside a `tf.function`), while the
+    thread that traces the function waits: there, that thread's stack is the one to walk
+    (tensorflow#36530's custom loop was not traced at all)."""
+    outer = _outermost_on(sys._getframe(1), codes)
+    if outer is None and type(threading.current_thread()).__name__ == "_MirroredReplicaThread":
+        me = threading.get_ident()
+        for ident, frame in sys._current_frames().items():
+            if ident != me and (found := _outermost_on(frame, codes)) is not None:
+                return found
+    return outer
+
+
+def _outermost_on(frame: FrameType | None, codes: tuple[CodeType, ...]) -> Any:
     outer = None
     while frame is not None:
         if frame.f_code in codes:
