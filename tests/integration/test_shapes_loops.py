@@ -254,3 +254,36 @@ def test_tf_keras_custom_loop_and_fit_are_both_seen(tmp_path: Path) -> None:
     loop = [("auto", "data_pass", 4), ("auto", "data_pass", 4), ("auto", "fit", 4)]
     fit = [("keras", None, 4), ("keras", None, 4)]
     assert seen == [*loop, *fit, ("auto", "data_pass", 4), ("auto", "data_pass", 4)], seen
+
+
+MIRRORED = """
+import epochwatch.hook
+import tensorflow as tf, keras
+strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+with strategy.scope():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8), keras.layers.Dense(1)])
+    optimizer = keras.optimizers.SGD()
+    optimizer.build(model.trainable_variables)
+data = strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensor_slices(tf.ones((64, 4))).batch(8))
+
+@tf.function
+def step(x):
+    def replica(x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(model(x))
+        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+        return loss
+    return strategy.run(replica, args=(x,))
+
+for epoch in range(3):
+    for x in data:
+        step(x)
+"""
+
+
+def test_a_mirrored_strategy_loop_is_traced_by_its_passes(tmp_path: Path) -> None:
+    """tensorflow#36530's shape: strategy.run traces each replica's step on a thread of its
+    own; the hook wrote no trace at all. Now three data_pass epochs of 8 steps."""
+    run_python(MIRRORED, tmp_path)
+    epochs = of_type(read_single_trace(tmp_path), "epoch")
+    assert [(e["epoch_source"], e["steps"]) for e in epochs] == [("data_pass", 8)] * 3, epochs
