@@ -255,12 +255,19 @@ class Engine:
         if not (
             grew_since(last, number(finding.evidence.get("current")), final)
             or severity_rank(finding.severity) > severity_rank(last.severity)
-            or (final and finding.severity != last.severity)  # the verdict: graver or milder, as it ended
+            or (final and _plan_voided(last, finding))  # the verdict: a plan EarlyStopping cut short
             or newly_explained(last, finding)
         ):
             return None
+        # A problem that grew is no milder for the plan having less left to run: an update
+        # keeps the severity said, unless the plan it was judged by is void (EarlyStopping).
+        milder = severity_rank(finding.severity) < severity_rank(last.severity)
+        severity = (
+            last.severity if milder and not (final and _plan_voided(last, finding)) else finding.severity
+        )
         updated = replace(
             finding,
+            severity=severity,
             epoch=last.epoch,
             as_of=finding.epoch,  # the title and evidence are this evaluation's
             update=last.update + 1,
@@ -364,6 +371,17 @@ class Engine:
         quiet = self._quiet.get(key, 0) + 1
         self._quiet[key] = quiet
         return view.last - ENDED_HOLD + 1 if quiet >= ENDED_HOLD else None
+
+
+def _plan_voided(last: Finding, now: Finding) -> bool:
+    """`last` was judged by a fit's plan that the fit did not run to (its horizon is "as long
+    again" now): its severity, graver or milder, is the run's verdict. A plan run to its end
+    keeps what was said while it ran (nothing is left of it, which is no reason to say less)."""
+    return (
+        last.evidence.get("horizon") == "plan"
+        and now.evidence.get("horizon") == "as long again"
+        and now.severity != last.severity
+    )
 
 
 class FitReplay:

@@ -213,3 +213,20 @@ def test_jax_arrays_kept_on_its_cpu_device_are_one_finding_judged_against_the_ho
     found = _analyze(syn.trace(30, make))
     assert [(f.kind, f.target) for f in found] == [("gpu_memory_growth", "CPU:0")], [f.title for f in found]
     assert found[0].severity == "info" and "physical memory" in found[0].title, found[0].title
+
+
+def test_a_leak_that_ran_its_whole_plan_keeps_its_severity_at_the_end() -> None:
+    """prediction_history_callback's shape: a warning while the fit ran; at its end nothing of
+    the plan is left, which is no reason for the verdict to say less (it said info once)."""
+
+    def rss(i: int) -> float:  # steeper while the warning was said, slower later
+        return 700 * MIB + 16 * MIB * min(i, 10) + 6 * MIB * max(0, i - 10)
+
+    records = syn.trace(30, lambda i: {"host": syn.host_block(rss(i))})
+    run_id = records[0]["run_id"]
+    fit = {"type": "fit_start", "run_id": run_id, "t": syn.T0 + 0.5, "fit": 0, "epochs": 30}
+    end = {"type": "fit_end", "run_id": run_id, "t": records[-1]["t"], "fit": 0, "epochs_completed": 30}
+    whole = [records[0], fit, *records[1:-1], end, records[-1]]
+    (first,) = _analyze(whole, "host_memory_growth")
+    (last,) = _analyze(whole, "host_memory_growth", episodes=True)
+    assert first.severity == "warning" and last.severity == "warning", (first.title, last.title)
