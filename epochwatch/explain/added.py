@@ -28,6 +28,13 @@ from epochwatch.explain.stacks import Profile
 NAMED = 3  # at most this many places named
 MIN_SHARE = 0.10  # below this share of the added time a place is not named
 WAITING = 0.5  # the pipeline's growth, over the epoch's, from which the step waited for it
+# Places seen in the slow window fewer than MIN_SAMPLES times are noise, not places; those
+# left must hold COVERED of what the epochs gained to be named at all. A healthy run's
+# epochs slowed by a busier host grow everywhere alike, and the few places whose share of
+# the samples rose by chance (a sample each: "50% the hook itself, 50% pythonify_logs" for
+# 0.02 s of a 0.9 s rise) would be named for a rise they do not hold.
+COVERED = 0.25
+MIN_SAMPLES = 3
 
 
 def _feeding(place: Place) -> bool:
@@ -46,6 +53,10 @@ def _own_growth(base: Profile | None, slow: Profile) -> float:
     if slow.process_cpu_per_epoch is not None and base.process_cpu_per_epoch is not None:
         grew = min(grew, slow.process_cpu_per_epoch - base.process_cpu_per_epoch)
     return grew
+
+
+def _measured_place(measured: tuple[Place, float, float] | None) -> Place | None:
+    return measured[0] if measured is not None else None
 
 
 def _by_key(profile: Profile | None) -> dict[tuple[str, str], Place]:
@@ -70,15 +81,17 @@ def added_time(
     # eager torch step's time spread over its forward, backward and update lines).
     slow_at, base_at = _by_key(slow), _by_key(base)
     rows = []
+    own = 0.0  # what the look inside itself added
     for key in set(slow_at) | set(base_at):
         place = slow_at.get(key) or base_at[key]
         if measured is not None and _feeding(place):
             continue  # the clock says it
-        if place.label == LOOK_INSIDE:
-            continue  # the windows' own work (a capture's read): the hook's overhead, not the run's
         before = base.per_epoch(base_at[key]) if base is not None and key in base_at else 0.0
         after = slow.per_epoch(slow_at[key]) if key in slow_at else 0.0
-        if after > before:
+        if place.label == LOOK_INSIDE:
+            # The windows' own work (a capture's read): the hook's overhead, not the run's.
+            own += max(0.0, after - before)
+        elif after > before:
             rows.append((after - before, before, after, place))
     if measured is not None and measured[2] > measured[1]:
         place, before, after = measured
@@ -89,8 +102,11 @@ def added_time(
         kept = 1.0 - min(fed, step) / step
         rows = [(r[0] * kept, *r[1:]) if _waits(r[3]) else r for r in rows]
         rows = [r for r in rows if r[0] > 0]
+    rows = [r for r in rows if r[3] is _measured_place(measured) or slow.places[r[3]] >= MIN_SAMPLES]
     total = sum(r[0] for r in rows)
-    if total <= 0:
+    growth = _own_growth(base, slow) - own
+    gained = base is None or slow.epoch_seconds > base.epoch_seconds
+    if total <= 0 or total < COVERED * growth or not gained:
         return []
     rows.sort(key=lambda r: r[0], reverse=True)
     out: list[dict[str, Any]] = []

@@ -109,6 +109,21 @@ def test_added_time_names_the_place_that_grew_with_its_share() -> None:
     assert added_time(base, base) == []
 
 
+def test_epochs_slower_everywhere_alike_name_no_place_for_a_sample_or_two() -> None:
+    # keras#12100's healthy fit beside another job: 6.2 s epochs took 9.7 s, the step's share
+    # of the samples alike, and two places up by a sample each (0.02 s of a 3.5 s rise) were
+    # "50% the hook itself, 50% pythonify_logs".
+    base = _profile(6.2, step=580, cb=1, hook=1, fw=18)
+    slow = _profile(9.7, step=569, cb=2, hook=2, fw=27)
+    assert added_time(base, slow)[0]["label"] == "step"  # the step holds the rise, by its share
+    # A window whose epochs gained nothing (the rise was in epochs it did not cover) holds none.
+    assert added_time(_profile(6.2, step=580, cb=1, hook=1), _profile(6.2, step=576, cb=3, hook=3)) == []
+    # ... and a place seen once or twice is no place, even where it alone grew.
+    assert added_time(_profile(1.0, fw=100), _profile(1.02, fw=98, cb=2)) == []
+    # A real rise held by a place seen often is named as before.
+    assert [w["label"] for w in added_time(_profile(1.0, fw=100), _profile(1.5, fw=67, cb=33))] == ["cb"]
+
+
 def test_a_producer_that_grew_with_the_epoch_is_named_and_the_step_growth_is_its_wait() -> None:
     step = Place(frames.COMPILED, frames.COMPILED, "train.py:9", "<module>")
     producer = Place(frames.INPUT, f"{frames.INPUT}: Grow.__getitem__", "train.py:3", "Grow.__getitem__")
@@ -141,6 +156,28 @@ def test_the_finding_gets_the_newest_explanation_that_named_something() -> None:
     attach_where(findings, explains)
     assert findings[0]["where"]["summary"] == "second" and findings[0]["where"]["places"] == [{"label": "b"}]
     assert "where" not in findings[1]
+
+
+def test_a_finding_whose_callback_accounts_gets_the_window_that_names_that_callback() -> None:
+    # keras#3230: the first window named the callback (right); a later one held a spike epoch
+    # inside the compiled step and replaced it, so the finding's title said "time in callback
+    # RocAuc" and its where "64% inside the compiled step".
+    cause = {"series": "time in callback RocAuc", "column": "cb_seconds", "key": "RocAuc", "test": "accounts"}
+    explains = [
+        {
+            "explains": "slowdown",
+            "summary": "cb",
+            "where": [{"category": "callback", "label": "RocAuc.on_epoch_end"}],
+        },
+        {"explains": "slowdown", "summary": "step", "where": [{"category": "compiled step", "label": "x"}]},
+    ]
+    finding: dict[str, Any] = {"kind": "slowdown", "evidence": {"likely_causes": [cause]}}
+    attach_where([finding], explains)
+    assert finding["where"]["summary"] == "cb"
+    # Without such a cause (or one the windows do not name first), the newest that named something.
+    other = {"kind": "slowdown", "evidence": {"likely_causes": [{**cause, "key": "Other"}]}}
+    attach_where([other], explains)
+    assert other["where"]["summary"] == "step"
 
 
 def _busy(stop: threading.Event) -> None:
