@@ -195,7 +195,8 @@ class Console:
         kind, summary = rec.get("explains"), rec.get("summary")
         known = [f for f in self.ledger.findings() if f.kind == kind]
         if known and rec.get("where") and summary and RANK.get(known[0].severity, 0) >= self.level:
-            line = self._explained_line(str(kind), where_for(str(kind), self.current.explains) or rec)
+            causes = known[0].evidence.get("likely_causes")
+            line = self._explained_line(str(kind), where_for(str(kind), self.current.explains, causes) or rec)
             with self._lock:
                 if not any(f.kind == kind for f in self._held):  # else its own line says where
                     self._held_lines.append(line)
@@ -214,7 +215,7 @@ class Console:
                 finding = replace(finding, update=0)
             self.current.said.add(finding.key)
             self._say(self.finding_line(finding))
-            found = where_for(finding.kind, self.current.explains)
+            found = where_for(finding.kind, self.current.explains, finding.evidence.get("likely_causes"))
             if found and not self._fits_on_line(finding, found):  # the look inside: its own line
                 self._say(self._explained_line(finding.kind, found))
         for line in lines:
@@ -226,7 +227,7 @@ class Console:
         the look inside found it follows when it fits whole; else it gets a line of its own."""
         head, title = self._head(finding), escape(finding.title)
         room = LINE_LIMIT - len(PREFIX) - len(head)
-        found = where_for(finding.kind, self.current.explains)
+        found = where_for(finding.kind, self.current.explains, finding.evidence.get("likely_causes"))
         if found and self._fits_on_line(finding, found):
             return one_line(head + title + f"; {escape(where_short(found))}", LINE_LIMIT - len(PREFIX))
         return one_line(head + short_title(title, room, finding.kind), LINE_LIMIT - len(PREFIX))
