@@ -10,7 +10,8 @@ problem has grown (its excess over the level before it doubled since the last re
 by a tenth at the run's end, or a higher severity), or its cause is newly named (a finding raised before enough epochs to test
 one), it returns the finding again with
 `update` n and fresh numbers, and when the measure is back near the level before the
-problem for ENDED_HOLD evaluations it returns it once more with `ended_epoch`.
+problem for ENDED_HOLD evaluations (at the run's end, at the last one) it returns it once
+more with `ended_epoch`.
 """
 
 from __future__ import annotations
@@ -335,22 +336,28 @@ class Engine:
                 continue
             first = self._checked.get(key, view.last - 1) + 1
             self._checked[key] = view.last
+            since: int | None = None
             for index in range(max(first, view.last - ENDED_SCAN + 1), view.last + 1):
                 at = view if index == view.last else replace(view, end=index + 1)
                 since = self._quiet_until(key, last, detector, at)
                 if since is not None:
-                    epoch, when = at.epoch_number(since), _recovered_at(at, since, last)
-                    ended = replace(
-                        last,
-                        title=f"{last.title}; recovered at {when[0]}",
-                        update=last.update + 1,
-                        ended_epoch=epoch,
-                        # The numbers stay those of the last report (one moment); `ended_epoch` apart.
-                        evidence={**last.evidence, "ended_epoch": epoch, **when[1]},
-                    )
-                    self.latest[key] = ended
-                    out.append(ended)
                     break
+            if since is None and view.final and self._quiet.get(key, 0) >= 1:
+                # At the run's end no more epochs will come to hold it: back near its base
+                # now (the measure is the median of the newest points) is its end.
+                at, since = view, view.last - min(self._quiet[key], ENDED_HOLD) + 1
+            if since is not None:
+                epoch, when = at.epoch_number(since), _recovered_at(at, since, last)
+                ended = replace(
+                    last,
+                    title=f"{last.title}; recovered at {when[0]}",
+                    update=last.update + 1,
+                    ended_epoch=epoch,
+                    # The numbers stay those of the last report (one moment); `ended_epoch` apart.
+                    evidence={**last.evidence, "ended_epoch": epoch, **when[1]},
+                )
+                self.latest[key] = ended
+                out.append(ended)
         return out
 
     def _quiet_until(self, key: Key, last: Finding, detector: Detector, view: RunAtEpoch) -> int | None:

@@ -96,6 +96,27 @@ def test_an_episode_is_updated_while_it_grows_and_closed_when_it_ends() -> None:
     assert len(keys) == len(set(keys))
 
 
+def test_a_slowdown_back_at_its_base_when_the_run_ends_ended_there() -> None:
+    # keras#12100's shape: a few long epochs, one slowed by another job, the last back at its
+    # pace. With no more epochs to come, the three quiet ones an ending waits for never come:
+    # the warning stood in the verdict for a run that was back at its pace.
+    rng = random.Random(3)
+    pace = [0.11] * 3 + [0.78] * 7 + [0.11] * 2
+    records = syn.trace(len(pace), lambda i: {"seconds": syn.noisy(rng, pace[i], 0.01)})
+    online = OnlineAnalyzer(records[0], updates=True)
+    written = [f for r in records[1:] for f in online.add(r)] + online.finish()
+    mine = [f for f in written if f["kind"] == "slowdown"]
+    assert mine and mine[-1]["ended_epoch"] == 11 and mine[-1]["title"].endswith("recovered at epoch 12")
+    (episode,) = _of(analyze(_run(records), episodes=True), "slowdown")
+    assert episode.ended_epoch == 11
+    # One epoch back of a run still slow is no end: the newest three's median is still slow.
+    rng = random.Random(3)
+    pace = [0.11] * 3 + [0.78] * 7 + [0.11]
+    records = syn.trace(len(pace), lambda i: {"seconds": syn.noisy(rng, pace[i], 0.01)})
+    (episode,) = _of(analyze(_run(records), episodes=True), "slowdown")
+    assert episode.ended_epoch is None
+
+
 def _interval(i: int, rss: float, epoch: int) -> dict[str, Any]:
     return {
         "type": "interval",
