@@ -304,10 +304,12 @@ class Engine:
                 if grew
                 else "it stopped growing by the run's end"
             )
+            said = last.evidence.get("consequence")  # a projection the stop made void
+            head = last.title.removesuffix(f"; {said}") if isinstance(said, str) and said else last.title
             stopped = replace(
                 last,
                 severity="info",
-                title=f"{last.title}; {tail}",
+                title=f"{head}; {tail}",
                 update=last.update + 1,
                 as_of=view.epoch_number(view.last),
                 evidence={**last.evidence, "stopped_growing": True, **({"current": now} if grew else {})},

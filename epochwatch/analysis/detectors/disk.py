@@ -107,7 +107,8 @@ def _finding(view: RunAtEpoch, path: str) -> Finding | None:
         title = f"{path} grows {fmt_bytes(slope)} {per} ({fmt_bytes(evidence['start'])} -> {fmt_bytes(bytes_now)})"
         when = leaks.when_text(proj, view.noun)
         if when:
-            title += f"; the disk ({fmt_bytes(free)} free) is full {when}"
+            evidence["consequence"] = f"the disk ({fmt_bytes(free)} free) is full {when}"
+            title += f"; {evidence['consequence']}"
         return Finding(KIND, leaks.severity(proj, 0.0), title, evidence, hint, path, epoch, hold=verdict.hold)
     assert gf is not None and wf is not None
     evidence.update(leaks.growth_evidence(view, gf, wf, files_now))

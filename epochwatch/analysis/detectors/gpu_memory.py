@@ -88,6 +88,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         tail = leaks.consequence(proj, limit_name, view.noun)
         if tail:
             title += f"; {tail}"
+            evidence["consequence"] = tail
         severity = leaks.severity(proj, base)
         hint = frameworks.hint(KIND, frameworks.framework(view.start), HINT)
         epoch = view.epoch_number(view.last)

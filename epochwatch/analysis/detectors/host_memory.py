@@ -107,6 +107,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     tail = leaks.consequence(proj, limit_name, view.noun)
     if tail:
         title += f"; {tail}"
+        evidence["consequence"] = tail
     severity = leaks.severity(proj, (view.head("rss_min", settling=True)[:1] or [g.start])[0])
     hint = frameworks.hint(KIND, frameworks.framework(view.start), HINT)
     stages = _shuffles_mapped(view)
