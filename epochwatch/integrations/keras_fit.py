@@ -66,6 +66,18 @@ def fit_batch_size(arguments: dict[str, Any]) -> int | None:
     return None
 
 
+def loss_name(loss: Any) -> str:
+    """A loss by its name; a multi-output model's dict or list of losses by theirs ("priority:
+    binary_crossentropy, tags: ..."), never their reprs (object addresses, kwargs)."""
+    if isinstance(loss, dict):
+        return ", ".join(f"{key}: {loss_name(value)}" for key, value in list(loss.items())[:16])
+    if isinstance(loss, list | tuple):
+        return ", ".join(loss_name(value) for value in loss[:16])
+    if isinstance(loss, str):
+        return loss
+    return str(getattr(loss, "name", None) or getattr(loss, "__name__", None) or type(loss).__name__)
+
+
 def _describe_input(x: Any) -> dict[str, Any]:
     """What was fed to fit, without reading any of it."""
     out: dict[str, Any] = {"kind": type(x).__name__}
@@ -110,7 +122,7 @@ def fit_block(watch: FitFacts, fit_index: int, guard: Guard) -> dict[str, Any]:
         block["optimizer"] = opt
     loss = getattr(model, "loss", None)
     if loss is not None:
-        block["loss"] = getattr(loss, "name", None) or getattr(loss, "__name__", None) or str(loss)
+        block["loss"] = loss_name(loss)
     block["epochs"] = arguments.get("epochs", params.get("epochs"))
     block["initial_epoch"] = arguments.get("initial_epoch", 0)
     if params.get("steps"):

@@ -62,7 +62,7 @@ def rows(run: Mapping[str, Any]) -> list[tuple[str, str]]:
 def _versions(fp: Mapping[str, Any]) -> str:
     parts = [
         f"{name} {fp[name]}"
-        for name in ("python", "tensorflow", "keras", "keras_backend", "torch", "jax", "numpy")
+        for name in ("python", "tensorflow", "keras", "tf_keras", "keras_backend", "torch", "jax", "numpy")
         if fp.get(name)
     ]
     return " · ".join(parts) or "-"

@@ -47,7 +47,7 @@ def fingerprint(start: dict[str, Any] | None) -> dict[str, Any]:
     packages = _dict(env.get("packages"))
     out: dict[str, Any] = {
         "python": env.get("python"),
-        **{name: packages.get(name) for name in ("tensorflow", "keras", "numpy", "torch", "jax")},
+        **{name: packages.get(name) for name in ("tensorflow", "keras", "tf_keras", "numpy", "torch", "jax")},
         **{k: env.get(k) for k in ("keras_backend", "hostname", "platform", "cpu_count")},
         **{k: env.get(k) for k in ("memory_total_bytes", "memory_limit_bytes")},
         "gpus": env.get("gpus") if isinstance(env.get("gpus"), list) else [],

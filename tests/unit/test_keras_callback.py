@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from epochwatch.integrations.keras_callback import FitWatch
-from epochwatch.integrations.keras_fit import ModelLoop
+from epochwatch.integrations.keras_fit import ModelLoop, loss_name
 from epochwatch.recorder import Recorder
 from epochwatch.trace.reader import iter_records
 
@@ -63,3 +63,21 @@ def test_one_fit_driven_as_keras_drives_it(recorder: Recorder, tmp_path: Path) -
     assert all(e["step_seconds"]["min"] >= 0.0015 and e["batch_size"] == 16 for e in epochs)
     (end,) = [r for r in records if r["type"] == "fit_end"]
     assert end["ended"] == "completed" and end["epochs_completed"] == 2
+
+
+class _Wrapper:  # a Keras loss object: its name, its repr full of addresses
+    name = "binary_crossentropy"
+
+    def __repr__(self) -> str:
+        return "<LossFunctionWrapper(<function binary_crossentropy at 0x7f90>, kwargs={})>"
+
+
+def test_a_multi_output_models_losses_are_named_not_printed() -> None:
+    # keras-io#500's ticket model: the header printed "loss {'priority': <LossFunctionWrapper(
+    # <function binary_crossentropy at 0x7f90...>, ...)>, ...}".
+    assert loss_name({"priority": _Wrapper(), "tags": "categorical_crossentropy"}) == (
+        "priority: binary_crossentropy, tags: categorical_crossentropy"
+    )
+    assert loss_name(["mse", _Wrapper()]) == "mse, binary_crossentropy"
+    assert loss_name("mse") == "mse"
+    assert loss_name(lambda y, p: p) == "<lambda>"

@@ -45,6 +45,16 @@ def _healthy(tmp_path: Path, name: str = "healthy") -> Path:
     )
 
 
+def test_a_tf_keras_run_names_tf_keras_among_its_versions(tmp_path: Path) -> None:
+    # keras#13195's siamese script ran on `import tf_keras as keras`; the versions line said
+    # keras 3.15 only, the Keras it did not train with.
+    records = syn.trace(5, lambda i: {"seconds": 1.0}, run_id="legacy")
+    records[0]["env"]["packages"]["tf_keras"] = "2.21.0"
+    out = io.StringIO()
+    text_report.render(out, [summarize(analyze_file(syn.write(tmp_path / "legacy.jsonl", records)))])
+    assert "keras 3.15.0 · tf_keras 2.21.0" in out.getvalue()
+
+
 def test_text_report_has_fingerprint_findings_then_table(tmp_path: Path) -> None:
     out = io.StringIO()
     text_report.render(out, [summarize(analyze_file(_leaky(tmp_path)))])
