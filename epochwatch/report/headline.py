@@ -101,6 +101,17 @@ def _gpus(fp: Mapping[str, Any]) -> str:
 def _model(tr: Mapping[str, Any]) -> str:
     if not tr:
         return "-"
+    text = " · ".join(_fit_parts(tr))
+    if tr.get("fits", 1) > 1:
+        text += f" · {tr['fits']} fit calls"
+    last = tr.get("last_fit")
+    if isinstance(last, Mapping) and last:
+        text += "; the last: " + " · ".join(_fit_parts(last))
+    return text
+
+
+def _fit_parts(tr: Mapping[str, Any]) -> list[str]:
+    """A fit's model, optimizer, loss, batch and plan, as far as `tr` says them."""
     parts = []
     if tr.get("model_class") or tr.get("model"):
         name = (
@@ -108,8 +119,9 @@ def _model(tr: Mapping[str, Any]) -> str:
             if tr.get("model")
             else tr["model_class"]
         )
-        params = f": {tr['params']:,} params" if isinstance(tr.get("params"), int) else ""
-        parts.append(f"{name}{params}")
+        parts.append(f"{name}{_params(tr, ': ')}")
+    elif isinstance(tr.get("params"), int):
+        parts.append(_params(tr, ""))
     if tr.get("optimizer"):
         lr = tr.get("learning_rate")
         parts.append(f"{tr['optimizer']}" + (f" lr {fmt_number(lr)}" if isinstance(lr, int | float) else ""))
@@ -119,9 +131,18 @@ def _model(tr: Mapping[str, Any]) -> str:
         parts.append(f"batch {tr['batch_size']}")
     if tr.get("epochs_planned"):
         parts.append(f"{tr['epochs_planned']} epochs planned")
-    if tr.get("fits", 1) > 1:
-        parts.append(f"{tr['fits']} fit calls")
-    return " · ".join(parts)
+    return parts
+
+
+def _params(tr: Mapping[str, Any], lead: str) -> str:
+    """'2,300,000 params (65 trainable)': the trainable count where layers are frozen."""
+    if not isinstance(tr.get("params"), int):
+        return ""
+    text = f"{lead}{tr['params']:,} params"
+    trainable = tr.get("trainable_params")
+    if isinstance(trainable, int) and trainable != tr["params"]:
+        text += f" ({trainable:,} trainable)"
+    return text
 
 
 def _trace(run: Mapping[str, Any]) -> str:

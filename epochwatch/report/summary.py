@@ -61,11 +61,12 @@ def fingerprint(start: dict[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v not in (None, {}, [])}
 
 
-def training(an: Analyzed) -> dict[str, Any]:
-    run = an.run
-    fit = _dict(_get(run.start, "training") or (run.fits[0] if run.fits else None))
-    if not fit:
-        return {}
+# What a later fit may change that the header says: a second stage's optimizer and plan
+# (the model's name is not among them: a loop of new models names each anew).
+_LAST_FIT = ("model_class", "params", "trainable_params", "optimizer", "learning_rate", "loss", "batch_size")
+
+
+def _fit_facts(fit: dict[str, Any]) -> dict[str, Any]:
     model = _dict(fit.get("model"))
     optimizer = _dict(fit.get("optimizer"))
     config = _dict(optimizer.get("config"))
@@ -80,9 +81,36 @@ def training(an: Analyzed) -> dict[str, Any]:
         "loss": fit.get("loss"),
         "batch_size": fit.get("batch_size"),
         "epochs_planned": fit.get("epochs"),
-        "fits": len(run.fits) or None,
     }
     return {k: v for k, v in out.items() if v is not None}
+
+
+def training(an: Analyzed) -> dict[str, Any]:
+    """The first fit's model, optimizer and plan; with `last_fit`, what the last fit changed
+    of them (a fine-tuning stage's optimizer, rate and plan)."""
+    run = an.run
+    fit = _dict(_get(run.start, "training") or (run.fits[0] if run.fits else None))
+    if not fit:
+        return {}
+    out = _fit_facts(fit)
+    if run.fits:
+        out["fits"] = len(run.fits)
+    if run.fits and _dict(run.fits[-1]).get("fit") != fit.get("fit"):
+        last = _fit_facts(_dict(run.fits[-1]))
+        changed = {k: last[k] for k in (*_LAST_FIT, "epochs_planned") if k in last and last[k] != out.get(k)}
+        if changed.keys() & set(_LAST_FIT):  # another plan alone is a loop's next round, not a new stage
+            # ... said with what names them: the optimizer of a rate, the model of its sizes.
+            context = {
+                "learning_rate": ("optimizer",),
+                "params": ("model_class",),
+                "trainable_params": ("model_class", "params"),
+            }
+            for key, owners in context.items():
+                for owner in owners:
+                    if key in changed and owner in last:
+                        changed.setdefault(owner, last[owner])
+            out["last_fit"] = changed
+    return out
 
 
 def _sum_keyed(series: EpochSeries, family: str, i: int) -> float:

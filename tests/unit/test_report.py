@@ -55,6 +55,36 @@ def test_a_tf_keras_run_names_tf_keras_among_its_versions(tmp_path: Path) -> Non
     assert "keras 3.15.0 · tf_keras 2.21.0" in out.getvalue()
 
 
+def test_a_second_stage_fits_optimizer_and_plan_are_in_the_header(tmp_path: Path) -> None:
+    # ludwig#3733's two stages: the header said the first fit's Adam at 1e-3 and 3 epochs for a
+    # run whose second fit fine-tuned with RMSprop at 1e-5, the base unfrozen, for 10.
+    records = syn.trace(13, lambda i: {"seconds": 1.0}, planned=3, run_id="stages")
+    first = {**records[0]["training"], "model": {**records[0]["training"]["model"], "trainable_params": 34}}
+    records[0]["training"] = first
+    second = {
+        **first,
+        "type": "fit_start",
+        "run_id": "stages",
+        "fit": 1,
+        "model": {**first["model"], "trainable_params": 1234},
+        "optimizer": {"class": "RMSprop", "config": {"learning_rate": 1e-05}},
+        "epochs": 10,
+    }
+    records[1:1] = [{**first, "type": "fit_start", "run_id": "stages"}]
+    records.insert(5, second)
+    out = io.StringIO()
+    text_report.render(out, [summarize(analyze_file(syn.write(tmp_path / "stages.jsonl", records)))])
+    text = out.getvalue()
+    assert "1,234 params (34 trainable) · Adam lr 0.001" in text, text
+    assert "; the last: Sequential: 1,234 params · RMSprop lr 1e-05 · 10 epochs planned" in text, text
+    # A loop of the same fit again says no "last".
+    same = syn.trace(13, lambda i: {"seconds": 1.0}, planned=3, run_id="same")
+    same.insert(4, {**same[0]["training"], "type": "fit_start", "run_id": "same", "fit": 1})
+    out = io.StringIO()
+    text_report.render(out, [summarize(analyze_file(syn.write(tmp_path / "same.jsonl", same)))])
+    assert "the last" not in out.getvalue()
+
+
 def test_text_report_has_fingerprint_findings_then_table(tmp_path: Path) -> None:
     out = io.StringIO()
     text_report.render(out, [summarize(analyze_file(_leaky(tmp_path)))])
