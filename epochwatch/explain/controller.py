@@ -46,6 +46,7 @@ from epochwatch.explain.memory import (
     NATIVE_SHARE,
     Sizes,
     consistent,
+    fed_by,
     grown_sites,
     memory_summary,
     named_sites,
@@ -409,7 +410,12 @@ class Explainer:
         rss = [r for r in self._rss[max(0, memory.position - 2) :] if r is not None]
         rises = [b - a for a, b in itertools.pairwise(rss)]
         rss_growth = int(statistics.median(rises)) if rises else None
-        in_python = not (rss_growth is not None and rss_growth > 0 and traced < NATIVE_SHARE * rss_growth)
+        produced = next((p for p in reversed(self._produced) if p is not None), None)
+        producer = produced[1] if produced is not None else None
+        # What the producer grew is seen in part (memory.fed_by): no verdict of native memory.
+        in_python = bool(fed_by(sites, producer)) or not (
+            rss_growth is not None and rss_growth > 0 and traced < NATIVE_SHARE * rss_growth
+        )
         where = named_sites(sites, traced, in_python)
         slicer = memory.slicer
         self.charge(slicer.cpu_seconds)
@@ -424,7 +430,7 @@ class Explainer:
             in_python=in_python,
             **slicer.figures(),
             where=where,
-            summary=memory_summary(where, traced, rss_growth, in_python),
+            summary=memory_summary(where, traced, rss_growth, in_python, producer),
         )
 
     # -- triggers ----------------------------------------------------------------------------

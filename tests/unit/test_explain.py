@@ -332,6 +332,27 @@ def test_sites_that_hold_part_of_the_rise_are_named_with_their_share_of_it() -> 
     assert "train.py:15" in most and "native" not in most
 
 
+def test_what_the_input_producer_grew_is_said_as_seen_in_part_not_as_native_memory() -> None:
+    """keras#12100: a PyDataset whose __getitem__ keeps each batch (85 MiB an epoch). Its calls
+    run on tf.data's threads ahead of the steps, done with an epoch's batches before its last
+    steps: the slices saw 2.3 MiB an epoch there, and the summary said "the rest is native"."""
+    from epochwatch.explain import memory
+
+    sites = memory.grown_sites({(USER, 16): [800_000, 6], (USER, 40): [100_000, 1900]})
+    sites[0]["function"] = "DS.__getitem__"
+    traced = memory.traced_growth(sites)
+    said = memory.memory_summary(sites, traced, 15 * 2**20, True, producer="DS.__getitem__")
+    assert "train.py:16 DS.__getitem__" in said and "native" not in said
+    assert "DS.__getitem__ makes the batches on the input pipeline's threads" in said
+    # Where its sites grew not at all, "not in Python objects" says the producer may hold it.
+    native = memory.memory_summary([], 0, 15 * 2**20, False, producer="DS.__getitem__")
+    assert (
+        "not in Python objects" in native and "DS.__getitem__ runs on the input pipeline's threads" in native
+    )
+    # Without a producer, as before.
+    assert "the rest is native memory" in memory.memory_summary(sites, traced, 15 * 2**20, True)
+
+
 def test_a_slowdown_finding_opens_a_stack_window_that_closes_at_an_epoch_end() -> None:
     written: list[tuple[str, dict[str, Any]]] = []
     explainer = Explainer(lambda t, **f: written.append((t, f)), limits=Limits(min_samples=3))
