@@ -127,8 +127,8 @@ def consequence(proj: dict[str, Any], limit_name: str, noun: str = "epoch") -> s
     if when and limit is not None and to_limit is not None and to_limit <= proj.get("horizon_points", 0):
         return f"reaches the {limit_name} ({fmt_bytes(limit)}) {when}"
     grown = proj.get("growth_in_horizon")
-    if grown is None:
-        return ""
+    if grown is None or grown <= 0:
+        return ""  # a plan run to its end has nothing more to say ("+0 B more by the planned end")
     text = f"+{fmt_bytes(grown)} more " + (
         "by the planned end" if proj.get("horizon") == "plan" else "if it runs as long again"
     )

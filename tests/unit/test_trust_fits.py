@@ -152,6 +152,14 @@ def test_severity_follows_the_consequence_within_the_horizon() -> None:
     assert leaks.severity(_proj(100, "plan", 500, 1200), base) == "info"  # +20%, far from the limit
 
 
+def test_a_plan_run_to_its_end_says_no_growth_to_come() -> None:
+    # keras#12100's leak, judged at its last planned epoch: "+0 B more by the planned end".
+    done = {**_proj(0, "plan", None, 1000), "growth_in_horizon": 0.0}
+    assert leaks.consequence(done, "physical memory") == ""
+    left = {**_proj(5, "plan", None, 1500), "growth_in_horizon": 500.0 * 2**20}
+    assert leaks.consequence(left, "physical memory") == "+500 MiB more by the planned end"
+
+
 def test_a_loop_of_one_epoch_fits_that_gets_slower_is_a_slowdown_per_fit() -> None:
     rng = random.Random(3)
 
