@@ -250,24 +250,31 @@ class Console:
     def _explained_line(kind: str, found: Mapping[str, Any]) -> str:
         return one_line(f"{kind} explained: {where_short(found)}", LINE_LIMIT - len(PREFIX))
 
-    def closing_line(self, epochs: int, trace: str | None, unwritten: str | None = None) -> str:
+    def closing_line(
+        self, epochs: int, trace: str | None, unwritten: str | None = None, windows: int = 0
+    ) -> str:
+        """'5 epochs, 4 windows of calls, 1 warning; details: ...'. `windows`: of the epoch
+        records, those of inference calls (after a fit, or of a run that only served)."""
         if unwritten and not trace:
             return one_line(f"nothing was traced or checked: {unwritten}", 1000)
         found = counts_text(self.ledger.counts())
         where = f"; details: epochwatch report {trace}" if trace else ""
         if unwritten:
             where += f"; the trace stops early: {unwritten}"
-        noun = "epoch" if epochs == 1 else "epochs"
+        trained = epochs - min(windows, epochs)
+        counted = [f"{trained} {'epoch' if trained == 1 else 'epochs'}"] if trained or not windows else []
+        if windows:
+            counted.append(f"{windows} {'window' if windows == 1 else 'windows'} of calls")
         seen = self.seen() if self.seen is not None else None
         lead = f"{seen}; " if seen else ""
-        return one_line(f"{lead}{epochs} {noun}, {found}{where}", 1000)
+        return one_line(f"{lead}{', '.join(counted)}, {found}{where}", 1000)
 
-    def close(self, epochs: int, trace: str | None, unwritten: str | None = None) -> None:
+    def close(self, epochs: int, trace: str | None, unwritten: str | None = None, windows: int = 0) -> None:
         """The run ended: what is held, then one line, unless silenced. `unwritten`: why
         the trace could not be written (then nothing was checked either)."""
         self.boundary()
         if not self.silent:
-            self._say(self.closing_line(epochs, trace, unwritten))
+            self._say(self.closing_line(epochs, trace, unwritten, windows))
 
     def _say(self, line: str) -> None:
         with contextlib.suppress(Exception):

@@ -207,7 +207,8 @@ def _attach_console(rec: Recorder) -> None:
         console.observe(record)
 
     def on_close(epochs: int, trace: str | None) -> None:
-        console.close(epochs, trace, rec.guard.disabled.get("trace writer"))
+        windows = rec.auto.inference.windows
+        console.close(epochs, trace, rec.guard.disabled.get("trace writer"), windows)
 
     console.seen = rec.auto.inference.closing_text  # a run that never trained says what it saw
     rec.add_listener(on_record, "console")

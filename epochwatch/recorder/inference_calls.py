@@ -55,6 +55,7 @@ class InferenceCalls:
         self.fitting = 0  # Keras fits running (their calls are theirs)
         self.blind = False  # a custom loop trained: no call is an inference call again
         self.total: dict[str, int] = {}
+        self.windows = 0  # epoch records written for windows of calls (the closing line's count)
         self.depth = 0  # inside a wrapped call (predict's own model calls are not counted)
         self._calls: dict[str, int] = {}
         self._seconds = 0.0
@@ -139,6 +140,7 @@ class InferenceCalls:
             return
         rec.begin_epoch(self._number, SOURCE)
         self._number += 1
+        self.windows += 1
         seconds = time.perf_counter() - self._start_perf
         fields = {
             "epoch_source": "inference_calls",

@@ -155,6 +155,11 @@ def _trace(run: Mapping[str, Any]) -> str:
     return text
 
 
+def kind_cell(kind: str | None, cell: str) -> str:
+    """An epoch table's first cell: a window of inference calls reads "w3" beside epochs' "3"."""
+    return f"w{cell}" if kind == "window" else cell
+
+
 def ended(run: Mapping[str, Any]) -> str:
     """'completed · 12 epochs · 3 min · epochwatch overhead 0.4% of epoch time · 57 retraces after warm-up'."""
     how = str(run.get("ended", "?"))
@@ -162,7 +167,12 @@ def ended(run: Mapping[str, Any]) -> str:
         how += f" {run['exception']}" + (f": {run['message']}" if run.get("message") else "")
     elif how == "abruptly":
         how = "abruptly (no run_end: killed, or still running)"
+    windows = run.get("windows")
     parts = [how, f"{run.get('epochs', 0)} epochs"]
+    if isinstance(windows, int) and windows > 0:  # "5 epochs · 4 windows of calls"
+        parts[1] = f"{run.get('epochs', 0) - windows} epochs" if run.get("epochs", 0) > windows else ""
+        parts = [p for p in parts if p]
+        parts.append(f"{windows} windows of calls")
     if isinstance(run.get("seconds"), int | float):
         parts.append(fmt_duration(run["seconds"]))
     if isinstance(run.get("overhead_share"), int | float):

@@ -232,12 +232,12 @@ def _table(out: IO[str], run: Mapping[str, Any]) -> None:
     for name in table.get("columns") or []:
         out.write(f"<th>{_e(name)}</th>")
     out.write("</tr>")
+    kinds = table.get("kinds") or [None] * len(rows)
     for i in idx:
-        out.write(
-            "<tr>"
-            + "".join(f"<td>{_e(fmt_in(u, v))}</td>" for u, v in zip(units, rows[i], strict=False))
-            + "</tr>"
-        )
+        cells = [fmt_in(u, v) for u, v in zip(units, rows[i], strict=False)]
+        if cells:
+            cells[0] = headline.kind_cell(kinds[i] if i < len(kinds) else None, cells[0])
+        out.write("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>")
     out.write("</table></details>\n")
 
 

@@ -163,6 +163,7 @@ def summarize(an: Analyzed, table_limit: int = TABLE_ROWS_JSON) -> dict[str, Any
     frameworks.after_look_inside(findings)
     idx, stride = table_indexes(series.count, table_limit) if series.offset == 0 else ([], 1)
     rows = [[_json_number(v) for v in table_row(series, i)] for i in idx]
+    windows = [i for i in range(series.offset, series.count) if _is_window(series, i)]
     seconds = [v for v in series.cols["seconds"] if v == v]
     overhead = [v for v in series.cols["overhead"] if v == v]
     out: dict[str, Any] = {
@@ -172,6 +173,8 @@ def summarize(an: Analyzed, table_limit: int = TABLE_ROWS_JSON) -> dict[str, Any
         "exception": end.get("exception"),
         "message": end.get("message"),
         "epochs": series.count,
+        # Of them, windows of inference calls (after a fit, or a run that only served).
+        "windows": len(windows) or None,
         "seconds": end.get("seconds"),
         "epoch_seconds_total": sum(seconds),
         "overhead_share": (sum(overhead) / sum(seconds))
@@ -198,10 +201,17 @@ def summarize(an: Analyzed, table_limit: int = TABLE_ROWS_JSON) -> dict[str, Any
             "decimated": stride > 1,
         },
     }
+    if windows:  # per row: "window" for a window of inference calls, else "epoch"
+        out["epoch_table"]["kinds"] = ["window" if _is_window(series, i) else "epoch" for i in idx]
     out["trends"] = trends(series)
     if run.notices:
         out["notices"] = [{"part": n.get("part"), "message": n.get("message")} for n in run.notices[:20]]
     return {k: v for k, v in out.items() if v is not None}
+
+
+def _is_window(series: EpochSeries, i: int) -> bool:
+    calls = series.value("calls", i)
+    return calls == calls
 
 
 def trends(series: EpochSeries, width: int = 40) -> dict[str, dict[str, Any]]:

@@ -77,21 +77,25 @@ def render_table(out: IO[str], run: Mapping[str, Any], rows_limit: int = TEXT_TA
     if not rows:
         out.write("epochs    none recorded\n")
         return
+    kinds: list[str | None] = table.get("kinds") or [None] * len(rows)
+    keep = list(range(len(rows)))
     if len(rows) > rows_limit:
         edge = 5
         stride = max(1, -(-(len(rows) - 2 * edge) // (rows_limit - 2 * edge)))
         keep = sorted(
             {*range(edge), *range(edge, len(rows) - edge, stride), *range(len(rows) - edge, len(rows))}
         )
-        shown = [rows[i] for i in keep]
-    else:
-        shown = rows
+    shown = [rows[i] for i in keep]
     note = ""
+    if isinstance(run.get("windows"), int) and run["windows"] > 0:
+        note = f", {run['windows']} of them windows of inference calls"
     if len(shown) < run.get("epochs", len(rows)):
-        note = f", {len(shown)} shown"
+        note += f", {len(shown)} shown"
     out.write(f"epochs ({run.get('epochs', len(rows))}{note})\n")
     headers = ["epoch", "time", "loss", "RSS", "GPU mem", "retraces", "watched"]
     cells = [[fmt_in(u, v) for u, v in zip(units, row, strict=False)] for row in shown]
+    for i, c in zip(keep, cells, strict=True):
+        c[0] = headline.kind_cell(kinds[i] if i < len(kinds) else None, c[0])
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
     out.write("  " + "  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True)) + "\n")
     for c in cells:

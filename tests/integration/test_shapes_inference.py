@@ -94,8 +94,9 @@ def test_a_predict_loop_is_an_inference_run_with_a_closing_line(tmp_path: Path) 
     ]  # the last at exit
     assert all(e["inference"]["seconds_per_call"] > 0 and e["seconds"] > 0 for e in epochs)
     assert all(e["host"]["rss_bytes"] > 0 for e in epochs)  # judged by the memory detectors like epochs
-    closing = [line for line in proc.stderr.splitlines() if "epochs," in line]
+    closing = [line for line in proc.stderr.splitlines() if "windows of calls," in line]
     assert closing and "no training seen: 45 predict calls, RSS " in closing[-1], proc.stderr[-2000:]
+    assert "; 5 windows of calls, " in closing[-1]  # no "epochs" of a run that never trained
 
 
 def test_predict_after_a_fit_is_judged_as_windows_of_its_own(tmp_path: Path) -> None:
@@ -112,6 +113,7 @@ def test_predict_after_a_fit_is_judged_as_windows_of_its_own(tmp_path: Path) -> 
     ]
     assert [e["inference"]["apis"] for e in epochs[2:]] == [{"predict": 10}] * 16
     assert "no training seen" not in proc.stderr
+    assert "epochwatch: 2 epochs, 16 windows of calls, " in proc.stderr  # the closing line
     live = [f for f in latest_findings(records) if f["kind"] == "host_memory_growth"]
     offline = [
         f

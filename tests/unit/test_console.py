@@ -62,6 +62,8 @@ def test_each_finding_once_at_its_level_at_the_next_boundary_and_a_closing_line(
     assert lines[3:] == [
         "epochwatch: 12 epochs, 1 critical, 2 warning, 1 info; details: epochwatch report /t/run.jsonl"
     ]
+    assert console.closing_line(9, None, windows=4).startswith("5 epochs, 4 windows of calls, ")
+    assert console.closing_line(1, None, windows=1).startswith("1 window of calls, ")
     assert [f["kind"] for f in console.findings] == [
         "slowdown",
         "retrace_storm",

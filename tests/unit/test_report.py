@@ -13,6 +13,7 @@ import pytest
 from bench import synthetic as syn
 from epochwatch.analysis.files import analyze_file
 from epochwatch.cli import main
+from epochwatch.report import html as html_report
 from epochwatch.report import json as json_report
 from epochwatch.report import text as text_report
 from epochwatch.report.sparkline import sparkline
@@ -83,6 +84,32 @@ def test_a_second_stage_fits_optimizer_and_plan_are_in_the_header(tmp_path: Path
     out = io.StringIO()
     text_report.render(out, [summarize(analyze_file(syn.write(tmp_path / "same.jsonl", same)))])
     assert "the last" not in out.getvalue()
+
+
+def test_windows_of_calls_after_a_fit_are_marked_in_the_table_and_counted_apart(tmp_path: Path) -> None:
+    # tensorflow#33030's train-then-serve: "9 epochs", numbered 1-5 then 1-4 again.
+    def make(i: int) -> dict[str, Any]:
+        return {"epoch": i - 5, "inference": {"calls": 50}} if i >= 5 else {"seconds": 0.1}
+
+    records = syn.trace(9, make, planned=5, run_id="serve")
+    run = summarize(analyze_file(syn.write(tmp_path / "serve.jsonl", records)))
+    assert run["windows"] == 4 and run["epoch_table"]["kinds"] == ["epoch"] * 5 + ["window"] * 4
+    out = io.StringIO()
+    text_report.render(out, [run])
+    text = out.getvalue()
+    assert "completed · 5 epochs · 4 windows of calls" in text, text
+    assert "epochs (9, 4 of them windows of inference calls)" in text
+    rows = [
+        line.split()[0]
+        for line in text.splitlines()
+        if line.startswith("  ") and line.split()[0][-1:].isdigit()
+    ]
+    assert rows[:9] == ["1", "2", "3", "4", "5", "w1", "w2", "w3", "w4"], rows
+    html = io.StringIO()
+    html_report.render(html, [run])
+    assert "<td>w4</td>" in html.getvalue()
+    plain = summarize(analyze_file(_healthy(tmp_path)))
+    assert "windows" not in plain and "kinds" not in plain["epoch_table"]
 
 
 def test_text_report_has_fingerprint_findings_then_table(tmp_path: Path) -> None:
