@@ -30,6 +30,9 @@ the time since it began. A capture and its cool-down are one window, which costs
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import math
 import threading
 import time
@@ -156,7 +159,7 @@ class Captures:
     @property
     def capturing(self) -> bool:
         """A capture records, or waits to be read: the epoch it falls in is the hook's doing
-        (the profiler slows its steps, and its start leaves tens of MiB of native memory)."""
+        (the profiler slows its steps, and holds native memory until it is read: trim_heap)."""
         return self._open is not None or self._stopped is not None
 
     @property
@@ -253,6 +256,7 @@ class Captures:
         self._stopped = None
         c0 = time.thread_time()
         seconds = self._seconds(capture.path)
+        trim_heap()
         capture.work += time.thread_time() - c0
         self._pay(capture)
         if seconds is None and capture.purpose not in self._again:
@@ -325,6 +329,26 @@ class Captures:
             if capture.timer is not None:
                 capture.timer.cancel()
             self.profiler.stop()
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim: Callable[[int], int] = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None  # not glibc (musl, macOS): its allocator gives pages back on its own terms
+    return trim
+
+
+def trim_heap() -> None:
+    """Give the allocator's free pages back to the system (glibc's `malloc_trim`). A
+    capture's events are freed once read, but glibc keeps their pages: the process stayed
+    larger by all the capture held (an LSTM's 20 profiled steps: +165 MiB, all given back by
+    a trim; an MLP's: +7 MiB), and the rise was judged as the run's own memory growth."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def grown_ops(base: dict[str, float] | None, slow: dict[str, float] | None) -> list[dict[str, Any]]:
