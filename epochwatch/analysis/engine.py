@@ -49,6 +49,11 @@ ENDED_SCAN = 64  # epochs looked back at most, when the hook's analysis skipped 
 # Growth detectors whose harm is more growth: an episode their verdict at the run's end no
 # longer finds stopped growing (a slowdown that stopped growing is still slow: not these).
 STOPS = frozenset({"host_memory_growth", "gpu_memory_growth", "disk_growth"})
+# ... and only when it all but stopped: over its newest STOP_POINTS points the measure rose
+# by less than STOP_SHARE of what the finding's slope gives them (a verdict can also miss a
+# growth that goes on: a window too long for the short-run rule, too short for the trend's).
+STOP_POINTS = 3
+STOP_SHARE = 0.25
 EPISODE_RECHECK = 5  # a reported episode that did not grow is judged again every this many epochs
 
 
@@ -294,7 +299,7 @@ class Engine:
                 continue
             if last.evidence.get("unit", "epoch") != view.unit:
                 continue  # judged on fits (or intervals): this view cannot see it
-            if last.evidence.get("stopped_growing"):
+            if last.evidence.get("stopped_growing") or _still_growing(current, view, last):
                 continue
             now = current(view, last)
             grew = grew_since(last, now, final=True)
@@ -380,6 +385,18 @@ class Engine:
         quiet = self._quiet.get(key, 0) + 1
         self._quiet[key] = quiet
         return view.last - ENDED_HOLD + 1 if quiet >= ENDED_HOLD else None
+
+
+def _still_growing(current: Callable[[RunAtEpoch, Finding], float], view: RunAtEpoch, last: Finding) -> bool:
+    """Whether `last`'s measure rose over the newest STOP_POINTS points by STOP_SHARE of
+    what its slope gives them or more. TensorBoard logs growing 1.3 MiB every epoch of a
+    16-epoch fit were said to have "stopped growing" when no rule found them at its end."""
+    slope = number(last.evidence.get(f"slope_per_{view.unit}", last.evidence.get("slope_per_epoch")))
+    back = min(STOP_POINTS, view.last - view.series.offset)
+    if not (slope == slope and slope > 0) or back < 1:
+        return False
+    now, then = current(view, last), current(replace(view, end=view.end - back), last)
+    return now == now and then == then and now - then >= STOP_SHARE * slope * back
 
 
 def _plan_voided(last: Finding, now: Finding) -> bool:

@@ -392,6 +392,31 @@ def test_uneven_intervals_give_the_slope_per_epoch_by_where_they_ended() -> None
         assert "per epoch (judged on sub-epoch intervals)" in f["title"], f["title"]
 
 
+def test_a_directory_growing_every_epoch_of_a_16_epoch_fit_is_said_as_it_ended_not_stopped() -> None:
+    """TensorBoard logs +1.3 MiB every epoch of a 16-epoch fit: found at epoch 8, then no rule
+    had a verdict at 13-16 epochs (the trend's enveloped window too short, the short-run
+    rule past its 12 points), and the run's end said "it grew on to 21.2 MiB, then stopped
+    growing", in a title whose other numbers were from epoch 8."""
+
+    def make(i: int) -> dict[str, Any]:
+        block = {"bytes": 2 * MIB + 1.3 * MIB * i, "files": 2, "role": "log", "free_bytes": 400 * GIB}
+        return {"host": syn.host_block(GIB), "dirs": {"/nonexistent/logs": block}}
+
+    records = syn.trace(16, make, planned=16)
+    (f,) = _of(analyze(_run(records), episodes=True), "disk_growth")
+    assert "stopped" not in f.title and "stopped_growing" not in f.evidence, f.title
+    assert f.evidence["now"] > 20 * MIB, f.evidence  # the numbers of the run's end, not epoch 8's
+    # Whatever a rule finds at the end, a measure still rising at its slope did not stop.
+    from epochwatch.analysis.detectors import disk
+    from epochwatch.analysis.engine import _still_growing
+    from epochwatch.analysis.view import RunAtEpoch
+
+    view = RunAtEpoch(_run(records))
+    assert _still_growing(disk.current, view, f)
+    flat = [*records[:-1], *syn.trace(4, lambda i: make(15), run_id="t")[1:-1]]  # 3 more at its level
+    assert not _still_growing(disk.current, RunAtEpoch(_run(flat)), f)
+
+
 def test_a_planned_fits_uneven_intervals_project_at_the_titles_rate() -> None:
     # In a fit that plans 40 epochs of 50 steps, what is said to come by the plan's end is
     # the epochs left times the title's rate per epoch.
