@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from epochwatch.checkpoints.files import FileStat, snapshot
+from epochwatch.samplers.own_rss import trim_heap
 
 CHUNK_BYTES = 1 << 20
 IDLE_EXIT_SECONDS = 1.0
@@ -174,7 +175,8 @@ class HashWorker:
             result = hash_if_unchanged(job.stats, job.root)
         except Exception as exc:  # never let a thread die silently with a job unanswered
             result = HashResult(None, 0.0, f"{type(exc).__name__}: {exc}")
-        self._answer(job, result)
+        self._answer(job, result)  # its `done` inspects the files too (checkpoints/events.py)
+        trim_heap()  # what this thread's arena freed goes back: the run's RSS is the run's
 
     def _answer(self, job: HashJob, result: HashResult) -> None:
         try:

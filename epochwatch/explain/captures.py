@@ -30,9 +30,6 @@ the time since it began. A capture and its cool-down are one window, which costs
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import functools
 import math
 import threading
 import time
@@ -45,6 +42,7 @@ from typing import Any
 from epochwatch.explain.anchor import STEPS, StepAnchor
 from epochwatch.explain.frames import COMPILED
 from epochwatch.explain.stacks import Profile
+from epochwatch.samplers.own_rss import trim_heap
 
 COMPILED_SHARE = 0.25  # of the baseline window's samples: the run has a compiled step
 NAMED = 5  # ops named
@@ -329,26 +327,6 @@ class Captures:
             if capture.timer is not None:
                 capture.timer.cancel()
             self.profiler.stop()
-
-
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim: Callable[[int], int] = libc.malloc_trim
-    except (OSError, AttributeError):
-        return None  # not glibc (musl, macOS): its allocator gives pages back on its own terms
-    return trim
-
-
-def trim_heap() -> None:
-    """Give the allocator's free pages back to the system (glibc's `malloc_trim`). A
-    capture's events are freed once read, but glibc keeps their pages: the process stayed
-    larger by all the capture held (an LSTM's 20 profiled steps: +165 MiB, all given back by
-    a trim; an MLP's: +7 MiB), and the rise was judged as the run's own memory growth."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
 
 
 def grown_ops(base: dict[str, float] | None, slow: dict[str, float] | None) -> list[dict[str, Any]]:
