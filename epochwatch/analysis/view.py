@@ -284,7 +284,7 @@ class RunAtEpoch:
         steps: list[float] = []
         for r in reversed(self.run.epochs):
             counted, epoch = r.get("steps"), r.get("epoch")
-            if isinstance(epoch, int) and epoch <= now and isinstance(counted, int | float) and counted > 0:
+            if isinstance(epoch, int) and epoch < now and isinstance(counted, int | float) and counted > 0:
                 steps.append(float(counted))
                 if len(steps) == 8:
                     break

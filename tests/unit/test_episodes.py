@@ -134,6 +134,30 @@ def _interval(i: int, rss: float, epoch: int) -> dict[str, Any]:
     }
 
 
+def test_a_finding_inside_a_custom_loops_first_epoch_reads_the_same_live_and_offline() -> None:
+    """keras-io#1483's DQN (a custom loop, 60 s epochs): live "step time grows 0.4% per
+    interval (9 steps)", `report` "49.0% per epoch": the replay took the steps per epoch from
+    the record of the epoch the intervals were still in, which the live run had not yet."""
+    records: list[dict[str, Any]] = [syn.run_start("synthetic")]
+    t = syn.T0 + 1
+    for i in range(60):
+        iv = _interval(i, 800 * MIB, 0 if i < 40 else 1)
+        median = 0.07 + 0.001 * min(i, 40)
+        iv.update(t=t + i, source="auto", step=8 * (i % 40 + 1), steps=8, step_seconds={"median": median})
+        records.append(iv)
+        if i in (39, 59):
+            epoch = syn.epoch_record("synthetic", 0 if i == 39 else 1, t + i, 40.0)
+            epoch.update(steps=320 if i == 39 else 160, source="auto")
+            records.append(epoch)
+    online = OnlineAnalyzer(records[0], updates=True)
+    said = [f for r in records[1:] for f in online.add(r) if f["kind"] == "slowdown"]
+    assert said, "no slowdown found"
+    run = _run(records)
+    (first,) = _of(analyze(run), "slowdown")
+    assert first.title == said[0]["title"], (first.title, said[0]["title"])
+    assert first.title.endswith("in epoch 1"), first.title  # not "over epochs 1-1"
+
+
 def test_a_leak_inside_one_long_epoch_is_found_on_intervals() -> None:
     online = OnlineAnalyzer(syn.run_start("synthetic"), updates=True)
     found = []

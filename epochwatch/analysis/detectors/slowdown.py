@@ -131,10 +131,9 @@ def _finding(
         rate, per = rate * per_epoch / g.slope, "per epoch (judged on sub-epoch intervals)"
     # Epochs as Keras prints them (from 1); the evidence keeps the trace's 0-based numbers.
     span = evidence.get("fits") or evidence["epochs"]  # fits of a loop, or epochs (from 1 in text)
-    title = (
-        f"{what} grows {rate:.1f}% {per}: {fmt_seconds(evidence['start'])} -> {fmt_seconds(now)} "
-        f"over {'fits' if view.unit == 'fit' else 'epochs'} {span[0] + 1}-{span[-1] + 1}"
-    )
+    noun = "fit" if view.unit == "fit" else "epoch"
+    over = f"in {noun} {span[0] + 1}" if span[0] == span[-1] else f"over {noun}s {span[0] + 1}-{span[-1] + 1}"
+    title = f"{what} grows {rate:.1f}% {per}: {fmt_seconds(evidence['start'])} -> {fmt_seconds(now)} {over}"
     verdict = judge_cpu(view, w)  # once: the busier host (below) and the waiting read the same
     waiting = verdict[1] if verdict is not None and verdict[0] == "waits" and target is None else None
     if waiting is not None:
