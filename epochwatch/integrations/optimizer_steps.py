@@ -71,9 +71,12 @@ def wrap_update(
     optimizer, `self`), or while a function is traced outside a fit, `mark(self)`s it a step
     function and counts the call being traced for what `mark` returns (None: marked before)."""
     count = counter(recorder)
+    auto = recorder.auto
 
     @functools.wraps(original)
     def update(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if owner is None and auto.new_to(self):  # what it updates tells a new model from a new optimizer
+            auto.updating = updated_variables(args, kwargs)
         if eager():
             try:
                 count(owner or self)
@@ -91,6 +94,21 @@ def wrap_update(
 
     update.__epochwatch__ = True  # type: ignore[attr-defined]
     return update
+
+
+def updated_variables(args: tuple[Any, ...], kwargs: dict[str, Any]) -> frozenset[int] | None:
+    """The ids of the variables an update's arguments name: Keras 3's `apply(grads,
+    trainable_variables)`, or `apply_gradients(grads_and_vars)` where that is a list (a
+    `zip` is the user's iterator: reading it would take the update's pairs away)."""
+    variables = kwargs.get("trainable_variables", args[1] if len(args) > 1 else None)
+    if variables is None:
+        pairs = kwargs.get("grads_and_vars", args[0] if args else None)
+        if not isinstance(pairs, list | tuple):
+            return None
+        variables = [p[1] for p in pairs if isinstance(p, list | tuple) and len(p) == 2]
+    if not isinstance(variables, list | tuple) or not variables:
+        return None
+    return frozenset(id(v) for v in variables)
 
 
 def step_function_class(base: type, recorder: Recorder, eager: Callable[[], bool]) -> type:

@@ -84,6 +84,11 @@ class AutoEpochs:
         self.owner: Any = None  # the optimizer of the last step seen
         self.optimized = False  # an optimizer was seen: gradients (TAPE) are no steps
         self._owners: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+        # What a new optimizer updates (ids of its variables: `updating`, set by the update's
+        # wrapper for an optimizer not seen yet), and each owner's: a new optimizer on the same
+        # variables is the same model's training (tensorflow#27120: a new Adam each epoch).
+        self.updating: frozenset[int] | None = None
+        self._updates: dict[int, frozenset[int]] = {}  # serial -> variable ids
         self._serials = 0
         self._fit: int | None = None  # the fit index of the current owner's fit_start
         self._adopted: int | None = None  # a fit_start the integration wrote (fit_records False)
@@ -307,7 +312,7 @@ class AutoEpochs:
             self.optimized = True  # its updates are the steps now
             if self.owner is TAPE:  # the gradient counted last was this update's step
                 self._drop_last_step()
-        self.owner = owner
+        previous, self.owner = self.owner, owner
         if owner is TAPE:  # no optimizer, no model to tell apart: no fit records
             return
         try:
@@ -316,7 +321,17 @@ class AutoEpochs:
             return
         if seen:
             return
+        updating, self.updating = self.updating, None
+        current = self._serial_of(previous)
+        if current is not None and updating is not None and self._updates.get(current) == updating:
+            # A new optimizer for the same variables: the same model's training, no new fit
+            # (tensorflow#27120's new Adam each epoch read "19 fits of 19 models").
+            self._owners[owner] = current
+            return
         serial = self._serials  # a count, not len(): optimizers let go leave the dict
+        if updating is not None:
+            self._updates = {s: v for s, v in self._updates.items() if s > serial - 4}  # the newest few
+            self._updates[serial] = updating
         self._serials += 1
         self._owners[owner] = serial
         # With hook.step() the step this update ends was counted as it began: it is this model's.
@@ -341,6 +356,25 @@ class AutoEpochs:
             "optimizer": {"class": type(owner).__name__},
         }
         rec.emit("fit_start", **block)
+
+    def new_to(self, owner: Any) -> bool:
+        """Whether `owner` is an optimizer this run has not seen update yet (its wrapper then
+        says what it updates: `updating`)."""
+        if owner is self.owner or owner is TAPE or owner is _SCRIPT:
+            return False
+        try:
+            return owner not in self._owners
+        except TypeError:
+            return False
+
+    def _serial_of(self, owner: Any) -> int | None:
+        """The serial of the fit an optimizer's steps are counted for, if it has one."""
+        if owner is None or owner is TAPE or owner is _SCRIPT:
+            return None
+        try:
+            return self._owners.get(owner)
+        except TypeError:
+            return None
 
     def _drop_last_step(self) -> None:
         epoch = self._rec._epoch

@@ -160,6 +160,33 @@ def test_each_new_optimizer_is_a_fit_of_its_own_with_its_memory_floor(tmp_path: 
     ]
 
 
+def test_a_new_optimizer_for_the_same_variables_is_the_same_models_training(tmp_path: Path) -> None:
+    """tensorflow#27120's workaround: a new Adam (and tf.function) each epoch for one model.
+    Each new optimizer was a new model's fit: "19 fits of 19 models", and a fix to build the
+    model once, which the script did. What an update names (its variables) tells them apart."""
+    from epochwatch.integrations.optimizer_steps import wrap_update
+
+    rec = _recorder(tmp_path)
+
+    class Adam:
+        def apply(self, grads: Any, trainable_variables: Any = None) -> None:
+            return None
+
+    Adam.apply = wrap_update(Adam.apply, rec)  # type: ignore[method-assign]
+    model = [object(), object()]
+    for _ in range(3):
+        opt = Adam()
+        for _ in range(2):
+            opt.apply([1, 2], model)
+    other = Adam()  # a new model: its own fit
+    for _ in range(2):
+        other.apply([1], [object()])
+    rec.finish("completed")
+    records = read_single_trace(tmp_path)
+    assert [e["steps"] for e in of_type(records, "fit_end")] == [6, 2]
+    assert len(of_type(records, "fit_start")) == 2
+
+
 def test_the_scripts_own_epoch_switches_automatic_epochs_off(tmp_path: Path) -> None:
     rec = _recorder(tmp_path)
     opt = Optimizer()
