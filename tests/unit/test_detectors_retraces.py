@@ -101,3 +101,23 @@ def test_hints_by_kind_of_change() -> None:
     assert "nesting" in hint_for(("*", "structure", "", ""))
     assert "always pass a tensor" in hint_for(("x", "type", "float 1.0", "Tensor"))
     assert "defined inside the loop" in hint_for(None)
+
+
+def test_keras_own_function_beside_the_users_is_one_storm() -> None:
+    """tensorflow#27120: a new Adam built inside a new tf.function each epoch traces the
+    step and Keras' `initialize_variables` each epoch: two critical storms, one cause."""
+
+    def make(i: int) -> dict[str, Any]:
+        both = {
+            "train_step": {"new": 2, "total": 2 * i + 2, "causes": []},
+            "initialize_variables": {"new": 1, "total": i + 1, "causes": []},
+        }
+        return _retraces(both, build=0.3)
+
+    found = _analyze(syn.trace(12, make))
+    assert [f.target for f in found] == ["train_step"], [f.title for f in found]
+
+    def alone(i: int) -> dict[str, Any]:  # its only sign: said
+        return _retraces({"initialize_variables": {"new": 1, "total": i + 1, "causes": []}}, build=0.3)
+
+    assert [f.target for f in _analyze(syn.trace(12, alone))] == ["initialize_variables"]
