@@ -441,6 +441,29 @@ def test_a_directory_growing_every_epoch_of_a_16_epoch_fit_is_said_as_it_ended_n
     assert not _still_growing(disk.current, RunAtEpoch(_run(flat)), f)
 
 
+def test_a_disk_full_within_the_hour_of_a_run_with_no_plan_is_a_warning() -> None:
+    """tensorflow#7946 (CheckpointManager(max_to_keep=None), a custom loop of 0.3 s epochs):
+    "the disk (69.2 GiB free) is full in about 6122 epochs (20 min)", said as info, for its
+    horizon was "as long again" of a run 24 epochs old. The free space is the trace's."""
+
+    def make(free: float) -> Any:
+        def epoch(i: int) -> dict[str, Any]:
+            block = {
+                "bytes": 12 * MIB * (i + 1),
+                "files": 2 * i + 2,
+                "role": "checkpoint",
+                "free_bytes": free,
+            }
+            return {"seconds": 0.3, "host": syn.host_block(GIB), "dirs": {"/nonexistent/ckpts": block}}
+
+        return epoch
+
+    (soon,) = _of(analyze(_run(syn.trace(24, make(20 * GIB)))), "disk_growth")
+    assert soon.severity == "warning" and "full in about" in soon.title, soon.title
+    (later,) = _of(analyze(_run(syn.trace(24, make(900 * GIB)))), "disk_growth")
+    assert later.severity == "info", later.title  # full in about 22 h: no hurry
+
+
 def test_a_planned_fits_uneven_intervals_project_at_the_titles_rate() -> None:
     # In a fit that plans 40 epochs of 50 steps, what is said to come by the plan's end is
     # the epochs left times the title's rate per epoch.

@@ -7,6 +7,7 @@ seconds pass.
 from __future__ import annotations
 
 import errno
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -68,8 +69,15 @@ def test_initial_scan_counts_what_is_there(watcher: DirWatcher, tmp_path: Path) 
     assert watcher.watch(tmp_path, "checkpoint")
     totals = wait_for(watcher, has(tmp_path, 1234, 2))
     assert totals[str(tmp_path)]["role"] == "checkpoint"
-    # The trace's form (schema 2): a list of {path, role, bytes, files}, queryable across runs.
-    assert DirsSampler(watcher).sample() == [{"path": p, **block} for p, block in totals.items()]
+    # The trace's form (schema 2): a list of {path, role, bytes, files}, queryable across runs,
+    # with the free space of the directory's file system as the run's user sees it, then.
+    sampled = DirsSampler(watcher).sample()
+    assert sampled is not None
+    free = os.statvfs(tmp_path).f_bavail * os.statvfs(tmp_path).f_frsize
+    assert [{k: v for k, v in e.items() if k != "free_bytes"} for e in sampled] == [
+        {"path": p, **block} for p, block in totals.items()
+    ]
+    assert abs(sampled[0]["free_bytes"] - free) < 64 << 20, (sampled, free)
 
 
 def test_write_grow_delete(watcher: DirWatcher, tmp_path: Path) -> None:

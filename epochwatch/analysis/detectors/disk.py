@@ -2,10 +2,10 @@
 
 Series per directory in the epoch records' `dirs`: bytes and file counts, each as a
 trailing minimum over ENVELOPE epochs, so checkpoint rotation (a sawtooth) only counts
-when its floor rises. Free space: measured now with shutil.disk_usage when the path
-exists on this host (online that is the truth; offline it is the disk as it is now),
-else the trace's own `free_bytes` for the directory when it has one; the evidence says
-which. The daemon turns measuring off (MEASURE_HERE): there the path comes from a user,
+when its floor rises. Free space: the trace's own `free_bytes` for the directory at
+the moment judged (the hook's `dirs` block and the daemon's workers record it), else
+measured now with shutil.disk_usage when the path exists on this host (an older trace:
+offline that is the disk as it is now); the evidence says which. The daemon turns measuring off (MEASURE_HERE): there the path comes from a user,
 and root does not stat a path a user named; its per-user workers record `free_bytes` for
 the directories they watch instead (docs/security.md, "Privilege separation").
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 from epochwatch.analysis import leaks
 from epochwatch.analysis.detectors.base import Detector, each_key
-from epochwatch.analysis.findings import INFO, Finding
+from epochwatch.analysis.findings import INFO, WARNING, Finding
 from epochwatch.analysis.growth import Verdict, judge
 from epochwatch.analysis.shapes import BlatantRule
 from epochwatch.analysis.trend import GrowthRule
@@ -37,6 +37,26 @@ BLATANT_BYTES = BlatantRule(
 BLATANT_FILES = BlatantRule(
     min_rel_slope=0.05, min_abs_slope=5, min_rel_growth=0.3, min_r2=0.95, new_high=True
 )
+
+# A run with no plan whose disk is full within this long at its pace: a warning, however
+# short it has run so far (its horizon, "as long again", said info for a disk full in 20
+# minutes of a CheckpointManager(max_to_keep=None) loop's training). A fit whose plan ends
+# before the disk fills is judged by its plan.
+SOON_SECONDS = 3600.0
+
+
+def _severity(proj: dict[str, Any]) -> str:
+    said = leaks.severity(proj, 0.0)
+    soon = proj.get("seconds_to_limit")
+    if (
+        said == INFO
+        and proj.get("horizon") != "plan"
+        and isinstance(soon, int | float)
+        and soon <= SOON_SECONDS
+    ):
+        return WARNING
+    return said
+
 
 _HINTS = {
     "checkpoint": "keep at most K checkpoints: ModelCheckpoint(..., save_best_only=True) or "
@@ -61,15 +81,16 @@ MEASURE_HERE = True
 
 
 def free_space(view: RunAtEpoch, path: str) -> tuple[float, str]:
-    """(free bytes, where that number comes from)."""
+    """(free bytes, where that number comes from): the trace's, of the moment judged, where
+    it has one (the hook and the daemon's workers record it), else measured now."""
+    free = view.latest("dir_free", key=path)
+    if free == free:
+        return free, "recorded in the trace"
     if MEASURE_HERE and os.path.isdir(path):
         try:
             return float(shutil.disk_usage(path).free), "measured on this host at analysis time"
         except OSError:
             pass
-    free = view.latest("dir_free", key=path)
-    if free == free:
-        return free, "recorded in the trace"
     return float("nan"), "unknown"
 
 
@@ -109,7 +130,7 @@ def _finding(view: RunAtEpoch, path: str) -> Finding | None:
         if when:
             evidence["consequence"] = f"the disk ({fmt_bytes(free)} free) is full {when}"
             title += f"; {evidence['consequence']}"
-        return Finding(KIND, leaks.severity(proj, 0.0), title, evidence, hint, path, epoch, hold=verdict.hold)
+        return Finding(KIND, _severity(proj), title, evidence, hint, path, epoch, hold=verdict.hold)
     assert gf is not None and wf is not None
     evidence.update(leaks.growth_evidence(view, gf, wf, files_now))
     evidence["series"] = "files"
