@@ -31,6 +31,14 @@ def _never() -> bool:
     return False
 
 
+def _describe(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """The statistics of a call's inputs (`x` of predict/evaluate, `inputs` of a call)."""
+    from epochwatch.integrations.inputs import describe_inputs
+
+    x = args[0] if args else kwargs.get("x", kwargs.get("inputs"))
+    return describe_inputs(x) if x is not None else None
+
+
 def wrap_call(
     original: Callable[..., Any],
     api: str,
@@ -58,6 +66,8 @@ def wrap_call(
             seconds = time.perf_counter() - t0
             inference.depth -= 1
             guard.run(PART, lambda: inference.called(api, seconds), None)
+            if inference.wants_inputs():  # after the call, off its clock: what it was fed
+                guard.run(PART, lambda: inference.described(_describe(args, kwargs)), None)
 
     call.__epochwatch__ = True  # type: ignore[attr-defined]
     return call

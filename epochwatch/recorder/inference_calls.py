@@ -39,6 +39,14 @@ WINDOW_CALLS_VAR = envvars.EPOCHWATCH_WINDOW_CALLS
 MIN_WINDOW_SECONDS = 1.0
 
 
+# A served call's inputs are described (its first batches' statistics) once a run, from the
+# first call of INPUT_ROWS rows or more (the statistics of a few rows are noise: a single
+# row's spread is 0), trying at most INPUT_TRIES calls (a loop of one-row calls pays for
+# eight descriptions, then none).
+INPUT_ROWS = 32
+INPUT_TRIES = 8
+
+
 class InferenceCalls:
     """One per Recorder; `called(api, seconds)` after each call, on the calling thread."""
 
@@ -56,6 +64,12 @@ class InferenceCalls:
         self.blind = False  # a custom loop trained: no call is an inference call again
         self.total: dict[str, int] = {}
         self.windows = 0  # epoch records written for windows of calls (the closing line's count)
+        # Statistics of the first inputs served with INPUT_ROWS rows or more, in a run that
+        # has not trained: what a restored model is fed, judged against what it was trained
+        # on (input_distribution_shift); written in the first window that closes after them.
+        self.inputs: dict[str, Any] | None = None
+        self._inputs_tries = 0
+        self._inputs_written = False
         self.depth = 0  # inside a wrapped call (predict's own model calls are not counted)
         self._calls: dict[str, int] = {}
         self._seconds = 0.0
@@ -86,6 +100,17 @@ class InferenceCalls:
         full = sum(self._calls.values()) >= self.window_calls
         if (full and now - self._start_perf >= self.min_seconds) or now >= self._deadline:
             self.close()
+
+    def wants_inputs(self) -> bool:
+        """Whether a call's inputs should be described: none yet, no training, few tries."""
+        return self.inputs is None and not self.training_seen and self._inputs_tries < INPUT_TRIES
+
+    def described(self, stats: dict[str, Any] | None) -> None:
+        """A call's inputs described (`inputs.describe_inputs`): kept if there are rows enough."""
+        self._inputs_tries += 1
+        rows = stats.get("rows") if isinstance(stats, dict) else None
+        if isinstance(rows, int) and rows >= INPUT_ROWS and not stats.get("skipped"):  # type: ignore[union-attr]
+            self.inputs = stats
 
     def training_began(self) -> None:
         """A custom loop trains (its first step, the script's own epochs): the open window's
@@ -129,11 +154,13 @@ class InferenceCalls:
             return
         self._open = False
         calls = sum(self._calls.values())
-        block = {
+        block: dict[str, Any] = {
             "calls": calls,
             "apis": dict(self._calls),
             "seconds_per_call": round(self._seconds / calls, 6),
         }
+        if self.inputs is not None and not self._inputs_written:
+            block["input_stats"], self._inputs_written = self.inputs, True
         self._calls, self._seconds = {}, 0.0
         rec = self._rec
         if rec.epoch_source is not None:

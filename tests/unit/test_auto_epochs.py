@@ -420,6 +420,35 @@ def test_inference_calls_make_windows_and_a_closing_text(tmp_path: Path) -> None
     assert all(e["epoch_source"] == "inference_calls" for e in epochs)
 
 
+def test_the_first_inputs_served_are_described_once_in_their_window(tmp_path: Path) -> None:
+    """A restored model only serving (keras#13864): what it is fed is judged against what
+    it was trained on, so the first call of 32 rows or more is described, once; calls of a
+    row or two are not (a row's spread is 0), and after 8 tries no more are."""
+    import numpy as np
+
+    from epochwatch.integrations.inference import wrap_call
+
+    rec = _recorder(tmp_path, EPOCHWATCH_WINDOW_CALLS="3")
+
+    class Model:
+        def predict(self, x: Any) -> Any:
+            return x
+
+    Model.predict = wrap_call(Model.predict, "predict", rec)  # type: ignore[method-assign]
+    model = Model()
+    model.predict(np.ones((1, 4), dtype="float32"))  # too few rows to describe
+    for _ in range(5):
+        model.predict(np.full((64, 4), 3.0, dtype="float32"))
+    epochs = _epochs(tmp_path, rec)
+    stats = [e["inference"].get("input_stats") for e in epochs]
+    assert stats[0] is not None and stats[0]["rows"] >= 32 and stats[1:] == [None], stats
+    assert stats[0]["inputs"]["x"]["mean"] == [3.0] * 4
+    one = _recorder(tmp_path / "rows", EPOCHWATCH_WINDOW_CALLS="3").auto.inference
+    for _ in range(12):
+        one.described({"rows": 1, "inputs": {}})
+    assert one.inputs is None and not one.wants_inputs()  # 8 tries, then no more
+
+
 def test_inference_calls_while_training_are_the_trainings(tmp_path: Path) -> None:
     rec = _recorder(tmp_path)
     rec.auto.inference.called("predict", 0.01)

@@ -218,6 +218,36 @@ def test_raw_inputs_instead_of_standardized() -> None:
     assert "Normalization" in f["hint"]
 
 
+def _served(mean: float, std: float, model_serial: int | None = None) -> Run:
+    """A child that restored the parent's save and only served: two windows of predict
+    calls, the first carrying the statistics of the first inputs served."""
+    over = {"model_serial": model_serial} if model_serial is not None else {}
+    recs = [rr.run_start("child", 2000.0), rr.restore("child", 2000.5, **over)]
+    for n in range(2):
+        window = rr.epoch("child", n, 2001.0 + 10 * n)
+        for k in ("loss", "iterations", "lr", "batch_size", "steps"):
+            window.pop(k, None)
+        window.pop("metrics", None)
+        window.update(source="auto", epoch_source="inference_calls", inference={"calls": 50})
+        if n == 0:
+            window["inference"]["input_stats"] = rr.stats(mean=mean, std=std)
+        recs.append(window)
+    return rr.make_run(recs)
+
+
+def test_a_restored_model_served_raw_inputs_is_a_shift_without_a_fit() -> None:
+    # keras#13864: trained on standardized inputs, loaded and fed raw ones: MSE 37,000
+    # against 0.004, and nothing was said, for the inputs were compared only at a fit.
+    parent = rr.make_run(rr.parent_records())
+    parent.fits[0]["input_stats"] = rr.stats()
+    for serial in (None, 7):  # 7: the restore names the model it loaded, which no fit trains
+        f = findings(parent, _served(mean=50.0, std=10.0, model_serial=serial))["input_distribution_shift"]
+        assert f["severity"] == "critical" and f["evidence"]["shifted_inputs"] == 3, f
+        assert "input_distribution_shift" not in findings(
+            parent, _served(mean=0.1, std=1.0, model_serial=serial)
+        )
+
+
 def test_slightly_different_sample_is_not_a_shift() -> None:
     parent, child = pair(fit_over={"input_stats": rr.stats(mean=0.2, std=1.1)})
     assert "input_distribution_shift" not in findings(parent, child)

@@ -48,8 +48,15 @@ CHECKS: tuple[Check, ...] = (
     check_slowdown,
 )
 
-# Checks of the file and the load alone: what runs for a restore no fit trains.
-FILE_CHECKS: tuple[Check, ...] = (check_modified, check_versions, check_environment, check_slow_restore)
+# Checks of the file and the load alone, and of what it served: what runs for a restore no
+# fit trains.
+FILE_CHECKS: tuple[Check, ...] = (
+    check_modified,
+    check_inputs,
+    check_versions,
+    check_environment,
+    check_slow_restore,
+)
 
 # Checks that still mean something between two runs where neither restored the other.
 COMPARE_CHECKS: tuple[Check, ...] = (

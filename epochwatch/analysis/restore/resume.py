@@ -32,6 +32,9 @@ class Resume:
     parent: Run | None
     link: Link | None
     child_fit: Record | None = None
+    # With no fit after the restore: the statistics of the first inputs it served (an
+    # inference window's `inference.input_stats`), judged as a fit's inputs are.
+    child_inputs: Record | None = None
     child_epochs: list[Record] = field(default_factory=list)
     parent_fit: Record | None = None
     parent_epochs: list[Record] = field(default_factory=list)
@@ -111,6 +114,11 @@ def build_resume(run: Run, restore: Record, parent: Run | None, link: Link | Non
         r.trained = bool(fits)
     r.child_fit = fits[0] if fits else None
     epochs = [e for e in run.epochs if when - 1e-3 <= timestamp(e, "start") < until]
+    if r.child_fit is None:
+        served = (e.get("inference") for e in epochs)
+        r.child_inputs = next(
+            (b["input_stats"] for b in served if isinstance(b, dict) and "input_stats" in b), None
+        )
     if r.child_fit is not None and isinstance(serial, int):
         epochs = [e for e in epochs if e.get("fit") == r.child_fit.get("fit")]
     r.child_epochs = epochs[: WINDOW + 2] if r.trained else []
