@@ -141,10 +141,27 @@ def fit_block(watch: FitFacts, fit_index: int, guard: Guard) -> dict[str, Any]:
     if distribution:
         block["distribution"] = distribution
     block["callbacks"] = [type(cb).__name__ for cb in watch.user_callbacks]
+    block["tensorboard"] = tensorboard_settings(watch.user_callbacks)
     watched = _watched_dirs(watch.user_callbacks)
     if watched:
         block["watched"] = watched
     return {k: v for k, v in block.items() if v is not None}
+
+
+def tensorboard_settings(callbacks: list[Any]) -> dict[str, Any] | None:
+    """What a TensorBoard callback writes each epoch (images, histograms, scalars every N
+    batches): what a fix for its growing log directory can name, rather than advise what
+    the script already does."""
+    for cb in callbacks:
+        if type(cb).__name__ != "TensorBoard":
+            continue
+        out: dict[str, Any] = {}
+        for name in ("histogram_freq", "write_images", "write_graph", "update_freq", "embeddings_freq"):
+            value = getattr(cb, name, None)
+            if isinstance(value, bool | int | str):
+                out[name] = value
+        return out
+    return None
 
 
 def _model(model: Any, serial: int | None) -> dict[str, Any]:

@@ -464,6 +464,29 @@ def test_a_disk_full_within_the_hour_of_a_run_with_no_plan_is_a_warning() -> Non
     assert later.severity == "info", later.title  # full in about 22 h: no hurry
 
 
+def test_a_tensorboard_logs_fix_names_what_the_callback_writes() -> None:
+    """TensorBoard(histogram_freq=1, write_images=True, update_freq='batch') into a per-run
+    directory: the fix was "lower histogram_freq, ... and start a new log directory per run",
+    the second half what the script did, and the images, most of the growth, unnamed."""
+
+    def make(i: int) -> dict[str, Any]:
+        block = {"bytes": 1.4 * MIB * (i + 1), "files": 3, "role": "tensorboard", "free_bytes": 60 * GIB}
+        return {"host": syn.host_block(GIB), "dirs": {"/nonexistent/logs/fit/1": block}}
+
+    records = syn.trace(12, make, planned=12)
+    start = {**records[0]["training"], "type": "fit_start", "run_id": "synthetic"}
+    start["tensorboard"] = {"histogram_freq": 1, "write_images": True, "write_graph": True, "update_freq": 1}
+    records.insert(1, start)
+    (f,) = _of(analyze(_run(records)), "disk_growth")
+    assert "write_images=True" in f.hint and "histogram_freq=1" in f.hint and "update_freq=1" in f.hint, (
+        f.hint
+    )
+    assert "new log directory per run" not in f.hint
+    start["tensorboard"] = {"histogram_freq": 0, "write_images": False, "update_freq": "epoch"}
+    (f,) = _of(analyze(_run(records)), "disk_growth")
+    assert f.hint.startswith("TensorBoard writes only scalars here"), f.hint
+
+
 def test_a_planned_fits_uneven_intervals_project_at_the_titles_rate() -> None:
     # In a fit that plans 40 epochs of 50 steps, what is said to come by the plan's end is
     # the epochs left times the title's rate per epoch.

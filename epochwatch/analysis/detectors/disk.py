@@ -112,7 +112,7 @@ def _finding(view: RunAtEpoch, path: str) -> Finding | None:
     files_now = view.latest("dir_files", key=path)
     bytes_now = view.latest("dir_bytes", key=path)
     evidence: dict[str, Any] = {"role": role, "bytes": bytes_now, "files": files_now, "rule": verdict.rule}
-    hint = _kept_already(view, path) or _HINTS.get(role, _DEFAULT_HINT)
+    hint = _kept_already(view, path) or _tensorboard(view, role) or _HINTS.get(role, _DEFAULT_HINT)
     epoch = view.epoch_number(view.last)
     if gb is not None and wb is not None:
         free, source = free_space(view, path)
@@ -165,6 +165,32 @@ def _kept_already(view: RunAtEpoch, path: str) -> str:
             "each checkpoint grows (the model or the optimizer state it holds)"
         )
     return ""
+
+
+def _tensorboard(view: RunAtEpoch, role: str) -> str:
+    """The fix for a TensorBoard log directory, from what the fit's callback writes (its
+    `fit_start.tensorboard`): a script that wrote images each epoch into a per-run directory
+    was told to lower histogram_freq and start a new directory per run; '' where unknown."""
+    settings = next((f.get("tensorboard") for f in reversed(view.run.fits) if f.get("tensorboard")), None)
+    if role != "tensorboard" or not isinstance(settings, dict):
+        return ""
+    heavy = []
+    if settings.get("write_images") is True:
+        heavy.append("write_images=True (every layer's weights as images, each epoch): set it False")
+    freq = settings.get("histogram_freq")
+    if isinstance(freq, int) and not isinstance(freq, bool) and freq > 0:
+        heavy.append(
+            f"histogram_freq={freq} (every weight's histogram every {freq} epoch(s)): raise it or set 0"
+        )
+    freq = settings.get("embeddings_freq")
+    if isinstance(freq, int) and not isinstance(freq, bool) and freq > 0:
+        heavy.append(f"embeddings_freq={freq}: raise it or set 0")
+    update = settings.get("update_freq")
+    if isinstance(update, int) and not isinstance(update, bool) and update > 0:
+        heavy.append(f"update_freq={update} (scalars every {update} batch(es)): use 'epoch'")
+    if not heavy:
+        return "TensorBoard writes only scalars here: the logs still grow with every epoch; delete old runs' logs"
+    return "what the TensorBoard callback is set to write makes most of it: " + "; ".join(heavy)
 
 
 def current(view: RunAtEpoch, finding: Finding) -> float:
