@@ -14,7 +14,7 @@ from epochwatch.analysis import frameworks
 from epochwatch.analysis.explained import attach_where
 from epochwatch.analysis.files import Analyzed
 from epochwatch.analysis.ledger import count_severities
-from epochwatch.analysis.series import EpochSeries
+from epochwatch.analysis.series import SIBLINGS, EpochSeries
 from epochwatch.report.sparkline import sparkline
 
 # Epoch table columns: (name, unit).
@@ -114,7 +114,8 @@ def training(an: Analyzed) -> dict[str, Any]:
 
 
 def _sum_keyed(series: EpochSeries, family: str, i: int) -> float:
-    vals = [series.value(family, i, key) for key in series.keys(family)]
+    # Sibling directories' sum (`<parent>/*`, series.SIBLINGS) is theirs again: not twice.
+    vals = [series.value(family, i, key) for key in series.keys(family) if not key.endswith(SIBLINGS)]
     vals = [v for v in vals if v == v]
     return sum(vals) if vals else math.nan
 

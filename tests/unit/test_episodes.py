@@ -487,6 +487,33 @@ def test_a_tensorboard_logs_fix_names_what_the_callback_writes() -> None:
     assert f.hint.startswith("TensorBoard writes only scalars here"), f.hint
 
 
+def test_directories_a_sweep_leaves_side_by_side_are_judged_together() -> None:
+    """A hand-written tuner (round 4): each trial saves into a `mkdtemp()` of its own and
+    none is removed: 348 MiB left in /tmp by 14 trials, each directory flat after its trial,
+    /tmp watched at its top level: nothing was said."""
+
+    def make(grows_alone: bool) -> Any:
+        def epoch(i: int) -> dict[str, Any]:
+            dirs: dict[str, Any] = {
+                "/tmp": {"bytes": 200_000, "files": 60, "role": "temp", "top_level_only": True, "free_bytes": 60 * GIB}
+            }
+            for k in range(i + 1):
+                size = 25 * MIB * (i - k + 1) if grows_alone and k == 0 else 25 * MIB
+                dirs[f"/tmp/trial_{k}"] = {"bytes": size, "files": 3, "role": "checkpoint", "free_bytes": 60 * GIB}
+            return {"host": syn.host_block(GIB), "dirs": dirs}
+
+        return epoch
+
+    (f,) = _of(analyze(_run(syn.trace(14, make(False)))), "disk_growth")
+    assert f.target == "/tmp/*" and f.title.startswith("the directories this run saved into under /tmp grow 25.0 MiB")
+    assert "TemporaryDirectory" in f.hint
+    run = _run(syn.trace(14, make(False)))
+    assert abs(run.series.value("dir_bytes", 13, "/tmp/*") - 14 * 25 * MIB) < 1
+    # One of them growing on its own: that one is said, not their sum as well.
+    found = _of(analyze(_run(syn.trace(14, make(True)))), "disk_growth")
+    assert [f.target for f in found] == ["/tmp/trial_0"], [f.title for f in found]
+
+
 def test_a_planned_fits_uneven_intervals_project_at_the_titles_rate() -> None:
     # In a fit that plans 40 epochs of 50 steps, what is said to come by the plan's end is
     # the epochs left times the title's rate per epoch.

@@ -20,6 +20,7 @@ from epochwatch.analysis import leaks
 from epochwatch.analysis.detectors.base import Detector, each_key
 from epochwatch.analysis.findings import INFO, WARNING, Finding
 from epochwatch.analysis.growth import Verdict, judge
+from epochwatch.analysis.series import SIBLINGS
 from epochwatch.analysis.shapes import BlatantRule
 from epochwatch.analysis.trend import GrowthRule
 from epochwatch.analysis.units import MIB, fmt_bytes
@@ -70,6 +71,11 @@ _HINTS = {
     "(tempfile.NamedTemporaryFile(delete=False), tf.data cache('') files, saved models for export); "
     "use a tempfile.TemporaryDirectory() context or delete them",
 }
+SIBLINGS_HINT = (
+    "each trial (or round) saves into a directory of its own and none is removed: delete a "
+    "trial's directory when it is done (a tempfile.TemporaryDirectory() context per trial), "
+    "or keep only the best trials' files"
+)
 _DEFAULT_HINT = (
     "the run writes into this directory every epoch and never deletes: rotate what it writes "
     "(keep the newest K files), or write less often"
@@ -112,7 +118,12 @@ def _finding(view: RunAtEpoch, path: str) -> Finding | None:
     files_now = view.latest("dir_files", key=path)
     bytes_now = view.latest("dir_bytes", key=path)
     evidence: dict[str, Any] = {"role": role, "bytes": bytes_now, "files": files_now, "rule": verdict.rule}
-    hint = _kept_already(view, path) or _tensorboard(view, role) or _HINTS.get(role, _DEFAULT_HINT)
+    hint = (
+        (SIBLINGS_HINT if path.endswith(SIBLINGS) else "")
+        or _kept_already(view, path)
+        or _tensorboard(view, role)
+        or _HINTS.get(role, _DEFAULT_HINT)
+    )
     epoch = view.epoch_number(view.last)
     if gb is not None and wb is not None:
         free, source = free_space(view, path)
@@ -125,7 +136,7 @@ def _finding(view: RunAtEpoch, path: str) -> Finding | None:
         evidence["current"] = bytes_now
         evidence["base"] = gb.start
         slope, per = view.said(gb.slope, evidence["slope_per_epoch"])
-        title = f"{path} grows {fmt_bytes(slope)} {per} ({fmt_bytes(evidence['start'])} -> {fmt_bytes(bytes_now)})"
+        title = f"{_named(path)} grow{'' if path.endswith(SIBLINGS) else 's'} {fmt_bytes(slope)} {per} ({fmt_bytes(evidence['start'])} -> {fmt_bytes(bytes_now)})"
         when = leaks.when_text(proj, view.noun)
         if when:
             evidence["consequence"] = f"the disk ({fmt_bytes(free)} free) is full {when}"
@@ -138,7 +149,7 @@ def _finding(view: RunAtEpoch, path: str) -> Finding | None:
     evidence["current"] = files_now
     evidence["base"] = gf.start
     slope, per = view.said(gf.slope, evidence["slope_per_epoch"])
-    title = f"{path} gains {slope:.1f} files {per} ({evidence['start']:.0f} -> {files_now:.0f}); the bytes stay small"
+    title = f"{_named(path)} gain{'' if path.endswith(SIBLINGS) else 's'} {slope:.1f} files {per} ({evidence['start']:.0f} -> {files_now:.0f}); the bytes stay small"
     return Finding(KIND, INFO, title, evidence, hint, path, epoch, hold=verdict.hold)
 
 
@@ -199,7 +210,30 @@ def current(view: RunAtEpoch, finding: Finding) -> float:
 
 
 def detect(view: RunAtEpoch) -> list[Finding]:
-    return each_key(view, KIND, "dir_bytes", str, _finding)
+    found = each_key(view, KIND, "dir_bytes", str, _finding)
+    # One problem, one finding: directories side by side and their sum (`<parent>/*`) are
+    # the same bytes; the sum is said only where none of them grows on its own.
+    said = {k for k in view.series.keys("dir_bytes") if view.reported(KIND, k)}
+    alone = {_parent(f.target) for f in found if f.target and not f.target.endswith(SIBLINGS)}
+    alone |= {_parent(k) for k in said if not k.endswith(SIBLINGS)}
+    summed = {k for k in said if k.endswith(SIBLINGS)}
+    return [
+        f
+        for f in found
+        if not (f.target and f.target.endswith(SIBLINGS) and f.target in {p + SIBLINGS for p in alone})
+        and not (f.target and _parent(f.target) + SIBLINGS in summed)
+    ]
+
+
+def _named(path: str) -> str:
+    """A target as a title says it: sibling directories' sum by what it is."""
+    if path.endswith(SIBLINGS):
+        return f"the directories this run saved into under {path[: -len(SIBLINGS)] or '/'}"
+    return path
+
+
+def _parent(path: str) -> str:
+    return os.path.dirname(path.rstrip("/")).rstrip("/")
 
 
 DETECTOR = Detector(
