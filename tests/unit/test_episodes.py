@@ -495,17 +495,30 @@ def test_directories_a_sweep_leaves_side_by_side_are_judged_together() -> None:
     def make(grows_alone: bool) -> Any:
         def epoch(i: int) -> dict[str, Any]:
             dirs: dict[str, Any] = {
-                "/tmp": {"bytes": 200_000, "files": 60, "role": "temp", "top_level_only": True, "free_bytes": 60 * GIB}
+                "/tmp": {
+                    "bytes": 200_000,
+                    "files": 60,
+                    "role": "temp",
+                    "top_level_only": True,
+                    "free_bytes": 60 * GIB,
+                }
             }
             for k in range(i + 1):
                 size = 25 * MIB * (i - k + 1) if grows_alone and k == 0 else 25 * MIB
-                dirs[f"/tmp/trial_{k}"] = {"bytes": size, "files": 3, "role": "checkpoint", "free_bytes": 60 * GIB}
+                dirs[f"/tmp/trial_{k}"] = {
+                    "bytes": size,
+                    "files": 3,
+                    "role": "checkpoint",
+                    "free_bytes": 60 * GIB,
+                }
             return {"host": syn.host_block(GIB), "dirs": dirs}
 
         return epoch
 
     (f,) = _of(analyze(_run(syn.trace(14, make(False)))), "disk_growth")
-    assert f.target == "/tmp/*" and f.title.startswith("the directories this run saved into under /tmp grow 25.0 MiB")
+    assert f.target == "/tmp/*" and f.title.startswith(
+        "the directories this run saved into under /tmp grow 25.0 MiB"
+    )
     assert "TemporaryDirectory" in f.hint
     run = _run(syn.trace(14, make(False)))
     assert abs(run.series.value("dir_bytes", 13, "/tmp/*") - 14 * 25 * MIB) < 1
