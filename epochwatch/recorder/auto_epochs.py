@@ -89,6 +89,7 @@ class AutoEpochs:
         # variables is the same model's training (tensorflow#27120: a new Adam each epoch).
         self.updating: frozenset[int] | None = None
         self._updates: dict[int, frozenset[int]] = {}  # serial -> variable ids
+        self._replaced = 0  # ... such new optimizers since the last epoch record (its field)
         self._serials = 0
         self._fit: int | None = None  # the fit index of the current owner's fit_start
         self._adopted: int | None = None  # a fit_start the integration wrote (fit_records False)
@@ -304,7 +305,10 @@ class AutoEpochs:
             self._number -= 1
             return
         self._counted += steps
-        self._rec.end_epoch({"epoch_source": why, "steps": steps})
+        fields: dict[str, Any] = {"epoch_source": why, "steps": steps}
+        if self._replaced:
+            fields["optimizers_replaced"], self._replaced = self._replaced, 0
+        self._rec.end_epoch(fields)
 
     def _new_owner(self, owner: Any) -> None:
         """An optimizer not seen at the last step: a new one is a new model's training."""
@@ -327,6 +331,7 @@ class AutoEpochs:
             # A new optimizer for the same variables: the same model's training, no new fit
             # (tensorflow#27120's new Adam each epoch read "19 fits of 19 models").
             self._owners[owner] = current
+            self._replaced += 1
             return
         serial = self._serials  # a count, not len(): optimizers let go leave the dict
         if updating is not None:

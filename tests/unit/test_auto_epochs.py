@@ -185,6 +185,8 @@ def test_a_new_optimizer_for_the_same_variables_is_the_same_models_training(tmp_
     records = read_single_trace(tmp_path)
     assert [e["steps"] for e in of_type(records, "fit_end")] == [6, 2]
     assert len(of_type(records, "fit_start")) == 2
+    # ... and the epochs say how often the optimizer was made anew (its state lost each time).
+    assert sum(e.get("optimizers_replaced", 0) for e in of_type(records, "epoch")) == 2
 
 
 def test_the_scripts_own_epoch_switches_automatic_epochs_off(tmp_path: Path) -> None:

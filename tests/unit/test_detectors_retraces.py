@@ -116,6 +116,12 @@ def test_keras_own_function_beside_the_users_is_one_storm() -> None:
 
     found = _analyze(syn.trace(12, make))
     assert [f.target for f in found] == ["train_step"], [f.title for f in found]
+    # The new Adam each epoch (the auto epochs' `optimizers_replaced`): the fix says its state is lost.
+    replaced = _analyze(syn.trace(12, lambda i: {**make(i), "optimizers_replaced": 1 if i else 0}))
+    assert (
+        "optimizer is made anew too" in replaced[0].hint and replaced[0].evidence["optimizers_replaced"] >= 3
+    )
+    assert "optimizer is made anew" not in found[0].hint
 
     def alone(i: int) -> dict[str, Any]:  # its only sign: said
         return _retraces({"initialize_variables": {"new": 1, "total": i + 1, "causes": []}}, build=0.3)

@@ -195,7 +195,27 @@ def _evaluate(
         title += f": argument `{cause[0]}` changes {cause[1]}"
     title += _consequence(view, hit_idx, share, evidence)
     severity = CRITICAL if share >= CRITICAL_BUILD_SHARE else WARNING
-    return Finding(KIND, severity, title, evidence, hint_for(cause, fw), name, view.epoch_number(view.last))
+    hint = hint_for(cause, fw)
+    replaced = _optimizers_replaced(view)
+    if replaced:  # tensorflow#27120: the step and its optimizer made anew each epoch
+        evidence["optimizers_replaced"] = replaced
+        hint += (
+            f"; the optimizer is made anew too ({replaced} times, for the same variables): its state "
+            "(its moments and step count, Adam's bias correction) starts again at zero each time, so "
+            "make it once, before the loop, with the function"
+        )
+    return Finding(KIND, severity, title, evidence, hint, name, view.epoch_number(view.last))
+
+
+def _optimizers_replaced(view: RunAtEpoch) -> int:
+    """New optimizers for the same variables over the run so far (auto epochs' records, up
+    to the view's end: a replay holds the epochs after it too)."""
+    total = 0
+    for rec in view.run.epochs[: max(0, view.end - view.run.epochs_dropped)]:
+        n = rec.get("optimizers_replaced")
+        if isinstance(n, int) and not isinstance(n, bool):
+            total += n
+    return total
 
 
 def _consequence(view: RunAtEpoch, hit_idx: list[int], share: float, evidence: dict[str, Any]) -> str:
