@@ -17,6 +17,24 @@ from epochwatch.analysis.trend import Growth, GrowthRule, assess_growth
 from epochwatch.analysis.view import RunAtEpoch, Window
 
 BLATANT_HOLD = 2
+# Intervals inside a fit's first epoch (its warm-up, where the epochs are judged) show a
+# growth only while it is still going: over the window's newest third it rose by this share
+# of what its slope gives at least. keras#9350's healthy LSTM rose 789 -> 870 MiB in steps in
+# its first epoch, then stayed there: "warning host_memory_growth at epoch 1, +581 MiB more by
+# the planned end" from a window whose newest points were flat.
+WARM_UP_RISING = 0.5
+
+
+def _settled_warm_up(view: RunAtEpoch, w: Window, slope: float) -> bool:
+    """Whether `w` lies in its fit's first epoch (intervals) and its newest third is flat."""
+    if view.unit != "interval" or len(w.values) < 6 or slope <= 0:
+        return False
+    first = view.epoch_number(view.first)
+    if any(view.epoch_number(i) != first for i in w.indexes):
+        return False
+    third = max(2, len(w.values) // 3)
+    newest = w.values[-third:]
+    return newest[-1] - newest[0] < WARM_UP_RISING * slope * (third - 1)
 
 
 @dataclass(frozen=True)
@@ -41,7 +59,7 @@ def judge(
 ) -> Verdict | None:
     w = view.window(name, key, size=rule.window, envelope=envelope)
     g = assess_growth(w.values, rule)
-    if g is not None:
+    if g is not None and not _settled_warm_up(view, w, g.slope):
         return Verdict(g, w, "trend")
     if blatant is None:
         return None
