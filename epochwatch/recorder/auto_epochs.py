@@ -90,6 +90,8 @@ class AutoEpochs:
         self.updating: frozenset[int] | None = None
         self._updates: dict[int, frozenset[int]] = {}  # serial -> variable ids
         self._replaced = 0  # ... such new optimizers since the last epoch record (its field)
+        # Second optimizers of a training (a GAN's): their updates are the first one's step.
+        self._co: weakref.WeakSet[Any] = weakref.WeakSet()
         self._serials = 0
         self._fit: int | None = None  # the fit index of the current owner's fit_start
         self._adopted: int | None = None  # a fit_start the integration wrote (fit_records False)
@@ -200,6 +202,8 @@ class AutoEpochs:
             self.inference.training_began()
         if owner is not self.owner:
             self._new_owner(owner)
+        if self._co and self._second_optimizer(owner):
+            return  # a second optimizer's update: the same step as the first one's
         rec = self._rec
         now = perf_counter()
         if rec.epoch_source is None:
@@ -327,11 +331,27 @@ class AutoEpochs:
             return
         updating, self.updating = self.updating, None
         current = self._serial_of(previous)
-        if current is not None and updating is not None and self._updates.get(current) == updating:
+        before = self._updates.get(current) if current is not None else None
+        if current is not None and updating is not None and before == updating:
             # A new optimizer for the same variables: the same model's training, no new fit
             # (tensorflow#27120's new Adam each epoch read "19 fits of 19 models").
             self._owners[owner] = current
             self._replaced += 1
+            return
+        if (
+            current is not None
+            and updating is not None
+            and before is not None
+            and not updating & before
+            and self.total_steps - self._fit_first <= 1
+        ):
+            # Other variables, right after the fit's first update: a second optimizer of the
+            # same training (an eager GAN's generator and discriminator: its first update cut
+            # a one-step first epoch and a second "fit").
+            self._owners[owner] = current
+            self._updates[current] = before | updating
+            self._co.add(owner)
+            self.owner = previous  # the first optimizer's updates stay the steps
             return
         serial = self._serials  # a count, not len(): optimizers let go leave the dict
         if updating is not None:
@@ -369,6 +389,13 @@ class AutoEpochs:
             return False
         try:
             return owner not in self._owners
+        except TypeError:
+            return False
+
+    def _second_optimizer(self, owner: Any) -> bool:
+        """Whether `owner` is a second optimizer of the training (its updates count no step)."""
+        try:
+            return owner in self._co
         except TypeError:
             return False
 

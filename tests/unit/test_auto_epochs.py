@@ -189,6 +189,30 @@ def test_a_new_optimizer_for_the_same_variables_is_the_same_models_training(tmp_
     assert sum(e.get("optimizers_replaced", 0) for e in of_type(records, "epoch")) == 2
 
 
+def test_a_second_optimizer_of_the_same_training_is_the_same_step(tmp_path: Path) -> None:
+    """An eager loop with two optimizers (a main head and an auxiliary one, a GAN's two):
+    the second's first update cut a one-step first epoch and a second "fit", and each
+    step counted twice (120 for 60)."""
+    from epochwatch.integrations.optimizer_steps import wrap_update
+
+    rec = _recorder(tmp_path, EPOCHWATCH_WINDOW_STEPS="10")
+
+    class Adam:
+        def apply(self, grads: Any, trainable_variables: Any = None) -> None:
+            return None
+
+    Adam.apply = wrap_update(Adam.apply, rec)  # type: ignore[method-assign]
+    main, aux = [object(), object()], [object()]
+    opt_main, opt_aux = Adam(), Adam()
+    for _ in range(30):
+        opt_main.apply([1, 2], main)
+        opt_aux.apply([1], aux)
+    rec.finish("completed")
+    records = read_single_trace(tmp_path)
+    assert [e["steps"] for e in of_type(records, "epoch")] == [10, 10, 10]
+    assert len(of_type(records, "fit_start")) == 1
+
+
 def test_the_scripts_own_epoch_switches_automatic_epochs_off(tmp_path: Path) -> None:
     rec = _recorder(tmp_path)
     opt = Optimizer()
