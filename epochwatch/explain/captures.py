@@ -42,7 +42,7 @@ from typing import Any
 from epochwatch.explain.anchor import STEPS, StepAnchor
 from epochwatch.explain.frames import COMPILED
 from epochwatch.explain.stacks import Profile
-from epochwatch.samplers.own_rss import trim_heap
+from epochwatch.samplers.own_rss import own_rss_bytes, trim_heap
 
 COMPILED_SHARE = 0.25  # of the baseline window's samples: the run has a compiled step
 NAMED = 5  # ops named
@@ -51,6 +51,7 @@ WAIT_FOR_TRACEMALLOC = 2  # epoch records a stopped capture's read waits for tra
 # (a small MLP's steps in bench/explain.py, a Keras while loop's), torch's 17-30% (a 4.7 ms
 # step 5.5 ms); above both.
 SLOWDOWN = 0.35
+TRIM_RESIDUE = 32 << 20  # bytes a capture left, from its start to its read, that are given back
 BUDGET = 0.015  # a capture's cost, of the time it and its cool-down span: 2% less what SLOWDOWN misses
 # A capture's cost before it is measured, of the time it will record: SLOWDOWN and TF's stop
 # (0.18 s of CPU for 0.68 s of a while loop's steps: 70,000 events to convert).
@@ -69,6 +70,7 @@ class _Capture:
     recorded: float | None = None  # seconds it recorded (clock), once stopped
     work: float = 0.0  # CPU seconds its stop and read took
     waited: int = 0  # epoch records its read waited (tracemalloc was tracing)
+    rss_before: int | None = None  # the process's RSS as it began
 
     def cost(self) -> float:
         """What it cost the run: the recorded steps' slowdown, its stop and its read."""
@@ -196,6 +198,7 @@ class Captures:
         if self._open is not capture:
             return
         started = self._clock()
+        capture.rss_before = own_rss_bytes()
         if not self.profiler.start(capture.path):
             self._open = None
             return
@@ -254,7 +257,7 @@ class Captures:
         self._stopped = None
         c0 = time.thread_time()
         seconds = self._seconds(capture.path)
-        trim_heap()
+        _give_back(capture)
         capture.work += time.thread_time() - c0
         self._pay(capture)
         if seconds is None and capture.purpose not in self._again:
@@ -327,6 +330,17 @@ class Captures:
             if capture.timer is not None:
                 capture.timer.cancel()
             self.profiler.stop()
+
+
+def _give_back(capture: _Capture) -> None:
+    """Give the heap's free pages back once a capture is read, where it left much: what it
+    held is freed but glibc keeps the pages (keras#9350's LSTM: +165 MiB after the read). Not
+    for a small residue: a trim gives back the training's own free pages too, which its next
+    epochs fault in again, and that rise after a dip read as a growth of a healthy loop of
+    fits ("2.7 MiB per fit ..., then stopped growing")."""
+    now = own_rss_bytes()
+    if capture.rss_before is not None and now is not None and now - capture.rss_before >= TRIM_RESIDUE:
+        trim_heap()
 
 
 def grown_ops(base: dict[str, float] | None, slow: dict[str, float] | None) -> list[dict[str, Any]]:
