@@ -218,3 +218,41 @@ def latest_findings(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each finding as last reported (a `finding_update` replaces what it updates), in the
     order first found: what `epochwatch report` and `hook.findings()` show (the ledger's fold)."""
     return Ledger(r for r in records if r["type"] in ("finding", "finding_update")).records()
+
+
+def rss_mib() -> float:
+    """This process's RSS in MiB (Linux)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class FreedHeap:
+    """What a profiler's read or TF's reading of a checkpoint leaves: blocks taken from glibc's
+    heap and freed but the last, resident pages glibc keeps. `leave()` does it once more and
+    returns how much RSS rose; `close()` frees the last blocks."""
+
+    def __init__(self, blocks: int = 40_000) -> None:
+        import ctypes
+        import ctypes.util
+
+        self._ctypes = ctypes
+        self._libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        self._libc.malloc.restype = ctypes.c_void_p
+        self._libc.free.argtypes = [ctypes.c_void_p]
+        self._blocks = blocks
+        self._kept: list[int] = []
+
+    def leave(self) -> float:
+        before = rss_mib()
+        blocks = [self._libc.malloc(4096) for _ in range(self._blocks)]
+        for b in blocks:
+            self._ctypes.memset(b, 1, 4096)
+        for b in blocks[:-1]:
+            self._libc.free(b)
+        self._kept.append(blocks[-1])
+        return rss_mib() - before
+
+    def close(self) -> None:
+        for b in self._kept:
+            self._libc.free(b)
+        self._kept.clear()

@@ -4,7 +4,6 @@ tracemalloc driven by epoch records (the controller as the Recorder drives it)."
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -23,6 +22,7 @@ from epochwatch.explain.controller import Explainer, Limits
 from epochwatch.explain.frames import Place, classify
 from epochwatch.explain.slices import SliceLimits
 from epochwatch.explain.stacks import Profile, StackWindow
+from tests.support import FreedHeap, rss_mib
 
 SITE = "/usr/lib/python3/site-packages/"
 USER = "/home/me/train.py"
@@ -605,49 +605,31 @@ def test_a_capture_is_paid_for_before_the_next_begins() -> None:
     captures.close()
 
 
-def _rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's heap")
 def test_what_a_capture_held_is_given_back_once_it_is_read() -> None:
     """keras#9350's LSTM: the baseline capture's events took +165 MiB that glibc kept after
     they were freed, so the healthy fit's RSS rose 63 MiB at the capture's epoch and was
     judged its own growth. The read (here: 160 MiB of 4 KiB blocks, freed but the last)
     leaves the heap's free pages to the system."""
-    import ctypes
-    import ctypes.util
-
     from epochwatch.explain.captures import Captures
 
-    libc = ctypes.CDLL(ctypes.util.find_library("c"))
-    libc.malloc.restype = ctypes.c_void_p
-    libc.free.argtypes = [ctypes.c_void_p]
-    kept: list[int] = []
+    heap = FreedHeap()
     grown: list[float] = []
 
     def read(_path: str, _n: int) -> Any:  # what TF's read of a capture leaves: freed pages
-        before = _rss_mib()
-        blocks = [libc.malloc(4096) for _ in range(40_000)]
-        for b in blocks:
-            ctypes.memset(b, 1, 4096)
-        for b in blocks[:-1]:
-            libc.free(b)
-        kept.append(blocks[-1])
-        grown.append(_rss_mib() - before)
+        grown.append(heap.leave())
         return {"mm (MatMul)": 0.01}, 3
 
     clock = _Epochs()
     captures = Captures(lambda: _Profiler(read), lambda: "/p", limit=60.0, clock=clock)
     captures._arm("baseline")
-    before = _rss_mib()
+    before = rss_mib()
     _paced(captures, clock, 1)
     _paced(captures, clock, 2, 0.2)  # stopped and read back
     assert grown and grown[0] > 100, grown  # the read's blocks were resident once
-    assert _rss_mib() - before < 30, (_rss_mib(), before)
+    assert rss_mib() - before < 30, (rss_mib(), before)
     captures.close()
-    libc.free(kept[0])
+    heap.close()
 
 
 class _Logged(_Profiler):

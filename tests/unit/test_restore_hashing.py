@@ -21,6 +21,7 @@ from epochwatch.checkpoints.events import SaveEvents
 from epochwatch.checkpoints.hashing import HashJob, HashResult, HashWorker, hash_files, hash_if_unchanged
 from epochwatch.checkpoints.inspect import inspect_file
 from epochwatch.checkpoints.versions import written_with
+from tests.support import FreedHeap, rss_mib
 
 
 def test_formats_by_name() -> None:
@@ -107,43 +108,25 @@ def test_worker_hashes_in_the_background_and_exits_when_idle(tmp_path: Path) -> 
     worker.close()
 
 
-def _rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's heap")
 def test_what_a_saves_work_freed_on_the_worker_is_given_back() -> None:
     """tensorflow#7946 with max_to_keep=3: each save's hashing and inspection on the hook's
     worker thread left freed pages in that thread's arena, and a flat run's RSS rose 737 ->
     809 MiB hooked (727 -> 748 plain), said as a leak. Here a job frees 160 MiB it took."""
-    import ctypes
-    import ctypes.util
-
-    libc = ctypes.CDLL(ctypes.util.find_library("c"))
-    libc.malloc.restype = ctypes.c_void_p
-    libc.free.argtypes = [ctypes.c_void_p]
-    kept: list[int] = []
+    heap = FreedHeap()
     grown: list[float] = []
 
     def inspect(_result: HashResult) -> None:  # what TF's reading of a checkpoint leaves
-        before = _rss_mib()
-        blocks = [libc.malloc(4096) for _ in range(40_000)]
-        for b in blocks:
-            ctypes.memset(b, 1, 4096)
-        for b in blocks[:-1]:
-            libc.free(b)
-        kept.append(blocks[-1])
-        grown.append(_rss_mib() - before)
+        grown.append(heap.leave())
 
     worker = HashWorker()
-    before = _rss_mib()
+    before = rss_mib()
     worker.submit(HashJob("save:m", (), None, inspect))
     assert worker.drain(5)
     assert grown and grown[0] > 100, grown
-    assert _rss_mib() - before < 30, (_rss_mib(), before)
+    assert rss_mib() - before < 30, (rss_mib(), before)
     worker.close()
-    libc.free(kept[0])
+    heap.close()
 
 
 def test_worker_skips_a_save_overwritten_before_its_turn(tmp_path: Path) -> None:
