@@ -28,6 +28,7 @@ import functools
 import inspect
 import sys
 import threading
+import weakref
 from collections.abc import Callable
 from time import perf_counter
 from types import CodeType, FrameType
@@ -76,7 +77,7 @@ def wrap_update(
     @functools.wraps(original)
     def update(self: Any, *args: Any, **kwargs: Any) -> Any:
         if owner is None and auto.new_to(self):  # what it updates tells a new model from a new optimizer
-            auto.updating = updated_variables(args, kwargs)
+            auto.updating, auto.updated = updated_variables(args, kwargs)
         if eager():
             try:
                 count(owner or self)
@@ -96,19 +97,28 @@ def wrap_update(
     return update
 
 
-def updated_variables(args: tuple[Any, ...], kwargs: dict[str, Any]) -> frozenset[int] | None:
-    """The ids of the variables an update's arguments name: Keras 3's `apply(grads,
-    trainable_variables)`, or `apply_gradients(grads_and_vars)` where that is a list (a
-    `zip` is the user's iterator: reading it would take the update's pairs away)."""
+def updated_variables(
+    args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[frozenset[int] | None, tuple[weakref.ref[Any], ...]]:
+    """The ids of the variables an update's arguments name, and weak references to a few of
+    them: Keras 3's `apply(grads, trainable_variables)`, or `apply_gradients(grads_and_vars)`
+    where that is a list (a `zip` is the user's iterator: reading it would take the update's
+    pairs away)."""
     variables = kwargs.get("trainable_variables", args[1] if len(args) > 1 else None)
     if variables is None:
         pairs = kwargs.get("grads_and_vars", args[0] if args else None)
         if not isinstance(pairs, list | tuple):
-            return None
+            return None, ()
         variables = [p[1] for p in pairs if isinstance(p, list | tuple) and len(p) == 2]
     if not isinstance(variables, list | tuple) or not variables:
-        return None
-    return frozenset(id(v) for v in variables)
+        return None, ()
+    refs: list[weakref.ref[Any]] = []
+    for v in variables[:3]:
+        try:
+            refs.append(weakref.ref(v))
+        except TypeError:
+            return None, ()  # not to be told apart when freed: no judgement by ids
+    return frozenset(id(v) for v in variables), tuple(refs)
 
 
 def step_function_class(base: type, recorder: Recorder, eager: Callable[[], bool]) -> type:

@@ -89,6 +89,11 @@ class AutoEpochs:
         # variables is the same model's training (tensorflow#27120: a new Adam each epoch).
         self.updating: frozenset[int] | None = None
         self._updates: dict[int, frozenset[int]] = {}  # serial -> variable ids
+        # ... and weak references to a few of them: ids are reused once objects are freed (a
+        # loop that deletes its model before building the next), so the same ids name the same
+        # variables only while those are alive.
+        self.updated: tuple[weakref.ref[Any], ...] = ()
+        self._variables: dict[int, tuple[weakref.ref[Any], ...]] = {}
         self._replaced = 0  # ... such new optimizers since the last epoch record (its field)
         # Second optimizers of a training (a GAN's): their updates are the first one's step.
         self._co: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -332,7 +337,7 @@ class AutoEpochs:
         updating, self.updating = self.updating, None
         current = self._serial_of(previous)
         before = self._updates.get(current) if current is not None else None
-        if current is not None and updating is not None and before == updating:
+        if current is not None and updating is not None and before == updating and self._alive(current):
             # A new optimizer for the same variables: the same model's training, no new fit
             # (tensorflow#27120's new Adam each epoch read "19 fits of 19 models").
             self._owners[owner] = current
@@ -357,6 +362,8 @@ class AutoEpochs:
         if updating is not None:
             self._updates = {s: v for s, v in self._updates.items() if s > serial - 4}  # the newest few
             self._updates[serial] = updating
+            self._variables = {s: v for s, v in self._variables.items() if s > serial - 4}
+            self._variables[serial], self.updated = self.updated, ()
         self._serials += 1
         self._owners[owner] = serial
         # With hook.step() the step this update ends was counted as it began: it is this model's.
@@ -398,6 +405,11 @@ class AutoEpochs:
             return owner in self._co
         except TypeError:
             return False
+
+    def _alive(self, serial: int) -> bool:
+        """Whether the variables a fit's optimizer updated are still alive (see `updated`)."""
+        refs = self._variables.get(serial, ())
+        return bool(refs) and all(ref() is not None for ref in refs)
 
     def _serial_of(self, owner: Any) -> int | None:
         """The serial of the fit an optimizer's steps are counted for, if it has one."""

@@ -160,6 +160,10 @@ def test_each_new_optimizer_is_a_fit_of_its_own_with_its_memory_floor(tmp_path: 
     ]
 
 
+class _Var:  # a variable: what an update names, weakly referenced
+    pass
+
+
 def test_a_new_optimizer_for_the_same_variables_is_the_same_models_training(tmp_path: Path) -> None:
     """tensorflow#27120's workaround: a new Adam (and tf.function) each epoch for one model.
     Each new optimizer was a new model's fit: "19 fits of 19 models", and a fix to build the
@@ -173,20 +177,50 @@ def test_a_new_optimizer_for_the_same_variables_is_the_same_models_training(tmp_
             return None
 
     Adam.apply = wrap_update(Adam.apply, rec)  # type: ignore[method-assign]
-    model = [object(), object()]
+    model = [_Var(), _Var()]
     for _ in range(3):
         opt = Adam()
         for _ in range(2):
             opt.apply([1, 2], model)
     other = Adam()  # a new model: its own fit
     for _ in range(2):
-        other.apply([1], [object()])
+        other.apply([1], [_Var()])
     rec.finish("completed")
     records = read_single_trace(tmp_path)
     assert [e["steps"] for e in of_type(records, "fit_end")] == [6, 2]
     assert len(of_type(records, "fit_start")) == 2
     # ... and the epochs say how often the optimizer was made anew (its state lost each time).
     assert sum(e.get("optimizers_replaced", 0) for e in of_type(records, "epoch")) == 2
+
+
+def test_a_new_model_whose_variables_took_the_freed_ones_ids_is_a_new_fit(tmp_path: Path) -> None:
+    """A loop that deletes its model before building the next: the new variables may take
+    the freed ones' ids. The same ids name the same variables only while those are alive."""
+    from epochwatch.integrations.optimizer_steps import wrap_update
+
+    rec = _recorder(tmp_path)
+
+    class Adam:
+        def apply(self, grads: Any, trainable_variables: Any = None) -> None:
+            return None
+
+    Adam.apply = wrap_update(Adam.apply, rec)  # type: ignore[method-assign]
+    first = [_Var(), _Var()]
+    Adam().apply([1, 2], first)
+    Adam().apply([1, 2], first)  # the same variables: the same fit
+    rec.auto._variables = {s: tuple(_dead() for _ in refs) for s, refs in rec.auto._variables.items()}
+    Adam().apply([1, 2], first)  # its ids again, but the fit's variables are gone: a new model
+    rec.finish("completed")
+    assert len(of_type(read_single_trace(tmp_path), "fit_start")) == 2
+
+
+def _dead() -> Any:
+    import weakref
+
+    gone = _Var()
+    ref = weakref.ref(gone)
+    del gone
+    return ref
 
 
 def test_a_second_optimizer_of_the_same_training_is_the_same_step(tmp_path: Path) -> None:
@@ -202,7 +236,7 @@ def test_a_second_optimizer_of_the_same_training_is_the_same_step(tmp_path: Path
             return None
 
     Adam.apply = wrap_update(Adam.apply, rec)  # type: ignore[method-assign]
-    main, aux = [object(), object()], [object()]
+    main, aux = [_Var(), _Var()], [_Var()]
     opt_main, opt_aux = Adam(), Adam()
     for _ in range(30):
         opt_main.apply([1, 2], main)
