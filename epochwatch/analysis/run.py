@@ -77,6 +77,9 @@ class Run:
     # One point per fit (from its fit_end): what each fit of a loop of fits leaves behind
     # (RSS, seconds), judged as a sequence of its own (unit "fit").
     fit_series: EpochSeries = field(default_factory=lambda: EpochSeries(restarts=False))
+    # In an interval view (interval_view), the run's epoch series: what intervals do not
+    # carry (the process's CPU time, the host's demand) is read from the epochs they fall in.
+    epoch_series: EpochSeries | None = None
     last_epoch_number: int = -1  # the newest epoch number seen (a nested fit's: its loop's)
     last_host: Record = field(default_factory=dict)  # the newest epoch's host block (limits)
     last_dirs: Any = None  # ... and its watched directories (what a fit of a loop left on disk)
@@ -84,7 +87,7 @@ class Run:
     def interval_view(self) -> Run:
         """This run with its interval series in place of the epoch series: what the
         detectors judge when they judge intervals (the lists are shared, not copied)."""
-        return replace(self, series=self.intervals)
+        return replace(self, series=self.intervals, epoch_series=self.series)
 
     def fit_view(self) -> Run:
         """This run with one point per fit in place of the epoch series (unit "fit")."""

@@ -251,7 +251,9 @@ def _where(view: RunAtEpoch, times: Window) -> dict[str, Any]:
     return {"where": best[1], "share_of_added_time": round(min(best[0], 9.99), 3)}
 
 
-def _off_cpu(view: RunAtEpoch, times: Window, onset: int | None) -> tuple[list[int], dict[str, Any]] | None:
+def _off_cpu(
+    view: RunAtEpoch, times: Window, onset: int | None, least: int = 8
+) -> tuple[list[int], dict[str, Any]] | None:
     """When the time grew but the process's own CPU time per point did not account for it
     (its CPU per wall second fell): the points read and the CPU numbers; else None."""
     idx, ts = [], []
@@ -263,7 +265,7 @@ def _off_cpu(view: RunAtEpoch, times: Window, onset: int | None) -> tuple[list[i
             idx.append(i)
             ts.append(wall)
             cpu.append(c)
-    if len(idx) < max(8, len(times.indexes) // 2):
+    if len(idx) < max(least, len(times.indexes) // 2):
         return None
     share = [c / t for c, t in zip(cpu, ts, strict=True)]
     s_start, s_now = levels(share, idx, onset)
@@ -279,12 +281,15 @@ def _off_cpu(view: RunAtEpoch, times: Window, onset: int | None) -> tuple[list[i
     }
 
 
-def judge(view: RunAtEpoch, times: Window, onset: int | None = None) -> tuple[str, dict[str, Any]] | None:
+def judge(
+    view: RunAtEpoch, times: Window, onset: int | None = None, least: int = 8
+) -> tuple[str, dict[str, Any]] | None:
     """When the added time is not the process's own CPU work: ("busier", the CPU numbers and
     the evidence of competition) when other tasks want the CPU more and more over the same
     points (the host got busier: a slowdown that is not the run's doing), else ("waits",
-    the CPU numbers and where the process waits). None when the added time is CPU work."""
-    off = _off_cpu(view, times, onset)
+    the CPU numbers and where the process waits). None when the added time is CPU work.
+    `least`: the points with CPU readings it needs."""
+    off = _off_cpu(view, times, onset, least)
     if off is None:
         return None
     idx, out = off

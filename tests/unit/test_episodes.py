@@ -158,6 +158,34 @@ def test_a_finding_inside_a_custom_loops_first_epoch_reads_the_same_live_and_off
     assert first.title.endswith("in epoch 1"), first.title  # not "over epochs 1-1"
 
 
+def test_a_step_time_slower_on_a_busier_host_is_info_on_intervals_too() -> None:
+    """An eager loop beside a test suite on two cores: epochs 0.9 -> 2.5-5.1 s, its own CPU
+    flat at 0.9-1.1 s an epoch, the host's CPUs taken by others; its step time read "critical
+    slowdown ... 63ms -> 91ms" from intervals, which carry no CPU time to judge by."""
+    records: list[dict[str, Any]] = [syn.run_start("synthetic")]
+    t, index = syn.T0 + 1, 0
+    walls = [0.9, 0.95, 0.9, 0.92, 1.6, 2.5, 2.6, 5.1, 2.5, 2.6]
+    for e, wall in enumerate(walls):
+        for k in range(8):
+            iv = _interval(index, 800 * MIB, e)
+            median = 0.06 + (0.008 * (e - 3) + 0.0005 * k if e >= 4 else 0.0)
+            iv.update(
+                t=t + k * wall / 8, source="auto", step=8 * (k + 1), steps=8, step_seconds={"median": median}
+            )
+            iv["seconds"] = wall / 8
+            records.append(iv)
+            index += 1
+        epoch = syn.epoch_record("synthetic", e, t, wall, host=syn.host_block(800 * MIB, cpu=0.95))
+        epoch["host"].update(cpus=2, cpus_busy_seconds=1.9 * wall)  # both CPUs busy
+        epoch.update(steps=64, source="auto")
+        records.append(epoch)
+        t += wall
+    found = _of(analyze(_run(records)), "slowdown")
+    assert found and all(f.severity == "info" and f.evidence.get("host_busier") for f in found), [
+        (f.severity, f.title) for f in found
+    ]
+
+
 def test_a_leak_inside_one_long_epoch_is_found_on_intervals() -> None:
     online = OnlineAnalyzer(syn.run_start("synthetic"), updates=True)
     found = []

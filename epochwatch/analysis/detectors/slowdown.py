@@ -134,7 +134,7 @@ def _finding(
     noun = "fit" if view.unit == "fit" else "epoch"
     over = f"in {noun} {span[0] + 1}" if span[0] == span[-1] else f"over {noun}s {span[0] + 1}-{span[-1] + 1}"
     title = f"{what} grows {rate:.1f}% {per}: {fmt_seconds(evidence['start'])} -> {fmt_seconds(now)} {over}"
-    verdict = judge_cpu(view, w)  # once: the busier host (below) and the waiting read the same
+    verdict = judge_cpu(view, w) or _busier_epochs(view, w)  # once: the busier host and the waiting
     waiting = verdict[1] if verdict is not None and verdict[0] == "waits" and target is None else None
     if waiting is not None:
         evidence["waiting"] = waiting
@@ -150,6 +150,27 @@ def _finding(
         hint = _WAITING_HINT
     found = Finding(KIND, severity, title, evidence, hint, target, view.epoch_number(view.last), hold=hold)
     return _unless_busier(view, found, verdict)
+
+
+def _busier_epochs(view: RunAtEpoch, w: Window) -> tuple[str, dict[str, Any]] | None:
+    """The busier-host verdict of an interval window's epochs (intervals carry no CPU time,
+    so the rule had nothing to read there): an eager loop beside a test suite on two cores
+    went from 0.9 to 2.5-5.1 s epochs with its own CPU flat at 0.9-1.1 s an epoch, and its
+    step time read "critical slowdown ... 63ms -> 91ms" from intervals."""
+    series = view.run.epoch_series
+    if view.unit != "interval" or series is None or not w.indexes:
+        return None
+    positions = view.run.interval_positions
+    end = positions[view.last] if view.last < len(positions) else series.count
+    epochs = RunAtEpoch(replace(view.run, series=series), end, unit="epoch", final=view.final)
+    first = view.epoch_number(w.indexes[0])
+    times = epochs.window("seconds", size=60)
+    keep = [k for k, i in enumerate(times.indexes) if epochs.epoch_number(i) >= first]
+    keep = list(range(max(0, min(keep or [len(times.indexes)]) - 3), len(times.indexes)))  # and a few before
+    window = Window([times.values[k] for k in keep], [times.indexes[k] for k in keep])
+    # Epochs are few where intervals judge (long ones): five say a host got busier.
+    verdict = judge_cpu(epochs, window, least=EPOCHS_BUSIER)
+    return verdict if verdict is not None and verdict[0] == "busier" else None
 
 
 def _unless_busier(view: RunAtEpoch, found: Finding, verdict: tuple[str, dict[str, Any]] | None) -> Finding:
@@ -284,6 +305,7 @@ def _judge(view: RunAtEpoch, column: str, what: str, target: str | None) -> Find
 
 
 FIT_TARGET = "time per epoch of each fit"
+EPOCHS_BUSIER = 5
 
 
 def _fit_view(view: RunAtEpoch) -> RunAtEpoch:
