@@ -274,9 +274,12 @@ class RunAtEpoch:
         return out
 
     def _steps_per_epoch(self) -> float | None:
-        """The newest fit's planned steps per epoch; for a loop that plans nothing (a custom
-        loop), the steps its recent epoch records counted, of the epochs up to this point's."""
-        fit = self.run.fits[-1] if self.run.fits else {}
+        """The planned steps per epoch of the fit this point belongs to (not the run's last:
+        a replay holds later fits too); for a loop that plans nothing (a custom loop), the
+        steps its recent epoch records counted, of the epochs before this point's."""
+        index = self.series.value("fit", self.last)
+        fit = next((f for f in reversed(self.run.fits) if f.get("fit") == index), None) if index == index else None
+        fit = fit if fit is not None else (self.run.fits[-1] if self.run.fits and index != index else {})
         planned = fit.get("steps_per_epoch") if isinstance(fit, dict) else None
         if isinstance(planned, int | float) and planned > 0:
             return float(planned)

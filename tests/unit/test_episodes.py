@@ -186,6 +186,29 @@ def test_a_step_time_slower_on_a_busier_host_is_info_on_intervals_too() -> None:
     ]
 
 
+def test_a_fits_intervals_are_judged_by_its_own_plan_not_a_later_fits() -> None:
+    """The replay holds every fit's fit_start: the steps per epoch of the run's last fit
+    stood in for an earlier fit's intervals (the live run had not seen that fit yet)."""
+    from epochwatch.analysis.view import RunAtEpoch
+
+    records: list[dict[str, Any]] = [syn.run_start("synthetic")]
+    for fit, steps in ((0, 256), (1, 2048)):
+        records.append(
+            {
+                "type": "fit_start",
+                "run_id": "synthetic",
+                "t": syn.T0 + fit,
+                "fit": fit,
+                "steps_per_epoch": steps,
+            }
+        )
+        records.append({**_interval(fit, 800 * MIB, 0), "fit": fit, "t": syn.T0 + fit + 0.5})
+    run = _run(records)
+    first = RunAtEpoch(run.interval_view(), end=1, unit="interval")
+    assert first._steps_per_epoch() == 256
+    assert RunAtEpoch(run.interval_view(), end=2, unit="interval")._steps_per_epoch() == 2048
+
+
 def test_a_leak_inside_one_long_epoch_is_found_on_intervals() -> None:
     online = OnlineAnalyzer(syn.run_start("synthetic"), updates=True)
     found = []
