@@ -278,8 +278,10 @@ class RunAtEpoch:
         a replay holds later fits too); for a loop that plans nothing (a custom loop), the
         steps its recent epoch records counted, of the epochs before this point's."""
         index = self.series.value("fit", self.last)
-        fit = next((f for f in reversed(self.run.fits) if f.get("fit") == index), None) if index == index else None
-        fit = fit if fit is not None else (self.run.fits[-1] if self.run.fits and index != index else {})
+        if index == index:  # the point names its fit
+            fit = next((f for f in reversed(self.run.fits) if f.get("fit") == index), {})
+        else:
+            fit = self.run.fits[-1] if self.run.fits else {}
         planned = fit.get("steps_per_epoch") if isinstance(fit, dict) else None
         if isinstance(planned, int | float) and planned > 0:
             return float(planned)
