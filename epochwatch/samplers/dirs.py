@@ -1,10 +1,17 @@
 """The `dirs` block of a run: the totals of the directories it watches, read from a
 `DirWatcher` (dirwatch.py) that the hook owns, with the free space of each one's file
-system at that moment (the daemon's per-user workers write theirs: userworker.py)."""
+system (the daemon's per-user workers write theirs: userworker.py).
+
+The free space is read off the training thread: `sample()` runs at each epoch end, and a
+`statvfs` of a directory on a network file system that stopped answering blocks. A thread
+refreshes it (one at a time, at most every REFRESH_SECONDS); a sample says the newest read,
+and none for a directory not read yet or whose file system hangs."""
 
 from __future__ import annotations
 
 import os
+import threading
+import time
 from typing import Any
 
 from epochwatch.samplers.dirwatch import DirWatcher
@@ -22,17 +29,41 @@ class DirsSampler:
 
     def __init__(self, watcher: DirWatcher) -> None:
         self.watcher = watcher
+        self._free: dict[str, int] = {}  # path -> free bytes, as last read
+        self._reading = False
+        self._read_at = -REFRESH_SECONDS
 
     def sample(self) -> list[dict[str, Any]] | None:
         totals = self.watcher.totals()
         for path, entry in totals.items():
-            free = _free_bytes(path)
+            free = self._free.get(path)
             if free is not None:
                 entry["free_bytes"] = free
+        self._refresh(list(totals))
         return schema.dirs_block(totals) or None
+
+    def _refresh(self, paths: list[str]) -> None:
+        now = time.monotonic()
+        if self._reading or not paths or now - self._read_at < REFRESH_SECONDS:
+            return
+        self._reading, self._read_at = True, now
+        thread = threading.Thread(target=self._read, args=(paths,), name="epochwatch-dirs-free", daemon=True)
+        thread.start()
+
+    def _read(self, paths: list[str]) -> None:
+        try:
+            for path in paths:
+                free = _free_bytes(path)
+                if free is not None:
+                    self._free[path] = free
+        finally:
+            self._reading = False
 
     def close(self) -> None:
         """Nothing: the watcher's owner closes it."""
+
+
+REFRESH_SECONDS = 1.0  # the free space is read again at most this often
 
 
 def _free_bytes(path: str) -> int | None:

@@ -20,6 +20,7 @@ from epochwatch.samplers import dirwatch as dirs_module
 from epochwatch.samplers.base import Sampler
 from epochwatch.samplers.dirs import DirsSampler
 from epochwatch.samplers.dirwatch import DirWatcher
+from tests.support import wait_until
 
 Totals = dict[str, dict[str, Any]]
 
@@ -70,8 +71,14 @@ def test_initial_scan_counts_what_is_there(watcher: DirWatcher, tmp_path: Path) 
     totals = wait_for(watcher, has(tmp_path, 1234, 2))
     assert totals[str(tmp_path)]["role"] == "checkpoint"
     # The trace's form (schema 2): a list of {path, role, bytes, files}, queryable across runs,
-    # with the free space of the directory's file system as the run's user sees it, then.
-    sampled = DirsSampler(watcher).sample()
+    # with the free space of the directory's file system as the run's user sees it, read off
+    # the training thread (a hung network file system must not stop an epoch's end): from the
+    # sample after the first read.
+    sampler = DirsSampler(watcher)
+    first = sampler.sample()
+    assert first is not None and "free_bytes" not in first[0]
+    wait_until(lambda: not sampler._reading, what="the free space read")
+    sampled = sampler.sample()
     assert sampled is not None
     free = os.statvfs(tmp_path).f_bavail * os.statvfs(tmp_path).f_frsize
     assert [{k: v for k, v in e.items() if k != "free_bytes"} for e in sampled] == [
@@ -267,3 +274,28 @@ def test_close_without_watching_starts_nothing() -> None:
     assert w.totals() == {}
     w.close()
     assert threading.active_count() == before
+
+
+def test_a_hung_file_system_never_holds_an_epochs_end(
+    watcher: DirWatcher, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The free space is read off the training thread: a statvfs of a directory whose network
+    file system stopped answering blocks, and the dirs sample runs at each epoch's end."""
+    from epochwatch.samplers import dirs as dirs_sampler
+
+    release = threading.Event()
+
+    def hung(_path: str) -> int | None:
+        release.wait(10)
+        return None
+
+    monkeypatch.setattr(dirs_sampler, "_free_bytes", hung)
+    write(tmp_path / "a.ckpt", 10)
+    assert watcher.watch(tmp_path, "checkpoint")
+    wait_for(watcher, has(tmp_path, 10, 1))
+    sampler = DirsSampler(watcher)
+    t0 = time.perf_counter()
+    for _ in range(3):
+        assert sampler.sample() is not None
+    assert time.perf_counter() - t0 < 0.5
+    release.set()
