@@ -104,6 +104,26 @@ def severity(proj: dict[str, Any], base: float) -> str:
     return INFO
 
 
+# A run with no plan whose limit (the disk's free space; for a process that serves, the
+# memory) is reached within this long at its pace: a warning, however short it has run so
+# far. Its horizon, "as long again", made "full in about 20 min" and "the physical memory in
+# about 28 min" info; a fit whose plan ends first is judged by its plan.
+SOON_SECONDS = 3600.0
+
+
+def soon(proj: dict[str, Any], said: str) -> str:
+    """`said`, or a warning where an unplanned run reaches its limit within SOON_SECONDS."""
+    seconds = proj.get("seconds_to_limit")
+    if (
+        said == INFO
+        and proj.get("horizon") != "plan"
+        and isinstance(seconds, int | float)
+        and seconds <= SOON_SECONDS
+    ):
+        return WARNING
+    return said
+
+
 def when_text(proj: dict[str, Any], noun: str = "epoch") -> str:
     """'in about 40 epochs (2.1 h)' (or fits, or windows: RunAtEpoch.noun) or '' without a
     projection."""

@@ -588,6 +588,29 @@ def test_directories_a_sweep_leaves_side_by_side_are_judged_together() -> None:
     assert [f.target for f in found] == ["/tmp/trial_0"], [f.title for f in found]
 
 
+def test_a_serving_leak_that_fills_memory_within_the_hour_is_a_warning() -> None:
+    """tensorflow#33030's train-then-serve (0.5 MiB kept per request): "26.2 MiB per window
+    ... the physical memory in about 885 windows (28 min)" was info, for "as long again" of
+    8 windows projected +28%; a process that serves runs on."""
+
+    def make(serving: bool) -> Any:
+        def window(i: int) -> dict[str, Any]:
+            fields: dict[str, Any] = {
+                "seconds": 2.0,
+                "host": syn.host_block(742 * MIB + 26 * MIB * i, total=4 * GIB),
+            }
+            if serving:
+                fields["inference"] = {"calls": 50}
+            return fields
+
+        return window
+
+    (served,) = _of(analyze(_run(syn.trace(12, make(True)))), "host_memory_growth")
+    assert served.severity == "warning" and "per window" in served.title, served.title
+    (trained,) = _of(analyze(_run(syn.trace(12, make(False)))), "host_memory_growth")
+    assert trained.severity == "info", trained.title  # a loop's epochs: judged by "as long again"
+
+
 def test_a_planned_fits_uneven_intervals_project_at_the_titles_rate() -> None:
     # In a fit that plans 40 epochs of 50 steps, what is said to come by the plan's end is
     # the epochs left times the title's rate per epoch.

@@ -18,7 +18,7 @@ from typing import Any
 
 from epochwatch.analysis import leaks
 from epochwatch.analysis.detectors.base import Detector, each_key
-from epochwatch.analysis.findings import INFO, WARNING, Finding
+from epochwatch.analysis.findings import INFO, Finding
 from epochwatch.analysis.growth import Verdict, judge
 from epochwatch.analysis.series import SIBLINGS
 from epochwatch.analysis.shapes import BlatantRule
@@ -38,26 +38,6 @@ BLATANT_BYTES = BlatantRule(
 BLATANT_FILES = BlatantRule(
     min_rel_slope=0.05, min_abs_slope=5, min_rel_growth=0.3, min_r2=0.95, new_high=True
 )
-
-# A run with no plan whose disk is full within this long at its pace: a warning, however
-# short it has run so far (its horizon, "as long again", said info for a disk full in 20
-# minutes of a CheckpointManager(max_to_keep=None) loop's training). A fit whose plan ends
-# before the disk fills is judged by its plan.
-SOON_SECONDS = 3600.0
-
-
-def _severity(proj: dict[str, Any]) -> str:
-    said = leaks.severity(proj, 0.0)
-    soon = proj.get("seconds_to_limit")
-    if (
-        said == INFO
-        and proj.get("horizon") != "plan"
-        and isinstance(soon, int | float)
-        and soon <= SOON_SECONDS
-    ):
-        return WARNING
-    return said
-
 
 _HINTS = {
     "checkpoint": "keep at most K checkpoints: ModelCheckpoint(..., save_best_only=True) or "
@@ -141,7 +121,8 @@ def _finding(view: RunAtEpoch, path: str) -> Finding | None:
         if when:
             evidence["consequence"] = f"the disk ({fmt_bytes(free)} free) is full {when}"
             title += f"; {evidence['consequence']}"
-        return Finding(KIND, _severity(proj), title, evidence, hint, path, epoch, hold=verdict.hold)
+        severity = leaks.soon(proj, leaks.severity(proj, 0.0))  # a disk full within the hour
+        return Finding(KIND, severity, title, evidence, hint, path, epoch, hold=verdict.hold)
     assert gf is not None and wf is not None
     evidence.update(leaks.growth_evidence(view, gf, wf, files_now))
     evidence["series"] = "files"

@@ -109,6 +109,8 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         title += f"; {tail}"
         evidence["consequence"] = tail
     severity = leaks.severity(proj, (view.head("rss_min", settling=True)[:1] or [g.start])[0])
+    if view.noun == "window":  # a process that serves runs on: its memory gone within the hour
+        severity = leaks.soon(proj, severity)
     hint = frameworks.hint(KIND, frameworks.framework(view.start), HINT)
     stages = _shuffles_mapped(view)
     if stages:
