@@ -376,11 +376,12 @@ class EpochSeries:
         too: a sweep's trials each save into a directory of their own (a `mkdtemp()` per
         trial under /tmp, keras-tuner's `trial_NN`), each flat after its trial while what
         they leave grows with the trials (348 MiB left in /tmp by 14 trials, said nowhere).
-        Not where the parent is watched whole (its own total holds them)."""
+        Not where the parent or a directory above it is watched whole (its total holds them)."""
         by_parent: dict[str, list[str]] = {}
         for key in out.get("dir_bytes", {}):
             parent = os.path.dirname(key.rstrip("/"))
-            if parent and parent not in recursive and not key.endswith(SIBLINGS):
+            whole = any(parent == r or parent.startswith(r + "/") for r in recursive)
+            if parent and not whole and not key.endswith(SIBLINGS):
                 by_parent.setdefault(parent, []).append(key)
         for parent, keys in by_parent.items():
             if len(keys) < MIN_SIBLINGS:

@@ -63,7 +63,9 @@ class DirsSampler:
         """Nothing: the watcher's owner closes it."""
 
 
-REFRESH_SECONDS = 1.0  # the free space is read again at most this often
+# The free space is read again at most this often: it moves slowly, and each read starts
+# a thread (short epochs end many times a second).
+REFRESH_SECONDS = 5.0
 
 
 def _free_bytes(path: str) -> int | None:

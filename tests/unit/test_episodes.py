@@ -583,6 +583,14 @@ def test_directories_a_sweep_leaves_side_by_side_are_judged_together() -> None:
     assert "TemporaryDirectory" in f.hint
     run = _run(syn.trace(14, make(False)))
     assert abs(run.series.value("dir_bytes", 13, "/tmp/*") - 14 * 25 * MIB) < 1
+    # Under a directory watched whole (a tuner's project directory), its own total holds them.
+    whole = syn.trace(4, make(False))
+    for rec in whole[1:-1]:
+        rec["dirs"] = {
+            f"/work/tuner/sweep/trial_{k}": {"bytes": MIB, "files": 1, "role": "checkpoint"} for k in range(4)
+        }
+        rec["dirs"]["/work/tuner"] = {"bytes": 4 * MIB, "files": 4, "role": "user"}
+    assert "/work/tuner/sweep/*" not in _run(whole).series.keys("dir_bytes")
     # One of them growing on its own: that one is said, not their sum as well.
     found = _of(analyze(_run(syn.trace(14, make(True)))), "disk_growth")
     assert [f.target for f in found] == ["/tmp/trial_0"], [f.title for f in found]

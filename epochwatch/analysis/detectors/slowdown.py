@@ -152,6 +152,10 @@ def _finding(
     return _unless_busier(view, found, verdict)
 
 
+# Epochs are few where intervals judge (long ones): five say a host got busier.
+EPOCHS_BUSIER = 5
+
+
 def _busier_epochs(view: RunAtEpoch, w: Window) -> tuple[str, dict[str, Any]] | None:
     """The busier-host verdict of an interval window's epochs (intervals carry no CPU time,
     so the rule had nothing to read there): an eager loop beside a test suite on two cores
@@ -165,11 +169,9 @@ def _busier_epochs(view: RunAtEpoch, w: Window) -> tuple[str, dict[str, Any]] | 
     epochs = RunAtEpoch(replace(view.run, series=series), end, unit="epoch", final=view.final)
     first = view.epoch_number(w.indexes[0])
     times = epochs.window("seconds", size=60)
-    keep = [k for k, i in enumerate(times.indexes) if epochs.epoch_number(i) >= first]
-    keep = list(range(max(0, min(keep or [len(times.indexes)]) - 3), len(times.indexes)))  # and a few before
-    window = Window([times.values[k] for k in keep], [times.indexes[k] for k in keep])
-    # Epochs are few where intervals judge (long ones): five say a host got busier.
-    verdict = judge_cpu(epochs, window, least=EPOCHS_BUSIER)
+    at = next((k for k, i in enumerate(times.indexes) if epochs.epoch_number(i) >= first), len(times.indexes))
+    start = max(0, at - 3)  # the window's epochs and a few before
+    verdict = judge_cpu(epochs, Window(times.values[start:], times.indexes[start:]), least=EPOCHS_BUSIER)
     return verdict if verdict is not None and verdict[0] == "busier" else None
 
 
@@ -305,7 +307,6 @@ def _judge(view: RunAtEpoch, column: str, what: str, target: str | None) -> Find
 
 
 FIT_TARGET = "time per epoch of each fit"
-EPOCHS_BUSIER = 5
 
 
 def _fit_view(view: RunAtEpoch) -> RunAtEpoch:
