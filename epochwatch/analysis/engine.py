@@ -84,7 +84,7 @@ def _recovered_at(view: RunAtEpoch, index: int, last: Finding) -> tuple[str, dic
     a loop's fits names the fit ("recovered at fit 14", `ended_fit` from 0), others the epoch,
     and in a run of several fits that epoch's fit ("recovered at fit 3, epoch 5")."""
     fit = view.value("fit", index)
-    epoch = f"epoch {view.epoch_number(index) + 1}"
+    epoch = view.named(index)
     if fit != fit:
         return epoch, {}
     if last.evidence.get("unit") == "fit" or "first_fit" in last.evidence or "fits" in last.evidence:
@@ -263,6 +263,9 @@ class Engine:
             or severity_rank(finding.severity) > severity_rank(last.severity)
             or (final and _plan_voided(last, finding))  # the verdict: a plan EarlyStopping cut short
             or newly_explained(last, finding)
+            or (
+                final and finding.evidence.get("stopped_growing") and not last.evidence.get("stopped_growing")
+            )
         ):
             return None
         # A problem that grew is no milder for the plan having less left to run: an update
@@ -271,6 +274,7 @@ class Engine:
         severity = (
             last.severity if milder and not (final and _plan_voided(last, finding)) else finding.severity
         )
+        base = last.evidence.get("base", finding.evidence.get("base"))  # the level before it began
         updated = replace(
             finding,
             severity=severity,
@@ -279,7 +283,7 @@ class Engine:
             update=last.update + 1,
             evidence={
                 **finding.evidence,
-                "base": last.evidence.get("base", finding.evidence.get("base")),  # the level before it began
+                **({"base": base} if base is not None else {}),  # a count (retraces) has none
                 **_first_fit(last),  # first seen and now: `epoch` and `as_of`
             },
         )

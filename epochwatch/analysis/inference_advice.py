@@ -42,8 +42,12 @@ def is_inference(epochs: list[dict[str, Any]], back: int = 0) -> bool:
 
 
 def adapt(findings: Iterable[Finding], epochs: list[dict[str, Any]], back: int = 0) -> Iterator[Finding]:
-    """The findings, with the inference advice where the epochs judged are inference windows."""
-    inference = is_inference(epochs, back)
+    """The findings, with the inference advice where the epochs judged are inference windows,
+    marked `evidence.of_windows`: their numbers count windows (the report's rows "w1".."w8"),
+    and "at epoch 8" beside a fit of 5 epochs would name a row that is not there."""
+    if not is_inference(epochs, back):
+        yield from findings
+        return
     for finding in findings:
-        hint = HINTS.get(finding.kind) if inference else None
-        yield dataclasses.replace(finding, hint=hint) if hint else finding
+        hint = HINTS.get(finding.kind) or finding.hint
+        yield dataclasses.replace(finding, hint=hint, evidence={**finding.evidence, "of_windows": True})

@@ -75,6 +75,12 @@ class RunAtEpoch:
         v = self.series.value("epoch", index)
         return int(v) if v == v else index
 
+    def named(self, index: int) -> str:
+        """The point at `index` as a title names it, counted from 1 as Keras counts: "epoch 5",
+        or "window 3" for a window of inference calls (the report's row "w3")."""
+        calls = self.series.value("calls", index) if self.unit == "epoch" else math.nan
+        return f"{'window' if calls == calls else 'epoch'} {self.epoch_number(index) + 1}"
+
     def value(self, name: str, index: int | None = None, key: str | None = None) -> float:
         return self.series.value(name, self.last if index is None else index, key)
 

@@ -38,12 +38,21 @@ def moment(f: Mapping[str, Any], fits: int | None = None, seen: bool = True) -> 
     at = as_of if isinstance(as_of, int) else first
     if not isinstance(at, int):
         return ""
-    said = f" (first seen at epoch {first + 1})" if seen and isinstance(first, int) and first != at else ""
+    point = point_noun(ev)
+    said = f" (first seen at {point} {first + 1})" if seen and isinstance(first, int) and first != at else ""
     fit = ev.get("fit")
     of = (
-        f"fit {fit + 1}, " if fits and fits > 1 and isinstance(fit, int) and not isinstance(fit, bool) else ""
+        f"fit {fit + 1}, "
+        if fits and fits > 1 and isinstance(fit, int) and not isinstance(fit, bool) and point == "epoch"
+        else ""
     )
-    return f"{of}epoch {at + 1}{said}"
+    return f"{of}{point} {at + 1}{said}"
+
+
+def point_noun(evidence: Mapping[str, Any]) -> str:
+    """What a finding's numbers count: "window" (of inference calls, the table's "w" rows) or
+    "epoch"."""
+    return "window" if evidence.get("of_windows") else "epoch"
 
 
 def rows(run: Mapping[str, Any]) -> list[tuple[str, str]]:

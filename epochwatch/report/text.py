@@ -20,10 +20,11 @@ def _evidence(f: Mapping[str, Any]) -> str:
     unit = evidence_unit(str(f.get("kind")), ev)
     parts = []
     per = "fit" if "slope_per_fit" in ev or ev.get("unit") == "fit" else "epoch"  # a loop: a point a fit
+    said = headline.point_noun(ev) if per == "epoch" else per  # windows of calls count as epochs
     if ev.get(f"slope_per_{per}") is not None:
         slope = ev[f"slope_per_{per}"]
         ci = ev.get("slope_ci95") or []
-        s = f"slope {fmt_in(unit, slope)}/{per}"
+        s = f"slope {fmt_in(unit, slope)}/{said}"
         if len(ci) == 2 and None not in ci:
             s += f" (95% CI {fmt_in(unit, ci[0])} to {fmt_in(unit, ci[1])})"
         parts.append(s)
@@ -31,10 +32,10 @@ def _evidence(f: Mapping[str, Any]) -> str:
         parts.append(f"p {ev['p_value']:.2g}")
     epochs = ev.get(f"{per}s")
     if isinstance(epochs, list) and len(epochs) == 2 and all(isinstance(e, int) for e in epochs):
-        parts.append(f"{per}s {epochs[0] + 1}-{epochs[1] + 1}")  # as Keras counts
+        parts.append(f"{said}s {epochs[0] + 1}-{epochs[1] + 1}")  # as Keras counts
     if "epochs_to_limit" in ev:
         lim = f"limit {fmt_bytes(ev['limit'])}" if "limit" in ev else "limit"
-        parts.append(f"{lim} in ~{ev['epochs_to_limit']:.0f} epochs")
+        parts.append(f"{lim} in ~{ev['epochs_to_limit']:.0f} {headline.point_noun(ev)}s")
     for key in ("argument", "change", "throttled_share", "share", "swapped_share", "free_source"):
         if key in ev:
             v = ev[key]

@@ -530,7 +530,8 @@ def test_an_inference_runs_memory_and_slowdown_findings_get_the_inference_fixes(
     ]
     inference = [{"epoch_source": "inference_calls"}]
     adapted = list(adapt(found, inference))
-    assert "model(x, training=False)" in adapted[0].hint and adapted[1] == found[1]
+    assert "model(x, training=False)" in adapted[0].hint and adapted[1].hint == found[1].hint
+    assert all(f.evidence["of_windows"] for f in adapted)  # "at window 3", not "epoch 3"
     assert list(adapt(found, [{"epoch_source": "data_pass"}])) == found
     # Windows after a fit: the advice follows the newest epoch judged, not the run's first.
     after_fit = [{"source": "keras"}, *inference]

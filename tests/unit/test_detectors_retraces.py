@@ -127,3 +127,45 @@ def test_keras_own_function_beside_the_users_is_one_storm() -> None:
         return _retraces({"initialize_variables": {"new": 1, "total": i + 1, "causes": []}}, build=0.3)
 
     assert [f.target for f in _analyze(syn.trace(12, alone))] == ["initialize_variables"]
+
+
+def _per_epoch(until: int) -> Any:
+    """A Python int into the step: a trace each epoch up to epoch `until`, none after."""
+
+    def make(i: int) -> dict[str, Any]:
+        if i == 0:
+            return _retraces(_first("train_step"))
+        if i > until:
+            return _retraces({})
+        c = {"arg": "n", "change": "value", "was": f"int {i - 1}", "now": f"int {i}"}
+        return _retraces({"train_step": {"new": 1, "total": i + 1, "causes": [c]}})
+
+    return make
+
+
+def test_the_verdict_counts_the_retraces_the_run_ended_with() -> None:
+    """A storm found at its third retrace kept "retraced 3 times" in `report` beside a header
+    counting every one: the verdict's count is the run's end's."""
+    first = _analyze(syn.trace(20, _per_epoch(99)))[0]
+    last = analyze_records(syn.trace(20, _per_epoch(99)), "retrace_storm", episodes=True)[0]
+    assert first.evidence["new_traces_after_warmup"] <= 5
+    # Updated on a tenth more at the end (findings.FINAL_GROWTH): within a tenth of the end's count.
+    n = last.evidence["new_traces_after_warmup"]
+    assert 17 <= n <= 19 and f"retraced {n} times" in last.title, last.title
+    assert last.as_of is not None and last.as_of >= 17 and last.epoch == first.epoch
+    assert "no new trace" not in last.title
+
+
+def test_a_storm_that_stopped_says_when() -> None:
+    """A server that has seen every input length traces no more: its storm is said to have
+    stopped, with the epoch of its last new trace."""
+    found = analyze_records(syn.trace(16, _per_epoch(7)), "retrace_storm", episodes=True)
+    assert len(found) == 1
+    f = found[0]
+    assert f.title.endswith("; no new trace after epoch 8"), f.title
+    assert f.evidence["stopped_growing"] and f.evidence["last_retrace_epoch"] == 7
+    # Stopped at the run's very end: too soon to say.
+    assert (
+        "no new trace"
+        not in analyze_records(syn.trace(9, _per_epoch(7)), "retrace_storm", episodes=True)[0].title
+    )

@@ -165,3 +165,19 @@ def test_a_finding_on_one_fit_of_several_names_the_fit() -> None:
     assert moment(f, fits=1) == "epoch 4"  # one fit: the epoch is enough
     loop = {"kind": "models_in_loop", "epoch": 0, "evidence": {"unit": "fit", "fits": [1, 7], "fit": 7}}
     assert moment(loop, fits=16) == "fit 8"  # a finding on the loop's fits: by its fit only
+
+
+def test_a_finding_on_windows_of_calls_names_the_window() -> None:
+    """Train, then serve (tensorflow#33030): a finding on the 8th window of predict calls after
+    a 5-epoch fit said "@epoch 8" beside table rows 1-5 and w1-w8."""
+    from epochwatch.report.headline import moment
+
+    f = {
+        "kind": "host_memory_growth",
+        "epoch": 2,
+        "as_of": 7,
+        "evidence": {"of_windows": True, "fit": 0, "slope_per_epoch": 26 * MIB, "epochs": [1, 7]},
+    }
+    assert moment(f, fits=2) == "window 8 (first seen at window 3)"
+    said = text_report._evidence(f)
+    assert "MiB/window" in said and "windows 2-8" in said and "epoch" not in said

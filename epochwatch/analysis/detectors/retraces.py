@@ -36,6 +36,11 @@ CRITICAL_BUILD_SHARE = 0.25
 # comes with fewer traces, one an epoch, is judged by retrace_memory.py).
 PER_STEP = 0.1
 BYTES_PER_TRACE = 16 * MIB  # what one concrete function (graph, caches) can hold at most
+# At the run's end, a storm with no new trace in its newest QUIET_END points (epochs,
+# windows of calls) or more is said to have stopped: a server that has seen every input
+# length traces no more, and its finding said at the third window should not read as if
+# it went on.
+QUIET_END = 3
 
 
 def new_traces(series: EpochSeries, index: int) -> float:
@@ -155,11 +160,8 @@ def _evaluate(
     if not any(c > 0 for c in col[max(0, first) : window[-1] - s.offset + 1] if window):
         return None
 
-    def count(i: int) -> float:  # beyond its first trace in a fit's first epoch
-        return s.value("fn_new", i, name) - (1 if s.warm[i - s.offset] == FIRST else 0)
-
-    hits = sum(1 for i in recent if count(i) > 0)
-    counts = [count(i) for i in window]
+    hits = sum(1 for i in recent if _count(s, i, name) > 0)
+    counts = [_count(s, i, name) for i in window]
     if stormy and len(counts) > 1 and not any(c > 0 for c in counts[1:]):
         return None  # its traces all came in the first epoch and stopped there: warm-up
     total = sum(c for c in counts if c == c)
@@ -172,6 +174,7 @@ def _evaluate(
     cause = _top_cause(info, view.end)
     evidence: dict[str, Any] = {
         "function": name,
+        "current": total,  # the episode's measure: the finding is updated as the storm goes on
         "new_traces_after_warmup": int(total),
         "epochs_with_new_traces": len(hit_idx),
         "epochs": window_epochs(view, window),
@@ -194,6 +197,10 @@ def _evaluate(
     if cause is not None:
         title += f": argument `{cause[0]}` changes {cause[1]}"
     title += _consequence(view, hit_idx, share, evidence)
+    if view.final and hit_idx and window[-1] - hit_idx[-1] >= QUIET_END:
+        evidence["stopped_growing"] = True
+        evidence["last_retrace_epoch"] = view.epoch_number(hit_idx[-1])
+        title += f"; no new trace after {view.named(hit_idx[-1])}"
     severity = CRITICAL if share >= CRITICAL_BUILD_SHARE else WARNING
     hint = hint_for(cause, fw)
     replaced = _optimizers_replaced(view)
@@ -205,6 +212,31 @@ def _evaluate(
             "make it once, before the loop, with the function"
         )
     return Finding(KIND, severity, title, evidence, hint, name, view.epoch_number(view.last))
+
+
+def _count(s: EpochSeries, i: int, name: str) -> float:
+    """`name`'s new traces at point `i`, beyond its first trace in a fit's first epoch."""
+    return s.value("fn_new", i, name) - (1 if s.warm[i - s.offset] == FIRST else 0)
+
+
+def _points(view: RunAtEpoch) -> tuple[list[int], list[int]]:
+    """The points judged, the same for every function: (the RECENT newest, the WINDOW newest),
+    with the newest fit's first epoch when it retraced all along (`_stormy_first`)."""
+    recent = list(view.series.indexes(view.end, RECENT, settling=True))
+    window = list(view.series.indexes(view.end, WINDOW, settling=True))
+    first = _stormy_first(view, window)
+    if first is not None:
+        recent, window = [first, *recent][-RECENT:], [first, *window]
+    return recent, window
+
+
+def traces_now(view: RunAtEpoch, last: Finding) -> float:
+    """The storm's measure now (`evidence.current`): its function's new traces over the
+    points judged, as its title counts them."""
+    if last.target is None:
+        return float("nan")
+    counts = (_count(view.series, i, last.target) for i in _points(view)[1])
+    return sum(c for c in counts if c == c)
 
 
 def _optimizers_replaced(view: RunAtEpoch) -> int:
@@ -257,12 +289,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     found: list[Finding] = []
     if not view.series.functions:
         return found
-    # The same epochs for every function: computed once per view, not once per function.
-    recent = list(view.series.indexes(view.end, RECENT, settling=True))
-    window = list(view.series.indexes(view.end, WINDOW, settling=True))
-    first = _stormy_first(view, window)
-    if first is not None:
-        recent, window = [first, *recent][-RECENT:], [first, *window]
+    recent, window = _points(view)  # once per view, not once per function
     for name, info in view.series.functions.items():
         if view.done(KIND, name) or not judged(name):
             continue
@@ -281,4 +308,4 @@ def detect(view: RunAtEpoch) -> list[Finding]:
 FRAMEWORK_OWN = frozenset({"initialize_variables"})
 
 
-DETECTOR = Detector(name=KIND, detect=detect, persistence=PERSISTENCE)
+DETECTOR = Detector(name=KIND, detect=detect, persistence=PERSISTENCE, current=traces_now)
