@@ -36,6 +36,7 @@ INTEGRATIONS: list[tuple[str, str, Install]] = [
     ("tf_keras", "tf_keras integration", _call("integrations.keras", "install", "tf_keras")),
     ("tensorflow", "saving integration", _call("integrations.saving", "install_tf")),
     ("keras", "saving integration", _call("integrations.saving", "install_keras")),
+    ("tensorflow", "tf.data file watching", _call("integrations.data_files")),
     ("jax", "jax integration", _call("integrations.jax")),
     ("torch", "torch integration", _call("integrations.torch")),
     ("torch", "torch saving integration", _call("integrations.torch_saving")),

@@ -40,7 +40,7 @@ ENDED_VANISHED: Final = "vanished"
 
 # What a watched directory is for (`watched` in fit_start, `dirs.<path>.role` in epochs and
 # samples, the `watch` notice); the daemon reads any other role a client sends as "user".
-ROLES: Final = frozenset({"checkpoint", "backup", "tensorboard", "temp", "user"})
+ROLES: Final = frozenset({"checkpoint", "backup", "tensorboard", "temp", "data", "user"})
 
 Record = dict[str, Any]
 

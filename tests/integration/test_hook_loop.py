@@ -27,6 +27,10 @@ x = tf.random.normal([32, 4]); y = tf.random.normal([32, 1])
 out = os.path.join(os.getcwd(), "outputs")
 os.makedirs(out)
 hook.watch(out)
+# What tf.data writes is watched from where the pipeline is built (never iterated here).
+tf.data.Dataset.from_tensor_slices(x).snapshot(os.path.join(os.getcwd(), "snap"))
+os.makedirs("cached")
+tf.data.Dataset.from_tensor_slices(x).cache(os.path.join("cached", "c")).cache()
 lr = 0.1
 for n in range(6):
     with hook.epoch(n):
@@ -44,6 +48,8 @@ def test_custom_loop_records_epochs_metrics_retraces_and_watched_dir(tmp_path: P
     records = read_single_trace(tmp_path)
     assert records[0]["type"] == "run_start" and "training" not in records[0]
     assert records[-1]["type"] == "run_end" and records[-1]["ended"] == "completed"
+    data = {r["path"] for r in of_type(records, "watch") if r.get("role") == "data"}
+    assert data == {str(tmp_path / "snap"), str(tmp_path / "cached")}, of_type(records, "watch")
     epochs = of_type(records, "epoch")
     assert [e["epoch"] for e in epochs] == list(range(6))
     for e in epochs:
@@ -111,6 +117,8 @@ def test_a_hanging_gpu_driver_does_not_slow_the_epochs(tmp_path: Path) -> None:
     env = with_fake_nvml(child_env(tmp_path, FAKE_NVML_HANG_SECONDS="1"))
     run_python(HANGING_GPU, tmp_path, env=env)
     records = read_single_trace(tmp_path)
+    data = {r["path"] for r in of_type(records, "watch") if r.get("role") == "data"}
+    assert data == {str(tmp_path / "snap"), str(tmp_path / "cached")}, of_type(records, "watch")
     epochs = of_type(records, "epoch")
     assert [e["epoch"] for e in epochs] == list(range(6))
     # Epoch 0 also carries the run's start (imports, fingerprint, NVML's first answer).

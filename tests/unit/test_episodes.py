@@ -578,9 +578,12 @@ def test_directories_a_sweep_leaves_side_by_side_are_judged_together() -> None:
 
     (f,) = _of(analyze(_run(syn.trace(14, make(False)))), "disk_growth")
     assert f.target == "/tmp/*" and f.title.startswith(
-        "the directories this run saved into under /tmp grow 25.0 MiB"
+        "the directories this run writes into under /tmp grow 25.0 MiB"
     )
     assert "TemporaryDirectory" in f.hint
+    # Its verdict is the run's end's: the sum's updates were filtered out as "one of a sum said".
+    (last,) = _of(analyze(_run(syn.trace(14, make(False))), episodes=True), "disk_growth")
+    assert last.evidence["current"] == 14 * 25 * MIB and "-> 350 MiB" in last.title, last.title
     run = _run(syn.trace(14, make(False)))
     assert abs(run.series.value("dir_bytes", 13, "/tmp/*") - 14 * 25 * MIB) < 1
     # Under a directory watched whole (a tuner's project directory), its own total holds them.

@@ -48,11 +48,15 @@ _HINTS = {
     "tensorboard": "TensorBoard logs grow with every epoch written: lower histogram_freq, "
     "set write_graph=False / profile_batch=0, and start a new log directory per run",
     "temp": "temporary files pile up: something writes to the temp directory and never deletes "
-    "(tempfile.NamedTemporaryFile(delete=False), tf.data cache('') files, saved models for export); "
-    "use a tempfile.TemporaryDirectory() context or delete them",
+    "(tempfile.NamedTemporaryFile(delete=False), tf.data cache(filename) files, saved models for "
+    "export); use a tempfile.TemporaryDirectory() context or delete them",
+    "data": "tf.data writes its snapshot or cache files here and a new pipeline (other data, "
+    "other steps before the snapshot or cache) writes them anew beside the old ones: reuse one "
+    "pipeline per directory, or delete the directory when the pipeline is done",
 }
 SIBLINGS_HINT = (
-    "each trial (or round) saves into a directory of its own and none is removed: delete a "
+    "each trial (or round) writes into a directory of its own (its checkpoints, its tf.data "
+    "snapshot or cache files) and none is removed: delete a "
     "trial's directory when it is done (a tempfile.TemporaryDirectory() context per trial), "
     "or keep only the best trials' files"
 )
@@ -198,18 +202,22 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     alone = {_parent(f.target) for f in found if f.target and not f.target.endswith(SIBLINGS)}
     alone |= {_parent(k) for k in said if not k.endswith(SIBLINGS)}
     summed = {k for k in said if k.endswith(SIBLINGS)}
-    return [
-        f
-        for f in found
-        if not (f.target and f.target.endswith(SIBLINGS) and f.target in {p + SIBLINGS for p in alone})
-        and not (f.target and _parent(f.target) + SIBLINGS in summed)
-    ]
+    sums = {p + SIBLINGS for p in alone}
+
+    def kept(target: str | None) -> bool:
+        if not target:
+            return True
+        if target.endswith(SIBLINGS):  # not where one of them grows on its own (said, or now)
+            return target not in sums
+        return _parent(target) + SIBLINGS not in summed  # not one of a sum said (its updates are)
+
+    return [f for f in found if kept(f.target)]
 
 
 def _named(path: str) -> str:
     """A target as a title says it: sibling directories' sum by what it is."""
     if path.endswith(SIBLINGS):
-        return f"the directories this run saved into under {path[: -len(SIBLINGS)] or '/'}"
+        return f"the directories this run writes into under {path[: -len(SIBLINGS)] or '/'}"
     return path
 
 
