@@ -117,8 +117,6 @@ def test_a_hanging_gpu_driver_does_not_slow_the_epochs(tmp_path: Path) -> None:
     env = with_fake_nvml(child_env(tmp_path, FAKE_NVML_HANG_SECONDS="1"))
     run_python(HANGING_GPU, tmp_path, env=env)
     records = read_single_trace(tmp_path)
-    data = {r["path"] for r in of_type(records, "watch") if r.get("role") == "data"}
-    assert data == {str(tmp_path / "snap"), str(tmp_path / "cached")}, of_type(records, "watch")
     epochs = of_type(records, "epoch")
     assert [e["epoch"] for e in epochs] == list(range(6))
     # Epoch 0 also carries the run's start (imports, fingerprint, NVML's first answer).
