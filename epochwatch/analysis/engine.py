@@ -258,22 +258,23 @@ class Engine:
         if last.ended_epoch is not None:
             return None
         self._note_peak(key, finding)
+        # The verdict judges anew: a plan EarlyStopping cut short, or a problem that stopped
+        # (a storm with no new trace in its newest points: what it costs now is its severity).
+        verdict = final and (
+            _plan_voided(last, finding)
+            or (bool(finding.evidence.get("stopped_growing")) and not last.evidence.get("stopped_growing"))
+        )
         if not (
             grew_since(last, number(finding.evidence.get("current")), final)
             or severity_rank(finding.severity) > severity_rank(last.severity)
-            or (final and _plan_voided(last, finding))  # the verdict: a plan EarlyStopping cut short
+            or verdict
             or newly_explained(last, finding)
-            or (
-                final and finding.evidence.get("stopped_growing") and not last.evidence.get("stopped_growing")
-            )
         ):
             return None
         # A problem that grew is no milder for the plan having less left to run: an update
-        # keeps the severity said, unless the plan it was judged by is void (EarlyStopping).
+        # keeps the severity said, unless the verdict judged it anew.
         milder = severity_rank(finding.severity) < severity_rank(last.severity)
-        severity = (
-            last.severity if milder and not (final and _plan_voided(last, finding)) else finding.severity
-        )
+        severity = last.severity if milder and not verdict else finding.severity
         base = last.evidence.get("base", finding.evidence.get("base"))  # the level before it began
         updated = replace(
             finding,

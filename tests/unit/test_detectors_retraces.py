@@ -129,16 +129,17 @@ def test_keras_own_function_beside_the_users_is_one_storm() -> None:
     assert [f.target for f in _analyze(syn.trace(12, alone))] == ["initialize_variables"]
 
 
-def _per_epoch(until: int) -> Any:
-    """A Python int into the step: a trace each epoch up to epoch `until`, none after."""
+def _per_epoch(until: int, build: float = 0.0) -> Any:
+    """A Python int into the step: a trace each epoch up to epoch `until`, none after
+    (`build`: seconds of each 1-s epoch spent tracing)."""
 
     def make(i: int) -> dict[str, Any]:
         if i == 0:
             return _retraces(_first("train_step"))
         if i > until:
-            return _retraces({})
+            return {"seconds": 1.0, **_retraces({})}
         c = {"arg": "n", "change": "value", "was": f"int {i - 1}", "now": f"int {i}"}
-        return _retraces({"train_step": {"new": 1, "total": i + 1, "causes": [c]}})
+        return {"seconds": 1.0, **_retraces({"train_step": {"new": 1, "total": i + 1, "causes": [c]}}, build)}
 
     return make
 
@@ -164,6 +165,10 @@ def test_a_storm_that_stopped_says_when() -> None:
     f = found[0]
     assert f.title.endswith("; no new trace after epoch 8"), f.title
     assert f.evidence["stopped_growing"] and f.evidence["last_retrace_epoch"] == 7
+    # What it costs now is its severity: critical while tracing ate the epochs, not after.
+    first = _analyze(syn.trace(16, _per_epoch(7, build=0.5)))[0]
+    last = analyze_records(syn.trace(16, _per_epoch(7, build=0.5)), "retrace_storm", episodes=True)[0]
+    assert (first.severity, last.severity) == ("critical", "warning"), last.title
     # Stopped at the run's very end: too soon to say.
     assert (
         "no new trace"
