@@ -216,7 +216,7 @@ class Engine:
         if view.unit == "fit":  # a loop of fits: no window of inference calls
             return list(found)
         back = view.run.series.count - view.end if view.unit == "epoch" else 0
-        return list(adapt(found, view.run.epochs, back))  # inference windows' fixes
+        return list(adapt(found, view.run.epochs, back, view.run.restores))  # inference windows' fixes
 
     def _judge(
         self, detector: Detector, view: RunAtEpoch, found: list[Finding], final: bool

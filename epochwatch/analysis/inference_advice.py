@@ -9,6 +9,7 @@ growing per call, calls getting slower), the advice is replaced by the inference
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -33,6 +34,26 @@ HINTS = {
 }
 
 
+# One file loaded this many times or more in a run that serves: loaded per request.
+LOADS_AGAIN = 3
+LOADED_AGAIN_HINT = (
+    "the loop loads the same model again and again ({n} loads of {path}): every load builds its "
+    "layers and functions anew and traces them again, and TensorFlow keeps part of each load "
+    "(tensorflow#40171, #35524: keras.backend.clear_session() and `del` do not give it back); "
+    "load it once, before the loop, and call the loaded model there"
+)
+LOADED_AGAIN_KINDS = ("host_memory_growth", "slowdown", "retrace_storm")
+
+
+def loaded_again(restores: Iterable[dict[str, Any]]) -> tuple[str, int] | None:
+    """(path, loads) of the file the run loaded most, when it loaded it LOADS_AGAIN times or more."""
+    counts = Counter(str(r["path"]) for r in restores if isinstance(r.get("path"), str))
+    if not counts:
+        return None
+    path, n = counts.most_common(1)[0]
+    return (path, n) if n >= LOADS_AGAIN else None
+
+
 def is_inference(epochs: list[dict[str, Any]], back: int = 0) -> bool:
     """The newest epoch judged (`back` epochs before the run's newest) is a window of
     inference calls: a script that only predicts, or the calls after its last fit."""
@@ -41,13 +62,22 @@ def is_inference(epochs: list[dict[str, Any]], back: int = 0) -> bool:
     return epochs[-1 - back if back < len(epochs) else 0].get("epoch_source") == "inference_calls"
 
 
-def adapt(findings: Iterable[Finding], epochs: list[dict[str, Any]], back: int = 0) -> Iterator[Finding]:
+def adapt(
+    findings: Iterable[Finding],
+    epochs: list[dict[str, Any]],
+    back: int = 0,
+    restores: Iterable[dict[str, Any]] = (),
+) -> Iterator[Finding]:
     """The findings, with the inference advice where the epochs judged are inference windows,
     marked `evidence.of_windows`: their numbers count windows (the report's rows "w1".."w8"),
-    and "at epoch 8" beside a fit of 5 epochs would name a row that is not there."""
+    and "at epoch 8" beside a fit of 5 epochs would name a row that is not there. Where the
+    loop loads one model again and again (`restores`), that is the advice."""
     if not is_inference(epochs, back):
         yield from findings
         return
+    loaded = loaded_again(restores)
     for finding in findings:
         hint = HINTS.get(finding.kind) or finding.hint
+        if loaded is not None and finding.kind in LOADED_AGAIN_KINDS:
+            hint = LOADED_AGAIN_HINT.format(path=loaded[0], n=loaded[1])
         yield dataclasses.replace(finding, hint=hint, evidence={**finding.evidence, "of_windows": True})

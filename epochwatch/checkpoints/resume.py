@@ -42,6 +42,11 @@ from epochwatch.trace.reader import TraceError, iter_records
 Record = dict[str, Any]
 MAX_PARENT_BYTES = 256 * 1024 * 1024
 WINDOW = restore.WINDOW + 2
+# A server that loads its SavedModel for every request (tensorflow#40171) restores the same
+# files hundreds of times: each is looked up in the trace directory once (its parent, by
+# content and path), and the newest RESTORES_KEPT restores are judged (all of them, each
+# time, made the hook's cost grow with the square of the loads and its memory without end).
+RESTORES_KEPT = 16
 
 
 def _key(f: Record) -> tuple[Any, ...]:
@@ -60,6 +65,7 @@ class ResumeWatcher:
         self._parents: dict[str, Run] = {}
         self._links: list[Link] = []
         self._emitted: set[tuple[Any, ...]] = set()
+        self._looked_up: tuple[tuple[Any, ...], Link | None, Run | None, Record | None] | None = None
         self._started = False
         self._attach_lock = threading.Lock()
         self.listening = False
@@ -78,7 +84,40 @@ class ResumeWatcher:
 
     def on_restore(self, record: Record) -> list[Record]:
         """Link the restore to its parent (adds `parent` to the record); return findings."""
+        parent, link = self._parent_of(record)
+        embedded = self._embedded()  # before our lock: it may take the Recorder's
+        own_start, before = (
+            self._own_history(restored_at(record)) if self._child.start is None else (None, [])
+        )
+        with self._lock:
+            if self._child.start is None:
+                self._child.start = own_start
+                # The epochs before the first restore (followed only from it on): the losses a
+                # restore of this run's own save is judged against, as `report` judges it.
+                self._child.epochs[:0] = before
+            self._child.restores.append(record)
+            del self._child.restores[:-RESTORES_KEPT]
+            if parent is not None and link is not None:
+                self._parents[parent.run_id] = parent
+                self._links.append(link)
+                del self._links[:-RESTORES_KEPT]
+            if not embedded:
+                return []
+            return self._new_findings()
+
+    def _parent_of(self, record: Record) -> tuple[Run | None, Link | None]:
+        """The parent run of a restore and its link (adding `parent` to the record), found
+        in the trace directory; a restore of the same files as the last one found has the
+        same parent, and is not looked up again."""
         sha = record.get("sha256")
+        key = (sha, record.get("path"))
+        if self._looked_up is not None and self._looked_up[0] == key and isinstance(sha, str):
+            _, known, known_parent, field = self._looked_up
+            if field is not None:
+                record["parent"] = field
+            if known is None:
+                return known_parent, None
+            return known_parent, Link(known.child, known.parent, record, known.save, known.match)
         found = None
         if isinstance(sha, str):
             found = find_parent(
@@ -95,23 +134,8 @@ class ResumeWatcher:
             if parent is not None:
                 link = Link(self._child.run_id, parent.run_id, record, found.save, found.match)
                 record["parent"] = link.parent_field(found.trace)
-        embedded = self._embedded()  # before our lock: it may take the Recorder's
-        own_start, before = (
-            self._own_history(restored_at(record)) if self._child.start is None else (None, [])
-        )
-        with self._lock:
-            if self._child.start is None:
-                self._child.start = own_start
-                # The epochs before the first restore (followed only from it on): the losses a
-                # restore of this run's own save is judged against, as `report` judges it.
-                self._child.epochs[:0] = before
-            self._child.restores.append(record)
-            if parent is not None and link is not None:
-                self._parents[parent.run_id] = parent
-                self._links.append(link)
-            if not embedded:
-                return []
-            return self._new_findings()
+        self._looked_up = (key, link, parent, record.get("parent"))
+        return parent, link
 
     def _embedded(self) -> bool:
         """Whether this process writes its own trace now (else a daemon analyzes it).

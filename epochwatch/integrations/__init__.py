@@ -48,6 +48,7 @@ INTEGRATIONS: list[tuple[str, str, Install]] = [
     ("tensorflow", "automatic epochs", _call("integrations.optimizer_steps", "install_tf")),
     ("keras", "automatic epochs", _call("integrations.data_passes", "install_keras")),
     ("keras", "inference calls", _call("integrations.inference")),
+    ("tensorflow", "inference calls", _call("integrations.inference", "install_saved_model")),
     ("torch", "automatic epochs", _call("integrations.optimizer_steps", "install_torch")),
     ("torch", "automatic epochs", _call("integrations.data_passes", "install_torch")),
     ("optax", "automatic epochs", _call("integrations.optax_steps")),

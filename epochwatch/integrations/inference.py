@@ -89,3 +89,28 @@ def install(recorder: Recorder) -> None:
         original = getattr(model_cls, api, None)
         if original is not None and not getattr(original, "__epochwatch__", False):
             setattr(model_cls, api, wrap_call(original, api, recorder, tracing, watch))
+
+
+# A loaded SavedModel's callables: TF's own serving loop, with no Keras model to call.
+SAVED_MODEL_APIS = (
+    ("function_deserialization", "RestoredFunction", "SavedModel function"),  # loaded.serve(x)
+    ("load", "_WrapperFunction", "SavedModel signature"),  # loaded.signatures["serving_default"](x)
+)
+
+
+def install_saved_model(recorder: Recorder) -> None:
+    """Time the calls of what `tf.saved_model.load` returns (tensorflow#40171's serving loop
+    had no epochs and no windows: nothing to judge its memory on). Only loaded functions
+    are of these classes, so nothing else pays for it; a call inside a traced function is
+    part of that function, not a call of its own."""
+    import importlib
+
+    from tensorflow.python.eager import context
+
+    def tracing() -> bool:
+        return not context.executing_eagerly()
+
+    for module, name, api in SAVED_MODEL_APIS:
+        cls = getattr(importlib.import_module(f"tensorflow.python.saved_model.{module}"), name, None)
+        if isinstance(cls, type) and not getattr(cls.__call__, "__epochwatch__", False):
+            cls.__call__ = wrap_call(cls.__call__, api, recorder, tracing)  # type: ignore[method-assign]

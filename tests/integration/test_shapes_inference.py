@@ -84,6 +84,41 @@ inner = [c.cell_contents for c in model.train_function.__closure__ if isinstance
 assert inner and all(type(f) is Function for f in inner) and not hasattr(Function.__call__, "__epochwatch__")
 """
 
+SAVED_MODEL = """
+import os
+import epochwatch.hook
+import tensorflow as tf
+
+class Scale(tf.Module):
+    def __init__(self):
+        self.w = tf.Variable(2.0)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32)])
+    def serve(self, x):
+        return {"y": x * self.w}
+
+path = os.path.join(os.getcwd(), "exported")
+module = Scale()
+tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+x = tf.ones([2, 4])
+loaded = tf.saved_model.load(path)
+for i in range(20):
+    loaded.serve(x)
+for i in range(10):
+    loaded.signatures["serving_default"](x=x)
+"""
+
+
+def test_a_loaded_saved_models_calls_are_an_inference_run(tmp_path: Path) -> None:
+    """tensorflow#40171's server, without Keras: `tf.saved_model.load(path).serve(x)` and its
+    signatures were no calls at all (no windows: nothing to judge its memory on)."""
+    proc = run_python(SAVED_MODEL, tmp_path, env=child_env(tmp_path, EPOCHWATCH_WINDOW_CALLS="10"))
+    epochs = of_type(read_single_trace(tmp_path), "epoch")
+    assert [e["inference"]["apis"] for e in epochs] == [{"SavedModel function": 10}] * 2 + [
+        {"SavedModel signature": 10}
+    ], proc.stderr[-2000:]
+    assert "no training seen: 20 SavedModel function calls, 10 SavedModel signature calls" in proc.stderr
+
 
 def test_a_predict_loop_is_an_inference_run_with_a_closing_line(tmp_path: Path) -> None:
     proc = run_python(PREDICT, tmp_path, env=child_env(tmp_path, EPOCHWATCH_WINDOW_CALLS="10"))

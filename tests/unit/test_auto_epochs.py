@@ -537,6 +537,12 @@ def test_an_inference_runs_memory_and_slowdown_findings_get_the_inference_fixes(
     after_fit = [{"source": "keras"}, *inference]
     assert "model(x, training=False)" in next(adapt(found, after_fit)).hint
     assert list(adapt(found, after_fit, back=1)) == found
+    # A server that loads its model for every request (tensorflow#40171): that is the fix.
+    loads = [{"type": "restore", "path": "/srv/model.keras"}] * 3
+    (memory, disk) = adapt(found, inference, restores=loads)
+    assert "3 loads of /srv/model.keras" in memory.hint and "load it once, before the loop" in memory.hint
+    assert disk.hint == found[1].hint
+    assert "loads of" not in next(adapt(found, inference, restores=loads[:2])).hint
 
 
 def test_a_call_before_training_never_starts_the_run(tmp_path: Path) -> None:

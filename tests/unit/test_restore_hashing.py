@@ -129,6 +129,32 @@ def test_what_a_saves_work_freed_on_the_worker_is_given_back() -> None:
     heap.close()
 
 
+def test_the_same_files_loaded_again_are_not_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tensorflow#40171: a SavedModel loaded for every request was read and hashed at each of
+    400 loads (6 s of the hook's CPU on a 23 s script). Unchanged files keep their digest;
+    files written anew are read again."""
+    from epochwatch.checkpoints import hashing
+
+    f = tmp_path / "saved.pb"
+    f.write_bytes(os.urandom(1 << 16))
+    reads: list[str] = []
+    real = hashing._sha256_file
+    monkeypatch.setattr(hashing, "_sha256_file", lambda path: (reads.append(path), real(path))[1])
+    worker = HashWorker()
+    results: list[HashResult] = []
+    for _ in range(5):
+        worker.submit(HashJob("restore:m", cfiles.snapshot([str(f)]), None, results.append))
+        assert worker.drain(5)
+    assert len(reads) == 1 and len({r.sha256 for r in results}) == 1 and results[0].sha256
+    f.write_bytes(os.urandom(1 << 16))
+    worker.submit(HashJob("restore:m", cfiles.snapshot([str(f)]), None, results.append))
+    assert worker.drain(5)
+    worker.close()
+    assert len(reads) == 2 and results[-1].sha256 == hashlib.sha256(f.read_bytes()).hexdigest()
+
+
 def test_worker_skips_a_save_overwritten_before_its_turn(tmp_path: Path) -> None:
     f = tmp_path / "m.keras"
     f.write_bytes(b"first")

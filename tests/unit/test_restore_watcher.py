@@ -139,3 +139,39 @@ def test_a_restore_of_the_run_s_own_save_is_judged_as_report_judges_it(
     (f,) = [r for r in own_records(recorder) if r["type"] == "finding"]
     assert f["kind"] == "optimizer_state_not_restored" and f["severity"] == "info", f
     assert "then compile() made a new one; no loss jump followed (0.65 -> 0.6)" in f["title"]
+
+
+def test_a_model_loaded_for_every_request_is_looked_up_once_and_held_bounded(
+    tmp_path: Path, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tensorflow#40171's server loads its SavedModel for every request: each restore searched
+    the trace directory for its parent and judged every restore so far (5.7 s of the hook's
+    CPU over 400 loads, and a list of restores that grew without end)."""
+    from epochwatch.checkpoints import resume
+
+    ckpt = tmp_path / "model.keras"
+    ckpt.write_bytes(b"checkpoint bytes")
+    sha = hash_files(cfiles.snapshot([str(ckpt)]), None)
+    parent = rr.parent_records("parent")
+    for rec in parent:
+        if rec["type"] == "save":
+            rec.update(path=str(ckpt), sha256=sha)
+    with TraceWriter(tmp_path / "traces" / "parent.jsonl") as w:
+        for rec in parent:
+            w.write(rec)
+    searched: list[str] = []
+    real = resume.find_parent
+    monkeypatch.setattr(resume, "find_parent", lambda *a, **k: (searched.append(a[1]), real(*a, **k))[1])
+    watcher = ResumeWatcher(recorder)
+    events = SaveEvents(recorder.emit, on_restore=watcher.on_restore)
+    for _ in range(3 * resume.RESTORES_KEPT):
+        events.restored(str(ckpt), cfiles.KERAS, "keras.saving.load_model", 0.01, [])
+        events.worker.drain(5)
+    events.close(5)
+    restores = [r for r in own_records(recorder) if r["type"] == "restore"]
+    assert len(restores) == 3 * resume.RESTORES_KEPT
+    assert all(r["parent"]["run_id"] == "parent" for r in restores)  # each linked all the same
+    assert searched == [sha]
+    assert (
+        len(watcher._child.restores) == resume.RESTORES_KEPT and len(watcher._links) == resume.RESTORES_KEPT
+    )
