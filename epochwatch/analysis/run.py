@@ -93,6 +93,13 @@ class Run:
         """This run with one point per fit in place of the epoch series (unit "fit")."""
         return replace(self, series=self.fit_series)
 
+    def _bound(self, records: list[Record], positions: list[int]) -> None:
+        """A bounded (online) run keeps the newest FITS_KEPT saves or restores: a server that
+        loads its model per request writes one for every request."""
+        if self.max_epoch_records is not None and len(records) > 2 * FITS_KEPT:
+            drop = len(records) - FITS_KEPT
+            del records[:drop], positions[:drop]
+
     def footprint_bytes(self) -> int:
         """An estimate of what this Run holds (the online analyzer's, in the hook: part of
         `hook_bytes`): its series' columns exactly, its whole records at the size of the
@@ -177,9 +184,11 @@ class Run:
         elif kind == schema.SAVE:
             self.saves.append(rec)
             self.save_positions.append(self.series.count)
+            self._bound(self.saves, self.save_positions)
         elif kind == schema.RESTORE:
             self.restores.append(rec)
             self.restore_positions.append(self.series.count)
+            self._bound(self.restores, self.restore_positions)
         elif kind in schema.FINDINGS:
             self.ledger.take(rec)
         elif kind == schema.NOTICE:

@@ -134,6 +134,19 @@ def test_an_online_run_keeps_a_bounded_number_of_fits() -> None:
     assert held < online.run.footprint_bytes() / 2
 
 
+def test_an_online_run_keeps_a_bounded_number_of_saves_and_restores() -> None:
+    """A server that loads its model for every request (tensorflow#40171) writes a restore
+    record per request: the hook's and the daemon's analyzers kept every one."""
+    online = OnlineAnalyzer(syn.run_start())
+    for k in range(3 * FITS_KEPT):
+        for kind in ("save", "restore"):
+            online.add({"type": kind, "run_id": "synthetic", "t": syn.T0 + k, "path": "/m.keras"})
+    run = online.run
+    assert FITS_KEPT <= len(run.restores) <= 2 * FITS_KEPT and len(run.restores) == len(run.restore_positions)
+    assert FITS_KEPT <= len(run.saves) <= 2 * FITS_KEPT and len(run.saves) == len(run.save_positions)
+    assert run.restores[-1]["t"] == syn.T0 + 3 * FITS_KEPT - 1  # the newest kept
+
+
 def _proj(points: float, basis: str, to_limit: float | None, at_horizon: float) -> dict[str, Any]:
     out: dict[str, Any] = {"horizon": basis, "horizon_points": points, "level_at_horizon": at_horizon}
     if to_limit is not None:

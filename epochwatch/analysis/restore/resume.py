@@ -9,6 +9,7 @@ neither of two runs restored the other.
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,13 +99,17 @@ def timestamp(rec: Record, key: str = "t") -> float:
     return float(value) if isinstance(value, int | float) else 0.0
 
 
-def build_resume(run: Run, restore: Record, parent: Run | None, link: Link | None) -> Resume:
+def build_resume(
+    run: Run, restore: Record, parent: Run | None, link: Link | None, times: list[float] | None = None
+) -> Resume:
     """Gather the child's records after the restore (up to the next restore) and the parent's
-    records up to the save."""
+    records up to the save. `times`: the run's restore times, sorted (`resumes` sorts them
+    once: a server that loads its model per request has thousands)."""
     r = Resume(run, restore, parent, link)
     when = restored_at(restore)
-    later = [restored_at(x) for x in run.restores if restored_at(x) > when + 1e-6]
-    until = min(later) if later else math.inf
+    times = sorted(restored_at(x) for x in run.restores) if times is None else times
+    at = bisect.bisect_right(times, when + 1e-6)
+    until = times[at] if at < len(times) else math.inf
     fits = [f for f in run.fits if when - 1e-3 <= timestamp(f) < until]
     serial = restore.get("model_serial")
     if isinstance(serial, int) and not isinstance(serial, bool):
@@ -136,12 +141,13 @@ def resumes(run: Run, lineage: Lineage | None = None, parents: ParentCache | Non
     """
     parents = ParentCache() if parents is None else parents
     out = []
+    times = sorted(restored_at(x) for x in run.restores)
     for restore in run.restores:
         found = lineage.parent_of(run.run_id, restore) if lineage is not None else None
         if found is None:
             found = parent_from_record(run, restore, parents)
         parent, link = found if found is not None else (None, None)
-        out.append(build_resume(run, restore, parent, link))
+        out.append(build_resume(run, restore, parent, link, times))
     return out
 
 
