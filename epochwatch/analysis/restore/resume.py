@@ -108,8 +108,8 @@ def build_resume(
     r = Resume(run, restore, parent, link)
     when = restored_at(restore)
     times = sorted(restored_at(x) for x in run.restores) if times is None else times
-    at = bisect.bisect_right(times, when + 1e-6)
-    until = times[at] if at < len(times) else math.inf
+    next_at = bisect.bisect_right(times, when + 1e-6)
+    until = times[next_at] if next_at < len(times) else math.inf
     fits = [f for f in run.fits if when - 1e-3 <= timestamp(f) < until]
     serial = restore.get("model_serial")
     if isinstance(serial, int) and not isinstance(serial, bool):
