@@ -185,13 +185,21 @@ def child_records(
     seconds: tuple[float, ...] = (12.0, 10.0, 10.0),
     start_step: int = 500,
     env_over: dict[str, Any] | None = None,
+    epoch_lrs: tuple[float, ...] | None = None,
 ) -> list[Record]:
-    """A clean resume of parent_records(): full state, same data and settings."""
+    """A clean resume of parent_records(): full state, same data and settings (each epoch at
+    the fit's rate, or at `epoch_lrs`: a scheduler's)."""
     recs = [run_start(run_id, 2000.0, **(env_over or {}))]
     recs.append(restore(run_id, 2000.5, **(restore_over or {})))
     recs.append(fit_start(run_id, 2001.0, **(fit_over or {})))
     start = 2002.0
     batch = (fit_over or {}).get("batch_size", 32)
+    rate = (fit_over or {}).get("lr", 0.01)
+    lrs = (
+        list(epoch_lrs)
+        if epoch_lrs is not None
+        else [rate if isinstance(rate, float) else 0.01] * len(losses)
+    )
     for i, (loss, secs) in enumerate(zip(losses, seconds, strict=True)):
         recs.append(
             epoch(
@@ -202,6 +210,7 @@ def child_records(
                 loss=loss,
                 iterations=start_step + 100 * (i + 1),
                 batch_size=batch,
+                lr=lrs[i],
             )
         )
         start += secs

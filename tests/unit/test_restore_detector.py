@@ -194,6 +194,27 @@ def test_learning_rate_and_batch_size_changes() -> None:
     assert f["severity"] == "warning" and "the loss jumped 0.6 -> 1.2" in f["title"]
 
 
+def test_a_scheduler_counting_from_epoch_0_again_is_a_rate_change_with_its_fix() -> None:
+    """keras#1872: resumed without initial_epoch, the LearningRateScheduler set the rate of
+    epoch 0 (0.0025 at the save -> 0.01): fit_start holds the restored rate, the epochs the
+    scheduler's, and nothing was said."""
+
+    def resumed(initial_epoch: int, **child: Any) -> tuple[Run, Run]:
+        records = rr.child_records(**child)
+        for rec in records:
+            if rec["type"] == "fit_start":
+                rec.update(
+                    callbacks=["LearningRateScheduler", "ModelCheckpoint"], initial_epoch=initial_epoch
+                )
+        return rr.make_run(rr.parent_records()), rr.make_run(records)
+
+    f = findings(*resumed(0, epoch_lrs=(0.04, 0.04, 0.02)))["hyperparameter_changed_after_restore"]
+    assert f["evidence"]["changes"] == [{"what": "learning_rate", "parent": 0.01, "child": 0.04}]
+    assert "pass initial_epoch=5 to fit()" in f["hint"] and f["evidence"]["parent_epochs"] == 5
+    # Resumed with its initial_epoch: the schedule goes on, the same rate, nothing to say.
+    assert "hyperparameter_changed_after_restore" not in findings(*resumed(5))
+
+
 def test_optimizer_loss_and_schedule_changes() -> None:
     schedule = {"class_name": "ExponentialDecay", "config": {"initial_learning_rate": 0.01}}
     parent, child = pair(fit_over={"optimizer": "SGD", "loss": "mae", "lr": schedule})

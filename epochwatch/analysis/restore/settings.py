@@ -54,6 +54,10 @@ def check_hyperparameters(r: Resume) -> list[Finding]:
     if r.parent_epochs and isinstance(r.parent_epochs[-1].get("lr"), int | float):
         p_lr = float(r.parent_epochs[-1]["lr"])  # the rate in force at the save, after schedules/callbacks
     c_lr, c_sched = _lr_value(cf, r.child_epochs, last=False)
+    if c_sched is None and r.child_epochs and isinstance(r.child_epochs[0].get("lr"), int | float):
+        # The rate its first epoch ran at, like the parent's: a LearningRateScheduler sets it
+        # at the epoch's start, after fit_start recorded the restored optimizer's (keras#1872).
+        c_lr = float(r.child_epochs[0]["lr"])
     if p_sched is None and c_sched is None and p_lr is not None and c_lr is not None and _differs(p_lr, c_lr):
         changes.append({"what": "learning_rate", "parent": p_lr, "child": c_lr})
     if (p_sched is None) != (c_sched is None) or (p_sched is not None and p_sched != c_sched):
@@ -95,6 +99,15 @@ def check_hyperparameters(r: Resume) -> list[Finding]:
         hint += (
             ", and restore the optimizer state so a schedule continues from the saved step instead of step 0"
         )
+    restarted = _schedule_restarted(r)
+    if restarted is not None and any(c["what"] == "learning_rate" for c in changes):
+        evidence["parent_epochs"] = restarted
+        hint = (
+            f"the resumed fit counts its epochs from 0 again (initial_epoch=0 after {restarted} epochs) "
+            "and its LearningRateScheduler sets the rate by that count: it put the rate of epoch 0 back; "
+            f"pass initial_epoch={restarted} to fit() (and epochs= the total) so the schedule goes on where "
+            "it stopped. " + hint
+        )
     return [
         Finding(
             "hyperparameter_changed_after_restore",
@@ -107,6 +120,17 @@ def check_hyperparameters(r: Resume) -> list[Finding]:
             r.first_epoch,
         )
     ]
+
+
+def _schedule_restarted(r: Resume) -> int | None:
+    """The parent's epochs, where the resumed fit started its count at 0 again under a
+    LearningRateScheduler (a schedule by epoch number starts over); else None."""
+    cf = r.child_fit or {}
+    callbacks = cf.get("callbacks")
+    if cf.get("initial_epoch") != 0 or not isinstance(callbacks, list) or "LearningRateScheduler" not in callbacks:
+        return None
+    last = r.parent_epochs[-1].get("epoch") if r.parent_epochs else None
+    return last + 1 if isinstance(last, int) and not isinstance(last, bool) and last >= 0 else None
 
 
 def _shown(value: Any) -> str:
