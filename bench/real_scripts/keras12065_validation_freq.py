@@ -24,7 +24,12 @@ rng = np.random.default_rng(12065)
 x, y = rng.random((12288, 64), dtype=np.float32), rng.integers(0, 2, 12288)
 xv, yv = rng.random((65536, 64), dtype=np.float32), rng.integers(0, 2, 65536)
 model = keras.Sequential(
-    [keras.Input((64,)), keras.layers.Dense(256, activation="relu"), keras.layers.Dense(256, activation="relu"), keras.layers.Dense(1, activation="sigmoid")]
+    [
+        keras.Input((64,)),
+        keras.layers.Dense(256, activation="relu"),
+        keras.layers.Dense(256, activation="relu"),
+        keras.layers.Dense(1, activation="sigmoid"),
+    ]
 )
 model.compile("adam", "binary_crossentropy", metrics=["accuracy"])
 secs, t = [], [0.0]

@@ -42,12 +42,19 @@ class Rate(keras.callbacks.Callback):
 
 if sys.argv[1:] == ["train"]:
     model = keras.Sequential(
-        [keras.Input((32,)), keras.layers.Dense(256, activation="relu"), keras.layers.Dense(256, activation="relu"), keras.layers.Dense(1)]
+        [
+            keras.Input((32,)),
+            keras.layers.Dense(256, activation="relu"),
+            keras.layers.Dense(256, activation="relu"),
+            keras.layers.Dense(1),
+        ]
     )
     model.compile(keras.optimizers.Adam(0.01), "mse")
     cbs = [keras.callbacks.LearningRateScheduler(schedule), keras.callbacks.ModelCheckpoint(path), Rate()]
     h = model.fit(x, y, batch_size=64, epochs=9, verbose=0, callbacks=cbs)
-    print(f"first process: rates {[float(f'{r:.3g}') for r in rates]}, losses {[round(v, 4) for v in h.history['loss']]}")
+    print(
+        f"first process: rates {[float(f'{r:.3g}') for r in rates]}, losses {[round(v, 4) for v in h.history['loss']]}"
+    )
     sys.exit(0)
 
 hooked = "import epochwatch.hook; " if "epochwatch.hook" in sys.modules else ""

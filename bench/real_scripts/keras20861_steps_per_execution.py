@@ -24,9 +24,14 @@ x, y = rng.random((4000, 32), dtype=np.float32), rng.integers(0, 4, 4000)
 ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(4000).batch(32)
 if REPEAT:
     ds = ds.repeat()
-model = keras.Sequential([keras.Input((32,)), keras.layers.Dense(256, activation="relu"), keras.layers.Dense(4)])
+model = keras.Sequential(
+    [keras.Input((32,)), keras.layers.Dense(256, activation="relu"), keras.layers.Dense(4)]
+)
 model.compile(
-    "adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"], steps_per_execution=SPE
+    "adam",
+    keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    metrics=["accuracy"],
+    steps_per_execution=SPE,
 )
 calls, iters = [], []
 
@@ -45,4 +50,6 @@ class Count(keras.callbacks.Callback):
 
 _hook.mark()
 model.fit(ds, epochs=12, steps_per_epoch=50 if REPEAT else None, verbose=0, callbacks=[Count()])
-print(f"TRUTH steps_per_execution={SPE} repeat={REPEAT}; optimizer steps per epoch {iters}; batch callbacks per epoch {calls}")
+print(
+    f"TRUTH steps_per_execution={SPE} repeat={REPEAT}; optimizer steps per epoch {iters}; batch callbacks per epoch {calls}"
+)

@@ -67,5 +67,12 @@ class Rss(keras.callbacks.Callback):
 
 
 _hook.mark()
-model.fit(pipeline(x, y, True), validation_data=pipeline(xv, yv, False), epochs=EPOCHS, steps_per_epoch=SPE, verbose=0, callbacks=[Rss()])
+model.fit(
+    pipeline(x, y, True),
+    validation_data=pipeline(xv, yv, False),
+    epochs=EPOCHS,
+    steps_per_epoch=SPE,
+    verbose=0,
+    callbacks=[Rss()],
+)
 print(f"TRUTH cache={CACHE}, steps_per_epoch={SPE}; RSS MiB at each epoch's end {rss}")

@@ -28,7 +28,9 @@ ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(4096, seed=1).batch(64)
 if "RS_DIR" not in os.environ:
     os.environ["RS_DIR"] = tempfile.mkdtemp(prefix="rs_routenet8_")
 ckpt_dir = os.path.join(os.environ["RS_DIR"], "ckpt_dir")
-model = tf.keras.Sequential([tf.keras.Input((20,)), tf.keras.layers.Dense(128, activation="relu"), tf.keras.layers.Dense(1)])
+model = tf.keras.Sequential(
+    [tf.keras.Input((20,)), tf.keras.layers.Dense(128, activation="relu"), tf.keras.layers.Dense(1)]
+)
 optimizer = tf.keras.optimizers.Adam(1e-3)
 ckpt = tf.train.Checkpoint(step=tf.Variable(0, dtype=tf.int64), optimizer=optimizer, model=model)
 manager = None  # made where each process starts (it reads the directory's state file then)
@@ -38,7 +40,9 @@ manager = None  # made where each process starts (it reads the directory's state
 def train_step(xb, yb):
     with tf.GradientTape() as tape:
         loss = tf.reduce_mean(tf.square(model(xb, training=True) - yb))
-    optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+    optimizer.apply_gradients(
+        zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables, strict=False)
+    )
     ckpt.step.assign_add(1)
     return loss
 
@@ -67,7 +71,9 @@ code = (
     f"{hooked}import runpy, sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); "
     f"sys.argv = [{__file__!r}, 'train']; runpy.run_path({__file__!r}, run_name='__main__')"
 )
-out = subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ, PLAIN="1"), capture_output=True, text=True)
+out = subprocess.run(
+    [sys.executable, "-c", code], check=True, env=dict(os.environ, PLAIN="1"), capture_output=True, text=True
+)
 print(out.stdout.strip())
 _hook.mark()
 manager = tf.train.CheckpointManager(ckpt, ckpt_dir, max_to_keep=3)

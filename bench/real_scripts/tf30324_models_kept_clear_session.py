@@ -34,7 +34,12 @@ _hook.mark()
 
 def build():
     return keras.Sequential(
-        [keras.Input((784,)), keras.layers.Dense(1024, activation="relu"), keras.layers.Dense(1024, activation="relu"), keras.layers.Dense(10)]
+        [
+            keras.Input((784,)),
+            keras.layers.Dense(1024, activation="relu"),
+            keras.layers.Dense(1024, activation="relu"),
+            keras.layers.Dense(10),
+        ]
     )
 
 

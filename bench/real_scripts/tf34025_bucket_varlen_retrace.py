@@ -27,14 +27,18 @@ lengths = rng.integers(5, 120, 1600)
 seqs = [rng.integers(1, 5000, n).astype(np.int32) for n in lengths]
 labels = (lengths > 60).astype(np.int32)
 ds = tf.data.Dataset.from_generator(
-    lambda: zip(seqs, labels),
+    lambda: zip(seqs, labels, strict=False),
     output_signature=(tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32)),
 ).cache()
 if PADDED:
     batches = ds.shuffle(1600, seed=1).padded_batch(32)
 else:
     batches = ds.shuffle(1600, seed=1).bucket_by_sequence_length(
-        lambda s, _y: tf.shape(s)[0], [25, 50, 75, 100, 120], [32] * 6, pad_to_bucket_boundary=True, drop_remainder=True
+        lambda s, _y: tf.shape(s)[0],
+        [25, 50, 75, 100, 120],
+        [32] * 6,
+        pad_to_bucket_boundary=True,
+        drop_remainder=True,
     )
 model = keras.Sequential([keras.layers.Embedding(5000, 32), keras.layers.LSTM(32), keras.layers.Dense(1)])
 optimizer = keras.optimizers.Adam(1e-3)
@@ -47,12 +51,14 @@ def step(xb, yb):
     with tf.GradientTape() as tape:
         loss = loss_fn(yb, model(xb, training=True)[:, 0])
     grads = tape.gradient(loss, model.trainable_variables)
-    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=False))
     return loss
 
 
 if SIG:
-    train_step = tf.function(step, input_signature=[tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32)])
+    train_step = tf.function(
+        step, input_signature=[tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32)]
+    )
 else:
     train_step = tf.function(step)
 _hook.mark()

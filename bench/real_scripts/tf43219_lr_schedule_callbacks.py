@@ -33,7 +33,9 @@ class CustomSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
 
 lr = CustomSchedule() if MODE == "schedule" else 0.01
-model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(1)])
+model = keras.Sequential(
+    [keras.Input((16,)), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(1)]
+)
 model.compile(keras.optimizers.Adam(lr), "mse")
 seen = []
 
@@ -46,7 +48,10 @@ class Record(keras.callbacks.Callback):
 
 cbs = [Record()]
 if MODE == "scheduler":
-    cbs.insert(0, keras.callbacks.LearningRateScheduler(lambda epoch, lr: lr * 0.5 if epoch and epoch % 5 == 0 else lr))
+    cbs.insert(
+        0,
+        keras.callbacks.LearningRateScheduler(lambda epoch, lr: lr * 0.5 if epoch and epoch % 5 == 0 else lr),
+    )
 elif MODE == "plateau":
     cbs.insert(0, keras.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=2, min_delta=1e-3))
 _hook.mark()

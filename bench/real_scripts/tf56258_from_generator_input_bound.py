@@ -30,7 +30,7 @@ gen_s = [0.0]
 
 def records():
     t0 = time.perf_counter()
-    for row, label in zip(raw, target):
+    for row, label in zip(raw, target, strict=False):
         feats = [float(v) for v in row]  # one record of 10 elements, parsed field by field
         feats = [(v - 50.0) / 29.0 for v in feats]
         feats = [v if abs(v) < 3 else 3.0 * (1 if v > 0 else -1) for v in feats]
@@ -39,8 +39,10 @@ def records():
 
 
 if SLICES:  # batched first, then one vectorised map per batch
-    ds = tf.data.Dataset.from_tensor_slices((raw.astype(np.float32), target)).batch(128).map(
-        lambda f, y: (tf.clip_by_value((f - 50.0) / 29.0, -3.0, 3.0), y)
+    ds = (
+        tf.data.Dataset.from_tensor_slices((raw.astype(np.float32), target))
+        .batch(128)
+        .map(lambda f, y: (tf.clip_by_value((f - 50.0) / 29.0, -3.0, 3.0), y))
     )
 else:
     ds = tf.data.Dataset.from_generator(
@@ -48,7 +50,14 @@ else:
     ).batch(128)
 if PREFETCH or SLICES:
     ds = ds.prefetch(tf.data.AUTOTUNE)
-model = keras.Sequential([keras.Input((10,)), keras.layers.Dense(128, activation="relu"), keras.layers.Dense(128, activation="relu"), keras.layers.Dense(2)])
+model = keras.Sequential(
+    [
+        keras.Input((10,)),
+        keras.layers.Dense(128, activation="relu"),
+        keras.layers.Dense(128, activation="relu"),
+        keras.layers.Dense(2),
+    ]
+)
 model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
 secs, gens, t = [], [], [0.0]
 

@@ -19,7 +19,9 @@ PER_CALL = int(os.environ.get("RS_PER_CALL", "10"))
 rng = np.random.default_rng(2024)
 x, y = rng.random((6400, 32), dtype=np.float32), rng.integers(0, 10, 6400)
 ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(6400).batch(64, drop_remainder=True).repeat()
-model = keras.Sequential([keras.Input((32,)), keras.layers.Dense(256, activation="relu"), keras.layers.Dense(10)])
+model = keras.Sequential(
+    [keras.Input((32,)), keras.layers.Dense(256, activation="relu"), keras.layers.Dense(10)]
+)
 optimizer = keras.optimizers.Adam(1e-3)
 loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 train_loss = keras.metrics.Mean()
@@ -31,7 +33,9 @@ def train_multiple_steps(iterator, steps):
         xb, yb = inputs
         with tf.GradientTape() as tape:
             loss = loss_fn(yb, model(xb, training=True))
-        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+        optimizer.apply_gradients(
+            zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables, strict=False)
+        )
         train_loss.update_state(loss)
 
     for _ in tf.range(steps):
@@ -50,4 +54,6 @@ for _epoch in range(10):
     losses.append(round(float(train_loss.result()), 4))
     train_loss.reset_state()
     secs.append(round(time.perf_counter() - t0, 2))
-print(f"TRUTH steps per call {PER_CALL}; optimizer steps per epoch {per_epoch}; calls per epoch {steps_per_epoch // PER_CALL}; loss {losses}; epoch s {secs}")
+print(
+    f"TRUTH steps per call {PER_CALL}; optimizer steps per epoch {per_epoch}; calls per epoch {steps_per_epoch // PER_CALL}; loss {losses}; epoch s {secs}"
+)
