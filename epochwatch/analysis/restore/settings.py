@@ -127,7 +127,11 @@ def _schedule_restarted(r: Resume) -> int | None:
     LearningRateScheduler (a schedule by epoch number starts over); else None."""
     cf = r.child_fit or {}
     callbacks = cf.get("callbacks")
-    if cf.get("initial_epoch") != 0 or not isinstance(callbacks, list) or "LearningRateScheduler" not in callbacks:
+    if (
+        cf.get("initial_epoch") != 0
+        or not isinstance(callbacks, list)
+        or "LearningRateScheduler" not in callbacks
+    ):
         return None
     last = r.parent_epochs[-1].get("epoch") if r.parent_epochs else None
     return last + 1 if isinstance(last, int) and not isinstance(last, bool) and last >= 0 else None
