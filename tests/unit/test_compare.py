@@ -63,7 +63,7 @@ def test_unrelated_runs_are_judged_as_if_continued(
     other = rr.parent_records("b")
     other[0] = rr.run_start("b", 1000.0, gpus=[{"name": "NVIDIA A100"}], cpu_count=4)
     other[1] = rr.fit_start("b", 1000.5, lr=0.1)
-    other = [r for r in other if r["type"] != "save"]
+    other = [{**r, "lr": 0.1} if r["type"] == "epoch" else r for r in other if r["type"] != "save"]
     new = write(tmp_path / "b.jsonl", other)
     code, out, _err = run_compare(capsys, str(base), str(new))
     assert code == 0

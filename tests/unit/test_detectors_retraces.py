@@ -57,6 +57,24 @@ def test_python_float_argument_storm_is_named_with_the_fix() -> None:
     assert f.severity == "warning"
 
 
+def test_every_argument_that_changes_is_named() -> None:
+    """dlperf's Lorenz: three annealed floats retraced each step; the fix named one of them."""
+
+    def make(i: int) -> dict[str, Any]:
+        if i == 0:
+            return _retraces(_first("train_step"))
+        causes = [
+            {"arg": a, "change": "value", "was": f"float {1 / i:.3f}", "now": f"float {1 / (i + 1):.3f}"}
+            for a in ("lr", "temperature", "xent_coef")[: 1 + i % 3]
+        ]
+        return _retraces({"train_step": {"new": 1, "total": i + 1, "causes": causes}})
+
+    (f,) = _analyze(syn.trace(12, make))
+    assert f.evidence["arguments"] == ["lr", "temperature", "xent_coef"]
+    assert "arguments `lr`, `temperature`, `xent_coef` change value" in f.title, f.title
+    assert "a fix of one leaves the others" in f.hint and "tf.constant(lr" in f.hint
+
+
 def test_traces_only_while_warming_up_are_quiet() -> None:
     def make(i: int) -> dict[str, Any]:
         if i == 0:
@@ -100,7 +118,7 @@ def test_hints_by_kind_of_change() -> None:
     assert "dtype" in hint_for(("x", "dtype", "float32", "float64"))
     assert "nesting" in hint_for(("*", "structure", "", ""))
     assert "always pass a tensor" in hint_for(("x", "type", "float 1.0", "Tensor"))
-    assert "defined inside the loop" in hint_for(None)
+    assert "defined in the loop's body" in hint_for(None)
 
 
 def test_keras_own_function_beside_the_users_is_one_storm() -> None:

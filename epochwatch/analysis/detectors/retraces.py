@@ -11,6 +11,7 @@ is what decides the fix. Only the user's and Keras' functions are judged
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from epochwatch.analysis import frameworks
@@ -23,6 +24,7 @@ from epochwatch.analysis.view import RunAtEpoch, window_epochs
 
 KIND = "retrace_storm"
 RECENT = 5
+MAX_ARGS = 4  # arguments a title names that changed the same way
 MIN_HITS = 3
 WINDOW = 50
 MIN_TOTAL = 5
@@ -97,12 +99,29 @@ def _top_cause(info: FunctionRetraces, end: int) -> tuple[str, str, str, str] | 
     return None
 
 
+def _alike(info: FunctionRetraces, end: int, cause: tuple[str, str, str, str]) -> list[str]:
+    """The other arguments that changed as `cause`'s did: three annealed Python floats
+    retraced each step, and a fix naming one left the other two (dlperf's Lorenz)."""
+    arg, change = cause[0], cause[1]
+    named = [a for (a, c), _n in info.causes_before(end).most_common() if c == change and a not in ("*", arg)]
+    return named[: MAX_ARGS - 1]
+
+
+def _args_text(names: list[str]) -> str:
+    """'argument `x` changes' or 'arguments `a`, `b` change'."""
+    quoted = ", ".join(f"`{n}`" for n in names)
+    return f"argument {quoted} changes" if len(names) == 1 else f"arguments {quoted} change"
+
+
 def _python_type(text: str) -> str:
     word = text.split(" ", 1)[0] if text else ""
     return word if word in ("float", "int", "bool", "str", "tuple", "list", "dict") else ""
 
 
-def hint_for(cause: tuple[str, str, str, str] | None, fw: str = frameworks.TENSORFLOW) -> str:
+def hint_for(
+    cause: tuple[str, str, str, str] | None, fw: str = frameworks.TENSORFLOW, also: Sequence[str] = ()
+) -> str:
+    """The fix for the top cause; `also`: the other arguments that change the same way."""
     if fw != frameworks.TENSORFLOW:
         arg, change, was, now = cause if cause is not None else ("", "none", "", "")
         topic = change if change in ("none", "shape", "value", "dtype") else "other"
@@ -112,11 +131,20 @@ def hint_for(cause: tuple[str, str, str, str] | None, fw: str = frameworks.TENSO
     if cause is None:
         return (
             "the function is traced anew without a changing argument: it is probably created again "
-            "every epoch (a tf.function or a model defined inside the loop); define it once, outside"
+            "inside the loop (a tf.function, or a model, defined in the loop's body: each new one traces "
+            "anew and TF keeps its graphs); define it once, outside"
         )
     arg, change, was, now = cause
     if change == "value":
         kind = _python_type(now) or _python_type(was) or "scalar"
+        if also:
+            names = ", ".join(f"`{n}`" for n in (arg, *also))
+            return (
+                f"arguments {names} are Python values that change (`{arg}`: {was} -> {now}); tf.function "
+                f"traces a new graph for every distinct Python value, and a fix of one leaves the others: "
+                f"pass each as a tensor (tf.constant({arg}, tf.float32), ...) or keep them in tf.Variables and "
+                f".assign() new values, or fix the signature with input_signature=[...]"
+            )
         return (
             f"argument `{arg}` is a Python {kind} whose value changes ({was} -> {now}); tf.function "
             f"traces a new graph for every distinct Python value: pass it as a tensor "
@@ -194,15 +222,18 @@ def _evaluate(
     # `what: detail; consequence`, which a console line cuts from the detail (console.short_title).
     since = "since its first trace" if stormy else "after warm-up"  # a first epoch judged, or not
     title = f"{frameworks.COMPILED[fw]} `{name}` retraced {int(total)} times {since}"
+    also = _alike(info, view.end, cause) if cause is not None else []
+    if also:
+        evidence["arguments"] = [evidence["argument"], *also]
     if cause is not None:
-        title += f": argument `{cause[0]}` changes {cause[1]}"
+        title += f": {_args_text([cause[0], *also])} {cause[1]}"
     title += _consequence(view, hit_idx, share, evidence)
     if view.final and hit_idx and window[-1] - hit_idx[-1] >= QUIET_END:
         evidence["stopped_growing"] = True
         evidence["last_retrace_epoch"] = view.epoch_number(hit_idx[-1])
         title += f"; no new trace after {view.named(hit_idx[-1])}"
     severity = CRITICAL if share >= CRITICAL_BUILD_SHARE else WARNING
-    hint = hint_for(cause, fw)
+    hint = hint_for(cause, fw, also)
     replaced = _optimizers_replaced(view)
     if replaced:  # tensorflow#27120: the step and its optimizer made anew each epoch
         evidence["optimizers_replaced"] = replaced
