@@ -11,6 +11,7 @@ generator whose iterator is made during a fit is left alone.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -65,7 +66,10 @@ def install(recorder: Any) -> None:
     def from_generator(generator: Any, *args: Any, **kwargs: Any) -> Any:
         if callable(generator):
             generator = timed_generator(generator, clock)
-        return original(generator, *args, **kwargs)
+        dataset = original(generator, *args, **kwargs)
+        with contextlib.suppress(Exception):  # TF builds it from flat_map: its stage is named here
+            dataset._epochwatch_stage = input_wait.FROM_GENERATOR
+        return dataset
 
     from_generator.__epochwatch__ = True  # type: ignore[attr-defined]
     from_generator.__wrapped__ = original  # type: ignore[attr-defined]

@@ -358,6 +358,7 @@ def settings(x: Any) -> dict[str, Any]:
     return {"kind": "arrays"}
 
 
+FROM_GENERATOR = "from_generator"
 _STAGE_NAMES = {
     "MapDataset": "map",
     "ParallelMapDataset": "map",
@@ -394,11 +395,16 @@ def pipeline(ds: Any, limit: int = 64) -> dict[str, Any]:
     while node is not None and len(stages) < limit and id(node) not in seen:
         seen.add(id(node))
         raw = type(node).__name__.lstrip("_")
-        name = _STAGE_NAMES.get(raw, raw.removesuffix("Dataset").lower() or raw)
+        tagged = getattr(node, "_epochwatch_stage", None)  # what TF builds a source of (generator_clock.py)
+        name = (
+            tagged
+            if isinstance(tagged, str)
+            else _STAGE_NAMES.get(raw, raw.removesuffix("Dataset").lower() or raw)
+        )
         if name == "map":
             maps.append(_parallel(node) or 1)
         stages.append(name)
-        node = getattr(node, "_input_dataset", None)
+        node = getattr(node, "_input_dataset", None) if tagged is None else None
     stages.reverse()
     maps.reverse()
     out: dict[str, Any] = {"stages": stages}

@@ -227,3 +227,16 @@ def test_a_model_read_preempted_on_a_loaded_host_does_not_use_up_the_budget(monk
         fields = probe.epoch_fields(start + 0.38, 16, last_step=None)
         measured += "input_wait_seconds" in fields
     assert measured == 8
+
+
+def test_a_generator_inside_tf_data_is_named_in_the_fix() -> None:
+    """tensorflow#56258: `from_generator` with prefetch, 80% waiting: the fix spoke of maps the
+    pipeline has none of, and of prefetch it had, and never of the generator."""
+    from epochwatch.analysis.detectors.input_bound import hint_for
+
+    settings = {"kind": "tf.data", "stages": ["from_generator", "batch", "prefetch"], "prefetch": True}
+    hint = hint_for(settings, 64.0)
+    assert hint.startswith("the pipeline's source is a Python generator (Dataset.from_generator)")
+    assert "py_function in maps" not in hint and "end the pipeline with .prefetch" not in hint
+    mapped = {"kind": "tf.data", "stages": ["from_tensor_slices", "map"], "map_parallel_calls": [1]}
+    assert "Python generator" not in hint_for(mapped, 64.0)

@@ -210,3 +210,40 @@ def test_growth_that_comes_with_one_trace_an_epoch_is_the_retrace_storms(interva
 def test_a_leak_beside_one_trace_an_epoch_is_its_own_finding(leak: dict[str, Any]) -> None:
     found = {f.kind for f in analyze_records(_epoch_arg_loop(**leak))}
     assert {"retrace_storm", "host_memory_growth"} <= found, found
+
+
+def _generator_fit(wait_share: float) -> list[dict[str, Any]]:
+    """tensorflow#56258's from_generator fit as the hook traces it: 8 epochs of 100 steps,
+    an interval every 10 steps, the step time rising 14 -> 22 ms, the epochs waiting
+    `wait_share` of their time for the generator."""
+    out = [syn.run_start()]
+    t = syn.T0 + 1.0
+    for e in range(8):
+        start = t
+        for k in range(10):
+            median = 0.014 + 0.001 * e + 0.0001 * k
+            out.append(
+                {"type": "interval", "run_id": "synthetic", "t": t + 10 * median, "epoch": e, "fit": 0,
+                 "index": e * 10 + k, "source": "keras", "step": 10 * k + 10, "steps": 10,
+                 "seconds": 10 * median, "step_seconds": {"median": median}}
+            )  # fmt: skip
+            t += 10 * median
+        seconds = t - start
+        out.append(
+            syn.epoch_record(
+                "synthetic", e, start, seconds, steps=100, input_wait_seconds=wait_share * seconds
+            )
+        )
+    out.append({"type": "run_end", "run_id": "synthetic", "t": t, "ended": "completed", "epochs": 8})
+    return out
+
+
+def test_step_time_that_is_mostly_waiting_for_input_is_said_so() -> None:
+    """Judged on intervals (which carry no input wait), tensorflow#56258's step time read
+    "grows 7.5% per epoch ... inside the compiled step": the step waited for its next batch."""
+    (f,) = [f for f in analyze_records(_generator_fit(0.7), episodes=True) if f.kind == "slowdown"]
+    assert f.evidence["likely_causes"][0]["column"] == "input_wait", f.title
+    assert "likely cause: time waiting for input (70% of the epochs' time)" in f.title
+    assert "see input_bound" in f.hint
+    (f,) = [f for f in analyze_records(_generator_fit(0.1), episodes=True) if f.kind == "slowdown"]
+    assert not f.evidence["likely_causes"], f.title

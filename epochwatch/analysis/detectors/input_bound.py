@@ -69,6 +69,15 @@ def _source(view: RunAtEpoch) -> str | None:
 
 def _tf_data_fixes(settings: dict[str, Any]) -> list[str]:
     fixes = []
+    stages = settings.get("stages")
+    if isinstance(stages, list) and "from_generator" in stages:  # tensorflow#56258
+        fixes.append(
+            "the pipeline's source is a Python generator (Dataset.from_generator): it makes one "
+            "element at a time under the GIL, and prefetch or parallel maps after it cannot make it "
+            "faster: make it yield whole batches (vectorised numpy), move its work into tf.data ops "
+            "(from_tensor_slices over the inputs, then map(fn, num_parallel_calls=tf.data.AUTOTUNE)), "
+            "or use a keras.utils.PyDataset with workers; .cache() right after it when its output fits"
+        )
     maps = settings.get("map_parallel_calls")
     if isinstance(maps, list) and any(m == 1 for m in maps):
         fixes.append("run the map in parallel: .map(fn, num_parallel_calls=tf.data.AUTOTUNE)")
@@ -81,10 +90,11 @@ def _tf_data_fixes(settings: dict[str, Any]) -> list[str]:
             ".cache() after the expensive deterministic steps (before random augmentation and shuffle) "
             "when the result fits in memory or on local disk"
         )
-    fixes.append(
-        "replace tf.numpy_function/tf.py_function in maps with TF ops (Python functions hold the GIL "
-        "and run one at a time), and batch before mapping to vectorise per-example work"
-    )
+    if maps or not fixes:
+        fixes.append(
+            "replace tf.numpy_function/tf.py_function in maps with TF ops (Python functions hold the GIL "
+            "and run one at a time), and batch before mapping to vectorise per-example work"
+        )
     return fixes
 
 

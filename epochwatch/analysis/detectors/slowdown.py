@@ -119,7 +119,7 @@ def _finding(
     evidence: dict[str, Any] = growth_evidence(view, g, w, now)
     evidence["run_baseline"] = baseline
     severity = _severity(g, baseline)
-    causes = _causes(view, target, w, now, severity)
+    causes = _causes(view, target, w, now, severity) or (_waiting_for_input(view, w) if target else [])
     evidence["likely_causes"] = causes
     evidence["shape"] = "trend"
     evidence["rule"] = rule
@@ -148,8 +148,47 @@ def _finding(
     hint = _HINTS.get(causes[0]["column"], default) if causes else default
     if waiting is not None and not causes:
         hint = _WAITING_HINT
+    if causes and causes[0]["column"] == "input_wait" and view.reported("input_bound", "input"):
+        severity = INFO  # one problem, one finding: the input pipeline's, said by input_bound
+        title += "; the input pipeline's, see input_bound"
     found = Finding(KIND, severity, title, evidence, hint, target, view.epoch_number(view.last), hold=hold)
     return _unless_busier(view, found, verdict)
+
+
+# Step time judged on intervals is mostly waiting for the input where the epochs it spans
+# waited this share of their time or more.
+INPUT_SHARE = 0.5
+
+
+def _waiting_for_input(view: RunAtEpoch, w: Window) -> list[dict[str, Any]]:
+    """The input wait as the cause of a step-time slowdown whose steps mostly wait for it
+    (over the epochs the window spans): tensorflow#56258's `from_generator` fit (78% waiting,
+    the generator slower in some epochs) read "step time grows 7.5% per epoch ... inside the
+    compiled step", where the step waits for its next batch (the attribution's test of the
+    input wait is on epoch time; intervals carry none)."""
+    series = view.series if view.unit == "epoch" else view.run.epoch_series
+    if view.unit not in ("epoch", "interval") or series is None or not w.indexes:
+        return []
+    first, last = view.epoch_number(w.indexes[0]), view.epoch_number(w.indexes[-1])
+    waits = seconds = 0.0
+    for i in range(series.offset, series.count):
+        number = series.value("epoch", i)
+        wait, took = series.value("input_wait", i), series.value("seconds", i)
+        if first <= number <= last and wait == wait and took == took:
+            waits, seconds = waits + wait, seconds + took
+    if seconds <= 0 or waits / seconds < INPUT_SHARE:
+        return []
+    share = round(waits / seconds, 3)
+    test = f"{100 * share:.0f}% of the epochs' time"
+    return [
+        {
+            "series": "time waiting for input",
+            "column": "input_wait",
+            "key": None,
+            "test": test,
+            "share": share,
+        }
+    ]
 
 
 # Epochs are few where intervals judge (long ones): five say a host got busier.
