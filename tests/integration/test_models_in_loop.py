@@ -62,7 +62,7 @@ def test_when_clear_session_is_already_called_the_advice_moves_on(tmp_path: Path
     records = _run(tmp_path, clear=True)
     fits = of_type(records, "fit_start")
     assert fits[-1]["clear_session_calls"] == 25
-    # Keras 3.15 / TF 2.21 still keeps about 3.7 MiB per iteration after clear_session().
+    # Keras 3.15 / TF 2.21 still keeps about 3.7 MiB per iteration of this model after clear_session().
     found = [f for f in of_type(records, "finding") if f["kind"] == "models_in_loop"]
     assert found, of_type(records, "finding")
     f = found[0]

@@ -41,12 +41,16 @@ FIX = (
     "'spawn' start method, or one process per trial from the sweep driver), the only way to get it "
     "all back"
 )
+# What clear_session cannot free is the model's (its compiled functions and TF's caches of
+# them: 3.7 MiB per iteration for a small model, 28-32 MiB for tensorflow#30324's 1.9M
+# weights in Keras 3.15 / TF 2.21), so the fix quotes what this run measured.
 ALREADY_CLEARED = (
-    "keras.backend.clear_session() is already called every iteration, and memory still grows: what "
-    "it cannot free (TF's runtime and function caches; about 3.7 MiB per iteration in Keras 3.15 / "
-    "TF 2.21) only a new process gets back. Run each trial in a subprocess (multiprocessing with the "
-    "'spawn' start method, or one process per trial from the sweep driver), or build the model once "
-    "and reset its weights between iterations (model.set_weights(w0)) instead of building anew"
+    "keras.backend.clear_session() is already called every iteration, and memory still grows "
+    "{per_fit} per fit: what it cannot free (TF's runtime and the compiled functions' caches) only a "
+    "new process gets back. Run each trial in a subprocess (multiprocessing with the 'spawn' start "
+    "method, or one process per trial from the sweep driver); building the model once and resetting "
+    "its weights (model.set_weights(w0)) helps only if it is compiled once too: each compile leaves "
+    "as much behind"
 )
 
 
@@ -198,7 +202,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     if cleared:
         title += "; clear_session() is already called every iteration"
     epoch = view.epoch_number(view.last) if view.unit != "fit" else fit_view.epoch_number(fit_view.last)
-    hint = ALREADY_CLEARED if cleared else FIX
+    hint = ALREADY_CLEARED.format(per_fit=fmt_bytes(ts.slope)) if cleared else FIX
     severity = leaks.severity(proj, rss[0])
     if slower is not None and not busier and slower[1] >= SLOWER_WARNING * slower[0] and severity == INFO:
         severity = WARNING  # a third of each fit's time is now lost: a material share of the loop
