@@ -37,12 +37,14 @@ class SaveEvents:
         *,
         inspect: Inspector | None = None,
         on_restore: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None,
+        on_save: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None,
         report_error: Callable[[str, BaseException], None] | None = None,
     ) -> None:
         self._emit = emit
         self.worker = HashWorker()
         self._inspect = inspect
         self.on_restore = on_restore
+        self.on_save = on_save
         self._report_error = report_error
         self.worker.on_error = lambda exc: self._error("saving.emit", exc)
 
@@ -92,6 +94,12 @@ class SaveEvents:
                 except Exception as exc:
                     self._error("saving.lineage", exc)
                     self.on_restore = None
+            elif not restore and self.on_save is not None:
+                try:
+                    findings = self.on_save(record)
+                except Exception as exc:
+                    self._error("saving.lineage", exc)
+                    self.on_save = None
             self._emit(type_, **record)
             for finding in findings:
                 self._emit("finding", **finding)

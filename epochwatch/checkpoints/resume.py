@@ -32,6 +32,7 @@ from typing import Any
 
 from epochwatch.analysis import restore
 from epochwatch.analysis.findings import clean
+from epochwatch.analysis.restore import nothing
 from epochwatch.analysis.restore.lineage import Lineage, Link, restored_at
 from epochwatch.analysis.restore.parents import read_parent
 from epochwatch.analysis.restore.scan import find_parent
@@ -66,6 +67,7 @@ class ResumeWatcher:
         self._links: list[Link] = []
         self._emitted: set[tuple[Any, ...]] = set()
         self._looked_up: tuple[tuple[Any, ...], Link | None, Run | None, Record | None] | None = None
+        self._nothing: str | None = None  # the API of a restore that found no checkpoint, until the next save
         self._started = False
         self._attach_lock = threading.Lock()
         self.listening = False
@@ -104,6 +106,27 @@ class ResumeWatcher:
             if not embedded:
                 return []
             return self._new_findings()
+
+    def restored_nothing(self, api: str) -> None:
+        """A restore given no checkpoint (`restore(manager.latest_checkpoint)` with none found):
+        the next save says whether it overwrote another run's (analysis/restore/nothing.py)."""
+        self._nothing = api
+
+    def on_save(self, record: Record) -> list[Record]:
+        """On the hashing thread: the first save after a restore of nothing, looked up among
+        the traces by its path; the finding when it overwrote another run's checkpoint."""
+        api, sha, path, when = self._nothing, record.get("sha256"), record.get("path"), record.get("saved_at")
+        if api is None or not isinstance(sha, str) or not isinstance(path, str):
+            return []  # unhashed bytes (a save overwritten before its hash) cannot be told apart: the next
+        self._nothing = None
+        before = float(when) if isinstance(when, int | float) else None
+        found = find_parent(self._dirs, sha, path, exclude_run_id=self._child.run_id, before=before)
+        finding = nothing.judge(api, record, found)
+        if finding is None:
+            return []
+        with self._lock:
+            self._emitted.add(finding.key)
+        return [{**restore.record_fields(finding), "evidence": clean(finding.evidence)}]
 
     def _parent_of(self, record: Record) -> tuple[Run | None, Link | None]:
         """The parent run of a restore and its link (adding `parent` to the record), found

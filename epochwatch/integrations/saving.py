@@ -77,6 +77,7 @@ def events_for(recorder: Recorder) -> SaveEvents:
             recorder.emit,
             inspect=_inspect_with_tf,
             on_restore=watcher.on_restore,
+            on_save=watcher.on_save,
             report_error=lambda part, exc: recorder.guard.disable(part, f"{type(exc).__name__}: {exc}"),
         )
         _state["events"] = events
@@ -422,7 +423,8 @@ def install_tf(recorder: Recorder) -> None:
             args: tuple[Any, ...], kwargs: dict[str, Any], _result: Any, seconds: float, messages: list[str]
         ) -> None:
             path = _fspath(_arg(args, kwargs, 1, "save_path"))
-            if path is None:
+            if path is None:  # restore(manager.latest_checkpoint) with no checkpoint found
+                _state["watcher"].restored_nothing(api)
                 return
             fields = _checkpoint_fields(args[0])
             fields.pop("optimizer_included", None)

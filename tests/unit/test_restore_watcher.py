@@ -175,3 +175,38 @@ def test_a_model_loaded_for_every_request_is_looked_up_once_and_held_bounded(
     assert (
         len(watcher._child.restores) == resume.RESTORES_KEPT and len(watcher._links) == resume.RESTORES_KEPT
     )
+
+
+def test_a_restore_of_nothing_then_a_save_over_another_runs_checkpoint_is_said(
+    tmp_path: Path, recorder: Recorder
+) -> None:
+    """RouteNet-Erlang#8: the `checkpoint` state file lost, `ckpt.restore(manager.latest_checkpoint)`
+    is `restore(None)`: nothing restored, nothing said, and the new run's CheckpointManager
+    wrote ckpt-1.. over the previous run's. A first run into an empty directory is quiet."""
+    ckpt = tmp_path / "ckpt_dir" / "ckpt-1.index"
+    ckpt.parent.mkdir()
+    parent = rr.parent_records("parent")
+    for rec in parent:
+        if rec["type"] == "save":
+            rec.update(path=str(ckpt), sha256="0" * 64)
+    with TraceWriter(tmp_path / "traces" / "parent.jsonl") as w:
+        for rec in parent:
+            w.write(rec)
+    ckpt.write_bytes(b"this run's first checkpoint")
+    watcher = ResumeWatcher(recorder)
+    events = SaveEvents(recorder.emit, on_restore=watcher.on_restore, on_save=watcher.on_save)
+    watcher.restored_nothing("tf.train.Checkpoint.restore")
+    events.saved(str(ckpt), cfiles.KERAS, "tf.train.CheckpointManager.save", 0.01)
+    events.saved(str(ckpt), cfiles.KERAS, "tf.train.CheckpointManager.save", 0.01)  # judged once
+    events.close(5)
+    (f,) = [r for r in own_records(recorder) if r["type"] == "finding"]
+    assert f["kind"] == "nothing_restored" and f["severity"] == "warning"
+    assert "restore(None) restored nothing" in f["title"] and "over run parent's checkpoint" in f["title"]
+    assert f["evidence"]["overwritten_run"] == "parent" and "directory of its own" in f["hint"]
+    # A save where no other run saved: a first run, quiet.
+    other = tmp_path / "fresh" / "ckpt-1.index"
+    other.parent.mkdir()
+    other.write_bytes(b"first")
+    assert watcher.on_save({"path": str(other), "sha256": "1" * 64}) == []  # nothing pending
+    watcher.restored_nothing("tf.train.Checkpoint.restore")
+    assert watcher.on_save({"path": str(other), "sha256": "1" * 64}) == []
