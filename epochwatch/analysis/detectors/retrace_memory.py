@@ -10,8 +10,14 @@ which stretch of steps traced): over the window judged,
 
 - nearly every epoch (NEARLY; on intervals, the epochs after the window's first, which may
   be partial) made new traces, so the retraces go on all along and retrace_storm says so;
+  epochs after the last that grew are not counted (the storm stopped, and its growth with it:
+  tensorflow#34025's padded batches had seen every length by epoch 7 of 10);
 - the points without new traces added at most QUIET_SHARE of the rise: growth that goes on
-  in steps or epochs that do not trace is a leak beside the retraces, said on its own;
+  in steps or epochs that do not trace is a leak beside the retraces, said on its own. On
+  intervals, what the one after a traced interval adds beyond the other quiet intervals'
+  median counts with the trace: a new graph's first full runs allocate its buffers there
+  (tensorflow#34025's padded batches: +5-6 MiB right after each interval that traced, 29% of
+  the rise, and the storm was said twice), while a leak beside grows them all alike;
 - the points that traced added no more than their traces plausibly hold: BYTES_PER_TRACE
   each (retraces.py's), or BYTES_PER_BUILD_SECOND of their graph building where that is
   more: a graph's memory and its build time both grow with its ops, and a big step's 20-30
@@ -32,6 +38,7 @@ NEARLY = 0.75  # of the window's epochs traced anew
 MIN_EPOCHS = 2  # epochs to judge that on
 QUIET_SHARE = 0.25  # of the rise, at most, in points that made no new trace
 BYTES_PER_BUILD_SECOND = 128 * MIB  # of RSS a new trace may hold per second it took to build
+FLAT = 1 * MIB  # a point's rise below this is no growth: the window's flat tail after the storm
 
 
 def explains(view: RunAtEpoch, indexes: list[int]) -> bool:
@@ -48,6 +55,10 @@ def explains(view: RunAtEpoch, indexes: list[int]) -> bool:
     traced_rise = quiet_rise = allowance = 0.0
     seen: set[int] = set()
     traced: set[int] = set()
+    after: list[float] = []  # the rises of the intervals right after one that traced
+    quiet: list[float] = []
+    was_traced = False
+    rose: list[int] = []  # the epoch numbers of the points, until the last that rose
     for i in range(first + 1, last + 1):
         rss = s.value("rss", i)
         if rss != rss:
@@ -57,14 +68,22 @@ def explains(view: RunAtEpoch, indexes: list[int]) -> bool:
         number = view.epoch_number(i)
         if number != partial:
             seen.add(number)
+            if delta > FLAT:
+                rose.append(number)
         if n == n and n > 0:
             traced.add(number)
             build = s.value("graph_build", i)
             allowance += max(BYTES_PER_TRACE * n, BYTES_PER_BUILD_SECOND * build if build == build else 0.0)
             traced_rise += delta
         else:
-            quiet_rise += delta
+            (after if was_traced and not epochs else quiet).append(delta)
+        was_traced = n == n and n > 0
+    typical = sorted(quiet)[len(quiet) // 2] if quiet else 0.0
+    quiet_rise = sum(quiet) + sum(min(d, typical) for d in after)
+    traced_rise += sum(max(0.0, d - typical) for d in after)
     rise = traced_rise + quiet_rise
+    # Epochs after the last rise neither trace nor grow: the storm and its growth ended together.
+    seen = {n for n in seen if not rose or n <= rose[-1]}
     return (
         rise > 0
         and len(seen) >= MIN_EPOCHS
