@@ -24,7 +24,21 @@ if TYPE_CHECKING:
     from epochwatch.recorder import Recorder
 
 PART = "inference calls"
+INPUTS_PART = (
+    "served inputs"  # what a call was fed: its own part, so a failure there leaves the calls counted
+)
 APIS = ("predict", "predict_on_batch", "evaluate", "__call__")
+
+
+def _symbolic(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """A call on Keras' symbolic tensors builds a functional model (pix2pix calls its
+    generator on `keras.Input`s): no inference call, and nothing to describe."""
+    x = args[0] if args else kwargs.get("inputs", kwargs.get("x"))
+    if isinstance(x, list | tuple) and x:
+        x = x[0]
+    elif isinstance(x, dict) and x:
+        x = next(iter(x.values()))
+    return type(x).__name__ == "KerasTensor"
 
 
 def _never() -> bool:
@@ -52,8 +66,8 @@ def wrap_call(
 
     @functools.wraps(original)
     def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if inference.blind or inference.fitting or inference.depth:  # training, or inside predict's own calls
-            return original(self, *args, **kwargs)
+        if inference.blind or inference.fitting or inference.depth or _symbolic(args, kwargs):
+            return original(self, *args, **kwargs)  # training, predict's own calls, or a model being built
         if tracing():
             if watch is not None and recorder.epoch_source is None:
                 guard.run(PART, watch, None)
@@ -67,7 +81,7 @@ def wrap_call(
             inference.depth -= 1
             guard.run(PART, lambda: inference.called(api, seconds), None)
             if inference.wants_inputs():  # after the call, off its clock: what it was fed
-                guard.run(PART, lambda: inference.described(_describe(args, kwargs)), None)
+                guard.run(INPUTS_PART, lambda: inference.described(_describe(args, kwargs)), None)
 
     call.__epochwatch__ = True  # type: ignore[attr-defined]
     return call

@@ -609,3 +609,15 @@ def test_a_custom_loops_validation_between_its_epochs_is_no_window(tmp_path: Pat
                 rec.auto.inference.called("predict", 0.01)
         sources = {e.get("epoch_source") for e in _epochs(tmp_path / str(script_epochs), rec)}
         assert "inference_calls" not in sources
+
+
+def test_a_model_called_on_symbolic_inputs_is_being_built_not_served() -> None:
+    """pix2pix builds its GAN by calling the generator on `keras.Input`s: each call was taken
+    for an inference call, and describing its inputs (slicing a KerasTensor) raised and
+    switched the inference calls off for the whole run."""
+    from epochwatch.integrations.inference import _symbolic
+
+    KerasTensor = type("KerasTensor", (), {})
+    assert _symbolic((KerasTensor(),), {}) and _symbolic(([KerasTensor(), 1],), {})
+    assert _symbolic((), {"inputs": {"a": KerasTensor()}})
+    assert not _symbolic(([[0.0, 1.0]],), {}) and not _symbolic((), {})
