@@ -52,6 +52,18 @@ STOPS = frozenset({"host_memory_growth", "gpu_memory_growth", "disk_growth"})
 # ... and only when it all but stopped: over its newest STOP_POINTS points the measure rose
 # by less than STOP_SHARE of what the finding's slope gives them (a verdict can also miss a
 # growth that goes on: a window too long for the short-run rule, too short for the trend's).
+# The fix of a growth that stopped starts with what that means (keras#12065's callback: its
+# first two evaluate() calls built their functions, +51 MiB, then nothing; the fix said
+# "something keeps a reference to data every epoch").
+STOPPED_HINTS = {
+    "host_memory_growth": "it stopped growing: memory that fills once and then holds (a cache, a buffer, "
+    "the first evaluate() or predict() calls building their functions) is no leak, and its level is what "
+    "matters now; if it grows again, or the level is too high: ",
+    "gpu_memory_growth": "it stopped growing: device memory that fills once and then holds (the allocator's "
+    "pool, a cache) is no leak, and its level is what matters now; if it grows again: ",
+    "disk_growth": "it stopped growing: the directory filled and then held, and its size is what matters "
+    "now; if it grows again: ",
+}
 STOP_POINTS = 3
 STOP_SHARE = 0.25
 EPISODE_RECHECK = 5  # a reported episode that did not grow is judged again every this many epochs
@@ -320,6 +332,7 @@ class Engine:
                 last,
                 severity="info",
                 title=f"{head}; {tail}",
+                hint=f"{STOPPED_HINTS.get(last.kind, STOPPED_HINTS['host_memory_growth'])}{last.hint}",
                 update=last.update + 1,
                 as_of=view.epoch_number(view.last),
                 evidence={**last.evidence, "stopped_growing": True, **({"current": now} if grew else {})},

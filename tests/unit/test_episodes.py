@@ -657,6 +657,11 @@ def test_growth_that_stopped_by_the_runs_end_is_said_so_and_is_info() -> None:
     assert " more " in mine[0]["title"] and " more " not in last["title"], last["title"]
     (offline,) = _of(analyze(_run(records), episodes=True), "host_memory_growth")
     assert offline.title == last["title"] and offline.severity == "info"
+    # Its fix says first what a growth that stopped is (keras#12065: evaluate()'s first calls).
+    assert (
+        last["hint"].startswith("it stopped growing: memory that fills once") and offline.hint == last["hint"]
+    )
     going = syn.trace(30, lambda i: {"host": syn.host_block(700 * MIB + 40 * MIB * i)})
     (on,) = _of(analyze(_run(going), episodes=True), "host_memory_growth")
     assert "stopped" not in on.title and "stopped_growing" not in on.evidence
+    assert not on.hint.startswith("it stopped")
