@@ -29,6 +29,19 @@ def recorder(tmp_path: Path) -> Iterator[Recorder]:
     rec.finish("completed")
 
 
+def write_parent(tmp_path: Path, ckpt: Path, sha: str, env: dict[str, Any] | None = None) -> None:
+    """The trace of run "parent", whose saves wrote `ckpt` with content `sha`."""
+    parent = rr.parent_records("parent")
+    if env is not None:
+        parent[0]["env"] = env
+    for rec in parent:
+        if rec["type"] == "save":
+            rec.update(path=str(ckpt), sha256=sha)
+    with TraceWriter(tmp_path / "traces" / "parent.jsonl") as w:
+        for rec in parent:
+            w.write(rec)
+
+
 def own_records(recorder: Recorder) -> list[dict[str, Any]]:
     return list(iter_records(Path(recorder.trace_dir) / f"{recorder.run_id}.jsonl"))
 
@@ -37,14 +50,7 @@ def test_findings_appear_during_the_resumed_run(tmp_path: Path, recorder: Record
     ckpt = tmp_path / "model.keras"
     ckpt.write_bytes(b"checkpoint bytes")
     sha = hash_files(cfiles.snapshot([str(ckpt)]), None)
-    parent = rr.parent_records("parent")
-    parent[0]["env"] = collect_fingerprint()  # the same machine as this (child) run
-    for rec in parent:
-        if rec["type"] == "save":
-            rec.update(path=str(ckpt), sha256=sha)
-    with TraceWriter(tmp_path / "traces" / "parent.jsonl") as w:
-        for rec in parent:
-            w.write(rec)
+    write_parent(tmp_path, ckpt, sha, env=collect_fingerprint())  # the same machine as this (child) run
 
     watcher = ResumeWatcher(recorder)
     assert not watcher.listening and watcher.attach() and watcher.listening
@@ -152,13 +158,7 @@ def test_a_model_loaded_for_every_request_is_looked_up_once_and_held_bounded(
     ckpt = tmp_path / "model.keras"
     ckpt.write_bytes(b"checkpoint bytes")
     sha = hash_files(cfiles.snapshot([str(ckpt)]), None)
-    parent = rr.parent_records("parent")
-    for rec in parent:
-        if rec["type"] == "save":
-            rec.update(path=str(ckpt), sha256=sha)
-    with TraceWriter(tmp_path / "traces" / "parent.jsonl") as w:
-        for rec in parent:
-            w.write(rec)
+    write_parent(tmp_path, ckpt, sha)
     searched: list[str] = []
     real = resume.find_parent
     monkeypatch.setattr(resume, "find_parent", lambda *a, **k: (searched.append(a[1]), real(*a, **k))[1])
@@ -185,13 +185,7 @@ def test_a_restore_of_nothing_then_a_save_over_another_runs_checkpoint_is_said(
     wrote ckpt-1.. over the previous run's. A first run into an empty directory is quiet."""
     ckpt = tmp_path / "ckpt_dir" / "ckpt-1.index"
     ckpt.parent.mkdir()
-    parent = rr.parent_records("parent")
-    for rec in parent:
-        if rec["type"] == "save":
-            rec.update(path=str(ckpt), sha256="0" * 64)
-    with TraceWriter(tmp_path / "traces" / "parent.jsonl") as w:
-        for rec in parent:
-            w.write(rec)
+    write_parent(tmp_path, ckpt, "0" * 64)
     ckpt.write_bytes(b"this run's first checkpoint")
     watcher = ResumeWatcher(recorder)
     events = SaveEvents(recorder.emit, on_restore=watcher.on_restore, on_save=watcher.on_save)
