@@ -72,11 +72,12 @@ def adapt(
     marked `evidence.of_windows`: their numbers count windows (the report's rows "w1".."w8"),
     and "at epoch 8" beside a fit of 5 epochs would name a row that is not there. Where the
     loop loads one model again and again (`restores`), that is the advice."""
-    if not is_inference(epochs, back):
-        yield from findings
+    found = list(findings)
+    if not found or not is_inference(epochs, back):
+        yield from found
         return
     loaded = loaded_again(restores)
-    for finding in findings:
+    for finding in found:
         hint = HINTS.get(finding.kind) or finding.hint
         if loaded is not None and finding.kind in LOADED_AGAIN_KINDS:
             hint = LOADED_AGAIN_HINT.format(path=loaded[0], n=loaded[1])

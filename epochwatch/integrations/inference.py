@@ -24,9 +24,8 @@ if TYPE_CHECKING:
     from epochwatch.recorder import Recorder
 
 PART = "inference calls"
-INPUTS_PART = (
-    "served inputs"  # what a call was fed: its own part, so a failure there leaves the calls counted
-)
+# What a call was fed is described as a part of its own: a failure there leaves the calls counted.
+INPUTS_PART = "served inputs"
 APIS = ("predict", "predict_on_batch", "evaluate", "__call__")
 
 
