@@ -49,6 +49,12 @@ INTEGRATIONS: list[tuple[str, str, Install]] = [
     ("keras", "automatic epochs", _call("integrations.data_passes", "install_keras")),
     ("keras", "inference calls", _call("integrations.inference")),
     ("tensorflow", "inference calls", _call("integrations.inference", "install_saved_model")),
+    ("tensorflow", "inference calls", _call("integrations.inference", "install_tflite")),
+    (
+        "tflite_runtime",
+        "inference calls",
+        _call("integrations.inference", "install_tflite", "tflite_runtime.interpreter"),
+    ),
     ("torch", "automatic epochs", _call("integrations.optimizer_steps", "install_torch")),
     ("torch", "automatic epochs", _call("integrations.data_passes", "install_torch")),
     ("optax", "automatic epochs", _call("integrations.optax_steps")),

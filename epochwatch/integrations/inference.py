@@ -127,3 +127,15 @@ def install_saved_model(recorder: Recorder) -> None:
         cls = getattr(importlib.import_module(f"tensorflow.python.saved_model.{module}"), name, None)
         if isinstance(cls, type) and not getattr(cls.__call__, "__epochwatch__", False):
             cls.__call__ = wrap_call(cls.__call__, api, recorder, tracing)  # type: ignore[method-assign]
+
+
+def install_tflite(recorder: Recorder, module: str = "tensorflow.lite.python.interpreter") -> None:
+    """Time `Interpreter.invoke` of TF Lite (`tf.lite.Interpreter`, imported with TF, or
+    `tflite_runtime.interpreter`'s): a TF Lite serving loop calls no Keras model and no
+    tf.function. Its inputs are set beforehand (`set_tensor`), so none are described."""
+    import importlib
+
+    cls: Any = getattr(importlib.import_module(module), "Interpreter", None)
+    invoke = getattr(cls, "invoke", None)
+    if cls is not None and callable(invoke) and not getattr(invoke, "__epochwatch__", False):
+        cls.invoke = wrap_call(invoke, "TFLite invoke", recorder)

@@ -621,3 +621,28 @@ def test_a_model_called_on_symbolic_inputs_is_being_built_not_served() -> None:
     assert _symbolic((KerasTensor(),), {}) and _symbolic(([KerasTensor(), 1],), {})
     assert _symbolic((), {"inputs": {"a": KerasTensor()}})
     assert not _symbolic(([[0.0, 1.0]],), {}) and not _symbolic((), {})
+
+
+def test_a_tflite_interpreters_invokes_are_inference_calls(tmp_path: Path, monkeypatch: Any) -> None:
+    """A TF Lite serving loop (`set_tensor`, `invoke`, `get_tensor`) calls no Keras model and
+    no tf.function: it had no windows, and so nothing to judge its memory on."""
+    import sys
+    import types
+
+    from epochwatch.integrations.inference import install_tflite
+
+    class Interpreter:
+        def invoke(self) -> None:
+            return None
+
+    module = types.ModuleType("fake_tflite_interpreter")
+    module.Interpreter = Interpreter  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "fake_tflite_interpreter", module)
+    rec = _recorder(tmp_path, EPOCHWATCH_WINDOW_CALLS="4")
+    install_tflite(rec, "fake_tflite_interpreter")
+    install_tflite(rec, "fake_tflite_interpreter")  # once only
+    interpreter = Interpreter()
+    for _ in range(8):
+        interpreter.invoke()
+    epochs = _epochs(tmp_path, rec)
+    assert [e["inference"]["apis"] for e in epochs] == [{"TFLite invoke": 4}] * 2
