@@ -1,7 +1,8 @@
 """Say on stderr, while the run trains, what epochwatch found: where users already look.
 
 One line per new finding (warning and up), one more when an update of it is news (graver,
-or it names its cause now: analysis/findings.is_news), and one closing line at the end of
+it names its cause now, or the end's verdict is that it stopped, said whatever its level:
+analysis/findings.is_news), and one closing line at the end of
 the run: epochs, findings by severity, and the command that shows the details
 (`epochwatch report <trace>`), or why nothing could be written.
 
@@ -77,16 +78,19 @@ def one_line(text: str, limit: int = 300) -> str:
 CAUSE_IN_DETAIL = frozenset({"retrace_storm"})
 
 
-def short_title(title: str, room: int, kind: str = "") -> str:
+def short_title(title: str, room: int, kind: str = "", stopped: bool = False) -> str:
     """A title that fits `room`: titles read `what, how much: detail; consequence`, so the
     detail goes first (the report has it), or the consequence where the detail is the
-    cause (CAUSE_IN_DETAIL); then the end is cut."""
+    cause (CAUSE_IN_DETAIL); the verdict that it `stopped` keeps its last clause, which says
+    so ("no new trace after epoch 7"); then the end is cut."""
     if len(title) <= room:
         return title
     what, colon, rest = title.partition(": ")
     detail, semi, consequence = rest.partition("; ")
     if not (colon and semi):
         return title
+    if stopped:
+        return f"{what}; {rest.rpartition('; ')[2]}"
     return f"{what}: {detail}" if kind in CAUSE_IN_DETAIL else f"{what}; {consequence}"
 
 
@@ -183,7 +187,8 @@ class Console:
         if taken is None:
             return
         finding, news = taken
-        if news and RANK.get(finding.severity, 0) >= self.level:
+        # Said before, a verdict milder than the level is still said: the line it follows was.
+        if news and (RANK.get(finding.severity, 0) >= self.level or finding.key in self.current.said):
             with self._lock:
                 self._held.append(finding)
 
@@ -230,7 +235,8 @@ class Console:
         found = where_for(finding.kind, self.current.explains, finding.evidence.get("likely_causes"))
         if found and self._fits_on_line(finding, found):
             return one_line(head + title + f"; {escape(where_short(found))}", LINE_LIMIT - len(PREFIX))
-        return one_line(head + short_title(title, room, finding.kind), LINE_LIMIT - len(PREFIX))
+        stopped = bool(finding.evidence.get("stopped_growing"))
+        return one_line(head + short_title(title, room, finding.kind, stopped), LINE_LIMIT - len(PREFIX))
 
     def _head(self, finding: Finding) -> str:
         # The moment its numbers are from, as `report` says it (not the epoch Keras printed

@@ -140,13 +140,19 @@ def newly_explained(before: Finding, after: Finding) -> bool:
 
 def is_news(before: Finding | None, after: Finding) -> bool:
     """Whether `after` is worth saying again where people look (console, TensorBoard, W&B):
-    the first report, a graver severity, or the first that names its cause. Growth alone is
-    in the trace, the report and `hook.findings()`, not said again."""
+    the first report, a graver severity, the first that names its cause, or the end's verdict
+    that it stopped (a critical storm said live, "1 warning" in the closing line: why).
+    Growth alone is in the trace, the report and `hook.findings()`, not said again."""
     if before is None:
         return True
     if after.update and after.update <= before.update:
         return False  # a repeat (the daemon's copy of what was already said)
-    return severity_rank(after.severity) > severity_rank(before.severity) or newly_explained(before, after)
+    stopped = bool(after.evidence.get("stopped_growing")) and not before.evidence.get("stopped_growing")
+    return (
+        severity_rank(after.severity) > severity_rank(before.severity)
+        or newly_explained(before, after)
+        or stopped
+    )
 
 
 def clean(value: Any) -> Any:

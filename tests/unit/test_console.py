@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from epochwatch import notices
-from epochwatch.analysis.findings import Finding
+from epochwatch.analysis.findings import Finding, from_record
 from epochwatch.console import LINE_LIMIT, Console, one_line, threshold, unknown_quiet, where_short
 from epochwatch.recorder import Recorder
 from epochwatch.trace.reader import iter_records
@@ -148,6 +148,32 @@ def test_updates_replace_the_finding_and_are_said_only_when_news() -> None:
     (shown,) = console.findings
     assert shown["update"] == 4 and shown["ended_epoch"] == 15 and shown["severity"] == "critical"
     assert shown["evidence"]["likely_causes"] == cause and shown["epoch"] == 3
+    # The end's verdict that a problem said live stopped is said too, milder or not: else a
+    # critical storm said at epoch 2 and a closing line's "1 warning" disagree unexplained.
+    storm = _finding("retrace_storm", "critical", "retraced 13 times", target="step")
+    assert said(storm)
+    stopped = _update(
+        storm, 1, 9, severity="warning", title="retraced 19 times; no new trace after epoch 7",
+        evidence={"stopped_growing": True},
+    )  # fmt: skip
+    assert said(stopped) == [
+        "epochwatch: warning retrace_storm at epoch 10 (update): retraced 19 times; no new trace after epoch 7"
+    ]
+    leak = _finding("host_memory_growth", "warning", "grows 3 MiB per epoch")
+    assert said(leak)
+    held = _update(
+        leak, 1, 29, severity="info", title="grows; then stopped growing", evidence={"stopped_growing": True}
+    )
+    assert said(held) == [
+        "epochwatch: info host_memory_growth at epoch 30 (update): grows; then stopped growing"
+    ]
+    # Cut to fit, the verdict keeps what says it stopped.
+    long = "tf.function `step` retraced 19 times since its first trace: argument `xb` changes shape; RSS +71.1 MiB"
+    title = f"{long}, 7% of the time tracing; no new trace after epoch 7"
+    line = Console(None, io.StringIO()).finding_line(
+        from_record(_update(storm, 2, 9, title=title, evidence={"stopped_growing": True}))
+    )
+    assert line.endswith("retraced 19 times since its first trace; no new trace after epoch 7"), line
 
 
 def test_quiet_prints_nothing_and_titles_stay_on_one_line() -> None:
