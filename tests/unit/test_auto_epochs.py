@@ -480,6 +480,24 @@ def test_inference_calls_make_windows_and_a_closing_text(tmp_path: Path) -> None
     assert all(e["epoch_source"] == "inference_calls" for e in epochs)
 
 
+def test_a_rise_the_windows_were_too_few_to_judge_is_said_unjudged(tmp_path: Path, monkeypatch: Any) -> None:
+    """tensorflow#40171 with load_model per request, 120 calls: "no training seen: 120 __call__
+    calls, RSS +180 MiB; 3 windows of calls, no findings" read as judged and harmless."""
+    from epochwatch.recorder import inference_calls
+
+    rss = iter([700 * 2**20, 880 * 2**20])
+    monkeypatch.setattr(inference_calls, "own_rss_bytes", lambda: next(rss))
+    rec = _recorder(tmp_path, EPOCHWATCH_WINDOW_CALLS="3")
+    for _ in range(7):
+        rec.auto.inference.called("__call__", 0.01)
+    text = rec.auto.inference.closing_text()
+    assert (
+        text
+        == "no training seen: 7 __call__ calls, RSS +180 MiB (too few windows of calls to judge its growth: 2 of 6)"
+    )
+    rec.finish("completed")
+
+
 def test_the_first_inputs_served_are_described_once_in_their_window(tmp_path: Path) -> None:
     """A restored model only serving (keras#13864): what it is fed is judged against what
     it was trained on, so the first call of 32 rows or more is described, once; calls of a
