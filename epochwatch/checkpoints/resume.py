@@ -2,7 +2,9 @@
 the resumed run is still going.
 
 At a restore (on the hashing thread, never the training thread) the watcher scans the
-trace directory for the save with the same hash (`restore.scan.find_parent`, bounded), loads
+trace directory (and under a daemon the daemon's, where the user may list it: root; it is
+0711 for others) for
+the save with the same hash (`restore.scan.find_parent`, bounded), loads
 that parent trace, writes the link into the restore record (`parent`), and returns the
 findings that can be judged already (checkpoint modified, optimizer not restored, versions,
 environment, slow restore). It then follows the run's own records: at the next `fit_start`
@@ -24,6 +26,7 @@ side of it: when to run it, on which records, and writing what it finds once.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -86,8 +89,8 @@ class ResumeWatcher:
 
     def on_restore(self, record: Record) -> list[Record]:
         """Link the restore to its parent (adds `parent` to the record); return findings."""
-        parent, link = self._parent_of(record)
-        embedded = self._embedded()  # before our lock: it may take the Recorder's
+        embedded = self._embedded()  # before our lock: it may take the Recorder's; it starts
+        parent, link = self._parent_of(record)  # the run, whose daemon's traces are then searched too
         own_start, before = (
             self._own_history(restored_at(record)) if self._child.start is None else (None, [])
         )
@@ -120,13 +123,23 @@ class ResumeWatcher:
             return []  # unhashed bytes (a save overwritten before its hash) cannot be told apart: the next
         self._nothing = None
         before = float(when) if isinstance(when, int | float) else None
-        found = find_parent(self._dirs, sha, path, exclude_run_id=self._child.run_id, before=before)
+        found = find_parent(self._search_dirs(), sha, path, exclude_run_id=self._child.run_id, before=before)
         finding = nothing.judge(api, record, found)
         if finding is None:
             return []
         with self._lock:
             self._emitted.add(finding.key)
         return [{**restore.record_fields(finding), "evidence": clean(finding.evidence)}]
+
+    def _search_dirs(self) -> list[Path]:
+        """Where parents are looked for: the embedded traces' directory, and under a daemon
+        the daemon's (a resumed run under a daemon looked only where nothing of it was
+        written, and found no parent). The daemon's `traces/` is 0711: only root lists it, and
+        for other users the scan of it finds nothing, as before."""
+        dirs = [Path(os.path.abspath(d)) for d in self._dirs]
+        held = getattr(self._recorder, "trace_path", None)
+        daemon = Path(os.path.abspath(held)).parent if isinstance(held, str) and held else None
+        return [*dirs, daemon] if daemon is not None and daemon not in dirs else dirs
 
     def _parent_of(self, record: Record) -> tuple[Run | None, Link | None]:
         """The parent run of a restore and its link (adding `parent` to the record), found
@@ -144,7 +157,7 @@ class ResumeWatcher:
         found = None
         if isinstance(sha, str):
             found = find_parent(
-                self._dirs,
+                self._search_dirs(),
                 sha,
                 record.get("path"),
                 exclude_run_id=self._child.run_id,

@@ -204,3 +204,35 @@ def test_a_restore_of_nothing_then_a_save_over_another_runs_checkpoint_is_said(
     assert watcher.on_save({"path": str(other), "sha256": "1" * 64}) == []  # nothing pending
     watcher.restored_nothing("tf.train.Checkpoint.restore")
     assert watcher.on_save({"path": str(other), "sha256": "1" * 64}) == []
+
+
+class _UnderADaemon:
+    """What the watcher reads of a Recorder whose run a daemon holds: its trace is in the
+    daemon's directory, known once the run has started."""
+
+    def __init__(self, root: Path) -> None:
+        self.trace_dir = root / "epochwatch-traces"  # the embedded fallback: nothing of it there
+        self.run_id = "child"
+        self.sink_description = "the daemon"
+        self.remote_detection = True
+        self.trace_path: str | None = None
+        self._held = root / "daemon" / "traces" / "child.jsonl"
+
+    def start(self) -> bool:
+        self.trace_path = str(self._held)
+        return True
+
+
+def test_under_a_daemon_a_restores_parent_is_found_among_the_daemons_traces(tmp_path: Path) -> None:
+    """tensorflow#44867 resumed under a daemon: the hook looked for the parent only in its
+    embedded directory, where nothing of it was written, so no restore check had a parent
+    (optimizer_state_not_restored was said embedded, not under the daemon)."""
+    ckpt = tmp_path / "ckpt-4.index"
+    ckpt.write_bytes(b"checkpoint bytes")
+    sha = hash_files(cfiles.snapshot([str(ckpt)]), None)
+    (tmp_path / "daemon" / "traces").mkdir(parents=True)
+    write_parent(tmp_path / "daemon", ckpt, sha)
+    watcher = ResumeWatcher(_UnderADaemon(tmp_path))
+    record = {"path": str(ckpt), "sha256": sha, "restored_at": 2000.0, "format": cfiles.TF_CHECKPOINT}
+    assert watcher.on_restore(record) == []  # the daemon judges it: only the link is the hook's
+    assert record["parent"]["run_id"] == "parent" and record["parent"]["match"] == "sha256"
