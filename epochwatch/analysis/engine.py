@@ -25,6 +25,7 @@ from epochwatch.analysis.findings import (
     Finding,
     grew_since,
     newly_explained,
+    newly_stopped,
     severity_rank,
     sort_findings,
 )
@@ -272,10 +273,7 @@ class Engine:
         self._note_peak(key, finding)
         # The verdict judges anew: a plan EarlyStopping cut short, or a problem that stopped
         # (a storm with no new trace in its newest points: what it costs now is its severity).
-        verdict = final and (
-            _plan_voided(last, finding)
-            or (bool(finding.evidence.get("stopped_growing")) and not last.evidence.get("stopped_growing"))
-        )
+        verdict = final and (_plan_voided(last, finding) or newly_stopped(last, finding))
         if not (
             grew_since(last, number(finding.evidence.get("current")), final)
             or severity_rank(finding.severity) > severity_rank(last.severity)

@@ -147,12 +147,16 @@ def is_news(before: Finding | None, after: Finding) -> bool:
         return True
     if after.update and after.update <= before.update:
         return False  # a repeat (the daemon's copy of what was already said)
-    stopped = bool(after.evidence.get("stopped_growing")) and not before.evidence.get("stopped_growing")
     return (
         severity_rank(after.severity) > severity_rank(before.severity)
         or newly_explained(before, after)
-        or stopped
+        or newly_stopped(before, after)
     )
+
+
+def newly_stopped(before: Finding, after: Finding) -> bool:
+    """`after` is the verdict that `before`'s problem stopped (`evidence.stopped_growing`)."""
+    return bool(after.evidence.get("stopped_growing")) and not before.evidence.get("stopped_growing")
 
 
 def clean(value: Any) -> Any:
