@@ -38,7 +38,7 @@ from epochwatch.analysis.findings import clean
 from epochwatch.analysis.restore import nothing
 from epochwatch.analysis.restore.lineage import Lineage, Link, restored_at
 from epochwatch.analysis.restore.parents import read_parent
-from epochwatch.analysis.restore.scan import find_parent
+from epochwatch.analysis.restore.scan import Found, find_parent
 from epochwatch.analysis.run import Run
 from epochwatch.trace import schema
 from epochwatch.trace.reader import TraceError, iter_records
@@ -123,7 +123,7 @@ class ResumeWatcher:
             return []  # unhashed bytes (a save overwritten before its hash) cannot be told apart: the next
         self._nothing = None
         before = float(when) if isinstance(when, int | float) else None
-        found = find_parent(self._search_dirs(), sha, path, exclude_run_id=self._child.run_id, before=before)
+        found = self._find(sha, path, before)
         finding = nothing.judge(api, record, found)
         if finding is None:
             return []
@@ -131,15 +131,18 @@ class ResumeWatcher:
             self._emitted.add(finding.key)
         return [{**restore.record_fields(finding), "evidence": clean(finding.evidence)}]
 
-    def _search_dirs(self) -> list[Path]:
-        """Where parents are looked for: the embedded traces' directory, and under a daemon
-        the daemon's (a resumed run under a daemon looked only where nothing of it was
-        written, and found no parent). The daemon's `traces/` is 0711: only root lists it, and
-        for other users the scan of it finds nothing, as before."""
+    def _find(self, sha: str, path: Any, before: float | None) -> Found | None:
+        """The save restored, looked for in the embedded traces' directory and, under a
+        daemon, among the user's traces there: its `traces/` is 0711, so they are the names
+        its welcome gave (a resumed run under a daemon had looked only where nothing of it
+        was written, and found no parent)."""
         dirs = [Path(os.path.abspath(d)) for d in self._dirs]
         held = getattr(self._recorder, "trace_path", None)
         daemon = Path(os.path.abspath(held)).parent if isinstance(held, str) and held else None
-        return [*dirs, daemon] if daemon is not None and daemon not in dirs else dirs
+        if daemon is not None and daemon not in dirs:
+            dirs.append(daemon)  # listable where the daemon runs as this user
+        files = [Path(os.path.abspath(f)) for f in getattr(self._recorder, "own_traces", ())]
+        return find_parent(dirs, sha, path, exclude_run_id=self._child.run_id, before=before, files=files)
 
     def _parent_of(self, record: Record) -> tuple[Run | None, Link | None]:
         """The parent run of a restore and its link (adding `parent` to the record), found
@@ -156,13 +159,7 @@ class ResumeWatcher:
             return known_parent, Link(known.child, known.parent, record, known.save, known.match)
         found = None
         if isinstance(sha, str):
-            found = find_parent(
-                self._search_dirs(),
-                sha,
-                record.get("path"),
-                exclude_run_id=self._child.run_id,
-                before=restored_at(record),
-            )
+            found = self._find(sha, record.get("path"), restored_at(record))
         parent: Run | None = None
         link: Link | None = None
         if found is not None:

@@ -30,6 +30,7 @@ from epochwatch import __version__
 from epochwatch.analysis.detectors import disk
 from epochwatch.daemon.config import DaemonConfig
 from epochwatch.daemon.limits import UidLimits
+from epochwatch.daemon.owntraces import OwnTraces
 from epochwatch.daemon.parents import PARENT_WAIT_SECONDS, DaemonParents, ParentLoader
 from epochwatch.daemon.peer import Peer
 from epochwatch.daemon.pidwatch import PidWatch, process_start_time
@@ -74,6 +75,7 @@ class RunRegistry:
         self._on_attach = on_attach
         self._offload = offload
         self.parents = ParentLoader(cfg.traces_dir, self._parents_loaded)
+        self.own_traces = OwnTraces(cfg.traces_dir)
         self._waiting: set[str] = set()  # runs whose analysis waits for a parent being read
         self._marked: dict[str, float] = {}  # run id -> when its mark was saved
         disk.MEASURE_HERE = False  # root never stats a path from a user's records
@@ -124,6 +126,7 @@ class RunRegistry:
             peer.fail("internal", "the daemon cannot create a trace file")
             return None
         trace.meter = RunMeter(self.budget, peer.uid)
+        self.own_traces.add(peer.uid, trace.path.name)
         token = secrets.token_urlsafe(24)
         state = SessionState(
             run_id=trace.run_id,
@@ -148,7 +151,7 @@ class RunRegistry:
             state.script or "unknown script",
             asked,
         )
-        peer.send(_welcome(session, token, resumed=False))
+        peer.send(self._welcome(session, token, resumed=False))
         self._on_change()
         self._on_attach(session)
         return session
@@ -174,9 +177,23 @@ class RunRegistry:
             old.close()
         self._connect(session, peer)
         log.info("run %s resumed by pid %d at record %d", session.run_id, peer.pid, session.next_seq)
-        peer.send(_welcome(session, token, resumed=True))
+        peer.send(self._welcome(session, token, resumed=True))
         self._on_change()
         return session
+
+    def _welcome(self, session: Session, token: str, *, resumed: bool) -> Record:
+        return {
+            "op": p.OP_WELCOME,
+            "protocol": p.PROTOCOL_VERSION,
+            "run_id": session.run_id,
+            "token": token,
+            "next_seq": session.next_seq,
+            "resumed": resumed,
+            "trace": str(session.trace_path),
+            "daemon": __version__,
+            # Where this run's restores look for their parents (owntraces.py).
+            "own_traces": self.own_traces.names(session.uid, exclude=session.trace_path.name),
+        }
 
     def _new_session(self, state: SessionState, trace: TraceFile, next_seq: int = 0) -> Session:
         return Session(
@@ -426,19 +443,6 @@ class RunRegistry:
         uids = len({s.uid for s in self.sessions.values()})
         findings = sum(len(s.findings) for s in self.sessions.values())
         return f"{len(self.sessions)} runs ({attached} connected) from {uids} users; {findings} findings"
-
-
-def _welcome(session: Session, token: str, *, resumed: bool) -> Record:
-    return {
-        "op": p.OP_WELCOME,
-        "protocol": p.PROTOCOL_VERSION,
-        "run_id": session.run_id,
-        "token": token,
-        "next_seq": session.next_seq,
-        "resumed": resumed,
-        "trace": str(session.trace_path),
-        "daemon": __version__,
-    }
 
 
 def _who(peer: Peer) -> str:

@@ -191,6 +191,11 @@ class Recorder:
         path = getattr(self._sink, "trace_path", None)
         return str(path) if path else None
 
+    @property
+    def own_traces(self) -> tuple[str, ...]:
+        """The user's other traces where the daemon keeps them (daemon/owntraces.py)."""
+        return tuple(getattr(self._sink, "own_traces", ()))
+
     # -- run lifecycle ---------------------------------------------------------------
 
     def start(self, training: dict[str, Any] | None = None) -> bool:

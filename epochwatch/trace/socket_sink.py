@@ -64,6 +64,7 @@ CLOSE_TIMEOUT = 3.0
 MAX_PENDING = 10_000
 MAX_PENDING_BYTES = 64 << 20
 MAX_PINNED = 64
+MAX_OWN_TRACES = 200  # names of the user's other traces taken from a welcome
 BACKOFF_FIRST, BACKOFF_MAX = 0.05, 2.0
 _PINNED_TYPES = frozenset({"run_start", "fit_start", "watch"})
 
@@ -113,6 +114,7 @@ class SocketSink:
         self.daemon_run_id = ""
         self.token = ""
         self.daemon_trace = ""
+        self.own_traces: tuple[str, ...] = ()
         self.description = f"daemon at {path} (connecting)"
         self._sock: socket.socket | None = None
         self._inbuf = bytearray()
@@ -129,6 +131,7 @@ class SocketSink:
         self.daemon_run_id = str(welcome["run_id"])
         self.token = str(welcome.get("token") or "")
         self.daemon_trace = str(welcome.get("trace") or "")
+        self.own_traces = _own_traces(welcome.get("own_traces"), self.daemon_trace)
         self.description = f"daemon at {self.path} (run {self.daemon_run_id}, trace {self.daemon_trace})"
 
     # -- the training thread's side --------------------------------------------------------------
@@ -457,3 +460,16 @@ class SocketSink:
             self._file = writer
             self.description = f"embedded trace {path} (after the daemon at {self.path})"
         say(f"{why}; writing the embedded trace {path} from here on")
+
+
+def _own_traces(names: Any, trace: str) -> tuple[str, ...]:
+    """The user's other traces beside this run's, by the names the daemon gave (it lists its
+    0711 `traces/`, the user cannot): where a restore's parent is looked for."""
+    if not trace or not isinstance(names, list):
+        return ()
+    here = os.path.dirname(trace)
+    return tuple(
+        os.path.join(here, n)
+        for n in names[:MAX_OWN_TRACES]
+        if isinstance(n, str) and n.endswith(".jsonl") and not n.startswith(".") and os.path.basename(n) == n
+    )

@@ -19,7 +19,7 @@ import pytest
 
 from epochwatch.trace import schema
 from tests.integration.daemon_harness import DaemonProc, RawClient, running_daemon, wait_until
-from tests.integration.other_user import NOBODY, OtherUserClient, shared_tmp
+from tests.integration.other_user import NOBODY, OtherUserClient, drop_to, shared_tmp
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user"),
@@ -349,3 +349,43 @@ def test_a_worker_its_user_stops_or_kills_costs_only_that_users_watches(tmp_path
             assert d.log().count("the worker of uid 65534") == 1
         finally:
             c.close()
+
+
+def test_a_users_runs_are_told_the_names_of_their_own_traces_only(tmp_path: Path) -> None:
+    """A resumed run under the root daemon never found its restore's parent: `traces/` is 0711
+    and its user cannot list it. The welcome names the uid's own traces (another user's run
+    is told none of them); as that user the directory still cannot be listed, and the
+    parent's save is found through the names."""
+    from epochwatch.analysis.restore.scan import find_parent
+    from tests.unit import restore_records as rr
+
+    with shared_tmp() as root, running_daemon(root) as d:
+        parent = OtherUserClient(d.socket, "parent")
+        name = f"{parent.welcome['run_id']}.jsonl"
+        recs = rr.parent_records("parent")
+        for seq, rec in enumerate(recs):
+            parent.record(seq, rec["type"], **{k: v for k, v in rec.items() if k not in ("type", "run_id")})
+        parent.wait_ack(len(recs) - 1)
+        parent.close()
+        child = OtherUserClient(d.socket, "child")
+        child.close()
+        assert child.welcome["own_traces"] == [name]
+        rootrun = RawClient(d.socket)
+        try:
+            assert name not in rootrun.hello("rootrun")["own_traces"]
+        finally:
+            rootrun.close()
+        pid = os.fork()
+        if pid == 0:  # as the user: nothing listed, the named parent found
+            code = 1
+            try:
+                drop_to(NOBODY)
+                try:
+                    os.listdir(d.traces)
+                except PermissionError:
+                    here = [d.traces / n for n in child.welcome["own_traces"]]
+                    found = find_parent([d.traces], rr.SHA, rr.PATH, files=here)
+                    code = 0 if found is not None and found.trace.name == name else 2
+            finally:
+                os._exit(code)
+        assert os.waitpid(pid, 0)[1] == 0

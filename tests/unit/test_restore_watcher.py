@@ -216,6 +216,7 @@ class _UnderADaemon:
         self.sink_description = "the daemon"
         self.remote_detection = True
         self.trace_path: str | None = None
+        self.own_traces: tuple[str, ...] = ()  # the user's other traces the welcome named
         self._held = root / "daemon" / "traces" / "child.jsonl"
 
     def start(self) -> bool:
@@ -236,3 +237,22 @@ def test_under_a_daemon_a_restores_parent_is_found_among_the_daemons_traces(tmp_
     record = {"path": str(ckpt), "sha256": sha, "restored_at": 2000.0, "format": cfiles.TF_CHECKPOINT}
     assert watcher.on_restore(record) == []  # the daemon judges it: only the link is the hook's
     assert record["parent"]["run_id"] == "parent" and record["parent"]["match"] == "sha256"
+
+
+def test_under_a_root_daemon_a_restores_parent_is_found_by_the_names_it_gave(tmp_path: Path) -> None:
+    """On a shared host the daemon's `traces/` is 0711: the user cannot list it, so a resumed
+    run there never found its parent. The daemon's welcome names the user's own traces, and
+    the watcher looks at them though it lists nothing there (here the parent is in another
+    directory than the run's trace, which is all the scan of directories would see)."""
+    ckpt = tmp_path / "ckpt-4.index"
+    ckpt.write_bytes(b"checkpoint bytes")
+    sha = hash_files(cfiles.snapshot([str(ckpt)]), None)
+    (tmp_path / "unlisted" / "traces").mkdir(parents=True)
+    write_parent(tmp_path / "unlisted", ckpt, sha)
+    run = _UnderADaemon(tmp_path)
+    run.own_traces = (str(tmp_path / "unlisted" / "traces" / "parent.jsonl"),)
+    record = {"path": str(ckpt), "sha256": sha, "restored_at": 2000.0, "format": cfiles.TF_CHECKPOINT}
+    assert ResumeWatcher(run).on_restore(record) == []
+    assert record["parent"]["run_id"] == "parent" and record["parent"]["trace"].endswith(
+        "unlisted/traces/parent.jsonl"
+    )

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,7 @@ def find_parent(
     before: float | None = None,
     max_files: int = MAX_FILES,
     max_bytes: int = MAX_BYTES,
+    files: Sequence[Path] = (),
 ) -> Found | None:
     """The newest save of these bytes in the traces under `dirs` (or, failing that, the newest
     save to `path` with other bytes), reading at most `max_files` files and `max_bytes`.
@@ -96,12 +98,12 @@ def find_parent(
     contains both `"save"` and the hash or the path, so a trace of a million samples costs a
     substring search per line, not a JSON parse.
     """
-    files = _newest_traces(dirs, max_files)
+    traces = _newest_traces(dirs, files, max_files)
     sha_b = sha256.encode()
     path_b = orjson.dumps(path)[1:-1] if path else None
     budget = max_bytes
     by_path: Found | None = None
-    for trace in files:
+    for trace in traces:
         if exclude_run_id and trace.stem == exclude_run_id:
             continue
         best: Record | None = None
@@ -137,18 +139,24 @@ def find_parent(
     return by_path
 
 
-def _newest_traces(dirs: Sequence[str | os.PathLike[str]], limit: int) -> list[Path]:
-    found: list[tuple[float, Path]] = []
+def _newest_traces(dirs: Sequence[str | os.PathLike[str]], files: Sequence[Path], limit: int) -> list[Path]:
+    found: dict[Path, float] = {}
     for d in dirs:
         try:
             with os.scandir(d) as it:
                 for entry in it:
                     if entry.name.endswith(".jsonl") and entry.is_file():
-                        found.append((entry.stat().st_mtime, Path(entry.path)))
+                        found[Path(entry.path)] = entry.stat().st_mtime
         except OSError:
             continue
-    found.sort(key=lambda item: item[0], reverse=True)
-    return [p for _mtime, p in found[:limit]]
+    for f in files:
+        try:
+            st = f.lstat()
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            found[f] = st.st_mtime
+    return sorted(found, key=found.__getitem__, reverse=True)[:limit]
 
 
 _LINEAGE_TYPES = (b'"run_start"', b'"save"', b'"restore"')
