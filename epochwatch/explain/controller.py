@@ -403,13 +403,13 @@ class Explainer:
         return slicer.on_boundary(intervals, self._steps, self._boundary_work, cpus)
 
     def _report_memory(self, memory: _Memory, slices: list[Sizes]) -> None:
-        sites = grown_sites(consistent(slices))
-        traced = traced_growth(sites)
         # The median epoch's rise over the window's epochs (and the two before it, which
         # suspected it): one epoch that frees much (a cache dropped) does not hide a leak.
         rss = [r for r in self._rss[max(0, memory.position - 2) :] if r is not None]
         rises = [b - a for a, b in itertools.pairwise(rss)]
         rss_growth = int(statistics.median(rises)) if rises else None
+        sites = grown_sites(consistent(slices, memory.slicer.at, rss_growth), rss_growth)
+        traced = traced_growth(sites)
         produced = next((p for p in reversed(self._produced) if p is not None), None)
         producer = produced[1] if produced is not None else None
         # What the producer grew is seen in part (memory.fed_by): no verdict of native memory.

@@ -130,6 +130,9 @@ class Slicer:
         self._thread = 0  # the training thread (where boundaries are said)
         self._pending: _Pending | None = None  # a slice taken, settled two boundaries on
         self.parts: list[tuple[SliceParts, float]] = []  # (parts, the epoch in their unit)
+        self.at: list[int] = []  # each slice's boundary, counted from the window's first
+        self._boundaries = 0
+        self._slice_at = 0
         self.tries = 0
         self.by_steps = 0  # slices whose parts were counted in steps (the loop says them)
         self.traced_seconds = 0.0
@@ -162,6 +165,7 @@ class Slicer:
                 cpus if cpus is not None else [b - a for a, b in itertools.pairwise(self._cpus)]
             )
             traced, self._traced_epoch = self._traced_epoch or self._state in ("lead", "tail"), False
+            self._boundaries += 1
             self._step(intervals, steps, boundary_work)
             finished = self.finished
         if finished:
@@ -184,6 +188,7 @@ class Slicer:
             self._clock.cancel()
             c0 = time.thread_time()
             self._at, self._t1 = self._tm.take_snapshot(), time.perf_counter()
+            self._slice_at = self._boundaries
             self.cpu_seconds += time.thread_time() - c0
             self._state, self._traced_epoch = "tail", True  # the next epoch begins traced
             if self._tail_steps:  # Keras: at a step's begin, when the last one's temporaries are gone
@@ -232,6 +237,7 @@ class Slicer:
             if not slice_.by_steps and scale >= lim.clear_slowdown:
                 parts = SliceParts(parts.before, parts.after, parts.lead / scale, parts.tail / scale)
         self.parts.append((parts, float(self._steps) if slice_.by_steps else epoch))
+        self.at.append(slice_.at)
         self.by_steps += slice_.by_steps
         # Slices cost much the same: the mean of those measured.
         self.costs.append(
@@ -335,7 +341,9 @@ class Slicer:
             cpu = time.thread_time() - c0
             self.cpu_seconds += cpu
             off = 0.0 if threading.get_ident() == self._thread else cpu
-            self._pending = _Pending(SliceParts(before, after, lead, tail), by_steps, traced, off)
+            self._pending = _Pending(
+                SliceParts(before, after, lead, tail), by_steps, traced, off, self._slice_at
+            )
             self._state = "idle"
 
     def figures(self) -> dict[str, Any]:
@@ -377,6 +385,7 @@ class _Pending:
     by_steps: bool
     traced: float  # seconds traced
     off_thread: float  # CPU seconds its end took off the training thread (on the clock)
+    at: int  # its boundary (Slicer.at)
     boundaries: int = 0  # seen since: its cost shows in the tail's epoch and the next one
     # (after tracing, the heap it grew is trimmed and faulted back in: +10-45 ms of a 0.12 s
     # epoch of Python-allocating steps)

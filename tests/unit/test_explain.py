@@ -276,6 +276,35 @@ def test_rss_growth_opens_tracemalloc_slices_that_name_an_epoch_end_leak() -> No
     _KEPT.clear()
 
 
+_STACKED: list[np.ndarray] = []
+
+
+def _kept_and_stacked() -> None:
+    _KEPT.append(np.ones(1 << 17))  # 1 MiB an epoch
+    _STACKED[:] = [np.stack(_KEPT)]  # REBUILT: the whole history again, 1 MiB larger each epoch
+
+
+def test_an_array_rebuilt_larger_each_epoch_is_said_at_what_it_grows_not_its_size() -> None:
+    """keras#4168's callback keeps 4.6 MiB of predictions an epoch and stacks them all anew
+    at each epoch's end: the stacking line read "+22.9 MiB an epoch" (the new array's whole
+    size, the old one freed untraced), twice the RSS's rise. Both lines grow 1 MiB an epoch."""
+    written: list[tuple[str, dict[str, Any]]] = []
+    limits = Limits(slices=SliceLimits(budget=1.0))
+    _run(
+        Explainer(lambda t, **f: written.append((t, f)), limits=limits),
+        16,
+        2 << 20,
+        epoch_leak=_kept_and_stacked,
+    )
+    (found,) = _memory(written)
+    by_line = {w["line"].split("# ")[-1][:7]: w["bytes_per_epoch"] for w in found["where"] if w["user_code"]}
+    assert abs(by_line["REBUILT"] / (1 << 20) - 1) < 0.1 and abs(by_line["1 MiB a"] / (1 << 20) - 1) < 0.1, (
+        found
+    )
+    _KEPT.clear()
+    _STACKED.clear()
+
+
 @pytest.mark.parametrize("keras", [False, True])
 def test_a_per_step_leak_is_scaled_to_the_epoch(keras: bool) -> None:
     from epochwatch.explain.anchor import STEPS
