@@ -57,6 +57,10 @@ def _key(f: Record) -> tuple[Any, ...]:
     return (f.get("kind"), f.get("target"))
 
 
+# Seconds the hash thread waits for the daemon's welcome (the sink's handshake takes 3 s at most).
+WELCOME_WAIT = 3.0
+
+
 class ResumeWatcher:
     """One per process; thread-safe. `on_restore` runs on the hashing thread, `observe` on
     whichever thread writes a record."""
@@ -137,6 +141,9 @@ class ResumeWatcher:
         its welcome gave (a resumed run under a daemon had looked only where nothing of it
         was written, and found no parent)."""
         dirs = [Path(os.path.abspath(d)) for d in self._dirs]
+        wait = getattr(self._recorder, "await_daemon", None)
+        if wait is not None:  # a restore just after the run started: its welcome may be on its way
+            wait(WELCOME_WAIT)
         held = getattr(self._recorder, "trace_path", None)
         daemon = Path(os.path.abspath(held)).parent if isinstance(held, str) and held else None
         if daemon is not None and daemon not in dirs:

@@ -36,9 +36,9 @@ class OwnTraces:
     def __init__(self, traces: Path) -> None:
         self._traces = traces
         self._by_uid: dict[int, dict[str, float]] = defaultdict(dict)
-        self._scan()
 
-    def _scan(self) -> None:
+    def scan(self) -> None:
+        """At start, once `traces/` is made."""
         found: dict[int, dict[str, float]] = defaultdict(dict)
         try:
             with os.scandir(self._traces) as entries:
@@ -51,6 +51,8 @@ class OwnTraces:
                         continue
                     if stat.S_ISREG(st.st_mode):
                         found[st.st_uid][entry.name] = st.st_mtime
+        except FileNotFoundError:
+            pass
         except OSError as exc:
             log.warning("cannot list %s (restores under this daemon find no parent): %s", self._traces, exc)
         for uid, names in found.items():

@@ -359,7 +359,9 @@ class RunRegistry:
 
     def adopt(self) -> None:
         """Take back the runs of the previous daemon: each trace's mark and tail, read as its
-        user (takeback.py), so a restart does not grow with what users wrote."""
+        user (takeback.py), so a restart does not grow with what users wrote. And learn whose
+        traces are there (owntraces.py)."""
+        self.own_traces.scan()
         states, problems = SessionState.load_all(self._sessions_dir)
         for problem in problems:
             log.warning("ignoring unreadable run state %s", problem)

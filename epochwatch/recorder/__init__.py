@@ -191,6 +191,13 @@ class Recorder:
         path = getattr(self._sink, "trace_path", None)
         return str(path) if path else None
 
+    def await_daemon(self, timeout: float) -> None:
+        """Off the training thread: until the daemon has said where this run's trace is
+        (the hello is answered on the sender thread, after the run started)."""
+        wait = getattr(self._sink, "wait_answer", None)
+        if wait is not None:
+            wait(timeout)
+
     @property
     def own_traces(self) -> tuple[str, ...]:
         """The user's other traces where the daemon keeps them (daemon/owntraces.py)."""

@@ -115,6 +115,7 @@ class SocketSink:
         self.token = ""
         self.daemon_trace = ""
         self.own_traces: tuple[str, ...] = ()
+        self._answered = threading.Event()  # welcomed, or fallen back: where the trace is is known
         self.description = f"daemon at {path} (connecting)"
         self._sock: socket.socket | None = None
         self._inbuf = bytearray()
@@ -132,7 +133,12 @@ class SocketSink:
         self.token = str(welcome.get("token") or "")
         self.daemon_trace = str(welcome.get("trace") or "")
         self.own_traces = _own_traces(welcome.get("own_traces"), self.daemon_trace)
+        self._answered.set()
         self.description = f"daemon at {self.path} (run {self.daemon_run_id}, trace {self.daemon_trace})"
+
+    def wait_answer(self, timeout: float) -> None:
+        """Until the daemon's welcome (or the fallback): off the training thread only."""
+        self._answered.wait(timeout)
 
     # -- the training thread's side --------------------------------------------------------------
 
@@ -425,6 +431,7 @@ class SocketSink:
 
     def _fall_back(self, why: str) -> None:
         """From now on write the embedded trace: header, a notice, then all that was not acked."""
+        self._answered.set()
         with self._lock:
             if self._file is not None or self._dead:
                 return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -256,3 +257,39 @@ def test_under_a_root_daemon_a_restores_parent_is_found_by_the_names_it_gave(tmp
     assert record["parent"]["run_id"] == "parent" and record["parent"]["trace"].endswith(
         "unlisted/traces/parent.jsonl"
     )
+
+
+class _WelcomedLate(_UnderADaemon):
+    """A run whose daemon's welcome arrives on the sender thread a moment after the start."""
+
+    def __init__(self, root: Path, names: tuple[str, ...]) -> None:
+        super().__init__(root)
+        self._welcomed = threading.Event()
+        self._names = names
+
+    def start(self) -> bool:
+        def welcome() -> None:
+            time.sleep(0.2)
+            self.trace_path, self.own_traces = str(self._held), self._names
+            self._welcomed.set()
+
+        threading.Thread(target=welcome, daemon=True).start()
+        return True
+
+    def await_daemon(self, timeout: float) -> None:
+        self._welcomed.wait(timeout)
+
+
+def test_a_restore_right_after_the_start_waits_for_the_daemons_welcome(tmp_path: Path) -> None:
+    """tensorflow#44867's resumed process under a daemon restores at once: the lookup ran
+    before the welcome had said where the run's trace and the user's others are, and found
+    no parent (no optimizer_state_not_restored under the daemon, said embedded)."""
+    ckpt = tmp_path / "ckpt-4.index"
+    ckpt.write_bytes(b"checkpoint bytes")
+    sha = hash_files(cfiles.snapshot([str(ckpt)]), None)
+    (tmp_path / "unlisted" / "traces").mkdir(parents=True)
+    write_parent(tmp_path / "unlisted", ckpt, sha)
+    run = _WelcomedLate(tmp_path, (str(tmp_path / "unlisted" / "traces" / "parent.jsonl"),))
+    record = {"path": str(ckpt), "sha256": sha, "restored_at": 2000.0, "format": cfiles.TF_CHECKPOINT}
+    assert ResumeWatcher(run).on_restore(record) == []
+    assert record["parent"]["run_id"] == "parent"
