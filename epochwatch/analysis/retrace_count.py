@@ -22,6 +22,9 @@ from typing import Any
 
 from epochwatch.analysis.functions import judged_new
 
+# New traces an epoch past which a record is not believed.
+MAX_NEW = 1_000_000
+
 
 class RetraceCount:
     def __init__(self) -> None:
@@ -43,8 +46,8 @@ class RetraceCount:
         self._segment, self._epoch = segment, epoch
         retraces = rec.get("retraces")
         new = retraces.get("new") if isinstance(retraces, Mapping) else None
-        if not isinstance(new, int | float) or isinstance(new, bool) or not new > 0:
-            return
+        if not isinstance(new, int | float) or isinstance(new, bool) or not 0 < new <= MAX_NEW:
+            return  # a count no process traces in an epoch (1e30 made a 100-bit int no view could encode)
         new = judged_new(retraces, new)  # the user's and Keras' functions, not tf.data's
         self.total += int(new)
         if not first:

@@ -14,6 +14,10 @@ from epochwatch.text_safety import escape, escape_lines
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 
 
+# The longest message a log line carries; past it, cut and counted.
+MAX_LOG_CHARS = 4096
+
+
 class _SafeFormatter(logging.Formatter):
     """One log line per message, whatever clients put in it.
 
@@ -34,7 +38,10 @@ class _SafeFormatter(logging.Formatter):
             record.exc_text = cached
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        record.message = escape(record.message)
+        message = record.message
+        if len(message) > MAX_LOG_CHARS:  # a client's 1 MB field made a 1 MB line
+            message = f"{message[:MAX_LOG_CHARS]}... ({len(message) - MAX_LOG_CHARS} characters cut)"
+        record.message = escape(message)
         return super().formatMessage(record)
 
     def formatException(self, ei: Any) -> str:

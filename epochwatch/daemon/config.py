@@ -51,6 +51,9 @@ class Limits:
     max_connections: int = 1024
     max_connections_per_uid: int = 256
     max_runs_per_uid: int = 64
+    # Trace files a uid may have in traces/ (0: no limit); past it, its new runs are
+    # refused (their hooks write embedded traces) until some are removed.
+    max_traces_per_uid: int = 10_000
     # Token bucket per uid over every message received; over it, the daemon stops
     # reading that uid's connections until the bucket refills (back-pressure, not loss).
     messages_per_second_per_uid: float = 500.0

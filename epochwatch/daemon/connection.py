@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("epochwatch.daemon")
 
+MAX_SEQ = 1 << 53  # a seq past it could not be said back (2**64 - 1 made a welcome no encoder wrote)
 MAX_BAD_LINES = 20  # invalid lines tolerated on one connection before it is dropped
 MAX_WRITE_BUFFER = 1 << 20  # a client that does not read its acks is dropped past this
 
@@ -48,6 +49,8 @@ class Connection(asyncio.Protocol):
         self._buf = bytearray()
         self._held = 0  # bytes of _buf counted against the uid's buffered bytes
         self._hello_timer: asyncio.TimerHandle | None = None
+        self._drain_timer: asyncio.TimerHandle | None = None  # a status reply's, to be read
+        self._reply_held = 0  # its bytes, counted against the uid's buffered bytes
         self._resume_handle: asyncio.TimerHandle | None = None
         self._bad_lines = 0
         self._handover: int | None = None  # the hook took the records from this seq on
@@ -91,7 +94,10 @@ class Connection(asyncio.Protocol):
         try:
             fn(*args)
         except Exception:  # a bug here must cost this connection, never the daemon
-            log.exception("%s: internal error; connection dropped", self.who())
+            # With its traceback, rate-limited like every line a uid's clients cause.
+            self.limits.log.log(
+                logging.ERROR, self.uid, "%s: internal error; connection dropped", self.who(), exc_info=True
+            )
             self.fail("internal", "internal error in the daemon")
 
     def eof_received(self) -> bool | None:
@@ -100,9 +106,12 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._on_lost(self)
-        for handle in (self._hello_timer, self._resume_handle):
+        for handle in (self._hello_timer, self._resume_handle, self._drain_timer):
             if handle is not None:
                 handle.cancel()
+        if self._reply_held:
+            self.limits.hold(self.uid, -self._reply_held)
+            self._reply_held = 0
         self._buf.clear()
         self._account()
         if self.counted:
@@ -289,14 +298,14 @@ class Connection(asyncio.Protocol):
         if type(version) is not int or version != p.PROTOCOL_VERSION:  # not true, not 1.0
             self.limits.log.warning(
                 self.uid,
-                "%s speaks protocol %r; this daemon speaks %d; dropped",
+                "%s speaks protocol %s; this daemon speaks %d; dropped",
                 self.who(),
-                version,
+                repr(version)[:40],
                 p.PROTOCOL_VERSION,
             )
             self.fail(
                 "protocol",
-                f"unsupported protocol version {version!r}; this daemon speaks {p.PROTOCOL_VERSION} "
+                f"unsupported protocol version {repr(version)[:40]}; this daemon speaks {p.PROTOCOL_VERSION} "
                 "(upgrade epochwatch on one side)",
             )
             return
@@ -306,24 +315,41 @@ class Connection(asyncio.Protocol):
         role = msg.get("role")
         if role == p.ROLE_STATUS:
             self.role = role
-            self.send(
-                {
-                    "op": p.OP_STATUS,
-                    "protocol": p.PROTOCOL_VERSION,
-                    "runs": self.registry.status_for(self.uid),
-                },
-                last=True,
-            )
-            self.close()
+            self._status()
         elif role == p.ROLE_RUN:
             self.role = role
             self.session = self.registry.attach(self, msg)
         else:
             self._bad(f"unknown role {str(role)[:40]!r}")
 
+    def _status(self) -> None:
+        """The status reply, then hang up. It is sent whatever the client's unread backlog,
+        so its bytes count against the uid's buffered bytes until the connection ends (root's
+        are counted, never refused), and a client that has not read it within the hello's
+        timeout is cut off: 150 status connections that never read held 1.7 GB."""
+        reply = p.encode(
+            {"op": p.OP_STATUS, "protocol": p.PROTOCOL_VERSION, "runs": self.registry.status_for(self.uid)}
+        )
+        refused = self.limits.hold(self.uid, len(reply))
+        self._reply_held = len(reply)
+        if refused and self.uid != 0:
+            self.limits.log.warning(self.uid, "%s: status refused: %s", self.who(), refused)
+            self.fail("limit", refused)
+            return
+        if self.transport is not None and not self.closed:
+            self.transport.write(reply)
+            drain = self.limits.cfg.hello_timeout_seconds  # as long as a client may take to say hello
+            self._drain_timer = asyncio.get_running_loop().call_later(drain, self._not_drained)
+        self.close()
+
+    def _not_drained(self) -> None:
+        if self.transport is not None:
+            self.limits.log.warning(self.uid, "%s did not read its status reply; cut off", self.who())
+            self.transport.abort()
+
     def _record(self, msg: dict[str, Any], batch: list[tuple[int, Record]]) -> None:
         seq, rec = msg.get("seq"), msg.get("record")
-        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < MAX_SEQ:
             self._bad("a record without a valid seq")
             return
         if not isinstance(rec, dict) or not isinstance(rec.get("type"), str):
@@ -333,15 +359,12 @@ class Connection(asyncio.Protocol):
 
     # -- replies (the Peer the registry sees) -------------------------------------------------
 
-    def send(self, msg: dict[str, Any], *, last: bool = False) -> None:
-        """Write one message. A client that lets MAX_WRITE_BUFFER pile up unread is dropped,
-        except for the `last` message before the daemon hangs up (the status reply: its
-        size is bounded by the status fields' caps, and it must reach root however many
-        runs there are)."""
+    def send(self, msg: dict[str, Any]) -> None:
+        """Write one message. A client that lets MAX_WRITE_BUFFER pile up unread is dropped."""
         if self.transport is None or self.closed:
             return
         self.transport.write(p.encode(msg))
-        if not last and self.transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
+        if self.transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
             self.limits.log.warning(self.uid, "%s does not read what the daemon sends; dropped", self.who())
             self.transport.abort()
             self.closed = True

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 Record = dict[str, Any]
 
 HELD_FINDINGS = 64
@@ -30,11 +32,14 @@ _STATUS_KEYS = ("kind", "severity", "title", "target", "epoch", "update", "ended
 
 
 def short(value: Any) -> Any:
-    """`value` if it is a number or a short string; otherwise a string cut to HELD_CHARS."""
-    if value is None or isinstance(value, (bool, int, float)):
+    """`value` if it is a number any view can encode or a short string; a longer string cut
+    to HELD_CHARS; anything else its type's name (the repr of a user's structure nested
+    1000 deep raised, and stopped a restarting daemon)."""
+    if value is None or isinstance(value, (bool, float)) or (isinstance(value, int) and abs(value) < 1 << 53):
         return value
-    text = value if isinstance(value, str) else repr(value)[: HELD_CHARS + 1]
-    return text if len(text) <= HELD_CHARS else text[: HELD_CHARS - 1] + "…"
+    if not isinstance(value, str):
+        return f"<{type(value).__name__}>"
+    return value if len(value) <= HELD_CHARS else value[: HELD_CHARS - 1] + "…"
 
 
 def held_finding(rec: Mapping[str, Any]) -> Record:
@@ -47,9 +52,17 @@ def ledger_copy(rec: Record) -> Record:
     (whether an update is news reads it: a cause named for the first time)."""
     out = held_finding(rec)
     evidence = rec.get("evidence")
-    if isinstance(evidence, dict) and len(repr(evidence)) <= HELD_EVIDENCE_BYTES:
+    if isinstance(evidence, dict) and _encoded_size(evidence) <= HELD_EVIDENCE_BYTES:
         out["evidence"] = evidence
     return out
+
+
+def _encoded_size(value: Any) -> float:
+    """Its size as JSON; infinite where it cannot be encoded (too deep, a huge int)."""
+    try:
+        return len(orjson.dumps(value))
+    except (TypeError, orjson.JSONEncodeError):
+        return float("inf")
 
 
 def status_findings(findings: list[Record]) -> Record:

@@ -38,9 +38,9 @@ class UidLog:
     def warning(self, uid: int, msg: str, *args: object) -> None:
         self.log(logging.WARNING, uid, msg, *args)
 
-    def log(self, level: int, uid: int, msg: str, *args: object) -> None:
+    def log(self, level: int, uid: int, msg: str, *args: object, exc_info: bool = False) -> None:
         if uid == 0:  # root's clients are trusted with the log as with everything else
-            self.logger.log(level, msg, *args)
+            self.logger.log(level, msg, *args, exc_info=exc_info)
             return
         budget = self._budget(uid)
         if budget.tokens < 1.0:
@@ -51,7 +51,7 @@ class UidLog:
             msg += " (%d earlier lines about uid %d's clients were dropped: over %g lines a second)"
             args = (*args, budget.dropped, uid, self.rate)
             budget.dropped = 0
-        self.logger.log(level, msg, *args)
+        self.logger.log(level, msg, *args, exc_info=exc_info)
 
     def _budget(self, uid: int) -> _Budget:
         """The uid's bucket, refilled to now."""

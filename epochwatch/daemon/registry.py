@@ -18,6 +18,7 @@ ack never waits on analysis.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import secrets
@@ -25,6 +26,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
+
+import orjson
 
 from epochwatch import __version__
 from epochwatch.analysis.detectors import disk
@@ -61,7 +64,7 @@ class RunRegistry:
         self.cfg = cfg
         self.limits = limits
         self.sessions: dict[str, Session] = {}
-        self.watches = RunWatches(cfg.limits.max_watches_per_run, self.sessions)
+        self.watches = RunWatches(cfg.limits.max_watches_per_run, self.sessions, limits.log)
         self._hub = hub
         self._traces = cfg.traces_dir
         self.budget = DiskBudget(cfg.limits, cfg.traces_dir)
@@ -79,7 +82,13 @@ class RunRegistry:
         self._waiting: set[str] = set()  # runs whose analysis waits for a parent being read
         self._marked: dict[str, float] = {}  # run id -> when its mark was saved
         disk.MEASURE_HERE = False  # root never stats a path from a user's records
-        self.ends = RunEnds(self.sessions, forget=self._forget, on_change=on_change, on_end=on_end)
+        self.ends = RunEnds(
+            self.sessions,
+            forget=self._forget,
+            on_change=on_change,
+            on_end=on_end,
+            on_removed=lambda s: self.own_traces.remove(s.uid, s.trace_path.name),
+        )
         # what the server and the connections call
         self.live = self.ends.live
         self.detach = self.ends.detach
@@ -107,7 +116,7 @@ class RunRegistry:
         token = hello.get("token")
         if token is not None:
             return self._resume(peer, token)
-        refused = self.limits.run_refused(peer.uid, self.runs_of(peer.uid))
+        refused = self.limits.run_refused(peer.uid, self.runs_of(peer.uid)) or self._traces_refused(peer.uid)
         if refused:
             self.limits.log.warning(peer.uid, "%s: new run refused: %s", _who(peer), refused)
             peer.fail("limit", refused)
@@ -116,13 +125,15 @@ class RunRegistry:
         wanted = wanted if isinstance(wanted, str) else "run"
         create_time = process_start_time(peer.pid)
         if peer.pid > 0 and create_time is None:
-            log.warning("%s: the process is gone already; refused", _who(peer))
+            self.limits.log.warning(peer.uid, "%s: the process is gone already; refused", _who(peer))
             peer.fail("refused", "the connecting process cannot be seen by the daemon")
             return None
         try:
             trace = TraceFile.create(self._traces, wanted[:200], uid=peer.uid, mode=self.cfg.trace_mode)
         except OSError as exc:
-            log.error("%s: cannot create a trace in %s: %s", _who(peer), self._traces, exc)
+            self.limits.log.log(
+                logging.ERROR, peer.uid, "%s: cannot create a trace in %s: %s", _who(peer), self._traces, exc
+            )
             peer.fail("internal", "the daemon cannot create a trace file")
             return None
         trace.meter = RunMeter(self.budget, peer.uid)
@@ -156,14 +167,27 @@ class RunRegistry:
         self._on_attach(session)
         return session
 
+    def _traces_refused(self, uid: int) -> str | None:
+        most = self.cfg.limits.max_traces_per_uid
+        have = self.own_traces.count(uid)
+        if most and have >= most and uid != 0:
+            return (
+                f"uid {uid} has {have} traces in {self._traces}, the per-uid limit "
+                "(max_traces_per_uid); ask the host's admin to remove old ones"
+            )
+        return None
+
     def _resume(self, peer: Peer, token: Any) -> Session | None:
         session = self._by_token.get(hash_token(token)) if isinstance(token, str) else None
         if session is None or session.finished:
-            log.warning("%s: resume with an unknown token; refused (it may start a new run)", _who(peer))
+            self.limits.log.warning(
+                peer.uid, "%s: resume with an unknown token; refused (it may start a new run)", _who(peer)
+            )
             peer.fail("unknown_run", "this daemon does not know that run; start a new one")
             return None
         if session.uid != peer.uid or (session.pid > 0 and session.pid != peer.pid):
-            log.warning(
+            self.limits.log.warning(
+                peer.uid,
                 "%s: resume of run %s refused: it belongs to pid %d uid %d",
                 _who(peer),
                 session.run_id,
@@ -204,6 +228,7 @@ class RunRegistry:
             hub=self._hub,
             next_seq=next_seq,
             parents=DaemonParents(self.parents, state.uid, state.gid),
+            uid_log=self.limits.log,
         )
 
     def _register(self, session: Session) -> None:
@@ -366,39 +391,61 @@ class RunRegistry:
         for problem in problems:
             log.warning("ignoring unreadable run state %s", problem)
         for state in states:
-            path = self._traces / f"{state.run_id}.jsonl"
             try:
-                trace = TraceFile.reopen(path, state.uid, state.gid)
-            except OSError as exc:
-                log.warning("run %s: cannot reopen its trace (%s); forgetting it", state.run_id, exc)
+                self._take_back(state)
+            except (
+                Exception
+            ) as exc:  # a user's own trace is theirs to write: it costs their run, never the start
+                log.error(
+                    "run %s: cannot be taken back (%s: %s); forgetting it",
+                    state.run_id,
+                    type(exc).__name__,
+                    str(exc)[:200],
+                )
                 SessionState.remove(self._sessions_dir, state.run_id)
-                continue
+
+    def _take_back(self, state: SessionState) -> None:
+        """One run of the previous daemon: attached again if its process lives, else ended."""
+        path = self._traces / f"{state.run_id}.jsonl"
+        try:
+            trace = TraceFile.reopen(path, state.uid, state.gid)
+        except OSError as exc:
+            log.warning("run %s: cannot reopen its trace (%s); forgetting it", state.run_id, exc)
+            SessionState.remove(self._sessions_dir, state.run_id)
+            return
+        try:
             tail = read_tail(state, self._traces)
             trace.meter = RunMeter(
                 self.budget, state.uid, min(tail.size, self.cfg.limits.max_trace_bytes_per_run)
             )
             session = self._new_session(state, trace, next_seq=tail.next_seq(state.mark))
             take_back(session, tail)
-            if state.pid > 0 and process_start_time(state.pid) == state.create_time:
-                self._register(session)
-                log.info(
-                    "run %s taken back: pid %d, uid %d, waiting for its hook to resume at record %d",
-                    state.run_id,
-                    state.pid,
-                    state.uid,
-                    session.next_seq,
-                )
-                continue
-            session.finished = True
-            try:
-                session.write_vanished(daemon_was_down=True)
-            except OSError as exc:
-                log.error("run %s: cannot write its trace: %s", state.run_id, exc)
-            safely(session, session.trace.close)
-            trace.meter.close()  # its bytes no longer count against its uid
-            SessionState.remove(self._sessions_dir, state.run_id)
-            log.warning("run %s vanished while the daemon was down (pid %d)", state.run_id, state.pid)
-            self._on_end(session)
+        except Exception:
+            with contextlib.suppress(OSError):
+                trace.close()
+            if trace.meter is not None:
+                trace.meter.close()
+            raise
+        if state.pid > 0 and process_start_time(state.pid) == state.create_time:
+            self._register(session)
+            log.info(
+                "run %s taken back: pid %d, uid %d, waiting for its hook to resume at record %d",
+                state.run_id,
+                state.pid,
+                state.uid,
+                session.next_seq,
+            )
+            return
+        session.finished = True
+        try:
+            session.write_vanished(daemon_was_down=True)
+        except OSError as exc:
+            log.error("run %s: cannot write its trace: %s", state.run_id, exc)
+        safely(session, session.trace.close)
+        trace.meter.close()  # its bytes no longer count against its uid
+        SessionState.remove(self._sessions_dir, state.run_id)
+        log.warning("run %s vanished while the daemon was down (pid %d)", state.run_id, state.pid)
+        self._on_end(session)
 
     def save_mark(self, session: Session) -> None:
         """Every MARK_SECONDS while a run goes: its counters at its trace's size, so a
@@ -436,8 +483,23 @@ class RunRegistry:
     # -- status ----------------------------------------------------------------------------------
 
     def status_for(self, uid: int) -> list[Record]:
-        """Runs a uid may see: its own; root sees all."""
-        return [s.summary() for s in self.sessions.values() if uid == 0 or s.uid == uid]
+        """Runs a uid may see: its own; root sees all. An entry that cannot be encoded stands
+        alone in its failure: one run's numbers never blind root to all the others."""
+        out = []
+        for s in self.sessions.values():
+            if uid == 0 or s.uid == uid:
+                entry = s.summary()
+                try:
+                    p.encode(entry)
+                except (TypeError, orjson.JSONEncodeError):
+                    entry = {
+                        "run_id": s.run_id,
+                        "uid": s.uid,
+                        "pid": s.pid,
+                        "error": "its status cannot be encoded",
+                    }
+                out.append(entry)
+        return out
 
     def describe(self) -> str:
         """One line for systemd's status."""

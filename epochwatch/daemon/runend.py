@@ -39,9 +39,11 @@ class RunEnds:
         forget: Callable[[Session], None],
         on_change: Callable[[], None],
         on_end: Callable[[Session], None],
+        on_removed: Callable[[Session], None] = lambda _session: None,
     ) -> None:
         self.sessions = sessions
         self._forget = forget
+        self._on_removed = on_removed  # its trace file is gone (owntraces.py must not name it)
         self._on_change = on_change
         self._on_end = on_end
 
@@ -116,6 +118,7 @@ class RunEnds:
         if empty:  # it left before sending anything: no trace worth keeping
             with contextlib.suppress(OSError):
                 session.trace_path.unlink()
+                self._on_removed(session)
             log.info("run %s left before its first record; no trace kept", session.run_id)
             self._on_change()
             return

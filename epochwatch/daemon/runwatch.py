@@ -17,6 +17,7 @@ import logging
 import time
 from typing import Any
 
+from epochwatch.daemon.lograte import UidLog
 from epochwatch.daemon.session import Record, Session
 from epochwatch.daemon.watch import refuse_request
 from epochwatch.daemon.workers import UidWorker, Workers
@@ -31,9 +32,10 @@ TOTALS_EVERY_SECONDS = 0.5
 
 
 class RunWatches:
-    def __init__(self, max_per_run: int, sessions: dict[str, Session]) -> None:
+    def __init__(self, max_per_run: int, sessions: dict[str, Session], uid_log: UidLog) -> None:
         self.max_per_run = max_per_run  # the registry updates it when the config is reloaded
         self._sessions = sessions  # the registry's runs, by run id
+        self._log = uid_log  # lines a run's requests cause, rate-limited by uid
         self.workers = Workers(self._on_message, self._on_gone)
         self._dirs: dict[str, Record] = {}  # run id -> its latest totals from its worker
         self._asked_at: dict[tuple[int, int], float] = {}
@@ -52,7 +54,7 @@ class RunWatches:
         if why is None:
             why = self._send(session, str(raw), role if role in ROLES else "user")
         if why is not None:
-            log.warning("run %s: not watching %s: %s", session.run_id, str(raw)[:300], why)
+            self._log.warning(session.uid, "run %s: not watching %s: %s", session.run_id, str(raw)[:300], why)
             rec["daemon_watch"] = f"refused: {why}"
         else:
             rec["daemon_watch"] = "asked"

@@ -39,6 +39,7 @@ from epochwatch.trace import schema
 from epochwatch.trace.writer import dumps_line
 
 if TYPE_CHECKING:
+    from epochwatch.daemon.lograte import UidLog
     from epochwatch.daemon.peer import Peer
 
 log = logging.getLogger("epochwatch.daemon")
@@ -66,8 +67,10 @@ class Session:
         hub: NvmlHub,
         next_seq: int = 0,
         parents: Any = None,
+        uid_log: UidLog | None = None,
     ) -> None:
         self.state = state
+        self.uid_log = uid_log  # the log lines its client causes, rate-limited by uid (lograte.py)
         self.trace = trace
         self.next_seq = next_seq
         self.sampling = sampling
@@ -251,7 +254,10 @@ class Session:
     def notice(self, message: str, *, part: str = "daemon", essential: bool = False, **fields: Any) -> None:
         """A `notice` from the daemon in the run's trace (and the log); a trace that cannot
         be written costs the notice, never the caller. `essential`: past the byte limits."""
-        log.warning("run %s: %s", self.run_id, message)
+        if self.uid_log is not None:
+            self.uid_log.warning(self.uid, "run %s: %s", self.run_id, message)
+        else:
+            log.warning("run %s: %s", self.run_id, message)
         rec: Record = {"type": schema.NOTICE, "run_id": self.run_id, "t": time.time(), "part": part}
         rec.update(fields)
         rec["message"] = message

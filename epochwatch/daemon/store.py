@@ -132,6 +132,11 @@ class TraceFile(TraceWriter):
                 fd = os.open(path.name, flags, dir_fd=top)
         finally:
             os.close(top)
+        if os.fstat(fd).st_uid != uid and os.geteuid() == 0:
+            # The daemon's own supplementary groups stay with it "as the user" (a group-0
+            # member could write there): the owner is the barrier, as for the reads.
+            os.close(fd)
+            raise PermissionError(f"{path.name} is not owned by uid {uid}")
         return cls(path, fd)
 
     @staticmethod
@@ -219,8 +224,10 @@ class StateWriter:
     def _save(self, state: SessionState, durable: bool) -> None:
         try:
             state.save(self.dir, durable=durable)
-        except OSError as exc:
-            log.warning("run %s: cannot save its resume state (%s)", state.run_id, exc)
+        except Exception as exc:  # on the writer's thread: said, never lost in its future
+            log.warning(
+                "run %s: cannot save its resume state (%s: %s)", state.run_id, type(exc).__name__, exc
+            )
 
     def close(self) -> None:
         """Write what was asked, then stop (the daemon's exit)."""

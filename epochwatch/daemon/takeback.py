@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from epochwatch.daemon.asuser import open_users_file
 from epochwatch.trace import schema
 from epochwatch.trace.reader import record_of
+from epochwatch.trace.writer import may_be_too_deep, too_deep
 
 if TYPE_CHECKING:
     from epochwatch.daemon.session import Session
@@ -83,6 +84,8 @@ def read_tail(state: SessionState, traces: Any) -> Tail:
     lines = data.split(b"\n")
     for n, line in enumerate(lines):
         rec = record_of(line) if (n > 0 or tail.start == len(head)) and n < len(lines) - 1 else None
+        if rec is not None and may_be_too_deep(line) and too_deep(rec):
+            rec = None  # as the socket refuses it: nested past what the views can walk
         if rec is not None:
             tail.records.append((pos, rec))
         pos += len(line) + 1
@@ -135,7 +138,11 @@ def take_back(session: Session, tail: Tail) -> None:
             continue
         new.extend(session.analyzer.add(rec))
     for finding in new:  # written after reading, not into the file being read
-        session.write_finding(finding)
+        try:
+            session.write_finding(finding)
+        except OSError as exc:  # a trace at its byte limit, a full disk: the run goes on unwritten
+            log.warning("run %s: a finding taken back was not written: %s", session.run_id, exc)
+            break
 
 
 def _apply_mark(session: Session, mark: Record) -> None:

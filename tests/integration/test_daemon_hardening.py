@@ -10,12 +10,13 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from epochwatch.trace import schema
-from tests.integration.daemon_harness import running_daemon, wait_until
-from tests.integration.other_user import NOBODY, OtherUserClient, shared_tmp
+from tests.integration.daemon_harness import RawClient, running_daemon, wait_until
+from tests.integration.other_user import NOBODY, OtherUserClient, drop_to, shared_tmp
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
 
@@ -202,3 +203,175 @@ def test_a_stalled_daemon_and_the_hooks_takeover_write_no_epoch_twice(tmp_path: 
 
 def _epochs_of(records: list[dict]) -> list[int]:
     return [r["epoch"] for r in records if r["type"] == "epoch"]
+
+
+def _read_nothing(sock_path: Path, runs: int, unread: int, ready_w: int) -> None:
+    """In a forked child that is NOBODY: `runs` runs of 20 findings whose fields are 300
+    control characters (1,800 bytes of JSON each), then `unread` status connections that
+    never read their replies; held until the test kills it."""
+    import socket
+
+    field = "\x01" * 300
+    clients = []
+    for i in range(runs):
+        c = RawClient(sock_path)
+        c.hello(f"mem{i}")
+        c.record(0, "run_start", schema=1)
+        for j in range(20):
+            c.record(1 + j, "finding", kind=f"k{j}", severity=field, title=field, target=field, epoch=field)
+        c.wait_ack(20)
+        clients.append(c)
+    held = []
+    for _ in range(unread):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(str(sock_path))
+        s.sendall(b'{"op":"hello","protocol":1,"role":"status"}\n')
+        held.append(s)
+    os.write(ready_w, b"x")
+    time.sleep(120)
+
+
+def test_status_replies_nobody_reads_are_counted_and_cut_off(tmp_path: Path) -> None:
+    """Audit: a status reply was sent past the unread-bytes limit and held until read: 150
+    status connections that never read grew the daemon from 31 MiB to 1.7 GB (past the
+    unit's MemoryMax), for good. Now each reply's bytes count against the uid's buffered
+    bytes (over: refused) and an unread one is cut off after the hello's timeout."""
+    config = "[limits]\nhello_timeout_seconds = 2.0\n"
+    with shared_tmp() as root, running_daemon(root, config=config) as d:
+        assert d.proc is not None
+        before = _rss_kib(d.proc.pid)
+        fds = len(os.listdir(f"/proc/{d.proc.pid}/fd"))
+        ready_r, ready_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                drop_to(NOBODY)
+                _read_nothing(d.socket, runs=8, unread=40, ready_w=ready_w)
+            finally:
+                os._exit(0)
+        try:
+            os.read(ready_r, 1)
+            wait_until(lambda: "status refused" in d.log(), timeout=10.0, what="a status reply refused")
+            assert _rss_kib(d.proc.pid) - before < 40 << 10
+            # 8 runs (a connection, a trace and a pid watch each) and the replies taken, about
+            # 14 of 1.1 MB (the rest refused)
+            assert len(os.listdir(f"/proc/{d.proc.pid}/fd")) >= fds + 24 + 8
+            wait_until(
+                lambda: len(os.listdir(f"/proc/{d.proc.pid}/fd")) <= fds + 24 + 2,
+                timeout=10.0,
+                what="the cut-off",
+            )
+        finally:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+
+
+def _rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:"))
+
+
+def _as_nobody(fn: Any, *args: Any) -> None:
+    """Run `fn(*args)` in a forked child that is NOBODY; its failure fails the test."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            drop_to(NOBODY)
+            fn(*args)
+            code = 0
+        finally:
+            os._exit(code)
+    assert os.waitpid(pid, 0)[1] == 0
+
+
+def _hostile_numbers_and_floods(sock_path: Path, ready_w: int, done_r: int) -> None:
+    c = RawClient(sock_path)
+    c.hello("bigint")
+    c.record(0, "run_start", schema=1)
+    for n in range(3):  # a count no process traces: 1e30 made a 100-bit int no view could encode
+        c.record(1 + n, "epoch", epoch=n, seconds=1.0, retraces={"new": 1e30})
+    c.wait_ack(3)
+    bad = RawClient(sock_path)
+    bad.hello("seq")
+    bad.send({"op": "rec", "seq": 2**64 - 1, "record": {"type": "epoch", "epoch": 9}})
+    for _ in range(200):  # unknown resume tokens: each had its own warning line
+        flood = RawClient(sock_path)
+        flood.send({"op": "hello", "protocol": 1, "role": "run", "token": "nope"})
+        flood.recv()
+        flood.close()
+    os.write(ready_w, b"x")
+    os.read(done_r, 1)  # the run stays attached while root asks
+
+
+def test_a_users_hostile_numbers_and_floods_cost_only_their_own_lines(tmp_path: Path) -> None:
+    """Audit: another user's run with `retraces.new = 1e30` made root's `status` and `top`
+    fail for every run (an int over 64 bits no encoder writes); a seq of 2**64 - 1 broke
+    the run's resume; 2,000 hellos with unknown tokens wrote 2,000 warning lines."""
+    with shared_tmp() as root, running_daemon(root) as d:
+        ready_r, ready_w = os.pipe()
+        done_r, done_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                drop_to(NOBODY)
+                _hostile_numbers_and_floods(d.socket, ready_w, done_r)
+            finally:
+                os._exit(0)
+        try:
+            os.read(ready_r, 1)
+            status = RawClient(d.socket)
+            status.send({"op": "hello", "protocol": 1, "role": "status"})
+            reply = status.recv()
+            assert reply is not None and reply.get("op") == "status", reply
+            runs = {r["run_id"]: r for r in reply["runs"]}
+            assert "bigint" in runs and "seq" in runs, runs.keys()
+            assert d.log().count("unknown token") <= 25  # a burst of 20, then one every 2 s
+        finally:
+            os.write(done_w, b"x")
+            os.waitpid(pid, 0)
+
+
+def _empty_then_other(sock_path: Path, out_w: int) -> None:
+    c = RawClient(sock_path)
+    c.hello("train")
+    c.send({"op": "bye"})
+    c.close()
+    time.sleep(0.5)
+    os.write(out_w, b"x")
+
+
+def test_a_trace_removed_is_no_longer_named_to_its_uid(tmp_path: Path) -> None:
+    """Audit: a run that left before its first record has its trace removed, but the welcome
+    went on naming it to that uid after the name went to another uid's run."""
+    with shared_tmp() as root, running_daemon(root) as d:
+        r, w = os.pipe()
+        _as_nobody(_empty_then_other, d.socket, w)
+        os.read(r, 1)
+        wait_until(lambda: "no trace kept" in d.log(), timeout=10.0, what="the empty trace removed")
+        theirs = RawClient(d.socket)  # root's run takes the name
+        assert theirs.hello("train")["run_id"] == "train"
+        try:
+            again = OtherUserClient(d.socket, "again")
+            assert "train.jsonl" not in again.welcome["own_traces"]
+            again.close()
+        finally:
+            theirs.close()
+
+
+def test_a_uid_past_its_traces_is_refused_new_runs(tmp_path: Path) -> None:
+    """Audit: a loop of hello, run_end, bye left 10,000 trace files in 50 s, nothing
+    metered; `max_traces_per_uid` bounds them (root is not limited)."""
+    config = "[limits]\nmax_traces_per_uid = 2\n"
+    with shared_tmp() as root, running_daemon(root, config=config) as d:
+        kept = []
+        for n in range(2):
+            c = OtherUserClient(d.socket, f"r{n}")
+            c.record(0, "run_start", schema=1)
+            c.wait_ack(0)
+            kept.append(c)
+        third = OtherUserClient(d.socket, "r2")
+        assert third.welcome.get("op") == "error" and "max_traces_per_uid" in third.welcome["error"]
+        for c in (*kept, third):
+            c.close()

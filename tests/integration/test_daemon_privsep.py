@@ -389,3 +389,38 @@ def test_a_users_runs_are_told_the_names_of_their_own_traces_only(tmp_path: Path
             finally:
                 os._exit(code)
         assert os.waitpid(pid, 0)[1] == 0
+
+
+def test_a_users_rewritten_trace_costs_their_run_never_the_daemons_start(tmp_path: Path) -> None:
+    """Audit: at restart a run is taken back from its trace's tail, which its user may rewrite.
+    A `finding` nested 1000 deep (RecursionError in the held copy's repr) stopped the daemon
+    at every start, a crash loop for every user. Now that line is refused as the socket
+    refuses it; and whatever a take-back raises costs that run alone: the daemon starts,
+    the other user's run is taken back."""
+    d = DaemonProc(tmp_path)
+    try:
+        d.start()
+        other = RawClient(d.socket)
+        other_id = other.hello("other")["run_id"]
+        other.record(0, "run_start", schema=1)
+        other.record(1, "epoch", epoch=0, seconds=1.0)
+        other.wait_ack(1)
+        bomb = OtherUserClient(d.socket, "bomb")
+        bomb_id = bomb.welcome["run_id"]
+        bomb.record(0, "run_start", schema=1)
+        bomb.wait_ack(0)
+        d.send_signal(signal.SIGKILL)
+        d.proc.wait()  # type: ignore[union-attr]
+        deep = b"[" * 1000 + b"]" * 1000
+        with (d.traces / f"{bomb_id}.jsonl").open("wb") as fh:  # as its user may
+            fh.write(
+                b'{"type":"run_start","seq":0}\n{"type":"finding","kind":"x","title":' + deep + b',"seq":1}\n'
+            )
+        d.start()
+        runs = {r["run_id"]: r for r in _status(d)}
+        assert other_id in runs and d.proc is not None and d.proc.poll() is None
+        assert "RecursionError" not in d.log()
+        bomb.close()
+        other.close()
+    finally:
+        d.cleanup()

@@ -115,6 +115,15 @@ def test_daemon_log_lines_cannot_be_forged(formatter: logging.Formatter) -> None
     assert len([ln for ln in lines if not ln.startswith("  ")]) == 2  # two messages, traceback indented
 
 
+def test_a_daemon_log_line_is_cut_to_a_bound_whatever_a_client_sent() -> None:
+    """Audit: a hello whose `protocol` was a 1 MB string wrote a 1 MB log line."""
+    record = logging.LogRecord(
+        "epochwatch", logging.WARNING, __file__, 1, "speaks %s", ("x" * 1_000_000,), None
+    )
+    line = _SafeFormatter("%(message)s").format(record)
+    assert len(line) < 4200 and line.endswith("(995911 characters cut)")
+
+
 def test_top_prints_trace_text_inert(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _evil_trace(tmp_path, "a")
     assert main(["top", "--dir", str(tmp_path), "--once"]) == 0
