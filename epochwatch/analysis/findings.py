@@ -88,22 +88,35 @@ def from_record(rec: Mapping[str, Any]) -> Finding:
     evidence = rec.get("evidence")
     epoch = rec.get("epoch")
     target = rec.get("target")
-    severity = str(rec.get("severity", INFO))
+    severity = rec.get("severity")
     update = rec.get("update")
     ended = rec.get("ended_epoch")
     as_of = rec.get("as_of")
     return Finding(
-        kind=str(rec.get("kind", "unknown")),
-        severity=severity if severity in RANK else INFO,
-        title=str(rec.get("title", "")),
+        kind=_text(rec.get("kind"), "unknown"),
+        severity=severity if isinstance(severity, str) and severity in RANK else INFO,
+        title=_text(rec.get("title"), ""),
         evidence=dict(evidence) if isinstance(evidence, Mapping) else {},
-        hint=str(rec.get("hint", "")),
-        target=None if target is None else str(target),
+        hint=_text(rec.get("hint"), ""),
+        target=None if target is None else _text(target, ""),
         epoch=epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None,
         update=update if isinstance(update, int) and not isinstance(update, bool) and update > 0 else 0,
         ended_epoch=ended if isinstance(ended, int) and not isinstance(ended, bool) else None,
         as_of=as_of if isinstance(as_of, int) and not isinstance(as_of, bool) else None,
     )
+
+
+def _text(value: Any, default: str) -> str:
+    """A string field of a record: the string, a number as text, `default` when absent, and
+    only a type name for anything else. A trace is anyone's file: str() of a list nested a
+    thousand deep raised RecursionError and stopped `report` on the whole trace."""
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return f"<{type(value).__name__}>"
 
 
 UPDATE_GROWTH = 1.0  # an episode is updated when its excess over the level before it doubled

@@ -212,10 +212,6 @@ def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _label(value: Any) -> str:
-    return value[:MAX_LABEL] if isinstance(value, str) else ""
-
-
 def job_labels(env: dict[str, Any]) -> tuple[str, str, str]:
     """JOB_LABELS of a run from its env.distributed block, "" where unknown.
 
@@ -228,10 +224,16 @@ def job_labels(env: dict[str, Any]) -> tuple[str, str, str]:
     if not isinstance(worker, str) and isinstance(rank, int) and not isinstance(rank, bool):
         worker = f"rank:{rank}"
     pod = _dict(ident.get("kubernetes")).get("pod")
-    return _text(ident.get("job_id")), _text(worker), _text(pod)
+    return _label(ident.get("job_id")), _label(worker), _label(pod)
 
 
-def _text(value: Any) -> str:
+def _label(value: Any) -> str:
+    """A label value: printable text of at most MAX_LABEL characters, "" for what is not text.
+
+    Every label a client or trace brought goes through here, because prometheus_client escapes
+    only `\\`, `"` and newlines: a raw ESC, CR, C1 or bidi character would reach whoever reads
+    the scrape on a terminal and split lines for line-based tools.
+    """
     return (clean_text(value, MAX_LABEL) or "") if isinstance(value, str) else ""
 
 

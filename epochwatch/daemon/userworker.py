@@ -90,9 +90,13 @@ def groups_of(uid: int, gid: int) -> list[int]:
 
 
 def worker_main(fd: int, uid: int, gid: int) -> None:
-    """The forked child: close what it inherited, drop, serve. Never returns."""
+    """The forked child: close what it inherited, drop, serve. Never returns.
+
+    It works in "/", not the daemon's directory: a path through /proc/self/cwd (or a relative
+    one) must never resolve to where the daemon happens to run."""
     code = 0
     try:
+        os.chdir("/")
         os.closerange(3, fd)
         os.closerange(fd + 1, 65536)
         # What the watcher says would reach the daemon's log unescaped (paths are the

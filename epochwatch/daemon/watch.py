@@ -37,7 +37,9 @@ def refuse_request(raw: Any, role: Any) -> str | None:
         return "not an absolute path"
     if role is not None and not isinstance(role, str):
         return f"not a role (expected one of {', '.join(sorted(ROLES))})"
-    return _forbidden(os.path.normpath(raw))
+    # normpath keeps a leading "//" (POSIX leaves its meaning to the system; Linux reads it
+    # as "/"), so "//proc/self/cwd" had passed as if it were not under /proc.
+    return _forbidden("/" + os.path.normpath(raw).lstrip("/"))
 
 
 def _forbidden(path: str) -> str | None:

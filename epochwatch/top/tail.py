@@ -16,10 +16,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import orjson
 import psutil
 
 from epochwatch.top.model import RunState
+from epochwatch.trace.reader import record_of
 
 FIRST_TAIL = 4 << 20  # a new, large trace: read only its head line and this much of its end
 BUDGET = 16 << 20  # bytes read per file per refresh
@@ -97,15 +97,13 @@ class TraceTail:
         if not line.strip():
             return
         self.lines += 1
-        try:
-            rec = orjson.loads(line)
-        except orjson.JSONDecodeError:
+        rec = record_of(line)  # not JSON, not a record or nested too deep: skipped
+        if rec is None:
             self.skipped += 1
             return
-        if isinstance(rec, dict):
-            if rec.get("type") == "run_start" and isinstance(rec.get("run_id"), str):
-                self.state.run_id = rec["run_id"]
-            self.state.add(rec)
+        if rec["type"] == "run_start" and isinstance(rec.get("run_id"), str):
+            self.state.run_id = rec["run_id"]
+        self.state.add(rec)
 
 
 def newest(paths: Iterable[Path], limit: int) -> list[tuple[float, Path]]:

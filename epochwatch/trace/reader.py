@@ -3,7 +3,7 @@
 The reader never loads a whole file: it yields one record at a time, so memory is
 bounded by the longest line (and lines over MAX_LINE_BYTES are skipped unread).
 Damage is counted, not fatal: a torn last line, a line that is not JSON, a JSON value
-that is not a record. A file is unusable only when nothing in it looks like a trace,
+that is not a record, a record nested deeper than the socket's MAX_DEPTH. A file is unusable only when nothing in it looks like a trace,
 or when it was written by a newer schema than this reader knows.
 """
 
@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from epochwatch.trace.schema import RUN_START, SCHEMA_VERSION
+from epochwatch.trace.writer import MAX_DEPTH, may_be_too_deep, too_deep
 
 MAX_LINE_BYTES = 16 * 1024 * 1024
 # How many lines may pass without a single valid record before a file is called foreign.
@@ -37,13 +38,16 @@ _SPARSE_FROM = 64 << 20
 
 
 def record_of(line: bytes) -> dict[str, Any] | None:
-    """One line as a record (a JSON object with a string `type`); None for anything else.
-    For the readers that pick a few records out of a file and need no damage counts."""
+    """One line as a record (a JSON object with a string `type`, nested at most MAX_DEPTH
+    deep); None for anything else. For the readers that pick a few records out of a file
+    and need no damage counts."""
     try:
         rec = orjson.loads(line)
     except orjson.JSONDecodeError:
         return None
-    return rec if isinstance(rec, dict) and isinstance(rec.get("type"), str) else None
+    if not (isinstance(rec, dict) and isinstance(rec.get("type"), str)):
+        return None
+    return None if may_be_too_deep(line) and too_deep(rec) else rec
 
 
 class TraceError(Exception):
@@ -223,6 +227,12 @@ def _records(p: Path, fh: Any, stats: ReadStats) -> Iterator[dict[str, Any]]:
             obj = None
         if obj is not None and not (isinstance(obj, dict) and isinstance(obj.get("type"), str)):
             stats.skip(lineno, "not a record (no string 'type')")
+            obj = None
+        elif obj is not None and may_be_too_deep(line) and too_deep(obj):
+            # No writer of ours writes it (the socket refuses it), and a repr or a recursive
+            # walk of it in the analysis had stopped the whole trace (RecursionError). The
+            # cheap test on the bytes spares almost every line the walk.
+            stats.skip(lineno, f"nested deeper than {MAX_DEPTH} levels")
             obj = None
         if obj is None:
             if not seen_valid and stats.lines >= _FOREIGN_AFTER:

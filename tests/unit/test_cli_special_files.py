@@ -114,3 +114,21 @@ def test_an_output_file_is_escaped_as_stdout_is(tmp_path: Path, fmt: str) -> Non
     compare_out = tmp_path / "cmp.txt"
     assert _cli("compare", "-o", str(compare_out), str(trace), str(trace)).returncode == 0
     assert not any(ch in compare_out.read_text(encoding="utf-8") for ch in "\x1b\u202e\u2028\x85")
+
+
+def test_a_record_nested_1000_deep_costs_one_line_not_the_trace(tmp_path: Path) -> None:
+    """audit13 #7: one finding whose title nests 1000 deep made `report` and `check` refuse the
+    whole trace (RecursionError), and `compare` and `top --dir` die with a traceback."""
+    trace = syn.write(tmp_path / "d" / "deep.jsonl", syn.trace(5, lambda i: {}, run_id="deep"))
+    lines = trace.read_bytes().splitlines(keepends=True)
+    deep = b'{"type":"finding","kind":"x","severity":"critical","title":' + b"[" * 1000 + b"]" * 1000 + b"}\n"
+    trace.write_bytes(b"".join(lines[:3]) + deep + b"".join(lines[3:]))
+    report = _cli("report", str(trace))
+    assert report.returncode == 0 and "1 skipped" in report.stdout, (report.stdout, report.stderr)
+    assert "5 epochs" in report.stdout and "findings  none" in report.stdout
+    compare = _cli("compare", str(trace), str(trace))
+    assert compare.returncode == 0 and "Epoch time" in compare.stdout, (compare.stdout, compare.stderr)
+    top = _cli("top", "--once", "--dir", str(trace.parent))
+    assert top.returncode == 0 and "deep" in top.stdout and "done" in top.stdout, (top.stdout, top.stderr)
+    for proc in (report, compare, top):
+        assert "Traceback" not in proc.stderr and "RecursionError" not in proc.stdout + proc.stderr

@@ -329,6 +329,29 @@ def test_job_labels_a_hook_sends_are_cleaned_and_bounded(make_session: Any) -> N
         assert f"epochwatch_{name}" not in got  # nothing usable was sent: no series, not a 0
 
 
+def test_every_label_a_run_brings_is_cleaned_of_control_and_bidi_characters(make_session: Any) -> None:
+    evil = "\x1b]0;pwned\x07\x1b[2J\rRTL\u202e\x85\x9b31m\u2028"
+    s = make_session("evil")
+    s.accept(
+        0,
+        {
+            "type": "run_start",
+            "epochwatch": "1" + evil,
+            "env": {"script": "/x/train" + evil + ".py", "python": evil, "packages": {"keras": evil}},
+        },
+        PEER,
+    )
+    s.accept(1, {"type": "finding", "kind": "k" + evil, "severity": "warning", "target": "t"}, PEER)
+    s.dirs = {"/data" + evil: {"bytes": 1, "files": 1, "role": "r" + evil}}
+    collector = DaemonCollector(lambda: [s], lambda: 0, host="h" + evil)
+    text = generate_latest(registry_for(collector)).decode()
+    assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2028\u2029]", text)
+    got = parse(text)
+    assert one(got, "epochwatch_findings_total", kind="k]0;pwned[2JRTL31m") == 1
+    assert got["epochwatch_run_info"][0].labels["script"] == "train]0;pwned[2JRTL31m.py"
+    assert got["epochwatch_watched_bytes"][0].labels["dir"] == "/data]0;pwned[2JRTL31m"
+
+
 def test_a_broken_session_costs_its_own_metrics_only(make_session: Any) -> None:
     good = make_session("good")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from epochwatch.analysis.findings import from_record
 from epochwatch.analysis.ledger import Ledger, counts_text
 
 
@@ -63,3 +64,16 @@ def test_a_bounded_ledger_holds_small_copies_of_at_most_limit_findings() -> None
     ]
     assert ledger.take(_rec("k0", "critical", update=1)) is not None  # a held one still updates
     assert ledger.counts() == {"info": 0, "warning": 1, "critical": 1}
+
+
+def test_string_fields_take_only_text_or_numbers_never_the_repr_of_a_structure() -> None:
+    """audit13 #7: str() of a title nested 1000 deep raised RecursionError in `report`."""
+    deep: Any = []
+    for _ in range(1000):
+        deep = [deep]
+    f = from_record(
+        {"type": "finding", "kind": "k", "severity": [1], "title": deep, "hint": {"a": 1}, "target": 7}
+    )
+    assert (f.title, f.hint, f.target, f.severity) == ("<list>", "<dict>", "7", "info")
+    assert from_record({"kind": None, "title": 2.5}).kind == "unknown"
+    assert from_record({"kind": True}).kind == "<bool>"

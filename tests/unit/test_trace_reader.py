@@ -7,8 +7,15 @@ import orjson
 import pytest
 
 from epochwatch.analysis.run import load_run
-from epochwatch.trace.reader import MAX_LINE_BYTES, ReadStats, TraceError, find_traces, iter_records
-from epochwatch.trace.writer import TraceWriter, dumps_line
+from epochwatch.trace.reader import (
+    MAX_LINE_BYTES,
+    ReadStats,
+    TraceError,
+    find_traces,
+    iter_records,
+    record_of,
+)
+from epochwatch.trace.writer import MAX_DEPTH, TraceWriter, dumps_line
 
 
 def _write(path: Path, *records: dict, tail: bytes = b"") -> Path:
@@ -45,6 +52,24 @@ def test_garbage_lines_in_the_middle_are_skipped(tmp_path: Path) -> None:
     assert [r["type"] for r in iter_records(p, stats)] == ["run_start", "epoch"]
     assert stats.skipped == 2 and not stats.torn_tail
     assert stats.first_problems == ["line 2: not JSON", "line 3: not a record (no string 'type')"]
+
+
+def _nested(depth: int) -> bytes:
+    """A finding record nested `depth` levels deep in all (the record itself is one)."""
+    inner = depth - 1
+    return b'{"type":"finding","kind":"x","title":' + b"[" * inner + b"]" * inner + b"}"
+
+
+def test_a_record_nested_deeper_than_the_socket_allows_is_a_damaged_line(tmp_path: Path) -> None:
+    """audit13 #7: a title nested 1000 deep stopped `report` on the whole trace (RecursionError)."""
+    p = tmp_path / "t.jsonl"
+    epoch = dumps_line({"type": "epoch", "run_id": "r1", "epoch": 0})
+    p.write_bytes(dumps_line(START) + _nested(1000) + b"\n" + _nested(MAX_DEPTH) + b"\n" + epoch)
+    stats = ReadStats()
+    assert [r["type"] for r in iter_records(p, stats)] == ["run_start", "finding", "epoch"]
+    assert stats.skipped == 1 and stats.records == 3
+    assert stats.first_problems == [f"line 2: nested deeper than {MAX_DEPTH} levels"]
+    assert record_of(_nested(MAX_DEPTH + 1)) is None and record_of(_nested(MAX_DEPTH)) is not None
 
 
 def test_an_over_long_line_is_skipped_without_being_kept(tmp_path: Path) -> None:
