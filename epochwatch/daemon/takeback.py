@@ -25,8 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from epochwatch.daemon.asuser import open_users_file
 from epochwatch.trace import schema
-from epochwatch.trace.reader import record_of
-from epochwatch.trace.writer import may_be_too_deep, too_deep
+from epochwatch.trace.reader import record_of  # None for a line nested past what the socket takes
 
 if TYPE_CHECKING:
     from epochwatch.daemon.session import Session
@@ -84,8 +83,6 @@ def read_tail(state: SessionState, traces: Any) -> Tail:
     lines = data.split(b"\n")
     for n, line in enumerate(lines):
         rec = record_of(line) if (n > 0 or tail.start == len(head)) and n < len(lines) - 1 else None
-        if rec is not None and may_be_too_deep(line) and too_deep(rec):
-            rec = None  # as the socket refuses it: nested past what the views can walk
         if rec is not None:
             tail.records.append((pos, rec))
         pos += len(line) + 1
