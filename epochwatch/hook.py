@@ -266,6 +266,39 @@ def _install() -> None:
         when_imported(module_name, on_import)
     _excepthook_chain()
     atexit.register(_at_exit)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+
+
+# Seconds a fork waits for the hook's warm-up (its imports, at most once per process).
+FORK_WAIT = 5.0
+
+
+def _before_fork() -> None:
+    """A fork while the warm-up thread imports leaves that module's import lock held in the
+    child for good: a fold forked right after `import epochwatch.hook` hung at its first
+    epoch (importing its samplers). The fork waits for the warm-up to end (it ends once)."""
+    rec = _recorder
+    if rec is not None and threading.current_thread() is not rec.warmup_thread:
+        rec.warmed_up.wait(FORK_WAIT)
+
+
+def _after_fork_in_child() -> None:
+    """A forked child records a run of its own (Recorder.forked); one that multiprocessing
+    started ends with os._exit, past atexit, so its run_end is written by multiprocessing's
+    finalizers, which run before that exit (registered once its process has cleared those it
+    inherited)."""
+    rec = _recorder
+    if rec is None:
+        return
+    rec.guard.run("fork", rec.forked, None)
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is not None:
+
+        def at_exit_too(_rec: Recorder) -> None:
+            mp_util.Finalize(None, _at_exit, exitpriority=0)
+
+        rec.guard.run("fork", lambda: mp_util.register_after_fork(rec, at_exit_too), None)
 
 
 try:

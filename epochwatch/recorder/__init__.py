@@ -89,6 +89,7 @@ class Recorder:
         self.overhead_background = 0.0
         self._warmup_cpu = 0.0
         self.warmed_up = threading.Event()  # set when the warm-up thread is done (benchmarks wait on it)
+        self.warmup_thread: threading.Thread | None = None
         # Set by the hook (integrations/tensors.py): logged tensors summed on their device.
         self.tensor_reducer: Callable[[list[Any]], tuple[float, int] | None] | None = None
         self.tensor_scalar: Callable[[Any], float | None] | None = None
@@ -137,7 +138,8 @@ class Recorder:
     def prepare_in_background(self) -> None:
         """On a thread, now: the imports and threads the run's start needs, so it pays for
         readings, not imports (CPU counted like the other threads'; harmless if late)."""
-        threading.Thread(target=self._warm_up, name="epochwatch-warmup", daemon=True).start()
+        self.warmup_thread = threading.Thread(target=self._warm_up, name="epochwatch-warmup", daemon=True)
+        self.warmup_thread.start()
 
     def _warm_up(self) -> None:
         try:
@@ -288,6 +290,18 @@ class Recorder:
                 self.guard.run("run end", functools.partial(closer, epochs, where), None)
             if reopen:
                 self._reopen()
+
+    def forked(self) -> None:
+        """In a forked child (multiprocessing's default start on Linux, os.fork): the parent's
+        run is not its own. A fold per forked Process lost 2 of 3 folds: each child took the
+        parent's run id, and the second found its trace made ("File exists"); a child of a
+        started run would write into its parent's trace. The child drops what it inherited of
+        the sink unflushed and unclosed (the parent's to write) and records, if it ever does,
+        a run of its own under a new id. Its lock is new: another of the parent's threads may
+        have held it at the fork."""
+        self._lock = threading.RLock()
+        self._sink = None
+        self._reopen()
 
     def _reopen(self) -> None:
         """Back to before start(), with a new run id; watched directories carry over."""

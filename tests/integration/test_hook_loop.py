@@ -126,3 +126,59 @@ def test_a_hanging_gpu_driver_does_not_slow_the_epochs(tmp_path: Path) -> None:
     # inventory, and the epochs get GPU fields once NVML answers.
     assert "gpus" not in records[0]["env"]
     assert any("gpu" in e for e in epochs)  # the late readings still land in the trace
+
+
+FORKED_FOLDS = """
+import multiprocessing as mp
+import os
+import sys
+from epochwatch import hook
+
+
+def fold(k):
+    for n in range(3):
+        with hook.epoch(n):
+            hook.log(loss=1.0 / (n + 1 + k))
+
+
+if __name__ == "__main__":
+    if os.environ.get("STARTED") == "1":  # the parent's own run, before the folds
+        with hook.epoch(0):
+            hook.log(loss=9.0)
+    ctx = mp.get_context("fork")
+    for k in range(3):
+        p = ctx.Process(target=fold, args=(k,))
+        p.start()
+        p.join()
+        assert p.exitcode == 0, p.exitcode
+"""
+
+
+def test_each_forked_fold_is_a_run_of_its_own_and_ends(tmp_path: Path) -> None:
+    """keras#5223's folds, a multiprocessing Process each (fork, Linux's default): two of
+    three folds were lost ("trace writer disabled: File exists": each child took the
+    parent's run id), and the one kept had no run_end (multiprocessing ends a child with
+    os._exit, past atexit). With the parent's run started before the fork, a child would
+    have written into its parent's trace."""
+    import orjson
+
+    for started in ("0", "1"):
+        out = tmp_path / started
+        out.mkdir()
+        proc = run_python(FORKED_FOLDS, out, env=child_env(out, STARTED=started))
+        assert "disabled" not in proc.stderr, proc.stderr
+        runs = {}
+        for trace in (out / "traces").glob("*.jsonl"):
+            records = [orjson.loads(line) for line in trace.read_bytes().splitlines()]
+            assert [r["type"] for r in records].count("run_start") == 1, trace
+            runs[trace.name] = records
+        losses = sorted(
+            tuple(r["metrics"]["loss"] for r in recs if r["type"] == "epoch") for recs in runs.values()
+        )
+        folds = [(1.0, 0.5, 1 / 3), (0.5, 1 / 3, 0.25), (1 / 3, 0.25, 0.2)]
+        expected = sorted(
+            [*[tuple(round(v, 6) for v in f) for f in folds], *([(9.0,)] if started == "1" else [])]
+        )
+        assert sorted(tuple(round(v, 6) for v in t) for t in losses) == expected, losses
+        for recs in runs.values():
+            assert recs[-1]["type"] == "run_end" and recs[-1]["ended"] == "completed", recs[-1]
