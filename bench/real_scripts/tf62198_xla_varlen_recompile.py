@@ -6,7 +6,7 @@
 # pipeline over 768 utterances of 20-400 frames (log-normal, median 74) x 40 features, shuffled
 # each epoch (each batch padded to its own longest: new shapes every epoch), 6 epochs of 48 batches.
 # RS_BUCKET=1: `bucket_by_sequence_length` padded to boundaries 64/96/144/401, drop_remainder
-# (4 shapes, compiled once each). RS_BUCKET and RS_FIT were not run in session 13.
+# (4 shapes, compiled once each). Both were run in session 13.
 # RS_SIG=1: the fix epochwatch offers, an `input_signature` with None in the length: one trace,
 # but XLA still compiles once per concrete shape (its own cache), so the time stays.
 # RS_FIT=1: the same model through `compile(jit_compile=True)` + `fit` on the padded_batch dataset.
