@@ -65,11 +65,13 @@ def fit_start(
     loss: str = "mse",
     input_stats: Record | None = None,
     trainable: int | None = None,
+    params: int | None = None,
     **config: Any,
 ) -> Record:
     cfg = {"name": "adam", "learning_rate": lr, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}
     cfg.update(config)
-    model = {} if trainable is None else {"model": {"class": "Functional", "trainable_params": trainable}}
+    sizes = {k: v for k, v in (("trainable_params", trainable), ("params", params)) if v is not None}
+    model = {"model": {"class": "Functional", **sizes}} if sizes else {}
     return {
         **model,
         "type": "fit_start",

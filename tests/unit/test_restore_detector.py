@@ -106,6 +106,32 @@ def test_a_new_optimizer_for_unfrozen_layers_is_no_lost_state() -> None:
     assert findings(parent, same)["optimizer_state_not_restored"]["severity"] == "info"
 
 
+def test_a_restore_into_another_model_is_a_new_training_not_a_failed_resume() -> None:
+    """tensorflow#44842's transfer learning: the pretrained net loaded into one with a 5-class
+    head (`load_weights(..., skip_mismatch=True)`), a new Adam at a tenth of the rate, a new
+    task whose first loss is its own (1.14 against the parent's last 0.22): critical
+    loss_jump_after_restore and two warnings, all three by design. What the parent trained
+    and what the child trains are other tasks: only the file's checks apply."""
+    parent = rr.make_run(rr.parent_records())
+    parent.fits[0]["model"] = {"class": "Sequential", "params": 535818, "trainable_params": 535818}
+    fine_tune = {"lr": 1e-4, "trainable": 534533, "params": 534533}
+    child = rr.make_run(rr.child_records(fit_over=fine_tune, start_step=0, losses=(1.14, 0.66, 0.5)))
+    assert not set(findings(parent, child)) & {
+        "loss_jump_after_restore",
+        "optimizer_state_not_restored",
+        "hyperparameter_changed_after_restore",
+    }, findings(parent, child)
+    # The same sizes, and Keras said it skipped a layer's weights: the same verdict.
+    skipped = {"warnings": ["UserWarning: A total of 1 objects could not be loaded. Example error ..."]}
+    same_size = rr.make_run(
+        rr.child_records(restore_over=skipped, fit_over={"lr": 1e-4}, start_step=0, losses=(1.14, 0.66, 0.5))
+    )
+    assert "loss_jump_after_restore" not in findings(parent, same_size)
+    # Without either, the jump is a resume's and said.
+    resumed = rr.make_run(rr.child_records(fit_over={"lr": 1e-4}, start_step=0, losses=(1.14, 0.66, 0.5)))
+    assert "loss_jump_after_restore" in findings(parent, resumed)
+
+
 def _custom_loop(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The same records as a custom loop's with tf.train.Checkpoint(model=model): automatic
     epochs (their steps the optimizer's updates), no step counter, no loss; checkpoints of

@@ -17,7 +17,12 @@ from epochwatch.analysis.restore.continuation import check_loss_jump, check_slow
 from epochwatch.analysis.restore.lineage import Lineage, build_lineage
 from epochwatch.analysis.restore.machine import check_environment, check_versions
 from epochwatch.analysis.restore.parents import ParentCache
-from epochwatch.analysis.restore.restored import check_modified, check_optimizer, check_slow_restore
+from epochwatch.analysis.restore.restored import (
+    check_modified,
+    check_optimizer,
+    check_slow_restore,
+    model_changed,
+)
 from epochwatch.analysis.restore.resume import Resume, resumes, side_by_side
 from epochwatch.analysis.restore.settings import check_hyperparameters, check_inputs
 from epochwatch.analysis.run import Run
@@ -68,14 +73,26 @@ COMPARE_CHECKS: tuple[Check, ...] = (
 )
 
 
+# Checks for a restore into another model (transfer learning): the file's, not the
+# comparisons with the parent's training, whose loss, rate, inputs and pace were another
+# task's.
+MODEL_CHANGED_CHECKS: tuple[Check, ...] = (
+    check_modified,
+    check_versions,
+    check_environment,
+    check_slow_restore,
+)
+
+
 def detect(run: Run, lineage: Lineage | None = None, parents: ParentCache | None = None) -> list[Finding]:
     """All restore findings of `run`: every check on every restore (see resume.resumes)."""
-    return [
-        f
-        for r in resumes(run, lineage, parents)
-        for check in (CHECKS if r.trained else FILE_CHECKS)
-        for f in check(r)
-    ]
+    return [f for r in resumes(run, lineage, parents) for check in _checks(r) for f in check(r)]
+
+
+def _checks(r: Resume) -> tuple[Check, ...]:
+    if not r.trained:
+        return FILE_CHECKS
+    return MODEL_CHANGED_CHECKS if model_changed(r) else CHECKS
 
 
 def compare_findings(base: Run, new: Run) -> list[Finding]:

@@ -200,10 +200,31 @@ def _fine_tuning(r: Resume) -> dict[str, Any]:
     return out
 
 
-def _trainable(fit: Any) -> int | None:
+def _trainable(fit: Any, field: str = "trainable_params") -> int | None:
     model = fit.get("model") if isinstance(fit, dict) else None
-    n = model.get("trainable_params") if isinstance(model, dict) else None
+    n = model.get(field) if isinstance(model, dict) else None
     return n if isinstance(n, int) and not isinstance(n, bool) else None
+
+
+# What a Keras load says of weights it skipped (`skip_mismatch=True`, `by_name=True`): Keras 3
+# "A total of N objects could not be loaded", tf_keras "Skipping loading weights for layer".
+_SKIPPED = ("could not be loaded", "skipping loading", "skip_mismatch")
+
+
+def model_changed(r: Resume) -> bool:
+    """The restore went into another model than the parent trained (transfer learning: a
+    new head for a new task, `load_weights(..., skip_mismatch=True)`): its parameters differ
+    in number, or the load skipped weights. tensorflow#44842's fine-tune on a 5-class head
+    read as a failed resume: critical "loss jumped 5.1x" (a new head on a new task starts
+    near ln 5), "optimizer restarted", "learning_rate changed" (all three by design).
+    Unfrozen layers alone (the same parameters, more of them trainable) are still a resume."""
+    before, after = (_trainable(f, "params") for f in (r.parent_fit, r.child_fit))
+    if before is not None and after is not None and before != after:
+        return True
+    warnings = r.restore.get("warnings")
+    return isinstance(warnings, list) and any(
+        isinstance(w, str) and any(s in w.lower() for s in _SKIPPED) for w in warnings
+    )
 
 
 def _fine_tuning_hint(refit: dict[str, Any]) -> str:
