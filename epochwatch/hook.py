@@ -81,8 +81,9 @@ def epoch(number: int) -> Iterator[None]:
     rec.add_overhead(time.perf_counter() - t0)
     try:
         yield
-    except BaseException:
+    except BaseException as exc:
         rec.guard.run("loop API", rec.abandon_epoch, None)
+        rec.escaped(exc)
         raise
     end = time.perf_counter()
     rec.guard.run("loop API", lambda: rec.end_epoch(_steps.fields(end), end_perf=end), None)
@@ -167,7 +168,7 @@ def _at_exit() -> None:
         rec.guard.run("inference calls", rec.auto.inference.close, None)
     if rec is None or not rec.started:
         return
-    exc = _uncaught
+    exc = _uncaught or rec.exit_seen
     if exc is None:
         ended = schema.ENDED_COMPLETED
     elif isinstance(exc, KeyboardInterrupt):

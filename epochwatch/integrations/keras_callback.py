@@ -137,6 +137,8 @@ class FitWatch:
 
     def fit_finished(self, exc: BaseException | None) -> None:
         recorder = self.recorder
+        if exc is not None:
+            recorder.escaped(exc)
         STEPS.active = False
         STEPS.loop_ended()
         self._batch_clocks.unwrap()

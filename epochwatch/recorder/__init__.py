@@ -90,6 +90,7 @@ class Recorder:
         self._warmup_cpu = 0.0
         self.warmed_up = threading.Event()  # set when the warm-up thread is done (benchmarks wait on it)
         self.warmup_thread: threading.Thread | None = None
+        self.exit_seen: SystemExit | None = None  # a non-zero sys.exit that left a fit (escaped)
         # Set by the hook (integrations/tensors.py): logged tensors summed on their device.
         self.tensor_reducer: Callable[[list[Any]], tuple[float, int] | None] | None = None
         self.tensor_scalar: Callable[[Any], float | None] | None = None
@@ -290,6 +291,14 @@ class Recorder:
                 self.guard.run("run end", functools.partial(closer, epochs, where), None)
             if reopen:
                 self._reopen()
+
+    def escaped(self, exc: BaseException) -> None:
+        """An exception that left a fit or a marked epoch. A `sys.exit(3)` from a callback
+        never reaches sys.excepthook (the interpreter handles SystemExit), so the run read
+        "completed" beside its own fit_end's "raised SystemExit": a non-zero exit seen here
+        is how the run ended, unless something uncaught comes after it."""
+        if isinstance(exc, SystemExit) and exc.code not in (None, 0):
+            self.exit_seen = exc
 
     def forked(self) -> None:
         """In a forked child (multiprocessing's default start on Linux, os.fork): the parent's

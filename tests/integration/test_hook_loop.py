@@ -182,3 +182,29 @@ def test_each_forked_fold_is_a_run_of_its_own_and_ends(tmp_path: Path) -> None:
         assert sorted(tuple(round(v, 6) for v in t) for t in losses) == expected, losses
         for recs in runs.values():
             assert recs[-1]["type"] == "run_end" and recs[-1]["ended"] == "completed", recs[-1]
+
+
+EXIT_IN_EPOCH = """
+import os
+import sys
+from epochwatch import hook
+
+for n in range(4):
+    with hook.epoch(n):
+        hook.log(loss=1.0)
+        if n == 2:
+            sys.exit(int(os.environ["CODE"]))
+"""
+
+
+def test_a_sys_exit_inside_training_is_how_the_run_ended(tmp_path: Path) -> None:
+    """A callback that calls sys.exit(3) at epoch 6 of 12 (a scheduler reads the code): the
+    run read "ended completed" (SystemExit never reaches sys.excepthook) beside its own
+    fit_end's "raised SystemExit". sys.exit(0) is a completed run."""
+    for code, ended in (("3", "raised"), ("0", "completed")):
+        out = tmp_path / code
+        out.mkdir()
+        proc = run_python(EXIT_IN_EPOCH, out, env=child_env(out, CODE=code), check=False)
+        assert proc.returncode == int(code), proc.stderr
+        end = of_type(read_single_trace(out), "run_end")[0]
+        assert end["ended"] == ended and end.get("exception") == ("SystemExit" if code == "3" else None), end
