@@ -78,8 +78,10 @@ def projection(
         out["fits_to_limit"] = round(to_limit, 1)
     elif ratio == ratio and ratio > 0:
         out["epochs_to_limit"] = round(to_limit / ratio, 1)
-    per_point = view.point_seconds()
-    if per_point == per_point and per_point > 0:
+    per_point, per_epoch_s = view.point_seconds(), view.epoch_seconds()
+    if "epochs_to_limit" in out and per_epoch_s == per_epoch_s and per_epoch_s > 0:
+        out["seconds_to_limit"] = round(out["epochs_to_limit"] * per_epoch_s, 1)
+    elif per_point == per_point and per_point > 0:
         out["seconds_to_limit"] = round(to_limit * per_point, 1)
     left = view.epochs_left() if view.unit != "fit" else None
     if left is not None:

@@ -665,3 +665,22 @@ def test_growth_that_stopped_by_the_runs_end_is_said_so_and_is_info() -> None:
     (on,) = _of(analyze(_run(going), episodes=True), "host_memory_growth")
     assert "stopped" not in on.title and "stopped_growing" not in on.evidence
     assert not on.hint.startswith("it stopped")
+
+
+def test_an_interval_views_time_to_a_limit_counts_whole_epochs_with_their_saves() -> None:
+    """keras_h5_ckpt_tb_histograms: a 24 MiB checkpoint an epoch, judged on intervals, read
+    "full in about 2584 epochs (9 min)" where they take 20: an interval's seconds are its
+    own steps', not the validation and the saves between intervals."""
+    from epochwatch.analysis.leaks import projection
+    from epochwatch.analysis.view import RunAtEpoch
+
+    records: list[dict[str, Any]] = [
+        syn.run_start("synthetic"),
+        {"type": "fit_start", "run_id": "synthetic", "t": syn.T0, "fit": 0, "steps_per_epoch": 64},
+    ]
+    for n in range(6):  # two intervals of 1 s an epoch, and 3 s of each epoch saving
+        records += [{**_interval(2 * n + k, 800 * MIB, n), "step": 32 * (k + 1)} for k in (0, 1)]
+        records.append({**syn.epoch_record("synthetic", n, syn.T0 + 5 * n, 5.0), "steps": 64})
+    view = RunAtEpoch(_run(records).interval_view(), end=12, unit="interval")
+    proj = projection(view, level=0.0, limit=100.0, slope=1.0)
+    assert proj["epochs_to_limit"] == 50.0 and proj["seconds_to_limit"] == 250.0, proj
