@@ -176,6 +176,7 @@ class FunctionRetraces:
     """
 
     causes: dict[tuple[str, str], CauseLog] = field(default_factory=dict)
+    xla: bool = False  # compiled with XLA (jit_compile=True): every new shape compiles anew
 
     def causes_before(self, end: int) -> Counter[tuple[str, str]]:
         out: Counter[tuple[str, str]] = Counter()
@@ -469,6 +470,7 @@ class EpochSeries:
             info = self.functions.get(str(name))
             if info is None:
                 info = self.functions[str(name)] = FunctionRetraces()
+            info.xla = info.xla or block.get("xla") is True
             causes = block.get("causes")
             if isinstance(causes, list):
                 for cause in causes[:32]:

@@ -31,6 +31,7 @@ class _FunctionTally:
     total: int = 0
     new: int = 0
     causes: list[dict[str, str]] = field(default_factory=list)
+    xla: bool = False
 
 
 class RetraceLedger:
@@ -44,14 +45,18 @@ class RetraceLedger:
         self._live: weakref.WeakSet[Any] = weakref.WeakSet()
         self._since = [0, 0.0]  # judged new traces and build seconds since the last interval
 
-    def traced(self, name: str, function_type: Any, seconds: float, concrete: Any, outermost: bool) -> None:
+    def traced(
+        self, name: str, function_type: Any, seconds: float, concrete: Any, outermost: bool, xla: bool = False
+    ) -> None:
         causes: list[dict[str, str]] = []  # tf.data's own functions: traced anew for each
         if judged(name):  # iterator (a fit's three), never judged, their causes never read
             causes = explain_retrace(self._last_type.get(name), function_type)
             self._last_type[name] = function_type
-        self.count(name, causes, seconds if outermost else 0.0, concrete)
+        self.count(name, causes, seconds if outermost else 0.0, concrete, xla)
 
-    def count(self, name: str, causes: list[dict[str, str]], seconds: float, live: Any = None) -> None:
+    def count(
+        self, name: str, causes: list[dict[str, str]], seconds: float, live: Any = None, xla: bool = False
+    ) -> None:
         """One new trace (or compilation) of `name`, with its causes: what every framework's
         integration reports (tf.function traces, JAX jit cache misses, torch.compile recompiles)."""
         with self._lock:
@@ -62,6 +67,7 @@ class RetraceLedger:
                 tally = self._functions.setdefault(name, _FunctionTally())
             tally.total += 1
             tally.new += 1
+            tally.xla = tally.xla or xla
             for cause in causes:
                 if len(tally.causes) < _MAX_CAUSES and cause not in tally.causes:
                     tally.causes.append(cause)
@@ -90,7 +96,12 @@ class RetraceLedger:
         """The `retraces` block for the epoch that just ended; resets the per-epoch counts."""
         with self._lock:
             functions = {
-                name: {"new": t.new, "total": t.total, "causes": list(t.causes)}
+                name: {
+                    "new": t.new,
+                    "total": t.total,
+                    "causes": list(t.causes),
+                    **({"xla": True} if t.xla else {}),
+                }
                 for name, t in self._functions.items()
                 if t.new
             }
@@ -190,6 +201,9 @@ def explain_retrace(previous: Any, current: Any) -> list[dict[str, str]]:
     return out
 
 
+XLA_COMPILE = "_XlaMustCompile"  # TF's attribute of a jit_compile=True function's graph
+
+
 def install_retrace_tracking(ledger: RetraceLedger, guard: Guard) -> None:
     """Wrap TF's concrete-function factory; the wrapper never changes what TF returns or raises."""
     from tensorflow.python.eager.polymorphic_function import tracing_compilation as tc
@@ -211,9 +225,11 @@ def install_retrace_tracking(ledger: RetraceLedger, guard: Guard) -> None:
             depth.n = level
         seconds = time.perf_counter() - start
         name = str(getattr(tracing_options, "name", None) or "<anonymous>")
+        attributes = getattr(tracing_options, "attributes", None)
+        xla = isinstance(attributes, dict) and attributes.get(XLA_COMPILE) is True
         guard.run(
             "retrace tracking",
-            lambda: ledger.traced(name, function_type, seconds, concrete, outermost=level == 0),
+            lambda: ledger.traced(name, function_type, seconds, concrete, outermost=level == 0, xla=xla),
             None,
         )
         return concrete

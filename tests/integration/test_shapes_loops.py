@@ -287,3 +287,34 @@ def test_a_mirrored_strategy_loop_is_traced_by_its_passes(tmp_path: Path) -> Non
     run_python(MIRRORED, tmp_path)
     epochs = of_type(read_single_trace(tmp_path), "epoch")
     assert [(e["epoch_source"], e["steps"]) for e in epochs] == [("data_pass", 8)] * 3, epochs
+
+
+# tensorflow#62198: a jit_compile=True step fed batches of varying length.
+XLA_VARLEN = """
+import epochwatch.hook
+import tensorflow as tf
+from epochwatch import hook
+
+w = tf.Variable(tf.ones((4, 1)))
+
+
+@tf.function(jit_compile=True)
+def step(x):
+    return tf.reduce_sum(tf.matmul(x, w))
+
+
+plain = tf.function(lambda x: tf.reduce_sum(x))
+for n in range(3):
+    with hook.epoch(n):
+        step(tf.ones((2, 3 + n, 4)))
+        plain(tf.ones((2, 3 + n, 4)))
+"""
+
+
+def test_a_jit_compiled_functions_traces_say_so(tmp_path: Path) -> None:
+    """XLA compiles each new shape of a jit_compile=True function, input_signature or not:
+    its traces carry `xla`, so retrace_storm's fix is about the shapes (tensorflow#62198)."""
+    functions: dict[str, dict] = {}
+    for e in of_type(_run(tmp_path, XLA_VARLEN), "epoch"):
+        functions.update(e.get("retraces", {}).get("functions", {}))
+    assert functions["step"].get("xla") is True and "xla" not in functions["<lambda>"], functions

@@ -104,6 +104,29 @@ def test_occasional_retraces_add_up() -> None:
     assert "input_signature" in found[0].hint
 
 
+def test_a_jit_compiled_functions_shape_storm_is_fixed_by_fixing_the_shapes() -> None:
+    """tensorflow#62198 under jit_compile=True: the fix offered an input_signature, which
+    stops the traces while XLA still compiles every new shape (epochs 20, 10, 10, 5 s)."""
+
+    def make(i: int, xla: bool) -> dict[str, Any]:
+        c = {
+            "arg": "x",
+            "change": "shape",
+            "was": "TensorSpec([16, 123, 40])",
+            "now": f"TensorSpec([16, {i}, 40])",
+        }
+        block = {"new": 3, "total": 3 * i + 3, "causes": [c], **({"xla": True} if xla else {})}
+        return _retraces({"train_step": block})
+
+    (jit,) = _analyze(syn.trace(8, partial(make, xla=True)))
+    assert (
+        jit.evidence["xla"] is True and "XLA" in jit.hint and "input_signature" not in jit.hint.split(":")[-1]
+    )
+    assert "bucket" in jit.hint
+    (plain,) = _analyze(syn.trace(8, partial(make, xla=False)))
+    assert "xla" not in plain.evidence and "give the function an input_signature" in plain.hint
+
+
 def test_graph_building_eating_the_epoch_is_critical() -> None:
     def make(i: int) -> dict[str, Any]:
         c = {"arg": "n", "change": "value", "was": f"int {i}", "now": f"int {i + 1}"}

@@ -118,6 +118,17 @@ def _python_type(text: str) -> str:
     return word if word in ("float", "int", "bool", "str", "tuple", "list", "dict") else ""
 
 
+# tensorflow#62198's shape under jit_compile=True: an input_signature (or reduce_retracing)
+# stops the traces, and XLA still compiles each new shape (epochs 20, 10, 10, 5 s with it).
+XLA_SHAPE_HINT = (
+    "argument `{arg}` changes shape ({was} -> {now}) and the function is compiled with XLA "
+    "(jit_compile=True), which compiles every new shape again even where an input_signature or "
+    "reduce_retracing stops the traces: make batches the same shape (padding to a few bucket "
+    "lengths with bucket_by_sequence_length, drop_remainder=True), or leave jit_compile off for "
+    "inputs whose shape varies"
+)
+
+
 def hint_for(
     cause: tuple[str, str, str, str] | None, fw: str = frameworks.TENSORFLOW, also: Sequence[str] = ()
 ) -> str:
@@ -234,6 +245,9 @@ def _evaluate(
         title += f"; no new trace after {view.named(hit_idx[-1])}"
     severity = CRITICAL if share >= CRITICAL_BUILD_SHARE else WARNING
     hint = hint_for(cause, fw, also)
+    if info.xla and cause is not None and cause[1] == "shape":
+        evidence["xla"] = True
+        hint = XLA_SHAPE_HINT.format(arg=cause[0], was=cause[2], now=cause[3])
     replaced = _optimizers_replaced(view)
     if replaced:  # tensorflow#27120: the step and its optimizer made anew each epoch
         evidence["optimizers_replaced"] = replaced
