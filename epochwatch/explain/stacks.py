@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from epochwatch import quiet_gc
 from epochwatch.explain.frames import Frame, Place, classify, classify_other, current_stack
 
 RATE_HZ = 100.0
@@ -60,32 +61,45 @@ class StackWindow:
         self._t1: float | None = None
         self._cpu = 0.0
         self._thread = threading.Thread(target=self._run, name="epochwatch-explain-stacks", daemon=True)
+        # 100 samples a second: the sampler would run most of the window's collections,
+        # each freeing what the training made (quiet_gc.py). None run in the window
+        # (seconds); close(), on the training thread, resumes them.
+        self._gc_was = quiet_gc.pause()
         self._thread.start()
 
     def _run(self) -> None:
         deadline = self._t0 + self.limit
         cpu0 = time.thread_time()
+        me = threading.get_ident()
         try:
-            me = threading.get_ident()
             while not self._stop.wait(self.interval):
-                frames = sys._current_frames()
-                frame = frames.pop(self.thread_id, None)
-                frames.pop(me, None)
-                # Other threads too: work the training waits for may run there (classify_other).
-                others = [current_stack(f, OTHER_DEPTH) for f in frames.values()]
-                stack = current_stack(frame) if frame is not None else None
-                del frame, frames
-                with self._lock:  # uncontended but for close() after a join that timed out
-                    if stack is not None:
-                        self._count(self._stacks, stack)
-                        self._samples += 1
-                    for other in others:
-                        self._count(self._others, other)
+                self._sample(me)
                 if time.perf_counter() >= deadline:
+                    self._resume_gc()  # no close() may come for long: this once, it collects here
                     break
         finally:
             self._t1 = time.perf_counter()
             self._cpu = time.thread_time() - cpu0
+
+    def _resume_gc(self) -> None:
+        with self._lock:
+            was, self._gc_was = self._gc_was, False
+        quiet_gc.resume(was)
+
+    def _sample(self, me: int) -> None:
+        frames = sys._current_frames()
+        frame = frames.pop(self.thread_id, None)
+        frames.pop(me, None)
+        # Other threads too: work the training waits for may run there (classify_other).
+        others = [current_stack(f, OTHER_DEPTH) for f in frames.values()]
+        stack = current_stack(frame) if frame is not None else None
+        del frame, frames
+        with self._lock:  # uncontended but for close() after a join that timed out
+            if stack is not None:
+                self._count(self._stacks, stack)
+                self._samples += 1
+            for other in others:
+                self._count(self._others, other)
 
     @staticmethod
     def _count(counter: Counter[tuple[Frame, ...]], stack: tuple[Frame, ...]) -> None:
@@ -106,6 +120,7 @@ class StackWindow:
         """Stop sampling (if the time limit has not) and classify what was seen."""
         self._stop.set()
         self._thread.join(2.0)
+        self._resume_gc()
         end = self._t1 if self._t1 is not None else time.perf_counter()
         with self._lock:
             seen = list(self._stacks.items())

@@ -846,3 +846,33 @@ def test_a_capture_is_read_after_a_tracemalloc_slice_not_under_it() -> None:
     finally:
         tracemalloc.stop()
     captures.close()
+
+
+def test_the_stack_sampler_is_never_the_thread_that_collects_garbage() -> None:
+    """tf35873's loop hooked hung 1 run in 8: a collection on the sampler's thread freed a
+    TensorFlow graph while the training thread executed a tf.function, and the graph's
+    dealloc waited on a lock for good. The sampler's allocations never collect."""
+    import gc
+
+    collected_on: list[int] = []
+
+    def on_gc(phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            collected_on.append(threading.get_ident())
+
+    threshold = gc.get_threshold()
+    gc.set_threshold(5)  # a collection every few allocations: whoever allocates collects
+    gc.callbacks.append(on_gc)
+    try:
+        window = StackWindow(threading.get_ident(), rate=200, limit_seconds=1.0)
+        sampler = window._thread.ident
+        while window.samples == 0:  # its start is threading's (allocations the window cannot cover)
+            time.sleep(0.01)
+        collected_on.clear()
+        time.sleep(0.3)
+        window.close(1, 0.3)
+    finally:
+        gc.callbacks.remove(on_gc)
+        gc.set_threshold(*threshold)
+    assert window.samples > 10 and sampler not in collected_on, (window.samples, len(collected_on))
+    assert gc.isenabled()

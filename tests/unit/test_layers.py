@@ -29,6 +29,7 @@ LAYERS: tuple[frozenset[str], ...] = (
             "intervals",
             "logged",
             "postimport",
+            "quiet_gc",
             "serials",
             "text_safety",
         }
