@@ -98,6 +98,8 @@ def _recovered_at(view: RunAtEpoch, index: int, last: Finding) -> tuple[str, dic
     and in a run of several fits that epoch's fit ("recovered at fit 3, epoch 5")."""
     fit = view.value("fit", index)
     epoch = view.named(index)
+    if view.unit == "interval":  # judged only at the run's end: its newest intervals are back
+        return "the run's end", {}
     if fit != fit:
         return epoch, {}
     if last.evidence.get("unit") == "fit" or "first_fit" in last.evidence or "fits" in last.evidence:
@@ -200,7 +202,7 @@ class Engine:
             new += self._judge(detector, view, found, final)
             if final and detector.name in STOPS:
                 new.extend(self._stopped(detector, view, {f.key for f in found}))
-            if detector.current is not None and view.unit == "epoch":
+            if detector.current is not None and (view.unit == "epoch" or (final and view.unit == "interval")):
                 new.extend(self._ended(detector, view))
         view.done = self.done
         return new
@@ -357,6 +359,8 @@ class Engine:
             # Still reported (a trailing window lags) but back at its base: it ended too.
             if last.ended_epoch is not None or last.kind != detector.name:
                 continue
+            if view.unit == "interval" and last.evidence.get("unit") != "interval":
+                continue  # the intervals end only their own episodes, at the run's end
             first = self._checked.get(key, view.last - 1) + 1
             self._checked[key] = view.last
             since: int | None = None

@@ -684,3 +684,22 @@ def test_an_interval_views_time_to_a_limit_counts_whole_epochs_with_their_saves(
     view = RunAtEpoch(_run(records).interval_view(), end=12, unit="interval")
     proj = projection(view, level=0.0, limit=100.0, slope=1.0)
     assert proj["epochs_to_limit"] == 50.0 and proj["seconds_to_limit"] == 250.0, proj
+
+
+def test_a_step_time_rise_inside_one_epoch_that_went_back_ends_at_the_runs_end() -> None:
+    """tensorflow#32954's GAN (one long epoch of train_on_batch): "step time grows 1.4% per
+    interval: 58ms -> 92ms" stood to the end while the step time was back at 40 ms: the
+    intervals never ended an episode. At the run's end they end their own."""
+    rng = random.Random(3)  # noise under which the rise is said (the test is of its end)
+    online = OnlineAnalyzer(syn.run_start("synthetic"), updates=True)
+    online.add({"type": "fit_start", "run_id": "synthetic", "t": syn.T0, "fit": 0, "steps_per_epoch": 4096})
+    said = []
+    levels = [0.03] * 20 + [0.03 + 0.003 * k for k in range(20)] + [0.09] * 6 + [0.03] * 14
+    for i, level in enumerate(levels):
+        level *= 1 + rng.uniform(-0.05, 0.05)
+        step = {"median": level, "p90": level * 1.1}
+        said += online.add({**_interval(i, 800 * MIB, 0), "step_seconds": step, "seconds": level * 32})
+    said += online.finish()
+    slow = [f for f in said if f["kind"] == "slowdown"]
+    assert slow and slow[-1]["title"].endswith("recovered at the run's end"), [f["title"] for f in slow]
+    assert slow[-1]["evidence"]["unit"] == "interval"

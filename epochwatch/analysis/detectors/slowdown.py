@@ -278,6 +278,8 @@ def _step_finding(view: RunAtEpoch, what: str, target: str | None, st: Step, w: 
         "points_before": st.at,
         "points_after": st.n - st.at,
     }
+    if view.unit != "epoch":  # the points it was judged on (the engine ends an episode on its own)
+        evidence["unit"] = view.unit
     after = Window(window.values[max(0, st.at - 2) :], window.indexes[max(0, st.at - 2) :])
     severity = CRITICAL if st.ratio >= CRITICAL_RATIO else WARNING
     causes = _causes(view, target, after, now, severity, measure="seconds")
