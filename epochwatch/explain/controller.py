@@ -402,6 +402,15 @@ class Explainer:
         cpus = [b - a for a, b in itertools.pairwise(self._cpu_ends[-4:])]
         return slicer.on_boundary(intervals, self._steps, self._boundary_work, cpus)
 
+    def _span(self, memory: _Memory) -> str:
+        """The epochs the RSS's rise was read over (those of the window and the two before
+        it), as Keras counts them."""
+        first = self._epoch_numbers[max(0, memory.position - 2)] if self._epoch_numbers else None
+        last = self._epoch_numbers[-1] if self._epoch_numbers else None
+        if first is None or last is None or last <= first:
+            return ""
+        return f"epochs {first + 1}-{last + 1}"
+
     def _report_memory(self, memory: _Memory, slices: list[Sizes]) -> None:
         # The median epoch's rise over the window's epochs (and the two before it, which
         # suspected it): one epoch that frees much (a cache dropped) does not hide a leak.
@@ -430,7 +439,7 @@ class Explainer:
             in_python=in_python,
             **slicer.figures(),
             where=where,
-            summary=memory_summary(where, traced, rss_growth, in_python, producer),
+            summary=memory_summary(where, traced, rss_growth, in_python, producer, over=self._span(memory)),
         )
 
     # -- triggers ----------------------------------------------------------------------------

@@ -270,14 +270,23 @@ def fed_by(sites: list[dict[str, Any]], producer: str | None) -> list[dict[str, 
 
 
 def memory_summary(
-    where: list[dict[str, Any]], traced: int, rss: int | None, in_python: bool, producer: str | None = None
+    where: list[dict[str, Any]],
+    traced: int,
+    rss: int | None,
+    in_python: bool,
+    producer: str | None = None,
+    over: str = "",
 ) -> str:
     """One sentence: the sites that grew, or that the growth is not in Python objects.
-    `producer`: the input producer's function, whose sites say only part of what it grew."""
+    `producer`: the input producer's function, whose sites say only part of what it grew.
+    `over`: the epochs the RSS's rise is of ("epochs 5-7"): the finding's own figure may be
+    of others (tensorflow#62198's XLA compiles: 52 MiB an epoch over epochs 1-6 beside "RSS
+    grew 1.0 MiB an epoch", of the window's epochs 5-7, read as one contradiction)."""
     mib = 1 / MIB
+    over = f" over {over}" if over else ""
     if not in_python:
         text = (
-            f"RSS grew {(rss or 0) * mib:.1f} MiB an epoch but traced Python allocations only "
+            f"RSS grew {(rss or 0) * mib:.1f} MiB an epoch{over} but traced Python allocations only "
             f"{traced * mib:.1f} MiB: the growth is not in Python objects (native memory: "
             "the framework's runtime, a C extension, the allocator)"
         )
@@ -307,14 +316,14 @@ def memory_summary(
         # keras#12100: a PyDataset keeping each batch grew 85 MiB an epoch, read as "0.4 MiB
         # traced: not in Python objects", then "16% ...: the rest is native memory".
         text += (
-            f"; that is {traced / rss:.0%} of RSS's rise over the same epochs ({rss * mib:.1f} MiB an "
+            f"; that is {traced / rss:.0%} of RSS's rise{over or ' over the same epochs'} ({rss * mib:.1f} MiB an "
             f"epoch), but {producer} makes the batches on the input pipeline's threads, ahead of "
             "the steps, and the slices around an epoch's end see few of its calls: look there first"
         )
     elif rss and rss > 0 and traced < PART_SHARE * rss:
         # Named alone, a site holding 0.3 of a 3 MiB rise an epoch read as the leak itself.
         text += (
-            f"; that is {traced / rss:.0%} of RSS's rise over the same epochs ({rss * mib:.1f} MiB an "
+            f"; that is {traced / rss:.0%} of RSS's rise{over or ' over the same epochs'} ({rss * mib:.1f} MiB an "
             "epoch): the rest is native memory (the framework's runtime, a C extension, the allocator)"
         )
     return text

@@ -332,6 +332,9 @@ def test_growth_outside_python_objects_is_said_so() -> None:
     _run(Explainer(lambda t, **f: written.append((t, f))), 10, 16 << 20)  # Python allocates nothing
     (found,) = _memory(written)
     assert found["in_python"] is False and "not in Python objects" in found["summary"]
+    # Of which epochs: a finding's own figure may be of others (its slope over the whole run).
+    first, last = found["epochs"]
+    assert f"RSS grew 16.0 MiB an epoch over epochs {max(1, first - 1)}-{last + 1}" in found["summary"], found
 
 
 def test_a_sweeps_slower_fit_is_held_to_its_own_epochs_not_the_first_fits() -> None:
