@@ -280,7 +280,13 @@ def _before_fork() -> None:
     child for good: a fold forked right after `import epochwatch.hook` hung at its first
     epoch (importing its samplers). The fork waits for the warm-up to end (it ends once)."""
     rec = _recorder
-    if rec is not None and threading.current_thread() is not rec.warmup_thread:
+    warmup = rec.warmup_thread if rec is not None else None
+    if (
+        rec is not None
+        and warmup is not None
+        and warmup.is_alive()
+        and threading.current_thread() is not warmup
+    ):
         rec.warmed_up.wait(FORK_WAIT)
 
 

@@ -100,6 +100,10 @@ def _relay(sock: socket.socket, cmds: Any, cmd_fd: int, out_fd: int) -> None:
 class OtherUserClient:
     """A forked child that is `uid` speaking the wire protocol as the test tells it."""
 
+    # The command pipes of the clients alive: a child must not hold another's write end (the
+    # other child would see no end of its commands, and its close() waited 5 s, then killed it).
+    _command_pipes: set[int] = set()
+
     def __init__(self, socket_path: Path | str, run_id: str, uid: int = NOBODY) -> None:
         cmd_r, self._cmd_w = os.pipe()
         out_r, out_w = os.pipe()
@@ -107,7 +111,9 @@ class OtherUserClient:
         if self.pid == 0:
             code = 0
             try:
-                os.close(self._cmd_w)
+                for fd in (self._cmd_w, *OtherUserClient._command_pipes):
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
                 os.close(out_r)
                 _client_main(str(socket_path), run_id, cmd_r, out_w, uid)
             except BaseException:
@@ -116,6 +122,7 @@ class OtherUserClient:
                 os._exit(code)
         os.close(cmd_r)
         os.close(out_w)
+        OtherUserClient._command_pipes.add(self._cmd_w)
         self._out = os.fdopen(out_r, "rb")
         self.welcome = self.next_msg()
 
@@ -148,6 +155,7 @@ class OtherUserClient:
                 raise AssertionError(f"daemon error: {msg}")
 
     def close(self) -> None:
+        OtherUserClient._command_pipes.discard(self._cmd_w)
         with contextlib.suppress(OSError):
             os.close(self._cmd_w)
         self._out.close()
