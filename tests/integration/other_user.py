@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
@@ -102,7 +102,7 @@ class OtherUserClient:
 
     # The command pipes of the clients alive: a child must not hold another's write end (the
     # other child would see no end of its commands, and its close() waited 5 s, then killed it).
-    _command_pipes: set[int] = set()
+    _command_pipes: ClassVar[set[int]] = set()
 
     def __init__(self, socket_path: Path | str, run_id: str, uid: int = NOBODY) -> None:
         cmd_r, self._cmd_w = os.pipe()
