@@ -43,6 +43,9 @@ model.fit(x, y, epochs=epochs, batch_size=64, verbose=0,
 if use_mlflow:
     mlflow.end_run()
 if use_wandb:  # what the run's summary holds, read back through W&B's own API
+    from epochwatch import hook
+
+    hook.findings()  # detection caught up with the last epochs (on a loaded machine it lags)
     summary = {k: wandb.run.summary[k] for k in wandb.run.summary.keys() if k.startswith("epochwatch/")}
     open("wandb_summary.json", "w").write(__import__("json").dumps(summary))
     wandb.finish()

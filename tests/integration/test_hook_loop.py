@@ -146,7 +146,7 @@ if __name__ == "__main__":
         with hook.epoch(0):
             hook.log(loss=9.0)
     ctx = mp.get_context("fork")
-    for k in range(3):
+    for k in range(2):
         p = ctx.Process(target=fold, args=(k,))
         p.start()
         p.join()
@@ -155,8 +155,8 @@ if __name__ == "__main__":
 
 
 def test_each_forked_fold_is_a_run_of_its_own_and_ends(tmp_path: Path) -> None:
-    """keras#5223's folds, a multiprocessing Process each (fork, Linux's default): two of
-    three folds were lost ("trace writer disabled: File exists": each child took the
+    """keras#5223's folds, a multiprocessing Process each (fork, Linux's default): all folds
+    but the first were lost ("trace writer disabled: File exists": each child took the
     parent's run id), and the one kept had no run_end (multiprocessing ends a child with
     os._exit, past atexit). With the parent's run started before the fork, a child would
     have written into its parent's trace."""
@@ -175,7 +175,7 @@ def test_each_forked_fold_is_a_run_of_its_own_and_ends(tmp_path: Path) -> None:
         losses = sorted(
             tuple(r["metrics"]["loss"] for r in recs if r["type"] == "epoch") for recs in runs.values()
         )
-        folds = [(1.0, 0.5, 1 / 3), (0.5, 1 / 3, 0.25), (1 / 3, 0.25, 0.2)]
+        folds = [(1.0, 0.5, 1 / 3), (0.5, 1 / 3, 0.25)]
         expected = sorted(
             [*[tuple(round(v, 6) for v in f) for f in folds], *([(9.0,)] if started == "1" else [])]
         )
@@ -200,11 +200,8 @@ for n in range(4):
 def test_a_sys_exit_inside_training_is_how_the_run_ended(tmp_path: Path) -> None:
     """A callback that calls sys.exit(3) at epoch 6 of 12 (a scheduler reads the code): the
     run read "ended completed" (SystemExit never reaches sys.excepthook) beside its own
-    fit_end's "raised SystemExit". sys.exit(0) is a completed run."""
-    for code, ended in (("3", "raised"), ("0", "completed")):
-        out = tmp_path / code
-        out.mkdir()
-        proc = run_python(EXIT_IN_EPOCH, out, env=child_env(out, CODE=code), check=False)
-        assert proc.returncode == int(code), proc.stderr
-        end = of_type(read_single_trace(out), "run_end")[0]
-        assert end["ended"] == ended and end.get("exception") == ("SystemExit" if code == "3" else None), end
+    fit_end's "raised SystemExit" (sys.exit(0) is a completed run: test_recorder)."""
+    proc = run_python(EXIT_IN_EPOCH, tmp_path, env=child_env(tmp_path, CODE="3"), check=False)
+    assert proc.returncode == 3, proc.stderr
+    end = of_type(read_single_trace(tmp_path), "run_end")[0]
+    assert end["ended"] == "raised" and end["exception"] == "SystemExit" and end["message"] == "3", end

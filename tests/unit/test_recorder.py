@@ -251,3 +251,15 @@ def test_a_hung_nvml_does_not_hold_the_training_thread_at_run_start(
     epochs = [r for r in records if r["type"] == "epoch"]
     assert "gpu" not in epochs[0] and all("gpu" in e for e in epochs[1:])
     assert records[-1]["type"] == "run_end" and not records[-1].get("disabled")
+
+
+def test_only_a_non_zero_exit_out_of_training_is_how_the_run_ended(recorder: Recorder) -> None:
+    """sys.exit(3) from a callback ended the run 'completed' (SystemExit never reaches
+    sys.excepthook); sys.exit(0) or None, and other exceptions (caught or said by the
+    excepthook), are not this record's."""
+    for exc in (SystemExit(0), SystemExit(None), SystemExit(), KeyboardInterrupt(), ValueError("x")):
+        recorder.escaped(exc)
+    assert recorder.exit_seen is None
+    three = SystemExit(3)
+    recorder.escaped(three)
+    assert recorder.exit_seen is three
