@@ -80,9 +80,17 @@ class UidLimits:
             return f"the daemon holds {self.total_buffered} buffered bytes, over its limit of {MAX_BUFFERED}"
         return None
 
-    def run_refused(self, uid: int, runs_of_uid: int) -> str | None:
+    def run_refused(self, uid: int, runs_of_uid: int, traces_of_uid: int = 0) -> str | None:
+        """Why a new run of `uid` is refused: its runs attached, or its trace files kept in
+        traces/ (root's are not limited: old traces are the host's to remove)."""
         if runs_of_uid >= self.cfg.max_runs_per_uid:
             return f"uid {uid} has {runs_of_uid} runs attached, the per-uid limit"
+        most = self.cfg.max_traces_per_uid
+        if most and traces_of_uid >= most and uid != 0:
+            return (
+                f"uid {uid} has {traces_of_uid} traces in the daemon's traces/, the per-uid limit "
+                "(max_traces_per_uid); ask the host's admin to remove old ones"
+            )
         return None
 
     def take(self, uid: int, n: int = 1, nbytes: int = 0) -> float:

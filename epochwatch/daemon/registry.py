@@ -116,7 +116,7 @@ class RunRegistry:
         token = hello.get("token")
         if token is not None:
             return self._resume(peer, token)
-        refused = self.limits.run_refused(peer.uid, self.runs_of(peer.uid)) or self._traces_refused(peer.uid)
+        refused = self.limits.run_refused(peer.uid, self.runs_of(peer.uid), self.own_traces.count(peer.uid))
         if refused:
             self.limits.log.warning(peer.uid, "%s: new run refused: %s", _who(peer), refused)
             peer.fail("limit", refused)
@@ -166,16 +166,6 @@ class RunRegistry:
         self._on_change()
         self._on_attach(session)
         return session
-
-    def _traces_refused(self, uid: int) -> str | None:
-        most = self.cfg.limits.max_traces_per_uid
-        have = self.own_traces.count(uid)
-        if most and have >= most and uid != 0:
-            return (
-                f"uid {uid} has {have} traces in {self._traces}, the per-uid limit "
-                "(max_traces_per_uid); ask the host's admin to remove old ones"
-            )
-        return None
 
     def _resume(self, peer: Peer, token: Any) -> Session | None:
         session = self._by_token.get(hash_token(token)) if isinstance(token, str) else None

@@ -196,13 +196,12 @@ def grown_sites(sizes: Sizes, rss_growth: int | None = None) -> list[dict[str, A
             "site": f"{short_path(filename)}:{lineno}",
             "function": function_at(filename, lineno),
             "line": linecache.getline(filename, lineno).strip()[:200],
-            "bytes_per_epoch": size,
-            "count_per_epoch": count,
+            "bytes_per_epoch": row[0],
+            "count_per_epoch": row[1],
             "user_code": is_user(filename),
             **({"made_anew": True} if rss is not None and _made_at_once(row, rss) else {}),
         }
         for (filename, lineno), row in rows[: NAMED * 4]
-        for size, count in [row[:2]]
     ]
 
 
