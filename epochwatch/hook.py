@@ -271,23 +271,36 @@ def _install() -> None:
         os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 
 
-# Seconds a fork waits for the hook's warm-up (its imports, at most once per process).
+# Seconds a fork waits for the hook's threads to finish an import.
 FORK_WAIT = 5.0
 
 
 def _before_fork() -> None:
-    """A fork while the warm-up thread imports leaves that module's import lock held in the
-    child for good: a fold forked right after `import epochwatch.hook` hung at its first
-    epoch (importing its samplers). The fork waits for the warm-up to end (it ends once)."""
-    rec = _recorder
-    warmup = rec.warmup_thread if rec is not None else None
-    if (
-        rec is not None
-        and warmup is not None
-        and warmup.is_alive()
-        and threading.current_thread() is not warmup
-    ):
-        rec.warmed_up.wait(FORK_WAIT)
+    """A fork while one of the hook's threads imports leaves that module half made in the
+    child, its import lock held for good by a thread the child lacks: a fold forked right after
+    `import epochwatch.hook` hung at its first epoch (the warm-up's imports); one forked after
+    its parent's first epoch lost online detection ("partially initialized module": the
+    analysis thread was importing the detectors). The fork waits until none of them imports
+    (each imports a few times a process, milliseconds each)."""
+    deadline = time.monotonic() + FORK_WAIT
+    while _hook_thread_importing() and time.monotonic() < deadline:
+        time.sleep(0.002)
+
+
+def _hook_thread_importing() -> bool:
+    """True while a thread of the hook's (named epochwatch-*) other than this one is inside
+    an import (importlib's `_find_and_load` on its stack)."""
+    names = {t.ident: t.name for t in threading.enumerate()}
+    me = threading.get_ident()
+    for ident, frame in sys._current_frames().items():
+        if ident == me or not names.get(ident, "").startswith("epochwatch-"):
+            continue
+        walked: Any = frame
+        while walked is not None:
+            if walked.f_code.co_name == "_find_and_load":
+                return True
+            walked = walked.f_back
+    return False
 
 
 def _after_fork_in_child() -> None:

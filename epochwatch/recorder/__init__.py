@@ -89,7 +89,6 @@ class Recorder:
         self.overhead_background = 0.0
         self._warmup_cpu = 0.0
         self.warmed_up = threading.Event()  # set when the warm-up thread is done (benchmarks wait on it)
-        self.warmup_thread: threading.Thread | None = None
         self.exit_seen: SystemExit | None = None  # a non-zero sys.exit that left a fit (escaped)
         # Set by the hook (integrations/tensors.py): logged tensors summed on their device.
         self.tensor_reducer: Callable[[list[Any]], tuple[float, int] | None] | None = None
@@ -139,8 +138,7 @@ class Recorder:
     def prepare_in_background(self) -> None:
         """On a thread, now: the imports and threads the run's start needs, so it pays for
         readings, not imports (CPU counted like the other threads'; harmless if late)."""
-        self.warmup_thread = threading.Thread(target=self._warm_up, name="epochwatch-warmup", daemon=True)
-        self.warmup_thread.start()
+        threading.Thread(target=self._warm_up, name="epochwatch-warmup", daemon=True).start()
 
     def _warm_up(self) -> None:
         try:

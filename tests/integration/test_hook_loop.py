@@ -184,6 +184,44 @@ def test_each_forked_fold_is_a_run_of_its_own_and_ends(tmp_path: Path) -> None:
             assert recs[-1]["type"] == "run_end" and recs[-1]["ended"] == "completed", recs[-1]
 
 
+FORK_DURING_IMPORT = """
+import os
+import sys
+import threading
+import time
+from epochwatch import hook
+
+sys.path.insert(0, os.getcwd())
+with open("slow_module.py", "w") as f:
+    f.write("import time\\ntime.sleep(0.5)\\nVALUE = 1\\n")
+importer = threading.Thread(target=lambda: __import__("slow_module"), name="epochwatch-importer")
+importer.start()
+time.sleep(0.1)  # inside its import
+pid = os.fork()
+if pid == 0:
+    import slow_module
+    os._exit(0 if getattr(slow_module, "VALUE", None) == 1 else 3)
+deadline = time.monotonic() + 10
+while time.monotonic() < deadline:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        sys.exit(os.waitstatus_to_exitcode(status))
+    time.sleep(0.05)
+os.kill(pid, 9)
+sys.exit(4)
+"""
+
+
+def test_a_fork_waits_while_a_hook_thread_imports(tmp_path: Path) -> None:
+    """A fold forked right after its parent's first epoch lost online detection ("partially
+    initialized module ...slowdown": the analysis thread was importing the detectors at the
+    fork), and one forked right after `import epochwatch.hook` hung (the warm-up's import).
+    Here a thread named as the hook's imports a module that takes 0.5 s: the child, which
+    imports it too, gets it whole (exit 3: half made; 4: hung)."""
+    proc = run_python(FORK_DURING_IMPORT, tmp_path, env=child_env(tmp_path), check=False)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr)
+
+
 EXIT_IN_EPOCH = """
 import os
 import sys
