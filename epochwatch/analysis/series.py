@@ -18,7 +18,7 @@ import os
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,10 +132,6 @@ def finite_number(value: Any) -> float | None:
     """A record's number as a float when it is finite; None for anything else."""
     x = number(value)
     return x if math.isfinite(x) else None
-
-
-def finite(values: Iterable[float]) -> list[float]:
-    return [v for v in values if v == v and v not in (math.inf, -math.inf)]
 
 
 EXAMPLES_KEPT = 4
