@@ -53,7 +53,6 @@ class Run:
     notices: list[Record] = field(default_factory=list)
     explains: list[Record] = field(default_factory=list)  # `explain` records (analysis/explained.py)
     end: Record | None = None
-    sample_count: int = 0
     recent_samples: deque[Record] = field(default_factory=lambda: deque(maxlen=RECENT_SAMPLES))
     stats: ReadStats = field(default_factory=ReadStats)
     series: EpochSeries = field(default_factory=EpochSeries)
@@ -158,7 +157,6 @@ class Run:
             if self.intervals.limit is None:
                 self.interval_positions.append(self.series.count)
         elif kind == schema.SAMPLE:
-            self.sample_count += 1
             self.recent_samples.append(rec)
             self.series.add_sample(rec)
         elif kind == schema.RUN_START:

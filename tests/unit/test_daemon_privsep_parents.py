@@ -35,7 +35,7 @@ def test_only_what_the_restore_checks_read_is_kept(tmp_path: Path) -> None:
     run = read_as(tmp_path, "p", *ME)
     assert run is not None and run.start is not None
     assert len(run.epochs) == 5 and len(run.saves) == 1
-    assert run.sample_count == 0 and run.notices == []  # read past, never held
+    assert not run.recent_samples and run.notices == []  # read past, never held
 
 
 def test_parents_over_a_bound_are_no_parents(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -125,7 +125,7 @@ def test_load_run_folds_records(tmp_path: Path) -> None:
         {"type": "epoch", "run_id": "r1", "epoch": 1},
     )
     run = load_run(p)
-    assert run.run_id == "r1" and len(run.epochs) == 2 and run.sample_count == 1
+    assert run.run_id == "r1" and len(run.epochs) == 2 and len(run.recent_samples) == 1
     assert run.ended == "abruptly"
 
 
