@@ -37,16 +37,13 @@ def render(
     problems: Sequence[str] = (),
     lineage: Mapping[str, Any] | None = None,
     *,
-    generated: float | None = None,
     jobs: Sequence[Mapping[str, Any]] = (),
 ) -> None:
     """Write the page to `out`. Each run: summary.py's dict, plus `figures` to plot."""
     runs = list(runs)
     anchors = {str(r.get("run_id")): f"run-{i}" for i, r in enumerate(runs)}
     total = sum(len(r.get("findings") or []) for r in runs)
-    when = time.strftime(
-        "%Y-%m-%d %H:%M", time.localtime(generated if generated is not None else time.time())
-    )
+    when = time.strftime("%Y-%m-%d %H:%M")
     title = (
         f"epochwatch report: {runs[0].get('run_id')}"
         if len(runs) == 1
