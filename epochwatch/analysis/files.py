@@ -63,9 +63,7 @@ def run_findings(run: Run, parents: ParentCache | None = None) -> tuple[list[Fin
 
 
 def analyze_paths(
-    paths: Iterable[str | os.PathLike[str]],
-    on_read: Callable[[int], None] | None = None,
-    lineage: Lineage | None = None,
+    paths: Iterable[str | os.PathLike[str]], lineage: Lineage | None = None
 ) -> Iterator[Analyzed | str]:
     """Each usable trace under `paths` as Analyzed, each problem as a one-line string."""
     files, problems = find_traces(paths)
@@ -73,7 +71,7 @@ def analyze_paths(
     parents = ParentCache()
     for f in files:
         try:
-            yield analyze_file(f, on_read, lineage, parents)
+            yield analyze_file(f, lineage=lineage, parents=parents)
         except TraceError as exc:
             yield str(exc)
         except (OSError, ValueError, RecursionError) as exc:
