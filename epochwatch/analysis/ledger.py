@@ -88,11 +88,6 @@ class Ledger:
         """Findings per severity, every severity present (0 when none): what every view counts."""
         return count_severities(self.findings())
 
-    def clear(self) -> None:
-        with self._lock:
-            self._findings.clear()
-            self._records.clear()
-
 
 def count_severities(findings: Iterable[Finding]) -> dict[str, int]:
     """Findings per severity, least severe first, every severity present."""
