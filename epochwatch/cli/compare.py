@@ -361,7 +361,7 @@ class CompareCommand:
         out = cast(IO[str], SafeStream(fh)) if fh is not None else sys.stdout
         try:
             if args.format == "json":
-                json.dump(result, out, indent=2, default=_json_default)
+                json.dump(result, out, indent=2, default=str)
                 out.write("\n")
             else:
                 render_text(escape_tree(result), out)  # every string from the traces on one line
@@ -374,12 +374,6 @@ class CompareCommand:
 def natural_key(name: str) -> tuple[Any, ...]:
     """Numbers inside names compare as numbers: x[2] before x[10]."""
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
-
-
-def _json_default(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return str(v)
 
 
 COMMAND = CompareCommand()
