@@ -226,7 +226,7 @@ class Explainer:
     def _on_finding(self, rec: dict[str, Any]) -> None:
         if rec.get("kind") == SLOWDOWN and not self._explained(SLOWDOWN) and rec.get("ended_epoch") is None:
             self._slow_armed = True
-        elif rec.get("kind") == HOST_MEMORY and not self._explained(HOST_MEMORY) and not self._memory_busy():
+        elif rec.get("kind") == HOST_MEMORY and not self._explained(HOST_MEMORY) and self._memory is None:
             self._memory_armed = True
         elif not self._explained(str(rec.get("kind"))):
             self._gpu.on_finding(str(rec.get("kind")))
@@ -259,9 +259,6 @@ class Explainer:
         else:
             self._slow_windows -= 1
             self._slow_armed = True
-
-    def _memory_busy(self) -> bool:
-        return self._memory is not None
 
     def _explained(self, kind: str) -> bool:
         return any(e["explains"] == kind for e in self.explained)
