@@ -53,10 +53,6 @@ WINDOW = restore.WINDOW + 2
 RESTORES_KEPT = 16
 
 
-def _key(f: Record) -> tuple[Any, ...]:
-    return (f.get("kind"), f.get("target"))
-
-
 # Seconds the hash thread waits for the daemon's welcome (the sink's handshake takes 3 s at most).
 WELCOME_WAIT = 3.0
 
@@ -225,7 +221,7 @@ class ResumeWatcher:
             return
         if kind == schema.FINDING:
             with self._lock:
-                self._emitted.add(_key(rec))
+                self._emitted.add((rec.get("kind"), rec.get("target")))
             return
         if kind not in (schema.FIT_START, schema.EPOCH):
             return  # restores arrive through on_restore (the same dict, with its parent)
