@@ -57,14 +57,10 @@ def failed(recorder: Recorder, exc: Exception) -> None:
     recorder.guard.disable(PART, f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
 
 
-def _always() -> bool:
-    return True
-
-
 def wrap_update(
     original: Callable[..., Any],
     recorder: Recorder,
-    eager: Callable[[], bool] = _always,
+    eager: Callable[[], bool] = lambda: True,
     mark: Callable[[Any], Any] | None = None,
     owner: Any = None,
 ) -> Callable[..., Any]:
