@@ -62,10 +62,9 @@ def trace_dir(environ: Mapping[str, str] | None = None) -> Path:
     return Path(env.get(EPOCHWATCH_DIR) or DEFAULT_TRACE_DIR)
 
 
-def disabled(environ: Mapping[str, str] | None = None) -> bool:
+def disabled() -> bool:
     """$EPOCHWATCH_DISABLE set to anything but "" or "0"."""
-    env = os.environ if environ is None else environ
-    return env.get(EPOCHWATCH_DISABLE, "") not in ("", "0")
+    return os.environ.get(EPOCHWATCH_DISABLE, "") not in ("", "0")
 
 
 def switched_on(name: str, environ: Mapping[str, str] | None = None) -> bool:
