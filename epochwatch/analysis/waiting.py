@@ -215,6 +215,31 @@ def competing(view: RunAtEpoch, indexes: Sequence[int], onset: int | None = None
     return None
 
 
+# A host loaded all along: more runnable tasks than CPUs, or tasks stalled for a CPU a
+# quarter of the time, at the median of the points read.
+LOADED_RUNNABLE = 1.0
+LOADED_STALL = 0.25
+
+
+def loaded_all_along(view: RunAtEpoch, indexes: Sequence[int]) -> bool:
+    """Whether other tasks wanted the CPU at a steady high level over these points. It is no
+    evidence that they caused a slowdown (a shared machine is always loaded, and its load did
+    not rise), but a title must not then say that nobody competes: a healthy fit among a test
+    suite's workers on two cores read "nobody competes for the CPU"."""
+    stalls, runnable = [], []
+    for i in indexes:
+        wall, stall = view.series.value("seconds", i), view.series.value("cpu_pressure", i)
+        tasks, cpus = view.series.value("runnable", i), view.series.value("cpus", i)
+        if wall == wall and wall > 0 and stall == stall:
+            stalls.append(min(1.0, stall / wall))
+        if tasks == tasks and cpus == cpus and cpus > 0:
+            runnable.append((tasks - 1) / cpus)
+    return bool(
+        (stalls and trend.median(stalls) >= LOADED_STALL)
+        or (runnable and trend.median(runnable) > LOADED_RUNNABLE)
+    )
+
+
 def has_demand_readings(view: RunAtEpoch, indexes: Sequence[int]) -> bool:
     """Whether the trace carries any reading of CPU demand (else nothing can be told)."""
     return any(
@@ -296,6 +321,9 @@ def judge(
     rivals = competing(view, idx, onset)
     if rivals is not None:
         return "busier", {**out, "competition": rivals}
-    out["competition"] = "none seen" if has_demand_readings(view, idx) else "not measured"
+    if not has_demand_readings(view, idx):
+        out["competition"] = "not measured"
+    else:
+        out["competition"] = "steady" if loaded_all_along(view, idx) else "none seen"
     out.update(_where(view, times))
     return "waits", out

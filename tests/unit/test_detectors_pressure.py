@@ -144,9 +144,12 @@ def test_less_cpu_per_second_with_nobody_competing_is_waiting() -> None:
         slow = _analyze(_less_cpu_per_second(demand), "slowdown")
         assert len(slow) == 1
         waiting = slow[0].evidence["waiting"]
-        assert waiting["competition"] == ("not measured" if demand is None else "none seen")
+        # A steady load is no cause, but the title must not say that nobody competes.
+        assert waiting["competition"] == ("not measured" if demand is None else "steady")
         assert waiting["cpu_per_wall_second"][1] < waiting["cpu_per_wall_second"][0]
         assert "the process waits" in slow[0].title
+        assert ("nobody competes" in slow[0].title) == (demand is None), slow[0].title
+        assert ("loaded all along" in slow[0].title) == (demand == "steady"), slow[0].title
         assert "sleep, I/O, a lock" in slow[0].hint
 
 

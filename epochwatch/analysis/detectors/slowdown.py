@@ -141,7 +141,11 @@ def _finding(
     if causes:
         title += f"; likely cause: {causes[0]['series']} ({causes[0]['test']})"
     if waiting is not None:
-        title += "; the process waits (sleep, I/O, a lock or a remote call), nobody competes for the CPU"
+        title += "; the process waits (sleep, I/O, a lock or a remote call), " + (
+            "on a host loaded all along (its load did not rise)"
+            if waiting["competition"] == "steady"
+            else "nobody competes for the CPU"
+        )
         if waiting.get("share_of_added_time"):
             title += f"; the added time is in {waiting['where']}"
     default = frameworks.hint(KIND, frameworks.framework(view.start), _DEFAULT_HINT)
