@@ -29,12 +29,37 @@ SHARED = {
 }
 
 
+# The units that keep a worker longest (tens of seconds each, `--durations`) for their few
+# tests: xdist hands out the units with the most tests first, which left these to the end,
+# one worker still running one while the other had nothing left. They go first.
+FIRST = (
+    "tests/integration/test_trust_exit.py",
+    "mwms_jobs",
+    "tests/integration/test_models_in_loop.py",
+    "tests/integration/test_notebook.py",
+    "tests/integration/test_exporters.py",
+    "tests/integration/test_run_command.py",
+    "tests/integration/test_views_agree.py",
+    "tests/integration/test_trust_restore.py",
+)
+
+
 class _FilesTogether(LoadFileScheduling):
-    """--dist loadfile, with each group of SHARED one unit of work."""
+    """--dist loadfile, with each group of SHARED one unit of work, the FIRST ones first."""
+
+    _ordered = False
 
     def _split_scope(self, nodeid: str) -> str:
         path = nodeid.split("::", 1)[0]
         return SHARED.get(path, path)
+
+    def _assign_work_unit(self, node: Any) -> None:
+        if not self._ordered:
+            self._ordered = True
+            for scope in reversed(FIRST):
+                if scope in self.workqueue:
+                    self.workqueue.move_to_end(scope, last=False)
+        super()._assign_work_unit(node)
 
 
 @pytest.hookimpl(optionalhook=True)
