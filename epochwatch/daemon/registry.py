@@ -147,21 +147,13 @@ class RunRegistry:
             pid=peer.pid,
             create_time=create_time or 0.0,
             started=time.time(),
-            script=_script_of(peer.pid),
         )
         self.states.save(state)
         session = self._new_session(state, trace)
         self._register(session)
         self._connect(session, peer)
         asked = f" (asked for {wanted[:80]!r})" if wanted != state.run_id else ""
-        log.info(
-            "run %s attached: pid %d, uid %d, %s%s",
-            state.run_id,
-            peer.pid,
-            peer.uid,
-            state.script or "unknown script",
-            asked,
-        )
+        log.info("run %s attached: pid %d, uid %d%s", state.run_id, peer.pid, peer.uid, asked)
         peer.send(self._welcome(session, token, resumed=False))
         self._on_change()
         self._on_attach(session)
@@ -502,16 +494,3 @@ class RunRegistry:
 def _who(peer: Peer) -> str:
     """A peer that feeds no run yet, for log lines."""
     return f"client pid {peer.pid} uid {peer.uid}"
-
-
-def _script_of(pid: int) -> str:
-    """The script a process runs, from its command line (for logs and status until run_start)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
-    except OSError:
-        return ""
-    for arg in argv[1:]:
-        if not arg.startswith("-"):
-            return arg[:300]
-    return argv[0][:300] if argv else ""
