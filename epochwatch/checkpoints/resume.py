@@ -36,7 +36,7 @@ from typing import Any
 from epochwatch.analysis import restore
 from epochwatch.analysis.findings import clean
 from epochwatch.analysis.restore import nothing
-from epochwatch.analysis.restore.lineage import Lineage, Link, restored_at
+from epochwatch.analysis.restore.lineage import MATCH_PATH, Lineage, Link, restored_at, saved_at
 from epochwatch.analysis.restore.parents import read_parent
 from epochwatch.analysis.restore.scan import Found, find_parent
 from epochwatch.analysis.run import Run
@@ -51,6 +51,9 @@ WINDOW = restore.WINDOW + 2
 # content and path), and the newest RESTORES_KEPT restores are judged (all of them, each
 # time, made the hook's cost grow with the square of the loads and its memory without end).
 RESTORES_KEPT = 16
+# This run's own saves remembered (their bytes' hashes, and the newest save to each path):
+# a checkpoint callback saving every epoch is remembered for its newest OWN_SAVES_KEPT.
+OWN_SAVES_KEPT = 256
 
 
 # Seconds the hash thread waits for the daemon's welcome (the sink's handshake takes 3 s at most).
@@ -71,6 +74,7 @@ class ResumeWatcher:
         self._emitted: set[tuple[Any, ...]] = set()
         self._looked_up: tuple[tuple[Any, ...], Link | None, Run | None, Record | None] | None = None
         self._nothing: str | None = None  # the API of a restore that found no checkpoint, until the next save
+        self._own_saves: dict[str, tuple[float, str]] = {}  # path -> (saved_at, sha256), newest per path
         self._started = False
         self._attach_lock = threading.Lock()
         self.listening = False
@@ -119,6 +123,11 @@ class ResumeWatcher:
         """On the hashing thread: the first save after a restore of nothing, looked up among
         the traces by its path; the finding when it overwrote another run's checkpoint."""
         api, sha, path, when = self._nothing, record.get("sha256"), record.get("path"), record.get("saved_at")
+        if isinstance(sha, str) and isinstance(path, str):
+            self._own_saves.pop(path, None)
+            self._own_saves[path] = (saved_at(record), sha)
+            while len(self._own_saves) > OWN_SAVES_KEPT:
+                del self._own_saves[next(iter(self._own_saves))]
         if api is None or not isinstance(sha, str) or not isinstance(path, str):
             return []  # unhashed bytes (a save overwritten before its hash) cannot be told apart: the next
         self._nothing = None
@@ -163,6 +172,8 @@ class ResumeWatcher:
         found = None
         if isinstance(sha, str):
             found = self._find(sha, record.get("path"), restored_at(record))
+        if found is not None and found.match == MATCH_PATH and self._own_save_is_newer(record, found):
+            found = None
         parent: Run | None = None
         link: Link | None = None
         if found is not None:
@@ -172,6 +183,20 @@ class ResumeWatcher:
                 record["parent"] = link.parent_field(found.trace)
         self._looked_up = (key, link, parent, record.get("parent"))
         return parent, link
+
+    def _own_save_is_newer(self, record: Record, found: Found) -> bool:
+        """Whether a restore matched only by its path (no other run saved these bytes) reads
+        this run's own save, or a file this run saved after the save found: then it has no
+        parent there and was not modified (as `report`'s lineage says). A resumed run's
+        ModelCheckpoint(save_best_only) wrote best.weights.h5 again, and the script's
+        load_weights of it at the end read "not the file the parent saved there: something
+        rewrote it" (keras#17012)."""
+        when = restored_at(record)
+        own = [entry for entry in self._own_saves.values() if entry[0] <= when]
+        if any(sha == record.get("sha256") for _, sha in own):
+            return True
+        latest = self._own_saves.get(str(record.get("path")))
+        return latest is not None and saved_at(found.save) <= latest[0] <= when
 
     def _embedded(self) -> bool:
         """Whether this process writes its own trace now (else a daemon analyzes it).

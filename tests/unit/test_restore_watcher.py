@@ -207,6 +207,46 @@ def test_a_restore_of_nothing_then_a_save_over_another_runs_checkpoint_is_said(
     assert watcher.on_save({"path": str(other), "sha256": "1" * 64}) == []
 
 
+def test_a_restore_of_a_file_this_run_saved_again_is_not_the_parents_modified(
+    tmp_path: Path, recorder: Recorder
+) -> None:
+    """keras#17012: the parent saved best.weights.h5 (ModelCheckpoint, save_best_only); the
+    resumed run's ModelCheckpoint saved it again, and the script's load_weights of it at the
+    end read as the parent's file rewritten by "another job" (warning checkpoint_modified):
+    no other run saved these bytes, so the path led to the parent's older save. Bytes that
+    changed after the parent's save, where this run never saved, are still said."""
+    ckpt = tmp_path / "best.weights.h5"
+    write_parent(tmp_path, ckpt, "0" * 64, env=collect_fingerprint())
+    watcher = ResumeWatcher(recorder)
+    watcher.attach()
+    events = SaveEvents(recorder.emit, on_restore=watcher.on_restore, on_save=watcher.on_save)
+    ckpt.write_bytes(b"this run's best weights")
+    events.saved(str(ckpt), cfiles.WEIGHTS_H5, "ModelCheckpoint", 0.01)
+    events.worker.drain(5)
+    time.sleep(0.01)
+    events.restored(str(ckpt), cfiles.WEIGHTS_H5, "Model.load_weights", 0.01, [])
+    events.close(5)
+    records = own_records(recorder)
+    (restore,) = [r for r in records if r["type"] == "restore"]
+    assert "parent" not in restore, restore["parent"]
+    assert [r["kind"] for r in records if r["type"] == "finding"] == []
+    # The file rewritten since, by nobody traced, then loaded by another run: modified.
+    ckpt.write_bytes(b"bytes nobody traced saved")
+    stranger = Recorder(
+        {"EPOCHWATCH_DIR": str(tmp_path / "traces"), "EPOCHWATCH_SOCKET": str(tmp_path / "none.sock")}
+    )
+    try:
+        watcher = ResumeWatcher(stranger)
+        watcher.attach()
+        events = SaveEvents(stranger.emit, on_restore=watcher.on_restore, on_save=watcher.on_save)
+        events.restored(str(ckpt), cfiles.WEIGHTS_H5, "Model.load_weights", 0.01, [])
+        events.close(5)
+        kinds = [r["kind"] for r in own_records(stranger) if r["type"] == "finding"]
+    finally:
+        stranger.finish("completed")
+    assert kinds == ["checkpoint_modified"], kinds
+
+
 class _UnderADaemon:
     """What the watcher reads of a Recorder whose run a daemon holds: its trace is in the
     daemon's directory, known once the run has started."""
