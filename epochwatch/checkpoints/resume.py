@@ -248,12 +248,15 @@ class ResumeWatcher:
             with self._lock:
                 self._emitted.add((rec.get("kind"), rec.get("target")))
             return
-        if kind not in (schema.FIT_START, schema.EPOCH):
+        if kind not in (schema.FIT_START, schema.EPOCH, schema.SAVE):
             return  # restores arrive through on_restore (the same dict, with its parent)
         with self._lock:
             # Kept always, but bounded: the hash (and so on_restore) may finish after the
-            # fit_start and first epochs that follow the restore.
-            buffer = self._child.epochs if kind == schema.EPOCH else self._child.fits
+            # fit_start and first epochs that follow the restore. Saves: a resumed run's
+            # first "best" save is judged against its parent's (analysis/restore/best.py).
+            buffer = {schema.EPOCH: self._child.epochs, schema.FIT_START: self._child.fits}.get(
+                kind, self._child.saves
+            )
             buffer.append(rec)
             if len(buffer) > WINDOW:
                 del buffer[0]

@@ -32,6 +32,7 @@ import atexit
 import contextlib
 import functools
 import importlib
+import math
 import os
 import sys
 import threading
@@ -267,7 +268,24 @@ def _made_by() -> dict[str, Any]:
         for key in ("save_best_only", "max_to_keep")
         if isinstance(value := getattr(owner, key, None), bool | int) and value is not None
     }
-    return {"via": type(owner).__name__, **({"keeps": keeps} if keeps else {})}
+    return {"via": type(owner).__name__, **({"keeps": keeps} if keeps else {}), **_best_of(owner)}
+
+
+def _best_of(owner: Any) -> dict[str, Any]:
+    """A ModelCheckpoint(save_best_only)'s `best`: the value it saves at (it updates `best`
+    before saving) and which way is better, so a resumed run's first "best" save can be
+    compared with the one its parent kept at that path (analysis/restore/best.py)."""
+    if getattr(owner, "save_best_only", None) is not True:
+        return {}
+    value, monitor = getattr(owner, "best", None), getattr(owner, "monitor", None)
+    way = getattr(getattr(owner, "monitor_op", None), "__name__", "")
+    try:
+        value = float(value)  # a NumPy or backend scalar
+    except (TypeError, ValueError):
+        return {}
+    if not (math.isfinite(value) and isinstance(monitor, str) and way in ("less", "greater")):
+        return {}
+    return {"best": {"monitor": monitor[:200], "value": value, "lower_is_better": way == "less"}}
 
 
 # -- Keras ---------------------------------------------------------------------------

@@ -30,6 +30,7 @@ def test_fit_with_validation_and_callbacks_writes_one_run(tmp_path: Path) -> Non
 x, y = make_data()
 model = make_model(keras)
 cbs = [keras.callbacks.ModelCheckpoint("ckpt/e{epoch:02d}.weights.h5", save_weights_only=True),
+       keras.callbacks.ModelCheckpoint("ckpt/best.weights.h5", save_weights_only=True, save_best_only=True),
        keras.callbacks.EarlyStopping(monitor="val_loss", patience=50)]
 model.fit(x, y, batch_size=32, epochs=4, validation_split=0.25, callbacks=cbs, verbose=0)
 """
@@ -84,6 +85,12 @@ model.fit(x, y, batch_size=32, epochs=4, validation_split=0.25, callbacks=cbs, v
     assert files and files[-1] >= 3 and files == sorted(files)
     fit_end = of_type(records, "fit_end")
     assert len(fit_end) == 1 and fit_end[0]["ended"] == "completed" and fit_end[0]["epochs_completed"] == 4
+    # A save_best_only save says the value it was made at (a resumed run's is compared with it).
+    best = [r["best"] for r in of_type(records, "save") if r["path"].endswith("best.weights.h5")]
+    val_losses = [e["metrics"]["val_loss"] for e in epochs]
+    assert best and best[0] == {"monitor": "val_loss", "value": val_losses[0], "lower_is_better": True}, best
+    assert [b["value"] for b in best] == sorted({b["value"] for b in best}, reverse=True)
+    assert all("best" not in r for r in of_type(records, "save") if "best.weights" not in r["path"])
 
 
 def test_keras_imported_before_the_hook_and_no_gpu(tmp_path: Path) -> None:

@@ -379,3 +379,32 @@ def test_registered_in_the_engine(tmp_path: Path) -> None:
     assert child.restores[0]["parent"]["trace"] == str(tmp_path / "parent.jsonl")
     kinds = [f.kind for f in analyze(child, parents=det.ParentCache([parent]))]
     assert kinds == ["hyperparameter_changed_after_restore"]
+
+
+def _best_save(run_id: str, t: float, value: float, sha: str, lower: bool = True) -> dict[str, Any]:
+    best = {"monitor": "val_loss", "value": value, "lower_is_better": lower}
+    return rr.save(run_id, t, path="/ckpt/best.weights.h5", sha=sha, via="ModelCheckpoint", best=best)
+
+
+def test_a_resumed_model_checkpoint_that_replaced_a_better_best_is_said() -> None:
+    """keras#17012: BackupAndRestore brings the model and the epoch back, not the
+    ModelCheckpoint's best value: the resumed run's first epoch "improved" on nothing and its
+    save put val_loss 0.214 over the 0.094 its parent kept in best.weights.h5. With
+    initial_value_threshold it saves only what beats 0.094, and nothing is said; a better
+    first save is no finding either, nor are values compared across monitors' directions."""
+    parent_recs = rr.parent_records()
+    parent_recs.insert(-1, _best_save("parent", 1040.0, 0.094, "c" * 64))
+    parent = rr.make_run(parent_recs)
+
+    def child_with(value: float, lower: bool = True) -> Run:
+        recs = rr.child_records()
+        recs.append(_best_save("child", 2014.5, value, "d" * 64, lower))
+        return rr.make_run(recs)
+
+    f = findings(parent, child_with(0.214))["best_checkpoint_replaced"]
+    assert f["severity"] == "warning" and f["target"] == "/ckpt/best.weights.h5", f
+    assert "val_loss 0.214 where run parent had kept 0.094" in f["title"], f["title"]
+    assert "initial_value_threshold=0.094" in f["hint"]
+    assert "best_checkpoint_replaced" not in findings(parent, child_with(0.05))
+    assert "best_checkpoint_replaced" not in findings(parent, child_with(0.214, lower=False))
+    assert "best_checkpoint_replaced" not in findings(parent, rr.make_run(rr.child_records()))

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from epochwatch.analysis.findings import Finding
+from epochwatch.analysis.restore.best import check_best_replaced
 from epochwatch.analysis.restore.continuation import check_loss_jump, check_slowdown
 from epochwatch.analysis.restore.lineage import Lineage, build_lineage
 from epochwatch.analysis.restore.machine import check_environment, check_versions
@@ -39,6 +40,7 @@ KINDS = (
     "environment_changed",
     "slow_restore",
     "restore_slowdown",
+    "best_checkpoint_replaced",
 )
 
 CHECKS: tuple[Check, ...] = (
@@ -51,6 +53,7 @@ CHECKS: tuple[Check, ...] = (
     check_environment,
     check_slow_restore,
     check_slowdown,
+    check_best_replaced,
 )
 
 # Checks of the file and the load alone, and of what it served: what runs for a restore no
