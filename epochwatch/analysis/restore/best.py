@@ -25,13 +25,13 @@ def check_best_replaced(r: Resume) -> list[Finding]:
     if r.parent is None or r.compared:
         return []
     after = restored_at(r.restore)
-    firsts: dict[str, tuple[Record, dict[str, Any]]] = {}
+    firsts: dict[str, dict[str, Any]] = {}
     for save in r.run.saves:
         best, path = _best(save), save.get("path")
         if best is not None and isinstance(path, str) and saved_at(save) >= after and path not in firsts:
-            firsts[path] = (save, best)
+            firsts[path] = best
     out = []
-    for path, (save, best) in firsts.items():
+    for path, best in firsts.items():
         kept = _kept(r.parent.saves, path, best["monitor"], after)
         if kept is None or not _worse(best, kept):
             continue
