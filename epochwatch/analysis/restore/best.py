@@ -77,9 +77,13 @@ def _kept(saves: list[Record], path: str, monitor: str, before: float) -> dict[s
     """What the parent's last save to `path` of that monitor held (before the restore)."""
     for save in reversed(saves):
         best = _best(save)
-        if save.get("path") == path and best is not None and best["monitor"] == monitor:
-            if saved_at(save) <= before:
-                return best
+        if (
+            save.get("path") == path
+            and best is not None
+            and best["monitor"] == monitor
+            and saved_at(save) <= before
+        ):
+            return best
     return None
 
 
