@@ -277,11 +277,13 @@ def _best_of(owner: Any) -> dict[str, Any]:
     compared with the one its parent kept at that path (analysis/restore/best.py)."""
     if getattr(owner, "save_best_only", None) is not True:
         return {}
-    value, monitor = getattr(owner, "best", None), getattr(owner, "monitor", None)
-    way = getattr(getattr(owner, "monitor_op", None), "__name__", "")
+    monitor, way = (
+        getattr(owner, "monitor", None),
+        getattr(getattr(owner, "monitor_op", None), "__name__", ""),
+    )
     try:
-        value = float(value)  # a NumPy or backend scalar
-    except (TypeError, ValueError):
+        value = float(owner.best)  # a NumPy or backend scalar
+    except (AttributeError, TypeError, ValueError):
         return {}
     if not (math.isfinite(value) and isinstance(monitor, str) and way in ("less", "greater")):
         return {}
