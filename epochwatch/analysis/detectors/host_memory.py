@@ -10,7 +10,7 @@ cgroup memory limit where set, else physical memory.
 from __future__ import annotations
 
 from epochwatch.analysis import frameworks, leaks
-from epochwatch.analysis.detectors import models_in_loop, retrace_memory, retraces
+from epochwatch.analysis.detectors import models_in_loop, optimizer_recreated, retrace_memory, retraces
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import Finding
 from epochwatch.analysis.growth import judge
@@ -87,6 +87,8 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     g, w = verdict.growth, verdict.window
     if retraces.explains(view, w.indexes, rss_slope=g.slope) or retrace_memory.explains(view, w.indexes):
         return []  # one problem, one finding: what the new traces hold is retrace_storm's
+    if optimizer_recreated.explains(view):
+        return []  # ... and what an optimizer made anew at every update holds is optimizer_recreated's
     if host_backed_growth(view, w.indexes) >= 0.5 * g.slope:
         return []  # ... and what JAX's CPU device holds is gpu_memory_growth's, on `CPU:0`
     peak = view.latest("rss_peak")
