@@ -33,6 +33,42 @@ def judged(name: str) -> bool:
     return origin(name) == "model"
 
 
+# Functions TF's SavedModel writer traces for every tf.saved_model.save (Keras' model.export
+# calls it): the saver's `_traced_save` / `_traced_restore` (functional_saver.to_proto, only
+# for a SavedModel's saver_def), a `signature_wrapper_<name>` per signature, and the
+# `serving_default` endpoint model.export builds. A model exported every epoch traces them
+# (and the model's `__call__`) anew each time: the export's cost, not a function created
+# anew in the loop (retrace_storm groups them).
+_SAVED_MODEL_NAMES = frozenset({"_traced_save", "_traced_restore", "serving_default"})
+_SAVED_MODEL_PREFIXES = ("signature_wrapper_",)
+
+# The functions Keras' fit/evaluate/predict trace for a model (Keras 3 on TF and on JAX,
+# tf_keras): each compile() (and each new model) makes new ones, traced in the first epoch
+# of the fit after it; recompiling in a loop of fits is models_in_loop's, not a storm's.
+KERAS_FIT_FUNCTIONS = frozenset(
+    {
+        "one_step_on_data",
+        "one_step_on_iterator",
+        "multi_step_on_iterator",
+        "one_step_on_data_distributed",
+        "multi_step_on_data",
+        "train_function",
+        "test_function",
+        "predict_function",
+        "step_function",
+        "train_step",
+        "test_step",
+        "predict_step",
+        "initialize_variables",
+    }
+)
+
+
+def saved_model_own(name: str) -> bool:
+    """Whether `name` is one of the functions the SavedModel writer traces for each save."""
+    return name in _SAVED_MODEL_NAMES or name.startswith(_SAVED_MODEL_PREFIXES)
+
+
 def judged_new(retraces: Any, total: float) -> float:
     """New traces of the judged functions in a record's `retraces` block, not tf.data's: a
     `predict` call traces its new dataset's functions (three a call), so a healthy loop of

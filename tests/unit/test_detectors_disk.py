@@ -89,3 +89,20 @@ def test_the_fix_does_not_repeat_what_the_checkpoint_callback_already_keeps(tmp_
     managed = [{**s, "via": "CheckpointManager", "keeps": {"max_to_keep": 3}} for s in saves]
     (g,) = _analyze([records[0], *managed, *records[1:]])
     assert g.hint.startswith("the CheckpointManager keeps 3 checkpoints already"), g.hint
+
+
+def test_a_directory_of_savedmodel_exports_is_told_about_exports(tmp_path: Path) -> None:
+    """tensorflow#23025: `model.export(f"export/{epoch}")` every epoch; the fix offered
+    ModelCheckpoint / CheckpointManager, which do not make exports."""
+    path = str(tmp_path)
+    records = syn.trace(
+        30, lambda i: {"dirs": {path: {"bytes": 3 * MIB * i, "files": 4 * i, "role": "checkpoint"}}}
+    )
+    saves = [
+        {"type": "save", "run_id": records[0]["run_id"], "t": syn.T0 + 1 + i, "path": f"{path}/{i:03d}",
+         "format": "saved_model", "api": "tf.saved_model.save", "save_seconds": 0.1}
+        for i in range(3)
+    ]  # fmt: skip
+    (f,) = _analyze([records[0], *saves, *records[1:]])
+    assert "SavedModel export" in f.hint and "one directory" in f.hint, f.hint
+    assert "ModelCheckpoint" not in f.hint and "CheckpointManager" not in f.hint, f.hint

@@ -215,3 +215,96 @@ def test_a_storm_that_stopped_says_when() -> None:
         "no new trace"
         not in analyze_records(syn.trace(9, _per_epoch(7)), "retrace_storm", episodes=True)[0].title
     )
+
+
+def _exports(n: int, *, every: int = 1) -> list[dict[str, Any]]:
+    """tensorflow#23025: a callback's `model.export(...)` at each `every`-th epoch's end, which
+    traces the model's `__call__` and the SavedModel writer's functions anew (no argument
+    changes), with a `save` record (format saved_model) for each export."""
+    names = {
+        "__call__": 2,
+        "serving_default": 2,
+        "signature_wrapper___call__": 2,
+        "_traced_save": 1,
+        "_traced_restore": 1,
+    }
+
+    def make(i: int) -> dict[str, Any]:
+        k = i // every + 1
+        if i % every:
+            return {"seconds": 0.3, **_retraces({}, build=0.0)}
+        fns = {f: {"new": c, "total": c * k, "causes": []} for f, c in names.items()}
+        if i == 0:
+            fns = {**_first("train_step"), **fns}
+        return {"seconds": 0.3, **_retraces(fns, build=0.05)}
+
+    records = syn.trace(n, make)
+    out = [records[0]]
+    for rec in records[1:]:
+        out.append(rec)
+        if rec["type"] == "epoch" and rec["epoch"] % every == 0:
+            out.append(
+                {"type": "save", "run_id": rec["run_id"], "t": rec["t"], "path": f"/x/export/{rec['epoch']:03d}",
+                 "format": "saved_model", "api": "tf.saved_model.save", "save_seconds": 0.08}
+            )  # fmt: skip
+    return out
+
+
+def test_a_model_exported_every_epoch_is_one_finding_about_the_export() -> None:
+    """tensorflow#23025: five storms (one per function the export traces), each with the same
+    RSS figure and the fix "define it once, outside"; one problem, one finding."""
+    found = analyze_records(_exports(14), "retrace_storm", episodes=True)
+    assert [f.target for f in found] == ["tf.saved_model.save"], [f.title for f in found]
+    (f,) = found
+    assert f.title.startswith("the model is exported as a SavedModel every epoch (tf.saved_model.save"), (
+        f.title
+    )
+    assert "`__call__`" in f.title and "`_traced_save`" in f.title and "of the time tracing" in f.title
+    assert f.evidence["exports"] >= 12 and set(f.evidence["functions"]) >= {"__call__", "serving_default"}
+    assert "export once, at the end" in f.hint and "define it once" not in f.hint, f.hint
+    # Every third epoch: still the export's, said how often.
+    (g,) = analyze_records(_exports(30, every=3), "retrace_storm", episodes=True)
+    assert g.target == "tf.saved_model.save" and "times in" in g.title, g.title
+
+
+def _loop_of_fits(fits: int, make: Any, *, new_models: bool = False) -> list[dict[str, Any]]:
+    """Fits of one epoch each (fit_start, epoch, fit_end): make(k) gives fit k's functions."""
+    out: list[dict[str, Any]] = [syn.run_start("loop")]
+    t = syn.T0 + 1.0
+    for k in range(fits):
+        model = {"name": "m", "serial": k if new_models else 0}
+        out.append({"type": "fit_start", "run_id": "loop", "t": t, "fit": k, "epochs": 1, "model": model})
+        out.append(syn.epoch_record("loop", 0, t, 0.05, fit=k, **_retraces(make(k), build=0.01)))
+        t += 0.08  # the round's work after the fit
+        out.append({"type": "fit_end", "run_id": "loop", "t": t, "fit": k, "seconds": 0.05})
+    out.append({"type": "run_end", "run_id": "loop", "t": t + 1, "ended": "completed"})
+    return out
+
+
+def test_a_function_traced_anew_before_each_fit_of_one_model_is_a_storm() -> None:
+    """trieste#722: a `@tf.function` method of a new object each round, between 1-epoch fits
+    of one model: every epoch is a fit's first, so each trace read as warm-up; said nothing."""
+    keras_fns = {"one_step_on_data": 2, "multi_step_on_iterator": 1}
+
+    def make(k: int) -> dict[str, Any]:
+        fns: dict[str, Any] = {}
+        if k == 0:
+            fns = {n: {"new": c, "total": c, "causes": []} for n, c in keras_fns.items()}
+        if k >= 1:
+            fns["__call__"] = {"new": 1, "total": k, "causes": []}
+        return fns
+
+    found = analyze_records(_loop_of_fits(40, make), "retrace_storm")
+    assert [f.target for f in found] == ["__call__"], [f.title for f in found]
+    assert "fits of the same model" in found[0].title and "defined in the loop's body" in found[0].hint
+    # One object (RS_ONCE=1): traced once, in the second fit: quiet.
+    assert analyze_records(_loop_of_fits(40, lambda k: make(k) if k <= 1 else {}), "retrace_storm") == []
+
+    # Keras' own functions traced in each fit's first epoch (compile() before each fit of
+    # one model): warm-up, not a storm.
+    def recompiled(k: int) -> dict[str, Any]:
+        return {n: {"new": c, "total": c * (k + 1), "causes": []} for n, c in keras_fns.items()}
+
+    assert analyze_records(_loop_of_fits(40, recompiled), "retrace_storm") == []
+    # A new model each fit (and its function): models_in_loop's, not a storm as well.
+    assert analyze_records(_loop_of_fits(40, make, new_models=True), "retrace_storm") == []

@@ -104,6 +104,7 @@ def _finding(view: RunAtEpoch, path: str) -> Finding | None:
     evidence: dict[str, Any] = {"role": role, "bytes": bytes_now, "files": files_now, "rule": verdict.rule}
     hint = (
         (SIBLINGS_HINT if path.endswith(SIBLINGS) else "")
+        or _exported(view, path)
         or _kept_already(view, path)
         or _tensorboard(view, role)
         or _HINTS.get(role, _DEFAULT_HINT)
@@ -136,6 +137,28 @@ def _finding(view: RunAtEpoch, path: str) -> Finding | None:
     slope, per = view.said(gf.slope, evidence["slope_per_epoch"])
     title = f"{_named(path)} gain{'' if path.endswith(SIBLINGS) else 's'} {slope:.1f} files {per} ({evidence['start']:.0f} -> {files_now:.0f}); the bytes stay small"
     return Finding(KIND, INFO, title, evidence, hint, path, epoch, hold=verdict.hold)
+
+
+EXPORTS_HINT = (
+    "each SavedModel export (tf.saved_model.save; Keras' model.export calls it) writes a whole new "
+    "directory here and none is removed: export into one directory, overwritten each time "
+    "(shutil.rmtree(path) before model.export(path)), or export only at the end of training or "
+    "every N epochs, and delete the exports you do not serve"
+)
+
+
+def _exported(view: RunAtEpoch, path: str) -> str:
+    """The fix where what is saved into `path` is SavedModel exports (save.format
+    `saved_model`: tf.saved_model.save, model.export), not checkpoints a ModelCheckpoint or a
+    CheckpointManager could rotate (tensorflow#23025: an export directory per epoch); ''
+    otherwise."""
+    prefix = path.rstrip("/") + "/"
+    formats = {
+        save.get("format")
+        for save in view.run.saves
+        if str(save.get("path", "")).startswith(prefix) or save.get("path") == path
+    }
+    return EXPORTS_HINT if formats == {"saved_model"} else ""
 
 
 def _kept_already(view: RunAtEpoch, path: str) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 from epochwatch.analysis import frameworks
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import CRITICAL, WARNING, Finding
-from epochwatch.analysis.functions import judged
+from epochwatch.analysis.functions import KERAS_FIT_FUNCTIONS, judged, saved_model_own
 from epochwatch.analysis.series import FIRST, EpochSeries, FunctionRetraces
 from epochwatch.analysis.units import MIB, fmt_bytes
 from epochwatch.analysis.view import RunAtEpoch, window_epochs
@@ -184,13 +184,19 @@ def hint_for(
 
 
 def _evaluate(
-    view: RunAtEpoch, name: str, info: FunctionRetraces, recent: list[int], window: list[int]
+    view: RunAtEpoch,
+    name: str,
+    info: FunctionRetraces,
+    recent: list[int],
+    window: list[int],
+    refits: frozenset[int] = frozenset(),
 ) -> Finding | None:
     s = view.series
     col = s.column("fn_new", name)
     if col is None:
         return None
-    stormy = bool(window) and s.warm[window[0] - s.offset] == FIRST  # see _stormy_first
+    # The newest fit's first epoch, judged because it retraced all along (see _stormy_first).
+    stormy = bool(window) and s.warm[window[0] - s.offset] == FIRST and window[0] not in refits
     if len(recent) < MIN_HITS and not stormy:
         return None
     # Most functions (Keras' own six) trace only in the first epoch: nothing in the window
@@ -199,17 +205,15 @@ def _evaluate(
     if not any(c > 0 for c in col[max(0, first) : window[-1] - s.offset + 1] if window):
         return None
 
-    hits = sum(1 for i in recent if _count(s, i, name) > 0)
-    counts = [_count(s, i, name) for i in window]
+    hits = sum(1 for i in recent if _count(s, i, name, refits) > 0)
+    counts = [_count(s, i, name, refits) for i in window]
     if stormy and len(counts) > 1 and not any(c > 0 for c in counts[1:]):
         return None  # its traces all came in the first epoch and stopped there: warm-up
     total = sum(c for c in counts if c == c)
     if hits < MIN_HITS and total < MIN_TOTAL:
         return None
     hit_idx = [i for i, c in zip(window, counts, strict=True) if c > 0]
-    build = sum(v for v in (s.value("graph_build", i) for i in recent) if v == v)
-    wall = sum(v for v in (s.value("seconds", i) for i in recent) if v == v)
-    share = build / wall if wall > 0 else 0.0
+    share = _build_share(s, recent, refits)
     cause = _top_cause(info, view.end)
     evidence: dict[str, Any] = {
         "function": name,
@@ -233,6 +237,15 @@ def _evaluate(
     # `what: detail; consequence`, which a console line cuts from the detail (console.short_title).
     since = "since its first trace" if stormy else "after warm-up"  # a first epoch judged, or not
     title = f"{frameworks.COMPILED[fw]} `{name}` retraced {int(total)} times {since}"
+    if hit_idx and all(i in refits for i in hit_idx):  # trieste#722: a new object's method per round
+        evidence["fits_with_new_traces"] = len(hit_idx)
+        fit = s.value("fit", view.last)
+        if fit == fit:
+            evidence["fit"] = int(fit)
+        title = (
+            f"{frameworks.COMPILED[fw]} `{name}` retraced {int(total)} times after its first fit, "
+            f"anew in {len(hit_idx)} fits of the same model"
+        )
     also = _alike(info, view.end, cause) if cause is not None else []
     if also:
         evidence["arguments"] = [evidence["argument"], *also]
@@ -259,28 +272,95 @@ def _evaluate(
     return Finding(KIND, severity, title, evidence, hint, name, view.epoch_number(view.last))
 
 
-def _count(s: EpochSeries, i: int, name: str) -> float:
-    """`name`'s new traces at point `i`, beyond its first trace in a fit's first epoch."""
-    return s.value("fn_new", i, name) - (1 if s.warm[i - s.offset] == FIRST else 0)
+def _count(s: EpochSeries, i: int, name: str, refits: frozenset[int] = frozenset()) -> float:
+    """`name`'s new traces at point `i`, beyond its first trace in a fit's first epoch. In
+    the first epoch of a fit of the same model (`refits`, judged only since trieste#722), all
+    of them when the function traced in the fit before too and is not one of Keras' fit
+    functions (which compile() makes anew), else none: that fit's warm-up."""
+    n = s.value("fn_new", i, name)
+    if s.warm[i - s.offset] != FIRST:
+        return n
+    if i in refits:  # judged only for what is not the fit's own warm-up
+        return n if name not in KERAS_FIT_FUNCTIONS and _traced_in_fit_before(s, i, name) else 0.0
+    return max(0.0, n - 1)
 
 
-def _points(view: RunAtEpoch) -> tuple[list[int], list[int]]:
-    """The points judged, the same for every function: (the RECENT newest, the WINDOW newest),
-    with the newest fit's first epoch when it retraced all along (`_stormy_first`)."""
-    recent = list(view.series.indexes(view.end, RECENT, settling=True))
-    window = list(view.series.indexes(view.end, WINDOW, settling=True))
+def _traced_in_fit_before(s: EpochSeries, i: int, name: str) -> bool:
+    """Whether `name` traced anew in the epochs of the fit before the one starting at `i`."""
+    col = s.column("fn_new", name)
+    if col is None or i - 1 < s.offset:
+        return False
+    lo = max(s.segment_start(i - 1), s.offset)
+    return any(c > 0 for c in col[lo - s.offset : i - s.offset])
+
+
+def _refits(view: RunAtEpoch, lo: int) -> frozenset[int]:
+    """The first epochs, from index `lo` on, of Keras fits of the model the fit before
+    trained (`fit_start.model.serial`): a loop of fits of one model (one epoch each, trieste#722)
+    whose every epoch is a fit's first. A function traced in the fit before and again there
+    is created anew between fits, not warming up; a new model each fit is models_in_loop's."""
+    s = view.series
+    starts = [i for i in s.starts if max(lo, s.offset + 1) <= i < view.end]
+    if not starts:
+        return frozenset()
+    serials: dict[int, int] = {}
+    for f in view.run.fits:
+        model, fit = f.get("model"), f.get("fit")
+        serial = model.get("serial") if isinstance(model, dict) else None
+        if f.get("source", "keras") != "keras" or not isinstance(fit, int) or isinstance(fit, bool):
+            continue
+        if isinstance(serial, int) and not isinstance(serial, bool):
+            serials[fit] = serial
+    out = set()
+    for i in starts:
+        fit, before = s.value("fit", i), s.value("fit", i - 1)
+        if fit == fit and before == before and fit != before:
+            now, then = serials.get(int(fit)), serials.get(int(before))
+            if now is not None and now == then:
+                out.add(i)
+    return frozenset(out)
+
+
+def _build_share(s: EpochSeries, indexes: list[int], refits: frozenset[int]) -> float:
+    """The share of `indexes`' time spent building graphs; a refit's first epoch counts its
+    time since the epoch before ended (what traced between the fits is in its record)."""
+    build = wall = 0.0
+    for i in indexes:
+        b, sec = s.value("graph_build", i), s.value("seconds", i)
+        if i in refits:
+            gap = s.value("end", i) - s.value("end", i - 1)
+            sec = max(sec, gap) if gap == gap and sec == sec else sec
+        build += b if b == b else 0.0
+        wall += sec if sec == sec else 0.0
+    return build / wall if wall > 0 else 0.0
+
+
+def _points(view: RunAtEpoch) -> tuple[list[int], list[int], frozenset[int]]:
+    """The points judged, the same for every function: (the RECENT newest, the WINDOW newest,
+    the fits of the same model among them, see `_refits`), with the newest fit's first epoch
+    when it retraced all along (`_stormy_first`)."""
+    s = view.series
+    window = list(s.indexes(view.end, WINDOW, settling=True))
+    refits = _refits(view, window[0] if len(window) == WINDOW else s.offset)
+    if refits:
+        window = sorted({*window, *refits})[-WINDOW:]
+    recent = window[-RECENT:]
     first = _stormy_first(view, window)
     if first is not None:
         recent, window = [first, *recent][-RECENT:], [first, *window]
-    return recent, window
+    return recent, window, refits
 
 
 def traces_now(view: RunAtEpoch, last: Finding) -> float:
     """The storm's measure now (`evidence.current`): its function's new traces over the
-    points judged, as its title counts them."""
+    points judged, as its title counts them (an export's: its functions', see `_exports`)."""
     if last.target is None:
         return float("nan")
-    counts = (_count(view.series, i, last.target) for i in _points(view)[1])
+    _recent, window, refits = _points(view)
+    names = [last.target]
+    if last.target == EXPORT_TARGET:
+        names = [n for n in last.evidence.get("functions", []) if isinstance(n, str)]
+    counts = (_count(view.series, i, n, refits) for n in names for i in window)
     return sum(c for c in counts if c == c)
 
 
@@ -334,16 +414,108 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     found: list[Finding] = []
     if not view.series.functions:
         return found
-    recent, window = _points(view)  # once per view, not once per function
+    recent, window, refits = _points(view)  # once per view, not once per function
     for name, info in view.series.functions.items():
         if view.done(KIND, name) or not judged(name):
             continue
-        f = _evaluate(view, name, info, recent, window)
+        f = _evaluate(view, name, info, recent, window, refits)
         if f is not None:
             found.append(f)
+    found = _exports(view, found, window, refits)
     mine = [f for f in found if f.target not in FRAMEWORK_OWN]
     said = any(view.reported(KIND, n) for n in view.series.functions if n not in FRAMEWORK_OWN)
     return mine if mine or said else found
+
+
+# The target of a SavedModel export's storm: the save API that traces (model.export calls it).
+EXPORT_TARGET = "tf.saved_model.save"
+EXPORT_HINT = (
+    "each tf.saved_model.save (Keras' model.export calls it) traces the model's serving functions "
+    "anew ({names}) and writes a whole SavedModel; training does not need it: export once, at the end "
+    "of training, or every N epochs (`if (epoch + 1) % N == 0:` in the callback); to keep the "
+    "training state meanwhile, save weights or checkpoints (ModelCheckpoint, model.save_weights), "
+    "which trace nothing"
+)
+MAX_EXPORT_NAMES = 6  # an export's functions its title names
+SAVED_MODEL = "saved_model"  # save.format of a SavedModel (checkpoints/files.py)
+
+
+def _exports(
+    view: RunAtEpoch, found: list[Finding], window: list[int], refits: frozenset[int]
+) -> list[Finding]:
+    """One problem, one finding: the storms a SavedModel export makes (tensorflow#23025's
+    model.export every epoch: `__call__`, `serving_default`, `signature_wrapper___call__`,
+    `_traced_save`, `_traced_restore`, five storms with one RSS figure and a fix about a
+    function created in the loop) said as one, the export's. Its functions: the SavedModel
+    writer's own (functions.saved_model_own) and any other storm with no argument cause
+    whose traces all came in epochs where the writer traced (the model's `__call__`)."""
+    s = view.series
+    own = [n for n in s.keyed["fn_new"] if saved_model_own(n)]
+    exported = [i for i in window if any(s.value("fn_new", i, n) > 0 for n in own)]
+    if not exported:
+        return found
+    at = set(exported)
+    grouped = [
+        f
+        for f in found
+        if f.target is not None
+        and (
+            saved_model_own(f.target)
+            or (
+                "argument" not in f.evidence
+                and all(i in at for i in window if _count(s, i, f.target, refits) > 0)
+            )
+        )
+    ]
+    if not grouped:
+        return found
+    names = sorted({str(f.target) for f in grouped} | set(own), key=lambda n: (saved_model_own(n), n))
+    counts = {n: sum(c for c in (_count(s, i, n, refits) for i in window) if c == c) for n in names}
+    names = [n for n in names if counts[n] > 0]
+    total = sum(counts.values())
+    hit_idx = [i for i in window if any(_count(s, i, n, refits) > 0 for n in names)]
+    recent = window[-RECENT:]
+    share = _build_share(s, recent, refits)
+    saves = [
+        r
+        for r, pos in zip(view.run.saves, view.run.save_positions, strict=False)
+        if pos <= view.end and r.get("format") == SAVED_MODEL
+    ]
+    seconds = sorted(
+        float(r["save_seconds"]) for r in saves if isinstance(r.get("save_seconds"), int | float)
+    )
+    evidence: dict[str, Any] = {
+        "functions": names,
+        "traces": {n: int(counts[n]) for n in names},
+        "current": total,
+        "new_traces_after_warmup": int(total),
+        "exports": len(saves),
+        "epochs_with_new_traces": len(hit_idx),
+        "epochs": window_epochs(view, window),
+        "first_retrace_epoch": view.epoch_number(hit_idx[0]) if hit_idx else None,
+        "graph_build_share_recent": share,
+        "live_concrete_functions": view.latest("live_functions"),
+    }
+    apis = sorted({str(r.get("api")) for r in saves if r.get("api")})
+    if apis:
+        evidence["apis"] = apis
+    epochs = view.end - s.offset
+    if saves:
+        # Live, the newest epoch's export is often recorded after its epoch: one short is every epoch.
+        often = "every epoch" if len(saves) + 1 >= epochs else f"{len(saves)} times in {epochs} epochs"
+        each = f", {seconds[len(seconds) // 2]:.2f} s each" if seconds else ""
+        evidence["export_seconds_median"] = seconds[len(seconds) // 2] if seconds else None
+        what = f"the model is exported as a SavedModel {often} ({', '.join(apis) or EXPORT_TARGET}, {len(saves)} exports{each})"
+    else:
+        what = f"a SavedModel is written again and again (its writer's functions traced in {len(hit_idx)} epochs)"
+    quoted = ", ".join(f"`{n}`" for n in names[:MAX_EXPORT_NAMES])
+    more = f" and {len(names) - MAX_EXPORT_NAMES} more" if len(names) > MAX_EXPORT_NAMES else ""
+    title = f"{what}: each export traces its functions again ({quoted}{more}: {int(total)} traces)"
+    title += _consequence(view, hit_idx, share, evidence)
+    severity = CRITICAL if share >= CRITICAL_BUILD_SHARE else WARNING
+    hint = EXPORT_HINT.format(names=", ".join(names[:MAX_EXPORT_NAMES]))
+    merged = Finding(KIND, severity, title, evidence, hint, EXPORT_TARGET, view.epoch_number(view.last))
+    return [f for f in found if f not in grouped] + [merged]
 
 
 # Functions Keras traces for itself inside the user's traced step: an optimizer built there
