@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from epochwatch.analysis.functions import judged_new
+from epochwatch.analysis.functions import KERAS_FIT_FUNCTIONS, judged, judged_new
 
 # New traces an epoch past which a record is not believed.
 MAX_NEW = 1_000_000
@@ -32,6 +32,8 @@ class RetraceCount:
         self.after_warmup = 0
         self._segment: tuple[Any, Any] | None = None
         self._epoch: int | None = None
+        self._before: set[str] = set()  # the functions the fit before traced anew
+        self._now: set[str] = set()  # ... and this fit's so far
 
     def add(self, rec: Mapping[str, Any]) -> None:
         """Fold one `epoch` record in."""
@@ -44,11 +46,33 @@ class RetraceCount:
             epoch is not None and self._epoch is not None and epoch <= self._epoch
         )
         self._segment, self._epoch = segment, epoch
+        if first:
+            self._before, self._now = self._now, set()
         retraces = rec.get("retraces")
         new = retraces.get("new") if isinstance(retraces, Mapping) else None
         if not isinstance(new, int | float) or isinstance(new, bool) or not 0 < new <= MAX_NEW:
             return  # a count no process traces in an epoch (1e30 made a 100-bit int no view could encode)
         new = judged_new(retraces, new)  # the user's and Keras' functions, not tf.data's
         self.total += int(new)
+        traced = _traced(retraces)
+        self._now |= traced
         if not first:
             self.after_warmup += int(new)
+        else:  # a function the fit before traced too, traced anew (trieste#722): no warm-up
+            again = traced & self._before
+            self.after_warmup += sum(int(retraces["functions"][n]["new"]) for n in again)
+
+
+def _traced(retraces: Mapping[str, Any]) -> set[str]:
+    """The judged functions a `retraces` block says traced anew, Keras' fit functions aside
+    (each compile makes them anew: a fit's warm-up, as the retrace detector counts it)."""
+    functions = retraces.get("functions")
+    if not isinstance(functions, Mapping):
+        return set()
+    out = set()
+    for name, block in functions.items():
+        n = block.get("new") if isinstance(block, Mapping) else None
+        counted = isinstance(n, int) and not isinstance(n, bool) and 0 < n <= MAX_NEW
+        if counted and judged(str(name)) and name not in KERAS_FIT_FUNCTIONS:
+            out.add(str(name))
+    return out

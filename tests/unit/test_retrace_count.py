@@ -38,3 +38,23 @@ def test_each_fits_first_epoch_is_left_out_as_the_series_marks_it() -> None:
     new = [series.value("retrace_new", i) for i in range(series.count) if series.warm[i] != FIRST]
     kept = sum(v for v in new if v == v)
     assert kept == count.after_warmup
+
+
+def test_a_function_traced_anew_in_every_one_epoch_fit_is_no_warm_up() -> None:
+    """trieste#722: a @tf.function method on a new object each round, 40 one-epoch fits of one
+    model: every epoch a fit's first, so the header said no traces after warm-up beside a
+    retrace_storm of 37. A function the fit before traced too counts; Keras' fit functions
+    (made anew by each compile) and a function's first fit stay warm-up."""
+
+    def fit(n: int, **functions: int) -> dict[str, Any]:
+        blocks = {name: {"new": k, "total": k} for name, k in functions.items()}
+        return _epoch(
+            0, sum(functions.values()), fit=n, retraces={"new": sum(functions.values()), "functions": blocks}
+        )
+
+    count = RetraceCount()
+    count.add(fit(0, one_step_on_iterator=2, __call__=1))
+    for n in range(1, 5):
+        count.add(fit(n, one_step_on_iterator=2, __call__=1))
+    count.add(fit(5, one_step_on_iterator=2, other=1))  # `other`'s first trace: its warm-up
+    assert count.after_warmup == 4, count.after_warmup
