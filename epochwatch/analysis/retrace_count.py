@@ -54,25 +54,25 @@ class RetraceCount:
             return  # a count no process traces in an epoch (1e30 made a 100-bit int no view could encode)
         new = judged_new(retraces, new)  # the user's and Keras' functions, not tf.data's
         self.total += int(new)
-        traced = _traced(retraces)
-        self._now |= traced
+        traced = _traced(retraces) if isinstance(retraces, Mapping) else {}
+        self._now |= traced.keys()
         if not first:
             self.after_warmup += int(new)
         else:  # a function the fit before traced too, traced anew (trieste#722): no warm-up
-            again = traced & self._before
-            self.after_warmup += sum(int(retraces["functions"][n]["new"]) for n in again)
+            self.after_warmup += sum(n for name, n in traced.items() if name in self._before)
 
 
-def _traced(retraces: Mapping[str, Any]) -> set[str]:
-    """The judged functions a `retraces` block says traced anew, Keras' fit functions aside
-    (each compile makes them anew: a fit's warm-up, as the retrace detector counts it)."""
+def _traced(retraces: Mapping[str, Any]) -> dict[str, int]:
+    """The judged functions a `retraces` block says traced anew, with their new traces,
+    Keras' fit functions aside (each compile makes them anew: a fit's warm-up, as the retrace
+    detector counts it)."""
     functions = retraces.get("functions")
     if not isinstance(functions, Mapping):
-        return set()
-    out = set()
+        return {}
+    out: dict[str, int] = {}
     for name, block in functions.items():
         n = block.get("new") if isinstance(block, Mapping) else None
         counted = isinstance(n, int) and not isinstance(n, bool) and 0 < n <= MAX_NEW
         if counted and judged(str(name)) and name not in KERAS_FIT_FUNCTIONS:
-            out.add(str(name))
+            out[str(name)] = int(n)
     return out
