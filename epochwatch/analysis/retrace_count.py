@@ -72,7 +72,8 @@ def _traced(retraces: Mapping[str, Any]) -> dict[str, int]:
     out: dict[str, int] = {}
     for name, block in functions.items():
         n = block.get("new") if isinstance(block, Mapping) else None
-        counted = isinstance(n, int) and not isinstance(n, bool) and 0 < n <= MAX_NEW
-        if counted and judged(str(name)) and name not in KERAS_FIT_FUNCTIONS:
-            out[str(name)] = int(n)
+        if not isinstance(n, int) or isinstance(n, bool) or not 0 < n <= MAX_NEW:
+            continue
+        if judged(str(name)) and name not in KERAS_FIT_FUNCTIONS:
+            out[str(name)] = n
     return out
