@@ -14,6 +14,7 @@ import sys
 from typing import Any, Protocol
 
 from epochwatch.guard import Guard
+from epochwatch.integrations.eager import functions_run_eagerly
 from epochwatch.serials import serial_of
 
 _ROLE_BY_CALLBACK = {
@@ -114,6 +115,7 @@ def fit_block(watch: FitFacts, fit_index: int, guard: Guard) -> dict[str, Any]:
         block["backend"] = str(keras.backend.backend())  # type: ignore[union-attr]
     block["model"] = _model(model, serial_of(model))
     block["clear_session_calls"] = watch.loop.clear_session_calls
+    block.update(execution(model))
     optimizer = getattr(model, "optimizer", None)
     if optimizer is not None:
         opt: dict[str, Any] = {"class": type(optimizer).__name__}
@@ -146,6 +148,27 @@ def fit_block(watch: FitFacts, fit_index: int, guard: Guard) -> dict[str, Any]:
     if watched:
         block["watched"] = watched
     return {k: v for k, v in block.items() if v is not None}
+
+
+def execution(model: Any) -> dict[str, Any]:
+    """How the fit's step runs: `run_eagerly`, the model's own setting
+    (`compile(run_eagerly=True)`, `model.run_eagerly = True`; tf_keras' property also folds
+    in the global flag, so its stored setting is read: None there is "not set"),
+    `functions_run_eagerly` (TensorFlow's global flag) and `dynamic` (tf_keras: layers that
+    can only run eagerly). Attribute reads, once per fit; absent where unreadable."""
+    out: dict[str, Any] = {}
+    with contextlib.suppress(Exception):  # tf_keras' property raises on conflicting settings
+        stored = getattr(model, "_run_eagerly", model)  # the model itself: no such attribute
+        value = stored if isinstance(stored, bool) else False if stored is None else model.run_eagerly
+        if isinstance(value, bool):
+            out["run_eagerly"] = value
+    flag = functions_run_eagerly()
+    if flag is not None:
+        out["functions_run_eagerly"] = flag
+    with contextlib.suppress(Exception):
+        if getattr(model, "dynamic", False) is True:
+            out["dynamic"] = True
+    return out
 
 
 def tensorboard_settings(callbacks: list[Any]) -> dict[str, Any] | None:

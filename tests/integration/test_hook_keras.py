@@ -6,7 +6,7 @@ from pathlib import Path
 
 from epochwatch.trace.schema import SCHEMA_VERSION
 from tests.fakes import with_fake_nvml
-from tests.support import child_env, of_type, read_single_trace, run_python, trace_files
+from tests.support import child_env, of_type, read_single_trace, report_json, run_python, trace_files
 
 MODEL = """
 import numpy as np
@@ -240,3 +240,65 @@ for _ in range(3):
     run_python(code, tmp_path)
     fits = of_type(read_single_trace(tmp_path), "fit_start")
     assert [f["clear_session_calls"] for f in fits] == [1, 2, 3]
+
+
+def test_a_fit_left_running_eagerly_is_said_once_live_and_in_report(tmp_path: Path) -> None:
+    """tensorflow#30561 / river-dl#109: `compile(run_eagerly=True)` left from debugging; a
+    graph-mode fit before it says nothing, the eager ones one finding, live and offline."""
+    code = (
+        "import epochwatch.hook\nimport keras\n"
+        + MODEL
+        + """
+x, y = make_data(256)
+model = make_model(keras)
+model.fit(x, y, batch_size=64, epochs=2, verbose=0)
+for _ in range(2):
+    model.compile(optimizer="adam", loss="binary_crossentropy", run_eagerly=True)
+    model.fit(x, y, batch_size=64, epochs=2, verbose=0)
+"""
+    )
+    run_python(code, tmp_path)
+    records = read_single_trace(tmp_path)
+    fits = of_type(records, "fit_start")
+    assert [(f["run_eagerly"], f["functions_run_eagerly"]) for f in fits] == [
+        (False, False),
+        (True, False),
+        (True, False),
+    ]
+    live = [f for f in of_type(records, "finding") if f["kind"] == "eager_execution"]
+    assert len(live) == 1 and live[0]["severity"] == "info"
+    assert "compile(run_eagerly=True)" in live[0]["title"] and live[0]["evidence"]["fit"] == 1
+    report = report_json(trace_files(tmp_path)[0])
+    said = [f for f in report["runs"][0]["findings"] if f["kind"] == "eager_execution"]
+    assert [(f["title"], f["epoch"]) for f in said] == [(live[0]["title"], live[0]["epoch"])]
+
+
+def test_a_custom_loop_under_run_functions_eagerly(tmp_path: Path) -> None:
+    """`tf.config.run_functions_eagerly(True)` makes the loop's `@tf.function` step run op
+    by op: recorded in the loop's automatic fit_start, and said."""
+    code = """
+import epochwatch.hook
+import numpy as np
+import tensorflow as tf
+import keras
+tf.config.run_functions_eagerly(True)
+x = np.random.default_rng(0).normal(size=(256, 8)).astype("float32")
+ds = tf.data.Dataset.from_tensor_slices((x, x.sum(axis=1, keepdims=True))).batch(32)
+model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)])
+opt = keras.optimizers.SGD(0.01)
+@tf.function
+def step(a, b):
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean((model(a) - b) ** 2)
+    opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+for _ in range(3):
+    for a, b in ds:
+        step(a, b)
+"""
+    run_python(code, tmp_path)
+    records = read_single_trace(tmp_path)
+    fits = of_type(records, "fit_start")
+    assert fits and fits[0]["source"] == "optimizer" and fits[0]["functions_run_eagerly"] is True
+    live = [f for f in of_type(records, "finding") if f["kind"] == "eager_execution"]
+    assert len(live) == 1 and "run_functions_eagerly(True)" in live[0]["title"]
+

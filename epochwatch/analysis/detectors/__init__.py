@@ -26,6 +26,7 @@ MODULES: tuple[str, ...] = (
     "input_bound",
     "restore",
     "models_in_loop",
+    "eager",
 )
 
 _loaded: tuple[Detector, ...] | None = None
