@@ -302,3 +302,23 @@ for _ in range(3):
     live = [f for f in of_type(records, "finding") if f["kind"] == "eager_execution"]
     assert len(live) == 1 and "run_functions_eagerly(True)" in live[0]["title"]
 
+
+def test_iterations_of_an_optimizer_that_accumulates_gradients(tmp_path: Path) -> None:
+    """`Adam(gradient_accumulation_steps=4)` (tf-keras#107): Keras counts one iteration per
+    4 batches; the epoch records' `iterations` are the optimizer's, not batches added up."""
+    code = (
+        "import epochwatch.hook\nimport keras\n"
+        + MODEL
+        + """
+x, y = make_data(512)
+model = make_model(keras)
+opt = keras.optimizers.Adam(1e-3, gradient_accumulation_steps=4)
+model.compile(optimizer=opt, loss="binary_crossentropy")
+model.fit(x, y, batch_size=32, epochs=4, verbose=0)
+print("ITERATIONS", int(opt.iterations))
+"""
+    )
+    proc = run_python(code, tmp_path)
+    assert "ITERATIONS 16" in proc.stdout
+    epochs = of_type(read_single_trace(tmp_path), "epoch")
+    assert [e["iterations"] for e in epochs] == [4, 8, 12, 16] and all(e["steps"] == 16 for e in epochs)
