@@ -116,11 +116,15 @@ def fit_block(watch: FitFacts, fit_index: int, guard: Guard) -> dict[str, Any]:
     block["model"] = _model(model, serial_of(model))
     block["clear_session_calls"] = watch.loop.clear_session_calls
     block.update(execution(model))
-    optimizer = getattr(model, "optimizer", None)
+    optimizer, attribute, others = training_optimizer(model)
     if optimizer is not None:
         opt: dict[str, Any] = {"class": type(optimizer).__name__}
         with contextlib.suppress(Exception):
             opt["config"] = optimizer.get_config()
+        if attribute is not None:
+            opt["attribute"] = attribute
+            block["optimizers"] = {name: type(value).__name__ for name, value in others.items()}
+            block["compiled_optimizer_unused"] = type(model.optimizer).__name__
         block["optimizer"] = opt
     loss = getattr(model, "loss", None)
     if loss is not None:
@@ -148,6 +152,47 @@ def fit_block(watch: FitFacts, fit_index: int, guard: Guard) -> dict[str, Any]:
     if watched:
         block["watched"] = watched
     return {k: v for k, v in block.items() if v is not None}
+
+
+def training_optimizer(model: Any) -> tuple[Any, str | None, dict[str, Any]]:
+    """(the optimizer the fit trains with, the model attribute naming it, the optimizers the
+    model holds as attributes). Usually `model.optimizer` (attribute None). A model whose
+    `compile(d_optimizer=..., g_optimizer=...)` calls `super().compile()` with no optimizer
+    (the Keras guide's GAN, keras#16019) holds Keras's default RMSprop there, which its own
+    `train_step` never uses: its optimizer attributes are named instead, the first one as
+    the optimizer (whose rate and step counter the epochs read). One look at the model's
+    public attributes, once per fit."""
+    compiled = getattr(model, "optimizer", None)
+    if compiled is None or not _compile_default(compiled):
+        return compiled, None, {}
+    found: dict[str, Any] = {}
+    try:
+        attributes = list(vars(model).items())[:1000]
+    except TypeError:
+        return compiled, None, {}
+    for name, value in attributes:
+        if name.startswith("_") or value is compiled or isinstance(value, type):
+            continue
+        if callable(getattr(type(value), "apply_gradients", None)) and hasattr(value, "iterations"):
+            found[name] = value
+            if len(found) == 8:
+                break
+    if not found:
+        return compiled, None, {}
+    name, first = next(iter(found.items()))
+    return first, name, found
+
+
+def _compile_default(optimizer: Any) -> bool:
+    """Whether `optimizer` is what Keras's compile() puts there when given none: RMSprop at
+    its default rate."""
+    if type(optimizer).__name__ != "RMSprop":
+        return False
+    try:
+        rate = float(optimizer.get_config().get("learning_rate"))
+    except Exception:
+        return False
+    return abs(rate - 0.001) < 1e-9  # a float32 variable: 0.0010000000474974513
 
 
 def execution(model: Any) -> dict[str, Any]:

@@ -322,3 +322,45 @@ print("ITERATIONS", int(opt.iterations))
     assert "ITERATIONS 16" in proc.stdout
     epochs = of_type(read_single_trace(tmp_path), "epoch")
     assert [e["iterations"] for e in epochs] == [4, 8, 12, 16] and all(e["steps"] == 16 for e in epochs)
+
+
+def test_a_gan_is_named_by_the_optimizers_its_train_step_uses(tmp_path: Path) -> None:
+    """keras#16019: `compile(d_optimizer, g_optimizer)` calls `super().compile()`, which puts
+    Keras's default RMSprop on `model.optimizer`; `train_step` uses the two Adams."""
+    code = """
+import epochwatch.hook
+import numpy as np
+import tensorflow as tf
+import keras
+class GAN(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.g = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8)])
+        self.d = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)])
+    def compile(self, d_optimizer, g_optimizer, **kw):
+        super().compile(**kw)
+        self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
+    def train_step(self, real):
+        z = keras.random.normal((tf.shape(real)[0], 4))
+        with tf.GradientTape() as tape:
+            d_loss = tf.reduce_mean(self.d(self.g(z))) - tf.reduce_mean(self.d(real))
+        grads = tape.gradient(d_loss, self.d.trainable_weights)
+        self.d_optimizer.apply_gradients(zip(grads, self.d.trainable_weights))
+        with tf.GradientTape() as tape:
+            g_loss = -tf.reduce_mean(self.d(self.g(z)))
+        grads = tape.gradient(g_loss, self.g.trainable_weights)
+        self.g_optimizer.apply_gradients(zip(grads, self.g.trainable_weights))
+        return {"d_loss": d_loss}
+gan = GAN()
+gan.compile(keras.optimizers.Adam(2e-4), keras.optimizers.Adam(3e-4))
+gan.fit(np.ones((128, 8), "float32"), epochs=2, batch_size=32, verbose=0)
+"""
+    run_python(code, tmp_path)
+    records = read_single_trace(tmp_path)
+    fit = of_type(records, "fit_start")[0]
+    assert fit["optimizer"]["class"] == "Adam" and fit["optimizer"]["attribute"] == "d_optimizer"
+    assert abs(fit["optimizer"]["config"]["learning_rate"] - 2e-4) < 1e-9
+    assert fit["optimizers"] == {"d_optimizer": "Adam", "g_optimizer": "Adam"}
+    assert fit["compiled_optimizer_unused"] == "RMSprop"
+    epochs = of_type(records, "epoch")
+    assert [e["iterations"] for e in epochs] == [4, 8] and abs(epochs[0]["lr"] - 2e-4) < 1e-9
