@@ -103,6 +103,6 @@ def test_a_custom_loop_under_the_global_flag() -> None:
     assert found[0].title.startswith(
         "the loop's tf.function steps run eagerly (tf.config.run_functions_eagerly(True))"
     )
-    assert "fit" not in found[0].evidence
+    assert "fit" not in found[0].evidence and "the loop's @tf.function steps included" in found[0].hint
     quiet = [r if r["type"] != "fit_start" else {**r, "functions_run_eagerly": False} for r in records]
     assert _eager(quiet) == []

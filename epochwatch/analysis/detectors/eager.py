@@ -95,6 +95,8 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         title += f" ({fmt_seconds(step)} a step)"
     graph = "jax.jit" if backend == "jax" else "tf.function"
     hint = HINTS[setting].format(graph=graph)
+    if loop:  # a custom loop: its own steps are the tf.functions to name, not Keras's
+        hint = hint.replace("(Keras's own train step included)", "(the loop's @tf.function steps included)")
     if len(found) == 2:
         hint += "; and " + HINTS[GLOBAL].split(", a debugging setting")[0]
     return [Finding(KIND, INFO, title, evidence, hint, None, view.epoch_number(view.last))]
