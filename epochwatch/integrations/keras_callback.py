@@ -79,6 +79,9 @@ class FitWatch:
         self._rate = RateReader()
         self._steps = StepCounter()
         self._per_call: int | None = None
+        # The model attribute of the optimizer the fit trains with (keras_fit.training_optimizer):
+        # `optimizer`, or a GAN's own (`d_optimizer`) where compile() left Keras's default there.
+        self._optimizer_attribute = "optimizer"
 
     def _input_probe(self, x: Any) -> input_wait.InputProbe | None:
         """Times the fit's data adapters (input_wait.py); none without input or timing."""
@@ -123,6 +126,7 @@ class FitWatch:
             nonlocal setup
             self.fit = recorder.next_fit_index()
             block = fit_block(self, self.fit, recorder.guard)
+            self._optimizer_attribute = block.get("optimizer", {}).get("attribute") or "optimizer"
             t_start = time.perf_counter()
             recorder.start(training=block)
             setup = time.perf_counter() - t_start  # the run's set-up: run_start accounts for it
@@ -269,7 +273,7 @@ class FitWatch:
         return steps, self._per_call
 
     def _optimizer_fields(self, steps: int, train_seconds: float) -> dict[str, Any]:
-        optimizer = getattr(self.model, "optimizer", None)
+        optimizer = getattr(self.model, self._optimizer_attribute, None)
         if optimizer is None:
             return {}
         out: dict[str, Any] = {}

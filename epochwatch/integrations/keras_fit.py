@@ -14,6 +14,7 @@ import sys
 from typing import Any, Protocol
 
 from epochwatch.guard import Guard
+from epochwatch.integrations.eager import functions_run_eagerly
 from epochwatch.serials import serial_of
 
 _ROLE_BY_CALLBACK = {
@@ -114,11 +115,16 @@ def fit_block(watch: FitFacts, fit_index: int, guard: Guard) -> dict[str, Any]:
         block["backend"] = str(keras.backend.backend())  # type: ignore[union-attr]
     block["model"] = _model(model, serial_of(model))
     block["clear_session_calls"] = watch.loop.clear_session_calls
-    optimizer = getattr(model, "optimizer", None)
+    block.update(execution(model))
+    optimizer, attribute, others = training_optimizer(model)
     if optimizer is not None:
         opt: dict[str, Any] = {"class": type(optimizer).__name__}
         with contextlib.suppress(Exception):
             opt["config"] = optimizer.get_config()
+        if attribute is not None:
+            opt["attribute"] = attribute
+            block["optimizers"] = {name: type(value).__name__ for name, value in others.items()}
+            block["compiled_optimizer_unused"] = type(model.optimizer).__name__
         block["optimizer"] = opt
     loss = getattr(model, "loss", None)
     if loss is not None:
@@ -146,6 +152,68 @@ def fit_block(watch: FitFacts, fit_index: int, guard: Guard) -> dict[str, Any]:
     if watched:
         block["watched"] = watched
     return {k: v for k, v in block.items() if v is not None}
+
+
+def training_optimizer(model: Any) -> tuple[Any, str | None, dict[str, Any]]:
+    """(the optimizer the fit trains with, the model attribute naming it, the optimizers the
+    model holds as attributes). Usually `model.optimizer` (attribute None). A model whose
+    `compile(d_optimizer=..., g_optimizer=...)` calls `super().compile()` with no optimizer
+    (the Keras guide's GAN, keras#16019) holds Keras's default RMSprop there, which its own
+    `train_step` never uses: its optimizer attributes are named instead, the first one as
+    the optimizer (whose rate and step counter the epochs read). One look at the model's
+    public attributes, once per fit."""
+    compiled = getattr(model, "optimizer", None)
+    if compiled is None or not _compile_default(compiled):
+        return compiled, None, {}
+    found: dict[str, Any] = {}
+    try:
+        attributes = list(vars(model).items())[:1000]
+    except TypeError:
+        return compiled, None, {}
+    for name, value in attributes:
+        if name.startswith("_") or value is compiled or isinstance(value, type):
+            continue
+        if callable(getattr(type(value), "apply_gradients", None)) and hasattr(value, "iterations"):
+            found[name] = value
+            if len(found) == 8:
+                break
+    if not found:
+        return compiled, None, {}
+    name, first = next(iter(found.items()))
+    return first, name, found
+
+
+def _compile_default(optimizer: Any) -> bool:
+    """Whether `optimizer` is what Keras's compile() puts there when given none: RMSprop at
+    its default rate."""
+    if type(optimizer).__name__ != "RMSprop":
+        return False
+    try:
+        rate = float(optimizer.get_config().get("learning_rate"))
+    except Exception:
+        return False
+    return abs(rate - 0.001) < 1e-9  # a float32 variable: 0.0010000000474974513
+
+
+def execution(model: Any) -> dict[str, Any]:
+    """How the fit's step runs: `run_eagerly`, the model's own setting
+    (`compile(run_eagerly=True)`, `model.run_eagerly = True`; tf_keras' property also folds
+    in the global flag, so its stored setting is read: None there is "not set"),
+    `functions_run_eagerly` (TensorFlow's global flag) and `dynamic` (tf_keras: layers that
+    can only run eagerly). Attribute reads, once per fit; absent where unreadable."""
+    out: dict[str, Any] = {}
+    with contextlib.suppress(Exception):  # tf_keras' property raises on conflicting settings
+        stored = getattr(model, "_run_eagerly", model)  # the model itself: no such attribute
+        value = stored if isinstance(stored, bool) else False if stored is None else model.run_eagerly
+        if isinstance(value, bool):
+            out["run_eagerly"] = value
+    flag = functions_run_eagerly()
+    if flag is not None:
+        out["functions_run_eagerly"] = flag
+    with contextlib.suppress(Exception):
+        if getattr(model, "dynamic", False) is True:
+            out["dynamic"] = True
+    return out
 
 
 def tensorboard_settings(callbacks: list[Any]) -> dict[str, Any] | None:

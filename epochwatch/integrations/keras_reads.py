@@ -63,6 +63,9 @@ class StepCounter:
     and then within READ_SHARE of the training time; in between it is the last read plus
     the steps the callback counted (one optimizer step per train step), which the next read
     confirms or corrects (a loss-scaling optimizer that skips a step with inf gradients).
+    An optimizer that accumulates gradients (Keras 3's `gradient_accumulation_steps=k`)
+    counts one iteration per k batches, floored: it is read every epoch (a read is 0.1-0.3
+    ms an epoch), since the batches alone do not say where in its cycle it stands.
     """
 
     READ_SHARE = 0.0003
@@ -70,10 +73,14 @@ class StepCounter:
     def __init__(self) -> None:
         self._credit = _Credit(self.READ_SHARE)
         self._last: int | None = None
+        self._every_epoch = False  # decided at the fit's first read (the optimizer's setting)
 
     def read(self, optimizer: Any, steps: int, train_seconds: float) -> int | None:
         first = self._last is None
-        if first or self._credit.due(train_seconds):
+        if first:
+            accumulation = getattr(optimizer, "gradient_accumulation_steps", None)
+            self._every_epoch = isinstance(accumulation, int) and accumulation > 1
+        if first or self._every_epoch or self._credit.due(train_seconds):
             t0 = time.perf_counter()
             value = number(lambda: optimizer.iterations)
             self._credit.spent(time.perf_counter() - t0, first)

@@ -34,6 +34,7 @@ from time import perf_counter
 from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any
 
+from epochwatch.integrations import eager
 from epochwatch.recorder.auto_epochs import TAPE
 
 if TYPE_CHECKING:
@@ -263,6 +264,7 @@ def install_tf(recorder: Recorder) -> None:
     from tensorflow.python.eager import backprop, context
 
     mark = tf_functions(recorder)[0]
+    recorder.auto.fit_facts = eager.loop_facts
     _patch(
         backprop.GradientTape,
         "gradient",

@@ -76,13 +76,22 @@ def _fit_facts(fit: dict[str, Any]) -> dict[str, Any]:
         "model_class": model.get("class"),
         "params": model.get("params"),
         "trainable_params": model.get("trainable_params"),
-        "optimizer": optimizer.get("class"),
+        "optimizer": _optimizer_name(fit, optimizer),
         "learning_rate": config.get("learning_rate"),
         "loss": fit.get("loss"),
         "batch_size": fit.get("batch_size"),
         "epochs_planned": fit.get("epochs"),
     }
     return {k: v for k, v in out.items() if v is not None}
+
+
+def _optimizer_name(fit: dict[str, Any], optimizer: dict[str, Any]) -> Any:
+    """The optimizer's class; a model that trains with its own optimizer attributes (a GAN's
+    `d_optimizer`, `g_optimizer`, compile() leaving Keras's default unused) by those."""
+    named = _dict(fit.get("optimizers"))
+    if optimizer.get("attribute") and named:
+        return ", ".join(f"{name} {cls}" for name, cls in list(named.items())[:4])
+    return optimizer.get("class")
 
 
 def training(an: Analyzed) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from epochwatch.trace.schema import SCHEMA_VERSION
 from tests.fakes import with_fake_nvml
-from tests.support import child_env, of_type, read_single_trace, run_python, trace_files
+from tests.support import child_env, of_type, read_single_trace, report_json, run_python, trace_files
 
 MODEL = """
 import numpy as np
@@ -247,3 +247,127 @@ for _ in range(3):
     run_python(code, tmp_path)
     fits = of_type(read_single_trace(tmp_path), "fit_start")
     assert [f["clear_session_calls"] for f in fits] == [1, 2, 3]
+
+
+def test_a_fit_left_running_eagerly_is_said_once_live_and_in_report(tmp_path: Path) -> None:
+    """tensorflow#30561 / river-dl#109: `compile(run_eagerly=True)` left from debugging; a
+    graph-mode fit before it says nothing, the eager ones one finding, live and offline."""
+    code = (
+        "import epochwatch.hook\nimport keras\n"
+        + MODEL
+        + """
+x, y = make_data(256)
+model = make_model(keras)
+model.fit(x, y, batch_size=64, epochs=2, verbose=0)
+for _ in range(2):
+    model.compile(optimizer="adam", loss="binary_crossentropy", run_eagerly=True)
+    model.fit(x, y, batch_size=64, epochs=2, verbose=0)
+"""
+    )
+    run_python(code, tmp_path)
+    records = read_single_trace(tmp_path)
+    fits = of_type(records, "fit_start")
+    assert [(f["run_eagerly"], f["functions_run_eagerly"]) for f in fits] == [
+        (False, False),
+        (True, False),
+        (True, False),
+    ]
+    live = [f for f in of_type(records, "finding") if f["kind"] == "eager_execution"]
+    assert len(live) == 1 and live[0]["severity"] == "info"
+    assert "compile(run_eagerly=True)" in live[0]["title"] and live[0]["evidence"]["fit"] == 1
+    report = report_json(trace_files(tmp_path)[0])
+    said = [f for f in report["runs"][0]["findings"] if f["kind"] == "eager_execution"]
+    assert [(f["title"], f["epoch"]) for f in said] == [(live[0]["title"], live[0]["epoch"])]
+
+
+def test_a_custom_loop_under_run_functions_eagerly(tmp_path: Path) -> None:
+    """`tf.config.run_functions_eagerly(True)` makes the loop's `@tf.function` step run op
+    by op: recorded in the loop's automatic fit_start, and said."""
+    code = """
+import epochwatch.hook
+import numpy as np
+import tensorflow as tf
+import keras
+tf.config.run_functions_eagerly(True)
+x = np.random.default_rng(0).normal(size=(256, 8)).astype("float32")
+ds = tf.data.Dataset.from_tensor_slices((x, x.sum(axis=1, keepdims=True))).batch(32)
+model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)])
+opt = keras.optimizers.SGD(0.01)
+@tf.function
+def step(a, b):
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean((model(a) - b) ** 2)
+    opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+for _ in range(3):
+    for a, b in ds:
+        step(a, b)
+"""
+    run_python(code, tmp_path)
+    records = read_single_trace(tmp_path)
+    fits = of_type(records, "fit_start")
+    assert fits and fits[0]["source"] == "optimizer" and fits[0]["functions_run_eagerly"] is True
+    live = [f for f in of_type(records, "finding") if f["kind"] == "eager_execution"]
+    assert len(live) == 1 and "run_functions_eagerly(True)" in live[0]["title"]
+
+
+def test_iterations_of_an_optimizer_that_accumulates_gradients(tmp_path: Path) -> None:
+    """`Adam(gradient_accumulation_steps=4)` (tf-keras#107): Keras counts one iteration per
+    4 batches; the epoch records' `iterations` are the optimizer's, not batches added up."""
+    code = (
+        "import epochwatch.hook\nimport keras\n"
+        + MODEL
+        + """
+x, y = make_data(512)
+model = make_model(keras)
+opt = keras.optimizers.Adam(1e-3, gradient_accumulation_steps=4)
+model.compile(optimizer=opt, loss="binary_crossentropy")
+model.fit(x, y, batch_size=32, epochs=4, verbose=0)
+print("ITERATIONS", int(opt.iterations))
+"""
+    )
+    proc = run_python(code, tmp_path)
+    assert "ITERATIONS 16" in proc.stdout
+    epochs = of_type(read_single_trace(tmp_path), "epoch")
+    assert [e["iterations"] for e in epochs] == [4, 8, 12, 16] and all(e["steps"] == 16 for e in epochs)
+
+
+def test_a_gan_is_named_by_the_optimizers_its_train_step_uses(tmp_path: Path) -> None:
+    """keras#16019: `compile(d_optimizer, g_optimizer)` calls `super().compile()`, which puts
+    Keras's default RMSprop on `model.optimizer`; `train_step` uses the two Adams."""
+    code = """
+import epochwatch.hook
+import numpy as np
+import tensorflow as tf
+import keras
+class GAN(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.g = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8)])
+        self.d = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)])
+    def compile(self, d_optimizer, g_optimizer, **kw):
+        super().compile(**kw)
+        self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
+    def train_step(self, real):
+        z = keras.random.normal((tf.shape(real)[0], 4))
+        with tf.GradientTape() as tape:
+            d_loss = tf.reduce_mean(self.d(self.g(z))) - tf.reduce_mean(self.d(real))
+        grads = tape.gradient(d_loss, self.d.trainable_weights)
+        self.d_optimizer.apply_gradients(zip(grads, self.d.trainable_weights))
+        with tf.GradientTape() as tape:
+            g_loss = -tf.reduce_mean(self.d(self.g(z)))
+        grads = tape.gradient(g_loss, self.g.trainable_weights)
+        self.g_optimizer.apply_gradients(zip(grads, self.g.trainable_weights))
+        return {"d_loss": d_loss}
+gan = GAN()
+gan.compile(keras.optimizers.Adam(2e-4), keras.optimizers.Adam(3e-4))
+gan.fit(np.ones((128, 8), "float32"), epochs=2, batch_size=32, verbose=0)
+"""
+    run_python(code, tmp_path)
+    records = read_single_trace(tmp_path)
+    fit = of_type(records, "fit_start")[0]
+    assert fit["optimizer"]["class"] == "Adam" and fit["optimizer"]["attribute"] == "d_optimizer"
+    assert abs(fit["optimizer"]["config"]["learning_rate"] - 2e-4) < 1e-9
+    assert fit["optimizers"] == {"d_optimizer": "Adam", "g_optimizer": "Adam"}
+    assert fit["compiled_optimizer_unused"] == "RMSprop"
+    epochs = of_type(records, "epoch")
+    assert [e["iterations"] for e in epochs] == [4, 8] and abs(epochs[0]["lr"] - 2e-4) < 1e-9

@@ -90,3 +90,17 @@ def test_the_step_counter_is_read_at_the_first_epoch_then_counted_and_corrected(
     for _ in range(60):
         last = counter.read(opt, 10, 10.0)  # long epochs: read each time again
     assert last == opt.value and counter.read(opt, 0, 10.0) == opt.value
+
+
+def test_an_accumulating_optimizer_is_read_every_epoch() -> None:
+    """`Adam(gradient_accumulation_steps=4)`: 64 batches an epoch are 16 iterations (Keras
+    counts one per 4 batches, floored); batches added to the last read said 16, 80, 144."""
+    from epochwatch.integrations.keras_reads import StepCounter
+
+    opt, counter = _Counter(), StepCounter()
+    opt.gradient_accumulation_steps = 4  # type: ignore[attr-defined]
+    got = []
+    for _ in range(10):
+        opt.value += 16
+        got.append(counter.read(opt, 64, 0.14))
+    assert got == [16 * (i + 1) for i in range(10)] and opt.reads == 10

@@ -27,6 +27,7 @@ MODULES: tuple[str, ...] = (
     "restore",
     "models_in_loop",
     "optimizer_recreated",
+    "eager",
 )
 
 _loaded: tuple[Detector, ...] | None = None
