@@ -45,3 +45,22 @@ def test_one_optimizer_or_one_new_each_epoch_is_not_this_finding() -> None:
     once_an_epoch = [f.kind for f in analyze_records(_loop(1), None)]
     assert "optimizer_recreated" not in once_an_epoch
     assert "host_memory_growth" in once_an_epoch  # a leak beside it is still said
+
+
+def test_its_eager_steps_are_said_with_it_not_apart() -> None:
+    """tensorflow#42183 ran its steps eagerly because of the optimizer made in them: the
+    eager_execution info beside this warning was the same problem said twice."""
+    records = _loop(40)
+    fit = {
+        "type": "fit_start",
+        "run_id": "synthetic",
+        "t": records[0]["t"] + 0.5,
+        "fit": 0,
+        "source": "optimizer",
+    }
+    records.insert(1, {**fit, "functions_run_eagerly": True})
+    kinds = [f.kind for f in analyze_records(records, None)]
+    assert "optimizer_recreated" in kinds and "eager_execution" not in kinds, kinds
+    alone = _loop(0)
+    alone.insert(1, {**fit, "functions_run_eagerly": True})
+    assert "eager_execution" in [f.kind for f in analyze_records(alone, None)]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from epochwatch.analysis.detectors import optimizer_recreated
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import INFO, Finding
 from epochwatch.analysis.units import fmt_seconds
@@ -72,6 +73,10 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     found = settings(fit) if fit else []
     if not fit or not found:
         return []
+    loop = fit.get("source") == "optimizer"
+    seen = optimizer_recreated.recent(view)
+    if loop and seen and optimizer_recreated.every_update(seen[-1]):
+        return []  # one problem, one finding: an optimizer made in the step is why it runs eagerly
     backend = fit.get("backend")
     setting = found[0]
     said = "compile(run_eagerly=True)" if setting == COMPILE else "tf.config.run_functions_eagerly(True)"
@@ -80,7 +85,6 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     evidence: dict[str, Any] = {"settings": found}
     if backend:
         evidence["backend"] = backend
-    loop = fit.get("source") == "optimizer"
     if isinstance(fit.get("fit"), int) and not loop:
         evidence["fit"] = fit["fit"]
     step = view.value("step_median")

@@ -38,19 +38,22 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def _recent(view: RunAtEpoch) -> list[dict[str, Any]]:
+def recent(view: RunAtEpoch) -> list[dict[str, Any]]:
     """The RECENT newest epoch records the view sees (an interval view: the run's newest)."""
     if view.unit != "epoch":
         return view.run.epochs[-RECENT:]
     return view.run.epochs[: max(0, view.end - view.run.epochs_dropped)][-RECENT:]
 
 
+def every_update(rec: dict[str, Any]) -> bool:
+    """Whether an epoch record made a new optimizer for nearly every update."""
+    return _int(rec.get("optimizers_replaced")) >= max(1.0, EVERY_UPDATE * _int(rec.get("steps")))
+
+
 def holds(view: RunAtEpoch) -> bool:
     """Whether each of the RECENT newest epochs made a new optimizer for nearly every update."""
-    recs = _recent(view)
-    return len(recs) == RECENT and all(
-        _int(r.get("optimizers_replaced")) >= max(1.0, EVERY_UPDATE * _int(r.get("steps"))) for r in recs
-    )
+    recs = recent(view)
+    return len(recs) == RECENT and all(every_update(r) for r in recs)
 
 
 def explains(view: RunAtEpoch) -> bool:
@@ -61,7 +64,7 @@ def explains(view: RunAtEpoch) -> bool:
 def detect(view: RunAtEpoch) -> list[Finding]:
     if view.unit != "epoch" or view.done(KIND, TARGET) or not holds(view):
         return []
-    recs = _recent(view)
+    recs = recent(view)
     made = sum(_int(r.get("optimizers_replaced")) for r in recs)
     updates = sum(_int(r.get("steps")) for r in recs)
     first, last = view.epoch_number(view.end - RECENT), view.epoch_number(view.last)
