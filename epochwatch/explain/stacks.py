@@ -23,6 +23,7 @@ from epochwatch.explain.frames import Frame, Place, classify, classify_other, cu
 RATE_HZ = 100.0
 OTHER_DEPTH = 48  # frames kept of other threads' stacks (their innermost)
 MAX_STACKS = 20_000  # distinct stacks kept; later new ones are counted as "other"
+IDLE_SECONDS = 0.05  # past the time limit, how often the sampler looks for close()
 
 
 @dataclass
@@ -61,30 +62,35 @@ class StackWindow:
         self._t1: float | None = None
         self._cpu = 0.0
         self._thread = threading.Thread(target=self._run, name="epochwatch-explain-stacks", daemon=True)
-        # 100 samples a second: the sampler would run most of the window's collections,
-        # each freeing what the training made (quiet_gc.py). None run in the window
-        # (seconds); close(), on the training thread, resumes them.
-        self._gc_was = quiet_gc.pause()
         self._thread.start()
 
     def _run(self) -> None:
+        """100 samples a second: the sampler would run most of the process's collections,
+        each freeing what the training made (quiet_gc.py). Collection is off while a sample
+        allocates, and between samples this thread allocates nothing the collector counts
+        (a sleep, a flag, a float), so the first allocation after it is back on, which
+        collects, is another thread's. It is never off for longer than a sample: paused for
+        the whole window (seconds), a step loop's garbage piled up, +50 MiB of RSS kept
+        after it and said as the run's memory growth (tensorflow/models' step loop). Past
+        its time limit it samples no more but ends only at close(): a thread's end
+        allocates, and the training thread is then waiting in the join, running nothing."""
         deadline = self._t0 + self.limit
         cpu0 = time.thread_time()
         me = threading.get_ident()
-        try:
-            while not self._stop.wait(self.interval):
+        while not self._stop.is_set():
+            if time.perf_counter() >= deadline:
+                if self._t1 is None:
+                    self._t1, self._cpu = time.perf_counter(), time.thread_time() - cpu0
+                time.sleep(IDLE_SECONDS)
+                continue
+            time.sleep(self.interval)
+            was = quiet_gc.pause()
+            try:
                 self._sample(me)
-                if time.perf_counter() >= deadline:
-                    self._resume_gc()  # no close() may come for long: this once, it collects here
-                    break
-        finally:
-            self._t1 = time.perf_counter()
-            self._cpu = time.thread_time() - cpu0
-
-    def _resume_gc(self) -> None:
-        with self._lock:
-            was, self._gc_was = self._gc_was, False
-        quiet_gc.resume(was)
+            finally:
+                quiet_gc.resume(was)
+        if self._t1 is None:
+            self._t1, self._cpu = time.perf_counter(), time.thread_time() - cpu0
 
     def _sample(self, me: int) -> None:
         frames = sys._current_frames()
@@ -120,7 +126,6 @@ class StackWindow:
         """Stop sampling (if the time limit has not) and classify what was seen."""
         self._stop.set()
         self._thread.join(2.0)
-        self._resume_gc()
         end = self._t1 if self._t1 is not None else time.perf_counter()
         with self._lock:
             seen = list(self._stacks.items())
