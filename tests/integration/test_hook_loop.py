@@ -243,3 +243,39 @@ def test_a_sys_exit_inside_training_is_how_the_run_ended(tmp_path: Path) -> None
     assert proc.returncode == 3, proc.stderr
     end = of_type(read_single_trace(tmp_path), "run_end")[0]
     assert end["ended"] == "raised" and end["exception"] == "SystemExit" and end["message"] == "3", end
+
+
+SUMMARIES = """
+import os
+from epochwatch import hook
+import tensorflow as tf
+import keras
+
+writer = tf.summary.create_file_writer(os.path.join(os.getcwd(), "runs", "loop"))
+for n in range(3):
+    with hook.epoch(n):
+        with writer.as_default():
+            tf.summary.histogram("w", tf.random.normal([4096]), step=n)
+        writer.flush()
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+model.compile("sgd", "mse")
+tb = keras.callbacks.TensorBoard(os.path.join(os.getcwd(), "tb"))
+model.fit(tf.ones([8, 4]), tf.ones([8, 1]), epochs=1, verbose=0, callbacks=[tb])
+"""
+
+
+def test_a_summary_writers_log_directory_is_watched(tmp_path: Path) -> None:
+    """alf#91's loop wrote its own summaries (72 MiB in all) where nothing watched: only a
+    TensorBoard callback's log_dir was. The writer's directory is watched as TensorBoard
+    logs; the callback's own writers (tb/train, tb/validation) add no second directory."""
+    run_python(SUMMARIES, tmp_path, env=child_env(tmp_path))
+    records = read_single_trace(tmp_path)
+    watched = {d["path"] for e in of_type(records, "epoch") for d in e.get("dirs", [])}
+    assert str(tmp_path / "runs" / "loop") in watched, watched
+    assert str(tmp_path / "tb") in watched and not any(
+        p.startswith(str(tmp_path / "tb") + "/") for p in watched
+    )
+    grown = [
+        d["bytes"] for e in of_type(records, "epoch") for d in e.get("dirs", []) if d["path"].endswith("loop")
+    ]
+    assert grown and grown[-1] > 0, grown
