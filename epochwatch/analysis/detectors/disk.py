@@ -186,13 +186,22 @@ def _kept_already(view: RunAtEpoch, path: str) -> str:
     return ""
 
 
+SUMMARIES_HINT = (
+    "the TensorBoard summaries written here grow with every step that writes them: write them every N steps "
+    "(`if step % N == 0:` or tf.summary.record_if), keep histograms and images rarer than scalars, "
+    "and start a new log directory per run (delete old runs' logs)"
+)
+
+
 def _tensorboard(view: RunAtEpoch, role: str) -> str:
     """The fix for a TensorBoard log directory, from what the fit's callback writes (its
     `fit_start.tensorboard`): a script that wrote images each epoch into a per-run directory
     was told to lower histogram_freq and start a new directory per run; '' where unknown."""
     settings = next((f.get("tensorboard") for f in reversed(view.run.fits) if f.get("tensorboard")), None)
-    if role != "tensorboard" or not isinstance(settings, dict):
+    if role != "tensorboard":
         return ""
+    if not isinstance(settings, dict):
+        return SUMMARIES_HINT  # no callback: the script's own tf.summary writer
     heavy = []
     if settings.get("write_images") is True:
         heavy.append("write_images=True (every layer's weights as images, each epoch): set it False")
