@@ -25,6 +25,7 @@ from typing import Any
 from epochwatch.analysis.ledger import Ledger
 from epochwatch.analysis.retrace_count import RetraceCount
 from epochwatch.analysis.series import EpochSeries
+from epochwatch.analysis.series import number as _number
 from epochwatch.trace import schema
 from epochwatch.trace.reader import ReadStats, iter_records
 
@@ -151,6 +152,9 @@ class Run:
                 del self.epochs[head : head + drop]
                 self.epochs_dropped += drop
         elif kind == schema.INTERVAL:
+            host = rec.get("host")
+            if isinstance(host, dict):  # where the epoch it falls in began (series.note_rss)
+                self.series.note_rss(_number(host.get("rss_bytes")))
             if self.intervals.limit is None and self.intervals.count >= MAX_INTERVALS:
                 return
             self.intervals.add_epoch(rec)

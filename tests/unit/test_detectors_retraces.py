@@ -308,3 +308,39 @@ def test_a_function_traced_anew_before_each_fit_of_one_model_is_a_storm() -> Non
     assert analyze_records(_loop_of_fits(40, recompiled), "retrace_storm") == []
     # A new model each fit (and its function): models_in_loop's, not a storm as well.
     assert analyze_records(_loop_of_fits(40, make, new_models=True), "retrace_storm") == []
+
+
+def _one_epoch_storm(*, intervals: bool) -> list[dict[str, Any]]:
+    """minimalrl18's REINFORCE: one `@tf.function` update per episode of a new length, 40
+    traces in the run's one (window) epoch while RSS rose 700 -> 1100 MiB (its intervals'
+    `host.rss_bytes` say where it began)."""
+    mib = syn.MIB
+    out: list[dict[str, Any]] = [syn.run_start("one")]
+    t = syn.T0 + 1.0
+    if intervals:
+        for k in range(10):
+            out.append(
+                {"type": "interval", "run_id": "one", "t": t + k, "epoch": 0, "index": k, "source": "auto",
+                 "step": 4 * k + 4, "steps": 4, "seconds": 1.0, "host": {"rss_bytes": int((700 + 40 * k) * mib)}}
+            )  # fmt: skip
+    shape = {"arg": "states", "change": "shape", "was": "float32[10, 4]", "now": "float32[11, 4]"}
+    fns = {"update": {"new": 40, "total": 40, "causes": [shape]}}
+    out.append(
+        syn.epoch_record(
+            "one", 0, t, 10.0, source="auto", fit=None, steps=40, host=syn.host_block(1100 * mib),
+            **_retraces(fns, build=2.0),
+        )
+    )  # fmt: skip
+    out.append({"type": "run_end", "run_id": "one", "t": t + 11, "ended": "completed"})
+    return out
+
+
+def test_a_storm_in_the_runs_only_epoch_counts_the_memory_from_where_the_epoch_began() -> None:
+    """minimalrl18 / jax803: a storm in a run's one epoch said no RSS (`rss_before` was the
+    storm epoch's own end, so before == now), where a storm over epochs says "RSS +X"."""
+    (f,) = _analyze(_one_epoch_storm(intervals=True))
+    assert f.evidence["rss_before"] == 700 * syn.MIB and f.evidence["rss_now"] == 1100 * syn.MIB
+    assert "RSS +400 MiB" in f.title, f.title
+    # No interval, no sample: nothing says where the epoch began; nothing made up.
+    (g,) = _analyze(_one_epoch_storm(intervals=False))
+    assert "RSS +" not in g.title and g.evidence["rss_before"] == g.evidence["rss_now"], g.title

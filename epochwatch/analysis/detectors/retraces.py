@@ -11,6 +11,7 @@ is what decides the fix. Only the user's and Keras' functions are judged
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -384,11 +385,22 @@ def _consequence(view: RunAtEpoch, hit_idx: list[int], share: float, evidence: d
     s = view.series
     base_at = max(s.segment_start(hit_idx[0]), hit_idx[0] - 1, s.offset)
     base, now = s.value("rss", base_at), view.latest("rss")
+    since = view.epoch_number(base_at)  # its end; 0-based
+    if base_at == hit_idx[0]:
+        # The storm began in a fit's first epoch (a run of one long epoch: REINFORCE's
+        # episodes, a JAX loop's one pass): its end is the storm's, not its start. Take the
+        # RSS where that epoch began: its first interval's (or sample's), else the end of
+        # the epoch before.
+        first = s.value("rss_first", base_at)
+        before = s.value("rss", base_at - 1) if base_at - 1 >= s.offset else math.nan
+        start = first if first == first else before
+        if start == start and base == base and start < base:
+            base, since = start, view.epoch_number(base_at) - 1
     said = []
     if base == base and now == now:
         evidence["rss_before"], evidence["rss_now"] = base, now
         if now - base >= MIB:
-            evidence["rss_since_epoch"] = view.epoch_number(base_at)  # its end; 0-based
+            evidence["rss_since_epoch"] = since
             said.append(f"RSS +{fmt_bytes(now - base)}")
     if share >= 0.05:
         said.append(f"{100 * share:.0f}% of the time tracing")
