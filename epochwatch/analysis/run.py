@@ -202,6 +202,12 @@ class Run:
 
     def _count_fit_traces(self, rec: Record) -> None:
         fit, retraces = rec.get("fit"), rec.get("retraces")
+        if fit is None and rec.get("source") == "auto" and self.fits:
+            # A custom loop's automatic epoch: its optimizer's fit is the one open (cut as
+            # a new optimizer begins, before the new fit_start), if any.
+            last = self.fits[-1].get("fit")
+            ended = self.fit_ends[-1].get("fit") if self.fit_ends else None
+            fit = last if self.fits[-1].get("source") == "optimizer" and last != ended else None
         new = retraces.get("new") if isinstance(retraces, dict) else None
         if isinstance(fit, int) and isinstance(new, int | float) and not isinstance(new, bool):
             self.fit_traces[fit] = self.fit_traces.get(fit, 0.0) + new

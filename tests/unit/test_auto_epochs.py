@@ -666,9 +666,7 @@ def test_a_tflite_interpreters_invokes_are_inference_calls(tmp_path: Path, monke
     assert [e["inference"]["apis"] for e in epochs] == [{"TFLite invoke": 4}] * 2
 
 
-def test_a_custom_loops_fit_start_counts_the_clear_session_calls(
-    tmp_path: Path, monkeypatch: Any
-) -> None:
+def test_a_custom_loops_fit_start_counts_the_clear_session_calls(tmp_path: Path, monkeypatch: Any) -> None:
     """flower700 RS_CLEAR=1: clear_session() before each client's model, counted by the Keras
     integration for Keras fits only; the custom loop's fit_start had none, so models_in_loop
     advised the clear_session() the script already called."""

@@ -344,3 +344,47 @@ def test_a_storm_in_the_runs_only_epoch_counts_the_memory_from_where_the_epoch_b
     # No interval, no sample: nothing says where the epoch began; nothing made up.
     (g,) = _analyze(_one_epoch_storm(intervals=False))
     assert "RSS +" not in g.title and g.evidence["rss_before"] == g.evidence["rss_now"], g.title
+
+
+def _clients(n: int, rss_step: float) -> list[dict[str, Any]]:
+    """flower700: a GradientTape loop building a model, SGD and `@tf.function` step per
+    client; each new optimizer a fit (`source: "optimizer"`) of one automatic epoch, whose
+    step traces once (no argument changes: a new function's first trace)."""
+    mib = syn.MIB
+    out: list[dict[str, Any]] = [syn.run_start("fed")]
+    t = syn.T0 + 1.0
+    for k in range(n):
+        model = {"serial": k, "name": "SGD"}
+        out.append(
+            {"type": "fit_start", "run_id": "fed", "t": t, "fit": k, "source": "optimizer", "model": model}
+        )
+        fns = _first("train_step") if k == 0 else {"train_step": {"new": 1, "total": k + 1, "causes": []}}
+        rss = 700 * mib + rss_step * k
+        out.append(
+            syn.epoch_record(
+                "fed", k, t, 0.1, source="auto", fit=None, steps=16, epoch_source="new_model",
+                host=syn.host_block(rss), **_retraces(fns, build=0.04),
+            )
+        )  # fmt: skip
+        out.append({"type": "fit_end", "run_id": "fed", "t": t + 0.1, "fit": k, "source": "optimizer",
+                    "steps": 16, "seconds": 0.1, "rss_bytes": int(rss)})  # fmt: skip
+        t += 0.1
+    out.append({"type": "run_end", "run_id": "fed", "t": t + 1, "ended": "completed"})
+    return out
+
+
+def test_a_step_made_anew_with_each_new_model_of_a_custom_loop_is_one_finding() -> None:
+    """flower700: a critical retrace_storm and an info models_in_loop counted the same +47 MiB
+    for one cause (a model and a step made per client). models_in_loop names the cause and
+    carries the traces and their time."""
+    found = analyze_records(_clients(48, 1.0 * syn.MIB), episodes=True)
+    kinds = [f.kind for f in found]
+    assert "retrace_storm" not in kinds and "models_in_loop" in kinds, [f.title for f in found]
+    (f,) = [f for f in found if f.kind == "models_in_loop"]
+    assert "1 new traced functions per fit" in f.title and "40% of the time tracing" in f.title, f.title
+    assert f.severity == "warning" and f.evidence["graph_build_share"] >= 0.25
+    # The RSS flat: the traces are still said, once.
+    flat = analyze_records(_clients(48, 0.0), episodes=True)
+    assert [g.kind for g in flat if g.kind in ("retrace_storm", "models_in_loop")] == ["models_in_loop"], [
+        g.title for g in flat
+    ]

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from epochwatch.analysis import frameworks
+from epochwatch.analysis.detectors import models_in_loop
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import CRITICAL, WARNING, Finding
 from epochwatch.analysis.functions import KERAS_FIT_FUNCTIONS, judged, saved_model_own
@@ -434,6 +435,10 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         if f is not None:
             found.append(f)
     found = _exports(view, found, window, refits)
+    if any("argument" not in f.evidence for f in found) and models_in_loop.carries_retraces(view):
+        # One problem, one finding: a step made anew with each new model of a custom loop
+        # (no argument changes) is models_in_loop's, which names the cause.
+        found = [f for f in found if "argument" in f.evidence or f.target == EXPORT_TARGET]
     mine = [f for f in found if f.target not in FRAMEWORK_OWN]
     said = any(view.reported(KIND, n) for n in view.series.functions if n not in FRAMEWORK_OWN)
     return mine if mine or said else found
