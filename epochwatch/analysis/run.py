@@ -25,6 +25,7 @@ from typing import Any
 from epochwatch.analysis.ledger import Ledger
 from epochwatch.analysis.retrace_count import RetraceCount
 from epochwatch.analysis.series import EpochSeries
+from epochwatch.analysis.series import number as _number
 from epochwatch.trace import schema
 from epochwatch.trace.reader import ReadStats, iter_records
 
@@ -151,6 +152,9 @@ class Run:
                 del self.epochs[head : head + drop]
                 self.epochs_dropped += drop
         elif kind == schema.INTERVAL:
+            host = rec.get("host")
+            if isinstance(host, dict):  # where the epoch it falls in began (series.note_rss)
+                self.series.note_rss(_number(host.get("rss_bytes")))
             if self.intervals.limit is None and self.intervals.count >= MAX_INTERVALS:
                 return
             self.intervals.add_epoch(rec)
@@ -198,6 +202,12 @@ class Run:
 
     def _count_fit_traces(self, rec: Record) -> None:
         fit, retraces = rec.get("fit"), rec.get("retraces")
+        if fit is None and rec.get("source") == "auto" and self.fits:
+            # A custom loop's automatic epoch: its optimizer's fit is the one open (cut as
+            # a new optimizer begins, before the new fit_start), if any.
+            last = self.fits[-1].get("fit")
+            ended = self.fit_ends[-1].get("fit") if self.fit_ends else None
+            fit = last if self.fits[-1].get("source") == "optimizer" and last != ended else None
         new = retraces.get("new") if isinstance(retraces, dict) else None
         if isinstance(fit, int) and isinstance(new, int | float) and not isinstance(new, bool):
             self.fit_traces[fit] = self.fit_traces.get(fit, 0.0) + new

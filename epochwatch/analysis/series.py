@@ -71,7 +71,7 @@ SCALARS: dict[str, tuple[str, ...]] = {
     "work": ("config",),  # the fit series' points: what an epoch of that fit computes (run.work_of)
 }
 # Filled from the samples between two epoch records (daemon mode), not from the epoch.
-SAMPLED = ("rss_min", "contention_cpu", "host_cpu_pct", "samples")
+SAMPLED = ("rss_min", "contention_cpu", "host_cpu_pct", "samples", "rss_first")
 # Keyed families: one column per device, directory or function.
 KEYED = (
     "gpu_proc",
@@ -193,6 +193,9 @@ class _Pending:
 
     rss_min: float = math.inf
     rss_max: float = -math.inf
+    # The first RSS read within the epoch (a sample's or an interval's, see `note_rss`):
+    # where the epoch began, for what a storm in a run's only epoch added (retraces.py).
+    rss_first: float = NAN
     contention: float = 0.0
     host_cpu: float = 0.0
     host_cpu_n: int = 0
@@ -234,6 +237,12 @@ class EpochSeries:
 
     # -- building -------------------------------------------------------------------------
 
+    def note_rss(self, rss: float) -> None:
+        """An RSS read before the next epoch record ends (an interval's): the epoch's first
+        is kept (`rss_first`), the RSS where the epoch began as near as the trace says."""
+        if rss == rss and self._pending.rss_first != self._pending.rss_first:
+            self._pending.rss_first = rss
+
     def add_sample(self, rec: Mapping[str, Any]) -> None:
         # Called for every 1 Hz sample of a daemon trace (30 per epoch): plain comparisons
         # and exact type checks first, since the ABC checks cost more than the work here.
@@ -241,6 +250,8 @@ class EpochSeries:
         p.count += 1
         rss = number(rec.get("rss_bytes"))
         if rss == rss:
+            if p.rss_first != p.rss_first:
+                p.rss_first = rss
             if rss < p.rss_min:
                 p.rss_min = rss
             if rss > p.rss_max:
@@ -305,6 +316,7 @@ class EpochSeries:
         values["contention_cpu"] = p.contention / p.count if p.count else NAN
         values["host_cpu_pct"] = p.host_cpu / p.host_cpu_n if p.host_cpu_n else NAN
         values["samples"] = float(p.count)
+        values["rss_first"] = p.rss_first
         self._pending = _Pending()
         warm = self._is_warm(rec, values)
         if warm == FIRST:

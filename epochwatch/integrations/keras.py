@@ -89,7 +89,16 @@ def install(recorder: Recorder, module_name: str = "keras") -> None:
 
     fit.__epochwatch__ = True  # type: ignore[attr-defined]
     model_cls.fit = fit
+    count_clear_sessions(recorder, keras, loop)
+
+
+def count_clear_sessions(recorder: Recorder, keras: Any, loop: ModelLoop) -> None:
+    """Count the script's clear_session() calls into `loop`, for Keras fits' fit_start
+    (keras_fit.fit_block) and a custom loop's (recorder/auto_epochs.py writes it, with what
+    `fit_facts` add): models_in_loop's advice moves on where the loop already clears the
+    session, in a loop of fits and in a loop of GradientTape steps alike."""
     recorder.guard.run("clear_session counting", lambda: _count_clear_session(keras, loop), None)
+    recorder.auto.fit_facts[keras.__name__] = lambda: {"clear_session_calls": loop.clear_session_calls}
 
 
 def _fit_failed(watch: FitWatch, model: Any, exc: BaseException) -> None:

@@ -264,7 +264,7 @@ def install_tf(recorder: Recorder) -> None:
     from tensorflow.python.eager import backprop, context
 
     mark = tf_functions(recorder)[0]
-    recorder.auto.fit_facts = eager.loop_facts
+    recorder.auto.fit_facts["tensorflow"] = eager.loop_facts
     _patch(
         backprop.GradientTape,
         "gradient",

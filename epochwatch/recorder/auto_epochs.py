@@ -81,9 +81,10 @@ class AutoEpochs:
         # 0: as they end (an eager update, after the step's forward pass and gradients)
         self.scripted = False  # the script calls hook.step(): its steps win
         self.fit_records = True  # False where the integration writes each optimizer's fit_start
-        # What an integration adds to the fit_start written here (TensorFlow's: whether its
-        # functions run eagerly): a few flag reads, once per new optimizer, never raising.
-        self.fit_facts: Callable[[], dict[str, Any]] | None = None
+        # What integrations add to the fit_start written here, by integration (TensorFlow's:
+        # whether its functions run eagerly; Keras': the clear_session() calls counted so
+        # far): a few reads, once per new optimizer, never raising.
+        self.fit_facts: dict[str, Callable[[], dict[str, Any]]] = {}
         self.owner: Any = None  # the optimizer of the last step seen
         self.optimized = False  # an optimizer was seen: gradients (TAPE) are no steps
         self._owners: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
@@ -390,8 +391,8 @@ class AutoEpochs:
             "model": {"serial": serial_of(owner), "name": type(owner).__name__},
             "optimizer": {"class": type(owner).__name__},
         }
-        if self.fit_facts is not None:
-            block.update(self.fit_facts())
+        for facts in self.fit_facts.values():
+            block.update(facts())
         rec.emit("fit_start", **block)
 
     def new_to(self, owner: Any) -> bool:

@@ -664,3 +664,30 @@ def test_a_tflite_interpreters_invokes_are_inference_calls(tmp_path: Path, monke
         interpreter.invoke()
     epochs = _epochs(tmp_path, rec)
     assert [e["inference"]["apis"] for e in epochs] == [{"TFLite invoke": 4}] * 2
+
+
+def test_a_custom_loops_fit_start_counts_the_clear_session_calls(tmp_path: Path, monkeypatch: Any) -> None:
+    """flower700 RS_CLEAR=1: clear_session() before each client's model, counted by the Keras
+    integration for Keras fits only; the custom loop's fit_start had none, so models_in_loop
+    advised the clear_session() the script already called."""
+    import sys
+    import types
+
+    from epochwatch.integrations.keras import count_clear_sessions
+    from epochwatch.integrations.keras_fit import ModelLoop
+
+    keras = types.ModuleType("fakekeras_cs")
+    keras.backend = types.ModuleType("fakekeras_cs.backend")  # type: ignore[attr-defined]
+    keras.backend.clear_session = lambda: None  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "fakekeras_cs", keras)
+    monkeypatch.setitem(sys.modules, "fakekeras_cs.backend", keras.backend)  # type: ignore[attr-defined]
+    rec = _recorder(tmp_path)
+    count_clear_sessions(rec, keras, ModelLoop())
+    for _ in range(3):
+        keras.backend.clear_session()  # type: ignore[attr-defined]
+        opt = Optimizer()
+        for _ in range(2):
+            rec.auto.step(opt)
+    rec.finish("completed")
+    starts = of_type(read_single_trace(tmp_path), "fit_start")
+    assert [s.get("clear_session_calls") for s in starts] == [1, 2, 3], starts

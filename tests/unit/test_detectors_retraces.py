@@ -308,3 +308,83 @@ def test_a_function_traced_anew_before_each_fit_of_one_model_is_a_storm() -> Non
     assert analyze_records(_loop_of_fits(40, recompiled), "retrace_storm") == []
     # A new model each fit (and its function): models_in_loop's, not a storm as well.
     assert analyze_records(_loop_of_fits(40, make, new_models=True), "retrace_storm") == []
+
+
+def _one_epoch_storm(*, intervals: bool) -> list[dict[str, Any]]:
+    """minimalrl18's REINFORCE: one `@tf.function` update per episode of a new length, 40
+    traces in the run's one (window) epoch while RSS rose 700 -> 1100 MiB (its intervals'
+    `host.rss_bytes` say where it began)."""
+    mib = syn.MIB
+    out: list[dict[str, Any]] = [syn.run_start("one")]
+    t = syn.T0 + 1.0
+    if intervals:
+        for k in range(10):
+            out.append(
+                {"type": "interval", "run_id": "one", "t": t + k, "epoch": 0, "index": k, "source": "auto",
+                 "step": 4 * k + 4, "steps": 4, "seconds": 1.0, "host": {"rss_bytes": int((700 + 40 * k) * mib)}}
+            )  # fmt: skip
+    shape = {"arg": "states", "change": "shape", "was": "float32[10, 4]", "now": "float32[11, 4]"}
+    fns = {"update": {"new": 40, "total": 40, "causes": [shape]}}
+    out.append(
+        syn.epoch_record(
+            "one", 0, t, 10.0, source="auto", fit=None, steps=40, host=syn.host_block(1100 * mib),
+            **_retraces(fns, build=2.0),
+        )
+    )  # fmt: skip
+    out.append({"type": "run_end", "run_id": "one", "t": t + 11, "ended": "completed"})
+    return out
+
+
+def test_a_storm_in_the_runs_only_epoch_counts_the_memory_from_where_the_epoch_began() -> None:
+    """minimalrl18 / jax803: a storm in a run's one epoch said no RSS (`rss_before` was the
+    storm epoch's own end, so before == now), where a storm over epochs says "RSS +X"."""
+    (f,) = _analyze(_one_epoch_storm(intervals=True))
+    assert f.evidence["rss_before"] == 700 * syn.MIB and f.evidence["rss_now"] == 1100 * syn.MIB
+    assert "RSS +400 MiB" in f.title, f.title
+    # No interval, no sample: nothing says where the epoch began; nothing made up.
+    (g,) = _analyze(_one_epoch_storm(intervals=False))
+    assert "RSS +" not in g.title and g.evidence["rss_before"] == g.evidence["rss_now"], g.title
+
+
+def _clients(n: int, rss_step: float) -> list[dict[str, Any]]:
+    """flower700: a GradientTape loop building a model, SGD and `@tf.function` step per
+    client; each new optimizer a fit (`source: "optimizer"`) of one automatic epoch, whose
+    step traces once (no argument changes: a new function's first trace)."""
+    mib = syn.MIB
+    out: list[dict[str, Any]] = [syn.run_start("fed")]
+    t = syn.T0 + 1.0
+    for k in range(n):
+        model = {"serial": k, "name": "SGD"}
+        out.append(
+            {"type": "fit_start", "run_id": "fed", "t": t, "fit": k, "source": "optimizer", "model": model}
+        )
+        fns = _first("train_step") if k == 0 else {"train_step": {"new": 1, "total": k + 1, "causes": []}}
+        rss = 700 * mib + rss_step * k
+        out.append(
+            syn.epoch_record(
+                "fed", k, t, 0.1, source="auto", fit=None, steps=16, epoch_source="new_model",
+                host=syn.host_block(rss), **_retraces(fns, build=0.04),
+            )
+        )  # fmt: skip
+        out.append({"type": "fit_end", "run_id": "fed", "t": t + 0.1, "fit": k, "source": "optimizer",
+                    "steps": 16, "seconds": 0.1, "rss_bytes": int(rss)})  # fmt: skip
+        t += 0.1
+    out.append({"type": "run_end", "run_id": "fed", "t": t + 1, "ended": "completed"})
+    return out
+
+
+def test_a_step_made_anew_with_each_new_model_of_a_custom_loop_is_one_finding() -> None:
+    """flower700: a critical retrace_storm and an info models_in_loop counted the same +47 MiB
+    for one cause (a model and a step made per client). models_in_loop names the cause and
+    carries the traces and their time."""
+    found = analyze_records(_clients(48, 1.0 * syn.MIB), episodes=True)
+    kinds = [f.kind for f in found]
+    assert "retrace_storm" not in kinds and "models_in_loop" in kinds, [f.title for f in found]
+    (f,) = [f for f in found if f.kind == "models_in_loop"]
+    assert "1 new traced functions per fit" in f.title and "40% of the time tracing" in f.title, f.title
+    assert f.severity == "warning" and f.evidence["graph_build_share"] >= 0.25
+    # The RSS flat: the traces are still said, once.
+    flat = analyze_records(_clients(48, 0.0), episodes=True)
+    assert [g.kind for g in flat if g.kind in ("retrace_storm", "models_in_loop")] == ["models_in_loop"], [
+        g.title for g in flat
+    ]

@@ -246,7 +246,12 @@ def test_flat_intervals_are_quiet() -> None:
 
 
 def _fits(
-    n: int, rss_step: float, new_models: bool, clear: bool, optimizer: str | None = None
+    n: int,
+    rss_step: float,
+    new_models: bool,
+    clear: bool,
+    optimizer: str | None = None,
+    source: str | None = None,
 ) -> list[dict[str, Any]]:
     """`optimizer`: each fit's optimizer named `optimizer`, or `optimizer`_k for a new one
     each fit when it ends with "_" (Keras names each compile()'s new optimizer anew)."""
@@ -262,6 +267,8 @@ def _fits(
             "model": model,
             "clear_session_calls": k if clear else 0,
         }
+        if source is not None:  # "optimizer": a custom loop's fit (recorder/auto_epochs.py)
+            fit_start["source"] = source
         if optimizer is not None:
             name = f"{optimizer}{k}" if optimizer.endswith("_") else optimizer
             fit_start["optimizer"] = {"class": "SGD", "config": {"name": name}}
@@ -293,6 +300,17 @@ def test_models_in_loop_with_the_fix_and_what_is_left_after_clear_session() -> N
     assert "grows 32.0 MiB per fit" in big.hint and "3.7" not in big.hint, big.hint
     assert _of(analyze(_run(_fits(25, 8 * MIB, False, False))), "models_in_loop") == []  # one model
     assert _of(analyze(_run(_fits(25, 0.0, True, True))), "models_in_loop") == []  # nothing kept
+
+
+def test_a_custom_loop_that_clears_the_session_is_told_what_is_left() -> None:
+    """flower700 RS_CLEAR=1: a GradientTape loop (its fits the optimizers') with
+    clear_session() before each client's model was told to call clear_session(); where it
+    is called, what is left is one model, optimizer and step (no compile to make once)."""
+    (f,) = _of(analyze(_run(_fits(25, 3.7 * MIB, True, True, source="optimizer"))), "models_in_loop")
+    assert f.evidence["clear_session_every_iteration"] is True and "already called" in f.hint, f.hint
+    assert "@tf.function step once" in f.hint and "compiled once" not in f.hint, f.hint
+    (g,) = _of(analyze(_run(_fits(25, 3.7 * MIB, True, False, source="optimizer"))), "models_in_loop")
+    assert "call keras.backend.clear_session()" in g.hint
 
 
 def test_a_loop_that_compiles_one_model_before_each_fit_is_told_to_compile_once() -> None:

@@ -30,6 +30,7 @@ ALPHA = 0.01  # one-sided Mann-Kendall over the fits' RSS
 SLOWER = 1.25  # the fits' time per epoch, newest against first, said in the title from here
 SLOWER_WARNING = 1.5  # ... and a warning from here
 NEW_MODEL_SHARE = 0.6  # share of the fits that fitted a model not fitted before
+TRACING_WARNING = 0.25  # a custom loop's time spent tracing its steps made anew: a warning from here
 
 FIX = (
     "each iteration builds a new model and the old ones (their weights, optimizer and traced graphs) "
@@ -53,6 +54,19 @@ ALREADY_CLEARED = (
     "as much behind"
 )
 
+# ... and a custom loop's (its fits are its optimizers': no compile() to make once): what is
+# left is one model, optimizer and step for all iterations (flower700 RS_REUSE=1: RSS flat,
+# 3.6 s of CPU against 5.3; clear_session() each client made each round 7x slower).
+ALREADY_CLEARED_LOOP = (
+    "keras.backend.clear_session() is already called every iteration, and memory still grows "
+    "{per_fit} per fit: what it cannot free (TF's runtime and the traced steps' caches) only a new "
+    "process gets back, and clearing the session each iteration costs time of its own. Build the "
+    "model, its optimizer and the @tf.function step once, before the loop, and load each "
+    "iteration's starting weights into them (model.set_weights(w), and the optimizer's variables "
+    "assigned zeros: v.assign(tf.zeros_like(v))): nothing new to trace or keep; or run each "
+    "iteration in a subprocess (multiprocessing with the 'spawn' start method)"
+)
+
 
 Record = dict[str, Any]
 
@@ -72,6 +86,11 @@ def _models(view: RunAtEpoch, ends: list[Record]) -> tuple[list[Any], list[float
         if c is not None:
             calls.append(c)
     return models, calls
+
+
+def starts_of(view: RunAtEpoch, end: Record) -> Record | None:
+    """The fit_start of the fit that `end` (a fit_end) ended."""
+    return next((f for f in reversed(view.run.fits) if f.get("fit") == end.get("fit")), None)
 
 
 def _ended_fits(view: RunAtEpoch) -> list[Record]:
@@ -138,14 +157,18 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         return []
     mk = trend.mann_kendall(rss, autocorr=False)
     ts = trend.theil_sen(rss)
+    traces = [run.fit_traces.get(r.get("fit"), 0.0) for r in ends[1:]]  # type: ignore[arg-type]
+    per_fit = trend.median(traces) if traces else 0.0
     # The floor is relative to the process: 0.1% of its RSS per fit (0.7 MiB on 550 MiB).
-    if ts.slope < MIN_REL_SLOPE * rss[0] or ts.slope < MIN_SLOPE or mk.p_increasing > ALPHA:
+    grows = not (ts.slope < MIN_REL_SLOPE * rss[0] or ts.slope < MIN_SLOPE or mk.p_increasing > ALPHA)
+    # A custom loop whose every fit traces its step anew: the retrace storm it makes is
+    # this finding's (see carries_retraces), said here even where the RSS holds.
+    traced = carries_retraces(view) and per_fit >= 1
+    if not grows and not traced:
         return []
     fit_view = RunAtEpoch(run.fit_view(), run.fit_ends_dropped + len(ends), unit="fit", parents=view.parents)
     limit, limit_name = leaks.host_limit(fit_view)
-    proj = leaks.projection(fit_view, rss[-1], limit, ts.slope)
-    traces = [run.fit_traces.get(r.get("fit"), 0.0) for r in ends[1:]]  # type: ignore[arg-type]
-    per_fit = trend.median(traces) if traces else 0.0
+    proj = leaks.projection(fit_view, rss[-1], limit, ts.slope) if grows else {}
     cleared = len(calls) >= 2 and calls[-1] - calls[0] >= len(calls) - 2
     seconds = [v for v in (_num(r.get("seconds")) for r in ends[1:]) if v is not None]
     # The loop's slowdown is this finding's too ("gets slower each iteration"): each fit's
@@ -184,12 +207,17 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     if len(seconds) >= 2:
         evidence["fit_seconds_first"] = seconds[0]
         evidence["fit_seconds_now"] = seconds[-1]
-    title = (
-        f"a new model every iteration: after {len(ends)} fits of {distinct} models, RSS grows "
-        f"{fmt_bytes(ts.slope)} per fit ({fmt_bytes(rss[0])} -> {fmt_bytes(rss[-1])})"
-    )
+    title = f"a new model every iteration: after {len(ends)} fits of {distinct} models"
+    if grows:
+        title += f", RSS grows {fmt_bytes(ts.slope)} per fit ({fmt_bytes(rss[0])} -> {fmt_bytes(rss[-1])})"
     if per_fit > 0:
         title += f", {per_fit:.0f} new traced functions per fit"
+    share = _tracing_share(view, ends) if traced else 0.0
+    if traced:
+        evidence["rss_grows"] = grows
+        evidence["graph_build_share"] = share
+        if share >= 0.05:
+            title += f", {100 * share:.0f}% of the time tracing"
     if slower is not None and slower[1] >= SLOWER * slower[0]:
         evidence["epoch_seconds_first"], evidence["epoch_seconds_now"] = slower
         title += f", epochs {slower[1] / slower[0]:.1f}x as slow ({fmt_seconds(slower[0])} -> {fmt_seconds(slower[1])})"
@@ -202,11 +230,42 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     if cleared:
         title += "; clear_session() is already called every iteration"
     epoch = view.epoch_number(view.last) if view.unit != "fit" else fit_view.epoch_number(fit_view.last)
-    hint = ALREADY_CLEARED.format(per_fit=fmt_bytes(ts.slope)) if cleared else FIX
-    severity = leaks.severity(proj, rss[0])
+    hint = FIX
+    if cleared:
+        custom = (starts_of(view, ends[-1]) or {}).get("source") == "optimizer"
+        hint = (ALREADY_CLEARED_LOOP if custom else ALREADY_CLEARED).format(per_fit=fmt_bytes(ts.slope))
+    severity = leaks.severity(proj, rss[0]) if grows else INFO
+    if share >= TRACING_WARNING and severity == INFO:
+        severity = WARNING  # a quarter of the loop's time is spent tracing steps made anew
     if slower is not None and not busier and slower[1] >= SLOWER_WARNING * slower[0] and severity == INFO:
         severity = WARNING  # a third of each fit's time is now lost: a material share of the loop
     return [Finding(KIND, severity, title, evidence, hint, None, epoch, hold=1)]
+
+
+def carries_retraces(view: RunAtEpoch) -> bool:
+    """Whether a custom loop's fits (its optimizers', `source: "optimizer"`) train a new
+    model each: then the traces of its step made anew for each model (no argument changes,
+    one function's first trace per fit) are this finding's, not a `retrace_storm` beside it
+    (flower700: a model, SGD and @tf.function per client said twice, +47 MiB in both)."""
+    ends = _ended_fits(view)
+    if len(ends) < 2 or not new_models_each_fit(view):
+        return False
+    return all((starts_of(view, r) or {}).get("source") == "optimizer" for r in ends[-2:])
+
+
+def _tracing_share(view: RunAtEpoch, ends: list[Record]) -> float:
+    """The share of the epochs' time since the first fit ended spent building graphs."""
+    s = view.series
+    first = next(
+        (p for r, p in zip(view.run.fit_ends, view.run.fit_end_positions, strict=False) if r is ends[0]), None
+    )
+    lo = max(s.offset, first if first is not None else s.offset)
+    build = wall = 0.0
+    for i in range(lo, view.end):
+        b, sec = s.value("graph_build", i), s.value("seconds", i)
+        build += b if b == b else 0.0
+        wall += sec if sec == sec else 0.0
+    return build / wall if wall > 0 else 0.0
 
 
 def _host_busier(ends: list[Record], slower: tuple[float, float]) -> bool:

@@ -11,10 +11,12 @@ is what decides the fix. Only the user's and Keras' functions are judged
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 from epochwatch.analysis import frameworks
+from epochwatch.analysis.detectors import models_in_loop
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import CRITICAL, WARNING, Finding
 from epochwatch.analysis.functions import KERAS_FIT_FUNCTIONS, judged, saved_model_own
@@ -384,11 +386,22 @@ def _consequence(view: RunAtEpoch, hit_idx: list[int], share: float, evidence: d
     s = view.series
     base_at = max(s.segment_start(hit_idx[0]), hit_idx[0] - 1, s.offset)
     base, now = s.value("rss", base_at), view.latest("rss")
+    since = view.epoch_number(base_at)  # its end; 0-based
+    if base_at == hit_idx[0]:
+        # The storm began in a fit's first epoch (a run of one long epoch: REINFORCE's
+        # episodes, a JAX loop's one pass): its end is the storm's, not its start. Take the
+        # RSS where that epoch began: its first interval's (or sample's), else the end of
+        # the epoch before.
+        first = s.value("rss_first", base_at)
+        before = s.value("rss", base_at - 1) if base_at - 1 >= s.offset else math.nan
+        start = first if first == first else before
+        if start == start and base == base and start < base:
+            base, since = start, view.epoch_number(base_at) - 1
     said = []
     if base == base and now == now:
         evidence["rss_before"], evidence["rss_now"] = base, now
         if now - base >= MIB:
-            evidence["rss_since_epoch"] = view.epoch_number(base_at)  # its end; 0-based
+            evidence["rss_since_epoch"] = since
             said.append(f"RSS +{fmt_bytes(now - base)}")
     if share >= 0.05:
         said.append(f"{100 * share:.0f}% of the time tracing")
@@ -422,6 +435,10 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         if f is not None:
             found.append(f)
     found = _exports(view, found, window, refits)
+    if any("argument" not in f.evidence for f in found) and models_in_loop.carries_retraces(view):
+        # One problem, one finding: a step made anew with each new model of a custom loop
+        # (no argument changes) is models_in_loop's, which names the cause.
+        found = [f for f in found if "argument" in f.evidence or f.target == EXPORT_TARGET]
     mine = [f for f in found if f.target not in FRAMEWORK_OWN]
     said = any(view.reported(KIND, n) for n in view.series.functions if n not in FRAMEWORK_OWN)
     return mine if mine or said else found
