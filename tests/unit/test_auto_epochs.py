@@ -586,6 +586,24 @@ def test_predict_calls_in_a_custom_loop_are_counted_into_its_epochs(tmp_path: Pa
     assert epoch["loop_inference"] == {"calls": 2, "apis": {"predict": 2}, "seconds": 1.0}
 
 
+def test_predict_calls_count_in_the_scripts_own_epochs_not_in_a_fits(tmp_path: Path) -> None:
+    rec = _recorder(tmp_path)
+    rec.auto.switch_off()  # the script marks its epochs (hook.epoch())
+    inference = rec.auto.inference
+    rec.begin_epoch(0, "loop")
+    inference.in_loop("predict_on_batch", 0.25, 1)
+    rec.begin_epoch(0, "keras", fit=0)  # a fit nested in it: its validation is its own
+    inference.fit_began()
+    inference.in_loop("evaluate", 0.25, 32)
+    rec.end_epoch()
+    inference.fit_ended()
+    rec.end_epoch()
+    inference.in_loop("predict", 0.25, 1)  # between the script's epochs: no epoch to count into
+    keras, loop = _epochs(tmp_path, rec)
+    assert "loop_inference" not in keras
+    assert loop["loop_inference"] == {"calls": 1, "apis": {"predict_on_batch": 1}, "seconds": 0.25, "rows": 1}
+
+
 def test_an_inference_runs_memory_and_slowdown_findings_get_the_inference_fixes() -> None:
     from epochwatch.analysis.findings import Finding
     from epochwatch.analysis.inference_advice import adapt
