@@ -15,7 +15,7 @@ from typing import Any
 
 from epochwatch.analysis.findings import Finding
 
-_PER_CALL = (
+PER_CALL = (
     "`model.predict()` builds its input pipeline and step loop anew on every call: for small inputs "
     "in a loop, call the model directly (`model(x, training=False)`, or a tf.function around it) or "
     "put the inputs into one batch and call predict once"
@@ -24,12 +24,12 @@ HINTS = {
     "host_memory_growth": (
         "an inference loop whose memory grows with every call: keep only what you need of each result "
         "(`np.asarray(...)` copies, not the tensors or the outputs' whole dicts), do not build models or "
-        "tf.functions inside the loop, and " + _PER_CALL + " (each predict() call also leaves some memory "
+        "tf.functions inside the loop, and " + PER_CALL + " (each predict() call also leaves some memory "
         "behind in TF's runtime)"
     ),
     "slowdown": (
         "the calls get slower as the loop goes: something accumulates per call (results kept, models or "
-        "tf.functions built in the loop; see host memory); and " + _PER_CALL
+        "tf.functions built in the loop; see host memory); and " + PER_CALL
     ),
 }
 

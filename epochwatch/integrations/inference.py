@@ -11,6 +11,10 @@ A model called while a `tf.function` is traced (`@tf.function def predict_step(x
 return model(x)`, the usual fast inference loop) runs its Python only at the trace: that
 call is no inference call, and the function becomes a watched one whose own calls are
 (integrations/optimizer_steps.py: `watcher`, the same class as the step functions).
+
+Once a custom loop trained, `predict`/`evaluate`/`predict_on_batch` calls are still timed
+(milliseconds each at least, so two clock reads and a shape read cost nothing) and counted
+into the loop's epoch (`inference.in_loop`); its model calls are not (one a step).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import functools
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from epochwatch.recorder.inference_calls import LOOP_APIS
 
 if TYPE_CHECKING:
     from epochwatch.recorder import Recorder
@@ -44,6 +50,22 @@ def _never() -> bool:
     return False
 
 
+def _rows(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
+    """The rows a call was fed (the first dimension of its first input), when its input has
+    a shape (arrays, tensors, a list or dict of them); None for a dataset or a generator."""
+    x = args[0] if args else kwargs.get("x")
+    if isinstance(x, list | tuple) and x:
+        x = x[0]
+    elif isinstance(x, dict) and x:
+        x = next(iter(x.values()))
+    shape = getattr(x, "shape", None)
+    try:
+        rows = shape[0] if shape is not None and len(shape) else None
+    except (TypeError, ValueError, IndexError):
+        return None
+    return rows if isinstance(rows, int) and not isinstance(rows, bool) else None
+
+
 def _describe(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:
     """The statistics of a call's inputs (`x` of predict/evaluate, `inputs` of a call)."""
     from epochwatch.integrations.inputs import describe_inputs
@@ -62,10 +84,24 @@ def wrap_call(
     """`original` timed as an inference call; while `tracing()`, `watch()` marks the function
     being traced instead (outside a fit: a fit's functions are its own)."""
     inference, guard = recorder.auto.inference, recorder.guard
+    counted_in_loop = api in LOOP_APIS
+
+    def in_loop(self: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """A Keras inference loop called inside a custom loop: timed into its epoch."""
+        inference.depth += 1
+        t0 = time.perf_counter()
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            seconds = time.perf_counter() - t0
+            inference.depth -= 1
+            guard.run(PART, lambda: inference.in_loop(api, seconds, _rows(args, kwargs)), None)
 
     @functools.wraps(original)
     def call(self: Any, *args: Any, **kwargs: Any) -> Any:
         if inference.blind or inference.fitting or inference.depth or _symbolic(args, kwargs):
+            if counted_in_loop and inference.blind and not (inference.fitting or inference.depth):
+                return in_loop(self, args, kwargs)
             return original(self, *args, **kwargs)  # training, predict's own calls, or a model being built
         if tracing():
             if watch is not None and recorder.epoch_source is None:

@@ -26,6 +26,7 @@ from epochwatch.intervals import step_summary
 from epochwatch.logged import LoggedMetrics
 from epochwatch.recorder.auto_epochs import AutoEpochs
 from epochwatch.recorder.detection import OnlineDetection
+from epochwatch.recorder.inference_calls import LoopCalls
 from epochwatch.recorder.interval_writer import IntervalWriter
 from epochwatch.recorder.setup import EpochSource, RunSetup, warm_caches
 from epochwatch.runname import new_run_id
@@ -52,6 +53,7 @@ class _Epoch:
     metrics: LoggedMetrics = field(default_factory=LoggedMetrics)
     outer: _Epoch | None = None  # the custom-loop epoch a fit's epoch is nested in
     steps: list[float] = field(default_factory=list)  # step starts from hook.step() (custom loops)
+    inference: LoopCalls | None = None  # Keras predict/evaluate calls made in a custom loop's epoch
 
 
 class Recorder:
@@ -458,6 +460,8 @@ class Recorder:
                 between = step_summary(epoch.steps, 0, len(epoch.steps)) if epoch.source == "loop" else None
                 if between:  # between step starts, as a fit's epoch says them
                     rec.setdefault("step_seconds", between)
+            if epoch.inference is not None:
+                rec["loop_inference"] = epoch.inference.block()
             logged = epoch.metrics.means()
             if logged:
                 rec["metrics"] = {**logged, **rec.get("metrics", {})}

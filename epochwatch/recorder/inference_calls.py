@@ -20,11 +20,20 @@ a series of their own after the fit's epochs (series.py cuts one where the numbe
 restart), and its last window, unfinished when the next fit begins or the run ends, is
 dropped (a loop of fit + evaluate rounds writes no window per round). With no training
 seen at all, the closing line says what was seen instead (`closing_text`).
+
+A custom loop's calls of Keras's own inference loops (`predict`, `evaluate`,
+`predict_on_batch`: each builds its input handling and step loop per call) are not
+windows, but they are counted into the epoch they are made in (`in_loop`: the loop's
+automatic epochs or the script's own; `loop_inference` in its record): a loop that predicts
+one sample per step spends most of its time in them (tensorflow#40261), which no other
+record shows. Calling the model (`__call__`) is not counted there: a training loop calls it
+every step.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from epochwatch import envvars
@@ -51,6 +60,40 @@ INPUT_TRIES = 8
 # growth rules (the first window is warm-up, and they need 5 more).
 JUDGED_WINDOWS = 6
 UNJUDGED_RISE = 64 * 2**20
+
+
+# Keras's inference loops, counted into a custom loop's epochs (`in_loop`).
+LOOP_APIS = ("predict", "evaluate", "predict_on_batch")
+LOOP_SOURCES = ("auto", "loop")  # the epochs of a custom loop: automatic, or the script's own
+
+
+@dataclass
+class LoopCalls:
+    """The Keras inference calls made in one epoch of a custom loop."""
+
+    apis: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    rows: int = 0  # rows of the calls whose input's size could be read
+    unsized: int = 0  # calls whose input's size could not be read (a dataset, a generator)
+
+    def add(self, api: str, seconds: float, rows: int | None) -> None:
+        self.apis[api] = self.apis.get(api, 0) + 1
+        self.seconds += seconds
+        if rows is None:
+            self.unsized += 1
+        else:
+            self.rows += rows
+
+    def block(self) -> dict[str, Any]:
+        """The epoch record's `loop_inference`: `rows` only when every call's size was read."""
+        out: dict[str, Any] = {
+            "calls": sum(self.apis.values()),
+            "apis": dict(self.apis),
+            "seconds": round(self.seconds, 6),
+        }
+        if not self.unsized:
+            out["rows"] = self.rows
+        return out
 
 
 class InferenceCalls:
@@ -106,6 +149,17 @@ class InferenceCalls:
         full = sum(self._calls.values()) >= self.window_calls
         if (full and now - self._start_perf >= self.min_seconds) or now >= self._deadline:
             self.close()
+
+    def in_loop(self, api: str, seconds: float, rows: int | None) -> None:
+        """A `predict`/`evaluate`/`predict_on_batch` call once a custom loop trained: counted
+        into the open epoch when it is the loop's (not a fit's, not between the script's
+        own epochs)."""
+        epoch = self._rec._epoch
+        if self.fitting or epoch is None or epoch.source not in LOOP_SOURCES:
+            return
+        if epoch.inference is None:
+            epoch.inference = LoopCalls()
+        epoch.inference.add(api, seconds, rows)
 
     def wants_inputs(self) -> bool:
         """Whether a call's inputs should be described: none yet, no training, few tries."""

@@ -84,6 +84,29 @@ inner = [c.cell_contents for c in model.train_function.__closure__ if isinstance
 assert inner and all(type(f) is Function for f in inner) and not hasattr(Function.__call__, "__epochwatch__")
 """
 
+PREDICT_IN_LOOP = """
+import os
+import epochwatch.hook
+import numpy as np, tensorflow as tf, keras
+model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16), keras.layers.Dense(1)])
+opt = keras.optimizers.Adam(1e-3)
+
+@tf.function
+def train_step(x, y):
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean((model(x, training=True)[:, 0] - y) ** 2)
+    opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+
+x = np.random.rand(28, 8).astype("float32")
+y = x.sum(axis=1)
+call = os.environ.get("CALL") == "1"
+for i in range(0, 28, 4):  # online learning: each sample scored as it comes, a step every 4
+    for j in range(i, i + 4):
+        p = model(x[j : j + 1], training=False) if call else model.predict(x[j : j + 1], verbose=0)
+    train_step(x[i : i + 4], y[i : i + 4])
+model.predict(x, verbose=0)  # a validation predict on the whole set: no such loop
+"""
+
 SAVED_MODEL = """
 import os
 import epochwatch.hook
@@ -177,3 +200,31 @@ def test_a_traced_predict_loop_counts_the_functions_calls_then_its_steps(tmp_pat
     assert [e["inference"]["apis"] for e in epochs[:3]] == [{"serve": 10}] * 3
     assert epochs[3]["steps"] == 6
     assert "no training seen" not in proc.stderr
+
+
+def test_predict_per_sample_in_a_custom_loop_is_said_live_and_in_report(tmp_path: Path) -> None:
+    """tensorflow#40261: `model.predict(x[None])` per sample inside a training loop took 99.6%
+    of the time and nothing was said (the calls made no window once the loop trained)."""
+    proc = run_python(PREDICT_IN_LOOP, tmp_path)
+    records = read_single_trace(tmp_path)
+    (epoch,) = of_type(records, "epoch")
+    # the first 4 calls came before the first update: an inference window's, dropped
+    assert epoch["loop_inference"]["apis"] == {"predict": 25}, proc.stderr[-2000:]
+    assert epoch["loop_inference"]["rows"] == 24 + 28  # single rows, and the validation's 28
+    live = [f for f in latest_findings(records) if f["kind"] == "predict_in_loop"]
+    report = report_json(trace_files(tmp_path)[0])["runs"][0]["findings"]
+    offline = [f for f in report if f["kind"] == "predict_in_loop"]
+    assert len(live) == 1 and len(offline) == 1, proc.stderr[-2000:]
+    assert live[0]["title"] == offline[0]["title"] and "model(x, training=False)" in offline[0]["hint"]
+    assert "`model.predict()` called 25 times inside the training loop (2 rows a call" in live[0]["title"]
+    assert "predict_in_loop" in proc.stderr  # said on the console as it ran
+    assert [f["kind"] for f in report] == ["predict_in_loop"]
+
+
+def test_the_model_called_in_a_custom_loop_is_quiet(tmp_path: Path) -> None:
+    """The same loop calling the model (the maintainer's fix) and predicting once an epoch."""
+    proc = run_python(PREDICT_IN_LOOP, tmp_path, env=child_env(tmp_path, CALL="1"))
+    records = read_single_trace(tmp_path)
+    (epoch,) = of_type(records, "epoch")
+    assert epoch["loop_inference"] == {**epoch["loop_inference"], "calls": 1, "rows": 28}, proc.stderr[-2000:]
+    assert not [f for f in latest_findings(records) if f["kind"] == "predict_in_loop"]

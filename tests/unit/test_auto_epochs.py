@@ -538,6 +538,72 @@ def test_inference_calls_while_training_are_the_trainings(tmp_path: Path) -> Non
     assert [e["epoch_source"] for e in epochs] == ["window_steps"]
 
 
+def test_predict_calls_in_a_custom_loop_are_counted_into_its_epochs(tmp_path: Path) -> None:
+    """tensorflow#40261: `model.predict(x[None])` per sample in an online-learning loop took
+    99.6% of the time and no record said so. Once the loop trains, its predict/evaluate/
+    predict_on_batch calls are counted into the epoch (`loop_inference`); its model calls are
+    not (one a step), nor predict's own."""
+    import numpy as np
+
+    from epochwatch.integrations.inference import wrap_call
+
+    rec = _recorder(tmp_path, EPOCHWATCH_WINDOW_STEPS="4")
+
+    class Model:
+        def predict(self, x: Any) -> Any:
+            return self(x)
+
+        def evaluate(self, x: Any, y: Any = None) -> Any:
+            return 0.0
+
+        def __call__(self, x: Any) -> Any:
+            return x
+
+    for api in ("predict", "evaluate", "__call__"):
+        setattr(Model, api, wrap_call(getattr(Model, api), api, rec))
+    model, opt = Model(), Optimizer()
+    model.predict(np.ones((1, 4)))  # before training: an inference window's, dropped at the first step
+    for _ in range(6):
+        model.predict(np.ones((1, 4)))
+        model(np.ones((32, 4)))
+        rec.auto.step(opt)
+    model.evaluate(np.ones((3, 4)), np.ones(3))
+    model.predict([np.ones((2, 4)), np.ones((2, 1))])
+    epochs = _epochs(tmp_path, rec)
+    blocks = [e.get("loop_inference") for e in epochs]
+    assert [b and (b["calls"], b["apis"], b["rows"]) for b in blocks] == [
+        (4, {"predict": 4}, 4),  # the calls before the first step are not its epoch's
+        (3, {"predict": 2, "evaluate": 1}, 6),  # (the 4th step's epoch is cut at the 5th)
+    ], blocks
+    assert all(b["seconds"] >= 0 for b in blocks if b)
+    assert "inference" not in epochs[0] and rec.auto.inference.total.get("predict", 0) == 0
+    # A dataset's rows cannot be read: the epoch says none.
+    other = _recorder(tmp_path / "ds")
+    other.auto.step(opt)
+    other.auto.inference.in_loop("predict", 0.5, None)
+    other.auto.inference.in_loop("predict", 0.5, 1)
+    (epoch,) = _epochs(tmp_path / "ds", other)
+    assert epoch["loop_inference"] == {"calls": 2, "apis": {"predict": 2}, "seconds": 1.0}
+
+
+def test_predict_calls_count_in_the_scripts_own_epochs_not_in_a_fits(tmp_path: Path) -> None:
+    rec = _recorder(tmp_path)
+    rec.auto.switch_off()  # the script marks its epochs (hook.epoch())
+    inference = rec.auto.inference
+    rec.begin_epoch(0, "loop")
+    inference.in_loop("predict_on_batch", 0.25, 1)
+    rec.begin_epoch(0, "keras", fit=0)  # a fit nested in it: its validation is its own
+    inference.fit_began()
+    inference.in_loop("evaluate", 0.25, 32)
+    rec.end_epoch()
+    inference.fit_ended()
+    rec.end_epoch()
+    inference.in_loop("predict", 0.25, 1)  # between the script's epochs: no epoch to count into
+    keras, loop = _epochs(tmp_path, rec)
+    assert "loop_inference" not in keras
+    assert loop["loop_inference"] == {"calls": 1, "apis": {"predict_on_batch": 1}, "seconds": 0.25, "rows": 1}
+
+
 def test_an_inference_runs_memory_and_slowdown_findings_get_the_inference_fixes() -> None:
     from epochwatch.analysis.findings import Finding
     from epochwatch.analysis.inference_advice import adapt

@@ -28,6 +28,7 @@ MODULES: tuple[str, ...] = (
     "models_in_loop",
     "optimizer_recreated",
     "eager",
+    "predict_in_loop",
 )
 
 _loaded: tuple[Detector, ...] | None = None

@@ -1,0 +1,112 @@
+"""predict_in_loop: a custom loop spends most of its time in Keras's `predict` per few samples.
+
+`model.predict()` (and `evaluate`, `predict_on_batch`) is a top-level API: each call builds
+its input handling and runs a step loop, a constant cost of tens of milliseconds
+(tensorflow#40261: "a 300x difference in the constant overheads" against calling the
+model). An online-learning or RL loop that predicts one sample per step spends nearly all
+its time there (99.6% in the real script: 63 ms a predict against 1 ms a model call), and
+nothing grows, so no trend sees it. Read from the custom loop's epochs' `loop_inference`
+(recorder/inference_calls.py: the calls, their seconds and rows): in the newest RECENT
+epochs together, MANY_CALLS calls or more of FEW_ROWS rows or fewer each (where the rows
+could be read), taking SHARE of the epochs' time or more, and at least SHARE of the newest
+epoch's. One finding per run (target None), live and in `report` alike. A validation
+predict once an epoch on a big batch is no such loop (a call or two an epoch, many rows).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from epochwatch.analysis.detectors.base import Detector
+from epochwatch.analysis.findings import WARNING, Finding
+from epochwatch.analysis.inference_advice import PER_CALL
+from epochwatch.analysis.units import fmt_seconds
+from epochwatch.analysis.view import RunAtEpoch
+
+KIND = "predict_in_loop"
+RECENT = 3  # epochs judged together (a loop's short epochs of a few calls each)
+MANY_CALLS = 20  # calls in the epochs judged, at least
+FEW_ROWS = 64  # rows a call, at most (where the calls' rows were read)
+SHARE = 0.5  # of the epochs' time spent in the calls, at least
+HINTS = {
+    "predict": PER_CALL + "; `model.predict_on_batch(x)` also skips the input pipeline",
+    "predict_on_batch": (
+        "`model.predict_on_batch()` still runs Keras's predict function and converts its output to "
+        "NumPy on every call: for small inputs in a loop, call the model directly "
+        "(`model(x, training=False)`, or a tf.function around it), or put the inputs into one batch"
+    ),
+    "evaluate": (
+        "`model.evaluate()` builds its input pipeline, step loop and metrics anew on every call: for "
+        "small inputs in a loop, compute the loss on the model's output directly "
+        "(`loss_fn(y, model(x, training=False))`, or a tf.function around it), or gather the inputs "
+        "and evaluate once on the batch"
+    ),
+}
+
+
+def _number(value: Any) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if ok and value == value else 0.0
+
+
+def _recent(view: RunAtEpoch) -> list[dict[str, Any]]:
+    """The RECENT newest epoch records the view sees."""
+    return view.run.epochs[: max(0, view.end - view.run.epochs_dropped)][-RECENT:]
+
+
+def _calls(rec: dict[str, Any]) -> dict[str, Any]:
+    block = rec.get("loop_inference")
+    return block if isinstance(block, dict) else {}
+
+
+def detect(view: RunAtEpoch) -> list[Finding]:
+    if view.unit != "epoch" or view.last < 0 or view.done(KIND, None):
+        return []
+    recs = [r for r in _recent(view) if r.get("source") in ("auto", "loop")]
+    if not recs or not _calls(recs[-1]):
+        return []
+    newest = _calls(recs[-1])
+    newest_seconds = _number(recs[-1].get("seconds"))
+    if newest_seconds <= 0 or _number(newest.get("seconds")) < SHARE * newest_seconds:
+        return []
+    blocks = [_calls(r) for r in recs]
+    calls = int(sum(_number(b.get("calls")) for b in blocks))
+    seconds = sum(_number(b.get("seconds")) for b in blocks)
+    epoch_seconds = sum(_number(r.get("seconds")) for r in recs)
+    if calls < MANY_CALLS or epoch_seconds <= 0 or seconds < SHARE * epoch_seconds:
+        return []
+    sized = [b for b in blocks if b and "rows" in b]
+    rows = sum(_number(b.get("rows")) for b in sized) / max(1.0, sum(_number(b.get("calls")) for b in sized))
+    if sized and rows > FEW_ROWS:
+        return []  # big batches: the time is the model's work, not the calls' overhead
+    apis: dict[str, int] = {}
+    for b in blocks:
+        for api, n in (b.get("apis") or {}).items():
+            apis[api] = apis.get(api, 0) + int(_number(n))
+    api = max(apis, key=lambda a: apis[a]) if apis else "predict"
+    share = seconds / epoch_seconds
+    per_call = seconds / calls
+    first = view.epoch_number(view.end - len(recs))
+    last = view.epoch_number(view.last)
+    evidence: dict[str, Any] = {
+        "calls": calls,
+        "apis": apis,
+        "seconds": round(seconds, 6),
+        "epoch_seconds": round(epoch_seconds, 6),
+        "share": round(share, 4),
+        "seconds_per_call": round(per_call, 6),
+        "epochs": [first, last],
+    }
+    if sized:
+        evidence["rows_per_call"] = round(rows, 2)
+    span = f"epoch {last + 1}" if first == last else f"epochs {first + 1}-{last + 1}"
+    size = f"{rows:.0f} row{'' if round(rows) == 1 else 's'} a call, " if sized else ""
+    title = (
+        f"`model.{api}()` called {calls:,} times inside the training loop ({size}"
+        f"{fmt_seconds(per_call)} each): {fmt_seconds(seconds)} ({share:.0%}) of the "
+        f"{fmt_seconds(epoch_seconds)} of {span}"
+    )
+    return [Finding(KIND, WARNING, title, evidence, HINTS.get(api, HINTS["predict"]), None, last)]
+
+
+DETECTOR = Detector(name=KIND, detect=detect, persistence=1)
