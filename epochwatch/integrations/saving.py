@@ -263,10 +263,10 @@ def _made_by() -> dict[str, Any]:
     owner = _maker()
     if owner is None:
         return {}
-    keeps = {
+    keeps = {  # a CheckpointManager holds its max_to_keep privately
         key: value
         for key in ("save_best_only", "max_to_keep")
-        if isinstance(value := getattr(owner, key, None), bool | int) and value is not None
+        if isinstance(value := getattr(owner, key, getattr(owner, f"_{key}", None)), bool | int)
     }
     return {"via": type(owner).__name__, **({"keeps": keeps} if keeps else {}), **_best_of(owner)}
 

@@ -89,6 +89,9 @@ def test_all_paths_are_recorded(tmp_path: Path) -> None:
         r for r in saves_restores if r["type"] == "restore" and r.get("via") == "BackupAndRestore"
     )
     assert backup_restore["sha256"] == backup_saves[1]["sha256"]
+    # What the manager keeps (its own attribute is private): a fix never tells it to keep fewer.
+    manager_saves = [r for r in saves_restores if r["type"] == "save" and r.get("via") == "CheckpointManager"]
+    assert manager_saves and all(r["keeps"] == {"max_to_keep": 1} for r in manager_saves), manager_saves
     assert not of_type(records, "notice")
 
 
