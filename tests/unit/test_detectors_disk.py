@@ -106,3 +106,31 @@ def test_a_directory_of_savedmodel_exports_is_told_about_exports(tmp_path: Path)
     (f,) = _analyze([records[0], *saves, *records[1:]])
     assert "SavedModel export" in f.hint and "one directory" in f.hint, f.hint
     assert "ModelCheckpoint" not in f.hint and "CheckpointManager" not in f.hint, f.hint
+
+
+def test_a_checkpoint_manager_full_to_its_max_to_keep_is_no_growth(tmp_path: Path) -> None:
+    """tensorflow/models' step loop, CheckpointManager(max_to_keep=3): the directory grew over
+    the first three saves and held (here 10 of 10) ("grows 16.1 MiB per epoch ... it stopped growing", fix
+    "keep at most K checkpoints"), judged on intervals. A directory bigger than its K
+    checkpoints is still said, with a fix that knows the manager keeps K already."""
+    path = str(tmp_path)
+
+    def run(held: int) -> list[Any]:
+        records = syn.trace(
+            12, lambda i: {"dirs": {path: {"bytes": 16 * MIB * min(i + 1, held) + 100, "files": 2 * min(i + 1, held) + 1,
+                                           "role": "checkpoint"}}}
+        )  # fmt: skip
+        made = [
+            {"type": "save", "run_id": records[0]["run_id"], "t": syn.T0 + 1.5 + i, "path": f"{path}/ckpt-{i + 1}",
+             "format": "tf_checkpoint", "api": "tf.train.CheckpointManager.save", "via": "CheckpointManager",
+             "keeps": {"max_to_keep": 10}, "bytes": 16 * MIB}
+            for i in range(12)
+        ]  # fmt: skip
+        out = [records[0]]
+        for rec, save in zip(records[1:], made, strict=False):
+            out += [save, rec]
+        return _analyze(out + records[len(made) + 1 :])
+
+    assert run(10) == []  # ten checkpoints of 16 MiB, as many as it keeps
+    (f,) = run(12)
+    assert "keeps 10 checkpoints already" in f.hint, f.hint

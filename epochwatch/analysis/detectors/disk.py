@@ -84,7 +84,32 @@ def free_space(view: RunAtEpoch, path: str) -> tuple[float, str]:
     return float("nan"), "unknown"
 
 
+ROTATION_SLACK = 0.5  # of a checkpoint's size, beyond K of them (the manager's index file)
+
+
+def _rotated(view: RunAtEpoch, path: str) -> bool:
+    """Whether a CheckpointManager that keeps K checkpoints in `path` bounds it, and it holds
+    no more than those K (by the saves' own sizes): a directory that fills up to its K and
+    holds is rotation at work (tensorflow/models' step loop, max_to_keep=3: "grows 16.1 MiB
+    per epoch ... it stopped growing", fix "keep at most K checkpoints")."""
+    prefix = path.rstrip("/") + "/"
+    saves = [save for save in view.run.saves if str(save.get("path", "")).startswith(prefix)]
+    kept = {
+        keeps.get("max_to_keep") if isinstance(keeps := save.get("keeps"), dict) else None for save in saves
+    }
+    sizes = sorted(b for save in saves if isinstance(b := save.get("bytes"), int | float) and b > 0)
+    if len(kept) != 1 or not sizes:
+        return False
+    k = kept.pop()
+    if not isinstance(k, int) or isinstance(k, bool) or k <= 0:
+        return False
+    now = view.latest("dir_bytes", key=path)
+    return now == now and now <= (k + ROTATION_SLACK) * sizes[len(sizes) // 2]
+
+
 def _finding(view: RunAtEpoch, path: str) -> Finding | None:
+    if _rotated(view, path):
+        return None
     # A loop of fits (unit "fit"): one point per iteration, what each left on disk; rotation
     # within a fit is already behind it, so no floor over several points.
     envelope = ENVELOPE if view.unit != "fit" else 1
