@@ -44,6 +44,7 @@ INTEGRATIONS: list[tuple[str, str, Install]] = [
     ("torch", "torch profiler", _call("integrations.torch_profile")),
     # steps and epochs of loops that mark none (recorder/auto_epochs.py)
     ("keras", "automatic epochs", _call("integrations.optimizer_steps", "install_keras")),
+    ("keras", "automatic epochs", _call("integrations.jit_steps", "install_keras")),
     ("tf_keras", "automatic epochs", _call("integrations.optimizer_steps", "install_tf_keras")),
     ("tensorflow", "automatic epochs", _call("integrations.data_passes", "install_tf")),
     ("tensorflow", "automatic epochs", _call("integrations.optimizer_steps", "install_tf")),

@@ -14,7 +14,9 @@ update is where steps are seen without help:
 - A loop with no optimizer (variables updated by hand): `GradientTape.gradient`, counted
   and marked the same way for `TAPE` (recorder/auto_epochs.py), until an optimizer is seen.
 - PyTorch (`torch.optim.optimizer.register_optimizer_step_post_hook`): one global hook.
-- optax (integrations/optax_steps.py): `apply_updates`, and jitted functions that call it.
+- optax (integrations/optax_steps.py): `apply_updates`, and jitted functions that call it;
+  Keras on JAX: `apply` traced inside a `jax.jit` function marks it the same way
+  (integrations/jit_steps.py: `install_keras`).
 
 Per step on the training thread: an eager check and a method call, well under a
 microsecond (bench/primitives.py measures it). Steps inside a Keras fit are the fit's and
@@ -216,7 +218,8 @@ def _outermost(base: type, step_class: type) -> Callable[[], Any]:
     return outermost
 
 
-def _patch(cls: Any, name: str, wrap: Callable[..., Any]) -> bool:
+def patch(cls: Any, name: str, wrap: Callable[..., Any]) -> bool:
+    """`cls.name = wrap(cls.name)` unless wrapped already; False when `cls` has no `name`."""
     original = cls.__dict__.get(name) if cls is not None else None
     if original is None:
         return False
@@ -247,16 +250,18 @@ def _tf_update(recorder: Recorder) -> Callable[[Callable[..., Any]], Callable[..
 
 
 def install_keras(recorder: Recorder) -> None:
-    """Keras 3's optimizers: every update goes through `BaseOptimizer.apply` (on the JAX or
-    torch backends each call counts: no tf.function there)."""
+    """Keras 3's optimizers: every update goes through `BaseOptimizer.apply` (on the torch
+    backend each call counts: no tf.function there). On JAX, integrations/jit_steps.py wraps
+    it: a traced update marks the `jax.jit` function that traced it."""
     import keras
     from keras.src.optimizers import base_optimizer
 
-    if keras.backend.backend() == "tensorflow":
-        wrap = _tf_update(recorder)
-    else:
-        wrap = lambda f: wrap_update(f, recorder)  # noqa: E731
-    _patch(base_optimizer.BaseOptimizer, "apply", wrap)
+    backend = keras.backend.backend()
+    if backend == "jax":
+        return
+    eager = lambda f: wrap_update(f, recorder)  # noqa: E731
+    wrap = _tf_update(recorder) if backend == "tensorflow" else eager
+    patch(base_optimizer.BaseOptimizer, "apply", wrap)
 
 
 def install_tf(recorder: Recorder) -> None:
@@ -265,7 +270,7 @@ def install_tf(recorder: Recorder) -> None:
 
     mark = tf_functions(recorder)[0]
     recorder.auto.fit_facts["tensorflow"] = eager.loop_facts
-    _patch(
+    patch(
         backprop.GradientTape,
         "gradient",
         lambda f: wrap_update(f, recorder, context.executing_eagerly, mark, owner=TAPE),
@@ -282,7 +287,7 @@ def install_tf_keras(recorder: Recorder) -> None:
         getattr(getattr(tf_keras.optimizers, "legacy", None), "Optimizer", None),
     ):
         for klass in getattr(cls, "__mro__", ())[:3]:
-            if _patch(klass, "apply_gradients", wrap):
+            if patch(klass, "apply_gradients", wrap):
                 break
 
 

@@ -104,6 +104,61 @@ assert sys.modules["tensorflow"] is None
     assert env["jax"]["version"]
 
 
+GUIDE_LOOP = (
+    NO_TENSORFLOW
+    + """
+import os
+os.environ["KERAS_BACKEND"] = "jax"
+import epochwatch.hook
+import jax, keras, numpy as np
+
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8), keras.layers.Dense(1)])
+loss_fn = keras.losses.MeanSquaredError()
+optimizer = keras.optimizers.Adam(1e-3)
+optimizer.build(model.trainable_variables)
+
+def loss_and_updates(trainable, non_trainable, x, y):
+    y_pred, non_trainable = model.stateless_call(trainable, non_trainable, x)
+    return loss_fn(y, y_pred), non_trainable
+
+grad_fn = jax.value_and_grad(loss_and_updates, has_aux=True)
+
+@jax.jit
+def train_step(state, x, y):  # Keras' guide "a training loop from scratch in JAX"
+    trainable, non_trainable, opt_vars = state
+    (loss, non_trainable), grads = grad_fn(trainable, non_trainable, x, y)
+    trainable, opt_vars = optimizer.stateless_apply(opt_vars, grads, trainable)
+    return loss, (trainable, non_trainable, opt_vars)
+
+state = (
+    [v.value for v in model.trainable_variables],
+    [v.value for v in model.non_trainable_variables],
+    [v.value for v in optimizer.variables],
+)
+x = np.random.default_rng(0).random((64, 4), dtype=np.float32)
+for step in range(40):  # 5 windows of 8 steps (no dataset pass to see)
+    loss, state = train_step(state, x[:8], x[:8, :1])
+"""
+)
+
+
+@NEEDS_JAX
+def test_keras_on_jax_stateless_apply_in_a_jitted_step_counts_each_call(tmp_path: Path) -> None:
+    """The Keras guide's JAX loop: `optimizer.stateless_apply` runs only while `jax.jit`
+    traces the step, so the jitted step function's calls are the steps (one step in all,
+    for the run, before)."""
+    traces = tmp_path / "traces"
+    run_python(
+        GUIDE_LOOP, tmp_path, env=child_env(tmp_path, KERAS_BACKEND="jax", EPOCHWATCH_WINDOW_STEPS="8")
+    )
+    (run,) = report(traces).values()
+    with open(traces / f"{run['run_id']}.jsonl") as fh:
+        records = [json.loads(line) for line in fh]
+    epochs = [r for r in records if r["type"] == "epoch"]
+    assert [(e["epoch_source"], e["steps"]) for e in epochs] == [("window_steps", 8)] * 5
+    assert len([r for r in records if r["type"] == "fit_start"]) == 1
+
+
 @NEEDS_JAX
 def test_keras_on_jax_keeping_device_arrays_is_device_memory_growth(tmp_path: Path) -> None:
     run_python(
