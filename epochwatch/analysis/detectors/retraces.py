@@ -325,15 +325,19 @@ def _refits(view: RunAtEpoch, lo: int) -> frozenset[int]:
 
 def _build_share(s: EpochSeries, indexes: list[int], refits: frozenset[int]) -> float:
     """The share of `indexes`' time spent building graphs; a refit's first epoch counts its
-    time since the epoch before ended (what traced between the fits is in its record)."""
+    time since the epoch before ended (what traced between the fits is in its record). An
+    epoch's record holds the builds since the record before, so one that opened while they
+    ran (an automatic epoch opens at the first step, counted inside the step's own trace)
+    lasted at least as long as them: never more than the whole."""
     build = wall = 0.0
     for i in indexes:
         b, sec = s.value("graph_build", i), s.value("seconds", i)
         if i in refits:
             gap = s.value("end", i) - s.value("end", i - 1)
             sec = max(sec, gap) if gap == gap and sec == sec else sec
-        build += b if b == b else 0.0
-        wall += sec if sec == sec else 0.0
+        b = b if b == b else 0.0
+        build += b
+        wall += max(sec, b) if sec == sec else 0.0
     return build / wall if wall > 0 else 0.0
 
 
