@@ -75,6 +75,11 @@ _HINTS: dict[tuple[str, str], str] = {
         "the function is compiled anew without a changing argument: it is probably wrapped in jax.jit "
         "again every epoch (or a new model is built each time); jit it once, outside the loop"
     ),
+    ("retrace_storm:jitted_anew", JAX): (
+        "the function compiles again for argument types it compiled before: jax.jit is called again "
+        "inside the loop (a new jitted function each time, a lambda or a closure made per epoch), and "
+        "each new one compiles every shape anew and keeps its executables; jit it once, outside the loop"
+    ),
     ("retrace_storm:shape", TORCH): (
         "an input changes shape ({was} -> {now}) and torch.compile specialises on it: mark the varying "
         "dimension dynamic (torch._dynamo.mark_dynamic(x, 0), or torch.compile(dynamic=True)), or make "

@@ -9,7 +9,9 @@ unchanged). The cause: at the start event, the frame that is about to trace hold
 abstract input types (`in_type`) and the argument names (`dbg.arg_names`); comparing them
 with the same function's previous trace names the argument whose shape or dtype changed.
 That frame is JAX-internal and may change between versions: when it is not found, the
-trace is counted without a cause. Costs only at trace time, never per step.
+trace is counted without a cause. A trace of types the same name compiled before is a new
+jitted function (`jax.jit` called again inside the loop): its cause is `jitted_anew`.
+Costs only at trace time, never per step.
 
 Memory: `device.memory_stats()` (`bytes_in_use`, `peak_bytes_in_use`, `bytes_limit`) per
 device, read at each epoch end. NVML cannot see inside JAX's pool (it reserves 75% of a GPU
@@ -33,6 +35,8 @@ TRACE_EVENT = "/jax/core/compile/jaxpr_trace_duration"
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 _MAX_CAUSES = 5
 _MAX_FRAMES = 12
+_MAX_SEEN = 64  # signatures kept per function name (a storm of new shapes keeps the newest)
+JITTED_ANEW = "jitted_anew"  # a cause's change: these types were compiled before, by another jit
 
 
 def _avals(in_type: Any) -> list[tuple[Any, str]] | None:
@@ -49,11 +53,25 @@ def _describe(aval: tuple[Any, str]) -> str:
 
 
 def explain(
-    previous: list[tuple[Any, str]] | None, current: list[tuple[Any, str]], names: Any
+    previous: list[tuple[Any, str]] | None,
+    current: list[tuple[Any, str]],
+    names: Any,
+    seen: bool = False,
 ) -> list[dict[str, str]]:
-    """Which flat arguments changed shape or dtype since the previous trace of a function."""
+    """Which flat arguments changed shape or dtype since the previous trace of a function;
+    `seen`: a function of this name compiled these very types before, so this one is a new
+    jitted function (`jax.jit(...)` called again, in the loop: jax803's JIT_IN_LOOP compiled
+    each bucket width again every epoch, read as "`ids` changes shape")."""
     if previous is None:
         return [{"arg": "*", "change": "new", "was": "", "now": "first trace"}]
+    labels = list(names) if isinstance(names, tuple | list) and len(names) == len(current) else None
+    if seen:  # named by what differs from the last compile (the types each new one compiles)
+        same = len(previous) == len(current)
+        changed = [i for i, now in enumerate(current) if not same or previous[i] != now][:3]
+        text = ", ".join(f"{labels[i] if labels else f'args[{i}]'} {_describe(current[i])}" for i in changed)
+        return [
+            {"arg": "*", "change": JITTED_ANEW, "was": "compiled before", "now": text[:200] or "same types"}
+        ]
     if len(previous) != len(current):
         return [
             {
@@ -63,7 +81,6 @@ def explain(
                 "now": f"{len(current)} arrays",
             }
         ]
-    labels = list(names) if isinstance(names, tuple | list) and len(names) == len(current) else None
     out: list[dict[str, str]] = []
     for i, (was, now) in enumerate(zip(previous, current, strict=True)):
         if was == now:
@@ -83,6 +100,9 @@ class JitWatcher:
         self._ledger = ledger
         self._guard = guard
         self._last: dict[str, list[tuple[Any, str]]] = {}
+        # Every signature each name compiled (at most _MAX_SEEN): a trace of one seen before
+        # is a new jitted function of that name, not a change of shape.
+        self._seen: dict[str, dict[tuple[tuple[Any, str], ...], int | None]] = {}
         self._pending = threading.local()
 
     def on_scalar(self, event: str, value: float, **kwargs: Any) -> None:
@@ -106,8 +126,17 @@ class JitWatcher:
             current = _avals(found["in_type"])
             if current is not None:
                 names = getattr(found.get("dbg"), "arg_names", None)
-                causes = explain(self._last.get(name), current, names)
+                key = tuple(current)
+                seen = self._seen.setdefault(name, {})
+                # Which jitted object traces (JAX's PjitInfo, one per jax.jit call): the same
+                # one with types it compiled before changed a static argument, not a new jit.
+                jit = id(found["ji"]) if "ji" in found else None
+                anew = key in seen and (jit is None or seen[key] != jit)
+                causes = explain(self._last.get(name), current, names, anew)
                 self._last[name] = current
+                seen[key] = jit
+                if len(seen) > _MAX_SEEN:
+                    del seen[next(iter(seen))]
         self._pending.name = name
         self._pending.causes = causes
 

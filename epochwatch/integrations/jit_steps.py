@@ -96,6 +96,18 @@ def mark(_updater: Any) -> Any:
     return jitted
 
 
+def training_of(owner: Any) -> Any:
+    """What a step function trains, for `AutoEpochs.training_of`: the code of the function
+    jitted (`jax.jit(lambda p, s, b: update(p, s, b))` made each epoch has the same code each
+    time; a `functools.partial`'s function's). None for anything but a `JitStep`."""
+    if type(owner) is not JitStep:
+        return None
+    fun = getattr(owner._jitted, "__wrapped__", None)
+    while isinstance(fun, functools.partial):
+        fun = fun.func
+    return getattr(fun, "__code__", None)
+
+
 def install(recorder: Recorder) -> Callable[[], bool]:
     """Wrap `jax.jit` (once) and count `JitStep` calls for `recorder`; returns JAX's "not
     under a trace" check, the `eager` of the updates' wraps."""
@@ -104,6 +116,7 @@ def install(recorder: Recorder) -> Callable[[], bool]:
 
     JitStep.count = staticmethod(counter(recorder))
     JitStep.failed = staticmethod(functools.partial(failed, recorder))
+    recorder.auto.training_of = training_of
     if not getattr(jax.jit, "__epochwatch__", False):
         jax.jit = wrap_jit(jax.jit)
     return core.trace_ctx.is_top_level

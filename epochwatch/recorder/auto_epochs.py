@@ -16,6 +16,8 @@ From those, epochs are cut:
 - `new_model`: an optimizer never seen before takes its first step (a loop that builds a
   model per iteration); each such optimizer also gets `fit_start`/`fit_end` records, as a
   Keras fit does, so `models_in_loop` judges the loop like a loop of fits;
+- `step_remade`: no pass seen, and a step function made anew trains what the last one did
+  (`training_of`: a `jax.jit` of the same code made at each epoch's start): no new fit;
 - `window_steps` / `window_time`: no pass seen yet, and the epoch reached
   `WINDOW_STEPS` steps or `WINDOW_SECONDS` seconds;
 - `fit`: a Keras fit began (its epochs are its own; automatic ones resume after it).
@@ -85,6 +87,10 @@ class AutoEpochs:
         # whether its functions run eagerly; Keras': the clear_session() calls counted so
         # far): a few reads, once per new optimizer, never raising.
         self.fit_facts: dict[str, Callable[[], dict[str, Any]]] = {}
+        # What a step function trains, where the script makes its step anew (a `jax.jit`
+        # made each epoch, integrations/jit_steps.py): a new owner whose key is the current
+        # one's is the same training, no new model (None: not known, judged as before).
+        self.training_of: Callable[[Any], Any] | None = None
         self.owner: Any = None  # the optimizer of the last step seen
         self.optimized = False  # an optimizer was seen: gradients (TAPE) are no steps
         self._owners: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
@@ -340,6 +346,14 @@ class AutoEpochs:
             return
         updating, self.updating = self.updating, None
         current = self._serial_of(previous)
+        if current is not None and self._same_training(previous, owner):
+            # The step made anew over the same training (jax803's jax.jit per epoch read "19
+            # fits of 19 models"); its retraces are retrace_storm's. Made anew where no data
+            # pass is seen, it marks where the script's epoch begins.
+            self._owners[owner] = current
+            if self.steps and not self._passes:
+                self._cut("step_remade", time.perf_counter())
+            return
         before = self._updates.get(current) if current is not None else None
         if current is not None and updating is not None and before == updating and self._alive(current):
             # A new optimizer for the same variables: the same model's training, no new fit
@@ -404,6 +418,13 @@ class AutoEpochs:
             return owner not in self._owners
         except TypeError:
             return False
+
+    def _same_training(self, previous: Any, owner: Any) -> bool:
+        """Whether a new step function trains what the previous one did (`training_of`)."""
+        if self.training_of is None:
+            return False
+        key = self.training_of(owner)
+        return key is not None and key == self.training_of(previous)
 
     def _second_optimizer(self, owner: Any) -> bool:
         """Whether `owner` is a second optimizer of the training (its updates count no step)."""

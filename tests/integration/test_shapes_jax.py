@@ -134,3 +134,35 @@ def test_a_real_jax_jit_step_function_counts_each_call_once(tmp_path: Path) -> N
     records = read_single_trace(tmp_path)
     assert [e["steps"] for e in of_type(records, "epoch")] == [6, 3]  # the traced call included
     assert len(of_type(records, "fit_start")) == 2
+
+
+JITTED_ANEW_EACH_EPOCH = (
+    HEAD
+    + """
+def update(p, s, xb, yb):
+    loss, g = jax.value_and_grad(loss_fn)(p, xb, yb)
+    u, s = opt.update(g, s, p)
+    return optax.apply_updates(p, u), s
+
+for epoch in range(4):
+    step = jax.jit(lambda p, s, xb, yb: update(p, s, xb, yb))  # jitted anew each epoch
+    for i in range(0, 256, 32):
+        n = 32 if i % 64 else 16  # two batch sizes, both compiled by each new step
+        params, state = step(params, state, x[i : i + n], y[i : i + n])
+"""
+)
+
+
+@needs_optax
+def test_a_step_jitted_anew_each_epoch_is_one_training_compiling_again(tmp_path: Path) -> None:
+    """jax803 RS_JIT_IN_LOOP=1: each epoch's new `jax.jit` read as a new model ("19 fits of
+    19 models") and its compiles of known shapes as an argument changing shape."""
+    run_python(JITTED_ANEW_EACH_EPOCH, tmp_path, env=child_env(tmp_path))
+    records = read_single_trace(tmp_path)
+    assert len(of_type(records, "fit_start")) == 1
+    epochs = of_type(records, "epoch")
+    assert [(e["epoch_source"], e["steps"]) for e in epochs] == [("step_remade", 8)] * 3 + [
+        ("window_steps", 8)
+    ]
+    causes = [c for e in epochs[1:] for c in e["retraces"]["functions"]["<lambda>"]["causes"]]
+    assert {c["change"] for c in causes} == {"jitted_anew"}, causes

@@ -403,3 +403,30 @@ def test_the_share_of_time_tracing_never_passes_the_whole() -> None:
     (f,) = _analyze(syn.trace(1, make))
     assert f.evidence["graph_build_share_recent"] <= 1.0
     assert "100% of the time tracing" in f.title, f.title
+
+
+def test_a_step_jitted_anew_each_epoch_is_not_blamed_on_shapes_it_compiled_before() -> None:
+    """jax803 RS_BUCKET=1 RS_JIT_IN_LOOP=1: `jax.jit(lambda ...)` made at each epoch's start
+    compiles the 4 bucket widths again every epoch; the fix said "pad to a few bucket
+    sizes" (done already) for `ids` changing shape, compared with the last compile only."""
+    widths = [32, 64, 96, 128]
+
+    def make(i: int) -> dict[str, Any]:
+        causes: list[dict[str, str]] = []
+        for k, w in enumerate(widths):
+            if i == 0 and k == 0:
+                causes.append({"arg": "*", "change": "new", "was": "", "now": "first trace"})
+            elif i == 0:
+                was = f"int32[32, {widths[k - 1]}]"
+                causes.append({"arg": "ids", "change": "shape", "was": was, "now": f"int32[32, {w}]"})
+            else:
+                now = f"float32[5000, 64], int32[32, {w}]"
+                causes.append({"arg": "*", "change": "jitted_anew", "was": "compiled before", "now": now})
+        return {"steps": 30, **_retraces({"<lambda>": {"new": 4, "total": 4 * i + 4, "causes": causes}})}
+
+    records = syn.trace(20, make)
+    records[0]["env"]["frameworks"] = ["jax"]
+    (f,) = _analyze(records)
+    assert f.evidence["change"] == "jitted_anew", f.evidence
+    assert "jitted anew" in f.title and "`ids`" not in f.title, f.title
+    assert "outside the loop" in f.hint and "bucket" not in f.hint, f.hint

@@ -25,6 +25,8 @@ from epochwatch.analysis.units import MIB, fmt_bytes
 from epochwatch.analysis.view import RunAtEpoch, window_epochs
 
 KIND = "retrace_storm"
+# A JAX cause: the types were compiled before by a function of this name (integrations/jax.py).
+JITTED_ANEW = "jitted_anew"
 RECENT = 5
 MAX_ARGS = 4  # arguments a title names that changed the same way
 MIN_HITS = 3
@@ -137,7 +139,7 @@ def hint_for(
     """The fix for the top cause; `also`: the other arguments that change the same way."""
     if fw != frameworks.TENSORFLOW:
         arg, change, was, now = cause if cause is not None else ("", "none", "", "")
-        topic = change if change in ("none", "shape", "value", "dtype") else "other"
+        topic = change if change in ("none", "shape", "value", "dtype", JITTED_ANEW) else "other"
         return frameworks.hint(
             f"{KIND}:{topic}", fw, hint_for(cause), arg=arg, change=change, was=was, now=now
         )
@@ -251,7 +253,9 @@ def _evaluate(
     also = _alike(info, view.end, cause) if cause is not None else []
     if also:
         evidence["arguments"] = [evidence["argument"], *also]
-    if cause is not None:
+    if cause is not None and cause[1] == JITTED_ANEW:
+        title += ": jitted anew for argument types it compiled before"
+    elif cause is not None:
         title += f": {_args_text([cause[0], *also])} {cause[1]}"
     title += _consequence(view, hit_idx, share, evidence)
     if view.final and hit_idx and window[-1] - hit_idx[-1] >= QUIET_END:
