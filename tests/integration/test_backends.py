@@ -182,9 +182,10 @@ def test_keras_on_jax_train_on_batch_counts_each_call_and_a_fit_keeps_its_steps(
     loop took no step at all before (one, at the trace, before that). Each call is a step,
     as on TensorFlow; a fit in between keeps its own 8 steps, none counted twice."""
     traces = tmp_path / "traces"
-    run_python(
+    proc = run_python(
         TRAIN_ON_BATCH, tmp_path, env=child_env(tmp_path, KERAS_BACKEND="jax", EPOCHWATCH_WINDOW_STEPS="8")
     )
+    assert "disabled" not in proc.stderr, proc.stderr  # no part of the hook gave up
     (run,) = report(traces).values()
     with open(traces / f"{run['run_id']}.jsonl") as fh:
         records = [json.loads(line) for line in fh]
