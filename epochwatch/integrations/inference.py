@@ -7,6 +7,8 @@ fit ended). Once per call (a call is milliseconds at least): two clock reads and
 guarded method call. While a fit runs or once a custom loop trained, three attribute
 reads per call (a training loop calls its model every step).
 
+A model called while JAX traces (inside a `jax.jit` function) is no call either.
+
 A model called while a `tf.function` is traced (`@tf.function def predict_step(x):
 return model(x)`, the usual fast inference loop) runs its Python only at the trace: that
 call is no inference call, and the function becomes a watched one whose own calls are
@@ -122,6 +124,19 @@ def wrap_call(
     return call
 
 
+def _jax_tracing() -> Callable[[], bool]:
+    """Whether JAX is tracing (a model called inside a `jax.jit` function's trace, such as
+    Keras' own train function that `train_on_batch` calls: no inference call, and inputs
+    that are tracers, which no statistic may read); never, where JAX has no such check."""
+    try:
+        from jax._src import core
+
+        top_level = core.trace_ctx.is_top_level
+    except (ImportError, AttributeError):
+        return _never
+    return lambda: not top_level()
+
+
 def install(recorder: Recorder) -> None:
     """Wrap the inference methods of `keras.Model` (Keras 3)."""
     import keras
@@ -133,6 +148,8 @@ def install(recorder: Recorder) -> None:
         from epochwatch.integrations.optimizer_steps import tf_functions
 
         tracing, watch = (lambda: not context.executing_eagerly()), tf_functions(recorder)[1]
+    elif keras.backend.backend() == "jax":
+        tracing = _jax_tracing()
     model_cls = keras.Model
     for api in APIS:
         original = getattr(model_cls, api, None)

@@ -9,8 +9,11 @@ wrapper on the stack as a step function (`mark`: its class becomes `JitStep`, th
 layout), and from then on each call of it is a step. The call that traced it is counted at the
 trace; retraces add nothing. Not seen: updates under `jax.pmap` or in a `lax.scan` over steps
 (one step per call is counted there), and functions jitted before `jax.jit` was wrapped (at
-`import optax`, or `import keras` on the JAX backend: Keras' own fit functions, jitted by
-the `jit` its trainer bound at its import, stay JAX's).
+`import optax`, or `import keras` on the JAX backend). Keras' JAX trainer calls the `jit` it
+bound at its import (`keras.src.backend.jax.trainer.jit`): that name is wrapped too
+(`install_keras`), so the train function `train_on_batch` calls is a `Jitted`, marked by the
+update its trace runs. A fit's train function is traced inside the fit: never marked, its
+steps are the fit's (one Python call more per fit step).
 
 Cost on the training thread: an unmarked jitted call pays one Python call (about 0.1 us);
 a step function's call adds `AutoEpochs.step` (bench/primitives.py measures both).
@@ -125,8 +128,9 @@ def install(recorder: Recorder) -> Callable[[], bool]:
 def install_keras(recorder: Recorder) -> None:
     """Keras 3 on JAX: `BaseOptimizer.apply` (`stateless_apply` calls it) counts an eager
     update, and one traced inside a `Jitted` marks it a step function (Keras' guide loop:
-    `stateless_apply` in a `jax.jit` step). Keras' own fit functions are jitted by the `jit`
-    its trainer bound at import, before this: never a `Jitted`, and a fit's updates are its own."""
+    `stateless_apply` in a `jax.jit` step; `model.train_on_batch`, whose train function
+    Keras' trainer jits with the `jit` it bound at its import: `wrap_trainer_jit`). A fit's
+    train function is traced inside the fit, so never marked: a fit's updates are its own."""
     import keras
     from keras.src.optimizers import base_optimizer
 
@@ -134,3 +138,20 @@ def install_keras(recorder: Recorder) -> None:
         return
     top_level = install(recorder)
     patch(base_optimizer.BaseOptimizer, "apply", lambda f: wrap_update(f, recorder, top_level, mark))
+    wrap_trainer_jit()
+
+
+def wrap_trainer_jit() -> None:
+    """`keras.src.backend.jax.trainer.jit`, JAX's `jit` bound at Keras' import, becomes the
+    wrapped `jax.jit` (`install` wrapped it first), so the functions Keras jits from then on
+    are `Jitted`. Left alone where it is anything else (flax's `nnx.jit` under Keras' NNX
+    mode) or the module is not there (another Keras)."""
+    import jax
+
+    try:
+        from keras.src.backend.jax import trainer
+    except ImportError:
+        return
+    bound = getattr(trainer, "jit", None)
+    if bound is not None and bound is getattr(jax.jit, "__wrapped__", None):
+        trainer.jit = jax.jit

@@ -159,6 +159,48 @@ def test_keras_on_jax_stateless_apply_in_a_jitted_step_counts_each_call(tmp_path
     assert len([r for r in records if r["type"] == "fit_start"]) == 1
 
 
+TRAIN_ON_BATCH = (
+    JAX_FIT
+    + """
+rng = np.random.default_rng(0)
+batches = [(rng.random((16, 4), dtype=np.float32), rng.random((16, 1), dtype=np.float32)) for _ in range(8)]
+for epoch in range(3):  # a list of arrays: no dataset pass to see, windows of 8 steps
+    for x, y in batches:
+        model.train_on_batch(x, y)
+model.fit(np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches]),
+          batch_size=16, epochs=1, verbose=0)
+for x, y in batches:
+    model.train_on_batch(x, y)
+"""
+)
+
+
+@NEEDS_JAX
+def test_keras_on_jax_train_on_batch_counts_each_call_and_a_fit_keeps_its_steps(tmp_path: Path) -> None:
+    """`model.train_on_batch` in a Python loop on the JAX backend: Keras' trainer jits its
+    train function with the `jit` it bound at its import (not the hook's `jax.jit`), so the
+    loop took no step at all before (one, at the trace, before that). Each call is a step,
+    as on TensorFlow; a fit in between keeps its own 8 steps, none counted twice."""
+    traces = tmp_path / "traces"
+    proc = run_python(
+        TRAIN_ON_BATCH, tmp_path, env=child_env(tmp_path, KERAS_BACKEND="jax", EPOCHWATCH_WINDOW_STEPS="8")
+    )
+    assert "disabled" not in proc.stderr, proc.stderr  # no part of the hook gave up
+    (run,) = report(traces).values()
+    with open(traces / f"{run['run_id']}.jsonl") as fh:
+        records = [json.loads(line) for line in fh]
+    epochs = [(e["source"], e.get("epoch_source"), e["steps"]) for e in records if e["type"] == "epoch"]
+    assert epochs == [
+        ("auto", "window_steps", 8),
+        ("auto", "window_steps", 8),
+        ("auto", "fit", 8),  # the third pass, ended where the fit began
+        ("keras", None, 8),
+        ("auto", "window_steps", 8),
+    ]
+    ends = {r["fit"]: r for r in records if r["type"] == "fit_end"}
+    assert ends[0]["source"] == "optimizer" and ends[0]["steps"] == 32
+
+
 @NEEDS_JAX
 def test_keras_on_jax_keeping_device_arrays_is_device_memory_growth(tmp_path: Path) -> None:
     run_python(

@@ -122,6 +122,10 @@ def test_the_hook_picks_the_profiler_of_the_framework_whose_steps_the_run_takes(
     assert picked("torch", "tensorflow") == "TFProfiler"  # both imported, no torch step
     loop.steps = True
     assert picked("torch", "tensorflow") == "TorchProfiler"
+    # An import the script blocked (`sys.modules["tensorflow"] = None`) is no framework imported.
+    blocked = {"tensorflow": None}
+    assert profilers.for_run(blocked) is None
+    assert type(profilers.for_run({**blocked, "torch": object()})).__name__ == "TorchProfiler"
 
 
 def test_a_stop_from_another_thread_waits_for_the_training_threads_step() -> None:
