@@ -63,6 +63,15 @@ class JitStep(Jitted):
     count: Callable[[Any], None] = staticmethod(lambda _owner: None)
     failed: Callable[[Exception], None] = staticmethod(lambda _exc: None)
 
+    @property
+    def epochwatch_step_name(self) -> str:
+        """What a custom loop's fit_start names as its model: this step function (the
+        optimizer it applies is inside the jitted code, not known here)."""
+        fun = getattr(self._jitted, "__wrapped__", None)
+        while isinstance(fun, functools.partial):
+            fun = fun.func
+        return f"jax.jit {getattr(fun, '__name__', 'step')}"[:100]
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         result = self._jitted(*args, **kwargs)
         try:

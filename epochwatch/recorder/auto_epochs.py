@@ -398,13 +398,20 @@ class AutoEpochs:
             return
         self._fit = rec.next_fit_index()
         self._fit_start, self._fit_first = time.perf_counter(), at
+        # A step function counted as the owner (a jitted step, integrations/jit_steps.py)
+        # names itself; the optimizer inside it is not known.
+        step = getattr(owner, "epochwatch_step_name", None)
         block: dict[str, Any] = {
             "fit": self._fit,
             "source": "optimizer",
             # the process-wide numbering (serials.py): never a restored model's number
-            "model": {"serial": serial_of(owner), "name": type(owner).__name__},
-            "optimizer": {"class": type(owner).__name__},
+            "model": {
+                "serial": serial_of(owner),
+                "name": step if isinstance(step, str) else type(owner).__name__,
+            },
         }
+        if not isinstance(step, str):
+            block["optimizer"] = {"class": type(owner).__name__}
         for facts in self.fit_facts.values():
             block.update(facts())
         rec.emit("fit_start", **block)
