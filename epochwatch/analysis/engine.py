@@ -204,6 +204,8 @@ class Engine:
                 new.extend(self._stopped(detector, view, {f.key for f in found}))
             if detector.current is not None and (view.unit == "epoch" or (final and view.unit == "interval")):
                 new.extend(self._ended(detector, view))
+            if final and detector.verdict is not None and view.unit == "epoch":
+                new.extend(self._verdicts(detector, view))
         view.done = self.done
         return new
 
@@ -339,6 +341,22 @@ class Engine:
             )
             self.latest[key] = stopped
             out.append(stopped)
+        return out
+
+    def _verdicts(self, detector: Detector, view: RunAtEpoch) -> list[Finding]:
+        """At the run's end: `detector`'s last word on each of its reported episodes, ended
+        or not (Detector.verdict), said as one more update where it differs from the last."""
+        assert detector.verdict is not None
+        out: list[Finding] = []
+        for key, last in list(self.latest.items()):
+            if last.kind != detector.name:
+                continue
+            judged = detector.verdict(view, last)
+            if judged is None or judged == last:
+                continue
+            judged = replace(judged, update=last.update + 1, as_of=view.epoch_number(view.last))
+            self.latest[key] = judged
+            out.append(judged)
         return out
 
     def _note_peak(self, key: Key, finding: Finding) -> None:
