@@ -11,7 +11,9 @@ by a tenth at the run's end, or a higher severity), or its cause is newly named 
 one), it returns the finding again with
 `update` n and fresh numbers, and when the measure is back near the level before the
 problem for ENDED_HOLD evaluations (at the run's end, at the last one) it returns it once
-more with `ended_epoch`.
+more with `ended_epoch`. At the run's end a detector's `verdict` has the last word on each
+of its episodes, ended or not (a slowdown's step that did not last, or what one that ended
+cost), said as one more update.
 """
 
 from __future__ import annotations
