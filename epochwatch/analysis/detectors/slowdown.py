@@ -481,10 +481,10 @@ def verdict(view: RunAtEpoch, last: Finding) -> Finding | None:
         if mixed is not None:
             fast, slow = mixed["levels"]
             n_fast, n_slow = mixed["epochs"]
+            # Short: a console line keeps this last clause whole (console.short_title).
             title = (
-                f"{last.title}; not a lasting step: from epoch {int(ev['onset_epoch']) + 1} on the epochs mix "
-                f"two levels, {n_fast} at {fmt_seconds(fast)} (the level before it) and {n_slow} at "
-                f"{fmt_seconds(slow)}"
+                f"{last.title}; not a lasting step: since then {n_fast} epochs at {fmt_seconds(fast)}, "
+                f"{n_slow} at {fmt_seconds(slow)}"
             )
             return replace(
                 last, severity=INFO, title=title, evidence={**ev, "not_lasting": mixed}, hint=_MIXED_HINT
@@ -501,7 +501,10 @@ def verdict(view: RunAtEpoch, last: Finding) -> Finding | None:
     if severity_rank(severity) >= severity_rank(last.severity):
         return None
     said = "time in epochs" if last.target is None else "step time"
-    title = f"{last.title}; it added {fmt_seconds(max(0.0, added))}, {100 * share:.0f}% of the run's {said}"
+    # "; recovered at epoch N after adding ...": the last clause, which a console line keeps.
+    title = (
+        f"{last.title} after adding {fmt_seconds(max(0.0, added))} ({100 * share:.0f}% of the run's {said})"
+    )
     cost = {"added_seconds": added, "share_of_run": share}
     return replace(last, severity=severity, title=title, evidence={**last.evidence, "ended_cost": cost})
 
