@@ -35,7 +35,7 @@ from typing import Any, TextIO
 
 from epochwatch.analysis import frameworks
 from epochwatch.analysis.explained import attach_where, where_for
-from epochwatch.analysis.findings import RANK, SEVERITIES, WARNING, Finding
+from epochwatch.analysis.findings import RANK, SEVERITIES, VERDICTS, WARNING, Finding
 from epochwatch.analysis.ledger import Ledger, counts_text
 from epochwatch.report.headline import moment
 from epochwatch.text_safety import escape
@@ -235,7 +235,7 @@ class Console:
         found = where_for(finding.kind, self.current.explains, finding.evidence.get("likely_causes"))
         if found and self._fits_on_line(finding, found):
             return one_line(head + title + f"; {escape(where_short(found))}", LINE_LIMIT - len(PREFIX))
-        stopped = bool(finding.evidence.get("stopped_growing"))
+        stopped = any(finding.evidence.get(k) for k in VERDICTS)  # its last clause says the verdict
         return one_line(head + short_title(title, room, finding.kind, stopped), LINE_LIMIT - len(PREFIX))
 
     def _head(self, finding: Finding) -> str:

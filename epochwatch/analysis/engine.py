@@ -11,7 +11,9 @@ by a tenth at the run's end, or a higher severity), or its cause is newly named 
 one), it returns the finding again with
 `update` n and fresh numbers, and when the measure is back near the level before the
 problem for ENDED_HOLD evaluations (at the run's end, at the last one) it returns it once
-more with `ended_epoch`.
+more with `ended_epoch`. At the run's end a detector's `verdict` has the last word on each
+of its episodes, ended or not (a slowdown's step that did not last, or what one that ended
+cost), said as one more update.
 """
 
 from __future__ import annotations
@@ -204,6 +206,8 @@ class Engine:
                 new.extend(self._stopped(detector, view, {f.key for f in found}))
             if detector.current is not None and (view.unit == "epoch" or (final and view.unit == "interval")):
                 new.extend(self._ended(detector, view))
+            if final and detector.verdict is not None and view.unit == "epoch":
+                new.extend(self._verdicts(detector, view))
         view.done = self.done
         return new
 
@@ -339,6 +343,22 @@ class Engine:
             )
             self.latest[key] = stopped
             out.append(stopped)
+        return out
+
+    def _verdicts(self, detector: Detector, view: RunAtEpoch) -> list[Finding]:
+        """At the run's end: `detector`'s last word on each of its reported episodes, ended
+        or not (Detector.verdict), said as one more update where it differs from the last."""
+        assert detector.verdict is not None
+        out: list[Finding] = []
+        for key, last in list(self.latest.items()):
+            if last.kind != detector.name:
+                continue
+            judged = detector.verdict(view, last)
+            if judged is None or judged == last:
+                continue
+            judged = replace(judged, update=last.update + 1, as_of=view.epoch_number(view.last))
+            self.latest[key] = judged
+            out.append(judged)
         return out
 
     def _note_peak(self, key: Key, finding: Finding) -> None:

@@ -153,8 +153,8 @@ def newly_explained(before: Finding, after: Finding) -> bool:
 
 def is_news(before: Finding | None, after: Finding) -> bool:
     """Whether `after` is worth saying again where people look (console, TensorBoard, W&B):
-    the first report, a graver severity, the first that names its cause, or the end's verdict
-    that it stopped (a critical storm said live, "1 warning" in the closing line: why).
+    the first report, a graver severity, the first that names its cause, or one of the end's
+    VERDICTS, ended or not (a critical storm said live, "1 warning" in the closing line: why).
     Growth alone is in the trace, the report and `hook.findings()`, not said again."""
     if before is None:
         return True
@@ -163,13 +163,23 @@ def is_news(before: Finding | None, after: Finding) -> bool:
     return (
         severity_rank(after.severity) > severity_rank(before.severity)
         or newly_explained(before, after)
-        or newly_stopped(before, after)
+        or newly_judged(before, after)
     )
 
 
 def newly_stopped(before: Finding, after: Finding) -> bool:
     """`after` is the verdict that `before`'s problem stopped (`evidence.stopped_growing`)."""
     return bool(after.evidence.get("stopped_growing")) and not before.evidence.get("stopped_growing")
+
+
+# The run's end's verdicts that take back part of what was said: it stopped growing, a step
+# that did not last (its two levels mix), an ended slowdown judged by what it cost.
+VERDICTS = ("stopped_growing", "not_lasting", "ended_cost")
+
+
+def newly_judged(before: Finding, after: Finding) -> bool:
+    """`after` is one of the end's VERDICTS on `before`, said for the first time."""
+    return any(bool(after.evidence.get(k)) and not before.evidence.get(k) for k in VERDICTS)
 
 
 def clean(value: Any) -> Any:

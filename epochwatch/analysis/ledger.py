@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from epochwatch.analysis.findings import SEVERITIES, Finding, from_record, is_news
+from epochwatch.analysis.findings import SEVERITIES, Finding, from_record, is_news, newly_judged
 
 Key = tuple[str, str | None]
 Record = dict[str, Any]
@@ -56,7 +56,8 @@ class Ledger:
             if before is not None or self._limit is None or len(self._findings) < self._limit:
                 self._findings[finding.key] = finding
                 self._records[finding.key] = self._keep(rec)
-        return finding, is_news(before, finding) and finding.ended_epoch is None
+        ended = finding.ended_epoch is not None and not (before is not None and newly_judged(before, finding))
+        return finding, is_news(before, finding) and not ended
 
     def __len__(self) -> int:
         return len(self._findings)

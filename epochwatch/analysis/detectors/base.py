@@ -33,6 +33,9 @@ class Detector:
     grows and say when it ended; such a detector's findings carry `evidence["current"]`
     and `evidence["base"]` (the level before the problem), and its `detect` is called
     also after its finding was reported (`view.done` is then always False for it).
+    verdict: for such a detector, its last word at the run's end on each reported episode
+    of the run's epochs, ended or not, on all the evidence: the finding as it should now
+    stand (said as an update), or None to leave it as last reported.
     """
 
     name: str
@@ -46,6 +49,7 @@ class Detector:
     # Also judge the run's fits as a sequence (view.unit == "fit": one point per fit_end,
     # what each fit of a loop of fits leaves behind).
     fits: bool = False
+    verdict: Callable[[RunAtEpoch, Finding], Finding | None] | None = None
 
 
 def each_key(

@@ -9,6 +9,7 @@ lasting change of level (shapes.assess_step with STEP), reported with its onset 
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -390,6 +391,130 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     return []
 
 
+# The verdict at the run's end (Detector.verdict). A step is a lasting change of level: one
+# whose old level came back for at least this share of its epochs, and its new level again
+# after that (as often, in this share of the epochs from the first one back), is two levels
+# that mix, not a step (alf#91's summaries on a loaded VM, plain too: 0.30 and 0.62 s epochs at
+# random, three slow in a row after two fast read "critical: 2.1x slower from epoch 4";
+# keras#20894's mixed precision loop, 0.38 or 0.62 s: "1.6x slower from epoch 5").
+MIXED_SHARE = 0.2
+# An episode that ended is no longer the pace of the run: what it cost is its consequence,
+# a warning when it added this share of the run's time (as the +10% of WARNING_RATIO), else info.
+ENDED_COST_SHARE = 0.1
+
+_MIXED_HINT = (
+    "epoch times that mix two levels, the faster one the level before the 'step', come from the host "
+    "(a loaded or shared machine: a run without the hook shows the same levels) or from work done in "
+    "some epochs only (validation or checkpoints every N epochs, skipped steps); to tell which, compare "
+    "a profile of a slow epoch with one of a fast one (keras.callbacks.TensorBoard(profile_batch=...))"
+)
+
+
+def _onset(last: Finding) -> int:
+    """A step's onset epoch, else the first epoch of the window it was judged on (-1: none)."""
+    onset = last.evidence.get("onset_epoch")
+    if isinstance(onset, int):
+        return onset
+    epochs = last.evidence.get("epochs")
+    return epochs[0] if isinstance(epochs, list) and epochs and isinstance(epochs[0], int) else -1
+
+
+def _episode(view: RunAtEpoch, last: Finding) -> tuple[list[float], list[float]] | None:
+    """The values of `last`'s measure from its onset (a step's, else its window's first epoch)
+    to the run's end, and all the run's values of it (in its fit, where it names one)."""
+    column = "seconds" if last.target is None else "step_median"
+    onset, fit = _onset(last), last.evidence.get("fit")
+    if onset < 0:
+        return None
+    since: list[float] = []
+    every: list[float] = []
+    for i in range(view.series.offset, view.end):
+        v = view.series.value(column, i)
+        if v != v:
+            continue
+        every.append(v)
+        if (fit is None or view.value("fit", i) == fit) and view.epoch_number(i) >= onset:
+            since.append(v)
+    return since, every
+
+
+def _mixed_levels(since: list[float], before: float, after: float) -> dict[str, Any] | None:
+    """Whether a step's epochs since its onset mix its two levels (see MIXED_SHARE): each
+    epoch is at the old level or the new one by the geometric mean of the two."""
+    if not (before > 0 and after > before) or not since:
+        return None
+    mid = math.sqrt(before * after)
+    slow = [v >= mid for v in since]
+    if False not in slow:
+        return None
+    back = slow.index(False)
+    again = sum(slow[back:])
+    if len(slow) - sum(slow) < MIXED_SHARE * len(slow) or again < max(2.0, MIXED_SHARE * (len(slow) - back)):
+        return None
+    fast_values = sorted(v for v in since if v < mid)
+    slow_values = sorted(v for v in since if v >= mid)
+    return {
+        "levels": [fast_values[len(fast_values) // 2], slow_values[len(slow_values) // 2]],
+        "epochs": [len(fast_values), len(slow_values)],
+        "between": mid,
+    }
+
+
+def verdict(view: RunAtEpoch, last: Finding) -> Finding | None:
+    """The last word at the run's end on a reported slowdown of the run's epochs: a step whose
+    old level came back among its later epochs, mixed with its new one, is no step (info,
+    `evidence.not_lasting`); an episode that ended is a warning only when what it cost, the
+    time it added, is a material share of the run's (`evidence.ended_cost`), else info:
+    critical says the run goes at half its pace, which it no longer does."""
+    if last.kind != KIND or last.target == FIT_TARGET or "unit" in last.evidence:
+        return None
+    if severity_rank(last.severity) <= severity_rank(INFO):
+        return None
+    points = _episode(view, last)
+    if points is None:
+        return None
+    since, every = points
+    ev = last.evidence
+    before, after = ev.get("before"), ev.get("after")
+    if ev.get("shape") == "step" and isinstance(before, float | int) and isinstance(after, float | int):
+        mixed = _mixed_levels(since, float(before), float(after))
+        if mixed is not None:
+            fast, slow = mixed["levels"]
+            n_fast, n_slow = mixed["epochs"]
+            # Short: a console line keeps this last clause whole (console.short_title).
+            title = (
+                f"{last.title}; not a lasting step: since then {n_fast} epochs at {fmt_seconds(fast)}, "
+                f"{n_slow} at {fmt_seconds(slow)}"
+            )
+            return replace(
+                last, severity=INFO, title=title, evidence={**ev, "not_lasting": mixed}, hint=_MIXED_HINT
+            )
+    if last.ended_epoch is None or "ended_cost" in ev:
+        return None
+    base, total = ev.get("base"), sum(every)
+    if not isinstance(base, float | int) or total <= 0:
+        return None
+    # The episode's epochs: from its onset to the first of those back at the level before it.
+    added = sum(v - base for v in since[: max(0, last.ended_epoch - _onset(last))])
+    share = added / total
+    severity = WARNING if share >= ENDED_COST_SHARE else INFO
+    if severity_rank(severity) >= severity_rank(last.severity):
+        return None
+    said = "time in epochs" if last.target is None else "step time"
+    # "; recovered at epoch N after adding ...": the last clause, which a console line keeps.
+    title = (
+        f"{last.title} after adding {fmt_seconds(max(0.0, added))} ({100 * share:.0f}% of the run's {said})"
+    )
+    cost = {"added_seconds": added, "share_of_run": share}
+    return replace(last, severity=severity, title=title, evidence={**last.evidence, "ended_cost": cost})
+
+
 DETECTOR = Detector(
-    name=KIND, detect=detect, persistence=PERSISTENCE, current=current, intervals=True, fits=True
+    name=KIND,
+    detect=detect,
+    persistence=PERSISTENCE,
+    current=current,
+    intervals=True,
+    fits=True,
+    verdict=verdict,
 )
