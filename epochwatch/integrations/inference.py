@@ -88,8 +88,8 @@ def wrap_call(
     inference, guard = recorder.auto.inference, recorder.guard
     counted_in_loop = api in LOOP_APIS
 
-    def in_loop(self: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """A Keras inference loop called inside a custom loop: timed into its epoch."""
+    def timed(self: Any, args: tuple[Any, ...], kwargs: dict[str, Any], done: Callable[[float], None]) -> Any:
+        """The call, its own calls not counted (`depth`), its seconds then given to `done`."""
         inference.depth += 1
         t0 = time.perf_counter()
         try:
@@ -97,26 +97,22 @@ def wrap_call(
         finally:
             seconds = time.perf_counter() - t0
             inference.depth -= 1
-            guard.run(PART, lambda: inference.in_loop(api, seconds, _rows(args, kwargs)), None)
+            guard.run(PART, lambda: done(seconds), None)
 
     @functools.wraps(original)
     def call(self: Any, *args: Any, **kwargs: Any) -> Any:
         if inference.blind or inference.fitting or inference.depth or _symbolic(args, kwargs):
             if counted_in_loop and inference.blind and not (inference.fitting or inference.depth):
-                return in_loop(self, args, kwargs)
+                # A Keras inference loop called inside a custom loop: timed into its epoch.
+                return timed(self, args, kwargs, lambda s: inference.in_loop(api, s, _rows(args, kwargs)))
             return original(self, *args, **kwargs)  # training, predict's own calls, or a model being built
         if tracing():
             if watch is not None and recorder.epoch_source is None:
                 guard.run(PART, watch, None)
             return original(self, *args, **kwargs)
-        inference.depth += 1
-        t0 = time.perf_counter()
         try:
-            return original(self, *args, **kwargs)
+            return timed(self, args, kwargs, lambda s: inference.called(api, s))
         finally:
-            seconds = time.perf_counter() - t0
-            inference.depth -= 1
-            guard.run(PART, lambda: inference.called(api, seconds), None)
             if inference.wants_inputs():  # after the call, off its clock: what it was fed
                 guard.run(INPUTS_PART, lambda: inference.described(_describe(args, kwargs)), None)
 
