@@ -188,7 +188,8 @@ def ended(run: Mapping[str, Any]) -> str:
         parts.append(f"epochwatch overhead {fmt_pct(run['overhead_share'])} of epoch time")
     retraces = run.get("retraces_after_warmup")
     if isinstance(retraces, int) and retraces > 0:
-        parts.append(f"{retraces} new tf.function traces after warm-up")
+        what = run.get("retraces_of") if isinstance(run.get("retraces_of"), str) else "tf.function"
+        parts.append(f"{retraces} new {what} traces after warm-up")  # a JAX run's are jitted functions
     return " · ".join(parts)
 
 

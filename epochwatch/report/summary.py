@@ -203,6 +203,7 @@ def summarize(an: Analyzed, table_limit: int = TABLE_ROWS_JSON) -> dict[str, Any
         "findings": findings,
         "finding_counts": count_severities([*an.findings, *an.recorded]),
         "retraces_after_warmup": run.retraces.after_warmup,
+        "retraces_of": frameworks.COMPILED[frameworks.framework(run.start)],  # what traced: tf.function, ...
         "epoch_table": {
             "columns": [name for name, _ in COLUMNS],
             "units": [unit for _, unit in COLUMNS],

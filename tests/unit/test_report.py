@@ -56,6 +56,23 @@ def test_a_tf_keras_run_names_tf_keras_among_its_versions(tmp_path: Path) -> Non
     assert "keras 3.15.0 · tf_keras 2.21.0" in out.getvalue()
 
 
+def test_a_jax_runs_header_counts_jitted_functions_traces(tmp_path: Path) -> None:
+    """jax#803's pure JAX loop: its header said "new tf.function traces after warm-up" for
+    `jax.jit` compiles; a TensorFlow run's still says tf.function."""
+    for backend, said in (("jax", "jitted function"), ("tensorflow", "tf.function")):
+        records = syn.trace(
+            5,
+            lambda i: {
+                "seconds": 1.0,
+                "retraces": {"new": 2, "functions": {"step": {"new": 2, "total": 2 * i + 2}}},
+            },
+        )
+        records[0]["env"]["keras_backend"] = backend
+        out = io.StringIO()
+        text_report.render(out, [summarize(analyze_file(syn.write(tmp_path / f"{backend}.jsonl", records)))])
+        assert f"8 new {said} traces after warm-up" in out.getvalue(), out.getvalue()[:600]
+
+
 def test_a_second_stage_fits_optimizer_and_plan_are_in_the_header(tmp_path: Path) -> None:
     # ludwig#3733's two stages: the header said the first fit's Adam at 1e-3 and 3 epochs for a
     # run whose second fit fine-tuned with RMSprop at 1e-5, the base unfrozen, for 10.
