@@ -240,17 +240,21 @@ def _model_fields(model: Any, include_optimizer: bool = True) -> dict[str, Any]:
 def _via() -> str | None:
     """The Keras callback (ModelCheckpoint, BackupAndRestore) or CheckpointManager that made
     this call, if any: a few frames up the stack, read only when a save or restore happened."""
-    owner = _maker()
+    owner = calling(_CALLBACKS)
     return type(owner).__name__ if owner is not None else None
 
 
-def _maker() -> Any:
+def calling(names: tuple[str, ...], frames: int = 12) -> Any:
+    """The instance of a class named in `names` whose method is among the `frames` callers
+    of the function that asks (a Keras callback or a CheckpointManager saving, a TensorBoard
+    callback making its writers); None if none. Read only where a save, a restore or a
+    writer happened, never per step."""
     frame: FrameType | None = sys._getframe(2)
-    for _ in range(12):
+    for _ in range(frames):
         if frame is None:
             return None
         owner = frame.f_locals.get("self")
-        if owner is not None and type(owner).__name__ in _CALLBACKS:
+        if owner is not None and type(owner).__name__ in names:
             return owner
         frame = frame.f_back
     return None
@@ -260,7 +264,7 @@ def _made_by() -> dict[str, Any]:
     """For a save: `via` (as _via) and what its maker keeps (`keeps`: ModelCheckpoint's
     save_best_only, a CheckpointManager's max_to_keep), so a growing checkpoint directory's
     fix does not tell the script to do what it already does."""
-    owner = _maker()
+    owner = calling(_CALLBACKS)
     if owner is None:
         return {}
     keeps = {  # a CheckpointManager holds its max_to_keep privately

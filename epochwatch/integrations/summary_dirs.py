@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 from collections.abc import Callable
-from types import FrameType
 from typing import TYPE_CHECKING, Any
+
+from epochwatch.integrations.saving import calling
 
 if TYPE_CHECKING:
     from epochwatch.recorder import Recorder
 
 PART = "summary writer watching"
+_TENSORBOARD = ("TensorBoard",)  # Keras' callback, whose own writers are not the script's
 ROLE = "tensorboard"
 
 
@@ -28,25 +29,12 @@ def _wrap(original: Callable[..., Any], recorder: Recorder) -> Callable[..., Any
     @functools.wraps(original)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         logdir = args[0] if args else kwargs.get("logdir")
-        if isinstance(logdir, str | os.PathLike) and os.fspath(logdir) and not _from_callback():
+        if isinstance(logdir, str | os.PathLike) and os.fspath(logdir) and calling(_TENSORBOARD, 8) is None:
             recorder.guard.run(PART, lambda: recorder.watch(logdir, ROLE), None)
         return original(*args, **kwargs)
 
     wrapper.__epochwatch__ = True  # type: ignore[attr-defined]
     return wrapper
-
-
-def _from_callback() -> bool:
-    """Whether a Keras TensorBoard callback makes this writer (a few frames up)."""
-    frame: FrameType | None = sys._getframe(2)
-    for _ in range(8):
-        if frame is None:
-            return False
-        owner = frame.f_locals.get("self")
-        if owner is not None and type(owner).__name__ == "TensorBoard":
-            return True
-        frame = frame.f_back
-    return False
 
 
 def install(recorder: Recorder) -> None:
