@@ -70,6 +70,14 @@ class RunAtEpoch:
         """Absolute index of the newest visible epoch (-1: none)."""
         return self.end - 1
 
+    def epoch_records(self) -> list[dict[str, Any]]:
+        """The whole epoch records the view sees: those the run keeps (the newest, online)
+        up to its end; a replay holds the epochs after it too. An interval or fit view: the
+        run's, as they stand."""
+        if self.unit != "epoch":
+            return list(self.run.epochs)
+        return self.run.epochs[: max(0, self.end - self.run.epochs_dropped)]
+
     def epoch_number(self, index: int) -> int:
         """The epoch number the trace gave the epoch at `index` (its index when it gave none)."""
         v = self.series.value("epoch", index)

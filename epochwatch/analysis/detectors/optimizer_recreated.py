@@ -39,10 +39,8 @@ def _int(value: Any) -> int:
 
 
 def recent(view: RunAtEpoch) -> list[dict[str, Any]]:
-    """The RECENT newest epoch records the view sees (an interval view: the run's newest)."""
-    if view.unit != "epoch":
-        return view.run.epochs[-RECENT:]
-    return view.run.epochs[: max(0, view.end - view.run.epochs_dropped)][-RECENT:]
+    """The RECENT newest epoch records the view sees."""
+    return view.epoch_records()[-RECENT:]
 
 
 def every_update(rec: dict[str, Any]) -> bool:

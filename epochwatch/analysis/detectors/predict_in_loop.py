@@ -49,11 +49,6 @@ def _number(value: Any) -> float:
     return float(value) if ok and value == value else 0.0
 
 
-def _recent(view: RunAtEpoch) -> list[dict[str, Any]]:
-    """The RECENT newest epoch records the view sees."""
-    return view.run.epochs[: max(0, view.end - view.run.epochs_dropped)][-RECENT:]
-
-
 def _calls(rec: dict[str, Any]) -> dict[str, Any]:
     block = rec.get("loop_inference")
     return block if isinstance(block, dict) else {}
@@ -62,7 +57,7 @@ def _calls(rec: dict[str, Any]) -> dict[str, Any]:
 def detect(view: RunAtEpoch) -> list[Finding]:
     if view.unit != "epoch" or view.last < 0 or view.done(KIND, None):
         return []
-    recs = [r for r in _recent(view) if r.get("source") in ("auto", "loop")]
+    recs = [r for r in view.epoch_records()[-RECENT:] if r.get("source") in ("auto", "loop")]
     if not recs or not _calls(recs[-1]):
         return []
     newest = _calls(recs[-1])

@@ -378,7 +378,7 @@ def _optimizers_replaced(view: RunAtEpoch) -> int:
     """New optimizers for the same variables over the run so far (auto epochs' records, up
     to the view's end: a replay holds the epochs after it too)."""
     total = 0
-    for rec in view.run.epochs[: max(0, view.end - view.run.epochs_dropped)]:
+    for rec in view.epoch_records():
         n = rec.get("optimizers_replaced")
         if isinstance(n, int) and not isinstance(n, bool):
             total += n
