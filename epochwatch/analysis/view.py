@@ -193,6 +193,10 @@ class RunAtEpoch:
             return training
         return self.run.fits[0] if self.run.fits else {}
 
+    def fit_start(self, number: Any) -> dict[str, Any] | None:
+        """The `fit_start` of fit `number` (the newest of that number), if the run keeps it."""
+        return next((f for f in reversed(self.run.fits) if f.get("fit") == number), None)
+
     @property
     def planned_epochs(self) -> int | None:
         """Epochs the newest fit plans to run in total, when a Keras fit said so; none for

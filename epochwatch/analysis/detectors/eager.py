@@ -45,7 +45,7 @@ def fit_of(view: RunAtEpoch, index: int) -> dict[str, Any] | None:
     fits = view.run.fits
     number = view.series.value("fit", index)
     if number == number:
-        return next((f for f in reversed(fits) if f.get("fit") == number), None)
+        return view.fit_start(number)
     end = view.series.value("end", index)
     before = [f for f in fits if isinstance(f.get("t"), int | float) and (end != end or f["t"] <= end)]
     return before[-1] if before else None

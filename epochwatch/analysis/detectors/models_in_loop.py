@@ -88,11 +88,6 @@ def _models(view: RunAtEpoch, ends: list[Record]) -> tuple[list[Any], list[float
     return models, calls
 
 
-def starts_of(view: RunAtEpoch, end: Record) -> Record | None:
-    """The fit_start of the fit that `end` (a fit_end) ended."""
-    return next((f for f in reversed(view.run.fits) if f.get("fit") == end.get("fit")), None)
-
-
 def _ended_fits(view: RunAtEpoch) -> list[Record]:
     run = view.run
     if view.unit == "fit":
@@ -232,7 +227,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     epoch = view.epoch_number(view.last) if view.unit != "fit" else fit_view.epoch_number(fit_view.last)
     hint = FIX
     if cleared:
-        custom = (starts_of(view, ends[-1]) or {}).get("source") == "optimizer"
+        custom = (view.fit_start(ends[-1].get("fit")) or {}).get("source") == "optimizer"
         hint = (ALREADY_CLEARED_LOOP if custom else ALREADY_CLEARED).format(per_fit=fmt_bytes(ts.slope))
     severity = leaks.severity(proj, rss[0]) if grows else INFO
     if share >= TRACING_WARNING and severity == INFO:
@@ -250,7 +245,7 @@ def carries_retraces(view: RunAtEpoch) -> bool:
     ends = _ended_fits(view)
     if len(ends) < 2 or not new_models_each_fit(view):
         return False
-    return all((starts_of(view, r) or {}).get("source") == "optimizer" for r in ends[-2:])
+    return all((view.fit_start(r.get("fit")) or {}).get("source") == "optimizer" for r in ends[-2:])
 
 
 def _tracing_share(view: RunAtEpoch, ends: list[Record]) -> float:
