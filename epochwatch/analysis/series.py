@@ -64,6 +64,7 @@ SCALARS: dict[str, tuple[str, ...]] = {
     "cpus": ("host", "cpus"),
     "cpu_pressure": ("host", "cpu_pressure_some_seconds"),
     "cpus_busy": ("host", "cpus_busy_seconds"),
+    "cpu_wait": ("host", "cpu_wait_seconds"),
     "children_cpu": ("host", "children_cpu_seconds"),
     "callback_seconds": ("callbacks", "seconds"),
     "collective": ("collective", "seconds"),

@@ -1,11 +1,13 @@
 """Waiting or competing: why a process gets less CPU per wall second.
 
 When epochs take longer while the run's CPU time per epoch (its worker processes'
-included) stays put, the added time is spent off the CPU. That is contention only if
-other tasks want the CPU: they take more of the CPUs the process may use, busy ones; or
+included) stays put, the added time is spent off the CPU. That is contention only if the
+CPU was taken from the run: its threads waited on a run queue for longer (the scheduler's
+count, read where the kernel keeps it: samplers/cpu_wait.py). Where that is not read, only
+other tasks' demand tells: they take more of the CPUs the process may use, busy ones; or
 the host's runnable tasks exceed the CPUs, or CPU pressure stall (PSI `some`) rises (as a
 trend, or a step when another job starts); or (with the daemon) others use the CPU of a
-busy host. Otherwise the process waits: in a sleep, on I/O, a lock or a remote call. `competing` says which evidence of competition there is;
+busy host. Otherwise the process waits: in a sleep, on I/O, a lock or a remote call.
 `judge` tells the two apart for a slowdown, and for the waiting where the time went where
 the trace can tell (the callbacks' own time, validation, the training steps).
 """
@@ -153,6 +155,30 @@ def _others_took(view: RunAtEpoch, idx: Sequence[int], onset: int | None) -> dic
         "evidence": "CPUs taken by other tasks",
         "others_cpus": [round(start, 2), round(now, 2)],
         "cpus_busy_share": round(loaded, 2),
+    }
+
+
+def _waited_for_cpu(view: RunAtEpoch, idx: Sequence[int], onset: int | None) -> dict[str, Any] | None:
+    """What the process's threads' own wait for a CPU says, where the trace has it: evidence
+    that the CPU was taken from the run (the wait grew by CPU_EXPLAINS of the added time or
+    more), {} where it was not (the added time is not spent waiting for a CPU, whatever the
+    host's load), None where there are too few readings to tell."""
+    waits, walls, points = [], [], []
+    for i in idx:
+        waited, wall = view.series.value("cpu_wait", i), view.series.value("seconds", i)
+        if waited == waited and wall == wall and wall > 0:
+            waits.append(waited)
+            walls.append(wall)
+            points.append(i)
+    if len(points) < max(6, len(idx) // 2):
+        return None
+    w_start, w_now = levels(waits, points, onset)
+    t_start, t_now = levels(walls, points, onset)
+    if t_now <= t_start or w_now - w_start < CPU_EXPLAINS * (t_now - t_start):
+        return {}
+    return {
+        "evidence": "the seconds its threads waited for a CPU",
+        "cpu_wait": [round(w_start, 3), round(w_now, 3)],
     }
 
 
@@ -310,18 +336,24 @@ def judge(
     view: RunAtEpoch, times: Window, onset: int | None = None, least: int = 8
 ) -> tuple[str, dict[str, Any]] | None:
     """When the added time is not the process's own CPU work: ("busier", the CPU numbers and
-    the evidence of competition) when other tasks want the CPU more and more over the same
-    points (the host got busier: a slowdown that is not the run's doing), else ("waits",
+    the evidence of competition) when its threads waited for a CPU longer, or (where that is
+    not read) other tasks want the CPU more and more over the same points (the host got
+    busier: a slowdown that is not the run's doing), else ("waits",
     the CPU numbers and where the process waits). None when the added time is CPU work.
     `least`: the points with CPU readings it needs."""
     off = _off_cpu(view, times, onset, least)
     if off is None:
         return None
     idx, out = off
-    rivals = competing(view, idx, onset)
+    # The threads' own wait for a CPU, where read, decides: the CPU taken from the run, not
+    # only wanted by others.
+    waited = _waited_for_cpu(view, idx, onset)
+    rivals = competing(view, idx, onset) if waited is None else waited or None
     if rivals is not None:
         return "busier", {**out, "competition": rivals}
-    if not has_demand_readings(view, idx):
+    if waited is not None:
+        out["competition"] = "not taken"
+    elif not has_demand_readings(view, idx):
         out["competition"] = "not measured"
     else:
         out["competition"] = "steady" if loaded_all_along(view, idx) else "none seen"

@@ -11,7 +11,8 @@ that waits (sleep, I/O, a lock) from one that competes for a core: the host's ru
 tasks (`runnable`, from /proc/loadavg) against the CPUs this process may use (`cpus`), and
 the seconds during which some task stalled waiting for a CPU since the previous sample
 (`cpu_pressure_some_seconds`, from /proc/pressure/cpu where the kernel has PSI). Two small
-reads, a few microseconds each.
+reads, a few microseconds each. For its own process, the seconds its threads waited for a
+CPU (`cpu_wait_seconds`, cpu_wait.py): whether the CPU was taken from it, not only wanted.
 
 The daemon samples attached processes at 1 Hz with `detailed=True` (CPU percent, I/O).
 A process that has gone (exited, reaped, or a zombie, or a pid reused by another
@@ -30,6 +31,8 @@ from collections.abc import Callable
 from typing import Any
 
 import psutil
+
+from epochwatch.samplers.cpu_wait import CpuWait
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -84,6 +87,7 @@ class HostSampler:
         # The hook samples its own process every epoch: its /proc files stay open and are
         # re-read from offset 0. The daemon's samplers of other processes open per read.
         self._read = _HeldFiles().read if self._own and self._procfs else _read_proc
+        self._cpu_wait = CpuWait() if self._own and self._procfs else None
 
     def sample(self) -> dict[str, Any]:
         """One `host` block; raises psutil.NoSuchProcess when the process is gone."""
@@ -158,6 +162,9 @@ class HostSampler:
                 if self._own:
                     out["children_cpu_seconds"] = round(self._children_cpu(), 6)
             self._busy = busy
+        waited = self._cpu_wait.since_last() if self._cpu_wait is not None else None
+        if waited is not None:
+            out["cpu_wait_seconds"] = round(waited, 6)
         return out
 
     def _children_cpu(self) -> float:
@@ -183,6 +190,8 @@ class HostSampler:
         held = getattr(self._read, "__self__", None)
         if isinstance(held, _HeldFiles):
             held.close()
+        if self._cpu_wait is not None:
+            self._cpu_wait.close()
 
     def _read_status(self) -> dict[str, int]:
         """rss, swap and threads from one read of /proc/<pid>/status."""

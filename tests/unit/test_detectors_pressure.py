@@ -120,9 +120,14 @@ def _less_cpu_per_second(demand: str | None) -> list[dict[str, Any]]:
             host["cpu_pressure_some_seconds"] = wall * min(0.9, 0.02 * i)
         elif demand == "runnable":
             host["runnable"] = 4 + i // 3
-        elif demand == "steady":
+        elif demand in ("steady", "taken"):
             host["runnable"] = 9 + rng.randint(-2, 2)  # a loaded shared machine, not growing
             host["cpu_pressure_some_seconds"] = wall * rng.uniform(0.8, 0.95)
+        if demand == "taken":  # its threads waited on a run queue for the added time
+            host["cpu_wait_seconds"] = 0.05 + (wall - 1) * syn.noisy(rng, 1.5, 0.1)
+        elif demand == "not taken":  # others' demand rose; its threads waited no longer
+            host["cpu_pressure_some_seconds"] = wall * min(0.9, 0.02 * i)
+            host["cpu_wait_seconds"] = syn.noisy(rng, 0.05, 0.2)
         return {"seconds": wall, "host": host}
 
     return syn.trace(40, make)
@@ -136,6 +141,24 @@ def test_less_cpu_per_second_while_others_want_the_cpu_is_contention() -> None:
         (slow,) = _analyze(_less_cpu_per_second(demand), "slowdown")
         assert slow.severity == "info" and "the host got busier" in slow.title, slow.title
         assert "competition" in slow.evidence["host_busier"] and "waiting" not in slow.evidence
+
+
+def test_threads_that_waited_for_a_cpu_longer_are_a_busier_host_whatever_the_load() -> None:
+    # A healthy fit among a test suite's workers, the host loaded all along: 56 -> 266 ms an
+    # epoch for the same CPU time was a warning "the process waits". Its threads' run-queue
+    # wait grew with the time: the CPU was taken from it.
+    (slow,) = _analyze(_less_cpu_per_second("taken"), "slowdown")
+    assert slow.severity == "info" and "the seconds its threads waited for a CPU" in slow.title, slow.title
+    assert "waiting" not in slow.evidence
+
+
+def test_others_wanting_the_cpu_did_not_slow_a_run_whose_threads_waited_no_longer() -> None:
+    # The PSI stall rises (it would be a busier host), but the run's threads waited no longer
+    # for a CPU: the added time is its own waiting, said as such.
+    (slow,) = _analyze(_less_cpu_per_second("not taken"), "slowdown")
+    assert "host_busier" not in slow.evidence and slow.severity != "info", slow.title
+    assert slow.evidence["waiting"]["competition"] == "not taken"
+    assert "not for a CPU (its threads waited no longer for one)" in slow.title, slow.title
 
 
 def test_less_cpu_per_second_with_nobody_competing_is_waiting() -> None:

@@ -3,6 +3,7 @@ cgroup trees for the limit."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -345,3 +346,43 @@ def test_own_proc_files_stay_open_and_read_fresh_values() -> None:
     sampler.close()
     assert held._fds == {}
     del ballast
+
+
+_CPU_WAIT = """
+import os, subprocess, sys, time
+from epochwatch.samplers.cpu_wait import CpuWait
+os.sched_setaffinity(0, {0})
+rival = subprocess.Popen([sys.executable, "-c", "import os; os.sched_setaffinity(0, {0})\\nwhile True: pass"])
+time.sleep(0.2)
+waits = CpuWait()
+waits.since_last()
+time.sleep(0.4)
+slept = waits.since_last()
+end = time.process_time() + 0.3
+while time.process_time() < end:
+    pass
+worked = waits.since_last()
+rival.kill()
+print(slept, worked)
+"""
+
+
+@linux_only
+def test_the_threads_wait_for_a_cpu_counts_the_cpu_taken_not_a_sleep() -> None:
+    """Pinned to one CPU beside a busy rival, 0.3 s of work waits about as long again for
+    the CPU; a sleep waits for none (it is not on a run queue)."""
+    if not Path("/proc/self/task").exists() or not Path(f"/proc/self/task/{os.getpid()}/schedstat").exists():
+        pytest.skip("the kernel keeps no schedstat")
+    out = subprocess.run(
+        [sys.executable, "-c", _CPU_WAIT], capture_output=True, text=True, timeout=60, check=True
+    )
+    slept, worked = (float(v) for v in out.stdout.split())
+    assert slept < 0.05, out.stdout
+    assert worked > 0.15, out.stdout
+
+
+def test_own_samples_say_how_long_the_threads_waited_for_a_cpu() -> None:
+    sampler = HostSampler()
+    assert "cpu_wait_seconds" not in sampler.sample()
+    if Path(f"/proc/self/task/{os.getpid()}/schedstat").exists():
+        assert sampler.sample()["cpu_wait_seconds"] >= 0.0

@@ -142,10 +142,8 @@ def _finding(
     if causes:
         title += f"; likely cause: {causes[0]['series']} ({causes[0]['test']})"
     if waiting is not None:
-        title += "; the process waits (sleep, I/O, a lock or a remote call), " + (
-            "on a host loaded all along (its load did not rise)"
-            if waiting["competition"] == "steady"
-            else "nobody competes for the CPU"
+        title += "; the process waits (sleep, I/O, a lock or a remote call), " + _COMPETITION.get(
+            waiting["competition"], "nobody competes for the CPU"
         )
         if waiting.get("share_of_added_time"):
             title += f"; the added time is in {waiting['where']}"
@@ -198,6 +196,13 @@ def _waiting_for_input(view: RunAtEpoch, w: Window) -> list[dict[str, Any]]:
 
 # Epochs are few where intervals judge (long ones): five say a host got busier.
 EPOCHS_BUSIER = 5
+
+
+# What a waiting slowdown's title says of the CPU (waiting.judge's `competition`).
+_COMPETITION = {
+    "steady": "on a host loaded all along (its load did not rise)",
+    "not taken": "not for a CPU (its threads waited no longer for one)",
+}
 
 
 def _busier_epochs(view: RunAtEpoch, w: Window) -> tuple[str, dict[str, Any]] | None:
