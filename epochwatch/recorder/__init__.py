@@ -305,11 +305,13 @@ class Recorder:
         run is not its own. A fold per forked Process lost 2 of 3 folds: each child took the
         parent's run id, and the second found its trace made ("File exists"); a child of a
         started run would write into its parent's trace. The child drops what it inherited of
-        the sink unflushed and unclosed (the parent's to write) and records, if it ever does,
-        a run of its own under a new id. Its lock is new: another of the parent's threads may
-        have held it at the fork."""
+        the sink unflushed (the parent's to write), closing only its own copies of the
+        sink's descriptors, and records, if it ever does, a run of its own under a new id.
+        Its lock is new: another of the parent's threads may have held it at the fork."""
         self._lock = threading.RLock()
-        self._sink = None
+        sink, self._sink = self._sink, None
+        if sink is not None:
+            self.guard.run("fork", sink.close, None)
         self._reopen()
 
     def _reopen(self) -> None:

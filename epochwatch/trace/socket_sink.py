@@ -184,6 +184,7 @@ class SocketSink:
             return
         self._closed = True
         if os.getpid() != self._pid:
+            self._release_in_child()
             return
         with self._lock:
             self._closing = True
@@ -204,6 +205,19 @@ class SocketSink:
             for fd in (self._wake_r, self._wake_w):
                 with contextlib.suppress(OSError):
                     os.close(fd)
+
+    def _release_in_child(self) -> None:
+        """A forked child's copies of the parent's connection, file and wake pipe: closed,
+        nothing sent (a close drops this process's reference only). Kept open, they held
+        the parent's connection up after the parent died, for as long as the child lived."""
+        for held in (self._sock, self._file):
+            if held is not None:
+                with contextlib.suppress(OSError):
+                    held.close()
+        self._sock = self._file = None
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def _wake(self) -> None:
         with contextlib.suppress(OSError):

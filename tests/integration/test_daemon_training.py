@@ -153,3 +153,60 @@ def test_training_killed_is_noticed_as_vanished_within_5_seconds(tmp_path: Path)
             proc.kill()
             proc.communicate()
         d.cleanup()
+
+
+FORKS_A_CHILD = """
+import os, sys, time
+from epochwatch import hook
+
+
+def sockets():
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:"):
+            found.add(target)
+    return found
+
+
+with hook.epoch(0):
+    hook.log(loss=1.0)
+time.sleep(0.5)  # the run is attached: its connection is open
+parents = sockets()
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    kept = parents & sockets()
+    os.write(w, repr(sorted(kept)).encode())
+    os._exit(0)
+os.close(w)
+print("PARENT", sorted(parents), flush=True)
+print("CHILD KEPT", os.read(r, 4096).decode(), flush=True)
+os.waitpid(pid, 0)
+"""
+
+
+def test_a_forked_child_closes_its_copy_of_the_parents_daemon_connection(tmp_path: Path) -> None:
+    """A child forked by a run attached to the daemon kept the parent's connection open: had
+    the parent died, the daemon would not have seen its connection end while the child lived."""
+    d = DaemonProc(tmp_path).start()
+    script = tmp_path / "forks.py"
+    script.write_text(textwrap.dedent(FORKS_A_CHILD))
+    env = base_env(EPOCHWATCH_SOCKET=str(d.socket), EPOCHWATCH_DIR=str(tmp_path / "traces"))
+    pipe = subprocess.PIPE
+    proc = start_python(script, cwd=tmp_path, env=env, stdout=pipe, stderr=pipe)
+    try:
+        rc, out, err = _finish(proc)
+        assert rc == 0, err[-4000:]
+        assert "PARENT ['socket:" in out, out  # the parent holds its connection
+        assert "CHILD KEPT []" in out, out
+        d.wait_log(r"ended: completed after 1 epochs")
+        assert not trace_files(tmp_path)  # nothing fell back: the parent's run went on
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        d.cleanup()
