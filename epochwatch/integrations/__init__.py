@@ -29,6 +29,7 @@ def _call(module: str, function: str = "install", *args: Any) -> Install:
 
 INTEGRATIONS: list[tuple[str, str, Install]] = [
     # (trigger module, part name for error reports, install function)
+    ("gc", "cleanup timing", _call("integrations.cleanups")),  # the script's gc.collect() calls
     ("tensorflow", "tensorflow integration", _call("integrations.tf")),
     ("tensorflow", "collective timing", _call("integrations.collectives")),
     ("tensorflow", "input producer clock", _call("integrations.generator_clock")),

@@ -21,7 +21,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from epochwatch.integrations import input_wait
+from epochwatch.integrations import cleanups, input_wait
 from epochwatch.integrations.keras_callback import FitWatch, keras_callback
 from epochwatch.integrations.keras_fit import ModelLoop
 
@@ -97,7 +97,7 @@ def count_clear_sessions(recorder: Recorder, keras: Any, loop: ModelLoop) -> Non
     (keras_fit.fit_block) and a custom loop's (recorder/auto_epochs.py writes it, with what
     `fit_facts` add): models_in_loop's advice moves on where the loop already clears the
     session, in a loop of fits and in a loop of GradientTape steps alike."""
-    recorder.guard.run("clear_session counting", lambda: _count_clear_session(keras, loop), None)
+    recorder.guard.run("clear_session counting", lambda: _count_clear_session(recorder, keras, loop), None)
     recorder.auto.fit_facts[keras.__name__] = lambda: {"clear_session_calls": loop.clear_session_calls}
 
 
@@ -112,7 +112,7 @@ def _fit_failed(watch: FitWatch, model: Any, exc: BaseException) -> None:
     watch.fit_finished(exc)
 
 
-def _count_clear_session(keras: Any, loop: ModelLoop) -> None:
+def _count_clear_session(recorder: Recorder, keras: Any, loop: ModelLoop) -> None:
     """Count clear_session() calls through every name that reaches it (`keras.backend`,
     `keras.utils`, `tf.keras.backend`, `tf.compat.v1.keras.backend`, the module defining
     it): a loop that builds models and already clears the session needs other advice
@@ -123,11 +123,11 @@ def _count_clear_session(keras: Any, loop: ModelLoop) -> None:
         return
 
     @functools.wraps(original)
-    def clear_session(*args: Any, **kwargs: Any) -> Any:
+    def counted(*args: Any, **kwargs: Any) -> Any:
         loop.clear_session_calls += 1
         return original(*args, **kwargs)
 
-    clear_session.__epochwatch__ = True  # type: ignore[attr-defined]
+    clear_session = cleanups.of(recorder).timed("clear_session", counted)  # and timed
     package = keras.__name__.partition(".")[0]
     # Copies, made in one step each: another thread (the hook's warm-up) may import meanwhile.
     for name, module in sys.modules.copy().items():

@@ -29,6 +29,7 @@ MODULES: tuple[str, ...] = (
     "optimizer_recreated",
     "eager",
     "predict_in_loop",
+    "cleanup_in_loop",
 )
 
 _loaded: tuple[Detector, ...] | None = None
