@@ -111,7 +111,8 @@ def wrap_call(
                 guard.run(PART, watch, None)
             return original(self, *args, **kwargs)
         try:
-            return timed(self, args, kwargs, lambda s: inference.called(api, s))
+            rows = _rows(args, kwargs) if counted_in_loop else None
+            return timed(self, args, kwargs, lambda s: inference.called(api, s, rows))
         finally:
             if inference.wants_inputs():  # after the call, off its clock: what it was fed
                 guard.run(INPUTS_PART, lambda: inference.described(_describe(args, kwargs)), None)

@@ -122,13 +122,14 @@ class InferenceCalls:
         self.depth = 0  # inside a wrapped call (predict's own model calls are not counted)
         self._calls: dict[str, int] = {}
         self._seconds = 0.0
+        self._loops = LoopCalls()  # the window's calls of Keras's own inference loops
         self._number = 0
         self._open = False
         self._deadline = 0.0
         self._start_wall = self._start_perf = 0.0
         self._rss_first: int | None = None
 
-    def called(self, api: str, seconds: float) -> None:
+    def called(self, api: str, seconds: float, rows: int | None = None) -> None:
         rec = self._rec
         source = rec.epoch_source
         if self.blind or self.fitting or source is not None:
@@ -146,6 +147,8 @@ class InferenceCalls:
         self._calls[api] = self._calls.get(api, 0) + 1
         self.total[api] = self.total.get(api, 0) + 1
         self._seconds += seconds
+        if api in LOOP_APIS:
+            self._loops.add(api, seconds, rows)
         full = sum(self._calls.values()) >= self.window_calls
         if (full and now - self._start_perf >= self.min_seconds) or now >= self._deadline:
             self.close()
@@ -206,7 +209,7 @@ class InferenceCalls:
         if self._open:
             for api, n in self._calls.items():
                 self.total[api] -= n
-        self._open, self._calls, self._seconds = False, {}, 0.0
+        self._open, self._calls, self._seconds, self._loops = False, {}, 0.0, LoopCalls()
 
     def close(self) -> None:
         """End the open window: its epoch record is written now, timed from its first call."""
@@ -219,9 +222,11 @@ class InferenceCalls:
             "apis": dict(self._calls),
             "seconds_per_call": round(self._seconds / calls, 6),
         }
+        if self._loops.apis:
+            block["loops"] = self._loops.block()
         if self.inputs is not None and not self._inputs_written:
             block["input_stats"], self._inputs_written = self.inputs, True
-        self._calls, self._seconds = {}, 0.0
+        self._calls, self._seconds, self._loops = {}, 0.0, LoopCalls()
         rec = self._rec
         if rec.epoch_source is not None:
             return

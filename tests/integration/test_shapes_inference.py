@@ -228,3 +228,26 @@ def test_the_model_called_in_a_custom_loop_is_quiet(tmp_path: Path) -> None:
     (epoch,) = of_type(records, "epoch")
     assert epoch["loop_inference"] == {**epoch["loop_inference"], "calls": 1, "rows": 28}, proc.stderr[-2000:]
     assert not [f for f in latest_findings(records) if f["kind"] == "predict_in_loop"]
+
+
+SCORING_LOOP = """
+import epochwatch.hook
+import numpy as np, tensorflow as tf, keras
+model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16), keras.layers.Dense(1)])
+dataset = tf.data.Dataset.from_tensor_slices(np.random.rand(960, 8).astype("float32")).batch(16)
+out = [model.predict(xb, verbose=0) for xb in dataset]
+"""
+
+
+def test_predict_per_batch_of_a_dataset_is_predict_in_loop(tmp_path: Path) -> None:
+    """tensorflow#56674's scoring loop: `model.predict(xb)` per batch of a dataset, no
+    training (250 calls of 64 rows: 23.4 s, against 0.65 s for one predict(dataset)): the
+    windows of calls were judged for growth only, and it was silent."""
+    run_python(SCORING_LOOP, tmp_path, env=child_env(tmp_path, EPOCHWATCH_WINDOW_CALLS="20"))
+    records = read_single_trace(tmp_path)
+    windows = of_type(records, "epoch")
+    assert windows and all(w["inference"]["loops"]["rows"] == 320 for w in windows), windows[0]["inference"]
+    (found,) = [f for f in latest_findings(records) if f["kind"] == "predict_in_loop"]
+    assert found["severity"] == "warning"
+    assert "`model.predict()` called 20 times in a loop (16 rows a call" in found["title"], found["title"]
+    assert "`model.predict(dataset)` once" in found["hint"]

@@ -1,12 +1,15 @@
-"""predict_in_loop: a custom loop spends most of its time in Keras's `predict` per few samples.
+"""predict_in_loop: a loop spends most of its time in Keras's `predict` per few samples.
 
 `model.predict()` (and `evaluate`, `predict_on_batch`) is a top-level API: each call builds
 its input handling and runs a step loop, a constant cost of tens of milliseconds
 (tensorflow#40261: "a 300x difference in the constant overheads" against calling the
 model). An online-learning or RL loop that predicts one sample per step spends nearly all
 its time there (99.6% in the real script: 63 ms a predict against 1 ms a model call), and
-nothing grows, so no trend sees it. Read from the custom loop's epochs' `loop_inference`
-(recorder/inference_calls.py: the calls, their seconds and rows): in the newest RECENT
+nothing grows, so no trend sees it. A scoring loop that predicts per batch of a dataset
+(tensorflow#56674: 250 calls of 64 rows, 23.4 s against 0.65 s for one `predict(dataset)`)
+is the same cost outside training. Read from the custom loop's epochs' `loop_inference`, or
+an inference window's `inference.loops` (recorder/inference_calls.py: the calls, their
+seconds and rows): in the newest RECENT
 epochs together, MANY_CALLS calls or more of FEW_ROWS rows or fewer each (where the rows
 could be read), taking SHARE of the epochs' time or more, and at least SHARE of the newest
 epoch's. One finding per run (target None), live and in `report` alike. A validation
@@ -50,8 +53,17 @@ def _number(value: Any) -> float:
 
 
 def _calls(rec: dict[str, Any]) -> dict[str, Any]:
+    """The record's Keras inference-loop calls: a custom loop's epoch's, or an inference
+    window's (a scoring loop that calls predict per batch)."""
     block = rec.get("loop_inference")
+    if not isinstance(block, dict):
+        window = rec.get("inference")
+        block = window.get("loops") if isinstance(window, dict) else None
     return block if isinstance(block, dict) else {}
+
+
+def _windows(recs: list[dict[str, Any]]) -> bool:
+    return all(r.get("epoch_source") == "inference_calls" for r in recs)
 
 
 def detect(view: RunAtEpoch) -> list[Finding]:
@@ -94,14 +106,19 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     }
     if sized:
         evidence["rows_per_call"] = round(rows, 2)
-    span = f"epoch {last + 1}" if first == last else f"epochs {first + 1}-{last + 1}"
+    windows = _windows(recs)
+    unit = "window" if windows else "epoch"
+    span = f"{unit} {last + 1}" if first == last else f"{unit}s {first + 1}-{last + 1}"
     size = f"{rows:.0f} row{'' if round(rows) == 1 else 's'} a call, " if sized else ""
     title = (
-        f"`model.{api}()` called {calls:,} times inside the training loop ({size}"
-        f"{fmt_seconds(per_call)} each): {fmt_seconds(seconds)} ({share:.0%}) of the "
+        f"`model.{api}()` called {calls:,} times {'in a loop' if windows else 'inside the training loop'} "
+        f"({size}{fmt_seconds(per_call)} each): {fmt_seconds(seconds)} ({share:.0%}) of the "
         f"{fmt_seconds(epoch_seconds)} of {span}"
     )
-    return [Finding(KIND, WARNING, title, evidence, HINTS.get(api, HINTS["predict"]), None, last)]
+    hint = HINTS.get(api, HINTS["predict"])
+    if windows and api == "predict":
+        hint += "; a loop over a dataset's batches: `model.predict(dataset)` once, Keras iterates them itself"
+    return [Finding(KIND, WARNING, title, evidence, hint, None, last)]
 
 
 DETECTOR = Detector(name=KIND, detect=detect, persistence=1)
