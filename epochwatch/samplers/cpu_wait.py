@@ -11,56 +11,61 @@ Summed over the threads, it rises with the wall time when the CPU is taken from 
 stays put when the run waits.
 
 The files stay open and are re-read with pread (2 us a thread where an open and close cost
-12); a thread's file is closed when it ends. A process with more than MAX_THREADS threads is
-not read (the cost would grow with them).
+12), once for the process (the epoch sampler and the interval writer each take their share
+of one sum); a thread's file is closed when it ends. A process with more than MAX_THREADS
+threads is not read (the cost and the open files would grow with them).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
 
-MAX_THREADS = 512
+MAX_THREADS = 256
 _TASKS = "/proc/self/task"
 
 
 class CpuWait:
-    """Seconds the process's threads waited for a CPU since the previous reading."""
+    """The seconds the process's threads have waited for a CPU, summed: `total()` grows
+    by what each thread waited since the previous call (a thread's whole wait when it is
+    new). One reader a process (`OWN`): its files are held once, whoever asks."""
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self._fds: dict[str, int] = {}
         self._last: dict[str, int] = {}  # nanoseconds each thread had waited, last reading
+        self._total = 0  # nanoseconds, every thread's wait since the first reading
         self._pid = os.getpid()
         self._read_once = False
 
-    def since_last(self) -> float | None:
-        """The seconds waited since the last call (None at the first, or where the kernel
-        keeps no such count)."""
-        if os.getpid() != self._pid:  # a forked child: the files describe the parent's threads
-            self.close()
-            self._pid, self._read_once = os.getpid(), False
-        try:
-            tids = os.listdir(_TASKS)
-        except OSError:
-            return None
-        if len(tids) > MAX_THREADS:
-            self.close()
-            self._read_once = False
-            return None
-        now: dict[str, int] = {}
-        for tid in tids:
-            waited = self._waited(tid)
-            if waited is not None:
-                now[tid] = waited
-        for gone in self._fds.keys() - now.keys():
-            with contextlib.suppress(OSError):
-                os.close(self._fds.pop(gone))
-        if not now:
-            return None
-        added = sum(max(0, ns - self._last.get(tid, 0)) for tid, ns in now.items())
-        first = not self._read_once
-        self._last, self._read_once = now, True
-        return None if first else added / 1e9
+    def total(self) -> float | None:
+        """Seconds waited since the first call (0.0 then); None where the kernel keeps no
+        such count, or the process has too many threads to read."""
+        with self._lock:
+            if os.getpid() != self._pid:  # a forked child: the files describe the parent's threads
+                self._close()
+                self._pid, self._read_once, self._total = os.getpid(), False, 0
+            try:
+                tids = os.listdir(_TASKS)
+            except OSError:
+                return None
+            if len(tids) > MAX_THREADS:
+                return None
+            now: dict[str, int] = {}
+            for tid in tids:
+                waited = self._waited(tid)
+                if waited is not None:
+                    now[tid] = waited
+            for gone in self._fds.keys() - now.keys():
+                with contextlib.suppress(OSError):
+                    os.close(self._fds.pop(gone))
+            if not now:
+                return None
+            if self._read_once:
+                self._total += sum(max(0, ns - self._last.get(tid, 0)) for tid, ns in now.items())
+            self._last, self._read_once = now, True
+            return self._total / 1e9
 
     def _waited(self, tid: str) -> int | None:
         try:
@@ -71,8 +76,26 @@ class CpuWait:
         except (OSError, IndexError, ValueError):
             return None
 
-    def close(self) -> None:
+    def _close(self) -> None:
         fds, self._fds, self._last = self._fds, {}, {}
         for fd in fds.values():
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+OWN = CpuWait()
+
+
+class Since:
+    """One reader's view of OWN: the seconds waited since its previous call."""
+
+    def __init__(self) -> None:
+        self._last: float | None = None
+
+    def __call__(self) -> float | None:
+        """The seconds waited since the last call (None at the first, or when not read)."""
+        total = OWN.total()
+        last, self._last = self._last, total
+        if total is None or last is None:
+            return None
+        return max(0.0, total - last)

@@ -32,7 +32,7 @@ from typing import Any
 
 import psutil
 
-from epochwatch.samplers.cpu_wait import CpuWait
+from epochwatch.samplers import cpu_wait
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -87,7 +87,7 @@ class HostSampler:
         # The hook samples its own process every epoch: its /proc files stay open and are
         # re-read from offset 0. The daemon's samplers of other processes open per read.
         self._read = _HeldFiles().read if self._own and self._procfs else _read_proc
-        self._cpu_wait = CpuWait() if self._own and self._procfs else None
+        self._cpu_wait = cpu_wait.Since() if self._own and self._procfs else None
 
     def sample(self) -> dict[str, Any]:
         """One `host` block; raises psutil.NoSuchProcess when the process is gone."""
@@ -162,7 +162,7 @@ class HostSampler:
                 if self._own:
                     out["children_cpu_seconds"] = round(self._children_cpu(), 6)
             self._busy = busy
-        waited = self._cpu_wait.since_last() if self._cpu_wait is not None else None
+        waited = self._cpu_wait() if self._cpu_wait is not None else None
         if waited is not None:
             out["cpu_wait_seconds"] = round(waited, 6)
         return out
@@ -190,8 +190,6 @@ class HostSampler:
         held = getattr(self._read, "__self__", None)
         if isinstance(held, _HeldFiles):
             held.close()
-        if self._cpu_wait is not None:
-            self._cpu_wait.close()
 
     def _read_status(self) -> dict[str, int]:
         """rss, swap and threads from one read of /proc/<pid>/status."""

@@ -125,6 +125,8 @@ def test_leak_inside_long_epochs_is_found_before_the_run_ends(tmp_path: Path) ->
     intervals = of_type(records, "interval")
     assert len(intervals) >= 6, len(intervals)
     assert all(r["steps"] > 0 and r["host"]["rss_bytes"] > 0 for r in intervals)
+    # The CPU since the last interval, and the threads' wait for one (a busier host's part).
+    assert all(r["host"]["cpu_seconds"] >= 0 and r["host"]["cpu_wait_seconds"] >= 0 for r in intervals[1:])
     found = _before_run_end(records, "host_memory_growth")
     assert found, of_type(records, "finding")
     # Found while it trained: before the last epoch's record.

@@ -220,9 +220,9 @@ def test_a_reported_slowdown_reuses_its_causes_without_changing_what_is_reported
     assert cheap < calls["n"] / 3, (cheap, calls["n"])
 
 
-def _one_epoch_of_intervals(steps: list[float]) -> list[dict[str, Any]]:
+def _one_epoch_of_intervals(steps: list[float], host: Any = None) -> list[dict[str, Any]]:
     """One fit of one epoch, each step its own interval (steps of a second, as a k-fold
-    loop's LSTM on a loaded CPU records them)."""
+    loop's LSTM on a loaded CPU records them); `host(seconds)`: an interval's host block."""
     records = syn.trace(1, lambda i: {"seconds": sum(steps), "steps": len(steps)})
     intervals = [
         {
@@ -237,6 +237,7 @@ def _one_epoch_of_intervals(steps: list[float]) -> list[dict[str, Any]]:
             "steps": 1,
             "seconds": s,
             "step_seconds": {"median": s, "p90": s},
+            **({"host": host(s)} if host is not None else {}),
         }
         for k, s in enumerate(steps)
     ]
@@ -250,6 +251,25 @@ def test_a_few_slower_steps_of_one_short_epoch_are_no_lasting_step() -> None:
     lasting = _one_epoch_of_intervals([4.8] + [0.7, 0.72, 0.69, 0.71] + [1.4, 1.42, 1.38, 1.41] * 3)
     (f,) = _of(analyze(_run(lasting)), "slowdown")
     assert f.target == "step time" and f.evidence["shape"] == "step", f
+
+
+def test_slower_intervals_whose_threads_waited_for_a_cpu_are_a_busier_host() -> None:
+    """handsonml18's DQN beside two other jobs on two cores: "step time grows 118.5% per
+    epoch (judged on sub-epoch intervals)" over two long epochs, too few to read the CPU from.
+    The intervals carry the process's CPU seconds and its threads' wait for a CPU now."""
+    steps = [4.8] + [0.7, 0.72, 0.69, 0.71] + [1.4, 1.42, 1.38, 1.41] * 3
+
+    def taken(seconds: float) -> dict[str, Any]:  # the same work; the rest waited for a CPU
+        return {"rss_bytes": syn.GIB, "cpu_seconds": 0.65, "cpu_wait_seconds": 1.2 * (seconds - 0.65)}
+
+    (f,) = _of(analyze(_run(_one_epoch_of_intervals(steps, taken))), "slowdown")
+    assert f.severity == "info" and "the seconds its threads waited for a CPU" in f.title, f.title
+
+    def waits(seconds: float) -> dict[str, Any]:  # the same work; the rest slept
+        return {"rss_bytes": syn.GIB, "cpu_seconds": 0.65, "cpu_wait_seconds": 0.01}
+
+    (f,) = _of(analyze(_run(_one_epoch_of_intervals(steps, waits))), "slowdown")
+    assert f.severity != "info" and "host_busier" not in f.evidence, f.title
 
 
 def _burst(epoch_seconds: float) -> list[dict[str, Any]]:

@@ -349,18 +349,18 @@ def test_own_proc_files_stay_open_and_read_fresh_values() -> None:
 
 _CPU_WAIT = """
 import os, subprocess, sys, time
-from epochwatch.samplers.cpu_wait import CpuWait
+from epochwatch.samplers.cpu_wait import Since
 os.sched_setaffinity(0, {0})
 rival = subprocess.Popen([sys.executable, "-c", "import os; os.sched_setaffinity(0, {0})\\nwhile True: pass"])
 time.sleep(0.2)
-waits = CpuWait()
-waits.since_last()
+waits = Since()
+waits()
 time.sleep(0.4)
-slept = waits.since_last()
+slept = waits()
 end = time.process_time() + 0.3
 while time.process_time() < end:
     pass
-worked = waits.since_last()
+worked = waits()
 rival.kill()
 print(slept, worked)
 """
