@@ -227,7 +227,7 @@ def likely_causes(
         special = _TESTS.get(sus.test)
         if special is not None:
             passed = special(view, sus, times, measure)
-        if passed is None:
+        if passed is None and not (sus.series in ("dir_files", "dir_bytes") and _shared_dir(view, sus.key)):
             passed = _associated([float(i) for i, _, _ in rows], ts, ys)
         if passed is None:
             continue
@@ -252,6 +252,18 @@ def likely_causes(
         ranked = [r for r in ranked if r[3]["column"] != "callback_seconds"]  # the named one says more
     ranked.sort(key=lambda item: item[:3])
     return [entry for *_, entry in ranked[:top]]
+
+
+def _shared_dir(view: RunAtEpoch, path: str | None) -> bool:
+    """A temp directory every job on the host writes to (/tmp, watched at its top level):
+    only a mechanism ties its growth to the run's time, not a correlation (a DQN loop's
+    step time "moved with files in /tmp", other jobs' files)."""
+    for rec in reversed(view.run.epochs[-3:]):
+        dirs = rec.get("dirs")
+        got = dirs.get(path) if isinstance(dirs, dict) and path is not None else None
+        if isinstance(got, dict):
+            return got.get("role") == "temp"
+    return False
 
 
 def _majority(passed: dict[str, Any]) -> float:

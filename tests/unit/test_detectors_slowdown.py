@@ -125,6 +125,32 @@ def test_a_directory_that_only_grows_alongside_is_not_a_cause() -> None:
     assert "/data/ckpt" not in f.title
 
 
+def _files_moving_with_the_time(role: str) -> Any:
+    """Epoch time with steps up and down, and a directory whose file count moves with them
+    (the same differences): `role` "temp" is /tmp, which every job on the host writes to."""
+    rng = random.Random(7)
+    walk = [syn.noisy(rng, 1 + 0.02 * i, 0.04) for i in range(60)]
+
+    def make(i: int) -> dict[str, Any]:
+        return {
+            "seconds": walk[i],
+            "dirs": {"/tmp": {"bytes": 1000 * i, "files": int(400 * walk[i]), "role": role}},
+        }
+
+    return make
+
+
+def test_a_shared_temp_directory_moving_with_the_time_is_no_cause_by_correlation_alone() -> None:
+    """handsonml18's DQN: "likely cause: files in /tmp (differences, tau 0.31)", other jobs'
+    files; the fix then asked to keep at most K checkpoints. A directory of the run's own (a
+    checkpoint directory) still counts by the same statistics."""
+    own = _of(_findings(60, _files_moving_with_the_time("checkpoint")), "slowdown")
+    assert own and any(c["column"] == "dir_files" for c in own[0].evidence["likely_causes"]), own
+    shared = _of(_findings(60, _files_moving_with_the_time("temp")), "slowdown")
+    assert shared and not any(c["column"] == "dir_files" for c in shared[0].evidence["likely_causes"])
+    assert "/tmp" not in shared[0].title
+
+
 def test_retracing_is_the_likely_cause() -> None:
     rng = random.Random(5)
 
