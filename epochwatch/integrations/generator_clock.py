@@ -25,6 +25,7 @@ class ProducerClock:
         self.seconds = 0.0  # written by the producers' threads, without a lock: a sum
         self.calls = 0
         self.producer: tuple[str, str, int] | None = None
+        self.made = 0  # from_generator datasets made in the process (fit_start: a fold's each)
 
     def timed(self, source: Iterator[Any]) -> Iterator[Any]:
         return input_wait.timed_next(source, self._produced)
@@ -64,6 +65,7 @@ def install(recorder: Any) -> None:
     clock = ProducerClock()
 
     def from_generator(generator: Any, *args: Any, **kwargs: Any) -> Any:
+        clock.made += 1
         if callable(generator):
             generator = timed_generator(generator, clock)
         dataset = original(generator, *args, **kwargs)
@@ -76,3 +78,4 @@ def install(recorder: Any) -> None:
     from_generator.__doc__ = original.__doc__
     dataset_ops.DatasetV2.from_generator = staticmethod(from_generator)
     recorder.add_epoch_fields("input producer", clock.drain)
+    recorder.auto.every_fit_facts["tf.data"] = lambda: {"from_generator_datasets": clock.made}

@@ -126,6 +126,8 @@ class FitWatch:
             nonlocal setup
             self.fit = recorder.next_fit_index()
             block = fit_block(self, self.fit, recorder.guard)
+            for facts in recorder.auto.every_fit_facts.values():
+                block.update(facts())
             self._optimizer_attribute = block.get("optimizer", {}).get("attribute") or "optimizer"
             t_start = time.perf_counter()
             recorder.start(training=block)

@@ -87,6 +87,9 @@ class AutoEpochs:
         # whether its functions run eagerly; Keras': the clear_session() calls counted so
         # far): a few reads, once per new optimizer, never raising.
         self.fit_facts: dict[str, Callable[[], dict[str, Any]]] = {}
+        # ... and what they add to every fit_start, a Keras fit's too (tf.data's: the
+        # from_generator datasets made so far).
+        self.every_fit_facts: dict[str, Callable[[], dict[str, Any]]] = {}
         # What a step function trains, where the script makes its step anew (a `jax.jit`
         # made each epoch, integrations/jit_steps.py): a new owner whose key is the current
         # one's is the same training, no new model (None: not known, judged as before).
@@ -412,7 +415,7 @@ class AutoEpochs:
         }
         if not isinstance(step, str):
             block["optimizer"] = {"class": type(owner).__name__}
-        for facts in self.fit_facts.values():
+        for facts in (*self.fit_facts.values(), *self.every_fit_facts.values()):
             block.update(facts())
         rec.emit("fit_start", **block)
 

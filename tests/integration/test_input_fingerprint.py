@@ -39,3 +39,4 @@ def test_a_dataset_over_one_generator_is_not_read_ahead(tmp_path: Path) -> None:
     (fit,) = of_type(read_single_trace(tmp_path), "fit_start")
     skipped = fit["input_stats"]["skipped"]
     assert skipped.startswith("not read ahead") and "FlatMapDataset" in skipped, skipped
+    assert fit["from_generator_datasets"] == 1  # counted for models_in_loop: one made each fold?
