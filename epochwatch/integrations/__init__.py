@@ -39,6 +39,7 @@ INTEGRATIONS: list[tuple[str, str, Install]] = [
     ("keras", "saving integration", _call("integrations.saving", "install_keras")),
     ("tensorflow", "tf.data file watching", _call("integrations.data_files")),
     ("tensorflow", "summary writer watching", _call("integrations.summary_dirs")),
+    ("tensorflow", "debugger dump watching", _call("integrations.debug_dump")),
     ("jax", "jax integration", _call("integrations.jax")),
     ("torch", "torch integration", _call("integrations.torch")),
     ("torch", "torch saving integration", _call("integrations.torch_saving")),

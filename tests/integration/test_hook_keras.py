@@ -280,6 +280,33 @@ for _ in range(2):
     assert [(f["title"], f["epoch"]) for f in said] == [(live[0]["title"], live[0]["epoch"])]
 
 
+def test_a_debugger_dump_turned_on_is_watched_and_on_each_fit(tmp_path: Path) -> None:
+    """The Debugger V2 guide's first line, left in: its dump directory is watched (role
+    tensorboard) and each fit_start says its settings, for the disk finding's fix."""
+    code = (
+        "import epochwatch.hook\nimport keras, os, tensorflow as tf\n"
+        + MODEL
+        + """
+dump = os.path.join(os.getcwd(), "tfdbg")
+tf.debugging.experimental.enable_dump_debug_info(dump, tensor_debug_mode="NO_TENSOR")
+x, y = make_data(128)
+make_model(keras).fit(x, y, batch_size=64, epochs=1, verbose=0)
+"""
+    )
+    run_python(code, tmp_path)
+    records = read_single_trace(tmp_path)
+    dump = str(tmp_path / "tfdbg")
+    (fit,) = of_type(records, "fit_start")
+    assert fit["debug_dump"] == {
+        "dump_root": dump,
+        "tensor_debug_mode": "NO_TENSOR",
+        "circular_buffer_size": 1000,
+    }
+    assert {"path": dump, "role": "tensorboard"}.items() <= next(
+        r for r in of_type(records, "watch") if r["path"] == dump
+    ).items()
+
+
 def test_a_custom_loop_under_run_functions_eagerly(tmp_path: Path) -> None:
     """`tf.config.run_functions_eagerly(True)` makes the loop's `@tf.function` step run op
     by op: recorded in the loop's automatic fit_start, and said."""

@@ -134,3 +134,26 @@ def test_a_checkpoint_manager_full_to_its_max_to_keep_is_no_growth(tmp_path: Pat
     assert run(10) == []  # ten checkpoints of 16 MiB, as many as it keeps
     (f,) = run(12)
     assert "keeps 10 checkpoints already" in f.hint, f.hint
+
+
+def test_a_debugger_dump_left_on_is_told_to_turn_it_off(tmp_path: Path) -> None:
+    """The Debugger V2 guide's `enable_dump_debug_info(logdir, "FULL_HEALTH",
+    circular_buffer_size=-1)` left in: +3.8 MiB a dump an epoch, told to lower
+    histogram_freq (a TensorBoard log directory's fix)."""
+    path = str(tmp_path)
+    records = syn.trace(
+        20, lambda i: {"dirs": {path: {"bytes": 4 * MIB * i, "files": 3 + i // 4, "role": "tensorboard"}}}
+    )
+    dump = {"dump_root": path, "tensor_debug_mode": "FULL_HEALTH", "circular_buffer_size": -1}
+    fit = {
+        "type": "fit_start",
+        "run_id": records[0]["run_id"],
+        "t": syn.T0 + 0.5,
+        "fit": 0,
+        "debug_dump": dump,
+    }
+    (f,) = _analyze([records[0], fit, *records[1:]])
+    assert "TensorFlow Debugger V2" in f.hint and "disable_dump_debug_info" in f.hint, f.hint
+    assert (
+        "tensor_debug_mode=FULL_HEALTH, circular_buffer_size=-1" in f.hint and "histogram_freq" not in f.hint
+    )

@@ -131,6 +131,7 @@ def _finding(view: RunAtEpoch, path: str) -> Finding | None:
         (SIBLINGS_HINT if path.endswith(SIBLINGS) else "")
         or _exported(view, path)
         or _kept_already(view, path)
+        or _debug_dump(view, path)
         or _tensorboard(view, role)
         or _HINTS.get(role, _DEFAULT_HINT)
     )
@@ -216,6 +217,30 @@ SUMMARIES_HINT = (
     "(`if step % N == 0:` or tf.summary.record_if), keep histograms and images rarer than scalars, "
     "and start a new log directory per run (delete old runs' logs)"
 )
+
+
+def _debug_dump(view: RunAtEpoch, path: str) -> str:
+    """The fix for TensorFlow Debugger V2's dump directory (`fit_start.debug_dump`), left on
+    after a debugging session; '' for any other directory."""
+    dump = next((f.get("debug_dump") for f in reversed(view.run.fits) if f.get("debug_dump")), None)
+    if not isinstance(dump, dict) or dump.get("dump_root") != path:
+        return ""
+    mode = dump.get("tensor_debug_mode")
+    keep = dump.get("circular_buffer_size")
+    said = ", ".join(
+        part
+        for part in (
+            f"tensor_debug_mode={mode}" if isinstance(mode, str) else "",
+            f"circular_buffer_size={keep}" if isinstance(keep, int) else "",
+        )
+        if part
+    )
+    return (
+        f"TensorFlow Debugger V2 dumps every op of every step here (enable_dump_debug_info({said})), "
+        "a debugging aid left on that also slows each step many times over: remove the call once the "
+        "NaN is found, or call tf.debugging.experimental.disable_dump_debug_info(); to keep it, dump "
+        "less (tensor_debug_mode='NO_TENSOR', circular_buffer_size=1000, op_regex=...)"
+    )
 
 
 def _tensorboard(view: RunAtEpoch, role: str) -> str:
