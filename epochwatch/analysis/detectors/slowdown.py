@@ -206,8 +206,9 @@ _COMPETITION = {
 
 
 def _busier_epochs(view: RunAtEpoch, w: Window) -> tuple[str, dict[str, Any]] | None:
-    """The busier-host verdict of an interval window's epochs (intervals carry no CPU time,
-    so the rule had nothing to read there): an eager loop beside a test suite on two cores
+    """The busier-host verdict of an interval window's epochs, where the intervals' own
+    says nothing (traces whose intervals carry no CPU time; an interval's CPU figures count
+    from its run's second interval record): an eager loop beside a test suite on two cores
     went from 0.9 to 2.5-5.1 s epochs with its own CPU flat at 0.9-1.1 s an epoch, and its
     step time read "critical slowdown ... 63ms -> 91ms" from intervals."""
     series = view.run.epoch_series
