@@ -16,6 +16,7 @@ nothing is paid: `gc.collect` is replaced by a wrapper at the hook's start, and
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import os
@@ -60,7 +61,8 @@ class Cleanups:
                 return original(*args, **kwargs)
             finally:
                 local.inside = False
-                self._add(name, time.perf_counter() - t0, sys._getframe(1))
+                with contextlib.suppress(Exception):  # never the script's call's failure
+                    self._add(name, time.perf_counter() - t0, sys._getframe(1))
 
         cleanup.__epochwatch__ = True  # type: ignore[attr-defined]
         return cleanup
