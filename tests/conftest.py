@@ -33,6 +33,10 @@ SHARED = {
 # tests: xdist hands out the units with the most tests first, which left these to the end,
 # one worker still running one while the other had nothing left. They go first.
 FIRST = (
+    # the serial lane's: its two soaks (60 s and 31 s, one test each) came last, after the
+    # files of many short tests, and the lane took 117 s for 70 s of one worker's tests
+    "tests/integration/test_daemon_bounds_soak.py",
+    "tests/integration/test_daemon_soak.py",
     "tests/integration/test_trust_exit.py",
     "mwms_jobs",
     "tests/integration/test_models_in_loop.py",
