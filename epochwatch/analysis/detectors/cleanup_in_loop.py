@@ -9,14 +9,16 @@ nothing grew for a trend to see. Read from the epoch records' `cleanup` block
 (integrations/cleanups.py: calls, seconds and the calling line since the previous record):
 in the newest RECENT epochs or windows of calls, each with a call, their seconds at least
 SHARE_INFO of the time (SHARE_WARN: a warning). The first epoch of each fit is not read (a
-loop of fits clears the session between fits, which models_in_loop advises and judges),
-nor a loop whose models models_in_loop has said (its fix replaces the cleanup).
+loop of fits clears the session between fits, which models_in_loop advises and judges), nor
+a custom loop's epoch ended by a new model's first update, nor a loop that fits a new model
+each time (flower700's federated clients: models_in_loop's, whose fix replaces the cleanup).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from epochwatch.analysis.detectors import models_in_loop
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import INFO, WARNING, Finding
 from epochwatch.analysis.units import fmt_seconds
@@ -54,11 +56,15 @@ def _cleanups(rec: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _judged(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The records whose cleanups happened inside them: not the first epoch of a fit."""
+    """The records whose cleanups happened inside them: not the first epoch of a fit, nor
+    a custom loop's epoch that a new model's first update ended (what ran between the two
+    models is in it)."""
     out = []
     for before, rec in zip([None, *records], records, strict=False):
         fit = rec.get("fit")
         if fit is not None and (before is None or before.get("fit") != fit):
+            continue
+        if rec.get("epoch_source") == "new_model":
             continue
         out.append(rec)
     return out
@@ -84,6 +90,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         or view.last < 0
         or view.done(KIND, None)
         or view.reported("models_in_loop", None)
+        or models_in_loop.new_models_each_fit(view)
     ):
         return []
     recs = _judged(view.epoch_records()[-(RECENT + 1) :])[-RECENT:]
