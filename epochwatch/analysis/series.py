@@ -135,6 +135,11 @@ def finite_number(value: Any) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def amount(value: Any) -> float:
+    """A record's count or seconds, 0.0 where it is absent or not a finite number."""
+    return finite_number(value) or 0.0
+
+
 EXAMPLES_KEPT = 4
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from epochwatch.analysis.detectors import models_in_loop
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import INFO, WARNING, Finding
+from epochwatch.analysis.series import amount
 from epochwatch.analysis.units import fmt_seconds
 from epochwatch.analysis.view import RunAtEpoch
 
@@ -43,11 +44,6 @@ HINTS = {
         "`clear_session(free_memory=False)` at least skips its full garbage collection"
     ),
 }
-
-
-def _number(value: Any) -> float:
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    return float(value) if ok and value == value else 0.0
 
 
 def _cleanups(rec: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -74,11 +70,11 @@ def _per(recs: list[dict[str, Any]], calls: int) -> str:
     """How often: after every inference call, every step, or so many times a record."""
     windows = all(r.get("epoch_source") == "inference_calls" for r in recs)
     if windows:
-        served = sum(_number((r.get("inference") or {}).get("calls")) for r in recs)
+        served = sum(amount((r.get("inference") or {}).get("calls")) for r in recs)
         if served and 0.75 <= calls / served <= 1.25:  # a window's first call has none before it
             return "after every inference call"
         return f"{calls / len(recs):.0f} times a window of calls"
-    steps = sum(_number(r.get("steps")) for r in recs)
+    steps = sum(amount(r.get("steps")) for r in recs)
     if steps and 0.9 <= calls / steps <= 1.1:
         return "every step"
     return f"{calls / len(recs):.0f} times an epoch"
@@ -100,17 +96,17 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     for r in recs:
         for name, got in _cleanups(r).items():
             into = names.setdefault(name, {"calls": 0, "seconds": 0.0, "where": got.get("where")})
-            into["calls"] += int(_number(got.get("calls")))
-            into["seconds"] += _number(got.get("seconds"))
+            into["calls"] += int(amount(got.get("calls")))
+            into["seconds"] += amount(got.get("seconds"))
     seconds = sum(v["seconds"] for v in names.values())
     # After a clear_session(), the next call traces the model's functions again: that time
     # (graph building, as the records time it) is the cleanup's cost too.
-    traces = sum(_number((r.get("retraces") or {}).get("new")) for r in recs)
+    traces = sum(amount((r.get("retraces") or {}).get("new")) for r in recs)
     rebuilt = 0.0
     if "clear_session" in names and traces >= names["clear_session"]["calls"]:
-        rebuilt = sum(_number((r.get("retraces") or {}).get("graph_build_seconds")) for r in recs)
+        rebuilt = sum(amount((r.get("retraces") or {}).get("graph_build_seconds")) for r in recs)
     seconds += rebuilt
-    total = sum(_number(r.get("seconds")) for r in recs)
+    total = sum(amount(r.get("seconds")) for r in recs)
     share = min(1.0, seconds / total) if total > 0 else 0.0
     if share < SHARE_INFO:
         return []

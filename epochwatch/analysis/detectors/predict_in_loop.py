@@ -23,6 +23,7 @@ from typing import Any
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import WARNING, Finding
 from epochwatch.analysis.inference_advice import PER_CALL
+from epochwatch.analysis.series import amount
 from epochwatch.analysis.units import fmt_seconds
 from epochwatch.analysis.view import RunAtEpoch
 
@@ -47,11 +48,6 @@ HINTS = {
 }
 
 
-def _number(value: Any) -> float:
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    return float(value) if ok and value == value else 0.0
-
-
 def _calls(rec: dict[str, Any]) -> dict[str, Any]:
     """The record's Keras inference-loop calls: a custom loop's epoch's, or an inference
     window's (a scoring loop that calls predict per batch)."""
@@ -73,23 +69,23 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     if not recs or not _calls(recs[-1]):
         return []
     newest = _calls(recs[-1])
-    newest_seconds = _number(recs[-1].get("seconds"))
-    if newest_seconds <= 0 or _number(newest.get("seconds")) < SHARE * newest_seconds:
+    newest_seconds = amount(recs[-1].get("seconds"))
+    if newest_seconds <= 0 or amount(newest.get("seconds")) < SHARE * newest_seconds:
         return []
     blocks = [_calls(r) for r in recs]
-    calls = int(sum(_number(b.get("calls")) for b in blocks))
-    seconds = sum(_number(b.get("seconds")) for b in blocks)
-    epoch_seconds = sum(_number(r.get("seconds")) for r in recs)
+    calls = int(sum(amount(b.get("calls")) for b in blocks))
+    seconds = sum(amount(b.get("seconds")) for b in blocks)
+    epoch_seconds = sum(amount(r.get("seconds")) for r in recs)
     if calls < MANY_CALLS or epoch_seconds <= 0 or seconds < SHARE * epoch_seconds:
         return []
     sized = [b for b in blocks if b and "rows" in b]
-    rows = sum(_number(b.get("rows")) for b in sized) / max(1.0, sum(_number(b.get("calls")) for b in sized))
+    rows = sum(amount(b.get("rows")) for b in sized) / max(1.0, sum(amount(b.get("calls")) for b in sized))
     if sized and rows > FEW_ROWS:
         return []  # big batches: the time is the model's work, not the calls' overhead
     apis: dict[str, int] = {}
     for b in blocks:
         for api, n in (b.get("apis") or {}).items():
-            apis[api] = apis.get(api, 0) + int(_number(n))
+            apis[api] = apis.get(api, 0) + int(amount(n))
     api = max(apis, key=lambda a: apis[a]) if apis else "predict"
     share = seconds / epoch_seconds
     per_call = seconds / calls
