@@ -91,6 +91,25 @@ def test_worker_whose_own_time_grows_is_the_straggler_since_it_began(tmp_path: P
     assert f.severity in ("warning", "critical")
 
 
+def test_a_straggler_s_onset_holds_when_a_few_epochs_after_it_another_worker_came_last(
+    tmp_path: Path,
+) -> None:
+    """The 2-worker MirroredStrategy job on a loaded host: worker 1 slow from epoch 3, but in
+    a few epochs after it worker 0 was held up longer (another job took its CPU). Those rows
+    counted no wait, and the onset read epoch 8."""
+    held = {4: 0.4, 5: 0.4, 7: 0.4}
+
+    def own(w: int, i: int) -> float:
+        if w == 1:
+            return 0.05 + (0.25 if i >= 3 else 0.0)
+        return 0.05 + held.get(i, 0.0)
+
+    paths = _job(tmp_path, 2, 26, own=own)
+    (job,) = _jobs(paths)
+    (f,) = [f for f in job.findings if f.kind == "straggler"]
+    assert f.target == "worker:1" and f.evidence["since_epoch"] == 3, f.evidence
+
+
 def test_a_worker_slow_from_the_start_is_a_straggler_too(tmp_path: Path) -> None:
     paths = _job(tmp_path, 2, 12, own=lambda w, i: 0.4 if w == 0 else 0.05)
     (job,) = _jobs(paths)

@@ -102,9 +102,15 @@ def _straggler(job: Job, rows: list[tuple[int, list[float], list[float]]]) -> Fi
     if not recent:
         return None
     suspect = Counter(recent).most_common(1)[0][0]
-    # The others' wait for the suspect, per row (0 where they did not wait for it).
+    # The others' wait for the suspect, per row, as a share of the epoch (0 where nobody
+    # waited). The onset is read on it as measured, not on the rows past WAIT_SHARE alone,
+    # and a row where another worker came last says nothing of the suspect (a loaded host
+    # held that one up): left out of the split. Read as 0, such rows moved a 2-worker job's
+    # onset from epoch 3 to 8 on the loaded test machine.
     series = [share if hit == suspect else 0.0 for share, hit in zip(shares, hits, strict=True)]
-    onset = _onset(series)
+    told = [k for k, hit in enumerate(hits) if hit in (suspect, None)]
+    at = _onset([_waited_for(rows[k], suspect) for k in told])
+    onset = told[at] if at else 0
     tail = hits[onset:]
     if (
         len(tail) < MIN_EPOCHS
@@ -113,6 +119,13 @@ def _straggler(job: Job, rows: list[tuple[int, list[float], list[float]]]) -> Fi
     ):
         return None
     return _straggler_finding(job, rows, onset, suspect, waits[onset:])
+
+
+def _waited_for(row: tuple[int, list[float], list[float]], suspect: int) -> float:
+    """The other workers' wait for `suspect` in one row, as a share of its epoch (>= 0)."""
+    _p, secs, coll = row
+    waited = median([coll[w] - coll[suspect] for w in range(len(coll)) if w != suspect])
+    return max(0.0, waited) / median(secs) if median(secs) > 0 else 0.0
 
 
 def _onset(series: list[float]) -> int:
