@@ -110,6 +110,45 @@ def test_a_straggler_s_onset_holds_when_a_few_epochs_after_it_another_worker_cam
     assert f.target == "worker:1" and f.evidence["since_epoch"] == 3, f.evidence
 
 
+def test_a_straggler_s_onset_is_where_the_wait_began_not_where_it_grew_later(tmp_path: Path) -> None:
+    """The real 2-worker job (tests/integration/mwms_job.py) in a clean clone beside the suite:
+    worker 1 slow from epoch 3, the others' wait 0.4-0.8 of the epoch, then 0.8-0.86 from
+    epoch 15. The best split of all (at 15) failed "before less than half the after", and the
+    onset read as from the start ("since epoch 1"). Its epochs: (seconds, collective) each."""
+    w0 = [(0.552, 0.225), (0.081, 0.075), (0.13, 0.123), (0.434, 0.414), (0.33, 0.316), (0.352, 0.34),
+          (0.32, 0.309), (0.368, 0.351), (0.364, 0.329), (0.332, 0.325), (0.359, 0.339), (0.457, 0.445),
+          (0.42, 0.409), (0.706, 0.669), (0.603, 0.553), (0.299, 0.293), (0.275, 0.269), (0.277, 0.271),
+          (0.292, 0.285), (0.291, 0.285), (0.28, 0.274), (0.28, 0.271), (0.27, 0.264), (0.269, 0.259),
+          (0.345, 0.339), (0.362, 0.352)]  # fmt: skip
+    w1 = [(0.544, 0.222), (0.094, 0.087), (0.119, 0.107), (0.436, 0.176), (0.323, 0.065), (0.349, 0.096),
+          (0.326, 0.073), (0.366, 0.088), (0.362, 0.11), (0.325, 0.086), (0.36, 0.119), (0.454, 0.189),
+          (0.422, 0.159), (0.702, 0.38), (0.617, 0.268), (0.299, 0.061), (0.278, 0.043), (0.272, 0.04),
+          (0.302, 0.042), (0.286, 0.038), (0.278, 0.036), (0.277, 0.036), (0.27, 0.038), (0.271, 0.039),
+          (0.341, 0.055), (0.364, 0.073)]  # fmt: skip
+    paths = []
+    for w, table in enumerate((w0, w1)):
+        ident = {
+            "job_id": "tf-real",
+            "job_source": "tf_config",
+            "rank": w,
+            "world_size": 2,
+            "worker": f"worker:{w}",
+        }
+        records = syn.trace(
+            len(table),
+            lambda i, table=table: {
+                "seconds": table[i][0],
+                "collective": {"seconds": table[i][1], "calls": 15},
+            },
+            run_id=f"real{w}",
+        )
+        records[0]["env"]["distributed"] = ident
+        paths.append(syn.write(tmp_path / f"real{w}.jsonl", records))
+    (job,) = _jobs(paths)
+    (f,) = [f for f in job.findings if f.kind == "straggler"]
+    assert f.target == "worker:1" and f.evidence["since_epoch"] == 3, f.evidence
+
+
 def test_a_worker_slow_from_the_start_is_a_straggler_too(tmp_path: Path) -> None:
     paths = _job(tmp_path, 2, 12, own=lambda w, i: 0.4 if w == 0 else 0.05)
     (job,) = _jobs(paths)

@@ -129,9 +129,11 @@ def _waited_for(row: tuple[int, list[float], list[float]], suspect: int) -> floa
 
 
 def _onset(series: list[float]) -> int:
-    """Where the wait began: the split into a before and an after (at least MIN_EPOCHS long)
-    with the least squared error, when the before waited less than half as much; else 0
-    (the worker lagged from the start). Linear in the epochs (prefix sums)."""
+    """Where the wait began: of the splits into a before and an after (at least MIN_EPOCHS
+    long) whose before waited less than half as much, the one with the least squared error;
+    else 0 (the worker lagged from the start). Splits that fail the ratio are no onset: the
+    best fit of all, a later change of the wait's level (0.6 -> 0.83 of the epoch at epoch 15),
+    failed it and the onset read as "from the start". Linear in the epochs (prefix sums)."""
     n = len(series)
     sums, squares = [0.0], [0.0]
     for v in series:
@@ -144,15 +146,11 @@ def _onset(series: list[float]) -> int:
 
     best, best_k = math.inf, 0
     for k in range(1, n - MIN_EPOCHS + 1):
+        before, after = sums[k] / k, (sums[n] - sums[k]) / (n - k)
         err = sse(0, k) + sse(k, n)
-        if err < best:
+        if before < after / 2 and err < best:
             best, best_k = err, k
-    if best_k:
-        before = sums[best_k] / best_k
-        after = (sums[n] - sums[best_k]) / (n - best_k)
-        if before < after / 2:
-            return best_k
-    return 0
+    return best_k
 
 
 def _straggler_finding(
