@@ -143,6 +143,9 @@ def test_py_dataset_without_workers_and_a_slow_getitem_is_input_bound(tmp_path: 
     }
     assert ev["producer_ms_per_batch"] >= 19.5, ev  # the 20 ms __getitem__, timed where it ran
     assert "workers" in found["hint"]
+    # Keras feeds a PyDataset through a from_generator of its own: not the script's (a loop
+    # of such fits was told to build its data with from_tensor_slices)
+    assert [f["from_generator_datasets"] for f in records if f["type"] == "fit_start"] == [0]
 
 
 def test_tf_data_map_without_parallel_calls_or_prefetch_is_input_bound(tmp_path: Path) -> None:
