@@ -258,12 +258,7 @@ def _shared_dir(view: RunAtEpoch, path: str | None) -> bool:
     """A temp directory every job on the host writes to (/tmp, watched at its top level):
     only a mechanism ties its growth to the run's time, not a correlation (a DQN loop's
     step time "moved with files in /tmp", other jobs' files)."""
-    for rec in reversed(view.run.epochs[-3:]):
-        dirs = rec.get("dirs")
-        got = dirs.get(path) if isinstance(dirs, dict) and path is not None else None
-        if isinstance(got, dict):
-            return got.get("role") == "temp"
-    return False
+    return path is not None and view.series.dir_roles.get(path) == "temp"
 
 
 def _majority(passed: dict[str, Any]) -> float:

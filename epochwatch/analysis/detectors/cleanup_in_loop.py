@@ -66,9 +66,8 @@ def _judged(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _per(recs: list[dict[str, Any]], calls: int) -> str:
+def _per(recs: list[dict[str, Any]], calls: int, windows: bool) -> str:
     """How often: after every inference call, every step, or so many times a record."""
-    windows = all(r.get("epoch_source") == "inference_calls" for r in recs)
     if windows:
         served = sum(amount((r.get("inference") or {}).get("calls")) for r in recs)
         if served and 0.75 <= calls / served <= 1.25:  # a window's first call has none before it
@@ -119,7 +118,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     said = " and ".join(NAMES.get(n, n) for n in ordered)
     where = "; ".join(f"{NAMES.get(n, n)} at {names[n]['where']}" for n in ordered if names[n].get("where"))
     title = (
-        f"{said} called {_per(recs, calls)}: {fmt_seconds(seconds)} ({share:.0%}) of the "
+        f"{said} called {_per(recs, calls, windows)}: {fmt_seconds(seconds)} ({share:.0%}) of the "
         f"{fmt_seconds(total)} of {span}" + (f" ({where})" if where else "")
     )
     if rebuilt:
