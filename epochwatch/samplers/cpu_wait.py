@@ -82,8 +82,15 @@ class CpuWait:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
+    def _forked(self) -> None:
+        """In a forked child: a new lock (another thread may have held this one at the fork,
+        a background sampler's); `total()` drops the parent's files and sums (its pid check)."""
+        self._lock = threading.Lock()
+
 
 OWN = CpuWait()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=OWN._forked)
 
 
 class Since:

@@ -385,3 +385,27 @@ def test_own_samples_say_how_long_the_threads_waited_for_a_cpu() -> None:
     assert "cpu_wait_seconds" not in sampler.sample()
     if Path(f"/proc/self/task/{os.getpid()}/schedstat").exists():
         assert sampler.sample()["cpu_wait_seconds"] >= 0.0
+
+
+@linux_only
+def test_a_child_forked_while_another_thread_reads_the_cpu_wait_does_not_hang() -> None:
+    code = """
+import os, sys, threading
+from epochwatch.samplers.cpu_wait import OWN
+OWN.total()
+held, release = threading.Event(), threading.Event()
+def hold():
+    with OWN._lock:  # a background sampler inside a reading at the fork
+        held.set()
+        release.wait()
+threading.Thread(target=hold, daemon=True).start()
+held.wait()
+pid = os.fork()
+if pid == 0:
+    OWN.total()
+    os._exit(0)
+release.set()
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+    subprocess.run([sys.executable, "-c", code], timeout=30, check=True)
