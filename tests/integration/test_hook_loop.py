@@ -9,6 +9,7 @@ from tests.support import child_env, of_type, read_single_trace, run_python
 
 LOOP = """
 import os
+import time
 from epochwatch import hook
 import tensorflow as tf
 
@@ -39,6 +40,8 @@ for n in range(6):
             hook.log(loss=loss, step_loss_python=float(step))
         with open(os.path.join(out, f"dump-{n}.bin"), "wb") as f:
             f.write(b"x" * 100_000)
+        time.sleep(0.2)  # an epoch's own length after its dump: the watcher's events come on
+        # their own thread, and on a loaded machine epochs of a few ms ended two dumps early
     lr = lr * 0.9   # a Python float that changes every epoch: one retrace per epoch
 """
 
