@@ -125,6 +125,10 @@ def test_a_straggler_s_onset_is_where_the_wait_began_not_where_it_grew_later(tmp
           (0.422, 0.159), (0.702, 0.38), (0.617, 0.268), (0.299, 0.061), (0.278, 0.043), (0.272, 0.04),
           (0.302, 0.042), (0.286, 0.038), (0.278, 0.036), (0.277, 0.036), (0.27, 0.038), (0.271, 0.039),
           (0.341, 0.055), (0.364, 0.073)]  # fmt: skip
+    _straggler_since(tmp_path, w0, w1, 3)
+
+
+def _straggler_since(tmp_path: Path, w0: Any, w1: Any, since: int) -> None:
     paths = []
     for w, table in enumerate((w0, w1)):
         ident = {
@@ -146,7 +150,23 @@ def test_a_straggler_s_onset_is_where_the_wait_began_not_where_it_grew_later(tmp
         paths.append(syn.write(tmp_path / f"real{w}.jsonl", records))
     (job,) = _jobs(paths)
     (f,) = [f for f in job.findings if f.kind == "straggler"]
-    assert f.target == "worker:1" and f.evidence["since_epoch"] == 3, f.evidence
+    assert f.target == "worker:1" and f.evidence["since_epoch"] == since, f.evidence
+
+
+def test_a_straggler_s_onset_epoch_is_not_read_late_for_its_length(tmp_path: Path) -> None:
+    """The same job in another clean clone: the onset epoch lasted 0.86 s, its wait 0.35 s
+    (0.41 of it), then 0.3 s of 0.55 s epochs (0.55): as shares the onset read epoch 4."""
+    w0 = [(0.598, 0.312), (0.246, 0.236), (0.036, 0.031), (0.862, 0.845), (0.54, 0.528), (0.534, 0.521),
+          (0.53, 0.515), (0.498, 0.487), (0.616, 0.6), (0.364, 0.357), (0.406, 0.387), (0.437, 0.428),
+          (0.378, 0.368), (0.404, 0.393), (0.382, 0.37), (0.387, 0.377), (0.491, 0.479), (0.378, 0.367),
+          (0.289, 0.28), (0.281, 0.271), (0.292, 0.282), (0.278, 0.267), (0.291, 0.282), (0.271, 0.262),
+          (0.276, 0.267), (0.425, 0.41)]  # fmt: skip
+    w1 = [(0.606, 0.347), (0.24, 0.206), (0.034, 0.029), (0.857, 0.493), (0.563, 0.228), (0.533, 0.228),
+          (0.534, 0.223), (0.498, 0.17), (0.621, 0.295), (0.363, 0.068), (0.411, 0.104), (0.436, 0.089),
+          (0.375, 0.08), (0.403, 0.133), (0.379, 0.14), (0.385, 0.144), (0.489, 0.22), (0.379, 0.141),
+          (0.286, 0.048), (0.28, 0.04), (0.293, 0.048), (0.278, 0.04), (0.288, 0.04), (0.273, 0.037),
+          (0.278, 0.039), (0.425, 0.179)]  # fmt: skip
+    _straggler_since(tmp_path, w0, w1, 3)
 
 
 def test_a_worker_slow_from_the_start_is_a_straggler_too(tmp_path: Path) -> None:
