@@ -17,24 +17,28 @@ from epochwatch.analysis.trend import Growth, GrowthRule, assess_growth
 from epochwatch.analysis.view import RunAtEpoch, Window
 
 BLATANT_HOLD = 2
-# Intervals inside a fit's first epoch (its warm-up, where the epochs are judged) show a
-# growth only while it is still going: over the window's newest third it rose by this share
-# of what its slope gives at least. keras#9350's healthy LSTM rose 789 -> 870 MiB in steps in
-# its first epoch, then stayed there: "warning host_memory_growth at epoch 1, +581 MiB more by
-# the planned end" from a window whose newest points were flat.
+# Intervals from a fit's first epoch (its warm-up, where the epochs are judged) show a
+# growth only while it is still going: over the window's points after that epoch (or, all in
+# it, its newest third) it rose by this share of what its slope gives at least. keras#9350's
+# healthy LSTM rose 789 -> 870 MiB in steps in its first epoch, then stayed there: "warning
+# host_memory_growth at epoch 1, +581 MiB more by the planned end" from a window whose newest
+# points were flat; a tensorflow/models-style step loop's first evaluations built their
+# functions (731 -> 785 MiB), flat after: "host memory grows 1.8 MiB per interval" at epoch 2.
 WARM_UP_RISING = 0.5
 
 
 def _settled_warm_up(view: RunAtEpoch, w: Window, slope: float) -> bool:
-    """Whether `w` lies in its fit's first epoch (intervals) and its newest third is flat."""
+    """Whether `w` begins in its fit's first epoch (intervals) and is flat since: after
+    that epoch where a third of its points are, else over its newest third."""
     if view.unit != "interval" or len(w.values) < 6 or slope <= 0:
         return False
     first = view.epoch_number(view.first)
-    if any(view.epoch_number(i) != first for i in w.indexes):
+    if view.epoch_number(w.indexes[0]) != first:
         return False
     third = max(2, len(w.values) // 3)
-    newest = w.values[-third:]
-    return newest[-1] - newest[0] < WARM_UP_RISING * slope * (third - 1)
+    later = [v for i, v in zip(w.indexes, w.values, strict=True) if view.epoch_number(i) != first]
+    flat = later if len(later) >= third else w.values[-third:]
+    return flat[-1] - flat[0] < WARM_UP_RISING * slope * (len(flat) - 1)
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ class OnlineAnalyzer:
         self.run.add(rec)
         if kind == schema.EPOCH and "loop_epoch" in rec:
             return []  # a fit's epoch nested in a loop's epoch: judged with the loop's epoch
-        if kind == schema.INTERVAL and evaluate:
+        if kind == schema.INTERVAL and evaluate and rec.get("looking_inside") is not True:
             view = RunAtEpoch(self.run.interval_view(), parents=self.parents, unit="interval")
             return self._records(self.interval_engine.step(view))
         if kind != schema.EPOCH or not evaluate:

@@ -152,6 +152,8 @@ class Run:
                 del self.epochs[head : head + drop]
                 self.epochs_dropped += drop
         elif kind == schema.INTERVAL:
+            if rec.get("looking_inside") is True:
+                return  # the hook's own profiler capture or tracemalloc slice (explain/looking.py)
             host = rec.get("host")
             if isinstance(host, dict):  # where the epoch it falls in began (series.note_rss)
                 self.series.note_rss(_number(host.get("rss_bytes")))

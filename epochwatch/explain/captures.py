@@ -41,6 +41,7 @@ from typing import Any
 
 from epochwatch.explain.anchor import STEPS, StepAnchor
 from epochwatch.explain.frames import COMPILED
+from epochwatch.explain.looking import LOOKING
 from epochwatch.explain.stacks import Profile
 from epochwatch.samplers.own_rss import own_rss_bytes, trim_heap
 
@@ -203,6 +204,7 @@ class Captures:
             self._open = None
             return
         capture.started = started
+        LOOKING.begin(self)  # until it is read back: the profiler's memory stays till then
         timer = threading.Timer(capture.length, self._stop, args=(capture,))
         timer.daemon = True
         timer.name = "epochwatch-explain-profile"
@@ -258,6 +260,7 @@ class Captures:
         c0 = time.thread_time()
         seconds = self._seconds(capture.path)
         _give_back(capture)
+        LOOKING.end(self)
         capture.work += time.thread_time() - c0
         self._pay(capture)
         if seconds is None and capture.purpose not in self._again:
@@ -324,6 +327,7 @@ class Captures:
 
     def close(self) -> None:
         self._stopped = None
+        LOOKING.end(self)
         capture, self._open = self._open, None
         self._anchor.disarm(self)
         if capture is not None and capture.started is not None:

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from epochwatch.explain.anchor import STEPS, StepAnchor
+from epochwatch.explain.looking import LOOKING
 from epochwatch.explain.memory import DEPTH, Sizes, SliceParts, boundary_parts, per_epoch
 
 
@@ -300,6 +301,7 @@ class Slicer:
                 self.owned, self.finished, self._state = False, True, "idle"
                 return
             self._tm.start(DEPTH)
+            LOOKING.begin(self)
             self._traced_epoch = True
             self._t0 = time.perf_counter()
             self._state = "lead"
@@ -359,6 +361,7 @@ class Slicer:
 
     def _stop_tracing(self) -> None:
         self.traced_seconds += time.perf_counter() - self._t0
+        LOOKING.end(self)
         if self._tm.is_tracing():
             self._tm.stop()
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from epochwatch.explain.looking import LOOKING
 from epochwatch.guard import Guard
 from epochwatch.intervals import IntervalClock, step_summary
 from epochwatch.samplers import cpu_wait
@@ -55,6 +56,8 @@ class IntervalWriter:
         rec["step"] = done
         rec["steps"] = steps
         rec["seconds"] = round(seconds, 6)
+        if LOOKING.since_last():  # the hook's own capture or slice: left out of what is judged
+            rec["looking_inside"] = True
         spread = step_summary(starts, first, done)
         if spread:
             rec["step_seconds"] = spread

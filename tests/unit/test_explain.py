@@ -910,3 +910,33 @@ def test_the_training_thread_still_collects_while_the_stacks_are_sampled() -> No
         gc.callbacks.remove(on_gc)
     assert threading.get_ident() in during and window.samples > 10, (len(during), window.samples)
     assert gc.isenabled()
+
+
+def test_the_hooks_capture_and_slice_mark_the_intervals_they_cost() -> None:
+    """A profiler capture from its start to its read-back (its memory held till then), and a
+    tracemalloc slice while it traces, mark the interval records written meanwhile
+    (`looking_inside`, explain/looking.py): their cost is the hook's, not the run's."""
+    from epochwatch.explain.captures import Captures
+    from epochwatch.explain.looking import LOOKING
+    from epochwatch.explain.slices import Slicer
+
+    LOOKING.since_last()
+    assert LOOKING.since_last() is False
+    clock = _Epochs()
+    captures = Captures(
+        lambda: _Profiler(lambda _p, _n: ({"mm (MatMul)": 0.01}, 3)), lambda: "/p", clock=clock
+    )
+    captures._arm("baseline")
+    _paced(captures, clock, 1)  # the capture begins
+    assert captures.busy and LOOKING.since_last() and LOOKING.since_last()  # still held
+    _paced(captures, clock, 2, 0.2)  # stopped and read back
+    assert LOOKING.since_last() is True and LOOKING.since_last() is False  # its last interval, then off
+    captures.close()
+    slicer = Slicer()
+    try:
+        slicer._state = "scheduled"
+        slicer._start(60.0)
+        assert slicer._state == "lead" and LOOKING.since_last() and LOOKING.since_last()
+    finally:
+        slicer.stop()
+    assert LOOKING.since_last() is True and LOOKING.since_last() is False  # seen once more, then off
