@@ -67,6 +67,11 @@ class Run:
     # for each, how many epochs had been recorded when it came (replay order).
     intervals: EpochSeries = field(default_factory=lambda: EpochSeries(restarts=False))
     interval_positions: array[int] = field(default_factory=lambda: array("l"))
+    # The interval series' indexes of the first point after each stretch of intervals the
+    # hook's own look inside cost (`looking_inside`, left out): what it left in RSS shows as
+    # the rise into that point (detectors/host_memory.py).
+    looked_after: list[int] = field(default_factory=list)
+    looking: bool = False  # the newest interval record was such a one
     # Fits (fit_end records) and, per fit index, the new tf.function traces of its epochs:
     # repeated fits in one process are judged as a sequence (models_in_loop).
     fit_ends: list[Record] = field(default_factory=list)
@@ -153,7 +158,11 @@ class Run:
                 self.epochs_dropped += drop
         elif kind == schema.INTERVAL:
             if rec.get("looking_inside") is True:
-                return  # the hook's own profiler capture or tracemalloc slice (explain/looking.py)
+                self.looking = True  # the hook's own profiler capture or tracemalloc slice
+                return
+            if self.looking:
+                self.looking = False
+                self.looked_after.append(self.intervals.count)
             host = rec.get("host")
             if isinstance(host, dict):  # where the epoch it falls in began (series.note_rss)
                 self.series.note_rss(_number(host.get("rss_bytes")))
