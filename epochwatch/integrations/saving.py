@@ -45,6 +45,7 @@ from epochwatch.checkpoints import capture
 from epochwatch.checkpoints import files as cfiles
 from epochwatch.checkpoints.events import SaveEvents
 from epochwatch.checkpoints.inspect import inspect_file
+from epochwatch.integrations.tf_unmatched import unmatched
 from epochwatch.serials import serial_of
 
 if TYPE_CHECKING:
@@ -444,7 +445,7 @@ def install_tf(recorder: Recorder) -> None:
 
     def on_restore(api: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def done(
-            args: tuple[Any, ...], kwargs: dict[str, Any], _result: Any, seconds: float, messages: list[str]
+            args: tuple[Any, ...], kwargs: dict[str, Any], result: Any, seconds: float, messages: list[str]
         ) -> None:
             path = _fspath(_arg(args, kwargs, 1, "save_path"))
             if path is None:  # restore(manager.latest_checkpoint) with no checkpoint found
@@ -452,6 +453,7 @@ def install_tf(recorder: Recorder) -> None:
                 return
             fields = _checkpoint_fields(args[0])
             fields.pop("optimizer_included", None)
+            fields["unmatched"] = unmatched(result)
             serial = _tracked_model_serial(recorder, args[0])
             if serial is not None:
                 fields["model_serial"] = serial

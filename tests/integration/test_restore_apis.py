@@ -42,6 +42,8 @@ manager.save()
 manager.restore_or_initialize()
 tf.saved_model.save(m, "sm")
 tf.saved_model.load("sm")
+other = build()  # a key renamed since the save (tensorflow#42272): its weights get nothing
+tf.train.Checkpoint(renamed=other, optimizer=other.optimizer).restore(saved).expect_partial()
 resumed = build()
 resumed.fit(x, y, epochs=3, batch_size=16, verbose=0,
             callbacks=[keras.callbacks.BackupAndRestore("backup", delete_checkpoint=False)])
@@ -72,6 +74,7 @@ def test_all_paths_are_recorded(tmp_path: Path) -> None:
         ("restore", "tf.train.Checkpoint.restore", "CheckpointManager", "tf_checkpoint", "mgr/ckpt-2"),
         ("save", "tf.saved_model.save", None, "saved_model", "sm"),
         ("restore", "tf.saved_model.load", None, "saved_model", "sm"),
+        ("restore", "tf.train.Checkpoint.restore", None, "tf_checkpoint", "ck/ckpt-1"),
         ("restore", "Model.load_weights", "BackupAndRestore", "weights.h5", "backup/latest.weights.h5"),
         ("save", "Model.save_weights", "BackupAndRestore", "weights.h5", "backup/latest.weights.h5"),
     ]
@@ -93,6 +96,14 @@ def test_all_paths_are_recorded(tmp_path: Path) -> None:
     manager_saves = [r for r in saves_restores if r["type"] == "save" and r.get("via") == "CheckpointManager"]
     assert manager_saves and all(r["keeps"] == {"max_to_keep": 1} for r in manager_saves), manager_saves
     assert not of_type(records, "notice")
+    # What a restore left at its initial values: nothing, but under a renamed key.
+    tf_restores = [r for r in saves_restores if r["type"] == "restore" and r["format"] == "tf_checkpoint"]
+    assert [r.get("unmatched") for r in tf_restores[:3]] == [None, None, None]
+    missed = tf_restores[3]["unmatched"]
+    assert missed["keys"] == ["renamed"] and missed["file_keys_unused"] == ["model"], missed
+    assert missed["variables"] == 4 and missed["parameters"] == 25, missed
+    (said,) = [f for f in of_type(records, "finding") if f["kind"] == "weights_not_restored"]
+    assert "`renamed`" in said["title"] and "`model` matched nothing" in said["title"], said
 
 
 def legacy_keras(records: list[dict]) -> str:

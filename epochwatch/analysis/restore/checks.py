@@ -26,6 +26,7 @@ from epochwatch.analysis.restore.restored import (
 )
 from epochwatch.analysis.restore.resume import Resume, resumes, side_by_side
 from epochwatch.analysis.restore.settings import check_hyperparameters, check_inputs
+from epochwatch.analysis.restore.unmatched import check_unmatched
 from epochwatch.analysis.run import Run
 
 Check = Callable[[Resume], list[Finding]]
@@ -41,10 +42,12 @@ KINDS = (
     "slow_restore",
     "restore_slowdown",
     "best_checkpoint_replaced",
+    "weights_not_restored",
 )
 
 CHECKS: tuple[Check, ...] = (
     check_modified,
+    check_unmatched,
     check_optimizer,
     check_loss_jump,
     check_hyperparameters,
@@ -60,6 +63,8 @@ CHECKS: tuple[Check, ...] = (
 # fit trains.
 FILE_CHECKS: tuple[Check, ...] = (
     check_modified,
+    check_unmatched,
+    check_unmatched,
     check_inputs,
     check_versions,
     check_environment,
@@ -81,6 +86,8 @@ COMPARE_CHECKS: tuple[Check, ...] = (
 # task's.
 MODEL_CHANGED_CHECKS: tuple[Check, ...] = (
     check_modified,
+    check_unmatched,
+    check_unmatched,
     check_versions,
     check_environment,
     check_slow_restore,
