@@ -30,6 +30,7 @@ MODULES: tuple[str, ...] = (
     "eager",
     "predict_in_loop",
     "cleanup_in_loop",
+    "weights_carried_over",
 )
 
 _loaded: tuple[Detector, ...] | None = None
