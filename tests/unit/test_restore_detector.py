@@ -65,6 +65,30 @@ def test_fresh_optimizer_after_load_weights() -> None:
     assert f["severity"] == "info" and "no loss jump followed (0.6 -> 0.55)" in f["title"], f
 
 
+def test_a_rate_lost_with_the_optimizers_state_is_said_once_with_the_rate_at_the_save() -> None:
+    """raster-vision#4's shape: ReduceLROnPlateau took Adam to 6.4e-07; the resume built and
+    compiled Adam(1e-2) and loaded the weights only. The rate is optimizer state (building
+    the optimizer before load_weights restores it too): optimizer_state_not_restored says
+    it, and no second warning repeats the cause with the parent's fit_start rate in its fix."""
+    parent, child = pair(
+        restore_over={"optimizer": {"class": "Adam", "iterations": 0}, "iterations": 0},
+        start_step=0,
+        fit_over={"lr": 0.01},
+        losses=(1.2, 1.0, 0.9),
+    )
+    parent.epochs[-1]["lr"] = 6.4e-07  # the plateau callback's rate at the save
+    found = findings(parent, child)
+    assert "hyperparameter_changed_after_restore" not in found, found.keys()
+    f = found["optimizer_state_not_restored"]
+    assert "the learning rate with it: 6.4e-07 at the save, 0.01 after" in f["title"], f["title"]
+    # With the optimizer's state restored, the rate change is a setting of its own, and its
+    # fix names the rate at the save, not the parent's first.
+    parent, child = pair(fit_over={"lr": 0.01}, losses=(1.2, 1.0, 0.9))
+    parent.epochs[-1]["lr"] = 6.4e-07
+    f = findings(parent, child)["hyperparameter_changed_after_restore"]
+    assert "learning_rate 6.4e-07" in f["hint"] and "fit_start record" not in f["hint"], f["hint"]
+
+
 def test_an_optimizer_loaded_then_compiled_anew_is_said_so() -> None:
     # keras#2378's shape: load_weights restored the optimizer (step 500), then compile() with a
     # new RMSprop at another rate made a fresh one. Not "load_weights skipped it".

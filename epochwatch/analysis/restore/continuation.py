@@ -61,6 +61,19 @@ def loss_jump(before: Sequence[Record], after: Sequence[Record]) -> tuple[float,
     return (last, child, jump, scale) if jump > threshold else None
 
 
+def rates(r: Resume) -> tuple[float, float] | None:
+    """(the learning rate in force at the save, the rate of the first epoch after the
+    restore), where both were recorded and differ: the parent's last epoch's `lr` is the
+    rate after its callbacks and schedules (a ReduceLROnPlateau's 6.4e-07), not its
+    fit_start's (the 0.01 it began with)."""
+    before = r.parent_epochs[-1].get("lr") if r.parent_epochs else None
+    after = r.child_epochs[0].get("lr") if r.child_epochs else None
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (before, after)):
+        return None
+    before, after = float(before), float(after)  # type: ignore[arg-type]
+    return (before, after) if abs(before - after) > 1e-4 * max(abs(before), abs(after), 1e-30) else None
+
+
 def consequence(r: Resume, evidence: dict[str, Any]) -> tuple[str, str] | None:
     """Severity by consequence: a warning when the loss jumped in the first epoch after the
     restore (or the trace cannot tell), info with the losses said when it did not; None

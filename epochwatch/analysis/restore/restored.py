@@ -13,7 +13,7 @@ from typing import Any
 
 from epochwatch.analysis import frameworks
 from epochwatch.analysis.findings import Finding
-from epochwatch.analysis.restore.continuation import consequence
+from epochwatch.analysis.restore.continuation import consequence, rates
 from epochwatch.analysis.restore.lineage import MATCH_PATH, restored_at, saved_at
 from epochwatch.analysis.restore.resume import Resume
 
@@ -134,6 +134,10 @@ def check_optimizer(r: Resume) -> list[Finding]:
             f"Optimizer restarted from step 0: restoring {os.path.basename(r.target)} loaded it at step "
             f"{steps}, then compile() made a new one"
         )
+    rate = rates(r)
+    if rate is not None:  # the rate is optimizer state: it went back with the rest
+        evidence["learning_rate"] = {"at_save": rate[0], "after_restore": rate[1]}
+        title += f"; the learning rate with it: {rate[0]:.3g} at the save, {rate[1]:.3g} after"
     judged = consequence(r, evidence)
     if judged is None:
         return []

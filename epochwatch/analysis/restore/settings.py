@@ -14,6 +14,7 @@ from typing import Any
 
 from epochwatch.analysis.findings import Finding
 from epochwatch.analysis.restore.continuation import consequence
+from epochwatch.analysis.restore.restored import check_optimizer
 from epochwatch.analysis.restore.resume import Resume
 
 Record = dict[str, Any]
@@ -84,6 +85,8 @@ def check_hyperparameters(r: Resume) -> list[Finding]:
                 changes.append({"what": f"optimizer.{key}", "parent": p_cfg[key], "child": c_cfg[key]})
     if not changes:
         return []
+    if all(c["what"] == "learning_rate" for c in changes) and check_optimizer(r):
+        return []  # the rate went back with the optimizer's state: optimizer_state_not_restored says both
     names = ", ".join(f"{c['what']} {_shown(c['parent'])} -> {_shown(c['child'])}" for c in changes)
     evidence: dict[str, Any] = {"changes": changes, **r.parent_evidence()}
     judged = ("warning", "") if r.compared else consequence(r, evidence)
@@ -92,8 +95,8 @@ def check_hyperparameters(r: Resume) -> list[Finding]:
     severity, said = judged
     hint = (
         "If the change is intended (fine-tuning, a new schedule), expect the curve to move and compare "
-        "against this run, not the parent. If not, resume with the parent's settings: reuse its "
-        "optimizer config and batch size (they are in the parent's fit_start record)"
+        "against this run, not the parent. If not, resume with the parent's settings at its save: "
+        + "; ".join(f"{c['what']} {_shown(c['parent'])}" for c in changes)
     )
     if any(c["what"] in ("learning_rate_schedule", "schedule_position") for c in changes):
         hint += (
