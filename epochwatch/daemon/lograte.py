@@ -65,11 +65,6 @@ class UidLog:
         budget.stamp = now
         return budget
 
-    def dropped(self, uid: int) -> int:
-        """Lines about `uid` dropped and not yet reported."""
-        budget = self._budgets.get(uid)
-        return budget.dropped if budget is not None else 0
-
     def report_dropped(self) -> None:
         """One line per uid whose dropped lines were not said yet, once its rate allows
         (the server's 1 Hz tick), so a flood that stopped is still counted in the log."""
