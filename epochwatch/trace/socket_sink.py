@@ -430,18 +430,12 @@ class SocketSink:
     def _say_bye(self) -> None:
         if self._sock is None:
             return
-        try:
+        with contextlib.suppress(OSError):
             self._sock.setblocking(True)
             self._sock.settimeout(0.5)
             self._sock.sendall(p.encode({"op": p.OP_BYE}))
-        except OSError:
-            pass
 
     # -- fallback ----------------------------------------------------------------------------------
-
-    def _hand_over(self, first: int) -> None:
-        if self._sock is not None and self.daemon_run_id:
-            send_handover(self._sock, first)
 
     def _fall_back(self, why: str) -> None:
         """From now on write the embedded trace: header, a notice, then all that was not acked."""
@@ -459,7 +453,8 @@ class SocketSink:
                 self._dead = True
                 return
             first = self._pending[0][0] if self._pending else self._seq
-            self._hand_over(first)
+            if self._sock is not None and self.daemon_run_id:
+                send_handover(self._sock, first)
             notice = None
             if first > 0 and self._connected_once:
                 notice = {
