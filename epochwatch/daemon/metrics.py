@@ -282,7 +282,7 @@ def view_of(session: Any, host: str) -> RunMetrics:
         started=_num(session.state.started) or 0.0,
         connected=session.connection is not None,
         epochs=int(session.epochs),
-        retraces=int(getattr(session, "retraces", 0)),
+        retraces=int(session.retraces),
         epoch_seconds=_num(session.last_epoch_seconds),
         last_epoch_t=_num(session.last_epoch_t),
         rss_bytes=_num(sample.get("rss_bytes")),
@@ -290,7 +290,7 @@ def view_of(session: Any, host: str) -> RunMetrics:
         cpu_seconds=None if user_cpu is None or system_cpu is None else user_cpu + system_cpu,
         gpus=gpus,
         gpu_states=_gpu_states(sample, {device for device, _, _ in gpus}),
-        last=_last_epoch(session),
+        last=session.last_epoch_facts,
         dirs=_dirs(session.dirs),
         findings=_findings(session.findings),
         versions=versions,
@@ -333,11 +333,6 @@ def _gpu_states(
         ratio = None if busy is None else min(max(busy / 100.0, 0.0), 1.0)
         out.append((str(index), ratio, tuple(sorted(names))))
     return tuple(out)
-
-
-def _last_epoch(session: Any) -> LastEpoch:
-    facts = getattr(session, "last_epoch_facts", None)
-    return facts if isinstance(facts, LastEpoch) else LastEpoch()
 
 
 def _dirs(dirs: Any) -> tuple[tuple[str, str, float | None, float | None], ...]:
