@@ -89,10 +89,6 @@ class Spec:
     per_run: bool = True
 
     @property
-    def family(self) -> str:
-        return self.name.removesuffix("_total") if self.type == "counter" else self.name
-
-    @property
     def label_names(self) -> list[str]:
         return [*RUN_LABELS, *self.labels] if self.per_run else list(self.labels)
 
@@ -469,13 +465,9 @@ class DaemonCollector:
 
 
 def _families() -> dict[str, Family]:
-    out: dict[str, Family] = {}
-    for spec in SPECS:
-        if spec.type == "counter":
-            out[spec.name] = CounterMetricFamily(spec.family, spec.help, labels=spec.label_names)
-        else:
-            out[spec.name] = GaugeMetricFamily(spec.family, spec.help, labels=spec.label_names)
-    return out
+    """Each spec's family, by its name (a counter's family drops the `_total`, as Prometheus does)."""
+    kinds: dict[str, type[Family]] = {"counter": CounterMetricFamily, "gauge": GaugeMetricFamily}
+    return {s.name: kinds[s.type](s.name, s.help, labels=s.label_names) for s in SPECS}
 
 
 def _add_run(fam: dict[str, Family], v: RunMetrics) -> None:
