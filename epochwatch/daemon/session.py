@@ -219,16 +219,11 @@ class Session:
                 seq - 1,
             )
         self.gaps += seq - self.next_seq
-        self.trace.write(
-            {
-                "type": schema.NOTICE,
-                "run_id": self.run_id,
-                "t": time.time(),
-                "part": "daemon",
-                "message": f"records {self.next_seq}..{seq - 1} of the hook never arrived "
-                "(it dropped them while the daemon could not take them)",
-            }
+        message = (
+            f"records {self.next_seq}..{seq - 1} of the hook never arrived "
+            "(it dropped them while the daemon could not take them)"
         )
+        self.trace.write(schema.record(schema.NOTICE, self.run_id, part="daemon", message=message))
 
     def _take_finding(self, rec: Record) -> bool:
         """Whether a finding the hook sent may be written by its size: one
@@ -258,9 +253,7 @@ class Session:
             self.uid_log.warning(self.uid, "run %s: %s", self.run_id, message)
         else:
             log.warning("run %s: %s", self.run_id, message)
-        rec: Record = {"type": schema.NOTICE, "run_id": self.run_id, "t": time.time(), "part": part}
-        rec.update(fields)
-        rec["message"] = message
+        rec = schema.record(schema.NOTICE, self.run_id, part=part, **fields, message=message)
         try:
             self.trace.write(rec, essential=essential)
         except OSError as exc:

@@ -46,6 +46,7 @@ from typing import Any
 
 from epochwatch.guard import say
 from epochwatch.trace import protocol as p
+from epochwatch.trace import schema
 from epochwatch.trace.client import DaemonRefused
 from epochwatch.trace.sink_fallback import as_embedded, write_embedded
 from epochwatch.trace.sink_wire import (
@@ -457,16 +458,11 @@ class SocketSink:
                 send_handover(self._sock, first)
             notice = None
             if first > 0 and self._connected_once:
-                notice = {
-                    "type": "notice",
-                    "run_id": self.run_id,
-                    "t": time.time(),
-                    "part": "daemon sink",
-                    "message": (
-                        f"records before this line went to the daemon at {self.path} as run "
-                        f"{self.daemon_run_id} ({self.daemon_trace}); {why}"
-                    ),
-                }
+                message = (
+                    f"records before this line went to the daemon at {self.path} as run "
+                    f"{self.daemon_run_id} ({self.daemon_trace}); {why}"
+                )
+                notice = schema.record(schema.NOTICE, self.run_id, part="daemon sink", message=message)
             try:
                 write_embedded(writer, self._pinned, self._pending, first, self._connected_once, notice)
             except OSError as exc:
