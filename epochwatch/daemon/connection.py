@@ -276,18 +276,8 @@ class Connection(asyncio.Protocol):
     def _no_hello(self, timeout: float) -> None:
         self._hello_timer = None
         if self.role is None and not self.closed:
-            if self._buf:
-                self.limits.log.warning(
-                    self.uid,
-                    "%s sent %d bytes but no hello line within %.0f s; dropped",
-                    self.who(),
-                    len(self._buf),
-                    timeout,
-                )
-            else:
-                self.limits.log.warning(
-                    self.uid, "%s said nothing within %.0f s; dropped", self.who(), timeout
-                )
+            said = f"sent {len(self._buf)} bytes but no hello line" if self._buf else "said nothing"
+            self.limits.log.warning(self.uid, "%s %s within %.0f s; dropped", self.who(), said, timeout)
             self.fail("timeout", f"no hello within {timeout:.0f} s")
 
     def _hello(self, msg: dict[str, Any]) -> None:
