@@ -423,14 +423,12 @@ class Session:
             "trace": str(self.trace_path),
             **status_findings(self.findings),
         }
-        if self.last_epoch is not None:
-            out["epoch"] = self.last_epoch
-        if self.last_epoch_t is not None:
-            out["last_epoch_t"] = self.last_epoch_t
-        if self.last_epoch_seconds is not None:
-            out["last_epoch_seconds"] = self.last_epoch_seconds
-        if self.latest_sample is not None:
-            for key in ("rss_bytes", "cpu_pct"):
-                if key in self.latest_sample:
-                    out[key] = self.latest_sample[key]
+        last = {
+            "epoch": self.last_epoch,
+            "last_epoch_t": self.last_epoch_t,
+            "last_epoch_seconds": self.last_epoch_seconds,
+        }
+        out.update({k: v for k, v in last.items() if v is not None})
+        sample = self.latest_sample or {}
+        out.update({k: sample[k] for k in ("rss_bytes", "cpu_pct") if k in sample})
         return out
