@@ -14,6 +14,7 @@ import math
 import os
 import re
 import sys
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import median
@@ -346,18 +347,15 @@ class CompareCommand:
     def run(self, args: argparse.Namespace) -> int:
         base, new = _load(args.base, "BASE"), _load(args.new, "NEW")
         result = compare(base, new)
-        # a file is escaped as stdout is (cli/__init__.py): it is read on a terminal too
-        fh = open(args.output, "w", encoding="utf-8") if args.output else None  # noqa: SIM115
-        out = cast(IO[str], SafeStream(fh)) if fh is not None else sys.stdout
-        try:
+        with ExitStack() as stack:
+            out: IO[str] = sys.stdout
+            if args.output:  # escaped as stdout is (cli/__init__.py): a file is read on a terminal too
+                out = cast(IO[str], SafeStream(stack.enter_context(open(args.output, "w", encoding="utf-8"))))
             if args.format == "json":
                 json.dump(result, out, indent=2, default=str)
                 out.write("\n")
             else:
                 render_text(escape_tree(result), out)  # every string from the traces on one line
-        finally:
-            if fh is not None:
-                fh.close()
         return 0
 
 
