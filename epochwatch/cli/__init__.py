@@ -41,11 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"epochwatch {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    seen: set[str] = set()
     for command in COMMANDS:
-        if command.name in seen:
-            raise RuntimeError(f"duplicate subcommand {command.name!r}")
-        seen.add(command.name)
         p = sub.add_parser(command.name, help=command.help, description=command.help)
         command.add_arguments(p)
         p.set_defaults(_command=command)

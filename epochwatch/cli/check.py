@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable
 
 from epochwatch.analysis.files import Analyzed, analyze_paths
-from epochwatch.analysis.findings import SEVERITIES, severity_rank
+from epochwatch.analysis.findings import SEVERITIES, Finding, severity_rank
 from epochwatch.analysis.jobs import build_jobs, worker_view
 from epochwatch.analysis.restore.scan import scan_lineage
 from epochwatch.cli.base import UsageError
@@ -63,22 +64,10 @@ class CheckCommand:
                 sys.stdout.write(f"{escape(item.path)}: {stats.summary()}\n")
                 if args.strict:
                     unusable += 1
-            for f in [*item.findings, *item.recorded]:
-                if severity_rank(f.severity) >= level:
-                    failing += 1
-                    target = f" [{escape(f.target)}]" if f.target else ""
-                    sys.stdout.write(
-                        f"{escape(item.path)}: {escape(f.severity)} {escape(f.kind)}{target}: {escape(f.title)}\n"
-                    )
+            failing += _say_failing(escape(item.path), [*item.findings, *item.recorded], level)
         jobs = build_jobs(views)
         for job in jobs:  # job-level findings (e.g. straggler) count like any other
-            for f in job.findings:
-                if severity_rank(f.severity) >= level:
-                    failing += 1
-                    target = f" [{escape(f.target)}]" if f.target else ""
-                    sys.stdout.write(
-                        f"job {escape(job.job_id)}: {escape(f.severity)} {escape(f.kind)}{target}: {escape(f.title)}\n"
-                    )
+            failing += _say_failing(f"job {escape(job.job_id)}", job.findings, level)
         if not runs and not unusable:
             raise UsageError("no traces to check")
         verdict = "unusable input" if unusable else ("fail" if failing else "ok")
@@ -93,6 +82,15 @@ class CheckCommand:
         if unusable:
             return 2
         return 1 if failing else 0
+
+
+def _say_failing(where: str, findings: Iterable[Finding], level: int) -> int:
+    """One line for each finding at or above `level`; returns how many."""
+    shown = [f for f in findings if severity_rank(f.severity) >= level]
+    for f in shown:
+        target = f" [{escape(f.target)}]" if f.target else ""
+        sys.stdout.write(f"{where}: {escape(f.severity)} {escape(f.kind)}{target}: {escape(f.title)}\n")
+    return len(shown)
 
 
 COMMAND = CheckCommand()

@@ -14,6 +14,7 @@ import math
 import os
 import re
 import sys
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import median
@@ -97,12 +98,8 @@ def _lr(run: Run) -> Any:
 
 
 def _losses(run: Run) -> list[float]:
-    out = []
-    for e in run.epochs:
-        v = (e.get("metrics") or {}).get("loss")
-        if isinstance(v, int | float):
-            out.append(float(v))
-    return out
+    losses = [(e.get("metrics") or {}).get("loss") for e in run.epochs]
+    return [float(v) for v in losses if isinstance(v, int | float)]
 
 
 def _steady_seconds(run: Run) -> list[float]:
@@ -150,6 +147,10 @@ def _shifted(b: tuple[float, float] | None, n: tuple[float, float] | None) -> bo
 def _first_seconds(run: Run) -> float | None:
     v = run.epochs[0].get("seconds") if run.epochs else None
     return float(v) if isinstance(v, int | float) else None
+
+
+def _seconds(v: float | None) -> str | None:
+    return None if v is None else fmt_seconds(v)
 
 
 def _slower(b: float | None, n: float | None) -> bool:
@@ -211,20 +212,10 @@ def sections(base: Run, new: Run) -> list[Section]:
 
     times = Section("Epoch time")
     times.add("epochs", len(base.epochs), len(new.epochs), False)
-    bs, ns = _steady_seconds(base), _steady_seconds(new)
-    times.add(
-        "median (after warm-up)",
-        fmt_seconds(median(bs)) if bs else None,
-        fmt_seconds(median(ns)) if ns else None,
-        _slower(median(bs) if bs else None, median(ns) if ns else None),
-    )
-    first_b, first_n = (_first_seconds(r) for r in (base, new))
-    times.add(
-        "first epoch",
-        fmt_seconds(first_b) if first_b is not None else None,
-        fmt_seconds(first_n) if first_n is not None else None,
-        _slower(first_b, first_n),
-    )
+    bm, nm = (median(s) if s else None for s in (_steady_seconds(base), _steady_seconds(new)))
+    times.add("median (after warm-up)", _seconds(bm), _seconds(nm), _slower(bm, nm))
+    first_b, first_n = _first_seconds(base), _first_seconds(new)
+    times.add("first epoch", _seconds(first_b), _seconds(first_n), _slower(first_b, first_n))
 
     memory = Section("Memory and retraces (after warm-up)")
     rb, rn = _rss(base), _rss(new)
@@ -356,18 +347,15 @@ class CompareCommand:
     def run(self, args: argparse.Namespace) -> int:
         base, new = _load(args.base, "BASE"), _load(args.new, "NEW")
         result = compare(base, new)
-        # a file is escaped as stdout is (cli/__init__.py): it is read on a terminal too
-        fh = open(args.output, "w", encoding="utf-8") if args.output else None  # noqa: SIM115
-        out = cast(IO[str], SafeStream(fh)) if fh is not None else sys.stdout
-        try:
+        with ExitStack() as stack:
+            out: IO[str] = sys.stdout
+            if args.output:  # escaped as stdout is (cli/__init__.py): a file is read on a terminal too
+                out = cast(IO[str], SafeStream(stack.enter_context(open(args.output, "w", encoding="utf-8"))))
             if args.format == "json":
                 json.dump(result, out, indent=2, default=str)
                 out.write("\n")
             else:
                 render_text(escape_tree(result), out)  # every string from the traces on one line
-        finally:
-            if fh is not None:
-                fh.close()
         return 0
 
 

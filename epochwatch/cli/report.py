@@ -112,10 +112,8 @@ class ReportCommand:
             links = lineage.to_dict() if lineage is not None else None
             if html and links:
                 overlay.overlay_parents(runs, links.get("links") or [])
-            if out is sys.stdout and _same_screen():
-                problems_shown: list[str] = []  # each was said on stderr already, on the same screen
-            else:
-                problems_shown = problems
+            # each problem was said on stderr already: on the same screen, not again
+            problems_shown = [] if out is sys.stdout and _same_screen() else problems
             if html:
                 html_report.render(out, runs, problems, links, jobs=jobs)
             elif args.format == "json":
@@ -171,17 +169,6 @@ class ReportCommand:
                     bar.advance(_size(f))
                 yield item
 
-    @staticmethod
-    def _summary(item: Analyzed, html: bool) -> dict[str, Any]:
-        summary = summarize(item)
-        view = worker_view(item)
-        if view is not None:
-            summary[_WORKER] = view
-        if html:  # restores already carry their parent (analyze_paths annotated them)
-            built = figures.build(item, summary.get("findings") or [])
-            summary["figures"], summary["unchanged_dirs"] = built["figures"], built.get("unchanged_dirs", [])
-        return summary
-
 
 _WORKER = "_worker_view"  # carried from a worker process to the parent, never rendered
 _worker_state: dict[str, Any] = {}
@@ -206,11 +193,22 @@ def _summarize_path(
 ) -> dict[str, Any] | str:
     """One trace's summary, or its one-line problem (runs in a worker process with --jobs)."""
     try:
-        return ReportCommand._summary(analyze_file(path, on_read, lineage, parents), html)
+        return _summary(analyze_file(path, on_read, lineage, parents), html)
     except TraceError as exc:
         return str(exc)
     except (OSError, ValueError, RecursionError) as exc:
         return f"{path}: cannot analyze ({type(exc).__name__}: {exc})".splitlines()[0]
+
+
+def _summary(item: Analyzed, html: bool) -> dict[str, Any]:
+    summary = summarize(item)
+    view = worker_view(item)
+    if view is not None:
+        summary[_WORKER] = view
+    if html:  # restores already carry their parent (analyze_paths annotated them)
+        built = figures.build(item, summary.get("findings") or [])
+        summary["figures"], summary["unchanged_dirs"] = built["figures"], built.get("unchanged_dirs", [])
+    return summary
 
 
 def _same_screen() -> bool:

@@ -18,7 +18,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-_O_PATH = getattr(os, "O_PATH", os.O_RDONLY)
+from epochwatch.daemon.safedirs import O_PATH
 
 
 @contextlib.contextmanager
@@ -37,22 +37,31 @@ def fs_creds(uid: int, gid: int) -> Iterator[None]:
         libc.setfsgid(0)
 
 
+def open_as(directory: Path, name: str, uid: int, gid: int, flags: int) -> int:
+    """An fd on `directory/name` opened with `flags` (and O_NOFOLLOW) as (uid, gid), of a file
+    owned by `uid` when the daemon is root (PermissionError otherwise). The caller closes it."""
+    top = os.open(directory, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        with fs_creds(uid, gid):
+            fd = os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=top)
+    finally:
+        os.close(top)
+    if os.geteuid() == 0 and os.fstat(fd).st_uid != uid:
+        # The daemon's own supplementary groups stay with it "as the user" (a group-0
+        # member could write there): the owner is the barrier.
+        os.close(fd)
+        raise PermissionError(f"{name} is not owned by uid {uid}")
+    return fd
+
+
 def open_users_file(directory: Path, name: str, uid: int, gid: int) -> int | None:
     """An O_RDONLY fd on `directory/name` opened as (uid, gid), a regular file owned by `uid`
     (when the daemon is root); None otherwise. The caller closes it."""
     try:
-        top = os.open(directory, _O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = open_as(directory, name, uid, gid, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return None
-    try:
-        with fs_creds(uid, gid):
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=top)
-    except OSError:
-        return None
-    finally:
-        os.close(top)
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or (os.geteuid() == 0 and st.st_uid != uid):
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         return None
     return fd

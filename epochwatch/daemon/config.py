@@ -209,23 +209,14 @@ def load_config(
         except OSError as exc:
             raise ConfigError(f"{candidate}: cannot read ({exc.strerror or exc})") from None
         cfg = parse_config(text, candidate)
-    overrides: dict[str, Any] = {}
-    if socket:
-        overrides["socket"] = socket
-    if state_dir:
-        overrides["state_dir"] = state_dir
-    if metrics_port is not None:
-        overrides["metrics_port"] = metrics_port
-    if metrics_address is not None:
-        overrides["metrics_address"] = metrics_address
-    if metrics_port is not None or metrics_address is not None:
-        why = metrics_problem(
-            overrides.get("metrics_port", cfg.metrics_port),
-            overrides.get("metrics_address", cfg.metrics_address),
-        )
-        if why:
-            raise ConfigError(why)
-    return dataclasses.replace(cfg, **overrides) if overrides else cfg
+    paths = {"socket": socket, "state_dir": state_dir}
+    metrics = {"metrics_port": metrics_port, "metrics_address": metrics_address}
+    overrides: dict[str, Any] = {k: v for k, v in paths.items() if v}
+    overrides |= {k: v for k, v in metrics.items() if v is not None}
+    cfg = dataclasses.replace(cfg, **overrides)
+    if metrics.keys() & overrides and (why := metrics_problem(cfg.metrics_port, cfg.metrics_address)):
+        raise ConfigError(why)
+    return cfg
 
 
 def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:

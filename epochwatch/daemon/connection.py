@@ -59,6 +59,10 @@ class Connection(asyncio.Protocol):
 
     # -- who ----------------------------------------------------------------------------------
 
+    def _warn(self, msg: str, *args: object) -> None:
+        """A log line about this client (`msg`'s first %s is who it is), rate-limited per uid."""
+        self.limits.log.warning(self.uid, msg, self.who(), *args)
+
     def who(self) -> str:
         if self.session is not None:
             return f"run {self.session.run_id} (pid {self.pid}, uid {self.uid})"
@@ -79,7 +83,7 @@ class Connection(asyncio.Protocol):
             return
         refused = self.limits.open_connection(self.uid)
         if refused:
-            self.limits.log.warning(self.uid, "%s refused: %s", self.who(), refused)
+            self._warn("%s refused: %s", refused)
             self.fail("limit", refused)
             return
         self.counted = True
@@ -143,7 +147,7 @@ class Connection(asyncio.Protocol):
         self._held = len(self._buf)
         refused = self.limits.hold(self.uid, delta) if delta else None
         if refused and not self.closed:
-            self.limits.log.warning(self.uid, "%s: %s; dropped", self.who(), refused)
+            self._warn("%s: %s; dropped", refused)
             self._buf.clear()
             self.fail("buffered", refused)
             self._account()
@@ -201,9 +205,7 @@ class Connection(asyncio.Protocol):
 
     def _too_long(self, size: int) -> None:
         limit = self.limits.cfg.max_line_bytes
-        self.limits.log.warning(
-            self.uid, "%s sent a line over %d bytes (%d so far); dropped", self.who(), limit, size
-        )
+        self._warn("%s sent a line over %d bytes (%d so far); dropped", limit, size)
         self._buf.clear()
         self.fail("too_long", f"line longer than {limit} bytes")
 
@@ -212,10 +214,8 @@ class Connection(asyncio.Protocol):
             return
         if not self._throttled_logged:
             self._throttled_logged = True
-            self.limits.log.warning(
-                self.uid,
+            self._warn(
                 "%s is over the message rate or the byte rate of its uid; reading from it more slowly",
-                self.who(),
             )
         self.transport.pause_reading()
         self._resume_handle = asyncio.get_running_loop().call_later(min(pause, 5.0), self._resume)
@@ -239,9 +239,7 @@ class Connection(asyncio.Protocol):
             self._hello(msg)
         elif op == p.OP_REC and self.session is not None:
             if may_be_too_deep(line) and too_deep(msg.get("record")):  # parsed, but could never be written
-                self.limits.log.warning(
-                    self.uid, "%s sent a record nested deeper than %d levels; dropped", self.who(), MAX_DEPTH
-                )
+                self._warn("%s sent a record nested deeper than %d levels; dropped", MAX_DEPTH)
                 self.fail("too_deep", f"a record nested deeper than {MAX_DEPTH} levels")
                 return False
             self._record(msg, batch)
@@ -260,15 +258,13 @@ class Connection(asyncio.Protocol):
     def _bad(self, why: str) -> None:
         self._bad_lines += 1
         if self.role is None:
-            self.limits.log.warning(self.uid, "%s: first line is not a hello: %s; dropped", self.who(), why)
+            self._warn("%s: first line is not a hello: %s; dropped", why)
             self.fail("bad_hello", f"the first line must be a hello: {why}")
             return
         if self._bad_lines == 1:
-            self.limits.log.warning(
-                self.uid, "%s: %s; skipped (further bad lines are counted, not logged)", self.who(), why
-            )
+            self._warn("%s: %s; skipped (further bad lines are counted, not logged)", why)
         if self._bad_lines >= MAX_BAD_LINES:
-            self.limits.log.warning(self.uid, "%s: %d bad lines; dropped", self.who(), self._bad_lines)
+            self._warn("%s: %d bad lines; dropped", self._bad_lines)
             self.fail("bad_lines", f"{self._bad_lines} invalid lines")
 
     # -- messages -------------------------------------------------------------------------------
@@ -276,18 +272,8 @@ class Connection(asyncio.Protocol):
     def _no_hello(self, timeout: float) -> None:
         self._hello_timer = None
         if self.role is None and not self.closed:
-            if self._buf:
-                self.limits.log.warning(
-                    self.uid,
-                    "%s sent %d bytes but no hello line within %.0f s; dropped",
-                    self.who(),
-                    len(self._buf),
-                    timeout,
-                )
-            else:
-                self.limits.log.warning(
-                    self.uid, "%s said nothing within %.0f s; dropped", self.who(), timeout
-                )
+            said = f"sent {len(self._buf)} bytes but no hello line" if self._buf else "said nothing"
+            self._warn("%s %s within %.0f s; dropped", said, timeout)
             self.fail("timeout", f"no hello within {timeout:.0f} s")
 
     def _hello(self, msg: dict[str, Any]) -> None:
@@ -296,10 +282,8 @@ class Connection(asyncio.Protocol):
             return
         version = msg.get("protocol")
         if type(version) is not int or version != p.PROTOCOL_VERSION:  # not true, not 1.0
-            self.limits.log.warning(
-                self.uid,
+            self._warn(
                 "%s speaks protocol %s; this daemon speaks %d; dropped",
-                self.who(),
                 repr(version)[:40],
                 p.PROTOCOL_VERSION,
             )
@@ -333,7 +317,7 @@ class Connection(asyncio.Protocol):
         refused = self.limits.hold(self.uid, len(reply))
         self._reply_held = len(reply)
         if refused and self.uid != 0:
-            self.limits.log.warning(self.uid, "%s: status refused: %s", self.who(), refused)
+            self._warn("%s: status refused: %s", refused)
             self.fail("limit", refused)
             return
         if self.transport is not None and not self.closed:
@@ -344,7 +328,7 @@ class Connection(asyncio.Protocol):
 
     def _not_drained(self) -> None:
         if self.transport is not None:
-            self.limits.log.warning(self.uid, "%s did not read its status reply; cut off", self.who())
+            self._warn("%s did not read its status reply; cut off")
             self.transport.abort()
 
     def _record(self, msg: dict[str, Any], batch: list[tuple[int, Record]]) -> None:
@@ -365,7 +349,7 @@ class Connection(asyncio.Protocol):
             return
         self.transport.write(p.encode(msg))
         if self.transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
-            self.limits.log.warning(self.uid, "%s does not read what the daemon sends; dropped", self.who())
+            self._warn("%s does not read what the daemon sends; dropped")
             self.transport.abort()
             self.closed = True
 

@@ -41,15 +41,8 @@ def log_finding(run_id: str, rec: Record, *, news: bool) -> None:
     (it grew, or ended) at debug: the trace and the report have it."""
     severity = str(rec.get("severity", "info"))
     level = LEVELS.get(severity, logging.INFO) if news else logging.DEBUG
-    if rec.get("update"):
-        log.log(
-            level,
-            "run %s: update %s of %s (%s): %s",
-            run_id,
-            rec.get("update"),
-            rec.get("kind"),
-            severity,
-            rec.get("title"),
-        )
-        return
-    log.log(level, "run %s: %s finding %s: %s", run_id, severity, rec.get("kind"), rec.get("title"))
+    kind, title, update = rec.get("kind"), rec.get("title"), rec.get("update")
+    if update:
+        log.log(level, "run %s: update %s of %s (%s): %s", run_id, update, kind, severity, title)
+    else:
+        log.log(level, "run %s: %s finding %s: %s", run_id, severity, kind, title)

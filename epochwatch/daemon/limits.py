@@ -17,21 +17,13 @@ as they come).
 from __future__ import annotations
 
 import logging
-import time
 from collections import defaultdict
-from dataclasses import dataclass, field
 
 from epochwatch.daemon.config import Limits
-from epochwatch.daemon.lograte import UidLog
+from epochwatch.daemon.lograte import Bucket, UidLog
 
 MAX_BUFFERED_PER_UID = 16 << 20
 MAX_BUFFERED = 96 << 20
-
-
-@dataclass
-class _Bucket:
-    tokens: float
-    stamp: float = field(default_factory=time.monotonic)
 
 
 class UidLimits:
@@ -39,8 +31,8 @@ class UidLimits:
         self.cfg = cfg
         self.connections: dict[int, int] = defaultdict(int)
         self.total_connections = 0
-        self._buckets: dict[int, _Bucket] = {}
-        self._byte_buckets: dict[int, _Bucket] = {}
+        self._buckets: dict[int, Bucket] = {}
+        self._byte_buckets: dict[int, Bucket] = {}
         self.buffered: dict[int, int] = defaultdict(int)
         self.total_buffered = 0
         self.log = UidLog(logging.getLogger("epochwatch.daemon"))  # lines about a uid's clients
@@ -106,14 +98,11 @@ class UidLimits:
         return pause
 
 
-def _spend(buckets: dict[int, _Bucket], uid: int, n: int, rate: float, burst_: int) -> float:
-    now = time.monotonic()
-    burst = float(burst_)
+def _spend(buckets: dict[int, Bucket], uid: int, n: int, rate: float, burst: int) -> float:
     bucket = buckets.get(uid)
     if bucket is None:
-        bucket = buckets[uid] = _Bucket(burst, now)
-    bucket.tokens = min(burst, bucket.tokens + (now - bucket.stamp) * rate)
-    bucket.stamp = now
+        bucket = buckets[uid] = Bucket(float(burst))
+    bucket.refill(burst, rate)
     bucket.tokens -= n
     if bucket.tokens >= 0:
         return 0.0

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 LOG_BURST = 20
 LOG_PER_SECOND = 0.5
@@ -20,10 +20,18 @@ MAX_UIDS = 4096  # buckets kept; beyond, the oldest (in insertion order) are for
 
 
 @dataclass
-class _Budget:
+class Bucket:
+    """A token bucket (limits.py's rates use it too); `dropped`: lines not said meanwhile."""
+
     tokens: float
-    stamp: float
+    stamp: float = field(default_factory=time.monotonic)
     dropped: int = 0
+
+    def refill(self, burst: float, rate: float) -> None:
+        """Add what `rate` tokens a second gave since the last refill, up to `burst`."""
+        now = time.monotonic()
+        self.tokens = min(burst, self.tokens + (now - self.stamp) * rate)
+        self.stamp = now
 
 
 class UidLog:
@@ -33,7 +41,7 @@ class UidLog:
         self.logger = logger
         self.burst = burst
         self.rate = rate
-        self._budgets: dict[int, _Budget] = {}
+        self._budgets: dict[int, Bucket] = {}
 
     def warning(self, uid: int, msg: str, *args: object) -> None:
         self.log(logging.WARNING, uid, msg, *args)
@@ -53,22 +61,15 @@ class UidLog:
             budget.dropped = 0
         self.logger.log(level, msg, *args, exc_info=exc_info)
 
-    def _budget(self, uid: int) -> _Budget:
+    def _budget(self, uid: int) -> Bucket:
         """The uid's bucket, refilled to now."""
-        now = time.monotonic()
         budget = self._budgets.get(uid)
         if budget is None:
             if len(self._budgets) >= MAX_UIDS:
                 del self._budgets[next(iter(self._budgets))]
-            budget = self._budgets[uid] = _Budget(float(self.burst), now)
-        budget.tokens = min(float(self.burst), budget.tokens + (now - budget.stamp) * self.rate)
-        budget.stamp = now
+            budget = self._budgets[uid] = Bucket(float(self.burst))
+        budget.refill(self.burst, self.rate)
         return budget
-
-    def dropped(self, uid: int) -> int:
-        """Lines about `uid` dropped and not yet reported."""
-        budget = self._budgets.get(uid)
-        return budget.dropped if budget is not None else 0
 
     def report_dropped(self) -> None:
         """One line per uid whose dropped lines were not said yet, once its rate allows

@@ -89,10 +89,6 @@ class Spec:
     per_run: bool = True
 
     @property
-    def family(self) -> str:
-        return self.name.removesuffix("_total") if self.type == "counter" else self.name
-
-    @property
     def label_names(self) -> list[str]:
         return [*RUN_LABELS, *self.labels] if self.per_run else list(self.labels)
 
@@ -282,7 +278,7 @@ def view_of(session: Any, host: str) -> RunMetrics:
         started=_num(session.state.started) or 0.0,
         connected=session.connection is not None,
         epochs=int(session.epochs),
-        retraces=int(getattr(session, "retraces", 0)),
+        retraces=int(session.retraces),
         epoch_seconds=_num(session.last_epoch_seconds),
         last_epoch_t=_num(session.last_epoch_t),
         rss_bytes=_num(sample.get("rss_bytes")),
@@ -290,7 +286,7 @@ def view_of(session: Any, host: str) -> RunMetrics:
         cpu_seconds=None if user_cpu is None or system_cpu is None else user_cpu + system_cpu,
         gpus=gpus,
         gpu_states=_gpu_states(sample, {device for device, _, _ in gpus}),
-        last=_last_epoch(session),
+        last=session.last_epoch_facts,
         dirs=_dirs(session.dirs),
         findings=_findings(session.findings),
         versions=versions,
@@ -333,11 +329,6 @@ def _gpu_states(
         ratio = None if busy is None else min(max(busy / 100.0, 0.0), 1.0)
         out.append((str(index), ratio, tuple(sorted(names))))
     return tuple(out)
-
-
-def _last_epoch(session: Any) -> LastEpoch:
-    facts = getattr(session, "last_epoch_facts", None)
-    return facts if isinstance(facts, LastEpoch) else LastEpoch()
 
 
 def _dirs(dirs: Any) -> tuple[tuple[str, str, float | None, float | None], ...]:
@@ -474,13 +465,9 @@ class DaemonCollector:
 
 
 def _families() -> dict[str, Family]:
-    out: dict[str, Family] = {}
-    for spec in SPECS:
-        if spec.type == "counter":
-            out[spec.name] = CounterMetricFamily(spec.family, spec.help, labels=spec.label_names)
-        else:
-            out[spec.name] = GaugeMetricFamily(spec.family, spec.help, labels=spec.label_names)
-    return out
+    """Each spec's family, by its name (a counter's family drops the `_total`, as Prometheus does)."""
+    kinds: dict[str, type[Family]] = {"counter": CounterMetricFamily, "gauge": GaugeMetricFamily}
+    return {s.name: kinds[s.type](s.name, s.help, labels=s.label_names) for s in SPECS}
 
 
 def _add_run(fam: dict[str, Family], v: RunMetrics) -> None:

@@ -179,9 +179,7 @@ class MetricsServer:
             if not head.startswith(b"HEAD "):
                 writer.write(body)
             await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
+        except Exception as exc:  # not CancelledError (a BaseException): the shutdown still cancels
             log.debug("metrics: connection dropped: %s: %s", type(exc).__name__, exc)
         finally:
             self._active.discard(task)

@@ -375,9 +375,7 @@ class RunRegistry:
         for state in states:
             try:
                 self._take_back(state)
-            except (
-                Exception
-            ) as exc:  # a user's own trace is theirs to write: it costs their run, never the start
+            except Exception as exc:  # a user's trace is theirs to write: it costs their run, never the start
                 log.error(
                     "run %s: cannot be taken back (%s: %s); forgetting it",
                     state.run_id,
@@ -448,9 +446,8 @@ class RunRegistry:
         safely(session, session.trace.close)
         if session.trace.meter is not None:
             session.trace.meter.close()
-        if session.samplers is not None:
-            samplers = session.samplers
-            session.samplers = None
+        samplers, session.samplers = session.samplers, None
+        if samplers is not None:
             self._offload(samplers.close)
         self.watches.release(session)
         watch = self._pidwatches.pop(session.run_id, None)

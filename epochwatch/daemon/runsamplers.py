@@ -146,9 +146,7 @@ class RunSamplers:
 
         try:
             now = identity(self.pid)
-        except FileNotFoundError:
-            raise psutil.NoSuchProcess(self.pid) from None
-        except ProcessLookupError:
+        except (FileNotFoundError, ProcessLookupError):
             raise psutil.NoSuchProcess(self.pid) from None
         except OSError as exc:
             raise ProcessChanged(f"its /proc entry cannot be read ({exc.strerror or exc})") from None

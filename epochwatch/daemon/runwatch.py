@@ -46,18 +46,11 @@ class RunWatches:
         """A `watch` record from the run's hook: asked of its worker, or refused (noted in rec)."""
         raw, role = rec.get("path"), rec.get("role")
         why = refuse_request(raw, role)
-        if why is None and (raw in session.pending_watches or raw in session.watched):
-            rec["daemon_watch"] = "asked"
-            return
-        if why is None:
-            why = self._room(session)
-        if why is None:
-            why = self._send(session, str(raw), role if role in ROLES else "user")
+        if why is None and raw not in session.pending_watches and raw not in session.watched:
+            why = self._room(session) or self._send(session, str(raw), role if role in ROLES else "user")
         if why is not None:
             self._log.warning(session.uid, "run %s: not watching %s: %s", session.run_id, str(raw)[:300], why)
-            rec["daemon_watch"] = f"refused: {why}"
-        else:
-            rec["daemon_watch"] = "asked"
+        rec["daemon_watch"] = "asked" if why is None else f"refused: {why}"
 
     def _room(self, session: Session) -> str | None:
         held = len(session.watched) + len(session.pending_watches)

@@ -29,31 +29,21 @@ class UnsafeDirectory(Exception):
     """A directory the daemon will not use; the message is one line for the operator."""
 
 
-def _owner_ok(st: os.stat_result) -> bool:
-    return st.st_uid in (0, os.geteuid())
-
-
-def _check_ancestor(st: os.stat_result, path: str) -> None:
+def _check(st: os.stat_result, path: str, *, own: bool) -> None:
+    """A directory on the way to the daemon's (a sticky one of root's may be writable by
+    others), or with `own`, the daemon's own (writable by nobody else at all)."""
     if not stat.S_ISDIR(st.st_mode):
         raise UnsafeDirectory(f"{path} is not a directory")
-    if not _owner_ok(st):
+    if st.st_uid not in (0, os.geteuid()):
         raise UnsafeDirectory(f"{path} is owned by uid {st.st_uid}, not root or the daemon's user")
+    mode = f"mode {stat.S_IMODE(st.st_mode):04o}"
+    if own and st.st_mode & 0o022:
+        raise UnsafeDirectory(
+            f"{path} is writable by group or others ({mode}); only the daemon may write there"
+        )
     if st.st_mode & 0o022 and not (st.st_mode & stat.S_ISVTX and st.st_uid == 0):
         raise UnsafeDirectory(
-            f"{path} is writable by other users (mode {stat.S_IMODE(st.st_mode):04o}) and not a sticky "
-            "directory owned by root"
-        )
-
-
-def _check_own(st: os.stat_result, path: str) -> None:
-    if not stat.S_ISDIR(st.st_mode):
-        raise UnsafeDirectory(f"{path} is not a directory")
-    if not _owner_ok(st):
-        raise UnsafeDirectory(f"{path} is owned by uid {st.st_uid}, not root or the daemon's user")
-    if st.st_mode & 0o022:
-        raise UnsafeDirectory(
-            f"{path} is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o}); "
-            "only the daemon may write there"
+            f"{path} is writable by other users ({mode}) and not a sticky directory owned by root"
         )
 
 
@@ -70,7 +60,7 @@ def open_dir(path: str | Path, mode: int, *, sticky_ok: bool = False) -> int:
     parts = [p for p in real.split(os.sep) if p]
     fd = os.open(os.sep, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        _check_ancestor(os.fstat(fd), os.sep)
+        _check(os.fstat(fd), os.sep, own=False)
         walked = ""
         for n, part in enumerate(parts):
             walked += os.sep + part
@@ -78,7 +68,7 @@ def open_dir(path: str | Path, mode: int, *, sticky_ok: bool = False) -> int:
             parent, fd = fd, -1
             fd = _step(parent, part, walked, mode if last else 0o755, last and not sticky_ok)  # closes parent
         if not parts:
-            _check_own(os.fstat(fd), os.sep)
+            _check(os.fstat(fd), os.sep, own=True)
         return fd
     except BaseException:
         if fd >= 0:
@@ -107,7 +97,7 @@ def _step(parent: int, name: str, path: str, mode: int, last: bool) -> int:
         if made and last:
             os.fchmod(child, mode)  # the umask must not narrow it; on the fd, never the path
             st = os.fstat(child)
-        (_check_own if last else _check_ancestor)(st, path)
+        _check(st, path, own=last)
     except BaseException:
         os.close(child)
         raise
@@ -127,7 +117,7 @@ def subdir(parent: int, name: str, mode: int, path: str) -> int:
         raise
     try:
         st = os.fstat(fd)
-        _check_own(st, path)
+        _check(st, path, own=True)
         if stat.S_IMODE(st.st_mode) != mode:
             with contextlib.suppress(PermissionError):  # root's, seen by a non-root daemon
                 os.fchmod(fd, mode)

@@ -91,10 +91,8 @@ class Decimator:
         self._count += 1
         self._last = sample
         for key, value in envelope_values(sample).items():
-            if key not in self._min or value < self._min[key]:
-                self._min[key] = value
-            if key not in self._max or value > self._max[key]:
-                self._max[key] = value
+            self._min[key] = min(self._min.get(key, value), value)
+            self._max[key] = max(self._max.get(key, value), value)
 
     def flush(self) -> Record | None:
         """The summary of the open window (run end, shutdown), or None when it is empty."""

@@ -272,9 +272,7 @@ class Daemon:
             deadline = loop.time() + interval
             try:
                 await self._tick(loop)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
+            except Exception:  # not CancelledError (a BaseException): the stop still stops the loop
                 log.exception("sampling tick failed")
             await asyncio.sleep(max(0.05, deadline - loop.time()))
 

@@ -219,16 +219,11 @@ class Session:
                 seq - 1,
             )
         self.gaps += seq - self.next_seq
-        self.trace.write(
-            {
-                "type": schema.NOTICE,
-                "run_id": self.run_id,
-                "t": time.time(),
-                "part": "daemon",
-                "message": f"records {self.next_seq}..{seq - 1} of the hook never arrived "
-                "(it dropped them while the daemon could not take them)",
-            }
+        message = (
+            f"records {self.next_seq}..{seq - 1} of the hook never arrived "
+            "(it dropped them while the daemon could not take them)"
         )
+        self.trace.write(schema.record(schema.NOTICE, self.run_id, part="daemon", message=message))
 
     def _take_finding(self, rec: Record) -> bool:
         """Whether a finding the hook sent may be written by its size: one
@@ -258,9 +253,7 @@ class Session:
             self.uid_log.warning(self.uid, "run %s: %s", self.run_id, message)
         else:
             log.warning("run %s: %s", self.run_id, message)
-        rec: Record = {"type": schema.NOTICE, "run_id": self.run_id, "t": time.time(), "part": part}
-        rec.update(fields)
-        rec["message"] = message
+        rec = schema.record(schema.NOTICE, self.run_id, part=part, **fields, message=message)
         try:
             self.trace.write(rec, essential=essential)
         except OSError as exc:
@@ -430,14 +423,12 @@ class Session:
             "trace": str(self.trace_path),
             **status_findings(self.findings),
         }
-        if self.last_epoch is not None:
-            out["epoch"] = self.last_epoch
-        if self.last_epoch_t is not None:
-            out["last_epoch_t"] = self.last_epoch_t
-        if self.last_epoch_seconds is not None:
-            out["last_epoch_seconds"] = self.last_epoch_seconds
-        if self.latest_sample is not None:
-            for key in ("rss_bytes", "cpu_pct"):
-                if key in self.latest_sample:
-                    out[key] = self.latest_sample[key]
+        last = {
+            "epoch": self.last_epoch,
+            "last_epoch_t": self.last_epoch_t,
+            "last_epoch_seconds": self.last_epoch_seconds,
+        }
+        out.update({k: v for k, v in last.items() if v is not None})
+        sample = self.latest_sample or {}
+        out.update({k: sample[k] for k in ("rss_bytes", "cpu_pct") if k in sample})
         return out

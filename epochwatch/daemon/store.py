@@ -27,9 +27,9 @@ from typing import Any
 
 import orjson
 
-from epochwatch.daemon.asuser import fs_creds
+from epochwatch.daemon.asuser import open_as
 from epochwatch.daemon.quota import RunMeter
-from epochwatch.daemon.safedirs import O_PATH, open_dir, subdir
+from epochwatch.daemon.safedirs import open_dir, subdir
 from epochwatch.trace.schema import safe_run_id
 from epochwatch.trace.writer import TraceWriter, dumps_line
 
@@ -123,21 +123,10 @@ class TraceFile(TraceWriter):
     def reopen(cls, path: Path, uid: int | None = None, gid: int | None = None) -> TraceFile:
         """The trace again (a restart), opened with its user's rights when (uid, gid) are
         given: it is their file, and root does not open what a user can write (asuser.py)."""
-        flags = os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+        flags = os.O_WRONLY | os.O_APPEND
         if uid is None or gid is None:
-            return cls(path, os.open(path, flags))
-        top = os.open(path.parent, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            with fs_creds(uid, gid):
-                fd = os.open(path.name, flags, dir_fd=top)
-        finally:
-            os.close(top)
-        if os.fstat(fd).st_uid != uid and os.geteuid() == 0:
-            # The daemon's own supplementary groups stay with it "as the user" (a group-0
-            # member could write there): the owner is the barrier, as for the reads.
-            os.close(fd)
-            raise PermissionError(f"{path.name} is not owned by uid {uid}")
-        return cls(path, fd)
+            return cls(path, os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC))
+        return cls(path, open_as(path.parent, path.name, uid, gid, flags))
 
     @staticmethod
     def _own(fd: int, uid: int, mode: int) -> None:

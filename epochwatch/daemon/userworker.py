@@ -9,7 +9,6 @@ messages (frames.py):
     daemon -> worker                          worker -> daemon
     {"op": "watch", "owner", "path", "role"}  {"op": "watch", "owner", "path", "real", "why",
                                                 "pending": it does not exist yet}
-    {"op": "unwatch", "owner", "path"}        -
     {"op": "forget", "owner"}                 -
     {"op": "totals"}                          {"op": "totals", "dirs": {owner: {path: entry}},
                                                 "lost": [[owner, path, why], ...]}
@@ -145,11 +144,7 @@ class UserWorker:
         op, owner = msg.get("op"), msg.get("owner")
         if op == "watch":
             return self._watch(owner, msg.get("path"), msg.get("role"))
-        if op == "unwatch":
-            path = str(msg.get("path"))
-            self._owned.get(owner, set()).discard(path)
-            self.watcher.unwatch(path, owner=owner)
-        elif op == "forget":
+        if op == "forget":
             for path in self._owned.pop(owner, set()):
                 self.watcher.unwatch(path, owner=owner)
         elif op == "totals":

@@ -199,9 +199,6 @@ class Workers:
         worker = self._workers.get((uid, gid))
         return worker if worker is not None and not worker.closed else None
 
-    def all(self) -> list[UidWorker]:
-        return [w for w in self._workers.values() if not w.closed]
-
     def _gone(self, worker: UidWorker, why: str) -> None:
         if self._workers.get(worker.key) is worker:
             del self._workers[worker.key]

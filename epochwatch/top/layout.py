@@ -165,11 +165,10 @@ def layout(width: int, run_width: int = 24) -> list[tuple[Column, int]]:
         cols.remove(drop)
     spare = width - (sum(c.width for c in cols) + len(cols) - 1)
     widths = {c.name: c.width for c in cols}
-    for c in cols:
-        if c.name == "RUN":
-            extra = max(0, min(spare, c.grow, run_width - c.width))
-            widths[c.name] += extra
-            spare -= extra
+    run = COLUMNS[0]  # priority 0: always shown
+    extra = max(0, min(spare, run.grow, run_width - run.width))
+    widths[run.name] += extra
+    spare -= extra
     for c in cols:
         if c.name != "RUN" and c.grow and spare > 0:
             extra = min(spare, c.grow)
@@ -245,18 +244,8 @@ def render(
     for r in shown:
         lines.append(_row(r, cols, now, ascii_only))
     if len(runs) > len(shown):
-        lines[-1] = Line(
-            [
-                (
-                    clip(
-                        f"… {len(runs) - len(shown) + 1} more runs (a taller terminal shows them)",
-                        width,
-                        ellipsis=ell,
-                    ),
-                    "dim",
-                )
-            ]
-        )
+        more = f"… {len(runs) - len(shown) + 1} more runs (a taller terminal shows them)"
+        lines[-1] = Line([(clip(more, width, ellipsis=ell), "dim")])
     left = height - len(lines) - (1 if footer else 0)
     if findings and left >= 2:
         lines.append(Line([(clip(f"open findings ({len(findings)})", width), "title")]))

@@ -48,12 +48,8 @@ class RunState:
     @property
     def retraces(self) -> int:
         """New tf.function traces after warm-up, as every view counts them."""
-        said = self.retraces_said
-        return (
-            said
-            if said is not None and said >= self.retrace_count.after_warmup
-            else self.retrace_count.after_warmup
-        )
+        after = self.retrace_count.after_warmup
+        return after if self.retraces_said is None else max(after, self.retraces_said)
 
     @property
     def running(self) -> bool:

@@ -141,18 +141,12 @@ class DirSource:
         except OSError as exc:
             self.error = f"cannot list {self.directory}: {exc.strerror or exc}"
             names = []
-        keep = newest(names, self.limit)
-        wanted = {p for _, p in keep}
-        for p in list(self.tails):
-            if p not in wanted:
-                del self.tails[p]
-        for _, p in keep:
-            tail = self.tails.get(p)
-            if tail is None:
-                tail = self.tails[p] = TraceTail(p, RunState(run_id=p.stem))
+        keep = [p for _, p in newest(names, self.limit)]  # the others are forgotten
+        self.tails = {p: self.tails.get(p) or TraceTail(p, RunState(run_id=p.stem)) for p in keep}
+        for tail in self.tails.values():
             tail.poll()
             mark_gone(tail.state)
-        return [self.tails[p].state for _, p in keep]
+        return [tail.state for tail in self.tails.values()]
 
 
 def mark_gone(state: RunState, hostname: str | None = None) -> None:

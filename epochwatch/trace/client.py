@@ -40,13 +40,28 @@ class DaemonUnavailable(Exception):
     """The daemon cannot be asked; the message is one line for a person."""
 
 
+def connect(path: str, timeout: float) -> socket.socket:
+    """A blocking socket connected to `path` within `timeout` (Unreachable when connect()
+    fails); closed on any failure, and not inherited by children (PEP 446)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect(path)
+    except OSError as exc:
+        sock.close()
+        raise Unreachable(exc.errno, exc.strerror or str(exc) or type(exc).__name__) from exc
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 def handshake(
     path: str,
     hello: dict[str, Any],
     *,
     expect: str,
     timeout: float,
-    connect_timeout: float | None = None,
     max_reply: int | None = p.MAX_LINE_BYTES,
     sock: socket.socket | None = None,
 ) -> tuple[socket.socket, dict[str, Any], bytes]:
@@ -55,18 +70,11 @@ def handshake(
     `expect` is the op the reply must have (welcome for a run, status for a status
     question); `max_reply` caps the reply line (None: no cap). `sock`: a socket already
     connected to `path` (the hook connects at once and says hello later, off the training
-    thread). The socket is closed on any failure and not inherited by children (PEP 446).
+    thread). The socket is closed on any failure.
     """
-    connected = sock is not None
     if sock is None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = connect(path, timeout)
     try:
-        if not connected:
-            sock.settimeout(timeout if connect_timeout is None else connect_timeout)
-            try:
-                sock.connect(path)
-            except OSError as exc:
-                raise Unreachable(exc.errno, exc.strerror or str(exc) or type(exc).__name__) from exc
         sock.settimeout(timeout)
         sock.sendall(p.encode(hello))
         buf = bytearray()  # a status reply to root may be megabytes: no quadratic joins or scans

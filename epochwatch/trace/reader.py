@@ -139,7 +139,7 @@ def missing(p: Path) -> str:
     except OSError as exc:
         if exc.errno == errno.ENOENT and os.path.islink(p):
             return f"a symbolic link to {os.readlink(p)!s}, which does not exist"
-        return (exc.strerror or str(exc)).lower() if exc.strerror else str(exc)
+        return exc.strerror.lower() if exc.strerror else str(exc)
     return "not a file or directory"
 
 

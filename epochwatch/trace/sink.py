@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from epochwatch import envvars
+from epochwatch.guard import say
 from epochwatch.trace.writer import TraceWriter
 
 
@@ -60,8 +61,6 @@ def open_sink(run_id: str, environ: dict[str, str] | None = None) -> Sink:
     if _is_socket(path):
         why = untrusted_socket(path)
         if why is not None:
-            from epochwatch.guard import say
-
             say(f"the daemon socket {path} is not trusted ({why}); writing the embedded trace")
             return FileSink(directory, run_id)
         try:
@@ -74,8 +73,6 @@ def open_sink(run_id: str, environ: dict[str, str] | None = None) -> Sink:
                 grace=_seconds(env.get(envvars.EPOCHWATCH_DAEMON_GRACE), DEFAULT_GRACE),
             )
         except Exception as exc:  # whatever goes wrong with the daemon, the run is still traced
-            from epochwatch.guard import say
-
             reason = (
                 exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
             )

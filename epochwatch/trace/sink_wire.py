@@ -17,7 +17,7 @@ import socket
 from typing import Any
 
 from epochwatch.trace import protocol as p
-from epochwatch.trace.client import BadReply, Unreachable, handshake
+from epochwatch.trace.client import BadReply, connect, handshake
 
 CONNECT_TIMEOUT = 1.0
 
@@ -55,32 +55,19 @@ def connect_now(path: str) -> socket.socket | None:
     return sock
 
 
-def connect_checked(path: str, timeout: float) -> socket.socket:
-    """Connect (blocking, within `timeout`) and check the peer before anything is sent."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.settimeout(timeout)
-        try:
-            sock.connect(path)
-        except OSError as exc:
-            raise Unreachable(exc.errno, exc.strerror or str(exc) or type(exc).__name__) from exc
-        check_peer(sock, path)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
 def handshake_run(
     path: str, hello: dict[str, Any], timeout: float, sock: socket.socket | None = None
 ) -> tuple[socket.socket, dict[str, Any], bytes]:
     """Connect (unless `sock` already is) to a trusted peer, say hello, read the welcome;
     returns (non-blocking socket, welcome, bytes after it)."""
     if sock is None:
-        sock = connect_checked(path, CONNECT_TIMEOUT)
-    sock, reply, rest = handshake(
-        path, hello, expect=p.OP_WELCOME, timeout=timeout, connect_timeout=CONNECT_TIMEOUT, sock=sock
-    )
+        sock = connect(path, CONNECT_TIMEOUT)
+        try:
+            check_peer(sock, path)  # before anything is sent
+        except BaseException:
+            sock.close()
+            raise
+    sock, reply, rest = handshake(path, hello, expect=p.OP_WELCOME, timeout=timeout, sock=sock)
     if not isinstance(reply.get("run_id"), str):
         sock.close()
         raise BadReply("the daemon did not answer with a welcome")

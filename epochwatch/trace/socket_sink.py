@@ -46,6 +46,7 @@ from typing import Any
 
 from epochwatch.guard import say
 from epochwatch.trace import protocol as p
+from epochwatch.trace import schema
 from epochwatch.trace.client import DaemonRefused
 from epochwatch.trace.sink_fallback import as_embedded, write_embedded
 from epochwatch.trace.sink_wire import (
@@ -430,18 +431,12 @@ class SocketSink:
     def _say_bye(self) -> None:
         if self._sock is None:
             return
-        try:
+        with contextlib.suppress(OSError):
             self._sock.setblocking(True)
             self._sock.settimeout(0.5)
             self._sock.sendall(p.encode({"op": p.OP_BYE}))
-        except OSError:
-            pass
 
     # -- fallback ----------------------------------------------------------------------------------
-
-    def _hand_over(self, first: int) -> None:
-        if self._sock is not None and self.daemon_run_id:
-            send_handover(self._sock, first)
 
     def _fall_back(self, why: str) -> None:
         """From now on write the embedded trace: header, a notice, then all that was not acked."""
@@ -459,19 +454,15 @@ class SocketSink:
                 self._dead = True
                 return
             first = self._pending[0][0] if self._pending else self._seq
-            self._hand_over(first)
+            if self._sock is not None and self.daemon_run_id:
+                send_handover(self._sock, first)
             notice = None
             if first > 0 and self._connected_once:
-                notice = {
-                    "type": "notice",
-                    "run_id": self.run_id,
-                    "t": time.time(),
-                    "part": "daemon sink",
-                    "message": (
-                        f"records before this line went to the daemon at {self.path} as run "
-                        f"{self.daemon_run_id} ({self.daemon_trace}); {why}"
-                    ),
-                }
+                message = (
+                    f"records before this line went to the daemon at {self.path} as run "
+                    f"{self.daemon_run_id} ({self.daemon_trace}); {why}"
+                )
+                notice = schema.record(schema.NOTICE, self.run_id, part="daemon sink", message=message)
             try:
                 write_embedded(writer, self._pinned, self._pending, first, self._connected_once, notice)
             except OSError as exc:

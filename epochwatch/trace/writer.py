@@ -44,10 +44,8 @@ def _fallback(obj: Any) -> Any:
     for attr in ("item", "tolist"):
         method = getattr(obj, attr, None)
         if callable(method):
-            try:
+            with contextlib.suppress(Exception):
                 return method()
-            except Exception:
-                pass
     return repr(obj)
 
 

@@ -432,7 +432,7 @@ def test_registry_adds_process_and_platform_metrics() -> None:
 def test_describe_names_every_family_without_samples() -> None:
     collector = DaemonCollector(list, lambda: 0, host="h")
     described = list(collector.describe())
-    assert [m.name for m in described] == [s.family for s in SPECS]
+    assert [m.name for m in described] == [s.name.removesuffix("_total") for s in SPECS]
     assert all(not m.samples for m in described)
     registry = CollectorRegistry()
     registry.register(collector)
