@@ -105,7 +105,8 @@ class Session:
         self.write_problem: str | None = None  # why the trace could not be written, while so
         # (seq, offset in the trace before it) of the latest hook records, to cut back to
         # at a handover; as many as the hook can hold unacknowledged
-        self.offsets: deque[tuple[int, int]] = deque(maxlen=HOOK_QUEUE_RECORDS)
+        # (seq, offset, is an epoch) of the newest records written: where a handover cuts
+        self.offsets: deque[tuple[int, int, bool]] = deque(maxlen=HOOK_QUEUE_RECORDS)
 
     # -- identity --------------------------------------------------------------------------
 
@@ -178,7 +179,7 @@ class Session:
         # may raise OSError (a full disk, a byte limit): then next_seq stays, the hook resends
         offset = self.trace.offset()
         self.trace.write(rec, essential=type_ == schema.RUN_END)
-        self.offsets.append((seq, offset))
+        self.offsets.append((seq, offset, type_ == schema.EPOCH))
         self.next_seq = seq + 1
         if type_ == schema.EPOCH:
             self.count_epoch(rec)  # only once written: a refused epoch is resent, not counted twice
@@ -264,12 +265,14 @@ class Session:
         for a stalled daemon): any of them already written here are cut off the end of this
         trace (with whatever the daemon wrote after them), and a notice with `handover_seq`
         says where the rest of the run is. The run then ends without a run_end here."""
-        cut = next((offset for seq, offset in self.offsets if seq >= first), None)
+        cut = next((offset for seq, offset, _e in self.offsets if seq >= first), None)
         if cut is not None:
             self.trace.truncate(cut)
             dropped = self.next_seq - first
-            self.epochs = max(0, self.epochs - sum(1 for s, _ in self.offsets if s >= first))
-            self.offsets = deque(((s, o) for s, o in self.offsets if s < first), maxlen=HOOK_QUEUE_RECORDS)
+            self.epochs = max(0, self.epochs - sum(epoch for s, _o, epoch in self.offsets if s >= first))
+            self.offsets = deque(
+                (kept for kept in self.offsets if kept[0] < first), maxlen=HOOK_QUEUE_RECORDS
+            )
         else:
             dropped = 0
         self.pending_analysis = [r for r in self.pending_analysis if not _seq_at_least(r, first)]

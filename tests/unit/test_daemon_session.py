@@ -168,11 +168,12 @@ def test_a_handover_cuts_back_what_the_hook_took_over(session: Session) -> None:
     session.accept(0, {"type": "run_start"}, PEER)
     for n in range(5):
         session.accept(n + 1, {"type": "epoch", "epoch": n}, PEER)
+    session.accept(6, {"type": "save", "path": "/tmp/ckpt"}, PEER)  # cut too; no epoch less
     session.hand_over(4)  # epochs 3 and 4 (seq 4, 5) are the hook's
     records = written(session)
     assert [r.get("epoch") for r in records if r["type"] == "epoch"] == [0, 1, 2]
     assert records[-1]["type"] == "notice" and records[-1]["handover_seq"] == 4
-    assert "2 already written here were removed" in records[-1]["message"]
+    assert "3 already written here were removed" in records[-1]["message"]
     assert session.epochs == 3 and session.ended is not None
 
 
