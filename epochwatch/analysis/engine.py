@@ -101,7 +101,7 @@ def _recovered_at(view: RunAtEpoch, index: int, last: Finding) -> tuple[str, dic
     fit = view.value("fit", index)
     epoch = view.named(index)
     if view.unit == "interval":  # judged only at the run's end: its newest intervals are back
-        return "the run's end", {}
+        return "the run's end", {"ended_point": index}
     if fit != fit:
         return epoch, {}
     if last.evidence.get("unit") == "fit" or "first_fit" in last.evidence or "fits" in last.evidence:
@@ -206,7 +206,7 @@ class Engine:
                 new.extend(self._stopped(detector, view, {f.key for f in found}))
             if detector.current is not None and (view.unit == "epoch" or (final and view.unit == "interval")):
                 new.extend(self._ended(detector, view))
-            if final and detector.verdict is not None and view.unit == "epoch":
+            if final and detector.verdict is not None and view.unit in ("epoch", "interval"):
                 new.extend(self._verdicts(detector, view))
         view.done = self.done
         return new

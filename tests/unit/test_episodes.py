@@ -727,8 +727,14 @@ def test_a_step_time_rise_inside_one_epoch_that_went_back_ends_at_the_runs_end()
         said += online.add({**_interval(i, 800 * MIB, 0), "step_seconds": step, "seconds": level * 32})
     said += online.finish()
     slow = [f for f in said if f["kind"] == "slowdown"]
-    assert slow and slow[-1]["title"].endswith("recovered at the run's end"), [f["title"] for f in slow]
+    assert slow and "; recovered at the run's end" in slow[-1]["title"], [f["title"] for f in slow]
     assert slow[-1]["evidence"]["unit"] == "interval"
+    # ... and, ended, it is judged by what it cost, as an epochs' episode is: never critical.
+    # tensorflow's eager tape loop stalled two epochs of ten on a loaded host (11x) and stayed
+    # critical after "recovered at the run's end".
+    cost = slow[-1]["evidence"]["ended_cost"]
+    assert slow[-1]["severity"] == "warning" and 0.25 < cost["share_of_run"] < 0.45, slow[-1]
+    assert slow[-1]["title"].endswith(f"({100 * cost['share_of_run']:.0f}% of the run's step time)")
 
 
 # alf#91's summaries with RS_EVERY=50 on a loaded VM (r14b_alf91_every50_slowdown.jsonl): its

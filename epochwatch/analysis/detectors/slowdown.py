@@ -472,10 +472,10 @@ def verdict(view: RunAtEpoch, last: Finding) -> Finding | None:
     `evidence.not_lasting`); an episode that ended is a warning only when what it cost, the
     time it added, is a material share of the run's (`evidence.ended_cost`), else info:
     critical says the run goes at half its pace, which it no longer does."""
-    if last.kind != KIND or last.target == FIT_TARGET or "unit" in last.evidence:
+    if last.kind != KIND or last.target == FIT_TARGET or severity_rank(last.severity) <= severity_rank(INFO):
         return None
-    if severity_rank(last.severity) <= severity_rank(INFO):
-        return None
+    if "unit" in last.evidence:  # judged on intervals: its verdict too, on the interval view
+        return _ended_cost(last, *_interval_cost(view, last)) if view.unit == "interval" else None
     points = _episode(view, last)
     if points is None:
         return None
@@ -495,13 +495,37 @@ def verdict(view: RunAtEpoch, last: Finding) -> Finding | None:
             return replace(
                 last, severity=INFO, title=title, evidence={**ev, "not_lasting": mixed}, hint=_MIXED_HINT
             )
-    if last.ended_epoch is None or "ended_cost" in ev:
-        return None
-    base, total = ev.get("base"), sum(every)
-    if not isinstance(base, float | int) or total <= 0:
+    base = ev.get("base")
+    if last.ended_epoch is None or not isinstance(base, float | int):
         return None
     # The episode's epochs: from its onset to the first of those back at the level before it.
     added = sum(v - base for v in since[: max(0, last.ended_epoch - _onset(last))])
+    return _ended_cost(last, added, sum(every))
+
+
+def _interval_cost(view: RunAtEpoch, last: Finding) -> tuple[float, float]:
+    """An episode judged on intervals (step times): the seconds its steps added over the
+    level before it (each interval's median over that level, times its steps), and all the
+    intervals' steps' seconds. tensorflow's eager tape loop on a loaded host stalled for two
+    epochs of ten (11x) and stayed critical after "recovered at the run's end"."""
+    onset, base, ended = _onset(last), last.evidence.get("base"), last.evidence.get("ended_point")
+    added = total = 0.0
+    if not isinstance(base, float | int) or not isinstance(ended, int) or last.target is None:
+        return added, total
+    for i in range(view.series.offset, view.end):
+        v, steps = view.series.value("step_median", i), view.series.value("steps", i)
+        if v == v and steps == steps:
+            total += v * steps
+            if i < ended and view.epoch_number(i) >= onset:
+                added += (v - base) * steps
+    return added, total
+
+
+def _ended_cost(last: Finding, added: float, total: float) -> Finding | None:
+    """An ended episode as it should stand: a warning where what it added is a material
+    share of the run's time, else info; never critical."""
+    if last.ended_epoch is None or "ended_cost" in last.evidence or total <= 0:
+        return None
     share = added / total
     severity = WARNING if share >= ENDED_COST_SHARE else INFO
     if severity_rank(severity) >= severity_rank(last.severity):
