@@ -16,9 +16,9 @@ from typing import Any
 from epochwatch.analysis import frameworks
 from epochwatch.analysis.findings import Finding
 from epochwatch.analysis.input_compare import INPUT_HINT, input_difference
-from epochwatch.analysis.restore.lineage import restored_at
+from epochwatch.analysis.restore.lineage import restored_at, timestamp
 from epochwatch.analysis.restore.machine import gpu_names
-from epochwatch.analysis.restore.resume import WINDOW, Resume, timestamp
+from epochwatch.analysis.restore.resume import WINDOW, Resume
 
 Record = dict[str, Any]
 

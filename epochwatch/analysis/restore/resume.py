@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from epochwatch.analysis.restore.lineage import MATCH_SHA256, Lineage, Link, restored_at, saved_at
+from epochwatch.analysis.restore.lineage import MATCH_SHA256, Lineage, Link, restored_at, saved_at, timestamp
 from epochwatch.analysis.restore.parents import ParentCache, parent_from_record
 from epochwatch.analysis.run import Run
 
@@ -92,11 +92,6 @@ def _model_serial(fit: Record) -> int | None:
     model = fit.get("model")
     serial = model.get("serial") if isinstance(model, dict) else None
     return serial if isinstance(serial, int) and not isinstance(serial, bool) else None
-
-
-def timestamp(rec: Record, key: str = "t") -> float:
-    value = rec.get(key, rec.get("t", 0.0))
-    return float(value) if isinstance(value, int | float) else 0.0
 
 
 def build_resume(
