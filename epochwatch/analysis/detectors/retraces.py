@@ -20,6 +20,7 @@ from epochwatch.analysis.detectors import models_in_loop
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import CRITICAL, WARNING, Finding
 from epochwatch.analysis.functions import KERAS_FIT_FUNCTIONS, judged, saved_model_own
+from epochwatch.analysis.run import model_int
 from epochwatch.analysis.series import FIRST, EpochSeries, FunctionRetraces
 from epochwatch.analysis.units import MIB, fmt_bytes
 from epochwatch.analysis.view import RunAtEpoch, window_epochs
@@ -311,11 +312,9 @@ def _refits(view: RunAtEpoch, lo: int) -> frozenset[int]:
         return frozenset()
     serials: dict[int, int] = {}
     for f in view.run.fits:
-        model, fit = f.get("model"), f.get("fit")
-        serial = model.get("serial") if isinstance(model, dict) else None
-        if f.get("source", "keras") != "keras" or not isinstance(fit, int) or isinstance(fit, bool):
-            continue
-        if isinstance(serial, int) and not isinstance(serial, bool):
+        fit, serial = f.get("fit"), model_int(f, "serial")
+        keras = f.get("source", "keras") == "keras"
+        if keras and isinstance(fit, int) and not isinstance(fit, bool) and serial is not None:
             serials[fit] = serial
     out = set()
     for i in starts:
