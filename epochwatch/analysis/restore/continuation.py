@@ -141,11 +141,9 @@ def _steady(epochs: Sequence[Record]) -> list[Record]:
     seen: set[Any] = set()
     out = []
     for e in epochs:
-        key = e.get("fit")
-        if key not in seen:
-            seen.add(key)
-            continue
-        out.append(e)
+        if e.get("fit") in seen:
+            out.append(e)
+        seen.add(e.get("fit"))
     return out
 
 
@@ -161,11 +159,9 @@ def check_slowdown(r: Resume) -> list[Finding]:
     pm, cm = median(p), median(c)
     if pm <= 0 or cm / pm < SLOWDOWN_RATIO:
         return []
-    child_epoch_seconds = median(
-        float(e["seconds"]) for e in child if isinstance(e.get("seconds"), int | float)
-    )
-    parent_epoch_seconds = median(
-        float(e["seconds"]) for e in parent if isinstance(e.get("seconds"), int | float)
+    parent_epoch_seconds, child_epoch_seconds = (
+        median(float(e["seconds"]) for e in epochs if isinstance(e.get("seconds"), int | float))
+        for epochs in (parent, child)
     )
     samples = median((e.get("steps") or 0) * (e.get("batch_size") or 1) for e in child)
     if (cm - pm) * samples < SLOWDOWN_MIN_SECONDS:
