@@ -14,6 +14,7 @@ from epochwatch.analysis.detectors import models_in_loop, optimizer_recreated, r
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import Finding
 from epochwatch.analysis.growth import judge
+from epochwatch.analysis.input_compare import input_settings
 from epochwatch.analysis.shapes import BlatantRule
 from epochwatch.analysis.trend import GrowthRule, theil_sen
 from epochwatch.analysis.units import MIB, fmt_bytes
@@ -49,9 +50,7 @@ SHUFFLE_AFTER_MAP = (
 
 def _shuffles_mapped(view: RunAtEpoch) -> list[str]:
     """The newest fit's tf.data stages when a shuffle follows a map, else []."""
-    fit = view.run.fits[-1] if view.run.fits else {}
-    settings = (fit.get("input") or {}).get("settings") if isinstance(fit.get("input"), dict) else None
-    stages = settings.get("stages") if isinstance(settings, dict) else None
+    stages = input_settings(view.run.fits[-1] if view.run.fits else None).get("stages")
     if not isinstance(stages, list) or "shuffle" not in stages:
         return []
     mapped = [i for i, name in enumerate(stages) if name in ("map", "interleave", "flat_map")]
