@@ -86,7 +86,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     g, w = verdict.growth, verdict.window
     if retraces.explains(view, w.indexes, rss_slope=g.slope) or retrace_memory.explains(view, w.indexes):
         return []  # one problem, one finding: what the new traces hold is retrace_storm's
-    if optimizer_recreated.explains(view):
+    if optimizer_recreated.holds(view):
         return []  # ... and what an optimizer made anew at every update holds is optimizer_recreated's
     if host_backed_growth(view, w.indexes) >= 0.5 * g.slope:
         return []  # ... and what JAX's CPU device holds is gpu_memory_growth's, on `CPU:0`

@@ -9,7 +9,7 @@ run eagerly, and each optimizer's slots add to the RSS. The automatic epochs cou
 optimizers whose first update named the same variables as the one before
 (`epoch.optimizers_replaced`); where they are at least EVERY_UPDATE of the updates in each
 of the RECENT epochs, that is this finding, the memory they hold included (host_memory.py
-asks `explains`). A new optimizer once an epoch with a step made anew is retrace_storm's
+asks `holds`). A new optimizer once an epoch with a step made anew is retrace_storm's
 (its fix says so).
 """
 
@@ -49,14 +49,10 @@ def every_update(rec: dict[str, Any]) -> bool:
 
 
 def holds(view: RunAtEpoch) -> bool:
-    """Whether each of the RECENT newest epochs made a new optimizer for nearly every update."""
+    """Whether each of the RECENT newest epochs made a new optimizer for nearly every update
+    (then the RSS the optimizers made anew hold is this finding's too: host_memory asks)."""
     recs = recent(view)
     return len(recs) == RECENT and all(every_update(r) for r in recs)
-
-
-def explains(view: RunAtEpoch) -> bool:
-    """For host_memory: the RSS that the optimizers made anew hold is this finding's."""
-    return holds(view)
 
 
 def detect(view: RunAtEpoch) -> list[Finding]:
