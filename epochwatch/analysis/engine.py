@@ -185,8 +185,6 @@ class Engine:
         finding that held only between two evaluations and at neither is not seen.)
         """
         new: list[Finding] = []
-        view.reported = self.done
-        view.last_reported = self._last_reported
         view.final = final
         skipped = self._skipped(view) if self.catch_up and not final else range(0)
         for detector in self.detectors:
