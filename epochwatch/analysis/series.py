@@ -140,6 +140,11 @@ def amount(value: Any) -> float:
     return finite_number(value) or 0.0
 
 
+def whole(value: Any) -> int:
+    """A record's integer count, 0 for anything else (floats, bools, absent)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
 EXAMPLES_KEPT = 4
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import WARNING, Finding
+from epochwatch.analysis.series import whole
 from epochwatch.analysis.view import RunAtEpoch
 
 KIND = "optimizer_recreated"
@@ -34,10 +35,6 @@ HINT = (
 )
 
 
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
 def recent(view: RunAtEpoch) -> list[dict[str, Any]]:
     """The RECENT newest epoch records the view sees."""
     return view.epoch_records()[-RECENT:]
@@ -45,7 +42,7 @@ def recent(view: RunAtEpoch) -> list[dict[str, Any]]:
 
 def every_update(rec: dict[str, Any]) -> bool:
     """Whether an epoch record made a new optimizer for nearly every update."""
-    return _int(rec.get("optimizers_replaced")) >= max(1.0, EVERY_UPDATE * _int(rec.get("steps")))
+    return whole(rec.get("optimizers_replaced")) >= max(1.0, EVERY_UPDATE * whole(rec.get("steps")))
 
 
 def holds(view: RunAtEpoch) -> bool:
@@ -59,8 +56,8 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     if view.unit != "epoch" or view.done(KIND, TARGET) or not holds(view):
         return []
     recs = recent(view)
-    made = sum(_int(r.get("optimizers_replaced")) for r in recs)
-    updates = sum(_int(r.get("steps")) for r in recs)
+    made = sum(whole(r.get("optimizers_replaced")) for r in recs)
+    updates = sum(whole(r.get("steps")) for r in recs)
     first, last = view.epoch_number(view.end - RECENT), view.epoch_number(view.last)
     evidence = {
         "optimizers_replaced": made,

@@ -21,7 +21,7 @@ from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import CRITICAL, WARNING, Finding
 from epochwatch.analysis.functions import KERAS_FIT_FUNCTIONS, judged, saved_model_own
 from epochwatch.analysis.run import model_int
-from epochwatch.analysis.series import FIRST, EpochSeries, FunctionRetraces
+from epochwatch.analysis.series import FIRST, EpochSeries, FunctionRetraces, whole
 from epochwatch.analysis.units import MIB, fmt_bytes
 from epochwatch.analysis.view import RunAtEpoch, window_epochs
 
@@ -376,12 +376,7 @@ def traces_now(view: RunAtEpoch, last: Finding) -> float:
 def _optimizers_replaced(view: RunAtEpoch) -> int:
     """New optimizers for the same variables over the run so far (auto epochs' records, up
     to the view's end: a replay holds the epochs after it too)."""
-    total = 0
-    for rec in view.epoch_records():
-        n = rec.get("optimizers_replaced")
-        if isinstance(n, int) and not isinstance(n, bool):
-            total += n
-    return total
+    return sum(whole(rec.get("optimizers_replaced")) for rec in view.epoch_records())
 
 
 def _consequence(view: RunAtEpoch, hit_idx: list[int], share: float, evidence: dict[str, Any]) -> str:
