@@ -118,13 +118,10 @@ class Lineage:
         for restore in run.restores:
             if "parent" in restore:
                 continue
+            wanted = (restored_at(restore), restore.get("sha256"), restore.get("path"))
             for link in self.links_of(run.run_id):
                 r = link.restore
-                same = (restored_at(r), r.get("sha256"), r.get("path")) == (
-                    restored_at(restore),
-                    restore.get("sha256"),
-                    restore.get("path"),
-                )
+                same = (restored_at(r), r.get("sha256"), r.get("path")) == wanted
                 parent = self.runs.get(link.parent)
                 if same and parent is not None and parent.path is not None:
                     restore["parent"] = link.parent_field(parent.path)
