@@ -137,12 +137,10 @@ def _finding(view: RunAtEpoch, path: str) -> Finding | None:
         free, source = free_space(view, path)
         evidence.update(leaks.growth_evidence(view, g, w, bytes_now))
         proj = leaks.projection(view, 0.0, free, g.slope, evidence["slope_per_epoch"])
-        evidence.update(proj)
-        evidence["free_bytes"] = free
-        evidence["free_source"] = source
-        evidence["envelope_epochs"] = envelope if verdict.rule == "trend" else 1
-        evidence["current"] = bytes_now
-        evidence["base"] = g.start
+        evidence.update(proj, free_bytes=free, free_source=source)
+        evidence.update(
+            envelope_epochs=envelope if verdict.rule == "trend" else 1, current=bytes_now, base=g.start
+        )
         slope, per = view.said(g.slope, evidence["slope_per_epoch"])
         title = f"{_named(path)} grow{'' if path.endswith(SIBLINGS) else 's'} {fmt_bytes(slope)} {per} ({fmt_bytes(evidence['start'])} -> {fmt_bytes(bytes_now)})"
         when = leaks.when_text(proj, view.noun)
@@ -152,10 +150,8 @@ def _finding(view: RunAtEpoch, path: str) -> Finding | None:
         severity = leaks.soon(proj, leaks.severity(proj, 0.0))  # a disk full within the hour
         return Finding(KIND, severity, title, evidence, hint, path, epoch, hold=verdict.hold)
     evidence.update(leaks.growth_evidence(view, g, w, files_now))
-    evidence["series"] = "files"
-    evidence["unit"] = "count"  # slope, start and now are file counts, not bytes
-    evidence["current"] = files_now
-    evidence["base"] = g.start
+    # slope, start and now are file counts, not bytes
+    evidence.update(series="files", unit="count", current=files_now, base=g.start)
     slope, per = view.said(g.slope, evidence["slope_per_epoch"])
     title = f"{_named(path)} gain{'' if path.endswith(SIBLINGS) else 's'} {slope:.1f} files {per} ({evidence['start']:.0f} -> {files_now:.0f}); the bytes stay small"
     return Finding(KIND, INFO, title, evidence, hint, path, epoch, hold=verdict.hold)

@@ -78,10 +78,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
             evidence["source"] = f"{source} current_bytes" if "allocator" in source else source
         else:
             evidence["source"] = "NVML process memory"
-        evidence["level"] = level
-        evidence["rule"] = verdict.rule
-        evidence["current"] = now
-        evidence["base"] = g.start
+        evidence.update(level=level, rule=verdict.rule, current=now, base=g.start)
         what = "GPU memory" if not target.startswith("CPU") else "Device memory (JAX, host-backed)"
         slope, per = view.said(g.slope, evidence["slope_per_epoch"])
         title = f"{what} on {target} grows {fmt_bytes(slope)} {per}: {fmt_bytes(evidence['start'])} -> {fmt_bytes(now)}"

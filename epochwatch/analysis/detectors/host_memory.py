@@ -96,13 +96,9 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     now = current(view, None)
     evidence = leaks.growth_evidence(view, g, w, now)
     proj = leaks.projection(view, level, limit, g.slope, evidence["slope_per_epoch"])
-    evidence.update(proj)
-    evidence["level"] = level
-    evidence["limit_name"] = limit_name
-    evidence["envelope_epochs"] = ENVELOPE if verdict.rule == "trend" else 1
-    evidence["rule"] = verdict.rule
-    evidence["current"] = now
-    evidence["base"] = g.start
+    evidence.update(proj, level=level, limit_name=limit_name)
+    evidence.update(envelope_epochs=ENVELOPE if verdict.rule == "trend" else 1, rule=verdict.rule)
+    evidence.update(current=now, base=g.start)
     slope, per = view.said(g.slope, evidence["slope_per_epoch"])
     title = f"host memory grows {fmt_bytes(slope)} {per}: {fmt_bytes(evidence['start'])} -> {fmt_bytes(now)}"
     tail = leaks.consequence(proj, limit_name, view.noun)

@@ -232,10 +232,7 @@ def _evaluate(
         "live_concrete_functions": view.latest("live_functions"),
     }
     if cause is not None:
-        evidence["argument"] = cause[0]
-        evidence["change"] = cause[1]
-        evidence["was"] = cause[2]
-        evidence["now"] = cause[3]
+        evidence.update(zip(("argument", "change", "was", "now"), cause, strict=True))
         counted = info.causes_before(view.end).most_common(6)
         evidence["causes"] = {f"{a}:{c}": n for (a, c), n in counted if c != "new"}
     fw = frameworks.framework(view.start)
