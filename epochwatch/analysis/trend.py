@@ -134,15 +134,7 @@ def mann_kendall(y: Sequence[float], autocorr: bool = True) -> MannKendall:
         inflation = variance_inflation(rho, n)
         var_s *= inflation
     z = _z(s, var_s)
-    return MannKendall(
-        n=n,
-        s=s,
-        var_s=var_s,
-        z=z,
-        p_increasing=normal_sf(z),
-        rho1=rho,
-        inflation=inflation,
-    )
+    return MannKendall(n, s, var_s, z, normal_sf(z), rho, inflation)
 
 
 def _median_sorted(v: Sequence[float]) -> float:

@@ -239,13 +239,8 @@ def _unless_busier(view: RunAtEpoch, found: Finding, verdict: tuple[str, dict[st
         f"{found.title}; the host got busier ({rivals['evidence']}{said}) "
         f"while the process's own CPU per {per} stayed {fmt_seconds(cpu[0])} -> {fmt_seconds(cpu[1])}"
     )
-    return replace(
-        found,
-        severity=INFO,
-        title=title,
-        evidence={**found.evidence, "host_busier": busy},
-        hint=_HINTS["contention_cpu"],
-    )
+    evidence = {**found.evidence, "host_busier": busy}
+    return replace(found, severity=INFO, title=title, evidence=evidence, hint=_HINTS["contention_cpu"])
 
 
 def _causes(
