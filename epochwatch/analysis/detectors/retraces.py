@@ -490,8 +490,7 @@ def _exports(
     names = [n for n in names if counts[n] > 0]
     total = sum(counts.values())
     hit_idx = [i for i in window if any(_count(s, i, n, refits) > 0 for n in names)]
-    recent = window[-RECENT:]
-    share = _build_share(s, recent, refits)
+    share = _build_share(s, window[-RECENT:], refits)
     saves = [
         r
         for r, pos in zip(view.run.saves, view.run.save_positions, strict=False)
