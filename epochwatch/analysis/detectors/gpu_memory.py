@@ -28,15 +28,9 @@ HINT = (
 
 def _devices(view: RunAtEpoch) -> list[tuple[str, str, str]]:
     """(target, column, key) per device: TF's allocator first, NVML where TF says nothing."""
-    out: list[tuple[str, str, str]] = []
     tf_keys = view.series.keys("tf_current")
-    for key in tf_keys:
-        out.append((key, "tf_current", key))
-    for key in view.series.keys("gpu_proc"):
-        target = f"GPU:{key}"
-        if target not in tf_keys:
-            out.append((target, "gpu_proc", key))
-    return out
+    nvml = [(f"GPU:{key}", "gpu_proc", key) for key in view.series.keys("gpu_proc")]
+    return [(key, "tf_current", key) for key in tf_keys] + [d for d in nvml if d[0] not in tf_keys]
 
 
 def current(view: RunAtEpoch, finding: Finding) -> float:
