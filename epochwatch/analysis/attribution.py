@@ -31,7 +31,7 @@ from typing import Any
 
 from epochwatch.analysis import trend
 from epochwatch.analysis.view import RunAtEpoch, Window
-from epochwatch.analysis.waiting import ends, share_of_added_time
+from epochwatch.analysis.waiting import BUSY_HOST_PCT, ends, share_of_added_time
 
 # The screen: a suspect must trend itself (one-sided Mann-Kendall, autocorrelation corrected) ...
 SUSPECT_ALPHA = 0.01
@@ -42,7 +42,6 @@ ACCOUNT_SHARE = 0.3
 MAJORITY = 0.5  # a suspect holding this share of the added time leads the list
 ASSOC_ALPHA = 0.005
 MAX_LAG = 10
-BUSY_HOST_PCT = 85.0
 
 
 @dataclass(frozen=True)

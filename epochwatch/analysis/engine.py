@@ -131,16 +131,13 @@ class Engine:
         streaks of their own, reporting into this engine's findings (one finding per kind
         and target, whichever unit saw it first; the other updates it)."""
         other = Engine([d for d in self.detectors if d.intervals])
-        other.catch_up = self.catch_up
-        other.emitted = self.emitted
-        other.latest = self.latest
+        other.catch_up, other.emitted, other.latest = self.catch_up, self.emitted, self.latest
         return other
 
     def fit_engine(self) -> Engine:
         """The same for the run's fits as a sequence (unit "fit"), sharing the findings."""
         other = Engine([d for d in self.detectors if d.fits])
-        other.emitted = self.emitted
-        other.latest = self.latest
+        other.emitted, other.latest = self.emitted, self.latest
         return other
 
     def done(self, kind: str, target: str | None) -> bool:
@@ -188,8 +185,6 @@ class Engine:
         finding that held only between two evaluations and at neither is not seen.)
         """
         new: list[Finding] = []
-        view.reported = self.done
-        view.last_reported = self._last_reported
         view.final = final
         skipped = self._skipped(view) if self.catch_up and not final else range(0)
         for detector in self.detectors:

@@ -98,14 +98,12 @@ _HINTS: dict[tuple[str, str], str] = {
         "a static argument changes value ({was} -> {now}): every new value of a static_argnums/"
         "static_argnames argument compiles again; pass it as an array instead"
     ),
-    (
-        "retrace_storm:dtype",
-        TORCH,
-    ): "an input changes dtype ({was} -> {now}): cast it to one dtype before the call",
-    (
-        "retrace_storm:dtype",
-        JAX,
-    ): "argument `{arg}` changes dtype ({was} -> {now}): cast it to one dtype before the call",
+    ("retrace_storm:dtype", TORCH): (
+        "an input changes dtype ({was} -> {now}): cast it to one dtype before the call"
+    ),
+    ("retrace_storm:dtype", JAX): (
+        "argument `{arg}` changes dtype ({was} -> {now}): cast it to one dtype before the call"
+    ),
     ("retrace_storm:other", TORCH): (
         "a guard keeps failing ({was} -> {now}): keep what the compiled function reads (input shapes, "
         "dtypes, Python values, module attributes) fixed between calls; TORCH_LOGS=recompiles prints each reason"

@@ -38,8 +38,9 @@ def _per_step(epochs: Sequence[Record]) -> tuple[float, float] | None:
     return median(waits), median(times)
 
 
-def _settings(fit: Record | None) -> dict[str, Any]:
-    block = (fit or {}).get("input")
+def input_settings(fit: Record | None) -> dict[str, Any]:
+    """A fit_start's input settings (`input.settings`: kind, workers, stages, ...), or {}."""
+    block = fit.get("input") if isinstance(fit, dict) else None
     settings = block.get("settings") if isinstance(block, dict) else None
     return dict(settings) if isinstance(settings, dict) else {}
 
@@ -70,7 +71,7 @@ def input_difference(
                 f"the steps wait {1000 * c[0]:.1f} ms per batch for input against {1000 * p[0]:.1f} ms "
                 f"in the parent ({100 * (c[0] - p[0]) / extra:.0f}% of the extra time)"
             )
-    ps, cs = _settings(parent_fit), _settings(child_fit)
+    ps, cs = input_settings(parent_fit), input_settings(child_fit)
     if ps and cs:
         changed = {
             key: {"parent": ps.get(key), "child": cs.get(key)}

@@ -107,8 +107,9 @@ def _facts(an: Analyzed) -> list[dict[str, float]]:
     return out
 
 
-def group(views: Iterable[Mapping[str, Any]]) -> list[Job]:
-    """Views grouped by job id; a worker name seen twice under one id starts another attempt."""
+def build_jobs(views: Iterable[Mapping[str, Any]]) -> list[Job]:
+    """The jobs among the views, each with its job-level findings: views grouped by job id,
+    where a worker name seen twice under one id starts another attempt."""
     by_id: dict[str, list[Mapping[str, Any]]] = {}
     for v in views:
         by_id.setdefault(str(v["job_id"]), []).append(v)
@@ -132,15 +133,9 @@ def group(views: Iterable[Mapping[str, Any]]) -> list[Job]:
             world = max(declared) if declared else None
             if len(workers) < 2 and not (world and world > 1):
                 continue
-            jobs.append(Job(job_id, workers[0].get("job_source"), [dict(w) for w in workers], world))
-    return jobs
-
-
-def build_jobs(views: Iterable[Mapping[str, Any]]) -> list[Job]:
-    """The jobs among the views, each with its job-level findings."""
-    jobs = group(views)
-    for job in jobs:
-        job.findings = sort_findings(list(detect_job(job)))
+            job = Job(job_id, workers[0].get("job_source"), [dict(w) for w in workers], world)
+            job.findings = sort_findings(list(detect_job(job)))
+            jobs.append(job)
     return jobs
 
 

@@ -261,6 +261,13 @@ def work_of(fit_start: Record) -> float:
     return float(zlib.crc32(repr(work).encode()))
 
 
+def model_int(fit_start: Any, field: str) -> int | None:
+    """An integer of a fit_start's `model` block (`serial`, `params`, `trainable_params`)."""
+    model = fit_start.get("model") if isinstance(fit_start, dict) else None
+    n = model.get(field) if isinstance(model, dict) else None
+    return n if isinstance(n, int) and not isinstance(n, bool) else None
+
+
 def fit_point(rec: Record, epoch: int, host: Record, dirs: Any = None) -> Record:
     """A fit_end as one point of the fit series: the RSS it left behind, its seconds and CPU
     seconds, the memory limits, CPU demand and watched directories of the newest epoch (a save after a fit shows in

@@ -140,6 +140,11 @@ def amount(value: Any) -> float:
     return finite_number(value) or 0.0
 
 
+def whole(value: Any) -> int:
+    """A record's integer count, 0 for anything else (floats, bools, absent)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
 EXAMPLES_KEPT = 4
 
 
@@ -159,15 +164,6 @@ class CauseLog:
         else:
             self.recent.append((index, was, now))
 
-    def count_before(self, end: int) -> int:
-        return bisect_left(self.indexes, end)
-
-    def example_before(self, end: int) -> tuple[str, str]:
-        for index, was, now in [*reversed(self.recent), *reversed(self.first)]:
-            if index < end:
-                return was, now
-        return "", ""
-
 
 @dataclass
 class FunctionRetraces:
@@ -183,14 +179,18 @@ class FunctionRetraces:
     def causes_before(self, end: int) -> Counter[tuple[str, str]]:
         out: Counter[tuple[str, str]] = Counter()
         for key, log in self.causes.items():
-            n = log.count_before(end)
+            n = bisect_left(log.indexes, end)
             if n:
                 out[key] = n
         return out
 
     def example(self, arg: str, change: str, end: int) -> tuple[str, str]:
+        """The newest (was, now) of (arg, change) before `end` that the log kept."""
         log = self.causes.get((arg, change))
-        return log.example_before(end) if log is not None else ("", "")
+        for index, was, now in [*reversed(log.recent), *reversed(log.first)] if log is not None else ():
+            if index < end:
+                return was, now
+        return "", ""
 
 
 @dataclass
@@ -360,7 +360,6 @@ class EpochSeries:
                     cols[key] = array("d", [default]) * n_before
             for key, col in cols.items():
                 col.append(got.get(key, default))
-        self._retrace_details(rec)
         self.count += 1
         if self.limit is not None and self.count - self.offset > 2 * self.limit:
             self._trim(self.count - self.offset - self.limit)
@@ -471,32 +470,27 @@ class EpochSeries:
                     new = number(block.get("new"))
                     if new == new and new > 0:
                         out.setdefault("fn_new", {})[str(name)] = new
+                    self._retrace_causes(str(name), block)
         return out
 
-    def _retrace_details(self, rec: Mapping[str, Any]) -> None:
-        retraces = rec.get("retraces")
-        functions = retraces.get("functions") if isinstance(retraces, Mapping) else None
-        if not isinstance(functions, Mapping):
-            return
-        for name, block in functions.items():
-            if not isinstance(block, Mapping):
-                continue
-            info = self.functions.get(str(name))
-            if info is None:
-                info = self.functions[str(name)] = FunctionRetraces()
-            info.xla = info.xla or block.get("xla") is True
-            causes = block.get("causes")
-            if isinstance(causes, list):
-                for cause in causes[:32]:
-                    if not isinstance(cause, Mapping):
+    def _retrace_causes(self, name: str, block: Mapping[str, Any]) -> None:
+        """What made function `name` trace anew in this epoch (its `causes`), by epoch index."""
+        info = self.functions.get(name)
+        if info is None:
+            info = self.functions[name] = FunctionRetraces()
+        info.xla = info.xla or block.get("xla") is True
+        causes = block.get("causes")
+        if isinstance(causes, list):
+            for cause in causes[:32]:
+                if not isinstance(cause, Mapping):
+                    continue
+                key = (str(cause.get("arg", "?"))[:120], str(cause.get("change", "?"))[:40])
+                log = info.causes.get(key)
+                if log is None:
+                    if len(info.causes) >= 64:
                         continue
-                    key = (str(cause.get("arg", "?"))[:120], str(cause.get("change", "?"))[:40])
-                    log = info.causes.get(key)
-                    if log is None:
-                        if len(info.causes) >= 64:
-                            continue
-                        log = info.causes[key] = CauseLog()
-                    log.add(self.count, str(cause.get("was", ""))[:120], str(cause.get("now", ""))[:120])
+                    log = info.causes[key] = CauseLog()
+                log.add(self.count, str(cause.get("was", ""))[:120], str(cause.get("now", ""))[:120])
 
     def _trim(self, drop: int) -> None:
         for col in self.cols.values():

@@ -99,18 +99,7 @@ def assess_blatant(y: Sequence[float], rule: BlatantRule) -> Growth | None:
         and _l1_best_step(window) <= rule.step_ratio * _l1_line(window, ts.slope)
     ):
         return None
-    return Growth(
-        n=n,
-        slope=ts.slope,
-        slope_low=ts.low,
-        slope_high=ts.high,
-        p_value=p,
-        rho1=0.0,
-        baseline=baseline,
-        start=ts.intercept,
-        now=ts.intercept + ts.slope * (n - 1),
-        rel_slope=ts.slope / scale,
-    )
+    return Growth.fitted(ts, n, baseline, scale, p, 0.0)
 
 
 @dataclass(frozen=True)

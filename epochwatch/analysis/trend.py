@@ -134,15 +134,7 @@ def mann_kendall(y: Sequence[float], autocorr: bool = True) -> MannKendall:
         inflation = variance_inflation(rho, n)
         var_s *= inflation
     z = _z(s, var_s)
-    return MannKendall(
-        n=n,
-        s=s,
-        var_s=var_s,
-        z=z,
-        p_increasing=normal_sf(z),
-        rho1=rho,
-        inflation=inflation,
-    )
+    return MannKendall(n, s, var_s, z, normal_sf(z), rho, inflation)
 
 
 def _median_sorted(v: Sequence[float]) -> float:
@@ -327,6 +319,14 @@ class Growth:
     now: float  # fitted value at the window's last point
     rel_slope: float  # slope / baseline, per epoch
 
+    @classmethod
+    def fitted(
+        cls, ts: TheilSen, n: int, baseline: float, scale: float, p_value: float, rho1: float
+    ) -> Growth:
+        """The growth of `n` points along the Theil-Sen line `ts`; `scale`: the baseline's size."""
+        now = ts.intercept + ts.slope * (n - 1)
+        return cls(n, ts.slope, ts.low, ts.high, p_value, rho1, baseline, ts.intercept, now, ts.slope / scale)
+
 
 def _l1_line(y: Sequence[float], slope: float) -> float:
     intercept = median([v - slope * i for i, v in enumerate(y)])
@@ -419,17 +419,4 @@ def assess_growth(y: Sequence[float], rule: GrowthRule) -> Growth | None:
         and _l1_best_step(window) <= rule.step_ratio * _l1_line(window, ts.slope)
     ):
         return None
-    start = ts.intercept
-    now = ts.intercept + ts.slope * (n - 1)
-    return Growth(
-        n=n,
-        slope=ts.slope,
-        slope_low=ts.low,
-        slope_high=ts.high,
-        p_value=mk.p_increasing,
-        rho1=mk.rho1,
-        baseline=baseline,
-        start=start,
-        now=now,
-        rel_slope=ts.slope / scale,
-    )
+    return Growth.fitted(ts, n, baseline, scale, mk.p_increasing, mk.rho1)

@@ -110,8 +110,6 @@ class RunAtEpoch:
         if col is None:
             return Window([], [])
         offset = self.series.offset
-        values: list[float] = []
-        indexes: list[int] = []
         want = size + max(0, envelope - 1)
         warm = self.series.warm
         stop = self.end - offset
@@ -123,29 +121,24 @@ class RunAtEpoch:
             total = sum(chunk)
             if total == total and not any(warm[lo:stop]):  # no gaps, no warm-up: no filtering
                 values, indexes = chunk, list(range(lo + offset, stop + offset))
-                if len(values) >= want or lo == first:
-                    break
-                span *= 4
-                continue
-            values, indexes = [], []
-            for i, v, w in zip(range(lo, stop), col[lo:stop], warm[lo:stop], strict=True):
-                if v == v and not w:
-                    values.append(v)
-                    indexes.append(i + offset)
+            else:
+                values, indexes = [], []
+                for i, v, w in zip(range(lo, stop), chunk, warm[lo:stop], strict=True):
+                    if v == v and not w:
+                        values.append(v)
+                        indexes.append(i + offset)
             if len(values) >= want or lo == first:
                 break
             span *= 4
         if len(values) > want:
-            values = values[-want:]
-            indexes = indexes[-want:]
+            values, indexes = values[-want:], indexes[-want:]
         if envelope > 1:
             # Only points with a full envelope behind them: a partial one at the start of a
             # run would read as a flat stretch followed by growth.
             values = trend.running_min(values, envelope)[envelope - 1 :]
             indexes = indexes[envelope - 1 :]
             if len(values) > size:
-                values = values[-size:]
-                indexes = indexes[-size:]
+                values, indexes = values[-size:], indexes[-size:]
         return Window(values, indexes)
 
     def early(self, name: str, key: str | None = None, span: int = 12) -> Window | None:

@@ -1,10 +1,11 @@
 """host_contention: other processes take the CPU this run needs.
 
 From the daemon's samples (`sample.contention`): the host is busy (host_cpu_pct >=
-BUSY_HOST_PCT) and other processes use at least OTHERS_PCT of a core, averaged per epoch, in
-each of the last RECENT epochs. Without the daemon, what the epochs alone show (the process's
-CPU per wall second falling for the same work while other tasks want the CPU more and more)
-is the slowdown's to say: "the host got busier" (one problem, one finding; slowdown.py).
+BUSY_HOST_PCT) and other processes use at least OTHERS_PCT of a core (waiting.py's
+thresholds for daemon samples), averaged per epoch, in each of the last RECENT epochs.
+Without the daemon, what the epochs alone show (the process's CPU per wall second falling
+for the same work while other tasks want the CPU more and more) is the slowdown's to say:
+"the host got busier" (one problem, one finding; slowdown.py).
 """
 
 from __future__ import annotations
@@ -16,11 +17,10 @@ from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import WARNING, Finding
 from epochwatch.analysis.trend import median
 from epochwatch.analysis.view import RunAtEpoch, window_epochs
+from epochwatch.analysis.waiting import BUSY_HOST_PCT, OTHERS_PCT
 
 KIND = "host_contention"
 RECENT = 3
-BUSY_HOST_PCT = 85.0
-OTHERS_PCT = 100.0
 PERSISTENCE = 2
 UNNAMED = "another user's process"  # the daemon names only the run's own user's processes
 HINT = (
@@ -28,10 +28,6 @@ HINT = (
     "job, pin with taskset/cgroups, or lower tf.config.threading.set_inter_op_parallelism_threads / "
     "set_intra_op_parallelism_threads and tf.data num_parallel_calls to the cores that are free"
 )
-
-
-def _hint(view: RunAtEpoch) -> str:
-    return frameworks.hint(KIND, frameworks.framework(view.start), HINT)
 
 
 def _sampled(view: RunAtEpoch) -> Finding | None:
@@ -56,7 +52,8 @@ def _sampled(view: RunAtEpoch) -> Finding | None:
     title = f"other processes use {median(others):.0f}% CPU while the host is busy"
     if busiest:
         title += f" (busiest: {busiest[0]['name'] or UNNAMED})"
-    return Finding(KIND, WARNING, title, evidence, _hint(view), "cpu", view.epoch_number(view.last))
+    hint = frameworks.hint(KIND, frameworks.framework(view.start), HINT)
+    return Finding(KIND, WARNING, title, evidence, hint, "cpu", view.epoch_number(view.last))
 
 
 def _busiest(view: RunAtEpoch) -> list[dict[str, Any]]:

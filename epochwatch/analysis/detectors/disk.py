@@ -19,7 +19,7 @@ from typing import Any
 from epochwatch.analysis import leaks
 from epochwatch.analysis.detectors.base import Detector, each_key
 from epochwatch.analysis.findings import INFO, Finding
-from epochwatch.analysis.growth import Verdict, judge
+from epochwatch.analysis.growth import judge
 from epochwatch.analysis.series import SIBLINGS
 from epochwatch.analysis.shapes import BlatantRule
 from epochwatch.analysis.trend import GrowthRule
@@ -113,16 +113,13 @@ def _finding(view: RunAtEpoch, path: str) -> Finding | None:
     # A loop of fits (unit "fit"): one point per iteration, what each left on disk; rotation
     # within a fit is already behind it, so no floor over several points.
     envelope = ENVELOPE if view.unit != "fit" else 1
-    vb = judge(view, "dir_bytes", BYTES_RULE, key=path, envelope=envelope, blatant=BLATANT_BYTES)
-    vf: Verdict | None = None
-    if vb is None:
-        vf = judge(view, "dir_files", FILES_RULE, key=path, envelope=envelope, blatant=BLATANT_FILES)
-    if vb is None and vf is None:
+    in_bytes = judge(view, "dir_bytes", BYTES_RULE, key=path, envelope=envelope, blatant=BLATANT_BYTES)
+    verdict = in_bytes or judge(
+        view, "dir_files", FILES_RULE, key=path, envelope=envelope, blatant=BLATANT_FILES
+    )
+    if verdict is None:
         return None
-    gb, wb = (vb.growth, vb.window) if vb is not None else (None, None)
-    gf, wf = (vf.growth, vf.window) if vf is not None else (None, None)
-    verdict = vb or vf
-    assert verdict is not None
+    g, w = verdict.growth, verdict.window
     role = view.series.dir_roles.get(path, "user")
     files_now = view.latest("dir_files", key=path)
     bytes_now = view.latest("dir_bytes", key=path)
@@ -136,17 +133,15 @@ def _finding(view: RunAtEpoch, path: str) -> Finding | None:
         or _HINTS.get(role, _DEFAULT_HINT)
     )
     epoch = view.epoch_number(view.last)
-    if gb is not None and wb is not None:
+    if in_bytes is not None:
         free, source = free_space(view, path)
-        evidence.update(leaks.growth_evidence(view, gb, wb, bytes_now))
-        proj = leaks.projection(view, 0.0, free, gb.slope, evidence["slope_per_epoch"])
-        evidence.update(proj)
-        evidence["free_bytes"] = free
-        evidence["free_source"] = source
-        evidence["envelope_epochs"] = envelope if verdict.rule == "trend" else 1
-        evidence["current"] = bytes_now
-        evidence["base"] = gb.start
-        slope, per = view.said(gb.slope, evidence["slope_per_epoch"])
+        evidence.update(leaks.growth_evidence(view, g, w, bytes_now))
+        proj = leaks.projection(view, 0.0, free, g.slope, evidence["slope_per_epoch"])
+        evidence.update(proj, free_bytes=free, free_source=source)
+        evidence.update(
+            envelope_epochs=envelope if verdict.rule == "trend" else 1, current=bytes_now, base=g.start
+        )
+        slope, per = view.said(g.slope, evidence["slope_per_epoch"])
         title = f"{_named(path)} grow{'' if path.endswith(SIBLINGS) else 's'} {fmt_bytes(slope)} {per} ({fmt_bytes(evidence['start'])} -> {fmt_bytes(bytes_now)})"
         when = leaks.when_text(proj, view.noun)
         if when:
@@ -154,13 +149,10 @@ def _finding(view: RunAtEpoch, path: str) -> Finding | None:
             title += f"; {evidence['consequence']}"
         severity = leaks.soon(proj, leaks.severity(proj, 0.0))  # a disk full within the hour
         return Finding(KIND, severity, title, evidence, hint, path, epoch, hold=verdict.hold)
-    assert gf is not None and wf is not None
-    evidence.update(leaks.growth_evidence(view, gf, wf, files_now))
-    evidence["series"] = "files"
-    evidence["unit"] = "count"  # slope, start and now are file counts, not bytes
-    evidence["current"] = files_now
-    evidence["base"] = gf.start
-    slope, per = view.said(gf.slope, evidence["slope_per_epoch"])
+    evidence.update(leaks.growth_evidence(view, g, w, files_now))
+    # slope, start and now are file counts, not bytes
+    evidence.update(series="files", unit="count", current=files_now, base=g.start)
+    slope, per = view.said(g.slope, evidence["slope_per_epoch"])
     title = f"{_named(path)} gain{'' if path.endswith(SIBLINGS) else 's'} {slope:.1f} files {per} ({evidence['start']:.0f} -> {files_now:.0f}); the bytes stay small"
     return Finding(KIND, INFO, title, evidence, hint, path, epoch, hold=verdict.hold)
 
@@ -255,17 +247,14 @@ def _tensorboard(view: RunAtEpoch, role: str) -> str:
     heavy = []
     if settings.get("write_images") is True:
         heavy.append("write_images=True (every layer's weights as images, each epoch): set it False")
-    freq = settings.get("histogram_freq")
-    if isinstance(freq, int) and not isinstance(freq, bool) and freq > 0:
-        heavy.append(
-            f"histogram_freq={freq} (every weight's histogram every {freq} epoch(s)): raise it or set 0"
-        )
-    freq = settings.get("embeddings_freq")
-    if isinstance(freq, int) and not isinstance(freq, bool) and freq > 0:
-        heavy.append(f"embeddings_freq={freq}: raise it or set 0")
-    update = settings.get("update_freq")
-    if isinstance(update, int) and not isinstance(update, bool) and update > 0:
-        heavy.append(f"update_freq={update} (scalars every {update} batch(es)): use 'epoch'")
+    for name, said in (
+        ("histogram_freq", "{0} (every weight's histogram every {0} epoch(s)): raise it or set 0"),
+        ("embeddings_freq", "{0}: raise it or set 0"),
+        ("update_freq", "{0} (scalars every {0} batch(es)): use 'epoch'"),
+    ):
+        freq = settings.get(name)
+        if isinstance(freq, int) and not isinstance(freq, bool) and freq > 0:
+            heavy.append(f"{name}={said.format(freq)}")
     if not heavy:
         return "TensorBoard writes only scalars here: the logs still grow with every epoch; delete old runs' logs"
     return "what the TensorBoard callback is set to write makes most of it: " + "; ".join(heavy)

@@ -28,15 +28,9 @@ HINT = (
 
 def _devices(view: RunAtEpoch) -> list[tuple[str, str, str]]:
     """(target, column, key) per device: TF's allocator first, NVML where TF says nothing."""
-    out: list[tuple[str, str, str]] = []
     tf_keys = view.series.keys("tf_current")
-    for key in tf_keys:
-        out.append((key, "tf_current", key))
-    for key in view.series.keys("gpu_proc"):
-        target = f"GPU:{key}"
-        if target not in tf_keys:
-            out.append((target, "gpu_proc", key))
-    return out
+    nvml = [(f"GPU:{key}", "gpu_proc", key) for key in view.series.keys("gpu_proc")]
+    return [(key, "tf_current", key) for key in tf_keys] + [d for d in nvml if d[0] not in tf_keys]
 
 
 def current(view: RunAtEpoch, finding: Finding) -> float:
@@ -78,10 +72,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
             evidence["source"] = f"{source} current_bytes" if "allocator" in source else source
         else:
             evidence["source"] = "NVML process memory"
-        evidence["level"] = level
-        evidence["rule"] = verdict.rule
-        evidence["current"] = now
-        evidence["base"] = g.start
+        evidence.update(level=level, rule=verdict.rule, current=now, base=g.start)
         what = "GPU memory" if not target.startswith("CPU") else "Device memory (JAX, host-backed)"
         slope, per = view.said(g.slope, evidence["slope_per_epoch"])
         title = f"{what} on {target} grows {fmt_bytes(slope)} {per}: {fmt_bytes(evidence['start'])} -> {fmt_bytes(now)}"

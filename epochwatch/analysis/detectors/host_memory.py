@@ -14,6 +14,7 @@ from epochwatch.analysis.detectors import models_in_loop, optimizer_recreated, r
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import Finding
 from epochwatch.analysis.growth import judge
+from epochwatch.analysis.input_compare import input_settings
 from epochwatch.analysis.shapes import BlatantRule
 from epochwatch.analysis.trend import GrowthRule, theil_sen
 from epochwatch.analysis.units import MIB, fmt_bytes
@@ -49,9 +50,7 @@ SHUFFLE_AFTER_MAP = (
 
 def _shuffles_mapped(view: RunAtEpoch) -> list[str]:
     """The newest fit's tf.data stages when a shuffle follows a map, else []."""
-    fit = view.run.fits[-1] if view.run.fits else {}
-    settings = (fit.get("input") or {}).get("settings") if isinstance(fit.get("input"), dict) else None
-    stages = settings.get("stages") if isinstance(settings, dict) else None
+    stages = input_settings(view.run.fits[-1] if view.run.fits else None).get("stages")
     if not isinstance(stages, list) or "shuffle" not in stages:
         return []
     mapped = [i for i, name in enumerate(stages) if name in ("map", "interleave", "flat_map")]
@@ -100,7 +99,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     g, w = verdict.growth, verdict.window
     if retraces.explains(view, w.indexes, rss_slope=g.slope) or retrace_memory.explains(view, w.indexes):
         return []  # one problem, one finding: what the new traces hold is retrace_storm's
-    if optimizer_recreated.explains(view):
+    if optimizer_recreated.holds(view):
         return []  # ... and what an optimizer made anew at every update holds is optimizer_recreated's
     if host_backed_growth(view, w.indexes) >= 0.5 * g.slope:
         return []  # ... and what JAX's CPU device holds is gpu_memory_growth's, on `CPU:0`
@@ -113,13 +112,9 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     now = current(view, None)
     evidence = leaks.growth_evidence(view, g, w, now)
     proj = leaks.projection(view, level, limit, g.slope, evidence["slope_per_epoch"])
-    evidence.update(proj)
-    evidence["level"] = level
-    evidence["limit_name"] = limit_name
-    evidence["envelope_epochs"] = ENVELOPE if verdict.rule == "trend" else 1
-    evidence["rule"] = verdict.rule
-    evidence["current"] = now
-    evidence["base"] = g.start
+    evidence.update(proj, level=level, limit_name=limit_name)
+    evidence.update(envelope_epochs=ENVELOPE if verdict.rule == "trend" else 1, rule=verdict.rule)
+    evidence.update(current=now, base=g.start)
     slope, per = view.said(g.slope, evidence["slope_per_epoch"])
     title = f"host memory grows {fmt_bytes(slope)} {per}: {fmt_bytes(evidence['start'])} -> {fmt_bytes(now)}"
     tail = leaks.consequence(proj, limit_name, view.noun)

@@ -23,6 +23,7 @@ from typing import Any
 
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import CRITICAL, INFO, WARNING, Finding
+from epochwatch.analysis.input_compare import input_settings
 from epochwatch.analysis.trend import median
 from epochwatch.analysis.units import fmt_pct, fmt_seconds
 from epochwatch.analysis.view import RunAtEpoch, window_epochs
@@ -41,13 +42,6 @@ MIN_STEPS = 8
 SMALL_BATCH = 16
 MATERIAL_SHARE = 0.25  # of the fit's wall time over its horizon, compiling included
 MATERIAL_SECONDS = 60.0  # ... or this much time lost within it, whatever the share
-
-
-def _input_settings(view: RunAtEpoch) -> dict[str, Any]:
-    fit = view.run.fits[-1] if view.run.fits else view.training
-    block = fit.get("input") if isinstance(fit, dict) else None
-    settings = block.get("settings") if isinstance(block, dict) else None
-    return dict(settings) if isinstance(settings, dict) else {}
 
 
 _LABELS = {
@@ -200,7 +194,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     steps = [view.value("steps", i) for i in indexes]
     per_batch = [w / s for (_, w, _), s in zip(recent, steps, strict=True) if s == s and s > 0]
     compute = [(t - w) / s for (_, w, t), s in zip(recent, steps, strict=True) if s == s and s > 0]
-    settings = _input_settings(view)
+    settings = input_settings(view.run.fits[-1] if view.run.fits else view.training)
     batch = view.value("batch_size", last)
     evidence: dict[str, Any] = {
         "wait_share": share,

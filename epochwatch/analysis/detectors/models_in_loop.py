@@ -133,10 +133,7 @@ def recompiled_each_fit(view: RunAtEpoch) -> list[str]:
     naming each new one `sgd`, `sgd_1`, ...), else []: then what each fit leaves behind
     is the recompiling's, and the fix is to compile once."""
     ends = _ended_fits(view)
-    if len(ends) < 2:
-        return []
-    models, _ = _models(view, ends)
-    if len(set(models)) >= NEW_MODEL_SHARE * len(ends):
+    if len(ends) < 2 or new_models_each_fit(view):
         return []  # new models each fit: this finding's own case
     starts = {f.get("fit"): f for f in view.run.fits}
     names = []

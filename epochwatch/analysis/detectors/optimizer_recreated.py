@@ -9,7 +9,7 @@ run eagerly, and each optimizer's slots add to the RSS. The automatic epochs cou
 optimizers whose first update named the same variables as the one before
 (`epoch.optimizers_replaced`); where they are at least EVERY_UPDATE of the updates in each
 of the RECENT epochs, that is this finding, the memory they hold included (host_memory.py
-asks `explains`). A new optimizer once an epoch with a step made anew is retrace_storm's
+asks `holds`). A new optimizer once an epoch with a step made anew is retrace_storm's
 (its fix says so).
 """
 
@@ -19,6 +19,7 @@ from typing import Any
 
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import WARNING, Finding
+from epochwatch.analysis.series import whole
 from epochwatch.analysis.view import RunAtEpoch
 
 KIND = "optimizer_recreated"
@@ -34,10 +35,6 @@ HINT = (
 )
 
 
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
 def recent(view: RunAtEpoch) -> list[dict[str, Any]]:
     """The RECENT newest epoch records the view sees."""
     return view.epoch_records()[-RECENT:]
@@ -45,26 +42,22 @@ def recent(view: RunAtEpoch) -> list[dict[str, Any]]:
 
 def every_update(rec: dict[str, Any]) -> bool:
     """Whether an epoch record made a new optimizer for nearly every update."""
-    return _int(rec.get("optimizers_replaced")) >= max(1.0, EVERY_UPDATE * _int(rec.get("steps")))
+    return whole(rec.get("optimizers_replaced")) >= max(1.0, EVERY_UPDATE * whole(rec.get("steps")))
 
 
 def holds(view: RunAtEpoch) -> bool:
-    """Whether each of the RECENT newest epochs made a new optimizer for nearly every update."""
+    """Whether each of the RECENT newest epochs made a new optimizer for nearly every update
+    (then the RSS the optimizers made anew hold is this finding's too: host_memory asks)."""
     recs = recent(view)
     return len(recs) == RECENT and all(every_update(r) for r in recs)
-
-
-def explains(view: RunAtEpoch) -> bool:
-    """For host_memory: the RSS that the optimizers made anew hold is this finding's."""
-    return holds(view)
 
 
 def detect(view: RunAtEpoch) -> list[Finding]:
     if view.unit != "epoch" or view.done(KIND, TARGET) or not holds(view):
         return []
     recs = recent(view)
-    made = sum(_int(r.get("optimizers_replaced")) for r in recs)
-    updates = sum(_int(r.get("steps")) for r in recs)
+    made = sum(whole(r.get("optimizers_replaced")) for r in recs)
+    updates = sum(whole(r.get("steps")) for r in recs)
     first, last = view.epoch_number(view.end - RECENT), view.epoch_number(view.last)
     evidence = {
         "optimizers_replaced": made,

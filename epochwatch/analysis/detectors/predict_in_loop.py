@@ -58,10 +58,6 @@ def _calls(rec: dict[str, Any]) -> dict[str, Any]:
     return block if isinstance(block, dict) else {}
 
 
-def _windows(recs: list[dict[str, Any]]) -> bool:
-    return all(r.get("epoch_source") == "inference_calls" for r in recs)
-
-
 def detect(view: RunAtEpoch) -> list[Finding]:
     if view.unit != "epoch" or view.last < 0 or view.done(KIND, None):
         return []
@@ -102,7 +98,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     }
     if sized:
         evidence["rows_per_call"] = round(rows, 2)
-    windows = _windows(recs)
+    windows = all(r.get("epoch_source") == "inference_calls" for r in recs)
     unit = "window" if windows else "epoch"
     span = f"{unit} {last + 1}" if first == last else f"{unit}s {first + 1}-{last + 1}"
     size = f"{rows:.0f} row{'' if round(rows) == 1 else 's'} a call, " if sized else ""

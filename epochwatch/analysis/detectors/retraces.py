@@ -20,7 +20,8 @@ from epochwatch.analysis.detectors import models_in_loop
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import CRITICAL, WARNING, Finding
 from epochwatch.analysis.functions import KERAS_FIT_FUNCTIONS, judged, saved_model_own
-from epochwatch.analysis.series import FIRST, EpochSeries, FunctionRetraces
+from epochwatch.analysis.run import model_int
+from epochwatch.analysis.series import FIRST, EpochSeries, FunctionRetraces, whole
 from epochwatch.analysis.units import MIB, fmt_bytes
 from epochwatch.analysis.view import RunAtEpoch, window_epochs
 
@@ -231,10 +232,7 @@ def _evaluate(
         "live_concrete_functions": view.latest("live_functions"),
     }
     if cause is not None:
-        evidence["argument"] = cause[0]
-        evidence["change"] = cause[1]
-        evidence["was"] = cause[2]
-        evidence["now"] = cause[3]
+        evidence.update(zip(("argument", "change", "was", "now"), cause, strict=True))
         counted = info.causes_before(view.end).most_common(6)
         evidence["causes"] = {f"{a}:{c}": n for (a, c), n in counted if c != "new"}
     fw = frameworks.framework(view.start)
@@ -311,11 +309,9 @@ def _refits(view: RunAtEpoch, lo: int) -> frozenset[int]:
         return frozenset()
     serials: dict[int, int] = {}
     for f in view.run.fits:
-        model, fit = f.get("model"), f.get("fit")
-        serial = model.get("serial") if isinstance(model, dict) else None
-        if f.get("source", "keras") != "keras" or not isinstance(fit, int) or isinstance(fit, bool):
-            continue
-        if isinstance(serial, int) and not isinstance(serial, bool):
+        fit, serial = f.get("fit"), model_int(f, "serial")
+        keras = f.get("source", "keras") == "keras"
+        if keras and isinstance(fit, int) and not isinstance(fit, bool) and serial is not None:
             serials[fit] = serial
     out = set()
     for i in starts:
@@ -377,12 +373,7 @@ def traces_now(view: RunAtEpoch, last: Finding) -> float:
 def _optimizers_replaced(view: RunAtEpoch) -> int:
     """New optimizers for the same variables over the run so far (auto epochs' records, up
     to the view's end: a replay holds the epochs after it too)."""
-    total = 0
-    for rec in view.epoch_records():
-        n = rec.get("optimizers_replaced")
-        if isinstance(n, int) and not isinstance(n, bool):
-            total += n
-    return total
+    return sum(whole(rec.get("optimizers_replaced")) for rec in view.epoch_records())
 
 
 def _consequence(view: RunAtEpoch, hit_idx: list[int], share: float, evidence: dict[str, Any]) -> str:
@@ -499,8 +490,7 @@ def _exports(
     names = [n for n in names if counts[n] > 0]
     total = sum(counts.values())
     hit_idx = [i for i in window if any(_count(s, i, n, refits) > 0 for n in names)]
-    recent = window[-RECENT:]
-    share = _build_share(s, recent, refits)
+    share = _build_share(s, window[-RECENT:], refits)
     saves = [
         r
         for r, pos in zip(view.run.saves, view.run.save_positions, strict=False)

@@ -118,13 +118,9 @@ def _finding(
     baseline = sorted(head)[len(head) // 2] if head else g.baseline  # the run's first epochs
     now = _recent(view, "seconds" if target is None else "step_median")
     evidence: dict[str, Any] = growth_evidence(view, g, w, now)
-    evidence["run_baseline"] = baseline
     severity = _severity(g, baseline)
     causes = _causes(view, target, w, now, severity) or (_waiting_for_input(view, w) if target else [])
-    evidence["likely_causes"] = causes
-    evidence["shape"] = "trend"
-    evidence["rule"] = rule
-    evidence["current"] = now
+    evidence.update(run_baseline=baseline, likely_causes=causes, shape="trend", rule=rule, current=now)
     evidence["base"] = baseline
     rate, per = 100 * g.rel_slope, view.per()
     per_epoch = evidence["slope_per_epoch"] if view.unit == "interval" and g.slope else None
@@ -243,13 +239,8 @@ def _unless_busier(view: RunAtEpoch, found: Finding, verdict: tuple[str, dict[st
         f"{found.title}; the host got busier ({rivals['evidence']}{said}) "
         f"while the process's own CPU per {per} stayed {fmt_seconds(cpu[0])} -> {fmt_seconds(cpu[1])}"
     )
-    return replace(
-        found,
-        severity=INFO,
-        title=title,
-        evidence={**found.evidence, "host_busier": busy},
-        hint=_HINTS["contention_cpu"],
-    )
+    evidence = {**found.evidence, "host_busier": busy}
+    return replace(found, severity=INFO, title=title, evidence=evidence, hint=_HINTS["contention_cpu"])
 
 
 def _causes(

@@ -206,15 +206,7 @@ def _straggler_finding(
         title += f"; the job's epochs went {fmt_seconds(epoch_before)} -> {fmt_seconds(epoch_after)}"
     if slowed:
         title += " (the slowdown in the workers' runs is this)"
-    return Finding(
-        kind=KIND,
-        severity=severity,
-        title=title,
-        evidence=evidence,
-        hint=_HINT.format(worker=name),
-        target=name,
-        epoch=since,
-    )
+    return Finding(KIND, severity, title, evidence, _HINT.format(worker=name), name, since)
 
 
 def _mean(values: list[float]) -> float | None:
@@ -269,12 +261,5 @@ def _communication(job: Job, rows: list[tuple[int, list[float], list[float]]]) -
         f"{fmt_seconds(growth.start)} -> {fmt_seconds(growth.now)} per epoch "
         f"(+{100 * growth.rel_slope:.1f}% per epoch), with no straggler"
     )
-    return Finding(
-        kind=COMM_KIND,
-        severity=CRITICAL if ratio >= CRITICAL_RATIO else WARNING,
-        title=title,
-        evidence=evidence,
-        hint=_COMM_HINT,
-        target=None,
-        epoch=evidence["epochs"][1],
-    )
+    severity = CRITICAL if ratio >= CRITICAL_RATIO else WARNING
+    return Finding(COMM_KIND, severity, title, evidence, _COMM_HINT, None, evidence["epochs"][1])

@@ -16,9 +16,9 @@ from typing import Any
 from epochwatch.analysis import frameworks
 from epochwatch.analysis.findings import Finding
 from epochwatch.analysis.input_compare import INPUT_HINT, input_difference
-from epochwatch.analysis.restore.lineage import restored_at
+from epochwatch.analysis.restore.lineage import restored_at, timestamp
 from epochwatch.analysis.restore.machine import gpu_names
-from epochwatch.analysis.restore.resume import WINDOW, Resume, timestamp
+from epochwatch.analysis.restore.resume import WINDOW, Resume
 
 Record = dict[str, Any]
 
@@ -154,11 +154,9 @@ def _steady(epochs: Sequence[Record]) -> list[Record]:
     seen: set[Any] = set()
     out = []
     for e in epochs:
-        key = e.get("fit")
-        if key not in seen:
-            seen.add(key)
-            continue
-        out.append(e)
+        if e.get("fit") in seen:
+            out.append(e)
+        seen.add(e.get("fit"))
     return out
 
 
@@ -174,11 +172,9 @@ def check_slowdown(r: Resume) -> list[Finding]:
     pm, cm = median(p), median(c)
     if pm <= 0 or cm / pm < SLOWDOWN_RATIO:
         return []
-    child_epoch_seconds = median(
-        float(e["seconds"]) for e in child if isinstance(e.get("seconds"), int | float)
-    )
-    parent_epoch_seconds = median(
-        float(e["seconds"]) for e in parent if isinstance(e.get("seconds"), int | float)
+    parent_epoch_seconds, child_epoch_seconds = (
+        median(float(e["seconds"]) for e in epochs if isinstance(e.get("seconds"), int | float))
+        for epochs in (parent, child)
     )
     samples = median((e.get("steps") or 0) * (e.get("batch_size") or 1) for e in child)
     if (cm - pm) * samples < SLOWDOWN_MIN_SECONDS:

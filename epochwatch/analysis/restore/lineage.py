@@ -29,15 +29,19 @@ MATCH_SHA256 = "sha256"
 MATCH_PATH = "path"  # same path, different bytes: the checkpoint was modified
 
 
-def saved_at(save: Record) -> float:
-    """When the save finished (wall clock); records from older writers fall back to `t`."""
-    value = save.get("saved_at", save.get("t", 0.0))
+def timestamp(rec: Record, key: str = "t") -> float:
+    """A record's wall-clock time `key`; records from older writers fall back to `t`."""
+    value = rec.get(key, rec.get("t", 0.0))
     return float(value) if isinstance(value, int | float) else 0.0
+
+
+def saved_at(save: Record) -> float:
+    """When the save finished."""
+    return timestamp(save, "saved_at")
 
 
 def restored_at(restore: Record) -> float:
-    value = restore.get("restored_at", restore.get("t", 0.0))
-    return float(value) if isinstance(value, int | float) else 0.0
+    return timestamp(restore, "restored_at")
 
 
 @dataclass(frozen=True)
@@ -101,9 +105,7 @@ class Lineage:
         return sorted((r for r in self.runs if r not in children), key=self._start_key)
 
     def _start_key(self, run_id: str) -> tuple[float, str]:
-        start = self.runs[run_id].start or {}
-        t = start.get("t", 0.0)
-        return (float(t) if isinstance(t, int | float) else 0.0, run_id)
+        return (timestamp(self.runs[run_id].start or {}), run_id)
 
     def annotate(self, run: Run) -> int:
         """Give `run`'s restore records the `parent` link this lineage found for them.
@@ -116,13 +118,10 @@ class Lineage:
         for restore in run.restores:
             if "parent" in restore:
                 continue
+            wanted = (restored_at(restore), restore.get("sha256"), restore.get("path"))
             for link in self.links_of(run.run_id):
                 r = link.restore
-                same = (restored_at(r), r.get("sha256"), r.get("path")) == (
-                    restored_at(restore),
-                    restore.get("sha256"),
-                    restore.get("path"),
-                )
+                same = (restored_at(r), r.get("sha256"), r.get("path")) == wanted
                 parent = self.runs.get(link.parent)
                 if same and parent is not None and parent.path is not None:
                     restore["parent"] = link.parent_field(parent.path)

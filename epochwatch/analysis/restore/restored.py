@@ -16,6 +16,7 @@ from epochwatch.analysis.findings import Finding
 from epochwatch.analysis.restore.continuation import consequence, rates
 from epochwatch.analysis.restore.lineage import MATCH_PATH, restored_at, saved_at
 from epochwatch.analysis.restore.resume import Resume
+from epochwatch.analysis.run import model_int
 
 # slow restore: (fixed seconds, bytes per second) a healthy local load of each format takes.
 EXPECTED_LOAD = {
@@ -192,7 +193,7 @@ def _fine_tuning(r: Resume) -> dict[str, Any]:
     alone is no proof (keras#2378 compiled a new RMSprop after load_weights and wanted
     its training to go on)."""
     fit = r.child_fit if isinstance(r.child_fit, dict) else {}
-    before, after = (_trainable(f) for f in (r.parent_fit, fit))
+    before, after = (model_int(f, "trainable_params") for f in (r.parent_fit, fit))
     if before is None or after is None or before == after:
         return {}
     out: dict[str, Any] = {"trainable_params_changed": [before, after]}
@@ -202,12 +203,6 @@ def _fine_tuning(r: Resume) -> dict[str, Any]:
     if isinstance(was, str) and isinstance(now, str) and was != now:
         out["optimizer_changed"] = [was, now]
     return out
-
-
-def _trainable(fit: Any, field: str = "trainable_params") -> int | None:
-    model = fit.get("model") if isinstance(fit, dict) else None
-    n = model.get(field) if isinstance(model, dict) else None
-    return n if isinstance(n, int) and not isinstance(n, bool) else None
 
 
 # What a Keras load says of weights it skipped (`skip_mismatch=True`, `by_name=True`): Keras 3
@@ -222,7 +217,7 @@ def model_changed(r: Resume) -> bool:
     read as a failed resume: critical "loss jumped 5.1x" (a new head on a new task starts
     near ln 5), "optimizer restarted", "learning_rate changed" (all three by design).
     Unfrozen layers alone (the same parameters, more of them trainable) are still a resume."""
-    before, after = (_trainable(f, "params") for f in (r.parent_fit, r.child_fit))
+    before, after = (model_int(f, "params") for f in (r.parent_fit, r.child_fit))
     if before is not None and after is not None and before != after:
         return True
     warnings = r.restore.get("warnings")

@@ -14,9 +14,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from epochwatch.analysis.restore.lineage import MATCH_SHA256, Lineage, Link, restored_at, saved_at
+from epochwatch.analysis.restore.lineage import MATCH_SHA256, Lineage, Link, restored_at, saved_at, timestamp
 from epochwatch.analysis.restore.parents import ParentCache, parent_from_record
-from epochwatch.analysis.run import Run
+from epochwatch.analysis.run import Run, model_int
 
 Record = dict[str, Any]
 
@@ -88,17 +88,6 @@ class Resume:
         return None, ""
 
 
-def _model_serial(fit: Record) -> int | None:
-    model = fit.get("model")
-    serial = model.get("serial") if isinstance(model, dict) else None
-    return serial if isinstance(serial, int) and not isinstance(serial, bool) else None
-
-
-def timestamp(rec: Record, key: str = "t") -> float:
-    value = rec.get(key, rec.get("t", 0.0))
-    return float(value) if isinstance(value, int | float) else 0.0
-
-
 def build_resume(
     run: Run, restore: Record, parent: Run | None, link: Link | None, times: list[float] | None = None
 ) -> Resume:
@@ -115,7 +104,7 @@ def build_resume(
     if isinstance(serial, int) and not isinstance(serial, bool):
         # Only a fit that trains the restored object resumes it: a loop that loads a model,
         # discards it and fits a new one has no resume to judge.
-        fits = [f for f in fits if _model_serial(f) == serial]
+        fits = [f for f in fits if model_int(f, "serial") == serial]
         r.trained = bool(fits)
     r.child_fit = fits[0] if fits else None
     epochs = [e for e in run.epochs if when - 1e-3 <= timestamp(e, "start") < until]

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 from epochwatch.analysis.findings import Finding
@@ -24,19 +23,16 @@ SHIFT_Z = 3.0
 SHIFT_STD_RATIO = 3.0
 
 
-def _lr_value(fit: Record | None, epochs: Sequence[Record], last: bool) -> tuple[float | None, Any]:
-    """(learning rate as a number, schedule config when the rate is a schedule)."""
-    config = ((fit or {}).get("optimizer") or {}).get("config") or {}
-    rate = config.get("learning_rate")
-    if isinstance(rate, dict):
-        pick = epochs[-1] if (epochs and last) else (epochs[0] if epochs else None)
-        value = pick.get("lr") if pick else None
-        return (float(value) if isinstance(value, int | float) else None), rate
-    if isinstance(rate, int | float):
-        return float(rate), None
-    pick = epochs[-1] if (epochs and last) else (epochs[0] if epochs else None)
-    value = pick.get("lr") if pick else None
-    return (float(value) if isinstance(value, int | float) else None), None
+def _lr_value(fit: Record | None, epoch: Record | None) -> tuple[float | None, Any]:
+    """(the learning rate `epoch` ran at, else the optimizer's number; the schedule config
+    when the rate is a schedule). The epoch's `lr` wins: the parent's last one is the rate in
+    force at the save, after schedules and callbacks; the child's first is what its first
+    epoch ran at, which a LearningRateScheduler sets at the epoch's start, after fit_start
+    recorded the restored optimizer's (keras#1872)."""
+    rate = (((fit or {}).get("optimizer") or {}).get("config") or {}).get("learning_rate")
+    value = epoch.get("lr") if epoch else None
+    number = value if isinstance(value, int | float) else rate if isinstance(rate, int | float) else None
+    return (None if number is None else float(number)), (rate if isinstance(rate, dict) else None)
 
 
 def _differs(a: Any, b: Any) -> bool:
@@ -51,14 +47,8 @@ def check_hyperparameters(r: Resume) -> list[Finding]:
         return []
     pf, cf = r.parent_fit, r.child_fit
     changes: list[dict[str, Any]] = []
-    p_lr, p_sched = _lr_value(pf, r.parent_epochs, last=True)
-    if r.parent_epochs and isinstance(r.parent_epochs[-1].get("lr"), int | float):
-        p_lr = float(r.parent_epochs[-1]["lr"])  # the rate in force at the save, after schedules/callbacks
-    c_lr, c_sched = _lr_value(cf, r.child_epochs, last=False)
-    if c_sched is None and r.child_epochs and isinstance(r.child_epochs[0].get("lr"), int | float):
-        # The rate its first epoch ran at, like the parent's: a LearningRateScheduler sets it
-        # at the epoch's start, after fit_start recorded the restored optimizer's (keras#1872).
-        c_lr = float(r.child_epochs[0]["lr"])
+    p_lr, p_sched = _lr_value(pf, r.parent_epochs[-1] if r.parent_epochs else None)
+    c_lr, c_sched = _lr_value(cf, r.child_epochs[0] if r.child_epochs else None)
     if p_sched is None and c_sched is None and p_lr is not None and c_lr is not None and _differs(p_lr, c_lr):
         changes.append({"what": "learning_rate", "parent": p_lr, "child": c_lr})
     if (p_sched is None) != (c_sched is None) or (p_sched is not None and p_sched != c_sched):
