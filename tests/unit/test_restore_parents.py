@@ -72,3 +72,15 @@ def test_online_analyzer_follows_the_restore_record_with_its_own_cache(tmp_path:
     trace.unlink()
     cached = analyzer.parents.get(trace)
     assert cached is not None and cached.run_id == "parent"
+
+
+def test_a_restore_records_parent_time_that_is_no_number_matches_any(tmp_path: Path) -> None:
+    """A trace's `parent.saved_at` is a trace's field, so anything: a string there stopped
+    `report` with a TypeError where the save's bytes matched."""
+    trace = write_trace(tmp_path / "parent.jsonl", rr.parent_records())
+    for hostile in ("yesterday", None, [1], True):
+        records = linked_child(trace)
+        next(r for r in records if r["type"] == "restore")["parent"]["saved_at"] = hostile
+        analyzer = OnlineAnalyzer(records[0])
+        found = [f for rec in records[1:] for f in analyzer.add(rec)]
+        assert [f["evidence"].get("parent_run") for f in found] == ["parent"], hostile

@@ -89,6 +89,8 @@ def parent_from_record(run: Run, restore: Record, parents: ParentCache) -> tuple
 def _matching_save(parent: Run, info: dict[str, Any]) -> Record | None:
     """The newest save of the field's bytes, at the time the field says where one matches."""
     sha, at = info.get("save_sha256"), info.get("saved_at")
+    if not isinstance(at, int | float) or isinstance(at, bool):
+        at = None  # a trace's field, so anything: a time that is no number matches any
     same = [save for save in parent.saves if sha is not None and save.get("sha256") == sha]
     timed = (save for save in reversed(same) if at is None or abs(saved_at(save) - at) < 1e-3)
     return next(timed, same[-1] if same else None)
