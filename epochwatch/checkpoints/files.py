@@ -108,10 +108,6 @@ def snapshot(files: list[str]) -> tuple[FileStat, ...]:
     return tuple(stats)
 
 
-def total_bytes(stats: tuple[FileStat, ...]) -> int:
-    return sum(s.size for s in stats)
-
-
 def manifest_root(path: str, files: list[str]) -> str | None:
     """None for a single-file save (hashed as plain bytes); else the directory that manifest
     names are relative to, so a copied or moved save hashes the same."""
