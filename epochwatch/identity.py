@@ -140,6 +140,8 @@ _TORCHRUN = {
     "group_rank": "GROUP_RANK",
 }
 
+_HOROVOD = {"rank": "HOROVOD_RANK", "size": "HOROVOD_SIZE", "local_rank": "HOROVOD_LOCAL_RANK"}
+
 
 def _job_id(
     env: Mapping[str, str],
@@ -215,15 +217,10 @@ def _launcher_blocks(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         pod = clean_text(env.get("HOSTNAME"))  # a pod's hostname is its name unless the spec sets one
         if pod:
             kube["pod"] = pod
-    horovod = {
-        "rank": _first_number(env, "HOROVOD_RANK"),
-        "size": _first_number(env, "HOROVOD_SIZE"),
-        "local_rank": _first_number(env, "HOROVOD_LOCAL_RANK"),
-    }
     return {
         "slurm": _block(env, _SLURM, _SLURM_NUMBERS),
         "torchrun": _block(env, _TORCHRUN, frozenset({"restart_count", "group_rank"})),
-        "horovod": {k: v for k, v in horovod.items() if v is not None},
+        "horovod": _block(env, _HOROVOD, frozenset(_HOROVOD)),
         "kubernetes": kube,
     }
 
