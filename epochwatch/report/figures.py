@@ -20,7 +20,7 @@ from epochwatch.analysis.files import Analyzed
 from epochwatch.analysis.series import STEADY, EpochSeries, finite_number
 from epochwatch.analysis.units import fmt_bytes, fmt_number, fmt_seconds
 from epochwatch.report import marks
-from epochwatch.report.plots import MAX_POINTS, decimate
+from epochwatch.report.plots import decimate
 
 Figure = dict[str, Any]
 # Theil-Sen is quadratic in the points: fit on at most this many, evenly spaced.
@@ -46,9 +46,7 @@ class _Axis:
 
     def column(self, name: str, key: str | None = None) -> list[float | None]:
         col = self.series.column(name, key)
-        if col is None:
-            return []
-        return [finite_number(v) for v in col]
+        return [] if col is None else [finite_number(v) for v in col]
 
     def at_position(self, pos: int) -> float | None:
         """x of a point between epoch records: `pos` epochs had been recorded."""
@@ -62,17 +60,14 @@ class _Axis:
         return (self.x[i - 1] + self.x[i]) / 2
 
     def of_epoch(self, epoch: Any) -> float | None:
-        if not isinstance(epoch, int | float) or not self.x:
-            return None
-        if self.by_epoch:
-            return float(epoch)
-        return None
+        """x of an epoch number, where x is the epoch number."""
+        return float(epoch) if isinstance(epoch, int | float) and self.x and self.by_epoch else None
 
 
 def _series(
     name: str, x: Sequence[float], y: Sequence[float | None], cls: str, **extra: Any
 ) -> dict[str, Any]:
-    dx, dy = decimate(x, y, MAX_POINTS)
+    dx, dy = decimate(x, y)
     return {"name": name, "x": dx, "y": dy, "cls": cls, **extra}
 
 
@@ -210,17 +205,8 @@ def _limit(fig: Figure, value: float | None, name: str, data: Sequence[float]) -
 
 
 def _new(fig_id: str, title: str, unit: str) -> Figure:
-    return {
-        "id": fig_id,
-        "title": title,
-        "unit": unit,
-        "series": [],
-        "lines": [],
-        "hlines": [],
-        "vlines": [],
-        "above": [],
-        "notes": [],
-    }
+    lists = ("series", "lines", "hlines", "vlines", "above", "notes")
+    return {"id": fig_id, "title": title, "unit": unit, **{name: [] for name in lists}}
 
 
 def _latest(values: Sequence[float | None]) -> float | None:
