@@ -29,7 +29,6 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,8 +84,10 @@ class ResumeWatcher:
         fit_start that follows a restore is seen."""
         if not self.listening:
             with self._attach_lock:
-                if not self.listening:
-                    self.listening = _listen(self._recorder, self.observe)
+                add = getattr(self._recorder, "add_listener", None)  # a stand-in recorder may lack it
+                if not self.listening and callable(add):
+                    add(self.observe, "restore diagnostics")
+                    self.listening = True
         return self.listening
 
     # -- at the restore (hashing thread) -------------------------------------------------
@@ -284,12 +285,3 @@ class ResumeWatcher:
             self._emitted.add(f.key)
             out.append({**restore.record_fields(f), "evidence": clean(f.evidence)})
         return out
-
-
-def _listen(recorder: Any, callback: Callable[[Record], None]) -> bool:
-    """Call `callback(record)` after each record the Recorder writes; False if we cannot."""
-    add = getattr(recorder, "add_listener", None)
-    if not callable(add):
-        return False
-    add(callback, "restore diagnostics")
-    return True
