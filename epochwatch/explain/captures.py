@@ -256,7 +256,8 @@ class Captures:
             return None
         self._stopped = None
         c0 = time.thread_time()
-        seconds = self._seconds(capture.path)
+        found = self.profiler.op_seconds(capture.path)
+        seconds = found[0] if found else None
         _give_back(capture)
         capture.work += time.thread_time() - c0
         self._pay(capture)
@@ -301,10 +302,6 @@ class Captures:
     def _how_to_open(self, path: str) -> str | None:
         how = getattr(self.profiler, "how_to_open", None)
         return str(how(path)) if callable(how) else None
-
-    def _seconds(self, path: str | None) -> dict[str, float] | None:
-        found = self.profiler.op_seconds(path) if path is not None else None
-        return found[0] if found else None
 
     def finish(self, epoch: int) -> dict[str, Any] | None:
         """The run ends: a capture under way or not read yet is read now, tracemalloc or not
