@@ -71,9 +71,8 @@ class SaveEvents:
         self._submit(record, "restore")
 
     def _base(self, path: str, fmt: str, api: str, fields: dict[str, Any]) -> dict[str, Any]:
-        record: dict[str, Any] = {"path": os.path.abspath(path), "format": fmt, "api": api}
-        record.update({k: v for k, v in fields.items() if v is not None})
-        return record
+        given = {k: v for k, v in fields.items() if v is not None}
+        return {"path": os.path.abspath(path), "format": fmt, "api": api, **given}
 
     def _submit(self, record: dict[str, Any], type_: str) -> None:
         path, fmt = record["path"], record["format"]
