@@ -405,11 +405,12 @@ def dir_figures(axis: _Axis, findings: Sequence[Mapping[str, Any]], hidden: list
 
 
 def build(an: Analyzed, findings: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The run's figures and restore marks: `{"figures": [...], "restores": [...]}`."""
+    """The run's figures, and the watched directories left out as unchanged:
+    `{"figures": [...], "unchanged_dirs": [{"path", "role"}, ...]}`."""
     series = an.run.series
     axis = _Axis(series)
     if not axis.x:
-        return {"figures": [], "restores": []}
+        return {"figures": [], "unchanged_dirs": []}
     planned = _planned_last(an, axis)
     hidden: list[str] = []
     figs = [
@@ -431,12 +432,7 @@ def build(an: Analyzed, findings: Sequence[Mapping[str, Any]]) -> dict[str, Any]
             fig["x_name"] = "epoch record"
         out.append(fig)
     unchanged_dirs = [{"path": key, "role": series.dir_roles.get(key, "watched")} for key in hidden]
-    return {
-        "figures": out,
-        "restores": restores,
-        "x_is_epoch": axis.by_epoch,
-        "unchanged_dirs": unchanged_dirs,
-    }
+    return {"figures": out, "unchanged_dirs": unchanged_dirs}
 
 
 def _planned_last(an: Analyzed, axis: _Axis) -> float | None:
