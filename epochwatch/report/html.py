@@ -98,11 +98,8 @@ def _job(out: IO[str], job: Mapping[str, Any], anchors: Mapping[str, str]) -> No
 
 
 def _counts(findings: Sequence[Mapping[str, Any]]) -> str:
-    parts = []
-    for sev in MOST_SEVERE_FIRST:
-        n = sum(1 for f in findings if f.get("severity") == sev)
-        if n:
-            parts.append(f'<span class="badge {sev}">{n} {sev}</span>')
+    counts = [(sev, sum(1 for f in findings if f.get("severity") == sev)) for sev in MOST_SEVERE_FIRST]
+    parts = [f'<span class="badge {sev}">{n} {sev}</span>' for sev, n in counts if n]
     return " ".join(parts) or '<span class="none">no findings</span>'
 
 
@@ -173,9 +170,8 @@ def _base(path: Any) -> str:
 
 
 def _meta(out: IO[str], run: Mapping[str, Any]) -> None:
-    rows = headline.rows(run)
     out.write('<dl class="meta">')
-    for k, v in rows:
+    for k, v in headline.rows(run):
         out.write(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>")
     out.write("</dl>\n")
 
