@@ -395,11 +395,10 @@ class Explainer:
     def _span(self, memory: _Memory) -> str:
         """The epochs the RSS's rise was read over (those of the window and the two before
         it), as Keras counts them."""
-        first = self._epoch_numbers[max(0, memory.position - 2)] if self._epoch_numbers else None
-        last = self._epoch_numbers[-1] if self._epoch_numbers else None
-        if first is None or last is None or last <= first:
+        if not self._epoch_numbers:
             return ""
-        return f"epochs {first + 1}-{last + 1}"
+        first, last = self._epoch_numbers[max(0, memory.position - 2)], self._epoch_numbers[-1]
+        return f"epochs {first + 1}-{last + 1}" if last > first else ""
 
     def _report_memory(self, memory: _Memory, slices: list[Sizes]) -> None:
         # The median epoch's rise over the window's epochs (and the two before it, which
