@@ -89,33 +89,18 @@ def nice_step(span: float, target: int = 5) -> float:
     return 10 * mag
 
 
-def _byte_scale(top: float) -> tuple[float, str]:
-    i, div = 0, 1.0
-    while abs(top) / div >= 1024 and i < len(_BYTE_UNITS) - 1:
-        div *= 1024.0
-        i += 1
-    return div, _BYTE_UNITS[i]
-
-
-def _seconds_scale(top: float) -> tuple[float, str]:
-    if abs(top) < 1e-3:
-        return 1e-6, "µs"
-    if abs(top) < 1:
-        return 1e-3, "ms"
-    return 1.0, "s"
-
-
 def ticks(lo: float, hi: float, unit: str) -> tuple[list[float], list[str]]:
     """Tick values (in data units) and their labels: round numbers in the unit shown."""
+    top, div, name = max(abs(lo), abs(hi)), 1.0, ""
     if unit == "bytes":
-        div, name = _byte_scale(max(abs(lo), abs(hi)))
-        while div > 1 and nice_step((hi - lo) / div) < 0.01:  # a narrow range high up: finer unit
-            div /= 1024.0
-            name = _BYTE_UNITS[_BYTE_UNITS.index(name) - 1]
+        i = 0
+        while top / 1024.0 ** (i + 1) >= 1 and i < len(_BYTE_UNITS) - 1:
+            i += 1
+        while i > 0 and nice_step((hi - lo) / 1024.0**i) < 0.01:  # a narrow range high up: finer unit
+            i -= 1
+        div, name = 1024.0**i, _BYTE_UNITS[i]
     elif unit == "seconds":
-        div, name = _seconds_scale(max(abs(lo), abs(hi)))
-    else:
-        div, name = 1.0, ""
+        div, name = (1e-6, "µs") if top < 1e-3 else (1e-3, "ms") if top < 1 else (1.0, "s")
     step = nice_step((hi - lo) / div)
     if unit == "count":
         step = max(1.0, math.ceil(step))
