@@ -192,9 +192,7 @@ def _bounds(fig: Mapping[str, Any]) -> tuple[float, float, float, float]:
                 ys.append(y)
     for ln in fig.get("lines", []):
         xs += [v for v in (ln.get("x0"), ln.get("x1")) if _ok(v)]
-    for vl in fig.get("vlines", []):
-        if _ok(vl.get("x")):
-            xs.append(vl["x"])
+    xs += [vl["x"] for vl in fig.get("vlines", []) if _ok(vl.get("x"))]
     if not xs:
         return 0.0, 1.0, 0.0, 1.0
     x0, x1 = min(xs), max(xs)
@@ -206,9 +204,7 @@ def _bounds(fig: Mapping[str, Any]) -> tuple[float, float, float, float]:
         hi = max([hi] + [v for v in (ln.get("y0"), ln.get("y1")) if _ok(v)])
     if _ok(fig.get("y_max")):
         hi = fig["y_max"]
-    for hl in fig.get("hlines", []):
-        if hl.get("fit") and _ok(hl.get("y")):
-            hi = max(hi, hl["y"])
+    hi = max([hi] + [hl["y"] for hl in fig.get("hlines", []) if hl.get("fit") and _ok(hl.get("y"))])
     if _ok(fig.get("y_min")):
         lo = min(lo, fig["y_min"])
     return x0, x1, lo, hi
