@@ -75,18 +75,11 @@ def _present(y: Sequence[float | None]) -> list[float]:
     return [v for v in y if v is not None]
 
 
-def _fmt(unit: str, v: float) -> str:
-    if unit == "bytes":
-        return fmt_bytes(v)
-    if unit == "seconds":
-        return fmt_seconds(v)
-    return fmt_number(v)
-
-
 def _signed(unit: str, v: float) -> str:
     if v == 0:
         return "±0"
-    return ("+" if v > 0 else "-") + _fmt(unit, abs(v))
+    fmt = {"bytes": fmt_bytes, "seconds": fmt_seconds}.get(unit, fmt_number)
+    return ("+" if v > 0 else "-") + fmt(abs(v))
 
 
 def theil_sen_line(x: Sequence[float], y: Sequence[float | None], unit: str) -> dict[str, Any] | None:
