@@ -128,12 +128,6 @@ def _xlabel(v: float) -> str:
     return _trim(v)
 
 
-def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
-    start, stop = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
-    values = [10.0**e for e in range(start, stop + 1)]
-    return values, [fmt_number(v) for v in values]
-
-
 # -- drawing -------------------------------------------------------------------------------------
 
 
@@ -280,8 +274,9 @@ def _y_axis(lo: float, hi: float, log: bool, unit: str) -> tuple[float, float, l
     """The y range drawn and its ticks (values, labels): padded, from zero unless the data
     sit far above it, never zoomed in past MIN_REL_SPAN; decades on a log axis."""
     if log:
-        tick_v, tick_l = log_ticks(lo, hi)
-        return tick_v[0], tick_v[-1], tick_v, tick_l
+        start, stop = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+        tick_v = [10.0**e for e in range(start, stop + 1)]
+        return tick_v[0], tick_v[-1], tick_v, [fmt_number(v) for v in tick_v]
     if hi == lo:
         pad = abs(hi) * 0.1 or 1.0
         lo, hi = (lo - pad if lo - pad >= 0 or lo < 0 else 0.0), hi + pad
