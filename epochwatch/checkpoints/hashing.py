@@ -153,7 +153,8 @@ class HashWorker:
             self._cond.notify()
 
     def _loop(self) -> None:
-        _lower_priority()
+        with contextlib.suppress(AttributeError, OSError):  # Linux's per-thread nice; elsewhere none
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICE)
         while True:
             with self._cond:
                 deadline = time.monotonic() + self._idle_exit
@@ -263,12 +264,6 @@ class HashWorker:
     def alive(self) -> bool:
         t = self._thread
         return t is not None and t.is_alive()
-
-
-def _lower_priority() -> None:
-    """Lower this thread's CPU priority (Linux: per-thread nice); ignore where unsupported."""
-    with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICE)
 
 
 def describe(result: HashResult) -> dict[str, Any]:
