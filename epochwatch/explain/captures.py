@@ -271,6 +271,7 @@ class Captures:
             self._base, self._base_seconds = capture.path, seconds
             return None
         ops = grown_ops(self._base_seconds, seconds)
+        how = getattr(self.profiler, "how_to_open", None)  # where the profiler says how to open it
         return {
             "method": "profiler",
             "epoch": epoch,
@@ -281,7 +282,7 @@ class Captures:
             "ops": ops,
             "where": [],
             "summary": describe_ops(
-                ops, self._base is not None, capture.path, self._how_to_open(capture.path)
+                ops, self._base is not None, capture.path, str(how(capture.path)) if callable(how) else None
             ),
         }
 
@@ -298,10 +299,6 @@ class Captures:
         on threads and in callbacks the overhead clocks already count)."""
         slowed, self._slowed = self._slowed, 0.0
         return slowed
-
-    def _how_to_open(self, path: str) -> str | None:
-        how = getattr(self.profiler, "how_to_open", None)
-        return str(how(path)) if callable(how) else None
 
     def finish(self, epoch: int) -> dict[str, Any] | None:
         """The run ends: a capture under way or not read yet is read now, tracemalloc or not
