@@ -31,13 +31,6 @@ def is_terminal(stream: IO[str]) -> bool:
     return bool(tty) and os.environ.get("TERM") != "dumb"
 
 
-def _columns(stream: IO[str]) -> int:
-    try:
-        return os.get_terminal_size(stream.fileno()).columns
-    except (AttributeError, ValueError, OSError):
-        return 80
-
-
 class Progress:
     """Bytes done of `total`, drawn as `label [████····]  45%  450 MiB / 1.0 GiB  name`."""
 
@@ -89,7 +82,10 @@ class Progress:
         return text if len(text) <= room else text[: room - 1] + "…"
 
     def _draw(self) -> None:
-        columns = self.columns or _columns(self.stream)
+        try:
+            columns = self.columns or os.get_terminal_size(self.stream.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 80
         try:
             self.stream.write("\r" + self.line(columns) + "\x1b[K")
             self.stream.flush()
