@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -167,9 +168,7 @@ class ResumeWatcher:
             _, known, known_parent, field = self._looked_up
             if field is not None:
                 record["parent"] = field
-            if known is None:
-                return known_parent, None
-            return known_parent, Link(known.child, known.parent, record, known.save, known.match)
+            return known_parent, None if known is None else replace(known, restore=record)
         found = None
         if isinstance(sha, str):
             found = self._find(sha, record.get("path"), restored_at(record))
