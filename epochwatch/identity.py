@@ -46,11 +46,7 @@ def _number(value: Any) -> int | None:
 
 
 def _first_number(env: Mapping[str, str], *names: str) -> int | None:
-    for name in names:
-        n = _number(env.get(name))
-        if n is not None:
-            return n
-    return None
+    return _first(*(_number(env.get(name)) for name in names))
 
 
 def _digest(*parts: str) -> str:
