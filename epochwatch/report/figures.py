@@ -203,10 +203,7 @@ def _new(fig_id: str, title: str, unit: str) -> Figure:
 
 
 def _latest(values: Sequence[float | None]) -> float | None:
-    for v in reversed(values):
-        if v is not None:
-            return v
-    return None
+    return next((v for v in reversed(values) if v is not None), None)
 
 
 def time_figure(axis: _Axis, findings: Sequence[Mapping[str, Any]]) -> Figure | None:
