@@ -247,9 +247,8 @@ def svg(fig: Mapping[str, Any], uid: str = "p") -> str:
         *_grid(fig, frame, tick_v, tick_l),
         *_marks(fig, frame),
         f'<g clip-path="url(#{clip})">',
+        *(_series(frame, s, escape(str(s.get("cls", f"s{i}")))) for i, s in enumerate(fig.get("series", []))),
     ]
-    for i, s in enumerate(fig.get("series", [])):
-        out.append(_series(frame, s, escape(str(s.get("cls", f"s{i}")))))
     for ln in fig.get("lines", []):
         if not all(_ok(ln.get(k)) for k in ("x0", "y0", "x1", "y1")):
             continue
