@@ -9,6 +9,7 @@ leaving the terminal as it was for the report or the errors that follow.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -96,11 +97,9 @@ class Progress:
     def close(self) -> None:
         """Erase the bar (if it was ever drawn)."""
         if self.shown:
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 self.stream.write("\r\x1b[K")
                 self.stream.flush()
-            except (OSError, ValueError):
-                pass
             self.shown = False
 
 
