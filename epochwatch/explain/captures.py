@@ -146,13 +146,7 @@ class Captures:
         begins. `epochs_left`: the epochs a fit plans still to run, where it says. Returns
         the explain record's fields of a slow capture that ended."""
         out = self._read(epoch) or self._close(epoch)
-        if (
-            self._armed
-            and self._open is None
-            and self._stopped is None
-            and self.profile_dir is not None
-            and self._clock() >= self._paid_at
-        ):
+        if self._armed and not self.busy and self.profile_dir is not None:
             self._begin(self._armed.pop(0), epoch, seconds, steps, epochs_left)
         return out
 
@@ -165,7 +159,7 @@ class Captures:
     @property
     def busy(self) -> bool:
         """A capture is open, waits to be read, or is not paid for yet."""
-        return self._open is not None or self._stopped is not None or self._clock() < self._paid_at
+        return self.capturing or self._clock() < self._paid_at
 
     def _begin(
         self, purpose: str, epoch: int, seconds: float, steps: int | None, epochs_left: int | None
