@@ -66,10 +66,8 @@ def hash_files(stats: tuple[FileStat, ...], root: str | None) -> str:
         if len(stats) != 1:
             raise ValueError("a single-file hash needs exactly one file")
         return _sha256_file(stats[0].path)
-    lines = []
-    for s in sorted(stats, key=lambda s: os.path.relpath(s.path, root)):
-        rel = os.path.relpath(s.path, root).replace(os.sep, "/")
-        lines.append(f"{_sha256_file(s.path)}  {rel}\n")
+    named = sorted((os.path.relpath(s.path, root), s.path) for s in stats)
+    lines = [f"{_sha256_file(path)}  {rel.replace(os.sep, '/')}\n" for rel, path in named]
     return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
