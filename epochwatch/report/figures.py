@@ -252,11 +252,10 @@ def loss_figure(axis: _Axis) -> Figure | None:
     if min(vals) > 0 and max(vals) / min(vals) > 50:
         fig["log"] = True
     last = _latest(loss)
-    fig["caption"] = f"last loss {fmt_number(last)}" if last is not None else ""
+    said = [f"last loss {fmt_number(last)}"] if last is not None else []
     if _present(val):
-        fig["caption"] += (
-            "; " if fig["caption"] else ""
-        ) + f"val_loss {fmt_number(_latest(val) or math.nan)}"
+        said.append(f"val_loss {fmt_number(_latest(val) or math.nan)}")
+    fig["caption"] = "; ".join(said)
     return fig
 
 
