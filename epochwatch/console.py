@@ -285,9 +285,7 @@ class Console:
     def _say(self, line: str) -> None:
         with contextlib.suppress(Exception):
             sys.stdout.flush()  # what the script printed first (Keras' bar) comes first
-        try:
+        with contextlib.suppress(Exception):
             stream = self._stream or sys.stderr
             stream.write(PREFIX + line + "\n")
             stream.flush()
-        except Exception:
-            pass

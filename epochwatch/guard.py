@@ -8,6 +8,7 @@ to stderr in one line, and the part is disabled for the rest of the process.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
@@ -23,16 +24,12 @@ def say(message: str) -> None:
     line goes there instead, in the log's one format, not as a bare line mixed into it."""
     log = logging.getLogger("epochwatch")
     if log.handlers:
-        try:
+        with contextlib.suppress(Exception):
             log.warning("%s", message)
             return
-        except Exception:
-            pass
-    try:
+    with contextlib.suppress(Exception):
         sys.stderr.write(f"epochwatch: {message}\n")
         sys.stderr.flush()
-    except Exception:
-        pass
 
 
 class Guard:

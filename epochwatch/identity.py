@@ -46,11 +46,7 @@ def _number(value: Any) -> int | None:
 
 
 def _first_number(env: Mapping[str, str], *names: str) -> int | None:
-    for name in names:
-        n = _number(env.get(name))
-        if n is not None:
-            return n
-    return None
+    return _first(*(_number(env.get(name)) for name in names))
 
 
 def _digest(*parts: str) -> str:
@@ -140,6 +136,8 @@ _TORCHRUN = {
     "group_rank": "GROUP_RANK",
 }
 
+_HOROVOD = {"rank": "HOROVOD_RANK", "size": "HOROVOD_SIZE", "local_rank": "HOROVOD_LOCAL_RANK"}
+
 
 def _job_id(
     env: Mapping[str, str],
@@ -215,15 +213,10 @@ def _launcher_blocks(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         pod = clean_text(env.get("HOSTNAME"))  # a pod's hostname is its name unless the spec sets one
         if pod:
             kube["pod"] = pod
-    horovod = {
-        "rank": _first_number(env, "HOROVOD_RANK"),
-        "size": _first_number(env, "HOROVOD_SIZE"),
-        "local_rank": _first_number(env, "HOROVOD_LOCAL_RANK"),
-    }
     return {
         "slurm": _block(env, _SLURM, _SLURM_NUMBERS),
         "torchrun": _block(env, _TORCHRUN, frozenset({"restart_count", "group_rank"})),
-        "horovod": {k: v for k, v in horovod.items() if v is not None},
+        "horovod": _block(env, _HOROVOD, frozenset(_HOROVOD)),
         "kubernetes": kube,
     }
 

@@ -41,7 +41,10 @@ class Findings(list[dict[str, Any]]):
         return groups
 
     def _repr_html_(self) -> str:
-        page = _report_page(self.traces) if self.traces else None
+        try:
+            page = html_page(self.traces) if self.traces else None
+        except Exception:  # a display never raises into the notebook: the plain list instead
+            page = None
         if page is None:
             rows = "".join(
                 f"<li><b>{escape(str(f.get('severity')))}</b> {escape(str(f.get('kind')))}: "
@@ -55,10 +58,3 @@ class Findings(list[dict[str, Any]]):
             f'style="width:100%;height:{guess}px;border:1px solid #ddd" '
             'sandbox="allow-same-origin"></iframe>'
         )
-
-
-def _report_page(traces: list[str]) -> str | None:
-    try:
-        return html_page(traces)
-    except Exception:
-        return None

@@ -64,8 +64,9 @@ class _Finder(importlib.abc.MetaPathFinder):
         if fullname in resolving:
             return None
         resolving.add(fullname)
-        try:
-            spec = _find_with_others(self, fullname, path, target)
+        try:  # the first other finder's spec
+            others = (f for f in sys.meta_path if f is not self and hasattr(f, "find_spec"))
+            spec = next((s for f in others if (s := f.find_spec(fullname, path, target)) is not None), None)
         finally:
             resolving.discard(fullname)
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
@@ -78,21 +79,6 @@ class _Finder(importlib.abc.MetaPathFinder):
             callbacks = self._callbacks.pop(module.__name__, [])
         for callback in callbacks:
             callback(module)
-
-
-def _find_with_others(
-    me: importlib.abc.MetaPathFinder,
-    fullname: str,
-    path: Sequence[str] | None,
-    target: ModuleType | None,
-) -> importlib.machinery.ModuleSpec | None:
-    for finder in sys.meta_path:
-        if finder is me or not hasattr(finder, "find_spec"):
-            continue
-        spec = finder.find_spec(fullname, path, target)
-        if spec is not None:
-            return spec
-    return None
 
 
 _finder: _Finder | None = None

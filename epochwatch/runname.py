@@ -49,12 +49,8 @@ def notebook_name() -> str | None:
         ns = getattr(shell, "user_ns", None) or {}
         candidates += [ns.get("__vsc_ipynb_file__"), ns.get("__session__")]
     candidates.append(os.environ.get("JPY_SESSION_NAME"))
-    for value in candidates:
-        if isinstance(value, str) and value.strip():
-            stem = Path(value.strip()).stem
-            if stem:
-                return stem
-    return None
+    stems = [Path(value.strip()).stem for value in candidates if isinstance(value, str) and value.strip()]
+    return next((stem for stem in stems if stem), None)
 
 
 def new_run_id() -> str:

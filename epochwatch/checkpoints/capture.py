@@ -71,7 +71,6 @@ def install() -> None:
         _installed["showwarning"] = warnings.showwarning
         warnings.showwarning = _showwarning
         handler = _Handler(level=logging.WARNING)
-        _installed["handler"] = handler
         for name in LOGGERS:
             logging.getLogger(name).addHandler(handler)
 

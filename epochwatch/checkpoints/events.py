@@ -57,7 +57,7 @@ class SaveEvents:
         record = self._base(path, fmt, api, fields)
         record["save_seconds"] = round(seconds, 6)
         record["saved_at"] = time.time()
-        self._submit(record, "save", restore=False)
+        self._submit(record, "save")
 
     def restored(
         self, path: str, fmt: str, api: str, seconds: float, warnings: list[str], **fields: Any
@@ -68,38 +68,32 @@ class SaveEvents:
         record["restored_at"] = time.time()
         if warnings:
             record["warnings"] = list(warnings)
-        self._submit(record, "restore", restore=True)
+        self._submit(record, "restore")
 
     def _base(self, path: str, fmt: str, api: str, fields: dict[str, Any]) -> dict[str, Any]:
-        record: dict[str, Any] = {"path": os.path.abspath(path), "format": fmt, "api": api}
-        record.update({k: v for k, v in fields.items() if v is not None})
-        return record
+        given = {k: v for k, v in fields.items() if v is not None}
+        return {"path": os.path.abspath(path), "format": fmt, "api": api, **given}
 
-    def _submit(self, record: dict[str, Any], type_: str, *, restore: bool) -> None:
+    def _submit(self, record: dict[str, Any], type_: str) -> None:
         path, fmt = record["path"], record["format"]
         names = cfiles.checkpoint_files(path, fmt)
         stats = cfiles.snapshot(names)
-        record["bytes"] = cfiles.total_bytes(stats)
+        record["bytes"] = sum(s.size for s in stats)
         record["files"] = len(stats)
         root = cfiles.manifest_root(path, names)
 
         def done(result: HashResult) -> None:
             record.update(describe(result))
             if result.sha256 is not None:
-                self._add_file_facts(record, restore)
+                self._add_file_facts(record, type_ == "restore")
             findings: list[dict[str, Any]] = []
-            if restore and self.on_restore is not None:
+            lineage = f"on_{type_}"  # on_restore may add `parent` to the record
+            if getattr(self, lineage) is not None:
                 try:
-                    findings = self.on_restore(record)  # may add `parent` to the record
+                    findings = getattr(self, lineage)(record)
                 except Exception as exc:
                     self._error("saving.lineage", exc)
-                    self.on_restore = None
-            elif not restore and self.on_save is not None:
-                try:
-                    findings = self.on_save(record)
-                except Exception as exc:
-                    self._error("saving.lineage", exc)
-                    self.on_save = None
+                    setattr(self, lineage, None)
             self._emit(type_, **record)
             for finding in findings:
                 self._emit("finding", **finding)

@@ -60,18 +60,16 @@ def checkpoint_files(path: str, fmt: str) -> list[str]:
 def _tf_checkpoint_files(prefix: Path) -> list[str]:
     if prefix.is_dir():  # a SavedModel directory passed to Checkpoint.restore
         return _walk(prefix / "variables") or _walk(prefix)
-    parent = prefix.parent
-    name = prefix.name
+    parent, name = prefix.parent, prefix.name
     try:
         entries = os.listdir(parent)
     except OSError:
         return []
-    found = [
+    return sorted(
         str(parent / e)
         for e in entries
         if e == f"{name}.index" or (e.startswith(f"{name}.data-") and "-of-" in e)
-    ]
-    return sorted(found)
+    )
 
 
 def _sharded_weights(index: Path) -> list[str]:
@@ -106,10 +104,6 @@ def snapshot(files: list[str]) -> tuple[FileStat, ...]:
             continue
         stats.append(FileStat(f, st.st_size, st.st_mtime_ns, st.st_ino))
     return tuple(stats)
-
-
-def total_bytes(stats: tuple[FileStat, ...]) -> int:
-    return sum(s.size for s in stats)
 
 
 def manifest_root(path: str, files: list[str]) -> str | None:

@@ -66,10 +66,8 @@ def hash_files(stats: tuple[FileStat, ...], root: str | None) -> str:
         if len(stats) != 1:
             raise ValueError("a single-file hash needs exactly one file")
         return _sha256_file(stats[0].path)
-    lines = []
-    for s in sorted(stats, key=lambda s: os.path.relpath(s.path, root)):
-        rel = os.path.relpath(s.path, root).replace(os.sep, "/")
-        lines.append(f"{_sha256_file(s.path)}  {rel}\n")
+    named = sorted((os.path.relpath(s.path, root), s.path) for s in stats)
+    lines = [f"{_sha256_file(path)}  {rel.replace(os.sep, '/')}\n" for rel, path in named]
     return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
@@ -153,7 +151,8 @@ class HashWorker:
             self._cond.notify()
 
     def _loop(self) -> None:
-        _lower_priority()
+        with contextlib.suppress(AttributeError, OSError):  # Linux's per-thread nice; elsewhere none
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICE)
         while True:
             with self._cond:
                 deadline = time.monotonic() + self._idle_exit
@@ -263,12 +262,6 @@ class HashWorker:
     def alive(self) -> bool:
         t = self._thread
         return t is not None and t.is_alive()
-
-
-def _lower_priority() -> None:
-    """Lower this thread's CPU priority (Linux: per-thread nice); ignore where unsupported."""
-    with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICE)
 
 
 def describe(result: HashResult) -> dict[str, Any]:

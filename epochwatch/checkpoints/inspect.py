@@ -31,18 +31,14 @@ def inspect_file(path: str, fmt: str) -> dict[str, Any]:
     except ImportError:
         return {}
     try:
-        if fmt == KERAS and os.path.isdir(path):
-            with h5py.File(os.path.join(path, _WEIGHTS_MEMBER), "r") as f:
-                return _keras3_optimizer(f)
-        if fmt == KERAS:
+        if fmt == KERAS and not os.path.isdir(path):
             with zipfile.ZipFile(path) as zf, zf.open(_WEIGHTS_MEMBER) as member, h5py.File(member, "r") as f:
                 return _keras3_optimizer(f)
-        if fmt == WEIGHTS_H5 and path.endswith(".h5"):
-            with h5py.File(path, "r") as f:
-                return _keras3_optimizer(f)
-        if fmt == H5:
-            with h5py.File(path, "r") as f:
-                return _legacy_optimizer(f)
+        # An unzipped Keras model's weights file; a sharded `.weights.json` is not read.
+        file = os.path.join(path, _WEIGHTS_MEMBER) if fmt == KERAS else path
+        if fmt == H5 or file.endswith(".h5"):
+            with h5py.File(file, "r") as f:
+                return _legacy_optimizer(f) if fmt == H5 else _keras3_optimizer(f)
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):
         return {}
     return {}

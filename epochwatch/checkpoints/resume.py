@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
-from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -85,8 +85,10 @@ class ResumeWatcher:
         fit_start that follows a restore is seen."""
         if not self.listening:
             with self._attach_lock:
-                if not self.listening:
-                    self.listening = _listen(self._recorder, self.observe)
+                add = getattr(self._recorder, "add_listener", None)  # a stand-in recorder may lack it
+                if not self.listening and callable(add):
+                    add(self.observe, "restore diagnostics")
+                    self.listening = True
         return self.listening
 
     # -- at the restore (hashing thread) -------------------------------------------------
@@ -166,9 +168,7 @@ class ResumeWatcher:
             _, known, known_parent, field = self._looked_up
             if field is not None:
                 record["parent"] = field
-            if known is None:
-                return known_parent, None
-            return known_parent, Link(known.child, known.parent, record, known.save, known.match)
+            return known_parent, None if known is None else replace(known, restore=record)
         found = None
         if isinstance(sha, str):
             found = self._find(sha, record.get("path"), restored_at(record))
@@ -284,12 +284,3 @@ class ResumeWatcher:
             self._emitted.add(f.key)
             out.append({**restore.record_fields(f), "evidence": clean(f.evidence)})
         return out
-
-
-def _listen(recorder: Any, callback: Callable[[Record], None]) -> bool:
-    """Call `callback(record)` after each record the Recorder writes; False if we cannot."""
-    add = getattr(recorder, "add_listener", None)
-    if not callable(add):
-        return False
-    add(callback, "restore diagnostics")
-    return True

@@ -23,9 +23,7 @@ def written_with(path: str, fmt: str) -> dict[str, Any] | None:
     """`{"keras": ..., "backend": ..., "date_saved": ...}` as the file says, or None."""
     try:
         if fmt == KERAS:
-            if os.path.isdir(path):
-                return _keras_dir(path)
-            return _keras_zip(path)
+            return _keras_dir(path) if os.path.isdir(path) else _keras_zip(path)
         if fmt == H5:
             return _legacy_h5(path)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile):

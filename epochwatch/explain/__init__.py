@@ -33,8 +33,8 @@ def attach(
         return False
     made: list[Any] = []
 
-    def explainer() -> Any:
-        if not made:
+    def on_record(rec: dict[str, Any]) -> None:
+        if not made and rec.get("type") in ("epoch", "finding", "finding_update", "fit_start"):
             from epochwatch.explain.controller import Explainer
 
             made.append(
@@ -46,11 +46,8 @@ def attach(
                     cuda_history=cuda_history,
                 )
             )
-        return made[0]
-
-    def on_record(rec: dict[str, Any]) -> None:
-        if made or rec.get("type") in ("epoch", "finding", "finding_update", "fit_start"):
-            explainer().on_record(rec)
+        if made:
+            made[0].on_record(rec)
 
     def on_finish() -> None:
         if made:

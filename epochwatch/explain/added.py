@@ -55,10 +55,6 @@ def _own_growth(base: Profile | None, slow: Profile) -> float:
     return grew
 
 
-def _measured_place(measured: tuple[Place, float, float] | None) -> Place | None:
-    return measured[0] if measured is not None else None
-
-
 def _by_key(profile: Profile | None) -> dict[tuple[str, str], Place]:
     return {(p.category, p.label): p for p in profile.places} if profile is not None else {}
 
@@ -102,7 +98,8 @@ def added_time(
         kept = 1.0 - min(fed, step) / step
         rows = [(r[0] * kept, *r[1:]) if _waits(r[3]) else r for r in rows]
         rows = [r for r in rows if r[0] > 0]
-    rows = [r for r in rows if r[3] is _measured_place(measured) or slow.places[r[3]] >= MIN_SAMPLES]
+    clocked = measured[0] if measured is not None else None
+    rows = [r for r in rows if r[3] is clocked or slow.places[r[3]] >= MIN_SAMPLES]
     total = sum(r[0] for r in rows)
     growth = _own_growth(base, slow) - own
     gained = base is None or slow.epoch_seconds > base.epoch_seconds

@@ -147,13 +147,7 @@ class Captures:
         begins. `epochs_left`: the epochs a fit plans still to run, where it says. Returns
         the explain record's fields of a slow capture that ended."""
         out = self._read(epoch) or self._close(epoch)
-        if (
-            self._armed
-            and self._open is None
-            and self._stopped is None
-            and self.profile_dir is not None
-            and self._clock() >= self._paid_at
-        ):
+        if self._armed and not self.busy and self.profile_dir is not None:
             self._begin(self._armed.pop(0), epoch, seconds, steps, epochs_left)
         return out
 
@@ -166,7 +160,7 @@ class Captures:
     @property
     def busy(self) -> bool:
         """A capture is open, waits to be read, or is not paid for yet."""
-        return self._open is not None or self._stopped is not None or self._clock() < self._paid_at
+        return self.capturing or self._clock() < self._paid_at
 
     def _begin(
         self, purpose: str, epoch: int, seconds: float, steps: int | None, epochs_left: int | None
@@ -258,7 +252,8 @@ class Captures:
             return None
         self._stopped = None
         c0 = time.thread_time()
-        seconds = self._seconds(capture.path)
+        found = self.profiler.op_seconds(capture.path)
+        seconds = found[0] if found else None
         _give_back(capture)
         LOOKING.end(self)
         capture.work += time.thread_time() - c0
@@ -273,6 +268,7 @@ class Captures:
             self._base, self._base_seconds = capture.path, seconds
             return None
         ops = grown_ops(self._base_seconds, seconds)
+        how = getattr(self.profiler, "how_to_open", None)  # where the profiler says how to open it
         return {
             "method": "profiler",
             "epoch": epoch,
@@ -283,7 +279,7 @@ class Captures:
             "ops": ops,
             "where": [],
             "summary": describe_ops(
-                ops, self._base is not None, capture.path, self._how_to_open(capture.path)
+                ops, self._base is not None, capture.path, str(how(capture.path)) if callable(how) else None
             ),
         }
 
@@ -300,14 +296,6 @@ class Captures:
         on threads and in callbacks the overhead clocks already count)."""
         slowed, self._slowed = self._slowed, 0.0
         return slowed
-
-    def _how_to_open(self, path: str) -> str | None:
-        how = getattr(self.profiler, "how_to_open", None)
-        return str(how(path)) if callable(how) else None
-
-    def _seconds(self, path: str | None) -> dict[str, float] | None:
-        found = self.profiler.op_seconds(path) if path is not None else None
-        return found[0] if found else None
 
     def finish(self, epoch: int) -> dict[str, Any] | None:
         """The run ends: a capture under way or not read yet is read now, tracemalloc or not

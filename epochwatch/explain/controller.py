@@ -158,7 +158,20 @@ class Explainer:
     # -- the listener ------------------------------------------------------------------
 
     def on_record(self, rec: dict[str, Any]) -> None:
-        self._handle(rec)
+        kind = rec.get("type")
+        with self._lock:
+            if kind == "epoch":
+                self._on_epoch(rec)
+            elif kind in ("finding", "finding_update"):
+                self._on_finding(rec)
+            elif kind == "fit_start":
+                self._on_fit_start(rec)
+            elif kind == "run_start":
+                self.close()
+                self._reset()
+                self.explained = []
+            elif kind == "run_end":  # a notebook's fit ends its run without the finishers
+                self.close()
         self._send()
 
     def _send(self) -> None:
@@ -168,26 +181,6 @@ class Explainer:
             outbox, self._outbox = self._outbox, []
         for fields in outbox:
             self.emit(EXPLAIN, **fields)
-
-    def _handle(self, rec: dict[str, Any]) -> None:
-        kind = rec.get("type")
-        if kind == "epoch":
-            with self._lock:
-                self._on_epoch(rec)
-        elif kind in ("finding", "finding_update"):
-            with self._lock:
-                self._on_finding(rec)
-        elif kind == "fit_start":
-            with self._lock:
-                self._on_fit_start(rec)
-        elif kind == "run_start":
-            with self._lock:
-                self.close()
-                self._reset()
-                self.explained = []
-        elif kind == "run_end":  # a notebook's fit ends its run without the finishers
-            with self._lock:
-                self.close()
 
     def finish(self) -> None:
         """The run ends: a slow window that saw an epoch end says what it saw (a run that
@@ -402,11 +395,10 @@ class Explainer:
     def _span(self, memory: _Memory) -> str:
         """The epochs the RSS's rise was read over (those of the window and the two before
         it), as Keras counts them."""
-        first = self._epoch_numbers[max(0, memory.position - 2)] if self._epoch_numbers else None
-        last = self._epoch_numbers[-1] if self._epoch_numbers else None
-        if first is None or last is None or last <= first:
+        if not self._epoch_numbers:
             return ""
-        return f"epochs {first + 1}-{last + 1}"
+        first, last = self._epoch_numbers[max(0, memory.position - 2)], self._epoch_numbers[-1]
+        return f"epochs {first + 1}-{last + 1}" if last > first else ""
 
     def _report_memory(self, memory: _Memory, slices: list[Sizes]) -> None:
         # The median epoch's rise over the window's epochs (and the two before it, which

@@ -135,12 +135,8 @@ _FRAMEWORK_PACKAGES = ("tensorflow", "keras", "tf_keras", "torch", "jax", "light
 def framework_dirs(modules: Mapping[str, object] | None = None) -> tuple[str, ...]:
     """The directories of the imported framework packages (`sys.modules` by default)."""
     found: Mapping[str, object] = sys.modules if modules is None else modules
-    dirs: list[str] = []
-    for name in _FRAMEWORK_PACKAGES:
-        module = found.get(name)
-        for entry in getattr(module, "__path__", None) or ():
-            dirs.append(os.path.abspath(str(entry)) + os.sep)
-    return tuple(dirs)
+    paths = (getattr(found.get(name), "__path__", None) or () for name in _FRAMEWORK_PACKAGES)
+    return tuple(os.path.abspath(str(entry)) + os.sep for entries in paths for entry in entries)
 
 
 def _norm(filename: str) -> str:

@@ -1,11 +1,11 @@
 """When to record torch's CUDA allocation history, driven by epoch records.
 
 torch's allocated CUDA memory (the epoch record's `torch_memory["GPU:i"].current_bytes`,
-integrations/torch.py) that rose by `rise_bytes` or more in each of the last two epochs,
+integrations/torch.py) that rose by RISE_BYTES or more in each of the last two epochs,
 or a `gpu_memory_growth` finding, arms a window; it opens at the next epoch record
-(history on, integrations/torch_cuda_history.py) and closes `epochs` epoch records later
+(history on, integrations/torch_cuda_history.py) and closes EPOCHS epoch records later
 (snapshot, history off): what was allocated in it and stayed allocated is named by its
-allocating Python stack (gpu_memory.py). One window at a time, `windows` a run; a run
+allocating Python stack (gpu_memory.py). One window at a time, WINDOWS a run; a run
 that never initialised CUDA never opens one. The history recorder (`history()`, from the
 hook) is asked for when a window is wanted.
 """
@@ -20,19 +20,15 @@ from epochwatch.analysis.series import finite_number
 from epochwatch.explain.gpu_memory import MIB, NAMED, gpu_summary, grown_sites
 
 KIND = "gpu_memory_growth"
+RISE_BYTES = 2 * MIB
+EPOCHS = 2
+WINDOWS = 1
 
 
 class GpuWindows:
-    def __init__(
-        self,
-        history: Callable[[], Any],
-        rise_bytes: int = 2 * MIB,
-        epochs: int = 2,
-        windows: int = 1,
-    ) -> None:
+    def __init__(self, history: Callable[[], Any]) -> None:
         self._history_of = history
         self._history: Any = None
-        self.rise_bytes, self.epochs, self.windows = rise_bytes, epochs, windows
         self._allocated: list[int] = []  # per epoch record: all devices' allocated bytes
         self._armed = False
         self._opened = 0
@@ -50,13 +46,13 @@ class GpuWindows:
             return None
         self._allocated.append(allocated)
         last = self._allocated[-3:]
-        if len(last) == 3 and all(b - a >= self.rise_bytes for a, b in itertools.pairwise(last)):
+        if len(last) == 3 and all(b - a >= RISE_BYTES for a, b in itertools.pairwise(last)):
             self._armed = True
         out = None
         position = len(self._allocated) - 1
-        if self._open_at is not None and position - self._open_at >= self.epochs:
+        if self._open_at is not None and position - self._open_at >= EPOCHS:
             out = self._close(epoch, position)
-        if self._armed and self._open_at is None and self._opened < self.windows:
+        if self._armed and self._open_at is None and self._opened < WINDOWS:
             self._armed = False
             self._history = self._history or self._history_of()
             if self._history is not None and self._history.start():

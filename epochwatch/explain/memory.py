@@ -55,7 +55,7 @@ def _traces(snapshot: tracemalloc.Snapshot) -> dict[tuple[tuple[str, int], ...],
     """[bytes, objects] per raw traceback (innermost frame first). From the snapshot's raw
     tuples where it has them: `Snapshot.statistics` and `compare_to` build a Traceback and
     a Statistic per trace in Python, 2 ms a slice of a Keras step, on the training thread."""
-    out: dict[tuple[tuple[str, int], ...], list[int]] = {}
+    out: dict[tuple[tuple[str, int], ...], list[int]] = defaultdict(lambda: [0, 0])
     raw = getattr(snapshot.traces, "_traces", None)
     rows = (
         ((t[2], t[1]) for t in raw)
@@ -65,12 +65,9 @@ def _traces(snapshot: tracemalloc.Snapshot) -> dict[tuple[tuple[str, int], ...],
         )
     )
     for traceback, size in rows:
-        row = out.get(traceback)
-        if row is None:
-            out[traceback] = [size, 1]
-        else:
-            row[0] += size
-            row[1] += 1
+        row = out[traceback]
+        row[0] += size
+        row[1] += 1
     return out
 
 

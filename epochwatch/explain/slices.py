@@ -193,7 +193,7 @@ class Slicer:
             self.cpu_seconds += time.thread_time() - c0
             self._state, self._traced_epoch = "tail", True  # the next epoch begins traced
             if self._tail_steps:  # Keras: at a step's begin, when the last one's temporaries are gone
-                self._anchor.arm(self._tail_steps, self._end_at_step)
+                self._anchor.arm(self._tail_steps, lambda: self._end(by_steps=True))
                 self._clock.set(self._part * 4 + 1.0, self._end)  # a fit that stops
             else:
                 self._clock.set(self._part, self._end)
@@ -315,9 +315,6 @@ class Slicer:
                 # The next boundary ends an epoch that was traced: its times are not the
                 # run's own, so the schedule waits for one that was not.
                 self._state, self._wait = "idle", 1
-
-    def _end_at_step(self) -> None:
-        self._end(by_steps=True)
 
     def _end(self, by_steps: bool = False) -> None:
         """The tail ends: at the begin of the step after it (a Keras fit, the training

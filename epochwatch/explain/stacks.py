@@ -54,7 +54,7 @@ class StackWindow:
         self.limit = limit_seconds
         self._stacks: Counter[tuple[Frame, ...]] = Counter()
         self._others: Counter[tuple[Frame, ...]] = Counter()  # the process's other threads
-        self._samples = 0
+        self.samples = 0  # of the training thread
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._t0 = time.perf_counter()
@@ -103,7 +103,7 @@ class StackWindow:
         with self._lock:  # uncontended but for close() after a join that timed out
             if stack is not None:
                 self._count(self._stacks, stack)
-                self._samples += 1
+                self.samples += 1
             for other in others:
                 self._count(self._others, other)
 
@@ -113,10 +113,6 @@ class StackWindow:
             counter[stack] += 1
         else:
             counter[()] += 1
-
-    @property
-    def samples(self) -> int:
-        return self._samples
 
     @property
     def open_seconds(self) -> float:
@@ -137,7 +133,7 @@ class StackWindow:
         seconds = end - self._t0
         process = time.process_time() - self._process0
         per_epoch = process * epoch_seconds / seconds if seconds > 0 else None
-        return Profile(self._samples, seconds, epochs, epoch_seconds, places, self._cpu, per_epoch)
+        return Profile(self.samples, seconds, epochs, epoch_seconds, places, self._cpu, per_epoch)
 
 
 def merged(counted: list[tuple[Place, int]]) -> Counter[Place]:

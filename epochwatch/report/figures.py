@@ -20,7 +20,7 @@ from epochwatch.analysis.files import Analyzed
 from epochwatch.analysis.series import STEADY, EpochSeries, finite_number
 from epochwatch.analysis.units import fmt_bytes, fmt_number, fmt_seconds
 from epochwatch.report import marks
-from epochwatch.report.plots import MAX_POINTS, decimate
+from epochwatch.report.plots import decimate
 
 Figure = dict[str, Any]
 # Theil-Sen is quadratic in the points: fit on at most this many, evenly spaced.
@@ -46,9 +46,7 @@ class _Axis:
 
     def column(self, name: str, key: str | None = None) -> list[float | None]:
         col = self.series.column(name, key)
-        if col is None:
-            return []
-        return [finite_number(v) for v in col]
+        return [] if col is None else [finite_number(v) for v in col]
 
     def at_position(self, pos: int) -> float | None:
         """x of a point between epoch records: `pos` epochs had been recorded."""
@@ -62,17 +60,14 @@ class _Axis:
         return (self.x[i - 1] + self.x[i]) / 2
 
     def of_epoch(self, epoch: Any) -> float | None:
-        if not isinstance(epoch, int | float) or not self.x:
-            return None
-        if self.by_epoch:
-            return float(epoch)
-        return None
+        """x of an epoch number, where x is the epoch number."""
+        return float(epoch) if isinstance(epoch, int | float) and self.x and self.by_epoch else None
 
 
 def _series(
     name: str, x: Sequence[float], y: Sequence[float | None], cls: str, **extra: Any
 ) -> dict[str, Any]:
-    dx, dy = decimate(x, y, MAX_POINTS)
+    dx, dy = decimate(x, y)
     return {"name": name, "x": dx, "y": dy, "cls": cls, **extra}
 
 
@@ -80,18 +75,11 @@ def _present(y: Sequence[float | None]) -> list[float]:
     return [v for v in y if v is not None]
 
 
-def _fmt(unit: str, v: float) -> str:
-    if unit == "bytes":
-        return fmt_bytes(v)
-    if unit == "seconds":
-        return fmt_seconds(v)
-    return fmt_number(v)
-
-
 def _signed(unit: str, v: float) -> str:
     if v == 0:
         return "±0"
-    return ("+" if v > 0 else "-") + _fmt(unit, abs(v))
+    fmt = {"bytes": fmt_bytes, "seconds": fmt_seconds}.get(unit, fmt_number)
+    return ("+" if v > 0 else "-") + fmt(abs(v))
 
 
 def theil_sen_line(x: Sequence[float], y: Sequence[float | None], unit: str) -> dict[str, Any] | None:
@@ -210,24 +198,12 @@ def _limit(fig: Figure, value: float | None, name: str, data: Sequence[float]) -
 
 
 def _new(fig_id: str, title: str, unit: str) -> Figure:
-    return {
-        "id": fig_id,
-        "title": title,
-        "unit": unit,
-        "series": [],
-        "lines": [],
-        "hlines": [],
-        "vlines": [],
-        "above": [],
-        "notes": [],
-    }
+    lists = ("series", "lines", "hlines", "vlines", "above", "notes")
+    return {"id": fig_id, "title": title, "unit": unit, **{name: [] for name in lists}}
 
 
 def _latest(values: Sequence[float | None]) -> float | None:
-    for v in reversed(values):
-        if v is not None:
-            return v
-    return None
+    return next((v for v in reversed(values) if v is not None), None)
 
 
 def time_figure(axis: _Axis, findings: Sequence[Mapping[str, Any]]) -> Figure | None:
@@ -276,11 +252,10 @@ def loss_figure(axis: _Axis) -> Figure | None:
     if min(vals) > 0 and max(vals) / min(vals) > 50:
         fig["log"] = True
     last = _latest(loss)
-    fig["caption"] = f"last loss {fmt_number(last)}" if last is not None else ""
+    said = [f"last loss {fmt_number(last)}"] if last is not None else []
     if _present(val):
-        fig["caption"] += (
-            "; " if fig["caption"] else ""
-        ) + f"val_loss {fmt_number(_latest(val) or math.nan)}"
+        said.append(f"val_loss {fmt_number(_latest(val) or math.nan)}")
+    fig["caption"] = "; ".join(said)
     return fig
 
 
@@ -419,11 +394,12 @@ def dir_figures(axis: _Axis, findings: Sequence[Mapping[str, Any]], hidden: list
 
 
 def build(an: Analyzed, findings: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The run's figures and restore marks: `{"figures": [...], "restores": [...]}`."""
+    """The run's figures, and the watched directories left out as unchanged:
+    `{"figures": [...], "unchanged_dirs": [{"path", "role"}, ...]}`."""
     series = an.run.series
     axis = _Axis(series)
     if not axis.x:
-        return {"figures": [], "restores": []}
+        return {"figures": [], "unchanged_dirs": []}
     planned = _planned_last(an, axis)
     hidden: list[str] = []
     figs = [
@@ -445,12 +421,7 @@ def build(an: Analyzed, findings: Sequence[Mapping[str, Any]]) -> dict[str, Any]
             fig["x_name"] = "epoch record"
         out.append(fig)
     unchanged_dirs = [{"path": key, "role": series.dir_roles.get(key, "watched")} for key in hidden]
-    return {
-        "figures": out,
-        "restores": restores,
-        "x_is_epoch": axis.by_epoch,
-        "unchanged_dirs": unchanged_dirs,
-    }
+    return {"figures": out, "unchanged_dirs": unchanged_dirs}
 
 
 def _planned_last(an: Analyzed, axis: _Axis) -> float | None:

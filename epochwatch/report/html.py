@@ -98,11 +98,8 @@ def _job(out: IO[str], job: Mapping[str, Any], anchors: Mapping[str, str]) -> No
 
 
 def _counts(findings: Sequence[Mapping[str, Any]]) -> str:
-    parts = []
-    for sev in MOST_SEVERE_FIRST:
-        n = sum(1 for f in findings if f.get("severity") == sev)
-        if n:
-            parts.append(f'<span class="badge {sev}">{n} {sev}</span>')
+    counts = [(sev, sum(1 for f in findings if f.get("severity") == sev)) for sev in MOST_SEVERE_FIRST]
+    parts = [f'<span class="badge {sev}">{n} {sev}</span>' for sev, n in counts if n]
     return " ".join(parts) or '<span class="none">no findings</span>'
 
 
@@ -172,14 +169,6 @@ def _base(path: Any) -> str:
     return text.rstrip("/").rsplit("/", 1)[-1] or text
 
 
-def _meta(out: IO[str], run: Mapping[str, Any]) -> None:
-    rows = headline.rows(run)
-    out.write('<dl class="meta">')
-    for k, v in rows:
-        out.write(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>")
-    out.write("</dl>\n")
-
-
 def _finding(out: IO[str], f: Mapping[str, Any], fits: int | None = None) -> None:
     sev = str(f.get("severity", "info"))
     sev = sev if sev in SEVERITIES else "info"
@@ -241,7 +230,10 @@ def _table(out: IO[str], run: Mapping[str, Any]) -> None:
 def _run(out: IO[str], run: Mapping[str, Any], anchor: str) -> None:
     findings = run.get("findings") or []
     out.write(f'<section class="run" id="{anchor}"><h2>{_e(run.get("run_id"))}</h2>\n')
-    _meta(out, run)
+    out.write('<dl class="meta">')
+    for k, v in headline.rows(run):
+        out.write(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>")
+    out.write("</dl>\n")
     for n in (run.get("notices") or [])[:5]:
         out.write(f'<p class="note">notice: {_e(n.get("part"))}: {_e(n.get("message"))}</p>')
     out.write(f"<h3>Findings ({_e(headline.findings(findings))})</h3>\n")

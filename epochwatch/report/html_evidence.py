@@ -65,11 +65,8 @@ def _rows(key: str, v: Any, unit: str) -> list[tuple[str, str]]:
     if isinstance(v, list) and v and all(isinstance(x, Mapping) for x in v):
         named = [x for x in v if any(isinstance(x.get(n), str) for n in NAME_KEYS)]
         if len(named) == len(v):
-            out = []
-            for x in v[:MAX_ITEMS]:
-                name = next(str(x[n]) for n in NAME_KEYS if isinstance(x.get(n), str))
-                out.append((f"{label}: {name}", _change(key, x, unit)))
-            return out
+            names = [next(str(x[n]) for n in NAME_KEYS if isinstance(x.get(n), str)) for x in v[:MAX_ITEMS]]
+            return [(f"{label}: {name}", _change(key, x, unit)) for name, x in zip(names, v, strict=False)]
     if isinstance(v, Mapping) and set(v) == {"parent", "child"}:
         before, after = (
             _value(key, v[k], unit) if v[k] not in ([], None) else "none" for k in ("parent", "child")

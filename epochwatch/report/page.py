@@ -27,7 +27,7 @@ def html_page(traces: Iterable[str]) -> str | None:
             continue
         summary = summarize(analyzed)
         built = figures.build(analyzed, summary.get("findings") or [])
-        summary["figures"], summary["unchanged_dirs"] = built["figures"], built.get("unchanged_dirs", [])
+        summary["figures"], summary["unchanged_dirs"] = built["figures"], built["unchanged_dirs"]
         summaries.append(summary)
     if not summaries:
         return None

@@ -89,33 +89,18 @@ def nice_step(span: float, target: int = 5) -> float:
     return 10 * mag
 
 
-def _byte_scale(top: float) -> tuple[float, str]:
-    i, div = 0, 1.0
-    while abs(top) / div >= 1024 and i < len(_BYTE_UNITS) - 1:
-        div *= 1024.0
-        i += 1
-    return div, _BYTE_UNITS[i]
-
-
-def _seconds_scale(top: float) -> tuple[float, str]:
-    if abs(top) < 1e-3:
-        return 1e-6, "µs"
-    if abs(top) < 1:
-        return 1e-3, "ms"
-    return 1.0, "s"
-
-
 def ticks(lo: float, hi: float, unit: str) -> tuple[list[float], list[str]]:
     """Tick values (in data units) and their labels: round numbers in the unit shown."""
+    top, div, name = max(abs(lo), abs(hi)), 1.0, ""
     if unit == "bytes":
-        div, name = _byte_scale(max(abs(lo), abs(hi)))
-        while div > 1 and nice_step((hi - lo) / div) < 0.01:  # a narrow range high up: finer unit
-            div /= 1024.0
-            name = _BYTE_UNITS[_BYTE_UNITS.index(name) - 1]
+        i = 0
+        while top / 1024.0 ** (i + 1) >= 1 and i < len(_BYTE_UNITS) - 1:
+            i += 1
+        while i > 0 and nice_step((hi - lo) / 1024.0**i) < 0.01:  # a narrow range high up: finer unit
+            i -= 1
+        div, name = 1024.0**i, _BYTE_UNITS[i]
     elif unit == "seconds":
-        div, name = _seconds_scale(max(abs(lo), abs(hi)))
-    else:
-        div, name = 1.0, ""
+        div, name = (1e-6, "µs") if top < 1e-3 else (1e-3, "ms") if top < 1 else (1.0, "s")
     step = nice_step((hi - lo) / div)
     if unit == "count":
         step = max(1.0, math.ceil(step))
@@ -141,12 +126,6 @@ def _xlabel(v: float) -> str:
     if abs(v) >= 1e4:
         return f"{_trim(v / 1e3)}k"
     return _trim(v)
-
-
-def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
-    start, stop = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
-    values = [10.0**e for e in range(start, stop + 1)]
-    return values, [fmt_number(v) for v in values]
 
 
 # -- drawing -------------------------------------------------------------------------------------
@@ -207,9 +186,7 @@ def _bounds(fig: Mapping[str, Any]) -> tuple[float, float, float, float]:
                 ys.append(y)
     for ln in fig.get("lines", []):
         xs += [v for v in (ln.get("x0"), ln.get("x1")) if _ok(v)]
-    for vl in fig.get("vlines", []):
-        if _ok(vl.get("x")):
-            xs.append(vl["x"])
+    xs += [vl["x"] for vl in fig.get("vlines", []) if _ok(vl.get("x"))]
     if not xs:
         return 0.0, 1.0, 0.0, 1.0
     x0, x1 = min(xs), max(xs)
@@ -221,9 +198,7 @@ def _bounds(fig: Mapping[str, Any]) -> tuple[float, float, float, float]:
         hi = max([hi] + [v for v in (ln.get("y0"), ln.get("y1")) if _ok(v)])
     if _ok(fig.get("y_max")):
         hi = fig["y_max"]
-    for hl in fig.get("hlines", []):
-        if hl.get("fit") and _ok(hl.get("y")):
-            hi = max(hi, hl["y"])
+    hi = max([hi] + [hl["y"] for hl in fig.get("hlines", []) if hl.get("fit") and _ok(hl.get("y"))])
     if _ok(fig.get("y_min")):
         lo = min(lo, fig["y_min"])
     return x0, x1, lo, hi
@@ -272,9 +247,8 @@ def svg(fig: Mapping[str, Any], uid: str = "p") -> str:
         *_grid(fig, frame, tick_v, tick_l),
         *_marks(fig, frame),
         f'<g clip-path="url(#{clip})">',
+        *(_series(frame, s, escape(str(s.get("cls", f"s{i}")))) for i, s in enumerate(fig.get("series", []))),
     ]
-    for i, s in enumerate(fig.get("series", [])):
-        out.append(_series(frame, s, escape(str(s.get("cls", f"s{i}")))))
     for ln in fig.get("lines", []):
         if not all(_ok(ln.get(k)) for k in ("x0", "y0", "x1", "y1")):
             continue
@@ -299,8 +273,9 @@ def _y_axis(lo: float, hi: float, log: bool, unit: str) -> tuple[float, float, l
     """The y range drawn and its ticks (values, labels): padded, from zero unless the data
     sit far above it, never zoomed in past MIN_REL_SPAN; decades on a log axis."""
     if log:
-        tick_v, tick_l = log_ticks(lo, hi)
-        return tick_v[0], tick_v[-1], tick_v, tick_l
+        start, stop = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+        tick_v = [10.0**e for e in range(start, stop + 1)]
+        return tick_v[0], tick_v[-1], tick_v, [fmt_number(v) for v in tick_v]
     if hi == lo:
         pad = abs(hi) * 0.1 or 1.0
         lo, hi = (lo - pad if lo - pad >= 0 or lo < 0 else 0.0), hi + pad

@@ -9,6 +9,7 @@ leaving the terminal as it was for the report or the errors that follow.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -29,13 +30,6 @@ def is_terminal(stream: IO[str]) -> bool:
     except (AttributeError, ValueError, OSError):
         return False
     return bool(tty) and os.environ.get("TERM") != "dumb"
-
-
-def _columns(stream: IO[str]) -> int:
-    try:
-        return os.get_terminal_size(stream.fileno()).columns
-    except (AttributeError, ValueError, OSError):
-        return 80
 
 
 class Progress:
@@ -89,7 +83,10 @@ class Progress:
         return text if len(text) <= room else text[: room - 1] + "…"
 
     def _draw(self) -> None:
-        columns = self.columns or _columns(self.stream)
+        try:
+            columns = self.columns or os.get_terminal_size(self.stream.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 80
         try:
             self.stream.write("\r" + self.line(columns) + "\x1b[K")
             self.stream.flush()
@@ -100,11 +97,9 @@ class Progress:
     def close(self) -> None:
         """Erase the bar (if it was ever drawn)."""
         if self.shown:
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 self.stream.write("\r\x1b[K")
                 self.stream.flush()
-            except (OSError, ValueError):
-                pass
             self.shown = False
 
 

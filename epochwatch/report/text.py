@@ -11,6 +11,7 @@ from typing import IO, Any
 
 from epochwatch.analysis.units import evidence_unit, fmt_bytes, fmt_in, fmt_pct, fmt_seconds
 from epochwatch.report import headline, html_evidence
+from epochwatch.report.summary import table_indexes
 
 TEXT_TABLE_ROWS = 40
 
@@ -79,13 +80,7 @@ def render_table(out: IO[str], run: Mapping[str, Any], rows_limit: int = TEXT_TA
         out.write("epochs    none recorded\n")
         return
     kinds: list[str | None] = table.get("kinds") or [None] * len(rows)
-    keep = list(range(len(rows)))
-    if len(rows) > rows_limit:
-        edge = 5
-        stride = max(1, -(-(len(rows) - 2 * edge) // (rows_limit - 2 * edge)))
-        keep = sorted(
-            {*range(edge), *range(edge, len(rows) - edge, stride), *range(len(rows) - edge, len(rows))}
-        )
+    keep, _ = table_indexes(len(rows), rows_limit)
     shown = [rows[i] for i in keep]
     note = ""
     if isinstance(run.get("windows"), int) and run["windows"] > 0:
