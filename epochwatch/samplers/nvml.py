@@ -25,13 +25,6 @@ from epochwatch.samplers.nvml_processes import ProcessUtilization, comm
 class _NotAvailable:
     """The sentinel a failed query returns (falsy, so `x or default` reads naturally)."""
 
-    _instance: _NotAvailable | None = None
-
-    def __new__(cls) -> _NotAvailable:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
     def __bool__(self) -> bool:
         return False
 
@@ -127,7 +120,7 @@ class _Library:
         # mutated, so a reader on another thread iterates a consistent list.
         self.devices: list[tuple[Any, dict[str, Any]]] = []
         self.reason_bits: list[tuple[int, str]] = []
-        self.ignored_mask = 0
+        self.known_mask = 0  # the reasons reported and the ignored ones
 
     def ready(self) -> bool:
         """Initialise NVML on first use; False when it is unavailable or closed."""
@@ -184,8 +177,8 @@ class _Library:
             return f"NVML lists {count} GPUs but opens none of them"
         self.devices = devices
         self.reason_bits = [(_reason_constant(module, s, v), n) for s, n, v in _REASONS]
-        for suffix, value in _IGNORED_REASONS:
-            self.ignored_mask |= _reason_constant(module, suffix, value)
+        for bit, _ in self.reason_bits + [(_reason_constant(module, *r), "") for r in _IGNORED_REASONS]:
+            self.known_mask |= bit
         return None
 
     @staticmethod
@@ -243,11 +236,8 @@ class NvmlSampler:
     def for_pid(self, pid: int) -> NvmlSampler:
         """A sampler for another process sharing this one's NVML session (and its one
         "unavailable" message); closing it does not shut NVML down, closing this does."""
-        other = NvmlSampler.__new__(NvmlSampler)
-        other.pid = pid
-        other._lib = self._lib
-        other._owner = False
-        other._util = ProcessUtilization()
+        other = NvmlSampler(pid)
+        other._lib, other._owner = self._lib, False
         return other
 
     @property
@@ -413,10 +403,7 @@ class NvmlSampler:
         else:
             return None
         reasons = [name for bit, name in lib.reason_bits if mask & bit]
-        known = lib.ignored_mask
-        for bit, _ in lib.reason_bits:
-            known |= bit
-        unknown = mask & ~known
+        unknown = mask & ~lib.known_mask
         if unknown:
             reasons.append(f"unknown_{unknown:#x}")
         return reasons
@@ -431,12 +418,8 @@ def _memory_by_pid(procs: Iterable[Any]) -> dict[int, int | None]:
             continue
         used = getattr(proc, "usedGpuMemory", None)
         used = int(used) if isinstance(used, int) else None
-        if pid not in out:
-            out[pid] = used
-        elif out[pid] is None or used is None:
-            out[pid] = used if out[pid] is None else out[pid]
-        else:
-            out[pid] = out[pid] + used  # type: ignore[operator]
+        before = out.get(pid)
+        out[pid] = used if before is None else before if used is None else before + used
     return out
 
 
