@@ -37,15 +37,18 @@ INPUTS_PART = "served inputs"
 APIS = ("predict", "predict_on_batch", "evaluate", "__call__")
 
 
+def _first(x: Any) -> Any:
+    """The first input of a list or dict of them, or `x` itself."""
+    if isinstance(x, list | tuple) and x:
+        return x[0]
+    return next(iter(x.values())) if isinstance(x, dict) and x else x
+
+
 def _symbolic(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     """A call on Keras' symbolic tensors builds a functional model (pix2pix calls its
     generator on `keras.Input`s): no inference call, and nothing to describe."""
     x = args[0] if args else kwargs.get("inputs", kwargs.get("x"))
-    if isinstance(x, list | tuple) and x:
-        x = x[0]
-    elif isinstance(x, dict) and x:
-        x = next(iter(x.values()))
-    return type(x).__name__ == "KerasTensor"
+    return type(_first(x)).__name__ == "KerasTensor"
 
 
 def _never() -> bool:
@@ -55,12 +58,7 @@ def _never() -> bool:
 def _rows(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
     """The rows a call was fed (the first dimension of its first input), when its input has
     a shape (arrays, tensors, a list or dict of them); None for a dataset or a generator."""
-    x = args[0] if args else kwargs.get("x")
-    if isinstance(x, list | tuple) and x:
-        x = x[0]
-    elif isinstance(x, dict) and x:
-        x = next(iter(x.values()))
-    shape = getattr(x, "shape", None)
+    shape = getattr(_first(args[0] if args else kwargs.get("x")), "shape", None)
     try:
         rows = shape[0] if shape is not None and len(shape) else None
     except (TypeError, ValueError, IndexError):
@@ -170,12 +168,10 @@ def install_saved_model(recorder: Recorder) -> None:
 
     from tensorflow.python.eager import context
 
-    def tracing() -> bool:
-        return not context.executing_eagerly()
-
     for module, name, api in SAVED_MODEL_APIS:
         cls = getattr(importlib.import_module(f"tensorflow.python.saved_model.{module}"), name, None)
         if isinstance(cls, type) and not getattr(cls.__call__, "__epochwatch__", False):
+            tracing = lambda: not context.executing_eagerly()  # noqa: E731
             cls.__call__ = wrap_call(cls.__call__, api, recorder, tracing)  # type: ignore[method-assign]
 
 
