@@ -124,12 +124,7 @@ def install(recorder: Recorder) -> None:
         if getattr(torch, name, None) is original:
             setattr(torch, name, wrapper)
     _patch_loaders(recorder, missing)
-    if missing:
-        recorder.emit(
-            "notice",
-            part=PART,
-            message=f"not recording saves/restores through {', '.join(missing)} (not found in this PyTorch)",
-        )
+    saving.say_missing(recorder, PART, missing, "PyTorch")
 
 
 def _patch_loaders(recorder: Recorder, missing: list[str]) -> None:
