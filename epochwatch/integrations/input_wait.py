@@ -288,13 +288,8 @@ def install(report: Callable[[str, Exception], None]) -> None:
         return
     from keras.src.backend.tensorflow import trainer as tf_trainer
 
-    def get_iterator(original: Callable[..., Any]) -> Callable[..., Any]:
-        def call(self: Any) -> Any:
-            return _IteratorSpy(original(self))
-
-        return call
-
-    _wrap_method(tf_trainer.TFEpochIterator, "_get_iterator", get_iterator)
+    spied = lambda original: lambda self: _IteratorSpy(original(self))  # noqa: E731
+    _wrap_method(tf_trainer.TFEpochIterator, "_get_iterator", spied)
 
 
 def timed_next(source: Iterator[Any], add: Callable[[float], None]) -> Iterator[Any]:
@@ -379,10 +374,9 @@ def _parallel(ds: Any) -> int | None:
     if value is None:
         return None
     try:
-        number = int(value.numpy()) if hasattr(value, "numpy") else int(value)
+        return int(value.numpy()) if hasattr(value, "numpy") else int(value)
     except Exception:
         return None
-    return number
 
 
 def pipeline(ds: Any, limit: int = 64) -> dict[str, Any]:
