@@ -176,12 +176,10 @@ def array_stats(a: np.ndarray) -> dict[str, Any]:
 def _to_numpy(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _to_numpy(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return (
-            type(value)(_to_numpy(v) for v in value)
-            if isinstance(value, tuple)
-            else [_to_numpy(v) for v in value]
-        )
+    if isinstance(value, tuple):
+        return type(value)(_to_numpy(v) for v in value)
+    if isinstance(value, list):
+        return [_to_numpy(v) for v in value]
     if hasattr(value, "numpy"):
         return value.numpy()
     return value
