@@ -15,6 +15,7 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from epochwatch.integrations import patch
 from epochwatch.recorder.save_watch import written_directory
 
 if TYPE_CHECKING:
@@ -35,7 +36,6 @@ def _wrap(original: Callable[..., Any], method: str, recorder: Recorder, argumen
             recorder.guard.run(PART, lambda: recorder.watch(directory, ROLE), None)
         return original(self, *args, **kwargs)
 
-    wrapper.__epochwatch__ = True  # type: ignore[attr-defined]
     return wrapper
 
 
@@ -44,6 +44,4 @@ def install(recorder: Recorder) -> None:
 
     cls = dataset_ops.DatasetV2
     for method, argument in (("snapshot", "path"), ("cache", "filename")):
-        original = getattr(cls, method, None)
-        if callable(original) and not getattr(original, "__epochwatch__", False):
-            setattr(cls, method, _wrap(original, method, recorder, argument))
+        patch(cls, method, functools.partial(_wrap, method=method, recorder=recorder, argument=argument))

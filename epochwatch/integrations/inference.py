@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from epochwatch.integrations import patch
 from epochwatch.recorder.inference_calls import LOOP_APIS
 
 if TYPE_CHECKING:
@@ -145,11 +146,9 @@ def install(recorder: Recorder) -> None:
         tracing, watch = (lambda: not context.executing_eagerly()), tf_functions(recorder)[1]
     elif keras.backend.backend() == "jax":
         tracing = _jax_tracing()
-    model_cls = keras.Model
+    wrap = functools.partial(wrap_call, recorder=recorder, tracing=tracing, watch=watch)
     for api in APIS:
-        original = getattr(model_cls, api, None)
-        if original is not None and not getattr(original, "__epochwatch__", False):
-            setattr(model_cls, api, wrap_call(original, api, recorder, tracing, watch))
+        patch(keras.Model, api, functools.partial(wrap, api=api))
 
 
 # A loaded SavedModel's callables: TF's own serving loop, with no Keras model to call.
@@ -168,11 +167,11 @@ def install_saved_model(recorder: Recorder) -> None:
 
     from tensorflow.python.eager import context
 
+    tracing = lambda: not context.executing_eagerly()  # noqa: E731
     for module, name, api in SAVED_MODEL_APIS:
         cls = getattr(importlib.import_module(f"tensorflow.python.saved_model.{module}"), name, None)
-        if isinstance(cls, type) and not getattr(cls.__call__, "__epochwatch__", False):
-            tracing = lambda: not context.executing_eagerly()  # noqa: E731
-            cls.__call__ = wrap_call(cls.__call__, api, recorder, tracing)  # type: ignore[method-assign]
+        if isinstance(cls, type):
+            patch(cls, "__call__", functools.partial(wrap_call, api=api, recorder=recorder, tracing=tracing))
 
 
 def install_tflite(recorder: Recorder, module: str = "tensorflow.lite.python.interpreter") -> None:
@@ -182,6 +181,5 @@ def install_tflite(recorder: Recorder, module: str = "tensorflow.lite.python.int
     import importlib
 
     cls: Any = getattr(importlib.import_module(module), "Interpreter", None)
-    invoke = getattr(cls, "invoke", None)
-    if cls is not None and callable(invoke) and not getattr(invoke, "__epochwatch__", False):
-        cls.invoke = wrap_call(invoke, "TFLite invoke", recorder)
+    if cls is not None:
+        patch(cls, "invoke", functools.partial(wrap_call, api="TFLite invoke", recorder=recorder))

@@ -233,15 +233,6 @@ class _IteratorSpy:
         return getattr(self._dataset, name)
 
 
-def _wrap_method(cls: type, name: str, make: Callable[[Any], Any]) -> None:
-    original = getattr(cls, name, None)
-    if original is None or getattr(original, "__epochwatch__", False):
-        return
-    wrapped = make(original)
-    wrapped.__epochwatch__ = True
-    setattr(cls, name, wrapped)
-
-
 def install(report: Callable[[str, Exception], None]) -> None:
     """Patch Keras' data adapters (and the TF epoch iterator, on the TF backend).
 
@@ -249,6 +240,8 @@ def install(report: Callable[[str, Exception], None]) -> None:
     on unpatched, so training never sees it.
     """
     from keras.src.trainers.data_adapters import generator_data_adapter, py_dataset_adapter
+
+    from epochwatch.integrations import patch
 
     def producer(original: Callable[..., Any], queue_of: Callable[[Any], bool]) -> Callable[..., Any]:
         def call(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -266,7 +259,7 @@ def install(report: Callable[[str, Exception], None]) -> None:
 
         return call
 
-    _wrap_method(
+    patch(
         py_dataset_adapter.PyDatasetAdapter,
         "_get_iterator",
         lambda original: producer(original, lambda adapter: adapter.enqueuer is not None),
@@ -280,7 +273,7 @@ def install(report: Callable[[str, Exception], None]) -> None:
 
         return init
 
-    _wrap_method(generator_data_adapter.GeneratorDataAdapter, "__init__", generator_init)
+    patch(generator_data_adapter.GeneratorDataAdapter, "__init__", generator_init)
 
     import keras
 
@@ -289,7 +282,7 @@ def install(report: Callable[[str, Exception], None]) -> None:
     from keras.src.backend.tensorflow import trainer as tf_trainer
 
     spied = lambda original: lambda self: _IteratorSpy(original(self))  # noqa: E731
-    _wrap_method(tf_trainer.TFEpochIterator, "_get_iterator", spied)
+    patch(tf_trainer.TFEpochIterator, "_get_iterator", spied)
 
 
 def timed_next(source: Iterator[Any], add: Callable[[float], None]) -> Iterator[Any]:

@@ -45,6 +45,7 @@ from epochwatch.checkpoints import capture
 from epochwatch.checkpoints import files as cfiles
 from epochwatch.checkpoints.events import SaveEvents
 from epochwatch.checkpoints.inspect import inspect_file
+from epochwatch.integrations import patch
 from epochwatch.integrations.tf_unmatched import unmatched
 from epochwatch.serials import serial_of
 
@@ -170,14 +171,6 @@ def _wrap(
 
     wrapper.__epochwatch__ = True  # type: ignore[attr-defined]
     return wrapper
-
-
-def _patch(owner: Any, name: str, make: Callable[[Callable[..., Any]], Callable[..., Any]]) -> bool:
-    original = getattr(owner, name, None)
-    if original is None or getattr(original, "__epochwatch__", False):
-        return original is not None
-    setattr(owner, name, make(original))
-    return True
 
 
 def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], index: int, name: str) -> Any:
@@ -346,7 +339,7 @@ def install_keras(recorder: Recorder) -> None:
         ("save_weights", saved("Model.save_weights", 0, 1, "filepath")),
         ("load_weights", restored("Model.load_weights", 0, 1, "filepath")),
     ):
-        if not _patch(model_cls, name, make):
+        if not patch(model_cls, name, make):
             missing.append(f"keras.Model.{name}")
     lib, h5 = "keras.src.saving.saving_lib", "keras.src.legacy.saving.legacy_h5_format"
     missing += _patch_funnels(
@@ -383,7 +376,7 @@ def _patch_funnels(funnels: tuple[tuple[str, str, Callable[..., Any]], ...]) -> 
         except ImportError:
             missing.append(f"{module_name}.{name}")
             continue
-        if not _patch(module, name, make):
+        if not patch(module, name, make):
             missing.append(f"{module_name}.{name}")
     return missing
 
@@ -469,10 +462,10 @@ def install_tf(recorder: Recorder) -> None:
 
         return lambda original: _wrap(recorder, original, done, restore=True)
 
-    if not _patch(checkpoint_cls, "_write", lambda o: _wrap(recorder, o, on_write, restore=False)):
+    if not patch(checkpoint_cls, "_write", lambda o: _wrap(recorder, o, on_write, restore=False)):
         missing.append("tf.train.Checkpoint._write")
     for name in ("restore", "read"):
-        if not _patch(checkpoint_cls, name, on_restore(f"tf.train.Checkpoint.{name}")):
+        if not patch(checkpoint_cls, name, on_restore(f"tf.train.Checkpoint.{name}")):
             missing.append(f"tf.train.Checkpoint.{name}")
 
     missing += _install_saved_model(recorder, events)
