@@ -56,8 +56,6 @@ SOURCE = "auto"  # the Recorder epochs' `source` for these epochs
 LOOP = "loop"  # the script's own epochs (hook.epoch())
 WINDOW_STEPS = 1000
 WINDOW_SECONDS = 60.0
-WINDOW_STEPS_VAR = envvars.EPOCHWATCH_WINDOW_STEPS
-WINDOW_SECONDS_VAR = envvars.EPOCHWATCH_WINDOW_SECONDS
 _NOBODY = object()  # the fast path's owner while it is disarmed: no optimizer is this
 _SCRIPT = object()  # the owner of the script's own hook.step() calls
 TAPE = object()  # the owner of the gradients taken by a loop that has no optimizer
@@ -129,8 +127,8 @@ class AutoEpochs:
         self._limit = 0.0
         self._cap: float = 0.0
         environ = recorder.environ
-        self.window_steps = int(_setting(environ, WINDOW_STEPS_VAR, WINDOW_STEPS))
-        self.window_seconds = _setting(environ, WINDOW_SECONDS_VAR, WINDOW_SECONDS)
+        self.window_steps = int(_setting(environ, envvars.EPOCHWATCH_WINDOW_STEPS, WINDOW_STEPS))
+        self.window_seconds = _setting(environ, envvars.EPOCHWATCH_WINDOW_SECONDS, WINDOW_SECONDS)
         self.inference = InferenceCalls(recorder, self.window_seconds)  # loops that never train
         self.tf_marks: Any = None  # the tf.functions watched (integrations/optimizer_steps.tf_functions)
 
