@@ -162,12 +162,10 @@ class _Library:
             if handle is NA:
                 continue
             info: dict[str, Any] = {"index": index}
-            name = self.query("nvmlDeviceGetName", handle)
-            if name is not NA:
-                info["name"] = _text(name)
-            uuid = self.query("nvmlDeviceGetUUID", handle)
-            if uuid is not NA:
-                info["uuid"] = _text(uuid)
+            for key, function in (("name", "nvmlDeviceGetName"), ("uuid", "nvmlDeviceGetUUID")):
+                text = self.query(function, handle)
+                if text is not NA:
+                    info[key] = _text(text)
             memory = self.query("nvmlDeviceGetMemoryInfo", handle)
             if memory is not NA:
                 info["memory_total_bytes"] = int(memory.total)
