@@ -311,5 +311,4 @@ def _input_stats(x: Any, y: Any, batch_size: int | None) -> dict[str, Any] | Non
         from epochwatch.integrations.inputs import describe_inputs
     except ImportError:
         return None
-    stats: dict[str, Any] | None = describe_inputs(x, y, batch_size)
-    return stats
+    return describe_inputs(x, y, batch_size)

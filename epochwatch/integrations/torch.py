@@ -73,11 +73,9 @@ def state_step(state: Any) -> int | None:
 def optimizer_config(optimizer: Any) -> dict[str, Any]:
     """The first parameter group's hyperparameters, named as in Keras' config where they match."""
     groups = getattr(optimizer, "param_groups", None) or [{}]
-    config: dict[str, Any] = {}
-    for key, value in groups[0].items():
-        if key == "params":
-            continue
-        config["learning_rate" if key == "lr" else key] = _jsonable(value)
+    config = {
+        ("learning_rate" if k == "lr" else k): _jsonable(v) for k, v in groups[0].items() if k != "params"
+    }
     if len(groups) > 1:
         config["param_groups"] = len(groups)
     return config
