@@ -473,12 +473,8 @@ def _ancestors(base: str, cgroup_path: str) -> list[str]:
 
 
 def _v2_limit(base: str, cgroup_path: str) -> int | None:
-    limits = []
-    for directory in _ancestors(base, cgroup_path):
-        value = _read_int(os.path.join(directory, "memory.max"))
-        if value is not None:
-            limits.append(value)
-    return min(limits) if limits else None
+    limits = (_read_int(os.path.join(directory, "memory.max")) for directory in _ancestors(base, cgroup_path))
+    return min((limit for limit in limits if limit is not None), default=None)
 
 
 def _v1_limit(base: str, cgroup_path: str) -> int | None:
