@@ -260,8 +260,7 @@ def install_keras(recorder: Recorder) -> None:
     backend = keras.backend.backend()
     if backend == "jax":
         return
-    eager = lambda f: wrap_update(f, recorder)  # noqa: E731
-    wrap = _tf_update(recorder) if backend == "tensorflow" else eager
+    wrap = _tf_update(recorder) if backend == "tensorflow" else (lambda f: wrap_update(f, recorder))
     patch_own(base_optimizer.BaseOptimizer, "apply", wrap)
 
 
