@@ -69,7 +69,7 @@ def describe_inputs(x: Any, y: Any = None, batch_size: int | None = None) -> dic
     else:
         rows = max(1, batch_size or DEFAULT_BATCH) * MAX_BATCHES
         inputs = _describe_structure(x, rows, "x")
-        targets = _describe_structure(y, rows, "y") if y is not None else {}
+        targets = _describe_structure(y, rows, "y")
         if not inputs:
             return {"source": type(x).__name__, "skipped": "no arrays to describe"}
         out = {"source": "arrays", "batches": MAX_BATCHES, "inputs": inputs}
@@ -257,7 +257,7 @@ def _from_dataset(ds: Any) -> dict[str, Any]:
         x = data[0]
         y = data[1] if len(data) > 1 else None
     inputs = _describe_structure(x, MAX_ELEMENTS, "x")
-    targets = _describe_structure(y, MAX_ELEMENTS, "y") if y is not None else {}
+    targets = _describe_structure(y, MAX_ELEMENTS, "y")
     out: dict[str, Any] = {"source": "dataset", "batches": len(elements), "note": note}
     out["read_seconds"] = round(read, 6)
     if inputs:
