@@ -34,12 +34,13 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from epochwatch.integrations.keras_reads import Credit
+
 # The model read may cost at most this share of training time (credit-based, as the
 # online analysis is), after a starting allowance: every epoch from ~0.5 s epochs on,
 # a sample of shorter ones.
 READ_SHARE = 0.0003
 READ_START_CREDIT = 0.002
-READ_CREDIT_CAP = 0.01
 FIRST_READ_GUESS = 0.0002
 SOURCE_TF_DATA = "tf.data"
 SOURCE_QUEUE = "queue"
@@ -67,8 +68,7 @@ class InputProbe:
         self._training = False
         self._epoch_start = 0.0
         self._producer_start = (0.0, 0)
-        self._credit = READ_START_CREDIT
-        self._read_cost = 0.0
+        self._pace = Credit(READ_SHARE, READ_START_CREDIT, FIRST_READ_GUESS)
         self.model_readable = True
 
     @property
@@ -146,8 +146,8 @@ class InputProbe:
             out["input_wait_source"] = SOURCE_QUEUE
             out["input_span_seconds"] = round(train, 6)
             return out
-        self._credit = min(self._credit + train * READ_SHARE, READ_CREDIT_CAP)
-        if not self.model_readable or batches <= 0 or self._credit < self._read_cost:
+        due = self._pace.due(train)
+        if not self.model_readable or batches <= 0 or not due:
             return out
         iterator = self._epoch_iterator(last_step)
         if iterator is None:
@@ -157,12 +157,8 @@ class InputProbe:
         # loaded host: one read "costing" 5 ms left 2 of an 8-epoch fit's epochs measured.
         t0 = time.thread_time()
         gaps = _gap_seconds(iterator)
-        cost = time.thread_time() - t0
-        if self._read_cost:
-            self._credit -= cost
-            self._read_cost = min(cost, self._read_cost)  # the cheapest read so far
-        else:  # the first read pays the op's one-time set-up (in overhead_seconds, not the allowance)
-            self._read_cost = min(cost, FIRST_READ_GUESS)
+        # The first read pays the op's one-time set-up (in overhead_seconds, not the allowance).
+        self._pace.spent(time.thread_time() - t0, first=not self._pace.cost)
         if gaps is None:
             self.model_readable = False  # no autotune model (disabled): say nothing
             return out
