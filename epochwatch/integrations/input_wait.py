@@ -65,15 +65,11 @@ class InputProbe:
         self.queue = False  # PyDataset with workers: producer time is the consumer's wait
         # (made at, weak reference), newest last: what the steps may pull from (see iterator_created)
         self._iterators: list[tuple[float, weakref.ref[Any]]] = []
-        self._training = False
+        self.training = False  # between the epoch's start and its validation (or end)
         self._epoch_start = 0.0
         self._producer_start = (0.0, 0)
         self._pace = Credit(READ_SHARE, READ_START_CREDIT, FIRST_READ_GUESS)
         self.model_readable = True
-
-    @property
-    def training(self) -> bool:
-        return self._training
 
     # -- called by the patched Keras pieces ----------------------------------------------
 
@@ -86,7 +82,7 @@ class InputProbe:
         threads hundreds of milliseconds to wind down, on the training thread (measured:
         up to 1.2 s per epoch when the last three were held).
         """
-        if not self._training:
+        if not self.training:
             return
         try:
             ref = weakref.ref(iterator)
@@ -106,14 +102,14 @@ class InputProbe:
     # -- called by the Keras callback -------------------------------------------------------
 
     def begin_epoch(self, now: float) -> None:
-        self._training = True
+        self.training = True
         self._epoch_start = now
 
     def end_training(self) -> None:
-        self._training = False
+        self.training = False
 
     def close(self) -> None:
-        self._training = False
+        self.training = False
         self._iterators.clear()
 
     def epoch_fields(
@@ -127,7 +123,7 @@ class InputProbe:
         after a long epoch end (callbacks, checkpoints). That is no wait for a batch, and it
         is the same with any input pipeline.
         """
-        self._training = False
+        self.training = False
         start = (
             first_step if first_step is not None and first_step >= self._epoch_start else self._epoch_start
         )
