@@ -124,9 +124,7 @@ class InputProbe:
         is the same with any input pipeline.
         """
         self.training = False
-        start = (
-            first_step if first_step is not None and first_step >= self._epoch_start else self._epoch_start
-        )
+        start = max(first_step, self._epoch_start) if first_step is not None else self._epoch_start
         train = max(0.0, train_end - start)
         out: dict[str, Any] = {}
         # Every batch in exactly one epoch: since the last epoch's fields (the fit's start for
