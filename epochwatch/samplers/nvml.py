@@ -78,9 +78,7 @@ def _reason_constant(module: types.ModuleType, suffix: str, default: int) -> int
 
 def _text(value: Any) -> str:
     """NVML strings come back as bytes from older pynvml, str from newer."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _describe(exc: BaseException) -> str:
@@ -99,9 +97,7 @@ def _pid_visible(pid: int) -> bool:
     lists, so "our pid is not in the list" only means "zero" when every listed pid is
     one we can see.
     """
-    if not sys.platform.startswith("linux"):
-        return True
-    return os.path.exists(f"/proc/{pid}")
+    return not sys.platform.startswith("linux") or os.path.exists(f"/proc/{pid}")
 
 
 class _Library:
