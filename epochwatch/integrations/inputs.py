@@ -180,9 +180,7 @@ def _to_numpy(value: Any) -> Any:
         return type(value)(_to_numpy(v) for v in value)
     if isinstance(value, list):
         return [_to_numpy(v) for v in value]
-    if hasattr(value, "numpy"):
-        return value.numpy()
-    return value
+    return value.numpy() if hasattr(value, "numpy") else value
 
 
 def _concat(parts: list[Any]) -> Any:

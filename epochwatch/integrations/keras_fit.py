@@ -62,9 +62,8 @@ def fit_batch_size(arguments: dict[str, Any]) -> int | None:
         if shape is not None and len(shape) and shape[0] is not None:
             return int(shape[0])
         return None
-    if hasattr(x, "shape") or isinstance(x, list | tuple | dict):
-        return 32  # Keras' default for arrays
-    return None
+    # Keras' default for arrays
+    return 32 if hasattr(x, "shape") or isinstance(x, list | tuple | dict) else None
 
 
 def loss_name(loss: Any) -> str:

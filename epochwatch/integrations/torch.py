@@ -252,9 +252,8 @@ def _iterations(optimizer: Any, known: _Optimizer) -> int | None:
     step = state_step(optimizer.state)  # the counter its state holds (Adam, AdamW, RMSprop...)
     if step is not None:
         return step
-    if optimizer.state and known.first_empty:
-        return known.steps  # stateful but counter-less (SGD with momentum): counted from empty
-    return None
+    # Stateful but counter-less (SGD with momentum): counted from empty.
+    return known.steps if optimizer.state and known.first_empty else None
 
 
 def _model_info(module: Any) -> dict[str, Any]:

@@ -384,9 +384,7 @@ class NvmlSampler:
             others.extend(p for p in by_pid if p != self.pid)
         if found:
             return best
-        if all(_pid_visible(pid) for pid in others):
-            return 0
-        return None
+        return 0 if all(_pid_visible(pid) for pid in others) else None
 
     def _throttle_reasons(self, handle: Any) -> list[str] | None:
         lib = self._lib
