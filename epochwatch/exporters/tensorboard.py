@@ -41,12 +41,8 @@ class TensorBoardExport:
     def on_record(self, rec: dict[str, Any]) -> None:
         kind = rec.get("type")
         if kind == "fit_start":
-            watched = rec.get("watched")
-            dirs = (
-                [p for p, role in watched.items() if role == "tensorboard"]
-                if isinstance(watched, dict)
-                else []
-            )
+            watched = rec["watched"] if isinstance(rec.get("watched"), dict) else {}
+            dirs = [p for p, role in watched.items() if role == "tensorboard"]
             with self._lock:
                 if dirs and dirs[0] != self._logdir:
                     self._close()

@@ -27,6 +27,19 @@ def _call(module: str, function: str = "install", *args: Any) -> Install:
     return install
 
 
+def patch(owner: Any, name: str, make: Callable[[Callable[..., Any]], Callable[..., Any]]) -> bool:
+    """`owner.name = make(owner.name)`, the wrapper marked `__epochwatch__`, unless it is wrapped
+    already; False when `owner` has no `name` (another version of the framework)."""
+    original = getattr(owner, name, None)
+    if original is None:
+        return False
+    if not getattr(original, "__epochwatch__", False):
+        wrapped = make(original)
+        wrapped.__epochwatch__ = True  # type: ignore[attr-defined]
+        setattr(owner, name, wrapped)
+    return True
+
+
 INTEGRATIONS: list[tuple[str, str, Install]] = [
     # (trigger module, part name for error reports, install function)
     ("gc", "cleanup timing", _call("integrations.cleanups")),  # the script's gc.collect() calls

@@ -27,6 +27,8 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from epochwatch.integrations import patch
+
 if TYPE_CHECKING:
     from epochwatch.recorder import Recorder
 
@@ -106,5 +108,4 @@ def of(recorder: Recorder) -> Cleanups:
 def install(recorder: Recorder) -> None:
     """Time the script's `gc.collect()` calls (from the hook's start: the gc module is always
     imported)."""
-    if not getattr(gc.collect, "__epochwatch__", False):
-        gc.collect = of(recorder).timed("gc.collect", gc.collect)
+    patch(gc, "collect", lambda collect: of(recorder).timed("gc.collect", collect))

@@ -22,6 +22,7 @@ The strategy and its replica count come from `Strategy.run`, seen when a step is
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from typing import Any
@@ -58,22 +59,19 @@ MAX_SCAN_OPS = 200_000  # ops looked at per concrete function, nested functions 
 
 def graph_has_collectives(graph: Any) -> bool:
     """Whether a FuncGraph (or a function in its library) holds a collective op."""
-    seen = 0
-    for op in graph.get_operations():
-        seen += 1
-        if op.type in COLLECTIVE_OPS:
+    functions = list((getattr(graph, "_functions", None) or {}).values())
+    definitions = (
+        getattr(fn, "cached_definition", None) or getattr(fn, "definition", None) for fn in functions
+    )
+    kinds = itertools.chain(
+        (op.type for op in graph.get_operations()),
+        (node.op for definition in definitions for node in getattr(definition, "node_def", ())),
+    )
+    for seen, kind in enumerate(kinds, 1):
+        if kind in COLLECTIVE_OPS:
             return True
         if seen >= MAX_SCAN_OPS:
             return False
-    functions = getattr(graph, "_functions", None) or {}
-    for fn in list(functions.values()):
-        definition = getattr(fn, "cached_definition", None) or getattr(fn, "definition", None)
-        for node in getattr(definition, "node_def", ()):
-            seen += 1
-            if node.op in COLLECTIVE_OPS:
-                return True
-            if seen >= MAX_SCAN_OPS:
-                return False
     return False
 
 
@@ -164,7 +162,7 @@ def install_strategy_watch(clock: CollectiveClock) -> None:
 
     def run(self: Any, fn: Any, args: Any = (), kwargs: Any = None, options: Any = None) -> Any:
         try:
-            if clock.strategy is None or clock.strategy != type(self).__name__:
+            if clock.strategy != type(self).__name__:
                 clock.saw_strategy(self)
         except Exception:
             pass

@@ -12,9 +12,11 @@ memory and writes nothing.
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from epochwatch.integrations import patch
+from epochwatch.recorder.save_watch import written_directory
 
 if TYPE_CHECKING:
     from epochwatch.recorder import Recorder
@@ -23,32 +25,17 @@ PART = "tf.data file watching"
 ROLE = "data"
 
 
-def written_directory(method: str, path: Any) -> str | None:
-    """The directory `method` ("snapshot", "cache") writes into for its `path` argument;
-    None for no file (an in-memory cache), a tensor, or a directory not worth watching whole
-    (the file system's root, the home directory)."""
-    if not isinstance(path, str | os.PathLike):
-        return None
-    text = os.fspath(path)
-    if not isinstance(text, str) or not text:
-        return None
-    absolute = os.path.abspath(text)
-    directory = absolute if method == "snapshot" else os.path.dirname(absolute)
-    if directory in (os.path.sep, os.path.expanduser("~")):
-        return None
-    return directory
-
-
 def _wrap(original: Callable[..., Any], method: str, recorder: Recorder, argument: str) -> Callable[..., Any]:
+    snapshot = method == "snapshot"  # writes into `path`; a cache into the directory of its file
+
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         path = args[0] if args else kwargs.get(argument)
-        directory = recorder.guard.run(PART, lambda: written_directory(method, path), None)
+        directory = recorder.guard.run(PART, lambda: written_directory(path, is_directory=snapshot), None)
         if directory is not None:
             recorder.guard.run(PART, lambda: recorder.watch(directory, ROLE), None)
         return original(self, *args, **kwargs)
 
-    wrapper.__epochwatch__ = True  # type: ignore[attr-defined]
     return wrapper
 
 
@@ -57,6 +44,4 @@ def install(recorder: Recorder) -> None:
 
     cls = dataset_ops.DatasetV2
     for method, argument in (("snapshot", "path"), ("cache", "filename")):
-        original = getattr(cls, method, None)
-        if callable(original) and not getattr(original, "__epochwatch__", False):
-            setattr(cls, method, _wrap(original, method, recorder, argument))
+        patch(cls, method, functools.partial(_wrap, method=method, recorder=recorder, argument=argument))

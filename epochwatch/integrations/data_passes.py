@@ -46,11 +46,14 @@ def tf_pass_key(dataset: Any) -> Any:
 
 
 def wrap_iter(
-    original: Callable[..., Any],
+    cls: Any,
     recorder: Recorder,
     eager: Callable[[], bool] | None = None,
     key: Callable[[Any], Any] | None = None,
-) -> Callable[..., Any]:
+) -> None:
+    original = cls.__iter__
+    if getattr(original, "__epochwatch__", False):
+        return
     auto, guard = recorder.auto, recorder.guard
 
     @functools.wraps(original)
@@ -66,34 +69,29 @@ def wrap_iter(
             _inside.iter = False
 
     __iter__.__epochwatch__ = True  # type: ignore[attr-defined]
-    return __iter__
+    cls.__iter__ = __iter__
 
 
 def install_tf(recorder: Recorder) -> None:
     from tensorflow.python.data.ops import dataset_ops
     from tensorflow.python.eager import context
 
-    cls = dataset_ops.DatasetV2
-    if not getattr(cls.__iter__, "__epochwatch__", False):
-        cls.__iter__ = wrap_iter(cls.__iter__, recorder, context.executing_eagerly, tf_pass_key)
+    wrap_iter(dataset_ops.DatasetV2, recorder, context.executing_eagerly, tf_pass_key)
     # A tf.distribute loop iterates the strategy's datasets (experimental_distribute_dataset,
     # distribute_datasets_from_function), which are no DatasetV2: each is its own key.
     from tensorflow.python.distribute import input_lib
 
     for klass in (input_lib.DistributedDataset, input_lib.DistributedDatasetsFromFunction):
-        if not getattr(klass.__iter__, "__epochwatch__", False):
-            klass.__iter__ = wrap_iter(klass.__iter__, recorder, context.executing_eagerly)
+        wrap_iter(klass, recorder, context.executing_eagerly)
 
 
 def install_keras(recorder: Recorder) -> None:
     from keras.utils import PyDataset
 
-    if not getattr(PyDataset.__iter__, "__epochwatch__", False):
-        PyDataset.__iter__ = wrap_iter(PyDataset.__iter__, recorder)
+    wrap_iter(PyDataset, recorder)
 
 
 def install_torch(recorder: Recorder) -> None:
     from torch.utils.data import DataLoader
 
-    if not getattr(DataLoader.__iter__, "__epochwatch__", False):
-        DataLoader.__iter__ = wrap_iter(DataLoader.__iter__, recorder)
+    wrap_iter(DataLoader, recorder)

@@ -20,14 +20,14 @@ class Node(NamedTuple):
     source: bool  # it has no inputs (from_tensor_slices, range, a file reader...)
 
 
-def nodes(dataset: Any, limit: int = MAX_NODES) -> list[Node] | None:
+def nodes(dataset: Any) -> list[Node] | None:
     """The nodes depth-first, each before its inputs (in their order); None when the
-    pipeline has over `limit` nodes or a node's inputs cannot be read."""
+    pipeline has over MAX_NODES nodes or a node's inputs cannot be read."""
     out: list[Node] = []
     todo: list[tuple[int, Any]] = [(0, dataset)]
     try:
         while todo:
-            if len(out) >= limit:
+            if len(out) >= MAX_NODES:
                 return None
             depth, node = todo.pop()
             inputs = list(node._inputs())

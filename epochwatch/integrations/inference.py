@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from epochwatch.integrations import patch
 from epochwatch.recorder.inference_calls import LOOP_APIS
 
 if TYPE_CHECKING:
@@ -37,15 +38,18 @@ INPUTS_PART = "served inputs"
 APIS = ("predict", "predict_on_batch", "evaluate", "__call__")
 
 
+def _first(x: Any) -> Any:
+    """The first input of a list or dict of them, or `x` itself."""
+    if isinstance(x, list | tuple) and x:
+        return x[0]
+    return next(iter(x.values())) if isinstance(x, dict) and x else x
+
+
 def _symbolic(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     """A call on Keras' symbolic tensors builds a functional model (pix2pix calls its
     generator on `keras.Input`s): no inference call, and nothing to describe."""
     x = args[0] if args else kwargs.get("inputs", kwargs.get("x"))
-    if isinstance(x, list | tuple) and x:
-        x = x[0]
-    elif isinstance(x, dict) and x:
-        x = next(iter(x.values()))
-    return type(x).__name__ == "KerasTensor"
+    return type(_first(x)).__name__ == "KerasTensor"
 
 
 def _never() -> bool:
@@ -55,12 +59,7 @@ def _never() -> bool:
 def _rows(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
     """The rows a call was fed (the first dimension of its first input), when its input has
     a shape (arrays, tensors, a list or dict of them); None for a dataset or a generator."""
-    x = args[0] if args else kwargs.get("x")
-    if isinstance(x, list | tuple) and x:
-        x = x[0]
-    elif isinstance(x, dict) and x:
-        x = next(iter(x.values()))
-    shape = getattr(x, "shape", None)
+    shape = getattr(_first(args[0] if args else kwargs.get("x")), "shape", None)
     try:
         rows = shape[0] if shape is not None and len(shape) else None
     except (TypeError, ValueError, IndexError):
@@ -147,11 +146,9 @@ def install(recorder: Recorder) -> None:
         tracing, watch = (lambda: not context.executing_eagerly()), tf_functions(recorder)[1]
     elif keras.backend.backend() == "jax":
         tracing = _jax_tracing()
-    model_cls = keras.Model
+    wrap = functools.partial(wrap_call, recorder=recorder, tracing=tracing, watch=watch)
     for api in APIS:
-        original = getattr(model_cls, api, None)
-        if original is not None and not getattr(original, "__epochwatch__", False):
-            setattr(model_cls, api, wrap_call(original, api, recorder, tracing, watch))
+        patch(keras.Model, api, functools.partial(wrap, api=api))
 
 
 # A loaded SavedModel's callables: TF's own serving loop, with no Keras model to call.
@@ -170,13 +167,11 @@ def install_saved_model(recorder: Recorder) -> None:
 
     from tensorflow.python.eager import context
 
-    def tracing() -> bool:
-        return not context.executing_eagerly()
-
+    tracing = lambda: not context.executing_eagerly()  # noqa: E731
     for module, name, api in SAVED_MODEL_APIS:
         cls = getattr(importlib.import_module(f"tensorflow.python.saved_model.{module}"), name, None)
-        if isinstance(cls, type) and not getattr(cls.__call__, "__epochwatch__", False):
-            cls.__call__ = wrap_call(cls.__call__, api, recorder, tracing)  # type: ignore[method-assign]
+        if isinstance(cls, type):
+            patch(cls, "__call__", functools.partial(wrap_call, api=api, recorder=recorder, tracing=tracing))
 
 
 def install_tflite(recorder: Recorder, module: str = "tensorflow.lite.python.interpreter") -> None:
@@ -186,6 +181,5 @@ def install_tflite(recorder: Recorder, module: str = "tensorflow.lite.python.int
     import importlib
 
     cls: Any = getattr(importlib.import_module(module), "Interpreter", None)
-    invoke = getattr(cls, "invoke", None)
-    if cls is not None and callable(invoke) and not getattr(invoke, "__epochwatch__", False):
-        cls.invoke = wrap_call(invoke, "TFLite invoke", recorder)
+    if cls is not None:
+        patch(cls, "invoke", functools.partial(wrap_call, api="TFLite invoke", recorder=recorder))

@@ -34,12 +34,13 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from epochwatch.integrations.keras_reads import Credit
+
 # The model read may cost at most this share of training time (credit-based, as the
 # online analysis is), after a starting allowance: every epoch from ~0.5 s epochs on,
 # a sample of shorter ones.
 READ_SHARE = 0.0003
 READ_START_CREDIT = 0.002
-READ_CREDIT_CAP = 0.01
 FIRST_READ_GUESS = 0.0002
 SOURCE_TF_DATA = "tf.data"
 SOURCE_QUEUE = "queue"
@@ -64,16 +65,11 @@ class InputProbe:
         self.queue = False  # PyDataset with workers: producer time is the consumer's wait
         # (made at, weak reference), newest last: what the steps may pull from (see iterator_created)
         self._iterators: list[tuple[float, weakref.ref[Any]]] = []
-        self._training = False
+        self.training = False  # between the epoch's start and its validation (or end)
         self._epoch_start = 0.0
         self._producer_start = (0.0, 0)
-        self._credit = READ_START_CREDIT
-        self._read_cost = 0.0
+        self._pace = Credit(READ_SHARE, READ_START_CREDIT, FIRST_READ_GUESS)
         self.model_readable = True
-
-    @property
-    def training(self) -> bool:
-        return self._training
 
     # -- called by the patched Keras pieces ----------------------------------------------
 
@@ -86,7 +82,7 @@ class InputProbe:
         threads hundreds of milliseconds to wind down, on the training thread (measured:
         up to 1.2 s per epoch when the last three were held).
         """
-        if not self._training:
+        if not self.training:
             return
         try:
             ref = weakref.ref(iterator)
@@ -106,14 +102,14 @@ class InputProbe:
     # -- called by the Keras callback -------------------------------------------------------
 
     def begin_epoch(self, now: float) -> None:
-        self._training = True
+        self.training = True
         self._epoch_start = now
 
     def end_training(self) -> None:
-        self._training = False
+        self.training = False
 
     def close(self) -> None:
-        self._training = False
+        self.training = False
         self._iterators.clear()
 
     def epoch_fields(
@@ -127,10 +123,8 @@ class InputProbe:
         after a long epoch end (callbacks, checkpoints). That is no wait for a batch, and it
         is the same with any input pipeline.
         """
-        self._training = False
-        start = (
-            first_step if first_step is not None and first_step >= self._epoch_start else self._epoch_start
-        )
+        self.training = False
+        start = max(first_step, self._epoch_start) if first_step is not None else self._epoch_start
         train = max(0.0, train_end - start)
         out: dict[str, Any] = {}
         # Every batch in exactly one epoch: since the last epoch's fields (the fit's start for
@@ -146,8 +140,8 @@ class InputProbe:
             out["input_wait_source"] = SOURCE_QUEUE
             out["input_span_seconds"] = round(train, 6)
             return out
-        self._credit = min(self._credit + train * READ_SHARE, READ_CREDIT_CAP)
-        if not self.model_readable or batches <= 0 or self._credit < self._read_cost:
+        due = self._pace.due(train)
+        if not self.model_readable or batches <= 0 or not due:
             return out
         iterator = self._epoch_iterator(last_step)
         if iterator is None:
@@ -157,12 +151,8 @@ class InputProbe:
         # loaded host: one read "costing" 5 ms left 2 of an 8-epoch fit's epochs measured.
         t0 = time.thread_time()
         gaps = _gap_seconds(iterator)
-        cost = time.thread_time() - t0
-        if self._read_cost:
-            self._credit -= cost
-            self._read_cost = min(cost, self._read_cost)  # the cheapest read so far
-        else:  # the first read pays the op's one-time set-up (in overhead_seconds, not the allowance)
-            self._read_cost = min(cost, FIRST_READ_GUESS)
+        # The first read pays the op's one-time set-up (in overhead_seconds, not the allowance).
+        self._pace.spent(time.thread_time() - t0, first=not self._pace.cost)
         if gaps is None:
             self.model_readable = False  # no autotune model (disabled): say nothing
             return out
@@ -233,15 +223,6 @@ class _IteratorSpy:
         return getattr(self._dataset, name)
 
 
-def _wrap_method(cls: type, name: str, make: Callable[[Any], Any]) -> None:
-    original = getattr(cls, name, None)
-    if original is None or getattr(original, "__epochwatch__", False):
-        return
-    wrapped = make(original)
-    wrapped.__epochwatch__ = True
-    setattr(cls, name, wrapped)
-
-
 def install(report: Callable[[str, Exception], None]) -> None:
     """Patch Keras' data adapters (and the TF epoch iterator, on the TF backend).
 
@@ -249,6 +230,8 @@ def install(report: Callable[[str, Exception], None]) -> None:
     on unpatched, so training never sees it.
     """
     from keras.src.trainers.data_adapters import generator_data_adapter, py_dataset_adapter
+
+    from epochwatch.integrations import patch
 
     def producer(original: Callable[..., Any], queue_of: Callable[[Any], bool]) -> Callable[..., Any]:
         def call(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -266,7 +249,7 @@ def install(report: Callable[[str, Exception], None]) -> None:
 
         return call
 
-    _wrap_method(
+    patch(
         py_dataset_adapter.PyDatasetAdapter,
         "_get_iterator",
         lambda original: producer(original, lambda adapter: adapter.enqueuer is not None),
@@ -280,7 +263,7 @@ def install(report: Callable[[str, Exception], None]) -> None:
 
         return init
 
-    _wrap_method(generator_data_adapter.GeneratorDataAdapter, "__init__", generator_init)
+    patch(generator_data_adapter.GeneratorDataAdapter, "__init__", generator_init)
 
     import keras
 
@@ -288,13 +271,8 @@ def install(report: Callable[[str, Exception], None]) -> None:
         return
     from keras.src.backend.tensorflow import trainer as tf_trainer
 
-    def get_iterator(original: Callable[..., Any]) -> Callable[..., Any]:
-        def call(self: Any) -> Any:
-            return _IteratorSpy(original(self))
-
-        return call
-
-    _wrap_method(tf_trainer.TFEpochIterator, "_get_iterator", get_iterator)
+    spied = lambda original: lambda self: _IteratorSpy(original(self))  # noqa: E731
+    patch(tf_trainer.TFEpochIterator, "_get_iterator", spied)
 
 
 def timed_next(source: Iterator[Any], add: Callable[[float], None]) -> Iterator[Any]:
@@ -379,10 +357,9 @@ def _parallel(ds: Any) -> int | None:
     if value is None:
         return None
     try:
-        number = int(value.numpy()) if hasattr(value, "numpy") else int(value)
+        return int(value.numpy()) if hasattr(value, "numpy") else int(value)
     except Exception:
         return None
-    return number
 
 
 def pipeline(ds: Any, limit: int = 64) -> dict[str, Any]:

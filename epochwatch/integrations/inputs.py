@@ -69,7 +69,7 @@ def describe_inputs(x: Any, y: Any = None, batch_size: int | None = None) -> dic
     else:
         rows = max(1, batch_size or DEFAULT_BATCH) * MAX_BATCHES
         inputs = _describe_structure(x, rows, "x")
-        targets = _describe_structure(y, rows, "y") if y is not None else {}
+        targets = _describe_structure(y, rows, "y")
         if not inputs:
             return {"source": type(x).__name__, "skipped": "no arrays to describe"}
         out = {"source": "arrays", "batches": MAX_BATCHES, "inputs": inputs}
@@ -176,15 +176,11 @@ def array_stats(a: np.ndarray) -> dict[str, Any]:
 def _to_numpy(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _to_numpy(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return (
-            type(value)(_to_numpy(v) for v in value)
-            if isinstance(value, tuple)
-            else [_to_numpy(v) for v in value]
-        )
-    if hasattr(value, "numpy"):
-        return value.numpy()
-    return value
+    if isinstance(value, tuple):
+        return type(value)(_to_numpy(v) for v in value)
+    if isinstance(value, list):
+        return [_to_numpy(v) for v in value]
+    return value.numpy() if hasattr(value, "numpy") else value
 
 
 def _concat(parts: list[Any]) -> Any:
@@ -259,7 +255,7 @@ def _from_dataset(ds: Any) -> dict[str, Any]:
         x = data[0]
         y = data[1] if len(data) > 1 else None
     inputs = _describe_structure(x, MAX_ELEMENTS, "x")
-    targets = _describe_structure(y, MAX_ELEMENTS, "y") if y is not None else {}
+    targets = _describe_structure(y, MAX_ELEMENTS, "y")
     out: dict[str, Any] = {"source": "dataset", "batches": len(elements), "note": note}
     out["read_seconds"] = round(read, 6)
     if inputs:

@@ -29,7 +29,7 @@ from types import FrameType
 from typing import Any
 
 from epochwatch.guard import Guard
-from epochwatch.integrations.tf import RetraceLedger
+from epochwatch.integrations.tf import RetraceLedger, cause
 
 TRACE_EVENT = "/jax/core/compile/jaxpr_trace_duration"
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
@@ -63,31 +63,22 @@ def explain(
     jitted function (`jax.jit(...)` called again, in the loop: jax803's JIT_IN_LOOP compiled
     each bucket width again every epoch, read as "`ids` changes shape")."""
     if previous is None:
-        return [{"arg": "*", "change": "new", "was": "", "now": "first trace"}]
+        return [cause("*", "new", "", "first trace")]
     labels = list(names) if isinstance(names, tuple | list) and len(names) == len(current) else None
     if seen:  # named by what differs from the last compile (the types each new one compiles)
         same = len(previous) == len(current)
         changed = [i for i, now in enumerate(current) if not same or previous[i] != now][:3]
         text = ", ".join(f"{labels[i] if labels else f'args[{i}]'} {_describe(current[i])}" for i in changed)
-        return [
-            {"arg": "*", "change": JITTED_ANEW, "was": "compiled before", "now": text[:200] or "same types"}
-        ]
+        return [cause("*", JITTED_ANEW, "compiled before", text[:200] or "same types")]
     if len(previous) != len(current):
-        return [
-            {
-                "arg": "*",
-                "change": "structure",
-                "was": f"{len(previous)} arrays",
-                "now": f"{len(current)} arrays",
-            }
-        ]
+        return [cause("*", "structure", f"{len(previous)} arrays", f"{len(current)} arrays")]
     out: list[dict[str, str]] = []
     for i, (was, now) in enumerate(zip(previous, current, strict=True)):
         if was == now:
             continue
         arg = str(labels[i]) if labels else f"args[{i}]"
         change = "dtype" if was[1] != now[1] else "shape"
-        out.append({"arg": arg, "change": change, "was": _describe(was), "now": _describe(now)})
+        out.append(cause(arg, change, _describe(was), _describe(now)))
         if len(out) >= _MAX_CAUSES:
             break
     return out

@@ -25,7 +25,8 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from epochwatch.integrations.optimizer_steps import counter, failed, outermost_self, patch, wrap_update
+from epochwatch.integrations import patch
+from epochwatch.integrations.optimizer_steps import counter, failed, outermost_self, patch_own, wrap_update
 
 if TYPE_CHECKING:
     from epochwatch.recorder import Recorder
@@ -129,8 +130,7 @@ def install(recorder: Recorder) -> Callable[[], bool]:
     JitStep.count = staticmethod(counter(recorder))
     JitStep.failed = staticmethod(functools.partial(failed, recorder))
     recorder.auto.training_of = training_of
-    if not getattr(jax.jit, "__epochwatch__", False):
-        jax.jit = wrap_jit(jax.jit)
+    patch(jax, "jit", wrap_jit)
     return core.trace_ctx.is_top_level
 
 
@@ -146,7 +146,7 @@ def install_keras(recorder: Recorder) -> None:
     if keras.backend.backend() != "jax":
         return
     top_level = install(recorder)
-    patch(base_optimizer.BaseOptimizer, "apply", lambda f: wrap_update(f, recorder, top_level, mark))
+    patch_own(base_optimizer.BaseOptimizer, "apply", lambda f: wrap_update(f, recorder, top_level, mark))
     wrap_trainer_jit()
 
 

@@ -78,8 +78,7 @@ def install(recorder: Recorder, module_name: str = "keras") -> None:
         try:
             history = original(*call_args, **call_kwargs)
         except BaseException as exc:
-            failure = exc
-            recorder.guard.run("keras integration", lambda: _fit_failed(watch, self, failure), None)
+            recorder.guard.run("keras integration", functools.partial(_fit_failed, watch, self, exc), None)
             raise
         finally:
             local.depth = 0

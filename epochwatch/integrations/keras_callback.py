@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from epochwatch.explain.anchor import STEPS
 from epochwatch.integrations import input_wait
 from epochwatch.integrations.batch_clocks import BatchClocks
-from epochwatch.integrations.footprint import hook_bytes
 from epochwatch.integrations.keras_fit import ModelLoop, fit_batch_size, fit_block, user_callbacks
 from epochwatch.integrations.keras_reads import RateReader, StepCounter, number
 from epochwatch.intervals import spread
@@ -84,13 +83,9 @@ class FitWatch:
         self._optimizer_attribute = "optimizer"
 
     def _input_probe(self, x: Any) -> input_wait.InputProbe | None:
-        """Times the fit's data adapters (input_wait.py); none without input or timing."""
-        if x is None or not self.recorder.guard.enabled("input timing"):
-            return None
-        probe: input_wait.InputProbe | None = self.recorder.guard.run(
-            "input timing", input_wait.InputProbe, None
-        )
-        return probe
+        """Times the fit's data adapters (input_wait.py); none without input or timing (the
+        Guard's run gives None once input timing is off)."""
+        return None if x is None else self.recorder.guard.run("input timing", input_wait.InputProbe, None)
 
     @property
     def model(self) -> Any:
@@ -170,9 +165,8 @@ class FitWatch:
         rss = own_rss_bytes()
         if rss is not None:
             fields["rss_bytes"] = rss  # the memory floor after each fit (models_in_loop)
-        fields["hook_bytes"] = recorder.guard.run(
-            PART, lambda: hook_bytes(recorder), None
-        )  # ... the hook's own
+        # ... and what the hook holds (recorder/detection.py)
+        fields["hook_bytes"] = recorder.guard.run(PART, recorder.detection.footprint_bytes, None)
         if exc is None:
             fields["ended"] = "completed"
         elif isinstance(exc, KeyboardInterrupt):

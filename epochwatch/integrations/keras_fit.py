@@ -62,9 +62,8 @@ def fit_batch_size(arguments: dict[str, Any]) -> int | None:
         if shape is not None and len(shape) and shape[0] is not None:
             return int(shape[0])
         return None
-    if hasattr(x, "shape") or isinstance(x, list | tuple | dict):
-        return 32  # Keras' default for arrays
-    return None
+    # Keras' default for arrays
+    return 32 if hasattr(x, "shape") or isinstance(x, list | tuple | dict) else None
 
 
 def loss_name(loss: Any) -> str:
@@ -134,8 +133,7 @@ def fit_block(watch: FitFacts, fit_index: int, guard: Guard) -> dict[str, Any]:
     if params.get("steps"):
         block["steps_per_epoch"] = params["steps"]
     batch_size = watch.batch_size  # read once, when the fit was prepared
-    if batch_size is not None:
-        block["batch_size"] = batch_size
+    block["batch_size"] = batch_size
     x = arguments.get("x")
     if x is not None:
         block["input"] = _describe_input(x)
@@ -143,15 +141,13 @@ def fit_block(watch: FitFacts, fit_index: int, guard: Guard) -> dict[str, Any]:
         stats = guard.run("input statistics", lambda: _input_stats(x, y, batch_size), None)
         if stats:
             block["input_stats"] = stats
-    distribution = _distribution(model)
-    if distribution:
-        block["distribution"] = distribution
+    block["distribution"] = _distribution(model)
     block["callbacks"] = [type(cb).__name__ for cb in watch.user_callbacks]
     block["tensorboard"] = tensorboard_settings(watch.user_callbacks)
     watched = _watched_dirs(watch.user_callbacks)
     if watched:
         block["watched"] = watched
-    return {k: v for k, v in block.items() if v is not None}
+    return {k: v for k, v in block.items() if v is not None}  # what is not known is left out
 
 
 def training_optimizer(model: Any) -> tuple[Any, str | None, dict[str, Any]]:
@@ -311,5 +307,4 @@ def _input_stats(x: Any, y: Any, batch_size: int | None) -> dict[str, Any] | Non
         from epochwatch.integrations.inputs import describe_inputs
     except ImportError:
         return None
-    stats: dict[str, Any] | None = describe_inputs(x, y, batch_size)
-    return stats
+    return describe_inputs(x, y, batch_size)

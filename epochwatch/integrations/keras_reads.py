@@ -10,6 +10,7 @@ time, the way the input wait's model read is.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -35,25 +36,28 @@ def number(get: Any) -> float | None:
         return None
 
 
-class _Credit:
-    """A read allowed while its cost stays within `share` of the training time (the way the
-    input wait's model read is paced): credit grows with training time, a read spends its
-    cost, and the cheapest read so far is the price of the next."""
+class Credit:
+    """A read allowed while its cost stays within `share` of the training time (these reads
+    and input_wait.py's model read): credit, from `credit`, grows with training time, a read
+    spends its cost, and the cheapest read so far is the price of the next. A first read
+    spends nothing (it pays one-time set-up) and is priced at most `first_cost`."""
 
-    def __init__(self, share: float, cap: float = 0.01) -> None:
+    CAP = 0.01  # seconds of credit at most
+
+    def __init__(self, share: float, credit: float = 0.0, first_cost: float = math.inf) -> None:
         self.share = share
-        self.cap = cap
-        self._credit = 0.0
-        self._cost = 0.0
+        self.first_cost = first_cost
+        self._credit = credit
+        self.cost = 0.0  # the price of the next read (0.0: none read yet)
 
     def due(self, train_seconds: float) -> bool:
-        self._credit = min(self._credit + train_seconds * self.share, self.cap)
-        return self._credit >= self._cost
+        self._credit = min(self._credit + train_seconds * self.share, self.CAP)
+        return self._credit >= self.cost
 
     def spent(self, cost: float, first: bool = False) -> None:
         if not first:
             self._credit -= cost
-        self._cost = cost if first else min(cost, self._cost)
+        self.cost = min(cost, self.first_cost) if first else min(cost, self.cost)
 
 
 class StepCounter:
@@ -71,7 +75,7 @@ class StepCounter:
     READ_SHARE = 0.0003
 
     def __init__(self) -> None:
-        self._credit = _Credit(self.READ_SHARE)
+        self._credit = Credit(self.READ_SHARE)
         self._last: int | None = None
         self._every_epoch = False  # decided at the fit's first read (the optimizer's setting)
 
@@ -108,7 +112,7 @@ class RateReader:
     READ_SHARE = 0.0003
 
     def __init__(self) -> None:
-        self._credit = _Credit(self.READ_SHARE)
+        self._credit = Credit(self.READ_SHARE)
         self._epochs = 0
 
     def read(self, optimizer: Any, train_seconds: float) -> float | None:

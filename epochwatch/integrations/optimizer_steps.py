@@ -218,8 +218,9 @@ def _outermost(base: type, step_class: type) -> Callable[[], Any]:
     return outermost
 
 
-def patch(cls: Any, name: str, wrap: Callable[..., Any]) -> bool:
-    """`cls.name = wrap(cls.name)` unless wrapped already; False when `cls` has no `name`."""
+def patch_own(cls: Any, name: str, wrap: Callable[..., Any]) -> bool:
+    """`cls.name = wrap(cls.name)` unless wrapped already; False when `cls` has no `name` of its
+    own (an inherited one is left to the class that defines it)."""
     original = cls.__dict__.get(name) if cls is not None else None
     if original is None:
         return False
@@ -259,9 +260,8 @@ def install_keras(recorder: Recorder) -> None:
     backend = keras.backend.backend()
     if backend == "jax":
         return
-    eager = lambda f: wrap_update(f, recorder)  # noqa: E731
-    wrap = _tf_update(recorder) if backend == "tensorflow" else eager
-    patch(base_optimizer.BaseOptimizer, "apply", wrap)
+    wrap = _tf_update(recorder) if backend == "tensorflow" else (lambda f: wrap_update(f, recorder))
+    patch_own(base_optimizer.BaseOptimizer, "apply", wrap)
 
 
 def install_tf(recorder: Recorder) -> None:
@@ -270,7 +270,7 @@ def install_tf(recorder: Recorder) -> None:
 
     mark = tf_functions(recorder)[0]
     recorder.auto.fit_facts["tensorflow"] = eager.loop_facts
-    patch(
+    patch_own(
         backprop.GradientTape,
         "gradient",
         lambda f: wrap_update(f, recorder, context.executing_eagerly, mark, owner=TAPE),
@@ -287,7 +287,7 @@ def install_tf_keras(recorder: Recorder) -> None:
         getattr(getattr(tf_keras.optimizers, "legacy", None), "Optimizer", None),
     ):
         for klass in getattr(cls, "__mro__", ())[:3]:
-            if patch(klass, "apply_gradients", wrap):
+            if patch_own(klass, "apply_gradients", wrap):
                 break
 
 

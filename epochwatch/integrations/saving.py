@@ -45,6 +45,7 @@ from epochwatch.checkpoints import capture
 from epochwatch.checkpoints import files as cfiles
 from epochwatch.checkpoints.events import SaveEvents
 from epochwatch.checkpoints.inspect import inspect_file
+from epochwatch.integrations import patch
 from epochwatch.integrations.tf_unmatched import unmatched
 from epochwatch.serials import serial_of
 
@@ -172,14 +173,6 @@ def _wrap(
     return wrapper
 
 
-def _patch(owner: Any, name: str, make: Callable[[Callable[..., Any]], Callable[..., Any]]) -> bool:
-    original = getattr(owner, name, None)
-    if original is None or getattr(original, "__epochwatch__", False):
-        return original is not None
-    setattr(owner, name, make(original))
-    return True
-
-
 def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], index: int, name: str) -> Any:
     if name in kwargs:
         return kwargs[name]
@@ -224,18 +217,20 @@ def optimizer_state(optimizer: Any) -> dict[str, Any] | None:
     return out
 
 
-def _model_fields(model: Any, include_optimizer: bool = True) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    name = getattr(model, "name", None)
-    if isinstance(name, str):
-        fields["model"] = name
-    state = optimizer_state(getattr(model, "optimizer", None))
-    fields["optimizer_included"] = bool(state) and include_optimizer
+def _optimizer_fields(state: dict[str, Any] | None, included: bool = True) -> dict[str, Any]:
+    fields: dict[str, Any] = {"optimizer_included": bool(state) and included}
     if state:
         fields["optimizer"] = state
         if "iterations" in state:
             fields["iterations"] = state["iterations"]
     return fields
+
+
+def _model_fields(model: Any, include_optimizer: bool = True) -> dict[str, Any]:
+    name = getattr(model, "name", None)
+    fields: dict[str, Any] = {"model": name} if isinstance(name, str) else {}
+    state = optimizer_state(getattr(model, "optimizer", None))
+    return {**fields, **_optimizer_fields(state, include_optimizer)}
 
 
 def _via() -> str | None:
@@ -344,7 +339,7 @@ def install_keras(recorder: Recorder) -> None:
         ("save_weights", saved("Model.save_weights", 0, 1, "filepath")),
         ("load_weights", restored("Model.load_weights", 0, 1, "filepath")),
     ):
-        if not _patch(model_cls, name, make):
+        if not patch(model_cls, name, make):
             missing.append(f"keras.Model.{name}")
     lib, h5 = "keras.src.saving.saving_lib", "keras.src.legacy.saving.legacy_h5_format"
     missing += _patch_funnels(
@@ -361,12 +356,15 @@ def install_keras(recorder: Recorder) -> None:
             (h5, "load_model_from_hdf5", restored("keras.saving.load_model", None, 0, "filepath")),
         )
     )
+    say_missing(recorder, PART, missing, "Keras")
+
+
+def say_missing(recorder: Recorder, part: str, missing: list[str], framework: str) -> None:
+    """One notice naming the entry points not found in this version of `framework`."""
     if missing:
-        recorder.emit(
-            "notice",
-            part=PART,
-            message=f"not recording saves/restores through {', '.join(missing)} (not found in this Keras)",
-        )
+        where = ", ".join(missing)
+        message = f"not recording saves/restores through {where} (not found in this {framework})"
+        recorder.emit("notice", part=part, message=message)
 
 
 def _patch_funnels(funnels: tuple[tuple[str, str, Callable[..., Any]], ...]) -> list[str]:
@@ -378,7 +376,7 @@ def _patch_funnels(funnels: tuple[tuple[str, str, Callable[..., Any]], ...]) -> 
         except ImportError:
             missing.append(f"{module_name}.{name}")
             continue
-        if not _patch(module, name, make):
+        if not patch(module, name, make):
             missing.append(f"{module_name}.{name}")
     return missing
 
@@ -386,24 +384,25 @@ def _patch_funnels(funnels: tuple[tuple[str, str, Callable[..., Any]], ...]) -> 
 # -- TensorFlow ----------------------------------------------------------------------
 
 
+def _tracked(checkpoint: Any) -> list[Any]:
+    """What a tf.train.Checkpoint tracks (its public attributes)."""
+    return [v for k, v in vars(checkpoint).items() if not k.startswith("_")]
+
+
 def _checkpoint_fields(checkpoint: Any) -> dict[str, Any]:
     """The optimizer a tf.train.Checkpoint tracks (directly, or as a tracked model's)."""
-    children = [v for k, v in vars(checkpoint).items() if not k.startswith("_")]
-    for child in children:
+    for child in _tracked(checkpoint):
         state = optimizer_state(child) if hasattr(child, "apply_gradients") else None
         if state is None:
             state = optimizer_state(getattr(child, "optimizer", None))
         if state:
-            fields: dict[str, Any] = {"optimizer_included": True, "optimizer": state}
-            if "iterations" in state:
-                fields["iterations"] = state["iterations"]
-            return fields
+            return _optimizer_fields(state)
     return {"optimizer_included": False}
 
 
-def _tracked_model_serial(recorder: Recorder, checkpoint: Any) -> int | None:
+def _tracked_model_serial(checkpoint: Any) -> int | None:
     """The serial of the Keras model a tf.train.Checkpoint tracks (the first one), if any."""
-    for child in (v for k, v in vars(checkpoint).items() if not k.startswith("_")):
+    for child in _tracked(checkpoint):
         if hasattr(child, "fit") and hasattr(child, "optimizer"):
             return serial_of(child)
     return None
@@ -454,7 +453,7 @@ def install_tf(recorder: Recorder) -> None:
             fields = _checkpoint_fields(args[0])
             fields.pop("optimizer_included", None)
             fields["unmatched"] = unmatched(result)
-            serial = _tracked_model_serial(recorder, args[0])
+            serial = _tracked_model_serial(args[0])
             if serial is not None:
                 fields["model_serial"] = serial
             fmt = cfiles.SAVED_MODEL if os.path.isdir(path) else cfiles.TF_CHECKPOINT
@@ -463,19 +462,14 @@ def install_tf(recorder: Recorder) -> None:
 
         return lambda original: _wrap(recorder, original, done, restore=True)
 
-    if not _patch(checkpoint_cls, "_write", lambda o: _wrap(recorder, o, on_write, restore=False)):
+    if not patch(checkpoint_cls, "_write", lambda o: _wrap(recorder, o, on_write, restore=False)):
         missing.append("tf.train.Checkpoint._write")
     for name in ("restore", "read"):
-        if not _patch(checkpoint_cls, name, on_restore(f"tf.train.Checkpoint.{name}")):
+        if not patch(checkpoint_cls, name, on_restore(f"tf.train.Checkpoint.{name}")):
             missing.append(f"tf.train.Checkpoint.{name}")
 
     missing += _install_saved_model(recorder, events)
-    if missing:
-        recorder.emit(
-            "notice",
-            part=PART,
-            message=f"not recording saves/restores through {', '.join(missing)} (not found in this TF)",
-        )
+    say_missing(recorder, PART, missing, "TF")
 
 
 def _install_saved_model(recorder: Recorder, events: SaveEvents) -> list[str]:

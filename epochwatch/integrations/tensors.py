@@ -19,17 +19,12 @@ from typing import Any
 
 from epochwatch.logged import to_float
 
+_FRAMEWORKS = {"torch": "torch", "tensorflow": "tensorflow", "jax": "jax", "jaxlib": "jax"}  # by root module
+
 
 def framework(value: Any) -> str | None:
     """'torch', 'tensorflow' or 'jax' for a tensor of that framework, else None."""
-    root = type(value).__module__.partition(".")[0]
-    if root == "torch":
-        return "torch"
-    if root == "tensorflow":
-        return "tensorflow"
-    if root in ("jax", "jaxlib"):
-        return "jax"
-    return None
+    return _FRAMEWORKS.get(type(value).__module__.partition(".")[0])
 
 
 def reduce_sum(values: list[Any]) -> tuple[float, int] | None:
@@ -44,11 +39,7 @@ def reduce_sum(values: list[Any]) -> tuple[float, int] | None:
     module = sys.modules.get(name)
     if module is None:
         return None
-    if name == "torch":
-        return _torch(module, values)
-    if name == "tensorflow":
-        return _tf(module, values)
-    return _jax(module, values)
+    return {"torch": _torch, "tensorflow": _tf, "jax": _jax}[name](module, values)
 
 
 def scalar(value: Any) -> float | None:

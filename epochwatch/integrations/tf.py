@@ -138,43 +138,41 @@ def describe(trace_type: Any) -> str:
 _MISSING = object()
 
 
+def cause(arg: str, change: str, was: str, now: str) -> dict[str, str]:
+    """One cause of a new trace, as every framework's integration reports it."""
+    return {"arg": arg, "change": change, "was": was, "now": now}
+
+
 def _diff(path: str, was: Any, now: Any, out: list[dict[str, str]]) -> None:
     if len(out) >= _MAX_CAUSES or was == now:
         return
-    if type(was) is not type(now):
-        out.append({"arg": path, "change": "type", "was": describe(was), "now": describe(now)})
-        return
-    kind = type(now).__name__
-    if kind == "Literal":
-        out.append({"arg": path, "change": "value", "was": describe(was), "now": describe(now)})
-        return
-    if hasattr(now, "shape") and hasattr(now, "dtype"):
+    change = "type"
+    if type(was) is type(now) and type(now).__name__ == "Literal":
+        change = "value"
+    elif type(was) is type(now) and hasattr(now, "shape") and hasattr(now, "dtype"):
         change = "dtype" if was.dtype != now.dtype else "shape"
-        out.append({"arg": path, "change": change, "was": describe(was), "now": describe(now)})
-        return
-    was_map, now_map = getattr(was, "mapping", None), getattr(now, "mapping", None)
-    if isinstance(was_map, dict) and isinstance(now_map, dict):
-        if set(was_map) != set(now_map):
-            out.append({"arg": path, "change": "structure", "was": describe(was), "now": describe(now)})
-            return
-        for key in now_map:
-            _diff(f"{path}[{key!r}]", was_map[key], now_map[key], out)
-        return
-    was_c, now_c = getattr(was, "components", None), getattr(now, "components", None)
-    if isinstance(was_c, tuple | list) and isinstance(now_c, tuple | list):
-        if len(was_c) != len(now_c):
-            out.append({"arg": path, "change": "structure", "was": describe(was), "now": describe(now)})
-            return
-        for i, (a, b) in enumerate(zip(was_c, now_c, strict=True)):
-            _diff(f"{path}[{i}]", a, b, out)
-        return
-    out.append({"arg": path, "change": "type", "was": describe(was), "now": describe(now)})
+    elif type(was) is type(now):
+        was_map, now_map = getattr(was, "mapping", None), getattr(now, "mapping", None)
+        was_c, now_c = getattr(was, "components", None), getattr(now, "components", None)
+        if isinstance(was_map, dict) and isinstance(now_map, dict):
+            if set(was_map) == set(now_map):
+                for key in now_map:
+                    _diff(f"{path}[{key!r}]", was_map[key], now_map[key], out)
+                return
+            change = "structure"
+        elif isinstance(was_c, tuple | list) and isinstance(now_c, tuple | list):
+            if len(was_c) == len(now_c):
+                for i, (a, b) in enumerate(zip(was_c, now_c, strict=True)):
+                    _diff(f"{path}[{i}]", a, b, out)
+                return
+            change = "structure"
+    out.append(cause(path, change, describe(was), describe(now)))
 
 
 def explain_retrace(previous: Any, current: Any) -> list[dict[str, str]]:
     """Which arguments differ between two FunctionTypes of the same function, and how."""
     if previous is None:
-        return [{"arg": "*", "change": "new", "was": "", "now": "first trace"}]
+        return [cause("*", "new", "", "first trace")]
     out: list[dict[str, str]] = []
     try:
         prev_params = dict(previous.parameters)
@@ -183,21 +181,14 @@ def explain_retrace(previous: Any, current: Any) -> list[dict[str, str]]:
         return out
     for name, param in cur_params.items():
         if name not in prev_params:
-            out.append(
-                {
-                    "arg": name,
-                    "change": "structure",
-                    "was": "absent",
-                    "now": describe(param.type_constraint),
-                }
-            )
+            out.append(cause(name, "structure", "absent", describe(param.type_constraint)))
             continue
         _diff(name, prev_params[name].type_constraint, param.type_constraint, out)
     for name in prev_params:
         if name not in cur_params and len(out) < _MAX_CAUSES:
-            out.append({"arg": name, "change": "structure", "was": "present", "now": "absent"})
+            out.append(cause(name, "structure", "present", "absent"))
     if not out and getattr(previous, "captures", None) != getattr(current, "captures", None):
-        out.append({"arg": "<captures>", "change": "type", "was": "captured values", "now": "changed"})
+        out.append(cause("<captures>", "type", "captured values", "changed"))
     return out
 
 

@@ -37,6 +37,7 @@ import time
 import weakref
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 PART = "torch integration"
@@ -45,9 +46,7 @@ _MAX_REASONS = 5
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, bool | int | str) or value is None:
-        return value
-    if isinstance(value, float):
+    if isinstance(value, bool | int | float | str) or value is None:
         return value
     if isinstance(value, tuple | list):
         return [_jsonable(v) for v in value][:16]
@@ -55,11 +54,6 @@ def _jsonable(value: Any) -> Any:
         return float(value)
     except (TypeError, ValueError):
         return str(value)[:200]
-
-
-def optimizer_step(optimizer: Any) -> int | None:
-    """The step counter the optimizer's state holds (Adam, AdamW, RMSprop...), or None."""
-    return state_step(optimizer.state)
 
 
 def state_step(state: Any) -> int | None:
@@ -79,27 +73,23 @@ def state_step(state: Any) -> int | None:
 def optimizer_config(optimizer: Any) -> dict[str, Any]:
     """The first parameter group's hyperparameters, named as in Keras' config where they match."""
     groups = getattr(optimizer, "param_groups", None) or [{}]
-    config: dict[str, Any] = {}
-    for key, value in groups[0].items():
-        if key == "params":
-            continue
-        config["learning_rate" if key == "lr" else key] = _jsonable(value)
+    config = {
+        ("learning_rate" if k == "lr" else k): _jsonable(v) for k, v in groups[0].items() if k != "params"
+    }
     if len(groups) > 1:
         config["param_groups"] = len(groups)
     return config
 
 
+@dataclass(slots=True)
 class _Optimizer:
     """What we know of one optimizer: steps seen here, and its state at our first sight."""
 
-    __slots__ = ("epoch_steps", "first_empty", "first_step", "index", "steps")
-
-    def __init__(self, index: int, first_empty: bool, first_step: int | None) -> None:
-        self.index = index
-        self.steps = 0
-        self.epoch_steps = 0
-        self.first_empty = first_empty
-        self.first_step = first_step
+    index: int
+    first_empty: bool
+    first_step: int | None
+    steps: int = 0
+    epoch_steps: int = 0
 
 
 class LoopTracker:
@@ -132,7 +122,7 @@ class LoopTracker:
         with self._lock:
             if optimizer in self._optimizers or len(self._optimizers) >= _MAX_OPTIMIZERS:
                 return
-            known = _Optimizer(len(self._optimizers), not optimizer.state, optimizer_step(optimizer))
+            known = _Optimizer(len(self._optimizers), not optimizer.state, state_step(optimizer.state))
             known.steps = known.epoch_steps = 1
             self._optimizers[optimizer] = known
         self._remove_forward_hooks()  # outside any forward: safe to change torch's hook dicts
@@ -178,10 +168,14 @@ class LoopTracker:
 
     # -- epoch ends --------------------------------------------------------------------
 
+    def _by_age(self) -> list[tuple[Any, _Optimizer]]:
+        """The optimizers in the order they first stepped (the first is the main one)."""
+        with self._lock:
+            return sorted(self._optimizers.items(), key=lambda kv: kv[1].index)
+
     def epoch_fields(self) -> dict[str, Any] | None:
         """`iterations`, `optimizer_steps`, `steps`, `lr` of the main (first) optimizer."""
-        with self._lock:
-            items = sorted(self._optimizers.items(), key=lambda kv: kv[1].index)
+        items = self._by_age()
         if self._input_stats is not None:
             self._remove_forward_hooks()
         if not items:
@@ -202,8 +196,7 @@ class LoopTracker:
 
     def saved_iterations(self) -> int | None:
         """The main optimizer's step now (for a save that does not hold the optimizer)."""
-        with self._lock:
-            items = sorted(self._optimizers.items(), key=lambda kv: kv[1].index)
+        items = self._by_age()
         return _iterations(*items[0]) if items else None
 
     # -- the first batch's inputs ------------------------------------------------------
@@ -256,12 +249,11 @@ class LoopTracker:
 
 def _iterations(optimizer: Any, known: _Optimizer) -> int | None:
     """The optimizer's own step counter; else our count where its state began empty here."""
-    step = optimizer_step(optimizer)
+    step = state_step(optimizer.state)  # the counter its state holds (Adam, AdamW, RMSprop...)
     if step is not None:
         return step
-    if optimizer.state and known.first_empty:
-        return known.steps  # stateful but counter-less (SGD with momentum): counted from empty
-    return None
+    # Stateful but counter-less (SGD with momentum): counted from empty.
+    return known.steps if optimizer.state and known.first_empty else None
 
 
 def _model_info(module: Any) -> dict[str, Any]:

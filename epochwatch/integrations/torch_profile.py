@@ -137,9 +137,8 @@ class TorchProfiler:
             if len(events) > MAX_EVENTS:
                 return None
             export(prof, logdir)
-            if getattr(prof, "use_device", None) or getattr(
-                prof, "use_cuda", False
-            ):  # kernels: torch's reading
+            # With the device's kernels: torch's own reading.
+            if getattr(prof, "use_device", None) or getattr(prof, "use_cuda", False):
                 return op_seconds(prof.key_averages())
             return cpu_op_seconds(events)
         except Exception:

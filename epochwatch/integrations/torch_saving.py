@@ -19,11 +19,12 @@ under the Guard (see integrations/saving.py).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from epochwatch.checkpoints import files as cfiles
-from epochwatch.integrations import saving
+from epochwatch.integrations import patch, saving
 from epochwatch.integrations.torch import state_step
 
 if TYPE_CHECKING:
@@ -124,19 +125,12 @@ def install(recorder: Recorder) -> None:
         if getattr(torch, name, None) is original:
             setattr(torch, name, wrapper)
     _patch_loaders(recorder, missing)
-    if missing:
-        recorder.emit(
-            "notice",
-            part=PART,
-            message=f"not recording saves/restores through {', '.join(missing)} (not found in this PyTorch)",
-        )
+    saving.say_missing(recorder, PART, missing, "PyTorch")
 
 
 def _patch_loaders(recorder: Recorder, missing: list[str]) -> None:
     """Count load_state_dict calls per kind of object (they carry no path of their own)."""
     import torch
-
-    from epochwatch.integrations import torch as torch_integration
 
     owners: list[tuple[str, Any]] = [
         ("model", torch.nn.Module),
@@ -145,22 +139,21 @@ def _patch_loaders(recorder: Recorder, missing: list[str]) -> None:
         ("scaler", getattr(getattr(torch, "amp", None), "GradScaler", None)),
     ]
     for what, owner in owners:
-        original = getattr(owner, "load_state_dict", None) if owner is not None else None
-        if original is None:
+        counted = functools.partial(_counted_load, what=what, recorder=recorder)
+        if owner is None or not patch(owner, "load_state_dict", counted):
             missing.append(f"{what}.load_state_dict")
-            continue
-        if getattr(original, "__epochwatch__", False):
-            continue
 
-        def load_state_dict(
-            self: Any, *args: Any, __original: Any = original, __what: str = what, **kwargs: Any
-        ) -> Any:
-            result = __original(self, *args, **kwargs)
-            loop = torch_integration.tracker()
-            if loop is not None:
-                recorder.guard.run(PART, lambda: loop.loaded(__what), None)
-            return result
 
-        load_state_dict.__epochwatch__ = True  # type: ignore[attr-defined]
-        load_state_dict.__wrapped__ = original  # type: ignore[attr-defined]
-        owner.load_state_dict = load_state_dict
+def _counted_load(original: Callable[..., Any], what: str, recorder: Recorder) -> Callable[..., Any]:
+    """`load_state_dict` that counts its loads of `what` into the torch loop's tracker."""
+    from epochwatch.integrations import torch as torch_integration
+
+    @functools.wraps(original)
+    def load_state_dict(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original(self, *args, **kwargs)
+        loop = torch_integration.tracker()
+        if loop is not None:
+            recorder.guard.run(PART, lambda: loop.loaded(what), None)
+        return result
+
+    return load_state_dict

@@ -56,8 +56,6 @@ SOURCE = "auto"  # the Recorder epochs' `source` for these epochs
 LOOP = "loop"  # the script's own epochs (hook.epoch())
 WINDOW_STEPS = 1000
 WINDOW_SECONDS = 60.0
-WINDOW_STEPS_VAR = envvars.EPOCHWATCH_WINDOW_STEPS
-WINDOW_SECONDS_VAR = envvars.EPOCHWATCH_WINDOW_SECONDS
 _NOBODY = object()  # the fast path's owner while it is disarmed: no optimizer is this
 _SCRIPT = object()  # the owner of the script's own hook.step() calls
 TAPE = object()  # the owner of the gradients taken by a loop that has no optimizer
@@ -129,8 +127,8 @@ class AutoEpochs:
         self._limit = 0.0
         self._cap: float = 0.0
         environ = recorder.environ
-        self.window_steps = int(_setting(environ, WINDOW_STEPS_VAR, WINDOW_STEPS))
-        self.window_seconds = _setting(environ, WINDOW_SECONDS_VAR, WINDOW_SECONDS)
+        self.window_steps = int(_setting(environ, envvars.EPOCHWATCH_WINDOW_STEPS, WINDOW_STEPS))
+        self.window_seconds = _setting(environ, envvars.EPOCHWATCH_WINDOW_SECONDS, WINDOW_SECONDS)
         self.inference = InferenceCalls(recorder, self.window_seconds)  # loops that never train
         self.tf_marks: Any = None  # the tf.functions watched (integrations/optimizer_steps.tf_functions)
 
@@ -342,10 +340,9 @@ class AutoEpochs:
         if owner is TAPE:  # no optimizer, no model to tell apart: no fit records
             return
         try:
-            seen = owner in self._owners
+            if owner in self._owners:
+                return
         except TypeError:  # not weak-referenceable: judged by identity alone
-            return
-        if seen:
             return
         updating, self.updating = self.updating, None
         current = self._serial_of(previous)
@@ -358,27 +355,22 @@ class AutoEpochs:
                 self._cut("step_remade", time.perf_counter())
             return
         before = self._updates.get(current) if current is not None else None
-        if current is not None and updating is not None and before == updating and self._alive(current):
-            # A new optimizer for the same variables: the same model's training, no new fit
-            # (tensorflow#27120's new Adam each epoch read "19 fits of 19 models").
-            self._owners[owner] = current
-            self._replaced += 1
-            return
-        if (
-            current is not None
-            and updating is not None
-            and before is not None
-            and not updating & before
-            and self.total_steps - self._fit_first <= 1
-        ):
-            # Other variables, right after the fit's first update: a second optimizer of the
-            # same training (an eager GAN's generator and discriminator: its first update cut
-            # a one-step first epoch and a second "fit").
-            self._owners[owner] = current
-            self._updates[current] = before | updating
-            self._co.add(owner)
-            self.owner = previous  # the first optimizer's updates stay the steps
-            return
+        if current is not None and updating is not None and before is not None:
+            if before == updating and self._alive(current):
+                # A new optimizer for the same variables: the same model's training, no new fit
+                # (tensorflow#27120's new Adam each epoch read "19 fits of 19 models").
+                self._owners[owner] = current
+                self._replaced += 1
+                return
+            if not updating & before and self.total_steps - self._fit_first <= 1:
+                # Other variables, right after the fit's first update: a second optimizer of the
+                # same training (an eager GAN's generator and discriminator: its first update cut
+                # a one-step first epoch and a second "fit").
+                self._owners[owner] = current
+                self._updates[current] = before | updating
+                self._co.add(owner)
+                self.owner = previous  # the first optimizer's updates stay the steps
+                return
         serial = self._serials  # a count, not len(): optimizers let go leave the dict
         if updating is not None:
             self._updates = {s: v for s, v in self._updates.items() if s > serial - 4}  # the newest few

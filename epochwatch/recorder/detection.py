@@ -59,9 +59,12 @@ class OnlineDetection:
         return float(getattr(self._worker, "cpu_seconds", 0.0) or 0.0)
 
     def footprint_bytes(self) -> int:
-        """What online detection holds in this process (`hook_bytes`, integrations/footprint.py),
-        as summed within the last FOOTPRINT_SECONDS (it grows by a record's size per epoch:
-        a sum two seconds old is as good as a new one)."""
+        """`hook_bytes` (every `fit_end`): what the hook holds in this process, so a trace whose
+        process grows can show the hook is not what grows, without tracemalloc (which would
+        cost every allocation of the script). The sizes of what grows with the run: the online
+        analyzer's run (its columns and records, analysis/run.Run.footprint_bytes) and the
+        records waiting for the analysis thread, as summed within the last FOOTPRINT_SECONDS
+        (it grows by a record's size per epoch: a sum two seconds old is as good as a new one)."""
         worker, (held, when) = self._worker, self._footprint
         now = time.monotonic()
         if worker is not None and now - when >= FOOTPRINT_SECONDS:

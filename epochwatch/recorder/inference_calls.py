@@ -41,7 +41,6 @@ from epochwatch.samplers.own_rss import own_rss_bytes
 
 SOURCE = "auto"
 WINDOW_CALLS = 50
-WINDOW_CALLS_VAR = envvars.EPOCHWATCH_WINDOW_CALLS
 # An epoch record costs the calling thread about 10 ms (its samplers): windows of 50 calls of
 # a millisecond cost a fifth of the loop (a traced predict step). Unless the calls per window
 # are set (EPOCHWATCH_WINDOW_CALLS), a window lasts this long at least.
@@ -101,12 +100,13 @@ class InferenceCalls:
 
     def __init__(self, recorder: Any, window_seconds: float) -> None:
         self._rec = recorder  # typed Any: naming the Recorder would make an import circle
+        given = recorder.environ.get(envvars.EPOCHWATCH_WINDOW_CALLS, "")
         try:
-            calls = int(recorder.environ.get(WINDOW_CALLS_VAR, "") or WINDOW_CALLS)
+            calls = int(given or WINDOW_CALLS)
         except ValueError:
             calls = WINDOW_CALLS
         self.window_calls = calls if calls > 0 else WINDOW_CALLS
-        self.min_seconds = 0.0 if recorder.environ.get(WINDOW_CALLS_VAR) else MIN_WINDOW_SECONDS
+        self.min_seconds = 0.0 if given else MIN_WINDOW_SECONDS
         self.window_seconds = window_seconds
         self.training_seen = False  # a fit or a custom loop's step was seen
         self.fitting = 0  # Keras fits running (their calls are theirs)

@@ -21,14 +21,18 @@ if TYPE_CHECKING:
 PART = "checkpoint watching"
 
 
-def _directory(path: Any) -> str | None:
-    """The directory a save wrote into; None for one not worth watching (/, the home)."""
-    if not isinstance(path, str) or not path:
+def written_directory(path: Any, *, is_directory: bool = False) -> str | None:
+    """The directory a write to the file `path` goes into (`path` itself with is_directory);
+    None for no path (a tensor, an in-memory cache's ""), or a directory not worth watching
+    whole (the file system's root, the home directory)."""
+    if not isinstance(path, str | os.PathLike):
         return None
-    directory = os.path.dirname(os.path.abspath(path))
-    if directory in (os.path.sep, os.path.expanduser("~")):
+    text = os.fspath(path)
+    if not isinstance(text, str) or not text:
         return None
-    return directory
+    absolute = os.path.abspath(text)
+    directory = absolute if is_directory else os.path.dirname(absolute)
+    return None if directory in (os.path.sep, os.path.expanduser("~")) else directory
 
 
 def watch_saves(recorder: Recorder) -> None:
@@ -38,7 +42,7 @@ def watch_saves(recorder: Recorder) -> None:
     def on_record(record: dict[str, Any]) -> None:
         if record.get("type") != schema.SAVE:
             return
-        directory = _directory(record.get("path"))
+        directory = written_directory(record.get("path"))
         if directory is not None and directory not in seen:
             seen.add(directory)
             recorder.watch(directory, "checkpoint")

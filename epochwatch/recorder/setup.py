@@ -81,9 +81,7 @@ class RunSetup:
 
     def start_watching(self) -> None:
         """At the run's start: the watcher, the default directories and those asked for."""
-        if not self._guard.enabled(PART_DIRS):
-            return
-        self.dirs = self._guard.run(PART_DIRS, self._watcher, None)
+        self.dirs = self._guard.run(PART_DIRS, self._watcher, None)  # None once watching is off
         if self.dirs is None:
             return
         extra = self._environ.get(envvars.EPOCHWATCH_WATCH, "")

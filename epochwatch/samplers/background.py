@@ -108,8 +108,7 @@ class BackgroundSampler:
         if not callable(inventory) or self._hung:
             return None
         job, self._inventory = self._inventory or self._submit(inventory), None
-        inv: dict[str, Any] | None = self._wait(job, self.deadline)
-        return inv
+        return self._wait(job, self.deadline)
 
     def close(self) -> None:
         """Close the wrapped sampler on the worker (within the deadline) and stop the worker."""

@@ -103,6 +103,4 @@ class Since:
         """The seconds waited since the last call (None at the first, or when not read)."""
         total = OWN.total()
         last, self._last = self._last, total
-        if total is None or last is None:
-            return None
-        return max(0.0, total - last)
+        return None if total is None or last is None else max(0.0, total - last)

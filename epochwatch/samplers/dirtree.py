@@ -101,17 +101,14 @@ class SizeMap:
             with self.lock:
                 vanished = [n for n in self.tree.get(directory, ()) if n not in names]
             for name in vanished:
-                self.refresh_file(directory, name)
+                with self.lock:
+                    self.record(directory, name, _lstat_at(directory, name))
         if root is not None and recursive:
             with self.lock:
                 unseen = [d for d in self.tree if root.covers(d) and d not in visited]
                 for directory in unseen:
                     if not _is_dir(directory):
                         self.drop_dir(directory)
-
-    def refresh_file(self, directory: str, name: str) -> None:
-        with self.lock:
-            self.record(directory, name, _lstat_at(directory, name))
 
     def record(self, directory: str, name: str, info: os.stat_result | None) -> None:
         """A file's size as just stat'ed, or its absence (lock held)."""
@@ -132,22 +129,14 @@ class SizeMap:
         if old == size:
             return
         files[name] = size
-        for root in self.live:
-            if root.covers(directory):
-                root.bytes += size - (old or 0)
-                if old is None:
-                    root.files += 1
+        self._count(directory, size - (old or 0), int(old is None))
 
     def drop_file(self, directory: str, name: str) -> bool:
         """Forget one file; whether it was known (lock held)."""
         files = self.tree.get(directory)
         if not files or name not in files:
             return False
-        size = files.pop(name)
-        for root in self.live:
-            if root.covers(directory):
-                root.bytes -= size
-                root.files -= 1
+        self._count(directory, -files.pop(name), -1)
         return True
 
     def drop_dir(self, path: str) -> None:
@@ -155,13 +144,14 @@ class SizeMap:
         prefix = path if path.endswith(os.sep) else path + os.sep
         for directory in [d for d in self.tree if d == path or d.startswith(prefix)]:
             files = self.tree.pop(directory)
-            if not files:
-                continue
-            size, count = sum(files.values()), len(files)
-            for root in self.live:
-                if root.covers(directory):
-                    root.bytes -= size
-                    root.files -= count
+            self._count(directory, -sum(files.values()), -len(files))
+
+    def _count(self, directory: str, size: int, files: int) -> None:
+        """Move the counters of the live roots that count `directory`'s files (lock held)."""
+        for root in self.live:
+            if root.covers(directory):
+                root.bytes += size
+                root.files += files
 
     def sum(self, root: Root) -> tuple[int, int]:
         """A root's totals from the map, when it goes live (lock held)."""

@@ -217,12 +217,6 @@ class DirWatcher:
             worker.join()
         self._events.close()
 
-    def __enter__(self) -> DirWatcher:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def _norm(self, path: str | os.PathLike[str]) -> str:
         """The absolute, symlink-free path a root is watched and reported under.
 

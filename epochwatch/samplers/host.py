@@ -97,17 +97,11 @@ class HostSampler:
         # oneshot() lets status() and cpu_times() share one parse of /proc/<pid>/stat;
         # our own process needs neither (getrusage is cheaper and finer), so skip its cost.
         with contextlib.nullcontext() if self._own else proc.oneshot():
-            if self._procfs:
-                out.update(self._read_status())
-            else:
-                out.update(_portable_memory(proc))
-            if self._own:
-                cpu = _own_cpu_times() or _try(proc.cpu_times)
-            else:
-                if proc.status() == psutil.STATUS_ZOMBIE:
-                    # Exited but not reaped: finished, as far as anyone sampling it cares.
-                    raise psutil.ZombieProcess(self.pid)
-                cpu = _try(proc.cpu_times)
+            out.update(self._read_status() if self._procfs else _portable_memory(proc))
+            if not self._own and proc.status() == psutil.STATUS_ZOMBIE:
+                # Exited but not reaped: finished, as far as anyone sampling it cares.
+                raise psutil.ZombieProcess(self.pid)
+            cpu = (_own_cpu_times() if self._own else None) or _try(proc.cpu_times)
             fds = _try(proc.num_fds) if hasattr(proc, "num_fds") else None
             io = _try(proc.io_counters) if self.detailed and hasattr(proc, "io_counters") else None
         if self.detailed and not self._own and not proc.is_running():
@@ -479,12 +473,8 @@ def _ancestors(base: str, cgroup_path: str) -> list[str]:
 
 
 def _v2_limit(base: str, cgroup_path: str) -> int | None:
-    limits = []
-    for directory in _ancestors(base, cgroup_path):
-        value = _read_int(os.path.join(directory, "memory.max"))
-        if value is not None:
-            limits.append(value)
-    return min(limits) if limits else None
+    limits = (_read_int(os.path.join(directory, "memory.max")) for directory in _ancestors(base, cgroup_path))
+    return min((limit for limit in limits if limit is not None), default=None)
 
 
 def _v1_limit(base: str, cgroup_path: str) -> int | None:

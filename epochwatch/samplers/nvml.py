@@ -25,13 +25,6 @@ from epochwatch.samplers.nvml_processes import ProcessUtilization, comm
 class _NotAvailable:
     """The sentinel a failed query returns (falsy, so `x or default` reads naturally)."""
 
-    _instance: _NotAvailable | None = None
-
-    def __new__(cls) -> _NotAvailable:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
     def __bool__(self) -> bool:
         return False
 
@@ -85,9 +78,7 @@ def _reason_constant(module: types.ModuleType, suffix: str, default: int) -> int
 
 def _text(value: Any) -> str:
     """NVML strings come back as bytes from older pynvml, str from newer."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _describe(exc: BaseException) -> str:
@@ -106,9 +97,7 @@ def _pid_visible(pid: int) -> bool:
     lists, so "our pid is not in the list" only means "zero" when every listed pid is
     one we can see.
     """
-    if not sys.platform.startswith("linux"):
-        return True
-    return os.path.exists(f"/proc/{pid}")
+    return not sys.platform.startswith("linux") or os.path.exists(f"/proc/{pid}")
 
 
 class _Library:
@@ -127,7 +116,7 @@ class _Library:
         # mutated, so a reader on another thread iterates a consistent list.
         self.devices: list[tuple[Any, dict[str, Any]]] = []
         self.reason_bits: list[tuple[int, str]] = []
-        self.ignored_mask = 0
+        self.known_mask = 0  # the reasons reported and the ignored ones
 
     def ready(self) -> bool:
         """Initialise NVML on first use; False when it is unavailable or closed."""
@@ -169,12 +158,10 @@ class _Library:
             if handle is NA:
                 continue
             info: dict[str, Any] = {"index": index}
-            name = self.query("nvmlDeviceGetName", handle)
-            if name is not NA:
-                info["name"] = _text(name)
-            uuid = self.query("nvmlDeviceGetUUID", handle)
-            if uuid is not NA:
-                info["uuid"] = _text(uuid)
+            for key, function in (("name", "nvmlDeviceGetName"), ("uuid", "nvmlDeviceGetUUID")):
+                text = self.query(function, handle)
+                if text is not NA:
+                    info[key] = _text(text)
             memory = self.query("nvmlDeviceGetMemoryInfo", handle)
             if memory is not NA:
                 info["memory_total_bytes"] = int(memory.total)
@@ -184,8 +171,8 @@ class _Library:
             return f"NVML lists {count} GPUs but opens none of them"
         self.devices = devices
         self.reason_bits = [(_reason_constant(module, s, v), n) for s, n, v in _REASONS]
-        for suffix, value in _IGNORED_REASONS:
-            self.ignored_mask |= _reason_constant(module, suffix, value)
+        for bit, _ in self.reason_bits + [(_reason_constant(module, *r), "") for r in _IGNORED_REASONS]:
+            self.known_mask |= bit
         return None
 
     @staticmethod
@@ -243,11 +230,8 @@ class NvmlSampler:
     def for_pid(self, pid: int) -> NvmlSampler:
         """A sampler for another process sharing this one's NVML session (and its one
         "unavailable" message); closing it does not shut NVML down, closing this does."""
-        other = NvmlSampler.__new__(NvmlSampler)
-        other.pid = pid
-        other._lib = self._lib
-        other._owner = False
-        other._util = ProcessUtilization()
+        other = NvmlSampler(pid)
+        other._lib, other._owner = self._lib, False
         return other
 
     @property
@@ -400,9 +384,7 @@ class NvmlSampler:
             others.extend(p for p in by_pid if p != self.pid)
         if found:
             return best
-        if all(_pid_visible(pid) for pid in others):
-            return 0
-        return None
+        return 0 if all(_pid_visible(pid) for pid in others) else None
 
     def _throttle_reasons(self, handle: Any) -> list[str] | None:
         lib = self._lib
@@ -413,10 +395,7 @@ class NvmlSampler:
         else:
             return None
         reasons = [name for bit, name in lib.reason_bits if mask & bit]
-        known = lib.ignored_mask
-        for bit, _ in lib.reason_bits:
-            known |= bit
-        unknown = mask & ~known
+        unknown = mask & ~lib.known_mask
         if unknown:
             reasons.append(f"unknown_{unknown:#x}")
         return reasons
@@ -431,12 +410,8 @@ def _memory_by_pid(procs: Iterable[Any]) -> dict[int, int | None]:
             continue
         used = getattr(proc, "usedGpuMemory", None)
         used = int(used) if isinstance(used, int) else None
-        if pid not in out:
-            out[pid] = used
-        elif out[pid] is None or used is None:
-            out[pid] = used if out[pid] is None else out[pid]
-        else:
-            out[pid] = out[pid] + used  # type: ignore[operator]
+        before = out.get(pid)
+        out[pid] = used if before is None else before if used is None else before + used
     return out
 
 

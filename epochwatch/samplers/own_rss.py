@@ -33,11 +33,9 @@ def _malloc_trim() -> Callable[[int], int] | None:
     import ctypes.util
 
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim: Callable[[int], int] = libc.malloc_trim
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
     except (OSError, AttributeError):
         return None  # not glibc (musl, macOS): its allocator gives pages back on its own terms
-    return trim
 
 
 def trim_heap() -> None:

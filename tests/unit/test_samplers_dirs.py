@@ -6,6 +6,7 @@ seconds pass.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import threading
@@ -177,7 +178,7 @@ def test_huge_tree_degrades_to_top_level(tmp_path: Path, capsys: pytest.CaptureF
     for i in range(5):
         write(tmp_path / f"d{i}" / "f", 100)
     write(tmp_path / "top", 3)
-    with DirWatcher(max_dirs=3, idle_seconds=0.05) as w:
+    with contextlib.closing(DirWatcher(max_dirs=3, idle_seconds=0.05)) as w:
         w.watch(tmp_path, "temp")
         totals = wait_for(w, has(tmp_path, 3, 1))
         assert totals[str(tmp_path)]["top_level_only"] is True
@@ -199,7 +200,7 @@ def test_watch_limit_falls_back_to_polling(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(dirs_module, "_POLL_MIN_SECONDS", 0.05)
-    with DirWatcher(idle_seconds=0.05) as w:
+    with contextlib.closing(DirWatcher(idle_seconds=0.05)) as w:
         monkeypatch.setattr(w._events, "_ensure_observer", lambda: _FullObserver())
         a, b = tmp_path / "a", tmp_path / "b"
         write(a / "x", 1)
@@ -217,7 +218,7 @@ def test_watch_limit_falls_back_to_polling(
 
 def test_lost_events_are_repaired_by_the_rare_rescan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dirs_module, "_RECONCILE_MIN_SECONDS", 0.1)
-    with DirWatcher(idle_seconds=0.05) as w:
+    with contextlib.closing(DirWatcher(idle_seconds=0.05)) as w:
         write(tmp_path / "a", 1)
         w.watch(tmp_path, "checkpoint")
         wait_for(w, has(tmp_path, 1, 1))
