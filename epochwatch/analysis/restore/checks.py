@@ -18,6 +18,7 @@ from epochwatch.analysis.restore.continuation import check_loss_jump, check_slow
 from epochwatch.analysis.restore.lineage import Lineage, build_lineage
 from epochwatch.analysis.restore.machine import check_environment, check_versions
 from epochwatch.analysis.restore.parents import ParentCache
+from epochwatch.analysis.restore.planned import check_planned
 from epochwatch.analysis.restore.restored import (
     check_modified,
     check_optimizer,
@@ -43,11 +44,13 @@ KINDS = (
     "restore_slowdown",
     "best_checkpoint_replaced",
     "weights_not_restored",
+    "resume_trains_nothing",
 )
 
 CHECKS: tuple[Check, ...] = (
     check_modified,
     check_unmatched,
+    check_planned,
     check_optimizer,
     check_loss_jump,
     check_hyperparameters,
@@ -63,7 +66,6 @@ CHECKS: tuple[Check, ...] = (
 # fit trains.
 FILE_CHECKS: tuple[Check, ...] = (
     check_modified,
-    check_unmatched,
     check_unmatched,
     check_inputs,
     check_versions,
@@ -87,7 +89,7 @@ COMPARE_CHECKS: tuple[Check, ...] = (
 MODEL_CHANGED_CHECKS: tuple[Check, ...] = (
     check_modified,
     check_unmatched,
-    check_unmatched,
+    check_planned,
     check_versions,
     check_environment,
     check_slow_restore,
