@@ -31,6 +31,7 @@ MODULES: tuple[str, ...] = (
     "predict_in_loop",
     "cleanup_in_loop",
     "weights_carried_over",
+    "callback_reset_each_fit",
 )
 
 _loaded: tuple[Detector, ...] | None = None
