@@ -50,7 +50,7 @@ def train_step(images, labels):
     with tf.GradientTape() as tape:
         loss = loss_fn(labels, model(images, training=True))
     grads = tape.gradient(loss, model.trainable_variables)
-    opt.apply_gradients(zip(grads, model.trainable_variables))
+    opt.apply_gradients(zip(grads, model.trainable_variables, strict=False))
     return loss
 
 
@@ -60,7 +60,7 @@ for epoch in range(4 if FIXED else 3):
     t_epoch = time.perf_counter()
     ids = set()
     it = iter(train_ds) if FIXED else None
-    for step in range(steps):
+    for _step in range(steps):
         t0 = time.perf_counter()
         i, images, labels = next(it) if FIXED else next(iter(train_ds))
         data_s += time.perf_counter() - t0

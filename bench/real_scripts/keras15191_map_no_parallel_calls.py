@@ -54,9 +54,13 @@ if FIX == "cache":
         .prefetch(AUTOTUNE)
     )
 elif FIX == "parallel":
-    ds = ds.map(lambda i, l: img_augmentation(*resize(i, l)), num_parallel_calls=AUTOTUNE).batch(32).prefetch(AUTOTUNE)
+    ds = (
+        ds.map(lambda img, label: img_augmentation(*resize(img, label)), num_parallel_calls=AUTOTUNE)
+        .batch(32)
+        .prefetch(AUTOTUNE)
+    )
 else:
-    ds = ds.map(lambda i, l: img_augmentation(*resize(i, l))).batch(32)
+    ds = ds.map(lambda img, label: img_augmentation(*resize(img, label))).batch(32)
 model = keras.Sequential(
     [
         keras.Input((144, 144, 3)),

@@ -21,7 +21,9 @@ from keras import layers
 CALL = os.environ.get("RS_CALL") == "1"
 rng = np.random.default_rng(1000)
 chars = [chr(c) for c in range(32, 32 + 57)]
-text = "".join(rng.choice(chars, 60000, p=np.linspace(2, 1, len(chars)) / np.linspace(2, 1, len(chars)).sum()))
+text = "".join(
+    rng.choice(chars, 60000, p=np.linspace(2, 1, len(chars)) / np.linspace(2, 1, len(chars)).sum())
+)
 char_indices = {c: i for i, c in enumerate(chars)}
 maxlen, step = 40, 3
 sentences = [text[i : i + maxlen] for i in range(0, len(text) - maxlen, step)]
@@ -34,7 +36,11 @@ for i, sentence in enumerate(sentences):
     y[i, char_indices[next_chars[i]]] = 1
 
 model = keras.Sequential(
-    [keras.Input(shape=(maxlen, len(chars))), layers.LSTM(128), layers.Dense(len(chars), activation="softmax")]
+    [
+        keras.Input(shape=(maxlen, len(chars))),
+        layers.LSTM(128),
+        layers.Dense(len(chars), activation="softmax"),
+    ]
 )
 model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.RMSprop(learning_rate=0.01))
 _hook.mark()
@@ -51,7 +57,7 @@ def next_probs(x_pred, call):
 
 
 gen_s, fit_s, n_gen = 0.0, 0.0, 0
-for epoch in range(3):
+for _epoch in range(3):
     t0 = time.perf_counter()
     model.fit(x, y, batch_size=128, epochs=1, verbose=0)
     fit_s += time.perf_counter() - t0
@@ -60,7 +66,7 @@ for epoch in range(3):
     for diversity in [0.2, 0.5, 1.0, 1.2]:
         generated = ""
         sentence = text[start_index : start_index + maxlen]
-        for i in range(25):
+        for _i in range(25):
             x_pred = np.zeros((1, maxlen, len(chars)))
             for t, char in enumerate(sentence):
                 x_pred[0, t, char_indices[char]] = 1.0

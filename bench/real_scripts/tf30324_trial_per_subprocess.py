@@ -47,4 +47,7 @@ if __name__ == "__main__":
             results.append(pool.apply(train_trial, (params,)))
         with open("/proc/self/statm") as f:
             rss.append(int(int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20))
-    print(f"TRUTH {len(trials)} trials {trials}; best val_loss {results}; parent RSS after each {rss} MiB", file=sys.stderr)
+    print(
+        f"TRUTH {len(trials)} trials {trials}; best val_loss {results}; parent RSS after each {rss} MiB",
+        file=sys.stderr,
+    )

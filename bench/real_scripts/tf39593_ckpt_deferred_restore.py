@@ -51,7 +51,7 @@ def train(net, opt, ckpt, epochs):
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean(tf.square(net(xb) - yb))
         grads = tape.gradient(loss, net.trainable_variables)
-        opt.apply_gradients(zip(grads, net.trainable_variables))
+        opt.apply_gradients(zip(grads, net.trainable_variables, strict=False))
         ckpt.step.assign_add(1)
         return loss
 
@@ -72,7 +72,7 @@ manager = tf.train.CheckpointManager(ckpt, ckpt_dir, max_to_keep=3)
 _hook.mark()
 before = train(net, opt, ckpt, 4)
 manager.save()
-saved = [v.numpy().copy() for l in (net.l1, net.l2, net.out) for v in (l.kernel, l.bias)]
+saved = [v.numpy().copy() for layer in (net.l1, net.l2, net.out) for v in (layer.kernel, layer.bias)]
 saved_iters = int(opt.iterations.numpy())
 
 net2 = Net()  # not built: no variables yet
@@ -83,7 +83,12 @@ if BUILD:
     net2(x[:1])
 status = ckpt2.restore(tf.train.latest_checkpoint(ckpt_dir))
 net2(x[:1])  # builds the layers (deferred: their kernels should get the saved values now)
-diff = max(float(np.abs(a - b.numpy()).max()) for a, b in zip(saved, [v for l in (net2.l1, net2.l2, net2.out) for v in (l.kernel, l.bias)], strict=True))
+diff = max(
+    float(np.abs(a - b.numpy()).max())
+    for a, b in zip(
+        saved, [v for layer in (net2.l1, net2.l2, net2.out) for v in (layer.kernel, layer.bias)], strict=True
+    )
+)
 after = train(net2, opt2, ckpt2, 4)
 print(
     f"TRUTH build_first={BUILD}: restored weights max |diff| {diff:.2g} ({len(net2.weights)} variables), step "

@@ -20,7 +20,11 @@ import tensorflow as tf
 
 rng = np.random.default_rng(40171)
 model = keras.Sequential(
-    [keras.Input((128,)), keras.layers.Dense(256, activation="relu"), keras.layers.Dense(10, activation="softmax")]
+    [
+        keras.Input((128,)),
+        keras.layers.Dense(256, activation="relu"),
+        keras.layers.Dense(10, activation="softmax"),
+    ]
 )
 path = os.path.join(tempfile.mkdtemp(prefix="rs_sig_"), "export")
 model.export(path, verbose=False)

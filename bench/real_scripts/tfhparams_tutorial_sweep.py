@@ -46,7 +46,9 @@ def train_test_model(hparams):
             tf.keras.layers.Dense(10, activation=tf.nn.softmax),
         ]
     )
-    model.compile(optimizer=hparams[HP_OPTIMIZER], loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=hparams[HP_OPTIMIZER], loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
     model.fit(x_train, y_train, epochs=2, verbose=0)
     _, accuracy = model.evaluate(x_test, y_test, verbose=0)
     return accuracy
@@ -70,8 +72,8 @@ for num_units in HP_NUM_UNITS.domain.values:
     for dropout_rate in (HP_DROPOUT.domain.min_value, HP_DROPOUT.domain.max_value):
         for optimizer in HP_OPTIMIZER.domain.values:
             hparams = {HP_NUM_UNITS: num_units, HP_DROPOUT: dropout_rate, HP_OPTIMIZER: optimizer}
-            run_name = "run-%d" % session_num
-            print("--- Starting trial: %s" % run_name)
+            run_name = f"run-{session_num}"
+            print(f"--- Starting trial: {run_name}")
             accs.append(round(run(os.path.join(logdir, "hparam_tuning", run_name), hparams), 3))
             session_num += 1
             with open("/proc/self/statm") as f:
