@@ -296,6 +296,20 @@ def _fits(
     return out
 
 
+def test_trials_of_different_models_are_not_told_to_reset_one_model() -> None:
+    """The TF HParams tutorial's sweep (units 16/32: 12,730 and 25,450 weights) was told to
+    "build the model once and reset it between iterations", which trials of two
+    architectures cannot do; trials of one architecture still are."""
+    same = _fits(25, 8 * MIB, True, False)
+    (f,) = _of(analyze(_run(same)), "models_in_loop")
+    assert "build the model once" in f.hint
+    differ = _fits(25, 8 * MIB, True, False)
+    for k, rec in enumerate(r for r in differ if r["type"] == "fit_start"):
+        rec["model"]["params"] = 12730 if k % 2 else 25450
+    (g,) = _of(analyze(_run(differ)), "models_in_loop")
+    assert "build the model once" not in g.hint and "clear_session()" in g.hint and "subprocess" in g.hint
+
+
 def test_models_in_loop_with_the_fix_and_what_is_left_after_clear_session() -> None:
     (f,) = _of(analyze(_run(_fits(25, 8 * MIB, True, False))), "models_in_loop")
     assert f.evidence["models"] == f.evidence["fits"] >= 5 and f.evidence["new_traces_per_fit"] == 7

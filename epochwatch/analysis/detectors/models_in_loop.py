@@ -33,16 +33,22 @@ SLOWER_WARNING = 1.5  # ... and a warning from here
 NEW_MODEL_SHARE = 0.6  # share of the fits that fitted a model not fitted before
 TRACING_WARNING = 0.25  # a custom loop's time spent tracing its steps made anew: a warning from here
 
+_RESET_ONCE = (
+    "better, build the model once and reset it between iterations (keep w0 = model.get_weights() and "
+    "call model.set_weights(w0), and rebuild the optimizer state); "
+)
 FIX = (
     "each iteration builds a new model and the old ones (their weights, optimizer and traced graphs) "
     "stay alive. In order of what they buy (Keras 3.15 / TF 2.21: about 8 MiB per iteration left "
     "alone): call keras.backend.clear_session() at the start of each iteration and `del model; "
-    "gc.collect()` at its end (still about 3.7 MiB per iteration); better, build the model once and "
-    "reset it between iterations (keep w0 = model.get_weights() and call model.set_weights(w0), and "
-    "rebuild the optimizer state); or run each trial in a subprocess (multiprocessing with the "
-    "'spawn' start method, or one process per trial from the sweep driver), the only way to get it "
-    "all back"
+    "gc.collect()` at its end (still about 3.7 MiB per iteration); "
+    + _RESET_ONCE
+    + "or run each trial in a subprocess (multiprocessing with the 'spawn' start method, or one process "
+    "per trial from the sweep driver), the only way to get it all back"
 )
+# Trials of models that differ (the TF HParams tutorial's units 16/32: 12,730 and 25,450
+# weights) cannot share one model reset between them: the fix leaves that out.
+FIX_ARCHITECTURES = FIX.replace(_RESET_ONCE, "")
 # What clear_session cannot free is the model's (its compiled functions and TF's caches of
 # them: 3.7 MiB per iteration for a small model, 28-32 MiB for tensorflow#30324's 1.9M
 # weights in Keras 3.15 / TF 2.21), so the fix quotes what this run measured.
@@ -235,7 +241,8 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     if cleared:
         title += "; clear_session() is already called every iteration"
     epoch = view.epoch_number(view.last) if view.unit != "fit" else fit_view.epoch_number(fit_view.last)
-    hint = FIX
+    sizes = {((view.fit_start(r.get("fit")) or {}).get("model") or {}).get("params") for r in ends}
+    hint = FIX if len(sizes - {None}) <= 1 else FIX_ARCHITECTURES
     if cleared:
         custom = (view.fit_start(ends[-1].get("fit")) or {}).get("source") == "optimizer"
         hint = (ALREADY_CLEARED_LOOP if custom else ALREADY_CLEARED).format(per_fit=fmt_bytes(ts.slope))
