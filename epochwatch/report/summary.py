@@ -180,6 +180,7 @@ def summarize(an: Analyzed, table_limit: int = TABLE_ROWS_JSON) -> dict[str, Any
         "run_id": run.run_id,
         "path": str(an.path),
         "ended": run.ended,
+        "stopped_after_fit": _stopped_after_fit(run) or None,
         "exception": end.get("exception"),
         "message": end.get("message"),
         "epochs": series.count,
@@ -249,3 +250,17 @@ def trends(series: EpochSeries, width: int = 40) -> dict[str, dict[str, Any]]:
             "sparkline": sparkline(col, width),
         }
     return out
+
+
+def _stopped_after_fit(run: Any) -> bool:
+    """Whether a run with no run_end had ended its last fit, with no epoch after it: a
+    process stopped from outside once its work was done (a multiprocessing Pool's
+    terminate() sends its workers SIGTERM after each trial's fit), not one killed mid-fit."""
+    if run.ended != "abruptly" or not run.fits or not run.fit_ends:
+        return False
+    last = run.fit_ends[-1]
+    return (
+        last.get("fit") == run.fits[-1].get("fit")
+        and last.get("ended") == "completed"
+        and run.fit_end_positions[-1] >= run.series.count
+    )

@@ -288,3 +288,26 @@ def test_each_error_is_printed_once_on_a_terminal(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert screen.count("missing.jsonl: no such file or directory") == 1, screen
     assert "== run healthy ==" in screen
+
+
+def test_a_run_stopped_after_its_last_fit_is_not_said_to_be_killed(tmp_path: Path) -> None:
+    """A trial run in a multiprocessing Pool worker: the fit completes, then Pool's terminate()
+    sends SIGTERM, and no run_end is written; its report read "abruptly (no run_end: killed,
+    ...)" for every healthy trial. One stopped mid-fit still reads abruptly."""
+
+    def ended(with_fit_end: bool) -> str:
+        records = [syn.run_start("trial")]
+        records.append({"type": "fit_start", "run_id": "trial", "t": syn.T0, "fit": 0, "epochs": 3})
+        records += [syn.epoch_record("trial", i, syn.T0 + i, 1.0) for i in range(3)]
+        if with_fit_end:
+            records.append(
+                {"type": "fit_end", "run_id": "trial", "t": syn.T0 + 4, "fit": 0, "ended": "completed"}
+            )
+        out = io.StringIO()
+        text_report.render(
+            out, [summarize(analyze_file(syn.write(tmp_path / f"t{with_fit_end}.jsonl", records)))]
+        )
+        return next(line for line in out.getvalue().splitlines() if line.startswith("ended"))
+
+    assert "after its last fit completed (stopped from outside" in ended(True)
+    assert "abruptly (no run_end: killed, or still running)" in ended(False)
