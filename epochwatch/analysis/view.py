@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from epochwatch.analysis import trend
 from epochwatch.analysis.run import Run
-from epochwatch.analysis.series import FIRST, SETTLING, EpochSeries
+from epochwatch.analysis.series import FIRST, SETTLING, EpochSeries, finite_number
 
 if TYPE_CHECKING:
     from epochwatch.analysis.findings import Finding
@@ -77,6 +77,17 @@ class RunAtEpoch:
         if self.unit != "epoch":
             return list(self.run.epochs)
         return self.run.epochs[: max(0, self.end - self.run.epochs_dropped)]
+
+    def fit_metrics(self, name: str, fits: Sequence[Any]) -> list[tuple[Any, float]]:
+        """(fit, value) of metric `name` in each epoch record the view sees of `fits`, in
+        order, where the record holds a finite one: a loop of fits judged by its losses."""
+        out: list[tuple[Any, float]] = []
+        for rec in self.epoch_records():
+            metrics = rec.get("metrics")
+            value = finite_number(metrics.get(name)) if isinstance(metrics, dict) else None
+            if value is not None and rec.get("fit") in fits:
+                out.append((rec.get("fit"), value))
+        return out
 
     def epoch_number(self, index: int) -> int:
         """The epoch number the trace gave the epoch at `index` (its index when it gave none)."""

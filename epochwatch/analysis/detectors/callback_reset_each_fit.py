@@ -15,7 +15,6 @@ from typing import Any
 
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import WARNING, Finding
-from epochwatch.analysis.series import finite_number
 from epochwatch.analysis.view import RunAtEpoch
 
 KIND = "callback_reset_each_fit"
@@ -49,17 +48,6 @@ def _loop(view: RunAtEpoch) -> list[dict[str, Any]]:
     return loop
 
 
-def _val_losses(view: RunAtEpoch, fits: list[Any]) -> list[float]:
-    out: list[float] = []
-    for rec in view.epoch_records():
-        metrics = rec.get("metrics")
-        if rec.get("fit") in fits and isinstance(metrics, dict):
-            value = finite_number(metrics.get("val_loss"))
-            if value is not None:
-                out.append(value)
-    return out
-
-
 def detect(view: RunAtEpoch) -> list[Finding]:
     if view.unit != "epoch" or view.done(KIND, None):
         return []
@@ -74,7 +62,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         "(fit(epochs=1)), and each fit() starts the callback anew (its wait, its best value)"
     )
     evidence: dict[str, Any] = {"fits": numbers, "callbacks": names, "model": loop[0]["model"].get("name")}
-    losses = _val_losses(view, numbers)
+    losses = [value for _fit, value in view.fit_metrics("val_loss", numbers)]
     if len(losses) >= 2:
         best = min(range(len(losses)), key=losses.__getitem__)
         evidence.update(best_val_loss=losses[best], best_fit=numbers[best], val_loss_now=losses[-1])

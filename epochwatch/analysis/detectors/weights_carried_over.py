@@ -48,18 +48,6 @@ def _back_and_forth(values: list[Any]) -> bool:
     return 1 in steps and -1 in steps
 
 
-def _first_losses(view: RunAtEpoch, fits: list[Any]) -> dict[Any, float]:
-    """Each fit's first epoch's loss, of the epochs the view sees."""
-    out: dict[Any, float] = {}
-    for rec in view.epoch_records():
-        fit, metrics = rec.get("fit"), rec.get("metrics")
-        if fit in fits and fit not in out and isinstance(metrics, dict):
-            loss = finite_number(metrics.get("loss"))
-            if loss is not None:
-                out[fit] = loss
-    return out
-
-
 def _group(view: RunAtEpoch) -> list[dict[str, Any]]:
     """The newest fits in a row of one model, whose epochs the view has seen."""
     seen = {rec.get("fit") for rec in view.epoch_records()}
@@ -85,7 +73,9 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     if not varied or len(set(settings)) < MIN_FITS:
         return []
     numbers = [f.get("fit") for f in group]
-    losses = _first_losses(view, numbers)
+    losses: dict[Any, float] = {}
+    for fit, loss in view.fit_metrics("loss", numbers):
+        losses.setdefault(fit, loss)  # each fit's first epoch's
     if len(losses) < len(numbers) or losses[numbers[0]] <= 0:
         return []
     firsts = [losses[n] for n in numbers]
