@@ -78,6 +78,22 @@ class RunAtEpoch:
             return list(self.run.epochs)
         return self.run.epochs[: max(0, self.end - self.run.epochs_dropped)]
 
+    def fits_of_one_model(
+        self, keep: Callable[[dict[str, Any]], bool] = lambda _fit: True
+    ) -> list[dict[str, Any]]:
+        """The newest fit_start records in a row that train one model (the same
+        `model.serial`) and that `keep` keeps, of the fits whose epochs the view has seen."""
+        seen = {rec.get("fit") for rec in self.epoch_records()}
+        row: list[dict[str, Any]] = []
+        for fit in reversed([f for f in self.run.fits if f.get("fit") in seen]):
+            model = fit.get("model")
+            if not isinstance(model, dict) or not keep(fit):
+                break
+            if row and model.get("serial") != row[0]["model"].get("serial"):
+                break
+            row.insert(0, fit)
+        return row
+
     def fit_metrics(self, name: str, fits: Sequence[Any]) -> list[tuple[Any, float]]:
         """(fit, value) of metric `name` in each epoch record the view sees of `fits`, in
         order, where the record holds a finite one: a loop of fits judged by its losses."""

@@ -31,27 +31,16 @@ def _one_epoch(fit: dict[str, Any]) -> bool:
     return type(epochs) is int and type(initial) is int and epochs - initial == 1
 
 
-def _loop(view: RunAtEpoch) -> list[dict[str, Any]]:
-    """The newest fits in a row of one model, whose epochs the view has seen, that each
-    planned one epoch with a callback of RESETS."""
-    seen = {rec.get("fit") for rec in view.epoch_records()}
-    loop: list[dict[str, Any]] = []
-    for fit in reversed([f for f in view.run.fits if f.get("fit") in seen]):
-        model, callbacks = fit.get("model"), fit.get("callbacks")
-        model = model if isinstance(model, dict) else {}
-        callbacks = callbacks if isinstance(callbacks, list) else []
-        if not (_one_epoch(fit) and set(callbacks) & set(RESETS)):
-            break
-        if loop and model.get("serial") != loop[0]["model"].get("serial"):
-            break
-        loop.insert(0, {**fit, "model": model})
-    return loop
+def _resets_in_one_epoch(fit: dict[str, Any]) -> bool:
+    """Whether a fit planned one epoch with a callback of RESETS."""
+    callbacks = fit.get("callbacks")
+    return _one_epoch(fit) and isinstance(callbacks, list) and bool(set(callbacks) & set(RESETS))
 
 
 def detect(view: RunAtEpoch) -> list[Finding]:
     if view.unit != "epoch" or view.done(KIND, None):
         return []
-    loop = _loop(view)
+    loop = view.fits_of_one_model(_resets_in_one_epoch)
     if len(loop) < MIN_FITS or loop[0]["model"].get("serial") is None:
         return []
     names = sorted(set(RESETS) & {c for f in loop for c in f["callbacks"]})

@@ -48,22 +48,10 @@ def _back_and_forth(values: list[Any]) -> bool:
     return 1 in steps and -1 in steps
 
 
-def _group(view: RunAtEpoch) -> list[dict[str, Any]]:
-    """The newest fits in a row of one model, whose epochs the view has seen."""
-    seen = {rec.get("fit") for rec in view.epoch_records()}
-    fits = [f for f in view.run.fits if f.get("fit") in seen and isinstance(f.get("model"), dict)]
-    group: list[dict[str, Any]] = []
-    for fit in reversed(fits):
-        if group and fit["model"].get("serial") != group[0]["model"].get("serial"):
-            break
-        group.insert(0, fit)
-    return group
-
-
 def detect(view: RunAtEpoch) -> list[Finding]:
     if view.unit != "epoch" or view.done(KIND, None):
         return []
-    group = _group(view)
+    group = view.fits_of_one_model()
     if len(group) < MIN_FITS or group[0]["model"].get("serial") is None:
         return []
     if len({(f.get("epochs"), f["model"].get("trainable_params")) for f in group}) != 1:
