@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,10 @@ class ResumeWatcher:
         self._nothing: str | None = None  # the API of a restore that found no checkpoint, until the next save
         self._own_saves: dict[str, tuple[float, str]] = {}  # path -> (saved_at, sha256), newest per path
         self._started = False
+        # A restore whose objects may be made after it (TF's deferred restore): the path and
+        # what to ask at the next epoch record; then what it said, per path.
+        self._late: tuple[str, Callable[[], Record | None]] | None = None
+        self._late_found: dict[str, Record] = {}
         self._attach_lock = threading.Lock()
         self.listening = False
 
@@ -115,6 +120,14 @@ class ResumeWatcher:
             if not embedded:
                 return []
             return self._new_findings()
+
+    def recheck_at_next_epoch(self, path: str, check: Callable[[], Record | None]) -> None:
+        """A restore that matched every variable the program held then; `check()` says at
+        the next epoch record what it left without a value once the rest were made. Keras
+        3 layers built after a `tf.train.Checkpoint` restore (tensorflow#39593) make a new
+        kernel the waiting value never reaches: the restore's `unmatched` comes late."""
+        with self._lock:
+            self._late = (os.path.abspath(path), check)
 
     def restored_nothing(self, api: str) -> None:
         """A restore given no checkpoint (`restore(manager.latest_checkpoint)` with none found):
@@ -251,6 +264,11 @@ class ResumeWatcher:
         if kind not in (schema.FIT_START, schema.EPOCH, schema.SAVE):
             return  # restores arrive through on_restore (the same dict, with its parent)
         with self._lock:
+            if kind == schema.EPOCH and self._late is not None:
+                (path, check), self._late = self._late, None
+                late = check()
+                if late:
+                    self._late_found[path] = late
             # Kept always, but bounded: the hash (and so on_restore) may finish after the
             # fit_start and first epochs that follow the restore. Saves: a resumed run's
             # first "best" save is judged against its parent's (analysis/restore/best.py).
@@ -276,6 +294,12 @@ class ResumeWatcher:
 
     def _new_findings(self) -> list[Record]:
         """Findings of the child so far not yet written (call with the lock held)."""
+        for (
+            r
+        ) in self._child.restores:  # what a restore left that was made after it (see recheck_at_next_epoch)
+            late = self._late_found.get(str(r.get("path")))
+            if late and not r.get("unmatched"):
+                r["unmatched"] = late
         lineage = Lineage(runs={self._child.run_id: self._child, **self._parents}, links=list(self._links))
         out = []
         for f in restore.detect(self._child, lineage):

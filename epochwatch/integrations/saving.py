@@ -453,6 +453,8 @@ def install_tf(recorder: Recorder) -> None:
             fields = _checkpoint_fields(args[0])
             fields.pop("optimizer_included", None)
             fields["unmatched"] = unmatched(result)
+            if fields["unmatched"] is None and hasattr(result, "assert_existing_objects_matched"):
+                _state["watcher"].recheck_at_next_epoch(path, lambda: unmatched(result))
             serial = _tracked_model_serial(args[0])
             if serial is not None:
                 fields["model_serial"] = serial

@@ -44,6 +44,20 @@ tf.saved_model.save(m, "sm")
 tf.saved_model.load("sm")
 other = build()  # a key renamed since the save (tensorflow#42272): its weights get nothing
 tf.train.Checkpoint(renamed=other, optimizer=other.optimizer).restore(saved).expect_partial()
+
+class Net(keras.Model):  # restored before it is built (tensorflow#39593): Keras 3 makes a new kernel
+    def __init__(self):
+        super().__init__()
+        self.l1, self.out = keras.layers.Dense(4), keras.layers.Dense(1)
+    def call(self, x):
+        return self.out(self.l1(x))
+
+built = Net()
+built(x)
+tf.train.Checkpoint(net=built).write("late/ck")
+late = Net()
+tf.train.Checkpoint(net=late).restore("late/ck")
+late(x)  # built now: its first kernel never gets the saved value; said at the next epoch
 resumed = build()
 resumed.fit(x, y, epochs=3, batch_size=16, verbose=0,
             callbacks=[keras.callbacks.BackupAndRestore("backup", delete_checkpoint=False)])
@@ -75,6 +89,8 @@ def test_all_paths_are_recorded(tmp_path: Path) -> None:
         ("save", "tf.saved_model.save", None, "saved_model", "sm"),
         ("restore", "tf.saved_model.load", None, "saved_model", "sm"),
         ("restore", "tf.train.Checkpoint.restore", None, "tf_checkpoint", "ck/ckpt-1"),
+        ("save", "tf.train.Checkpoint.write", None, "tf_checkpoint", "late/ck"),
+        ("restore", "tf.train.Checkpoint.restore", None, "tf_checkpoint", "late/ck"),
         ("restore", "Model.load_weights", "BackupAndRestore", "weights.h5", "backup/latest.weights.h5"),
         ("save", "Model.save_weights", "BackupAndRestore", "weights.h5", "backup/latest.weights.h5"),
     ]
@@ -102,8 +118,11 @@ def test_all_paths_are_recorded(tmp_path: Path) -> None:
     missed = tf_restores[3]["unmatched"]
     assert missed["keys"] == ["renamed"] and missed["file_keys_unused"] == ["model"], missed
     assert missed["variables"] == 4 and missed["parameters"] == 25, missed
-    (said,) = [f for f in of_type(records, "finding") if f["kind"] == "weights_not_restored"]
+    said, late = [f for f in of_type(records, "finding") if f["kind"] == "weights_not_restored"]
     assert "`renamed`" in said["title"] and "`model` matched nothing" in said["title"], said
+    # ... and one that matched all it held at the restore, then left a variable made after it.
+    assert tf_restores[4].get("unmatched") is None and late["target"].endswith("late/ck"), late
+    assert late["evidence"]["paths"] == ["net/l1/_kernel"] and "holds values for them" in late["title"], late
 
 
 def legacy_keras(records: list[dict]) -> str:

@@ -41,3 +41,14 @@ def test_a_partial_restore_that_can_be_meant_is_left_alone() -> None:
     assert _found(None) == [] and _found({"parameters": "many"}) == []  # none, or garbage
     (f,) = _found(_missed(20865, ["model"], []))  # saved without the model at all
     assert "holds no values for model" in f.hint
+
+
+def test_a_variable_the_checkpoint_holds_a_value_for_is_said_whatever_its_share() -> None:
+    """tensorflow#39593: a Keras 3 layer built after a deferred restore makes a new kernel;
+    the checkpoint's value at its path never reaches it (8,192 of 12,000 parameters here, a
+    share a new head could have): said, with the path and the fix to build first."""
+    missed = _missed(500, ["net"], [])
+    missed["with_values"] = {"variables": 1, "parameters": 8192, "paths": ["net/l1/_kernel"]}
+    (f,) = _found(missed)
+    assert "left 1 variable (8,192 parameters: net/l1/_kernel)" in f.title, f.title
+    assert "holds values for them" in f.title and "before restore()" in f.hint and "assert_consumed" in f.hint

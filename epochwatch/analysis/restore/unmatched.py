@@ -27,6 +27,9 @@ def check_unmatched(r: Resume) -> list[Finding]:
     u = r.restore.get("unmatched")
     if not isinstance(u, dict):
         return []
+    held = u.get("with_values")
+    if isinstance(held, dict) and _count(held.get("variables")):
+        return [_not_reached(r, held)]
     params, total = _count(u.get("parameters")), _count(u.get("parameters_total"))
     keys, unused = _names(u.get("keys")), _names(u.get("file_keys_unused"))
     if not total or params < SHARE * total or not keys or all("optim" in k.lower() for k in keys):
@@ -73,3 +76,25 @@ def _count(value: object) -> int:
 
 def _names(value: object) -> list[str]:
     return [str(v)[:80] for v in value[:8] if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _not_reached(r: Resume, held: dict[str, object]) -> Finding:
+    """Variables the checkpoint holds values for, at their own paths, that did not get them:
+    made after the restore where the waiting value never reached them (Keras 3 layers built
+    after a deferred restore make a new kernel: tensorflow#39593)."""
+    paths = _names(held.get("paths"))
+    api = str(r.restore.get("api", "tf.train.Checkpoint.restore"))
+    n, params = _count(held.get("variables")), _count(held.get("parameters"))
+    title = (
+        f"{api} of {os.path.basename(r.target)} left {n} variable{'s' if n != 1 else ''} ({params:,} parameters: "
+        f"{', '.join(paths)}) at their initial values though the checkpoint holds values for them: what uses "
+        "them starts from scratch"
+    )
+    evidence = {"api": api, "path": r.target, "variables": n, "parameters": params, "paths": paths}
+    hint = (
+        "they were made after the restore, and the value waiting for them never reached them (Keras 3 layers "
+        "built after a deferred tf.train.Checkpoint restore make a new variable: tensorflow#39593). Build the "
+        "model (call it once on a batch) and the optimizer (optimizer.build(model.trainable_variables)) before "
+        "restore(), and check it with status.assert_consumed()"
+    )
+    return Finding(KIND, WARNING, title, evidence, hint, r.target, r.first_epoch)
