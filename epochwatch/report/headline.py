@@ -175,7 +175,10 @@ def ended(run: Mapping[str, Any]) -> str:
     if how == "raised" and run.get("exception"):
         how += f" {run['exception']}" + (f": {run['message']}" if run.get("message") else "")
     elif how == "abruptly" and run.get("stopped_after_fit"):
-        how = "without its run_end after its last fit completed (stopped from outside, by a SIGTERM or a Pool's terminate, or still running)"
+        how = (
+            "without its run_end after its last fit completed (its process ended without Python's exit "
+            "handlers: a multiprocessing child, os._exit(), a SIGTERM; or it is still running)"
+        )
     elif how == "abruptly":
         how = "abruptly (no run_end: killed, or still running)"
     windows = run.get("windows")

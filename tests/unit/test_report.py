@@ -309,5 +309,5 @@ def test_a_run_stopped_after_its_last_fit_is_not_said_to_be_killed(tmp_path: Pat
         )
         return next(line for line in out.getvalue().splitlines() if line.startswith("ended"))
 
-    assert "after its last fit completed (stopped from outside" in ended(True)
+    assert "after its last fit completed (its process ended without Python's exit handlers" in ended(True)
     assert "abruptly (no run_end: killed, or still running)" in ended(False)
