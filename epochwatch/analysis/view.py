@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from epochwatch.analysis import trend
-from epochwatch.analysis.run import Run
+from epochwatch.analysis.run import Run, model_int
 from epochwatch.analysis.series import FIRST, SETTLING, EpochSeries, finite_number
 
 if TYPE_CHECKING:
@@ -86,10 +86,8 @@ class RunAtEpoch:
         seen = {rec.get("fit") for rec in self.epoch_records()}
         row: list[dict[str, Any]] = []
         for fit in reversed([f for f in self.run.fits if f.get("fit") in seen]):
-            model = fit.get("model")
-            if not isinstance(model, dict) or not keep(fit):
-                break
-            if row and model.get("serial") != row[0]["model"].get("serial"):
+            serial = model_int(fit, "serial")
+            if serial is None or not keep(fit) or (row and serial != model_int(row[0], "serial")):
                 break
             row.insert(0, fit)
         return row

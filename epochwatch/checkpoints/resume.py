@@ -294,9 +294,8 @@ class ResumeWatcher:
 
     def _new_findings(self) -> list[Record]:
         """Findings of the child so far not yet written (call with the lock held)."""
-        for (
-            r
-        ) in self._child.restores:  # what a restore left that was made after it (see recheck_at_next_epoch)
+        # What a restore left that was made after it (recheck_at_next_epoch).
+        for r in self._child.restores:
             late = self._late_found.get(str(r.get("path")))
             if late and not r.get("unmatched"):
                 r["unmatched"] = late

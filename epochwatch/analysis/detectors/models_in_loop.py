@@ -19,6 +19,7 @@ from typing import Any
 from epochwatch.analysis import leaks, trend, waiting
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import INFO, WARNING, Finding
+from epochwatch.analysis.run import model_int
 from epochwatch.analysis.series import finite_number as _num
 from epochwatch.analysis.units import MIB, fmt_bytes, fmt_seconds
 from epochwatch.analysis.view import RunAtEpoch
@@ -241,8 +242,8 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     if cleared:
         title += "; clear_session() is already called every iteration"
     epoch = view.epoch_number(view.last) if view.unit != "fit" else fit_view.epoch_number(fit_view.last)
-    sizes = {((view.fit_start(r.get("fit")) or {}).get("model") or {}).get("params") for r in ends}
-    hint = FIX if len(sizes - {None}) <= 1 else FIX_ARCHITECTURES
+    sizes = {model_int(view.fit_start(r.get("fit")), "params") for r in ends} - {None}
+    hint = FIX if len(sizes) <= 1 else FIX_ARCHITECTURES
     if cleared:
         custom = (view.fit_start(ends[-1].get("fit")) or {}).get("source") == "optimizer"
         hint = (ALREADY_CLEARED_LOOP if custom else ALREADY_CLEARED).format(per_fit=fmt_bytes(ts.slope))

@@ -19,6 +19,7 @@ from typing import Any
 
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import WARNING, Finding
+from epochwatch.analysis.run import model_int
 from epochwatch.analysis.series import finite_number
 from epochwatch.analysis.view import RunAtEpoch
 
@@ -52,9 +53,9 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     if view.unit != "epoch" or view.done(KIND, None):
         return []
     group = view.fits_of_one_model()
-    if len(group) < MIN_FITS or group[0]["model"].get("serial") is None:
+    if len(group) < MIN_FITS:
         return []
-    if len({(f.get("epochs"), f["model"].get("trainable_params")) for f in group}) != 1:
+    if len({(f.get("epochs"), model_int(f, "trainable_params")) for f in group}) != 1:
         return []  # stages of one training (more epochs, layers unfrozen), not a search
     settings = [_setting(f) for f in group]
     varied = [i for i in range(3) if _back_and_forth([s[i] for s in settings])]
