@@ -256,6 +256,43 @@ def test_the_run_s_own_workers_taking_the_cpus_are_its_own_work() -> None:
     assert "waiting" not in slow.evidence, slow.evidence["waiting"]
 
 
+# A compiled step doing 20 more loops each epoch on a loaded two-core host (a suite's other
+# workers beside it), as its trace read: wall seconds, the process's CPU seconds, its
+# threads' wait for a CPU, and the step time's median, per epoch.
+_OWN_WORK_ON_A_LOADED_HOST = [
+    (0.796, 0.393, 0.646, 0.020),
+    (0.102, 0.060, 0.169, 0.005),
+    (0.137, 0.084, 0.208, 0.007),
+    (0.253, 0.117, 0.348, 0.013),
+    (0.450, 0.183, 0.553, 0.024),
+    (0.332, 0.182, 0.444, 0.018),
+    (0.797, 0.207, 0.606, 0.042),
+    (0.559, 0.241, 0.702, 0.030),
+    (0.657, 0.265, 0.797, 0.036),
+    (0.665, 0.287, 0.804, 0.037),
+    (0.550, 0.323, 0.673, 0.031),
+    (0.917, 0.428, 1.019, 0.051),
+    (0.678, 0.407, 0.723, 0.038),
+    (0.814, 0.418, 0.901, 0.046),
+    (0.940, 0.451, 1.000, 0.053),
+]
+
+
+def test_own_work_growing_on_a_loaded_host_is_the_run_s_doing() -> None:
+    # Its own CPU per epoch grew 5x, its wall time 6x at 0.6 CPU per wall second before:
+    # the raw added CPU is just under half the added time, at the share it had all of it.
+    # It read "the host got busier (...) while the process's own CPU per epoch stayed
+    # 84ms -> 418ms" at info.
+    def make(i: int) -> dict[str, Any]:
+        wall, own, waited, step = _OWN_WORK_ON_A_LOADED_HOST[i]
+        host = syn.host_block(GIB, cpu=own)
+        host.update(cpus=2, cpu_wait_seconds=waited, cpu_pressure_some_seconds=wall, runnable=6)
+        return {"seconds": wall, "steps": 16, "step_seconds": {"median": step}, "host": host}
+
+    (slow,) = _analyze(syn.trace(len(_OWN_WORK_ON_A_LOADED_HOST), make), "slowdown")
+    assert slow.severity == "critical" and "host_busier" not in slow.evidence, slow.title
+
+
 def test_throttled_epochs_that_are_slower() -> None:
     def make(i: int) -> dict[str, Any]:
         hot = i % 3 == 0

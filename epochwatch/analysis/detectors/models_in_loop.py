@@ -304,8 +304,7 @@ def _host_busier(ends: list[Record], slower: tuple[float, float]) -> bool:
     ]
     if len(cpu) < 6:
         return False
-    added = trend.median(cpu[-3:]) - trend.median(cpu[:3])
-    return added < waiting.CPU_EXPLAINS * (slower[1] - slower[0])
+    return not waiting.own_work_explains((trend.median(cpu[:3]), trend.median(cpu[-3:])), slower)
 
 
 def current(view: RunAtEpoch, finding: Finding | None) -> float:
