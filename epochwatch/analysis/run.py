@@ -72,6 +72,10 @@ class Run:
     # the rise into that point (detectors/host_memory.py).
     looked_after: list[int] = field(default_factory=list)
     looking: bool = False  # the newest interval record was such a one
+    # The epoch series' indexes of the epochs the hook looked inside (`looking_inside`): kept
+    # in the series (their time is the run's, less their overhead), but the RSS their look
+    # left is the hook's (detectors/host_memory.py).
+    looked_epochs: list[int] = field(default_factory=list)
     # Fits (fit_end records) and, per fit index, the new tf.function traces of its epochs:
     # repeated fits in one process are judged as a sequence (models_in_loop).
     fit_ends: list[Record] = field(default_factory=list)
@@ -149,6 +153,8 @@ class Run:
                 self.nested_epochs += 1
                 return
             self.series.add_epoch(rec)
+            if rec.get("looking_inside") is True:
+                self.looked_epochs.append(self.series.count - 1)
             self.epochs.append(rec)
             cap = self.max_epoch_records
             if cap is not None and len(self.epochs) > cap:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from epochwatch import __version__, envvars
+from epochwatch.explain.looking import LOOKING
 from epochwatch.guard import Guard
 from epochwatch.intervals import step_summary
 from epochwatch.logged import LoggedMetrics
@@ -489,6 +490,8 @@ class Recorder:
             overhead = epoch.overhead + (time.perf_counter() - t0) + background
             rec["overhead_seconds"] = round(overhead, 6)
             rec["overhead_background_seconds"] = round(background, 6)
+            if LOOKING.since_last("epoch"):  # what the look left in memory is the hook's
+                rec["looking_inside"] = True
             self._write_judged(rec)
             self._epochs_written += 1
             self.overhead_total += overhead

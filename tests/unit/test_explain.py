@@ -921,6 +921,7 @@ def test_the_hooks_capture_and_slice_mark_the_intervals_they_cost() -> None:
     from epochwatch.explain.slices import Slicer
 
     LOOKING.since_last()
+    LOOKING.since_last("epoch")
     assert LOOKING.since_last() is False
     clock = _Epochs()
     captures = Captures(
@@ -940,3 +941,6 @@ def test_the_hooks_capture_and_slice_mark_the_intervals_they_cost() -> None:
     finally:
         slicer.stop()
     assert LOOKING.since_last() is True and LOOKING.since_last() is False  # seen once more, then off
+    # Epoch records ask on their own: the intervals' reading took nothing from them (what the
+    # slice left in memory is said per epoch too).
+    assert LOOKING.since_last("epoch") is True and LOOKING.since_last("epoch") is False

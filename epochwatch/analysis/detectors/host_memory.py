@@ -9,6 +9,8 @@ cgroup memory limit where set, else physical memory.
 
 from __future__ import annotations
 
+import itertools
+
 from epochwatch.analysis import frameworks, leaks
 from epochwatch.analysis.detectors import models_in_loop, optimizer_recreated, retrace_memory, retraces
 from epochwatch.analysis.detectors.base import Detector
@@ -16,7 +18,7 @@ from epochwatch.analysis.findings import Finding
 from epochwatch.analysis.growth import judge
 from epochwatch.analysis.input_compare import input_settings
 from epochwatch.analysis.shapes import BlatantRule
-from epochwatch.analysis.trend import GrowthRule, theil_sen
+from epochwatch.analysis.trend import GrowthRule, median, theil_sen
 from epochwatch.analysis.units import MIB, fmt_bytes
 from epochwatch.analysis.view import RunAtEpoch
 
@@ -70,16 +72,18 @@ def host_backed_growth(view: RunAtEpoch, indexes: list[int]) -> float:
 
 
 def left_by_the_hook(view: RunAtEpoch, indexes: list[int]) -> float:
-    """The RSS the hook's own look inside left within `indexes`: the rise into the first
-    interval after each of its stretches (a TF profiler capture's native memory, +10-20 MiB
-    after its read in a mirrored custom loop), which the stretches' own records, left out,
-    do not show."""
-    inside = set(indexes)
-    return sum(
-        max(0.0, view.value("rss", i) - view.value("rss", i - 1))
-        for i in view.run.looked_after
-        if i in inside and i - 1 in inside
-    )
+    """The RSS the hook's own look inside left within `indexes`, over the run's usual pace:
+    on intervals, the rise into the first interval after each of its stretches (a TF
+    profiler capture's native memory, +10-20 MiB after its read in a mirrored custom loop),
+    which the stretches' own records, left out, do not show; on epochs, the rise of each
+    epoch it looked inside (a compiled step doing more each epoch: +13 MiB over the
+    baseline profiler capture's epochs, +20 MiB over the slow one's, 1 MiB an epoch
+    otherwise)."""
+    looked = set({"interval": view.run.looked_after, "epoch": view.run.looked_epochs}.get(view.unit, []))
+    rises = {b: view.value("rss", b) - view.value("rss", a) for a, b in itertools.pairwise(indexes)}
+    usual = [r for i, r in rises.items() if i not in looked and r == r]
+    pace = max(0.0, median(usual)) if usual else 0.0
+    return sum(max(0.0, rises[i] - pace) for i in looked if i in rises and rises[i] == rises[i])
 
 
 def current(view: RunAtEpoch, finding: Finding | None) -> float:
@@ -104,7 +108,7 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     if host_backed_growth(view, w.indexes) >= 0.5 * g.slope:
         return []  # ... and what JAX's CPU device holds is gpu_memory_growth's, on `CPU:0`
     rise = view.value("rss", w.indexes[-1]) - view.value("rss", w.indexes[0])
-    if view.unit == "interval" and rise > 0 and left_by_the_hook(view, w.indexes) >= 0.5 * rise:
+    if rise > 0 and left_by_the_hook(view, w.indexes) >= 0.5 * rise:
         return []  # most of it came as the hook looked inside: the hook's, not the run's
     peak = view.latest("rss_peak")
     level = max(peak, view.latest("rss")) if peak == peak else view.latest("rss")
