@@ -212,7 +212,17 @@ def _report_where(tmp_path: Path, kind: str) -> dict[str, Any] | None:
     )
     findings = json.loads(out.stdout)["runs"][0]["findings"]
     where = [f.get("where") for f in findings if f["kind"] == kind]
-    return where[0] if where else None
+    if not where:  # what the run was, to tell why from a CI log (a load flake, once)
+        epochs = of_type(read_single_trace(tmp_path), "epoch")
+        said = [(f["kind"], f["severity"], f["title"]) for f in findings]
+        times = [
+            (e["seconds"], (e.get("step_seconds") or {}).get("median"), e.get("looking_inside"))
+            for e in epochs
+        ]
+        raise AssertionError(
+            f"report has no {kind} finding: {said}; epochs (seconds, step median, looked): {times}"
+        )
+    return where[0]
 
 
 def test_a_callback_doing_more_each_epoch_is_named_with_its_method(tmp_path: Path) -> None:
@@ -337,9 +347,13 @@ def test_a_compiled_step_that_does_more_each_epoch_is_inside_the_compiled_step(t
     records = read_single_trace(tmp_path)
     found = _explains(records, "slowdown")
     assert found, [r["seconds"] for r in of_type(records, "epoch")]
+    # The first slow window that named a place (on a loaded host the first one, opened on
+    # the cheap trigger against a baseline the load had slowed too, can find no added time).
     sampled = [r for r in found if r["method"] == "stack_sampling"]
-    top = sampled[0]["where"][0]
-    assert top["category"] == "inside the compiled step", sampled[0]
+    named = [r for r in sampled if r["where"]]
+    assert named, sampled
+    top = named[0]["where"][0]
+    assert top["category"] == "inside the compiled step", named[0]
     # Which ops: TF's profiler captured a few steps early (the baseline stack window found
     # the time inside the compiled step) and a few slow steps, next to the trace; the ops
     # whose own time per step grew most are the while loop's body (its matmul, its tanh
