@@ -249,5 +249,7 @@ def test_predict_per_batch_of_a_dataset_is_predict_in_loop(tmp_path: Path) -> No
     assert windows and all(w["inference"]["loops"]["rows"] == 320 for w in windows), windows[0]["inference"]
     (found,) = [f for f in latest_findings(records) if f["kind"] == "predict_in_loop"]
     assert found["severity"] == "warning"
-    assert "`model.predict()` called 20 times in a loop (16 rows a call" in found["title"], found["title"]
+    # Said at the first window, and at the run's end for all of them (its last word).
+    said = f"`model.predict()` called {20 * len(windows)} times in a loop (16 rows a call"
+    assert said in found["title"] and f"of windows 1-{len(windows)}" in found["title"], found["title"]
     assert "`model.predict(dataset)` once" in found["hint"]

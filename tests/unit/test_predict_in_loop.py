@@ -75,3 +75,37 @@ def test_unsized_calls_are_judged_on_their_count_and_time() -> None:
     """A dataset fed to predict has no rows to read: many calls taking most of the time still are."""
     (f,) = analyze_records(_loop(200, 45.0, rows=None), "predict_in_loop")
     assert "rows_per_call" not in f.evidence and "row" not in f.title
+
+
+def test_at_the_run_s_end_it_says_the_calls_of_the_whole_run() -> None:
+    """Said once, at the first epochs that hold it; the report's last word counts the whole
+    run: keras.io's character LSTM read "called 50 times ... of window 1" after 300 calls."""
+    (f,) = analyze_records(_loop(940, 59.4, epochs=4), "predict_in_loop", episodes=True)
+    assert f.evidence["calls"] == 4 * 940 and f.evidence["epochs"] == [0, 3], f.evidence
+    assert f.title == (
+        "`model.predict()` called 3,760 times inside the training loop (1 row a call, 63ms each): "
+        "4 min (99%) of the 4 min of epochs 1-4"
+    ), f.title
+    assert f.epoch == 0 and f.update == 1, f
+
+
+def test_the_run_s_end_names_its_windows_of_calls_between_fits_and_their_share_of_the_run() -> None:
+    """A generation loop after each of 3 fits: two windows of 50 predicts each, numbered anew
+    every round, beside fits of 5 s an epoch."""
+
+    def make(i: int) -> dict[str, Any]:
+        if i % 3 == 0:
+            return {"seconds": 5.0, "fit": i // 3, "host": syn.host_block(700 * MIB)}
+        block = {"calls": 50, "apis": {"predict": 50}, "seconds": 3.8, "rows": 50}
+        return {
+            "seconds": 3.85,
+            "epoch": i % 3 - 1,
+            "source": "auto",
+            "epoch_source": "inference_calls",
+            "inference": {"loops": block},
+            "host": syn.host_block(700 * MIB),
+        }
+
+    (f,) = analyze_records(syn.trace(9, make), "predict_in_loop", episodes=True)
+    assert f.evidence["calls"] == 300 and f.evidence["run_share"] == round(22.8 / 38.1, 4), f.evidence
+    assert f.title.endswith("22.80s (99%) of the 23.10s of 6 windows; 60% of the run's 38.10s"), f.title

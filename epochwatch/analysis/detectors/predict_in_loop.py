@@ -18,6 +18,7 @@ predict once an epoch on a big batch is no such loop (a call or two an epoch, ma
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from epochwatch.analysis.detectors.base import Detector
@@ -68,16 +69,45 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     newest_seconds = amount(recs[-1].get("seconds"))
     if newest_seconds <= 0 or amount(newest.get("seconds")) < SHARE * newest_seconds:
         return []
+    found = _finding(view, recs)
+    if found is None or found.evidence["calls"] < MANY_CALLS or found.evidence["share"] < SHARE:
+        return []
+    rows = found.evidence.get("rows_per_call")
+    if rows is not None and rows > FEW_ROWS:
+        return []  # big batches: the time is the model's work, not the calls' overhead
+    return [found]
+
+
+def verdict(view: RunAtEpoch, last: Finding) -> Finding | None:
+    """At the run's end, the calls of the whole run: it is said once, when the first epochs
+    hold it, and a loop that goes on calls on (keras.io's character LSTM read "called 50
+    times ... of window 1" after 300 calls in 6 windows, 62% of its run)."""
+    if last.kind != KIND:
+        return None
+    every = view.epoch_records()
+    recs = [r for r in every if r.get("source") in ("auto", "loop") and _calls(r)]
+    found = _finding(view, recs) if recs else None
+    if found is None or found.evidence["calls"] <= amount(last.evidence.get("calls")):
+        return None
+    evidence = {**found.evidence, **{k: v for k, v in last.evidence.items() if k == "of_windows"}}
+    title = found.title
+    run_seconds = sum(amount(r.get("seconds")) for r in every)
+    if run_seconds > 1.05 * evidence["epoch_seconds"]:  # fits beside the loop's windows
+        evidence["run_share"] = round(evidence["seconds"] / run_seconds, 4)
+        title += f"; {evidence['run_share']:.0%} of the run's {fmt_seconds(run_seconds)}"
+    return replace(found, title=title, evidence=evidence, hint=last.hint, epoch=last.epoch)
+
+
+def _finding(view: RunAtEpoch, recs: list[dict[str, Any]]) -> Finding | None:
+    """What the calls of `recs` (epoch records, oldest first) cost, said as the finding."""
     blocks = [_calls(r) for r in recs]
     calls = int(sum(amount(b.get("calls")) for b in blocks))
     seconds = sum(amount(b.get("seconds")) for b in blocks)
     epoch_seconds = sum(amount(r.get("seconds")) for r in recs)
-    if calls < MANY_CALLS or epoch_seconds <= 0 or seconds < SHARE * epoch_seconds:
-        return []
+    if calls <= 0 or epoch_seconds <= 0:
+        return None
     sized = [b for b in blocks if b and "rows" in b]
     rows = sum(amount(b.get("rows")) for b in sized) / max(1.0, sum(amount(b.get("calls")) for b in sized))
-    if sized and rows > FEW_ROWS:
-        return []  # big batches: the time is the model's work, not the calls' overhead
     apis: dict[str, int] = {}
     for b in blocks:
         for api, n in (b.get("apis") or {}).items():
@@ -85,8 +115,8 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     api = max(apis, key=lambda a: apis[a]) if apis else "predict"
     share = seconds / epoch_seconds
     per_call = seconds / calls
-    first = view.epoch_number(view.end - len(recs))
-    last = view.epoch_number(view.last)
+    numbers = [_number(r) for r in recs]
+    first, last = numbers[0], numbers[-1]
     evidence: dict[str, Any] = {
         "calls": calls,
         "apis": apis,
@@ -100,7 +130,12 @@ def detect(view: RunAtEpoch) -> list[Finding]:
         evidence["rows_per_call"] = round(rows, 2)
     windows = all(r.get("epoch_source") == "inference_calls" for r in recs)
     unit = "window" if windows else "epoch"
-    span = f"{unit} {last + 1}" if first == last else f"{unit}s {first + 1}-{last + 1}"
+    if len(recs) == 1:
+        span = f"{unit} {last + 1}"
+    elif numbers == list(range(first, first + len(numbers))):
+        span = f"{unit}s {first + 1}-{last + 1}"
+    else:  # windows numbered anew in each round of calls between fits
+        span = f"{len(recs)} {unit}s"
     size = f"{rows:.0f} row{'' if round(rows) == 1 else 's'} a call, " if sized else ""
     title = (
         f"`model.{api}()` called {calls:,} times {'in a loop' if windows else 'inside the training loop'} "
@@ -110,7 +145,13 @@ def detect(view: RunAtEpoch) -> list[Finding]:
     hint = HINTS.get(api, HINTS["predict"])
     if windows and api == "predict":
         hint += "; a loop over a dataset's batches: `model.predict(dataset)` once, Keras iterates them itself"
-    return [Finding(KIND, WARNING, title, evidence, hint, None, last)]
+    return Finding(KIND, WARNING, title, evidence, hint, None, view.epoch_number(view.last))
 
 
-DETECTOR = Detector(name=KIND, detect=detect, persistence=1)
+def _number(rec: dict[str, Any]) -> int:
+    """The record's epoch (or window) number as the trace gave it (-1: none)."""
+    n = rec.get("epoch")
+    return n if isinstance(n, int) and not isinstance(n, bool) else -1
+
+
+DETECTOR = Detector(name=KIND, detect=detect, persistence=1, verdict=verdict)
