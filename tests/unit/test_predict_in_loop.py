@@ -108,4 +108,5 @@ def test_the_run_s_end_names_its_windows_of_calls_between_fits_and_their_share_o
 
     (f,) = analyze_records(syn.trace(9, make), "predict_in_loop", episodes=True)
     assert f.evidence["calls"] == 300 and f.evidence["run_share"] == round(22.8 / 38.1, 4), f.evidence
+    assert "epochs" not in f.evidence, f.evidence  # windows 1-2 three times over: no one range
     assert f.title.endswith("22.80s (99%) of the 23.10s of 6 windows; 60% of the run's 38.10s"), f.title

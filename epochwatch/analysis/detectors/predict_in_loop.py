@@ -134,8 +134,9 @@ def _finding(view: RunAtEpoch, recs: list[dict[str, Any]]) -> Finding | None:
         span = f"{unit} {last + 1}"
     elif numbers == list(range(first, first + len(numbers))):
         span = f"{unit}s {first + 1}-{last + 1}"
-    else:  # windows numbered anew in each round of calls between fits
+    else:  # windows numbered anew in each round of calls between fits: no one range
         span = f"{len(recs)} {unit}s"
+        del evidence["epochs"]
     size = f"{rows:.0f} row{'' if round(rows) == 1 else 's'} a call, " if sized else ""
     title = (
         f"`model.{api}()` called {calls:,} times {'in a loop' if windows else 'inside the training loop'} "
