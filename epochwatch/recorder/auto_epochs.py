@@ -12,7 +12,8 @@ From those, epochs are cut:
 
 - `data_pass`: the dataset that fed the steps is iterated again (a `for` loop's next pass),
   or one built anew from the same source the same way (`ds.enumerate()` each epoch:
-  pass_keys.py);
+  pass_keys.py), unless that is a new iterator made for each step (`next(iter(ds))` in
+  the loop: iterators_per_step.py);
 - `new_model`: an optimizer never seen before takes its first step (a loop that builds a
   model per iteration); each such optimizer also gets `fit_start`/`fit_end` records, as a
   Keras fit does, so `models_in_loop` judges the loop like a loop of fits;
@@ -48,6 +49,7 @@ from typing import Any
 from epochwatch import envvars
 from epochwatch.explain.anchor import STEPS
 from epochwatch.recorder.inference_calls import InferenceCalls
+from epochwatch.recorder.iterators_per_step import IteratorsPerStep
 from epochwatch.recorder.pass_keys import same_dataset
 from epochwatch.samplers.own_rss import own_rss_bytes
 from epochwatch.serials import serial_of
@@ -118,7 +120,8 @@ class AutoEpochs:
         self._number = 0
         self._feeding: Any = None  # the key of the dataset that fed the steps
         self._candidate: Any = None  # the last dataset pass started before steps were seen
-        self._steps_at_pass = 0  # total_steps when the candidate's pass began
+        self._steps_at_pass = 0  # total_steps when the candidate's (then the feeding's) pass began
+        self.remade = IteratorsPerStep()  # `next(iter(ds))` for each step: no epochs
         self._passes = False  # a data pass has been seen: passes cut, windows do not
         # The fast path (`step`): armed for one owner with the open epoch's step list, the
         # time of the next cut or interval and the step count of the next cut.
@@ -222,6 +225,7 @@ class AutoEpochs:
             return  # a second optimizer's update: the same step as the first one's
         rec = self._rec
         now = perf_counter()
+        self.remade.stepped(now, timed=self.at_begin == 1)
         if rec.epoch_source is None:
             self._open(now)
         elif not self._passes and (self.steps >= self.window_steps or now >= self._deadline):
@@ -287,8 +291,13 @@ class AutoEpochs:
                 return
             self._feeding = self._candidate  # the steps since its pass began came from it
         if self.steps and same_dataset(key, self._feeding):
+            since, self._steps_at_pass = self.total_steps - self._steps_at_pass, self.total_steps
+            now = time.perf_counter()
+            if self.remade.pass_began(since, now, dataset):
+                self._fast = _NOBODY  # its step takes the slow path, which times it
+                return
             self._passes = True
-            self._cut("data_pass", time.perf_counter())
+            self._cut("data_pass", now)
 
     def close(self) -> None:
         """The run ends: the open epoch and fit are closed with what they have."""
@@ -328,6 +337,7 @@ class AutoEpochs:
         fields: dict[str, Any] = {"epoch_source": why, "steps": steps}
         if self._replaced:
             fields["optimizers_replaced"], self._replaced = self._replaced, 0
+        fields.update(self.remade.fields(timed=self.at_begin == 1))
         self._rec.end_epoch(fields)
 
     def _new_owner(self, owner: Any) -> None:

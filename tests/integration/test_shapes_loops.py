@@ -117,6 +117,32 @@ for epoch in range(6):
 )
 
 
+# GM-NAS#4's loop: `next(iter(ds))` for each step, over a shuffled dataset of 64 batches.
+ITERATOR_PER_STEP = (
+    HEAD
+    + """
+big = tf.data.Dataset.from_tensor_slices((np.random.rand(1024, 8).astype("float32"), np.ones((1024, 1), "float32")))
+big = big.shuffle(1024).batch(16)
+train_step = make()
+for n in range(60):
+    xb, yb = next(iter(big))  # PLANTED
+    train_step(xb, yb)
+"""
+)
+
+# Passes of one batch each: epochs of one step, no iterator made per step.
+ONE_BATCH_PASSES = (
+    HEAD
+    + """
+one = ds.unbatch().batch(64)
+train_step = make()
+for n in range(30):
+    for xb, yb in one:
+        train_step(xb, yb)
+"""
+)
+
+
 def _run(tmp_path: Path, code: str, **env: str) -> list[dict]:
     run_python(code, tmp_path, env=child_env(tmp_path, **env))
     return read_single_trace(tmp_path)
@@ -318,3 +344,26 @@ def test_a_jit_compiled_functions_traces_say_so(tmp_path: Path) -> None:
     for e in of_type(_run(tmp_path, XLA_VARLEN), "epoch"):
         functions.update(e.get("retraces", {}).get("functions", {}))
     assert functions["step"].get("xla") is True and "xla" not in functions["<lambda>"], functions
+
+
+def test_a_new_iterator_for_each_step_is_said_with_its_line_and_cuts_no_epochs(tmp_path: Path) -> None:
+    """GM-NAS#4 in TensorFlow read 936 one-step "epochs" for 3 of 312 steps, and the time
+    lost to restarting the pipeline for each batch was unsaid."""
+    records = _run(tmp_path, ITERATOR_PER_STEP)
+    epochs = of_type(records, "epoch")
+    assert [(e["steps"], e["epoch_source"]) for e in epochs] == [(60, "window_steps")], epochs
+    made = epochs[0]["new_iterators"]
+    line = ITERATOR_PER_STEP.splitlines().index("    xb, yb = next(iter(big))  # PLANTED") + 1
+    assert made["count"] == 59 and made["site"] == f"train_script.py:{line} <module>", made
+    assert 0 < made["seconds_to_step"] < epochs[0]["seconds"], made
+    (found,) = [f for f in latest_findings(records) if f["kind"] == "iterator_per_step"]
+    assert found["severity"] == "warning" and f"train_script.py:{line}" in found["title"], found
+    assert "iter(train_ds)` before the loop" in found["hint"]
+
+
+def test_passes_of_a_one_batch_dataset_are_epochs(tmp_path: Path) -> None:
+    records = _run(tmp_path, ONE_BATCH_PASSES)
+    epochs = of_type(records, "epoch")
+    assert [(e["steps"], e["epoch_source"]) for e in epochs[1:]] == [(1, "data_pass")] * 29, epochs
+    assert not any("new_iterators" in e for e in epochs)
+    assert "iterator_per_step" not in {f["kind"] for f in latest_findings(records)}

@@ -757,3 +757,43 @@ def test_a_custom_loops_fit_start_counts_the_clear_session_calls(tmp_path: Path,
     rec.finish("completed")
     starts = of_type(read_single_trace(tmp_path), "fit_start")
     assert [s.get("clear_session_calls") for s in starts] == [1, 2, 3], starts
+
+
+class Sized:
+    """A dataset that says how many batches a pass holds (a DataLoader's len)."""
+
+    def __init__(self, batches: int) -> None:
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return self.batches
+
+
+def test_a_new_iterator_for_each_step_cuts_no_epoch_and_is_counted(tmp_path: Path) -> None:
+    """`next(iter(loader))` for each step (GM-NAS#4): each pass is dropped after one batch of
+    its 50; they are no epochs (936 one-step "epochs" before), but counted, with the line."""
+    rec = _recorder(tmp_path, EPOCHWATCH_WINDOW_STEPS="30")
+    opt, loader = Optimizer(), Sized(50)
+    for _ in range(45):
+        rec.auto.pass_started(loader)
+        rec.auto.step(opt)
+    epochs = _epochs(tmp_path, rec)
+    assert [(e["steps"], e["epoch_source"]) for e in epochs] == [(30, "window_steps"), (15, "window_steps")]
+    made = [e["new_iterators"] for e in epochs]
+    # The first pass is the loop's own; the one made before the 31st step, in the first
+    # window still: 44 in all, since the last record each.
+    assert [m["count"] for m in made] == [30, 14], made
+    assert made[0]["site"].startswith("test_auto_epochs.py:") and "test_a_new_iterator" in made[0]["site"]
+    assert "seconds_to_step" not in made[0]  # counted as updates end: the step's work is in it
+
+
+def test_passes_of_a_one_batch_dataset_or_of_unknown_size_are_epochs(tmp_path: Path) -> None:
+    for name, data in (("one batch", Sized(1)), ("unknown", object())):
+        rec = _recorder(tmp_path / name)
+        opt = Optimizer()
+        for _ in range(12):
+            rec.auto.pass_started(data)
+            rec.auto.step(opt)
+        epochs = _epochs(tmp_path / name, rec)
+        assert [e["steps"] for e in epochs] == [1] * 12, (name, epochs)
+        assert not any("new_iterators" in e for e in epochs), name

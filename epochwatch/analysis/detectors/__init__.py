@@ -29,6 +29,7 @@ MODULES: tuple[str, ...] = (
     "optimizer_recreated",
     "eager",
     "predict_in_loop",
+    "iterator_per_step",
     "cleanup_in_loop",
     "weights_carried_over",
     "callback_reset_each_fit",
