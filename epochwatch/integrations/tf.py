@@ -143,6 +143,13 @@ def cause(arg: str, change: str, was: str, now: str) -> dict[str, str]:
     return {"arg": arg, "change": change, "was": was, "now": now}
 
 
+def _components(trace_type: Any) -> Any:
+    """A Tuple's components, or a List's (TF keeps them in a Tuple, `components_tuple`): a
+    value that changed inside a list argument read as the whole list's `type`."""
+    inner = getattr(trace_type, "components_tuple", trace_type)
+    return getattr(inner, "components", None)
+
+
 def _diff(path: str, was: Any, now: Any, out: list[dict[str, str]]) -> None:
     if len(out) >= _MAX_CAUSES or was == now:
         return
@@ -153,7 +160,7 @@ def _diff(path: str, was: Any, now: Any, out: list[dict[str, str]]) -> None:
         change = "dtype" if was.dtype != now.dtype else "shape"
     elif type(was) is type(now):
         was_map, now_map = getattr(was, "mapping", None), getattr(now, "mapping", None)
-        was_c, now_c = getattr(was, "components", None), getattr(now, "components", None)
+        was_c, now_c = _components(was), _components(now)
         if isinstance(was_map, dict) and isinstance(now_map, dict):
             if set(was_map) == set(now_map):
                 for key in now_map:
