@@ -315,3 +315,38 @@ def test_a_step_must_hold_a_second_not_only_three_epochs() -> None:
     # The same shape on 1 s epochs held 8 s: a step, said with its onset.
     (f,) = _of(analyze(_run(_burst(1.0))), "slowdown")
     assert f.evidence["shape"] == "step" and f.evidence["onset_epoch"] == 17, f.evidence
+
+
+# keras#3230's callback scoring all the predictions seen so far at every epoch end, on a
+# loaded two-core host (session 15's regression sweep, run 2): its epochs' wall seconds mixed
+# two levels more and more often, while its own CPU seconds per epoch rose cleanly.
+_TWO_LEVELS_S = (
+    "0.672 0.289 0.269 0.332 0.346 0.261 0.288 0.272 0.235 0.315 0.236 0.323 0.325 0.617 0.584 0.324 "
+    "0.619 0.364 0.574 0.637 0.694 0.335 0.633 0.625 0.382 0.645 0.656 0.431 0.570 0.628 0.641 0.682 "
+    "0.404 0.621 0.707 0.557 0.664 0.510 0.467 0.659"
+)
+_OWN_CPU_S = (
+    "0.690 0.198 0.207 0.211 0.223 0.223 0.225 0.237 0.236 0.242 0.248 0.247 0.269 0.276 0.290 0.304 "
+    "0.303 0.310 0.306 0.323 0.336 0.336 0.342 0.338 0.342 0.360 0.369 0.361 0.369 0.385 0.388 0.394 "
+    "0.403 0.407 0.425 0.428 0.440 0.456 0.460 0.462"
+)
+
+
+def _two_levels(own_cpu: list[float]) -> list[dict[str, Any]]:
+    walls = [float(v) for v in _TWO_LEVELS_S.split()]
+    return syn.trace(
+        len(walls), lambda i: {"seconds": walls[i], "host": syn.host_block(700 * syn.MIB, cpu=own_cpu[i])}
+    )
+
+
+def test_a_slowdown_a_loaded_host_hides_in_two_levels_is_judged_through_its_own_cpu() -> None:
+    # It was silent: the wall seconds read as a step (a mix of two levels), not a trend.
+    cpu = [float(v) for v in _OWN_CPU_S.split()]
+    found = [f for f in analyze(_run(_two_levels(cpu))) if f.kind == "slowdown"]
+    assert len(found) == 1 and found[0].severity in ("warning", "critical"), found
+    assert found[0].evidence["rule"] == "through cpu_seconds" and "host_busier" not in found[0].evidence
+    # The same wall seconds with its own CPU flat: the host's levels, not the run's work.
+    flat = [0.2 + 0.002 * (i % 3) for i in range(len(cpu))]
+    assert [
+        f for f in analyze(_run(_two_levels(flat))) if f.kind == "slowdown" and f.severity != "info"
+    ] == []

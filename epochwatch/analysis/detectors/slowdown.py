@@ -18,13 +18,14 @@ from epochwatch.analysis.attribution import likely_causes
 from epochwatch.analysis.detectors import models_in_loop, retraces
 from epochwatch.analysis.detectors.base import Detector
 from epochwatch.analysis.findings import CRITICAL, INFO, WARNING, Finding, grew_since, severity_rank
-from epochwatch.analysis.growth import judge
+from epochwatch.analysis.growth import judge, judge_through
 from epochwatch.analysis.leaks import growth_evidence
 from epochwatch.analysis.shapes import BlatantRule, Step, StepRule, assess_step
 from epochwatch.analysis.trend import Growth, GrowthRule
 from epochwatch.analysis.units import fmt_seconds
 from epochwatch.analysis.view import RunAtEpoch, Window
 from epochwatch.analysis.waiting import judge as judge_cpu
+from epochwatch.analysis.waiting import own_work_explains
 
 KIND = "slowdown"
 RULE = GrowthRule()  # trend.py's defaults: +0.2%/epoch and +5% over a 60-epoch window
@@ -329,8 +330,14 @@ def current(view: RunAtEpoch, finding: Finding) -> float:
     return _recent(view, "seconds" if finding.target is None else "step_median")
 
 
+def _own_work_explains(cpu: Growth, time: Growth) -> bool:
+    return own_work_explains((cpu.start, cpu.now), (time.start, time.now))
+
+
 def _judge(view: RunAtEpoch, column: str, what: str, target: str | None) -> Finding | None:
     verdict = judge(view, column, RULE, blatant=BLATANT)
+    if verdict is None and column == "seconds" and view.unit == "epoch":
+        verdict = judge_through(view, column, "cpu_seconds", RULE, _own_work_explains)
     per_step = column == "step_median"
     if verdict is not None:
         g = verdict.growth
