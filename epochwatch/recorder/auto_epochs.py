@@ -51,6 +51,7 @@ from epochwatch.explain.anchor import STEPS
 from epochwatch.recorder.inference_calls import InferenceCalls
 from epochwatch.recorder.iterators_per_step import IteratorsPerStep
 from epochwatch.recorder.pass_keys import same_dataset
+from epochwatch.recorder.second_optimizers import CO_STEPS, SecondOptimizers
 from epochwatch.samplers.own_rss import own_rss_bytes
 from epochwatch.serials import serial_of
 
@@ -108,8 +109,8 @@ class AutoEpochs:
         self.updated: tuple[weakref.ref[Any], ...] = ()
         self._variables: dict[int, tuple[weakref.ref[Any], ...]] = {}
         self._replaced = 0  # ... such new optimizers since the last epoch record (its field)
-        # Second optimizers of a training (a GAN's): their updates are the first one's step.
-        self._co: weakref.WeakSet[Any] = weakref.WeakSet()
+        # Second optimizers of a training (a GAN's): their updates are the same batches' steps.
+        self._co = SecondOptimizers()
         self._serials = 0
         self._fit: int | None = None  # the fit index of the current owner's fit_start
         self._adopted: int | None = None  # a fit_start the integration wrote (fit_records False)
@@ -221,7 +222,11 @@ class AutoEpochs:
             self.inference.training_began()
         if owner is not self.owner:
             self._new_owner(owner)
-        if self._co and self._second_optimizer(owner):
+        if self._co.held(owner):
+            return  # a new optimizer's first update, a few steps into the fit: told at its next
+        if self._co and owner in self._co:
+            if self._co.updated(owner, self.steps):  # it updates most often: its are the steps
+                self._fast = _NOBODY
             return  # a second optimizer's update: the same step as the first one's
         rec = self._rec
         now = perf_counter()
@@ -233,6 +238,9 @@ class AutoEpochs:
         epoch = rec._epoch
         if epoch is None:  # the run is not recorded
             return
+        if self._co.late_step is not None:  # a new model's first update, held: its step
+            epoch.steps.append(self._co.late_step)
+            self._co.late_step = None
         epoch.steps.append(now)
         if now >= rec.clock.due:
             rec.interval(epoch.steps, now)
@@ -317,6 +325,7 @@ class AutoEpochs:
         return "data_pass" if self._passes else "window_steps"
 
     def _open(self, now: float) -> None:
+        self._co.epoch_began()
         self._rec.begin_epoch(self._number, SOURCE)
         self._number += 1
         self._deadline = now + self.window_seconds
@@ -372,15 +381,22 @@ class AutoEpochs:
                 self._owners[owner] = current
                 self._replaced += 1
                 return
-            if not updating & before and self.total_steps - self._fit_first <= 1:
-                # Other variables, right after the fit's first update: a second optimizer of the
-                # same training (an eager GAN's generator and discriminator: its first update cut
-                # a one-step first epoch and a second "fit").
-                self._owners[owner] = current
-                self._updates[current] = before | updating
-                self._co.add(owner)
-                self.owner = previous  # the first optimizer's updates stay the steps
-                return
+            into = self.total_steps - self._fit_first
+            if not updating & before and into <= CO_STEPS:
+                # Other variables, a few steps into the fit: a second optimizer of the same
+                # training (an eager GAN's generator and discriminator: its first update cut a
+                # one-step first epoch and a second "fit"), right after the fit's first update,
+                # or where the fit's optimizer updates again before it does (second_optimizers.py).
+                second = True if into <= 1 else self._co.decide(owner, self.total_steps, perf_counter())
+                if second is None:
+                    self.owner = previous  # held: the fit's optimizer's updates stay the steps
+                    return
+                if second:
+                    self._owners[owner] = current
+                    self._updates[current] = before | updating
+                    self._co.add(owner, previous)
+                    self.owner = previous  # the first optimizer's updates stay the steps
+                    return
         serial = self._serials  # a count, not len(): optimizers let go leave the dict
         if updating is not None:
             self._updates = {s: v for s, v in self._updates.items() if s > serial - 4}  # the newest few
@@ -437,13 +453,6 @@ class AutoEpochs:
             return False
         key = self.training_of(owner)
         return key is not None and key == self.training_of(previous)
-
-    def _second_optimizer(self, owner: Any) -> bool:
-        """Whether `owner` is a second optimizer of the training (its updates count no step)."""
-        try:
-            return owner in self._co
-        except TypeError:
-            return False
 
     def _alive(self, serial: int) -> bool:
         """Whether the variables a fit's optimizer updated are still alive (see `updated`)."""

@@ -247,6 +247,68 @@ def test_a_second_optimizer_of_the_same_training_is_the_same_step(tmp_path: Path
     assert len(of_type(records, "fit_start")) == 1
 
 
+def _wgan(tmp_path: Path, generator_first: bool) -> list[dict[str, Any]]:
+    """LynnHo's WGAN-GP#4: the critic's Adam updates every batch, the generator's every fifth
+    (n_critic), first or last in its group of five; 4 passes of 50 batches."""
+    from epochwatch.integrations.optimizer_steps import wrap_update
+
+    rec = _recorder(tmp_path)
+
+    class Adam:
+        def apply(self, grads: Any, trainable_variables: Any = None) -> None:
+            return None
+
+    Adam.apply = wrap_update(Adam.apply, rec)  # type: ignore[method-assign]
+    critic, generator = [_Var(), _Var()], [_Var()]
+    opt_d, opt_g = Adam(), Adam()
+    data = object()
+    for _ in range(4):
+        rec.auto.pass_started(data)
+        for batch in range(50):
+            if generator_first and batch % 5 == 0:
+                opt_g.apply([1], generator)
+            opt_d.apply([1, 2], critic)
+            if not generator_first and batch % 5 == 4:
+                opt_g.apply([1], generator)
+    rec.finish("completed")
+    return read_single_trace(tmp_path)
+
+
+def test_a_second_optimizer_updated_every_fifth_batch_is_the_same_training(tmp_path: Path) -> None:
+    """The generator's first update at step 5 cut a five-step epoch and a second "fit", and
+    both optimizers' updates counted (55-60 steps for 50 batches); with the generator first,
+    the critic's were dropped (10 steps for 50 batches)."""
+    for first in (False, True):
+        records = _wgan(tmp_path / str(first), first)
+        steps = [e["steps"] for e in of_type(records, "epoch")]
+        assert len(of_type(records, "fit_start")) == 1, (first, steps)
+        # The generator first: its first few updates counted, till the critic's showed more.
+        assert steps[1:] == [50, 50, 50] and 45 <= steps[0] <= 50, (first, steps)
+
+
+def test_a_new_model_a_few_steps_into_a_fit_is_a_fit_with_all_its_steps(tmp_path: Path) -> None:
+    """A new optimizer over other variables 4 steps into a fit, and the first one never again:
+    a new model's training (its first update, held, is its step)."""
+    from epochwatch.integrations.optimizer_steps import wrap_update
+
+    rec = _recorder(tmp_path)
+
+    class Adam:
+        def apply(self, grads: Any, trainable_variables: Any = None) -> None:
+            return None
+
+    Adam.apply = wrap_update(Adam.apply, rec)  # type: ignore[method-assign]
+    models = [[_Var()] for _ in range(3)]
+    for variables in models:
+        opt = Adam()
+        for _ in range(4):
+            opt.apply([1], variables)
+    rec.finish("completed")
+    records = read_single_trace(tmp_path)
+    assert [e["steps"] for e in of_type(records, "fit_end")] == [4, 4, 4]
+    assert sum(e["steps"] for e in of_type(records, "epoch")) == 12
+
+
 def test_the_scripts_own_epoch_switches_automatic_epochs_off(tmp_path: Path) -> None:
     rec = _recorder(tmp_path)
     opt = Optimizer()
