@@ -72,6 +72,10 @@ class Run:
     # the rise into that point (detectors/host_memory.py).
     looked_after: list[int] = field(default_factory=list)
     looking: bool = False  # the newest interval record was such a one
+    # ... and the new traces those left out made (and their graph building), carried to the
+    # next interval kept: a per-epoch retrace in a looked-inside stretch is still a retrace
+    # (pix2pix's retrace_storm was said twice on a loaded host, its RSS a "leak" beside it).
+    _looked_traces: dict[str, float] | None = None
     # The epoch series' indexes of the epochs the hook looked inside (`looking_inside`): kept
     # in the series (their time is the run's, less their overhead), but the RSS their look
     # left is the hook's (detectors/host_memory.py).
@@ -165,10 +169,14 @@ class Run:
         elif kind == schema.INTERVAL:
             if rec.get("looking_inside") is True:
                 self.looking = True  # the hook's own profiler capture or tracemalloc slice
+                self._looked_traces = _traces_with(self._looked_traces, rec.get("retraces"))
                 return
             if self.looking:
                 self.looking = False
                 self.looked_after.append(self.intervals.count)
+            if self._looked_traces is not None:  # what traced meanwhile traced before this point
+                rec = {**rec, "retraces": _traces_with(self._looked_traces, rec.get("retraces"))}
+                self._looked_traces = None
             host = rec.get("host")
             if isinstance(host, dict):  # where the epoch it falls in began (series.note_rss)
                 self.series.note_rss(_number(host.get("rss_bytes")))
@@ -228,6 +236,16 @@ class Run:
         new = retraces.get("new") if isinstance(retraces, dict) else None
         if isinstance(fit, int) and isinstance(new, int | float) and not isinstance(new, bool):
             self.fit_traces[fit] = self.fit_traces.get(fit, 0.0) + new
+
+
+def _traces_with(carried: dict[str, float] | None, block: Any) -> dict[str, float]:
+    """An interval's `retraces` block with what `carried` (left-out intervals') adds."""
+    out = dict(block) if isinstance(block, dict) else {}
+    for key in ("new", "graph_build_seconds"):
+        extra = (carried or {}).get(key, 0.0)
+        mine = out.get(key)
+        out[key] = (mine if isinstance(mine, int | float) and not isinstance(mine, bool) else 0) + extra
+    return out
 
 
 def _record_bytes(rec: Any, depth: int = 0) -> int:
