@@ -164,19 +164,25 @@ class _Var:  # a variable: what an update names, weakly referenced
     pass
 
 
-def test_a_new_optimizer_for_the_same_variables_is_the_same_models_training(tmp_path: Path) -> None:
-    """tensorflow#27120's workaround: a new Adam (and tf.function) each epoch for one model.
-    Each new optimizer was a new model's fit: "19 fits of 19 models", and a fix to build the
-    model once, which the script did. What an update names (its variables) tells them apart."""
+def _adam_class(rec: Recorder) -> Any:
+    """An optimizer class whose `apply(grads, trainable_variables)` the hook wraps, as it
+    does Keras 3's: its updates are steps, and what it updates tells models apart."""
     from epochwatch.integrations.optimizer_steps import wrap_update
-
-    rec = _recorder(tmp_path)
 
     class Adam:
         def apply(self, grads: Any, trainable_variables: Any = None) -> None:
             return None
 
     Adam.apply = wrap_update(Adam.apply, rec)  # type: ignore[method-assign]
+    return Adam
+
+
+def test_a_new_optimizer_for_the_same_variables_is_the_same_models_training(tmp_path: Path) -> None:
+    """tensorflow#27120's workaround: a new Adam (and tf.function) each epoch for one model.
+    Each new optimizer was a new model's fit: "19 fits of 19 models", and a fix to build the
+    model once, which the script did. What an update names (its variables) tells them apart."""
+    rec = _recorder(tmp_path)
+    Adam = _adam_class(rec)
     model = [_Var(), _Var()]
     for _ in range(3):
         opt = Adam()
@@ -196,15 +202,8 @@ def test_a_new_optimizer_for_the_same_variables_is_the_same_models_training(tmp_
 def test_a_new_model_whose_variables_took_the_freed_ones_ids_is_a_new_fit(tmp_path: Path) -> None:
     """A loop that deletes its model before building the next: the new variables may take
     the freed ones' ids. The same ids name the same variables only while those are alive."""
-    from epochwatch.integrations.optimizer_steps import wrap_update
-
     rec = _recorder(tmp_path)
-
-    class Adam:
-        def apply(self, grads: Any, trainable_variables: Any = None) -> None:
-            return None
-
-    Adam.apply = wrap_update(Adam.apply, rec)  # type: ignore[method-assign]
+    Adam = _adam_class(rec)
     first = [_Var(), _Var()]
     Adam().apply([1, 2], first)
     Adam().apply([1, 2], first)  # the same variables: the same fit
@@ -227,15 +226,8 @@ def test_a_second_optimizer_of_the_same_training_is_the_same_step(tmp_path: Path
     """An eager loop with two optimizers (a main head and an auxiliary one, a GAN's two):
     the second's first update cut a one-step first epoch and a second "fit", and each
     step counted twice (120 for 60)."""
-    from epochwatch.integrations.optimizer_steps import wrap_update
-
     rec = _recorder(tmp_path, EPOCHWATCH_WINDOW_STEPS="10")
-
-    class Adam:
-        def apply(self, grads: Any, trainable_variables: Any = None) -> None:
-            return None
-
-    Adam.apply = wrap_update(Adam.apply, rec)  # type: ignore[method-assign]
+    Adam = _adam_class(rec)
     main, aux = [_Var(), _Var()], [_Var()]
     opt_main, opt_aux = Adam(), Adam()
     for _ in range(30):
@@ -250,15 +242,8 @@ def test_a_second_optimizer_of_the_same_training_is_the_same_step(tmp_path: Path
 def _wgan(tmp_path: Path, generator_first: bool) -> list[dict[str, Any]]:
     """LynnHo's WGAN-GP#4: the critic's Adam updates every batch, the generator's every fifth
     (n_critic), first or last in its group of five; 4 passes of 50 batches."""
-    from epochwatch.integrations.optimizer_steps import wrap_update
-
     rec = _recorder(tmp_path)
-
-    class Adam:
-        def apply(self, grads: Any, trainable_variables: Any = None) -> None:
-            return None
-
-    Adam.apply = wrap_update(Adam.apply, rec)  # type: ignore[method-assign]
+    Adam = _adam_class(rec)
     critic, generator = [_Var(), _Var()], [_Var()]
     opt_d, opt_g = Adam(), Adam()
     data = object()
@@ -289,15 +274,8 @@ def test_a_second_optimizer_updated_every_fifth_batch_is_the_same_training(tmp_p
 def test_a_new_model_a_few_steps_into_a_fit_is_a_fit_with_all_its_steps(tmp_path: Path) -> None:
     """A new optimizer over other variables 4 steps into a fit, and the first one never again:
     a new model's training (its first update, held, is its step)."""
-    from epochwatch.integrations.optimizer_steps import wrap_update
-
     rec = _recorder(tmp_path)
-
-    class Adam:
-        def apply(self, grads: Any, trainable_variables: Any = None) -> None:
-            return None
-
-    Adam.apply = wrap_update(Adam.apply, rec)  # type: ignore[method-assign]
+    Adam = _adam_class(rec)
     models = [[_Var()] for _ in range(3)]
     for variables in models:
         opt = Adam()
