@@ -13,7 +13,7 @@ previous one, over a dataset that holds more batches than that (its iterator was
 with batches left; where its size is not known, a pass is a pass), is an iterator made for a
 step: it cuts no epoch (the loop's epochs are windows of steps, as for a
 loop without passes), and each epoch record says how many were made (`new_iterators`), where
-(the script's line that called `iter()`), and, where steps are counted as they begin (a step
+(the script's line that called `iter()`, and the dataset's name where it says `iter(name)`), and, where steps are counted as they begin (a step
 function's calls), the time from each new iterator to its step: the pipeline's start-up and
 the first batch.
 `iterator_per_step` says it (analysis/detectors/iterator_per_step.py).
@@ -21,7 +21,9 @@ the first batch.
 
 from __future__ import annotations
 
+import linecache
 import os
+import re
 import sys
 from typing import Any
 
@@ -43,15 +45,22 @@ def batches(dataset: Any) -> int | None:
     return sys.maxsize if n == _INFINITE else n
 
 
-def script_site() -> str | None:
-    """`file:line function` of the nearest caller that is neither epochwatch nor a
-    framework: the script's line that made the iterator. Read once, not per pass."""
+_ITER_OF = re.compile(r"\biter\(\s*([A-Za-z_][\w.]*)\s*\)")
+
+
+def script_site() -> tuple[str, str | None] | None:
+    """(`file:line function`, the dataset's name where the line says `iter(name)`) of the
+    nearest caller that is neither epochwatch nor a framework: the script's line that made
+    the iterator. Read once, not per pass."""
     frame = sys._getframe(1)
     while frame is not None:
         module = str(frame.f_globals.get("__name__", ""))
         if module.partition(".")[0] not in _FRAMEWORKS:
             code = frame.f_code
-            return f"{os.path.basename(code.co_filename)}:{frame.f_lineno} {code.co_name}"
+            line = linecache.getline(code.co_filename, frame.f_lineno)
+            named = _ITER_OF.search(line)
+            site = f"{os.path.basename(code.co_filename)}:{frame.f_lineno} {code.co_name}"
+            return site, named.group(1) if named else None
         frame = frame.f_back  # type: ignore[assignment]
     return None
 
@@ -63,7 +72,7 @@ class IteratorsPerStep:
         self._count = 0  # new iterators since the last epoch record
         self._seconds = 0.0  # from each to the step it fed (timed: steps counted as they begin)
         self._made: float | None = None  # when the newest one was made, until its step
-        self.site: str | None = None
+        self.site: tuple[str, str | None] | None = None
 
     def pass_began(self, steps_since: int, now: float, dataset: Any) -> bool:
         """A pass over `dataset`, which fed the steps, began `steps_since` steps after the
@@ -97,6 +106,8 @@ class IteratorsPerStep:
         if timed:
             block["seconds_to_step"] = round(self._seconds, 6)
         if self.site:
-            block["site"] = self.site
+            block["site"] = self.site[0]
+            if self.site[1]:
+                block["dataset"] = self.site[1]
         self._count, self._seconds = 0, 0.0
         return {"new_iterators": block}

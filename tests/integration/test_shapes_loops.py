@@ -355,9 +355,11 @@ def test_a_new_iterator_for_each_step_is_said_with_its_line_and_cuts_no_epochs(t
     made = epochs[0]["new_iterators"]
     line = ITERATOR_PER_STEP.splitlines().index("    xb, yb = next(iter(big))  # PLANTED") + 1
     assert made["count"] == 59 and made["site"] == f"train_script.py:{line} <module>", made
+    assert made["dataset"] == "big", made  # the name the line gives it: `iter(big)`
     assert 0 < made["seconds_to_step"] < epochs[0]["seconds"], made
     (found,) = [f for f in latest_findings(records) if f["kind"] == "iterator_per_step"]
     assert found["severity"] == "warning" and f"train_script.py:{line}" in found["title"], found
+    assert found["title"].startswith("a new iterator over `big` made for each step"), found["title"]
     assert "iter(train_ds)` before the loop" in found["hint"]
 
 

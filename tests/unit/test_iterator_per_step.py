@@ -23,7 +23,7 @@ def _loop(made: int, epochs: int = 3, steps: int = 100, timed: bool = True) -> l
             "steps": steps,
         }
         if made:
-            block: dict[str, Any] = {"count": made, "site": SITE}
+            block: dict[str, Any] = {"count": made, "site": SITE, "dataset": "train_ds"}
             if timed:
                 block["seconds_to_step"] = 27.6 * made / steps
             rec["new_iterators"] = block
@@ -36,7 +36,7 @@ def test_an_iterator_for_each_step_is_said_with_its_line_and_time() -> None:
     (f,) = analyze_records(_loop(100), "iterator_per_step")
     assert f.severity == "warning" and f.epoch == 0 and f.target is None, f
     assert f.title == (
-        "a new iterator over the dataset made for each step (100 for 100 steps, at train.py:65 <module>): "
+        "a new iterator over `train_ds` made for each step (100 for 100 steps, at train.py:65 <module>): "
         "27.60s (92%) of the epochs' 30.00s from each new iterator to its step"
     ), f.title
     assert "`it = iter(train_ds)` before the loop" in f.hint

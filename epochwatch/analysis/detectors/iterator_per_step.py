@@ -66,12 +66,17 @@ def _finding(view: RunAtEpoch, recs: list[dict[str, Any]]) -> Finding | None:
     if count < MANY or count < SHARE * steps:
         return None
     sites = [m["site"] for m in made if isinstance(m.get("site"), str)]
+    names = [m["dataset"] for m in made if isinstance(m.get("dataset"), str)]
     evidence: dict[str, Any] = {"iterators": count, "steps": steps}
     said = f" ({count:,} for {steps:,} steps"
     if sites:
         evidence["site"] = sites[-1]
         said += f", at {sites[-1]}"
-    title = f"a new iterator over the dataset made for each step{said})"
+    over = "the dataset"
+    if names:
+        evidence["dataset"] = names[-1]
+        over = f"`{names[-1]}`"
+    title = f"a new iterator over {over} made for each step{said})"
     timed = [
         (amount(m.get("seconds_to_step")), amount(r.get("seconds"))) for m, r in zip(made, recs, strict=True)
     ]
