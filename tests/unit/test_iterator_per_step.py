@@ -72,3 +72,25 @@ def test_a_pass_s_batches_as_tf_data_and_len_say_them() -> None:
     assert batches(_Cardinality(-2)) is None  # not known (`filter`, `unbatch`)
     assert batches([1, 2, 3]) == 3
     assert batches(object()) is None
+
+
+def test_hostile_blocks_are_no_finding_and_no_error() -> None:
+    """A trace is a user's file: the block of any shape, its numbers of any type."""
+    for block in (
+        "many",
+        ["x"],
+        {"count": "20"},
+        {"count": float("nan")},
+        {"count": 1e300, "site": {"a": 1}},
+    ):
+
+        def make(i: int, block: Any = block) -> dict[str, Any]:
+            return {
+                "source": "auto",
+                "seconds": 30.0,
+                "steps": "100",
+                "new_iterators": block,
+                "looking_inside": "yes",
+            }
+
+        assert analyze_records(syn.trace(3, make), "iterator_per_step") == [], block

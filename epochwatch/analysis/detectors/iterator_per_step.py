@@ -63,8 +63,8 @@ def _finding(view: RunAtEpoch, recs: list[dict[str, Any]]) -> Finding | None:
     made = [_made(r) for r in recs]
     count = int(sum(amount(m.get("count")) for m in made))
     steps = int(sum(amount(r.get("steps")) for r in recs))
-    if count < MANY or count < SHARE * steps:
-        return None
+    if count < MANY or count < SHARE * steps or count > steps + len(recs):
+        return None  # few, or more than the steps they fed (a trace that says otherwise is junk)
     sites = [m["site"] for m in made if isinstance(m.get("site"), str)]
     names = [m["dataset"] for m in made if isinstance(m.get("dataset"), str)]
     evidence: dict[str, Any] = {"iterators": count, "steps": steps}
