@@ -60,7 +60,7 @@ def wrap_iter(
     def __iter__(self: Any) -> Any:
         if getattr(_inside, "iter", False):  # a distributed dataset's own pass over its dataset
             return original(self)
-        if not auto.off and (eager is None or eager()):
+        if eager is None or eager():  # in the script's own epochs too: new iterators per step
             guard.run(PART, lambda: auto.pass_started(self, key), None)
         _inside.iter = True
         try:

@@ -123,6 +123,10 @@ class AutoEpochs:
         self._candidate: Any = None  # the last dataset pass started before steps were seen
         self._steps_at_pass = 0  # total_steps when the candidate's (then the feeding's) pass began
         self.remade = IteratorsPerStep()  # `next(iter(ds))` for each step: no epochs
+        recorder.add_epoch_fields("new iterators", lambda: self.remade.fields(timed=self.at_begin == 1))
+        self._loop_pass: tuple[Any, float, int] | None = (
+            None  # in the script's epochs: (key, its start, steps)
+        )
         self._passes = False  # a data pass has been seen: passes cut, windows do not
         # The fast path (`step`): armed for one owner with the open epoch's step list, the
         # time of the next cut or interval and the step count of the next cut.
@@ -264,6 +268,7 @@ class AutoEpochs:
             return
         self.owner = owner
         now = perf_counter()
+        self.remade.stepped(now, timed=self.at_begin == 1)
         steps = epoch.steps
         steps.append(now)
         STEPS.active = True  # steps known: a memory slice starts at one (explain/slices.py)
@@ -288,6 +293,7 @@ class AutoEpochs:
         """A new pass over `dataset` (`iter(dataset)`) began; `key_of` names what it is a
         pass over (pass_keys.py; default: the object), read only when passes count here."""
         if self.off:
+            self._pass_in_loop(dataset, key_of)
             return
         epoch_source = self._rec.epoch_source
         if epoch_source is not None and epoch_source != SOURCE:
@@ -306,6 +312,17 @@ class AutoEpochs:
                 return
             self._passes = True
             self._cut("data_pass", now)
+
+    def _pass_in_loop(self, dataset: Any, key_of: Callable[[Any], Any] | None) -> None:
+        """A pass in the script's own epoch (`hook.epoch()`): it cuts nothing, but one a step
+        or two after the last over the same dataset is a new iterator made for a step."""
+        epoch = self._rec._epoch
+        if epoch is None or epoch.source != LOOP:
+            return
+        key = dataset if key_of is None else key_of(dataset)
+        last, self._loop_pass = self._loop_pass, (key, epoch.start_perf, len(epoch.steps))
+        if last is not None and last[1] == epoch.start_perf and same_dataset(key, last[0]):
+            self.remade.pass_began(len(epoch.steps) - last[2], time.perf_counter(), dataset)
 
     def close(self) -> None:
         """The run ends: the open epoch and fit are closed with what they have."""
@@ -346,7 +363,6 @@ class AutoEpochs:
         fields: dict[str, Any] = {"epoch_source": why, "steps": steps}
         if self._replaced:
             fields["optimizers_replaced"], self._replaced = self._replaced, 0
-        fields.update(self.remade.fields(timed=self.at_begin == 1))
         self._rec.end_epoch(fields)
 
     def _new_owner(self, owner: Any) -> None:

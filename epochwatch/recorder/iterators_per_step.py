@@ -12,7 +12,7 @@ So a pass over the dataset that fed the steps that begins one to SHORT_PASS step
 previous one, over a dataset that holds more batches than that (its iterator was dropped
 with batches left; where its size is not known, a pass is a pass), is an iterator made for a
 step: it cuts no epoch (the loop's epochs are windows of steps, as for a
-loop without passes), and each epoch record says how many were made (`new_iterators`), where
+loop without passes; in the script's own `hook.epoch()` epochs passes cut nothing anyway), and each epoch record says how many were made (`new_iterators`), where
 (the script's line that called `iter()`, and the dataset's name where it says `iter(name)`), and, where steps are counted as they begin (a step
 function's calls), the time from each new iterator to its step: the pipeline's start-up and
 the first batch.

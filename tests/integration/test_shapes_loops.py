@@ -130,6 +130,22 @@ for n in range(60):
 """
 )
 
+# The same inside the script's own epochs (`hook.epoch()`), its steps marked by the updates.
+ITERATOR_PER_STEP_OWN_EPOCHS = (
+    HEAD
+    + """
+from epochwatch import hook
+big = tf.data.Dataset.from_tensor_slices((np.random.rand(1024, 8).astype("float32"), np.ones((1024, 1), "float32")))
+big = big.shuffle(1024).batch(16)
+train_step = make()
+for epoch in range(3):
+    with hook.epoch(epoch):
+        for n in range(30):
+            xb, yb = next(iter(big))
+            train_step(xb, yb)
+"""
+)
+
 # Passes of one batch each: epochs of one step, no iterator made per step.
 ONE_BATCH_PASSES = (
     HEAD
@@ -369,3 +385,12 @@ def test_passes_of_a_one_batch_dataset_are_epochs(tmp_path: Path) -> None:
     assert [(e["steps"], e["epoch_source"]) for e in epochs[1:]] == [(1, "data_pass")] * 29, epochs
     assert not any("new_iterators" in e for e in epochs)
     assert "iterator_per_step" not in {f["kind"] for f in latest_findings(records)}
+
+
+def test_a_new_iterator_for_each_step_is_counted_in_the_scripts_own_epochs(tmp_path: Path) -> None:
+    records = _run(tmp_path, ITERATOR_PER_STEP_OWN_EPOCHS)
+    epochs = of_type(records, "epoch")
+    assert [(e["source"], e["steps"]) for e in epochs] == [("loop", 30)] * 3, epochs
+    assert [e["new_iterators"]["count"] for e in epochs] == [29] * 3, epochs
+    (found,) = [f for f in latest_findings(records) if f["kind"] == "iterator_per_step"]
+    assert "over `big`" in found["title"], found["title"]
