@@ -380,6 +380,12 @@ class AutoEpochs:
         except TypeError:  # not weak-referenceable: judged by identity alone
             return
         updating, self.updating = self.updating, None
+        held = self._co.decide(owner, self.total_steps)
+        if held is not None:  # its first update was held: whose training it is, told now
+            if held.second:
+                self._co_optimizer(owner, held.main, held.serial, held.variables)
+                return
+            previous, updating = held.main, held.own  # a new model's: as any new optimizer
         current = self._serial_of(previous)
         if current is not None and self._same_training(previous, owner):
             # The step made anew over the same training (jax803's jax.jit per epoch read "19
@@ -398,21 +404,17 @@ class AutoEpochs:
                 self._replaced += 1
                 return
             into = self.total_steps - self._fit_first
-            if not updating & before and into <= CO_STEPS:
+            if held is None and not updating & before and into <= CO_STEPS:
                 # Other variables, a few steps into the fit: a second optimizer of the same
                 # training (an eager GAN's generator and discriminator: its first update cut a
                 # one-step first epoch and a second "fit"), right after the fit's first update,
                 # or where the fit's optimizer updates again before it does (second_optimizers.py).
-                second = True if into <= 1 else self._co.decide(owner, self.total_steps, perf_counter())
-                if second is None:
-                    self.owner = previous  # held: the fit's optimizer's updates stay the steps
-                    return
-                if second:
-                    self._owners[owner] = current
-                    self._updates[current] = before | updating
-                    self._co.add(owner, previous)
-                    self.owner = previous  # the first optimizer's updates stay the steps
-                    return
+                if into <= 1:
+                    self._co_optimizer(owner, previous, current, before | updating)
+                else:  # held: the fit's optimizer's updates stay the steps until it is told
+                    self._co.hold(owner, self.total_steps, previous, current, before | updating, updating)
+                    self.owner = previous
+                return
         serial = self._serials  # a count, not len(): optimizers let go leave the dict
         if updating is not None:
             self._updates = {s: v for s, v in self._updates.items() if s > serial - 4}  # the newest few
@@ -452,6 +454,14 @@ class AutoEpochs:
         for facts in (*self.fit_facts.values(), *self.every_fit_facts.values()):
             block.update(facts())
         rec.emit("fit_start", **block)
+
+    def _co_optimizer(self, owner: Any, main: Any, serial: int, variables: frozenset[int]) -> None:
+        """`owner` is a second optimizer of `main`'s training (fit `serial`, which now
+        updates `variables`): its updates are the same batches' steps."""
+        self._owners[owner] = serial
+        self._updates[serial] = variables
+        self._co.add(owner, main)
+        self.owner = main  # the first optimizer's updates stay the steps
 
     def new_to(self, owner: Any) -> bool:
         """Whether `owner` is an optimizer this run has not seen update yet (its wrapper then

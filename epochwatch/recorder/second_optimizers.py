@@ -18,11 +18,31 @@ the second optimizer's and an epoch of 50 batches read 10 steps.
 from __future__ import annotations
 
 import weakref
+from dataclasses import dataclass, replace
+from time import perf_counter
 from typing import Any
 
-CO_STEPS = 16  # a second optimizer begins within the fit's first steps (n_critic is 5 or so)
+# A second optimizer begins within the fit's first steps (n_critic is 5 or so). Few: a new
+# model's held first update is counted as its step, but what it traced lands in the epoch
+# record before (a new model, optimizer and tf.function per 16-step client of flower#700's
+# FedAvg, held at 16, gave every client's trace to the client before it).
+CO_STEPS = 8
 MOST_OFTEN = 2  # a second optimizer updating this many times as often as the steps counted ...
 AT_LEAST = 4  # ... and this many times in the epoch, is the one whose updates are the steps
+
+
+@dataclass(frozen=True)
+class Held:
+    """A new optimizer's first update, held: what telling its training needs."""
+
+    owner: weakref.ref[Any]
+    total_steps: int  # the run's steps counted when it was held
+    at: float  # when (perf_counter): its step's time, if it is a new model's
+    main: Any  # the fit's optimizer then
+    serial: int  # the fit's model serial
+    variables: frozenset[int]  # the fit's variables and its
+    own: frozenset[int]  # its own variables
+    second: bool = False  # told: the same training's second optimizer
 
 
 class SecondOptimizers:
@@ -32,7 +52,7 @@ class SecondOptimizers:
         self._co: weakref.WeakSet[Any] = weakref.WeakSet()
         self._main: weakref.ref[Any] | None = None  # the optimizer whose updates are the steps
         self._updates = 0  # the second optimizers' updates in the open epoch
-        self._held: tuple[weakref.ref[Any], int, float] | None = None  # (it, total steps, when)
+        self._held: Held | None = None
         self.late_step: float | None = None  # a held first update found to be a new model's step
 
     def __bool__(self) -> bool:
@@ -49,24 +69,35 @@ class SecondOptimizers:
         self._co.add(owner)
         self._main = weakref.ref(main)
 
+    def hold(
+        self,
+        owner: Any,
+        total_steps: int,
+        main: Any,
+        serial: int,
+        variables: frozenset[int],
+        own: frozenset[int],
+    ) -> None:
+        """Hold `owner`'s first update, a few steps into `main`'s fit, till its next."""
+        self._held = Held(weakref.ref(owner), total_steps, perf_counter(), main, serial, variables, own)
+
     def held(self, owner: Any) -> bool:
         """Whether `owner`'s update is a held first update (counted as no step for now)."""
-        return self._held is not None and self._held[0]() is owner
+        return self._held is not None and self._held.owner() is owner
 
-    def decide(self, owner: Any, total_steps: int, now: float) -> bool | None:
-        """For a new optimizer over other variables a few steps into a fit: True once the
-        fit's optimizer updated since its first update (the same training's second
-        optimizer), False when it updates again first (a new model's: `late_step` is then its
-        first update's time), None at its first update (held)."""
+    def decide(self, owner: Any, total_steps: int) -> Held | None:
+        """At the next update of a held optimizer (whether or not it says what it updates: a
+        step function's calls after its trace do not): `second` once the fit's optimizer
+        updated since (the same training), else a new model's (`late_step` is then its
+        first update's time). None for any other optimizer."""
         held = self._held
-        if held is None or held[0]() is not owner:
-            self._held = (weakref.ref(owner), total_steps, now)
+        if held is None or held.owner() is not owner:
             return None
         self._held = None
-        if total_steps > held[1]:
-            return True
-        self.late_step = held[2]
-        return False
+        if total_steps > held.total_steps:
+            return replace(held, second=True)
+        self.late_step = held.at
+        return held
 
     def epoch_began(self) -> None:
         self._updates = 0

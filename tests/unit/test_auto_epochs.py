@@ -837,3 +837,21 @@ def test_passes_of_a_one_batch_dataset_or_of_unknown_size_are_epochs(tmp_path: P
         epochs = _epochs(tmp_path / name, rec)
         assert [e["steps"] for e in epochs] == [1] * 12, (name, epochs)
         assert not any("new_iterators" in e for e in epochs), name
+
+
+def test_a_new_step_function_a_fits_length_in_is_a_new_model_with_all_its_steps(tmp_path: Path) -> None:
+    """flower#700's FedAvg: a new model, optimizer and `@tf.function` step per client. A
+    client's first step within CO_STEPS of the last client's start is held as maybe a second
+    optimizer; its later calls (a step function's, which say nothing of what they update
+    after its trace) never told it, and every second client's steps were dropped."""
+    rec = _recorder(tmp_path)
+    for client in range(4):
+        step = Optimizer()  # each client's step function
+        for n in range(6):
+            if n == 0:  # its trace says what it updates, its later calls do not
+                rec.auto.updating = frozenset({1000 * client + 1, 1000 * client + 2})
+            rec.auto.step(step)
+    rec.finish("completed")
+    records = read_single_trace(tmp_path)
+    assert [e["steps"] for e in of_type(records, "fit_end")] == [6] * 4
+    assert [e["steps"] for e in of_type(records, "epoch")] == [6] * 4
