@@ -118,13 +118,17 @@ for epoch in range(6):
 
 
 # GM-NAS#4's loop: `next(iter(ds))` for each step, over a shuffled dataset of 64 batches.
-ITERATOR_PER_STEP = (
+BIG = (
     HEAD
     + """
 big = tf.data.Dataset.from_tensor_slices((np.random.rand(1024, 8).astype("float32"), np.ones((1024, 1), "float32")))
 big = big.shuffle(1024).batch(16)
 train_step = make()
-for n in range(60):
+"""
+)
+ITERATOR_PER_STEP = (
+    BIG
+    + """for n in range(60):
     xb, yb = next(iter(big))  # PLANTED
     train_step(xb, yb)
 """
@@ -132,12 +136,8 @@ for n in range(60):
 
 # The same inside the script's own epochs (`hook.epoch()`), its steps marked by the updates.
 ITERATOR_PER_STEP_OWN_EPOCHS = (
-    HEAD
-    + """
-from epochwatch import hook
-big = tf.data.Dataset.from_tensor_slices((np.random.rand(1024, 8).astype("float32"), np.ones((1024, 1), "float32")))
-big = big.shuffle(1024).batch(16)
-train_step = make()
+    BIG
+    + """from epochwatch import hook
 for epoch in range(3):
     with hook.epoch(epoch):
         for n in range(30):
