@@ -124,9 +124,8 @@ class AutoEpochs:
         self._steps_at_pass = 0  # total_steps when the candidate's (then the feeding's) pass began
         self.remade = IteratorsPerStep()  # `next(iter(ds))` for each step: no epochs
         recorder.add_epoch_fields("new iterators", lambda: self.remade.fields(timed=self.at_begin == 1))
-        self._loop_pass: tuple[Any, float, int] | None = (
-            None  # in the script's epochs: (key, its start, steps)
-        )
+        # The newest pass in the script's own epoch: (its key, the epoch's start, its steps then).
+        self._loop_pass: tuple[Any, float, int] | None = None
         self._passes = False  # a data pass has been seen: passes cut, windows do not
         # The fast path (`step`): armed for one owner with the open epoch's step list, the
         # time of the next cut or interval and the step count of the next cut.
@@ -382,10 +381,11 @@ class AutoEpochs:
         updating, self.updating = self.updating, None
         held = self._co.decide(owner, self.total_steps)
         if held is not None:  # its first update was held: whose training it is, told now
+            main = held.main() or previous
             if held.second:
-                self._co_optimizer(owner, held.main, held.serial, held.variables)
+                self._co_optimizer(owner, main, held.serial, held.variables)
                 return
-            previous, updating = held.main, held.own  # a new model's: as any new optimizer
+            previous, updating = main, held.own  # a new model's: as any new optimizer
         current = self._serial_of(previous)
         if current is not None and self._same_training(previous, owner):
             # The step made anew over the same training (jax803's jax.jit per epoch read "19

@@ -38,7 +38,7 @@ class Held:
     owner: weakref.ref[Any]
     total_steps: int  # the run's steps counted when it was held
     at: float  # when (perf_counter): its step's time, if it is a new model's
-    main: Any  # the fit's optimizer then
+    main: weakref.ref[Any]  # the fit's optimizer then
     serial: int  # the fit's model serial
     variables: frozenset[int]  # the fit's variables and its
     own: frozenset[int]  # its own variables
@@ -79,7 +79,9 @@ class SecondOptimizers:
         own: frozenset[int],
     ) -> None:
         """Hold `owner`'s first update, a few steps into `main`'s fit, till its next."""
-        self._held = Held(weakref.ref(owner), total_steps, perf_counter(), main, serial, variables, own)
+        self._held = Held(
+            weakref.ref(owner), total_steps, perf_counter(), weakref.ref(main), serial, variables, own
+        )
 
     def held(self, owner: Any) -> bool:
         """Whether `owner`'s update is a held first update (counted as no step for now)."""
